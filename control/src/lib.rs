@@ -1,0 +1,1 @@
+//! rvpp control surface.

@@ -1,0 +1,1 @@
+//! VPP binary API messages.

@@ -1,0 +1,1 @@
+//! Forwarding information bases: longest-prefix match from an address to a leaf (a load-balance index).

@@ -1,0 +1,1 @@
+//! memif protocol crate.
