@@ -1,1 +1,3 @@
-//! rvpp control surface.
+//! rvpp control surface: startup.conf, the CLI socket, the VPP binary API, and the daemon's runtime.
+pub mod cli_server;
+pub mod startup_conf;
