@@ -1,0 +1,238 @@
+//! Rust server <-> Rust client in one process.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use memif::{Config, Event, Interface, Mode, Role};
+
+fn pair(tag: &str, mode: Mode, queues: u16, secret: Option<&str>) -> (Interface, Interface, String) {
+    let path = unique_path(tag);
+    let mut s = Config::new(Role::Server, &path);
+    s.mode = mode;
+    s.num_s2m_rings = queues;
+    s.num_m2s_rings = queues;
+    s.id = 7;
+    s.secret = secret.map(String::from);
+    let mut c = Config::new(Role::Client, &path);
+    c.mode = mode;
+    c.num_s2m_rings = queues;
+    c.num_m2s_rings = queues;
+    c.id = 7;
+    c.secret = secret.map(String::from);
+    c.log2_ring_size = 8;
+    let server = Interface::new(s).unwrap();
+    let client = Interface::new(c).unwrap();
+    (server, client, path)
+}
+
+fn sizes() -> Vec<usize> {
+    let mut v: Vec<usize> = vec![64, 65, 128, 1500, 2047, 2048, 2049, 4096, 4097, 6000, 8999, 9000];
+    v.extend((0..40).map(|i| 64 + i * 223));
+    v
+}
+
+fn exercise(mode: Mode, queues: u16) {
+    let (mut server, mut client, _p) = pair(&format!("lb{queues}"), mode, queues, Some("s3cret"));
+    connect_pair(&mut server, &mut client);
+    assert_eq!(server.rx_queues(), queues as usize);
+    assert_eq!(client.tx_queues(), queues as usize);
+    for q in 0..queues as usize {
+        let pkts: Vec<Vec<u8>> = sizes().iter().enumerate().map(|(i, &l)| make_packet(l, (q * 1000 + i) as u32)).collect();
+        // Several rounds so the rings wrap (ring has 256 slots).
+        for _ in 0..4 {
+            assert_eq!(transfer(&mut client, &mut server, q, &pkts), pkts, "client->server q{q}");
+            assert_eq!(transfer(&mut server, &mut client, q, &pkts), pkts, "server->client q{q}");
+        }
+    }
+    assert_eq!(server.stats().rx_dropped, 0);
+    assert_eq!(client.stats().ring_errors, 0);
+}
+
+#[test]
+fn ethernet_one_queue() {
+    exercise(Mode::Ethernet, 1);
+}
+
+#[test]
+fn ip_two_queues() {
+    exercise(Mode::Ip, 2);
+}
+
+#[test]
+fn oversized_packet_is_dropped_not_truncated() {
+    let (mut server, mut client, _p) = pair("big", Mode::Ethernet, 1, None);
+    connect_pair(&mut server, &mut client);
+    let pkts = vec![make_packet(3000, 1), make_packet(100, 2)];
+    assert_eq!(client.tx_burst(0, &pkts), 2);
+    let mut small = bufs(4, 2000);
+    let mut got = 0;
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while got == 0 && Instant::now() < deadline {
+        got = server.rx_burst(0, &mut small);
+    }
+    assert_eq!(got, 1);
+    assert_eq!(small[0].as_slice(), &pkts[1][..]);
+    assert_eq!(server.stats().rx_dropped, 1);
+}
+
+#[test]
+fn ring_full_backpressure() {
+    let (mut server, mut client, _p) = pair("full", Mode::Ethernet, 1, None);
+    connect_pair(&mut server, &mut client);
+    let pkts: Vec<Vec<u8>> = (0..300).map(|i| make_packet(64, i)).collect();
+    // 256 slots: the first burst fills the ring, the rest must wait.
+    let sent = client.tx_burst(0, &pkts);
+    assert_eq!(sent, 256);
+    assert_eq!(client.tx_burst(0, &pkts[sent..]), 0);
+    let mut b = bufs(512, 128);
+    assert_eq!(server.rx_burst(0, &mut b), 256);
+    for (i, p) in b[..256].iter().enumerate() {
+        assert_eq!(p.as_slice(), &pkts[i][..]);
+    }
+    assert_eq!(transfer(&mut client, &mut server, 0, &pkts[sent..]), &pkts[sent..]);
+}
+
+#[test]
+fn wrong_secret_and_id_are_rejected() {
+    let path = unique_path("sec");
+    let mut s = Config::new(Role::Server, &path);
+    s.secret = Some("right".into());
+    let mut server = Interface::new(s).unwrap();
+    let mut c = Config::new(Role::Client, &path);
+    c.secret = Some("wrong".into());
+    let mut client = Interface::new(c).unwrap();
+    let mut c2 = Config::new(Role::Client, &path);
+    c2.secret = Some("right".into());
+    c2.id = 99;
+    let mut client2 = Interface::new(c2).unwrap();
+    let deadline = Instant::now() + Duration::from_millis(500);
+    while Instant::now() < deadline {
+        assert!(server.poll_control().is_none());
+        assert!(client.poll_control().is_none());
+        assert!(client2.poll_control().is_none());
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    assert!(!server.is_connected() && !client.is_connected() && !client2.is_connected());
+}
+
+#[test]
+fn mode_mismatch_is_rejected() {
+    let path = unique_path("mode");
+    let mut s = Config::new(Role::Server, &path);
+    s.mode = Mode::Ip;
+    let mut server = Interface::new(s).unwrap();
+    let mut client = Interface::new(Config::new(Role::Client, &path)).unwrap();
+    let deadline = Instant::now() + Duration::from_millis(300);
+    while Instant::now() < deadline {
+        server.poll_control();
+        client.poll_control();
+    }
+    assert!(!server.is_connected() && !client.is_connected());
+}
+
+#[test]
+fn reconnect_after_client_and_server_loss() {
+    let (mut server, mut client, path) = pair("rc", Mode::Ethernet, 1, None);
+    connect_pair(&mut server, &mut client);
+    let pkts: Vec<Vec<u8>> = (0..50).map(|i| make_packet(1000, i)).collect();
+    assert_eq!(transfer(&mut client, &mut server, 0, &pkts), pkts);
+
+    // Client goes away: server sees Disconnected and accepts a new one.
+    drop(client);
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        assert!(Instant::now() < deadline);
+        if let Some(Event::Disconnected { .. }) = server.poll_control() {
+            break;
+        }
+    }
+    assert_eq!(server.tx_burst(0, &pkts), 0, "no traffic while down");
+    let mut c = Config::new(Role::Client, &path);
+    c.id = 7;
+    c.log2_ring_size = 8;
+    let mut client = Interface::new(c).unwrap();
+    connect_pair(&mut server, &mut client);
+    assert_eq!(transfer(&mut server, &mut client, 0, &pkts), pkts);
+
+    // Server goes away: client notices, retries, and reconnects to a new server.
+    drop(server);
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        assert!(Instant::now() < deadline);
+        if let Some(Event::Disconnected { .. }) = client.poll_control() {
+            break;
+        }
+    }
+    // Let it fail a few connection attempts first.
+    for _ in 0..5 {
+        assert!(client.poll_control().is_none());
+        std::thread::sleep(Duration::from_millis(30));
+    }
+    let mut s = Config::new(Role::Server, &path);
+    s.id = 7;
+    let mut server = Interface::new(s).unwrap();
+    connect_pair(&mut server, &mut client);
+    assert_eq!(transfer(&mut client, &mut server, 0, &pkts), pkts);
+    assert_eq!(client.stats().connects, 2);
+}
+
+#[test]
+fn interrupt_mode_signals_eventfd() {
+    let path = unique_path("irq");
+    let mut s = Config::new(Role::Server, &path);
+    s.rx_interrupts = true;
+    let mut server = Interface::new(s).unwrap();
+    let mut client = Interface::new(Config::new(Role::Client, &path)).unwrap();
+    connect_pair(&mut server, &mut client);
+    let fd = server.rx_interrupt_fd(0).expect("eventfd");
+    let mut pfd = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+    // SAFETY (test): pfd is a valid pollfd.
+    assert_eq!(unsafe { libc::poll(&mut pfd, 1, 0) }, 0, "not signalled before tx");
+    assert_eq!(client.tx_burst(0, &[make_packet(64, 1)]), 1);
+    // SAFETY (test): as above.
+    assert_eq!(unsafe { libc::poll(&mut pfd, 1, 1000) }, 1, "signalled after tx");
+    let mut b = bufs(4, 2048);
+    assert_eq!(server.rx_burst(0, &mut b), 1);
+    // The client polls (default): the server must not signal it.
+    let cfd = client.rx_interrupt_fd(0).unwrap();
+    assert_eq!(server.tx_burst(0, &[make_packet(64, 2)]), 1);
+    let mut pfd = libc::pollfd { fd: cfd, events: libc::POLLIN, revents: 0 };
+    // SAFETY (test): as above.
+    assert_eq!(unsafe { libc::poll(&mut pfd, 1, 50) }, 0);
+}
+
+#[test]
+fn abstract_socket_in_netns() {
+    // Needs root and `ip`; skip otherwise.
+    let ns = format!("rvpp-memif-{}", std::process::id());
+    let ok = std::process::Command::new("ip").args(["netns", "add", &ns]).status().map(|s| s.success()).unwrap_or(false);
+    if !ok {
+        eprintln!("SKIP: cannot create a network namespace (need root and iproute2)");
+        return;
+    }
+    struct Del(String);
+    impl Drop for Del {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("ip").args(["netns", "del", &self.0]).status();
+        }
+    }
+    let _del = Del(ns.clone());
+    let name = format!("abstract:rvpp/memif-{}", nanos());
+    let spec = format!("{name},netns_name=/var/run/netns/{ns}");
+    let mut server = Interface::new(Config::new(Role::Server, &spec)).unwrap();
+    // Same abstract name in *our* netns must not reach it.
+    let mut outsider = Interface::new(Config::new(Role::Client, &name)).unwrap();
+    for _ in 0..20 {
+        server.poll_control();
+        outsider.poll_control();
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(!outsider.is_connected());
+    drop(outsider);
+    let mut client = Interface::new(Config::new(Role::Client, &spec)).unwrap();
+    connect_pair(&mut server, &mut client);
+    let pkts: Vec<Vec<u8>> = (0..10).map(|i| make_packet(200, i)).collect();
+    assert_eq!(transfer(&mut client, &mut server, 0, &pkts), pkts);
+}
