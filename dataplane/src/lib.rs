@@ -1,3 +1,13 @@
 //! rvpp's packet engine: buffers, vectors, the node graph, nodes and tables. No I/O lives here.
+//!
+//! `unsafe` is confined to `buffer` (the shared packet memory), `runtime::clocks` (rdtsc) and
+//! `fib::mem` (zeroed table memory and SIMD gathers); every block carries a `// SAFETY:` note.
+pub mod buffer;
+pub mod device;
 pub mod fib;
+pub mod graph;
+pub mod nodes;
 pub mod rcu;
+pub mod runtime;
+pub mod tables;
+pub mod wire;

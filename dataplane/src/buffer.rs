@@ -1,0 +1,757 @@
+//! The buffer pool: one contiguous region of fixed-size buffers addressed by `u32` index.
+//!
+//! Layout of buffer `i` at `base + i * stride`: 128 bytes of metadata, `HEADROOM` bytes for
+//! prepending headers, then `data_size` bytes of packet data. The region lives on a memfd so
+//! that drivers can share it with a peer (memif regions, AF_XDP UMEM); it is backed by 2 MiB
+//! hugepages when the system has them and by normal pages otherwise.
+//!
+//! Ownership rule (the invariant every `unsafe` here relies on): at any instant a buffer index
+//! is owned by exactly one holder: the pool's free list, one worker, or one device ring. Only
+//! the owner touches the buffer. Indices move between owners by value, never by sharing.
+
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// Space reserved before the packet for headers pushed on the way out (VXLAN, IPIP, ESP...).
+pub const HEADROOM: usize = 256;
+/// Bytes of metadata at the start of every buffer.
+pub const META_SIZE: usize = 128;
+/// Default bytes of packet data per buffer (VPP's default data-size).
+pub const DEFAULT_DATA_SIZE: usize = 2048;
+/// Buffers a worker keeps for itself before it gives some back to the pool.
+pub const CACHE_SIZE: usize = 1024;
+/// How many buffers move between a worker cache and the pool at once.
+const CACHE_BATCH: usize = 256;
+/// Marks "no next buffer" in a chain.
+pub const NO_BUFFER: u32 = u32::MAX;
+
+/// Buffer flags.
+pub mod flags {
+    /// `next_buffer` is valid: the packet continues in another buffer.
+    pub const NEXT_PRESENT: u32 = 1 << 0;
+    /// The packet is being traced; `trace_index` is valid.
+    pub const TRACED: u32 = 1 << 1;
+    /// L4 checksum still to be computed (offload from a tap's vnet header).
+    pub const OFFLOAD_L4_CKSUM: u32 = 1 << 2;
+    /// This packet is a GSO super-frame; `gso_size` is valid.
+    pub const GSO: u32 = 1 << 3;
+    /// Set by ip4-local/ip6-local for packets to one of our addresses.
+    pub const LOCALLY_ORIGINATED: u32 = 1 << 4;
+    /// The L2 header has been consumed; `l2_hdr_offset` tells where it was.
+    pub const L2_HDR_VALID: u32 = 1 << 5;
+}
+
+/// Per-buffer metadata, the first 128 bytes of each buffer.
+#[repr(C, align(64))]
+#[derive(Clone, Copy, Debug)]
+pub struct BufferMeta {
+    /// Start of the packet relative to the data area; negative values reach into the headroom.
+    pub current_data: i16,
+    /// Bytes of packet in this buffer from `current_data`.
+    pub current_length: u16,
+    pub flags: u32,
+    /// Interface the packet came in on.
+    pub rx_sw_if_index: u32,
+    /// Interface the packet goes out of; set by rewrite.
+    pub tx_sw_if_index: u32,
+    /// Next buffer of a chain, when `NEXT_PRESENT`.
+    pub next_buffer: u32,
+    /// Bytes in the rest of the chain.
+    pub total_length_not_including_first_buffer: u32,
+    /// Drop reason, set before a packet goes to error-drop (a global error index).
+    pub error: u16,
+    /// Offset of the L2 header relative to the data area.
+    pub l2_hdr_offset: i16,
+    /// Offset of the L3 header relative to the data area.
+    pub l3_hdr_offset: i16,
+    /// Offset of the L4 header relative to the data area.
+    pub l4_hdr_offset: i16,
+    /// FIB index used for the lookup.
+    pub fib_index: u32,
+    /// Adjacency chosen by lookup, used by rewrite.
+    pub adj_index: u32,
+    /// Flow hash computed by lookup (ECMP).
+    pub flow_hash: u32,
+    /// Bitmask of the features still to run on the current feature arc.
+    pub feature_mask: u32,
+    /// GSO segment size when `GSO` is set.
+    pub gso_size: u16,
+    /// Owned by the pool (1) or by someone else (0): catches double frees.
+    pub(crate) pool_free: u8,
+    pub _pad0: u8,
+    /// Index of this packet's trace record when `TRACED`.
+    pub trace_index: u32,
+    /// Scratch space that one node passes to the next.
+    pub opaque: [u32; 12],
+    pub _pad1: [u32; 6],
+}
+
+const _: () = assert!(std::mem::size_of::<BufferMeta>() == META_SIZE);
+
+impl BufferMeta {
+    const fn zeroed() -> Self {
+        Self {
+            current_data: 0,
+            current_length: 0,
+            flags: 0,
+            rx_sw_if_index: u32::MAX,
+            tx_sw_if_index: u32::MAX,
+            next_buffer: NO_BUFFER,
+            total_length_not_including_first_buffer: 0,
+            error: 0,
+            l2_hdr_offset: 0,
+            l3_hdr_offset: 0,
+            l4_hdr_offset: 0,
+            fib_index: 0,
+            adj_index: 0,
+            flow_hash: 0,
+            feature_mask: 0,
+            gso_size: 0,
+            pool_free: 1,
+            _pad0: 0,
+            trace_index: 0,
+            opaque: [0; 12],
+            _pad1: [0; 6],
+        }
+    }
+
+    /// Reset the fields a receiving driver does not set, keeping pool bookkeeping.
+    #[inline(always)]
+    pub fn reset_for_rx(&mut self) {
+        let pool_free = self.pool_free;
+        *self = Self::zeroed();
+        self.pool_free = pool_free;
+    }
+}
+
+/// How the pool's memory was obtained.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backing {
+    /// memfd on 2 MiB hugepages.
+    Hugepages,
+    /// memfd on normal pages, because hugepages were not available.
+    NormalPages,
+}
+
+/// A mutable view of one buffer owned by the caller.
+pub struct Buf<'a> {
+    pub meta: &'a mut BufferMeta,
+    /// Headroom followed by the data area.
+    mem: &'a mut [u8],
+}
+
+impl<'a> Buf<'a> {
+    #[inline(always)]
+    fn start(&self) -> usize {
+        (HEADROOM as isize + self.meta.current_data as isize) as usize
+    }
+
+    /// The packet bytes in this buffer.
+    #[inline(always)]
+    pub fn data(&self) -> &[u8] {
+        let s = self.start();
+        &self.mem[s..s + self.meta.current_length as usize]
+    }
+
+    #[inline(always)]
+    pub fn data_mut(&mut self) -> &mut [u8] {
+        let s = self.start();
+        &mut self.mem[s..s + self.meta.current_length as usize]
+    }
+
+    /// The packet bytes from `current_data` to the end of the buffer (for writing a packet).
+    #[inline(always)]
+    pub fn tail_room_mut(&mut self) -> &mut [u8] {
+        let s = self.start();
+        &mut self.mem[s..]
+    }
+
+    /// The whole headroom + data area, for drivers and nodes that build packets.
+    #[inline(always)]
+    pub fn raw_mut(&mut self) -> &mut [u8] {
+        self.mem
+    }
+
+    /// Move the packet start forward by `n` bytes (consume a header).
+    /// Returns false, changing nothing, when the buffer is shorter than `n`.
+    #[inline(always)]
+    pub fn advance(&mut self, n: usize) -> bool {
+        if n > self.meta.current_length as usize {
+            return false;
+        }
+        self.meta.current_data += n as i16;
+        self.meta.current_length -= n as u16;
+        true
+    }
+
+    /// Move the packet start back by `n` bytes (expose or push a header).
+    /// Returns false, changing nothing, when the headroom is too small.
+    #[inline(always)]
+    pub fn retreat(&mut self, n: usize) -> bool {
+        if self.start() < n {
+            return false;
+        }
+        self.meta.current_data -= n as i16;
+        self.meta.current_length += n as u16;
+        true
+    }
+
+    /// Set the packet length in this buffer; false if it does not fit.
+    #[inline(always)]
+    pub fn set_len(&mut self, len: usize) -> bool {
+        if self.start() + len > self.mem.len() {
+            return false;
+        }
+        self.meta.current_length = len as u16;
+        true
+    }
+
+    /// Bytes this buffer can hold from `current_data` on.
+    pub fn capacity(&self) -> usize {
+        self.mem.len() - self.start()
+    }
+
+    /// Bytes in the whole chain starting here.
+    pub fn total_len(&self) -> usize {
+        let rest = if self.meta.flags & flags::NEXT_PRESENT != 0 {
+            self.meta.total_length_not_including_first_buffer as usize
+        } else {
+            0
+        };
+        self.meta.current_length as usize + rest
+    }
+}
+
+struct Region {
+    base: *mut u8,
+    len: usize,
+    fd: OwnedFd,
+}
+
+// SAFETY: the region is plain shared memory; who may touch which buffer is governed by the
+// ownership rule in the module docs, not by the Region handle itself.
+unsafe impl Send for Region {}
+// SAFETY: as above; &Region only hands out raw addresses.
+unsafe impl Sync for Region {}
+
+impl Drop for Region {
+    fn drop(&mut self) {
+        // SAFETY: base/len come from a successful mmap and nothing uses the region after the
+        // pool (its only owner) is dropped.
+        unsafe {
+            libc::munmap(self.base.cast(), self.len);
+        }
+    }
+}
+
+/// Everything shared between workers about the pool.
+pub struct BufferPool {
+    region: Region,
+    n_buffers: u32,
+    stride: usize,
+    data_size: usize,
+    backing: Backing,
+    free: Mutex<Vec<u32>>,
+    /// Buffers sitting in worker caches (for accounting).
+    cached: AtomicUsize,
+    /// Frees of a buffer that was already free: a bug somewhere, counted instead of corrupting.
+    double_frees: AtomicUsize,
+}
+
+/// Round `n` up to a multiple of `to` (a power of two).
+const fn round_up(n: usize, to: usize) -> usize {
+    (n + to - 1) & !(to - 1)
+}
+
+const HUGE_2M: usize = 2 << 20;
+
+impl BufferPool {
+    /// Create a pool of `n_buffers` buffers of `data_size` data bytes each.
+    pub fn new(n_buffers: u32, data_size: usize) -> std::io::Result<Arc<Self>> {
+        Self::with_backing(n_buffers, data_size, true)
+    }
+
+    /// As [`BufferPool::new`]; `try_hugepages = false` skips straight to normal pages.
+    pub fn with_backing(
+        n_buffers: u32,
+        data_size: usize,
+        try_hugepages: bool,
+    ) -> std::io::Result<Arc<Self>> {
+        if n_buffers == 0 || n_buffers >= NO_BUFFER || data_size < 64 || data_size > 65535 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("bad buffer pool size: {n_buffers} buffers of {data_size} bytes"),
+            ));
+        }
+        let stride = round_up(META_SIZE + HEADROOM + data_size, 64);
+        let bytes = stride * n_buffers as usize;
+        let (region, backing) = match try_hugepages.then(|| map_memfd(bytes, true)) {
+            Some(Ok(r)) => (r, Backing::Hugepages),
+            Some(Err(e)) => {
+                log::warn!(
+                    "buffer pool: no 2 MiB hugepages for {} MiB ({e}); using normal pages",
+                    bytes >> 20
+                );
+                (map_memfd(bytes, false)?, Backing::NormalPages)
+            }
+            None => (map_memfd(bytes, false)?, Backing::NormalPages),
+        };
+        let pool = Self {
+            region,
+            n_buffers,
+            stride,
+            data_size,
+            backing,
+            // Reversed so that low indices are handed out first (nicer traces and tests).
+            free: Mutex::new((0..n_buffers).rev().collect()),
+            cached: AtomicUsize::new(0),
+            double_frees: AtomicUsize::new(0),
+        };
+        for i in 0..n_buffers {
+            // SAFETY: the pool is not shared yet, so we own every buffer; meta_ptr is in bounds.
+            unsafe { pool.meta_ptr(i).write(BufferMeta::zeroed()) };
+        }
+        Ok(Arc::new(pool))
+    }
+
+    #[inline(always)]
+    fn buffer_ptr(&self, bi: u32) -> *mut u8 {
+        assert!(bi < self.n_buffers, "buffer index {bi} out of range");
+        // SAFETY: bi < n_buffers, so the offset stays inside the mapped region.
+        unsafe { self.region.base.add(bi as usize * self.stride) }
+    }
+
+    #[inline(always)]
+    fn meta_ptr(&self, bi: u32) -> *mut BufferMeta {
+        self.buffer_ptr(bi).cast()
+    }
+
+    pub fn capacity(&self) -> u32 {
+        self.n_buffers
+    }
+    pub fn data_size(&self) -> usize {
+        self.data_size
+    }
+    pub fn stride(&self) -> usize {
+        self.stride
+    }
+    pub fn backing(&self) -> Backing {
+        self.backing
+    }
+    /// The memfd behind the region, for sharing it with a peer.
+    pub fn region_fd(&self) -> RawFd {
+        self.region.fd.as_raw_fd()
+    }
+    /// Size in bytes of the region.
+    pub fn region_len(&self) -> usize {
+        self.region.len
+    }
+    /// Address of the region, for drivers that register it with the kernel or a peer.
+    pub fn region_base(&self) -> *mut u8 {
+        self.region.base
+    }
+    /// Offset of buffer `bi`'s data area (after the headroom) in the region.
+    pub fn data_offset(&self, bi: u32) -> usize {
+        bi as usize * self.stride + META_SIZE + HEADROOM
+    }
+    /// The buffer whose data area contains region offset `off`, if any.
+    pub fn buffer_at_offset(&self, off: usize) -> Option<u32> {
+        let bi = off / self.stride;
+        (bi < self.n_buffers as usize).then_some(bi as u32)
+    }
+
+    /// Buffers in the shared free list.
+    pub fn free_count(&self) -> usize {
+        self.free.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+    /// Buffers held by workers' caches.
+    pub fn cached_count(&self) -> usize {
+        self.cached.load(Ordering::Relaxed)
+    }
+    /// Buffers owned by packets in flight, rings, or leaks: capacity - free - cached.
+    pub fn in_use(&self) -> usize {
+        self.n_buffers as usize - self.free_count() - self.cached_count()
+    }
+    pub fn double_frees(&self) -> usize {
+        self.double_frees.load(Ordering::Relaxed)
+    }
+
+    /// A worker-local handle with its own cache.
+    pub fn local(self: &Arc<Self>) -> Buffers {
+        Buffers {
+            pool: self.clone(),
+            cache: Vec::with_capacity(CACHE_SIZE + CACHE_BATCH),
+        }
+    }
+}
+
+fn map_memfd(bytes: usize, huge: bool) -> std::io::Result<Region> {
+    let len = if huge {
+        round_up(bytes, HUGE_2M)
+    } else {
+        round_up(bytes, 4096)
+    };
+    let mut mfd_flags = libc::MFD_CLOEXEC;
+    if huge {
+        mfd_flags |= libc::MFD_HUGETLB | libc::MFD_HUGE_2MB;
+    }
+    // SAFETY: memfd_create takes a NUL-terminated name and flags; the returned fd is checked.
+    let fd = unsafe { libc::memfd_create(c"rvpp-buffers".as_ptr(), mfd_flags) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: fd is a fresh descriptor we own.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    // SAFETY: plain syscall on our fd.
+    if unsafe { libc::ftruncate(fd.as_raw_fd(), len as libc::off_t) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let mut mmap_flags = libc::MAP_SHARED;
+    if huge {
+        // Fault the hugepages in now: a later SIGBUS on a short pool would kill a worker.
+        mmap_flags |= libc::MAP_POPULATE;
+    }
+    // SAFETY: mapping a file we own, length matches its size; the result is checked.
+    let base = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            mmap_flags,
+            fd.as_raw_fd(),
+            0,
+        )
+    };
+    if base == libc::MAP_FAILED {
+        return Err(std::io::Error::last_os_error());
+    }
+    if huge {
+        // MAP_POPULATE does not report failure; check that the pages are really there.
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        // SAFETY: fstat writes into st, a valid stat.
+        let ok = unsafe { libc::fstat(fd.as_raw_fd(), &mut st) } == 0;
+        let mut vec = vec![0u8; len / HUGE_2M];
+        // SAFETY: mincore writes one byte per page of the mapping into vec, sized for it.
+        let rc = unsafe { libc::mincore(base, len, vec.as_mut_ptr()) };
+        let all_resident = rc == 0 && vec.iter().all(|b| b & 1 == 1);
+        if !ok || !all_resident {
+            // SAFETY: base/len are the mapping just made.
+            unsafe { libc::munmap(base, len) };
+            return Err(std::io::Error::other("hugepages not resident"));
+        }
+    }
+    Ok(Region {
+        base: base.cast(),
+        len,
+        fd,
+    })
+}
+
+/// A worker's handle on the pool: allocation and free go through a local cache, so the shared
+/// free list is touched once per `CACHE_BATCH` buffers at most.
+pub struct Buffers {
+    pool: Arc<BufferPool>,
+    cache: Vec<u32>,
+}
+
+impl Buffers {
+    pub fn pool(&self) -> &Arc<BufferPool> {
+        &self.pool
+    }
+
+    /// Fill `out` with fresh buffers; returns how many were allocated (fewer if the pool ran dry).
+    #[inline]
+    pub fn alloc(&mut self, out: &mut [u32]) -> usize {
+        if self.cache.len() < out.len() {
+            self.refill(out.len());
+        }
+        let n = out.len().min(self.cache.len());
+        let from = self.cache.len() - n;
+        for (o, &bi) in out[..n].iter_mut().zip(&self.cache[from..]) {
+            *o = bi;
+            // SAFETY: bi came from our cache, so we own it now.
+            let m = unsafe { &mut *self.pool.meta_ptr(bi) };
+            m.reset_for_rx();
+            m.pool_free = 0;
+        }
+        self.cache.truncate(from);
+        self.pool.cached.fetch_sub(n, Ordering::Relaxed);
+        n
+    }
+
+    /// One buffer, or None when the pool is empty.
+    #[inline]
+    pub fn alloc_one(&mut self) -> Option<u32> {
+        let mut b = [0u32];
+        (self.alloc(&mut b) == 1).then_some(b[0])
+    }
+
+    #[cold]
+    fn refill(&mut self, want: usize) {
+        let mut free = self.pool.free.lock().unwrap_or_else(|e| e.into_inner());
+        let take = (want.max(CACHE_BATCH) - self.cache.len().min(want)).min(free.len());
+        let from = free.len() - take;
+        self.cache.extend_from_slice(&free[from..]);
+        free.truncate(from);
+        self.pool.cached.fetch_add(take, Ordering::Relaxed);
+    }
+
+    /// Return buffers (and the rest of their chains) to the pool.
+    #[inline]
+    pub fn free(&mut self, bufs: &[u32]) {
+        for &bi in bufs {
+            self.free_chain(bi);
+        }
+        if self.cache.len() > CACHE_SIZE {
+            self.spill();
+        }
+    }
+
+    #[inline(always)]
+    fn free_chain(&mut self, mut bi: u32) {
+        loop {
+            if bi >= self.pool.n_buffers {
+                self.pool.double_frees.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+            // SAFETY: the caller owned bi (ownership rule); it is in range (checked above).
+            let m = unsafe { &mut *self.pool.meta_ptr(bi) };
+            if m.pool_free != 0 {
+                self.pool.double_frees.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+            m.pool_free = 1;
+            let next = (m.flags & flags::NEXT_PRESENT != 0).then_some(m.next_buffer);
+            self.cache.push(bi);
+            self.pool.cached.fetch_add(1, Ordering::Relaxed);
+            match next {
+                Some(n) => bi = n,
+                None => return,
+            }
+        }
+    }
+
+    #[cold]
+    fn spill(&mut self) {
+        let keep = CACHE_SIZE - CACHE_BATCH;
+        let n = self.cache.len() - keep;
+        let mut free = self.pool.free.lock().unwrap_or_else(|e| e.into_inner());
+        free.extend_from_slice(&self.cache[keep..]);
+        drop(free);
+        self.cache.truncate(keep);
+        self.pool.cached.fetch_sub(n, Ordering::Relaxed);
+    }
+
+    /// Give every cached buffer back to the shared list (at thread exit, or for accounting).
+    pub fn flush(&mut self) {
+        let n = self.cache.len();
+        let mut free = self.pool.free.lock().unwrap_or_else(|e| e.into_inner());
+        free.extend_from_slice(&self.cache);
+        drop(free);
+        self.cache.clear();
+        self.pool.cached.fetch_sub(n, Ordering::Relaxed);
+    }
+
+    /// The buffer `bi`, which the caller owns.
+    #[inline(always)]
+    pub fn get(&mut self, bi: u32) -> Buf<'_> {
+        let p = self.pool.buffer_ptr(bi);
+        // SAFETY: bi is in range (buffer_ptr asserts it) and owned by this worker (ownership
+        // rule); &mut self prevents a second live view through this handle.
+        unsafe {
+            Buf {
+                meta: &mut *p.cast::<BufferMeta>(),
+                mem: std::slice::from_raw_parts_mut(
+                    p.add(META_SIZE),
+                    HEADROOM + self.pool.data_size,
+                ),
+            }
+        }
+    }
+
+    /// Metadata only, for nodes that do not touch packet bytes.
+    #[inline(always)]
+    pub fn meta(&mut self, bi: u32) -> &mut BufferMeta {
+        // SAFETY: as in `get`.
+        unsafe { &mut *self.pool.meta_ptr(bi) }
+    }
+
+    /// Two distinct buffers at once (building a packet from another). None if `a == b`.
+    pub fn get2(&mut self, a: u32, b: u32) -> Option<(Buf<'_>, Buf<'_>)> {
+        if a == b {
+            return None;
+        }
+        let (pa, pb) = (self.pool.buffer_ptr(a), self.pool.buffer_ptr(b));
+        let n = HEADROOM + self.pool.data_size;
+        // SAFETY: a != b, so the two buffers are disjoint; both are owned by the caller.
+        unsafe {
+            Some((
+                Buf {
+                    meta: &mut *pa.cast::<BufferMeta>(),
+                    mem: std::slice::from_raw_parts_mut(pa.add(META_SIZE), n),
+                },
+                Buf {
+                    meta: &mut *pb.cast::<BufferMeta>(),
+                    mem: std::slice::from_raw_parts_mut(pb.add(META_SIZE), n),
+                },
+            ))
+        }
+    }
+
+    /// Hint the CPU to fetch a buffer's metadata and first data line.
+    #[inline(always)]
+    pub fn prefetch(&self, bi: u32) {
+        if bi < self.pool.n_buffers {
+            #[cfg(target_arch = "x86_64")]
+            {
+                // SAFETY: bi is in range, so both addresses are inside the mapped region;
+                // prefetch never faults and does not access memory architecturally.
+                unsafe {
+                    let p = self.pool.region.base.add(bi as usize * self.pool.stride);
+                    use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+                    _mm_prefetch::<_MM_HINT_T0>(p as *const i8);
+                    _mm_prefetch::<_MM_HINT_T0>(p.add(META_SIZE + HEADROOM) as *const i8);
+                }
+            }
+        }
+    }
+
+    /// Copy `bytes` into a fresh chain of buffers. Returns the head, or None if the pool ran dry.
+    pub fn alloc_from_bytes(&mut self, bytes: &[u8]) -> Option<u32> {
+        let seg = self.pool.data_size;
+        let n = bytes.len().div_ceil(seg).max(1);
+        let mut idx = [0u32; 64];
+        if n > idx.len() {
+            return None;
+        }
+        let got = self.alloc(&mut idx[..n]);
+        if got != n {
+            self.free(&idx[..got]);
+            return None;
+        }
+        let total = bytes.len();
+        for (i, chunk_idx) in (0..n).enumerate() {
+            let chunk = &bytes[chunk_idx * seg..((chunk_idx + 1) * seg).min(total)];
+            let mut b = self.get(idx[i]);
+            b.tail_room_mut()[..chunk.len()].copy_from_slice(chunk);
+            b.meta.current_length = chunk.len() as u16;
+            if i + 1 < n {
+                b.meta.flags |= flags::NEXT_PRESENT;
+                b.meta.next_buffer = idx[i + 1];
+            }
+        }
+        let head = self.meta(idx[0]);
+        if n > 1 {
+            head.total_length_not_including_first_buffer = (total - seg) as u32;
+        }
+        Some(idx[0])
+    }
+
+    /// Copy a whole chain's bytes into `out`; returns the length (truncated to `out`).
+    pub fn copy_chain(&mut self, head: u32, out: &mut [u8]) -> usize {
+        let mut bi = head;
+        let mut n = 0;
+        loop {
+            let b = self.get(bi);
+            let d = b.data();
+            let take = d.len().min(out.len() - n);
+            out[n..n + take].copy_from_slice(&d[..take]);
+            n += take;
+            if b.meta.flags & flags::NEXT_PRESENT == 0 || n == out.len() {
+                return n;
+            }
+            bi = b.meta.next_buffer;
+        }
+    }
+}
+
+impl Drop for Buffers {
+    fn drop(&mut self) {
+        self.flush();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn alloc_free_accounting_balances() {
+        let pool = BufferPool::with_backing(4096, 2048, false).unwrap();
+        assert_eq!(pool.backing(), Backing::NormalPages);
+        let mut w = pool.local();
+        let mut v = vec![0u32; 3000];
+        assert_eq!(w.alloc(&mut v), 3000);
+        assert_eq!(pool.in_use(), 3000);
+        w.free(&v);
+        w.flush();
+        assert_eq!(pool.in_use(), 0);
+        assert_eq!(pool.free_count(), 4096);
+    }
+
+    #[test]
+    fn pool_runs_dry_without_panicking() {
+        let pool = BufferPool::with_backing(100, 2048, false).unwrap();
+        let mut w = pool.local();
+        let mut v = vec![0u32; 256];
+        assert_eq!(w.alloc(&mut v), 100);
+        assert_eq!(w.alloc_one(), None);
+        w.free(&v[..100]);
+        assert!(w.alloc_one().is_some());
+    }
+
+    #[test]
+    fn double_free_is_counted_not_corrupting() {
+        let pool = BufferPool::with_backing(16, 2048, false).unwrap();
+        let mut w = pool.local();
+        let b = w.alloc_one().unwrap();
+        w.free(&[b]);
+        w.free(&[b]);
+        w.free(&[9999]);
+        assert_eq!(pool.double_frees(), 2);
+        w.flush();
+        assert_eq!(pool.free_count(), 16);
+    }
+
+    #[test]
+    fn chains_round_trip_and_free_whole() {
+        let pool = BufferPool::with_backing(64, 2048, false).unwrap();
+        let mut w = pool.local();
+        let bytes: Vec<u8> = (0..9000u32).map(|i| i as u8).collect();
+        let head = w.alloc_from_bytes(&bytes).unwrap();
+        assert_eq!(w.get(head).total_len(), 9000);
+        let mut out = vec![0u8; 9000];
+        assert_eq!(w.copy_chain(head, &mut out), 9000);
+        assert_eq!(out, bytes);
+        assert_eq!(pool.in_use(), 5);
+        w.free(&[head]);
+        w.flush();
+        assert_eq!(pool.in_use(), 0);
+    }
+
+    #[test]
+    fn advance_and_retreat_respect_bounds() {
+        let pool = BufferPool::with_backing(4, 2048, false).unwrap();
+        let mut w = pool.local();
+        let bi = w.alloc_one().unwrap();
+        let mut b = w.get(bi);
+        assert!(b.set_len(60));
+        assert!(b.advance(14));
+        assert_eq!(b.data().len(), 46);
+        assert!(!b.advance(47));
+        assert!(b.retreat(14 + HEADROOM));
+        assert!(!b.retreat(1));
+        assert!(!b.set_len(HEADROOM + 2048 + 1));
+    }
+
+    #[test]
+    fn hugepage_pool_or_clean_fallback() {
+        // Either backing is fine; the pool must come up and work.
+        let pool = BufferPool::new(1024, 2048).unwrap();
+        let mut w = pool.local();
+        let bi = w.alloc_one().unwrap();
+        w.get(bi).tail_room_mut()[0] = 7;
+        w.free(&[bi]);
+    }
+}

@@ -1,0 +1,117 @@
+//! ethernet-input: checks the frame is for us, maps 802.1Q tags to sub-interfaces, and sends
+//! the payload to ip4-input, ip6-input or arp-input.
+
+use crate::buffer::{flags, Buf};
+use crate::graph::{Node, NodeInfo, NodeKind};
+use crate::runtime::Ctx;
+use crate::tables::{if_flags, IfFast};
+use crate::wire::{self, EthHdr};
+
+#[derive(Default)]
+pub struct EthernetInput;
+
+const NEXT_DROP: u16 = 0;
+const NEXT_IP4: u16 = 1;
+const NEXT_IP6: u16 = 2;
+const NEXT_ARP: u16 = 3;
+
+pub mod error {
+    pub const TOO_SHORT: u16 = 0;
+    pub const DOWN: u16 = 1;
+    pub const UNKNOWN_VLAN: u16 = 2;
+    pub const MAC_MISMATCH: u16 = 3;
+    pub const UNKNOWN_TYPE: u16 = 4;
+}
+
+impl Node for EthernetInput {
+    fn info(&self) -> NodeInfo {
+        NodeInfo {
+            name: "ethernet-input",
+            kind: NodeKind::Internal,
+            next_nodes: vec!["error-drop", "ip4-input", "ip6-input", "arp-input"],
+            errors: &[
+                "frame too short",
+                "interface is down",
+                "unknown vlan",
+                "l3 mac mismatch",
+                "unknown ethernet type",
+            ],
+        }
+    }
+
+    fn process(&mut self, cx: &mut Ctx<'_>, bufs: &mut [u32], nexts: &mut [u16]) {
+        let errs = cx.errs();
+        let ifs = cx.tables.ifs.get();
+        let mut last_if = u32::MAX;
+        let mut fast = IfFast::default();
+        for (i, &bi) in bufs.iter().enumerate() {
+            if let Some(&n) = bufs.get(i + 2) {
+                cx.bufs.prefetch(n);
+            }
+            let mut b = cx.bufs.get(bi);
+            let rx = b.meta.rx_sw_if_index;
+            if rx != last_if {
+                last_if = rx;
+                fast = ifs.fast(rx);
+            }
+            let (next, err) = classify(&mut b, &fast, ifs);
+            if next == NEXT_DROP {
+                b.meta.error = errs.error(err);
+            }
+            nexts[i] = next;
+        }
+    }
+
+    fn trace(&self, b: &Buf<'_>) -> String {
+        format!(
+            "rx sw_if_index {} l3 offset {}",
+            b.meta.rx_sw_if_index, b.meta.l3_hdr_offset
+        )
+    }
+}
+
+#[inline(always)]
+fn classify(b: &mut Buf<'_>, fast: &IfFast, ifs: &crate::tables::IfTable) -> (u16, u16) {
+    let d = b.data_mut();
+    let Some(eth) = EthHdr::new(d) else {
+        return (NEXT_DROP, error::TOO_SHORT);
+    };
+    if fast.flags & if_flags::ADMIN_UP == 0 {
+        return (NEXT_DROP, error::DOWN);
+    }
+    let dst = eth.dst();
+    let mut et = eth.ethertype();
+    let mut hdr_len = wire::ETH_HDR;
+    let mut rx_if_fast = *fast;
+    if et == wire::ETHERTYPE_VLAN {
+        if d.len() < wire::ETH_HDR + wire::VLAN_HDR {
+            return (NEXT_DROP, error::TOO_SHORT);
+        }
+        let vid = u16::from_be_bytes([d[14], d[15]]) & 0x0fff;
+        et = u16::from_be_bytes([d[16], d[17]]);
+        hdr_len += wire::VLAN_HDR;
+        let Some(sub) = ifs.vlan_subif(b.meta.rx_sw_if_index, vid) else {
+            return (NEXT_DROP, error::UNKNOWN_VLAN);
+        };
+        rx_if_fast = ifs.fast(sub);
+        if rx_if_fast.flags & if_flags::ADMIN_UP == 0 {
+            return (NEXT_DROP, error::DOWN);
+        }
+        b.meta.rx_sw_if_index = sub;
+    }
+    // Unicast frames must be for our MAC unless the interface is promiscuous.
+    if dst[0] & 1 == 0 && dst != rx_if_fast.mac && rx_if_fast.flags & if_flags::PROMISC == 0 {
+        return (NEXT_DROP, error::MAC_MISMATCH);
+    }
+    let next = match et {
+        wire::ETHERTYPE_IP4 => NEXT_IP4,
+        wire::ETHERTYPE_IP6 => NEXT_IP6,
+        wire::ETHERTYPE_ARP => NEXT_ARP,
+        _ => return (NEXT_DROP, error::UNKNOWN_TYPE),
+    };
+    b.meta.l2_hdr_offset = b.meta.current_data;
+    b.meta.flags |= flags::L2_HDR_VALID;
+    b.advance(hdr_len);
+    b.meta.l3_hdr_offset = b.meta.current_data;
+    (next, 0)
+}

@@ -1,0 +1,692 @@
+//! IPv4: ip4-input, ip4-lookup, ip4-rewrite, ip4-local, ip4-icmp-error.
+
+use super::ArcEdges;
+use crate::buffer::{flags, Buf};
+use crate::fib::LEAF_MISS;
+use crate::graph::{Node, NodeInfo, NodeKind, MAX_VECTOR};
+use crate::runtime::Ctx;
+use crate::tables::{if_flags, AdjKind, UNREACH_LB};
+use crate::wire::{self, Ip4Hdr, Ip4HdrMut};
+
+/// ICMP types and codes rvpp sends.
+pub mod icmp {
+    pub const ECHO_REPLY: u8 = 0;
+    pub const DEST_UNREACH: u8 = 3;
+    pub const ECHO_REQUEST: u8 = 8;
+    pub const TIME_EXCEEDED: u8 = 11;
+    pub const NET_UNREACH: u8 = 0;
+    pub const HOST_UNREACH: u8 = 1;
+    pub const PROTO_UNREACH: u8 = 2;
+    pub const PORT_UNREACH: u8 = 3;
+    pub const FRAG_NEEDED: u8 = 4;
+    pub const ADMIN_PROHIBITED: u8 = 13;
+}
+
+/// Ask ip4-icmp-error to answer this packet with (type, code, data): stored in opaque[0..3].
+#[inline]
+pub fn set_icmp_error(b: &mut Buf<'_>, ty: u8, code: u8, data: u32) {
+    b.meta.opaque[0] = ty as u32;
+    b.meta.opaque[1] = code as u32;
+    b.meta.opaque[2] = data;
+}
+
+// ---------------------------------------------------------------------------------------------
+// ip4-input
+
+pub struct Ip4Input {
+    arc: ArcEdges,
+    features: Vec<&'static str>,
+}
+
+const IN_DROP: u16 = 0;
+const IN_LOOKUP: u16 = 1;
+const IN_ICMP_ERROR: u16 = 2;
+
+pub mod input_error {
+    pub const TOO_SHORT: u16 = 0;
+    pub const BAD_VERSION: u16 = 1;
+    pub const BAD_HDR_LEN: u16 = 2;
+    pub const BAD_CHECKSUM: u16 = 3;
+    pub const BAD_LENGTH: u16 = 4;
+    pub const TTL_EXPIRED: u16 = 5;
+    pub const NOT_ENABLED: u16 = 6;
+    pub const OPTIONS: u16 = 7;
+}
+
+impl Ip4Input {
+    pub fn new(features: &[&'static str]) -> Self {
+        Self {
+            arc: ArcEdges {
+                base: 3,
+                n: features.len() as u16,
+            },
+            features: features.to_vec(),
+        }
+    }
+}
+
+impl Node for Ip4Input {
+    fn info(&self) -> NodeInfo {
+        let mut next = vec!["error-drop", "ip4-lookup", "ip4-icmp-error"];
+        next.extend(ArcEdges::names(&self.features, "ip4-lookup"));
+        NodeInfo {
+            name: "ip4-input",
+            kind: NodeKind::Internal,
+            next_nodes: next,
+            errors: &[
+                "ip4 header too short",
+                "ip4 bad version",
+                "ip4 bad header length",
+                "ip4 bad header checksum",
+                "ip4 bad length",
+                "ip4 ttl expired",
+                "ip4 not enabled on interface",
+                "ip4 packets with options (counted, forwarded)",
+            ],
+        }
+    }
+
+    fn process(&mut self, cx: &mut Ctx<'_>, bufs: &mut [u32], nexts: &mut [u16]) {
+        let errs = cx.errs();
+        let ifs = cx.tables.ifs.get();
+        let mut last_if = u32::MAX;
+        let mut fast = Default::default();
+        for (i, &bi) in bufs.iter().enumerate() {
+            if let Some(&n) = bufs.get(i + 2) {
+                cx.bufs.prefetch(n);
+            }
+            let mut b = cx.bufs.get(bi);
+            let rx = b.meta.rx_sw_if_index;
+            if rx != last_if {
+                last_if = rx;
+                fast = ifs.fast(rx);
+            }
+            let r = check(&mut b, fast.flags);
+            let next = match r {
+                Ok(options) => {
+                    if options {
+                        errs.count(input_error::OPTIONS, 1);
+                    }
+                    b.meta.fib_index = fast.ip4_fib;
+                    b.meta.l3_hdr_offset = b.meta.current_data;
+                    if fast.feat_ip4 == 0 {
+                        IN_LOOKUP
+                    } else {
+                        b.meta.feature_mask = fast.feat_ip4;
+                        self.arc.next(fast.feat_ip4, None)
+                    }
+                }
+                Err(input_error::TTL_EXPIRED) => {
+                    b.meta.fib_index = fast.ip4_fib;
+                    set_icmp_error(&mut b, icmp::TIME_EXCEEDED, 0, 0);
+                    b.meta.error = errs.error(input_error::TTL_EXPIRED);
+                    IN_ICMP_ERROR
+                }
+                Err(e) => {
+                    b.meta.error = errs.error(e);
+                    IN_DROP
+                }
+            };
+            nexts[i] = next;
+        }
+    }
+
+    fn trace(&self, b: &Buf<'_>) -> String {
+        trace_ip4(b)
+    }
+}
+
+/// Validate an IPv4 header in place; trims link padding. Ok(has_options).
+#[inline(always)]
+fn check(b: &mut Buf<'_>, if_flags_v: u8) -> Result<bool, u16> {
+    if if_flags_v & if_flags::IP4 == 0 {
+        return Err(input_error::NOT_ENABLED);
+    }
+    let d = b.data();
+    let Some(h) = Ip4Hdr::new(d) else {
+        return Err(input_error::TOO_SHORT);
+    };
+    let mut options = false;
+    if h.0[0] != 0x45 {
+        if h.version() != 4 {
+            return Err(input_error::BAD_VERSION);
+        }
+        let hl = h.header_len();
+        if hl < wire::IP4_HDR || hl > d.len() {
+            return Err(input_error::BAD_HDR_LEN);
+        }
+        options = true;
+    }
+    let hl = h.header_len();
+    if !wire::ip4_header_ok(&d[..hl]) {
+        return Err(input_error::BAD_CHECKSUM);
+    }
+    let tl = h.total_len() as usize;
+    if tl < hl || tl > b.total_len() {
+        return Err(input_error::BAD_LENGTH);
+    }
+    if h.ttl() == 0 {
+        return Err(input_error::TTL_EXPIRED);
+    }
+    if tl < d.len() && b.meta.flags & flags::NEXT_PRESENT == 0 {
+        b.set_len(tl);
+    }
+    Ok(options)
+}
+
+pub fn trace_ip4(b: &Buf<'_>) -> String {
+    match Ip4Hdr::new(b.data()) {
+        Some(h) => format!(
+            "IP4: {} -> {} proto {} ttl {} len {} fib {}",
+            wire::fmt_ip4(h.src()),
+            wire::fmt_ip4(h.dst()),
+            h.protocol(),
+            h.ttl(),
+            h.total_len(),
+            b.meta.fib_index
+        ),
+        None => "IP4: (truncated)".into(),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// ip4-lookup
+
+#[derive(Default)]
+pub struct Ip4Lookup {
+    dsts: Vec<u32>,
+    leaves: Vec<u32>,
+}
+
+const LK_DROP: u16 = 0;
+const LK_REWRITE: u16 = 1;
+const LK_LOCAL: u16 = 2;
+const LK_ARP: u16 = 3;
+const LK_ICMP_ERROR: u16 = 4;
+
+pub mod lookup_error {
+    pub const NO_FIB: u16 = 0;
+    pub const DROP_ADJ: u16 = 1;
+    pub const NO_ROUTE: u16 = 2;
+    pub const PROHIBITED: u16 = 3;
+    pub const PUNT: u16 = 4;
+}
+
+/// Flow hash over addresses, protocol and ports, for ECMP.
+#[inline]
+pub fn flow_hash4(d: &[u8]) -> u32 {
+    let Some(h) = Ip4Hdr::new(d) else { return 0 };
+    let mut x = (h.src() as u64) << 32 | h.dst() as u64;
+    x ^= (h.protocol() as u64) << 17;
+    let hl = h.header_len();
+    if matches!(h.protocol(), wire::IP_PROTO_TCP | wire::IP_PROTO_UDP) && d.len() >= hl + 4 {
+        x ^= (u32::from_be_bytes([d[hl], d[hl + 1], d[hl + 2], d[hl + 3]]) as u64).rotate_left(29);
+    }
+    x = x.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    (x >> 32) as u32 ^ x as u32
+}
+
+impl Node for Ip4Lookup {
+    fn info(&self) -> NodeInfo {
+        NodeInfo {
+            name: "ip4-lookup",
+            kind: NodeKind::Internal,
+            next_nodes: vec![
+                "error-drop",
+                "ip4-rewrite",
+                "ip4-local",
+                "ip4-arp",
+                "ip4-icmp-error",
+            ],
+            errors: &[
+                "ip4 no such fib",
+                "ip4 adjacency drop",
+                "ip4 no route to destination",
+                "ip4 administratively prohibited",
+                "ip4 punt adjacency",
+            ],
+        }
+    }
+
+    fn process(&mut self, cx: &mut Ctx<'_>, bufs: &mut [u32], nexts: &mut [u16]) {
+        let errs = cx.errs();
+        let n = bufs.len();
+        if self.dsts.len() < MAX_VECTOR {
+            self.dsts.resize(MAX_VECTOR, 0);
+            self.leaves.resize(MAX_VECTOR, 0);
+        }
+        let fibs = cx.tables.fibs.get();
+        let fwd = cx.tables.fwd.get();
+        // Pass 1: destinations; the FIB index is usually the same for the whole vector.
+        let mut fib_index = u32::MAX;
+        let mut same_fib = true;
+        for (i, &bi) in bufs.iter().enumerate() {
+            let b = cx.bufs.get(bi);
+            let d = b.data();
+            self.dsts[i] = Ip4Hdr::new(d).map_or(0, |h| h.dst());
+            if fib_index == u32::MAX {
+                fib_index = b.meta.fib_index;
+            } else if b.meta.fib_index != fib_index {
+                same_fib = false;
+            }
+        }
+        // Pass 2: the lookups, batched so the FIB can overlap its memory loads.
+        if same_fib {
+            match fibs.ip4.get(fib_index as usize).and_then(|f| f.as_ref()) {
+                Some(fib) => fib.lookup_batch(&self.dsts[..n], &mut self.leaves[..n]),
+                None => self.leaves[..n].fill(LEAF_MISS - 1),
+            }
+        } else {
+            for (i, &bi) in bufs.iter().enumerate() {
+                let fi = cx.bufs.meta(bi).fib_index;
+                self.leaves[i] = match fibs.ip4.get(fi as usize).and_then(|f| f.as_ref()) {
+                    Some(fib) => fib.lookup(self.dsts[i]),
+                    None => LEAF_MISS - 1,
+                };
+            }
+        }
+        // Pass 3: load-balance and adjacency.
+        for (i, &bi) in bufs.iter().enumerate() {
+            let leaf = self.leaves[i];
+            if leaf == LEAF_MISS - 1 {
+                cx.bufs.meta(bi).error = errs.error(lookup_error::NO_FIB);
+                nexts[i] = LK_DROP;
+                continue;
+            }
+            let lb = fwd.lb(if leaf == LEAF_MISS { UNREACH_LB } else { leaf });
+            let mut b = cx.bufs.get(bi);
+            let adj_i = if lb.n_buckets <= 1 {
+                lb.buckets[0]
+            } else {
+                let h = flow_hash4(b.data());
+                b.meta.flow_hash = h;
+                lb.pick(h)
+            };
+            b.meta.adj_index = adj_i;
+            let adj = fwd.adj(adj_i);
+            nexts[i] = match adj.kind {
+                AdjKind::Rewrite => LK_REWRITE,
+                AdjKind::Local => LK_LOCAL,
+                AdjKind::Glean | AdjKind::Incomplete => LK_ARP,
+                AdjKind::Unreachable => {
+                    set_icmp_error(&mut b, icmp::DEST_UNREACH, icmp::NET_UNREACH, 0);
+                    b.meta.error = errs.error(lookup_error::NO_ROUTE);
+                    LK_ICMP_ERROR
+                }
+                AdjKind::Prohibit => {
+                    set_icmp_error(&mut b, icmp::DEST_UNREACH, icmp::ADMIN_PROHIBITED, 0);
+                    b.meta.error = errs.error(lookup_error::PROHIBITED);
+                    LK_ICMP_ERROR
+                }
+                AdjKind::Punt => {
+                    b.meta.error = errs.error(lookup_error::PUNT);
+                    LK_DROP
+                }
+                AdjKind::Drop => {
+                    b.meta.error = errs.error(lookup_error::DROP_ADJ);
+                    LK_DROP
+                }
+            };
+        }
+    }
+
+    fn trace(&self, b: &Buf<'_>) -> String {
+        format!(
+            "fib {} adj {} flow hash 0x{:08x}",
+            b.meta.fib_index, b.meta.adj_index, b.meta.flow_hash
+        )
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// ip4-rewrite
+
+pub struct Ip4Rewrite;
+
+const RW_DROP: u16 = 0;
+const RW_OUTPUT: u16 = 1;
+const RW_ICMP_ERROR: u16 = 2;
+
+pub mod rewrite_error {
+    pub const TTL_EXPIRED: u16 = 0;
+    pub const MTU_EXCEEDED: u16 = 1;
+    pub const FRAG_NEEDED_DF: u16 = 2;
+    pub const NOT_REWRITE: u16 = 3;
+    pub const NO_HEADROOM: u16 = 4;
+}
+
+impl Node for Ip4Rewrite {
+    fn info(&self) -> NodeInfo {
+        NodeInfo {
+            name: "ip4-rewrite",
+            kind: NodeKind::Internal,
+            next_nodes: vec!["error-drop", "interface-output", "ip4-icmp-error"],
+            errors: &[
+                "ip4 ttl <= 1",
+                "ip4 mtu exceeded, fragmentation not supported (dropped)",
+                "ip4 mtu exceeded with DF set (ICMP fragmentation needed)",
+                "ip4 adjacency is not a rewrite",
+                "ip4 no headroom for rewrite",
+            ],
+        }
+    }
+
+    fn process(&mut self, cx: &mut Ctx<'_>, bufs: &mut [u32], nexts: &mut [u16]) {
+        let errs = cx.errs();
+        let fwd = cx.tables.fwd.get();
+        for (i, &bi) in bufs.iter().enumerate() {
+            if let Some(&n) = bufs.get(i + 2) {
+                cx.bufs.prefetch(n);
+            }
+            let mut b = cx.bufs.get(bi);
+            let adj = fwd.adj(b.meta.adj_index);
+            let (next, err) = rewrite_one(&mut b, adj);
+            if next != RW_OUTPUT {
+                b.meta.error = errs.error(err);
+            }
+            nexts[i] = next;
+        }
+    }
+
+    fn trace(&self, b: &Buf<'_>) -> String {
+        format!(
+            "tx sw_if_index {} adj {} {}",
+            b.meta.tx_sw_if_index,
+            b.meta.adj_index,
+            crate::runtime::hex_line(&b.data()[..b.data().len().min(34)])
+        )
+    }
+}
+
+#[inline(always)]
+fn rewrite_one(b: &mut Buf<'_>, adj: &crate::tables::Adjacency) -> (u16, u16) {
+    if adj.kind != AdjKind::Rewrite {
+        return (RW_DROP, rewrite_error::NOT_REWRITE);
+    }
+    let local = b.meta.flags & flags::LOCALLY_ORIGINATED != 0;
+    {
+        let Some(mut h) = Ip4HdrMut::new(b.data_mut()) else {
+            return (RW_DROP, rewrite_error::NOT_REWRITE);
+        };
+        let (ttl, total_len, df) = (h.view().ttl(), h.view().total_len(), h.view().dont_frag());
+        if !local && ttl <= 1 {
+            set_icmp_error(b, icmp::TIME_EXCEEDED, 0, 0);
+            return (RW_ICMP_ERROR, rewrite_error::TTL_EXPIRED);
+        }
+        if total_len > adj.mtu {
+            if df {
+                set_icmp_error(b, icmp::DEST_UNREACH, icmp::FRAG_NEEDED, adj.mtu as u32);
+                return (RW_ICMP_ERROR, rewrite_error::FRAG_NEEDED_DF);
+            }
+            return (RW_DROP, rewrite_error::MTU_EXCEEDED);
+        }
+        if !local {
+            h.dec_ttl();
+        }
+    }
+    let rl = adj.rewrite_len as usize;
+    if rl > 0 {
+        if !b.retreat(rl) {
+            return (RW_DROP, rewrite_error::NO_HEADROOM);
+        }
+        b.data_mut()[..rl].copy_from_slice(&adj.rewrite[..rl]);
+    }
+    b.meta.tx_sw_if_index = adj.sw_if_index;
+    (RW_OUTPUT, 0)
+}
+
+// ---------------------------------------------------------------------------------------------
+// ip4-local
+
+pub struct Ip4Local;
+
+const LOC_DROP: u16 = 0;
+const LOC_LOOKUP: u16 = 1;
+const LOC_REWRITE: u16 = 2;
+const LOC_ICMP_ERROR: u16 = 3;
+
+pub mod local_error {
+    pub const ECHO_REPLIED: u16 = 0;
+    pub const PUNTED: u16 = 1;
+    pub const NO_PUNT: u16 = 2;
+    pub const FRAGMENT: u16 = 3;
+    pub const BAD_ICMP: u16 = 4;
+}
+
+impl Node for Ip4Local {
+    fn info(&self) -> NodeInfo {
+        NodeInfo {
+            name: "ip4-local",
+            kind: NodeKind::Internal,
+            next_nodes: vec!["error-drop", "ip4-lookup", "ip4-rewrite", "ip4-icmp-error"],
+            errors: &[
+                "ip4 echo requests answered",
+                "ip4 packets punted to the host",
+                "ip4 unknown protocol, no punt path (dropped)",
+                "ip4 fragments for us (reassembly not supported)",
+                "ip4 bad icmp packet",
+            ],
+        }
+    }
+
+    fn process(&mut self, cx: &mut Ctx<'_>, bufs: &mut [u32], nexts: &mut [u16]) {
+        let errs = cx.errs();
+        let fwd = cx.tables.fwd.get();
+        for (i, &bi) in bufs.iter().enumerate() {
+            let mut b = cx.bufs.get(bi);
+            let Some(h) = Ip4Hdr::new(b.data()) else {
+                b.meta.error = errs.error(local_error::BAD_ICMP);
+                nexts[i] = LOC_DROP;
+                continue;
+            };
+            let (proto, hl, frag) = (h.protocol(), h.header_len(), h.is_fragment());
+            if frag {
+                b.meta.error = errs.error(local_error::FRAGMENT);
+                nexts[i] = LOC_DROP;
+                continue;
+            }
+            if proto == wire::IP_PROTO_ICMP && is_echo_request(b.data(), hl) {
+                echo_reply(&mut b, hl);
+                errs.count(local_error::ECHO_REPLIED, 1);
+                nexts[i] = LOC_LOOKUP;
+                continue;
+            }
+            let rx = b.meta.rx_sw_if_index;
+            match fwd
+                .punt4
+                .iter()
+                .find(|p| p.rx_sw_if_index.is_none_or(|r| r == rx))
+            {
+                Some(p) => {
+                    b.meta.adj_index = p.adj;
+                    b.meta.flags |= flags::LOCALLY_ORIGINATED;
+                    errs.count(local_error::PUNTED, 1);
+                    nexts[i] = LOC_REWRITE;
+                }
+                None if matches!(proto, wire::IP_PROTO_TCP | wire::IP_PROTO_UDP) => {
+                    // Nobody listens: tell the sender as a host would.
+                    set_icmp_error(&mut b, icmp::DEST_UNREACH, icmp::PORT_UNREACH, 0);
+                    b.meta.error = errs.error(local_error::NO_PUNT);
+                    nexts[i] = LOC_ICMP_ERROR;
+                }
+                None => {
+                    b.meta.error = errs.error(local_error::NO_PUNT);
+                    nexts[i] = LOC_DROP;
+                }
+            }
+        }
+    }
+
+    fn trace(&self, b: &Buf<'_>) -> String {
+        trace_ip4(b)
+    }
+}
+
+fn is_echo_request(d: &[u8], hl: usize) -> bool {
+    d.len() >= hl + 8 && d[hl] == icmp::ECHO_REQUEST && d[hl + 1] == 0
+}
+
+/// Turn an echo request into its reply in place.
+fn echo_reply(b: &mut Buf<'_>, hl: usize) {
+    let d = b.data_mut();
+    let tl = u16::from_be_bytes([d[2], d[3]]) as usize;
+    let (src, dst) = Ip4Hdr::new(d)
+        .map(|h| (h.src(), h.dst()))
+        .unwrap_or_default();
+    if let Some(mut h) = Ip4HdrMut::new(d) {
+        h.set_src(dst);
+        h.set_dst(src);
+        h.set_ttl(64);
+    }
+    // Options are not echoed: the reply goes back with a plain header.
+    let icmp_len = tl.min(d.len()).saturating_sub(hl);
+    if hl > wire::IP4_HDR {
+        d.copy_within(hl..hl + icmp_len, wire::IP4_HDR);
+        d[0] = 0x45;
+    }
+    let new_tl = (wire::IP4_HDR + icmp_len) as u16;
+    if let Some(mut h) = Ip4HdrMut::new(d) {
+        h.set_total_len(new_tl);
+        h.fill_checksum();
+    }
+    let icmp_msg = &mut d[wire::IP4_HDR..wire::IP4_HDR + icmp_len];
+    icmp_msg[0] = icmp::ECHO_REPLY;
+    icmp_msg[2] = 0;
+    icmp_msg[3] = 0;
+    let c = wire::checksum(icmp_msg);
+    icmp_msg[2..4].copy_from_slice(&c.to_be_bytes());
+    b.set_len(new_tl as usize);
+    b.meta.flags |= flags::LOCALLY_ORIGINATED;
+}
+
+// ---------------------------------------------------------------------------------------------
+// ip4-icmp-error
+
+pub struct Ip4IcmpError;
+
+const IE_DROP: u16 = 0;
+const IE_LOOKUP: u16 = 1;
+
+pub mod icmp_error {
+    pub const SENT_TIME_EXCEEDED: u16 = 0;
+    pub const SENT_UNREACH: u16 = 1;
+    pub const RATE_LIMITED: u16 = 2;
+    pub const NO_SOURCE: u16 = 3;
+    pub const NOT_FOR_ERRORS: u16 = 4;
+    pub const NO_HEADROOM: u16 = 5;
+}
+
+/// Bytes of the offending packet quoted in an ICMP error (RFC 1812 allows up to 576 total).
+const QUOTE_MAX: usize = 576 - wire::IP4_HDR - 8;
+
+impl Node for Ip4IcmpError {
+    fn info(&self) -> NodeInfo {
+        NodeInfo {
+            name: "ip4-icmp-error",
+            kind: NodeKind::Internal,
+            next_nodes: vec!["error-drop", "ip4-lookup"],
+            errors: &[
+                "icmp time exceeded sent",
+                "icmp unreachable sent",
+                "icmp error rate limited (dropped)",
+                "icmp error: no source address on interface (dropped)",
+                "icmp error not sent for icmp errors, broadcasts or fragments (dropped)",
+                "icmp error: no headroom (dropped)",
+            ],
+        }
+    }
+
+    fn process(&mut self, cx: &mut Ctx<'_>, bufs: &mut [u32], nexts: &mut [u16]) {
+        let errs = cx.errs();
+        let ifs = cx.tables.ifs.get();
+        for (i, &bi) in bufs.iter().enumerate() {
+            let now = cx.now;
+            let allowed = cx.icmp_limit.allow(now);
+            let mut b = cx.bufs.get(bi);
+            // The original drop reason stays in meta.error if we do not answer.
+            if !allowed {
+                b.meta.error = errs.error(icmp_error::RATE_LIMITED);
+                nexts[i] = IE_DROP;
+                continue;
+            }
+            let Some(src) = ifs.ip4_source(b.meta.rx_sw_if_index) else {
+                b.meta.error = errs.error(icmp_error::NO_SOURCE);
+                nexts[i] = IE_DROP;
+                continue;
+            };
+            match build_error(&mut b, src) {
+                Ok(ty) => {
+                    errs.count(
+                        if ty == icmp::TIME_EXCEEDED {
+                            icmp_error::SENT_TIME_EXCEEDED
+                        } else {
+                            icmp_error::SENT_UNREACH
+                        },
+                        1,
+                    );
+                    b.meta.fib_index = ifs.fast(b.meta.rx_sw_if_index).ip4_fib;
+                    nexts[i] = IE_LOOKUP;
+                }
+                Err(e) => {
+                    b.meta.error = errs.error(e);
+                    nexts[i] = IE_DROP;
+                }
+            }
+        }
+    }
+
+    fn trace(&self, b: &Buf<'_>) -> String {
+        trace_ip4(b)
+    }
+}
+
+/// Wrap the packet (which starts at its IPv4 header) in IPv4 + ICMP error headers, in place.
+fn build_error(b: &mut Buf<'_>, our_src: u32) -> Result<u8, u16> {
+    let (ty, code, data) = (
+        b.meta.opaque[0] as u8,
+        b.meta.opaque[1] as u8,
+        b.meta.opaque[2],
+    );
+    let d = b.data();
+    let Some(h) = Ip4Hdr::new(d) else {
+        return Err(icmp_error::NOT_FOR_ERRORS);
+    };
+    let hl = h.header_len();
+    // Never answer an ICMP error, a non-first fragment, or a broadcast/multicast source.
+    let is_icmp_err = h.protocol() == wire::IP_PROTO_ICMP
+        && d.get(hl)
+            .is_some_and(|&t| !matches!(t, icmp::ECHO_REQUEST | icmp::ECHO_REPLY));
+    let bad_src = h.src() == 0 || h.src() >> 28 == 0xe || h.src() == u32::MAX;
+    if is_icmp_err || h.frag_offset() != 0 || bad_src {
+        return Err(icmp_error::NOT_FOR_ERRORS);
+    }
+    let orig_src = h.src();
+    let quote = d.len().min(QUOTE_MAX).min(h.total_len() as usize);
+    b.set_len(quote);
+    if !b.retreat(wire::IP4_HDR + 8) {
+        return Err(icmp_error::NO_HEADROOM);
+    }
+    b.meta.flags &= !flags::NEXT_PRESENT;
+    let total = (wire::IP4_HDR + 8 + quote) as u16;
+    let d = b.data_mut();
+    {
+        let Some(mut ip) = Ip4HdrMut::new(d) else {
+            return Err(icmp_error::NO_HEADROOM);
+        };
+        ip.init(our_src, orig_src, wire::IP_PROTO_ICMP, 64, total);
+    }
+    let m = &mut d[wire::IP4_HDR..];
+    m[0] = ty;
+    m[1] = code;
+    m[2..4].fill(0);
+    m[4..8].copy_from_slice(&data.to_be_bytes());
+    if ty == icmp::DEST_UNREACH && code == icmp::FRAG_NEEDED {
+        // RFC 1191: unused(16) | next-hop MTU(16).
+        m[4..6].fill(0);
+        m[6..8].copy_from_slice(&(data as u16).to_be_bytes());
+    }
+    let c = wire::checksum(&m[..8 + quote]);
+    m[2..4].copy_from_slice(&c.to_be_bytes());
+    b.meta.flags |= flags::LOCALLY_ORIGINATED;
+    Ok(ty)
+}

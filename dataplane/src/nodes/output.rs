@@ -1,0 +1,130 @@
+//! interface-output (hands packets to device tx queues) and error-drop (counts and frees).
+
+use crate::graph::{Node, NodeInfo, NodeKind, CONSUMED};
+use crate::runtime::{clocks, Ctx};
+use crate::tables::if_flags;
+
+/// Frees every packet it gets, counting each under the reason in `meta.error`.
+pub struct ErrorDrop;
+
+pub const ERROR_DROP_ERRORS: &[&str] = &["graph frame overflow"];
+
+impl Node for ErrorDrop {
+    fn info(&self) -> NodeInfo {
+        NodeInfo {
+            name: "error-drop",
+            kind: NodeKind::Internal,
+            next_nodes: vec![],
+            errors: ERROR_DROP_ERRORS,
+        }
+    }
+
+    fn process(&mut self, cx: &mut Ctx<'_>, bufs: &mut [u32], nexts: &mut [u16]) {
+        for &bi in bufs.iter() {
+            let m = cx.bufs.meta(bi);
+            let (e, rx) = (m.error, m.rx_sw_if_index);
+            cx.count_global(e, 1);
+            if let Some(c) = cx.stats.ifs.get(rx as usize) {
+                c.drops.add(1);
+            }
+        }
+        cx.bufs.free(bufs);
+        nexts.fill(CONSUMED);
+    }
+}
+
+/// Sends each packet on its `tx_sw_if_index` through this worker's tx queue for it.
+pub struct InterfaceOutput;
+
+const OUT_DROP: u16 = 0;
+const E_NO_TXQ: u16 = 0;
+const E_DOWN: u16 = 1;
+const E_FULL: u16 = 2;
+
+impl Node for InterfaceOutput {
+    fn info(&self) -> NodeInfo {
+        NodeInfo {
+            name: "interface-output",
+            kind: NodeKind::Internal,
+            next_nodes: vec!["error-drop"],
+            errors: &[
+                "interface has no tx queue on this thread",
+                "interface is down",
+                "tx queue full",
+            ],
+        }
+    }
+
+    fn process(&mut self, cx: &mut Ctx<'_>, bufs: &mut [u32], nexts: &mut [u16]) {
+        let ifs = cx.tables.ifs.get();
+        let n = bufs.len();
+        let mut i = 0;
+        while i < n {
+            let m = cx.bufs.meta(bufs[i]);
+            let sw = m.tx_sw_if_index;
+            let mut bytes = m.current_length as u64;
+            let mut j = i + 1;
+            while j < n {
+                let m = cx.bufs.meta(bufs[j]);
+                if m.tx_sw_if_index != sw {
+                    break;
+                }
+                bytes += m.current_length as u64;
+                j += 1;
+            }
+            let run = &bufs[i..j];
+            let fast = ifs.fast(sw);
+            let error = if fast.flags & if_flags::ADMIN_UP == 0 {
+                Some(E_DOWN)
+            } else {
+                None
+            };
+            let sent = match (error, cx.tx.get(sw)) {
+                (Some(e), _) => {
+                    drop_run(cx, run, &mut nexts[i..j], e);
+                    0
+                }
+                (None, None) => {
+                    drop_run(cx, run, &mut nexts[i..j], E_NO_TXQ);
+                    0
+                }
+                (None, Some((q, node))) => {
+                    let node = *node;
+                    let t0 = clocks();
+                    let sent = q.tx(cx.bufs, run);
+                    let dt = clocks() - t0;
+                    cx.charge(node, sent as u64, dt);
+                    nexts[i..i + sent].fill(CONSUMED);
+                    if sent < run.len() {
+                        drop_run(cx, &run[sent..], &mut nexts[i + sent..j], E_FULL);
+                    }
+                    sent
+                }
+            };
+            if sent > 0 {
+                if let Some(c) = cx.stats.ifs.get(sw as usize) {
+                    c.tx_packets.add(sent as u64);
+                    c.tx_bytes.add(if sent == run.len() {
+                        bytes
+                    } else {
+                        bytes * sent as u64 / run.len() as u64
+                    });
+                }
+            }
+            i = j;
+        }
+    }
+}
+
+fn drop_run(cx: &mut Ctx<'_>, run: &[u32], nexts: &mut [u16], code: u16) {
+    let e = cx.error(code);
+    for &bi in run {
+        let m = cx.bufs.meta(bi);
+        m.error = e;
+        let tx = m.tx_sw_if_index;
+        if let Some(c) = cx.stats.ifs.get(tx as usize) {
+            c.tx_errors.add(1);
+        }
+    }
+    nexts.fill(OUT_DROP);
+}

@@ -1,0 +1,658 @@
+//! One worker's dispatch loop: poll rx queues, run nodes with pending vectors, count everything.
+//!
+//! Counters are per thread. They are atomics only so that the control thread can read them;
+//! the owning worker updates them with plain load+store (no locked instructions).
+
+use crate::buffer::{flags, Buf, Buffers};
+use crate::device::{RxQueue, TxQueue};
+use crate::graph::{Graph, NodeIndex, NodeKind, CONSUMED, MAX_VECTOR};
+use crate::tables::{Shared, WorkerTables, MAX_INTERFACES};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// Packets one node may have queued before further ones are dropped (counted).
+const PENDING_CAP: usize = 4 * MAX_VECTOR;
+/// Trace records a thread keeps.
+pub const MAX_TRACE: usize = 1024;
+
+/// Read the CPU's time-stamp counter.
+#[inline(always)]
+pub fn clocks() -> u64 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        // SAFETY: rdtsc has no memory effects and exists on every x86_64 CPU.
+        unsafe { core::arch::x86_64::_rdtsc() }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        use std::time::Instant;
+        thread_local!(static T0: Instant = Instant::now());
+        T0.with(|t| t.elapsed().as_nanos() as u64)
+    }
+}
+
+/// A counter written by one thread and read by others.
+#[derive(Default)]
+pub struct Counter(AtomicU64);
+
+impl Counter {
+    #[inline(always)]
+    pub fn add(&self, n: u64) {
+        self.0.store(
+            self.0.load(Ordering::Relaxed).wrapping_add(n),
+            Ordering::Relaxed,
+        );
+    }
+    #[inline(always)]
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+#[derive(Default)]
+pub struct NodeCounters {
+    pub calls: Counter,
+    pub vectors: Counter,
+    pub clocks: Counter,
+    pub suspends: Counter,
+}
+
+#[derive(Default)]
+pub struct IfCounters {
+    pub rx_packets: Counter,
+    pub rx_bytes: Counter,
+    pub tx_packets: Counter,
+    pub tx_bytes: Counter,
+    pub drops: Counter,
+    pub tx_errors: Counter,
+}
+
+/// One traced packet: the nodes it went through and what each decided.
+#[derive(Clone, Debug, Default)]
+pub struct TraceRecord {
+    pub thread: usize,
+    pub lines: Vec<String>,
+}
+
+/// Everything a thread exposes to the control thread.
+pub struct ThreadStats {
+    pub thread: usize,
+    pub name: String,
+    pub lcore: AtomicU32,
+    pub nodes: Box<[NodeCounters]>,
+    pub errors: Box<[Counter]>,
+    pub ifs: Box<[IfCounters]>,
+    pub loops: Counter,
+    /// Rounds in which no queue had packets.
+    pub idle_loops: Counter,
+    pub traces: Mutex<Vec<TraceRecord>>,
+    /// Packets left to trace per input node (indexed like nodes).
+    pub trace_budget: Box<[AtomicU32]>,
+}
+
+impl ThreadStats {
+    fn new(thread: usize, name: String, g: &Graph) -> Self {
+        Self {
+            thread,
+            name,
+            lcore: AtomicU32::new(u32::MAX),
+            nodes: (0..g.nodes.len())
+                .map(|_| NodeCounters::default())
+                .collect(),
+            errors: (0..g.error_names.len())
+                .map(|_| Counter::default())
+                .collect(),
+            ifs: (0..MAX_INTERFACES).map(|_| IfCounters::default()).collect(),
+            loops: Counter::default(),
+            idle_loops: Counter::default(),
+            traces: Mutex::new(Vec::new()),
+            trace_budget: (0..g.nodes.len()).map(|_| AtomicU32::new(0)).collect(),
+        }
+    }
+}
+
+/// ICMP error rate limiter: a token bucket refilled by the TSC.
+pub struct RateLimiter {
+    tokens: u64,
+    max: u64,
+    last: u64,
+    clocks_per_token: u64,
+}
+
+impl RateLimiter {
+    /// `per_sec` tokens a second, bursts of `per_sec / 10`.
+    pub fn new(per_sec: u64, tsc_hz: u64) -> Self {
+        let max = (per_sec / 10).max(1);
+        Self {
+            tokens: max,
+            max,
+            last: clocks(),
+            clocks_per_token: (tsc_hz / per_sec.max(1)).max(1),
+        }
+    }
+    #[inline]
+    pub fn allow(&mut self, now: u64) -> bool {
+        let add = now.saturating_sub(self.last) / self.clocks_per_token;
+        if add > 0 {
+            self.tokens = (self.tokens + add).min(self.max);
+            self.last = now;
+        }
+        if self.tokens > 0 {
+            self.tokens -= 1;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// A worker's tx queues by sw_if_index.
+pub struct TxTable {
+    slots: Vec<Option<(Box<dyn TxQueue>, NodeIndex)>>,
+}
+
+impl TxTable {
+    #[inline(always)]
+    pub fn get(&mut self, sw_if_index: u32) -> Option<&mut (Box<dyn TxQueue>, NodeIndex)> {
+        self.slots
+            .get_mut(sw_if_index as usize)
+            .and_then(|s| s.as_mut())
+    }
+}
+
+/// What a node sees of its thread while it runs.
+pub struct Ctx<'a> {
+    pub bufs: &'a mut Buffers,
+    pub tables: &'a WorkerTables,
+    pub shared: &'a Shared,
+    pub tx: &'a mut TxTable,
+    pub icmp_limit: &'a mut RateLimiter,
+    pub stats: &'a ThreadStats,
+    pub thread: usize,
+    /// TSC at the start of this node's call.
+    pub now: u64,
+    error_base: u16,
+    /// Clocks a node spent on behalf of other nodes (device tx), not its own.
+    nested_clocks: u64,
+}
+
+/// A node's error counters, detached from `Ctx` so they can be used while a buffer is borrowed.
+#[derive(Clone, Copy)]
+pub struct Errors<'a> {
+    base: u16,
+    stats: &'a ThreadStats,
+}
+
+impl Errors<'_> {
+    /// Global error index of this node's local error `code`.
+    #[inline(always)]
+    pub fn error(&self, code: u16) -> u16 {
+        self.base + code
+    }
+    /// Count `n` events against this node's local error `code` (not a drop).
+    #[inline(always)]
+    pub fn count(&self, code: u16, n: u64) {
+        self.stats.errors[(self.base + code) as usize].add(n);
+    }
+}
+
+impl<'a> Ctx<'a> {
+    /// This node's error counters.
+    #[inline(always)]
+    pub fn errs(&self) -> Errors<'a> {
+        Errors {
+            base: self.error_base,
+            stats: self.stats,
+        }
+    }
+    /// Global error index of this node's local error `code`.
+    #[inline(always)]
+    pub fn error(&self, code: u16) -> u16 {
+        self.error_base + code
+    }
+    /// Count `n` events against this node's local error `code` (not a drop).
+    #[inline(always)]
+    pub fn count(&self, code: u16, n: u64) {
+        self.stats.errors[(self.error_base + code) as usize].add(n);
+    }
+    /// Count against a global error index.
+    #[inline(always)]
+    pub fn count_global(&self, index: u16, n: u64) {
+        if let Some(c) = self.stats.errors.get(index as usize) {
+            c.add(n);
+        }
+    }
+    /// Account `clocks` of this call to another node (e.g. a device's tx node).
+    #[inline]
+    pub fn charge(&mut self, node: NodeIndex, packets: u64, clocks: u64) {
+        let c = &self.stats.nodes[node as usize];
+        c.calls.add(1);
+        c.vectors.add(packets);
+        c.clocks.add(clocks);
+        self.nested_clocks += clocks;
+    }
+}
+
+struct RxSlot {
+    queue: Box<dyn RxQueue>,
+    node: NodeIndex,
+}
+
+/// A worker thread's engine state. Not shared: the thread that owns it is the only one to run it.
+pub struct Runtime {
+    graph: Graph,
+    pending: Vec<Vec<u32>>,
+    ready: std::collections::VecDeque<NodeIndex>,
+    spare: Vec<u32>,
+    nexts: Vec<u16>,
+    rx_frame: Vec<u32>,
+    rxq: Vec<RxSlot>,
+    tx: TxTable,
+    bufs: Buffers,
+    tables: WorkerTables,
+    shared: Arc<Shared>,
+    stats: Arc<ThreadStats>,
+    icmp_limit: RateLimiter,
+    thread: usize,
+    drop_node: NodeIndex,
+    overflow_error: u16,
+    tracing: bool,
+}
+
+/// Global error index that error-drop uses for a full frame.
+const ERROR_DROP_OVERFLOW: u16 = 0;
+
+impl Runtime {
+    pub fn new(
+        graph: Graph,
+        bufs: Buffers,
+        shared: Arc<Shared>,
+        thread: usize,
+        name: String,
+    ) -> Result<Self, String> {
+        let drop_node = graph
+            .index("error-drop")
+            .ok_or("graph has no error-drop node")?;
+        let overflow_error = graph.error_base[drop_node as usize] + ERROR_DROP_OVERFLOW;
+        let n = graph.nodes.len();
+        let stats = Arc::new(ThreadStats::new(thread, name, &graph));
+        Ok(Self {
+            pending: (0..n).map(|_| Vec::with_capacity(PENDING_CAP)).collect(),
+            ready: std::collections::VecDeque::with_capacity(n * 2),
+            spare: Vec::with_capacity(PENDING_CAP),
+            nexts: vec![0; MAX_VECTOR],
+            rx_frame: vec![0; MAX_VECTOR],
+            rxq: Vec::new(),
+            tx: TxTable { slots: Vec::new() },
+            tables: WorkerTables::new(&shared),
+            icmp_limit: RateLimiter::new(1000, tsc_hz()),
+            bufs,
+            shared,
+            stats,
+            thread,
+            drop_node,
+            overflow_error,
+            tracing: false,
+            graph,
+        })
+    }
+
+    pub fn stats(&self) -> Arc<ThreadStats> {
+        self.stats.clone()
+    }
+    pub fn graph(&self) -> &Graph {
+        &self.graph
+    }
+    pub fn buffers(&mut self) -> &mut Buffers {
+        &mut self.bufs
+    }
+    pub fn thread(&self) -> usize {
+        self.thread
+    }
+
+    /// Place an rx queue on this worker.
+    pub fn add_rx(&mut self, queue: Box<dyn RxQueue>) -> Result<(), String> {
+        let name = queue.input_node();
+        let node = self
+            .graph
+            .index(name)
+            .ok_or_else(|| format!("no input node '{name}'"))?;
+        if self.graph.kinds[node as usize] != NodeKind::Input {
+            return Err(format!("'{name}' is not an input node"));
+        }
+        self.rxq.push(RxSlot { queue, node });
+        Ok(())
+    }
+
+    /// Remove every rx queue of an interface; returns them (the caller drops them).
+    pub fn remove_rx(&mut self, sw_if_index: u32) -> Vec<Box<dyn RxQueue>> {
+        let (gone, keep): (Vec<_>, Vec<_>) = self
+            .rxq
+            .drain(..)
+            .partition(|s| s.queue.sw_if_index() == sw_if_index);
+        self.rxq = keep;
+        gone.into_iter().map(|s| s.queue).collect()
+    }
+
+    pub fn rx_queues(&self) -> impl Iterator<Item = &dyn RxQueue> {
+        self.rxq.iter().map(|s| s.queue.as_ref())
+    }
+    pub fn rx_queues_mut(&mut self) -> impl Iterator<Item = &mut Box<dyn RxQueue>> {
+        self.rxq.iter_mut().map(|s| &mut s.queue)
+    }
+
+    /// Install this worker's tx queue for an interface.
+    pub fn set_tx(&mut self, sw_if_index: u32, queue: Box<dyn TxQueue>) -> Result<(), String> {
+        let name = queue.tx_node();
+        let node = self
+            .graph
+            .index(name)
+            .ok_or_else(|| format!("no tx node '{name}'"))?;
+        let i = sw_if_index as usize;
+        if i >= MAX_INTERFACES {
+            return Err(format!("sw_if_index {i} too large"));
+        }
+        if self.tx.slots.len() <= i {
+            self.tx.slots.resize_with(i + 1, || None);
+        }
+        self.tx.slots[i] = Some((queue, node));
+        Ok(())
+    }
+
+    pub fn remove_tx(&mut self, sw_if_index: u32) -> Option<Box<dyn TxQueue>> {
+        self.tx
+            .slots
+            .get_mut(sw_if_index as usize)
+            .and_then(|s| s.take())
+            .map(|s| s.0)
+    }
+
+    /// One dispatch round: tables, every rx queue, every pending vector, tx flush.
+    /// Returns the number of packets received.
+    pub fn poll(&mut self) -> usize {
+        self.shared.grace.quiescent(self.thread);
+        self.tables.refresh(&self.shared);
+        let mut received = 0;
+        for qi in 0..self.rxq.len() {
+            let t0 = clocks();
+            let node = self.rxq[qi].node;
+            let n = self.rxq[qi]
+                .queue
+                .rx(&mut self.bufs, &mut self.rx_frame, &mut self.nexts);
+            let n = n.min(MAX_VECTOR);
+            if n == 0 {
+                continue;
+            }
+            received += n;
+            let sw = self.rxq[qi].queue.sw_if_index();
+            self.count_rx(sw, n);
+            let budget = &self.stats.trace_budget[node as usize];
+            if budget.load(Ordering::Relaxed) > 0 {
+                self.start_traces(node, n);
+            }
+            let frame = std::mem::take(&mut self.rx_frame);
+            self.enqueue(node, &frame[..n], n);
+            self.rx_frame = frame;
+            let c = &self.stats.nodes[node as usize];
+            c.calls.add(1);
+            c.vectors.add(n as u64);
+            c.clocks.add(clocks() - t0);
+            self.run_pending();
+        }
+        self.flush_tx();
+        self.stats.loops.add(1);
+        if received == 0 {
+            self.stats.idle_loops.add(1);
+        }
+        received
+    }
+
+    /// Hand packets to a node directly (tests, the packet generator) and run the graph.
+    pub fn inject(&mut self, node: &str, bufs: &[u32]) -> Result<(), String> {
+        let n = self
+            .graph
+            .index(node)
+            .ok_or_else(|| format!("no node '{node}'"))?;
+        self.shared.grace.quiescent(self.thread);
+        self.tables.refresh(&self.shared);
+        for chunk in bufs.chunks(MAX_VECTOR) {
+            for &bi in chunk {
+                self.push(n, bi);
+            }
+            self.run_pending();
+        }
+        self.flush_tx();
+        Ok(())
+    }
+
+    fn count_rx(&mut self, sw: u32, n: usize) {
+        if let Some(c) = self.stats.ifs.get(sw as usize) {
+            let mut bytes = 0u64;
+            for &bi in &self.rx_frame[..n] {
+                bytes += self.bufs.meta(bi).current_length as u64;
+            }
+            c.rx_packets.add(n as u64);
+            c.rx_bytes.add(bytes);
+        }
+    }
+
+    #[cold]
+    fn start_traces(&mut self, node: NodeIndex, n: usize) {
+        let budget = &self.stats.trace_budget[node as usize];
+        let want = (budget.load(Ordering::Relaxed) as usize).min(n);
+        let mut traces = self.stats.traces.lock().unwrap_or_else(|e| e.into_inner());
+        let mut started = 0;
+        for &bi in &self.rx_frame[..want] {
+            if traces.len() >= MAX_TRACE {
+                break;
+            }
+            let b = self.bufs.get(bi);
+            b.meta.flags |= flags::TRACED;
+            b.meta.trace_index = traces.len() as u32;
+            let line = format!(
+                "{}: {} bytes on sw_if_index {}\n  {}",
+                self.graph.names[node as usize],
+                b.meta.current_length,
+                b.meta.rx_sw_if_index,
+                hex_line(b.data())
+            );
+            traces.push(TraceRecord {
+                thread: self.thread,
+                lines: vec![line],
+            });
+            started += 1;
+        }
+        budget.store(
+            budget.load(Ordering::Relaxed).saturating_sub(started),
+            Ordering::Relaxed,
+        );
+        self.tracing = started > 0 || self.tracing;
+    }
+
+    /// Queue one packet for node `t`.
+    #[inline(always)]
+    fn push(&mut self, t: NodeIndex, bi: u32) {
+        let q = &mut self.pending[t as usize];
+        if q.is_empty() {
+            self.ready.push_back(t);
+        }
+        if q.len() < PENDING_CAP {
+            q.push(bi);
+        } else {
+            self.overflow(bi);
+        }
+    }
+
+    #[cold]
+    fn overflow(&mut self, bi: u32) {
+        self.stats.errors[self.overflow_error as usize].add(1);
+        self.bufs.free(&[bi]);
+    }
+
+    /// Move packets that `from` decided on into their next nodes' queues.
+    #[inline(always)]
+    fn enqueue(&mut self, from: NodeIndex, bufs: &[u32], n: usize) {
+        let edges = std::mem::take(&mut self.graph.edges[from as usize]);
+        let mut i = 0;
+        while i < n {
+            let e = self.nexts[i];
+            // Packets usually leave in runs by the same edge: move a run at once.
+            let mut j = i + 1;
+            while j < n && self.nexts[j] == e {
+                j += 1;
+            }
+            if e != CONSUMED {
+                match edges.get(e as usize) {
+                    Some(&t) => {
+                        let q = &mut self.pending[t as usize];
+                        if q.is_empty() {
+                            self.ready.push_back(t);
+                        }
+                        let room = PENDING_CAP - q.len();
+                        let take = (j - i).min(room);
+                        q.extend_from_slice(&bufs[i..i + take]);
+                        for &bi in &bufs[i + take..j] {
+                            self.overflow(bi);
+                        }
+                    }
+                    None => {
+                        for &bi in &bufs[i..j] {
+                            self.overflow(bi);
+                        }
+                    }
+                }
+            }
+            i = j;
+        }
+        self.graph.edges[from as usize] = edges;
+    }
+
+    /// Run nodes until no vector is pending.
+    fn run_pending(&mut self) {
+        while let Some(ni) = self.ready.pop_front() {
+            let mut work = std::mem::replace(
+                &mut self.pending[ni as usize],
+                std::mem::take(&mut self.spare),
+            );
+            let mut off = 0;
+            while off < work.len() {
+                let n = (work.len() - off).min(MAX_VECTOR);
+                let t0 = clocks();
+                let mut cx = Ctx {
+                    bufs: &mut self.bufs,
+                    tables: &self.tables,
+                    shared: &self.shared,
+                    tx: &mut self.tx,
+                    icmp_limit: &mut self.icmp_limit,
+                    stats: &self.stats,
+                    thread: self.thread,
+                    now: t0,
+                    error_base: self.graph.error_base[ni as usize],
+                    nested_clocks: 0,
+                };
+                let chunk = &mut work[off..off + n];
+                self.graph.nodes[ni as usize].process(&mut cx, chunk, &mut self.nexts[..n]);
+                let nested = cx.nested_clocks;
+                if self.tracing {
+                    self.trace_step(ni, &work[off..off + n]);
+                }
+                self.enqueue(ni, &work[off..off + n], n);
+                let c = &self.stats.nodes[ni as usize];
+                c.calls.add(1);
+                c.vectors.add(n as u64);
+                c.clocks.add((clocks() - t0).saturating_sub(nested));
+                off += n;
+            }
+            work.clear();
+            self.spare = work;
+        }
+    }
+
+    #[cold]
+    fn trace_step(&mut self, ni: NodeIndex, bufs: &[u32]) {
+        let mut traces = self.stats.traces.lock().unwrap_or_else(|e| e.into_inner());
+        let node = &self.graph.nodes[ni as usize];
+        let name = self.graph.names[ni as usize];
+        for (i, &bi) in bufs.iter().enumerate() {
+            let b = self.bufs.get(bi);
+            if b.meta.flags & flags::TRACED == 0 {
+                continue;
+            }
+            let Some(rec) = traces.get_mut(b.meta.trace_index as usize) else {
+                continue;
+            };
+            let e = self.nexts[i];
+            let next = if e == CONSUMED {
+                "(consumed)"
+            } else {
+                self.graph.edge_names[ni as usize]
+                    .get(e as usize)
+                    .copied()
+                    .unwrap_or("?")
+            };
+            let detail = node.trace(&b);
+            let err = if next == "error-drop" {
+                let (n, d) = self
+                    .graph
+                    .error_names
+                    .get(b.meta.error as usize)
+                    .copied()
+                    .unwrap_or(("?", "?"));
+                format!(" [{n}: {d}]")
+            } else {
+                String::new()
+            };
+            rec.lines.push(format!(
+                "{name} -> {next}{err}{}{detail}",
+                if detail.is_empty() { "" } else { "\n  " }
+            ));
+        }
+    }
+
+    fn flush_tx(&mut self) {
+        if self.tracing && self.ready.is_empty() {
+            self.tracing = self
+                .stats
+                .trace_budget
+                .iter()
+                .any(|b| b.load(Ordering::Relaxed) > 0);
+        }
+        for (q, _) in self.tx.slots.iter_mut().flatten() {
+            q.flush(&mut self.bufs);
+        }
+    }
+
+    /// Drop a packet from outside a node (e.g. a queue being torn down).
+    pub fn drop_node(&self) -> NodeIndex {
+        self.drop_node
+    }
+}
+
+/// The first bytes of a packet in hex, for traces.
+pub fn hex_line(d: &[u8]) -> String {
+    d.iter()
+        .take(48)
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join("")
+}
+
+/// TSC ticks per second, measured once against the monotonic clock.
+pub fn tsc_hz() -> u64 {
+    use std::sync::OnceLock;
+    static HZ: OnceLock<u64> = OnceLock::new();
+    *HZ.get_or_init(|| {
+        let t = std::time::Instant::now();
+        let c0 = clocks();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let c1 = clocks();
+        let ns = t.elapsed().as_nanos() as u64;
+        ((c1 - c0) as u128 * 1_000_000_000 / ns.max(1) as u128) as u64
+    })
+}
+
+/// Buffer helper for nodes that need a `Buf` by index inside a `Ctx`.
+#[inline(always)]
+pub fn buf<'b>(cx: &'b mut Ctx<'_>, bi: u32) -> Buf<'b> {
+    cx.bufs.get(bi)
+}

@@ -1,0 +1,310 @@
+//! Tables the workers read: interfaces, adjacencies, load-balances, FIBs.
+//!
+//! Interfaces and forwarding objects are small and change rarely: the control thread edits a
+//! private copy and publishes it whole ([`Published`]). FIBs are large and change often: each
+//! is shared once (`Arc`) and updated in place with atomics by its single writer, with retired
+//! memory reused only after a grace period. A FIB leaf is a load-balance index; a worker
+//! therefore must see a load-balance before any leaf that names it, which the writer ensures
+//! by publishing the forwarding table and waiting one grace period before it writes the leaf.
+
+use crate::fib::ip4::Ip4Fib;
+use crate::fib::ip6::Ip6Fib;
+use crate::rcu::{GracePeriod, Published, Snapshot};
+use crate::wire::Mac;
+use crossbeam_queue::ArrayQueue;
+use std::sync::Arc;
+
+/// Interfaces one process can have (sizes the per-thread counter arrays).
+pub const MAX_INTERFACES: usize = 4096;
+/// Most paths of one ECMP load-balance.
+pub const MAX_ECMP: usize = 16;
+/// Features one arc can carry.
+pub const MAX_FEATURES: usize = 32;
+
+/// Hot per-interface state, looked up per packet by sw_if_index.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct IfFast {
+    pub flags: u8,
+    pub mac: Mac,
+    pub ip4_fib: u32,
+    pub ip6_fib: u32,
+    /// Enabled features on the ip4-unicast / ip6-unicast arcs (bit = position on the arc).
+    pub feat_ip4: u32,
+    pub feat_ip6: u32,
+    /// L3 MTU in bytes.
+    pub mtu: u16,
+}
+
+pub mod if_flags {
+    pub const EXISTS: u8 = 1 << 0;
+    pub const ADMIN_UP: u8 = 1 << 1;
+    pub const LINK_UP: u8 = 1 << 2;
+    pub const IP4: u8 = 1 << 3;
+    pub const IP6: u8 = 1 << 4;
+    /// Ethernet framing (tap, af_packet, memif ethernet); otherwise IP (tun, memif ip).
+    pub const L2: u8 = 1 << 5;
+    /// Accept frames to any destination MAC.
+    pub const PROMISC: u8 = 1 << 6;
+}
+
+/// Full interface state, for the control surface.
+#[derive(Clone, Debug, Default)]
+pub struct Interface {
+    pub sw_if_index: u32,
+    pub name: String,
+    pub dev_type: String,
+    pub tag: String,
+    pub mac: Mac,
+    pub admin_up: bool,
+    pub link_up: bool,
+    pub l2: bool,
+    pub mtu: u16,
+    pub ip4_fib: u32,
+    pub ip6_fib: u32,
+    pub ip4_addrs: Vec<(u32, u8)>,
+    pub ip6_addrs: Vec<(u128, u8)>,
+    pub ip6_enabled: bool,
+    /// For a VLAN sub-interface: (parent sw_if_index, vlan id).
+    pub sub_of: Option<(u32, u16)>,
+    /// Take source addresses from this interface.
+    pub unnumbered_of: Option<u32>,
+    pub feat_ip4: u32,
+    pub feat_ip6: u32,
+}
+
+/// All interfaces, indexed by sw_if_index.
+#[derive(Clone, Default)]
+pub struct IfTable {
+    pub fast: Vec<IfFast>,
+    pub ifs: Vec<Option<Interface>>,
+    /// (parent sw_if_index, vlan) -> sub-interface sw_if_index, for ethernet-input.
+    pub vlans: Vec<(u32, u16, u32)>,
+}
+
+impl IfTable {
+    #[inline(always)]
+    pub fn fast(&self, sw_if_index: u32) -> IfFast {
+        self.fast
+            .get(sw_if_index as usize)
+            .copied()
+            .unwrap_or_default()
+    }
+    pub fn get(&self, sw_if_index: u32) -> Option<&Interface> {
+        self.ifs.get(sw_if_index as usize).and_then(|i| i.as_ref())
+    }
+    pub fn by_name(&self, name: &str) -> Option<&Interface> {
+        self.ifs.iter().flatten().find(|i| i.name == name)
+    }
+    #[inline]
+    pub fn vlan_subif(&self, parent: u32, vlan: u16) -> Option<u32> {
+        self.vlans
+            .iter()
+            .find(|(p, v, _)| *p == parent && *v == vlan)
+            .map(|t| t.2)
+    }
+    /// First IPv4 address of an interface, following unnumbered.
+    pub fn ip4_source(&self, sw_if_index: u32) -> Option<u32> {
+        let i = self.get(sw_if_index)?;
+        let i = match i.unnumbered_of {
+            Some(u) => self.get(u)?,
+            None => i,
+        };
+        i.ip4_addrs.first().map(|a| a.0)
+    }
+    /// First global IPv6 address of an interface, following unnumbered.
+    pub fn ip6_source(&self, sw_if_index: u32) -> Option<u128> {
+        let i = self.get(sw_if_index)?;
+        let i = match i.unnumbered_of {
+            Some(u) => self.get(u)?,
+            None => i,
+        };
+        i.ip6_addrs.first().map(|a| a.0)
+    }
+}
+
+/// What a packet that resolves to an adjacency gets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum AdjKind {
+    /// Drop silently (counted).
+    #[default]
+    Drop,
+    /// Addressed to us: ip4-local / ip6-local.
+    Local,
+    /// A connected subnet with no neighbour entry: resolve the packet's destination (ARP/ND).
+    Glean,
+    /// A next hop not resolved yet: resolve `next_hop`.
+    Incomplete,
+    /// Rewrite the L2 header and send out of `sw_if_index`.
+    Rewrite,
+    /// Send an ICMP unreachable.
+    Unreachable,
+    /// Send an ICMP administratively prohibited.
+    Prohibit,
+    /// Hand to the host through the punt path.
+    Punt,
+}
+
+/// A forwarding adjacency.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Adjacency {
+    pub kind: AdjKind,
+    pub sw_if_index: u32,
+    /// L3 MTU of the egress interface.
+    pub mtu: u16,
+    pub rewrite_len: u8,
+    /// L2 header to prepend (dst mac, src mac, ethertype), `rewrite_len` bytes.
+    pub rewrite: [u8; 16],
+    /// Next hop (IPv4 in the low 32 bits when `is_ip6` is false).
+    pub next_hop: u128,
+    pub is_ip6: bool,
+}
+
+/// An ECMP set of adjacencies, chosen by flow hash.
+#[derive(Clone, Copy, Debug)]
+pub struct LoadBalance {
+    pub n_buckets: u8,
+    pub buckets: [u32; MAX_ECMP],
+}
+
+impl LoadBalance {
+    pub fn single(adj: u32) -> Self {
+        let mut b = [0u32; MAX_ECMP];
+        b[0] = adj;
+        Self {
+            n_buckets: 1,
+            buckets: b,
+        }
+    }
+    #[inline(always)]
+    pub fn pick(&self, flow_hash: u32) -> u32 {
+        let n = self.n_buckets.max(1) as u32;
+        self.buckets[(flow_hash % n) as usize % MAX_ECMP]
+    }
+}
+
+/// Where ip4-local / ip6-local send packets they do not handle themselves.
+#[derive(Clone, Copy, Debug)]
+pub struct PuntRedirect {
+    /// Only packets received on this interface (None: any).
+    pub rx_sw_if_index: Option<u32>,
+    /// Adjacency to send them through (a rewrite to the host tap).
+    pub adj: u32,
+}
+
+/// Adjacencies and load-balances, published whole.
+#[derive(Clone)]
+pub struct FwdTable {
+    pub adjs: Vec<Adjacency>,
+    pub lbs: Vec<LoadBalance>,
+    pub punt4: Vec<PuntRedirect>,
+    pub punt6: Vec<PuntRedirect>,
+}
+
+/// Index of the always-present drop adjacency and load-balance.
+pub const DROP_ADJ: u32 = 0;
+pub const DROP_LB: u32 = 0;
+/// Index of the always-present unreachable adjacency and load-balance (FIB misses).
+pub const UNREACH_ADJ: u32 = 1;
+pub const UNREACH_LB: u32 = 1;
+
+impl Default for FwdTable {
+    fn default() -> Self {
+        let drop = Adjacency::default();
+        let unreach = Adjacency {
+            kind: AdjKind::Unreachable,
+            ..Default::default()
+        };
+        Self {
+            adjs: vec![drop, unreach],
+            lbs: vec![
+                LoadBalance::single(DROP_ADJ),
+                LoadBalance::single(UNREACH_ADJ),
+            ],
+            punt4: vec![],
+            punt6: vec![],
+        }
+    }
+}
+
+impl FwdTable {
+    #[inline(always)]
+    pub fn lb(&self, i: u32) -> &LoadBalance {
+        self.lbs
+            .get(i as usize)
+            .unwrap_or(&self.lbs[DROP_LB as usize])
+    }
+    #[inline(always)]
+    pub fn adj(&self, i: u32) -> &Adjacency {
+        self.adjs
+            .get(i as usize)
+            .unwrap_or(&self.adjs[DROP_ADJ as usize])
+    }
+}
+
+/// Every FIB, by fib index.
+#[derive(Clone, Default)]
+pub struct FibSet {
+    pub ip4: Vec<Option<Arc<Ip4Fib>>>,
+    pub ip6: Vec<Option<Arc<Ip6Fib>>>,
+}
+
+/// Something a worker learned that the control thread must apply (e.g. an ARP reply).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Learned {
+    Ip4Neighbor {
+        sw_if_index: u32,
+        ip: u32,
+        mac: Mac,
+    },
+    Ip6Neighbor {
+        sw_if_index: u32,
+        ip: u128,
+        mac: Mac,
+    },
+}
+
+/// The tables shared by the control thread and all workers.
+pub struct Shared {
+    pub ifs: Published<IfTable>,
+    pub fwd: Published<FwdTable>,
+    pub fibs: Published<FibSet>,
+    pub grace: Arc<GracePeriod>,
+    /// Worker -> control: neighbours learned in the data path.
+    pub learned: ArrayQueue<Learned>,
+}
+
+impl Shared {
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self {
+            ifs: Published::new(IfTable::default()),
+            fwd: Published::new(FwdTable::default()),
+            fibs: Published::new(FibSet::default()),
+            grace: Arc::new(GracePeriod::new()),
+            learned: ArrayQueue::new(4096),
+        })
+    }
+}
+
+/// A worker's view of the tables, refreshed once per dispatch round.
+pub struct WorkerTables {
+    pub ifs: Snapshot<IfTable>,
+    pub fwd: Snapshot<FwdTable>,
+    pub fibs: Snapshot<FibSet>,
+}
+
+impl WorkerTables {
+    pub fn new(s: &Shared) -> Self {
+        Self {
+            ifs: s.ifs.snapshot(),
+            fwd: s.fwd.snapshot(),
+            fibs: s.fibs.snapshot(),
+        }
+    }
+    /// Pick up whatever the control thread published since the last round.
+    #[inline]
+    pub fn refresh(&mut self, s: &Shared) {
+        self.ifs.refresh(&s.ifs);
+        self.fwd.refresh(&s.fwd);
+        self.fibs.refresh(&s.fibs);
+    }
+}

@@ -1,0 +1,431 @@
+//! Typed views of packet headers, in the manner of smoltcp's `wire` module.
+//!
+//! A view is built from a byte slice only if the slice is long enough for the fixed header, so
+//! every accessor indexes a fixed-size array and compiles without bounds checks. These are
+//! rvpp's own views rather than smoltcp's because the hot path wants exactly one length check
+//! per header; smoltcp's per-field range slicing costs a check per field.
+
+pub const ETHERTYPE_IP4: u16 = 0x0800;
+pub const ETHERTYPE_ARP: u16 = 0x0806;
+pub const ETHERTYPE_VLAN: u16 = 0x8100;
+pub const ETHERTYPE_QINQ: u16 = 0x88a8;
+pub const ETHERTYPE_IP6: u16 = 0x86dd;
+
+pub const IP_PROTO_ICMP: u8 = 1;
+pub const IP_PROTO_TCP: u8 = 6;
+pub const IP_PROTO_UDP: u8 = 17;
+pub const IP_PROTO_IPV6_ICMP: u8 = 58;
+
+pub const ETH_HDR: usize = 14;
+pub const VLAN_HDR: usize = 4;
+pub const IP4_HDR: usize = 20;
+pub const IP6_HDR: usize = 40;
+pub const ARP_PKT: usize = 28;
+
+pub type Mac = [u8; 6];
+pub const BROADCAST_MAC: Mac = [0xff; 6];
+
+#[inline(always)]
+fn be16(b: &[u8], o: usize) -> u16 {
+    u16::from_be_bytes([b[o], b[o + 1]])
+}
+
+/// The fixed Ethernet header.
+pub struct EthHdr<'a>(pub &'a mut [u8; ETH_HDR]);
+
+impl<'a> EthHdr<'a> {
+    #[inline(always)]
+    pub fn new(buf: &'a mut [u8]) -> Option<Self> {
+        buf.first_chunk_mut::<ETH_HDR>().map(EthHdr)
+    }
+    #[inline(always)]
+    pub fn dst(&self) -> Mac {
+        [
+            self.0[0], self.0[1], self.0[2], self.0[3], self.0[4], self.0[5],
+        ]
+    }
+    #[inline(always)]
+    pub fn src(&self) -> Mac {
+        [
+            self.0[6], self.0[7], self.0[8], self.0[9], self.0[10], self.0[11],
+        ]
+    }
+    #[inline(always)]
+    pub fn ethertype(&self) -> u16 {
+        u16::from_be_bytes([self.0[12], self.0[13]])
+    }
+    #[inline(always)]
+    pub fn set_dst(&mut self, m: &Mac) {
+        self.0[0..6].copy_from_slice(m);
+    }
+    #[inline(always)]
+    pub fn set_src(&mut self, m: &Mac) {
+        self.0[6..12].copy_from_slice(m);
+    }
+    #[inline(always)]
+    pub fn set_ethertype(&mut self, t: u16) {
+        self.0[12..14].copy_from_slice(&t.to_be_bytes());
+    }
+}
+
+/// Read-only IPv4 header view (the fixed 20 bytes).
+#[derive(Clone, Copy)]
+pub struct Ip4Hdr<'a>(pub &'a [u8; IP4_HDR]);
+
+impl<'a> Ip4Hdr<'a> {
+    #[inline(always)]
+    pub fn new(buf: &'a [u8]) -> Option<Self> {
+        buf.first_chunk::<IP4_HDR>().map(Ip4Hdr)
+    }
+    #[inline(always)]
+    pub fn version(&self) -> u8 {
+        self.0[0] >> 4
+    }
+    /// Header length in bytes.
+    #[inline(always)]
+    pub fn header_len(&self) -> usize {
+        ((self.0[0] & 0x0f) as usize) * 4
+    }
+    #[inline(always)]
+    pub fn total_len(&self) -> u16 {
+        be16(self.0, 2)
+    }
+    #[inline(always)]
+    pub fn ident(&self) -> u16 {
+        be16(self.0, 4)
+    }
+    #[inline(always)]
+    pub fn dont_frag(&self) -> bool {
+        self.0[6] & 0x40 != 0
+    }
+    /// More-fragments flag or a non-zero offset.
+    #[inline(always)]
+    pub fn is_fragment(&self) -> bool {
+        be16(self.0, 6) & 0x3fff != 0
+    }
+    #[inline(always)]
+    pub fn frag_offset(&self) -> u16 {
+        be16(self.0, 6) & 0x1fff
+    }
+    #[inline(always)]
+    pub fn ttl(&self) -> u8 {
+        self.0[8]
+    }
+    #[inline(always)]
+    pub fn protocol(&self) -> u8 {
+        self.0[9]
+    }
+    #[inline(always)]
+    pub fn checksum(&self) -> u16 {
+        be16(self.0, 10)
+    }
+    #[inline(always)]
+    pub fn src(&self) -> u32 {
+        u32::from_be_bytes([self.0[12], self.0[13], self.0[14], self.0[15]])
+    }
+    #[inline(always)]
+    pub fn dst(&self) -> u32 {
+        u32::from_be_bytes([self.0[16], self.0[17], self.0[18], self.0[19]])
+    }
+}
+
+/// Mutable IPv4 header view.
+pub struct Ip4HdrMut<'a>(pub &'a mut [u8; IP4_HDR]);
+
+impl<'a> Ip4HdrMut<'a> {
+    #[inline(always)]
+    pub fn new(buf: &'a mut [u8]) -> Option<Self> {
+        buf.first_chunk_mut::<IP4_HDR>().map(Ip4HdrMut)
+    }
+    #[inline(always)]
+    pub fn view(&self) -> Ip4Hdr<'_> {
+        Ip4Hdr(self.0)
+    }
+    /// Decrement TTL and patch the checksum incrementally (RFC 1624).
+    #[inline(always)]
+    pub fn dec_ttl(&mut self) {
+        self.0[8] = self.0[8].wrapping_sub(1);
+        // TTL is the high byte of its 16-bit word: the word drops by 0x0100, so the checksum
+        // (one's complement) rises by 0x0100 with end-around carry.
+        let c = be16(self.0, 10) as u32 + 0x0100;
+        let c = (c + (c >> 16)) as u16;
+        self.0[10..12].copy_from_slice(&c.to_be_bytes());
+    }
+    pub fn set_total_len(&mut self, l: u16) {
+        self.0[2..4].copy_from_slice(&l.to_be_bytes());
+    }
+    pub fn set_ttl(&mut self, t: u8) {
+        self.0[8] = t;
+    }
+    pub fn set_protocol(&mut self, p: u8) {
+        self.0[9] = p;
+    }
+    pub fn set_src(&mut self, a: u32) {
+        self.0[12..16].copy_from_slice(&a.to_be_bytes());
+    }
+    pub fn set_dst(&mut self, a: u32) {
+        self.0[16..20].copy_from_slice(&a.to_be_bytes());
+    }
+    pub fn set_ident(&mut self, id: u16) {
+        self.0[4..6].copy_from_slice(&id.to_be_bytes());
+    }
+    pub fn set_flags_frag(&mut self, v: u16) {
+        self.0[6..8].copy_from_slice(&v.to_be_bytes());
+    }
+    /// Write a plain 20-byte header with a correct checksum.
+    pub fn init(&mut self, src: u32, dst: u32, proto: u8, ttl: u8, total_len: u16) {
+        self.0.fill(0);
+        self.0[0] = 0x45;
+        self.set_total_len(total_len);
+        self.set_ttl(ttl);
+        self.set_protocol(proto);
+        self.set_src(src);
+        self.set_dst(dst);
+        self.fill_checksum();
+    }
+    /// Recompute the header checksum of the fixed 20 bytes.
+    pub fn fill_checksum(&mut self) {
+        self.0[10] = 0;
+        self.0[11] = 0;
+        let c = checksum(&self.0[..]);
+        self.0[10..12].copy_from_slice(&c.to_be_bytes());
+    }
+}
+
+/// One's-complement sum of `data` folded to 16 bits, not yet inverted.
+#[inline]
+pub fn ones_sum(data: &[u8], mut acc: u64) -> u64 {
+    let mut chunks = data.chunks_exact(8);
+    for c in &mut chunks {
+        let v = u64::from_be_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
+        let (s, o) = acc.overflowing_add(v);
+        acc = s + o as u64;
+    }
+    let rest = chunks.remainder();
+    let mut i = 0;
+    while i + 1 < rest.len() {
+        acc += u16::from_be_bytes([rest[i], rest[i + 1]]) as u64;
+        i += 2;
+    }
+    if i < rest.len() {
+        acc += (rest[i] as u64) << 8;
+    }
+    acc
+}
+
+/// Fold a one's-complement accumulator into the final 16-bit checksum (inverted).
+#[inline]
+pub fn fold(mut acc: u64) -> u16 {
+    while acc >> 16 != 0 {
+        acc = (acc & 0xffff) + (acc >> 16);
+    }
+    !(acc as u16)
+}
+
+/// Internet checksum of `data`.
+#[inline]
+pub fn checksum(data: &[u8]) -> u16 {
+    fold(ones_sum(data, 0))
+}
+
+/// True if an IPv4 header (with options) checksums to zero.
+#[inline]
+pub fn ip4_header_ok(hdr: &[u8]) -> bool {
+    fold(ones_sum(hdr, 0)) == 0
+}
+
+/// Read-only IPv6 fixed header view.
+#[derive(Clone, Copy)]
+pub struct Ip6Hdr<'a>(pub &'a [u8; IP6_HDR]);
+
+impl<'a> Ip6Hdr<'a> {
+    #[inline(always)]
+    pub fn new(buf: &'a [u8]) -> Option<Self> {
+        buf.first_chunk::<IP6_HDR>().map(Ip6Hdr)
+    }
+    #[inline(always)]
+    pub fn version(&self) -> u8 {
+        self.0[0] >> 4
+    }
+    #[inline(always)]
+    pub fn payload_len(&self) -> u16 {
+        be16(self.0, 4)
+    }
+    #[inline(always)]
+    pub fn next_header(&self) -> u8 {
+        self.0[6]
+    }
+    #[inline(always)]
+    pub fn hop_limit(&self) -> u8 {
+        self.0[7]
+    }
+    #[inline(always)]
+    pub fn src(&self) -> u128 {
+        u128::from_be_bytes(*self.0[8..24].first_chunk::<16>().expect("16 of 40"))
+    }
+    #[inline(always)]
+    pub fn dst(&self) -> u128 {
+        u128::from_be_bytes(*self.0[24..40].first_chunk::<16>().expect("16 of 40"))
+    }
+    /// Flow label and addresses folded into a hash input.
+    #[inline(always)]
+    pub fn flow_label(&self) -> u32 {
+        u32::from_be_bytes([0, self.0[1] & 0x0f, self.0[2], self.0[3]])
+    }
+}
+
+/// Mutable IPv6 fixed header view.
+pub struct Ip6HdrMut<'a>(pub &'a mut [u8; IP6_HDR]);
+
+impl<'a> Ip6HdrMut<'a> {
+    #[inline(always)]
+    pub fn new(buf: &'a mut [u8]) -> Option<Self> {
+        buf.first_chunk_mut::<IP6_HDR>().map(Ip6HdrMut)
+    }
+    #[inline(always)]
+    pub fn view(&self) -> Ip6Hdr<'_> {
+        Ip6Hdr(self.0)
+    }
+    #[inline(always)]
+    pub fn dec_hop_limit(&mut self) {
+        self.0[7] = self.0[7].wrapping_sub(1);
+    }
+    pub fn init(&mut self, src: u128, dst: u128, next: u8, hop_limit: u8, payload_len: u16) {
+        self.0.fill(0);
+        self.0[0] = 0x60;
+        self.0[4..6].copy_from_slice(&payload_len.to_be_bytes());
+        self.0[6] = next;
+        self.0[7] = hop_limit;
+        self.0[8..24].copy_from_slice(&src.to_be_bytes());
+        self.0[24..40].copy_from_slice(&dst.to_be_bytes());
+    }
+}
+
+/// One's-complement sum of the IPv6 pseudo-header.
+pub fn ip6_pseudo_sum(src: u128, dst: u128, upper_len: u32, next: u8) -> u64 {
+    let mut acc = ones_sum(&src.to_be_bytes(), 0);
+    acc = ones_sum(&dst.to_be_bytes(), acc);
+    acc + (upper_len >> 16) as u64 + (upper_len & 0xffff) as u64 + next as u64
+}
+
+/// One's-complement sum of the IPv4 pseudo-header.
+pub fn ip4_pseudo_sum(src: u32, dst: u32, upper_len: u16, proto: u8) -> u64 {
+    (src >> 16) as u64
+        + (src & 0xffff) as u64
+        + (dst >> 16) as u64
+        + (dst & 0xffff) as u64
+        + upper_len as u64
+        + proto as u64
+}
+
+/// An Ethernet/IPv4 ARP packet (28 bytes).
+pub struct ArpPkt<'a>(pub &'a mut [u8; ARP_PKT]);
+
+pub const ARP_OP_REQUEST: u16 = 1;
+pub const ARP_OP_REPLY: u16 = 2;
+
+impl<'a> ArpPkt<'a> {
+    #[inline]
+    pub fn new(buf: &'a mut [u8]) -> Option<Self> {
+        buf.first_chunk_mut::<ARP_PKT>().map(ArpPkt)
+    }
+    /// Ethernet hardware, IPv4 protocol, 6/4 address lengths.
+    pub fn is_ether_ip4(&self) -> bool {
+        be16(self.0, 0) == 1 && be16(self.0, 2) == ETHERTYPE_IP4 && self.0[4] == 6 && self.0[5] == 4
+    }
+    pub fn op(&self) -> u16 {
+        be16(self.0, 6)
+    }
+    pub fn sender_mac(&self) -> Mac {
+        let mut m = [0; 6];
+        m.copy_from_slice(&self.0[8..14]);
+        m
+    }
+    pub fn sender_ip(&self) -> u32 {
+        u32::from_be_bytes([self.0[14], self.0[15], self.0[16], self.0[17]])
+    }
+    pub fn target_ip(&self) -> u32 {
+        u32::from_be_bytes([self.0[24], self.0[25], self.0[26], self.0[27]])
+    }
+    /// Write a whole ARP packet.
+    pub fn fill(&mut self, op: u16, smac: &Mac, sip: u32, tmac: &Mac, tip: u32) {
+        self.0[0..2].copy_from_slice(&1u16.to_be_bytes());
+        self.0[2..4].copy_from_slice(&ETHERTYPE_IP4.to_be_bytes());
+        self.0[4] = 6;
+        self.0[5] = 4;
+        self.0[6..8].copy_from_slice(&op.to_be_bytes());
+        self.0[8..14].copy_from_slice(smac);
+        self.0[14..18].copy_from_slice(&sip.to_be_bytes());
+        self.0[18..24].copy_from_slice(tmac);
+        self.0[24..28].copy_from_slice(&tip.to_be_bytes());
+    }
+}
+
+/// Format an IPv4 address held as a host-order u32.
+pub fn fmt_ip4(a: u32) -> std::net::Ipv4Addr {
+    std::net::Ipv4Addr::from(a)
+}
+
+/// Format an IPv6 address held as a host-order u128.
+pub fn fmt_ip6(a: u128) -> std::net::Ipv6Addr {
+    std::net::Ipv6Addr::from(a)
+}
+
+/// Format a MAC address.
+pub fn fmt_mac(m: &Mac) -> String {
+    format!(
+        "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+        m[0], m[1], m[2], m[3], m[4], m[5]
+    )
+}
+
+/// Parse "aa:bb:cc:dd:ee:ff".
+pub fn parse_mac(s: &str) -> Option<Mac> {
+    let mut m = [0u8; 6];
+    let mut parts = s.split(':');
+    for b in m.iter_mut() {
+        *b = u8::from_str_radix(parts.next()?, 16).ok()?;
+    }
+    parts.next().is_none().then_some(m)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn incremental_ttl_checksum_matches_full_recompute() {
+        for ttl in 1..=255u8 {
+            for seed in [0u32, 0x1234_5678, 0xffff_ffff, 0x0a00_0001] {
+                let mut h = [0u8; 20];
+                let mut v = Ip4HdrMut(&mut h);
+                v.init(seed, !seed, 17, ttl, 60);
+                v.dec_ttl();
+                let got = v.view().checksum();
+                v.fill_checksum();
+                let want = v.view().checksum();
+                // 0x0000 and 0xffff are the same one's-complement value.
+                assert!(
+                    got == want || (got == 0xffff && want == 0) || (got == 0 && want == 0xffff)
+                );
+                assert!(ip4_header_ok(&h));
+            }
+        }
+    }
+
+    #[test]
+    fn short_slices_give_no_view() {
+        let mut b = [0u8; 13];
+        assert!(EthHdr::new(&mut b).is_none());
+        assert!(Ip4Hdr::new(&b).is_none());
+        assert!(Ip6Hdr::new(&[0u8; 39]).is_none());
+    }
+
+    #[test]
+    fn mac_parse_and_format_round_trip() {
+        let m = parse_mac("02:fe:0a:0b:0c:0d").unwrap();
+        assert_eq!(fmt_mac(&m), "02:fe:0a:0b:0c:0d");
+        assert!(parse_mac("02:fe:0a:0b:0c").is_none());
+        assert!(parse_mac("02:fe:0a:0b:0c:0d:0e").is_none());
+    }
+}
