@@ -17,6 +17,7 @@ pub mod crc;
 pub mod defs;
 pub mod registry;
 pub mod schema;
+pub mod transport;
 pub mod wire;
 
 pub use registry::Registry;

@@ -1,7 +1,7 @@
 //! The message table: VPP-style message ids, `name_crc` strings and dynamic decode.
 
 use crate::defs::MODULES;
-use crate::schema::{DynMessage, Kind, Message, ModuleDef, MsgDef};
+use crate::schema::{DynMessage, Kind, Message, ModuleDef, MsgDef, ServiceDef};
 use crate::wire::{DecodeError, Reader, Wire};
 use std::collections::HashMap;
 use std::sync::OnceLock;
@@ -48,6 +48,7 @@ pub struct Registry {
     by_name_crc: HashMap<String, u16>,
     by_name: HashMap<&'static str, u16>,
     modules: Vec<ModuleBlock>,
+    services: HashMap<&'static str, &'static ServiceDef>,
 }
 
 impl Registry {
@@ -82,7 +83,12 @@ impl Registry {
         }
         let by_name_crc = entries.iter().map(|e| (e.name_crc.clone(), e.id)).collect();
         let by_name = entries.iter().map(|e| (e.def.name, e.id)).collect();
-        Registry { entries, by_name_crc, by_name, modules: blocks }
+        let services = blocks
+            .iter()
+            .flat_map(|b| b.module.services.iter())
+            .map(|s| (s.caller, s))
+            .collect();
+        Registry { entries, by_name_crc, by_name, modules: blocks, services }
     }
 
     pub fn entries(&self) -> &[Entry] {
@@ -106,6 +112,10 @@ impl Registry {
     }
     pub fn by_name(&self, name: &str) -> Option<&Entry> {
         self.by_name.get(name).and_then(|&id| self.by_id(id))
+    }
+    /// The service (reply / stream / events) of a request message.
+    pub fn service(&self, caller: &str) -> Option<&'static ServiceDef> {
+        self.services.get(caller).copied()
     }
     /// The id of message type `M`.
     pub fn id_of<M: Message>(&self) -> u16 {

@@ -34,7 +34,18 @@ def load(apidir, expected_file):
 
 
 def client(apidir, sock):
+    import threading
+
     vpp = VPPApiClient(apidir=apidir, server_address=sock, read_timeout=5)
+    got = []
+    seen = threading.Event()
+
+    def on_event(name, msg):
+        if name == "sw_interface_event":
+            got.append(msg)
+            seen.set()
+
+    vpp.register_event_callback(on_event)
     vpp.connect("papi-test")
     out = {}
     r = vpp.api.show_version()
@@ -47,7 +58,8 @@ def client(apidir, sock):
     out["cli_inband"] = [r.retval, r.reply]
     r = vpp.api.want_interface_events(enable_disable=1, pid=1234)
     out["want_interface_events"] = r.retval
-    ev = vpp.wait_for_event(5, "sw_interface_event")
+    seen.wait(5)
+    ev = got[0] if got else None
     out["event"] = [ev.sw_if_index, int(ev.flags), bool(ev.deleted)] if ev else None
     r = vpp.api.sw_interface_set_flags(sw_if_index=1, flags=1)
     out["unimplemented"] = r.retval

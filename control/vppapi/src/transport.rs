@@ -1,0 +1,428 @@
+//! The VPP binary-API socket transport, server side.
+//!
+//! * Framing: `16-byte header || payload`; the header's bytes 8..12 hold the payload length,
+//!   big-endian; the rest is zero on output and ignored on input. Input is a byte stream:
+//!   partial frames are kept until complete and frames are handled in order.
+//! * Handshake: `sockclnt_create` (id 15) -> `sockclnt_create_reply` (id 16) carrying the
+//!   registration handle (`slot | 0x8000_0000`) and the whole `name_crc -> id` table.
+//! * Built in: `control_ping` (also ends dumps), `sockclnt_delete` (response 1, then close),
+//!   `get_first_msg_id`, `api_versions`, `get_api_json`, `memclnt_keepalive`.
+//! * Everything else known goes to a [`Handler`]; its replies/details get the request's
+//!   `context` written in. Unknown ids, undecodable payloads and requests whose
+//!   `client_index` is not this connection's registration are dropped without reply, as VPP
+//!   does. [`Response::Unimplemented`] produces the request's reply with
+//!   `retval = -9` (`VNET_API_ERROR_UNIMPLEMENTED`).
+//! * Events: [`Events`] sends a message to a registration from any thread.
+
+use crate::apijson::module_json;
+use crate::defs::*;
+use crate::registry::{Entry, Registry};
+use crate::schema::{DynMessage, Kind, Message};
+use crate::wire::Wire;
+use std::io::{self, Read, Write};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread;
+
+/// `VNET_API_ERROR_UNIMPLEMENTED`.
+pub const RETVAL_UNIMPLEMENTED: i32 = -9;
+/// `SOCK_API_REG_HANDLE_BIT`: socket registrations' client_index has bit 31 set.
+pub const SOCK_API_REG_HANDLE_BIT: u32 = 0x8000_0000;
+/// Frame header size (`msgbuf_t`).
+pub const HEADER_LEN: usize = 16;
+/// Largest payload accepted from a client; a bigger announced length closes the connection.
+pub const MAX_PAYLOAD: usize = 64 << 20;
+/// Fixed ids of the handshake messages (hard-coded in govpp and vpp_papi).
+pub const SOCKCLNT_CREATE_ID: u16 = 15;
+pub const SOCKCLNT_CREATE_REPLY_ID: u16 = 16;
+
+/// Prefix a payload with the 16-byte frame header.
+pub fn frame(payload: &[u8]) -> Vec<u8> {
+    let mut v = Vec::with_capacity(HEADER_LEN + payload.len());
+    v.extend_from_slice(&[0u8; 8]);
+    v.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+    v.extend_from_slice(&[0u8; 4]);
+    v.extend_from_slice(payload);
+    v
+}
+
+/// Stream reassembly: feed bytes, take complete payloads.
+#[derive(Debug, Default)]
+pub struct Deframer {
+    buf: Vec<u8>,
+}
+
+impl Deframer {
+    pub fn new() -> Self {
+        Self::default()
+    }
+    pub fn push(&mut self, data: &[u8]) {
+        self.buf.extend_from_slice(data);
+    }
+    /// The next complete payload, `Ok(None)` if more bytes are needed, or an error if the
+    /// announced length exceeds [`MAX_PAYLOAD`].
+    pub fn next_payload(&mut self) -> io::Result<Option<Vec<u8>>> {
+        if self.buf.len() < HEADER_LEN {
+            return Ok(None);
+        }
+        let len = u32::from_be_bytes([self.buf[8], self.buf[9], self.buf[10], self.buf[11]]) as usize;
+        if len > MAX_PAYLOAD {
+            return Err(io::Error::new(io::ErrorKind::InvalidData, "frame too large"));
+        }
+        if self.buf.len() < HEADER_LEN + len {
+            return Ok(None);
+        }
+        let p = self.buf[HEADER_LEN..HEADER_LEN + len].to_vec();
+        self.buf.drain(..HEADER_LEN + len);
+        Ok(Some(p))
+    }
+}
+
+/// A request passed to the [`Handler`].
+pub struct Request<'a> {
+    /// The sender's registration handle.
+    pub client_index: u32,
+    pub context: u32,
+    pub entry: &'a Entry,
+    pub msg: Box<dyn DynMessage>,
+}
+
+/// What the handler answers.
+pub enum Response {
+    /// One reply (its `context` is filled in by the transport).
+    Reply(Box<dyn DynMessage>),
+    /// Details of a dump (contexts filled in); the client's control_ping ends the stream.
+    Stream(Vec<Box<dyn DynMessage>>),
+    /// Known but not handled: the request's reply with retval -9 (no details for dumps).
+    Unimplemented,
+    /// Send nothing.
+    None,
+}
+
+/// The dataplane side of the API.
+pub trait Handler: Send + 'static {
+    fn handle(&mut self, req: Request<'_>, events: &Events) -> Response;
+    /// A registration went away (sockclnt_delete, EOF or error): drop its subscriptions.
+    fn client_disconnected(&mut self, _client_index: u32) {}
+}
+
+type Writer = Arc<Mutex<UnixStream>>;
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Registered clients, for replies and events.
+#[derive(Clone, Default)]
+pub struct Events {
+    clients: Arc<Mutex<Vec<Option<Writer>>>>,
+}
+
+impl Events {
+    fn register(&self, w: Writer) -> u32 {
+        let mut c = lock(&self.clients);
+        let slot = match c.iter().position(|x| x.is_none()) {
+            Some(i) => {
+                c[i] = Some(w);
+                i
+            }
+            None => {
+                c.push(Some(w));
+                c.len() - 1
+            }
+        };
+        slot as u32 | SOCK_API_REG_HANDLE_BIT
+    }
+    fn unregister(&self, client_index: u32) -> bool {
+        let mut c = lock(&self.clients);
+        match Self::slot(client_index).and_then(|s| c.get_mut(s)) {
+            Some(x @ Some(_)) => {
+                *x = None;
+                true
+            }
+            _ => false,
+        }
+    }
+    fn slot(client_index: u32) -> Option<usize> {
+        (client_index & SOCK_API_REG_HANDLE_BIT != 0).then_some((client_index & !SOCK_API_REG_HANDLE_BIT) as usize)
+    }
+    fn writer(&self, client_index: u32) -> Option<Writer> {
+        let c = lock(&self.clients);
+        Self::slot(client_index).and_then(|s| c.get(s).cloned().flatten())
+    }
+    /// Whether `client_index` is a live registration.
+    pub fn is_registered(&self, client_index: u32) -> bool {
+        self.writer(client_index).is_some()
+    }
+    /// Send an already encoded payload to a registration.
+    pub fn send_payload(&self, client_index: u32, payload: &[u8]) -> bool {
+        match self.writer(client_index) {
+            Some(w) => lock(&w).write_all(&frame(payload)).is_ok(),
+            None => false,
+        }
+    }
+    /// Send a message (event) to a registration; false if it is gone.
+    pub fn send(&self, client_index: u32, msg: &dyn DynMessage) -> bool {
+        self.send_payload(client_index, &Registry::global().encode_dyn(msg))
+    }
+}
+
+/// The API server on a unix socket.
+pub struct Server<H: Handler> {
+    listener: UnixListener,
+    path: PathBuf,
+    handler: Arc<Mutex<H>>,
+    events: Events,
+}
+
+impl<H: Handler> Server<H> {
+    /// Listen on `path` (a stale socket file is replaced).
+    pub fn bind(path: &Path, handler: H) -> io::Result<Self> {
+        if path.exists() {
+            std::fs::remove_file(path)?;
+        }
+        let listener = UnixListener::bind(path)?;
+        Ok(Server { listener, path: path.to_path_buf(), handler: Arc::new(Mutex::new(handler)), events: Events::default() })
+    }
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+    /// A handle to send events to clients.
+    pub fn events(&self) -> Events {
+        self.events.clone()
+    }
+    /// The shared handler (handling is serialised on it, like VPP's API thread).
+    pub fn handler(&self) -> Arc<Mutex<H>> {
+        self.handler.clone()
+    }
+    /// Accept connections forever, one thread per connection.
+    pub fn run(self) -> io::Result<()> {
+        for s in self.listener.incoming() {
+            let s = s?;
+            let handler = self.handler.clone();
+            let events = self.events.clone();
+            thread::spawn(move || {
+                let _ = serve_connection(s, handler, events);
+            });
+        }
+        Ok(())
+    }
+    /// Run the accept loop on a background thread.
+    pub fn spawn(self) -> thread::JoinHandle<io::Result<()>> {
+        thread::spawn(move || self.run())
+    }
+}
+
+/// Serve one connection until EOF, error or sockclnt_delete.
+pub fn serve_connection<H: Handler>(stream: UnixStream, handler: Arc<Mutex<H>>, events: Events) -> io::Result<()> {
+    let writer: Writer = Arc::new(Mutex::new(stream.try_clone()?));
+    let mut conn = Connection { events: events.clone(), writer, client_index: None };
+    let mut reader = stream;
+    let mut de = Deframer::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    let result = 'outer: loop {
+        let n = match reader.read(&mut buf) {
+            Ok(0) => break Ok(()),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => break Err(e),
+        };
+        de.push(&buf[..n]);
+        loop {
+            match de.next_payload() {
+                Ok(Some(p)) => {
+                    if conn.process(&p, &handler) == Flow::Close {
+                        break 'outer Ok(());
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => break 'outer Err(e),
+            }
+        }
+    };
+    if let Some(ci) = conn.client_index.take() {
+        if events.unregister(ci) {
+            lock(&handler).client_disconnected(ci);
+        }
+    }
+    let _ = reader.shutdown(std::net::Shutdown::Both);
+    result
+}
+
+#[derive(PartialEq, Eq)]
+enum Flow {
+    Continue,
+    Close,
+}
+
+struct Connection {
+    events: Events,
+    writer: Writer,
+    client_index: Option<u32>,
+}
+
+fn be_u32(p: &[u8], off: usize) -> Option<u32> {
+    p.get(off..off + 4).map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+}
+
+/// Encode `m` and write `context` at its context offset.
+fn encode_with_context(reg: &Registry, m: &dyn DynMessage, context: u32) -> Vec<u8> {
+    let mut b = reg.encode_dyn(m);
+    if let Some(off) = m.def().context_offset() {
+        if b.len() >= off + 4 {
+            b[off..off + 4].copy_from_slice(&context.to_be_bytes());
+        }
+    }
+    b
+}
+
+impl Connection {
+    fn send(&self, payload: &[u8]) {
+        let _ = lock(&self.writer).write_all(&frame(payload));
+    }
+
+    fn process<H: Handler>(&mut self, p: &[u8], handler: &Mutex<H>) -> Flow {
+        let reg = Registry::global();
+        let Ok(id) = Registry::peek_id(p) else { return Flow::Continue };
+        if id == SOCKCLNT_CREATE_ID {
+            let Ok(req) = SockclntCreate::from_bytes(&p[2..]) else { return Flow::Continue };
+            let ci = match self.client_index {
+                Some(ci) => ci,
+                None => {
+                    let ci = self.events.register(self.writer.clone());
+                    self.client_index = Some(ci);
+                    ci
+                }
+            };
+            let rep = SockclntCreateReply {
+                client_index: 0,
+                context: req.context,
+                response: 0,
+                index: ci,
+                count: 0,
+                message_table: reg
+                    .entries()
+                    .iter()
+                    .map(|e| MessageTableEntry { index: e.id, name: e.name_crc.clone() })
+                    .collect(),
+            };
+            self.send(&rep.encode_msg(SOCKCLNT_CREATE_REPLY_ID));
+            return Flow::Continue;
+        }
+        let Some(entry) = reg.by_id(id) else { return Flow::Continue };
+        if entry.kind() != Kind::Request {
+            return Flow::Continue;
+        }
+        let (Some(ci_off), Some(ctx_off)) = (entry.def.client_index_offset(), entry.def.context_offset()) else {
+            return Flow::Continue;
+        };
+        let (Some(ci), Some(context)) = (be_u32(p, ci_off), be_u32(p, ctx_off)) else { return Flow::Continue };
+        if self.client_index != Some(ci) {
+            return Flow::Continue; // unknown registration: no reply
+        }
+        let Ok(msg) = (entry.def.decode)(p) else { return Flow::Continue };
+        if let Some(m) = msg.downcast_ref::<ControlPing>() {
+            let r = ControlPingReply { context, retval: 0, client_index: m.client_index, vpe_pid: std::process::id() };
+            self.send(&reg.encode(&r));
+            return Flow::Continue;
+        }
+        if let Some(m) = msg.downcast_ref::<SockclntDelete>() {
+            let existed = self.events.is_registered(m.index) && Some(m.index) == self.client_index;
+            let r = SockclntDeleteReply { context, response: if existed { 1 } else { -1 } };
+            self.send(&reg.encode(&r));
+            if existed {
+                return Flow::Close;
+            }
+            return Flow::Continue;
+        }
+        if msg.downcast_ref::<MemclntKeepalive>().is_some() {
+            self.send(&reg.encode(&MemclntKeepaliveReply { context, retval: 0 }));
+            return Flow::Continue;
+        }
+        if let Some(m) = msg.downcast_ref::<GetFirstMsgId>() {
+            let r = match reg.first_msg_id(&m.name) {
+                Some(b) => GetFirstMsgIdReply { context, retval: 0, first_msg_id: b },
+                None => GetFirstMsgIdReply { context, retval: -1, first_msg_id: u16::MAX },
+            };
+            self.send(&reg.encode(&r));
+            return Flow::Continue;
+        }
+        if msg.downcast_ref::<ApiVersions>().is_some() {
+            let api_versions = reg
+                .modules()
+                .iter()
+                .map(|b| {
+                    let v: Vec<u32> = serde_json::from_str::<serde_json::Value>(b.module.options)
+                        .ok()
+                        .and_then(|o| o.get("version").and_then(|s| s.as_str()).map(str::to_string))
+                        .unwrap_or_default()
+                        .split('.')
+                        .map(|x| x.parse().unwrap_or(0))
+                        .collect();
+                    ModuleVersion {
+                        major: v.first().copied().unwrap_or(0),
+                        minor: v.get(1).copied().unwrap_or(0),
+                        patch: v.get(2).copied().unwrap_or(0),
+                        name: b.module.name.to_string(),
+                    }
+                })
+                .collect();
+            self.send(&reg.encode(&ApiVersionsReply { context, retval: 0, count: 0, api_versions }));
+            return Flow::Continue;
+        }
+        if msg.downcast_ref::<GetApiJson>().is_some() {
+            let all: Vec<serde_json::Value> = MODULES.iter().map(|m| module_json(m)).collect();
+            let json = serde_json::to_string(&all).unwrap_or_default();
+            self.send(&reg.encode(&GetApiJsonReply { context, retval: 0, json }));
+            return Flow::Continue;
+        }
+        let resp = {
+            let mut h = lock(handler);
+            h.handle(Request { client_index: ci, context, entry, msg }, &self.events)
+        };
+        match resp {
+            Response::Reply(m) => self.send(&encode_with_context(reg, m.as_ref(), context)),
+            Response::Stream(ms) => {
+                for m in ms {
+                    self.send(&encode_with_context(reg, m.as_ref(), context));
+                }
+            }
+            Response::Unimplemented => {
+                if let Some(b) = unimplemented_reply(reg, entry, context) {
+                    self.send(&b);
+                }
+            }
+            Response::None => {}
+        }
+        Flow::Continue
+    }
+}
+
+/// The reply of `req` with `retval = -9` and every other field zero; `None` for dumps and
+/// for requests without a reply.
+pub fn unimplemented_reply(reg: &Registry, req: &Entry, context: u32) -> Option<Vec<u8>> {
+    let svc = reg.service(req.name())?;
+    if svc.stream || svc.reply == "null" {
+        return None;
+    }
+    let rep = reg.by_name(svc.reply)?;
+    if rep.def.fields.get(1).map(|f| f.name) != Some("retval") || rep.def.context_offset() != Some(2) {
+        return None;
+    }
+    // Decode an all-zero payload of the reply's minimal size to get its zero value.
+    let mut zeros = rep.id.to_be_bytes().to_vec();
+    let mut size = 64;
+    let m = loop {
+        zeros.resize(2 + size, 0);
+        match (rep.def.decode)(&zeros) {
+            Ok(m) => break m,
+            Err(_) if size < (1 << 16) => size *= 4,
+            Err(_) => return None,
+        }
+    };
+    let mut b = m.encode_msg(rep.id);
+    b[2..6].copy_from_slice(&context.to_be_bytes());
+    b[6..10].copy_from_slice(&RETVAL_UNIMPLEMENTED.to_be_bytes());
+    Some(b)
+}
