@@ -306,6 +306,9 @@ def main():
         o.append("    &%s::%s_MODULE,\n" % (mod, mod.upper()))
     o.append("];\n")
     write(os.path.join(crate, "src", "defs", "mod.rs"), "".join(o))
+    # Keep the committed files byte-identical to `cargo fmt` output.
+    import subprocess
+    subprocess.run(["rustfmt", "--edition", "2021"] + sorted(glob.glob(os.path.join(crate, "src", "defs", "*.rs"))), check=True)
     print("modules %d, messages %d, types %d" % (len(modules), sum(len(m[3]) for m in modules), len(order)))
 
 

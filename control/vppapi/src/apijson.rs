@@ -44,7 +44,9 @@ fn collect_type(t: &'static TypeDef, out: &mut Vec<&'static TypeDef>) {
     }
     match t.body {
         TypeBody::Struct(f) | TypeBody::Union(f) => collect(f, out),
-        TypeBody::Alias { target: Some(tt), .. } => collect_type(tt, out),
+        TypeBody::Alias {
+            target: Some(tt), ..
+        } => collect_type(tt, out),
         _ => {}
     }
     out.push(t);
@@ -69,7 +71,11 @@ pub fn module_json(m: &ModuleDef) -> Value {
                     unions.push(Value::Array(v));
                 }
             }
-            TypeBody::Enum { flags, base, values } => {
+            TypeBody::Enum {
+                flags,
+                base,
+                values,
+            } => {
                 let mut v = vec![json!(t.name)];
                 v.extend(values.iter().map(|e| json!([e.name, e.value])));
                 v.push(json!({ "enumtype": base }));

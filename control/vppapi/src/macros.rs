@@ -15,17 +15,33 @@ macro_rules! __vpp_ty {
 }
 
 macro_rules! __vpp_default {
-    (array $t:ty, $n:literal) => { $crate::wire::default_array::<$t, $n>() };
-    ($($other:tt)*) => { Default::default() };
+    (array $t:ty, $n:literal) => {
+        $crate::wire::default_array::<$t, $n>()
+    };
+    ($($other:tt)*) => {
+        Default::default()
+    };
 }
 
 macro_rules! __vpp_min {
-    (scalar $t:ty) => { <$t as $crate::wire::Wire>::MIN_SIZE };
-    (array $t:ty, $n:literal) => { $n * <$t as $crate::wire::Wire>::MIN_SIZE };
-    (string $n:literal) => { $n };
-    (vstring) => { 4 };
-    (count $t:ty, $v:ident) => { <$t as $crate::wire::Wire>::MIN_SIZE };
-    (vla $t:ty, $c:ident, $ct:ty) => { 0 };
+    (scalar $t:ty) => {
+        <$t as $crate::wire::Wire>::MIN_SIZE
+    };
+    (array $t:ty, $n:literal) => {
+        $n * <$t as $crate::wire::Wire>::MIN_SIZE
+    };
+    (string $n:literal) => {
+        $n
+    };
+    (vstring) => {
+        4
+    };
+    (count $t:ty, $v:ident) => {
+        <$t as $crate::wire::Wire>::MIN_SIZE
+    };
+    (vla $t:ty, $c:ident, $ct:ty) => {
+        0
+    };
 }
 
 macro_rules! __vpp_enc {
@@ -55,24 +71,42 @@ macro_rules! __vpp_enc {
 }
 
 macro_rules! __vpp_dec {
-    ($r:ident, scalar $t:ty) => { <$t as $crate::wire::Wire>::decode($r)? };
-    ($r:ident, array $t:ty, $n:literal) => { $crate::wire::decode_array::<$t, $n>($r)? };
-    ($r:ident, string $n:literal) => { $crate::wire::get_fixed_str($r, $n)? };
-    ($r:ident, vstring) => { $crate::wire::get_vstr($r)? };
-    ($r:ident, count $t:ty, $v:ident) => { <$t as $crate::wire::Wire>::decode($r)? };
+    ($r:ident, scalar $t:ty) => {
+        <$t as $crate::wire::Wire>::decode($r)?
+    };
+    ($r:ident, array $t:ty, $n:literal) => {
+        $crate::wire::decode_array::<$t, $n>($r)?
+    };
+    ($r:ident, string $n:literal) => {
+        $crate::wire::get_fixed_str($r, $n)?
+    };
+    ($r:ident, vstring) => {
+        $crate::wire::get_vstr($r)?
+    };
+    ($r:ident, count $t:ty, $v:ident) => {
+        <$t as $crate::wire::Wire>::decode($r)?
+    };
     ($r:ident, vla $t:ty, $c:ident, $ct:ty) => {
         $crate::wire::decode_vla::<$t>($r, $crate::wire::Count::to_usize($c))?
     };
 }
 
 macro_rules! __vpp_name {
-    ($f:ident) => { stringify!($f) };
-    ($f:ident $api:literal) => { $api };
+    ($f:ident) => {
+        stringify!($f)
+    };
+    ($f:ident $api:literal) => {
+        $api
+    };
 }
 
 macro_rules! __vpp_opts {
-    () => { "" };
-    ($o:literal) => { $o };
+    () => {
+        ""
+    };
+    ($o:literal) => {
+        $o
+    };
 }
 
 macro_rules! __vpp_fdef {
@@ -274,23 +308,39 @@ macro_rules! vpp_enum {
 }
 
 macro_rules! __vpp_is_flags {
-    (flags) => { true };
-    (enum) => { false };
+    (flags) => {
+        true
+    };
+    (enum) => {
+        false
+    };
 }
 
 macro_rules! __vpp_is_bc {
-    () => { false };
-    (bc) => { true };
+    () => {
+        false
+    };
+    (bc) => {
+        true
+    };
 }
 
 macro_rules! __vpp_alias_len {
-    (scalar $t:ty) => { None };
-    (array $t:ty, $n:literal) => { Some($n) };
+    (scalar $t:ty) => {
+        None
+    };
+    (array $t:ty, $n:literal) => {
+        Some($n)
+    };
 }
 
 macro_rules! __vpp_alias_elem {
-    (scalar $t:ty) => { $t };
-    (array $t:ty, $n:literal) => { $t };
+    (scalar $t:ty) => {
+        $t
+    };
+    (array $t:ty, $n:literal) => {
+        $t
+    };
 }
 
 macro_rules! vpp_alias {

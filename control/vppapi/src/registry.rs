@@ -64,7 +64,11 @@ impl Registry {
         let mut entries = Vec::new();
         let mut blocks = Vec::new();
         let mut next: u16 = 1;
-        let mut ordered: Vec<&'static ModuleDef> = modules.iter().copied().filter(|m| m.name == "memclnt").collect();
+        let mut ordered: Vec<&'static ModuleDef> = modules
+            .iter()
+            .copied()
+            .filter(|m| m.name == "memclnt")
+            .collect();
         ordered.extend(modules.iter().copied().filter(|m| m.name != "memclnt"));
         for m in ordered {
             if m.name != "memclnt" && next < FIRST_DYNAMIC_MSG_ID {
@@ -76,10 +80,19 @@ impl Registry {
             let base = next;
             for def in m.messages {
                 let crc = def.compute_crc();
-                entries.push(Entry { id: next, def, crc, name_crc: format!("{}_{:08x}", def.name, crc) });
+                entries.push(Entry {
+                    id: next,
+                    def,
+                    crc,
+                    name_crc: format!("{}_{:08x}", def.name, crc),
+                });
                 next += 1;
             }
-            blocks.push(ModuleBlock { module: m, base, count: next - base });
+            blocks.push(ModuleBlock {
+                module: m,
+                base,
+                count: next - base,
+            });
         }
         let by_name_crc = entries.iter().map(|e| (e.name_crc.clone(), e.id)).collect();
         let by_name = entries.iter().map(|e| (e.def.name, e.id)).collect();
@@ -88,7 +101,13 @@ impl Registry {
             .flat_map(|b| b.module.services.iter())
             .map(|s| (s.caller, s))
             .collect();
-        Registry { entries, by_name_crc, by_name, modules: blocks, services }
+        Registry {
+            entries,
+            by_name_crc,
+            by_name,
+            modules: blocks,
+            services,
+        }
     }
 
     pub fn entries(&self) -> &[Entry] {
@@ -108,7 +127,9 @@ impl Registry {
         (e.id == id).then_some(e)
     }
     pub fn by_name_crc(&self, name_crc: &str) -> Option<&Entry> {
-        self.by_name_crc.get(name_crc).and_then(|&id| self.by_id(id))
+        self.by_name_crc
+            .get(name_crc)
+            .and_then(|&id| self.by_id(id))
     }
     pub fn by_name(&self, name: &str) -> Option<&Entry> {
         self.by_name.get(name).and_then(|&id| self.by_id(id))

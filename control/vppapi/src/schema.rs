@@ -43,9 +43,17 @@ pub struct EnumValue {
 pub enum TypeBody {
     Struct(&'static [FieldDef]),
     Union(&'static [FieldDef]),
-    Enum { flags: bool, base: &'static str, values: &'static [EnumValue] },
+    Enum {
+        flags: bool,
+        base: &'static str,
+        values: &'static [EnumValue],
+    },
     /// `typedef`-like `using name = ty[len]`.
-    Alias { ty: &'static str, length: Option<u32>, target: Option<&'static TypeDef> },
+    Alias {
+        ty: &'static str,
+        length: Option<u32>,
+        target: Option<&'static TypeDef>,
+    },
 }
 
 /// A user-defined API type.
@@ -94,6 +102,9 @@ pub enum Kind {
     Other,
 }
 
+/// Decodes a whole payload (id first) into a boxed message.
+pub type DecodeFn = fn(&[u8]) -> Result<Box<dyn DynMessage>, DecodeError>;
+
 /// Everything about one message.
 #[derive(Debug, Clone, Copy)]
 pub struct MsgDef {
@@ -108,7 +119,7 @@ pub struct MsgDef {
     /// Message options as a JSON object.
     pub options: &'static str,
     /// Decode a whole payload (starting with the message id) into a boxed message.
-    pub decode: fn(&[u8]) -> Result<Box<dyn DynMessage>, DecodeError>,
+    pub decode: DecodeFn,
 }
 
 impl MsgDef {

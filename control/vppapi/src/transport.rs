@@ -66,9 +66,13 @@ impl Deframer {
         if self.buf.len() < HEADER_LEN {
             return Ok(None);
         }
-        let len = u32::from_be_bytes([self.buf[8], self.buf[9], self.buf[10], self.buf[11]]) as usize;
+        let len =
+            u32::from_be_bytes([self.buf[8], self.buf[9], self.buf[10], self.buf[11]]) as usize;
         if len > MAX_PAYLOAD {
-            return Err(io::Error::new(io::ErrorKind::InvalidData, "frame too large"));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "frame too large",
+            ));
         }
         if self.buf.len() < HEADER_LEN + len {
             return Ok(None);
@@ -145,7 +149,8 @@ impl Events {
         }
     }
     fn slot(client_index: u32) -> Option<usize> {
-        (client_index & SOCK_API_REG_HANDLE_BIT != 0).then_some((client_index & !SOCK_API_REG_HANDLE_BIT) as usize)
+        (client_index & SOCK_API_REG_HANDLE_BIT != 0)
+            .then_some((client_index & !SOCK_API_REG_HANDLE_BIT) as usize)
     }
     fn writer(&self, client_index: u32) -> Option<Writer> {
         let c = lock(&self.clients);
@@ -183,7 +188,12 @@ impl<H: Handler> Server<H> {
             std::fs::remove_file(path)?;
         }
         let listener = UnixListener::bind(path)?;
-        Ok(Server { listener, path: path.to_path_buf(), handler: Arc::new(Mutex::new(handler)), events: Events::default() })
+        Ok(Server {
+            listener,
+            path: path.to_path_buf(),
+            handler: Arc::new(Mutex::new(handler)),
+            events: Events::default(),
+        })
     }
     pub fn path(&self) -> &Path {
         &self.path
@@ -215,9 +225,17 @@ impl<H: Handler> Server<H> {
 }
 
 /// Serve one connection until EOF, error or sockclnt_delete.
-pub fn serve_connection<H: Handler>(stream: UnixStream, handler: Arc<Mutex<H>>, events: Events) -> io::Result<()> {
+pub fn serve_connection<H: Handler>(
+    stream: UnixStream,
+    handler: Arc<Mutex<H>>,
+    events: Events,
+) -> io::Result<()> {
     let writer: Writer = Arc::new(Mutex::new(stream.try_clone()?));
-    let mut conn = Connection { events: events.clone(), writer, client_index: None };
+    let mut conn = Connection {
+        events: events.clone(),
+        writer,
+        client_index: None,
+    };
     let mut reader = stream;
     let mut de = Deframer::new();
     let mut buf = vec![0u8; 64 * 1024];
@@ -263,7 +281,8 @@ struct Connection {
 }
 
 fn be_u32(p: &[u8], off: usize) -> Option<u32> {
-    p.get(off..off + 4).map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    p.get(off..off + 4)
+        .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
 }
 
 /// Encode `m` and write `context` at its context offset.
@@ -284,9 +303,13 @@ impl Connection {
 
     fn process<H: Handler>(&mut self, p: &[u8], handler: &Mutex<H>) -> Flow {
         let reg = Registry::global();
-        let Ok(id) = Registry::peek_id(p) else { return Flow::Continue };
+        let Ok(id) = Registry::peek_id(p) else {
+            return Flow::Continue;
+        };
         if id == SOCKCLNT_CREATE_ID {
-            let Ok(req) = SockclntCreate::from_bytes(&p[2..]) else { return Flow::Continue };
+            let Ok(req) = SockclntCreate::from_bytes(&p[2..]) else {
+                return Flow::Continue;
+            };
             let ci = match self.client_index {
                 Some(ci) => ci,
                 None => {
@@ -304,32 +327,51 @@ impl Connection {
                 message_table: reg
                     .entries()
                     .iter()
-                    .map(|e| MessageTableEntry { index: e.id, name: e.name_crc.clone() })
+                    .map(|e| MessageTableEntry {
+                        index: e.id,
+                        name: e.name_crc.clone(),
+                    })
                     .collect(),
             };
             self.send(&rep.encode_msg(SOCKCLNT_CREATE_REPLY_ID));
             return Flow::Continue;
         }
-        let Some(entry) = reg.by_id(id) else { return Flow::Continue };
+        let Some(entry) = reg.by_id(id) else {
+            return Flow::Continue;
+        };
         if entry.kind() != Kind::Request {
             return Flow::Continue;
         }
-        let (Some(ci_off), Some(ctx_off)) = (entry.def.client_index_offset(), entry.def.context_offset()) else {
+        let (Some(ci_off), Some(ctx_off)) =
+            (entry.def.client_index_offset(), entry.def.context_offset())
+        else {
             return Flow::Continue;
         };
-        let (Some(ci), Some(context)) = (be_u32(p, ci_off), be_u32(p, ctx_off)) else { return Flow::Continue };
+        let (Some(ci), Some(context)) = (be_u32(p, ci_off), be_u32(p, ctx_off)) else {
+            return Flow::Continue;
+        };
         if self.client_index != Some(ci) {
             return Flow::Continue; // unknown registration: no reply
         }
-        let Ok(msg) = (entry.def.decode)(p) else { return Flow::Continue };
+        let Ok(msg) = (entry.def.decode)(p) else {
+            return Flow::Continue;
+        };
         if let Some(m) = msg.downcast_ref::<ControlPing>() {
-            let r = ControlPingReply { context, retval: 0, client_index: m.client_index, vpe_pid: std::process::id() };
+            let r = ControlPingReply {
+                context,
+                retval: 0,
+                client_index: m.client_index,
+                vpe_pid: std::process::id(),
+            };
             self.send(&reg.encode(&r));
             return Flow::Continue;
         }
         if let Some(m) = msg.downcast_ref::<SockclntDelete>() {
             let existed = self.events.is_registered(m.index) && Some(m.index) == self.client_index;
-            let r = SockclntDeleteReply { context, response: if existed { 1 } else { -1 } };
+            let r = SockclntDeleteReply {
+                context,
+                response: if existed { 1 } else { -1 },
+            };
             self.send(&reg.encode(&r));
             if existed {
                 return Flow::Close;
@@ -342,8 +384,16 @@ impl Connection {
         }
         if let Some(m) = msg.downcast_ref::<GetFirstMsgId>() {
             let r = match reg.first_msg_id(&m.name) {
-                Some(b) => GetFirstMsgIdReply { context, retval: 0, first_msg_id: b },
-                None => GetFirstMsgIdReply { context, retval: -1, first_msg_id: u16::MAX },
+                Some(b) => GetFirstMsgIdReply {
+                    context,
+                    retval: 0,
+                    first_msg_id: b,
+                },
+                None => GetFirstMsgIdReply {
+                    context,
+                    retval: -1,
+                    first_msg_id: u16::MAX,
+                },
             };
             self.send(&reg.encode(&r));
             return Flow::Continue;
@@ -355,7 +405,11 @@ impl Connection {
                 .map(|b| {
                     let v: Vec<u32> = serde_json::from_str::<serde_json::Value>(b.module.options)
                         .ok()
-                        .and_then(|o| o.get("version").and_then(|s| s.as_str()).map(str::to_string))
+                        .and_then(|o| {
+                            o.get("version")
+                                .and_then(|s| s.as_str())
+                                .map(str::to_string)
+                        })
                         .unwrap_or_default()
                         .split('.')
                         .map(|x| x.parse().unwrap_or(0))
@@ -368,18 +422,35 @@ impl Connection {
                     }
                 })
                 .collect();
-            self.send(&reg.encode(&ApiVersionsReply { context, retval: 0, count: 0, api_versions }));
+            self.send(&reg.encode(&ApiVersionsReply {
+                context,
+                retval: 0,
+                count: 0,
+                api_versions,
+            }));
             return Flow::Continue;
         }
         if msg.downcast_ref::<GetApiJson>().is_some() {
             let all: Vec<serde_json::Value> = MODULES.iter().map(|m| module_json(m)).collect();
             let json = serde_json::to_string(&all).unwrap_or_default();
-            self.send(&reg.encode(&GetApiJsonReply { context, retval: 0, json }));
+            self.send(&reg.encode(&GetApiJsonReply {
+                context,
+                retval: 0,
+                json,
+            }));
             return Flow::Continue;
         }
         let resp = {
             let mut h = lock(handler);
-            h.handle(Request { client_index: ci, context, entry, msg }, &self.events)
+            h.handle(
+                Request {
+                    client_index: ci,
+                    context,
+                    entry,
+                    msg,
+                },
+                &self.events,
+            )
         };
         match resp {
             Response::Reply(m) => self.send(&encode_with_context(reg, m.as_ref(), context)),
@@ -407,7 +478,9 @@ pub fn unimplemented_reply(reg: &Registry, req: &Entry, context: u32) -> Option<
         return None;
     }
     let rep = reg.by_name(svc.reply)?;
-    if rep.def.fields.get(1).map(|f| f.name) != Some("retval") || rep.def.context_offset() != Some(2) {
+    if rep.def.fields.get(1).map(|f| f.name) != Some("retval")
+        || rep.def.context_offset() != Some(2)
+    {
         return None;
     }
     // Decode an all-zero payload of the reply's minimal size to get its zero value.

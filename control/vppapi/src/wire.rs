@@ -6,9 +6,17 @@ use std::fmt;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DecodeError {
     /// The payload ended before the field `what` was complete.
-    Truncated { what: &'static str, need: usize, have: usize },
+    Truncated {
+        what: &'static str,
+        need: usize,
+        have: usize,
+    },
     /// A length/count field announces more elements than the payload can hold.
-    BadLength { what: &'static str, count: usize, remaining: usize },
+    BadLength {
+        what: &'static str,
+        count: usize,
+        remaining: usize,
+    },
     /// Bytes left over after the message (only from the `*_exact` decoders).
     Trailing(usize),
     /// The message id in the payload is not the one expected.
@@ -21,9 +29,16 @@ impl fmt::Display for DecodeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             DecodeError::Truncated { what, need, have } => {
-                write!(f, "truncated payload: {what} needs {need} bytes, {have} left")
+                write!(
+                    f,
+                    "truncated payload: {what} needs {need} bytes, {have} left"
+                )
             }
-            DecodeError::BadLength { what, count, remaining } => write!(
+            DecodeError::BadLength {
+                what,
+                count,
+                remaining,
+            } => write!(
                 f,
                 "length field of {what} says {count} elements but only {remaining} bytes remain"
             ),
@@ -58,13 +73,20 @@ impl<'a> Reader<'a> {
     /// Take the next `n` bytes, or fail without consuming anything.
     pub fn take(&mut self, n: usize, what: &'static str) -> Result<&'a [u8], DecodeError> {
         if self.remaining() < n {
-            return Err(DecodeError::Truncated { what, need: n, have: self.remaining() });
+            return Err(DecodeError::Truncated {
+                what,
+                need: n,
+                have: self.remaining(),
+            });
         }
         let s = &self.buf[self.pos..self.pos + n];
         self.pos += n;
         Ok(s)
     }
-    pub fn take_array<const N: usize>(&mut self, what: &'static str) -> Result<[u8; N], DecodeError> {
+    pub fn take_array<const N: usize>(
+        &mut self,
+        what: &'static str,
+    ) -> Result<[u8; N], DecodeError> {
         let s = self.take(N, what)?;
         let mut a = [0u8; N];
         a.copy_from_slice(s);
@@ -184,7 +206,11 @@ pub fn put_vstr(buf: &mut Vec<u8>, s: &str) {
 pub fn get_vstr(r: &mut Reader<'_>) -> Result<String, DecodeError> {
     let n = u32::decode(r)? as usize;
     if n > r.remaining() {
-        return Err(DecodeError::BadLength { what: "string", count: n, remaining: r.remaining() });
+        return Err(DecodeError::BadLength {
+            what: "string",
+            count: n,
+            remaining: r.remaining(),
+        });
     }
     let b = r.take(n, "string")?;
     Ok(String::from_utf8_lossy(b).into_owned())
@@ -205,7 +231,11 @@ pub fn decode_array<T: Wire, const N: usize>(r: &mut Reader<'_>) -> Result<[T; N
     }
     match v.try_into() {
         Ok(a) => Ok(a),
-        Err(_) => Err(DecodeError::BadLength { what: "array", count: N, remaining: r.remaining() }),
+        Err(_) => Err(DecodeError::BadLength {
+            what: "array",
+            count: N,
+            remaining: r.remaining(),
+        }),
     }
 }
 
@@ -215,7 +245,11 @@ pub fn decode_array<T: Wire, const N: usize>(r: &mut Reader<'_>) -> Result<[T; N
 pub fn decode_vla<T: Wire>(r: &mut Reader<'_>, count: usize) -> Result<Vec<T>, DecodeError> {
     let per = T::MIN_SIZE.max(1);
     if count.saturating_mul(per) > r.remaining() {
-        return Err(DecodeError::BadLength { what: "array", count, remaining: r.remaining() });
+        return Err(DecodeError::BadLength {
+            what: "array",
+            count,
+            remaining: r.remaining(),
+        });
     }
     let mut v = Vec::with_capacity(count);
     for _ in 0..count {

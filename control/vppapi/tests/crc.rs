@@ -13,12 +13,20 @@ fn computed_crc_matches_published_for_every_message() {
             n += 1;
             let c = d.compute_crc();
             if c != d.published_crc {
-                bad.push(format!("{}.{}: computed {:08x} published {:08x}", m.name, d.name, c, d.published_crc));
+                bad.push(format!(
+                    "{}.{}: computed {:08x} published {:08x}",
+                    m.name, d.name, c, d.published_crc
+                ));
             }
         }
     }
     assert!(n >= 300, "only {n} messages");
-    assert!(bad.is_empty(), "{} of {n} CRCs differ:\n{}", bad.len(), bad.join("\n"));
+    assert!(
+        bad.is_empty(),
+        "{} of {n} CRCs differ:\n{}",
+        bad.len(),
+        bad.join("\n")
+    );
 }
 
 /// Known values straight from VPP's message table (independent of the generated constants).

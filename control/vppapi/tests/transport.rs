@@ -38,7 +38,10 @@ impl Handler for TestHandler {
             );
         }
         if let Some(c) = m.downcast_ref::<CliInband>() {
-            return Response::Reply(Box::new(CliInbandReply { reply: format!("ran: {}", c.cmd), ..Default::default() }));
+            return Response::Reply(Box::new(CliInbandReply {
+                reply: format!("ran: {}", c.cmd),
+                ..Default::default()
+            }));
         }
         if let Some(w) = m.downcast_ref::<WantInterfaceEvents>() {
             let (ev, ci, pid) = (events.clone(), req.client_index, w.pid);
@@ -50,7 +53,8 @@ impl Handler for TestHandler {
                         client_index: ci,
                         pid,
                         sw_if_index: InterfaceIndex(3),
-                        flags: IfStatusFlags::IF_STATUS_API_FLAG_ADMIN_UP | IfStatusFlags::IF_STATUS_API_FLAG_LINK_UP,
+                        flags: IfStatusFlags::IF_STATUS_API_FLAG_ADMIN_UP
+                            | IfStatusFlags::IF_STATUS_API_FLAG_LINK_UP,
                         deleted: false,
                     },
                 );
@@ -92,7 +96,13 @@ fn raw_client_handshake_dump_ping_delete() {
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
 
     // handshake, written one byte at a time to exercise reassembly
-    let hs = frame(&SockclntCreate { context: 123, name: "govppsock".into() }.encode_msg(15));
+    let hs = frame(
+        &SockclntCreate {
+            context: 123,
+            name: "govppsock".into(),
+        }
+        .encode_msg(15),
+    );
     for b in &hs {
         s.write_all(std::slice::from_ref(b)).unwrap();
     }
@@ -103,57 +113,139 @@ fn raw_client_handshake_dump_ping_delete() {
     assert_eq!(rep.response, 0);
     assert_ne!(rep.index & 0x8000_0000, 0);
     assert_eq!(rep.message_table.len(), reg.len());
-    let table: std::collections::HashMap<String, u16> =
-        rep.message_table.iter().map(|e| (e.name.clone(), e.index)).collect();
+    let table: std::collections::HashMap<String, u16> = rep
+        .message_table
+        .iter()
+        .map(|e| (e.name.clone(), e.index))
+        .collect();
     assert_eq!(table["control_ping_51077d14"], 23);
     let ci = rep.index;
     let id = |n: &str| table[n];
 
     // dump + control_ping as govpp sends them (two contexts), in one write
-    let mut w = frame(&SwInterfaceDump { client_index: ci, context: 40, ..Default::default() }.encode_msg(id("sw_interface_dump_aa610c27")));
-    w.extend(frame(&ControlPing { client_index: ci, context: 41 }.encode_msg(23)));
+    let mut w = frame(
+        &SwInterfaceDump {
+            client_index: ci,
+            context: 40,
+            ..Default::default()
+        }
+        .encode_msg(id("sw_interface_dump_aa610c27")),
+    );
+    w.extend(frame(
+        &ControlPing {
+            client_index: ci,
+            context: 41,
+        }
+        .encode_msg(23),
+    ));
     s.write_all(&w).unwrap();
     for i in 0..2 {
         let p = read_payload(&mut s).unwrap();
         assert_eq!(id_of(&p), id("sw_interface_details_6c221fc7"));
         let d = SwInterfaceDetails::decode_msg(&p).unwrap();
-        assert_eq!((d.context, d.sw_if_index.0, d.interface_name.as_str()), (40, i, format!("if{i}").as_str()));
+        assert_eq!(
+            (d.context, d.sw_if_index.0, d.interface_name.as_str()),
+            (40, i, format!("if{i}").as_str())
+        );
     }
     let p = read_payload(&mut s).unwrap();
     assert_eq!(id_of(&p), 24);
     let pr = ControlPingReply::decode_msg(&p).unwrap();
-    assert_eq!((pr.context, pr.retval, pr.client_index, pr.vpe_pid), (41, 0, ci, std::process::id()));
+    assert_eq!(
+        (pr.context, pr.retval, pr.client_index, pr.vpe_pid),
+        (41, 0, ci, std::process::id())
+    );
 
     // wrong client_index, unknown id, garbage: no reply; the next ping answers first
-    s.write_all(&frame(&ShowVersion { client_index: ci ^ 1, context: 50 }.encode_msg(id("show_version_51077d14")))).unwrap();
+    s.write_all(&frame(
+        &ShowVersion {
+            client_index: ci ^ 1,
+            context: 50,
+        }
+        .encode_msg(id("show_version_51077d14")),
+    ))
+    .unwrap();
     s.write_all(&frame(&[0xff, 0xf0, 1, 2, 3])).unwrap();
     s.write_all(&frame(&[0x00])).unwrap();
-    s.write_all(&frame(&ShowVersion { client_index: ci, context: 51 }.encode_msg(id("show_version_51077d14"))[..5])).unwrap();
-    s.write_all(&frame(&ControlPing { client_index: ci, context: 52 }.encode_msg(23))).unwrap();
+    s.write_all(&frame(
+        &ShowVersion {
+            client_index: ci,
+            context: 51,
+        }
+        .encode_msg(id("show_version_51077d14"))[..5],
+    ))
+    .unwrap();
+    s.write_all(&frame(
+        &ControlPing {
+            client_index: ci,
+            context: 52,
+        }
+        .encode_msg(23),
+    ))
+    .unwrap();
     let p = read_payload(&mut s).unwrap();
-    assert_eq!((id_of(&p), ControlPingReply::decode_msg(&p).unwrap().context), (24, 52));
+    assert_eq!(
+        (id_of(&p), ControlPingReply::decode_msg(&p).unwrap().context),
+        (24, 52)
+    );
 
     // known but unhandled: reply with retval -9 and the rest zero
-    s.write_all(&frame(&SwInterfaceSetFlags { client_index: ci, context: 60, ..Default::default() }.encode_msg(id("sw_interface_set_flags_f5aec1b8")))).unwrap();
+    s.write_all(&frame(
+        &SwInterfaceSetFlags {
+            client_index: ci,
+            context: 60,
+            ..Default::default()
+        }
+        .encode_msg(id("sw_interface_set_flags_f5aec1b8")),
+    ))
+    .unwrap();
     let p = read_payload(&mut s).unwrap();
     assert_eq!(id_of(&p), id("sw_interface_set_flags_reply_e8d4e804"));
     let r = SwInterfaceSetFlagsReply::decode_msg(&p).unwrap();
     assert_eq!((r.context, r.retval), (60, -9));
     // a create-style reply keeps its extra fields (zero)
-    s.write_all(&frame(&TapCreateV3 { client_index: ci, context: 61, ..Default::default() }.encode_msg(id("tap_create_v3_3f3fd1df")))).unwrap();
+    s.write_all(&frame(
+        &TapCreateV3 {
+            client_index: ci,
+            context: 61,
+            ..Default::default()
+        }
+        .encode_msg(id("tap_create_v3_3f3fd1df")),
+    ))
+    .unwrap();
     let p = read_payload(&mut s).unwrap();
     let r = TapCreateV3Reply::decode_msg(&p).unwrap();
     assert_eq!((r.context, r.retval, r.sw_if_index.0), (61, -9, 0));
 
     // get_first_msg_id
-    let ip = reg.modules().iter().find(|b| b.module.name == "ip").unwrap();
+    let ip = reg
+        .modules()
+        .iter()
+        .find(|b| b.module.name == "ip")
+        .unwrap();
     let name = format!("ip_{:08x}", ip.module.vl_api_version);
-    s.write_all(&frame(&GetFirstMsgId { client_index: ci, context: 70, name }.encode_msg(10))).unwrap();
+    s.write_all(&frame(
+        &GetFirstMsgId {
+            client_index: ci,
+            context: 70,
+            name,
+        }
+        .encode_msg(10),
+    ))
+    .unwrap();
     let r = GetFirstMsgIdReply::decode_msg(&read_payload(&mut s).unwrap()).unwrap();
     assert_eq!((r.context, r.retval, r.first_msg_id), (70, 0, ip.base));
 
     // sockclnt_delete: response 1, then the server closes
-    s.write_all(&frame(&SockclntDelete { client_index: ci, context: 124, index: ci }.encode_msg(17))).unwrap();
+    s.write_all(&frame(
+        &SockclntDelete {
+            client_index: ci,
+            context: 124,
+            index: ci,
+        }
+        .encode_msg(17),
+    ))
+    .unwrap();
     let p = read_payload(&mut s).unwrap();
     assert_eq!(id_of(&p), 18);
     let r = SockclntDeleteReply::decode_msg(&p).unwrap();
@@ -185,7 +277,13 @@ fn vpp_papi_client_against_server() {
     let apidir = std::env::temp_dir().join(format!("rvpp-api-papi-json-{}", std::process::id()));
     write_api_json_dir(&apidir).unwrap();
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/papi_check.py");
-    let out = match std::process::Command::new("python3").arg(script).arg("client").arg(&apidir).arg(&path).output() {
+    let out = match std::process::Command::new("python3")
+        .arg(script)
+        .arg("client")
+        .arg(&apidir)
+        .arg(&path)
+        .output()
+    {
         Ok(o) => o,
         Err(e) => {
             eprintln!("skipping: python3 not runnable: {e}");
@@ -197,11 +295,21 @@ fn vpp_papi_client_against_server() {
         eprintln!("skipping: {stdout}");
         return;
     }
-    assert!(out.status.success(), "papi client failed: {stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "papi client failed: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
-    assert_eq!(v["show_version"], serde_json::json!([0, "rvpp", "0.1-test"]));
+    assert_eq!(
+        v["show_version"],
+        serde_json::json!([0, "rvpp", "0.1-test"])
+    );
     assert_eq!(v["control_ping"][1], std::process::id());
-    assert_eq!(v["sw_interface_dump"], serde_json::json!([[0, "if0"], [1, "if1"]]));
+    assert_eq!(
+        v["sw_interface_dump"],
+        serde_json::json!([[0, "if0"], [1, "if1"]])
+    );
     assert_eq!(v["cli_inband"], serde_json::json!([0, "ran: show version"]));
     assert_eq!(v["want_interface_events"], 0);
     assert_eq!(v["event"], serde_json::json!([3, 3, false]));
@@ -213,12 +321,21 @@ fn vpp_papi_client_against_server() {
 #[test]
 fn unimplemented_reply_for_every_request_decodes() {
     let reg = Registry::global();
-    for e in reg.entries().iter().filter(|e| e.kind() == rvpp_vppapi::Kind::Request) {
+    for e in reg
+        .entries()
+        .iter()
+        .filter(|e| e.kind() == rvpp_vppapi::Kind::Request)
+    {
         if let Some(b) = rvpp_vppapi::transport::unimplemented_reply(reg, e, 7) {
             let (_, m) = reg.decode(&b).unwrap();
             let mut body = Vec::new();
             m.encode_body(&mut body);
-            assert_eq!(&body[..8], &[0, 0, 0, 7, 0xff, 0xff, 0xff, 0xf7], "{}", e.name());
+            assert_eq!(
+                &body[..8],
+                &[0, 0, 0, 7, 0xff, 0xff, 0xff, 0xf7],
+                "{}",
+                e.name()
+            );
             let _ = <u32 as Wire>::from_bytes(&body);
         }
     }

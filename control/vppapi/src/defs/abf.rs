@@ -53,7 +53,19 @@ pub static ABF_MODULE: ModuleDef = ModuleDef {
         &AbfItfAttachAddDelReply::DEF,
     ],
     services: &[
-        ServiceDef { caller: "abf_policy_add_del", reply: "abf_policy_add_del_reply", stream: false, stream_msg: None, events: &[] },
-        ServiceDef { caller: "abf_itf_attach_add_del", reply: "abf_itf_attach_add_del_reply", stream: false, stream_msg: None, events: &[] },
+        ServiceDef {
+            caller: "abf_policy_add_del",
+            reply: "abf_policy_add_del_reply",
+            stream: false,
+            stream_msg: None,
+            events: &[],
+        },
+        ServiceDef {
+            caller: "abf_itf_attach_add_del",
+            reply: "abf_itf_attach_add_del_reply",
+            stream: false,
+            stream_msg: None,
+            events: &[],
+        },
     ],
 };

@@ -55,7 +55,19 @@ pub static ACL_MODULE: ModuleDef = ModuleDef {
         &AclDelReply::DEF,
     ],
     services: &[
-        ServiceDef { caller: "acl_add_replace", reply: "acl_add_replace_reply", stream: false, stream_msg: None, events: &[] },
-        ServiceDef { caller: "acl_del", reply: "acl_del_reply", stream: false, stream_msg: None, events: &[] },
+        ServiceDef {
+            caller: "acl_add_replace",
+            reply: "acl_add_replace_reply",
+            stream: false,
+            stream_msg: None,
+            events: &[],
+        },
+        ServiceDef {
+            caller: "acl_del",
+            reply: "acl_del_reply",
+            stream: false,
+            stream_msg: None,
+            events: &[],
+        },
     ],
 };

@@ -62,7 +62,19 @@ pub static AF_PACKET_MODULE: ModuleDef = ModuleDef {
         &AfPacketDeleteReply::DEF,
     ],
     services: &[
-        ServiceDef { caller: "af_packet_create_v3", reply: "af_packet_create_v3_reply", stream: false, stream_msg: None, events: &[] },
-        ServiceDef { caller: "af_packet_delete", reply: "af_packet_delete_reply", stream: false, stream_msg: None, events: &[] },
+        ServiceDef {
+            caller: "af_packet_create_v3",
+            reply: "af_packet_create_v3_reply",
+            stream: false,
+            stream_msg: None,
+            events: &[],
+        },
+        ServiceDef {
+            caller: "af_packet_delete",
+            reply: "af_packet_delete_reply",
+            stream: false,
+            stream_msg: None,
+            events: &[],
+        },
     ],
 };

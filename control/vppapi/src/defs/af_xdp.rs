@@ -60,7 +60,19 @@ pub static AF_XDP_MODULE: ModuleDef = ModuleDef {
         &AfXdpDeleteReply::DEF,
     ],
     services: &[
-        ServiceDef { caller: "af_xdp_create_v3", reply: "af_xdp_create_v3_reply", stream: false, stream_msg: None, events: &[] },
-        ServiceDef { caller: "af_xdp_delete", reply: "af_xdp_delete_reply", stream: false, stream_msg: None, events: &[] },
+        ServiceDef {
+            caller: "af_xdp_create_v3",
+            reply: "af_xdp_create_v3_reply",
+            stream: false,
+            stream_msg: None,
+            events: &[],
+        },
+        ServiceDef {
+            caller: "af_xdp_delete",
+            reply: "af_xdp_delete_reply",
+            stream: false,
+            stream_msg: None,
+            events: &[],
+        },
     ],
 };

@@ -53,7 +53,19 @@ pub static ARP_MODULE: ModuleDef = ModuleDef {
         &ProxyArpIntfcEnableDisableReply::DEF,
     ],
     services: &[
-        ServiceDef { caller: "proxy_arp_add_del", reply: "proxy_arp_add_del_reply", stream: false, stream_msg: None, events: &[] },
-        ServiceDef { caller: "proxy_arp_intfc_enable_disable", reply: "proxy_arp_intfc_enable_disable_reply", stream: false, stream_msg: None, events: &[] },
+        ServiceDef {
+            caller: "proxy_arp_add_del",
+            reply: "proxy_arp_add_del_reply",
+            stream: false,
+            stream_msg: None,
+            events: &[],
+        },
+        ServiceDef {
+            caller: "proxy_arp_intfc_enable_disable",
+            reply: "proxy_arp_intfc_enable_disable_reply",
+            stream: false,
+            stream_msg: None,
+            events: &[],
+        },
     ],
 };

@@ -93,8 +93,26 @@ pub static CLASSIFY_MODULE: ModuleDef = ModuleDef {
         &OutputAclSetInterfaceReply::DEF,
     ],
     services: &[
-        ServiceDef { caller: "classify_add_del_table", reply: "classify_add_del_table_reply", stream: false, stream_msg: None, events: &[] },
-        ServiceDef { caller: "input_acl_set_interface", reply: "input_acl_set_interface_reply", stream: false, stream_msg: None, events: &[] },
-        ServiceDef { caller: "output_acl_set_interface", reply: "output_acl_set_interface_reply", stream: false, stream_msg: None, events: &[] },
+        ServiceDef {
+            caller: "classify_add_del_table",
+            reply: "classify_add_del_table_reply",
+            stream: false,
+            stream_msg: None,
+            events: &[],
+        },
+        ServiceDef {
+            caller: "input_acl_set_interface",
+            reply: "input_acl_set_interface_reply",
+            stream: false,
+            stream_msg: None,
+            events: &[],
+        },
+        ServiceDef {
+            caller: "output_acl_set_interface",
+            reply: "output_acl_set_interface_reply",
+            stream: false,
+            stream_msg: None,
+            events: &[],
+        },
     ],
 };

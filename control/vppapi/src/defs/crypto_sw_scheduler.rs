@@ -32,7 +32,11 @@ pub static CRYPTO_SW_SCHEDULER_MODULE: ModuleDef = ModuleDef {
         &CryptoSwSchedulerSetWorker::DEF,
         &CryptoSwSchedulerSetWorkerReply::DEF,
     ],
-    services: &[
-        ServiceDef { caller: "crypto_sw_scheduler_set_worker", reply: "crypto_sw_scheduler_set_worker_reply", stream: false, stream_msg: None, events: &[] },
-    ],
+    services: &[ServiceDef {
+        caller: "crypto_sw_scheduler_set_worker",
+        reply: "crypto_sw_scheduler_set_worker_reply",
+        stream: false,
+        stream_msg: None,
+        events: &[],
+    }],
 };

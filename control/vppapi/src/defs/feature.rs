@@ -30,11 +30,12 @@ pub static FEATURE_MODULE: ModuleDef = ModuleDef {
     name: "feature",
     vl_api_version: 0x30d6f180,
     options: r#"{"version":"1.0.2"}"#,
-    messages: &[
-        &FeatureEnableDisable::DEF,
-        &FeatureEnableDisableReply::DEF,
-    ],
-    services: &[
-        ServiceDef { caller: "feature_enable_disable", reply: "feature_enable_disable_reply", stream: false, stream_msg: None, events: &[] },
-    ],
+    messages: &[&FeatureEnableDisable::DEF, &FeatureEnableDisableReply::DEF],
+    services: &[ServiceDef {
+        caller: "feature_enable_disable",
+        reply: "feature_enable_disable_reply",
+        stream: false,
+        stream_msg: None,
+        events: &[],
+    }],
 };

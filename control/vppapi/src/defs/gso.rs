@@ -32,7 +32,11 @@ pub static GSO_MODULE: ModuleDef = ModuleDef {
         &FeatureGsoEnableDisable::DEF,
         &FeatureGsoEnableDisableReply::DEF,
     ],
-    services: &[
-        ServiceDef { caller: "feature_gso_enable_disable", reply: "feature_gso_enable_disable_reply", stream: false, stream_msg: None, events: &[] },
-    ],
+    services: &[ServiceDef {
+        caller: "feature_gso_enable_disable",
+        reply: "feature_gso_enable_disable_reply",
+        stream: false,
+        stream_msg: None,
+        events: &[],
+    }],
 };

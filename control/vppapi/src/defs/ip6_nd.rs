@@ -66,7 +66,19 @@ pub static IP6_ND_MODULE: ModuleDef = ModuleDef {
         &Ip6ndProxyEnableDisableV2Reply::DEF,
     ],
     services: &[
-        ServiceDef { caller: "sw_interface_ip6nd_ra_config", reply: "sw_interface_ip6nd_ra_config_reply", stream: false, stream_msg: None, events: &[] },
-        ServiceDef { caller: "ip6nd_proxy_enable_disable_v2", reply: "ip6nd_proxy_enable_disable_v2_reply", stream: false, stream_msg: None, events: &[] },
+        ServiceDef {
+            caller: "sw_interface_ip6nd_ra_config",
+            reply: "sw_interface_ip6nd_ra_config_reply",
+            stream: false,
+            stream_msg: None,
+            events: &[],
+        },
+        ServiceDef {
+            caller: "ip6nd_proxy_enable_disable_v2",
+            reply: "ip6nd_proxy_enable_disable_v2_reply",
+            stream: false,
+            stream_msg: None,
+            events: &[],
+        },
     ],
 };

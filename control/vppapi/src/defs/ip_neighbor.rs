@@ -76,8 +76,26 @@ pub static IP_NEIGHBOR_MODULE: ModuleDef = ModuleDef {
         &IpNeighborConfigReply::DEF,
     ],
     services: &[
-        ServiceDef { caller: "ip_neighbor_add_del", reply: "ip_neighbor_add_del_reply", stream: false, stream_msg: None, events: &[] },
-        ServiceDef { caller: "ip_neighbor_dump", reply: "ip_neighbor_details", stream: true, stream_msg: None, events: &[] },
-        ServiceDef { caller: "ip_neighbor_config", reply: "ip_neighbor_config_reply", stream: false, stream_msg: None, events: &[] },
+        ServiceDef {
+            caller: "ip_neighbor_add_del",
+            reply: "ip_neighbor_add_del_reply",
+            stream: false,
+            stream_msg: None,
+            events: &[],
+        },
+        ServiceDef {
+            caller: "ip_neighbor_dump",
+            reply: "ip_neighbor_details",
+            stream: true,
+            stream_msg: None,
+            events: &[],
+        },
+        ServiceDef {
+            caller: "ip_neighbor_config",
+            reply: "ip_neighbor_config_reply",
+            stream: false,
+            stream_msg: None,
+            events: &[],
+        },
     ],
 };

@@ -60,7 +60,19 @@ pub static IP_SESSION_REDIRECT_MODULE: ModuleDef = ModuleDef {
         &IpSessionRedirectDelReply::DEF,
     ],
     services: &[
-        ServiceDef { caller: "ip_session_redirect_add_v2", reply: "ip_session_redirect_add_v2_reply", stream: false, stream_msg: None, events: &[] },
-        ServiceDef { caller: "ip_session_redirect_del", reply: "ip_session_redirect_del_reply", stream: false, stream_msg: None, events: &[] },
+        ServiceDef {
+            caller: "ip_session_redirect_add_v2",
+            reply: "ip_session_redirect_add_v2_reply",
+            stream: false,
+            stream_msg: None,
+            events: &[],
+        },
+        ServiceDef {
+            caller: "ip_session_redirect_del",
+            reply: "ip_session_redirect_del_reply",
+            stream: false,
+            stream_msg: None,
+            events: &[],
+        },
     ],
 };

@@ -29,11 +29,12 @@ pub static IP_TTL_FIXUP_MODULE: ModuleDef = ModuleDef {
     name: "ip_ttl_fixup",
     vl_api_version: 0x44fbd69d,
     options: r#"{"version":"1.0.0"}"#,
-    messages: &[
-        &IpTtlFixupConfigure::DEF,
-        &IpTtlFixupConfigureReply::DEF,
-    ],
-    services: &[
-        ServiceDef { caller: "ip_ttl_fixup_configure", reply: "ip_ttl_fixup_configure_reply", stream: false, stream_msg: None, events: &[] },
-    ],
+    messages: &[&IpTtlFixupConfigure::DEF, &IpTtlFixupConfigureReply::DEF],
+    services: &[ServiceDef {
+        caller: "ip_ttl_fixup_configure",
+        reply: "ip_ttl_fixup_configure_reply",
+        stream: false,
+        stream_msg: None,
+        events: &[],
+    }],
 };

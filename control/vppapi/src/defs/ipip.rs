@@ -71,8 +71,26 @@ pub static IPIP_MODULE: ModuleDef = ModuleDef {
         &IpipTunnelDetails::DEF,
     ],
     services: &[
-        ServiceDef { caller: "ipip_add_tunnel", reply: "ipip_add_tunnel_reply", stream: false, stream_msg: None, events: &[] },
-        ServiceDef { caller: "ipip_del_tunnel", reply: "ipip_del_tunnel_reply", stream: false, stream_msg: None, events: &[] },
-        ServiceDef { caller: "ipip_tunnel_dump", reply: "ipip_tunnel_details", stream: true, stream_msg: None, events: &[] },
+        ServiceDef {
+            caller: "ipip_add_tunnel",
+            reply: "ipip_add_tunnel_reply",
+            stream: false,
+            stream_msg: None,
+            events: &[],
+        },
+        ServiceDef {
+            caller: "ipip_del_tunnel",
+            reply: "ipip_del_tunnel_reply",
+            stream: false,
+            stream_msg: None,
+            events: &[],
+        },
+        ServiceDef {
+            caller: "ipip_tunnel_dump",
+            reply: "ipip_tunnel_details",
+            stream: true,
+            stream_msg: None,
+            events: &[],
+        },
     ],
 };

@@ -52,7 +52,19 @@ pub static PBL_MODULE: ModuleDef = ModuleDef {
         &PblClientDelReply::DEF,
     ],
     services: &[
-        ServiceDef { caller: "pbl_client_update", reply: "pbl_client_update_reply", stream: false, stream_msg: None, events: &[] },
-        ServiceDef { caller: "pbl_client_del", reply: "pbl_client_del_reply", stream: false, stream_msg: None, events: &[] },
+        ServiceDef {
+            caller: "pbl_client_update",
+            reply: "pbl_client_update_reply",
+            stream: false,
+            stream_msg: None,
+            events: &[],
+        },
+        ServiceDef {
+            caller: "pbl_client_del",
+            reply: "pbl_client_del_reply",
+            stream: false,
+            stream_msg: None,
+            events: &[],
+        },
     ],
 };

@@ -52,7 +52,19 @@ pub static PUNT_MODULE: ModuleDef = ModuleDef {
         &PuntReasonDetails::DEF,
     ],
     services: &[
-        ServiceDef { caller: "set_punt", reply: "set_punt_reply", stream: false, stream_msg: None, events: &[] },
-        ServiceDef { caller: "punt_reason_dump", reply: "punt_reason_details", stream: true, stream_msg: None, events: &[] },
+        ServiceDef {
+            caller: "set_punt",
+            reply: "set_punt_reply",
+            stream: false,
+            stream_msg: None,
+            events: &[],
+        },
+        ServiceDef {
+            caller: "punt_reason_dump",
+            reply: "punt_reason_details",
+            stream: true,
+            stream_msg: None,
+            events: &[],
+        },
     ],
 };

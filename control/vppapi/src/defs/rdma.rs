@@ -35,11 +35,12 @@ pub static RDMA_MODULE: ModuleDef = ModuleDef {
     name: "rdma",
     vl_api_version: 0x351383c2,
     options: r#"{"version":"3.0.0"}"#,
-    messages: &[
-        &RdmaCreateV2::DEF,
-        &RdmaCreateV2Reply::DEF,
-    ],
-    services: &[
-        ServiceDef { caller: "rdma_create_v2", reply: "rdma_create_v2_reply", stream: false, stream_msg: None, events: &[] },
-    ],
+    messages: &[&RdmaCreateV2::DEF, &RdmaCreateV2Reply::DEF],
+    services: &[ServiceDef {
+        caller: "rdma_create_v2",
+        reply: "rdma_create_v2_reply",
+        stream: false,
+        stream_msg: None,
+        events: &[],
+    }],
 };

@@ -78,8 +78,26 @@ pub static SESSION_MODULE: ModuleDef = ModuleDef {
         &AppNamespaceAddDelV3Reply::DEF,
     ],
     services: &[
-        ServiceDef { caller: "session_enable_disable", reply: "session_enable_disable_reply", stream: false, stream_msg: None, events: &[] },
-        ServiceDef { caller: "session_sapi_enable_disable", reply: "session_sapi_enable_disable_reply", stream: false, stream_msg: None, events: &[] },
-        ServiceDef { caller: "app_namespace_add_del_v3", reply: "app_namespace_add_del_v3_reply", stream: false, stream_msg: None, events: &[] },
+        ServiceDef {
+            caller: "session_enable_disable",
+            reply: "session_enable_disable_reply",
+            stream: false,
+            stream_msg: None,
+            events: &[],
+        },
+        ServiceDef {
+            caller: "session_sapi_enable_disable",
+            reply: "session_sapi_enable_disable_reply",
+            stream: false,
+            stream_msg: None,
+            events: &[],
+        },
+        ServiceDef {
+            caller: "app_namespace_add_del_v3",
+            reply: "app_namespace_add_del_v3_reply",
+            stream: false,
+            stream_msg: None,
+            events: &[],
+        },
     ],
 };

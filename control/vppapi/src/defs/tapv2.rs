@@ -78,7 +78,19 @@ pub static TAPV2_MODULE: ModuleDef = ModuleDef {
         &TapDeleteV2Reply::DEF,
     ],
     services: &[
-        ServiceDef { caller: "tap_create_v3", reply: "tap_create_v3_reply", stream: false, stream_msg: None, events: &[] },
-        ServiceDef { caller: "tap_delete_v2", reply: "tap_delete_v2_reply", stream: false, stream_msg: None, events: &[] },
+        ServiceDef {
+            caller: "tap_create_v3",
+            reply: "tap_create_v3_reply",
+            stream: false,
+            stream_msg: None,
+            events: &[],
+        },
+        ServiceDef {
+            caller: "tap_delete_v2",
+            reply: "tap_delete_v2_reply",
+            stream: false,
+            stream_msg: None,
+            events: &[],
+        },
     ],
 };

@@ -1164,4 +1164,3 @@ vpp_typedef! {
         allowed_ips: vla(Prefix, n_allowed_ips, u8),
     }
 }
-

@@ -31,11 +31,12 @@ pub static URPF_MODULE: ModuleDef = ModuleDef {
     name: "urpf",
     vl_api_version: 0x88759016,
     options: r#"{"version":"1.0.0"}"#,
-    messages: &[
-        &UrpfUpdateV2::DEF,
-        &UrpfUpdateV2Reply::DEF,
-    ],
-    services: &[
-        ServiceDef { caller: "urpf_update_v2", reply: "urpf_update_v2_reply", stream: false, stream_msg: None, events: &[] },
-    ],
+    messages: &[&UrpfUpdateV2::DEF, &UrpfUpdateV2Reply::DEF],
+    services: &[ServiceDef {
+        caller: "urpf_update_v2",
+        reply: "urpf_update_v2_reply",
+        stream: false,
+        stream_msg: None,
+        events: &[],
+    }],
 };

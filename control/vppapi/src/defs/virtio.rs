@@ -56,7 +56,19 @@ pub static VIRTIO_MODULE: ModuleDef = ModuleDef {
         &VirtioPciDeleteReply::DEF,
     ],
     services: &[
-        ServiceDef { caller: "virtio_pci_create_v2", reply: "virtio_pci_create_v2_reply", stream: false, stream_msg: None, events: &[] },
-        ServiceDef { caller: "virtio_pci_delete", reply: "virtio_pci_delete_reply", stream: false, stream_msg: None, events: &[] },
+        ServiceDef {
+            caller: "virtio_pci_create_v2",
+            reply: "virtio_pci_create_v2_reply",
+            stream: false,
+            stream_msg: None,
+            events: &[],
+        },
+        ServiceDef {
+            caller: "virtio_pci_delete",
+            reply: "virtio_pci_delete_reply",
+            stream: false,
+            stream_msg: None,
+            events: &[],
+        },
     ],
 };

@@ -35,11 +35,12 @@ pub static VMXNET3_MODULE: ModuleDef = ModuleDef {
     name: "vmxnet3",
     vl_api_version: 0x609454ea,
     options: r#"{"version":"1.2.0"}"#,
-    messages: &[
-        &Vmxnet3Create::DEF,
-        &Vmxnet3CreateReply::DEF,
-    ],
-    services: &[
-        ServiceDef { caller: "vmxnet3_create", reply: "vmxnet3_create_reply", stream: false, stream_msg: None, events: &[] },
-    ],
+    messages: &[&Vmxnet3Create::DEF, &Vmxnet3CreateReply::DEF],
+    services: &[ServiceDef {
+        caller: "vmxnet3_create",
+        reply: "vmxnet3_create_reply",
+        stream: false,
+        stream_msg: None,
+        events: &[],
+    }],
 };

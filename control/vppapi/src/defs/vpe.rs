@@ -73,8 +73,26 @@ pub static VPE_MODULE: ModuleDef = ModuleDef {
         &LogDetails::DEF,
     ],
     services: &[
-        ServiceDef { caller: "show_version", reply: "show_version_reply", stream: false, stream_msg: None, events: &[] },
-        ServiceDef { caller: "show_vpe_system_time", reply: "show_vpe_system_time_reply", stream: false, stream_msg: None, events: &[] },
-        ServiceDef { caller: "log_dump", reply: "log_details", stream: true, stream_msg: None, events: &[] },
+        ServiceDef {
+            caller: "show_version",
+            reply: "show_version_reply",
+            stream: false,
+            stream_msg: None,
+            events: &[],
+        },
+        ServiceDef {
+            caller: "show_vpe_system_time",
+            reply: "show_vpe_system_time_reply",
+            stream: false,
+            stream_msg: None,
+            events: &[],
+        },
+        ServiceDef {
+            caller: "log_dump",
+            reply: "log_details",
+            stream: true,
+            stream_msg: None,
+            events: &[],
+        },
     ],
 };

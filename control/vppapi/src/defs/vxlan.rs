@@ -71,7 +71,19 @@ pub static VXLAN_MODULE: ModuleDef = ModuleDef {
         &VxlanTunnelV2Details::DEF,
     ],
     services: &[
-        ServiceDef { caller: "vxlan_add_del_tunnel_v3", reply: "vxlan_add_del_tunnel_v3_reply", stream: false, stream_msg: None, events: &[] },
-        ServiceDef { caller: "vxlan_tunnel_v2_dump", reply: "vxlan_tunnel_v2_details", stream: true, stream_msg: None, events: &[] },
+        ServiceDef {
+            caller: "vxlan_add_del_tunnel_v3",
+            reply: "vxlan_add_del_tunnel_v3_reply",
+            stream: false,
+            stream_msg: None,
+            events: &[],
+        },
+        ServiceDef {
+            caller: "vxlan_tunnel_v2_dump",
+            reply: "vxlan_tunnel_v2_details",
+            stream: true,
+            stream_msg: None,
+            events: &[],
+        },
     ],
 };
