@@ -331,7 +331,12 @@ impl CliServer {
                 .spawn(move || {
                     let mut s = Session::new(stream, &exec, &opts, &stats);
                     match s.run() {
-                        Ok(()) => log::debug!("CLI session {id} closed"),
+                        Ok(()) => {
+                            if s.quit {
+                                s.close_gracefully();
+                            }
+                            log::debug!("CLI session {id} closed")
+                        }
                         Err(e) => {
                             if is_disconnect(&e) {
                                 stats.write_errors.fetch_add(1, Ordering::Relaxed);
@@ -464,9 +469,9 @@ enum Mode {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Esc {
-    None,
-    Esc,
+enum EscState {
+    Idle,
+    Escape,
     Csi,
     Ss3,
 }
@@ -492,7 +497,7 @@ struct Session<'a> {
     line: Vec<u8>,
     overlong: bool,
     last_cr: bool,
-    esc: Esc,
+    esc: EscState,
     history: Vec<String>,
     hist_pos: usize,
     quit: bool,
@@ -521,7 +526,7 @@ impl<'a> Session<'a> {
             line: Vec::new(),
             overlong: false,
             last_cr: false,
-            esc: Esc::None,
+            esc: EscState::Idle,
             history: Vec::new(),
             hist_pos: 0,
             quit: false,
@@ -593,6 +598,28 @@ impl<'a> Session<'a> {
             }
         }
         Ok(())
+    }
+
+    /// After `quit`: the client may still be sending (vppctl repeats `quit` while it reads the
+    /// last output). Closing with unread input would reset the connection, and vppctl would die of
+    /// SIGPIPE before printing everything it received; so half-close, then drain briefly.
+    fn close_gracefully(&mut self) {
+        let _ = self.stream.shutdown(std::net::Shutdown::Write);
+        let deadline = Instant::now() + Duration::from_secs(1);
+        let mut buf = [0u8; 4096];
+        let mut drained = 0usize;
+        while drained < (1 << 20) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() || self.stream.set_read_timeout(Some(left)).is_err() {
+                break;
+            }
+            match self.stream.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => drained += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => break,
+            }
+        }
     }
 
     fn negotiate(&mut self) -> io::Result<()> {
@@ -821,17 +848,17 @@ impl<'a> Session<'a> {
     /// Character-mode input with echo and simple line editing.
     fn edit(&mut self, b: u8) -> io::Result<()> {
         match self.esc {
-            Esc::Esc => {
+            EscState::Escape => {
                 self.esc = match b {
-                    b'[' => Esc::Csi,
-                    b'O' => Esc::Ss3,
-                    _ => Esc::None,
+                    b'[' => EscState::Csi,
+                    b'O' => EscState::Ss3,
+                    _ => EscState::Idle,
                 };
                 return Ok(());
             }
-            Esc::Csi | Esc::Ss3 => {
+            EscState::Csi | EscState::Ss3 => {
                 if (0x40..=0x7e).contains(&b) {
-                    self.esc = Esc::None;
+                    self.esc = EscState::Idle;
                     match b {
                         b'A' => self.history_move(-1)?,
                         b'B' => self.history_move(1)?,
@@ -840,7 +867,7 @@ impl<'a> Session<'a> {
                 }
                 return Ok(());
             }
-            Esc::None => {}
+            EscState::Idle => {}
         }
         let after_cr = std::mem::take(&mut self.last_cr);
         match b {
@@ -860,7 +887,7 @@ impl<'a> Session<'a> {
             }
             0 if after_cr => Ok(()), // CR NUL
             0x1b => {
-                self.esc = Esc::Esc;
+                self.esc = EscState::Escape;
                 Ok(())
             }
             0x7f | 0x08 => {

@@ -1854,7 +1854,7 @@ fn is_pci_addr(s: &str) -> bool {
     let Some((dev, func)) = devfn.split_once('.') else {
         return false;
     };
-    dom.map_or(true, |d| hex(d, 4)) && hex(bus, 2) && hex(dev, 2) && hex(func, 1)
+    (dom.is_none() || hex(dom.unwrap_or_default(), 4)) && hex(bus, 2) && hex(dev, 2) && hex(func, 1)
 }
 
 fn dpdk_dev(cx: &Ctx<'_>, n: &Node) -> Result<DpdkDevConfig, ConfError> {
