@@ -499,3 +499,98 @@ pub fn unimplemented_reply(reg: &Registry, req: &Entry, context: u32) -> Option<
     b[6..10].copy_from_slice(&RETVAL_UNIMPLEMENTED.to_be_bytes());
     Some(b)
 }
+
+impl Response {
+    /// A single typed reply.
+    pub fn reply<M: Message>(m: M) -> Self {
+        Response::Reply(Box::new(m))
+    }
+    /// Typed details of a dump.
+    pub fn stream<M: Message>(ms: impl IntoIterator<Item = M>) -> Self {
+        Response::Stream(
+            ms.into_iter()
+                .map(|m| Box::new(m) as Box<dyn DynMessage>)
+                .collect(),
+        )
+    }
+}
+
+/// Context given to a [`Router`] route.
+pub struct Call<'a> {
+    pub client_index: u32,
+    pub context: u32,
+    pub events: &'a Events,
+}
+
+type DisconnectFn<S> = Box<dyn Fn(&mut S, u32) + Send>;
+type Route<S> = Box<dyn Fn(&mut S, Box<dyn DynMessage>, &Call<'_>) -> Response + Send>;
+
+/// A [`Handler`] that dispatches by message type to typed closures over a state `S`;
+/// messages without a route get [`Response::Unimplemented`].
+///
+/// ```
+/// use rvpp_vppapi::defs::*;
+/// use rvpp_vppapi::transport::{Response, Router};
+/// let mut r = Router::new(0u32);
+/// r.on(|n: &mut u32, _req: ShowVersion, _call| {
+///     *n += 1;
+///     Response::reply(ShowVersionReply { program: "rvpp".into(), ..Default::default() })
+/// });
+/// ```
+pub struct Router<S: Send + 'static> {
+    pub state: S,
+    routes: std::collections::HashMap<&'static str, Route<S>>,
+    on_disconnect: Option<DisconnectFn<S>>,
+}
+
+impl<S: Send + 'static> Router<S> {
+    pub fn new(state: S) -> Self {
+        Router {
+            state,
+            routes: Default::default(),
+            on_disconnect: None,
+        }
+    }
+    /// Route request type `M` to `f`.
+    pub fn on<M: Message>(
+        &mut self,
+        f: impl Fn(&mut S, M, &Call<'_>) -> Response + Send + 'static,
+    ) -> &mut Self {
+        self.routes.insert(
+            M::NAME,
+            Box::new(move |s, m, call| match m.downcast::<M>() {
+                Ok(m) => f(s, m, call),
+                Err(_) => Response::Unimplemented,
+            }),
+        );
+        self
+    }
+    /// Called when a registration goes away.
+    pub fn on_disconnect(&mut self, f: impl Fn(&mut S, u32) + Send + 'static) -> &mut Self {
+        self.on_disconnect = Some(Box::new(f));
+        self
+    }
+    /// Whether a route exists for the message name.
+    pub fn handles(&self, name: &str) -> bool {
+        self.routes.contains_key(name)
+    }
+}
+
+impl<S: Send + 'static> Handler for Router<S> {
+    fn handle(&mut self, req: Request<'_>, events: &Events) -> Response {
+        let call = Call {
+            client_index: req.client_index,
+            context: req.context,
+            events,
+        };
+        match self.routes.get(req.entry.name()) {
+            Some(f) => f(&mut self.state, req.msg, &call),
+            None => Response::Unimplemented,
+        }
+    }
+    fn client_disconnected(&mut self, client_index: u32) {
+        if let Some(f) = &self.on_disconnect {
+            f(&mut self.state, client_index);
+        }
+    }
+}

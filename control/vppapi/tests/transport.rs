@@ -340,3 +340,54 @@ fn unimplemented_reply_for_every_request_decodes() {
         }
     }
 }
+
+#[test]
+fn router_dispatches_typed_requests() {
+    use rvpp_vppapi::transport::Router;
+    let mut r = Router::new(Vec::<u32>::new());
+    r.on(|seen: &mut Vec<u32>, req: SwInterfaceDump, call| {
+        seen.push(req.context);
+        assert_eq!(call.context, req.context);
+        Response::stream((0..3).map(|i| SwInterfaceDetails {
+            sw_if_index: InterfaceIndex(i),
+            ..Default::default()
+        }))
+    });
+    let path = sock_path("router");
+    let server = Server::bind(&path, r).unwrap();
+    let h = server.handler();
+    server.spawn();
+    let mut s = UnixStream::connect(&path).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(&frame(
+        &SockclntCreate {
+            context: 1,
+            name: "t".into(),
+        }
+        .encode_msg(15),
+    ))
+    .unwrap();
+    let ci = SockclntCreateReply::decode_msg(&read_payload(&mut s).unwrap())
+        .unwrap()
+        .index;
+    let reg = Registry::global();
+    s.write_all(&frame(&reg.encode(&SwInterfaceDump {
+        client_index: ci,
+        context: 9,
+        ..Default::default()
+    })))
+    .unwrap();
+    s.write_all(&frame(&reg.encode(&ShowVersion {
+        client_index: ci,
+        context: 10,
+    })))
+    .unwrap();
+    for _ in 0..3 {
+        let d = SwInterfaceDetails::decode_msg(&read_payload(&mut s).unwrap()).unwrap();
+        assert_eq!(d.context, 9);
+    }
+    let r = ShowVersionReply::decode_msg(&read_payload(&mut s).unwrap()).unwrap();
+    assert_eq!((r.context, r.retval), (10, -9));
+    assert_eq!(h.lock().unwrap().state, vec![9]);
+    let _ = std::fs::remove_file(&path);
+}
