@@ -1,0 +1,1008 @@
+//! Linux tun/tap devices through `/dev/net/tun`, the way VPP's `tap_create_v3` makes them.
+//!
+//! * tun mode (`IFF_TUN`, calico's default for pods): L3 frames; rx picks ip4/ip6 by the
+//!   version nibble. tap mode (`IFF_TAP`): Ethernet frames to ethernet-input.
+//! * One fd per queue (`IFF_MULTI_QUEUE` when more than one), all non-blocking, `IFF_NO_PI`.
+//! * With a vnet header (`IFF_VNET_HDR`, 10 bytes) the checksum/TSO offloads negotiated with
+//!   `TUNSETOFFLOAD` are carried per packet: on rx they become buffer flags
+//!   (`OFFLOAD_L4_CKSUM`, `GSO` + `gso_size`), on tx they are written from the flags.
+//! * The device is created inside the target namespace (the fd is opened there), and its
+//!   MTU, MAC and up state are set with ioctls on a socket made in that namespace.
+//! * A non-persistent device disappears when its last queue fd closes; a persistent one stays
+//!   until [`delete`] clears the flag (or its namespace goes away).
+
+use rvpp_dataplane::buffer::{flags, BufferMeta, BufferPool, Buffers};
+use rvpp_dataplane::device::{RxQueue, TxQueue};
+use rvpp_dataplane::graph::rx_next;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use crate::netns;
+
+// ---------------------------------------------------------------------------------------------
+// virtio_net_hdr (shared with af_packet, whose PACKET_VNET_HDR uses the same 10-byte layout)
+
+/// Size of the legacy `struct virtio_net_hdr` (no `num_buffers`).
+pub const VNET_HDR_LEN: usize = 10;
+pub const VIRTIO_NET_HDR_F_NEEDS_CSUM: u8 = 1;
+pub const VIRTIO_NET_HDR_F_DATA_VALID: u8 = 2;
+pub const VIRTIO_NET_HDR_GSO_NONE: u8 = 0;
+pub const VIRTIO_NET_HDR_GSO_TCPV4: u8 = 1;
+pub const VIRTIO_NET_HDR_GSO_UDP: u8 = 3;
+pub const VIRTIO_NET_HDR_GSO_TCPV6: u8 = 4;
+pub const VIRTIO_NET_HDR_GSO_UDP_L4: u8 = 5;
+pub const VIRTIO_NET_HDR_GSO_ECN: u8 = 0x80;
+
+/// `struct virtio_net_hdr`, native endian (tun and packet sockets use the host's order on
+/// little-endian machines, which is all we run on).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct VnetHdr {
+    pub flags: u8,
+    pub gso_type: u8,
+    pub hdr_len: u16,
+    pub gso_size: u16,
+    pub csum_start: u16,
+    pub csum_offset: u16,
+}
+
+impl VnetHdr {
+    pub fn parse(b: &[u8; VNET_HDR_LEN]) -> Self {
+        let u = |i: usize| u16::from_ne_bytes([b[i], b[i + 1]]);
+        Self {
+            flags: b[0],
+            gso_type: b[1],
+            hdr_len: u(2),
+            gso_size: u(4),
+            csum_start: u(6),
+            csum_offset: u(8),
+        }
+    }
+
+    pub fn to_bytes(self) -> [u8; VNET_HDR_LEN] {
+        let mut b = [0u8; VNET_HDR_LEN];
+        b[0] = self.flags;
+        b[1] = self.gso_type;
+        b[2..4].copy_from_slice(&self.hdr_len.to_ne_bytes());
+        b[4..6].copy_from_slice(&self.gso_size.to_ne_bytes());
+        b[6..8].copy_from_slice(&self.csum_start.to_ne_bytes());
+        b[8..10].copy_from_slice(&self.csum_offset.to_ne_bytes());
+        b
+    }
+
+    /// Record what the kernel left to do in the buffer's flags. `l3` is where the IP header
+    /// starts in the packet (0 for tun, 14 for untagged Ethernet).
+    pub fn apply_rx(&self, meta: &mut BufferMeta, l3: usize) {
+        meta.l3_hdr_offset = l3 as i16;
+        if self.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM != 0 {
+            meta.flags |= flags::OFFLOAD_L4_CKSUM;
+            meta.l4_hdr_offset = self.csum_start as i16;
+        }
+        if self.gso_type & !VIRTIO_NET_HDR_GSO_ECN != VIRTIO_NET_HDR_GSO_NONE && self.gso_size > 0 {
+            meta.flags |= flags::GSO;
+            meta.gso_size = self.gso_size;
+        }
+    }
+
+    /// The header for sending a packet whose buffer asks for checksum or segmentation offload.
+    /// `pkt` is the start of the packet (at least its headers); `l2` says it has Ethernet.
+    /// A packet we cannot parse goes out with no offload.
+    pub fn for_tx(meta: &BufferMeta, pkt: &[u8], l2: bool) -> Self {
+        let want_csum = meta.flags & (flags::OFFLOAD_L4_CKSUM | flags::GSO) != 0;
+        if !want_csum {
+            return Self::default();
+        }
+        let Some(h) = parse_l3l4(pkt, l2) else {
+            return Self::default();
+        };
+        let csum_offset = match h.proto {
+            6 => 16,
+            17 => 6,
+            _ => return Self::default(),
+        };
+        let mut v = Self {
+            flags: VIRTIO_NET_HDR_F_NEEDS_CSUM,
+            gso_type: VIRTIO_NET_HDR_GSO_NONE,
+            hdr_len: 0,
+            gso_size: 0,
+            csum_start: h.l4 as u16,
+            csum_offset,
+        };
+        if meta.flags & flags::GSO != 0 && meta.gso_size > 0 && h.proto == 6 {
+            if let Some(&doff) = pkt.get(h.l4 + 12) {
+                v.gso_type = if h.v6 {
+                    VIRTIO_NET_HDR_GSO_TCPV6
+                } else {
+                    VIRTIO_NET_HDR_GSO_TCPV4
+                };
+                v.gso_size = meta.gso_size;
+                v.hdr_len = (h.l4 + ((doff >> 4) as usize) * 4) as u16;
+            }
+        }
+        v
+    }
+}
+
+struct L3L4 {
+    v6: bool,
+    proto: u8,
+    l4: usize,
+}
+
+/// Find the IP version, L4 protocol and L4 offset (no IPv6 extension headers).
+fn parse_l3l4(p: &[u8], l2: bool) -> Option<L3L4> {
+    let mut off = 0;
+    let ver = if l2 {
+        let mut et = u16::from_be_bytes([*p.get(12)?, *p.get(13)?]);
+        off = 14;
+        while et == 0x8100 || et == 0x88a8 {
+            et = u16::from_be_bytes([*p.get(off + 2)?, *p.get(off + 3)?]);
+            off += 4;
+        }
+        match et {
+            0x0800 => 4,
+            0x86dd => 6,
+            _ => return None,
+        }
+    } else {
+        p.first()? >> 4
+    };
+    match ver {
+        4 => {
+            let ihl = ((*p.get(off)? & 0xf) as usize) * 4;
+            (ihl >= 20).then_some(L3L4 {
+                v6: false,
+                proto: *p.get(off + 9)?,
+                l4: off + ihl,
+            })
+        }
+        6 => Some(L3L4 {
+            v6: true,
+            proto: *p.get(off + 6)?,
+            l4: off + 40,
+        }),
+        _ => None,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Counters
+
+/// Per-queue counters, shared between the worker that owns the queue and whoever reports.
+#[derive(Debug, Default)]
+pub struct QueueStats {
+    pub rx_packets: AtomicU64,
+    pub rx_bytes: AtomicU64,
+    /// Packets left in the kernel (tap) or dropped (af_packet) because the pool was empty.
+    pub rx_no_buffers: AtomicU64,
+    /// Frames too long for the buffers/ring slot or shorter than their headers: dropped.
+    pub rx_truncated: AtomicU64,
+    /// Failed reads (device gone, socket error).
+    pub rx_errors: AtomicU64,
+    pub tx_packets: AtomicU64,
+    pub tx_bytes: AtomicU64,
+    /// Failed writes or kicks (device gone), and packets that could not be framed.
+    pub tx_errors: AtomicU64,
+    /// Times the device/ring was full and packets were handed back to the caller.
+    pub tx_full: AtomicU64,
+}
+
+impl QueueStats {
+    #[inline]
+    pub(crate) fn add(c: &AtomicU64, n: u64) {
+        if n != 0 {
+            c.fetch_add(n, Ordering::Relaxed);
+        }
+    }
+    pub fn get(c: &AtomicU64) -> u64 {
+        c.load(Ordering::Relaxed)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// ifreq ioctls (shared with af_packet)
+
+/// `struct ifreq`: 16 bytes of name, then a 24-byte union.
+#[repr(C, align(8))]
+pub(crate) struct IfReq {
+    pub name: [u8; libc::IFNAMSIZ],
+    pub u: [u8; 24],
+}
+
+impl IfReq {
+    pub(crate) fn new(name: &str) -> io::Result<Self> {
+        let b = name.as_bytes();
+        if b.len() >= libc::IFNAMSIZ || b.contains(&0) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("bad interface name {name:?}"),
+            ));
+        }
+        let mut r = Self {
+            name: [0; libc::IFNAMSIZ],
+            u: [0; 24],
+        };
+        r.name[..b.len()].copy_from_slice(b);
+        Ok(r)
+    }
+    pub(crate) fn name(&self) -> String {
+        let n = self.name.iter().position(|&c| c == 0).unwrap_or(self.name.len());
+        String::from_utf8_lossy(&self.name[..n]).into_owned()
+    }
+    fn int(&self) -> i32 {
+        i32::from_ne_bytes([self.u[0], self.u[1], self.u[2], self.u[3]])
+    }
+    fn set_int(&mut self, v: i32) {
+        self.u[..4].copy_from_slice(&v.to_ne_bytes());
+    }
+    fn short(&self) -> i16 {
+        i16::from_ne_bytes([self.u[0], self.u[1]])
+    }
+    fn set_short(&mut self, v: i16) {
+        self.u[..2].copy_from_slice(&v.to_ne_bytes());
+    }
+}
+
+pub(crate) fn ioctl_ifreq(fd: RawFd, req: libc::Ioctl, r: &mut IfReq) -> io::Result<()> {
+    // SAFETY: every request we pass reads/writes at most a `struct ifreq`, which IfReq is.
+    if unsafe { libc::ioctl(fd, req, r as *mut IfReq) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+fn ioctl_int(fd: RawFd, req: libc::Ioctl, v: libc::c_ulong) -> io::Result<()> {
+    // SAFETY: the TUNSET* requests used with this take their argument by value.
+    if unsafe { libc::ioctl(fd, req, v) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+fn ioctl_int_ptr(fd: RawFd, req: libc::Ioctl, v: &mut libc::c_int) -> io::Result<()> {
+    // SAFETY: the request reads an int through the pointer, which points at one.
+    if unsafe { libc::ioctl(fd, req, v as *mut libc::c_int) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// A socket for interface ioctls; it acts in the namespace it was created in.
+pub(crate) fn ctl_socket() -> io::Result<OwnedFd> {
+    // SAFETY: plain socket(2); the result is checked and owned.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fd is fresh and ours.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// The ifindex of `name` in the socket's namespace (ENODEV if absent).
+pub(crate) fn if_index(sock: RawFd, name: &str) -> io::Result<u32> {
+    let mut r = IfReq::new(name)?;
+    ioctl_ifreq(sock, libc::SIOCGIFINDEX, &mut r)?;
+    Ok(r.int() as u32)
+}
+
+pub(crate) fn set_mtu(sock: RawFd, name: &str, mtu: u32) -> io::Result<()> {
+    let mut r = IfReq::new(name)?;
+    r.set_int(mtu as i32);
+    ioctl_ifreq(sock, libc::SIOCSIFMTU, &mut r)
+}
+
+pub(crate) fn get_mtu(sock: RawFd, name: &str) -> io::Result<u32> {
+    let mut r = IfReq::new(name)?;
+    ioctl_ifreq(sock, libc::SIOCGIFMTU, &mut r)?;
+    Ok(r.int() as u32)
+}
+
+pub(crate) fn set_mac(sock: RawFd, name: &str, mac: [u8; 6]) -> io::Result<()> {
+    let mut r = IfReq::new(name)?;
+    r.u[..2].copy_from_slice(&libc::ARPHRD_ETHER.to_ne_bytes());
+    r.u[2..8].copy_from_slice(&mac);
+    ioctl_ifreq(sock, libc::SIOCSIFHWADDR, &mut r)
+}
+
+pub(crate) fn get_mac(sock: RawFd, name: &str) -> io::Result<[u8; 6]> {
+    let mut r = IfReq::new(name)?;
+    ioctl_ifreq(sock, libc::SIOCGIFHWADDR, &mut r)?;
+    let mut m = [0u8; 6];
+    m.copy_from_slice(&r.u[2..8]);
+    Ok(m)
+}
+
+/// Set or clear `IFF_UP` (keeping the other flags).
+pub(crate) fn set_up(sock: RawFd, name: &str, up: bool) -> io::Result<()> {
+    let mut r = IfReq::new(name)?;
+    ioctl_ifreq(sock, libc::SIOCGIFFLAGS, &mut r)?;
+    let f = r.short();
+    let nf = if up {
+        f | libc::IFF_UP as i16
+    } else {
+        f & !(libc::IFF_UP as i16)
+    };
+    if nf != f {
+        r.set_short(nf);
+        ioctl_ifreq(sock, libc::SIOCSIFFLAGS, &mut r)?;
+    }
+    Ok(())
+}
+
+fn errno(e: &io::Error) -> i32 {
+    e.raw_os_error().unwrap_or(0)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Configuration and creation
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TapMode {
+    /// L3 (`IFF_TUN`): IP packets, no Ethernet header.
+    Tun,
+    /// L2 (`IFF_TAP`): Ethernet frames.
+    Tap,
+}
+
+/// What `tap_create_v3` asks for, in driver terms.
+#[derive(Clone, Debug)]
+pub struct TapConfig {
+    /// Linux-side name (`host_if_name`); empty lets the kernel pick `tunN`/`tapN`.
+    pub name: String,
+    /// `host_namespace`: `pid:N`, a path, or a name under /var/run/netns; None = ours.
+    pub netns: Option<String>,
+    pub mode: TapMode,
+    /// Queue pairs; more than one sets `IFF_MULTI_QUEUE`.
+    pub queues: u16,
+    /// Linux-side MTU (`host_mtu_set`); None leaves the kernel default.
+    pub mtu: Option<u32>,
+    /// Linux-side MAC (`host_mac_addr_set`), tap mode only.
+    pub mac: Option<[u8; 6]>,
+    /// Exchange a virtio_net_hdr with every packet (needed for any offload).
+    pub vnet_hdr: bool,
+    /// Let the kernel hand us packets with the L4 checksum left to do (TAP_FLAG_CSUM_OFFLOAD).
+    pub csum_offload: bool,
+    /// TSO4/TSO6 super-frames both ways (TAP_FLAG_GSO); implies checksum offload.
+    pub gso: bool,
+    /// Keep the device after our fds close (TAP_FLAG_PERSIST).
+    pub persist: bool,
+    /// Attach to an existing device of that name instead of failing (TAP_FLAG_ATTACH).
+    pub attach: bool,
+    /// Bring the Linux side up.
+    pub up: bool,
+}
+
+impl Default for TapConfig {
+    fn default() -> Self {
+        Self {
+            name: String::new(),
+            netns: None,
+            mode: TapMode::Tun,
+            queues: 1,
+            mtu: None,
+            mac: None,
+            vnet_hdr: false,
+            csum_offload: false,
+            gso: false,
+            persist: false,
+            attach: false,
+            up: true,
+        }
+    }
+}
+
+/// What was created.
+#[derive(Clone, Debug)]
+pub struct TapInfo {
+    /// Linux-side name (the kernel's choice if the config left it empty).
+    pub name: String,
+    pub netns: Option<String>,
+    /// ifindex inside its namespace.
+    pub ifindex: u32,
+    pub mode: TapMode,
+    pub queues: u16,
+    pub multi_queue: bool,
+    pub mtu: u32,
+    /// Linux-side MAC (tap mode).
+    pub mac: Option<[u8; 6]>,
+    pub vnet_hdr: bool,
+    /// `TUN_F_*` bits accepted by `TUNSETOFFLOAD`.
+    pub offloads: u32,
+    pub persist: bool,
+    /// False when we attached to a device that already existed.
+    pub created: bool,
+    /// Per-queue counters, index = queue id.
+    pub stats: Vec<Arc<QueueStats>>,
+}
+
+/// Most buffers one received frame may span.
+const MAX_SEGS: usize = 64;
+/// Largest GSO frame the kernel hands a tun/tap (64 KiB IP packet + Ethernet + VLAN).
+const MAX_GSO_FRAME: usize = 65535 + 18;
+
+fn tun_flags(cfg: &TapConfig, multi: bool) -> i16 {
+    let mut f = libc::IFF_NO_PI;
+    f |= match cfg.mode {
+        TapMode::Tun => libc::IFF_TUN,
+        TapMode::Tap => libc::IFF_TAP,
+    };
+    if multi {
+        f |= libc::IFF_MULTI_QUEUE;
+    }
+    if cfg.vnet_hdr || cfg.gso || cfg.csum_offload {
+        f |= libc::IFF_VNET_HDR;
+    }
+    f as i16
+}
+
+/// Open one queue of `name` (creating the device if needed). Returns the fd and the name the
+/// kernel used.
+fn open_queue(name: &str, tflags: i16) -> io::Result<(OwnedFd, String)> {
+    // SAFETY: open(2) with a static NUL-terminated path; the result is checked.
+    let fd = unsafe {
+        libc::open(
+            c"/dev/net/tun".as_ptr(),
+            libc::O_RDWR | libc::O_NONBLOCK | libc::O_CLOEXEC,
+        )
+    };
+    if fd < 0 {
+        let e = io::Error::last_os_error();
+        return Err(io::Error::new(e.kind(), format!("/dev/net/tun: {e}")));
+    }
+    // SAFETY: fd is fresh and ours.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    let mut r = IfReq::new(name)?;
+    r.set_short(tflags);
+    ioctl_ifreq(fd.as_raw_fd(), libc::TUNSETIFF, &mut r)
+        .map_err(|e| io::Error::new(e.kind(), format!("TUNSETIFF {name:?}: {e}")))?;
+    Ok((fd, r.name()))
+}
+
+fn negotiate_offloads(fd: RawFd, cfg: &TapConfig) -> u32 {
+    let want = if cfg.gso {
+        libc::TUN_F_CSUM | libc::TUN_F_TSO4 | libc::TUN_F_TSO6
+    } else if cfg.csum_offload {
+        libc::TUN_F_CSUM
+    } else {
+        0
+    };
+    // Fall back step by step: an older kernel may refuse some bits.
+    for w in [want, want & libc::TUN_F_CSUM, 0] {
+        if ioctl_int(fd, libc::TUNSETOFFLOAD, w as libc::c_ulong).is_ok() {
+            return w;
+        }
+    }
+    0
+}
+
+/// Entry points for tun/tap devices.
+pub struct Tap;
+
+impl Tap {
+    /// Create (or attach to) the device described by `cfg` and return its queues.
+    pub fn create(
+        cfg: &TapConfig,
+        sw_if_index: u32,
+    ) -> io::Result<(Vec<Box<dyn RxQueue>>, Vec<Box<dyn TxQueue>>, TapInfo)> {
+        let (rx, tx, info) = Self::create_queues(cfg, sw_if_index)?;
+        let rx = rx
+            .into_iter()
+            .map(|q| Box::new(q) as Box<dyn RxQueue>)
+            .collect();
+        let tx = tx
+            .into_iter()
+            .map(|q| Box::new(q) as Box<dyn TxQueue>)
+            .collect();
+        Ok((rx, tx, info))
+    }
+
+    /// As [`Tap::create`], with the concrete queue types.
+    pub fn create_queues(
+        cfg: &TapConfig,
+        sw_if_index: u32,
+    ) -> io::Result<(Vec<TapRxQueue>, Vec<TapTxQueue>, TapInfo)> {
+        if cfg.queues == 0 || cfg.queues > 256 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("tap: bad queue count {}", cfg.queues),
+            ));
+        }
+        netns::run(cfg.netns.as_deref(), || create_here(cfg, sw_if_index))?
+    }
+}
+
+fn create_here(
+    cfg: &TapConfig,
+    sw_if_index: u32,
+) -> io::Result<(Vec<TapRxQueue>, Vec<TapTxQueue>, TapInfo)> {
+    let sock = ctl_socket()?;
+    let s = sock.as_raw_fd();
+    let exists = !cfg.name.is_empty() && if_index(s, &cfg.name).is_ok();
+    if exists && !cfg.attach {
+        return Err(io::Error::new(
+            io::ErrorKind::AlreadyExists,
+            format!("tap: interface {} already exists", cfg.name),
+        ));
+    }
+    let mut multi = cfg.queues > 1;
+    let (first, name) = match open_queue(&cfg.name, tun_flags(cfg, multi)) {
+        Ok(v) => v,
+        // An existing device keeps its queue mode; one queue works with either.
+        Err(e) if exists && cfg.queues == 1 && errno(&e) == libc::EINVAL => {
+            multi = true;
+            open_queue(&cfg.name, tun_flags(cfg, multi))?
+        }
+        Err(e) => return Err(e),
+    };
+    let mut fds = vec![first];
+    for _ in 1..cfg.queues {
+        fds.push(open_queue(&name, tun_flags(cfg, multi))?.0);
+    }
+    let f0 = fds[0].as_raw_fd();
+    // From here on a failure drops the fds, which removes a device we just created unless
+    // persist was already set; clear it on error so nothing is left behind.
+    let setup = || -> io::Result<TapInfo> {
+        let vnet = cfg.vnet_hdr || cfg.gso || cfg.csum_offload;
+        let mut offloads = 0;
+        if vnet {
+            let mut sz = VNET_HDR_LEN as libc::c_int;
+            ioctl_int_ptr(f0, libc::TUNSETVNETHDRSZ, &mut sz)?;
+            offloads = negotiate_offloads(f0, cfg);
+        }
+        ioctl_int(f0, libc::TUNSETPERSIST, cfg.persist as libc::c_ulong)?;
+        if let Some(mtu) = cfg.mtu {
+            set_mtu(s, &name, mtu)?;
+        }
+        let mut mac = None;
+        if cfg.mode == TapMode::Tap {
+            if let Some(m) = cfg.mac {
+                set_mac(s, &name, m)?;
+            }
+            mac = get_mac(s, &name).ok();
+        }
+        if cfg.up {
+            set_up(s, &name, true)?;
+        }
+        Ok(TapInfo {
+            name: name.clone(),
+            netns: cfg.netns.clone(),
+            ifindex: if_index(s, &name)?,
+            mode: cfg.mode,
+            queues: cfg.queues,
+            multi_queue: multi,
+            mtu: get_mtu(s, &name)?,
+            mac,
+            vnet_hdr: vnet,
+            offloads,
+            persist: cfg.persist,
+            created: !exists,
+            stats: (0..cfg.queues)
+                .map(|_| Arc::new(QueueStats::default()))
+                .collect(),
+        })
+    };
+    let info = match setup() {
+        Ok(i) => i,
+        Err(e) => {
+            if !exists {
+                let _ = ioctl_int(f0, libc::TUNSETPERSIST, 0);
+            }
+            return Err(e);
+        }
+    };
+    let gso = info.offloads & (libc::TUN_F_TSO4 | libc::TUN_F_TSO6) != 0;
+    let max_frame = if gso {
+        MAX_GSO_FRAME
+    } else {
+        // Room for the largest MTU-sized frame plus Ethernet + one VLAN tag.
+        info.mtu.max(1500) as usize + 18
+    };
+    let mut rx = Vec::new();
+    let mut tx = Vec::new();
+    for (q, fd) in fds.into_iter().enumerate() {
+        let fd = Arc::new(fd);
+        rx.push(TapRxQueue {
+            fd: fd.clone(),
+            sw_if_index,
+            queue_id: q as u16,
+            mode: cfg.mode,
+            vnet: info.vnet_hdr,
+            max_frame,
+            segs: 0,
+            stash: Vec::new(),
+            stash_cap: 0,
+            pool: None,
+            stats: info.stats[q].clone(),
+            error_logged: false,
+        });
+        tx.push(TapTxQueue {
+            fd,
+            mode: cfg.mode,
+            vnet: info.vnet_hdr,
+            stats: info.stats[q].clone(),
+            error_logged: false,
+        });
+    }
+    Ok((rx, tx, info))
+}
+
+/// Make a tap go away: clear `TUNSETPERSIST` on a persistent device (attaching to it for a
+/// moment) so it is removed when the last queue fd closes. A non-persistent device needs
+/// nothing: dropping its queues closes the fds. A device that is already gone is fine.
+pub fn delete(info: &TapInfo) -> io::Result<()> {
+    if !info.persist {
+        return Ok(());
+    }
+    remove_persistent(&info.name, info.netns.as_deref(), info.mode, info.vnet_hdr)
+}
+
+/// Clear the persist flag of device `name` in `netns` (see [`delete`]).
+pub fn remove_persistent(
+    name: &str,
+    netns: Option<&str>,
+    mode: TapMode,
+    vnet_hdr: bool,
+) -> io::Result<()> {
+    netns::run(netns, || {
+        let sock = ctl_socket()?;
+        if if_index(sock.as_raw_fd(), name).is_err() {
+            return Ok(());
+        }
+        let cfg = TapConfig {
+            mode,
+            vnet_hdr,
+            ..Default::default()
+        };
+        let (fd, _) = match open_queue(name, tun_flags(&cfg, false)) {
+            Ok(v) => v,
+            Err(e) if errno(&e) == libc::EINVAL => open_queue(name, tun_flags(&cfg, true))?,
+            Err(e) => return Err(e),
+        };
+        ioctl_int(fd.as_raw_fd(), libc::TUNSETPERSIST, 0)
+    })?
+}
+
+// ---------------------------------------------------------------------------------------------
+// Queues
+
+/// Receive side of one tun/tap queue.
+pub struct TapRxQueue {
+    fd: Arc<OwnedFd>,
+    sw_if_index: u32,
+    queue_id: u16,
+    mode: TapMode,
+    vnet: bool,
+    max_frame: usize,
+    /// Buffers a frame may span, from max_frame and the pool's data size (set on first rx).
+    segs: usize,
+    /// Buffers allocated ahead: a read needs room for the largest frame before we know its
+    /// size. Unused ones stay here for the next read.
+    stash: Vec<u32>,
+    /// How many buffers the stash is topped up to.
+    stash_cap: usize,
+    /// To give the stash back when the queue is dropped.
+    pool: Option<Arc<BufferPool>>,
+    stats: Arc<QueueStats>,
+    error_logged: bool,
+}
+
+impl TapRxQueue {
+    pub fn stats(&self) -> &Arc<QueueStats> {
+        &self.stats
+    }
+
+    fn refill(&mut self, bufs: &mut Buffers) {
+        let have = self.stash.len();
+        self.stash.resize(self.stash_cap, 0);
+        let got = bufs.alloc(&mut self.stash[have..]);
+        self.stash.truncate(have + got);
+    }
+}
+
+impl Drop for TapRxQueue {
+    fn drop(&mut self) {
+        if let Some(p) = &self.pool {
+            if !self.stash.is_empty() {
+                p.local().free(&self.stash);
+            }
+        }
+    }
+}
+
+impl RxQueue for TapRxQueue {
+    fn input_node(&self) -> &'static str {
+        match self.mode {
+            TapMode::Tun => "tun-input",
+            TapMode::Tap => "tap-input",
+        }
+    }
+    fn sw_if_index(&self) -> u32 {
+        self.sw_if_index
+    }
+    fn queue_id(&self) -> u16 {
+        self.queue_id
+    }
+    fn rx_fd(&self) -> Option<RawFd> {
+        Some(self.fd.as_raw_fd())
+    }
+
+    fn rx(&mut self, bufs: &mut Buffers, out: &mut [u32], nexts: &mut [u16]) -> usize {
+        let ds = bufs.pool().data_size();
+        if self.pool.is_none() {
+            self.pool = Some(bufs.pool().clone());
+            self.segs = self.max_frame.div_ceil(ds).clamp(1, MAX_SEGS);
+            self.stash_cap = (2 * self.segs).max(32);
+            self.stash.reserve_exact(self.stash_cap);
+        }
+        let segs = self.segs;
+        let vlen = if self.vnet { VNET_HDR_LEN } else { 0 };
+        let limit = out.len().min(nexts.len());
+        let (mut n, mut bytes, mut trunc, mut errs, mut nobuf) = (0usize, 0u64, 0u64, 0u64, 0u64);
+        while n < limit {
+            if self.stash.len() < segs {
+                self.refill(bufs);
+                if self.stash.len() < segs {
+                    nobuf += 1;
+                    break;
+                }
+            }
+            let mut hdr = [0u8; VNET_HDR_LEN];
+            let mut iov = [libc::iovec {
+                iov_base: std::ptr::null_mut(),
+                iov_len: 0,
+            }; MAX_SEGS + 1];
+            let mut k = 0;
+            if self.vnet {
+                iov[0] = libc::iovec {
+                    iov_base: hdr.as_mut_ptr().cast(),
+                    iov_len: VNET_HDR_LEN,
+                };
+                k = 1;
+            }
+            let top = self.stash.len();
+            for j in 0..segs {
+                let mut b = bufs.get(self.stash[top - 1 - j]);
+                let t = b.tail_room_mut();
+                iov[k] = libc::iovec {
+                    iov_base: t.as_mut_ptr().cast(),
+                    iov_len: t.len(),
+                };
+                k += 1;
+            }
+            let room: usize = iov[..k].iter().map(|v| v.iov_len).sum();
+            // SAFETY: every iovec points into memory we own for its full length: the local
+            // header array, or the tail room of stash buffers (owned by this queue until they
+            // are handed out). The kernel writes at most iov_len bytes into each.
+            let r = unsafe { libc::readv(self.fd.as_raw_fd(), iov.as_ptr(), k as libc::c_int) };
+            if r < 0 {
+                let e = io::Error::last_os_error();
+                match errno(&e) {
+                    libc::EAGAIN => {}
+                    libc::EINTR => continue,
+                    _ => {
+                        errs += 1;
+                        if !self.error_logged {
+                            self.error_logged = true;
+                            log::warn!("tap rx queue {}: read: {e}", self.queue_id);
+                        }
+                    }
+                }
+                break;
+            }
+            let r = r as usize;
+            // tun reports the full frame length even when it did not fit.
+            if r > room || r <= vlen {
+                trunc += 1;
+                continue;
+            }
+            let plen = r - vlen;
+            let used = plen.div_ceil(ds);
+            let head = self.stash[top - 1];
+            let mut left = plen;
+            for j in 0..used {
+                let bi = self.stash[top - 1 - j];
+                let next = (j + 1 < used).then(|| self.stash[top - 2 - j]);
+                let m = bufs.meta(bi);
+                m.current_length = left.min(ds) as u16;
+                left -= m.current_length as usize;
+                if let Some(nb) = next {
+                    m.flags |= flags::NEXT_PRESENT;
+                    m.next_buffer = nb;
+                }
+            }
+            self.stash.truncate(top - used);
+            let b = bufs.get(head);
+            let first = b.data().first().copied().unwrap_or(0);
+            let m = b.meta;
+            m.rx_sw_if_index = self.sw_if_index;
+            if used > 1 {
+                m.total_length_not_including_first_buffer = (plen - ds) as u32;
+            }
+            let (next, l3) = match self.mode {
+                TapMode::Tap => (rx_next::ETHERNET, 14),
+                TapMode::Tun => match first >> 4 {
+                    4 => (rx_next::IP4, 0),
+                    6 => (rx_next::IP6, 0),
+                    _ => (rx_next::DROP, 0),
+                },
+            };
+            if self.vnet {
+                VnetHdr::parse(&hdr).apply_rx(m, l3);
+            }
+            out[n] = head;
+            nexts[n] = next;
+            n += 1;
+            bytes += plen as u64;
+        }
+        let s = &self.stats;
+        QueueStats::add(&s.rx_packets, n as u64);
+        QueueStats::add(&s.rx_bytes, bytes);
+        QueueStats::add(&s.rx_truncated, trunc);
+        QueueStats::add(&s.rx_errors, errs);
+        QueueStats::add(&s.rx_no_buffers, nobuf);
+        n
+    }
+}
+
+/// Transmit side of one tun/tap queue: one `writev` per packet.
+pub struct TapTxQueue {
+    fd: Arc<OwnedFd>,
+    mode: TapMode,
+    vnet: bool,
+    stats: Arc<QueueStats>,
+    error_logged: bool,
+}
+
+impl TapTxQueue {
+    pub fn stats(&self) -> &Arc<QueueStats> {
+        &self.stats
+    }
+}
+
+impl TxQueue for TapTxQueue {
+    fn tx_node(&self) -> &'static str {
+        "tap-tx"
+    }
+
+    fn tx(&mut self, bufs: &mut Buffers, pkts: &[u32]) -> usize {
+        let (mut sent, mut bytes, mut errs, mut full) = (0u64, 0u64, 0u64, 0u64);
+        let mut done = 0;
+        'pkts: for &head in pkts {
+            let mut hdr = if self.vnet {
+                let b = bufs.get(head);
+                VnetHdr::for_tx(b.meta, b.data(), self.mode == TapMode::Tap).to_bytes()
+            } else {
+                [0u8; VNET_HDR_LEN]
+            };
+            let mut iov = [libc::iovec {
+                iov_base: std::ptr::null_mut(),
+                iov_len: 0,
+            }; MAX_SEGS + 1];
+            let mut k = 0;
+            if self.vnet {
+                iov[0] = libc::iovec {
+                    iov_base: hdr.as_mut_ptr().cast(),
+                    iov_len: VNET_HDR_LEN,
+                };
+                k = 1;
+            }
+            let mut bi = head;
+            let mut len = 0usize;
+            loop {
+                if k == iov.len() {
+                    // A chain longer than any frame we could have built: drop it.
+                    errs += 1;
+                    done += 1;
+                    continue 'pkts;
+                }
+                let b = bufs.get(bi);
+                let d = b.data();
+                iov[k] = libc::iovec {
+                    iov_base: d.as_ptr() as *mut libc::c_void,
+                    iov_len: d.len(),
+                };
+                k += 1;
+                len += d.len();
+                if b.meta.flags & flags::NEXT_PRESENT == 0 {
+                    break;
+                }
+                bi = b.meta.next_buffer;
+            }
+            let r = loop {
+                // SAFETY: the iovecs point at the local header and at packet bytes of buffers
+                // we own until they are freed below; writev only reads them.
+                let r = unsafe { libc::writev(self.fd.as_raw_fd(), iov.as_ptr(), k as libc::c_int) };
+                if r < 0 && io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
+                    continue;
+                }
+                break r;
+            };
+            if r < 0 {
+                let e = io::Error::last_os_error();
+                let en = errno(&e);
+                if en == libc::EAGAIN || en == libc::ENOBUFS {
+                    full += 1;
+                    break;
+                }
+                errs += 1;
+                if !self.error_logged {
+                    self.error_logged = true;
+                    log::warn!("tap tx: write: {e}");
+                }
+            } else {
+                sent += 1;
+                bytes += len as u64;
+            }
+            done += 1;
+        }
+        bufs.free(&pkts[..done]);
+        let s = &self.stats;
+        QueueStats::add(&s.tx_packets, sent);
+        QueueStats::add(&s.tx_bytes, bytes);
+        QueueStats::add(&s.tx_errors, errs);
+        QueueStats::add(&s.tx_full, full);
+        done
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vnet_hdr_round_trips() {
+        let h = VnetHdr {
+            flags: 1,
+            gso_type: 4,
+            hdr_len: 74,
+            gso_size: 1440,
+            csum_start: 54,
+            csum_offset: 16,
+        };
+        assert_eq!(VnetHdr::parse(&h.to_bytes()), h);
+    }
+
+    #[test]
+    fn tx_header_from_flags() {
+        // Ethernet + IPv4 (ihl 5) + TCP with data offset 8 (32 bytes).
+        let mut p = vec![0u8; 14 + 20 + 32];
+        p[12] = 0x08;
+        p[14] = 0x45;
+        p[14 + 9] = 6;
+        p[34 + 12] = 8 << 4;
+        let mut m = unsafe_free_meta();
+        assert_eq!(VnetHdr::for_tx(&m, &p, true), VnetHdr::default());
+        m.flags = flags::GSO | flags::OFFLOAD_L4_CKSUM;
+        m.gso_size = 1448;
+        let h = VnetHdr::for_tx(&m, &p, true);
+        assert_eq!(h.flags, VIRTIO_NET_HDR_F_NEEDS_CSUM);
+        assert_eq!(h.gso_type, VIRTIO_NET_HDR_GSO_TCPV4);
+        assert_eq!((h.csum_start, h.csum_offset, h.hdr_len), (34, 16, 66));
+        // Same as tun (no Ethernet), UDP over IPv6, checksum only.
+        let mut q = vec![0u8; 48];
+        q[0] = 0x60;
+        q[6] = 17;
+        m.flags = flags::OFFLOAD_L4_CKSUM;
+        let h = VnetHdr::for_tx(&m, &q, false);
+        assert_eq!((h.gso_type, h.csum_start, h.csum_offset), (0, 40, 6));
+        // Garbage never panics.
+        let _ = VnetHdr::for_tx(&m, &[0x45], false);
+        let _ = VnetHdr::for_tx(&m, &[], true);
+    }
+
+    fn unsafe_free_meta() -> BufferMeta {
+        let pool = BufferPool::with_backing(1, 2048, false).unwrap();
+        let mut w = pool.local();
+        let bi = w.alloc_one().unwrap();
+        let m = *w.meta(bi);
+        w.free(&[bi]);
+        m
+    }
+
+    #[test]
+    fn ifreq_rejects_long_names() {
+        assert!(IfReq::new("0123456789abcdef").is_err());
+        assert_eq!(IfReq::new("eth0").unwrap().name(), "eth0");
+    }
+}
