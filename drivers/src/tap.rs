@@ -17,7 +17,7 @@ use rvpp_dataplane::graph::rx_next;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use crate::netns;
 
@@ -414,6 +414,9 @@ pub struct TapInfo {
     pub created: bool,
     /// Per-queue counters, index = queue id.
     pub stats: Vec<Arc<QueueStats>>,
+    /// Queue 0's fd while the queues live: a single-queue device cannot be attached to a
+    /// second time, so [`delete`] clears the persist flag through it.
+    fd: Weak<OwnedFd>,
 }
 
 /// Most buffers one received frame may span.
@@ -580,9 +583,10 @@ fn create_here(
             stats: (0..cfg.queues)
                 .map(|_| Arc::new(QueueStats::default()))
                 .collect(),
+            fd: Weak::new(),
         })
     };
-    let info = match setup() {
+    let mut info = match setup() {
         Ok(i) => i,
         Err(e) => {
             if !exists {
@@ -602,6 +606,9 @@ fn create_here(
     let mut tx = Vec::new();
     for (q, fd) in fds.into_iter().enumerate() {
         let fd = Arc::new(fd);
+        if q == 0 {
+            info.fd = Arc::downgrade(&fd);
+        }
         rx.push(TapRxQueue {
             fd: fd.clone(),
             sw_if_index,
@@ -633,6 +640,9 @@ fn create_here(
 pub fn delete(info: &TapInfo) -> io::Result<()> {
     if !info.persist {
         return Ok(());
+    }
+    if let Some(fd) = info.fd.upgrade() {
+        return ioctl_int(fd.as_raw_fd(), libc::TUNSETPERSIST, 0);
     }
     remove_persistent(&info.name, info.netns.as_deref(), info.mode, info.vnet_hdr)
 }
