@@ -578,8 +578,14 @@ pub fn flow_hash6(d: &[u8]) -> u32 {
             x ^= (u32::from_be_bytes([p[0], p[1], p[2], p[3]]) as u64).rotate_left(37);
         }
     }
-    x = x.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    (x >> 32) as u32 ^ x as u32
+    // A multiply only carries bits upwards; fold between rounds so every input bit reaches
+    // the low bits that pick the bucket (murmur3's finalizer).
+    x ^= x >> 33;
+    x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    x ^= x >> 33;
+    x = x.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    x ^= x >> 33;
+    x as u32
 }
 
 impl Node for Ip6Lookup {
