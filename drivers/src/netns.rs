@@ -19,9 +19,9 @@ pub const NETNS_RUN_DIR: &str = "/var/run/netns";
 /// The filesystem path of a namespace spec: `pid:N`, an absolute path, or a name.
 pub fn ns_path(spec: &str) -> io::Result<PathBuf> {
     if let Some(pid) = spec.strip_prefix("pid:") {
-        let pid: u32 = pid
-            .parse()
-            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, format!("bad netns {spec:?}")))?;
+        let pid: u32 = pid.parse().map_err(|_| {
+            io::Error::new(io::ErrorKind::InvalidInput, format!("bad netns {spec:?}"))
+        })?;
         return Ok(PathBuf::from(format!("/proc/{pid}/ns/net")));
     }
     if spec.is_empty() || spec.contains('\0') {

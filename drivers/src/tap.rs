@@ -227,7 +227,11 @@ impl IfReq {
         Ok(r)
     }
     pub(crate) fn name(&self) -> String {
-        let n = self.name.iter().position(|&c| c == 0).unwrap_or(self.name.len());
+        let n = self
+            .name
+            .iter()
+            .position(|&c| c == 0)
+            .unwrap_or(self.name.len());
         String::from_utf8_lossy(&self.name[..n]).into_owned()
     }
     fn int(&self) -> i32 {
@@ -922,7 +926,8 @@ impl TxQueue for TapTxQueue {
             let r = loop {
                 // SAFETY: the iovecs point at the local header and at packet bytes of buffers
                 // we own until they are freed below; writev only reads them.
-                let r = unsafe { libc::writev(self.fd.as_raw_fd(), iov.as_ptr(), k as libc::c_int) };
+                let r =
+                    unsafe { libc::writev(self.fd.as_raw_fd(), iov.as_ptr(), k as libc::c_int) };
                 if r < 0 && io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
                     continue;
                 }

@@ -123,8 +123,16 @@ fn tun_ip4_ip6_both_ways() {
     assert!(info.created && info.ifindex > 0);
     ns.ip(&["addr", "add", "198.18.0.1/30", "dev", "rvpptun0"])
         .unwrap();
-    ns.ip(&["-6", "addr", "add", "fd00:18::1/64", "dev", "rvpptun0", "nodad"])
-        .unwrap();
+    ns.ip(&[
+        "-6",
+        "addr",
+        "add",
+        "fd00:18::1/64",
+        "dev",
+        "rvpptun0",
+        "nodad",
+    ])
+    .unwrap();
     let link = ns.ip(&["link", "show", "rvpptun0"]).unwrap();
     let link = String::from_utf8_lossy(&link.stdout);
     assert!(link.contains("mtu 1400") && link.contains(",UP"), "{link}");
@@ -203,7 +211,13 @@ fn tap_l2_with_mac_and_vnet_header() {
     ns.ip(&["addr", "add", "198.18.1.1/24", "dev", "rvpptap0"])
         .unwrap();
     ns.ip(&[
-        "neigh", "add", "198.18.1.2", "lladdr", "02:fe:00:00:00:02", "dev", "rvpptap0",
+        "neigh",
+        "add",
+        "198.18.1.2",
+        "lladdr",
+        "02:fe:00:00:00:02",
+        "dev",
+        "rvpptap0",
     ])
     .unwrap();
     let s = bind_in(&ns, "198.18.1.1:0");
@@ -247,9 +261,7 @@ fn multi_queue_spreads_and_delivers_once() {
     let (mut rx, mut tx, info) = Tap::create(&cfg, 7).unwrap();
     assert!(info.multi_queue);
     assert_eq!((rx.len(), tx.len()), (4, 4));
-    let qs = ns
-        .exec(&["ls", "/sys/class/net/rvpptunmq/queues"])
-        .unwrap();
+    let qs = ns.exec(&["ls", "/sys/class/net/rvpptunmq/queues"]).unwrap();
     let qs = String::from_utf8_lossy(&qs.stdout);
     for q in ["rx-0", "rx-1", "rx-2", "rx-3", "tx-3"] {
         assert!(qs.contains(q), "{qs}");
@@ -309,7 +321,10 @@ fn persist_attach_delete() {
     let (rx, tx, info) = Tap::create(&cfg, 7).unwrap();
     assert!(info.created && info.persist);
     drop((rx, tx));
-    assert!(ns.ip(&["link", "show", "rvpppers0"]).is_ok(), "persistent device went away");
+    assert!(
+        ns.ip(&["link", "show", "rvpppers0"]).is_ok(),
+        "persistent device went away"
+    );
     // Without attach, an existing device is an error.
     let e = Tap::create(
         &TapConfig {
@@ -327,14 +342,20 @@ fn persist_attach_delete() {
     assert_eq!(info2.ifindex, info.ifindex);
     tap::delete(&info2).unwrap();
     drop((rx, tx));
-    assert!(ns.ip(&["link", "show", "rvpppers0"]).is_err(), "device left behind");
+    assert!(
+        ns.ip(&["link", "show", "rvpppers0"]).is_err(),
+        "device left behind"
+    );
     // Deleting again (device gone) is fine; so is deleting after the queues are gone.
     tap::delete(&info2).unwrap();
     let (rx, tx, info3) = Tap::create(&cfg, 7).unwrap();
     drop((rx, tx));
     assert!(ns.ip(&["link", "show", "rvpppers0"]).is_ok());
     tap::delete(&info3).unwrap();
-    assert!(ns.ip(&["link", "show", "rvpppers0"]).is_err(), "device left behind");
+    assert!(
+        ns.ip(&["link", "show", "rvpppers0"]).is_err(),
+        "device left behind"
+    );
     // A missing namespace is an error.
     let bad = TapConfig {
         netns: Some("/var/run/netns/rvpp-no-such-ns".into()),
@@ -375,7 +396,11 @@ fn tun_offloads_checksum_and_gso() {
         1,
     );
     assert_eq!(got.len(), 1);
-    assert_ne!(got[0].2 & flags::OFFLOAD_L4_CKSUM, 0, "no checksum offload flag");
+    assert_ne!(
+        got[0].2 & flags::OFFLOAD_L4_CKSUM,
+        0,
+        "no checksum offload flag"
+    );
 
     // A datagram with a wrong checksum is accepted only because we ask for the offload.
     let port = s.local_addr().unwrap().port();

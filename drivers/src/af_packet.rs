@@ -1,0 +1,924 @@
+//! AF_PACKET host interfaces (VPP's `af_packet_create_v3`): mmap'd rings on packet sockets.
+//!
+//! * rx: one socket per queue with a `TPACKET_V3` (block-based) ring; several queues join one
+//!   `PACKET_FANOUT` hash group so each flow lands on one queue. Frames are copied into pool
+//!   buffers; a block goes back to the kernel once all its packets are copied.
+//! * tx: one socket per queue with a `TPACKET_V2` ring (V3 tx rings are frame-based anyway);
+//!   packets are copied into frames and one `send()` per flush kicks the kernel. The tx socket
+//!   is bound with protocol 0, so it never receives.
+//! * `PACKET_VNET_HDR` carries checksum/GSO offloads like a tap's vnet header,
+//!   `PACKET_QDISC_BYPASS` skips the qdisc, `PACKET_IGNORE_OUTGOING` keeps our own (and the
+//!   host's) transmissions out of the rx ring.
+//!
+//! Ring layout facts follow the kernel's packet_mmap documentation and `linux/if_packet.h`.
+//! Every offset and length read from a ring is checked against the ring before a slice is
+//! formed, so a confused kernel or a corrupted block cannot make us read out of bounds.
+
+use crate::netns;
+use crate::tap::{ctl_socket, get_mac, get_mtu, if_index, QueueStats, VnetHdr, VNET_HDR_LEN};
+use rvpp_dataplane::buffer::Buffers;
+use rvpp_dataplane::device::{RxQueue, TxQueue};
+use rvpp_dataplane::graph::rx_next;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+
+// linux/if_packet.h
+const PACKET_ADD_MEMBERSHIP: i32 = 1;
+const PACKET_RX_RING: i32 = 5;
+const PACKET_VERSION: i32 = 10;
+const PACKET_TX_RING: i32 = 13;
+const PACKET_LOSS: i32 = 14;
+const PACKET_VNET_HDR: i32 = 15;
+const PACKET_FANOUT: i32 = 18;
+const PACKET_QDISC_BYPASS: i32 = 20;
+const PACKET_IGNORE_OUTGOING: i32 = 23;
+const PACKET_MR_PROMISC: u16 = 1;
+const TPACKET_V2: i32 = 1;
+const TPACKET_V3: i32 = 2;
+const PACKET_FANOUT_HASH: u32 = 0;
+const PACKET_FANOUT_FLAG_UNIQUEID: u32 = 0x2000;
+const PACKET_FANOUT_FLAG_DEFRAG: u32 = 0x8000;
+const PACKET_OUTGOING: u8 = 4;
+
+const TP_STATUS_KERNEL: u32 = 0;
+const TP_STATUS_USER: u32 = 1;
+const TP_STATUS_AVAILABLE: u32 = 0;
+const TP_STATUS_SEND_REQUEST: u32 = 1;
+const TP_STATUS_WRONG_FORMAT: u32 = 4;
+
+/// `struct tpacket_block_desc` fields (version, offset_to_priv, then tpacket_hdr_v1).
+const BLK_STATUS: usize = 8;
+const BLK_NUM_PKTS: usize = 12;
+const BLK_FIRST_PKT: usize = 16;
+/// Size of the block descriptor the kernel writes before the first packet.
+const BLK_HDR_LEN: usize = 48;
+/// `struct tpacket3_hdr` fields.
+const T3_NEXT: usize = 0;
+const T3_SNAPLEN: usize = 12;
+const T3_LEN: usize = 16;
+const T3_MAC: usize = 24;
+/// TPACKET_ALIGN(sizeof(tpacket3_hdr)): where the kernel puts the `sockaddr_ll`.
+const T3_SLL: usize = 48;
+/// Offset of `sll_pkttype` in `sockaddr_ll`.
+const SLL_PKTTYPE: usize = 10;
+/// `struct tpacket2_hdr` fields.
+const T2_STATUS: usize = 0;
+const T2_LEN: usize = 4;
+const T2_SNAPLEN: usize = 8;
+/// Where tx data starts in a V2 frame: TPACKET2_HDRLEN - sizeof(sockaddr_ll) = 52 - 20.
+const T2_DATA: usize = 32;
+
+const PAGE: usize = 4096;
+
+fn round_up(n: usize, to: usize) -> usize {
+    n.div_ceil(to) * to
+}
+
+/// What `af_packet_create_v3` asks for, in driver terms.
+#[derive(Clone, Debug)]
+pub struct AfPacketConfig {
+    /// The Linux interface to attach to.
+    pub host_if_name: String,
+    /// Namespace the interface lives in (`pid:N`, path or name); None = ours.
+    pub netns: Option<String>,
+    /// rx sockets in one fanout group, and as many tx sockets.
+    pub queues: u16,
+    /// rx ring: bytes per block (page multiple, must hold the largest frame).
+    pub rx_block_size: u32,
+    pub rx_block_count: u32,
+    /// tx ring: frames; their size follows the MTU (or 64 KiB with `vnet_hdr`).
+    pub tx_frame_count: u32,
+    /// 0 = derive from the MTU.
+    pub tx_frame_size: u32,
+    /// `PACKET_QDISC_BYPASS` (the AfPacketQdiscBypass annotation).
+    pub qdisc_bypass: bool,
+    /// `PACKET_VNET_HDR`: checksum and GSO offloads (AF_PACKET_API_FLAG_CKSUM_GSO).
+    pub vnet_hdr: bool,
+    /// Put the interface in promiscuous mode for as long as the sockets live.
+    pub promisc: bool,
+    /// How long (ms) the kernel waits before handing over a partly filled rx block.
+    pub rx_block_timeout_ms: u32,
+}
+
+impl Default for AfPacketConfig {
+    fn default() -> Self {
+        Self {
+            host_if_name: String::new(),
+            netns: None,
+            queues: 1,
+            rx_block_size: 256 << 10,
+            rx_block_count: 16,
+            tx_frame_count: 1024,
+            tx_frame_size: 0,
+            qdisc_bypass: false,
+            vnet_hdr: false,
+            promisc: false,
+            rx_block_timeout_ms: 1,
+        }
+    }
+}
+
+/// What was opened.
+#[derive(Clone, Debug)]
+pub struct AfPacketInfo {
+    pub host_if_name: String,
+    pub netns: Option<String>,
+    pub ifindex: u32,
+    /// The host interface's MAC (VPP gives its interface the same one).
+    pub mac: [u8; 6],
+    pub mtu: u32,
+    pub queues: u16,
+    pub vnet_hdr: bool,
+    /// Fanout group id (0 with a single queue).
+    pub fanout_id: u16,
+    pub tx_frame_size: u32,
+    /// Per-queue counters, index = queue id (rx and tx of queue i share one).
+    pub stats: Vec<Arc<QueueStats>>,
+}
+
+/// An mmap'd packet ring, unmapped on drop.
+struct Ring {
+    base: *mut u8,
+    len: usize,
+}
+
+// SAFETY: the mapping is owned by exactly one queue, which is owned by one worker at a time;
+// the only other party touching it is the kernel, synchronised through the status words.
+unsafe impl Send for Ring {}
+
+impl Drop for Ring {
+    fn drop(&mut self) {
+        // SAFETY: base/len come from a successful mmap and nothing uses them after drop.
+        unsafe {
+            libc::munmap(self.base.cast(), self.len);
+        }
+    }
+}
+
+impl Ring {
+    fn map(fd: RawFd, len: usize) -> io::Result<Self> {
+        // SAFETY: mapping the ring the kernel just set up on fd, with its exact size; checked.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                fd,
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(Self {
+            base: p.cast(),
+            len,
+        })
+    }
+
+    /// The status word at `off`, shared with the kernel.
+    #[inline(always)]
+    fn status(&self, off: usize) -> Option<&AtomicU32> {
+        if off % 4 != 0 || off + 4 > self.len {
+            return None;
+        }
+        // SAFETY: in bounds and 4-aligned (checked; base is page-aligned); the kernel writes
+        // this word concurrently, so it is only accessed atomically.
+        Some(unsafe { &*self.base.add(off).cast::<AtomicU32>() })
+    }
+
+    #[inline(always)]
+    fn u32_at(&self, off: usize) -> Option<u32> {
+        let b = self.bytes(off, 4)?;
+        Some(u32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
+    }
+
+    #[inline(always)]
+    fn u16_at(&self, off: usize) -> Option<u16> {
+        let b = self.bytes(off, 2)?;
+        Some(u16::from_ne_bytes([b[0], b[1]]))
+    }
+
+    /// `len` bytes at `off`, if they lie inside the ring.
+    #[inline(always)]
+    fn bytes(&self, off: usize, len: usize) -> Option<&[u8]> {
+        if off.checked_add(len)? > self.len {
+            return None;
+        }
+        // SAFETY: the range is inside the mapping (checked). Only called on regions the
+        // kernel has handed to us (status USER / AVAILABLE), so it is not writing them.
+        Some(unsafe { std::slice::from_raw_parts(self.base.add(off), len) })
+    }
+
+    #[inline(always)]
+    fn bytes_mut(&mut self, off: usize, len: usize) -> Option<&mut [u8]> {
+        if off.checked_add(len)? > self.len {
+            return None;
+        }
+        // SAFETY: inside the mapping (checked); only called on frames in AVAILABLE state,
+        // which the kernel does not touch until we set SEND_REQUEST.
+        Some(unsafe { std::slice::from_raw_parts_mut(self.base.add(off), len) })
+    }
+}
+
+fn packet_socket() -> io::Result<OwnedFd> {
+    // SAFETY: plain socket(2); protocol 0 means no packets until bind. Result checked.
+    let fd = unsafe {
+        libc::socket(
+            libc::AF_PACKET,
+            libc::SOCK_RAW | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            0,
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fresh fd, ours.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+fn setsockopt<T>(fd: RawFd, opt: i32, val: &T, what: &str) -> io::Result<()> {
+    // SAFETY: val points at a T that lives across the call; the length is its size.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_PACKET,
+            opt,
+            (val as *const T).cast(),
+            std::mem::size_of::<T>() as libc::socklen_t,
+        )
+    };
+    if rc != 0 {
+        let e = io::Error::last_os_error();
+        return Err(io::Error::new(e.kind(), format!("af_packet {what}: {e}")));
+    }
+    Ok(())
+}
+
+fn bind_ll(fd: RawFd, ifindex: u32, proto: u16) -> io::Result<()> {
+    // SAFETY: sockaddr_ll is plain data; zero is a valid value.
+    let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+    sll.sll_family = libc::AF_PACKET as u16;
+    sll.sll_protocol = proto.to_be();
+    sll.sll_ifindex = ifindex as i32;
+    // SAFETY: binding to a properly sized sockaddr_ll.
+    let rc = unsafe {
+        libc::bind(
+            fd,
+            (&sll as *const libc::sockaddr_ll).cast(),
+            std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+        )
+    };
+    if rc != 0 {
+        let e = io::Error::last_os_error();
+        return Err(io::Error::new(e.kind(), format!("af_packet bind: {e}")));
+    }
+    Ok(())
+}
+
+/// Take (and clear) a pending socket error, if any, without blocking.
+fn take_socket_error(fd: RawFd) -> Option<io::Error> {
+    let mut p = libc::pollfd {
+        fd,
+        events: 0,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd, zero timeout.
+    let rc = unsafe { libc::poll(&mut p, 1, 0) };
+    if rc <= 0 || p.revents & (libc::POLLERR | libc::POLLNVAL) == 0 {
+        return None;
+    }
+    let mut err: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: SO_ERROR writes an int into err; len holds its size.
+    unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_ERROR,
+            (&mut err as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    };
+    Some(if err != 0 {
+        io::Error::from_raw_os_error(err)
+    } else {
+        io::Error::other("socket error")
+    })
+}
+
+/// Entry points for AF_PACKET interfaces.
+pub struct AfPacket;
+
+impl AfPacket {
+    /// Open `cfg.queues` rx/tx queue pairs on the host interface.
+    pub fn create(
+        cfg: &AfPacketConfig,
+        sw_if_index: u32,
+    ) -> io::Result<(Vec<Box<dyn RxQueue>>, Vec<Box<dyn TxQueue>>, AfPacketInfo)> {
+        let (rx, tx, info) = Self::create_queues(cfg, sw_if_index)?;
+        let rx = rx
+            .into_iter()
+            .map(|q| Box::new(q) as Box<dyn RxQueue>)
+            .collect();
+        let tx = tx
+            .into_iter()
+            .map(|q| Box::new(q) as Box<dyn TxQueue>)
+            .collect();
+        Ok((rx, tx, info))
+    }
+
+    /// As [`AfPacket::create`], with the concrete queue types.
+    pub fn create_queues(
+        cfg: &AfPacketConfig,
+        sw_if_index: u32,
+    ) -> io::Result<(Vec<AfPacketRxQueue>, Vec<AfPacketTxQueue>, AfPacketInfo)> {
+        let bad = |m: String| Err(io::Error::new(io::ErrorKind::InvalidInput, m));
+        if cfg.queues == 0 || cfg.queues > 64 {
+            return bad(format!("af_packet: bad queue count {}", cfg.queues));
+        }
+        let bs = cfg.rx_block_size as usize;
+        if bs < 2 * PAGE || bs % PAGE != 0 || cfg.rx_block_count < 2 {
+            return bad(format!(
+                "af_packet: bad rx ring {} x {}",
+                cfg.rx_block_count, cfg.rx_block_size
+            ));
+        }
+        if cfg.tx_frame_count == 0 {
+            return bad("af_packet: tx_frame_count is 0".into());
+        }
+        netns::run(cfg.netns.as_deref(), || open_here(cfg, sw_if_index))?
+    }
+}
+
+fn open_here(
+    cfg: &AfPacketConfig,
+    sw_if_index: u32,
+) -> io::Result<(Vec<AfPacketRxQueue>, Vec<AfPacketTxQueue>, AfPacketInfo)> {
+    let ctl = ctl_socket()?;
+    let name = &cfg.host_if_name;
+    let ifindex = if_index(ctl.as_raw_fd(), name)
+        .map_err(|e| io::Error::new(e.kind(), format!("af_packet: {name}: {e}")))?;
+    let mac = get_mac(ctl.as_raw_fd(), name)?;
+    let mtu = get_mtu(ctl.as_raw_fd(), name)?;
+    let vlen = if cfg.vnet_hdr { VNET_HDR_LEN } else { 0 };
+    let max_frame = if cfg.vnet_hdr {
+        65535 + 18
+    } else {
+        mtu as usize + 18
+    };
+    let tx_frame_size = if cfg.tx_frame_size != 0 {
+        round_up(cfg.tx_frame_size as usize, 16)
+    } else {
+        round_up(T2_DATA + vlen + max_frame, 16)
+    };
+    if tx_frame_size < T2_DATA + vlen + 64 {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("af_packet: tx frame size {tx_frame_size} too small"),
+        ));
+    }
+    let stats: Vec<_> = (0..cfg.queues)
+        .map(|_| Arc::new(QueueStats::default()))
+        .collect();
+    let mut rx = Vec::new();
+    let mut fanout_id = 0u16;
+    for q in 0..cfg.queues as usize {
+        let (sock, ring) = open_rx(cfg, ifindex)?;
+        if cfg.queues > 1 {
+            fanout_id = join_fanout(sock.as_raw_fd(), q == 0, fanout_id)?;
+        }
+        if q == 0 && cfg.promisc {
+            #[repr(C)]
+            struct PacketMreq {
+                ifindex: i32,
+                typ: u16,
+                alen: u16,
+                addr: [u8; 8],
+            }
+            let m = PacketMreq {
+                ifindex: ifindex as i32,
+                typ: PACKET_MR_PROMISC,
+                alen: 0,
+                addr: [0; 8],
+            };
+            setsockopt(sock.as_raw_fd(), PACKET_ADD_MEMBERSHIP, &m, "promisc")?;
+        }
+        rx.push(AfPacketRxQueue {
+            fd: sock,
+            ring,
+            block_size: cfg.rx_block_size as usize,
+            block_nr: cfg.rx_block_count as usize,
+            blk: 0,
+            in_block: false,
+            pkts_left: 0,
+            off: 0,
+            vnet: cfg.vnet_hdr,
+            sw_if_index,
+            queue_id: q as u16,
+            stats: stats[q].clone(),
+            idle: 0,
+            error_logged: false,
+        });
+    }
+    let mut tx = Vec::new();
+    for st in stats.iter() {
+        tx.push(open_tx(cfg, ifindex, tx_frame_size, st.clone())?);
+    }
+    Ok((
+        rx,
+        tx,
+        AfPacketInfo {
+            host_if_name: name.clone(),
+            netns: cfg.netns.clone(),
+            ifindex,
+            mac,
+            mtu,
+            queues: cfg.queues,
+            vnet_hdr: cfg.vnet_hdr,
+            fanout_id,
+            tx_frame_size: tx_frame_size as u32,
+            stats,
+        },
+    ))
+}
+
+fn open_rx(cfg: &AfPacketConfig, ifindex: u32) -> io::Result<(OwnedFd, Ring)> {
+    let sock = packet_socket()?;
+    let fd = sock.as_raw_fd();
+    setsockopt(fd, PACKET_VERSION, &TPACKET_V3, "TPACKET_V3")?;
+    if cfg.vnet_hdr {
+        setsockopt(fd, PACKET_VNET_HDR, &1i32, "PACKET_VNET_HDR")?;
+    }
+    let frame = 2048u32;
+    let req = [
+        cfg.rx_block_size,
+        cfg.rx_block_count,
+        frame,
+        cfg.rx_block_size / frame * cfg.rx_block_count,
+        cfg.rx_block_timeout_ms,
+        0, // sizeof_priv
+        0, // feature_req_word
+    ];
+    setsockopt(fd, PACKET_RX_RING, &req, "PACKET_RX_RING")?;
+    let ring = Ring::map(fd, cfg.rx_block_size as usize * cfg.rx_block_count as usize)?;
+    bind_ll(fd, ifindex, libc::ETH_P_ALL as u16)?;
+    // Not on every kernel; outgoing frames are also skipped by pkttype below.
+    let _ = setsockopt(fd, PACKET_IGNORE_OUTGOING, &1i32, "ignore outgoing");
+    Ok((sock, ring))
+}
+
+/// Join (or, for the first queue, create with a kernel-chosen id) the hash fanout group.
+fn join_fanout(fd: RawFd, first: bool, id: u16) -> io::Result<u16> {
+    let ty = PACKET_FANOUT_HASH | PACKET_FANOUT_FLAG_DEFRAG;
+    if !first {
+        let v: u32 = id as u32 | (ty << 16);
+        setsockopt(fd, PACKET_FANOUT, &v, "PACKET_FANOUT")?;
+        return Ok(id);
+    }
+    let v: u32 = (ty | PACKET_FANOUT_FLAG_UNIQUEID) << 16;
+    setsockopt(fd, PACKET_FANOUT, &v, "PACKET_FANOUT")?;
+    let mut got: u32 = 0;
+    let mut len = 4 as libc::socklen_t;
+    // SAFETY: PACKET_FANOUT reads back a u32 into got; len holds its size.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_PACKET,
+            PACKET_FANOUT,
+            (&mut got as *mut u32).cast(),
+            &mut len,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(got as u16)
+}
+
+fn open_tx(
+    cfg: &AfPacketConfig,
+    ifindex: u32,
+    frame_size: usize,
+    stats: Arc<QueueStats>,
+) -> io::Result<AfPacketTxQueue> {
+    let sock = packet_socket()?;
+    let fd = sock.as_raw_fd();
+    setsockopt(fd, PACKET_VERSION, &TPACKET_V2, "TPACKET_V2")?;
+    if cfg.vnet_hdr {
+        setsockopt(fd, PACKET_VNET_HDR, &1i32, "PACKET_VNET_HDR")?;
+    }
+    if cfg.qdisc_bypass {
+        setsockopt(fd, PACKET_QDISC_BYPASS, &1i32, "PACKET_QDISC_BYPASS")?;
+    }
+    // A malformed frame is skipped (marked available) instead of stalling the ring.
+    setsockopt(fd, PACKET_LOSS, &1i32, "PACKET_LOSS")?;
+    let block_size = round_up(frame_size, PAGE);
+    let fpb = block_size / frame_size;
+    let block_nr = (cfg.tx_frame_count as usize).div_ceil(fpb);
+    let frame_nr = block_nr * fpb;
+    let req = [
+        block_size as u32,
+        block_nr as u32,
+        frame_size as u32,
+        frame_nr as u32,
+    ];
+    setsockopt(fd, PACKET_TX_RING, &req, "PACKET_TX_RING")?;
+    let ring = Ring::map(fd, block_size * block_nr)?;
+    // Protocol 0: this socket sends only; it is never handed received packets.
+    bind_ll(fd, ifindex, 0)?;
+    Ok(AfPacketTxQueue {
+        fd: sock,
+        ring,
+        frame_size,
+        block_size,
+        fpb,
+        frame_nr,
+        head: 0,
+        pending: 0,
+        pending_bytes: 0,
+        vnet: cfg.vnet_hdr,
+        stats,
+        error_logged: false,
+    })
+}
+
+/// Receive side of one queue: a TPACKET_V3 ring read block by block.
+pub struct AfPacketRxQueue {
+    fd: OwnedFd,
+    ring: Ring,
+    block_size: usize,
+    block_nr: usize,
+    /// Block being read.
+    blk: usize,
+    /// We own `blk` (status USER) and have not finished it.
+    in_block: bool,
+    pkts_left: u32,
+    /// Offset of the next packet inside the block.
+    off: usize,
+    vnet: bool,
+    sw_if_index: u32,
+    queue_id: u16,
+    stats: Arc<QueueStats>,
+    /// Empty polls, to check for a socket error now and then.
+    idle: u32,
+    error_logged: bool,
+}
+
+impl AfPacketRxQueue {
+    pub fn stats(&self) -> &Arc<QueueStats> {
+        &self.stats
+    }
+
+    /// Hand the current block back to the kernel and move to the next.
+    fn release_block(&mut self) {
+        if let Some(s) = self.ring.status(self.blk * self.block_size + BLK_STATUS) {
+            // Release: our reads of the block happen before the kernel may reuse it.
+            s.store(TP_STATUS_KERNEL, Ordering::Release);
+        }
+        self.in_block = false;
+        self.blk = (self.blk + 1) % self.block_nr;
+    }
+
+    fn check_error(&mut self) -> u64 {
+        match take_socket_error(self.fd.as_raw_fd()) {
+            Some(e) => {
+                if !self.error_logged {
+                    self.error_logged = true;
+                    log::warn!("af_packet rx queue {}: {e}", self.queue_id);
+                }
+                1
+            }
+            None => 0,
+        }
+    }
+}
+
+impl RxQueue for AfPacketRxQueue {
+    fn input_node(&self) -> &'static str {
+        "af-packet-input"
+    }
+    fn sw_if_index(&self) -> u32 {
+        self.sw_if_index
+    }
+    fn queue_id(&self) -> u16 {
+        self.queue_id
+    }
+    fn rx_fd(&self) -> Option<RawFd> {
+        Some(self.fd.as_raw_fd())
+    }
+    fn ack_interrupt(&mut self) {
+        // An error makes the fd permanently readable-with-POLLERR until it is taken.
+        let e = self.check_error();
+        QueueStats::add(&self.stats.rx_errors, e);
+    }
+
+    fn rx(&mut self, bufs: &mut Buffers, out: &mut [u32], nexts: &mut [u16]) -> usize {
+        let limit = out.len().min(nexts.len());
+        let (mut n, mut bytes, mut trunc, mut errs, mut nobuf) = (0usize, 0u64, 0u64, 0u64, 0u64);
+        let bs = self.block_size;
+        while n < limit {
+            let base = self.blk * bs;
+            if !self.in_block {
+                let st = match self.ring.status(base + BLK_STATUS) {
+                    Some(s) => s.load(Ordering::Acquire),
+                    None => 0,
+                };
+                if st & TP_STATUS_USER == 0 {
+                    if n == 0 {
+                        self.idle = self.idle.wrapping_add(1);
+                        if self.idle % 256 == 0 {
+                            errs += self.check_error();
+                        }
+                    }
+                    break;
+                }
+                let num = self.ring.u32_at(base + BLK_NUM_PKTS).unwrap_or(0);
+                let first = self.ring.u32_at(base + BLK_FIRST_PKT).unwrap_or(0) as usize;
+                self.in_block = true;
+                self.pkts_left = num;
+                self.off = first;
+                if num > 0 && (first < BLK_HDR_LEN || first >= bs) {
+                    errs += 1;
+                    self.release_block();
+                    continue;
+                }
+            }
+            if self.pkts_left == 0 {
+                self.release_block();
+                continue;
+            }
+            // One packet at base + off; everything it claims must stay inside this block.
+            let off = self.off;
+            let hdr = base + off;
+            let fields = (|| {
+                if off + T3_SLL + SLL_PKTTYPE + 1 > bs {
+                    return None;
+                }
+                let next = self.ring.u32_at(hdr + T3_NEXT)? as usize;
+                let snap = self.ring.u32_at(hdr + T3_SNAPLEN)? as usize;
+                let len = self.ring.u32_at(hdr + T3_LEN)? as usize;
+                let mac = self.ring.u16_at(hdr + T3_MAC)? as usize;
+                let pkttype = self.ring.bytes(hdr + T3_SLL + SLL_PKTTYPE, 1)?[0];
+                Some((next, snap, len, mac, pkttype))
+            })();
+            let Some((next, snap, len, mac, pkttype)) = fields else {
+                errs += 1;
+                self.release_block();
+                continue;
+            };
+            self.pkts_left -= 1;
+            if self.pkts_left > 0 {
+                if next == 0 || off + next >= bs {
+                    errs += 1;
+                    self.release_block();
+                    continue;
+                }
+                self.off = off + next;
+            }
+            let vlen = if self.vnet { VNET_HDR_LEN } else { 0 };
+            if mac < T3_SLL + vlen || off + mac + snap > bs {
+                errs += 1;
+                continue;
+            }
+            if pkttype == PACKET_OUTGOING {
+                continue;
+            }
+            if snap < len || snap == 0 {
+                trunc += 1;
+                continue;
+            }
+            let Some(frame) = self.ring.bytes(hdr + mac, snap) else {
+                errs += 1;
+                continue;
+            };
+            let Some(bi) = bufs.alloc_from_bytes(frame) else {
+                nobuf += 1;
+                continue;
+            };
+            let m = bufs.meta(bi);
+            m.rx_sw_if_index = self.sw_if_index;
+            if self.vnet {
+                if let Some(h) = self.ring.bytes(hdr + mac - VNET_HDR_LEN, VNET_HDR_LEN) {
+                    let mut a = [0u8; VNET_HDR_LEN];
+                    a.copy_from_slice(h);
+                    VnetHdr::parse(&a).apply_rx(m, 14);
+                }
+            }
+            out[n] = bi;
+            nexts[n] = rx_next::ETHERNET;
+            n += 1;
+            bytes += snap as u64;
+        }
+        if n > 0 {
+            self.idle = 0;
+        }
+        let s = &self.stats;
+        QueueStats::add(&s.rx_packets, n as u64);
+        QueueStats::add(&s.rx_bytes, bytes);
+        QueueStats::add(&s.rx_truncated, trunc);
+        QueueStats::add(&s.rx_errors, errs);
+        QueueStats::add(&s.rx_no_buffers, nobuf);
+        n
+    }
+}
+
+/// Transmit side of one queue: a TPACKET_V2 ring, kicked once per flush.
+pub struct AfPacketTxQueue {
+    fd: OwnedFd,
+    ring: Ring,
+    frame_size: usize,
+    block_size: usize,
+    /// Frames per block.
+    fpb: usize,
+    frame_nr: usize,
+    /// Next frame to fill.
+    head: usize,
+    /// Frames marked SEND_REQUEST since the last successful kick.
+    pending: usize,
+    pending_bytes: u64,
+    vnet: bool,
+    stats: Arc<QueueStats>,
+    error_logged: bool,
+}
+
+impl AfPacketTxQueue {
+    pub fn stats(&self) -> &Arc<QueueStats> {
+        &self.stats
+    }
+
+    fn frame_off(&self, i: usize) -> usize {
+        (i / self.fpb) * self.block_size + (i % self.fpb) * self.frame_size
+    }
+
+    /// Ask the kernel to send every SEND_REQUEST frame.
+    fn kick(&mut self) {
+        if self.pending == 0 {
+            return;
+        }
+        // SAFETY: send with no data on our own socket: it only processes the tx ring.
+        let rc =
+            unsafe { libc::send(self.fd.as_raw_fd(), std::ptr::null(), 0, libc::MSG_DONTWAIT) };
+        if rc >= 0 {
+            QueueStats::add(&self.stats.tx_packets, self.pending as u64);
+            QueueStats::add(&self.stats.tx_bytes, self.pending_bytes);
+            self.pending = 0;
+            self.pending_bytes = 0;
+            return;
+        }
+        let e = io::Error::last_os_error();
+        match e.raw_os_error() {
+            // Transient: the frames stay queued for the next kick.
+            Some(libc::EAGAIN) | Some(libc::ENOBUFS) | Some(libc::EINTR) => {
+                QueueStats::add(&self.stats.tx_full, 1);
+            }
+            _ => {
+                if !self.error_logged {
+                    self.error_logged = true;
+                    log::warn!("af_packet tx: send: {e}");
+                }
+                // The kernel is not processing the ring outside send(), so frames still
+                // waiting can be taken back: they count as errors, and the ring drains.
+                let mut dropped = 0usize;
+                for k in 0..self.pending {
+                    let i = (self.head + self.frame_nr - self.pending + k) % self.frame_nr;
+                    if let Some(s) = self.ring.status(self.frame_off(i) + T2_STATUS) {
+                        if s.load(Ordering::Acquire) == TP_STATUS_SEND_REQUEST
+                            && s.compare_exchange(
+                                TP_STATUS_SEND_REQUEST,
+                                TP_STATUS_AVAILABLE,
+                                Ordering::AcqRel,
+                                Ordering::Relaxed,
+                            )
+                            .is_ok()
+                        {
+                            dropped += 1;
+                        }
+                    }
+                }
+                QueueStats::add(&self.stats.tx_errors, dropped.max(1) as u64);
+                QueueStats::add(&self.stats.tx_packets, (self.pending - dropped) as u64);
+                self.pending = 0;
+                self.pending_bytes = 0;
+            }
+        }
+    }
+
+    /// Whether frame `head` can be filled.
+    fn head_free(&self) -> bool {
+        match self.ring.status(self.frame_off(self.head) + T2_STATUS) {
+            Some(s) => {
+                let v = s.load(Ordering::Acquire);
+                if v == TP_STATUS_WRONG_FORMAT {
+                    // Only without PACKET_LOSS; reclaim the frame rather than stall.
+                    s.store(TP_STATUS_AVAILABLE, Ordering::Release);
+                    return true;
+                }
+                v == TP_STATUS_AVAILABLE
+            }
+            None => false,
+        }
+    }
+}
+
+impl TxQueue for AfPacketTxQueue {
+    fn tx_node(&self) -> &'static str {
+        "af-packet-tx"
+    }
+
+    fn tx(&mut self, bufs: &mut Buffers, pkts: &[u32]) -> usize {
+        let vlen = if self.vnet { VNET_HDR_LEN } else { 0 };
+        let room = self.frame_size - T2_DATA;
+        let (mut done, mut errs, mut full) = (0usize, 0u64, 0u64);
+        for &bi in pkts {
+            if !self.head_free() {
+                // Ring full: push what is queued and look once more.
+                self.kick();
+                if !self.head_free() {
+                    full += 1;
+                    break;
+                }
+            }
+            let (total, hdr) = {
+                let b = bufs.get(bi);
+                let hdr = self
+                    .vnet
+                    .then(|| VnetHdr::for_tx(b.meta, b.data(), true).to_bytes());
+                (b.total_len(), hdr)
+            };
+            if vlen + total > room || total == 0 {
+                errs += 1;
+                done += 1;
+                continue;
+            }
+            let foff = self.frame_off(self.head);
+            let Some(dst) = self.ring.bytes_mut(foff + T2_DATA, vlen + total) else {
+                errs += 1;
+                done += 1;
+                continue;
+            };
+            if let Some(h) = hdr {
+                dst[..VNET_HDR_LEN].copy_from_slice(&h);
+            }
+            let copied = bufs.copy_chain(bi, &mut dst[vlen..]);
+            let len = (vlen + copied) as u32;
+            if let Some(d) = self.ring.bytes_mut(foff + T2_LEN, 8) {
+                d[..4].copy_from_slice(&len.to_ne_bytes());
+                d[T2_SNAPLEN - T2_LEN..].copy_from_slice(&len.to_ne_bytes());
+            }
+            if let Some(s) = self.ring.status(foff + T2_STATUS) {
+                // Release: the frame contents are visible before the kernel sees the request.
+                s.store(TP_STATUS_SEND_REQUEST, Ordering::Release);
+            }
+            self.head = (self.head + 1) % self.frame_nr;
+            self.pending += 1;
+            self.pending_bytes += copied as u64;
+            done += 1;
+        }
+        bufs.free(&pkts[..done]);
+        QueueStats::add(&self.stats.tx_errors, errs);
+        QueueStats::add(&self.stats.tx_full, full);
+        done
+    }
+
+    fn flush(&mut self, _bufs: &mut Buffers) {
+        self.kick();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ring_accessors_stay_in_bounds() {
+        // An anonymous mapping stands in for a kernel ring.
+        // SAFETY: plain anonymous mapping, checked.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                PAGE,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        assert_ne!(p, libc::MAP_FAILED);
+        let mut r = Ring {
+            base: p.cast(),
+            len: PAGE,
+        };
+        assert!(r.bytes(PAGE - 4, 4).is_some());
+        assert!(r.bytes(PAGE - 3, 4).is_none());
+        assert!(r.bytes(usize::MAX, 2).is_none());
+        assert!(r.bytes_mut(PAGE, 1).is_none());
+        assert!(r.status(2).is_none());
+        assert!(r.status(PAGE).is_none());
+        assert!(r.u32_at(PAGE - 2).is_none());
+        assert_eq!(r.u16_at(0), Some(0));
+    }
+}

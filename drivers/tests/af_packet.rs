@@ -1,0 +1,310 @@
+//! AF_PACKET driver on a veth pair across two throw-away namespaces (needs root).
+
+use etherparse::{PacketBuilder, SlicedPacket, TransportSlice};
+use rvpp_dataplane::buffer::{flags, BufferPool, Buffers};
+use rvpp_dataplane::device::{RxQueue, TxQueue};
+use rvpp_dataplane::graph::rx_next;
+use rvpp_drivers::af_packet::{AfPacket, AfPacketConfig, AfPacketInfo};
+use rvpp_drivers::netns::{self, veth_pair, TestNetns};
+use rvpp_drivers::tap::QueueStats;
+use std::net::UdpSocket;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+fn root_or_skip(test: &str) -> bool {
+    if !netns::is_root() {
+        eprintln!("skipping {test}: needs root to create network namespaces and veths");
+        return false;
+    }
+    true
+}
+
+/// Two namespaces joined by a veth: `rvppva` in `drv` (the driver's side), `rvppvb` with
+/// 198.18.2.2/24 in `peer`.
+struct Setup {
+    drv: TestNetns,
+    peer: TestNetns,
+    peer_mac: [u8; 6],
+}
+
+fn setup() -> Setup {
+    let drv = TestNetns::new().unwrap();
+    let peer = TestNetns::new().unwrap();
+    veth_pair("rvppva", &drv, "rvppvb", &peer).unwrap();
+    peer.ip(&["addr", "add", "198.18.2.2/24", "dev", "rvppvb"])
+        .unwrap();
+    let out = peer
+        .exec(&["cat", "/sys/class/net/rvppvb/address"])
+        .unwrap();
+    let s = String::from_utf8_lossy(&out.stdout);
+    let mut peer_mac = [0u8; 6];
+    for (i, p) in s.trim().split(':').enumerate() {
+        peer_mac[i] = u8::from_str_radix(p, 16).unwrap();
+    }
+    Setup {
+        drv,
+        peer,
+        peer_mac,
+    }
+}
+
+fn open(
+    s: &Setup,
+    f: impl FnOnce(&mut AfPacketConfig),
+) -> (Vec<Box<dyn RxQueue>>, Vec<Box<dyn TxQueue>>, AfPacketInfo) {
+    let mut cfg = AfPacketConfig {
+        host_if_name: "rvppva".into(),
+        netns: Some(s.drv.path()),
+        ..Default::default()
+    };
+    f(&mut cfg);
+    let r = AfPacket::create(&cfg, 7).unwrap();
+    // The peer knows our MAC statically: no ARP to answer.
+    let mac = r.2.mac.map(|b| format!("{b:02x}")).join(":");
+    s.peer
+        .ip(&[
+            "neigh",
+            "replace",
+            "198.18.2.1",
+            "lladdr",
+            &mac,
+            "dev",
+            "rvppvb",
+        ])
+        .unwrap();
+    r
+}
+
+fn pool() -> (Arc<BufferPool>, Buffers) {
+    let p = BufferPool::with_backing(4096, 2048, false).unwrap();
+    let b = p.local();
+    (p, b)
+}
+
+fn udp_to(p: &[u8], port: u16) -> Option<Vec<u8>> {
+    match SlicedPacket::from_ethernet(p).ok()?.transport? {
+        TransportSlice::Udp(u) if u.destination_port() == port => Some(u.payload().to_vec()),
+        _ => None,
+    }
+}
+
+/// Poll every queue until `count` UDP datagrams to port 9999 arrived (or 5 s passed).
+/// Returns (queue, frame, buffer flags) for each.
+fn rx_udp(
+    qs: &mut [Box<dyn RxQueue>],
+    bufs: &mut Buffers,
+    count: usize,
+) -> Vec<(usize, Vec<u8>, u32)> {
+    rx_udp_for(qs, bufs, count, Duration::from_secs(5))
+}
+
+fn rx_udp_for(
+    qs: &mut [Box<dyn RxQueue>],
+    bufs: &mut Buffers,
+    count: usize,
+    wait: Duration,
+) -> Vec<(usize, Vec<u8>, u32)> {
+    let mut got = Vec::new();
+    let deadline = Instant::now() + wait;
+    let mut out = [0u32; 64];
+    let mut nexts = [0u16; 64];
+    while got.len() < count && Instant::now() < deadline {
+        let mut any = false;
+        for (qi, q) in qs.iter_mut().enumerate() {
+            let n = q.rx(bufs, &mut out, &mut nexts);
+            any |= n > 0;
+            for i in 0..n {
+                assert_eq!(nexts[i], rx_next::ETHERNET);
+                let len = bufs.get(out[i]).total_len();
+                let mut v = vec![0u8; len];
+                bufs.copy_chain(out[i], &mut v);
+                let m = *bufs.meta(out[i]);
+                assert_eq!(m.rx_sw_if_index, 7);
+                if udp_to(&v, 9999).is_some() {
+                    got.push((qi, v, m.flags));
+                }
+            }
+            bufs.free(&out[..n]);
+        }
+        if !any {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+    got
+}
+
+fn frame(src: [u8; 6], dst: [u8; 6], dport: u16, payload: &[u8]) -> Vec<u8> {
+    let mut v = Vec::new();
+    PacketBuilder::ethernet2(src, dst)
+        .ipv4([198, 18, 2, 1], [198, 18, 2, 2], 64)
+        .udp(5555, dport)
+        .write(&mut v, payload)
+        .unwrap();
+    v
+}
+
+fn peer_socket(s: &Setup) -> UdpSocket {
+    let u = s
+        .peer
+        .run(|| UdpSocket::bind("198.18.2.2:0"))
+        .unwrap()
+        .unwrap();
+    u.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    u
+}
+
+#[test]
+fn veth_traffic_both_ways() {
+    if !root_or_skip("veth_traffic_both_ways") {
+        return;
+    }
+    let s = setup();
+    let (_p, mut bufs) = pool();
+    let (mut rx, mut tx, info) = open(&s, |c| c.qdisc_bypass = true);
+    assert_eq!(rx[0].input_node(), "af-packet-input");
+    assert_eq!(tx[0].tx_node(), "af-packet-tx");
+    assert!(rx[0].rx_fd().is_some());
+
+    let u = peer_socket(&s);
+    u.send_to(b"hello-afp", "198.18.2.1:9999").unwrap();
+    let got = rx_udp(&mut rx, &mut bufs, 1);
+    assert_eq!(got.len(), 1, "no datagram on rx");
+    let f = &got[0].1;
+    assert_eq!(&f[0..6], &info.mac);
+    assert_eq!(&f[6..12], &s.peer_mac);
+    assert_eq!(udp_to(f, 9999).unwrap(), b"hello-afp");
+
+    // 100 frames in one burst, one kick.
+    let port = u.local_addr().unwrap().port();
+    let mut v = Vec::new();
+    for i in 0..100u32 {
+        v.push(
+            bufs.alloc_from_bytes(&frame(info.mac, s.peer_mac, port, &i.to_be_bytes()))
+                .unwrap(),
+        );
+    }
+    assert_eq!(tx[0].tx(&mut bufs, &v), 100);
+    tx[0].flush(&mut bufs);
+    let mut seen = Vec::new();
+    let mut b = [0u8; 64];
+    while seen.len() < 100 {
+        let (n, _) = u.recv_from(&mut b).expect("datagram from the driver");
+        assert_eq!(n, 4);
+        seen.push(u32::from_be_bytes(b[..4].try_into().unwrap()));
+    }
+    seen.sort();
+    assert_eq!(seen, (0..100).collect::<Vec<_>>());
+    let st = &info.stats[0];
+    assert_eq!(QueueStats::get(&st.tx_packets), 100);
+    assert_eq!(QueueStats::get(&st.tx_errors), 0);
+    assert!(QueueStats::get(&st.rx_packets) >= 1);
+    // Our own transmissions never show up on rx.
+    let echo = rx_udp_for(&mut rx, &mut bufs, 1, Duration::from_millis(300));
+    assert!(echo.is_empty() || echo.iter().all(|g| udp_to(&g.1, port).is_none()));
+    drop((rx, tx));
+    bufs.flush();
+    assert_eq!(_p.in_use(), 0, "buffers leaked");
+}
+
+#[test]
+fn vnet_header_offloads() {
+    if !root_or_skip("vnet_header_offloads") {
+        return;
+    }
+    let s = setup();
+    let (_p, mut bufs) = pool();
+    let (mut rx, mut tx, info) = open(&s, |c| c.vnet_hdr = true);
+    assert!(info.vnet_hdr);
+    let u = peer_socket(&s);
+    u.send_to(b"partial", "198.18.2.1:9999").unwrap();
+    let got = rx_udp(&mut rx, &mut bufs, 1);
+    assert_eq!(got.len(), 1);
+    assert_eq!(udp_to(&got[0].1, 9999).unwrap(), b"partial");
+    // The veth passes the peer's unfinished checksum along; the vnet header says so.
+    assert_ne!(got[0].2 & flags::OFFLOAD_L4_CKSUM, 0);
+
+    // A wrong checksum is accepted by the peer only because we ask for the offload.
+    let port = u.local_addr().unwrap().port();
+    let mut f = frame(info.mac, s.peer_mac, port, b"offloaded");
+    f[40] = 0x12;
+    f[41] = 0x34;
+    let bi = bufs.alloc_from_bytes(&f).unwrap();
+    bufs.meta(bi).flags |= flags::OFFLOAD_L4_CKSUM;
+    assert_eq!(tx[0].tx(&mut bufs, &[bi]), 1);
+    tx[0].flush(&mut bufs);
+    let mut b = [0u8; 64];
+    let (n, _) = u.recv_from(&mut b).expect("offloaded datagram");
+    assert_eq!(&b[..n], b"offloaded");
+}
+
+#[test]
+fn fanout_two_queues_exactly_once() {
+    if !root_or_skip("fanout_two_queues_exactly_once") {
+        return;
+    }
+    let s = setup();
+    let (_p, mut bufs) = pool();
+    let (mut rx, tx, info) = open(&s, |c| c.queues = 2);
+    assert_eq!((rx.len(), tx.len()), (2, 2));
+    eprintln!("fanout group {}", info.fanout_id);
+    assert_eq!(rx[1].queue_id(), 1);
+    // Distinct source ports make distinct flows for the hash.
+    let socks: Vec<UdpSocket> = (0..200).map(|_| peer_socket(&s)).collect();
+    for (i, u) in socks.iter().enumerate() {
+        u.send_to(&(i as u32).to_be_bytes(), "198.18.2.1:9999")
+            .unwrap();
+    }
+    let got = rx_udp(&mut rx, &mut bufs, 200);
+    let mut ids: Vec<u32> = got
+        .iter()
+        .map(|g| u32::from_be_bytes(udp_to(&g.1, 9999).unwrap()[..4].try_into().unwrap()))
+        .collect();
+    ids.sort();
+    assert_eq!(
+        ids,
+        (0..200).collect::<Vec<_>>(),
+        "each datagram exactly once"
+    );
+    let on0 = got.iter().filter(|g| g.0 == 0).count();
+    eprintln!("fanout: {on0} on queue 0, {} on queue 1", 200 - on0);
+    assert!(on0 > 0 && on0 < 200, "hash fanout used one queue only");
+    // Nothing more turns up later.
+    assert!(rx_udp_for(&mut rx, &mut bufs, 1, Duration::from_millis(300)).is_empty());
+}
+
+#[test]
+fn interface_deleted_underneath() {
+    if !root_or_skip("interface_deleted_underneath") {
+        return;
+    }
+    let s = setup();
+    let (p, mut bufs) = pool();
+    let (mut rx, mut tx, info) = open(&s, |c| c.qdisc_bypass = true);
+    s.drv.ip(&["link", "del", "rvppva"]).unwrap();
+    let mut out = [0u32; 8];
+    let mut nexts = [0u16; 8];
+    for _ in 0..2048 {
+        assert_eq!(rx[0].rx(&mut bufs, &mut out, &mut nexts), 0);
+    }
+    rx[0].ack_interrupt();
+    let f = frame(info.mac, s.peer_mac, 1, b"x");
+    for _ in 0..3 {
+        let bi = bufs.alloc_from_bytes(&f).unwrap();
+        assert_eq!(tx[0].tx(&mut bufs, &[bi]), 1);
+        tx[0].flush(&mut bufs);
+    }
+    let st = &info.stats[0];
+    assert!(QueueStats::get(&st.rx_errors) >= 1, "rx error not counted");
+    assert_eq!(QueueStats::get(&st.tx_errors), 3, "tx errors not counted");
+    assert_eq!(QueueStats::get(&st.tx_packets), 0);
+    drop((rx, tx));
+    bufs.flush();
+    assert_eq!(p.in_use(), 0, "buffers leaked");
+    // Opening a missing interface is an error, not a panic.
+    let cfg = AfPacketConfig {
+        host_if_name: "rvppva".into(),
+        netns: Some(s.drv.path()),
+        ..Default::default()
+    };
+    assert!(AfPacket::create(&cfg, 7).is_err());
+}
