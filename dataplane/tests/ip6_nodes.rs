@@ -102,16 +102,18 @@ impl Env {
         let pool = BufferPool::with_backing(1024, 2048, false).unwrap();
         let shared = Shared::new();
 
+        // eth1, eth2, a tap without IPv6 (punt target), and eth1.100.
         let mut t = IfTable {
-            fast: vec![IfFast::default(); 4],
-            ifs: vec![None; 4],
-            vlans: vec![],
+            fast: vec![IfFast::default(); 5],
+            ifs: vec![None; 5],
+            vlans: vec![(1, 100, 4)],
         };
         let up = if_flags::EXISTS | if_flags::ADMIN_UP | if_flags::LINK_UP | if_flags::L2;
         for (sw, mac, addr, ip6) in [
             (1u32, MAC1, "2001:db8:1::1", true),
             (2, MAC2, "2001:db8:2::1", true),
             (3, MAC3, "2001:db8:3::1", false),
+            (4, MAC1, "2001:db8:4::1", true),
         ] {
             t.fast[sw as usize] = IfFast {
                 flags: up | if ip6 { if_flags::IP6 } else { 0 },
@@ -195,7 +197,7 @@ impl Env {
         let graph = standard_graph(&FeatureArcs::default(), vec![]).unwrap();
         let mut rt = Runtime::new(graph, pool.local(), shared.clone(), 0, "test".into()).unwrap();
         let sent: Sent = Arc::default();
-        for sw in 1..=3 {
+        for sw in 1..=4 {
             rt.set_tx(
                 sw,
                 Box::new(TestTx {
@@ -448,7 +450,15 @@ fn hop_limit_expiry_sends_time_exceeded() {
         assert_eq!((ty, code), (3, 0));
         assert_eq!(body, f[14..], "quotes the whole offending packet");
     }
-    assert_eq!(e.err("ip6-icmp-error", icmp_error::SENT_TIME_EXCEEDED), 2);
+    // A chained 3000-byte packet: the quote stops at 1280 bytes, the rest is freed.
+    let f = udp(HOST, "2001:db8:100::5", 1, 3000);
+    e.send(1, &f);
+    let (_, out) = e.one();
+    assert_eq!(out.len() - 14, 1280);
+    let (ty, _, _, body) = icmp_of(&out);
+    assert_eq!(ty, 3);
+    assert_eq!(body, f[14..14 + 1232]);
+    assert_eq!(e.err("ip6-icmp-error", icmp_error::SENT_TIME_EXCEEDED), 3);
     e.finish();
 }
 
@@ -647,6 +657,29 @@ fn neighbor_solicitation_answered_and_sender_learned() {
     assert_eq!(fl[0], 0xa0);
     assert!(e.learned().is_empty());
 
+    // On a VLAN sub-interface the answer keeps the tag.
+    let mut f = nd(
+        135,
+        [0x33, 0x33, 0xff, 0, 0, 1],
+        "2001:db8:4::7",
+        "ff02::1:ff00:1",
+        255,
+        0,
+        "2001:db8:4::1",
+        Some((1, HOST_MAC)),
+    );
+    f.splice(12..12, [0x81, 0x00, 0x00, 100]);
+    e.send(1, &f);
+    let (sw, out) = e.one();
+    assert_eq!(sw, 4);
+    assert_eq!(out[12..18], [0x81, 0x00, 0x00, 100, 0x86, 0xdd]);
+    assert_eq!(out[..6], HOST_MAC);
+    let p = parse(&out);
+    assert_eq!(p.ip.source(), o("2001:db8:4::1"));
+    let (ty, _, _, _) = icmp_of(&out);
+    assert_eq!(ty, 136);
+    assert_eq!(e.learned().len(), 1);
+
     // Our link-local, asked by unicast.
     e.send(
         1,
@@ -782,8 +815,34 @@ fn neighbor_advertisement_is_learned() {
     e.send(1, &rs);
     assert!(e.learned().is_empty());
     assert!(e.take().is_empty());
+    // A full learn queue is counted, not waited on.
+    while e
+        .shared
+        .learned
+        .push(Learned::Ip6Neighbor {
+            sw_if_index: 0,
+            ip: 0,
+            mac: [0; 6],
+        })
+        .is_ok()
+    {}
+    e.send(
+        1,
+        &nd(
+            136,
+            MAC1,
+            "2001:db8:1::200",
+            us,
+            255,
+            0x60,
+            "2001:db8:1::200",
+            Some((2, peer_mac)),
+        ),
+    );
+    assert_eq!(e.err("ip6-local", local_error::LEARN_QUEUE_FULL), 1);
     assert_eq!(e.err("ip6-local", local_error::LEARNED), 1);
-    assert_eq!(e.err("ip6-local", local_error::NA_CONSUMED), 2);
+    assert_eq!(e.err("ip6-local", local_error::NA_CONSUMED), 3);
+    e.learned();
     assert_eq!(e.err("ip6-local", local_error::BAD_ND), 1);
     assert_eq!(e.err("ip6-local", local_error::ROUTER_SOLICIT), 1);
     e.finish();
@@ -812,8 +871,9 @@ fn glean_and_incomplete_send_neighbor_solicitations() {
     assert!(e.take().is_empty());
     assert_eq!(e.err("ip6-discover", discover_error::THROTTLED), 1);
 
-    // Incomplete next hop: the NS is for the next hop, on its interface.
-    e.send(1, &udp(HOST, "2001:db8:77::1", 64, 8));
+    // Incomplete next hop: the NS is for the next hop, on its interface. The waiting packet
+    // is chained; its tail is freed.
+    e.send(1, &udp(HOST, "2001:db8:77::1", 64, 3000));
     let (sw, out) = e.one();
     assert_eq!(sw, 1);
     let p = parse(&out);

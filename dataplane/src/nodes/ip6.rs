@@ -219,8 +219,8 @@ fn csum_update(hc: u16, old: u64, new: u64) -> u16 {
 /// buffer, added to `acc`. None if the chain is shorter or broken.
 fn chain_sum(bufs: &mut Buffers, head: u32, off: usize, len: usize, mut acc: u64) -> Option<u64> {
     let (mut bi, mut skip, mut left, mut odd) = (head, off, len, false);
-    // Bounded: no chain is longer than a 64 KiB packet in 1 KiB buffers.
-    for _ in 0..64 {
+    // Bounded, so a corrupt (cyclic) chain cannot hang the worker.
+    for _ in 0..1024 {
         let b = bufs.get(bi);
         let seg = b.data().get(skip..).unwrap_or(&[]);
         let take = seg.len().min(left);
@@ -1045,6 +1045,10 @@ impl Local<'_, '_> {
 
     /// Echo request -> echo reply in place.
     fn echo(&mut self, bi: u32, p: &Pkt) -> Result<u16, u16> {
+        if p.src == 0 {
+            // Nobody to answer.
+            return Err(local_error::BAD_ICMP);
+        }
         // A reply to a group comes from our unicast address on the link (RFC 4443 4.2).
         let our = if is_multicast(p.dst) {
             source_for(self.ifs, p.rx, p.src).ok_or(local_error::NO_SOURCE)?
