@@ -1,3 +1,5 @@
 //! rvpp control surface: startup.conf, the CLI socket, the VPP binary API, and the daemon's runtime.
+pub mod cli;
 pub mod cli_server;
+pub mod daemon;
 pub mod startup_conf;

@@ -1,1 +1,174 @@
-fn main() {}
+//! `rvpp`: the dataplane daemon. Runs as `rvpp -c /etc/vpp/startup.conf` (or as `vpp`).
+
+use rvpp_control::cli;
+use rvpp_control::cli_server::{CliOptions, CliServer};
+use rvpp_control::daemon::{Dataplane, DataplaneConfig};
+use rvpp_control::startup_conf::{CommandLine, StartupConfig};
+use rvpp_dataplane::device::RxMode;
+use rvpp_drivers::wait::Signals;
+use std::sync::Arc;
+use std::time::Duration;
+
+const HELP: &str =
+    "rvpp: a userspace vector packet processor, drop-in for VPP in Calico's VPP dataplane
+
+usage: rvpp [-c FILE] [VPP-style config words...]
+  -c FILE        read startup.conf FILE (VPP syntax: unix, cpu, buffers, socksvr, statseg, dpdk ...)
+  -h, --help     this text
+  -v, --version  print the version
+
+Without -c, rvpp starts from an embedded default: a main thread that forwards, the CLI socket on
+/run/rvpp/cli.sock, and a demo (a packet generator pg0 routed to a null interface null1).
+Talk to it with `rvppctl -s /run/rvpp/cli.sock show runtime` (or vppctl). Stop it with SIGINT or
+SIGTERM. Environment: RVPP_LOG=error|warn|info|debug overrides the log level.
+";
+
+/// CLI lines run at start when no config file is given: something to look at.
+const DEMO_EXEC: &str = "
+create packet-generator interface pg0 count 50000000 size 64 dst 198.19.0.0/17
+create null interface null1
+set interface ip address pg0 198.18.0.1/24
+set interface ip address null1 198.19.255.1/30
+set ip neighbor null1 198.19.255.2 02:00:00:00:00:02
+ip route add 198.19.0.0/16 via 198.19.255.2 null1
+set interface state null1 up
+set interface state pg0 up
+";
+
+struct Logger(log::LevelFilter);
+impl log::Log for Logger {
+    fn enabled(&self, m: &log::Metadata) -> bool {
+        m.level() <= self.0
+    }
+    fn log(&self, r: &log::Record) {
+        if self.enabled(r.metadata()) {
+            eprintln!(
+                "rvpp[{}]: {}: {}",
+                std::process::id(),
+                r.level().as_str().to_lowercase(),
+                r.args()
+            );
+        }
+    }
+    fn flush(&self) {}
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let cmd = match CommandLine::parse(&args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("rvpp: {e}");
+            std::process::exit(1);
+        }
+    };
+    if cmd.help {
+        print!("{HELP}");
+        return;
+    }
+    if cmd.version {
+        println!("vpp v{}-rvpp", cli::VERSION);
+        return;
+    }
+    let cfg = match cmd.load() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("rvpp: {e}");
+            std::process::exit(1);
+        }
+    };
+    let level = match std::env::var("RVPP_LOG").ok().as_deref() {
+        Some("error") => log::LevelFilter::Error,
+        Some("warn") => log::LevelFilter::Warn,
+        Some("debug") => log::LevelFilter::Debug,
+        Some("info") => log::LevelFilter::Info,
+        _ => cfg
+            .logging
+            .default_log_level
+            .to_level_filter()
+            .max(log::LevelFilter::Info),
+    };
+    let _ = log::set_logger(Box::leak(Box::new(Logger(level))));
+    log::set_max_level(level);
+    for w in &cfg.warnings {
+        log::warn!("{w}");
+    }
+    if let Err(e) = run(
+        &cfg,
+        cmd.config_file.is_none() && cmd.inline_config.is_none(),
+    ) {
+        log::error!("{e}");
+        std::process::exit(1);
+    }
+}
+
+fn run(cfg: &StartupConfig, demo: bool) -> Result<(), String> {
+    let signals = Signals::block_termination().map_err(|e| format!("signals: {e}"))?;
+    let dcfg = DataplaneConfig {
+        buffers: cfg.buffers.buffers_per_numa,
+        data_size: cfg.buffers.default_data_size as usize,
+        try_hugepages: !cfg.buffers.no_hugetlb,
+        main_core: cfg.cpu.main_core,
+        worker_cores: cfg.cpu.worker_cores(),
+        rx_mode: RxMode::Adaptive,
+    };
+    let dp = Dataplane::start(&dcfg)?;
+    let exec: rvpp_control::cli_server::Executor = {
+        let dp = dp.clone();
+        Arc::new(move |line: &str| cli::execute(&dp, line))
+    };
+    let cli_handle = match cfg.cli_socket() {
+        Some(path) => {
+            let mut opts = CliOptions::from_unix(&cfg.unix);
+            opts.gid = cfg.unix.gid.as_ref().and_then(|g| g.resolve().ok());
+            let srv = CliServer::bind(&path, opts)
+                .map_err(|e| format!("cli-listen {}: {e}", path.display()))?;
+            log::info!("CLI on {}", path.display());
+            Some(srv.spawn(exec.clone()).map_err(|e| format!("cli: {e}"))?)
+        }
+        None => None,
+    };
+    if let Some(p) = &cfg.unix.pidfile {
+        if let Err(e) = std::fs::write(p, format!("{}\n", std::process::id())) {
+            log::warn!("pidfile {}: {e}", p.display());
+        }
+    }
+    let mut lines: Vec<String> = Vec::new();
+    if demo {
+        lines.extend(DEMO_EXEC.lines().map(String::from));
+    }
+    if let Some(f) = &cfg.unix.exec {
+        match std::fs::read_to_string(f) {
+            Ok(s) => lines.extend(s.lines().map(String::from)),
+            Err(e) => log::error!("exec {}: {e}", f.display()),
+        }
+    }
+    for (n, l) in lines.iter().enumerate() {
+        let l = l.trim();
+        if l.is_empty() || l.starts_with('#') || l.starts_with("comment") {
+            continue;
+        }
+        let out = exec(l);
+        if !out.trim().is_empty() {
+            log::info!("exec line {}: {l}: {}", n + 1, out.trim());
+        }
+    }
+    log::info!(
+        "rvpp v{} up: {} forwarding thread(s)",
+        cli::VERSION,
+        dp.workers.len()
+    );
+    let sig = loop {
+        if let Some(s) = signals.wait(Duration::from_millis(10)) {
+            break s;
+        }
+        dp.housekeeping();
+    };
+    log::info!("signal {sig}: stopping");
+    drop(cli_handle);
+    dp.stop();
+    if let Some(p) = &cfg.unix.pidfile {
+        let _ = std::fs::remove_file(p);
+    }
+    Ok(())
+}

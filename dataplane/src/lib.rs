@@ -5,6 +5,7 @@
 pub mod buffer;
 pub mod device;
 pub mod fib;
+pub mod forwarding;
 pub mod graph;
 pub mod nodes;
 pub mod rcu;

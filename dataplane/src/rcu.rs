@@ -20,7 +20,10 @@ pub struct Published<T> {
 
 impl<T> Published<T> {
     pub fn new(value: T) -> Self {
-        Self { generation: AtomicU64::new(1), current: Mutex::new(Arc::new(value)) }
+        Self {
+            generation: AtomicU64::new(1),
+            current: Mutex::new(Arc::new(value)),
+        }
     }
 
     /// Publish a new value. Readers see it at their next [`Snapshot::refresh`].
@@ -32,12 +35,18 @@ impl<T> Published<T> {
 
     /// The value now published (control side).
     pub fn load(&self) -> Arc<T> {
-        self.current.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.current
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     pub fn snapshot(&self) -> Snapshot<T> {
         let cur = self.current.lock().unwrap_or_else(|e| e.into_inner());
-        Snapshot { generation: self.generation.load(Ordering::Acquire), value: cur.clone() }
+        Snapshot {
+            generation: self.generation.load(Ordering::Acquire),
+            value: cur.clone(),
+        }
     }
 
     pub fn generation(&self) -> u64 {
@@ -98,8 +107,13 @@ impl Default for GracePeriod {
 
 impl GracePeriod {
     pub fn new() -> Self {
-        let seen = (0..MAX_THREADS).map(|_| PaddedU64(AtomicU64::new(OFFLINE))).collect();
-        Self { epoch: AtomicU64::new(1), seen }
+        let seen = (0..MAX_THREADS)
+            .map(|_| PaddedU64(AtomicU64::new(OFFLINE)))
+            .collect();
+        Self {
+            epoch: AtomicU64::new(1),
+            seen,
+        }
     }
 
     /// Start a new epoch; returns the stamp for memory retired now.
@@ -125,7 +139,9 @@ impl GracePeriod {
 
     /// Every reader has been quiescent since `stamp` was handed out.
     pub fn is_safe(&self, stamp: u64) -> bool {
-        self.seen.iter().all(|s| s.0.load(Ordering::Acquire) >= stamp)
+        self.seen
+            .iter()
+            .all(|s| s.0.load(Ordering::Acquire) >= stamp)
     }
 
     /// Wait (control thread only) until `stamp` is safe.

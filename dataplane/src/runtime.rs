@@ -400,6 +400,8 @@ impl Runtime {
             self.run_pending();
         }
         self.flush_tx();
+        // Between rounds this thread holds nothing from in-place tables.
+        self.shared.grace.offline(self.thread);
         self.stats.loops.add(1);
         if received == 0 {
             self.stats.idle_loops.add(1);
@@ -422,6 +424,7 @@ impl Runtime {
             self.run_pending();
         }
         self.flush_tx();
+        self.shared.grace.offline(self.thread);
         Ok(())
     }
 

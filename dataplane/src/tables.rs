@@ -153,7 +153,7 @@ pub struct Adjacency {
     pub mtu: u16,
     pub rewrite_len: u8,
     /// L2 header to prepend (dst mac, src mac, ethertype), `rewrite_len` bytes.
-    pub rewrite: [u8; 16],
+    pub rewrite: [u8; 24],
     /// Next hop (IPv4 in the low 32 bits when `is_ip6` is false).
     pub next_hop: u128,
     pub is_ip6: bool,

@@ -1,1 +1,7 @@
-//! rvpp devices.
+//! rvpp devices. Each implements the engine's `RxQueue`/`TxQueue` traits.
+pub mod af_packet;
+pub mod netns;
+pub mod pcap;
+pub mod pg;
+pub mod tap;
+pub mod wait;

@@ -119,7 +119,7 @@ impl Node for Ip4Input {
                 Err(input_error::TTL_EXPIRED) => {
                     b.meta.fib_index = fast.ip4_fib;
                     set_icmp_error(&mut b, icmp::TIME_EXCEEDED, 0, 0);
-                    b.meta.error = errs.error(input_error::TTL_EXPIRED);
+                    errs.count(input_error::TTL_EXPIRED, 1);
                     IN_ICMP_ERROR
                 }
                 Err(e) => {
@@ -310,12 +310,12 @@ impl Node for Ip4Lookup {
                 AdjKind::Glean | AdjKind::Incomplete => LK_ARP,
                 AdjKind::Unreachable => {
                     set_icmp_error(&mut b, icmp::DEST_UNREACH, icmp::NET_UNREACH, 0);
-                    b.meta.error = errs.error(lookup_error::NO_ROUTE);
+                    errs.count(lookup_error::NO_ROUTE, 1);
                     LK_ICMP_ERROR
                 }
                 AdjKind::Prohibit => {
                     set_icmp_error(&mut b, icmp::DEST_UNREACH, icmp::ADMIN_PROHIBITED, 0);
-                    b.meta.error = errs.error(lookup_error::PROHIBITED);
+                    errs.count(lookup_error::PROHIBITED, 1);
                     LK_ICMP_ERROR
                 }
                 AdjKind::Punt => {
@@ -381,8 +381,10 @@ impl Node for Ip4Rewrite {
             let mut b = cx.bufs.get(bi);
             let adj = fwd.adj(b.meta.adj_index);
             let (next, err) = rewrite_one(&mut b, adj);
-            if next != RW_OUTPUT {
+            if next == RW_DROP {
                 b.meta.error = errs.error(err);
+            } else if next == RW_ICMP_ERROR {
+                errs.count(err, 1);
             }
             nexts[i] = next;
         }
@@ -506,7 +508,7 @@ impl Node for Ip4Local {
                 None if matches!(proto, wire::IP_PROTO_TCP | wire::IP_PROTO_UDP) => {
                     // Nobody listens: tell the sender as a host would.
                     set_icmp_error(&mut b, icmp::DEST_UNREACH, icmp::PORT_UNREACH, 0);
-                    b.meta.error = errs.error(local_error::NO_PUNT);
+                    errs.count(local_error::NO_PUNT, 1);
                     nexts[i] = LOC_ICMP_ERROR;
                 }
                 None => {

@@ -1,0 +1,814 @@
+//! CLI commands in VPP's syntax (`show runtime`, `set interface state`, `ip route add`, ...).
+//! Each returns its output as text; errors are text too, never a crash.
+
+use crate::daemon::Dataplane;
+use rvpp_dataplane::device::RxMode;
+use rvpp_dataplane::forwarding::{Path, PathKind, Prefix};
+use rvpp_dataplane::runtime::tsc_hz;
+use rvpp_dataplane::tables::AdjKind;
+use rvpp_dataplane::wire::{fmt_mac, parse_mac};
+use rvpp_drivers::pcap::{PcapRx, PcapTx, LINKTYPE_ETHERNET};
+use rvpp_drivers::pg::{NullTx, PgStream};
+use std::fmt::Write;
+use std::net::IpAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Run one CLI line.
+pub fn execute(dp: &Arc<Dataplane>, line: &str) -> String {
+    let w: Vec<&str> = line.split_whitespace().collect();
+    let r = match w.as_slice() {
+        [] => Ok(String::new()),
+        ["show", "version", ..] => Ok(format!("vpp v{VERSION}-rvpp built by rvpp\n")),
+        ["show", "threads", ..] => Ok(show_threads(dp)),
+        ["show", "run", ..] | ["show", "runtime", ..] => Ok(show_runtime(dp)),
+        ["show", "err", ..] | ["show", "errors", ..] | ["show", "node", "counters", ..] => {
+            Ok(show_errors(dp))
+        }
+        ["show", "trace", ..] => Ok(show_trace(dp)),
+        ["show", "interface", "rx-placement"] => Ok(show_hardware(dp)),
+        ["show", "int", "addr", ..] | ["show", "interface", "address", ..] => Ok(show_int_addr(dp)),
+        ["show", "int", ..] | ["show", "interface", ..] => Ok(show_interfaces(dp)),
+        ["show", "hardware", ..] | ["show", "hardware-interfaces", ..] | ["show", "hard", ..] => {
+            Ok(show_hardware(dp))
+        }
+        ["show", "ip", "fib", rest @ ..] => Ok(show_fib(dp, false, rest)),
+        ["show", "ip6", "fib", rest @ ..] => Ok(show_fib(dp, true, rest)),
+        ["show", "ip", "neighbors", ..]
+        | ["show", "ip", "neighbor", ..]
+        | ["show", "ip6", "neighbors", ..] => Ok(show_neighbors(dp)),
+        ["show", "buffers", ..] => Ok(show_buffers(dp)),
+        ["clear", "run", ..] | ["clear", "runtime", ..] => clear(dp, true, false, false),
+        ["clear", "err", ..] | ["clear", "errors", ..] | ["clear", "node", "counters"] => {
+            clear(dp, false, true, false)
+        }
+        ["clear", "int", ..] | ["clear", "interfaces", ..] | ["clear", "hardware", ..] => {
+            clear(dp, false, false, true)
+        }
+        ["clear", "trace", ..] => {
+            for w in &dp.workers {
+                w.stats
+                    .traces
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .clear();
+            }
+            Ok(String::new())
+        }
+        ["trace", "add", node, n] => trace_add(dp, node, n),
+        ["set", "interface", "state", ifn, st] => set_state(dp, ifn, st),
+        ["set", "interface", "ip", "address", "del", ifn, p] => addr(dp, ifn, p, false),
+        ["set", "interface", "ip", "address", ifn, p] => addr(dp, ifn, p, true),
+        ["set", "interface", "ip6", "address", ifn, p] => addr(dp, ifn, p, true),
+        ["set", "interface", "mtu", "packet", mtu, ifn] | ["set", "interface", "mtu", mtu, ifn] => {
+            set_mtu(dp, ifn, mtu)
+        }
+        ["set", "interface", "mac", "address", ifn, mac] => set_mac(dp, ifn, mac),
+        ["set", "interface", "rx-mode", _ifn, mode] => set_rx_mode(dp, mode),
+        ["set", "interface", "ip", "table", ifn, t] => set_table(dp, ifn, t, false),
+        ["set", "interface", "ip6", "table", ifn, t] => set_table(dp, ifn, t, true),
+        ["enable", "ip6", "interface", ifn] => sw(dp, ifn)
+            .and_then(|s| dp.fwd().enable_ip6(s, true).map_err(|e| e.to_string()))
+            .map(|_| String::new()),
+        ["ip", "table", "add", t] | ["ip", "table", t] => table(dp, t, false),
+        ["ip6", "table", "add", t] | ["ip6", "table", t] => table(dp, t, true),
+        ["ip", "route", "add", rest @ ..] => route(dp, rest, true),
+        ["ip", "route", "del", rest @ ..] => route(dp, rest, false),
+        ["ip", "route", rest @ ..] => route(dp, rest, true),
+        ["set", "ip", "neighbor", rest @ ..] | ["ip", "neighbor", rest @ ..] => neighbor(dp, rest),
+        ["create", "packet-generator", "interface", rest @ ..]
+        | ["create", "pg", "interface", rest @ ..] => create_pg(dp, rest),
+        ["create", "null", "interface", name] => create_null(dp, name),
+        ["create", "pcap", "interface", rest @ ..] => create_pcap(dp, rest),
+        ["create", "loopback", "interface", ..] | ["loopback", "create-interface", ..] => {
+            create_loopback(dp)
+        }
+        ["help"] | ["?"] => Ok(HELP.to_string()),
+        _ => Err(format!("unknown input `{line}'")),
+    };
+    match r {
+        Ok(s) => s,
+        Err(e) => format!("{e}\n"),
+    }
+}
+
+const HELP: &str = "show version|threads|runtime|errors|trace|interface|hardware|ip fib|ip6 fib|ip neighbors|buffers
+clear runtime|errors|interfaces|trace
+trace add <input-node> <count>
+set interface state <if> up|down
+set interface ip address [del] <if> <addr/len>
+set interface mtu [packet] <n> <if>
+set interface mac address <if> <mac>
+set interface rx-mode <if> polling|interrupt|adaptive
+set interface ip table <if> <table>
+ip table add <id> | ip6 table add <id>
+ip route add|del <prefix> [table <id>] via <next-hop> [<if>] | via <if> | drop | local
+set ip neighbor <if> <ip> <mac>
+create packet-generator interface <name> [count <n>] [size <bytes>] [src <ip>] [dst <prefix>] [dst-mac <mac>]
+create null interface <name>
+create pcap interface <name> [rx <file>] [tx <file>]
+create loopback interface
+";
+
+fn sw(dp: &Dataplane, name: &str) -> Result<u32, String> {
+    let f = dp.fwd();
+    if let Some(i) = f.ifs().by_name(name) {
+        return Ok(i.sw_if_index);
+    }
+    name.parse::<u32>()
+        .ok()
+        .filter(|&i| f.ifs().get(i).is_some())
+        .ok_or_else(|| format!("unknown interface `{name}'"))
+}
+
+fn set_state(dp: &Dataplane, ifn: &str, st: &str) -> Result<String, String> {
+    let s = sw(dp, ifn)?;
+    let up = match st {
+        "up" => true,
+        "down" => false,
+        _ => return Err(format!("expected up or down, got `{st}'")),
+    };
+    dp.fwd().set_admin_up(s, up).map_err(|e| e.to_string())?;
+    Ok(String::new())
+}
+
+fn addr(dp: &Dataplane, ifn: &str, p: &str, add: bool) -> Result<String, String> {
+    let s = sw(dp, ifn)?;
+    let p = Prefix::parse(p).ok_or_else(|| format!("bad address `{p}'"))?;
+    let mut f = dp.fwd();
+    if add {
+        f.address_add(s, p)
+    } else {
+        f.address_del(s, p)
+    }
+    .map_err(|e| e.to_string())?;
+    Ok(String::new())
+}
+
+fn set_mtu(dp: &Dataplane, ifn: &str, mtu: &str) -> Result<String, String> {
+    let s = sw(dp, ifn)?;
+    let m: u16 = mtu.parse().map_err(|_| format!("bad mtu `{mtu}'"))?;
+    dp.fwd().set_mtu(s, m).map_err(|e| e.to_string())?;
+    Ok(String::new())
+}
+
+fn set_mac(dp: &Dataplane, ifn: &str, mac: &str) -> Result<String, String> {
+    let s = sw(dp, ifn)?;
+    let m = parse_mac(mac).ok_or_else(|| format!("bad mac `{mac}'"))?;
+    dp.fwd().set_mac(s, m).map_err(|e| e.to_string())?;
+    Ok(String::new())
+}
+
+fn set_rx_mode(dp: &Dataplane, mode: &str) -> Result<String, String> {
+    let m = RxMode::parse(mode).ok_or_else(|| format!("bad rx-mode `{mode}'"))?;
+    dp.set_rx_mode(m);
+    for d in dp
+        .devices
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .values_mut()
+    {
+        d.rx_mode = m;
+    }
+    Ok(String::new())
+}
+
+fn set_table(dp: &Dataplane, ifn: &str, t: &str, ip6: bool) -> Result<String, String> {
+    let s = sw(dp, ifn)?;
+    let t: u32 = t.parse().map_err(|_| format!("bad table `{t}'"))?;
+    dp.fwd().set_table(s, ip6, t).map_err(|e| e.to_string())?;
+    Ok(String::new())
+}
+
+fn table(dp: &Dataplane, t: &str, ip6: bool) -> Result<String, String> {
+    let t: u32 = t.parse().map_err(|_| format!("bad table `{t}'"))?;
+    dp.fwd().table_add(ip6, t, "").map_err(|e| e.to_string())?;
+    Ok(String::new())
+}
+
+fn route(dp: &Dataplane, w: &[&str], add: bool) -> Result<String, String> {
+    let mut it = w.iter().copied().peekable();
+    let p = it
+        .next()
+        .and_then(Prefix::parse)
+        .ok_or("expected a prefix")?;
+    let mut table = 0u32;
+    let mut paths = Vec::new();
+    while let Some(tok) = it.next() {
+        match tok {
+            "table" => table = it.next().and_then(|t| t.parse().ok()).ok_or("bad table")?,
+            "drop" => paths.push(Path::special(PathKind::Drop)),
+            "local" => paths.push(Path::special(PathKind::Local)),
+            "unreachable" => paths.push(Path::special(PathKind::Unreachable)),
+            "prohibit" => paths.push(Path::special(PathKind::Prohibit)),
+            "via" => {
+                let v = it.next().ok_or("via what?")?;
+                if let Ok(nh) = v.parse::<IpAddr>() {
+                    let ifs = match it.peek() {
+                        Some(n) if *n != "via" && *n != "table" => {
+                            Some(sw(dp, it.next().unwrap_or_default())?)
+                        }
+                        _ => None,
+                    };
+                    paths.push(Path::via(nh, ifs));
+                } else {
+                    paths.push(Path::attached(sw(dp, v)?));
+                }
+            }
+            other => return Err(format!("unexpected `{other}'")),
+        }
+    }
+    let mut f = dp.fwd();
+    if add {
+        if paths.is_empty() {
+            return Err("a route needs a path (via, drop, local)".into());
+        }
+        f.route_add(table, p, paths)
+    } else {
+        f.route_del(p.is_ip6(), table, p)
+    }
+    .map_err(|e| e.to_string())?;
+    Ok(String::new())
+}
+
+fn neighbor(dp: &Dataplane, w: &[&str]) -> Result<String, String> {
+    let (del, w) = match w {
+        ["del", rest @ ..] => (true, rest),
+        _ => (false, w),
+    };
+    let [ifn, ip, rest @ ..] = w else {
+        return Err("usage: set ip neighbor [del] <if> <ip> <mac>".into());
+    };
+    let s = sw(dp, ifn)?;
+    let ip: IpAddr = ip.parse().map_err(|_| format!("bad ip `{ip}'"))?;
+    let mut f = dp.fwd();
+    if del {
+        f.neighbor_del(s, ip).map_err(|e| e.to_string())?;
+    } else {
+        let mac = rest
+            .first()
+            .and_then(|m| parse_mac(m))
+            .ok_or("bad or missing mac")?;
+        f.neighbor_add(s, ip, mac, true)
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(String::new())
+}
+
+fn next_mac(dp: &Dataplane) -> [u8; 6] {
+    let n = dp.fwd().ifs().ifs.len() as u8;
+    [0x02, 0xfe, 0x00, 0x00, 0x00, n]
+}
+
+fn create_pg(dp: &Dataplane, w: &[&str]) -> Result<String, String> {
+    let [name, rest @ ..] = w else {
+        return Err("create packet-generator interface <name> ...".into());
+    };
+    let mut count = None;
+    let mut size = 64usize;
+    let mut src: u32 = 0xc612_0002; // 198.18.0.2
+    let mut dst = Prefix::V4(0xc613_0000, 24);
+    let mut dst_mac = None;
+    let mut it = rest.iter();
+    while let Some(k) = it.next() {
+        let v = it.next().ok_or_else(|| format!("`{k}' needs a value"))?;
+        match *k {
+            "count" => count = Some(v.parse::<u64>().map_err(|_| "bad count")?),
+            "size" => size = v.parse().map_err(|_| "bad size")?,
+            "src" => {
+                src = v
+                    .parse::<std::net::Ipv4Addr>()
+                    .map_err(|_| "bad src")?
+                    .into()
+            }
+            "dst" => dst = Prefix::parse(v).filter(|p| !p.is_ip6()).ok_or("bad dst")?,
+            "dst-mac" => dst_mac = Some(parse_mac(v).ok_or("bad dst-mac")?),
+            _ => return Err(format!("unknown option `{k}'")),
+        }
+    }
+    let mac = next_mac(dp);
+    let s = dp
+        .fwd()
+        .interface_add(name, "pg", mac, true, 9000)
+        .map_err(|e| e.to_string())?;
+    let Prefix::V4(base, len) = dst.masked() else {
+        unreachable!()
+    };
+    let span = 1u64 << (32 - len.max(16) as u32);
+    let dsts: Vec<u32> = (0..span.min(65536))
+        .map(|i| base.wrapping_add(i as u32))
+        .collect();
+    let mut stream = PgStream::ip4_udp(
+        s,
+        dst_mac.unwrap_or(mac),
+        [2, 0, 0, 0, 0, 1],
+        src,
+        &dsts,
+        size,
+    );
+    if let Some(c) = count {
+        stream = stream.limit(c);
+    }
+    dp.attach(
+        s,
+        "pg",
+        format!(
+            "{} packets of {size} bytes to {dst}",
+            count.map_or("unlimited".into(), |c| c.to_string())
+        ),
+        vec![Box::new(stream)],
+        |_| Some(Box::new(NullTx::default())),
+    );
+    Ok(format!("{name}\n"))
+}
+
+fn create_null(dp: &Dataplane, name: &str) -> Result<String, String> {
+    let mac = next_mac(dp);
+    let s = dp
+        .fwd()
+        .interface_add(name, "null", mac, true, 9000)
+        .map_err(|e| e.to_string())?;
+    dp.attach(s, "null", "discards what it is sent".into(), vec![], |_| {
+        Some(Box::new(NullTx::default()))
+    });
+    Ok(format!("{name}\n"))
+}
+
+fn create_loopback(dp: &Dataplane) -> Result<String, String> {
+    let n = dp
+        .fwd()
+        .ifs()
+        .ifs
+        .iter()
+        .flatten()
+        .filter(|i| i.dev_type == "loopback")
+        .count();
+    let name = format!("loop{n}");
+    let mac = next_mac(dp);
+    let s = dp
+        .fwd()
+        .interface_add(&name, "loopback", mac, true, 9000)
+        .map_err(|e| e.to_string())?;
+    dp.attach(s, "loopback", String::new(), vec![], |_| {
+        Some(Box::new(NullTx::default()))
+    });
+    Ok(format!("{name}\n"))
+}
+
+fn create_pcap(dp: &Dataplane, w: &[&str]) -> Result<String, String> {
+    let [name, rest @ ..] = w else {
+        return Err("create pcap interface <name> [rx <file>] [tx <file>]".into());
+    };
+    let (mut rx, mut tx) = (None, None);
+    let mut it = rest.iter();
+    while let Some(k) = it.next() {
+        let v = it.next().ok_or_else(|| format!("`{k}' needs a value"))?;
+        match *k {
+            "rx" => rx = Some(std::path::PathBuf::from(v)),
+            "tx" => tx = Some(std::path::PathBuf::from(v)),
+            _ => return Err(format!("unknown option `{k}'")),
+        }
+    }
+    let mac = next_mac(dp);
+    let s = dp
+        .fwd()
+        .interface_add(name, "pcap", mac, true, 9000)
+        .map_err(|e| e.to_string())?;
+    let rxq = match &rx {
+        Some(p) => match PcapRx::open(s, p) {
+            Ok(q) => vec![Box::new(q) as Box<dyn rvpp_dataplane::device::RxQueue>],
+            Err(e) => {
+                let _ = dp.fwd().interface_del(s);
+                return Err(format!("{}: {e}", p.display()));
+            }
+        },
+        None => vec![],
+    };
+    let n = dp.workers.len();
+    dp.attach(s, "pcap", format!("rx {:?} tx {:?}", rx, tx), rxq, |w| {
+        tx.as_ref().map(|p| {
+            let p = if n > 1 {
+                p.with_extension(format!("w{w}.pcap"))
+            } else {
+                p.clone()
+            };
+            Box::new(PcapTx::new(p, LINKTYPE_ETHERNET)) as Box<dyn rvpp_dataplane::device::TxQueue>
+        })
+    });
+    Ok(format!("{name}\n"))
+}
+
+fn trace_add(dp: &Dataplane, node: &str, n: &str) -> Result<String, String> {
+    let n: u32 = n.parse().map_err(|_| format!("bad count `{n}'"))?;
+    let idx = dp
+        .graph_names
+        .iter()
+        .position(|x| *x == node)
+        .ok_or_else(|| format!("unknown node `{node}'"))?;
+    for w in &dp.workers {
+        w.stats.trace_budget[idx].store(n, Ordering::Relaxed);
+    }
+    Ok(String::new())
+}
+
+fn clear(dp: &Dataplane, runtime: bool, errors: bool, ifs: bool) -> Result<String, String> {
+    let mut b = dp.baseline.lock().unwrap_or_else(|e| e.into_inner());
+    for (wi, w) in dp.workers.iter().enumerate() {
+        if runtime {
+            for (ni, c) in w.stats.nodes.iter().enumerate() {
+                b.nodes
+                    .insert((wi, ni), [c.calls.get(), c.vectors.get(), c.clocks.get()]);
+            }
+        }
+        if errors {
+            for (ei, c) in w.stats.errors.iter().enumerate() {
+                b.errors.insert((wi, ei), c.get());
+            }
+        }
+        if ifs {
+            for (ii, c) in w.stats.ifs.iter().enumerate() {
+                b.ifs.insert(
+                    (wi, ii),
+                    [
+                        c.rx_packets.get(),
+                        c.rx_bytes.get(),
+                        c.tx_packets.get(),
+                        c.tx_bytes.get(),
+                        c.drops.get(),
+                        c.tx_errors.get(),
+                    ],
+                );
+            }
+        }
+    }
+    Ok(String::new())
+}
+
+fn show_threads(dp: &Dataplane) -> String {
+    let mut s = String::from("ID     Name                Type        LWP     Sched Policy (Priority)  lcore  Core   Socket State\n");
+    let _ = writeln!(
+        s,
+        "{:<6} {:<19} {:<11} {:<7} {:<24} {:<6} {:<6} {:<6}",
+        0,
+        "vpp_main",
+        "",
+        std::process::id(),
+        "other (0)",
+        "",
+        "",
+        0
+    );
+    for w in &dp.workers {
+        if w.thread == 0 {
+            continue;
+        }
+        let lc = w.stats.lcore.load(Ordering::Relaxed);
+        let lc = if lc == u32::MAX {
+            String::new()
+        } else {
+            lc.to_string()
+        };
+        let _ = writeln!(
+            s,
+            "{:<6} {:<19} {:<11} {:<7} {:<24} {:<6} {:<6} {:<6}",
+            w.thread, w.name, "workers", "", "other (0)", lc, lc, 0
+        );
+    }
+    s
+}
+
+/// Per-node runtime counters, as VPP's `show runtime` prints them (Clocks = clocks per packet).
+pub fn show_runtime(dp: &Dataplane) -> String {
+    let b = dp
+        .baseline
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    let mut s = String::new();
+    let secs = dp.started.elapsed().as_secs_f64();
+    for (wi, w) in dp.workers.iter().enumerate() {
+        let lc = w.stats.lcore.load(Ordering::Relaxed);
+        let lc = if lc == u32::MAX {
+            "any".to_string()
+        } else {
+            lc.to_string()
+        };
+        let _ = writeln!(s, "Thread {} {} (lcore {lc})", w.thread, w.name);
+        let _ = writeln!(
+            s,
+            "Time {secs:.1}, {} main loops, {} idle; tsc {:.2} GHz",
+            w.stats.loops.get(),
+            w.stats.idle_loops.get(),
+            tsc_hz() as f64 / 1e9
+        );
+        let _ = writeln!(
+            s,
+            "{:<32}{:>10}{:>16}{:>16}{:>10}{:>14}{:>14}",
+            "Name", "State", "Calls", "Vectors", "Suspends", "Clocks", "Vectors/Call"
+        );
+        for (ni, c) in w.stats.nodes.iter().enumerate() {
+            let base = b.nodes.get(&(wi, ni)).copied().unwrap_or([0; 3]);
+            let calls = c.calls.get() - base[0];
+            let vectors = c.vectors.get() - base[1];
+            let clocks = c.clocks.get() - base[2];
+            if calls == 0 {
+                continue;
+            }
+            let cpp = if vectors > 0 {
+                clocks as f64 / vectors as f64
+            } else {
+                clocks as f64 / calls as f64
+            };
+            let _ = writeln!(
+                s,
+                "{:<32}{:>10}{:>16}{:>16}{:>10}{:>14.2e}{:>14.2}",
+                dp.graph_names[ni],
+                "active",
+                calls,
+                vectors,
+                0,
+                cpp,
+                vectors as f64 / calls as f64
+            );
+        }
+        s.push('\n');
+    }
+    s
+}
+
+/// Every non-zero error counter, summed over threads.
+pub fn show_errors(dp: &Dataplane) -> String {
+    let b = dp
+        .baseline
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    let mut s = format!(
+        "{:>10}  {:<28}  {:<60}  {}\n",
+        "Count", "Node", "Reason", "Severity"
+    );
+    for (ei, (node, reason)) in dp.error_names.iter().enumerate() {
+        let mut total = 0;
+        for (wi, w) in dp.workers.iter().enumerate() {
+            total += w.stats.errors[ei].get() - b.errors.get(&(wi, ei)).copied().unwrap_or(0);
+        }
+        if total > 0 {
+            let sev = if reason.contains("sent")
+                || reason.contains("answered")
+                || reason.contains("learned")
+                || reason.contains("punted")
+                || reason.contains("counted")
+            {
+                "info"
+            } else {
+                "error"
+            };
+            let _ = writeln!(s, "{total:>10}  {node:<28}  {reason:<60}  {sev}");
+        }
+    }
+    s
+}
+
+fn show_trace(dp: &Dataplane) -> String {
+    let mut s = String::new();
+    for w in &dp.workers {
+        let t = w.stats.traces.lock().unwrap_or_else(|e| e.into_inner());
+        let _ = writeln!(
+            s,
+            "------------------- Start of thread {} {} -------------------",
+            w.thread, w.name
+        );
+        if t.is_empty() {
+            s.push_str("No packets in trace buffer\n");
+        }
+        for (i, r) in t.iter().enumerate() {
+            let _ = writeln!(s, "Packet {}\n", i + 1);
+            for l in &r.lines {
+                let _ = writeln!(s, "{l}");
+            }
+            s.push('\n');
+        }
+    }
+    s
+}
+
+fn if_counters(dp: &Dataplane, sw: u32) -> [u64; 6] {
+    let b = dp
+        .baseline
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    let mut t = [0u64; 6];
+    for (wi, w) in dp.workers.iter().enumerate() {
+        if let Some(c) = w.stats.ifs.get(sw as usize) {
+            let base = b.ifs.get(&(wi, sw as usize)).copied().unwrap_or([0; 6]);
+            let v = [
+                c.rx_packets.get(),
+                c.rx_bytes.get(),
+                c.tx_packets.get(),
+                c.tx_bytes.get(),
+                c.drops.get(),
+                c.tx_errors.get(),
+            ];
+            for k in 0..6 {
+                t[k] += v[k] - base[k];
+            }
+        }
+    }
+    t
+}
+
+fn show_interfaces(dp: &Dataplane) -> String {
+    let f = dp.fwd();
+    let mut s = format!(
+        "{:<28}{:>6}{:>8}  {:<22}{:<16}{:>14}\n",
+        "Name", "Idx", "State", "MTU (L3/IP4/IP6/MPLS)", "Counter", "Count"
+    );
+    for i in f.ifs().ifs.iter().flatten() {
+        let c = if_counters(dp, i.sw_if_index);
+        let st = if i.admin_up { "up" } else { "down" };
+        let mtu = format!("{}/0/0/0", i.mtu);
+        let mut rows = vec![];
+        if c[0] > 0 {
+            rows.push(("rx packets", c[0]));
+            rows.push(("rx bytes", c[1]));
+        }
+        if c[2] > 0 {
+            rows.push(("tx packets", c[2]));
+            rows.push(("tx bytes", c[3]));
+        }
+        if c[4] > 0 {
+            rows.push(("drops", c[4]));
+        }
+        if c[5] > 0 {
+            rows.push(("tx-error", c[5]));
+        }
+        let first = rows.first().copied();
+        let _ = writeln!(
+            s,
+            "{:<28}{:>6}{:>8}  {:<22}{:<16}{:>14}",
+            i.name,
+            i.sw_if_index,
+            st,
+            mtu,
+            first.map_or("", |r| r.0),
+            first.map_or(String::new(), |r| r.1.to_string())
+        );
+        for r in rows.iter().skip(1) {
+            let _ = writeln!(s, "{:<66}{:<16}{:>14}", "", r.0, r.1);
+        }
+    }
+    s
+}
+
+fn show_int_addr(dp: &Dataplane) -> String {
+    let f = dp.fwd();
+    let mut s = String::new();
+    for i in f.ifs().ifs.iter().flatten() {
+        let _ = writeln!(s, "{} ({})", i.name, if i.admin_up { "up" } else { "dn" });
+        for (a, l) in &i.ip4_addrs {
+            let _ = writeln!(s, "  L3 {}/{l}", rvpp_dataplane::wire::fmt_ip4(*a));
+        }
+        for (a, l) in &i.ip6_addrs {
+            let _ = writeln!(s, "  L3 {}/{l}", rvpp_dataplane::wire::fmt_ip6(*a));
+        }
+        if let Some(u) = i.unnumbered_of {
+            let _ = writeln!(s, "  unnumbered, use sw_if_index {u}");
+        }
+    }
+    s
+}
+
+fn show_hardware(dp: &Dataplane) -> String {
+    let f = dp.fwd();
+    let devs = dp.devices.lock().unwrap_or_else(|e| e.into_inner());
+    let mut s = format!("{:<28}{:>6}{:>8}  {}\n", "Name", "Idx", "Link", "Hardware");
+    for i in f.ifs().ifs.iter().flatten() {
+        let link = if i.link_up { "up" } else { "down" };
+        let _ = writeln!(
+            s,
+            "{:<28}{:>6}{:>8}  {}",
+            i.name, i.sw_if_index, link, i.dev_type
+        );
+        let _ = writeln!(s, "  Ethernet address {}", fmt_mac(&i.mac));
+        if !i.tag.is_empty() {
+            let _ = writeln!(s, "  tag {}", i.tag);
+        }
+        if let Some(d) = devs.get(&i.sw_if_index) {
+            if !d.detail.is_empty() {
+                let _ = writeln!(s, "  {}", d.detail);
+            }
+            for (q, w) in &d.rx_placement {
+                let _ = writeln!(
+                    s,
+                    "  rx queue {q} on thread {} ({}), mode {}",
+                    dp.workers[*w].thread,
+                    dp.workers[*w].name,
+                    d.rx_mode.name()
+                );
+            }
+        }
+    }
+    s
+}
+
+fn show_fib(dp: &Dataplane, ip6: bool, rest: &[&str]) -> String {
+    let f = dp.fwd();
+    let want: Option<u32> = match rest {
+        ["table", t, ..] => t.parse().ok(),
+        _ => None,
+    };
+    let mut s = String::new();
+    for (tid, name) in f.tables(ip6) {
+        if want.is_some_and(|w| w != tid) {
+            continue;
+        }
+        let routes = f.routes(ip6, tid);
+        let _ = writeln!(
+            s,
+            "{name}, fib_index:{}, flow hash:[src dst sport dport proto] routes:{}",
+            f.fib_index(ip6, tid).unwrap_or(0),
+            routes.len()
+        );
+        for (p, r) in routes.iter().take(10_000) {
+            let lb = f.fwd().lb(r.lb);
+            let _ = writeln!(s, "{p}\n  [lb:{} buckets:{}]", r.lb, lb.n_buckets);
+            for &ai in &lb.buckets[..lb.n_buckets as usize] {
+                let a = f.fwd().adj(ai);
+                let ifname = f.ifs().get(a.sw_if_index).map_or("", |i| i.name.as_str());
+                let what = match a.kind {
+                    AdjKind::Rewrite => format!(
+                        "ipv{}-rewrite {} via {}",
+                        if a.is_ip6 { 6 } else { 4 },
+                        ifname,
+                        fmt_nh(a.next_hop, a.is_ip6)
+                    ),
+                    AdjKind::Glean => format!("glean {ifname}"),
+                    AdjKind::Incomplete => format!(
+                        "arp/nd incomplete {} via {}",
+                        ifname,
+                        fmt_nh(a.next_hop, a.is_ip6)
+                    ),
+                    AdjKind::Local => "local (receive)".into(),
+                    AdjKind::Drop => "drop".into(),
+                    AdjKind::Unreachable => "unreachable".into(),
+                    AdjKind::Prohibit => "prohibit".into(),
+                    AdjKind::Punt => "punt".into(),
+                };
+                let _ = writeln!(s, "    [@{ai}]: {what}");
+            }
+        }
+        if routes.len() > 10_000 {
+            let _ = writeln!(s, "... {} more", routes.len() - 10_000);
+        }
+    }
+    s
+}
+
+fn fmt_nh(nh: u128, v6: bool) -> String {
+    if v6 {
+        rvpp_dataplane::wire::fmt_ip6(nh).to_string()
+    } else {
+        rvpp_dataplane::wire::fmt_ip4(nh as u32).to_string()
+    }
+}
+
+fn show_neighbors(dp: &Dataplane) -> String {
+    let f = dp.fwd();
+    let mut s = format!(
+        "{:<24}{:<8}{:<20}{:<20}\n",
+        "IP", "Flags", "Ethernet", "Interface"
+    );
+    for n in f.neighbors() {
+        let ifname = f
+            .ifs()
+            .get(n.sw_if_index)
+            .map_or("?".into(), |i| i.name.clone());
+        let _ = writeln!(
+            s,
+            "{:<24}{:<8}{:<20}{:<20}",
+            n.ip,
+            if n.is_static { "S" } else { "D" },
+            fmt_mac(&n.mac),
+            ifname
+        );
+    }
+    s
+}
+
+fn show_buffers(dp: &Dataplane) -> String {
+    let p = &dp.pool;
+    format!(
+        "Pool Name            Index NUMA  Size  Data Size  Total  Avail  Cached   Used  \ndefault-numa-0         0     0   {}  {}       {}  {}  {}  {}\nbacking: {:?}, double frees caught: {}\n",
+        p.stride(),
+        p.data_size(),
+        p.capacity(),
+        p.free_count(),
+        p.cached_count(),
+        p.in_use(),
+        p.backing(),
+        p.double_frees()
+    )
+}

@@ -1,0 +1,351 @@
+//! The running dataplane: buffer pool, tables, worker threads, and the devices placed on them.
+//!
+//! Thread 0 is the main (control) thread. With `cpu { workers 0 }` one forwarding thread
+//! (`vpp_main`, thread index 0 in counters) runs on the main core; otherwise workers 1..=N run
+//! on their cores. The control thread talks to a worker only through its command ring and a
+//! wake-up eventfd.
+
+use crossbeam_queue::ArrayQueue;
+use rvpp_dataplane::buffer::BufferPool;
+use rvpp_dataplane::device::{RxMode, RxQueue, TxQueue};
+use rvpp_dataplane::forwarding::Forwarding;
+use rvpp_dataplane::graph::Graph;
+use rvpp_dataplane::nodes::{standard_graph, FeatureArcs};
+use rvpp_dataplane::runtime::{Runtime, ThreadStats};
+use rvpp_dataplane::tables::Shared;
+use rvpp_drivers::wait::{Epoll, EventFd};
+use std::collections::BTreeMap;
+use std::os::fd::RawFd;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// What the control thread asks a worker to do.
+pub enum WorkerCmd {
+    AddRx(Box<dyn RxQueue>),
+    RemoveRx(u32),
+    SetTx(u32, Box<dyn TxQueue>),
+    RemoveTx(u32),
+    SetRxMode(RxMode),
+}
+
+/// The control side of one forwarding thread.
+pub struct Worker {
+    pub thread: usize,
+    pub name: String,
+    pub core: Option<u32>,
+    cmds: Arc<ArrayQueue<WorkerCmd>>,
+    wake: Arc<EventFd>,
+    pub stats: Arc<ThreadStats>,
+    join: Option<JoinHandle<()>>,
+}
+
+impl Worker {
+    /// Queue a command and wake the worker. Waits while the ring is full.
+    pub fn send(&self, mut cmd: WorkerCmd) {
+        loop {
+            match self.cmds.push(cmd) {
+                Ok(()) => break,
+                Err(c) => {
+                    cmd = c;
+                    std::thread::sleep(Duration::from_micros(100));
+                }
+            }
+        }
+        self.wake.ring();
+    }
+}
+
+/// Device bookkeeping for the control surface.
+#[derive(Clone, Debug)]
+pub struct DeviceInfo {
+    pub sw_if_index: u32,
+    pub kind: String,
+    pub detail: String,
+    /// (queue, worker index in `Dataplane::workers`).
+    pub rx_placement: Vec<(u16, usize)>,
+    pub rx_mode: RxMode,
+}
+
+pub struct Dataplane {
+    pub pool: Arc<BufferPool>,
+    pub shared: Arc<Shared>,
+    pub fwd: Mutex<Forwarding>,
+    pub workers: Vec<Worker>,
+    pub devices: Mutex<BTreeMap<u32, DeviceInfo>>,
+    pub graph_names: Vec<&'static str>,
+    pub error_names: Vec<(&'static str, &'static str)>,
+    pub started: std::time::Instant,
+    stop: Arc<AtomicBool>,
+    /// Counter values at the last `clear`, subtracted when shown.
+    pub baseline: Mutex<Baseline>,
+}
+
+#[derive(Default, Clone)]
+pub struct Baseline {
+    pub nodes: BTreeMap<(usize, usize), [u64; 3]>,
+    pub errors: BTreeMap<(usize, usize), u64>,
+    pub ifs: BTreeMap<(usize, usize), [u64; 6]>,
+}
+
+pub struct DataplaneConfig {
+    pub buffers: u32,
+    pub data_size: usize,
+    pub try_hugepages: bool,
+    pub main_core: Option<u32>,
+    /// One entry per worker: its core, if pinned.
+    pub worker_cores: Vec<Option<u32>>,
+    pub rx_mode: RxMode,
+}
+
+fn graph() -> Result<Graph, String> {
+    standard_graph(&FeatureArcs::default(), vec![])
+}
+
+impl Dataplane {
+    pub fn start(cfg: &DataplaneConfig) -> Result<Arc<Self>, String> {
+        let pool = BufferPool::with_backing(cfg.buffers, cfg.data_size, cfg.try_hugepages)
+            .map_err(|e| format!("buffer pool: {e}"))?;
+        log::info!(
+            "buffer pool: {} buffers of {} bytes on {:?}",
+            pool.capacity(),
+            pool.data_size(),
+            pool.backing()
+        );
+        let shared = Shared::new();
+        let fwd = Forwarding::new(shared.clone());
+        let g = graph()?;
+        let graph_names = g.names.clone();
+        let error_names = g.error_names.clone();
+        let stop = Arc::new(AtomicBool::new(false));
+        let threads: Vec<(usize, String, Option<u32>)> = if cfg.worker_cores.is_empty() {
+            vec![(0, "vpp_main".into(), cfg.main_core)]
+        } else {
+            cfg.worker_cores
+                .iter()
+                .enumerate()
+                .map(|(i, c)| (i + 1, format!("vpp_wk_{i}"), *c))
+                .collect()
+        };
+        let mut workers = Vec::new();
+        for (thread, name, core) in threads {
+            let rt = Runtime::new(graph()?, pool.local(), shared.clone(), thread, name.clone())?;
+            let stats = rt.stats();
+            let cmds = Arc::new(ArrayQueue::new(1024));
+            let wake = Arc::new(EventFd::new().map_err(|e| format!("eventfd: {e}"))?);
+            let (c2, s2, m, w2) = (cmds.clone(), stop.clone(), cfg.rx_mode, wake.clone());
+            let join = std::thread::Builder::new()
+                .name(name.clone())
+                .spawn(move || worker_main(rt, c2, w2, s2, core, m))
+                .map_err(|e| format!("spawn {name}: {e}"))?;
+            workers.push(Worker {
+                thread,
+                name,
+                core,
+                cmds,
+                wake,
+                stats,
+                join: Some(join),
+            });
+        }
+        Ok(Arc::new(Self {
+            pool,
+            shared,
+            fwd: Mutex::new(fwd),
+            workers,
+            devices: Mutex::new(BTreeMap::new()),
+            graph_names,
+            error_names,
+            started: std::time::Instant::now(),
+            stop,
+            baseline: Mutex::new(Baseline::default()),
+        }))
+    }
+
+    pub fn fwd(&self) -> std::sync::MutexGuard<'_, Forwarding> {
+        self.fwd.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Place a device's queues: rx queue i on worker (i + sw) % n; a tx queue on every worker.
+    pub fn attach(
+        &self,
+        sw: u32,
+        kind: &str,
+        detail: String,
+        rx: Vec<Box<dyn RxQueue>>,
+        mut tx: impl FnMut(usize) -> Option<Box<dyn TxQueue>>,
+    ) {
+        let n = self.workers.len();
+        let mut placement = Vec::new();
+        for (i, q) in rx.into_iter().enumerate() {
+            let w = (i + sw as usize) % n;
+            placement.push((i as u16, w));
+            self.workers[w].send(WorkerCmd::AddRx(q));
+        }
+        for (w, worker) in self.workers.iter().enumerate() {
+            if let Some(q) = tx(w) {
+                worker.send(WorkerCmd::SetTx(sw, q));
+            }
+        }
+        self.devices
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(
+                sw,
+                DeviceInfo {
+                    sw_if_index: sw,
+                    kind: kind.into(),
+                    detail,
+                    rx_placement: placement,
+                    rx_mode: RxMode::Polling,
+                },
+            );
+    }
+
+    /// Take a device's queues off every worker.
+    pub fn detach(&self, sw: u32) {
+        for w in &self.workers {
+            w.send(WorkerCmd::RemoveRx(sw));
+            w.send(WorkerCmd::RemoveTx(sw));
+        }
+        self.devices
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&sw);
+    }
+
+    pub fn set_rx_mode(&self, mode: RxMode) {
+        for w in &self.workers {
+            w.send(WorkerCmd::SetRxMode(mode));
+        }
+    }
+
+    /// Control-thread housekeeping: apply learned neighbours, reclaim FIB memory.
+    pub fn housekeeping(&self) {
+        let mut f = self.fwd();
+        f.apply_learned();
+        f.reclaim();
+    }
+
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::Release);
+        for w in &self.workers {
+            w.wake.ring();
+        }
+    }
+
+    /// Stop workers and wait for them.
+    pub fn join(&mut self) {
+        self.stop();
+        for w in &mut self.workers {
+            if let Some(j) = w.join.take() {
+                let _ = j.join();
+            }
+        }
+    }
+
+    pub fn stopping(&self) -> bool {
+        self.stop.load(Ordering::Acquire)
+    }
+}
+
+impl Drop for Dataplane {
+    fn drop(&mut self) {
+        self.join();
+    }
+}
+
+/// Empty polls in a row before an adaptive worker sleeps.
+const ADAPTIVE_IDLE_ROUNDS: u32 = 1024;
+
+fn worker_main(
+    mut rt: Runtime,
+    cmds: Arc<ArrayQueue<WorkerCmd>>,
+    wake: Arc<EventFd>,
+    stop: Arc<AtomicBool>,
+    core: Option<u32>,
+    mut mode: RxMode,
+) {
+    if let Some(c) = core {
+        let ok = core_affinity::set_for_current(core_affinity::CoreId { id: c as usize });
+        if ok {
+            rt.stats().lcore.store(c, Ordering::Relaxed);
+        } else {
+            log::warn!("thread {}: cannot pin to core {c}", rt.thread());
+        }
+    }
+    let ep = match Epoll::new().and_then(|e| e.add(wake.fd()).map(|_| e)) {
+        Ok(e) => e,
+        Err(e) => {
+            log::error!("thread {}: epoll: {e}; worker not started", rt.thread());
+            return;
+        }
+    };
+    let mut idle_rounds = 0u32;
+    let mut registered: Vec<RawFd> = Vec::new();
+    while !stop.load(Ordering::Relaxed) {
+        let mut changed = false;
+        while let Some(c) = cmds.pop() {
+            changed = true;
+            match c {
+                WorkerCmd::AddRx(q) => {
+                    if let Err(e) = rt.add_rx(q) {
+                        log::error!("thread {}: {e}", rt.thread());
+                    }
+                }
+                WorkerCmd::RemoveRx(sw) => drop(rt.remove_rx(sw)),
+                WorkerCmd::SetTx(sw, q) => {
+                    if let Err(e) = rt.set_tx(sw, q) {
+                        log::error!("thread {}: {e}", rt.thread());
+                    }
+                }
+                WorkerCmd::RemoveTx(sw) => drop(rt.remove_tx(sw)),
+                WorkerCmd::SetRxMode(m) => mode = m,
+            }
+        }
+        if changed {
+            for fd in registered.drain(..) {
+                ep.remove(fd);
+            }
+            let fds: Vec<RawFd> = rt.rx_queues().filter_map(|q| q.rx_fd()).collect();
+            for fd in fds {
+                if ep.add(fd).is_ok() {
+                    registered.push(fd);
+                }
+            }
+        }
+        if rt.rx_queues().next().is_none() {
+            // Nothing placed here: sleep until a command arrives.
+            ep.wait(100);
+            wake.drain();
+            continue;
+        }
+        let n = rt.poll();
+        if n > 0 || mode == RxMode::Polling {
+            idle_rounds = 0;
+            continue;
+        }
+        idle_rounds += 1;
+        let can_sleep = rt.rx_queues().all(|q| q.rx_fd().is_some());
+        if (mode == RxMode::Interrupt || idle_rounds >= ADAPTIVE_IDLE_ROUNDS) && can_sleep {
+            for q in rt.rx_queues_mut() {
+                q.set_interrupt(true);
+            }
+            // One more poll after arming: packets that arrived before the arm are not lost.
+            if rt.poll() == 0 {
+                ep.wait(100);
+                wake.drain();
+            }
+            for q in rt.rx_queues_mut() {
+                q.set_interrupt(false);
+                q.ack_interrupt();
+            }
+            idle_rounds = 0;
+        } else if !can_sleep && idle_rounds >= ADAPTIVE_IDLE_ROUNDS {
+            // Queues without an fd: back off gently instead of burning the core.
+            std::thread::sleep(Duration::from_micros(200));
+        }
+    }
+    rt.buffers().flush();
+}

@@ -1,0 +1,1351 @@
+//! The single writer of the forwarding tables: interfaces, addresses, VRFs, routes, neighbours.
+//!
+//! Runs on the control thread. It edits private copies of the interface and forwarding tables,
+//! updates FIBs in place, and publishes. Ordering rule: a FIB leaf may name a load-balance only
+//! after every worker can see it, so new load-balances are published and a grace period passes
+//! before the leaf is written.
+
+use crate::fib::{FibError, Ip4FibConfig, Ip4FibWriter, Ip6FibWriter, LEAF_MISS};
+use crate::tables::*;
+use crate::wire::{self, Mac};
+use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
+use std::sync::Arc;
+
+/// What a route does with its packets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum PathKind {
+    /// Forward via `next_hop` and/or `sw_if_index`.
+    Normal,
+    /// Deliver locally.
+    Local,
+    Drop,
+    Unreachable,
+    Prohibit,
+}
+
+/// One path of a route.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Path {
+    pub kind: PathKind,
+    pub next_hop: Option<IpAddr>,
+    pub sw_if_index: Option<u32>,
+    pub weight: u8,
+}
+
+impl Path {
+    pub fn via(next_hop: IpAddr, sw_if_index: Option<u32>) -> Self {
+        Self {
+            kind: PathKind::Normal,
+            next_hop: Some(next_hop),
+            sw_if_index,
+            weight: 1,
+        }
+    }
+    pub fn attached(sw_if_index: u32) -> Self {
+        Self {
+            kind: PathKind::Normal,
+            next_hop: None,
+            sw_if_index: Some(sw_if_index),
+            weight: 1,
+        }
+    }
+    pub fn special(kind: PathKind) -> Self {
+        Self {
+            kind,
+            next_hop: None,
+            sw_if_index: None,
+            weight: 1,
+        }
+    }
+}
+
+/// Where a route came from: connected and host routes are owned by interfaces and neighbours.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Source {
+    Api,
+    Interface,
+    AdjFib,
+}
+
+#[derive(Clone, Debug)]
+pub struct Route {
+    pub paths: Vec<Path>,
+    pub lb: u32,
+    pub source: Source,
+}
+
+/// A prefix in either family, host-order address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Prefix {
+    V4(u32, u8),
+    V6(u128, u8),
+}
+
+impl Prefix {
+    pub fn is_ip6(&self) -> bool {
+        matches!(self, Prefix::V6(..))
+    }
+    /// The prefix with host bits cleared.
+    pub fn masked(self) -> Self {
+        match self {
+            Prefix::V4(a, l) => Prefix::V4(a & mask4(l), l),
+            Prefix::V6(a, l) => Prefix::V6(a & mask6(l), l),
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        let (a, l) = s.split_once('/').unwrap_or((s, ""));
+        match a.parse::<IpAddr>().ok()? {
+            IpAddr::V4(a) => {
+                let l = if l.is_empty() { 32 } else { l.parse().ok()? };
+                (l <= 32).then(|| Prefix::V4(u32::from(a), l))
+            }
+            IpAddr::V6(a) => {
+                let l = if l.is_empty() { 128 } else { l.parse().ok()? };
+                (l <= 128).then(|| Prefix::V6(u128::from(a), l))
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for Prefix {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match *self {
+            Prefix::V4(a, l) => write!(f, "{}/{l}", wire::fmt_ip4(a)),
+            Prefix::V6(a, l) => write!(f, "{}/{l}", wire::fmt_ip6(a)),
+        }
+    }
+}
+
+pub fn mask4(l: u8) -> u32 {
+    if l == 0 {
+        0
+    } else {
+        u32::MAX << (32 - l.min(32))
+    }
+}
+pub fn mask6(l: u8) -> u128 {
+    if l == 0 {
+        0
+    } else {
+        u128::MAX << (128 - l.min(128))
+    }
+}
+
+/// Errors the control surface maps to VPP's API return codes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FwdError {
+    NoSuchInterface(u32),
+    NoSuchTable(u32),
+    NoSuchEntry,
+    TableInUse,
+    AddressesPresent,
+    TooManyInterfaces,
+    Invalid(String),
+    Fib(FibError),
+}
+
+impl std::fmt::Display for FwdError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FwdError::NoSuchInterface(i) => write!(f, "no interface with sw_if_index {i}"),
+            FwdError::NoSuchTable(t) => write!(f, "no table {t}"),
+            FwdError::NoSuchEntry => write!(f, "no such entry"),
+            FwdError::TableInUse => write!(f, "table in use"),
+            FwdError::AddressesPresent => write!(f, "interface has addresses; remove them first"),
+            FwdError::TooManyInterfaces => write!(f, "too many interfaces"),
+            FwdError::Invalid(s) => write!(f, "{s}"),
+            FwdError::Fib(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl From<FibError> for FwdError {
+    fn from(e: FibError) -> Self {
+        FwdError::Fib(e)
+    }
+}
+
+struct Ip4Table {
+    table_id: u32,
+    name: String,
+    writer: Ip4FibWriter,
+    routes: BTreeMap<(u32, u8), Route>,
+}
+
+struct Ip6Table {
+    table_id: u32,
+    name: String,
+    writer: Ip6FibWriter,
+    routes: BTreeMap<(u128, u8), Route>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum AdjKey {
+    Neighbor { sw: u32, nh: u128, v6: bool },
+    Attached { sw: u32, v6: bool },
+    Glean { sw: u32, v6: bool },
+    Local { v6: bool },
+}
+
+/// A neighbour entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Neighbor {
+    pub sw_if_index: u32,
+    pub ip: IpAddr,
+    pub mac: Mac,
+    pub is_static: bool,
+}
+
+/// The forwarding state's single writer.
+pub struct Forwarding {
+    shared: Arc<Shared>,
+    ifs: IfTable,
+    fwd: FwdTable,
+    fibs: FibSet,
+    ip4: Vec<Option<Ip4Table>>,
+    ip6: Vec<Option<Ip6Table>>,
+    adj_index: HashMap<AdjKey, u32>,
+    lb_index: HashMap<Vec<u32>, u32>,
+    lb_refs: Vec<u32>,
+    free_lbs: Vec<u32>,
+    neighbors: BTreeMap<(u32, IpAddr), Neighbor>,
+    /// Load-balances created since the last publish (leaves naming them must wait).
+    unpublished_lbs: bool,
+    ifs_dirty: bool,
+    fwd_dirty: bool,
+    fib4_config: Ip4FibConfig,
+}
+
+impl Forwarding {
+    /// Create the writer with the default tables (IPv4 and IPv6 table 0).
+    pub fn new(shared: Arc<Shared>) -> Self {
+        Self::with_fib_config(shared, Ip4FibConfig::default())
+    }
+
+    pub fn with_fib_config(shared: Arc<Shared>, fib4_config: Ip4FibConfig) -> Self {
+        let mut f = Self {
+            ifs: IfTable::default(),
+            fwd: FwdTable::default(),
+            fibs: FibSet::default(),
+            ip4: Vec::new(),
+            ip6: Vec::new(),
+            adj_index: HashMap::new(),
+            lb_index: HashMap::new(),
+            lb_refs: vec![u32::MAX, u32::MAX],
+            free_lbs: Vec::new(),
+            neighbors: BTreeMap::new(),
+            unpublished_lbs: false,
+            ifs_dirty: true,
+            fwd_dirty: true,
+            fib4_config,
+            shared,
+        };
+        let local4 = f.adj(
+            AdjKey::Local { v6: false },
+            Adjacency {
+                kind: AdjKind::Local,
+                ..Default::default()
+            },
+        );
+        let local6 = f.adj(
+            AdjKey::Local { v6: true },
+            Adjacency {
+                kind: AdjKind::Local,
+                is_ip6: true,
+                ..Default::default()
+            },
+        );
+        let _ = (local4, local6);
+        f.table_add(false, 0, "ipv4-VRF:0").expect("table 0");
+        f.table_add(true, 0, "ipv6-VRF:0").expect("table 0");
+        f.publish();
+        f
+    }
+
+    pub fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+    pub fn ifs(&self) -> &IfTable {
+        &self.ifs
+    }
+    pub fn fwd(&self) -> &FwdTable {
+        &self.fwd
+    }
+
+    // ----- publication -----------------------------------------------------------------------
+
+    /// Make every change visible to the workers.
+    pub fn publish(&mut self) {
+        if self.ifs_dirty {
+            self.shared.ifs.publish(self.ifs.clone());
+            self.ifs_dirty = false;
+        }
+        if self.fwd_dirty {
+            self.shared.fwd.publish(self.fwd.clone());
+            self.fwd_dirty = false;
+        }
+    }
+
+    /// Before writing a leaf that may name a new load-balance: publish and wait for workers.
+    fn barrier_for_new_lbs(&mut self) {
+        if self.unpublished_lbs {
+            self.publish();
+            let stamp = self.shared.grace.advance();
+            self.shared.grace.wait_safe(stamp);
+            self.unpublished_lbs = false;
+        }
+    }
+
+    fn publish_fibs(&mut self) {
+        self.fibs.ip4 = self
+            .ip4
+            .iter()
+            .map(|t| t.as_ref().map(|t| t.writer.fib().clone()))
+            .collect();
+        self.fibs.ip6 = self
+            .ip6
+            .iter()
+            .map(|t| t.as_ref().map(|t| t.writer.fib().clone()))
+            .collect();
+        self.shared.fibs.publish(self.fibs.clone());
+    }
+
+    /// Reuse tbl8 groups whose grace period has passed.
+    pub fn reclaim(&mut self) {
+        for t in self.ip4.iter_mut().flatten() {
+            t.writer.reclaim();
+        }
+    }
+
+    // ----- interfaces ------------------------------------------------------------------------
+
+    /// Create an interface; returns its sw_if_index.
+    pub fn interface_add(
+        &mut self,
+        name: &str,
+        dev_type: &str,
+        mac: Mac,
+        l2: bool,
+        mtu: u16,
+    ) -> Result<u32, FwdError> {
+        if self.ifs.by_name(name).is_some() {
+            return Err(FwdError::Invalid(format!("interface {name} exists")));
+        }
+        let sw = match self.ifs.ifs.iter().position(|i| i.is_none()) {
+            Some(i) => i,
+            None => self.ifs.ifs.len(),
+        };
+        if sw >= MAX_INTERFACES {
+            return Err(FwdError::TooManyInterfaces);
+        }
+        if sw == self.ifs.ifs.len() {
+            self.ifs.ifs.push(None);
+            self.ifs.fast.push(IfFast::default());
+        }
+        let i = Interface {
+            sw_if_index: sw as u32,
+            name: name.into(),
+            dev_type: dev_type.into(),
+            mac,
+            l2,
+            mtu,
+            link_up: true,
+            ..Default::default()
+        };
+        self.ifs.ifs[sw] = Some(i);
+        self.refresh_fast(sw as u32);
+        self.publish();
+        Ok(sw as u32)
+    }
+
+    /// A VLAN sub-interface of an L2 interface.
+    pub fn vlan_subif_add(&mut self, parent: u32, vlan: u16) -> Result<u32, FwdError> {
+        let p = self.iface(parent)?.clone();
+        if !p.l2 || vlan == 0 || vlan > 4094 {
+            return Err(FwdError::Invalid(
+                "vlan sub-interfaces need an ethernet parent and vlan 1-4094".into(),
+            ));
+        }
+        let sw = self.interface_add(&format!("{}.{vlan}", p.name), "vlan", p.mac, true, p.mtu)?;
+        self.iface_mut(sw)?.sub_of = Some((parent, vlan));
+        self.ifs.vlans.push((parent, vlan, sw));
+        self.refresh_fast(sw);
+        self.publish();
+        Ok(sw)
+    }
+
+    pub fn interface_del(&mut self, sw: u32) -> Result<(), FwdError> {
+        let i = self.iface(sw)?.clone();
+        for (a, l) in i.ip4_addrs.clone() {
+            self.address_del(sw, Prefix::V4(a, l))?;
+        }
+        for (a, l) in i.ip6_addrs.clone() {
+            self.address_del(sw, Prefix::V6(a, l))?;
+        }
+        let gone: Vec<_> = self
+            .neighbors
+            .keys()
+            .filter(|k| k.0 == sw)
+            .copied()
+            .collect();
+        for k in gone {
+            let _ = self.neighbor_del(k.0, k.1);
+        }
+        // Routes through this interface now drop.
+        let keys: Vec<AdjKey> = self
+            .adj_index
+            .keys()
+            .filter(|k| matches!(k, AdjKey::Neighbor { sw: s, .. } | AdjKey::Attached { sw: s, .. } | AdjKey::Glean { sw: s, .. } if *s == sw))
+            .copied()
+            .collect();
+        for k in keys {
+            if let Some(&ai) = self.adj_index.get(&k) {
+                self.fwd.adjs[ai as usize].kind = AdjKind::Drop;
+            }
+        }
+        self.ifs.vlans.retain(|v| v.2 != sw && v.0 != sw);
+        self.ifs.ifs[sw as usize] = None;
+        self.ifs.fast[sw as usize] = IfFast::default();
+        self.ifs_dirty = true;
+        self.fwd_dirty = true;
+        self.publish();
+        Ok(())
+    }
+
+    pub fn iface(&self, sw: u32) -> Result<&Interface, FwdError> {
+        self.ifs.get(sw).ok_or(FwdError::NoSuchInterface(sw))
+    }
+    fn iface_mut(&mut self, sw: u32) -> Result<&mut Interface, FwdError> {
+        self.ifs_dirty = true;
+        self.ifs
+            .ifs
+            .get_mut(sw as usize)
+            .and_then(|i| i.as_mut())
+            .ok_or(FwdError::NoSuchInterface(sw))
+    }
+
+    fn refresh_fast(&mut self, sw: u32) {
+        let Some(Some(i)) = self.ifs.ifs.get(sw as usize) else {
+            return;
+        };
+        let mut flags = if_flags::EXISTS;
+        if i.admin_up {
+            flags |= if_flags::ADMIN_UP;
+        }
+        if i.link_up {
+            flags |= if_flags::LINK_UP;
+        }
+        if !i.ip4_addrs.is_empty() || i.unnumbered_of.is_some() || i.ip4_fib != 0 || !i.l2 {
+            flags |= if_flags::IP4;
+        }
+        if i.ip6_enabled || !i.ip6_addrs.is_empty() || i.unnumbered_of.is_some() || !i.l2 {
+            flags |= if_flags::IP6;
+        }
+        if i.l2 {
+            flags |= if_flags::L2;
+        }
+        let fast = IfFast {
+            flags,
+            mac: i.mac,
+            ip4_fib: i.ip4_fib,
+            ip6_fib: i.ip6_fib,
+            feat_ip4: i.feat_ip4,
+            feat_ip6: i.feat_ip6,
+            mtu: i.mtu,
+        };
+        self.ifs.fast[sw as usize] = fast;
+        self.ifs_dirty = true;
+    }
+
+    pub fn set_admin_up(&mut self, sw: u32, up: bool) -> Result<(), FwdError> {
+        self.iface_mut(sw)?.admin_up = up;
+        self.refresh_fast(sw);
+        self.publish();
+        Ok(())
+    }
+
+    pub fn set_link_up(&mut self, sw: u32, up: bool) -> Result<(), FwdError> {
+        self.iface_mut(sw)?.link_up = up;
+        self.refresh_fast(sw);
+        self.publish();
+        Ok(())
+    }
+
+    pub fn set_mtu(&mut self, sw: u32, mtu: u16) -> Result<(), FwdError> {
+        if mtu < 68 {
+            return Err(FwdError::Invalid(format!("mtu {mtu} below 68")));
+        }
+        self.iface_mut(sw)?.mtu = mtu;
+        self.refresh_fast(sw);
+        for a in self.fwd.adjs.iter_mut() {
+            if a.sw_if_index == sw && a.kind != AdjKind::Drop {
+                a.mtu = mtu;
+            }
+        }
+        self.fwd_dirty = true;
+        self.publish();
+        Ok(())
+    }
+
+    pub fn set_mac(&mut self, sw: u32, mac: Mac) -> Result<(), FwdError> {
+        self.iface_mut(sw)?.mac = mac;
+        self.refresh_fast(sw);
+        let keys: Vec<_> = self.adj_index.iter().map(|(k, v)| (*k, *v)).collect();
+        for (k, ai) in keys {
+            if let AdjKey::Neighbor { sw: s, .. } = k {
+                if s == sw && self.fwd.adjs[ai as usize].rewrite_len >= 12 {
+                    self.fwd.adjs[ai as usize].rewrite[6..12].copy_from_slice(&mac);
+                }
+            }
+        }
+        self.fwd_dirty = true;
+        self.publish();
+        Ok(())
+    }
+
+    pub fn set_tag(&mut self, sw: u32, tag: &str) -> Result<(), FwdError> {
+        self.iface_mut(sw)?.tag = tag.into();
+        self.publish();
+        Ok(())
+    }
+
+    pub fn set_feature(
+        &mut self,
+        sw: u32,
+        ip6: bool,
+        position: u8,
+        on: bool,
+    ) -> Result<(), FwdError> {
+        if position as usize >= MAX_FEATURES {
+            return Err(FwdError::Invalid("feature position out of range".into()));
+        }
+        let i = self.iface_mut(sw)?;
+        let m = if ip6 {
+            &mut i.feat_ip6
+        } else {
+            &mut i.feat_ip4
+        };
+        if on {
+            *m |= 1 << position;
+        } else {
+            *m &= !(1 << position);
+        }
+        self.refresh_fast(sw);
+        self.publish();
+        Ok(())
+    }
+
+    pub fn enable_ip6(&mut self, sw: u32, on: bool) -> Result<(), FwdError> {
+        self.iface_mut(sw)?.ip6_enabled = on;
+        self.refresh_fast(sw);
+        self.publish();
+        Ok(())
+    }
+
+    /// Put an interface in a VRF (the table must exist; the interface must have no addresses).
+    pub fn set_table(&mut self, sw: u32, ip6: bool, table_id: u32) -> Result<(), FwdError> {
+        let fi = self
+            .fib_index(ip6, table_id)
+            .ok_or(FwdError::NoSuchTable(table_id))?;
+        let i = self.iface(sw)?;
+        if (!ip6 && !i.ip4_addrs.is_empty()) || (ip6 && !i.ip6_addrs.is_empty()) {
+            return Err(FwdError::AddressesPresent);
+        }
+        let i = self.iface_mut(sw)?;
+        if ip6 {
+            i.ip6_fib = fi;
+        } else {
+            i.ip4_fib = fi;
+        }
+        self.refresh_fast(sw);
+        self.publish();
+        Ok(())
+    }
+
+    pub fn set_unnumbered(&mut self, sw: u32, of: Option<u32>) -> Result<(), FwdError> {
+        if let Some(o) = of {
+            self.iface(o)?;
+        }
+        self.iface_mut(sw)?.unnumbered_of = of;
+        self.refresh_fast(sw);
+        self.publish();
+        Ok(())
+    }
+
+    pub fn address_add(&mut self, sw: u32, p: Prefix) -> Result<(), FwdError> {
+        let i = self.iface(sw)?.clone();
+        match p {
+            Prefix::V4(a, l) => {
+                if i.ip4_addrs.iter().any(|x| x.0 == a) {
+                    return Ok(());
+                }
+                self.iface_mut(sw)?.ip4_addrs.push((a, l));
+                let t = self.table_id_of(false, i.ip4_fib);
+                let conn = self.connected_path(sw, i.l2, false);
+                if l < 32 {
+                    self.route_set(
+                        false,
+                        t,
+                        Prefix::V4(a & mask4(l), l),
+                        vec![conn],
+                        Source::Interface,
+                    )?;
+                }
+                self.route_set(
+                    false,
+                    t,
+                    Prefix::V4(a, 32),
+                    vec![Path::special(PathKind::Local)],
+                    Source::Interface,
+                )?;
+            }
+            Prefix::V6(a, l) => {
+                if i.ip6_addrs.iter().any(|x| x.0 == a) {
+                    return Ok(());
+                }
+                self.iface_mut(sw)?.ip6_addrs.push((a, l));
+                let t = self.table_id_of(true, i.ip6_fib);
+                let conn = self.connected_path(sw, i.l2, true);
+                if l < 128 {
+                    self.route_set(
+                        true,
+                        t,
+                        Prefix::V6(a & mask6(l), l),
+                        vec![conn],
+                        Source::Interface,
+                    )?;
+                }
+                self.route_set(
+                    true,
+                    t,
+                    Prefix::V6(a, 128),
+                    vec![Path::special(PathKind::Local)],
+                    Source::Interface,
+                )?;
+            }
+        }
+        self.refresh_fast(sw);
+        self.publish();
+        Ok(())
+    }
+
+    fn connected_path(&mut self, sw: u32, _l2: bool, _v6: bool) -> Path {
+        Path::attached(sw)
+    }
+
+    pub fn address_del(&mut self, sw: u32, p: Prefix) -> Result<(), FwdError> {
+        let i = self.iface(sw)?.clone();
+        match p {
+            Prefix::V4(a, l) => {
+                if !i.ip4_addrs.iter().any(|x| x.0 == a) {
+                    return Err(FwdError::NoSuchEntry);
+                }
+                self.iface_mut(sw)?.ip4_addrs.retain(|x| x.0 != a);
+                let t = self.table_id_of(false, i.ip4_fib);
+                if l < 32 {
+                    let _ = self.route_del(false, t, Prefix::V4(a & mask4(l), l));
+                }
+                let _ = self.route_del(false, t, Prefix::V4(a, 32));
+            }
+            Prefix::V6(a, l) => {
+                if !i.ip6_addrs.iter().any(|x| x.0 == a) {
+                    return Err(FwdError::NoSuchEntry);
+                }
+                self.iface_mut(sw)?.ip6_addrs.retain(|x| x.0 != a);
+                let t = self.table_id_of(true, i.ip6_fib);
+                if l < 128 {
+                    let _ = self.route_del(true, t, Prefix::V6(a & mask6(l), l));
+                }
+                let _ = self.route_del(true, t, Prefix::V6(a, 128));
+            }
+        }
+        self.refresh_fast(sw);
+        self.publish();
+        Ok(())
+    }
+
+    // ----- tables ----------------------------------------------------------------------------
+
+    /// The fib index of a table id.
+    pub fn fib_index(&self, ip6: bool, table_id: u32) -> Option<u32> {
+        if ip6 {
+            self.ip6
+                .iter()
+                .position(|t| t.as_ref().is_some_and(|t| t.table_id == table_id))
+                .map(|i| i as u32)
+        } else {
+            self.ip4
+                .iter()
+                .position(|t| t.as_ref().is_some_and(|t| t.table_id == table_id))
+                .map(|i| i as u32)
+        }
+    }
+
+    fn table_id_of(&self, ip6: bool, fib_index: u32) -> u32 {
+        if ip6 {
+            self.ip6
+                .get(fib_index as usize)
+                .and_then(|t| t.as_ref())
+                .map_or(0, |t| t.table_id)
+        } else {
+            self.ip4
+                .get(fib_index as usize)
+                .and_then(|t| t.as_ref())
+                .map_or(0, |t| t.table_id)
+        }
+    }
+
+    /// Create a table (idempotent; a new name replaces the old).
+    pub fn table_add(&mut self, ip6: bool, table_id: u32, name: &str) -> Result<u32, FwdError> {
+        if let Some(fi) = self.fib_index(ip6, table_id) {
+            if !name.is_empty() {
+                if ip6 {
+                    if let Some(t) = self.ip6[fi as usize].as_mut() {
+                        t.name = name.into();
+                    }
+                } else if let Some(t) = self.ip4[fi as usize].as_mut() {
+                    t.name = name.into();
+                }
+            }
+            return Ok(fi);
+        }
+        let gp = self.shared.grace.clone();
+        let name = if name.is_empty() {
+            format!("{}-VRF:{table_id}", if ip6 { "ipv6" } else { "ipv4" })
+        } else {
+            name.to_string()
+        };
+        let fi = if ip6 {
+            let t = Ip6Table {
+                table_id,
+                name,
+                writer: Ip6FibWriter::new(gp),
+                routes: BTreeMap::new(),
+            };
+            let slot = self
+                .ip6
+                .iter()
+                .position(|t| t.is_none())
+                .unwrap_or(self.ip6.len());
+            if slot == self.ip6.len() {
+                self.ip6.push(None);
+            }
+            self.ip6[slot] = Some(t);
+            slot
+        } else {
+            let mut cfg = self.fib4_config.clone();
+            if table_id != 0 {
+                // VRFs other than the default are usually small (Calico pod VRFs).
+                cfg.tbl8_groups = cfg.tbl8_groups.min(1 << 12);
+            }
+            let t = Ip4Table {
+                table_id,
+                name,
+                writer: Ip4FibWriter::new(cfg, gp)?,
+                routes: BTreeMap::new(),
+            };
+            let slot = self
+                .ip4
+                .iter()
+                .position(|t| t.is_none())
+                .unwrap_or(self.ip4.len());
+            if slot == self.ip4.len() {
+                self.ip4.push(None);
+            }
+            self.ip4[slot] = Some(t);
+            slot
+        };
+        self.publish_fibs();
+        Ok(fi as u32)
+    }
+
+    pub fn table_del(&mut self, ip6: bool, table_id: u32) -> Result<(), FwdError> {
+        if table_id == 0 {
+            return Err(FwdError::Invalid("table 0 cannot be deleted".into()));
+        }
+        let fi = self
+            .fib_index(ip6, table_id)
+            .ok_or(FwdError::NoSuchTable(table_id))?;
+        let in_use = self.ifs.ifs.iter().flatten().any(|i| {
+            if ip6 {
+                i.ip6_fib == fi
+            } else {
+                i.ip4_fib == fi
+            }
+        });
+        if in_use {
+            return Err(FwdError::TableInUse);
+        }
+        let prefixes: Vec<Prefix> = self
+            .routes(ip6, table_id)
+            .into_iter()
+            .map(|r| r.0)
+            .collect();
+        for p in prefixes {
+            let _ = self.route_del(ip6, table_id, p);
+        }
+        if ip6 {
+            self.ip6[fi as usize] = None;
+        } else {
+            self.ip4[fi as usize] = None;
+        }
+        self.publish_fibs();
+        Ok(())
+    }
+
+    /// (table_id, name) of every table of a family.
+    pub fn tables(&self, ip6: bool) -> Vec<(u32, String)> {
+        if ip6 {
+            self.ip6
+                .iter()
+                .flatten()
+                .map(|t| (t.table_id, t.name.clone()))
+                .collect()
+        } else {
+            self.ip4
+                .iter()
+                .flatten()
+                .map(|t| (t.table_id, t.name.clone()))
+                .collect()
+        }
+    }
+
+    // ----- adjacencies and load-balances -----------------------------------------------------
+
+    fn adj(&mut self, key: AdjKey, a: Adjacency) -> u32 {
+        if let Some(&i) = self.adj_index.get(&key) {
+            return i;
+        }
+        self.fwd.adjs.push(a);
+        let i = (self.fwd.adjs.len() - 1) as u32;
+        self.adj_index.insert(key, i);
+        self.fwd_dirty = true;
+        i
+    }
+
+    fn l2_rewrite(&self, sw: u32, dst: Mac, v6: bool) -> ([u8; 24], u8, u32) {
+        let mut rw = [0u8; 24];
+        let Some(i) = self.ifs.get(sw) else {
+            return (rw, 0, sw);
+        };
+        if !i.l2 {
+            return (rw, 0, sw);
+        }
+        let et = if v6 {
+            wire::ETHERTYPE_IP6
+        } else {
+            wire::ETHERTYPE_IP4
+        };
+        rw[0..6].copy_from_slice(&dst);
+        rw[6..12].copy_from_slice(&i.mac);
+        match i.sub_of {
+            Some((parent, vlan)) => {
+                rw[12..14].copy_from_slice(&wire::ETHERTYPE_VLAN.to_be_bytes());
+                rw[14..16].copy_from_slice(&vlan.to_be_bytes());
+                rw[16..18].copy_from_slice(&et.to_be_bytes());
+                (rw, 18, parent)
+            }
+            None => {
+                rw[12..14].copy_from_slice(&et.to_be_bytes());
+                (rw, 14, sw)
+            }
+        }
+    }
+
+    /// The adjacency that reaches `nh` on `sw`.
+    fn neighbor_adj(&mut self, sw: u32, nh: IpAddr) -> u32 {
+        let (nhv, v6) = match nh {
+            IpAddr::V4(a) => (u32::from(a) as u128, false),
+            IpAddr::V6(a) => (u128::from(a), true),
+        };
+        let l2 = self.ifs.get(sw).is_some_and(|i| i.l2);
+        if !l2 {
+            return self.attached_adj(sw, v6);
+        }
+        let key = AdjKey::Neighbor { sw, nh: nhv, v6 };
+        let mtu = self.ifs.get(sw).map_or(1500, |i| i.mtu);
+        let known = self.neighbors.get(&(sw, nh)).map(|n| n.mac);
+        let a = match known {
+            Some(mac) => {
+                let (rewrite, rewrite_len, tx) = self.l2_rewrite(sw, mac, v6);
+                Adjacency {
+                    kind: AdjKind::Rewrite,
+                    sw_if_index: tx,
+                    mtu,
+                    rewrite,
+                    rewrite_len,
+                    next_hop: nhv,
+                    is_ip6: v6,
+                }
+            }
+            None => Adjacency {
+                kind: AdjKind::Incomplete,
+                sw_if_index: sw,
+                mtu,
+                next_hop: nhv,
+                is_ip6: v6,
+                ..Default::default()
+            },
+        };
+        self.adj(key, a)
+    }
+
+    /// Attached: L3 interfaces rewrite nothing; L2 ones must resolve each destination (glean).
+    fn attached_adj(&mut self, sw: u32, v6: bool) -> u32 {
+        let (l2, mtu) = self.ifs.get(sw).map_or((false, 1500), |i| (i.l2, i.mtu));
+        if l2 {
+            let a = Adjacency {
+                kind: AdjKind::Glean,
+                sw_if_index: sw,
+                mtu,
+                is_ip6: v6,
+                ..Default::default()
+            };
+            self.adj(AdjKey::Glean { sw, v6 }, a)
+        } else {
+            let a = Adjacency {
+                kind: AdjKind::Rewrite,
+                sw_if_index: sw,
+                mtu,
+                is_ip6: v6,
+                ..Default::default()
+            };
+            self.adj(AdjKey::Attached { sw, v6 }, a)
+        }
+    }
+
+    fn path_adjs(&mut self, ip6: bool, fib_index: u32, p: &Path) -> Vec<u32> {
+        match p.kind {
+            PathKind::Local => vec![self.adj_index[&AdjKey::Local { v6: ip6 }]],
+            PathKind::Drop => vec![DROP_ADJ],
+            PathKind::Unreachable => vec![UNREACH_ADJ],
+            PathKind::Prohibit => {
+                let a = Adjacency {
+                    kind: AdjKind::Prohibit,
+                    is_ip6: ip6,
+                    ..Default::default()
+                };
+                vec![self.adj(
+                    AdjKey::Glean {
+                        sw: u32::MAX,
+                        v6: ip6,
+                    },
+                    a,
+                )]
+            }
+            PathKind::Normal => match (p.next_hop, p.sw_if_index) {
+                (Some(nh), Some(sw)) if self.ifs.get(sw).is_some() => {
+                    vec![self.neighbor_adj(sw, nh)]
+                }
+                (None, Some(sw)) if self.ifs.get(sw).is_some() => vec![self.attached_adj(sw, ip6)],
+                (Some(nh), _) => self.resolve_recursive(ip6, fib_index, nh),
+                _ => vec![DROP_ADJ],
+            },
+        }
+    }
+
+    /// A next hop with no interface: use what the FIB says reaches it now.
+    fn resolve_recursive(&mut self, ip6: bool, fib_index: u32, nh: IpAddr) -> Vec<u32> {
+        let leaf = match (nh, ip6) {
+            (IpAddr::V4(a), false) => self
+                .ip4
+                .get(fib_index as usize)
+                .and_then(|t| t.as_ref())
+                .map(|t| t.writer.fib().lookup(u32::from(a))),
+            (IpAddr::V6(a), true) => self
+                .ip6
+                .get(fib_index as usize)
+                .and_then(|t| t.as_ref())
+                .map(|t| t.writer.fib().lookup(u128::from(a))),
+            _ => None,
+        };
+        let Some(leaf) = leaf.filter(|&l| l != LEAF_MISS) else {
+            return vec![DROP_ADJ];
+        };
+        let lb = self.fwd.lb(leaf);
+        let buckets = lb.buckets[..lb.n_buckets as usize].to_vec();
+        // An attached (glean) cover: the next hop is on that subnet, so resolve it there.
+        buckets
+            .into_iter()
+            .map(|ai| {
+                let a = self.fwd.adj(ai);
+                if a.kind == AdjKind::Glean {
+                    self.neighbor_adj(a.sw_if_index, nh)
+                } else {
+                    ai
+                }
+            })
+            .collect()
+    }
+
+    fn lb_for(&mut self, adjs: Vec<u32>) -> u32 {
+        let mut key = adjs;
+        key.truncate(MAX_ECMP);
+        if key.is_empty() {
+            key.push(DROP_ADJ);
+        }
+        if let Some(&i) = self.lb_index.get(&key) {
+            self.lb_refs[i as usize] += 1;
+            return i;
+        }
+        let mut lb = LoadBalance::single(key[0]);
+        lb.n_buckets = key.len() as u8;
+        lb.buckets[..key.len()].copy_from_slice(&key);
+        let i = match self.free_lbs.pop() {
+            Some(i) => {
+                self.fwd.lbs[i as usize] = lb;
+                self.lb_refs[i as usize] = 1;
+                i
+            }
+            None => {
+                self.fwd.lbs.push(lb);
+                self.lb_refs.push(1);
+                (self.fwd.lbs.len() - 1) as u32
+            }
+        };
+        self.lb_index.insert(key, i);
+        self.fwd_dirty = true;
+        self.unpublished_lbs = true;
+        i
+    }
+
+    fn lb_release(&mut self, i: u32) {
+        let Some(r) = self.lb_refs.get_mut(i as usize) else {
+            return;
+        };
+        if *r == u32::MAX {
+            return;
+        }
+        *r -= 1;
+        if *r == 0 {
+            let lb = self.fwd.lbs[i as usize];
+            self.lb_index
+                .remove(&lb.buckets[..lb.n_buckets as usize].to_vec());
+            // Reuse waits for a grace period: a worker may still hold the old leaf.
+            let stamp = self.shared.grace.advance();
+            self.shared.grace.wait_safe(stamp);
+            self.free_lbs.push(i);
+        }
+    }
+
+    // ----- routes ----------------------------------------------------------------------------
+
+    /// Add or replace a route (replace semantics: the paths given are the route's paths).
+    pub fn route_add(
+        &mut self,
+        table_id: u32,
+        p: Prefix,
+        paths: Vec<Path>,
+    ) -> Result<(), FwdError> {
+        self.route_set(p.is_ip6(), table_id, p, paths, Source::Api)?;
+        self.publish();
+        Ok(())
+    }
+
+    /// Add paths to a route (multipath add).
+    pub fn route_add_paths(
+        &mut self,
+        table_id: u32,
+        p: Prefix,
+        paths: Vec<Path>,
+    ) -> Result<(), FwdError> {
+        let mut all = self
+            .route_get(table_id, p)
+            .map(|r| r.paths)
+            .unwrap_or_default();
+        for x in paths {
+            if !all.contains(&x) {
+                all.push(x);
+            }
+        }
+        self.route_add(table_id, p, all)
+    }
+
+    fn route_set(
+        &mut self,
+        ip6: bool,
+        table_id: u32,
+        p: Prefix,
+        paths: Vec<Path>,
+        source: Source,
+    ) -> Result<(), FwdError> {
+        let p = p.masked();
+        let fi = self
+            .fib_index(ip6, table_id)
+            .ok_or(FwdError::NoSuchTable(table_id))?;
+        let mut adjs = Vec::new();
+        for path in &paths {
+            let a = self.path_adjs(ip6, fi, path);
+            for _ in 0..path.weight.max(1) {
+                adjs.extend_from_slice(&a);
+            }
+        }
+        let lb = self.lb_for(adjs);
+        self.barrier_for_new_lbs();
+        let route = Route { paths, lb, source };
+        let old = match p {
+            Prefix::V4(a, l) => {
+                let t = self.ip4[fi as usize]
+                    .as_mut()
+                    .ok_or(FwdError::NoSuchTable(table_id))?;
+                if let Err(e) = t.writer.add(a, l, lb) {
+                    self.lb_release(lb);
+                    return Err(e.into());
+                }
+                t.routes.insert((a, l), route)
+            }
+            Prefix::V6(a, l) => {
+                let t = self.ip6[fi as usize]
+                    .as_mut()
+                    .ok_or(FwdError::NoSuchTable(table_id))?;
+                if let Err(e) = t.writer.add(a, l, lb) {
+                    self.lb_release(lb);
+                    return Err(e.into());
+                }
+                t.routes.insert((a, l), route)
+            }
+        };
+        if let Some(o) = old {
+            self.lb_release(o.lb);
+        }
+        Ok(())
+    }
+
+    pub fn route_del(&mut self, ip6: bool, table_id: u32, p: Prefix) -> Result<(), FwdError> {
+        let p = p.masked();
+        let fi = self
+            .fib_index(ip6, table_id)
+            .ok_or(FwdError::NoSuchTable(table_id))?;
+        let old = match p {
+            Prefix::V4(a, l) => {
+                let t = self.ip4[fi as usize]
+                    .as_mut()
+                    .ok_or(FwdError::NoSuchTable(table_id))?;
+                let r = t.routes.remove(&(a, l)).ok_or(FwdError::NoSuchEntry)?;
+                t.writer.delete(a, l)?;
+                r
+            }
+            Prefix::V6(a, l) => {
+                let t = self.ip6[fi as usize]
+                    .as_mut()
+                    .ok_or(FwdError::NoSuchTable(table_id))?;
+                let r = t.routes.remove(&(a, l)).ok_or(FwdError::NoSuchEntry)?;
+                t.writer.delete(a, l)?;
+                r
+            }
+        };
+        self.lb_release(old.lb);
+        self.publish();
+        Ok(())
+    }
+
+    pub fn route_get(&self, table_id: u32, p: Prefix) -> Option<Route> {
+        let p = p.masked();
+        let fi = self.fib_index(p.is_ip6(), table_id)?;
+        match p {
+            Prefix::V4(a, l) => self
+                .ip4
+                .get(fi as usize)?
+                .as_ref()?
+                .routes
+                .get(&(a, l))
+                .cloned(),
+            Prefix::V6(a, l) => self
+                .ip6
+                .get(fi as usize)?
+                .as_ref()?
+                .routes
+                .get(&(a, l))
+                .cloned(),
+        }
+    }
+
+    /// Every route of a table, in prefix order.
+    pub fn routes(&self, ip6: bool, table_id: u32) -> Vec<(Prefix, Route)> {
+        let Some(fi) = self.fib_index(ip6, table_id) else {
+            return vec![];
+        };
+        if ip6 {
+            self.ip6[fi as usize].as_ref().map_or(vec![], |t| {
+                t.routes
+                    .iter()
+                    .map(|(k, r)| (Prefix::V6(k.0, k.1), r.clone()))
+                    .collect()
+            })
+        } else {
+            self.ip4[fi as usize].as_ref().map_or(vec![], |t| {
+                t.routes
+                    .iter()
+                    .map(|(k, r)| (Prefix::V4(k.0, k.1), r.clone()))
+                    .collect()
+            })
+        }
+    }
+
+    pub fn route_count(&self, ip6: bool) -> usize {
+        if ip6 {
+            self.ip6.iter().flatten().map(|t| t.routes.len()).sum()
+        } else {
+            self.ip4.iter().flatten().map(|t| t.routes.len()).sum()
+        }
+    }
+
+    // ----- neighbours ------------------------------------------------------------------------
+
+    pub fn neighbor_add(
+        &mut self,
+        sw: u32,
+        ip: IpAddr,
+        mac: Mac,
+        is_static: bool,
+    ) -> Result<(), FwdError> {
+        let i = self.iface(sw)?.clone();
+        if let Some(n) = self.neighbors.get(&(sw, ip)) {
+            if n.mac == mac && (n.is_static || !is_static) {
+                return Ok(());
+            }
+        }
+        self.neighbors.insert(
+            (sw, ip),
+            Neighbor {
+                sw_if_index: sw,
+                ip,
+                mac,
+                is_static,
+            },
+        );
+        let (nhv, v6) = match ip {
+            IpAddr::V4(a) => (u32::from(a) as u128, false),
+            IpAddr::V6(a) => (u128::from(a), true),
+        };
+        // Complete (or update) the adjacency in place: every route through it follows.
+        let ai = self.neighbor_adj(sw, ip);
+        if i.l2 {
+            let (rewrite, rewrite_len, tx) = self.l2_rewrite(sw, mac, v6);
+            let a = &mut self.fwd.adjs[ai as usize];
+            a.kind = AdjKind::Rewrite;
+            a.rewrite = rewrite;
+            a.rewrite_len = rewrite_len;
+            a.sw_if_index = tx;
+            a.next_hop = nhv;
+            self.fwd_dirty = true;
+        }
+        // The host route, unless a route for exactly this prefix exists already.
+        let (t, host) = if v6 {
+            (self.table_id_of(true, i.ip6_fib), Prefix::V6(nhv, 128))
+        } else {
+            (
+                self.table_id_of(false, i.ip4_fib),
+                Prefix::V4(nhv as u32, 32),
+            )
+        };
+        if self.route_get(t, host).is_none() {
+            self.route_set(v6, t, host, vec![Path::via(ip, Some(sw))], Source::AdjFib)?;
+        }
+        self.publish();
+        Ok(())
+    }
+
+    pub fn neighbor_del(&mut self, sw: u32, ip: IpAddr) -> Result<(), FwdError> {
+        self.neighbors
+            .remove(&(sw, ip))
+            .ok_or(FwdError::NoSuchEntry)?;
+        let (nhv, v6) = match ip {
+            IpAddr::V4(a) => (u32::from(a) as u128, false),
+            IpAddr::V6(a) => (u128::from(a), true),
+        };
+        if let Some(&ai) = self.adj_index.get(&AdjKey::Neighbor { sw, nh: nhv, v6 }) {
+            let a = &mut self.fwd.adjs[ai as usize];
+            a.kind = AdjKind::Incomplete;
+            a.rewrite_len = 0;
+            a.sw_if_index = sw;
+            self.fwd_dirty = true;
+        }
+        if let Ok(i) = self.iface(sw).cloned() {
+            let (t, host) = if v6 {
+                (self.table_id_of(true, i.ip6_fib), Prefix::V6(nhv, 128))
+            } else {
+                (
+                    self.table_id_of(false, i.ip4_fib),
+                    Prefix::V4(nhv as u32, 32),
+                )
+            };
+            if self
+                .route_get(t, host)
+                .is_some_and(|r| r.source == Source::AdjFib)
+            {
+                let _ = self.route_del(v6, t, host);
+            }
+        }
+        self.publish();
+        Ok(())
+    }
+
+    pub fn neighbors(&self) -> Vec<Neighbor> {
+        self.neighbors.values().copied().collect()
+    }
+
+    /// Apply what workers learned (ARP/ND). Returns how many entries changed.
+    pub fn apply_learned(&mut self) -> usize {
+        let mut n = 0;
+        while let Some(ev) = self.shared.learned.pop() {
+            let (sw, ip, mac) = match ev {
+                Learned::Ip4Neighbor {
+                    sw_if_index,
+                    ip,
+                    mac,
+                } => (sw_if_index, IpAddr::from(std::net::Ipv4Addr::from(ip)), mac),
+                Learned::Ip6Neighbor {
+                    sw_if_index,
+                    ip,
+                    mac,
+                } => (sw_if_index, IpAddr::from(std::net::Ipv6Addr::from(ip)), mac),
+            };
+            if self
+                .neighbors
+                .get(&(sw, ip))
+                .is_some_and(|e| e.is_static || e.mac == mac)
+            {
+                continue;
+            }
+            if self.neighbor_add(sw, ip, mac, false).is_ok() {
+                n += 1;
+            }
+        }
+        n
+    }
+
+    // ----- punt ------------------------------------------------------------------------------
+
+    /// Send local packets this stack does not handle to `tx_sw_if_index` via `next_hop`.
+    pub fn punt_redirect(
+        &mut self,
+        ip6: bool,
+        rx: Option<u32>,
+        tx: u32,
+        next_hop: Option<IpAddr>,
+        add: bool,
+    ) -> Result<(), FwdError> {
+        self.iface(tx)?;
+        let adj = match next_hop {
+            Some(nh) => self.neighbor_adj(tx, nh),
+            None => self.attached_adj(tx, ip6),
+        };
+        let list = if ip6 {
+            &mut self.fwd.punt6
+        } else {
+            &mut self.fwd.punt4
+        };
+        list.retain(|p| p.rx_sw_if_index != rx);
+        if add {
+            list.push(PuntRedirect {
+                rx_sw_if_index: rx,
+                adj,
+            });
+        }
+        self.fwd_dirty = true;
+        self.publish();
+        Ok(())
+    }
+}

@@ -1,0 +1,357 @@
+//! The IPv4 path through the whole graph with crafted frames, checked by an independent parser.
+
+use etherparse::{Ethernet2Header, IpNumber, Ipv4Header, PacketBuilder, SlicedPacket};
+use rvpp_dataplane::buffer::{BufferPool, Buffers};
+use rvpp_dataplane::device::TxQueue;
+use rvpp_dataplane::forwarding::{Forwarding, Path, Prefix};
+use rvpp_dataplane::nodes::{standard_graph, FeatureArcs};
+use rvpp_dataplane::runtime::Runtime;
+use rvpp_dataplane::tables::Shared;
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::{Arc, Mutex};
+
+const MAC0: [u8; 6] = [2, 0, 0, 0, 0, 0xa0];
+const MAC1: [u8; 6] = [2, 0, 0, 0, 0, 0xa1];
+const PEER0: [u8; 6] = [2, 0, 0, 0, 0, 0xb0];
+const PEER1: [u8; 6] = [2, 0, 0, 0, 0, 0xb1];
+
+type Frames = Arc<Mutex<Vec<Vec<u8>>>>;
+
+struct Capture(Frames);
+impl TxQueue for Capture {
+    fn tx_node(&self) -> &'static str {
+        "pg-tx"
+    }
+    fn tx(&mut self, bufs: &mut Buffers, pkts: &[u32]) -> usize {
+        let mut tmp = vec![0u8; 16384];
+        for &bi in pkts {
+            let n = bufs.copy_chain(bi, &mut tmp);
+            self.0.lock().unwrap().push(tmp[..n].to_vec());
+        }
+        bufs.free(pkts);
+        pkts.len()
+    }
+}
+
+struct Lab {
+    pool: Arc<BufferPool>,
+    fwd: Forwarding,
+    rt: Runtime,
+    out0: Frames,
+    out1: Frames,
+}
+
+fn ip(a: &str) -> u32 {
+    u32::from(a.parse::<Ipv4Addr>().unwrap())
+}
+
+fn lab() -> Lab {
+    let pool = BufferPool::with_backing(4096, 2048, false).unwrap();
+    let shared = Shared::new();
+    let mut fwd = Forwarding::new(shared.clone());
+    let if0 = fwd.interface_add("pg0", "pg", MAC0, true, 1500).unwrap();
+    let if1 = fwd.interface_add("pg1", "pg", MAC1, true, 1400).unwrap();
+    fwd.address_add(if0, Prefix::parse("198.18.0.1/24").unwrap())
+        .unwrap();
+    fwd.address_add(if1, Prefix::parse("198.19.0.1/24").unwrap())
+        .unwrap();
+    fwd.set_admin_up(if0, true).unwrap();
+    fwd.set_admin_up(if1, true).unwrap();
+    let nh: IpAddr = "198.19.0.2".parse().unwrap();
+    fwd.neighbor_add(if1, nh, PEER1, true).unwrap();
+    fwd.neighbor_add(if0, "198.18.0.2".parse().unwrap(), PEER0, true)
+        .unwrap();
+    fwd.route_add(
+        0,
+        Prefix::parse("198.19.128.0/17").unwrap(),
+        vec![Path::via(nh, Some(if1))],
+    )
+    .unwrap();
+    let graph = standard_graph(&FeatureArcs::default(), vec![]).unwrap();
+    let mut rt = Runtime::new(graph, pool.local(), shared, 0, "test".into()).unwrap();
+    let (out0, out1) = (Frames::default(), Frames::default());
+    rt.set_tx(if0, Box::new(Capture(out0.clone()))).unwrap();
+    rt.set_tx(if1, Box::new(Capture(out1.clone()))).unwrap();
+    Lab {
+        pool,
+        fwd,
+        rt,
+        out0,
+        out1,
+    }
+}
+
+fn udp_frame(dst: [u8; 4], ttl: u8, payload: usize) -> Vec<u8> {
+    let b = PacketBuilder::ethernet2(PEER0, MAC0)
+        .ipv4([198, 18, 0, 2], dst, ttl)
+        .udp(1000, 2000);
+    let p = vec![0x5a; payload];
+    let mut v = Vec::new();
+    b.write(&mut v, &p).unwrap();
+    v
+}
+
+impl Lab {
+    fn send(&mut self, frame: &[u8]) {
+        let bufs = self.rt.buffers();
+        let bi = bufs.alloc_from_bytes(frame).unwrap();
+        bufs.meta(bi).rx_sw_if_index = 0;
+        self.rt.inject("ethernet-input", &[bi]).unwrap();
+    }
+    fn error(&self, node: &str, code: u16) -> u64 {
+        let i = self.rt.graph().error_index(node, code).unwrap();
+        self.rt.stats().errors[i as usize].get()
+    }
+    fn take(f: &Frames) -> Vec<Vec<u8>> {
+        std::mem::take(&mut *f.lock().unwrap())
+    }
+    fn no_leaks(mut self) {
+        self.rt.buffers().flush();
+        drop(self.rt);
+        assert_eq!(self.pool.in_use(), 0, "buffers leaked");
+        assert_eq!(self.pool.double_frees(), 0);
+    }
+}
+
+#[test]
+fn forwards_with_rewrite_ttl_and_checksum() {
+    let mut l = lab();
+    l.send(&udp_frame([198, 19, 200, 7], 64, 100));
+    let out = Lab::take(&l.out1);
+    assert_eq!(out.len(), 1);
+    let (eth, rest) = Ethernet2Header::from_slice(&out[0]).unwrap();
+    assert_eq!(eth.destination, PEER1);
+    assert_eq!(eth.source, MAC1);
+    let (ip, _) = Ipv4Header::from_slice(rest).unwrap();
+    assert_eq!(ip.time_to_live, 63);
+    assert_eq!(ip.header_checksum, ip.calc_header_checksum());
+    assert_eq!(ip.destination, [198, 19, 200, 7]);
+    assert!(Lab::take(&l.out0).is_empty());
+    l.no_leaks();
+}
+
+#[test]
+fn ttl_one_gets_time_exceeded_back_to_sender() {
+    let mut l = lab();
+    l.send(&udp_frame([198, 19, 200, 7], 1, 32));
+    assert!(Lab::take(&l.out1).is_empty());
+    let back = Lab::take(&l.out0);
+    assert_eq!(back.len(), 1);
+    let p = SlicedPacket::from_ethernet(&back[0]).unwrap();
+    let Some(etherparse::NetSlice::Ipv4(ip4)) = &p.net else {
+        panic!("not ipv4")
+    };
+    assert_eq!(ip4.header().source(), [198, 18, 0, 1]);
+    assert_eq!(ip4.header().destination(), [198, 18, 0, 2]);
+    assert_eq!(ip4.header().protocol(), IpNumber::ICMP);
+    let icmp = &ip4.payload().payload;
+    assert_eq!((icmp[0], icmp[1]), (11, 0));
+    assert_eq!(rvpp_dataplane::wire::checksum(icmp), 0);
+    l.no_leaks();
+}
+
+#[test]
+fn echo_request_to_our_address_is_answered() {
+    let mut l = lab();
+    let b = PacketBuilder::ethernet2(PEER0, MAC0)
+        .ipv4([198, 18, 0, 2], [198, 18, 0, 1], 64)
+        .icmpv4_echo_request(7, 9);
+    let mut f = Vec::new();
+    b.write(&mut f, b"hello rvpp").unwrap();
+    l.send(&f);
+    let back = Lab::take(&l.out0);
+    assert_eq!(back.len(), 1);
+    let p = SlicedPacket::from_ethernet(&back[0]).unwrap();
+    let Some(etherparse::NetSlice::Ipv4(ip4)) = &p.net else {
+        panic!("not ipv4")
+    };
+    assert_eq!(ip4.header().destination(), [198, 18, 0, 2]);
+    let icmp = &ip4.payload().payload;
+    assert_eq!(icmp[0], 0);
+    assert_eq!(&icmp[8..], b"hello rvpp");
+    assert_eq!(rvpp_dataplane::wire::checksum(icmp), 0);
+    assert_eq!(l.error("ip4-local", 0), 1);
+    l.no_leaks();
+}
+
+#[test]
+fn too_big_with_df_gets_fragmentation_needed() {
+    let mut l = lab();
+    let mut f = udp_frame([198, 19, 200, 7], 64, 1450);
+    f[14 + 6] |= 0x40; // DF
+    let c = {
+        f[14 + 10] = 0;
+        f[14 + 11] = 0;
+        rvpp_dataplane::wire::checksum(&f[14..34])
+    };
+    f[24..26].copy_from_slice(&c.to_be_bytes());
+    l.send(&f);
+    assert!(Lab::take(&l.out1).is_empty());
+    let back = Lab::take(&l.out0);
+    assert_eq!(back.len(), 1);
+    let icmp = &back[0][34..];
+    assert_eq!((icmp[0], icmp[1]), (3, 4));
+    assert_eq!(u16::from_be_bytes([icmp[6], icmp[7]]), 1400);
+    l.no_leaks();
+}
+
+#[test]
+fn no_route_gets_unreachable() {
+    let mut l = lab();
+    l.send(&udp_frame([203, 0, 113, 9], 64, 10));
+    let back = Lab::take(&l.out0);
+    assert_eq!(back.len(), 1);
+    assert_eq!((back[0][34], back[0][35]), (3, 0));
+    l.no_leaks();
+}
+
+#[test]
+fn arp_request_for_us_is_answered_and_sender_learned() {
+    let mut l = lab();
+    let mut f = vec![0u8; 60];
+    f[0..6].copy_from_slice(&[0xff; 6]);
+    f[6..12].copy_from_slice(&[2, 0, 0, 0, 0, 0xc3]);
+    f[12..14].copy_from_slice(&0x0806u16.to_be_bytes());
+    let mut arp = rvpp_dataplane::wire::ArpPkt::new(&mut f[14..]).unwrap();
+    arp.fill(
+        1,
+        &[2, 0, 0, 0, 0, 0xc3],
+        ip("198.18.0.9"),
+        &[0; 6],
+        ip("198.18.0.1"),
+    );
+    l.send(&f);
+    let back = Lab::take(&l.out0);
+    assert_eq!(back.len(), 1);
+    assert_eq!(&back[0][0..6], &[2, 0, 0, 0, 0, 0xc3]);
+    assert_eq!(u16::from_be_bytes([back[0][20], back[0][21]]), 2);
+    assert_eq!(&back[0][22..28], &MAC0);
+    assert_eq!(l.fwd.apply_learned(), 1);
+    assert!(l
+        .fwd
+        .neighbors()
+        .iter()
+        .any(|n| n.ip == IpAddr::from([198, 18, 0, 9]) && n.mac == [2, 0, 0, 0, 0, 0xc3]));
+    // Now the learned neighbour is reachable directly.
+    l.send(&udp_frame([198, 18, 0, 9], 64, 10));
+    let out = Lab::take(&l.out0);
+    assert_eq!(out.len(), 1);
+    assert_eq!(&out[0][0..6], &[2, 0, 0, 0, 0, 0xc3]);
+    l.no_leaks();
+}
+
+#[test]
+fn unresolved_next_hop_sends_arp_request() {
+    let mut l = lab();
+    l.send(&udp_frame([198, 19, 0, 77], 64, 10));
+    let out = Lab::take(&l.out1);
+    assert_eq!(out.len(), 1);
+    assert_eq!(&out[0][0..6], &[0xff; 6]);
+    assert_eq!(u16::from_be_bytes([out[0][12], out[0][13]]), 0x0806);
+    assert_eq!(&out[0][38..42], &[198, 19, 0, 77]);
+    l.no_leaks();
+}
+
+#[test]
+fn malformed_frames_are_dropped_and_counted() {
+    let mut l = lab();
+    let good = udp_frame([198, 19, 200, 7], 64, 40);
+    let mut cases: Vec<(Vec<u8>, &str, u16)> = Vec::new();
+    cases.push((good[..10].to_vec(), "ethernet-input", 0));
+    cases.push((good[..30].to_vec(), "ip4-input", 0));
+    let mut bad_ck = good.clone();
+    bad_ck[14 + 10] ^= 0xff;
+    cases.push((bad_ck, "ip4-input", 3));
+    let mut bad_len = good.clone();
+    bad_len[14 + 2..14 + 4].copy_from_slice(&2000u16.to_be_bytes());
+    let ck = {
+        bad_len[24] = 0;
+        bad_len[25] = 0;
+        rvpp_dataplane::wire::checksum(&bad_len[14..34])
+    };
+    bad_len[24..26].copy_from_slice(&ck.to_be_bytes());
+    cases.push((bad_len, "ip4-input", 4));
+    let mut bad_ver = good.clone();
+    bad_ver[14] = 0x65;
+    cases.push((bad_ver, "ip4-input", 1));
+    let mut bad_ihl = good.clone();
+    bad_ihl[14] = 0x43;
+    cases.push((bad_ihl, "ip4-input", 2));
+    let mut other_mac = good.clone();
+    other_mac[0..6].copy_from_slice(&[2, 9, 9, 9, 9, 9]);
+    cases.push((other_mac, "ethernet-input", 3));
+    let mut unknown_type = good.clone();
+    unknown_type[12..14].copy_from_slice(&0x1234u16.to_be_bytes());
+    cases.push((unknown_type, "ethernet-input", 4));
+    for (frame, node, code) in cases {
+        let before = l.error(node, code);
+        l.send(&frame);
+        assert_eq!(l.error(node, code), before + 1, "{node} error {code}");
+    }
+    assert!(Lab::take(&l.out1).is_empty());
+    // TTL 0 is answered with time exceeded, never forwarded.
+    l.send(&udp_frame([198, 19, 200, 7], 0, 10));
+    assert!(Lab::take(&l.out1).is_empty());
+    assert_eq!(l.error("ip4-input", 5), 1);
+    // Every truncation of a good frame: no panic, nothing forwarded twice.
+    for cut in 0..good.len() {
+        l.send(&good[..cut]);
+    }
+    assert!(Lab::take(&l.out1).len() <= 1);
+    l.no_leaks();
+}
+
+#[test]
+fn ip4_options_are_forwarded() {
+    let mut l = lab();
+    // A 24-byte header with one NOP+EOL option word.
+    let mut f = udp_frame([198, 19, 200, 7], 64, 20);
+    let mut ip4 = f[14..34].to_vec();
+    ip4[0] = 0x46;
+    let tl = u16::from_be_bytes([ip4[2], ip4[3]]) + 4;
+    ip4[2..4].copy_from_slice(&tl.to_be_bytes());
+    ip4.extend_from_slice(&[1, 1, 1, 0]);
+    ip4[10] = 0;
+    ip4[11] = 0;
+    let c = rvpp_dataplane::wire::checksum(&ip4);
+    ip4[10..12].copy_from_slice(&c.to_be_bytes());
+    let mut nf = f[..14].to_vec();
+    nf.extend_from_slice(&ip4);
+    nf.extend_from_slice(&f[34..]);
+    f = nf;
+    l.send(&f);
+    let out = Lab::take(&l.out1);
+    assert_eq!(out.len(), 1);
+    assert!(rvpp_dataplane::wire::ip4_header_ok(&out[0][14..38]));
+    assert_eq!(out[0][14 + 8], 63);
+    assert_eq!(l.error("ip4-input", 7), 1);
+    l.no_leaks();
+}
+
+#[test]
+fn ecmp_spreads_flows_over_paths() {
+    let mut l = lab();
+    let if1 = 1;
+    let a: IpAddr = "198.19.0.2".parse().unwrap();
+    let b: IpAddr = "198.19.0.3".parse().unwrap();
+    l.fwd
+        .neighbor_add(if1, b, [2, 0, 0, 0, 0, 0xb2], true)
+        .unwrap();
+    l.fwd
+        .route_add(
+            0,
+            Prefix::parse("198.19.64.0/18").unwrap(),
+            vec![Path::via(a, Some(if1)), Path::via(b, Some(if1))],
+        )
+        .unwrap();
+    for i in 0..64u8 {
+        let mut f = udp_frame([198, 19, 64, i], 64, 10);
+        f[34..36].copy_from_slice(&(1000 + i as u16).to_be_bytes());
+        l.send(&f);
+    }
+    let out = Lab::take(&l.out1);
+    assert_eq!(out.len(), 64);
+    let to_b = out.iter().filter(|f| f[5] == 0xb2).count();
+    assert!(to_b > 8 && to_b < 56, "flows split {to_b}/64");
+    l.no_leaks();
+}

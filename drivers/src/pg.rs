@@ -1,0 +1,167 @@
+//! The packet generator (an input device that writes fresh headers into every packet, as VPP's
+//! pg does) and the null sink (a tx device that frees what it is given).
+
+use rvpp_dataplane::buffer::Buffers;
+use rvpp_dataplane::device::{RxQueue, TxQueue};
+use rvpp_dataplane::graph::rx_next;
+use rvpp_dataplane::wire::{self, Ip4HdrMut, Mac};
+
+/// A stream of Ethernet/IPv4/UDP packets whose destination cycles through a list.
+pub struct PgStream {
+    sw_if_index: u32,
+    /// The frame, Ethernet header included.
+    template: Vec<u8>,
+    /// (destination, header checksum) pairs, precomputed so each packet costs two stores.
+    dsts: Vec<(u32, u16)>,
+    next_dst: usize,
+    /// Packets left to send (None: forever).
+    remaining: Option<u64>,
+    pub sent: u64,
+    pub alloc_failures: u64,
+}
+
+pub const IP4_OFF: usize = wire::ETH_HDR;
+
+impl PgStream {
+    /// `frame_len` bytes (Ethernet header included, min 60), from `src` to each of `dsts`.
+    pub fn ip4_udp(
+        sw_if_index: u32,
+        dst_mac: Mac,
+        src_mac: Mac,
+        src: u32,
+        dsts: &[u32],
+        frame_len: usize,
+    ) -> Self {
+        let frame_len = frame_len.max(60);
+        let mut t = vec![0u8; frame_len];
+        t[0..6].copy_from_slice(&dst_mac);
+        t[6..12].copy_from_slice(&src_mac);
+        t[12..14].copy_from_slice(&wire::ETHERTYPE_IP4.to_be_bytes());
+        let ip_len = (frame_len - wire::ETH_HDR) as u16;
+        {
+            let mut h = Ip4HdrMut::new(&mut t[IP4_OFF..]).expect("frame >= 60");
+            h.init(
+                src,
+                dsts.first().copied().unwrap_or(0),
+                wire::IP_PROTO_UDP,
+                64,
+                ip_len,
+            );
+        }
+        let u = IP4_OFF + wire::IP4_HDR;
+        t[u..u + 2].copy_from_slice(&1234u16.to_be_bytes());
+        t[u + 2..u + 4].copy_from_slice(&5678u16.to_be_bytes());
+        t[u + 4..u + 6].copy_from_slice(&(ip_len - wire::IP4_HDR as u16).to_be_bytes());
+        let dsts = dsts
+            .iter()
+            .map(|&d| {
+                let mut h = [0u8; 20];
+                h.copy_from_slice(&t[IP4_OFF..IP4_OFF + 20]);
+                let mut v = Ip4HdrMut(&mut h);
+                v.set_dst(d);
+                v.fill_checksum();
+                (d, v.view().checksum())
+            })
+            .collect();
+        Self {
+            sw_if_index,
+            template: t,
+            dsts,
+            next_dst: 0,
+            remaining: None,
+            sent: 0,
+            alloc_failures: 0,
+        }
+    }
+
+    /// Stop after `n` packets.
+    pub fn limit(mut self, n: u64) -> Self {
+        self.remaining = Some(n);
+        self
+    }
+}
+
+impl RxQueue for PgStream {
+    fn input_node(&self) -> &'static str {
+        "pg-input"
+    }
+    fn sw_if_index(&self) -> u32 {
+        self.sw_if_index
+    }
+    fn rx(&mut self, bufs: &mut Buffers, out: &mut [u32], nexts: &mut [u16]) -> usize {
+        let want = match self.remaining {
+            Some(r) => (r as usize).min(out.len()),
+            None => out.len(),
+        };
+        let n = bufs.alloc(&mut out[..want]);
+        if n < want {
+            self.alloc_failures += (want - n) as u64;
+        }
+        let tl = self.template.len();
+        let nd = self.dsts.len().max(1);
+        for (i, &bi) in out[..n].iter().enumerate() {
+            if let Some(&nb) = out.get(i + 4) {
+                bufs.prefetch(nb);
+            }
+            let mut b = bufs.get(bi);
+            b.meta.rx_sw_if_index = self.sw_if_index;
+            b.meta.current_length = tl as u16;
+            let d = &mut b.tail_room_mut()[..tl];
+            d.copy_from_slice(&self.template);
+            if let Some(&(dst, ck)) = self.dsts.get(self.next_dst) {
+                d[IP4_OFF + 10..IP4_OFF + 12].copy_from_slice(&ck.to_be_bytes());
+                d[IP4_OFF + 16..IP4_OFF + 20].copy_from_slice(&dst.to_be_bytes());
+            }
+            self.next_dst += 1;
+            if self.next_dst == nd {
+                self.next_dst = 0;
+            }
+        }
+        nexts[..n].fill(rx_next::ETHERNET);
+        self.sent += n as u64;
+        if let Some(r) = &mut self.remaining {
+            *r -= n as u64;
+        }
+        n
+    }
+}
+
+/// Frees every packet; counts them.
+#[derive(Default)]
+pub struct NullTx {
+    pub packets: u64,
+    pub bytes: u64,
+}
+
+impl TxQueue for NullTx {
+    fn tx_node(&self) -> &'static str {
+        "null-tx"
+    }
+    fn tx(&mut self, bufs: &mut Buffers, pkts: &[u32]) -> usize {
+        self.packets += pkts.len() as u64;
+        bufs.free(pkts);
+        pkts.len()
+    }
+}
+
+/// Collects packets' bytes (tests); frees the buffers.
+#[derive(Default)]
+pub struct CaptureTx {
+    pub frames: std::sync::Arc<std::sync::Mutex<Vec<Vec<u8>>>>,
+}
+
+impl TxQueue for CaptureTx {
+    fn tx_node(&self) -> &'static str {
+        "pg-tx"
+    }
+    fn tx(&mut self, bufs: &mut Buffers, pkts: &[u32]) -> usize {
+        let mut tmp = vec![0u8; 65536];
+        let mut frames = self.frames.lock().unwrap_or_else(|e| e.into_inner());
+        for &bi in pkts {
+            let n = bufs.copy_chain(bi, &mut tmp);
+            frames.push(tmp[..n].to_vec());
+        }
+        bufs.free(pkts);
+        pkts.len()
+    }
+}
