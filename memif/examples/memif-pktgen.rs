@@ -106,10 +106,19 @@ fn main() {
         while let Some(e) = ifc.poll_control() {
             eprintln!("{e:?}");
         }
-        if std::env::var("PKTGEN_DEBUG").is_ok() && last_dbg.elapsed() > Duration::from_millis(500) {
+        if std::env::var("PKTGEN_DEBUG").is_ok() && last_dbg.elapsed() > Duration::from_millis(500)
+        {
             last_dbg = Instant::now();
             if let (Some(r), Some(t)) = (ifc.rx_ring(0), ifc.tx_ring(0)) {
-                eprintln!("rx h={} t={} f={} | tx h={} t={} f={} | sent {sent} ok {ok}", r.head(), r.tail(), r.flags(), t.head(), t.tail(), t.flags());
+                eprintln!(
+                    "rx h={} t={} f={} | tx h={} t={} f={} | sent {sent} ok {ok}",
+                    r.head(),
+                    r.tail(),
+                    r.flags(),
+                    t.head(),
+                    t.tail(),
+                    t.flags()
+                );
             }
         }
         for q in 0..nq {
@@ -121,7 +130,9 @@ fn main() {
             let n = ifc.rx_burst(q, &mut bufs);
             for b in &bufs[..n] {
                 let got = b.as_slice();
-                let seq = got.get(14..18).map_or(u32::MAX, |s| u32::from_be_bytes(s.try_into().unwrap()));
+                let seq = got
+                    .get(14..18)
+                    .map_or(u32::MAX, |s| u32::from_be_bytes(s.try_into().unwrap()));
                 let mut want = frame(size, seq);
                 swap_macs(&mut want);
                 if got == &want[..] {
@@ -133,6 +144,9 @@ fn main() {
         }
     }
     let secs = start.elapsed().as_secs_f64();
-    println!("sent {sent} received-ok {ok} bad {bad} in {secs:.2}s ({:.0} pps)", ok as f64 / secs);
+    println!(
+        "sent {sent} received-ok {ok} bad {bad} in {secs:.2}s ({:.0} pps)",
+        ok as f64 / secs
+    );
     std::process::exit(if ok == count { 0 } else { 1 });
 }

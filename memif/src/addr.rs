@@ -64,8 +64,14 @@ mod tests {
                 netns: Some("/var/run/netns/cni-1".into())
             }
         );
-        assert_eq!(SocketSpec::parse("@x").unwrap().name, SocketName::Abstract("x".into()));
-        assert_eq!(SocketSpec::parse("/run/m.sock").unwrap().name, SocketName::Path("/run/m.sock".into()));
+        assert_eq!(
+            SocketSpec::parse("@x").unwrap().name,
+            SocketName::Abstract("x".into())
+        );
+        assert_eq!(
+            SocketSpec::parse("/run/m.sock").unwrap().name,
+            SocketName::Path("/run/m.sock".into())
+        );
         assert!(SocketSpec::parse("abstract:").is_err());
         assert!(SocketSpec::parse("/a,bogus=1").is_err());
     }

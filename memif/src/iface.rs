@@ -140,7 +140,10 @@ pub struct PacketBuf {
 impl PacketBuf {
     /// Buffer able to hold `capacity` bytes.
     pub fn new(capacity: usize) -> PacketBuf {
-        PacketBuf { data: vec![0u8; capacity].into_boxed_slice(), len: 0 }
+        PacketBuf {
+            data: vec![0u8; capacity].into_boxed_slice(),
+            len: 0,
+        }
     }
     /// Maximum packet size.
     pub fn capacity(&self) -> usize {
@@ -276,9 +279,14 @@ impl Interface {
     /// returned); a client makes its first connection attempt on the
     /// first [`poll_control`](Self::poll_control).
     pub fn new(cfg: Config) -> io::Result<Interface> {
-        let spec = SocketSpec::parse(&cfg.socket).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        let spec = SocketSpec::parse(&cfg.socket)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         let bad = |m: &str| Err(io::Error::new(io::ErrorKind::InvalidInput, m.to_string()));
-        if cfg.num_s2m_rings == 0 || cfg.num_m2s_rings == 0 || cfg.num_s2m_rings > 256 || cfg.num_m2s_rings > 256 {
+        if cfg.num_s2m_rings == 0
+            || cfg.num_m2s_rings == 0
+            || cfg.num_s2m_rings > 256
+            || cfg.num_m2s_rings > 256
+        {
             return bad("queue counts must be 1..=256");
         }
         if cfg.log2_ring_size > proto::MAX_LOG2_RING_SIZE {
@@ -347,7 +355,10 @@ impl Interface {
     /// the control connection, when present. A client that is not
     /// connected must also poll on a timer to retry.
     pub fn control_fds(&self) -> [Option<RawFd>; 2] {
-        [self.listener.as_ref().map(|f| f.as_raw_fd()), self.sock.as_ref().map(|f| f.as_raw_fd())]
+        [
+            self.listener.as_ref().map(|f| f.as_raw_fd()),
+            self.sock.as_ref().map(|f| f.as_raw_fd()),
+        ]
     }
 
     /// Drive the control channel without blocking: accept or (re)connect,
@@ -396,7 +407,10 @@ impl Interface {
                         let m = Msg::Disconnect(0, "Already connected".into()).encode();
                         let _ = sys::set_send_timeout(&s, Duration::from_millis(100));
                         let _ = sys::send_msg(&s, &m, None);
-                        warn!("memif {}: rejected second client: already connected", self.cfg.socket);
+                        warn!(
+                            "memif {}: rejected second client: already connected",
+                            self.cfg.socket
+                        );
                         continue;
                     }
                     let _ = sys::set_send_timeout(&s, Duration::from_secs(1));
@@ -493,22 +507,31 @@ impl Interface {
     }
 
     fn send(&mut self, m: &Msg, fd: Option<RawFd>) -> Result<(), String> {
-        let Some(s) = &self.sock else { return Err("no control channel".into()) };
+        let Some(s) = &self.sock else {
+            return Err("no control channel".into());
+        };
         sys::send_msg(s, &m.encode(), fd).map_err(|e| format!("sending {} failed: {e}", m.kind()))
     }
 
     fn handle(&mut self, msg: Msg, fd: Option<OwnedFd>) -> Result<(), String> {
         if let Msg::Disconnect(code, reason) = &msg {
-            info!("memif {}: peer disconnected (code {code}): {reason}", self.cfg.socket);
+            info!(
+                "memif {}: peer disconnected (code {code}): {reason}",
+                self.cfg.socket
+            );
             self.teardown(&format!("peer: {reason}"), false);
             return Ok(());
         }
         match (self.cfg.role, self.phase, msg) {
             (Role::Client, Phase::AwaitHello, Msg::Hello(h)) => self.client_on_hello(h),
             (Role::Client, Phase::AwaitAck, Msg::Ack) => self.client_send_next(),
-            (Role::Client, Phase::AwaitConnected, Msg::Connected(name)) => self.client_on_connected(name),
+            (Role::Client, Phase::AwaitConnected, Msg::Connected(name)) => {
+                self.client_on_connected(name)
+            }
             (Role::Server, Phase::AwaitInit, Msg::Init(i)) => self.server_on_init(i),
-            (Role::Server, Phase::AwaitConfig, Msg::AddRegion(r)) => self.server_on_add_region(r, fd),
+            (Role::Server, Phase::AwaitConfig, Msg::AddRegion(r)) => {
+                self.server_on_add_region(r, fd)
+            }
             (Role::Server, Phase::AwaitConfig, Msg::AddRing(r)) => self.server_on_add_ring(r, fd),
             (Role::Server, Phase::AwaitConfig, Msg::Connect(name)) => self.server_on_connect(name),
             (_, phase, m) => Err(format!("unexpected {} in state {phase:?}", m.kind())),
@@ -527,19 +550,26 @@ impl Interface {
             ));
         }
         if (h.max_region as usize) < self.cfg.extra_regions.len() {
-            return Err(format!("peer accepts only {} regions", h.max_region as usize + 1));
+            return Err(format!(
+                "peer accepts only {} regions",
+                h.max_region as usize + 1
+            ));
         }
         self.remote_name = h.name;
         let n_s2m = self.cfg.num_s2m_rings.min(h.max_s2m_ring.saturating_add(1));
         let n_m2s = self.cfg.num_m2s_rings.min(h.max_m2s_ring.saturating_add(1));
         let log2 = self.cfg.log2_ring_size.min(h.max_log2_ring_size);
-        let conn = self.client_build(n_s2m, n_m2s, log2).map_err(|e| format!("setting up shared memory failed: {e}"))?;
+        let conn = self
+            .client_build(n_s2m, n_m2s, log2)
+            .map_err(|e| format!("setting up shared memory failed: {e}"))?;
         let n_regions = conn.regions.len() as u16;
         self.conn = Some(conn);
         self.pending.clear();
         self.pending.extend((0..n_regions).map(Pending::Region));
-        self.pending.extend((0..n_s2m).map(|i| Pending::Ring(true, i)));
-        self.pending.extend((0..n_m2s).map(|i| Pending::Ring(false, i)));
+        self.pending
+            .extend((0..n_s2m).map(|i| Pending::Ring(true, i)));
+        self.pending
+            .extend((0..n_m2s).map(|i| Pending::Ring(false, i)));
         self.pending.push_back(Pending::Connect);
         let init = Msg::Init(Init {
             version: proto::VERSION,
@@ -563,7 +593,10 @@ impl Interface {
         let per_ring = slots * self.cfg.buffer_size as usize;
         let total = buf_start + n_rings * per_ring;
         if total > u32::MAX as usize {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, "region 0 exceeds 4 GiB"));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "region 0 exceeds 4 GiB",
+            ));
         }
         let (fd, size) = sys::memfd("memif_region_0", total)?;
         let map = Mmap::map(fd.as_raw_fd(), size)?;
@@ -585,7 +618,11 @@ impl Interface {
         let mut tx = Vec::new();
         for g in 0..n_rings {
             let s2m = g < n_s2m as usize;
-            let kind = if s2m { RingKind::ClientToServer } else { RingKind::ServerToClient };
+            let kind = if s2m {
+                RingKind::ClientToServer
+            } else {
+                RingKind::ServerToClient
+            };
             let off = (g * ring_bytes) as u32;
             let ring = Ring::new(regions.clone(), 0, off, log2, kind, Some(sys::eventfd()?))
                 .map_err(io::Error::other)?;
@@ -619,15 +656,27 @@ impl Interface {
     }
 
     fn client_send_next(&mut self) -> Result<(), String> {
-        let Some(p) = self.pending.pop_front() else { return Err("unexpected ACK".into()) };
+        let Some(p) = self.pending.pop_front() else {
+            return Err("unexpected ACK".into());
+        };
         let conn = self.conn.as_ref().ok_or("no connection state")?;
         let (msg, fd) = match p {
             Pending::Region(i) => {
                 let r = &conn.regions[i as usize];
-                (Msg::AddRegion(proto::AddRegion { index: i, size: r.size() as u64 }), r.fd())
+                (
+                    Msg::AddRegion(proto::AddRegion {
+                        index: i,
+                        size: r.size() as u64,
+                    }),
+                    r.fd(),
+                )
             }
             Pending::Ring(s2m, i) => {
-                let q = if s2m { &conn.tx[i as usize] } else { &conn.rx[i as usize] };
+                let q = if s2m {
+                    &conn.tx[i as usize]
+                } else {
+                    &conn.rx[i as usize]
+                };
                 let off = q.ring.regions()[0].base() as usize;
                 let hdr = q.ring_offset(off);
                 (
@@ -652,7 +701,11 @@ impl Interface {
     }
 
     fn client_on_connected(&mut self, name: String) -> Result<(), String> {
-        let mask = if self.cfg.rx_interrupts { 0 } else { proto::RING_FLAG_MASK_INT };
+        let mask = if self.cfg.rx_interrupts {
+            0
+        } else {
+            proto::RING_FLAG_MASK_INT
+        };
         let conn = self.conn.as_ref().ok_or("no connection state")?;
         for q in &conn.tx {
             q.ring.set_head(0);
@@ -675,8 +728,14 @@ impl Interface {
     fn established(&mut self, remote_if_name: String) {
         self.phase = Phase::Connected;
         self.stats.connects += 1;
-        info!("memif {}: connected to {} ({remote_if_name})", self.cfg.socket, self.remote_name);
-        self.events.push_back(Event::Connected { remote_name: self.remote_name.clone(), remote_if_name });
+        info!(
+            "memif {}: connected to {} ({remote_if_name})",
+            self.cfg.socket, self.remote_name
+        );
+        self.events.push_back(Event::Connected {
+            remote_name: self.remote_name.clone(),
+            remote_if_name,
+        });
     }
 
     // ----- server side -----
@@ -690,7 +749,12 @@ impl Interface {
         }
         match Mode::from_u8(i.mode) {
             Some(m) if m == self.cfg.mode => {}
-            _ => return Err(format!("Mode mismatch (peer {}, ours {:?})", i.mode, self.cfg.mode)),
+            _ => {
+                return Err(format!(
+                    "Mode mismatch (peer {}, ours {:?})",
+                    i.mode, self.cfg.mode
+                ))
+            }
         }
         if let Some(secret) = &self.cfg.secret {
             if !secret.is_empty() && proto::secret_field(secret) != i.secret {
@@ -706,16 +770,26 @@ impl Interface {
         Ok(())
     }
 
-    fn server_on_add_region(&mut self, r: proto::AddRegion, fd: Option<OwnedFd>) -> Result<(), String> {
+    fn server_on_add_region(
+        &mut self,
+        r: proto::AddRegion,
+        fd: Option<OwnedFd>,
+    ) -> Result<(), String> {
         let fd = fd.ok_or("Missing region fd")?;
         if r.index as usize != self.srv_regions.len() || self.srv_regions.len() >= MAX_REGIONS {
-            return Err(format!("Invalid region index {} (expected {})", r.index, self.srv_regions.len()));
+            return Err(format!(
+                "Invalid region index {} (expected {})",
+                r.index,
+                self.srv_regions.len()
+            ));
         }
-        let fsize = sys::fd_size(fd.as_raw_fd()).map_err(|e| format!("fstat on region fd failed: {e}"))?;
+        let fsize =
+            sys::fd_size(fd.as_raw_fd()).map_err(|e| format!("fstat on region fd failed: {e}"))?;
         if r.size == 0 || r.size > MAX_REGION_SIZE || r.size > fsize {
             return Err(format!("Invalid region size {} (file has {fsize})", r.size));
         }
-        let map = Mmap::map(fd.as_raw_fd(), r.size as usize).map_err(|e| format!("mmap of region failed: {e}"))?;
+        let map = Mmap::map(fd.as_raw_fd(), r.size as usize)
+            .map_err(|e| format!("mmap of region failed: {e}"))?;
         self.srv_regions.push(Region { map, fd: None });
         self.send(&Msg::Ack, None)
     }
@@ -728,17 +802,35 @@ impl Interface {
         if r.log2_ring_size > proto::MAX_LOG2_RING_SIZE {
             return Err(format!("Invalid ring size 2^{}", r.log2_ring_size));
         }
-        let region = self.srv_regions.get(r.region as usize).ok_or(format!("Invalid ring region {}", r.region))?;
+        let region = self
+            .srv_regions
+            .get(r.region as usize)
+            .ok_or(format!("Invalid ring region {}", r.region))?;
         let end = r.offset as u64 + proto::ring_bytes(r.log2_ring_size) as u64;
-        if end > region.size() as u64 || r.offset % 8 != 0 {
-            return Err(format!("Invalid ring offset {} for region of {} bytes", r.offset, region.size()));
+        if end > region.size() as u64 || r.offset & 7 != 0 {
+            return Err(format!(
+                "Invalid ring offset {} for region of {} bytes",
+                r.offset,
+                region.size()
+            ));
         }
-        let list = if s2m { &mut self.srv_s2m } else { &mut self.srv_m2s };
-        let slot = list.get_mut(r.index as usize).ok_or(format!("Invalid ring index {}", r.index))?;
+        let list = if s2m {
+            &mut self.srv_s2m
+        } else {
+            &mut self.srv_m2s
+        };
+        let slot = list
+            .get_mut(r.index as usize)
+            .ok_or(format!("Invalid ring index {}", r.index))?;
         if slot.is_some() {
             return Err(format!("Duplicate ring index {}", r.index));
         }
-        *slot = Some(RingSpec { region: r.region, offset: r.offset, log2: r.log2_ring_size, intr: fd });
+        *slot = Some(RingSpec {
+            region: r.region,
+            offset: r.offset,
+            log2: r.log2_ring_size,
+            intr: fd,
+        });
         self.send(&Msg::Ack, None)
     }
 
@@ -755,7 +847,14 @@ impl Interface {
         let m2s = take(&mut self.srv_m2s)?;
         let regions: Regions = Arc::new(std::mem::take(&mut self.srv_regions));
         let mk = |spec: RingSpec, kind| -> Result<Queue, String> {
-            let ring = Ring::new(regions.clone(), spec.region, spec.offset, spec.log2, kind, spec.intr)?;
+            let ring = Ring::new(
+                regions.clone(),
+                spec.region,
+                spec.offset,
+                spec.log2,
+                kind,
+                spec.intr,
+            )?;
             if ring.cookie() != proto::COOKIE {
                 return Err(format!("Wrong ring cookie {:#x}", ring.cookie()));
             }
@@ -763,9 +862,19 @@ impl Interface {
             ring.set_tail(0);
             Ok(Queue { ring, buf_base: 0 })
         };
-        let rx = s2m.into_iter().map(|s| mk(s, RingKind::ClientToServer)).collect::<Result<Vec<_>, _>>()?;
-        let tx = m2s.into_iter().map(|s| mk(s, RingKind::ServerToClient)).collect::<Result<Vec<_>, _>>()?;
-        let mask = if self.cfg.rx_interrupts { 0 } else { proto::RING_FLAG_MASK_INT };
+        let rx = s2m
+            .into_iter()
+            .map(|s| mk(s, RingKind::ClientToServer))
+            .collect::<Result<Vec<_>, _>>()?;
+        let tx = m2s
+            .into_iter()
+            .map(|s| mk(s, RingKind::ServerToClient))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mask = if self.cfg.rx_interrupts {
+            0
+        } else {
+            proto::RING_FLAG_MASK_INT
+        };
         for q in &rx {
             q.ring.set_flags(mask);
         }
@@ -792,7 +901,9 @@ impl Interface {
         self.next_attempt = Instant::now() + self.cfg.reconnect_interval;
         if was_connected {
             info!("memif {}: disconnected: {reason}", self.cfg.socket);
-            self.events.push_back(Event::Disconnected { reason: reason.to_string() });
+            self.events.push_back(Event::Disconnected {
+                reason: reason.to_string(),
+            });
         } else {
             debug!("memif {}: handshake aborted: {reason}", self.cfg.socket);
         }
@@ -827,7 +938,10 @@ impl Interface {
     fn ring_error(&mut self, what: &str) {
         self.stats.ring_errors += 1;
         if rate_limited(self.stats.ring_errors) {
-            warn!("memif {}: {what} (ring errors: {})", self.cfg.socket, self.stats.ring_errors);
+            warn!(
+                "memif {}: {what} (ring errors: {})",
+                self.cfg.socket, self.stats.ring_errors
+            );
         }
     }
 
@@ -839,7 +953,9 @@ impl Interface {
         let role = self.cfg.role;
         let rx_interrupts = self.cfg.rx_interrupts;
         let Some(conn) = self.live() else { return 0 };
-        let Some(queue) = conn.rx.get(q) else { return 0 };
+        let Some(queue) = conn.rx.get(q) else {
+            return 0;
+        };
         let ring = &queue.ring;
         if rx_interrupts {
             if let Some(fd) = ring.interrupt_fd() {
@@ -938,7 +1054,9 @@ impl Interface {
     pub fn tx_burst<B: AsRef<[u8]>>(&mut self, q: usize, pkts: &[B]) -> usize {
         let role = self.cfg.role;
         let Some(conn) = self.live() else { return 0 };
-        let Some(queue) = conn.tx.get(q) else { return 0 };
+        let Some(queue) = conn.tx.get(q) else {
+            return 0;
+        };
         let ring = &queue.ring;
         let size = ring.size();
         let (h, t) = (ring.head(), ring.tail());
@@ -977,7 +1095,14 @@ impl Interface {
                 off += chunk;
                 let flags = if off < p.len() { DESC_FLAG_NEXT } else { 0 };
                 match role {
-                    Role::Client => ring.set_desc(slot, Desc { flags, length: chunk as u32, ..d }),
+                    Role::Client => ring.set_desc(
+                        slot,
+                        Desc {
+                            flags,
+                            length: chunk as u32,
+                            ..d
+                        },
+                    ),
                     Role::Server => ring.set_len_flags(slot, chunk as u32, flags),
                 }
                 slot = slot.wrapping_add(1);

@@ -6,7 +6,7 @@
 //! zero. Decoding never panics: a short buffer or unknown type is an error.
 
 /// Ring header magic written by the client; checked by the server.
-pub const COOKIE: u32 = 0x3E31_F20;
+pub const COOKIE: u32 = 0x03E3_1F20;
 /// Protocol version 2.0 encoded as `major << 8 | minor`.
 pub const VERSION: u16 = 2 << 8;
 /// Size of every control message on the wire.
@@ -189,7 +189,9 @@ pub enum DecodeError {
 impl std::fmt::Display for DecodeError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            DecodeError::BadSize(n) => write!(f, "control message of {n} bytes, expected {MSG_SIZE}"),
+            DecodeError::BadSize(n) => {
+                write!(f, "control message of {n} bytes, expected {MSG_SIZE}")
+            }
             DecodeError::UnknownType(t) => write!(f, "unknown control message type {t}"),
         }
     }
@@ -286,7 +288,9 @@ impl Msg {
 
     /// Decode a received datagram. Anything but exactly 128 bytes is rejected.
     pub fn decode(buf: &[u8]) -> Result<Msg, DecodeError> {
-        let b: &[u8; MSG_SIZE] = buf.try_into().map_err(|_| DecodeError::BadSize(buf.len()))?;
+        let b: &[u8; MSG_SIZE] = buf
+            .try_into()
+            .map_err(|_| DecodeError::BadSize(buf.len()))?;
         const P: usize = 2;
         let t = get_u16(b, 0);
         Ok(match t {
@@ -325,7 +329,9 @@ impl Msg {
             }),
             msg_type::CONNECT => Msg::Connect(get_str(b, P, NAME_SIZE)),
             msg_type::CONNECTED => Msg::Connected(get_str(b, P, NAME_SIZE)),
-            msg_type::DISCONNECT => Msg::Disconnect(get_u32(b, P), get_str(b, P + 4, DISCONNECT_STRING_SIZE)),
+            msg_type::DISCONNECT => {
+                Msg::Disconnect(get_u32(b, P), get_str(b, P + 4, DISCONNECT_STRING_SIZE))
+            }
             other => return Err(DecodeError::UnknownType(other)),
         })
     }
@@ -360,7 +366,13 @@ mod tests {
     #[test]
     fn layout_offsets_match_the_c_structs() {
         // INIT: type(2) version(2) id(4) mode(1) secret(24) name(32)
-        let m = Msg::Init(Init { version: VERSION, id: 0x01020304, mode: 1, secret: secret_field("abc"), name: "x".into() });
+        let m = Msg::Init(Init {
+            version: VERSION,
+            id: 0x01020304,
+            mode: 1,
+            secret: secret_field("abc"),
+            name: "x".into(),
+        });
         let b = m.encode();
         assert_eq!(&b[0..2], &[3, 0]);
         assert_eq!(&b[2..4], &[0, 2]);
@@ -369,11 +381,26 @@ mod tests {
         assert_eq!(&b[9..12], b"abc");
         assert_eq!(b[33], b'x');
         // ADD_RING: flags(2) index(2) region(2) offset(4) log2(1) priv(2)
-        let r = AddRing { flags: 1, index: 2, region: 3, offset: 0x100, log2_ring_size: 10, private_hdr_size: 0 };
+        let r = AddRing {
+            flags: 1,
+            index: 2,
+            region: 3,
+            offset: 0x100,
+            log2_ring_size: 10,
+            private_hdr_size: 0,
+        };
         let b = Msg::AddRing(r).encode();
         assert_eq!(&b[2..14], &[1, 0, 2, 0, 3, 0, 0, 1, 0, 0, 10, 0]);
         assert_eq!(Msg::decode(&b), Ok(Msg::AddRing(r)));
-        let h = Hello { name: "n".into(), min_version: VERSION, max_version: VERSION, max_region: 3, max_m2s_ring: 1, max_s2m_ring: 1, max_log2_ring_size: 14 };
+        let h = Hello {
+            name: "n".into(),
+            min_version: VERSION,
+            max_version: VERSION,
+            max_region: 3,
+            max_m2s_ring: 1,
+            max_s2m_ring: 1,
+            max_log2_ring_size: 14,
+        };
         let b = Msg::Hello(h.clone()).encode();
         assert_eq!(b[44], 14);
         assert_eq!(Msg::decode(&b), Ok(Msg::Hello(h)));

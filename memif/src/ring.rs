@@ -94,17 +94,28 @@ impl Ring {
         if log2 > proto::MAX_LOG2_RING_SIZE {
             return Err(format!("ring size 2^{log2} too large"));
         }
-        let r = regions.get(region as usize).ok_or_else(|| format!("ring in unknown region {region}"))?;
+        let r = regions
+            .get(region as usize)
+            .ok_or_else(|| format!("ring in unknown region {region}"))?;
         let end = offset as u64 + proto::ring_bytes(log2) as u64;
         if end > r.size() as u64 {
-            return Err(format!("ring at {offset} (2^{log2} slots) exceeds region {region} of {} bytes", r.size()));
+            return Err(format!(
+                "ring at {offset} (2^{log2} slots) exceeds region {region} of {} bytes",
+                r.size()
+            ));
         }
-        if offset % 8 != 0 {
+        if offset & 7 != 0 {
             return Err(format!("ring offset {offset} not 8-byte aligned"));
         }
         // SAFETY: offset + ring_bytes <= region size, checked above.
         let hdr = unsafe { r.base().add(offset as usize) };
-        Ok(Ring { regions, hdr, log2, kind, intr })
+        Ok(Ring {
+            regions,
+            hdr,
+            log2,
+            kind,
+            intr,
+        })
     }
 
     pub(crate) fn hdr_addr(&self) -> usize {
@@ -144,7 +155,8 @@ impl Ring {
     }
     /// Store `head` (release: publishes earlier descriptor/buffer writes).
     pub fn set_head(&self, v: u16) {
-        self.atomic(proto::RING_HEAD_OFFSET).store(v, Ordering::Release)
+        self.atomic(proto::RING_HEAD_OFFSET)
+            .store(v, Ordering::Release)
     }
     /// Load `tail` (acquire).
     pub fn tail(&self) -> u16 {
@@ -152,15 +164,18 @@ impl Ring {
     }
     /// Store `tail` (release).
     pub fn set_tail(&self, v: u16) {
-        self.atomic(proto::RING_TAIL_OFFSET).store(v, Ordering::Release)
+        self.atomic(proto::RING_TAIL_OFFSET)
+            .store(v, Ordering::Release)
     }
     /// Ring flags ([`proto::RING_FLAG_MASK_INT`]).
     pub fn flags(&self) -> u16 {
-        self.atomic(proto::RING_FLAGS_OFFSET).load(Ordering::Relaxed)
+        self.atomic(proto::RING_FLAGS_OFFSET)
+            .load(Ordering::Relaxed)
     }
     /// Set ring flags.
     pub fn set_flags(&self, v: u16) {
-        self.atomic(proto::RING_FLAGS_OFFSET).store(v, Ordering::Relaxed)
+        self.atomic(proto::RING_FLAGS_OFFSET)
+            .store(v, Ordering::Relaxed)
     }
     /// Ring cookie.
     pub fn cookie(&self) -> u32 {

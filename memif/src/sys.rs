@@ -38,7 +38,10 @@ fn sockaddr(name: &SocketName) -> io::Result<(libc::sockaddr_un, libc::socklen_t
     };
     // Leave room for the terminating NUL of a path.
     if bytes.is_empty() || bytes.len() + skip >= sa.sun_path.len() || bytes.contains(&0) {
-        return Err(io::Error::new(io::ErrorKind::InvalidInput, "bad unix socket name"));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "bad unix socket name",
+        ));
     }
     for (i, b) in bytes.iter().enumerate() {
         sa.sun_path[i + skip] = *b as libc::c_char;
@@ -76,7 +79,8 @@ pub fn seqpacket_socket(netns: Option<&str>) -> io::Result<OwnedFd> {
 
 fn raw_socket() -> io::Result<OwnedFd> {
     // SAFETY: plain syscall; the returned fd is checked and then owned.
-    let fd = cvt(unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC, 0) })?;
+    let fd =
+        cvt(unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC, 0) })?;
     // SAFETY: fd was just returned by socket() and nobody else owns it.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
@@ -85,44 +89,76 @@ fn raw_socket() -> io::Result<OwnedFd> {
 pub fn listen(fd: &OwnedFd, name: &SocketName) -> io::Result<()> {
     let (sa, len) = sockaddr(name)?;
     // SAFETY: sa is a valid sockaddr_un of length len.
-    cvt(unsafe { libc::bind(fd.as_raw_fd(), &sa as *const _ as *const libc::sockaddr, len) })?;
+    cvt(unsafe {
+        libc::bind(
+            fd.as_raw_fd(),
+            &sa as *const _ as *const libc::sockaddr,
+            len,
+        )
+    })?;
     // SAFETY: plain syscall.
     cvt(unsafe { libc::listen(fd.as_raw_fd(), 8) })?;
-    set_nonblocking(fd.as_raw_fd())?;
-    Ok(())
+    set_nonblocking(fd.as_raw_fd(), true)
 }
 
-/// Connect a socket.
+/// Connect a socket without blocking (a full listen backlog gives
+/// `WouldBlock` instead of a hang); the socket is blocking afterwards.
 pub fn connect(fd: &OwnedFd, name: &SocketName) -> io::Result<()> {
     let (sa, len) = sockaddr(name)?;
+    set_nonblocking(fd.as_raw_fd(), true)?;
     // SAFETY: sa is a valid sockaddr_un of length len.
-    cvt(unsafe { libc::connect(fd.as_raw_fd(), &sa as *const _ as *const libc::sockaddr, len) })?;
-    Ok(())
+    cvt(unsafe {
+        libc::connect(
+            fd.as_raw_fd(),
+            &sa as *const _ as *const libc::sockaddr,
+            len,
+        )
+    })?;
+    set_nonblocking(fd.as_raw_fd(), false)
 }
 
 /// Accept one pending connection, if any.
 pub fn accept(fd: &OwnedFd) -> io::Result<Option<OwnedFd>> {
     // SAFETY: null address pointers are allowed by accept4.
-    let r = unsafe { libc::accept4(fd.as_raw_fd(), std::ptr::null_mut(), std::ptr::null_mut(), libc::SOCK_CLOEXEC) };
+    let r = unsafe {
+        libc::accept4(
+            fd.as_raw_fd(),
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            libc::SOCK_CLOEXEC,
+        )
+    };
     if r < 0 {
         let e = io::Error::last_os_error();
-        return if e.kind() == io::ErrorKind::WouldBlock { Ok(None) } else { Err(e) };
+        return if e.kind() == io::ErrorKind::WouldBlock {
+            Ok(None)
+        } else {
+            Err(e)
+        };
     }
     // SAFETY: r is a fresh fd from accept4.
     Ok(Some(unsafe { OwnedFd::from_raw_fd(r) }))
 }
 
-fn set_nonblocking(fd: RawFd) -> io::Result<()> {
+fn set_nonblocking(fd: RawFd, on: bool) -> io::Result<()> {
     // SAFETY: fcntl on a valid fd.
     let fl = cvt(unsafe { libc::fcntl(fd, libc::F_GETFL) })?;
+    let fl = if on {
+        fl | libc::O_NONBLOCK
+    } else {
+        fl & !libc::O_NONBLOCK
+    };
     // SAFETY: as above.
-    cvt(unsafe { libc::fcntl(fd, libc::F_SETFL, fl | libc::O_NONBLOCK) })?;
+    cvt(unsafe { libc::fcntl(fd, libc::F_SETFL, fl) })?;
     Ok(())
 }
 
 /// Bound blocking sends so a peer that never reads cannot hang us.
 pub fn set_send_timeout(fd: &OwnedFd, t: Duration) -> io::Result<()> {
-    let tv = libc::timeval { tv_sec: t.as_secs() as libc::time_t, tv_usec: t.subsec_micros() as libc::suseconds_t };
+    let tv = libc::timeval {
+        tv_sec: t.as_secs() as libc::time_t,
+        tv_usec: t.subsec_micros() as libc::suseconds_t,
+    };
     // SAFETY: tv is a valid timeval for SO_SNDTIMEO.
     cvt(unsafe {
         libc::setsockopt(
@@ -138,7 +174,10 @@ pub fn set_send_timeout(fd: &OwnedFd, t: Duration) -> io::Result<()> {
 
 /// Send one control message, with at most one fd attached.
 pub fn send_msg(sock: &OwnedFd, msg: &[u8; MSG_SIZE], fd: Option<RawFd>) -> io::Result<()> {
-    let mut iov = libc::iovec { iov_base: msg.as_ptr() as *mut libc::c_void, iov_len: MSG_SIZE };
+    let mut iov = libc::iovec {
+        iov_base: msg.as_ptr() as *mut libc::c_void,
+        iov_len: MSG_SIZE,
+    };
     // u64 array keeps the control buffer aligned for cmsghdr.
     let mut ctl = [0u64; 4];
     // SAFETY: msghdr is plain old data; zero is a valid initial state.
@@ -167,7 +206,10 @@ pub fn send_msg(sock: &OwnedFd, msg: &[u8; MSG_SIZE], fd: Option<RawFd>) -> io::
         return Err(io::Error::last_os_error());
     }
     if n as usize != MSG_SIZE {
-        return Err(io::Error::new(io::ErrorKind::WriteZero, "short control message send"));
+        return Err(io::Error::new(
+            io::ErrorKind::WriteZero,
+            "short control message send",
+        ));
     }
     Ok(())
 }
@@ -180,12 +222,19 @@ pub enum Recv {
     Closed,
     /// A datagram of `len` bytes (may be != 128; the caller checks) and
     /// the first fd passed with it. Any extra fds are closed.
-    Msg { len: usize, fd: Option<OwnedFd>, truncated: bool },
+    Msg {
+        len: usize,
+        fd: Option<OwnedFd>,
+        truncated: bool,
+    },
 }
 
 /// Receive one datagram without blocking.
 pub fn recv_msg(sock: &OwnedFd, buf: &mut [u8; MSG_SIZE]) -> io::Result<Recv> {
-    let mut iov = libc::iovec { iov_base: buf.as_mut_ptr() as *mut libc::c_void, iov_len: MSG_SIZE };
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr() as *mut libc::c_void,
+        iov_len: MSG_SIZE,
+    };
     // Room for a few fds and credentials; extra fds are closed below.
     let mut ctl = [0u64; 16];
     // SAFETY: msghdr is plain old data.
@@ -195,10 +244,20 @@ pub fn recv_msg(sock: &OwnedFd, buf: &mut [u8; MSG_SIZE]) -> io::Result<Recv> {
     mh.msg_control = ctl.as_mut_ptr() as *mut libc::c_void;
     mh.msg_controllen = std::mem::size_of_val(&ctl) as _;
     // SAFETY: mh references live buffers; MSG_CMSG_CLOEXEC keeps fds private.
-    let n = unsafe { libc::recvmsg(sock.as_raw_fd(), &mut mh, libc::MSG_DONTWAIT | libc::MSG_CMSG_CLOEXEC) };
+    let n = unsafe {
+        libc::recvmsg(
+            sock.as_raw_fd(),
+            &mut mh,
+            libc::MSG_DONTWAIT | libc::MSG_CMSG_CLOEXEC,
+        )
+    };
     if n < 0 {
         let e = io::Error::last_os_error();
-        return if e.kind() == io::ErrorKind::WouldBlock { Ok(Recv::Empty) } else { Err(e) };
+        return if e.kind() == io::ErrorKind::WouldBlock {
+            Ok(Recv::Empty)
+        } else {
+            Err(e)
+        };
     }
     let mut first: Option<OwnedFd> = None;
     // SAFETY: the kernel filled msg_control/msg_controllen; the CMSG_*
@@ -210,7 +269,8 @@ pub fn recv_msg(sock: &OwnedFd, buf: &mut [u8; MSG_SIZE]) -> io::Result<Recv> {
             if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_RIGHTS {
                 let data = libc::CMSG_DATA(c) as *const RawFd;
                 let hdr = libc::CMSG_LEN(0) as usize;
-                let count = ((*c).cmsg_len as usize).saturating_sub(hdr) / std::mem::size_of::<RawFd>();
+                let count =
+                    ((*c).cmsg_len as usize).saturating_sub(hdr) / std::mem::size_of::<RawFd>();
                 for i in 0..count {
                     let fd = OwnedFd::from_raw_fd(std::ptr::read_unaligned(data.add(i)));
                     if first.is_none() {
@@ -225,7 +285,11 @@ pub fn recv_msg(sock: &OwnedFd, buf: &mut [u8; MSG_SIZE]) -> io::Result<Recv> {
         return Ok(Recv::Closed);
     }
     let truncated = mh.msg_flags & (libc::MSG_TRUNC | libc::MSG_CTRUNC) != 0;
-    Ok(Recv::Msg { len: n as usize, fd: first, truncated })
+    Ok(Recv::Msg {
+        len: n as usize,
+        fd: first,
+        truncated,
+    })
 }
 
 /// Create a non-blocking eventfd.
@@ -253,10 +317,16 @@ pub fn eventfd_drain(fd: RawFd) -> bool {
 /// Create a memfd of `size` bytes, trying hugepages first. Returns the
 /// fd and the (possibly rounded up) size.
 pub fn memfd(name: &str, size: usize) -> io::Result<(OwnedFd, usize)> {
-    let cname = CString::new(name).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "nul in name"))?;
+    let cname = CString::new(name)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "nul in name"))?;
     const HUGE: usize = 2 << 20;
     // SAFETY: cname is a valid C string.
-    let h = unsafe { libc::memfd_create(cname.as_ptr(), libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING | libc::MFD_HUGETLB) };
+    let h = unsafe {
+        libc::memfd_create(
+            cname.as_ptr(),
+            libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING | libc::MFD_HUGETLB,
+        )
+    };
     if h >= 0 {
         // SAFETY: fresh fd.
         let fd = unsafe { OwnedFd::from_raw_fd(h) };
@@ -273,7 +343,9 @@ pub fn memfd(name: &str, size: usize) -> io::Result<(OwnedFd, usize)> {
         }
     }
     // SAFETY: cname is a valid C string.
-    let r = cvt(unsafe { libc::memfd_create(cname.as_ptr(), libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING) })?;
+    let r = cvt(unsafe {
+        libc::memfd_create(cname.as_ptr(), libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING)
+    })?;
     // SAFETY: fresh fd.
     let fd = unsafe { OwnedFd::from_raw_fd(r) };
     // SAFETY: plain syscall on an owned fd.
@@ -302,6 +374,9 @@ pub struct Mmap {
 // SAFETY: the mapping is plain memory; access is synchronized by the
 // ring protocol (atomics on head/tail), not by this handle.
 unsafe impl Send for Mmap {}
+// SAFETY: the handle exposes only the base pointer and length; every
+// access to the memory goes through raw pointers/atomics at call sites.
+unsafe impl Sync for Mmap {}
 
 impl Mmap {
     /// Map `len` bytes of `fd` shared, read/write.
@@ -311,17 +386,31 @@ impl Mmap {
 
     fn map_flags(fd: RawFd, len: usize, extra: libc::c_int) -> io::Result<Mmap> {
         if len == 0 {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, "zero-length mapping"));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "zero-length mapping",
+            ));
         }
         // SAFETY: a fresh mapping at a kernel-chosen address cannot alias
         // any Rust object; failure is checked.
         let p = unsafe {
-            libc::mmap(std::ptr::null_mut(), len, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_SHARED | extra, fd, 0)
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED | extra,
+                fd,
+                0,
+            )
         };
         if p == libc::MAP_FAILED {
             return Err(io::Error::last_os_error());
         }
-        Ok(Mmap { ptr: NonNull::new(p as *mut u8).ok_or_else(|| io::Error::other("mmap returned null"))?, len })
+        Ok(Mmap {
+            ptr: NonNull::new(p as *mut u8)
+                .ok_or_else(|| io::Error::other("mmap returned null"))?,
+            len,
+        })
     }
 
     /// Base address.

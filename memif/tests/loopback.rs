@@ -7,7 +7,12 @@ use std::time::{Duration, Instant};
 use common::*;
 use memif::{Config, Event, Interface, Mode, Role};
 
-fn pair(tag: &str, mode: Mode, queues: u16, secret: Option<&str>) -> (Interface, Interface, String) {
+fn pair(
+    tag: &str,
+    mode: Mode,
+    queues: u16,
+    secret: Option<&str>,
+) -> (Interface, Interface, String) {
     let path = unique_path(tag);
     let mut s = Config::new(Role::Server, &path);
     s.mode = mode;
@@ -28,7 +33,9 @@ fn pair(tag: &str, mode: Mode, queues: u16, secret: Option<&str>) -> (Interface,
 }
 
 fn sizes() -> Vec<usize> {
-    let mut v: Vec<usize> = vec![64, 65, 128, 1500, 2047, 2048, 2049, 4096, 4097, 6000, 8999, 9000];
+    let mut v: Vec<usize> = vec![
+        64, 65, 128, 1500, 2047, 2048, 2049, 4096, 4097, 6000, 8999, 9000,
+    ];
     v.extend((0..40).map(|i| 64 + i * 223));
     v
 }
@@ -39,11 +46,23 @@ fn exercise(mode: Mode, queues: u16) {
     assert_eq!(server.rx_queues(), queues as usize);
     assert_eq!(client.tx_queues(), queues as usize);
     for q in 0..queues as usize {
-        let pkts: Vec<Vec<u8>> = sizes().iter().enumerate().map(|(i, &l)| make_packet(l, (q * 1000 + i) as u32)).collect();
+        let pkts: Vec<Vec<u8>> = sizes()
+            .iter()
+            .enumerate()
+            .map(|(i, &l)| make_packet(l, (q * 1000 + i) as u32))
+            .collect();
         // Several rounds so the rings wrap (ring has 256 slots).
         for _ in 0..4 {
-            assert_eq!(transfer(&mut client, &mut server, q, &pkts), pkts, "client->server q{q}");
-            assert_eq!(transfer(&mut server, &mut client, q, &pkts), pkts, "server->client q{q}");
+            assert_eq!(
+                transfer(&mut client, &mut server, q, &pkts),
+                pkts,
+                "client->server q{q}"
+            );
+            assert_eq!(
+                transfer(&mut server, &mut client, q, &pkts),
+                pkts,
+                "server->client q{q}"
+            );
         }
     }
     assert_eq!(server.stats().rx_dropped, 0);
@@ -91,7 +110,10 @@ fn ring_full_backpressure() {
     for (i, p) in b[..256].iter().enumerate() {
         assert_eq!(p.as_slice(), &pkts[i][..]);
     }
-    assert_eq!(transfer(&mut client, &mut server, 0, &pkts[sent..]), &pkts[sent..]);
+    assert_eq!(
+        transfer(&mut client, &mut server, 0, &pkts[sent..]),
+        &pkts[sent..]
+    );
 }
 
 #[test]
@@ -187,18 +209,34 @@ fn interrupt_mode_signals_eventfd() {
     let mut client = Interface::new(Config::new(Role::Client, &path)).unwrap();
     connect_pair(&mut server, &mut client);
     let fd = server.rx_interrupt_fd(0).expect("eventfd");
-    let mut pfd = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+    let mut pfd = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
     // SAFETY (test): pfd is a valid pollfd.
-    assert_eq!(unsafe { libc::poll(&mut pfd, 1, 0) }, 0, "not signalled before tx");
+    assert_eq!(
+        unsafe { libc::poll(&mut pfd, 1, 0) },
+        0,
+        "not signalled before tx"
+    );
     assert_eq!(client.tx_burst(0, &[make_packet(64, 1)]), 1);
     // SAFETY (test): as above.
-    assert_eq!(unsafe { libc::poll(&mut pfd, 1, 1000) }, 1, "signalled after tx");
+    assert_eq!(
+        unsafe { libc::poll(&mut pfd, 1, 1000) },
+        1,
+        "signalled after tx"
+    );
     let mut b = bufs(4, 2048);
     assert_eq!(server.rx_burst(0, &mut b), 1);
     // The client polls (default): the server must not signal it.
     let cfd = client.rx_interrupt_fd(0).unwrap();
     assert_eq!(server.tx_burst(0, &[make_packet(64, 2)]), 1);
-    let mut pfd = libc::pollfd { fd: cfd, events: libc::POLLIN, revents: 0 };
+    let mut pfd = libc::pollfd {
+        fd: cfd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
     // SAFETY (test): as above.
     assert_eq!(unsafe { libc::poll(&mut pfd, 1, 50) }, 0);
 }
@@ -207,7 +245,11 @@ fn interrupt_mode_signals_eventfd() {
 fn abstract_socket_in_netns() {
     // Needs root and `ip`; skip otherwise.
     let ns = format!("rvpp-memif-{}", std::process::id());
-    let ok = std::process::Command::new("ip").args(["netns", "add", &ns]).status().map(|s| s.success()).unwrap_or(false);
+    let ok = std::process::Command::new("ip")
+        .args(["netns", "add", &ns])
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
     if !ok {
         eprintln!("SKIP: cannot create a network namespace (need root and iproute2)");
         return;
@@ -215,7 +257,9 @@ fn abstract_socket_in_netns() {
     struct Del(String);
     impl Drop for Del {
         fn drop(&mut self) {
-            let _ = std::process::Command::new("ip").args(["netns", "del", &self.0]).status();
+            let _ = std::process::Command::new("ip")
+                .args(["netns", "del", &self.0])
+                .status();
         }
     }
     let _del = Del(ns.clone());

@@ -20,7 +20,9 @@ static SERIAL: Mutex<()> = Mutex::new(());
 
 fn testpmd_bin() -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path).map(|d| d.join("dpdk-testpmd")).find(|p| p.is_file())
+    std::env::split_paths(&path)
+        .map(|d| d.join("dpdk-testpmd"))
+        .find(|p| p.is_file())
 }
 
 /// A running testpmd, killed (and its runtime dir removed) on drop.
@@ -37,9 +39,27 @@ impl Testpmd {
         let log = format!("/tmp/{prefix}.log");
         let out = File::create(&log).unwrap();
         let mut child = Command::new(bin)
-            .args(["--no-huge", "-m", "512", "--no-pci", "-l", "0,1", "--file-prefix", &prefix])
-            .arg(format!("--vdev=net_memif0,role={role},socket={sock},socket-abstract=no"))
-            .args(["--", "--total-num-mbufs=16384", "--forward-mode=macswap", "--auto-start", "--no-mlockall", "-i"])
+            .args([
+                "--no-huge",
+                "-m",
+                "512",
+                "--no-pci",
+                "-l",
+                "0,1",
+                "--file-prefix",
+                &prefix,
+            ])
+            .arg(format!(
+                "--vdev=net_memif0,role={role},socket={sock},socket-abstract=no"
+            ))
+            .args([
+                "--",
+                "--total-num-mbufs=16384",
+                "--forward-mode=macswap",
+                "--auto-start",
+                "--no-mlockall",
+                "-i",
+            ])
             .arg(format!("--rxq={queues}"))
             .arg(format!("--txq={queues}"))
             .stdin(Stdio::piped())
@@ -48,12 +68,24 @@ impl Testpmd {
             .spawn()
             .expect("spawn dpdk-testpmd");
         let stdin = child.stdin.take().unwrap();
-        Testpmd { child, _stdin: stdin, prefix, log }
+        Testpmd {
+            child,
+            _stdin: stdin,
+            prefix,
+            log,
+        }
     }
 
     fn log_tail(&self) -> String {
         let s = std::fs::read_to_string(&self.log).unwrap_or_default();
-        s.lines().rev().take(25).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n")
+        s.lines()
+            .rev()
+            .take(25)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect::<Vec<_>>()
+            .join("\n")
     }
 
     fn kill(&mut self) {
@@ -93,13 +125,18 @@ fn swapped(mut f: Vec<u8>) -> Vec<u8> {
 }
 
 fn seq_of(p: &[u8]) -> u32 {
-    p.get(14..18).map_or(u32::MAX, |s| u32::from_be_bytes(s.try_into().unwrap()))
+    p.get(14..18)
+        .map_or(u32::MAX, |s| u32::from_be_bytes(s.try_into().unwrap()))
 }
 
 fn wait_connected(ifc: &mut Interface, pmd: &Testpmd, secs: u64) {
     let deadline = Instant::now() + Duration::from_secs(secs);
     loop {
-        assert!(Instant::now() < deadline, "no connection with testpmd; log:\n{}", pmd.log_tail());
+        assert!(
+            Instant::now() < deadline,
+            "no connection with testpmd; log:\n{}",
+            pmd.log_tail()
+        );
         if let Some(Event::Connected { remote_name, .. }) = ifc.poll_control() {
             assert!(remote_name.contains("DPDK"), "peer name {remote_name:?}");
             return;
@@ -132,14 +169,21 @@ fn warm_up(ifc: &mut Interface, pmd: &Testpmd, queues: usize) {
         let deadline = Instant::now() + Duration::from_secs(20);
         let mut last = Instant::now() - Duration::from_secs(1);
         'probe: loop {
-            assert!(Instant::now() < deadline, "testpmd never echoed on queue {q}; log:\n{}", pmd.log_tail());
+            assert!(
+                Instant::now() < deadline,
+                "testpmd never echoed on queue {q}; log:\n{}",
+                pmd.log_tail()
+            );
             ifc.poll_control();
             if last.elapsed() > Duration::from_millis(50) {
                 ifc.tx_burst(q, &[frame(64, PROBE | q as u32)]);
                 last = Instant::now();
             }
             let n = ifc.rx_burst(q, &mut b);
-            if b[..n].iter().any(|p| seq_of(p.as_slice()) == PROBE | q as u32) {
+            if b[..n]
+                .iter()
+                .any(|p| seq_of(p.as_slice()) == PROBE | q as u32)
+            {
                 break 'probe;
             }
         }
@@ -167,7 +211,10 @@ fn traffic(ifc: &mut Interface, queues: usize, sizes: &[usize], count: u32) {
             let deadline = Instant::now() + Duration::from_secs(10);
             let mut batch: Vec<Vec<u8>> = Vec::new();
             while got < count {
-                assert!(Instant::now() < deadline, "q{q} size {size}: {got}/{count} came back");
+                assert!(
+                    Instant::now() < deadline,
+                    "q{q} size {size}: {got}/{count} came back"
+                );
                 ifc.poll_control();
                 assert!(ifc.is_connected(), "lost connection during traffic");
                 if next < last && next - first - got < 128 {
@@ -181,9 +228,15 @@ fn traffic(ifc: &mut Interface, queues: usize, sizes: &[usize], count: u32) {
                     if s & PROBE == PROBE {
                         continue; // late warm-up echo
                     }
-                    assert!((first..last).contains(&s), "q{q}: unexpected seq {s} (size {size})");
+                    assert!(
+                        (first..last).contains(&s),
+                        "q{q}: unexpected seq {s} (size {size})"
+                    );
                     assert_eq!(p.len(), size, "seq {s}: length");
-                    assert!(p.as_slice() == &swapped(frame(size, s))[..], "seq {s}: content mismatch");
+                    assert!(
+                        p.as_slice() == &swapped(frame(size, s))[..],
+                        "seq {s}: content mismatch"
+                    );
                     got += 1;
                 }
             }
@@ -248,10 +301,20 @@ fn restart(role_ours: Role) {
     };
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let sock = unique_path("pmdrs");
-    let peer_role = if role_ours == Role::Server { "client" } else { "server" };
-    let mut ifc = if role_ours == Role::Server { Some(Interface::new(Config::new(role_ours, &sock)).unwrap()) } else { None };
+    let peer_role = if role_ours == Role::Server {
+        "client"
+    } else {
+        "server"
+    };
+    let mut ifc = if role_ours == Role::Server {
+        Some(Interface::new(Config::new(role_ours, &sock)).unwrap())
+    } else {
+        None
+    };
     let mut pmd = Testpmd::spawn(&bin, peer_role, &sock, 1);
-    let mut ifc = ifc.take().unwrap_or_else(|| Interface::new(Config::new(role_ours, &sock)).unwrap());
+    let mut ifc = ifc
+        .take()
+        .unwrap_or_else(|| Interface::new(Config::new(role_ours, &sock)).unwrap());
     for round in 0..2 {
         wait_connected(&mut ifc, &pmd, 20);
         warm_up(&mut ifc, &pmd, 1);
