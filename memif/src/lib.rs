@@ -63,3 +63,9 @@ pub use iface::{Config, Event, ExternalRegion, Interface, PacketBuf, Role, Stats
 pub use proto::Mode;
 pub use ring::{Desc, Region, Ring, RingKind};
 pub use sys::SocketName;
+
+// An interface can be moved to the thread that polls it.
+const _: () = {
+    const fn assert_send<T: Send>() {}
+    assert_send::<Interface>();
+};
