@@ -80,6 +80,9 @@ pub fn execute(dp: &Arc<Dataplane>, line: &str) -> String {
         ["set", "ip", "neighbor", rest @ ..] | ["ip", "neighbor", rest @ ..] => neighbor(dp, rest),
         ["create", "packet-generator", "interface", rest @ ..]
         | ["create", "pg", "interface", rest @ ..] => create_pg(dp, rest),
+        ["packet-generator", "enable", ..] | ["packet-generator", "enable-stream", ..] => {
+            pg_enable(dp)
+        }
         ["create", "null", "interface", name] => create_null(dp, name),
         ["create", "pcap", "interface", rest @ ..] => create_pcap(dp, rest),
         ["create", "loopback", "interface", ..] | ["loopback", "create-interface", ..] => {
@@ -107,6 +110,7 @@ ip table add <id> | ip6 table add <id>
 ip route add|del <prefix> [table <id>] via <next-hop> [<if>] | via <if> | drop | local
 set ip neighbor <if> <ip> <mac>
 create packet-generator interface <name> [count <n>] [size <bytes>] [src <ip>] [dst <prefix>] [dst-mac <mac>]
+packet-generator enable
 create null interface <name>
 create pcap interface <name> [rx <file>] [tx <file>]
 create loopback interface
@@ -318,10 +322,34 @@ fn create_pg(dp: &Dataplane, w: &[&str]) -> Result<String, String> {
             "{} packets of {size} bytes to {dst}",
             count.map_or("unlimited".into(), |c| c.to_string())
         ),
-        vec![Box::new(stream)],
+        vec![],
         |_| Some(Box::new(NullTx::default())),
     );
+    // Streams start on `packet-generator enable`, once the interfaces are configured.
+    dp.pending_pg
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push((s, Box::new(stream)));
     Ok(format!("{name}\n"))
+}
+
+fn pg_enable(dp: &Dataplane) -> Result<String, String> {
+    let streams: Vec<_> =
+        std::mem::take(&mut *dp.pending_pg.lock().unwrap_or_else(|e| e.into_inner()));
+    let n = dp.workers.len();
+    for (s, q) in streams {
+        let w = s as usize % n;
+        dp.workers[w].send(crate::daemon::WorkerCmd::AddRx(q));
+        if let Some(d) = dp
+            .devices
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_mut(&s)
+        {
+            d.rx_placement = vec![(0, w)];
+        }
+    }
+    Ok(String::new())
 }
 
 fn create_null(dp: &Dataplane, name: &str) -> Result<String, String> {

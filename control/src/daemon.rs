@@ -80,6 +80,8 @@ pub struct Dataplane {
     stop: Arc<AtomicBool>,
     /// Counter values at the last `clear`, subtracted when shown.
     pub baseline: Mutex<Baseline>,
+    /// Packet-generator streams created but not yet enabled.
+    pub pending_pg: Mutex<Vec<(u32, Box<dyn RxQueue>)>>,
 }
 
 #[derive(Default, Clone)]
@@ -160,6 +162,7 @@ impl Dataplane {
             started: std::time::Instant::now(),
             stop,
             baseline: Mutex::new(Baseline::default()),
+            pending_pg: Mutex::new(Vec::new()),
         }))
     }
 

@@ -33,6 +33,7 @@ set ip neighbor null1 198.19.255.2 02:00:00:00:00:02
 ip route add 198.19.0.0/16 via 198.19.255.2 null1
 set interface state null1 up
 set interface state pg0 up
+packet-generator enable
 ";
 
 struct Logger(log::LevelFilter);

@@ -500,12 +500,30 @@ impl Buffers {
     /// Return buffers (and the rest of their chains) to the pool.
     #[inline]
     pub fn free(&mut self, bufs: &[u32]) {
+        let before = self.cache.len();
         for &bi in bufs {
             self.free_chain(bi);
         }
+        // One shared-counter update per call, not per buffer.
+        self.pool
+            .cached
+            .fetch_add(self.cache.len() - before, Ordering::Relaxed);
         if self.cache.len() > CACHE_SIZE {
             self.spill();
         }
+    }
+
+    /// Free the rest of a chain after `head`, keeping `head` as a single buffer.
+    pub fn free_tail(&mut self, head: u32) {
+        let m = self.meta(head);
+        if m.flags & flags::NEXT_PRESENT == 0 {
+            return;
+        }
+        let next = m.next_buffer;
+        m.flags &= !flags::NEXT_PRESENT;
+        m.next_buffer = NO_BUFFER;
+        m.total_length_not_including_first_buffer = 0;
+        self.free(&[next]);
     }
 
     #[inline(always)]
@@ -524,7 +542,6 @@ impl Buffers {
             m.pool_free = 1;
             let next = (m.flags & flags::NEXT_PRESENT != 0).then_some(m.next_buffer);
             self.cache.push(bi);
-            self.pool.cached.fetch_add(1, Ordering::Relaxed);
             match next {
                 Some(n) => bi = n,
                 None => return,

@@ -171,7 +171,7 @@ impl Node for Ip4Arp {
         let gap = crate::runtime::tsc_hz() / 1000;
         for (i, &bi) in bufs.iter().enumerate() {
             let now = cx.now;
-            let mut b = cx.bufs.get(bi);
+            let b = cx.bufs.get(bi);
             let adj = fwd.adj(b.meta.adj_index);
             let target = match adj.kind {
                 AdjKind::Incomplete => adj.next_hop as u32,
@@ -197,6 +197,9 @@ impl Node for Ip4Arp {
                 continue;
             };
             self.recent[slot] = (target, now);
+            drop(b);
+            cx.bufs.free_tail(bi);
+            let mut b = cx.bufs.get(bi);
             write_request(&mut b, &fast.mac, src, target);
             b.meta.tx_sw_if_index = sw;
             errs.count(glean_error::REQUEST_SENT, 1);
@@ -207,7 +210,6 @@ impl Node for Ip4Arp {
 
 /// Overwrite the buffer with a broadcast ARP request for `target`.
 fn write_request(b: &mut Buf<'_>, our_mac: &Mac, src: u32, target: u32) {
-    b.meta.flags &= !crate::buffer::flags::NEXT_PRESENT;
     b.meta.current_data = 0;
     b.set_len(60);
     let d = b.data_mut();

@@ -222,8 +222,13 @@ pub fn flow_hash4(d: &[u8]) -> u32 {
     if matches!(h.protocol(), wire::IP_PROTO_TCP | wire::IP_PROTO_UDP) && d.len() >= hl + 4 {
         x ^= (u32::from_be_bytes([d[hl], d[hl + 1], d[hl + 2], d[hl + 3]]) as u64).rotate_left(29);
     }
-    x = x.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    (x >> 32) as u32 ^ x as u32
+    // murmur3's finalizer: every input bit reaches the low bits that pick the bucket.
+    x ^= x >> 33;
+    x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    x ^= x >> 33;
+    x = x.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    x ^= x >> 33;
+    x as u32
 }
 
 impl Node for Ip4Lookup {
@@ -431,7 +436,18 @@ fn rewrite_one(b: &mut Buf<'_>, adj: &crate::tables::Adjacency) -> (u16, u16) {
         if !b.retreat(rl) {
             return (RW_DROP, rewrite_error::NO_HEADROOM);
         }
-        b.data_mut()[..rl].copy_from_slice(&adj.rewrite[..rl]);
+        let d = b.data_mut();
+        if rl == wire::ETH_HDR {
+            // The usual case as a fixed-size copy (no memcpy call).
+            if let (Some(dst), Some(src)) = (
+                d.first_chunk_mut::<{ wire::ETH_HDR }>(),
+                adj.rewrite.first_chunk::<{ wire::ETH_HDR }>(),
+            ) {
+                *dst = *src;
+            }
+        } else {
+            d[..rl].copy_from_slice(&adj.rewrite[..rl]);
+        }
     }
     b.meta.tx_sw_if_index = adj.sw_if_index;
     (RW_OUTPUT, 0)
@@ -604,6 +620,8 @@ impl Node for Ip4IcmpError {
         for (i, &bi) in bufs.iter().enumerate() {
             let now = cx.now;
             let allowed = cx.icmp_limit.allow(now);
+            // The error quotes only the first buffer; the rest of a chain is not needed.
+            cx.bufs.free_tail(bi);
             let mut b = cx.bufs.get(bi);
             // The original drop reason stays in meta.error if we do not answer.
             if !allowed {
@@ -668,7 +686,6 @@ fn build_error(b: &mut Buf<'_>, our_src: u32) -> Result<u8, u16> {
     if !b.retreat(wire::IP4_HDR + 8) {
         return Err(icmp_error::NO_HEADROOM);
     }
-    b.meta.flags &= !flags::NEXT_PRESENT;
     let total = (wire::IP4_HDR + 8 + quote) as u16;
     let d = b.data_mut();
     {
