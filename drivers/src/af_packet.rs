@@ -15,7 +15,9 @@
 //! formed, so a confused kernel or a corrupted block cannot make us read out of bounds.
 
 use crate::netns;
-use crate::tap::{ctl_socket, get_mac, get_mtu, if_index, QueueStats, VnetHdr, VNET_HDR_LEN};
+use crate::tap::{
+    ctl_socket, get_mac, get_mtu, if_index, QueueStats, Queues, VnetHdr, VNET_HDR_LEN,
+};
 use rvpp_dataplane::buffer::Buffers;
 use rvpp_dataplane::device::{RxQueue, TxQueue};
 use rvpp_dataplane::graph::rx_next;
@@ -182,7 +184,7 @@ impl Ring {
     /// The status word at `off`, shared with the kernel.
     #[inline(always)]
     fn status(&self, off: usize) -> Option<&AtomicU32> {
-        if off % 4 != 0 || off + 4 > self.len {
+        if off & 3 != 0 || off + 4 > self.len {
             return None;
         }
         // SAFETY: in bounds and 4-aligned (checked; base is page-aligned); the kernel writes
@@ -315,10 +317,7 @@ pub struct AfPacket;
 
 impl AfPacket {
     /// Open `cfg.queues` rx/tx queue pairs on the host interface.
-    pub fn create(
-        cfg: &AfPacketConfig,
-        sw_if_index: u32,
-    ) -> io::Result<(Vec<Box<dyn RxQueue>>, Vec<Box<dyn TxQueue>>, AfPacketInfo)> {
+    pub fn create(cfg: &AfPacketConfig, sw_if_index: u32) -> io::Result<Queues<AfPacketInfo>> {
         let (rx, tx, info) = Self::create_queues(cfg, sw_if_index)?;
         let rx = rx
             .into_iter()
@@ -341,7 +340,7 @@ impl AfPacket {
             return bad(format!("af_packet: bad queue count {}", cfg.queues));
         }
         let bs = cfg.rx_block_size as usize;
-        if bs < 2 * PAGE || bs % PAGE != 0 || cfg.rx_block_count < 2 {
+        if bs < 2 * PAGE || bs & (PAGE - 1) != 0 || cfg.rx_block_count < 2 {
             return bad(format!(
                 "af_packet: bad rx ring {} x {}",
                 cfg.rx_block_count, cfg.rx_block_size
@@ -386,7 +385,7 @@ fn open_here(
         .collect();
     let mut rx = Vec::new();
     let mut fanout_id = 0u16;
-    for q in 0..cfg.queues as usize {
+    for (q, st) in stats.iter().enumerate() {
         let (sock, ring) = open_rx(cfg, ifindex)?;
         if cfg.queues > 1 {
             fanout_id = join_fanout(sock.as_raw_fd(), q == 0, fanout_id)?;
@@ -419,7 +418,7 @@ fn open_here(
             vnet: cfg.vnet_hdr,
             sw_if_index,
             queue_id: q as u16,
-            stats: stats[q].clone(),
+            stats: st.clone(),
             idle: 0,
             error_logged: false,
         });
@@ -630,7 +629,7 @@ impl RxQueue for AfPacketRxQueue {
                 if st & TP_STATUS_USER == 0 {
                     if n == 0 {
                         self.idle = self.idle.wrapping_add(1);
-                        if self.idle % 256 == 0 {
+                        if self.idle & 255 == 0 {
                             errs += self.check_error();
                         }
                     }

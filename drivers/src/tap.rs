@@ -483,15 +483,15 @@ fn negotiate_offloads(fd: RawFd, cfg: &TapConfig) -> u32 {
     0
 }
 
+/// What a driver's `create` returns: rx queues, tx queues (index = queue id), and details.
+pub type Queues<I> = (Vec<Box<dyn RxQueue>>, Vec<Box<dyn TxQueue>>, I);
+
 /// Entry points for tun/tap devices.
 pub struct Tap;
 
 impl Tap {
     /// Create (or attach to) the device described by `cfg` and return its queues.
-    pub fn create(
-        cfg: &TapConfig,
-        sw_if_index: u32,
-    ) -> io::Result<(Vec<Box<dyn RxQueue>>, Vec<Box<dyn TxQueue>>, TapInfo)> {
+    pub fn create(cfg: &TapConfig, sw_if_index: u32) -> io::Result<Queues<TapInfo>> {
         let (rx, tx, info) = Self::create_queues(cfg, sw_if_index)?;
         let rx = rx
             .into_iter()
@@ -668,10 +668,21 @@ pub fn remove_persistent(
             vnet_hdr,
             ..Default::default()
         };
-        let (fd, _) = match open_queue(name, tun_flags(&cfg, false)) {
-            Ok(v) => v,
-            Err(e) if errno(&e) == libc::EINVAL => open_queue(name, tun_flags(&cfg, true))?,
-            Err(e) => return Err(e),
+        // EBUSY: a single-queue device whose last fd is still being closed (e.g. held for a
+        // moment by a child between fork and exec); it frees up shortly.
+        let mut tries = 0;
+        let (fd, _) = loop {
+            let r = match open_queue(name, tun_flags(&cfg, false)) {
+                Err(e) if errno(&e) == libc::EINVAL => open_queue(name, tun_flags(&cfg, true)),
+                r => r,
+            };
+            match r {
+                Err(e) if errno(&e) == libc::EBUSY && tries < 100 => {
+                    tries += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                r => break r?,
+            }
         };
         ioctl_int(fd.as_raw_fd(), libc::TUNSETPERSIST, 0)
     })?
