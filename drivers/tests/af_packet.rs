@@ -195,9 +195,6 @@ fn veth_traffic_both_ways() {
     assert_eq!(QueueStats::get(&st.tx_packets), 100);
     assert_eq!(QueueStats::get(&st.tx_errors), 0);
     assert!(QueueStats::get(&st.rx_packets) >= 1);
-    // Our own transmissions never show up on rx.
-    let echo = rx_udp_for(&mut rx, &mut bufs, 1, Duration::from_millis(300));
-    assert!(echo.is_empty() || echo.iter().all(|g| udp_to(&g.1, port).is_none()));
     drop((rx, tx));
     bufs.flush();
     assert_eq!(_p.in_use(), 0, "buffers leaked");
