@@ -278,7 +278,7 @@ impl BufferPool {
         data_size: usize,
         try_hugepages: bool,
     ) -> std::io::Result<Arc<Self>> {
-        if n_buffers == 0 || n_buffers >= NO_BUFFER || data_size < 64 || data_size > 65535 {
+        if n_buffers == 0 || n_buffers == NO_BUFFER || !(64..=65535).contains(&data_size) {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::InvalidInput,
                 format!("bad buffer pool size: {n_buffers} buffers of {data_size} bytes"),

@@ -1021,7 +1021,7 @@ impl Forwarding {
         if *r == 0 {
             let lb = self.fwd.lbs[i as usize];
             self.lb_index
-                .remove(&lb.buckets[..lb.n_buckets as usize].to_vec());
+                .remove(&lb.buckets[..lb.n_buckets as usize]);
             // Reuse waits for a grace period: a worker may still hold the old leaf.
             let stamp = self.shared.grace.advance();
             self.shared.grace.wait_safe(stamp);

@@ -197,7 +197,6 @@ impl Node for Ip4Arp {
                 continue;
             };
             self.recent[slot] = (target, now);
-            drop(b);
             cx.bufs.free_tail(bi);
             let mut b = cx.bufs.get(bi);
             write_request(&mut b, &fast.mac, src, target);

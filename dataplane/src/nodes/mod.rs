@@ -74,7 +74,7 @@ pub const DEVICE_TX_NODES: &[&str] = &[
 pub fn standard_graph(arcs: &FeatureArcs, extra: Vec<Box<dyn Node>>) -> Result<Graph, String> {
     let mut nodes: Vec<Box<dyn Node>> = vec![
         Box::new(output::ErrorDrop),
-        Box::new(ethernet::EthernetInput::default()),
+        Box::new(ethernet::EthernetInput),
         Box::new(arp::ArpInput),
         Box::new(arp::Ip4Arp::default()),
         Box::new(ip4::Ip4Input::new(&arts(&arcs.ip4_unicast))),
