@@ -313,7 +313,6 @@ impl Ip4FibWriter {
             } else {
                 // Fill the whole group before readers can reach it.
                 let g = self.alloc_group()?;
-                self.fib.tbl24.as_slice()[i].store(EXT | g, Release);
                 let d = self.depth24.as_slice()[i];
                 let base = g as usize * GROUP;
                 for j in base..base + GROUP {
