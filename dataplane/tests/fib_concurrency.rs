@@ -23,7 +23,10 @@ fn ip6(s: &str) -> u128 {
 fn ip4_unchanged_prefixes_never_flap() {
     let gp = Arc::new(GracePeriod::new());
     // Tight tbl8 capacity: the writer keeps hitting exhaustion and reuse of retired groups.
-    let cfg = Ip4FibConfig { tbl8_groups: 20, huge_pages: false };
+    let cfg = Ip4FibConfig {
+        tbl8_groups: 20,
+        huge_pages: false,
+    };
     let mut w = Ip4FibWriter::new(cfg, gp.clone()).unwrap();
     const NETS: u32 = 32;
     w.add(0, 0, 7).unwrap();
@@ -47,8 +50,13 @@ fn ip4_unchanged_prefixes_never_flap() {
     let lookups = Arc::new(AtomicU64::new(0));
     let readers: Vec<_> = (0..READERS)
         .map(|slot| {
-            let (fib, gp, stop, checks, lookups) =
-                (fib.clone(), gp.clone(), stop.clone(), checks.clone(), lookups.clone());
+            let (fib, gp, stop, checks, lookups) = (
+                fib.clone(),
+                gp.clone(),
+                stop.clone(),
+                checks.clone(),
+                lookups.clone(),
+            );
             thread::spawn(move || {
                 let addrs: Vec<u32> = checks.iter().map(|c| c.0).collect();
                 let want: Vec<u32> = checks.iter().map(|c| c.1).collect();
@@ -77,7 +85,12 @@ fn ip4_unchanged_prefixes_never_flap() {
     for round in 0..40u32 {
         for k in 0..NETS {
             let net = ip4("10.0.0.0") | k << 8;
-            let churn: [(u32, u8); 4] = [(net | 128, 25), (net | 200, 32), (net | 96, 28), (net | 1 << 16 | 4, 30)];
+            let churn: [(u32, u8); 4] = [
+                (net | 128, 25),
+                (net | 200, 32),
+                (net | 96, 28),
+                (net | 1 << 16 | 4, 30),
+            ];
             for &(p, l) in &churn {
                 loop {
                     match w.add(p, l, round % 1000) {
@@ -106,8 +119,15 @@ fn ip4_unchanged_prefixes_never_flap() {
     assert!(lookups.load(Ordering::Relaxed) > 0);
     w.reclaim();
     let s = w.tbl8_stats();
-    assert_eq!(s.in_use, NETS / 2, "only the stable /27s keep groups: {s:?}");
-    eprintln!("ip4 churn: {} lookups checked, {exhausted} waits for a grace period", lookups.load(Ordering::Relaxed));
+    assert_eq!(
+        s.in_use,
+        NETS / 2,
+        "only the stable /27s keep groups: {s:?}"
+    );
+    eprintln!(
+        "ip4 churn: {} lookups checked, {exhausted} waits for a grace period",
+        lookups.load(Ordering::Relaxed)
+    );
 }
 
 #[test]
@@ -164,7 +184,10 @@ fn ip6_unchanged_prefixes_never_flap() {
 #[test]
 fn tbl8_group_reused_only_after_grace_period() {
     let gp = Arc::new(GracePeriod::new());
-    let cfg = Ip4FibConfig { tbl8_groups: 2, huge_pages: false };
+    let cfg = Ip4FibConfig {
+        tbl8_groups: 2,
+        huge_pages: false,
+    };
     let mut w = Ip4FibWriter::new(cfg, gp.clone()).unwrap();
     let fib = w.fib().clone();
     gp.quiescent(5); // one online reader
@@ -180,12 +203,19 @@ fn tbl8_group_reused_only_after_grace_period() {
     let g1 = fib.tbl8_group_of(ip4("10.0.1.1")).unwrap();
     assert_ne!(g1, g0);
     // ...and once capacity is used up, adding waits rather than reusing.
-    assert_eq!(w.add(ip4("10.0.2.128"), 25, 3), Err(FibError::Tbl8Exhausted { retired: 1 }));
+    assert_eq!(
+        w.add(ip4("10.0.2.128"), 25, 3),
+        Err(FibError::Tbl8Exhausted { retired: 1 })
+    );
     assert_eq!(w.get(ip4("10.0.2.128"), 25), None);
 
     gp.quiescent(5);
     w.add(ip4("10.0.2.128"), 25, 3).unwrap();
-    assert_eq!(fib.tbl8_group_of(ip4("10.0.2.1")), Some(g0), "reused after the grace period");
+    assert_eq!(
+        fib.tbl8_group_of(ip4("10.0.2.1")),
+        Some(g0),
+        "reused after the grace period"
+    );
     assert_eq!(fib.lookup(ip4("10.0.2.200")), 3);
     assert_eq!(w.tbl8_stats().in_use, 2);
 

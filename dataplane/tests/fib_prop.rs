@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use proptest::prelude::*;
-use rvpp_dataplane::fib::{FibError, Ip4FibConfig, Ip4FibWriter, Ip6FibWriter, LookupImpl, LEAF_MISS};
+use rvpp_dataplane::fib::{
+    FibError, Ip4FibConfig, Ip4FibWriter, Ip6FibWriter, LookupImpl, LEAF_MISS,
+};
 use rvpp_dataplane::rcu::GracePeriod;
 
 #[derive(Debug, Clone)]
@@ -31,7 +33,11 @@ fn mask6(len: u8) -> u128 {
 }
 
 /// Reference: scan every route.
-fn lpm<A: Copy>(routes: &BTreeMap<(A, u8), u32>, addr: A, covers: impl Fn(A, A, u8) -> bool) -> u32 {
+fn lpm<A: Copy>(
+    routes: &BTreeMap<(A, u8), u32>,
+    addr: A,
+    covers: impl Fn(A, A, u8) -> bool,
+) -> u32 {
     routes
         .iter()
         .filter(|(&(p, l), _)| covers(addr, p, l))
@@ -42,7 +48,11 @@ fn lpm<A: Copy>(routes: &BTreeMap<(A, u8), u32>, addr: A, covers: impl Fn(A, A, 
 /// IPv4 addresses clustered in a few /16s so prefixes overlap and share tbl8 groups. Lengths
 /// mostly /12 and longer: a /len add writes 2^(24-len) entries, slow in debug builds.
 fn addr4() -> impl Strategy<Value = u32> {
-    (prop::sample::select(vec![0x0a00_0000u32, 0x0a01_0000, 0xc0a8_0000]), 0u32..0x1_0000).prop_map(|(b, x)| b | x)
+    (
+        prop::sample::select(vec![0x0a00_0000u32, 0x0a01_0000, 0xc0a8_0000]),
+        0u32..0x1_0000,
+    )
+        .prop_map(|(b, x)| b | x)
 }
 
 fn len4() -> impl Strategy<Value = u8> {
@@ -61,12 +71,23 @@ fn ops4() -> impl Strategy<Value = Vec<Op<u32>>> {
 
 fn addr6() -> impl Strategy<Value = u128> {
     let base = 0xfd00_0000_0000_0000_0000_0000_0000_0000u128;
-    (prop::sample::select(vec![base, base | 1 << 64, base | 0xab << 80]), any::<u16>(), any::<u8>())
+    (
+        prop::sample::select(vec![base, base | 1 << 64, base | 0xab << 80]),
+        any::<u16>(),
+        any::<u8>(),
+    )
         .prop_map(|(b, x, y)| b | (x as u128) << 8 | y as u128)
 }
 
 fn len6() -> impl Strategy<Value = u8> {
-    prop_oneof![Just(0u8), Just(48u8), Just(64u8), 100u8..=128, Just(122u8), Just(128u8)]
+    prop_oneof![
+        Just(0u8),
+        Just(48u8),
+        Just(64u8),
+        100u8..=128,
+        Just(122u8),
+        Just(128u8)
+    ]
 }
 
 fn ops6() -> impl Strategy<Value = Vec<Op<u128>>> {
