@@ -1,9 +1,19 @@
 //! `rvpp-bench`: benchmarks, each printed next to a peer, with `--json` for one JSON line.
 
+mod api_rate;
+mod dpdk_null;
 mod graph;
+mod memif_loop;
+mod pod_tcp;
+mod uplink;
 
 const USAGE: &str = "usage: rvpp-bench <benchmark> [options] [--json]
   graph [--routes N] [--seconds S] [--runs R] [--size B]   one-core IPv4 forwarding graph
+  memif-loop    rvpp as DUT between two memif ports of dpdk-testpmd, vs testpmd io forwarding
+  pod-tcp       iperf3 pod to pod through rvpp vs the Linux kernel
+  uplink        small-packet rate on the uplink: AF_XDP vs AF_PACKET
+  api-rate      ip_route_add_del per second; 1M routes programmed under traffic
+  dpdk-null     rvpp between two DPDK net_null ports vs testpmd io forwarding
 ";
 
 fn main() {
@@ -17,6 +27,11 @@ fn main() {
     let rest = &args[1..];
     let r = match which.as_str() {
         "graph" => graph::run(rest),
+        "memif-loop" => memif_loop::run(rest),
+        "pod-tcp" => pod_tcp::run(rest),
+        "uplink" => uplink::run(rest),
+        "api-rate" => api_rate::run(rest),
+        "dpdk-null" => dpdk_null::run(rest),
         "-h" | "--help" | "help" => {
             print!("{USAGE}");
             return;

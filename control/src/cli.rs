@@ -19,7 +19,21 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// Run one CLI line.
 pub fn execute(dp: &Arc<Dataplane>, line: &str) -> String {
     let w: Vec<&str> = line.split_whitespace().collect();
-    let r = match w.as_slice() {
+    let r = if let Some(r) = crate::cli_memif::execute(dp, &w) {
+        r
+    } else if let Some(r) = crate::cli_linux::execute(dp, &w) {
+        r
+    } else {
+        execute_core(dp, line, &w)
+    };
+    match r {
+        Ok(s) => s,
+        Err(e) => format!("{e}\n"),
+    }
+}
+
+fn execute_core(dp: &Arc<Dataplane>, line: &str, w: &[&str]) -> Result<String, String> {
+    match w {
         [] => Ok(String::new()),
         ["show", "version", ..] => Ok(format!("vpp v{VERSION}-rvpp built by rvpp\n")),
         ["show", "threads", ..] => Ok(show_threads(dp)),
@@ -90,10 +104,6 @@ pub fn execute(dp: &Arc<Dataplane>, line: &str) -> String {
         }
         ["help"] | ["?"] => Ok(HELP.to_string()),
         _ => Err(format!("unknown input `{line}'")),
-    };
-    match r {
-        Ok(s) => s,
-        Err(e) => format!("{e}\n"),
     }
 }
 

@@ -129,6 +129,19 @@ fn run(cfg: &StartupConfig, demo: bool) -> Result<(), String> {
         }
         None => None,
     };
+    let api = match cfg.api_socket() {
+        Some(path) => match rvpp_control::api::serve(dp.clone(), path) {
+            Ok(s) => {
+                log::info!("binary API on {}", path.display());
+                Some(s)
+            }
+            Err(e) => {
+                log::error!("binary API on {}: {e}", path.display());
+                None
+            }
+        },
+        None => None,
+    };
     if let Some(p) = &cfg.unix.pidfile {
         if let Err(e) = std::fs::write(p, format!("{}\n", std::process::id())) {
             log::warn!("pidfile {}: {e}", p.display());
@@ -166,6 +179,7 @@ fn run(cfg: &StartupConfig, demo: bool) -> Result<(), String> {
         dp.housekeeping();
     };
     log::info!("signal {sig}: stopping");
+    drop(api);
     drop(cli_handle);
     dp.stop();
     if let Some(p) = &cfg.unix.pidfile {

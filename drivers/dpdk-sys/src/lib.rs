@@ -1,0 +1,1 @@
+//! Bindings to the system DPDK (being built).
