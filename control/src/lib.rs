@@ -6,3 +6,4 @@ pub mod cli_memif;
 pub mod cli_server;
 pub mod daemon;
 pub mod startup_conf;
+pub mod stats;

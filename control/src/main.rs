@@ -129,6 +129,16 @@ fn run(cfg: &StartupConfig, demo: bool) -> Result<(), String> {
         }
         None => None,
     };
+    let stats = match rvpp_control::stats::start(dp.clone(), &cfg.statseg.socket_name, cfg.statseg.size) {
+        Ok(s) => {
+            log::info!("stats segment on {}", cfg.statseg.socket_name.display());
+            Some(s)
+        }
+        Err(e) => {
+            log::error!("stats segment on {}: {e}", cfg.statseg.socket_name.display());
+            None
+        }
+    };
     let api = match cfg.api_socket() {
         Some(path) => match rvpp_control::api::serve(dp.clone(), path) {
             Ok(s) => {
@@ -177,9 +187,13 @@ fn run(cfg: &StartupConfig, demo: bool) -> Result<(), String> {
             break s;
         }
         dp.housekeeping();
+        if let Some(s) = &stats {
+            s.update();
+        }
     };
     log::info!("signal {sig}: stopping");
     drop(api);
+    drop(stats);
     drop(cli_handle);
     dp.stop();
     if let Some(p) = &cfg.unix.pidfile {

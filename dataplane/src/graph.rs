@@ -12,6 +12,9 @@ use crate::runtime::Ctx;
 pub type NodeIndex = u16;
 /// Largest vector a node is handed at once.
 pub const MAX_VECTOR: usize = 256;
+/// How many packets ahead a node prefetches: far enough to cover an L2 hit, since a
+/// 256-packet vector's metadata and first data lines (32 KiB) do not all stay in L1.
+pub const PREFETCH_AHEAD: usize = 8;
 /// The edge for packets that a node transmitted, freed, or handed elsewhere itself.
 pub const CONSUMED: u16 = u16::MAX;
 

@@ -45,7 +45,7 @@ impl Node for EthernetInput {
         let mut last_if = u32::MAX;
         let mut fast = IfFast::default();
         for (i, &bi) in bufs.iter().enumerate() {
-            if let Some(&n) = bufs.get(i + 2) {
+            if let Some(&n) = bufs.get(i + crate::graph::PREFETCH_AHEAD) {
                 cx.bufs.prefetch(n);
             }
             let mut b = cx.bufs.get(bi);

@@ -92,7 +92,7 @@ impl Node for Ip4Input {
         let mut last_if = u32::MAX;
         let mut fast = Default::default();
         for (i, &bi) in bufs.iter().enumerate() {
-            if let Some(&n) = bufs.get(i + 2) {
+            if let Some(&n) = bufs.get(i + crate::graph::PREFETCH_AHEAD) {
                 cx.bufs.prefetch(n);
             }
             let mut b = cx.bufs.get(bi);
@@ -380,7 +380,7 @@ impl Node for Ip4Rewrite {
         let errs = cx.errs();
         let fwd = cx.tables.fwd.get();
         for (i, &bi) in bufs.iter().enumerate() {
-            if let Some(&n) = bufs.get(i + 2) {
+            if let Some(&n) = bufs.get(i + crate::graph::PREFETCH_AHEAD) {
                 cx.bufs.prefetch(n);
             }
             let mut b = cx.bufs.get(bi);
