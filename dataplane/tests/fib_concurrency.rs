@@ -96,6 +96,14 @@ fn ip4_unchanged_prefixes_never_flap() {
                     match w.add(p, l, round % 1000) {
                         Ok(_) => break,
                         Err(FibError::Tbl8Exhausted { .. }) => {
+                            // A reader that died (assertion failed) never goes quiescent again.
+                            if readers.iter().any(|r| r.is_finished()) {
+                                stop.store(true, Ordering::Relaxed);
+                                for r in readers {
+                                    r.join().unwrap();
+                                }
+                                panic!("a reader stopped early");
+                            }
                             exhausted += 1;
                             thread::sleep(std::time::Duration::from_micros(20));
                         }
