@@ -2,6 +2,7 @@
 
 mod api_rate;
 mod dpdk_null;
+mod fib;
 mod graph;
 mod memif_loop;
 mod pod_tcp;
@@ -9,6 +10,8 @@ mod uplink;
 
 const USAGE: &str = "usage: rvpp-bench <benchmark> [options] [--json]
   graph [--routes N] [--seconds S] [--runs R] [--size B]   one-core IPv4 forwarding graph
+  fib [--routes N] [--lookups N] [--reps N] [--passes N] [--tbl8 N] [--seed N] [--dpdk PATH | --no-dpdk]
+                lookups/s next to DPDK's rte_fib (dpdk-test-fib) on the same routes
   memif-loop    rvpp as DUT between two memif ports of dpdk-testpmd, vs testpmd io forwarding
   pod-tcp       iperf3 pod to pod through rvpp vs the Linux kernel
   uplink        small-packet rate on the uplink: AF_XDP vs AF_PACKET
@@ -27,6 +30,7 @@ fn main() {
     let rest = &args[1..];
     let r = match which.as_str() {
         "graph" => graph::run(rest),
+        "fib" => fib::run(rest),
         "memif-loop" => memif_loop::run(rest),
         "pod-tcp" => pod_tcp::run(rest),
         "uplink" => uplink::run(rest),
