@@ -118,6 +118,26 @@ impl Ring {
         })
     }
 
+    /// A second handle on the same ring, for moving a queue's data path to
+    /// another thread while the [`Interface`](crate::Interface) keeps the
+    /// control channel. The clone keeps the regions mapped for as long as it
+    /// lives (even after the connection is torn down) and has its own
+    /// duplicate of the interrupt eventfd. Both handles see the same shared
+    /// head/tail; only one of them may drive the data path.
+    pub fn try_clone(&self) -> std::io::Result<Ring> {
+        let intr = match &self.intr {
+            Some(f) => Some(f.try_clone()?),
+            None => None,
+        };
+        Ok(Ring {
+            regions: self.regions.clone(),
+            hdr: self.hdr,
+            log2: self.log2,
+            kind: self.kind,
+            intr,
+        })
+    }
+
     pub(crate) fn hdr_addr(&self) -> usize {
         self.hdr as usize
     }
