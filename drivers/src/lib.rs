@@ -1,5 +1,7 @@
 //! rvpp devices. Each implements the engine's `RxQueue`/`TxQueue` traits.
 pub mod af_packet;
+#[cfg(feature = "dpdk")]
+pub mod dpdk;
 pub mod af_xdp;
 pub mod memif;
 pub mod netns;
