@@ -1,16 +1,187 @@
 //! The VPP binary API served on `socksvr { socket-name }`, with handlers on the dataplane.
-//! (Being built: until then the socket is not served.)
+//!
+//! The transport (framing, handshake, built-in memclnt messages) is `rvpp_vppapi::transport`;
+//! this module owns the accept loop, the handlers ([`handlers`]) and the interface-event
+//! publisher. Handling is serialised on one lock, like VPP's single API thread; handlers take
+//! the forwarding writer's lock only for the duration of one message, never a worker.
+
+mod convert;
+mod devices;
+mod handlers;
+
+pub use handlers::PUNT_REASONS;
 
 use crate::daemon::Dataplane;
-use std::path::Path;
-use std::sync::Arc;
+use handlers::{EventRegs, State};
+use rvpp_vppapi::defs as d;
+use rvpp_vppapi::transport::{serve_connection, Events};
+use std::collections::BTreeMap;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{channel, Receiver, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
 
-/// A running API server; dropping it stops serving.
+/// A running API server; dropping it stops accepting and removes the socket.
 pub struct ApiServer {
-    _private: (),
+    path: PathBuf,
+    stop: Arc<AtomicBool>,
+    accept: Option<JoinHandle<()>>,
+    watcher: Option<JoinHandle<()>>,
 }
 
-/// Serve the binary API on `path`.
-pub fn serve(_dp: Arc<Dataplane>, path: &Path) -> std::io::Result<ApiServer> {
-    Err(std::io::Error::other(format!("binary API not served yet ({})", path.display())))
+impl ApiServer {
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for ApiServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Release);
+        // Wake the blocking accept.
+        let _ = UnixStream::connect(&self.path);
+        if let Some(j) = self.accept.take() {
+            let _ = j.join();
+        }
+        if let Some(j) = self.watcher.take() {
+            let _ = j.join();
+        }
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Serve the binary API on `path` (a stale socket is replaced).
+pub fn serve(dp: Arc<Dataplane>, path: &Path) -> std::io::Result<ApiServer> {
+    if let Some(dir) = path.parent() {
+        if !dir.as_os_str().is_empty() {
+            std::fs::create_dir_all(dir)?;
+        }
+    }
+    if path.exists() {
+        std::fs::remove_file(path)?;
+    }
+    let listener = UnixListener::bind(path)?;
+    // VPP binds with CLIB_SOCKET_F_ALLOW_GROUP_WRITE: the group may connect too.
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o775))?;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let events = Events::default();
+    let regs: EventRegs = Arc::new(Mutex::new(BTreeMap::new()));
+    let (kick, kicked) = channel();
+    let handler = Arc::new(Mutex::new(handlers::router(State::new(
+        dp.clone(),
+        regs.clone(),
+        kick,
+    ))));
+
+    let watcher = {
+        let (dp, events, regs, stop) = (dp.clone(), events.clone(), regs.clone(), stop.clone());
+        std::thread::Builder::new()
+            .name("api-events".into())
+            .spawn(move || publish_events(dp, events, regs, kicked, stop))?
+    };
+    let accept = {
+        let stop = stop.clone();
+        std::thread::Builder::new()
+            .name("api-accept".into())
+            .spawn(move || {
+                for s in listener.incoming() {
+                    if stop.load(Ordering::Acquire) {
+                        break;
+                    }
+                    let Ok(s) = s else { continue };
+                    let (h, ev) = (handler.clone(), events.clone());
+                    let r =
+                        std::thread::Builder::new()
+                            .name("api-client".into())
+                            .spawn(move || {
+                                let _ = serve_connection(s, h, ev);
+                            });
+                    if let Err(e) = r {
+                        log::warn!("api: cannot start a client thread: {e}");
+                    }
+                }
+            })?
+    };
+    Ok(ApiServer {
+        path: path.to_path_buf(),
+        stop,
+        accept: Some(accept),
+        watcher: Some(watcher),
+    })
+}
+
+/// Interface state as events report it: (flags, present).
+fn snapshot(dp: &Dataplane) -> BTreeMap<u32, u32> {
+    dp.fwd()
+        .ifs()
+        .ifs
+        .iter()
+        .flatten()
+        .map(|i| {
+            (
+                i.sw_if_index,
+                u32::from(i.admin_up) | u32::from(i.link_up) << 1,
+            )
+        })
+        .collect()
+}
+
+/// VPP's link-state process: send `sw_interface_event` to every registration for each
+/// interface whose admin/link state changed, appeared or went away. Woken by handlers after
+/// changes, and every 100 ms for changes made elsewhere (CLI, drivers).
+fn publish_events(
+    dp: Arc<Dataplane>,
+    events: Events,
+    regs: EventRegs,
+    kicked: Receiver<()>,
+    stop: Arc<AtomicBool>,
+) {
+    let mut last = snapshot(&dp);
+    while !stop.load(Ordering::Acquire) {
+        match kicked.recv_timeout(Duration::from_millis(100)) {
+            Ok(()) | Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => break,
+        }
+        while kicked.try_recv().is_ok() {}
+        let now = snapshot(&dp);
+        let mut changes: Vec<(u32, u32, bool)> = now
+            .iter()
+            .filter(|(sw, fl)| last.get(sw) != Some(fl))
+            .map(|(&sw, &fl)| (sw, fl, false))
+            .collect();
+        changes.extend(
+            last.keys()
+                .filter(|sw| !now.contains_key(sw))
+                .map(|&sw| (sw, 0, true)),
+        );
+        last = now;
+        if changes.is_empty() {
+            continue;
+        }
+        let regs: Vec<(u32, u32)> = regs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|(a, b)| (*a, *b))
+            .collect();
+        for (ci, pid) in regs {
+            for &(sw, flags, deleted) in &changes {
+                events.send(
+                    ci,
+                    &d::SwInterfaceEvent {
+                        client_index: ci,
+                        pid,
+                        sw_if_index: d::InterfaceIndex(sw),
+                        flags: d::IfStatusFlags(flags),
+                        deleted,
+                    },
+                );
+            }
+        }
+    }
 }

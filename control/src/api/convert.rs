@@ -1,0 +1,198 @@
+//! Conversions between API types and the dataplane's, and VPP's return codes.
+
+use rvpp_dataplane::forwarding::{FwdError, Path, PathKind, Prefix};
+use rvpp_vppapi::defs as d;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+/// `VNET_API_ERROR_*` (src/vnet/error.h).
+pub mod rv {
+    pub const UNSPECIFIED: i32 = -1;
+    pub const INVALID_SW_IF_INDEX: i32 = -2;
+    pub const NO_SUCH_FIB: i32 = -3;
+    pub const NO_SUCH_ENTRY: i32 = -6;
+    pub const INVALID_VALUE: i32 = -7;
+    pub const UNIMPLEMENTED: i32 = -9;
+    pub const SYSCALL_ERROR_1: i32 = -11;
+    pub const SYSCALL_ERROR_2: i32 = -12;
+    pub const INVALID_REGISTRATION: i32 = -31;
+    pub const NO_PATHS_IN_ROUTE: i32 = -52;
+    pub const ADDRESS_NOT_FOUND_FOR_INTERFACE: i32 = -60;
+    pub const INVALID_INTERFACE: i32 = -71;
+    pub const INVALID_WORKER: i32 = -89;
+    pub const ADDRESS_FOUND_FOR_INTERFACE: i32 = -114;
+    pub const INVALID_QUEUE: i32 = -125;
+}
+
+/// `~0`: "any interface" / "no interface".
+pub const NONE: u32 = u32::MAX;
+
+pub fn fwd_rv(e: &FwdError) -> i32 {
+    match e {
+        FwdError::NoSuchInterface(_) => rv::INVALID_SW_IF_INDEX,
+        FwdError::NoSuchTable(_) => rv::NO_SUCH_FIB,
+        FwdError::NoSuchEntry => rv::NO_SUCH_ENTRY,
+        FwdError::AddressesPresent => rv::ADDRESS_FOUND_FOR_INTERFACE,
+        FwdError::Invalid(_) => rv::INVALID_VALUE,
+        FwdError::TableInUse | FwdError::TooManyInterfaces | FwdError::Fib(_) => rv::UNSPECIFIED,
+    }
+}
+
+pub fn retval<T>(r: Result<T, FwdError>) -> i32 {
+    match r {
+        Ok(_) => 0,
+        Err(e) => fwd_rv(&e),
+    }
+}
+
+pub fn is_ip6(af: d::AddressFamily) -> bool {
+    af == d::AddressFamily::ADDRESS_IP6
+}
+
+pub fn ip4_of(b: &[u8; 16]) -> Ipv4Addr {
+    Ipv4Addr::new(b[0], b[1], b[2], b[3])
+}
+
+pub fn addr_ip(a: &d::Address) -> IpAddr {
+    if is_ip6(a.af) {
+        IpAddr::V6(Ipv6Addr::from(a.un.0))
+    } else {
+        IpAddr::V4(ip4_of(&a.un.0))
+    }
+}
+
+pub fn ip_addr(ip: IpAddr) -> d::Address {
+    let mut un = [0u8; 16];
+    match ip {
+        IpAddr::V4(a) => {
+            un[..4].copy_from_slice(&a.octets());
+            d::Address {
+                af: d::AddressFamily::ADDRESS_IP4,
+                un: d::AddressUnion(un),
+            }
+        }
+        IpAddr::V6(a) => d::Address {
+            af: d::AddressFamily::ADDRESS_IP6,
+            un: d::AddressUnion(a.octets()),
+        },
+    }
+}
+
+/// An API prefix; the address keeps its host bits (interface addresses need them).
+pub fn prefix_in(p: &d::Prefix) -> Result<Prefix, i32> {
+    match addr_ip(&p.address) {
+        IpAddr::V4(a) if p.len <= 32 => Ok(Prefix::V4(u32::from(a), p.len)),
+        IpAddr::V6(a) if p.len <= 128 => Ok(Prefix::V6(u128::from(a), p.len)),
+        _ => Err(rv::INVALID_VALUE),
+    }
+}
+
+pub fn prefix_out(p: Prefix) -> d::Prefix {
+    match p {
+        Prefix::V4(a, l) => d::Prefix {
+            address: ip_addr(IpAddr::V4(Ipv4Addr::from(a))),
+            len: l,
+        },
+        Prefix::V6(a, l) => d::Prefix {
+            address: ip_addr(IpAddr::V6(Ipv6Addr::from(a))),
+            len: l,
+        },
+    }
+}
+
+/// A decoded `fib_path`: what the dataplane can do with it, or why not.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ApiPath {
+    /// Expressible as a dataplane path.
+    Fwd(Path),
+    /// Lookup in another table (`sw_if_index = ~0`, no next hop): VPP's DEAG path.
+    Lookup(u32),
+    /// Understood but not carried by the dataplane (kept for dumps only).
+    Other,
+}
+
+fn nh_of(p: &d::FibPath) -> Option<IpAddr> {
+    let b = &p.nh.address.0;
+    if p.proto == d::FibPathNhProto::FIB_API_PATH_NH_PROTO_IP6 {
+        let a = Ipv6Addr::from(*b);
+        (!a.is_unspecified()).then_some(IpAddr::V6(a))
+    } else {
+        let a = ip4_of(b);
+        (!a.is_unspecified()).then_some(IpAddr::V4(a))
+    }
+}
+
+/// Decode one path of a route of family `ip6` (VPP's fib_api_path_decode, the cases calico uses).
+pub fn path_in(p: &d::FibPath, ip6: bool) -> ApiPath {
+    use d::FibPathType as T;
+    let weight = p.weight.max(1);
+    let special = |k| {
+        let mut x = Path::special(k);
+        x.weight = weight;
+        ApiPath::Fwd(x)
+    };
+    match p.type_ {
+        T::FIB_API_PATH_TYPE_LOCAL => special(PathKind::Local),
+        T::FIB_API_PATH_TYPE_DROP => special(PathKind::Drop),
+        T::FIB_API_PATH_TYPE_ICMP_UNREACH => special(PathKind::Unreachable),
+        T::FIB_API_PATH_TYPE_ICMP_PROHIBIT => special(PathKind::Prohibit),
+        T::FIB_API_PATH_TYPE_NORMAL => {
+            let nh = nh_of(p);
+            let sw = (p.sw_if_index != NONE).then_some(p.sw_if_index);
+            // A next hop of the other family (calico's v4 broadcast via ffff::…) is not forwardable.
+            if nh.is_some_and(|n| n.is_ipv6() != ip6) {
+                return ApiPath::Other;
+            }
+            let mut x = match (nh, sw) {
+                (None, None) => return ApiPath::Lookup(p.table_id),
+                (None, Some(s)) => Path::attached(s),
+                (Some(n), s) => Path::via(n, s),
+            };
+            x.weight = weight;
+            ApiPath::Fwd(x)
+        }
+        _ => ApiPath::Other,
+    }
+}
+
+/// Encode a dataplane path for dumps.
+pub fn path_out(p: &Path, ip6: bool, table_id: u32) -> d::FibPath {
+    use d::FibPathType as T;
+    let ty = match p.kind {
+        PathKind::Normal => T::FIB_API_PATH_TYPE_NORMAL,
+        PathKind::Local => T::FIB_API_PATH_TYPE_LOCAL,
+        PathKind::Drop => T::FIB_API_PATH_TYPE_DROP,
+        PathKind::Unreachable => T::FIB_API_PATH_TYPE_ICMP_UNREACH,
+        PathKind::Prohibit => T::FIB_API_PATH_TYPE_ICMP_PROHIBIT,
+    };
+    let nh6 = p.next_hop.map_or(ip6, |n| n.is_ipv6());
+    let mut nh = [0u8; 16];
+    match p.next_hop {
+        Some(IpAddr::V4(a)) => nh[..4].copy_from_slice(&a.octets()),
+        Some(IpAddr::V6(a)) => nh = a.octets(),
+        None => {}
+    }
+    d::FibPath {
+        sw_if_index: p.sw_if_index.unwrap_or(NONE),
+        table_id,
+        rpf_id: 0,
+        weight: p.weight,
+        preference: 0,
+        type_: ty,
+        flags: d::FibPathFlags::FIB_API_PATH_FLAG_NONE,
+        proto: if nh6 {
+            d::FibPathNhProto::FIB_API_PATH_NH_PROTO_IP6
+        } else {
+            d::FibPathNhProto::FIB_API_PATH_NH_PROTO_IP4
+        },
+        nh: d::FibPathNh {
+            address: d::AddressUnion(nh),
+            ..Default::default()
+        },
+        ..Default::default()
+    }
+}
+
+/// The NUL-free text of a fixed string field.
+pub fn text(s: &str) -> &str {
+    s.trim_end_matches('\0')
+}

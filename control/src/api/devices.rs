@@ -1,0 +1,246 @@
+//! Interfaces with devices behind them: loopbacks, taps (tap_create_v3), af_packet uplinks.
+
+use super::convert::{self, rv};
+use super::handlers::State;
+use rvpp_dataplane::device::{RxQueue, TxQueue};
+use rvpp_drivers::af_packet::{AfPacket, AfPacketConfig};
+use rvpp_drivers::pg::NullTx;
+use rvpp_drivers::tap::{self, Tap, TapConfig, TapMode};
+use rvpp_vppapi::defs as d;
+use std::hash::{BuildHasher, Hasher};
+
+/// A locally administered unicast MAC (VPP's "random" MAC).
+pub fn random_mac() -> [u8; 6] {
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    let v = h.finish().to_be_bytes();
+    [0x02, 0xfe, v[0], v[1], v[2], v[3]]
+}
+
+/// Hand tx queue `w` to worker `w`: drivers give one tx queue per queue pair, so with fewer
+/// queues than workers the extra workers get none (packets they route there are dropped).
+fn per_worker(tx: Vec<Box<dyn TxQueue>>) -> impl FnMut(usize) -> Option<Box<dyn TxQueue>> {
+    let mut slots: Vec<Option<Box<dyn TxQueue>>> = tx.into_iter().map(Some).collect();
+    move |w| slots.get_mut(w).and_then(|s| s.take())
+}
+
+fn attach(
+    s: &State,
+    sw: u32,
+    kind: &str,
+    detail: String,
+    rx: Vec<Box<dyn RxQueue>>,
+    tx: Vec<Box<dyn TxQueue>>,
+) {
+    if tx.len() < s.dp.workers.len() {
+        log::info!(
+            "api: {kind} sw_if_index {sw}: {} tx queue(s) for {} workers; workers {}.. cannot send on it",
+            tx.len(),
+            s.dp.workers.len(),
+            tx.len()
+        );
+    }
+    s.dp.attach(sw, kind, detail, rx, per_worker(tx));
+    s.kick();
+}
+
+pub fn create_loopback(s: &mut State, mac: [u8; 6]) -> (i32, u32) {
+    let mac = if mac == [0; 6] { random_mac() } else { mac };
+    let r = {
+        let mut f = s.dp.fwd();
+        let n = (0..)
+            .find(|n| f.ifs().by_name(&format!("loop{n}")).is_none())
+            .unwrap_or(0);
+        f.interface_add(&format!("loop{n}"), "loopback", mac, true, 9000)
+    };
+    match r {
+        Ok(sw) => {
+            s.dp.attach(sw, "loopback", String::new(), vec![], |_| {
+                Some(Box::new(NullTx::default()))
+            });
+            s.kick();
+            (0, sw)
+        }
+        Err(e) => (convert::fwd_rv(&e), convert::NONE),
+    }
+}
+
+/// Remove an interface of device type `kind` with everything attached to it.
+pub fn delete_interface(s: &mut State, sw: u32, kind: &str) -> i32 {
+    match s.dp.fwd().iface(sw) {
+        Ok(i) if i.dev_type == kind => {}
+        _ => return rv::INVALID_SW_IF_INDEX,
+    }
+    s.dp.detach(sw);
+    let r = s.dp.fwd().interface_del(sw);
+    s.forget_interface(sw);
+    s.kick();
+    convert::retval(r)
+}
+
+/// VPP's tap ids: the lowest free one unless the request names one.
+fn tap_id(s: &State, want: u32) -> Result<u32, i32> {
+    let used = |id| s.taps.values().any(|t| t.0 == id);
+    if want != convert::NONE {
+        return if used(want) {
+            Err(-79) // IF_ALREADY_EXISTS
+        } else {
+            Ok(want)
+        };
+    }
+    Ok((0..).find(|&i| !used(i)).unwrap_or(0))
+}
+
+pub fn tap_create(s: &mut State, m: &d::TapCreateV3) -> (i32, u32) {
+    let flags = m.tap_flags;
+    let tun = flags.contains(d::TapFlags::TAP_API_FLAG_TUN);
+    let id = match tap_id(s, m.id) {
+        Ok(i) => i,
+        Err(e) => return (e, convert::NONE),
+    };
+    let name = format!("{}{id}", if tun { "tun" } else { "tap" });
+    let host_name = if m.host_if_name_set {
+        convert::text(&m.host_if_name).to_string()
+    } else {
+        name.clone()
+    };
+    let gso = flags.contains(d::TapFlags::TAP_API_FLAG_GSO);
+    let csum = flags.contains(d::TapFlags::TAP_API_FLAG_CSUM_OFFLOAD);
+    let cfg = TapConfig {
+        name: host_name,
+        netns: m
+            .host_namespace_set
+            .then(|| convert::text(&m.host_namespace).to_string())
+            .filter(|n| !n.is_empty()),
+        mode: if tun { TapMode::Tun } else { TapMode::Tap },
+        queues: m.num_rx_queues.max(m.num_tx_queues).max(1),
+        mtu: m.host_mtu_set.then_some(m.host_mtu_size),
+        mac: (m.host_mac_addr_set && !tun).then_some(m.host_mac_addr.0),
+        vnet_hdr: gso || csum,
+        csum_offload: csum,
+        gso,
+        persist: flags.contains(d::TapFlags::TAP_API_FLAG_PERSIST),
+        attach: flags.contains(d::TapFlags::TAP_API_FLAG_ATTACH),
+        up: true,
+    };
+    if m.host_ip4_prefix_set || m.host_ip6_prefix_set || m.host_bridge_set {
+        log::warn!("api: tap_create_v3 {name}: host addresses/bridge are not configured by rvpp");
+    }
+    let mac = if m.use_random_mac || m.mac_address.0 == [0; 6] {
+        random_mac()
+    } else {
+        m.mac_address.0
+    };
+    let mtu = m.host_mtu_size.clamp(68, 65535) as u16;
+    let mtu = if m.host_mtu_set { mtu } else { 1500 };
+    let sw = match s.dp.fwd().interface_add(&name, "tap", mac, !tun, mtu) {
+        Ok(sw) => sw,
+        Err(e) => return (convert::fwd_rv(&e), convert::NONE),
+    };
+    let (rx, tx, info) = match Tap::create(&cfg, sw) {
+        Ok(q) => q,
+        Err(e) => {
+            // calico retries without ATTACH on SYSCALL_ERROR_2, VPP's code for these failures.
+            log::warn!("api: tap_create_v3 {name}: {e}");
+            let _ = s.dp.fwd().interface_del(sw);
+            return (rv::SYSCALL_ERROR_2, convert::NONE);
+        }
+    };
+    if !m.tag.is_empty() {
+        let _ = s.dp.fwd().set_tag(sw, &m.tag);
+    }
+    let detail = format!(
+        "{} {} in {}",
+        if tun { "tun" } else { "tap" },
+        info.name,
+        info.netns.as_deref().unwrap_or("the default netns")
+    );
+    attach(s, sw, "tap", detail, rx, tx);
+    s.taps.insert(sw, (id, info));
+    (0, sw)
+}
+
+pub fn tap_delete(s: &mut State, sw: u32) -> i32 {
+    let Some((_, info)) = s.taps.remove(&sw) else {
+        return rv::INVALID_SW_IF_INDEX;
+    };
+    let rv = delete_interface(s, sw, "tap");
+    if let Err(e) = tap::delete(&info) {
+        log::warn!("api: tap_delete_v2 {}: {e}", info.name);
+    }
+    rv
+}
+
+pub fn af_packet_create(s: &mut State, m: &d::AfPacketCreateV3) -> (i32, u32) {
+    let host = convert::text(&m.host_if_name).to_string();
+    if host.is_empty() {
+        return (rv::INVALID_INTERFACE, convert::NONE);
+    }
+    let name = format!("host-{host}");
+    let l2 = m.mode != d::AfPacketMode::AF_PACKET_API_MODE_IP;
+    let sw = match s
+        .dp
+        .fwd()
+        .interface_add(&name, "af_packet", [0; 6], l2, 1500)
+    {
+        Ok(sw) => sw,
+        Err(e) => return (convert::fwd_rv(&e), convert::NONE),
+    };
+    let cfg = AfPacketConfig {
+        host_if_name: host.clone(),
+        queues: m.num_rx_queues.max(m.num_tx_queues).max(1),
+        qdisc_bypass: m
+            .flags
+            .contains(d::AfPacketFlags::AF_PACKET_API_FLAG_QDISC_BYPASS),
+        vnet_hdr: m
+            .flags
+            .contains(d::AfPacketFlags::AF_PACKET_API_FLAG_CKSUM_GSO),
+        ..Default::default()
+    };
+    let (rx, tx, info) = match AfPacket::create(&cfg, sw) {
+        Ok(q) => q,
+        Err(e) => {
+            log::warn!("api: af_packet_create_v3 {host}: {e}");
+            let _ = s.dp.fwd().interface_del(sw);
+            let rv = if e.raw_os_error() == Some(libc::ENODEV)
+                || e.kind() == std::io::ErrorKind::NotFound
+            {
+                rv::INVALID_INTERFACE
+            } else {
+                rv::SYSCALL_ERROR_1
+            };
+            return (rv, convert::NONE);
+        }
+    };
+    let mac = if m.use_random_hw_addr {
+        random_mac()
+    } else if m.hw_addr.0 != [0; 6] {
+        m.hw_addr.0
+    } else {
+        info.mac
+    };
+    {
+        let mut f = s.dp.fwd();
+        let _ = f.set_mac(sw, mac);
+        let _ = f.set_mtu(sw, info.mtu.clamp(68, 65535) as u16);
+    }
+    let detail = format!("af_packet on {host}, {} queue(s)", info.queues);
+    attach(s, sw, "af_packet", detail, rx, tx);
+    (0, sw)
+}
+
+pub fn af_packet_delete(s: &mut State, host: &str) -> i32 {
+    let sw =
+        s.dp.fwd()
+            .ifs()
+            .by_name(&format!("host-{host}"))
+            .map(|i| i.sw_if_index);
+    match sw {
+        Some(sw) => delete_interface(s, sw, "af_packet"),
+        None => rv::SYSCALL_ERROR_1,
+    }
+}

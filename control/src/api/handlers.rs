@@ -1,0 +1,1091 @@
+//! Message handlers: the API state beside the dataplane, and the route table of the router.
+
+use super::convert::{self, rv, ApiPath, NONE};
+use super::devices;
+use crate::daemon::Dataplane;
+use rvpp_dataplane::forwarding::{Forwarding, Path, PathKind, Prefix, Source};
+use rvpp_drivers::tap::TapInfo;
+use rvpp_vppapi::defs as d;
+use rvpp_vppapi::transport::{Response, Router};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::IpAddr;
+use std::sync::mpsc::Sender;
+use std::sync::{Arc, Mutex};
+
+/// Punt reasons VPP registers that calico looks up (`ip6-nd-neigh-adv` is calico's patch).
+pub const PUNT_REASONS: &[&str] = &[
+    "ipsec4-spi-o-udp-0",
+    "ipsec4-no-such-tunnel",
+    "ipsec6-no-such-tunnel",
+    "ipsec6-spi-o-udp-0",
+    "ip4-acl-deny",
+    "ip6-acl-deny",
+    "ip6-packet-too-big",
+    "ip6-nd-neigh-adv",
+];
+
+/// Registrations for `sw_interface_event`: client_index -> pid.
+pub type EventRegs = Arc<Mutex<BTreeMap<u32, u32>>>;
+
+type RouteKey = (bool, u32, Prefix);
+
+struct PuntEntry {
+    ip6: bool,
+    rx: Option<u32>,
+    paths: Vec<d::FibPath>,
+    /// The interface the dataplane's redirect currently uses.
+    installed: Option<u32>,
+}
+
+/// What the API keeps beside the dataplane.
+pub struct State {
+    pub dp: Arc<Dataplane>,
+    pub regs: EventRegs,
+    pub kick: Sender<()>,
+    /// Routes with paths the dataplane does not carry (table lookups): kept whole for dumps.
+    shadow: HashMap<RouteKey, Vec<d::FibPath>>,
+    /// VRF each interface was put in, per family (the dataplane binds the table it resolves to).
+    bindings: BTreeMap<(u32, bool), u32>,
+    punts: Vec<PuntEntry>,
+    punt_exceptions: BTreeSet<u32>,
+    punt_l4: BTreeSet<(bool, u8, u16)>,
+    proxy_arp: BTreeSet<(u32, [u8; 4], [u8; 4])>,
+    proxy_arp_ifs: BTreeSet<u32>,
+    nd_proxy: BTreeMap<u32, u8>,
+    ra_suppress: BTreeSet<u32>,
+    gso: BTreeSet<u32>,
+    promisc: BTreeSet<u32>,
+    neighbor_config: [(u32, u32, bool); 2],
+    rx_placement: BTreeMap<(u32, u32), (u32, bool)>,
+    mroutes: BTreeMap<(u32, Vec<u8>), d::IpMroute>,
+    pub(super) taps: BTreeMap<u32, (u32, TapInfo)>,
+    next_table_id: u32,
+}
+
+impl State {
+    pub fn new(dp: Arc<Dataplane>, regs: EventRegs, kick: Sender<()>) -> Self {
+        Self {
+            dp,
+            regs,
+            kick,
+            shadow: HashMap::new(),
+            bindings: BTreeMap::new(),
+            punts: Vec::new(),
+            punt_exceptions: BTreeSet::new(),
+            punt_l4: BTreeSet::new(),
+            proxy_arp: BTreeSet::new(),
+            proxy_arp_ifs: BTreeSet::new(),
+            nd_proxy: BTreeMap::new(),
+            ra_suppress: BTreeSet::new(),
+            gso: BTreeSet::new(),
+            promisc: BTreeSet::new(),
+            neighbor_config: [(0, 0, false); 2],
+            rx_placement: BTreeMap::new(),
+            mroutes: BTreeMap::new(),
+            taps: BTreeMap::new(),
+            next_table_id: 0x1000,
+        }
+    }
+
+    pub(super) fn kick(&self) {
+        let _ = self.kick.send(());
+    }
+
+    /// Forget everything kept about an interface that went away.
+    pub(super) fn forget_interface(&mut self, sw: u32) {
+        self.bindings.retain(|k, _| k.0 != sw);
+        self.proxy_arp_ifs.remove(&sw);
+        self.nd_proxy.remove(&sw);
+        self.ra_suppress.remove(&sw);
+        self.gso.remove(&sw);
+        self.promisc.remove(&sw);
+        self.rx_placement.retain(|k, _| k.0 != sw);
+    }
+
+    /// The table a VRF's traffic is looked up in: follow default routes that are table lookups.
+    /// (The dataplane has no lookup-in-table path yet, so an interface in such a VRF is bound
+    /// to the VRF at the end of the chain; calico's pod and host-tap VRFs are exactly this.)
+    fn effective_table(&self, ip6: bool, mut t: u32) -> u32 {
+        let default = if ip6 {
+            Prefix::V6(0, 0)
+        } else {
+            Prefix::V4(0, 0)
+        };
+        for _ in 0..8 {
+            let next = self.shadow.get(&(ip6, t, default)).and_then(|ps| {
+                ps.iter().find_map(|p| match convert::path_in(p, ip6) {
+                    ApiPath::Lookup(x) => Some(x),
+                    _ => None,
+                })
+            });
+            match next {
+                Some(x) if x != t => t = x,
+                _ => break,
+            }
+        }
+        t
+    }
+
+    fn rebind(&self, f: &mut Forwarding) {
+        for (&(sw, ip6), &vrf) in &self.bindings {
+            let eff = self.effective_table(ip6, vrf);
+            let Some(fi) = f.fib_index(ip6, eff) else {
+                continue;
+            };
+            let cur = f.iface(sw).map(|i| if ip6 { i.ip6_fib } else { i.ip4_fib });
+            if cur.is_ok_and(|c| c != fi) {
+                if let Err(e) = f.set_table(sw, ip6, eff) {
+                    log::warn!("api: rebinding sw_if_index {sw} to table {eff}: {e}");
+                }
+            }
+        }
+    }
+
+    /// Where punted packets of a redirect go now: a direct path, or (for a table lookup) the
+    /// interface the first interface route of that table uses.
+    fn punt_target(
+        f: &Forwarding,
+        ip6: bool,
+        paths: &[d::FibPath],
+    ) -> Option<(u32, Option<IpAddr>)> {
+        for p in paths {
+            match convert::path_in(p, ip6) {
+                ApiPath::Fwd(Path {
+                    kind: PathKind::Normal,
+                    sw_if_index: Some(s),
+                    next_hop,
+                    ..
+                }) => return Some((s, next_hop)),
+                ApiPath::Lookup(t) => {
+                    for (_, r) in f.routes(ip6, t) {
+                        if r.source != Source::Api {
+                            continue;
+                        }
+                        for x in &r.paths {
+                            if let (PathKind::Normal, Some(s)) = (x.kind, x.sw_if_index) {
+                                return Some((s, x.next_hop));
+                            }
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        None
+    }
+
+    fn resolve_punts(&mut self, f: &mut Forwarding) {
+        for e in &mut self.punts {
+            match Self::punt_target(f, e.ip6, &e.paths) {
+                Some((s, nh)) => {
+                    if f.punt_redirect(e.ip6, e.rx, s, nh, true).is_ok() {
+                        e.installed = Some(s);
+                    }
+                }
+                None => {
+                    if let Some(old) = e.installed.take() {
+                        let _ = f.punt_redirect(e.ip6, e.rx, old, None, false);
+                    }
+                }
+            }
+        }
+    }
+
+    fn punt_uses_table(&self, ip6: bool, t: u32) -> bool {
+        self.punts.iter().any(|e| {
+            e.ip6 == ip6
+                && e.paths
+                    .iter()
+                    .any(|p| convert::path_in(p, ip6) == ApiPath::Lookup(t))
+        })
+    }
+
+    // ----- routes ----------------------------------------------------------------------------
+
+    fn route_add_del(&mut self, m: &d::IpRouteAddDel) -> i32 {
+        let r = &m.route;
+        let p = match convert::prefix_in(&r.prefix) {
+            Ok(p) => p.masked(),
+            Err(e) => return e,
+        };
+        let ip6 = p.is_ip6();
+        let t = r.table_id;
+        let dp = self.dp.clone();
+        let mut f = dp.fwd();
+        if f.fib_index(ip6, t).is_none() {
+            return rv::NO_SUCH_FIB;
+        }
+        let decoded: Vec<ApiPath> = r.paths.iter().map(|x| convert::path_in(x, ip6)).collect();
+        if m.is_add {
+            if decoded.is_empty() {
+                return rv::NO_PATHS_IN_ROUTE;
+            }
+            for x in &decoded {
+                match x {
+                    ApiPath::Fwd(Path {
+                        sw_if_index: Some(s),
+                        ..
+                    }) if f.iface(*s).is_err() => return rv::INVALID_SW_IF_INDEX,
+                    ApiPath::Lookup(lt) if f.fib_index(ip6, *lt).is_none() => {
+                        return rv::NO_SUCH_FIB
+                    }
+                    _ => {}
+                }
+            }
+        }
+        let key = (ip6, t, p);
+        let fwd_paths = |v: &[ApiPath]| -> Vec<Path> {
+            v.iter()
+                .filter_map(|x| match x {
+                    ApiPath::Fwd(p) => Some(*p),
+                    _ => None,
+                })
+                .collect()
+        };
+        let api_route = |f: &Forwarding| f.route_get(t, p).filter(|r| r.source == Source::Api);
+        let res = match (m.is_add, m.is_multipath) {
+            (true, false) => {
+                let paths = fwd_paths(&decoded);
+                if paths.len() == decoded.len() {
+                    self.shadow.remove(&key);
+                    f.route_add(t, p, paths)
+                } else {
+                    self.shadow.insert(key, r.paths.clone());
+                    if paths.is_empty() {
+                        if api_route(&f).is_some() {
+                            let _ = f.route_del(ip6, t, p);
+                        }
+                        Ok(())
+                    } else {
+                        f.route_add(t, p, paths)
+                    }
+                }
+            }
+            (true, true) => {
+                let paths = fwd_paths(&decoded);
+                if paths.len() != decoded.len() || self.shadow.contains_key(&key) {
+                    let mut all = match self.shadow.remove(&key) {
+                        Some(v) => v,
+                        None => api_route(&f).map_or(vec![], |r| {
+                            r.paths
+                                .iter()
+                                .map(|x| convert::path_out(x, ip6, t))
+                                .collect()
+                        }),
+                    };
+                    for x in &r.paths {
+                        if !all.contains(x) {
+                            all.push(*x);
+                        }
+                    }
+                    self.shadow.insert(key, all);
+                }
+                if paths.is_empty() {
+                    Ok(())
+                } else {
+                    f.route_add_paths(t, p, paths)
+                }
+            }
+            (false, false) => {
+                self.shadow.remove(&key);
+                if api_route(&f).is_some() {
+                    let _ = f.route_del(ip6, t, p);
+                }
+                Ok(())
+            }
+            (false, true) => {
+                if let Some(v) = self.shadow.get_mut(&key) {
+                    v.retain(|x| !r.paths.contains(x));
+                    if v.is_empty() {
+                        self.shadow.remove(&key);
+                    }
+                }
+                let gone = fwd_paths(&decoded);
+                match api_route(&f) {
+                    Some(cur) => {
+                        let left: Vec<Path> = cur
+                            .paths
+                            .iter()
+                            .filter(|x| !gone.iter().any(|g| same_path(g, x)))
+                            .copied()
+                            .collect();
+                        if left.is_empty() {
+                            f.route_del(ip6, t, p)
+                        } else if left.len() != cur.paths.len() {
+                            f.route_add(t, p, left)
+                        } else {
+                            Ok(())
+                        }
+                    }
+                    None => Ok(()),
+                }
+            }
+        };
+        if p == Prefix::V4(0, 0) || p == Prefix::V6(0, 0) {
+            self.rebind(&mut f);
+        }
+        if self.punt_uses_table(ip6, t) {
+            self.resolve_punts(&mut f);
+        }
+        convert::retval(res)
+    }
+
+    fn route_dump(&self, m: &d::IpRouteDump) -> Vec<d::IpRouteDetails> {
+        let ip6 = m.table.is_ip6;
+        let t = m.table.table_id;
+        let f = self.dp.fwd();
+        if f.fib_index(ip6, t).is_none() {
+            return vec![];
+        }
+        let mut out: BTreeMap<Prefix, Vec<d::FibPath>> = f
+            .routes(ip6, t)
+            .into_iter()
+            .map(|(p, r)| {
+                let paths = r
+                    .paths
+                    .iter()
+                    .map(|x| convert::path_out(x, ip6, t))
+                    .collect();
+                (p, paths)
+            })
+            .collect();
+        for ((s6, st, p), v) in &self.shadow {
+            if *s6 == ip6 && *st == t {
+                out.insert(*p, v.clone());
+            }
+        }
+        out.into_iter()
+            .map(|(p, paths)| d::IpRouteDetails {
+                context: 0,
+                route: d::IpRoute {
+                    table_id: t,
+                    stats_index: 0,
+                    prefix: convert::prefix_out(p),
+                    n_paths: 0,
+                    paths,
+                },
+            })
+            .collect()
+    }
+}
+
+fn same_path(a: &Path, b: &Path) -> bool {
+    a.kind == b.kind && a.next_hop == b.next_hop && a.sw_if_index == b.sw_if_index
+}
+
+macro_rules! reply {
+    ($t:ident, $rv:expr) => {
+        Response::reply(d::$t {
+            context: 0,
+            retval: $rv,
+        })
+    };
+}
+
+fn sw_ok(f: &Forwarding, sw: u32) -> i32 {
+    if f.iface(sw).is_ok() {
+        0
+    } else {
+        rv::INVALID_SW_IF_INDEX
+    }
+}
+
+fn interface_details(
+    f: &Forwarding,
+    i: &rvpp_dataplane::tables::Interface,
+) -> d::SwInterfaceDetails {
+    let _ = f;
+    let mut flags = 0;
+    if i.admin_up {
+        flags |= 1;
+    }
+    if i.link_up {
+        flags |= 2;
+    }
+    let mtu = i.mtu as u32;
+    d::SwInterfaceDetails {
+        sw_if_index: d::InterfaceIndex(i.sw_if_index),
+        sup_sw_if_index: i.sub_of.map_or(i.sw_if_index, |s| s.0),
+        l2_address: d::MacAddress(i.mac),
+        flags: d::IfStatusFlags(flags),
+        type_: if i.sub_of.is_some() {
+            d::IfType::IF_API_TYPE_SUB
+        } else {
+            d::IfType::IF_API_TYPE_HARDWARE
+        },
+        link_duplex: d::LinkDuplex::LINK_DUPLEX_API_FULL,
+        link_mtu: i.mtu,
+        mtu: [mtu; 4],
+        sub_id: i.sub_of.map_or(0, |s| s.1 as u32),
+        sub_number_of_tags: u8::from(i.sub_of.is_some()),
+        sub_outer_vlan_id: i.sub_of.map_or(0, |s| s.1),
+        interface_name: i.name.clone(),
+        interface_dev_type: i.dev_type.clone(),
+        tag: i.tag.clone(),
+        ..Default::default()
+    }
+}
+
+fn show_threads(dp: &Dataplane) -> d::ShowThreadsReply {
+    let pid = std::process::id();
+    let mut t = vec![d::ThreadData {
+        id: 0,
+        name: "vpp_main".into(),
+        type_: String::new(),
+        pid,
+        cpu_id: dp
+            .workers
+            .first()
+            .filter(|w| w.thread == 0)
+            .and_then(|w| w.core)
+            .unwrap_or(0),
+        core: 0,
+        cpu_socket: 0,
+    }];
+    for w in dp.workers.iter().filter(|w| w.thread != 0) {
+        t.push(d::ThreadData {
+            id: w.thread as u32,
+            name: w.name.clone(),
+            type_: "workers".into(),
+            pid,
+            cpu_id: w.core.unwrap_or(0),
+            core: w.core.unwrap_or(0),
+            cpu_socket: 0,
+        });
+    }
+    d::ShowThreadsReply {
+        context: 0,
+        retval: 0,
+        count: 0,
+        thread_data: t,
+    }
+}
+
+/// The router with every handled message.
+pub fn router(state: State) -> Router<State> {
+    let mut r = Router::new(state);
+    r.on_disconnect(|s: &mut State, ci| {
+        s.regs.lock().unwrap_or_else(|e| e.into_inner()).remove(&ci);
+    });
+
+    // ----- vpe / vlib ------------------------------------------------------------------------
+    r.on(|_s: &mut State, _m: d::ShowVersion, _c| {
+        Response::reply(d::ShowVersionReply {
+            context: 0,
+            retval: 0,
+            program: "vpe".into(),
+            version: format!("v{}-rvpp", crate::cli::VERSION),
+            build_date: String::new(),
+            build_directory: "rvpp".into(),
+        })
+    });
+    r.on(|s: &mut State, _m: d::ShowThreads, _c| Response::reply(show_threads(&s.dp)));
+    r.on(|s: &mut State, m: d::CliInband, _c| {
+        let out = crate::cli::execute(&s.dp, &m.cmd);
+        s.kick();
+        Response::reply(d::CliInbandReply {
+            context: 0,
+            retval: 0,
+            reply: out,
+        })
+    });
+
+    // ----- interfaces ------------------------------------------------------------------------
+    r.on(|s: &mut State, m: d::SwInterfaceDump, _c| {
+        let f = s.dp.fwd();
+        let want = m.sw_if_index.0;
+        let filt = m.name_filter_valid.then(|| m.name_filter.to_lowercase());
+        let v: Vec<d::SwInterfaceDetails> = f
+            .ifs()
+            .ifs
+            .iter()
+            .flatten()
+            .filter(|i| want == 0 || want == NONE || i.sw_if_index == want)
+            .filter(|i| {
+                filt.as_ref()
+                    .is_none_or(|n| i.name.to_lowercase().contains(n.as_str()))
+            })
+            .map(|i| interface_details(&f, i))
+            .collect();
+        Response::stream(v)
+    });
+    r.on(|s: &mut State, m: d::SwInterfaceSetFlags, _c| {
+        let up = m
+            .flags
+            .contains(d::IfStatusFlags::IF_STATUS_API_FLAG_ADMIN_UP);
+        let rv = convert::retval(s.dp.fwd().set_admin_up(m.sw_if_index.0, up));
+        s.kick();
+        reply!(SwInterfaceSetFlagsReply, rv)
+    });
+    r.on(|s: &mut State, m: d::WantInterfaceEvents, c| {
+        let mut regs = s.regs.lock().unwrap_or_else(|e| e.into_inner());
+        let rv = match (m.enable_disable != 0, regs.contains_key(&c.client_index)) {
+            (true, false) => {
+                regs.insert(c.client_index, m.pid);
+                0
+            }
+            (false, true) => {
+                regs.remove(&c.client_index);
+                0
+            }
+            _ => rv::INVALID_REGISTRATION,
+        };
+        reply!(WantInterfaceEventsReply, rv)
+    });
+    r.on(|s: &mut State, m: d::SwInterfaceAddDelAddress, _c| {
+        let sw = m.sw_if_index.0;
+        let mut f = s.dp.fwd();
+        let rv = if f.iface(sw).is_err() {
+            rv::INVALID_SW_IF_INDEX
+        } else if m.del_all {
+            let i = f.iface(sw).cloned().expect("checked");
+            let all: Vec<Prefix> = i
+                .ip4_addrs
+                .iter()
+                .map(|&(a, l)| Prefix::V4(a, l))
+                .chain(i.ip6_addrs.iter().map(|&(a, l)| Prefix::V6(a, l)))
+                .collect();
+            convert::retval(all.into_iter().try_for_each(|p| f.address_del(sw, p)))
+        } else {
+            match convert::prefix_in(&m.prefix.0) {
+                Err(e) => e,
+                Ok(p) if m.is_add => convert::retval(f.address_add(sw, p)),
+                Ok(p) => match f.address_del(sw, p) {
+                    Err(rvpp_dataplane::forwarding::FwdError::NoSuchEntry) => {
+                        rv::ADDRESS_NOT_FOUND_FOR_INTERFACE
+                    }
+                    r => convert::retval(r),
+                },
+            }
+        };
+        reply!(SwInterfaceAddDelAddressReply, rv)
+    });
+    r.on(|s: &mut State, m: d::SwInterfaceSetTable, _c| {
+        let (sw, ip6, vrf) = (m.sw_if_index.0, m.is_ipv6, m.vrf_id);
+        let dp = s.dp.clone();
+        let mut f = dp.fwd();
+        let rv = if f.iface(sw).is_err() {
+            rv::INVALID_SW_IF_INDEX
+        } else if f.fib_index(ip6, vrf).is_none() {
+            rv::NO_SUCH_FIB
+        } else {
+            let eff = s.effective_table(ip6, vrf);
+            let r = convert::retval(f.set_table(sw, ip6, eff));
+            if r == 0 {
+                s.bindings.insert((sw, ip6), vrf);
+            }
+            r
+        };
+        reply!(SwInterfaceSetTableReply, rv)
+    });
+    r.on(|s: &mut State, m: d::SwInterfaceSetMtu, _c| {
+        let mtu = m.mtu.iter().copied().find(|&x| x != 0).unwrap_or(0);
+        let rv = if mtu > u16::MAX as u32 {
+            rv::INVALID_VALUE
+        } else {
+            convert::retval(s.dp.fwd().set_mtu(m.sw_if_index.0, mtu as u16))
+        };
+        reply!(SwInterfaceSetMtuReply, rv)
+    });
+    r.on(|s: &mut State, m: d::SwInterfaceSetMacAddress, _c| {
+        let rv = convert::retval(s.dp.fwd().set_mac(m.sw_if_index.0, m.mac_address.0));
+        reply!(SwInterfaceSetMacAddressReply, rv)
+    });
+    r.on(|s: &mut State, m: d::SwInterfaceTagAddDel, _c| {
+        let tag = if m.is_add { convert::text(&m.tag) } else { "" };
+        let rv = convert::retval(s.dp.fwd().set_tag(m.sw_if_index.0, tag));
+        reply!(SwInterfaceTagAddDelReply, rv)
+    });
+    r.on(|s: &mut State, m: d::SwInterfaceSetRxMode, _c| {
+        let sw = m.sw_if_index.0;
+        let mode = match m.mode {
+            d::RxMode::RX_MODE_API_POLLING => Some(rvpp_dataplane::device::RxMode::Polling),
+            d::RxMode::RX_MODE_API_INTERRUPT => Some(rvpp_dataplane::device::RxMode::Interrupt),
+            d::RxMode::RX_MODE_API_ADAPTIVE | d::RxMode::RX_MODE_API_DEFAULT => {
+                Some(rvpp_dataplane::device::RxMode::Adaptive)
+            }
+            _ => None,
+        };
+        let mut rv = sw_ok(&s.dp.fwd(), sw);
+        if rv == 0 {
+            match mode {
+                None => rv = rv::INVALID_VALUE,
+                // Recorded per device; workers choose their wait strategy per thread.
+                Some(md) => {
+                    if let Some(dev) =
+                        s.dp.devices
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .get_mut(&sw)
+                    {
+                        if m.queue_id_valid
+                            && !dev.rx_placement.iter().any(|q| q.0 as u32 == m.queue_id)
+                        {
+                            rv = rv::INVALID_QUEUE;
+                        } else {
+                            dev.rx_mode = md;
+                        }
+                    }
+                }
+            }
+        }
+        reply!(SwInterfaceSetRxModeReply, rv)
+    });
+    r.on(|s: &mut State, m: d::SwInterfaceSetRxPlacement, _c| {
+        let sw = m.sw_if_index.0;
+        let mut rv = sw_ok(&s.dp.fwd(), sw);
+        let n = s.dp.workers.iter().filter(|w| w.thread != 0).count() as u32;
+        if rv == 0 && !m.is_main && m.worker_id >= n.max(1) {
+            rv = rv::INVALID_WORKER;
+        }
+        if rv == 0 {
+            let devs = s.dp.devices.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(dev) = devs.get(&sw) {
+                if !dev.rx_placement.iter().any(|q| q.0 as u32 == m.queue_id) {
+                    rv = rv::INVALID_QUEUE;
+                }
+            }
+        }
+        if rv == 0 {
+            // Recorded: queues stay on the worker they were placed on at creation.
+            s.rx_placement
+                .insert((sw, m.queue_id), (m.worker_id, m.is_main));
+        }
+        reply!(SwInterfaceSetRxPlacementReply, rv)
+    });
+    r.on(|s: &mut State, m: d::SwInterfaceSetTxPlacement, _c| {
+        reply!(
+            SwInterfaceSetTxPlacementReply,
+            sw_ok(&s.dp.fwd(), m.sw_if_index.0)
+        )
+    });
+    r.on(|s: &mut State, m: d::SwInterfaceSetPromisc, _c| {
+        let rv = sw_ok(&s.dp.fwd(), m.sw_if_index.0);
+        if rv == 0 {
+            if m.promisc_on {
+                s.promisc.insert(m.sw_if_index.0);
+            } else {
+                s.promisc.remove(&m.sw_if_index.0);
+            }
+        }
+        reply!(SwInterfaceSetPromiscReply, rv)
+    });
+    r.on(|s: &mut State, m: d::SwInterfaceSetUnnumbered, _c| {
+        let (donor, borrower) = (m.sw_if_index.0, m.unnumbered_sw_if_index.0);
+        let mut f = s.dp.fwd();
+        let rv = if f.iface(donor).is_err() {
+            rv::INVALID_SW_IF_INDEX
+        } else if f.iface(borrower).is_err() {
+            -10 // INVALID_SW_IF_INDEX_2
+        } else {
+            convert::retval(f.set_unnumbered(borrower, m.is_add.then_some(donor)))
+        };
+        reply!(SwInterfaceSetUnnumberedReply, rv)
+    });
+    r.on(|s: &mut State, m: d::SwInterfaceIp6EnableDisable, _c| {
+        let rv = convert::retval(s.dp.fwd().enable_ip6(m.sw_if_index.0, m.enable));
+        reply!(SwInterfaceIp6EnableDisableReply, rv)
+    });
+    r.on(|s: &mut State, m: d::CreateLoopback, _c| {
+        let (rv, sw) = devices::create_loopback(s, m.mac_address.0);
+        Response::reply(d::CreateLoopbackReply {
+            context: 0,
+            retval: rv,
+            sw_if_index: d::InterfaceIndex(sw),
+        })
+    });
+    r.on(|s: &mut State, m: d::DeleteLoopback, _c| {
+        let rv = devices::delete_interface(s, m.sw_if_index.0, "loopback");
+        reply!(DeleteLoopbackReply, rv)
+    });
+    r.on(|s: &mut State, m: d::IpAddressDump, _c| {
+        let f = s.dp.fwd();
+        let sw = m.sw_if_index.0;
+        let v: Vec<d::IpAddressDetails> = match f.iface(sw) {
+            Err(_) => vec![],
+            Ok(i) => {
+                let ps: Vec<Prefix> = if m.is_ipv6 {
+                    i.ip6_addrs.iter().map(|&(a, l)| Prefix::V6(a, l)).collect()
+                } else {
+                    i.ip4_addrs.iter().map(|&(a, l)| Prefix::V4(a, l)).collect()
+                };
+                ps.into_iter()
+                    .map(|p| d::IpAddressDetails {
+                        context: 0,
+                        sw_if_index: d::InterfaceIndex(sw),
+                        prefix: d::AddressWithPrefix(convert::prefix_out(p)),
+                    })
+                    .collect()
+            }
+        };
+        Response::stream(v)
+    });
+    r.on(|s: &mut State, m: d::IpUnnumberedDump, _c| {
+        let f = s.dp.fwd();
+        let want = m.sw_if_index.0;
+        let v: Vec<d::IpUnnumberedDetails> = f
+            .ifs()
+            .ifs
+            .iter()
+            .flatten()
+            .filter(|i| want == NONE || i.sw_if_index == want)
+            .filter_map(|i| {
+                i.unnumbered_of.map(|u| d::IpUnnumberedDetails {
+                    context: 0,
+                    sw_if_index: d::InterfaceIndex(i.sw_if_index),
+                    ip_sw_if_index: d::InterfaceIndex(u),
+                })
+            })
+            .collect();
+        Response::stream(v)
+    });
+    r.on(|s: &mut State, m: d::FeatureGsoEnableDisable, _c| {
+        let rv = sw_ok(&s.dp.fwd(), m.sw_if_index.0);
+        if rv == 0 {
+            if m.enable_disable {
+                s.gso.insert(m.sw_if_index.0);
+            } else {
+                s.gso.remove(&m.sw_if_index.0);
+            }
+        }
+        reply!(FeatureGsoEnableDisableReply, rv)
+    });
+
+    // ----- tables and routes -----------------------------------------------------------------
+    r.on(|s: &mut State, m: d::IpTableAddDel, _c| {
+        let (ip6, t) = (m.table.is_ip6, m.table.table_id);
+        let dp = s.dp.clone();
+        let mut f = dp.fwd();
+        let rv = if m.is_add {
+            convert::retval(f.table_add(ip6, t, convert::text(&m.table.name)))
+        } else if t == 0 {
+            0 // VPP only drops the API's lock on the default table
+        } else {
+            match f.table_del(ip6, t) {
+                Ok(()) => {
+                    s.shadow.retain(|k, _| !(k.0 == ip6 && k.1 == t));
+                    0
+                }
+                // Gone already, or still used by interfaces (VPP keeps it until unlocked).
+                Err(_) => 0,
+            }
+        };
+        reply!(IpTableAddDelReply, rv)
+    });
+    r.on(|s: &mut State, m: d::IpTableAllocate, _c| {
+        let ip6 = m.table.is_ip6;
+        let mut f = s.dp.fwd();
+        let mut t = m.table.table_id;
+        if t == NONE {
+            while f.fib_index(ip6, s.next_table_id).is_some() {
+                s.next_table_id += 1;
+            }
+            t = s.next_table_id;
+            s.next_table_id += 1;
+        }
+        let rv = convert::retval(f.table_add(ip6, t, convert::text(&m.table.name)));
+        let name = f
+            .tables(ip6)
+            .into_iter()
+            .find(|x| x.0 == t)
+            .map_or(String::new(), |x| x.1);
+        Response::reply(d::IpTableAllocateReply {
+            context: 0,
+            retval: rv,
+            table: d::IpTable {
+                table_id: t,
+                is_ip6: ip6,
+                name,
+            },
+        })
+    });
+    r.on(|s: &mut State, _m: d::IpTableDump, _c| {
+        let f = s.dp.fwd();
+        let v: Vec<d::IpTableDetails> = [false, true]
+            .into_iter()
+            .flat_map(|ip6| {
+                f.tables(ip6)
+                    .into_iter()
+                    .map(move |(t, name)| d::IpTableDetails {
+                        context: 0,
+                        table: d::IpTable {
+                            table_id: t,
+                            is_ip6: ip6,
+                            name,
+                        },
+                    })
+            })
+            .collect();
+        Response::stream(v)
+    });
+    r.on(|s: &mut State, m: d::IpRouteAddDel, _c| {
+        let rv = s.route_add_del(&m);
+        Response::reply(d::IpRouteAddDelReply {
+            context: 0,
+            retval: rv,
+            stats_index: 0,
+        })
+    });
+    r.on(|s: &mut State, m: d::IpRouteDump, _c| Response::stream(s.route_dump(&m)));
+    r.on(|s: &mut State, m: d::IpMrouteAddDel, _c| {
+        // No multicast FIB yet: remembered so calico's host-tap setup succeeds.
+        let rt = &m.route;
+        let ip6 = rt.prefix.af == d::AddressFamily::ADDRESS_IP6;
+        let rv = if s.dp.fwd().fib_index(ip6, rt.table_id).is_none() {
+            rv::NO_SUCH_FIB
+        } else {
+            let key = (rt.table_id, rvpp_vppapi::Wire::to_bytes(&rt.prefix));
+            if m.is_add {
+                s.mroutes.insert(key, rt.clone());
+            } else {
+                s.mroutes.remove(&key);
+            }
+            0
+        };
+        Response::reply(d::IpMrouteAddDelReply {
+            context: 0,
+            retval: rv,
+            stats_index: 0,
+        })
+    });
+
+    // ----- neighbours ------------------------------------------------------------------------
+    r.on(|s: &mut State, m: d::IpNeighborAddDel, _c| {
+        let n = &m.neighbor;
+        let ip = convert::addr_ip(&n.ip_address);
+        let sw = n.sw_if_index.0;
+        let is_static = n
+            .flags
+            .contains(d::IpNeighborFlags::IP_API_NEIGHBOR_FLAG_STATIC);
+        let mut f = s.dp.fwd();
+        let rv = if f.iface(sw).is_err() {
+            rv::INVALID_SW_IF_INDEX
+        } else if m.is_add {
+            convert::retval(f.neighbor_add(sw, ip, n.mac_address.0, is_static))
+        } else {
+            convert::retval(f.neighbor_del(sw, ip))
+        };
+        Response::reply(d::IpNeighborAddDelReply {
+            context: 0,
+            retval: rv,
+            stats_index: 0,
+        })
+    });
+    r.on(|s: &mut State, m: d::IpNeighborConfig, _c| {
+        s.neighbor_config[usize::from(convert::is_ip6(m.af))] =
+            (m.max_number, m.max_age, m.recycle);
+        reply!(IpNeighborConfigReply, 0)
+    });
+    r.on(|s: &mut State, m: d::IpNeighborDump, _c| {
+        let ip6 = convert::is_ip6(m.af);
+        let want = m.sw_if_index.0;
+        let v: Vec<d::IpNeighborDetails> =
+            s.dp.fwd()
+                .neighbors()
+                .into_iter()
+                .filter(|n| n.ip.is_ipv6() == ip6 && (want == NONE || n.sw_if_index == want))
+                .map(|n| d::IpNeighborDetails {
+                    context: 0,
+                    age: 0.0,
+                    neighbor: d::IpNeighbor {
+                        sw_if_index: d::InterfaceIndex(n.sw_if_index),
+                        flags: if n.is_static {
+                            d::IpNeighborFlags::IP_API_NEIGHBOR_FLAG_STATIC
+                        } else {
+                            d::IpNeighborFlags::IP_API_NEIGHBOR_FLAG_NONE
+                        },
+                        mac_address: d::MacAddress(n.mac),
+                        ip_address: convert::ip_addr(n.ip),
+                    },
+                })
+                .collect();
+        Response::stream(v)
+    });
+    r.on(|s: &mut State, m: d::ProxyArpAddDel, _c| {
+        let p = &m.proxy;
+        let rv = if s.dp.fwd().fib_index(false, p.table_id).is_none() {
+            rv::NO_SUCH_FIB
+        } else {
+            let k = (p.table_id, p.low.0, p.hi.0);
+            if m.is_add {
+                s.proxy_arp.insert(k);
+            } else if !s.proxy_arp.remove(&k) {
+                return reply!(ProxyArpAddDelReply, rv::NO_SUCH_ENTRY);
+            }
+            0
+        };
+        reply!(ProxyArpAddDelReply, rv)
+    });
+    r.on(|s: &mut State, m: d::ProxyArpIntfcEnableDisable, _c| {
+        let rv = sw_ok(&s.dp.fwd(), m.sw_if_index.0);
+        if rv == 0 {
+            if m.enable {
+                s.proxy_arp_ifs.insert(m.sw_if_index.0);
+            } else {
+                s.proxy_arp_ifs.remove(&m.sw_if_index.0);
+            }
+        }
+        reply!(ProxyArpIntfcEnableDisableReply, rv)
+    });
+    r.on(|s: &mut State, m: d::SwInterfaceIp6ndRaConfig, _c| {
+        let rv = sw_ok(&s.dp.fwd(), m.sw_if_index.0);
+        if rv == 0 {
+            // rvpp never sends router advertisements; the setting is remembered.
+            if m.suppress != 0 {
+                s.ra_suppress.insert(m.sw_if_index.0);
+            } else {
+                s.ra_suppress.remove(&m.sw_if_index.0);
+            }
+        }
+        reply!(SwInterfaceIp6ndRaConfigReply, rv)
+    });
+    r.on(|s: &mut State, m: d::Ip6ndProxyEnableDisableV2, _c| {
+        let rv = sw_ok(&s.dp.fwd(), m.sw_if_index.0);
+        if rv == 0 {
+            if m.is_enable {
+                s.nd_proxy.insert(m.sw_if_index.0, m.flags);
+            } else {
+                s.nd_proxy.remove(&m.sw_if_index.0);
+            }
+        }
+        reply!(Ip6ndProxyEnableDisableV2Reply, rv)
+    });
+
+    // ----- punt ------------------------------------------------------------------------------
+    r.on(|s: &mut State, m: d::AddDelIpPuntRedirectV2, _c| {
+        let p = &m.punt;
+        let ip6 = convert::is_ip6(p.af);
+        let rx = (p.rx_sw_if_index.0 != NONE).then_some(p.rx_sw_if_index.0);
+        let dp = s.dp.clone();
+        let mut f = dp.fwd();
+        if rx.is_some_and(|r| f.iface(r).is_err()) {
+            return reply!(AddDelIpPuntRedirectV2Reply, rv::INVALID_SW_IF_INDEX);
+        }
+        let pos = s.punts.iter().position(|e| e.ip6 == ip6 && e.rx == rx);
+        if m.is_add {
+            for x in &p.paths {
+                match convert::path_in(x, ip6) {
+                    ApiPath::Lookup(t) if f.fib_index(ip6, t).is_none() => {
+                        return reply!(AddDelIpPuntRedirectV2Reply, rv::NO_SUCH_FIB)
+                    }
+                    ApiPath::Fwd(Path {
+                        sw_if_index: Some(sw),
+                        ..
+                    }) if f.iface(sw).is_err() => {
+                        return reply!(AddDelIpPuntRedirectV2Reply, rv::INVALID_SW_IF_INDEX)
+                    }
+                    _ => {}
+                }
+            }
+            let e = PuntEntry {
+                ip6,
+                rx,
+                paths: p.paths.clone(),
+                installed: pos.and_then(|i| s.punts[i].installed),
+            };
+            match pos {
+                Some(i) => s.punts[i] = e,
+                None => s.punts.push(e),
+            }
+        } else if let Some(i) = pos {
+            let e = s.punts.remove(i);
+            if let Some(old) = e.installed {
+                let _ = f.punt_redirect(ip6, rx, old, None, false);
+            }
+        }
+        s.resolve_punts(&mut f);
+        reply!(AddDelIpPuntRedirectV2Reply, 0)
+    });
+    r.on(|s: &mut State, m: d::IpPuntRedirectV2Dump, _c| {
+        let ip6 = convert::is_ip6(m.af);
+        let want = m.sw_if_index.0;
+        let v: Vec<d::IpPuntRedirectV2Details> = s
+            .punts
+            .iter()
+            .filter(|e| e.ip6 == ip6 && (want == NONE || e.rx == Some(want)))
+            .map(|e| d::IpPuntRedirectV2Details {
+                context: 0,
+                punt: d::PuntRedirectV2 {
+                    rx_sw_if_index: d::InterfaceIndex(e.rx.unwrap_or(NONE)),
+                    af: m.af,
+                    n_paths: 0,
+                    paths: e.paths.clone(),
+                },
+            })
+            .collect();
+        Response::stream(v)
+    });
+    r.on(|s: &mut State, m: d::SetPunt, _c| {
+        let p = &m.punt;
+        let rv = match p.type_ {
+            d::PuntType::PUNT_API_TYPE_EXCEPTION => match p.punt.get::<d::PuntException>() {
+                Ok(x) if (x.id as usize) < PUNT_REASONS.len() => {
+                    if m.is_add {
+                        s.punt_exceptions.insert(x.id);
+                    } else {
+                        s.punt_exceptions.remove(&x.id);
+                    }
+                    0
+                }
+                _ => rv::INVALID_VALUE,
+            },
+            d::PuntType::PUNT_API_TYPE_L4 => match p.punt.get::<d::PuntL4>() {
+                Ok(x) => {
+                    let k = (convert::is_ip6(x.af), x.protocol.0, x.port);
+                    if m.is_add {
+                        s.punt_l4.insert(k);
+                    } else {
+                        s.punt_l4.remove(&k);
+                    }
+                    0
+                }
+                Err(_) => rv::INVALID_VALUE,
+            },
+            _ => rv::UNIMPLEMENTED,
+        };
+        reply!(SetPuntReply, rv)
+    });
+    r.on(|_s: &mut State, m: d::PuntReasonDump, _c| {
+        let want = convert::text(&m.reason.name);
+        let v: Vec<d::PuntReasonDetails> = PUNT_REASONS
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| want.is_empty() || **n == want)
+            .map(|(i, n)| d::PuntReasonDetails {
+                context: 0,
+                reason: d::PuntReason {
+                    id: i as u32,
+                    name: n.to_string(),
+                },
+            })
+            .collect();
+        Response::stream(v)
+    });
+
+    // ----- devices ---------------------------------------------------------------------------
+    r.on(|s: &mut State, m: d::TapCreateV3, _c| {
+        let (rv, sw) = devices::tap_create(s, &m);
+        Response::reply(d::TapCreateV3Reply {
+            context: 0,
+            retval: rv,
+            sw_if_index: d::InterfaceIndex(sw),
+        })
+    });
+    r.on(|s: &mut State, m: d::TapDeleteV2, _c| {
+        let rv = devices::tap_delete(s, m.sw_if_index.0);
+        reply!(TapDeleteV2Reply, rv)
+    });
+    r.on(|s: &mut State, m: d::AfPacketCreateV3, _c| {
+        let (rv, sw) = devices::af_packet_create(s, &m);
+        Response::reply(d::AfPacketCreateV3Reply {
+            context: 0,
+            retval: rv,
+            sw_if_index: d::InterfaceIndex(sw),
+        })
+    });
+    r.on(|s: &mut State, m: d::AfPacketDelete, _c| {
+        let rv = devices::af_packet_delete(s, convert::text(&m.host_if_name));
+        reply!(AfPacketDeleteReply, rv)
+    });
+    r
+}

@@ -1,0 +1,257 @@
+#!/usr/bin/env python3
+"""Drive a running rvpp over its binary API with vpp_papi (run by control/tests/api_papi.rs).
+
+usage: papi_api.py <apidir> <api socket>
+Exits 77 when vpp_papi is not importable; raises (non-zero exit) on the first failed check.
+"""
+import socket
+import struct
+import sys
+import threading
+import time
+
+try:
+    from vpp_papi.vpp_papi import VPPApiClient
+except ImportError as e:  # pragma: no cover
+    print("vpp_papi not importable: %s" % e)
+    sys.exit(77)
+
+APIDIR, SOCK = sys.argv[1], sys.argv[2]
+NONE = 0xFFFFFFFF
+# papi packs fixed arrays only when given whole.
+LABELS = [{"is_uniform": 0, "label": 0, "ttl": 0, "exp": 0}] * 16
+
+
+def client(name):
+    c = VPPApiClient(apidir=APIDIR, server_address=SOCK, read_timeout=10)
+    c.connect(name)
+    return c
+
+
+def check(cond, what):
+    if not cond:
+        raise AssertionError(what)
+    print("ok:", what)
+
+
+def path4(nh, sw):
+    return {"sw_if_index": sw, "table_id": 0, "weight": 1, "proto": 0,
+            "nh": {"address": {"ip4": nh}}, "label_stack": LABELS}
+
+
+def route(vpp, pfx, paths, is_add=1, mp=0, table=0):
+    r = vpp.api.ip_route_add_del(is_add=is_add, is_multipath=mp,
+                                 route={"table_id": table, "prefix": pfx,
+                                        "n_paths": len(paths), "paths": paths})
+    return r.retval
+
+
+def routes(vpp, table=0):
+    out = {}
+    for d in vpp.api.ip_route_dump(table={"table_id": table, "is_ip6": 0}):
+        out[str(d.route.prefix)] = sorted(
+            (str(p.nh.address.ip4), p.sw_if_index) for p in d.route.paths)
+    return out
+
+
+def main():
+    vpp = client("papi-main")
+    events = []
+    seen = threading.Event()
+
+    def on_event(name, msg):
+        if name == "sw_interface_event":
+            events.append(msg)
+            seen.set()
+
+    vpp.register_event_callback(on_event)
+
+    r = vpp.api.show_version()
+    check(r.retval == 0 and "rvpp" in r.version, "show_version %s %s" % (r.program, r.version))
+    r = vpp.api.show_threads()
+    check(r.retval == 0 and r.count >= 1, "show_threads count %d" % r.count)
+    r = vpp.api.control_ping()
+    check(r.retval == 0 and r.vpe_pid > 0, "control_ping")
+    r = vpp.api.cli_inband(cmd="show version")
+    check(r.retval == 0 and "rvpp" in r.reply, "cli_inband")
+
+    # interfaces
+    r = vpp.api.create_loopback(mac_address="02:00:00:00:00:01")
+    check(r.retval == 0, "create_loopback -> %d" % r.sw_if_index)
+    lo = r.sw_if_index
+    r = vpp.api.create_loopback(mac_address="02:00:00:00:00:02")
+    lo2 = r.sw_if_index
+    all_ifs = vpp.api.sw_interface_dump(sw_if_index=0)
+    check({lo, lo2} <= {d.sw_if_index for d in all_ifs}, "sw_interface_dump 0 means all")
+    one = vpp.api.sw_interface_dump(sw_if_index=lo2)
+    check([d.sw_if_index for d in one] == [lo2], "sw_interface_dump one")
+    named = vpp.api.sw_interface_dump(name_filter_valid=1, name_filter="LOOP")
+    check(len(named) >= 2, "sw_interface_dump name filter (case-insensitive)")
+    check(str(one[0].l2_address) == "02:00:00:00:00:02", "loopback mac")
+    r = vpp.api.sw_interface_tag_add_del(is_add=1, sw_if_index=lo, tag="main-eth0")
+    check(r.retval == 0, "tag_add_del")
+    d = vpp.api.sw_interface_dump(sw_if_index=lo)[0]
+    check(d.tag == "main-eth0", "tag in details")
+
+    # events
+    r = vpp.api.want_interface_events(enable_disable=1, pid=4242)
+    check(r.retval == 0, "want_interface_events")
+    r = vpp.api.want_interface_events(enable_disable=1, pid=4242)
+    check(r.retval == -31, "want_interface_events twice -> -31")
+    r = vpp.api.sw_interface_set_flags(sw_if_index=lo, flags=1)
+    check(r.retval == 0, "set_flags admin up")
+    seen.wait(5)
+    ev = [e for e in events if e.sw_if_index == lo]
+    check(ev and int(ev[-1].flags) & 1 and not ev[-1].deleted and ev[-1].pid == 4242,
+          "sw_interface_event for admin up")
+    d = vpp.api.sw_interface_dump(sw_if_index=lo)[0]
+    check(int(d.flags) & 1, "admin up in details")
+
+    r = vpp.api.sw_interface_set_flags(sw_if_index=999, flags=1)
+    check(r.retval == -2, "bad sw_if_index -> -2")
+    r = vpp.api.sw_interface_set_mtu(sw_if_index=lo, mtu=[9000, 0, 0, 0])
+    check(r.retval == 0, "set_mtu")
+    check(vpp.api.sw_interface_dump(sw_if_index=lo)[0].mtu[0] == 9000, "mtu in details")
+
+    # addresses
+    r = vpp.api.sw_interface_add_del_address(sw_if_index=lo, is_add=1, prefix="198.18.5.1/24")
+    check(r.retval == 0, "add address")
+    a = vpp.api.ip_address_dump(sw_if_index=lo, is_ipv6=0)
+    check([str(x.prefix) for x in a] == ["198.18.5.1/24"], "ip_address_dump %s" % [str(x.prefix) for x in a])
+    r = vpp.api.sw_interface_add_del_address(sw_if_index=lo, is_add=0, prefix="198.18.9.1/24")
+    check(r.retval == -60, "delete missing address -> -60")
+
+    # tables
+    r = vpp.api.ip_table_add_del(is_add=1, table={"table_id": 10, "is_ip6": 0, "name": "rvpp-test-vrf"})
+    check(r.retval == 0, "ip_table_add_del")
+    r = vpp.api.ip_table_allocate(table={"table_id": NONE, "is_ip6": 1, "name": "alloc-v6"})
+    check(r.retval == 0 and r.table.table_id != NONE, "ip_table_allocate -> %d" % r.table.table_id)
+    alloc = r.table.table_id
+    tables = {(t.table.name, t.table.is_ip6): t.table.table_id for t in vpp.api.ip_table_dump()}
+    check(tables.get(("rvpp-test-vrf", False)) == 10, "ip_table_dump finds the VRF by name")
+    check(tables.get(("alloc-v6", True)) == alloc, "ip_table_dump finds the allocated VRF")
+    r = vpp.api.sw_interface_set_table(sw_if_index=lo2, is_ipv6=0, vrf_id=77)
+    check(r.retval == -3, "set_table to a missing VRF -> -3")
+    r = vpp.api.sw_interface_set_table(sw_if_index=lo2, is_ipv6=0, vrf_id=10)
+    check(r.retval == 0, "set_table")
+
+    # routes: add, replace, multipath add/del, delete
+    p = "198.19.1.0/24"
+    check(route(vpp, p, [path4("198.18.5.2", lo)]) == 0, "route add")
+    check(routes(vpp)[p] == [("198.18.5.2", lo)], "route dump after add")
+    check(route(vpp, p, [path4("198.18.5.3", lo)]) == 0, "route replace")
+    check(routes(vpp)[p] == [("198.18.5.3", lo)], "replace semantics (is_multipath=0)")
+    check(route(vpp, p, [path4("198.18.5.4", lo)], mp=1) == 0, "multipath add")
+    check(routes(vpp)[p] == [("198.18.5.3", lo), ("198.18.5.4", lo)], "two paths")
+    check(route(vpp, p, [path4("198.18.5.3", lo)], is_add=0, mp=1) == 0, "multipath del")
+    check(routes(vpp)[p] == [("198.18.5.4", lo)], "one path left")
+    check(route(vpp, p, [], is_add=0) == 0, "route del")
+    check(p not in routes(vpp), "route gone")
+    check(route(vpp, p, [path4("198.18.5.2", lo)], table=99) == -3, "route in missing table -> -3")
+    check(route(vpp, p, [path4("198.18.5.2", 999)]) == -2, "route via missing interface -> -2")
+    # calico's DEAG default route: pod VRF -> table 0
+    deag = {"sw_if_index": NONE, "table_id": 0, "weight": 1, "proto": 0, "label_stack": LABELS}
+    check(route(vpp, "0.0.0.0/0", [deag], table=10) == 0, "table-lookup route")
+    t10 = list(vpp.api.ip_route_dump(table={"table_id": 10, "is_ip6": 0}))
+    dflt = [x for x in t10 if str(x.route.prefix) == "0.0.0.0/0"]
+    check(dflt and dflt[0].route.paths[0].sw_if_index == NONE and dflt[0].route.paths[0].table_id == 0,
+          "table-lookup route in dump")
+
+    # neighbours
+    nb = {"sw_if_index": lo, "flags": 1, "mac_address": "02:00:00:00:00:09", "ip_address": "198.18.5.9"}
+    r = vpp.api.ip_neighbor_add_del(is_add=1, neighbor=nb)
+    check(r.retval == 0, "ip_neighbor_add_del")
+    ns = vpp.api.ip_neighbor_dump(sw_if_index=NONE, af=0)
+    check(any(str(n.neighbor.ip_address) == "198.18.5.9" and str(n.neighbor.mac_address) == "02:00:00:00:00:09"
+              for n in ns), "ip_neighbor_dump")
+    r = vpp.api.ip_neighbor_config(af=0, max_number=50000, max_age=30, recycle=0)
+    check(r.retval == 0, "ip_neighbor_config")
+    r = vpp.api.ip_neighbor_add_del(is_add=0, neighbor=dict(nb, ip_address="198.18.5.99"))
+    check(r.retval == -6, "delete missing neighbour -> -6")
+
+    # punt
+    rs = vpp.api.punt_reason_dump(reason={"name": "ip6-nd-neigh-adv"})
+    check(len(rs) == 1 and rs[0].reason.name == "ip6-nd-neigh-adv", "punt reason ip6-nd-neigh-adv")
+    r = vpp.api.set_punt(is_add=0, punt={"type": 2, "punt": {"exception": {"id": rs[0].reason.id}}})
+    check(r.retval == 0, "set_punt exception")
+
+    # unimplemented areas answer, never hang
+    r = vpp.api.cnat_session_purge()
+    check(r.retval == -9, "cnat_session_purge -> UNIMPLEMENTED")
+    r = vpp.api.feature_cnat_enable_disable(sw_if_index=lo, enable_disable=1)
+    check(r.retval == -9, "feature_cnat_enable_disable -> UNIMPLEMENTED")
+    check(list(vpp.api.ipip_tunnel_dump(sw_if_index=NONE)) == [], "unimplemented dump is empty")
+
+    # 8 concurrent clients, each adding and deleting its own routes
+    errors = []
+
+    def worker(n):
+        try:
+            c = client("papi-%d" % n)
+            for i in range(50):
+                pfx = "198.19.%d.%d/32" % (100 + n, i)
+                assert route(c, pfx, [path4("198.18.5.%d" % (10 + n), lo)]) == 0
+                assert c.api.show_version().retval == 0
+            got = [k for k in routes(c) if k.startswith("198.19.%d." % (100 + n))]
+            assert len(got) == 50, len(got)
+            for i in range(50):
+                assert route(c, "198.19.%d.%d/32" % (100 + n, i), [], is_add=0) == 0
+            c.disconnect()
+        except Exception as e:  # noqa
+            errors.append("client %d: %r" % (n, e))
+
+    ts = [threading.Thread(target=worker, args=(n,)) for n in range(8)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(60)
+    check(not errors and not any(t.is_alive() for t in ts), "8 concurrent clients %s" % errors)
+
+    # a raw client that disconnects in the middle of a dump stream and of a frame
+    table = {}
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.connect(SOCK)
+    name = b"raw".ljust(64, b"\0")
+    body = struct.pack(">HI", 15, 7) + name
+    s.sendall(struct.pack(">QII", 0, len(body), 0) + body)
+    hdr = s.recv(16, socket.MSG_WAITALL)
+    ln = struct.unpack(">QII", hdr)[1]
+    buf = b""
+    while len(buf) < ln:
+        buf += s.recv(ln - len(buf))
+    _, _, _, _, index, count = struct.unpack(">HIIiIH", buf[:20])
+    off = 20
+    for _ in range(count):
+        i, = struct.unpack(">H", buf[off:off + 2])
+        table[buf[off + 2:off + 66].rstrip(b"\0").decode()] = i
+        off += 66
+    dump_id = table["sw_interface_dump_aa610c27"]
+    ping_id = table["control_ping_51077d14"]
+    for k in range(200):
+        m = struct.pack(">HIIIBI", dump_id, index, 100 + k, NONE, 0, 0)
+        s.sendall(struct.pack(">QII", 0, len(m), 0) + m)
+        m = struct.pack(">HII", ping_id, index, 100 + k)
+        s.sendall(struct.pack(">QII", 0, len(m), 0) + m)
+    s.sendall(struct.pack(">QII", 0, 100, 0) + b"\0" * 10)  # half a frame
+    s.close()
+    time.sleep(0.2)
+    check(vpp.api.show_version().retval == 0, "still serving after a client vanished mid-stream")
+
+    r = vpp.api.want_interface_events(enable_disable=0, pid=4242)
+    check(r.retval == 0, "want_interface_events disable")
+    r = vpp.api.want_interface_events(enable_disable=0, pid=4242)
+    check(r.retval == -31, "disable when not registered -> -31")
+    vpp.disconnect()
+
+    # events registrations die with their client
+    c = client("papi-ev")
+    check(c.api.want_interface_events(enable_disable=1, pid=1).retval == 0, "register again")
+    c.disconnect()
+    c = client("papi-last")
+    check(c.api.show_version().retval == 0, "new client after others left")
+    c.disconnect()
+    print("ALL OK")
+
+
+if __name__ == "__main__":
+    main()
