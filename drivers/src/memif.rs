@@ -30,7 +30,9 @@
 //! link changes, so a sleeping worker picks up a new connection.
 
 use crate::wait::EventFd;
-use memif::{proto, Config, Desc, Event, ExternalRegion, Interface, Mode, Ring, Role};
+use memif::{proto, Config, Desc, Event, ExternalRegion, Interface, Ring};
+/// Re-exported so users of the device need not depend on the protocol crate.
+pub use memif::{Mode, Role, SocketSpec};
 use rvpp_dataplane::buffer::{flags, BufferPool, Buffers, NO_BUFFER};
 use rvpp_dataplane::device::{RxQueue, TxQueue};
 use rvpp_dataplane::graph::rx_next;
