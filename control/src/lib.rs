@@ -5,5 +5,7 @@ pub mod cli_linux;
 pub mod cli_memif;
 pub mod cli_server;
 pub mod daemon;
+#[cfg(feature = "dpdk")]
+pub mod dpdk_setup;
 pub mod startup_conf;
 pub mod stats;

@@ -114,6 +114,8 @@ fn run(cfg: &StartupConfig, demo: bool) -> Result<(), String> {
         rx_mode: RxMode::Adaptive,
     };
     let dp = Dataplane::start(&dcfg)?;
+    #[cfg(feature = "dpdk")]
+    let _dpdk = rvpp_control::dpdk_setup::start(&dp, cfg.dpdk.as_ref(), cfg.cpu.main_core)?;
     let exec: rvpp_control::cli_server::Executor = {
         let dp = dp.clone();
         Arc::new(move |line: &str| cli::execute(&dp, line))

@@ -1,0 +1,168 @@
+//! rvpp with a `dpdk` stanza of net_null vdevs: it shows the devices in `show hardware`,
+//! routes what net_null0 receives out of net_null1, and stops on SIGTERM. A bad device ends
+//! rvpp with an error naming it, not a hang.
+#![cfg(feature = "dpdk")]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+struct Rvpp {
+    child: Child,
+    dir: PathBuf,
+    sock: PathBuf,
+}
+
+impl Drop for Rvpp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn conf(tag: &str, dpdk: &str) -> (PathBuf, PathBuf, PathBuf) {
+    let dir = std::env::temp_dir().join(format!("rvpp-dpdk-{}-{tag}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let sock = dir.join("cli.sock");
+    let conf = dir.join("startup.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "unix {{ nodaemon cli-listen {} }}\nbuffers {{ buffers-per-numa 16384 }}\ncpu {{ workers 0 }}\ndpdk {{ {dpdk} }}\n",
+            sock.display()
+        ),
+    )
+    .unwrap();
+    (dir, sock, conf)
+}
+
+fn ctl(sock: &Path, cmd: &str) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_rvppctl"))
+        .arg("-s")
+        .arg(sock)
+        .args(cmd.split_whitespace())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "rvppctl {cmd}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn counter(int: &str, ifname: &str, what: &str) -> u64 {
+    int.lines()
+        .skip_while(|l| !l.starts_with(ifname))
+        .skip(1)
+        .take_while(|l| l.starts_with(' '))
+        .find(|l| l.contains(what))
+        .and_then(|l| l.split_whitespace().last()?.parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn net_null_vdevs_forward_and_show_in_hardware() {
+    let (dir, sock, conf) = conf(
+        "fwd",
+        "no-hugetlb vdev net_null0 vdev net_null1 dev default { num-rx-queues 1 num-rx-desc 512 }",
+    );
+    let child = Command::new(env!("CARGO_BIN_EXE_rvpp"))
+        .arg("-c")
+        .arg(&conf)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let r = Rvpp { child, dir, sock };
+    let t = Instant::now();
+    while !r.sock.exists() {
+        assert!(t.elapsed() < Duration::from_secs(30), "no CLI socket");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let s = &r.sock;
+    let hw = ctl(s, "show hardware");
+    for want in [
+        "net_null0",
+        "net_null1",
+        "driver net_null",
+        "rx queues 1 x 512 desc",
+    ] {
+        assert!(hw.contains(want), "show hardware lacks {want}:\n{hw}");
+    }
+    // net_null's packets get an IPv4/UDP header to 198.19.0.1 (see dpdk_setup).
+    for c in [
+        "set interface ip address net_null0 198.18.0.1/24",
+        "set interface ip address net_null1 198.19.255.1/30",
+        "set ip neighbor net_null1 198.19.255.2 02:00:00:00:00:02",
+        "ip route add 198.19.0.0/16 via 198.19.255.2 net_null1",
+        "set interface state net_null1 up",
+        "set interface state net_null0 up",
+    ] {
+        let out = ctl(s, c);
+        assert!(!out.contains("unknown"), "{c}: {out}");
+    }
+    let t = Instant::now();
+    loop {
+        let int = ctl(s, "show interface");
+        if counter(&int, "net_null1", "tx packets") > 10_000 {
+            break;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "net_null1 transmits nothing:\n{int}\n{}",
+            ctl(s, "show errors")
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(ctl(s, "show runtime").contains("dpdk-input"));
+    // The device's own counters reach show hardware within the refresh period.
+    std::thread::sleep(Duration::from_millis(1200));
+    let hw = ctl(s, "show hardware");
+    assert!(hw.contains("tx packets"), "{hw}");
+    let pid = r.child.id() as i32;
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(pid, libc::SIGTERM) };
+    let mut r = r;
+    let t = Instant::now();
+    loop {
+        if let Some(st) = r.child.try_wait().unwrap() {
+            assert!(st.success(), "rvpp exited with {st}");
+            break;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "rvpp did not stop on SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn unknown_device_is_a_clear_error() {
+    let (dir, _sock, conf) = conf("bad", "no-hugetlb vdev net_bogus0");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rvpp"))
+        .arg("-c")
+        .arg(&conf)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let t = Instant::now();
+    let st = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        if t.elapsed() > Duration::from_secs(30) {
+            let _ = child.kill();
+            panic!("rvpp hangs on a bad dpdk device");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let out = child.wait_with_output().unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(!st.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("net_bogus0"), "{err}");
+}
