@@ -445,6 +445,15 @@ impl Forwarding {
         if i.l2 {
             flags |= if_flags::L2;
         }
+        if i.promisc {
+            flags |= if_flags::PROMISC;
+        }
+        if i.tx_gso {
+            flags |= if_flags::TX_GSO;
+        }
+        if i.tx_csum {
+            flags |= if_flags::TX_CSUM;
+        }
         let fast = IfFast {
             flags,
             mac: i.mac,
@@ -500,6 +509,23 @@ impl Forwarding {
             }
         }
         self.fwd_dirty = true;
+        self.publish();
+        Ok(())
+    }
+
+    /// What the device does for us on transmit (from its driver).
+    pub fn set_tx_offloads(&mut self, sw: u32, gso: bool, csum: bool) -> Result<(), FwdError> {
+        let i = self.iface_mut(sw)?;
+        i.tx_gso = gso;
+        i.tx_csum = csum;
+        self.refresh_fast(sw);
+        self.publish();
+        Ok(())
+    }
+
+    pub fn set_promisc(&mut self, sw: u32, on: bool) -> Result<(), FwdError> {
+        self.iface_mut(sw)?.promisc = on;
+        self.refresh_fast(sw);
         self.publish();
         Ok(())
     }
@@ -1020,8 +1046,7 @@ impl Forwarding {
         *r -= 1;
         if *r == 0 {
             let lb = self.fwd.lbs[i as usize];
-            self.lb_index
-                .remove(&lb.buckets[..lb.n_buckets as usize]);
+            self.lb_index.remove(&lb.buckets[..lb.n_buckets as usize]);
             // Reuse waits for a grace period: a worker may still hold the old leaf.
             let stamp = self.shared.grace.advance();
             self.shared.grace.wait_safe(stamp);

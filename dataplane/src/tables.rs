@@ -24,7 +24,7 @@ pub const MAX_FEATURES: usize = 32;
 /// Hot per-interface state, looked up per packet by sw_if_index.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct IfFast {
-    pub flags: u8,
+    pub flags: u16,
     pub mac: Mac,
     pub ip4_fib: u32,
     pub ip6_fib: u32,
@@ -36,15 +36,19 @@ pub struct IfFast {
 }
 
 pub mod if_flags {
-    pub const EXISTS: u8 = 1 << 0;
-    pub const ADMIN_UP: u8 = 1 << 1;
-    pub const LINK_UP: u8 = 1 << 2;
-    pub const IP4: u8 = 1 << 3;
-    pub const IP6: u8 = 1 << 4;
+    pub const EXISTS: u16 = 1 << 0;
+    pub const ADMIN_UP: u16 = 1 << 1;
+    pub const LINK_UP: u16 = 1 << 2;
+    pub const IP4: u16 = 1 << 3;
+    pub const IP6: u16 = 1 << 4;
     /// Ethernet framing (tap, af_packet, memif ethernet); otherwise IP (tun, memif ip).
-    pub const L2: u8 = 1 << 5;
+    pub const L2: u16 = 1 << 5;
     /// Accept frames to any destination MAC.
-    pub const PROMISC: u8 = 1 << 6;
+    pub const PROMISC: u16 = 1 << 6;
+    /// The device takes GSO super-frames (e.g. a tap with a vnet header).
+    pub const TX_GSO: u16 = 1 << 7;
+    /// The device computes L4 checksums that are marked `OFFLOAD_L4_CKSUM`.
+    pub const TX_CSUM: u16 = 1 << 8;
 }
 
 /// Full interface state, for the control surface.
@@ -68,6 +72,11 @@ pub struct Interface {
     pub sub_of: Option<(u32, u16)>,
     /// Take source addresses from this interface.
     pub unnumbered_of: Option<u32>,
+    /// Accept frames to any destination MAC.
+    pub promisc: bool,
+    /// The device takes GSO super-frames / computes marked L4 checksums itself.
+    pub tx_gso: bool,
+    pub tx_csum: bool,
     pub feat_ip4: u32,
     pub feat_ip6: u32,
 }

@@ -138,7 +138,7 @@ impl Node for Ip4Input {
 
 /// Validate an IPv4 header in place; trims link padding. Ok(has_options).
 #[inline(always)]
-fn check(b: &mut Buf<'_>, if_flags_v: u8) -> Result<bool, u16> {
+fn check(b: &mut Buf<'_>, if_flags_v: u16) -> Result<bool, u16> {
     if if_flags_v & if_flags::IP4 == 0 {
         return Err(input_error::NOT_ENABLED);
     }

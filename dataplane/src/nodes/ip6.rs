@@ -509,7 +509,7 @@ impl Node for Ip6Input {
 
 /// Validate an IPv6 header in place; trims link padding. Ok(has hop-by-hop options).
 #[inline(always)]
-fn check(b: &mut Buf<'_>, if_flags_v: u8) -> Result<bool, u16> {
+fn check(b: &mut Buf<'_>, if_flags_v: u16) -> Result<bool, u16> {
     if if_flags_v & if_flags::IP6 == 0 {
         return Err(input_error::NOT_ENABLED);
     }

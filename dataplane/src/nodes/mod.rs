@@ -2,6 +2,7 @@
 
 pub mod arp;
 pub mod ethernet;
+pub mod gso;
 pub mod ip4;
 pub mod ip6;
 pub mod output;
@@ -83,6 +84,7 @@ pub fn standard_graph(arcs: &FeatureArcs, extra: Vec<Box<dyn Node>>) -> Result<G
         Box::new(ip4::Ip4Local),
         Box::new(ip4::Ip4IcmpError),
         Box::new(output::InterfaceOutput),
+        Box::new(gso::GsoSegment::default()),
     ];
     nodes.extend(ip6::nodes(&arts(&arcs.ip6_unicast)));
     for name in DEVICE_INPUT_NODES {

@@ -1,8 +1,9 @@
 //! interface-output (hands packets to device tx queues) and error-drop (counts and frees).
 
+use crate::buffer::{flags, BufferMeta};
 use crate::graph::{Node, NodeInfo, NodeKind, CONSUMED};
 use crate::runtime::{clocks, Ctx};
-use crate::tables::if_flags;
+use crate::tables::{if_flags, IfTable};
 
 /// Frees every packet it gets, counting each under the reason in `meta.error`.
 pub struct ErrorDrop;
@@ -37,6 +38,19 @@ impl Node for ErrorDrop {
 pub struct InterfaceOutput;
 
 const OUT_DROP: u16 = 0;
+const OUT_GSO: u16 = 1;
+
+/// The packet carries an offload (GSO super-frame, L4 checksum left to the device) that its
+/// egress device cannot do: software must (gso-segment).
+#[inline(always)]
+fn needs_fixup(ifs: &IfTable, m: &BufferMeta) -> bool {
+    if m.flags & (flags::GSO | flags::OFFLOAD_L4_CKSUM) == 0 {
+        return false;
+    }
+    let dev = ifs.fast(m.tx_sw_if_index).flags;
+    (m.flags & flags::GSO != 0 && dev & if_flags::TX_GSO == 0)
+        || (m.flags & flags::OFFLOAD_L4_CKSUM != 0 && dev & if_flags::TX_CSUM == 0)
+}
 const E_NO_TXQ: u16 = 0;
 const E_DOWN: u16 = 1;
 const E_FULL: u16 = 2;
@@ -46,7 +60,7 @@ impl Node for InterfaceOutput {
         NodeInfo {
             name: "interface-output",
             kind: NodeKind::Internal,
-            next_nodes: vec!["error-drop"],
+            next_nodes: vec!["error-drop", "gso-segment"],
             errors: &[
                 "interface has no tx queue on this thread",
                 "interface is down",
@@ -62,15 +76,21 @@ impl Node for InterfaceOutput {
         while i < n {
             let m = cx.bufs.meta(bufs[i]);
             let sw = m.tx_sw_if_index;
+            let fix = needs_fixup(ifs, m);
             let mut bytes = m.current_length as u64;
             let mut j = i + 1;
             while j < n {
                 let m = cx.bufs.meta(bufs[j]);
-                if m.tx_sw_if_index != sw {
+                if m.tx_sw_if_index != sw || needs_fixup(ifs, m) != fix {
                     break;
                 }
                 bytes += m.current_length as u64;
                 j += 1;
+            }
+            if fix {
+                nexts[i..j].fill(OUT_GSO);
+                i = j;
+                continue;
             }
             let run = &bufs[i..j];
             let fast = ifs.fast(sw);
