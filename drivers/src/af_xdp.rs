@@ -174,3 +174,34 @@ impl AfXdp {
         ))
     }
 }
+
+/// What the monitor needs to know about a host interface rvpp drives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HostLink {
+    pub ifindex: u32,
+    /// `IFF_UP`.
+    pub admin_up: bool,
+    /// `IFF_RUNNING` (carrier).
+    pub running: bool,
+}
+
+/// The state of `name` in namespace `ns`: Ok(None) when the interface is gone, Err when the
+/// namespace cannot be entered (deleted).
+pub fn host_link(name: &str, ns: Option<&str>) -> io::Result<Option<HostLink>> {
+    netns::run(ns, || {
+        let ctl = ctl_socket()?;
+        let ifindex = match if_index(ctl.as_raw_fd(), name) {
+            Ok(i) => i,
+            Err(e) if e.raw_os_error() == Some(libc::ENODEV) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let mut r = crate::tap::IfReq::new(name)?;
+        crate::tap::ioctl_ifreq(ctl.as_raw_fd(), libc::SIOCGIFFLAGS, &mut r)?;
+        let f = i16::from_ne_bytes([r.u[0], r.u[1]]) as i32;
+        Ok(Some(HostLink {
+            ifindex,
+            admin_up: f & libc::IFF_UP != 0,
+            running: f & libc::IFF_RUNNING != 0,
+        }))
+    })?
+}

@@ -1,0 +1,284 @@
+#!/usr/bin/env bash
+# The rvpp netns lab: a Calico-VPP node and a plain-Linux node, in namespaces, end to end.
+#
+#   sudo bash scripts/lab.sh [--uplink af_xdp|af_packet] [--no-robustness] [--keep]
+#
+#   pod1 (tun eth0) ─┐                                 ┌─ rpod (veth eth0)
+#                    ├─ rvpp in "node" ── eth1 veth ── "remote" (Linux routing)
+#   pod2 (tun eth0) ─┘    (af_xdp or af_packet uplink)
+#
+# rvpp runs inside the node namespace, configured by startup.conf + an exec file of CLI
+# lines; it creates each pod's tun interface inside the pod's namespace (calico's way). The
+# checks: ping v4/v6 pod<->pod and pod<->remote, iperf3 TCP/UDP, ICMP frag-needed and
+# packet-too-big, ARP/ND on the uplink, then robustness (uplink flap, a tap deleted from
+# outside, a pod namespace deleted under traffic, SIGKILL and restart) and a clean SIGTERM
+# exit. Addresses come from 198.18.0.0/15 and fd00::/8 only; nothing touches the machine's
+# own interfaces. Everything is removed on exit, failure included.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+UPLINK=af_xdp
+ROBUST=1
+KEEP=0
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --uplink) UPLINK=$2; shift 2 ;;
+    --no-robustness) ROBUST=0; shift ;;
+    --keep) KEEP=1; shift ;;
+    -h|--help) sed -n 2,20p "$0"; exit 0 ;;
+    *) echo "lab: unknown option $1" >&2; exit 2 ;;
+  esac
+done
+case "$UPLINK" in af_xdp|af_packet) ;; *) echo "lab: --uplink af_xdp|af_packet" >&2; exit 2 ;; esac
+[ "$(id -u)" = 0 ] || { echo "lab: run as root (sudo bash scripts/lab.sh)" >&2; exit 2; }
+for t in ip ping iperf3 ethtool python3; do
+  command -v "$t" >/dev/null || { echo "lab: $t missing; run scripts/install-deps.sh" >&2; exit 2; }
+done
+
+TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
+RVPP=${RVPP:-$TARGET/release/rvpp}
+RVPPCTL=${RVPPCTL:-$(dirname "$RVPP")/rvppctl}
+if [ ! -x "$RVPP" ] || [ ! -x "$RVPPCTL" ]; then
+  echo "lab: building rvpp (release)"
+  (cd "$ROOT" && cargo build --release -q -p rvpp-control)
+fi
+
+ID=$$
+NODE=rvpp-lab-$ID-node POD1=rvpp-lab-$ID-pod1 POD2=rvpp-lab-$ID-pod2 POD3=rvpp-lab-$ID-pod3
+REMOTE=rvpp-lab-$ID-remote RPOD=rvpp-lab-$ID-rpod
+NSES=($NODE $POD1 $POD2 $POD3 $REMOTE $RPOD)
+DIR=$(mktemp -d /tmp/rvpp-lab.XXXXXX)
+LOG=$DIR/rvpp.log
+RVPP_PID=
+PASS=0 FAIL=0
+
+cleanup() {
+  local rc=$?
+  if [ "$KEEP" = 1 ] && [ -n "$RVPP_PID" ]; then
+    echo "lab: --keep: rvpp pid $RVPP_PID, CLI: $RVPPCTL -s $DIR/cli.sock; press enter to clean up"
+    read -r _ || true
+  fi
+  if [ -n "$RVPP_PID" ] && kill -0 "$RVPP_PID" 2>/dev/null; then
+    kill -TERM "$RVPP_PID" 2>/dev/null || true
+    for _ in $(seq 50); do kill -0 "$RVPP_PID" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$RVPP_PID" 2>/dev/null || true
+  fi
+  for ns in "${NSES[@]}"; do
+    if ip netns list | grep -qw "$ns"; then
+      for p in $(ip netns pids "$ns" 2>/dev/null); do kill -KILL "$p" 2>/dev/null || true; done
+      ip netns del "$ns" 2>/dev/null || true
+    fi
+  done
+  if [ "$FAIL" -gt 0 ] || [ "$rc" != 0 ]; then
+    echo "---- rvpp log (last 40 lines) ----"; tail -40 "$LOG" 2>/dev/null || true
+  fi
+  rm -rf "$DIR"
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+ok()   { PASS=$((PASS + 1)); echo "  ok    $*"; }
+bad()  { FAIL=$((FAIL + 1)); echo "  FAIL  $*"; }
+check() { local what=$1; shift; if "$@" >"$DIR/out" 2>&1; then ok "$what"; else bad "$what"; sed 's/^/        /' "$DIR/out" | tail -5; fi; }
+in_ns() { local ns=$1; shift; ip netns exec "$ns" "$@"; }
+ctl() { "$RVPPCTL" -s "$DIR/cli.sock" "$@"; }
+wait_for() { local n=$1; shift; for _ in $(seq "$n"); do "$@" >/dev/null 2>&1 && return 0; sleep 0.1; done; return 1; }
+
+echo "lab: namespaces ${NSES[*]}, uplink $UPLINK, work dir $DIR"
+for ns in "${NSES[@]}"; do ip netns add "$ns"; ip -n "$ns" link set lo up; done
+for ns in $POD1 $POD2 $POD3 $REMOTE $RPOD; do
+  in_ns "$ns" sysctl -qw net.ipv6.conf.all.disable_ipv6=0 net.ipv6.conf.default.disable_ipv6=0
+done
+
+# Uplink: node eth1 <-> remote eth1. The remote node routes the rvpp node's pods with Linux.
+ip -n $NODE link add eth1 type veth peer name eth1 netns $REMOTE
+ip -n $NODE link set eth1 up
+ip -n $REMOTE link set eth1 up
+# Full checksums and no super-frames towards rvpp's uplink (rvpp's af_packet/af_xdp path
+# takes plain frames).
+in_ns $REMOTE ethtool -K eth1 tx off tso off gso off gro off >/dev/null 2>&1 || true
+ip -n $REMOTE addr add 198.19.0.2/24 dev eth1
+ip -n $REMOTE addr add fd00:19::2/64 dev eth1 nodad
+in_ns $REMOTE sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1
+ip -n $REMOTE route add 198.18.0.0/18 via 198.19.0.1
+ip -n $REMOTE -6 route add fd00:18::/64 via fd00:19::1
+# The remote node's own pod.
+ip -n $REMOTE link add eth2 type veth peer name eth0 netns $RPOD
+ip -n $REMOTE link set eth2 up
+ip -n $RPOD link set eth0 up
+ip -n $REMOTE addr add 198.18.64.1/24 dev eth2
+ip -n $REMOTE addr add fd00:64::1/64 dev eth2 nodad
+ip -n $RPOD addr add 198.18.64.2/24 dev eth0
+ip -n $RPOD addr add fd00:64::2/64 dev eth0 nodad
+ip -n $RPOD route add default via 198.18.64.1
+ip -n $RPOD -6 route add default via fd00:64::1
+
+if [ "$UPLINK" = af_xdp ]; then
+  UPCREATE="create interface af_xdp host-if eth1 num-rx-queues 1"; UP=eth1/0
+else
+  UPCREATE="create host-interface name eth1"; UP=host-eth1
+fi
+cat >"$DIR/startup.conf" <<EOF
+unix { nodaemon cli-listen $DIR/cli.sock exec $DIR/setup.cli pidfile $DIR/rvpp.pid }
+buffers { buffers-per-numa 32768 }
+EOF
+cat >"$DIR/setup.cli" <<EOF
+create tap id 0 host-if-name eth0 host-ns $POD1 tun host-mtu-size 1400
+create tap id 1 host-if-name eth0 host-ns $POD2 tun host-mtu-size 1400
+$UPCREATE
+set interface state tun0 up
+set interface state tun1 up
+set interface state $UP up
+set interface ip address $UP 198.19.0.1/24
+set interface ip address $UP fd00:19::1/64
+ip route add 198.18.1.2/32 via tun0
+ip route add 198.18.2.2/32 via tun1
+ip route add fd00:18::12/128 via tun0
+ip route add fd00:18::22/128 via tun1
+ip route add 198.18.64.0/24 via 198.19.0.2 $UP
+ip route add fd00:64::/64 via fd00:19::2 $UP
+EOF
+
+start_rvpp() {
+  rm -f "$DIR/cli.sock"
+  RVPP_LOG=info ip netns exec $NODE "$RVPP" -c "$DIR/startup.conf" >>"$LOG" 2>&1 &
+  RVPP_PID=$!
+  wait_for 100 test -S "$DIR/cli.sock" || { echo "lab: rvpp did not start"; cat "$LOG"; exit 1; }
+  wait_for 50 ip -n $POD1 link show eth0 && wait_for 50 ip -n $POD2 link show eth0 \
+    || { echo "lab: pod interfaces missing"; exit 1; }
+}
+
+# The pod side, as calico's CNI does it: /32 and /128 addresses, default routes via the tun.
+setup_pod() {
+  local ns=$1 v4=$2 v6=$3
+  ip -n "$ns" addr add "$v4/32" dev eth0
+  ip -n "$ns" addr add "$v6/128" dev eth0 nodad
+  ip -n "$ns" link set eth0 up
+  ip -n "$ns" route add default dev eth0
+  ip -n "$ns" -6 route add default dev eth0
+}
+
+start_rvpp
+setup_pod $POD1 198.18.1.2 fd00:18::12
+setup_pod $POD2 198.18.2.2 fd00:18::22
+echo "lab: rvpp pid $RVPP_PID up"
+
+ping4() { in_ns "$1" ping -q -c 3 -i 0.2 -W 2 "$2"; }
+ping6() { in_ns "$1" ping -6 -q -c 3 -i 0.2 -W 2 "$2"; }
+
+echo "== connectivity"
+check "ping pod1 -> pod2 (IPv4)" ping4 $POD1 198.18.2.2
+check "ping pod1 -> pod2 (IPv6)" ping6 $POD1 fd00:18::22
+check "ping pod1 -> remote pod (IPv4)" ping4 $POD1 198.18.64.2
+check "ping pod1 -> remote pod (IPv6)" ping6 $POD1 fd00:64::2
+check "ping remote pod -> pod2 (IPv4)" ping4 $RPOD 198.18.2.2
+check "ping remote pod -> pod2 (IPv6)" ping6 $RPOD fd00:18::22
+check "ping remote node -> rvpp uplink address" ping4 $REMOTE 198.19.0.1
+
+echo "== ARP / ND on the uplink"
+upmac=$(ctl show hardware | awk -v u="$UP" '$1 == u {f=1} f && /Ethernet address/ {print $3; exit}')
+check "rvpp learned the remote node by ARP" sh -c "$RVPPCTL -s $DIR/cli.sock show ip neighbors | grep -q '198.19.0.2 .*D'"
+check "rvpp learned the remote node by ND" sh -c "$RVPPCTL -s $DIR/cli.sock show ip neighbors | grep -q 'fd00:19::2 .*D'"
+check "remote node resolved rvpp by ARP ($upmac)" sh -c "ip -n $REMOTE neigh show 198.19.0.1 | grep -qi '$upmac'"
+check "remote node resolved rvpp by ND" sh -c "ip -n $REMOTE -6 neigh show fd00:19::1 | grep -qi '$upmac'"
+
+# iperf3 runs: prints the rate; fails on an iperf error or (UDP) more than 5% loss.
+iperf() {
+  local from=$1 to_ns=$2 addr=$3; shift 3
+  in_ns "$to_ns" iperf3 -s -1 -B "$addr" >/dev/null 2>&1 &
+  local srv=$!
+  wait_for 50 sh -c "ip netns exec $to_ns ss -ltn | grep -q ':5201'"
+  local rc=0
+  in_ns "$from" timeout 20 iperf3 -c "$addr" -t 2 -J "$@" >"$DIR/iperf.json" || rc=$?
+  kill "$srv" 2>/dev/null || true
+  wait "$srv" 2>/dev/null || true
+  [ $rc = 0 ] || return 1
+  python3 - "$DIR/iperf.json" <<'PY'
+import json, sys
+j = json.load(open(sys.argv[1]))
+e = j["end"]
+if j["start"]["test_start"]["protocol"] == "UDP":
+    s = e["sum"]
+    print(f'{s["bits_per_second"] / 1e6:.0f} Mbit/s, {s["lost_percent"]:.2f}% lost')
+    sys.exit(0 if s["lost_percent"] < 5 else 1)
+print(f'{e["sum_received"]["bits_per_second"] / 1e9:.2f} Gbit/s')
+PY
+}
+check_iperf() { local what=$1; shift; if iperf "$@" >"$DIR/out" 2>&1; then ok "$what: $(tail -1 "$DIR/out")"; else bad "$what"; tail -3 "$DIR/out" | sed 's/^/        /'; fi; }
+
+echo "== iperf3"
+check_iperf "TCP pod1 -> pod2" $POD1 $POD2 198.18.2.2
+check_iperf "TCP pod1 -> pod2, 4 streams" $POD1 $POD2 198.18.2.2 -P 4
+check_iperf "TCP pod1 -> pod2 (IPv6)" $POD1 $POD2 fd00:18::22
+check_iperf "UDP pod1 -> pod2" $POD1 $POD2 198.18.2.2 -u -b 200M -l 1200
+check_iperf "TCP pod1 -> remote pod" $POD1 $RPOD 198.18.64.2
+check_iperf "TCP remote pod -> pod2" $RPOD $POD2 198.18.2.2
+check_iperf "UDP pod1 -> remote pod" $POD1 $RPOD 198.18.64.2 -u -b 200M -l 1200
+
+echo "== too big"
+in_ns $RPOD ping -q -M do -s 1450 -c 2 -W 1 198.18.1.2 >/dev/null 2>&1 || true
+check "ICMP fragmentation-needed from rvpp (remote pod learned mtu 1400)" \
+  sh -c "ip -n $RPOD route get 198.18.1.2 | grep -q 'mtu 1400'"
+in_ns $RPOD ping -6 -q -M do -s 1450 -c 2 -W 1 fd00:18::12 >/dev/null 2>&1 || true
+check "ICMPv6 packet-too-big from rvpp (remote pod learned mtu 1400)" \
+  sh -c "ip -n $RPOD -6 route get fd00:18::12 | grep -q 'mtu 1400'"
+check "a 1400-byte packet still fits" in_ns $RPOD ping -q -M do -s 1372 -c 1 -W 2 198.18.1.2
+
+logged() { grep -q "$1" "$LOG"; }
+
+if [ "$ROBUST" = 1 ]; then
+  echo "== robustness"
+  # Uplink flap.
+  ip -n $NODE link set eth1 down; sleep 1.2
+  check "uplink down is logged" logged "eth1 link down"
+  ip -n $NODE link set eth1 up; sleep 1.2
+  check "uplink up is logged" logged "eth1 link up"
+  check "pod1 -> remote pod after the flap" wait_for 30 ping4 $POD1 198.18.64.2
+
+  # A tap removed from outside.
+  ctl create tap id 2 host-if-name eth0 host-ns $POD3 tun host-mtu-size 1400 >/dev/null
+  wait_for 50 ip -n $POD3 link show eth0
+  ip -n $POD3 link del eth0
+  sleep 1.2
+  check "the removed tap is logged and dropped" logged "tun2: host interface lost"
+  check "pod1 -> pod2 still forwards" ping4 $POD1 198.18.2.2
+
+  # A pod namespace deleted under traffic (pod2 receiving a ping flood from the remote pod).
+  in_ns $RPOD ping -q -i 0.01 -c 500 198.18.2.2 >/dev/null 2>&1 &
+  flood=$!
+  sleep 0.5
+  for p in $(ip netns pids $POD2); do kill -KILL "$p" 2>/dev/null || true; done
+  ip netns del $POD2
+  sleep 1.5
+  wait $flood 2>/dev/null || true
+  check "the deleted pod namespace is logged" logged "tun1: host interface lost"
+  check "pod1 -> remote pod still forwards" ping4 $POD1 198.18.64.2
+  check "rvpp still answers its CLI" ctl show version
+  ip netns add $POD2; ip -n $POD2 link set lo up
+  in_ns $POD2 sysctl -qw net.ipv6.conf.all.disable_ipv6=0 net.ipv6.conf.default.disable_ipv6=0
+
+  # SIGKILL, then start again: nothing stale may get in the way.
+  kill -KILL "$RVPP_PID"; wait "$RVPP_PID" 2>/dev/null || true
+  sleep 0.3
+  check "no tun left in pod1 after SIGKILL" sh -c "! ip -n $POD1 link show eth0"
+  check "no XDP program left on the uplink after SIGKILL" sh -c "! ip -n $NODE link show eth1 | grep -q xdp"
+  start_rvpp
+  setup_pod $POD1 198.18.1.2 fd00:18::12
+  setup_pod $POD2 198.18.2.2 fd00:18::22
+  check "restarted: ping pod1 -> pod2" wait_for 30 ping4 $POD1 198.18.2.2
+  check "restarted: ping pod1 -> remote pod (IPv6)" wait_for 30 ping6 $POD1 fd00:64::2
+fi
+
+echo "== shutdown"
+kill -TERM "$RVPP_PID"
+rc=0
+for _ in $(seq 100); do kill -0 "$RVPP_PID" 2>/dev/null || break; sleep 0.1; done
+if kill -0 "$RVPP_PID" 2>/dev/null; then bad "rvpp exits on SIGTERM"; else wait "$RVPP_PID" || rc=$?; check "rvpp exits on SIGTERM with status 0 (got $rc)" test "$rc" = 0; fi
+RVPP_PID=
+check "pod tun interfaces removed" sh -c "! ip -n $POD1 link show eth0 && ! ip -n $POD2 link show eth0"
+check "XDP program removed from the uplink" sh -c "! ip -n $NODE link show eth1 | grep -q xdp"
+check "no error logged" sh -c "! grep -E ': (error|panicked)' $LOG"
+
+echo "lab: $PASS passed, $FAIL failed"
+[ "$FAIL" = 0 ]
