@@ -103,7 +103,7 @@ impl SharedMem {
 
     fn at(&self, off: usize, size: usize) -> *mut u8 {
         assert!(
-            off.checked_add(size).is_some_and(|e| e <= self.len) && off % size == 0,
+            off.checked_add(size).is_some_and(|e| e <= self.len) && off & (size - 1) == 0,
             "shared memory access {off}+{size} outside 0..{} or misaligned",
             self.len
         );
@@ -159,7 +159,7 @@ impl SharedMem {
     pub fn zero(&self, off: usize, len: usize) {
         let mut o = off;
         let end = off + len;
-        while o < end && o % 8 != 0 {
+        while o < end && o & 7 != 0 {
             self.store_u8(o, 0);
             o += 1;
         }
