@@ -2,6 +2,7 @@
 # The rvpp netns lab: a Calico-VPP node and a plain-Linux node, in namespaces, end to end.
 #
 #   sudo bash scripts/lab.sh [--uplink af_xdp|af_packet] [--no-robustness] [--keep]
+#   (environment: RVPP=path/to/rvpp, UDP_RATE=200M for the iperf3 UDP checks)
 #
 #   pod1 (tun eth0) ─┐                                 ┌─ rpod (veth eth0)
 #                    ├─ rvpp in "node" ── eth1 veth ── "remote" (Linux routing)
@@ -19,6 +20,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 UPLINK=af_xdp
 ROBUST=1
+UDP_RATE=${UDP_RATE:-200M}
 KEEP=0
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -211,10 +213,10 @@ echo "== iperf3"
 check_iperf "TCP pod1 -> pod2" $POD1 $POD2 198.18.2.2
 check_iperf "TCP pod1 -> pod2, 4 streams" $POD1 $POD2 198.18.2.2 -P 4
 check_iperf "TCP pod1 -> pod2 (IPv6)" $POD1 $POD2 fd00:18::22
-check_iperf "UDP pod1 -> pod2" $POD1 $POD2 198.18.2.2 -u -b 200M -l 1200
+check_iperf "UDP pod1 -> pod2" $POD1 $POD2 198.18.2.2 -u -b "$UDP_RATE" -l 1200
 check_iperf "TCP pod1 -> remote pod" $POD1 $RPOD 198.18.64.2
 check_iperf "TCP remote pod -> pod2" $RPOD $POD2 198.18.2.2
-check_iperf "UDP pod1 -> remote pod" $POD1 $RPOD 198.18.64.2 -u -b 200M -l 1200
+check_iperf "UDP pod1 -> remote pod" $POD1 $RPOD 198.18.64.2 -u -b "$UDP_RATE" -l 1200
 
 echo "== too big"
 in_ns $RPOD ping -q -M do -s 1450 -c 2 -W 1 198.18.1.2 >/dev/null 2>&1 || true

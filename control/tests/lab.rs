@@ -1,0 +1,76 @@
+//! The netns lab (scripts/lab.sh) against this build's rvpp and rvppctl: pods on tun
+//! interfaces rvpp creates, an AF_XDP uplink (and an AF_PACKET one) to a Linux-routed remote
+//! node, ping/iperf3/too-big/ARP/ND checks, robustness, clean exit. Needs root, iproute2,
+//! ping, iperf3 and ethtool; skips otherwise.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Instant;
+
+fn have(tool: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+fn can_run(test: &str) -> bool {
+    // Root: the effective uid in /proc/self/status.
+    let root = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .map(|l| l.split_whitespace().nth(2) == Some("0"))
+        })
+        .unwrap_or(false);
+    let missing: Vec<_> = ["ip", "ping", "iperf3", "ethtool", "python3"]
+        .into_iter()
+        .filter(|t| !have(t))
+        .collect();
+    if !root || !missing.is_empty() {
+        eprintln!("skipping {test}: needs root and {missing:?}");
+        return false;
+    }
+    true
+}
+
+fn lab(args: &[&str]) {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/lab.sh");
+    let t = Instant::now();
+    let out = Command::new("bash")
+        .arg(&script)
+        .args(args)
+        .env("RVPP", env!("CARGO_BIN_EXE_rvpp"))
+        .env("RVPPCTL", env!("CARGO_BIN_EXE_rvppctl"))
+        // A debug build forwards far less than a release one: keep UDP within its reach.
+        .env(
+            "UDP_RATE",
+            if cfg!(debug_assertions) {
+                "10M"
+            } else {
+                "200M"
+            },
+        )
+        .output()
+        .expect("run scripts/lab.sh");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    eprintln!("{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    eprintln!("lab {args:?}: {:.1} s", t.elapsed().as_secs_f64());
+    assert!(out.status.success(), "lab {args:?} failed");
+    assert!(stdout.contains(" 0 failed"));
+}
+
+#[test]
+fn lab_af_xdp_uplink_with_robustness() {
+    if can_run("lab_af_xdp_uplink_with_robustness") {
+        lab(&["--uplink", "af_xdp"]);
+    }
+}
+
+#[test]
+fn lab_af_packet_uplink() {
+    if can_run("lab_af_packet_uplink") {
+        lab(&["--uplink", "af_packet", "--no-robustness"]);
+    }
+}
