@@ -1,11 +1,566 @@
-//! gso-segment: software GSO and checksum offload for devices that cannot do them (being built;
-//! until then such packets are dropped and counted).
+//! gso-segment: software TCP segmentation (GSO) and L4 checksum offload for devices that cannot
+//! do them.
+//!
+//! interface-output sends here every packet whose egress device lacks an offload the packet asks
+//! for (`flags::GSO` without `if_flags::TX_GSO`, `flags::OFFLOAD_L4_CKSUM` without
+//! `if_flags::TX_CSUM`). Packets arrive fully rewritten: at the Ethernet header (possibly
+//! 802.1Q/802.1ad tagged) on L2 interfaces, at the IP header on L3 ones. Headers are parsed from
+//! the packet itself, not from `l3_hdr_offset`/`l4_hdr_offset`, which a receiving driver set
+//! relative to a packet start that rewrite has since moved.
+//!
+//! * A TCP super-frame (IPv4, or IPv6 without extension headers) is cut into segments of
+//!   `gso_size` payload bytes, each in fresh buffers: headers copied from the first buffer, the
+//!   payload range copied from the (possibly chained) source, then IPv4 total length, ID (+i)
+//!   and header checksum or IPv6 payload length, TCP sequence (+i*mss), flags (FIN/PSH on the
+//!   last segment only, CWR on the first only) and the full TCP checksum are set. The
+//!   super-frame is freed. A super-frame whose payload fits in one segment is finished in place.
+//! * A checksum-only packet gets its TCP or UDP checksum computed in place over the whole chain.
+//!
+//! Either way the result is transmitted from here on the egress interface's tx queue for this
+//! worker (the node charges the device's tx node and counts interface tx), and the input packet
+//! leaves by `CONSUMED`. Anything malformed goes to error-drop under a named reason; this node
+//! never panics on packet contents.
 
-use crate::graph::{Node, NodeInfo, NodeKind};
-use crate::runtime::Ctx;
+use crate::buffer::{flags, Buffers};
+use crate::graph::{Node, NodeInfo, NodeKind, CONSUMED, MAX_VECTOR};
+use crate::runtime::{clocks, Ctx};
+use crate::tables::if_flags;
+use crate::wire::{
+    fold, ip4_pseudo_sum, ip6_pseudo_sum, ones_sum, ETHERTYPE_IP4, ETHERTYPE_IP6, ETHERTYPE_QINQ,
+    ETHERTYPE_VLAN, ETH_HDR, IP4_HDR, IP6_HDR, IP_PROTO_TCP, IP_PROTO_UDP, VLAN_HDR,
+};
 
-#[derive(Default)]
-pub struct GsoSegment;
+/// Node-local error and event codes of gso-segment.
+pub mod gso_error {
+    /// Drops.
+    pub const NO_BUFFERS: u16 = 0;
+    pub const TX_FULL: u16 = 1;
+    pub const NOT_TCP: u16 = 2;
+    pub const HDR_NOT_IN_FIRST: u16 = 3;
+    pub const BAD_LENGTH: u16 = 4;
+    pub const GSO_SIZE_ZERO: u16 = 5;
+    pub const BAD_L3: u16 = 6;
+    pub const IP_FRAGMENT_OR_EXT: u16 = 7;
+    pub const DOWN: u16 = 8;
+    pub const NO_TXQ: u16 = 9;
+    /// Events (not drops).
+    pub const SEGMENTED: u16 = 10;
+    pub const SEGMENTS: u16 = 11;
+    pub const CSUM: u16 = 12;
+}
+
+const ERRORS: &[&str] = &[
+    "segments dropped: no buffers",
+    "tx queue full (dropped)",
+    "not TCP (GSO) or not TCP/UDP (checksum offload)",
+    "headers not in the first buffer",
+    "bad IP or L4 length",
+    "GSO packet with gso_size 0",
+    "not IPv4 or IPv6",
+    "IPv4 fragment or IPv6 extension headers",
+    "interface is down",
+    "interface has no tx queue on this thread",
+    "super-frames segmented",
+    "segments sent",
+    "checksums computed in software",
+];
+
+const NEXT_DROP: u16 = 0;
+
+/// Longest header run we copy into each segment: 2 VLAN tags + IPv4 with options + TCP with
+/// options is 14 + 8 + 60 + 60 = 142.
+const MAX_HDR: usize = 192;
+/// Bound on a chain walk, against a corrupted (cyclic) chain.
+const MAX_CHAIN: usize = 1024;
+
+/// Where the headers of a packet are, as offsets from the packet start.
+#[derive(Clone, Copy, Debug)]
+struct Hdrs {
+    l3: usize,
+    l4: usize,
+    /// End of the L4 header (TCP with options; UDP's 8 bytes).
+    l4_end: usize,
+    /// End of the IP packet (trailing link padding excluded).
+    ip_end: usize,
+    v6: bool,
+    proto: u8,
+}
+
+#[inline(always)]
+fn be16(d: &[u8], o: usize) -> u16 {
+    u16::from_be_bytes([d[o], d[o + 1]])
+}
+
+#[inline(always)]
+fn need(d: &[u8], total: usize, end: usize) -> Result<(), u16> {
+    if end > total {
+        Err(gso_error::BAD_LENGTH)
+    } else if end > d.len() {
+        Err(gso_error::HDR_NOT_IN_FIRST)
+    } else {
+        Ok(())
+    }
+}
+
+/// Parse the headers of a packet whose first buffer holds `d` and whose chain is `total` bytes.
+/// `tcp_only`: a GSO super-frame (UDP is not segmented).
+fn parse(d: &[u8], total: usize, l2: bool, tcp_only: bool) -> Result<Hdrs, u16> {
+    let mut l3 = 0;
+    let ethertype = if l2 {
+        need(d, total, ETH_HDR)?;
+        let mut et = be16(d, 12);
+        l3 = ETH_HDR;
+        let mut tags = 0;
+        while et == ETHERTYPE_VLAN || et == ETHERTYPE_QINQ {
+            tags += 1;
+            if tags > 2 {
+                return Err(gso_error::BAD_L3);
+            }
+            need(d, total, l3 + VLAN_HDR)?;
+            et = be16(d, l3 + 2);
+            l3 += VLAN_HDR;
+        }
+        et
+    } else {
+        need(d, total, 1)?;
+        match d[0] >> 4 {
+            4 => ETHERTYPE_IP4,
+            6 => ETHERTYPE_IP6,
+            _ => return Err(gso_error::BAD_L3),
+        }
+    };
+    let (l4, ip_end, proto, v6) = match ethertype {
+        ETHERTYPE_IP4 => {
+            need(d, total, l3 + IP4_HDR)?;
+            if d[l3] >> 4 != 4 {
+                return Err(gso_error::BAD_L3);
+            }
+            let ihl = (d[l3] & 0x0f) as usize * 4;
+            if ihl < IP4_HDR {
+                return Err(gso_error::BAD_LENGTH);
+            }
+            need(d, total, l3 + ihl)?;
+            if be16(d, l3 + 6) & 0x3fff != 0 {
+                return Err(gso_error::IP_FRAGMENT_OR_EXT);
+            }
+            let tl = be16(d, l3 + 2) as usize;
+            if tl < ihl || l3 + tl > total {
+                return Err(gso_error::BAD_LENGTH);
+            }
+            (l3 + ihl, l3 + tl, d[l3 + 9], false)
+        }
+        ETHERTYPE_IP6 => {
+            need(d, total, l3 + IP6_HDR)?;
+            if d[l3] >> 4 != 6 {
+                return Err(gso_error::BAD_L3);
+            }
+            let end = l3 + IP6_HDR + be16(d, l3 + 4) as usize;
+            if end > total {
+                return Err(gso_error::BAD_LENGTH);
+            }
+            let nh = d[l3 + 6];
+            if nh != IP_PROTO_TCP && nh != IP_PROTO_UDP {
+                // Extension headers (or another upper layer): not something we segment.
+                return Err(match nh {
+                    0 | 43 | 44 | 50 | 51 | 60 | 135 | 139 | 140 => gso_error::IP_FRAGMENT_OR_EXT,
+                    _ => gso_error::NOT_TCP,
+                });
+            }
+            (l3 + IP6_HDR, end, nh, true)
+        }
+        _ => return Err(gso_error::BAD_L3),
+    };
+    let l4_end = match proto {
+        IP_PROTO_TCP => {
+            if l4 + 20 > ip_end {
+                return Err(gso_error::BAD_LENGTH);
+            }
+            need(d, total, l4 + 20)?;
+            let doff = (d[l4 + 12] >> 4) as usize * 4;
+            if doff < 20 || l4 + doff > ip_end {
+                return Err(gso_error::BAD_LENGTH);
+            }
+            need(d, total, l4 + doff)?;
+            l4 + doff
+        }
+        IP_PROTO_UDP if !tcp_only => {
+            if l4 + 8 > ip_end {
+                return Err(gso_error::BAD_LENGTH);
+            }
+            need(d, total, l4 + 8)?;
+            l4 + 8
+        }
+        _ => return Err(gso_error::NOT_TCP),
+    };
+    if l4_end > MAX_HDR {
+        return Err(gso_error::BAD_LENGTH);
+    }
+    Ok(Hdrs {
+        l3,
+        l4,
+        l4_end,
+        ip_end,
+        v6,
+        proto,
+    })
+}
+
+/// One's-complement sum folded to 16 bits, not inverted.
+#[inline(always)]
+fn sum16(data: &[u8]) -> u64 {
+    (!fold(ones_sum(data, 0))) as u64
+}
+
+/// Add the sum of `part`, which starts `rel` bytes into the checksummed range: a part starting
+/// at an odd offset has its bytes in the other halves of the 16-bit words, which byte-swaps its
+/// one's-complement sum (RFC 1071, byte order independence).
+#[inline(always)]
+fn add_part(acc: u64, part: &[u8], rel: usize) -> u64 {
+    let s = sum16(part);
+    acc + if rel & 1 == 1 {
+        (s as u16).swap_bytes() as u64
+    } else {
+        s
+    }
+}
+
+/// Sum bytes `from..to` (packet offsets) of the chain at `head`. Returns the accumulator and
+/// how many bytes it covered (less than asked when the chain is shorter than it claims).
+fn chain_sum(bufs: &mut Buffers, head: u32, from: usize, to: usize) -> (u64, usize) {
+    let (mut acc, mut pos, mut bi, mut covered) = (0u64, 0usize, head, 0usize);
+    for _ in 0..MAX_CHAIN {
+        let b = bufs.get(bi);
+        let d = b.data();
+        let (s, e) = (from.max(pos), to.min(pos + d.len()));
+        if s < e {
+            acc = add_part(acc, &d[s - pos..e - pos], s - from);
+            covered += e - s;
+        }
+        pos += d.len();
+        if pos >= to || b.meta.flags & flags::NEXT_PRESENT == 0 {
+            break;
+        }
+        bi = b.meta.next_buffer;
+    }
+    (acc, covered)
+}
+
+#[inline(always)]
+fn pseudo(h: &Hdrs, d: &[u8], l4_len: usize) -> u64 {
+    if h.v6 {
+        let a = |o: usize| {
+            let mut x = [0u8; 16];
+            x.copy_from_slice(&d[o..o + 16]);
+            u128::from_be_bytes(x)
+        };
+        ip6_pseudo_sum(a(h.l3 + 8), a(h.l3 + 24), l4_len as u32, h.proto)
+    } else {
+        let a = |o: usize| u32::from_be_bytes([d[o], d[o + 1], d[o + 2], d[o + 3]]);
+        ip4_pseudo_sum(a(h.l3 + 12), a(h.l3 + 16), l4_len as u16, h.proto)
+    }
+}
+
+/// Offset of the checksum field in the L4 header.
+#[inline(always)]
+fn csum_field(h: &Hdrs) -> usize {
+    h.l4 + if h.proto == IP_PROTO_TCP { 16 } else { 6 }
+}
+
+/// Compute the L4 checksum of a packet in place, over its whole chain.
+fn fill_csum_in_place(bufs: &mut Buffers, bi: u32, h: &Hdrs) -> Result<(), u16> {
+    let f = csum_field(h);
+    let ps = {
+        let mut b = bufs.get(bi);
+        let d = b.data_mut();
+        d[f] = 0;
+        d[f + 1] = 0;
+        pseudo(h, d, h.ip_end - h.l4)
+    };
+    let (acc, covered) = chain_sum(bufs, bi, h.l4, h.ip_end);
+    if covered != h.ip_end - h.l4 {
+        return Err(gso_error::BAD_LENGTH);
+    }
+    let mut c = fold(acc + ps);
+    if c == 0 && h.proto == IP_PROTO_UDP {
+        c = 0xffff;
+    }
+    bufs.get(bi).data_mut()[f..f + 2].copy_from_slice(&c.to_be_bytes());
+    Ok(())
+}
+
+/// Read position in a source chain.
+struct Cursor {
+    bi: u32,
+    off: usize,
+    hops: usize,
+}
+
+/// Packets waiting to go out on one interface.
+struct TxBatch {
+    sw: u32,
+    pkts: Vec<u32>,
+    bytes: Vec<u32>,
+}
+
+/// The gso-segment node (one per worker).
+pub struct GsoSegment {
+    batch: TxBatch,
+}
+
+impl Default for GsoSegment {
+    fn default() -> Self {
+        Self {
+            batch: TxBatch {
+                sw: u32::MAX,
+                pkts: Vec::with_capacity(MAX_VECTOR),
+                bytes: Vec::with_capacity(MAX_VECTOR),
+            },
+        }
+    }
+}
+
+impl GsoSegment {
+    /// Queue a finished packet for `sw`, sending what is queued first when the batch is for
+    /// another interface or full.
+    #[inline]
+    fn queue(&mut self, cx: &mut Ctx<'_>, sw: u32, bi: u32, len: usize) {
+        if self.batch.sw != sw || self.batch.pkts.len() >= MAX_VECTOR {
+            self.flush(cx);
+            self.batch.sw = sw;
+        }
+        self.batch.pkts.push(bi);
+        self.batch.bytes.push(len as u32);
+    }
+
+    /// Send the batch on its interface; free and count what the queue did not take.
+    fn flush(&mut self, cx: &mut Ctx<'_>) {
+        let n = self.batch.pkts.len();
+        if n == 0 {
+            return;
+        }
+        let sw = self.batch.sw;
+        let sent = match cx.tx.get(sw) {
+            Some((q, node)) => {
+                let node = *node;
+                let t0 = clocks();
+                let sent = q.tx(cx.bufs, &self.batch.pkts).min(n);
+                let dt = clocks() - t0;
+                cx.charge(node, sent as u64, dt);
+                sent
+            }
+            None => 0,
+        };
+        let code = if sent == 0 && cx.tx.get(sw).is_none() {
+            gso_error::NO_TXQ
+        } else {
+            gso_error::TX_FULL
+        };
+        if sent < n {
+            cx.bufs.free(&self.batch.pkts[sent..]);
+            cx.count(code, (n - sent) as u64);
+        }
+        if let Some(c) = cx.stats.ifs.get(sw as usize) {
+            if sent > 0 {
+                let bytes: u64 = self.batch.bytes[..sent].iter().map(|&b| b as u64).sum();
+                c.tx_packets.add(sent as u64);
+                c.tx_bytes.add(bytes);
+            }
+            if sent < n {
+                c.tx_errors.add((n - sent) as u64);
+            }
+        }
+        self.batch.pkts.clear();
+        self.batch.bytes.clear();
+    }
+
+    /// Handle one packet. Ok: it (or its segments) went to the tx batch or was freed here.
+    /// Err: drop it with that reason.
+    fn one(&mut self, cx: &mut Ctx<'_>, bi: u32) -> Result<(), u16> {
+        let ifs = cx.tables.ifs.get();
+        let (sw, gso, mss, total) = {
+            let b = cx.bufs.get(bi);
+            (
+                b.meta.tx_sw_if_index,
+                b.meta.flags & flags::GSO != 0,
+                b.meta.gso_size as usize,
+                b.total_len(),
+            )
+        };
+        let dev = ifs.fast(sw).flags;
+        if dev & if_flags::ADMIN_UP == 0 {
+            return Err(gso_error::DOWN);
+        }
+        if cx.tx.get(sw).is_none() {
+            return Err(gso_error::NO_TXQ);
+        }
+        if gso && mss == 0 {
+            return Err(gso_error::GSO_SIZE_ZERO);
+        }
+        let h = {
+            let b = cx.bufs.get(bi);
+            parse(b.data(), total, dev & if_flags::L2 != 0, gso)?
+        };
+        let payload = h.ip_end - h.l4_end;
+        if !gso || payload <= mss {
+            fill_csum_in_place(cx.bufs, bi, &h)?;
+            let m = cx.bufs.meta(bi);
+            m.flags &= !(flags::GSO | flags::OFFLOAD_L4_CKSUM);
+            m.gso_size = 0;
+            cx.count(gso_error::CSUM, 1);
+            self.queue(cx, sw, bi, total);
+            return Ok(());
+        }
+        self.segment(cx, bi, sw, &h, mss);
+        cx.bufs.free(&[bi]);
+        Ok(())
+    }
+
+    /// Cut the super-frame `bi` into segments and queue them. Counts what could not be built.
+    fn segment(&mut self, cx: &mut Ctx<'_>, bi: u32, sw: u32, h: &Hdrs, mss: usize) {
+        let hl = h.l4_end;
+        let mut tpl = [0u8; MAX_HDR];
+        let rx = {
+            let b = cx.bufs.get(bi);
+            tpl[..hl].copy_from_slice(&b.data()[..hl]);
+            b.meta.rx_sw_if_index
+        };
+        let tpl = &mut tpl[..hl];
+        let payload = h.ip_end - hl;
+        let nseg = payload.div_ceil(mss);
+        let (l3, l4) = (h.l3, h.l4);
+        let seq0 = u32::from_be_bytes([tpl[l4 + 4], tpl[l4 + 5], tpl[l4 + 6], tpl[l4 + 7]]);
+        let id0 = be16(tpl, l3 + 4);
+        let tcp_flags = tpl[l4 + 13];
+        tpl[l4 + 16] = 0;
+        tpl[l4 + 17] = 0;
+        let mut src = Cursor {
+            bi,
+            off: hl,
+            hops: 0,
+        };
+        let mut made = 0u64;
+        for i in 0..nseg {
+            let len = mss.min(payload - i * mss);
+            let last = i + 1 == nseg;
+            // Per-segment header fields.
+            if h.v6 {
+                let pl = (hl - l3 - IP6_HDR + len) as u16;
+                tpl[l3 + 4..l3 + 6].copy_from_slice(&pl.to_be_bytes());
+            } else {
+                let tl = (hl - l3 + len) as u16;
+                tpl[l3 + 2..l3 + 4].copy_from_slice(&tl.to_be_bytes());
+                tpl[l3 + 4..l3 + 6].copy_from_slice(&id0.wrapping_add(i as u16).to_be_bytes());
+                tpl[l3 + 10] = 0;
+                tpl[l3 + 11] = 0;
+                let c = fold(ones_sum(&tpl[l3..l4], 0));
+                tpl[l3 + 10..l3 + 12].copy_from_slice(&c.to_be_bytes());
+            }
+            let seq = seq0.wrapping_add((i * mss) as u32);
+            tpl[l4 + 4..l4 + 8].copy_from_slice(&seq.to_be_bytes());
+            let mut fl = tcp_flags;
+            if !last {
+                fl &= !(0x01 | 0x08); // FIN, PSH
+            }
+            if i > 0 {
+                fl &= !0x80; // CWR
+            }
+            tpl[l4 + 13] = fl;
+            match build_segment(cx.bufs, tpl, h, len, &mut src) {
+                Ok(seg) => {
+                    let m = cx.bufs.meta(seg);
+                    m.tx_sw_if_index = sw;
+                    m.rx_sw_if_index = rx;
+                    m.l2_hdr_offset = m.current_data;
+                    m.l3_hdr_offset = m.current_data + l3 as i16;
+                    m.l4_hdr_offset = m.current_data + l4 as i16;
+                    self.queue(cx, sw, seg, hl + len);
+                    made += 1;
+                }
+                Err(code) => {
+                    cx.count(code, (nseg - i) as u64);
+                    break;
+                }
+            }
+        }
+        cx.count(gso_error::SEGMENTED, 1);
+        cx.count(gso_error::SEGMENTS, made);
+    }
+}
+
+/// Build one segment: headers `tpl` (TCP checksum zero) then `len` payload bytes from `src`,
+/// in as many fresh buffers as it takes; the TCP checksum is computed on the way. Returns the
+/// head, or an error with nothing left allocated.
+fn build_segment(
+    bufs: &mut Buffers,
+    tpl: &[u8],
+    h: &Hdrs,
+    len: usize,
+    src: &mut Cursor,
+) -> Result<u32, u16> {
+    let hl = tpl.len();
+    let head = bufs.alloc_one().ok_or(gso_error::NO_BUFFERS)?;
+    if bufs.get(head).capacity() < hl {
+        bufs.free(&[head]);
+        return Err(gso_error::BAD_LENGTH);
+    }
+    bufs.get(head).tail_room_mut()[..hl].copy_from_slice(tpl);
+    let (mut tail, mut dlen) = (head, hl);
+    // The TCP header is 4-byte aligned in length, so payload byte k is at an offset of the
+    // checksummed range with the parity of k.
+    let mut acc = sum16(&tpl[h.l4..]) + pseudo(h, tpl, hl - h.l4 + len);
+    let mut done = 0;
+    let fail = |bufs: &mut Buffers, tail: u32, dlen: usize, code: u16| -> Result<u32, u16> {
+        bufs.meta(tail).current_length = dlen as u16;
+        bufs.free(&[head]);
+        Err(code)
+    };
+    while done < len {
+        // Source: step to the next buffer when this one is used up.
+        let slen = bufs.meta(src.bi).current_length as usize;
+        if src.off >= slen {
+            let m = bufs.meta(src.bi);
+            if m.flags & flags::NEXT_PRESENT == 0 || src.hops >= MAX_CHAIN {
+                return fail(bufs, tail, dlen, gso_error::BAD_LENGTH);
+            }
+            src.bi = m.next_buffer;
+            src.off = 0;
+            src.hops += 1;
+            continue;
+        }
+        // Destination: chain a fresh buffer when this one is full.
+        let cap = bufs.get(tail).capacity();
+        if dlen >= cap {
+            let Some(nb) = bufs.alloc_one() else {
+                return fail(bufs, tail, dlen, gso_error::NO_BUFFERS);
+            };
+            let m = bufs.meta(tail);
+            m.current_length = dlen as u16;
+            m.flags |= flags::NEXT_PRESENT;
+            m.next_buffer = nb;
+            tail = nb;
+            dlen = 0;
+            continue;
+        }
+        let Some((s, mut d)) = bufs.get2(src.bi, tail) else {
+            return fail(bufs, tail, dlen, gso_error::BAD_LENGTH);
+        };
+        let take = (slen - src.off).min(cap - dlen).min(len - done);
+        let out = &mut d.tail_room_mut()[dlen..dlen + take];
+        out.copy_from_slice(&s.data()[src.off..src.off + take]);
+        acc = add_part(acc, out, done);
+        src.off += take;
+        dlen += take;
+        done += take;
+    }
+    bufs.meta(tail).current_length = dlen as u16;
+    let c = fold(acc);
+    let f = h.l4 + 16;
+    let mut b = bufs.get(head);
+    b.data_mut()[f..f + 2].copy_from_slice(&c.to_be_bytes());
+    let first = b.meta.current_length as usize;
+    b.meta.total_length_not_including_first_buffer = (hl + len - first) as u32;
+    Ok(head)
+}
 
 impl Node for GsoSegment {
     fn info(&self) -> NodeInfo {
@@ -13,14 +568,20 @@ impl Node for GsoSegment {
             name: "gso-segment",
             kind: NodeKind::Internal,
             next_nodes: vec!["error-drop"],
-            errors: &["offload not supported yet (dropped)"],
+            errors: ERRORS,
         }
     }
+
     fn process(&mut self, cx: &mut Ctx<'_>, bufs: &mut [u32], nexts: &mut [u16]) {
-        let errs = cx.errs();
-        for &bi in bufs.iter() {
-            cx.bufs.meta(bi).error = errs.error(0);
+        for (i, &bi) in bufs.iter().enumerate() {
+            nexts[i] = match self.one(cx, bi) {
+                Ok(()) => CONSUMED,
+                Err(code) => {
+                    cx.bufs.meta(bi).error = cx.error(code);
+                    NEXT_DROP
+                }
+            };
         }
-        nexts.fill(0);
+        self.flush(cx);
     }
 }
