@@ -397,6 +397,10 @@ impl BufferPool {
     /// A worker-local handle with its own cache.
     pub fn local(self: &Arc<Self>) -> Buffers {
         Buffers {
+            base: self.region.base,
+            stride: self.stride,
+            n_buffers: self.n_buffers,
+            mem_len: HEADROOM + self.data_size,
             pool: self.clone(),
             cache: Vec::with_capacity(CACHE_SIZE + CACHE_BATCH),
         }
@@ -468,9 +472,19 @@ fn map_memfd(bytes: usize, huge: bool) -> std::io::Result<Region> {
 /// A worker's handle on the pool: allocation and free go through a local cache, so the shared
 /// free list is touched once per `CACHE_BATCH` buffers at most.
 pub struct Buffers {
+    // Copies of the pool's geometry, so a per-packet access is one multiply-add away
+    // instead of a chain of loads through the Arc.
+    base: *mut u8,
+    stride: usize,
+    n_buffers: u32,
+    mem_len: usize,
     pool: Arc<BufferPool>,
     cache: Vec<u32>,
 }
+
+// SAFETY: `base` points into the region owned by `pool`, which this handle keeps alive; a
+// `Buffers` is used by one thread at a time and only touches buffers it owns (module docs).
+unsafe impl Send for Buffers {}
 
 impl Buffers {
     pub fn pool(&self) -> &Arc<BufferPool> {
@@ -487,8 +501,13 @@ impl Buffers {
         let from = self.cache.len() - n;
         for (o, &bi) in out[..n].iter_mut().zip(&self.cache[from..]) {
             *o = bi;
-            // SAFETY: bi came from our cache, so we own it now.
-            let m = unsafe { &mut *self.pool.meta_ptr(bi) };
+            // SAFETY: bi came from our cache (so it is in range), and we own it now.
+            let m = unsafe {
+                &mut *self
+                    .base
+                    .add(bi as usize * self.stride)
+                    .cast::<BufferMeta>()
+            };
             m.reset_for_rx();
             m.pool_free = 0;
         }
@@ -546,12 +565,17 @@ impl Buffers {
     #[inline(always)]
     fn free_chain(&mut self, mut bi: u32) {
         loop {
-            if bi >= self.pool.n_buffers {
+            if bi >= self.n_buffers {
                 self.pool.double_frees.fetch_add(1, Ordering::Relaxed);
                 return;
             }
             // SAFETY: the caller owned bi (ownership rule); it is in range (checked above).
-            let m = unsafe { &mut *self.pool.meta_ptr(bi) };
+            let m = unsafe {
+                &mut *self
+                    .base
+                    .add(bi as usize * self.stride)
+                    .cast::<BufferMeta>()
+            };
             if m.pool_free != 0 {
                 self.pool.double_frees.fetch_add(1, Ordering::Relaxed);
                 return;
@@ -587,19 +611,23 @@ impl Buffers {
         self.pool.cached.fetch_sub(n, Ordering::Relaxed);
     }
 
+    #[inline(always)]
+    fn ptr(&self, bi: u32) -> *mut u8 {
+        assert!(bi < self.n_buffers, "buffer index {bi} out of range");
+        // SAFETY: bi < n_buffers, so the offset stays inside the pool's mapped region.
+        unsafe { self.base.add(bi as usize * self.stride) }
+    }
+
     /// The buffer `bi`, which the caller owns.
     #[inline(always)]
     pub fn get(&mut self, bi: u32) -> Buf<'_> {
-        let p = self.pool.buffer_ptr(bi);
-        // SAFETY: bi is in range (buffer_ptr asserts it) and owned by this worker (ownership
-        // rule); &mut self prevents a second live view through this handle.
+        let p = self.ptr(bi);
+        // SAFETY: bi is in range (ptr asserts it) and owned by this worker (ownership rule);
+        // &mut self prevents a second live view through this handle.
         unsafe {
             Buf {
                 meta: &mut *p.cast::<BufferMeta>(),
-                mem: std::slice::from_raw_parts_mut(
-                    p.add(META_SIZE),
-                    HEADROOM + self.pool.data_size,
-                ),
+                mem: std::slice::from_raw_parts_mut(p.add(META_SIZE), self.mem_len),
             }
         }
     }
@@ -608,7 +636,7 @@ impl Buffers {
     #[inline(always)]
     pub fn meta(&mut self, bi: u32) -> &mut BufferMeta {
         // SAFETY: as in `get`.
-        unsafe { &mut *self.pool.meta_ptr(bi) }
+        unsafe { &mut *self.ptr(bi).cast::<BufferMeta>() }
     }
 
     /// Two distinct buffers at once (building a packet from another). None if `a == b`.
@@ -636,13 +664,13 @@ impl Buffers {
     /// Hint the CPU to fetch a buffer's metadata and first data line.
     #[inline(always)]
     pub fn prefetch(&self, bi: u32) {
-        if bi < self.pool.n_buffers {
+        if bi < self.n_buffers {
             #[cfg(target_arch = "x86_64")]
             {
                 // SAFETY: bi is in range, so both addresses are inside the mapped region;
                 // prefetch never faults and does not access memory architecturally.
                 unsafe {
-                    let p = self.pool.region.base.add(bi as usize * self.pool.stride);
+                    let p = self.base.add(bi as usize * self.stride);
                     use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
                     _mm_prefetch::<_MM_HINT_T0>(p as *const i8);
                     _mm_prefetch::<_MM_HINT_T0>(p.add(META_SIZE + HEADROOM) as *const i8);
