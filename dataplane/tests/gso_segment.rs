@@ -778,6 +778,9 @@ fn direct(l: &mut Lab, f: &[u8], splits: &[usize], tx: u32, fl: u32, gso_size: u
     });
 }
 
+/// Frame, buffer splits, buffer flags, gso_size, expected error.
+type Case = (Vec<u8>, Vec<usize>, u32, u16, u16);
+
 #[test]
 fn malformed_packets_are_counted_and_dropped() {
     let mut l = lab();
@@ -790,7 +793,7 @@ fn malformed_packets_are_counted_and_dropped() {
     };
     let data = payload(5000, 50);
     let good = frame(Link::Eth, false, "10.1.0.1", Some(t), &data);
-    let mut cases: Vec<(Vec<u8>, Vec<usize>, u32, u16, u16)> = vec![
+    let mut cases: Vec<Case> = vec![
         // UDP super-frame: not segmented here.
         (
             frame(Link::Eth, false, "10.1.0.1", None, &data),
