@@ -727,13 +727,34 @@ fn rx_copy(
     let mut used = 0usize;
     let mut n = 0usize;
     let (mut dropped, mut errors, mut nobuf, mut copied) = (0u64, 0u64, 0u64, 0u64);
-    let limit = MAX_CHAIN * st.pool.data_size();
+    let ds = st.pool.data_size();
+    let limit = MAX_CHAIN * ds;
     while n < out.len() && cur != head {
         if used == got {
             nobuf += 1;
             break;
         }
         let first = alloc[used];
+        // Fast path: a packet in one descriptor that fits one rvpp buffer.
+        let d = ring.desc(cur);
+        if d.flags & proto::DESC_FLAG_NEXT == 0 && d.length as usize <= ds {
+            if let Some(p) = ring.buffer_ptr(&d, d.length) {
+                let len = d.length as usize;
+                let mut b = bufs.get(first);
+                let dst = b.tail_room_mut().as_mut_ptr();
+                // SAFETY: p..p+len is inside the peer's mapped region (checked just above);
+                // dst is the data area of a buffer we own, at least ds >= len bytes long.
+                unsafe { std::ptr::copy_nonoverlapping(p, dst, len) };
+                b.meta.current_length = len as u16;
+                b.meta.rx_sw_if_index = sh.sw_if_index;
+                cur = cur.wrapping_add(1);
+                used += 1;
+                copied += len as u64;
+                out[n] = first;
+                n += 1;
+                continue;
+            }
+        }
         let mut c = Chain {
             head: first,
             tail: first,
@@ -1096,6 +1117,25 @@ impl TxRing {
         let mut done = 0usize;
         let (mut errors, mut full, mut copied) = (0u64, 0u64, 0u64);
         'pkts: for &pkt in pkts {
+            // Fast path: a one-buffer packet that fits the next peer buffer.
+            if left > 0 {
+                let b = bufs.get(pkt);
+                if b.meta.flags & flags::NEXT_PRESENT == 0 {
+                    let data = b.data();
+                    let d = ring.desc(t);
+                    if data.len() <= d.length as usize
+                        && !data.is_empty()
+                        && ring.write_buffer(&d, 0, data).is_some()
+                    {
+                        ring.set_len_flags(t, data.len() as u32, 0);
+                        copied += data.len() as u64;
+                        t = t.wrapping_add(1);
+                        left -= 1;
+                        done += 1;
+                        continue 'pkts;
+                    }
+                }
+            }
             let mut slot = t;
             let mut room = left;
             // The peer descriptor being filled, and how much of it is filled.
