@@ -227,6 +227,7 @@ fn add_part(acc: u64, part: &[u8], rel: usize) -> u64 {
 /// Sum bytes `from..to` (packet offsets) of the chain at `head`. Returns the accumulator and
 /// how many bytes it covered (less than asked when the chain is shorter than it claims).
 fn chain_sum(bufs: &mut Buffers, head: u32, from: usize, to: usize) -> (u64, usize) {
+    let cap = bufs.pool().capacity();
     let (mut acc, mut pos, mut bi, mut covered) = (0u64, 0usize, head, 0usize);
     for _ in 0..MAX_CHAIN {
         let b = bufs.get(bi);
@@ -237,7 +238,7 @@ fn chain_sum(bufs: &mut Buffers, head: u32, from: usize, to: usize) -> (u64, usi
             covered += e - s;
         }
         pos += d.len();
-        if pos >= to || b.meta.flags & flags::NEXT_PRESENT == 0 {
+        if pos >= to || b.meta.flags & flags::NEXT_PRESENT == 0 || b.meta.next_buffer >= cap {
             break;
         }
         bi = b.meta.next_buffer;
@@ -289,6 +290,7 @@ fn fill_csum_in_place(bufs: &mut Buffers, bi: u32, h: &Hdrs) -> Result<(), u16> 
 }
 
 /// Read position in a source chain.
+#[derive(Clone, Copy)]
 struct Cursor {
     bi: u32,
     off: usize,
@@ -465,7 +467,16 @@ impl GsoSegment {
                 fl &= !0x80; // CWR
             }
             tpl[l4 + 13] = fl;
-            match build_segment(cx.bufs, tpl, h, len, &mut src) {
+            let at = src;
+            let mut built = build_segment(cx.bufs, tpl, h, len, &mut src);
+            if built == Err(gso_error::NO_BUFFERS) && !self.batch.pkts.is_empty() {
+                // Segments waiting in the batch hold buffers: send them (drivers that copy
+                // free them at once) and try once more.
+                self.flush(cx);
+                src = at;
+                built = build_segment(cx.bufs, tpl, h, len, &mut src);
+            }
+            match built {
                 Ok(seg) => {
                     let m = cx.bufs.meta(seg);
                     m.tx_sw_if_index = sw;
@@ -498,6 +509,7 @@ fn build_segment(
     src: &mut Cursor,
 ) -> Result<u32, u16> {
     let hl = tpl.len();
+    let n_bufs = bufs.pool().capacity();
     let head = bufs.alloc_one().ok_or(gso_error::NO_BUFFERS)?;
     if bufs.get(head).capacity() < hl {
         bufs.free(&[head]);
@@ -519,10 +531,11 @@ fn build_segment(
         let slen = bufs.meta(src.bi).current_length as usize;
         if src.off >= slen {
             let m = bufs.meta(src.bi);
-            if m.flags & flags::NEXT_PRESENT == 0 || src.hops >= MAX_CHAIN {
+            let next = m.next_buffer;
+            if m.flags & flags::NEXT_PRESENT == 0 || src.hops >= MAX_CHAIN || next >= n_bufs {
                 return fail(bufs, tail, dlen, gso_error::BAD_LENGTH);
             }
-            src.bi = m.next_buffer;
+            src.bi = next;
             src.off = 0;
             src.hops += 1;
             continue;
