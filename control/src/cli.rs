@@ -72,6 +72,9 @@ fn execute_core(dp: &Arc<Dataplane>, line: &str, w: &[&str]) -> Result<String, S
             Ok(String::new())
         }
         ["trace", "add", node, n] => trace_add(dp, node, n),
+        ["pcap", "trace", "off"] => pcap_off(dp),
+        ["pcap", "trace", "status"] => Ok(pcap_status(dp)),
+        ["pcap", "trace", rest @ ..] => pcap_on(dp, rest),
         ["set", "interface", "state", ifn, st] => set_state(dp, ifn, st),
         ["set", "interface", "ip", "address", "del", ifn, p] => addr(dp, ifn, p, false),
         ["set", "interface", "ip", "address", ifn, p] => addr(dp, ifn, p, true),
@@ -110,6 +113,7 @@ fn execute_core(dp: &Arc<Dataplane>, line: &str, w: &[&str]) -> Result<String, S
 const HELP: &str = "show version|threads|runtime|errors|trace|interface|hardware|ip fib|ip6 fib|ip neighbors|buffers
 clear runtime|errors|interfaces|trace
 trace add <input-node> <count>
+pcap trace [rx] [tx] [drop] [max <n>] [intfc <if>|any] [file <name>] | pcap trace off | pcap trace status
 set interface state <if> up|down
 set interface ip address [del] <if> <addr/len>
 set interface mtu [packet] <n> <if>
@@ -449,6 +453,107 @@ fn trace_add(dp: &Dataplane, node: &str, n: &str) -> Result<String, String> {
         w.stats.trace_budget[idx].store(n, Ordering::Relaxed);
     }
     Ok(String::new())
+}
+
+fn pcap_on(dp: &Dataplane, w: &[&str]) -> Result<String, String> {
+    let (mut rx, mut tx, mut drop) = (false, false, false);
+    let mut max = 100u32;
+    let mut sw = u32::MAX;
+    let mut file = "rvpp_capture.pcap".to_string();
+    let mut it = w.iter();
+    while let Some(k) = it.next() {
+        match *k {
+            "rx" => rx = true,
+            "tx" => tx = true,
+            "drop" => drop = true,
+            "max" => {
+                max = it
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .ok_or("max needs a number")?
+            }
+            "intfc" => {
+                let v = it.next().ok_or("intfc needs an interface")?;
+                sw = if *v == "any" {
+                    u32::MAX
+                } else {
+                    self::sw(dp, v)?
+                };
+            }
+            "file" => file = it.next().ok_or("file needs a name")?.to_string(),
+            other => return Err(format!("unknown option `{other}'")),
+        }
+    }
+    if !(rx || tx || drop) {
+        return Err("pcap trace: say rx, tx and/or drop".into());
+    }
+    if file.contains('/') && !file.starts_with("/tmp/") {
+        return Err("pcap trace: the file goes to /tmp; give a plain name".into());
+    }
+    let path = std::path::Path::new("/tmp").join(file.trim_start_matches("/tmp/"));
+    for wk in &dp.workers {
+        let c = &wk.stats.capture;
+        c.packets.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        c.sw_if_index.store(sw, Ordering::Relaxed);
+        c.remaining.store(max, Ordering::Relaxed);
+        c.rx.store(rx, Ordering::Relaxed);
+        c.tx.store(tx, Ordering::Relaxed);
+        c.drop.store(drop, Ordering::Relaxed);
+    }
+    *dp.pcap.lock().unwrap_or_else(|e| e.into_inner()) = Some((path, max));
+    Ok(String::new())
+}
+
+fn pcap_status(dp: &Dataplane) -> String {
+    match &*dp.pcap.lock().unwrap_or_else(|e| e.into_inner()) {
+        None => "pcap trace is off\n".into(),
+        Some((p, max)) => {
+            let n: usize = dp
+                .workers
+                .iter()
+                .map(|w| {
+                    w.stats
+                        .capture
+                        .packets
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .len()
+                })
+                .sum();
+            format!("capturing to {}: {n} of {max} packets\n", p.display())
+        }
+    }
+}
+
+fn pcap_off(dp: &Dataplane) -> Result<String, String> {
+    let Some((path, max)) = dp.pcap.lock().unwrap_or_else(|e| e.into_inner()).take() else {
+        return Err("pcap trace is not on".into());
+    };
+    let mut all = Vec::new();
+    for wk in &dp.workers {
+        let c = &wk.stats.capture;
+        c.rx.store(false, Ordering::Relaxed);
+        c.tx.store(false, Ordering::Relaxed);
+        c.drop.store(false, Ordering::Relaxed);
+        all.append(&mut c.packets.lock().unwrap_or_else(|e| e.into_inner()));
+    }
+    all.sort_by_key(|p| p.0);
+    all.truncate(max as usize);
+    let mut w = rvpp_drivers::pcap::PcapWriter::new(LINKTYPE_ETHERNET);
+    for (t, d) in &all {
+        w.push(
+            (t / 1_000_000_000) as u32,
+            ((t % 1_000_000_000) / 1000) as u32,
+            d,
+        );
+    }
+    w.save(&path)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(format!(
+        "Write {} packets to {}, and stop capture...\n",
+        all.len(),
+        path.display()
+    ))
 }
 
 fn clear(dp: &Dataplane, runtime: bool, errors: bool, ifs: bool) -> Result<String, String> {

@@ -82,6 +82,8 @@ pub struct Dataplane {
     pub baseline: Mutex<Baseline>,
     /// Packet-generator streams created but not yet enabled.
     pub pending_pg: Mutex<Vec<(u32, Box<dyn RxQueue>)>>,
+    /// `pcap trace`: the file the capture goes to, and its packet limit.
+    pub pcap: Mutex<Option<(std::path::PathBuf, u32)>>,
 }
 
 #[derive(Default, Clone)]
@@ -163,6 +165,7 @@ impl Dataplane {
             stop,
             baseline: Mutex::new(Baseline::default()),
             pending_pg: Mutex::new(Vec::new()),
+            pcap: Mutex::new(None),
         }))
     }
 

@@ -71,8 +71,11 @@ fn ctl(sock: &Path, cmd: &str) -> String {
 
 fn run_forwarding_scenario(r: &Rvpp) {
     let s = &r.sock;
+    let cap = format!("rvpp-test-capture-{}.pcap", r.child.id());
+    let pcap_on = format!("pcap trace rx tx max 10 intfc any file {cap}");
     assert!(ctl(s, "show version").contains("rvpp"));
     for c in [
+        pcap_on.as_str(),
         "create packet-generator interface pg0 count 20000 size 64 dst 198.19.7.0/24",
         "create null interface null1",
         "set interface ip address pg0 198.18.0.1/24",
@@ -106,6 +109,24 @@ fn run_forwarding_scenario(r: &Rvpp) {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+    let out = ctl(s, "pcap trace off");
+    assert!(out.contains("Write 10 packets"), "{out}");
+    let file = Path::new("/tmp").join(&cap);
+    let file = file.as_path();
+    let data = std::fs::read(file).unwrap();
+    assert!(
+        data.len() > 24 + 10 * 16 + 10 * 60,
+        "capture too short: {}",
+        data.len()
+    );
+    if let Ok(t) = Command::new("tshark").arg("-r").arg(file).output() {
+        if t.status.success() {
+            let text = String::from_utf8_lossy(&t.stdout);
+            assert_eq!(text.lines().count(), 10, "tshark read:\n{text}");
+            assert!(text.contains("198.18.0.2"), "{text}");
+        }
+    }
+    let _ = std::fs::remove_file(file);
     let rt = ctl(s, "show runtime");
     for node in [
         "pg-input",

@@ -74,8 +74,58 @@ pub struct TraceRecord {
     pub lines: Vec<String>,
 }
 
+/// `pcap trace`: which points capture, and what was captured (time in ns, bytes).
+#[derive(Default)]
+pub struct Capture {
+    pub rx: std::sync::atomic::AtomicBool,
+    pub tx: std::sync::atomic::AtomicBool,
+    pub drop: std::sync::atomic::AtomicBool,
+    /// Only this interface (u32::MAX: any).
+    pub sw_if_index: AtomicU32,
+    /// Packets still to capture on this thread.
+    pub remaining: AtomicU32,
+    pub packets: Mutex<Vec<(u64, Vec<u8>)>>,
+}
+
+impl Capture {
+    /// Anything to capture at this point right now?
+    #[inline(always)]
+    pub fn active(&self, point: &std::sync::atomic::AtomicBool) -> bool {
+        point.load(Ordering::Relaxed) && self.remaining.load(Ordering::Relaxed) > 0
+    }
+
+    /// Copy packets (whole chains) that match the interface filter, while budget remains.
+    #[cold]
+    pub fn take(
+        &self,
+        bufs: &mut Buffers,
+        pkts: &[u32],
+        sw_of: impl Fn(&crate::buffer::BufferMeta) -> u32,
+    ) {
+        let want = self.sw_if_index.load(Ordering::Relaxed);
+        let mut out = self.packets.lock().unwrap_or_else(|e| e.into_inner());
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        let mut tmp = vec![0u8; 16384];
+        for &bi in pkts {
+            let left = self.remaining.load(Ordering::Relaxed);
+            if left == 0 {
+                break;
+            }
+            if want != u32::MAX && sw_of(bufs.meta(bi)) != want {
+                continue;
+            }
+            let n = bufs.copy_chain(bi, &mut tmp);
+            out.push((now, tmp[..n].to_vec()));
+            self.remaining.store(left - 1, Ordering::Relaxed);
+        }
+    }
+}
+
 /// Everything a thread exposes to the control thread.
 pub struct ThreadStats {
+    pub capture: Capture,
     pub thread: usize,
     pub name: String,
     pub lcore: AtomicU32,
@@ -93,6 +143,7 @@ pub struct ThreadStats {
 impl ThreadStats {
     fn new(thread: usize, name: String, g: &Graph) -> Self {
         Self {
+            capture: Capture::default(),
             thread,
             name,
             lcore: AtomicU32::new(u32::MAX),
@@ -386,6 +437,11 @@ impl Runtime {
             received += n;
             let sw = self.rxq[qi].queue.sw_if_index();
             self.count_rx(sw, n);
+            if self.stats.capture.active(&self.stats.capture.rx) {
+                self.stats
+                    .capture
+                    .take(&mut self.bufs, &self.rx_frame[..n], |m| m.rx_sw_if_index);
+            }
             let budget = &self.stats.trace_budget[node as usize];
             if budget.load(Ordering::Relaxed) > 0 {
                 self.start_traces(node, n);

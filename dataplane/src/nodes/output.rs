@@ -21,6 +21,10 @@ impl Node for ErrorDrop {
     }
 
     fn process(&mut self, cx: &mut Ctx<'_>, bufs: &mut [u32], nexts: &mut [u16]) {
+        let cap = &cx.stats.capture;
+        if cap.active(&cap.drop) {
+            cap.take(cx.bufs, bufs, |m| m.rx_sw_if_index);
+        }
         for &bi in bufs.iter() {
             let m = cx.bufs.meta(bi);
             let (e, rx) = (m.error, m.rx_sw_if_index);
@@ -110,6 +114,10 @@ impl Node for InterfaceOutput {
                 }
                 (None, Some((q, node))) => {
                     let node = *node;
+                    let cap = &cx.stats.capture;
+                    if cap.active(&cap.tx) {
+                        cap.take(cx.bufs, run, |m| m.tx_sw_if_index);
+                    }
                     let t0 = clocks();
                     let sent = q.tx(cx.bufs, run);
                     let dt = clocks() - t0;
