@@ -1,0 +1,361 @@
+#!/usr/bin/env python3
+"""Calico bring-up replays against rvpp (run by control/tests/api_bringup.rs).
+
+usage: bringup.py <apidir> <api socket> <uplink> <peer ns> <host ns> <host ns path> <pod ns> <pod ns path> udp|no-udp
+
+The uplink veth end is in rvpp's namespace; its peer (198.18.10.2/24, with a route to the pod
+subnet via the node) is in <peer ns>. The node address 198.18.10.1/24 is on rvpp's uplink and,
+as calico leaves it, on the Linux side of the host tap (in <host ns> here, to keep the test's
+own namespace clean). The tun pod gets 198.18.20.5.
+"""
+import json
+import shutil
+import subprocess
+import sys
+import time
+
+try:
+    from vpp_papi.vpp_papi import VPPApiClient
+except ImportError as e:  # pragma: no cover
+    print("vpp_papi not importable: %s" % e)
+    sys.exit(77)
+
+APIDIR, SOCK, UPLINK, PEER_NS, HOST_NS, HOST_NS_PATH, POD_NS, POD_NS_PATH, UDP = sys.argv[1:10]
+NONE = 0xFFFFFFFF
+LABELS = [{"is_uniform": 0, "label": 0, "ttl": 0, "exp": 0}] * 16
+NODE4, PEER4, POD4 = "198.18.10.1", "198.18.10.2", "198.18.20.5"
+UPLINK_MAC = "02:aa:00:00:00:01"  # the uplink's "original" MAC, given to the host tap
+HOST_TAP = "vpptap0"
+AFS = [(0, "ip4"), (1, "ip6")]
+
+
+def check(cond, what):
+    if not cond:
+        raise AssertionError(what)
+    print("ok:", what)
+
+
+def ok(r, what):
+    check(r.retval == 0, "%s (retval %d)" % (what, r.retval))
+    return r
+
+
+def path(sw=NONE, nh=None, table=0, v6=False):
+    p = {"sw_if_index": sw, "table_id": table, "weight": 1, "proto": 1 if v6 else 0,
+         "label_stack": LABELS}
+    if nh:
+        p["nh"] = {"address": {"ip6" if v6 else "ip4": nh}}
+    return p
+
+
+def route(vpp, pfx, paths, table=0, is_add=1):
+    return vpp.api.ip_route_add_del(is_add=is_add, is_multipath=0, route={
+        "table_id": table, "prefix": pfx, "n_paths": len(paths), "paths": paths})
+
+
+def default(af):
+    return "::/0" if af else "0.0.0.0/0"
+
+
+def sh(*args, check_rc=True):
+    r = subprocess.run(list(args), capture_output=True, text=True, timeout=60)
+    if check_rc and r.returncode != 0:
+        raise AssertionError("%s: %s %s" % (" ".join(args), r.stdout, r.stderr))
+    return r
+
+
+def ns(name, *args, check_rc=True):
+    return sh("ip", "netns", "exec", name, *args, check_rc=check_rc)
+
+
+def reachable(src_ns, dst):
+    """Echo replies out of 5 (best of 3 rounds: the first packets may wait on ARP)."""
+    best = 0
+    for _ in range(3):
+        r = ns(src_ns, "ping", "-c", "5", "-i", "0.2", "-W", "2", dst, check_rc=False)
+        for line in r.stdout.splitlines():
+            if "received" in line:
+                best = max(best, int(line.split("received")[0].split(",")[-1].strip()))
+        if best >= 3:
+            break
+    return best
+
+
+UDP_SERVER = r"""
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind((sys.argv[1], int(sys.argv[2])))
+s.settimeout(10)
+print("ready", flush=True)
+d, a = s.recvfrom(2048)
+s.sendto(d[::-1], a)
+"""
+
+UDP_CLIENT = r"""
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.settimeout(1)
+for i in range(8):
+    s.sendto(b"rvpp-hello", (sys.argv[1], int(sys.argv[2])))
+    try:
+        d, a = s.recvfrom(2048)
+        print(d.decode()); break
+    except socket.timeout:
+        pass
+"""
+
+
+def udp_exchange(server_ns, client_ns, addr, port):
+    srv = subprocess.Popen(["ip", "netns", "exec", server_ns, sys.executable, "-c", UDP_SERVER,
+                            addr, str(port)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        srv.stdout.readline()
+        r = ns(client_ns, sys.executable, "-c", UDP_CLIENT, addr, str(port), check_rc=False)
+        if r.stdout.strip() != "olleh-ppvr":
+            srv.kill()
+            print("udp client:", r.stdout, r.stderr, "server:", srv.communicate())
+        return r.stdout.strip()
+    finally:
+        srv.kill()
+        srv.wait()
+
+
+def node_bringup(vpp):
+    """semantics.md §A, vpp-manager's runVpp."""
+    ok(vpp.api.control_ping(), "control_ping")
+    for af, n in AFS:  # allocateStaticVRFs
+        ok(vpp.api.ip_table_add_del(is_add=1, table={"table_id": 1, "is_ip6": af, "name": "punt-table-" + n}),
+           "punt table " + n)
+        ok(vpp.api.ip_table_add_del(is_add=1, table={"table_id": 2, "is_ip6": af, "name": "calico-pods-" + n}),
+           "pod table " + n)
+        ok(route(vpp, default(af), [path(table=0, v6=bool(af))], table=2), "pod table default -> table 0 " + n)
+        ok(vpp.api.ip_neighbor_config(af=af, max_number=50000, max_age=30, recycle=0), "ip_neighbor_config " + n)
+    for af, n in AFS:  # configureGlobalPunt
+        ok(vpp.api.add_del_ip_punt_redirect_v2(is_add=1, punt={
+            "rx_sw_if_index": NONE, "af": af, "n_paths": 1, "paths": [path(table=1, v6=bool(af))]}),
+            "punt redirect to punt table " + n)
+        for proto in (6, 17):
+            ok(vpp.api.set_punt(is_add=1, punt={"type": 0, "punt": {"l4": {"af": af, "protocol": proto,
+                                                                            "port": 0xFFFF}}}),
+               "set_punt l4 %d %s" % (proto, n))
+    rs = vpp.api.punt_reason_dump(reason={"name": "ip6-nd-neigh-adv"})
+    check(len(rs) >= 1 and rs[0].reason.name == "ip6-nd-neigh-adv", "punt reason ip6-nd-neigh-adv")
+    ok(vpp.api.set_punt(is_add=0, punt={"type": 2, "punt": {"exception": {"id": rs[0].reason.id}}}),
+       "stop punting NAs")
+
+    # uplink (af_packet)
+    r = ok(vpp.api.af_packet_create_v3(mode=1, use_random_hw_addr=0, hw_addr=UPLINK_MAC,
+                                       host_if_name=UPLINK, num_rx_queues=1, num_tx_queues=1,
+                                       flags=1), "af_packet_create_v3")
+    up = r.sw_if_index
+    ok(vpp.api.sw_interface_tag_add_del(is_add=1, sw_if_index=up, tag="main-" + UPLINK), "uplink tag")
+    ok(vpp.api.feature_gso_enable_disable(sw_if_index=up, enable_disable=1), "gso uplink")
+    ok(vpp.api.sw_interface_set_mtu(sw_if_index=up, mtu=[1500, 0, 0, 0]), "uplink mtu")
+    ok(vpp.api.sw_interface_set_rx_mode(sw_if_index=up, queue_id_valid=0, mode=2), "uplink rx interrupt")
+    ok(vpp.api.sw_interface_ip6_enable_disable(sw_if_index=up, enable=1), "uplink ip6")
+    ok(vpp.api.sw_interface_ip6nd_ra_config(sw_if_index=up, suppress=1), "uplink ra suppress")
+    check(vpp.api.feature_cnat_enable_disable(sw_if_index=up, enable_disable=1).retval == -9,
+          "cnat feature UNIMPLEMENTED")
+    ok(vpp.api.sw_interface_set_flags(sw_if_index=up, flags=1), "uplink up")
+    ok(vpp.api.sw_interface_add_del_address(sw_if_index=up, is_add=1, prefix=NODE4 + "/24"), "uplink address")
+    ok(vpp.api.sw_interface_add_del_address(sw_if_index=up, is_add=1, prefix="fd00:10::1/64"), "uplink v6")
+    ok(route(vpp, "0.0.0.0/0", [path(up, PEER4)]), "default route via the gateway")
+
+    # host tap
+    r = ok(vpp.api.tap_create_v3(id=NONE, use_random_mac=1, num_rx_queues=1, num_tx_queues=1,
+                                 tx_ring_sz=256, rx_ring_sz=256, host_mtu_set=1, host_mtu_size=1500,
+                                 host_mac_addr_set=1, host_mac_addr=UPLINK_MAC, tap_flags=0,
+                                 host_namespace_set=1, host_namespace=HOST_NS_PATH,
+                                 host_if_name_set=1, host_if_name=HOST_TAP, tag="host-" + UPLINK),
+           "host tap_create_v3")
+    tap = r.sw_if_index
+    vrfs = {}
+    for af, n in AFS:  # setupTapVRF
+        r = ok(vpp.api.ip_table_allocate(table={"table_id": NONE, "is_ip6": af,
+                                                "name": "host-tap-%s-%s" % (UPLINK, n)}), "tap vrf " + n)
+        vrf = vrfs[af] = r.table.table_id
+        if af == 0:
+            ok(route(vpp, "255.255.255.255/32", [path(up, "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", v6=True)],
+                     table=vrf), "broadcast route")
+        else:
+            for g in ("ff02::1", "ff02::2", "ff02::16", "ff02::1:2"):
+                ok(vpp.api.ip_mroute_add_del(is_add=1, is_multipath=0, route={
+                    "table_id": vrf, "entry_flags": 0, "rpf_id": 0,
+                    "prefix": {"af": 1, "grp_address_length": 128, "grp_address": {"ip6": g},
+                               "src_address": {"ip6": "::"}},
+                    "n_paths": 2, "paths": [{"itf_flags": 3, "path": path(up, v6=True)},
+                                            {"itf_flags": 1, "path": path(tap, v6=True)}]}), "mroute " + g)
+        ok(route(vpp, default(af), [path(table=0, v6=bool(af))], table=vrf), "tap vrf default " + n)
+        ok(vpp.api.sw_interface_set_table(sw_if_index=tap, is_ipv6=af, vrf_id=vrf), "tap in its vrf " + n)
+    ok(route(vpp, NODE4 + "/32", [path(tap, NODE4)], table=vrfs[0]), "node address via tap in tap vrf")
+    ok(vpp.api.ip_neighbor_add_del(is_add=1, neighbor={"sw_if_index": tap, "flags": 1, "mac_address": UPLINK_MAC,
+                                                       "ip_address": NODE4}), "static neighbour on tap")
+    ok(vpp.api.sw_interface_ip6_enable_disable(sw_if_index=tap, enable=1), "tap ip6")
+    ok(vpp.api.sw_interface_add_del_address(sw_if_index=tap, is_add=1, prefix="169.254.0.1/32"), "tap 169.254.0.1")
+    ok(vpp.api.sw_interface_set_rx_placement(sw_if_index=tap, queue_id=0, worker_id=0, is_main=0), "tap placement")
+    ok(vpp.api.sw_interface_set_mtu(sw_if_index=tap, mtu=[9216, 0, 0, 0]), "tap mtu")
+    ok(vpp.api.sw_interface_ip6nd_ra_config(sw_if_index=tap, suppress=1), "tap ra suppress")
+    ok(vpp.api.ip6nd_proxy_enable_disable_v2(sw_if_index=tap, is_enable=1, flags=1), "tap nd proxy")
+    ok(route(vpp, NODE4 + "/24", [path(tap, NODE4)], table=1), "punt table route to the host")
+    ok(vpp.api.proxy_arp_add_del(is_add=1, proxy={"table_id": vrfs[0], "low": "0.0.0.0", "hi": "255.255.255.255"}),
+       "proxy arp")
+    ok(vpp.api.proxy_arp_intfc_enable_disable(sw_if_index=tap, enable=1), "proxy arp on tap")
+    ok(vpp.api.feature_gso_enable_disable(sw_if_index=tap, enable_disable=1), "gso tap")
+    ok(vpp.api.sw_interface_set_rx_mode(sw_if_index=tap, queue_id_valid=0, mode=3), "tap adaptive")
+    check(vpp.api.ip_ttl_fixup_configure(src_sw_if_index=tap, dst_sw_if_index=up, enable=1).retval == -9,
+          "ttl fixup UNIMPLEMENTED")
+    ok(vpp.api.sw_interface_set_flags(sw_if_index=tap, flags=1), "tap up")
+    return up, tap, vrfs
+
+
+def pod_bringup(vpp):
+    """semantics.md §B/§C for one tun pod (no cnat/npol: those answer UNIMPLEMENTED)."""
+    r = ok(vpp.api.show_threads(), "show_threads")
+    check(r.count >= 1, "threads %d" % r.count)
+    ok(vpp.api.show_version(), "show_version")
+    check(vpp.api.npol_ipset_create(type=0).retval == -9, "npol UNIMPLEMENTED")
+    check(vpp.api.cnat_set_snat_policy(policy=2).retval == -9, "cnat UNIMPLEMENTED")
+    check(vpp.api.ipsec_set_async_mode(async_enable=1).retval == -9, "ipsec UNIMPLEMENTED")
+    for dump in ("ipip_tunnel_dump", "vxlan_tunnel_v2_dump", "sr_localsids_dump"):
+        kw = {"sw_if_index": NONE} if "tunnel" in dump else {}
+        check(list(getattr(vpp.api, dump)(**kw)) == [], dump + " empty")
+    check(list(vpp.api.wireguard_interface_dump(show_private_key=1, sw_if_index=NONE)) == [],
+          "wireguard dump empty")
+
+    names = [t.table.name for t in vpp.api.ip_table_dump()]
+    check("pod-net-ip4" not in names, "pod not present yet")
+    pod_vrf = {}
+    for af, n in AFS:
+        r = ok(vpp.api.ip_table_allocate(table={"table_id": NONE, "is_ip6": af, "name": "pod-net-" + n}),
+               "pod vrf " + n)
+        pod_vrf[af] = r.table.table_id
+        ok(route(vpp, default(af), [path(table=2, v6=bool(af))], table=pod_vrf[af]), "pod vrf default " + n)
+    r = ok(vpp.api.create_loopback(mac_address="02:00:00:00:00:01"), "pod loopback")
+    lo = r.sw_if_index
+    for af, n in AFS:
+        ok(vpp.api.sw_interface_set_table(sw_if_index=lo, is_ipv6=af, vrf_id=pod_vrf[af]), "loopback vrf " + n)
+    check(vpp.api.feature_cnat_enable_disable(sw_if_index=lo, enable_disable=1).retval == -9, "cnat on lo")
+    ok(vpp.api.sw_interface_add_del_address(sw_if_index=lo, is_add=1, prefix=POD4 + "/32"), "pod ip on loopback")
+
+    TUN = 16
+    r = ok(vpp.api.tap_create_v3(id=NONE, use_random_mac=1, num_rx_queues=1, num_tx_queues=1,
+                                 tx_ring_sz=256, rx_ring_sz=256, host_mtu_set=1, host_mtu_size=1500,
+                                 tap_flags=TUN, host_namespace_set=1, host_namespace=POD_NS_PATH,
+                                 host_if_name_set=1, host_if_name="eth0", tag="pod-tun"), "pod tun")
+    tun = r.sw_if_index
+    r = vpp.api.tap_create_v3(id=NONE, use_random_mac=1, num_rx_queues=1, tap_flags=TUN,
+                              host_namespace_set=1, host_namespace="/var/run/netns/rvpp-no-such-ns",
+                              host_if_name_set=1, host_if_name="eth0")
+    check(r.retval == -12, "missing netns -> -12")
+    check(vpp.api.feature_cnat_enable_disable(sw_if_index=tun, enable_disable=1).retval == -9, "cnat on tun")
+    ok(vpp.api.sw_interface_set_rx_placement(sw_if_index=tun, queue_id=0, worker_id=0, is_main=0), "tun placement")
+    for af, n in AFS:
+        ok(vpp.api.sw_interface_set_table(sw_if_index=tun, is_ipv6=af, vrf_id=pod_vrf[af]), "tun vrf " + n)
+    ok(vpp.api.sw_interface_set_mtu(sw_if_index=tun, mtu=[9216, 0, 0, 0]), "tun mtu")
+    ok(vpp.api.sw_interface_set_flags(sw_if_index=tun, flags=1), "tun up")
+    ok(vpp.api.sw_interface_set_rx_mode(sw_if_index=tun, queue_id_valid=0, mode=3), "tun rx mode")
+    ok(vpp.api.sw_interface_set_unnumbered(sw_if_index=lo, unnumbered_sw_if_index=tun, is_add=1), "tun unnumbered")
+    # the CNI side configures the pod's netns
+    sh("ip", "-n", POD_NS, "addr", "add", POD4 + "/32", "dev", "eth0")
+    sh("ip", "-n", POD_NS, "link", "set", "eth0", "up")
+    sh("ip", "-n", POD_NS, "route", "add", "default", "dev", "eth0")
+    ok(route(vpp, POD4 + "/32", [path(tun)]), "route to the pod")
+    check(vpp.api.urpf_update_v2(is_input=1, mode=1, af=0, sw_if_index=tun, table_id=0).retval == -9,
+          "urpf UNIMPLEMENTED")
+    return lo, tun, pod_vrf
+
+
+VPP = None
+
+
+def diag():
+    for c in ("show errors", "show interface", "show ip neighbors"):
+        print(VPP.api.cli_inband(cmd=c).reply)
+    for n, dev in ((HOST_NS, HOST_TAP), (POD_NS, "eth0")):
+        print(ns(n, "ip", "-s", "link", "show", dev, check_rc=False).stdout)
+        print(ns(n, "ip", "neigh", check_rc=False).stdout)
+    print(ns(PEER_NS, "ip", "neigh", check_rc=False).stdout)
+
+
+def tcheck(cond, what):
+    if not cond:
+        diag()
+    check(cond, what)
+
+
+def main():
+    global VPP
+    vpp = VPPApiClient(apidir=APIDIR, server_address=SOCK, read_timeout=15)
+    vpp.connect("vpp-manager")
+    up, tap, vrfs = node_bringup(vpp)
+    vpp.disconnect()  # vpp-manager leaves once configured
+
+    vpp = VPPApiClient(apidir=APIDIR, server_address=SOCK, read_timeout=15)
+    vpp.connect("calico-agent")
+    lo, tun, pod_vrf = pod_bringup(vpp)
+    VPP = vpp
+
+    # dumps
+    ifs = {d.sw_if_index: d for d in vpp.api.sw_interface_dump(sw_if_index=0)}
+    check(ifs[up].tag == "main-" + UPLINK and ifs[up].interface_name == "host-" + UPLINK, "uplink in dump")
+    check(str(ifs[up].l2_address) == UPLINK_MAC, "uplink mac")
+    check(ifs[tap].tag == "host-" + UPLINK and int(ifs[tap].flags) & 1, "host tap in dump, up")
+    check(ifs[tun].tag == "pod-tun" and ifs[tun].interface_name.startswith("tun"), "tun in dump")
+    tables = {(t.table.name, t.table.is_ip6): t.table.table_id for t in vpp.api.ip_table_dump()}
+    check(tables.get(("pod-net-ip4", False)) == pod_vrf[0] and tables.get(("punt-table-ip6", True)) == 1,
+          "VRFs found by name")
+    r0 = {str(d.route.prefix): d.route for d in vpp.api.ip_route_dump(table={"table_id": 0, "is_ip6": 0})}
+    check(POD4 + "/32" in r0 and r0[POD4 + "/32"].paths[0].sw_if_index == tun, "pod route in table 0")
+    check("0.0.0.0/0" in r0 and str(r0["0.0.0.0/0"].paths[0].nh.address.ip4) == PEER4, "default route")
+    r2 = {str(d.route.prefix): d.route for d in vpp.api.ip_route_dump(table={"table_id": 2, "is_ip6": 0})}
+    check(r2["0.0.0.0/0"].paths[0].sw_if_index == NONE and r2["0.0.0.0/0"].paths[0].table_id == 0,
+          "pod table default is a lookup in table 0")
+    pr = list(vpp.api.ip_punt_redirect_v2_dump(sw_if_index=NONE, af=0))
+    check(len(pr) == 1 and pr[0].punt.paths[0].table_id == 1, "punt redirect dump")
+    nb = [n for n in vpp.api.ip_neighbor_dump(sw_if_index=tap, af=0)]
+    check(any(str(n.neighbor.ip_address) == NODE4 for n in nb), "static neighbour dump")
+    un = {u.sw_if_index: u.ip_sw_if_index for u in vpp.api.ip_unnumbered_dump(sw_if_index=NONE)}
+    check(un.get(tun) == lo, "unnumbered dump")
+    tap_mac = str(ifs[tap].l2_address)
+
+    # traffic: host tap <-> uplink peer (host side keeps the node address, calico style)
+    sh("ip", "-n", HOST_NS, "addr", "add", NODE4 + "/24", "dev", HOST_TAP)
+    sh("ip", "-n", HOST_NS, "neigh", "replace", PEER4, "lladdr", tap_mac, "dev", HOST_TAP, "nud", "permanent")
+    if shutil.which("ping"):
+        got = reachable(HOST_NS, PEER4)
+        tcheck(got >= 3, "host -> uplink peer ping (%d/5)" % got)
+        got = reachable(POD_NS, PEER4)
+        tcheck(got >= 3, "pod -> uplink peer ping (%d/5)" % got)
+        got = reachable(PEER_NS, POD4)
+        tcheck(got >= 3, "uplink peer -> pod ping (%d/5)" % got)
+    else:
+        print("no ping binary: UDP only")
+    if UDP == "udp":
+        got = udp_exchange(HOST_NS, PEER_NS, NODE4, 5555)
+        tcheck(got == "olleh-ppvr",
+              "uplink peer -> host UDP (punted to the host tap) and back")
+        tcheck(udp_exchange(POD_NS, PEER_NS, POD4, 5556) == "olleh-ppvr", "uplink peer -> pod UDP and back")
+        tcheck(udp_exchange(PEER_NS, POD_NS, PEER4, 5557) == "olleh-ppvr", "pod -> uplink peer UDP and back")
+
+    # pod delete reverses it
+    ok(route(vpp, POD4 + "/32", [], is_add=0), "pod route del")
+    ok(vpp.api.sw_interface_set_flags(sw_if_index=tun, flags=0), "tun down")
+    ok(vpp.api.tap_delete_v2(sw_if_index=tun), "tap_delete_v2")
+    ok(vpp.api.delete_loopback(sw_if_index=lo), "delete_loopback")
+    for af, n in AFS:
+        ok(route(vpp, default(af), [], table=pod_vrf[af], is_add=0), "pod vrf default del " + n)
+        ok(vpp.api.ip_table_add_del(is_add=0, table={"table_id": pod_vrf[af], "is_ip6": af}), "pod vrf del " + n)
+    ifs = {d.sw_if_index for d in vpp.api.sw_interface_dump(sw_if_index=NONE)}
+    check(tun not in ifs and lo not in ifs, "pod interfaces gone")
+    names = [t.table.name for t in vpp.api.ip_table_dump()]
+    check("pod-net-ip4" not in names, "pod vrf gone")
+    check(vpp.api.tap_delete_v2(sw_if_index=tun).retval == -2, "tap_delete_v2 twice -> -2")
+    r = sh("ip", "-n", POD_NS, "link", "show", "eth0", check_rc=False)
+    check(r.returncode != 0, "pod tun removed from Linux")
+    vpp.disconnect()
+    print(json.dumps({"uplink": up, "tap": tap, "tun": tun}))
+    print("ALL OK")
+
+
+if __name__ == "__main__":
+    main()
