@@ -84,6 +84,24 @@ fn execute_core(dp: &Arc<Dataplane>, line: &str, w: &[&str]) -> Result<String, S
         }
         ["set", "interface", "mac", "address", ifn, mac] => set_mac(dp, ifn, mac),
         ["set", "interface", "rx-mode", _ifn, mode] => set_rx_mode(dp, mode),
+        ["set", "interface", "l2", "xconnect", rx, tx] => {
+            let (r, t) = (sw(dp, rx)?, sw(dp, tx)?);
+            dp.fwd()
+                .set_xconnect(r, Some(t))
+                .map_err(|e| e.to_string())?;
+            Ok(String::new())
+        }
+        ["set", "interface", "l3", ifn] => {
+            let r = sw(dp, ifn)?;
+            dp.fwd().set_xconnect(r, None).map_err(|e| e.to_string())?;
+            Ok(String::new())
+        }
+        ["set", "interface", "promiscuous", "on", ifn]
+        | ["set", "interface", "promiscuous", ifn, "on"] => {
+            let r = sw(dp, ifn)?;
+            dp.fwd().set_promisc(r, true).map_err(|e| e.to_string())?;
+            Ok(String::new())
+        }
         ["set", "interface", "ip", "table", ifn, t] => set_table(dp, ifn, t, false),
         ["set", "interface", "ip6", "table", ifn, t] => set_table(dp, ifn, t, true),
         ["enable", "ip6", "interface", ifn] => sw(dp, ifn)
@@ -120,6 +138,7 @@ set interface mtu [packet] <n> <if>
 set interface mac address <if> <mac>
 set interface rx-mode <if> polling|interrupt|adaptive
 set interface ip table <if> <table>
+set interface l2 xconnect <rx-if> <tx-if> | set interface l3 <if> | set interface promiscuous on <if>
 ip table add <id> | ip6 table add <id>
 ip route add|del <prefix> [table <id>] via <next-hop> [<if>] | via <if> | drop | local
 set ip neighbor <if> <ip> <mac>

@@ -462,6 +462,7 @@ impl Forwarding {
             feat_ip4: i.feat_ip4,
             feat_ip6: i.feat_ip6,
             mtu: i.mtu,
+            xconnect: i.xconnect.unwrap_or(u32::MAX),
         };
         self.ifs.fast[sw as usize] = fast;
         self.ifs_dirty = true;
@@ -509,6 +510,26 @@ impl Forwarding {
             }
         }
         self.fwd_dirty = true;
+        self.publish();
+        Ok(())
+    }
+
+    /// Cross-connect `rx` to `tx` at L2 (None: back to L3 forwarding).
+    pub fn set_xconnect(&mut self, rx: u32, tx: Option<u32>) -> Result<(), FwdError> {
+        if let Some(t) = tx {
+            if !self.iface(t)?.l2 {
+                return Err(FwdError::Invalid(
+                    "cross-connect needs an ethernet interface".into(),
+                ));
+            }
+        }
+        if !self.iface(rx)?.l2 {
+            return Err(FwdError::Invalid(
+                "cross-connect needs an ethernet interface".into(),
+            ));
+        }
+        self.iface_mut(rx)?.xconnect = tx;
+        self.refresh_fast(rx);
         self.publish();
         Ok(())
     }

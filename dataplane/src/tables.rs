@@ -22,7 +22,7 @@ pub const MAX_ECMP: usize = 16;
 pub const MAX_FEATURES: usize = 32;
 
 /// Hot per-interface state, looked up per packet by sw_if_index.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug)]
 pub struct IfFast {
     pub flags: u16,
     pub mac: Mac,
@@ -33,6 +33,23 @@ pub struct IfFast {
     pub feat_ip6: u32,
     /// L3 MTU in bytes.
     pub mtu: u16,
+    /// L2 cross-connect: every frame received here leaves on this interface (u32::MAX: none).
+    pub xconnect: u32,
+}
+
+impl Default for IfFast {
+    fn default() -> Self {
+        Self {
+            flags: 0,
+            mac: [0; 6],
+            ip4_fib: 0,
+            ip6_fib: 0,
+            feat_ip4: 0,
+            feat_ip6: 0,
+            mtu: 0,
+            xconnect: u32::MAX,
+        }
+    }
 }
 
 pub mod if_flags {
@@ -77,6 +94,8 @@ pub struct Interface {
     /// The device takes GSO super-frames / computes marked L4 checksums itself.
     pub tx_gso: bool,
     pub tx_csum: bool,
+    /// L2 cross-connect target.
+    pub xconnect: Option<u32>,
     pub feat_ip4: u32,
     pub feat_ip6: u32,
 }

@@ -355,3 +355,132 @@ fn ecmp_spreads_flows_over_paths() {
     assert!(to_b > 8 && to_b < 56, "flows split {to_b}/64");
     l.no_leaks();
 }
+
+#[test]
+fn l2_xconnect_passes_frames_untouched() {
+    let mut l = lab();
+    l.fwd.set_xconnect(0, Some(1)).unwrap();
+    let mut f = udp_frame([203, 0, 113, 9], 1, 10);
+    f[12..14].copy_from_slice(&0x88b5u16.to_be_bytes()); // not even IP
+    l.send(&f);
+    let out = Lab::take(&l.out1);
+    assert_eq!(out, vec![f]);
+    l.fwd.set_xconnect(0, None).unwrap();
+    l.send(&udp_frame([198, 19, 200, 7], 64, 10));
+    assert_eq!(Lab::take(&l.out1)[0][14 + 8], 63, "back to routing");
+    l.no_leaks();
+}
+
+#[test]
+fn vlan_subinterface_receives_and_replies_tagged() {
+    let mut l = lab();
+    let sub = l.fwd.vlan_subif_add(0, 100).unwrap();
+    l.fwd
+        .address_add(sub, Prefix::parse("198.18.100.1/24").unwrap())
+        .unwrap();
+    l.fwd.set_admin_up(sub, true).unwrap();
+    l.fwd
+        .neighbor_add(sub, "198.18.100.2".parse().unwrap(), PEER0, true)
+        .unwrap();
+    let b = PacketBuilder::ethernet2(PEER0, MAC0)
+        .single_vlan(etherparse::VlanId::try_new(100).unwrap())
+        .ipv4([198, 18, 100, 2], [198, 18, 100, 1], 64)
+        .icmpv4_echo_request(1, 1);
+    let mut f = Vec::new();
+    b.write(&mut f, b"tagged").unwrap();
+    l.send(&f);
+    let back = Lab::take(&l.out0);
+    assert_eq!(back.len(), 1, "reply leaves on the parent's tx queue");
+    assert_eq!(u16::from_be_bytes([back[0][12], back[0][13]]), 0x8100);
+    assert_eq!(u16::from_be_bytes([back[0][14], back[0][15]]) & 0xfff, 100);
+    assert_eq!(u16::from_be_bytes([back[0][16], back[0][17]]), 0x0800);
+    assert_eq!(back[0][18 + 20], 0, "echo reply");
+    // A tag nobody configured is dropped and counted.
+    let mut other = f.clone();
+    other[15] = 101;
+    l.send(&other);
+    assert_eq!(l.error("ethernet-input", 2), 1);
+    l.no_leaks();
+}
+
+/// A feature on the ip4-unicast arc runs between ip4-input and ip4-lookup only on the
+/// interfaces that enable it; the forwarding nodes are not touched to add it.
+#[test]
+fn feature_arc_inserts_a_node_per_interface() {
+    use rvpp_dataplane::graph::{Node, NodeInfo, NodeKind};
+    use rvpp_dataplane::nodes::ArcEdges;
+    use rvpp_dataplane::runtime::Ctx;
+    struct DropUdp {
+        arc: ArcEdges,
+    }
+    impl Node for DropUdp {
+        fn info(&self) -> NodeInfo {
+            let mut next = vec!["error-drop"];
+            next.extend(ArcEdges::names(&["test-drop-udp"], "ip4-lookup"));
+            NodeInfo {
+                name: "test-drop-udp",
+                kind: NodeKind::Internal,
+                next_nodes: next,
+                errors: &["udp dropped by test feature"],
+            }
+        }
+        fn process(&mut self, cx: &mut Ctx<'_>, bufs: &mut [u32], nexts: &mut [u16]) {
+            let errs = cx.errs();
+            for (i, &bi) in bufs.iter().enumerate() {
+                let b = cx.bufs.get(bi);
+                if b.data().get(9) == Some(&17) {
+                    b.meta.error = errs.error(0);
+                    nexts[i] = 0;
+                } else {
+                    nexts[i] = self.arc.next(b.meta.feature_mask, Some(0));
+                }
+            }
+        }
+    }
+    let pool = BufferPool::with_backing(1024, 2048, false).unwrap();
+    let shared = Shared::new();
+    let mut fwd = Forwarding::new(shared.clone());
+    let if0 = fwd.interface_add("pg0", "pg", MAC0, true, 1500).unwrap();
+    let if1 = fwd.interface_add("pg1", "pg", MAC1, true, 1500).unwrap();
+    fwd.address_add(if0, Prefix::parse("198.18.0.1/24").unwrap())
+        .unwrap();
+    fwd.address_add(if1, Prefix::parse("198.19.0.1/24").unwrap())
+        .unwrap();
+    fwd.set_admin_up(if0, true).unwrap();
+    fwd.set_admin_up(if1, true).unwrap();
+    fwd.neighbor_add(if1, "198.19.0.2".parse().unwrap(), PEER1, true)
+        .unwrap();
+    let arcs = FeatureArcs {
+        ip4_unicast: vec!["test-drop-udp"],
+        ip6_unicast: vec![],
+    };
+    let graph = standard_graph(
+        &arcs,
+        vec![Box::new(DropUdp {
+            arc: ArcEdges { base: 1, n: 1 },
+        })],
+    )
+    .unwrap();
+    let mut rt = Runtime::new(graph, pool.local(), shared, 0, "t".into()).unwrap();
+    let out = Frames::default();
+    rt.set_tx(if1, Box::new(Capture(out.clone()))).unwrap();
+    let send = |rt: &mut Runtime| {
+        let f = udp_frame([198, 19, 0, 2], 64, 10);
+        let bi = rt.buffers().alloc_from_bytes(&f).unwrap();
+        rt.buffers().meta(bi).rx_sw_if_index = if0;
+        rt.inject("ethernet-input", &[bi]).unwrap();
+    };
+    send(&mut rt);
+    assert_eq!(out.lock().unwrap().len(), 1, "feature off: forwarded");
+    fwd.set_feature(if0, false, 0, true).unwrap();
+    send(&mut rt);
+    assert_eq!(out.lock().unwrap().len(), 1, "feature on: dropped");
+    let e = rt.graph().error_index("test-drop-udp", 0).unwrap();
+    assert_eq!(rt.stats().errors[e as usize].get(), 1);
+    fwd.set_feature(if0, false, 0, false).unwrap();
+    send(&mut rt);
+    assert_eq!(out.lock().unwrap().len(), 2, "feature off again");
+    rt.buffers().flush();
+    drop(rt);
+    assert_eq!(pool.in_use(), 0);
+}

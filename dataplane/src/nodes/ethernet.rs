@@ -14,6 +14,7 @@ const NEXT_DROP: u16 = 0;
 const NEXT_IP4: u16 = 1;
 const NEXT_IP6: u16 = 2;
 const NEXT_ARP: u16 = 3;
+const NEXT_XCONNECT: u16 = 4;
 
 pub mod error {
     pub const TOO_SHORT: u16 = 0;
@@ -28,7 +29,13 @@ impl Node for EthernetInput {
         NodeInfo {
             name: "ethernet-input",
             kind: NodeKind::Internal,
-            next_nodes: vec!["error-drop", "ip4-input", "ip6-input", "arp-input"],
+            next_nodes: vec![
+                "error-drop",
+                "ip4-input",
+                "ip6-input",
+                "arp-input",
+                "interface-output",
+            ],
             errors: &[
                 "frame too short",
                 "interface is down",
@@ -78,6 +85,11 @@ fn classify(b: &mut Buf<'_>, fast: &IfFast, ifs: &crate::tables::IfTable) -> (u1
     };
     if fast.flags & if_flags::ADMIN_UP == 0 {
         return (NEXT_DROP, error::DOWN);
+    }
+    if fast.xconnect != u32::MAX {
+        // L2 cross-connect: the frame leaves as it came.
+        b.meta.tx_sw_if_index = fast.xconnect;
+        return (NEXT_XCONNECT, 0);
     }
     let dst = eth.dst();
     let mut et = eth.ethertype();
