@@ -84,6 +84,13 @@ fn execute_core(dp: &Arc<Dataplane>, line: &str, w: &[&str]) -> Result<String, S
         }
         ["set", "interface", "mac", "address", ifn, mac] => set_mac(dp, ifn, mac),
         ["set", "interface", "rx-mode", _ifn, mode] => set_rx_mode(dp, mode),
+        ["set", "interface", "rx-placement", ifn, "queue", q, "worker", w] => {
+            let s = sw(dp, ifn)?;
+            let q: u16 = q.parse().map_err(|_| "bad queue")?;
+            let w: usize = w.parse().map_err(|_| "bad worker")?;
+            dp.place_rx(s, q, w)?;
+            Ok(String::new())
+        }
         ["set", "interface", "l2", "xconnect", rx, tx] => {
             let (r, t) = (sw(dp, rx)?, sw(dp, tx)?);
             dp.fwd()
@@ -137,6 +144,7 @@ set interface ip address [del] <if> <addr/len>
 set interface mtu [packet] <n> <if>
 set interface mac address <if> <mac>
 set interface rx-mode <if> polling|interrupt|adaptive
+set interface rx-placement <if> queue <n> worker <n>
 set interface ip table <if> <table>
 set interface l2 xconnect <rx-if> <tx-if> | set interface l3 <if> | set interface promiscuous on <if>
 ip table add <id> | ip6 table add <id>

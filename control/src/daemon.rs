@@ -28,6 +28,28 @@ pub enum WorkerCmd {
     SetTx(u32, Box<dyn TxQueue>),
     RemoveTx(u32),
     SetRxMode(RxMode),
+    /// Hand rx queue (sw_if_index, queue) to worker `to` (rx placement).
+    MoveRx {
+        sw: u32,
+        queue: u16,
+        to: usize,
+    },
+}
+
+/// Every worker's command ring and wake-up, so one worker can hand a queue to another.
+type Peers = Arc<Vec<(Arc<ArrayQueue<WorkerCmd>>, Arc<EventFd>)>>;
+
+fn send_to(peer: &(Arc<ArrayQueue<WorkerCmd>>, Arc<EventFd>), mut cmd: WorkerCmd) {
+    loop {
+        match peer.0.push(cmd) {
+            Ok(()) => break,
+            Err(c) => {
+                cmd = c;
+                std::thread::sleep(Duration::from_micros(100));
+            }
+        }
+    }
+    peer.1.ring();
 }
 
 /// The control side of one forwarding thread.
@@ -43,17 +65,8 @@ pub struct Worker {
 
 impl Worker {
     /// Queue a command and wake the worker. Waits while the ring is full.
-    pub fn send(&self, mut cmd: WorkerCmd) {
-        loop {
-            match self.cmds.push(cmd) {
-                Ok(()) => break,
-                Err(c) => {
-                    cmd = c;
-                    std::thread::sleep(Duration::from_micros(100));
-                }
-            }
-        }
-        self.wake.ring();
+    pub fn send(&self, cmd: WorkerCmd) {
+        send_to(&(self.cmds.clone(), self.wake.clone()), cmd);
     }
 }
 
@@ -132,16 +145,21 @@ impl Dataplane {
                 .map(|(i, c)| (i + 1, format!("vpp_wk_{i}"), *c))
                 .collect()
         };
+        let rings: Vec<(Arc<ArrayQueue<WorkerCmd>>, Arc<EventFd>)> = threads
+            .iter()
+            .map(|_| Ok((Arc::new(ArrayQueue::new(1024)), Arc::new(EventFd::new()?))))
+            .collect::<std::io::Result<_>>()
+            .map_err(|e| format!("eventfd: {e}"))?;
+        let peers: Peers = Arc::new(rings);
         let mut workers = Vec::new();
-        for (thread, name, core) in threads {
+        for (wi, (thread, name, core)) in threads.into_iter().enumerate() {
             let rt = Runtime::new(graph()?, pool.local(), shared.clone(), thread, name.clone())?;
             let stats = rt.stats();
-            let cmds = Arc::new(ArrayQueue::new(1024));
-            let wake = Arc::new(EventFd::new().map_err(|e| format!("eventfd: {e}"))?);
-            let (c2, s2, m, w2) = (cmds.clone(), stop.clone(), cfg.rx_mode, wake.clone());
+            let (cmds, wake) = peers[wi].clone();
+            let (p2, s2, m) = (peers.clone(), stop.clone(), cfg.rx_mode);
             let join = std::thread::Builder::new()
                 .name(name.clone())
-                .spawn(move || worker_main(rt, c2, w2, s2, core, m))
+                .spawn(move || worker_main(rt, wi, p2, s2, core, m))
                 .map_err(|e| format!("spawn {name}: {e}"))?;
             workers.push(Worker {
                 thread,
@@ -221,6 +239,31 @@ impl Dataplane {
             .remove(&sw);
     }
 
+    /// Move rx queue `queue` of interface `sw` to worker index `worker` (into `workers`).
+    pub fn place_rx(&self, sw: u32, queue: u16, worker: usize) -> Result<(), String> {
+        if worker >= self.workers.len() {
+            return Err(format!("no worker {worker}"));
+        }
+        let mut devs = self.devices.lock().unwrap_or_else(|e| e.into_inner());
+        let d = devs
+            .get_mut(&sw)
+            .ok_or_else(|| format!("sw_if_index {sw} has no device queues"))?;
+        let slot = d
+            .rx_placement
+            .iter_mut()
+            .find(|p| p.0 == queue)
+            .ok_or_else(|| format!("no rx queue {queue}"))?;
+        if slot.1 != worker {
+            self.workers[slot.1].send(WorkerCmd::MoveRx {
+                sw,
+                queue,
+                to: worker,
+            });
+            slot.1 = worker;
+        }
+        Ok(())
+    }
+
     pub fn set_rx_mode(&self, mode: RxMode) {
         for w in &self.workers {
             w.send(WorkerCmd::SetRxMode(mode));
@@ -267,8 +310,8 @@ const ADAPTIVE_IDLE_ROUNDS: u32 = 1024;
 
 fn worker_main(
     mut rt: Runtime,
-    cmds: Arc<ArrayQueue<WorkerCmd>>,
-    wake: Arc<EventFd>,
+    me: usize,
+    peers: Peers,
     stop: Arc<AtomicBool>,
     core: Option<u32>,
     mut mode: RxMode,
@@ -281,6 +324,7 @@ fn worker_main(
             log::warn!("thread {}: cannot pin to core {c}", rt.thread());
         }
     }
+    let (cmds, wake) = peers[me].clone();
     let ep = match Epoll::new().and_then(|e| e.add(wake.fd()).map(|_| e)) {
         Ok(e) => e,
         Err(e) => {
@@ -289,6 +333,7 @@ fn worker_main(
         }
     };
     let mut idle_rounds = 0u32;
+    let mut backoff_us = 0u64;
     let mut registered: Vec<RawFd> = Vec::new();
     while !stop.load(Ordering::Relaxed) {
         let mut changed = false;
@@ -308,6 +353,11 @@ fn worker_main(
                 }
                 WorkerCmd::RemoveTx(sw) => drop(rt.remove_tx(sw)),
                 WorkerCmd::SetRxMode(m) => mode = m,
+                WorkerCmd::MoveRx { sw, queue, to } => {
+                    if let (Some(q), Some(peer)) = (rt.remove_rx_queue(sw, queue), peers.get(to)) {
+                        send_to(peer, WorkerCmd::AddRx(q));
+                    }
+                }
             }
         }
         if changed {
@@ -330,6 +380,7 @@ fn worker_main(
         let n = rt.poll();
         if n > 0 || mode == RxMode::Polling {
             idle_rounds = 0;
+            backoff_us = 0;
             continue;
         }
         idle_rounds += 1;
@@ -349,8 +400,11 @@ fn worker_main(
             }
             idle_rounds = 0;
         } else if !can_sleep && idle_rounds >= ADAPTIVE_IDLE_ROUNDS {
-            // Queues without an fd: back off gently instead of burning the core.
-            std::thread::sleep(Duration::from_micros(200));
+            // Queues without an fd (pg, pcap): back off, doubling up to 1 ms, and wake early on
+            // a command. A queue that gets busy again is back to full polling at once.
+            backoff_us = (backoff_us * 2).clamp(10, 1000);
+            ep.wait((backoff_us / 1000).max(1) as i32);
+            wake.drain();
         }
     }
     rt.buffers().flush();

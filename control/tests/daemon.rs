@@ -208,3 +208,58 @@ fn bad_config_fails_with_file_and_line() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("startup.conf:5"), "{err}");
 }
+
+/// CPU time (user + system, in clock ticks) the process has used so far.
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let after = &stat[stat.rfind(')').unwrap() + 2..];
+    let f: Vec<&str> = after.split_whitespace().collect();
+    f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
+}
+
+#[test]
+fn idle_adaptive_worker_sleeps_and_rx_queues_can_move() {
+    let r = start("main-core 0 corelist-workers 0,1");
+    let s = &r.sock;
+    for c in [
+        "create packet-generator interface pg0 count 5000 size 64 dst 198.19.7.0/24",
+        "create null interface null1",
+        "set interface ip address pg0 198.18.0.1/24",
+        "set interface ip address null1 198.19.255.1/30",
+        "set ip neighbor null1 198.19.255.2 02:00:00:00:00:02",
+        "ip route add 198.19.7.0/24 via 198.19.255.2 null1",
+        "set interface state null1 up",
+        "set interface state pg0 up",
+        "set interface rx-mode pg0 adaptive",
+        "packet-generator enable",
+    ] {
+        let out = ctl(s, c);
+        assert!(
+            out.trim().is_empty() || !out.contains("unknown"),
+            "{c}: {out}"
+        );
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    // Idle now: two workers with nothing to do must not burn their cores.
+    let hz = 100.0; // USER_HZ on Linux
+    let t0 = cpu_ticks(r.child.id());
+    std::thread::sleep(Duration::from_secs(2));
+    let used = (cpu_ticks(r.child.id()) - t0) as f64 / hz / 2.0;
+    assert!(used < 0.25, "idle rvpp used {:.0}% of a core", used * 100.0);
+    // The pg queue sits on one worker; move it and check show hardware says so.
+    let hw = ctl(s, "show hardware");
+    let on_wk1 = hw.contains("rx queue 0 on thread 2");
+    let to = if on_wk1 { 0 } else { 1 };
+    let out = ctl(
+        s,
+        &format!("set interface rx-placement pg0 queue 0 worker {to}"),
+    );
+    assert!(out.trim().is_empty(), "{out}");
+    let hw = ctl(s, "show hardware");
+    assert!(
+        hw.contains(&format!("rx queue 0 on thread {}", to + 1)),
+        "{hw}"
+    );
+    assert!(ctl(s, "set interface rx-placement pg0 queue 0 worker 9").contains("no worker"));
+    stop(r);
+}

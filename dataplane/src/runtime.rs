@@ -385,6 +385,15 @@ impl Runtime {
         gone.into_iter().map(|s| s.queue).collect()
     }
 
+    /// Remove one rx queue of an interface (to place it on another worker).
+    pub fn remove_rx_queue(&mut self, sw_if_index: u32, queue_id: u16) -> Option<Box<dyn RxQueue>> {
+        let i = self
+            .rxq
+            .iter()
+            .position(|s| s.queue.sw_if_index() == sw_if_index && s.queue.queue_id() == queue_id)?;
+        Some(self.rxq.remove(i).queue)
+    }
+
     pub fn rx_queues(&self) -> impl Iterator<Item = &dyn RxQueue> {
         self.rxq.iter().map(|s| s.queue.as_ref())
     }
