@@ -107,11 +107,37 @@ pub struct StatsSegment {
     path: PathBuf,
 }
 
-/// Create the segment of `size` bytes and serve it on `path`.
+/// What to publish beyond VPP's always-on entries.
+#[derive(Clone, Copy, Debug)]
+pub struct Options {
+    /// `/sys/node/{names,clocks,vectors,calls,suspends}` and the `/nodes/<node>/<counter>`
+    /// symlinks (VPP: `statseg { per-node-counters on }`, off by default there).
+    pub per_node_counters: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            per_node_counters: true,
+        }
+    }
+}
+
+/// Create the segment of `size` bytes and serve it on `path` (node counters included).
 pub fn start(dp: Arc<Dataplane>, path: &Path, size: u64) -> std::io::Result<StatsSegment> {
+    start_with_options(dp, path, size, Options::default())
+}
+
+/// [`start`] with explicit [`Options`]. The segment is at least 256 KiB.
+pub fn start_with_options(
+    dp: Arc<Dataplane>,
+    path: &Path,
+    size: u64,
+    opts: Options,
+) -> std::io::Result<StatsSegment> {
     let size = (size as usize).clamp(256 << 10, 1 << 34);
     let mem = Arc::new(SharedMem::create("stat segment", size)?);
-    let mut w = Writer::new(dp, mem.clone());
+    let mut w = Writer::new(dp, mem.clone(), opts);
     w.init()?;
     if let Some(dir) = path.parent() {
         if !dir.as_os_str().is_empty() {
@@ -350,6 +376,10 @@ struct Writer {
     clear_mark: u64,
     last_stats_clear: u64,
     rates: Option<Rates>,
+    opts: Options,
+    /// Whether the live directory has the per-interface / per-node symlinks (dropped when
+    /// the segment is too small for them).
+    symlinks: bool,
     rate_values: RateValues,
     boottime: u64,
 }
@@ -364,7 +394,7 @@ struct RateValues {
 }
 
 impl Writer {
-    fn new(dp: Arc<Dataplane>, mem: Arc<SharedMem>) -> Self {
+    fn new(dp: Arc<Dataplane>, mem: Arc<SharedMem>, opts: Options) -> Self {
         let n_threads = dp.workers.iter().map(|w| w.thread + 1).max().unwrap_or(1);
         Self {
             base: mem.addr(),
@@ -380,6 +410,8 @@ impl Writer {
             clear_mark: 0,
             last_stats_clear: 0,
             rates: None,
+            opts,
+            symlinks: true,
             rate_values: RateValues::default(),
             boottime: SystemTime::now()
                 .duration_since(UNIX_EPOCH)
@@ -428,9 +460,11 @@ impl Writer {
     /// Build the directory for `shape` in the idle half, fill it, and swap it in.
     fn rebuild(&mut self, shape: Shape) -> bool {
         let half = ((self.gen + 1) % 2) as usize;
-        let lay = self
-            .build(&shape, half, true)
-            .or_else(|| self.build(&shape, half, false));
+        let mut symlinks = true;
+        let lay = self.build(&shape, half, true).or_else(|| {
+            symlinks = false;
+            self.build(&shape, half, false)
+        });
         let Some(lay) = lay else {
             log::error!(
                 "stats segment: {} bytes are too small for {} interfaces; directory not updated",
@@ -452,6 +486,14 @@ impl Writer {
         self.gen += 1;
         self.shape = shape;
         self.failed = None;
+        if self.symlinks && !symlinks {
+            log::warn!(
+                "stats segment: {} bytes are too small for /interfaces/ and /nodes/ symlinks; \
+                 publishing without them (raise statseg size)",
+                self.mem.len()
+            );
+        }
+        self.symlinks = symlinks;
         true
     }
 
@@ -553,26 +595,8 @@ impl Writer {
             d.symlink(&format!("/err/{node}/{reason}"), errors, i);
         }
 
-        // Node counters (VPP: `statseg { per-node-counters on }`).
-        let nn = dp.graph_names.len();
-        let p = a.names(dp.graph_names.iter().copied())?;
-        d.add("/sys/node/names", TYPE_NAME_VECTOR, p);
-        let mut node_index = [0u32; 4];
-        for (k, c) in NODE_COUNTERS.iter().enumerate() {
-            let (p, rows) = a.counters(8, nt, nn)?;
-            lay.nodes[k] = rows;
-            node_index[k] = d.add(&format!("/sys/node/{c}"), TYPE_COUNTER_VECTOR_SIMPLE, p);
-        }
-        if symlinks {
-            for (ni, node) in dp.graph_names.iter().enumerate() {
-                for (k, c) in NODE_COUNTERS.iter().enumerate() {
-                    d.symlink(
-                        &format!("/nodes/{}/{c}", component(node)),
-                        node_index[k],
-                        ni,
-                    );
-                }
-            }
+        if self.opts.per_node_counters {
+            self.build_nodes(&mut a, &mut d, &mut lay, symlinks)?;
         }
 
         // The directory itself.
@@ -596,6 +620,40 @@ impl Writer {
         lay.buf_used = slot(buf[1]);
         lay.buf_available = slot(buf[2]);
         Some(lay)
+    }
+
+    /// Node counters (VPP: `statseg { per-node-counters on }`): `/sys/node/names`,
+    /// `/sys/node/<counter>` `[thread][node]`, and `/nodes/<node>/<counter>` symlinks.
+    fn build_nodes(
+        &self,
+        a: &mut Arena<'_>,
+        d: &mut Dir,
+        lay: &mut Layout,
+        symlinks: bool,
+    ) -> Option<()> {
+        let dp = &*self.dp;
+        let nt = self.n_threads;
+        let nn = dp.graph_names.len();
+        let p = a.names(dp.graph_names.iter().copied())?;
+        d.add("/sys/node/names", TYPE_NAME_VECTOR, p);
+        let mut node_index = [0u32; 4];
+        for (k, c) in NODE_COUNTERS.iter().enumerate() {
+            let (p, rows) = a.counters(8, nt, nn)?;
+            lay.nodes[k] = rows;
+            node_index[k] = d.add(&format!("/sys/node/{c}"), TYPE_COUNTER_VECTOR_SIMPLE, p);
+        }
+        if symlinks {
+            for (ni, node) in dp.graph_names.iter().enumerate() {
+                for (k, c) in NODE_COUNTERS.iter().enumerate() {
+                    d.symlink(
+                        &format!("/nodes/{}/{c}", component(node)),
+                        node_index[k],
+                        ni,
+                    );
+                }
+            }
+        }
+        Some(())
     }
 
     /// Copy counters, gauges and scalars into the current layout.
@@ -654,8 +712,10 @@ impl Writer {
                         raw[0].saturating_sub(base[0]),
                         c.suspends.get(),
                     ];
-                    for (k, v) in vals.into_iter().enumerate() {
-                        m.store_u64(lay.nodes[k][t] + 8 * ni, v);
+                    if !lay.nodes[0].is_empty() {
+                        for (k, v) in vals.into_iter().enumerate() {
+                            m.store_u64(lay.nodes[k][t] + 8 * ni, v);
+                        }
                     }
                 }
                 if t < per_thread.len() {

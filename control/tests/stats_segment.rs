@@ -495,6 +495,38 @@ fn readers_stay_consistent_while_the_directory_is_rebuilt() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+#[test]
+fn a_small_segment_drops_symlinks_but_keeps_counters() {
+    let dir = tmp_dir("small");
+    let dp = dataplane(0);
+    let sock = dir.join("stats.sock");
+    let opts = stats::Options {
+        per_node_counters: false,
+    };
+    let seg = stats::start_with_options(dp.clone(), &sock, 0, opts).unwrap();
+    let r = Reader::connect(&sock);
+    assert_eq!(r.m.len(), 256 << 10, "the minimum size");
+    exec(&dp, "create null interface first");
+    seg.update();
+    let (s, _) = r.snapshot();
+    assert!(s.stats.contains_key("/interfaces/first/rx"));
+    assert!(!s.stats.contains_key("/sys/node/names"));
+    assert!(!s.names.iter().any(|n| n.starts_with("/nodes/")));
+    for i in 0..300 {
+        exec(&dp, &format!("create null interface many{i}"));
+    }
+    seg.update();
+    let (s, _) = r.snapshot();
+    let names = s.if_names();
+    assert_eq!(names.len(), 301);
+    assert_eq!(names[300], "many299");
+    assert!(!s.names.iter().any(|n| n.starts_with("/interfaces/")));
+    assert!(matches!(s.get("/if/tx"), Stat::Combined(rows) if rows[0].len() == 301));
+    assert!(s.names.iter().any(|n| n.starts_with("/err/")));
+    drop(seg);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 // ----- the real daemon ----------------------------------------------------------------------
 
 struct Rvpp {
