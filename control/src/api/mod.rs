@@ -1,10 +1,11 @@
 //! The VPP binary API served on `socksvr { socket-name }`, with handlers on the dataplane.
 //!
-//! The transport (framing, handshake, built-in memclnt messages) is `rvpp_vppapi::transport`;
-//! this module owns the accept loop, the handlers ([`handlers`]) and the interface-event
-//! publisher. Handling is serialised on one lock, like VPP's single API thread; handlers take
+//! The wire format and message table are `rvpp_vppapi`'s; [`conn`] runs its transport per
+//! connection with batched replies; this module owns the accept loop, the handlers
+//! ([`handlers`]) and the interface-event publisher. Handling is serialised on one lock, like VPP's single API thread; handlers take
 //! the forwarding writer's lock only for the duration of one message, never a worker.
 
+mod conn;
 mod convert;
 mod devices;
 mod handlers;
@@ -12,9 +13,10 @@ mod handlers;
 pub use handlers::PUNT_REASONS;
 
 use crate::daemon::Dataplane;
+use conn::Clients;
 use handlers::{EventRegs, State};
 use rvpp_vppapi::defs as d;
-use rvpp_vppapi::transport::{serve_connection, Events};
+use rvpp_vppapi::transport::Events;
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -69,7 +71,7 @@ pub fn serve(dp: Arc<Dataplane>, path: &Path) -> std::io::Result<ApiServer> {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o775))?;
 
     let stop = Arc::new(AtomicBool::new(false));
-    let events = Events::default();
+    let clients = Arc::new(Clients::default());
     let regs: EventRegs = Arc::new(Mutex::new(BTreeMap::new()));
     let (kick, kicked) = channel();
     let handler = Arc::new(Mutex::new(handlers::router(State::new(
@@ -79,10 +81,10 @@ pub fn serve(dp: Arc<Dataplane>, path: &Path) -> std::io::Result<ApiServer> {
     ))));
 
     let watcher = {
-        let (dp, events, regs, stop) = (dp.clone(), events.clone(), regs.clone(), stop.clone());
+        let (dp, clients, regs, stop) = (dp.clone(), clients.clone(), regs.clone(), stop.clone());
         std::thread::Builder::new()
             .name("api-events".into())
-            .spawn(move || publish_events(dp, events, regs, kicked, stop))?
+            .spawn(move || publish_events(dp, clients, regs, kicked, stop))?
     };
     let accept = {
         let stop = stop.clone();
@@ -94,12 +96,13 @@ pub fn serve(dp: Arc<Dataplane>, path: &Path) -> std::io::Result<ApiServer> {
                         break;
                     }
                     let Ok(s) = s else { continue };
-                    let (h, ev) = (handler.clone(), events.clone());
+                    let (h, cl) = (handler.clone(), clients.clone());
                     let r =
                         std::thread::Builder::new()
                             .name("api-client".into())
                             .spawn(move || {
-                                let _ = serve_connection(s, h, ev);
+                                // Handlers reach clients through `cl`, not the transport's Events.
+                                let _ = conn::serve(s, h, cl, Events::default());
                             });
                     if let Err(e) = r {
                         log::warn!("api: cannot start a client thread: {e}");
@@ -136,7 +139,7 @@ fn snapshot(dp: &Dataplane) -> BTreeMap<u32, u32> {
 /// changes, and every 100 ms for changes made elsewhere (CLI, drivers).
 fn publish_events(
     dp: Arc<Dataplane>,
-    events: Events,
+    events: Arc<Clients>,
     regs: EventRegs,
     kicked: Receiver<()>,
     stop: Arc<AtomicBool>,
