@@ -375,6 +375,10 @@ fn reader_sees_counters_and_a_growing_directory() {
     let sock = dir.join("stats.sock");
     let seg = stats::start(dp.clone(), &sock, 8 << 20).unwrap();
     let r = Reader::connect(&sock);
+    let e = stats::start(dp.clone(), &sock, 1 << 20)
+        .err()
+        .expect("socket in use");
+    assert_eq!(e.kind(), std::io::ErrorKind::AddrInUse);
     let (s0, _) = r.snapshot();
     assert_eq!(s0.names[0], "/sys/heartbeat");
     assert_eq!(s0.names[1], "/sys/last_stats_clear");

@@ -232,15 +232,37 @@ pub struct SeqpacketListener {
 }
 
 impl SeqpacketListener {
-    /// Bind `path` (a stale socket file there is replaced) and listen.
+    /// Bind `path` and listen. As VPP's `clib_socket_init`: a stale socket there (nobody
+    /// listening) is replaced; a live listener or a non-socket file is an error.
     pub fn bind(path: &Path) -> io::Result<Self> {
         let (sa, len) = sockaddr(path)?;
         let fd = seqpacket()?;
         if let Ok(m) = std::fs::symlink_metadata(path) {
             use std::os::unix::fs::FileTypeExt;
-            if m.file_type().is_socket() {
-                let _ = std::fs::remove_file(path);
+            if !m.file_type().is_socket() {
+                return Err(io::Error::new(
+                    io::ErrorKind::AlreadyExists,
+                    format!("file {} already exists", path.display()),
+                ));
             }
+            let probe = seqpacket()?;
+            // SAFETY: `sa` is a valid sockaddr_un of length `len`.
+            let r = unsafe {
+                libc::connect(
+                    probe.as_raw_fd(),
+                    &sa as *const libc::sockaddr_un as *const libc::sockaddr,
+                    len,
+                )
+            };
+            let refused =
+                r < 0 && io::Error::last_os_error().raw_os_error() == Some(libc::ECONNREFUSED);
+            if !refused {
+                return Err(io::Error::new(
+                    io::ErrorKind::AddrInUse,
+                    format!("active listener on {}", path.display()),
+                ));
+            }
+            std::fs::remove_file(path)?;
         }
         // SAFETY: `sa` is a valid sockaddr_un of length `len`.
         cvt(unsafe {
@@ -403,6 +425,16 @@ mod tests {
         assert_eq!(&b, b"hello");
         m.store_u64(8, 7);
         assert_eq!(r.load_u64(8), 7);
+        // A live listener is not stolen; a stale socket file is replaced.
+        let e = SeqpacketListener::bind(&path).err().unwrap();
+        assert_eq!(e.kind(), io::ErrorKind::AddrInUse);
+        drop(l);
+        let again = SeqpacketListener::bind(&path).unwrap();
+        drop(again);
+        let _ = std::fs::remove_file(&path);
+        std::fs::write(&path, b"x").unwrap();
+        let e = SeqpacketListener::bind(&path).err().unwrap();
+        assert_eq!(e.kind(), io::ErrorKind::AlreadyExists);
         let _ = std::fs::remove_file(&path);
     }
 
