@@ -991,3 +991,42 @@ fn full_tx_queue_drops_are_counted() {
     drop(st);
     l.no_leaks();
 }
+
+/// The egress MTU applies to each segment, not to the super-frame (rewrite checks
+/// headers + gso_size against it).
+#[test]
+fn superframes_leave_through_a_normal_mtu() {
+    let mut l = lab();
+    l.fwd.set_mtu(l.sw[1], 1500).unwrap();
+    let t = Tcp {
+        seq: 7,
+        flags: ALL_FLAGS,
+        opts: 12,
+    };
+    let data = payload(30000, 9);
+    // IPv4: 20 + 32 + 1448 = 1500 bytes per segment.
+    l.gso(
+        "ethernet-input",
+        &frame(Link::Eth, false, "10.1.2.3", Some(t), &data),
+        MSS as u16,
+    );
+    let out = l.take();
+    check_segments(&out, Link::Eth, false, t, MSS, &data);
+    assert!(out.iter().all(|s| s.bytes.len() <= 14 + 1500));
+    // IPv6: 40 + 32 + 1428 = 1500.
+    l.gso(
+        "ethernet-input",
+        &frame(Link::Eth, true, "2001:db8:100::7", Some(t), &data),
+        1428,
+    );
+    let out = l.take();
+    check_segments(&out, Link::Eth, true, t, 1428, &data);
+    // One byte more per segment no longer fits: nothing goes out on pg1.
+    l.gso(
+        "ethernet-input",
+        &frame(Link::Eth, true, "2001:db8:100::7", Some(t), &data),
+        1429,
+    );
+    assert!(l.take().iter().all(|s| s.sw != l.sw[1]));
+    l.no_leaks();
+}

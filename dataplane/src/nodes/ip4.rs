@@ -411,11 +411,26 @@ fn rewrite_one(b: &mut Buf<'_>, adj: &crate::tables::Adjacency) -> (u16, u16) {
         return (RW_DROP, rewrite_error::NOT_REWRITE);
     }
     let local = b.meta.flags & flags::LOCALLY_ORIGINATED != 0;
+    let gso_size = if b.meta.flags & flags::GSO != 0 {
+        b.meta.gso_size
+    } else {
+        0
+    };
+    let hdr = b.data();
+    let seg_hdrs = if gso_size != 0 {
+        tcp_header_end(hdr)
+    } else {
+        0
+    };
     {
         let Some(mut h) = Ip4HdrMut::new(b.data_mut()) else {
             return (RW_DROP, rewrite_error::NOT_REWRITE);
         };
-        let (ttl, total_len, df) = (h.view().ttl(), h.view().total_len(), h.view().dont_frag());
+        let (ttl, mut total_len, df) = (h.view().ttl(), h.view().total_len(), h.view().dont_frag());
+        if gso_size != 0 {
+            // A GSO super-frame leaves as segments: what must fit is one segment.
+            total_len = (seg_hdrs + gso_size as usize).min(total_len as usize) as u16;
+        }
         if !local && ttl <= 1 {
             set_icmp_error(b, icmp::TIME_EXCEEDED, 0, 0);
             return (RW_ICMP_ERROR, rewrite_error::TTL_EXPIRED);
@@ -451,6 +466,16 @@ fn rewrite_one(b: &mut Buf<'_>, adj: &crate::tables::Adjacency) -> (u16, u16) {
     }
     b.meta.tx_sw_if_index = adj.sw_if_index;
     (RW_OUTPUT, 0)
+}
+
+/// Bytes of IPv4 + TCP headers at the start of `ip` (0 if it is not a whole TCP header).
+pub fn tcp_header_end(ip: &[u8]) -> usize {
+    let Some(h) = Ip4Hdr::new(ip) else { return 0 };
+    let hl = h.header_len();
+    if h.protocol() != wire::IP_PROTO_TCP || ip.len() < hl + 20 {
+        return 0;
+    }
+    hl + ((ip[hl + 12] >> 4) as usize) * 4
 }
 
 // ---------------------------------------------------------------------------------------------

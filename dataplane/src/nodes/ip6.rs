@@ -800,14 +800,26 @@ fn rewrite_one(b: &mut Buf<'_>, adj: &Adjacency) -> (u16, u16) {
         return (RW_DROP, rewrite_error::NOT_REWRITE);
     }
     let local = b.meta.flags & flags::LOCALLY_ORIGINATED != 0;
+    // A GSO super-frame leaves as segments: what must fit is one segment (IPv6 + TCP headers
+    // + gso_size).
+    let seg_len = if b.meta.flags & flags::GSO != 0 {
+        let d = b.data();
+        (d.len() >= IP6_HDR + 20 && d[6] == crate::wire::IP_PROTO_TCP)
+            .then(|| IP6_HDR + ((d[IP6_HDR + 12] >> 4) as usize) * 4 + b.meta.gso_size as usize)
+    } else {
+        None
+    };
     {
         let Some(mut h) = Ip6HdrMut::new(b.data_mut()) else {
             return (RW_DROP, rewrite_error::NOT_REWRITE);
         };
-        let (hl, len) = (
+        let (hl, mut len) = (
             h.view().hop_limit(),
             IP6_HDR + h.view().payload_len() as usize,
         );
+        if let Some(sl) = seg_len {
+            len = len.min(sl);
+        }
         if !local && hl <= 1 {
             set_icmp6_error(b, icmp6::TIME_EXCEEDED, icmp6::HOP_LIMIT_EXCEEDED, 0);
             return (RW_ICMP_ERROR, rewrite_error::HOP_LIMIT_EXPIRED);

@@ -44,6 +44,17 @@ pub struct InterfaceOutput;
 const OUT_DROP: u16 = 0;
 const OUT_GSO: u16 = 1;
 
+/// Bytes of the whole chain.
+#[inline(always)]
+fn wire_len(m: &BufferMeta) -> u64 {
+    let rest = if m.flags & flags::NEXT_PRESENT != 0 {
+        m.total_length_not_including_first_buffer
+    } else {
+        0
+    };
+    m.current_length as u64 + rest as u64
+}
+
 /// The packet carries an offload (GSO super-frame, L4 checksum left to the device) that its
 /// egress device cannot do: software must (gso-segment).
 #[inline(always)]
@@ -81,14 +92,14 @@ impl Node for InterfaceOutput {
             let m = cx.bufs.meta(bufs[i]);
             let sw = m.tx_sw_if_index;
             let fix = needs_fixup(ifs, m);
-            let mut bytes = m.current_length as u64;
+            let mut bytes = wire_len(m);
             let mut j = i + 1;
             while j < n {
                 let m = cx.bufs.meta(bufs[j]);
                 if m.tx_sw_if_index != sw || needs_fixup(ifs, m) != fix {
                     break;
                 }
-                bytes += m.current_length as u64;
+                bytes += wire_len(m);
                 j += 1;
             }
             if fix {
