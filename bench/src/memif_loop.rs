@@ -164,6 +164,7 @@ fn testpmd(
 
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 enum Dut {
+    RvppXc,
     RvppIp4,
     TestpmdIo,
 }
@@ -171,6 +172,7 @@ enum Dut {
 impl Dut {
     fn name(self) -> &'static str {
         match self {
+            Dut::RvppXc => "rvpp-xc",
             Dut::RvppIp4 => "rvpp-ip4",
             Dut::TestpmdIo => "testpmd-io",
         }
@@ -293,10 +295,22 @@ fn one_run(o: &Opts, dut: Dut, size: usize, n: usize) -> Result<RunResult, Strin
     let mut dut_rvpp: Option<Proc> = None;
     let mut dut_pmd: Option<Proc> = None;
     match dut {
-        Dut::RvppIp4 => {
+        Dut::RvppIp4 | Dut::RvppXc => {
             let exec = dir.join("exec.cli");
-            std::fs::write(
-                &exec,
+            let l2 = "create memif socket id 1 filename {a}
+create memif socket id 2 filename {b}
+create interface memif id 0 socket-id 1 master hw-addr 00:01:02:03:04:01
+create interface memif id 0 socket-id 2 master hw-addr 00:01:02:03:04:01
+set interface state memif1/0 up
+set interface state memif2/0 up
+set interface l2 xconnect memif1/0 memif2/0
+set interface l2 xconnect memif2/0 memif1/0
+set interface rx-mode memif1/0 polling
+";
+            let text = if dut == Dut::RvppXc {
+                l2.replace("{a}", &a.display().to_string())
+                    .replace("{b}", &b.display().to_string())
+            } else {
                 format!(
                     "create memif socket id 1 filename {a}
 create memif socket id 2 filename {b}
@@ -316,9 +330,9 @@ set interface rx-mode memif1/0 polling
 ",
                     a = a.display(),
                     b = b.display()
-                ),
-            )
-            .map_err(|e| e.to_string())?;
+                )
+            };
+            std::fs::write(&exec, text).map_err(|e| e.to_string())?;
             let conf = dir.join("startup.conf");
             std::fs::write(
                 &conf,
@@ -411,7 +425,7 @@ set interface rx-mode memif1/0 polling
     // Measure: TG counters from clear to show, DUT counters over the same interval.
     tg.cmd("clear port stats all", "cleared");
     match dut {
-        Dut::RvppIp4 => {
+        Dut::RvppIp4 | Dut::RvppXc => {
             rvppctl(&ctl_bin, &cli, "clear runtime");
         }
         Dut::TestpmdIo => {
@@ -425,7 +439,7 @@ set interface rx-mode memif1/0 polling
     let tg_from = tg.send("show port stats all");
     let tg_secs = t0.elapsed().as_secs_f64();
     let (cycles, pkts, detail) = match dut {
-        Dut::RvppIp4 => {
+        Dut::RvppIp4 | Dut::RvppXc => {
             let rt = rvppctl(&ctl_bin, &cli, "show runtime");
             let (c, p) = runtime_cpp(&rt);
             let nodes: Vec<String> = rt
@@ -487,7 +501,7 @@ pub fn run(args: &[String]) -> Result<Value, String> {
             exe.with_file_name("rvpp").display()
         ));
     }
-    let duts = [Dut::RvppIp4, Dut::TestpmdIo];
+    let duts = [Dut::RvppXc, Dut::RvppIp4, Dut::TestpmdIo];
     println!(
         "memif-loop: TG testpmd flowgen on core 0 (2 memif clients), DUT on core 1 (memif servers); {} runs x {} s",
         o.runs, o.seconds
@@ -553,16 +567,23 @@ pub fn run(args: &[String]) -> Result<Value, String> {
                 }),
             );
         }
+        let (xm, xc) = med[&Dut::RvppXc];
         let (rm, rc) = med[&Dut::RvppIp4];
         let (tm, tc) = med[&Dut::TestpmdIo];
         println!(
-            "  {size:>5} B medians: rvpp-ip4 {rm:.2} Mpps {rc:.1} cycles/pkt | testpmd-io {tm:.2} Mpps {tc:.1} cycles/pkt | ratios rvpp/testpmd: throughput {:.2}x, cycles {:.2}x",
+            "  {size:>5} B medians: rvpp-xc {xm:.2} Mpps {xc:.1} cycles/pkt | rvpp-ip4 {rm:.2} Mpps {rc:.1} cycles/pkt | testpmd-io {tm:.2} Mpps {tc:.1} cycles/pkt",
+        );
+        println!(
+            "  {size:>5} B ratios to testpmd-io: rvpp-xc throughput {:.2}x cycles {:.2}x; rvpp-ip4 throughput {:.2}x cycles {:.2}x",
+            xm / tm,
+            xc / tc,
             rm / tm,
             rc / tc
         );
         sizes_json.push(json!({
             "frame_bytes": size,
             "duts": per,
+            "ratio_rvpp_xc_to_testpmd_io": { "mpps": xm / tm, "cycles_per_packet": xc / tc },
             "ratio_rvpp_ip4_to_testpmd_io": { "mpps": rm / tm, "cycles_per_packet": rc / tc },
         }));
     }
@@ -573,7 +594,7 @@ pub fn run(args: &[String]) -> Result<Value, String> {
         "seconds_per_run": o.seconds,
         "runs": o.runs,
         "slow_state_rtt_ns_threshold": SLOW_RTT_NS,
-        "l2_xconnect": "not run: the engine has no L2 cross-connect yet",
+        "l2_xconnect": "rvpp-xc: set interface l2 xconnect both ways",
         "sizes": sizes_json,
     }))
 }
