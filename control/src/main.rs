@@ -131,13 +131,24 @@ fn run(cfg: &StartupConfig, demo: bool) -> Result<(), String> {
         }
         None => None,
     };
-    let stats = match rvpp_control::stats::start(dp.clone(), &cfg.statseg.socket_name, cfg.statseg.size) {
+    let stats_opts = rvpp_control::stats::Options {
+        per_node_counters: cfg.statseg.per_node_counters,
+    };
+    let stats = match rvpp_control::stats::start_with_options(
+        dp.clone(),
+        &cfg.statseg.socket_name,
+        cfg.statseg.size,
+        stats_opts,
+    ) {
         Ok(s) => {
             log::info!("stats segment on {}", cfg.statseg.socket_name.display());
             Some(s)
         }
         Err(e) => {
-            log::error!("stats segment on {}: {e}", cfg.statseg.socket_name.display());
+            log::error!(
+                "stats segment on {}: {e}",
+                cfg.statseg.socket_name.display()
+            );
             None
         }
     };

@@ -30,9 +30,10 @@ fn start(extra: &str) -> Rvpp {
     std::fs::write(
         &conf,
         format!(
-            "unix {{ nodaemon cli-listen {} pidfile {} }}\nbuffers {{ buffers-per-numa 8192 }}\ncpu {{ {extra} }}\nsome-unknown-section {{ x 1 }}\n",
+            "unix {{ nodaemon cli-listen {} pidfile {} }}\nstatseg {{ socket-name {} }}\nbuffers {{ buffers-per-numa 8192 }}\ncpu {{ {extra} }}\nsome-unknown-section {{ x 1 }}\n",
             sock.display(),
-            dir.join("rvpp.pid").display()
+            dir.join("rvpp.pid").display(),
+            dir.join("stats.sock").display()
         ),
     )
     .unwrap();
