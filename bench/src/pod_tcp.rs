@@ -120,6 +120,7 @@ impl Lab {
         let conf = self.dir.join("startup.conf");
         let exec = self.dir.join("setup.cli");
         std::fs::write(&exec, cli).map_err(|e| e.to_string())?;
+        let _ = std::fs::remove_file(&sock);
         std::fs::write(
             &conf,
             format!(
@@ -147,6 +148,22 @@ impl Lab {
         Ok(())
     }
 
+    /// SIGTERM rvpp and wait for it (SIGKILL after 5 s).
+    pub fn stop_rvpp(&mut self) {
+        if let Some(mut c) = self.rvpp.take() {
+            let _ = sh(&["kill", "-TERM", &c.id().to_string()]);
+            let t = Instant::now();
+            while t.elapsed() < Duration::from_secs(5) {
+                if let Ok(Some(_)) = c.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
     pub fn ctl(&self, cmd: &str) -> Result<String, String> {
         let exe = std::env::current_exe().map_err(|e| e.to_string())?;
         let ctl = exe.with_file_name("rvppctl");
@@ -163,18 +180,7 @@ impl Lab {
 
 impl Drop for Lab {
     fn drop(&mut self) {
-        if let Some(mut c) = self.rvpp.take() {
-            let _ = sh(&["kill", "-TERM", &c.id().to_string()]);
-            let t = Instant::now();
-            while t.elapsed() < Duration::from_secs(5) {
-                if let Ok(Some(_)) = c.try_wait() {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        self.stop_rvpp();
         for n in self.nses.iter().rev() {
             if let Ok(pids) = sh(&["ip", "netns", "pids", n]) {
                 for p in pids.split_whitespace() {
