@@ -407,14 +407,24 @@ pub fn run(args: &[String]) -> Result<serde_json::Value, String> {
     );
 
     // 3. Calibrate the packet rate, then run traffic long enough to cover the programming.
-    ctl.cli("create packet-generator interface pgcal count 2000000 size 64 dst 198.19.128.0/24")?;
+    let cal_n = 20_000_000u64;
+    ctl.cli(&format!(
+        "create packet-generator interface pgcal count {cal_n} size 64 dst 198.19.128.0/24"
+    ))?;
     ctl.cli("set interface ip address pgcal 198.18.1.1/24")?;
     ctl.cli("set interface state pgcal up")?;
-    let t0 = Instant::now();
+    let cal0 = counter(&mut ctl, "null1", "tx packets")?;
     ctl.cli("packet-generator enable")?;
-    let cal = settle(&mut ctl, "null1", "tx packets")?;
-    let pps = cal as f64 / (t0.elapsed().as_secs_f64() - 0.2).max(0.05);
-    let expect_s = routes as f64 / one_add.max(1.0) * 1.5 + 1.0;
+    let t0 = Instant::now();
+    while counter(&mut ctl, "null1", "tx packets")? - cal0 < cal_n {
+        if t0.elapsed() > Duration::from_secs(60) {
+            return Err("calibration traffic did not finish".into());
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let pps = cal_n as f64 / t0.elapsed().as_secs_f64();
+    // Traffic for about twice the expected programming time, plus half a second.
+    let expect_s = routes as f64 / one_add.max(1.0) * 2.0 + 0.5;
     let count = ((pps * expect_s) as u64).clamp(1_000_000, 2_000_000_000);
     ctl.cli(&format!(
         "create packet-generator interface pg0 count {count} size 64 dst 198.19.0.0/24"
@@ -423,7 +433,8 @@ pub fn run(args: &[String]) -> Result<serde_json::Value, String> {
     ctl.cli("set interface state pg0 up")?;
     let base_tx = counter(&mut ctl, "null1", "tx packets")?;
     ctl.cli("packet-generator enable")?;
-    std::thread::sleep(Duration::from_millis(100));
+    std::thread::sleep(Duration::from_millis(50));
+    let tx_at_start = counter(&mut ctl, "null1", "tx packets")? - base_tx;
     let (t_prog, f_prog) = pipelined(
         Conn::connect(&api, "api-rate-1m")?,
         true,
@@ -435,7 +446,7 @@ pub fn run(args: &[String]) -> Result<serde_json::Value, String> {
     let sent = settle(&mut ctl, "pg0", "rx packets")?;
     let tx = settle(&mut ctl, "null1", "tx packets")? - base_tx;
     let lost = sent.saturating_sub(tx);
-    let overlapped = tx_at_end < count;
+    let overlapped = tx_at_start > 0 && tx_at_end < count;
     println!(
         "{routes} routes programmed in {t_prog:.3} s ({:.0}/s, failed {f_prog}) under {:.1} Mpps; \
          unchanged prefix: {sent} generated, {tx} forwarded, {lost} lost{}",
