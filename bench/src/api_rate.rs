@@ -120,6 +120,7 @@ impl Conn {
 }
 
 /// A route request for `dst/len` in table 0 via `nh` on `sw`.
+#[allow(clippy::too_many_arguments)] // one argument per wire field that varies
 fn route_msg(
     id: u16,
     index: u32,
