@@ -278,9 +278,10 @@ fn start(rvpp: &Path) -> Result<(Daemon, PathBuf), String> {
     std::fs::write(
         &conf,
         format!(
-            "unix {{ nodaemon cli-listen {} }}\nsocksvr {{ socket-name {} }}\nbuffers {{ buffers-per-numa 32768 }}\n",
+            "unix {{ nodaemon cli-listen {} }}\nsocksvr {{ socket-name {} }}\nstatseg {{ socket-name {} }}\nbuffers {{ buffers-per-numa 32768 }}\n",
             dir.join("cli.sock").display(),
-            api.display()
+            api.display(),
+            dir.join("stats.sock").display()
         ),
     )
     .map_err(|e| e.to_string())?;

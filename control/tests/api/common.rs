@@ -36,9 +36,10 @@ impl Rvpp {
         std::fs::write(
             &conf,
             format!(
-                "unix {{ nodaemon cli-listen {} }}\nsocksvr {{ socket-name {} }}\nbuffers {{ buffers-per-numa 16384 }}\ncpu {{ {cpu} }}\n",
+                "unix {{ nodaemon cli-listen {} }}\nsocksvr {{ socket-name {} }}\nstatseg {{ socket-name {} }}\nbuffers {{ buffers-per-numa 16384 }}\ncpu {{ {cpu} }}\n",
                 cli.display(),
-                api.display()
+                api.display(),
+                dir.join("stats.sock").display()
             ),
         )
         .unwrap();
