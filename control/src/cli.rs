@@ -926,6 +926,7 @@ fn show_fib(dp: &Dataplane, ip6: bool, rest: &[&str]) -> String {
                     AdjKind::Unreachable => "unreachable".into(),
                     AdjKind::Prohibit => "prohibit".into(),
                     AdjKind::Punt => "punt".into(),
+                    AdjKind::Lookup => format!("lookup in fib {}", a.lookup_fib),
                 };
                 let _ = writeln!(s, "    [@{ai}]: {what}");
             }

@@ -79,7 +79,8 @@ pub struct BufferMeta {
     pub gso_size: u16,
     /// Owned by the pool (1) or by someone else (0): catches double frees.
     pub(crate) pool_free: u8,
-    pub _pad0: u8,
+    /// Lookups this packet has had through table-lookup adjacencies (loop guard).
+    pub relookups: u8,
     /// Index of this packet's trace record when `TRACED`.
     pub trace_index: u32,
     /// Scratch space that one node passes to the next.
@@ -111,7 +112,7 @@ impl BufferMeta {
             feature_mask: 0,
             gso_size: 0,
             pool_free: 1,
-            _pad0: 0,
+            relookups: 0,
             trace_index: 0,
             opaque: [0; 12],
             _pad1: [0; 6],
@@ -139,6 +140,7 @@ impl BufferMeta {
         self.flow_hash = 0;
         self.feature_mask = 0;
         self.gso_size = 0;
+        self.relookups = 0;
     }
 }
 

@@ -22,6 +22,8 @@ pub enum PathKind {
     Drop,
     Unreachable,
     Prohibit,
+    /// Look the destination up again in table `table_id` of the same family.
+    Lookup(u32),
 }
 
 /// One path of a route.
@@ -47,6 +49,15 @@ impl Path {
             kind: PathKind::Normal,
             next_hop: None,
             sw_if_index: Some(sw_if_index),
+            weight: 1,
+        }
+    }
+    /// Continue the lookup in another table (calico: a pod VRF's default route).
+    pub fn lookup(table_id: u32) -> Self {
+        Self {
+            kind: PathKind::Lookup(table_id),
+            next_hop: None,
+            sw_if_index: None,
             weight: 1,
         }
     }
@@ -186,6 +197,7 @@ enum AdjKey {
     Attached { sw: u32, v6: bool },
     Glean { sw: u32, v6: bool },
     Local { v6: bool },
+    Lookup { fib: u32, v6: bool },
 }
 
 /// A neighbour entry.
@@ -924,6 +936,7 @@ impl Forwarding {
                     rewrite_len,
                     next_hop: nhv,
                     is_ip6: v6,
+                    lookup_fib: 0,
                 }
             }
             None => Adjacency {
@@ -962,11 +975,25 @@ impl Forwarding {
         }
     }
 
+    fn lookup_adj(&mut self, v6: bool, fib: u32) -> u32 {
+        let a = Adjacency {
+            kind: AdjKind::Lookup,
+            is_ip6: v6,
+            lookup_fib: fib,
+            ..Default::default()
+        };
+        self.adj(AdjKey::Lookup { fib, v6 }, a)
+    }
+
     fn path_adjs(&mut self, ip6: bool, fib_index: u32, p: &Path) -> Vec<u32> {
         match p.kind {
             PathKind::Local => vec![self.adj_index[&AdjKey::Local { v6: ip6 }]],
             PathKind::Drop => vec![DROP_ADJ],
             PathKind::Unreachable => vec![UNREACH_ADJ],
+            PathKind::Lookup(table_id) => match self.fib_index(ip6, table_id) {
+                Some(fib) => vec![self.lookup_adj(ip6, fib)],
+                None => vec![DROP_ADJ],
+            },
             PathKind::Prohibit => {
                 let a = Adjacency {
                     kind: AdjKind::Prohibit,
@@ -1120,6 +1147,11 @@ impl Forwarding {
         let fi = self
             .fib_index(ip6, table_id)
             .ok_or(FwdError::NoSuchTable(table_id))?;
+        for path in &paths {
+            if let PathKind::Lookup(t) = path.kind {
+                self.fib_index(ip6, t).ok_or(FwdError::NoSuchTable(t))?;
+            }
+        }
         let mut adjs = Vec::new();
         for path in &paths {
             let a = self.path_adjs(ip6, fi, path);
@@ -1365,6 +1397,35 @@ impl Forwarding {
     // ----- punt ------------------------------------------------------------------------------
 
     /// Send local packets this stack does not handle to `tx_sw_if_index` via `next_hop`.
+    /// Send local packets this stack does not handle into table `table_id` (a lookup there).
+    pub fn punt_redirect_table(
+        &mut self,
+        ip6: bool,
+        rx: Option<u32>,
+        table_id: u32,
+        add: bool,
+    ) -> Result<(), FwdError> {
+        let fib = self
+            .fib_index(ip6, table_id)
+            .ok_or(FwdError::NoSuchTable(table_id))?;
+        let adj = self.lookup_adj(ip6, fib);
+        let list = if ip6 {
+            &mut self.fwd.punt6
+        } else {
+            &mut self.fwd.punt4
+        };
+        list.retain(|p| p.rx_sw_if_index != rx);
+        if add {
+            list.push(PuntRedirect {
+                rx_sw_if_index: rx,
+                adj,
+            });
+        }
+        self.fwd_dirty = true;
+        self.publish();
+        Ok(())
+    }
+
     pub fn punt_redirect(
         &mut self,
         ip6: bool,

@@ -170,6 +170,8 @@ pub enum AdjKind {
     Prohibit,
     /// Hand to the host through the punt path.
     Punt,
+    /// Look the destination up again in another table (`lookup_fib`).
+    Lookup,
 }
 
 /// A forwarding adjacency.
@@ -185,6 +187,8 @@ pub struct Adjacency {
     /// Next hop (IPv4 in the low 32 bits when `is_ip6` is false).
     pub next_hop: u128,
     pub is_ip6: bool,
+    /// For `Lookup`: the fib index to look up in.
+    pub lookup_fib: u32,
 }
 
 /// An ECMP set of adjacencies, chosen by flow hash.
@@ -227,6 +231,9 @@ pub struct FwdTable {
     pub punt4: Vec<PuntRedirect>,
     pub punt6: Vec<PuntRedirect>,
 }
+
+/// Table-lookup adjacencies a packet may pass before it is dropped as a loop.
+pub const MAX_RELOOKUPS: u8 = 4;
 
 /// Index of the always-present drop adjacency and load-balance.
 pub const DROP_ADJ: u32 = 0;

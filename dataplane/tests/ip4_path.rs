@@ -484,3 +484,84 @@ fn feature_arc_inserts_a_node_per_interface() {
     drop(rt);
     assert_eq!(pool.in_use(), 0);
 }
+
+#[test]
+fn vrf_default_route_continues_in_another_table_and_loops_are_dropped() {
+    let mut l = lab();
+    // pg0 moves to VRF 10, whose only route is "look up in table 0" (calico's pod VRFs).
+    l.fwd
+        .address_del(0, Prefix::parse("198.18.0.1/24").unwrap())
+        .unwrap();
+    l.fwd.table_add(false, 10, "pod-vrf").unwrap();
+    l.fwd.set_table(0, false, 10).unwrap();
+    l.fwd
+        .address_add(0, Prefix::parse("198.18.0.1/24").unwrap())
+        .unwrap();
+    l.fwd
+        .route_add(
+            10,
+            Prefix::parse("0.0.0.0/0").unwrap(),
+            vec![Path::lookup(0)],
+        )
+        .unwrap();
+    l.send(&udp_frame([198, 19, 200, 7], 64, 10));
+    let out = Lab::take(&l.out1);
+    assert_eq!(out.len(), 1, "forwarded through table 0");
+    assert_eq!(out[0][14 + 8], 63);
+    // A lookup to a table that does not exist is refused.
+    assert!(l
+        .fwd
+        .route_add(
+            10,
+            Prefix::parse("203.0.113.0/24").unwrap(),
+            vec![Path::lookup(99)]
+        )
+        .is_err());
+    // 10 -> 11 -> 10 ...: dropped as a loop, not spun forever.
+    l.fwd.table_add(false, 11, "").unwrap();
+    l.fwd
+        .route_add(
+            11,
+            Prefix::parse("0.0.0.0/0").unwrap(),
+            vec![Path::lookup(10)],
+        )
+        .unwrap();
+    l.fwd
+        .route_add(
+            10,
+            Prefix::parse("203.0.113.0/24").unwrap(),
+            vec![Path::lookup(11)],
+        )
+        .unwrap();
+    l.send(&udp_frame([203, 0, 113, 9], 64, 10));
+    assert!(Lab::take(&l.out1).is_empty());
+    assert_eq!(l.error("ip4-lookup", 5), 1, "lookup loop counted");
+    l.no_leaks();
+}
+
+#[test]
+fn punt_into_a_table_reaches_the_host_interface() {
+    let mut l = lab();
+    // Table 20 sends our own address to the "host" on pg1, as calico's host-tap VRF does.
+    l.fwd.table_add(false, 20, "punt-table").unwrap();
+    let host: IpAddr = "198.19.0.2".parse().unwrap();
+    l.fwd
+        .route_add(
+            20,
+            Prefix::parse("198.18.0.1/32").unwrap(),
+            vec![Path::via(host, Some(1))],
+        )
+        .unwrap();
+    l.fwd.punt_redirect_table(false, None, 20, true).unwrap();
+    let b = PacketBuilder::ethernet2(PEER0, MAC0)
+        .ipv4([198, 18, 0, 2], [198, 18, 0, 1], 64)
+        .tcp(40000, 22, 1, 1000);
+    let mut f = Vec::new();
+    b.write(&mut f, b"ssh").unwrap();
+    l.send(&f);
+    let out = Lab::take(&l.out1);
+    assert_eq!(out.len(), 1, "punted TCP went to the host via table 20");
+    assert_eq!(&out[0][0..6], &PEER1);
+    assert_eq!(out[0][14 + 8], 64, "punted packets keep their TTL");
+    l.no_leaks();
+}

@@ -203,6 +203,7 @@ const LK_REWRITE: u16 = 1;
 const LK_LOCAL: u16 = 2;
 const LK_ARP: u16 = 3;
 const LK_ICMP_ERROR: u16 = 4;
+const LK_RELOOKUP: u16 = 5;
 
 pub mod lookup_error {
     pub const NO_FIB: u16 = 0;
@@ -210,6 +211,7 @@ pub mod lookup_error {
     pub const NO_ROUTE: u16 = 2;
     pub const PROHIBITED: u16 = 3;
     pub const PUNT: u16 = 4;
+    pub const LOOKUP_LOOP: u16 = 5;
 }
 
 /// Flow hash over addresses, protocol and ports, for ECMP.
@@ -242,6 +244,7 @@ impl Node for Ip4Lookup {
                 "ip4-local",
                 "ip4-arp",
                 "ip4-icmp-error",
+                "ip4-lookup",
             ],
             errors: &[
                 "ip4 no such fib",
@@ -249,6 +252,7 @@ impl Node for Ip4Lookup {
                 "ip4 no route to destination",
                 "ip4 administratively prohibited",
                 "ip4 punt adjacency",
+                "ip4 table-lookup loop",
             ],
         }
     }
@@ -327,6 +331,11 @@ impl Node for Ip4Lookup {
                     b.meta.error = errs.error(lookup_error::PUNT);
                     LK_DROP
                 }
+                AdjKind::Lookup => relookup(
+                    &mut b,
+                    adj.lookup_fib,
+                    errs.error(lookup_error::LOOKUP_LOOP),
+                ),
                 AdjKind::Drop => {
                     b.meta.error = errs.error(lookup_error::DROP_ADJ);
                     LK_DROP
@@ -341,6 +350,19 @@ impl Node for Ip4Lookup {
             b.meta.fib_index, b.meta.adj_index, b.meta.flow_hash
         )
     }
+}
+
+/// Send a packet through ip4-lookup again, in table `fib` (edge 5 of ip4-lookup), unless it
+/// has been around too often.
+#[inline]
+fn relookup(b: &mut Buf<'_>, fib: u32, loop_error: u16) -> u16 {
+    if b.meta.relookups >= crate::tables::MAX_RELOOKUPS {
+        b.meta.error = loop_error;
+        return LK_DROP;
+    }
+    b.meta.relookups += 1;
+    b.meta.fib_index = fib;
+    LK_RELOOKUP
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -541,10 +563,17 @@ impl Node for Ip4Local {
                 .find(|p| p.rx_sw_if_index.is_none_or(|r| r == rx))
             {
                 Some(p) => {
-                    b.meta.adj_index = p.adj;
+                    let adj = fwd.adj(p.adj);
                     b.meta.flags |= flags::LOCALLY_ORIGINATED;
                     errs.count(local_error::PUNTED, 1);
-                    nexts[i] = LOC_REWRITE;
+                    if adj.kind == AdjKind::Lookup {
+                        // Punt into a table (calico: the host tap's VRF).
+                        b.meta.fib_index = adj.lookup_fib;
+                        nexts[i] = LOC_LOOKUP;
+                    } else {
+                        b.meta.adj_index = p.adj;
+                        nexts[i] = LOC_REWRITE;
+                    }
                 }
                 None if matches!(proto, wire::IP_PROTO_TCP | wire::IP_PROTO_UDP) => {
                     // Nobody listens: tell the sender as a host would.

@@ -552,6 +552,7 @@ const LK_REWRITE: u16 = 1;
 const LK_LOCAL: u16 = 2;
 const LK_DISCOVER: u16 = 3;
 const LK_ICMP_ERROR: u16 = 4;
+const LK_RELOOKUP: u16 = 5;
 
 pub mod lookup_error {
     pub const NO_FIB: u16 = 0;
@@ -561,6 +562,7 @@ pub mod lookup_error {
     pub const PUNT: u16 = 4;
     pub const MCAST_NOT_FOR_US: u16 = 5;
     pub const LINK_LOCAL_NOT_FOR_US: u16 = 6;
+    pub const LOOKUP_LOOP: u16 = 7;
 }
 
 /// Flow hash over addresses, flow label, next header and ports, for ECMP.
@@ -599,6 +601,7 @@ impl Node for Ip6Lookup {
                 "ip6-local",
                 "ip6-discover",
                 "ip6-icmp-error",
+                "ip6-lookup",
             ],
             errors: &[
                 "ip6 no such fib",
@@ -608,6 +611,7 @@ impl Node for Ip6Lookup {
                 "ip6 punt adjacency",
                 "ip6 multicast destination not for us",
                 "ip6 link-local destination not for us",
+                "ip6 table-lookup loop",
             ],
         }
     }
@@ -696,6 +700,16 @@ impl Node for Ip6Lookup {
                 AdjKind::Punt => {
                     b.meta.error = errs.error(lookup_error::PUNT);
                     LK_DROP
+                }
+                AdjKind::Lookup => {
+                    if b.meta.relookups >= crate::tables::MAX_RELOOKUPS {
+                        b.meta.error = errs.error(lookup_error::LOOKUP_LOOP);
+                        LK_DROP
+                    } else {
+                        b.meta.relookups += 1;
+                        b.meta.fib_index = adj.lookup_fib;
+                        LK_RELOOKUP
+                    }
                 }
                 AdjKind::Drop => {
                     b.meta.error = errs.error(lookup_error::DROP_ADJ);
@@ -999,10 +1013,17 @@ impl Local<'_, '_> {
             .find(|r| r.rx_sw_if_index.is_none_or(|x| x == p.rx))
         {
             Some(r) => {
-                b.meta.adj_index = r.adj;
                 b.meta.flags |= flags::LOCALLY_ORIGINATED;
                 self.errs.count(local_error::PUNTED, 1);
-                Ok(LOC_REWRITE)
+                let adj = self.fwd.adj(r.adj);
+                if adj.kind == AdjKind::Lookup {
+                    // Punt into a table (calico: the host tap's VRF).
+                    b.meta.fib_index = adj.lookup_fib;
+                    Ok(LOC_LOOKUP)
+                } else {
+                    b.meta.adj_index = r.adj;
+                    Ok(LOC_REWRITE)
+                }
             }
             None if matches!(proto, wire::IP_PROTO_TCP | wire::IP_PROTO_UDP)
                 && !is_multicast(p.dst) =>
