@@ -163,6 +163,12 @@ pub fn path_out(p: &Path, ip6: bool, table_id: u32) -> d::FibPath {
         PathKind::Drop => T::FIB_API_PATH_TYPE_DROP,
         PathKind::Unreachable => T::FIB_API_PATH_TYPE_ICMP_UNREACH,
         PathKind::Prohibit => T::FIB_API_PATH_TYPE_ICMP_PROHIBIT,
+        PathKind::Lookup(_) => T::FIB_API_PATH_TYPE_NORMAL,
+    };
+    // A table lookup is VPP's "deag" path: no interface, no next hop, the table to look in.
+    let table_id = match p.kind {
+        PathKind::Lookup(t) => t,
+        _ => table_id,
     };
     let nh6 = p.next_hop.map_or(ip6, |n| n.is_ipv6());
     let mut nh = [0u8; 16];
