@@ -70,6 +70,27 @@ impl Worker {
     }
 }
 
+/// A tx queue shared by several workers.
+struct SharedTx {
+    q: Arc<Mutex<Box<dyn TxQueue>>>,
+    node: &'static str,
+}
+
+impl TxQueue for SharedTx {
+    fn tx_node(&self) -> &'static str {
+        self.node
+    }
+    fn tx(&mut self, bufs: &mut rvpp_dataplane::buffer::Buffers, pkts: &[u32]) -> usize {
+        self.q
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .tx(bufs, pkts)
+    }
+    fn flush(&mut self, bufs: &mut rvpp_dataplane::buffer::Buffers) {
+        self.q.lock().unwrap_or_else(|e| e.into_inner()).flush(bufs)
+    }
+}
+
 /// Device bookkeeping for the control surface.
 #[derive(Clone, Debug)]
 pub struct DeviceInfo {
@@ -225,6 +246,38 @@ impl Dataplane {
                     rx_mode: RxMode::Polling,
                 },
             );
+    }
+
+    /// Place a device's queues: rx queue i on worker (i + sw) % n; every worker gets a tx queue.
+    /// With fewer tx queues than workers, workers share them behind a lock taken once per
+    /// vector (VPP does the same with a spinlock); with enough, each worker has its own.
+    pub fn attach_queues(
+        &self,
+        sw: u32,
+        kind: &str,
+        detail: String,
+        rx: Vec<Box<dyn RxQueue>>,
+        tx: Vec<Box<dyn TxQueue>>,
+    ) {
+        let n = self.workers.len();
+        let mut per_worker: Vec<Option<Box<dyn TxQueue>>> = if tx.is_empty() {
+            (0..n).map(|_| None).collect()
+        } else if tx.len() >= n {
+            tx.into_iter().take(n).map(Some).collect()
+        } else {
+            let shared: Vec<Arc<Mutex<Box<dyn TxQueue>>>> =
+                tx.into_iter().map(|q| Arc::new(Mutex::new(q))).collect();
+            (0..n)
+                .map(|w| {
+                    let q = shared[w % shared.len()].clone();
+                    let node = q.lock().unwrap_or_else(|e| e.into_inner()).tx_node();
+                    Some(Box::new(SharedTx { q, node }) as Box<dyn TxQueue>)
+                })
+                .collect()
+        };
+        self.attach(sw, kind, detail, rx, |w| {
+            per_worker.get_mut(w).and_then(|q| q.take())
+        });
     }
 
     /// Take a device's queues off every worker.

@@ -23,10 +23,6 @@ pub fn random_mac() -> [u8; 6] {
 
 /// Hand tx queue `w` to worker `w`: drivers give one tx queue per queue pair, so with fewer
 /// queues than workers the extra workers get none (packets they route there are dropped).
-fn per_worker(tx: Vec<Box<dyn TxQueue>>) -> impl FnMut(usize) -> Option<Box<dyn TxQueue>> {
-    let mut slots: Vec<Option<Box<dyn TxQueue>>> = tx.into_iter().map(Some).collect();
-    move |w| slots.get_mut(w).and_then(|s| s.take())
-}
 
 fn attach(
     s: &State,
@@ -36,15 +32,8 @@ fn attach(
     rx: Vec<Box<dyn RxQueue>>,
     tx: Vec<Box<dyn TxQueue>>,
 ) {
-    if tx.len() < s.dp.workers.len() {
-        log::info!(
-            "api: {kind} sw_if_index {sw}: {} tx queue(s) for {} workers; workers {}.. cannot send on it",
-            tx.len(),
-            s.dp.workers.len(),
-            tx.len()
-        );
-    }
-    s.dp.attach(sw, kind, detail, rx, per_worker(tx));
+    // Workers beyond the device's tx queues share them (Dataplane::attach_queues).
+    s.dp.attach_queues(sw, kind, detail, rx, tx);
     s.kick();
 }
 
