@@ -166,6 +166,12 @@ impl<'a> Buf<'a> {
         (HEADROOM as isize + self.meta.current_data as isize) as usize
     }
 
+    /// Offset of the packet start in `raw_mut()` (headroom included).
+    #[inline(always)]
+    pub fn start_offset(&self) -> usize {
+        self.start()
+    }
+
     /// The packet bytes in this buffer.
     #[inline(always)]
     pub fn data(&self) -> &[u8] {

@@ -146,18 +146,35 @@ fn check(b: &mut Buf<'_>, if_flags_v: u16) -> Result<bool, u16> {
     let Some(h) = Ip4Hdr::new(d) else {
         return Err(input_error::TOO_SHORT);
     };
-    let mut options = false;
-    if h.0[0] != 0x45 {
-        if h.version() != 4 {
-            return Err(input_error::BAD_VERSION);
+    let len = d.len();
+    // The common case in one pass: no options, whole packet in this buffer, good checksum,
+    // TTL non-zero, length exactly the buffer's (or shorter: link padding).
+    if h.0[0] == 0x45 {
+        let tl = h.total_len() as usize;
+        if !wire::ip4_header20_ok(h.0) {
+            return Err(input_error::BAD_CHECKSUM);
         }
-        let hl = h.header_len();
-        if hl < wire::IP4_HDR || hl > d.len() {
-            return Err(input_error::BAD_HDR_LEN);
+        if h.ttl() == 0 {
+            return Err(input_error::TTL_EXPIRED);
         }
-        options = true;
+        if tl == len {
+            return Ok(false);
+        }
+        if tl < wire::IP4_HDR || tl > b.total_len() {
+            return Err(input_error::BAD_LENGTH);
+        }
+        if tl < len && b.meta.flags & flags::NEXT_PRESENT == 0 {
+            b.set_len(tl);
+        }
+        return Ok(false);
+    }
+    if h.version() != 4 {
+        return Err(input_error::BAD_VERSION);
     }
     let hl = h.header_len();
+    if hl < wire::IP4_HDR || hl > len {
+        return Err(input_error::BAD_HDR_LEN);
+    }
     if !wire::ip4_header_ok(&d[..hl]) {
         return Err(input_error::BAD_CHECKSUM);
     }
@@ -168,10 +185,10 @@ fn check(b: &mut Buf<'_>, if_flags_v: u16) -> Result<bool, u16> {
     if h.ttl() == 0 {
         return Err(input_error::TTL_EXPIRED);
     }
-    if tl < d.len() && b.meta.flags & flags::NEXT_PRESENT == 0 {
+    if tl < len && b.meta.flags & flags::NEXT_PRESENT == 0 {
         b.set_len(tl);
     }
-    Ok(options)
+    Ok(true)
 }
 
 pub fn trace_ip4(b: &Buf<'_>) -> String {
@@ -432,60 +449,57 @@ fn rewrite_one(b: &mut Buf<'_>, adj: &crate::tables::Adjacency) -> (u16, u16) {
     if adj.kind != AdjKind::Rewrite {
         return (RW_DROP, rewrite_error::NOT_REWRITE);
     }
-    let local = b.meta.flags & flags::LOCALLY_ORIGINATED != 0;
-    let gso_size = if b.meta.flags & flags::GSO != 0 {
-        b.meta.gso_size
+    let fl = b.meta.flags;
+    let local = fl & flags::LOCALLY_ORIGINATED != 0;
+    // A GSO super-frame leaves as segments: what must fit the MTU is one segment.
+    let seg_len = if fl & flags::GSO != 0 {
+        Some(tcp_header_end(b.data()) + b.meta.gso_size as usize)
     } else {
-        0
+        None
     };
-    let hdr = b.data();
-    let seg_hdrs = if gso_size != 0 {
-        tcp_header_end(hdr)
-    } else {
-        0
-    };
-    {
-        let Some(mut h) = Ip4HdrMut::new(b.data_mut()) else {
-            return (RW_DROP, rewrite_error::NOT_REWRITE);
-        };
-        let (ttl, mut total_len, df) = (h.view().ttl(), h.view().total_len(), h.view().dont_frag());
-        if gso_size != 0 {
-            // A GSO super-frame leaves as segments: what must fit is one segment.
-            total_len = (seg_hdrs + gso_size as usize).min(total_len as usize) as u16;
-        }
-        if !local && ttl <= 1 {
-            set_icmp_error(b, icmp::TIME_EXCEEDED, 0, 0);
-            return (RW_ICMP_ERROR, rewrite_error::TTL_EXPIRED);
-        }
-        if total_len > adj.mtu {
-            if df {
-                set_icmp_error(b, icmp::DEST_UNREACH, icmp::FRAG_NEEDED, adj.mtu as u32);
-                return (RW_ICMP_ERROR, rewrite_error::FRAG_NEEDED_DF);
-            }
-            return (RW_DROP, rewrite_error::MTU_EXCEEDED);
-        }
-        if !local {
-            h.dec_ttl();
-        }
-    }
     let rl = adj.rewrite_len as usize;
-    if rl > 0 {
-        if !b.retreat(rl) {
-            return (RW_DROP, rewrite_error::NO_HEADROOM);
-        }
-        let d = b.data_mut();
-        if rl == wire::ETH_HDR {
-            // The usual case as a fixed-size copy (no memcpy call).
-            if let (Some(dst), Some(src)) = (
-                d.first_chunk_mut::<{ wire::ETH_HDR }>(),
-                adj.rewrite.first_chunk::<{ wire::ETH_HDR }>(),
-            ) {
-                *dst = *src;
-            }
-        } else {
-            d[..rl].copy_from_slice(&adj.rewrite[..rl]);
-        }
+    let s = b.start_offset();
+    if s < rl {
+        return (RW_DROP, rewrite_error::NO_HEADROOM);
     }
+    // One slice from the rewrite's start through the IPv4 header: every access below is
+    // within it, so the checks are done once.
+    let Some(w) = b.raw_mut().get_mut(s - rl..s + wire::IP4_HDR) else {
+        return (RW_DROP, rewrite_error::NOT_REWRITE);
+    };
+    let (l2, ip) = w.split_at_mut(rl);
+    let Some(mut h) = Ip4HdrMut::new(ip) else {
+        return (RW_DROP, rewrite_error::NOT_REWRITE);
+    };
+    let (ttl, total_len, df) = (h.view().ttl(), h.view().total_len(), h.view().dont_frag());
+    let fit_len = seg_len.map_or(total_len as usize, |l| l.min(total_len as usize));
+    if !local && ttl <= 1 {
+        set_icmp_error(b, icmp::TIME_EXCEEDED, 0, 0);
+        return (RW_ICMP_ERROR, rewrite_error::TTL_EXPIRED);
+    }
+    if fit_len > adj.mtu as usize {
+        if df {
+            set_icmp_error(b, icmp::DEST_UNREACH, icmp::FRAG_NEEDED, adj.mtu as u32);
+            return (RW_ICMP_ERROR, rewrite_error::FRAG_NEEDED_DF);
+        }
+        return (RW_DROP, rewrite_error::MTU_EXCEEDED);
+    }
+    if !local {
+        h.dec_ttl();
+    }
+    if rl == wire::ETH_HDR {
+        // The usual case as a fixed-size copy (no memcpy call).
+        if let (Some(dst), Some(src)) = (
+            l2.first_chunk_mut::<{ wire::ETH_HDR }>(),
+            adj.rewrite.first_chunk::<{ wire::ETH_HDR }>(),
+        ) {
+            *dst = *src;
+        }
+    } else {
+        l2.copy_from_slice(&adj.rewrite[..rl]);
+    }
+    b.meta.current_data -= rl as i16;
+    b.meta.current_length += rl as u16;
     b.meta.tx_sw_if_index = adj.sw_if_index;
     (RW_OUTPUT, 0)
 }
