@@ -91,8 +91,31 @@ fn classify(b: &mut Buf<'_>, fast: &IfFast, ifs: &crate::tables::IfTable) -> (u1
         b.meta.tx_sw_if_index = fast.xconnect;
         return (NEXT_XCONNECT, 0);
     }
-    let dst = eth.dst();
     let mut et = eth.ethertype();
+    if et != wire::ETHERTYPE_VLAN {
+        // Untagged: the common case, without the sub-interface lookup.
+        if eth.0[0] & 1 == 0
+            && eth.0[..6] != fast.mac
+            && fast.flags & if_flags::PROMISC == 0
+        {
+            return (NEXT_DROP, error::MAC_MISMATCH);
+        }
+        let next = match et {
+            wire::ETHERTYPE_IP4 => NEXT_IP4,
+            wire::ETHERTYPE_IP6 => NEXT_IP6,
+            wire::ETHERTYPE_ARP => NEXT_ARP,
+            _ => return (NEXT_DROP, error::UNKNOWN_TYPE),
+        };
+        // EthHdr::new proved at least ETH_HDR bytes, so this cannot underflow.
+        let m = &mut *b.meta;
+        m.l2_hdr_offset = m.current_data;
+        m.flags |= flags::L2_HDR_VALID;
+        m.current_data += wire::ETH_HDR as i16;
+        m.current_length -= wire::ETH_HDR as u16;
+        m.l3_hdr_offset = m.current_data;
+        return (next, 0);
+    }
+    let dst = eth.dst();
     let mut hdr_len = wire::ETH_HDR;
     let mut rx_if_fast = *fast;
     if et == wire::ETHERTYPE_VLAN {
