@@ -17,10 +17,12 @@ pub mod rv {
     pub const INVALID_REGISTRATION: i32 = -31;
     pub const NO_PATHS_IN_ROUTE: i32 = -52;
     pub const ADDRESS_NOT_FOUND_FOR_INTERFACE: i32 = -60;
+    pub const SUBIF_ALREADY_EXISTS: i32 = -68;
     pub const INVALID_INTERFACE: i32 = -71;
-    pub const INVALID_WORKER: i32 = -89;
+    pub const INVALID_ARGUMENT: i32 = -73;
+    pub const UNEXPECTED_INTF_STATE: i32 = -74;
     pub const ADDRESS_FOUND_FOR_INTERFACE: i32 = -114;
-    pub const INVALID_QUEUE: i32 = -125;
+    pub const ENTRY_ALREADY_EXISTS: i32 = -116;
 }
 
 /// `~0`: "any interface" / "no interface".
@@ -102,10 +104,8 @@ pub fn prefix_out(p: Prefix) -> d::Prefix {
 /// A decoded `fib_path`: what the dataplane can do with it, or why not.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ApiPath {
-    /// Expressible as a dataplane path.
+    /// Expressible as a dataplane path (a table lookup, VPP's DEAG path, included).
     Fwd(Path),
-    /// Lookup in another table (`sw_if_index = ~0`, no next hop): VPP's DEAG path.
-    Lookup(u32),
     /// Understood but not carried by the dataplane (kept for dumps only).
     Other,
 }
@@ -143,7 +143,8 @@ pub fn path_in(p: &d::FibPath, ip6: bool) -> ApiPath {
                 return ApiPath::Other;
             }
             let mut x = match (nh, sw) {
-                (None, None) => return ApiPath::Lookup(p.table_id),
+                // No interface, no next hop: look up again in `table_id` (DEAG).
+                (None, None) => Path::lookup(p.table_id),
                 (None, Some(s)) => Path::attached(s),
                 (Some(n), s) => Path::via(n, s),
             };

@@ -1,9 +1,11 @@
-//! Interfaces with devices behind them: loopbacks, taps (tap_create_v3), af_packet uplinks.
+//! Interfaces with devices behind them: loopbacks, taps (tap_create_v3), af_packet and
+//! af_xdp uplinks (memif is in memif.rs).
 
 use super::convert::{self, rv};
 use super::handlers::State;
 use rvpp_dataplane::device::{RxQueue, TxQueue};
 use rvpp_drivers::af_packet::{AfPacket, AfPacketConfig};
+use rvpp_drivers::af_xdp::{AfXdp, AfXdpConfig, XdpMode};
 use rvpp_drivers::pg::NullTx;
 use rvpp_drivers::tap::{self, Tap, TapConfig, TapMode};
 use rvpp_vppapi::defs as d;
@@ -21,10 +23,9 @@ pub fn random_mac() -> [u8; 6] {
     [0x02, 0xfe, v[0], v[1], v[2], v[3]]
 }
 
-/// Hand tx queue `w` to worker `w`: drivers give one tx queue per queue pair, so with fewer
-/// queues than workers the extra workers get none (packets they route there are dropped).
-
-fn attach(
+/// Put a device's queues on the workers: rx queues spread, tx queues one per worker or, with
+/// fewer queues than workers, shared (Dataplane::attach_queues).
+pub(super) fn attach(
     s: &State,
     sw: u32,
     kind: &str,
@@ -32,7 +33,6 @@ fn attach(
     rx: Vec<Box<dyn RxQueue>>,
     tx: Vec<Box<dyn TxQueue>>,
 ) {
-    // Workers beyond the device's tx queues share them (Dataplane::attach_queues).
     s.dp.attach_queues(sw, kind, detail, rx, tx);
     s.kick();
 }
@@ -139,8 +139,19 @@ pub fn tap_create(s: &mut State, m: &d::TapCreateV3) -> (i32, u32) {
             return (rv::SYSCALL_ERROR_2, convert::NONE);
         }
     };
-    if !m.tag.is_empty() {
-        let _ = s.dp.fwd().set_tag(sw, &m.tag);
+    {
+        let mut f = s.dp.fwd();
+        if !m.tag.is_empty() {
+            let _ = f.set_tag(sw, &m.tag);
+        }
+        // What the kernel accepted: with TSO the tap takes GSO super-frames (interface-output
+        // sends them whole), with CSUM it completes checksums; otherwise rvpp segments and
+        // checksums in software before sending here.
+        if info.vnet_hdr {
+            let gso = info.offloads & (libc::TUN_F_TSO4 | libc::TUN_F_TSO6) != 0;
+            let csum = info.offloads & libc::TUN_F_CSUM != 0;
+            let _ = f.set_tx_offloads(sw, gso, csum);
+        }
     }
     let detail = format!(
         "{} {} in {}",
@@ -216,6 +227,10 @@ pub fn af_packet_create(s: &mut State, m: &d::AfPacketCreateV3) -> (i32, u32) {
         let mut f = s.dp.fwd();
         let _ = f.set_mac(sw, mac);
         let _ = f.set_mtu(sw, info.mtu.clamp(68, 65535) as u16);
+        // PACKET_VNET_HDR carries GSO and checksum offload like a tap's vnet header.
+        if info.vnet_hdr {
+            let _ = f.set_tx_offloads(sw, true, true);
+        }
     }
     let detail = format!("af_packet on {host}, {} queue(s)", info.queues);
     attach(s, sw, "af_packet", detail, rx, tx);
@@ -232,4 +247,85 @@ pub fn af_packet_delete(s: &mut State, host: &str) -> i32 {
         Some(sw) => delete_interface(s, sw, "af_packet"),
         None => rv::SYSCALL_ERROR_1,
     }
+}
+
+/// `af_xdp_create_v3`: rvpp's own XDP program on `host_if` (a `prog` is refused), one socket
+/// per rx queue. The name defaults to `<host_if>/<n>` as VPP's.
+pub fn af_xdp_create(s: &mut State, m: &d::AfXdpCreateV3) -> (i32, u32) {
+    let host = convert::text(&m.host_if).to_string();
+    if host.is_empty() {
+        return (rv::INVALID_INTERFACE, convert::NONE);
+    }
+    if !convert::text(&m.prog).is_empty() {
+        log::warn!("api: af_xdp_create_v3 {host}: rvpp loads its own XDP program, not a `prog`");
+        return (rv::UNIMPLEMENTED, convert::NONE);
+    }
+    let ring = u32::from(m.rxq_size.max(m.txq_size));
+    if ring != 0 && !ring.is_power_of_two() {
+        return (rv::INVALID_VALUE, convert::NONE);
+    }
+    let netns = convert::text(&m.netns);
+    let cfg = AfXdpConfig {
+        host_if_name: host.clone(),
+        netns: (!netns.is_empty()).then(|| netns.to_string()),
+        queues: m.rxq_num.max(1),
+        mode: match m.mode {
+            d::AfXdpMode::AF_XDP_API_MODE_COPY => XdpMode::Copy,
+            d::AfXdpMode::AF_XDP_API_MODE_ZERO_COPY => XdpMode::ZeroCopy,
+            _ => XdpMode::Auto,
+        },
+        ring_size: if ring == 0 { 2048 } else { ring },
+        ..Default::default()
+    };
+    let name = {
+        let f = s.dp.fwd();
+        match convert::text(&m.name) {
+            "" => (0..)
+                .map(|i| format!("{host}/{i}"))
+                .find(|n| f.ifs().by_name(n).is_none())
+                .unwrap_or_default(),
+            n => n.to_string(),
+        }
+    };
+    let sw = match s
+        .dp
+        .fwd()
+        .interface_add(&name, "af_xdp", [0; 6], true, 1500)
+    {
+        Ok(sw) => sw,
+        Err(e) => return (convert::fwd_rv(&e), convert::NONE),
+    };
+    let (rx, tx, info) = match AfXdp::create(&cfg, sw) {
+        Ok(q) => q,
+        Err(e) => {
+            log::warn!("api: af_xdp_create_v3 {host}: {e}");
+            let _ = s.dp.fwd().interface_del(sw);
+            let rv = match e.kind() {
+                std::io::ErrorKind::Unsupported => rv::UNIMPLEMENTED,
+                std::io::ErrorKind::NotFound => rv::INVALID_INTERFACE,
+                _ if e.raw_os_error() == Some(libc::ENODEV) => rv::INVALID_INTERFACE,
+                _ => rv::SYSCALL_ERROR_1,
+            };
+            return (rv, convert::NONE);
+        }
+    };
+    {
+        let mut f = s.dp.fwd();
+        let _ = f.set_mac(sw, info.mac);
+        let _ = f.set_mtu(sw, info.mtu.clamp(68, 65535) as u16);
+    }
+    let detail = format!(
+        "af_xdp {host} in {}: {} queue(s), XDP program {} ({}), {}",
+        info.netns.as_deref().unwrap_or("the default netns"),
+        info.queues,
+        info.prog_id,
+        if info.native { "native" } else { "generic" },
+        if info.zero_copy { "zero-copy" } else { "copy" },
+    );
+    attach(s, sw, "af_xdp", detail, rx, tx);
+    (0, sw)
+}
+
+pub fn af_xdp_delete(s: &mut State, sw: u32) -> i32 {
+    delete_interface(s, sw, "af_xdp")
 }

@@ -8,7 +8,6 @@ use rvpp_drivers::tap::TapInfo;
 use rvpp_vppapi::defs as d;
 use rvpp_vppapi::transport::{Response, Router};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::net::IpAddr;
 use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex};
 
@@ -29,12 +28,13 @@ pub type EventRegs = Arc<Mutex<BTreeMap<u32, u32>>>;
 
 type RouteKey = (bool, u32, Prefix);
 
+/// An `ip_punt_redirect(_v2)` as configured (the dataplane holds what it resolved to).
 struct PuntEntry {
     ip6: bool,
     rx: Option<u32>,
     paths: Vec<d::FibPath>,
-    /// The interface the dataplane's redirect currently uses.
-    installed: Option<u32>,
+    /// The table the redirect looks up in, when its path is a table lookup.
+    table: Option<u32>,
 }
 
 /// What the API keeps beside the dataplane.
@@ -42,10 +42,9 @@ pub struct State {
     pub dp: Arc<Dataplane>,
     pub regs: EventRegs,
     pub kick: Sender<()>,
-    /// Routes with paths the dataplane does not carry (table lookups): kept whole for dumps.
-    shadow: HashMap<RouteKey, Vec<d::FibPath>>,
-    /// VRF each interface was put in, per family (the dataplane binds the table it resolves to).
-    bindings: BTreeMap<(u32, bool), u32>,
+    /// Paths the dataplane cannot carry (a next hop of the other family, path types rvpp does
+    /// not model), per route: answered with retval 0 and kept for dumps only, as before.
+    unforwarded: HashMap<RouteKey, Vec<d::FibPath>>,
     punts: Vec<PuntEntry>,
     punt_exceptions: BTreeSet<u32>,
     punt_l4: BTreeSet<(bool, u8, u16)>,
@@ -54,11 +53,10 @@ pub struct State {
     nd_proxy: BTreeMap<u32, u8>,
     ra_suppress: BTreeSet<u32>,
     gso: BTreeSet<u32>,
-    promisc: BTreeSet<u32>,
     neighbor_config: [(u32, u32, bool); 2],
-    rx_placement: BTreeMap<(u32, u32), (u32, bool)>,
     mroutes: BTreeMap<(u32, Vec<u8>), d::IpMroute>,
     pub(super) taps: BTreeMap<u32, (u32, TapInfo)>,
+    pub(super) memif: super::memif::Memifs,
     next_table_id: u32,
 }
 
@@ -68,8 +66,7 @@ impl State {
             dp,
             regs,
             kick,
-            shadow: HashMap::new(),
-            bindings: BTreeMap::new(),
+            unforwarded: HashMap::new(),
             punts: Vec::new(),
             punt_exceptions: BTreeSet::new(),
             punt_l4: BTreeSet::new(),
@@ -78,11 +75,10 @@ impl State {
             nd_proxy: BTreeMap::new(),
             ra_suppress: BTreeSet::new(),
             gso: BTreeSet::new(),
-            promisc: BTreeSet::new(),
             neighbor_config: [(0, 0, false); 2],
-            rx_placement: BTreeMap::new(),
             mroutes: BTreeMap::new(),
             taps: BTreeMap::new(),
+            memif: Default::default(),
             next_table_id: 0x1000,
         }
     }
@@ -93,111 +89,61 @@ impl State {
 
     /// Forget everything kept about an interface that went away.
     pub(super) fn forget_interface(&mut self, sw: u32) {
-        self.bindings.retain(|k, _| k.0 != sw);
         self.proxy_arp_ifs.remove(&sw);
         self.nd_proxy.remove(&sw);
         self.ra_suppress.remove(&sw);
         self.gso.remove(&sw);
-        self.promisc.remove(&sw);
-        self.rx_placement.retain(|k, _| k.0 != sw);
     }
 
-    /// The table a VRF's traffic is looked up in: follow default routes that are table lookups.
-    /// (The dataplane has no lookup-in-table path yet, so an interface in such a VRF is bound
-    /// to the VRF at the end of the chain; calico's pod and host-tap VRFs are exactly this.)
-    fn effective_table(&self, ip6: bool, mut t: u32) -> u32 {
-        let default = if ip6 {
-            Prefix::V6(0, 0)
-        } else {
-            Prefix::V4(0, 0)
-        };
-        for _ in 0..8 {
-            let next = self.shadow.get(&(ip6, t, default)).and_then(|ps| {
-                ps.iter().find_map(|p| match convert::path_in(p, ip6) {
-                    ApiPath::Lookup(x) => Some(x),
-                    _ => None,
-                })
-            });
-            match next {
-                Some(x) if x != t => t = x,
-                _ => break,
-            }
-        }
-        t
-    }
-
-    fn rebind(&self, f: &mut Forwarding) {
-        for (&(sw, ip6), &vrf) in &self.bindings {
-            let eff = self.effective_table(ip6, vrf);
-            let Some(fi) = f.fib_index(ip6, eff) else {
-                continue;
-            };
-            let cur = f.iface(sw).map(|i| if ip6 { i.ip6_fib } else { i.ip4_fib });
-            if cur.is_ok_and(|c| c != fi) {
-                if let Err(e) = f.set_table(sw, ip6, eff) {
-                    log::warn!("api: rebinding sw_if_index {sw} to table {eff}: {e}");
-                }
-            }
-        }
-    }
-
-    /// Where punted packets of a redirect go now: a direct path, or (for a table lookup) the
-    /// interface the first interface route of that table uses.
-    fn punt_target(
-        f: &Forwarding,
+    /// Install a punt redirect in the dataplane: into a table (a lookup there, VPP's DEAG
+    /// path, what calico's punt table uses) or out of an interface. Without a usable path the
+    /// redirect is removed. Returns the table looked up in, if any.
+    fn install_punt(
+        f: &mut Forwarding,
         ip6: bool,
+        rx: Option<u32>,
         paths: &[d::FibPath],
-    ) -> Option<(u32, Option<IpAddr>)> {
+    ) -> Result<Option<u32>, i32> {
         for p in paths {
             match convert::path_in(p, ip6) {
+                ApiPath::Fwd(Path {
+                    kind: PathKind::Lookup(t),
+                    ..
+                }) => {
+                    return f
+                        .punt_redirect_table(ip6, rx, t, true)
+                        .map(|()| Some(t))
+                        .map_err(|e| convert::fwd_rv(&e))
+                }
                 ApiPath::Fwd(Path {
                     kind: PathKind::Normal,
                     sw_if_index: Some(s),
                     next_hop,
                     ..
-                }) => return Some((s, next_hop)),
-                ApiPath::Lookup(t) => {
-                    for (_, r) in f.routes(ip6, t) {
-                        if r.source != Source::Api {
-                            continue;
-                        }
-                        for x in &r.paths {
-                            if let (PathKind::Normal, Some(s)) = (x.kind, x.sw_if_index) {
-                                return Some((s, x.next_hop));
-                            }
-                        }
-                    }
+                }) => {
+                    return f
+                        .punt_redirect(ip6, rx, s, next_hop, true)
+                        .map(|()| None)
+                        .map_err(|e| convert::fwd_rv(&e))
                 }
                 _ => {}
             }
         }
-        None
+        Self::remove_punt(f, ip6, rx);
+        Ok(None)
     }
 
-    fn resolve_punts(&mut self, f: &mut Forwarding) {
-        for e in &mut self.punts {
-            match Self::punt_target(f, e.ip6, &e.paths) {
-                Some((s, nh)) => {
-                    if f.punt_redirect(e.ip6, e.rx, s, nh, true).is_ok() {
-                        e.installed = Some(s);
-                    }
-                }
-                None => {
-                    if let Some(old) = e.installed.take() {
-                        let _ = f.punt_redirect(e.ip6, e.rx, old, None, false);
-                    }
-                }
-            }
-        }
+    /// Remove the dataplane's redirect for `rx` (whatever it points at: removal only matches
+    /// the rx interface; table 0 always exists).
+    fn remove_punt(f: &mut Forwarding, ip6: bool, rx: Option<u32>) {
+        let _ = f.punt_redirect_table(ip6, rx, 0, false);
     }
 
+    /// True when a punt redirect looks up in table `t` (VPP holds a lock on it).
     fn punt_uses_table(&self, ip6: bool, t: u32) -> bool {
-        self.punts.iter().any(|e| {
-            e.ip6 == ip6
-                && e.paths
-                    .iter()
-                    .any(|p| convert::path_in(p, ip6) == ApiPath::Lookup(t))
-        })
+        self.punts
+            .iter()
+            .any(|e| e.ip6 == ip6 && e.table == Some(t))
     }
 
     // ----- routes ----------------------------------------------------------------------------
@@ -215,18 +161,24 @@ impl State {
         if f.fib_index(ip6, t).is_none() {
             return rv::NO_SUCH_FIB;
         }
-        let decoded: Vec<ApiPath> = r.paths.iter().map(|x| convert::path_in(x, ip6)).collect();
+        // Split the paths: what the dataplane forwards on (table lookups included), and what
+        // is only remembered.
+        let mut fwd: Vec<Path> = Vec::new();
+        let mut other: Vec<d::FibPath> = Vec::new();
+        for x in &r.paths {
+            match convert::path_in(x, ip6) {
+                ApiPath::Fwd(path) => fwd.push(path),
+                ApiPath::Other => other.push(*x),
+            }
+        }
         if m.is_add {
-            if decoded.is_empty() {
+            if r.paths.is_empty() {
                 return rv::NO_PATHS_IN_ROUTE;
             }
-            for x in &decoded {
-                match x {
-                    ApiPath::Fwd(Path {
-                        sw_if_index: Some(s),
-                        ..
-                    }) if f.iface(*s).is_err() => return rv::INVALID_SW_IF_INDEX,
-                    ApiPath::Lookup(lt) if f.fib_index(ip6, *lt).is_none() => {
+            for x in &fwd {
+                match (x.kind, x.sw_if_index) {
+                    (_, Some(s)) if f.iface(s).is_err() => return rv::INVALID_SW_IF_INDEX,
+                    (PathKind::Lookup(lt), _) if f.fib_index(ip6, lt).is_none() => {
                         return rv::NO_SUCH_FIB
                     }
                     _ => {}
@@ -234,79 +186,58 @@ impl State {
             }
         }
         let key = (ip6, t, p);
-        let fwd_paths = |v: &[ApiPath]| -> Vec<Path> {
-            v.iter()
-                .filter_map(|x| match x {
-                    ApiPath::Fwd(p) => Some(*p),
-                    _ => None,
-                })
-                .collect()
-        };
         let api_route = |f: &Forwarding| f.route_get(t, p).filter(|r| r.source == Source::Api);
         let res = match (m.is_add, m.is_multipath) {
             (true, false) => {
-                let paths = fwd_paths(&decoded);
-                if paths.len() == decoded.len() {
-                    self.shadow.remove(&key);
-                    f.route_add(t, p, paths)
+                if other.is_empty() {
+                    self.unforwarded.remove(&key);
                 } else {
-                    self.shadow.insert(key, r.paths.clone());
-                    if paths.is_empty() {
-                        if api_route(&f).is_some() {
-                            let _ = f.route_del(ip6, t, p);
-                        }
-                        Ok(())
-                    } else {
-                        f.route_add(t, p, paths)
+                    self.unforwarded.insert(key, other);
+                }
+                if !fwd.is_empty() {
+                    f.route_add(t, p, fwd)
+                } else {
+                    if api_route(&f).is_some() {
+                        let _ = f.route_del(ip6, t, p);
                     }
+                    Ok(())
                 }
             }
             (true, true) => {
-                let paths = fwd_paths(&decoded);
-                if paths.len() != decoded.len() || self.shadow.contains_key(&key) {
-                    let mut all = match self.shadow.remove(&key) {
-                        Some(v) => v,
-                        None => api_route(&f).map_or(vec![], |r| {
-                            r.paths
-                                .iter()
-                                .map(|x| convert::path_out(x, ip6, t))
-                                .collect()
-                        }),
-                    };
-                    for x in &r.paths {
-                        if !all.contains(x) {
-                            all.push(*x);
+                if !other.is_empty() {
+                    let v = self.unforwarded.entry(key).or_default();
+                    for x in other {
+                        if !v.contains(&x) {
+                            v.push(x);
                         }
                     }
-                    self.shadow.insert(key, all);
                 }
-                if paths.is_empty() {
+                if fwd.is_empty() {
                     Ok(())
                 } else {
-                    f.route_add_paths(t, p, paths)
+                    f.route_add_paths(t, p, fwd)
                 }
             }
             (false, false) => {
-                self.shadow.remove(&key);
+                self.unforwarded.remove(&key);
                 if api_route(&f).is_some() {
                     let _ = f.route_del(ip6, t, p);
                 }
                 Ok(())
             }
             (false, true) => {
-                if let Some(v) = self.shadow.get_mut(&key) {
-                    v.retain(|x| !r.paths.contains(x));
+                if let Some(v) = self.unforwarded.get_mut(&key) {
+                    v.retain(|x| !other.contains(x));
                     if v.is_empty() {
-                        self.shadow.remove(&key);
+                        self.unforwarded.remove(&key);
                     }
                 }
-                let gone = fwd_paths(&decoded);
                 match api_route(&f) {
                     Some(cur) => {
                         let left: Vec<Path> = cur
                             .paths
                             .iter()
-                            .filter(|x| !gone.iter().any(|g| same_path(g, x)))
+                            .filter(|x| !fwd.iter().any(|g| same_path(g, x)))
                             .copied()
                             .collect();
                         if left.is_empty() {
@@ -321,12 +252,6 @@ impl State {
                 }
             }
         };
-        if p == Prefix::V4(0, 0) || p == Prefix::V6(0, 0) {
-            self.rebind(&mut f);
-        }
-        if self.punt_uses_table(ip6, t) {
-            self.resolve_punts(&mut f);
-        }
         convert::retval(res)
     }
 
@@ -349,9 +274,9 @@ impl State {
                 (p, paths)
             })
             .collect();
-        for ((s6, st, p), v) in &self.shadow {
+        for ((s6, st, p), v) in &self.unforwarded {
             if *s6 == ip6 && *st == t {
-                out.insert(*p, v.clone());
+                out.entry(*p).or_default().extend(v.iter().copied());
             }
         }
         out.into_iter()
@@ -458,6 +383,78 @@ fn show_threads(dp: &Dataplane) -> d::ShowThreadsReply {
         retval: 0,
         count: 0,
         thread_data: t,
+    }
+}
+
+/// `sw_interface_set_rx_mode`. VPP sets the mode per interface (or queue); rvpp's workers
+/// choose how to wait per thread, so the mode is recorded per interface (for `show`) and
+/// applied to every worker: the last mode asked for wins, whichever interface it named.
+fn rx_mode(s: &State, m: &d::SwInterfaceSetRxMode) -> i32 {
+    use rvpp_dataplane::device::RxMode;
+    let sw = m.sw_if_index.0;
+    match s.dp.fwd().iface(sw) {
+        Err(_) => return rv::INVALID_SW_IF_INDEX,
+        Ok(i) if i.sub_of.is_some() => return rv::INVALID_VALUE,
+        Ok(_) => {}
+    }
+    let mode = match m.mode {
+        d::RxMode::RX_MODE_API_POLLING => RxMode::Polling,
+        d::RxMode::RX_MODE_API_INTERRUPT => RxMode::Interrupt,
+        d::RxMode::RX_MODE_API_ADAPTIVE | d::RxMode::RX_MODE_API_DEFAULT => RxMode::Adaptive,
+        // VPP answers every error of set_hw_interface_change_rx_mode with UNIMPLEMENTED.
+        _ => return rv::UNIMPLEMENTED,
+    };
+    {
+        let mut devs = s.dp.devices.lock().unwrap_or_else(|e| e.into_inner());
+        match devs.get_mut(&sw) {
+            Some(dev) => {
+                if m.queue_id_valid && !dev.rx_placement.iter().any(|q| q.0 as u32 == m.queue_id) {
+                    return rv::UNIMPLEMENTED; // "unknown queue"
+                }
+                dev.rx_mode = mode;
+            }
+            // No rx queues (a loopback): nothing to change, unless a queue was named.
+            None if m.queue_id_valid => return rv::UNIMPLEMENTED,
+            None => return 0,
+        }
+    }
+    s.dp.set_rx_mode(mode);
+    0
+}
+
+/// `sw_interface_set_rx_placement`: move an rx queue to a thread, counted as VPP counts them
+/// (`is_main`: thread 0; otherwise worker `worker_id` is thread `worker_id + 1`, or thread 0
+/// when there are no workers). rvpp's forwarding threads are the same: with `workers 0` its
+/// only one is "vpp_main" (thread 0); with workers, the main thread forwards nothing, so a
+/// queue cannot go there. Errors are VPP's: -2 bad interface, -7 not a hardware interface,
+/// -9 (UNIMPLEMENTED, what VPP answers for every placement error) for an unknown queue or
+/// thread.
+fn rx_placement(s: &State, m: &d::SwInterfaceSetRxPlacement) -> i32 {
+    let sw = m.sw_if_index.0;
+    match s.dp.fwd().iface(sw) {
+        Err(_) => return rv::INVALID_SW_IF_INDEX,
+        Ok(i) if i.sub_of.is_some() => return rv::INVALID_VALUE,
+        Ok(_) => {}
+    }
+    let has_workers = s.dp.workers.iter().any(|w| w.thread != 0);
+    let thread = if m.is_main {
+        0
+    } else {
+        m.worker_id as usize + usize::from(has_workers)
+    };
+    let Some(wi) = s.dp.workers.iter().position(|w| w.thread == thread) else {
+        log::warn!("api: rx placement of sw_if_index {sw}: no forwarding thread {thread}");
+        return rv::UNIMPLEMENTED;
+    };
+    let Ok(queue) = u16::try_from(m.queue_id) else {
+        return rv::UNIMPLEMENTED;
+    };
+    match s.dp.place_rx(sw, queue, wi) {
+        Ok(()) => 0,
+        Err(e) => {
+            log::warn!("api: rx placement of sw_if_index {sw} queue {queue}: {e}");
+            rv::UNIMPLEMENTED
+        }
     }
 }
 
@@ -569,12 +566,9 @@ pub fn router(state: State) -> Router<State> {
         } else if f.fib_index(ip6, vrf).is_none() {
             rv::NO_SUCH_FIB
         } else {
-            let eff = s.effective_table(ip6, vrf);
-            let r = convert::retval(f.set_table(sw, ip6, eff));
-            if r == 0 {
-                s.bindings.insert((sw, ip6), vrf);
-            }
-            r
+            // The interface is in the VRF asked for; a VRF whose default route is a table
+            // lookup (calico's pod and host-tap VRFs) continues in that table.
+            convert::retval(f.set_table(sw, ip6, vrf))
         };
         reply!(SwInterfaceSetTableReply, rv)
     });
@@ -597,60 +591,11 @@ pub fn router(state: State) -> Router<State> {
         reply!(SwInterfaceTagAddDelReply, rv)
     });
     r.on(|s: &mut State, m: d::SwInterfaceSetRxMode, _c| {
-        let sw = m.sw_if_index.0;
-        let mode = match m.mode {
-            d::RxMode::RX_MODE_API_POLLING => Some(rvpp_dataplane::device::RxMode::Polling),
-            d::RxMode::RX_MODE_API_INTERRUPT => Some(rvpp_dataplane::device::RxMode::Interrupt),
-            d::RxMode::RX_MODE_API_ADAPTIVE | d::RxMode::RX_MODE_API_DEFAULT => {
-                Some(rvpp_dataplane::device::RxMode::Adaptive)
-            }
-            _ => None,
-        };
-        let mut rv = sw_ok(&s.dp.fwd(), sw);
-        if rv == 0 {
-            match mode {
-                None => rv = rv::INVALID_VALUE,
-                // Recorded per device; workers choose their wait strategy per thread.
-                Some(md) => {
-                    if let Some(dev) =
-                        s.dp.devices
-                            .lock()
-                            .unwrap_or_else(|e| e.into_inner())
-                            .get_mut(&sw)
-                    {
-                        if m.queue_id_valid
-                            && !dev.rx_placement.iter().any(|q| q.0 as u32 == m.queue_id)
-                        {
-                            rv = rv::INVALID_QUEUE;
-                        } else {
-                            dev.rx_mode = md;
-                        }
-                    }
-                }
-            }
-        }
+        let rv = rx_mode(s, &m);
         reply!(SwInterfaceSetRxModeReply, rv)
     });
     r.on(|s: &mut State, m: d::SwInterfaceSetRxPlacement, _c| {
-        let sw = m.sw_if_index.0;
-        let mut rv = sw_ok(&s.dp.fwd(), sw);
-        let n = s.dp.workers.iter().filter(|w| w.thread != 0).count() as u32;
-        if rv == 0 && !m.is_main && m.worker_id >= n.max(1) {
-            rv = rv::INVALID_WORKER;
-        }
-        if rv == 0 {
-            let devs = s.dp.devices.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(dev) = devs.get(&sw) {
-                if !dev.rx_placement.iter().any(|q| q.0 as u32 == m.queue_id) {
-                    rv = rv::INVALID_QUEUE;
-                }
-            }
-        }
-        if rv == 0 {
-            // Recorded: queues stay on the worker they were placed on at creation.
-            s.rx_placement
-                .insert((sw, m.queue_id), (m.worker_id, m.is_main));
-        }
+        let rv = rx_placement(s, &m);
         reply!(SwInterfaceSetRxPlacementReply, rv)
     });
     r.on(|s: &mut State, m: d::SwInterfaceSetTxPlacement, _c| {
@@ -660,14 +605,14 @@ pub fn router(state: State) -> Router<State> {
         )
     });
     r.on(|s: &mut State, m: d::SwInterfaceSetPromisc, _c| {
-        let rv = sw_ok(&s.dp.fwd(), m.sw_if_index.0);
-        if rv == 0 {
-            if m.promisc_on {
-                s.promisc.insert(m.sw_if_index.0);
-            } else {
-                s.promisc.remove(&m.sw_if_index.0);
-            }
-        }
+        let sw = m.sw_if_index.0;
+        let mut f = s.dp.fwd();
+        // VPP: only ethernet interfaces accept all frames (INVALID_VALUE otherwise).
+        let rv = match f.iface(sw) {
+            Err(_) => rv::INVALID_SW_IF_INDEX,
+            Ok(i) if !i.l2 => rv::INVALID_VALUE,
+            Ok(_) => convert::retval(f.set_promisc(sw, m.promisc_on)),
+        };
         reply!(SwInterfaceSetPromiscReply, rv)
     });
     r.on(|s: &mut State, m: d::SwInterfaceSetUnnumbered, _c| {
@@ -758,12 +703,12 @@ pub fn router(state: State) -> Router<State> {
         let mut f = dp.fwd();
         let rv = if m.is_add {
             convert::retval(f.table_add(ip6, t, convert::text(&m.table.name)))
-        } else if t == 0 {
-            0 // VPP only drops the API's lock on the default table
+        } else if t == 0 || s.punt_uses_table(ip6, t) {
+            0 // VPP only drops the API's lock (the default table, or one a punt redirect locks)
         } else {
             match f.table_del(ip6, t) {
                 Ok(()) => {
-                    s.shadow.retain(|k, _| !(k.0 == ip6 && k.1 == t));
+                    s.unforwarded.retain(|k, _| !(k.0 == ip6 && k.1 == t));
                     0
                 }
                 // Gone already, or still used by interfaces (VPP keeps it until unlocked).
@@ -965,7 +910,10 @@ pub fn router(state: State) -> Router<State> {
         if m.is_add {
             for x in &p.paths {
                 match convert::path_in(x, ip6) {
-                    ApiPath::Lookup(t) if f.fib_index(ip6, t).is_none() => {
+                    ApiPath::Fwd(Path {
+                        kind: PathKind::Lookup(t),
+                        ..
+                    }) if f.fib_index(ip6, t).is_none() => {
                         return reply!(AddDelIpPuntRedirectV2Reply, rv::NO_SUCH_FIB)
                     }
                     ApiPath::Fwd(Path {
@@ -977,23 +925,24 @@ pub fn router(state: State) -> Router<State> {
                     _ => {}
                 }
             }
+            let table = match State::install_punt(&mut f, ip6, rx, &p.paths) {
+                Ok(t) => t,
+                Err(rv) => return reply!(AddDelIpPuntRedirectV2Reply, rv),
+            };
             let e = PuntEntry {
                 ip6,
                 rx,
                 paths: p.paths.clone(),
-                installed: pos.and_then(|i| s.punts[i].installed),
+                table,
             };
             match pos {
                 Some(i) => s.punts[i] = e,
                 None => s.punts.push(e),
             }
         } else if let Some(i) = pos {
-            let e = s.punts.remove(i);
-            if let Some(old) = e.installed {
-                let _ = f.punt_redirect(ip6, rx, old, None, false);
-            }
+            s.punts.remove(i);
+            State::remove_punt(&mut f, ip6, rx);
         }
-        s.resolve_punts(&mut f);
         reply!(AddDelIpPuntRedirectV2Reply, 0)
     });
     r.on(|s: &mut State, m: d::IpPuntRedirectV2Dump, _c| {
@@ -1087,5 +1036,41 @@ pub fn router(state: State) -> Router<State> {
         let rv = devices::af_packet_delete(s, convert::text(&m.host_if_name));
         reply!(AfPacketDeleteReply, rv)
     });
+    r.on(|s: &mut State, m: d::AfXdpCreateV3, _c| {
+        let (rv, sw) = devices::af_xdp_create(s, &m);
+        Response::reply(d::AfXdpCreateV3Reply {
+            context: 0,
+            retval: rv,
+            sw_if_index: d::InterfaceIndex(sw),
+        })
+    });
+    r.on(|s: &mut State, m: d::AfXdpDelete, _c| {
+        let rv = devices::af_xdp_delete(s, m.sw_if_index.0);
+        reply!(AfXdpDeleteReply, rv)
+    });
+    r.on(|s: &mut State, m: d::MemifSocketFilenameAddDelV2, _c| {
+        let (rv, id) = super::memif::socket_add_del(s, &m);
+        Response::reply(d::MemifSocketFilenameAddDelV2Reply {
+            context: 0,
+            retval: rv,
+            socket_id: id,
+        })
+    });
+    r.on(|s: &mut State, _m: d::MemifSocketFilenameDump, _c| {
+        Response::stream(super::memif::socket_dump(s))
+    });
+    r.on(|s: &mut State, m: d::MemifCreate, _c| {
+        let (rv, sw) = super::memif::create(s, &m);
+        Response::reply(d::MemifCreateReply {
+            context: 0,
+            retval: rv,
+            sw_if_index: d::InterfaceIndex(sw),
+        })
+    });
+    r.on(|s: &mut State, m: d::MemifDelete, _c| {
+        let rv = super::memif::delete(s, m.sw_if_index.0);
+        reply!(MemifDeleteReply, rv)
+    });
+    r.on(|s: &mut State, _m: d::MemifDump, _c| Response::stream(super::memif::dump(s)));
     r
 }

@@ -9,6 +9,7 @@ mod conn;
 mod convert;
 mod devices;
 mod handlers;
+mod memif;
 
 pub use handlers::PUNT_REASONS;
 
