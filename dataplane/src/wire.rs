@@ -141,15 +141,16 @@ impl<'a> Ip4HdrMut<'a> {
     pub fn view(&self) -> Ip4Hdr<'_> {
         Ip4Hdr(self.0)
     }
-    /// Decrement TTL and patch the checksum incrementally (RFC 1624).
+    /// Decrement TTL and patch the checksum incrementally (RFC 1624), on the checksum as it
+    /// sits in memory: TTL is the high byte of its 16-bit word, so the word drops by 0x0100
+    /// and the checksum rises by 0x0100 (network order) with end-around carry.
     #[inline(always)]
     pub fn dec_ttl(&mut self) {
         self.0[8] = self.0[8].wrapping_sub(1);
-        // TTL is the high byte of its 16-bit word: the word drops by 0x0100, so the checksum
-        // (one's complement) rises by 0x0100 with end-around carry.
-        let c = be16(self.0, 10) as u32 + 0x0100;
+        let c = u16::from_ne_bytes([self.0[10], self.0[11]]) as u32
+            + u16::from_ne_bytes(0x0100u16.to_be_bytes()) as u32;
         let c = (c + (c >> 16)) as u16;
-        self.0[10..12].copy_from_slice(&c.to_be_bytes());
+        self.0[10..12].copy_from_slice(&c.to_ne_bytes());
     }
     pub fn set_total_len(&mut self, l: u16) {
         self.0[2..4].copy_from_slice(&l.to_be_bytes());
@@ -241,11 +242,16 @@ pub fn ip4_header_ok(hdr: &[u8]) -> bool {
     fold(ones_sum(hdr, 0)) == 0
 }
 
-/// The common 20-byte header: five 32-bit words summed without a loop.
+/// The common 20-byte header: summed as native-endian words without a loop. The one's
+/// complement sum is byte-order independent (RFC 1071), and a valid header sums to all ones
+/// in either order, so no byte swaps are needed to check it.
 #[inline(always)]
 pub fn ip4_header20_ok(h: &[u8; IP4_HDR]) -> bool {
-    let w = |i: usize| u32::from_be_bytes([h[i], h[i + 1], h[i + 2], h[i + 3]]) as u64;
-    let acc = w(0) + w(4) + w(8) + w(12) + w(16);
+    let (a, rest) = h.split_first_chunk::<8>().expect("20 bytes");
+    let (b, c) = rest.split_first_chunk::<8>().expect("12 bytes");
+    let (a, b) = (u64::from_ne_bytes(*a), u64::from_ne_bytes(*b));
+    let c = u32::from_ne_bytes(*c.first_chunk::<4>().expect("4 bytes")) as u64;
+    let acc = (a & 0xffff_ffff) + (a >> 32) + (b & 0xffff_ffff) + (b >> 32) + c;
     fold(acc) == 0
 }
 
