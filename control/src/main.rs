@@ -16,8 +16,12 @@ usage: rvpp [-c FILE] [VPP-style config words...]
   -c FILE        read startup.conf FILE (VPP syntax: unix, cpu, buffers, socksvr, statseg, dpdk ...)
   -h, --help     this text
   -v, --version  print the version
+  --write-api-json DIR
+                 write the binary API's .api.json files (for vpp_papi's apidir) and exit
 
-Without -c, rvpp starts from an embedded default: a main thread that forwards, the CLI socket on
+With -c, `socksvr { socket-name }` serves VPP's binary API, `statseg { socket-name }` the stats
+segment, `unix { cli-listen }` the CLI; `dpdk { ... }` takes DPDK devices (built with the `dpdk`
+feature). Without -c, rvpp starts from an embedded default: a main thread that forwards, the CLI socket on
 /run/rvpp/cli.sock, and a demo (a packet generator pg0 routed to a null interface null1).
 Talk to it with `rvppctl -s /run/rvpp/cli.sock show runtime` (or vppctl). Stop it with SIGINT or
 SIGTERM. Environment: RVPP_LOG=error|warn|info|debug overrides the log level.
@@ -56,6 +60,21 @@ impl log::Log for Logger {
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if let [flag, dir] = args.as_slice() {
+        if flag == "--write-api-json" {
+            // What vpp_papi's apidir needs: one <module>.api.json per module.
+            match rvpp_vppapi::apijson::write_api_json_dir(std::path::Path::new(dir)) {
+                Ok(files) => {
+                    println!("wrote {} .api.json files to {dir}", files.len());
+                    return;
+                }
+                Err(e) => {
+                    eprintln!("rvpp: {dir}: {e}");
+                    std::process::exit(1);
+                }
+            }
+        }
+    }
     let cmd = match CommandLine::parse(&args) {
         Ok(c) => c,
         Err(e) => {

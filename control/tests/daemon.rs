@@ -264,3 +264,24 @@ fn idle_adaptive_worker_sleeps_and_rx_queues_can_move() {
     assert!(ctl(s, "set interface rx-placement pg0 queue 0 worker 9").contains("no worker"));
     stop(r);
 }
+
+#[test]
+fn writes_its_api_json_for_clients() {
+    let dir = std::env::temp_dir().join(format!("rvpp-apijson-{}", std::process::id()));
+    let out = Command::new(env!("CARGO_BIN_EXE_rvpp"))
+        .arg("--write-api-json")
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for m in ["interface", "ip", "memclnt", "tapv2", "memif"] {
+        let f = dir.join(format!("{m}.api.json"));
+        let text = std::fs::read_to_string(&f).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
+        assert!(text.contains("\"messages\""), "{m}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
