@@ -18,3 +18,55 @@ fn papi_drives_rvpp() {
     };
     assert!(out.contains("ALL OK"));
 }
+
+/// Deletes a veth (its peer goes with it).
+struct VethGuard(String);
+
+impl Drop for VethGuard {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("ip")
+            .args(["link", "del", &self.0])
+            .output();
+    }
+}
+
+/// memif sockets and interfaces (a connected server/client pair), rx placement over two
+/// workers, rx mode, promiscuous mode, and af_xdp on a veth when root (tests/api/papi_devices.py).
+#[test]
+fn papi_devices() {
+    let mut r = common::Rvpp::start("papi-dev", "workers 2");
+    let pid = std::process::id() % 100_000;
+    let veth = format!("rvx{pid}");
+    let mut guard = None;
+    if rvpp_drivers::netns::is_root() {
+        let _ = std::process::Command::new("ip")
+            .args(["link", "del", &veth])
+            .output();
+        let ok = std::process::Command::new("ip")
+            .args([
+                "link",
+                "add",
+                &veth,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                &format!("rvy{pid}"),
+            ])
+            .status()
+            .is_ok_and(|s| s.success());
+        if ok {
+            guard = Some(VethGuard(veth.clone()));
+            let _ = std::process::Command::new("ip")
+                .args(["link", "set", &veth, "up"])
+                .status();
+        }
+    }
+    let dir = r.dir.display().to_string();
+    let arg = if guard.is_some() { veth.as_str() } else { "-" };
+    let Some(out) = r.check_python("papi_devices.py", &[&dir, arg]) else {
+        return;
+    };
+    assert!(out.contains("ALL OK"));
+    drop(guard);
+}

@@ -5,7 +5,7 @@ use super::convert::{self, rv};
 use super::handlers::State;
 use rvpp_dataplane::device::{RxQueue, TxQueue};
 use rvpp_drivers::af_packet::{AfPacket, AfPacketConfig};
-use rvpp_drivers::af_xdp::{AfXdp, AfXdpConfig, XdpMode};
+use rvpp_drivers::af_xdp::{self, AfXdp, AfXdpConfig, XdpMode};
 use rvpp_drivers::pg::NullTx;
 use rvpp_drivers::tap::{self, Tap, TapConfig, TapMode};
 use rvpp_vppapi::defs as d;
@@ -277,6 +277,16 @@ pub fn af_xdp_create(s: &mut State, m: &d::AfXdpCreateV3) -> (i32, u32) {
         ring_size: if ring == 0 { 2048 } else { ring },
         ..Default::default()
     };
+    // VPP's codes: a host interface it cannot query is SYSCALL_ERROR_2 (its SIOCGIFHWADDR),
+    // a namespace it cannot enter SYSCALL_ERROR_1.
+    match af_xdp::host_link(&host, cfg.netns.as_deref()) {
+        Ok(Some(_)) => {}
+        Ok(None) => return (rv::SYSCALL_ERROR_2, convert::NONE),
+        Err(e) => {
+            log::warn!("api: af_xdp_create_v3 {host}: {e}");
+            return (rv::SYSCALL_ERROR_1, convert::NONE);
+        }
+    }
     let name = {
         let f = s.dp.fwd();
         match convert::text(&m.name) {
@@ -302,8 +312,6 @@ pub fn af_xdp_create(s: &mut State, m: &d::AfXdpCreateV3) -> (i32, u32) {
             let _ = s.dp.fwd().interface_del(sw);
             let rv = match e.kind() {
                 std::io::ErrorKind::Unsupported => rv::UNIMPLEMENTED,
-                std::io::ErrorKind::NotFound => rv::INVALID_INTERFACE,
-                _ if e.raw_os_error() == Some(libc::ENODEV) => rv::INVALID_INTERFACE,
                 _ => rv::SYSCALL_ERROR_1,
             };
             return (rv, convert::NONE);
