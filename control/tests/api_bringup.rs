@@ -2,7 +2,9 @@
 //! vpp-manager's node bring-up (semantics.md §A) with an af_packet uplink on a veth whose peer
 //! sits in a namespace of ours, then the agent's bring-up of a tun pod (§B/§C) in a fresh
 //! namespace, checked with dumps and then with traffic: pod <-> uplink peer and
-//! host tap <-> uplink peer. The steps and checks are in tests/api/bringup.py.
+//! host tap <-> uplink peer. Pod and host-tap traffic goes through real table-lookup routes
+//! (pod VRF -> table 2 -> table 0), and UDP to the node address is punted into the punt table,
+//! whose routes are changed under it. The steps and checks are in tests/api/bringup.py.
 
 #[path = "api/common.rs"]
 mod common;

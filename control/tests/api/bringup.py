@@ -95,7 +95,7 @@ UDP_CLIENT = r"""
 import socket, sys
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 s.settimeout(1)
-for i in range(8):
+for i in range(int(sys.argv[3])):
     s.sendto(b"rvpp-hello", (sys.argv[1], int(sys.argv[2])))
     try:
         d, a = s.recvfrom(2048)
@@ -105,12 +105,12 @@ for i in range(8):
 """
 
 
-def udp_exchange(server_ns, client_ns, addr, port):
+def udp_exchange(server_ns, client_ns, addr, port, tries=8):
     srv = subprocess.Popen(["ip", "netns", "exec", server_ns, sys.executable, "-c", UDP_SERVER,
                             addr, str(port)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         srv.stdout.readline()
-        r = ns(client_ns, sys.executable, "-c", UDP_CLIENT, addr, str(port), check_rc=False)
+        r = ns(client_ns, sys.executable, "-c", UDP_CLIENT, addr, str(port), str(tries), check_rc=False)
         if r.stdout.strip() != "olleh-ppvr":
             srv.kill()
             print("udp client:", r.stdout, r.stderr, "server:", srv.communicate())
@@ -193,6 +193,12 @@ def node_bringup(vpp):
     ok(vpp.api.sw_interface_ip6_enable_disable(sw_if_index=tap, enable=1), "tap ip6")
     ok(vpp.api.sw_interface_add_del_address(sw_if_index=tap, is_add=1, prefix="169.254.0.1/32"), "tap 169.254.0.1")
     ok(vpp.api.sw_interface_set_rx_placement(sw_if_index=tap, queue_id=0, worker_id=0, is_main=0), "tap placement")
+    # without workers, worker 0 and main are both rvpp's one forwarding thread (as in VPP)
+    ok(vpp.api.sw_interface_set_rx_placement(sw_if_index=tap, queue_id=0, worker_id=0, is_main=1), "tap on main")
+    check(vpp.api.sw_interface_set_rx_placement(sw_if_index=tap, queue_id=0, worker_id=1, is_main=0).retval == -9,
+          "no worker 1 -> -9 (VPP's answer to placement errors)")
+    check(vpp.api.sw_interface_set_rx_placement(sw_if_index=tap, queue_id=3, worker_id=0, is_main=0).retval == -9,
+          "no queue 3 -> -9")
     ok(vpp.api.sw_interface_set_mtu(sw_if_index=tap, mtu=[9216, 0, 0, 0]), "tap mtu")
     ok(vpp.api.sw_interface_ip6nd_ra_config(sw_if_index=tap, suppress=1), "tap ra suppress")
     ok(vpp.api.ip6nd_proxy_enable_disable_v2(sw_if_index=tap, is_enable=1, flags=1), "tap nd proxy")
@@ -310,6 +316,14 @@ def main():
     r2 = {str(d.route.prefix): d.route for d in vpp.api.ip_route_dump(table={"table_id": 2, "is_ip6": 0})}
     check(r2["0.0.0.0/0"].paths[0].sw_if_index == NONE and r2["0.0.0.0/0"].paths[0].table_id == 0,
           "pod table default is a lookup in table 0")
+    rp = {str(d.route.prefix): d.route for d in vpp.api.ip_route_dump(table={"table_id": pod_vrf[0], "is_ip6": 0})}
+    check(rp["0.0.0.0/0"].paths[0].sw_if_index == NONE and rp["0.0.0.0/0"].paths[0].table_id == 2,
+          "pod vrf default is a lookup in table 2 (whose default looks up in table 0)")
+    check(POD4 + "/32" in rp, "the pod address is local in the pod VRF (interfaces stay in their VRF)")
+    rt = {str(d.route.prefix): d.route for d in vpp.api.ip_route_dump(table={"table_id": vrfs[0], "is_ip6": 0})}
+    check(rt["0.0.0.0/0"].paths[0].table_id == 0 and NODE4 + "/32" in rt, "host tap vrf: default -> table 0")
+    r6 = {str(d.route.prefix): d.route for d in vpp.api.ip_route_dump(table={"table_id": pod_vrf[1], "is_ip6": 1})}
+    check(r6["::/0"].paths[0].table_id == 2, "pod vrf ip6 default is a lookup in table 2")
     pr = list(vpp.api.ip_punt_redirect_v2_dump(sw_if_index=NONE, af=0))
     check(len(pr) == 1 and pr[0].punt.paths[0].table_id == 1, "punt redirect dump")
     nb = [n for n in vpp.api.ip_neighbor_dump(sw_if_index=tap, af=0)]
@@ -336,6 +350,15 @@ def main():
               "uplink peer -> host UDP (punted to the host tap) and back")
         tcheck(udp_exchange(POD_NS, PEER_NS, POD4, 5556) == "olleh-ppvr", "uplink peer -> pod UDP and back")
         tcheck(udp_exchange(PEER_NS, POD_NS, PEER4, 5557) == "olleh-ppvr", "pod -> uplink peer UDP and back")
+        # the punt redirect is a lookup in the punt table as it is now, not a copy of it
+        ok(route(vpp, NODE4 + "/24", [], table=1, is_add=0), "punt table route del")
+        check(udp_exchange(HOST_NS, PEER_NS, NODE4, 5558, tries=2) != "olleh-ppvr",
+              "nothing reaches the host while the punt table has no route")
+        ok(vpp.api.ip_table_add_del(is_add=0, table={"table_id": 1, "is_ip6": 0}), "punt table del (locked)")
+        tables = {(t.table.table_id, t.table.is_ip6) for t in vpp.api.ip_table_dump()}
+        check((1, False) in tables, "a table a punt redirect looks up in stays")
+        ok(route(vpp, NODE4 + "/24", [path(tap, NODE4)], table=1), "punt table route back")
+        tcheck(udp_exchange(HOST_NS, PEER_NS, NODE4, 5559) == "olleh-ppvr", "punted to the host tap again")
 
     # pod delete reverses it
     ok(route(vpp, POD4 + "/32", [], is_add=0), "pod route del")
