@@ -267,6 +267,9 @@ fn create_tap(dp: &Arc<Dataplane>, w: &[&str]) -> Result<String, String> {
         }
     };
     let _ = dp.fwd().set_mtu(sw, info.mtu.min(u16::MAX as u32) as u16);
+    // With a vnet header the kernel takes GSO super-frames and partial checksums from us, so
+    // interface-output hands them over whole instead of segmenting in software.
+    let _ = dp.fwd().set_tx_offloads(sw, info.vnet_hdr, info.vnet_hdr);
     let detail = format!(
         "{} {} in {}: {} queue(s), mtu {}, offloads {:#x}{}{}",
         if tun { "tun" } else { "tap" },
@@ -339,6 +342,7 @@ fn create_host_interface(dp: &Arc<Dataplane>, w: &[&str]) -> Result<String, Stri
         let mut f = dp.fwd();
         let _ = f.set_mac(sw, hw.unwrap_or(info.mac));
         let _ = f.set_mtu(sw, info.mtu.min(u16::MAX as u32) as u16);
+        let _ = f.set_tx_offloads(sw, info.vnet_hdr, info.vnet_hdr);
     }
     let detail = format!(
         "af_packet {} in {}: {} queue(s), mtu {}, fanout {}{}",
