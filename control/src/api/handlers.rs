@@ -93,6 +93,20 @@ impl State {
         self.nd_proxy.remove(&sw);
         self.ra_suppress.remove(&sw);
         self.gso.remove(&sw);
+        // Punt redirects for packets received on it go with it (as VPP's do).
+        let gone: Vec<bool> = self
+            .punts
+            .iter()
+            .filter(|e| e.rx == Some(sw))
+            .map(|e| e.ip6)
+            .collect();
+        if !gone.is_empty() {
+            self.punts.retain(|e| e.rx != Some(sw));
+            let mut f = self.dp.fwd();
+            for ip6 in gone {
+                Self::remove_punt(&mut f, ip6, Some(sw));
+            }
+        }
     }
 
     /// Install a punt redirect in the dataplane: into a table (a lookup there, VPP's DEAG

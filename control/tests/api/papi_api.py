@@ -156,6 +156,18 @@ def main():
     dflt = [x for x in t10 if str(x.route.prefix) == "0.0.0.0/0"]
     check(dflt and dflt[0].route.paths[0].sw_if_index == NONE and dflt[0].route.paths[0].table_id == 0,
           "table-lookup route in dump")
+    check(route(vpp, "198.19.7.0/24", [dict(deag, table_id=4242)], table=10) == -3,
+          "table-lookup into a missing table -> -3")
+    # multipath: a lookup path beside a next hop, then the lookup path removed
+    p2 = "198.19.8.0/24"
+    check(route(vpp, p2, [path4("198.18.5.2", lo)], table=10) == 0, "route in VRF 10")
+    check(route(vpp, p2, [deag], mp=1, table=10) == 0, "multipath add of a lookup path")
+    t10 = {str(x.route.prefix): x.route for x in vpp.api.ip_route_dump(table={"table_id": 10, "is_ip6": 0})}
+    check(sorted(p.sw_if_index for p in t10[p2].paths) == sorted([lo, NONE]), "both paths dumped")
+    check(route(vpp, p2, [deag], is_add=0, mp=1, table=10) == 0, "multipath del of the lookup path")
+    t10 = {str(x.route.prefix): x.route for x in vpp.api.ip_route_dump(table={"table_id": 10, "is_ip6": 0})}
+    check([p.sw_if_index for p in t10[p2].paths] == [lo], "next hop left")
+    check(route(vpp, p2, [], is_add=0, table=10) == 0, "route in VRF 10 del")
 
     # neighbours
     nb = {"sw_if_index": lo, "flags": 1, "mac_address": "02:00:00:00:00:09", "ip_address": "198.18.5.9"}
