@@ -33,6 +33,8 @@ while [ $# -gt 0 ]; do
 done
 case "$UPLINK" in af_xdp|af_packet) ;; *) echo "lab: --uplink af_xdp|af_packet" >&2; exit 2 ;; esac
 [ "$(id -u)" = 0 ] || { echo "lab: run as root (sudo bash scripts/lab.sh)" >&2; exit 2; }
+# What the lab needs (iproute2, iperf3, ping, ethtool, ...), installed once; idempotent.
+[ -n "${RVPP_LAB_NO_INSTALL:-}" ] || bash "$ROOT/scripts/install-deps.sh" >/dev/null
 for t in ip ping iperf3 ethtool python3; do
   command -v "$t" >/dev/null || { echo "lab: $t missing; run scripts/install-deps.sh" >&2; exit 2; }
 done
@@ -122,12 +124,13 @@ else
   UPCREATE="create host-interface name eth1"; UP=host-eth1
 fi
 cat >"$DIR/startup.conf" <<EOF
-unix { nodaemon cli-listen $DIR/cli.sock exec $DIR/setup.cli pidfile $DIR/rvpp.pid }
+unix { nodaemon cli-listen $DIR/cli.sock exec $DIR/setup.cli pidfile $DIR/rvpp.pid } 
+statseg { socket-name $DIR/stats.sock }
 buffers { buffers-per-numa 32768 }
 EOF
 cat >"$DIR/setup.cli" <<EOF
-create tap id 0 host-if-name eth0 host-ns $POD1 tun host-mtu-size 1400
-create tap id 1 host-if-name eth0 host-ns $POD2 tun host-mtu-size 1400
+create tap id 0 host-if-name eth0 host-ns $POD1 tun host-mtu-size 1400 gso
+create tap id 1 host-if-name eth0 host-ns $POD2 tun host-mtu-size 1400 gso
 $UPCREATE
 set interface state tun0 up
 set interface state tun1 up
@@ -239,7 +242,7 @@ if [ "$ROBUST" = 1 ]; then
   check "pod1 -> remote pod after the flap" wait_for 30 ping4 $POD1 198.18.64.2
 
   # A tap removed from outside.
-  ctl create tap id 2 host-if-name eth0 host-ns $POD3 tun host-mtu-size 1400 >/dev/null
+  ctl create tap id 2 host-if-name eth0 host-ns $POD3 tun host-mtu-size 1400 gso >/dev/null
   wait_for 50 ip -n $POD3 link show eth0
   ip -n $POD3 link del eth0
   sleep 1.2

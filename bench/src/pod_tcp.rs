@@ -1,4 +1,4 @@
-//! `rvpp-bench pod-tcp [--runs N] [--seconds S] [--gso]`: iperf3 pod to pod through rvpp
+//! `rvpp-bench pod-tcp [--runs N] [--seconds S] [--no-gso]`: iperf3 pod to pod through rvpp
 //! against the Linux kernel routing the same topology.
 //!
 //! * rvpp: two pod namespaces, each with a tun `eth0` that rvpp (the release binary next to
@@ -340,7 +340,8 @@ pub(crate) fn udp_pps(v: &Value) -> f64 {
 pub fn run(args: &[String]) -> Result<Value, String> {
     let mut runs = 3usize;
     let mut secs = 3u32;
-    let mut gso = false;
+    // Calico enables GSO on pod interfaces by default; --no-gso measures without it.
+    let mut gso = true;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
@@ -352,6 +353,7 @@ pub fn run(args: &[String]) -> Result<Value, String> {
                     .ok_or("--seconds S")?
             }
             "--gso" => gso = true,
+            "--no-gso" => gso = false,
             other => return Err(format!("unknown option {other}")),
         }
     }
