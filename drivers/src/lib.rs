@@ -1,8 +1,8 @@
 //! rvpp devices. Each implements the engine's `RxQueue`/`TxQueue` traits.
 pub mod af_packet;
+pub mod af_xdp;
 #[cfg(feature = "dpdk")]
 pub mod dpdk;
-pub mod af_xdp;
 pub mod memif;
 pub mod netns;
 pub mod pcap;

@@ -94,10 +94,7 @@ fn classify(b: &mut Buf<'_>, fast: &IfFast, ifs: &crate::tables::IfTable) -> (u1
     let mut et = eth.ethertype();
     if et != wire::ETHERTYPE_VLAN {
         // Untagged: the common case, without the sub-interface lookup.
-        if eth.0[0] & 1 == 0
-            && eth.0[..6] != fast.mac
-            && fast.flags & if_flags::PROMISC == 0
-        {
+        if eth.0[0] & 1 == 0 && eth.0[..6] != fast.mac && fast.flags & if_flags::PROMISC == 0 {
             return (NEXT_DROP, error::MAC_MISMATCH);
         }
         let next = match et {
