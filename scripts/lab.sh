@@ -230,7 +230,8 @@ check "ICMPv6 packet-too-big from rvpp (remote pod learned mtu 1400)" \
   sh -c "ip -n $RPOD -6 route get fd00:18::12 | grep -q 'mtu 1400'"
 check "a 1400-byte packet still fits" in_ns $RPOD ping -q -M do -s 1372 -c 1 -W 2 198.18.1.2
 
-logged() { grep -q "$1" "$LOG"; }
+# The log line may land a moment after the event (the device monitor polls): wait up to 5 s.
+logged() { for _ in $(seq 50); do grep -q "$1" "$LOG" && return 0; sleep 0.1; done; return 1; }
 
 if [ "$ROBUST" = 1 ]; then
   echo "== robustness"
