@@ -31,7 +31,7 @@ mod imp {
     use rvpp_dataplane::nodes::{standard_graph, FeatureArcs};
     use rvpp_dataplane::runtime::Runtime;
     use rvpp_dataplane::tables::Shared;
-    use rvpp_drivers::dpdk::{self, EalConfig, Port, PortConfig, RxTemplate};
+    use rvpp_drivers::dpdk::{self, EalConfig, Port, PortConfig, RxMode, RxTemplate};
     use serde_json::json;
     use std::io::Write;
     use std::process::{Child, ChildStdin, Command, Stdio};
@@ -44,6 +44,7 @@ mod imp {
         size: usize,
         routes: usize,
         testpmd: String,
+        modes: Vec<RxMode>,
     }
 
     fn median(mut v: Vec<f64>) -> f64 {
@@ -51,9 +52,54 @@ mod imp {
         v[v.len() / 2]
     }
 
-    /// One rvpp measurement: Mpps transmitted on both ports together.
-    fn rvpp_once(ports: &[Arc<Port>; 2], routes: usize, o: &Opts) -> Result<f64, String> {
+    /// Per-node clocks of one measurement: (node, vectors, clocks) summed over the window.
+    type Profile = Vec<(String, u64, u64, u64)>;
+
+    fn node_snapshot(rt: &Runtime) -> Vec<(u64, u64, u64)> {
+        let st = rt.stats();
+        st.nodes
+            .iter()
+            .map(|c| (c.calls.get(), c.vectors.get(), c.clocks.get()))
+            .collect()
+    }
+
+    /// Nodes that ran in the window, with (calls, vectors, clocks) deltas, busiest first.
+    fn node_delta(rt: &Runtime, before: &[(u64, u64, u64)]) -> Profile {
+        let after = node_snapshot(rt);
+        let names = &rt.graph().names;
+        let mut v: Profile = after
+            .iter()
+            .zip(before)
+            .enumerate()
+            .filter(|(_, (a, b))| a.1 > b.1)
+            .map(|(i, (a, b))| (names[i].to_string(), a.0 - b.0, a.1 - b.1, a.2 - b.2))
+            .collect();
+        v.sort_by_key(|x| std::cmp::Reverse(x.3));
+        v
+    }
+
+    /// One rvpp measurement: Mpps transmitted on both ports together, and the node profile.
+    fn rvpp_once(
+        eal: &'static dpdk::Eal,
+        ids: [u16; 2],
+        mode: RxMode,
+        routes: usize,
+        o: &Opts,
+    ) -> Result<(f64, Profile), String> {
         let pool = BufferPool::new(16384, 2048).map_err(|e| e.to_string())?;
+        let open = |id| {
+            Port::open(
+                eal,
+                id,
+                &PortConfig {
+                    rx_desc: 1024,
+                    tx_desc: 1024,
+                    rx_in_place: (mode == RxMode::InPlace).then(|| pool.clone()),
+                    ..Default::default()
+                },
+            )
+        };
+        let ports: [Arc<Port>; 2] = [open(ids[0])?, open(ids[1])?];
         let shared = Shared::new();
         let mut fwd = Forwarding::new(shared.clone());
         let mut sw = [0u32; 2];
@@ -114,6 +160,7 @@ mod imp {
             rt.poll();
         }
         let tx0: u64 = ports.iter().map(|p| p.stats().tx_packets).sum();
+        let before = node_snapshot(&rt);
         let start = Instant::now();
         let dur = Duration::from_secs_f64(o.seconds);
         while start.elapsed() < dur {
@@ -123,13 +170,71 @@ mod imp {
         }
         let secs = start.elapsed().as_secs_f64();
         let tx: u64 = ports.iter().map(|p| p.stats().tx_packets).sum::<u64>() - tx0;
+        let profile = node_delta(&rt, &before);
         let stats = rt.stats();
         let drops: u64 = stats.errors.iter().map(|c| c.get()).sum();
         if tx == 0 {
             return Err(format!("rvpp forwarded nothing ({drops} errors counted)"));
         }
         drop(rt);
-        Ok(tx as f64 / secs / 1e6)
+        drop(ports);
+        Ok((tx as f64 / secs / 1e6, profile))
+    }
+
+    /// Print (and return as JSON) the node profile of the run whose rate is the median:
+    /// clocks per packet of each node, and the whole loop's clocks per forwarded packet.
+    fn print_profile(
+        what: &str,
+        runs: &[(f64, Profile)],
+        median_mpps: f64,
+        hz: u64,
+    ) -> serde_json::Value {
+        let Some((mpps, prof)) = runs.iter().min_by(|x, y| {
+            (x.0 - median_mpps)
+                .abs()
+                .total_cmp(&(y.0 - median_mpps).abs())
+        }) else {
+            return json!(null);
+        };
+        // Packets forwarded = vectors of the tx node (both ports).
+        let fwd = prof
+            .iter()
+            .find(|p| p.0 == dpdk::TX_NODE)
+            .map_or(0, |p| p.2)
+            .max(1);
+        let budget = hz as f64 / (mpps * 1e6);
+        println!(
+            "  {what} profile ({mpps:.2} Mpps = {budget:.0} clocks/pkt at {:.2} GHz; node clocks/pkt, pkts/call):",
+            hz as f64 / 1e9
+        );
+        let mut nodes = Vec::new();
+        let mut sum = 0.0;
+        for (name, calls, vectors, clocks) in prof {
+            let per = *clocks as f64 / *vectors as f64;
+            let per_fwd = *clocks as f64 / fwd as f64;
+            sum += per_fwd;
+            println!(
+                "    {name:<24} {per:>7.1} clk/pkt  {:>6.1} pkts/call",
+                *vectors as f64 / (*calls).max(1) as f64
+            );
+            nodes.push(json!({
+                "node": name,
+                "clocks_per_packet": per,
+                "clocks_per_forwarded_packet": per_fwd,
+                "packets_per_call": *vectors as f64 / (*calls).max(1) as f64,
+            }));
+        }
+        println!(
+            "    {:<24} {sum:>7.1} clk/pkt in nodes, {:.1} outside (loop, polling, tables)",
+            "total",
+            budget - sum
+        );
+        json!({
+            "mpps": mpps,
+            "clocks_per_packet": budget,
+            "clocks_in_nodes_per_packet": sum,
+            "nodes": nodes,
+        })
     }
 
     struct Testpmd {
@@ -246,6 +351,7 @@ mod imp {
             size: 64,
             routes: 1000,
             testpmd: "dpdk-testpmd".into(),
+            modes: vec![RxMode::Copy, RxMode::InPlace],
         };
         let mut it = args.iter();
         while let Some(a) = it.next() {
@@ -256,6 +362,14 @@ mod imp {
                 "--size" => o.size = v()?.parse().map_err(|_| "bad --size")?,
                 "--routes" => o.routes = v()?.parse().map_err(|_| "bad --routes")?,
                 "--testpmd" => o.testpmd = v()?.clone(),
+                "--rx" => {
+                    o.modes = match v()?.as_str() {
+                        "copy" => vec![RxMode::Copy],
+                        "in-place" => vec![RxMode::InPlace],
+                        "both" => vec![RxMode::Copy, RxMode::InPlace],
+                        _ => return Err("--rx expects copy, in-place or both".into()),
+                    }
+                }
                 other => return Err(format!("unknown option {other}")),
             }
         }
@@ -269,42 +383,69 @@ mod imp {
             mbufs: 32 * 1024,
             ..Default::default()
         })?;
-        let mut ports = Vec::new();
-        for k in 0..2 {
-            let id = eal.probe(&format!("net_null{k},size={}", o.size))?;
-            ports.push(Port::open(
-                eal,
-                id,
-                &PortConfig {
-                    rx_desc: 1024,
-                    tx_desc: 1024,
-                    ..Default::default()
-                },
-            )?);
+        let mut ids = [0u16; 2];
+        for (k, id) in ids.iter_mut().enumerate() {
+            *id = eal.probe(&format!("net_null{k},size={}", o.size))?;
         }
-        let ports: [Arc<Port>; 2] = [ports[0].clone(), ports[1].clone()];
-        let (mut xc, mut r1k, mut tp) = (Vec::new(), Vec::new(), Vec::new());
+        let hz = rvpp_dataplane::runtime::tsc_hz();
+        // Per rx mode: xconnect and routed rates (and profiles), runs interleaved with testpmd.
+        type Runs = Vec<(f64, Profile)>;
+        let mut res: Vec<(RxMode, Runs, Runs)> = o
+            .modes
+            .iter()
+            .map(|&m| (m, Vec::new(), Vec::new()))
+            .collect();
+        let mut tp = Vec::new();
         for r in 0..o.runs.max(1) {
-            let a = rvpp_once(&ports, 0, &o)?;
-            let b = rvpp_once(&ports, o.routes, &o)?;
+            let mut line = format!("run {}:", r + 1);
+            for (mode, xc, ip4) in res.iter_mut() {
+                let a = rvpp_once(eal, ids, *mode, 0, &o)?;
+                let b = rvpp_once(eal, ids, *mode, o.routes, &o)?;
+                line += &format!(
+                    " rvpp[{mode:?}] xconnect {:.2} Mpps ip4 {} routes {:.2} Mpps,",
+                    a.0, o.routes, b.0
+                );
+                xc.push(a);
+                ip4.push(b);
+            }
             let c = testpmd_once(&o, core)?;
-            println!(
-                "run {}: rvpp xconnect {a:.2} Mpps, rvpp ip4 {} routes {b:.2} Mpps, testpmd io {c:.2} Mpps",
-                r + 1,
-                o.routes
-            );
-            xc.push(a);
-            r1k.push(b);
+            println!("{line} testpmd io {c:.2} Mpps");
             tp.push(c);
         }
-        let (a, b, c) = (median(xc), median(r1k), median(tp));
-        println!(
-            "dpdk-null medians ({} B, one core {core}): rvpp xconnect {a:.2} Mpps ({:.2}x testpmd), rvpp ip4-{} {b:.2} Mpps ({:.2}x), testpmd io {c:.2} Mpps",
-            o.size,
-            a / c,
-            o.routes,
-            b / c
-        );
+        let c = median(tp);
+        let mut modes = serde_json::Map::new();
+        for (mode, xc, ip4) in &res {
+            let a = median(xc.iter().map(|x| x.0).collect());
+            let b = median(ip4.iter().map(|x| x.0).collect());
+            println!(
+                "dpdk-null medians ({} B, one core {core}, rx {mode:?}): rvpp xconnect {a:.2} Mpps ({:.2}x testpmd), rvpp ip4-{} {b:.2} Mpps ({:.2}x), testpmd io {c:.2} Mpps",
+                o.size,
+                a / c,
+                o.routes,
+                b / c
+            );
+            let px = print_profile("xconnect", xc, a, hz);
+            let pi = print_profile(&format!("ip4-{}", o.routes), ip4, b, hz);
+            modes.insert(
+                format!("{mode:?}"),
+                json!({
+                    "rvpp_xconnect_mpps": a,
+                    "rvpp_ip4_routed_mpps": b,
+                    "ratio_xconnect_to_testpmd": a / c,
+                    "ratio_ip4_to_testpmd": b / c,
+                    "profile_xconnect": px,
+                    "profile_ip4_routed": pi,
+                }),
+            );
+        }
+        // The top-level figures are those of the default rx mode (or the only one measured).
+        let def = res
+            .iter()
+            .position(|x| x.0 == dpdk::DEFAULT_RX_MODE)
+            .unwrap_or(0);
+        let dm = format!("{:?}", res[def].0);
+        let a = modes[&dm]["rvpp_xconnect_mpps"].as_f64().unwrap_or(0.0);
+        let b = modes[&dm]["rvpp_ip4_routed_mpps"].as_f64().unwrap_or(0.0);
         Ok(json!({
             "bench": "dpdk-null",
             "size": o.size,
@@ -317,7 +458,10 @@ mod imp {
             "testpmd_io_mpps": c,
             "ratio_xconnect_to_testpmd": a / c,
             "ratio_ip4_to_testpmd": b / c,
-            "notes": "rvpp copies mbuf->rvpp buffer on rx and rvpp buffer->new mbuf on tx; net_null rx packets get an Ethernet/IPv4/UDP header stamped by rvpp's dpdk rx (RxTemplate); xconnect = set interface l2 xconnect both ways (no header stamp)",
+            "rx_mode": dm,
+            "tsc_hz": hz,
+            "by_rx_mode": modes,
+            "notes": "rx mode Copy: rvpp copies mbuf->rvpp buffer; InPlace: net_null's mbufs are backed by rvpp buffers and handed over in place; tx copies rvpp buffer->new mbuf in both; net_null rx packets get an Ethernet/IPv4/UDP header stamped by rvpp's dpdk rx (RxTemplate); xconnect = set interface l2 xconnect both ways (no header stamp)",
         }))
     }
 }

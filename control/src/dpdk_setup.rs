@@ -7,6 +7,10 @@
 //! to devs that leave a setting out. Rx queue `i` is placed by the daemon; every worker gets
 //! a tx queue (`worker % num-tx-queues`, locked when shared).
 //!
+//! Rx copies each packet out of its mbuf unless `RVPP_DPDK_RX=in-place` (dpdk::RxMode): then
+//! each rx queue's mbufs are backed by buffers of the daemon's pool and packets are received in
+//! place (each rx queue holds `2 x num-rx-desc + 1024` buffers for it).
+//!
 //! A thread refreshes link state (interface link up/down) and the device counters shown by
 //! `show hardware` once a second.
 //!
@@ -55,6 +59,7 @@ fn port_config(
         tx_desc: u16_opt(pick(|c| c.num_tx_desc), "num-tx-desc", name)?.unwrap_or(d.tx_desc),
         mtu: None,
         promiscuous: false,
+        rx_in_place: None,
     })
 }
 
@@ -122,7 +127,10 @@ pub fn start(
     let mut made = Vec::new();
     for (args, dev) in devs {
         let port_id = eal.probe(&args)?;
-        let pc = port_config(dev, cfg.dev_default.as_ref(), &args, n_workers)?;
+        let mut pc = port_config(dev, cfg.dev_default.as_ref(), &args, n_workers)?;
+        if dpdk::rx_mode() == dpdk::RxMode::InPlace {
+            pc.rx_in_place = Some(dp.pool.clone());
+        }
         let port = Port::open(eal, port_id, &pc)?;
         let name = dev
             .and_then(|d| d.name.clone())

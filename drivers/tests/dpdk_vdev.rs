@@ -290,7 +290,7 @@ fn af_packet_on_a_veth_in_a_namespace() {
 
 /// net_memif (through rvpp's dpdk driver) against rvpp's own memif device on one socket:
 /// `dpdk_role` is net_memif's role, rvpp's device takes the other.
-fn memif_against_rvpp(dpdk_role: &str, tag: &str) {
+fn memif_against_rvpp(dpdk_role: &str, tag: &str, in_place: bool) {
     use memif::Role;
     use rvpp_drivers::memif::{MemifConfig, MemifDevice, MemifQueues};
     let eal = eal();
@@ -321,7 +321,11 @@ fn memif_against_rvpp(dpdk_role: &str, tag: &str) {
             "net_memif_{tag},role={dpdk_role},socket={sock_s},socket-abstract=no,id=0"
         ))
         .unwrap();
-    let port = Port::open(eal, id, &PortConfig::default()).unwrap();
+    let cfg = PortConfig {
+        rx_in_place: in_place.then(|| pool.clone()),
+        ..Default::default()
+    };
+    let port = Port::open(eal, id, &cfg).unwrap();
     assert_eq!(port.driver, "net_memif");
     if rvpp_dev.is_none() {
         rvpp_dev = Some(start_rvpp());
@@ -410,10 +414,53 @@ fn memif_against_rvpp(dpdk_role: &str, tag: &str) {
 
 #[test]
 fn net_memif_client_against_rvpp_memif_server() {
-    memif_against_rvpp("client", "mc");
+    memif_against_rvpp("client", "mc", false);
+    memif_against_rvpp("client", "mci", true);
 }
 
 #[test]
 fn net_memif_server_against_rvpp_memif_client() {
-    memif_against_rvpp("server", "ms");
+    memif_against_rvpp("server", "ms", false);
+    memif_against_rvpp("server", "msi", true);
+}
+
+/// In-place rx: net_null receives straight into rvpp buffers; the rx pool's buffers are rvpp's
+/// again once the port is gone.
+#[test]
+fn null_rx_in_place_and_buffers_come_back() {
+    let eal = eal();
+    let id = eal.probe("net_null_t2,size=100").unwrap();
+    let (pool, mut bufs) = pool();
+    let cfg = PortConfig {
+        rx_desc: 256,
+        rx_in_place: Some(pool.clone()),
+        ..Default::default()
+    };
+    let port = Port::open(eal, id, &cfg).unwrap();
+    let held = pool.in_use();
+    assert!(held >= 512, "the rx pool holds rvpp buffers: {held}");
+    let mut rx = port.rx_queue(0, 7);
+    rx.set_template(Some(RxTemplate::ip4_udp(port.mac, vec![0xc6130001], 100)));
+    let got = rx_until(&mut rx, &mut bufs, 5000, 5);
+    assert!(got.len() >= 5000);
+    assert!(got
+        .iter()
+        .all(|p| p.len() == 100 && p[30..34] == [198, 19, 0, 1]));
+    // Received buffers are rvpp's own: one came from the rx pool, not a copy.
+    let mut out = [0u32; 64];
+    let mut nexts = [0u16; 64];
+    let t0 = Instant::now();
+    let mut n = 0;
+    while n == 0 && t0.elapsed() < Duration::from_secs(5) {
+        n = rx.rx(&mut bufs, &mut out, &mut nexts);
+    }
+    assert!(n > 0);
+    assert_eq!(bufs.meta(out[0]).current_data, 0);
+    assert_eq!(bufs.get(out[0]).data().len(), 100);
+    bufs.free(&out[..n]);
+    drop(rx);
+    drop(port);
+    bufs.flush();
+    assert_eq!(pool.in_use(), 0, "rx pool buffers not returned");
+    assert_eq!(pool.double_frees(), 0);
 }

@@ -151,3 +151,17 @@ uint16_t rvpp_copy_in_alloc(struct rte_mempool *mp, struct rte_mbuf **mbufs, uin
 	}
 	return n;
 }
+
+void rvpp_mempool_set_data_room(struct rte_mempool *mp, uint16_t room)
+{
+	struct rte_pktmbuf_pool_private *p = rte_mempool_get_priv(mp);
+	p->mbuf_data_room_size = room;
+}
+
+void rvpp_mbuf_set_buf(struct rte_mbuf *m, void *addr, uint16_t len)
+{
+	m->buf_addr = addr;
+	m->buf_iova = (rte_iova_t)(uintptr_t)addr;
+	m->buf_len = len;
+	m->data_off = RTE_MIN((uint16_t)RTE_PKTMBUF_HEADROOM, len);
+}

@@ -38,6 +38,12 @@ uint64_t rvpp_rss_hf_default(void);
 /* The byte offset of the packet data in the first mbuf's buffer, and sizeof(struct rte_mbuf). */
 unsigned rvpp_mbuf_size(void);
 
+/* Set the data room a pktmbuf pool advertises (ethdev checks it at rx queue setup) without
+ * changing its mbufs: for pools of data-less mbufs whose buffers rvpp attaches itself. */
+void rvpp_mempool_set_data_room(struct rte_mempool *mp, uint16_t room);
+/* Point a direct mbuf's buffer at addr (len bytes; IOVA = VA) with the default headroom. */
+void rvpp_mbuf_set_buf(struct rte_mbuf *m, void *addr, uint16_t len);
+
 /* Hot loops kept on the C side so that the inline mbuf accessors inline. */
 
 /* Copy each mbuf's packet (all segments, up to cap bytes) to dst[i] and store its full length
