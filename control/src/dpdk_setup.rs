@@ -7,9 +7,10 @@
 //! to devs that leave a setting out. Rx queue `i` is placed by the daemon; every worker gets
 //! a tx queue (`worker % num-tx-queues`, locked when shared).
 //!
-//! Rx copies each packet out of its mbuf unless `RVPP_DPDK_RX=in-place` (dpdk::RxMode): then
-//! each rx queue's mbufs are backed by buffers of the daemon's pool and packets are received in
-//! place (each rx queue holds `2 x num-rx-desc + 1024` buffers for it).
+//! vdevs move packets in place (dpdk::RxMode, default; `RVPP_DPDK_RX=copy` to copy): each rx
+//! queue's mbufs are backed by buffers of the daemon's pool (`2 x num-rx-desc + 1024` of them),
+//! and each tx queue's (`num-tx-desc + 1024`) swap theirs for the packet's. PCI devices copy
+//! until rvpp's region is DMA-mapped for them.
 //!
 //! A thread refreshes link state (interface link up/down) and the device counters shown by
 //! `show hardware` once a second.
@@ -128,7 +129,9 @@ pub fn start(
     for (args, dev) in devs {
         let port_id = eal.probe(&args)?;
         let mut pc = port_config(dev, cfg.dev_default.as_ref(), &args, n_workers)?;
-        if dpdk::rx_mode() == dpdk::RxMode::InPlace {
+        // In place only on vdevs: a PCI NIC would DMA into rvpp's region, which is not
+        // registered with DPDK (rte_extmem_register + DMA map) yet.
+        if dpdk::rx_mode() == dpdk::RxMode::InPlace && dev.is_none() {
             pc.rx_in_place = Some(dp.pool.clone());
         }
         let port = Port::open(eal, port_id, &pc)?;

@@ -7,26 +7,33 @@
 //! * Arguments are built and validated here before EAL sees them (EAL prints its usage and may
 //!   give up on bad ones); the process gets `--in-memory --no-telemetry` and a unique
 //!   `--file-prefix`, so nothing on disk is shared with another DPDK process and nothing blocks.
-//! * Rx, two strategies ([`RxMode`], `RVPP_DPDK_RX=copy|in-place`): `InPlace` (default) gives
-//!   each rx queue a mempool of data-less mbufs attached to rvpp buffers, so the PMD receives
-//!   straight into rvpp's pool and the packet is handed to the graph where it is; the mbuf is
-//!   re-pointed at a fresh rvpp buffer (two stores) and returned. `Copy` copies each mbuf into
-//!   a fresh rvpp buffer. Foreign mbufs (a ring peer's) and chains are copied in both modes.
-//!   IOVA = VA for the attached buffers: right for vdevs and for `iova-mode va`; a PCI NIC in
-//!   PA mode needs the rvpp region registered and DMA-mapped (not done yet), so use `copy`.
-//! * Tx copies each packet into a fresh mbuf of the EAL's pool (one C call per burst).
+//! * Two buffer strategies ([`RxMode`], `RVPP_DPDK_RX=copy|in-place`, chosen per port by
+//!   [`PortConfig::rx_in_place`]):
+//!   - `InPlace` (default): each rx and tx queue gets a mempool of data-less mbufs, each
+//!     attached to an rvpp buffer it holds. Rx: the PMD receives straight into rvpp's pool; the
+//!     packet is handed to the graph where it is and its mbuf re-pointed at a fresh rvpp
+//!     buffer (two stores). Tx: an mbuf of the tx pool swaps its rvpp buffer for the packet's
+//!     (no copy) and rvpp frees the swapped-out buffer; the PMD frees the mbuf whenever and
+//!     wherever it likes (no callback, unlike `rte_pktmbuf_attach_extbuf`). Foreign mbufs (a
+//!     ring peer's), chains, and packets with more than DPDK's 128 B of headroom used are
+//!     copied. IOVA = VA for the attached buffers: right for vdevs; a PCI NIC needs the rvpp
+//!     region registered and DMA-mapped (`rte_extmem_register` + `rte_dev_dma_map`, not done
+//!     yet), so control/src/dpdk_setup.rs uses it for vdevs only.
+//!   - `Copy`: rx copies each mbuf into a fresh rvpp buffer; tx copies into a fresh mbuf of
+//!     the EAL's pool (one C call per burst each way).
 //!
-//!   Measured with `rvpp-bench dpdk-null --seconds 1 --runs 1` (64 B, one core, 2.6 GHz;
-//!   testpmd io 44.66 Mpps in the same run), clocks per packet from the runtime's node stats:
+//!   Measured with `rvpp-bench dpdk-null --seconds 1 --runs 1` (64 B, one core at 2.6 GHz,
+//!   2-core box shared with other jobs, so absolute figures swing by ~1.5x between runs):
 //!
-//!   | rx mode | xconnect  | ip4 1k routes | dpdk-input clk/pkt | dpdk-tx clk/pkt |
-//!   |---------|-----------|---------------|--------------------|-----------------|
-//!   | Copy    | 10.30 Mpps| 9.23 Mpps     | 119.5 (xc)         | 117.7 (xc)      |
-//!   | InPlace | 18.27 Mpps| 12.77 Mpps    | 37.2 (xc)          | 87.3 (xc)       |
+//!   | run | mode    | xconnect   | ip4 1k routes | testpmd io (same run) |
+//!   |-----|---------|------------|---------------|-----------------------|
+//!   | A   | Copy    | 10.30 Mpps | 9.23 Mpps     | 44.66 Mpps            |
+//!   | A   | InPlace (rx only) | 18.27 Mpps | 12.77 Mpps | 44.66 Mpps      |
+//!   | B   | Copy    | 17.66 Mpps | 14.81 Mpps    | 59.59 Mpps            |
+//!   | B   | InPlace (rx + tx) | 42.43 Mpps | 23.75 Mpps | 59.59 Mpps      |
 //!
-//!   The copy reads net_null's cold mbuf data and writes a cold rvpp buffer: ~80 clocks a
-//!   packet more than re-pointing the mbuf. Tx is now the largest cost (mbuf alloc + copy +
-//!   free inside net_null); attaching rvpp buffers as external mbuf buffers on tx is next.
+//!   Per-node clocks (run A, xconnect): copy rx 119.5 clk/pkt, in-place rx 37.2; copy tx
+//!   117.7. The copy reads net_null's cold mbuf data and writes a cold rvpp buffer.
 //! * Rx queue `i` goes to a worker chosen by the daemon; each worker transmits on tx queue
 //!   `worker % num_tx_queues`, under a lock only when several workers share a queue.
 
@@ -703,6 +710,9 @@ pub struct Port {
     mempool: MempoolPtr,
     /// Per rx queue, with [`RxMode::InPlace`].
     rx_pools: Vec<RxPool>,
+    /// Per tx queue, with [`RxMode::InPlace`]: mbufs that swap their rvpp buffer for the
+    /// packet's on tx.
+    tx_pools: Vec<RxPool>,
     tx_locks: Vec<Arc<Mutex<()>>>,
     counters: DriverCounters,
 }
@@ -789,6 +799,14 @@ impl Port {
                     .push(RxPool::new(pool, n, socket).map_err(|e| format!("{e} ({dev_name})"))?);
             }
         }
+        let mut tx_pools = Vec::new();
+        if let Some(pool) = &cfg.rx_in_place {
+            for _ in 0..cfg.tx_queues {
+                let n = txd as u32 + 2 * BURST as u32 + 512;
+                tx_pools
+                    .push(RxPool::new(pool, n, socket).map_err(|e| format!("{e} ({dev_name})"))?);
+            }
+        }
         for q in 0..cfg.rx_queues {
             let mp = rx_pools.get(q as usize).map_or(eal.mempool(), |p| p.mp.0);
             // SAFETY: port configured with rx_queues queues; the pool lives as long as the port
@@ -843,6 +861,7 @@ impl Port {
             max_tx_queues: info.max_tx_queues,
             mempool: MempoolPtr(eal.mempool()),
             rx_pools,
+            tx_pools,
             tx_locks: (0..cfg.tx_queues)
                 .map(|_| Arc::new(Mutex::new(())))
                 .collect(),
@@ -984,6 +1003,12 @@ impl Port {
             src: vec![std::ptr::null(); BURST].into_boxed_slice(),
             lens: vec![0; BURST].into_boxed_slice(),
             scratch: Vec::new(),
+            in_place: self.tx_pools.get(q as usize).map(|p| TxInPlace {
+                mp: p.mp.0,
+                base: p.pool.region_base(),
+                stride: p.pool.stride(),
+                swapped: vec![0; BURST].into_boxed_slice(),
+            }),
         }
     }
 }
@@ -1016,7 +1041,7 @@ impl Drop for Port {
         unsafe {
             sys::rte_eth_dev_stop(self.id);
         }
-        for p in &self.rx_pools {
+        for p in self.rx_pools.iter().chain(&self.tx_pools) {
             p.release();
         }
     }
@@ -1379,6 +1404,16 @@ pub struct DpdkTx {
     src: Box<[*const u8]>,
     lens: Box<[u32]>,
     scratch: Vec<u8>,
+    in_place: Option<TxInPlace>,
+}
+
+/// An in-place tx queue: mbufs of its mempool each hold an rvpp buffer; sending a packet swaps
+/// that buffer for the packet's (no copy) and rvpp frees the swapped-out buffer instead.
+struct TxInPlace {
+    mp: *mut sys::rte_mempool,
+    base: *mut u8,
+    stride: usize,
+    swapped: Box<[u32]>,
 }
 
 // SAFETY: the pointer arrays are scratch filled and emptied within one `tx` call; a DPDK tx
@@ -1390,7 +1425,77 @@ impl DpdkTx {
         &self.port
     }
 
+    /// Send `pkts` (all single-buffer with at least DPDK's headroom left, from the pool behind
+    /// the tx mempool) by swapping buffers with mbufs of the tx mempool. None: not eligible.
+    fn tx_in_place(&mut self, bufs: &mut Buffers, pkts: &[u32]) -> Option<usize> {
+        let ip = self.in_place.as_mut()?;
+        if bufs.pool().region_base() != ip.base {
+            return None;
+        }
+        let min_cd = -(MBUF_HEADROOM as i16);
+        for &bi in pkts {
+            let m = bufs.meta(bi);
+            if m.flags & flags::NEXT_PRESENT != 0 || m.current_data < min_cd {
+                return None;
+            }
+        }
+        let n = pkts.len();
+        // SAFETY: the pool is valid; mbufs has room for n <= BURST pointers.
+        if unsafe { sys::rvpp_pktmbuf_alloc_bulk(ip.mp, self.mbufs.as_mut_ptr(), n as u32) } != 0 {
+            return None;
+        }
+        let (base, stride) = (ip.base, ip.stride);
+        for (i, &bi) in pkts.iter().enumerate() {
+            let meta = bufs.meta(bi);
+            let (cd, len) = (meta.current_data, meta.current_length);
+            // SAFETY: a fresh direct mbuf of our tx mempool, attached to an rvpp buffer by
+            // RxPool::new or by an earlier swap; it now takes `bi` (which we own) instead.
+            unsafe {
+                let m = &mut *self.mbufs[i];
+                let old = m.buf_addr as usize - base as usize;
+                ip.swapped[i] = (old / stride) as u32;
+                let a = rvpp_mbuf_buf(base, stride, bi);
+                m.buf_addr = a.cast();
+                m.buf_iova = a as u64;
+                m.data_off = (MBUF_HEADROOM as i16 + cd) as u16;
+                m.data_len = len;
+                m.pkt_len = len as u32;
+            }
+        }
+        let sent = {
+            let _g = self
+                .lock
+                .as_ref()
+                .map(|l| l.lock().unwrap_or_else(|e| e.into_inner()));
+            // SAFETY: as in tx_burst.
+            unsafe {
+                sys::rvpp_eth_tx_burst(self.port.id, self.queue, self.mbufs.as_mut_ptr(), n as u16)
+            }
+        } as usize;
+        if sent < n {
+            // Unsent: swap back, so the caller still owns (and drops) pkts[sent..].
+            for i in sent..n {
+                let a = rvpp_mbuf_buf(base, stride, ip.swapped[i]);
+                // SAFETY: unsent mbufs are still ours.
+                unsafe {
+                    (*self.mbufs[i]).buf_addr = a.cast();
+                    (*self.mbufs[i]).buf_iova = a as u64;
+                }
+            }
+            // SAFETY: as above.
+            unsafe {
+                sys::rte_pktmbuf_free_bulk(self.mbufs[sent..n].as_mut_ptr(), (n - sent) as u32)
+            };
+        }
+        // The sent packets' buffers now belong to the mempool; the swapped-out ones to us.
+        bufs.free(&ip.swapped[..sent]);
+        Some(sent)
+    }
+
     fn tx_burst(&mut self, bufs: &mut Buffers, pkts: &[u32]) -> usize {
+        if let Some(sent) = self.tx_in_place(bufs, pkts) {
+            return sent;
+        }
         let n = pkts.len();
         // Chained packets are flattened into scratch first (offsets, then pointers, since
         // scratch may grow).
