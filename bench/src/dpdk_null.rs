@@ -2,8 +2,13 @@
 //! to dpdk-testpmd's io forwarding on the same kind of vdevs, in the same run.
 //!
 //! What is measured, honestly:
+//! * Both of the driver's buffer strategies are measured (`--rx copy|in-place|both`, default
+//!   both, interleaved run by run): Copy copies mbuf <-> rvpp buffer each way; InPlace backs
+//!   the queues' mbufs with rvpp buffers (dpdk.rs module docs). The top-level JSON figures are
+//!   the default mode's; `by_rx_mode` has both, each with a per-node profile (clocks per packet
+//!   from the runtime's node counters, over the measured window of the median run).
 //! * net_null's rx hands out mbufs of `size` bytes whose contents are whatever the mbuf held;
-//!   rvpp copies each packet into an rvpp buffer (its rx path) and then stamps an
+//!   rvpp receives each packet into an rvpp buffer (its rx path) and then stamps an
 //!   Ethernet/IPv4/UDP header over it (dpdk::RxTemplate) so that the graph can route it. The
 //!   stamp is ~42 bytes of stores per packet that testpmd does not do.
 //! * "xconnect": `set interface l2 xconnect` both ways: dpdk-input, ethernet-input (which
@@ -461,7 +466,7 @@ mod imp {
             "rx_mode": dm,
             "tsc_hz": hz,
             "by_rx_mode": modes,
-            "notes": "rx mode Copy: rvpp copies mbuf->rvpp buffer; InPlace: net_null's mbufs are backed by rvpp buffers and handed over in place; tx copies rvpp buffer->new mbuf in both; net_null rx packets get an Ethernet/IPv4/UDP header stamped by rvpp's dpdk rx (RxTemplate); xconnect = set interface l2 xconnect both ways (no header stamp)",
+            "notes": "rx mode Copy: rvpp copies mbuf->rvpp buffer; tx copies rvpp buffer->new mbuf; InPlace: rx/tx mbufs are backed by rvpp buffers, rx hands them over in place and tx swaps the packet's buffer into a pool mbuf (no copy); net_null rx packets get an Ethernet/IPv4/UDP header stamped by rvpp's dpdk rx (RxTemplate); xconnect = set interface l2 xconnect both ways (no header stamp)",
         }))
     }
 }
