@@ -97,6 +97,26 @@ impl Prefix {
     pub fn is_ip6(&self) -> bool {
         matches!(self, Prefix::V6(..))
     }
+    pub fn prefix_len(&self) -> u8 {
+        match *self {
+            Prefix::V4(_, l) | Prefix::V6(_, l) => l,
+        }
+    }
+    /// 32 or 128.
+    pub fn max_len(&self) -> u8 {
+        if self.is_ip6() {
+            128
+        } else {
+            32
+        }
+    }
+    /// The address alone, as a host prefix.
+    pub fn host(self) -> Self {
+        match self {
+            Prefix::V4(a, _) => Prefix::V4(a, 32),
+            Prefix::V6(a, _) => Prefix::V6(a, 128),
+        }
+    }
     /// The prefix with host bits cleared.
     pub fn masked(self) -> Self {
         match self {
@@ -634,56 +654,36 @@ impl Forwarding {
 
     pub fn address_add(&mut self, sw: u32, p: Prefix) -> Result<(), FwdError> {
         let i = self.iface(sw)?.clone();
-        match p {
+        let ip6 = p.is_ip6();
+        let fib = match p {
             Prefix::V4(a, l) => {
                 if i.ip4_addrs.iter().any(|x| x.0 == a) {
                     return Ok(());
                 }
                 self.iface_mut(sw)?.ip4_addrs.push((a, l));
-                let t = self.table_id_of(false, i.ip4_fib);
-                let conn = self.connected_path(sw, i.l2, false);
-                if l < 32 {
-                    self.route_set(
-                        false,
-                        t,
-                        Prefix::V4(a & mask4(l), l),
-                        vec![conn],
-                        Source::Interface,
-                    )?;
-                }
-                self.route_set(
-                    false,
-                    t,
-                    Prefix::V4(a, 32),
-                    vec![Path::special(PathKind::Local)],
-                    Source::Interface,
-                )?;
+                i.ip4_fib
             }
             Prefix::V6(a, l) => {
                 if i.ip6_addrs.iter().any(|x| x.0 == a) {
                     return Ok(());
                 }
                 self.iface_mut(sw)?.ip6_addrs.push((a, l));
-                let t = self.table_id_of(true, i.ip6_fib);
-                let conn = self.connected_path(sw, i.l2, true);
-                if l < 128 {
-                    self.route_set(
-                        true,
-                        t,
-                        Prefix::V6(a & mask6(l), l),
-                        vec![conn],
-                        Source::Interface,
-                    )?;
-                }
-                self.route_set(
-                    true,
-                    t,
-                    Prefix::V6(a, 128),
-                    vec![Path::special(PathKind::Local)],
-                    Source::Interface,
-                )?;
+                i.ip6_fib
             }
+        };
+        let t = self.table_id_of(ip6, fib);
+        // The connected subnet (unless the address is a host prefix), then the address itself.
+        if p.prefix_len() < p.max_len() {
+            let conn = self.connected_path(sw, i.l2, ip6);
+            self.route_set(ip6, t, p.masked(), vec![conn], Source::Interface)?;
         }
+        self.route_set(
+            ip6,
+            t,
+            p.host(),
+            vec![Path::special(PathKind::Local)],
+            Source::Interface,
+        )?;
         self.refresh_fast(sw);
         self.publish();
         Ok(())
