@@ -97,12 +97,37 @@ fn main() {
             }
         }
     }
+    // A peer may drop what arrives while it is still starting (testpmd does for about a
+    // second after it connects): probe until one frame comes back before counting.
+    let probe_deadline = Instant::now() + Duration::from_secs(10);
+    let mut echoed = false;
+    while !echoed && Instant::now() < probe_deadline {
+        while let Some(e) = ifc.poll_control() {
+            eprintln!("{e:?}");
+        }
+        ifc.tx_burst(0, &[frame(size, u32::MAX)]);
+        let until = Instant::now() + Duration::from_millis(20);
+        while !echoed && Instant::now() < until {
+            for q in 0..ifc.rx_queues() {
+                echoed |= ifc.rx_burst(q, &mut bufs) > 0;
+            }
+        }
+    }
+    if !echoed {
+        eprintln!("no frame came back from the peer within 10 s");
+        std::process::exit(1);
+    }
     let start = Instant::now();
+    let mut last_rx = Instant::now();
     let nq = ifc.tx_queues().max(1);
     let (mut sent, mut ok, mut bad) = (0u32, 0u32, 0u32);
     let mut last_dbg = Instant::now();
     let mut out: Vec<Vec<u8>> = Vec::with_capacity(32);
-    while ok + bad < count && start.elapsed() < Duration::from_secs(30) {
+    // Done when everything came back, or everything was sent and nothing came back for 1 s.
+    while ok + bad < count
+        && start.elapsed() < Duration::from_secs(30)
+        && !(sent == count && last_rx.elapsed() > Duration::from_secs(1))
+    {
         while let Some(e) = ifc.poll_control() {
             eprintln!("{e:?}");
         }
@@ -128,11 +153,17 @@ fn main() {
                 sent += ifc.tx_burst(q, &out) as u32;
             }
             let n = ifc.rx_burst(q, &mut bufs);
+            if n > 0 {
+                last_rx = Instant::now();
+            }
             for b in &bufs[..n] {
                 let got = b.as_slice();
                 let seq = got
                     .get(14..18)
-                    .map_or(u32::MAX, |s| u32::from_be_bytes(s.try_into().unwrap()));
+                    .map_or(u32::MAX - 1, |s| u32::from_be_bytes(s.try_into().unwrap()));
+                if seq == u32::MAX {
+                    continue; // a late probe
+                }
                 let mut want = frame(size, seq);
                 swap_macs(&mut want);
                 if got == &want[..] {
@@ -144,9 +175,15 @@ fn main() {
         }
     }
     let secs = start.elapsed().as_secs_f64();
+    let lost = sent - ok - bad;
     println!(
-        "sent {sent} received-ok {ok} bad {bad} in {secs:.2}s ({:.0} pps)",
+        "sent {sent} received-ok {ok} bad {bad} lost {lost} in {secs:.2}s ({:.0} pps)",
         ok as f64 / secs
     );
-    std::process::exit(if ok == count { 0 } else { 1 });
+    // Corruption is a failure; a few drops under full load are the peer's choice.
+    std::process::exit(if bad == 0 && ok > 0 && lost <= count / 100 {
+        0
+    } else {
+        1
+    });
 }
