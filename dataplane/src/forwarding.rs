@@ -833,7 +833,21 @@ impl Forwarding {
                 i.ip4_fib == fi
             }
         });
-        if in_use {
+        // Routes or punt redirects elsewhere that continue their lookup in this table.
+        let lookup_adj = self
+            .adj_index
+            .get(&AdjKey::Lookup { fib: fi, v6: ip6 })
+            .copied();
+        let looked_into = lookup_adj.is_some_and(|a| {
+            self.lb_index.keys().any(|buckets| buckets.contains(&a))
+                || self
+                    .fwd
+                    .punt4
+                    .iter()
+                    .chain(&self.fwd.punt6)
+                    .any(|p| p.adj == a)
+        });
+        if in_use || looked_into {
             return Err(FwdError::TableInUse);
         }
         let prefixes: Vec<Prefix> = self

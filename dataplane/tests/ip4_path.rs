@@ -565,3 +565,27 @@ fn punt_into_a_table_reaches_the_host_interface() {
     assert_eq!(out[0][14 + 8], 64, "punted packets keep their TTL");
     l.no_leaks();
 }
+
+#[test]
+fn a_table_that_routes_look_into_cannot_be_deleted() {
+    let mut l = lab();
+    l.fwd.table_add(false, 30, "target").unwrap();
+    l.fwd.table_add(false, 31, "source").unwrap();
+    l.fwd
+        .route_add(
+            31,
+            Prefix::parse("0.0.0.0/0").unwrap(),
+            vec![Path::lookup(30)],
+        )
+        .unwrap();
+    assert!(
+        l.fwd.table_del(false, 30).is_err(),
+        "table 31 still looks into 30"
+    );
+    l.fwd
+        .route_del(false, 31, Prefix::parse("0.0.0.0/0").unwrap())
+        .unwrap();
+    l.fwd.table_del(false, 30).unwrap();
+    l.fwd.table_del(false, 31).unwrap();
+    l.no_leaks();
+}
