@@ -284,18 +284,14 @@ impl Node for Ip4Lookup {
         let fibs = cx.tables.fibs.get();
         let fwd = cx.tables.fwd.get();
         // Pass 1: destinations; the FIB index is usually the same for the whole vector.
-        let mut fib_index = u32::MAX;
-        let mut same_fib = true;
+        let fib_index = bufs.first().map_or(0, |&bi| cx.bufs.meta(bi).fib_index);
+        let mut differ = 0u32;
         for (i, &bi) in bufs.iter().enumerate() {
             let b = cx.bufs.get(bi);
-            let d = b.data();
-            self.dsts[i] = Ip4Hdr::new(d).map_or(0, |h| h.dst());
-            if fib_index == u32::MAX {
-                fib_index = b.meta.fib_index;
-            } else if b.meta.fib_index != fib_index {
-                same_fib = false;
-            }
+            self.dsts[i] = Ip4Hdr::new(b.data()).map_or(0, |h| h.dst());
+            differ |= b.meta.fib_index ^ fib_index;
         }
+        let same_fib = differ == 0;
         // Pass 2: the lookups, batched so the FIB can overlap its memory loads.
         if same_fib {
             match fibs.ip4.get(fib_index as usize).and_then(|f| f.as_ref()) {
@@ -320,6 +316,15 @@ impl Node for Ip4Lookup {
                 continue;
             }
             let lb = fwd.lb(if leaf == LEAF_MISS { UNREACH_LB } else { leaf });
+            if lb.n_buckets <= 1 {
+                // The common case, a single path to a rewrite: metadata only, no packet view.
+                let adj_i = lb.buckets[0];
+                if fwd.adj(adj_i).kind == AdjKind::Rewrite {
+                    cx.bufs.meta(bi).adj_index = adj_i;
+                    nexts[i] = LK_REWRITE;
+                    continue;
+                }
+            }
             let mut b = cx.bufs.get(bi);
             let adj_i = if lb.n_buckets <= 1 {
                 lb.buckets[0]
