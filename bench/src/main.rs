@@ -12,11 +12,17 @@ const USAGE: &str = "usage: rvpp-bench <benchmark> [options] [--json]
   graph [--routes N] [--seconds S] [--runs R] [--size B]   one-core IPv4 forwarding graph
   fib [--routes N] [--lookups N] [--reps N] [--passes N] [--tbl8 N] [--seed N] [--dpdk PATH | --no-dpdk]
                 lookups/s next to DPDK's rte_fib (dpdk-test-fib) on the same routes
-  memif-loop    rvpp as DUT between two memif ports of dpdk-testpmd, vs testpmd io forwarding
-  pod-tcp       iperf3 pod to pod through rvpp vs the Linux kernel
-  uplink        small-packet rate on the uplink: AF_XDP vs AF_PACKET
-  api-rate      ip_route_add_del per second; 1M routes programmed under traffic
-  dpdk-null     rvpp between two DPDK net_null ports vs testpmd io forwarding
+  memif-loop [--runs R] [--seconds S] [--sizes 64,1518] [--testpmd PATH]
+                rvpp (L2 xconnect, IPv4 routing) as DUT between two memif ports of dpdk-testpmd,
+                vs testpmd io forwarding in the DUT seat
+  pod-tcp [--runs R] [--seconds S] [--no-gso]
+                iperf3 pod to pod through rvpp vs the Linux kernel (root)
+  uplink [--runs R] [--seconds S]
+                64 B pps into and out of the uplink: AF_XDP vs AF_PACKET (root)
+  api-rate [--routes N] [--rate-routes N] [--clients N]
+                ip_route_add_del per second; 1M routes programmed under traffic
+  dpdk-null [--runs R] [--seconds S] [--size B] [--routes N] [--rx copy|in-place|both]
+                rvpp between two DPDK net_null ports vs testpmd io (build with --features dpdk)
 ";
 
 fn main() {
