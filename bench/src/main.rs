@@ -15,7 +15,7 @@ const USAGE: &str = "usage: rvpp-bench <benchmark> [options] [--json]
   memif-loop [--runs R] [--seconds S] [--sizes 64,1518] [--testpmd PATH]
                 rvpp (L2 xconnect, IPv4 routing) as DUT between two memif ports of dpdk-testpmd,
                 vs testpmd io forwarding in the DUT seat
-  pod-tcp [--runs R] [--seconds S] [--no-gso]
+  pod-tcp [--runs R] [--seconds S] [--no-gso] [--workers N] [--queues N]
                 iperf3 pod to pod through rvpp vs the Linux kernel (root)
   uplink [--runs R] [--seconds S]
                 64 B pps into and out of the uplink: AF_XDP vs AF_PACKET (root)

@@ -1,4 +1,4 @@
-//! `rvpp-bench pod-tcp [--runs N] [--seconds S] [--no-gso]`: iperf3 pod to pod through rvpp
+//! `rvpp-bench pod-tcp [--runs N] [--seconds S] [--no-gso] [--workers N] [--queues N]`: iperf3 pod to pod through rvpp
 //! against the Linux kernel routing the same topology.
 //!
 //! * rvpp: two pod namespaces, each with a tun `eth0` that rvpp (the release binary next to
@@ -342,6 +342,9 @@ pub fn run(args: &[String]) -> Result<Value, String> {
     let mut secs = 3u32;
     // Calico enables GSO on pod interfaces by default; --no-gso measures without it.
     let mut gso = true;
+    // One forwarding thread by default (calico's default config); more spread pod queues.
+    let mut workers = 0u32;
+    let mut queues = 1u32;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
@@ -354,6 +357,13 @@ pub fn run(args: &[String]) -> Result<Value, String> {
             }
             "--gso" => gso = true,
             "--no-gso" => gso = false,
+            "--workers" => {
+                workers = it
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .ok_or("--workers N")?
+            }
+            "--queues" => queues = it.next().and_then(|v| v.parse().ok()).ok_or("--queues N")?,
             other => return Err(format!("unknown option {other}")),
         }
     }
@@ -364,13 +374,15 @@ pub fn run(args: &[String]) -> Result<Value, String> {
     let p1 = lab.ns("p1")?;
     let p2 = lab.ns("p2")?;
     let g = if gso { " gso" } else { "" };
+    let g = format!("{g} num-rx-queues {queues} num-tx-queues {queues}");
     let cli = format!(
         "create tap id 0 host-if-name eth0 host-ns {p1} tun host-mtu-size 1400{g}\n\
          create tap id 1 host-if-name eth0 host-ns {p2} tun host-mtu-size 1400{g}\n\
          set interface state tun0 up\nset interface state tun1 up\n\
          ip route add 198.18.1.2/32 via tun0\nip route add 198.18.2.2/32 via tun1\n"
     );
-    lab.start_rvpp(&node, "buffers { buffers-per-numa 65536 }", &cli)?;
+    let extra = format!("buffers {{ buffers-per-numa 65536 }}\ncpu {{ workers {workers} }}");
+    lab.start_rvpp(&node, &extra, &cli)?;
     for p in [&p1, &p2] {
         if !wait_for(Duration::from_secs(10), || {
             ipn(p, &["link", "show", "eth0"]).is_ok()
