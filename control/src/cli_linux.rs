@@ -120,29 +120,8 @@ fn our_mac(sw_hint: usize) -> [u8; 6] {
     ]
 }
 
-/// A tx queue shared by several workers (a device with fewer queues than workers).
-struct SharedTx {
-    q: Arc<Mutex<Box<dyn TxQueue>>>,
-    node: &'static str,
-}
-
-impl TxQueue for SharedTx {
-    fn tx_node(&self) -> &'static str {
-        self.node
-    }
-    fn tx(&mut self, bufs: &mut rvpp_dataplane::buffer::Buffers, pkts: &[u32]) -> usize {
-        self.q
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .tx(bufs, pkts)
-    }
-    fn flush(&mut self, bufs: &mut rvpp_dataplane::buffer::Buffers) {
-        self.q.lock().unwrap_or_else(|e| e.into_inner()).flush(bufs)
-    }
-}
-
-/// Hand the queues to the workers: rx queues spread by `attach`, worker w sends on tx queue
-/// w % n (shared under a lock only when there are fewer tx queues than workers).
+/// Hand the queues to the workers (`Dataplane::attach_queues` spreads and shares tx queues)
+/// and make sure the device monitor runs.
 fn place(
     dp: &Arc<Dataplane>,
     sw: u32,
@@ -151,23 +130,7 @@ fn place(
     rx: Vec<Box<dyn RxQueue>>,
     tx: Vec<Box<dyn TxQueue>>,
 ) {
-    let workers = dp.workers.len();
-    let n = tx.len();
-    if n == 0 {
-        dp.attach(sw, kind.name(), detail, rx, |_| None);
-    } else if n >= workers {
-        let mut slots: Vec<Option<Box<dyn TxQueue>>> = tx.into_iter().map(Some).collect();
-        dp.attach(sw, kind.name(), detail, rx, |w| slots[w].take());
-    } else {
-        let node = tx[0].tx_node();
-        let shared: Vec<_> = tx.into_iter().map(|q| Arc::new(Mutex::new(q))).collect();
-        dp.attach(sw, kind.name(), detail, rx, |w| {
-            Some(Box::new(SharedTx {
-                q: shared[w % n].clone(),
-                node,
-            }) as Box<dyn TxQueue>)
-        });
-    }
+    dp.attach_queues(sw, kind.name(), detail, rx, tx);
     start_monitor(dp);
 }
 

@@ -235,12 +235,11 @@ fn create(dp: &Arc<Dataplane>, w: &[&str]) -> Result<String, String> {
         .into_iter()
         .map(|q| Box::new(q) as Box<dyn RxQueue>)
         .collect();
-    let mut tx: Vec<Option<_>> = tx.into_iter().map(Some).collect();
-    dp.attach(sw, "memif", detail, rx, |w| {
-        tx.get_mut(w)
-            .and_then(|q| q.take())
-            .map(|q| Box::new(q) as Box<dyn TxQueue>)
-    });
+    let tx: Vec<Box<dyn TxQueue>> = tx
+        .into_iter()
+        .map(|q| Box::new(q) as Box<dyn TxQueue>)
+        .collect();
+    dp.attach_queues(sw, "memif", detail, rx, tx);
     with_state(dp, |st| {
         st.ifs.insert(
             sw,
