@@ -130,13 +130,11 @@ impl Node for ArpInput {
 /// the ARP request (no allocation) and the request is rate-limited per target.
 #[derive(Default)]
 pub struct Ip4Arp {
-    /// Recently asked targets: (ip, tsc), indexed by a hash of the ip.
-    recent: Vec<(u32, u64)>,
+    throttle: super::ResolveThrottle,
 }
 
 const ARP_DROP: u16 = 0;
 const ARP_OUTPUT: u16 = 1;
-const RECENT_SLOTS: usize = 1024;
 
 pub mod glean_error {
     pub const REQUEST_SENT: u16 = 0;
@@ -162,9 +160,6 @@ impl Node for Ip4Arp {
 
     fn process(&mut self, cx: &mut Ctx<'_>, bufs: &mut [u32], nexts: &mut [u16]) {
         let errs = cx.errs();
-        if self.recent.is_empty() {
-            self.recent = vec![(0, 0); RECENT_SLOTS];
-        }
         let ifs = cx.tables.ifs.get();
         let fwd = cx.tables.fwd.get();
         // Resolve a target at most every ~1 ms per thread.
@@ -184,9 +179,7 @@ impl Node for Ip4Arp {
                 nexts[i] = ARP_DROP;
                 continue;
             }
-            let slot = (target.wrapping_mul(0x9E37_79B1) >> 22) as usize % RECENT_SLOTS;
-            let (last_ip, last_t) = self.recent[slot];
-            if last_ip == target && now.wrapping_sub(last_t) < gap {
+            if self.throttle.throttled(target as u128, now, gap) {
                 b.meta.error = errs.error(glean_error::THROTTLED);
                 nexts[i] = ARP_DROP;
                 continue;
@@ -196,7 +189,7 @@ impl Node for Ip4Arp {
                 nexts[i] = ARP_DROP;
                 continue;
             };
-            self.recent[slot] = (target, now);
+            self.throttle.asked(target as u128, now);
             cx.bufs.free_tail(bi);
             let mut b = cx.bufs.get(bi);
             write_request(&mut b, &fast.mac, src, target);

@@ -5,7 +5,7 @@
 //! (neighbor discovery).
 
 use super::ArcEdges;
-use crate::buffer::{flags, Buf, Buffers, NO_BUFFER};
+use crate::buffer::{flags, Buf, Buffers};
 use crate::fib::LEAF_MISS;
 use crate::graph::{Node, NodeInfo, NodeKind, MAX_VECTOR};
 use crate::runtime::{Ctx, Errors};
@@ -239,18 +239,6 @@ fn chain_sum(bufs: &mut Buffers, head: u32, off: usize, len: usize, mut acc: u64
         skip = 0;
     }
     None
-}
-
-/// Free everything after the first buffer of a chain (the packet is being rewritten).
-fn drop_tail(bufs: &mut Buffers, bi: u32) {
-    let m = bufs.meta(bi);
-    if m.flags & flags::NEXT_PRESENT != 0 {
-        let next = m.next_buffer;
-        m.flags &= !flags::NEXT_PRESENT;
-        m.next_buffer = NO_BUFFER;
-        m.total_length_not_including_first_buffer = 0;
-        bufs.free(&[next]);
-    }
 }
 
 /// The L2 header a packet arrived with (Ethernet plus at most two tags).
@@ -1176,7 +1164,7 @@ impl Local<'_, '_> {
             self.learn(p.rx, p.src, mac);
         }
         let fast = self.ifs.fast(p.rx);
-        drop_tail(self.bufs, bi);
+        self.bufs.free_tail(bi);
         let mut b = self.bufs.get(bi);
         let Some(l2) = save_l2(&mut b) else {
             return Err(local_error::NO_L2);
@@ -1285,13 +1273,11 @@ fn write_nd(
 /// the neighbor solicitation (no allocation), rate-limited per target.
 #[derive(Default)]
 pub struct Ip6Discover {
-    /// Recently solicited targets: (ip, tsc), indexed by a hash of the ip.
-    recent: Vec<(u128, u64)>,
+    throttle: super::ResolveThrottle,
 }
 
 const DS_DROP: u16 = 0;
 const DS_OUTPUT: u16 = 1;
-const RECENT_SLOTS: usize = 1024;
 
 pub mod discover_error {
     pub const REQUEST_SENT: u16 = 0;
@@ -1319,9 +1305,6 @@ impl Node for Ip6Discover {
 
     fn process(&mut self, cx: &mut Ctx<'_>, bufs: &mut [u32], nexts: &mut [u16]) {
         let errs = cx.errs();
-        if self.recent.is_empty() {
-            self.recent = vec![(0, 0); RECENT_SLOTS];
-        }
         let ifs = cx.tables.ifs.get();
         let fwd = cx.tables.fwd.get();
         // Solicit a target at most every ~1 ms per thread.
@@ -1374,16 +1357,12 @@ impl Ip6Discover {
         if target == 0 || is_multicast(target) {
             return Err(discover_error::BAD_TARGET);
         }
-        let slot = (((target ^ target >> 64) as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 54)
-            as usize
-            % RECENT_SLOTS;
-        let (last_ip, last_t) = self.recent[slot];
-        if last_ip == target && now.wrapping_sub(last_t) < gap {
+        if self.throttle.throttled(target, now, gap) {
             return Err(discover_error::THROTTLED);
         }
         let src = source_for(ifs, sw, target).ok_or(discover_error::NO_SOURCE)?;
-        self.recent[slot] = (target, now);
-        drop_tail(bufs, bi);
+        self.throttle.asked(target, now);
+        bufs.free_tail(bi);
         let mut b = bufs.get(bi);
         b.meta.current_data = 0;
         let len = wire::ETH_HDR + IP6_HDR + icmp6::ND_LEN + icmp6::LL_OPT_LEN;
@@ -1515,7 +1494,7 @@ fn error_target(b: &Buf<'_>) -> Option<u128> {
 fn build_error(bufs: &mut Buffers, ifs: &IfTable, bi: u32, to: u128) -> Result<(u8, u16), u16> {
     let rx = bufs.meta(bi).rx_sw_if_index;
     let src = source_for(ifs, rx, to).ok_or(icmp_error::NO_SOURCE)?;
-    drop_tail(bufs, bi);
+    bufs.free_tail(bi);
     let mut b = bufs.get(bi);
     let (ty, code, data) = (
         b.meta.opaque[0] as u8,

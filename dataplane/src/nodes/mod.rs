@@ -48,6 +48,40 @@ impl ArcEdges {
     }
 }
 
+/// Address resolution (ARP requests, neighbor solicitations) at most once per `gap` clocks per
+/// target, per thread: a small table of recently asked targets indexed by a hash of the address.
+#[derive(Default)]
+pub struct ResolveThrottle {
+    recent: Vec<(u128, u64)>,
+}
+
+const RESOLVE_SLOTS: usize = 1024;
+
+impl ResolveThrottle {
+    #[inline]
+    fn slot(target: u128) -> usize {
+        (((target ^ target >> 64) as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 54) as usize
+            % RESOLVE_SLOTS
+    }
+
+    /// `target` was asked less than `gap` clocks before `now`.
+    #[inline]
+    pub fn throttled(&self, target: u128, now: u64, gap: u64) -> bool {
+        self.recent
+            .get(Self::slot(target))
+            .is_some_and(|&(ip, t)| ip == target && now.wrapping_sub(t) < gap)
+    }
+
+    /// Record that `target` is being asked now.
+    #[inline]
+    pub fn asked(&mut self, target: u128, now: u64) {
+        if self.recent.is_empty() {
+            self.recent = vec![(0, 0); RESOLVE_SLOTS];
+        }
+        self.recent[Self::slot(target)] = (target, now);
+    }
+}
+
 /// Device node names the standard graph knows (input, tx).
 pub const DEVICE_INPUT_NODES: &[&str] = &[
     "pg-input",
