@@ -217,6 +217,7 @@ enum AdjKey {
     Attached { sw: u32, v6: bool },
     Glean { sw: u32, v6: bool },
     Local { v6: bool },
+    Prohibit { v6: bool },
     Lookup { fib: u32, v6: bool },
 }
 
@@ -674,7 +675,8 @@ impl Forwarding {
         let t = self.table_id_of(ip6, fib);
         // The connected subnet (unless the address is a host prefix), then the address itself.
         if p.prefix_len() < p.max_len() {
-            let conn = self.connected_path(sw, i.l2, ip6);
+            // Attached: L2 interfaces glean each destination, L3 ones send straight out.
+            let conn = Path::attached(sw);
             self.route_set(ip6, t, p.masked(), vec![conn], Source::Interface)?;
         }
         self.route_set(
@@ -687,10 +689,6 @@ impl Forwarding {
         self.refresh_fast(sw);
         self.publish();
         Ok(())
-    }
-
-    fn connected_path(&mut self, sw: u32, _l2: bool, _v6: bool) -> Path {
-        Path::attached(sw)
     }
 
     pub fn address_del(&mut self, sw: u32, p: Prefix) -> Result<(), FwdError> {
@@ -1014,13 +1012,7 @@ impl Forwarding {
                     is_ip6: ip6,
                     ..Default::default()
                 };
-                vec![self.adj(
-                    AdjKey::Glean {
-                        sw: u32::MAX,
-                        v6: ip6,
-                    },
-                    a,
-                )]
+                vec![self.adj(AdjKey::Prohibit { v6: ip6 }, a)]
             }
             PathKind::Normal => match (p.next_hop, p.sw_if_index) {
                 (Some(nh), Some(sw)) if self.ifs.get(sw).is_some() => {
