@@ -3,7 +3,7 @@
 //! Counters are per thread. They are atomics only so that the control thread can read them;
 //! the owning worker updates them with plain load+store (no locked instructions).
 
-use crate::buffer::{flags, Buf, Buffers};
+use crate::buffer::{flags, Buffers};
 use crate::device::{RxQueue, TxQueue};
 use crate::graph::{Graph, NodeIndex, NodeKind, CONSUMED, MAX_VECTOR};
 use crate::tables::{Shared, WorkerTables, MAX_INTERFACES};
@@ -305,7 +305,6 @@ pub struct Runtime {
     stats: Arc<ThreadStats>,
     icmp_limit: RateLimiter,
     thread: usize,
-    drop_node: NodeIndex,
     overflow_error: u16,
     tracing: bool,
 }
@@ -341,7 +340,6 @@ impl Runtime {
             shared,
             stats,
             thread,
-            drop_node,
             overflow_error,
             tracing: false,
             graph,
@@ -689,11 +687,6 @@ impl Runtime {
             q.flush(&mut self.bufs);
         }
     }
-
-    /// Drop a packet from outside a node (e.g. a queue being torn down).
-    pub fn drop_node(&self) -> NodeIndex {
-        self.drop_node
-    }
 }
 
 /// The first bytes of a packet in hex, for traces.
@@ -717,10 +710,4 @@ pub fn tsc_hz() -> u64 {
         let ns = t.elapsed().as_nanos() as u64;
         ((c1 - c0) as u128 * 1_000_000_000 / ns.max(1) as u128) as u64
     })
-}
-
-/// Buffer helper for nodes that need a `Buf` by index inside a `Ctx`.
-#[inline(always)]
-pub fn buf<'b>(cx: &'b mut Ctx<'_>, bi: u32) -> Buf<'b> {
-    cx.bufs.get(bi)
 }
