@@ -972,14 +972,16 @@ fn show_neighbors(dp: &Dataplane) -> String {
 fn show_buffers(dp: &Dataplane) -> String {
     let p = &dp.pool;
     format!(
-        "Pool Name            Index NUMA  Size  Data Size  Total  Avail  Cached   Used  \ndefault-numa-0         0     0   {}  {}       {}  {}  {}  {}\nbacking: {:?}, double frees caught: {}\n",
+        "Pool Name            Index NUMA  Size  Data Size  Total  Avail  Cached   Used  \ndefault-numa-0         0     0   {}  {}       {}  {}  {}  {}\nbacking: {}, page size {} KiB ({}), double frees caught: {}\n",
         p.stride(),
         p.data_size(),
         p.capacity(),
         p.free_count(),
         p.cached_count(),
         p.in_use(),
-        p.backing(),
+        p.backing().name(),
+        p.backing().page_size() >> 10,
+        p.backing_reason(),
         p.double_frees()
     )
 }

@@ -146,10 +146,10 @@ impl Dataplane {
         let pool = BufferPool::with_backing(cfg.buffers, cfg.data_size, cfg.try_hugepages)
             .map_err(|e| format!("buffer pool: {e}"))?;
         log::info!(
-            "buffer pool: {} buffers of {} bytes on {:?}",
+            "buffer pool: {} buffers of {} bytes on {} pages",
             pool.capacity(),
             pool.data_size(),
-            pool.backing()
+            pool.backing().name()
         );
         let shared = Shared::new();
         let fwd = Forwarding::new(shared.clone());

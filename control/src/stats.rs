@@ -536,6 +536,21 @@ impl Writer {
         let input_rate = d.add("/sys/input_rate", TYPE_GAUGE, 0);
         let buf = ["cached", "used", "available"]
             .map(|k| d.add(&format!("/buffer-pools/{BUFFER_POOL}/{k}"), TYPE_GAUGE, 0));
+        // How the pool's memory is backed (rvpp's own entries; VPP has none): the page size
+        // as a gauge and the backing's name ("hugetlb", "shmem-thp", "normal").
+        let pool = &self.dp.pool;
+        let page_size = pool.backing().page_size() as u64;
+        d.add(
+            &format!("/buffer-pools/{BUFFER_POOL}/page-size"),
+            TYPE_GAUGE,
+            page_size,
+        );
+        let p = a.names([pool.backing().name()].into_iter())?;
+        d.add(
+            &format!("/buffer-pools/{BUFFER_POOL}/backing"),
+            TYPE_NAME_VECTOR,
+            p,
+        );
 
         // Interfaces. Counters without a source share one zeroed vector per kind.
         let (zero_simple, _) = a.counters(8, nt, ni)?;

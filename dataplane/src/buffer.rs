@@ -2,14 +2,16 @@
 //!
 //! Layout of buffer `i` at `base + i * stride`: 128 bytes of metadata, `HEADROOM` bytes for
 //! prepending headers, then `data_size` bytes of packet data. The region lives on a memfd so
-//! that drivers can share it with a peer (memif regions, AF_XDP UMEM); it is backed by 2 MiB
-//! hugepages when the system has them and by normal pages otherwise.
+//! that drivers can share it with a peer (memif regions, DPDK mbufs in place). Pages, in order
+//! of preference: reserved 2 MiB hugetlb pages; shmem transparent huge pages when the kernel's
+//! `shmem_enabled` allows them; 4 KiB pages. The choice and its reason are logged and shown by
+//! `show buffers`.
 //!
 //! Ownership rule (the invariant every `unsafe` here relies on): at any instant a buffer index
 //! is owned by exactly one holder: the pool's free list, one worker, or one device ring. Only
 //! the owner touches the buffer. Indices move between owners by value, never by sharing.
 
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -147,10 +149,32 @@ impl BufferMeta {
 /// How the pool's memory was obtained.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backing {
-    /// memfd on 2 MiB hugepages.
-    Hugepages,
-    /// memfd on normal pages, because hugepages were not available.
+    /// memfd on reserved 2 MiB hugetlb pages.
+    Hugetlb,
+    /// memfd advised for transparent huge pages (shmem THP), because no hugetlb pages were
+    /// reserved; the kernel uses 2 MiB pages where it can find them.
+    ShmemThp,
+    /// memfd on 4 KiB pages: neither hugetlb pages nor shmem THP were available.
     NormalPages,
+}
+
+impl Backing {
+    /// The page size the region is mapped with (THP: the size the kernel was asked for).
+    pub fn page_size(self) -> usize {
+        match self {
+            Backing::Hugetlb | Backing::ShmemThp => HUGE_2M,
+            Backing::NormalPages => 4096,
+        }
+    }
+
+    /// Short name for `show buffers` and the stats segment.
+    pub fn name(self) -> &'static str {
+        match self {
+            Backing::Hugetlb => "hugetlb",
+            Backing::ShmemThp => "shmem-thp",
+            Backing::NormalPages => "normal",
+        }
+    }
 }
 
 /// A mutable view of one buffer owned by the caller.
@@ -277,9 +301,13 @@ pub struct BufferPool {
     stride: usize,
     data_size: usize,
     backing: Backing,
+    backing_reason: String,
     free: Mutex<Vec<u32>>,
-    /// Buffers sitting in worker caches (for accounting).
-    cached: AtomicUsize,
+    /// Buffers not owned by a packet: in the free list or in a worker cache. One counter, so
+    /// `in_use` is consistent without a snapshot: alloc subtracts only after taking buffers
+    /// and free adds only after returning them, so it never exceeds `n_buffers`, even
+    /// transiently (moves between a cache and the free list do not touch it).
+    available: AtomicUsize,
     /// Frees of a buffer that was already free: a bug somewhere, counted instead of corrupting.
     double_frees: AtomicUsize,
 }
@@ -288,8 +316,6 @@ pub struct BufferPool {
 const fn round_up(n: usize, to: usize) -> usize {
     (n + to - 1) & !(to - 1)
 }
-
-const HUGE_2M: usize = 2 << 20;
 
 impl BufferPool {
     /// Create a pool of `n_buffers` buffers of `data_size` data bytes each.
@@ -311,26 +337,26 @@ impl BufferPool {
         }
         let stride = round_up(META_SIZE + HEADROOM + data_size, 64);
         let bytes = stride * n_buffers as usize;
-        let (region, backing) = match try_hugepages.then(|| map_memfd(bytes, true)) {
-            Some(Ok(r)) => (r, Backing::Hugepages),
-            Some(Err(e)) => {
-                log::warn!(
-                    "buffer pool: no 2 MiB hugepages for {} MiB ({e}); using normal pages",
-                    bytes >> 20
-                );
-                (map_memfd(bytes, false)?, Backing::NormalPages)
-            }
-            None => (map_memfd(bytes, false)?, Backing::NormalPages),
-        };
+        let (region, backing, backing_reason) = map_pool(bytes, try_hugepages)?;
+        if backing == Backing::Hugetlb {
+            log::info!("buffer pool: {} MiB on {backing_reason}", region.len >> 20);
+        } else {
+            log::warn!(
+                "buffer pool: {} MiB on {} pages: {backing_reason}",
+                region.len >> 20,
+                backing.name()
+            );
+        }
         let pool = Self {
             region,
             n_buffers,
             stride,
             data_size,
             backing,
+            backing_reason,
             // Reversed so that low indices are handed out first (nicer traces and tests).
             free: Mutex::new((0..n_buffers).rev().collect()),
-            cached: AtomicUsize::new(0),
+            available: AtomicUsize::new(n_buffers as usize),
             double_frees: AtomicUsize::new(0),
         };
         for i in 0..n_buffers {
@@ -364,6 +390,10 @@ impl BufferPool {
     pub fn backing(&self) -> Backing {
         self.backing
     }
+    /// Why the pool got the backing it has (which pages were tried and what the kernel said).
+    pub fn backing_reason(&self) -> &str {
+        &self.backing_reason
+    }
     /// The memfd behind the region, for sharing it with a peer.
     pub fn region_fd(&self) -> RawFd {
         self.region.fd.as_raw_fd()
@@ -390,13 +420,18 @@ impl BufferPool {
     pub fn free_count(&self) -> usize {
         self.free.lock().unwrap_or_else(|e| e.into_inner()).len()
     }
-    /// Buffers held by workers' caches.
+    /// Buffers held by workers' caches. For display: the free list and the counter are read
+    /// at different instants, so this can be briefly off (never negative).
     pub fn cached_count(&self) -> usize {
-        self.cached.load(Ordering::Relaxed)
+        self.available().saturating_sub(self.free_count())
     }
-    /// Buffers owned by packets in flight, rings, or leaks: capacity - free - cached.
+    /// Buffers not owned by any packet (free list and worker caches).
+    pub fn available(&self) -> usize {
+        self.available.load(Ordering::Relaxed)
+    }
+    /// Buffers owned by packets in flight, rings, or leaks. Always <= capacity.
     pub fn in_use(&self) -> usize {
-        self.n_buffers as usize - self.free_count() - self.cached_count()
+        (self.n_buffers as usize).saturating_sub(self.available())
     }
     pub fn double_frees(&self) -> usize {
         self.double_frees.load(Ordering::Relaxed)
@@ -415,36 +450,88 @@ impl BufferPool {
     }
 }
 
-fn map_memfd(bytes: usize, huge: bool) -> std::io::Result<Region> {
-    let len = if huge {
-        round_up(bytes, HUGE_2M)
+/// 2 MiB: the hugetlb page and the x86-64 THP size.
+pub const HUGE_2M: usize = 2 << 20;
+
+/// Whether the kernel will back shared memory (a memfd) with transparent huge pages when the
+/// mapping is advised, read from `/sys/kernel/mm/transparent_hugepage/shmem_enabled`.
+fn shmem_thp_mode() -> Option<String> {
+    let s = std::fs::read_to_string("/sys/kernel/mm/transparent_hugepage/shmem_enabled").ok()?;
+    // The active mode is the bracketed word: "always within_size advise [never] deny force".
+    let active = s.split_whitespace().find(|w| w.starts_with('['))?;
+    Some(active.trim_matches(['[', ']']).to_string())
+}
+
+/// The pool's memory: a memfd region and why it got the pages it has.
+fn map_pool(bytes: usize, try_hugetlb: bool) -> std::io::Result<(Region, Backing, String)> {
+    let mut why = if try_hugetlb {
+        match map_memfd(bytes, true) {
+            Ok(r) => return Ok((r, Backing::Hugetlb, "2 MiB hugetlb pages reserved".into())),
+            Err(e) => format!("no 2 MiB hugetlb pages for {} MiB ({e})", bytes >> 20),
+        }
     } else {
-        round_up(bytes, 4096)
+        "hugetlb pages not tried (no-hugetlb)".to_string()
     };
-    let mut mfd_flags = libc::MFD_CLOEXEC;
+    let region = map_memfd(bytes, false)?;
+    match shmem_thp_mode().as_deref() {
+        Some(m @ ("always" | "within_size" | "advise" | "force")) => {
+            // SAFETY: the range is exactly the mapping just made; madvise only changes the
+            // paging policy of memory we own and never invalidates it.
+            let rc = unsafe { libc::madvise(region.base.cast(), region.len, libc::MADV_HUGEPAGE) };
+            if rc == 0 {
+                let why = format!("{why}; shmem THP ({m}) advised on the memfd");
+                return Ok((region, Backing::ShmemThp, why));
+            }
+            why = format!(
+                "{why}; madvise(MADV_HUGEPAGE) refused: {}",
+                std::io::Error::last_os_error()
+            );
+        }
+        Some(m) => why = format!("{why}; shmem THP is '{m}' in transparent_hugepage/shmem_enabled"),
+        None => why = format!("{why}; no shmem THP support"),
+    }
+    Ok((region, Backing::NormalPages, why))
+}
+
+fn map_memfd(bytes: usize, huge: bool) -> std::io::Result<Region> {
+    use rustix::fs::MemfdFlags;
+    // Whole 2 MiB units either way, so a THP-advised region can be huge-mapped to its end.
+    let len = round_up(bytes, HUGE_2M);
+    let mut mfd_flags = MemfdFlags::CLOEXEC;
     if huge {
-        mfd_flags |= libc::MFD_HUGETLB | libc::MFD_HUGE_2MB;
+        mfd_flags |= MemfdFlags::HUGETLB | MemfdFlags::HUGE_2MB;
     }
-    // SAFETY: memfd_create takes a NUL-terminated name and flags; the returned fd is checked.
-    let fd = unsafe { libc::memfd_create(c"rvpp-buffers".as_ptr(), mfd_flags) };
-    if fd < 0 {
+    let fd = rustix::fs::memfd_create(c"rvpp-buffers", mfd_flags)?;
+    rustix::fs::ftruncate(&fd, len as u64)?;
+    // Map at a 2 MiB-aligned address, which THP needs to use a huge page for the first 2 MiB:
+    // reserve len + 2 MiB of address space, then place the file over its aligned part.
+    // SAFETY: a fresh PROT_NONE anonymous reservation aliases nothing; the result is checked.
+    let resv = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len + HUGE_2M,
+            libc::PROT_NONE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+            -1,
+            0,
+        )
+    };
+    if resv == libc::MAP_FAILED {
         return Err(std::io::Error::last_os_error());
     }
-    // SAFETY: fd is a fresh descriptor we own.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-    // SAFETY: plain syscall on our fd.
-    if unsafe { libc::ftruncate(fd.as_raw_fd(), len as libc::off_t) } != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    let mut mmap_flags = libc::MAP_SHARED;
+    let lead = (HUGE_2M - resv as usize % HUGE_2M) % HUGE_2M;
+    // SAFETY: lead < 2 MiB, so the aligned address stays inside the reservation.
+    let want = unsafe { resv.cast::<u8>().add(lead) };
+    let mut mmap_flags = libc::MAP_SHARED | libc::MAP_FIXED;
     if huge {
         // Fault the hugepages in now: a later SIGBUS on a short pool would kill a worker.
         mmap_flags |= libc::MAP_POPULATE;
     }
-    // SAFETY: mapping a file we own, length matches its size; the result is checked.
+    // SAFETY: MAP_FIXED replaces only pages of our own reservation ([want, want + len) lies
+    // inside [resv, resv + len + 2 MiB)); the file is `len` bytes long.
     let base = unsafe {
         libc::mmap(
-            std::ptr::null_mut(),
+            want.cast(),
             len,
             libc::PROT_READ | libc::PROT_WRITE,
             mmap_flags,
@@ -452,29 +539,63 @@ fn map_memfd(bytes: usize, huge: bool) -> std::io::Result<Region> {
             0,
         )
     };
-    if base == libc::MAP_FAILED {
-        return Err(std::io::Error::last_os_error());
-    }
-    if huge {
-        // MAP_POPULATE does not report failure; check that the pages are really there.
-        let mut st: libc::stat = unsafe { std::mem::zeroed() };
-        // SAFETY: fstat writes into st, a valid stat.
-        let ok = unsafe { libc::fstat(fd.as_raw_fd(), &mut st) } == 0;
-        let mut vec = vec![0u8; len / HUGE_2M];
-        // SAFETY: mincore writes one byte per page of the mapping into vec, sized for it.
-        let rc = unsafe { libc::mincore(base, len, vec.as_mut_ptr()) };
-        let all_resident = rc == 0 && vec.iter().all(|b| b & 1 == 1);
-        if !ok || !all_resident {
-            // SAFETY: base/len are the mapping just made.
-            unsafe { libc::munmap(base, len) };
-            return Err(std::io::Error::other("hugepages not resident"));
+    let failed = base == libc::MAP_FAILED;
+    let err = std::io::Error::last_os_error();
+    // Give back the unused head and tail of the reservation (the whole of it on failure).
+    let tail_start = lead + len;
+    // SAFETY: both ranges lie inside the reservation and outside the file mapping (or the
+    // mapping failed, and then the whole reservation goes); nothing refers to them.
+    unsafe {
+        if failed {
+            libc::munmap(resv, len + HUGE_2M);
+        } else {
+            if lead > 0 {
+                libc::munmap(resv, lead);
+            }
+            if tail_start < len + HUGE_2M {
+                libc::munmap(
+                    resv.cast::<u8>().add(tail_start).cast(),
+                    len + HUGE_2M - tail_start,
+                );
+            }
         }
     }
-    Ok(Region {
+    if failed {
+        return Err(err);
+    }
+    let region = Region {
         base: base.cast(),
         len,
         fd,
-    })
+    };
+    if huge && !all_resident(&region)? {
+        // Dropping the region unmaps it.
+        return Err(std::io::Error::other(
+            "hugepages not resident after MAP_POPULATE",
+        ));
+    }
+    Ok(region)
+}
+
+/// Whether every page of `r` is resident. MAP_POPULATE does not report failure, and a hugetlb
+/// cgroup limit can leave pages missing that would SIGBUS on first touch.
+fn all_resident(r: &Region) -> std::io::Result<bool> {
+    // mincore reports one byte per *base* page (PAGE_SIZE), even inside a hugetlb mapping.
+    // (Not rustix::param::page_size: its raw-syscall backend parses the vDSO from the aux
+    // vector, which segfaults under valgrind, the memory checker CI runs this under.)
+    // SAFETY: sysconf takes no pointers and has no preconditions.
+    let page = match unsafe { libc::sysconf(libc::_SC_PAGESIZE) } {
+        p if p > 0 => p as usize,
+        _ => 4096,
+    };
+    let mut vec = vec![0u8; r.len.div_ceil(page)];
+    // SAFETY: `vec` holds len / PAGE_SIZE bytes (rounded up), exactly what mincore writes for
+    // a `len`-byte range; `r.base` is page aligned and the range is our live mapping.
+    let rc = unsafe { libc::mincore(r.base.cast(), r.len, vec.as_mut_ptr()) };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(vec.iter().all(|b| b & 1 == 1))
 }
 
 /// A worker's handle on the pool: allocation and free go through a local cache, so the shared
@@ -520,7 +641,7 @@ impl Buffers {
             m.pool_free = 0;
         }
         self.cache.truncate(from);
-        self.pool.cached.fetch_sub(n, Ordering::Relaxed);
+        self.pool.available.fetch_sub(n, Ordering::Relaxed);
         n
     }
 
@@ -538,7 +659,6 @@ impl Buffers {
         let from = free.len() - take;
         self.cache.extend_from_slice(&free[from..]);
         free.truncate(from);
-        self.pool.cached.fetch_add(take, Ordering::Relaxed);
     }
 
     /// Return buffers (and the rest of their chains) to the pool.
@@ -548,9 +668,10 @@ impl Buffers {
         for &bi in bufs {
             self.free_chain(bi);
         }
-        // One shared-counter update per call, not per buffer.
+        // One shared-counter update per call, not per buffer, and only after the buffers are
+        // back in the cache (see `BufferPool::available`).
         self.pool
-            .cached
+            .available
             .fetch_add(self.cache.len() - before, Ordering::Relaxed);
         if self.cache.len() > CACHE_SIZE {
             self.spill();
@@ -601,22 +722,18 @@ impl Buffers {
     #[cold]
     fn spill(&mut self) {
         let keep = CACHE_SIZE - CACHE_BATCH;
-        let n = self.cache.len() - keep;
         let mut free = self.pool.free.lock().unwrap_or_else(|e| e.into_inner());
         free.extend_from_slice(&self.cache[keep..]);
         drop(free);
         self.cache.truncate(keep);
-        self.pool.cached.fetch_sub(n, Ordering::Relaxed);
     }
 
     /// Give every cached buffer back to the shared list (at thread exit, or for accounting).
     pub fn flush(&mut self) {
-        let n = self.cache.len();
         let mut free = self.pool.free.lock().unwrap_or_else(|e| e.into_inner());
         free.extend_from_slice(&self.cache);
         drop(free);
         self.cache.clear();
-        self.pool.cached.fetch_sub(n, Ordering::Relaxed);
     }
 
     #[inline(always)]
@@ -815,13 +932,105 @@ mod tests {
         assert!(!b.set_len(HEADROOM + 2048 + 1));
     }
 
+    /// Free 2 MiB hugetlb pages, from /proc/meminfo.
+    fn free_hugepages() -> usize {
+        let m = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+        m.lines()
+            .find_map(|l| l.strip_prefix("HugePages_Free:"))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0)
+    }
+
     #[test]
-    fn hugepage_pool_or_clean_fallback() {
-        // Either backing is fine; the pool must come up and work.
+    fn hugetlb_pool_when_pages_are_reserved() {
+        // 1024 buffers of 2048 B: a 2.4 MiB pool, so two 2 MiB pages. With pages reserved the
+        // hugetlb path must work (it is what every Calico node runs); without, the fallback
+        // must come up, say why, and work too.
+        let reserved = free_hugepages() >= 2;
         let pool = BufferPool::new(1024, 2048).unwrap();
+        if reserved {
+            assert_eq!(
+                pool.backing(),
+                Backing::Hugetlb,
+                "{}",
+                pool.backing_reason()
+            );
+        } else {
+            assert_ne!(pool.backing(), Backing::Hugetlb);
+            assert!(!pool.backing_reason().is_empty());
+        }
+        assert_eq!(pool.region_len() % HUGE_2M, 0);
+        assert_eq!(
+            pool.region_base() as usize % HUGE_2M,
+            0,
+            "region not 2 MiB aligned"
+        );
         let mut w = pool.local();
-        let bi = w.alloc_one().unwrap();
-        w.get(bi).tail_room_mut()[0] = 7;
-        w.free(&[bi]);
+        let mut v = vec![0u32; 1024];
+        assert_eq!(w.alloc(&mut v), 1024);
+        // Touch every buffer's first and last data byte: a missing page would fault here.
+        for &bi in &v {
+            let mut b = w.get(bi);
+            let raw = b.raw_mut();
+            let last = raw.len() - 1;
+            raw[0] = 7;
+            raw[last] = 9;
+        }
+        w.free(&v);
+        w.flush();
+        assert_eq!(pool.in_use(), 0);
+    }
+
+    #[test]
+    fn no_hugetlb_pool_uses_a_fallback_and_says_why() {
+        let pool = BufferPool::with_backing(1024, 2048, false).unwrap();
+        assert_ne!(pool.backing(), Backing::Hugetlb);
+        assert!(
+            pool.backing_reason().contains("not tried"),
+            "{}",
+            pool.backing_reason()
+        );
+    }
+
+    #[test]
+    fn in_use_never_exceeds_capacity_under_churn() {
+        // Workers allocate, pass and free buffers in batches that make their caches spill and
+        // refill, while a reader (the stats segment's role) samples the accounting.
+        let pool = BufferPool::with_backing(4096, 256, false).unwrap();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let workers: Vec<_> = (0..3)
+            .map(|t| {
+                let (pool, stop) = (pool.clone(), stop.clone());
+                std::thread::spawn(move || {
+                    let mut w = pool.local();
+                    let mut v = vec![0u32; 300 + 200 * t];
+                    let mut rounds = 0u64;
+                    while !stop.load(Ordering::Relaxed) {
+                        let n = w.alloc(&mut v);
+                        w.free(&v[..n]);
+                        rounds += 1;
+                    }
+                    rounds
+                })
+            })
+            .collect();
+        let cap = pool.capacity() as usize;
+        let mut samples = 0u64;
+        let t0 = std::time::Instant::now();
+        while t0.elapsed() < std::time::Duration::from_millis(500) {
+            let u = pool.in_use();
+            assert!(u <= cap, "in_use {u} > capacity {cap}");
+            assert!(pool.available() <= cap);
+            assert!(pool.cached_count() <= cap);
+            samples += 1;
+        }
+        stop.store(true, Ordering::Relaxed);
+        let rounds: u64 = workers.into_iter().map(|h| h.join().unwrap()).sum();
+        assert!(
+            rounds > 100 && samples > 100,
+            "rounds {rounds}, samples {samples}"
+        );
+        assert_eq!(pool.in_use(), 0);
+        assert_eq!(pool.free_count(), cap);
     }
 }
