@@ -38,8 +38,6 @@ mod imp {
     use rvpp_dataplane::tables::Shared;
     use rvpp_drivers::dpdk::{self, EalConfig, Port, PortConfig, RxMode, RxTemplate};
     use serde_json::json;
-    use std::io::Write;
-    use std::process::{Child, ChildStdin, Command, Stdio};
     use std::sync::Arc;
     use std::time::{Duration, Instant};
 
@@ -242,111 +240,9 @@ mod imp {
         })
     }
 
-    struct Testpmd {
-        child: Child,
-        stdin: Option<ChildStdin>,
-        log: std::path::PathBuf,
-    }
-
-    impl Drop for Testpmd {
-        fn drop(&mut self) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-            let _ = std::fs::remove_file(&self.log);
-        }
-    }
-
-    impl Testpmd {
-        fn cmd(&mut self, c: &str, wait: Duration) -> String {
-            let from = std::fs::metadata(&self.log).map_or(0, |m| m.len() as usize);
-            if let Some(s) = &mut self.stdin {
-                let _ = writeln!(s, "{c}");
-                let _ = s.flush();
-            }
-            std::thread::sleep(wait);
-            let all = std::fs::read(&self.log).unwrap_or_default();
-            String::from_utf8_lossy(&all[from.min(all.len())..]).into_owned()
-        }
-    }
-
-    fn tx_packets(out: &str) -> u64 {
-        out.lines()
-            .filter_map(|l| {
-                let p = l.find("TX-packets:")? + "TX-packets:".len();
-                l[p..].split_whitespace().next()?.parse::<u64>().ok()
-            })
-            .sum()
-    }
-
     /// testpmd io forwarding between two net_null vdevs, its forwarding lcore on `core`.
     fn testpmd_once(o: &Opts, core: usize) -> Result<f64, String> {
-        let tag = format!("rvpp-dn-{}", std::process::id());
-        let log = std::env::temp_dir().join(format!("{tag}.log"));
-        let f = std::fs::File::create(&log).map_err(|e| e.to_string())?;
-        let main = if core == 0 { 1 } else { 0 };
-        let mut cmd = Command::new(&o.testpmd);
-        cmd.args([
-            "--no-huge",
-            "-m",
-            "1024",
-            "--no-pci",
-            "--no-shconf",
-            "--no-telemetry",
-        ])
-        .arg(format!("--file-prefix={tag}"))
-        .arg(format!("--lcores=0@{main},1@{core}"))
-        .arg(format!("--vdev=net_null0,size={}", o.size))
-        .arg(format!("--vdev=net_null1,size={}", o.size))
-        .arg("--")
-        .args(["--no-mlockall", "-i", "--forward-mode=io", "--nb-cores=1"])
-        .arg("--total-num-mbufs=32768")
-        .stdin(Stdio::piped())
-        .stdout(f.try_clone().map_err(|e| e.to_string())?)
-        .stderr(f);
-        let mut child = cmd.spawn().map_err(|e| format!("{}: {e}", o.testpmd))?;
-        let stdin = child.stdin.take();
-        let mut t = Testpmd { child, stdin, log };
-        // Wait for the prompt.
-        let t0 = Instant::now();
-        loop {
-            let s = std::fs::read_to_string(&t.log).unwrap_or_default();
-            if s.contains("testpmd>") {
-                break;
-            }
-            if let Ok(Some(st)) = t.child.try_wait() {
-                return Err(format!("testpmd exited ({st}):\n{s}"));
-            }
-            if t0.elapsed() > Duration::from_secs(30) {
-                return Err(format!("testpmd did not start:\n{s}"));
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        // testpmd's stdout is block-buffered into the log: run start .. stop, quit, and read
-        // the accumulated forward statistics that `stop` prints once it has exited.
-        let start = Instant::now();
-        t.cmd("start", Duration::from_secs_f64(o.seconds));
-        t.cmd("stop", Duration::from_millis(0));
-        let secs = start.elapsed().as_secs_f64();
-        t.cmd("quit", Duration::from_millis(0));
-        t.stdin = None;
-        let t0 = Instant::now();
-        while t.child.try_wait().map_err(|e| e.to_string())?.is_none() {
-            if t0.elapsed() > Duration::from_secs(20) {
-                return Err("testpmd does not quit".into());
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let out = std::fs::read_to_string(&t.log).unwrap_or_default();
-        let acc = out
-            .split("Accumulated forward statistics")
-            .nth(1)
-            .unwrap_or("");
-        let tx = acc.lines().take(4).collect::<Vec<_>>().join("\n");
-        let tx = tx_packets(&tx);
-        if tx == 0 {
-            return Err(format!("testpmd forwarded nothing:\n{out}"));
-        }
-        Ok(tx as f64 / secs / 1e6)
+        crate::testpmd::null_forward(&o.testpmd, "io", o.size, false, o.seconds, core)
     }
 
     pub fn run(args: &[String]) -> Result<serde_json::Value, String> {

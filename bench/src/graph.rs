@@ -5,15 +5,16 @@ use rvpp_dataplane::buffer::BufferPool;
 use rvpp_dataplane::fib::Ip4FibConfig;
 use rvpp_dataplane::forwarding::{mask4, Forwarding, Path, Prefix};
 use rvpp_dataplane::nodes::{standard_graph, FeatureArcs};
-use rvpp_dataplane::runtime::{tsc_hz, Runtime};
+use rvpp_dataplane::runtime::Runtime;
 use rvpp_dataplane::tables::Shared;
 use rvpp_drivers::pg::{NullTx, PgStream};
 use serde_json::json;
 use std::time::{Duration, Instant};
 
-/// VPP v26.10-rc0 on this machine class, from the issue (its own pg, 60-byte packets, one core).
-const VPP_MPPS: f64 = 25.6;
-const VPP_FWD_CLOCKS: f64 = 49.6;
+/// A reference, not a peer: VPP v26.10-rc0 figures recorded by hand on this machine class on
+/// another day (its own pg, 60-byte packets, one core). The same-run peer is testpmd.
+const VPP_REF_MPPS: f64 = 25.6;
+const VPP_REF_FWD_CLOCKS: f64 = 49.6;
 const FORWARDING_NODES: [&str; 4] = ["ethernet-input", "ip4-input", "ip4-lookup", "ip4-rewrite"];
 
 /// xorshift64*: reproducible prefixes without a dependency.
@@ -58,10 +59,17 @@ pub struct GraphResult {
     pub fwd_clocks: f64,
     pub total_clocks: f64,
     pub program_secs: f64,
+    /// The buffer pool's backing ("hugetlb", "shmem-thp", "normal").
+    pub pool_backing: &'static str,
 }
 
-pub fn run_once(routes: usize, seconds: f64, size: usize) -> Result<GraphResult, String> {
-    let pool = BufferPool::new(16384, 2048).map_err(|e| e.to_string())?;
+pub fn run_once(
+    routes: usize,
+    seconds: f64,
+    size: usize,
+    try_hugetlb: bool,
+) -> Result<GraphResult, String> {
+    let pool = BufferPool::with_backing(16384, 2048, try_hugetlb).map_err(|e| e.to_string())?;
     let shared = Shared::new();
     let cfg = Ip4FibConfig {
         tbl8_groups: (routes as u32 / 2).max(1 << 12),
@@ -164,6 +172,7 @@ pub fn run_once(routes: usize, seconds: f64, size: usize) -> Result<GraphResult,
         fwd_clocks,
         total_clocks: total,
         program_secs,
+        pool_backing: pool.backing().name(),
     })
 }
 
@@ -172,42 +181,13 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-pub fn run(args: &[String]) -> Result<serde_json::Value, String> {
-    let mut routes = 1usize;
-    let mut seconds = 2.0;
-    let mut runs = 3usize;
-    let mut size = 64usize;
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        let mut val = || it.next().ok_or(format!("{a} needs a value"));
-        match a.as_str() {
-            "--routes" => routes = val()?.parse().map_err(|_| "bad --routes")?,
-            "--seconds" => seconds = val()?.parse().map_err(|_| "bad --seconds")?,
-            "--runs" => runs = val()?.parse().map_err(|_| "bad --runs")?,
-            "--size" => size = val()?.parse().map_err(|_| "bad --size")?,
-            other => return Err(format!("unknown option {other}")),
-        }
-    }
-    if let Some(c) = core_affinity::get_core_ids().and_then(|ids| ids.last().copied()) {
-        core_affinity::set_for_current(c);
-    }
-    let mut results = Vec::new();
-    for r in 0..runs.max(1) {
-        let res = run_once(routes, seconds, size)?;
-        println!(
-            "run {}: {:.2} Mpps, forwarding nodes {:.1} clocks/pkt, all nodes {:.1} clocks/pkt (routes programmed in {:.2} s)",
-            r + 1,
-            res.mpps,
-            res.fwd_clocks,
-            res.total_clocks,
-            res.program_secs
-        );
-        results.push(res);
-    }
+/// Medians of a set of runs, per node too.
+fn summarize(results: &[GraphResult], label: &str) -> serde_json::Value {
     let mpps = median(results.iter().map(|r| r.mpps).collect());
     let fwd = median(results.iter().map(|r| r.fwd_clocks).collect());
     let total = median(results.iter().map(|r| r.total_clocks).collect());
     let mut nodes = serde_json::Map::new();
+    println!("{label}: median {mpps:.2} Mpps, forwarding nodes {fwd:.1} clocks/pkt, all nodes {total:.1}");
     for (name, _) in &results[0].per_node {
         let v = median(
             results
@@ -218,29 +198,133 @@ pub fn run(args: &[String]) -> Result<serde_json::Value, String> {
         println!("  {name:<20} {v:>7.1} clocks/pkt");
         nodes.insert(name.clone(), json!((v * 10.0).round() / 10.0));
     }
-    println!(
-        "median: {mpps:.2} Mpps ({:.2}x VPP's {VPP_MPPS}), forwarding nodes {fwd:.1} clocks/pkt ({:.2}x VPP's {VPP_FWD_CLOCKS}); tsc {:.2} GHz",
-        mpps / VPP_MPPS,
-        fwd / VPP_FWD_CLOCKS,
-        tsc_hz() as f64 / 1e9
-    );
-    println!(
-        "  (VPP figures are the reference numbers measured on this machine class, not in this run)"
-    );
-    Ok(json!({
-        "benchmark": "graph",
-        "routes": routes,
-        "frame_bytes": size,
-        "runs": results.len(),
+    json!({
+        "pool_backing": results[0].pool_backing,
         "mpps": (mpps * 100.0).round() / 100.0,
         "mpps_runs": results.iter().map(|r| (r.mpps * 100.0).round() / 100.0).collect::<Vec<_>>(),
         "forwarding_clocks_per_packet": (fwd * 10.0).round() / 10.0,
+        "forwarding_clocks_runs": results.iter().map(|r| (r.fwd_clocks * 10.0).round() / 10.0).collect::<Vec<_>>(),
         "all_nodes_clocks_per_packet": (total * 10.0).round() / 10.0,
         "clocks_per_packet": nodes,
         "route_program_seconds": results[0].program_secs,
-        "tsc_ghz": tsc_hz() as f64 / 1e9,
-        "vpp_reference": {"mpps": VPP_MPPS, "forwarding_clocks_per_packet": VPP_FWD_CLOCKS, "measured_in_this_run": false},
-        "ratio_mpps_vs_vpp": (mpps / VPP_MPPS * 100.0).round() / 100.0,
-        "ratio_clocks_vs_vpp": (fwd / VPP_FWD_CLOCKS * 100.0).round() / 100.0,
-    }))
+    })
+}
+
+pub fn run(args: &[String]) -> Result<serde_json::Value, String> {
+    let mut routes = 1usize;
+    let mut seconds = 2.0;
+    let mut runs = 3usize;
+    let mut size = 64usize;
+    // Which pool backings to measure: the default (hugetlb if reserved), none, or both
+    // interleaved in one sequence.
+    let mut pages = vec![true];
+    let mut testpmd = Some("dpdk-testpmd".to_string());
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let mut val = || it.next().ok_or(format!("{a} needs a value"));
+        match a.as_str() {
+            "--routes" => routes = val()?.parse().map_err(|_| "bad --routes")?,
+            "--seconds" => seconds = val()?.parse().map_err(|_| "bad --seconds")?,
+            "--runs" => runs = val()?.parse().map_err(|_| "bad --runs")?,
+            "--size" => size = val()?.parse().map_err(|_| "bad --size")?,
+            "--pages" => {
+                pages = match val()?.as_str() {
+                    "auto" => vec![true],
+                    "no-hugetlb" => vec![false],
+                    "both" => vec![true, false],
+                    _ => return Err("--pages expects auto, no-hugetlb or both".into()),
+                }
+            }
+            "--testpmd" => testpmd = Some(val()?.clone()),
+            "--no-peer" => testpmd = None,
+            other => return Err(format!("unknown option {other}")),
+        }
+    }
+    let core = core_affinity::get_core_ids().and_then(|ids| ids.last().copied());
+    if let Some(c) = core {
+        core_affinity::set_for_current(c);
+    }
+    let core = core.map_or(0, |c| c.id);
+    let mut results: Vec<Vec<GraphResult>> = pages.iter().map(|_| Vec::new()).collect();
+    let mut peer = Vec::new();
+    for r in 0..runs.max(1) {
+        for (k, &huge) in pages.iter().enumerate() {
+            let res = run_once(routes, seconds, size, huge)?;
+            println!(
+                "run {} [{}]: {:.2} Mpps, forwarding nodes {:.1} clocks/pkt, all nodes {:.1} clocks/pkt (routes programmed in {:.2} s)",
+                r + 1,
+                res.pool_backing,
+                res.mpps,
+                res.fwd_clocks,
+                res.total_clocks,
+                res.program_secs
+            );
+            results[k].push(res);
+        }
+        if let Some(tp) = &testpmd {
+            // Same core, same frame size, right after rvpp's runs.
+            let m = crate::testpmd::null_forward(tp, "5tswap", size, true, seconds, core)?;
+            println!(
+                "run {} [peer]: testpmd 5tswap on net_null (copy=1) {m:.2} Mpps",
+                r + 1
+            );
+            peer.push(m);
+        }
+    }
+    let sets: Vec<serde_json::Value> = results
+        .iter()
+        .map(|rs| summarize(rs, rs[0].pool_backing))
+        .collect();
+    let main = &sets[0];
+    let mpps = main["mpps"].as_f64().unwrap_or(0.0);
+    let fwd = main["forwarding_clocks_per_packet"].as_f64().unwrap_or(0.0);
+    let peer_mpps = (!peer.is_empty()).then(|| median(peer.clone()));
+    if let Some(p) = peer_mpps {
+        println!(
+            "same-run peer: testpmd 5tswap {p:.2} Mpps; rvpp/peer {:.2}x",
+            mpps / p
+        );
+    }
+    if sets.len() == 2 {
+        let other = sets[1]["mpps"].as_f64().unwrap_or(0.0);
+        println!(
+            "{} / {}: {:.2}x Mpps",
+            sets[1]["pool_backing"],
+            sets[0]["pool_backing"],
+            other / mpps
+        );
+    }
+    println!(
+        "reference (not this run): VPP {VPP_REF_MPPS} Mpps, {VPP_REF_FWD_CLOCKS} forwarding clocks, recorded by hand; rvpp {:.2}x Mpps, {:.2}x clocks",
+        mpps / VPP_REF_MPPS,
+        fwd / VPP_REF_FWD_CLOCKS
+    );
+    let mut out = json!({
+        "benchmark": "graph",
+        "routes": routes,
+        "frame_bytes": size,
+        "runs": results[0].len(),
+        "core": core,
+        "by_pool_backing": sets,
+        "peer": peer_mpps.map(|p| json!({
+            "what": "dpdk-testpmd --forward-mode=5tswap between two net_null vdevs with copy=1, same core, same frame size, interleaved with rvpp's runs",
+            "mpps": (p * 100.0).round() / 100.0,
+            "mpps_runs": peer.iter().map(|m| (m * 100.0).round() / 100.0).collect::<Vec<_>>(),
+            "ratio_rvpp_mpps_to_peer": (mpps / p * 100.0).round() / 100.0,
+        })),
+        "vpp_reference": {
+            "measured_in_this_run": false,
+            "mpps": VPP_REF_MPPS,
+            "forwarding_clocks_per_packet": VPP_REF_FWD_CLOCKS,
+            "ratio_mpps_vs_reference": (mpps / VPP_REF_MPPS * 100.0).round() / 100.0,
+            "ratio_clocks_vs_reference": (fwd / VPP_REF_FWD_CLOCKS * 100.0).round() / 100.0,
+        },
+    });
+    // The first backing's figures at the top level, for scripts that read one set.
+    if let (Some(o), Some(m)) = (out.as_object_mut(), main.as_object()) {
+        for (k, v) in m {
+            o.insert(k.clone(), v.clone());
+        }
+    }
+    Ok(out)
 }

@@ -2,14 +2,17 @@
 
 mod api_rate;
 mod dpdk_null;
+mod env;
 mod fib;
 mod graph;
 mod memif_loop;
 mod pod_tcp;
+mod testpmd;
 mod uplink;
 
 const USAGE: &str = "usage: rvpp-bench <benchmark> [options] [--json]
-  graph [--routes N] [--seconds S] [--runs R] [--size B]   one-core IPv4 forwarding graph
+  graph [--routes N] [--seconds S] [--runs R] [--size B] [--pages auto|no-hugetlb|both] [--testpmd PATH | --no-peer]
+                one-core IPv4 forwarding graph, next to testpmd 5tswap on net_null in the same run
   fib [--routes N] [--lookups N] [--reps N] [--passes N] [--tbl8 N] [--seed N] [--dpdk PATH | --no-dpdk]
                 lookups/s next to DPDK's rte_fib (dpdk-test-fib) on the same routes
   memif-loop [--runs R] [--seconds S] [--sizes 64,1518] [--testpmd PATH]
@@ -49,7 +52,10 @@ fn main() {
         other => Err(format!("unknown benchmark {other}\n{USAGE}")),
     };
     match r {
-        Ok(v) => {
+        Ok(mut v) => {
+            if let Some(o) = v.as_object_mut() {
+                o.insert("environment".into(), env::describe());
+            }
             if json {
                 println!("{v}");
             }

@@ -241,12 +241,7 @@ fn testpmd_cycles(out: &str) -> Option<(f64, f64)> {
 
 /// Sum of `RX-packets:` in testpmd's `show port stats all`.
 fn port_rx(out: &str) -> u64 {
-    out.lines()
-        .filter_map(|l| {
-            let p = l.find("RX-packets:")? + "RX-packets:".len();
-            l[p..].split_whitespace().next()?.parse::<u64>().ok()
-        })
-        .sum()
+    crate::testpmd::sum_counter(out, "RX-packets:")
 }
 
 /// Cache-line round trip between cores 0 and 1, in ns (two pinned threads ping-pong a line).

@@ -453,6 +453,15 @@ impl BufferPool {
 /// 2 MiB: the hugetlb page and the x86-64 THP size.
 pub const HUGE_2M: usize = 2 << 20;
 
+/// Free 2 MiB hugetlb pages on the machine, from /proc/meminfo (0 if unknown).
+pub fn free_hugepages() -> usize {
+    let m = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    m.lines()
+        .find_map(|l| l.strip_prefix("HugePages_Free:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}
+
 /// Whether the kernel will back shared memory (a memfd) with transparent huge pages when the
 /// mapping is advised, read from `/sys/kernel/mm/transparent_hugepage/shmem_enabled`.
 fn shmem_thp_mode() -> Option<String> {
@@ -930,15 +939,6 @@ mod tests {
         assert!(b.retreat(14 + HEADROOM));
         assert!(!b.retreat(1));
         assert!(!b.set_len(HEADROOM + 2048 + 1));
-    }
-
-    /// Free 2 MiB hugetlb pages, from /proc/meminfo.
-    fn free_hugepages() -> usize {
-        let m = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
-        m.lines()
-            .find_map(|l| l.strip_prefix("HugePages_Free:"))
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or(0)
     }
 
     #[test]

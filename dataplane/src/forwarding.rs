@@ -793,8 +793,11 @@ impl Forwarding {
         } else {
             let mut cfg = self.fib4_config.clone();
             if table_id != 0 {
-                // VRFs other than the default are usually small (Calico pod VRFs).
+                // VRFs other than the default are usually small (Calico pod VRFs): few tbl8
+                // groups, and 4 KiB pages so a handful of routes commits kilobytes, not 2 MiB
+                // pages (or 128 MiB of reserved hugetlb pages) per VRF.
                 cfg.tbl8_groups = cfg.tbl8_groups.min(1 << 12);
+                cfg.huge_pages = false;
             }
             let t = Ip4Table {
                 table_id,

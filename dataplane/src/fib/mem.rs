@@ -2,7 +2,11 @@
 //!
 //! Tables are anonymous private mappings: the kernel hands out zero pages on first touch, so
 //! a VRF with a handful of routes commits a few pages of its 64 MiB tbl24, not all of it.
+//! Big tables can ask for 2 MiB pages instead: reserved hugetlb pages when the machine has
+//! enough free (committed whole at map time, no TLB miss per lookup), else transparent huge
+//! pages (committed per touched 2 MiB).
 
+use crate::buffer::free_hugepages;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU32, AtomicU8};
 
@@ -26,6 +30,52 @@ pub(crate) struct Zeroed<T: Zeroable> {
     map_len: usize,
     data: NonNull<T>,
     len: usize,
+    backing: TableBacking,
+}
+
+/// The pages behind a table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TableBacking {
+    /// Reserved 2 MiB hugetlb pages.
+    Hugetlb,
+    /// 4 KiB pages advised for transparent huge pages.
+    Thp,
+    /// 4 KiB pages.
+    Normal,
+}
+
+impl TableBacking {
+    pub fn name(self) -> &'static str {
+        match self {
+            TableBacking::Hugetlb => "hugetlb",
+            TableBacking::Thp => "thp",
+            TableBacking::Normal => "normal",
+        }
+    }
+}
+
+/// A private anonymous mapping of `len` bytes on reserved hugetlb pages, if the machine has
+/// them to spare. Reserved at map time (no MAP_NORESERVE), so a touch can never SIGBUS.
+fn map_hugetlb(len: usize) -> Option<NonNull<u8>> {
+    // Leave a quarter of the free pages for buffer pools and DPDK that may come later.
+    if len.div_ceil(HUGE) > free_hugepages() * 3 / 4 {
+        return None;
+    }
+    // SAFETY: a fresh private anonymous mapping aliases nothing; len is a multiple of 2 MiB
+    // (the caller rounds it), as MAP_HUGETLB requires; the result is checked.
+    let p = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_HUGETLB | libc::MAP_HUGE_2MB,
+            -1,
+            0,
+        )
+    };
+    (p != libc::MAP_FAILED)
+        .then(|| NonNull::new(p.cast::<u8>()))
+        .flatten()
 }
 
 // SAFETY: `Zeroed<T>` owns its mapping like a `Box<[T]>`; sending it or sharing `&` to it is
@@ -35,10 +85,23 @@ unsafe impl<T: Zeroable + Send> Send for Zeroed<T> {}
 unsafe impl<T: Zeroable + Sync> Sync for Zeroed<T> {}
 
 impl<T: Zeroable> Zeroed<T> {
-    /// Maps `len` zeroed elements. `huge` asks for transparent huge pages (fewer TLB misses on
-    /// big tables; each touched 2 MiB region is then committed whole).
+    /// Maps `len` zeroed elements. `huge` asks for 2 MiB pages (fewer TLB misses on big
+    /// tables): hugetlb when reserved, else transparent huge pages.
     pub(crate) fn new(len: usize, huge: bool) -> Option<Self> {
         let bytes = len.checked_mul(std::mem::size_of::<T>())?.max(1);
+        if huge && bytes >= HUGE {
+            let map_len = bytes.checked_next_multiple_of(HUGE)?;
+            if let Some(map) = map_hugetlb(map_len) {
+                // hugetlb mappings are 2 MiB aligned, hence aligned for T.
+                return Some(Self {
+                    map,
+                    map_len,
+                    data: map.cast(),
+                    len,
+                    backing: TableBacking::Hugetlb,
+                });
+            }
+        }
         // Over-map by one huge page so the data can start 2 MiB aligned (THP needs that).
         let map_len = bytes.checked_add(if bytes >= HUGE { HUGE } else { 0 })?;
         // SAFETY: a fresh private anonymous mapping aliases nothing; arguments are valid.
@@ -63,10 +126,13 @@ impl<T: Zeroable> Zeroed<T> {
         };
         // SAFETY: off < HUGE and map_len = bytes + HUGE, so the data stays inside the mapping.
         let data = unsafe { map.as_ptr().add(off) };
+        let mut backing = TableBacking::Normal;
         if huge && bytes >= HUGE {
             // SAFETY: the range lies inside our mapping; madvise only changes paging policy.
             // Failure (THP disabled) just leaves 4 KiB pages.
-            unsafe { libc::madvise(data.cast(), bytes, libc::MADV_HUGEPAGE) };
+            if unsafe { libc::madvise(data.cast(), bytes, libc::MADV_HUGEPAGE) } == 0 {
+                backing = TableBacking::Thp;
+            }
         }
         let data = NonNull::new(data.cast::<T>())?;
         Some(Self {
@@ -74,7 +140,12 @@ impl<T: Zeroable> Zeroed<T> {
             map_len,
             data,
             len,
+            backing,
         })
+    }
+
+    pub(crate) fn backing(&self) -> TableBacking {
+        self.backing
     }
 
     pub(crate) fn as_slice(&self) -> &[T] {
@@ -341,5 +412,35 @@ pub(crate) mod gather {
             }
             i += 8;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn big_tables_take_2m_pages_small_ones_do_not() {
+        // 64 MiB, the size of a tbl24: 32 hugetlb pages when 3/4 of the free ones cover it.
+        let free = free_hugepages();
+        let mut t = Zeroed::<AtomicU32>::new(1 << 24, true).unwrap();
+        if free * 3 / 4 >= 32 {
+            assert_eq!(t.backing(), TableBacking::Hugetlb);
+        } else {
+            assert_ne!(t.backing(), TableBacking::Hugetlb);
+        }
+        // Zeroed, writable to the last element, and aligned for the gathers.
+        let s = t.as_mut_slice();
+        assert_eq!(s.len(), 1 << 24);
+        assert_eq!(
+            s[(1 << 24) - 1].load(std::sync::atomic::Ordering::Relaxed),
+            0
+        );
+        s[(1 << 24) - 1].store(7, std::sync::atomic::Ordering::Relaxed);
+        assert_eq!(s.as_ptr() as usize % 4096, 0);
+        let small = Zeroed::<AtomicU32>::new(1 << 24, false).unwrap();
+        assert_eq!(small.backing(), TableBacking::Normal);
+        let tiny = Zeroed::<u8>::new(100, true).unwrap();
+        assert_eq!(tiny.backing(), TableBacking::Normal);
     }
 }
