@@ -630,10 +630,13 @@ impl RxPool {
         let mut mbufs: Vec<*mut sys::rte_mbuf> = vec![std::ptr::null_mut(); n as usize];
         // SAFETY: mp is a fresh pool of exactly n mbufs; mbufs has room for n.
         let rc = unsafe { sys::rvpp_pktmbuf_alloc_bulk(mp, mbufs.as_mut_ptr(), n) };
-        if rc != 0 || bufs.alloc(&mut idx) < n as usize {
-            // SAFETY: nothing references the pool yet.
+        let got = if rc == 0 { bufs.alloc(&mut idx) } else { 0 };
+        if rc != 0 || got < n as usize {
+            // SAFETY: nothing but this function references the pool or its mbufs yet, and
+            // neither is used after this.
             unsafe { sys::rte_mempool_free(mp) };
-            bufs.free(&idx[..0]);
+            // The buffers we did get go back (they were never attached to an mbuf).
+            bufs.free(&idx[..got]);
             return Err(format!(
                 "dpdk: in-place rx needs {n} rvpp buffers per rx queue; the pool has {} free",
                 pool.free_count() + pool.cached_count()
