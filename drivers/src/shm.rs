@@ -395,7 +395,8 @@ pub fn recv_fd_from(path: &Path, timeout_ms: i32) -> io::Result<OwnedFd> {
             if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_RIGHTS {
                 let data = libc::CMSG_DATA(c) as *const libc::c_int;
                 let hdr = libc::CMSG_LEN(0) as usize;
-                let n_fds = ((*c).cmsg_len as usize - hdr) / std::mem::size_of::<libc::c_int>();
+                let n_fds = ((*c).cmsg_len as usize).saturating_sub(hdr)
+                    / std::mem::size_of::<libc::c_int>();
                 for i in 0..n_fds {
                     let f = std::ptr::read_unaligned(data.add(i));
                     let owned = OwnedFd::from_raw_fd(f);
