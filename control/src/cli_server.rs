@@ -28,7 +28,7 @@
 use std::collections::HashMap;
 use std::io::{self, Read};
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
-use std::os::unix::io::AsRawFd;
+use std::os::unix::io::{AsRawFd, OwnedFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -260,7 +260,8 @@ impl CliServer {
     pub fn spawn(self, exec: Executor) -> io::Result<CliServerHandle> {
         let stop = Arc::new(AtomicBool::new(false));
         let sessions: Arc<Mutex<HashMap<u64, UnixStream>>> = Arc::default();
-        let listener_fd = self.listener.as_raw_fd();
+        // Our own handle on the listening socket, to wake the accept thread with shutdown().
+        let listener = OwnedFd::from(self.listener.try_clone()?);
         let path = self.path.clone();
         let ident = self.ident;
         let stats = self.stats.clone();
@@ -274,7 +275,7 @@ impl CliServer {
             stats,
             stop,
             sessions,
-            listener_fd,
+            listener: Some(listener),
             thread: Some(thread),
         })
     }
@@ -367,7 +368,8 @@ pub struct CliServerHandle {
     stats: Arc<CliStats>,
     stop: Arc<AtomicBool>,
     sessions: Arc<Mutex<HashMap<u64, UnixStream>>>,
-    listener_fd: i32,
+    /// A duplicate of the accept thread's listening socket, kept until that thread is joined.
+    listener: Option<OwnedFd>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -397,11 +399,15 @@ impl CliServerHandle {
         self.stop.store(true, Ordering::Release);
         // Wake the blocked accept(): shutdown() on a listening socket makes accept fail on Linux;
         // a connection attempt covers other systems.
-        // SAFETY: the fd belongs to the listener owned by the accept thread, which is still alive
-        // (we join it below).
-        unsafe { libc::shutdown(self.listener_fd, libc::SHUT_RDWR) };
+        if let Some(l) = &self.listener {
+            // SAFETY: shutdown(2) takes no pointers. `l` is this handle's own duplicate of the
+            // listening socket, open until it is dropped after the join below, so the number
+            // cannot name another file even if the accept thread has already closed its copy.
+            unsafe { libc::shutdown(l.as_raw_fd(), libc::SHUT_RDWR) };
+        }
         let _ = UnixStream::connect(&self.path);
         let _ = thread.join();
+        self.listener = None;
         for (_, s) in self.sessions.lock().expect("sessions lock").drain() {
             let _ = s.shutdown(std::net::Shutdown::Both);
         }

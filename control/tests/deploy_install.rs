@@ -282,6 +282,8 @@ fn installed_vpp_runs_calicos_startup_conf() {
     assert_eq!(pid, child.id(), "pidfile");
 
     // vpp-manager forwards SIGTERM to VPP as SIGINT; the pod's own stop is SIGTERM. Both stop it.
+    // SAFETY: kill(2) takes no pointers. The pid is our child's, which has not been waited for
+    // yet, so it cannot have been reused by another process.
     unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
     let t0 = Instant::now();
     let status = loop {

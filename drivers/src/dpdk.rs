@@ -630,10 +630,13 @@ impl RxPool {
         let mut mbufs: Vec<*mut sys::rte_mbuf> = vec![std::ptr::null_mut(); n as usize];
         // SAFETY: mp is a fresh pool of exactly n mbufs; mbufs has room for n.
         let rc = unsafe { sys::rvpp_pktmbuf_alloc_bulk(mp, mbufs.as_mut_ptr(), n) };
-        if rc != 0 || bufs.alloc(&mut idx) < n as usize {
-            // SAFETY: nothing references the pool yet.
+        let got = if rc == 0 { bufs.alloc(&mut idx) } else { 0 };
+        if rc != 0 || got < n as usize {
+            // SAFETY: nothing but this function references the pool or its mbufs yet, and
+            // neither is used after this.
             unsafe { sys::rte_mempool_free(mp) };
-            bufs.free(&idx[..0]);
+            // The buffers we did get go back (they were never attached to an mbuf).
+            bufs.free(&idx[..got]);
             return Err(format!(
                 "dpdk: in-place rx needs {n} rvpp buffers per rx queue; the pool has {} free",
                 pool.free_count() + pool.cached_count()
@@ -667,26 +670,35 @@ impl RxPool {
     fn release(&self) {
         // SAFETY: the pool is valid; the port is stopped, so the PMD allocates nothing more.
         let avail = unsafe { sys::rvpp_mempool_avail(self.mp.0) };
+        if avail == 0 {
+            return;
+        }
         let mut mbufs: Vec<*mut sys::rte_mbuf> = vec![std::ptr::null_mut(); avail as usize];
-        // SAFETY: avail mbufs are in the pool; mbufs has room for them.
-        if avail == 0
-            || unsafe { sys::rvpp_pktmbuf_alloc_bulk(self.mp.0, mbufs.as_mut_ptr(), avail) } != 0
-        {
+        // SAFETY: the pool is valid and mbufs has room for `avail` pointers. Bulk allocation
+        // is all or nothing, so a failure (some of the avail mbufs sit in another lcore's
+        // cache) leaves nothing allocated.
+        if unsafe { sys::rvpp_pktmbuf_alloc_bulk(self.mp.0, mbufs.as_mut_ptr(), avail) } != 0 {
             return;
         }
         let base = self.pool.region_base() as usize;
         let idx: Vec<u32> = mbufs
             .iter()
-            // SAFETY: each mbuf was attached to an rvpp buffer by `new` or by `rx`.
             .filter_map(|&m| {
-                self.pool
-                    .buffer_at_offset(unsafe { (*m).buf_addr } as usize - base)
+                // SAFETY: m is one of the `avail` mbufs just allocated from our pool, so it is
+                // a valid mbuf we hold. Every mbuf of this pool is attached to an rvpp buffer
+                // (by `new`, by in-place rx or by a tx swap), so buf_addr lies in the region.
+                let addr = unsafe { (*m).buf_addr } as usize;
+                self.pool.buffer_at_offset(addr.wrapping_sub(base))
             })
             .collect();
         let mut bufs = self.pool.local();
         bufs.free(&idx);
         bufs.flush();
-        // SAFETY: all mbufs are ours again; none will be used after this.
+        // SAFETY: the `avail` mbufs in `mbufs` are ours (allocated above) and go back to the
+        // pool; the pool is freed only if that is all of them (`total`), i.e. no mbuf of it is
+        // still held by a PMD or a ring peer. Otherwise it stays allocated (a leak), and the
+        // mbufs put back now point at buffers rvpp has just taken back: sound only because the
+        // port is stopped and being dropped, so nothing allocates from this pool again.
         unsafe {
             let total = (*self.mp.0).size;
             sys::rte_pktmbuf_free_bulk(mbufs.as_mut_ptr(), avail);

@@ -11,7 +11,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{fence, AtomicU32, AtomicU64, AtomicU8, Ordering};
 
 fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
     if r < 0 {
@@ -115,17 +115,31 @@ impl SharedMem {
         assert!(self.writable, "write to a read-only shared mapping");
     }
 
+    // Loads. A client's mapping is PROT_READ, and std's rules for atomics on read-only memory
+    // allow only Relaxed loads of at most the target's size limit (8 bytes on x86_64 and
+    // aarch64); an Acquire load there is undefined behaviour. So every load is Relaxed, and
+    // the acquire ordering the segment protocol needs comes from a fence after it (a relaxed
+    // load followed by an Acquire fence synchronises with a Release store it reads from, the
+    // same as an Acquire load). The references are made with a cast, not `from_ptr`, whose
+    // contract asks for memory valid for writes, which a read-only mapping is not.
+
     pub fn load_u64(&self, off: usize) -> u64 {
-        // SAFETY: `at` checked bounds and 8-byte alignment; the mapping outlives the reference.
-        unsafe { AtomicU64::from_ptr(self.at(off, 8) as *mut u64) }.load(Ordering::Acquire)
+        // SAFETY: `at` checked bounds and 8-byte alignment (the base is page-aligned), the
+        // mapping outlives the reference, and the only access through it is a Relaxed 8-byte
+        // load, which std allows on read-only memory on x86_64/aarch64.
+        let v = unsafe { &*(self.at(off, 8) as *const AtomicU64) }.load(Ordering::Relaxed);
+        fence(Ordering::Acquire);
+        v
     }
     pub fn load_u32(&self, off: usize) -> u32 {
-        // SAFETY: `at` checked bounds and 4-byte alignment.
-        unsafe { AtomicU32::from_ptr(self.at(off, 4) as *mut u32) }.load(Ordering::Acquire)
+        // SAFETY: as in load_u64, with 4 bytes and 4-byte alignment.
+        let v = unsafe { &*(self.at(off, 4) as *const AtomicU32) }.load(Ordering::Relaxed);
+        fence(Ordering::Acquire);
+        v
     }
     pub fn load_u8(&self, off: usize) -> u8 {
-        // SAFETY: `at` checked bounds.
-        unsafe { AtomicU8::from_ptr(self.at(off, 1)) }.load(Ordering::Relaxed)
+        // SAFETY: as in load_u64, with 1 byte (always aligned).
+        unsafe { &*(self.at(off, 1) as *const AtomicU8) }.load(Ordering::Relaxed)
     }
     /// Copy `out.len()` bytes from `off`.
     pub fn read_bytes(&self, off: usize, out: &mut [u8]) {
@@ -137,7 +151,8 @@ impl SharedMem {
     /// Store with release ordering (readers that see it see everything written before).
     pub fn store_u64(&self, off: usize, v: u64) {
         self.check_writable();
-        // SAFETY: `at` checked bounds and alignment; the mapping is writable.
+        // SAFETY: `at` checked bounds and alignment; the mapping is writable (checked above),
+        // so the pointer is valid for reads and writes as `from_ptr` requires.
         unsafe { AtomicU64::from_ptr(self.at(off, 8) as *mut u64) }.store(v, Ordering::Release)
     }
     pub fn store_u32(&self, off: usize, v: u32) {
@@ -380,7 +395,8 @@ pub fn recv_fd_from(path: &Path, timeout_ms: i32) -> io::Result<OwnedFd> {
             if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_RIGHTS {
                 let data = libc::CMSG_DATA(c) as *const libc::c_int;
                 let hdr = libc::CMSG_LEN(0) as usize;
-                let n_fds = ((*c).cmsg_len as usize - hdr) / std::mem::size_of::<libc::c_int>();
+                let n_fds = ((*c).cmsg_len as usize).saturating_sub(hdr)
+                    / std::mem::size_of::<libc::c_int>();
                 for i in 0..n_fds {
                     let f = std::ptr::read_unaligned(data.add(i));
                     let owned = OwnedFd::from_raw_fd(f);

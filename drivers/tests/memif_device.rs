@@ -574,7 +574,7 @@ fn readable(fd: i32, ms: i32) -> bool {
         events: libc::POLLIN,
         revents: 0,
     };
-    // SAFETY (test): one valid pollfd.
+    // SAFETY: (test) one valid pollfd.
     unsafe { libc::poll(&mut p, 1, ms) > 0 }
 }
 
@@ -722,10 +722,10 @@ fn hostile_control_messages() {
         Msg::Connect("x".into()).encode().to_vec(),
     ] {
         let fd = raw_connect(&sock);
-        // SAFETY (test): fd is ours; buffer valid.
+        // SAFETY: (test) fd is ours; buffer valid.
         unsafe { libc::send(fd, bad.as_ptr().cast(), bad.len(), 0) };
         std::thread::sleep(Duration::from_millis(30));
-        // SAFETY (test): fd is ours.
+        // SAFETY: (test) fd is ours.
         unsafe { libc::close(fd) };
     }
     // Wrong version and wrong id in INIT.
@@ -739,10 +739,10 @@ fn hostile_control_messages() {
             name: "evil".into(),
         });
         let m = init.encode();
-        // SAFETY (test): as above.
+        // SAFETY: (test) as above.
         unsafe { libc::send(fd, m.as_ptr().cast(), m.len(), 0) };
         std::thread::sleep(Duration::from_millis(30));
-        // SAFETY (test): fd is ours.
+        // SAFETY: (test) fd is ours.
         unsafe { libc::close(fd) };
     }
     s.idle_poll();
@@ -755,7 +755,7 @@ fn hostile_control_messages() {
 use memif::proto::Msg;
 
 fn raw_connect(path: &str) -> i32 {
-    // SAFETY (test): plain syscalls on a zeroed sockaddr_un; results checked.
+    // SAFETY: (test) plain syscalls on a zeroed sockaddr_un; results checked.
     unsafe {
         let fd = libc::socket(libc::AF_UNIX, libc::SOCK_SEQPACKET, 0);
         assert!(fd >= 0);

@@ -161,8 +161,9 @@ impl Ring {
     }
 
     fn atomic(&self, off: usize) -> &AtomicU16 {
-        // SAFETY: off is RING_HEAD_OFFSET or RING_TAIL_OFFSET, inside the
-        // checked header; hdr is 8-aligned so the u16 is 2-aligned; the
+        // SAFETY: off is RING_FLAGS_OFFSET, RING_HEAD_OFFSET or RING_TAIL_OFFSET
+        // (4, 6, 64: even, below RING_HEADER_SIZE), inside the checked
+        // header; hdr is 8-aligned so the u16 is 2-aligned; the
         // memory lives as long as self (regions Arc). AtomicU16 has the
         // layout of u16 and atomics are the right tool for memory another
         // process writes concurrently.

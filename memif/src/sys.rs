@@ -338,6 +338,7 @@ pub fn memfd(name: &str, size: usize) -> io::Result<(OwnedFd, usize)> {
         if unsafe { libc::ftruncate(fd.as_raw_fd(), hsize as libc::off_t) } == 0 {
             if let Ok(m) = Mmap::map_flags(fd.as_raw_fd(), hsize, libc::MAP_POPULATE) {
                 drop(m);
+                seal_shrink(&fd);
                 return Ok((fd, hsize));
             }
         }
@@ -350,10 +351,16 @@ pub fn memfd(name: &str, size: usize) -> io::Result<(OwnedFd, usize)> {
     let fd = unsafe { OwnedFd::from_raw_fd(r) };
     // SAFETY: plain syscall on an owned fd.
     cvt(unsafe { libc::ftruncate(fd.as_raw_fd(), size as libc::off_t) })?;
-    // The peer maps this; forbid shrinking so it can never SIGBUS us.
-    // SAFETY: plain fcntl.
-    unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_ADD_SEALS, libc::F_SEAL_SHRINK) };
+    seal_shrink(&fd);
     Ok((fd, size))
+}
+
+/// The peer maps our memfd and may ftruncate it; forbid shrinking so it can
+/// never make our own mapping SIGBUS. Best effort (hugetlbfs memfds accept
+/// seals since Linux 4.16).
+fn seal_shrink(fd: &OwnedFd) {
+    // SAFETY: F_ADD_SEALS takes an int argument and no pointers; fd is open.
+    unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_ADD_SEALS, libc::F_SEAL_SHRINK) };
 }
 
 /// Size of the file behind `fd` (0 for things that are not files).

@@ -18,13 +18,13 @@ use memif::{Config, Event, Interface, Role};
 struct Raw(RawFd);
 impl Drop for Raw {
     fn drop(&mut self) {
-        // SAFETY (test): we own the fd.
+        // SAFETY: (test) we own the fd.
         unsafe { libc::close(self.0) };
     }
 }
 
 fn addr(path: &str) -> (libc::sockaddr_un, libc::socklen_t) {
-    // SAFETY (test): zeroed sockaddr_un is valid.
+    // SAFETY: (test) zeroed sockaddr_un is valid.
     let mut sa: libc::sockaddr_un = unsafe { std::mem::zeroed() };
     sa.sun_family = libc::AF_UNIX as _;
     for (i, b) in path.bytes().enumerate() {
@@ -34,7 +34,9 @@ fn addr(path: &str) -> (libc::sockaddr_un, libc::socklen_t) {
 }
 
 fn raw_connect(path: &str) -> Raw {
-    // SAFETY (test): plain syscalls, results checked.
+    // SAFETY: (test) plain syscalls on a fd we own; `sa`/`tv` are live for the calls and their
+    // lengths are their sizes. socket/connect are checked; a failed setsockopt only loses the
+    // timeout.
     unsafe {
         let fd = libc::socket(libc::AF_UNIX, libc::SOCK_SEQPACKET, 0);
         assert!(fd >= 0);
@@ -60,7 +62,8 @@ fn raw_connect(path: &str) -> Raw {
 }
 
 fn raw_listen(path: &str) -> Raw {
-    // SAFETY (test): plain syscalls, results checked.
+    // SAFETY: (test) plain syscalls on a fd we own; `sa` is live for bind and `len` is its size.
+    // bind/listen are checked; a failed socket() gives -1, which only makes bind fail.
     unsafe {
         let fd = libc::socket(libc::AF_UNIX, libc::SOCK_SEQPACKET, 0);
         let (sa, len) = addr(path);
@@ -79,7 +82,7 @@ fn raw_accept(l: &Raw, peer: &mut Interface) -> Raw {
     loop {
         assert!(Instant::now() < deadline, "client never connected");
         peer.poll_control();
-        // SAFETY (test): non-blocking accept on our listener.
+        // SAFETY: (test) non-blocking accept on our listener.
         let fd = unsafe {
             libc::accept4(
                 l.0,
@@ -89,7 +92,7 @@ fn raw_accept(l: &Raw, peer: &mut Interface) -> Raw {
             )
         };
         if fd >= 0 {
-            // SAFETY (test): make it blocking again with a timeout.
+            // SAFETY: (test) make it blocking again with a timeout.
             unsafe {
                 libc::fcntl(fd, libc::F_SETFL, 0);
                 let tv = libc::timeval {
@@ -116,7 +119,7 @@ fn send_bytes(s: &Raw, b: &[u8], fd: Option<RawFd>) {
         iov_len: b.len(),
     };
     let mut ctl = [0u64; 4];
-    // SAFETY (test): standard SCM_RIGHTS construction into an aligned buffer.
+    // SAFETY: (test) standard SCM_RIGHTS construction into an aligned buffer.
     unsafe {
         let mut mh: libc::msghdr = std::mem::zeroed();
         mh.msg_iov = &mut iov;
@@ -144,7 +147,7 @@ fn recv(s: &Raw, peer: &mut Interface) -> Option<Msg> {
     let mut b = [0u8; MSG_SIZE];
     loop {
         peer.poll_control();
-        // SAFETY (test): reads into a live buffer.
+        // SAFETY: (test) reads into a live buffer.
         let n = unsafe { libc::recv(s.0, b.as_mut_ptr() as *mut _, MSG_SIZE, libc::MSG_DONTWAIT) };
         if n == MSG_SIZE as isize {
             return Msg::decode(&b).ok();
@@ -183,7 +186,7 @@ struct Shm {
 }
 impl Shm {
     fn new(size: usize) -> Shm {
-        // SAFETY (test): memfd + mmap of our own file.
+        // SAFETY: (test) memfd + mmap of our own file.
         unsafe {
             let fd = libc::memfd_create(c"hostile".as_ptr(), 0);
             assert!(fd >= 0);
@@ -205,13 +208,13 @@ impl Shm {
         }
     }
     fn w16(&self, off: usize, v: u16) {
-        assert!(off + 2 <= self.size);
-        // SAFETY (test): in bounds of our mapping.
+        assert!(off + 2 <= self.size && off.is_multiple_of(2));
+        // SAFETY: (test) in bounds of our mapping and 2-aligned (asserted; base is page-aligned).
         unsafe { std::ptr::write_volatile(self.base.add(off) as *mut u16, v) }
     }
     fn w32(&self, off: usize, v: u32) {
-        assert!(off + 4 <= self.size);
-        // SAFETY (test): in bounds of our mapping.
+        assert!(off + 4 <= self.size && off.is_multiple_of(4));
+        // SAFETY: (test) in bounds of our mapping and 4-aligned (asserted; base is page-aligned).
         unsafe { std::ptr::write_volatile(self.base.add(off) as *mut u32, v) }
     }
     fn desc(&self, ring: usize, slot: usize, flags: u16, region: u16, len: u32, off: u32) {
@@ -224,7 +227,7 @@ impl Shm {
 }
 impl Drop for Shm {
     fn drop(&mut self) {
-        // SAFETY (test): unmapping what we mapped.
+        // SAFETY: (test) unmapping what we mapped.
         unsafe {
             libc::munmap(self.base as *mut _, self.size);
             libc::close(self.fd);

@@ -214,15 +214,15 @@ fn interrupt_mode_signals_eventfd() {
         events: libc::POLLIN,
         revents: 0,
     };
-    // SAFETY (test): pfd is a valid pollfd.
     assert_eq!(
+        // SAFETY: (test) pfd is a valid pollfd.
         unsafe { libc::poll(&mut pfd, 1, 0) },
         0,
         "not signalled before tx"
     );
     assert_eq!(client.tx_burst(0, &[make_packet(64, 1)]), 1);
-    // SAFETY (test): as above.
     assert_eq!(
+        // SAFETY: (test) as above.
         unsafe { libc::poll(&mut pfd, 1, 1000) },
         1,
         "signalled after tx"
@@ -237,7 +237,7 @@ fn interrupt_mode_signals_eventfd() {
         events: libc::POLLIN,
         revents: 0,
     };
-    // SAFETY (test): as above.
+    // SAFETY: (test) as above.
     assert_eq!(unsafe { libc::poll(&mut pfd, 1, 50) }, 0);
 }
 
@@ -286,7 +286,7 @@ fn zero_copy_external_region() {
     use std::os::fd::{FromRawFd, OwnedFd};
     // The "dataplane buffer pool": a memfd we map ourselves.
     const POOL: usize = 1 << 20;
-    // SAFETY (test): memfd_create/ftruncate/mmap on our own file.
+    // SAFETY: (test) memfd_create/ftruncate/mmap on our own file.
     let (fd, pool) = unsafe {
         let fd = libc::memfd_create(c"pool".as_ptr(), 0);
         assert!(fd >= 0);
@@ -317,7 +317,7 @@ fn zero_copy_external_region() {
     // post a descriptor pointing at it: no copy on the client side.
     let pkt = make_packet(700, 42);
     let off = 0x4_0000usize;
-    // SAFETY (test): off + len is inside our POOL-byte mapping.
+    // SAFETY: (test) off + len is inside our POOL-byte mapping.
     unsafe { std::ptr::copy_nonoverlapping(pkt.as_ptr(), pool.add(off), pkt.len()) };
     let ring = client.tx_ring(0).unwrap();
     let head = ring.head();
@@ -346,6 +346,6 @@ fn zero_copy_external_region() {
         head.wrapping_add(1),
         "server released the slot"
     );
-    // SAFETY (test): unmap the test mapping.
+    // SAFETY: (test) unmap the test mapping.
     unsafe { libc::munmap(pool as *mut _, POOL) };
 }

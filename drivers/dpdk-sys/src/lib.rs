@@ -3,7 +3,11 @@
 //! functions (rx/tx burst, mbuf alloc/free, mtod) and two copy loops.
 //!
 //! Everything here exists only with the `dpdk` feature; without it the crate is empty.
+// The crate is nothing but bindgen output (its bitfield accessors and layout tests are unsafe
+// blocks bindgen writes without SAFETY notes), so the workspace's undocumented_unsafe_blocks
+// lint is allowed here, for this crate only.
 #![allow(
+    clippy::undocumented_unsafe_blocks,
     non_upper_case_globals,
     non_camel_case_types,
     non_snake_case,

@@ -18,6 +18,8 @@ fn grew(by: usize) {
     LARGEST.fetch_max(by, Relaxed);
 }
 
+// SAFETY: every method forwards to `System` with the caller's arguments unchanged (so System's
+// guarantees are ours); the counting beside it only touches atomics and never allocates.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, l: Layout) -> *mut u8 {
         grew(l.size());

@@ -44,6 +44,7 @@ fuzz_target!(|data: &[u8]| {
     // libFuzzer's main does not set SIGPIPE to ignored as Rust's does; the server closing its
     // end while the writer still writes must be EPIPE, not death.
     static IGNORE_SIGPIPE: std::sync::Once = std::sync::Once::new();
+    // SAFETY: signal(SIGPIPE, SIG_IGN) takes no pointers and installs no handler code.
     IGNORE_SIGPIPE.call_once(|| unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_IGN);
     });
