@@ -680,9 +680,11 @@ pub fn show_runtime(dp: &Dataplane) -> String {
         );
         for (ni, c) in w.stats.nodes.iter().enumerate() {
             let base = b.nodes.get(&(wi, ni)).copied().unwrap_or([0; 3]);
-            let calls = c.calls.get() - base[0];
-            let vectors = c.vectors.get() - base[1];
-            let clocks = c.clocks.get() - base[2];
+            // Counters only grow and the baseline was read from them, so these cannot go below
+            // zero; saturating anyway, so a reader can never panic the control thread.
+            let calls = c.calls.get().saturating_sub(base[0]);
+            let vectors = c.vectors.get().saturating_sub(base[1]);
+            let clocks = c.clocks.get().saturating_sub(base[2]);
             if calls == 0 {
                 continue;
             }
@@ -722,7 +724,8 @@ pub fn show_errors(dp: &Dataplane) -> String {
     for (ei, (node, reason)) in dp.error_names.iter().enumerate() {
         let mut total = 0;
         for (wi, w) in dp.workers.iter().enumerate() {
-            total += w.stats.errors[ei].get() - b.errors.get(&(wi, ei)).copied().unwrap_or(0);
+            let base = b.errors.get(&(wi, ei)).copied().unwrap_or(0);
+            total += w.stats.errors[ei].get().saturating_sub(base);
         }
         if total > 0 {
             let sev = if reason.contains("sent")

@@ -352,6 +352,15 @@ fn check_counters_against_cli(dp: &Arc<Dataplane>, seg: &stats::StatsSegment, r:
         + s.scalar("/buffer-pools/default-numa-0/used");
     assert_eq!(total, dp.pool.capacity() as u64);
     assert!(s.scalar("/buffer-pools/default-numa-0/available") > 0);
+    // The pool's backing, as `show buffers` names it.
+    assert_eq!(
+        s.scalar("/buffer-pools/default-numa-0/page-size"),
+        dp.pool.backing().page_size() as u64
+    );
+    match s.get("/buffer-pools/default-numa-0/backing") {
+        Stat::Names(n) => assert_eq!(n, &vec![dp.pool.backing().name().to_string()]),
+        other => panic!("backing is {other:?}"),
+    }
     // Node counters and their symlinks.
     let pg = s.simple_sum("/nodes/pg-input/vectors", 0);
     assert!(pg >= 1000, "pg-input vectors {pg}");
