@@ -334,6 +334,42 @@ struct DpdkRun {
     hwm_bytes: u64,
 }
 
+/// A private hugetlbfs mount for DPDK's EAL, unmounted on drop. DPDK maps hugepages only
+/// through hugetlbfs; rvpp maps them anonymously and needs none.
+struct HugetlbfsMount(std::path::PathBuf);
+
+impl HugetlbfsMount {
+    /// Mounts one when the machine has enough free 2 MiB pages for dpdk-test-fib's tables.
+    fn new(pages_needed: usize) -> Option<Self> {
+        if rvpp_dataplane::buffer::free_hugepages() < pages_needed {
+            return None;
+        }
+        let dir = std::env::temp_dir().join(format!("rvpp-fib-huge-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).ok()?;
+        let ok = Command::new("mount")
+            .args(["-t", "hugetlbfs", "-o", "pagesize=2M", "nodev"])
+            .arg(&dir)
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            let _ = std::fs::remove_dir(&dir);
+            return None;
+        }
+        Some(Self(dir))
+    }
+}
+
+impl Drop for HugetlbfsMount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+        let _ = std::fs::remove_dir(&self.0);
+    }
+}
+
+/// 2 MiB pages dpdk-test-fib needs for 1M routes with 1M tbl8 groups (measured: ~2.8 GiB).
+const DPDK_HUGE_PAGES: usize = 1500;
+
+#[allow(clippy::too_many_arguments)]
 fn run_dpdk(
     bin: &str,
     rp: &Path,
@@ -342,17 +378,19 @@ fn run_dpdk(
     tbl8: u32,
     variant: &str,
     tag: &str,
+    huge_dir: Option<&Path>,
 ) -> Result<DpdkRun, String> {
     let prefix = format!("rvpp-fib-{}-{tag}", std::process::id());
     let mut cmd = Command::new(bin);
-    cmd.args([
-        "--no-huge",
-        "-m",
-        "8192",
-        "--no-pci",
-        "--file-prefix",
-        &prefix,
-    ]);
+    match huge_dir {
+        Some(d) => {
+            cmd.arg("--huge-dir").arg(d).args(["-m", "3000"]);
+        }
+        None => {
+            cmd.args(["--no-huge", "-m", "8192"]);
+        }
+    }
+    cmd.args(["--no-pci", "--file-prefix", &prefix]);
     // Under `taskset -c N`, run dpdk's lcore on that same CPU (it would otherwise take CPU 0).
     if let Some(cpu) = single_cpu() {
         cmd.args(["-l", &cpu]);
@@ -450,7 +488,20 @@ pub fn run(args: &[String]) -> Result<Value, String> {
         Some(_) => Some(write_files(&dir, &routes, &lookups)?),
         None => None,
     };
-    let dpdk_variants = [("v", "avx512 vector"), ("s3", "scalar")];
+    // DPDK on hugepages too when the machine has enough, so that neither side alone gets
+    // 2 MiB pages.
+    let huge_mount = o
+        .dpdk
+        .as_ref()
+        .and_then(|_| HugetlbfsMount::new(DPDK_HUGE_PAGES));
+    let mut dpdk_variants = vec![("v", "avx512 vector", false), ("s3", "scalar", false)];
+    if huge_mount.is_some() {
+        dpdk_variants.push(("v", "avx512 vector hugepages", true));
+    } else {
+        println!(
+            "dpdk-test-fib runs without hugepages: fewer than {DPDK_HUGE_PAGES} free 2 MiB pages"
+        );
+    }
 
     let mut r4k = Vec::new();
     let mut rthp = Vec::new();
@@ -474,8 +525,20 @@ pub fn run(args: &[String]) -> Result<Value, String> {
             acc.push(r);
         }
         if let (Some(bin), Some((rp, lp))) = (&o.dpdk, &files) {
-            for (k, (v, name)) in dpdk_variants.iter().enumerate() {
-                match run_dpdk(bin, rp, lp, routes.len(), o.tbl8, v, &format!("{rep}{v}")) {
+            for (k, (v, name, huge)) in dpdk_variants.iter().enumerate() {
+                let hd = huge
+                    .then(|| huge_mount.as_ref().map(|m| m.0.as_path()))
+                    .flatten();
+                match run_dpdk(
+                    bin,
+                    rp,
+                    lp,
+                    routes.len(),
+                    o.tbl8,
+                    v,
+                    &format!("{rep}{v}{huge}"),
+                    hd,
+                ) {
                     Ok(d) => {
                         println!(
                             "rep {rep} dpdk {name:<13} {:>6.1} cycles/lookup = {:.2} ns ({:.1} Mlookups/s), \
@@ -534,7 +597,7 @@ pub fn run(args: &[String]) -> Result<Value, String> {
     let (nsthp, passthp, _, rssthp, varthp) = summarize(&rthp);
     let mut dv = serde_json::Map::new();
     let mut best: Option<(f64, &str, f64, f64, f64)> = None; // (rate, name, cycles, build, mem)
-    for (k, (_, name)) in dpdk_variants.iter().enumerate() {
+    for (k, (_, name, _)) in dpdk_variants.iter().enumerate() {
         if dpdk[k].is_empty() {
             continue;
         }
@@ -584,7 +647,7 @@ pub fn run(args: &[String]) -> Result<Value, String> {
         "rvpp_huge_rss_bytes": rssthp,
         "rvpp_table_bytes": r4k.first().map(|r| r.table_bytes),
         "tbl8_groups_reserved": o.tbl8,
-        "dpdk_cmd": o.dpdk.as_ref().map(|b| format!("{b} --no-huge -m 8192 --no-pci --file-prefix <unique> --force-max-simd-bitwidth=512 -- -f routes.txt -t lookups.txt -g {} -v <v|s3>", o.tbl8)),
+        "dpdk_cmd": o.dpdk.as_ref().map(|b| format!("{b} [--no-huge -m 8192 | --huge-dir <private hugetlbfs> -m 3000] --no-pci --file-prefix <unique> --force-max-simd-bitwidth=512 -- -f routes.txt -t lookups.txt -g {} -v <v|s3>", o.tbl8)),
         "dpdk_variants": dv,
         "dpdk_best_variant": best.map(|b| b.1),
         "dpdk_lookups_per_s": best.map(|b| b.0),
