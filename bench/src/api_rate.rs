@@ -449,10 +449,14 @@ pub fn run(args: &[String]) -> Result<serde_json::Value, String> {
     let tx = settle(&mut ctl, "null1", "tx packets")? - base_tx;
     let lost = sent.saturating_sub(tx);
     let overlapped = tx_at_start > 0 && tx_at_end < count;
+    // The rate the traffic really had while routes were being programmed (the calibration
+    // rate above was measured before, on an idle control plane).
+    let during_pps = tx_at_end.saturating_sub(tx_at_start) as f64 / t_prog;
     println!(
-        "{routes} routes programmed in {t_prog:.3} s ({:.0}/s, failed {f_prog}) under {:.1} Mpps; \
-         unchanged prefix: {sent} generated, {tx} forwarded, {lost} lost{}",
+        "{routes} routes programmed in {t_prog:.3} s ({:.0}/s, failed {f_prog}) under {:.1} Mpps \
+         (calibrated beforehand: {:.1}); unchanged prefix: {sent} generated, {tx} forwarded, {lost} lost{}",
         routes as f64 / t_prog,
+        during_pps / 1e6,
         pps / 1e6,
         if overlapped {
             ""
@@ -466,9 +470,14 @@ pub fn run(args: &[String]) -> Result<serde_json::Value, String> {
         "clients": clients,
         "pipelined_n_clients": {"routes": per * clients, "add_per_s": multi_add, "del_per_s": multi_del, "failed": fm_add + fm_del},
         "program_1m": {"routes": routes, "seconds": t_prog, "per_s": routes as f64 / t_prog, "failed": f_prog,
-                        "traffic_pps": pps, "generated": sent, "forwarded": tx, "lost": lost,
+                        "traffic_pps_during_programming": during_pps,
+                        "calibration_pps_before_programming": pps,
+                        "generated": sent, "forwarded": tx, "lost": lost,
                         "traffic_overlapped": overlapped},
         "targets": {"pipelined_per_s": 500000, "program_1m_s": 5.0},
-        "meets_targets": one_add >= 500_000.0 && t_prog < 5.0 && lost == 0 && f_prog == 0,
+        // Every target, and nothing failed anywhere, and the traffic really overlapped.
+        "meets_targets": one_add >= 500_000.0 && multi_add >= 500_000.0 && t_prog < 5.0
+            && lost == 0 && overlapped
+            && f_prog + f_add + f_del + fm_add + fm_del == 0,
     }))
 }

@@ -320,21 +320,29 @@ pub(crate) fn iperf(
     r
 }
 
+/// A number iperf3 must have put in its JSON; missing means the run failed, not "zero".
+fn field(v: &Value, path: &[&str]) -> Result<f64, String> {
+    let mut x = v;
+    for p in path {
+        x = &x[*p];
+    }
+    x.as_f64().ok_or_else(|| {
+        let err = v["error"].as_str().unwrap_or("no error given");
+        format!("iperf3 result lacks {}: {err}", path.join("."))
+    })
+}
+
 /// Gbit/s received (TCP) from an iperf3 result.
-pub(crate) fn tcp_gbps(v: &Value) -> f64 {
-    v["end"]["sum_received"]["bits_per_second"]
-        .as_f64()
-        .unwrap_or(0.0)
-        / 1e9
+pub(crate) fn tcp_gbps(v: &Value) -> Result<f64, String> {
+    Ok(field(v, &["end", "sum_received", "bits_per_second"])? / 1e9)
 }
 
 /// Packets per second received (UDP) from an iperf3 result.
-pub(crate) fn udp_pps(v: &Value) -> f64 {
-    let s = &v["end"]["sum"];
-    let pk = s["packets"].as_f64().unwrap_or(0.0);
-    let lost = s["lost_packets"].as_f64().unwrap_or(0.0);
-    let secs = s["seconds"].as_f64().unwrap_or(1.0).max(1e-9);
-    (pk - lost).max(0.0) / secs
+pub(crate) fn udp_pps(v: &Value) -> Result<f64, String> {
+    let pk = field(v, &["end", "sum", "packets"])?;
+    let lost = field(v, &["end", "sum", "lost_packets"])?;
+    let secs = field(v, &["end", "sum", "seconds"])?.max(1e-9);
+    Ok((pk - lost).max(0.0) / secs)
 }
 
 pub fn run(args: &[String]) -> Result<Value, String> {
@@ -416,7 +424,7 @@ pub fn run(args: &[String]) -> Result<Value, String> {
         for (ti, (name, extra, tcp)) in tests.iter().enumerate() {
             for (which, cns, sns) in [(0, &p1, &p2), (1, &kp1, &kp2)] {
                 let v = iperf(cns, sns, "198.18.2.2", secs, extra)?;
-                let x = if *tcp { tcp_gbps(&v) } else { udp_pps(&v) };
+                let x = if *tcp { tcp_gbps(&v)? } else { udp_pps(&v)? };
                 let who = if which == 0 { "rvpp" } else { "kernel" };
                 println!(
                     "run {}/{runs} {name:<20} {who:<7} {}",
@@ -465,6 +473,8 @@ pub fn run(args: &[String]) -> Result<Value, String> {
         "seconds": secs,
         "mtu": 1400,
         "rvpp_tap_gso": gso,
+        "rvpp_workers": workers,
+        "rvpp_tap_queues": queues,
         "results": out,
     }))
 }
