@@ -11,6 +11,10 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// Packets one node may have queued before further ones are dropped (counted).
+/// Initial room of each node's pending vector. Not a cap: a vector that fills grows (VPP queues
+/// another frame instead), so the dispatcher never drops. Packets in flight are bounded by the
+/// buffer pool, so growth stops; after warm-up the vectors keep their capacity and nothing is
+/// allocated per packet.
 const PENDING_CAP: usize = 4 * MAX_VECTOR;
 /// Trace records a thread keeps.
 pub const MAX_TRACE: usize = 1024;
@@ -305,12 +309,12 @@ pub struct Runtime {
     stats: Arc<ThreadStats>,
     icmp_limit: RateLimiter,
     thread: usize,
-    overflow_error: u16,
+    bad_edge_error: u16,
     tracing: bool,
 }
 
-/// Global error index that error-drop uses for a full frame.
-const ERROR_DROP_OVERFLOW: u16 = 0;
+/// error-drop's reason for a packet sent along an edge its node does not have (a node bug).
+const ERROR_DROP_BAD_EDGE: u16 = 0;
 
 impl Runtime {
     pub fn new(
@@ -323,7 +327,7 @@ impl Runtime {
         let drop_node = graph
             .index("error-drop")
             .ok_or("graph has no error-drop node")?;
-        let overflow_error = graph.error_base[drop_node as usize] + ERROR_DROP_OVERFLOW;
+        let bad_edge_error = graph.error_base[drop_node as usize] + ERROR_DROP_BAD_EDGE;
         let n = graph.nodes.len();
         let stats = Arc::new(ThreadStats::new(thread, name, &graph));
         Ok(Self {
@@ -340,7 +344,7 @@ impl Runtime {
             shared,
             stats,
             thread,
-            overflow_error,
+            bad_edge_error,
             tracing: false,
             graph,
         })
@@ -542,17 +546,13 @@ impl Runtime {
         if q.is_empty() {
             self.ready.push_back(t);
         }
-        if q.len() < PENDING_CAP {
-            q.push(bi);
-        } else {
-            self.overflow(bi);
-        }
+        q.push(bi);
     }
 
     #[cold]
-    fn overflow(&mut self, bi: u32) {
-        self.stats.errors[self.overflow_error as usize].add(1);
-        self.bufs.free(&[bi]);
+    fn bad_edge(&mut self, bufs: &[u32]) {
+        self.stats.errors[self.bad_edge_error as usize].add(bufs.len() as u64);
+        self.bufs.free(bufs);
     }
 
     /// Move packets that `from` decided on into their next nodes' queues.
@@ -574,18 +574,9 @@ impl Runtime {
                         if q.is_empty() {
                             self.ready.push_back(t);
                         }
-                        let room = PENDING_CAP - q.len();
-                        let take = (j - i).min(room);
-                        q.extend_from_slice(&bufs[i..i + take]);
-                        for &bi in &bufs[i + take..j] {
-                            self.overflow(bi);
-                        }
+                        q.extend_from_slice(&bufs[i..j]);
                     }
-                    None => {
-                        for &bi in &bufs[i..j] {
-                            self.overflow(bi);
-                        }
-                    }
+                    None => self.bad_edge(&bufs[i..j]),
                 }
             }
             i = j;
@@ -710,4 +701,39 @@ pub fn tsc_hz() -> u64 {
         let ns = t.elapsed().as_nanos() as u64;
         ((c1 - c0) as u128 * 1_000_000_000 / ns.max(1) as u128) as u64
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::buffer::BufferPool;
+    use crate::nodes::{standard_graph, FeatureArcs};
+
+    #[test]
+    fn a_pending_vector_grows_instead_of_dropping() {
+        // 3,000 packets queued for one node before it runs: more than a pending vector's
+        // initial room. Each must reach the node and be counted under the node's own reason
+        // ("frame too short": they are 4 bytes long), none under the dispatcher's.
+        let pool = BufferPool::with_backing(4096, 2048, false).unwrap();
+        let shared = Shared::new();
+        let graph = standard_graph(&FeatureArcs::default(), vec![]).unwrap();
+        let mut rt = Runtime::new(graph, pool.local(), shared, 0, "test".into()).unwrap();
+        let eth = rt.graph().index("ethernet-input").unwrap();
+        for _ in 0..3000 {
+            let bi = rt.buffers().alloc_from_bytes(&[0u8; 4]).unwrap();
+            rt.push(eth, bi);
+        }
+        rt.run_pending();
+        let too_short = rt.graph().error_index("ethernet-input", 0).unwrap();
+        let bad_edge = rt
+            .graph()
+            .error_index("error-drop", ERROR_DROP_BAD_EDGE)
+            .unwrap();
+        let st = rt.stats();
+        assert_eq!(st.errors[too_short as usize].get(), 3000);
+        assert_eq!(st.errors[bad_edge as usize].get(), 0);
+        rt.buffers().flush();
+        drop(rt);
+        assert_eq!(pool.in_use(), 0);
+    }
 }

@@ -8,7 +8,7 @@ use crate::tables::{if_flags, IfTable};
 /// Frees every packet it gets, counting each under the reason in `meta.error`.
 pub struct ErrorDrop;
 
-pub const ERROR_DROP_ERRORS: &[&str] = &["graph frame overflow"];
+pub const ERROR_DROP_ERRORS: &[&str] = &["no such next edge (node bug)"];
 
 impl Node for ErrorDrop {
     fn info(&self) -> NodeInfo {
