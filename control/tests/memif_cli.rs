@@ -3,6 +3,9 @@
 //! same socket file), through dpdk-testpmd (macswap; skipped without it), delete, and check that
 //! no buffers leak.
 
+#[path = "../../test-support/skip.rs"]
+mod skip;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -245,13 +248,6 @@ fn memif_pair_routes_and_deletes_cleanly() {
     });
 }
 
-fn testpmd_bin() -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|d| d.join("dpdk-testpmd"))
-        .find(|p| p.is_file())
-}
-
 struct Testpmd(Child, String);
 
 impl Drop for Testpmd {
@@ -266,8 +262,7 @@ impl Drop for Testpmd {
 /// frame back to rvpp, which routes it out again until the TTL runs out).
 #[test]
 fn rvpp_routes_through_testpmd() {
-    let Some(bin) = testpmd_bin() else {
-        eprintln!("SKIP: dpdk-testpmd not found in PATH");
+    let Some(bin) = skip::need_tool("dpdk-testpmd") else {
         return;
     };
     let r = start("pmd");

@@ -1,5 +1,8 @@
 //! tun/tap driver against real devices in throw-away network namespaces (needs root).
 
+#[path = "../../test-support/skip.rs"]
+mod skip;
+
 use etherparse::{PacketBuilder, SlicedPacket, TcpOptionElement, TransportSlice};
 use rvpp_dataplane::buffer::{flags, BufferPool, Buffers};
 use rvpp_dataplane::device::{RxQueue, TxQueue};
@@ -10,12 +13,8 @@ use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-fn root_or_skip(test: &str) -> bool {
-    if !netns::is_root() {
-        eprintln!("skipping {test}: needs root to create network namespaces and tun devices");
-        return false;
-    }
-    true
+fn root_or_skip() -> bool {
+    skip::need_root("to create network namespaces and tun devices")
 }
 
 fn pool() -> (Arc<BufferPool>, Buffers) {
@@ -116,7 +115,7 @@ fn recv_payload(s: &UdpSocket) -> Vec<u8> {
 
 #[test]
 fn tun_ip4_ip6_both_ways() {
-    if !root_or_skip("tun_ip4_ip6_both_ways") {
+    if !root_or_skip() {
         return;
     }
     let ns = TestNetns::new().unwrap();
@@ -215,7 +214,7 @@ fn tun_ip4_ip6_both_ways() {
 
 #[test]
 fn tap_l2_with_mac_and_vnet_header() {
-    if !root_or_skip("tap_l2_with_mac_and_vnet_header") {
+    if !root_or_skip() {
         return;
     }
     let ns = TestNetns::new().unwrap();
@@ -273,7 +272,7 @@ fn tap_l2_with_mac_and_vnet_header() {
 
 #[test]
 fn multi_queue_spreads_and_delivers_once() {
-    if !root_or_skip("multi_queue_spreads_and_delivers_once") {
+    if !root_or_skip() {
         return;
     }
     let ns = TestNetns::new().unwrap();
@@ -332,7 +331,7 @@ fn multi_queue_spreads_and_delivers_once() {
 
 #[test]
 fn persist_attach_delete() {
-    if !root_or_skip("persist_attach_delete") {
+    if !root_or_skip() {
         return;
     }
     let ns = TestNetns::new().unwrap();
@@ -386,7 +385,7 @@ fn persist_attach_delete() {
 
 #[test]
 fn tun_offloads_checksum_and_gso() {
-    if !root_or_skip("tun_offloads_checksum_and_gso") {
+    if !root_or_skip() {
         return;
     }
     let ns = TestNetns::new().unwrap();
@@ -498,7 +497,7 @@ fn tun_offloads_checksum_and_gso() {
 
 #[test]
 fn device_deleted_underneath() {
-    if !root_or_skip("device_deleted_underneath") {
+    if !root_or_skip() {
         return;
     }
     let ns = TestNetns::new().unwrap();
