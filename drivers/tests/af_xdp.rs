@@ -285,6 +285,7 @@ fn two_queues() {
     assert_eq!(ids, (0..200).collect::<Vec<_>>(), "each datagram once");
     let on0 = got.iter().filter(|g| g.0 == 0).count();
     eprintln!("{on0} on queue 0, {} on queue 1", 200 - on0);
+    assert!(on0 > 0 && on0 < 200, "200 flows all on one queue");
 }
 
 #[test]
