@@ -62,6 +62,22 @@ fn counter(int: &str, ifname: &str, what: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// Device counter `field` of the `dir` ("rx" or "tx") line of `ifname` in `show hardware`
+/// ("  tx packets N bytes N errors N no-mbuf N"); panics when it is not there.
+fn hw_counter(hw: &str, ifname: &str, dir: &str, field: &str) -> u64 {
+    let line = hw
+        .lines()
+        .skip_while(|l| !l.starts_with(ifname))
+        .skip(1)
+        .take_while(|l| l.starts_with(' '))
+        .find(|l| l.trim_start().starts_with(&format!("{dir} packets ")))
+        .unwrap_or_else(|| panic!("no {ifname} {dir} counters in:\n{hw}"));
+    let words: Vec<&str> = line.split_whitespace().skip(1).collect();
+    let at = words.chunks(2).find(|kv| kv[0] == field);
+    at.and_then(|kv| kv.get(1)?.parse().ok())
+        .unwrap_or_else(|| panic!("{ifname} {dir} {field} not a number in {line:?}"))
+}
+
 #[test]
 fn net_null_vdevs_forward_and_show_in_hardware() {
     let (dir, sock, conf) = conf(
@@ -104,10 +120,11 @@ fn net_null_vdevs_forward_and_show_in_hardware() {
         assert!(!out.contains("unknown"), "{c}: {out}");
     }
     let t = Instant::now();
-    loop {
+    let sent = loop {
         let int = ctl(s, "show interface");
-        if counter(&int, "net_null1", "tx packets") > 10_000 {
-            break;
+        let tx = counter(&int, "net_null1", "tx packets");
+        if tx > 10_000 {
+            break tx;
         }
         assert!(
             t.elapsed() < Duration::from_secs(20),
@@ -115,12 +132,22 @@ fn net_null_vdevs_forward_and_show_in_hardware() {
             ctl(s, "show errors")
         );
         std::thread::sleep(Duration::from_millis(100));
-    }
+    };
     assert!(ctl(s, "show runtime").contains("dpdk-input"));
     // The device's own counters reach show hardware within the refresh period.
     std::thread::sleep(Duration::from_millis(1200));
     let hw = ctl(s, "show hardware");
-    assert!(hw.contains("tx packets"), "{hw}");
+    let after = counter(&ctl(s, "show interface"), "net_null1", "tx packets");
+    // The device counted what rvpp sent: at least what the interface counter had before the
+    // refresh period, at most what it has now, and nothing failed.
+    let dev_tx = hw_counter(&hw, "net_null1", "tx", "packets");
+    assert!(
+        (sent..=after).contains(&dev_tx),
+        "net_null1 device tx {dev_tx}, interface tx {sent} before, {after} after:\n{hw}"
+    );
+    assert_eq!(hw_counter(&hw, "net_null1", "tx", "errors"), 0, "{hw}");
+    assert_eq!(hw_counter(&hw, "net_null1", "tx", "no-mbuf"), 0, "{hw}");
+    assert!(hw_counter(&hw, "net_null0", "rx", "packets") > 0, "{hw}");
     let pid = r.child.id() as i32;
     // SAFETY: signalling our own child.
     unsafe { libc::kill(pid, libc::SIGTERM) };

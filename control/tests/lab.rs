@@ -3,36 +3,21 @@
 //! node, ping/iperf3/too-big/ARP/ND checks, robustness, clean exit. Needs root, iproute2,
 //! ping, iperf3 and ethtool; skips otherwise.
 
+#[path = "../../test-support/skip.rs"]
+mod skip;
+
 use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
-fn have(tool: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", &format!("command -v {tool}")])
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
-
-fn can_run(test: &str) -> bool {
-    // Root: the effective uid in /proc/self/status.
-    let root = std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .map(|l| l.split_whitespace().nth(2) == Some("0"))
-        })
-        .unwrap_or(false);
-    let missing: Vec<_> = ["ip", "ping", "iperf3", "ethtool", "python3"]
-        .into_iter()
-        .filter(|t| !have(t))
-        .collect();
-    if !root || !missing.is_empty() {
-        eprintln!("skipping {test}: needs root and {missing:?}");
+/// Root and the lab's tools, else a skip (a failure under CI).
+fn can_run() -> bool {
+    if !skip::need_root("for the netns lab") {
         return false;
     }
-    true
+    ["ip", "ping", "iperf3", "ethtool", "python3"]
+        .into_iter()
+        .all(|t| skip::need_tool(t).is_some())
 }
 
 fn lab(args: &[&str]) {
@@ -63,14 +48,14 @@ fn lab(args: &[&str]) {
 
 #[test]
 fn lab_af_xdp_uplink_with_robustness() {
-    if can_run("lab_af_xdp_uplink_with_robustness") {
+    if can_run() {
         lab(&["--uplink", "af_xdp"]);
     }
 }
 
 #[test]
 fn lab_af_packet_uplink() {
-    if can_run("lab_af_packet_uplink") {
+    if can_run() {
         lab(&["--uplink", "af_packet", "--no-robustness"]);
     }
 }

@@ -3,6 +3,9 @@
 //! same socket file), through dpdk-testpmd (macswap; skipped without it), delete, and check that
 //! no buffers leak.
 
+#[path = "../../test-support/skip.rs"]
+mod skip;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -92,7 +95,10 @@ fn counter(sock: &Path, ifn: &str, what: &str) -> u64 {
         }
         if cur == ifn {
             if let Some(p) = l.find(what) {
-                return l[p + what.len()..].trim().parse().unwrap_or(0);
+                let v = l[p + what.len()..].trim();
+                return v
+                    .parse()
+                    .unwrap_or_else(|e| panic!("{ifn} {what} {v:?}: {e}\n{out}"));
             }
         }
     }
@@ -113,14 +119,41 @@ fn connected(show: &str) -> usize {
         .count()
 }
 
-/// The "Used" column of `show buffers`.
+/// The "Used" column of `show buffers`; panics when it is not there (a parse failure must
+/// not pass the leak check).
 fn buffers_in_use(sock: &Path) -> u64 {
-    let out = ctl(sock, "show buffers");
-    let line = out.lines().nth(1).unwrap_or_default();
-    line.split_whitespace()
-        .last()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(u64::MAX)
+    used_column(&ctl(sock, "show buffers"))
+}
+
+fn used_column(out: &str) -> u64 {
+    let mut lines = out.lines();
+    let head = lines.next().unwrap_or_default();
+    assert!(head.trim_end().ends_with("Used"), "no Used column:\n{out}");
+    let v = lines.next().and_then(|l| l.split_whitespace().last());
+    v.and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("Used {v:?} is not a number:\n{out}"))
+}
+
+/// How many interfaces in `show memif` have no ring errors and no rx drops.
+fn clean_memifs(show: &str) -> usize {
+    show.lines()
+        .filter(|l| l.trim_start().starts_with("ring-errors 0 rx-dropped 0 "))
+        .count()
+}
+
+/// The leak check cannot pass on output it does not understand.
+#[test]
+#[should_panic(expected = "no Used column")]
+fn used_column_rejects_unknown_output() {
+    used_column("Pool Name  Index  Avail\ndefault-numa-0  0  100\n");
+}
+
+#[test]
+fn clean_memifs_counts_each_interface() {
+    let one_dirty = "memif1/7\n  ring-errors 0 rx-dropped 0 rx-no-buffers 0\n\
+                     memif2/7\n  ring-errors 3 rx-dropped 0 rx-no-buffers 0\n";
+    assert_eq!(clean_memifs(one_dirty), 1);
+    assert_eq!(used_column("Avail   Used  \ndefault 0 5 7\n"), 7);
 }
 
 #[test]
@@ -198,7 +231,8 @@ fn memif_pair_routes_and_deletes_cleanly() {
     assert_eq!(counter(s, "memif2/7", "rx packets"), 5000);
     let sm = ctl(s, "show memif");
     assert!(sm.contains("zero-copy"), "{sm}");
-    assert!(sm.contains("ring-errors 0 rx-dropped 0"), "{sm}");
+    // Both ends clean, not just one of the two.
+    assert_eq!(clean_memifs(&sm), 2, "{sm}");
     ok(s, "delete interface memif memif2/7");
     wait_for("server sees the client go", 5, || {
         ctl(s, "show memif memif1/7").contains("disconnected")
@@ -212,13 +246,6 @@ fn memif_pair_routes_and_deletes_cleanly() {
         eprintln!("buffers in use: {u} (before: {before})");
         u <= before
     });
-}
-
-fn testpmd_bin() -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|d| d.join("dpdk-testpmd"))
-        .find(|p| p.is_file())
 }
 
 struct Testpmd(Child, String);
@@ -235,8 +262,7 @@ impl Drop for Testpmd {
 /// frame back to rvpp, which routes it out again until the TTL runs out).
 #[test]
 fn rvpp_routes_through_testpmd() {
-    let Some(bin) = testpmd_bin() else {
-        eprintln!("SKIP: dpdk-testpmd not found in PATH");
+    let Some(bin) = skip::need_tool("dpdk-testpmd") else {
         return;
     };
     let r = start("pmd");
@@ -289,5 +315,5 @@ fn rvpp_routes_through_testpmd() {
         counter(s, "memif3/0", "rx packets") > 1000
     });
     let sm = ctl(s, "show memif");
-    assert!(sm.contains("ring-errors 0"), "{sm}");
+    assert!(sm.contains("ring-errors 0 "), "{sm}");
 }

@@ -3,6 +3,9 @@
 //! in_progress protocol), vpp_papi's VPPStats against the real daemon, and the directory
 //! growing while readers read.
 
+#[path = "../../test-support/skip.rs"]
+mod skip;
+
 use rvpp_control::cli;
 use rvpp_control::daemon::{Dataplane, DataplaneConfig};
 use rvpp_control::stats;
@@ -681,22 +684,8 @@ fn daemon_serves_the_segment_to_a_govpp_style_reader() {
 /// vpp_papi's VPPStats (what VPP's own tests and tools use) reads the daemon's segment.
 #[test]
 fn vpp_papi_reads_the_daemon_segment() {
-    let probe = Command::new("python3")
-        .args(["-c", "import vpp_papi.vpp_stats"])
-        .output();
-    match probe {
-        Ok(o) if o.status.success() => {}
-        Ok(o) => {
-            println!(
-                "SKIP: vpp_papi cannot be imported: {}",
-                String::from_utf8_lossy(&o.stderr).trim()
-            );
-            return;
-        }
-        Err(e) => {
-            println!("SKIP: no python3: {e}");
-            return;
-        }
+    if !skip::need_python_module("vpp_papi.vpp_stats") {
+        return;
     }
     let r = start_rvpp("papi", "workers 0");
     daemon_traffic(&r);

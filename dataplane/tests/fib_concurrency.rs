@@ -2,7 +2,7 @@
 //! changes: those must never see another leaf ("no packet misrouted for unchanged prefixes").
 //! Also: freed tbl8 groups are reused only after every reader passed a quiescent point.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread;
 
@@ -10,6 +10,29 @@ use rvpp_dataplane::fib::{FibError, Ip4FibConfig, Ip4FibWriter, Ip6FibWriter, Lo
 use rvpp_dataplane::rcu::GracePeriod;
 
 const READERS: usize = 3;
+
+/// Wait until every reader has done one round of lookups, so the churn that follows runs
+/// under them (on two cores the writer could otherwise finish before a reader starts).
+fn wait_for_readers(started: &AtomicUsize) {
+    let t = std::time::Instant::now();
+    while started.load(Ordering::Acquire) < READERS {
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(20),
+            "only {} of {READERS} readers started",
+            started.load(Ordering::Acquire)
+        );
+        thread::yield_now();
+    }
+}
+
+/// Join the readers (each returns its rounds of lookups); every one must have looked up.
+fn join_readers(readers: Vec<thread::JoinHandle<u64>>) {
+    let rounds: Vec<u64> = readers.into_iter().map(|r| r.join().unwrap()).collect();
+    assert!(
+        rounds.iter().all(|&n| n > 0),
+        "a reader did no lookups: rounds {rounds:?}"
+    );
+}
 
 fn ip4(s: &str) -> u32 {
     u32::from(s.parse::<std::net::Ipv4Addr>().unwrap())
@@ -48,14 +71,16 @@ fn ip4_unchanged_prefixes_never_flap() {
     let fib = w.fib().clone();
     let stop = Arc::new(AtomicBool::new(false));
     let lookups = Arc::new(AtomicU64::new(0));
+    let started = Arc::new(AtomicUsize::new(0));
     let readers: Vec<_> = (0..READERS)
         .map(|slot| {
-            let (fib, gp, stop, checks, lookups) = (
+            let (fib, gp, stop, checks, lookups, started) = (
                 fib.clone(),
                 gp.clone(),
                 stop.clone(),
                 checks.clone(),
                 lookups.clone(),
+                started.clone(),
             );
             thread::spawn(move || {
                 let addrs: Vec<u32> = checks.iter().map(|c| c.0).collect();
@@ -71,13 +96,18 @@ fn ip4_unchanged_prefixes_never_flap() {
                     fib.lookup_batch_with(imps[n as usize % 3], &addrs, &mut out);
                     assert_eq!(out, want, "reader {slot} batch");
                     n += 1;
+                    if n == 1 {
+                        started.fetch_add(1, Ordering::Release);
+                    }
                     gp.quiescent(slot);
                 }
                 gp.offline(slot);
                 lookups.fetch_add(n * 2 * addrs.len() as u64, Ordering::Relaxed);
+                n
             })
         })
         .collect();
+    wait_for_readers(&started);
 
     // Churn: longer prefixes inside the stable /24s (tbl8 groups created and folded back),
     // shorter ones covering them, neighbours, and the default route's neighbours.
@@ -121,10 +151,7 @@ fn ip4_unchanged_prefixes_never_flap() {
         }
     }
     stop.store(true, Ordering::Relaxed);
-    for r in readers {
-        r.join().unwrap();
-    }
-    assert!(lookups.load(Ordering::Relaxed) > 0);
+    join_readers(readers);
     w.reclaim();
     let s = w.tbl8_stats();
     assert_eq!(
@@ -154,21 +181,30 @@ fn ip6_unchanged_prefixes_never_flap() {
     ]);
     let fib = w.fib().clone();
     let stop = Arc::new(AtomicBool::new(false));
+    let started = Arc::new(AtomicUsize::new(0));
     let readers: Vec<_> = (0..READERS)
         .map(|slot| {
             let (fib, gp, stop, checks) = (fib.clone(), gp.clone(), stop.clone(), checks.clone());
+            let started = started.clone();
             thread::spawn(move || {
+                let mut n = 0u64;
                 gp.quiescent(slot);
                 while !stop.load(Ordering::Relaxed) {
                     for &(a, leaf) in checks.iter() {
                         assert_eq!(fib.lookup(a), leaf, "reader {slot} addr {a:#x}");
                     }
+                    n += 1;
+                    if n == 1 {
+                        started.fetch_add(1, Ordering::Release);
+                    }
                     gp.quiescent(slot);
                 }
                 gp.offline(slot);
+                n
             })
         })
         .collect();
+    wait_for_readers(&started);
     // Enough routes to force growth, then deletes to force compaction, several times over.
     for round in 0..6u32 {
         for i in 0..300u128 {
@@ -183,9 +219,7 @@ fn ip6_unchanged_prefixes_never_flap() {
         w.delete(ip6("fd00::"), 16).unwrap();
     }
     stop.store(true, Ordering::Relaxed);
-    for r in readers {
-        r.join().unwrap();
-    }
+    join_readers(readers);
     assert_eq!(w.len(), 4);
 }
 

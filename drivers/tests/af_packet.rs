@@ -1,22 +1,21 @@
 //! AF_PACKET driver on a veth pair across two throw-away namespaces (needs root).
 
+#[path = "../../test-support/skip.rs"]
+mod skip;
+
 use etherparse::{PacketBuilder, SlicedPacket, TransportSlice};
 use rvpp_dataplane::buffer::{flags, BufferPool, Buffers};
 use rvpp_dataplane::device::RxQueue;
 use rvpp_dataplane::graph::rx_next;
 use rvpp_drivers::af_packet::{AfPacket, AfPacketConfig, AfPacketInfo};
-use rvpp_drivers::netns::{self, veth_pair, TestNetns};
+use rvpp_drivers::netns::{veth_pair, TestNetns};
 use rvpp_drivers::tap::{QueueStats, Queues};
 use std::net::UdpSocket;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-fn root_or_skip(test: &str) -> bool {
-    if !netns::is_root() {
-        eprintln!("skipping {test}: needs root to create network namespaces and veths");
-        return false;
-    }
-    true
+fn root_or_skip() -> bool {
+    skip::need_root("to create network namespaces and veths")
 }
 
 /// Two namespaces joined by a veth: `rvppva` in `drv` (the driver's side), `rvppvb` with
@@ -152,7 +151,7 @@ fn peer_socket(s: &Setup) -> UdpSocket {
 
 #[test]
 fn veth_traffic_both_ways() {
-    if !root_or_skip("veth_traffic_both_ways") {
+    if !root_or_skip() {
         return;
     }
     let s = setup();
@@ -202,7 +201,7 @@ fn veth_traffic_both_ways() {
 
 #[test]
 fn vnet_header_offloads() {
-    if !root_or_skip("vnet_header_offloads") {
+    if !root_or_skip() {
         return;
     }
     let s = setup();
@@ -233,7 +232,7 @@ fn vnet_header_offloads() {
 
 #[test]
 fn fanout_two_queues_exactly_once() {
-    if !root_or_skip("fanout_two_queues_exactly_once") {
+    if !root_or_skip() {
         return;
     }
     let s = setup();
@@ -268,7 +267,7 @@ fn fanout_two_queues_exactly_once() {
 
 #[test]
 fn interface_deleted_underneath() {
-    if !root_or_skip("interface_deleted_underneath") {
+    if !root_or_skip() {
         return;
     }
     let s = setup();

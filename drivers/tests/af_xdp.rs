@@ -1,6 +1,9 @@
 //! AF_XDP driver on a veth pair across two throw-away namespaces (needs root).
 #![cfg(feature = "af_xdp")]
 
+#[path = "../../test-support/skip.rs"]
+mod skip;
+
 use etherparse::{PacketBuilder, SlicedPacket, TransportSlice};
 use rvpp_dataplane::buffer::{BufferPool, Buffers};
 use rvpp_dataplane::device::{RxQueue, TxQueue};
@@ -8,18 +11,14 @@ use rvpp_dataplane::graph::rx_next;
 use rvpp_drivers::af_xdp::{
     attach_legacy_for_test, attached_programs, AfXdp, AfXdpConfig, AfXdpInfo, XdpAttach, XdpMode,
 };
-use rvpp_drivers::netns::{self, TestNetns};
+use rvpp_drivers::netns::TestNetns;
 use rvpp_drivers::tap::QueueStats;
 use std::net::UdpSocket;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-fn root_or_skip(test: &str) -> bool {
-    if !netns::is_root() {
-        eprintln!("skipping {test}: needs root for namespaces, veths and XDP");
-        return false;
-    }
-    true
+fn root_or_skip() -> bool {
+    skip::need_root("for namespaces, veths and XDP")
 }
 
 /// `rvppxa` (driver side) in `drv`, `rvppxb` with 198.18.4.2/24 in `peer`.
@@ -246,21 +245,21 @@ fn both_ways(attach: XdpAttach) {
 
 #[test]
 fn native_both_ways_and_clean_detach() {
-    if root_or_skip("native_both_ways_and_clean_detach") {
+    if root_or_skip() {
         both_ways(XdpAttach::Auto);
     }
 }
 
 #[test]
 fn generic_both_ways() {
-    if root_or_skip("generic_both_ways") {
+    if root_or_skip() {
         both_ways(XdpAttach::Generic);
     }
 }
 
 #[test]
 fn two_queues() {
-    if !root_or_skip("two_queues") {
+    if !root_or_skip() {
         return;
     }
     let s = setup(2);
@@ -286,11 +285,12 @@ fn two_queues() {
     assert_eq!(ids, (0..200).collect::<Vec<_>>(), "each datagram once");
     let on0 = got.iter().filter(|g| g.0 == 0).count();
     eprintln!("{on0} on queue 0, {} on queue 1", 200 - on0);
+    assert!(on0 > 0 && on0 < 200, "200 flows all on one queue");
 }
 
 #[test]
 fn stale_program_from_a_crash_is_removed() {
-    if !root_or_skip("stale_program_from_a_crash_is_removed") {
+    if !root_or_skip() {
         return;
     }
     let s = setup(1);
@@ -306,7 +306,7 @@ fn stale_program_from_a_crash_is_removed() {
 
 #[test]
 fn foreign_program_is_left_alone() {
-    if !root_or_skip("foreign_program_is_left_alone") {
+    if !root_or_skip() {
         return;
     }
     let s = setup(1);
@@ -327,7 +327,7 @@ fn foreign_program_is_left_alone() {
 
 #[test]
 fn missing_interface_and_link_flap() {
-    if !root_or_skip("missing_interface_and_link_flap") {
+    if !root_or_skip() {
         return;
     }
     let s = setup(1);

@@ -9,6 +9,9 @@
 //! frames of 60..9000 bytes cross both ways and are compared byte for byte.
 #![cfg(feature = "dpdk")]
 
+#[path = "../../test-support/skip.rs"]
+mod skip;
+
 use rvpp_dataplane::buffer::{flags, BufferPool, Buffers};
 use rvpp_dataplane::device::{RxQueue, TxQueue};
 use rvpp_dataplane::graph::rx_next;
@@ -228,9 +231,8 @@ fn bad_configuration_is_a_clear_error() {
 #[test]
 fn af_packet_on_a_veth_in_a_namespace() {
     use rvpp_drivers::af_packet::{AfPacket, AfPacketConfig};
-    use rvpp_drivers::netns::{is_root, veth_pair, TestNetns};
-    if !is_root() {
-        eprintln!("skipping: needs root for network namespaces");
+    use rvpp_drivers::netns::{veth_pair, TestNetns};
+    if !skip::need_root("for network namespaces") {
         return;
     }
     let eal = eal();

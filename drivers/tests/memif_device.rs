@@ -3,8 +3,12 @@
 //! rvpp client in one process (copy on one side, zero-copy on the other); hostile peers.
 //! Every test checks that the buffer pool returns to its baseline (no leaks).
 //!
-//! The testpmd tests skip with a message when `dpdk-testpmd` is not in PATH. They run one at a
+//! The testpmd tests skip (fail under CI, see test-support/skip.rs) when `dpdk-testpmd` is not
+//! in PATH. They run one at a
 //! time (testpmd busy-polls a core and the box has two).
+
+#[path = "../../test-support/skip.rs"]
+mod skip;
 
 use memif::{proto, Config, Desc, Event, Interface, Mode, Role};
 use rvpp_dataplane::buffer::{BufferPool, Buffers};
@@ -38,13 +42,6 @@ fn unique_path(tag: &str) -> String {
         std::process::id(),
         nanos()
     )
-}
-
-fn testpmd_bin() -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|d| d.join("dpdk-testpmd"))
-        .find(|p| p.is_file())
 }
 
 /// A running testpmd, killed (and its runtime dir removed) on drop.
@@ -337,8 +334,7 @@ fn counters(dev: &MemifDevice) -> [u64; 5] {
 const SIZES: &[usize] = &[64, 128, 512, 1500, 2048, 2049, 4000, 9000];
 
 fn with_testpmd(role: Role, queues: u16) {
-    let Some(bin) = testpmd_bin() else {
-        eprintln!("SKIP: dpdk-testpmd not found in PATH");
+    let Some(bin) = skip::need_tool("dpdk-testpmd") else {
         return;
     };
     let _g = serial();
@@ -409,8 +405,7 @@ fn testpmd_server_rvpp_client_two_queues() {
 
 /// Kill testpmd mid-traffic (rings full of our packets), restart it, recover; no leaks.
 fn restart(role: Role) {
-    let Some(bin) = testpmd_bin() else {
-        eprintln!("SKIP: dpdk-testpmd not found in PATH");
+    let Some(bin) = skip::need_tool("dpdk-testpmd") else {
         return;
     };
     let _g = serial();

@@ -159,12 +159,18 @@ fn recv(s: &Raw, peer: &mut Interface) -> Option<Msg> {
     }
 }
 
-/// Expect the peer to end the conversation with DISCONNECT (then EOF).
-fn expect_reject(s: &Raw, peer: &mut Interface, what: &str) {
+/// Expect the peer to end the conversation with DISCONNECT (then EOF) for the reason `want`
+/// (a part of the reason string): a peer that ignored the bad message would still disconnect,
+/// but only later and for "handshake timeout".
+fn expect_reject(s: &Raw, peer: &mut Interface, what: &str, want: &str) {
     loop {
         match recv(s, peer) {
             Some(Msg::Disconnect(_, reason)) => {
                 eprintln!("{what}: rejected with {reason:?}");
+                assert!(
+                    reason.contains(want),
+                    "{what}: DISCONNECT says {reason:?}, expected {want:?}"
+                );
                 assert!(
                     recv(s, peer).is_none(),
                     "{what}: socket not closed after DISCONNECT"
@@ -325,10 +331,15 @@ fn server_rejects_bad_handshakes() {
     };
     let init = (init_msg(proto::VERSION), None);
     let ok_region = region(SHM as u64, Some(shm.fd));
-    let cases: Vec<(&str, Script)> = vec![
-        ("wrong version", vec![(init_msg(0x0100), None)]),
+    let cases: Vec<(&str, &str, Script)> = vec![
+        (
+            "wrong version",
+            "Incompatible memif version 0x100",
+            vec![(init_msg(0x0100), None)],
+        ),
         (
             "wrong id",
+            "ID not found (5)",
             vec![(
                 Msg::Init(Init {
                     version: proto::VERSION,
@@ -342,6 +353,7 @@ fn server_rejects_bad_handshakes() {
         ),
         (
             "wrong mode",
+            "Mode mismatch (peer 7",
             vec![(
                 Msg::Init(Init {
                     version: proto::VERSION,
@@ -355,21 +367,37 @@ fn server_rejects_bad_handshakes() {
         ),
         (
             "connect before init",
+            "unexpected CONNECT in state AwaitInit",
             vec![(Msg::Connect("x".into()), None)],
         ),
-        ("region before init", vec![ok_region.clone()]),
+        (
+            "region before init",
+            "unexpected ADD_REGION in state AwaitInit",
+            vec![ok_region.clone()],
+        ),
         (
             "hello from client",
+            "unexpected HELLO in state AwaitInit",
             vec![(Msg::Hello(Hello::default()), None)],
         ),
-        ("region without fd", vec![init.clone(), region(4096, None)]),
+        (
+            "region without fd",
+            "Missing region fd",
+            vec![init.clone(), region(4096, None)],
+        ),
         (
             "region larger than file",
+            "Invalid region size 262144",
             vec![init.clone(), region(SHM as u64 * 4, Some(shm.fd))],
         ),
-        ("zero region", vec![init.clone(), region(0, Some(shm.fd))]),
+        (
+            "zero region",
+            "Invalid region size 0",
+            vec![init.clone(), region(0, Some(shm.fd))],
+        ),
         (
             "region index gap",
+            "Invalid region index 3",
             vec![
                 init.clone(),
                 (
@@ -381,9 +409,14 @@ fn server_rejects_bad_handshakes() {
                 ),
             ],
         ),
-        ("ring in missing region", vec![init.clone(), ring(0, 0, 4)]),
+        (
+            "ring in missing region",
+            "Invalid ring region 0",
+            vec![init.clone(), ring(0, 0, 4)],
+        ),
         (
             "ring past region end",
+            "Invalid ring offset 65280",
             vec![
                 init.clone(),
                 ok_region.clone(),
@@ -392,22 +425,27 @@ fn server_rejects_bad_handshakes() {
         ),
         (
             "ring offset overflow",
+            "Invalid ring offset 4294967287",
             vec![init.clone(), ok_region.clone(), ring(0, u32::MAX - 8, 4)],
         ),
         (
             "ring misaligned",
+            "Invalid ring offset 3 ",
             vec![init.clone(), ok_region.clone(), ring(0, 3, 4)],
         ),
         (
             "ring too big",
+            "Invalid ring size 2^15",
             vec![init.clone(), ok_region.clone(), ring(0, 0, 15)],
         ),
         (
             "ring index too high",
+            "Invalid ring index 9",
             vec![init.clone(), ok_region.clone(), ring(9, 0, 4)],
         ),
         (
             "duplicate ring",
+            "Duplicate ring index 0",
             vec![
                 init.clone(),
                 ok_region.clone(),
@@ -417,6 +455,7 @@ fn server_rejects_bad_handshakes() {
         ),
         (
             "connect without rings",
+            "missing rings",
             vec![
                 init.clone(),
                 ok_region.clone(),
@@ -425,6 +464,7 @@ fn server_rejects_bad_handshakes() {
         ),
         (
             "bad cookie",
+            "Wrong ring cookie",
             vec![
                 init.clone(),
                 ok_region.clone(),
@@ -444,7 +484,7 @@ fn server_rejects_bad_handshakes() {
             ],
         ),
     ];
-    for (what, script) in cases {
+    for (what, want, script) in cases {
         let s = raw_connect(&path);
         assert!(
             matches!(recv(&s, &mut srv), Some(Msg::Hello(_))),
@@ -453,14 +493,14 @@ fn server_rejects_bad_handshakes() {
         for (m, fd) in &script {
             send(&s, m, *fd);
         }
-        expect_reject(&s, &mut srv, what);
+        expect_reject(&s, &mut srv, what, want);
         assert!(!srv.is_connected());
     }
     // Byte-level garbage.
-    for (what, bytes) in [
-        ("truncated", vec![3u8, 0, 0, 2]),
-        ("oversized", vec![0u8; 300]),
-        ("unknown type", {
+    for (what, want, bytes) in [
+        ("truncated", "Invalid message size", vec![3u8, 0, 0, 2]),
+        ("oversized", "Invalid message size", vec![0u8; 300]),
+        ("unknown type", "Unknown message type", {
             let mut b = vec![0u8; MSG_SIZE];
             b[0] = 42;
             b
@@ -469,13 +509,13 @@ fn server_rejects_bad_handshakes() {
         let s = raw_connect(&path);
         assert!(matches!(recv(&s, &mut srv), Some(Msg::Hello(_))));
         send_bytes(&s, &bytes, None);
-        expect_reject(&s, &mut srv, what);
+        expect_reject(&s, &mut srv, what, want);
     }
     // A silent client is dropped after the handshake timeout.
     let s = raw_connect(&path);
     assert!(matches!(recv(&s, &mut srv), Some(Msg::Hello(_))));
     std::thread::sleep(Duration::from_millis(400));
-    expect_reject(&s, &mut srv, "silent client");
+    expect_reject(&s, &mut srv, "silent client", "handshake timeout");
     still_serves(&mut srv, &path);
 }
 
@@ -569,15 +609,20 @@ fn client_rejects_bad_servers() {
 
     let s = raw_accept(&l, &mut cli);
     send(&s, &Msg::Hello(hello(0x0100, 0x0100)), None);
-    expect_reject(&s, &mut cli, "old version");
+    expect_reject(&s, &mut cli, "old version", "Incompatible memif version");
 
     let s = raw_accept(&l, &mut cli);
     send(&s, &Msg::Connected("x".into()), None);
-    expect_reject(&s, &mut cli, "connected before hello");
+    expect_reject(
+        &s,
+        &mut cli,
+        "connected before hello",
+        "unexpected CONNECTED",
+    );
 
     let s = raw_accept(&l, &mut cli);
     send_bytes(&s, &[2, 0, 1], None);
-    expect_reject(&s, &mut cli, "truncated hello");
+    expect_reject(&s, &mut cli, "truncated hello", "Invalid message size");
 
     // A server that plays along, then scribbles on the rings.
     let s = raw_accept(&l, &mut cli);

@@ -2,6 +2,9 @@
 
 mod common;
 
+#[path = "../../test-support/skip.rs"]
+mod skip;
+
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -243,17 +246,15 @@ fn interrupt_mode_signals_eventfd() {
 
 #[test]
 fn abstract_socket_in_netns() {
-    // Needs root and `ip`; skip otherwise.
+    if !skip::need_root("to create a network namespace") || skip::need_tool("ip").is_none() {
+        return;
+    }
     let ns = format!("rvpp-memif-{}", std::process::id());
     let ok = std::process::Command::new("ip")
         .args(["netns", "add", &ns])
         .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
-    if !ok {
-        eprintln!("SKIP: cannot create a network namespace (need root and iproute2)");
-        return;
-    }
+        .is_ok_and(|s| s.success());
+    assert!(ok, "ip netns add {ns} failed");
     struct Del(String);
     impl Drop for Del {
         fn drop(&mut self) {

@@ -7,6 +7,9 @@
 
 mod common;
 
+#[path = "../../test-support/skip.rs"]
+mod skip;
+
 use std::fs::File;
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -17,13 +20,6 @@ use common::*;
 use memif::{Config, Event, Interface, PacketBuf, Role};
 
 static SERIAL: Mutex<()> = Mutex::new(());
-
-fn testpmd_bin() -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|d| d.join("dpdk-testpmd"))
-        .find(|p| p.is_file())
-}
 
 /// A running testpmd, killed (and its runtime dir removed) on drop.
 struct Testpmd {
@@ -248,8 +244,7 @@ fn traffic(ifc: &mut Interface, queues: usize, sizes: &[usize], count: u32) {
 const SIZES: &[usize] = &[64, 128, 512, 1500, 2048, 2049, 4000, 9000];
 
 fn run(role_ours: Role, queues: u16) {
-    let Some(bin) = testpmd_bin() else {
-        eprintln!("SKIP: dpdk-testpmd not found in PATH");
+    let Some(bin) = skip::need_tool("dpdk-testpmd") else {
         return;
     };
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
@@ -295,8 +290,7 @@ fn we_are_client_two_queues() {
 
 /// Kill testpmd in the middle of traffic, start a new one, recover.
 fn restart(role_ours: Role) {
-    let Some(bin) = testpmd_bin() else {
-        eprintln!("SKIP: dpdk-testpmd not found in PATH");
+    let Some(bin) = skip::need_tool("dpdk-testpmd") else {
         return;
     };
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());

@@ -6,6 +6,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+#[path = "../../../test-support/skip.rs"]
+pub mod skip;
+
 pub struct Rvpp {
     pub child: Child,
     pub dir: PathBuf,
@@ -81,7 +84,8 @@ impl Rvpp {
         matches!(self.child.try_wait(), Ok(None))
     }
 
-    /// Run `control/tests/api/<script>` with args; None when vpp_papi is missing (exit 77).
+    /// Run `control/tests/api/<script>` with args; None when vpp_papi is missing (exit 77),
+    /// after [`skip::skip`] (a failure under CI).
     pub fn python(&self, script: &str, args: &[&str]) -> Option<Output> {
         let path = Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("tests/api")
@@ -94,10 +98,10 @@ impl Rvpp {
             .output()
             .expect("python3");
         if out.status.code() == Some(77) {
-            println!(
-                "skipped: vpp_papi not importable: {}",
+            skip::skip(&format!(
+                "vpp_papi not importable: {}",
                 String::from_utf8_lossy(&out.stdout).trim()
-            );
+            ));
             return None;
         }
         Some(out)
