@@ -2,11 +2,18 @@
 //! come up on them, forward, report its backing, and give the pages back at exit. (A mincore
 //! call sized for 2 MiB pages instead of 4 KiB ones once corrupted the heap here at start.)
 
+#[path = "../../test-support/skip.rs"]
+mod skip;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 const NR_HUGEPAGES: &str = "/proc/sys/vm/nr_hugepages";
+
+/// The tests here count the machine's free hugepages, which every rvpp takes from (its default
+/// FIB table too), so they run one at a time.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn meminfo(key: &str) -> u64 {
     let m = std::fs::read_to_string("/proc/meminfo").unwrap();
@@ -146,16 +153,10 @@ fn stop(mut r: Rvpp) {
     assert!(r.child.wait().unwrap().success());
 }
 
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
-}
-
 #[test]
 fn rvpp_starts_forwards_and_releases_hugepages() {
-    if !is_root() {
-        assert!(std::env::var_os("CI").is_none(), "CI runs as root");
-        eprintln!("SKIPPED: hugepages: needs root");
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !skip::need_root("to reserve hugepages") {
         return;
     }
     // 8192 buffers of 2 KiB: a 20 MiB pool, 10 pages; ask for more so it fits with slack.
@@ -186,6 +187,7 @@ fn rvpp_starts_forwards_and_releases_hugepages() {
 
 #[test]
 fn rvpp_without_hugetlb_falls_back_and_forwards() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let r = start("off", "buffers-per-numa 8192 no-hugetlb");
     let show = ctl(&r.sock, "show buffers");
     assert!(!show.contains("backing: hugetlb"), "{show}");
