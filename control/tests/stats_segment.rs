@@ -395,7 +395,8 @@ fn reader_sees_counters_and_a_growing_directory() {
     assert_eq!(s0.names[0], "/sys/heartbeat");
     assert_eq!(s0.names[1], "/sys/last_stats_clear");
     assert_eq!(s0.names[2], "/sys/boottime");
-    assert!(s0.if_names().is_empty());
+    // A fresh rvpp has only local0 (sw_if_index 0), as VPP does.
+    assert_eq!(s0.if_names(), vec!["local0".to_string()]);
     assert!(s0.scalar("/sys/boottime") > 1_600_000_000);
     assert_eq!(s0.scalar("/sys/num_worker_threads"), 0);
     for c in ["rx", "tx", "rx-unicast", "tx-broadcast"] {
@@ -419,12 +420,16 @@ fn reader_sees_counters_and_a_growing_directory() {
     let (s1, _) = r.snapshot();
     assert!(s1.epoch > before.epoch);
     let names = s1.if_names();
-    assert_eq!(names.len(), 42);
-    assert_eq!(names[41], "extra39");
+    assert_eq!(
+        names.len(),
+        43,
+        "local0, 2 from the counter check, extra0..extra39"
+    );
+    assert_eq!(names[42], "extra39");
     let Stat::Combined(rows) = s1.get("/if/rx") else {
         panic!()
     };
-    assert!(rows.iter().all(|r| r.len() == 42));
+    assert!(rows.iter().all(|r| r.len() == 43));
     assert!(s1.stats.contains_key("/interfaces/extra7/tx-error"));
     let gone = names.iter().position(|n| n == "extra3").unwrap();
     dp.fwd().interface_del(gone as u32).unwrap();
@@ -534,10 +539,10 @@ fn a_small_segment_drops_symlinks_but_keeps_counters() {
     seg.update();
     let (s, _) = r.snapshot();
     let names = s.if_names();
-    assert_eq!(names.len(), 301);
-    assert_eq!(names[300], "many299");
+    assert_eq!(names.len(), 302, "local0, first, many0..many299");
+    assert_eq!(names[301], "many299");
     assert!(!s.names.iter().any(|n| n.starts_with("/interfaces/")));
-    assert!(matches!(s.get("/if/tx"), Stat::Combined(rows) if rows[0].len() == 301));
+    assert!(matches!(s.get("/if/tx"), Stat::Combined(rows) if rows[0].len() == 302));
     assert!(s.names.iter().any(|n| n.starts_with("/err/")));
     drop(seg);
     let _ = std::fs::remove_dir_all(&dir);

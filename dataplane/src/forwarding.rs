@@ -290,6 +290,12 @@ impl Forwarding {
             },
         );
         let _ = (local4, local6);
+        // sw_if_index 0 is local0, as in VPP: calico and govpp send 0 to mean "all" or "none",
+        // so no real interface may ever have it. It stays down and has no device.
+        let local0 = f
+            .interface_add("local0", "local", [0; 6], false, 0)
+            .expect("local0");
+        debug_assert_eq!(local0, 0);
         f.table_add(false, 0, "ipv4-VRF:0").expect("table 0");
         f.table_add(true, 0, "ipv6-VRF:0").expect("table 0");
         f.publish();
@@ -409,6 +415,9 @@ impl Forwarding {
     }
 
     pub fn interface_del(&mut self, sw: u32) -> Result<(), FwdError> {
+        if sw == 0 {
+            return Err(FwdError::Invalid("local0 cannot be deleted".into()));
+        }
         let i = self.iface(sw)?.clone();
         for (a, l) in i.ip4_addrs.clone() {
             self.address_del(sw, Prefix::V4(a, l))?;

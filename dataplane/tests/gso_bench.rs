@@ -56,6 +56,7 @@ fn setup() -> (std::sync::Arc<BufferPool>, Forwarding, Runtime, u32) {
     let shared = Shared::new();
     let mut fwd = Forwarding::new(shared.clone());
     let if0 = fwd.interface_add("pg0", "pg", MAC0, true, 9000).unwrap();
+    assert_eq!(if0, PG0);
     let if1 = fwd.interface_add("pg1", "pg", MAC1, true, 65535).unwrap();
     fwd.address_add(if0, Prefix::parse("198.18.0.1/24").unwrap())
         .unwrap();
@@ -77,6 +78,9 @@ fn setup() -> (std::sync::Arc<BufferPool>, Forwarding, Runtime, u32) {
     (pool, fwd, rt, if1)
 }
 
+/// pg0's sw_if_index: the first interface after local0 (index 0).
+const PG0: u32 = 1;
+
 /// ns per packet of `f` (as `n` packets per vector), minus the cost of building the packets.
 fn run(rt: &mut Runtime, f: &[u8], n: usize, gso: bool, iters: usize) -> f64 {
     let mut v = vec![0u32; n];
@@ -87,7 +91,7 @@ fn run(rt: &mut Runtime, f: &[u8], n: usize, gso: bool, iters: usize) -> f64 {
             for b in v.iter_mut() {
                 *b = bufs.alloc_from_bytes(f).unwrap();
                 let m = bufs.meta(*b);
-                m.rx_sw_if_index = 0;
+                m.rx_sw_if_index = PG0;
                 if gso {
                     m.flags |= flags::GSO | flags::OFFLOAD_L4_CKSUM;
                     m.gso_size = 1448;

@@ -39,6 +39,9 @@ struct Lab {
     rt: Runtime,
     out0: Frames,
     out1: Frames,
+    /// sw_if_index of pg0 and pg1 (0 is local0).
+    if0: u32,
+    if1: u32,
 }
 
 fn ip(a: &str) -> u32 {
@@ -78,6 +81,8 @@ fn lab() -> Lab {
         rt,
         out0,
         out1,
+        if0,
+        if1,
     }
 }
 
@@ -95,7 +100,7 @@ impl Lab {
     fn send(&mut self, frame: &[u8]) {
         let bufs = self.rt.buffers();
         let bi = bufs.alloc_from_bytes(frame).unwrap();
-        bufs.meta(bi).rx_sw_if_index = 0;
+        bufs.meta(bi).rx_sw_if_index = self.if0;
         self.rt.inject("ethernet-input", &[bi]).unwrap();
     }
     fn error(&self, node: &str, code: u16) -> u64 {
@@ -331,7 +336,7 @@ fn ip4_options_are_forwarded() {
 #[test]
 fn ecmp_spreads_flows_over_paths() {
     let mut l = lab();
-    let if1 = 1;
+    let if1 = l.if1;
     let a: IpAddr = "198.19.0.2".parse().unwrap();
     let b: IpAddr = "198.19.0.3".parse().unwrap();
     l.fwd
@@ -359,13 +364,13 @@ fn ecmp_spreads_flows_over_paths() {
 #[test]
 fn l2_xconnect_passes_frames_untouched() {
     let mut l = lab();
-    l.fwd.set_xconnect(0, Some(1)).unwrap();
+    l.fwd.set_xconnect(l.if0, Some(l.if1)).unwrap();
     let mut f = udp_frame([203, 0, 113, 9], 1, 10);
     f[12..14].copy_from_slice(&0x88b5u16.to_be_bytes()); // not even IP
     l.send(&f);
     let out = Lab::take(&l.out1);
     assert_eq!(out, vec![f]);
-    l.fwd.set_xconnect(0, None).unwrap();
+    l.fwd.set_xconnect(l.if0, None).unwrap();
     l.send(&udp_frame([198, 19, 200, 7], 64, 10));
     assert_eq!(Lab::take(&l.out1)[0][14 + 8], 63, "back to routing");
     l.no_leaks();
@@ -374,7 +379,7 @@ fn l2_xconnect_passes_frames_untouched() {
 #[test]
 fn vlan_subinterface_receives_and_replies_tagged() {
     let mut l = lab();
-    let sub = l.fwd.vlan_subif_add(0, 100).unwrap();
+    let sub = l.fwd.vlan_subif_add(l.if0, 100).unwrap();
     l.fwd
         .address_add(sub, Prefix::parse("198.18.100.1/24").unwrap())
         .unwrap();
@@ -490,12 +495,12 @@ fn vrf_default_route_continues_in_another_table_and_loops_are_dropped() {
     let mut l = lab();
     // pg0 moves to VRF 10, whose only route is "look up in table 0" (calico's pod VRFs).
     l.fwd
-        .address_del(0, Prefix::parse("198.18.0.1/24").unwrap())
+        .address_del(l.if0, Prefix::parse("198.18.0.1/24").unwrap())
         .unwrap();
     l.fwd.table_add(false, 10, "pod-vrf").unwrap();
-    l.fwd.set_table(0, false, 10).unwrap();
+    l.fwd.set_table(l.if0, false, 10).unwrap();
     l.fwd
-        .address_add(0, Prefix::parse("198.18.0.1/24").unwrap())
+        .address_add(l.if0, Prefix::parse("198.18.0.1/24").unwrap())
         .unwrap();
     l.fwd
         .route_add(
@@ -549,7 +554,7 @@ fn punt_into_a_table_reaches_the_host_interface() {
         .route_add(
             20,
             Prefix::parse("198.18.0.1/32").unwrap(),
-            vec![Path::via(host, Some(1))],
+            vec![Path::via(host, Some(l.if1))],
         )
         .unwrap();
     l.fwd.punt_redirect_table(false, None, 20, true).unwrap();
@@ -588,4 +593,18 @@ fn a_table_that_routes_look_into_cannot_be_deleted() {
     l.fwd.table_del(false, 30).unwrap();
     l.fwd.table_del(false, 31).unwrap();
     l.no_leaks();
+}
+
+#[test]
+fn local0_holds_index_0_and_cannot_be_deleted() {
+    // calico and govpp send sw_if_index 0 to mean "all" or "none": no real interface may
+    // ever get it, even after every interface is deleted and one is created again.
+    let mut l = lab();
+    assert_eq!(l.fwd.ifs().get(0).map(|i| i.name.as_str()), Some("local0"));
+    assert!(l.if0 != 0 && l.if1 != 0);
+    assert!(l.fwd.interface_del(0).is_err());
+    l.fwd.interface_del(l.if0).unwrap();
+    l.fwd.interface_del(l.if1).unwrap();
+    let again = l.fwd.interface_add("pgx", "pg", MAC0, true, 1500).unwrap();
+    assert_eq!(again, 1, "the lowest free instance, never 0");
 }
