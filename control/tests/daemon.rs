@@ -3,74 +3,26 @@
 #[path = "../../test-support/skip.rs"]
 mod skip;
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+mod common;
+
+use common::{ctl, Opts, Rvpp};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-struct Rvpp {
-    child: Child,
-    dir: PathBuf,
-    sock: PathBuf,
-}
-
-impl Drop for Rvpp {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn start(extra: &str) -> Rvpp {
-    let dir = std::env::temp_dir().join(format!(
-        "rvpp-daemon-{}-{}",
-        std::process::id(),
-        extra.len()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    let sock = dir.join("cli.sock");
-    let conf = dir.join("startup.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "unix {{ nodaemon cli-listen {} pidfile {} }}\nstatseg {{ socket-name {} }}\nbuffers {{ buffers-per-numa 8192 }}\ncpu {{ {extra} }}\nsome-unknown-section {{ x 1 }}\n",
-            sock.display(),
-            dir.join("rvpp.pid").display(),
-            dir.join("stats.sock").display()
-        ),
-    )
-    .unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_rvpp"))
-        .arg("-c")
-        .arg(&conf)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let t = Instant::now();
-    while !sock.exists() {
-        assert!(
-            t.elapsed() < Duration::from_secs(20),
-            "rvpp did not open its CLI socket"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Rvpp { child, dir, sock }
-}
-
-fn ctl(sock: &Path, cmd: &str) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_rvppctl"))
-        .arg("-s")
-        .arg(sock)
-        .args(cmd.split_whitespace())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "rvppctl {cmd}: {}",
-        String::from_utf8_lossy(&out.stderr)
+fn start(cpu: &str) -> Rvpp {
+    let conf = format!(
+        "statseg {{ socket-name {{dir}}/stats.sock }}\nbuffers {{ buffers-per-numa 8192 }}\ncpu {{ {cpu} }}\nsome-unknown-section {{ x 1 }}"
     );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    Rvpp::start_with(
+        "daemon",
+        Opts {
+            conf: &conf,
+            unix: "pidfile {dir}/rvpp.pid",
+            stderr: Stdio::piped(),
+            ..Default::default()
+        },
+    )
 }
 
 /// tshark's one-line summaries of `file`; panics when tshark cannot read it.
@@ -116,7 +68,7 @@ fn configure(s: &Path, cmds: &[&str]) {
 }
 
 fn run_forwarding_scenario(r: &Rvpp) {
-    let s = &r.sock;
+    let s = &r.cli;
     let cap = format!("rvpp-test-capture-{}.pcap", r.child.id());
     let pcap_on = format!("pcap trace rx tx max 10 intfc any file {cap}");
     assert!(ctl(s, "show version").contains("rvpp"));
@@ -229,22 +181,9 @@ fn run_forwarding_scenario(r: &Rvpp) {
 }
 
 fn stop(mut r: Rvpp) {
-    let pid = r.child.id() as i32;
-    // SAFETY: sending SIGTERM to our own child process.
-    unsafe { libc::kill(pid, libc::SIGTERM) };
-    let t = Instant::now();
-    loop {
-        if let Some(st) = r.child.try_wait().unwrap() {
-            assert!(st.success(), "rvpp exited with {st}");
-            break;
-        }
-        assert!(
-            t.elapsed() < Duration::from_secs(10),
-            "rvpp did not stop on SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    assert!(!r.sock.exists(), "CLI socket left behind");
+    let st = r.terminate();
+    assert!(st.success(), "rvpp exited with {st}");
+    assert!(!r.cli.exists(), "CLI socket left behind");
     assert!(!r.dir.join("rvpp.pid").exists(), "pidfile left behind");
 }
 
@@ -259,7 +198,7 @@ fn rvppctl_drives_a_single_thread_rvpp() {
 fn rvppctl_drives_rvpp_with_a_worker() {
     let r = start("main-core 0 corelist-workers 1");
     run_forwarding_scenario(&r);
-    assert!(ctl(&r.sock, "show threads").contains("vpp_wk_0"));
+    assert!(ctl(&r.cli, "show threads").contains("vpp_wk_0"));
     stop(r);
 }
 
@@ -295,7 +234,7 @@ fn cpu_ticks(pid: u32) -> u64 {
 #[test]
 fn idle_adaptive_worker_sleeps_and_rx_queues_can_move() {
     let r = start("main-core 0 corelist-workers 0,1");
-    let s = &r.sock;
+    let s = &r.cli;
     for c in [
         "create packet-generator interface pg0 count 5000 size 64 dst 198.19.7.0/24",
         "create null interface null1",

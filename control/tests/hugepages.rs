@@ -5,8 +5,9 @@
 #[path = "../../test-support/skip.rs"]
 mod skip;
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+mod common;
+
+use common::Rvpp;
 use std::time::{Duration, Instant};
 
 const NR_HUGEPAGES: &str = "/proc/sys/vm/nr_hugepages";
@@ -50,62 +51,11 @@ impl Drop for Hugepages {
     }
 }
 
-struct Rvpp {
-    child: Child,
-    dir: PathBuf,
-    sock: PathBuf,
-}
-
-impl Drop for Rvpp {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
 fn start(tag: &str, buffers: &str) -> Rvpp {
-    let dir = std::env::temp_dir().join(format!("rvpp-huge-{tag}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let sock = dir.join("cli.sock");
-    let conf = dir.join("startup.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "unix {{ nodaemon cli-listen {} }}\nstatseg {{ socket-name {} }}\nbuffers {{ {buffers} }}\ncpu {{ workers 0 }}\n",
-            sock.display(),
-            dir.join("stats.sock").display()
-        ),
+    Rvpp::start(
+        tag,
+        &format!("statseg {{ socket-name {{dir}}/stats.sock }}\nbuffers {{ {buffers} }}\ncpu {{ workers 0 }}"),
     )
-    .unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_rvpp"))
-        .arg("-c")
-        .arg(&conf)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut r = Rvpp { child, dir, sock };
-    let t = Instant::now();
-    while !r.sock.exists() {
-        if let Some(st) = r.child.try_wait().unwrap() {
-            panic!("rvpp exited at start with {st}");
-        }
-        assert!(t.elapsed() < Duration::from_secs(20), "no CLI socket");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    r
-}
-
-fn ctl(sock: &Path, cmd: &str) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_rvppctl"))
-        .arg("-s")
-        .arg(sock)
-        .args(cmd.split_whitespace())
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "rvppctl {cmd} failed");
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// Routes 20,000 generated packets to a null interface and waits until all are sent.
@@ -121,11 +71,11 @@ fn forward(r: &Rvpp) {
         "set interface state pg0 up",
         "packet-generator enable",
     ] {
-        ctl(&r.sock, c);
+        r.ctl(c);
     }
     let t = Instant::now();
     loop {
-        let int = ctl(&r.sock, "show interface");
+        let int = r.ctl("show interface");
         let tx = int
             .lines()
             .skip_while(|l| !l.starts_with("null1"))
@@ -142,17 +92,6 @@ fn forward(r: &Rvpp) {
     }
 }
 
-fn stop(mut r: Rvpp) {
-    // SAFETY: SIGTERM to our own child, whose pid we hold.
-    unsafe { libc::kill(r.child.id() as i32, libc::SIGTERM) };
-    let t = Instant::now();
-    while r.child.try_wait().unwrap().is_none() {
-        assert!(t.elapsed() < Duration::from_secs(10), "no exit on SIGTERM");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    assert!(r.child.wait().unwrap().success());
-}
-
 #[test]
 fn rvpp_starts_forwards_and_releases_hugepages() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
@@ -163,7 +102,7 @@ fn rvpp_starts_forwards_and_releases_hugepages() {
     let pages = Hugepages::reserve(64).expect("could not reserve 64 hugepages");
     let free_before = meminfo("HugePages_Free:");
     let r = start("on", "buffers-per-numa 8192");
-    let show = ctl(&r.sock, "show buffers");
+    let show = r.ctl("show buffers");
     assert!(show.contains("backing: hugetlb"), "{show}");
     assert!(show.contains("page size 2048 KiB"), "{show}");
     let status = std::fs::read_to_string(format!("/proc/{}/status", r.child.id())).unwrap();
@@ -177,7 +116,7 @@ fn rvpp_starts_forwards_and_releases_hugepages() {
         "rvpp maps {held_kb} kB of hugetlb pages"
     );
     forward(&r);
-    stop(r);
+    r.stop();
     assert!(
         meminfo("HugePages_Free:") >= free_before,
         "hugepages not released at exit"
@@ -189,9 +128,9 @@ fn rvpp_starts_forwards_and_releases_hugepages() {
 fn rvpp_without_hugetlb_falls_back_and_forwards() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let r = start("off", "buffers-per-numa 8192 no-hugetlb");
-    let show = ctl(&r.sock, "show buffers");
+    let show = r.ctl("show buffers");
     assert!(!show.contains("backing: hugetlb"), "{show}");
     assert!(show.contains("not tried"), "{show}");
     forward(&r);
-    stop(r);
+    r.stop();
 }

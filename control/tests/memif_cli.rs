@@ -6,23 +6,11 @@
 #[path = "../../test-support/skip.rs"]
 mod skip;
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use common::{ctl, wait_for, Rvpp};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
-struct Rvpp {
-    child: Child,
-    dir: PathBuf,
-    sock: PathBuf,
-}
-
-impl Drop for Rvpp {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
 
 fn nanos() -> u128 {
     std::time::SystemTime::now()
@@ -33,46 +21,10 @@ fn nanos() -> u128 {
 }
 
 fn start(tag: &str) -> Rvpp {
-    let dir = std::env::temp_dir().join(format!(
-        "rvpp-memifcli-{tag}-{}-{}",
-        std::process::id(),
-        nanos()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    let sock = dir.join("cli.sock");
-    let conf = dir.join("startup.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "unix {{ nodaemon cli-listen {} }}\nbuffers {{ buffers-per-numa 16384 }}\ncpu {{ workers 0 }}\n",
-            sock.display()
-        ),
+    Rvpp::start(
+        &format!("memifcli-{tag}"),
+        "buffers { buffers-per-numa 16384 }\ncpu { workers 0 }",
     )
-    .unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_rvpp"))
-        .arg("-c")
-        .arg(&conf)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let t = Instant::now();
-    while !sock.exists() {
-        assert!(t.elapsed() < Duration::from_secs(20), "no CLI socket");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Rvpp { child, dir, sock }
-}
-
-fn ctl(sock: &Path, cmd: &str) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_rvppctl"))
-        .arg("-s")
-        .arg(sock)
-        .args(cmd.split_whitespace())
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "rvppctl {cmd}");
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 fn ok(sock: &Path, cmd: &str) -> String {
@@ -103,14 +55,6 @@ fn counter(sock: &Path, ifn: &str, what: &str) -> u64 {
         }
     }
     0
-}
-
-fn wait_for(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
-    let t = Instant::now();
-    while !f() {
-        assert!(t.elapsed() < Duration::from_secs(secs), "timed out: {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 fn connected(show: &str) -> usize {
@@ -159,7 +103,7 @@ fn clean_memifs_counts_each_interface() {
 #[test]
 fn memif_pair_routes_and_deletes_cleanly() {
     let r = start("pair");
-    let s = &r.sock;
+    let s = &r.cli;
     let file = r.dir.join("m.sock");
     let before = buffers_in_use(s);
     ok(
@@ -266,7 +210,7 @@ fn rvpp_routes_through_testpmd() {
         return;
     };
     let r = start("pmd");
-    let s = &r.sock;
+    let s = &r.cli;
     let file = r.dir.join("pmd.sock");
     ok(
         s,

@@ -1,0 +1,164 @@
+//! The one harness for tests that run the rvpp binary: a private directory, a startup.conf, the
+//! process, rvppctl over its CLI socket, and clean-up (kill and remove) even when a test fails.
+//! Each test binary includes it with `mod common;`.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running rvpp. Dropping it kills the process and removes its directory.
+pub struct Rvpp {
+    pub child: Child,
+    /// The test's own directory: startup.conf, cli.sock, stats.sock, ...
+    pub dir: PathBuf,
+    /// The CLI socket (`<dir>/cli.sock`).
+    pub cli: PathBuf,
+}
+
+impl Drop for Rvpp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A directory of the test's own, unique per process, tag and call.
+pub fn test_dir(tag: &str) -> PathBuf {
+    static SEQ: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("rvpp-t-{tag}-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// How to start it.
+pub struct Opts<'a> {
+    /// Stanzas after `unix { nodaemon cli-listen <dir>/cli.sock <unix> }`; `{dir}` in them is
+    /// replaced by the test directory.
+    pub conf: &'a str,
+    /// Extra words inside the `unix { }` stanza.
+    pub unix: &'a str,
+    /// Where rvpp's stderr goes (piped when a test reads the log).
+    pub stderr: Stdio,
+    /// Files under the directory to wait for besides the CLI socket (e.g. "stats.sock").
+    pub wait_for: &'a [&'a str],
+    /// How long start-up may take.
+    pub timeout: Duration,
+}
+
+impl Default for Opts<'_> {
+    fn default() -> Self {
+        Self {
+            conf: "",
+            unix: "",
+            stderr: Stdio::null(),
+            wait_for: &[],
+            timeout: Duration::from_secs(20),
+        }
+    }
+}
+
+impl Rvpp {
+    /// rvpp with `conf` (see [`Opts::conf`]), waiting for its CLI socket.
+    pub fn start(tag: &str, conf: &str) -> Rvpp {
+        Self::start_with(
+            tag,
+            Opts {
+                conf,
+                ..Default::default()
+            },
+        )
+    }
+
+    pub fn start_with(tag: &str, o: Opts<'_>) -> Rvpp {
+        let dir = test_dir(tag);
+        let cli = dir.join("cli.sock");
+        let conf = dir.join("startup.conf");
+        let text = format!(
+            "unix {{ nodaemon cli-listen {} {} }}\n{}\n",
+            cli.display(),
+            o.unix.replace("{dir}", &dir.display().to_string()),
+            o.conf.replace("{dir}", &dir.display().to_string())
+        );
+        std::fs::write(&conf, text).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_rvpp"))
+            .arg("-c")
+            .arg(&conf)
+            .stdout(Stdio::null())
+            .stderr(o.stderr)
+            .spawn()
+            .unwrap();
+        let mut r = Rvpp { child, dir, cli };
+        let t = Instant::now();
+        let ready = |r: &Rvpp| r.cli.exists() && o.wait_for.iter().all(|f| r.dir.join(f).exists());
+        while !ready(&r) {
+            if let Some(st) = r.child.try_wait().unwrap() {
+                panic!("rvpp exited at start with {st}");
+            }
+            assert!(t.elapsed() < o.timeout, "rvpp did not open its sockets");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        r
+    }
+
+    /// A path in the test directory.
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    /// One CLI command through rvppctl; panics if rvppctl fails.
+    pub fn ctl(&self, cmd: &str) -> String {
+        ctl(&self.cli, cmd)
+    }
+
+    /// SIGTERM, then wait (10 s at most) for the exit status.
+    pub fn terminate(&mut self) -> ExitStatus {
+        // SAFETY: signalling our own child, whose pid we hold and have not reaped.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let t = Instant::now();
+        loop {
+            if let Some(st) = self.child.try_wait().unwrap() {
+                return st;
+            }
+            assert!(
+                t.elapsed() < Duration::from_secs(10),
+                "rvpp did not stop on SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// SIGTERM and a clean exit.
+    pub fn stop(mut self) {
+        let st = self.terminate();
+        assert!(st.success(), "rvpp exited with {st}");
+    }
+}
+
+/// One CLI command through rvppctl on socket `sock`; panics if rvppctl fails.
+pub fn ctl(sock: &Path, cmd: &str) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_rvppctl"))
+        .arg("-s")
+        .arg(sock)
+        .args(cmd.split_whitespace())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "rvppctl {cmd}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Wait for `f` to hold, `secs` at most.
+pub fn wait_for(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
+    let t = Instant::now();
+    while !f() {
+        assert!(t.elapsed() < Duration::from_secs(secs), "timed out: {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
