@@ -40,6 +40,11 @@ def ok(r, what):
     return r
 
 
+def unimplemented_dump(rows):
+    rows = list(rows)
+    return len(rows) == 1 and type(rows[0]).__name__ == "memclnt_keepalive_reply" and rows[0].retval == -9
+
+
 def path(sw=NONE, nh=None, table=0, v6=False):
     p = {"sw_if_index": sw, "table_id": table, "weight": 1, "proto": 1 if v6 else 0,
          "label_stack": LABELS}
@@ -224,9 +229,9 @@ def pod_bringup(vpp):
     check(vpp.api.ipsec_set_async_mode(async_enable=1).retval == -9, "ipsec UNIMPLEMENTED")
     for dump in ("ipip_tunnel_dump", "vxlan_tunnel_v2_dump", "sr_localsids_dump"):
         kw = {"sw_if_index": NONE} if "tunnel" in dump else {}
-        check(list(getattr(vpp.api, dump)(**kw)) == [], dump + " empty")
-    check(list(vpp.api.wireguard_interface_dump(show_private_key=1, sw_if_index=NONE)) == [],
-          "wireguard dump empty")
+        check(unimplemented_dump(getattr(vpp.api, dump)(**kw)), dump + " answers UNIMPLEMENTED")
+    check(unimplemented_dump(vpp.api.wireguard_interface_dump(show_private_key=1, sw_if_index=NONE)),
+          "wireguard dump answers UNIMPLEMENTED")
 
     names = [t.table.name for t in vpp.api.ip_table_dump()]
     check("pod-net-ip4" not in names, "pod not present yet")
