@@ -23,6 +23,7 @@ pub mod rv {
     pub const UNEXPECTED_INTF_STATE: i32 = -74;
     pub const ADDRESS_FOUND_FOR_INTERFACE: i32 = -114;
     pub const ENTRY_ALREADY_EXISTS: i32 = -116;
+    pub const NETLINK_ERROR: i32 = -145;
 }
 
 /// `~0`: "any interface" / "no interface".

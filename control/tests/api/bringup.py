@@ -24,6 +24,7 @@ APIDIR, SOCK, UPLINK, PEER_NS, HOST_NS, HOST_NS_PATH, POD_NS, POD_NS_PATH, UDP =
 NONE = 0xFFFFFFFF
 LABELS = [{"is_uniform": 0, "label": 0, "ttl": 0, "exp": 0}] * 16
 NODE4, PEER4, POD4 = "198.18.10.1", "198.18.10.2", "198.18.20.5"
+NODE6 = "fd00:10::1"
 UPLINK_MAC = "02:aa:00:00:00:01"  # the uplink's "original" MAC, given to the host tap
 HOST_TAP = "vpptap0"
 AFS = [(0, "ip4"), (1, "ip6")]
@@ -181,8 +182,10 @@ def node_bringup(vpp):
                                  tx_ring_sz=256, rx_ring_sz=256, host_mtu_set=1, host_mtu_size=1500,
                                  host_mac_addr_set=1, host_mac_addr=UPLINK_MAC, tap_flags=0,
                                  host_namespace_set=1, host_namespace=HOST_NS_PATH,
-                                 host_if_name_set=1, host_if_name=HOST_TAP, tag="host-" + UPLINK),
-           "host tap_create_v3")
+                                 host_if_name_set=1, host_if_name=HOST_TAP, tag="host-" + UPLINK,
+                                 host_ip4_prefix_set=1, host_ip4_prefix=NODE4 + "/24",
+                                 host_ip6_prefix_set=1, host_ip6_prefix=NODE6 + "/64"),
+           "host tap_create_v3 with the node's addresses on the Linux side")
     tap = r.sw_if_index
     vrfs = {}
     for af, n in AFS:  # setupTapVRF
@@ -229,6 +232,36 @@ def node_bringup(vpp):
           "ttl fixup UNIMPLEMENTED")
     ok(vpp.api.sw_interface_set_flags(sw_if_index=tap, flags=1), "tap up")
     return up, tap, vrfs
+
+
+def host_side(vpp):
+    """tap_create_v3's Linux-side options: a bridge there, and what is refused."""
+    br = "rvbr%d" % (time.time_ns() % 100000)
+    ns(HOST_NS, "ip", "link", "add", br, "type", "bridge")
+    r = ok(vpp.api.tap_create_v3(id=NONE, use_random_mac=1, num_rx_queues=1, tap_flags=0,
+                                 host_namespace_set=1, host_namespace=HOST_NS_PATH,
+                                 host_if_name_set=1, host_if_name="rvbrtap",
+                                 host_bridge_set=1, host_bridge=br), "tap on a host bridge")
+    link = ns(HOST_NS, "ip", "-o", "link", "show", "rvbrtap").stdout
+    check("master " + br in link, "enslaved to the bridge: %s" % link)
+    ok(vpp.api.tap_delete_v2(sw_if_index=r.sw_if_index), "bridged tap delete")
+    before = {d.sw_if_index for d in vpp.api.sw_interface_dump(sw_if_index=NONE)}
+    refused(vpp.api.tap_create_v3(id=NONE, use_random_mac=1, num_rx_queues=1, tap_flags=0,
+                                  host_namespace_set=1, host_namespace=HOST_NS_PATH,
+                                  host_if_name_set=1, host_if_name="rvbrtap2",
+                                  host_bridge_set=1, host_bridge="rvpp-no-such-br"),
+            "a missing host bridge", want=-145)
+    refused(vpp.api.tap_create_v3(id=NONE, use_random_mac=1, num_rx_queues=1, tap_flags=0,
+                                  host_namespace_set=1, host_namespace=HOST_NS_PATH,
+                                  host_if_name_set=1, host_if_name="rvbrtap3",
+                                  host_ip4_gw_set=1, host_ip4_gw=PEER4),
+            "a host gateway (not configured by rvpp)")
+    after = {d.sw_if_index for d in vpp.api.sw_interface_dump(sw_if_index=NONE)}
+    check(before == after, "refused taps leave no interface")
+    for dev in ("rvbrtap2", "rvbrtap3"):
+        check(ns(HOST_NS, "ip", "link", "show", dev, check_rc=False).returncode != 0,
+              "nor a Linux device " + dev)
+    ns(HOST_NS, "ip", "link", "del", br)
 
 
 def pod_bringup(vpp):
@@ -311,6 +344,7 @@ def main():
     vpp = VPPApiClient(apidir=APIDIR, server_address=SOCK, read_timeout=15)
     vpp.connect("vpp-manager")
     up, tap, vrfs = node_bringup(vpp)
+    host_side(vpp)
     vpp.disconnect()  # vpp-manager leaves once configured
 
     vpp = VPPApiClient(apidir=APIDIR, server_address=SOCK, read_timeout=15)
@@ -349,8 +383,10 @@ def main():
     check(un.get(tun) == lo, "unnumbered dump")
     tap_mac = str(ifs[tap].l2_address)
 
-    # traffic: host tap <-> uplink peer (host side keeps the node address, calico style)
-    sh("ip", "-n", HOST_NS, "addr", "add", NODE4 + "/24", "dev", HOST_TAP)
+    # traffic: host tap <-> uplink peer (host side keeps the node address, calico style,
+    # put there by tap_create_v3's host prefixes)
+    a = ns(HOST_NS, "ip", "-o", "addr", "show", "dev", HOST_TAP).stdout
+    check(NODE4 + "/24" in a and NODE6 + "/64" in a, "host tap has the node addresses: %s" % a)
     sh("ip", "-n", HOST_NS, "neigh", "replace", PEER4, "lladdr", tap_mac, "dev", HOST_TAP, "nud", "permanent")
     if shutil.which("ping"):
         got = reachable(HOST_NS, PEER4)
