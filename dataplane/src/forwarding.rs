@@ -33,6 +33,9 @@ pub struct Path {
     pub next_hop: Option<IpAddr>,
     pub sw_if_index: Option<u32>,
     pub weight: u8,
+    /// VPP's path preference: of a route's paths, only those with the lowest preference
+    /// among the usable ones forward (the others are backups). 0 is the best.
+    pub preference: u8,
 }
 
 impl Path {
@@ -42,6 +45,7 @@ impl Path {
             next_hop: Some(next_hop),
             sw_if_index,
             weight: 1,
+            preference: 0,
         }
     }
     pub fn attached(sw_if_index: u32) -> Self {
@@ -50,6 +54,7 @@ impl Path {
             next_hop: None,
             sw_if_index: Some(sw_if_index),
             weight: 1,
+            preference: 0,
         }
     }
     /// Continue the lookup in another table (calico: a pod VRF's default route).
@@ -59,6 +64,7 @@ impl Path {
             next_hop: None,
             sw_if_index: None,
             weight: 1,
+            preference: 0,
         }
     }
     pub fn special(kind: PathKind) -> Self {
@@ -67,6 +73,7 @@ impl Path {
             next_hop: None,
             sw_if_index: None,
             weight: 1,
+            preference: 0,
         }
     }
 }
@@ -248,6 +255,9 @@ pub struct Forwarding {
     ifs_dirty: bool,
     fwd_dirty: bool,
     fib4_config: Ip4FibConfig,
+    /// Per-protocol MTUs (VPP's `mtu[IP4]`, `mtu[IP6]`) that differ from the interface's L3
+    /// MTU; 0 follows it. Adjacencies of each family take theirs.
+    proto_mtu: HashMap<u32, [u16; 2]>,
 }
 
 impl Forwarding {
@@ -272,6 +282,7 @@ impl Forwarding {
             ifs_dirty: true,
             fwd_dirty: true,
             fib4_config,
+            proto_mtu: HashMap::new(),
             shared,
         };
         let local4 = f.adj(
@@ -419,6 +430,7 @@ impl Forwarding {
             return Err(FwdError::Invalid("local0 cannot be deleted".into()));
         }
         let i = self.iface(sw)?.clone();
+        self.proto_mtu.remove(&sw);
         for (a, l) in i.ip4_addrs.clone() {
             self.address_del(sw, Prefix::V4(a, l))?;
         }
@@ -530,14 +542,45 @@ impl Forwarding {
         }
         self.iface_mut(sw)?.mtu = mtu;
         self.refresh_fast(sw);
+        self.refresh_adj_mtus(sw);
+        self.publish();
+        Ok(())
+    }
+
+    /// VPP's per-protocol MTUs: packets of that family leave `sw` with at most `ip4` / `ip6`
+    /// bytes (fragmentation or "too big" above); 0 follows the interface's L3 MTU.
+    pub fn set_protocol_mtu(&mut self, sw: u32, ip4: u16, ip6: u16) -> Result<(), FwdError> {
+        self.iface(sw)?;
+        if let Some(m) = [ip4, ip6].into_iter().find(|&m| m != 0 && m < 68) {
+            return Err(FwdError::Invalid(format!("mtu {m} below 68")));
+        }
+        if ip4 == 0 && ip6 == 0 {
+            self.proto_mtu.remove(&sw);
+        } else {
+            self.proto_mtu.insert(sw, [ip4, ip6]);
+        }
+        self.refresh_adj_mtus(sw);
+        self.publish();
+        Ok(())
+    }
+
+    /// The MTU packets of a family leave `sw` with (its protocol MTU, else the L3 MTU).
+    pub fn adj_mtu(&self, sw: u32, v6: bool) -> u16 {
+        let l3 = self.ifs.get(sw).map_or(1500, |i| i.mtu);
+        match self.proto_mtu.get(&sw).map(|m| m[usize::from(v6)]) {
+            Some(m) if m != 0 => m,
+            _ => l3,
+        }
+    }
+
+    fn refresh_adj_mtus(&mut self, sw: u32) {
+        let (m4, m6) = (self.adj_mtu(sw, false), self.adj_mtu(sw, true));
         for a in self.fwd.adjs.iter_mut() {
             if a.sw_if_index == sw && a.kind != AdjKind::Drop {
-                a.mtu = mtu;
+                a.mtu = if a.is_ip6 { m6 } else { m4 };
             }
         }
         self.fwd_dirty = true;
-        self.publish();
-        Ok(())
     }
 
     pub fn set_mac(&mut self, sw: u32, mac: Mac) -> Result<(), FwdError> {
@@ -947,7 +990,7 @@ impl Forwarding {
             return self.attached_adj(sw, v6);
         }
         let key = AdjKey::Neighbor { sw, nh: nhv, v6 };
-        let mtu = self.ifs.get(sw).map_or(1500, |i| i.mtu);
+        let mtu = self.adj_mtu(sw, v6);
         let known = self.neighbors.get(&(sw, nh)).map(|n| n.mac);
         let a = match known {
             Some(mac) => {
@@ -977,7 +1020,8 @@ impl Forwarding {
 
     /// Attached: L3 interfaces rewrite nothing; L2 ones must resolve each destination (glean).
     fn attached_adj(&mut self, sw: u32, v6: bool) -> u32 {
-        let (l2, mtu) = self.ifs.get(sw).map_or((false, 1500), |i| (i.l2, i.mtu));
+        let l2 = self.ifs.get(sw).is_some_and(|i| i.l2);
+        let mtu = self.adj_mtu(sw, v6);
         if l2 {
             let a = Adjacency {
                 kind: AdjKind::Glean,
@@ -1170,11 +1214,26 @@ impl Forwarding {
                 self.fib_index(ip6, t).ok_or(FwdError::NoSuchTable(t))?;
             }
         }
+        // As VPP's FIB: the paths of the best (lowest) preference that has a usable path
+        // forward; the rest wait as backups. Usable: it resolves to something other than a
+        // drop (or it is a drop path). With none usable, the best preference drops.
+        let resolved: Vec<Vec<u32>> = paths
+            .iter()
+            .map(|path| self.path_adjs(ip6, fi, path))
+            .collect();
+        let usable = |(path, a): &(&Path, &Vec<u32>)| {
+            path.kind == PathKind::Drop || a.iter().any(|&x| x != DROP_ADJ)
+        };
+        let both = || paths.iter().zip(resolved.iter());
+        let best = both()
+            .filter(usable)
+            .map(|(path, _)| path.preference)
+            .min()
+            .or_else(|| paths.iter().map(|path| path.preference).min());
         let mut adjs = Vec::new();
-        for path in &paths {
-            let a = self.path_adjs(ip6, fi, path);
+        for (path, a) in both().filter(|(path, _)| Some(path.preference) == best) {
             for _ in 0..path.weight.max(1) {
-                adjs.extend_from_slice(&a);
+                adjs.extend_from_slice(a);
             }
         }
         let lb = self.lb_for(adjs);
@@ -1472,5 +1531,102 @@ impl Forwarding {
         self.fwd_dirty = true;
         self.publish();
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The interfaces a route's load-balance sends to.
+    fn lb_ifs(f: &Forwarding, p: Prefix) -> Vec<u32> {
+        let r = f.route_get(0, p).unwrap();
+        let lb = f.fwd().lb(r.lb);
+        let mut v: Vec<u32> = lb.buckets[..lb.n_buckets as usize]
+            .iter()
+            .map(|&a| f.fwd().adj(a).sw_if_index)
+            .collect();
+        v.dedup();
+        v
+    }
+
+    /// A writer with ethernet interfaces of these MTUs.
+    fn with_ifs(mtus: &[u16]) -> (Forwarding, Vec<u32>) {
+        let mut f = Forwarding::new(Shared::new());
+        let ifs = (0..mtus.len())
+            .map(|i| {
+                let name = format!("pg{i}");
+                f.interface_add(&name, "pg", [2, 0, 0, 0, 0, i as u8], true, mtus[i])
+                    .unwrap()
+            })
+            .collect();
+        (f, ifs)
+    }
+
+    #[test]
+    fn path_preference_picks_the_best_usable_paths() {
+        let (mut f, ifs) = with_ifs(&[1500, 1500]);
+        let (a, b) = (ifs[0], ifs[1]);
+        f.address_add(a, Prefix::parse("198.18.0.1/24").unwrap())
+            .unwrap();
+        f.address_add(b, Prefix::parse("198.19.0.1/24").unwrap())
+            .unwrap();
+        let (nha, nhb): (IpAddr, IpAddr) =
+            ("198.18.0.2".parse().unwrap(), "198.19.0.2".parse().unwrap());
+        let p = Prefix::parse("10.0.0.0/8").unwrap();
+        let primary = Path::via(nha, Some(a));
+        let backup = Path {
+            preference: 1,
+            ..Path::via(nhb, Some(b))
+        };
+        f.route_add(0, p, vec![backup, primary]).unwrap();
+        assert_eq!(
+            lb_ifs(&f, p),
+            vec![a],
+            "only the preference-0 path forwards"
+        );
+        assert_eq!(f.route_get(0, p).unwrap().paths.len(), 2, "both paths kept");
+        // Same preference: ECMP.
+        let peer = Path::via(nhb, Some(b));
+        f.route_add(0, p, vec![primary, peer]).unwrap();
+        assert_eq!(lb_ifs(&f, p), vec![a, b]);
+        // The primary goes: the backup takes over.
+        f.route_add(0, p, vec![backup]).unwrap();
+        assert_eq!(lb_ifs(&f, p), vec![b]);
+        // A primary that cannot resolve (a recursive next hop with no route) leaves the
+        // backup forwarding.
+        let unresolved = Path::via("203.0.113.9".parse().unwrap(), None);
+        f.route_add(0, p, vec![unresolved, backup]).unwrap();
+        assert_eq!(lb_ifs(&f, p), vec![b]);
+    }
+
+    #[test]
+    fn protocol_mtus_apply_per_family() {
+        let (mut f, ifs) = with_ifs(&[9000]);
+        let a = ifs[0];
+        let nh4: IpAddr = "198.18.0.2".parse().unwrap();
+        let nh6: IpAddr = "fd00::2".parse().unwrap();
+        let (p4, p6) = (
+            Prefix::parse("10.0.0.0/8").unwrap(),
+            Prefix::parse("fd01::/64").unwrap(),
+        );
+        f.route_add(0, p4, vec![Path::via(nh4, Some(a))]).unwrap();
+        f.route_add(0, p6, vec![Path::via(nh6, Some(a))]).unwrap();
+        let mtu = |f: &Forwarding, p: Prefix| {
+            let r = f.route_get(0, p).unwrap();
+            f.fwd().adj(f.fwd().lb(r.lb).buckets[0]).mtu
+        };
+        assert_eq!((mtu(&f, p4), mtu(&f, p6)), (9000, 9000));
+        f.set_protocol_mtu(a, 1400, 0).unwrap();
+        assert_eq!((mtu(&f, p4), mtu(&f, p6)), (1400, 9000), "ip6 follows L3");
+        f.set_protocol_mtu(a, 0, 1280).unwrap();
+        f.set_mtu(a, 1500).unwrap();
+        assert_eq!((mtu(&f, p4), mtu(&f, p6)), (1500, 1280));
+        // An adjacency made afterwards takes its family's MTU too.
+        let p6b = Prefix::parse("fd02::/64").unwrap();
+        f.route_add(0, p6b, vec![Path::via("fd00::3".parse().unwrap(), Some(a))])
+            .unwrap();
+        assert_eq!(mtu(&f, p6b), 1280);
+        assert!(f.set_protocol_mtu(a, 60, 0).is_err());
     }
 }

@@ -317,6 +317,74 @@ pub(crate) fn get_mac(sock: RawFd, name: &str) -> io::Result<[u8; 6]> {
     Ok(m)
 }
 
+/// A failure configuring the Linux side's addresses or bridge (VPP's NETLINK_ERROR), as
+/// opposed to creating the device.
+#[derive(Debug)]
+pub struct HostSideError(pub io::Error);
+
+impl std::fmt::Display for HostSideError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "tap host side: {}", self.0)
+    }
+}
+
+impl std::error::Error for HostSideError {}
+
+/// Whether a tap creation error came from configuring the Linux side (see [`HostSideError`]).
+pub fn is_host_side_error(e: &io::Error) -> bool {
+    e.get_ref().is_some_and(|x| x.is::<HostSideError>())
+}
+
+/// The Linux side's addresses and bridge, in the namespace we are in (`tap_create_v3`'s
+/// `host_ip4_prefix`, `host_ip6_prefix`, `host_bridge`).
+fn host_side(sock: RawFd, name: &str, cfg: &TapConfig) -> io::Result<()> {
+    if let Some((a, len)) = cfg.host_ip4 {
+        if len > 32 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "ip4 prefix length",
+            ));
+        }
+        let sin = |r: &mut IfReq, a: std::net::Ipv4Addr| {
+            r.u[..2].copy_from_slice(&(libc::AF_INET as u16).to_ne_bytes());
+            r.u[4..8].copy_from_slice(&a.octets());
+        };
+        let mut r = IfReq::new(name)?;
+        sin(&mut r, a);
+        ioctl_ifreq(sock, libc::SIOCSIFADDR, &mut r)?;
+        let mask = if len == 0 { 0 } else { u32::MAX << (32 - len) };
+        let mut r = IfReq::new(name)?;
+        sin(&mut r, mask.into());
+        ioctl_ifreq(sock, libc::SIOCSIFNETMASK, &mut r)?;
+    }
+    if let Some((a, len)) = cfg.host_ip6 {
+        if len > 128 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "ip6 prefix length",
+            ));
+        }
+        // `struct in6_ifreq` {in6_addr, u32 prefixlen, int ifindex} is 24 bytes: laid out in
+        // an IfReq (40), on an AF_INET6 socket of this namespace.
+        let s6 = std::net::UdpSocket::bind((std::net::Ipv6Addr::UNSPECIFIED, 0))?;
+        let mut r = IfReq {
+            name: [0; libc::IFNAMSIZ],
+            u: [0; 24],
+        };
+        r.name.copy_from_slice(&a.octets());
+        r.u[..4].copy_from_slice(&u32::from(len).to_ne_bytes());
+        r.u[4..8].copy_from_slice(&(if_index(sock, name)? as i32).to_ne_bytes());
+        ioctl_ifreq(s6.as_raw_fd(), libc::SIOCSIFADDR, &mut r)?;
+    }
+    if let Some(br) = &cfg.host_bridge {
+        let mut r = IfReq::new(br)?;
+        r.set_int(if_index(sock, name)? as i32);
+        // SIOCBRADDIF (linux/sockios.h; libc has it for Android only).
+        ioctl_ifreq(sock, 0x89a2 as libc::Ioctl, &mut r)?;
+    }
+    Ok(())
+}
+
 /// Set or clear `IFF_UP` (keeping the other flags).
 pub(crate) fn set_up(sock: RawFd, name: &str, up: bool) -> io::Result<()> {
     let mut r = IfReq::new(name)?;
@@ -375,6 +443,12 @@ pub struct TapConfig {
     pub attach: bool,
     /// Bring the Linux side up.
     pub up: bool,
+    /// Linux-side IPv4 address and prefix length (`host_ip4_prefix`).
+    pub host_ip4: Option<(std::net::Ipv4Addr, u8)>,
+    /// Linux-side IPv6 address and prefix length (`host_ip6_prefix`).
+    pub host_ip6: Option<(std::net::Ipv6Addr, u8)>,
+    /// A Linux bridge (in the tap's namespace) to enslave the Linux side to (`host_bridge`).
+    pub host_bridge: Option<String>,
 }
 
 impl Default for TapConfig {
@@ -392,6 +466,9 @@ impl Default for TapConfig {
             persist: false,
             attach: false,
             up: true,
+            host_ip4: None,
+            host_ip6: None,
+            host_bridge: None,
         }
     }
 }
@@ -571,6 +648,7 @@ fn create_here(
         if cfg.up {
             set_up(s, &name, true)?;
         }
+        host_side(s, &name, cfg).map_err(|e| io::Error::new(e.kind(), HostSideError(e)))?;
         Ok(TapInfo {
             name: name.clone(),
             netns: cfg.netns.clone(),

@@ -3,13 +3,13 @@
 //! from one read goes out in one write. A pipelining client (govpp streams, papi async) would
 //! otherwise cost a send and a wake-up per reply.
 
-use rvpp_vppapi::apijson::module_json;
 use rvpp_vppapi::defs::*;
 use rvpp_vppapi::registry::Registry;
 use rvpp_vppapi::schema::{DynMessage, Kind};
 use rvpp_vppapi::transport::{
-    frame, unimplemented_reply, Events, Handler, Request, Response, HEADER_LEN, MAX_PAYLOAD,
-    SOCKCLNT_CREATE_ID, SOCKCLNT_CREATE_REPLY_ID, SOCK_API_REG_HANDLE_BIT,
+    api_versions_reply, control_ping_reply, decode_error_answer, error_answer, frame,
+    get_api_json_reply, Events, FailedDump, Handler, Request, Response, HEADER_LEN, MAX_PAYLOAD,
+    RETVAL_UNIMPLEMENTED, SOCKCLNT_CREATE_ID, SOCKCLNT_CREATE_REPLY_ID, SOCK_API_REG_HANDLE_BIT,
 };
 use rvpp_vppapi::{Message, Wire};
 use std::io::{self, Read, Write};
@@ -132,6 +132,8 @@ struct Conn<'a, H: Handler> {
     events: &'a Events,
     writer: Writer,
     client_index: Option<u32>,
+    /// A dump that failed, (context, retval): its closing control_ping answers the retval.
+    failed_dump: Option<FailedDump>,
 }
 
 /// Serve one connection until EOF, error or sockclnt_delete.
@@ -148,6 +150,7 @@ pub fn serve<H: Handler>(
         events: &events,
         writer,
         client_index: None,
+        failed_dump: None,
     };
     let mut reader = stream;
     let mut input = Input {
@@ -248,16 +251,20 @@ impl<H: Handler> Conn<'_, H> {
         if self.client_index != Some(ci) {
             return false; // not this connection's registration: no reply
         }
-        let Ok(msg) = (entry.def.decode)(p) else {
-            return false; // shorter than the message: dropped, as VPP does
+        let msg = match (entry.def.decode)(p) {
+            Ok(m) => m,
+            // Strings that are not UTF-8: INVALID_VALUE. Shorter than the message: dropped,
+            // as VPP does.
+            Err(e) => {
+                if let Some((b, dump)) = decode_error_answer(reg, entry, context, &e) {
+                    self.failed_dump = dump;
+                    push_frame(out, &b);
+                }
+                return false;
+            }
         };
         if let Some(m) = msg.downcast_ref::<ControlPing>() {
-            let r = ControlPingReply {
-                context,
-                retval: 0,
-                client_index: m.client_index,
-                vpe_pid: std::process::id(),
-            };
+            let r = control_ping_reply(m, context, self.failed_dump.take());
             push_frame(out, &reg.encode(&r));
             return false;
         }
@@ -294,40 +301,11 @@ impl<H: Handler> Conn<'_, H> {
             return false;
         }
         if msg.downcast_ref::<ApiVersions>().is_some() {
-            let api_versions = reg
-                .modules()
-                .iter()
-                .map(|b| {
-                    let v: Vec<u32> = serde_version(b.module.options);
-                    ModuleVersion {
-                        major: v.first().copied().unwrap_or(0),
-                        minor: v.get(1).copied().unwrap_or(0),
-                        patch: v.get(2).copied().unwrap_or(0),
-                        name: b.module.name.to_string(),
-                    }
-                })
-                .collect();
-            push_frame(
-                out,
-                &reg.encode(&ApiVersionsReply {
-                    context,
-                    retval: 0,
-                    count: 0,
-                    api_versions,
-                }),
-            );
+            push_frame(out, &reg.encode(&api_versions_reply(reg, context)));
             return false;
         }
         if msg.downcast_ref::<GetApiJson>().is_some() {
-            let all: Vec<String> = MODULES.iter().map(|m| module_json(m).to_string()).collect();
-            push_frame(
-                out,
-                &reg.encode(&GetApiJsonReply {
-                    context,
-                    retval: 0,
-                    json: format!("[{}]", all.join(",")),
-                }),
-            );
+            push_frame(out, &reg.encode(&get_api_json_reply(context)));
             return false;
         }
         let resp = lock(self.handler).handle(
@@ -347,7 +325,8 @@ impl<H: Handler> Conn<'_, H> {
                 }
             }
             Response::Unimplemented => {
-                if let Some(b) = unimplemented_reply(reg, entry, context) {
+                if let Some((b, dump)) = error_answer(reg, entry, context, RETVAL_UNIMPLEMENTED) {
+                    self.failed_dump = dump;
                     push_frame(out, &b);
                 }
             }
@@ -355,18 +334,4 @@ impl<H: Handler> Conn<'_, H> {
         }
         false
     }
-}
-
-/// `"major.minor.patch"` from a module's options JSON (`{"version":"3.2.5"}`).
-fn serde_version(options: &str) -> Vec<u32> {
-    let Some(i) = options.find("\"version\"") else {
-        return vec![];
-    };
-    options[i + 9..]
-        .split('"')
-        .nth(1)
-        .unwrap_or("")
-        .split('.')
-        .map(|x| x.parse().unwrap_or(0))
-        .collect()
 }

@@ -23,6 +23,7 @@ pub mod rv {
     pub const UNEXPECTED_INTF_STATE: i32 = -74;
     pub const ADDRESS_FOUND_FOR_INTERFACE: i32 = -114;
     pub const ENTRY_ALREADY_EXISTS: i32 = -116;
+    pub const NETLINK_ERROR: i32 = -145;
 }
 
 /// `~0`: "any interface" / "no interface".
@@ -106,7 +107,8 @@ pub fn prefix_out(p: Prefix) -> d::Prefix {
 pub enum ApiPath {
     /// Expressible as a dataplane path (a table lookup, VPP's DEAG path, included).
     Fwd(Path),
-    /// Understood but not carried by the dataplane (kept for dumps only).
+    /// A path the dataplane cannot forward on (another path type, a next hop of the other
+    /// family): refused with UNIMPLEMENTED, VPP's answer for what it cannot do.
     Other,
 }
 
@@ -125,9 +127,11 @@ fn nh_of(p: &d::FibPath) -> Option<IpAddr> {
 pub fn path_in(p: &d::FibPath, ip6: bool) -> ApiPath {
     use d::FibPathType as T;
     let weight = p.weight.max(1);
+    let preference = p.preference;
     let special = |k| {
         let mut x = Path::special(k);
         x.weight = weight;
+        x.preference = preference;
         ApiPath::Fwd(x)
     };
     match p.type_ {
@@ -149,6 +153,7 @@ pub fn path_in(p: &d::FibPath, ip6: bool) -> ApiPath {
                 (Some(n), s) => Path::via(n, s),
             };
             x.weight = weight;
+            x.preference = preference;
             ApiPath::Fwd(x)
         }
         _ => ApiPath::Other,
@@ -183,7 +188,7 @@ pub fn path_out(p: &Path, ip6: bool, table_id: u32) -> d::FibPath {
         table_id,
         rpf_id: 0,
         weight: p.weight,
-        preference: 0,
+        preference: p.preference,
         type_: ty,
         flags: d::FibPathFlags::FIB_API_PATH_FLAG_NONE,
         proto: if nh6 {

@@ -115,9 +115,22 @@ pub fn tap_create(s: &mut State, m: &d::TapCreateV3) -> (i32, u32) {
         persist: flags.contains(d::TapFlags::TAP_API_FLAG_PERSIST),
         attach: flags.contains(d::TapFlags::TAP_API_FLAG_ATTACH),
         up: true,
+        host_ip4: m.host_ip4_prefix_set.then(|| {
+            let p = m.host_ip4_prefix.0;
+            (std::net::Ipv4Addr::from(p.address.0), p.len)
+        }),
+        host_ip6: m.host_ip6_prefix_set.then(|| {
+            let p = m.host_ip6_prefix.0;
+            (std::net::Ipv6Addr::from(p.address.0), p.len)
+        }),
+        host_bridge: m
+            .host_bridge_set
+            .then(|| convert::text(&m.host_bridge).to_string()),
     };
-    if m.host_ip4_prefix_set || m.host_ip6_prefix_set || m.host_bridge_set {
-        log::warn!("api: tap_create_v3 {name}: host addresses/bridge are not configured by rvpp");
+    // Default routes on the Linux side are not set up: refuse rather than leave them out.
+    if m.host_ip4_gw_set || m.host_ip6_gw_set {
+        log::warn!("api: tap_create_v3 {name}: host gateways are not supported");
+        return (rv::UNIMPLEMENTED, convert::NONE);
     }
     let mac = if m.use_random_mac || m.mac_address.0 == [0; 6] {
         random_mac()
@@ -133,25 +146,38 @@ pub fn tap_create(s: &mut State, m: &d::TapCreateV3) -> (i32, u32) {
     let (rx, tx, info) = match Tap::create(&cfg, sw) {
         Ok(q) => q,
         Err(e) => {
-            // calico retries without ATTACH on SYSCALL_ERROR_2, VPP's code for these failures.
             log::warn!("api: tap_create_v3 {name}: {e}");
             let _ = s.dp.fwd().interface_del(sw);
-            return (rv::SYSCALL_ERROR_2, convert::NONE);
+            // VPP: NETLINK_ERROR when the Linux side's addresses or bridge cannot be set;
+            // otherwise SYSCALL_ERROR_2, on which calico retries without ATTACH.
+            let rv = if tap::is_host_side_error(&e) {
+                rv::NETLINK_ERROR
+            } else {
+                rv::SYSCALL_ERROR_2
+            };
+            return (rv, convert::NONE);
         }
     };
-    {
+    let r = {
         let mut f = s.dp.fwd();
-        if !m.tag.is_empty() {
-            let _ = f.set_tag(sw, &m.tag);
-        }
         // What the kernel accepted: with TSO the tap takes GSO super-frames (interface-output
         // sends them whole), with CSUM it completes checksums; otherwise rvpp segments and
         // checksums in software before sending here.
-        if info.vnet_hdr {
-            let gso = info.offloads & (libc::TUN_F_TSO4 | libc::TUN_F_TSO6) != 0;
-            let csum = info.offloads & libc::TUN_F_CSUM != 0;
-            let _ = f.set_tx_offloads(sw, gso, csum);
-        }
+        let gso = info.offloads & (libc::TUN_F_TSO4 | libc::TUN_F_TSO6) != 0;
+        let csum = info.offloads & libc::TUN_F_CSUM != 0;
+        (if m.tag.is_empty() {
+            Ok(())
+        } else {
+            f.set_tag(sw, &m.tag)
+        })
+        .and_then(|()| match info.vnet_hdr {
+            true => f.set_tx_offloads(sw, gso, csum),
+            false => Ok(()),
+        })
+    };
+    if let Err(e) = r {
+        let _ = tap::delete(&info);
+        return undo_create(s, sw, "tap_create_v3", &name, &e);
     }
     let detail = format!(
         "{} {} in {}",
@@ -169,10 +195,20 @@ pub fn tap_delete(s: &mut State, sw: u32) -> i32 {
         return rv::INVALID_SW_IF_INDEX;
     };
     let rv = delete_interface(s, sw, "tap");
-    if let Err(e) = tap::delete(&info) {
+    let linux = tap::delete(&info);
+    if let Err(e) = &linux {
         log::warn!("api: tap_delete_v2 {}: {e}", info.name);
     }
-    rv
+    tap_delete_rv(rv, &linux)
+}
+
+/// tap_delete_v2's answer: the interface's removal, then the Linux device's. A persistent
+/// device that could not be released stays in Linux: SYSCALL_ERROR_1, not 0.
+fn tap_delete_rv(interface: i32, linux: &std::io::Result<()>) -> i32 {
+    match (interface, linux) {
+        (0, Err(_)) => rv::SYSCALL_ERROR_1,
+        (rv, _) => rv,
+    }
 }
 
 pub fn af_packet_create(s: &mut State, m: &d::AfPacketCreateV3) -> (i32, u32) {
@@ -223,18 +259,36 @@ pub fn af_packet_create(s: &mut State, m: &d::AfPacketCreateV3) -> (i32, u32) {
     } else {
         info.mac
     };
-    {
+    let r = {
         let mut f = s.dp.fwd();
-        let _ = f.set_mac(sw, mac);
-        let _ = f.set_mtu(sw, info.mtu.clamp(68, 65535) as u16);
         // PACKET_VNET_HDR carries GSO and checksum offload like a tap's vnet header.
-        if info.vnet_hdr {
-            let _ = f.set_tx_offloads(sw, true, true);
-        }
+        f.set_mac(sw, mac)
+            .and_then(|()| f.set_mtu(sw, info.mtu.clamp(68, 65535) as u16))
+            .and_then(|()| match info.vnet_hdr {
+                true => f.set_tx_offloads(sw, true, true),
+                false => Ok(()),
+            })
+    };
+    if let Err(e) = r {
+        return undo_create(s, sw, "af_packet_create_v3", &host, &e);
     }
     let detail = format!("af_packet on {host}, {} queue(s)", info.queues);
     attach(s, sw, "af_packet", detail, rx, tx);
     (0, sw)
+}
+
+/// A created device whose interface could not be set up: remove it and answer the error.
+/// (`rx`/`tx` queues not attached yet are dropped by the caller's return.)
+fn undo_create(
+    s: &State,
+    sw: u32,
+    what: &str,
+    host: &str,
+    e: &rvpp_dataplane::forwarding::FwdError,
+) -> (i32, u32) {
+    log::warn!("api: {what} {host}: {e}");
+    let _ = s.dp.fwd().interface_del(sw);
+    (convert::fwd_rv(e), convert::NONE)
 }
 
 pub fn af_packet_delete(s: &mut State, host: &str) -> i32 {
@@ -317,10 +371,13 @@ pub fn af_xdp_create(s: &mut State, m: &d::AfXdpCreateV3) -> (i32, u32) {
             return (rv, convert::NONE);
         }
     };
-    {
+    let r = {
         let mut f = s.dp.fwd();
-        let _ = f.set_mac(sw, info.mac);
-        let _ = f.set_mtu(sw, info.mtu.clamp(68, 65535) as u16);
+        f.set_mac(sw, info.mac)
+            .and_then(|()| f.set_mtu(sw, info.mtu.clamp(68, 65535) as u16))
+    };
+    if let Err(e) = r {
+        return undo_create(s, sw, "af_xdp_create_v3", &host, &e);
     }
     let detail = format!(
         "af_xdp {host} in {}: {} queue(s), XDP program {} ({}), {}",
@@ -336,4 +393,20 @@ pub fn af_xdp_create(s: &mut State, m: &d::AfXdpCreateV3) -> (i32, u32) {
 
 pub fn af_xdp_delete(s: &mut State, sw: u32) -> i32 {
     delete_interface(s, sw, "af_xdp")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tap_left_in_linux_is_an_error() {
+        let gone = || Err(std::io::Error::from_raw_os_error(libc::ENOENT));
+        assert_eq!(tap_delete_rv(0, &Ok(())), 0);
+        assert_eq!(tap_delete_rv(0, &gone()), rv::SYSCALL_ERROR_1);
+        assert_eq!(
+            tap_delete_rv(rv::INVALID_SW_IF_INDEX, &gone()),
+            rv::INVALID_SW_IF_INDEX
+        );
+    }
 }

@@ -7,7 +7,7 @@ use rvpp_dataplane::forwarding::{Forwarding, Path, PathKind, Prefix, Source};
 use rvpp_drivers::tap::TapInfo;
 use rvpp_vppapi::defs as d;
 use rvpp_vppapi::transport::{Response, Router};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex};
 
@@ -26,8 +26,6 @@ pub const PUNT_REASONS: &[&str] = &[
 /// Registrations for `sw_interface_event`: client_index -> pid.
 pub type EventRegs = Arc<Mutex<BTreeMap<u32, u32>>>;
 
-type RouteKey = (bool, u32, Prefix);
-
 /// An `ip_punt_redirect(_v2)` as configured (the dataplane holds what it resolved to).
 struct PuntEntry {
     ip6: bool,
@@ -42,19 +40,12 @@ pub struct State {
     pub dp: Arc<Dataplane>,
     pub regs: EventRegs,
     pub kick: Sender<()>,
-    /// Paths the dataplane cannot carry (a next hop of the other family, path types rvpp does
-    /// not model), per route: answered with retval 0 and kept for dumps only, as before.
-    unforwarded: HashMap<RouteKey, Vec<d::FibPath>>,
     punts: Vec<PuntEntry>,
-    punt_exceptions: BTreeSet<u32>,
-    punt_l4: BTreeSet<(bool, u8, u16)>,
-    proxy_arp: BTreeSet<(u32, [u8; 4], [u8; 4])>,
-    proxy_arp_ifs: BTreeSet<u32>,
-    nd_proxy: BTreeMap<u32, u8>,
-    ra_suppress: BTreeSet<u32>,
-    gso: BTreeSet<u32>,
-    neighbor_config: [(u32, u32, bool); 2],
-    mroutes: BTreeMap<(u32, Vec<u8>), d::IpMroute>,
+    /// Tables `ip_table_add_del` deleted while in use: VPP drops the API's lock and the table
+    /// goes when its last user (a bound interface, a lookup into it) lets go. (is_ip6, id).
+    doomed: BTreeSet<(bool, u32)>,
+    /// Rx modes set through the API, per (sw_if_index, queue).
+    rx_modes: BTreeMap<(u32, u16), rvpp_dataplane::device::RxMode>,
     pub(super) taps: BTreeMap<u32, (u32, TapInfo)>,
     pub(super) memif: super::memif::Memifs,
     next_table_id: u32,
@@ -66,17 +57,9 @@ impl State {
             dp,
             regs,
             kick,
-            unforwarded: HashMap::new(),
             punts: Vec::new(),
-            punt_exceptions: BTreeSet::new(),
-            punt_l4: BTreeSet::new(),
-            proxy_arp: BTreeSet::new(),
-            proxy_arp_ifs: BTreeSet::new(),
-            nd_proxy: BTreeMap::new(),
-            ra_suppress: BTreeSet::new(),
-            gso: BTreeSet::new(),
-            neighbor_config: [(0, 0, false); 2],
-            mroutes: BTreeMap::new(),
+            doomed: BTreeSet::new(),
+            rx_modes: BTreeMap::new(),
             taps: BTreeMap::new(),
             memif: Default::default(),
             next_table_id: 0x1000,
@@ -87,12 +70,32 @@ impl State {
         let _ = self.kick.send(());
     }
 
+    /// Delete the tables whose API lock is gone once nothing uses them any more.
+    pub(super) fn reap_tables(&mut self) {
+        if self.doomed.is_empty() {
+            return;
+        }
+        let dp = self.dp.clone();
+        let mut f = dp.fwd();
+        let doomed = std::mem::take(&mut self.doomed);
+        for (ip6, t) in doomed {
+            if self.punt_uses_table(ip6, t) {
+                self.doomed.insert((ip6, t));
+                continue;
+            }
+            match f.table_del(ip6, t) {
+                Ok(()) => {}
+                Err(rvpp_dataplane::forwarding::FwdError::TableInUse) => {
+                    self.doomed.insert((ip6, t));
+                }
+                Err(_) => {}
+            }
+        }
+    }
+
     /// Forget everything kept about an interface that went away.
     pub(super) fn forget_interface(&mut self, sw: u32) {
-        self.proxy_arp_ifs.remove(&sw);
-        self.nd_proxy.remove(&sw);
-        self.ra_suppress.remove(&sw);
-        self.gso.remove(&sw);
+        self.rx_modes.retain(|k, _| k.0 != sw);
         // Punt redirects for packets received on it go with it (as VPP's do).
         let gone: Vec<bool> = self
             .punts
@@ -107,6 +110,7 @@ impl State {
                 Self::remove_punt(&mut f, ip6, Some(sw));
             }
         }
+        self.reap_tables();
     }
 
     /// Install a punt redirect in the dataplane: into a table (a lookup there, VPP's DEAG
@@ -175,14 +179,15 @@ impl State {
         if f.fib_index(ip6, t).is_none() {
             return rv::NO_SUCH_FIB;
         }
-        // Split the paths: what the dataplane forwards on (table lookups included), and what
-        // is only remembered.
+        // A delete of the whole entry ignores its paths (as VPP's); otherwise every path must
+        // be one the dataplane forwards on, or nothing changes.
         let mut fwd: Vec<Path> = Vec::new();
-        let mut other: Vec<d::FibPath> = Vec::new();
-        for x in &r.paths {
-            match convert::path_in(x, ip6) {
-                ApiPath::Fwd(path) => fwd.push(path),
-                ApiPath::Other => other.push(*x),
+        if m.is_add || m.is_multipath {
+            for x in &r.paths {
+                match convert::path_in(x, ip6) {
+                    ApiPath::Fwd(path) => fwd.push(path),
+                    ApiPath::Other => return rv::UNIMPLEMENTED,
+                }
             }
         }
         if m.is_add {
@@ -199,72 +204,34 @@ impl State {
                 }
             }
         }
-        let key = (ip6, t, p);
         let api_route = |f: &Forwarding| f.route_get(t, p).filter(|r| r.source == Source::Api);
         let res = match (m.is_add, m.is_multipath) {
-            (true, false) => {
-                if other.is_empty() {
-                    self.unforwarded.remove(&key);
-                } else {
-                    self.unforwarded.insert(key, other);
-                }
-                if !fwd.is_empty() {
-                    f.route_add(t, p, fwd)
-                } else {
-                    if api_route(&f).is_some() {
-                        let _ = f.route_del(ip6, t, p);
-                    }
-                    Ok(())
-                }
-            }
-            (true, true) => {
-                if !other.is_empty() {
-                    let v = self.unforwarded.entry(key).or_default();
-                    for x in other {
-                        if !v.contains(&x) {
-                            v.push(x);
-                        }
-                    }
-                }
-                if fwd.is_empty() {
-                    Ok(())
-                } else {
-                    f.route_add_paths(t, p, fwd)
-                }
-            }
+            (true, false) => f.route_add(t, p, fwd),
+            (true, true) => f.route_add_paths(t, p, fwd),
             (false, false) => {
-                self.unforwarded.remove(&key);
                 if api_route(&f).is_some() {
                     let _ = f.route_del(ip6, t, p);
                 }
                 Ok(())
             }
-            (false, true) => {
-                if let Some(v) = self.unforwarded.get_mut(&key) {
-                    v.retain(|x| !other.contains(x));
-                    if v.is_empty() {
-                        self.unforwarded.remove(&key);
+            (false, true) => match api_route(&f) {
+                Some(cur) => {
+                    let left: Vec<Path> = cur
+                        .paths
+                        .iter()
+                        .filter(|x| !fwd.iter().any(|g| same_path(g, x)))
+                        .copied()
+                        .collect();
+                    if left.is_empty() {
+                        f.route_del(ip6, t, p)
+                    } else if left.len() != cur.paths.len() {
+                        f.route_add(t, p, left)
+                    } else {
+                        Ok(())
                     }
                 }
-                match api_route(&f) {
-                    Some(cur) => {
-                        let left: Vec<Path> = cur
-                            .paths
-                            .iter()
-                            .filter(|x| !fwd.iter().any(|g| same_path(g, x)))
-                            .copied()
-                            .collect();
-                        if left.is_empty() {
-                            f.route_del(ip6, t, p)
-                        } else if left.len() != cur.paths.len() {
-                            f.route_add(t, p, left)
-                        } else {
-                            Ok(())
-                        }
-                    }
-                    None => Ok(()),
-                }
-            }
+                None => Ok(()),
+            },
         };
         convert::retval(res)
     }
@@ -276,32 +243,20 @@ impl State {
         if f.fib_index(ip6, t).is_none() {
             return vec![];
         }
-        let mut out: BTreeMap<Prefix, Vec<d::FibPath>> = f
-            .routes(ip6, t)
+        f.routes(ip6, t)
             .into_iter()
-            .map(|(p, r)| {
-                let paths = r
-                    .paths
-                    .iter()
-                    .map(|x| convert::path_out(x, ip6, t))
-                    .collect();
-                (p, paths)
-            })
-            .collect();
-        for ((s6, st, p), v) in &self.unforwarded {
-            if *s6 == ip6 && *st == t {
-                out.entry(*p).or_default().extend(v.iter().copied());
-            }
-        }
-        out.into_iter()
-            .map(|(p, paths)| d::IpRouteDetails {
+            .map(|(p, r)| d::IpRouteDetails {
                 context: 0,
                 route: d::IpRoute {
                     table_id: t,
                     stats_index: 0,
                     prefix: convert::prefix_out(p),
                     n_paths: 0,
-                    paths,
+                    paths: r
+                        .paths
+                        .iter()
+                        .map(|x| convert::path_out(x, ip6, t))
+                        .collect(),
                 },
             })
             .collect()
@@ -329,11 +284,18 @@ fn sw_ok(f: &Forwarding, sw: u32) -> i32 {
     }
 }
 
+/// A per-interface setting rvpp has no machinery for: -2 for a bad interface, else -9.
+fn unimplemented_on(f: &Forwarding, sw: u32) -> i32 {
+    match sw_ok(f, sw) {
+        0 => rv::UNIMPLEMENTED,
+        e => e,
+    }
+}
+
 fn interface_details(
     f: &Forwarding,
     i: &rvpp_dataplane::tables::Interface,
 ) -> d::SwInterfaceDetails {
-    let _ = f;
     let mut flags = 0;
     if i.admin_up {
         flags |= 1;
@@ -341,7 +303,11 @@ fn interface_details(
     if i.link_up {
         flags |= 2;
     }
-    let mtu = i.mtu as u32;
+    let (l3, ip4, ip6) = (
+        u32::from(i.mtu),
+        u32::from(f.adj_mtu(i.sw_if_index, false)),
+        u32::from(f.adj_mtu(i.sw_if_index, true)),
+    );
     d::SwInterfaceDetails {
         sw_if_index: d::InterfaceIndex(i.sw_if_index),
         sup_sw_if_index: i.sub_of.map_or(i.sw_if_index, |s| s.0),
@@ -354,7 +320,7 @@ fn interface_details(
         },
         link_duplex: d::LinkDuplex::LINK_DUPLEX_API_FULL,
         link_mtu: i.mtu,
-        mtu: [mtu; 4],
+        mtu: [l3, ip4, ip6, l3],
         sub_id: i.sub_of.map_or(0, |s| s.1 as u32),
         sub_number_of_tags: u8::from(i.sub_of.is_some()),
         sub_outer_vlan_id: i.sub_of.map_or(0, |s| s.1),
@@ -400,10 +366,12 @@ fn show_threads(dp: &Dataplane) -> d::ShowThreadsReply {
     }
 }
 
-/// `sw_interface_set_rx_mode`. VPP sets the mode per interface (or queue); rvpp's workers
-/// choose how to wait per thread, so the mode is recorded per interface (for `show`) and
-/// applied to every worker: the last mode asked for wins, whichever interface it named.
-fn rx_mode(s: &State, m: &d::SwInterfaceSetRxMode) -> i32 {
+/// `sw_interface_set_rx_mode`: the mode of one interface's rx queues (or of `queue_id`).
+/// rvpp's workers choose how to wait per thread, so each worker holding one of these queues
+/// waits as the most demanding mode set on the queues it holds asks (polling, then adaptive,
+/// then interrupt: as in VPP, a thread with a polling queue polls); other workers are left
+/// alone.
+fn rx_mode(s: &mut State, m: &d::SwInterfaceSetRxMode) -> i32 {
     use rvpp_dataplane::device::RxMode;
     let sw = m.sw_if_index.0;
     match s.dp.fwd().iface(sw) {
@@ -418,22 +386,63 @@ fn rx_mode(s: &State, m: &d::SwInterfaceSetRxMode) -> i32 {
         // VPP answers every error of set_hw_interface_change_rx_mode with UNIMPLEMENTED.
         _ => return rv::UNIMPLEMENTED,
     };
-    {
-        let mut devs = s.dp.devices.lock().unwrap_or_else(|e| e.into_inner());
-        match devs.get_mut(&sw) {
-            Some(dev) => {
-                if m.queue_id_valid && !dev.rx_placement.iter().any(|q| q.0 as u32 == m.queue_id) {
-                    return rv::UNIMPLEMENTED; // "unknown queue"
-                }
-                dev.rx_mode = mode;
-            }
-            // No rx queues (a loopback): nothing to change, unless a queue was named.
-            None if m.queue_id_valid => return rv::UNIMPLEMENTED,
-            None => return 0,
+    let dp = s.dp.clone();
+    let mut devs = dp.devices.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(dev) = devs.get_mut(&sw) else {
+        // No rx queues (a loopback): nothing to change, unless a queue was named.
+        return if m.queue_id_valid {
+            rv::UNIMPLEMENTED
+        } else {
+            0
+        };
+    };
+    let queues: Vec<(u16, usize)> = dev
+        .rx_placement
+        .iter()
+        .copied()
+        .filter(|q| !m.queue_id_valid || q.0 as u32 == m.queue_id)
+        .collect();
+    if queues.is_empty() && m.queue_id_valid {
+        return rv::UNIMPLEMENTED; // "unknown queue"
+    }
+    if !m.queue_id_valid {
+        dev.rx_mode = mode;
+    }
+    for &(q, _) in &queues {
+        s.rx_modes.insert((sw, q), mode);
+    }
+    let workers: BTreeSet<usize> = queues.iter().map(|q| q.1).collect();
+    apply_rx_modes(s, &devs, workers);
+    0
+}
+
+/// Set each of `workers` to wait as the queues placed on it ask (see [`rx_mode`]); a worker
+/// none of whose queues has a mode set keeps its own.
+fn apply_rx_modes(
+    s: &State,
+    devs: &BTreeMap<u32, crate::daemon::DeviceInfo>,
+    workers: impl IntoIterator<Item = usize>,
+) {
+    use rvpp_dataplane::device::RxMode;
+    let rank = |m: &RxMode| match m {
+        RxMode::Polling => 2,
+        RxMode::Adaptive => 1,
+        _ => 0,
+    };
+    for wi in workers {
+        let want = devs
+            .values()
+            .flat_map(|d| {
+                d.rx_placement
+                    .iter()
+                    .filter(move |q| q.1 == wi)
+                    .filter_map(move |q| s.rx_modes.get(&(d.sw_if_index, q.0)))
+            })
+            .max_by_key(|m| rank(m));
+        if let (Some(&m), Some(w)) = (want, s.dp.workers.get(wi)) {
+            w.send(crate::daemon::WorkerCmd::SetRxMode(m));
         }
     }
-    s.dp.set_rx_mode(mode);
-    0
 }
 
 /// `sw_interface_set_rx_placement`: move an rx queue to a thread, counted as VPP counts them
@@ -463,8 +472,19 @@ fn rx_placement(s: &State, m: &d::SwInterfaceSetRxPlacement) -> i32 {
     let Ok(queue) = u16::try_from(m.queue_id) else {
         return rv::UNIMPLEMENTED;
     };
+    let from =
+        s.dp.devices
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&sw)
+            .and_then(|d| d.rx_placement.iter().find(|q| q.0 == queue).map(|q| q.1));
     match s.dp.place_rx(sw, queue, wi) {
-        Ok(()) => 0,
+        Ok(()) => {
+            // The queue's mode moves with it.
+            let devs = s.dp.devices.lock().unwrap_or_else(|e| e.into_inner());
+            apply_rx_modes(s, &devs, from.into_iter().chain([wi]));
+            0
+        }
         Err(e) => {
             log::warn!("api: rx placement of sw_if_index {sw} queue {queue}: {e}");
             rv::UNIMPLEMENTED
@@ -584,14 +604,29 @@ pub fn router(state: State) -> Router<State> {
             // lookup (calico's pod and host-tap VRFs) continues in that table.
             convert::retval(f.set_table(sw, ip6, vrf))
         };
+        drop(f);
+        s.reap_tables();
         reply!(SwInterfaceSetTableReply, rv)
     });
     r.on(|s: &mut State, m: d::SwInterfaceSetMtu, _c| {
-        let mtu = m.mtu.iter().copied().find(|&x| x != 0).unwrap_or(0);
-        let rv = if mtu > u16::MAX as u32 {
+        // mtu[] is VPP's [L3, IP4, IP6, MPLS]: L3 is the interface's MTU (0 keeps it); a
+        // non-zero IP4/IP6 MTU caps packets of that family (fragmentation / too big), 0
+        // follows L3. rvpp forwards no MPLS: a non-zero MPLS MTU has nothing to apply to.
+        let sw = m.sw_if_index.0;
+        let [l3, ip4, ip6, mpls] = m.mtu;
+        let mut f = s.dp.fwd();
+        let rv = if f.iface(sw).is_err() {
+            rv::INVALID_SW_IF_INDEX
+        } else if m.mtu.iter().any(|&x| x > u32::from(u16::MAX)) {
             rv::INVALID_VALUE
+        } else if mpls != 0 {
+            rv::UNIMPLEMENTED
         } else {
-            convert::retval(s.dp.fwd().set_mtu(m.sw_if_index.0, mtu as u16))
+            let r = match l3 {
+                0 => Ok(()),
+                l3 => f.set_mtu(sw, l3 as u16),
+            };
+            convert::retval(r.and_then(|()| f.set_protocol_mtu(sw, ip4 as u16, ip6 as u16)))
         };
         reply!(SwInterfaceSetMtuReply, rv)
     });
@@ -613,9 +648,10 @@ pub fn router(state: State) -> Router<State> {
         reply!(SwInterfaceSetRxPlacementReply, rv)
     });
     r.on(|s: &mut State, m: d::SwInterfaceSetTxPlacement, _c| {
+        // Every worker has its own tx queue (or a shared one) fixed at attach: no placement.
         reply!(
             SwInterfaceSetTxPlacementReply,
-            sw_ok(&s.dp.fwd(), m.sw_if_index.0)
+            unimplemented_on(&s.dp.fwd(), m.sw_if_index.0)
         )
     });
     r.on(|s: &mut State, m: d::SwInterfaceSetPromisc, _c| {
@@ -699,14 +735,13 @@ pub fn router(state: State) -> Router<State> {
         Response::stream(v)
     });
     r.on(|s: &mut State, m: d::FeatureGsoEnableDisable, _c| {
-        let rv = sw_ok(&s.dp.fwd(), m.sw_if_index.0);
-        if rv == 0 {
-            if m.enable_disable {
-                s.gso.insert(m.sw_if_index.0);
-            } else {
-                s.gso.remove(&m.sw_if_index.0);
-            }
-        }
+        // rvpp segments GSO super-frames in software (gso-segment) on every interface whose
+        // device cannot take them: enabling is already in effect; it cannot be turned off.
+        let rv = match sw_ok(&s.dp.fwd(), m.sw_if_index.0) {
+            0 if m.enable_disable => 0,
+            0 => rv::UNIMPLEMENTED,
+            e => e,
+        };
         reply!(FeatureGsoEnableDisableReply, rv)
     });
 
@@ -715,20 +750,20 @@ pub fn router(state: State) -> Router<State> {
         let (ip6, t) = (m.table.is_ip6, m.table.table_id);
         let dp = s.dp.clone();
         let mut f = dp.fwd();
+        // VPP's ip_table_delete answers 0 and drops the API's lock: the table goes at once if
+        // nothing else uses it, else when its last user (an interface bound to it, a route or
+        // punt redirect looking up in it) lets go. The default table is never deleted.
         let rv = if m.is_add {
+            s.doomed.remove(&(ip6, t));
             convert::retval(f.table_add(ip6, t, convert::text(&m.table.name)))
-        } else if t == 0 || s.punt_uses_table(ip6, t) {
-            0 // VPP only drops the API's lock (the default table, or one a punt redirect locks)
         } else {
-            match f.table_del(ip6, t) {
-                Ok(()) => {
-                    s.unforwarded.retain(|k, _| !(k.0 == ip6 && k.1 == t));
-                    0
-                }
-                // Gone already, or still used by interfaces (VPP keeps it until unlocked).
-                Err(_) => 0,
+            if t != 0 && f.fib_index(ip6, t).is_some() {
+                s.doomed.insert((ip6, t));
             }
+            0
         };
+        drop(f);
+        s.reap_tables();
         reply!(IpTableAddDelReply, rv)
     });
     r.on(|s: &mut State, m: d::IpTableAllocate, _c| {
@@ -742,6 +777,7 @@ pub fn router(state: State) -> Router<State> {
             t = s.next_table_id;
             s.next_table_id += 1;
         }
+        s.doomed.remove(&(ip6, t));
         let rv = convert::retval(f.table_add(ip6, t, convert::text(&m.table.name)));
         let name = f
             .tables(ip6)
@@ -779,6 +815,7 @@ pub fn router(state: State) -> Router<State> {
     });
     r.on(|s: &mut State, m: d::IpRouteAddDel, _c| {
         let rv = s.route_add_del(&m);
+        s.reap_tables();
         Response::reply(d::IpRouteAddDelReply {
             context: 0,
             retval: rv,
@@ -787,19 +824,13 @@ pub fn router(state: State) -> Router<State> {
     });
     r.on(|s: &mut State, m: d::IpRouteDump, _c| Response::stream(s.route_dump(&m)));
     r.on(|s: &mut State, m: d::IpMrouteAddDel, _c| {
-        // No multicast FIB yet: remembered so calico's host-tap setup succeeds.
+        // No multicast FIB: nothing would forward by the entry.
         let rt = &m.route;
         let ip6 = rt.prefix.af == d::AddressFamily::ADDRESS_IP6;
         let rv = if s.dp.fwd().fib_index(ip6, rt.table_id).is_none() {
             rv::NO_SUCH_FIB
         } else {
-            let key = (rt.table_id, rvpp_vppapi::Wire::to_bytes(&rt.prefix));
-            if m.is_add {
-                s.mroutes.insert(key, rt.clone());
-            } else {
-                s.mroutes.remove(&key);
-            }
-            0
+            rv::UNIMPLEMENTED
         };
         Response::reply(d::IpMrouteAddDelReply {
             context: 0,
@@ -830,10 +861,9 @@ pub fn router(state: State) -> Router<State> {
             stats_index: 0,
         })
     });
-    r.on(|s: &mut State, m: d::IpNeighborConfig, _c| {
-        s.neighbor_config[usize::from(convert::is_ip6(m.af))] =
-            (m.max_number, m.max_age, m.recycle);
-        reply!(IpNeighborConfigReply, 0)
+    r.on(|_s: &mut State, _m: d::IpNeighborConfig, _c| {
+        // The neighbour table has no limit, no ageing and no recycling to configure.
+        reply!(IpNeighborConfigReply, rv::UNIMPLEMENTED)
     });
     r.on(|s: &mut State, m: d::IpNeighborDump, _c| {
         let ip6 = convert::is_ip6(m.af);
@@ -862,51 +892,26 @@ pub fn router(state: State) -> Router<State> {
     });
     r.on(|s: &mut State, m: d::ProxyArpAddDel, _c| {
         let p = &m.proxy;
+        // ip4-arp answers only for the interface's own addresses: no proxy ranges.
         let rv = if s.dp.fwd().fib_index(false, p.table_id).is_none() {
             rv::NO_SUCH_FIB
         } else {
-            let k = (p.table_id, p.low.0, p.hi.0);
-            if m.is_add {
-                s.proxy_arp.insert(k);
-            } else if !s.proxy_arp.remove(&k) {
-                return reply!(ProxyArpAddDelReply, rv::NO_SUCH_ENTRY);
-            }
-            0
+            rv::UNIMPLEMENTED
         };
         reply!(ProxyArpAddDelReply, rv)
     });
     r.on(|s: &mut State, m: d::ProxyArpIntfcEnableDisable, _c| {
-        let rv = sw_ok(&s.dp.fwd(), m.sw_if_index.0);
-        if rv == 0 {
-            if m.enable {
-                s.proxy_arp_ifs.insert(m.sw_if_index.0);
-            } else {
-                s.proxy_arp_ifs.remove(&m.sw_if_index.0);
-            }
-        }
+        let rv = unimplemented_on(&s.dp.fwd(), m.sw_if_index.0);
         reply!(ProxyArpIntfcEnableDisableReply, rv)
     });
     r.on(|s: &mut State, m: d::SwInterfaceIp6ndRaConfig, _c| {
-        let rv = sw_ok(&s.dp.fwd(), m.sw_if_index.0);
-        if rv == 0 {
-            // rvpp never sends router advertisements; the setting is remembered.
-            if m.suppress != 0 {
-                s.ra_suppress.insert(m.sw_if_index.0);
-            } else {
-                s.ra_suppress.remove(&m.sw_if_index.0);
-            }
-        }
+        // No router advertisement engine: nothing to configure or suppress.
+        let rv = unimplemented_on(&s.dp.fwd(), m.sw_if_index.0);
         reply!(SwInterfaceIp6ndRaConfigReply, rv)
     });
     r.on(|s: &mut State, m: d::Ip6ndProxyEnableDisableV2, _c| {
-        let rv = sw_ok(&s.dp.fwd(), m.sw_if_index.0);
-        if rv == 0 {
-            if m.is_enable {
-                s.nd_proxy.insert(m.sw_if_index.0, m.flags);
-            } else {
-                s.nd_proxy.remove(&m.sw_if_index.0);
-            }
-        }
+        // ip6 ND answers only for the interface's own addresses: no ND proxy.
+        let rv = unimplemented_on(&s.dp.fwd(), m.sw_if_index.0);
         reply!(Ip6ndProxyEnableDisableV2Reply, rv)
     });
 
@@ -956,6 +961,8 @@ pub fn router(state: State) -> Router<State> {
         } else if let Some(i) = pos {
             s.punts.remove(i);
             State::remove_punt(&mut f, ip6, rx);
+            drop(f);
+            s.reap_tables();
         }
         reply!(AddDelIpPuntRedirectV2Reply, 0)
     });
@@ -978,30 +985,17 @@ pub fn router(state: State) -> Router<State> {
             .collect();
         Response::stream(v)
     });
-    r.on(|s: &mut State, m: d::SetPunt, _c| {
+    r.on(|_s: &mut State, m: d::SetPunt, _c| {
         let p = &m.punt;
         let rv = match p.type_ {
             d::PuntType::PUNT_API_TYPE_EXCEPTION => match p.punt.get::<d::PuntException>() {
-                Ok(x) if (x.id as usize) < PUNT_REASONS.len() => {
-                    if m.is_add {
-                        s.punt_exceptions.insert(x.id);
-                    } else {
-                        s.punt_exceptions.remove(&x.id);
-                    }
-                    0
-                }
+                // What rvpp punts is fixed by its nodes, not by reason registrations.
+                Ok(x) if (x.id as usize) < PUNT_REASONS.len() => rv::UNIMPLEMENTED,
                 _ => rv::INVALID_VALUE,
             },
+            // Local L4 traffic is punted (or not) by ip4/ip6-local, whatever the port.
             d::PuntType::PUNT_API_TYPE_L4 => match p.punt.get::<d::PuntL4>() {
-                Ok(x) => {
-                    let k = (convert::is_ip6(x.af), x.protocol.0, x.port);
-                    if m.is_add {
-                        s.punt_l4.insert(k);
-                    } else {
-                        s.punt_l4.remove(&k);
-                    }
-                    0
-                }
+                Ok(_) => rv::UNIMPLEMENTED,
                 Err(_) => rv::INVALID_VALUE,
             },
             _ => rv::UNIMPLEMENTED,

@@ -34,9 +34,64 @@ def check(cond, what):
     print("ok:", what)
 
 
-def path4(nh, sw):
-    return {"sw_if_index": sw, "table_id": 0, "weight": 1, "proto": 0,
+def path4(nh, sw, preference=0):
+    return {"sw_if_index": sw, "table_id": 0, "weight": 1, "preference": preference, "proto": 0,
             "nh": {"address": {"ip4": nh}}, "label_stack": LABELS}
+
+
+def lb_paths(vpp, pfx):
+    """The next hops `show ip fib` says the load-balance of `pfx` (table 0) uses."""
+    out = vpp.api.cli_inband(cmd="show ip fib table 0").reply
+    lines = out.splitlines()
+    got = set()
+    for line in lines[lines.index(pfx) + 1:] if pfx in lines else []:
+        if not line.startswith(" "):
+            break
+        if " via " in line:
+            got.add(line.split(" via ")[1].strip())
+    return sorted(got), out
+
+
+class Raw:
+    """A hand-framed client, for what vpp_papi will not send or hides."""
+
+    def __init__(self):
+        self.s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.s.settimeout(10)
+        self.s.connect(SOCK)
+        body = struct.pack(">HI", 15, 7) + b"raw".ljust(64, b"\0")
+        self.send(body)
+        buf = self.recv()
+        _, _, _, _, self.index, count = struct.unpack(">HIIiIH", buf[:20])
+        self.ids, self.names, off = {}, {}, 20
+        for _ in range(count):
+            i, = struct.unpack(">H", buf[off:off + 2])
+            name = buf[off + 2:off + 66].rstrip(b"\0").decode()
+            self.ids[name.rsplit("_", 1)[0]] = i
+            self.names[i] = name.rsplit("_", 1)[0]
+            off += 66
+
+    def send(self, body):
+        self.s.sendall(struct.pack(">QII", 0, len(body), 0) + body)
+
+    def recv(self):
+        hdr = b""
+        while len(hdr) < 16:
+            hdr += self.s.recv(16 - len(hdr))
+        ln = struct.unpack(">QII", hdr)[1]
+        buf = b""
+        while len(buf) < ln:
+            buf += self.s.recv(ln - len(buf))
+        return buf
+
+    def request(self, name, ctx, rest):
+        self.send(struct.pack(">HII", self.ids[name], self.index, ctx) + rest)
+
+    def answer(self):
+        """(message name, context, retval) of the next message."""
+        b = self.recv()
+        mid, ctx, rv = struct.unpack(">HIi", b[:10])
+        return self.names.get(mid), ctx, rv
 
 
 def route(vpp, pfx, paths, is_add=1, mp=0, table=0):
@@ -112,6 +167,20 @@ def main():
     r = vpp.api.sw_interface_set_mtu(sw_if_index=lo, mtu=[9000, 0, 0, 0])
     check(r.retval == 0, "set_mtu")
     check(vpp.api.sw_interface_dump(sw_if_index=lo)[0].mtu[0] == 9000, "mtu in details")
+    # per-protocol MTUs [L3, IP4, IP6, MPLS]: each family its own, 0 follows L3
+    r = vpp.api.sw_interface_set_mtu(sw_if_index=lo, mtu=[1500, 1400, 1280, 0])
+    check(r.retval == 0, "set_mtu per protocol")
+    mtu = list(vpp.api.sw_interface_dump(sw_if_index=lo)[0].mtu)
+    check(mtu[:3] == [1500, 1400, 1280], "per-protocol mtus in details %s" % mtu)
+    check(vpp.api.sw_interface_set_mtu(sw_if_index=lo, mtu=[1500, 0, 0, 1400]).retval == -9,
+          "an MPLS MTU (no MPLS forwarding) -> UNIMPLEMENTED")
+    check(vpp.api.sw_interface_set_mtu(sw_if_index=lo, mtu=[1500, 60, 0, 0]).retval == -7,
+          "ip4 mtu below 68 -> -7")
+    check(vpp.api.sw_interface_set_mtu(sw_if_index=999, mtu=[1500, 0, 0, 0]).retval == -2,
+          "set_mtu on a missing interface -> -2")
+    r = vpp.api.sw_interface_set_mtu(sw_if_index=lo, mtu=[9000, 0, 0, 0])
+    mtu = list(vpp.api.sw_interface_dump(sw_if_index=lo)[0].mtu)
+    check(r.retval == 0 and mtu[:3] == [9000, 9000, 9000], "protocol mtus follow L3 again %s" % mtu)
 
     # addresses
     r = vpp.api.sw_interface_add_del_address(sw_if_index=lo, is_add=1, prefix="198.18.5.1/24")
@@ -169,6 +238,32 @@ def main():
     check([p.sw_if_index for p in t10[p2].paths] == [lo], "next hop left")
     check(route(vpp, p2, [], is_add=0, table=10) == 0, "route in VRF 10 del")
 
+    # paths rvpp cannot forward on are refused and leave the route as it was
+    check(route(vpp, p, [path4("198.18.5.2", lo)]) == 0, "route for the refusals")
+    v6nh = {"sw_if_index": lo, "table_id": 0, "weight": 1, "proto": 1,
+            "nh": {"address": {"ip6": "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"}}, "label_stack": LABELS}
+    check(route(vpp, p, [v6nh]) == -9, "a next hop of the other family -> UNIMPLEMENTED")
+    check(routes(vpp).get(p) == [("198.18.5.2", lo)], "the route is untouched")
+    check(route(vpp, p, [v6nh], mp=1) == -9, "multipath add of one -> UNIMPLEMENTED")
+    udp = dict(path4("198.18.5.7", lo), type=3)  # FIB_API_PATH_TYPE_UDP_ENCAP
+    check(route(vpp, p, [path4("198.18.5.3", lo), udp]) == -9, "an unsupported path type -> UNIMPLEMENTED")
+    check(routes(vpp).get(p) == [("198.18.5.2", lo)], "still untouched")
+    check(route(vpp, "198.19.9.0/24", [v6nh]) == -9 and "198.19.9.0/24" not in routes(vpp),
+          "no route made of refused paths")
+    # preference: only the best (lowest) preference forwards; the others are backups
+    r = vpp.api.sw_interface_add_del_address(sw_if_index=lo2, is_add=1, prefix="198.18.6.1/24")
+    check(r.retval == 0, "lo2 address")
+    check(route(vpp, p, [path4("198.18.5.2", lo, 0), path4("198.18.6.2", lo2, 1)]) == 0,
+          "route with a preference-1 backup")
+    got, out = lb_paths(vpp, p)
+    check(got == ["198.18.5.2"], "only the preference-0 path forwards: %s\n%s" % (got, out))
+    d = [x for x in vpp.api.ip_route_dump(table={"table_id": 0, "is_ip6": 0}) if str(x.route.prefix) == p][0]
+    check(sorted(x.preference for x in d.route.paths) == [0, 1], "both paths and preferences dumped")
+    check(route(vpp, p, [path4("198.18.5.2", lo)], is_add=0, mp=1) == 0, "the preference-0 path removed")
+    got, out = lb_paths(vpp, p)
+    check(got == ["198.18.6.2"], "the backup takes over: %s\n%s" % (got, out))
+    check(route(vpp, p, [], is_add=0) == 0, "route del")
+
     # neighbours
     nb = {"sw_if_index": lo, "flags": 1, "mac_address": "02:00:00:00:00:09", "ip_address": "198.18.5.9"}
     r = vpp.api.ip_neighbor_add_del(is_add=1, neighbor=nb)
@@ -177,7 +272,7 @@ def main():
     check(any(str(n.neighbor.ip_address) == "198.18.5.9" and str(n.neighbor.mac_address) == "02:00:00:00:00:09"
               for n in ns), "ip_neighbor_dump")
     r = vpp.api.ip_neighbor_config(af=0, max_number=50000, max_age=30, recycle=0)
-    check(r.retval == 0, "ip_neighbor_config")
+    check(r.retval == -9, "ip_neighbor_config: no limits/ageing to configure -> UNIMPLEMENTED")
     r = vpp.api.ip_neighbor_add_del(is_add=0, neighbor=dict(nb, ip_address="198.18.5.99"))
     check(r.retval == -6, "delete missing neighbour -> -6")
 
@@ -185,14 +280,78 @@ def main():
     rs = vpp.api.punt_reason_dump(reason={"name": "ip6-nd-neigh-adv"})
     check(len(rs) == 1 and rs[0].reason.name == "ip6-nd-neigh-adv", "punt reason ip6-nd-neigh-adv")
     r = vpp.api.set_punt(is_add=0, punt={"type": 2, "punt": {"exception": {"id": rs[0].reason.id}}})
-    check(r.retval == 0, "set_punt exception")
+    check(r.retval == -9, "set_punt exception -> UNIMPLEMENTED")
+    r = vpp.api.set_punt(is_add=1, punt={"type": 0, "punt": {"l4": {"af": 0, "protocol": 17, "port": 0xFFFF}}})
+    check(r.retval == -9, "set_punt l4 -> UNIMPLEMENTED")
+    r = vpp.api.set_punt(is_add=1, punt={"type": 2, "punt": {"exception": {"id": 4242}}})
+    check(r.retval == -7, "set_punt of an unknown reason -> -7")
+
+    # settings rvpp has no machinery for answer UNIMPLEMENTED (a bad interface still -2)
+    check(vpp.api.ip_mroute_add_del(is_add=1, is_multipath=0, route={
+        "table_id": 0, "entry_flags": 0, "rpf_id": 0,
+        "prefix": {"af": 1, "grp_address_length": 128, "grp_address": {"ip6": "ff02::1"},
+                   "src_address": {"ip6": "::"}},
+        "n_paths": 1, "paths": [{"itf_flags": 2, "path": {"sw_if_index": lo, "proto": 1,
+                                                          "label_stack": LABELS}}]}).retval == -9,
+          "ip_mroute_add_del -> UNIMPLEMENTED")
+    check(vpp.api.proxy_arp_add_del(is_add=1, proxy={"table_id": 0, "low": "0.0.0.0",
+                                                     "hi": "255.255.255.255"}).retval == -9,
+          "proxy_arp_add_del -> UNIMPLEMENTED")
+    check(vpp.api.proxy_arp_add_del(is_add=1, proxy={"table_id": 77, "low": "0.0.0.0",
+                                                     "hi": "255.255.255.255"}).retval == -3,
+          "proxy_arp_add_del in a missing table -> -3")
+    for name, kw in (("proxy_arp_intfc_enable_disable", {"enable": 1}),
+                     ("sw_interface_ip6nd_ra_config", {"suppress": 1}),
+                     ("ip6nd_proxy_enable_disable_v2", {"is_enable": 1, "flags": 1}),
+                     ("sw_interface_set_tx_placement", {"queue_id": 0, "array_size": 1, "threads": [0]})):
+        check(getattr(vpp.api, name)(sw_if_index=lo, **kw).retval == -9, name + " -> UNIMPLEMENTED")
+        check(getattr(vpp.api, name)(sw_if_index=999, **kw).retval == -2, name + " on a missing interface -> -2")
+    # software GSO is always on: enabling is true, turning it off is not possible
+    check(vpp.api.feature_gso_enable_disable(sw_if_index=lo, enable_disable=1).retval == 0, "gso enable")
+    check(vpp.api.feature_gso_enable_disable(sw_if_index=lo, enable_disable=0).retval == -9,
+          "gso disable -> UNIMPLEMENTED")
 
     # unimplemented areas answer, never hang
     r = vpp.api.cnat_session_purge()
     check(r.retval == -9, "cnat_session_purge -> UNIMPLEMENTED")
     r = vpp.api.feature_cnat_enable_disable(sw_if_index=lo, enable_disable=1)
     check(r.retval == -9, "feature_cnat_enable_disable -> UNIMPLEMENTED")
-    check(list(vpp.api.ipip_tunnel_dump(sw_if_index=NONE)) == [], "unimplemented dump is empty")
+    d = list(vpp.api.ipip_tunnel_dump(sw_if_index=NONE))
+    check(len(d) == 1 and type(d[0]).__name__ == "memclnt_keepalive_reply" and d[0].retval == -9,
+          "an unimplemented dump is an error, not an empty list: %s" % d)
+    check(vpp.api.show_version().retval == 0, "and the connection goes on")
+    raw = Raw()
+    raw.request("ipip_tunnel_dump", 31, struct.pack(">I", NONE))
+    raw.request("control_ping", 31, b"")
+    check(raw.answer() == ("memclnt_keepalive_reply", 31, -9), "raw: the dump's stream carries -9")
+    check(raw.answer() == ("control_ping_reply", 31, -9), "raw: the dump's control_ping answers -9")
+    raw.request("control_ping", 32, b"")
+    check(raw.answer() == ("control_ping_reply", 32, 0), "raw: the next ping is fine")
+    # strings that are not UTF-8 are refused, not altered
+    raw.request("sw_interface_tag_add_del", 33, struct.pack(">BI", 1, lo) + b"bad-\xff\xfe".ljust(64, b"\0"))
+    check(raw.answer() == ("sw_interface_tag_add_del_reply", 33, -7), "raw: invalid UTF-8 -> -7")
+    check(vpp.api.sw_interface_dump(sw_if_index=lo)[0].tag == "main-eth0", "the tag is unchanged")
+    raw.request("sw_interface_dump", 34, struct.pack(">IB", lo, 1) + struct.pack(">I", 2) + b"\xff\xfe")
+    raw.request("control_ping", 34, b"")
+    check(raw.answer() == ("memclnt_keepalive_reply", 34, -7), "raw: a dump with a bad filter -> -7")
+    check(raw.answer() == ("control_ping_reply", 34, -7), "raw: and its ping too")
+    raw.s.close()
+
+    # deleting a table in use: VPP drops the API's lock and answers 0; the table goes
+    # when its last user does
+    r = vpp.api.ip_table_add_del(is_add=0, table={"table_id": 10, "is_ip6": 0})
+    check(r.retval == 0, "delete VRF 10 while lo2 is in it")
+    tables = {(t.table.table_id, t.table.is_ip6) for t in vpp.api.ip_table_dump()}
+    check((10, False) in tables, "VRF 10 stays while used")
+    check(vpp.api.sw_interface_set_table(sw_if_index=lo2, is_ipv6=0, vrf_id=0).retval == -114,
+          "lo2 has an address in VRF 10")
+    vpp.api.sw_interface_add_del_address(sw_if_index=lo2, is_add=0, prefix="198.18.6.1/24")
+    check(vpp.api.sw_interface_set_table(sw_if_index=lo2, is_ipv6=0, vrf_id=0).retval == 0, "lo2 back to VRF 0")
+    tables = {(t.table.table_id, t.table.is_ip6) for t in vpp.api.ip_table_dump()}
+    check((10, False) not in tables, "VRF 10 deleted once its last user left")
+    r = vpp.api.ip_table_add_del(is_add=0, table={"table_id": 0, "is_ip6": 0})
+    check(r.retval == 0 and (0, False) in {(t.table.table_id, t.table.is_ip6) for t in vpp.api.ip_table_dump()},
+          "the default table is never deleted")
 
     # 8 concurrent clients, each adding and deleting its own routes
     errors = []

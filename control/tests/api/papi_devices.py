@@ -51,6 +51,24 @@ def placement(vpp):
     return out
 
 
+def loops(vpp):
+    """thread name -> main loops so far, from `show runtime`."""
+    out, name = {}, None
+    for line in vpp.api.cli_inband(cmd="show runtime").reply.splitlines():
+        if line.startswith("Thread "):
+            name = line.split()[2]
+        elif " main loops" in line and name:
+            out[name] = int(line.split(" main loops")[0].split()[-1])
+    return out
+
+
+def loop_rates(vpp, secs=1.0):
+    a = loops(vpp)
+    time.sleep(secs)
+    b = loops(vpp)
+    return {k: (b[k] - a.get(k, 0)) / secs for k in b}
+
+
 def memif_tests(vpp):
     path = DIR + "/memif.sock"
     check(sockets(vpp).get(0) == "/run/vpp/memif.sock", "socket id 0 is VPP's default")
@@ -132,6 +150,33 @@ def rx_tests(vpp, srv, cli, lo):
        "rx mode on an unknown queue")
     rv(vpp.api.sw_interface_set_rx_mode(sw_if_index=cli, queue_id_valid=1, queue_id=1, mode=3), 0,
        "rx mode adaptive on queue 1")
+
+    # an interface's rx mode applies to the workers holding its queues, not to every worker:
+    # server queues on vpp_wk_1 polling, client queues on vpp_wk_0 in interrupt mode
+    cli_name = memifs(vpp)[cli].if_name
+    for sw, w in ((srv, 1), (cli, 0)):
+        for q in (0, 1):
+            rv(vpp.api.sw_interface_set_rx_placement(sw_if_index=sw, queue_id=q, worker_id=w, is_main=0), 0,
+               "rx placement %d/%d -> worker %d" % (sw, q, w))
+    p = placement(vpp)
+    check(all(p.get((n, q)) == w for n, w in ((srv_name, "vpp_wk_1"), (cli_name, "vpp_wk_0")) for q in (0, 1)),
+          "server on vpp_wk_1, client on vpp_wk_0: %s" % p)
+    rv(vpp.api.sw_interface_set_rx_mode(sw_if_index=srv, queue_id_valid=0, mode=1), 0, "server polling")
+    rv(vpp.api.sw_interface_set_rx_mode(sw_if_index=cli, queue_id_valid=0, mode=2), 0, "client interrupt")
+    rates = loop_rates(vpp)
+    check(rates["vpp_wk_1"] > 20000 and rates["vpp_wk_0"] < 2000,
+          "only the server's worker polls (loops/s %s)" % rates)
+    # a queue's mode moves with it: the polling server queue 1 joins the client on vpp_wk_0
+    rv(vpp.api.sw_interface_set_rx_placement(sw_if_index=srv, queue_id=1, worker_id=0, is_main=0), 0,
+       "server queue 1 -> worker 0")
+    rates = loop_rates(vpp)
+    check(rates["vpp_wk_0"] > 20000 and rates["vpp_wk_1"] > 20000, "both workers poll now (loops/s %s)" % rates)
+    rv(vpp.api.sw_interface_set_rx_mode(sw_if_index=srv, queue_id_valid=1, queue_id=1, mode=2), 0,
+       "server queue 1 interrupt")
+    rates = loop_rates(vpp)
+    check(rates["vpp_wk_0"] < 2000 and rates["vpp_wk_1"] > 20000,
+          "queue_id: only that queue's worker changes (loops/s %s)" % rates)
+    rv(vpp.api.sw_interface_set_rx_mode(sw_if_index=srv, queue_id_valid=0, mode=2), 0, "server interrupt")
 
     rv(vpp.api.sw_interface_set_promisc(sw_if_index=srv, promisc_on=1), 0, "promisc on")
     rv(vpp.api.sw_interface_set_promisc(sw_if_index=srv, promisc_on=0), 0, "promisc off")

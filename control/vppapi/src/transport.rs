@@ -12,6 +12,14 @@
 //!   `client_index` is not this connection's registration are dropped without reply, as VPP
 //!   does. [`Response::Unimplemented`] produces the request's reply with
 //!   `retval = -9` (`VNET_API_ERROR_UNIMPLEMENTED`).
+//! * A dump no handler serves is not answered with an empty stream (which reads as "nothing
+//!   configured"): its details stream carries one `memclnt_keepalive_reply` with the error
+//!   retval, memclnt's generic `{context, retval}` reply, and the control_ping that closes
+//!   the dump answers that retval too. govpp fails the dump on the foreign message ("received
+//!   invalid message ID"); vpp_papi returns it as the list's only element (retval -9); a
+//!   client reading the ping's retval sees -9. See [`error_answer`].
+//! * A request whose strings are not UTF-8 is refused with `retval = -7`
+//!   (`VNET_API_ERROR_INVALID_VALUE`) the same way, rather than decoded with its bytes changed.
 //! * Events: [`Events`] sends a message to a registration from any thread.
 
 use crate::apijson::module_json;
@@ -27,6 +35,10 @@ use std::thread;
 
 /// `VNET_API_ERROR_UNIMPLEMENTED`.
 pub const RETVAL_UNIMPLEMENTED: i32 = -9;
+/// `VNET_API_ERROR_INVALID_VALUE`.
+pub const RETVAL_INVALID_VALUE: i32 = -7;
+/// `VNET_API_ERROR_UNSPECIFIED`.
+pub const RETVAL_UNSPECIFIED: i32 = -1;
 /// `SOCK_API_REG_HANDLE_BIT`: socket registrations' client_index has bit 31 set.
 pub const SOCK_API_REG_HANDLE_BIT: u32 = 0x8000_0000;
 /// Frame header size (`msgbuf_t`).
@@ -235,6 +247,7 @@ pub fn serve_connection<H: Handler>(
         events: events.clone(),
         writer,
         client_index: None,
+        failed_dump: None,
     };
     let mut reader = stream;
     let mut de = Deframer::new();
@@ -278,6 +291,8 @@ struct Connection {
     events: Events,
     writer: Writer,
     client_index: Option<u32>,
+    /// A dump that failed, (context, retval): its closing control_ping answers the retval.
+    failed_dump: Option<FailedDump>,
 }
 
 fn be_u32(p: &[u8], off: usize) -> Option<u32> {
@@ -353,16 +368,18 @@ impl Connection {
         if self.client_index != Some(ci) {
             return Flow::Continue; // unknown registration: no reply
         }
-        let Ok(msg) = (entry.def.decode)(p) else {
-            return Flow::Continue;
+        let msg = match (entry.def.decode)(p) {
+            Ok(m) => m,
+            Err(e) => {
+                if let Some((b, dump)) = decode_error_answer(reg, entry, context, &e) {
+                    self.failed_dump = dump;
+                    self.send(&b);
+                }
+                return Flow::Continue;
+            }
         };
         if let Some(m) = msg.downcast_ref::<ControlPing>() {
-            let r = ControlPingReply {
-                context,
-                retval: 0,
-                client_index: m.client_index,
-                vpe_pid: std::process::id(),
-            };
+            let r = control_ping_reply(m, context, self.failed_dump.take());
             self.send(&reg.encode(&r));
             return Flow::Continue;
         }
@@ -399,45 +416,11 @@ impl Connection {
             return Flow::Continue;
         }
         if msg.downcast_ref::<ApiVersions>().is_some() {
-            let api_versions = reg
-                .modules()
-                .iter()
-                .map(|b| {
-                    let v: Vec<u32> = serde_json::from_str::<serde_json::Value>(b.module.options)
-                        .ok()
-                        .and_then(|o| {
-                            o.get("version")
-                                .and_then(|s| s.as_str())
-                                .map(str::to_string)
-                        })
-                        .unwrap_or_default()
-                        .split('.')
-                        .map(|x| x.parse().unwrap_or(0))
-                        .collect();
-                    ModuleVersion {
-                        major: v.first().copied().unwrap_or(0),
-                        minor: v.get(1).copied().unwrap_or(0),
-                        patch: v.get(2).copied().unwrap_or(0),
-                        name: b.module.name.to_string(),
-                    }
-                })
-                .collect();
-            self.send(&reg.encode(&ApiVersionsReply {
-                context,
-                retval: 0,
-                count: 0,
-                api_versions,
-            }));
+            self.send(&reg.encode(&api_versions_reply(reg, context)));
             return Flow::Continue;
         }
         if msg.downcast_ref::<GetApiJson>().is_some() {
-            let all: Vec<serde_json::Value> = MODULES.iter().map(|m| module_json(m)).collect();
-            let json = serde_json::to_string(&all).unwrap_or_default();
-            self.send(&reg.encode(&GetApiJsonReply {
-                context,
-                retval: 0,
-                json,
-            }));
+            self.send(&reg.encode(&get_api_json_reply(context)));
             return Flow::Continue;
         }
         let resp = {
@@ -460,13 +443,134 @@ impl Connection {
                 }
             }
             Response::Unimplemented => {
-                if let Some(b) = unimplemented_reply(reg, entry, context) {
+                if let Some((b, dump)) = error_answer(reg, entry, context, RETVAL_UNIMPLEMENTED) {
+                    self.failed_dump = dump;
                     self.send(&b);
                 }
             }
             Response::None => {}
         }
         Flow::Continue
+    }
+}
+
+/// A dump that failed: (context, retval), for the control_ping that closes it.
+pub type FailedDump = (u32, i32);
+
+/// An error reply ready to send, and the failed dump to remember if it answered a dump.
+pub type ErrorAnswer = (Vec<u8>, Option<FailedDump>);
+
+/// `control_ping_reply`: retval 0, or the retval of the dump it closes when that failed
+/// (`failed_dump`, (context, retval), as recorded from [`error_answer`]).
+pub fn control_ping_reply(
+    m: &ControlPing,
+    context: u32,
+    failed_dump: Option<FailedDump>,
+) -> ControlPingReply {
+    ControlPingReply {
+        context,
+        retval: failed_dump.filter(|f| f.0 == context).map_or(0, |f| f.1),
+        client_index: m.client_index,
+        vpe_pid: std::process::id(),
+    }
+}
+
+/// The answer to a request that fails without its handler (see the module docs): the
+/// request's reply with `retval`, or for a dump a `memclnt_keepalive_reply` with `retval` in
+/// its details stream plus `Some((context, retval))` for the closing control_ping. None for
+/// a request without a reply.
+pub fn error_answer(reg: &Registry, req: &Entry, context: u32, retval: i32) -> Option<ErrorAnswer> {
+    let svc = reg.service(req.name())?;
+    if svc.stream {
+        let b = reg.encode(&MemclntKeepaliveReply { context, retval });
+        return Some((b, Some((context, retval))));
+    }
+    let mut b = unimplemented_reply(reg, req, context)?;
+    b[6..10].copy_from_slice(&retval.to_be_bytes());
+    Some((b, None))
+}
+
+/// [`error_answer`] for a payload that did not decode: strings that are not UTF-8 are
+/// refused with INVALID_VALUE; anything else (short, malformed) is dropped without reply,
+/// as VPP does.
+pub fn decode_error_answer(
+    reg: &Registry,
+    req: &Entry,
+    context: u32,
+    e: &crate::wire::DecodeError,
+) -> Option<ErrorAnswer> {
+    match e {
+        crate::wire::DecodeError::BadUtf8 { .. } => {
+            error_answer(reg, req, context, RETVAL_INVALID_VALUE)
+        }
+        _ => None,
+    }
+}
+
+/// `major.minor.patch` of a module's options JSON (`{"version":"3.2.5"}`); None unless it
+/// is exactly three numbers.
+pub fn module_version(options: &str) -> Option<[u32; 3]> {
+    let o: serde_json::Value = serde_json::from_str(options).ok()?;
+    let v: Vec<u32> = o
+        .get("version")?
+        .as_str()?
+        .split('.')
+        .map(|x| x.parse().ok())
+        .collect::<Option<_>>()?;
+    v.try_into().ok()
+}
+
+/// The versions of `modules` (name, options JSON); retval UNSPECIFIED when one does not
+/// parse (it is left out rather than reported as 0.0.0).
+pub fn module_versions<'a>(
+    modules: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> (i32, Vec<ModuleVersion>) {
+    let mut retval = 0;
+    let mut out = Vec::new();
+    for (name, options) in modules {
+        match module_version(options) {
+            Some([major, minor, patch]) => out.push(ModuleVersion {
+                major,
+                minor,
+                patch,
+                name: name.to_string(),
+            }),
+            None => retval = RETVAL_UNSPECIFIED,
+        }
+    }
+    (retval, out)
+}
+
+/// `api_versions_reply` for every registered module.
+pub fn api_versions_reply(reg: &Registry, context: u32) -> ApiVersionsReply {
+    let (retval, api_versions) = module_versions(
+        reg.modules()
+            .iter()
+            .map(|b| (b.module.name, b.module.options)),
+    );
+    ApiVersionsReply {
+        context,
+        retval,
+        count: 0,
+        api_versions,
+    }
+}
+
+/// `get_api_json_reply`: every module's JSON as one array, or retval UNSPECIFIED with no
+/// JSON if it cannot be produced.
+pub fn get_api_json_reply(context: u32) -> GetApiJsonReply {
+    let all: Vec<serde_json::Value> = MODULES.iter().map(|m| module_json(m)).collect();
+    match serde_json::to_string(&all) {
+        Ok(json) => GetApiJsonReply {
+            context,
+            retval: 0,
+            json,
+        },
+        Err(_) => GetApiJsonReply {
+            context,
+            retval: RETVAL_UNSPECIFIED,
+            json: String::new(),
+        },
     }
 }
 
@@ -592,5 +696,65 @@ impl<S: Send + 'static> Handler for Router<S> {
         if let Some(f) = &self.on_disconnect {
             f(&mut self.state, client_index);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn module_versions_parse_or_fail() {
+        assert_eq!(module_version(r#"{"version":"3.2.5"}"#), Some([3, 2, 5]));
+        for bad in [
+            r#"{"version":"3.x.5"}"#,
+            r#"{"version":"3.2"}"#,
+            "{}",
+            "not json",
+        ] {
+            assert_eq!(module_version(bad), None, "{bad}");
+        }
+        let (rv, v) =
+            module_versions([("a", r#"{"version":"1.0.0"}"#), ("b", r#"{"version":"1"}"#)]);
+        assert_eq!(
+            rv, RETVAL_UNSPECIFIED,
+            "a version that does not parse is an error"
+        );
+        assert_eq!(v.len(), 1, "and is not reported as 0.0.0");
+        // Every module rvpp serves has a well-formed version.
+        let r = api_versions_reply(Registry::global(), 1);
+        assert_eq!(r.retval, 0);
+        assert_eq!(r.api_versions.len(), MODULES.len());
+        assert_eq!(get_api_json_reply(1).retval, 0);
+    }
+
+    #[test]
+    fn unserved_dumps_and_bad_strings_are_errors() {
+        let reg = Registry::global();
+        let dump = reg.by_name("sr_localsids_dump").unwrap();
+        let (b, failed) = error_answer(reg, dump, 5, RETVAL_UNIMPLEMENTED).unwrap();
+        assert_eq!(failed, Some((5, RETVAL_UNIMPLEMENTED)));
+        let (_, m) = reg.decode(&b).unwrap();
+        let r = m.downcast_ref::<MemclntKeepaliveReply>().unwrap();
+        assert_eq!((r.context, r.retval), (5, RETVAL_UNIMPLEMENTED));
+        let ping = ControlPing::default();
+        assert_eq!(
+            control_ping_reply(&ping, 5, failed).retval,
+            RETVAL_UNIMPLEMENTED
+        );
+        assert_eq!(
+            control_ping_reply(&ping, 6, failed).retval,
+            0,
+            "another context"
+        );
+        assert_eq!(control_ping_reply(&ping, 5, None).retval, 0);
+        let req = reg.by_name("sw_interface_tag_add_del").unwrap();
+        let e = crate::wire::DecodeError::BadUtf8 { what: "string" };
+        let (b, failed) = decode_error_answer(reg, req, 9, &e).unwrap();
+        assert_eq!(failed, None);
+        assert_eq!(
+            i32::from_be_bytes([b[6], b[7], b[8], b[9]]),
+            RETVAL_INVALID_VALUE
+        );
     }
 }

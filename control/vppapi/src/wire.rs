@@ -23,6 +23,8 @@ pub enum DecodeError {
     WrongId { expected: u16, got: u16 },
     /// No message with this id is registered.
     UnknownId(u16),
+    /// A string field that is not UTF-8 (refused rather than altered).
+    BadUtf8 { what: &'static str },
 }
 
 impl fmt::Display for DecodeError {
@@ -47,6 +49,7 @@ impl fmt::Display for DecodeError {
                 write!(f, "message id {got}, expected {expected}")
             }
             DecodeError::UnknownId(id) => write!(f, "unknown message id {id}"),
+            DecodeError::BadUtf8 { what } => write!(f, "{what} is not UTF-8"),
         }
     }
 }
@@ -192,7 +195,7 @@ pub fn put_fixed_str(buf: &mut Vec<u8>, s: &str, n: usize) {
 pub fn get_fixed_str(r: &mut Reader<'_>, n: usize) -> Result<String, DecodeError> {
     let b = r.take(n, "string")?;
     let end = b.iter().position(|&c| c == 0).unwrap_or(b.len());
-    Ok(String::from_utf8_lossy(&b[..end]).into_owned())
+    utf8(&b[..end])
 }
 
 /// Encode a variable-length string: u32 length then the bytes, no NUL.
@@ -213,7 +216,15 @@ pub fn get_vstr(r: &mut Reader<'_>) -> Result<String, DecodeError> {
         });
     }
     let b = r.take(n, "string")?;
-    Ok(String::from_utf8_lossy(b).into_owned())
+    utf8(b)
+}
+
+/// A string's bytes, which must be UTF-8 (VPP passes bytes through; a Rust `String` cannot
+/// hold others, and replacing them would change what the client sent).
+fn utf8(b: &[u8]) -> Result<String, DecodeError> {
+    std::str::from_utf8(b)
+        .map(str::to_string)
+        .map_err(|_| DecodeError::BadUtf8 { what: "string" })
 }
 
 /// Decode a fixed array `[T; N]`.
