@@ -3,53 +3,14 @@
 //! rvpp with an error naming it, not a hang.
 #![cfg(feature = "dpdk")]
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+mod common;
+
+use common::{ctl, Opts, Rvpp};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-struct Rvpp {
-    child: Child,
-    dir: PathBuf,
-    sock: PathBuf,
-}
-
-impl Drop for Rvpp {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn conf(tag: &str, dpdk: &str) -> (PathBuf, PathBuf, PathBuf) {
-    let dir = std::env::temp_dir().join(format!("rvpp-dpdk-{}-{tag}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let sock = dir.join("cli.sock");
-    let conf = dir.join("startup.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "unix {{ nodaemon cli-listen {} }}\nbuffers {{ buffers-per-numa 16384 }}\ncpu {{ workers 0 }}\ndpdk {{ {dpdk} }}\n",
-            sock.display()
-        ),
-    )
-    .unwrap();
-    (dir, sock, conf)
-}
-
-fn ctl(sock: &Path, cmd: &str) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_rvppctl"))
-        .arg("-s")
-        .arg(sock)
-        .args(cmd.split_whitespace())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "rvppctl {cmd}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+fn dpdk_conf(dpdk: &str) -> String {
+    format!("buffers {{ buffers-per-numa 16384 }}\ncpu {{ workers 0 }}\ndpdk {{ {dpdk} }}")
 }
 
 fn counter(int: &str, ifname: &str, what: &str) -> u64 {
@@ -80,24 +41,18 @@ fn hw_counter(hw: &str, ifname: &str, dir: &str, field: &str) -> u64 {
 
 #[test]
 fn net_null_vdevs_forward_and_show_in_hardware() {
-    let (dir, sock, conf) = conf(
-        "fwd",
+    let conf = dpdk_conf(
         "no-hugetlb vdev net_null0 vdev net_null1 dev default { num-rx-queues 1 num-rx-desc 512 }",
     );
-    let child = Command::new(env!("CARGO_BIN_EXE_rvpp"))
-        .arg("-c")
-        .arg(&conf)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let r = Rvpp { child, dir, sock };
-    let t = Instant::now();
-    while !r.sock.exists() {
-        assert!(t.elapsed() < Duration::from_secs(30), "no CLI socket");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let s = &r.sock;
+    let r = Rvpp::start_with(
+        "dpdk-fwd",
+        Opts {
+            conf: &conf,
+            timeout: Duration::from_secs(30),
+            ..Default::default()
+        },
+    );
+    let s = &r.cli;
     let hw = ctl(s, "show hardware");
     for want in [
         "net_null0",
@@ -148,27 +103,14 @@ fn net_null_vdevs_forward_and_show_in_hardware() {
     assert_eq!(hw_counter(&hw, "net_null1", "tx", "errors"), 0, "{hw}");
     assert_eq!(hw_counter(&hw, "net_null1", "tx", "no-mbuf"), 0, "{hw}");
     assert!(hw_counter(&hw, "net_null0", "rx", "packets") > 0, "{hw}");
-    let pid = r.child.id() as i32;
-    // SAFETY: signalling our own child.
-    unsafe { libc::kill(pid, libc::SIGTERM) };
-    let mut r = r;
-    let t = Instant::now();
-    loop {
-        if let Some(st) = r.child.try_wait().unwrap() {
-            assert!(st.success(), "rvpp exited with {st}");
-            break;
-        }
-        assert!(
-            t.elapsed() < Duration::from_secs(10),
-            "rvpp did not stop on SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    r.stop();
 }
 
 #[test]
 fn unknown_device_is_a_clear_error() {
-    let (dir, _sock, conf) = conf("bad", "no-hugetlb vdev net_bogus0");
+    let dir = common::test_dir("dpdk-bad");
+    let conf = dir.join("startup.conf");
+    std::fs::write(&conf, dpdk_conf("no-hugetlb vdev net_bogus0")).unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_rvpp"))
         .arg("-c")
         .arg(&conf)

@@ -6,6 +6,9 @@
 #[path = "../../test-support/skip.rs"]
 mod skip;
 
+mod common;
+use common::Rvpp;
+
 use rvpp_control::cli;
 use rvpp_control::daemon::{Dataplane, DataplaneConfig};
 use rvpp_control::stats;
@@ -13,7 +16,7 @@ use rvpp_dataplane::device::RxMode;
 use rvpp_drivers::shm::{self, SharedMem};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -223,10 +226,7 @@ impl Reader {
 // ----- in-process dataplane ----------------------------------------------------------------
 
 fn tmp_dir(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("rvpp-stats-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+    common::test_dir(&format!("stats-{tag}"))
 }
 
 fn dataplane(workers: usize) -> Arc<Dataplane> {
@@ -304,12 +304,8 @@ fn show_interface(out: &str) -> BTreeMap<String, (usize, u64, u64, u64)> {
     m
 }
 
-fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
-    let t = Instant::now();
-    while !f() {
-        assert!(t.elapsed() < Duration::from_secs(15), "timed out: {what}");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+fn wait_for(what: &str, f: impl FnMut() -> bool) {
+    common::wait_for(what, 15, f)
 }
 
 /// Counters in the segment equal the CLI's after traffic; `clear errors` zeroes them.
@@ -550,50 +546,18 @@ fn a_small_segment_drops_symlinks_but_keeps_counters() {
 
 // ----- the real daemon ----------------------------------------------------------------------
 
-struct Rvpp {
-    child: Child,
-    dir: PathBuf,
-    cli: PathBuf,
-    stats: PathBuf,
-}
-
-impl Drop for Rvpp {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
 fn start_rvpp(tag: &str, cpu: &str) -> Rvpp {
-    let dir = tmp_dir(tag);
-    let cli = dir.join("cli.sock");
-    let stats = dir.join("stats.sock");
-    let conf = dir.join("startup.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "unix {{ nodaemon cli-listen {} }}\nbuffers {{ buffers-per-numa 8192 }}\ncpu {{ {cpu} }}\nstatseg {{ socket-name {} }}\n",
-            cli.display(),
-            stats.display()
-        ),
+    let conf = format!(
+        "buffers {{ buffers-per-numa 8192 }}\ncpu {{ {cpu} }}\nstatseg {{ socket-name {{dir}}/stats.sock }}"
+    );
+    Rvpp::start_with(
+        &format!("stats-{tag}"),
+        common::Opts {
+            conf: &conf,
+            wait_for: &["stats.sock"],
+            ..Default::default()
+        },
     )
-    .unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_rvpp"))
-        .arg("-c")
-        .arg(&conf)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let r = Rvpp {
-        child,
-        dir,
-        cli,
-        stats,
-    };
-    wait_for("rvpp sockets", || r.cli.exists() && r.stats.exists());
-    r
 }
 
 fn ctl(sock: &Path, cmd: &str) -> String {
@@ -634,23 +598,9 @@ fn daemon_traffic(r: &Rvpp) {
 }
 
 fn sigterm(mut r: Rvpp) {
-    let ok = Command::new("kill")
-        .arg("-TERM")
-        .arg(r.child.id().to_string())
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok);
-    let t = Instant::now();
-    loop {
-        if let Some(st) = r.child.try_wait().unwrap() {
-            assert!(st.success(), "rvpp exited with {st}");
-            break;
-        }
-        assert!(t.elapsed() < Duration::from_secs(10), "rvpp did not stop");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    assert!(!r.stats.exists(), "stats socket left behind");
+    let st = r.terminate();
+    assert!(st.success(), "rvpp exited with {st}");
+    assert!(!r.path("stats.sock").exists(), "stats socket left behind");
 }
 
 /// govpp's algorithm against the real daemon, with a worker thread.
@@ -658,7 +608,7 @@ fn sigterm(mut r: Rvpp) {
 fn daemon_serves_the_segment_to_a_govpp_style_reader() {
     let r = start_rvpp("govpp", "main-core 0 corelist-workers 1");
     daemon_traffic(&r);
-    let rd = Reader::connect(&r.stats);
+    let rd = Reader::connect(&r.path("stats.sock"));
     let (s, _) = rd.snapshot();
     let ifs = show_interface(&ctl(&r.cli, "show interface"));
     let names = s.if_names();
@@ -697,7 +647,7 @@ fn vpp_papi_reads_the_daemon_segment() {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/stats/read_stats.py");
     let out = Command::new("python3")
         .arg(&script)
-        .arg(&r.stats)
+        .arg(r.path("stats.sock"))
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
