@@ -230,15 +230,16 @@ check "ICMPv6 packet-too-big from rvpp (remote pod learned mtu 1400)" \
   sh -c "ip -n $RPOD -6 route get fd00:18::12 | grep -q 'mtu 1400'"
 check "a 1400-byte packet still fits" in_ns $RPOD ping -q -M do -s 1372 -c 1 -W 2 198.18.1.2
 
-# The log line may land a moment after the event (the device monitor polls): wait up to 5 s.
-logged() { for _ in $(seq 50); do grep -q "$1" "$LOG" && return 0; sleep 0.1; done; return 1; }
+# The log line may land a moment after the event (the device monitor polls): wait up to 10 s
+# for it rather than sleeping a guessed time first.
+logged() { for _ in $(seq 100); do grep -q "$1" "$LOG" && return 0; sleep 0.1; done; return 1; }
 
 if [ "$ROBUST" = 1 ]; then
   echo "== robustness"
   # Uplink flap.
-  ip -n $NODE link set eth1 down; sleep 1.2
+  ip -n $NODE link set eth1 down
   check "uplink down is logged" logged "eth1 link down"
-  ip -n $NODE link set eth1 up; sleep 1.2
+  ip -n $NODE link set eth1 up
   check "uplink up is logged" logged "eth1 link up"
   check "pod1 -> remote pod after the flap" wait_for 30 ping4 $POD1 198.18.64.2
 
@@ -246,17 +247,16 @@ if [ "$ROBUST" = 1 ]; then
   ctl create tap id 2 host-if-name eth0 host-ns $POD3 tun host-mtu-size 1400 gso >/dev/null
   wait_for 50 ip -n $POD3 link show eth0
   ip -n $POD3 link del eth0
-  sleep 1.2
   check "the removed tap is logged and dropped" logged "tun2: host interface lost"
   check "pod1 -> pod2 still forwards" ping4 $POD1 198.18.2.2
 
   # A pod namespace deleted under traffic (pod2 receiving a ping flood from the remote pod).
   in_ns $RPOD ping -q -i 0.01 -c 500 198.18.2.2 >/dev/null 2>&1 &
   flood=$!
-  sleep 0.5
+  # Under traffic: wait until pod2 has received part of the flood.
+  wait_for 50 sh -c "[ \$(ip -n $POD2 -s link show eth0 | awk '/RX:/ {getline; print \$2}') -gt 20 ]" || true
   for p in $(ip netns pids $POD2); do kill -KILL "$p" 2>/dev/null || true; done
   ip netns del $POD2
-  sleep 1.5
   wait $flood 2>/dev/null || true
   check "the deleted pod namespace is logged" logged "tun1: host interface lost"
   check "pod1 -> remote pod still forwards" ping4 $POD1 198.18.64.2
@@ -266,8 +266,7 @@ if [ "$ROBUST" = 1 ]; then
 
   # SIGKILL, then start again: nothing stale may get in the way.
   kill -KILL "$RVPP_PID"; wait "$RVPP_PID" 2>/dev/null || true
-  sleep 0.3
-  check "no tun left in pod1 after SIGKILL" sh -c "! ip -n $POD1 link show eth0"
+  check "no tun left in pod1 after SIGKILL" wait_for 50 sh -c "! ip -n $POD1 link show eth0"
   check "no XDP program left on the uplink after SIGKILL" sh -c "! ip -n $NODE link show eth1 | grep -q xdp"
   start_rvpp
   setup_pod $POD1 198.18.1.2 fd00:18::12

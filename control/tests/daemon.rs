@@ -223,6 +223,17 @@ fn bad_config_fails_with_file_and_line() {
     assert!(err.contains("startup.conf:5"), "{err}");
 }
 
+/// Counter `what` ("rx packets") of interface `ifname` in `show interface` output (0 if absent).
+fn counter(int: &str, ifname: &str, what: &str) -> u64 {
+    int.lines()
+        .skip_while(|l| !l.starts_with(ifname))
+        .skip(1)
+        .take_while(|l| l.starts_with(' '))
+        .find(|l| l.contains(what))
+        .and_then(|l| l.split_whitespace().last()?.parse().ok())
+        .unwrap_or(0)
+}
+
 /// CPU time (user + system, in clock ticks) the process has used so far.
 fn cpu_ticks(pid: u32) -> u64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
@@ -253,12 +264,21 @@ fn idle_adaptive_worker_sleeps_and_rx_queues_can_move() {
             "{c}: {out}"
         );
     }
-    std::thread::sleep(Duration::from_millis(500));
-    // Idle now: two workers with nothing to do must not burn their cores.
-    let hz = 100.0; // USER_HZ on Linux
+    // Idle once the generator has sent its 5,000 packets (not after a guessed delay).
+    let t = Instant::now();
+    while counter(&ctl(s, "show interface"), "pg0", "rx packets") < 5000 {
+        assert!(t.elapsed() < Duration::from_secs(20), "pg0 did not finish");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Adaptive mode sleeps after 1,024 empty rounds; give it a moment to get there.
+    std::thread::sleep(Duration::from_millis(200));
+    // Two workers with nothing to do must not burn their cores.
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
     let t0 = cpu_ticks(r.child.id());
+    let w0 = Instant::now();
     std::thread::sleep(Duration::from_secs(2));
-    let used = (cpu_ticks(r.child.id()) - t0) as f64 / hz / 2.0;
+    let used = (cpu_ticks(r.child.id()) - t0) as f64 / hz / w0.elapsed().as_secs_f64();
     assert!(used < 0.25, "idle rvpp used {:.0}% of a core", used * 100.0);
     // The pg queue sits on one worker; move it and check show hardware says so.
     let hw = ctl(s, "show hardware");

@@ -223,7 +223,7 @@ fn rvpp_routes_through_testpmd() {
     let prefix = format!("rvpp-memifcli-{}-{}", std::process::id(), nanos());
     let _pmd = Testpmd(
         Command::new(bin)
-            .args(["--no-huge", "-m", "512", "--no-pci", "-l", "0,1"])
+            .args(["--no-huge", "-m", "512", "--no-pci", "--lcores=0@1,1@1"])
             .args(["--file-prefix", &prefix])
             .arg(format!(
                 "--vdev=net_memif0,role=client,socket={},socket-abstract=no",

@@ -593,8 +593,13 @@ fn daemon_traffic(r: &Rvpp) {
         m.get("pg0").is_some_and(|e| e.1 == 1000)
             && m.get("null1").is_some_and(|e| e.2 + errs >= 1000)
     });
-    // The control thread copies counters every ~10 ms.
-    std::thread::sleep(Duration::from_millis(100));
+    // The control thread copies counters every ~10 ms: wait until the segment has been
+    // rewritten twice since the traffic ended, however slow the machine is.
+    let rd = Reader::connect(&r.path("stats.sock"));
+    let hb = rd.snapshot().0.scalar("/sys/heartbeat");
+    wait_for("two stats updates after the traffic", || {
+        rd.snapshot().0.scalar("/sys/heartbeat") >= hb + 2
+    });
 }
 
 fn sigterm(mut r: Rvpp) {

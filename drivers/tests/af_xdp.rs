@@ -341,12 +341,14 @@ fn missing_interface_and_link_flap() {
     let (mut rx, _tx, _info) = open(&s, |_| {});
     s.drv.ip(&["link", "set", "rvppxa", "down"]).unwrap();
     s.drv.ip(&["link", "set", "rvppxa", "up"]).unwrap();
-    // The veth needs a moment to be carrier-up again.
-    std::thread::sleep(Duration::from_millis(300));
+    // The veth takes a moment to be carrier-up again: keep sending until a datagram arrives
+    // (or 10 s pass), rather than guessing how long that moment is.
     let u = peer_socket(&s);
-    for _ in 0..5 {
-        u.send_to(b"after-flap", "198.18.4.1:9999").unwrap();
+    let t = Instant::now();
+    let mut got = Vec::new();
+    while got.is_empty() && t.elapsed() < Duration::from_secs(10) {
+        let _ = u.send_to(b"after-flap", "198.18.4.1:9999");
+        got = rx_udp(&mut rx, &mut bufs, 1, Duration::from_millis(100));
     }
-    let got = rx_udp(&mut rx, &mut bufs, 1, Duration::from_secs(5));
     assert!(!got.is_empty(), "no traffic after a link flap");
 }

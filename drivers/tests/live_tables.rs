@@ -72,13 +72,23 @@ fn route_churn_under_traffic_never_touches_stable_prefixes() {
     let stats = rt.stats();
     let done = Arc::new(AtomicBool::new(false));
     let d2 = done.clone();
+    // The worker waits for the churner after every 64 busy polls, so at least that many churn
+    // rounds overlap the traffic however the two threads get scheduled on a loaded machine.
+    let churned = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let c2 = churned.clone();
     let worker = std::thread::spawn(move || {
         let mut idle = 0;
+        let mut busy = 0u64;
         while idle < 1000 {
             if rt.poll() == 0 {
                 idle += 1;
             } else {
                 idle = 0;
+                busy += 1;
+                let t = std::time::Instant::now();
+                while c2.load(Ordering::Acquire) < busy / 64 && t.elapsed().as_secs() < 30 {
+                    std::thread::yield_now();
+                }
             }
         }
         d2.store(true, Ordering::Release);
@@ -109,6 +119,7 @@ fn route_churn_under_traffic_never_touches_stable_prefixes() {
         }
         fwd.reclaim();
         rounds += 1;
+        churned.store(rounds, Ordering::Release);
     }
     worker.join().unwrap();
     let good_tx = stats.ifs[good as usize].tx_packets.get();

@@ -58,7 +58,7 @@ impl Testpmd {
         let log = format!("/tmp/{prefix}.log");
         let out = File::create(&log).unwrap();
         let mut child = Command::new(bin)
-            .args(["--no-huge", "-m", "512", "--no-pci", "-l", "0,1"])
+            .args(["--no-huge", "-m", "512", "--no-pci", "--lcores=0@1,1@1"])
             .args(["--file-prefix", &prefix])
             .arg(format!(
                 "--vdev=net_memif0,role={role},socket={sock},socket-abstract=no"

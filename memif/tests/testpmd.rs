@@ -40,8 +40,9 @@ impl Testpmd {
                 "-m",
                 "512",
                 "--no-pci",
-                "-l",
-                "0,1",
+                // Both lcores on CPU 1: the forwarding lcore spins, and the test and rvpp
+                // need CPU 0 on a two-core machine.
+                "--lcores=0@1,1@1",
                 "--file-prefix",
                 &prefix,
             ])
