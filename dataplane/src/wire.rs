@@ -5,6 +5,15 @@
 //! rvpp's own views rather than smoltcp's because the hot path wants exactly one length check
 //! per header; smoltcp's per-field range slicing costs a check per field.
 
+mod fixed;
+pub mod l4;
+pub mod tunnel;
+
+pub use l4::{
+    IcmpHdr, IcmpHdrMut, NdMsg, NdMsgMut, NdOptions, TcpHdr, TcpHdrMut, UdpHdr, UdpHdrMut,
+};
+pub use tunnel::{EspHdr, EspHdrMut, VxlanHdr, VxlanHdrMut};
+
 pub const ETHERTYPE_IP4: u16 = 0x0800;
 pub const ETHERTYPE_ARP: u16 = 0x0806;
 pub const ETHERTYPE_VLAN: u16 = 0x8100;
