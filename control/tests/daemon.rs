@@ -5,7 +5,7 @@ mod skip;
 
 mod common;
 
-use common::{ctl, Opts, Rvpp};
+use common::{ctl, if_counter as counter, Opts, Rvpp};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -223,17 +223,6 @@ fn bad_config_fails_with_file_and_line() {
     assert!(err.contains("startup.conf:5"), "{err}");
 }
 
-/// Counter `what` ("rx packets") of interface `ifname` in `show interface` output (0 if absent).
-fn counter(int: &str, ifname: &str, what: &str) -> u64 {
-    int.lines()
-        .skip_while(|l| !l.starts_with(ifname))
-        .skip(1)
-        .take_while(|l| l.starts_with(' '))
-        .find(|l| l.contains(what))
-        .and_then(|l| l.split_whitespace().last()?.parse().ok())
-        .unwrap_or(0)
-}
-
 /// CPU time (user + system, in clock ticks) the process has used so far.
 fn cpu_ticks(pid: u32) -> u64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
@@ -266,8 +255,15 @@ fn idle_adaptive_worker_sleeps_and_rx_queues_can_move() {
     }
     // Idle once the generator has sent its 5,000 packets (not after a guessed delay).
     let t = Instant::now();
-    while counter(&ctl(s, "show interface"), "pg0", "rx packets") < 5000 {
-        assert!(t.elapsed() < Duration::from_secs(20), "pg0 did not finish");
+    loop {
+        let int = ctl(s, "show interface");
+        if counter(&int, "pg0", "rx packets") >= 5000 {
+            break;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "pg0 did not finish:\n{int}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     // Adaptive mode sleeps after 1,024 empty rounds; give it a moment to get there.

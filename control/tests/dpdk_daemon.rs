@@ -5,22 +5,12 @@
 
 mod common;
 
-use common::{ctl, Opts, Rvpp};
+use common::{ctl, if_counter as counter, Opts, Rvpp};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 fn dpdk_conf(dpdk: &str) -> String {
     format!("buffers {{ buffers-per-numa 16384 }}\ncpu {{ workers 0 }}\ndpdk {{ {dpdk} }}")
-}
-
-fn counter(int: &str, ifname: &str, what: &str) -> u64 {
-    int.lines()
-        .skip_while(|l| !l.starts_with(ifname))
-        .skip(1)
-        .take_while(|l| l.starts_with(' '))
-        .find(|l| l.contains(what))
-        .and_then(|l| l.split_whitespace().last()?.parse().ok())
-        .unwrap_or(0)
 }
 
 /// Device counter `field` of the `dir` ("rx" or "tx") line of `ifname` in `show hardware`

@@ -162,3 +162,18 @@ pub fn wait_for(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// Counter `what` ("rx packets") of interface `ifname` in `show interface` output; 0 if the
+/// interface has none.
+pub fn if_counter(int: &str, ifname: &str, what: &str) -> u64 {
+    let mut lines = int
+        .lines()
+        .skip_while(|l| !l.starts_with(&format!("{ifname} ")));
+    // The first counter shares the interface's line; the rest are indented below it.
+    let first = lines.next().into_iter();
+    first
+        .chain(lines.take_while(|l| l.starts_with(' ')))
+        .find(|l| l.contains(what))
+        .and_then(|l| l.split_whitespace().last()?.parse().ok())
+        .unwrap_or(0)
+}
