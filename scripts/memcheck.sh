@@ -43,6 +43,7 @@ for l in sys.stdin:
   # --test-threads=2: threads are serialised by valgrind anyway; fewer means less waiting on
   # timeouts that assume real speed. RVPP_UNDER_VALGRIND lets tests widen their deadlines.
   if ! RVPP_UNDER_VALGRIND=1 valgrind --quiet --error-exitcode=97 --leak-check=no \
+      --suppressions=scripts/valgrind.supp \
       --trace-children=no --fair-sched=yes "$exe" --test-threads=2 \
       >"/tmp/rvpp-memcheck-${crate}-${args// /_}.log" 2>&1; then
     echo "memcheck: FAILED $crate $args (log: /tmp/rvpp-memcheck-${crate}-${args// /_}.log)" >&2

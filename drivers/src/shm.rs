@@ -421,7 +421,13 @@ mod tests {
         assert_eq!(m.len(), 12288);
         m.store_u64(8, 0x1122_3344_5566_7788);
         m.write_bytes(100, b"hello");
-        let path = std::env::temp_dir().join(format!("rvpp-shm-{}.sock", std::process::id()));
+        // Unique per run, not just per pid: another test process (or a helper's) may hold a
+        // socket of the same pid-derived name.
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let path =
+            std::env::temp_dir().join(format!("rvpp-shm-{}-{nanos}.sock", std::process::id()));
         let l = SeqpacketListener::bind(&path).unwrap();
         let p2 = path.clone();
         let client = std::thread::spawn(move || recv_fd_from(&p2, 5000));
