@@ -11,6 +11,12 @@ export RVPP_SKIP_LOG="${RVPP_SKIP_LOG:-/tmp/rvpp-skips.log}"
 start=$(date +%s)
 cargo build --workspace --all-targets
 status=0
+# Style and lints are part of the suite: formatting, and clippy with every warning an error
+# (undocumented unsafe blocks included), with and without the DPDK feature.
+cargo fmt --all --check || { echo "test: cargo fmt --check failed"; status=1; }
+cargo clippy --workspace --all-targets -- -D warnings || { echo "test: clippy failed"; status=1; }
+cargo clippy --workspace --all-targets --features rvpp-drivers/dpdk,rvpp-control/dpdk,rvpp-bench/dpdk -- -D warnings ||
+  { echo "test: clippy (dpdk) failed"; status=1; }
 # Every Calico-VPP node reserves 2 MiB hugepages, and a laptop usually has none: the suite runs
 # once with 1024 reserved and once with none, so neither buffer-pool path can rot. The count
 # the machine had is put back on exit, whatever happens.
