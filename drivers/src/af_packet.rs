@@ -14,10 +14,9 @@
 //! Every offset and length read from a ring is checked against the ring before a slice is
 //! formed, so a confused kernel or a corrupted block cannot make us read out of bounds.
 
+use crate::netdev::{ctl_socket, get_mac, get_mtu, if_index, QueueStats, Queues};
 use crate::netns;
-use crate::tap::{
-    ctl_socket, get_mac, get_mtu, if_index, QueueStats, Queues, VnetHdr, VNET_HDR_LEN,
-};
+use crate::vnet_hdr::{VnetHdr, VNET_HDR_LEN};
 use rvpp_dataplane::buffer::Buffers;
 use rvpp_dataplane::device::{RxQueue, TxQueue};
 use rvpp_dataplane::graph::rx_next;

@@ -20,8 +20,8 @@
 
 pub mod bpf;
 
+use crate::netdev::{ctl_socket, get_mac, get_mtu, if_index, QueueStats};
 use crate::netns;
-use crate::tap::{ctl_socket, get_mac, get_mtu, if_index, QueueStats};
 use std::io;
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
@@ -167,7 +167,7 @@ impl AfXdp {
     pub fn create(
         _cfg: &AfXdpConfig,
         _sw_if_index: u32,
-    ) -> io::Result<crate::tap::Queues<AfXdpInfo>> {
+    ) -> io::Result<crate::netdev::Queues<AfXdpInfo>> {
         Err(io::Error::new(
             io::ErrorKind::Unsupported,
             "af_xdp: rvpp was built without the af_xdp feature",
@@ -195,8 +195,8 @@ pub fn host_link(name: &str, ns: Option<&str>) -> io::Result<Option<HostLink>> {
             Err(e) if e.raw_os_error() == Some(libc::ENODEV) => return Ok(None),
             Err(e) => return Err(e),
         };
-        let mut r = crate::tap::IfReq::new(name)?;
-        crate::tap::ioctl_ifreq(ctl.as_raw_fd(), libc::SIOCGIFFLAGS, &mut r)?;
+        let mut r = crate::netdev::IfReq::new(name)?;
+        crate::netdev::ioctl_ifreq(ctl.as_raw_fd(), libc::SIOCGIFFLAGS, &mut r)?;
         let f = i16::from_ne_bytes([r.u[0], r.u[1]]) as i32;
         Ok(Some(HostLink {
             ifindex,

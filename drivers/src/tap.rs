@@ -11,250 +11,25 @@
 //! * A non-persistent device disappears when its last queue fd closes; a persistent one stays
 //!   until [`delete`] clears the flag (or its namespace goes away).
 
-use rvpp_dataplane::buffer::{flags, BufferMeta, BufferPool, Buffers};
+use rvpp_dataplane::buffer::{flags, BufferPool, Buffers};
 use rvpp_dataplane::device::{RxQueue, TxQueue};
 use rvpp_dataplane::graph::rx_next;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 
+use crate::netdev::{
+    ctl_socket, get_mac, get_mtu, if_index, ioctl_ifreq, set_mac, set_mtu, set_up, IfReq,
+};
 use crate::netns;
 
-// ---------------------------------------------------------------------------------------------
-// virtio_net_hdr (shared with af_packet, whose PACKET_VNET_HDR uses the same 10-byte layout)
-
-/// Size of the legacy `struct virtio_net_hdr` (no `num_buffers`).
-pub const VNET_HDR_LEN: usize = 10;
-pub const VIRTIO_NET_HDR_F_NEEDS_CSUM: u8 = 1;
-pub const VIRTIO_NET_HDR_F_DATA_VALID: u8 = 2;
-pub const VIRTIO_NET_HDR_GSO_NONE: u8 = 0;
-pub const VIRTIO_NET_HDR_GSO_TCPV4: u8 = 1;
-pub const VIRTIO_NET_HDR_GSO_UDP: u8 = 3;
-pub const VIRTIO_NET_HDR_GSO_TCPV6: u8 = 4;
-pub const VIRTIO_NET_HDR_GSO_UDP_L4: u8 = 5;
-pub const VIRTIO_NET_HDR_GSO_ECN: u8 = 0x80;
-
-/// `struct virtio_net_hdr`, native endian (tun and packet sockets use the host's order on
-/// little-endian machines, which is all we run on).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct VnetHdr {
-    pub flags: u8,
-    pub gso_type: u8,
-    pub hdr_len: u16,
-    pub gso_size: u16,
-    pub csum_start: u16,
-    pub csum_offset: u16,
-}
-
-impl VnetHdr {
-    pub fn parse(b: &[u8; VNET_HDR_LEN]) -> Self {
-        let u = |i: usize| u16::from_ne_bytes([b[i], b[i + 1]]);
-        Self {
-            flags: b[0],
-            gso_type: b[1],
-            hdr_len: u(2),
-            gso_size: u(4),
-            csum_start: u(6),
-            csum_offset: u(8),
-        }
-    }
-
-    pub fn to_bytes(self) -> [u8; VNET_HDR_LEN] {
-        let mut b = [0u8; VNET_HDR_LEN];
-        b[0] = self.flags;
-        b[1] = self.gso_type;
-        b[2..4].copy_from_slice(&self.hdr_len.to_ne_bytes());
-        b[4..6].copy_from_slice(&self.gso_size.to_ne_bytes());
-        b[6..8].copy_from_slice(&self.csum_start.to_ne_bytes());
-        b[8..10].copy_from_slice(&self.csum_offset.to_ne_bytes());
-        b
-    }
-
-    /// Record what the kernel left to do in the buffer's flags. `l3` is where the IP header
-    /// starts in the packet (0 for tun, 14 for untagged Ethernet).
-    pub fn apply_rx(&self, meta: &mut BufferMeta, l3: usize) {
-        meta.l3_hdr_offset = l3 as i16;
-        if self.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM != 0 {
-            meta.flags |= flags::OFFLOAD_L4_CKSUM;
-            meta.l4_hdr_offset = self.csum_start as i16;
-        }
-        if self.gso_type & !VIRTIO_NET_HDR_GSO_ECN != VIRTIO_NET_HDR_GSO_NONE && self.gso_size > 0 {
-            meta.flags |= flags::GSO;
-            meta.gso_size = self.gso_size;
-        }
-    }
-
-    /// The header for sending a packet whose buffer asks for checksum or segmentation offload.
-    /// `pkt` is the start of the packet (at least its headers); `l2` says it has Ethernet.
-    /// A packet we cannot parse goes out with no offload.
-    pub fn for_tx(meta: &BufferMeta, pkt: &[u8], l2: bool) -> Self {
-        let want_csum = meta.flags & (flags::OFFLOAD_L4_CKSUM | flags::GSO) != 0;
-        if !want_csum {
-            return Self::default();
-        }
-        let Some(h) = parse_l3l4(pkt, l2) else {
-            return Self::default();
-        };
-        let csum_offset = match h.proto {
-            6 => 16,
-            17 => 6,
-            _ => return Self::default(),
-        };
-        let mut v = Self {
-            flags: VIRTIO_NET_HDR_F_NEEDS_CSUM,
-            gso_type: VIRTIO_NET_HDR_GSO_NONE,
-            hdr_len: 0,
-            gso_size: 0,
-            csum_start: h.l4 as u16,
-            csum_offset,
-        };
-        if meta.flags & flags::GSO != 0 && meta.gso_size > 0 && h.proto == 6 {
-            if let Some(&doff) = pkt.get(h.l4 + 12) {
-                v.gso_type = if h.v6 {
-                    VIRTIO_NET_HDR_GSO_TCPV6
-                } else {
-                    VIRTIO_NET_HDR_GSO_TCPV4
-                };
-                v.gso_size = meta.gso_size;
-                v.hdr_len = (h.l4 + ((doff >> 4) as usize) * 4) as u16;
-            }
-        }
-        v
-    }
-}
-
-struct L3L4 {
-    v6: bool,
-    proto: u8,
-    l4: usize,
-}
-
-/// Find the IP version, L4 protocol and L4 offset (no IPv6 extension headers).
-fn parse_l3l4(p: &[u8], l2: bool) -> Option<L3L4> {
-    let mut off = 0;
-    let ver = if l2 {
-        let mut et = u16::from_be_bytes([*p.get(12)?, *p.get(13)?]);
-        off = 14;
-        while et == 0x8100 || et == 0x88a8 {
-            et = u16::from_be_bytes([*p.get(off + 2)?, *p.get(off + 3)?]);
-            off += 4;
-        }
-        match et {
-            0x0800 => 4,
-            0x86dd => 6,
-            _ => return None,
-        }
-    } else {
-        p.first()? >> 4
-    };
-    match ver {
-        4 => {
-            let ihl = ((*p.get(off)? & 0xf) as usize) * 4;
-            (ihl >= 20).then_some(L3L4 {
-                v6: false,
-                proto: *p.get(off + 9)?,
-                l4: off + ihl,
-            })
-        }
-        6 => Some(L3L4 {
-            v6: true,
-            proto: *p.get(off + 6)?,
-            l4: off + 40,
-        }),
-        _ => None,
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Counters
-
-/// Per-queue counters, shared between the worker that owns the queue and whoever reports.
-#[derive(Debug, Default)]
-pub struct QueueStats {
-    pub rx_packets: AtomicU64,
-    pub rx_bytes: AtomicU64,
-    /// Packets left in the kernel (tap) or dropped (af_packet) because the pool was empty.
-    pub rx_no_buffers: AtomicU64,
-    /// Frames too long for the buffers/ring slot or shorter than their headers: dropped.
-    pub rx_truncated: AtomicU64,
-    /// Failed reads (device gone, socket error).
-    pub rx_errors: AtomicU64,
-    pub tx_packets: AtomicU64,
-    pub tx_bytes: AtomicU64,
-    /// Failed writes or kicks (device gone), and packets that could not be framed.
-    pub tx_errors: AtomicU64,
-    /// Times the device/ring was full and packets were handed back to the caller.
-    pub tx_full: AtomicU64,
-}
-
-impl QueueStats {
-    #[inline]
-    pub(crate) fn add(c: &AtomicU64, n: u64) {
-        if n != 0 {
-            c.fetch_add(n, Ordering::Relaxed);
-        }
-    }
-    pub fn get(c: &AtomicU64) -> u64 {
-        c.load(Ordering::Relaxed)
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// ifreq ioctls (shared with af_packet)
-
-/// `struct ifreq`: 16 bytes of name, then a 24-byte union.
-#[repr(C, align(8))]
-pub(crate) struct IfReq {
-    pub name: [u8; libc::IFNAMSIZ],
-    pub u: [u8; 24],
-}
-
-impl IfReq {
-    pub(crate) fn new(name: &str) -> io::Result<Self> {
-        let b = name.as_bytes();
-        if b.len() >= libc::IFNAMSIZ || b.contains(&0) {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("bad interface name {name:?}"),
-            ));
-        }
-        let mut r = Self {
-            name: [0; libc::IFNAMSIZ],
-            u: [0; 24],
-        };
-        r.name[..b.len()].copy_from_slice(b);
-        Ok(r)
-    }
-    pub(crate) fn name(&self) -> String {
-        let n = self
-            .name
-            .iter()
-            .position(|&c| c == 0)
-            .unwrap_or(self.name.len());
-        String::from_utf8_lossy(&self.name[..n]).into_owned()
-    }
-    fn int(&self) -> i32 {
-        i32::from_ne_bytes([self.u[0], self.u[1], self.u[2], self.u[3]])
-    }
-    fn set_int(&mut self, v: i32) {
-        self.u[..4].copy_from_slice(&v.to_ne_bytes());
-    }
-    fn short(&self) -> i16 {
-        i16::from_ne_bytes([self.u[0], self.u[1]])
-    }
-    fn set_short(&mut self, v: i16) {
-        self.u[..2].copy_from_slice(&v.to_ne_bytes());
-    }
-}
-
-pub(crate) fn ioctl_ifreq(fd: RawFd, req: libc::Ioctl, r: &mut IfReq) -> io::Result<()> {
-    // SAFETY: every request we pass reads/writes at most a `struct ifreq`, which IfReq is.
-    if unsafe { libc::ioctl(fd, req, r as *mut IfReq) } < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
-}
+// Moved to `netdev` and `vnet_hdr`; still reachable here for existing callers.
+pub use crate::netdev::{QueueStats, Queues};
+pub use crate::vnet_hdr::{
+    VnetHdr, VIRTIO_NET_HDR_F_DATA_VALID, VIRTIO_NET_HDR_F_NEEDS_CSUM, VIRTIO_NET_HDR_GSO_ECN,
+    VIRTIO_NET_HDR_GSO_NONE, VIRTIO_NET_HDR_GSO_TCPV4, VIRTIO_NET_HDR_GSO_TCPV6,
+    VIRTIO_NET_HDR_GSO_UDP, VIRTIO_NET_HDR_GSO_UDP_L4, VNET_HDR_LEN,
+};
 
 fn ioctl_int(fd: RawFd, req: libc::Ioctl, v: libc::c_ulong) -> io::Result<()> {
     // SAFETY: the TUNSET* requests used with this take their argument by value.
@@ -270,51 +45,6 @@ fn ioctl_int_ptr(fd: RawFd, req: libc::Ioctl, v: &mut libc::c_int) -> io::Result
         return Err(io::Error::last_os_error());
     }
     Ok(())
-}
-
-/// A socket for interface ioctls; it acts in the namespace it was created in.
-pub(crate) fn ctl_socket() -> io::Result<OwnedFd> {
-    // SAFETY: plain socket(2); the result is checked and owned.
-    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: fd is fresh and ours.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
-}
-
-/// The ifindex of `name` in the socket's namespace (ENODEV if absent).
-pub(crate) fn if_index(sock: RawFd, name: &str) -> io::Result<u32> {
-    let mut r = IfReq::new(name)?;
-    ioctl_ifreq(sock, libc::SIOCGIFINDEX, &mut r)?;
-    Ok(r.int() as u32)
-}
-
-pub(crate) fn set_mtu(sock: RawFd, name: &str, mtu: u32) -> io::Result<()> {
-    let mut r = IfReq::new(name)?;
-    r.set_int(mtu as i32);
-    ioctl_ifreq(sock, libc::SIOCSIFMTU, &mut r)
-}
-
-pub(crate) fn get_mtu(sock: RawFd, name: &str) -> io::Result<u32> {
-    let mut r = IfReq::new(name)?;
-    ioctl_ifreq(sock, libc::SIOCGIFMTU, &mut r)?;
-    Ok(r.int() as u32)
-}
-
-pub(crate) fn set_mac(sock: RawFd, name: &str, mac: [u8; 6]) -> io::Result<()> {
-    let mut r = IfReq::new(name)?;
-    r.u[..2].copy_from_slice(&libc::ARPHRD_ETHER.to_ne_bytes());
-    r.u[2..8].copy_from_slice(&mac);
-    ioctl_ifreq(sock, libc::SIOCSIFHWADDR, &mut r)
-}
-
-pub(crate) fn get_mac(sock: RawFd, name: &str) -> io::Result<[u8; 6]> {
-    let mut r = IfReq::new(name)?;
-    ioctl_ifreq(sock, libc::SIOCGIFHWADDR, &mut r)?;
-    let mut m = [0u8; 6];
-    m.copy_from_slice(&r.u[2..8]);
-    Ok(m)
 }
 
 /// A failure configuring the Linux side's addresses or bridge (VPP's NETLINK_ERROR), as
@@ -381,23 +111,6 @@ fn host_side(sock: RawFd, name: &str, cfg: &TapConfig) -> io::Result<()> {
         r.set_int(if_index(sock, name)? as i32);
         // SIOCBRADDIF (linux/sockios.h; libc has it for Android only).
         ioctl_ifreq(sock, 0x89a2 as libc::Ioctl, &mut r)?;
-    }
-    Ok(())
-}
-
-/// Set or clear `IFF_UP` (keeping the other flags).
-pub(crate) fn set_up(sock: RawFd, name: &str, up: bool) -> io::Result<()> {
-    let mut r = IfReq::new(name)?;
-    ioctl_ifreq(sock, libc::SIOCGIFFLAGS, &mut r)?;
-    let f = r.short();
-    let nf = if up {
-        f | libc::IFF_UP as i16
-    } else {
-        f & !(libc::IFF_UP as i16)
-    };
-    if nf != f {
-        r.set_short(nf);
-        ioctl_ifreq(sock, libc::SIOCSIFFLAGS, &mut r)?;
     }
     Ok(())
 }
@@ -559,9 +272,6 @@ fn negotiate_offloads(fd: RawFd, cfg: &TapConfig) -> u32 {
     }
     0
 }
-
-/// What a driver's `create` returns: rx queues, tx queues (index = queue id), and details.
-pub type Queues<I> = (Vec<Box<dyn RxQueue>>, Vec<Box<dyn TxQueue>>, I);
 
 /// Entry points for tun/tap devices.
 pub struct Tap;
@@ -1047,66 +757,5 @@ impl TxQueue for TapTxQueue {
         QueueStats::add(&s.tx_errors, errs);
         QueueStats::add(&s.tx_full, full);
         done
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn vnet_hdr_round_trips() {
-        let h = VnetHdr {
-            flags: 1,
-            gso_type: 4,
-            hdr_len: 74,
-            gso_size: 1440,
-            csum_start: 54,
-            csum_offset: 16,
-        };
-        assert_eq!(VnetHdr::parse(&h.to_bytes()), h);
-    }
-
-    #[test]
-    fn tx_header_from_flags() {
-        // Ethernet + IPv4 (ihl 5) + TCP with data offset 8 (32 bytes).
-        let mut p = vec![0u8; 14 + 20 + 32];
-        p[12] = 0x08;
-        p[14] = 0x45;
-        p[14 + 9] = 6;
-        p[34 + 12] = 8 << 4;
-        let mut m = unsafe_free_meta();
-        assert_eq!(VnetHdr::for_tx(&m, &p, true), VnetHdr::default());
-        m.flags = flags::GSO | flags::OFFLOAD_L4_CKSUM;
-        m.gso_size = 1448;
-        let h = VnetHdr::for_tx(&m, &p, true);
-        assert_eq!(h.flags, VIRTIO_NET_HDR_F_NEEDS_CSUM);
-        assert_eq!(h.gso_type, VIRTIO_NET_HDR_GSO_TCPV4);
-        assert_eq!((h.csum_start, h.csum_offset, h.hdr_len), (34, 16, 66));
-        // Same as tun (no Ethernet), UDP over IPv6, checksum only.
-        let mut q = vec![0u8; 48];
-        q[0] = 0x60;
-        q[6] = 17;
-        m.flags = flags::OFFLOAD_L4_CKSUM;
-        let h = VnetHdr::for_tx(&m, &q, false);
-        assert_eq!((h.gso_type, h.csum_start, h.csum_offset), (0, 40, 6));
-        // Garbage never panics.
-        let _ = VnetHdr::for_tx(&m, &[0x45], false);
-        let _ = VnetHdr::for_tx(&m, &[], true);
-    }
-
-    fn unsafe_free_meta() -> BufferMeta {
-        let pool = BufferPool::with_backing(1, 2048, false).unwrap();
-        let mut w = pool.local();
-        let bi = w.alloc_one().unwrap();
-        let m = *w.meta(bi);
-        w.free(&[bi]);
-        m
-    }
-
-    #[test]
-    fn ifreq_rejects_long_names() {
-        assert!(IfReq::new("0123456789abcdef").is_err());
-        assert_eq!(IfReq::new("eth0").unwrap().name(), "eth0");
     }
 }

@@ -1,8 +1,8 @@
 //! The AF_XDP sockets and queues (xsk-rs). See the parent module for the design.
 
 use super::{bpf, probe, AfXdpConfig, AfXdpInfo, XdpAttach, XdpMode, FRAME_SIZE, MAX_FRAME};
+use crate::netdev::{QueueStats, Queues};
 use crate::netns;
-use crate::tap::{QueueStats, Queues};
 use rvpp_dataplane::buffer::{flags, Buffers};
 use rvpp_dataplane::device::{RxQueue, TxQueue};
 use rvpp_dataplane::graph::rx_next;

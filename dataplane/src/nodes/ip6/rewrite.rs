@@ -1,0 +1,115 @@
+//! ip6-rewrite: hop limit, MTU and the adjacency's L2 rewrite.
+
+use crate::buffer::{flags, Buf};
+use crate::graph::{Node, NodeInfo, NodeKind};
+use crate::runtime::Ctx;
+use crate::tables::{AdjKind, Adjacency};
+use crate::wire::{Ip6HdrMut, IP6_HDR};
+
+use super::icmp6;
+use super::icmp_error_node::set_icmp6_error;
+
+pub struct Ip6Rewrite;
+
+const RW_DROP: u16 = 0;
+const RW_OUTPUT: u16 = 1;
+const RW_ICMP_ERROR: u16 = 2;
+
+pub mod rewrite_error {
+    pub const HOP_LIMIT_EXPIRED: u16 = 0;
+    pub const TOO_BIG: u16 = 1;
+    pub const NOT_REWRITE: u16 = 2;
+    pub const NO_HEADROOM: u16 = 3;
+}
+
+impl Node for Ip6Rewrite {
+    fn info(&self) -> NodeInfo {
+        NodeInfo {
+            name: "ip6-rewrite",
+            kind: NodeKind::Internal,
+            next_nodes: vec!["error-drop", "interface-output", "ip6-icmp-error"],
+            errors: &[
+                "ip6 hop limit <= 1",
+                "ip6 mtu exceeded (ICMP6 packet too big)",
+                "ip6 adjacency is not a rewrite",
+                "ip6 no headroom for rewrite",
+            ],
+        }
+    }
+
+    fn process(&mut self, cx: &mut Ctx<'_>, bufs: &mut [u32], nexts: &mut [u16]) {
+        let errs = cx.errs();
+        let fwd = cx.tables.fwd.get();
+        for (i, &bi) in bufs.iter().enumerate() {
+            if let Some(&n) = bufs.get(i + 2) {
+                cx.bufs.prefetch(n);
+            }
+            let mut b = cx.bufs.get(bi);
+            let adj = fwd.adj(b.meta.adj_index);
+            let (next, err) = rewrite_one(&mut b, adj);
+            if next != RW_OUTPUT {
+                b.meta.error = errs.error(err);
+            }
+            nexts[i] = next;
+        }
+    }
+
+    fn trace(&self, b: &Buf<'_>) -> String {
+        format!(
+            "tx sw_if_index {} adj {} {}",
+            b.meta.tx_sw_if_index,
+            b.meta.adj_index,
+            crate::runtime::hex_line(&b.data()[..b.data().len().min(54)])
+        )
+    }
+}
+
+#[inline(always)]
+fn rewrite_one(b: &mut Buf<'_>, adj: &Adjacency) -> (u16, u16) {
+    if adj.kind != AdjKind::Rewrite {
+        return (RW_DROP, rewrite_error::NOT_REWRITE);
+    }
+    let local = b.meta.flags & flags::LOCALLY_ORIGINATED != 0;
+    // A GSO super-frame leaves as segments: what must fit is one segment (IPv6 + TCP headers
+    // + gso_size).
+    let seg_len = if b.meta.flags & flags::GSO != 0 {
+        let d = b.data();
+        (d.len() >= IP6_HDR + 20 && d[6] == crate::wire::IP_PROTO_TCP)
+            .then(|| IP6_HDR + ((d[IP6_HDR + 12] >> 4) as usize) * 4 + b.meta.gso_size as usize)
+    } else {
+        None
+    };
+    {
+        let Some(mut h) = Ip6HdrMut::new(b.data_mut()) else {
+            return (RW_DROP, rewrite_error::NOT_REWRITE);
+        };
+        let (hl, mut len) = (
+            h.view().hop_limit(),
+            IP6_HDR + h.view().payload_len() as usize,
+        );
+        if let Some(sl) = seg_len {
+            len = len.min(sl);
+        }
+        if !local && hl <= 1 {
+            set_icmp6_error(b, icmp6::TIME_EXCEEDED, icmp6::HOP_LIMIT_EXCEEDED, 0);
+            return (RW_ICMP_ERROR, rewrite_error::HOP_LIMIT_EXPIRED);
+        }
+        // IPv6 routers never fragment (RFC 8200 5): tell the source the path MTU.
+        if adj.mtu != 0 && len > adj.mtu as usize {
+            set_icmp6_error(b, icmp6::PACKET_TOO_BIG, 0, adj.mtu as u32);
+            return (RW_ICMP_ERROR, rewrite_error::TOO_BIG);
+        }
+        if !local {
+            h.dec_hop_limit();
+        }
+    }
+    let rl = adj.rewrite_len as usize;
+    if rl > 0 {
+        if rl > adj.rewrite.len() || !b.retreat(rl) {
+            return (RW_DROP, rewrite_error::NO_HEADROOM);
+        }
+        b.data_mut()[..rl].copy_from_slice(&adj.rewrite[..rl]);
+    }
+    b.meta.tx_sw_if_index = adj.sw_if_index;
+    (RW_OUTPUT, 0)
+}
