@@ -99,6 +99,7 @@ pub mod icmp6_type {
     pub const ROUTER_ADVERT: u8 = 134;
     pub const NEIGHBOR_SOLICIT: u8 = 135;
     pub const NEIGHBOR_ADVERT: u8 = 136;
+    pub const REDIRECT: u8 = 137;
 }
 
 impl IcmpHdrMut<'_> {

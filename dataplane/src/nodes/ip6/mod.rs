@@ -45,17 +45,8 @@ pub fn nodes(features: &[&'static str]) -> Vec<Box<dyn Node>> {
 
 /// ICMPv6 types, codes and ND constants rvpp uses.
 pub mod icmp6 {
-    pub const DEST_UNREACH: u8 = 1;
-    pub const PACKET_TOO_BIG: u8 = 2;
-    pub const TIME_EXCEEDED: u8 = 3;
-    pub const PARAM_PROBLEM: u8 = 4;
-    pub const ECHO_REQUEST: u8 = 128;
-    pub const ECHO_REPLY: u8 = 129;
-    pub const ROUTER_SOLICIT: u8 = 133;
-    pub const ROUTER_ADVERT: u8 = 134;
-    pub const NEIGHBOR_SOLICIT: u8 = 135;
-    pub const NEIGHBOR_ADVERT: u8 = 136;
-    pub const REDIRECT: u8 = 137;
+    /// The message types, from the typed views in `wire`.
+    pub use crate::wire::l4::icmp6_type::*;
     /// Destination unreachable codes.
     pub const NO_ROUTE: u8 = 0;
     pub const ADMIN_PROHIBITED: u8 = 1;

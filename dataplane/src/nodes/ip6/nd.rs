@@ -6,21 +6,15 @@ use super::icmp6;
 
 /// The link-layer address in the first option of type `want` (None if absent); None overall
 /// when an option is malformed (zero length or running past the message).
-pub(super) fn nd_lladdr(mut o: &[u8], want: u8) -> Option<Option<Mac>> {
+pub(super) fn nd_lladdr(o: &[u8], want: u8) -> Option<Option<Mac>> {
+    let mut opts = crate::wire::NdOptions::new(o);
     let mut found = None;
-    while !o.is_empty() {
-        let n = *o.get(1)? as usize * 8;
-        if n == 0 || n > o.len() {
-            return None;
+    for (kind, body) in &mut opts {
+        if kind == want && found.is_none() {
+            found = body.first_chunk::<6>().copied();
         }
-        if o[0] == want && found.is_none() {
-            let mut m = [0u8; 6];
-            m.copy_from_slice(&o[2..8]);
-            found = Some(m);
-        }
-        o = &o[n..];
     }
-    Some(found)
+    (!opts.malformed()).then_some(found)
 }
 
 /// Write IPv6 + NS/NA with one link-layer address option into `d` (72 bytes).
