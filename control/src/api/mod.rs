@@ -1,11 +1,12 @@
 //! The VPP binary API served on `socksvr { socket-name }`, with handlers on the dataplane.
 //!
-//! The wire format and message table are `rvpp_vppapi`'s; [`conn`] runs its transport per
-//! connection with batched replies; this module owns the accept loop, the handlers
-//! ([`handlers`]) and the interface-event publisher. Handling is serialised on one lock, like VPP's single API thread; handlers take
-//! the forwarding writer's lock only for the duration of one message, never a worker.
+//! The wire format, message table and per-connection transport (framing, handshake, memclnt
+//! built-ins, batched replies) are `rvpp_vppapi::transport`'s; this module owns the accept
+//! loop, the handlers ([`handlers`]) and the interface-event publisher, which reaches clients
+//! through the transport's [`Events`]. Handling is serialised on one lock, like VPP's single
+//! API thread; handlers take the forwarding writer's lock only for the duration of one
+//! message, never a worker.
 
-mod conn;
 mod convert;
 mod devices;
 mod handlers;
@@ -14,10 +15,9 @@ mod memif;
 pub use handlers::PUNT_REASONS;
 
 use crate::daemon::Dataplane;
-use conn::Clients;
 use handlers::{EventRegs, State};
 use rvpp_vppapi::defs as d;
-use rvpp_vppapi::transport::Events;
+use rvpp_vppapi::transport::{serve_connection, Events};
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -72,7 +72,7 @@ pub fn serve(dp: Arc<Dataplane>, path: &Path) -> std::io::Result<ApiServer> {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o775))?;
 
     let stop = Arc::new(AtomicBool::new(false));
-    let clients = Arc::new(Clients::default());
+    let events = Events::default();
     let regs: EventRegs = Arc::new(Mutex::new(BTreeMap::new()));
     let (kick, kicked) = channel();
     let handler = Arc::new(Mutex::new(handlers::router(State::new(
@@ -82,10 +82,10 @@ pub fn serve(dp: Arc<Dataplane>, path: &Path) -> std::io::Result<ApiServer> {
     ))));
 
     let watcher = {
-        let (dp, clients, regs, stop) = (dp.clone(), clients.clone(), regs.clone(), stop.clone());
+        let (dp, events, regs, stop) = (dp.clone(), events.clone(), regs.clone(), stop.clone());
         std::thread::Builder::new()
             .name("api-events".into())
-            .spawn(move || publish_events(dp, clients, regs, kicked, stop))?
+            .spawn(move || publish_events(dp, events, regs, kicked, stop))?
     };
     let accept = {
         let stop = stop.clone();
@@ -97,13 +97,12 @@ pub fn serve(dp: Arc<Dataplane>, path: &Path) -> std::io::Result<ApiServer> {
                         break;
                     }
                     let Ok(s) = s else { continue };
-                    let (h, cl) = (handler.clone(), clients.clone());
+                    let (h, ev) = (handler.clone(), events.clone());
                     let r =
                         std::thread::Builder::new()
                             .name("api-client".into())
                             .spawn(move || {
-                                // Handlers reach clients through `cl`, not the transport's Events.
-                                let _ = conn::serve(s, h, cl, Events::default());
+                                let _ = serve_connection(s, h, ev);
                             });
                     if let Err(e) = r {
                         log::warn!("api: cannot start a client thread: {e}");
@@ -140,7 +139,7 @@ fn snapshot(dp: &Dataplane) -> BTreeMap<u32, u32> {
 /// changes, and every 100 ms for changes made elsewhere (CLI, drivers).
 fn publish_events(
     dp: Arc<Dataplane>,
-    events: Arc<Clients>,
+    events: Events,
     regs: EventRegs,
     kicked: Receiver<()>,
     stop: Arc<AtomicBool>,

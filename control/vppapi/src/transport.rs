@@ -20,7 +20,10 @@
 //!   client reading the ping's retval sees -9. See [`error_answer`].
 //! * A request whose strings are not UTF-8 is refused with `retval = -7`
 //!   (`VNET_API_ERROR_INVALID_VALUE`) the same way, rather than decoded with its bytes changed.
-//! * Events: [`Events`] sends a message to a registration from any thread.
+//! * Batching: replies are queued per connection and everything answered from one read of
+//!   the socket goes out in one write (see [`serve_connection`]).
+//! * Events: [`Events`] holds the registrations; one value shared by every connection of a
+//!   server (and its event publishers) sends a message to a registration from any thread.
 
 use crate::apijson::module_json;
 use crate::defs::*;
@@ -52,17 +55,28 @@ pub const SOCKCLNT_CREATE_REPLY_ID: u16 = 16;
 /// Prefix a payload with the 16-byte frame header.
 pub fn frame(payload: &[u8]) -> Vec<u8> {
     let mut v = Vec::with_capacity(HEADER_LEN + payload.len());
-    v.extend_from_slice(&[0u8; 8]);
-    v.extend_from_slice(&(payload.len() as u32).to_be_bytes());
-    v.extend_from_slice(&[0u8; 4]);
-    v.extend_from_slice(payload);
+    frame_into(&mut v, payload);
     v
 }
 
+/// Append `payload`, framed, to `out` (a batch of replies written at once).
+pub fn frame_into(out: &mut Vec<u8>, payload: &[u8]) {
+    out.extend_from_slice(&[0u8; 8]);
+    out.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+    out.extend_from_slice(&[0u8; 4]);
+    out.extend_from_slice(payload);
+}
+
 /// Stream reassembly: feed bytes, take complete payloads.
+///
+/// Payloads are consumed by offset and the buffer is compacted once per [`push`](Self::push),
+/// not once per frame: a read holding thousands of pipelined requests costs one move of the
+/// leftover bytes, not one per request.
 #[derive(Debug, Default)]
 pub struct Deframer {
     buf: Vec<u8>,
+    /// Start of the bytes not yet taken.
+    pos: usize,
 }
 
 impl Deframer {
@@ -70,28 +84,36 @@ impl Deframer {
         Self::default()
     }
     pub fn push(&mut self, data: &[u8]) {
+        if self.pos > 0 {
+            self.buf.drain(..self.pos);
+            self.pos = 0;
+        }
         self.buf.extend_from_slice(data);
     }
-    /// The next complete payload, `Ok(None)` if more bytes are needed, or an error if the
-    /// announced length exceeds [`MAX_PAYLOAD`].
-    pub fn next_payload(&mut self) -> io::Result<Option<Vec<u8>>> {
-        if self.buf.len() < HEADER_LEN {
+    /// The next complete payload, borrowed from the buffer; `Ok(None)` if more bytes are
+    /// needed, or an error if the announced length exceeds [`MAX_PAYLOAD`].
+    pub fn next_frame(&mut self) -> io::Result<Option<&[u8]>> {
+        let b = &self.buf[self.pos..];
+        if b.len() < HEADER_LEN {
             return Ok(None);
         }
-        let len =
-            u32::from_be_bytes([self.buf[8], self.buf[9], self.buf[10], self.buf[11]]) as usize;
+        let len = u32::from_be_bytes([b[8], b[9], b[10], b[11]]) as usize;
         if len > MAX_PAYLOAD {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
                 "frame too large",
             ));
         }
-        if self.buf.len() < HEADER_LEN + len {
+        if b.len() < HEADER_LEN + len {
             return Ok(None);
         }
-        let p = self.buf[HEADER_LEN..HEADER_LEN + len].to_vec();
-        self.buf.drain(..HEADER_LEN + len);
-        Ok(Some(p))
+        let start = self.pos + HEADER_LEN;
+        self.pos = start + len;
+        Ok(Some(&self.buf[start..start + len]))
+    }
+    /// [`next_frame`](Self::next_frame), copied out.
+    pub fn next_payload(&mut self) -> io::Result<Option<Vec<u8>>> {
+        Ok(self.next_frame()?.map(<[u8]>::to_vec))
     }
 }
 
@@ -236,7 +258,18 @@ impl<H: Handler> Server<H> {
     }
 }
 
+/// Bytes asked for per read.
+const READ_CHUNK: usize = 256 << 10;
+/// Replies are written when a read's requests are all handled, or earlier once this many
+/// bytes are waiting.
+const FLUSH_AT: usize = 256 << 10;
+
 /// Serve one connection until EOF, error or sockclnt_delete.
+///
+/// Replies are batched: everything answered from one read goes out in one write (or one per
+/// [`FLUSH_AT`] bytes). A pipelining client (govpp streams, papi async) would otherwise cost a
+/// send and a wake-up per reply. Events from other threads ([`Events::send`]) are written
+/// between batches, never inside one.
 pub fn serve_connection<H: Handler>(
     stream: UnixStream,
     handler: Arc<Mutex<H>>,
@@ -248,10 +281,11 @@ pub fn serve_connection<H: Handler>(
         writer,
         client_index: None,
         failed_dump: None,
+        out: Vec::with_capacity(FLUSH_AT),
     };
     let mut reader = stream;
     let mut de = Deframer::new();
-    let mut buf = vec![0u8; 64 * 1024];
+    let mut buf = vec![0u8; READ_CHUNK];
     let result = 'outer: loop {
         let n = match reader.read(&mut buf) {
             Ok(0) => break Ok(()),
@@ -261,15 +295,26 @@ pub fn serve_connection<H: Handler>(
         };
         de.push(&buf[..n]);
         loop {
-            match de.next_payload() {
+            match de.next_frame() {
                 Ok(Some(p)) => {
-                    if conn.process(&p, &handler) == Flow::Close {
-                        break 'outer Ok(());
+                    let close = conn.process(p, &handler) == Flow::Close;
+                    if close || conn.out.len() >= FLUSH_AT {
+                        let written = conn.flush();
+                        if close || written.is_err() {
+                            break 'outer Ok(());
+                        }
                     }
                 }
                 Ok(None) => break,
-                Err(e) => break 'outer Err(e),
+                Err(e) => {
+                    // Answer what came before the bad frame, then close.
+                    let _ = conn.flush();
+                    break 'outer Err(e);
+                }
             }
+        }
+        if let Err(e) = conn.flush() {
+            break Err(e);
         }
     };
     if let Some(ci) = conn.client_index.take() {
@@ -287,12 +332,15 @@ enum Flow {
     Close,
 }
 
+/// Per-connection state.
 struct Connection {
     events: Events,
     writer: Writer,
     client_index: Option<u32>,
     /// A dump that failed, (context, retval): its closing control_ping answers the retval.
     failed_dump: Option<FailedDump>,
+    /// Framed replies not yet written.
+    out: Vec<u8>,
 }
 
 fn be_u32(p: &[u8], off: usize) -> Option<u32> {
@@ -312,8 +360,19 @@ fn encode_with_context(reg: &Registry, m: &dyn DynMessage, context: u32) -> Vec<
 }
 
 impl Connection {
-    fn send(&self, payload: &[u8]) {
-        let _ = lock(&self.writer).write_all(&frame(payload));
+    /// Queue a reply for the next [`flush`](Self::flush).
+    fn send(&mut self, payload: &[u8]) {
+        frame_into(&mut self.out, payload);
+    }
+
+    /// Write the queued replies in one write.
+    fn flush(&mut self) -> io::Result<()> {
+        if self.out.is_empty() {
+            return Ok(());
+        }
+        let r = lock(&self.writer).write_all(&self.out);
+        self.out.clear();
+        r
     }
 
     fn process<H: Handler>(&mut self, p: &[u8], handler: &Mutex<H>) -> Flow {
@@ -726,6 +785,80 @@ mod tests {
         assert_eq!(r.retval, 0);
         assert_eq!(r.api_versions.len(), MODULES.len());
         assert_eq!(get_api_json_reply(1).retval, 0);
+    }
+
+    #[test]
+    fn replies_wait_for_one_write() {
+        let (mut client, server) = UnixStream::pair().unwrap();
+        let mut conn = Connection {
+            events: Events::default(),
+            writer: Arc::new(Mutex::new(server)),
+            client_index: None,
+            failed_dump: None,
+            out: Vec::new(),
+        };
+        let handler = Mutex::new(Router::new(()));
+        let reg = Registry::global();
+        let create = SockclntCreate {
+            context: 1,
+            name: "t".into(),
+        };
+        let flow = conn.process(&create.encode_msg(SOCKCLNT_CREATE_ID), &handler);
+        assert!(flow == Flow::Continue);
+        let ci = conn.client_index.unwrap();
+        assert!(conn.events.is_registered(ci));
+        for context in 2..5 {
+            let ping = ControlPing {
+                client_index: ci,
+                context,
+            };
+            conn.process(&reg.encode(&ping), &handler);
+        }
+        client.set_nonblocking(true).unwrap();
+        let mut got = vec![0u8; 1 << 20];
+        let e = client.read(&mut got).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::WouldBlock, "nothing before flush");
+        conn.flush().unwrap();
+        assert!(conn.out.is_empty());
+        let n = client.read(&mut got).unwrap();
+        let mut de = Deframer::new();
+        de.push(&got[..n]);
+        assert_eq!(
+            de.next_frame().unwrap().map(Registry::peek_id),
+            Some(Ok(16))
+        );
+        for context in 2..5 {
+            let p = de.next_payload().unwrap().unwrap();
+            let (_, m) = reg.decode(&p).unwrap();
+            assert_eq!(
+                m.downcast_ref::<ControlPingReply>().unwrap().context,
+                context
+            );
+        }
+        assert_eq!(de.next_frame().unwrap(), None);
+    }
+
+    #[test]
+    fn deframer_takes_frames_in_place() {
+        let mut de = Deframer::new();
+        let mut stream = frame(b"ab");
+        stream.extend_from_slice(&frame(b"cde"));
+        stream.extend_from_slice(&frame(b"f")[..10]);
+        de.push(&stream);
+        assert_eq!(de.next_frame().unwrap(), Some(&b"ab"[..]));
+        assert_eq!(de.next_frame().unwrap(), Some(&b"cde"[..]));
+        assert_eq!(de.next_frame().unwrap(), None);
+        de.push(&frame(b"f")[10..]);
+        assert_eq!(
+            de.buf.len(),
+            HEADER_LEN + 1,
+            "taken frames are dropped on push"
+        );
+        assert_eq!(de.next_payload().unwrap(), Some(b"f".to_vec()));
+        let mut huge = frame(b"");
+        huge[8..12].copy_from_slice(&(MAX_PAYLOAD as u32 + 1).to_be_bytes());
+        de.push(&huge);
+        assert!(de.next_frame().is_err());
     }
 
     #[test]
