@@ -384,7 +384,11 @@ fn run_dpdk(
     let mut cmd = Command::new(bin);
     match huge_dir {
         Some(d) => {
-            cmd.arg("--huge-dir").arg(d).args(["-m", "3000"]);
+            // --huge-unlink: DPDK otherwise leaves its page files in the mount, holding the
+            // pages after it exits, and rvpp's next run would find none free.
+            cmd.arg("--huge-dir")
+                .arg(d)
+                .args(["-m", "3000", "--huge-unlink"]);
         }
         None => {
             cmd.args(["--no-huge", "-m", "8192"]);
@@ -647,7 +651,7 @@ pub fn run(args: &[String]) -> Result<Value, String> {
         "rvpp_huge_rss_bytes": rssthp,
         "rvpp_table_bytes": r4k.first().map(|r| r.table_bytes),
         "tbl8_groups_reserved": o.tbl8,
-        "dpdk_cmd": o.dpdk.as_ref().map(|b| format!("{b} [--no-huge -m 8192 | --huge-dir <private hugetlbfs> -m 3000] --no-pci --file-prefix <unique> --force-max-simd-bitwidth=512 -- -f routes.txt -t lookups.txt -g {} -v <v|s3>", o.tbl8)),
+        "dpdk_cmd": o.dpdk.as_ref().map(|b| format!("{b} [--no-huge -m 8192 | --huge-dir <private hugetlbfs> -m 3000 --huge-unlink] --no-pci --file-prefix <unique> --force-max-simd-bitwidth=512 -- -f routes.txt -t lookups.txt -g {} -v <v|s3>", o.tbl8)),
         "dpdk_variants": dv,
         "dpdk_best_variant": best.map(|b| b.1),
         "dpdk_lookups_per_s": best.map(|b| b.0),
