@@ -189,7 +189,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 /// host core at times (another guest, or a process of ours pinned there), which doubles every
 /// clock figure; such runs are kept in the JSON but left out of the medians when at least two
 /// full-core runs exist.
-fn full_core<'a>(results: &'a [GraphResult], best_probe: f64) -> (Vec<&'a GraphResult>, bool) {
+fn full_core(results: &[GraphResult], best_probe: f64) -> (Vec<&GraphResult>, bool) {
     let fast: Vec<&GraphResult> = results
         .iter()
         .filter(|r| r.probe <= 1.4 * best_probe)
