@@ -2,6 +2,8 @@
 
 #[path = "../../test-support/skip.rs"]
 mod skip;
+#[path = "../../test-support/tshark.rs"]
+mod tshark;
 
 mod common;
 
@@ -23,18 +25,6 @@ fn start(cpu: &str) -> Rvpp {
             ..Default::default()
         },
     )
-}
-
-/// tshark's one-line summaries of `file`; panics when tshark cannot read it.
-fn tshark_read(tshark: &Path, file: &Path) -> String {
-    let t = Command::new(tshark).arg("-r").arg(file).output().unwrap();
-    assert!(
-        t.status.success(),
-        "tshark rejects {}: {}",
-        file.display(),
-        String::from_utf8_lossy(&t.stderr)
-    );
-    String::from_utf8_lossy(&t.stdout).into_owned()
 }
 
 /// The count `show errors` has for `node`'s `reason`; None when it has no such row.
@@ -119,7 +109,7 @@ fn run_forwarding_scenario(r: &Rvpp) {
     );
     // tshark rejecting the capture is a failure, not a reason to skip the check.
     if let Some(tshark) = skip::need_tool("tshark") {
-        let text = tshark_read(&tshark, file);
+        let text = tshark::read(&tshark, file);
         assert_eq!(text.lines().count(), 10, "tshark read:\n{text}");
         assert!(text.contains("198.18.0.2"), "{text}");
     }
@@ -313,4 +303,30 @@ fn writes_its_api_json_for_clients() {
         assert!(text.contains("\"messages\""), "{m}");
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+// ----- the checks above can fail: known-bad inputs the old assertions accepted --------------
+
+#[test]
+fn the_error_row_check_rejects_a_drop_under_another_reason() {
+    // 100 drops counted under a different reason: the old check (header words only) passed.
+    let errs = "     Count  Node                          Reason      Severity\n       100  interface-output              dropped     error\n";
+    assert!(errs.contains("Count"), "the old assertion held");
+    assert_eq!(
+        error_count(errs, "interface-output", "interface is down"),
+        None
+    );
+    let good = "     Count  Node                          Reason                                                        Severity\n       100  interface-output              interface is down                                             error\n";
+    assert_eq!(
+        error_count(good, "interface-output", "interface is down"),
+        Some(100)
+    );
+}
+
+#[test]
+fn the_buffer_check_sees_a_leak() {
+    // The old check was `contains("Avail")`, true of any show buffers output, leak or not.
+    let leaky = "Pool Name            Index NUMA  Size  Data Size  Total  Avail  Cached   Used  \ndefault-numa-0         0     0   2432  2048       8192  8000  100  92\n";
+    assert!(leaky.contains("Avail"), "the old assertion held");
+    assert_eq!(buffer_column(leaky, "Used"), 92);
 }

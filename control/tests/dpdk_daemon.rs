@@ -125,3 +125,14 @@ fn unknown_device_is_a_clear_error() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("net_bogus0"), "{err}");
 }
+
+#[test]
+fn the_device_counter_check_sees_a_device_that_sent_nothing() {
+    // show hardware always prints the "tx packets" label, so the old check passed even when
+    // the device counted nothing. The counter's value must now sit in the interface's range.
+    let hw = "net_null1                          2     up   net_null1\n  driver net_null\n  rx packets 10 bytes 640 errors 0 no-mbuf 0\n  tx packets 0 bytes 0 errors 0 no-mbuf 0\n";
+    assert!(hw.contains("tx packets"), "the old assertion held");
+    let dev_tx = hw_counter(hw, "net_null1", "tx", "packets");
+    assert!(!(1000..=2000).contains(&dev_tx));
+    assert_eq!(hw_counter(hw, "net_null1", "rx", "packets"), 10);
+}

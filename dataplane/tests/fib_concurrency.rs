@@ -34,6 +34,18 @@ fn join_readers(readers: Vec<thread::JoinHandle<u64>>) {
     );
 }
 
+#[test]
+fn readers_that_never_looked_up_fail_the_check() {
+    // The old IPv6 test checked nothing about its readers, and the IPv4 one only their sum:
+    // a reader that never ran (0 rounds) passed both.
+    let ran = thread::spawn(|| 5u64);
+    let idle = thread::spawn(|| 0u64);
+    let readers = vec![ran, idle];
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| join_readers(readers)));
+    assert!(r.is_err(), "a reader with 0 rounds was accepted");
+    join_readers(vec![thread::spawn(|| 1u64), thread::spawn(|| 2u64)]);
+}
+
 fn ip4(s: &str) -> u32 {
     u32::from(s.parse::<std::net::Ipv4Addr>().unwrap())
 }

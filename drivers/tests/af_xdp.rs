@@ -285,7 +285,20 @@ fn two_queues() {
     assert_eq!(ids, (0..200).collect::<Vec<_>>(), "each datagram once");
     let on0 = got.iter().filter(|g| g.0 == 0).count();
     eprintln!("{on0} on queue 0, {} on queue 1", 200 - on0);
-    assert!(on0 > 0 && on0 < 200, "200 flows all on one queue");
+    assert!(on_both_queues(on0, 200), "200 flows all on one queue");
+}
+
+/// `on0` of `total` packets came in on queue 0 of two: both queues had some.
+fn on_both_queues(on0: usize, total: usize) -> bool {
+    on0 > 0 && on0 < total
+}
+
+#[test]
+fn the_spreading_check_rejects_one_queue() {
+    // The old test printed the spread and asserted nothing: all 200 on queue 0 passed it.
+    assert!(!on_both_queues(200, 200));
+    assert!(!on_both_queues(0, 200));
+    assert!(on_both_queues(97, 200));
 }
 
 #[test]

@@ -3,6 +3,8 @@
 
 #[path = "../../test-support/skip.rs"]
 mod skip;
+#[path = "../../test-support/tshark.rs"]
+mod tshark;
 
 use etherparse::{Ethernet2Header, Icmpv4Type, IpNumber, PacketBuilder, SlicedPacket};
 use rvpp_dataplane::buffer::BufferPool;
@@ -184,18 +186,7 @@ fn pcap_in_pcap_out_field_by_field() {
 
     // The files open in tshark: a file tshark rejects fails the test.
     if let Some(tshark) = skip::need_tool("tshark") {
-        let t = std::process::Command::new(tshark)
-            .arg("-r")
-            .arg(&out0)
-            .output()
-            .unwrap();
-        let text = String::from_utf8_lossy(&t.stdout);
-        assert!(
-            t.status.success(),
-            "tshark rejects {}: {}",
-            out0.display(),
-            String::from_utf8_lossy(&t.stderr)
-        );
+        let text = tshark::read(&tshark, &out0);
         assert_eq!(text.lines().count(), 4, "{text}");
         assert!(
             text.contains("Time-to-live exceeded") && text.contains("ARP"),

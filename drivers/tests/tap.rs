@@ -328,9 +328,7 @@ fn multi_queue_spreads_and_delivers_once() {
     assert_eq!(seen, (0..64).collect::<Vec<_>>());
     // Which queues the 64 flows came in on (the queues' rx counters also count the device's
     // own IPv6 chatter, so they spread even for a single flow).
-    let mut used: Vec<usize> = got.iter().map(|g| g.0).collect();
-    used.sort();
-    used.dedup();
+    let used = queues_used(got.iter().map(|g| g.0));
     eprintln!("64 flows landed on queues {used:?} of 4");
     assert!(used.len() >= 2, "64 flows all landed on queue {used:?}");
     // Every tx queue writes into the same device.
@@ -506,12 +504,41 @@ fn tun_offloads_checksum_and_gso() {
     let mtu = ns.exec(&["cat", "/sys/class/net/rvpptungso/mtu"]).unwrap();
     let mtu: usize = String::from_utf8_lossy(&mtu.stdout).trim().parse().unwrap();
     assert!(
-        bytes.len() > mtu,
-        "first TCP data frame is {} bytes, not a super-frame larger than the {mtu} byte MTU",
+        is_tso_superframe(bytes.len(), *fl, *gso_size, mtu, 1400),
+        "first TCP data frame is {} bytes, flags {fl:#x}, gso_size {gso_size}: not a GSO \
+         super-frame larger than the {mtu} byte MTU",
         bytes.len()
     );
-    assert_ne!(fl & flags::GSO, 0, "super-frame without the GSO flag");
-    assert_eq!(*gso_size, 1400);
+}
+
+/// The distinct queues packets arrived on, in order.
+fn queues_used(queues: impl Iterator<Item = usize>) -> Vec<usize> {
+    let mut used: Vec<usize> = queues.collect();
+    used.sort();
+    used.dedup();
+    used
+}
+
+/// A frame of `len` bytes is a TSO super-frame cut at `mss`: longer than the device's MTU,
+/// marked GSO, with that segment size.
+fn is_tso_superframe(len: usize, fl: u32, gso_size: u16, mtu: usize, mss: u16) -> bool {
+    len > mtu && fl & flags::GSO != 0 && gso_size == mss
+}
+
+#[test]
+fn the_gso_and_spreading_checks_reject_what_the_old_ones_let_through() {
+    // An ordinary full-size segment with only checksum offload: the old check
+    // (len + VNET_HDR_LEN > 1400) took it for a super-frame.
+    let (len, fl, gso) = (1440usize, flags::OFFLOAD_L4_CKSUM, 0u16);
+    assert!(
+        len + rvpp_drivers::tap::VNET_HDR_LEN > 1400,
+        "the old assertion held"
+    );
+    assert!(!is_tso_superframe(len, fl, gso, 1500, 1400));
+    assert!(is_tso_superframe(64_000, fl | flags::GSO, 1400, 1500, 1400));
+    // Every flow on one queue: the old test only printed the spread.
+    assert_eq!(queues_used([2, 2, 2, 2].into_iter()), vec![2]);
+    assert_eq!(queues_used([0, 3, 0, 1].into_iter()), vec![0, 1, 3]);
 }
 
 #[test]

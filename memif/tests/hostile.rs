@@ -168,7 +168,7 @@ fn expect_reject(s: &Raw, peer: &mut Interface, what: &str, want: &str) {
             Some(Msg::Disconnect(_, reason)) => {
                 eprintln!("{what}: rejected with {reason:?}");
                 assert!(
-                    reason.contains(want),
+                    rejected_for(&reason, want),
                     "{what}: DISCONNECT says {reason:?}, expected {want:?}"
                 );
                 assert!(
@@ -181,6 +181,19 @@ fn expect_reject(s: &Raw, peer: &mut Interface, what: &str, want: &str) {
             other => panic!("{what}: expected DISCONNECT, got {other:?}"),
         }
     }
+}
+
+/// A DISCONNECT `reason` names the rejection `want` (a part of the reason string).
+fn rejected_for(reason: &str, want: &str) -> bool {
+    reason.contains(want)
+}
+
+#[test]
+fn a_timeout_is_not_a_rejection() {
+    // A server that ignores a bad message still disconnects, later, for "handshake timeout":
+    // the old check took any DISCONNECT, so that passed. The reason must now be the right one.
+    assert!(!rejected_for("handshake timeout", "ID not found"));
+    assert!(rejected_for("ID not found (5)", "ID not found"));
 }
 
 // ---------- raw shared memory owned by a hostile client ----------
