@@ -406,23 +406,9 @@ fn create_null(dp: &Dataplane, name: &str) -> Result<String, String> {
 }
 
 fn create_loopback(dp: &Dataplane) -> Result<String, String> {
-    let n = dp
-        .fwd()
-        .ifs()
-        .ifs
-        .iter()
-        .flatten()
-        .filter(|i| i.dev_type == "loopback")
-        .count();
-    let name = format!("loop{n}");
-    let mac = next_mac(dp);
-    let s = dp
-        .fwd()
-        .interface_add(&name, "loopback", mac, true, 9000)
+    let (_, name) = dp
+        .create_loopback(next_mac(dp))
         .map_err(|e| e.to_string())?;
-    dp.attach(s, "loopback", String::new(), vec![], |_| {
-        Some(Box::new(NullTx::default()))
-    });
     Ok(format!("{name}\n"))
 }
 

@@ -212,6 +212,26 @@ impl Dataplane {
         self.fwd.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// A loopback interface, named as VPP names them: `loop<N>` with the lowest free N. The one
+    /// place both the CLI and the API create loopbacks. Returns its sw_if_index and name.
+    pub fn create_loopback(
+        &self,
+        mac: [u8; 6],
+    ) -> Result<(u32, String), rvpp_dataplane::forwarding::FwdError> {
+        let (sw, name) = {
+            let mut f = self.fwd();
+            let n = (0u32..)
+                .find(|n| f.ifs().by_name(&format!("loop{n}")).is_none())
+                .unwrap_or(0);
+            let name = format!("loop{n}");
+            (f.interface_add(&name, "loopback", mac, true, 9000)?, name)
+        };
+        self.attach(sw, "loopback", String::new(), vec![], |_| {
+            Some(Box::new(rvpp_drivers::pg::NullTx::default()))
+        });
+        Ok((sw, name))
+    }
+
     /// Place a device's queues: rx queue i on worker (i + sw) % n; a tx queue on every worker.
     pub fn attach(
         &self,

@@ -719,3 +719,22 @@ fn vpp_papi_reads_the_daemon_segment() {
     assert!(scalars.contains_key("/sys/last_update"));
     sigterm(r);
 }
+
+/// Loopbacks are named as VPP names them, the lowest free `loop<N>`, whoever creates them: the
+/// CLI used to count loopbacks and collided with a survivor after a delete.
+#[test]
+fn loopbacks_take_the_lowest_free_instance() {
+    let dp = dataplane(0);
+    exec(&dp, "create loopback interface");
+    exec(&dp, "create loopback interface");
+    let sw0 = dp.fwd().ifs().by_name("loop0").unwrap().sw_if_index;
+    assert!(dp.fwd().ifs().by_name("loop1").is_some());
+    // Delete loop0 as the API's delete_loopback does; the CLI's next one is loop0 again.
+    dp.detach(sw0);
+    dp.fwd().interface_del(sw0).unwrap();
+    let out = cli::execute(&dp, "create loopback interface");
+    assert_eq!(out.trim(), "loop0", "{out}");
+    // And the API's path (the same control-service call) takes the next free one.
+    let (_, name) = dp.create_loopback([2, 0, 0, 0, 0, 0x10]).unwrap();
+    assert_eq!(name, "loop2");
+}

@@ -6,7 +6,6 @@ use super::handlers::State;
 use rvpp_dataplane::device::{RxQueue, TxQueue};
 use rvpp_drivers::af_packet::{AfPacket, AfPacketConfig};
 use rvpp_drivers::af_xdp::{self, AfXdp, AfXdpConfig, XdpMode};
-use rvpp_drivers::pg::NullTx;
 use rvpp_drivers::tap::{self, Tap, TapConfig, TapMode};
 use rvpp_vppapi::defs as d;
 use std::hash::{BuildHasher, Hasher};
@@ -39,18 +38,8 @@ pub(super) fn attach(
 
 pub fn create_loopback(s: &mut State, mac: [u8; 6]) -> (i32, u32) {
     let mac = if mac == [0; 6] { random_mac() } else { mac };
-    let r = {
-        let mut f = s.dp.fwd();
-        let n = (0..)
-            .find(|n| f.ifs().by_name(&format!("loop{n}")).is_none())
-            .unwrap_or(0);
-        f.interface_add(&format!("loop{n}"), "loopback", mac, true, 9000)
-    };
-    match r {
-        Ok(sw) => {
-            s.dp.attach(sw, "loopback", String::new(), vec![], |_| {
-                Some(Box::new(NullTx::default()))
-            });
+    match s.dp.create_loopback(mac) {
+        Ok((sw, _)) => {
             s.kick();
             (0, sw)
         }
