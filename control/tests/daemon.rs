@@ -225,18 +225,10 @@ fn cpu_ticks(pid: u32) -> u64 {
 fn idle_adaptive_worker_sleeps_and_rx_queues_can_move() {
     let r = start("main-core 0 corelist-workers 0,1");
     let s = &r.cli;
-    for c in [
-        "create packet-generator interface pg0 count 5000 size 64 dst 198.19.7.0/24",
-        "create null interface null1",
-        "set interface ip address pg0 198.18.0.1/24",
-        "set interface ip address null1 198.19.255.1/30",
-        "set ip neighbor null1 198.19.255.2 02:00:00:00:00:02",
-        "ip route add 198.19.7.0/24 via 198.19.255.2 null1",
-        "set interface state null1 up",
-        "set interface state pg0 up",
-        "set interface rx-mode pg0 adaptive",
-        "packet-generator enable",
-    ] {
+    let mut cmds = common::pg_to_null(5000);
+    cmds.push("set interface rx-mode pg0 adaptive".into());
+    cmds.push("packet-generator enable".into());
+    for c in &cmds {
         let out = ctl(s, c);
         assert!(
             out.trim().is_empty() || !out.contains("unknown"),

@@ -60,19 +60,10 @@ fn start(tag: &str, buffers: &str) -> Rvpp {
 
 /// Routes 20,000 generated packets to a null interface and waits until all are sent.
 fn forward(r: &Rvpp) {
-    for c in [
-        "create packet-generator interface pg0 count 20000 size 64 dst 198.19.7.0/24",
-        "create null interface null1",
-        "set interface ip address pg0 198.18.0.1/24",
-        "set interface ip address null1 198.19.255.1/30",
-        "set ip neighbor null1 198.19.255.2 02:00:00:00:00:02",
-        "ip route add 198.19.7.0/24 via 198.19.255.2 null1",
-        "set interface state null1 up",
-        "set interface state pg0 up",
-        "packet-generator enable",
-    ] {
-        r.ctl(c);
+    for c in common::pg_to_null(20_000) {
+        r.ctl(&c);
     }
+    r.ctl("packet-generator enable");
     let t = Instant::now();
     loop {
         let int = r.ctl("show interface");

@@ -561,14 +561,7 @@ fn start_rvpp(tag: &str, cpu: &str) -> Rvpp {
 }
 
 fn ctl(sock: &Path, cmd: &str) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_rvppctl"))
-        .arg("-s")
-        .arg(sock)
-        .args(cmd.split_whitespace())
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "rvppctl {cmd}");
-    let s = String::from_utf8_lossy(&out.stdout).into_owned();
+    let s = common::ctl(sock, cmd);
     assert!(!s.contains("unknown"), "{cmd}: {s}");
     s
 }

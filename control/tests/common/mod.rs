@@ -177,3 +177,19 @@ pub fn if_counter(int: &str, ifname: &str, what: &str) -> u64 {
         .and_then(|l| l.split_whitespace().last()?.parse().ok())
         .unwrap_or(0)
 }
+
+/// The CLI lines of the usual test topology: `pg0` generating `count` 64-byte packets to
+/// 198.19.7.0/24, routed out of `null1` via a static neighbour (not yet enabled).
+pub fn pg_to_null(count: u64) -> Vec<String> {
+    [
+        format!("create packet-generator interface pg0 count {count} size 64 dst 198.19.7.0/24"),
+        "create null interface null1".into(),
+        "set interface ip address pg0 198.18.0.1/24".into(),
+        "set interface ip address null1 198.19.255.1/30".into(),
+        "set ip neighbor null1 198.19.255.2 02:00:00:00:00:02".into(),
+        "ip route add 198.19.7.0/24 via 198.19.255.2 null1".into(),
+        "set interface state null1 up".into(),
+        "set interface state pg0 up".into(),
+    ]
+    .to_vec()
+}
