@@ -766,6 +766,21 @@ impl Buffers {
         }
     }
 
+    /// The pool's geometry copied into a value a node keeps in registers for a whole vector.
+    /// Through `&mut Buffers` (reached via the node's context) the compiler reloads base,
+    /// stride and bounds for every packet, since a store through a packet's metadata might
+    /// alias them; a local copy cannot be aliased.
+    #[inline(always)]
+    pub fn view(&mut self) -> BufView<'_> {
+        BufView {
+            base: self.base,
+            stride: self.stride,
+            n_buffers: self.n_buffers,
+            mem_len: self.mem_len,
+            _owner: std::marker::PhantomData,
+        }
+    }
+
     /// Metadata only, for nodes that do not touch packet bytes.
     #[inline(always)]
     pub fn meta(&mut self, bi: u32) -> &mut BufferMeta {
@@ -865,6 +880,55 @@ impl Buffers {
 impl Drop for Buffers {
     fn drop(&mut self) {
         self.flush();
+    }
+}
+
+/// [`Buffers::view`]: the same buffers, borrowed for one vector, with the geometry in locals.
+pub struct BufView<'a> {
+    base: *mut u8,
+    stride: usize,
+    n_buffers: u32,
+    mem_len: usize,
+    _owner: std::marker::PhantomData<&'a mut Buffers>,
+}
+
+impl BufView<'_> {
+    #[inline(always)]
+    fn ptr(&self, bi: u32) -> *mut u8 {
+        assert!(bi < self.n_buffers, "buffer index {bi} out of range");
+        // SAFETY: bi < n_buffers, so the offset stays inside the pool's mapped region, which
+        // the borrowed `Buffers` (and its pool) keeps alive for 'a.
+        unsafe { self.base.add(bi as usize * self.stride) }
+    }
+
+    /// The buffer `bi`, which the caller owns (as [`Buffers::get`]).
+    #[inline(always)]
+    pub fn get(&mut self, bi: u32) -> Buf<'_> {
+        let p = self.ptr(bi);
+        // SAFETY: as in `Buffers::get`: bi is in range and owned by this worker, and `&mut self`
+        // (which borrows the `Buffers` mutably) prevents a second live view.
+        unsafe {
+            Buf {
+                meta: &mut *p.cast::<BufferMeta>(),
+                mem: std::slice::from_raw_parts_mut(p.add(META_SIZE), self.mem_len),
+            }
+        }
+    }
+
+    /// Hint the CPU to fetch a buffer's metadata and first data line (as [`Buffers::prefetch`]).
+    #[inline(always)]
+    pub fn prefetch(&self, bi: u32) {
+        if bi < self.n_buffers {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: bi is in range, so both addresses are inside the mapped region; prefetch
+            // never faults and does not access memory architecturally.
+            unsafe {
+                let p = self.base.add(bi as usize * self.stride);
+                use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+                _mm_prefetch::<_MM_HINT_T0>(p as *const i8);
+                _mm_prefetch::<_MM_HINT_T0>(p.add(META_SIZE + HEADROOM) as *const i8);
+            }
+        }
     }
 }
 

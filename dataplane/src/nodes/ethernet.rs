@@ -51,11 +51,12 @@ impl Node for EthernetInput {
         let ifs = cx.tables.ifs.get();
         let mut last_if = u32::MAX;
         let mut fast = IfFast::default();
-        for (i, &bi) in bufs.iter().enumerate() {
+        let mut view = cx.bufs.view();
+        for (i, (&bi, next_out)) in bufs.iter().zip(nexts.iter_mut()).enumerate() {
             if let Some(&n) = bufs.get(i + crate::graph::PREFETCH_AHEAD) {
-                cx.bufs.prefetch(n);
+                view.prefetch(n);
             }
-            let mut b = cx.bufs.get(bi);
+            let mut b = view.get(bi);
             let rx = b.meta.rx_sw_if_index;
             if rx != last_if {
                 last_if = rx;
@@ -65,7 +66,7 @@ impl Node for EthernetInput {
             if next == NEXT_DROP {
                 b.meta.error = errs.error(err);
             }
-            nexts[i] = next;
+            *next_out = next;
         }
     }
 

@@ -91,11 +91,12 @@ impl Node for Ip4Input {
         let ifs = cx.tables.ifs.get();
         let mut last_if = u32::MAX;
         let mut fast = Default::default();
-        for (i, &bi) in bufs.iter().enumerate() {
+        let mut view = cx.bufs.view();
+        for (i, (&bi, next_out)) in bufs.iter().zip(nexts.iter_mut()).enumerate() {
             if let Some(&n) = bufs.get(i + crate::graph::PREFETCH_AHEAD) {
-                cx.bufs.prefetch(n);
+                view.prefetch(n);
             }
-            let mut b = cx.bufs.get(bi);
+            let mut b = view.get(bi);
             let rx = b.meta.rx_sw_if_index;
             if rx != last_if {
                 last_if = rx;
@@ -127,7 +128,7 @@ impl Node for Ip4Input {
                     IN_DROP
                 }
             };
-            nexts[i] = next;
+            *next_out = next;
         }
     }
 
@@ -284,10 +285,11 @@ impl Node for Ip4Lookup {
         let fibs = cx.tables.fibs.get();
         let fwd = cx.tables.fwd.get();
         // Pass 1: destinations; the FIB index is usually the same for the whole vector.
-        let fib_index = bufs.first().map_or(0, |&bi| cx.bufs.meta(bi).fib_index);
+        let mut view = cx.bufs.view();
+        let fib_index = bufs.first().map_or(0, |&bi| view.get(bi).meta.fib_index);
         let mut differ = 0u32;
         for (i, &bi) in bufs.iter().enumerate() {
-            let b = cx.bufs.get(bi);
+            let b = view.get(bi);
             self.dsts[i] = Ip4Hdr::new(b.data()).map_or(0, |h| h.dst());
             differ |= b.meta.fib_index ^ fib_index;
         }
@@ -300,7 +302,7 @@ impl Node for Ip4Lookup {
             }
         } else {
             for (i, &bi) in bufs.iter().enumerate() {
-                let fi = cx.bufs.meta(bi).fib_index;
+                let fi = view.get(bi).meta.fib_index;
                 self.leaves[i] = match fibs.ip4.get(fi as usize).and_then(|f| f.as_ref()) {
                     Some(fib) => fib.lookup(self.dsts[i]),
                     None => LEAF_MISS - 1,
@@ -311,7 +313,7 @@ impl Node for Ip4Lookup {
         for (i, &bi) in bufs.iter().enumerate() {
             let leaf = self.leaves[i];
             if leaf == LEAF_MISS - 1 {
-                cx.bufs.meta(bi).error = errs.error(lookup_error::NO_FIB);
+                view.get(bi).meta.error = errs.error(lookup_error::NO_FIB);
                 nexts[i] = LK_DROP;
                 continue;
             }
@@ -320,12 +322,12 @@ impl Node for Ip4Lookup {
                 // The common case, a single path to a rewrite: metadata only, no packet view.
                 let adj_i = lb.buckets[0];
                 if fwd.adj(adj_i).kind == AdjKind::Rewrite {
-                    cx.bufs.meta(bi).adj_index = adj_i;
+                    view.get(bi).meta.adj_index = adj_i;
                     nexts[i] = LK_REWRITE;
                     continue;
                 }
             }
-            let mut b = cx.bufs.get(bi);
+            let mut b = view.get(bi);
             let adj_i = if lb.n_buckets <= 1 {
                 lb.buckets[0]
             } else {
@@ -423,11 +425,12 @@ impl Node for Ip4Rewrite {
     fn process(&mut self, cx: &mut Ctx<'_>, bufs: &mut [u32], nexts: &mut [u16]) {
         let errs = cx.errs();
         let fwd = cx.tables.fwd.get();
-        for (i, &bi) in bufs.iter().enumerate() {
+        let mut view = cx.bufs.view();
+        for (i, (&bi, next_out)) in bufs.iter().zip(nexts.iter_mut()).enumerate() {
             if let Some(&n) = bufs.get(i + crate::graph::PREFETCH_AHEAD) {
-                cx.bufs.prefetch(n);
+                view.prefetch(n);
             }
-            let mut b = cx.bufs.get(bi);
+            let mut b = view.get(bi);
             let adj = fwd.adj(b.meta.adj_index);
             let (next, err) = rewrite_one(&mut b, adj);
             if next == RW_DROP {
@@ -435,7 +438,7 @@ impl Node for Ip4Rewrite {
             } else if next == RW_ICMP_ERROR {
                 errs.count(err, 1);
             }
-            nexts[i] = next;
+            *next_out = next;
         }
     }
 
