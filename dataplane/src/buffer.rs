@@ -939,7 +939,11 @@ mod tests {
     #[test]
     fn alloc_free_accounting_balances() {
         let pool = BufferPool::with_backing(4096, 2048, false).unwrap();
-        assert_ne!(pool.backing(), Backing::Hugetlb, "hugetlb was not asked for");
+        assert_ne!(
+            pool.backing(),
+            Backing::Hugetlb,
+            "hugetlb was not asked for"
+        );
         let mut w = pool.local();
         let mut v = vec![0u32; 3000];
         assert_eq!(w.alloc(&mut v), 3000);
@@ -1063,9 +1067,19 @@ mod tests {
         let pool = BufferPool::with_backing(1024, 2048, false).unwrap();
         match shmem_thp_mode().as_deref() {
             Some("always" | "within_size" | "advise" | "force") => {
-                assert_eq!(pool.backing(), Backing::ShmemThp, "{}", pool.backing_reason())
+                assert_eq!(
+                    pool.backing(),
+                    Backing::ShmemThp,
+                    "{}",
+                    pool.backing_reason()
+                )
             }
-            _ => assert_eq!(pool.backing(), Backing::NormalPages, "{}", pool.backing_reason()),
+            _ => assert_eq!(
+                pool.backing(),
+                Backing::NormalPages,
+                "{}",
+                pool.backing_reason()
+            ),
         }
         let mut w = pool.local();
         let bi = w.alloc_one().unwrap();
