@@ -71,11 +71,15 @@ fn parse(args: &[String]) -> Result<Opts, String> {
     Ok(o)
 }
 
-struct Rng(u64);
+/// The seed of the route set (dpdk-test-fib's depth mix) `fib` and `graph --route-mix dpdk`
+/// share, so a VPP set-up can be generated from the same numbers.
+pub(crate) const DEFAULT_SEED: u64 = 0x5eed_f1b0;
+
+pub(crate) struct Rng(pub(crate) u64);
 
 impl Rng {
     /// splitmix64
-    fn next(&mut self) -> u64 {
+    pub(crate) fn next(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
@@ -85,9 +89,9 @@ impl Rng {
 }
 
 #[derive(Clone, Copy)]
-struct Route {
-    prefix: u32,
-    len: u8,
+pub(crate) struct Route {
+    pub(crate) prefix: u32,
+    pub(crate) len: u8,
     leaf: u32,
 }
 
@@ -104,7 +108,7 @@ fn depth_counts(n: usize) -> [usize; 33] {
     c
 }
 
-fn gen_routes(n: usize, rng: &mut Rng) -> Vec<Route> {
+pub(crate) fn gen_routes(n: usize, rng: &mut Rng) -> Vec<Route> {
     let counts = depth_counts(n);
     let mut seen = std::collections::HashSet::with_capacity(n);
     let mut v = Vec::with_capacity(n);

@@ -65,8 +65,59 @@ pub struct GraphResult {
     pub probe: f64,
 }
 
+/// Which routes a run with many of them loads.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum RouteMix {
+    /// Internet-like lengths (mostly /24), a random host in each prefix as destinations.
+    Internet,
+    /// `rvpp-bench fib`'s set (dpdk-test-fib's depth mix, its seed), and 65,536 destinations
+    /// drawn as a VPP pcap generated from the same numbers would draw them: a random route, a
+    /// random host in it, skipping multicast and 198.18.0.0/15.
+    Dpdk,
+}
+
+/// The routes and destinations of `mix` with `routes` prefixes.
+fn routes_and_dsts(mix: RouteMix, routes: usize) -> (Vec<(u32, u8)>, Vec<u32>) {
+    if routes > 1 && mix == RouteMix::Dpdk {
+        let mut rng = crate::fib::Rng(crate::fib::DEFAULT_SEED);
+        let set = crate::fib::gen_routes(routes, &mut rng);
+        let dsts = (0..65_536)
+            .map(|_| loop {
+                let r = set[(rng.next() % set.len() as u64) as usize];
+                let host = if r.len == 32 { 0 } else { u32::MAX >> r.len };
+                let dst = r.prefix | (rng.next() as u32 & host);
+                if dst < 0xe000_0000 && dst >> 17 != 0xc612_0000 >> 17 {
+                    break dst;
+                }
+            })
+            .collect();
+        return (set.iter().map(|r| (r.prefix, r.len)).collect(), dsts);
+    }
+    let prefixes = if routes <= 1 {
+        vec![(0u32, 0u8)]
+    } else {
+        random_prefixes(routes, 0x5eed)
+    };
+    // Destinations spread over the prefixes: one random host in each (up to 1M of them).
+    let mut rng = Rng(0xd57);
+    let mut dsts: Vec<u32> = if routes <= 1 {
+        (0..4096u32).map(|i| 0x0a00_0000 + i).collect()
+    } else {
+        prefixes
+            .iter()
+            .take(1 << 20)
+            .map(|&(a, l)| a | (rng.next() as u32 & !mask4(l)))
+            .collect()
+    };
+    for i in (1..dsts.len()).rev() {
+        dsts.swap(i, rng.next() as usize % (i + 1));
+    }
+    (prefixes, dsts)
+}
+
 pub fn run_once(
     routes: usize,
+    mix: RouteMix,
     seconds: f64,
     size: usize,
     try_hugetlb: bool,
@@ -94,32 +145,13 @@ pub fn run_once(
     let nh = "198.19.0.2".parse().expect("nh");
     fwd.neighbor_add(out, nh, [2, 0, 0, 0, 0, 9], true)
         .map_err(|e| e.to_string())?;
-    let prefixes = if routes <= 1 {
-        vec![(0u32, 0u8)]
-    } else {
-        random_prefixes(routes, 0x5eed)
-    };
+    let (prefixes, dsts) = routes_and_dsts(mix, routes);
     let t0 = Instant::now();
     for &(a, l) in &prefixes {
         fwd.route_add(0, Prefix::V4(a, l), vec![Path::via(nh, Some(out))])
             .map_err(|e| e.to_string())?;
     }
     let program_secs = t0.elapsed().as_secs_f64();
-    // Destinations spread over the prefixes: one random host in each (up to 1M of them).
-    let mut rng = Rng(0xd57);
-    let dsts: Vec<u32> = if routes <= 1 {
-        (0..4096u32).map(|i| 0x0a00_0000 + i).collect()
-    } else {
-        prefixes
-            .iter()
-            .take(1 << 20)
-            .map(|&(a, l)| a | (rng.next() as u32 & !mask4(l)))
-            .collect()
-    };
-    let mut dsts = dsts;
-    for i in (1..dsts.len()).rev() {
-        dsts.swap(i, rng.next() as usize % (i + 1));
-    }
     let graph = standard_graph(&FeatureArcs::default(), vec![])?;
     let mut rt = Runtime::new(graph, pool.local(), shared, 0, "bench".into())?;
     rt.add_rx(Box::new(PgStream::ip4_udp(
@@ -243,6 +275,7 @@ pub fn run(args: &[String]) -> Result<serde_json::Value, String> {
     // interleaved in one sequence.
     let mut pages = vec![true];
     let mut testpmd = Some("dpdk-testpmd".to_string());
+    let mut mix = RouteMix::Internet;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         let mut val = || it.next().ok_or(format!("{a} needs a value"));
@@ -259,6 +292,13 @@ pub fn run(args: &[String]) -> Result<serde_json::Value, String> {
                     _ => return Err("--pages expects auto, no-hugetlb or both".into()),
                 }
             }
+            "--route-mix" => {
+                mix = match val()?.as_str() {
+                    "internet" => RouteMix::Internet,
+                    "dpdk" => RouteMix::Dpdk,
+                    _ => return Err("--route-mix expects internet or dpdk".into()),
+                }
+            }
             "--testpmd" => testpmd = Some(val()?.clone()),
             "--no-peer" => testpmd = None,
             other => return Err(format!("unknown option {other}")),
@@ -273,7 +313,7 @@ pub fn run(args: &[String]) -> Result<serde_json::Value, String> {
     let mut peer: Vec<(f64, f64)> = Vec::new();
     for r in 0..runs.max(1) {
         for (k, &huge) in pages.iter().enumerate() {
-            let res = run_once(routes, seconds, size, huge)?;
+            let res = run_once(routes, mix, seconds, size, huge)?;
             println!(
                 "run {} [{}]: {:.2} Mpps, forwarding nodes {:.1} clocks/pkt, all nodes {:.1} clocks/pkt (routes programmed in {:.2} s), cpu probe {:.2}",
                 r + 1,
@@ -346,6 +386,9 @@ pub fn run(args: &[String]) -> Result<serde_json::Value, String> {
     let mut out = json!({
         "benchmark": "graph",
         "routes": routes,
+        "route_mix": if mix == RouteMix::Dpdk { "dpdk-test-fib depth mix (fib's set and seed)" } else { "internet-like" },
+        // So a peer's packet capture can be checked against the same destinations.
+        "first_destinations": routes_and_dsts(mix, routes).1.iter().take(3).map(|&d| std::net::Ipv4Addr::from(d).to_string()).collect::<Vec<_>>(),
         "frame_bytes": size,
         "runs": results[0].len(),
         "core": core,

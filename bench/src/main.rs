@@ -11,7 +11,7 @@ mod testpmd;
 mod uplink;
 
 const USAGE: &str = "usage: rvpp-bench <benchmark> [options] [--json]
-  graph [--routes N] [--seconds S] [--runs R] [--size B] [--pages auto|no-hugetlb|both] [--testpmd PATH | --no-peer]
+  graph [--routes N] [--route-mix internet|dpdk] [--seconds S] [--runs R] [--size B] [--pages auto|no-hugetlb|both] [--testpmd PATH | --no-peer]
                 one-core IPv4 forwarding graph, next to testpmd 5tswap on net_null in the same run
   fib [--routes N] [--lookups N] [--reps N] [--passes N] [--tbl8 N] [--seed N] [--dpdk PATH | --no-dpdk]
                 lookups/s next to DPDK's rte_fib (dpdk-test-fib) on the same routes
