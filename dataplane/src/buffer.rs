@@ -440,10 +440,12 @@ impl BufferPool {
     /// A worker-local handle with its own cache.
     pub fn local(self: &Arc<Self>) -> Buffers {
         Buffers {
-            base: self.region.base,
-            stride: self.stride,
-            n_buffers: self.n_buffers,
-            mem_len: HEADROOM + self.data_size,
+            geo: Geometry {
+                base: self.region.base,
+                stride: self.stride,
+                n_buffers: self.n_buffers,
+                mem_len: HEADROOM + self.data_size,
+            },
             pool: self.clone(),
             cache: Vec::with_capacity(CACHE_SIZE + CACHE_BATCH),
         }
@@ -610,14 +612,61 @@ fn all_resident(r: &Region) -> std::io::Result<bool> {
 /// A worker's handle on the pool: allocation and free go through a local cache, so the shared
 /// free list is touched once per `CACHE_BATCH` buffers at most.
 pub struct Buffers {
-    // Copies of the pool's geometry, so a per-packet access is one multiply-add away
+    // A copy of the pool's geometry, so a per-packet access is one multiply-add away
     // instead of a chain of loads through the Arc.
+    geo: Geometry,
+    pool: Arc<BufferPool>,
+    cache: Vec<u32>,
+}
+
+/// Where buffer `bi` is: `base + bi * stride`, with `mem_len` bytes of headroom and data after
+/// its metadata. Copied into `Buffers` and into each `BufView`.
+#[derive(Clone, Copy)]
+struct Geometry {
     base: *mut u8,
     stride: usize,
     n_buffers: u32,
     mem_len: usize,
-    pool: Arc<BufferPool>,
-    cache: Vec<u32>,
+}
+
+impl Geometry {
+    #[inline(always)]
+    fn ptr(&self, bi: u32) -> *mut u8 {
+        assert!(bi < self.n_buffers, "buffer index {bi} out of range");
+        // SAFETY: bi < n_buffers, so the offset stays inside the pool's mapped region (which
+        // the `Buffers` holding or lending this geometry keeps alive through its pool).
+        unsafe { self.base.add(bi as usize * self.stride) }
+    }
+
+    /// # Safety
+    /// The caller owns `bi` (ownership rule) and holds no other view of it for `'a`.
+    #[inline(always)]
+    unsafe fn buf<'a>(&self, bi: u32) -> Buf<'a> {
+        let p = self.ptr(bi);
+        // SAFETY: p is buffer bi's start (in range, ptr asserts it); its metadata and its
+        // mem_len bytes after META_SIZE lie inside the buffer; exclusivity is the caller's.
+        unsafe {
+            Buf {
+                meta: &mut *p.cast::<BufferMeta>(),
+                mem: std::slice::from_raw_parts_mut(p.add(META_SIZE), self.mem_len),
+            }
+        }
+    }
+
+    #[inline(always)]
+    fn prefetch(&self, bi: u32) {
+        if bi < self.n_buffers {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: bi is in range, so both addresses are inside the mapped region; prefetch
+            // never faults and does not access memory architecturally.
+            unsafe {
+                let p = self.base.add(bi as usize * self.stride);
+                use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+                _mm_prefetch::<_MM_HINT_T0>(p as *const i8);
+                _mm_prefetch::<_MM_HINT_T0>(p.add(META_SIZE + HEADROOM) as *const i8);
+            }
+        }
+    }
 }
 
 // SAFETY: `base` points into the region owned by `pool`, which this handle keeps alive; a
@@ -640,12 +689,7 @@ impl Buffers {
         for (o, &bi) in out[..n].iter_mut().zip(&self.cache[from..]) {
             *o = bi;
             // SAFETY: bi came from our cache (so it is in range), and we own it now.
-            let m = unsafe {
-                &mut *self
-                    .base
-                    .add(bi as usize * self.stride)
-                    .cast::<BufferMeta>()
-            };
+            let m = unsafe { &mut *self.geo.ptr(bi).cast::<BufferMeta>() };
             m.reset_for_rx();
             m.pool_free = 0;
         }
@@ -703,17 +747,12 @@ impl Buffers {
     #[inline(always)]
     fn free_chain(&mut self, mut bi: u32) {
         loop {
-            if bi >= self.n_buffers {
+            if bi >= self.geo.n_buffers {
                 self.pool.double_frees.fetch_add(1, Ordering::Relaxed);
                 return;
             }
             // SAFETY: the caller owned bi (ownership rule); it is in range (checked above).
-            let m = unsafe {
-                &mut *self
-                    .base
-                    .add(bi as usize * self.stride)
-                    .cast::<BufferMeta>()
-            };
+            let m = unsafe { &mut *self.geo.ptr(bi).cast::<BufferMeta>() };
             if m.pool_free != 0 {
                 self.pool.double_frees.fetch_add(1, Ordering::Relaxed);
                 return;
@@ -745,25 +784,12 @@ impl Buffers {
         self.cache.clear();
     }
 
-    #[inline(always)]
-    fn ptr(&self, bi: u32) -> *mut u8 {
-        assert!(bi < self.n_buffers, "buffer index {bi} out of range");
-        // SAFETY: bi < n_buffers, so the offset stays inside the pool's mapped region.
-        unsafe { self.base.add(bi as usize * self.stride) }
-    }
-
     /// The buffer `bi`, which the caller owns.
     #[inline(always)]
     pub fn get(&mut self, bi: u32) -> Buf<'_> {
-        let p = self.ptr(bi);
-        // SAFETY: bi is in range (ptr asserts it) and owned by this worker (ownership rule);
-        // &mut self prevents a second live view through this handle.
-        unsafe {
-            Buf {
-                meta: &mut *p.cast::<BufferMeta>(),
-                mem: std::slice::from_raw_parts_mut(p.add(META_SIZE), self.mem_len),
-            }
-        }
+        // SAFETY: bi is owned by this worker (ownership rule); &mut self prevents a second
+        // live view through this handle for the borrow's life.
+        unsafe { self.geo.buf(bi) }
     }
 
     /// The pool's geometry copied into a value a node keeps in registers for a whole vector.
@@ -773,10 +799,7 @@ impl Buffers {
     #[inline(always)]
     pub fn view(&mut self) -> BufView<'_> {
         BufView {
-            base: self.base,
-            stride: self.stride,
-            n_buffers: self.n_buffers,
-            mem_len: self.mem_len,
+            geo: self.geo,
             _owner: std::marker::PhantomData,
         }
     }
@@ -785,7 +808,7 @@ impl Buffers {
     #[inline(always)]
     pub fn meta(&mut self, bi: u32) -> &mut BufferMeta {
         // SAFETY: as in `get`.
-        unsafe { &mut *self.ptr(bi).cast::<BufferMeta>() }
+        unsafe { &mut *self.geo.ptr(bi).cast::<BufferMeta>() }
     }
 
     /// Two distinct buffers at once (building a packet from another). None if `a == b`.
@@ -813,19 +836,7 @@ impl Buffers {
     /// Hint the CPU to fetch a buffer's metadata and first data line.
     #[inline(always)]
     pub fn prefetch(&self, bi: u32) {
-        if bi < self.n_buffers {
-            #[cfg(target_arch = "x86_64")]
-            {
-                // SAFETY: bi is in range, so both addresses are inside the mapped region;
-                // prefetch never faults and does not access memory architecturally.
-                unsafe {
-                    let p = self.base.add(bi as usize * self.stride);
-                    use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-                    _mm_prefetch::<_MM_HINT_T0>(p as *const i8);
-                    _mm_prefetch::<_MM_HINT_T0>(p.add(META_SIZE + HEADROOM) as *const i8);
-                }
-            }
-        }
+        self.geo.prefetch(bi)
     }
 
     /// Copy `bytes` into a fresh chain of buffers. Returns the head, or None if the pool ran dry.
@@ -885,50 +896,23 @@ impl Drop for Buffers {
 
 /// [`Buffers::view`]: the same buffers, borrowed for one vector, with the geometry in locals.
 pub struct BufView<'a> {
-    base: *mut u8,
-    stride: usize,
-    n_buffers: u32,
-    mem_len: usize,
+    geo: Geometry,
     _owner: std::marker::PhantomData<&'a mut Buffers>,
 }
 
 impl BufView<'_> {
-    #[inline(always)]
-    fn ptr(&self, bi: u32) -> *mut u8 {
-        assert!(bi < self.n_buffers, "buffer index {bi} out of range");
-        // SAFETY: bi < n_buffers, so the offset stays inside the pool's mapped region, which
-        // the borrowed `Buffers` (and its pool) keeps alive for 'a.
-        unsafe { self.base.add(bi as usize * self.stride) }
-    }
-
     /// The buffer `bi`, which the caller owns (as [`Buffers::get`]).
     #[inline(always)]
     pub fn get(&mut self, bi: u32) -> Buf<'_> {
-        let p = self.ptr(bi);
-        // SAFETY: as in `Buffers::get`: bi is in range and owned by this worker, and `&mut self`
-        // (which borrows the `Buffers` mutably) prevents a second live view.
-        unsafe {
-            Buf {
-                meta: &mut *p.cast::<BufferMeta>(),
-                mem: std::slice::from_raw_parts_mut(p.add(META_SIZE), self.mem_len),
-            }
-        }
+        // SAFETY: as in `Buffers::get`: bi is owned by this worker, and `&mut self` (which
+        // borrows the `Buffers` mutably) prevents a second live view.
+        unsafe { self.geo.buf(bi) }
     }
 
     /// Hint the CPU to fetch a buffer's metadata and first data line (as [`Buffers::prefetch`]).
     #[inline(always)]
     pub fn prefetch(&self, bi: u32) {
-        if bi < self.n_buffers {
-            #[cfg(target_arch = "x86_64")]
-            // SAFETY: bi is in range, so both addresses are inside the mapped region; prefetch
-            // never faults and does not access memory architecturally.
-            unsafe {
-                let p = self.base.add(bi as usize * self.stride);
-                use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-                _mm_prefetch::<_MM_HINT_T0>(p as *const i8);
-                _mm_prefetch::<_MM_HINT_T0>(p.add(META_SIZE + HEADROOM) as *const i8);
-            }
-        }
+        self.geo.prefetch(bi)
     }
 }
 
