@@ -63,6 +63,8 @@ pub struct GraphResult {
     pub pool_backing: &'static str,
     /// The worse of [`crate::env::cpu_probe`] before and after the run.
     pub probe: f64,
+    /// The first destinations the generator cycles through (to check a peer's capture).
+    pub first_dsts: Vec<u32>,
 }
 
 /// Which routes a run with many of them loads.
@@ -146,6 +148,7 @@ pub fn run_once(
     fwd.neighbor_add(out, nh, [2, 0, 0, 0, 0, 9], true)
         .map_err(|e| e.to_string())?;
     let (prefixes, dsts) = routes_and_dsts(mix, routes);
+    let first_dsts = dsts.iter().take(3).copied().collect();
     let t0 = Instant::now();
     for &(a, l) in &prefixes {
         fwd.route_add(0, Prefix::V4(a, l), vec![Path::via(nh, Some(out))])
@@ -209,6 +212,7 @@ pub fn run_once(
         program_secs,
         pool_backing: pool.backing().name(),
         probe: probe_before.max(crate::env::cpu_probe()),
+        first_dsts,
     })
 }
 
@@ -388,7 +392,7 @@ pub fn run(args: &[String]) -> Result<serde_json::Value, String> {
         "routes": routes,
         "route_mix": if mix == RouteMix::Dpdk { "dpdk-test-fib depth mix (fib's set and seed)" } else { "internet-like" },
         // So a peer's packet capture can be checked against the same destinations.
-        "first_destinations": routes_and_dsts(mix, routes).1.iter().take(3).map(|&d| std::net::Ipv4Addr::from(d).to_string()).collect::<Vec<_>>(),
+        "first_destinations": results[0][0].first_dsts.iter().map(|&d| std::net::Ipv4Addr::from(d).to_string()).collect::<Vec<_>>(),
         "frame_bytes": size,
         "runs": results[0].len(),
         "core": core,
