@@ -161,17 +161,22 @@ pub fn create(dp: &Arc<Dataplane>, m: MemifRequest) -> SvcResult<(u32, String)> 
         };
         let c = e.dev.config();
         if e.socket_id == socket_id && (c.role != role || c.id == id || role == Role::Server) {
-            return Err(SvcError::new(
-                rv::SUBIF_ALREADY_EXISTS,
+            let why = if role == Role::Server && c.role == Role::Server {
+                "a server interface (one per socket)".to_string()
+            } else {
                 format!(
-                    "socket id {socket_id} already has {} interface id {}",
+                    "{} interface id {}",
                     if c.role == Role::Server {
                         "server"
                     } else {
                         "client"
                     },
                     c.id
-                ),
+                )
+            };
+            return Err(SvcError::new(
+                rv::SUBIF_ALREADY_EXISTS,
+                format!("socket id {socket_id} already has {why}"),
             ));
         }
     }
