@@ -158,3 +158,24 @@ impl State {
         std::mem::take(&mut *lock(&self.gone))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn instances_fill_the_lowest_gap() {
+        assert_eq!(lowest_free(|_| false), 0);
+        assert_eq!(lowest_free(|n| [0, 1, 3].contains(&n)), 2);
+        assert_eq!(lowest_free(|n| n < 5), 5);
+    }
+
+    #[test]
+    fn forwarding_errors_keep_vpp_codes() {
+        let e: SvcError = FwdError::NoSuchInterface(7).into();
+        assert_eq!(e.retval, rv::INVALID_SW_IF_INDEX);
+        assert!(!e.msg.is_empty());
+        let e: SvcError = FwdError::NoSuchTable(3).into();
+        assert_eq!(e.retval, rv::NO_SUCH_FIB);
+    }
+}
