@@ -113,6 +113,7 @@ fn create_tap(dp: &Arc<Dataplane>, w: &[&str]) -> Result<String, String> {
             cfg,
             mac: None,
             tag: String::new(),
+            watch: true,
         },
     ))
 }
@@ -144,7 +145,7 @@ fn create_host_interface(dp: &Arc<Dataplane>, w: &[&str]) -> Result<String, Stri
     if cfg.host_if_name.is_empty() {
         return Err("create host-interface name <ifname> ...".into());
     }
-    created(linux::create_af_packet(dp, cfg, true, hw))
+    created(linux::create_af_packet(dp, cfg, true, hw, true))
 }
 
 fn create_af_xdp(dp: &Arc<Dataplane>, w: &[&str]) -> Result<String, String> {
@@ -182,7 +183,7 @@ fn create_af_xdp(dp: &Arc<Dataplane>, w: &[&str]) -> Result<String, String> {
     if cfg.host_if_name.is_empty() {
         return Err("create interface af_xdp host-if <ifname> ...".into());
     }
-    created(linux::create_af_xdp(dp, cfg, name))
+    created(linux::create_af_xdp(dp, cfg, name, true))
 }
 
 fn delete_named(dp: &Arc<Dataplane>, name: &str, kinds: &[Kind]) -> Result<String, String> {

@@ -94,6 +94,7 @@ pub fn tap_create(s: &mut State, m: &d::TapCreateV3) -> (i32, u32) {
         cfg,
         mac: (!m.use_random_mac).then_some(m.mac_address.0),
         tag: m.tag.clone(),
+        watch: false,
     };
     let r = linux::create_tap(&s.dp, req);
     created(s, "tap_create_v3", r)
@@ -122,7 +123,7 @@ pub fn af_packet_create(s: &mut State, m: &d::AfPacketCreateV3) -> (i32, u32) {
     } else {
         Some(m.hw_addr.0).filter(|a| *a != [0; 6])
     };
-    let r = linux::create_af_packet(&s.dp, cfg, l2, mac);
+    let r = linux::create_af_packet(&s.dp, cfg, l2, mac, false);
     created(s, "af_packet_create_v3", r)
 }
 
@@ -159,7 +160,7 @@ pub fn af_xdp_create(s: &mut State, m: &d::AfXdpCreateV3) -> (i32, u32) {
         ..Default::default()
     };
     let name = Some(convert::text(&m.name).to_string());
-    let r = linux::create_af_xdp(&s.dp, cfg, name);
+    let r = linux::create_af_xdp(&s.dp, cfg, name, false);
     created(s, "af_xdp_create_v3", r)
 }
 

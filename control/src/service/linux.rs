@@ -1,8 +1,9 @@
 //! Linux-facing devices: tap/tun (named `tap<id>` / `tun<id>`, ids shared, lowest free),
 //! af_packet (`host-<ifname>`) and af_xdp (`<ifname>/<n>`, lowest free n). A monitor thread
-//! watches every host interface rvpp drives: when one disappears (its namespace deleted, the
-//! device removed from outside) the rvpp interface is removed and the event logged; carrier
-//! changes set the link state.
+//! watches the host interfaces of devices created with `watch` (the CLI's): when one disappears
+//! (its namespace deleted, the device removed from outside) the rvpp interface is removed and
+//! the event logged; carrier changes set the link state. The API's devices are not watched:
+//! as in VPP they stay until the client deletes them (calico deletes a pod's tap itself).
 
 use super::{interfaces, lowest_free, random_mac, rv, Driver, SvcError, SvcResult};
 use crate::daemon::Dataplane;
@@ -54,6 +55,8 @@ pub struct LinuxDev {
     pub ifindex: u32,
     pub running: bool,
     pub tap: Option<TapInfo>,
+    /// Removed when its host interface goes, link state followed (see the module doc).
+    pub watch: bool,
 }
 
 /// What `show linux-interfaces` lists.
@@ -65,6 +68,7 @@ pub struct LinuxSummary {
     pub netns: Option<String>,
     pub ifindex: u32,
     pub running: bool,
+    pub watch: bool,
 }
 
 /// A tap or tun: `id` None takes the lowest free one. `mac` None picks a random one.
@@ -73,6 +77,8 @@ pub struct TapRequest {
     pub cfg: TapConfig,
     pub mac: Option<[u8; 6]>,
     pub tag: String,
+    /// See [`LinuxDev::watch`].
+    pub watch: bool,
 }
 
 fn used_tap_ids(dp: &Dataplane) -> Vec<u32> {
@@ -106,6 +112,7 @@ pub fn create_tap(dp: &Arc<Dataplane>, req: TapRequest) -> SvcResult<(u32, Strin
         mut cfg,
         mac,
         tag,
+        watch,
     } = req;
     let tun = cfg.mode == TapMode::Tun;
     let used = used_tap_ids(dp);
@@ -203,6 +210,7 @@ pub fn create_tap(dp: &Arc<Dataplane>, req: TapRequest) -> SvcResult<(u32, Strin
         ifindex: info.ifindex,
         running: true,
         tap: Some(info),
+        watch,
     };
     place(dp, sw, detail, dev, rx, tx);
     Ok((sw, name))
@@ -215,6 +223,7 @@ pub fn create_af_packet(
     cfg: AfPacketConfig,
     l2: bool,
     mac: Option<[u8; 6]>,
+    watch: bool,
 ) -> SvcResult<(u32, String)> {
     let host = cfg.host_if_name.clone();
     if host.is_empty() {
@@ -273,6 +282,7 @@ pub fn create_af_packet(
         ifindex: info.ifindex,
         running: true,
         tap: None,
+        watch,
     };
     place(dp, sw, detail, dev, rx, tx);
     Ok((sw, name))
@@ -284,6 +294,7 @@ pub fn create_af_xdp(
     dp: &Arc<Dataplane>,
     cfg: AfXdpConfig,
     name: Option<String>,
+    watch: bool,
 ) -> SvcResult<(u32, String)> {
     let host = cfg.host_if_name.clone();
     if host.is_empty() {
@@ -351,6 +362,7 @@ pub fn create_af_xdp(
         ifindex: info.ifindex,
         running: true,
         tap: None,
+        watch,
     };
     place(dp, sw, detail, dev, rx, tx);
     Ok((sw, name))
@@ -412,6 +424,7 @@ pub fn list(dp: &Dataplane) -> Vec<LinuxSummary> {
                 netns: l.netns.clone(),
                 ifindex: l.ifindex,
                 running: l.running,
+                watch: l.watch,
             }),
             _ => None,
         })
@@ -438,7 +451,7 @@ enum Event {
 /// Check the host interfaces once. Returns what changed.
 fn scan(dp: &Dataplane) -> Vec<Event> {
     let mut ev = Vec::new();
-    for d in list(dp) {
+    for d in list(dp).into_iter().filter(|d| d.watch) {
         let where_ = d.netns.as_deref().unwrap_or("rvpp's namespace");
         let host_if = &d.host_if;
         match af_xdp::host_link(host_if, d.netns.as_deref()) {
