@@ -96,8 +96,8 @@ pub struct Interface {
     pub tx_csum: bool,
     /// L2 cross-connect target.
     pub xconnect: Option<u32>,
-    pub feat_ip4: u32,
-    pub feat_ip6: u32,
+    /// Enabled features per arc (index: `feature::arc`; bit = position on the arc).
+    pub features: [u32; crate::feature::arc::COUNT],
 }
 
 /// All interfaces, indexed by sw_if_index.
@@ -189,6 +189,9 @@ pub struct Adjacency {
     pub is_ip6: bool,
     /// For `Lookup`: the fib index to look up in.
     pub lookup_fib: u32,
+    /// Output-arc features enabled on `sw_if_index` (ip4-output or ip6-output by `is_ip6`);
+    /// the writer keeps it in step with the interface, so the rewrite nodes test one word.
+    pub out_features: u32,
 }
 
 /// An ECMP set of adjacencies, chosen by flow hash.
