@@ -118,6 +118,16 @@ impl ArcEdges {
         skip: 0,
     };
 
+    /// For an arc's start node: put a packet on the arc with the interface's `mask` and return
+    /// the edge to its first feature. Out of line, so that the start node's loop for packets
+    /// with no feature is what it was without arcs.
+    #[cold]
+    #[inline(never)]
+    pub fn enter(&self, meta: &mut crate::buffer::BufferMeta, mask: u32) -> u16 {
+        meta.feature_mask = mask;
+        self.next(mask)
+    }
+
     /// The edge to the first enabled feature after this node, or to the arc's end.
     #[inline(always)]
     pub fn next(&self, mask: u32) -> u16 {

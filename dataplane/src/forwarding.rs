@@ -671,6 +671,8 @@ impl Forwarding {
         feature: &str,
         on: bool,
     ) -> Result<(), FwdError> {
+        // As VPP's handler: the interface is checked before the names.
+        self.iface(sw)?;
         let (a, bit) = self
             .features
             .find(arc, feature)

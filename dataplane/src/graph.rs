@@ -93,6 +93,10 @@ pub trait Node: Send {
     fn trace(&self, _b: &Buf<'_>) -> String {
         String::new()
     }
+
+    /// The builder tells a node on a feature arc its arc edges (also in `Ctx::arc`). A start
+    /// node with a hot loop keeps them in `self`, so its common path holds no extra registers.
+    fn attach_arc(&mut self, _arc: ArcEdges) {}
 }
 
 /// A node whose only purpose is to name an input or tx node in the graph and its counters.
@@ -330,6 +334,12 @@ impl Graph {
             arc_edges.push(ae);
             error_base.push(error_names.len() as u16);
             error_names.extend(info.errors.iter().map(|d| (info.name, *d)));
+        }
+        let mut nodes = nodes;
+        for (n, ae) in nodes.iter_mut().zip(&arc_edges) {
+            if *ae != ArcEdges::NONE {
+                n.attach_arc(*ae);
+            }
         }
         Ok(Self {
             kinds: infos.iter().map(|i| i.kind).collect(),

@@ -1,6 +1,7 @@
 //! IPv4: ip4-input, ip4-lookup, ip4-rewrite, ip4-local, ip4-icmp-error.
 
 use crate::buffer::{flags, Buf};
+use crate::feature::ArcEdges;
 use crate::fib::LEAF_MISS;
 use crate::graph::{Node, NodeInfo, NodeKind, MAX_VECTOR};
 use crate::runtime::Ctx;
@@ -34,7 +35,9 @@ pub fn set_icmp_error(b: &mut Buf<'_>, ty: u8, code: u8, data: u32) {
 
 /// ip4-input starts the ip4-unicast arc: the builder appends the arc's edges to these.
 #[derive(Default)]
-pub struct Ip4Input;
+pub struct Ip4Input {
+    arc: ArcEdges,
+}
 
 crate::next_edges! {
     mod input_next {
@@ -67,9 +70,12 @@ impl Node for Ip4Input {
         }
     }
 
+    fn attach_arc(&mut self, arc: ArcEdges) {
+        self.arc = arc;
+    }
+
     fn process(&mut self, cx: &mut Ctx<'_>, bufs: &mut [u32], nexts: &mut [u16]) {
         let errs = cx.errs();
-        let arc = cx.arc();
         let ifs = cx.tables.ifs.get();
         let mut last_if = u32::MAX;
         let mut fast = Default::default();
@@ -95,8 +101,7 @@ impl Node for Ip4Input {
                     if fast.feat_ip4 == 0 {
                         input_next::LOOKUP
                     } else {
-                        b.meta.feature_mask = fast.feat_ip4;
-                        arc.next(fast.feat_ip4)
+                        self.arc.enter(b.meta, fast.feat_ip4)
                     }
                 }
                 Err(input_error::TTL_EXPIRED) => {
@@ -367,10 +372,10 @@ fn relookup(b: &mut Buf<'_>, fib: u32, loop_error: u16) -> u16 {
 // ip4-rewrite
 
 /// ip4-rewrite starts the ip4-output arc (features of the adjacency's tx interface).
-pub struct Ip4Rewrite;
-
-/// What `rewrite_one` returns for a rewritten packet whose tx interface has output features.
-const REWRITE_TO_FEATURES: u16 = u16::MAX - 1;
+#[derive(Default)]
+pub struct Ip4Rewrite {
+    arc: ArcEdges,
+}
 
 crate::next_edges! {
     mod rewrite_next {
@@ -400,9 +405,12 @@ impl Node for Ip4Rewrite {
         }
     }
 
+    fn attach_arc(&mut self, arc: ArcEdges) {
+        self.arc = arc;
+    }
+
     fn process(&mut self, cx: &mut Ctx<'_>, bufs: &mut [u32], nexts: &mut [u16]) {
         let errs = cx.errs();
-        let arc = cx.arc();
         let fwd = cx.tables.fwd.get();
         let mut view = cx.bufs.view();
         for (i, (&bi, next_out)) in bufs.iter().zip(nexts.iter_mut()).enumerate() {
@@ -412,13 +420,15 @@ impl Node for Ip4Rewrite {
             let mut b = view.get(bi);
             let adj = fwd.adj(b.meta.adj_index);
             let (mut next, err) = rewrite_one(&mut b, adj);
-            if next == rewrite_next::DROP {
-                b.meta.error = errs.error(err);
-            } else if next == rewrite_next::ICMP_ERROR {
-                errs.count(err, 1);
-            } else if next == REWRITE_TO_FEATURES {
-                b.meta.feature_mask = adj.out_features;
-                next = arc.next(adj.out_features);
+            if next != rewrite_next::OUTPUT {
+                if next == rewrite_next::DROP {
+                    b.meta.error = errs.error(err);
+                } else {
+                    errs.count(err, 1);
+                }
+            } else if adj.out_features != 0 {
+                // The tx interface has ip4-output features: the one test a packet pays.
+                next = self.arc.enter(b.meta, adj.out_features);
             }
             *next_out = next;
         }
@@ -491,9 +501,6 @@ fn rewrite_one(b: &mut Buf<'_>, adj: &crate::tables::Adjacency) -> (u16, u16) {
     b.meta.current_data -= rl as i16;
     b.meta.current_length += rl as u16;
     b.meta.tx_sw_if_index = adj.sw_if_index;
-    if adj.out_features != 0 {
-        return (REWRITE_TO_FEATURES, 0);
-    }
     (rewrite_next::OUTPUT, 0)
 }
 

@@ -1,6 +1,7 @@
 //! ip6-input: header checks, then ip6-lookup or the ip6-unicast feature arc.
 
 use crate::buffer::{flags, Buf};
+use crate::feature::ArcEdges;
 use crate::graph::{Node, NodeInfo, NodeKind};
 use crate::runtime::Ctx;
 use crate::tables::if_flags;
@@ -12,7 +13,9 @@ use super::{ext, icmp6, trace_ip6};
 
 /// ip6-input starts the ip6-unicast arc: the builder appends the arc's edges to these.
 #[derive(Default)]
-pub struct Ip6Input;
+pub struct Ip6Input {
+    arc: ArcEdges,
+}
 
 crate::next_edges! {
     mod input_next {
@@ -44,9 +47,12 @@ impl Node for Ip6Input {
         }
     }
 
+    fn attach_arc(&mut self, arc: ArcEdges) {
+        self.arc = arc;
+    }
+
     fn process(&mut self, cx: &mut Ctx<'_>, bufs: &mut [u32], nexts: &mut [u16]) {
         let errs = cx.errs();
-        let arc = cx.arc();
         let ifs = cx.tables.ifs.get();
         let mut last_if = u32::MAX;
         let mut fast = Default::default();
@@ -70,8 +76,7 @@ impl Node for Ip6Input {
                     if fast.feat_ip6 == 0 {
                         input_next::LOOKUP
                     } else {
-                        b.meta.feature_mask = fast.feat_ip6;
-                        arc.next(fast.feat_ip6)
+                        self.arc.enter(b.meta, fast.feat_ip6)
                     }
                 }
                 Err(input_error::HOP_LIMIT_EXPIRED) => {

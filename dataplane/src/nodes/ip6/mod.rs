@@ -34,9 +34,9 @@ use crate::wire::{self, Ip6Hdr};
 /// The IPv6 nodes of the standard graph.
 pub fn nodes() -> Vec<Box<dyn Node>> {
     vec![
-        Box::new(Ip6Input),
+        Box::new(Ip6Input::default()),
         Box::new(Ip6Lookup::default()),
-        Box::new(Ip6Rewrite),
+        Box::new(Ip6Rewrite::default()),
         Box::new(Ip6Local),
         Box::new(Ip6Discover::default()),
         Box::new(Ip6IcmpError),

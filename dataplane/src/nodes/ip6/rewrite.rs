@@ -1,6 +1,7 @@
 //! ip6-rewrite: hop limit, MTU and the adjacency's L2 rewrite.
 
 use crate::buffer::{flags, Buf};
+use crate::feature::ArcEdges;
 use crate::graph::{Node, NodeInfo, NodeKind};
 use crate::runtime::Ctx;
 use crate::tables::{AdjKind, Adjacency};
@@ -9,7 +10,11 @@ use crate::wire::{Ip6HdrMut, IP6_HDR};
 use super::icmp6;
 use super::icmp_error_node::set_icmp6_error;
 
-pub struct Ip6Rewrite;
+/// ip6-rewrite starts the ip6-output arc (features of the adjacency's tx interface).
+#[derive(Default)]
+pub struct Ip6Rewrite {
+    arc: ArcEdges,
+}
 
 crate::next_edges! {
     mod rewrite_next {
@@ -18,9 +23,6 @@ crate::next_edges! {
         ICMP_ERROR => "ip6-icmp-error",
     }
 }
-
-/// What `rewrite_one` returns for a rewritten packet whose tx interface has output features.
-const REWRITE_TO_FEATURES: u16 = u16::MAX - 1;
 
 crate::node_errors! {
     pub mod rewrite_error {
@@ -41,9 +43,12 @@ impl Node for Ip6Rewrite {
         }
     }
 
+    fn attach_arc(&mut self, arc: ArcEdges) {
+        self.arc = arc;
+    }
+
     fn process(&mut self, cx: &mut Ctx<'_>, bufs: &mut [u32], nexts: &mut [u16]) {
         let errs = cx.errs();
-        let arc = cx.arc();
         let fwd = cx.tables.fwd.get();
         for (i, &bi) in bufs.iter().enumerate() {
             if let Some(&n) = bufs.get(i + 2) {
@@ -52,11 +57,11 @@ impl Node for Ip6Rewrite {
             let mut b = cx.bufs.get(bi);
             let adj = fwd.adj(b.meta.adj_index);
             let (mut next, err) = rewrite_one(&mut b, adj);
-            if next == REWRITE_TO_FEATURES {
-                b.meta.feature_mask = adj.out_features;
-                next = arc.next(adj.out_features);
-            } else if next != rewrite_next::OUTPUT {
+            if next != rewrite_next::OUTPUT {
                 b.meta.error = errs.error(err);
+            } else if adj.out_features != 0 {
+                // The tx interface has ip6-output features: the one test a packet pays.
+                next = self.arc.enter(b.meta, adj.out_features);
             }
             nexts[i] = next;
         }
@@ -119,8 +124,5 @@ fn rewrite_one(b: &mut Buf<'_>, adj: &Adjacency) -> (u16, u16) {
         b.data_mut()[..rl].copy_from_slice(&adj.rewrite[..rl]);
     }
     b.meta.tx_sw_if_index = adj.sw_if_index;
-    if adj.out_features != 0 {
-        return (REWRITE_TO_FEATURES, 0);
-    }
     (rewrite_next::OUTPUT, 0)
 }
