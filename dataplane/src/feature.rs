@@ -23,7 +23,9 @@ pub mod arc {
     pub const IP6_UNICAST: usize = 1;
     pub const IP4_OUTPUT: usize = 2;
     pub const IP6_OUTPUT: usize = 3;
-    pub const COUNT: usize = 4;
+    pub const IP4_LOCAL: usize = 4;
+    pub const IP6_LOCAL: usize = 5;
+    pub const COUNT: usize = 6;
 }
 
 /// A feature arc: where it starts and where packets go after its last feature.
@@ -63,6 +65,19 @@ pub const ARCS: [ArcDef; arc::COUNT] = [
         start: &["ip6-rewrite"],
         end: "interface-output",
         output: true,
+    },
+    // Packets for one of our addresses (and to be punted), on the rx interface's mask.
+    ArcDef {
+        name: "ip4-local",
+        start: &["ip4-lookup"],
+        end: "ip4-local",
+        output: false,
+    },
+    ArcDef {
+        name: "ip6-local",
+        start: &["ip6-lookup"],
+        end: "ip6-local",
+        output: false,
     },
 ];
 
@@ -190,7 +205,7 @@ impl FeatureSet {
             if set.ordered.iter().any(|v| v.contains(&f.node)) {
                 return Err(format!("feature '{}' registered twice", f.node));
             }
-            if def.start.contains(&f.node) || ARCS.iter().any(|d| d.start.contains(&f.node)) {
+            if ARCS.iter().any(|d| d.start.contains(&f.node)) {
                 return Err(format!(
                     "'{}' starts an arc and cannot be a feature",
                     f.node

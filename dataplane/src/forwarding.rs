@@ -523,6 +523,8 @@ impl Forwarding {
             ip6_fib: i.ip6_fib,
             feat_ip4: i.features[arc::IP4_UNICAST],
             feat_ip6: i.features[arc::IP6_UNICAST],
+            feat_ip4_local: i.features[arc::IP4_LOCAL],
+            feat_ip6_local: i.features[arc::IP6_LOCAL],
             mtu: i.mtu,
             xconnect: i.xconnect.unwrap_or(u32::MAX),
         };

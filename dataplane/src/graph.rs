@@ -316,7 +316,12 @@ impl Graph {
                 e.push(find(info.name, next)?);
             }
             let mut ae = ArcEdges::NONE;
-            if let Some((arc, skip)) = set.place_of(info.name)? {
+            let place = set.place_of(info.name)?.filter(|&(arc, _)| {
+                // A graph without the arc's end (a partial test graph) cannot use the arc; one
+                // with features on it was refused by FeatureSet::order already.
+                !set.features(arc).is_empty() || names.contains(&crate::feature::ARCS[arc].end)
+            });
+            if let Some((arc, skip)) = place {
                 // The arc's edges follow the node's own: each feature in order, then the end.
                 let arc_nodes = set.arc_nodes(arc);
                 ae = ArcEdges {

@@ -31,6 +31,9 @@ pub struct IfFast {
     /// Enabled features on the ip4-unicast / ip6-unicast arcs (bit = position on the arc).
     pub feat_ip4: u32,
     pub feat_ip6: u32,
+    /// Enabled features on the ip4-local / ip6-local arcs (packets for us received here).
+    pub feat_ip4_local: u32,
+    pub feat_ip6_local: u32,
     /// L3 MTU in bytes.
     pub mtu: u16,
     /// L2 cross-connect: every frame received here leaves on this interface (u32::MAX: none).
@@ -46,6 +49,8 @@ impl Default for IfFast {
             ip6_fib: 0,
             feat_ip4: 0,
             feat_ip6: 0,
+            feat_ip4_local: 0,
+            feat_ip6_local: 0,
             mtu: 0,
             xconnect: u32::MAX,
         }

@@ -858,3 +858,45 @@ fn local0_holds_index_0_and_cannot_be_deleted() {
     let again = l.fwd.interface_add("pgx", "pg", MAC0, true, 1500).unwrap();
     assert_eq!(again, 1, "the lowest free instance, never 0");
 }
+
+/// A feature on ip4-local sees packets for our own addresses received on the interfaces that
+/// enable it, before ip4-local answers them; forwarded packets do not pass it.
+#[test]
+fn local_arc_feature_sees_packets_for_us() {
+    let seen = Seen::default();
+    let mut l = lab_with(|b| {
+        b.feature(
+            Feature::new("ip4-local", "test-local"),
+            recorder("test-local", &seen, false),
+        )
+    });
+    let echo = {
+        let b = PacketBuilder::ethernet2(PEER0, MAC0)
+            .ipv4([198, 18, 0, 2], [198, 18, 0, 1], 64)
+            .icmpv4_echo_request(1, 1);
+        let mut v = Vec::new();
+        b.write(&mut v, &[0u8; 8]).unwrap();
+        v
+    };
+    l.send(&echo);
+    assert_eq!(Lab::take(&l.out0).len(), 1, "answered without the feature");
+    assert!(seen.lock().unwrap().is_empty());
+    l.fwd
+        .feature_enable(l.if0, "ip4-local", "test-local", true)
+        .unwrap();
+    l.send(&echo);
+    assert_eq!(Lab::take(&l.out0).len(), 1, "answered after the feature");
+    assert_eq!(
+        seen.lock().unwrap().len(),
+        1,
+        "the feature saw the echo request"
+    );
+    l.send(&udp_frame([198, 19, 0, 2], 64, 10));
+    assert_eq!(Lab::take(&l.out1).len(), 1);
+    assert_eq!(
+        seen.lock().unwrap().len(),
+        1,
+        "forwarded traffic skips ip4-local"
+    );
+    l.no_leaks();
+}

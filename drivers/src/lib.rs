@@ -45,3 +45,26 @@ pub fn graph_builder(tables: &FeatureTables) -> GraphBuilder {
 pub fn standard_graph() -> Result<Graph, String> {
     graph_builder(&FeatureTables::default()).build()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rvpp_dataplane::graph::NodeKind;
+
+    #[test]
+    fn every_driver_registers_its_nodes_in_the_graph() {
+        let g = standard_graph().unwrap();
+        for d in DEVICE_NODES {
+            for (name, kind) in [(d.input, NodeKind::Input), (d.tx, NodeKind::Tx)] {
+                if let Some(n) = name {
+                    let i = g.index(n).unwrap_or_else(|| panic!("{n} not in the graph"));
+                    assert_eq!(g.kinds[i as usize], kind, "{n}");
+                }
+            }
+        }
+        // The queues name the nodes their driver registered.
+        assert_eq!(tap::TAP_NODES.input, Some("tap-input"));
+        assert_eq!(pg::NULL_NODES.tx, Some("null-tx"));
+        assert!(g.index("memif-input").is_some() && g.index("dpdk-tx").is_some());
+    }
+}

@@ -50,7 +50,7 @@ def main():
     name = [i.interface_name for i in vpp.api.sw_interface_dump() if i.sw_if_index == sw][0]
 
     feats = cli(vpp, "show features verbose")
-    for arc in ("ip4-unicast", "ip6-unicast", "ip4-output", "ip6-output"):
+    for arc in ("ip4-unicast", "ip6-unicast", "ip4-output", "ip6-output", "ip4-local", "ip6-local"):
         check(arc in feats, "show features lists arc " + arc)
     check("ip4-udp-deny" in feats, "show features lists ip4-udp-deny")
     check(configured(vpp, name).get("ip4-unicast") == [], "nothing configured at first")

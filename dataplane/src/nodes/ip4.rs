@@ -5,7 +5,7 @@ use crate::feature::ArcEdges;
 use crate::fib::LEAF_MISS;
 use crate::graph::{Node, NodeInfo, NodeKind, MAX_VECTOR};
 use crate::runtime::Ctx;
-use crate::tables::{if_flags, AdjKind, UNREACH_LB};
+use crate::tables::{if_flags, AdjKind, WorkerTables, UNREACH_LB};
 use crate::wire::{self, Ip4Hdr, Ip4HdrMut};
 
 /// ICMP types and codes rvpp sends.
@@ -201,6 +201,21 @@ pub fn trace_ip4(b: &Buf<'_>) -> String {
 pub struct Ip4Lookup {
     dsts: Vec<u32>,
     leaves: Vec<u32>,
+    /// ip4-lookup starts the ip4-local arc (packets for one of our addresses).
+    arc: ArcEdges,
+}
+
+/// A packet for us: onto the ip4-local arc if its rx interface has features there, else
+/// straight to ip4-local. Out of line: forwarded packets never come here.
+#[cold]
+#[inline(never)]
+fn local_next(arc: &ArcEdges, meta: &mut crate::buffer::BufferMeta, tables: &WorkerTables) -> u16 {
+    let mask = tables.ifs.get().fast(meta.rx_sw_if_index).feat_ip4_local;
+    if mask == 0 {
+        lookup_next::LOCAL
+    } else {
+        arc.enter(meta, mask)
+    }
 }
 
 crate::next_edges! {
@@ -252,6 +267,10 @@ impl Node for Ip4Lookup {
             next_nodes: lookup_next::NAMES,
             errors: lookup_error::NAMES,
         }
+    }
+
+    fn attach_arc(&mut self, arc: ArcEdges) {
+        self.arc = arc;
     }
 
     fn process(&mut self, cx: &mut Ctx<'_>, bufs: &mut [u32], nexts: &mut [u16]) {
@@ -318,7 +337,7 @@ impl Node for Ip4Lookup {
             let adj = fwd.adj(adj_i);
             nexts[i] = match adj.kind {
                 AdjKind::Rewrite => lookup_next::REWRITE,
-                AdjKind::Local => lookup_next::LOCAL,
+                AdjKind::Local => local_next(&self.arc, b.meta, cx.tables),
                 AdjKind::Glean | AdjKind::Incomplete => lookup_next::ARP,
                 AdjKind::Unreachable => {
                     set_icmp_error(&mut b, icmp::DEST_UNREACH, icmp::NET_UNREACH, 0);

@@ -1,10 +1,11 @@
 //! ip6-lookup: FIB lookup, ECMP flow hash, and scoped (multicast / link-local) destinations.
 
 use crate::buffer::{flags, Buf};
+use crate::feature::ArcEdges;
 use crate::fib::LEAF_MISS;
 use crate::graph::{Node, NodeInfo, NodeKind, MAX_VECTOR};
 use crate::runtime::{Ctx, Errors};
-use crate::tables::{AdjKind, IfTable, UNREACH_LB};
+use crate::tables::{AdjKind, IfTable, WorkerTables, UNREACH_LB};
 use crate::wire::{self, Ip6Hdr, IP6_HDR};
 
 use super::addr::{in_our_group, is_link_local, is_multicast, is_our_ip6};
@@ -15,6 +16,21 @@ use super::icmp_error_node::set_icmp6_error;
 pub struct Ip6Lookup {
     dsts: Vec<u128>,
     leaves: Vec<u32>,
+    /// ip6-lookup starts the ip6-local arc (packets for one of our addresses).
+    arc: ArcEdges,
+}
+
+/// A packet for us: onto the ip6-local arc if its rx interface has features there, else
+/// straight to ip6-local. Out of line: forwarded packets never come here.
+#[cold]
+#[inline(never)]
+fn local_next(arc: &ArcEdges, meta: &mut crate::buffer::BufferMeta, tables: &WorkerTables) -> u16 {
+    let mask = tables.ifs.get().fast(meta.rx_sw_if_index).feat_ip6_local;
+    if mask == 0 {
+        lookup_next::LOCAL
+    } else {
+        arc.enter(meta, mask)
+    }
 }
 
 crate::next_edges! {
@@ -74,6 +90,10 @@ impl Node for Ip6Lookup {
             next_nodes: lookup_next::NAMES,
             errors: lookup_error::NAMES,
         }
+    }
+
+    fn attach_arc(&mut self, arc: ArcEdges) {
+        self.arc = arc;
     }
 
     fn process(&mut self, cx: &mut Ctx<'_>, bufs: &mut [u32], nexts: &mut [u16]) {
@@ -145,7 +165,7 @@ impl Node for Ip6Lookup {
             let adj = fwd.adj(adj_i);
             nexts[i] = match adj.kind {
                 AdjKind::Rewrite => lookup_next::REWRITE,
-                AdjKind::Local => lookup_next::LOCAL,
+                AdjKind::Local => local_next(&self.arc, b.meta, cx.tables),
                 AdjKind::Glean | AdjKind::Incomplete => lookup_next::DISCOVER,
                 AdjKind::Unreachable => {
                     set_icmp6_error(&mut b, icmp6::DEST_UNREACH, icmp6::NO_ROUTE, 0);
