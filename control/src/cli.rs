@@ -21,6 +21,8 @@ pub fn execute(dp: &Arc<Dataplane>, line: &str) -> String {
     let w: Vec<&str> = line.split_whitespace().collect();
     let r = if let Some(r) = crate::cli_memif::execute(dp, &w) {
         r
+    } else if let Some(r) = crate::cli_feature::execute(dp, &w) {
+        r
     } else if let Some(r) = crate::cli_linux::execute(dp, &w) {
         r
     } else {
@@ -164,7 +166,7 @@ create pcap interface <name> [rx <file>] [tx <file>]
 create loopback interface [mac <mac>] | delete loopback interface intfc <name>
 ";
 
-fn sw(dp: &Dataplane, name: &str) -> Result<u32, String> {
+pub(crate) fn sw(dp: &Dataplane, name: &str) -> Result<u32, String> {
     let f = dp.fwd();
     if let Some(i) = f.ifs().by_name(name) {
         return Ok(i.sw_if_index);

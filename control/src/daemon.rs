@@ -8,9 +8,9 @@
 use crossbeam_queue::ArrayQueue;
 use rvpp_dataplane::buffer::BufferPool;
 use rvpp_dataplane::device::{RxMode, RxQueue, TxQueue};
+use rvpp_dataplane::feature::FeatureTables;
 use rvpp_dataplane::forwarding::Forwarding;
 use rvpp_dataplane::graph::Graph;
-use rvpp_dataplane::nodes::{standard_graph, FeatureArcs};
 use rvpp_dataplane::runtime::{Runtime, ThreadStats};
 use rvpp_dataplane::tables::Shared;
 use rvpp_drivers::wait::{Epoll, EventFd};
@@ -121,6 +121,8 @@ pub struct Dataplane {
     pub pending_pg: Mutex<Vec<(u32, Box<dyn RxQueue>)>>,
     /// `pcap trace`: the file the capture goes to, and its packet limit.
     pub pcap: Mutex<Option<(std::path::PathBuf, u32)>>,
+    /// The shared tables of feature modules (the same `Arc`s their nodes read).
+    pub feature_tables: FeatureTables,
 }
 
 #[derive(Default, Clone)]
@@ -140,8 +142,10 @@ pub struct DataplaneConfig {
     pub rx_mode: RxMode,
 }
 
-fn graph() -> Result<Graph, String> {
-    standard_graph(&FeatureArcs::default(), vec![])
+/// Every worker's graph: the forwarding nodes, every feature module and every driver's nodes.
+/// Features share their tables through `tables`, which the control side keeps too.
+fn graph(tables: &FeatureTables) -> Result<Graph, String> {
+    rvpp_drivers::graph_builder(tables).build()
 }
 
 impl Dataplane {
@@ -155,8 +159,10 @@ impl Dataplane {
             pool.backing().name()
         );
         let shared = Shared::new();
-        let fwd = Forwarding::new(shared.clone());
-        let g = graph()?;
+        let mut fwd = Forwarding::new(shared.clone());
+        let feature_tables = FeatureTables::default();
+        let g = graph(&feature_tables)?;
+        fwd.use_features(g.features.clone());
         let graph_names = g.names.clone();
         let error_names = g.error_names.clone();
         let stop = Arc::new(AtomicBool::new(false));
@@ -177,7 +183,13 @@ impl Dataplane {
         let peers: Peers = Arc::new(rings);
         let mut workers = Vec::new();
         for (wi, (thread, name, core)) in threads.into_iter().enumerate() {
-            let rt = Runtime::new(graph()?, pool.local(), shared.clone(), thread, name.clone())?;
+            let rt = Runtime::new(
+                graph(&feature_tables)?,
+                pool.local(),
+                shared.clone(),
+                thread,
+                name.clone(),
+            )?;
             let stats = rt.stats();
             let (cmds, wake) = peers[wi].clone();
             let (p2, s2, m) = (peers.clone(), stop.clone(), cfg.rx_mode);
@@ -209,6 +221,7 @@ impl Dataplane {
             baseline: Mutex::new(Baseline::default()),
             pending_pg: Mutex::new(Vec::new()),
             pcap: Mutex::new(None),
+            feature_tables,
         }))
     }
 

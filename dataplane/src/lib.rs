@@ -4,6 +4,7 @@
 //! `fib::mem` (zeroed table memory and SIMD gathers); every block carries a `// SAFETY:` note.
 pub mod buffer;
 pub mod device;
+pub mod feature;
 pub mod fib;
 pub mod forwarding;
 pub mod graph;
