@@ -1,4 +1,5 @@
 //! rvpp control surface: startup.conf, the CLI socket, the VPP binary API, and the daemon's runtime.
+#![forbid(unsafe_code)]
 pub mod api;
 pub mod cli;
 pub mod cli_feature;

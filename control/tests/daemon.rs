@@ -353,3 +353,21 @@ fn a_cli_tap_goes_with_its_namespace() {
     assert!(r.ctl("show linux-interfaces").trim().is_empty());
     drop(ns);
 }
+
+/// Removing the socket files under a running rvpp must not keep it from stopping: the accept
+/// threads are woken through their own socket handles, not by connecting to the path.
+#[test]
+fn stops_after_its_socket_files_are_removed() {
+    let mut r = Rvpp::start_with(
+        "daemon-unlinked",
+        Opts {
+            conf: "socksvr { socket-name {dir}/api.sock }",
+            wait_for: &["api.sock"],
+            ..Default::default()
+        },
+    );
+    std::fs::remove_file(r.path("api.sock")).unwrap();
+    std::fs::remove_file(&r.cli).unwrap();
+    let st = r.terminate();
+    assert!(st.success(), "rvpp exited with {st}");
+}
