@@ -251,8 +251,7 @@ fn idle_adaptive_worker_sleeps_and_rx_queues_can_move() {
     // Adaptive mode sleeps after 1,024 empty rounds; give it a moment to get there.
     std::thread::sleep(Duration::from_millis(200));
     // Two workers with nothing to do must not burn their cores.
-    // SAFETY: sysconf has no preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    let hz = rustix::param::clock_ticks_per_second() as f64;
     let t0 = cpu_ticks(r.child.id());
     let w0 = Instant::now();
     std::thread::sleep(Duration::from_secs(2));
