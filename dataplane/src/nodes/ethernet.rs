@@ -2,7 +2,7 @@
 //! the payload to ip4-input, ip6-input or arp-input.
 
 use crate::buffer::{flags, for_each_prefetched, Buf};
-use crate::graph::{Node, NodeInfo, NodeKind};
+use crate::graph::{Node, NodeInfo};
 use crate::runtime::{Ctx, Errors};
 use crate::tables::{if_flags, IfFast};
 use crate::wire::{self, EthHdr};
@@ -32,12 +32,7 @@ crate::node_errors! {
 
 impl Node for EthernetInput {
     fn info(&self) -> NodeInfo {
-        NodeInfo {
-            name: "ethernet-input",
-            kind: NodeKind::Internal,
-            next_nodes: next::NAMES,
-            errors: error::NAMES,
-        }
+        NodeInfo::internal("ethernet-input", next::NAMES, error::NAMES)
     }
 
     fn process(&mut self, cx: &mut Ctx<'_>, bufs: &mut [u32], nexts: &mut [u16]) {

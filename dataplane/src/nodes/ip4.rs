@@ -3,7 +3,7 @@
 use crate::buffer::{flags, for_each_prefetched, Buf};
 use crate::feature::ArcEdges;
 use crate::fib::{LEAF_LIMIT, LEAF_MISS};
-use crate::graph::{Node, NodeInfo, NodeKind, MAX_VECTOR};
+use crate::graph::{Node, NodeInfo, MAX_VECTOR};
 use crate::runtime::{Ctx, Errors};
 use crate::tables::{if_flags, AdjKind, IfFast, WorkerTables, UNREACH_LB};
 use crate::wire::{self, Ip4Hdr, Ip4HdrMut};
@@ -62,12 +62,7 @@ crate::node_errors! {
 
 impl Node for Ip4Input {
     fn info(&self) -> NodeInfo {
-        NodeInfo {
-            name: "ip4-input",
-            kind: NodeKind::Internal,
-            next_nodes: input_next::NAMES,
-            errors: input_error::NAMES,
-        }
+        NodeInfo::internal("ip4-input", input_next::NAMES, input_error::NAMES)
     }
 
     fn attach_arc(&mut self, arc: ArcEdges) {
@@ -294,23 +289,12 @@ pub fn flow_hash4(d: &[u8]) -> u32 {
     if matches!(h.protocol(), wire::IP_PROTO_TCP | wire::IP_PROTO_UDP) && d.len() >= hl + 4 {
         x ^= (u32::from_be_bytes([d[hl], d[hl + 1], d[hl + 2], d[hl + 3]]) as u64).rotate_left(29);
     }
-    // murmur3's finalizer: every input bit reaches the low bits that pick the bucket.
-    x ^= x >> 33;
-    x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
-    x ^= x >> 33;
-    x = x.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
-    x ^= x >> 33;
-    x as u32
+    super::flow_hash_finish(x)
 }
 
 impl Node for Ip4Lookup {
     fn info(&self) -> NodeInfo {
-        NodeInfo {
-            name: "ip4-lookup",
-            kind: NodeKind::Internal,
-            next_nodes: lookup_next::NAMES,
-            errors: lookup_error::NAMES,
-        }
+        NodeInfo::internal("ip4-lookup", lookup_next::NAMES, lookup_error::NAMES)
     }
 
     fn attach_arc(&mut self, arc: ArcEdges) {
@@ -484,12 +468,7 @@ crate::node_errors! {
 
 impl Node for Ip4Rewrite {
     fn info(&self) -> NodeInfo {
-        NodeInfo {
-            name: "ip4-rewrite",
-            kind: NodeKind::Internal,
-            next_nodes: rewrite_next::NAMES,
-            errors: rewrite_error::NAMES,
-        }
+        NodeInfo::internal("ip4-rewrite", rewrite_next::NAMES, rewrite_error::NAMES)
     }
 
     fn attach_arc(&mut self, arc: ArcEdges) {
@@ -712,12 +691,7 @@ crate::node_errors! {
 
 impl Node for Ip4Local {
     fn info(&self) -> NodeInfo {
-        NodeInfo {
-            name: "ip4-local",
-            kind: NodeKind::Internal,
-            next_nodes: local_next::NAMES,
-            errors: local_error::NAMES,
-        }
+        NodeInfo::internal("ip4-local", local_next::NAMES, local_error::NAMES)
     }
 
     fn process(&mut self, cx: &mut Ctx<'_>, bufs: &mut [u32], nexts: &mut [u16]) {
@@ -845,12 +819,7 @@ const QUOTE_MAX: usize = 576 - wire::IP4_HDR - 8;
 
 impl Node for Ip4IcmpError {
     fn info(&self) -> NodeInfo {
-        NodeInfo {
-            name: "ip4-icmp-error",
-            kind: NodeKind::Internal,
-            next_nodes: icmp_error_next::NAMES,
-            errors: icmp_error::NAMES,
-        }
+        NodeInfo::internal("ip4-icmp-error", icmp_error_next::NAMES, icmp_error::NAMES)
     }
 
     fn process(&mut self, cx: &mut Ctx<'_>, bufs: &mut [u32], nexts: &mut [u16]) {
