@@ -21,6 +21,8 @@ const MAC1: [u8; 6] = [2, 0, 0, 0, 0, 0xa1];
 const MAC2: [u8; 6] = [2, 0, 0, 0, 0, 0xa2];
 const MAC3: [u8; 6] = [2, 0, 0, 0, 0, 0xa3];
 const MAC4: [u8; 6] = [2, 0, 0, 0, 0, 0xa4];
+const MAC5: [u8; 6] = [2, 0, 0, 0, 0, 0xa5];
+const MAC6: [u8; 6] = [2, 0, 0, 0, 0, 0xa6];
 const PEER1: [u8; 6] = [2, 0, 0, 0, 0, 0xb1];
 const MTU1: usize = 1400;
 const NEXT_HOP: u32 = 0xc613_0002; // 198.19.0.2
@@ -79,12 +81,16 @@ enum RxKind {
     Down,
     /// Up, no address: IPv4 not enabled.
     NoIp4,
+    /// Up, L2 cross-connected to pg6.
+    Xconnect,
 }
 
 struct Lab {
     rt: Runtime,
     feed: Pending,
     out1: Frames,
+    /// What pg5's cross-connect sent on pg6.
+    out6: Frames,
     /// (sw_if_index, kind, mac) of the receiving interfaces.
     rx: Vec<(u32, RxKind, [u8; 6])>,
     _fwd: Forwarding,
@@ -111,6 +117,9 @@ fn lab() -> Lab {
     let if2 = add("pg2", MAC2, 1500, Some("198.18.1.1/24"), true, true);
     let if3 = add("pg3", MAC3, 1500, Some("198.18.2.1/24"), false, false);
     let if4 = add("pg4", MAC4, 1500, None, true, false);
+    let if5 = add("pg5", MAC5, 1500, None, true, false);
+    let if6 = add("pg6", MAC6, 1500, None, true, false);
+    fwd.set_xconnect(if5, Some(if6)).unwrap();
     let nh: IpAddr = "198.19.0.2".parse().unwrap();
     fwd.neighbor_add(if1, nh, PEER1, true).unwrap();
     fwd.route_add(
@@ -127,15 +136,19 @@ fn lab() -> Lab {
     rt.set_tx(if0, Box::new(Capture(Frames::default())))
         .unwrap();
     rt.set_tx(if1, Box::new(Capture(out1.clone()))).unwrap();
+    let out6 = Frames::default();
+    rt.set_tx(if6, Box::new(Capture(out6.clone()))).unwrap();
     Lab {
         rt,
         feed,
         out1,
+        out6,
         rx: vec![
             (if0, RxKind::Plain, MAC0),
             (if2, RxKind::Promisc, MAC2),
             (if3, RxKind::Down, MAC3),
             (if4, RxKind::NoIp4, MAC4),
+            (if5, RxKind::Xconnect, MAC5),
         ],
         _fwd: fwd,
         _pool: pool,
@@ -153,6 +166,8 @@ struct Expect {
     steps: Steps,
     /// The frame sent on pg1, if any.
     out: Option<Vec<u8>>,
+    /// The frame the cross-connect sent on pg6, if any.
+    xconnect_out: Option<Vec<u8>>,
     /// Events counted without a drop: (node, reason).
     counted: Vec<(&'static str, &'static str)>,
 }
@@ -185,6 +200,12 @@ fn reference(frame: &[u8], kind: RxKind, mac: [u8; 6]) -> Expect {
     }
     if kind == RxKind::Down {
         return drop(e, ETH, "interface is down");
+    }
+    if kind == RxKind::Xconnect {
+        // Any frame leaves on the cross-connected interface as it came.
+        e.steps.push((ETH, "interface-output", None));
+        e.xconnect_out = Some(frame.to_vec());
+        return e;
     }
     let et = be16(frame, 12);
     if et == 0x8100 {
@@ -479,6 +500,7 @@ fn run_batches(seed: u64, batches: usize) {
         let traces = std::mem::take(&mut *stats.traces.lock().unwrap());
         assert_eq!(traces.len(), n);
         let mut sent = std::mem::take(&mut *l.out1.lock().unwrap()).into_iter();
+        let mut sent6 = std::mem::take(&mut *l.out6.lock().unwrap()).into_iter();
         for (k, (e, t)) in expect.iter().zip(&traces).enumerate() {
             let got = observed(&t.lines);
             let want: Vec<_> = e
@@ -497,8 +519,19 @@ fn run_batches(seed: u64, batches: usize) {
             if let Some(out) = &e.out {
                 assert_eq!(sent.next().as_ref(), Some(out), "packet {k} output");
             }
+            if let Some(out) = &e.xconnect_out {
+                assert_eq!(
+                    sent6.next().as_ref(),
+                    Some(out),
+                    "packet {k} cross-connected"
+                );
+            }
         }
         assert!(sent.next().is_none(), "more frames sent than expected");
+        assert!(
+            sent6.next().is_none(),
+            "more frames cross-connected than expected"
+        );
     }
     for (i, node, desc) in counters {
         let got = stats.errors[i].get();
@@ -521,7 +554,13 @@ fn the_reference_sees_every_outcome() {
     let mut r = Rng(7);
     let mut seen = std::collections::BTreeSet::new();
     for _ in 0..20_000 {
-        let kind = r.pick(&[RxKind::Plain, RxKind::Promisc, RxKind::Down, RxKind::NoIp4]);
+        let kind = r.pick(&[
+            RxKind::Plain,
+            RxKind::Promisc,
+            RxKind::Down,
+            RxKind::NoIp4,
+            RxKind::Xconnect,
+        ]);
         let e = reference(&frame(&mut r, MAC0), kind, MAC0);
         let last = *e.steps.last().unwrap();
         seen.insert((last.0, last.1, last.2));
@@ -532,6 +571,7 @@ fn the_reference_sees_every_outcome() {
     for want in [
         ("ethernet-input", "error-drop", Some("frame too short")),
         ("ethernet-input", "error-drop", Some("interface is down")),
+        ("ethernet-input", "interface-output", None),
         ("ethernet-input", "error-drop", Some("unknown vlan")),
         ("ethernet-input", "error-drop", Some("l3 mac mismatch")),
         (
