@@ -90,8 +90,11 @@ pub fn serve(
                     if stop.load(Ordering::Acquire) {
                         break;
                     }
-                    let Ok(s) = s else { continue };
-                    accept_one(&dp, &api, &active, s);
+                    match s {
+                        Ok(s) => accept_one(&dp, &api, &active, s),
+                        // Out of descriptors, say: do not spin on it.
+                        Err(_) => std::thread::sleep(Duration::from_millis(10)),
+                    }
                 }
             })?
     };
@@ -121,13 +124,21 @@ fn accept_one(
         active.fetch_sub(1, Ordering::AcqRel);
         // A fresh socket's send buffer is empty: this small write does not block.
         let _ = s.set_write_timeout(Some(Duration::from_millis(100)));
-        respond(
-            &mut s,
-            "503 Service Unavailable",
-            "text/plain",
-            b"busy\n",
-            true,
-        );
+        // The accept thread waits on a rejected client 20 ms at most: long enough to take a
+        // request already sent (closing on unread bytes would reset the connection and lose
+        // the answer), too short for a flood of them to delay accepting.
+        let _ = s.set_read_timeout(Some(Duration::from_millis(20)));
+        let mut sink = [0u8; 4096];
+        let t = Instant::now();
+        while t.elapsed() < Duration::from_millis(20) {
+            match s.read(&mut sink) {
+                Ok(n) if n > 0 && head_end(&sink[..n]).is_none() => {}
+                _ => break,
+            }
+        }
+        let busy = answer("503 Service Unavailable", "text/plain", b"busy\n", false);
+        let _ = s.write_all(&busy);
+        let _ = s.shutdown(Shutdown::Write);
         return;
     }
     let slot = Slot(active.clone());
@@ -276,7 +287,8 @@ fn serve_connection(dp: &Dataplane, api: Option<&MessageCounts>, mut s: TcpStrea
     }
 }
 
-fn respond(s: &mut TcpStream, status: &str, ctype: &str, body: &[u8], head_only: bool) {
+/// An answer's bytes; one request per connection, so always `Connection: close`.
+fn answer(status: &str, ctype: &str, body: &[u8], head_only: bool) -> Vec<u8> {
     let mut out = format!(
         "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n",
         body.len()
@@ -289,7 +301,12 @@ fn respond(s: &mut TcpStream, status: &str, ctype: &str, body: &[u8], head_only:
     if !head_only {
         out.extend_from_slice(body);
     }
-    let _ = s.write_all(&out);
+    out
+}
+
+/// Answer on a connection's own thread, then close it gracefully.
+fn respond(s: &mut TcpStream, status: &str, ctype: &str, body: &[u8], head_only: bool) {
+    let _ = s.write_all(&answer(status, ctype, body, head_only));
     let _ = s.flush();
     // Say we are done, then let the client's unread bytes (an oversized head) go, so the
     // close does not turn into a reset that could discard the answer.
