@@ -547,3 +547,55 @@ fn slow_clients_and_floods_do_not_hold_the_server() {
     });
     r.stop();
 }
+
+/// The value of the sample line starting with `prefix` (a plain text lookup, for polling).
+fn sample_value(body: &str, prefix: &str) -> Option<f64> {
+    body.lines()
+        .find(|l| l.starts_with(prefix))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+}
+
+/// Scrapes while a worker forwards: every counter only grows, and the scrape after the
+/// traffic still parses and agrees with `show interface`.
+#[test]
+fn counters_only_grow_while_traffic_runs() {
+    let (r, addr) = start("live", "main-core 0 corelist-workers 1");
+    const COUNT: u64 = 300_000;
+    for c in pg_to_null(COUNT) {
+        r.ctl(&c);
+    }
+    r.ctl("packet-generator enable");
+    let rx = r#"rvpp_interface_rx_packets_total{interface="pg0",tag=""} "#;
+    let tx = r#"rvpp_interface_tx_packets_total{interface="null1",tag=""} "#;
+    let busy = r#"rvpp_worker_busy_seconds_total{worker="vpp_wk_0",thread="1"} "#;
+    let mut last = [0f64; 3];
+    let mut scrapes = 0;
+    let t = Instant::now();
+    loop {
+        let body = scrape(addr);
+        let now = [rx, tx, busy].map(|p| sample_value(&body, p).expect(p));
+        for k in 0..3 {
+            assert!(now[k] >= last[k], "{k}: {} after {}", now[k], last[k]);
+        }
+        last = now;
+        scrapes += 1;
+        if now[0] as u64 == COUNT && now[1] as u64 == COUNT {
+            break;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(60),
+            "traffic stuck at {now:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(scrapes >= 2, "the traffic outlasted one scrape");
+    let body = scrape(addr);
+    let Some(m) = parse(&r, &body) else { return };
+    let int = r.ctl("show interface");
+    let l = [("interface", "null1"), ("tag", "")];
+    assert_eq!(
+        m.get("rvpp_interface_tx_packets_total", &l) as u64,
+        if_counter(&int, "null1", "tx packets")
+    );
+    r.stop();
+}
