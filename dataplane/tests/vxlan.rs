@@ -111,6 +111,7 @@ fn lab() -> Lab {
         encap_fib: 0,
         encap_vrf_id: 0,
         l3: false,
+        decap_next_index: u32::MAX,
     });
     table.publish(t);
     let mut rt = Runtime::new(graph, pool.local(), shared, 0, "test".into()).unwrap();

@@ -5,7 +5,7 @@
 use super::convert::{self, rv};
 use super::handlers::State;
 use crate::service::linux::{self, Kind, TapRequest};
-use crate::service::{interfaces, SvcResult};
+use crate::service::{interfaces, vxlan, SvcResult};
 use rvpp_drivers::af_packet::AfPacketConfig;
 use rvpp_drivers::af_xdp::{AfXdpConfig, XdpMode};
 use rvpp_drivers::tap::{TapConfig, TapMode};
@@ -45,6 +45,56 @@ pub fn create_loopback(s: &mut State, mac: [u8; 6]) -> (i32, u32) {
 pub fn delete_interface(s: &mut State, sw: u32, kind: &str) -> i32 {
     let r = interfaces::delete(&s.dp, sw, kind);
     deleted(s, kind, r)
+}
+
+/// vxlan_add_del_tunnel_v3: (retval, sw_if_index). The UDP port rvpp receives VXLAN on is
+/// 4789 (ip4-local's dispatch), so another `src_port` is refused rather than ignored.
+pub fn vxlan_add_del(s: &mut State, m: &d::VxlanAddDelTunnelV3) -> (i32, u32) {
+    let (src, dst) = (
+        convert::addr_ip(&m.src_address),
+        convert::addr_ip(&m.dst_address),
+    );
+    if m.src_port != 0 && m.src_port != rvpp_dataplane::wire::tunnel::VXLAN_PORT {
+        log::warn!("api: vxlan_add_del_tunnel_v3: only udp port 4789 is received");
+        return (rv::UNIMPLEMENTED, convert::NONE);
+    }
+    if !m.is_add {
+        let r = vxlan::delete(&s.dp, src, dst, m.vni);
+        let sw = r.as_ref().copied().unwrap_or(convert::NONE);
+        return (deleted(s, "vxlan_add_del_tunnel_v3", r.map(|_| ())), sw);
+    }
+    let req = vxlan::VxlanRequest {
+        instance: (m.instance != u32::MAX).then_some(m.instance),
+        src,
+        dst,
+        dst_port: m.dst_port,
+        vni: m.vni,
+        encap_vrf_id: m.encap_vrf_id,
+        l3: m.is_l3,
+        decap_next_index: m.decap_next_index,
+    };
+    let r = vxlan::create(&s.dp, req);
+    created(s, "vxlan_add_del_tunnel_v3", r)
+}
+
+/// vxlan_tunnel_v2_dump: every tunnel, or the one on `sw` (~0 or 0, which is local0: all).
+pub fn vxlan_dump(s: &State, sw: u32) -> Vec<d::VxlanTunnelV2Details> {
+    vxlan::list(&s.dp, (sw != u32::MAX && sw != 0).then_some(sw))
+        .into_iter()
+        .map(|t| d::VxlanTunnelV2Details {
+            context: 0,
+            sw_if_index: d::InterfaceIndex(t.sw_if_index),
+            instance: t.instance,
+            src_address: convert::ip_addr(t.src),
+            dst_address: convert::ip_addr(t.dst),
+            src_port: rvpp_dataplane::wire::tunnel::VXLAN_PORT,
+            dst_port: t.dst_port,
+            mcast_sw_if_index: d::InterfaceIndex(u32::MAX),
+            encap_vrf_id: t.encap_vrf_id,
+            decap_next_index: t.decap_next_index,
+            vni: t.vni,
+        })
+        .collect()
 }
 
 pub fn tap_create(s: &mut State, m: &d::TapCreateV3) -> (i32, u32) {

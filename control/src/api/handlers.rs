@@ -696,6 +696,17 @@ pub fn router(state: State) -> Router<State> {
         let rv = devices::delete_interface(s, m.sw_if_index.0, "loopback");
         reply!(DeleteLoopbackReply, rv)
     });
+    r.on(|s: &mut State, m: d::VxlanAddDelTunnelV3, _c| {
+        let (rv, sw) = devices::vxlan_add_del(s, &m);
+        Response::reply(d::VxlanAddDelTunnelV3Reply {
+            context: 0,
+            retval: rv,
+            sw_if_index: d::InterfaceIndex(sw),
+        })
+    });
+    r.on(|s: &mut State, m: d::VxlanTunnelV2Dump, _c| {
+        Response::stream(devices::vxlan_dump(s, m.sw_if_index.0))
+    });
     r.on(|s: &mut State, m: d::IpAddressDump, _c| {
         let f = s.dp.fwd();
         let sw = m.sw_if_index.0;

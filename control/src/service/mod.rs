@@ -11,6 +11,7 @@
 pub mod interfaces;
 pub mod linux;
 pub mod memif;
+pub mod vxlan;
 
 use rvpp_dataplane::forwarding::FwdError;
 use std::fmt;
@@ -34,10 +35,12 @@ pub mod rv {
     pub const INVALID_INTERFACE: i32 = -71;
     pub const INVALID_ARGUMENT: i32 = -73;
     pub const UNEXPECTED_INTF_STATE: i32 = -74;
+    pub const TUNNEL_EXIST: i32 = -75;
     pub const IF_ALREADY_EXISTS: i32 = -79;
     pub const ADDRESS_FOUND_FOR_INTERFACE: i32 = -114;
     pub const ENTRY_ALREADY_EXISTS: i32 = -116;
     pub const NETLINK_ERROR: i32 = -145;
+    pub const INSTANCE_IN_USE: i32 = -147;
 }
 
 /// VPP's return code for a forwarding error.

@@ -64,6 +64,9 @@ pub struct Tunnel {
     pub encap_vrf_id: u32,
     /// L3 mode: bare IP after the VXLAN header (calico-vpp); else an inner Ethernet frame.
     pub l3: bool,
+    /// As the API gave it, shown back by dumps. Decap picks ip4-/ip6-input by the inner
+    /// packet's version itself (what calico's `add_node_next` edges lead to anyway).
+    pub decap_next_index: u32,
 }
 
 /// Decap key: (outer source, outer destination, VNI, outer is IPv6).
@@ -462,6 +465,7 @@ mod tests {
             encap_fib: 0,
             encap_vrf_id: 0,
             l3: false,
+            decap_next_index: u32::MAX,
         }
     }
 
