@@ -264,6 +264,24 @@ def host_side(vpp):
     ns(HOST_NS, "ip", "link", "del", br)
 
 
+def vxlan_tunnel_api(vpp):
+    """calico-vpp's vxlan_add_del_tunnel_v3 (L3 mode), its dump, and the errors VPP gives."""
+    check(list(vpp.api.vxlan_tunnel_v2_dump(sw_if_index=NONE)) == [], "no vxlan tunnels yet")
+    vx = dict(instance=NONE, src_address="198.18.0.1", dst_address="198.18.0.2", src_port=4789,
+              dst_port=4789, mcast_sw_if_index=NONE, encap_vrf_id=0, decap_next_index=1, vni=4096,
+              is_l3=True)
+    r = ok(vpp.api.vxlan_add_del_tunnel_v3(is_add=True, **vx), "vxlan add")
+    rows = list(vpp.api.vxlan_tunnel_v2_dump(sw_if_index=NONE))
+    check(len(rows) == 1 and rows[0].sw_if_index == r.sw_if_index and rows[0].vni == 4096
+          and str(rows[0].dst_address) == "198.18.0.2" and rows[0].instance == 0, "vxlan dump")
+    names = [i.interface_name for i in vpp.api.sw_interface_dump(sw_if_index=r.sw_if_index)]
+    check(names == ["vxlan_tunnel0"], "vxlan interface named as VPP names it: %s" % names)
+    check(vpp.api.vxlan_add_del_tunnel_v3(is_add=True, **vx).retval == -75, "vxlan TUNNEL_EXIST")
+    ok(vpp.api.vxlan_add_del_tunnel_v3(is_add=False, **vx), "vxlan del")
+    check(vpp.api.vxlan_add_del_tunnel_v3(is_add=False, **vx).retval == -6, "vxlan del twice")
+    check(list(vpp.api.vxlan_tunnel_v2_dump(sw_if_index=NONE)) == [], "vxlan gone")
+
+
 def pod_bringup(vpp):
     """semantics.md §B/§C for one tun pod (no cnat/npol: those answer UNIMPLEMENTED)."""
     r = ok(vpp.api.show_threads(), "show_threads")
@@ -272,7 +290,8 @@ def pod_bringup(vpp):
     check(vpp.api.npol_ipset_create(type=0).retval == -9, "npol UNIMPLEMENTED")
     check(vpp.api.cnat_set_snat_policy(policy=2).retval == -9, "cnat UNIMPLEMENTED")
     check(vpp.api.ipsec_set_async_mode(async_enable=1).retval == -9, "ipsec UNIMPLEMENTED")
-    for dump in ("ipip_tunnel_dump", "vxlan_tunnel_v2_dump", "sr_localsids_dump"):
+    vxlan_tunnel_api(vpp)
+    for dump in ("ipip_tunnel_dump", "sr_localsids_dump"):
         kw = {"sw_if_index": NONE} if "tunnel" in dump else {}
         check(unimplemented_dump(getattr(vpp.api, dump)(**kw)), dump + " answers UNIMPLEMENTED")
     check(unimplemented_dump(vpp.api.wireguard_interface_dump(show_private_key=1, sw_if_index=NONE)),
