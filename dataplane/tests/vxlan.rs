@@ -49,6 +49,8 @@ struct Lab {
     fwd: Forwarding,
     rt: Runtime,
     table: Arc<vxlan::Table>,
+    /// vxlan_tunnel1: IPv6 outer, L3 mode (calico-vpp's bare IP), 198.19.201.0/24 through it.
+    tun6: u32,
     out0: Frames,
     out1: Frames,
     if0: u32,
@@ -74,6 +76,23 @@ fn lab() -> Lab {
     let if1 = fwd.interface_add("pg1", "pg", MAC1, true, 1500).unwrap();
     let tun = fwd
         .interface_add("vxlan_tunnel0", "vxlan", TMAC, true, 1450)
+        .unwrap();
+    let tun6 = fwd
+        .interface_add("vxlan_tunnel1", "vxlan", [0; 6], false, 1430)
+        .unwrap();
+    fwd.set_admin_up(tun6, true).unwrap();
+    fwd.set_unnumbered(tun6, Some(if0)).unwrap();
+    fwd.address_add(if0, Prefix::parse("fd00::1/64").unwrap())
+        .unwrap();
+    fwd.neighbor_add(if0, "fd00::2".parse().unwrap(), PEER0, true)
+        .unwrap();
+    fwd.route_add(
+        0,
+        Prefix::parse("198.19.201.0/24").unwrap(),
+        vec![Path::attached(tun6)],
+    )
+    .unwrap();
+    fwd.feature_enable(tun6, "ip4-output", "vxlan4-encap", true)
         .unwrap();
     for (sw, a) in [
         (if0, "198.18.0.1/24"),
@@ -113,6 +132,18 @@ fn lab() -> Lab {
         l3: false,
         decap_next_index: u32::MAX,
     });
+    t.insert(vxlan::Tunnel {
+        sw_if_index: tun6,
+        instance: 1,
+        src: "fd00::1".parse().unwrap(),
+        dst: "fd00::2".parse().unwrap(),
+        dst_port: 4789,
+        vni: VNI,
+        encap_fib: 0,
+        encap_vrf_id: 0,
+        l3: true,
+        decap_next_index: u32::MAX,
+    });
     table.publish(t);
     let mut rt = Runtime::new(graph, pool.local(), shared, 0, "test".into()).unwrap();
     let (out0, out1) = (Frames::default(), Frames::default());
@@ -123,6 +154,7 @@ fn lab() -> Lab {
         fwd,
         rt,
         table,
+        tun6,
         out0,
         out1,
         if0,
@@ -337,5 +369,91 @@ fn a_deleted_tunnel_drops_both_ways() {
     assert!(Lab::take(&l.out1).is_empty());
     assert_eq!(l.error("vxlan4-encap", vxlan::encap_error::NO_TUNNEL), 1);
     assert_eq!(l.error("vxlan4-input", vxlan::input_error::NO_TUNNEL), 1);
+    l.no_leaks();
+}
+
+/// An IPv6 VXLAN packet from the remote VTEP fd00::2 carrying `inner` (bare IP, L3 mode);
+/// etherparse computes the UDP checksum.
+fn peer6_frame(vni: u32, inner: &[u8]) -> Vec<u8> {
+    let mut payload = vec![0x08, 0, 0, 0];
+    payload.extend_from_slice(&(vni << 8).to_be_bytes());
+    payload.extend_from_slice(inner);
+    let src: std::net::Ipv6Addr = "fd00::2".parse().unwrap();
+    let dst: std::net::Ipv6Addr = "fd00::1".parse().unwrap();
+    let b = PacketBuilder::ethernet2(PEER0, MAC0)
+        .ipv6(src.octets(), dst.octets(), 64)
+        .udp(50000, 4789);
+    let mut v = Vec::new();
+    b.write(&mut v, &payload).unwrap();
+    v
+}
+
+#[test]
+fn ipv6_outer_l3_mode_encap_has_a_valid_udp_checksum_and_bare_inner_ip() {
+    let mut l = lab();
+    let if1 = l.if1;
+    let b = PacketBuilder::ethernet2(PEER1, MAC1)
+        .ipv4([198, 19, 0, 2], [198, 19, 201, 9], 64)
+        .udp(1000, 2000);
+    let mut f = Vec::new();
+    b.write(&mut f, &[7; 64]).unwrap();
+    l.send(if1, &f);
+    let out = Lab::take(&l.out0);
+    assert_eq!(out.len(), 1);
+    let p = SlicedPacket::from_ethernet(&out[0]).unwrap();
+    let Some(etherparse::NetSlice::Ipv6(ip6)) = &p.net else {
+        panic!("not ipv6")
+    };
+    let h6 = ip6.header().to_header();
+    assert_eq!(h6.hop_limit, 64);
+    assert_eq!(
+        std::net::Ipv6Addr::from(h6.destination),
+        "fd00::2".parse::<std::net::Ipv6Addr>().unwrap()
+    );
+    let Some(etherparse::TransportSlice::Udp(udp)) = &p.transport else {
+        panic!("not udp")
+    };
+    assert_eq!(udp.destination_port(), 4789);
+    let want = udp
+        .to_header()
+        .calc_checksum_ipv6(&h6, udp.payload())
+        .unwrap();
+    assert_eq!(udp.checksum(), want, "UDP checksum over IPv6");
+    let vx = udp.payload();
+    assert_eq!(&vx[..8], &[0x08, 0, 0, 0, 0x00, 0x10, 0x00, 0]);
+    let (inner, _) = Ipv4Header::from_slice(&vx[8..]).unwrap();
+    assert_eq!(
+        inner.destination,
+        [198, 19, 201, 9],
+        "bare IP after VXLAN (L3 mode)"
+    );
+    assert_eq!(inner.time_to_live, 63);
+    l.no_leaks();
+}
+
+#[test]
+fn ipv6_outer_decap_to_ip4_input_and_checksum_drops() {
+    let mut l = lab();
+    let if0 = l.if0;
+    l.send(if0, &peer6_frame(VNI, &inner_ip_to_pod()));
+    let out = Lab::take(&l.out1);
+    assert_eq!(out.len(), 1, "inner packet forwarded to the pod");
+    let (_, rest) = Ethernet2Header::from_slice(&out[0]).unwrap();
+    let (ip, _) = Ipv4Header::from_slice(rest).unwrap();
+    assert_eq!(ip.source, [198, 19, 200, 5]);
+    assert_eq!(l.error("vxlan6-input", vxlan::input_error::DECAPSULATED), 1);
+    // A corrupted checksum and a zero one are both refused over IPv6.
+    let mut bad = peer6_frame(VNI, &inner_ip_to_pod());
+    let c = 14 + 40 + 6;
+    bad[c] ^= 0x55;
+    l.send(if0, &bad);
+    bad[c..c + 2].fill(0);
+    l.send(if0, &bad);
+    l.send(if0, &peer6_frame(VNI + 1, &inner_ip_to_pod()));
+    assert!(Lab::take(&l.out1).is_empty());
+    use vxlan::input_error as e;
+    assert_eq!(l.error("vxlan6-input", e::BAD_CHECKSUM), 2);
+    assert_eq!(l.error("vxlan6-input", e::NO_TUNNEL), 1);
+    let _ = l.tun6;
     l.no_leaks();
 }

@@ -1,5 +1,5 @@
 //! VXLAN tunnels (RFC 7348): encap as a feature on the tunnel interface's output arcs, decap
-//! from ip4-local (UDP to port 4789).
+//! from ip4-local / ip6-local (UDP to port 4789).
 //!
 //! A tunnel is an interface (`vxlan_tunnelN`, created by the control service). Routes through it
 //! resolve to its adjacency as through any interface; the tunnel has `vxlan4-encap` enabled on
@@ -27,7 +27,7 @@ use crate::rcu::{Published, Snapshot};
 use crate::runtime::Ctx;
 use crate::tables::MAX_RELOOKUPS;
 use crate::wire::tunnel::{VxlanHdr, VxlanHdrMut, VXLAN_HDR, VXLAN_PORT};
-use crate::wire::{self, Ip4Hdr, Ip4HdrMut, Ip6HdrMut};
+use crate::wire::{self, Ip4Hdr, Ip4HdrMut, Ip6Hdr, Ip6HdrMut};
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -38,6 +38,8 @@ pub const ENCAP4: Feature = Feature::new("ip4-output", "vxlan4-encap");
 pub const ENCAP6: Feature = Feature::new("ip6-output", "vxlan6-encap");
 /// Decap of VXLAN over IPv4 (from ip4-local).
 pub const INPUT4: &str = "vxlan4-input";
+/// Decap of VXLAN over IPv6 (from ip6-local).
+pub const INPUT6: &str = "vxlan6-input";
 
 /// Outer TTL / hop limit of encapsulated packets (VPP's and Linux's default).
 pub const OUTER_TTL: u8 = 64;
@@ -336,38 +338,68 @@ crate::node_errors! {
         BAD_FLAGS => "vxlan: header without a valid VNI (dropped)",
         NO_TUNNEL => "vxlan: no tunnel for source, destination and VNI (dropped)",
         BAD_INNER => "vxlan: inner packet is not Ethernet/IP (dropped)",
+        BAD_CHECKSUM => "vxlan: bad or zero UDP checksum over IPv6 (dropped)",
+        EXT_HDR => "vxlan: IPv6 extension headers before UDP not supported (dropped)",
     }
 }
 
-/// vxlan4-input: the packet starts at the outer IPv4 header, UDP to the VXLAN port.
-pub struct VxlanInput4 {
+/// vxlan4-input / vxlan6-input: the packet starts at the outer IP header, UDP to the VXLAN
+/// port.
+pub struct VxlanInput {
+    v6: bool,
     table: Arc<Table>,
     snap: Snapshot<Tunnels>,
 }
 
-impl VxlanInput4 {
-    pub fn new(table: Arc<Table>) -> Self {
+impl VxlanInput {
+    pub fn new(v6: bool, table: Arc<Table>) -> Self {
         Self {
+            v6,
             snap: table.snapshot(),
             table,
         }
     }
 }
 
+/// Outer IPv6 header: Ok((src, dst, UDP offset, end of packet)), the UDP checksum verified.
 #[inline(always)]
-fn decap4(b: &mut Buf<'_>, tunnels: &Tunnels) -> Result<u16, u16> {
+fn outer6(d: &[u8]) -> Result<(u128, u128, usize, usize), u16> {
+    let h = Ip6Hdr::new(d).ok_or(input_error::SHORT)?;
+    if h.next_header() != wire::IP_PROTO_UDP {
+        return Err(input_error::EXT_HDR);
+    }
+    let tl = wire::IP6_HDR + h.payload_len() as usize;
+    if tl > d.len() || tl < wire::IP6_HDR + 8 {
+        return Err(input_error::SHORT);
+    }
+    let udp = &d[wire::IP6_HDR..tl];
+    if udp[6..8] == [0, 0] {
+        return Err(input_error::BAD_CHECKSUM);
+    }
+    let sum = wire::ip6_pseudo_sum(h.src(), h.dst(), udp.len() as u32, wire::IP_PROTO_UDP);
+    if wire::fold(wire::ones_sum(udp, sum)) != 0 {
+        return Err(input_error::BAD_CHECKSUM);
+    }
+    Ok((h.src(), h.dst(), wire::IP6_HDR, tl))
+}
+
+#[inline(always)]
+fn decap(b: &mut Buf<'_>, tunnels: &Tunnels, v6: bool) -> Result<u16, u16> {
     let d = b.data();
-    let h = Ip4Hdr::new(d).ok_or(input_error::SHORT)?;
-    let hl = h.header_len();
-    let (src, dst) = (h.src(), h.dst());
-    let tl = (h.total_len() as usize).min(d.len());
+    let (src, dst, hl, tl) = if v6 {
+        outer6(d)?
+    } else {
+        let h = Ip4Hdr::new(d).ok_or(input_error::SHORT)?;
+        let tl = (h.total_len() as usize).min(d.len());
+        (h.src() as u128, h.dst() as u128, h.header_len(), tl)
+    };
     let vx = d
         .get(hl + 8..tl)
         .and_then(VxlanHdr::new)
         .ok_or(input_error::SHORT)?;
     let vni = vx.vni().ok_or(input_error::BAD_FLAGS)?;
     let sw = tunnels
-        .decap(src as u128, dst as u128, vni, false)
+        .decap(src, dst, vni, v6)
         .ok_or(input_error::NO_TUNNEL)?;
     let l3 = tunnels.get(sw).is_some_and(|t| t.l3);
     let off = hl + 8 + VXLAN_HDR;
@@ -396,10 +428,10 @@ fn decap4(b: &mut Buf<'_>, tunnels: &Tunnels) -> Result<u16, u16> {
     Ok(next)
 }
 
-impl Node for VxlanInput4 {
+impl Node for VxlanInput {
     fn info(&self) -> NodeInfo {
         NodeInfo {
-            name: INPUT4,
+            name: if self.v6 { INPUT6 } else { INPUT4 },
             kind: NodeKind::Internal,
             next_nodes: input_next::NAMES,
             errors: input_error::NAMES,
@@ -413,7 +445,7 @@ impl Node for VxlanInput4 {
         let mut done = 0;
         for (&bi, next_out) in bufs.iter().zip(nexts.iter_mut()) {
             let mut b = cx.bufs.get(bi);
-            *next_out = match decap4(&mut b, tunnels) {
+            *next_out = match decap(&mut b, tunnels, self.v6) {
                 Ok(n) => {
                     done += 1;
                     let sw = b.meta.rx_sw_if_index as usize;
@@ -443,7 +475,8 @@ pub fn register(b: GraphBuilder, tables: &FeatureTables) -> GraphBuilder {
     let t = tables.get::<Table>();
     b.feature(ENCAP4, Box::new(VxlanEncap::new(ENCAP4.node, t.clone())))
         .feature(ENCAP6, Box::new(VxlanEncap::new(ENCAP6.node, t.clone())))
-        .node(Box::new(VxlanInput4::new(t)))
+        .node(Box::new(VxlanInput::new(false, t.clone())))
+        .node(Box::new(VxlanInput::new(true, t)))
 }
 
 /// The UDP port ip4-local hands to vxlan4-input.
