@@ -545,6 +545,7 @@ crate::next_edges! {
         REWRITE => "ip4-rewrite",
         ICMP_ERROR => "ip4-icmp-error",
         VXLAN => "vxlan4-input",
+        IPIP => "ipip4-input",
     }
 }
 
@@ -594,6 +595,13 @@ impl Node for Ip4Local {
             {
                 // VXLAN is decapsulated here (VPP's udp_register_dst_port for 4789).
                 nexts[i] = local_next::VXLAN;
+                continue;
+            }
+            if matches!(
+                proto,
+                crate::wire::tunnel::IP_PROTO_IPIP | crate::wire::tunnel::IP_PROTO_IPV6
+            ) {
+                nexts[i] = local_next::IPIP;
                 continue;
             }
             let rx = b.meta.rx_sw_if_index;

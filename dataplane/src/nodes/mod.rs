@@ -23,7 +23,7 @@ macro_rules! feature_modules {
     };
 }
 
-feature_modules![udp_deny, vxlan];
+feature_modules![udp_deny, vxlan, ipip];
 
 /// Address resolution (ARP requests, neighbor solicitations) at most once per `gap` clocks per
 /// target, per thread: a small table of recently asked targets indexed by a hash of the address.
