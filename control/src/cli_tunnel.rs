@@ -1,8 +1,11 @@
 //! Tunnel CLI in VPP's syntax: `create vxlan tunnel src <ip> dst <ip> vni <n> [instance <n>]
 //! [encap-vrf-id <n>] [dst_port <n>] [l3] [del]`, `show vxlan tunnel`. Thin translators over
-//! `service::vxlan`, the same calls the API makes.
+//! `service::vxlan`, the same calls the API makes. `create ipip tunnel src <ip> dst <ip>
+//! [instance <n>] [outer-table-id <n>]`, `delete ipip tunnel sw_if_index <n>`, `show ipip tunnel`
+//! over `service::ipip`.
 
 use crate::daemon::Dataplane;
+use crate::service::ipip::{self, IpipRequest};
 use crate::service::vxlan::{self, VxlanRequest};
 use std::fmt::Write;
 use std::net::IpAddr;
@@ -15,6 +18,13 @@ pub fn execute(dp: &Arc<Dataplane>, words: &[&str]) -> Option<Result<String, Str
     Some(match words {
         ["create", "vxlan", "tunnel", rest @ ..] => create_vxlan(dp, rest),
         ["show", "vxlan", "tunnel"] | ["show", "vxlan", "tunnels"] => Ok(show_vxlan(dp)),
+        ["create", "ipip", "tunnel", rest @ ..] => create_ipip(dp, rest),
+        ["delete", "ipip", "tunnel", "sw_if_index", n] => num("sw_if_index", n).and_then(|sw| {
+            ipip::delete(dp, sw)
+                .map(|()| String::new())
+                .map_err(|e| e.to_string())
+        }),
+        ["show", "ipip", "tunnel"] | ["show", "ipip", "tunnels"] => Ok(show_ipip(dp)),
         _ => return None,
     })
 }
@@ -98,6 +108,53 @@ fn show_vxlan(dp: &Dataplane) -> String {
             t.encap_fib,
             t.sw_if_index,
             if t.l3 { "l3" } else { "l2 (inner ethernet)" }
+        );
+    }
+    o
+}
+
+const IPIP_USAGE: &str = "create ipip tunnel src <ip> dst <ip> [instance <n>] [outer-table-id <n>]";
+
+fn create_ipip(dp: &Arc<Dataplane>, w: &[&str]) -> Result<String, String> {
+    let (mut src, mut dst, mut instance, mut table_id) = (None, None, None, 0);
+    for pair in w.chunks(2) {
+        let [k, v] = pair else {
+            return Err(IPIP_USAGE.into());
+        };
+        match *k {
+            "src" => src = Some(ip("src", v)?),
+            "dst" => dst = Some(ip("dst", v)?),
+            "instance" => instance = Some(num("instance", v)?),
+            "outer-table-id" => table_id = num("outer-table-id", v)?,
+            _ => return Err(IPIP_USAGE.into()),
+        }
+    }
+    let (Some(src), Some(dst)) = (src, dst) else {
+        return Err(IPIP_USAGE.into());
+    };
+    let req = IpipRequest {
+        instance,
+        src,
+        dst,
+        table_id,
+        flags: 0,
+        dscp: 0,
+    };
+    let (_, name) = ipip::create(dp, req).map_err(|e| e.to_string())?;
+    Ok(format!("{name}\n"))
+}
+
+fn show_ipip(dp: &Dataplane) -> String {
+    let ts = ipip::list(dp, None);
+    if ts.is_empty() {
+        return "No IPIP tunnels configured...\n".into();
+    }
+    let mut o = String::new();
+    for t in ts {
+        let _ = writeln!(
+            o,
+            "[{}] instance {} src {} dst {} table-ID {} sw-if-idx {} flags {:#x} dscp {} mode p2p",
+            t.instance, t.instance, t.src, t.dst, t.table_id, t.sw_if_index, t.flags, t.dscp
         );
     }
     o

@@ -5,7 +5,7 @@
 use super::convert::{self, rv};
 use super::handlers::State;
 use crate::service::linux::{self, Kind, TapRequest};
-use crate::service::{interfaces, vxlan, SvcResult};
+use crate::service::{interfaces, ipip, vxlan, SvcResult};
 use rvpp_drivers::af_packet::AfPacketConfig;
 use rvpp_drivers::af_xdp::{AfXdpConfig, XdpMode};
 use rvpp_drivers::tap::{TapConfig, TapMode};
@@ -93,6 +93,50 @@ pub fn vxlan_dump(s: &State, sw: u32) -> Vec<d::VxlanTunnelV2Details> {
             encap_vrf_id: t.encap_vrf_id,
             decap_next_index: t.decap_next_index,
             vni: t.vni,
+        })
+        .collect()
+}
+
+/// ipip_add_tunnel: (retval, sw_if_index). Multipoint tunnels are refused (-9).
+pub fn ipip_add(s: &mut State, m: &d::IpipAddTunnel) -> (i32, u32) {
+    let t = &m.tunnel;
+    if t.mode != d::TunnelMode::TUNNEL_API_MODE_P2P {
+        log::warn!("api: ipip_add_tunnel: only point-to-point tunnels are supported");
+        return (rv::UNIMPLEMENTED, convert::NONE);
+    }
+    let req = ipip::IpipRequest {
+        instance: (t.instance != u32::MAX).then_some(t.instance),
+        src: convert::addr_ip(&t.src),
+        dst: convert::addr_ip(&t.dst),
+        table_id: t.table_id,
+        flags: t.flags.0,
+        dscp: t.dscp.0,
+    };
+    let r = ipip::create(&s.dp, req);
+    created(s, "ipip_add_tunnel", r)
+}
+
+pub fn ipip_del(s: &mut State, sw: u32) -> i32 {
+    let r = ipip::delete(&s.dp, sw);
+    deleted(s, "ipip_del_tunnel", r)
+}
+
+/// ipip_tunnel_dump: every tunnel, or the one on `sw` (~0 or 0, which is local0: all).
+pub fn ipip_dump(s: &State, sw: u32) -> Vec<d::IpipTunnelDetails> {
+    ipip::list(&s.dp, (sw != u32::MAX && sw != 0).then_some(sw))
+        .into_iter()
+        .map(|t| d::IpipTunnelDetails {
+            context: 0,
+            tunnel: d::IpipTunnel {
+                instance: t.instance,
+                src: convert::ip_addr(t.src),
+                dst: convert::ip_addr(t.dst),
+                sw_if_index: d::InterfaceIndex(t.sw_if_index),
+                table_id: t.table_id,
+                flags: d::TunnelEncapDecapFlags(t.flags),
+                mode: d::TunnelMode::TUNNEL_API_MODE_P2P,
+                dscp: d::IpDscp(t.dscp),
+            },
         })
         .collect()
 }

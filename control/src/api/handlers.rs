@@ -696,6 +696,21 @@ pub fn router(state: State) -> Router<State> {
         let rv = devices::delete_interface(s, m.sw_if_index.0, "loopback");
         reply!(DeleteLoopbackReply, rv)
     });
+    r.on(|s: &mut State, m: d::IpipAddTunnel, _c| {
+        let (rv, sw) = devices::ipip_add(s, &m);
+        Response::reply(d::IpipAddTunnelReply {
+            context: 0,
+            retval: rv,
+            sw_if_index: d::InterfaceIndex(sw),
+        })
+    });
+    r.on(|s: &mut State, m: d::IpipDelTunnel, _c| {
+        let rv = devices::ipip_del(s, m.sw_if_index.0);
+        reply!(IpipDelTunnelReply, rv)
+    });
+    r.on(|s: &mut State, m: d::IpipTunnelDump, _c| {
+        Response::stream(devices::ipip_dump(s, m.sw_if_index.0))
+    });
     r.on(|s: &mut State, m: d::VxlanAddDelTunnelV3, _c| {
         let (rv, sw) = devices::vxlan_add_del(s, &m);
         Response::reply(d::VxlanAddDelTunnelV3Reply {

@@ -282,6 +282,25 @@ def vxlan_tunnel_api(vpp):
     check(list(vpp.api.vxlan_tunnel_v2_dump(sw_if_index=NONE)) == [], "vxlan gone")
 
 
+def ipip_tunnel_api(vpp):
+    """calico-vpp's ipip_add_tunnel / ipip_tunnel_dump / ipip_del_tunnel and VPP's errors."""
+    check(list(vpp.api.ipip_tunnel_dump(sw_if_index=NONE)) == [], "no ipip tunnels yet")
+    t = dict(instance=NONE, src="198.18.0.1", dst="198.18.0.3", sw_if_index=0, table_id=0,
+             flags=0, mode=0, dscp=0)
+    r = ok(vpp.api.ipip_add_tunnel(tunnel=t), "ipip add")
+    rows = list(vpp.api.ipip_tunnel_dump(sw_if_index=NONE))
+    check(len(rows) == 1 and rows[0].tunnel.sw_if_index == r.sw_if_index
+          and str(rows[0].tunnel.dst) == "198.18.0.3" and rows[0].tunnel.instance == 0, "ipip dump")
+    names = [i.interface_name for i in vpp.api.sw_interface_dump(sw_if_index=r.sw_if_index)]
+    check(names == ["ipip0"], "ipip interface named as VPP names it: %s" % names)
+    check(vpp.api.ipip_add_tunnel(tunnel=t).retval == -79, "ipip IF_ALREADY_EXISTS")
+    check(vpp.api.ipip_add_tunnel(tunnel=dict(t, dst="198.18.0.4", mode=1)).retval == -9,
+          "multipoint ipip UNIMPLEMENTED")
+    ok(vpp.api.ipip_del_tunnel(sw_if_index=r.sw_if_index), "ipip del")
+    check(vpp.api.ipip_del_tunnel(sw_if_index=r.sw_if_index).retval == -6, "ipip del twice")
+    check(list(vpp.api.ipip_tunnel_dump(sw_if_index=NONE)) == [], "ipip gone")
+
+
 def pod_bringup(vpp):
     """semantics.md §B/§C for one tun pod (no cnat/npol: those answer UNIMPLEMENTED)."""
     r = ok(vpp.api.show_threads(), "show_threads")
@@ -291,7 +310,8 @@ def pod_bringup(vpp):
     check(vpp.api.cnat_set_snat_policy(policy=2).retval == -9, "cnat UNIMPLEMENTED")
     check(vpp.api.ipsec_set_async_mode(async_enable=1).retval == -9, "ipsec UNIMPLEMENTED")
     vxlan_tunnel_api(vpp)
-    for dump in ("ipip_tunnel_dump", "sr_localsids_dump"):
+    ipip_tunnel_api(vpp)
+    for dump in ("sr_localsids_dump",):
         kw = {"sw_if_index": NONE} if "tunnel" in dump else {}
         check(unimplemented_dump(getattr(vpp.api, dump)(**kw)), dump + " answers UNIMPLEMENTED")
     check(unimplemented_dump(vpp.api.wireguard_interface_dump(show_private_key=1, sw_if_index=NONE)),
