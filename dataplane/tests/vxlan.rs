@@ -457,3 +457,17 @@ fn ipv6_outer_decap_to_ip4_input_and_checksum_drops() {
     let _ = l.tun6;
     l.no_leaks();
 }
+
+#[test]
+fn a_tunnel_that_is_down_drops_both_ways() {
+    let mut l = lab();
+    let (if0, if1, tun) = (l.if0, l.if1, l.tun);
+    l.fwd.set_admin_up(tun, false).unwrap();
+    l.send(if1, &pod_frame());
+    l.send(if0, &peer_frame(VNI, 0x08, &inner_ip_to_pod()));
+    assert!(Lab::take(&l.out0).is_empty());
+    assert!(Lab::take(&l.out1).is_empty());
+    assert_eq!(l.error("vxlan4-encap", vxlan::encap_error::DOWN), 1);
+    assert_eq!(l.error("vxlan4-input", vxlan::input_error::DOWN), 1);
+    l.no_leaks();
+}

@@ -15,7 +15,7 @@ use crate::feature::{Feature, FeatureTables};
 use crate::graph::{GraphBuilder, Node, NodeInfo, NodeKind};
 use crate::rcu::{Published, Snapshot};
 use crate::runtime::Ctx;
-use crate::tables::MAX_RELOOKUPS;
+use crate::tables::{if_flags, MAX_RELOOKUPS};
 use crate::wire::tunnel::{IP_PROTO_IPIP, IP_PROTO_IPV6};
 use crate::wire::{self, Ip4Hdr, Ip4HdrMut, Ip6HdrMut};
 use std::collections::HashMap;
@@ -124,6 +124,7 @@ crate::next_edges! {
 crate::node_errors! {
     pub mod encap_error {
         ENCAPSULATED => "ipip packets encapsulated",
+        DOWN => "ipip encap: tunnel interface is down (dropped)",
         NO_TUNNEL => "ipip encap: interface is not a tunnel (dropped)",
         NO_HEADROOM => "ipip encap: no headroom for the outer header (dropped)",
         LOOP => "ipip encap: tunnel loops into itself (dropped)",
@@ -250,10 +251,13 @@ impl Node for IpipEncap {
         self.snap.refresh(&self.table);
         let tunnels = self.snap.get();
         let errs = cx.errs();
+        let ifs = cx.tables.ifs.get();
         let mut done = 0;
         for (&bi, next_out) in bufs.iter().zip(nexts.iter_mut()) {
             let mut b = cx.bufs.get(bi);
-            let r = match tunnels.get(b.meta.tx_sw_if_index) {
+            let tx = b.meta.tx_sw_if_index;
+            let r = match tunnels.get(tx) {
+                Some(_) if ifs.fast(tx).flags & if_flags::ADMIN_UP == 0 => Err(encap_error::DOWN),
                 Some(t) => encap_one(&mut b, t),
                 None => Err(encap_error::NO_TUNNEL),
             };
@@ -283,6 +287,7 @@ crate::next_edges! {
 crate::node_errors! {
     pub mod input_error {
         DECAPSULATED => "ipip packets decapsulated",
+        DOWN => "ipip: tunnel interface is down (dropped)",
         NO_TUNNEL => "ipip: no tunnel for source and destination (dropped)",
         BAD_INNER => "ipip: inner packet does not match the protocol (dropped)",
         SHORT => "ipip: truncated (dropped)",
@@ -345,10 +350,15 @@ impl Node for IpipInput4 {
         self.snap.refresh(&self.table);
         let tunnels = self.snap.get();
         let errs = cx.errs();
+        let ifs = cx.tables.ifs.get();
         let mut done = 0;
         for (&bi, next_out) in bufs.iter().zip(nexts.iter_mut()) {
             let mut b = cx.bufs.get(bi);
             *next_out = match decap4(&mut b, tunnels) {
+                Ok(_) if ifs.fast(b.meta.rx_sw_if_index).flags & if_flags::ADMIN_UP == 0 => {
+                    b.meta.error = errs.error(input_error::DOWN);
+                    input_next::DROP
+                }
                 Ok(n) => {
                     done += 1;
                     let sw = b.meta.rx_sw_if_index as usize;

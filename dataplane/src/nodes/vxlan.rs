@@ -25,7 +25,7 @@ use crate::feature::{Feature, FeatureTables};
 use crate::graph::{GraphBuilder, Node, NodeInfo, NodeKind};
 use crate::rcu::{Published, Snapshot};
 use crate::runtime::Ctx;
-use crate::tables::MAX_RELOOKUPS;
+use crate::tables::{if_flags, MAX_RELOOKUPS};
 use crate::wire::tunnel::{VxlanHdr, VxlanHdrMut, VXLAN_HDR, VXLAN_PORT};
 use crate::wire::{self, Ip4Hdr, Ip4HdrMut, Ip6Hdr, Ip6HdrMut};
 use std::collections::HashMap;
@@ -160,6 +160,7 @@ crate::next_edges! {
 crate::node_errors! {
     pub mod encap_error {
         ENCAPSULATED => "vxlan packets encapsulated",
+        DOWN => "vxlan encap: tunnel interface is down (dropped)",
         NO_TUNNEL => "vxlan encap: interface is not a tunnel (dropped)",
         NO_HEADROOM => "vxlan encap: no headroom for the outer headers (dropped)",
         LOOP => "vxlan encap: tunnel loops into itself (dropped)",
@@ -284,10 +285,13 @@ impl Node for VxlanEncap {
         self.snap.refresh(&self.table);
         let tunnels = self.snap.get();
         let errs = cx.errs();
+        let ifs = cx.tables.ifs.get();
         let mut done = 0;
         for (&bi, next_out) in bufs.iter().zip(nexts.iter_mut()) {
             let mut b = cx.bufs.get(bi);
-            let r = match tunnels.get(b.meta.tx_sw_if_index) {
+            let tx = b.meta.tx_sw_if_index;
+            let r = match tunnels.get(tx) {
+                Some(_) if ifs.fast(tx).flags & if_flags::ADMIN_UP == 0 => Err(encap_error::DOWN),
                 Some(t) => encap_one(&mut b, t),
                 None => Err(encap_error::NO_TUNNEL),
             };
@@ -334,6 +338,7 @@ crate::next_edges! {
 crate::node_errors! {
     pub mod input_error {
         DECAPSULATED => "vxlan packets decapsulated",
+        DOWN => "vxlan: tunnel interface is down (dropped)",
         SHORT => "vxlan: truncated outer headers (dropped)",
         BAD_FLAGS => "vxlan: header without a valid VNI (dropped)",
         NO_TUNNEL => "vxlan: no tunnel for source, destination and VNI (dropped)",
@@ -442,10 +447,15 @@ impl Node for VxlanInput {
         self.snap.refresh(&self.table);
         let tunnels = self.snap.get();
         let errs = cx.errs();
+        let ifs = cx.tables.ifs.get();
         let mut done = 0;
         for (&bi, next_out) in bufs.iter().zip(nexts.iter_mut()) {
             let mut b = cx.bufs.get(bi);
             *next_out = match decap(&mut b, tunnels, self.v6) {
+                Ok(_) if ifs.fast(b.meta.rx_sw_if_index).flags & if_flags::ADMIN_UP == 0 => {
+                    b.meta.error = errs.error(input_error::DOWN);
+                    input_next::DROP
+                }
                 Ok(n) => {
                     done += 1;
                     let sw = b.meta.rx_sw_if_index as usize;
