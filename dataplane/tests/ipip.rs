@@ -267,3 +267,80 @@ fn decap_by_source_and_destination_with_counted_drops() {
     assert_eq!(l.error("ipip4-input", e::BAD_INNER), 2);
     l.no_leaks();
 }
+
+#[path = "../../test-support/skip.rs"]
+mod skip;
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn scapy(script: &str, arg: &str) -> String {
+    let out = std::process::Command::new("python3")
+        .args(["-c", script, arg])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "scapy: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// A second, independent decoder and builder: scapy decodes rvpp's IPIP (checksums recomputed
+/// by scapy must match), and rvpp decapsulates a packet scapy built.
+#[test]
+fn scapy_agrees_on_ipip_bytes() {
+    if !skip::need_python_module("scapy") {
+        return;
+    }
+    let mut l = lab();
+    let (if0, if1) = (l.if0, l.if1);
+    l.send(if1, &pod_frame([198, 19, 202, 7], 0));
+    let out = Lab::take(&l.out0);
+    assert_eq!(out.len(), 1);
+    let check = r#"
+import sys
+from scapy.all import Ether, IP, UDP
+p = Ether(bytes.fromhex(sys.argv[1]))
+o = p[IP]
+i = o.payload
+assert o.proto == 4 and o.ttl == 64 and o.flags == 0, o.show(dump=True)
+assert (o.src, o.dst) == ("198.18.0.1", "198.18.0.2")
+assert isinstance(i, IP) and i.dst == "198.19.202.7" and i.ttl == 63
+for h in (o, i):
+    want = IP(bytes(h)).chksum
+    c = h.copy(); del c.chksum
+    assert IP(bytes(c)).chksum == want, "ip checksum"
+u = i[UDP]; c = i.copy(); del c[UDP].chksum
+assert IP(bytes(c))[UDP].chksum == u.chksum, "inner udp checksum"
+print("OK")
+"#;
+    assert_eq!(scapy(check, &hex(&out[0])), "OK");
+    let build = r#"
+import sys
+from scapy.all import Ether, IP, UDP, Raw
+p = (Ether(src="02:00:00:00:00:b0", dst="02:00:00:00:00:a0")
+     / IP(src="198.18.0.2", dst="198.18.0.1", proto=4)
+     / IP(src="198.19.202.9", dst="198.19.0.2") / UDP(sport=5, dport=6) / Raw(b"scapy"))
+print(bytes(p).hex())
+"#;
+    let frame = scapy(build, "");
+    let bytes: Vec<u8> = (0..frame.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&frame[i..i + 2], 16).unwrap())
+        .collect();
+    l.send(if0, &bytes);
+    let got = Lab::take(&l.out1);
+    assert_eq!(
+        got.len(),
+        1,
+        "scapy's IPIP packet decapsulated and forwarded"
+    );
+    let (_, rest) = Ethernet2Header::from_slice(&got[0]).unwrap();
+    let (ih, payload) = Ipv4Header::from_slice(rest).unwrap();
+    assert_eq!(ih.source, [198, 19, 202, 9]);
+    assert!(payload.ends_with(b"scapy"));
+    l.no_leaks();
+}
