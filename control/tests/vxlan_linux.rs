@@ -3,8 +3,8 @@
 //! Linux side pings rvpp's tunnel address: the request crosses Linux encap -> rvpp decap, the
 //! reply rvpp encap -> Linux decap, so a reply proves both directions on the wire.
 //!
-//! Addresses: uplink 198.18.0.0/30 (rvpp .1, Linux .2), tunnel 198.19.255.0/24 (rvpp .1,
-//! Linux .2). Static neighbours on both sides, as felix programs (VTEP MAC per node).
+//! Addresses: uplink 198.18.0.0/30 or fd00::/64 (rvpp .1 / ::1, Linux .2 / ::2), tunnel
+//! 198.19.255.0/24 (rvpp .1, Linux .2). Static neighbours on both sides, as felix programs (VTEP MAC per node).
 
 #[path = "../../test-support/skip.rs"]
 mod skip;
@@ -62,10 +62,30 @@ fn error_count(errors: &str, reason: &str) -> u64 {
 
 #[test]
 fn linux_vxlan_peer_pings_across_the_tunnel() {
+    ping_across("vx", Outer::V4);
+}
+
+/// The same with IPv6 outer headers (Linux checksums UDP over IPv6 and checks ours).
+#[test]
+fn linux_vxlan_peer_pings_across_an_ipv6_outer_tunnel() {
+    ping_across("vx6", Outer::V6);
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Outer {
+    V4,
+    V6,
+}
+
+fn ping_across(tag: &str, outer: Outer) {
     if !skip::need_root("for a tap and a vxlan device in a namespace of the test's own") {
         return;
     }
-    let ns = Netns(format!("rvpp-vx-{}", std::process::id()));
+    let (ours, theirs, plen) = match outer {
+        Outer::V4 => ("198.18.0.1", "198.18.0.2", 30),
+        Outer::V6 => ("fd00::1", "fd00::2", 64),
+    };
+    let ns = Netns(format!("rvpp-{tag}-{}", std::process::id()));
     let _ = Command::new("ip")
         .args(["netns", "del", &ns.0])
         .stderr(std::process::Stdio::null())
@@ -74,12 +94,13 @@ fn linux_vxlan_peer_pings_across_the_tunnel() {
         .args(["netns", "add", &ns.0])
         .status()
         .is_ok_and(|s| s.success()));
-    let r = Rvpp::start("vxlan-linux", "buffers { buffers-per-numa 8192 }");
+    let r = Rvpp::start(&format!("{tag}-linux"), "buffers { buffers-per-numa 8192 }");
     let tap = r.ctl(&format!("create tap host-ns {} host-if-name up0", ns.0));
     assert_eq!(tap.trim(), "tap0", "{tap}");
-    ok(r.ctl("set interface ip address tap0 198.18.0.1/30"));
+    ok(r.ctl(&format!("set interface ip address tap0 {ours}/{plen}")));
     ok(r.ctl("set interface state tap0 up"));
-    let vx = r.ctl("create vxlan tunnel src 198.18.0.1 dst 198.18.0.2 vni 4096");
+    let create = format!("create vxlan tunnel src {ours} dst {theirs} vni 4096");
+    let vx = r.ctl(&create);
     assert_eq!(vx.trim(), "vxlan_tunnel0", "{vx}");
     assert!(r.ctl("show vxlan tunnel").contains("vni 4096"));
     ok(r.ctl(&format!(
@@ -89,9 +110,14 @@ fn linux_vxlan_peer_pings_across_the_tunnel() {
 
     // The Linux node: uplink, vxlan device as felix makes vxlan.calico, static neighbour.
     ns.ip("link set lo up");
-    ns.ip("addr add 198.18.0.2/30 dev up0");
+    ns.ip(&format!(
+        "addr add {theirs}/{plen} dev up0{}",
+        if outer == Outer::V6 { " nodad" } else { "" }
+    ));
     ns.ip("link set up0 up");
-    ns.ip("link add vx0 type vxlan id 4096 dstport 4789 local 198.18.0.2 remote 198.18.0.1 dev up0 nolearning");
+    ns.ip(&format!(
+        "link add vx0 type vxlan id 4096 dstport 4789 local {theirs} remote {ours} dev up0 nolearning"
+    ));
     ns.ip(&format!("link set vx0 address {LINUX_VTEP_MAC}"));
     ns.ip("addr add 198.19.255.2/24 dev vx0");
     ns.ip("link set vx0 up");
@@ -99,10 +125,10 @@ fn linux_vxlan_peer_pings_across_the_tunnel() {
         "neigh replace 198.19.255.1 lladdr {TUN_MAC} dev vx0 nud permanent"
     ));
     // rvpp's side: the Linux VTEP's MAC and the Linux uplink's MAC, both static (Linux learns
-    // ours by ARP on the uplink).
+    // ours by ARP / ND on the uplink).
     let link = ns.exec(&["cat", "/sys/class/net/up0/address"]);
     let up0_mac = String::from_utf8_lossy(&link.stdout).trim().to_string();
-    ok(r.ctl(&format!("set ip neighbor tap0 198.18.0.2 {up0_mac}")));
+    ok(r.ctl(&format!("set ip neighbor tap0 {theirs} {up0_mac}")));
     ok(r.ctl(&format!(
         "set ip neighbor vxlan_tunnel0 198.19.255.2 {LINUX_VTEP_MAC}"
     )));
@@ -132,7 +158,7 @@ fn linux_vxlan_peer_pings_across_the_tunnel() {
     assert!(rx >= 3, "vx0 rx_packets {rx}");
 
     // Deleting the tunnel stops it both ways: no more replies, and a counted decap miss.
-    ok(r.ctl("create vxlan tunnel src 198.18.0.1 dst 198.18.0.2 vni 4096 del"));
+    ok(r.ctl(&format!("{create} del")));
     assert!(!r.ctl("show interface").contains("vxlan_tunnel0"));
     let ping = ns.exec(&["ping", "-c", "1", "-W", "1", "198.19.255.1"]);
     assert!(!ping.status.success(), "a reply through a deleted tunnel");
