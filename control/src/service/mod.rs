@@ -31,6 +31,8 @@ pub mod rv {
     pub const SYSCALL_ERROR_2: i32 = -12;
     pub const INVALID_REGISTRATION: i32 = -31;
     pub const NO_PATHS_IN_ROUTE: i32 = -52;
+    pub const NO_SUCH_NODE: i32 = -63;
+    pub const NO_SUCH_NODE2: i32 = -64;
     pub const ADDRESS_NOT_FOUND_FOR_INTERFACE: i32 = -60;
     pub const SUBIF_ALREADY_EXISTS: i32 = -68;
     pub const INVALID_INTERFACE: i32 = -71;

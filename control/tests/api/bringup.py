@@ -267,13 +267,24 @@ def host_side(vpp):
 def vxlan_tunnel_api(vpp):
     """calico-vpp's vxlan_add_del_tunnel_v3 (L3 mode), its dump, and the errors VPP gives."""
     check(list(vpp.api.vxlan_tunnel_v2_dump(sw_if_index=NONE)) == [], "no vxlan tunnels yet")
+    # calico: decap_next_index = add_node_next(vxlan4-input -> ip4-input)
+    nxt = ok(vpp.api.add_node_next(node_name="vxlan4-input", next_name="ip4-input"), "add_node_next")
+    same = ok(vpp.api.get_next_index(node_name="vxlan4-input", next_name="ip4-input"), "get_next_index")
+    check(same.next_index == nxt.next_index, "add_node_next and get_next_index agree")
+    ok(vpp.api.get_node_index(node_name="vxlan6-input"), "get_node_index vxlan6-input")
+    check(vpp.api.get_node_index(node_name="no-such-node").retval == -63, "unknown node -> -63")
+    check(vpp.api.get_next_index(node_name="vxlan4-input", next_name="nope").retval == -64,
+          "unknown next -> -64")
+    check(vpp.api.add_node_next(node_name="vxlan4-input", next_name="ip6-lookup").retval == -9,
+          "a new edge at run time -> UNIMPLEMENTED")
     vx = dict(instance=NONE, src_address="198.18.0.1", dst_address="198.18.0.2", src_port=4789,
-              dst_port=4789, mcast_sw_if_index=NONE, encap_vrf_id=0, decap_next_index=1, vni=4096,
-              is_l3=True)
+              dst_port=4789, mcast_sw_if_index=NONE, encap_vrf_id=0,
+              decap_next_index=nxt.next_index, vni=4096, is_l3=True)
     r = ok(vpp.api.vxlan_add_del_tunnel_v3(is_add=True, **vx), "vxlan add")
     rows = list(vpp.api.vxlan_tunnel_v2_dump(sw_if_index=NONE))
     check(len(rows) == 1 and rows[0].sw_if_index == r.sw_if_index and rows[0].vni == 4096
-          and str(rows[0].dst_address) == "198.18.0.2" and rows[0].instance == 0, "vxlan dump")
+          and str(rows[0].dst_address) == "198.18.0.2" and rows[0].instance == 0
+          and rows[0].decap_next_index == nxt.next_index, "vxlan dump")
     names = [i.interface_name for i in vpp.api.sw_interface_dump(sw_if_index=r.sw_if_index)]
     check(names == ["vxlan_tunnel0"], "vxlan interface named as VPP names it: %s" % names)
     check(vpp.api.vxlan_add_del_tunnel_v3(is_add=True, **vx).retval == -75, "vxlan TUNNEL_EXIST")
