@@ -25,6 +25,8 @@ pub fn execute(dp: &Arc<Dataplane>, line: &str) -> String {
         r
     } else if let Some(r) = crate::cli_linux::execute(dp, &w) {
         r
+    } else if let Some(r) = crate::cli_tunnel::execute(dp, &w) {
+        r
     } else {
         execute_core(dp, line, &w)
     };
@@ -164,6 +166,10 @@ packet-generator enable
 create null interface <name>
 create pcap interface <name> [rx <file>] [tx <file>]
 create loopback interface [mac <mac>] | delete loopback interface intfc <name>
+create vxlan tunnel src <ip> dst <ip> vni <n> [instance <n>] [encap-vrf-id <n>] [dst_port <n>] [l3] [del]
+show vxlan tunnel
+create ipip tunnel src <ip> dst <ip> [instance <n>] [outer-table-id <n>] | delete ipip tunnel sw_if_index <n>
+show ipip tunnel
 ";
 
 pub(crate) fn sw(dp: &Dataplane, name: &str) -> Result<u32, String> {

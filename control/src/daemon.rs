@@ -112,6 +112,8 @@ pub struct Dataplane {
     /// The control service's state beside the tables: memif socket ids, change listeners.
     pub svc: crate::service::State,
     pub graph_names: Vec<&'static str>,
+    /// Each node's next-node names by edge (`get_next_index`, `add_node_next`).
+    pub graph_edges: Vec<Vec<&'static str>>,
     pub error_names: Vec<(&'static str, &'static str)>,
     pub started: std::time::Instant,
     stop: Arc<AtomicBool>,
@@ -164,6 +166,7 @@ impl Dataplane {
         let g = graph(&feature_tables)?;
         fwd.use_features(g.features.clone());
         let graph_names = g.names.clone();
+        let graph_edges = g.edge_names.clone();
         let error_names = g.error_names.clone();
         let stop = Arc::new(AtomicBool::new(false));
         let threads: Vec<(usize, String, Option<u32>)> = if cfg.worker_cores.is_empty() {
@@ -215,6 +218,7 @@ impl Dataplane {
             devices: Mutex::new(BTreeMap::new()),
             svc: Default::default(),
             graph_names,
+            graph_edges,
             error_names,
             started: std::time::Instant::now(),
             stop,

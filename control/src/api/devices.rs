@@ -5,7 +5,7 @@
 use super::convert::{self, rv};
 use super::handlers::State;
 use crate::service::linux::{self, Kind, TapRequest};
-use crate::service::{interfaces, SvcResult};
+use crate::service::{interfaces, ipip, vxlan, SvcResult};
 use rvpp_drivers::af_packet::AfPacketConfig;
 use rvpp_drivers::af_xdp::{AfXdpConfig, XdpMode};
 use rvpp_drivers::tap::{TapConfig, TapMode};
@@ -45,6 +45,100 @@ pub fn create_loopback(s: &mut State, mac: [u8; 6]) -> (i32, u32) {
 pub fn delete_interface(s: &mut State, sw: u32, kind: &str) -> i32 {
     let r = interfaces::delete(&s.dp, sw, kind);
     deleted(s, kind, r)
+}
+
+/// vxlan_add_del_tunnel_v3: (retval, sw_if_index). The UDP port rvpp receives VXLAN on is
+/// 4789 (ip4-local's dispatch), so another `src_port` is refused rather than ignored.
+pub fn vxlan_add_del(s: &mut State, m: &d::VxlanAddDelTunnelV3) -> (i32, u32) {
+    let (src, dst) = (
+        convert::addr_ip(&m.src_address),
+        convert::addr_ip(&m.dst_address),
+    );
+    if m.src_port != 0 && m.src_port != rvpp_dataplane::wire::tunnel::VXLAN_PORT {
+        log::warn!("api: vxlan_add_del_tunnel_v3: only udp port 4789 is received");
+        return (rv::UNIMPLEMENTED, convert::NONE);
+    }
+    if !m.is_add {
+        let r = vxlan::delete(&s.dp, src, dst, m.vni);
+        let sw = r.as_ref().copied().unwrap_or(convert::NONE);
+        return (deleted(s, "vxlan_add_del_tunnel_v3", r.map(|_| ())), sw);
+    }
+    let req = vxlan::VxlanRequest {
+        instance: (m.instance != u32::MAX).then_some(m.instance),
+        src,
+        dst,
+        dst_port: m.dst_port,
+        vni: m.vni,
+        encap_vrf_id: m.encap_vrf_id,
+        l3: m.is_l3,
+        decap_next_index: m.decap_next_index,
+    };
+    let r = vxlan::create(&s.dp, req);
+    created(s, "vxlan_add_del_tunnel_v3", r)
+}
+
+/// vxlan_tunnel_v2_dump: every tunnel, or the one on `sw` (~0 or 0, which is local0: all).
+pub fn vxlan_dump(s: &State, sw: u32) -> Vec<d::VxlanTunnelV2Details> {
+    vxlan::list(&s.dp, (sw != u32::MAX && sw != 0).then_some(sw))
+        .into_iter()
+        .map(|t| d::VxlanTunnelV2Details {
+            context: 0,
+            sw_if_index: d::InterfaceIndex(t.sw_if_index),
+            instance: t.instance,
+            src_address: convert::ip_addr(t.src),
+            dst_address: convert::ip_addr(t.dst),
+            src_port: rvpp_dataplane::wire::tunnel::VXLAN_PORT,
+            dst_port: t.dst_port,
+            mcast_sw_if_index: d::InterfaceIndex(u32::MAX),
+            encap_vrf_id: t.encap_vrf_id,
+            decap_next_index: t.decap_next_index,
+            vni: t.vni,
+        })
+        .collect()
+}
+
+/// ipip_add_tunnel: (retval, sw_if_index). Multipoint tunnels are refused (-9).
+pub fn ipip_add(s: &mut State, m: &d::IpipAddTunnel) -> (i32, u32) {
+    let t = &m.tunnel;
+    if t.mode != d::TunnelMode::TUNNEL_API_MODE_P2P {
+        log::warn!("api: ipip_add_tunnel: only point-to-point tunnels are supported");
+        return (rv::UNIMPLEMENTED, convert::NONE);
+    }
+    let req = ipip::IpipRequest {
+        instance: (t.instance != u32::MAX).then_some(t.instance),
+        src: convert::addr_ip(&t.src),
+        dst: convert::addr_ip(&t.dst),
+        table_id: t.table_id,
+        flags: t.flags.0,
+        dscp: t.dscp.0,
+    };
+    let r = ipip::create(&s.dp, req);
+    created(s, "ipip_add_tunnel", r)
+}
+
+pub fn ipip_del(s: &mut State, sw: u32) -> i32 {
+    let r = ipip::delete(&s.dp, sw);
+    deleted(s, "ipip_del_tunnel", r)
+}
+
+/// ipip_tunnel_dump: every tunnel, or the one on `sw` (~0 or 0, which is local0: all).
+pub fn ipip_dump(s: &State, sw: u32) -> Vec<d::IpipTunnelDetails> {
+    ipip::list(&s.dp, (sw != u32::MAX && sw != 0).then_some(sw))
+        .into_iter()
+        .map(|t| d::IpipTunnelDetails {
+            context: 0,
+            tunnel: d::IpipTunnel {
+                instance: t.instance,
+                src: convert::ip_addr(t.src),
+                dst: convert::ip_addr(t.dst),
+                sw_if_index: d::InterfaceIndex(t.sw_if_index),
+                table_id: t.table_id,
+                flags: d::TunnelEncapDecapFlags(t.flags),
+                mode: d::TunnelMode::TUNNEL_API_MODE_P2P,
+                dscp: d::IpDscp(t.dscp),
+            },
+        })
+        .collect()
 }
 
 pub fn tap_create(s: &mut State, m: &d::TapCreateV3) -> (i32, u32) {

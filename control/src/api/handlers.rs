@@ -496,6 +496,28 @@ fn rx_placement(s: &State, m: &d::SwInterfaceSetRxPlacement) -> i32 {
 }
 
 /// The router with every handled message.
+fn node_index(dp: &Dataplane, name: &str) -> Option<usize> {
+    dp.graph_names.iter().position(|n| *n == name)
+}
+
+/// (retval, edge index) of `next` from `node`. VPP's codes: -63 no such node, -64 no such next
+/// node (or, for get_next_index, no such edge); a missing edge add_node_next would create: -9.
+fn next_index(dp: &Dataplane, node: &str, next: &str, add: bool) -> (i32, u32) {
+    let (node, next) = (convert::text(node), convert::text(next));
+    let Some(n) = node_index(dp, node) else {
+        return (rv::NO_SUCH_NODE, NONE);
+    };
+    let edges = dp.graph_edges.get(n).map_or(&[][..], |e| &e[..]);
+    match edges.iter().position(|e| *e == next) {
+        Some(i) => (0, i as u32),
+        None if add && node_index(dp, next).is_some() => {
+            log::warn!("api: add_node_next: the graph is fixed; {node} has no edge to {next}");
+            (rv::UNIMPLEMENTED, NONE)
+        }
+        None => (rv::NO_SUCH_NODE2, NONE),
+    }
+}
+
 pub fn router(state: State) -> Router<State> {
     let mut r = Router::new(state);
     r.on_disconnect(|s: &mut State, ci| {
@@ -695,6 +717,62 @@ pub fn router(state: State) -> Router<State> {
     r.on(|s: &mut State, m: d::DeleteLoopback, _c| {
         let rv = devices::delete_interface(s, m.sw_if_index.0, "loopback");
         reply!(DeleteLoopbackReply, rv)
+    });
+    // The graph is fixed when it is built: node and edge indices are what the workers use,
+    // and add_node_next succeeds only for an edge the node already has (calico asks for
+    // vxlan4-input -> ip4-input); a new edge at run time answers -9.
+    r.on(|s: &mut State, m: d::GetNodeIndex, _c| {
+        let (rv, i) = match node_index(&s.dp, convert::text(&m.node_name)) {
+            Some(i) => (0, i as u32),
+            None => (rv::NO_SUCH_NODE, NONE),
+        };
+        Response::reply(d::GetNodeIndexReply {
+            context: 0,
+            retval: rv,
+            node_index: i,
+        })
+    });
+    r.on(|s: &mut State, m: d::GetNextIndex, _c| {
+        let (rv, i) = next_index(&s.dp, &m.node_name, &m.next_name, false);
+        Response::reply(d::GetNextIndexReply {
+            context: 0,
+            retval: rv,
+            next_index: i,
+        })
+    });
+    r.on(|s: &mut State, m: d::AddNodeNext, _c| {
+        let (rv, i) = next_index(&s.dp, &m.node_name, &m.next_name, true);
+        Response::reply(d::AddNodeNextReply {
+            context: 0,
+            retval: rv,
+            next_index: i,
+        })
+    });
+    r.on(|s: &mut State, m: d::IpipAddTunnel, _c| {
+        let (rv, sw) = devices::ipip_add(s, &m);
+        Response::reply(d::IpipAddTunnelReply {
+            context: 0,
+            retval: rv,
+            sw_if_index: d::InterfaceIndex(sw),
+        })
+    });
+    r.on(|s: &mut State, m: d::IpipDelTunnel, _c| {
+        let rv = devices::ipip_del(s, m.sw_if_index.0);
+        reply!(IpipDelTunnelReply, rv)
+    });
+    r.on(|s: &mut State, m: d::IpipTunnelDump, _c| {
+        Response::stream(devices::ipip_dump(s, m.sw_if_index.0))
+    });
+    r.on(|s: &mut State, m: d::VxlanAddDelTunnelV3, _c| {
+        let (rv, sw) = devices::vxlan_add_del(s, &m);
+        Response::reply(d::VxlanAddDelTunnelV3Reply {
+            context: 0,
+            retval: rv,
+            sw_if_index: d::InterfaceIndex(sw),
+        })
+    });
+    r.on(|s: &mut State, m: d::VxlanTunnelV2Dump, _c| {
+        Response::stream(devices::vxlan_dump(s, m.sw_if_index.0))
     });
     r.on(|s: &mut State, m: d::IpAddressDump, _c| {
         let f = s.dp.fwd();

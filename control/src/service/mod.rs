@@ -9,8 +9,10 @@
 //! Errors carry VPP's return code for the API and a sentence for the CLI.
 
 pub mod interfaces;
+pub mod ipip;
 pub mod linux;
 pub mod memif;
+pub mod vxlan;
 
 use rvpp_dataplane::forwarding::FwdError;
 use std::fmt;
@@ -29,15 +31,19 @@ pub mod rv {
     pub const SYSCALL_ERROR_2: i32 = -12;
     pub const INVALID_REGISTRATION: i32 = -31;
     pub const NO_PATHS_IN_ROUTE: i32 = -52;
+    pub const NO_SUCH_NODE: i32 = -63;
+    pub const NO_SUCH_NODE2: i32 = -64;
     pub const ADDRESS_NOT_FOUND_FOR_INTERFACE: i32 = -60;
     pub const SUBIF_ALREADY_EXISTS: i32 = -68;
     pub const INVALID_INTERFACE: i32 = -71;
     pub const INVALID_ARGUMENT: i32 = -73;
     pub const UNEXPECTED_INTF_STATE: i32 = -74;
+    pub const TUNNEL_EXIST: i32 = -75;
     pub const IF_ALREADY_EXISTS: i32 = -79;
     pub const ADDRESS_FOUND_FOR_INTERFACE: i32 = -114;
     pub const ENTRY_ALREADY_EXISTS: i32 = -116;
     pub const NETLINK_ERROR: i32 = -145;
+    pub const INSTANCE_IN_USE: i32 = -147;
 }
 
 /// VPP's return code for a forwarding error.

@@ -264,6 +264,54 @@ def host_side(vpp):
     ns(HOST_NS, "ip", "link", "del", br)
 
 
+def vxlan_tunnel_api(vpp):
+    """calico-vpp's vxlan_add_del_tunnel_v3 (L3 mode), its dump, and the errors VPP gives."""
+    check(list(vpp.api.vxlan_tunnel_v2_dump(sw_if_index=NONE)) == [], "no vxlan tunnels yet")
+    # calico: decap_next_index = add_node_next(vxlan4-input -> ip4-input)
+    nxt = ok(vpp.api.add_node_next(node_name="vxlan4-input", next_name="ip4-input"), "add_node_next")
+    same = ok(vpp.api.get_next_index(node_name="vxlan4-input", next_name="ip4-input"), "get_next_index")
+    check(same.next_index == nxt.next_index, "add_node_next and get_next_index agree")
+    ok(vpp.api.get_node_index(node_name="vxlan6-input"), "get_node_index vxlan6-input")
+    check(vpp.api.get_node_index(node_name="no-such-node").retval == -63, "unknown node -> -63")
+    check(vpp.api.get_next_index(node_name="vxlan4-input", next_name="nope").retval == -64,
+          "unknown next -> -64")
+    check(vpp.api.add_node_next(node_name="vxlan4-input", next_name="ip6-lookup").retval == -9,
+          "a new edge at run time -> UNIMPLEMENTED")
+    vx = dict(instance=NONE, src_address="198.18.0.1", dst_address="198.18.0.2", src_port=4789,
+              dst_port=4789, mcast_sw_if_index=NONE, encap_vrf_id=0,
+              decap_next_index=nxt.next_index, vni=4096, is_l3=True)
+    r = ok(vpp.api.vxlan_add_del_tunnel_v3(is_add=True, **vx), "vxlan add")
+    rows = list(vpp.api.vxlan_tunnel_v2_dump(sw_if_index=NONE))
+    check(len(rows) == 1 and rows[0].sw_if_index == r.sw_if_index and rows[0].vni == 4096
+          and str(rows[0].dst_address) == "198.18.0.2" and rows[0].instance == 0
+          and rows[0].decap_next_index == nxt.next_index, "vxlan dump")
+    names = [i.interface_name for i in vpp.api.sw_interface_dump(sw_if_index=r.sw_if_index)]
+    check(names == ["vxlan_tunnel0"], "vxlan interface named as VPP names it: %s" % names)
+    check(vpp.api.vxlan_add_del_tunnel_v3(is_add=True, **vx).retval == -75, "vxlan TUNNEL_EXIST")
+    ok(vpp.api.vxlan_add_del_tunnel_v3(is_add=False, **vx), "vxlan del")
+    check(vpp.api.vxlan_add_del_tunnel_v3(is_add=False, **vx).retval == -6, "vxlan del twice")
+    check(list(vpp.api.vxlan_tunnel_v2_dump(sw_if_index=NONE)) == [], "vxlan gone")
+
+
+def ipip_tunnel_api(vpp):
+    """calico-vpp's ipip_add_tunnel / ipip_tunnel_dump / ipip_del_tunnel and VPP's errors."""
+    check(list(vpp.api.ipip_tunnel_dump(sw_if_index=NONE)) == [], "no ipip tunnels yet")
+    t = dict(instance=NONE, src="198.18.0.1", dst="198.18.0.3", sw_if_index=0, table_id=0,
+             flags=0, mode=0, dscp=0)
+    r = ok(vpp.api.ipip_add_tunnel(tunnel=t), "ipip add")
+    rows = list(vpp.api.ipip_tunnel_dump(sw_if_index=NONE))
+    check(len(rows) == 1 and rows[0].tunnel.sw_if_index == r.sw_if_index
+          and str(rows[0].tunnel.dst) == "198.18.0.3" and rows[0].tunnel.instance == 0, "ipip dump")
+    names = [i.interface_name for i in vpp.api.sw_interface_dump(sw_if_index=r.sw_if_index)]
+    check(names == ["ipip0"], "ipip interface named as VPP names it: %s" % names)
+    check(vpp.api.ipip_add_tunnel(tunnel=t).retval == -79, "ipip IF_ALREADY_EXISTS")
+    check(vpp.api.ipip_add_tunnel(tunnel=dict(t, dst="198.18.0.4", mode=1)).retval == -9,
+          "multipoint ipip UNIMPLEMENTED")
+    ok(vpp.api.ipip_del_tunnel(sw_if_index=r.sw_if_index), "ipip del")
+    check(vpp.api.ipip_del_tunnel(sw_if_index=r.sw_if_index).retval == -6, "ipip del twice")
+    check(list(vpp.api.ipip_tunnel_dump(sw_if_index=NONE)) == [], "ipip gone")
+
+
 def pod_bringup(vpp):
     """semantics.md §B/§C for one tun pod (no cnat/npol: those answer UNIMPLEMENTED)."""
     r = ok(vpp.api.show_threads(), "show_threads")
@@ -272,7 +320,9 @@ def pod_bringup(vpp):
     check(vpp.api.npol_ipset_create(type=0).retval == -9, "npol UNIMPLEMENTED")
     check(vpp.api.cnat_set_snat_policy(policy=2).retval == -9, "cnat UNIMPLEMENTED")
     check(vpp.api.ipsec_set_async_mode(async_enable=1).retval == -9, "ipsec UNIMPLEMENTED")
-    for dump in ("ipip_tunnel_dump", "vxlan_tunnel_v2_dump", "sr_localsids_dump"):
+    vxlan_tunnel_api(vpp)
+    ipip_tunnel_api(vpp)
+    for dump in ("sr_localsids_dump",):
         kw = {"sw_if_index": NONE} if "tunnel" in dump else {}
         check(unimplemented_dump(getattr(vpp.api, dump)(**kw)), dump + " answers UNIMPLEMENTED")
     check(unimplemented_dump(vpp.api.wireguard_interface_dump(show_private_key=1, sw_if_index=NONE)),

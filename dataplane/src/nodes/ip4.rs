@@ -668,6 +668,8 @@ crate::next_edges! {
         LOOKUP => "ip4-lookup",
         REWRITE => "ip4-rewrite",
         ICMP_ERROR => "ip4-icmp-error",
+        VXLAN => "vxlan4-input",
+        IPIP => "ipip4-input",
     }
 }
 
@@ -708,6 +710,19 @@ impl Node for Ip4Local {
                 nexts[i] = local_next::LOOKUP;
                 continue;
             }
+            if proto == wire::IP_PROTO_UDP && udp_dst_port(b.data(), hl) == Some(super::vxlan::PORT)
+            {
+                // VXLAN is decapsulated here (VPP's udp_register_dst_port for 4789).
+                nexts[i] = local_next::VXLAN;
+                continue;
+            }
+            if matches!(
+                proto,
+                crate::wire::tunnel::IP_PROTO_IPIP | crate::wire::tunnel::IP_PROTO_IPV6
+            ) {
+                nexts[i] = local_next::IPIP;
+                continue;
+            }
             let rx = b.meta.rx_sw_if_index;
             match fwd
                 .punt4
@@ -744,6 +759,11 @@ impl Node for Ip4Local {
     fn trace(&self, b: &Buf<'_>) -> String {
         trace_ip4(b)
     }
+}
+
+fn udp_dst_port(d: &[u8], hl: usize) -> Option<u16> {
+    d.get(hl + 2..hl + 4)
+        .map(|p| u16::from_be_bytes([p[0], p[1]]))
 }
 
 fn is_echo_request(d: &[u8], hl: usize) -> bool {

@@ -26,6 +26,7 @@ crate::next_edges! {
         REWRITE => "ip6-rewrite",
         ICMP_ERROR => "ip6-icmp-error",
         OUTPUT => "interface-output",
+        VXLAN => "vxlan6-input",
     }
 }
 
@@ -107,6 +108,13 @@ struct Pkt {
 }
 
 impl Local<'_, '_> {
+    fn udp_dst_port(&mut self, bi: u32, p: &Pkt) -> Option<u16> {
+        let b = self.bufs.get(bi);
+        b.data()
+            .get(p.l4 + 2..p.l4 + 4)
+            .map(|x| u16::from_be_bytes([x[0], x[1]]))
+    }
+
     /// Decide one packet: Ok(next edge) or Err(drop reason).
     fn one(&mut self, bi: u32) -> Result<u16, u16> {
         let (p, proto) = {
@@ -131,6 +139,12 @@ impl Local<'_, '_> {
             if let Some(r) = self.icmp(bi, &p) {
                 return r;
             }
+        }
+        if proto == wire::IP_PROTO_UDP
+            && self.udp_dst_port(bi, &p) == Some(crate::nodes::vxlan::PORT)
+        {
+            // VXLAN is decapsulated here (VPP's udp_register_dst_port for 4789).
+            return Ok(local_next::VXLAN);
         }
         self.punt(bi, &p, proto)
     }

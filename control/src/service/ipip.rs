@@ -1,0 +1,131 @@
+//! IPIP tunnels: each is a point-to-point interface `ipip<N>` (VPP's name, lowest free
+//! instance or the one asked for) with the dataplane's `ipip4-encap` / `ipip6-encap` features
+//! enabled, and a row of `rvpp_dataplane::nodes::ipip::Table`. The CLI and the API both come
+//! here.
+
+use super::{lowest_free, rv, SvcError, SvcResult};
+use crate::daemon::Dataplane;
+use rvpp_dataplane::nodes::ipip::{self, tunnel_flags, Tunnel};
+use std::net::IpAddr;
+use std::sync::Arc;
+
+/// Outer IPv4 header on a 1500-byte uplink.
+const DEFAULT_MTU: u16 = 1500 - 20;
+
+/// A tunnel to create (VPP's `ipip_tunnel` fields rvpp uses; mode is point-to-point).
+#[derive(Clone, Copy, Debug)]
+pub struct IpipRequest {
+    pub instance: Option<u32>,
+    pub src: IpAddr,
+    pub dst: IpAddr,
+    pub table_id: u32,
+    pub flags: u8,
+    pub dscp: u8,
+}
+
+fn table(dp: &Dataplane) -> Arc<ipip::Table> {
+    dp.feature_tables.get::<ipip::Table>()
+}
+
+/// Create a tunnel; returns its sw_if_index and name.
+pub fn create(dp: &Arc<Dataplane>, r: IpipRequest) -> SvcResult<(u32, String)> {
+    let bad = |m: &str| Err(SvcError::new(rv::INVALID_VALUE, m.to_string()));
+    if r.src.is_ipv4() != r.dst.is_ipv4() {
+        return bad("source and destination are of different address families");
+    }
+    if r.src == r.dst || r.src.is_unspecified() || r.dst.is_unspecified() {
+        return bad("source and destination must be two unicast addresses");
+    }
+    if r.flags & !tunnel_flags::SUPPORTED != 0 {
+        return Err(SvcError::new(
+            rv::UNIMPLEMENTED,
+            format!("tunnel flags {:#x} are not supported", r.flags),
+        ));
+    }
+    if r.dscp > 63 {
+        return bad("dscp is 6 bits");
+    }
+    let t = table(dp);
+    let v6 = r.src.is_ipv6();
+    let (sw, name) = {
+        let mut f = dp.fwd();
+        let cur = t.load();
+        if cur.find(r.src, r.dst).is_some() {
+            return Err(SvcError::new(
+                rv::IF_ALREADY_EXISTS,
+                format!("an ipip tunnel {} -> {} exists", r.src, r.dst),
+            ));
+        }
+        let encap_fib = f
+            .fib_index(v6, r.table_id)
+            .ok_or_else(|| SvcError::new(rv::NO_SUCH_FIB, format!("no table {}", r.table_id)))?;
+        let taken = |n: u32| f.ifs().by_name(&format!("ipip{n}")).is_some();
+        let instance = match r.instance {
+            Some(n) if taken(n) => {
+                return Err(SvcError::new(
+                    rv::INSTANCE_IN_USE,
+                    format!("ipip{n} exists"),
+                ))
+            }
+            Some(n) => n,
+            None => lowest_free(taken),
+        };
+        let name = format!("ipip{instance}");
+        let mtu = if v6 { DEFAULT_MTU - 20 } else { DEFAULT_MTU };
+        let sw = f.interface_add(&name, "ipip", [0; 6], false, mtu)?;
+        let enabled = f
+            .feature_enable(sw, "ip4-output", ipip::ENCAP4.node, true)
+            .and_then(|_| f.feature_enable(sw, "ip6-output", ipip::ENCAP6.node, true));
+        if let Err(e) = enabled {
+            let _ = f.interface_del(sw);
+            return Err(e.into());
+        }
+        let mut next = (*cur).clone();
+        next.insert(Tunnel {
+            sw_if_index: sw,
+            instance,
+            src: r.src,
+            dst: r.dst,
+            encap_fib,
+            table_id: r.table_id,
+            flags: r.flags,
+            dscp: r.dscp,
+        });
+        t.publish(next);
+        (sw, name)
+    };
+    dp.svc.changed();
+    Ok((sw, name))
+}
+
+/// Delete the tunnel on interface `sw`.
+pub fn delete(dp: &Arc<Dataplane>, sw: u32) -> SvcResult<()> {
+    let t = table(dp);
+    {
+        let mut f = dp.fwd();
+        let cur = t.load();
+        if cur.get(sw).is_none() {
+            return Err(SvcError::new(
+                rv::NO_SUCH_ENTRY,
+                format!("sw_if_index {sw} is not an ipip tunnel"),
+            ));
+        }
+        let mut next = (*cur).clone();
+        next.remove(sw);
+        t.publish(next);
+        f.interface_del(sw)?;
+    }
+    dp.svc.interface_gone(sw);
+    dp.svc.changed();
+    Ok(())
+}
+
+/// Every tunnel, by sw_if_index; `only` limits it to one interface.
+pub fn list(dp: &Dataplane, only: Option<u32>) -> Vec<Tunnel> {
+    table(dp)
+        .load()
+        .iter()
+        .filter(|t| only.is_none_or(|s| s == t.sw_if_index))
+        .copied()
+        .collect()
+}

@@ -1,0 +1,160 @@
+//! VXLAN tunnels: each is an interface `vxlan_tunnel<N>` (VPP's name, lowest free instance or
+//! the one asked for) whose packets the dataplane's `vxlan4-encap` / `vxlan6-encap` features
+//! encapsulate, and a row of the tunnel table (`rvpp_dataplane::nodes::vxlan::Table`) that the
+//! encap and decap nodes read. The CLI and the API both come here.
+//!
+//! Mode per tunnel (`is_l3`): L3 = calico-vpp's bare IP between VPP nodes (an interface without
+//! a MAC); L2 = an inner Ethernet frame, what a Linux `vxlan.calico` peer expects (an Ethernet
+//! interface with a random MAC; routes go via the peer's VTEP address, resolved by a static
+//! neighbour with the peer's VTEP MAC, as felix programs on Linux nodes).
+
+use super::{lowest_free, random_mac, rv, SvcError, SvcResult};
+use crate::daemon::Dataplane;
+use rvpp_dataplane::nodes::vxlan::{self, Tunnel};
+use rvpp_dataplane::wire::tunnel::VXLAN_PORT;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+/// Outer IPv4 + UDP + VXLAN + inner Ethernet: what the tunnel's MTU leaves for the uplink's 1500.
+const DEFAULT_MTU: u16 = 1500 - 50;
+
+/// A tunnel to create (VPP's `vxlan_add_del_tunnel_v3` fields rvpp uses).
+#[derive(Clone, Copy, Debug)]
+pub struct VxlanRequest {
+    /// `None` (~0 on the API): the lowest free instance.
+    pub instance: Option<u32>,
+    pub src: IpAddr,
+    pub dst: IpAddr,
+    /// 0: 4789.
+    pub dst_port: u16,
+    pub vni: u32,
+    pub encap_vrf_id: u32,
+    pub l3: bool,
+    /// Kept and shown back (decap chooses by the inner packet).
+    pub decap_next_index: u32,
+}
+
+fn table(dp: &Dataplane) -> Arc<vxlan::Table> {
+    dp.feature_tables.get::<vxlan::Table>()
+}
+
+fn check(r: &VxlanRequest) -> SvcResult<()> {
+    let bad = |m: &str| Err(SvcError::new(rv::INVALID_VALUE, m.to_string()));
+    if r.src.is_ipv4() != r.dst.is_ipv4() {
+        return bad("source and destination are of different address families");
+    }
+    if r.src == r.dst || r.src.is_unspecified() || r.dst.is_unspecified() {
+        return bad("source and destination must be two unicast addresses");
+    }
+    if r.dst.is_multicast() {
+        return Err(SvcError::new(
+            rv::UNIMPLEMENTED,
+            "multicast VXLAN destinations are not supported",
+        ));
+    }
+    if r.vni >= 1 << 24 {
+        return bad("vni is 24 bits");
+    }
+    Ok(())
+}
+
+/// Create a tunnel; returns its sw_if_index and name.
+pub fn create(dp: &Arc<Dataplane>, r: VxlanRequest) -> SvcResult<(u32, String)> {
+    check(&r)?;
+    let t = table(dp);
+    let v6 = r.src.is_ipv6();
+    let (sw, name) = {
+        // The forwarding lock also orders tunnel-table edits between front ends.
+        let mut f = dp.fwd();
+        let cur = t.load();
+        if cur.find(r.src, r.dst, r.vni).is_some() {
+            return Err(SvcError::new(
+                rv::TUNNEL_EXIST,
+                format!("a vxlan tunnel {} -> {} vni {} exists", r.src, r.dst, r.vni),
+            ));
+        }
+        let encap_fib = f.fib_index(v6, r.encap_vrf_id).ok_or_else(|| {
+            SvcError::new(
+                rv::NO_SUCH_FIB,
+                format!("no ip{} table {}", if v6 { 6 } else { 4 }, r.encap_vrf_id),
+            )
+        })?;
+        let taken = |n: u32| f.ifs().by_name(&format!("vxlan_tunnel{n}")).is_some();
+        let instance = match r.instance {
+            Some(n) if taken(n) => {
+                return Err(SvcError::new(
+                    rv::INSTANCE_IN_USE,
+                    format!("vxlan_tunnel{n} exists"),
+                ))
+            }
+            Some(n) => n,
+            None => lowest_free(taken),
+        };
+        let name = format!("vxlan_tunnel{instance}");
+        let mac = if r.l3 { [0; 6] } else { random_mac() };
+        let sw = f.interface_add(&name, "vxlan", mac, !r.l3, DEFAULT_MTU)?;
+        let enabled = f
+            .feature_enable(sw, "ip4-output", vxlan::ENCAP4.node, true)
+            .and_then(|_| f.feature_enable(sw, "ip6-output", vxlan::ENCAP6.node, true))
+            .and_then(|_| f.set_admin_up(sw, true));
+        if let Err(e) = enabled {
+            let _ = f.interface_del(sw);
+            return Err(e.into());
+        }
+        let mut next = (*cur).clone();
+        next.insert(Tunnel {
+            sw_if_index: sw,
+            instance,
+            src: r.src,
+            dst: r.dst,
+            dst_port: if r.dst_port == 0 {
+                VXLAN_PORT
+            } else {
+                r.dst_port
+            },
+            vni: r.vni,
+            encap_fib,
+            encap_vrf_id: r.encap_vrf_id,
+            l3: r.l3,
+            decap_next_index: r.decap_next_index,
+        });
+        t.publish(next);
+        (sw, name)
+    };
+    dp.svc.changed();
+    Ok((sw, name))
+}
+
+/// Delete the tunnel with these endpoints and VNI (VPP's delete key); returns its sw_if_index.
+pub fn delete(dp: &Arc<Dataplane>, src: IpAddr, dst: IpAddr, vni: u32) -> SvcResult<u32> {
+    let t = table(dp);
+    let sw = {
+        let mut f = dp.fwd();
+        let cur = t.load();
+        let Some(sw) = cur.find(src, dst, vni).map(|x| x.sw_if_index) else {
+            return Err(SvcError::new(
+                rv::NO_SUCH_ENTRY,
+                format!("no vxlan tunnel {src} -> {dst} vni {vni}"),
+            ));
+        };
+        // Decap stops first, then the interface (and the routes through it) goes.
+        let mut next = (*cur).clone();
+        next.remove(sw);
+        t.publish(next);
+        f.interface_del(sw)?;
+        sw
+    };
+    dp.svc.interface_gone(sw);
+    dp.svc.changed();
+    Ok(sw)
+}
+
+/// Every tunnel, by sw_if_index; `only` limits it to one interface.
+pub fn list(dp: &Dataplane, only: Option<u32>) -> Vec<Tunnel> {
+    table(dp)
+        .load()
+        .iter()
+        .filter(|t| only.is_none_or(|s| s == t.sw_if_index))
+        .copied()
+        .collect()
+}

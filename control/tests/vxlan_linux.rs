@@ -1,0 +1,172 @@
+//! VXLAN against the Linux kernel's: a netns of the test's own is a "Linux Calico node" with a
+//! `vxlan` device (VNI 4096, port 4789, as felix's vxlan.calico) reached through an rvpp tap. The
+//! Linux side pings rvpp's tunnel address: the request crosses Linux encap -> rvpp decap, the
+//! reply rvpp encap -> Linux decap, so a reply proves both directions on the wire.
+//!
+//! Addresses: uplink 198.18.0.0/30 or fd00::/64 (rvpp .1 / ::1, Linux .2 / ::2), tunnel
+//! 198.19.255.0/24 (rvpp .1, Linux .2). Static neighbours on both sides, as felix programs (VTEP MAC per node).
+
+#[path = "../../test-support/skip.rs"]
+mod skip;
+
+mod common;
+
+use common::Rvpp;
+use std::process::Command;
+
+const TUN_MAC: &str = "02:fe:00:00:00:c0";
+const LINUX_VTEP_MAC: &str = "66:01:02:03:04:05";
+
+struct Netns(String);
+
+impl Netns {
+    fn ip(&self, args: &str) {
+        let mut full = vec!["-n", self.0.as_str()];
+        full.extend(args.split_whitespace());
+        let out = Command::new("ip").args(&full).output().unwrap();
+        assert!(
+            out.status.success(),
+            "ip {}: {}",
+            full.join(" "),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    fn exec(&self, cmd: &[&str]) -> std::process::Output {
+        Command::new("ip")
+            .args(["netns", "exec", &self.0])
+            .args(cmd)
+            .output()
+            .unwrap()
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
+
+fn ok(out: String) {
+    assert!(out.trim().is_empty(), "rvppctl said: {out}");
+}
+
+/// The count `show errors` prints for a reason (0 when absent).
+fn error_count(errors: &str, reason: &str) -> u64 {
+    errors
+        .lines()
+        .find(|l| l.contains(reason))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn linux_vxlan_peer_pings_across_the_tunnel() {
+    ping_across("vx", Outer::V4);
+}
+
+/// The same with IPv6 outer headers (Linux checksums UDP over IPv6 and checks ours).
+#[test]
+fn linux_vxlan_peer_pings_across_an_ipv6_outer_tunnel() {
+    ping_across("vx6", Outer::V6);
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Outer {
+    V4,
+    V6,
+}
+
+fn ping_across(tag: &str, outer: Outer) {
+    if !skip::need_root("for a tap and a vxlan device in a namespace of the test's own") {
+        return;
+    }
+    let (ours, theirs, plen) = match outer {
+        Outer::V4 => ("198.18.0.1", "198.18.0.2", 30),
+        Outer::V6 => ("fd00::1", "fd00::2", 64),
+    };
+    let ns = Netns(format!("rvpp-{tag}-{}", std::process::id()));
+    let _ = Command::new("ip")
+        .args(["netns", "del", &ns.0])
+        .stderr(std::process::Stdio::null())
+        .status();
+    assert!(Command::new("ip")
+        .args(["netns", "add", &ns.0])
+        .status()
+        .is_ok_and(|s| s.success()));
+    let r = Rvpp::start(&format!("{tag}-linux"), "buffers { buffers-per-numa 8192 }");
+    let tap = r.ctl(&format!("create tap host-ns {} host-if-name up0", ns.0));
+    assert_eq!(tap.trim(), "tap0", "{tap}");
+    ok(r.ctl(&format!("set interface ip address tap0 {ours}/{plen}")));
+    ok(r.ctl("set interface state tap0 up"));
+    let create = format!("create vxlan tunnel src {ours} dst {theirs} vni 4096");
+    let vx = r.ctl(&create);
+    assert_eq!(vx.trim(), "vxlan_tunnel0", "{vx}");
+    assert!(r.ctl("show vxlan tunnel").contains("vni 4096"));
+    ok(r.ctl(&format!(
+        "set interface mac address vxlan_tunnel0 {TUN_MAC}"
+    )));
+    ok(r.ctl("set interface ip address vxlan_tunnel0 198.19.255.1/24"));
+
+    // The Linux node: uplink, vxlan device as felix makes vxlan.calico, static neighbour.
+    ns.ip("link set lo up");
+    ns.ip(&format!(
+        "addr add {theirs}/{plen} dev up0{}",
+        if outer == Outer::V6 { " nodad" } else { "" }
+    ));
+    ns.ip("link set up0 up");
+    ns.ip(&format!(
+        "link add vx0 type vxlan id 4096 dstport 4789 local {theirs} remote {ours} dev up0 nolearning"
+    ));
+    ns.ip(&format!("link set vx0 address {LINUX_VTEP_MAC}"));
+    ns.ip("addr add 198.19.255.2/24 dev vx0");
+    ns.ip("link set vx0 up");
+    ns.ip(&format!(
+        "neigh replace 198.19.255.1 lladdr {TUN_MAC} dev vx0 nud permanent"
+    ));
+    // rvpp's side: the Linux VTEP's MAC and the Linux uplink's MAC, both static (Linux learns
+    // ours by ARP / ND on the uplink).
+    let link = ns.exec(&["cat", "/sys/class/net/up0/address"]);
+    let up0_mac = String::from_utf8_lossy(&link.stdout).trim().to_string();
+    ok(r.ctl(&format!("set ip neighbor tap0 {theirs} {up0_mac}")));
+    ok(r.ctl(&format!(
+        "set ip neighbor vxlan_tunnel0 198.19.255.2 {LINUX_VTEP_MAC}"
+    )));
+
+    let ping = ns.exec(&["ping", "-c", "3", "-i", "0.2", "-W", "2", "198.19.255.1"]);
+    let text = String::from_utf8_lossy(&ping.stdout).to_string();
+    let errors = r.ctl("show errors");
+    assert!(
+        ping.status.success() && text.contains(" 0% packet loss"),
+        "ping across VXLAN failed:\n{text}\n{errors}\n{}",
+        r.ctl("show interface")
+    );
+    assert!(
+        error_count(&errors, "vxlan packets decapsulated") >= 3,
+        "{errors}"
+    );
+    assert!(
+        error_count(&errors, "vxlan packets encapsulated") >= 3,
+        "{errors}"
+    );
+    // The kernel counted what it decapsulated from us.
+    let st = ns.exec(&["cat", "/sys/class/net/vx0/statistics/rx_packets"]);
+    let rx: u64 = String::from_utf8_lossy(&st.stdout)
+        .trim()
+        .parse()
+        .unwrap_or(0);
+    assert!(rx >= 3, "vx0 rx_packets {rx}");
+
+    // Deleting the tunnel stops it both ways: no more replies, and a counted decap miss.
+    ok(r.ctl(&format!("{create} del")));
+    assert!(!r.ctl("show interface").contains("vxlan_tunnel0"));
+    let ping = ns.exec(&["ping", "-c", "1", "-W", "1", "198.19.255.1"]);
+    assert!(!ping.status.success(), "a reply through a deleted tunnel");
+    let errors = r.ctl("show errors");
+    assert!(
+        error_count(&errors, "no tunnel for source, destination and VNI") >= 1,
+        "{errors}"
+    );
+    drop(r);
+    drop(ns);
+}

@@ -1,0 +1,387 @@
+//! IP-in-IP tunnels (RFC 2003; protocol 4 for IPv4 inside, 41 for IPv6 inside): point-to-point
+//! interfaces `ipipN` without a MAC. Encap is a feature on the tunnel's output arcs, like VXLAN
+//! (VPP's midchain adjacency: ip4-/ip6-rewrite hands the inner packet to `ipip4-encap` /
+//! `ipip6-encap`, which prepends the outer header and looks the result up again in the tunnel's
+//! encap table). Decap: ip4-local hands protocol 4 and 41 to `ipip4-input`, which finds the
+//! tunnel by (outer source, outer destination) and sends the inner packet to ip4-/ip6-input
+//! with rx_sw_if_index = the tunnel.
+//!
+//! Outer header: TTL / hop limit 64; DF clear unless the tunnel copies the inner DF
+//! (`COPY_DF`) or sets it (`SET_DF`); DSCP the tunnel's, or the inner's with `COPY_DSCP`
+//! (VPP's `tunnel_encap_decap_flags`; the front ends refuse the flags not implemented here).
+
+use crate::buffer::{flags, Buf};
+use crate::feature::{Feature, FeatureTables};
+use crate::graph::{GraphBuilder, Node, NodeInfo, NodeKind};
+use crate::rcu::{Published, Snapshot};
+use crate::runtime::Ctx;
+use crate::tables::{if_flags, MAX_RELOOKUPS};
+use crate::wire::tunnel::{IP_PROTO_IPIP, IP_PROTO_IPV6};
+use crate::wire::{self, Ip4Hdr, Ip4HdrMut, Ip6HdrMut};
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+pub const ENCAP4: Feature = Feature::new("ip4-output", "ipip4-encap");
+pub const ENCAP6: Feature = Feature::new("ip6-output", "ipip6-encap");
+pub const INPUT4: &str = "ipip4-input";
+
+/// Outer TTL / hop limit (VPP's default for tunnels).
+pub const OUTER_TTL: u8 = 64;
+
+/// VPP's `tunnel_encap_decap_flags` that rvpp implements.
+pub mod tunnel_flags {
+    pub const COPY_DF: u8 = 1;
+    pub const SET_DF: u8 = 2;
+    pub const COPY_DSCP: u8 = 4;
+    pub const SUPPORTED: u8 = COPY_DF | SET_DF | COPY_DSCP;
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Tunnel {
+    pub sw_if_index: u32,
+    pub instance: u32,
+    pub src: IpAddr,
+    pub dst: IpAddr,
+    pub encap_fib: u32,
+    pub table_id: u32,
+    /// [`tunnel_flags`].
+    pub flags: u8,
+    pub dscp: u8,
+}
+
+/// Decap key: (outer source, outer destination, outer is IPv6).
+type Key = (u128, u128, bool);
+
+fn bits(a: IpAddr) -> (u128, bool) {
+    match a {
+        IpAddr::V4(v) => (u32::from(v) as u128, false),
+        IpAddr::V6(v) => (u128::from(v), true),
+    }
+}
+
+/// Every tunnel, by sw_if_index and by the (source, destination) its packets arrive with.
+#[derive(Clone, Debug, Default)]
+pub struct Tunnels {
+    by_sw: Vec<Option<Tunnel>>,
+    decap: HashMap<Key, u32, ahash::RandomState>,
+}
+
+impl Tunnels {
+    #[inline(always)]
+    pub fn get(&self, sw: u32) -> Option<&Tunnel> {
+        self.by_sw.get(sw as usize).and_then(|t| t.as_ref())
+    }
+    #[inline(always)]
+    pub fn decap(&self, src: u128, dst: u128, v6: bool) -> Option<u32> {
+        if self.decap.is_empty() {
+            return None;
+        }
+        self.decap.get(&(src, dst, v6)).copied()
+    }
+    fn key(t: &Tunnel) -> Key {
+        let (s, v6) = bits(t.src);
+        (bits(t.dst).0, s, v6)
+    }
+    /// The tunnel with these endpoints, if any.
+    pub fn find(&self, src: IpAddr, dst: IpAddr) -> Option<&Tunnel> {
+        let (s, v6) = bits(src);
+        self.decap
+            .get(&(bits(dst).0, s, v6))
+            .and_then(|&sw| self.get(sw))
+    }
+    pub fn insert(&mut self, t: Tunnel) {
+        let i = t.sw_if_index as usize;
+        if self.by_sw.len() <= i {
+            self.by_sw.resize(i + 1, None);
+        }
+        if let Some(old) = self.by_sw[i].take() {
+            self.decap.remove(&Self::key(&old));
+        }
+        self.decap.insert(Self::key(&t), t.sw_if_index);
+        self.by_sw[i] = Some(t);
+    }
+    pub fn remove(&mut self, sw: u32) -> Option<Tunnel> {
+        let t = self.by_sw.get_mut(sw as usize)?.take()?;
+        self.decap.remove(&Self::key(&t));
+        Some(t)
+    }
+    pub fn iter(&self) -> impl Iterator<Item = &Tunnel> {
+        self.by_sw.iter().flatten()
+    }
+}
+
+pub type Table = Published<Tunnels>;
+
+crate::next_edges! {
+    mod encap_next {
+        DROP => "error-drop",
+        IP4_LOOKUP => "ip4-lookup",
+        IP6_LOOKUP => "ip6-lookup",
+    }
+}
+
+crate::node_errors! {
+    pub mod encap_error {
+        ENCAPSULATED => "ipip packets encapsulated",
+        DOWN => "ipip encap: tunnel interface is down (dropped)",
+        NO_TUNNEL => "ipip encap: interface is not a tunnel (dropped)",
+        NO_HEADROOM => "ipip encap: no headroom for the outer header (dropped)",
+        LOOP => "ipip encap: tunnel loops into itself (dropped)",
+        GSO => "ipip encap: gso super-frames through tunnels not supported yet (dropped)",
+        CHAINED => "ipip encap: chained buffers not supported (dropped)",
+        NOT_IP => "ipip encap: inner packet is not IP (dropped)",
+    }
+}
+
+pub struct IpipEncap {
+    name: &'static str,
+    table: Arc<Table>,
+    snap: Snapshot<Tunnels>,
+}
+
+impl IpipEncap {
+    pub fn new(name: &'static str, table: Arc<Table>) -> Self {
+        Self {
+            name,
+            snap: table.snapshot(),
+            table,
+        }
+    }
+}
+
+/// The inner packet's (protocol number for the outer header, DSCP, DF).
+#[inline(always)]
+fn inner_info(d: &[u8]) -> Option<(u8, u8, bool)> {
+    match d.first()? >> 4 {
+        4 => {
+            let h = Ip4Hdr::new(d)?;
+            Some((IP_PROTO_IPIP, d[1] >> 2, h.dont_frag()))
+        }
+        6 if d.len() >= wire::IP6_HDR => {
+            let tc = (d[0] << 4) | (d[1] >> 4);
+            Some((IP_PROTO_IPV6, tc >> 2, false))
+        }
+        _ => None,
+    }
+}
+
+#[inline(always)]
+fn encap_one(b: &mut Buf<'_>, t: &Tunnel) -> Result<u16, u16> {
+    let m = &*b.meta;
+    if m.flags & flags::GSO != 0 {
+        return Err(encap_error::GSO);
+    }
+    if m.flags & flags::NEXT_PRESENT != 0 {
+        return Err(encap_error::CHAINED);
+    }
+    if m.relookups >= MAX_RELOOKUPS {
+        return Err(encap_error::LOOP);
+    }
+    let (proto, inner_dscp, inner_df) = inner_info(b.data()).ok_or(encap_error::NOT_IP)?;
+    let dscp = if t.flags & tunnel_flags::COPY_DSCP != 0 {
+        inner_dscp
+    } else {
+        t.dscp
+    };
+    let inner_len = b.data().len();
+    let next = match (t.src, t.dst) {
+        (IpAddr::V4(s), IpAddr::V4(dst)) => {
+            if !b.retreat(wire::IP4_HDR) {
+                return Err(encap_error::NO_HEADROOM);
+            }
+            let df = t.flags & tunnel_flags::SET_DF != 0
+                || (t.flags & tunnel_flags::COPY_DF != 0 && inner_df);
+            let Some(mut h) = Ip4HdrMut::new(b.data_mut()) else {
+                return Err(encap_error::NO_HEADROOM);
+            };
+            h.init(
+                s.into(),
+                dst.into(),
+                proto,
+                OUTER_TTL,
+                (wire::IP4_HDR + inner_len) as u16,
+            );
+            if df || dscp != 0 {
+                h.set_flags_frag(if df { 0x4000 } else { 0 });
+                h.0[1] = dscp << 2;
+                h.fill_checksum();
+            }
+            encap_next::IP4_LOOKUP
+        }
+        _ => {
+            if !b.retreat(wire::IP6_HDR) {
+                return Err(encap_error::NO_HEADROOM);
+            }
+            let Some(mut h) = Ip6HdrMut::new(b.data_mut()) else {
+                return Err(encap_error::NO_HEADROOM);
+            };
+            h.init(
+                bits(t.src).0,
+                bits(t.dst).0,
+                proto,
+                OUTER_TTL,
+                inner_len as u16,
+            );
+            let tc = dscp << 2;
+            h.0[0] = 0x60 | tc >> 4;
+            h.0[1] = (tc << 4) | (h.0[1] & 0x0f);
+            encap_next::IP6_LOOKUP
+        }
+    };
+    let m = &mut *b.meta;
+    m.fib_index = t.encap_fib;
+    m.relookups += 1;
+    m.flags |= flags::LOCALLY_ORIGINATED;
+    m.l3_hdr_offset = m.current_data;
+    Ok(next)
+}
+
+impl Node for IpipEncap {
+    fn info(&self) -> NodeInfo {
+        NodeInfo {
+            name: self.name,
+            kind: NodeKind::Internal,
+            next_nodes: encap_next::NAMES,
+            errors: encap_error::NAMES,
+        }
+    }
+
+    fn process(&mut self, cx: &mut Ctx<'_>, bufs: &mut [u32], nexts: &mut [u16]) {
+        self.snap.refresh(&self.table);
+        let tunnels = self.snap.get();
+        let errs = cx.errs();
+        let ifs = cx.tables.ifs.get();
+        let mut done = 0;
+        for (&bi, next_out) in bufs.iter().zip(nexts.iter_mut()) {
+            let mut b = cx.bufs.get(bi);
+            let tx = b.meta.tx_sw_if_index;
+            let r = match tunnels.get(tx) {
+                Some(_) if ifs.fast(tx).flags & if_flags::ADMIN_UP == 0 => Err(encap_error::DOWN),
+                Some(t) => encap_one(&mut b, t),
+                None => Err(encap_error::NO_TUNNEL),
+            };
+            *next_out = match r {
+                Ok(n) => {
+                    done += 1;
+                    n
+                }
+                Err(e) => {
+                    b.meta.error = errs.error(e);
+                    encap_next::DROP
+                }
+            };
+        }
+        errs.count(encap_error::ENCAPSULATED, done);
+    }
+}
+
+crate::next_edges! {
+    mod input_next {
+        DROP => "error-drop",
+        IP4 => "ip4-input",
+        IP6 => "ip6-input",
+    }
+}
+
+crate::node_errors! {
+    pub mod input_error {
+        DECAPSULATED => "ipip packets decapsulated",
+        DOWN => "ipip: tunnel interface is down (dropped)",
+        NO_TUNNEL => "ipip: no tunnel for source and destination (dropped)",
+        BAD_INNER => "ipip: inner packet does not match the protocol (dropped)",
+        SHORT => "ipip: truncated (dropped)",
+    }
+}
+
+/// ipip4-input: the packet starts at the outer IPv4 header, protocol 4 or 41.
+pub struct IpipInput4 {
+    table: Arc<Table>,
+    snap: Snapshot<Tunnels>,
+}
+
+impl IpipInput4 {
+    pub fn new(table: Arc<Table>) -> Self {
+        Self {
+            snap: table.snapshot(),
+            table,
+        }
+    }
+}
+
+#[inline(always)]
+fn decap4(b: &mut Buf<'_>, tunnels: &Tunnels) -> Result<u16, u16> {
+    let d = b.data();
+    let h = Ip4Hdr::new(d).ok_or(input_error::SHORT)?;
+    let (hl, proto) = (h.header_len(), h.protocol());
+    let tl = (h.total_len() as usize).min(d.len());
+    let sw = tunnels
+        .decap(h.src() as u128, h.dst() as u128, false)
+        .ok_or(input_error::NO_TUNNEL)?;
+    let inner = d.get(hl..tl).ok_or(input_error::SHORT)?;
+    let next = match (proto, inner.first().map(|v| v >> 4)) {
+        (IP_PROTO_IPIP, Some(4)) => input_next::IP4,
+        (IP_PROTO_IPV6, Some(6)) => input_next::IP6,
+        _ => return Err(input_error::BAD_INNER),
+    };
+    if tl < d.len() {
+        b.set_len(tl);
+    }
+    b.advance(hl);
+    let m = &mut *b.meta;
+    m.rx_sw_if_index = sw;
+    m.flags &= !(flags::LOCALLY_ORIGINATED | flags::L2_HDR_VALID);
+    m.relookups = 0;
+    m.feature_mask = 0;
+    Ok(next)
+}
+
+impl Node for IpipInput4 {
+    fn info(&self) -> NodeInfo {
+        NodeInfo {
+            name: INPUT4,
+            kind: NodeKind::Internal,
+            next_nodes: input_next::NAMES,
+            errors: input_error::NAMES,
+        }
+    }
+
+    fn process(&mut self, cx: &mut Ctx<'_>, bufs: &mut [u32], nexts: &mut [u16]) {
+        self.snap.refresh(&self.table);
+        let tunnels = self.snap.get();
+        let errs = cx.errs();
+        let ifs = cx.tables.ifs.get();
+        let mut done = 0;
+        for (&bi, next_out) in bufs.iter().zip(nexts.iter_mut()) {
+            let mut b = cx.bufs.get(bi);
+            *next_out = match decap4(&mut b, tunnels) {
+                Ok(_) if ifs.fast(b.meta.rx_sw_if_index).flags & if_flags::ADMIN_UP == 0 => {
+                    b.meta.error = errs.error(input_error::DOWN);
+                    input_next::DROP
+                }
+                Ok(n) => {
+                    done += 1;
+                    let sw = b.meta.rx_sw_if_index as usize;
+                    let len = b.data().len() as u64;
+                    if let Some(c) = cx.stats.ifs.get(sw) {
+                        c.rx_packets.add(1);
+                        c.rx_bytes.add(len);
+                    }
+                    n
+                }
+                Err(e) => {
+                    b.meta.error = errs.error(e);
+                    input_next::DROP
+                }
+            };
+        }
+        errs.count(input_error::DECAPSULATED, done);
+    }
+}
+
+pub fn register(b: GraphBuilder, tables: &FeatureTables) -> GraphBuilder {
+    let t = tables.get::<Table>();
+    b.feature(ENCAP4, Box::new(IpipEncap::new(ENCAP4.node, t.clone())))
+        .feature(ENCAP6, Box::new(IpipEncap::new(ENCAP6.node, t.clone())))
+        .node(Box::new(IpipInput4::new(t)))
+}

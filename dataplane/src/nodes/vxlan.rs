@@ -1,0 +1,537 @@
+//! VXLAN tunnels (RFC 7348): encap as a feature on the tunnel interface's output arcs, decap
+//! from ip4-local / ip6-local (UDP to port 4789).
+//!
+//! A tunnel is an interface (`vxlan_tunnelN`, created by the control service). Routes through it
+//! resolve to its adjacency as through any interface; the tunnel has `vxlan4-encap` enabled on
+//! ip4-output and `vxlan6-encap` on ip6-output, so ip4-/ip6-rewrite hand its packets to the
+//! encap node, which prepends the outer IP + UDP + VXLAN headers and sends the result to
+//! ip4-/ip6-lookup in the tunnel's encap table. The outer packet leaves by the uplink the lookup
+//! finds (marked locally originated: its TTL is the one set here).
+//!
+//! Two modes per tunnel (the API's `is_l3`):
+//! - L2 (`is_l3 = 0`, what a Linux `vxlan.calico` device speaks): the tunnel interface is an
+//!   Ethernet interface. Its adjacencies carry the inner Ethernet header: destination = the
+//!   neighbour's MAC (a static neighbour of the remote VTEP address with the remote VTEP MAC, as
+//!   felix programs on Linux nodes), source = the tunnel's MAC. Decap hands the inner frame to
+//!   ethernet-input, so the peer must address our tunnel's MAC.
+//! - L3 (`is_l3 = 1`, calico-vpp between VPP nodes): bare IP after the VXLAN header, no inner
+//!   Ethernet. Decap sends the inner packet to ip4-/ip6-input by its version nibble.
+//!
+//! The decap table is keyed by (outer source, outer destination, VNI) = (tunnel dst, tunnel
+//! src, VNI), published through rcu; each worker snapshots it once per vector.
+
+use crate::buffer::{flags, Buf};
+use crate::feature::{Feature, FeatureTables};
+use crate::graph::{GraphBuilder, Node, NodeInfo, NodeKind};
+use crate::rcu::{Published, Snapshot};
+use crate::runtime::Ctx;
+use crate::tables::{if_flags, MAX_RELOOKUPS};
+use crate::wire::tunnel::{VxlanHdr, VxlanHdrMut, VXLAN_HDR, VXLAN_PORT};
+use crate::wire::{self, Ip4Hdr, Ip4HdrMut, Ip6Hdr, Ip6HdrMut};
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+/// The encap feature for IPv4 packets routed into a tunnel.
+pub const ENCAP4: Feature = Feature::new("ip4-output", "vxlan4-encap");
+/// The encap feature for IPv6 packets routed into a tunnel.
+pub const ENCAP6: Feature = Feature::new("ip6-output", "vxlan6-encap");
+/// Decap of VXLAN over IPv4 (from ip4-local).
+pub const INPUT4: &str = "vxlan4-input";
+/// Decap of VXLAN over IPv6 (from ip6-local).
+pub const INPUT6: &str = "vxlan6-input";
+
+/// Outer TTL / hop limit of encapsulated packets (VPP's and Linux's default).
+pub const OUTER_TTL: u8 = 64;
+
+/// UDP source ports are taken from the inner flow hash in the dynamic range (RFC 7348 §5).
+#[inline(always)]
+pub fn src_port(flow_hash: u32) -> u16 {
+    49152 | (flow_hash ^ flow_hash >> 16) as u16 & 0x3fff
+}
+
+/// One tunnel, as the encap and decap nodes need it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Tunnel {
+    pub sw_if_index: u32,
+    pub instance: u32,
+    pub src: IpAddr,
+    pub dst: IpAddr,
+    /// UDP destination port of encapsulated packets (4789 unless configured).
+    pub dst_port: u16,
+    pub vni: u32,
+    /// FIB index the outer packet is looked up in.
+    pub encap_fib: u32,
+    /// The table id behind `encap_fib`, for the front ends.
+    pub encap_vrf_id: u32,
+    /// L3 mode: bare IP after the VXLAN header (calico-vpp); else an inner Ethernet frame.
+    pub l3: bool,
+    /// As the API gave it, shown back by dumps. Decap picks ip4-/ip6-input by the inner
+    /// packet's version itself (what calico's `add_node_next` edges lead to anyway).
+    pub decap_next_index: u32,
+}
+
+/// Decap key: (outer source, outer destination, VNI, outer is IPv6).
+type Key = (u128, u128, u32, bool);
+
+fn addr_bits(a: IpAddr) -> (u128, bool) {
+    match a {
+        IpAddr::V4(v) => (u32::from(v) as u128, false),
+        IpAddr::V6(v) => (u128::from(v), true),
+    }
+}
+
+/// Every tunnel, by sw_if_index (encap) and by what its received packets carry (decap).
+#[derive(Clone, Debug, Default)]
+pub struct Tunnels {
+    by_sw: Vec<Option<Tunnel>>,
+    decap: HashMap<Key, u32, ahash::RandomState>,
+}
+
+impl Tunnels {
+    /// The tunnel on interface `sw`.
+    #[inline(always)]
+    pub fn get(&self, sw: u32) -> Option<&Tunnel> {
+        self.by_sw.get(sw as usize).and_then(|t| t.as_ref())
+    }
+
+    /// The tunnel that receives packets from `src` to `dst` with `vni`.
+    #[inline(always)]
+    pub fn decap(&self, src: u128, dst: u128, vni: u32, v6: bool) -> Option<u32> {
+        if self.decap.is_empty() {
+            return None;
+        }
+        self.decap.get(&(src, dst, vni, v6)).copied()
+    }
+
+    fn key(t: &Tunnel) -> Key {
+        let (s, v6) = addr_bits(t.src);
+        let (d, _) = addr_bits(t.dst);
+        (d, s, t.vni, v6)
+    }
+
+    /// The tunnel with the same endpoints and VNI, if any (one may exist per triple).
+    pub fn find(&self, src: IpAddr, dst: IpAddr, vni: u32) -> Option<&Tunnel> {
+        let (s, v6) = addr_bits(src);
+        let (d, _) = addr_bits(dst);
+        self.decap
+            .get(&(d, s, vni, v6))
+            .and_then(|&sw| self.get(sw))
+    }
+
+    /// Add (or replace) a tunnel.
+    pub fn insert(&mut self, t: Tunnel) {
+        let i = t.sw_if_index as usize;
+        if self.by_sw.len() <= i {
+            self.by_sw.resize(i + 1, None);
+        }
+        if let Some(old) = self.by_sw[i].take() {
+            self.decap.remove(&Self::key(&old));
+        }
+        self.decap.insert(Self::key(&t), t.sw_if_index);
+        self.by_sw[i] = Some(t);
+    }
+
+    /// Remove the tunnel on `sw`.
+    pub fn remove(&mut self, sw: u32) -> Option<Tunnel> {
+        let t = self.by_sw.get_mut(sw as usize)?.take()?;
+        self.decap.remove(&Self::key(&t));
+        Some(t)
+    }
+
+    /// Every tunnel, by sw_if_index.
+    pub fn iter(&self) -> impl Iterator<Item = &Tunnel> {
+        self.by_sw.iter().flatten()
+    }
+}
+
+/// The shared table, as kept in [`FeatureTables`]: the control service edits a copy and
+/// publishes it; the nodes snapshot it.
+pub type Table = Published<Tunnels>;
+
+crate::next_edges! {
+    mod encap_next {
+        DROP => "error-drop",
+        IP4_LOOKUP => "ip4-lookup",
+        IP6_LOOKUP => "ip6-lookup",
+    }
+}
+
+crate::node_errors! {
+    pub mod encap_error {
+        ENCAPSULATED => "vxlan packets encapsulated",
+        DOWN => "vxlan encap: tunnel interface is down (dropped)",
+        NO_TUNNEL => "vxlan encap: interface is not a tunnel (dropped)",
+        NO_HEADROOM => "vxlan encap: no headroom for the outer headers (dropped)",
+        LOOP => "vxlan encap: tunnel loops into itself (dropped)",
+        GSO => "vxlan encap: gso super-frames through tunnels not supported yet (dropped)",
+        CHAINED => "vxlan encap: chained buffers not supported (dropped)",
+    }
+}
+
+/// vxlan4-encap / vxlan6-encap: the packet starts at the inner frame (L2 mode) or the inner IP
+/// header (L3 mode); `tx_sw_if_index` is the tunnel.
+pub struct VxlanEncap {
+    name: &'static str,
+    table: Arc<Table>,
+    snap: Snapshot<Tunnels>,
+}
+
+impl VxlanEncap {
+    pub fn new(name: &'static str, table: Arc<Table>) -> Self {
+        Self {
+            name,
+            snap: table.snapshot(),
+            table,
+        }
+    }
+}
+
+/// Hash of the inner flow for the UDP source port: the inner IP header's addresses and ports.
+#[inline(always)]
+fn inner_hash(d: &[u8], l3: bool) -> u32 {
+    let ip = if l3 { d } else { d.get(wire::ETH_HDR..).unwrap_or(&[]) };
+    match ip.first().map(|b| b >> 4) {
+        Some(4) => super::ip4::flow_hash4(ip),
+        Some(6) => super::ip6::flow_hash6(ip),
+        _ => 0,
+    }
+}
+
+/// Prepend the outer headers in place; Ok(next edge) or Err(error code).
+#[inline(always)]
+fn encap_one(b: &mut Buf<'_>, t: &Tunnel) -> Result<u16, u16> {
+    let m = &*b.meta;
+    if m.flags & flags::GSO != 0 {
+        return Err(encap_error::GSO);
+    }
+    if m.flags & flags::NEXT_PRESENT != 0 {
+        return Err(encap_error::CHAINED);
+    }
+    if m.relookups >= MAX_RELOOKUPS {
+        return Err(encap_error::LOOP);
+    }
+    let sport = src_port(inner_hash(b.data(), t.l3));
+    let inner_len = b.data().len();
+    let outer_ip = match (t.src, t.dst) {
+        (IpAddr::V4(_), IpAddr::V4(_)) => wire::IP4_HDR,
+        _ => wire::IP6_HDR,
+    };
+    let hdrs = outer_ip + 8 + VXLAN_HDR;
+    if !b.retreat(hdrs) {
+        return Err(encap_error::NO_HEADROOM);
+    }
+    let udp_len = (8 + VXLAN_HDR + inner_len) as u16;
+    let d = b.data_mut();
+    let (ip, rest) = d.split_at_mut(outer_ip);
+    let (udp, rest) = rest.split_at_mut(8);
+    if let Some(mut v) = VxlanHdrMut::new(rest) {
+        v.init(t.vni);
+    }
+    udp[0..2].copy_from_slice(&sport.to_be_bytes());
+    udp[2..4].copy_from_slice(&t.dst_port.to_be_bytes());
+    udp[4..6].copy_from_slice(&udp_len.to_be_bytes());
+    udp[6..8].fill(0);
+    let next = match (t.src, t.dst) {
+        (IpAddr::V4(s), IpAddr::V4(dst)) => {
+            if let Some(mut h) = Ip4HdrMut::new(ip) {
+                // IPv4 VXLAN goes with a zero UDP checksum (RFC 7348 §5; Linux's default).
+                h.init(
+                    s.into(),
+                    dst.into(),
+                    wire::IP_PROTO_UDP,
+                    OUTER_TTL,
+                    udp_len + wire::IP4_HDR as u16,
+                );
+            }
+            encap_next::IP4_LOOKUP
+        }
+        _ => {
+            let (s, _) = addr_bits(t.src);
+            let (dst, _) = addr_bits(t.dst);
+            if let Some(mut h) = Ip6HdrMut::new(ip) {
+                h.init(s, dst, wire::IP_PROTO_UDP, OUTER_TTL, udp_len);
+            }
+            // IPv6 needs the UDP checksum (RFC 6935's zero-checksum exception is not what a
+            // Linux peer accepts by default).
+            let sum = wire::ip6_pseudo_sum(s, dst, udp_len as u32, wire::IP_PROTO_UDP);
+            let tail = &mut d[outer_ip..];
+            let c = wire::fold(wire::ones_sum(tail, sum));
+            let c = if c == 0 { 0xffff } else { c };
+            tail[6..8].copy_from_slice(&c.to_be_bytes());
+            encap_next::IP6_LOOKUP
+        }
+    };
+    let m = &mut *b.meta;
+    m.fib_index = t.encap_fib;
+    m.relookups += 1;
+    m.flags |= flags::LOCALLY_ORIGINATED;
+    m.flags &= !flags::L2_HDR_VALID;
+    m.l3_hdr_offset = m.current_data;
+    Ok(next)
+}
+
+impl Node for VxlanEncap {
+    fn info(&self) -> NodeInfo {
+        NodeInfo {
+            name: self.name,
+            kind: NodeKind::Internal,
+            next_nodes: encap_next::NAMES,
+            errors: encap_error::NAMES,
+        }
+    }
+
+    fn process(&mut self, cx: &mut Ctx<'_>, bufs: &mut [u32], nexts: &mut [u16]) {
+        self.snap.refresh(&self.table);
+        let tunnels = self.snap.get();
+        let errs = cx.errs();
+        let ifs = cx.tables.ifs.get();
+        let mut done = 0;
+        for (&bi, next_out) in bufs.iter().zip(nexts.iter_mut()) {
+            let mut b = cx.bufs.get(bi);
+            let tx = b.meta.tx_sw_if_index;
+            let r = match tunnels.get(tx) {
+                Some(_) if ifs.fast(tx).flags & if_flags::ADMIN_UP == 0 => Err(encap_error::DOWN),
+                Some(t) => encap_one(&mut b, t),
+                None => Err(encap_error::NO_TUNNEL),
+            };
+            *next_out = match r {
+                Ok(n) => {
+                    done += 1;
+                    n
+                }
+                Err(e) => {
+                    b.meta.error = errs.error(e);
+                    encap_next::DROP
+                }
+            };
+        }
+        errs.count(encap_error::ENCAPSULATED, done);
+    }
+
+    fn trace(&self, b: &Buf<'_>) -> String {
+        let d = b.data();
+        let hl = match d.first().map(|v| v >> 4) {
+            Some(4) => wire::IP4_HDR,
+            _ => wire::IP6_HDR,
+        };
+        match d.get(hl + 8..).and_then(VxlanHdr::new) {
+            Some(v) => format!(
+                "vxlan encap vni {:?} to fib {}",
+                v.vni(),
+                b.meta.fib_index
+            ),
+            None => "vxlan encap (dropped)".into(),
+        }
+    }
+}
+
+crate::next_edges! {
+    mod input_next {
+        DROP => "error-drop",
+        ETHERNET => "ethernet-input",
+        IP4 => "ip4-input",
+        IP6 => "ip6-input",
+    }
+}
+
+crate::node_errors! {
+    pub mod input_error {
+        DECAPSULATED => "vxlan packets decapsulated",
+        DOWN => "vxlan: tunnel interface is down (dropped)",
+        SHORT => "vxlan: truncated outer headers (dropped)",
+        BAD_FLAGS => "vxlan: header without a valid VNI (dropped)",
+        NO_TUNNEL => "vxlan: no tunnel for source, destination and VNI (dropped)",
+        BAD_INNER => "vxlan: inner packet is not Ethernet/IP (dropped)",
+        BAD_CHECKSUM => "vxlan: bad or zero UDP checksum over IPv6 (dropped)",
+        EXT_HDR => "vxlan: IPv6 extension headers before UDP not supported (dropped)",
+    }
+}
+
+/// vxlan4-input / vxlan6-input: the packet starts at the outer IP header, UDP to the VXLAN
+/// port.
+pub struct VxlanInput {
+    v6: bool,
+    table: Arc<Table>,
+    snap: Snapshot<Tunnels>,
+}
+
+impl VxlanInput {
+    pub fn new(v6: bool, table: Arc<Table>) -> Self {
+        Self {
+            v6,
+            snap: table.snapshot(),
+            table,
+        }
+    }
+}
+
+/// Outer IPv6 header: Ok((src, dst, UDP offset, end of packet)), the UDP checksum verified.
+#[inline(always)]
+fn outer6(d: &[u8]) -> Result<(u128, u128, usize, usize), u16> {
+    let h = Ip6Hdr::new(d).ok_or(input_error::SHORT)?;
+    if h.next_header() != wire::IP_PROTO_UDP {
+        return Err(input_error::EXT_HDR);
+    }
+    let tl = wire::IP6_HDR + h.payload_len() as usize;
+    if tl > d.len() || tl < wire::IP6_HDR + 8 {
+        return Err(input_error::SHORT);
+    }
+    let udp = &d[wire::IP6_HDR..tl];
+    if udp[6..8] == [0, 0] {
+        return Err(input_error::BAD_CHECKSUM);
+    }
+    let sum = wire::ip6_pseudo_sum(h.src(), h.dst(), udp.len() as u32, wire::IP_PROTO_UDP);
+    if wire::fold(wire::ones_sum(udp, sum)) != 0 {
+        return Err(input_error::BAD_CHECKSUM);
+    }
+    Ok((h.src(), h.dst(), wire::IP6_HDR, tl))
+}
+
+#[inline(always)]
+fn decap(b: &mut Buf<'_>, tunnels: &Tunnels, v6: bool) -> Result<u16, u16> {
+    let d = b.data();
+    let (src, dst, hl, tl) = if v6 {
+        outer6(d)?
+    } else {
+        let h = Ip4Hdr::new(d).ok_or(input_error::SHORT)?;
+        let tl = (h.total_len() as usize).min(d.len());
+        (h.src() as u128, h.dst() as u128, h.header_len(), tl)
+    };
+    let vx = d
+        .get(hl + 8..tl)
+        .and_then(VxlanHdr::new)
+        .ok_or(input_error::SHORT)?;
+    let vni = vx.vni().ok_or(input_error::BAD_FLAGS)?;
+    let sw = tunnels
+        .decap(src, dst, vni, v6)
+        .ok_or(input_error::NO_TUNNEL)?;
+    let l3 = tunnels.get(sw).is_some_and(|t| t.l3);
+    let off = hl + 8 + VXLAN_HDR;
+    let inner = &d[off..tl];
+    let next = if l3 {
+        match inner.first().map(|v| v >> 4) {
+            Some(4) => input_next::IP4,
+            Some(6) => input_next::IP6,
+            _ => return Err(input_error::BAD_INNER),
+        }
+    } else {
+        if inner.len() < wire::ETH_HDR {
+            return Err(input_error::BAD_INNER);
+        }
+        input_next::ETHERNET
+    };
+    if tl < d.len() {
+        b.set_len(tl);
+    }
+    b.advance(off);
+    let m = &mut *b.meta;
+    m.rx_sw_if_index = sw;
+    m.flags &= !(flags::LOCALLY_ORIGINATED | flags::L2_HDR_VALID);
+    m.relookups = 0;
+    m.feature_mask = 0;
+    Ok(next)
+}
+
+impl Node for VxlanInput {
+    fn info(&self) -> NodeInfo {
+        NodeInfo {
+            name: if self.v6 { INPUT6 } else { INPUT4 },
+            kind: NodeKind::Internal,
+            next_nodes: input_next::NAMES,
+            errors: input_error::NAMES,
+        }
+    }
+
+    fn process(&mut self, cx: &mut Ctx<'_>, bufs: &mut [u32], nexts: &mut [u16]) {
+        self.snap.refresh(&self.table);
+        let tunnels = self.snap.get();
+        let errs = cx.errs();
+        let ifs = cx.tables.ifs.get();
+        let mut done = 0;
+        for (&bi, next_out) in bufs.iter().zip(nexts.iter_mut()) {
+            let mut b = cx.bufs.get(bi);
+            *next_out = match decap(&mut b, tunnels, self.v6) {
+                Ok(_) if ifs.fast(b.meta.rx_sw_if_index).flags & if_flags::ADMIN_UP == 0 => {
+                    b.meta.error = errs.error(input_error::DOWN);
+                    input_next::DROP
+                }
+                Ok(n) => {
+                    done += 1;
+                    let sw = b.meta.rx_sw_if_index as usize;
+                    let len = b.data().len() as u64;
+                    if let Some(c) = cx.stats.ifs.get(sw) {
+                        c.rx_packets.add(1);
+                        c.rx_bytes.add(len);
+                    }
+                    n
+                }
+                Err(e) => {
+                    b.meta.error = errs.error(e);
+                    input_next::DROP
+                }
+            };
+        }
+        errs.count(input_error::DECAPSULATED, done);
+    }
+
+    fn trace(&self, b: &Buf<'_>) -> String {
+        format!("vxlan decap to sw_if_index {}", b.meta.rx_sw_if_index)
+    }
+}
+
+/// Add the encap features and the decap node, sharing the tunnel table through `tables`.
+pub fn register(b: GraphBuilder, tables: &FeatureTables) -> GraphBuilder {
+    let t = tables.get::<Table>();
+    b.feature(ENCAP4, Box::new(VxlanEncap::new(ENCAP4.node, t.clone())))
+        .feature(ENCAP6, Box::new(VxlanEncap::new(ENCAP6.node, t.clone())))
+        .node(Box::new(VxlanInput::new(false, t.clone())))
+        .node(Box::new(VxlanInput::new(true, t)))
+}
+
+/// The UDP port ip4-local hands to vxlan4-input.
+pub const PORT: u16 = VXLAN_PORT;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Ipv4Addr;
+
+    fn tun(sw: u32, vni: u32) -> Tunnel {
+        Tunnel {
+            sw_if_index: sw,
+            instance: 0,
+            src: IpAddr::V4(Ipv4Addr::new(198, 18, 0, 1)),
+            dst: IpAddr::V4(Ipv4Addr::new(198, 18, 0, 2)),
+            dst_port: VXLAN_PORT,
+            vni,
+            encap_fib: 0,
+            encap_vrf_id: 0,
+            l3: false,
+            decap_next_index: u32::MAX,
+        }
+    }
+
+    #[test]
+    fn decap_key_is_the_reverse_of_the_tunnel() {
+        let mut t = Tunnels::default();
+        t.insert(tun(3, 4096));
+        let (s, d) = (0xc612_0002u128, 0xc612_0001u128);
+        assert_eq!(t.decap(s, d, 4096, false), Some(3));
+        assert_eq!(t.decap(d, s, 4096, false), None);
+        assert_eq!(t.decap(s, d, 4097, false), None);
+        t.insert(Tunnel { vni: 7, ..tun(3, 0) });
+        assert_eq!(t.decap(s, d, 4096, false), None, "replaced");
+        assert_eq!(t.remove(3).map(|x| x.vni), Some(7));
+        assert_eq!(t.decap(s, d, 7, false), None);
+        assert!(t.get(3).is_none());
+    }
+
+    #[test]
+    fn source_ports_stay_in_the_dynamic_range() {
+        for h in [0u32, 1, 0xffff_ffff, 0x1234_5678, 0xdead_beef] {
+            assert!(src_port(h) >= 49152);
+        }
+        assert_ne!(src_port(1), src_port(2));
+    }
+}

@@ -1,0 +1,346 @@
+//! IPIP encap and decap through the whole graph, the bytes checked with etherparse. The kernel
+//! here has no ipip module, so there is no Linux interop test: these bytes are the check.
+//!
+//! pg0 uplink 198.18.0.1/24 + fd00::1/64 (remote node 198.18.0.2 / fd00::2 behind PEER0),
+//! pg1 pod side 198.19.0.1/24. ipip0: 198.18.0.1 -> 198.18.0.2 carrying 198.19.202.0/24;
+//! ipip1 (SET_DF | COPY_DSCP): IPv6 outer fd00::1 -> fd00::2 carrying 198.19.203.0/24.
+
+use etherparse::{Ethernet2Header, IpNumber, Ipv4Header, PacketBuilder, SlicedPacket};
+use rvpp_dataplane::buffer::{BufferPool, Buffers};
+use rvpp_dataplane::device::TxQueue;
+use rvpp_dataplane::feature::FeatureTables;
+use rvpp_dataplane::forwarding::{Forwarding, Path, Prefix};
+use rvpp_dataplane::graph::DeviceNodes;
+use rvpp_dataplane::nodes::{ipip, standard_with};
+use rvpp_dataplane::runtime::Runtime;
+use rvpp_dataplane::tables::Shared;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+
+const MAC0: [u8; 6] = [2, 0, 0, 0, 0, 0xa0];
+const MAC1: [u8; 6] = [2, 0, 0, 0, 0, 0xa1];
+const PEER0: [u8; 6] = [2, 0, 0, 0, 0, 0xb0];
+const PEER1: [u8; 6] = [2, 0, 0, 0, 0, 0xb1];
+
+type Frames = Arc<Mutex<Vec<Vec<u8>>>>;
+
+struct Capture(Frames);
+impl TxQueue for Capture {
+    fn tx_node(&self) -> &'static str {
+        "pg-tx"
+    }
+    fn tx(&mut self, bufs: &mut Buffers, pkts: &[u32]) -> usize {
+        let mut tmp = vec![0u8; 16384];
+        for &bi in pkts {
+            let n = bufs.copy_chain(bi, &mut tmp);
+            self.0.lock().unwrap().push(tmp[..n].to_vec());
+        }
+        bufs.free(pkts);
+        pkts.len()
+    }
+}
+
+struct Lab {
+    pool: Arc<BufferPool>,
+    rt: Runtime,
+    out0: Frames,
+    out1: Frames,
+    if0: u32,
+    if1: u32,
+}
+
+fn a(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+fn lab() -> Lab {
+    let pool = BufferPool::with_backing(4096, 2048, false).unwrap();
+    let shared = Shared::new();
+    let tables = FeatureTables::default();
+    let graph = standard_with(&tables)
+        .device(DeviceNodes::tx_only("pg-tx"))
+        .build()
+        .unwrap();
+    let mut fwd = Forwarding::new(shared.clone());
+    fwd.use_features(graph.features.clone());
+    let if0 = fwd.interface_add("pg0", "pg", MAC0, true, 1500).unwrap();
+    let if1 = fwd.interface_add("pg1", "pg", MAC1, true, 1500).unwrap();
+    let t0 = fwd
+        .interface_add("ipip0", "ipip", [0; 6], false, 1480)
+        .unwrap();
+    let t1 = fwd
+        .interface_add("ipip1", "ipip", [0; 6], false, 1460)
+        .unwrap();
+    for (sw, p) in [
+        (if0, "198.18.0.1/24"),
+        (if0, "fd00::1/64"),
+        (if1, "198.19.0.1/24"),
+    ] {
+        fwd.address_add(sw, Prefix::parse(p).unwrap()).unwrap();
+    }
+    for sw in [if0, if1, t0, t1] {
+        fwd.set_admin_up(sw, true).unwrap();
+    }
+    for t in [t0, t1] {
+        fwd.set_unnumbered(t, Some(if0)).unwrap();
+        fwd.feature_enable(t, "ip4-output", "ipip4-encap", true)
+            .unwrap();
+        fwd.feature_enable(t, "ip6-output", "ipip6-encap", true)
+            .unwrap();
+    }
+    fwd.neighbor_add(if0, a("198.18.0.2"), PEER0, true).unwrap();
+    fwd.neighbor_add(if0, a("fd00::2"), PEER0, true).unwrap();
+    fwd.neighbor_add(if1, a("198.19.0.2"), PEER1, true).unwrap();
+    for (p, t) in [("198.19.202.0/24", t0), ("198.19.203.0/24", t1)] {
+        fwd.route_add(0, Prefix::parse(p).unwrap(), vec![Path::attached(t)])
+            .unwrap();
+    }
+    let table = tables.get::<ipip::Table>();
+    let mut ts = ipip::Tunnels::default();
+    ts.insert(ipip::Tunnel {
+        sw_if_index: t0,
+        instance: 0,
+        src: a("198.18.0.1"),
+        dst: a("198.18.0.2"),
+        encap_fib: 0,
+        table_id: 0,
+        flags: 0,
+        dscp: 0,
+    });
+    ts.insert(ipip::Tunnel {
+        sw_if_index: t1,
+        instance: 1,
+        src: a("fd00::1"),
+        dst: a("fd00::2"),
+        encap_fib: 0,
+        table_id: 0,
+        flags: ipip::tunnel_flags::SET_DF | ipip::tunnel_flags::COPY_DSCP,
+        dscp: 0,
+    });
+    table.publish(ts);
+    let mut rt = Runtime::new(graph, pool.local(), shared, 0, "test".into()).unwrap();
+    let (out0, out1) = (Frames::default(), Frames::default());
+    rt.set_tx(if0, Box::new(Capture(out0.clone()))).unwrap();
+    rt.set_tx(if1, Box::new(Capture(out1.clone()))).unwrap();
+    drop(fwd);
+    Lab {
+        pool,
+        rt,
+        out0,
+        out1,
+        if0,
+        if1,
+    }
+}
+
+impl Lab {
+    fn send(&mut self, sw: u32, frame: &[u8]) {
+        let bufs = self.rt.buffers();
+        let bi = bufs.alloc_from_bytes(frame).unwrap();
+        bufs.meta(bi).rx_sw_if_index = sw;
+        self.rt.inject("ethernet-input", &[bi]).unwrap();
+    }
+    fn error(&self, node: &str, code: u16) -> u64 {
+        let i = self.rt.graph().error_index(node, code).unwrap();
+        self.rt.stats().errors[i as usize].get()
+    }
+    fn take(f: &Frames) -> Vec<Vec<u8>> {
+        std::mem::take(&mut *f.lock().unwrap())
+    }
+    fn no_leaks(mut self) {
+        self.rt.buffers().flush();
+        drop(self.rt);
+        assert_eq!(self.pool.in_use(), 0, "buffers leaked");
+        assert_eq!(self.pool.double_frees(), 0);
+    }
+}
+
+fn pod_frame(dst: [u8; 4], dscp: u8) -> Vec<u8> {
+    let mut ip = Ipv4Header::new(0, 64, IpNumber::UDP, [198, 19, 0, 2], dst).unwrap();
+    ip.dscp = etherparse::Ipv4Dscp::try_new(dscp).unwrap();
+    let b = PacketBuilder::ethernet2(PEER1, MAC1)
+        .ip(etherparse::IpHeaders::Ipv4(ip, Default::default()));
+    let b = b.udp(1000, 2000);
+    let mut v = Vec::new();
+    b.write(&mut v, &[0x11; 40]).unwrap();
+    v
+}
+
+#[test]
+fn ipv4_outer_encap_protocol_4_ttl_64_no_df() {
+    let mut l = lab();
+    let if1 = l.if1;
+    l.send(if1, &pod_frame([198, 19, 202, 7], 0));
+    let out = Lab::take(&l.out0);
+    assert_eq!(out.len(), 1);
+    let (eth, rest) = Ethernet2Header::from_slice(&out[0]).unwrap();
+    assert_eq!((eth.destination, eth.source), (PEER0, MAC0));
+    let (outer, inner) = Ipv4Header::from_slice(rest).unwrap();
+    assert_eq!(
+        (outer.source, outer.destination),
+        ([198, 18, 0, 1], [198, 18, 0, 2])
+    );
+    assert_eq!(outer.protocol, IpNumber::IPV4);
+    assert_eq!(outer.time_to_live, 64);
+    assert!(!outer.dont_fragment);
+    assert_eq!(outer.header_checksum, outer.calc_header_checksum());
+    assert_eq!(outer.total_len as usize, rest.len());
+    let (ih, payload) = Ipv4Header::from_slice(inner).unwrap();
+    assert_eq!(ih.destination, [198, 19, 202, 7]);
+    assert_eq!(ih.time_to_live, 63);
+    assert_eq!(payload.len(), 8 + 40);
+    assert_eq!(l.error("ipip4-encap", ipip::encap_error::ENCAPSULATED), 1);
+    l.no_leaks();
+}
+
+#[test]
+fn ipv6_outer_encap_copies_the_inner_dscp() {
+    let mut l = lab();
+    let if1 = l.if1;
+    l.send(if1, &pod_frame([198, 19, 203, 7], 46));
+    let out = Lab::take(&l.out0);
+    assert_eq!(out.len(), 1);
+    let p = SlicedPacket::from_ethernet(&out[0]).unwrap();
+    let Some(etherparse::NetSlice::Ipv6(ip6)) = &p.net else {
+        panic!("not ipv6")
+    };
+    let h = ip6.header().to_header();
+    assert_eq!(h.next_header, IpNumber::IPV4);
+    assert_eq!(h.hop_limit, 64);
+    assert_eq!(h.traffic_class >> 2, 46, "inner DSCP copied");
+    assert_eq!(h.payload_length as usize, out[0].len() - 14 - 40);
+    let (ih, _) = Ipv4Header::from_slice(&out[0][14 + 40..]).unwrap();
+    assert_eq!(ih.destination, [198, 19, 203, 7]);
+    l.no_leaks();
+}
+
+fn from_peer(src: [u8; 4], proto: u8, inner: &[u8]) -> Vec<u8> {
+    let mut outer = Ipv4Header::new(
+        inner.len() as u16,
+        64,
+        IpNumber(proto),
+        src,
+        [198, 18, 0, 1],
+    )
+    .unwrap();
+    outer.header_checksum = outer.calc_header_checksum();
+    let mut v = Vec::new();
+    Ethernet2Header {
+        destination: MAC0,
+        source: PEER0,
+        ether_type: etherparse::EtherType::IPV4,
+    }
+    .write(&mut v)
+    .unwrap();
+    outer.write(&mut v).unwrap();
+    v.extend_from_slice(inner);
+    v
+}
+
+fn inner_to_pod() -> Vec<u8> {
+    let b = PacketBuilder::ipv4([198, 19, 202, 7], [198, 19, 0, 2], 64).udp(2000, 1000);
+    let mut v = Vec::new();
+    b.write(&mut v, b"from a linux ipip node").unwrap();
+    v
+}
+
+#[test]
+fn decap_by_source_and_destination_with_counted_drops() {
+    let mut l = lab();
+    let if0 = l.if0;
+    l.send(if0, &from_peer([198, 18, 0, 2], 4, &inner_to_pod()));
+    let out = Lab::take(&l.out1);
+    assert_eq!(out.len(), 1, "inner packet forwarded to the pod");
+    let (_, rest) = Ethernet2Header::from_slice(&out[0]).unwrap();
+    let (ih, payload) = Ipv4Header::from_slice(rest).unwrap();
+    assert_eq!(ih.source, [198, 19, 202, 7]);
+    assert_eq!(ih.time_to_live, 63);
+    assert!(payload.ends_with(b"from a linux ipip node"));
+    // Unknown source; protocol 41 claiming IPv6 with an IPv4 packet inside; truncated inner.
+    l.send(if0, &from_peer([198, 18, 0, 9], 4, &inner_to_pod()));
+    l.send(if0, &from_peer([198, 18, 0, 2], 41, &inner_to_pod()));
+    l.send(if0, &from_peer([198, 18, 0, 2], 4, &[]));
+    assert!(Lab::take(&l.out1).is_empty());
+    use ipip::input_error as e;
+    assert_eq!(l.error("ipip4-input", e::DECAPSULATED), 1);
+    assert_eq!(l.error("ipip4-input", e::NO_TUNNEL), 1);
+    assert_eq!(l.error("ipip4-input", e::BAD_INNER), 2);
+    l.no_leaks();
+}
+
+#[path = "../../test-support/skip.rs"]
+mod skip;
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn scapy(script: &str, arg: &str) -> String {
+    let out = std::process::Command::new("python3")
+        .args(["-c", script, arg])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "scapy: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// A second, independent decoder and builder: scapy decodes rvpp's IPIP (checksums recomputed
+/// by scapy must match), and rvpp decapsulates a packet scapy built.
+#[test]
+fn scapy_agrees_on_ipip_bytes() {
+    if !skip::need_python_module("scapy") {
+        return;
+    }
+    let mut l = lab();
+    let (if0, if1) = (l.if0, l.if1);
+    l.send(if1, &pod_frame([198, 19, 202, 7], 0));
+    let out = Lab::take(&l.out0);
+    assert_eq!(out.len(), 1);
+    let check = r#"
+import sys
+from scapy.all import Ether, IP, UDP
+p = Ether(bytes.fromhex(sys.argv[1]))
+o = p[IP]
+i = o.payload
+assert o.proto == 4 and o.ttl == 64 and o.flags == 0, o.show(dump=True)
+assert (o.src, o.dst) == ("198.18.0.1", "198.18.0.2")
+assert isinstance(i, IP) and i.dst == "198.19.202.7" and i.ttl == 63
+for h in (o, i):
+    want = IP(bytes(h)).chksum
+    c = h.copy(); del c.chksum
+    assert IP(bytes(c)).chksum == want, "ip checksum"
+u = i[UDP]; c = i.copy(); del c[UDP].chksum
+assert IP(bytes(c))[UDP].chksum == u.chksum, "inner udp checksum"
+print("OK")
+"#;
+    assert_eq!(scapy(check, &hex(&out[0])), "OK");
+    let build = r#"
+import sys
+from scapy.all import Ether, IP, UDP, Raw
+p = (Ether(src="02:00:00:00:00:b0", dst="02:00:00:00:00:a0")
+     / IP(src="198.18.0.2", dst="198.18.0.1", proto=4)
+     / IP(src="198.19.202.9", dst="198.19.0.2") / UDP(sport=5, dport=6) / Raw(b"scapy"))
+print(bytes(p).hex())
+"#;
+    let frame = scapy(build, "");
+    let bytes: Vec<u8> = (0..frame.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&frame[i..i + 2], 16).unwrap())
+        .collect();
+    l.send(if0, &bytes);
+    let got = Lab::take(&l.out1);
+    assert_eq!(
+        got.len(),
+        1,
+        "scapy's IPIP packet decapsulated and forwarded"
+    );
+    let (_, rest) = Ethernet2Header::from_slice(&got[0]).unwrap();
+    let (ih, payload) = Ipv4Header::from_slice(rest).unwrap();
+    assert_eq!(ih.source, [198, 19, 202, 9]);
+    assert!(payload.ends_with(b"scapy"));
+    l.no_leaks();
+}

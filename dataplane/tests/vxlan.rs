@@ -1,0 +1,473 @@
+//! VXLAN encap and decap through the whole graph, the bytes checked with etherparse.
+//!
+//! Topology: pg0 is the uplink (198.18.0.1/24, remote VTEP 198.18.0.2 behind PEER0); pg1 is a
+//! pod-side link (198.19.0.1/24, pod 198.19.0.2 behind PEER1); vxlan_tunnel0 (L2 mode, as a
+//! Linux vxlan.calico peer expects) has 198.18.128.1/24 and a static neighbour 198.18.128.2
+//! with the remote VTEP MAC; 198.19.200.0/24 (the remote node's pod block) is routed through it.
+
+use etherparse::{Ethernet2Header, IpNumber, Ipv4Header, PacketBuilder, SlicedPacket};
+use rvpp_dataplane::buffer::{BufferPool, Buffers};
+use rvpp_dataplane::device::TxQueue;
+use rvpp_dataplane::feature::FeatureTables;
+use rvpp_dataplane::forwarding::{Forwarding, Path, Prefix};
+use rvpp_dataplane::graph::DeviceNodes;
+use rvpp_dataplane::nodes::{standard_with, vxlan};
+use rvpp_dataplane::runtime::Runtime;
+use rvpp_dataplane::tables::Shared;
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::{Arc, Mutex};
+
+const MAC0: [u8; 6] = [2, 0, 0, 0, 0, 0xa0];
+const MAC1: [u8; 6] = [2, 0, 0, 0, 0, 0xa1];
+const PEER0: [u8; 6] = [2, 0, 0, 0, 0, 0xb0];
+const PEER1: [u8; 6] = [2, 0, 0, 0, 0, 0xb1];
+/// Our tunnel's MAC and the remote VTEP's (felix: 0x66 + sha1(nodename)[..5]).
+const TMAC: [u8; 6] = [2, 0, 0, 0, 0, 0xc0];
+const VTEP_MAC: [u8; 6] = [0x66, 1, 2, 3, 4, 5];
+const VNI: u32 = 4096;
+
+type Frames = Arc<Mutex<Vec<Vec<u8>>>>;
+
+struct Capture(Frames);
+impl TxQueue for Capture {
+    fn tx_node(&self) -> &'static str {
+        "pg-tx"
+    }
+    fn tx(&mut self, bufs: &mut Buffers, pkts: &[u32]) -> usize {
+        let mut tmp = vec![0u8; 16384];
+        for &bi in pkts {
+            let n = bufs.copy_chain(bi, &mut tmp);
+            self.0.lock().unwrap().push(tmp[..n].to_vec());
+        }
+        bufs.free(pkts);
+        pkts.len()
+    }
+}
+
+struct Lab {
+    pool: Arc<BufferPool>,
+    fwd: Forwarding,
+    rt: Runtime,
+    table: Arc<vxlan::Table>,
+    /// vxlan_tunnel1: IPv6 outer, L3 mode (calico-vpp's bare IP), 198.19.201.0/24 through it.
+    tun6: u32,
+    out0: Frames,
+    out1: Frames,
+    if0: u32,
+    if1: u32,
+    tun: u32,
+}
+
+fn v4(a: &str) -> IpAddr {
+    IpAddr::V4(a.parse::<Ipv4Addr>().unwrap())
+}
+
+fn lab() -> Lab {
+    let pool = BufferPool::with_backing(4096, 2048, false).unwrap();
+    let shared = Shared::new();
+    let tables = FeatureTables::default();
+    let graph = standard_with(&tables)
+        .device(DeviceNodes::tx_only("pg-tx"))
+        .build()
+        .unwrap();
+    let mut fwd = Forwarding::new(shared.clone());
+    fwd.use_features(graph.features.clone());
+    let if0 = fwd.interface_add("pg0", "pg", MAC0, true, 1500).unwrap();
+    let if1 = fwd.interface_add("pg1", "pg", MAC1, true, 1500).unwrap();
+    let tun = fwd
+        .interface_add("vxlan_tunnel0", "vxlan", TMAC, true, 1450)
+        .unwrap();
+    let tun6 = fwd
+        .interface_add("vxlan_tunnel1", "vxlan", [0; 6], false, 1430)
+        .unwrap();
+    fwd.set_admin_up(tun6, true).unwrap();
+    fwd.set_unnumbered(tun6, Some(if0)).unwrap();
+    fwd.address_add(if0, Prefix::parse("fd00::1/64").unwrap())
+        .unwrap();
+    fwd.neighbor_add(if0, "fd00::2".parse().unwrap(), PEER0, true)
+        .unwrap();
+    fwd.route_add(
+        0,
+        Prefix::parse("198.19.201.0/24").unwrap(),
+        vec![Path::attached(tun6)],
+    )
+    .unwrap();
+    fwd.feature_enable(tun6, "ip4-output", "vxlan4-encap", true)
+        .unwrap();
+    for (sw, a) in [
+        (if0, "198.18.0.1/24"),
+        (if1, "198.19.0.1/24"),
+        (tun, "198.18.128.1/24"),
+    ] {
+        fwd.address_add(sw, Prefix::parse(a).unwrap()).unwrap();
+        fwd.set_admin_up(sw, true).unwrap();
+    }
+    fwd.neighbor_add(if0, v4("198.18.0.2"), PEER0, true)
+        .unwrap();
+    fwd.neighbor_add(if1, v4("198.19.0.2"), PEER1, true)
+        .unwrap();
+    fwd.neighbor_add(tun, v4("198.18.128.2"), VTEP_MAC, true)
+        .unwrap();
+    fwd.route_add(
+        0,
+        Prefix::parse("198.19.200.0/24").unwrap(),
+        vec![Path::via(v4("198.18.128.2"), Some(tun))],
+    )
+    .unwrap();
+    fwd.feature_enable(tun, "ip4-output", "vxlan4-encap", true)
+        .unwrap();
+    fwd.feature_enable(tun, "ip6-output", "vxlan6-encap", true)
+        .unwrap();
+    let table = tables.get::<vxlan::Table>();
+    let mut t = vxlan::Tunnels::default();
+    t.insert(vxlan::Tunnel {
+        sw_if_index: tun,
+        instance: 0,
+        src: v4("198.18.0.1"),
+        dst: v4("198.18.0.2"),
+        dst_port: 4789,
+        vni: VNI,
+        encap_fib: 0,
+        encap_vrf_id: 0,
+        l3: false,
+        decap_next_index: u32::MAX,
+    });
+    t.insert(vxlan::Tunnel {
+        sw_if_index: tun6,
+        instance: 1,
+        src: "fd00::1".parse().unwrap(),
+        dst: "fd00::2".parse().unwrap(),
+        dst_port: 4789,
+        vni: VNI,
+        encap_fib: 0,
+        encap_vrf_id: 0,
+        l3: true,
+        decap_next_index: u32::MAX,
+    });
+    table.publish(t);
+    let mut rt = Runtime::new(graph, pool.local(), shared, 0, "test".into()).unwrap();
+    let (out0, out1) = (Frames::default(), Frames::default());
+    rt.set_tx(if0, Box::new(Capture(out0.clone()))).unwrap();
+    rt.set_tx(if1, Box::new(Capture(out1.clone()))).unwrap();
+    Lab {
+        pool,
+        fwd,
+        rt,
+        table,
+        tun6,
+        out0,
+        out1,
+        if0,
+        if1,
+        tun,
+    }
+}
+
+impl Lab {
+    fn send(&mut self, sw: u32, frame: &[u8]) {
+        let bufs = self.rt.buffers();
+        let bi = bufs.alloc_from_bytes(frame).unwrap();
+        bufs.meta(bi).rx_sw_if_index = sw;
+        self.rt.inject("ethernet-input", &[bi]).unwrap();
+    }
+    fn error(&self, node: &str, code: u16) -> u64 {
+        let i = self.rt.graph().error_index(node, code).unwrap();
+        self.rt.stats().errors[i as usize].get()
+    }
+    fn take(f: &Frames) -> Vec<Vec<u8>> {
+        std::mem::take(&mut *f.lock().unwrap())
+    }
+    fn no_leaks(mut self) {
+        self.rt.buffers().flush();
+        drop(self.rt);
+        assert_eq!(self.pool.in_use(), 0, "buffers leaked");
+        assert_eq!(self.pool.double_frees(), 0);
+    }
+}
+
+/// A pod's UDP packet to the remote pod block, as it arrives on pg1.
+fn pod_frame() -> Vec<u8> {
+    let b = PacketBuilder::ethernet2(PEER1, MAC1)
+        .ipv4([198, 19, 0, 2], [198, 19, 200, 5], 64)
+        .udp(1000, 2000);
+    let mut v = Vec::new();
+    b.write(&mut v, &[0x5a; 100]).unwrap();
+    v
+}
+
+/// What a Linux vxlan.calico peer sends: outer IPv4/UDP 4789 from its VTEP to ours, VXLAN with
+/// `vni` and `flags`, then an inner Ethernet frame to our tunnel MAC carrying `inner_ip`.
+fn peer_frame(vni: u32, flags: u8, inner_ip: &[u8]) -> Vec<u8> {
+    let mut inner = Vec::new();
+    Ethernet2Header {
+        destination: TMAC,
+        source: VTEP_MAC,
+        ether_type: etherparse::EtherType::IPV4,
+    }
+    .write(&mut inner)
+    .unwrap();
+    inner.extend_from_slice(inner_ip);
+    let mut payload = vec![flags, 0, 0, 0];
+    payload.extend_from_slice(&(vni << 8).to_be_bytes());
+    payload.extend_from_slice(&inner);
+    let b = PacketBuilder::ethernet2(PEER0, MAC0)
+        .ipv4([198, 18, 0, 2], [198, 18, 0, 1], 64)
+        .udp(51000, 4789);
+    let mut v = Vec::new();
+    b.write(&mut v, &payload).unwrap();
+    v
+}
+
+fn inner_ip_to_pod() -> Vec<u8> {
+    let b = PacketBuilder::ipv4([198, 19, 200, 5], [198, 19, 0, 2], 63).udp(2000, 1000);
+    let mut v = Vec::new();
+    b.write(&mut v, b"from the linux node").unwrap();
+    v
+}
+
+#[test]
+fn encap_builds_outer_ipv4_udp_vxlan_and_inner_ethernet() {
+    let mut l = lab();
+    let (if1, tun) = (l.if1, l.tun);
+    l.send(if1, &pod_frame());
+    let out = Lab::take(&l.out0);
+    assert_eq!(out.len(), 1, "encapsulated packet leaves by the uplink");
+    assert!(Lab::take(&l.out1).is_empty());
+    let p = SlicedPacket::from_ethernet(&out[0]).unwrap();
+    let Some(etherparse::LinkSlice::Ethernet2(eth)) = &p.link else {
+        panic!("no ethernet")
+    };
+    assert_eq!((eth.destination(), eth.source()), (PEER0, MAC0));
+    let Some(etherparse::NetSlice::Ipv4(ip)) = &p.net else {
+        panic!("not ipv4")
+    };
+    let h = ip.header().to_header();
+    assert_eq!(
+        (h.source, h.destination),
+        ([198, 18, 0, 1], [198, 18, 0, 2])
+    );
+    assert_eq!(h.protocol, IpNumber::UDP);
+    assert_eq!(h.time_to_live, 64, "outer TTL is set, not decremented");
+    assert_eq!(h.header_checksum, h.calc_header_checksum());
+    let Some(etherparse::TransportSlice::Udp(udp)) = &p.transport else {
+        panic!("not udp")
+    };
+    assert_eq!(udp.destination_port(), 4789);
+    assert!(udp.source_port() >= 49152);
+    assert_eq!(udp.checksum(), 0);
+    let vx = udp.payload();
+    assert_eq!(&vx[..8], &[0x08, 0, 0, 0, 0x00, 0x10, 0x00, 0]);
+    let inner = SlicedPacket::from_ethernet(&vx[8..]).unwrap();
+    let Some(etherparse::LinkSlice::Ethernet2(ieth)) = &inner.link else {
+        panic!("no inner ethernet")
+    };
+    assert_eq!((ieth.destination(), ieth.source()), (VTEP_MAC, TMAC));
+    let Some(etherparse::NetSlice::Ipv4(iip)) = &inner.net else {
+        panic!("inner not ipv4")
+    };
+    let ih = iip.header().to_header();
+    assert_eq!(ih.destination, [198, 19, 200, 5]);
+    assert_eq!(ih.time_to_live, 63, "inner TTL decremented once");
+    assert_eq!(ih.header_checksum, ih.calc_header_checksum());
+    assert_eq!(ip.payload().payload.len(), 8 + 8 + 14 + 20 + 8 + 100);
+    assert_eq!(l.error("vxlan4-encap", vxlan::encap_error::ENCAPSULATED), 1);
+    // The same inner flow keeps its source port; another flow (almost surely) moves.
+    let first = udp.source_port();
+    l.send(if1, &pod_frame());
+    let again = Lab::take(&l.out0);
+    let p2 = SlicedPacket::from_ethernet(&again[0]).unwrap();
+    let Some(etherparse::TransportSlice::Udp(u2)) = &p2.transport else {
+        panic!("not udp")
+    };
+    assert_eq!(u2.source_port(), first);
+    let _ = tun;
+    l.no_leaks();
+}
+
+#[test]
+fn decap_hands_the_inner_frame_to_the_tunnel_interface() {
+    let mut l = lab();
+    let if0 = l.if0;
+    l.send(if0, &peer_frame(VNI, 0x08, &inner_ip_to_pod()));
+    let out = Lab::take(&l.out1);
+    assert_eq!(out.len(), 1, "inner packet forwarded to the pod");
+    let (eth, rest) = Ethernet2Header::from_slice(&out[0]).unwrap();
+    assert_eq!((eth.destination, eth.source), (PEER1, MAC1));
+    let (ip, payload) = Ipv4Header::from_slice(rest).unwrap();
+    assert_eq!(ip.source, [198, 19, 200, 5]);
+    assert_eq!(ip.time_to_live, 62);
+    assert!(payload.ends_with(b"from the linux node"));
+    assert_eq!(l.error("vxlan4-input", vxlan::input_error::DECAPSULATED), 1);
+    l.no_leaks();
+}
+
+#[test]
+fn bad_vni_flags_and_truncation_are_counted_drops() {
+    let mut l = lab();
+    let if0 = l.if0;
+    l.send(if0, &peer_frame(VNI + 1, 0x08, &inner_ip_to_pod()));
+    l.send(if0, &peer_frame(VNI, 0x00, &inner_ip_to_pod()));
+    // A VXLAN header cut short: UDP to 4789 with 4 bytes of payload.
+    let b = PacketBuilder::ethernet2(PEER0, MAC0)
+        .ipv4([198, 18, 0, 2], [198, 18, 0, 1], 64)
+        .udp(51000, 4789);
+    let mut short = Vec::new();
+    b.write(&mut short, &[8, 0, 0, 0]).unwrap();
+    l.send(if0, &short);
+    // A valid header with an inner frame too short for Ethernet.
+    let mut tiny = peer_frame(VNI, 0x08, &[]);
+    tiny.truncate(tiny.len() - 4);
+    let n = tiny.len();
+    // Fix the outer lengths for the cut (IPv4 total length, UDP length; checksum redone).
+    let ip_len = (n - 14) as u16;
+    tiny[16..18].copy_from_slice(&ip_len.to_be_bytes());
+    tiny[24..26].fill(0);
+    let c = rvpp_dataplane::wire::checksum(&tiny[14..34]);
+    tiny[24..26].copy_from_slice(&c.to_be_bytes());
+    tiny[38..40].copy_from_slice(&(ip_len - 20).to_be_bytes());
+    tiny[40..42].fill(0);
+    l.send(if0, &tiny);
+    assert!(Lab::take(&l.out1).is_empty());
+    assert!(Lab::take(&l.out0).is_empty());
+    use vxlan::input_error as e;
+    assert_eq!(l.error("vxlan4-input", e::NO_TUNNEL), 1);
+    assert_eq!(l.error("vxlan4-input", e::BAD_FLAGS), 1);
+    assert_eq!(l.error("vxlan4-input", e::SHORT), 1);
+    assert_eq!(l.error("vxlan4-input", e::BAD_INNER), 1);
+    assert_eq!(l.error("vxlan4-input", e::DECAPSULATED), 0);
+    l.no_leaks();
+}
+
+#[test]
+fn a_tunnel_routed_into_itself_is_a_counted_drop() {
+    let mut l = lab();
+    let (if1, tun) = (l.if1, l.tun);
+    // The remote VTEP itself is routed through the tunnel: every outer packet re-enters it.
+    l.fwd
+        .route_add(
+            0,
+            Prefix::parse("198.18.0.2/32").unwrap(),
+            vec![Path::via(v4("198.18.128.2"), Some(tun))],
+        )
+        .unwrap();
+    l.send(if1, &pod_frame());
+    assert!(Lab::take(&l.out0).is_empty());
+    assert_eq!(l.error("vxlan4-encap", vxlan::encap_error::LOOP), 1);
+    l.no_leaks();
+}
+
+#[test]
+fn a_deleted_tunnel_drops_both_ways() {
+    let mut l = lab();
+    let (if0, if1, tun) = (l.if0, l.if1, l.tun);
+    let mut t = (*l.table.load()).clone();
+    t.remove(tun);
+    l.table.publish(t);
+    l.send(if1, &pod_frame());
+    l.send(if0, &peer_frame(VNI, 0x08, &inner_ip_to_pod()));
+    assert!(Lab::take(&l.out0).is_empty());
+    assert!(Lab::take(&l.out1).is_empty());
+    assert_eq!(l.error("vxlan4-encap", vxlan::encap_error::NO_TUNNEL), 1);
+    assert_eq!(l.error("vxlan4-input", vxlan::input_error::NO_TUNNEL), 1);
+    l.no_leaks();
+}
+
+/// An IPv6 VXLAN packet from the remote VTEP fd00::2 carrying `inner` (bare IP, L3 mode);
+/// etherparse computes the UDP checksum.
+fn peer6_frame(vni: u32, inner: &[u8]) -> Vec<u8> {
+    let mut payload = vec![0x08, 0, 0, 0];
+    payload.extend_from_slice(&(vni << 8).to_be_bytes());
+    payload.extend_from_slice(inner);
+    let src: std::net::Ipv6Addr = "fd00::2".parse().unwrap();
+    let dst: std::net::Ipv6Addr = "fd00::1".parse().unwrap();
+    let b = PacketBuilder::ethernet2(PEER0, MAC0)
+        .ipv6(src.octets(), dst.octets(), 64)
+        .udp(50000, 4789);
+    let mut v = Vec::new();
+    b.write(&mut v, &payload).unwrap();
+    v
+}
+
+#[test]
+fn ipv6_outer_l3_mode_encap_has_a_valid_udp_checksum_and_bare_inner_ip() {
+    let mut l = lab();
+    let if1 = l.if1;
+    let b = PacketBuilder::ethernet2(PEER1, MAC1)
+        .ipv4([198, 19, 0, 2], [198, 19, 201, 9], 64)
+        .udp(1000, 2000);
+    let mut f = Vec::new();
+    b.write(&mut f, &[7; 64]).unwrap();
+    l.send(if1, &f);
+    let out = Lab::take(&l.out0);
+    assert_eq!(out.len(), 1);
+    let p = SlicedPacket::from_ethernet(&out[0]).unwrap();
+    let Some(etherparse::NetSlice::Ipv6(ip6)) = &p.net else {
+        panic!("not ipv6")
+    };
+    let h6 = ip6.header().to_header();
+    assert_eq!(h6.hop_limit, 64);
+    assert_eq!(
+        std::net::Ipv6Addr::from(h6.destination),
+        "fd00::2".parse::<std::net::Ipv6Addr>().unwrap()
+    );
+    let Some(etherparse::TransportSlice::Udp(udp)) = &p.transport else {
+        panic!("not udp")
+    };
+    assert_eq!(udp.destination_port(), 4789);
+    let want = udp
+        .to_header()
+        .calc_checksum_ipv6(&h6, udp.payload())
+        .unwrap();
+    assert_eq!(udp.checksum(), want, "UDP checksum over IPv6");
+    let vx = udp.payload();
+    assert_eq!(&vx[..8], &[0x08, 0, 0, 0, 0x00, 0x10, 0x00, 0]);
+    let (inner, _) = Ipv4Header::from_slice(&vx[8..]).unwrap();
+    assert_eq!(
+        inner.destination,
+        [198, 19, 201, 9],
+        "bare IP after VXLAN (L3 mode)"
+    );
+    assert_eq!(inner.time_to_live, 63);
+    l.no_leaks();
+}
+
+#[test]
+fn ipv6_outer_decap_to_ip4_input_and_checksum_drops() {
+    let mut l = lab();
+    let if0 = l.if0;
+    l.send(if0, &peer6_frame(VNI, &inner_ip_to_pod()));
+    let out = Lab::take(&l.out1);
+    assert_eq!(out.len(), 1, "inner packet forwarded to the pod");
+    let (_, rest) = Ethernet2Header::from_slice(&out[0]).unwrap();
+    let (ip, _) = Ipv4Header::from_slice(rest).unwrap();
+    assert_eq!(ip.source, [198, 19, 200, 5]);
+    assert_eq!(l.error("vxlan6-input", vxlan::input_error::DECAPSULATED), 1);
+    // A corrupted checksum and a zero one are both refused over IPv6.
+    let mut bad = peer6_frame(VNI, &inner_ip_to_pod());
+    let c = 14 + 40 + 6;
+    bad[c] ^= 0x55;
+    l.send(if0, &bad);
+    bad[c..c + 2].fill(0);
+    l.send(if0, &bad);
+    l.send(if0, &peer6_frame(VNI + 1, &inner_ip_to_pod()));
+    assert!(Lab::take(&l.out1).is_empty());
+    use vxlan::input_error as e;
+    assert_eq!(l.error("vxlan6-input", e::BAD_CHECKSUM), 2);
+    assert_eq!(l.error("vxlan6-input", e::NO_TUNNEL), 1);
+    let _ = l.tun6;
+    l.no_leaks();
+}
+
+#[test]
+fn a_tunnel_that_is_down_drops_both_ways() {
+    let mut l = lab();
+    let (if0, if1, tun) = (l.if0, l.if1, l.tun);
+    l.fwd.set_admin_up(tun, false).unwrap();
+    l.send(if1, &pod_frame());
+    l.send(if0, &peer_frame(VNI, 0x08, &inner_ip_to_pod()));
+    assert!(Lab::take(&l.out0).is_empty());
+    assert!(Lab::take(&l.out1).is_empty());
+    assert_eq!(l.error("vxlan4-encap", vxlan::encap_error::DOWN), 1);
+    assert_eq!(l.error("vxlan4-input", vxlan::input_error::DOWN), 1);
+    l.no_leaks();
+}
