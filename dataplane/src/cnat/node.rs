@@ -1,0 +1,576 @@
+//! The cnat nodes. The packet logic is in plain functions over one packet ([`input_packet`],
+//! [`output_packet`]) and a batch ([`input_batch`], [`output_batch`]); the `Node` impls at the
+//! bottom are the only graph glue (edges, snapshots, counters) and are what an integrator
+//! ports to another feature-arc mechanism.
+//!
+//! Session keys carry the FIB index: forward entries the FIB the packet was looked up in,
+//! return entries the SNAT config's `ret_fib_index` (calico: 0), because replies from a pod
+//! arrive in the pod's VRF. A lookup tries the packet's FIB and, on a miss, the return FIB.
+
+use super::nat::{self, Flow, ParseError, L4};
+use super::session::{class, sflags, stage, FlowKey, InsertError, Rewrite, Session};
+use super::snat::SnatConfig;
+use super::translation::{flow_hash, pflags, tflags, TranslationTable};
+use super::Cnat;
+use crate::buffer::{flags, Buf};
+use crate::graph::{Node, NodeInfo, NodeKind};
+use crate::nodes::ArcEdges;
+use crate::rcu::Snapshot;
+use crate::runtime::Ctx;
+use crate::wire::l4::tcp_flags;
+use crate::wire::IP_PROTO_TCP;
+use std::sync::Arc;
+
+use crate::buffer::flags::CNAT_RETURN;
+
+/// Input node counters (drops are marked).
+pub mod in_err {
+    /// drop
+    pub const SESSIONS_FULL: u16 = 0;
+    /// drop
+    pub const NO_SLOT: u16 = 1;
+    /// drop
+    pub const PORTS_EXHAUSTED: u16 = 2;
+    /// drop
+    pub const TRUNCATED: u16 = 3;
+    pub const FRAGMENT: u16 = 4;
+    pub const NO_BACKENDS: u16 = 5;
+    pub const NEW_SESSIONS: u16 = 6;
+    pub const ICMP_ERROR_TRANSLATED: u16 = 7;
+    pub const ICMP_ERROR_CHAINED: u16 = 8;
+    pub const PATH_FAMILY: u16 = 9;
+    pub const NAMES: &[&str] = &[
+        "cnat session table full",
+        "cnat session buckets full",
+        "cnat source ports exhausted",
+        "cnat truncated transport header",
+        "cnat non-first fragment not translated (counted, forwarded)",
+        "cnat vip without backends (counted, follows the fib)",
+        "cnat sessions created",
+        "cnat icmp errors translated",
+        "cnat icmp error in chained buffers not translated (counted, forwarded)",
+        "cnat path of the other address family (counted, follows the fib)",
+    ];
+}
+
+/// Output node counters.
+pub mod out_err {
+    pub const SESSIONS_FULL: u16 = 0;
+    pub const NO_SLOT: u16 = 1;
+    pub const PORTS_EXHAUSTED: u16 = 2;
+    pub const TRUNCATED: u16 = 3;
+    pub const NEW_SESSIONS: u16 = 4;
+    pub const NO_SNAT_ADDRESS: u16 = 5;
+    pub const NAMES: &[&str] = &[
+        "cnat session table full",
+        "cnat session buckets full",
+        "cnat source ports exhausted",
+        "cnat truncated transport header",
+        "cnat snat sessions created",
+        "cnat snat wanted but no snat address (counted, forwarded)",
+    ];
+}
+
+/// What became of one packet: continue on the arc, or drop with a node-local error code.
+/// `Ok(Some(code))` continues and counts `code`.
+pub type Verdict = Result<Option<u16>, u16>;
+
+#[inline(always)]
+fn flow_of(d: &[u8], ip6: bool) -> Result<Flow, ParseError> {
+    if ip6 {
+        nat::flow6(d)
+    } else {
+        nat::flow4(d)
+    }
+}
+
+#[inline(always)]
+fn class_of(f: &Flow, cur: u8) -> u8 {
+    if f.proto != IP_PROTO_TCP {
+        return class::GENERIC;
+    }
+    if f.tcp_flags & (tcp_flags::FIN | tcp_flags::RST) != 0 {
+        class::TCP_CLOSING
+    } else if cur == class::TCP_CLOSING {
+        cur
+    } else if f.tcp_flags & tcp_flags::ACK != 0 && f.tcp_flags & tcp_flags::SYN == 0 {
+        class::TCP_ESTABLISHED
+    } else {
+        cur
+    }
+}
+
+#[inline(always)]
+fn key_of(f: &Flow, st: u8, fib: u16) -> FlowKey {
+    FlowKey {
+        src: f.src,
+        dst: f.dst,
+        sport: f.sport,
+        dport: f.dport,
+        proto: f.proto,
+        ip6: f.ip6,
+        stage: st,
+        fib,
+    }
+}
+
+/// The input side for one packet (`b` from its IP header): established and return traffic by
+/// its session, ICMP errors quoting a session's flow translated back, new flows to a VIP
+/// DNATed to a backend.
+#[inline]
+pub fn input_packet(
+    cnat: &Cnat,
+    tr: &TranslationTable,
+    ret_fib: u16,
+    b: &mut Buf<'_>,
+    ip6: bool,
+    now: u32,
+) -> Verdict {
+    let partial = b.meta.flags & flags::OFFLOAD_L4_CKSUM != 0;
+    let chained = b.meta.flags & flags::NEXT_PRESENT != 0;
+    let fib = b.meta.fib_index as u16;
+    let f = flow_of(b.data(), ip6).map_err(|_| in_err::TRUNCATED)?;
+    match f.l4 {
+        L4::Fragment => return Ok(Some(in_err::FRAGMENT)),
+        L4::Other => return Ok(None),
+        L4::IcmpError => {
+            let Ok(q) = nat::quoted_flow(b.data(), &f) else {
+                return Ok(None);
+            };
+            let mut rk = FlowKey {
+                src: q.dst,
+                dst: q.src,
+                sport: q.dport,
+                dport: q.sport,
+                proto: q.proto,
+                ip6,
+                stage: stage::INPUT,
+                fib,
+            };
+            let mut hit = cnat.sessions.lookup(&rk);
+            if hit.is_none() && ret_fib != fib {
+                rk.fib = ret_fib;
+                hit = cnat.sessions.lookup(&rk);
+            }
+            let Some(s) = hit else { return Ok(None) };
+            if chained {
+                return Ok(Some(in_err::ICMP_ERROR_CHAINED));
+            }
+            nat::rewrite_icmp_error(b.data_mut(), &f, &q, &s.session.rw);
+            return Ok(Some(in_err::ICMP_ERROR_TRANSLATED));
+        }
+        L4::Ports | L4::Echo => {}
+    }
+    let mut k = key_of(&f, stage::INPUT, fib);
+    let mut hit = cnat.sessions.lookup(&k);
+    if hit.is_none() && ret_fib != fib {
+        k.fib = ret_fib;
+        hit = cnat.sessions.lookup(&k);
+    }
+    if let Some(found) = hit {
+        let s = found.session;
+        nat::rewrite(b.data_mut(), &f, &s.rw, partial);
+        cnat.sessions.touch(&found, now, class_of(&f, s.class));
+        if s.flags & sflags::RETURN != 0 {
+            b.meta.flags |= CNAT_RETURN;
+        }
+        return Ok(None);
+    }
+    if f.l4 != L4::Ports {
+        return Ok(None);
+    }
+    let Some(t) = tr.get(f.dst, f.dport, f.proto) else {
+        return Ok(None);
+    };
+    let h = flow_hash(
+        t.flow_hash_fields(),
+        f.src,
+        f.dst,
+        f.sport,
+        f.dport,
+        f.proto,
+    );
+    let Some(p) = t.pick(h) else {
+        return Ok(Some(in_err::NO_BACKENDS));
+    };
+    if p.dst.ip6 != ip6 || (p.src.is_set() && p.src.ip6 != ip6) {
+        return Ok(Some(in_err::PATH_FAMILY));
+    }
+    let mut rw = Rewrite {
+        src: f.src,
+        dst: if p.flags & pflags::NO_NAT != 0 {
+            f.dst
+        } else {
+            p.dst.addr
+        },
+        sport: f.sport,
+        dport: if p.dst.port != 0 { p.dst.port } else { f.dport },
+    };
+    let mut owns = 0;
+    if p.src.is_set() {
+        rw.src = p.src.addr;
+        if t.flags & tflags::ALLOC_PORT != 0 {
+            rw.sport = cnat
+                .ports
+                .alloc(ip6, fib as u32, f.proto, h)
+                .ok_or(in_err::PORTS_EXHAUSTED)?;
+            owns = sflags::OWNS_PORT;
+        } else if p.src.port != 0 {
+            rw.sport = p.src.port;
+        }
+    }
+    let cl = class_of(&f, class::GENERIC);
+    let fwd = Session {
+        rw,
+        translation: t.id,
+        flags: owns,
+        class: cl,
+        last_seen: now,
+    };
+    let free_port = |cnat: &Cnat| {
+        if owns != 0 {
+            cnat.ports.free(ip6, fib as u32, f.proto, rw.sport);
+        }
+    };
+    k.fib = fib;
+    if let Err(e) = cnat.sessions.insert(&k, &fwd) {
+        match e {
+            InsertError::Exists => {}
+            InsertError::Full => {
+                free_port(cnat);
+                return Err(in_err::SESSIONS_FULL);
+            }
+            InsertError::NoSlot => {
+                free_port(cnat);
+                return Err(in_err::NO_SLOT);
+            }
+        }
+    }
+    if t.flags & tflags::NO_RETURN_SESSION == 0 {
+        let rk = FlowKey::reverse_of(&rw, f.proto, ip6, ret_fib, stage::INPUT);
+        let ret = Session {
+            rw: Rewrite {
+                src: f.dst,
+                dst: f.src,
+                sport: f.dport,
+                dport: f.sport,
+            },
+            translation: t.id,
+            flags: sflags::RETURN,
+            class: cl,
+            last_seen: now,
+        };
+        match cnat.sessions.insert(&rk, &ret) {
+            Ok(()) | Err(InsertError::Exists) => {}
+            Err(e) => {
+                cnat.sessions.remove(&k);
+                free_port(cnat);
+                return Err(if e == InsertError::Full {
+                    in_err::SESSIONS_FULL
+                } else {
+                    in_err::NO_SLOT
+                });
+            }
+        }
+    }
+    nat::rewrite(b.data_mut(), &f, &rw, partial);
+    Ok(Some(in_err::NEW_SESSIONS))
+}
+
+/// The output side for one packet: established SNAT flows by their session; new flows the
+/// SNAT policy selects get the SNAT address and a port, with a return entry that also undoes
+/// any DNAT the input side did.
+#[inline]
+pub fn output_packet(
+    cnat: &Cnat,
+    cfg: &SnatConfig,
+    b: &mut Buf<'_>,
+    ip6: bool,
+    now: u32,
+) -> Verdict {
+    if b.meta.flags & CNAT_RETURN != 0 {
+        return Ok(None);
+    }
+    let partial = b.meta.flags & flags::OFFLOAD_L4_CKSUM != 0;
+    let fib = b.meta.fib_index as u16;
+    let ret_fib = cfg.ret_fib_index as u16;
+    let f = flow_of(b.data(), ip6).map_err(|_| out_err::TRUNCATED)?;
+    if !matches!(f.l4, L4::Ports | L4::Echo) {
+        return Ok(None);
+    }
+    let k = key_of(&f, stage::OUTPUT, fib);
+    if let Some(found) = cnat.sessions.lookup(&k) {
+        let s = found.session;
+        nat::rewrite(b.data_mut(), &f, &s.rw, partial);
+        cnat.sessions.touch(&found, now, class_of(&f, s.class));
+        return Ok(None);
+    }
+    if !cfg.wants_snat(
+        b.meta.rx_sw_if_index,
+        b.meta.tx_sw_if_index,
+        ip6,
+        f.src,
+        f.dst,
+    ) {
+        return Ok(None);
+    }
+    let snat = if ip6 { cfg.ip6 } else { cfg.ip4 };
+    if snat == 0 || snat == 0xffff_0000_0000 {
+        return Ok(Some(out_err::NO_SNAT_ADDRESS));
+    }
+    // What the return traffic becomes: back to the client, through the DNAT if there was one.
+    let dnat_ret = FlowKey {
+        src: f.dst,
+        dst: f.src,
+        sport: f.dport,
+        dport: f.sport,
+        proto: f.proto,
+        ip6,
+        stage: stage::INPUT,
+        fib: ret_fib,
+    };
+    let (back, tid) = match cnat.sessions.lookup(&dnat_ret) {
+        Some(d) => (d.session.rw, d.session.translation),
+        None => (
+            Rewrite {
+                src: f.dst,
+                dst: f.src,
+                sport: f.dport,
+                dport: f.sport,
+            },
+            u32::MAX,
+        ),
+    };
+    let h = flow_hash(0x1f, f.src, f.dst, f.sport, f.dport, f.proto);
+    let cl = class_of(&f, class::GENERIC);
+    for attempt in 0..8u32 {
+        let port = cnat
+            .ports
+            .alloc(
+                ip6,
+                ret_fib as u32,
+                f.proto,
+                h.wrapping_add(attempt.wrapping_mul(977)),
+            )
+            .ok_or(out_err::PORTS_EXHAUSTED)?;
+        let rw = Rewrite {
+            src: snat,
+            dst: f.dst,
+            sport: port,
+            dport: if f.l4 == L4::Echo { port } else { f.dport },
+        };
+        let rk = FlowKey::reverse_of(&rw, f.proto, ip6, ret_fib, stage::INPUT);
+        let ret = Session {
+            rw: back,
+            translation: tid,
+            flags: sflags::RETURN | sflags::PEER_OUTPUT,
+            class: cl,
+            last_seen: now,
+        };
+        match cnat.sessions.insert(&rk, &ret) {
+            Ok(()) => {}
+            Err(InsertError::Exists) => {
+                // The port is taken by a flow the allocator does not know (a collision):
+                // keep it marked and try another.
+                continue;
+            }
+            Err(e) => {
+                cnat.ports.free(ip6, ret_fib as u32, f.proto, port);
+                return Err(if e == InsertError::Full {
+                    out_err::SESSIONS_FULL
+                } else {
+                    out_err::NO_SLOT
+                });
+            }
+        }
+        let fwd = Session {
+            rw,
+            translation: tid,
+            flags: sflags::OWNS_PORT,
+            class: cl,
+            last_seen: now,
+        };
+        if let Err(e) = cnat.sessions.insert(&k, &fwd) {
+            cnat.sessions.remove(&rk);
+            cnat.ports.free(ip6, ret_fib as u32, f.proto, port);
+            return Err(match e {
+                InsertError::Full => out_err::SESSIONS_FULL,
+                _ => out_err::NO_SLOT,
+            });
+        }
+        nat::rewrite(b.data_mut(), &f, &rw, partial);
+        return Ok(Some(out_err::NEW_SESSIONS));
+    }
+    Err(out_err::PORTS_EXHAUSTED)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Graph glue.
+
+/// Edge 0 of both nodes is error-drop; the arc's edges follow.
+const DROP: u16 = 0;
+
+/// cnat-input-ip4 / cnat-input-ip6 on the ip4-unicast / ip6-unicast arc.
+pub struct CnatInput {
+    cnat: Arc<Cnat>,
+    tr: Snapshot<TranslationTable>,
+    snat: Snapshot<SnatConfig>,
+    ip6: bool,
+    arc: ArcEdges,
+    pos: u16,
+    features: Vec<&'static str>,
+}
+
+impl CnatInput {
+    pub const IP4: &'static str = "cnat-input-ip4";
+    pub const IP6: &'static str = "cnat-input-ip6";
+
+    /// `features`: the arc's features in order (this node among them).
+    pub fn new(cnat: Arc<Cnat>, ip6: bool, features: &[&'static str]) -> Self {
+        let me = if ip6 { Self::IP6 } else { Self::IP4 };
+        let pos = features.iter().position(|n| *n == me).unwrap_or(0) as u16;
+        Self {
+            tr: cnat.translations.snapshot(),
+            snat: cnat.snat.snapshot(),
+            cnat,
+            ip6,
+            arc: ArcEdges {
+                base: 1,
+                n: features.len() as u16,
+            },
+            pos,
+            features: features.to_vec(),
+        }
+    }
+}
+
+/// Run the input side over a batch and write each packet's edge.
+pub fn input_batch(
+    cnat: &Cnat,
+    tr: &TranslationTable,
+    ret_fib: u16,
+    ip6: bool,
+    cx: &mut Ctx<'_>,
+    bufs: &[u32],
+    nexts: &mut [u16],
+    arc: &ArcEdges,
+    pos: u16,
+) {
+    let errs = cx.errs();
+    let now = cnat.secs(cx.now);
+    let mut view = cx.bufs.view();
+    for (&bi, next) in bufs.iter().zip(nexts.iter_mut()) {
+        let mut b = view.get(bi);
+        *next = match input_packet(cnat, tr, ret_fib, &mut b, ip6, now) {
+            Ok(c) => {
+                if let Some(c) = c {
+                    errs.count(c, 1);
+                }
+                arc.next(b.meta.feature_mask, Some(pos))
+            }
+            Err(e) => {
+                b.meta.error = errs.error(e);
+                DROP
+            }
+        };
+    }
+}
+
+impl Node for CnatInput {
+    fn info(&self) -> NodeInfo {
+        let mut next = vec!["error-drop"];
+        let end = if self.ip6 { "ip6-lookup" } else { "ip4-lookup" };
+        next.extend(ArcEdges::names(&self.features, end));
+        NodeInfo {
+            name: if self.ip6 { Self::IP6 } else { Self::IP4 },
+            kind: NodeKind::Internal,
+            next_nodes: next,
+            errors: in_err::NAMES,
+        }
+    }
+
+    fn process(&mut self, cx: &mut Ctx<'_>, bufs: &mut [u32], nexts: &mut [u16]) {
+        self.tr.refresh(&self.cnat.translations);
+        self.snat.refresh(&self.cnat.snat);
+        let ret_fib = self.snat.get().ret_fib_index as u16;
+        input_batch(
+            &self.cnat,
+            self.tr.get(),
+            ret_fib,
+            self.ip6,
+            cx,
+            bufs,
+            nexts,
+            &self.arc,
+            self.pos,
+        );
+    }
+}
+
+/// cnat-output-ip4 / cnat-output-ip6, for the ip4-output / ip6-output arcs. Not yet on any
+/// arc (those arcs do not exist yet); `next_end` names where packets go after it.
+pub struct CnatOutput {
+    cnat: Arc<Cnat>,
+    snat: Snapshot<SnatConfig>,
+    ip6: bool,
+    next_end: &'static str,
+}
+
+impl CnatOutput {
+    pub const IP4: &'static str = "cnat-output-ip4";
+    pub const IP6: &'static str = "cnat-output-ip6";
+
+    pub fn new(cnat: Arc<Cnat>, ip6: bool, next_end: &'static str) -> Self {
+        Self {
+            snat: cnat.snat.snapshot(),
+            cnat,
+            ip6,
+            next_end,
+        }
+    }
+}
+
+/// Run the output side over a batch: edge 1 continues, 0 drops.
+pub fn output_batch(
+    cnat: &Cnat,
+    cfg: &SnatConfig,
+    ip6: bool,
+    cx: &mut Ctx<'_>,
+    bufs: &[u32],
+    nexts: &mut [u16],
+) {
+    let errs = cx.errs();
+    let now = cnat.secs(cx.now);
+    let mut view = cx.bufs.view();
+    for (&bi, next) in bufs.iter().zip(nexts.iter_mut()) {
+        let mut b = view.get(bi);
+        *next = match output_packet(cnat, cfg, &mut b, ip6, now) {
+            Ok(c) => {
+                if let Some(c) = c {
+                    errs.count(c, 1);
+                }
+                1
+            }
+            Err(e) => {
+                b.meta.error = errs.error(e);
+                DROP
+            }
+        };
+    }
+}
+
+impl Node for CnatOutput {
+    fn info(&self) -> NodeInfo {
+        NodeInfo {
+            name: if self.ip6 { Self::IP6 } else { Self::IP4 },
+            kind: NodeKind::Internal,
+            next_nodes: vec!["error-drop", self.next_end],
+            errors: out_err::NAMES,
+        }
+    }
+
+    fn process(&mut self, cx: &mut Ctx<'_>, bufs: &mut [u32], nexts: &mut [u16]) {
+        self.snat.refresh(&self.cnat.snat);
+        output_batch(&self.cnat, self.snat.get(), self.ip6, cx, bufs, nexts);
+    }
+}
