@@ -574,3 +574,19 @@ impl Node for CnatOutput {
         output_batch(&self.cnat, self.snat.get(), self.ip6, cx, bufs, nexts);
     }
 }
+
+/// The cnat nodes for a graph whose unicast arcs are `ip4_arc` / `ip6_arc`: the input nodes
+/// (which must be on those arcs), and the output nodes, continuing to `interface-output` until
+/// the ip4-output / ip6-output arcs exist.
+pub fn graph_nodes(
+    cnat: &Arc<Cnat>,
+    ip4_arc: &[&'static str],
+    ip6_arc: &[&'static str],
+) -> Vec<Box<dyn Node>> {
+    vec![
+        Box::new(CnatInput::new(cnat.clone(), false, ip4_arc)),
+        Box::new(CnatInput::new(cnat.clone(), true, ip6_arc)),
+        Box::new(CnatOutput::new(cnat.clone(), false, "interface-output")),
+        Box::new(CnatOutput::new(cnat.clone(), true, "interface-output")),
+    ]
+}

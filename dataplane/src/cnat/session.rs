@@ -309,7 +309,16 @@ impl SessionTable {
         }
         let h = k.hash();
         let tag = Self::tag(h);
-        for base in self.buckets(h) {
+        // The emptier of the two buckets first (two choices keep buckets even).
+        let [a, b] = self.buckets(h);
+        let used = |base: usize| {
+            self.hdr[base..base + SLOTS_PER_BUCKET]
+                .iter()
+                .filter(|x| x.load(Ordering::Relaxed) & OCC != 0)
+                .count()
+        };
+        let order = if used(b) < used(a) { [b, a] } else { [a, b] };
+        for base in order {
             for slot in base..base + SLOTS_PER_BUCKET {
                 let hv = self.hdr[slot].load(Ordering::Relaxed);
                 if hv & (OCC | 1) != 0 {

@@ -1,0 +1,420 @@
+//! cnat through the whole graph: a ClusterIP DNATed to its backend and the replies un-DNATed
+//! (IPv4 and IPv6), an unknown VIP port following the FIB, an update reaching only new flows,
+//! a delete removing exactly its sessions, and an ICMP error translated back. Frames are
+//! built and checked with etherparse.
+
+use etherparse::{NetSlice, PacketBuilder, SlicedPacket, TransportSlice};
+use rvpp_dataplane::buffer::{BufferPool, Buffers};
+use rvpp_dataplane::cnat::node::{graph_nodes, in_err, CnatInput};
+use rvpp_dataplane::cnat::translation::{flow_hash, Endpoint, PathEp, Translation};
+use rvpp_dataplane::cnat::{Cnat, CnatConfig};
+use rvpp_dataplane::device::TxQueue;
+use rvpp_dataplane::forwarding::{Forwarding, Path, Prefix};
+use rvpp_dataplane::nodes::{standard_graph, FeatureArcs};
+use rvpp_dataplane::runtime::Runtime;
+use rvpp_dataplane::tables::Shared;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+
+const MAC0: [u8; 6] = [2, 0, 0, 0, 0, 0xa0];
+const MAC1: [u8; 6] = [2, 0, 0, 0, 0, 0xa1];
+const PEER0: [u8; 6] = [2, 0, 0, 0, 0, 0xb0];
+const PEER1: [u8; 6] = [2, 0, 0, 0, 0, 0xb1];
+
+const CLIENT: [u8; 4] = [198, 18, 0, 2];
+const VIP: [u8; 4] = [198, 19, 255, 1];
+const B1: [u8; 4] = [198, 19, 0, 2];
+const B2: [u8; 4] = [198, 19, 0, 3];
+/// fd00:0:0:18::2, fd00:0:0:19:ff::1, fd00:0:0:19::2.
+const CLIENT6: [u8; 16] = [0xfd, 0, 0, 0, 0, 0, 0, 0x18, 0, 0, 0, 0, 0, 0, 0, 2];
+const VIP6: [u8; 16] = [0xfd, 0, 0, 0, 0, 0, 0, 0x19, 0, 0xff, 0, 0, 0, 0, 0, 1];
+const B16: [u8; 16] = [0xfd, 0, 0, 0, 0, 0, 0, 0x19, 0, 0, 0, 0, 0, 0, 0, 2];
+
+type Frames = Arc<Mutex<Vec<Vec<u8>>>>;
+
+struct Capture(Frames);
+impl TxQueue for Capture {
+    fn tx_node(&self) -> &'static str {
+        "pg-tx"
+    }
+    fn tx(&mut self, bufs: &mut Buffers, pkts: &[u32]) -> usize {
+        let mut tmp = vec![0u8; 16384];
+        for &bi in pkts {
+            let n = bufs.copy_chain(bi, &mut tmp);
+            self.0.lock().unwrap().push(tmp[..n].to_vec());
+        }
+        bufs.free(pkts);
+        pkts.len()
+    }
+}
+
+struct Lab {
+    pool: Arc<BufferPool>,
+    cnat: Arc<Cnat>,
+    rt: Runtime,
+    _fwd: Forwarding,
+    out0: Frames,
+    out1: Frames,
+    if0: u32,
+    if1: u32,
+}
+
+fn v4(a: [u8; 4]) -> u128 {
+    0xffff_0000_0000 | u32::from_be_bytes(a) as u128
+}
+
+fn ep4(a: [u8; 4], port: u16) -> Endpoint {
+    Endpoint {
+        addr: v4(a),
+        port,
+        ip6: false,
+    }
+}
+
+fn lab() -> Lab {
+    let pool = BufferPool::with_backing(4096, 2048, false).unwrap();
+    let shared = Shared::new();
+    let mut fwd = Forwarding::new(shared.clone());
+    let if0 = fwd.interface_add("pg0", "pg", MAC0, true, 1500).unwrap();
+    let if1 = fwd.interface_add("pg1", "pg", MAC1, true, 1500).unwrap();
+    for (i, p4, p6) in [
+        (if0, "198.18.0.1/24", "fd00:0:0:18::1/64"),
+        (if1, "198.19.0.1/24", "fd00:0:0:19::1/64"),
+    ] {
+        fwd.address_add(i, Prefix::parse(p4).unwrap()).unwrap();
+        fwd.enable_ip6(i, true).unwrap();
+        fwd.address_add(i, Prefix::parse(p6).unwrap()).unwrap();
+        fwd.set_admin_up(i, true).unwrap();
+    }
+    for (i, a, m) in [
+        (if0, "198.18.0.2", PEER0),
+        (if1, "198.19.0.2", PEER1),
+        (if1, "198.19.0.3", PEER1),
+        (if0, "fd00:0:0:18::2", PEER0),
+        (if1, "fd00:0:0:19::2", PEER1),
+    ] {
+        fwd.neighbor_add(i, a.parse().unwrap(), m, true).unwrap();
+    }
+    // The service range routes towards pg1 (what a VIP without a matching port follows).
+    let nh: IpAddr = "198.19.0.2".parse().unwrap();
+    fwd.route_add(
+        0,
+        Prefix::parse("198.19.128.0/17").unwrap(),
+        vec![Path::via(nh, Some(if1))],
+    )
+    .unwrap();
+    let nh6: IpAddr = "fd00:0:0:19::2".parse().unwrap();
+    fwd.route_add(
+        0,
+        Prefix::parse("fd00:0:0:19:ff::/80").unwrap(),
+        vec![Path::via(nh6, Some(if1))],
+    )
+    .unwrap();
+    let arcs = FeatureArcs {
+        ip4_unicast: vec![CnatInput::IP4],
+        ip6_unicast: vec![CnatInput::IP6],
+    };
+    let cnat = Cnat::new(CnatConfig { max_sessions: 1024 });
+    let graph = standard_graph(
+        &arcs,
+        graph_nodes(&cnat, &arcs.ip4_unicast, &arcs.ip6_unicast),
+    )
+    .unwrap();
+    // feature_cnat_enable_disable: position 0 of both unicast arcs on both interfaces.
+    for i in [if0, if1] {
+        fwd.set_feature(i, false, 0, true).unwrap();
+        fwd.set_feature(i, true, 0, true).unwrap();
+    }
+    let mut rt = Runtime::new(graph, pool.local(), shared, 0, "test".into()).unwrap();
+    let (out0, out1) = (Frames::default(), Frames::default());
+    rt.set_tx(if0, Box::new(Capture(out0.clone()))).unwrap();
+    rt.set_tx(if1, Box::new(Capture(out1.clone()))).unwrap();
+    Lab {
+        pool,
+        cnat,
+        rt,
+        _fwd: fwd,
+        out0,
+        out1,
+        if0,
+        if1,
+    }
+}
+
+impl Lab {
+    fn send(&mut self, on: u32, frame: &[u8]) {
+        let bufs = self.rt.buffers();
+        let bi = bufs.alloc_from_bytes(frame).unwrap();
+        bufs.meta(bi).rx_sw_if_index = on;
+        self.rt.inject("ethernet-input", &[bi]).unwrap();
+    }
+    fn take(f: &Frames) -> Vec<Vec<u8>> {
+        std::mem::take(&mut *f.lock().unwrap())
+    }
+    fn one(f: &Frames) -> Vec<u8> {
+        let mut v = Self::take(f);
+        assert_eq!(v.len(), 1, "expected one frame");
+        v.pop().unwrap()
+    }
+    fn counter(&self, node: &str, code: u16) -> u64 {
+        let i = self.rt.graph().error_index(node, code).unwrap();
+        self.rt.stats().errors[i as usize].get()
+    }
+    fn no_leaks(mut self) {
+        self.rt.buffers().flush();
+        drop(self.rt);
+        assert_eq!(self.pool.in_use(), 0, "buffers leaked");
+    }
+}
+
+fn tcp4(src: [u8; 4], dst: [u8; 4], sp: u16, dp: u16, from_peer: [u8; 6], to: [u8; 6]) -> Vec<u8> {
+    let mut v = Vec::new();
+    PacketBuilder::ethernet2(from_peer, to)
+        .ipv4(src, dst, 64)
+        .tcp(sp, dp, 1, 1000)
+        .ack(1)
+        .write(&mut v, b"request")
+        .unwrap();
+    v
+}
+
+/// (src, dst, sport, dport) of a frame, with every checksum verified independently.
+fn read4(f: &[u8]) -> ([u8; 4], [u8; 4], u16, u16) {
+    let s = SlicedPacket::from_ethernet(f).unwrap();
+    let Some(NetSlice::Ipv4(ip)) = s.net else {
+        panic!("not ipv4")
+    };
+    let h = ip.header().to_header();
+    assert_eq!(h.calc_header_checksum(), h.header_checksum, "ip checksum");
+    let (src, dst) = (h.source, h.destination);
+    match s.transport.unwrap() {
+        TransportSlice::Tcp(t) => {
+            let th = t.to_header();
+            assert_eq!(
+                th.calc_checksum_ipv4_raw(src, dst, t.payload()).unwrap(),
+                th.checksum,
+                "tcp checksum"
+            );
+            (src, dst, th.source_port, th.destination_port)
+        }
+        TransportSlice::Udp(u) => {
+            let uh = u.to_header();
+            assert_eq!(
+                uh.calc_checksum_ipv4_raw(src, dst, u.payload()).unwrap(),
+                uh.checksum
+            );
+            (src, dst, uh.source_port, uh.destination_port)
+        }
+        TransportSlice::Icmpv4(i) => {
+            assert_eq!(rvpp_dataplane::wire::checksum(i.slice()), 0, "icmp checksum");
+            (src, dst, 0, 0)
+        }
+        _ => panic!("transport"),
+    }
+}
+
+fn service(l: &Lab, backends: &[[u8; 4]]) -> u32 {
+    l.cnat.translation_update(Translation {
+        vip: ep4(VIP, 80),
+        proto: 6,
+        // calico's flags: ALLOC_PORT | NO_CLIENT.
+        flags: 1 | 8,
+        paths: backends
+            .iter()
+            .map(|b| PathEp {
+                dst: ep4(*b, 8080),
+                ..Default::default()
+            })
+            .collect(),
+        ..Default::default()
+    })
+}
+
+#[test]
+fn clusterip_dnat_and_replies_un_dnat_ip4() {
+    let mut l = lab();
+    service(&l, &[B1]);
+    l.send(l.if0, &tcp4(CLIENT, VIP, 40000, 80, PEER0, MAC0));
+    let out = Lab::one(&l.out1);
+    assert_eq!(read4(&out[..]), (CLIENT, B1, 40000, 8080), "DNAT to the backend");
+    assert_eq!(l.counter(CnatInput::IP4, in_err::NEW_SESSIONS), 1);
+    assert_eq!(l.cnat.sessions.len(), 2, "forward and return entries");
+    // The reply comes back on pg1 and leaves pg0 from the VIP.
+    l.send(l.if1, &tcp4(B1, CLIENT, 8080, 40000, PEER1, MAC1));
+    let back = Lab::one(&l.out0);
+    assert_eq!(read4(&back), (VIP, CLIENT, 80, 40000), "un-DNAT of the reply");
+    // The same flow again uses its session, not a new one.
+    l.send(l.if0, &tcp4(CLIENT, VIP, 40000, 80, PEER0, MAC0));
+    assert_eq!(read4(&Lab::one(&l.out1)), (CLIENT, B1, 40000, 8080));
+    assert_eq!(l.counter(CnatInput::IP4, in_err::NEW_SESSIONS), 1);
+    // Traffic from a backend with no session passes unchanged.
+    l.send(l.if1, &tcp4(B1, CLIENT, 8080, 40001, PEER1, MAC1));
+    assert_eq!(read4(&Lab::one(&l.out0)), (B1, CLIENT, 8080, 40001));
+    l.no_leaks();
+}
+
+#[test]
+fn unknown_vip_port_follows_the_fib() {
+    let mut l = lab();
+    service(&l, &[B1]);
+    l.send(l.if0, &tcp4(CLIENT, VIP, 40000, 81, PEER0, MAC0));
+    assert_eq!(read4(&Lab::one(&l.out1)), (CLIENT, VIP, 40000, 81));
+    assert!(l.cnat.sessions.is_empty());
+    l.no_leaks();
+}
+
+#[test]
+fn update_reaches_only_new_flows_and_delete_removes_its_sessions() {
+    let mut l = lab();
+    service(&l, &[B1]);
+    // A source port that, with two backends, the flow hash would send to B2.
+    let cfg = 0x9f;
+    let sport = (40000..41000u16)
+        .find(|p| flow_hash(cfg, v4(CLIENT), v4(VIP), *p, 80, 6) % 2 == 1)
+        .unwrap();
+    l.send(l.if0, &tcp4(CLIENT, VIP, sport, 80, PEER0, MAC0));
+    assert_eq!(read4(&Lab::one(&l.out1)).1, B1);
+    let id = service(&l, &[B1, B2]);
+    l.send(l.if0, &tcp4(CLIENT, VIP, sport, 80, PEER0, MAC0));
+    assert_eq!(read4(&Lab::one(&l.out1)).1, B1, "the old flow keeps its backend");
+    // New flows spread over both.
+    let mut seen = std::collections::BTreeSet::new();
+    for p in 50000..50020 {
+        l.send(l.if0, &tcp4(CLIENT, VIP, p, 80, PEER0, MAC0));
+        seen.insert(read4(&Lab::one(&l.out1)).1);
+    }
+    assert_eq!(seen.len(), 2, "new flows reach the new backend too");
+    assert_eq!(l.cnat.sessions.len(), 2 * 21);
+    // Another service's session survives the delete.
+    l.cnat.translation_update(Translation {
+        vip: ep4(VIP, 443),
+        proto: 6,
+        paths: vec![PathEp {
+            dst: ep4(B2, 8443),
+            ..Default::default()
+        }],
+        ..Default::default()
+    });
+    l.send(l.if0, &tcp4(CLIENT, VIP, 40000, 443, PEER0, MAC0));
+    assert_eq!(read4(&Lab::one(&l.out1)).1, B2);
+    assert!(l.cnat.translation_del(id));
+    assert_eq!(l.cnat.sessions.len(), 2, "only the other service's sessions remain");
+    l.send(l.if0, &tcp4(CLIENT, VIP, sport, 80, PEER0, MAC0));
+    assert_eq!(
+        read4(&Lab::one(&l.out1)),
+        (CLIENT, VIP, sport, 80),
+        "deleted: follows the FIB"
+    );
+    l.no_leaks();
+}
+
+#[test]
+fn icmp_error_from_the_backend_is_translated_back() {
+    let mut l = lab();
+    service(&l, &[B1]);
+    l.send(l.if0, &tcp4(CLIENT, VIP, 40000, 80, PEER0, MAC0));
+    let sent = Lab::one(&l.out1);
+    // The backend answers the packet it got (quoting its IP header on) with an ICMP error.
+    let quoted = &sent[14..];
+    let mut err = Vec::new();
+    PacketBuilder::ethernet2(PEER1, MAC1)
+        .ipv4(B1, CLIENT, 64)
+        .icmpv4(etherparse::Icmpv4Type::DestinationUnreachable(
+            etherparse::icmpv4::DestUnreachableHeader::Port,
+        ))
+        .write(&mut err, quoted)
+        .unwrap();
+    l.send(l.if1, &err);
+    let got = Lab::one(&l.out0);
+    assert_eq!(read4(&got).0, VIP, "outer source: the VIP");
+    assert_eq!(read4(&got).1, CLIENT);
+    let inner = &got[14 + 20 + 8..];
+    let ih = etherparse::Ipv4HeaderSlice::from_slice(inner).unwrap().to_header();
+    assert_eq!(ih.calc_header_checksum(), ih.header_checksum);
+    assert_eq!((ih.source, ih.destination), (CLIENT, VIP));
+    assert_eq!(&inner[20..24], &[0x9c, 0x40, 0, 80], "quoted ports 40000 -> 80");
+    assert_eq!(l.counter(CnatInput::IP4, in_err::ICMP_ERROR_TRANSLATED), 1);
+    // An error about a flow without a session passes unchanged.
+    let mut other = Vec::new();
+    let stray = tcp4(CLIENT, B2, 1, 2, PEER0, MAC0);
+    PacketBuilder::ethernet2(PEER1, MAC1)
+        .ipv4(B2, CLIENT, 64)
+        .icmpv4(etherparse::Icmpv4Type::DestinationUnreachable(
+            etherparse::icmpv4::DestUnreachableHeader::Port,
+        ))
+        .write(&mut other, &stray[14..])
+        .unwrap();
+    l.send(l.if1, &other);
+    assert_eq!(read4(&Lab::one(&l.out0)).0, B2);
+    l.no_leaks();
+}
+
+#[test]
+fn clusterip_dnat_and_replies_un_dnat_ip6() {
+    let mut l = lab();
+    let ep6 = |a: [u8; 16], port| Endpoint {
+        addr: u128::from_be_bytes(a),
+        port,
+        ip6: true,
+    };
+    l.cnat.translation_update(Translation {
+        vip: ep6(VIP6, 53),
+        proto: 17,
+        flags: 1 | 8,
+        paths: vec![PathEp {
+            dst: ep6(B16, 5353),
+            ..Default::default()
+        }],
+        ..Default::default()
+    });
+    let udp6 = |src, dst, sp, dp, from: [u8; 6], to: [u8; 6]| {
+        let mut v = Vec::new();
+        PacketBuilder::ethernet2(from, to)
+            .ipv6(src, dst, 64)
+            .udp(sp, dp)
+            .write(&mut v, b"query")
+            .unwrap();
+        v
+    };
+    let read6 = |f: &[u8]| {
+        let s = SlicedPacket::from_ethernet(f).unwrap();
+        let Some(NetSlice::Ipv6(ip)) = s.net else {
+            panic!("not ipv6")
+        };
+        let (src, dst) = (ip.header().source(), ip.header().destination());
+        let Some(TransportSlice::Udp(u)) = s.transport else {
+            panic!("not udp")
+        };
+        let uh = u.to_header();
+        assert_eq!(
+            uh.calc_checksum_ipv6_raw(src, dst, u.payload()).unwrap(),
+            uh.checksum
+        );
+        (src, dst, uh.source_port, uh.destination_port)
+    };
+    l.send(l.if0, &udp6(CLIENT6, VIP6, 1111, 53, PEER0, MAC0));
+    assert_eq!(read6(&Lab::one(&l.out1)), (CLIENT6, B16, 1111, 5353));
+    l.send(l.if1, &udp6(B16, CLIENT6, 5353, 1111, PEER1, MAC1));
+    assert_eq!(read6(&Lab::one(&l.out0)), (VIP6, CLIENT6, 53, 1111));
+    assert_eq!(l.counter(CnatInput::IP6, in_err::NEW_SESSIONS), 1);
+    l.no_leaks();
+}
+
+#[test]
+fn full_session_table_is_a_counted_drop_and_purge_frees_it() {
+    let mut l = lab();
+    service(&l, &[B1]);
+    let limit = l.cnat.sessions.limit();
+    let flows = limit / 2;
+    for p in 0..flows as u16 {
+        l.send(l.if0, &tcp4(CLIENT, VIP, 10000 + p, 80, PEER0, MAC0));
+    }
+    assert_eq!(Lab::take(&l.out1).len(), flows);
+    l.send(l.if0, &tcp4(CLIENT, VIP, 9999, 80, PEER0, MAC0));
+    assert!(Lab::take(&l.out1).is_empty(), "dropped");
+    assert!(l.counter(CnatInput::IP4, in_err::SESSIONS_FULL) + l.counter(CnatInput::IP4, in_err::NO_SLOT) == 1);
+    assert_eq!(l.cnat.purge(), 2 * flows);
+    l.send(l.if0, &tcp4(CLIENT, VIP, 9999, 80, PEER0, MAC0));
+    assert_eq!(Lab::take(&l.out1).len(), 1);
+    l.no_leaks();
+}
