@@ -19,7 +19,9 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// Run one CLI line.
 pub fn execute(dp: &Arc<Dataplane>, line: &str) -> String {
     let w: Vec<&str> = line.split_whitespace().collect();
-    let r = if let Some(r) = crate::cli_memif::execute(dp, &w) {
+    let r = if let Some(r) = crate::cli_cnat::execute(dp, &w) {
+        r
+    } else if let Some(r) = crate::cli_memif::execute(dp, &w) {
         r
     } else if let Some(r) = crate::cli_linux::execute(dp, &w) {
         r
@@ -155,6 +157,8 @@ packet-generator enable
 create null interface <name>
 create pcap interface <name> [rx <file>] [tx <file>]
 create loopback interface
+show cnat translation|session|snat | clear cnat session
+set cnat timeouts [generic <s>] [tcp <s>] [tcp-closing <s>]
 ";
 
 fn sw(dp: &Dataplane, name: &str) -> Result<u32, String> {

@@ -7,6 +7,8 @@
 
 use crossbeam_queue::ArrayQueue;
 use rvpp_dataplane::buffer::BufferPool;
+use rvpp_dataplane::cnat::node::CnatInput;
+use rvpp_dataplane::cnat::{Cnat, CnatConfig};
 use rvpp_dataplane::device::{RxMode, RxQueue, TxQueue};
 use rvpp_dataplane::forwarding::Forwarding;
 use rvpp_dataplane::graph::Graph;
@@ -106,6 +108,8 @@ pub struct Dataplane {
     pub pool: Arc<BufferPool>,
     pub shared: Arc<Shared>,
     pub fwd: Mutex<Forwarding>,
+    /// Kubernetes services (translations, SNAT, sessions), shared with every worker's nodes.
+    pub cnat: Arc<Cnat>,
     pub workers: Vec<Worker>,
     pub devices: Mutex<BTreeMap<u32, DeviceInfo>>,
     pub graph_names: Vec<&'static str>,
@@ -137,8 +141,33 @@ pub struct DataplaneConfig {
     pub rx_mode: RxMode,
 }
 
-fn graph() -> Result<Graph, String> {
-    standard_graph(&FeatureArcs::default(), vec![])
+/// The graph every thread runs: cnat's input nodes are the unicast arcs' only features (at
+/// position `api::cnat::CNAT_ARC_POSITION`, 0).
+fn graph(cnat: &Arc<Cnat>) -> Result<Graph, String> {
+    let arcs = FeatureArcs {
+        ip4_unicast: vec![CnatInput::IP4],
+        ip6_unicast: vec![CnatInput::IP6],
+    };
+    let extra = rvpp_dataplane::cnat::node::graph_nodes(cnat, &arcs.ip4_unicast, &arcs.ip6_unicast);
+    standard_graph(&arcs, extra)
+}
+
+/// Expire idle cnat sessions once a second, beside the workers (they never stop for it).
+fn spawn_cnat_scanner(cnat: Arc<Cnat>, stop: Arc<AtomicBool>) -> Result<(), String> {
+    std::thread::Builder::new()
+        .name("cnat-scan".into())
+        .spawn(move || {
+            let mut ticks = 0u32;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                std::thread::sleep(std::time::Duration::from_millis(100));
+                ticks += 1;
+                if ticks % 10 == 0 {
+                    cnat.scan(cnat.now());
+                }
+            }
+        })
+        .map(|_| ())
+        .map_err(|e| format!("spawn cnat-scan: {e}"))
 }
 
 impl Dataplane {
@@ -153,7 +182,8 @@ impl Dataplane {
         );
         let shared = Shared::new();
         let fwd = Forwarding::new(shared.clone());
-        let g = graph()?;
+        let cnat = Cnat::new(CnatConfig::default());
+        let g = graph(&cnat)?;
         let graph_names = g.names.clone();
         let error_names = g.error_names.clone();
         let stop = Arc::new(AtomicBool::new(false));
@@ -174,7 +204,13 @@ impl Dataplane {
         let peers: Peers = Arc::new(rings);
         let mut workers = Vec::new();
         for (wi, (thread, name, core)) in threads.into_iter().enumerate() {
-            let rt = Runtime::new(graph()?, pool.local(), shared.clone(), thread, name.clone())?;
+            let rt = Runtime::new(
+                graph(&cnat)?,
+                pool.local(),
+                shared.clone(),
+                thread,
+                name.clone(),
+            )?;
             let stats = rt.stats();
             let (cmds, wake) = peers[wi].clone();
             let (p2, s2, m) = (peers.clone(), stop.clone(), cfg.rx_mode);
@@ -192,9 +228,11 @@ impl Dataplane {
                 join: Some(join),
             });
         }
+        spawn_cnat_scanner(cnat.clone(), stop.clone())?;
         Ok(Arc::new(Self {
             pool,
             shared,
+            cnat,
             fwd: Mutex::new(fwd),
             workers,
             devices: Mutex::new(BTreeMap::new()),

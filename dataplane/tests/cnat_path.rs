@@ -206,7 +206,11 @@ fn read4(f: &[u8]) -> ([u8; 4], [u8; 4], u16, u16) {
             (src, dst, uh.source_port, uh.destination_port)
         }
         TransportSlice::Icmpv4(i) => {
-            assert_eq!(rvpp_dataplane::wire::checksum(i.slice()), 0, "icmp checksum");
+            assert_eq!(
+                rvpp_dataplane::wire::checksum(i.slice()),
+                0,
+                "icmp checksum"
+            );
             (src, dst, 0, 0)
         }
         _ => panic!("transport"),
@@ -236,13 +240,21 @@ fn clusterip_dnat_and_replies_un_dnat_ip4() {
     service(&l, &[B1]);
     l.send(l.if0, &tcp4(CLIENT, VIP, 40000, 80, PEER0, MAC0));
     let out = Lab::one(&l.out1);
-    assert_eq!(read4(&out[..]), (CLIENT, B1, 40000, 8080), "DNAT to the backend");
+    assert_eq!(
+        read4(&out[..]),
+        (CLIENT, B1, 40000, 8080),
+        "DNAT to the backend"
+    );
     assert_eq!(l.counter(CnatInput::IP4, in_err::NEW_SESSIONS), 1);
     assert_eq!(l.cnat.sessions.len(), 2, "forward and return entries");
     // The reply comes back on pg1 and leaves pg0 from the VIP.
     l.send(l.if1, &tcp4(B1, CLIENT, 8080, 40000, PEER1, MAC1));
     let back = Lab::one(&l.out0);
-    assert_eq!(read4(&back), (VIP, CLIENT, 80, 40000), "un-DNAT of the reply");
+    assert_eq!(
+        read4(&back),
+        (VIP, CLIENT, 80, 40000),
+        "un-DNAT of the reply"
+    );
     // The same flow again uses its session, not a new one.
     l.send(l.if0, &tcp4(CLIENT, VIP, 40000, 80, PEER0, MAC0));
     assert_eq!(read4(&Lab::one(&l.out1)), (CLIENT, B1, 40000, 8080));
@@ -276,7 +288,11 @@ fn update_reaches_only_new_flows_and_delete_removes_its_sessions() {
     assert_eq!(read4(&Lab::one(&l.out1)).1, B1);
     let id = service(&l, &[B1, B2]);
     l.send(l.if0, &tcp4(CLIENT, VIP, sport, 80, PEER0, MAC0));
-    assert_eq!(read4(&Lab::one(&l.out1)).1, B1, "the old flow keeps its backend");
+    assert_eq!(
+        read4(&Lab::one(&l.out1)).1,
+        B1,
+        "the old flow keeps its backend"
+    );
     // New flows spread over both.
     let mut seen = std::collections::BTreeSet::new();
     for p in 50000..50020 {
@@ -298,7 +314,11 @@ fn update_reaches_only_new_flows_and_delete_removes_its_sessions() {
     l.send(l.if0, &tcp4(CLIENT, VIP, 40000, 443, PEER0, MAC0));
     assert_eq!(read4(&Lab::one(&l.out1)).1, B2);
     assert!(l.cnat.translation_del(id));
-    assert_eq!(l.cnat.sessions.len(), 2, "only the other service's sessions remain");
+    assert_eq!(
+        l.cnat.sessions.len(),
+        2,
+        "only the other service's sessions remain"
+    );
     l.send(l.if0, &tcp4(CLIENT, VIP, sport, 80, PEER0, MAC0));
     assert_eq!(
         read4(&Lab::one(&l.out1)),
@@ -329,10 +349,16 @@ fn icmp_error_from_the_backend_is_translated_back() {
     assert_eq!(read4(&got).0, VIP, "outer source: the VIP");
     assert_eq!(read4(&got).1, CLIENT);
     let inner = &got[14 + 20 + 8..];
-    let ih = etherparse::Ipv4HeaderSlice::from_slice(inner).unwrap().to_header();
+    let ih = etherparse::Ipv4HeaderSlice::from_slice(inner)
+        .unwrap()
+        .to_header();
     assert_eq!(ih.calc_header_checksum(), ih.header_checksum);
     assert_eq!((ih.source, ih.destination), (CLIENT, VIP));
-    assert_eq!(&inner[20..24], &[0x9c, 0x40, 0, 80], "quoted ports 40000 -> 80");
+    assert_eq!(
+        &inner[20..24],
+        &[0x9c, 0x40, 0, 80],
+        "quoted ports 40000 -> 80"
+    );
     assert_eq!(l.counter(CnatInput::IP4, in_err::ICMP_ERROR_TRANSLATED), 1);
     // An error about a flow without a session passes unchanged.
     let mut other = Vec::new();
@@ -412,7 +438,11 @@ fn full_session_table_is_a_counted_drop_and_purge_frees_it() {
     assert_eq!(Lab::take(&l.out1).len(), flows);
     l.send(l.if0, &tcp4(CLIENT, VIP, 9999, 80, PEER0, MAC0));
     assert!(Lab::take(&l.out1).is_empty(), "dropped");
-    assert!(l.counter(CnatInput::IP4, in_err::SESSIONS_FULL) + l.counter(CnatInput::IP4, in_err::NO_SLOT) == 1);
+    assert!(
+        l.counter(CnatInput::IP4, in_err::SESSIONS_FULL)
+            + l.counter(CnatInput::IP4, in_err::NO_SLOT)
+            == 1
+    );
     assert_eq!(l.cnat.purge(), 2 * flows);
     l.send(l.if0, &tcp4(CLIENT, VIP, 9999, 80, PEER0, MAC0));
     assert_eq!(Lab::take(&l.out1).len(), 1);
