@@ -161,7 +161,7 @@ fn spawn_cnat_scanner(cnat: Arc<Cnat>, stop: Arc<AtomicBool>) -> Result<(), Stri
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 std::thread::sleep(std::time::Duration::from_millis(100));
                 ticks += 1;
-                if ticks % 10 == 0 {
+                if ticks.is_multiple_of(10) {
                     cnat.scan(cnat.now());
                 }
             }

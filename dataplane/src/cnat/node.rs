@@ -444,35 +444,38 @@ impl CnatInput {
     }
 }
 
-/// Run the input side over a batch and write each packet's edge.
-pub fn input_batch(
-    cnat: &Cnat,
-    tr: &TranslationTable,
-    ret_fib: u16,
-    ip6: bool,
-    cx: &mut Ctx<'_>,
-    bufs: &[u32],
-    nexts: &mut [u16],
-    arc: &ArcEdges,
-    pos: u16,
-) {
-    let errs = cx.errs();
-    let now = cnat.secs(cx.now);
-    let mut view = cx.bufs.view();
-    for (&bi, next) in bufs.iter().zip(nexts.iter_mut()) {
-        let mut b = view.get(bi);
-        *next = match input_packet(cnat, tr, ret_fib, &mut b, ip6, now) {
-            Ok(c) => {
-                if let Some(c) = c {
-                    errs.count(c, 1);
+/// The input side's inputs for one batch.
+pub struct InputBatch<'a> {
+    pub cnat: &'a Cnat,
+    pub tr: &'a TranslationTable,
+    pub ret_fib: u16,
+    pub ip6: bool,
+    pub arc: ArcEdges,
+    /// This node's position on the arc.
+    pub pos: u16,
+}
+
+impl InputBatch<'_> {
+    /// Run the input side over a batch and write each packet's edge.
+    pub fn run(&self, cx: &mut Ctx<'_>, bufs: &[u32], nexts: &mut [u16]) {
+        let errs = cx.errs();
+        let now = self.cnat.secs(cx.now);
+        let mut view = cx.bufs.view();
+        for (&bi, next) in bufs.iter().zip(nexts.iter_mut()) {
+            let mut b = view.get(bi);
+            *next = match input_packet(self.cnat, self.tr, self.ret_fib, &mut b, self.ip6, now) {
+                Ok(c) => {
+                    if let Some(c) = c {
+                        errs.count(c, 1);
+                    }
+                    self.arc.next(b.meta.feature_mask, Some(self.pos))
                 }
-                arc.next(b.meta.feature_mask, Some(pos))
-            }
-            Err(e) => {
-                b.meta.error = errs.error(e);
-                DROP
-            }
-        };
+                Err(e) => {
+                    b.meta.error = errs.error(e);
+                    DROP
+                }
+            };
+        }
     }
 }
 
@@ -493,17 +496,15 @@ impl Node for CnatInput {
         self.tr.refresh(&self.cnat.translations);
         self.snat.refresh(&self.cnat.snat);
         let ret_fib = self.snat.get().ret_fib_index as u16;
-        input_batch(
-            &self.cnat,
-            self.tr.get(),
+        InputBatch {
+            cnat: &self.cnat,
+            tr: self.tr.get(),
             ret_fib,
-            self.ip6,
-            cx,
-            bufs,
-            nexts,
-            &self.arc,
-            self.pos,
-        );
+            ip6: self.ip6,
+            arc: self.arc,
+            pos: self.pos,
+        }
+        .run(cx, bufs, nexts);
     }
 }
 

@@ -149,7 +149,7 @@ impl PrefixSet {
                 let mut s = HashSet::default();
                 s.insert(a);
                 self.by_len.push((len, s));
-                self.by_len.sort_by(|a, b| b.0.cmp(&a.0));
+                self.by_len.sort_by_key(|e| std::cmp::Reverse(e.0));
             }
         }
     }
