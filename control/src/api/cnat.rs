@@ -26,6 +26,28 @@ fn addr_in(a: &d::Address) -> (u128, bool) {
     }
 }
 
+fn addr_out(a: u128, ip6: bool) -> d::Address {
+    let ip = if ip6 {
+        std::net::IpAddr::V6(a.into())
+    } else {
+        std::net::IpAddr::V4((a as u32).into())
+    };
+    convert::ip_addr(ip)
+}
+
+fn ep_out(e: &Endpoint) -> d::CnatEndpoint {
+    d::CnatEndpoint {
+        addr: addr_out(e.addr, e.ip6),
+        sw_if_index: d::InterfaceIndex(NONE),
+        if_af: if e.ip6 {
+            d::AddressFamily::ADDRESS_IP6
+        } else {
+            d::AddressFamily::ADDRESS_IP4
+        },
+        port: e.port,
+    }
+}
+
 fn ep_in(e: &d::CnatEndpoint) -> Endpoint {
     let (addr, ip6) = addr_in(&e.addr);
     Endpoint {
@@ -77,6 +99,32 @@ pub fn translation_in(t: &d::CnatTranslation) -> Result<Translation, i32> {
     })
 }
 
+/// The API's view of a translation (`cnat_translation_details`).
+pub fn translation_out(t: &Translation) -> d::CnatTranslation {
+    d::CnatTranslation {
+        vip: ep_out(&t.vip),
+        id: t.id,
+        ip_proto: d::IpProto(t.proto),
+        is_real_ip: t.is_real_ip as u8,
+        flags: t.flags,
+        lb_type: d::CnatLbType(match t.lb {
+            LbType::Default => 0,
+            LbType::Maglev => 1,
+        }),
+        n_paths: 0,
+        flow_hash_config: d::IpFlowHashConfigV2(t.flow_hash_config),
+        paths: t
+            .paths
+            .iter()
+            .map(|p| d::CnatEndpointTuple {
+                dst_ep: ep_out(&p.dst),
+                src_ep: ep_out(&p.src),
+                flags: p.flags,
+            })
+            .collect(),
+    }
+}
+
 /// Turn cnat's input side on or off for an interface (both families).
 pub fn feature_enable(f: &mut Forwarding, sw: u32, on: bool) -> i32 {
     if f.iface(sw).is_err() {
@@ -116,6 +164,48 @@ pub fn register(r: &mut Router<State>) {
             rv::NO_SUCH_ENTRY
         };
         reply!(CnatTranslationDelReply, rv)
+    });
+    r.on(|s: &mut State, _m: d::CnatTranslationDump, _c| {
+        let t = s.dp.cnat.translations.load();
+        let mut v: Vec<&Translation> = t.by_vip.values().collect();
+        v.sort_by_key(|t| t.id);
+        let out: Vec<d::CnatTranslationDetails> = v
+            .into_iter()
+            .map(|t| d::CnatTranslationDetails {
+                context: 0,
+                translation: translation_out(t),
+            })
+            .collect();
+        Response::stream(out)
+    });
+    r.on(|s: &mut State, _m: d::CnatSessionDump, _c| {
+        let mut out = Vec::new();
+        s.dp.cnat.sessions.for_each(|slot, k, x| {
+            out.push(d::CnatSessionDetails {
+                context: 0,
+                session: d::CnatSession {
+                    tuple: d::Cnat5tuple {
+                        addr: [addr_out(k.src, k.ip6), addr_out(k.dst, k.ip6)],
+                        port: [k.sport, k.dport],
+                        ip_proto: d::IpProto(k.proto),
+                    },
+                    ts_index: slot as u32,
+                    flags: x.flags as u32,
+                },
+            })
+        });
+        Response::stream(out)
+    });
+    r.on(|s: &mut State, _m: d::CnatGetSnatAddresses, _c| {
+        let c = s.dp.cnat.snat.load();
+        Response::reply(d::CnatGetSnatAddressesReply {
+            context: 0,
+            retval: 0,
+            id: 0,
+            snat_ip4: d::Ip4Address((c.ip4 as u32).to_be_bytes()),
+            snat_ip6: d::Ip6Address(c.ip6.to_be_bytes()),
+            sw_if_index: d::InterfaceIndex(c.sw_if_index),
+        })
     });
     r.on(|s: &mut State, _m: d::CnatSessionPurge, _c| {
         s.dp.cnat.purge();

@@ -62,6 +62,15 @@ def main():
     check("[%d] 198.19.255.1;80 TCP lb:default flags:0x9 fhc:0x9f" % tid in out, out)
     check("-> 198.18.5.2;8080" in out and "-> 198.18.5.3;8080" in out, "both paths shown")
 
+    dump = vpp.api.cnat_translation_dump()
+    check(len(dump) == 1, "cnat_translation_dump: one translation")
+    t = dump[0].translation
+    check(t.id == tid and str(t.vip.addr) == "198.19.255.1" and t.vip.port == 80
+          and t.ip_proto == 6 and t.flags == ALLOC_PORT | NO_CLIENT and t.lb_type == 0,
+          "the dump gives back what was programmed: %s" % (t,))
+    check(sorted((str(p.dst_ep.addr), p.dst_ep.port) for p in t.paths)
+          == [("198.18.5.2", 8080), ("198.18.5.3", 8080)], "and its paths")
+
     bad = dict(tr, n_paths=1, paths=[{"src_ep": ep("0.0.0.0", 0), "dst_ep": ep("fd00::5", 80), "flags": 0}])
     r = vpp.api.cnat_translation_update(translation=bad)
     check(r.retval == -7, "a path of the other family is refused (%d)" % r.retval)
@@ -85,6 +94,10 @@ def main():
     check("snat ip4: 198.18.0.1 ip6: fd00::1" in out and "exclude 198.18.0.0/16" in out
           and "K8s" in out and "Pod interfaces: [%d]" % lo in out, out)
 
+    r = vpp.api.cnat_get_snat_addresses()
+    check(r.retval == 0 and str(r.snat_ip4) == "198.18.0.1" and str(r.snat_ip6) == "fd00::1",
+          "cnat_get_snat_addresses")
+    check(vpp.api.cnat_session_dump() == [], "no traffic, no sessions")
     r = vpp.api.cnat_session_purge()
     check(r.retval == 0, "cnat_session_purge")
     r = vpp.api.cnat_translation_del(id=tid)
