@@ -281,10 +281,13 @@ pub fn input_packet(
 /// SNAT policy selects get the SNAT address and a port, with a return entry that also undoes
 /// any DNAT the input side did.
 #[inline]
+/// `l3` is where the IP header starts in `b.data()` (0 before rewrite; on an output arc that
+/// runs after rewrite, the L2 header's length).
 pub fn output_packet(
     cnat: &Cnat,
     cfg: &SnatConfig,
     b: &mut Buf<'_>,
+    l3: usize,
     ip6: bool,
     now: u32,
 ) -> Verdict {
@@ -294,14 +297,16 @@ pub fn output_packet(
     let partial = b.meta.flags & flags::OFFLOAD_L4_CKSUM != 0;
     let fib = b.meta.fib_index as u16;
     let ret_fib = cfg.ret_fib_index as u16;
-    let f = flow_of(b.data(), ip6).map_err(|_| out_err::TRUNCATED)?;
+    let f = flow_of(b.data().get(l3..).unwrap_or(&[]), ip6).map_err(|_| out_err::TRUNCATED)?;
     if !matches!(f.l4, L4::Ports | L4::Echo) {
         return Ok(None);
     }
     let k = key_of(&f, stage::OUTPUT, fib);
     if let Some(found) = cnat.sessions.lookup(&k) {
         let s = found.session;
-        nat::rewrite(b.data_mut(), &f, &s.rw, partial);
+        if let Some(d) = b.data_mut().get_mut(l3..) {
+            nat::rewrite(d, &f, &s.rw, partial);
+        }
         cnat.sessions.touch(&found, now, class_of(&f, s.class));
         return Ok(None);
     }
@@ -398,7 +403,9 @@ pub fn output_packet(
                 _ => out_err::NO_SLOT,
             });
         }
-        nat::rewrite(b.data_mut(), &f, &rw, partial);
+        if let Some(d) = b.data_mut().get_mut(l3..) {
+            nat::rewrite(d, &f, &rw, partial);
+        }
         return Ok(Some(out_err::NEW_SESSIONS));
     }
     Err(out_err::PORTS_EXHAUSTED)
@@ -545,7 +552,9 @@ pub fn output_batch(
     let mut view = cx.bufs.view();
     for (&bi, next) in bufs.iter().zip(nexts.iter_mut()) {
         let mut b = view.get(bi);
-        *next = match output_packet(cnat, cfg, &mut b, ip6, now) {
+        // Where the IP header is: ip4/ip6-input recorded it; rewrite may have put L2 before.
+        let l3 = (b.meta.l3_hdr_offset as isize - b.meta.current_data as isize).max(0) as usize;
+        *next = match output_packet(cnat, cfg, &mut b, l3, ip6, now) {
             Ok(c) => {
                 if let Some(c) = c {
                     errs.count(c, 1);
@@ -590,4 +599,198 @@ pub fn graph_nodes(
         Box::new(CnatOutput::new(cnat.clone(), false, "interface-output")),
         Box::new(CnatOutput::new(cnat.clone(), true, "interface-output")),
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::snat::{IfTable, Policy, PORTS};
+    use super::super::translation::{Endpoint, PathEp, Translation};
+    use super::super::CnatConfig;
+    use super::*;
+    use crate::buffer::BufferPool;
+    use etherparse::PacketBuilder;
+
+    const POD: u32 = 5;
+    const UPLINK: u32 = 1;
+
+    fn a4(x: [u8; 4]) -> u128 {
+        0xffff_0000_0000 | u32::from_be_bytes(x) as u128
+    }
+
+    fn udp(src: [u8; 4], dst: [u8; 4], sp: u16, dp: u16, l2: bool) -> Vec<u8> {
+        let mut v = Vec::new();
+        if l2 {
+            PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2])
+                .ipv4(src, dst, 64)
+                .udp(sp, dp)
+                .write(&mut v, b"q")
+                .unwrap();
+        } else {
+            PacketBuilder::ipv4(src, dst, 64)
+                .udp(sp, dp)
+                .write(&mut v, b"q")
+                .unwrap();
+        }
+        v
+    }
+
+    fn setup() -> Arc<Cnat> {
+        let c = Cnat::new(CnatConfig { max_sessions: 256 });
+        c.snat_edit(|s| {
+            s.ip4 = a4([198, 18, 0, 1]);
+            s.policy = Policy::K8s;
+            s.tables.entry(IfTable::Pod).or_default().insert(POD);
+            s.tables.entry(IfTable::IncludeV4).or_default().insert(POD);
+            s.exclude.add(a4([198, 18, 0, 0]), 96 + 16);
+        });
+        c
+    }
+
+    /// Run `frame` through `f` as a buffer received on `rx`, sent to `tx`; returns the verdict,
+    /// the bytes after, and the buffer flags.
+    fn run(
+        frame: &[u8],
+        rx: u32,
+        tx: u32,
+        f: impl FnOnce(&mut Buf<'_>) -> Verdict,
+    ) -> (Verdict, Vec<u8>, u32) {
+        let pool = BufferPool::with_backing(16, 2048, false).unwrap();
+        let mut bufs = pool.local();
+        let bi = bufs.alloc_from_bytes(frame).unwrap();
+        let r;
+        let out;
+        let fl;
+        {
+            let mut b = bufs.get(bi);
+            b.meta.rx_sw_if_index = rx;
+            b.meta.tx_sw_if_index = tx;
+            b.meta.fib_index = 0;
+            r = f(&mut b);
+            out = b.data().to_vec();
+            fl = b.meta.flags;
+        }
+        bufs.free(&[bi]);
+        (r, out, fl)
+    }
+
+    fn addrs(p: &[u8]) -> ([u8; 4], [u8; 4], u16, u16) {
+        let s = etherparse::SlicedPacket::from_ip(p).unwrap();
+        let Some(etherparse::NetSlice::Ipv4(ip)) = s.net else {
+            panic!()
+        };
+        let Some(etherparse::TransportSlice::Udp(u)) = s.transport else {
+            panic!()
+        };
+        let uh = u.to_header();
+        let (src, dst) = (ip.header().source(), ip.header().destination());
+        assert_eq!(
+            uh.calc_checksum_ipv4_raw(src, dst, u.payload()).unwrap(),
+            uh.checksum
+        );
+        (src, dst, uh.source_port, uh.destination_port)
+    }
+
+    #[test]
+    fn snat_by_policy_and_return_un_snat() {
+        let c = setup();
+        let cfg = c.snat.load();
+        let tr = c.translations.load();
+        let (pod, out) = ([198, 18, 5, 2], [198, 51, 100, 9]);
+        // Ethernet before the IP header, as on an output arc after rewrite.
+        let (r, p, _) = run(&udp(pod, out, 1234, 53, true), POD, UPLINK, |b| {
+            output_packet(&c, &cfg, b, 14, false, 10)
+        });
+        assert_eq!(r, Ok(Some(out_err::NEW_SESSIONS)));
+        let (src, dst, sp, dp) = addrs(&p[14..]);
+        assert_eq!(
+            (src, dst, dp),
+            ([198, 18, 0, 1], out, 53),
+            "SNAT to the node address"
+        );
+        assert!(sp >= 49152);
+        assert_eq!(c.sessions.len(), 2);
+        // The reply un-SNATs on the input side and is marked so the output side leaves it.
+        let (r, p, fl) = run(
+            &udp(out, [198, 18, 0, 1], 53, sp, false),
+            UPLINK,
+            POD,
+            |b| input_packet(&c, &tr, 0, b, false, 11),
+        );
+        assert_eq!(r, Ok(None));
+        assert_eq!(addrs(&p), (out, pod, 53, 1234));
+        assert!(fl & CNAT_RETURN != 0);
+        // Excluded destination (include rule does not apply, the pod rule says no): unchanged.
+        let (r, p, _) = run(&udp(pod, [198, 18, 9, 9], 1, 2, false), POD, UPLINK, |b| {
+            output_packet(&c, &cfg, b, 0, false, 10)
+        });
+        assert_eq!(r, Ok(None));
+        assert_eq!(addrs(&p).0, pod);
+        // The next packet of the first flow reuses its session and port.
+        let (r, p, _) = run(&udp(pod, out, 1234, 53, false), POD, UPLINK, |b| {
+            output_packet(&c, &cfg, b, 0, false, 12)
+        });
+        assert_eq!((r, addrs(&p).2), (Ok(None), sp));
+        assert_eq!(c.sessions.len(), 2);
+    }
+
+    #[test]
+    fn hairpin_through_the_service_is_snatted_and_returns_through_the_vip() {
+        let c = setup();
+        let (pod, vip) = ([198, 18, 5, 2], [198, 19, 255, 1]);
+        c.translation_update(Translation {
+            vip: Endpoint {
+                addr: a4(vip),
+                port: 80,
+                ip6: false,
+            },
+            proto: 17,
+            paths: vec![PathEp {
+                dst: Endpoint {
+                    addr: a4(pod),
+                    port: 8080,
+                    ip6: false,
+                },
+                ..Default::default()
+            }],
+            ..Default::default()
+        });
+        let (cfg, tr) = (c.snat.load(), c.translations.load());
+        let (_, p, _) = run(&udp(pod, vip, 1234, 80, false), POD, POD, |b| {
+            input_packet(&c, &tr, 0, b, false, 1)
+        });
+        assert_eq!(addrs(&p), (pod, pod, 1234, 8080), "DNAT to itself");
+        let (r, p, _) = run(&p, POD, POD, |b| output_packet(&c, &cfg, b, 0, false, 1));
+        assert_eq!(
+            r,
+            Ok(Some(out_err::NEW_SESSIONS)),
+            "source equals destination: SNAT"
+        );
+        let (src, _, sp, _) = addrs(&p);
+        assert_eq!(src, [198, 18, 0, 1]);
+        let (_, p, _) = run(&udp(pod, [198, 18, 0, 1], 8080, sp, false), POD, POD, |b| {
+            input_packet(&c, &tr, 0, b, false, 2)
+        });
+        assert_eq!(
+            addrs(&p),
+            (vip, pod, 80, 1234),
+            "the reply comes from the VIP"
+        );
+    }
+
+    #[test]
+    fn port_exhaustion_is_a_drop_and_leaves_no_session() {
+        let c = setup();
+        let cfg = c.snat.load();
+        for i in 0..PORTS as u32 {
+            c.ports.alloc(false, 0, 17, i).unwrap();
+        }
+        let (r, _, _) = run(
+            &udp([198, 18, 5, 2], [198, 51, 100, 9], 1, 53, false),
+            POD,
+            UPLINK,
+            |b| output_packet(&c, &cfg, b, 0, false, 1),
+        );
+        assert_eq!(r, Err(out_err::PORTS_EXHAUSTED));
+        assert!(c.sessions.is_empty());
+    }
 }
