@@ -52,6 +52,9 @@ struct Lab {
     pool: Arc<BufferPool>,
     cnat: Arc<Cnat>,
     rt: Runtime,
+    /// A second worker over the same tables and the same cnat state.
+    rt2: Runtime,
+    out2: Frames,
     _fwd: Forwarding,
     out0: Frames,
     out1: Frames,
@@ -115,24 +118,31 @@ fn lab() -> Lab {
         ip6_unicast: vec![CnatInput::IP6],
     };
     let cnat = Cnat::new(CnatConfig { max_sessions: 1024 });
-    let graph = standard_graph(
-        &arcs,
-        graph_nodes(&cnat, &arcs.ip4_unicast, &arcs.ip6_unicast),
-    )
-    .unwrap();
+    let graph = || {
+        standard_graph(
+            &arcs,
+            graph_nodes(&cnat, &arcs.ip4_unicast, &arcs.ip6_unicast),
+        )
+        .unwrap()
+    };
     // feature_cnat_enable_disable: position 0 of both unicast arcs on both interfaces.
     for i in [if0, if1] {
         fwd.set_feature(i, false, 0, true).unwrap();
         fwd.set_feature(i, true, 0, true).unwrap();
     }
-    let mut rt = Runtime::new(graph, pool.local(), shared, 0, "test".into()).unwrap();
-    let (out0, out1) = (Frames::default(), Frames::default());
+    let mut rt = Runtime::new(graph(), pool.local(), shared.clone(), 0, "test".into()).unwrap();
+    let mut rt2 = Runtime::new(graph(), pool.local(), shared, 1, "test2".into()).unwrap();
+    let (out0, out1, out2) = (Frames::default(), Frames::default(), Frames::default());
     rt.set_tx(if0, Box::new(Capture(out0.clone()))).unwrap();
     rt.set_tx(if1, Box::new(Capture(out1.clone()))).unwrap();
+    rt2.set_tx(if0, Box::new(Capture(out2.clone()))).unwrap();
+    rt2.set_tx(if1, Box::new(Capture(out2.clone()))).unwrap();
     Lab {
         pool,
         cnat,
         rt,
+        rt2,
+        out2,
         _fwd: fwd,
         out0,
         out1,
@@ -162,7 +172,9 @@ impl Lab {
     }
     fn no_leaks(mut self) {
         self.rt.buffers().flush();
+        self.rt2.buffers().flush();
         drop(self.rt);
+        drop(self.rt2);
         assert_eq!(self.pool.in_use(), 0, "buffers leaked");
     }
 }
@@ -262,6 +274,23 @@ fn clusterip_dnat_and_replies_un_dnat_ip4() {
     // Traffic from a backend with no session passes unchanged.
     l.send(l.if1, &tcp4(B1, CLIENT, 8080, 40001, PEER1, MAC1));
     assert_eq!(read4(&Lab::one(&l.out0)), (B1, CLIENT, 8080, 40001));
+    l.no_leaks();
+}
+
+/// The reply arrives on the other worker's queue: the shared session table un-DNATs it there.
+#[test]
+fn reply_on_another_worker_is_un_dnatted() {
+    let mut l = lab();
+    service(&l, &[B1]);
+    l.send(l.if0, &tcp4(CLIENT, VIP, 40000, 80, PEER0, MAC0));
+    assert_eq!(read4(&Lab::one(&l.out1)), (CLIENT, B1, 40000, 8080));
+    let f = tcp4(B1, CLIENT, 8080, 40000, PEER1, MAC1);
+    let bufs = l.rt2.buffers();
+    let bi = bufs.alloc_from_bytes(&f).unwrap();
+    bufs.meta(bi).rx_sw_if_index = l.if1;
+    l.rt2.inject("ethernet-input", &[bi]).unwrap();
+    assert_eq!(read4(&Lab::one(&l.out2)), (VIP, CLIENT, 80, 40000));
+    assert!(Lab::take(&l.out0).is_empty());
     l.no_leaks();
 }
 
