@@ -229,17 +229,21 @@ impl SessionTable {
         &self.data[slot * WORDS + i]
     }
 
-    /// Read a slot's key and value as one consistent snapshot, given its header `h`.
     #[inline(always)]
+    fn words(&self, slot: usize) -> Option<&[AtomicU64; WORDS]> {
+        self.data.get(slot * WORDS..)?.first_chunk::<WORDS>()
+    }
+
+    /// Read a slot's key and value as one consistent snapshot, given its header `h`.
     fn read_slot(&self, slot: usize, h: u64) -> Option<(FlowKey, Session, u64)> {
-        let r = |i| self.w(slot, i).load(Ordering::Relaxed);
+        let w = self.words(slot)?;
+        let r = |i: usize| w[i].load(Ordering::Relaxed);
         let src = (r(0) as u128) << 64 | r(1) as u128;
         let dst = (r(2) as u128) << 64 | r(3) as u128;
         let key = FlowKey::unpack(src, dst, r(4));
         let rs = (r(5) as u128) << 64 | r(6) as u128;
         let rd = (r(7) as u128) << 64 | r(8) as u128;
-        let p = r(9);
-        let m = r(10);
+        let (p, m) = (r(9), r(10));
         fence(Ordering::Acquire);
         if self.hdr[slot].load(Ordering::Relaxed) != h {
             return None;
@@ -247,33 +251,60 @@ impl SessionTable {
         Some((key, decode(rs, rd, p, m), m))
     }
 
-    /// The entry for `k`. Lock-free: a slot being written is retried a few times, then
-    /// treated as absent.
+    /// The entry for `k`. Lock-free: one header line per bucket is scanned for the tag; the
+    /// key words are compared before the value is read; a slot being written is retried a
+    /// few times, then treated as absent.
     #[inline]
     pub fn lookup(&self, k: &FlowKey) -> Option<Found> {
         let h = k.hash();
-        let tag = Self::tag(h);
+        let want = Self::tag(h) | OCC;
+        let kw = [
+            (k.src >> 64) as u64,
+            k.src as u64,
+            (k.dst >> 64) as u64,
+            k.dst as u64,
+            k.packed(),
+        ];
         for base in self.buckets(h) {
-            for slot in base..base + SLOTS_PER_BUCKET {
+            let Some(hdrs) = self.hdr.get(base..base + SLOTS_PER_BUCKET) else {
+                continue;
+            };
+            for (i, hd) in hdrs.iter().enumerate() {
+                let mut hv = hd.load(Ordering::Acquire);
+                if hv & !SEQ_MASK != want {
+                    continue;
+                }
                 for _ in 0..4 {
-                    let hv = self.hdr[slot].load(Ordering::Acquire);
-                    if hv & OCC == 0 || hv & !(SEQ_MASK | OCC) != tag {
-                        break;
-                    }
                     if hv & 1 == 1 {
                         std::hint::spin_loop();
+                        hv = hd.load(Ordering::Acquire);
                         continue;
                     }
-                    match self.read_slot(slot, hv) {
-                        Some((key, session, meta_word)) if key == *k => {
-                            return Some(Found {
-                                slot,
-                                session,
-                                meta_word,
-                            })
-                        }
-                        Some(_) => break,
-                        None => continue,
+                    let Some(w) = self.words(base + i) else { break };
+                    let r = |j: usize| w[j].load(Ordering::Relaxed);
+                    if r(0) != kw[0]
+                        || r(1) != kw[1]
+                        || r(2) != kw[2]
+                        || r(3) != kw[3]
+                        || r(4) != kw[4]
+                    {
+                        break;
+                    }
+                    let rs = (r(5) as u128) << 64 | r(6) as u128;
+                    let rd = (r(7) as u128) << 64 | r(8) as u128;
+                    let (p, m) = (r(9), r(10));
+                    fence(Ordering::Acquire);
+                    let now = hd.load(Ordering::Relaxed);
+                    if now == hv {
+                        return Some(Found {
+                            slot: base + i,
+                            session: decode(rs, rd, p, m),
+                            meta_word: m,
+                        });
+                    }
+                    hv = now;
+                    if hv & !SEQ_MASK != want {
+                        break;
                     }
                 }
             }
