@@ -649,4 +649,56 @@ mod tests {
             "quoted udp checksum"
         );
     }
+
+    #[test]
+    fn icmp6_packet_too_big_is_translated_back() {
+        let c: [u8; 16] = [0xfd, 0, 0, 0, 0, 0, 0, 0x18, 0, 0, 0, 0, 0, 0, 0, 2];
+        let vip: [u8; 16] = [0xfd, 0, 0, 0, 0, 0, 0, 0x19, 0, 0xff, 0, 0, 0, 0, 0, 1];
+        let b: [u8; 16] = [0xfd, 0, 0, 0, 0, 0, 0, 0x19, 0, 0, 0, 0, 0, 0, 0, 2];
+        let r: [u8; 16] = [0xfd, 0, 0, 0, 0, 0, 0, 0x19, 0, 0, 0, 0, 0, 0, 0, 1];
+        let mut sent = Vec::new();
+        PacketBuilder::ipv6(c, b, 63)
+            .tcp(40000, 8080, 7, 1000)
+            .ack(1)
+            .write(&mut sent, &[0x42; 64])
+            .unwrap();
+        let mut err = Vec::new();
+        PacketBuilder::ipv6(r, c, 64)
+            .icmpv6(etherparse::Icmpv6Type::PacketTooBig { mtu: 1280 })
+            .write(&mut err, &sent)
+            .unwrap();
+        let outer = flow6(&err).unwrap();
+        assert_eq!(outer.l4, L4::IcmpError);
+        let inner = quoted_flow(&err, &outer).unwrap();
+        let ret = Rewrite {
+            src: u128::from_be_bytes(vip),
+            dst: u128::from_be_bytes(c),
+            sport: 80,
+            dport: 40000,
+        };
+        rewrite_icmp_error(&mut err, &outer, &inner, &ret);
+        // A router (not the backend) sent it: the outer source stays.
+        assert_checksums_ok(&err);
+        let o = flow6(&err).unwrap();
+        assert_eq!(
+            (o.src, o.dst),
+            (u128::from_be_bytes(r), u128::from_be_bytes(c))
+        );
+        let q = quoted_flow(&err, &o).unwrap();
+        assert_eq!(
+            (q.src, q.dst, q.sport, q.dport),
+            (u128::from_be_bytes(c), u128::from_be_bytes(vip), 40000, 80)
+        );
+        // The quoted TCP segment is whole here, so its checksum must verify too.
+        let qd = &err[48..];
+        let th = etherparse::TcpHeaderSlice::from_slice(&qd[40..])
+            .unwrap()
+            .to_header();
+        let payload = &qd[40 + th.header_len()..];
+        assert_eq!(
+            th.calc_checksum_ipv6_raw(c, vip, payload).unwrap(),
+            th.checksum,
+            "quoted tcp checksum"
+        );
+    }
 }
