@@ -294,6 +294,23 @@ fn reply_on_another_worker_is_un_dnatted() {
     l.no_leaks();
 }
 
+/// A VIP without backends answers as kube-proxy's REJECT does: ICMP port unreachable.
+#[test]
+fn vip_without_backends_is_rejected() {
+    let mut l = lab();
+    service(&l, &[]);
+    l.send(l.if0, &tcp4(CLIENT, VIP, 40000, 80, PEER0, MAC0));
+    assert!(Lab::take(&l.out1).is_empty(), "not forwarded");
+    let r = Lab::one(&l.out0);
+    let (src, dst, _, _) = read4(&r);
+    assert_eq!(dst, CLIENT);
+    assert_eq!(src, [198, 18, 0, 1], "from the interface address");
+    assert_eq!((r[14 + 20], r[14 + 21]), (3, 3), "port unreachable");
+    assert_eq!(l.counter(CnatInput::IP4, in_err::NO_BACKENDS), 1);
+    assert!(l.cnat.sessions.is_empty());
+    l.no_leaks();
+}
+
 #[test]
 fn unknown_vip_port_follows_the_fib() {
     let mut l = lab();

@@ -14,6 +14,8 @@ use super::translation::{flow_hash, pflags, tflags, TranslationTable};
 use super::Cnat;
 use crate::buffer::{flags, Buf};
 use crate::graph::{Node, NodeInfo, NodeKind};
+use crate::nodes::ip4::{icmp, set_icmp_error};
+use crate::nodes::ip6::{icmp6, set_icmp6_error};
 use crate::nodes::ArcEdges;
 use crate::rcu::Snapshot;
 use crate::runtime::Ctx;
@@ -45,7 +47,7 @@ pub mod in_err {
         "cnat source ports exhausted",
         "cnat truncated transport header",
         "cnat non-first fragment not translated (counted, forwarded)",
-        "cnat vip without backends (counted, follows the fib)",
+        "cnat vip without backends (answered port unreachable, as kube-proxy)",
         "cnat sessions created",
         "cnat icmp errors translated",
         "cnat icmp error in chained buffers not translated (counted, forwarded)",
@@ -191,7 +193,8 @@ pub fn input_packet(
         f.proto,
     );
     let Some(p) = t.pick(h) else {
-        return Ok(Some(in_err::NO_BACKENDS));
+        // Not a drop: the glue answers it with an ICMP port unreachable.
+        return Err(in_err::NO_BACKENDS);
     };
     if p.dst.ip6 != ip6 || (p.src.is_set() && p.src.ip6 != ip6) {
         return Ok(Some(in_err::PATH_FAMILY));
@@ -414,8 +417,10 @@ pub fn output_packet(
 // ---------------------------------------------------------------------------------------------
 // Graph glue.
 
-/// Edge 0 of both nodes is error-drop; the arc's edges follow.
+/// Edge 0 of both nodes is error-drop; the input nodes' edge 1 is ip4/ip6-icmp-error and the
+/// arc's edges follow; the output nodes' edge 1 is where they continue.
 const DROP: u16 = 0;
+const ICMP_ERROR: u16 = 1;
 
 /// cnat-input-ip4 / cnat-input-ip6 on the ip4-unicast / ip6-unicast arc.
 pub struct CnatInput {
@@ -442,7 +447,7 @@ impl CnatInput {
             cnat,
             ip6,
             arc: ArcEdges {
-                base: 1,
+                base: 2,
                 n: features.len() as u16,
             },
             pos,
@@ -477,6 +482,15 @@ impl InputBatch<'_> {
                     }
                     self.arc.next(b.meta.feature_mask, Some(self.pos))
                 }
+                Err(in_err::NO_BACKENDS) => {
+                    errs.count(in_err::NO_BACKENDS, 1);
+                    if self.ip6 {
+                        set_icmp6_error(&mut b, icmp6::DEST_UNREACH, icmp6::PORT_UNREACH, 0);
+                    } else {
+                        set_icmp_error(&mut b, icmp::DEST_UNREACH, icmp::PORT_UNREACH, 0);
+                    }
+                    ICMP_ERROR
+                }
                 Err(e) => {
                     b.meta.error = errs.error(e);
                     DROP
@@ -488,8 +502,12 @@ impl InputBatch<'_> {
 
 impl Node for CnatInput {
     fn info(&self) -> NodeInfo {
-        let mut next = vec!["error-drop"];
-        let end = if self.ip6 { "ip6-lookup" } else { "ip4-lookup" };
+        let (icmp_error, end) = if self.ip6 {
+            ("ip6-icmp-error", "ip6-lookup")
+        } else {
+            ("ip4-icmp-error", "ip4-lookup")
+        };
+        let mut next = vec!["error-drop", icmp_error];
         next.extend(ArcEdges::names(&self.features, end));
         NodeInfo {
             name: if self.ip6 { Self::IP6 } else { Self::IP4 },
