@@ -107,6 +107,11 @@ impl<'a> Ip4Hdr<'a> {
     pub fn dont_frag(&self) -> bool {
         self.0[6] & 0x40 != 0
     }
+    /// More fragments follow this one.
+    #[inline(always)]
+    pub fn more_fragments(&self) -> bool {
+        self.0[6] & 0x20 != 0
+    }
     /// More-fragments flag or a non-zero offset.
     #[inline(always)]
     pub fn is_fragment(&self) -> bool {

@@ -3,7 +3,7 @@
 //! a delete removing exactly its sessions, and an ICMP error translated back. Frames are
 //! built and checked with etherparse.
 
-use etherparse::{NetSlice, PacketBuilder, SlicedPacket, TransportSlice};
+use etherparse::{IpNumber, NetSlice, PacketBuilder, SlicedPacket, TransportSlice};
 use rvpp_dataplane::buffer::{BufferPool, Buffers};
 use rvpp_dataplane::cnat::node::{graph_nodes, in_err, CnatInput};
 use rvpp_dataplane::cnat::translation::{flow_hash, Endpoint, PathEp, Translation};
@@ -291,6 +291,86 @@ fn reply_on_another_worker_is_un_dnatted() {
     l.rt2.inject("ethernet-input", &[bi]).unwrap();
     assert_eq!(read4(&Lab::one(&l.out2)), (VIP, CLIENT, 80, 40000));
     assert!(Lab::take(&l.out0).is_empty());
+    l.no_leaks();
+}
+
+/// The fragments after a translated first fragment get its addresses (they carry no ports).
+#[test]
+fn later_fragments_follow_their_first_fragment() {
+    let mut l = lab();
+    l.cnat.translation_update(Translation {
+        vip: ep4(VIP, 53),
+        proto: 17,
+        paths: vec![PathEp {
+            dst: ep4(B1, 5353),
+            ..Default::default()
+        }],
+        ..Default::default()
+    });
+    let mut whole = Vec::new();
+    PacketBuilder::ipv4(CLIENT, VIP, 64)
+        .udp(1111, 53)
+        .write(&mut whole, &[0x33; 100])
+        .unwrap();
+    let l4 = &whole[20..];
+    let frag = |body: &[u8], offset: u16, more: bool| {
+        let mut h =
+            etherparse::Ipv4Header::new(body.len() as u16, 64, IpNumber::UDP, CLIENT, VIP).unwrap();
+        h.identification = 0x4242;
+        h.more_fragments = more;
+        h.fragment_offset = etherparse::IpFragOffset::try_new(offset / 8).unwrap();
+        h.header_checksum = h.calc_header_checksum();
+        let mut v = Vec::new();
+        etherparse::Ethernet2Header {
+            source: PEER0,
+            destination: MAC0,
+            ether_type: etherparse::EtherType::IPV4,
+        }
+        .write(&mut v)
+        .unwrap();
+        h.write(&mut v).unwrap();
+        v.extend_from_slice(body);
+        v
+    };
+    l.send(l.if0, &frag(&l4[..48], 0, true));
+    l.send(l.if0, &frag(&l4[48..], 48, false));
+    let out = Lab::take(&l.out1);
+    assert_eq!(out.len(), 2);
+    for f in &out {
+        let h = etherparse::Ipv4HeaderSlice::from_slice(&f[14..])
+            .unwrap()
+            .to_header();
+        assert_eq!(h.calc_header_checksum(), h.header_checksum);
+        assert_eq!(
+            (h.source, h.destination),
+            (CLIENT, B1),
+            "both fragments DNATed"
+        );
+    }
+    // Reassembled, the datagram's UDP checksum holds for the new addresses and port.
+    let mut dgram = out[0][34..].to_vec();
+    dgram.extend_from_slice(&out[1][34..]);
+    let uh = etherparse::UdpHeaderSlice::from_slice(&dgram)
+        .unwrap()
+        .to_header();
+    assert_eq!(uh.destination_port, 5353);
+    assert_eq!(
+        uh.calc_checksum_ipv4_raw(CLIENT, B1, &dgram[8..]).unwrap(),
+        uh.checksum
+    );
+    assert_eq!(l.counter(CnatInput::IP4, in_err::FRAGMENT_FOLLOWED), 1);
+    // A later fragment of a datagram whose first fragment was never seen: unchanged, counted.
+    let mut lone = frag(&l4[48..], 48, false);
+    lone[14 + 4] = 0x99;
+    let h = etherparse::Ipv4HeaderSlice::from_slice(&lone[14..])
+        .unwrap()
+        .to_header();
+    let c = h.calc_header_checksum().to_be_bytes();
+    lone[14 + 10..14 + 12].copy_from_slice(&c);
+    l.send(l.if0, &lone);
+    let f = Lab::one(&l.out1);
+    assert_eq!(&f[14 + 16..14 + 20], &VIP);
+    assert_eq!(l.counter(CnatInput::IP4, in_err::FRAGMENT), 1);
     l.no_leaks();
 }
 

@@ -19,6 +19,11 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use translation::{Endpoint, Translation, TranslationTable};
 
+/// Fragmented datagrams in flight whose first fragment was translated.
+const FRAGMENT_SLOTS: usize = 4096;
+/// Seconds a first fragment's rewrite waits for the rest.
+pub const FRAGMENT_TIMEOUT: u32 = 5;
+
 /// Sizes fixed at start.
 #[derive(Clone, Copy, Debug)]
 pub struct CnatConfig {
@@ -38,6 +43,8 @@ pub struct Cnat {
     pub translations: Published<TranslationTable>,
     pub snat: Published<SnatConfig>,
     pub sessions: SessionTable,
+    /// First fragments' rewrites by fragment id, for the fragments after them (no ports).
+    pub fragments: SessionTable,
     pub ports: PortAlloc,
     timeouts: [AtomicU32; 3],
     /// Serialises control's edits of the published tables (workers never take it).
@@ -56,6 +63,7 @@ impl Cnat {
             }),
             // Room for twice the limit keeps buckets from filling before the limit does.
             sessions: SessionTable::new(cfg.max_sessions * 2, cfg.max_sessions),
+            fragments: SessionTable::new(FRAGMENT_SLOTS * 2, FRAGMENT_SLOTS),
             ports: PortAlloc::default(),
             timeouts: [
                 AtomicU32::new(t.generic),
@@ -205,7 +213,10 @@ impl Cnat {
         for (k, s) in &gone {
             self.release(k, s);
         }
-        gone.len()
+        let frags = self
+            .fragments
+            .remove_if(|_, s| now.wrapping_sub(s.last_seen) > FRAGMENT_TIMEOUT);
+        gone.len() + frags.len()
     }
 }
 

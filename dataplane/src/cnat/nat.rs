@@ -41,6 +41,10 @@ pub struct Flow {
     /// Offset of the transport header from the IP header.
     pub l4_off: usize,
     pub tcp_flags: u8,
+    /// Fragment id (IPv4 ident, IPv6 fragment header id) and whether more fragments follow:
+    /// a first fragment with `more_frags` lets the later ones find its translation.
+    pub frag_id: u32,
+    pub more_frags: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -116,6 +120,8 @@ pub fn flow4(d: &[u8]) -> Result<Flow, ParseError> {
         l4: L4::Other,
         l4_off: hl,
         tcp_flags: 0,
+        frag_id: h.ident() as u32,
+        more_frags: h.more_fragments(),
     };
     if h.frag_offset() != 0 {
         f.l4 = L4::Fragment;
@@ -142,12 +148,16 @@ pub fn flow6(d: &[u8]) -> Result<Flow, ParseError> {
         l4: L4::Other,
         l4_off: IP6_HDR,
         tcp_flags: 0,
+        frag_id: 0,
+        more_frags: false,
     };
     if f.proto == IP6_FRAGMENT {
         let fh = d.get(IP6_HDR..IP6_HDR + 8).ok_or(ParseError::Truncated)?;
         let off = u16::from_be_bytes([fh[2], fh[3]]) >> 3;
         f.proto = fh[0];
         f.l4_off = IP6_HDR + 8;
+        f.frag_id = u32::from_be_bytes([fh[4], fh[5], fh[6], fh[7]]);
+        f.more_frags = fh[3] & 1 != 0;
         if off != 0 {
             f.l4 = L4::Fragment;
             return Ok(f);
@@ -245,6 +255,8 @@ pub fn quoted_flow(d: &[u8], outer: &Flow) -> Result<Flow, ParseError> {
             l4: L4::Other,
             l4_off: IP6_HDR,
             tcp_flags: 0,
+            frag_id: 0,
+            more_frags: false,
         }
     } else {
         let h = Ip4Hdr::new(inner).ok_or(ParseError::Truncated)?;
@@ -261,6 +273,8 @@ pub fn quoted_flow(d: &[u8], outer: &Flow) -> Result<Flow, ParseError> {
             l4: L4::Other,
             l4_off: h.header_len(),
             tcp_flags: 0,
+            frag_id: 0,
+            more_frags: false,
         }
     };
     let l4 = inner.get(f.l4_off..).ok_or(ParseError::Truncated)?;

@@ -41,17 +41,19 @@ pub mod in_err {
     pub const ICMP_ERROR_TRANSLATED: u16 = 7;
     pub const ICMP_ERROR_CHAINED: u16 = 8;
     pub const PATH_FAMILY: u16 = 9;
+    pub const FRAGMENT_FOLLOWED: u16 = 10;
     pub const NAMES: &[&str] = &[
         "cnat session table full",
         "cnat session buckets full",
         "cnat source ports exhausted",
         "cnat truncated transport header",
-        "cnat non-first fragment not translated (counted, forwarded)",
+        "cnat non-first fragment without a translated first fragment (counted, forwarded)",
         "cnat vip without backends (answered port unreachable, as kube-proxy)",
         "cnat sessions created",
         "cnat icmp errors translated",
         "cnat icmp error in chained buffers not translated (counted, forwarded)",
         "cnat path of the other address family (counted, follows the fib)",
+        "cnat non-first fragments translated as their first fragment",
     ];
 }
 
@@ -133,7 +135,17 @@ pub fn input_packet(
     let fib = b.meta.fib_index as u16;
     let f = flow_of(b.data(), ip6).map_err(|_| in_err::TRUNCATED)?;
     match f.l4 {
-        L4::Fragment => return Ok(Some(in_err::FRAGMENT)),
+        L4::Fragment => {
+            // A later fragment: the rewrite its first fragment got (addresses only).
+            let fk = frag_key(&f, fib);
+            return match cnat.fragments.lookup(&fk) {
+                Some(s) => {
+                    nat::rewrite(b.data_mut(), &f, &s.session.rw, partial);
+                    Ok(Some(in_err::FRAGMENT_FOLLOWED))
+                }
+                None => Ok(Some(in_err::FRAGMENT)),
+            };
+        }
         L4::Other => return Ok(None),
         L4::IcmpError => {
             let Ok(q) = nat::quoted_flow(b.data(), &f) else {
@@ -173,6 +185,9 @@ pub fn input_packet(
         let s = found.session;
         nat::rewrite(b.data_mut(), &f, &s.rw, partial);
         cnat.sessions.touch(&found, now, class_of(&f, s.class));
+        if f.more_frags {
+            remember_fragment(cnat, &f, fib, &s.rw, now);
+        }
         if s.flags & sflags::RETURN != 0 {
             b.meta.flags |= CNAT_RETURN;
         }
@@ -277,7 +292,42 @@ pub fn input_packet(
         }
     }
     nat::rewrite(b.data_mut(), &f, &rw, partial);
+    if f.more_frags {
+        remember_fragment(cnat, &f, fib, &rw, now);
+    }
     Ok(Some(in_err::NEW_SESSIONS))
+}
+
+/// The key the fragments of `f`'s datagram share (its id in place of ports).
+#[inline(always)]
+fn frag_key(f: &Flow, fib: u16) -> FlowKey {
+    FlowKey {
+        src: f.src,
+        dst: f.dst,
+        sport: (f.frag_id >> 16) as u16,
+        dport: f.frag_id as u16,
+        proto: f.proto,
+        ip6: f.ip6,
+        stage: stage::INPUT,
+        fib,
+    }
+}
+
+/// A first fragment was translated: keep its rewrite for the rest (best effort: a full
+/// fragment table leaves them untranslated, counted).
+fn remember_fragment(cnat: &Cnat, f: &Flow, fib: u16, rw: &Rewrite, now: u32) {
+    let s = Session {
+        rw: Rewrite {
+            sport: 0,
+            dport: 0,
+            ..*rw
+        },
+        translation: u32::MAX,
+        flags: 0,
+        class: class::GENERIC,
+        last_seen: now,
+    };
+    let _ = cnat.fragments.insert(&frag_key(f, fib), &s);
 }
 
 /// The output side for one packet: established SNAT flows by their session; new flows the
