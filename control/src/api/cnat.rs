@@ -95,7 +95,7 @@ pub fn translation_in(t: &d::CnatTranslation) -> Result<Translation, i32> {
         lb,
         flow_hash_config: t.flow_hash_config.0,
         paths,
-        maglev: Vec::new(),
+        ..Default::default()
     })
 }
 

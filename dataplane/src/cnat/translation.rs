@@ -9,7 +9,8 @@ pub mod tflags {
     pub const ALLOC_PORT: u8 = 1;
     pub const NO_RETURN_SESSION: u8 = 4;
     pub const NO_CLIENT: u8 = 8;
-    /// rvpp's own (not in VPP): externalTrafficPolicy=Local, only paths flagged LOCAL are used.
+    /// rvpp's own (VPP leaves bit 0x40 unused): externalTrafficPolicy=Local, so new flows
+    /// go only to paths flagged `pflags::LOCAL` (the node's own backends).
     pub const LOCAL_ONLY: u8 = 0x40;
 }
 
@@ -17,6 +18,8 @@ pub mod tflags {
 pub mod pflags {
     /// Maglev DSR: the packet is forwarded without rewriting its destination.
     pub const NO_NAT: u8 = 2;
+    /// rvpp's own: a backend on this node (for `tflags::LOCAL_ONLY`).
+    pub const LOCAL: u8 = 0x40;
 }
 
 /// VPP's default flow hash: src and dst address, src and dst port, protocol, flow label.
@@ -75,6 +78,8 @@ pub struct Translation {
     pub paths: Vec<PathEp>,
     /// Maglev: slot -> path index (empty without maglev or paths).
     pub maglev: Vec<u16>,
+    /// Indices of the paths new flows may use.
+    pub active: Vec<u16>,
 }
 
 /// (vip address, port, protocol).
@@ -87,8 +92,20 @@ impl Translation {
 
     /// Build the maglev table when the translation uses it.
     pub fn prepare(&mut self) {
-        self.maglev = if self.lb == LbType::Maglev && !self.paths.is_empty() {
-            maglev_table(&self.paths, MAGLEV_LEN)
+        let local_only = self.flags & tflags::LOCAL_ONLY != 0;
+        self.active = (0..self.paths.len() as u16)
+            .filter(|&i| !local_only || self.paths[i as usize].flags & pflags::LOCAL != 0)
+            .collect();
+        self.maglev = if self.lb == LbType::Maglev && !self.active.is_empty() {
+            let usable: Vec<PathEp> = self
+                .active
+                .iter()
+                .map(|&i| self.paths[i as usize])
+                .collect();
+            maglev_table(&usable, MAGLEV_LEN)
+                .into_iter()
+                .map(|k| self.active[k as usize])
+                .collect()
         } else {
             Vec::new()
         };
@@ -97,15 +114,15 @@ impl Translation {
     /// The backend for a new flow with hash `h` (None: no paths).
     #[inline]
     pub fn pick(&self, h: u32) -> Option<&PathEp> {
-        if self.paths.is_empty() {
+        if self.active.is_empty() {
             return None;
         }
         let i = if self.maglev.is_empty() {
-            h as usize % self.paths.len()
+            self.active[h as usize % self.active.len()]
         } else {
-            self.maglev[h as usize % self.maglev.len()] as usize
+            self.maglev[h as usize % self.maglev.len()]
         };
-        self.paths.get(i)
+        self.paths.get(i as usize)
     }
 
     pub fn flow_hash_fields(&self) -> u32 {
@@ -303,7 +320,19 @@ mod tests {
         t.lb = LbType::Default;
         t.prepare();
         assert_eq!(t.pick(4), Some(&t.paths[1]));
+        // externalTrafficPolicy=Local: only the local path takes new flows.
+        t.paths[2].flags = pflags::LOCAL;
+        t.flags = tflags::LOCAL_ONLY;
+        t.prepare();
+        assert!((0..100).all(|h| t.pick(h) == Some(&t.paths[2])));
+        t.lb = LbType::Maglev;
+        t.prepare();
+        assert!((0..100).all(|h| t.pick(h) == Some(&t.paths[2])));
+        t.paths[2].flags = 0;
+        t.prepare();
+        assert!(t.pick(4).is_none(), "no local backend: none");
         t.paths.clear();
+        t.flags = 0;
         t.prepare();
         assert!(t.pick(4).is_none());
     }
