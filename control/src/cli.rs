@@ -158,7 +158,7 @@ create null interface <name>
 create pcap interface <name> [rx <file>] [tx <file>]
 create loopback interface
 show cnat translation|session|snat | clear cnat session
-set cnat timeouts [generic <s>] [tcp <s>] [tcp-closing <s>]
+set cnat timeouts [generic <s>] [tcp <s>] [tcp-closing <s>] [affinity <s>]
 ";
 
 fn sw(dp: &Dataplane, name: &str) -> Result<u32, String> {

@@ -188,6 +188,7 @@ fn set_timeouts(dp: &Dataplane, w: &[&str]) -> Result<String, String> {
             "generic" | "udp" => t.generic = v,
             "tcp" | "tcp-established" => t.tcp_established = v,
             "tcp-closing" | "tcp-transitory" => t.tcp_closing = v,
+            "affinity" => t.affinity = v,
             _ => return Err(format!("unknown timeout `{k}'")),
         }
     }

@@ -374,6 +374,33 @@ fn later_fragments_follow_their_first_fragment() {
     l.no_leaks();
 }
 
+/// ClientIP affinity (translation flag 0x20): every new flow of a client reaches one backend.
+#[test]
+fn client_ip_affinity_keeps_a_client_on_one_backend() {
+    let mut l = lab();
+    l.cnat.translation_update(Translation {
+        vip: ep4(VIP, 80),
+        proto: 6,
+        flags: 1 | 8 | rvpp_dataplane::cnat::translation::tflags::AFFINITY,
+        paths: [B1, B2]
+            .iter()
+            .map(|b| PathEp {
+                dst: ep4(*b, 8080),
+                ..Default::default()
+            })
+            .collect(),
+        ..Default::default()
+    });
+    let mut seen = std::collections::BTreeSet::new();
+    for p in 50000..50020 {
+        l.send(l.if0, &tcp4(CLIENT, VIP, p, 80, PEER0, MAC0));
+        seen.insert(read4(&Lab::one(&l.out1)).1);
+    }
+    assert_eq!(seen.len(), 1, "one backend for the client: {seen:?}");
+    assert_eq!(l.cnat.affinity.len(), 1);
+    l.no_leaks();
+}
+
 /// A VIP without backends answers as kube-proxy's REJECT does: ICMP port unreachable.
 #[test]
 fn vip_without_backends_is_rejected() {

@@ -46,7 +46,9 @@ pub struct Cnat {
     /// First fragments' rewrites by fragment id, for the fragments after them (no ports).
     pub fragments: SessionTable,
     pub ports: PortAlloc,
-    timeouts: [AtomicU32; 3],
+    /// ClientIP affinity: (client, VIP, port, protocol) -> the backend its flows go to.
+    pub affinity: SessionTable,
+    timeouts: [AtomicU32; 4],
     /// Serialises control's edits of the published tables (workers never take it).
     edit: Mutex<u32>,
     tsc_hz: u64,
@@ -69,7 +71,9 @@ impl Cnat {
                 AtomicU32::new(t.generic),
                 AtomicU32::new(t.tcp_established),
                 AtomicU32::new(t.tcp_closing),
+                AtomicU32::new(t.affinity),
             ],
+            affinity: SessionTable::new(cfg.max_sessions, cfg.max_sessions / 2),
             edit: Mutex::new(1),
             tsc_hz: crate::runtime::tsc_hz().max(1),
         })
@@ -89,12 +93,14 @@ impl Cnat {
             generic: self.timeouts[0].load(Ordering::Relaxed),
             tcp_established: self.timeouts[1].load(Ordering::Relaxed),
             tcp_closing: self.timeouts[2].load(Ordering::Relaxed),
+            affinity: self.timeouts[3].load(Ordering::Relaxed),
         }
     }
     pub fn set_timeouts(&self, t: Timeouts) {
         self.timeouts[0].store(t.generic, Ordering::Relaxed);
         self.timeouts[1].store(t.tcp_established, Ordering::Relaxed);
         self.timeouts[2].store(t.tcp_closing, Ordering::Relaxed);
+        self.timeouts[3].store(t.affinity, Ordering::Relaxed);
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, u32> {
@@ -176,11 +182,19 @@ impl Cnat {
         for (k, s) in &gone {
             self.release(k, s);
         }
+        self.affinity.remove_if(|_, s| {
+            s.translation == id
+                && !keep
+                    .iter()
+                    .any(|e| e.addr == s.rw.dst && e.port == s.rw.dport)
+        });
         gone.len()
     }
 
     /// Remove every session (`cnat_session_purge`, `clear cnat session`).
     pub fn purge(&self) -> usize {
+        self.fragments.remove_if(|_, _| true);
+        self.affinity.remove_if(|_, _| true);
         let gone = self.sessions.remove_if(|_, _| true);
         for (k, s) in &gone {
             self.release(k, s);
@@ -216,6 +230,8 @@ impl Cnat {
         let frags = self
             .fragments
             .remove_if(|_, s| now.wrapping_sub(s.last_seen) > FRAGMENT_TIMEOUT);
+        self.affinity
+            .remove_if(|_, s| now.wrapping_sub(s.last_seen) > t.affinity);
         gone.len() + frags.len()
     }
 }
@@ -282,6 +298,7 @@ mod tests {
             generic: 2,
             tcp_established: 2,
             tcp_closing: 1,
+            affinity: 5,
         });
         c.sessions
             .insert(&k(1, stage::INPUT), &s(class::GENERIC, 10, 0, 1))

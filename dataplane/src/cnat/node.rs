@@ -207,10 +207,41 @@ pub fn input_packet(
         f.dport,
         f.proto,
     );
-    let Some(p) = t.pick(h) else {
+    let aff_key = FlowKey {
+        sport: 0,
+        ..key_of(&f, stage::INPUT, fib)
+    };
+    let sticky = if t.flags & tflags::AFFINITY != 0 {
+        cnat.affinity.lookup(&aff_key).and_then(|a| {
+            let p = t.active_path(a.session.rw.dst, a.session.rw.dport)?;
+            cnat.affinity.touch(&a, now, class::GENERIC);
+            Some(p)
+        })
+    } else {
+        None
+    };
+    let Some(p) = sticky.or_else(|| t.pick(h)) else {
         // Not a drop: the glue answers it with an ICMP port unreachable.
         return Err(in_err::NO_BACKENDS);
     };
+    if t.flags & tflags::AFFINITY != 0 && sticky.is_none() {
+        // A stale entry (its backend left) is replaced.
+        cnat.affinity.remove(&aff_key);
+        let a = Session {
+            rw: Rewrite {
+                src: f.src,
+                dst: p.dst.addr,
+                sport: 0,
+                dport: p.dst.port,
+            },
+            translation: t.id,
+            flags: 0,
+            class: class::GENERIC,
+            last_seen: now,
+        };
+        // Best effort: a full affinity table only loses stickiness.
+        let _ = cnat.affinity.insert(&aff_key, &a);
+    }
     if p.dst.ip6 != ip6 || (p.src.is_set() && p.src.ip6 != ip6) {
         return Ok(Some(in_err::PATH_FAMILY));
     }

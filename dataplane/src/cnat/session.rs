@@ -50,6 +50,9 @@ pub struct Timeouts {
     pub generic: u32,
     pub tcp_established: u32,
     pub tcp_closing: u32,
+    /// ClientIP affinity: how long a client keeps its backend after its last new flow
+    /// (Kubernetes' default 10800 s).
+    pub affinity: u32,
 }
 
 impl Default for Timeouts {
@@ -58,6 +61,7 @@ impl Default for Timeouts {
             generic: 30,
             tcp_established: 3600,
             tcp_closing: 5,
+            affinity: 10800,
         }
     }
 }

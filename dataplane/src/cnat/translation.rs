@@ -7,6 +7,9 @@ use std::collections::HashMap;
 /// `cnat_translation_flags`.
 pub mod tflags {
     pub const ALLOC_PORT: u8 = 1;
+    /// rvpp's own (unused by VPP): ClientIP session affinity, a client's new flows go to the
+    /// backend its last ones went to, for `Timeouts::affinity` seconds.
+    pub const AFFINITY: u8 = 0x20;
     pub const NO_RETURN_SESSION: u8 = 4;
     pub const NO_CLIENT: u8 = 8;
     /// rvpp's own (VPP leaves bit 0x40 unused): externalTrafficPolicy=Local, so new flows
@@ -123,6 +126,22 @@ impl Translation {
             self.maglev[h as usize % self.maglev.len()]
         };
         self.paths.get(i as usize)
+    }
+
+    /// Whether `ep` is still a backend new flows may use.
+    pub fn has_active(&self, addr: u128, port: u16) -> bool {
+        self.active.iter().any(|&i| {
+            let d = &self.paths[i as usize].dst;
+            d.addr == addr && d.port == port
+        })
+    }
+
+    /// The active path to `addr` and `port`.
+    pub fn active_path(&self, addr: u128, port: u16) -> Option<&PathEp> {
+        self.active
+            .iter()
+            .map(|&i| &self.paths[i as usize])
+            .find(|p| p.dst.addr == addr && p.dst.port == port)
     }
 
     pub fn flow_hash_fields(&self) -> u32 {
