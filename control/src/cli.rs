@@ -157,7 +157,8 @@ packet-generator enable
 create null interface <name>
 create pcap interface <name> [rx <file>] [tx <file>]
 create loopback interface
-show cnat translation|session|snat | clear cnat session
+show cnat translation|session|snat | clear cnat session | set cnat interface <if> [disable]
+cnat translation add proto tcp|udp vip <ip> <port> [maglev] to <ip> <port> [to ...] | cnat translation del <id>
 set cnat timeouts [generic <s>] [tcp <s>] [tcp-closing <s>] [affinity <s>]
 ";
 

@@ -3,7 +3,7 @@
 
 use crate::daemon::Dataplane;
 use rvpp_dataplane::cnat::session::{sflags, stage, Timeouts};
-use rvpp_dataplane::cnat::translation::{Endpoint, LbType};
+use rvpp_dataplane::cnat::translation::{tflags, Endpoint, LbType, PathEp, Translation};
 use std::fmt::Write;
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
@@ -18,6 +18,31 @@ pub fn execute(dp: &Arc<Dataplane>, words: &[&str]) -> Option<Result<String, Str
             Ok(format!("{n} sessions removed\n"))
         }
         ["set", "cnat", "timeouts", rest @ ..] => set_timeouts(dp, rest),
+        ["cnat", "translation", "add", rest @ ..] => translation_add(dp, rest),
+        ["cnat", "translation", "del", id] => {
+            let id = id.parse::<u32>().map_err(|_| format!("bad id `{id}'"));
+            match id {
+                Ok(id) if dp.cnat.translation_del(id) => Ok(String::new()),
+                Ok(id) => Err(format!("no translation {id}")),
+                Err(e) => Err(e),
+            }
+        }
+        ["set", "cnat", "interface", ifn, rest @ ..] => {
+            let on = !matches!(rest, ["disable"]);
+            let sw = dp
+                .fwd()
+                .ifs()
+                .by_name(ifn)
+                .map(|i| i.sw_if_index)
+                .ok_or_else(|| format!("unknown interface `{ifn}'"));
+            match sw {
+                Ok(sw) => match crate::api::cnat::feature_enable(&mut dp.fwd(), sw, on) {
+                    0 => Ok(String::new()),
+                    rv => Err(format!("cnat feature: error {rv}")),
+                },
+                Err(e) => Err(e),
+            }
+        }
         _ => return None,
     })
 }
@@ -174,6 +199,67 @@ fn show_snat(dp: &Dataplane) -> String {
         let _ = writeln!(o, "{t:?} interfaces: {v:?}");
     }
     o
+}
+
+fn endpoint(a: &str, port: &str) -> Result<Endpoint, String> {
+    let ip: std::net::IpAddr = a.parse().map_err(|_| format!("bad address `{a}'"))?;
+    let port: u16 = port.parse().map_err(|_| format!("bad port `{port}'"))?;
+    Ok(match ip {
+        std::net::IpAddr::V4(v) => Endpoint {
+            addr: 0xffff_0000_0000 | u32::from(v) as u128,
+            port,
+            ip6: false,
+        },
+        std::net::IpAddr::V6(v) => Endpoint {
+            addr: u128::from(v),
+            port,
+            ip6: true,
+        },
+    })
+}
+
+/// `cnat translation add proto tcp|udp vip <ip> <port> [maglev] to <ip> <port> [to ...]`:
+/// the same translation the API's `cnat_translation_update` makes (calico's flags).
+fn translation_add(dp: &Dataplane, w: &[&str]) -> Result<String, String> {
+    let mut t = Translation {
+        flags: tflags::ALLOC_PORT | tflags::NO_CLIENT,
+        ..Default::default()
+    };
+    let mut it = w.iter().copied();
+    while let Some(k) = it.next() {
+        match k {
+            "proto" => {
+                t.proto = match it.next() {
+                    Some("tcp" | "TCP") => 6,
+                    Some("udp" | "UDP") => 17,
+                    Some("sctp" | "SCTP") => 132,
+                    p => return Err(format!("bad proto {p:?}")),
+                }
+            }
+            "vip" | "real" => {
+                t.is_real_ip = k == "real";
+                let (a, p) = (it.next().unwrap_or(""), it.next().unwrap_or(""));
+                t.vip = endpoint(a, p)?;
+            }
+            "maglev" => t.lb = LbType::Maglev,
+            "to" => {
+                let (a, p) = (it.next().unwrap_or(""), it.next().unwrap_or(""));
+                t.paths.push(PathEp {
+                    dst: endpoint(a, p)?,
+                    ..Default::default()
+                });
+            }
+            _ => return Err(format!("unexpected `{k}'")),
+        }
+    }
+    if t.proto == 0 || !t.vip.is_set() {
+        return Err("expected proto and vip".into());
+    }
+    if t.paths.iter().any(|p| p.dst.ip6 != t.vip.ip6) {
+        return Err("a path of the other address family".into());
+    }
+    let id = dp.cnat.translation_update(t);
+    Ok(format!("{id}\n"))
 }
 
 fn set_timeouts(dp: &Dataplane, w: &[&str]) -> Result<String, String> {

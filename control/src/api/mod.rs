@@ -7,7 +7,7 @@
 //! API thread; handlers take the forwarding writer's lock only for the duration of one
 //! message, never a worker.
 
-mod cnat;
+pub(crate) mod cnat;
 mod convert;
 mod devices;
 mod handlers;
