@@ -892,4 +892,55 @@ mod tests {
         assert_eq!(r, Err(out_err::PORTS_EXHAUSTED));
         assert!(c.sessions.is_empty());
     }
+
+    #[test]
+    fn ping_out_gets_a_snat_id_and_the_reply_gets_it_back() {
+        let c = setup();
+        let (cfg, tr) = (c.snat.load(), c.translations.load());
+        let (pod, out) = ([198, 18, 5, 2], [198, 51, 100, 9]);
+        let mut req = Vec::new();
+        PacketBuilder::ipv4(pod, out, 64)
+            .icmpv4_echo_request(0x77, 1)
+            .write(&mut req, b"ping")
+            .unwrap();
+        let (r, p, _) = run(&req, POD, UPLINK, |b| {
+            output_packet(&c, &cfg, b, 0, false, 1)
+        });
+        assert_eq!(r, Ok(Some(out_err::NEW_SESSIONS)));
+        let ip = etherparse::Ipv4HeaderSlice::from_slice(&p).unwrap();
+        assert_eq!(ip.source(), [198, 18, 0, 1]);
+        let icmp = etherparse::Icmpv4Slice::from_slice(&p[20..]).unwrap();
+        assert_eq!(crate::wire::checksum(&p[20..]), 0, "icmp checksum");
+        let etherparse::Icmpv4Type::EchoRequest(e) = icmp.icmp_type() else {
+            panic!("not an echo request")
+        };
+        assert!(e.id >= 49152, "id from the SNAT range: {}", e.id);
+        let mut rep = Vec::new();
+        PacketBuilder::ipv4(out, [198, 18, 0, 1], 64)
+            .icmpv4_echo_reply(e.id, 1)
+            .write(&mut rep, b"ping")
+            .unwrap();
+        let (_, p, _) = run(&rep, UPLINK, POD, |b| input_packet(&c, &tr, 0, b, false, 2));
+        let ip = etherparse::Ipv4HeaderSlice::from_slice(&p).unwrap();
+        assert_eq!(ip.destination(), pod);
+        let icmp = etherparse::Icmpv4Slice::from_slice(&p[20..]).unwrap();
+        assert!(matches!(icmp.icmp_type(), etherparse::Icmpv4Type::EchoReply(e) if e.id == 0x77));
+        assert_eq!(crate::wire::checksum(&p[20..]), 0);
+    }
+
+    #[test]
+    fn truncated_transport_is_a_counted_drop() {
+        let c = setup();
+        let tr = c.translations.load();
+        let mut v = Vec::new();
+        PacketBuilder::ipv4([198, 18, 5, 2], [198, 19, 255, 1], 64)
+            .tcp(1, 80, 0, 100)
+            .write(&mut v, b"")
+            .unwrap();
+        v.truncate(30);
+        v[2..4].copy_from_slice(&30u16.to_be_bytes());
+        let (r, _, _) = run(&v, POD, UPLINK, |b| input_packet(&c, &tr, 0, b, false, 1));
+        assert_eq!(r, Err(in_err::TRUNCATED));
+        assert!(c.sessions.is_empty());
+    }
 }
