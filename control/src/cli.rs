@@ -129,8 +129,15 @@ fn execute_core(dp: &Arc<Dataplane>, line: &str, w: &[&str]) -> Result<String, S
         }
         ["create", "null", "interface", name] => create_null(dp, name),
         ["create", "pcap", "interface", rest @ ..] => create_pcap(dp, rest),
-        ["create", "loopback", "interface", ..] | ["loopback", "create-interface", ..] => {
-            create_loopback(dp)
+        ["create", "loopback", "interface", rest @ ..]
+        | ["loopback", "create-interface", rest @ ..] => create_loopback(dp, rest),
+        ["delete", "loopback", "interface", "intfc", name]
+        | ["loopback", "delete-interface", "intfc", name] => {
+            let sw = crate::service::interfaces::by_name(dp, name, "loopback")
+                .ok_or_else(|| format!("unknown loopback interface `{name}'"))?;
+            crate::service::interfaces::delete(dp, sw, "loopback")
+                .map(|()| String::new())
+                .map_err(|e| e.to_string())
         }
         ["help"] | ["?"] => Ok(HELP.to_string()),
         _ => Err(format!("unknown input `{line}'")),
@@ -156,7 +163,7 @@ create packet-generator interface <name> [count <n>] [size <bytes>] [src <ip>] [
 packet-generator enable
 create null interface <name>
 create pcap interface <name> [rx <file>] [tx <file>]
-create loopback interface
+create loopback interface [mac <mac>] | delete loopback interface intfc <name>
 show cnat translation|session|snat | clear cnat session | set cnat interface <if> [disable]
 cnat translation add proto tcp|udp vip <ip> <port> [maglev] to <ip> <port> [to ...] | cnat translation del <id>
 set cnat timeouts [generic <s>] [tcp <s>] [tcp-closing <s>] [affinity <s>]
@@ -410,10 +417,14 @@ fn create_null(dp: &Dataplane, name: &str) -> Result<String, String> {
     Ok(format!("{name}\n"))
 }
 
-fn create_loopback(dp: &Dataplane) -> Result<String, String> {
-    let (_, name) = dp
-        .create_loopback(next_mac(dp))
-        .map_err(|e| e.to_string())?;
+fn create_loopback(dp: &Arc<Dataplane>, w: &[&str]) -> Result<String, String> {
+    let mac = match w {
+        [] => next_mac(dp),
+        ["mac", m] => parse_mac(m).ok_or_else(|| format!("bad mac `{m}'"))?,
+        _ => return Err("create loopback interface [mac <mac>]".into()),
+    };
+    let (_, name) =
+        crate::service::interfaces::create_loopback(dp, mac).map_err(|e| e.to_string())?;
     Ok(format!("{name}\n"))
 }
 

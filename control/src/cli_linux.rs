@@ -15,73 +15,29 @@
 //! show linux-interfaces
 //! ```
 //!
-//! Names follow VPP: `tap<id>` (L2), `tun<id>` (L3, the pod default), `host-<ifname>`
-//! (af_packet), `<ifname>/<n>` (af_xdp). A monitor thread watches every host interface rvpp
-//! drives: when one disappears (its namespace deleted, the device removed from outside) the
-//! rvpp interface is removed and the event logged; carrier changes set the link state.
+//! The devices are the control service's (`service::linux`: naming, the host-interface
+//! monitor); this module only reads the syntax and prints the answer.
 
 use crate::daemon::Dataplane;
-use rvpp_dataplane::device::{RxQueue, TxQueue};
-use rvpp_dataplane::wire::{fmt_mac, parse_mac};
-use rvpp_drivers::af_packet::{AfPacket, AfPacketConfig};
-use rvpp_drivers::af_xdp::{self, AfXdp, AfXdpConfig, XdpAttach, XdpMode};
-use rvpp_drivers::tap::{self, Tap, TapConfig, TapInfo, TapMode};
+use crate::service::linux::{self, Kind, TapRequest};
+use rvpp_dataplane::wire::parse_mac;
+use rvpp_drivers::af_packet::AfPacketConfig;
+use rvpp_drivers::af_xdp::{AfXdpConfig, XdpAttach, XdpMode};
+use rvpp_drivers::tap::{TapConfig, TapMode};
 use std::fmt::Write;
-use std::sync::{Arc, Mutex, Once, Weak};
-use std::time::Duration;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Kind {
-    Tap,
-    Tun,
-    AfPacket,
-    AfXdp,
-}
-
-impl Kind {
-    fn name(self) -> &'static str {
-        match self {
-            Kind::Tap => "tap",
-            Kind::Tun => "tun",
-            Kind::AfPacket => "af_packet",
-            Kind::AfXdp => "af_xdp",
-        }
-    }
-}
-
-/// A Linux-side device rvpp created or took.
-struct LinuxDev {
-    sw: u32,
-    name: String,
-    kind: Kind,
-    /// Tap id (tap/tun).
-    id: u32,
-    host_if: String,
-    netns: Option<String>,
-    ifindex: u32,
-    running: bool,
-    tap: Option<TapInfo>,
-}
-
-static DEVS: Mutex<Vec<LinuxDev>> = Mutex::new(Vec::new());
-static MONITOR: Once = Once::new();
-/// How often the monitor looks at the host interfaces.
-const MONITOR_PERIOD: Duration = Duration::from_millis(500);
-
-fn devs() -> std::sync::MutexGuard<'static, Vec<LinuxDev>> {
-    DEVS.lock().unwrap_or_else(|e| e.into_inner())
-}
+use std::sync::Arc;
 
 /// Handle a device CLI line; None if the line is not one of these commands.
 pub fn execute(dp: &Arc<Dataplane>, words: &[&str]) -> Option<Result<String, String>> {
+    let taps = &[Kind::Tap, Kind::Tun];
     let r = match words {
         ["create", "tap", rest @ ..] => create_tap(dp, rest),
         ["tap", "connect", ..] => Err("use `create tap'".into()),
         ["delete", "tap", "sw_if_index", n] => match n.parse::<u32>() {
-            Ok(sw) => delete_sw(dp, sw, &[Kind::Tap, Kind::Tun]),
+            Ok(sw) => delete(dp, sw, taps),
             Err(_) => Err(format!("bad sw_if_index `{n}'")),
         },
-        ["delete", "tap", name] => delete_named(dp, name, &[Kind::Tap, Kind::Tun]),
+        ["delete", "tap", name] => delete_named(dp, name, taps),
         ["create", "host-interface", rest @ ..] => create_host_interface(dp, rest),
         ["delete", "host-interface", "name", ifname] => {
             delete_named(dp, &format!("host-{ifname}"), &[Kind::AfPacket])
@@ -92,7 +48,7 @@ pub fn execute(dp: &Arc<Dataplane>, words: &[&str]) -> Option<Result<String, Str
         ["delete", "interface", "af_xdp", name] | ["delete", "int", "af_xdp", name] => {
             delete_named(dp, name, &[Kind::AfXdp])
         }
-        ["show", "linux-interfaces"] | ["show", "tap"] | ["show", "tun"] => Ok(show()),
+        ["show", "linux-interfaces"] | ["show", "tap"] | ["show", "tun"] => Ok(show(dp)),
         _ => return None,
     };
     Some(r)
@@ -107,35 +63,9 @@ fn val<'a>(k: &str, v: Option<&&'a str>) -> Result<&'a str, String> {
     v.copied().ok_or_else(|| format!("`{k}' needs a value"))
 }
 
-/// A locally administered MAC for an rvpp-side interface: 02:fe:<pid>:<sw>.
-fn our_mac(sw_hint: usize) -> [u8; 6] {
-    let p = std::process::id();
-    [
-        0x02,
-        0xfe,
-        (p >> 8) as u8,
-        p as u8,
-        (sw_hint >> 8) as u8,
-        sw_hint as u8,
-    ]
-}
-
-/// Hand the queues to the workers (`Dataplane::attach_queues` spreads and shares tx queues)
-/// and make sure the device monitor runs.
-fn place(
-    dp: &Arc<Dataplane>,
-    sw: u32,
-    kind: Kind,
-    detail: String,
-    rx: Vec<Box<dyn RxQueue>>,
-    tx: Vec<Box<dyn TxQueue>>,
-) {
-    dp.attach_queues(sw, kind.name(), detail, rx, tx);
-    start_monitor(dp);
-}
-
-fn register(dev: LinuxDev) {
-    devs().push(dev);
+fn created(r: crate::service::SvcResult<(u32, String)>) -> Result<String, String> {
+    r.map(|(_, name)| format!("{name}\n"))
+        .map_err(|e| e.to_string())
 }
 
 fn create_tap(dp: &Arc<Dataplane>, w: &[&str]) -> Result<String, String> {
@@ -176,90 +106,16 @@ fn create_tap(dp: &Arc<Dataplane>, w: &[&str]) -> Result<String, String> {
     }
     cfg.mode = if tun { TapMode::Tun } else { TapMode::Tap };
     cfg.queues = rxq.max(txq).max(1);
-    let id = match id {
-        Some(i) => i,
-        None => {
-            let used: Vec<u32> = devs()
-                .iter()
-                .filter(|d| matches!(d.kind, Kind::Tap | Kind::Tun))
-                .map(|d| d.id)
-                .collect();
-            (0..).find(|i| !used.contains(i)).unwrap_or(0)
-        }
-    };
-    let kind = if tun { Kind::Tun } else { Kind::Tap };
-    let name = format!("{}{id}", kind.name());
-    if dp.fwd().ifs().by_name(&name).is_some() {
-        return Err(format!("interface {name} exists"));
-    }
-    if cfg.name.is_empty() {
-        cfg.name = name.clone();
-    }
-    let sw_hint = dp.fwd().ifs().ifs.len();
-    // The sw_if_index the queues are stamped with is only known after interface_add, and
-    // interface_add should only happen once the device exists: reserve it first.
-    let mac = our_mac(sw_hint);
-    let mtu_guess = cfg.mtu.unwrap_or(1500).min(u16::MAX as u32) as u16;
-    let sw = dp
-        .fwd()
-        .interface_add(&name, kind.name(), mac, !tun, mtu_guess)
-        .map_err(|e| e.to_string())?;
-    let created = match Tap::create(&cfg, sw) {
-        Ok(r) => Ok(r),
-        // A persistent device left by an earlier run that nobody holds: take it away and
-        // create afresh (calico retries without attach the same way).
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && !cfg.attach => {
-            match tap::remove_persistent(&cfg.name, cfg.netns.as_deref(), cfg.mode, false) {
-                Ok(()) => {
-                    log::warn!(
-                        "{name}: removed stale device {} left by an earlier run",
-                        cfg.name
-                    );
-                    Tap::create(&cfg, sw)
-                }
-                Err(_) => Err(e),
-            }
-        }
-        Err(e) => Err(e),
-    };
-    let (rx, tx, info) = match created {
-        Ok(r) => r,
-        Err(e) => {
-            let _ = dp.fwd().interface_del(sw);
-            return Err(format!("create tap: {e}"));
-        }
-    };
-    let _ = dp.fwd().set_mtu(sw, info.mtu.min(u16::MAX as u32) as u16);
-    // With a vnet header the kernel takes GSO super-frames and partial checksums from us, so
-    // interface-output hands them over whole instead of segmenting in software.
-    let _ = dp.fwd().set_tx_offloads(sw, info.vnet_hdr, info.vnet_hdr);
-    let detail = format!(
-        "{} {} in {}: {} queue(s), mtu {}, offloads {:#x}{}{}",
-        if tun { "tun" } else { "tap" },
-        info.name,
-        info.netns.as_deref().unwrap_or("(rvpp's namespace)"),
-        info.queues,
-        info.mtu,
-        info.offloads,
-        if info.persist { ", persist" } else { "" },
-        info.mac
-            .map(|m| format!(", host mac {}", fmt_mac(&m)))
-            .unwrap_or_default()
-    );
-    log::info!("{name}: {detail}");
-    place(dp, sw, kind, detail, rx, tx);
-    register(LinuxDev {
-        sw,
-        name: name.clone(),
-        kind,
-        id,
-        host_if: info.name.clone(),
-        netns: info.netns.clone(),
-        ifindex: info.ifindex,
-        running: true,
-        tap: Some(info),
-    });
-    Ok(format!("{name}\n"))
+    created(linux::create_tap(
+        dp,
+        TapRequest {
+            id,
+            cfg,
+            mac: None,
+            tag: String::new(),
+            watch: true,
+        },
+    ))
 }
 
 fn create_host_interface(dp: &Arc<Dataplane>, w: &[&str]) -> Result<String, String> {
@@ -289,47 +145,7 @@ fn create_host_interface(dp: &Arc<Dataplane>, w: &[&str]) -> Result<String, Stri
     if cfg.host_if_name.is_empty() {
         return Err("create host-interface name <ifname> ...".into());
     }
-    let name = format!("host-{}", cfg.host_if_name);
-    let sw = dp
-        .fwd()
-        .interface_add(&name, "af_packet", [0; 6], true, 1500)
-        .map_err(|e| e.to_string())?;
-    let (rx, tx, info) = match AfPacket::create(&cfg, sw) {
-        Ok(r) => r,
-        Err(e) => {
-            let _ = dp.fwd().interface_del(sw);
-            return Err(format!("create host-interface: {e}"));
-        }
-    };
-    {
-        let mut f = dp.fwd();
-        let _ = f.set_mac(sw, hw.unwrap_or(info.mac));
-        let _ = f.set_mtu(sw, info.mtu.min(u16::MAX as u32) as u16);
-        let _ = f.set_tx_offloads(sw, info.vnet_hdr, info.vnet_hdr);
-    }
-    let detail = format!(
-        "af_packet {} in {}: {} queue(s), mtu {}, fanout {}{}",
-        info.host_if_name,
-        info.netns.as_deref().unwrap_or("(rvpp's namespace)"),
-        info.queues,
-        info.mtu,
-        info.fanout_id,
-        if info.vnet_hdr { ", vnet hdr" } else { "" }
-    );
-    log::info!("{name}: {detail}");
-    place(dp, sw, Kind::AfPacket, detail, rx, tx);
-    register(LinuxDev {
-        sw,
-        name: name.clone(),
-        kind: Kind::AfPacket,
-        id: 0,
-        host_if: info.host_if_name.clone(),
-        netns: info.netns.clone(),
-        ifindex: info.ifindex,
-        running: true,
-        tap: None,
-    });
-    Ok(format!("{name}\n"))
+    created(linux::create_af_packet(dp, cfg, true, hw, true))
 }
 
 fn create_af_xdp(dp: &Arc<Dataplane>, w: &[&str]) -> Result<String, String> {
@@ -367,104 +183,25 @@ fn create_af_xdp(dp: &Arc<Dataplane>, w: &[&str]) -> Result<String, String> {
     if cfg.host_if_name.is_empty() {
         return Err("create interface af_xdp host-if <ifname> ...".into());
     }
-    let name = match name {
-        Some(n) => n,
-        None => {
-            let f = dp.fwd();
-            (0..)
-                .map(|i| format!("{}/{i}", cfg.host_if_name))
-                .find(|n| f.ifs().by_name(n).is_none())
-                .unwrap_or_default()
-        }
-    };
-    let sw = dp
-        .fwd()
-        .interface_add(&name, "af_xdp", [0; 6], true, 1500)
-        .map_err(|e| e.to_string())?;
-    let (rx, tx, info) = match AfXdp::create(&cfg, sw) {
-        Ok(r) => r,
-        Err(e) => {
-            let _ = dp.fwd().interface_del(sw);
-            return Err(format!("create interface af_xdp: {e}"));
-        }
-    };
-    {
-        let mut f = dp.fwd();
-        let _ = f.set_mac(sw, info.mac);
-        let _ = f.set_mtu(sw, info.mtu.min(u16::MAX as u32) as u16);
-    }
-    let detail = format!(
-        "af_xdp {} in {}: {} queue(s), XDP program {} ({}), {}, mtu {}",
-        info.host_if_name,
-        info.netns.as_deref().unwrap_or("(rvpp's namespace)"),
-        info.queues,
-        info.prog_id,
-        if info.native { "native" } else { "generic" },
-        if info.zero_copy { "zero-copy" } else { "copy" },
-        info.mtu
-    );
-    log::info!("{name}: {detail}");
-    place(dp, sw, Kind::AfXdp, detail, rx, tx);
-    register(LinuxDev {
-        sw,
-        name: name.clone(),
-        kind: Kind::AfXdp,
-        id: 0,
-        host_if: info.host_if_name.clone(),
-        netns: info.netns.clone(),
-        ifindex: info.ifindex,
-        running: true,
-        tap: None,
-    });
-    Ok(format!("{name}\n"))
-}
-
-/// Take the device off the workers and out of the tables; a persistent tap is deleted too.
-fn remove(dp: &Arc<Dataplane>, dev: LinuxDev) {
-    dp.detach(dev.sw);
-    let _ = dp.fwd().interface_del(dev.sw);
-    if let Some(info) = &dev.tap {
-        if info.persist {
-            // The workers drop the queues asynchronously; give them a moment so the flag is
-            // cleared through a queue fd or, once they are closed, by attaching briefly.
-            std::thread::sleep(Duration::from_millis(20));
-            if let Err(e) = tap::delete(info) {
-                log::warn!("{}: clearing persist on {}: {e}", dev.name, info.name);
-            }
-        }
-    }
+    created(linux::create_af_xdp(dp, cfg, name, true))
 }
 
 fn delete_named(dp: &Arc<Dataplane>, name: &str, kinds: &[Kind]) -> Result<String, String> {
-    let sw = devs()
-        .iter()
-        .find(|d| d.name == name && kinds.contains(&d.kind))
-        .map(|d| d.sw);
-    match sw {
-        Some(sw) => delete_sw(dp, sw, kinds),
+    match linux::find(dp, name, kinds) {
+        Some(sw) => delete(dp, sw, kinds),
         None => Err(format!("unknown interface `{name}'")),
     }
 }
 
-fn delete_sw(dp: &Arc<Dataplane>, sw: u32, kinds: &[Kind]) -> Result<String, String> {
-    let dev = {
-        let mut d = devs();
-        let Some(i) = d.iter().position(|x| x.sw == sw && kinds.contains(&x.kind)) else {
-            return Err(format!(
-                "sw_if_index {sw} is not a {} interface",
-                kinds[0].name()
-            ));
-        };
-        d.remove(i)
-    };
-    log::info!("{}: deleted", dev.name);
-    remove(dp, dev);
-    Ok(String::new())
+fn delete(dp: &Arc<Dataplane>, sw: u32, kinds: &[Kind]) -> Result<String, String> {
+    linux::delete(dp, sw, kinds)
+        .map(|()| String::new())
+        .map_err(|e| e.to_string())
 }
 
-fn show() -> String {
+fn show(dp: &Dataplane) -> String {
     let mut s = String::new();
-    for d in devs().iter() {
+    for d in linux::list(dp) {
         let _ = writeln!(
             s,
             "{} (sw_if_index {}): {} {} in {} ifindex {} link {}",
@@ -478,113 +215,4 @@ fn show() -> String {
         );
     }
     s
-}
-
-fn start_monitor(dp: &Arc<Dataplane>) {
-    let weak = Arc::downgrade(dp);
-    MONITOR.call_once(move || {
-        let r = std::thread::Builder::new()
-            .name("rvpp-linux-mon".into())
-            .spawn(move || monitor(weak));
-        if let Err(e) = r {
-            log::error!("linux interface monitor: {e}");
-        }
-    });
-}
-
-enum Event {
-    Gone(u32, String),
-    Link(u32, bool),
-}
-
-/// Check the host interfaces once. Returns what changed.
-fn scan() -> Vec<Event> {
-    let snapshot: Vec<(u32, String, Option<String>, u32, bool)> = devs()
-        .iter()
-        .map(|d| {
-            (
-                d.sw,
-                d.host_if.clone(),
-                d.netns.clone(),
-                d.ifindex,
-                d.running,
-            )
-        })
-        .collect();
-    let mut ev = Vec::new();
-    for (sw, host_if, ns, ifindex, running) in snapshot {
-        let where_ = ns.as_deref().unwrap_or("rvpp's namespace");
-        match af_xdp::host_link(&host_if, ns.as_deref()) {
-            Err(e) => ev.push(Event::Gone(sw, format!("namespace {where_} is gone ({e})"))),
-            Ok(None) => ev.push(Event::Gone(
-                sw,
-                format!("{host_if} was removed from {where_}"),
-            )),
-            Ok(Some(l)) if l.ifindex != ifindex => ev.push(Event::Gone(
-                sw,
-                format!(
-                    "{host_if} in {where_} was replaced (ifindex {ifindex} -> {})",
-                    l.ifindex
-                ),
-            )),
-            Ok(Some(l)) => {
-                let up = l.admin_up && l.running;
-                if up != running {
-                    ev.push(Event::Link(sw, up));
-                }
-            }
-        }
-    }
-    ev
-}
-
-fn monitor(weak: Weak<Dataplane>) {
-    loop {
-        std::thread::sleep(MONITOR_PERIOD);
-        if weak.strong_count() == 0 {
-            return;
-        }
-        if devs().is_empty() {
-            continue;
-        }
-        let events = scan();
-        if events.is_empty() {
-            continue;
-        }
-        let Some(dp) = weak.upgrade() else { return };
-        if dp.stopping() {
-            return;
-        }
-        for e in events {
-            match e {
-                Event::Gone(sw, why) => {
-                    let dev = {
-                        let mut d = devs();
-                        d.iter().position(|x| x.sw == sw).map(|i| d.remove(i))
-                    };
-                    if let Some(dev) = dev {
-                        log::warn!(
-                            "{}: host interface lost: {why}; removing {} (other interfaces keep forwarding)",
-                            dev.name,
-                            dev.name
-                        );
-                        remove(&dp, dev);
-                    }
-                }
-                Event::Link(sw, up) => {
-                    let mut d = devs();
-                    if let Some(dev) = d.iter_mut().find(|x| x.sw == sw) {
-                        dev.running = up;
-                        log::warn!(
-                            "{}: host interface {} link {}",
-                            dev.name,
-                            dev.host_if,
-                            if up { "up" } else { "down" }
-                        );
-                        let _ = dp.fwd().set_link_up(sw, up);
-                    }
-                }
-            }
-        }
-    }
 }

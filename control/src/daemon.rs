@@ -93,8 +93,7 @@ impl TxQueue for SharedTx {
     }
 }
 
-/// Device bookkeeping for the control surface.
-#[derive(Clone, Debug)]
+/// A device behind an interface: where its queues run, and its driver's state.
 pub struct DeviceInfo {
     pub sw_if_index: u32,
     pub kind: String,
@@ -102,6 +101,7 @@ pub struct DeviceInfo {
     /// (queue, worker index in `Dataplane::workers`).
     pub rx_placement: Vec<(u16, usize)>,
     pub rx_mode: RxMode,
+    pub driver: crate::service::Driver,
 }
 
 pub struct Dataplane {
@@ -111,7 +111,10 @@ pub struct Dataplane {
     /// Kubernetes services (translations, SNAT, sessions), shared with every worker's nodes.
     pub cnat: Arc<Cnat>,
     pub workers: Vec<Worker>,
+    /// Devices by sw_if_index (the control service's registry; see `service`).
     pub devices: Mutex<BTreeMap<u32, DeviceInfo>>,
+    /// The control service's state beside the tables: memif socket ids, change listeners.
+    pub svc: crate::service::State,
     pub graph_names: Vec<&'static str>,
     pub error_names: Vec<(&'static str, &'static str)>,
     pub started: std::time::Instant,
@@ -236,6 +239,7 @@ impl Dataplane {
             fwd: Mutex::new(fwd),
             workers,
             devices: Mutex::new(BTreeMap::new()),
+            svc: Default::default(),
             graph_names,
             error_names,
             started: std::time::Instant::now(),
@@ -250,24 +254,8 @@ impl Dataplane {
         self.fwd.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// A loopback interface, named as VPP names them: `loop<N>` with the lowest free N. The one
-    /// place both the CLI and the API create loopbacks. Returns its sw_if_index and name.
-    pub fn create_loopback(
-        &self,
-        mac: [u8; 6],
-    ) -> Result<(u32, String), rvpp_dataplane::forwarding::FwdError> {
-        let (sw, name) = {
-            let mut f = self.fwd();
-            let n = (0u32..)
-                .find(|n| f.ifs().by_name(&format!("loop{n}")).is_none())
-                .unwrap_or(0);
-            let name = format!("loop{n}");
-            (f.interface_add(&name, "loopback", mac, true, 9000)?, name)
-        };
-        self.attach(sw, "loopback", String::new(), vec![], |_| {
-            Some(Box::new(rvpp_drivers::pg::NullTx::default()))
-        });
-        Ok((sw, name))
+    pub fn devices_lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<u32, DeviceInfo>> {
+        self.devices.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Place a device's queues: rx queue i on worker (i + sw) % n; a tx queue on every worker.
@@ -276,6 +264,18 @@ impl Dataplane {
         sw: u32,
         kind: &str,
         detail: String,
+        rx: Vec<Box<dyn RxQueue>>,
+        tx: impl FnMut(usize) -> Option<Box<dyn TxQueue>>,
+    ) {
+        self.attach_driver(sw, kind, detail, crate::service::Driver::Plain, rx, tx)
+    }
+
+    fn attach_driver(
+        &self,
+        sw: u32,
+        kind: &str,
+        detail: String,
+        driver: crate::service::Driver,
         rx: Vec<Box<dyn RxQueue>>,
         mut tx: impl FnMut(usize) -> Option<Box<dyn TxQueue>>,
     ) {
@@ -302,6 +302,7 @@ impl Dataplane {
                     detail,
                     rx_placement: placement,
                     rx_mode: RxMode::Polling,
+                    driver,
                 },
             );
     }
@@ -314,6 +315,7 @@ impl Dataplane {
         sw: u32,
         kind: &str,
         detail: String,
+        driver: crate::service::Driver,
         rx: Vec<Box<dyn RxQueue>>,
         tx: Vec<Box<dyn TxQueue>>,
     ) {
@@ -333,21 +335,18 @@ impl Dataplane {
                 })
                 .collect()
         };
-        self.attach(sw, kind, detail, rx, |w| {
+        self.attach_driver(sw, kind, detail, driver, rx, |w| {
             per_worker.get_mut(w).and_then(|q| q.take())
         });
     }
 
-    /// Take a device's queues off every worker.
-    pub fn detach(&self, sw: u32) {
+    /// Take a device's queues off every worker; returns what was recorded about it.
+    pub fn detach(&self, sw: u32) -> Option<DeviceInfo> {
         for w in &self.workers {
             w.send(WorkerCmd::RemoveRx(sw));
             w.send(WorkerCmd::RemoveTx(sw));
         }
-        self.devices
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&sw);
+        self.devices_lock().remove(&sw)
     }
 
     /// Move rx queue `queue` of interface `sw` to worker index `worker` (into `workers`).

@@ -322,3 +322,34 @@ fn the_buffer_check_sees_a_leak() {
     assert!(leaky.contains("Avail"), "the old assertion held");
     assert_eq!(buffer_column(leaky, "Used"), 92);
 }
+
+/// A tap the CLI created goes when its namespace does (the control service's host-link
+/// monitor), and its name is free again.
+#[test]
+fn a_cli_tap_goes_with_its_namespace() {
+    if !skip::need_root("for a tap in a namespace of the test's own") {
+        return;
+    }
+    struct Netns(String);
+    impl Drop for Netns {
+        fn drop(&mut self) {
+            let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+        }
+    }
+    let ns = Netns(format!("rvpp-mon-{}", std::process::id()));
+    let _ = Command::new("ip").args(["netns", "del", &ns.0]).status();
+    assert!(Command::new("ip")
+        .args(["netns", "add", &ns.0])
+        .status()
+        .is_ok_and(|s| s.success()));
+    let r = start("");
+    let out = r.ctl(&format!("create tap host-ns {} host-if-name mon0", ns.0));
+    assert_eq!(out.trim(), "tap0", "{out}");
+    assert!(r.ctl("show interface").contains("tap0"));
+    let _ = Command::new("ip").args(["netns", "del", &ns.0]).status();
+    common::wait_for("tap0 removed", 5, || {
+        !r.ctl("show interface").contains("tap0")
+    });
+    assert!(r.ctl("show linux-interfaces").trim().is_empty());
+    drop(ns);
+}

@@ -722,12 +722,13 @@ fn loopbacks_take_the_lowest_free_instance() {
     exec(&dp, "create loopback interface");
     let sw0 = dp.fwd().ifs().by_name("loop0").unwrap().sw_if_index;
     assert!(dp.fwd().ifs().by_name("loop1").is_some());
-    // Delete loop0 as the API's delete_loopback does; the CLI's next one is loop0 again.
-    dp.detach(sw0);
-    dp.fwd().interface_del(sw0).unwrap();
+    // Delete loop0 through the control service (what the API's delete_loopback and the CLI's
+    // `delete loopback interface` call); the CLI's next one is loop0 again.
+    rvpp_control::service::interfaces::delete(&dp, sw0, "loopback").unwrap();
     let out = cli::execute(&dp, "create loopback interface");
     assert_eq!(out.trim(), "loop0", "{out}");
     // And the API's path (the same control-service call) takes the next free one.
-    let (_, name) = dp.create_loopback([2, 0, 0, 0, 0, 0x10]).unwrap();
+    let (_, name) =
+        rvpp_control::service::interfaces::create_loopback(&dp, [2, 0, 0, 0, 0, 0x10]).unwrap();
     assert_eq!(name, "loop2");
 }

@@ -4,41 +4,10 @@ use rvpp_dataplane::forwarding::{FwdError, Path, PathKind, Prefix};
 use rvpp_vppapi::defs as d;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-/// `VNET_API_ERROR_*` (src/vnet/error.h).
-pub mod rv {
-    pub const UNSPECIFIED: i32 = -1;
-    pub const INVALID_SW_IF_INDEX: i32 = -2;
-    pub const NO_SUCH_FIB: i32 = -3;
-    pub const NO_SUCH_ENTRY: i32 = -6;
-    pub const INVALID_VALUE: i32 = -7;
-    pub const UNIMPLEMENTED: i32 = -9;
-    pub const SYSCALL_ERROR_1: i32 = -11;
-    pub const SYSCALL_ERROR_2: i32 = -12;
-    pub const INVALID_REGISTRATION: i32 = -31;
-    pub const NO_PATHS_IN_ROUTE: i32 = -52;
-    pub const ADDRESS_NOT_FOUND_FOR_INTERFACE: i32 = -60;
-    pub const SUBIF_ALREADY_EXISTS: i32 = -68;
-    pub const INVALID_INTERFACE: i32 = -71;
-    pub const INVALID_ARGUMENT: i32 = -73;
-    pub const UNEXPECTED_INTF_STATE: i32 = -74;
-    pub const ADDRESS_FOUND_FOR_INTERFACE: i32 = -114;
-    pub const ENTRY_ALREADY_EXISTS: i32 = -116;
-    pub const NETLINK_ERROR: i32 = -145;
-}
+pub use crate::service::{fwd_rv, rv};
 
 /// `~0`: "any interface" / "no interface".
 pub const NONE: u32 = u32::MAX;
-
-pub fn fwd_rv(e: &FwdError) -> i32 {
-    match e {
-        FwdError::NoSuchInterface(_) => rv::INVALID_SW_IF_INDEX,
-        FwdError::NoSuchTable(_) => rv::NO_SUCH_FIB,
-        FwdError::NoSuchEntry => rv::NO_SUCH_ENTRY,
-        FwdError::AddressesPresent => rv::ADDRESS_FOUND_FOR_INTERFACE,
-        FwdError::Invalid(_) => rv::INVALID_VALUE,
-        FwdError::TableInUse | FwdError::TooManyInterfaces | FwdError::Fib(_) => rv::UNSPECIFIED,
-    }
-}
 
 pub fn retval<T>(r: Result<T, FwdError>) -> i32 {
     match r {

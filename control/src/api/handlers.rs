@@ -4,7 +4,6 @@ use super::convert::{self, rv, ApiPath, NONE};
 use super::devices;
 use crate::daemon::Dataplane;
 use rvpp_dataplane::forwarding::{Forwarding, Path, PathKind, Prefix, Source};
-use rvpp_drivers::tap::TapInfo;
 use rvpp_vppapi::defs as d;
 use rvpp_vppapi::transport::{Response, Router};
 use std::collections::{BTreeMap, BTreeSet};
@@ -46,8 +45,6 @@ pub struct State {
     doomed: BTreeSet<(bool, u32)>,
     /// Rx modes set through the API, per (sw_if_index, queue).
     rx_modes: BTreeMap<(u32, u16), rvpp_dataplane::device::RxMode>,
-    pub(super) taps: BTreeMap<u32, (u32, TapInfo)>,
-    pub(super) memif: super::memif::Memifs,
     next_table_id: u32,
 }
 
@@ -60,8 +57,6 @@ impl State {
             punts: Vec::new(),
             doomed: BTreeSet::new(),
             rx_modes: BTreeMap::new(),
-            taps: BTreeMap::new(),
-            memif: Default::default(),
             next_table_id: 0x1000,
         }
     }
@@ -93,8 +88,16 @@ impl State {
         }
     }
 
+    /// Forget what is kept about the interfaces the control service deleted since the last
+    /// look (through the API or the CLI).
+    pub(super) fn forget_deleted(&mut self) {
+        for sw in self.dp.svc.take_gone() {
+            self.forget_interface(sw);
+        }
+    }
+
     /// Forget everything kept about an interface that went away.
-    pub(super) fn forget_interface(&mut self, sw: u32) {
+    fn forget_interface(&mut self, sw: u32) {
         self.rx_modes.retain(|k, _| k.0 != sw);
         // Punt redirects for packets received on it go with it (as VPP's do).
         let gone: Vec<bool> = self

@@ -18,7 +18,7 @@ pub use handlers::PUNT_REASONS;
 use crate::daemon::Dataplane;
 use handlers::{EventRegs, State};
 use rvpp_vppapi::defs as d;
-use rvpp_vppapi::transport::{serve_connection, Events};
+use rvpp_vppapi::transport::{serve_connection, Events, Handler, Request, Response, Router};
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -76,11 +76,13 @@ pub fn serve(dp: Arc<Dataplane>, path: &Path) -> std::io::Result<ApiServer> {
     let events = Events::default();
     let regs: EventRegs = Arc::new(Mutex::new(BTreeMap::new()));
     let (kick, kicked) = channel();
-    let handler = Arc::new(Mutex::new(handlers::router(State::new(
+    // Changes made elsewhere (the CLI, a memif's link) wake the event publisher too.
+    dp.svc.subscribe(kick.clone());
+    let handler = Arc::new(Mutex::new(Api(handlers::router(State::new(
         dp.clone(),
         regs.clone(),
         kick,
-    ))));
+    )))));
 
     let watcher = {
         let (dp, events, regs, stop) = (dp.clone(), events.clone(), regs.clone(), stop.clone());
@@ -117,6 +119,20 @@ pub fn serve(dp: Arc<Dataplane>, path: &Path) -> std::io::Result<ApiServer> {
         accept: Some(accept),
         watcher: Some(watcher),
     })
+}
+
+/// The router, after dropping what the API keeps about interfaces the control service deleted
+/// through another front end (their punt redirects, rx modes).
+struct Api(Router<State>);
+
+impl Handler for Api {
+    fn handle(&mut self, req: Request<'_>, events: &Events) -> Response {
+        self.0.state.forget_deleted();
+        self.0.handle(req, events)
+    }
+    fn client_disconnected(&mut self, client_index: u32) {
+        self.0.client_disconnected(client_index)
+    }
 }
 
 /// Interface state as events report it: (flags, present).
