@@ -33,7 +33,6 @@ mod imp {
     use crate::graph::{random_prefixes, Rng};
     use rvpp_dataplane::buffer::BufferPool;
     use rvpp_dataplane::forwarding::{mask4, Forwarding, Path, Prefix};
-    use rvpp_dataplane::nodes::{standard_graph, FeatureArcs};
     use rvpp_dataplane::runtime::Runtime;
     use rvpp_dataplane::tables::Shared;
     use rvpp_drivers::dpdk::{self, EalConfig, Port, PortConfig, RxMode, RxTemplate};
@@ -144,7 +143,7 @@ mod imp {
             fwd.set_xconnect(sw[1], Some(sw[0]))
                 .map_err(|e| e.to_string())?;
         }
-        let graph = standard_graph(&FeatureArcs::default(), vec![])?;
+        let graph = rvpp_drivers::standard_graph()?;
         let mut rt = Runtime::new(graph, pool.local(), shared, 0, "bench".into())?;
         for (k, p) in ports.iter().enumerate() {
             let mut rx = p.rx_queue(0, sw[k]);

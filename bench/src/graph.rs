@@ -4,7 +4,6 @@
 use rvpp_dataplane::buffer::BufferPool;
 use rvpp_dataplane::fib::Ip4FibConfig;
 use rvpp_dataplane::forwarding::{mask4, Forwarding, Path, Prefix};
-use rvpp_dataplane::nodes::{standard_graph, FeatureArcs};
 use rvpp_dataplane::runtime::Runtime;
 use rvpp_dataplane::tables::Shared;
 use rvpp_drivers::pg::{NullTx, PgStream};
@@ -155,7 +154,7 @@ pub fn run_once(
             .map_err(|e| e.to_string())?;
     }
     let program_secs = t0.elapsed().as_secs_f64();
-    let graph = standard_graph(&FeatureArcs::default(), vec![])?;
+    let graph = rvpp_drivers::standard_graph()?;
     let mut rt = Runtime::new(graph, pool.local(), shared, 0, "bench".into())?;
     rt.add_rx(Box::new(PgStream::ip4_udp(
         pg,

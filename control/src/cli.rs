@@ -23,6 +23,8 @@ pub fn execute(dp: &Arc<Dataplane>, line: &str) -> String {
         r
     } else if let Some(r) = crate::cli_memif::execute(dp, &w) {
         r
+    } else if let Some(r) = crate::cli_feature::execute(dp, &w) {
+        r
     } else if let Some(r) = crate::cli_linux::execute(dp, &w) {
         r
     } else {
@@ -169,7 +171,7 @@ cnat translation add proto tcp|udp vip <ip> <port> [maglev] to <ip> <port> [to .
 set cnat timeouts [generic <s>] [tcp <s>] [tcp-closing <s>] [affinity <s>]
 ";
 
-fn sw(dp: &Dataplane, name: &str) -> Result<u32, String> {
+pub(crate) fn sw(dp: &Dataplane, name: &str) -> Result<u32, String> {
     let f = dp.fwd();
     if let Some(i) = f.ifs().by_name(name) {
         return Ok(i.sw_if_index);

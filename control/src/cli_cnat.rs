@@ -14,7 +14,7 @@ pub fn execute(dp: &Arc<Dataplane>, words: &[&str]) -> Option<Result<String, Str
         ["show", "cnat", "session", ..] => Ok(show_sessions(dp)),
         ["show", "cnat", "snat", ..] => Ok(show_snat(dp)),
         ["clear", "cnat", "session", ..] => {
-            let n = dp.cnat.purge();
+            let n = dp.cnat().purge();
             Ok(format!("{n} sessions removed\n"))
         }
         ["set", "cnat", "timeouts", rest @ ..] => set_timeouts(dp, rest),
@@ -22,26 +22,18 @@ pub fn execute(dp: &Arc<Dataplane>, words: &[&str]) -> Option<Result<String, Str
         ["cnat", "translation", "del", id] => {
             let id = id.parse::<u32>().map_err(|_| format!("bad id `{id}'"));
             match id {
-                Ok(id) if dp.cnat.translation_del(id) => Ok(String::new()),
+                Ok(id) if dp.cnat().translation_del(id) => Ok(String::new()),
                 Ok(id) => Err(format!("no translation {id}")),
                 Err(e) => Err(e),
             }
         }
         ["set", "cnat", "interface", ifn, rest @ ..] => {
             let on = !matches!(rest, ["disable"]);
-            let sw = dp
-                .fwd()
-                .ifs()
-                .by_name(ifn)
-                .map(|i| i.sw_if_index)
-                .ok_or_else(|| format!("unknown interface `{ifn}'"));
-            match sw {
-                Ok(sw) => match crate::api::cnat::feature_enable(&mut dp.fwd(), sw, on) {
-                    0 => Ok(String::new()),
-                    rv => Err(format!("cnat feature: error {rv}")),
-                },
-                Err(e) => Err(e),
-            }
+            crate::cli::sw(dp, ifn).and_then(|sw| {
+                rvpp_dataplane::nodes::cnat::feature_enable(&mut dp.fwd(), sw, on)
+                    .map(|()| String::new())
+                    .map_err(|e| format!("cnat feature: {e}"))
+            })
         }
         _ => return None,
     })
@@ -74,7 +66,7 @@ fn proto(p: u8) -> &'static str {
 }
 
 fn show_translations(dp: &Dataplane) -> String {
-    let t = dp.cnat.translations.load();
+    let t = dp.cnat().translations.load();
     let mut v: Vec<_> = t.by_vip.values().collect();
     v.sort_by_key(|t| t.id);
     let mut o = String::new();
@@ -108,7 +100,7 @@ fn show_translations(dp: &Dataplane) -> String {
 }
 
 fn show_sessions(dp: &Dataplane) -> String {
-    let c = &dp.cnat;
+    let c = dp.cnat();
     let now = c.now();
     let t = c.timeouts();
     let mut o = format!(
@@ -155,7 +147,7 @@ fn show_sessions(dp: &Dataplane) -> String {
 }
 
 fn show_snat(dp: &Dataplane) -> String {
-    let c = dp.cnat.snat.load();
+    let c = dp.cnat().snat.load();
     let mut o = String::new();
     let _ = writeln!(
         o,
@@ -258,12 +250,12 @@ fn translation_add(dp: &Dataplane, w: &[&str]) -> Result<String, String> {
     if t.paths.iter().any(|p| p.dst.ip6 != t.vip.ip6) {
         return Err("a path of the other address family".into());
     }
-    let id = dp.cnat.translation_update(t);
+    let id = dp.cnat().translation_update(t);
     Ok(format!("{id}\n"))
 }
 
 fn set_timeouts(dp: &Dataplane, w: &[&str]) -> Result<String, String> {
-    let mut t: Timeouts = dp.cnat.timeouts();
+    let mut t: Timeouts = dp.cnat().timeouts();
     let mut it = w.iter();
     while let Some(k) = it.next() {
         let v: u32 = it
@@ -278,6 +270,6 @@ fn set_timeouts(dp: &Dataplane, w: &[&str]) -> Result<String, String> {
             _ => return Err(format!("unknown timeout `{k}'")),
         }
     }
-    dp.cnat.set_timeouts(t);
+    dp.cnat().set_timeouts(t);
     Ok(String::new())
 }

@@ -28,7 +28,7 @@
 use std::collections::HashMap;
 use std::io::{self, Read};
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
-use std::os::unix::io::{AsRawFd, OwnedFd};
+use std::os::unix::io::OwnedFd;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -400,10 +400,7 @@ impl CliServerHandle {
         // Wake the blocked accept(): shutdown() on a listening socket makes accept fail on Linux;
         // a connection attempt covers other systems.
         if let Some(l) = &self.listener {
-            // SAFETY: shutdown(2) takes no pointers. `l` is this handle's own duplicate of the
-            // listening socket, open until it is dropped after the join below, so the number
-            // cannot name another file even if the accept thread has already closed its copy.
-            unsafe { libc::shutdown(l.as_raw_fd(), libc::SHUT_RDWR) };
+            let _ = rustix::net::shutdown(l, rustix::net::Shutdown::Both);
         }
         let _ = UnixStream::connect(&self.path);
         let _ = thread.join();
@@ -439,25 +436,12 @@ fn is_disconnect(e: &io::Error) -> bool {
 
 /// Writes everything, without SIGPIPE when the peer is gone.
 fn send_all(stream: &UnixStream, mut buf: &[u8]) -> io::Result<()> {
-    let fd = stream.as_raw_fd();
     while !buf.is_empty() {
-        // SAFETY: buf is a valid readable slice for its length.
-        let n = unsafe {
-            libc::send(
-                fd,
-                buf.as_ptr() as *const libc::c_void,
-                buf.len(),
-                libc::MSG_NOSIGNAL,
-            )
-        };
-        if n < 0 {
-            let e = io::Error::last_os_error();
-            if e.kind() == io::ErrorKind::Interrupted {
-                continue;
-            }
-            return Err(e);
+        match rustix::net::send(stream, buf, rustix::net::SendFlags::NOSIGNAL) {
+            Ok(n) => buf = &buf[n..],
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(e.into()),
         }
-        buf = &buf[n as usize..];
     }
     Ok(())
 }

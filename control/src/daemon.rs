@@ -7,12 +7,11 @@
 
 use crossbeam_queue::ArrayQueue;
 use rvpp_dataplane::buffer::BufferPool;
-use rvpp_dataplane::cnat::node::CnatInput;
-use rvpp_dataplane::cnat::{Cnat, CnatConfig};
+use rvpp_dataplane::cnat::Cnat;
 use rvpp_dataplane::device::{RxMode, RxQueue, TxQueue};
+use rvpp_dataplane::feature::FeatureTables;
 use rvpp_dataplane::forwarding::Forwarding;
 use rvpp_dataplane::graph::Graph;
-use rvpp_dataplane::nodes::{standard_graph, FeatureArcs};
 use rvpp_dataplane::runtime::{Runtime, ThreadStats};
 use rvpp_dataplane::tables::Shared;
 use rvpp_drivers::wait::{Epoll, EventFd};
@@ -108,8 +107,6 @@ pub struct Dataplane {
     pub pool: Arc<BufferPool>,
     pub shared: Arc<Shared>,
     pub fwd: Mutex<Forwarding>,
-    /// Kubernetes services (translations, SNAT, sessions), shared with every worker's nodes.
-    pub cnat: Arc<Cnat>,
     pub workers: Vec<Worker>,
     /// Devices by sw_if_index (the control service's registry; see `service`).
     pub devices: Mutex<BTreeMap<u32, DeviceInfo>>,
@@ -125,6 +122,8 @@ pub struct Dataplane {
     pub pending_pg: Mutex<Vec<(u32, Box<dyn RxQueue>)>>,
     /// `pcap trace`: the file the capture goes to, and its packet limit.
     pub pcap: Mutex<Option<(std::path::PathBuf, u32)>>,
+    /// The shared tables of feature modules (the same `Arc`s their nodes read).
+    pub feature_tables: FeatureTables,
 }
 
 #[derive(Default, Clone)]
@@ -144,15 +143,10 @@ pub struct DataplaneConfig {
     pub rx_mode: RxMode,
 }
 
-/// The graph every thread runs: cnat's input nodes are the unicast arcs' only features (at
-/// position `api::cnat::CNAT_ARC_POSITION`, 0).
-fn graph(cnat: &Arc<Cnat>) -> Result<Graph, String> {
-    let arcs = FeatureArcs {
-        ip4_unicast: vec![CnatInput::IP4],
-        ip6_unicast: vec![CnatInput::IP6],
-    };
-    let extra = rvpp_dataplane::cnat::node::graph_nodes(cnat, &arcs.ip4_unicast, &arcs.ip6_unicast);
-    standard_graph(&arcs, extra)
+/// Every worker's graph: the forwarding nodes, every feature module and every driver's nodes.
+/// Features share their tables through `tables`, which the control side keeps too.
+fn graph(tables: &FeatureTables) -> Result<Graph, String> {
+    rvpp_drivers::graph_builder(tables).build()
 }
 
 /// Expire idle cnat sessions once a second, beside the workers (they never stop for it).
@@ -184,9 +178,10 @@ impl Dataplane {
             pool.backing().name()
         );
         let shared = Shared::new();
-        let fwd = Forwarding::new(shared.clone());
-        let cnat = Cnat::new(CnatConfig::default());
-        let g = graph(&cnat)?;
+        let mut fwd = Forwarding::new(shared.clone());
+        let feature_tables = FeatureTables::default();
+        let g = graph(&feature_tables)?;
+        fwd.use_features(g.features.clone());
         let graph_names = g.names.clone();
         let error_names = g.error_names.clone();
         let stop = Arc::new(AtomicBool::new(false));
@@ -208,7 +203,7 @@ impl Dataplane {
         let mut workers = Vec::new();
         for (wi, (thread, name, core)) in threads.into_iter().enumerate() {
             let rt = Runtime::new(
-                graph(&cnat)?,
+                graph(&feature_tables)?,
                 pool.local(),
                 shared.clone(),
                 thread,
@@ -231,11 +226,10 @@ impl Dataplane {
                 join: Some(join),
             });
         }
-        spawn_cnat_scanner(cnat.clone(), stop.clone())?;
+        spawn_cnat_scanner(feature_tables.get::<Cnat>(), stop.clone())?;
         Ok(Arc::new(Self {
             pool,
             shared,
-            cnat,
             fwd: Mutex::new(fwd),
             workers,
             devices: Mutex::new(BTreeMap::new()),
@@ -247,7 +241,14 @@ impl Dataplane {
             baseline: Mutex::new(Baseline::default()),
             pending_pg: Mutex::new(Vec::new()),
             pcap: Mutex::new(None),
+            feature_tables,
         }))
+    }
+
+    /// Kubernetes services (translations, SNAT, sessions): cnat's feature table, the one its
+    /// nodes in every worker read.
+    pub fn cnat(&self) -> Arc<Cnat> {
+        self.feature_tables.get::<Cnat>()
     }
 
     pub fn fwd(&self) -> std::sync::MutexGuard<'_, Forwarding> {

@@ -1,7 +1,9 @@
 //! rvpp control surface: startup.conf, the CLI socket, the VPP binary API, and the daemon's runtime.
+#![forbid(unsafe_code)]
 pub mod api;
 pub mod cli;
 pub mod cli_cnat;
+pub mod cli_feature;
 pub mod cli_linux;
 pub mod cli_memif;
 pub mod cli_server;

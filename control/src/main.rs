@@ -1,4 +1,5 @@
 //! `rvpp`: the dataplane daemon. Runs as `rvpp -c /etc/vpp/startup.conf` (or as `vpp`).
+#![forbid(unsafe_code)]
 
 use rvpp_control::cli;
 use rvpp_control::cli_server::{CliOptions, CliServer};

@@ -251,8 +251,7 @@ fn idle_adaptive_worker_sleeps_and_rx_queues_can_move() {
     // Adaptive mode sleeps after 1,024 empty rounds; give it a moment to get there.
     std::thread::sleep(Duration::from_millis(200));
     // Two workers with nothing to do must not burn their cores.
-    // SAFETY: sysconf has no preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    let hz = rustix::param::clock_ticks_per_second() as f64;
     let t0 = cpu_ticks(r.child.id());
     let w0 = Instant::now();
     std::thread::sleep(Duration::from_secs(2));
@@ -352,4 +351,22 @@ fn a_cli_tap_goes_with_its_namespace() {
     });
     assert!(r.ctl("show linux-interfaces").trim().is_empty());
     drop(ns);
+}
+
+/// Removing the socket files under a running rvpp must not keep it from stopping: the accept
+/// threads are woken through their own socket handles, not by connecting to the path.
+#[test]
+fn stops_after_its_socket_files_are_removed() {
+    let mut r = Rvpp::start_with(
+        "daemon-unlinked",
+        Opts {
+            conf: "socksvr { socket-name {dir}/api.sock }",
+            wait_for: &["api.sock"],
+            ..Default::default()
+        },
+    );
+    std::fs::remove_file(r.path("api.sock")).unwrap();
+    std::fs::remove_file(&r.cli).unwrap();
+    let st = r.terminate();
+    assert!(st.success(), "rvpp exited with {st}");
 }

@@ -282,9 +282,11 @@ fn installed_vpp_runs_calicos_startup_conf() {
     assert_eq!(pid, child.id(), "pidfile");
 
     // vpp-manager forwards SIGTERM to VPP as SIGINT; the pod's own stop is SIGTERM. Both stop it.
-    // SAFETY: kill(2) takes no pointers. The pid is our child's, which has not been waited for
-    // yet, so it cannot have been reused by another process.
-    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+    // Our child, not yet waited for, so its pid cannot have been reused.
+    let _ = rustix::process::kill_process(
+        rustix::process::Pid::from_child(&child),
+        rustix::process::Signal::TERM,
+    );
     let t0 = Instant::now();
     let status = loop {
         if let Some(st) = child.try_wait().unwrap() {

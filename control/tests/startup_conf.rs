@@ -325,3 +325,12 @@ fn tree_display_reparses() {
     assert_eq!(again.plugins.plugins.len(), c.plugins.plugins.len());
     assert_eq!(again.buffers, c.buffers);
 }
+
+#[test]
+fn group_names_resolve_through_the_group_database() {
+    assert_eq!(GidSpec::Name("root".into()).resolve().unwrap(), 0);
+    let e = GidSpec::Name("rvpp-no-such-group-x".into())
+        .resolve()
+        .unwrap_err();
+    assert_eq!(e.kind(), std::io::ErrorKind::NotFound);
+}

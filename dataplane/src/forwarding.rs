@@ -5,6 +5,7 @@
 //! after every worker can see it, so new load-balances are published and a grace period passes
 //! before the leaf is written.
 
+use crate::feature::{arc, FeatureError, FeatureSet, ARCS};
 use crate::fib::{FibError, Ip4FibConfig, Ip4FibWriter, Ip6FibWriter, LEAF_MISS};
 use crate::tables::*;
 use crate::wire::{self, Mac};
@@ -181,6 +182,8 @@ pub enum FwdError {
     TooManyInterfaces,
     Invalid(String),
     Fib(FibError),
+    /// No such arc, or no such feature registered on it.
+    Feature(FeatureError),
 }
 
 impl std::fmt::Display for FwdError {
@@ -194,6 +197,7 @@ impl std::fmt::Display for FwdError {
             FwdError::TooManyInterfaces => write!(f, "too many interfaces"),
             FwdError::Invalid(s) => write!(f, "{s}"),
             FwdError::Fib(e) => write!(f, "{e}"),
+            FwdError::Feature(e) => write!(f, "{e}"),
         }
     }
 }
@@ -258,6 +262,8 @@ pub struct Forwarding {
     /// Per-protocol MTUs (VPP's `mtu[IP4]`, `mtu[IP6]`) that differ from the interface's L3
     /// MTU; 0 follows it. Adjacencies of each family take theirs.
     proto_mtu: HashMap<u32, [u16; 2]>,
+    /// The features the workers' graph registered, by arc (see `use_features`).
+    features: Arc<FeatureSet>,
 }
 
 impl Forwarding {
@@ -283,6 +289,7 @@ impl Forwarding {
             fwd_dirty: true,
             fib4_config,
             proto_mtu: HashMap::new(),
+            features: Arc::default(),
             shared,
         };
         let local4 = f.adj(
@@ -332,6 +339,7 @@ impl Forwarding {
             self.ifs_dirty = false;
         }
         if self.fwd_dirty {
+            self.sync_output_features();
             self.shared.fwd.publish(self.fwd.clone());
             self.fwd_dirty = false;
         }
@@ -513,8 +521,10 @@ impl Forwarding {
             mac: i.mac,
             ip4_fib: i.ip4_fib,
             ip6_fib: i.ip6_fib,
-            feat_ip4: i.feat_ip4,
-            feat_ip6: i.feat_ip6,
+            feat_ip4: i.features[arc::IP4_UNICAST],
+            feat_ip6: i.features[arc::IP6_UNICAST],
+            feat_ip4_local: i.features[arc::IP4_LOCAL],
+            feat_ip6_local: i.features[arc::IP6_LOCAL],
             mtu: i.mtu,
             xconnect: i.xconnect.unwrap_or(u32::MAX),
         };
@@ -642,30 +652,75 @@ impl Forwarding {
         Ok(())
     }
 
-    pub fn set_feature(
+    /// Take the feature registrations of the graph the workers run (`Graph::features`): the
+    /// names `feature_enable` accepts. Every worker's graph is built from the same registrations.
+    pub fn use_features(&mut self, set: Arc<FeatureSet>) {
+        self.features = set;
+    }
+
+    /// The registered features of every arc, in the order they run.
+    pub fn features(&self) -> &FeatureSet {
+        &self.features
+    }
+
+    /// Enable or disable feature `feature` of arc `arc` on interface `sw` (VPP's
+    /// `vnet_feature_enable_disable`). Workers see it with the next publish: input arcs through
+    /// the interface's `IfFast`, output arcs through its adjacencies.
+    pub fn feature_enable(
         &mut self,
         sw: u32,
-        ip6: bool,
-        position: u8,
+        arc: &str,
+        feature: &str,
         on: bool,
     ) -> Result<(), FwdError> {
-        if position as usize >= MAX_FEATURES {
-            return Err(FwdError::Invalid("feature position out of range".into()));
-        }
+        // As VPP's handler: the interface is checked before the names.
+        self.iface(sw)?;
+        let (a, bit) = self
+            .features
+            .find(arc, feature)
+            .map_err(FwdError::Feature)?;
         let i = self.iface_mut(sw)?;
-        let m = if ip6 {
-            &mut i.feat_ip6
-        } else {
-            &mut i.feat_ip4
-        };
         if on {
-            *m |= 1 << position;
+            i.features[a] |= bit;
         } else {
-            *m &= !(1 << position);
+            i.features[a] &= !bit;
+        }
+        if ARCS[a].output {
+            self.fwd_dirty = true;
         }
         self.refresh_fast(sw);
         self.publish();
         Ok(())
+    }
+
+    /// (arc name, enabled features in order) of every arc with a feature enabled on `sw`.
+    pub fn interface_features(
+        &self,
+        sw: u32,
+    ) -> Result<Vec<(&'static str, Vec<&'static str>)>, FwdError> {
+        let i = self.iface(sw)?;
+        Ok((0..arc::COUNT)
+            .filter(|&a| i.features[a] != 0)
+            .map(|a| (ARCS[a].name, self.features.enabled(a, i.features[a])))
+            .collect())
+    }
+
+    /// Each rewrite adjacency carries its tx interface's output-arc mask, so ip4-rewrite and
+    /// ip6-rewrite test one word of what they already read.
+    fn sync_output_features(&mut self) {
+        for adj in self.fwd.adjs.iter_mut() {
+            let mask = match self.ifs.ifs.get(adj.sw_if_index as usize) {
+                Some(Some(i)) if adj.kind == AdjKind::Rewrite => {
+                    i.features[if adj.is_ip6 {
+                        arc::IP6_OUTPUT
+                    } else {
+                        arc::IP4_OUTPUT
+                    }]
+                }
+                _ => 0,
+            };
+            adj.out_features = mask;
+        }
     }
 
     pub fn enable_ip6(&mut self, sw: u32, on: bool) -> Result<(), FwdError> {
@@ -1004,6 +1059,7 @@ impl Forwarding {
                     next_hop: nhv,
                     is_ip6: v6,
                     lookup_fib: 0,
+                    out_features: 0,
                 }
             }
             None => Adjacency {

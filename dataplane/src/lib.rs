@@ -5,6 +5,7 @@
 pub mod buffer;
 pub mod cnat;
 pub mod device;
+pub mod feature;
 pub mod fib;
 pub mod forwarding;
 pub mod graph;

@@ -54,6 +54,12 @@ impl<T> Published<T> {
     }
 }
 
+impl<T: Default> Default for Published<T> {
+    fn default() -> Self {
+        Self::new(T::default())
+    }
+}
+
 /// A worker's cached copy of a [`Published`] value.
 pub struct Snapshot<T> {
     generation: u64,

@@ -227,6 +227,8 @@ pub struct Ctx<'a> {
     /// TSC at the start of this node's call.
     pub now: u64,
     error_base: u16,
+    /// This node's edges on its feature arc.
+    arc: crate::feature::ArcEdges,
     /// Clocks a node spent on behalf of other nodes (device tx), not its own.
     nested_clocks: u64,
 }
@@ -259,6 +261,12 @@ impl<'a> Ctx<'a> {
             base: self.error_base,
             stats: self.stats,
         }
+    }
+    /// This node's edges on its feature arc: `arc().next(mask)` is the edge to the next
+    /// enabled feature or the arc's end (VPP's `vnet_feature_next`).
+    #[inline(always)]
+    pub fn arc(&self) -> crate::feature::ArcEdges {
+        self.arc
     }
     /// Global error index of this node's local error `code`.
     #[inline(always)]
@@ -314,7 +322,7 @@ pub struct Runtime {
 }
 
 /// error-drop's reason for a packet sent along an edge its node does not have (a node bug).
-const ERROR_DROP_BAD_EDGE: u16 = 0;
+const ERROR_DROP_BAD_EDGE: u16 = crate::nodes::output::drop_error::BAD_EDGE;
 
 impl Runtime {
     pub fn new(
@@ -605,6 +613,7 @@ impl Runtime {
                     thread: self.thread,
                     now: t0,
                     error_base: self.graph.error_base[ni as usize],
+                    arc: self.graph.arc_edges[ni as usize],
                     nested_clocks: 0,
                 };
                 let chunk = &mut work[off..off + n];
@@ -707,7 +716,7 @@ pub fn tsc_hz() -> u64 {
 mod tests {
     use super::*;
     use crate::buffer::BufferPool;
-    use crate::nodes::{standard_graph, FeatureArcs};
+    use crate::nodes::standard_graph;
 
     #[test]
     fn a_pending_vector_grows_instead_of_dropping() {
@@ -716,7 +725,7 @@ mod tests {
         // ("frame too short": they are 4 bytes long), none under the dispatcher's.
         let pool = BufferPool::with_backing(4096, 2048, false).unwrap();
         let shared = Shared::new();
-        let graph = standard_graph(&FeatureArcs::default(), vec![]).unwrap();
+        let graph = standard_graph(&[]).unwrap();
         let mut rt = Runtime::new(graph, pool.local(), shared, 0, "test".into()).unwrap();
         let eth = rt.graph().index("ethernet-input").unwrap();
         for _ in 0..3000 {

@@ -31,6 +31,9 @@ pub struct IfFast {
     /// Enabled features on the ip4-unicast / ip6-unicast arcs (bit = position on the arc).
     pub feat_ip4: u32,
     pub feat_ip6: u32,
+    /// Enabled features on the ip4-local / ip6-local arcs (packets for us received here).
+    pub feat_ip4_local: u32,
+    pub feat_ip6_local: u32,
     /// L3 MTU in bytes.
     pub mtu: u16,
     /// L2 cross-connect: every frame received here leaves on this interface (u32::MAX: none).
@@ -46,6 +49,8 @@ impl Default for IfFast {
             ip6_fib: 0,
             feat_ip4: 0,
             feat_ip6: 0,
+            feat_ip4_local: 0,
+            feat_ip6_local: 0,
             mtu: 0,
             xconnect: u32::MAX,
         }
@@ -96,8 +101,8 @@ pub struct Interface {
     pub tx_csum: bool,
     /// L2 cross-connect target.
     pub xconnect: Option<u32>,
-    pub feat_ip4: u32,
-    pub feat_ip6: u32,
+    /// Enabled features per arc (index: `feature::arc`; bit = position on the arc).
+    pub features: [u32; crate::feature::arc::COUNT],
 }
 
 /// All interfaces, indexed by sw_if_index.
@@ -189,6 +194,9 @@ pub struct Adjacency {
     pub is_ip6: bool,
     /// For `Lookup`: the fib index to look up in.
     pub lookup_fib: u32,
+    /// Output-arc features enabled on `sw_if_index` (ip4-output or ip6-output by `is_ip6`);
+    /// the writer keeps it in step with the interface, so the rewrite nodes test one word.
+    pub out_features: u32,
 }
 
 /// An ECMP set of adjacencies, chosen by flow hash.

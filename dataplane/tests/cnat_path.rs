@@ -1,16 +1,21 @@
 //! cnat through the whole graph: a ClusterIP DNATed to its backend and the replies un-DNATed
 //! (IPv4 and IPv6), an unknown VIP port following the FIB, an update reaching only new flows,
-//! a delete removing exactly its sessions, and an ICMP error translated back. Frames are
-//! built and checked with etherparse.
+//! a delete removing exactly its sessions, an ICMP error translated back, and SNAT by the K8S
+//! policy on the output arcs (after rewrite) with its return traffic un-SNATed on the input
+//! arcs. Frames are built and checked with etherparse.
 
 use etherparse::{IpNumber, NetSlice, PacketBuilder, SlicedPacket, TransportSlice};
 use rvpp_dataplane::buffer::{BufferPool, Buffers};
-use rvpp_dataplane::cnat::node::{graph_nodes, in_err, CnatInput};
+use rvpp_dataplane::cnat::node::{in_err, out_err};
+use rvpp_dataplane::cnat::snat::{IfTable, Policy};
 use rvpp_dataplane::cnat::translation::{flow_hash, Endpoint, PathEp, Translation};
 use rvpp_dataplane::cnat::{Cnat, CnatConfig};
 use rvpp_dataplane::device::TxQueue;
+use rvpp_dataplane::feature::FeatureTables;
 use rvpp_dataplane::forwarding::{Forwarding, Path, Prefix};
-use rvpp_dataplane::nodes::{standard_graph, FeatureArcs};
+use rvpp_dataplane::graph::DeviceNodes;
+use rvpp_dataplane::nodes::cnat::{self as cnat_nodes, CnatInput, CnatOutput};
+use rvpp_dataplane::nodes::standard_with;
 use rvpp_dataplane::runtime::Runtime;
 use rvpp_dataplane::tables::Shared;
 use std::net::IpAddr;
@@ -55,7 +60,7 @@ struct Lab {
     /// A second worker over the same tables and the same cnat state.
     rt2: Runtime,
     out2: Frames,
-    _fwd: Forwarding,
+    fwd: Forwarding,
     out0: Frames,
     out1: Frames,
     if0: u32,
@@ -113,22 +118,20 @@ fn lab() -> Lab {
         vec![Path::via(nh6, Some(if1))],
     )
     .unwrap();
-    let arcs = FeatureArcs {
-        ip4_unicast: vec![CnatInput::IP4],
-        ip6_unicast: vec![CnatInput::IP6],
-    };
+    // The graph's cnat nodes take their `Cnat` from the feature tables: a small one here.
+    let tables = FeatureTables::default();
     let cnat = Cnat::new(CnatConfig { max_sessions: 1024 });
+    tables.insert(cnat.clone());
     let graph = || {
-        standard_graph(
-            &arcs,
-            graph_nodes(&cnat, &arcs.ip4_unicast, &arcs.ip6_unicast),
-        )
-        .unwrap()
+        standard_with(&tables)
+            .device(DeviceNodes::tx_only("pg-tx"))
+            .build()
+            .unwrap()
     };
-    // feature_cnat_enable_disable: position 0 of both unicast arcs on both interfaces.
+    fwd.use_features(graph().features);
+    // feature_cnat_enable_disable on both interfaces: input and output features.
     for i in [if0, if1] {
-        fwd.set_feature(i, false, 0, true).unwrap();
-        fwd.set_feature(i, true, 0, true).unwrap();
+        cnat_nodes::feature_enable(&mut fwd, i, true).unwrap();
     }
     let mut rt = Runtime::new(graph(), pool.local(), shared.clone(), 0, "test".into()).unwrap();
     let mut rt2 = Runtime::new(graph(), pool.local(), shared, 1, "test2".into()).unwrap();
@@ -143,7 +146,7 @@ fn lab() -> Lab {
         rt,
         rt2,
         out2,
-        _fwd: fwd,
+        fwd,
         out0,
         out1,
         if0,
@@ -599,5 +602,117 @@ fn full_session_table_is_a_counted_drop_and_purge_frees_it() {
     assert_eq!(l.cnat.purge(), 2 * flows);
     l.send(l.if0, &tcp4(CLIENT, VIP, 9999, 80, PEER0, MAC0));
     assert_eq!(Lab::take(&l.out1).len(), 1);
+    l.no_leaks();
+}
+
+/// pg1's address: the node address SNAT uses.
+const NODE: [u8; 4] = [198, 19, 0, 1];
+const NODE6: [u8; 16] = [0xfd, 0, 0, 0, 0, 0, 0, 0x19, 0, 0, 0, 0, 0, 0, 0, 1];
+
+/// calico's SNAT setup: pg0 is a pod interface whose pool has natOutgoing (POD and INCLUDE),
+/// the node addresses SNAT to, the K8S policy, and `exclude` left alone.
+fn k8s_snat(l: &Lab, exclude: &[[u8; 4]]) {
+    let if0 = l.if0;
+    l.cnat.snat_edit(|s| {
+        s.ip4 = v4(NODE);
+        s.ip6 = u128::from_be_bytes(NODE6);
+        s.policy = Policy::K8s;
+        for t in [IfTable::Pod, IfTable::IncludeV4, IfTable::IncludeV6] {
+            s.tables.entry(t).or_default().insert(if0);
+        }
+        for e in exclude {
+            s.exclude.add(v4(*e), 128);
+        }
+    });
+}
+
+#[test]
+fn snat_on_the_output_arc_and_the_reply_un_snatted() {
+    let mut l = lab();
+    k8s_snat(&l, &[B1]);
+    // A pod reaches an outside address: it leaves pg1 from the node address and a new port.
+    l.send(l.if0, &tcp4(CLIENT, B2, 40000, 443, PEER0, MAC0));
+    let (src, dst, sport, dport) = read4(&Lab::one(&l.out1));
+    assert_eq!(
+        (src, dst, dport),
+        (NODE, B2, 443),
+        "SNAT to the node address"
+    );
+    assert!(sport >= 49152, "a port from the SNAT range: {sport}");
+    assert_eq!(l.counter(CnatOutput::IP4, out_err::NEW_SESSIONS), 1);
+    assert_eq!(l.cnat.sessions.len(), 2, "forward and return entries");
+    // The reply, to the node address, is un-SNATed before the lookup and reaches the pod.
+    l.send(l.if1, &tcp4(B2, NODE, 443, sport, PEER1, MAC1));
+    assert_eq!(read4(&Lab::one(&l.out0)), (B2, CLIENT, 443, 40000));
+    // The flow's next packet keeps its port; no new session.
+    l.send(l.if0, &tcp4(CLIENT, B2, 40000, 443, PEER0, MAC0));
+    assert_eq!(read4(&Lab::one(&l.out1)), (NODE, B2, sport, 443));
+    assert_eq!(l.counter(CnatOutput::IP4, out_err::NEW_SESSIONS), 1);
+    // An excluded destination is left alone.
+    l.send(l.if0, &tcp4(CLIENT, B1, 40000, 443, PEER0, MAC0));
+    assert_eq!(read4(&Lab::one(&l.out1)), (CLIENT, B1, 40000, 443));
+    // SNAT is the output arc's work: without cnat-output-ip4 on pg1 a new flow leaves as is.
+    l.fwd
+        .feature_enable(l.if1, "ip4-output", CnatOutput::IP4, false)
+        .unwrap();
+    l.send(l.if0, &tcp4(CLIENT, B2, 40001, 443, PEER0, MAC0));
+    assert_eq!(read4(&Lab::one(&l.out1)), (CLIENT, B2, 40001, 443));
+    assert_eq!(l.cnat.sessions.len(), 2);
+    l.no_leaks();
+}
+
+/// A pod reaches a service whose backend is outside: DNAT on the input arc, SNAT on the output
+/// arc; the reply is un-SNATed and un-DNATed in one step and comes from the VIP.
+#[test]
+fn service_to_an_outside_backend_is_dnatted_and_snatted_and_back() {
+    let mut l = lab();
+    k8s_snat(&l, &[]);
+    service(&l, &[B1]);
+    l.send(l.if0, &tcp4(CLIENT, VIP, 40000, 80, PEER0, MAC0));
+    let (src, dst, sport, dport) = read4(&Lab::one(&l.out1));
+    assert_eq!((src, dst, dport), (NODE, B1, 8080));
+    assert_eq!(l.counter(CnatInput::IP4, in_err::NEW_SESSIONS), 1);
+    assert_eq!(l.counter(CnatOutput::IP4, out_err::NEW_SESSIONS), 1);
+    l.send(l.if1, &tcp4(B1, NODE, 8080, sport, PEER1, MAC1));
+    assert_eq!(read4(&Lab::one(&l.out0)), (VIP, CLIENT, 80, 40000));
+    l.no_leaks();
+}
+
+#[test]
+fn snat_on_the_ip6_output_arc_and_back() {
+    let mut l = lab();
+    k8s_snat(&l, &[]);
+    let udp6 = |src, dst, sp, dp, from: [u8; 6], to: [u8; 6]| {
+        let mut v = Vec::new();
+        PacketBuilder::ethernet2(from, to)
+            .ipv6(src, dst, 64)
+            .udp(sp, dp)
+            .write(&mut v, b"query")
+            .unwrap();
+        v
+    };
+    let read6 = |f: &[u8]| {
+        let s = SlicedPacket::from_ethernet(f).unwrap();
+        let Some(NetSlice::Ipv6(ip)) = s.net else {
+            panic!("not ipv6")
+        };
+        let (src, dst) = (ip.header().source(), ip.header().destination());
+        let Some(TransportSlice::Udp(u)) = s.transport else {
+            panic!("not udp")
+        };
+        let uh = u.to_header();
+        assert_eq!(
+            uh.calc_checksum_ipv6_raw(src, dst, u.payload()).unwrap(),
+            uh.checksum
+        );
+        (src, dst, uh.source_port, uh.destination_port)
+    };
+    l.send(l.if0, &udp6(CLIENT6, B16, 1111, 53, PEER0, MAC0));
+    let (src, dst, sport, dport) = read6(&Lab::one(&l.out1));
+    assert_eq!((src, dst, dport), (NODE6, B16, 53));
+    assert!(sport >= 49152);
+    assert_eq!(l.counter(CnatOutput::IP6, out_err::NEW_SESSIONS), 1);
+    l.send(l.if1, &udp6(B16, NODE6, 53, sport, PEER1, MAC1));
+    assert_eq!(read6(&Lab::one(&l.out0)), (B16, CLIENT6, 53, 1111));
     l.no_leaks();
 }

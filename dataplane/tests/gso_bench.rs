@@ -4,7 +4,8 @@
 use rvpp_dataplane::buffer::{flags, BufferPool, Buffers};
 use rvpp_dataplane::device::TxQueue;
 use rvpp_dataplane::forwarding::{Forwarding, Path, Prefix};
-use rvpp_dataplane::nodes::{standard_graph, FeatureArcs};
+use rvpp_dataplane::graph::DeviceNodes;
+use rvpp_dataplane::nodes::standard_graph;
 use rvpp_dataplane::runtime::Runtime;
 use rvpp_dataplane::tables::Shared;
 use std::time::Instant;
@@ -72,7 +73,7 @@ fn setup() -> (std::sync::Arc<BufferPool>, Forwarding, Runtime, u32) {
         vec![Path::via(nh, Some(if1))],
     )
     .unwrap();
-    let graph = standard_graph(&FeatureArcs::default(), vec![]).unwrap();
+    let graph = standard_graph(&[DeviceNodes::tx_only("pg-tx")]).unwrap();
     let mut rt = Runtime::new(graph, pool.local(), shared, 0, "bench".into()).unwrap();
     rt.set_tx(if1, Box::new(Sink)).unwrap();
     (pool, fwd, rt, if1)

@@ -6,8 +6,9 @@ use etherparse::{NetSlice, SlicedPacket, TransportSlice};
 use rvpp_dataplane::buffer::{flags, BufferPool, Buffers};
 use rvpp_dataplane::device::TxQueue;
 use rvpp_dataplane::forwarding::{Forwarding, Path, Prefix};
+use rvpp_dataplane::graph::DeviceNodes;
 use rvpp_dataplane::nodes::gso::gso_error;
-use rvpp_dataplane::nodes::{standard_graph, FeatureArcs};
+use rvpp_dataplane::nodes::standard_graph;
 use rvpp_dataplane::runtime::Runtime;
 use rvpp_dataplane::tables::Shared;
 use std::net::IpAddr;
@@ -138,7 +139,7 @@ fn lab_with(n_buffers: u32, tx_limit: usize, hold: bool) -> Lab {
         fwd.route_add(0, Prefix::parse(p).unwrap(), vec![path])
             .unwrap();
     }
-    let graph = standard_graph(&FeatureArcs::default(), vec![]).unwrap();
+    let graph = standard_graph(&[DeviceNodes::tx_only("pg-tx")]).unwrap();
     let mut rt = Runtime::new(graph, pool.local(), shared, 0, "test".into()).unwrap();
     let log = Log::default();
     for sw in [if0, if1, if2] {

@@ -4,7 +4,8 @@ use etherparse::{Ethernet2Header, IpNumber, Ipv4Header, PacketBuilder, SlicedPac
 use rvpp_dataplane::buffer::{BufferPool, Buffers};
 use rvpp_dataplane::device::TxQueue;
 use rvpp_dataplane::forwarding::{Forwarding, Path, Prefix};
-use rvpp_dataplane::nodes::{standard_graph, FeatureArcs};
+use rvpp_dataplane::graph::DeviceNodes;
+use rvpp_dataplane::nodes::standard_graph;
 use rvpp_dataplane::runtime::Runtime;
 use rvpp_dataplane::tables::Shared;
 use std::net::{IpAddr, Ipv4Addr};
@@ -35,6 +36,7 @@ impl TxQueue for Capture {
 
 struct Lab {
     pool: Arc<BufferPool>,
+    shared: Arc<Shared>,
     fwd: Forwarding,
     rt: Runtime,
     out0: Frames,
@@ -70,13 +72,15 @@ fn lab() -> Lab {
         vec![Path::via(nh, Some(if1))],
     )
     .unwrap();
-    let graph = standard_graph(&FeatureArcs::default(), vec![]).unwrap();
+    let graph = standard_graph(&[DeviceNodes::tx_only("pg-tx")]).unwrap();
+    let fwd_shared = shared.clone();
     let mut rt = Runtime::new(graph, pool.local(), shared, 0, "test".into()).unwrap();
     let (out0, out1) = (Frames::default(), Frames::default());
     rt.set_tx(if0, Box::new(Capture(out0.clone()))).unwrap();
     rt.set_tx(if1, Box::new(Capture(out1.clone()))).unwrap();
     Lab {
         pool,
+        shared: fwd_shared,
         fwd,
         rt,
         out0,
@@ -408,86 +412,338 @@ fn vlan_subinterface_receives_and_replies_tagged() {
     l.no_leaks();
 }
 
-/// A feature on the ip4-unicast arc runs between ip4-input and ip4-lookup only on the
-/// interfaces that enable it; the forwarding nodes are not touched to add it.
-#[test]
-fn feature_arc_inserts_a_node_per_interface() {
+/// Test features: each records the packets it sees and passes them on with one call.
+mod test_features {
     use rvpp_dataplane::graph::{Node, NodeInfo, NodeKind};
-    use rvpp_dataplane::nodes::ArcEdges;
     use rvpp_dataplane::runtime::Ctx;
-    struct DropUdp {
-        arc: ArcEdges,
+    use std::sync::{Arc, Mutex};
+
+    rvpp_dataplane::next_edges! {
+        pub mod next {
+            DROP => "error-drop",
+        }
     }
-    impl Node for DropUdp {
+    rvpp_dataplane::node_errors! {
+        pub mod error {
+            UDP_DROPPED => "udp dropped by test feature",
+        }
+    }
+
+    /// (feature, first 14 bytes) of each packet a test feature saw, in order.
+    pub type Seen = Arc<Mutex<Vec<(&'static str, Vec<u8>)>>>;
+
+    pub struct Recorder {
+        pub name: &'static str,
+        pub seen: Seen,
+        /// Drop UDP instead of passing it on.
+        pub drop_udp: bool,
+    }
+
+    impl Node for Recorder {
         fn info(&self) -> NodeInfo {
-            let mut next = vec!["error-drop"];
-            next.extend(ArcEdges::names(&["test-drop-udp"], "ip4-lookup"));
             NodeInfo {
-                name: "test-drop-udp",
+                name: self.name,
                 kind: NodeKind::Internal,
-                next_nodes: next,
-                errors: &["udp dropped by test feature"],
+                next_nodes: next::NAMES,
+                errors: error::NAMES,
             }
         }
         fn process(&mut self, cx: &mut Ctx<'_>, bufs: &mut [u32], nexts: &mut [u16]) {
             let errs = cx.errs();
+            let arc = cx.arc();
             for (i, &bi) in bufs.iter().enumerate() {
                 let b = cx.bufs.get(bi);
-                if b.data().get(9) == Some(&17) {
-                    b.meta.error = errs.error(0);
-                    nexts[i] = 0;
+                let d = b.data();
+                self.seen
+                    .lock()
+                    .unwrap()
+                    .push((self.name, d[..d.len().min(14)].to_vec()));
+                if self.drop_udp && d.get(9) == Some(&17) {
+                    b.meta.error = errs.error(error::UDP_DROPPED);
+                    nexts[i] = next::DROP;
                 } else {
-                    nexts[i] = self.arc.next(b.meta.feature_mask, Some(0));
+                    nexts[i] = arc.next(b.meta.feature_mask);
                 }
             }
         }
     }
-    let pool = BufferPool::with_backing(1024, 2048, false).unwrap();
-    let shared = Shared::new();
-    let mut fwd = Forwarding::new(shared.clone());
-    let if0 = fwd.interface_add("pg0", "pg", MAC0, true, 1500).unwrap();
-    let if1 = fwd.interface_add("pg1", "pg", MAC1, true, 1500).unwrap();
-    fwd.address_add(if0, Prefix::parse("198.18.0.1/24").unwrap())
+
+    pub fn recorder(name: &'static str, seen: &Seen, drop_udp: bool) -> Box<dyn Node> {
+        Box::new(Recorder {
+            name,
+            seen: seen.clone(),
+            drop_udp,
+        })
+    }
+}
+
+use rvpp_dataplane::feature::Feature;
+use rvpp_dataplane::forwarding::FwdError;
+use test_features::{recorder, Seen};
+
+/// The lab with a graph built by `build` (which gets the standard builder with pg-tx).
+fn lab_with(
+    build: impl FnOnce(rvpp_dataplane::graph::GraphBuilder) -> rvpp_dataplane::graph::GraphBuilder,
+) -> Lab {
+    let mut l = lab();
+    let graph = build(rvpp_dataplane::nodes::standard().device(DeviceNodes::tx_only("pg-tx")))
+        .build()
         .unwrap();
-    fwd.address_add(if1, Prefix::parse("198.19.0.1/24").unwrap())
+    l.fwd.use_features(graph.features.clone());
+    let shared = l.shared.clone();
+    let mut rt = Runtime::new(graph, l.pool.local(), shared, 0, "test".into()).unwrap();
+    rt.set_tx(l.if0, Box::new(Capture(l.out0.clone()))).unwrap();
+    rt.set_tx(l.if1, Box::new(Capture(l.out1.clone()))).unwrap();
+    l.rt = rt;
+    l
+}
+
+/// A feature on the ip4-unicast arc runs between ip4-input and ip4-lookup only on the
+/// interfaces that enable it by name; the forwarding nodes are not touched to add it.
+#[test]
+fn feature_arc_inserts_a_node_per_interface() {
+    let seen = Seen::default();
+    let mut l = lab_with(|b| {
+        b.feature(
+            Feature::new("ip4-unicast", "test-drop-udp"),
+            recorder("test-drop-udp", &seen, true),
+        )
+    });
+    let f = udp_frame([198, 19, 0, 2], 64, 10);
+    l.send(&f);
+    assert_eq!(Lab::take(&l.out1).len(), 1, "feature off: forwarded");
+    l.fwd
+        .feature_enable(l.if0, "ip4-unicast", "test-drop-udp", true)
         .unwrap();
-    fwd.set_admin_up(if0, true).unwrap();
-    fwd.set_admin_up(if1, true).unwrap();
-    fwd.neighbor_add(if1, "198.19.0.2".parse().unwrap(), PEER1, true)
+    l.send(&f);
+    assert!(Lab::take(&l.out1).is_empty(), "feature on: dropped");
+    assert_eq!(
+        l.error("test-drop-udp", test_features::error::UDP_DROPPED),
+        1
+    );
+    // Enabled on pg0 only: traffic arriving on pg1 does not see it.
+    assert_eq!(
+        l.fwd.interface_features(l.if0).unwrap(),
+        vec![("ip4-unicast", vec!["test-drop-udp"])]
+    );
+    assert!(l.fwd.interface_features(l.if1).unwrap().is_empty());
+    l.fwd
+        .feature_enable(l.if0, "ip4-unicast", "test-drop-udp", false)
         .unwrap();
-    let arcs = FeatureArcs {
-        ip4_unicast: vec!["test-drop-udp"],
-        ip6_unicast: vec![],
+    l.send(&f);
+    assert_eq!(Lab::take(&l.out1).len(), 1, "feature off again");
+    assert_eq!(
+        seen.lock().unwrap().len(),
+        1,
+        "the node ran only while enabled"
+    );
+    l.no_leaks();
+}
+
+/// runs_before / runs_after decide the order of a packet through the features, not the order
+/// of registration; a feature between two enabled ones can be skipped.
+#[test]
+fn features_run_in_constraint_order_and_skip_disabled_ones() {
+    let seen = Seen::default();
+    let mut l = lab_with(|b| {
+        b.feature(
+            Feature::new("ip4-unicast", "test-c").runs_after(&["test-b"]),
+            recorder("test-c", &seen, false),
+        )
+        .feature(
+            Feature::new("ip4-unicast", "test-a").runs_before(&["test-b", "not-loaded"]),
+            recorder("test-a", &seen, false),
+        )
+        .feature(
+            Feature::new("ip4-unicast", "test-b"),
+            recorder("test-b", &seen, false),
+        )
+    });
+    // ip4-udp-deny and cnat-input-ip4 (feature modules of the standard graph) have no
+    // constraints and were registered first, so they lead.
+    assert_eq!(
+        l.fwd
+            .features()
+            .features(rvpp_dataplane::feature::arc::IP4_UNICAST),
+        [
+            "ip4-udp-deny",
+            "cnat-input-ip4",
+            "test-a",
+            "test-b",
+            "test-c"
+        ]
+    );
+    for f in ["test-c", "test-a", "test-b"] {
+        l.fwd.feature_enable(l.if0, "ip4-unicast", f, true).unwrap();
+    }
+    l.send(&udp_frame([198, 19, 0, 2], 64, 10));
+    let order: Vec<_> = seen.lock().unwrap().drain(..).map(|s| s.0).collect();
+    assert_eq!(order, ["test-a", "test-b", "test-c"]);
+    assert_eq!(Lab::take(&l.out1).len(), 1, "then ip4-lookup and out");
+    l.fwd
+        .feature_enable(l.if0, "ip4-unicast", "test-b", false)
+        .unwrap();
+    l.send(&udp_frame([198, 19, 0, 2], 64, 10));
+    let order: Vec<_> = seen.lock().unwrap().drain(..).map(|s| s.0).collect();
+    assert_eq!(order, ["test-a", "test-c"]);
+    assert_eq!(Lab::take(&l.out1).len(), 1);
+    l.no_leaks();
+}
+
+#[test]
+fn a_cycle_or_an_unknown_arc_is_refused_when_the_graph_is_built() {
+    let seen = Seen::default();
+    let e = rvpp_dataplane::nodes::standard()
+        .feature(
+            Feature::new("ip4-unicast", "test-a").runs_before(&["test-b"]),
+            recorder("test-a", &seen, false),
+        )
+        .feature(
+            Feature::new("ip4-unicast", "test-b").runs_before(&["test-a"]),
+            recorder("test-b", &seen, false),
+        )
+        .build()
+        .err()
+        .unwrap();
+    assert!(e.contains("cycle") && e.contains("test-a, test-b"), "{e}");
+    let e = rvpp_dataplane::nodes::standard()
+        .feature(
+            Feature::new("ip4-nowhere", "test-a"),
+            recorder("test-a", &seen, false),
+        )
+        .build()
+        .err()
+        .unwrap();
+    assert!(e.contains("unknown arc 'ip4-nowhere'"), "{e}");
+    // Enabling by a name nobody registered is an error, not a silent no-op.
+    let mut l = lab_with(|b| b);
+    assert!(matches!(
+        l.fwd.feature_enable(l.if0, "ip4-unicast", "no-such", true),
+        Err(FwdError::Feature(_))
+    ));
+    assert!(matches!(
+        l.fwd.feature_enable(l.if0, "no-arc", "ip4-udp-deny", true),
+        Err(FwdError::Feature(_))
+    ));
+}
+
+/// A feature on ip4-output sees the packet after ip4-rewrite (L2 header of the next hop, TTL
+/// decremented), then interface-output sends it; other interfaces' packets skip it.
+#[test]
+fn output_arc_feature_sees_packets_after_rewrite() {
+    let seen = Seen::default();
+    let mut l = lab_with(|b| {
+        b.feature(
+            Feature::new("ip4-output", "test-tx-policy"),
+            recorder("test-tx-policy", &seen, false),
+        )
+    });
+    l.fwd
+        .feature_enable(l.if1, "ip4-output", "test-tx-policy", true)
+        .unwrap();
+    l.send(&udp_frame([198, 19, 0, 2], 64, 10));
+    let out = Lab::take(&l.out1);
+    assert_eq!(out.len(), 1);
+    let s = seen.lock().unwrap().drain(..).collect::<Vec<_>>();
+    assert_eq!(s.len(), 1);
+    assert_eq!(s[0].1[..6], PEER1, "rewritten: next hop's MAC");
+    assert_eq!(s[0].1[6..12], MAC1);
+    assert_eq!(out[0][14 + 8], 63, "ttl decremented before the feature");
+    // Traffic leaving pg0 (the echo reply to pg0's address) does not pass the feature.
+    let echo = {
+        let b = PacketBuilder::ethernet2(PEER0, MAC0)
+            .ipv4([198, 18, 0, 2], [198, 18, 0, 1], 64)
+            .icmpv4_echo_request(1, 1);
+        let mut v = Vec::new();
+        b.write(&mut v, &[0u8; 8]).unwrap();
+        v
     };
-    let graph = standard_graph(
-        &arcs,
-        vec![Box::new(DropUdp {
-            arc: ArcEdges { base: 1, n: 1 },
-        })],
-    )
-    .unwrap();
-    let mut rt = Runtime::new(graph, pool.local(), shared, 0, "t".into()).unwrap();
-    let out = Frames::default();
-    rt.set_tx(if1, Box::new(Capture(out.clone()))).unwrap();
-    let send = |rt: &mut Runtime| {
-        let f = udp_frame([198, 19, 0, 2], 64, 10);
-        let bi = rt.buffers().alloc_from_bytes(&f).unwrap();
-        rt.buffers().meta(bi).rx_sw_if_index = if0;
-        rt.inject("ethernet-input", &[bi]).unwrap();
-    };
-    send(&mut rt);
-    assert_eq!(out.lock().unwrap().len(), 1, "feature off: forwarded");
-    fwd.set_feature(if0, false, 0, true).unwrap();
-    send(&mut rt);
-    assert_eq!(out.lock().unwrap().len(), 1, "feature on: dropped");
-    let e = rt.graph().error_index("test-drop-udp", 0).unwrap();
-    assert_eq!(rt.stats().errors[e as usize].get(), 1);
-    fwd.set_feature(if0, false, 0, false).unwrap();
-    send(&mut rt);
-    assert_eq!(out.lock().unwrap().len(), 2, "feature off again");
-    rt.buffers().flush();
-    drop(rt);
-    assert_eq!(pool.in_use(), 0);
+    l.send(&echo);
+    assert_eq!(Lab::take(&l.out0).len(), 1);
+    assert!(seen.lock().unwrap().is_empty());
+    // A neighbour added after the feature was enabled gets an adjacency that has it too.
+    l.fwd
+        .neighbor_add(l.if1, "198.19.0.9".parse().unwrap(), PEER0, true)
+        .unwrap();
+    l.send(&udp_frame([198, 19, 0, 9], 64, 10));
+    assert_eq!(Lab::take(&l.out1).len(), 1);
+    assert_eq!(seen.lock().unwrap().len(), 1);
+    l.fwd
+        .feature_enable(l.if1, "ip4-output", "test-tx-policy", false)
+        .unwrap();
+    l.send(&udp_frame([198, 19, 0, 2], 64, 10));
+    assert_eq!(Lab::take(&l.out1).len(), 1);
+    assert_eq!(seen.lock().unwrap().len(), 1, "disabled: not seen again");
+    l.no_leaks();
+}
+
+/// With features registered but none enabled, packets take exactly the path and bytes they
+/// take in a graph without features, and no feature node runs.
+#[test]
+fn disabled_features_leave_the_path_untouched() {
+    let seen = Seen::default();
+    let frames = [
+        udp_frame([198, 19, 0, 2], 64, 10),
+        udp_frame([198, 19, 200, 7], 2, 100),
+        udp_frame([203, 0, 113, 1], 64, 10),
+    ];
+    let mut plain = lab();
+    let mut feat = lab_with(|b| {
+        b.feature(
+            Feature::new("ip4-unicast", "test-in"),
+            recorder("test-in", &seen, true),
+        )
+        .feature(
+            Feature::new("ip4-output", "test-out"),
+            recorder("test-out", &seen, true),
+        )
+    });
+    for f in &frames {
+        plain.send(f);
+        feat.send(f);
+    }
+    assert_eq!(Lab::take(&plain.out1), Lab::take(&feat.out1));
+    assert_eq!(Lab::take(&plain.out0), Lab::take(&feat.out0));
+    assert!(seen.lock().unwrap().is_empty());
+    for node in ["test-in", "test-out"] {
+        let n = feat.rt.graph().index(node).unwrap();
+        assert_eq!(feat.rt.stats().nodes[n as usize].calls.get(), 0);
+    }
+    plain.no_leaks();
+    feat.no_leaks();
+}
+
+/// The real ip4-udp-deny feature: its shared table is published by the control side and picked
+/// up by the worker's node between vectors, per interface where it is enabled.
+#[test]
+fn udp_deny_feature_uses_its_shared_table() {
+    use rvpp_dataplane::feature::FeatureTables;
+    use rvpp_dataplane::nodes::udp_deny;
+    let tables = FeatureTables::default();
+    let mut l = lab();
+    let graph = rvpp_dataplane::nodes::standard_with(&tables)
+        .device(DeviceNodes::tx_only("pg-tx"))
+        .build()
+        .unwrap();
+    l.fwd.use_features(graph.features.clone());
+    let mut rt = Runtime::new(graph, l.pool.local(), l.shared.clone(), 0, "t".into()).unwrap();
+    rt.set_tx(l.if1, Box::new(Capture(l.out1.clone()))).unwrap();
+    l.rt = rt;
+    let table = tables.get::<udp_deny::Table>();
+    // udp_frame sends to port 2000.
+    table.publish(udp_deny::DeniedPorts::new(vec![2000]));
+    l.send(&udp_frame([198, 19, 0, 2], 64, 10));
+    assert_eq!(Lab::take(&l.out1).len(), 1, "not enabled on pg0 yet");
+    l.fwd
+        .feature_enable(l.if0, "ip4-unicast", "ip4-udp-deny", true)
+        .unwrap();
+    l.send(&udp_frame([198, 19, 0, 2], 64, 10));
+    assert!(Lab::take(&l.out1).is_empty(), "denied");
+    assert_eq!(l.error("ip4-udp-deny", udp_deny::error::DENIED), 1);
+    table.publish(udp_deny::DeniedPorts::new(vec![53]));
+    l.send(&udp_frame([198, 19, 0, 2], 64, 10));
+    assert_eq!(Lab::take(&l.out1).len(), 1, "new table: port 2000 passes");
+    l.no_leaks();
 }
 
 #[test]
@@ -607,4 +863,46 @@ fn local0_holds_index_0_and_cannot_be_deleted() {
     l.fwd.interface_del(l.if1).unwrap();
     let again = l.fwd.interface_add("pgx", "pg", MAC0, true, 1500).unwrap();
     assert_eq!(again, 1, "the lowest free instance, never 0");
+}
+
+/// A feature on ip4-local sees packets for our own addresses received on the interfaces that
+/// enable it, before ip4-local answers them; forwarded packets do not pass it.
+#[test]
+fn local_arc_feature_sees_packets_for_us() {
+    let seen = Seen::default();
+    let mut l = lab_with(|b| {
+        b.feature(
+            Feature::new("ip4-local", "test-local"),
+            recorder("test-local", &seen, false),
+        )
+    });
+    let echo = {
+        let b = PacketBuilder::ethernet2(PEER0, MAC0)
+            .ipv4([198, 18, 0, 2], [198, 18, 0, 1], 64)
+            .icmpv4_echo_request(1, 1);
+        let mut v = Vec::new();
+        b.write(&mut v, &[0u8; 8]).unwrap();
+        v
+    };
+    l.send(&echo);
+    assert_eq!(Lab::take(&l.out0).len(), 1, "answered without the feature");
+    assert!(seen.lock().unwrap().is_empty());
+    l.fwd
+        .feature_enable(l.if0, "ip4-local", "test-local", true)
+        .unwrap();
+    l.send(&echo);
+    assert_eq!(Lab::take(&l.out0).len(), 1, "answered after the feature");
+    assert_eq!(
+        seen.lock().unwrap().len(),
+        1,
+        "the feature saw the echo request"
+    );
+    l.send(&udp_frame([198, 19, 0, 2], 64, 10));
+    assert_eq!(Lab::take(&l.out1).len(), 1);
+    assert_eq!(
+        seen.lock().unwrap().len(),
+        1,
+        "forwarded traffic skips ip4-local"
+    );
+    l.no_leaks();
 }

@@ -7,10 +7,11 @@ use etherparse::{
 use rvpp_dataplane::buffer::{BufferPool, Buffers};
 use rvpp_dataplane::device::TxQueue;
 use rvpp_dataplane::fib::Ip6FibWriter;
+use rvpp_dataplane::graph::DeviceNodes;
 use rvpp_dataplane::nodes::ip6::{
     discover_error, icmp_error, input_error, local_error, lookup_error,
 };
-use rvpp_dataplane::nodes::{standard_graph, FeatureArcs};
+use rvpp_dataplane::nodes::standard_graph;
 use rvpp_dataplane::runtime::Runtime;
 use rvpp_dataplane::tables::{
     if_flags, AdjKind, Adjacency, FibSet, FwdTable, IfFast, IfTable, Interface, Learned,
@@ -194,7 +195,7 @@ impl Env {
             ..Default::default()
         });
 
-        let graph = standard_graph(&FeatureArcs::default(), vec![]).unwrap();
+        let graph = standard_graph(&[DeviceNodes::tx_only("pg-tx")]).unwrap();
         let mut rt = Runtime::new(graph, pool.local(), shared.clone(), 0, "test".into()).unwrap();
         let sent: Sent = Arc::default();
         for sw in 1..=4 {

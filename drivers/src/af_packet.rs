@@ -20,10 +20,16 @@ use crate::vnet_hdr::{VnetHdr, VNET_HDR_LEN};
 use rvpp_dataplane::buffer::Buffers;
 use rvpp_dataplane::device::{RxQueue, TxQueue};
 use rvpp_dataplane::graph::rx_next;
+use rvpp_dataplane::graph::DeviceNodes;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
+
+/// The graph nodes of af_packet interfaces.
+pub const INPUT_NODE: &str = "af-packet-input";
+pub const TX_NODE: &str = "af-packet-tx";
+pub const NODES: DeviceNodes = DeviceNodes::new(INPUT_NODE, TX_NODE);
 
 // linux/if_packet.h
 const PACKET_ADD_MEMBERSHIP: i32 = 1;
@@ -597,7 +603,7 @@ impl AfPacketRxQueue {
 
 impl RxQueue for AfPacketRxQueue {
     fn input_node(&self) -> &'static str {
-        "af-packet-input"
+        INPUT_NODE
     }
     fn sw_if_index(&self) -> u32 {
         self.sw_if_index
@@ -824,7 +830,7 @@ impl AfPacketTxQueue {
 
 impl TxQueue for AfPacketTxQueue {
     fn tx_node(&self) -> &'static str {
-        "af-packet-tx"
+        TX_NODE
     }
 
     fn tx(&mut self, bufs: &mut Buffers, pkts: &[u32]) -> usize {

@@ -22,9 +22,15 @@ pub mod bpf;
 
 use crate::netdev::{ctl_socket, get_mac, get_mtu, if_index, QueueStats};
 use crate::netns;
+use rvpp_dataplane::graph::DeviceNodes;
 use std::io;
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
+
+/// The graph nodes of AF_XDP interfaces.
+pub const INPUT_NODE: &str = "af-xdp-input";
+pub const TX_NODE: &str = "af-xdp-tx";
+pub const NODES: DeviceNodes = DeviceNodes::new(INPUT_NODE, TX_NODE);
 
 /// How the sockets bind (`mode` in VPP's CLI).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -36,11 +36,17 @@ pub use memif::{Mode, Role, SocketSpec};
 use rvpp_dataplane::buffer::{flags, BufferPool, Buffers, NO_BUFFER};
 use rvpp_dataplane::device::{RxQueue, TxQueue};
 use rvpp_dataplane::graph::rx_next;
+use rvpp_dataplane::graph::DeviceNodes;
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
+
+/// The graph nodes of memif interfaces.
+pub const INPUT_NODE: &str = "memif-input";
+pub const TX_NODE: &str = "memif-tx";
+pub const NODES: DeviceNodes = DeviceNodes::new(INPUT_NODE, TX_NODE);
 
 /// Largest number of buffers one received packet may span.
 const MAX_CHAIN: usize = 64;
@@ -595,7 +601,7 @@ impl MemifRxQueue {
 
 impl RxQueue for MemifRxQueue {
     fn input_node(&self) -> &'static str {
-        "memif-input"
+        INPUT_NODE
     }
     fn sw_if_index(&self) -> u32 {
         self.sh.sw_if_index
@@ -1245,7 +1251,7 @@ impl MemifTxQueue {
 
 impl TxQueue for MemifTxQueue {
     fn tx_node(&self) -> &'static str {
-        "memif-tx"
+        TX_NODE
     }
 
     #[inline]

@@ -4,8 +4,14 @@
 use rvpp_dataplane::buffer::Buffers;
 use rvpp_dataplane::device::{RxQueue, TxQueue};
 use rvpp_dataplane::graph::rx_next;
+use rvpp_dataplane::graph::DeviceNodes;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
+
+/// The graph nodes of pcap file devices.
+pub const INPUT_NODE: &str = "pcap-input";
+pub const TX_NODE: &str = "pcap-tx";
+pub const NODES: DeviceNodes = DeviceNodes::new(INPUT_NODE, TX_NODE);
 
 pub const LINKTYPE_ETHERNET: u32 = 1;
 pub const LINKTYPE_RAW: u32 = 101;
@@ -163,7 +169,7 @@ impl PcapRx {
 
 impl RxQueue for PcapRx {
     fn input_node(&self) -> &'static str {
-        "pcap-input"
+        INPUT_NODE
     }
     fn sw_if_index(&self) -> u32 {
         self.sw_if_index
@@ -215,7 +221,7 @@ impl PcapTx {
 
 impl TxQueue for PcapTx {
     fn tx_node(&self) -> &'static str {
-        "pcap-tx"
+        TX_NODE
     }
     fn tx(&mut self, bufs: &mut Buffers, pkts: &[u32]) -> usize {
         for &bi in pkts {

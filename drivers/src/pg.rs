@@ -4,7 +4,15 @@
 use rvpp_dataplane::buffer::Buffers;
 use rvpp_dataplane::device::{RxQueue, TxQueue};
 use rvpp_dataplane::graph::rx_next;
+use rvpp_dataplane::graph::DeviceNodes;
 use rvpp_dataplane::wire::{self, Ip4HdrMut, Mac};
+
+/// The graph nodes of packet-generator streams and of the capture / null sinks.
+pub const INPUT_NODE: &str = "pg-input";
+pub const TX_NODE: &str = "pg-tx";
+pub const NULL_TX_NODE: &str = "null-tx";
+pub const NODES: DeviceNodes = DeviceNodes::new(INPUT_NODE, TX_NODE);
+pub const NULL_NODES: DeviceNodes = DeviceNodes::tx_only(NULL_TX_NODE);
 
 /// A stream of Ethernet/IPv4/UDP packets whose destination cycles through a list.
 pub struct PgStream {
@@ -83,7 +91,7 @@ impl PgStream {
 
 impl RxQueue for PgStream {
     fn input_node(&self) -> &'static str {
-        "pg-input"
+        INPUT_NODE
     }
     fn sw_if_index(&self) -> u32 {
         self.sw_if_index
@@ -139,7 +147,7 @@ pub struct NullTx {
 
 impl TxQueue for NullTx {
     fn tx_node(&self) -> &'static str {
-        "null-tx"
+        NULL_TX_NODE
     }
     fn tx(&mut self, bufs: &mut Buffers, pkts: &[u32]) -> usize {
         self.packets += pkts.len() as u64;
@@ -156,7 +164,7 @@ pub struct CaptureTx {
 
 impl TxQueue for CaptureTx {
     fn tx_node(&self) -> &'static str {
-        "pg-tx"
+        TX_NODE
     }
     fn tx(&mut self, bufs: &mut Buffers, pkts: &[u32]) -> usize {
         let mut tmp = vec![0u8; 65536];

@@ -14,9 +14,17 @@
 use rvpp_dataplane::buffer::{flags, BufferPool, Buffers};
 use rvpp_dataplane::device::{RxQueue, TxQueue};
 use rvpp_dataplane::graph::rx_next;
+use rvpp_dataplane::graph::DeviceNodes;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::{Arc, Weak};
+
+/// The graph nodes of tap (L2) and tun (L3) interfaces; both transmit through tap-tx.
+pub const TAP_INPUT_NODE: &str = "tap-input";
+pub const TUN_INPUT_NODE: &str = "tun-input";
+pub const TX_NODE: &str = "tap-tx";
+pub const TAP_NODES: DeviceNodes = DeviceNodes::new(TAP_INPUT_NODE, TX_NODE);
+pub const TUN_NODES: DeviceNodes = DeviceNodes::input_only(TUN_INPUT_NODE);
 
 use crate::netdev::{
     ctl_socket, get_mac, get_mtu, if_index, ioctl_ifreq, set_mac, set_mtu, set_up, IfReq,
@@ -526,8 +534,8 @@ impl Drop for TapRxQueue {
 impl RxQueue for TapRxQueue {
     fn input_node(&self) -> &'static str {
         match self.mode {
-            TapMode::Tun => "tun-input",
-            TapMode::Tap => "tap-input",
+            TapMode::Tun => TUN_INPUT_NODE,
+            TapMode::Tap => TAP_INPUT_NODE,
         }
     }
     fn sw_if_index(&self) -> u32 {
@@ -675,7 +683,7 @@ impl TapTxQueue {
 
 impl TxQueue for TapTxQueue {
     fn tx_node(&self) -> &'static str {
-        "tap-tx"
+        TX_NODE
     }
 
     fn tx(&mut self, bufs: &mut Buffers, pkts: &[u32]) -> usize {

@@ -9,7 +9,6 @@ mod tshark;
 use etherparse::{Ethernet2Header, Icmpv4Type, IpNumber, PacketBuilder, SlicedPacket};
 use rvpp_dataplane::buffer::BufferPool;
 use rvpp_dataplane::forwarding::{Forwarding, Path, Prefix};
-use rvpp_dataplane::nodes::{standard_graph, FeatureArcs};
 use rvpp_dataplane::runtime::Runtime;
 use rvpp_dataplane::tables::Shared;
 use rvpp_drivers::pcap::{self, PcapRx, PcapTx, Record, LINKTYPE_ETHERNET};
@@ -100,7 +99,7 @@ fn pcap_in_pcap_out_field_by_field() {
     )
     .unwrap();
 
-    let graph = standard_graph(&FeatureArcs::default(), vec![]).unwrap();
+    let graph = rvpp_drivers::standard_graph().unwrap();
     let mut rt = Runtime::new(graph, pool.local(), shared, 0, "golden".into()).unwrap();
     let (out0, out1) = (dir.0.join("out0.pcap"), dir.0.join("out1.pcap"));
     rt.add_rx(Box::new(PcapRx::open(if0, &in_path).unwrap()))

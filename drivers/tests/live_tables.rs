@@ -3,7 +3,6 @@
 
 use rvpp_dataplane::buffer::BufferPool;
 use rvpp_dataplane::forwarding::{Forwarding, Path, Prefix};
-use rvpp_dataplane::nodes::{standard_graph, FeatureArcs};
 use rvpp_dataplane::runtime::Runtime;
 use rvpp_dataplane::tables::Shared;
 use rvpp_drivers::pg::{NullTx, PgStream};
@@ -53,7 +52,7 @@ fn route_churn_under_traffic_never_touches_stable_prefixes() {
         .chain((128..256u32).map(|i| 0xc613_c800 + i))
         .collect();
     const PACKETS: u64 = 400_000;
-    let graph = standard_graph(&FeatureArcs::default(), vec![]).unwrap();
+    let graph = rvpp_drivers::standard_graph().unwrap();
     let mut rt = Runtime::new(graph, pool.local(), shared.clone(), 1, "worker".into()).unwrap();
     rt.add_rx(Box::new(
         PgStream::ip4_udp(

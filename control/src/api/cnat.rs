@@ -1,16 +1,13 @@
 //! The cnat API module on the dataplane's one `Cnat` (translations, SNAT, sessions) and the
-//! interfaces' unicast feature arcs. Thin translation: every rule lives in `rvpp_dataplane::cnat`.
+//! interfaces' cnat features (`nodes::cnat::feature_enable`). Thin translation: every rule lives in `rvpp_dataplane::cnat`.
 
 use super::convert::{self, rv, NONE};
 use super::handlers::State;
 use rvpp_dataplane::cnat::snat::{IfTable, Policy};
 use rvpp_dataplane::cnat::translation::{Endpoint, LbType, PathEp, Translation};
-use rvpp_dataplane::forwarding::Forwarding;
+use rvpp_dataplane::nodes::cnat as cnat_nodes;
 use rvpp_vppapi::defs as d;
 use rvpp_vppapi::transport::{Response, Router};
-
-/// Position of cnat-input-ip4 / -ip6 on the unicast arcs (the daemon's graph puts it first).
-pub const CNAT_ARC_POSITION: u8 = 0;
 
 const V4_MAPPED: u128 = 0xffff_0000_0000;
 
@@ -125,17 +122,6 @@ pub fn translation_out(t: &Translation) -> d::CnatTranslation {
     }
 }
 
-/// Turn cnat's input side on or off for an interface (both families).
-pub fn feature_enable(f: &mut Forwarding, sw: u32, on: bool) -> i32 {
-    if f.iface(sw).is_err() {
-        return rv::INVALID_SW_IF_INDEX;
-    }
-    let r = f
-        .set_feature(sw, false, CNAT_ARC_POSITION, on)
-        .and_then(|()| f.set_feature(sw, true, CNAT_ARC_POSITION, on));
-    convert::retval(r)
-}
-
 macro_rules! reply {
     ($t:ident, $rv:expr) => {
         Response::reply(d::$t {
@@ -148,7 +134,7 @@ macro_rules! reply {
 pub fn register(r: &mut Router<State>) {
     r.on(|s: &mut State, m: d::CnatTranslationUpdate, _c| {
         let (rv, id) = match translation_in(&m.translation) {
-            Ok(t) => (0, s.dp.cnat.translation_update(t)),
+            Ok(t) => (0, s.dp.cnat().translation_update(t)),
             Err(e) => (e, NONE),
         };
         Response::reply(d::CnatTranslationUpdateReply {
@@ -158,7 +144,7 @@ pub fn register(r: &mut Router<State>) {
         })
     });
     r.on(|s: &mut State, m: d::CnatTranslationDel, _c| {
-        let rv = if s.dp.cnat.translation_del(m.id) {
+        let rv = if s.dp.cnat().translation_del(m.id) {
             0
         } else {
             rv::NO_SUCH_ENTRY
@@ -166,7 +152,7 @@ pub fn register(r: &mut Router<State>) {
         reply!(CnatTranslationDelReply, rv)
     });
     r.on(|s: &mut State, _m: d::CnatTranslationDump, _c| {
-        let t = s.dp.cnat.translations.load();
+        let t = s.dp.cnat().translations.load();
         let mut v: Vec<&Translation> = t.by_vip.values().collect();
         v.sort_by_key(|t| t.id);
         let out: Vec<d::CnatTranslationDetails> = v
@@ -180,7 +166,7 @@ pub fn register(r: &mut Router<State>) {
     });
     r.on(|s: &mut State, _m: d::CnatSessionDump, _c| {
         let mut out = Vec::new();
-        s.dp.cnat.sessions.for_each(|slot, k, x| {
+        s.dp.cnat().sessions.for_each(|slot, k, x| {
             out.push(d::CnatSessionDetails {
                 context: 0,
                 session: d::CnatSession {
@@ -197,7 +183,7 @@ pub fn register(r: &mut Router<State>) {
         Response::stream(out)
     });
     r.on(|s: &mut State, _m: d::CnatGetSnatAddresses, _c| {
-        let c = s.dp.cnat.snat.load();
+        let c = s.dp.cnat().snat.load();
         Response::reply(d::CnatGetSnatAddressesReply {
             context: 0,
             retval: 0,
@@ -208,7 +194,7 @@ pub fn register(r: &mut Router<State>) {
         })
     });
     r.on(|s: &mut State, _m: d::CnatSessionPurge, _c| {
-        s.dp.cnat.purge();
+        s.dp.cnat().purge();
         reply!(CnatSessionPurgeReply, 0)
     });
     r.on(|s: &mut State, m: d::CnatSetSnatAddressesV2, _c| {
@@ -218,7 +204,7 @@ pub fn register(r: &mut Router<State>) {
         }
         let ip4 = V4_MAPPED | u32::from_be_bytes(m.snat_ip4.0) as u128;
         let ip6 = u128::from_be_bytes(m.snat_ip6.0);
-        s.dp.cnat.snat_edit(|c| {
+        s.dp.cnat().snat_edit(|c| {
             c.ip4 = if ip4 == V4_MAPPED { 0 } else { ip4 };
             c.ip6 = ip6;
             c.sw_if_index = sw;
@@ -235,7 +221,7 @@ pub fn register(r: &mut Router<State>) {
             return reply!(CnatSnatPolicyAddDelExcludePfxReply, rv::INVALID_VALUE);
         }
         let len = if ip6 { m.prefix.len } else { m.prefix.len + 96 };
-        s.dp.cnat.snat_edit(|c| {
+        s.dp.cnat().snat_edit(|c| {
             if m.is_add != 0 {
                 c.exclude.add(a, len);
             } else {
@@ -252,7 +238,7 @@ pub fn register(r: &mut Router<State>) {
         if m.is_add != 0 && s.dp.fwd().iface(sw).is_err() {
             return reply!(CnatSnatPolicyAddDelIfReply, rv::INVALID_SW_IF_INDEX);
         }
-        s.dp.cnat.snat_edit(|c| {
+        s.dp.cnat().snat_edit(|c| {
             let set = c.tables.entry(t).or_default();
             if m.is_add != 0 {
                 set.insert(sw);
@@ -270,11 +256,12 @@ pub fn register(r: &mut Router<State>) {
             3 => Policy::Dnat,
             _ => return reply!(CnatSetSnatPolicyReply, rv::INVALID_VALUE),
         };
-        s.dp.cnat.snat_edit(|c| c.policy = p);
+        s.dp.cnat().snat_edit(|c| c.policy = p);
         reply!(CnatSetSnatPolicyReply, 0)
     });
     r.on(|s: &mut State, m: d::FeatureCnatEnableDisable, _c| {
-        let rv = feature_enable(&mut s.dp.fwd(), m.sw_if_index.0, m.enable_disable);
+        let r = cnat_nodes::feature_enable(&mut s.dp.fwd(), m.sw_if_index.0, m.enable_disable);
+        let rv = convert::retval(r);
         reply!(FeatureCnatEnableDisableReply, rv)
     });
 }

@@ -34,6 +34,9 @@ pub struct ApiServer {
     path: PathBuf,
     stop: Arc<AtomicBool>,
     accept: Option<JoinHandle<()>>,
+    /// Our own handle on the listening socket: shutdown() on it wakes the accept thread even
+    /// when the socket file has been removed.
+    listener: UnixListener,
     watcher: Option<JoinHandle<()>>,
 }
 
@@ -46,7 +49,9 @@ impl ApiServer {
 impl Drop for ApiServer {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Release);
-        // Wake the blocking accept.
+        // Wake the blocking accept: shutdown() makes a listening socket's accept fail on Linux;
+        // a connection attempt covers other systems.
+        let _ = rustix::net::shutdown(&self.listener, rustix::net::Shutdown::Both);
         let _ = UnixStream::connect(&self.path);
         if let Some(j) = self.accept.take() {
             let _ = j.join();
@@ -90,6 +95,7 @@ pub fn serve(dp: Arc<Dataplane>, path: &Path) -> std::io::Result<ApiServer> {
             .name("api-events".into())
             .spawn(move || publish_events(dp, events, regs, kicked, stop))?
     };
+    let wake = listener.try_clone()?;
     let accept = {
         let stop = stop.clone();
         std::thread::Builder::new()
@@ -117,6 +123,7 @@ pub fn serve(dp: Arc<Dataplane>, path: &Path) -> std::io::Result<ApiServer> {
         path: path.to_path_buf(),
         stop,
         accept: Some(accept),
+        listener: wake,
         watcher: Some(watcher),
     })
 }

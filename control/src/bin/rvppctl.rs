@@ -14,6 +14,7 @@
 //! `SB TTYPE SEND`, answer terminal type `vppctl` (which makes the server skip prompt and echo and
 //! end each command's output with a NUL byte), send the command line, print everything up to the
 //! NUL, then send `quit` and read to EOF.
+#![forbid(unsafe_code)]
 
 use std::io::{self, BufRead, IsTerminal, Read, Write};
 use std::os::unix::net::UnixStream;
@@ -184,8 +185,7 @@ impl Conn {
 }
 
 fn find_socket() -> Result<PathBuf, String> {
-    // SAFETY: getuid has no preconditions.
-    let uid = unsafe { libc::getuid() };
+    let uid = rustix::process::getuid().as_raw();
     let mut tried = Vec::new();
     for loc in SOCKET_LOCATIONS {
         let p = loc.replace("%d", &uid.to_string());

@@ -48,6 +48,8 @@ pub fn fwd_rv(e: &FwdError) -> i32 {
         FwdError::NoSuchEntry => rv::NO_SUCH_ENTRY,
         FwdError::AddressesPresent => rv::ADDRESS_FOUND_FOR_INTERFACE,
         FwdError::Invalid(_) => rv::INVALID_VALUE,
+        // VPP's feature_enable_disable handler: no registration for (arc, feature).
+        FwdError::Feature(_) => rv::INVALID_VALUE,
         FwdError::TableInUse | FwdError::TooManyInterfaces | FwdError::Fib(_) => rv::UNSPECIFIED,
     }
 }

@@ -126,35 +126,14 @@ impl GidSpec {
     pub fn resolve(&self) -> std::io::Result<u32> {
         match self {
             GidSpec::Id(g) => Ok(*g),
-            GidSpec::Name(name) => {
-                let cname = std::ffi::CString::new(name.as_bytes()).map_err(|_| {
-                    std::io::Error::new(std::io::ErrorKind::InvalidInput, "NUL in group name")
-                })?;
-                let mut buf = vec![0 as libc::c_char; 16 * 1024];
-                // SAFETY: all-zero is a valid `struct group`.
-                let mut grp: libc::group = unsafe { std::mem::zeroed() };
-                let mut result: *mut libc::group = std::ptr::null_mut();
-                // SAFETY: all pointers are valid for the duration of the call; buf is writable.
-                let rc = unsafe {
-                    libc::getgrnam_r(
-                        cname.as_ptr(),
-                        &mut grp,
-                        buf.as_mut_ptr(),
-                        buf.len(),
-                        &mut result,
-                    )
-                };
-                if rc != 0 {
-                    return Err(std::io::Error::from_raw_os_error(rc));
-                }
-                if result.is_null() {
-                    return Err(std::io::Error::new(
-                        std::io::ErrorKind::NotFound,
-                        format!("group `{name}` not found"),
-                    ));
-                }
-                Ok(grp.gr_gid)
-            }
+            GidSpec::Name(name) => match nix::unistd::Group::from_name(name) {
+                Ok(Some(g)) => Ok(g.gid.as_raw()),
+                Ok(None) => Err(std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    format!("group `{name}` not found"),
+                )),
+                Err(e) => Err(std::io::Error::from(e)),
+            },
         }
     }
 }

@@ -28,6 +28,23 @@ def ep(addr, port):
     return {"addr": addr, "sw_if_index": NONE, "if_af": 0, "port": port}
 
 
+ALL_CNAT = {"ip4-unicast": ["cnat-input-ip4"], "ip6-unicast": ["cnat-input-ip6"],
+            "ip4-output": ["cnat-output-ip4"], "ip6-output": ["cnat-output-ip6"],
+            "ip4-local": [], "ip6-local": []}
+
+
+def configured(vpp, ifname):
+    """arc -> features shown by `show interface features`."""
+    out, arc = {}, None
+    for line in vpp.api.cli_inband(cmd="show interface features " + ifname).reply.splitlines():
+        if line.endswith(":") and not line.startswith(" "):
+            arc = line[:-1]
+            out[arc] = []
+        elif line.startswith("  ") and arc and line.strip() != "none configured":
+            out[arc].append(line.strip())
+    return out
+
+
 def main():
     vpp = VPPApiClient(apidir=APIDIR, server_address=SOCK, read_timeout=10)
     vpp.connect("papi-cnat")
@@ -37,6 +54,16 @@ def main():
     check(r.retval == 0, "feature_cnat_enable_disable on a real interface -> 0")
     r = vpp.api.feature_cnat_enable_disable(sw_if_index=4242, enable_disable=True)
     check(r.retval == -2, "feature_cnat_enable_disable on a bad interface -> %d" % r.retval)
+    name = [i.interface_name for i in vpp.api.sw_interface_dump() if i.sw_if_index == lo][0]
+    check(configured(vpp, name) == ALL_CNAT, "all four cnat features on: %r" % configured(vpp, name))
+    # Each is a feature of the generic handler too.
+    r = vpp.api.feature_enable_disable(sw_if_index=lo, enable=False, arc_name="ip4-output",
+                                       feature_name="cnat-output-ip4")
+    check(r.retval == 0 and configured(vpp, name).get("ip4-output") == [],
+          "feature_enable_disable turns cnat-output-ip4 off alone")
+    r = vpp.api.feature_enable_disable(sw_if_index=lo, enable=True, arc_name="ip4-output",
+                                       feature_name="cnat-output-ip4")
+    check(r.retval == 0 and configured(vpp, name) == ALL_CNAT, "and on again")
 
     # A ClusterIP service port as calico's service handler writes it.
     tr = {
@@ -108,6 +135,7 @@ def main():
     check("198.19.255.1" not in out, "gone from show cnat translation")
     r = vpp.api.feature_cnat_enable_disable(sw_if_index=lo, enable_disable=False)
     check(r.retval == 0, "disable")
+    check(all(v == [] for v in configured(vpp, name).values()), "no feature left on")
     vpp.disconnect()
     print("ALL OK")
 

@@ -116,8 +116,11 @@ impl Rvpp {
 
     /// SIGTERM, then wait (10 s at most) for the exit status.
     pub fn terminate(&mut self) -> ExitStatus {
-        // SAFETY: signalling our own child, whose pid we hold and have not reaped.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        // Our own child, not yet reaped, so its pid cannot have been reused.
+        let _ = rustix::process::kill_process(
+            rustix::process::Pid::from_child(&self.child),
+            rustix::process::Signal::TERM,
+        );
         let t = Instant::now();
         loop {
             if let Some(st) = self.child.try_wait().unwrap() {

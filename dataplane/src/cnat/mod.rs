@@ -4,7 +4,8 @@
 //!
 //! One [`Cnat`] is the single source of truth: control writes translations and SNAT config
 //! (published whole, so a change reaches new flows only) and calls the scanner; workers read
-//! snapshots and the session table.
+//! snapshots and the session table. It is a feature table (`FeatureTables::get::<Cnat>()`):
+//! the graph's cnat nodes (`crate::nodes::cnat`) and the control side share that one `Arc`.
 
 pub mod nat;
 pub mod node;
@@ -54,10 +55,22 @@ pub struct Cnat {
     tsc_hz: u64,
 }
 
+/// The default size, as the nodes' registration takes it from `FeatureTables` when nothing
+/// sized it before.
+impl Default for Cnat {
+    fn default() -> Self {
+        Self::with_config(CnatConfig::default())
+    }
+}
+
 impl Cnat {
     pub fn new(cfg: CnatConfig) -> Arc<Self> {
+        Arc::new(Self::with_config(cfg))
+    }
+
+    pub fn with_config(cfg: CnatConfig) -> Self {
         let t = Timeouts::default();
-        Arc::new(Self {
+        Self {
             translations: Published::new(TranslationTable::default()),
             snat: Published::new(SnatConfig {
                 sw_if_index: u32::MAX,
@@ -76,7 +89,7 @@ impl Cnat {
             affinity: SessionTable::new(cfg.max_sessions, cfg.max_sessions / 2),
             edit: Mutex::new(1),
             tsc_hz: crate::runtime::tsc_hz().max(1),
-        })
+        }
     }
 
     /// Seconds on the sessions' clock for a TSC reading.

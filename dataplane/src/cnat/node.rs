@@ -1,7 +1,6 @@
-//! The cnat nodes. The packet logic is in plain functions over one packet ([`input_packet`],
-//! [`output_packet`]) and a batch ([`input_batch`], [`output_batch`]); the `Node` impls at the
-//! bottom are the only graph glue (edges, snapshots, counters) and are what an integrator
-//! ports to another feature-arc mechanism.
+//! The cnat nodes' packet logic, as plain functions over one packet ([`input_packet`],
+//! [`output_packet`]) that return a [`Verdict`] with the nodes' counter codes. The nodes
+//! themselves (registrations, edges, snapshots) are in `crate::nodes::cnat`.
 //!
 //! Session keys carry the FIB index: forward entries the FIB the packet was looked up in,
 //! return entries the SNAT config's `ret_fib_index` (calico: 0), because replies from a pod
@@ -13,66 +12,46 @@ use super::snat::SnatConfig;
 use super::translation::{flow_hash, pflags, tflags, TranslationTable};
 use super::Cnat;
 use crate::buffer::{flags, Buf};
-use crate::graph::{Node, NodeInfo, NodeKind};
-use crate::nodes::ip4::{icmp, set_icmp_error};
-use crate::nodes::ip6::{icmp6, set_icmp6_error};
-use crate::nodes::ArcEdges;
-use crate::rcu::Snapshot;
-use crate::runtime::Ctx;
 use crate::wire::l4::tcp_flags;
 use crate::wire::IP_PROTO_TCP;
-use std::sync::Arc;
 
 use crate::buffer::flags::CNAT_RETURN;
 
-/// Input node counters (drops are marked).
-pub mod in_err {
-    /// drop
-    pub const SESSIONS_FULL: u16 = 0;
-    /// drop
-    pub const NO_SLOT: u16 = 1;
-    /// drop
-    pub const PORTS_EXHAUSTED: u16 = 2;
-    /// drop
-    pub const TRUNCATED: u16 = 3;
-    pub const FRAGMENT: u16 = 4;
-    pub const NO_BACKENDS: u16 = 5;
-    pub const NEW_SESSIONS: u16 = 6;
-    pub const ICMP_ERROR_TRANSLATED: u16 = 7;
-    pub const ICMP_ERROR_CHAINED: u16 = 8;
-    pub const PATH_FAMILY: u16 = 9;
-    pub const FRAGMENT_FOLLOWED: u16 = 10;
-    pub const NAMES: &[&str] = &[
-        "cnat session table full",
-        "cnat session buckets full",
-        "cnat source ports exhausted",
-        "cnat truncated transport header",
-        "cnat non-first fragment without a translated first fragment (counted, forwarded)",
-        "cnat vip without backends (answered port unreachable, as kube-proxy)",
-        "cnat sessions created",
-        "cnat icmp errors translated",
-        "cnat icmp error in chained buffers not translated (counted, forwarded)",
-        "cnat path of the other address family (counted, follows the fib)",
-        "cnat non-first fragments translated as their first fragment",
-    ];
+crate::node_errors! {
+    /// Input node counters; the drops are marked.
+    pub mod in_err {
+        /// drop
+        SESSIONS_FULL => "cnat session table full",
+        /// drop
+        NO_SLOT => "cnat session buckets full",
+        /// drop
+        PORTS_EXHAUSTED => "cnat source ports exhausted",
+        /// drop
+        TRUNCATED => "cnat truncated transport header",
+        FRAGMENT => "cnat non-first fragment without a translated first fragment (counted, forwarded)",
+        NO_BACKENDS => "cnat vip without backends (answered port unreachable, as kube-proxy)",
+        NEW_SESSIONS => "cnat sessions created",
+        ICMP_ERROR_TRANSLATED => "cnat icmp errors translated",
+        ICMP_ERROR_CHAINED => "cnat icmp error in chained buffers not translated (counted, forwarded)",
+        PATH_FAMILY => "cnat path of the other address family (counted, follows the fib)",
+        FRAGMENT_FOLLOWED => "cnat non-first fragments translated as their first fragment",
+    }
 }
 
-/// Output node counters.
-pub mod out_err {
-    pub const SESSIONS_FULL: u16 = 0;
-    pub const NO_SLOT: u16 = 1;
-    pub const PORTS_EXHAUSTED: u16 = 2;
-    pub const TRUNCATED: u16 = 3;
-    pub const NEW_SESSIONS: u16 = 4;
-    pub const NO_SNAT_ADDRESS: u16 = 5;
-    pub const NAMES: &[&str] = &[
-        "cnat session table full",
-        "cnat session buckets full",
-        "cnat source ports exhausted",
-        "cnat truncated transport header",
-        "cnat snat sessions created",
-        "cnat snat wanted but no snat address (counted, forwarded)",
-    ];
+crate::node_errors! {
+    /// Output node counters; the drops are marked.
+    pub mod out_err {
+        /// drop
+        SESSIONS_FULL => "cnat session table full",
+        /// drop
+        NO_SLOT => "cnat session buckets full",
+        /// drop
+        PORTS_EXHAUSTED => "cnat source ports exhausted",
+        /// drop
+        TRUNCATED => "cnat truncated transport header",
+        NEW_SESSIONS => "cnat snat sessions created",
+        NO_SNAT_ADDRESS => "cnat snat wanted but no snat address (counted, forwarded)",
+    }
 }
 
 /// What became of one packet: continue on the arc, or drop with a node-local error code.
@@ -363,10 +342,9 @@ fn remember_fragment(cnat: &Cnat, f: &Flow, fib: u16, rw: &Rewrite, now: u32) {
 
 /// The output side for one packet: established SNAT flows by their session; new flows the
 /// SNAT policy selects get the SNAT address and a port, with a return entry that also undoes
-/// any DNAT the input side did.
+/// any DNAT the input side did. `l3` is where the IP header starts in `b.data()`: on the
+/// output arc, after rewrite, the length of the L2 header the adjacency wrote.
 #[inline]
-/// `l3` is where the IP header starts in `b.data()` (0 before rewrite; on an output arc that
-/// runs after rewrite, the L2 header's length).
 pub fn output_packet(
     cnat: &Cnat,
     cfg: &SnatConfig,
@@ -495,211 +473,6 @@ pub fn output_packet(
     Err(out_err::PORTS_EXHAUSTED)
 }
 
-// ---------------------------------------------------------------------------------------------
-// Graph glue.
-
-/// Edge 0 of both nodes is error-drop; the input nodes' edge 1 is ip4/ip6-icmp-error and the
-/// arc's edges follow; the output nodes' edge 1 is where they continue.
-const DROP: u16 = 0;
-const ICMP_ERROR: u16 = 1;
-
-/// cnat-input-ip4 / cnat-input-ip6 on the ip4-unicast / ip6-unicast arc.
-pub struct CnatInput {
-    cnat: Arc<Cnat>,
-    tr: Snapshot<TranslationTable>,
-    snat: Snapshot<SnatConfig>,
-    ip6: bool,
-    arc: ArcEdges,
-    pos: u16,
-    features: Vec<&'static str>,
-}
-
-impl CnatInput {
-    pub const IP4: &'static str = "cnat-input-ip4";
-    pub const IP6: &'static str = "cnat-input-ip6";
-
-    /// `features`: the arc's features in order (this node among them).
-    pub fn new(cnat: Arc<Cnat>, ip6: bool, features: &[&'static str]) -> Self {
-        let me = if ip6 { Self::IP6 } else { Self::IP4 };
-        let pos = features.iter().position(|n| *n == me).unwrap_or(0) as u16;
-        Self {
-            tr: cnat.translations.snapshot(),
-            snat: cnat.snat.snapshot(),
-            cnat,
-            ip6,
-            arc: ArcEdges {
-                base: 2,
-                n: features.len() as u16,
-            },
-            pos,
-            features: features.to_vec(),
-        }
-    }
-}
-
-/// The input side's inputs for one batch.
-pub struct InputBatch<'a> {
-    pub cnat: &'a Cnat,
-    pub tr: &'a TranslationTable,
-    pub ret_fib: u16,
-    pub ip6: bool,
-    pub arc: ArcEdges,
-    /// This node's position on the arc.
-    pub pos: u16,
-}
-
-impl InputBatch<'_> {
-    /// Run the input side over a batch and write each packet's edge.
-    pub fn run(&self, cx: &mut Ctx<'_>, bufs: &[u32], nexts: &mut [u16]) {
-        let errs = cx.errs();
-        let now = self.cnat.secs(cx.now);
-        let mut view = cx.bufs.view();
-        for (&bi, next) in bufs.iter().zip(nexts.iter_mut()) {
-            let mut b = view.get(bi);
-            *next = match input_packet(self.cnat, self.tr, self.ret_fib, &mut b, self.ip6, now) {
-                Ok(c) => {
-                    if let Some(c) = c {
-                        errs.count(c, 1);
-                    }
-                    self.arc.next(b.meta.feature_mask, Some(self.pos))
-                }
-                Err(in_err::NO_BACKENDS) => {
-                    errs.count(in_err::NO_BACKENDS, 1);
-                    if self.ip6 {
-                        set_icmp6_error(&mut b, icmp6::DEST_UNREACH, icmp6::PORT_UNREACH, 0);
-                    } else {
-                        set_icmp_error(&mut b, icmp::DEST_UNREACH, icmp::PORT_UNREACH, 0);
-                    }
-                    ICMP_ERROR
-                }
-                Err(e) => {
-                    b.meta.error = errs.error(e);
-                    DROP
-                }
-            };
-        }
-    }
-}
-
-impl Node for CnatInput {
-    fn info(&self) -> NodeInfo {
-        let (icmp_error, end) = if self.ip6 {
-            ("ip6-icmp-error", "ip6-lookup")
-        } else {
-            ("ip4-icmp-error", "ip4-lookup")
-        };
-        let mut next = vec!["error-drop", icmp_error];
-        next.extend(ArcEdges::names(&self.features, end));
-        NodeInfo {
-            name: if self.ip6 { Self::IP6 } else { Self::IP4 },
-            kind: NodeKind::Internal,
-            next_nodes: next,
-            errors: in_err::NAMES,
-        }
-    }
-
-    fn process(&mut self, cx: &mut Ctx<'_>, bufs: &mut [u32], nexts: &mut [u16]) {
-        self.tr.refresh(&self.cnat.translations);
-        self.snat.refresh(&self.cnat.snat);
-        let ret_fib = self.snat.get().ret_fib_index as u16;
-        InputBatch {
-            cnat: &self.cnat,
-            tr: self.tr.get(),
-            ret_fib,
-            ip6: self.ip6,
-            arc: self.arc,
-            pos: self.pos,
-        }
-        .run(cx, bufs, nexts);
-    }
-}
-
-/// cnat-output-ip4 / cnat-output-ip6, for the ip4-output / ip6-output arcs. Not yet on any
-/// arc (those arcs do not exist yet); `next_end` names where packets go after it.
-pub struct CnatOutput {
-    cnat: Arc<Cnat>,
-    snat: Snapshot<SnatConfig>,
-    ip6: bool,
-    next_end: &'static str,
-}
-
-impl CnatOutput {
-    pub const IP4: &'static str = "cnat-output-ip4";
-    pub const IP6: &'static str = "cnat-output-ip6";
-
-    pub fn new(cnat: Arc<Cnat>, ip6: bool, next_end: &'static str) -> Self {
-        Self {
-            snat: cnat.snat.snapshot(),
-            cnat,
-            ip6,
-            next_end,
-        }
-    }
-}
-
-/// Run the output side over a batch: edge 1 continues, 0 drops.
-pub fn output_batch(
-    cnat: &Cnat,
-    cfg: &SnatConfig,
-    ip6: bool,
-    cx: &mut Ctx<'_>,
-    bufs: &[u32],
-    nexts: &mut [u16],
-) {
-    let errs = cx.errs();
-    let now = cnat.secs(cx.now);
-    let mut view = cx.bufs.view();
-    for (&bi, next) in bufs.iter().zip(nexts.iter_mut()) {
-        let mut b = view.get(bi);
-        // Where the IP header is: ip4/ip6-input recorded it; rewrite may have put L2 before.
-        let l3 = (b.meta.l3_hdr_offset as isize - b.meta.current_data as isize).max(0) as usize;
-        *next = match output_packet(cnat, cfg, &mut b, l3, ip6, now) {
-            Ok(c) => {
-                if let Some(c) = c {
-                    errs.count(c, 1);
-                }
-                1
-            }
-            Err(e) => {
-                b.meta.error = errs.error(e);
-                DROP
-            }
-        };
-    }
-}
-
-impl Node for CnatOutput {
-    fn info(&self) -> NodeInfo {
-        NodeInfo {
-            name: if self.ip6 { Self::IP6 } else { Self::IP4 },
-            kind: NodeKind::Internal,
-            next_nodes: vec!["error-drop", self.next_end],
-            errors: out_err::NAMES,
-        }
-    }
-
-    fn process(&mut self, cx: &mut Ctx<'_>, bufs: &mut [u32], nexts: &mut [u16]) {
-        self.snat.refresh(&self.cnat.snat);
-        output_batch(&self.cnat, self.snat.get(), self.ip6, cx, bufs, nexts);
-    }
-}
-
-/// The cnat nodes for a graph whose unicast arcs are `ip4_arc` / `ip6_arc`: the input nodes
-/// (which must be on those arcs), and the output nodes, continuing to `interface-output` until
-/// the ip4-output / ip6-output arcs exist.
-pub fn graph_nodes(
-    cnat: &Arc<Cnat>,
-    ip4_arc: &[&'static str],
-    ip6_arc: &[&'static str],
-) -> Vec<Box<dyn Node>> {
-    vec![
-        Box::new(CnatInput::new(cnat.clone(), false, ip4_arc)),
-        Box::new(CnatInput::new(cnat.clone(), true, ip6_arc)),
-        Box::new(CnatOutput::new(cnat.clone(), false, "interface-output")),
-        Box::new(CnatOutput::new(cnat.clone(), true, "interface-output")),
-    ]
-}
-
 #[cfg(test)]
 mod tests {
     use super::super::snat::{IfTable, Policy, PORTS};
@@ -708,6 +481,7 @@ mod tests {
     use super::*;
     use crate::buffer::BufferPool;
     use etherparse::PacketBuilder;
+    use std::sync::Arc;
 
     const POD: u32 = 5;
     const UPLINK: u32 = 1;

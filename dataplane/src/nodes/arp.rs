@@ -9,17 +9,23 @@ use crate::wire::{self, ArpPkt, EthHdr, Mac, BROADCAST_MAC};
 
 pub struct ArpInput;
 
-const AI_DROP: u16 = 0;
-const AI_OUTPUT: u16 = 1;
+crate::next_edges! {
+    mod arp_input_next {
+        DROP => "error-drop",
+        OUTPUT => "interface-output",
+    }
+}
 
-pub mod arp_error {
-    pub const REPLIES_SENT: u16 = 0;
-    pub const LEARNED: u16 = 1;
-    pub const BAD_FORMAT: u16 = 2;
-    pub const NOT_FOR_US: u16 = 3;
-    pub const LEARN_QUEUE_FULL: u16 = 4;
-    pub const NO_L2: u16 = 5;
-    pub const CONSUMED: u16 = 6;
+crate::node_errors! {
+    pub mod arp_error {
+        REPLIES_SENT => "ARP replies sent",
+        LEARNED => "ARP entries learned (sent to the control thread)",
+        BAD_FORMAT => "ARP bad format",
+        NOT_FOR_US => "ARP not for us",
+        LEARN_QUEUE_FULL => "ARP learn queue full",
+        NO_L2 => "ARP on an interface without L2 header",
+        CONSUMED => "ARP packets consumed after learning",
+    }
 }
 
 /// `ip` is one of the interface's own addresses.
@@ -46,16 +52,8 @@ impl Node for ArpInput {
         NodeInfo {
             name: "arp-input",
             kind: NodeKind::Internal,
-            next_nodes: vec!["error-drop", "interface-output"],
-            errors: &[
-                "ARP replies sent",
-                "ARP entries learned (sent to the control thread)",
-                "ARP bad format",
-                "ARP not for us",
-                "ARP learn queue full",
-                "ARP on an interface without L2 header",
-                "ARP packets consumed after learning",
-            ],
+            next_nodes: arp_input_next::NAMES,
+            errors: arp_error::NAMES,
         }
     }
 
@@ -67,13 +65,13 @@ impl Node for ArpInput {
             let rx = b.meta.rx_sw_if_index;
             let Some(mut arp) = ArpPkt::new(b.data_mut()) else {
                 b.meta.error = errs.error(arp_error::BAD_FORMAT);
-                nexts[i] = AI_DROP;
+                nexts[i] = arp_input_next::DROP;
                 continue;
             };
             if !arp.is_ether_ip4() || !matches!(arp.op(), wire::ARP_OP_REQUEST | wire::ARP_OP_REPLY)
             {
                 b.meta.error = errs.error(arp_error::BAD_FORMAT);
-                nexts[i] = AI_DROP;
+                nexts[i] = arp_input_next::DROP;
                 continue;
             }
             let (op, smac, sip, tip) =
@@ -98,7 +96,7 @@ impl Node for ArpInput {
                 } else {
                     arp_error::NOT_FOR_US
                 });
-                nexts[i] = AI_DROP;
+                nexts[i] = arp_input_next::DROP;
                 continue;
             }
             let our_mac = ifs.fast(rx).mac;
@@ -106,7 +104,7 @@ impl Node for ArpInput {
             // Put the Ethernet header back, addressed to the asker.
             if !b.retreat(wire::ETH_HDR) {
                 b.meta.error = errs.error(arp_error::NO_L2);
-                nexts[i] = AI_DROP;
+                nexts[i] = arp_input_next::DROP;
                 continue;
             }
             if let Some(mut eth) = EthHdr::new(b.data_mut()) {
@@ -117,7 +115,7 @@ impl Node for ArpInput {
             b.set_len(wire::ETH_HDR + wire::ARP_PKT);
             b.meta.tx_sw_if_index = rx;
             errs.count(arp_error::REPLIES_SENT, 1);
-            nexts[i] = AI_OUTPUT;
+            nexts[i] = arp_input_next::OUTPUT;
         }
     }
 
@@ -133,14 +131,20 @@ pub struct Ip4Arp {
     throttle: super::ResolveThrottle,
 }
 
-const ARP_DROP: u16 = 0;
-const ARP_OUTPUT: u16 = 1;
+crate::next_edges! {
+    mod ip4_arp_next {
+        DROP => "error-drop",
+        OUTPUT => "interface-output",
+    }
+}
 
-pub mod glean_error {
-    pub const REQUEST_SENT: u16 = 0;
-    pub const THROTTLED: u16 = 1;
-    pub const NO_SOURCE: u16 = 2;
-    pub const NOT_ETHERNET: u16 = 3;
+crate::node_errors! {
+    pub mod glean_error {
+        REQUEST_SENT => "ARP requests sent (packet consumed)",
+        THROTTLED => "ARP requests throttled (dropped)",
+        NO_SOURCE => "ARP no source address on interface (dropped)",
+        NOT_ETHERNET => "ARP on a non-ethernet interface (dropped)",
+    }
 }
 
 impl Node for Ip4Arp {
@@ -148,13 +152,8 @@ impl Node for Ip4Arp {
         NodeInfo {
             name: "ip4-arp",
             kind: NodeKind::Internal,
-            next_nodes: vec!["error-drop", "interface-output"],
-            errors: &[
-                "ARP requests sent (packet consumed)",
-                "ARP requests throttled (dropped)",
-                "ARP no source address on interface (dropped)",
-                "ARP on a non-ethernet interface (dropped)",
-            ],
+            next_nodes: ip4_arp_next::NAMES,
+            errors: glean_error::NAMES,
         }
     }
 
@@ -176,17 +175,17 @@ impl Node for Ip4Arp {
             let fast = ifs.fast(sw);
             if fast.flags & crate::tables::if_flags::L2 == 0 {
                 b.meta.error = errs.error(glean_error::NOT_ETHERNET);
-                nexts[i] = ARP_DROP;
+                nexts[i] = ip4_arp_next::DROP;
                 continue;
             }
             if self.throttle.throttled(target as u128, now, gap) {
                 b.meta.error = errs.error(glean_error::THROTTLED);
-                nexts[i] = ARP_DROP;
+                nexts[i] = ip4_arp_next::DROP;
                 continue;
             }
             let Some(src) = ifs.ip4_source(sw) else {
                 b.meta.error = errs.error(glean_error::NO_SOURCE);
-                nexts[i] = ARP_DROP;
+                nexts[i] = ip4_arp_next::DROP;
                 continue;
             };
             self.throttle.asked(target as u128, now);
@@ -195,7 +194,7 @@ impl Node for Ip4Arp {
             write_request(&mut b, &fast.mac, src, target);
             b.meta.tx_sw_if_index = sw;
             errs.count(glean_error::REQUEST_SENT, 1);
-            nexts[i] = ARP_OUTPUT;
+            nexts[i] = ip4_arp_next::OUTPUT;
         }
     }
 }

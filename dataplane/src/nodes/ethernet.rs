@@ -10,18 +10,24 @@ use crate::wire::{self, EthHdr};
 #[derive(Default)]
 pub struct EthernetInput;
 
-const NEXT_DROP: u16 = 0;
-const NEXT_IP4: u16 = 1;
-const NEXT_IP6: u16 = 2;
-const NEXT_ARP: u16 = 3;
-const NEXT_XCONNECT: u16 = 4;
+crate::next_edges! {
+    mod next {
+        DROP => "error-drop",
+        IP4 => "ip4-input",
+        IP6 => "ip6-input",
+        ARP => "arp-input",
+        XCONNECT => "interface-output",
+    }
+}
 
-pub mod error {
-    pub const TOO_SHORT: u16 = 0;
-    pub const DOWN: u16 = 1;
-    pub const UNKNOWN_VLAN: u16 = 2;
-    pub const MAC_MISMATCH: u16 = 3;
-    pub const UNKNOWN_TYPE: u16 = 4;
+crate::node_errors! {
+    pub mod error {
+        TOO_SHORT => "frame too short",
+        DOWN => "interface is down",
+        UNKNOWN_VLAN => "unknown vlan",
+        MAC_MISMATCH => "l3 mac mismatch",
+        UNKNOWN_TYPE => "unknown ethernet type",
+    }
 }
 
 impl Node for EthernetInput {
@@ -29,20 +35,8 @@ impl Node for EthernetInput {
         NodeInfo {
             name: "ethernet-input",
             kind: NodeKind::Internal,
-            next_nodes: vec![
-                "error-drop",
-                "ip4-input",
-                "ip6-input",
-                "arp-input",
-                "interface-output",
-            ],
-            errors: &[
-                "frame too short",
-                "interface is down",
-                "unknown vlan",
-                "l3 mac mismatch",
-                "unknown ethernet type",
-            ],
+            next_nodes: next::NAMES,
+            errors: error::NAMES,
         }
     }
 
@@ -63,7 +57,7 @@ impl Node for EthernetInput {
                 fast = ifs.fast(rx);
             }
             let (next, err) = classify(&mut b, &fast, ifs);
-            if next == NEXT_DROP {
+            if next == next::DROP {
                 b.meta.error = errs.error(err);
             }
             *next_out = next;
@@ -82,27 +76,27 @@ impl Node for EthernetInput {
 fn classify(b: &mut Buf<'_>, fast: &IfFast, ifs: &crate::tables::IfTable) -> (u16, u16) {
     let d = b.data_mut();
     let Some(eth) = EthHdr::new(d) else {
-        return (NEXT_DROP, error::TOO_SHORT);
+        return (next::DROP, error::TOO_SHORT);
     };
     if fast.flags & if_flags::ADMIN_UP == 0 {
-        return (NEXT_DROP, error::DOWN);
+        return (next::DROP, error::DOWN);
     }
     if fast.xconnect != u32::MAX {
         // L2 cross-connect: the frame leaves as it came.
         b.meta.tx_sw_if_index = fast.xconnect;
-        return (NEXT_XCONNECT, 0);
+        return (next::XCONNECT, 0);
     }
     let mut et = eth.ethertype();
     if et != wire::ETHERTYPE_VLAN {
         // Untagged: the common case, without the sub-interface lookup.
         if eth.0[0] & 1 == 0 && eth.0[..6] != fast.mac && fast.flags & if_flags::PROMISC == 0 {
-            return (NEXT_DROP, error::MAC_MISMATCH);
+            return (next::DROP, error::MAC_MISMATCH);
         }
         let next = match et {
-            wire::ETHERTYPE_IP4 => NEXT_IP4,
-            wire::ETHERTYPE_IP6 => NEXT_IP6,
-            wire::ETHERTYPE_ARP => NEXT_ARP,
-            _ => return (NEXT_DROP, error::UNKNOWN_TYPE),
+            wire::ETHERTYPE_IP4 => next::IP4,
+            wire::ETHERTYPE_IP6 => next::IP6,
+            wire::ETHERTYPE_ARP => next::ARP,
+            _ => return (next::DROP, error::UNKNOWN_TYPE),
         };
         // EthHdr::new proved at least ETH_HDR bytes, so this cannot underflow.
         let m = &mut *b.meta;
@@ -118,29 +112,29 @@ fn classify(b: &mut Buf<'_>, fast: &IfFast, ifs: &crate::tables::IfTable) -> (u1
     let mut rx_if_fast = *fast;
     if et == wire::ETHERTYPE_VLAN {
         if d.len() < wire::ETH_HDR + wire::VLAN_HDR {
-            return (NEXT_DROP, error::TOO_SHORT);
+            return (next::DROP, error::TOO_SHORT);
         }
         let vid = u16::from_be_bytes([d[14], d[15]]) & 0x0fff;
         et = u16::from_be_bytes([d[16], d[17]]);
         hdr_len += wire::VLAN_HDR;
         let Some(sub) = ifs.vlan_subif(b.meta.rx_sw_if_index, vid) else {
-            return (NEXT_DROP, error::UNKNOWN_VLAN);
+            return (next::DROP, error::UNKNOWN_VLAN);
         };
         rx_if_fast = ifs.fast(sub);
         if rx_if_fast.flags & if_flags::ADMIN_UP == 0 {
-            return (NEXT_DROP, error::DOWN);
+            return (next::DROP, error::DOWN);
         }
         b.meta.rx_sw_if_index = sub;
     }
     // Unicast frames must be for our MAC unless the interface is promiscuous.
     if dst[0] & 1 == 0 && dst != rx_if_fast.mac && rx_if_fast.flags & if_flags::PROMISC == 0 {
-        return (NEXT_DROP, error::MAC_MISMATCH);
+        return (next::DROP, error::MAC_MISMATCH);
     }
     let next = match et {
-        wire::ETHERTYPE_IP4 => NEXT_IP4,
-        wire::ETHERTYPE_IP6 => NEXT_IP6,
-        wire::ETHERTYPE_ARP => NEXT_ARP,
-        _ => return (NEXT_DROP, error::UNKNOWN_TYPE),
+        wire::ETHERTYPE_IP4 => next::IP4,
+        wire::ETHERTYPE_IP6 => next::IP6,
+        wire::ETHERTYPE_ARP => next::ARP,
+        _ => return (next::DROP, error::UNKNOWN_TYPE),
     };
     b.meta.l2_hdr_offset = b.meta.current_data;
     b.meta.flags |= flags::L2_HDR_VALID;

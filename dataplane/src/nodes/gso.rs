@@ -30,42 +30,30 @@ use crate::wire::{
     ETHERTYPE_VLAN, ETH_HDR, IP4_HDR, IP6_HDR, IP_PROTO_TCP, IP_PROTO_UDP, VLAN_HDR,
 };
 
-/// Node-local error and event codes of gso-segment.
-pub mod gso_error {
-    /// Drops.
-    pub const NO_BUFFERS: u16 = 0;
-    pub const TX_FULL: u16 = 1;
-    pub const NOT_TCP: u16 = 2;
-    pub const HDR_NOT_IN_FIRST: u16 = 3;
-    pub const BAD_LENGTH: u16 = 4;
-    pub const GSO_SIZE_ZERO: u16 = 5;
-    pub const BAD_L3: u16 = 6;
-    pub const IP_FRAGMENT_OR_EXT: u16 = 7;
-    pub const DOWN: u16 = 8;
-    pub const NO_TXQ: u16 = 9;
-    /// Events (not drops).
-    pub const SEGMENTED: u16 = 10;
-    pub const SEGMENTS: u16 = 11;
-    pub const CSUM: u16 = 12;
+crate::node_errors! {
+    /// Node-local error and event codes of gso-segment: drops, then events (not drops).
+    pub mod gso_error {
+        NO_BUFFERS => "segments dropped: no buffers",
+        TX_FULL => "tx queue full (dropped)",
+        NOT_TCP => "not TCP (GSO) or not TCP/UDP (checksum offload)",
+        HDR_NOT_IN_FIRST => "headers not in the first buffer",
+        BAD_LENGTH => "bad IP or L4 length",
+        GSO_SIZE_ZERO => "GSO packet with gso_size 0",
+        BAD_L3 => "not IPv4 or IPv6",
+        IP_FRAGMENT_OR_EXT => "IPv4 fragment or IPv6 extension headers",
+        DOWN => "interface is down",
+        NO_TXQ => "interface has no tx queue on this thread",
+        SEGMENTED => "super-frames segmented",
+        SEGMENTS => "segments sent",
+        CSUM => "checksums computed in software",
+    }
 }
 
-const ERRORS: &[&str] = &[
-    "segments dropped: no buffers",
-    "tx queue full (dropped)",
-    "not TCP (GSO) or not TCP/UDP (checksum offload)",
-    "headers not in the first buffer",
-    "bad IP or L4 length",
-    "GSO packet with gso_size 0",
-    "not IPv4 or IPv6",
-    "IPv4 fragment or IPv6 extension headers",
-    "interface is down",
-    "interface has no tx queue on this thread",
-    "super-frames segmented",
-    "segments sent",
-    "checksums computed in software",
-];
-
-const NEXT_DROP: u16 = 0;
+crate::next_edges! {
+    mod next {
+        DROP => "error-drop",
+    }
+}
 
 /// Longest header run we copy into each segment: 2 VLAN tags + IPv4 with options + TCP with
 /// options is 14 + 8 + 60 + 60 = 142.
@@ -580,8 +568,8 @@ impl Node for GsoSegment {
         NodeInfo {
             name: "gso-segment",
             kind: NodeKind::Internal,
-            next_nodes: vec!["error-drop"],
-            errors: ERRORS,
+            next_nodes: next::NAMES,
+            errors: gso_error::NAMES,
         }
     }
 
@@ -591,7 +579,7 @@ impl Node for GsoSegment {
                 Ok(()) => CONSUMED,
                 Err(code) => {
                     cx.bufs.meta(bi).error = cx.error(code);
-                    NEXT_DROP
+                    next::DROP
                 }
             };
         }

@@ -1,11 +1,11 @@
 //! IPv4: ip4-input, ip4-lookup, ip4-rewrite, ip4-local, ip4-icmp-error.
 
-use super::ArcEdges;
 use crate::buffer::{flags, Buf};
+use crate::feature::ArcEdges;
 use crate::fib::LEAF_MISS;
 use crate::graph::{Node, NodeInfo, NodeKind, MAX_VECTOR};
 use crate::runtime::Ctx;
-use crate::tables::{if_flags, AdjKind, UNREACH_LB};
+use crate::tables::{if_flags, AdjKind, WorkerTables, UNREACH_LB};
 use crate::wire::{self, Ip4Hdr, Ip4HdrMut};
 
 /// ICMP types and codes rvpp sends.
@@ -33,57 +33,45 @@ pub fn set_icmp_error(b: &mut Buf<'_>, ty: u8, code: u8, data: u32) {
 // ---------------------------------------------------------------------------------------------
 // ip4-input
 
+/// ip4-input starts the ip4-unicast arc: the builder appends the arc's edges to these.
+#[derive(Default)]
 pub struct Ip4Input {
     arc: ArcEdges,
-    features: Vec<&'static str>,
 }
 
-const IN_DROP: u16 = 0;
-const IN_LOOKUP: u16 = 1;
-const IN_ICMP_ERROR: u16 = 2;
-
-pub mod input_error {
-    pub const TOO_SHORT: u16 = 0;
-    pub const BAD_VERSION: u16 = 1;
-    pub const BAD_HDR_LEN: u16 = 2;
-    pub const BAD_CHECKSUM: u16 = 3;
-    pub const BAD_LENGTH: u16 = 4;
-    pub const TTL_EXPIRED: u16 = 5;
-    pub const NOT_ENABLED: u16 = 6;
-    pub const OPTIONS: u16 = 7;
+crate::next_edges! {
+    mod input_next {
+        DROP => "error-drop",
+        LOOKUP => "ip4-lookup",
+        ICMP_ERROR => "ip4-icmp-error",
+    }
 }
 
-impl Ip4Input {
-    pub fn new(features: &[&'static str]) -> Self {
-        Self {
-            arc: ArcEdges {
-                base: 3,
-                n: features.len() as u16,
-            },
-            features: features.to_vec(),
-        }
+crate::node_errors! {
+    pub mod input_error {
+        TOO_SHORT => "ip4 header too short",
+        BAD_VERSION => "ip4 bad version",
+        BAD_HDR_LEN => "ip4 bad header length",
+        BAD_CHECKSUM => "ip4 bad header checksum",
+        BAD_LENGTH => "ip4 bad length",
+        TTL_EXPIRED => "ip4 ttl expired",
+        NOT_ENABLED => "ip4 not enabled on interface",
+        OPTIONS => "ip4 packets with options (counted, forwarded)",
     }
 }
 
 impl Node for Ip4Input {
     fn info(&self) -> NodeInfo {
-        let mut next = vec!["error-drop", "ip4-lookup", "ip4-icmp-error"];
-        next.extend(ArcEdges::names(&self.features, "ip4-lookup"));
         NodeInfo {
             name: "ip4-input",
             kind: NodeKind::Internal,
-            next_nodes: next,
-            errors: &[
-                "ip4 header too short",
-                "ip4 bad version",
-                "ip4 bad header length",
-                "ip4 bad header checksum",
-                "ip4 bad length",
-                "ip4 ttl expired",
-                "ip4 not enabled on interface",
-                "ip4 packets with options (counted, forwarded)",
-            ],
+            next_nodes: input_next::NAMES,
+            errors: input_error::NAMES,
         }
+    }
+
+    fn attach_arc(&mut self, arc: ArcEdges) {
+        self.arc = arc;
     }
 
     fn process(&mut self, cx: &mut Ctx<'_>, bufs: &mut [u32], nexts: &mut [u16]) {
@@ -111,21 +99,20 @@ impl Node for Ip4Input {
                     b.meta.fib_index = fast.ip4_fib;
                     b.meta.l3_hdr_offset = b.meta.current_data;
                     if fast.feat_ip4 == 0 {
-                        IN_LOOKUP
+                        input_next::LOOKUP
                     } else {
-                        b.meta.feature_mask = fast.feat_ip4;
-                        self.arc.next(fast.feat_ip4, None)
+                        self.arc.enter(b.meta, fast.feat_ip4)
                     }
                 }
                 Err(input_error::TTL_EXPIRED) => {
                     b.meta.fib_index = fast.ip4_fib;
                     set_icmp_error(&mut b, icmp::TIME_EXCEEDED, 0, 0);
                     errs.count(input_error::TTL_EXPIRED, 1);
-                    IN_ICMP_ERROR
+                    input_next::ICMP_ERROR
                 }
                 Err(e) => {
                     b.meta.error = errs.error(e);
-                    IN_DROP
+                    input_next::DROP
                 }
             };
             *next_out = next;
@@ -214,22 +201,43 @@ pub fn trace_ip4(b: &Buf<'_>) -> String {
 pub struct Ip4Lookup {
     dsts: Vec<u32>,
     leaves: Vec<u32>,
+    /// ip4-lookup starts the ip4-local arc (packets for one of our addresses).
+    arc: ArcEdges,
 }
 
-const LK_DROP: u16 = 0;
-const LK_REWRITE: u16 = 1;
-const LK_LOCAL: u16 = 2;
-const LK_ARP: u16 = 3;
-const LK_ICMP_ERROR: u16 = 4;
-const LK_RELOOKUP: u16 = 5;
+/// A packet for us: onto the ip4-local arc if its rx interface has features there, else
+/// straight to ip4-local. Out of line: forwarded packets never come here.
+#[cold]
+#[inline(never)]
+fn local_next(arc: &ArcEdges, meta: &mut crate::buffer::BufferMeta, tables: &WorkerTables) -> u16 {
+    let mask = tables.ifs.get().fast(meta.rx_sw_if_index).feat_ip4_local;
+    if mask == 0 {
+        lookup_next::LOCAL
+    } else {
+        arc.enter(meta, mask)
+    }
+}
 
-pub mod lookup_error {
-    pub const NO_FIB: u16 = 0;
-    pub const DROP_ADJ: u16 = 1;
-    pub const NO_ROUTE: u16 = 2;
-    pub const PROHIBITED: u16 = 3;
-    pub const PUNT: u16 = 4;
-    pub const LOOKUP_LOOP: u16 = 5;
+crate::next_edges! {
+    mod lookup_next {
+        DROP => "error-drop",
+        REWRITE => "ip4-rewrite",
+        LOCAL => "ip4-local",
+        ARP => "ip4-arp",
+        ICMP_ERROR => "ip4-icmp-error",
+        RELOOKUP => "ip4-lookup",
+    }
+}
+
+crate::node_errors! {
+    pub mod lookup_error {
+        NO_FIB => "ip4 no such fib",
+        DROP_ADJ => "ip4 adjacency drop",
+        NO_ROUTE => "ip4 no route to destination",
+        PROHIBITED => "ip4 administratively prohibited",
+        PUNT => "ip4 punt adjacency",
+        LOOKUP_LOOP => "ip4 table-lookup loop",
+    }
 }
 
 /// Flow hash over addresses, protocol and ports, for ECMP.
@@ -256,23 +264,13 @@ impl Node for Ip4Lookup {
         NodeInfo {
             name: "ip4-lookup",
             kind: NodeKind::Internal,
-            next_nodes: vec![
-                "error-drop",
-                "ip4-rewrite",
-                "ip4-local",
-                "ip4-arp",
-                "ip4-icmp-error",
-                "ip4-lookup",
-            ],
-            errors: &[
-                "ip4 no such fib",
-                "ip4 adjacency drop",
-                "ip4 no route to destination",
-                "ip4 administratively prohibited",
-                "ip4 punt adjacency",
-                "ip4 table-lookup loop",
-            ],
+            next_nodes: lookup_next::NAMES,
+            errors: lookup_error::NAMES,
         }
+    }
+
+    fn attach_arc(&mut self, arc: ArcEdges) {
+        self.arc = arc;
     }
 
     fn process(&mut self, cx: &mut Ctx<'_>, bufs: &mut [u32], nexts: &mut [u16]) {
@@ -314,7 +312,7 @@ impl Node for Ip4Lookup {
             let leaf = self.leaves[i];
             if leaf == LEAF_MISS - 1 {
                 view.get(bi).meta.error = errs.error(lookup_error::NO_FIB);
-                nexts[i] = LK_DROP;
+                nexts[i] = lookup_next::DROP;
                 continue;
             }
             let lb = fwd.lb(if leaf == LEAF_MISS { UNREACH_LB } else { leaf });
@@ -323,7 +321,7 @@ impl Node for Ip4Lookup {
                 let adj_i = lb.buckets[0];
                 if fwd.adj(adj_i).kind == AdjKind::Rewrite {
                     view.get(bi).meta.adj_index = adj_i;
-                    nexts[i] = LK_REWRITE;
+                    nexts[i] = lookup_next::REWRITE;
                     continue;
                 }
             }
@@ -338,22 +336,22 @@ impl Node for Ip4Lookup {
             b.meta.adj_index = adj_i;
             let adj = fwd.adj(adj_i);
             nexts[i] = match adj.kind {
-                AdjKind::Rewrite => LK_REWRITE,
-                AdjKind::Local => LK_LOCAL,
-                AdjKind::Glean | AdjKind::Incomplete => LK_ARP,
+                AdjKind::Rewrite => lookup_next::REWRITE,
+                AdjKind::Local => local_next(&self.arc, b.meta, cx.tables),
+                AdjKind::Glean | AdjKind::Incomplete => lookup_next::ARP,
                 AdjKind::Unreachable => {
                     set_icmp_error(&mut b, icmp::DEST_UNREACH, icmp::NET_UNREACH, 0);
                     errs.count(lookup_error::NO_ROUTE, 1);
-                    LK_ICMP_ERROR
+                    lookup_next::ICMP_ERROR
                 }
                 AdjKind::Prohibit => {
                     set_icmp_error(&mut b, icmp::DEST_UNREACH, icmp::ADMIN_PROHIBITED, 0);
                     errs.count(lookup_error::PROHIBITED, 1);
-                    LK_ICMP_ERROR
+                    lookup_next::ICMP_ERROR
                 }
                 AdjKind::Punt => {
                     b.meta.error = errs.error(lookup_error::PUNT);
-                    LK_DROP
+                    lookup_next::DROP
                 }
                 AdjKind::Lookup => relookup(
                     &mut b,
@@ -362,7 +360,7 @@ impl Node for Ip4Lookup {
                 ),
                 AdjKind::Drop => {
                     b.meta.error = errs.error(lookup_error::DROP_ADJ);
-                    LK_DROP
+                    lookup_next::DROP
                 }
             };
         }
@@ -382,28 +380,38 @@ impl Node for Ip4Lookup {
 fn relookup(b: &mut Buf<'_>, fib: u32, loop_error: u16) -> u16 {
     if b.meta.relookups >= crate::tables::MAX_RELOOKUPS {
         b.meta.error = loop_error;
-        return LK_DROP;
+        return lookup_next::DROP;
     }
     b.meta.relookups += 1;
     b.meta.fib_index = fib;
-    LK_RELOOKUP
+    lookup_next::RELOOKUP
 }
 
 // ---------------------------------------------------------------------------------------------
 // ip4-rewrite
 
-pub struct Ip4Rewrite;
+/// ip4-rewrite starts the ip4-output arc (features of the adjacency's tx interface).
+#[derive(Default)]
+pub struct Ip4Rewrite {
+    arc: ArcEdges,
+}
 
-const RW_DROP: u16 = 0;
-const RW_OUTPUT: u16 = 1;
-const RW_ICMP_ERROR: u16 = 2;
+crate::next_edges! {
+    mod rewrite_next {
+        DROP => "error-drop",
+        OUTPUT => "interface-output",
+        ICMP_ERROR => "ip4-icmp-error",
+    }
+}
 
-pub mod rewrite_error {
-    pub const TTL_EXPIRED: u16 = 0;
-    pub const MTU_EXCEEDED: u16 = 1;
-    pub const FRAG_NEEDED_DF: u16 = 2;
-    pub const NOT_REWRITE: u16 = 3;
-    pub const NO_HEADROOM: u16 = 4;
+crate::node_errors! {
+    pub mod rewrite_error {
+        TTL_EXPIRED => "ip4 ttl <= 1",
+        MTU_EXCEEDED => "ip4 mtu exceeded, fragmentation not supported (dropped)",
+        FRAG_NEEDED_DF => "ip4 mtu exceeded with DF set (ICMP fragmentation needed)",
+        NOT_REWRITE => "ip4 adjacency is not a rewrite",
+        NO_HEADROOM => "ip4 no headroom for rewrite",
+    }
 }
 
 impl Node for Ip4Rewrite {
@@ -411,15 +419,13 @@ impl Node for Ip4Rewrite {
         NodeInfo {
             name: "ip4-rewrite",
             kind: NodeKind::Internal,
-            next_nodes: vec!["error-drop", "interface-output", "ip4-icmp-error"],
-            errors: &[
-                "ip4 ttl <= 1",
-                "ip4 mtu exceeded, fragmentation not supported (dropped)",
-                "ip4 mtu exceeded with DF set (ICMP fragmentation needed)",
-                "ip4 adjacency is not a rewrite",
-                "ip4 no headroom for rewrite",
-            ],
+            next_nodes: rewrite_next::NAMES,
+            errors: rewrite_error::NAMES,
         }
+    }
+
+    fn attach_arc(&mut self, arc: ArcEdges) {
+        self.arc = arc;
     }
 
     fn process(&mut self, cx: &mut Ctx<'_>, bufs: &mut [u32], nexts: &mut [u16]) {
@@ -432,11 +438,16 @@ impl Node for Ip4Rewrite {
             }
             let mut b = view.get(bi);
             let adj = fwd.adj(b.meta.adj_index);
-            let (next, err) = rewrite_one(&mut b, adj);
-            if next == RW_DROP {
-                b.meta.error = errs.error(err);
-            } else if next == RW_ICMP_ERROR {
-                errs.count(err, 1);
+            let (mut next, err) = rewrite_one(&mut b, adj);
+            if next != rewrite_next::OUTPUT {
+                if next == rewrite_next::DROP {
+                    b.meta.error = errs.error(err);
+                } else {
+                    errs.count(err, 1);
+                }
+            } else if adj.out_features != 0 {
+                // The tx interface has ip4-output features: the one test a packet pays.
+                next = self.arc.enter(b.meta, adj.out_features);
             }
             *next_out = next;
         }
@@ -455,7 +466,7 @@ impl Node for Ip4Rewrite {
 #[inline(always)]
 fn rewrite_one(b: &mut Buf<'_>, adj: &crate::tables::Adjacency) -> (u16, u16) {
     if adj.kind != AdjKind::Rewrite {
-        return (RW_DROP, rewrite_error::NOT_REWRITE);
+        return (rewrite_next::DROP, rewrite_error::NOT_REWRITE);
     }
     let fl = b.meta.flags;
     let local = fl & flags::LOCALLY_ORIGINATED != 0;
@@ -468,29 +479,29 @@ fn rewrite_one(b: &mut Buf<'_>, adj: &crate::tables::Adjacency) -> (u16, u16) {
     let rl = adj.rewrite_len as usize;
     let s = b.start_offset();
     if s < rl {
-        return (RW_DROP, rewrite_error::NO_HEADROOM);
+        return (rewrite_next::DROP, rewrite_error::NO_HEADROOM);
     }
     // One slice from the rewrite's start through the IPv4 header: every access below is
     // within it, so the checks are done once.
     let Some(w) = b.raw_mut().get_mut(s - rl..s + wire::IP4_HDR) else {
-        return (RW_DROP, rewrite_error::NOT_REWRITE);
+        return (rewrite_next::DROP, rewrite_error::NOT_REWRITE);
     };
     let (l2, ip) = w.split_at_mut(rl);
     let Some(mut h) = Ip4HdrMut::new(ip) else {
-        return (RW_DROP, rewrite_error::NOT_REWRITE);
+        return (rewrite_next::DROP, rewrite_error::NOT_REWRITE);
     };
     let (ttl, total_len, df) = (h.view().ttl(), h.view().total_len(), h.view().dont_frag());
     let fit_len = seg_len.map_or(total_len as usize, |l| l.min(total_len as usize));
     if !local && ttl <= 1 {
         set_icmp_error(b, icmp::TIME_EXCEEDED, 0, 0);
-        return (RW_ICMP_ERROR, rewrite_error::TTL_EXPIRED);
+        return (rewrite_next::ICMP_ERROR, rewrite_error::TTL_EXPIRED);
     }
     if fit_len > adj.mtu as usize {
         if df {
             set_icmp_error(b, icmp::DEST_UNREACH, icmp::FRAG_NEEDED, adj.mtu as u32);
-            return (RW_ICMP_ERROR, rewrite_error::FRAG_NEEDED_DF);
+            return (rewrite_next::ICMP_ERROR, rewrite_error::FRAG_NEEDED_DF);
         }
-        return (RW_DROP, rewrite_error::MTU_EXCEEDED);
+        return (rewrite_next::DROP, rewrite_error::MTU_EXCEEDED);
     }
     if !local {
         h.dec_ttl();
@@ -509,7 +520,7 @@ fn rewrite_one(b: &mut Buf<'_>, adj: &crate::tables::Adjacency) -> (u16, u16) {
     b.meta.current_data -= rl as i16;
     b.meta.current_length += rl as u16;
     b.meta.tx_sw_if_index = adj.sw_if_index;
-    (RW_OUTPUT, 0)
+    (rewrite_next::OUTPUT, 0)
 }
 
 /// Bytes of IPv4 + TCP headers at the start of `ip` (0 if it is not a whole TCP header).
@@ -527,17 +538,23 @@ pub fn tcp_header_end(ip: &[u8]) -> usize {
 
 pub struct Ip4Local;
 
-const LOC_DROP: u16 = 0;
-const LOC_LOOKUP: u16 = 1;
-const LOC_REWRITE: u16 = 2;
-const LOC_ICMP_ERROR: u16 = 3;
+crate::next_edges! {
+    mod local_next {
+        DROP => "error-drop",
+        LOOKUP => "ip4-lookup",
+        REWRITE => "ip4-rewrite",
+        ICMP_ERROR => "ip4-icmp-error",
+    }
+}
 
-pub mod local_error {
-    pub const ECHO_REPLIED: u16 = 0;
-    pub const PUNTED: u16 = 1;
-    pub const NO_PUNT: u16 = 2;
-    pub const FRAGMENT: u16 = 3;
-    pub const BAD_ICMP: u16 = 4;
+crate::node_errors! {
+    pub mod local_error {
+        ECHO_REPLIED => "ip4 echo requests answered",
+        PUNTED => "ip4 packets punted to the host",
+        NO_PUNT => "ip4 unknown protocol, no punt path (dropped)",
+        FRAGMENT => "ip4 fragments for us (reassembly not supported)",
+        BAD_ICMP => "ip4 bad icmp packet",
+    }
 }
 
 impl Node for Ip4Local {
@@ -545,14 +562,8 @@ impl Node for Ip4Local {
         NodeInfo {
             name: "ip4-local",
             kind: NodeKind::Internal,
-            next_nodes: vec!["error-drop", "ip4-lookup", "ip4-rewrite", "ip4-icmp-error"],
-            errors: &[
-                "ip4 echo requests answered",
-                "ip4 packets punted to the host",
-                "ip4 unknown protocol, no punt path (dropped)",
-                "ip4 fragments for us (reassembly not supported)",
-                "ip4 bad icmp packet",
-            ],
+            next_nodes: local_next::NAMES,
+            errors: local_error::NAMES,
         }
     }
 
@@ -563,19 +574,19 @@ impl Node for Ip4Local {
             let mut b = cx.bufs.get(bi);
             let Some(h) = Ip4Hdr::new(b.data()) else {
                 b.meta.error = errs.error(local_error::BAD_ICMP);
-                nexts[i] = LOC_DROP;
+                nexts[i] = local_next::DROP;
                 continue;
             };
             let (proto, hl, frag) = (h.protocol(), h.header_len(), h.is_fragment());
             if frag {
                 b.meta.error = errs.error(local_error::FRAGMENT);
-                nexts[i] = LOC_DROP;
+                nexts[i] = local_next::DROP;
                 continue;
             }
             if proto == wire::IP_PROTO_ICMP && is_echo_request(b.data(), hl) {
                 echo_reply(&mut b, hl);
                 errs.count(local_error::ECHO_REPLIED, 1);
-                nexts[i] = LOC_LOOKUP;
+                nexts[i] = local_next::LOOKUP;
                 continue;
             }
             let rx = b.meta.rx_sw_if_index;
@@ -591,21 +602,21 @@ impl Node for Ip4Local {
                     if adj.kind == AdjKind::Lookup {
                         // Punt into a table (calico: the host tap's VRF).
                         b.meta.fib_index = adj.lookup_fib;
-                        nexts[i] = LOC_LOOKUP;
+                        nexts[i] = local_next::LOOKUP;
                     } else {
                         b.meta.adj_index = p.adj;
-                        nexts[i] = LOC_REWRITE;
+                        nexts[i] = local_next::REWRITE;
                     }
                 }
                 None if matches!(proto, wire::IP_PROTO_TCP | wire::IP_PROTO_UDP) => {
                     // Nobody listens: tell the sender as a host would.
                     set_icmp_error(&mut b, icmp::DEST_UNREACH, icmp::PORT_UNREACH, 0);
                     errs.count(local_error::NO_PUNT, 1);
-                    nexts[i] = LOC_ICMP_ERROR;
+                    nexts[i] = local_next::ICMP_ERROR;
                 }
                 None => {
                     b.meta.error = errs.error(local_error::NO_PUNT);
-                    nexts[i] = LOC_DROP;
+                    nexts[i] = local_next::DROP;
                 }
             }
         }
@@ -658,16 +669,22 @@ fn echo_reply(b: &mut Buf<'_>, hl: usize) {
 
 pub struct Ip4IcmpError;
 
-const IE_DROP: u16 = 0;
-const IE_LOOKUP: u16 = 1;
+crate::next_edges! {
+    mod icmp_error_next {
+        DROP => "error-drop",
+        LOOKUP => "ip4-lookup",
+    }
+}
 
-pub mod icmp_error {
-    pub const SENT_TIME_EXCEEDED: u16 = 0;
-    pub const SENT_UNREACH: u16 = 1;
-    pub const RATE_LIMITED: u16 = 2;
-    pub const NO_SOURCE: u16 = 3;
-    pub const NOT_FOR_ERRORS: u16 = 4;
-    pub const NO_HEADROOM: u16 = 5;
+crate::node_errors! {
+    pub mod icmp_error {
+        SENT_TIME_EXCEEDED => "icmp time exceeded sent",
+        SENT_UNREACH => "icmp unreachable sent",
+        RATE_LIMITED => "icmp error rate limited (dropped)",
+        NO_SOURCE => "icmp error: no source address on interface (dropped)",
+        NOT_FOR_ERRORS => "icmp error not sent for icmp errors, broadcasts or fragments (dropped)",
+        NO_HEADROOM => "icmp error: no headroom (dropped)",
+    }
 }
 
 /// Bytes of the offending packet quoted in an ICMP error (RFC 1812 allows up to 576 total).
@@ -678,15 +695,8 @@ impl Node for Ip4IcmpError {
         NodeInfo {
             name: "ip4-icmp-error",
             kind: NodeKind::Internal,
-            next_nodes: vec!["error-drop", "ip4-lookup"],
-            errors: &[
-                "icmp time exceeded sent",
-                "icmp unreachable sent",
-                "icmp error rate limited (dropped)",
-                "icmp error: no source address on interface (dropped)",
-                "icmp error not sent for icmp errors, broadcasts or fragments (dropped)",
-                "icmp error: no headroom (dropped)",
-            ],
+            next_nodes: icmp_error_next::NAMES,
+            errors: icmp_error::NAMES,
         }
     }
 
@@ -702,12 +712,12 @@ impl Node for Ip4IcmpError {
             // The original drop reason stays in meta.error if we do not answer.
             if !allowed {
                 b.meta.error = errs.error(icmp_error::RATE_LIMITED);
-                nexts[i] = IE_DROP;
+                nexts[i] = icmp_error_next::DROP;
                 continue;
             }
             let Some(src) = ifs.ip4_source(b.meta.rx_sw_if_index) else {
                 b.meta.error = errs.error(icmp_error::NO_SOURCE);
-                nexts[i] = IE_DROP;
+                nexts[i] = icmp_error_next::DROP;
                 continue;
             };
             match build_error(&mut b, src) {
@@ -721,11 +731,11 @@ impl Node for Ip4IcmpError {
                         1,
                     );
                     b.meta.fib_index = ifs.fast(b.meta.rx_sw_if_index).ip4_fib;
-                    nexts[i] = IE_LOOKUP;
+                    nexts[i] = icmp_error_next::LOOKUP;
                 }
                 Err(e) => {
                     b.meta.error = errs.error(e);
-                    nexts[i] = IE_DROP;
+                    nexts[i] = icmp_error_next::DROP;
                 }
             }
         }

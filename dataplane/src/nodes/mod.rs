@@ -7,46 +7,23 @@ pub mod ip4;
 pub mod ip6;
 pub mod output;
 
-use crate::graph::{input_node, tx_node, Graph, Node};
+use crate::feature::FeatureTables;
+use crate::graph::{DeviceNodes, Graph, GraphBuilder, Node};
 
-/// Features that can sit on the ip4-unicast / ip6-unicast arcs, in the order they run.
-/// Policy, NAT and ACL nodes register here; the forwarding nodes never change for them.
-#[derive(Clone, Default)]
-pub struct FeatureArcs {
-    pub ip4_unicast: Vec<&'static str>,
-    pub ip6_unicast: Vec<&'static str>,
-}
-
-/// Edges of a node on a feature arc: `base + k` leads to feature `k`, `base + n` to the end.
-#[derive(Clone, Copy, Debug)]
-pub struct ArcEdges {
-    pub base: u16,
-    pub n: u16,
-}
-
-impl ArcEdges {
-    /// The edge to the first enabled feature after position `after` (None: from the arc start).
-    #[inline(always)]
-    pub fn next(&self, mask: u32, after: Option<u16>) -> u16 {
-        let rest = match after {
-            None => mask,
-            Some(p) if p >= 31 => 0,
-            Some(p) => mask & !((2u32 << p) - 1),
-        };
-        if rest == 0 {
-            self.base + self.n
-        } else {
-            self.base + rest.trailing_zeros() as u16
+/// Feature modules. Each has `register(GraphBuilder, &FeatureTables) -> GraphBuilder`; adding a
+/// feature is its module plus its name in this list.
+macro_rules! feature_modules {
+    ($($m:ident),* $(,)?) => {
+        $(pub mod $m;)*
+        /// Register every feature module's nodes and registrations on `b`.
+        pub fn register_features(b: GraphBuilder, tables: &FeatureTables) -> GraphBuilder {
+            $(let b = $m::register(b, tables);)*
+            b
         }
-    }
-
-    /// Next-node names to append for this arc: every feature, then the end node.
-    pub fn names(features: &[&'static str], end: &'static str) -> Vec<&'static str> {
-        let mut v = features.to_vec();
-        v.push(end);
-        v
-    }
+    };
 }
+
+feature_modules![udp_deny, cnat];
 
 /// Address resolution (ARP requests, neighbor solicitations) at most once per `gap` clocks per
 /// target, per thread: a small table of recently asked targets indexed by a hash of the address.
@@ -82,70 +59,37 @@ impl ResolveThrottle {
     }
 }
 
-/// Device node names the standard graph knows (input, tx).
-pub const DEVICE_INPUT_NODES: &[&str] = &[
-    "pg-input",
-    "pcap-input",
-    "tap-input",
-    "tun-input",
-    "memif-input",
-    "af-packet-input",
-    "af-xdp-input",
-    "dpdk-input",
-];
-pub const DEVICE_TX_NODES: &[&str] = &[
-    "pg-tx",
-    "null-tx",
-    "pcap-tx",
-    "tap-tx",
-    "memif-tx",
-    "af-packet-tx",
-    "af-xdp-tx",
-    "dpdk-tx",
-];
-
-/// Build the standard graph: device nodes, L2/L3 forwarding, the given features, and `extra`
-/// nodes (feature implementations, tests).
-pub fn standard_graph(arcs: &FeatureArcs, extra: Vec<Box<dyn Node>>) -> Result<Graph, String> {
+/// The forwarding nodes every rvpp graph has: L2, ARP, IPv4, IPv6, output and drop.
+pub fn forwarding_nodes() -> Vec<Box<dyn Node>> {
     let mut nodes: Vec<Box<dyn Node>> = vec![
         Box::new(output::ErrorDrop),
         Box::new(ethernet::EthernetInput),
         Box::new(arp::ArpInput),
         Box::new(arp::Ip4Arp::default()),
-        Box::new(ip4::Ip4Input::new(&arts(&arcs.ip4_unicast))),
+        Box::new(ip4::Ip4Input::default()),
         Box::new(ip4::Ip4Lookup::default()),
-        Box::new(ip4::Ip4Rewrite),
+        Box::new(ip4::Ip4Rewrite::default()),
         Box::new(ip4::Ip4Local),
         Box::new(ip4::Ip4IcmpError),
         Box::new(output::InterfaceOutput),
         Box::new(gso::GsoSegment::default()),
     ];
-    nodes.extend(ip6::nodes(&arts(&arcs.ip6_unicast)));
-    for name in DEVICE_INPUT_NODES {
-        nodes.push(input_node(name));
-    }
-    for name in DEVICE_TX_NODES {
-        nodes.push(tx_node(name));
-    }
-    nodes.extend(extra);
-    Graph::build(nodes)
+    nodes.extend(ip6::nodes());
+    nodes
 }
 
-fn arts(v: &[&'static str]) -> Vec<&'static str> {
-    v.to_vec()
+/// A builder holding the forwarding nodes and every feature module, whose shared tables come
+/// from `tables`; add devices (and more features), then `build()`.
+pub fn standard_with(tables: &FeatureTables) -> GraphBuilder {
+    register_features(GraphBuilder::new().nodes(forwarding_nodes()), tables)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// [`standard_with`] with feature tables of its own (tests that do not configure features).
+pub fn standard() -> GraphBuilder {
+    standard_with(&FeatureTables::default())
+}
 
-    #[test]
-    fn arc_next_skips_disabled_features() {
-        let a = ArcEdges { base: 3, n: 4 };
-        assert_eq!(a.next(0, None), 7);
-        assert_eq!(a.next(0b0101, None), 3);
-        assert_eq!(a.next(0b0101, Some(0)), 5);
-        assert_eq!(a.next(0b0101, Some(2)), 7);
-        assert_eq!(a.next(0b1000, Some(3)), 7);
-    }
+/// The forwarding nodes and the given drivers' nodes, with no features.
+pub fn standard_graph(devices: &[DeviceNodes]) -> Result<Graph, String> {
+    standard().devices(devices).build()
 }

@@ -8,15 +8,19 @@ use crate::tables::{if_flags, IfTable};
 /// Frees every packet it gets, counting each under the reason in `meta.error`.
 pub struct ErrorDrop;
 
-pub const ERROR_DROP_ERRORS: &[&str] = &["no such next edge (node bug)"];
+crate::node_errors! {
+    pub mod drop_error {
+        BAD_EDGE => "no such next edge (node bug)",
+    }
+}
 
 impl Node for ErrorDrop {
     fn info(&self) -> NodeInfo {
         NodeInfo {
             name: "error-drop",
             kind: NodeKind::Internal,
-            next_nodes: vec![],
-            errors: ERROR_DROP_ERRORS,
+            next_nodes: &[],
+            errors: drop_error::NAMES,
         }
     }
 
@@ -41,8 +45,12 @@ impl Node for ErrorDrop {
 /// Sends each packet on its `tx_sw_if_index` through this worker's tx queue for it.
 pub struct InterfaceOutput;
 
-const OUT_DROP: u16 = 0;
-const OUT_GSO: u16 = 1;
+crate::next_edges! {
+    mod next {
+        DROP => "error-drop",
+        GSO => "gso-segment",
+    }
+}
 
 /// Bytes of the whole chain.
 #[inline(always)]
@@ -66,21 +74,21 @@ fn needs_fixup(ifs: &IfTable, m: &BufferMeta) -> bool {
     (m.flags & flags::GSO != 0 && dev & if_flags::TX_GSO == 0)
         || (m.flags & flags::OFFLOAD_L4_CKSUM != 0 && dev & if_flags::TX_CSUM == 0)
 }
-const E_NO_TXQ: u16 = 0;
-const E_DOWN: u16 = 1;
-const E_FULL: u16 = 2;
+crate::node_errors! {
+    mod error {
+        NO_TXQ => "interface has no tx queue on this thread",
+        DOWN => "interface is down",
+        FULL => "tx queue full",
+    }
+}
 
 impl Node for InterfaceOutput {
     fn info(&self) -> NodeInfo {
         NodeInfo {
             name: "interface-output",
             kind: NodeKind::Internal,
-            next_nodes: vec!["error-drop", "gso-segment"],
-            errors: &[
-                "interface has no tx queue on this thread",
-                "interface is down",
-                "tx queue full",
-            ],
+            next_nodes: next::NAMES,
+            errors: error::NAMES,
         }
     }
 
@@ -103,14 +111,14 @@ impl Node for InterfaceOutput {
                 j += 1;
             }
             if fix {
-                nexts[i..j].fill(OUT_GSO);
+                nexts[i..j].fill(next::GSO);
                 i = j;
                 continue;
             }
             let run = &bufs[i..j];
             let fast = ifs.fast(sw);
             let error = if fast.flags & if_flags::ADMIN_UP == 0 {
-                Some(E_DOWN)
+                Some(error::DOWN)
             } else {
                 None
             };
@@ -120,7 +128,7 @@ impl Node for InterfaceOutput {
                     0
                 }
                 (None, None) => {
-                    drop_run(cx, run, &mut nexts[i..j], E_NO_TXQ);
+                    drop_run(cx, run, &mut nexts[i..j], error::NO_TXQ);
                     0
                 }
                 (None, Some((q, node))) => {
@@ -135,7 +143,7 @@ impl Node for InterfaceOutput {
                     cx.charge(node, sent as u64, dt);
                     nexts[i..i + sent].fill(CONSUMED);
                     if sent < run.len() {
-                        drop_run(cx, &run[sent..], &mut nexts[i + sent..j], E_FULL);
+                        drop_run(cx, &run[sent..], &mut nexts[i + sent..j], error::FULL);
                     }
                     sent
                 }
@@ -165,5 +173,5 @@ fn drop_run(cx: &mut Ctx<'_>, run: &[u32], nexts: &mut [u16], code: u16) {
             c.tx_errors.add(1);
         }
     }
-    nexts.fill(OUT_DROP);
+    nexts.fill(next::DROP);
 }

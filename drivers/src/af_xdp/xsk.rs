@@ -15,6 +15,8 @@ use xsk_rs::config::{
 };
 use xsk_rs::{CompQueue, FillQueue, FrameDesc, Socket, Umem};
 
+use super::{INPUT_NODE, TX_NODE};
+
 /// Most descriptors taken off a ring at once.
 const BATCH: usize = 256;
 /// `sendto` kicks per flush at most (copy mode sends a limited batch per call).
@@ -360,7 +362,7 @@ impl AfXdpRxQueue {
 
 impl RxQueue for AfXdpRxQueue {
     fn input_node(&self) -> &'static str {
-        "af-xdp-input"
+        INPUT_NODE
     }
     fn sw_if_index(&self) -> u32 {
         self.sw_if_index
@@ -491,7 +493,7 @@ impl AfXdpTxQueue {
 
 impl TxQueue for AfXdpTxQueue {
     fn tx_node(&self) -> &'static str {
-        "af-xdp-tx"
+        TX_NODE
     }
 
     fn tx(&mut self, bufs: &mut Buffers, pkts: &[u32]) -> usize {

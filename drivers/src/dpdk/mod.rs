@@ -54,8 +54,8 @@ pub use rx::{rx_mode, set_rx_mode, DpdkRx, RxMode, RxTemplate, DEFAULT_RX_MODE};
 pub use tx::DpdkTx;
 
 /// The input and tx node names of DPDK queues.
-pub const INPUT_NODE: &str = "dpdk-input";
-pub const TX_NODE: &str = "dpdk-tx";
+pub const INPUT_NODE: &str = crate::DPDK_INPUT_NODE;
+pub const TX_NODE: &str = crate::DPDK_TX_NODE;
 
 /// Largest burst moved at once.
 const BURST: usize = 256;

@@ -17,15 +17,21 @@ pub struct Ip6Discover {
     throttle: crate::nodes::ResolveThrottle,
 }
 
-const DS_DROP: u16 = 0;
-const DS_OUTPUT: u16 = 1;
+crate::next_edges! {
+    mod discover_next {
+        DROP => "error-drop",
+        OUTPUT => "interface-output",
+    }
+}
 
-pub mod discover_error {
-    pub const REQUEST_SENT: u16 = 0;
-    pub const THROTTLED: u16 = 1;
-    pub const NO_SOURCE: u16 = 2;
-    pub const NOT_ETHERNET: u16 = 3;
-    pub const BAD_TARGET: u16 = 4;
+crate::node_errors! {
+    pub mod discover_error {
+        REQUEST_SENT => "ip6 neighbor solicitations sent (packet consumed)",
+        THROTTLED => "ip6 neighbor solicitations throttled (dropped)",
+        NO_SOURCE => "ip6 nd no source address on interface (dropped)",
+        NOT_ETHERNET => "ip6 nd on a non-ethernet interface (dropped)",
+        BAD_TARGET => "ip6 nd target not a unicast address (dropped)",
+    }
 }
 
 impl Node for Ip6Discover {
@@ -33,14 +39,8 @@ impl Node for Ip6Discover {
         NodeInfo {
             name: "ip6-discover",
             kind: NodeKind::Internal,
-            next_nodes: vec!["error-drop", "interface-output"],
-            errors: &[
-                "ip6 neighbor solicitations sent (packet consumed)",
-                "ip6 neighbor solicitations throttled (dropped)",
-                "ip6 nd no source address on interface (dropped)",
-                "ip6 nd on a non-ethernet interface (dropped)",
-                "ip6 nd target not a unicast address (dropped)",
-            ],
+            next_nodes: discover_next::NAMES,
+            errors: discover_error::NAMES,
         }
     }
 
@@ -56,11 +56,11 @@ impl Node for Ip6Discover {
             nexts[i] = match r {
                 Ok(()) => {
                     errs.count(discover_error::REQUEST_SENT, 1);
-                    DS_OUTPUT
+                    discover_next::OUTPUT
                 }
                 Err(e) => {
                     cx.bufs.meta(bi).error = errs.error(e);
-                    DS_DROP
+                    discover_next::DROP
                 }
             };
         }

@@ -24,18 +24,24 @@ pub fn set_icmp6_error(b: &mut Buf<'_>, ty: u8, code: u8, data: u32) {
 
 pub struct Ip6IcmpError;
 
-const IE_DROP: u16 = 0;
-const IE_LOOKUP: u16 = 1;
-const IE_OUTPUT: u16 = 2;
+crate::next_edges! {
+    mod icmp_error_next {
+        DROP => "error-drop",
+        LOOKUP => "ip6-lookup",
+        OUTPUT => "interface-output",
+    }
+}
 
-pub mod icmp_error {
-    pub const SENT_TIME_EXCEEDED: u16 = 0;
-    pub const SENT_UNREACH: u16 = 1;
-    pub const SENT_TOO_BIG: u16 = 2;
-    pub const RATE_LIMITED: u16 = 3;
-    pub const NO_SOURCE: u16 = 4;
-    pub const NOT_FOR_ERRORS: u16 = 5;
-    pub const NO_HEADROOM: u16 = 6;
+crate::node_errors! {
+    pub mod icmp_error {
+        SENT_TIME_EXCEEDED => "icmp6 time exceeded sent",
+        SENT_UNREACH => "icmp6 destination unreachable sent",
+        SENT_TOO_BIG => "icmp6 packet too big sent",
+        RATE_LIMITED => "icmp6 error rate limited (dropped)",
+        NO_SOURCE => "icmp6 error: no source address on interface (dropped)",
+        NOT_FOR_ERRORS => "icmp6 error not sent for icmp6 errors, multicast or unspecified sources (dropped)",
+        NO_HEADROOM => "icmp6 error: no headroom (dropped)",
+    }
 }
 
 /// IPv6 + ICMPv6 headers put in front of the quoted packet.
@@ -46,16 +52,8 @@ impl Node for Ip6IcmpError {
         NodeInfo {
             name: "ip6-icmp-error",
             kind: NodeKind::Internal,
-            next_nodes: vec!["error-drop", "ip6-lookup", "interface-output"],
-            errors: &[
-                "icmp6 time exceeded sent",
-                "icmp6 destination unreachable sent",
-                "icmp6 packet too big sent",
-                "icmp6 error rate limited (dropped)",
-                "icmp6 error: no source address on interface (dropped)",
-                "icmp6 error not sent for icmp6 errors, multicast or unspecified sources (dropped)",
-                "icmp6 error: no headroom (dropped)",
-            ],
+            next_nodes: icmp_error_next::NAMES,
+            errors: icmp_error::NAMES,
         }
     }
 
@@ -84,7 +82,7 @@ impl Node for Ip6IcmpError {
                 }
                 Err(e) => {
                     cx.bufs.meta(bi).error = errs.error(e);
-                    IE_DROP
+                    icmp_error_next::DROP
                 }
             };
         }
@@ -161,8 +159,8 @@ fn build_error(bufs: &mut Buffers, ifs: &IfTable, bi: u32, to: u128) -> Result<(
     if let Some(l2) = l2 {
         if push_l2(&mut b, &l2, &fast.mac, None) {
             b.meta.tx_sw_if_index = rx;
-            return Ok((ty, IE_OUTPUT));
+            return Ok((ty, icmp_error_next::OUTPUT));
         }
     }
-    Ok((ty, IE_LOOKUP))
+    Ok((ty, icmp_error_next::LOOKUP))
 }

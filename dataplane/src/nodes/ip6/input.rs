@@ -1,8 +1,8 @@
 //! ip6-input: header checks, then ip6-lookup or the ip6-unicast feature arc.
 
 use crate::buffer::{flags, Buf};
+use crate::feature::ArcEdges;
 use crate::graph::{Node, NodeInfo, NodeKind};
-use crate::nodes::ArcEdges;
 use crate::runtime::Ctx;
 use crate::tables::if_flags;
 use crate::wire::{Ip6Hdr, IP6_HDR};
@@ -11,55 +11,44 @@ use super::addr::LOOPBACK;
 use super::icmp_error_node::set_icmp6_error;
 use super::{ext, icmp6, trace_ip6};
 
+/// ip6-input starts the ip6-unicast arc: the builder appends the arc's edges to these.
+#[derive(Default)]
 pub struct Ip6Input {
     arc: ArcEdges,
-    features: Vec<&'static str>,
 }
 
-const IN_DROP: u16 = 0;
-const IN_LOOKUP: u16 = 1;
-const IN_ICMP_ERROR: u16 = 2;
-
-pub mod input_error {
-    pub const TOO_SHORT: u16 = 0;
-    pub const BAD_VERSION: u16 = 1;
-    pub const BAD_LENGTH: u16 = 2;
-    pub const HOP_LIMIT_EXPIRED: u16 = 3;
-    pub const NOT_ENABLED: u16 = 4;
-    pub const BAD_ADDRESS: u16 = 5;
-    pub const HOP_BY_HOP: u16 = 6;
+crate::next_edges! {
+    mod input_next {
+        DROP => "error-drop",
+        LOOKUP => "ip6-lookup",
+        ICMP_ERROR => "ip6-icmp-error",
+    }
 }
 
-impl Ip6Input {
-    pub fn new(features: &[&'static str]) -> Self {
-        Self {
-            arc: ArcEdges {
-                base: 3,
-                n: features.len() as u16,
-            },
-            features: features.to_vec(),
-        }
+crate::node_errors! {
+    pub mod input_error {
+        TOO_SHORT => "ip6 header too short",
+        BAD_VERSION => "ip6 bad version",
+        BAD_LENGTH => "ip6 payload length exceeds packet",
+        HOP_LIMIT_EXPIRED => "ip6 hop limit expired",
+        NOT_ENABLED => "ip6 not enabled on interface",
+        BAD_ADDRESS => "ip6 bad address (multicast source or loopback)",
+        HOP_BY_HOP => "ip6 packets with hop-by-hop options (counted, forwarded)",
     }
 }
 
 impl Node for Ip6Input {
     fn info(&self) -> NodeInfo {
-        let mut next = vec!["error-drop", "ip6-lookup", "ip6-icmp-error"];
-        next.extend(ArcEdges::names(&self.features, "ip6-lookup"));
         NodeInfo {
             name: "ip6-input",
             kind: NodeKind::Internal,
-            next_nodes: next,
-            errors: &[
-                "ip6 header too short",
-                "ip6 bad version",
-                "ip6 payload length exceeds packet",
-                "ip6 hop limit expired",
-                "ip6 not enabled on interface",
-                "ip6 bad address (multicast source or loopback)",
-                "ip6 packets with hop-by-hop options (counted, forwarded)",
-            ],
+            next_nodes: input_next::NAMES,
+            errors: input_error::NAMES,
         }
+    }
+
+    fn attach_arc(&mut self, arc: ArcEdges) {
+        self.arc = arc;
     }
 
     fn process(&mut self, cx: &mut Ctx<'_>, bufs: &mut [u32], nexts: &mut [u16]) {
@@ -85,10 +74,9 @@ impl Node for Ip6Input {
                     b.meta.fib_index = fast.ip6_fib;
                     b.meta.l3_hdr_offset = b.meta.current_data;
                     if fast.feat_ip6 == 0 {
-                        IN_LOOKUP
+                        input_next::LOOKUP
                     } else {
-                        b.meta.feature_mask = fast.feat_ip6;
-                        self.arc.next(fast.feat_ip6, None)
+                        self.arc.enter(b.meta, fast.feat_ip6)
                     }
                 }
                 Err(input_error::HOP_LIMIT_EXPIRED) => {
@@ -96,11 +84,11 @@ impl Node for Ip6Input {
                     b.meta.l3_hdr_offset = b.meta.current_data;
                     set_icmp6_error(&mut b, icmp6::TIME_EXCEEDED, icmp6::HOP_LIMIT_EXCEEDED, 0);
                     b.meta.error = errs.error(input_error::HOP_LIMIT_EXPIRED);
-                    IN_ICMP_ERROR
+                    input_next::ICMP_ERROR
                 }
                 Err(e) => {
                     b.meta.error = errs.error(e);
-                    IN_DROP
+                    input_next::DROP
                 }
             };
         }

@@ -19,31 +19,37 @@ use super::{icmp6, trace_ip6};
 
 pub struct Ip6Local;
 
-const LOC_DROP: u16 = 0;
-const LOC_LOOKUP: u16 = 1;
-const LOC_REWRITE: u16 = 2;
-const LOC_ICMP_ERROR: u16 = 3;
-const LOC_OUTPUT: u16 = 4;
+crate::next_edges! {
+    mod local_next {
+        DROP => "error-drop",
+        LOOKUP => "ip6-lookup",
+        REWRITE => "ip6-rewrite",
+        ICMP_ERROR => "ip6-icmp-error",
+        OUTPUT => "interface-output",
+    }
+}
 
-pub mod local_error {
-    pub const ECHO_REPLIED: u16 = 0;
-    pub const NS_ANSWERED: u16 = 1;
-    pub const LEARNED: u16 = 2;
-    pub const LEARN_QUEUE_FULL: u16 = 3;
-    pub const NA_CONSUMED: u16 = 4;
-    pub const NS_NOT_FOR_US: u16 = 5;
-    pub const ROUTER_SOLICIT: u16 = 6;
-    pub const PUNTED: u16 = 7;
-    pub const NO_PUNT: u16 = 8;
-    pub const FRAGMENT: u16 = 9;
-    pub const BAD_EXT: u16 = 10;
-    pub const EXT_TOO_LONG: u16 = 11;
-    pub const BAD_OPTION: u16 = 12;
-    pub const ROUTING_HDR: u16 = 13;
-    pub const BAD_ICMP: u16 = 14;
-    pub const BAD_ND: u16 = 15;
-    pub const NO_L2: u16 = 16;
-    pub const NO_SOURCE: u16 = 17;
+crate::node_errors! {
+    pub mod local_error {
+        ECHO_REPLIED => "ip6 echo requests answered",
+        NS_ANSWERED => "ip6 neighbor solicitations answered",
+        LEARNED => "ip6 neighbors learned (sent to the control thread)",
+        LEARN_QUEUE_FULL => "ip6 neighbor learn queue full",
+        NA_CONSUMED => "ip6 neighbor advertisements consumed after learning",
+        NS_NOT_FOR_US => "ip6 neighbor solicitations not for us",
+        ROUTER_SOLICIT => "ip6 router solicitations (router advertisements not configured, dropped)",
+        PUNTED => "ip6 packets punted to the host",
+        NO_PUNT => "ip6 unknown protocol, no punt path (dropped)",
+        FRAGMENT => "ip6 fragments for us (reassembly not supported)",
+        BAD_EXT => "ip6 malformed extension header",
+        EXT_TOO_LONG => "ip6 extension header chain too long",
+        BAD_OPTION => "ip6 unrecognized option requiring discard",
+        ROUTING_HDR => "ip6 routing header with segments left (not supported)",
+        BAD_ICMP => "ip6 bad icmp6 packet (length or checksum)",
+        BAD_ND => "ip6 invalid neighbor discovery packet",
+        NO_L2 => "ip6 reply needs an L2 header the packet does not have (dropped)",
+        NO_SOURCE => "ip6 no source address for reply (dropped)",
+    }
 }
 
 impl Node for Ip6Local {
@@ -51,33 +57,8 @@ impl Node for Ip6Local {
         NodeInfo {
             name: "ip6-local",
             kind: NodeKind::Internal,
-            next_nodes: vec![
-                "error-drop",
-                "ip6-lookup",
-                "ip6-rewrite",
-                "ip6-icmp-error",
-                "interface-output",
-            ],
-            errors: &[
-                "ip6 echo requests answered",
-                "ip6 neighbor solicitations answered",
-                "ip6 neighbors learned (sent to the control thread)",
-                "ip6 neighbor learn queue full",
-                "ip6 neighbor advertisements consumed after learning",
-                "ip6 neighbor solicitations not for us",
-                "ip6 router solicitations (router advertisements not configured, dropped)",
-                "ip6 packets punted to the host",
-                "ip6 unknown protocol, no punt path (dropped)",
-                "ip6 fragments for us (reassembly not supported)",
-                "ip6 malformed extension header",
-                "ip6 extension header chain too long",
-                "ip6 unrecognized option requiring discard",
-                "ip6 routing header with segments left (not supported)",
-                "ip6 bad icmp6 packet (length or checksum)",
-                "ip6 invalid neighbor discovery packet",
-                "ip6 reply needs an L2 header the packet does not have (dropped)",
-                "ip6 no source address for reply (dropped)",
-            ],
+            next_nodes: local_next::NAMES,
+            errors: local_error::NAMES,
         }
     }
 
@@ -100,7 +81,7 @@ impl Node for Ip6Local {
             if let Err(e) = next {
                 l.bufs.meta(bi).error = errs.error(e);
             }
-            nexts[i] = next.unwrap_or(LOC_DROP);
+            nexts[i] = next.unwrap_or(local_next::DROP);
         }
     }
 
@@ -175,10 +156,10 @@ impl Local<'_, '_> {
                 if adj.kind == AdjKind::Lookup {
                     // Punt into a table (calico: the host tap's VRF).
                     b.meta.fib_index = adj.lookup_fib;
-                    Ok(LOC_LOOKUP)
+                    Ok(local_next::LOOKUP)
                 } else {
                     b.meta.adj_index = r.adj;
-                    Ok(LOC_REWRITE)
+                    Ok(local_next::REWRITE)
                 }
             }
             None if matches!(proto, wire::IP_PROTO_TCP | wire::IP_PROTO_UDP)
@@ -187,7 +168,7 @@ impl Local<'_, '_> {
                 // Nobody listens: tell the sender as a host would.
                 set_icmp6_error(&mut b, icmp6::DEST_UNREACH, icmp6::PORT_UNREACH, 0);
                 b.meta.error = self.errs.error(local_error::NO_PUNT);
-                Ok(LOC_ICMP_ERROR)
+                Ok(local_next::ICMP_ERROR)
             }
             None => Err(local_error::NO_PUNT),
         }
@@ -278,12 +259,12 @@ impl Local<'_, '_> {
             if let Some(l2) = save_l2(&mut b) {
                 if push_l2(&mut b, &l2, &fast.mac, None) {
                     b.meta.tx_sw_if_index = p.rx;
-                    return Ok(LOC_OUTPUT);
+                    return Ok(local_next::OUTPUT);
                 }
             }
         }
         b.meta.fib_index = fast.ip6_fib;
-        Ok(LOC_LOOKUP)
+        Ok(local_next::LOOKUP)
     }
 
     /// ND options after the fixed NS/NA part, which must be in the first buffer.
@@ -364,7 +345,7 @@ impl Local<'_, '_> {
         b.meta.tx_sw_if_index = p.rx;
         b.meta.flags |= flags::LOCALLY_ORIGINATED;
         self.errs.count(local_error::NS_ANSWERED, 1);
-        Ok(LOC_OUTPUT)
+        Ok(local_next::OUTPUT)
     }
 
     /// Neighbor advertisement: learn the target's MAC when it is on this link (RFC 4861 7.1.2).

@@ -1,10 +1,11 @@
 //! ip6-lookup: FIB lookup, ECMP flow hash, and scoped (multicast / link-local) destinations.
 
 use crate::buffer::{flags, Buf};
+use crate::feature::ArcEdges;
 use crate::fib::LEAF_MISS;
 use crate::graph::{Node, NodeInfo, NodeKind, MAX_VECTOR};
 use crate::runtime::{Ctx, Errors};
-use crate::tables::{AdjKind, IfTable, UNREACH_LB};
+use crate::tables::{AdjKind, IfTable, WorkerTables, UNREACH_LB};
 use crate::wire::{self, Ip6Hdr, IP6_HDR};
 
 use super::addr::{in_our_group, is_link_local, is_multicast, is_our_ip6};
@@ -15,24 +16,45 @@ use super::icmp_error_node::set_icmp6_error;
 pub struct Ip6Lookup {
     dsts: Vec<u128>,
     leaves: Vec<u32>,
+    /// ip6-lookup starts the ip6-local arc (packets for one of our addresses).
+    arc: ArcEdges,
 }
 
-const LK_DROP: u16 = 0;
-const LK_REWRITE: u16 = 1;
-const LK_LOCAL: u16 = 2;
-const LK_DISCOVER: u16 = 3;
-const LK_ICMP_ERROR: u16 = 4;
-const LK_RELOOKUP: u16 = 5;
+/// A packet for us: onto the ip6-local arc if its rx interface has features there, else
+/// straight to ip6-local. Out of line: forwarded packets never come here.
+#[cold]
+#[inline(never)]
+fn local_next(arc: &ArcEdges, meta: &mut crate::buffer::BufferMeta, tables: &WorkerTables) -> u16 {
+    let mask = tables.ifs.get().fast(meta.rx_sw_if_index).feat_ip6_local;
+    if mask == 0 {
+        lookup_next::LOCAL
+    } else {
+        arc.enter(meta, mask)
+    }
+}
 
-pub mod lookup_error {
-    pub const NO_FIB: u16 = 0;
-    pub const DROP_ADJ: u16 = 1;
-    pub const NO_ROUTE: u16 = 2;
-    pub const PROHIBITED: u16 = 3;
-    pub const PUNT: u16 = 4;
-    pub const MCAST_NOT_FOR_US: u16 = 5;
-    pub const LINK_LOCAL_NOT_FOR_US: u16 = 6;
-    pub const LOOKUP_LOOP: u16 = 7;
+crate::next_edges! {
+    mod lookup_next {
+        DROP => "error-drop",
+        REWRITE => "ip6-rewrite",
+        LOCAL => "ip6-local",
+        DISCOVER => "ip6-discover",
+        ICMP_ERROR => "ip6-icmp-error",
+        RELOOKUP => "ip6-lookup",
+    }
+}
+
+crate::node_errors! {
+    pub mod lookup_error {
+        NO_FIB => "ip6 no such fib",
+        DROP_ADJ => "ip6 adjacency drop",
+        NO_ROUTE => "ip6 no route to destination",
+        PROHIBITED => "ip6 administratively prohibited",
+        PUNT => "ip6 punt adjacency",
+        MCAST_NOT_FOR_US => "ip6 multicast destination not for us",
+        LINK_LOCAL_NOT_FOR_US => "ip6 link-local destination not for us",
+        LOOKUP_LOOP => "ip6 table-lookup loop",
+    }
 }
 
 /// Flow hash over addresses, flow label, next header and ports, for ECMP.
@@ -65,25 +87,13 @@ impl Node for Ip6Lookup {
         NodeInfo {
             name: "ip6-lookup",
             kind: NodeKind::Internal,
-            next_nodes: vec![
-                "error-drop",
-                "ip6-rewrite",
-                "ip6-local",
-                "ip6-discover",
-                "ip6-icmp-error",
-                "ip6-lookup",
-            ],
-            errors: &[
-                "ip6 no such fib",
-                "ip6 adjacency drop",
-                "ip6 no route to destination",
-                "ip6 administratively prohibited",
-                "ip6 punt adjacency",
-                "ip6 multicast destination not for us",
-                "ip6 link-local destination not for us",
-                "ip6 table-lookup loop",
-            ],
+            next_nodes: lookup_next::NAMES,
+            errors: lookup_error::NAMES,
         }
+    }
+
+    fn attach_arc(&mut self, arc: ArcEdges) {
+        self.arc = arc;
     }
 
     fn process(&mut self, cx: &mut Ctx<'_>, bufs: &mut [u32], nexts: &mut [u16]) {
@@ -140,7 +150,7 @@ impl Node for Ip6Lookup {
             }
             if leaf == LEAF_MISS - 1 {
                 b.meta.error = errs.error(lookup_error::NO_FIB);
-                nexts[i] = LK_DROP;
+                nexts[i] = lookup_next::DROP;
                 continue;
             }
             let lb = fwd.lb(if leaf == LEAF_MISS { UNREACH_LB } else { leaf });
@@ -154,36 +164,36 @@ impl Node for Ip6Lookup {
             b.meta.adj_index = adj_i;
             let adj = fwd.adj(adj_i);
             nexts[i] = match adj.kind {
-                AdjKind::Rewrite => LK_REWRITE,
-                AdjKind::Local => LK_LOCAL,
-                AdjKind::Glean | AdjKind::Incomplete => LK_DISCOVER,
+                AdjKind::Rewrite => lookup_next::REWRITE,
+                AdjKind::Local => local_next(&self.arc, b.meta, cx.tables),
+                AdjKind::Glean | AdjKind::Incomplete => lookup_next::DISCOVER,
                 AdjKind::Unreachable => {
                     set_icmp6_error(&mut b, icmp6::DEST_UNREACH, icmp6::NO_ROUTE, 0);
                     b.meta.error = errs.error(lookup_error::NO_ROUTE);
-                    LK_ICMP_ERROR
+                    lookup_next::ICMP_ERROR
                 }
                 AdjKind::Prohibit => {
                     set_icmp6_error(&mut b, icmp6::DEST_UNREACH, icmp6::ADMIN_PROHIBITED, 0);
                     b.meta.error = errs.error(lookup_error::PROHIBITED);
-                    LK_ICMP_ERROR
+                    lookup_next::ICMP_ERROR
                 }
                 AdjKind::Punt => {
                     b.meta.error = errs.error(lookup_error::PUNT);
-                    LK_DROP
+                    lookup_next::DROP
                 }
                 AdjKind::Lookup => {
                     if b.meta.relookups >= crate::tables::MAX_RELOOKUPS {
                         b.meta.error = errs.error(lookup_error::LOOKUP_LOOP);
-                        LK_DROP
+                        lookup_next::DROP
                     } else {
                         b.meta.relookups += 1;
                         b.meta.fib_index = adj.lookup_fib;
-                        LK_RELOOKUP
+                        lookup_next::RELOOKUP
                     }
                 }
                 AdjKind::Drop => {
                     b.meta.error = errs.error(lookup_error::DROP_ADJ);
-                    LK_DROP
+                    lookup_next::DROP
                 }
             };
         }
@@ -204,18 +214,18 @@ fn scoped(b: &mut Buf<'_>, ifs: &IfTable, dst: u128, errs: Errors<'_>) -> Option
     let rx = b.meta.rx_sw_if_index;
     if is_multicast(dst) {
         if in_our_group(ifs, rx, dst) {
-            return Some(LK_LOCAL);
+            return Some(lookup_next::LOCAL);
         }
         b.meta.error = errs.error(lookup_error::MCAST_NOT_FOR_US);
-        return Some(LK_DROP);
+        return Some(lookup_next::DROP);
     }
     if is_our_ip6(ifs, rx, dst) {
-        return Some(LK_LOCAL);
+        return Some(lookup_next::LOCAL);
     }
     if b.meta.flags & flags::LOCALLY_ORIGINATED != 0 {
         return None;
     }
     // Link-local traffic is never forwarded off its link (RFC 4291 2.5.6).
     b.meta.error = errs.error(lookup_error::LINK_LOCAL_NOT_FOR_US);
-    Some(LK_DROP)
+    Some(lookup_next::DROP)
 }

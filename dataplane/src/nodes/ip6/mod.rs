@@ -31,12 +31,12 @@ use crate::buffer::Buf;
 use crate::graph::Node;
 use crate::wire::{self, Ip6Hdr};
 
-/// The IPv6 nodes of the standard graph; `features` is the ip6-unicast arc.
-pub fn nodes(features: &[&'static str]) -> Vec<Box<dyn Node>> {
+/// The IPv6 nodes of the standard graph.
+pub fn nodes() -> Vec<Box<dyn Node>> {
     vec![
-        Box::new(Ip6Input::new(features)),
+        Box::new(Ip6Input::default()),
         Box::new(Ip6Lookup::default()),
-        Box::new(Ip6Rewrite),
+        Box::new(Ip6Rewrite::default()),
         Box::new(Ip6Local),
         Box::new(Ip6Discover::default()),
         Box::new(Ip6IcmpError),

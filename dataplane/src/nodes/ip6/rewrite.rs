@@ -1,6 +1,7 @@
 //! ip6-rewrite: hop limit, MTU and the adjacency's L2 rewrite.
 
 use crate::buffer::{flags, Buf};
+use crate::feature::ArcEdges;
 use crate::graph::{Node, NodeInfo, NodeKind};
 use crate::runtime::Ctx;
 use crate::tables::{AdjKind, Adjacency};
@@ -9,17 +10,27 @@ use crate::wire::{Ip6HdrMut, IP6_HDR};
 use super::icmp6;
 use super::icmp_error_node::set_icmp6_error;
 
-pub struct Ip6Rewrite;
+/// ip6-rewrite starts the ip6-output arc (features of the adjacency's tx interface).
+#[derive(Default)]
+pub struct Ip6Rewrite {
+    arc: ArcEdges,
+}
 
-const RW_DROP: u16 = 0;
-const RW_OUTPUT: u16 = 1;
-const RW_ICMP_ERROR: u16 = 2;
+crate::next_edges! {
+    mod rewrite_next {
+        DROP => "error-drop",
+        OUTPUT => "interface-output",
+        ICMP_ERROR => "ip6-icmp-error",
+    }
+}
 
-pub mod rewrite_error {
-    pub const HOP_LIMIT_EXPIRED: u16 = 0;
-    pub const TOO_BIG: u16 = 1;
-    pub const NOT_REWRITE: u16 = 2;
-    pub const NO_HEADROOM: u16 = 3;
+crate::node_errors! {
+    pub mod rewrite_error {
+        HOP_LIMIT_EXPIRED => "ip6 hop limit <= 1",
+        TOO_BIG => "ip6 mtu exceeded (ICMP6 packet too big)",
+        NOT_REWRITE => "ip6 adjacency is not a rewrite",
+        NO_HEADROOM => "ip6 no headroom for rewrite",
+    }
 }
 
 impl Node for Ip6Rewrite {
@@ -27,14 +38,13 @@ impl Node for Ip6Rewrite {
         NodeInfo {
             name: "ip6-rewrite",
             kind: NodeKind::Internal,
-            next_nodes: vec!["error-drop", "interface-output", "ip6-icmp-error"],
-            errors: &[
-                "ip6 hop limit <= 1",
-                "ip6 mtu exceeded (ICMP6 packet too big)",
-                "ip6 adjacency is not a rewrite",
-                "ip6 no headroom for rewrite",
-            ],
+            next_nodes: rewrite_next::NAMES,
+            errors: rewrite_error::NAMES,
         }
+    }
+
+    fn attach_arc(&mut self, arc: ArcEdges) {
+        self.arc = arc;
     }
 
     fn process(&mut self, cx: &mut Ctx<'_>, bufs: &mut [u32], nexts: &mut [u16]) {
@@ -46,9 +56,12 @@ impl Node for Ip6Rewrite {
             }
             let mut b = cx.bufs.get(bi);
             let adj = fwd.adj(b.meta.adj_index);
-            let (next, err) = rewrite_one(&mut b, adj);
-            if next != RW_OUTPUT {
+            let (mut next, err) = rewrite_one(&mut b, adj);
+            if next != rewrite_next::OUTPUT {
                 b.meta.error = errs.error(err);
+            } else if adj.out_features != 0 {
+                // The tx interface has ip6-output features: the one test a packet pays.
+                next = self.arc.enter(b.meta, adj.out_features);
             }
             nexts[i] = next;
         }
@@ -67,7 +80,7 @@ impl Node for Ip6Rewrite {
 #[inline(always)]
 fn rewrite_one(b: &mut Buf<'_>, adj: &Adjacency) -> (u16, u16) {
     if adj.kind != AdjKind::Rewrite {
-        return (RW_DROP, rewrite_error::NOT_REWRITE);
+        return (rewrite_next::DROP, rewrite_error::NOT_REWRITE);
     }
     let local = b.meta.flags & flags::LOCALLY_ORIGINATED != 0;
     // A GSO super-frame leaves as segments: what must fit is one segment (IPv6 + TCP headers
@@ -81,7 +94,7 @@ fn rewrite_one(b: &mut Buf<'_>, adj: &Adjacency) -> (u16, u16) {
     };
     {
         let Some(mut h) = Ip6HdrMut::new(b.data_mut()) else {
-            return (RW_DROP, rewrite_error::NOT_REWRITE);
+            return (rewrite_next::DROP, rewrite_error::NOT_REWRITE);
         };
         let (hl, mut len) = (
             h.view().hop_limit(),
@@ -92,12 +105,12 @@ fn rewrite_one(b: &mut Buf<'_>, adj: &Adjacency) -> (u16, u16) {
         }
         if !local && hl <= 1 {
             set_icmp6_error(b, icmp6::TIME_EXCEEDED, icmp6::HOP_LIMIT_EXCEEDED, 0);
-            return (RW_ICMP_ERROR, rewrite_error::HOP_LIMIT_EXPIRED);
+            return (rewrite_next::ICMP_ERROR, rewrite_error::HOP_LIMIT_EXPIRED);
         }
         // IPv6 routers never fragment (RFC 8200 5): tell the source the path MTU.
         if adj.mtu != 0 && len > adj.mtu as usize {
             set_icmp6_error(b, icmp6::PACKET_TOO_BIG, 0, adj.mtu as u32);
-            return (RW_ICMP_ERROR, rewrite_error::TOO_BIG);
+            return (rewrite_next::ICMP_ERROR, rewrite_error::TOO_BIG);
         }
         if !local {
             h.dec_hop_limit();
@@ -106,10 +119,10 @@ fn rewrite_one(b: &mut Buf<'_>, adj: &Adjacency) -> (u16, u16) {
     let rl = adj.rewrite_len as usize;
     if rl > 0 {
         if rl > adj.rewrite.len() || !b.retreat(rl) {
-            return (RW_DROP, rewrite_error::NO_HEADROOM);
+            return (rewrite_next::DROP, rewrite_error::NO_HEADROOM);
         }
         b.data_mut()[..rl].copy_from_slice(&adj.rewrite[..rl]);
     }
     b.meta.tx_sw_if_index = adj.sw_if_index;
-    (RW_OUTPUT, 0)
+    (rewrite_next::OUTPUT, 0)
 }
