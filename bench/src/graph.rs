@@ -1,5 +1,13 @@
 //! `rvpp-bench graph`: one core, generator -> ethernet-input -> ip4-input -> ip4-lookup ->
-//! ip4-rewrite -> null tx, with N random prefixes and destinations spread over them.
+//! ip4-rewrite -> null tx, with N random prefixes and destinations spread over them; or, with
+//! `--path xconnect`, generator -> ethernet-input -> (L2 cross-connect) interface-output -> null.
+
+pub const HELP: &str =
+    "rvpp-bench graph [--path ip4|xconnect] [--routes N] [--route-mix internet|dpdk]
+    [--size BYTES] [--seconds S] [--runs N] [--pages auto|no-hugetlb|both]
+    [--testpmd PATH | --no-peer] [--json]
+  One core, rvpp's own generator and null tx. Prints Mpps and each node's clocks/packet, next to
+  dpdk-testpmd 5tswap on net_null (same core, same frame size) run in alternation.";
 
 use rvpp_dataplane::buffer::BufferPool;
 use rvpp_dataplane::fib::Ip4FibConfig;
@@ -15,6 +23,16 @@ use std::time::{Duration, Instant};
 const VPP_REF_MPPS: f64 = 25.6;
 const VPP_REF_FWD_CLOCKS: f64 = 49.6;
 const FORWARDING_NODES: [&str; 4] = ["ethernet-input", "ip4-input", "ip4-lookup", "ip4-rewrite"];
+/// The L2 cross-connect path's forwarding nodes: rvpp decides the cross-connect in
+/// ethernet-input and interface-output sends (VPP: ethernet-input, l2-input, l2-output).
+const XCONNECT_NODES: [&str; 2] = ["ethernet-input", "interface-output"];
+
+/// Which packet path the run measures.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum BenchPath {
+    Ip4,
+    Xconnect,
+}
 
 /// xorshift64*: reproducible prefixes without a dependency.
 pub struct Rng(pub u64);
@@ -117,6 +135,7 @@ fn routes_and_dsts(mix: RouteMix, routes: usize) -> (Vec<(u32, u8)>, Vec<u32>) {
 }
 
 pub fn run_once(
+    path: BenchPath,
     routes: usize,
     mix: RouteMix,
     seconds: f64,
@@ -154,6 +173,9 @@ pub fn run_once(
             .map_err(|e| e.to_string())?;
     }
     let program_secs = t0.elapsed().as_secs_f64();
+    if path == BenchPath::Xconnect {
+        fwd.set_xconnect(pg, Some(out)).map_err(|e| e.to_string())?;
+    }
     let graph = rvpp_drivers::standard_graph()?;
     let mut rt = Runtime::new(graph, pool.local(), shared, 0, "bench".into())?;
     rt.add_rx(Box::new(PgStream::ip4_udp(
@@ -200,7 +222,10 @@ pub fn run_once(
     }
     let fwd_clocks = per_node
         .iter()
-        .filter(|(n, _)| FORWARDING_NODES.contains(&n.as_str()))
+        .filter(|(n, _)| match path {
+            BenchPath::Ip4 => FORWARDING_NODES.contains(&n.as_str()),
+            BenchPath::Xconnect => XCONNECT_NODES.contains(&n.as_str()),
+        })
         .map(|x| x.1)
         .sum();
     Ok(GraphResult {
@@ -279,6 +304,7 @@ pub fn run(args: &[String]) -> Result<serde_json::Value, String> {
     let mut pages = vec![true];
     let mut testpmd = Some("dpdk-testpmd".to_string());
     let mut mix = RouteMix::Internet;
+    let mut path = BenchPath::Ip4;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         let mut val = || it.next().ok_or(format!("{a} needs a value"));
@@ -302,6 +328,17 @@ pub fn run(args: &[String]) -> Result<serde_json::Value, String> {
                     _ => return Err("--route-mix expects internet or dpdk".into()),
                 }
             }
+            "--path" => {
+                path = match val()?.as_str() {
+                    "ip4" => BenchPath::Ip4,
+                    "xconnect" => BenchPath::Xconnect,
+                    _ => return Err("--path expects ip4 or xconnect".into()),
+                }
+            }
+            "--help" | "-h" => {
+                println!("{HELP}");
+                return Ok(json!({"benchmark": "graph", "help": true}));
+            }
             "--testpmd" => testpmd = Some(val()?.clone()),
             "--no-peer" => testpmd = None,
             other => return Err(format!("unknown option {other}")),
@@ -316,7 +353,7 @@ pub fn run(args: &[String]) -> Result<serde_json::Value, String> {
     let mut peer: Vec<(f64, f64)> = Vec::new();
     for r in 0..runs.max(1) {
         for (k, &huge) in pages.iter().enumerate() {
-            let res = run_once(routes, mix, seconds, size, huge)?;
+            let res = run_once(path, routes, mix, seconds, size, huge)?;
             println!(
                 "run {} [{}]: {:.2} Mpps, forwarding nodes {:.1} clocks/pkt, all nodes {:.1} clocks/pkt (routes programmed in {:.2} s), cpu probe {:.2}",
                 r + 1,
@@ -381,13 +418,17 @@ pub fn run(args: &[String]) -> Result<serde_json::Value, String> {
             other / mpps
         );
     }
-    println!(
+    if path == BenchPath::Ip4 {
+        println!(
         "reference (not this run): VPP {VPP_REF_MPPS} Mpps, {VPP_REF_FWD_CLOCKS} forwarding clocks, recorded by hand; rvpp {:.2}x Mpps, {:.2}x clocks",
         mpps / VPP_REF_MPPS,
         fwd / VPP_REF_FWD_CLOCKS
     );
+    }
     let mut out = json!({
         "benchmark": "graph",
+        "path": if path == BenchPath::Xconnect { "l2 xconnect: ethernet-input -> interface-output" } else { "ip4: ethernet-input -> ip4-input -> ip4-lookup -> ip4-rewrite" },
+        "forwarding_nodes": if path == BenchPath::Xconnect { XCONNECT_NODES.to_vec() } else { FORWARDING_NODES.to_vec() },
         "routes": routes,
         "route_mix": if mix == RouteMix::Dpdk { "dpdk-test-fib depth mix (fib's set and seed)" } else { "internet-like" },
         // So a peer's packet capture can be checked against the same destinations.
@@ -405,13 +446,13 @@ pub fn run(args: &[String]) -> Result<serde_json::Value, String> {
             "cpu_probe_runs": peer.iter().map(|m| (m.1 * 100.0).round() / 100.0).collect::<Vec<_>>(),
             "ratio_rvpp_mpps_to_peer": (mpps / p * 100.0).round() / 100.0,
         })),
-        "vpp_reference": {
+        "vpp_reference": (path == BenchPath::Ip4).then(|| json!({
             "measured_in_this_run": false,
             "mpps": VPP_REF_MPPS,
             "forwarding_clocks_per_packet": VPP_REF_FWD_CLOCKS,
             "ratio_mpps_vs_reference": (mpps / VPP_REF_MPPS * 100.0).round() / 100.0,
             "ratio_clocks_vs_reference": (fwd / VPP_REF_FWD_CLOCKS * 100.0).round() / 100.0,
-        },
+        })),
     });
     // The first backing's figures at the top level, for scripts that read one set.
     if let (Some(o), Some(m)) = (out.as_object_mut(), main.as_object()) {

@@ -258,6 +258,59 @@ impl<'a> Buf<'a> {
         true
     }
 
+    /// The first `N` bytes of the packet as a fixed-size array (a typed header view's input),
+    /// or None when the buffer holds fewer than `N` bytes of it. One length check, after which
+    /// every constant index into the array compiles to a plain load.
+    #[inline(always)]
+    pub fn head<const N: usize>(&self) -> Option<&[u8; N]> {
+        let s = self.head_start::<N>()?;
+        // SAFETY: head_start proved s + N <= mem.len(), so the N bytes at s are inside `mem`;
+        // the shared borrow of self keeps them from being written meanwhile.
+        Some(unsafe { &*self.mem.as_ptr().add(s).cast::<[u8; N]>() })
+    }
+
+    /// As [`Buf::head`], writable.
+    #[inline(always)]
+    pub fn head_mut<const N: usize>(&mut self) -> Option<&mut [u8; N]> {
+        let s = self.head_start::<N>()?;
+        // SAFETY: as in `head`; the exclusive borrow of self makes this the only view.
+        Some(unsafe { &mut *self.mem.as_mut_ptr().add(s).cast::<[u8; N]>() })
+    }
+
+    /// Where `head` starts, if `N` packet bytes are there: then `s + N <= mem.len()`. Per
+    /// packet one compare of the length and one of the end.
+    #[inline(always)]
+    fn head_start<const N: usize>(&self) -> Option<usize> {
+        let s = Self::offset_from_headroom::<0>(self.meta.current_data);
+        ((self.meta.current_length as usize) >= N && s + N as u64 <= self.mem.len() as u64)
+            .then_some(s as usize)
+    }
+
+    /// `HEADROOM + current_data - BACK` as an offset in `mem`, computed in 32 bits so that a
+    /// negative result becomes a value near 2^32: far beyond any buffer, and small enough that
+    /// adding a header length in 64 bits cannot wrap. So one compare of `offset + N` against
+    /// `mem.len()` proves the whole range is inside the buffer.
+    #[inline(always)]
+    fn offset_from_headroom<const BACK: usize>(current_data: i16) -> u64 {
+        const { assert!(BACK <= HEADROOM) };
+        (HEADROOM as i32 + current_data as i32 - BACK as i32) as u32 as u64
+    }
+
+    /// `N` bytes of the buffer starting `BACK` bytes before the packet start (headroom a
+    /// rewrite fills, then the headers after it), or None when they do not lie in the buffer.
+    /// Unlike [`Buf::head`] this does not look at `current_length`.
+    #[inline(always)]
+    pub fn window_mut<const BACK: usize, const N: usize>(&mut self) -> Option<&mut [u8; N]> {
+        let from = Self::offset_from_headroom::<BACK>(self.meta.current_data);
+        if from + N as u64 > self.mem.len() as u64 {
+            return None;
+        }
+        let from = from as usize;
+        // SAFETY: from + N <= mem.len() (checked just above), so the N bytes are inside `mem`;
+        // the exclusive borrow of self makes this the only view.
+        Some(unsafe { &mut *self.mem.as_mut_ptr().add(from).cast::<[u8; N]>() })
+    }
+
     /// Bytes this buffer can hold from `current_data` on.
     pub fn capacity(&self) -> usize {
         self.mem.len() - self.start()
@@ -915,6 +968,126 @@ impl BufView<'_> {
     #[inline(always)]
     pub fn prefetch(&self, bi: u32) {
         self.geo.prefetch(bi)
+    }
+
+    /// The buffers of one vector, with every index range-checked here, once, so that access
+    /// per packet is a multiply-add with no check. Panics, as [`BufView::get`] would, if an
+    /// index is not a buffer of the pool (a bug in whoever made the vector).
+    #[inline(always)]
+    pub fn vector<'v>(&'v mut self, bufs: &'v [u32]) -> VecView<'v> {
+        // An OR over the vector vectorises to a fraction of an instruction per packet and
+        // bounds every index; only when it is not below the pool size is the max needed.
+        let any = bufs.iter().fold(0u32, |m, &b| m | b);
+        if any >= self.geo.n_buffers {
+            check_indices(bufs, self.geo.n_buffers);
+        }
+        VecView {
+            geo: self.geo,
+            bufs,
+            _owner: std::marker::PhantomData,
+        }
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn check_indices(bufs: &[u32], n_buffers: u32) {
+    let max = bufs.iter().fold(0u32, |m, &b| m.max(b));
+    assert!(max < n_buffers, "buffer index {max} out of range");
+}
+
+/// `for $i in 0..$n { $body }` over a [`VecView`], prefetching buffer `$i + $ahead` on the way,
+/// as two loops so that the one that prefetches needs no end check for it. A macro, not a
+/// closure, so that the body is inlined into both loops for certain.
+macro_rules! for_each_prefetched {
+    ($v:ident, $n:expr, $ahead:expr, |$i:ident| $body:block) => {{
+        let n: usize = $n;
+        let ahead = n.saturating_sub($ahead);
+        for $i in 0..ahead {
+            $v.prefetch($i + $ahead);
+            $body
+        }
+        for $i in ahead..n {
+            $body
+        }
+    }};
+}
+pub(crate) use for_each_prefetched;
+
+/// [`BufView::vector`]: one vector's buffers, every index known to be in range.
+pub struct VecView<'v> {
+    geo: Geometry,
+    /// Invariant: every element is `< geo.n_buffers` (checked by `BufView::vector`).
+    bufs: &'v [u32],
+    _owner: std::marker::PhantomData<&'v mut Buffers>,
+}
+
+impl VecView<'_> {
+    #[inline(always)]
+    pub fn len(&self) -> usize {
+        self.bufs.len()
+    }
+
+    #[inline(always)]
+    pub fn is_empty(&self) -> bool {
+        self.bufs.is_empty()
+    }
+
+    /// The index of the `i`th buffer of the vector.
+    #[inline(always)]
+    pub fn index(&self, i: usize) -> u32 {
+        self.bufs[i]
+    }
+
+    /// The `i`th buffer of the vector (`i` is checked against the vector, which a loop over
+    /// `0..len()` elides; the buffer index needs no check).
+    #[inline(always)]
+    pub fn get(&mut self, i: usize) -> Buf<'_> {
+        let p = self.ptr(self.bufs[i]);
+        // SAFETY: p is the start of buffer bufs[i], which is in range (the struct invariant);
+        // its metadata and its mem_len bytes after META_SIZE lie inside the buffer. The worker
+        // owns it (ownership rule), and `&mut self`, which borrows the `Buffers` mutably,
+        // prevents a second live view.
+        unsafe {
+            Buf {
+                meta: &mut *p.cast::<BufferMeta>(),
+                mem: std::slice::from_raw_parts_mut(p.add(META_SIZE), self.geo.mem_len),
+            }
+        }
+    }
+
+    /// The `i`th buffer's metadata only.
+    #[inline(always)]
+    pub fn meta(&mut self, i: usize) -> &mut BufferMeta {
+        let p = self.ptr(self.bufs[i]);
+        // SAFETY: as in `get`.
+        unsafe { &mut *p.cast::<BufferMeta>() }
+    }
+
+    /// Prefetch the `i`th buffer's metadata and first data line; nothing past the vector's end.
+    #[inline(always)]
+    pub fn prefetch(&self, i: usize) {
+        if let Some(&bi) = self.bufs.get(i) {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: bi is in range (the struct invariant), so both addresses are inside the
+            // mapped region; prefetch never faults and does not access memory architecturally.
+            unsafe {
+                let p = self.ptr(bi);
+                use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+                _mm_prefetch::<_MM_HINT_T0>(p as *const i8);
+                _mm_prefetch::<_MM_HINT_T0>(p.add(META_SIZE + HEADROOM) as *const i8);
+            }
+            #[cfg(not(target_arch = "x86_64"))]
+            let _ = bi;
+        }
+    }
+
+    #[inline(always)]
+    fn ptr(&self, bi: u32) -> *mut u8 {
+        debug_assert!(bi < self.geo.n_buffers);
+        // SAFETY: bi < n_buffers (the struct invariant), so the offset stays inside the pool's
+        // mapped region, which the borrowed `Buffers` keeps alive.
+        unsafe { self.geo.base.add(bi as usize * self.geo.stride) }
     }
 }
 

@@ -82,6 +82,22 @@ pub struct NodeInfo {
     pub errors: &'static [&'static str],
 }
 
+impl NodeInfo {
+    /// An internal node (handed vectors): its name, edges and counters.
+    pub const fn internal(
+        name: &'static str,
+        next_nodes: &'static [&'static str],
+        errors: &'static [&'static str],
+    ) -> Self {
+        Self {
+            name,
+            kind: NodeKind::Internal,
+            next_nodes,
+            errors,
+        }
+    }
+}
+
 /// A graph node. One instance per worker thread, so its state is thread-local.
 pub trait Node: Send {
     fn info(&self) -> NodeInfo;

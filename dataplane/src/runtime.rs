@@ -571,10 +571,7 @@ impl Runtime {
         while i < n {
             let e = self.nexts[i];
             // Packets usually leave in runs by the same edge: move a run at once.
-            let mut j = i + 1;
-            while j < n && self.nexts[j] == e {
-                j += 1;
-            }
+            let j = run_end(&self.nexts[..n], i);
             if e != CONSUMED {
                 match edges.get(e as usize) {
                     Some(&t) => {
@@ -689,6 +686,24 @@ impl Runtime {
     }
 }
 
+/// End of the run of edges equal to `nexts[i]` that starts at `i`: eight edges per compare
+/// (one 16-byte load and compare), then the mismatching one found in the chunk.
+#[inline(always)]
+fn run_end(nexts: &[u16], i: usize) -> usize {
+    let e = nexts[i];
+    let mut j = i + 1;
+    while let Some(c) = nexts.get(j..).and_then(|r| r.first_chunk::<8>()) {
+        if *c != [e; 8] {
+            break;
+        }
+        j += 8;
+    }
+    while j < nexts.len() && nexts[j] == e {
+        j += 1;
+    }
+    j
+}
+
 /// The first bytes of a packet in hex, for traces.
 pub fn hex_line(d: &[u8]) -> String {
     d.iter()
@@ -717,6 +732,30 @@ mod tests {
     use super::*;
     use crate::buffer::BufferPool;
     use crate::nodes::standard_graph;
+
+    #[test]
+    fn run_end_finds_every_run() {
+        let mut rng = 0x1234_5678_u64;
+        for len in 0..80 {
+            for _ in 0..50 {
+                let v: Vec<u16> = (0..len)
+                    .map(|_| {
+                        rng ^= rng << 13;
+                        rng ^= rng >> 7;
+                        rng ^= rng << 17;
+                        rng.is_multiple_of(3) as u16
+                    })
+                    .collect();
+                for i in 0..len {
+                    let mut j = i + 1;
+                    while j < len && v[j] == v[i] {
+                        j += 1;
+                    }
+                    assert_eq!(run_end(&v, i), j, "{v:?} from {i}");
+                }
+            }
+        }
+    }
 
     #[test]
     fn a_pending_vector_grows_instead_of_dropping() {

@@ -216,14 +216,19 @@ pub fn ones_sum(data: &[u8], mut acc: u64) -> u64 {
         let (s, o) = acc.overflowing_add(v);
         acc = s + o as u64;
     }
+    // The tail with end-around carry too: after all-ones words `acc` can be u64::MAX.
+    let add = |acc: u64, v: u64| {
+        let (s, o) = acc.overflowing_add(v);
+        s + o as u64
+    };
     let rest = chunks.remainder();
     let mut i = 0;
     while i + 1 < rest.len() {
-        acc += u16::from_be_bytes([rest[i], rest[i + 1]]) as u64;
+        acc = add(acc, u16::from_be_bytes([rest[i], rest[i + 1]]) as u64);
         i += 2;
     }
     if i < rest.len() {
-        acc += (rest[i] as u64) << 8;
+        acc = add(acc, (rest[i] as u64) << 8);
     }
     acc
 }
@@ -288,7 +293,10 @@ pub fn ip4_header20_ok(h: &[u8; IP4_HDR]) -> bool {
     let (a, b) = (u64::from_ne_bytes(*a), u64::from_ne_bytes(*b));
     let c = u32::from_ne_bytes(*c.first_chunk::<4>().expect("4 bytes")) as u64;
     let acc = (a & 0xffff_ffff) + (a >> 32) + (b & 0xffff_ffff) + (b >> 32) + c;
-    fold(acc) == 0
+    // Folding a non-zero sum gives the value in 1..=0xffff congruent to it modulo 0xffff
+    // (2^16 = 1 mod 0xffff), and a valid header folds to 0xffff: so the test is a division
+    // by a constant (a multiply) instead of four folding steps. A zero sum folds to 0: bad.
+    acc != 0 && acc.is_multiple_of(0xffff)
 }
 
 /// Read-only IPv6 fixed header view.
@@ -468,6 +476,36 @@ mod tests {
                 assert!(ip4_header_ok(&h));
             }
         }
+    }
+
+    #[test]
+    fn header20_check_agrees_with_folding() {
+        let fold_ok = |h: &[u8; 20]| fold(ones_sum(h, 0)) == 0;
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let mut cases = vec![[0u8; 20], [0xff; 20]];
+        for _ in 0..20_000 {
+            let mut h = [0u8; 20];
+            for b in h.iter_mut() {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                // Mostly 0x00 / 0xff bytes too, where the carries and the two zeros live.
+                *b = match x % 4 {
+                    0 => 0,
+                    1 => 0xff,
+                    _ => (x >> 8) as u8,
+                };
+            }
+            cases.push(h);
+            // And the same header with its checksum filled, which must pass.
+            let mut g = h;
+            Ip4HdrMut(&mut g).fill_checksum();
+            cases.push(g);
+        }
+        for h in &cases {
+            assert_eq!(ip4_header20_ok(h), fold_ok(h), "{h:02x?}");
+        }
+        assert!(cases.iter().filter(|h| ip4_header20_ok(h)).count() >= 20_000);
     }
 
     #[test]

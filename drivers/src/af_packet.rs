@@ -323,16 +323,7 @@ pub struct AfPacket;
 impl AfPacket {
     /// Open `cfg.queues` rx/tx queue pairs on the host interface.
     pub fn create(cfg: &AfPacketConfig, sw_if_index: u32) -> io::Result<Queues<AfPacketInfo>> {
-        let (rx, tx, info) = Self::create_queues(cfg, sw_if_index)?;
-        let rx = rx
-            .into_iter()
-            .map(|q| Box::new(q) as Box<dyn RxQueue>)
-            .collect();
-        let tx = tx
-            .into_iter()
-            .map(|q| Box::new(q) as Box<dyn TxQueue>)
-            .collect();
-        Ok((rx, tx, info))
+        Self::create_queues(cfg, sw_if_index).map(crate::netdev::boxed)
     }
 
     /// As [`AfPacket::create`], with the concrete queue types.

@@ -155,6 +155,21 @@ pub(crate) fn set_up(sock: RawFd, name: &str, up: bool) -> io::Result<()> {
 /// What a driver's `create` returns: rx queues, tx queues (index = queue id), and details.
 pub type Queues<I> = (Vec<Box<dyn RxQueue>>, Vec<Box<dyn TxQueue>>, I);
 
+/// A driver's concrete queues as the boxed [`Queues`] the daemon places on workers.
+pub fn boxed<R: RxQueue + 'static, T: TxQueue + 'static, I>(
+    (rx, tx, info): (Vec<R>, Vec<T>, I),
+) -> Queues<I> {
+    let rx = rx
+        .into_iter()
+        .map(|q| Box::new(q) as Box<dyn RxQueue>)
+        .collect();
+    let tx = tx
+        .into_iter()
+        .map(|q| Box::new(q) as Box<dyn TxQueue>)
+        .collect();
+    (rx, tx, info)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -287,16 +287,7 @@ pub struct Tap;
 impl Tap {
     /// Create (or attach to) the device described by `cfg` and return its queues.
     pub fn create(cfg: &TapConfig, sw_if_index: u32) -> io::Result<Queues<TapInfo>> {
-        let (rx, tx, info) = Self::create_queues(cfg, sw_if_index)?;
-        let rx = rx
-            .into_iter()
-            .map(|q| Box::new(q) as Box<dyn RxQueue>)
-            .collect();
-        let tx = tx
-            .into_iter()
-            .map(|q| Box::new(q) as Box<dyn TxQueue>)
-            .collect();
-        Ok((rx, tx, info))
+        Self::create_queues(cfg, sw_if_index).map(crate::netdev::boxed)
     }
 
     /// As [`Tap::create`], with the concrete queue types.

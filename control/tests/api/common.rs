@@ -1,83 +1,59 @@
-//! Shared by the api_* tests: start the real `rvpp` with a temp startup.conf serving the
-//! binary API and CLI sockets, write the .api.json files, and run python helpers.
+//! The api_* tests' layer over the shared harness (`tests/common`): rvpp serving the binary
+//! API and the stats segment, the .api.json files vpp_papi loads, and python helpers.
 #![allow(dead_code)]
 
+use std::ops::{Deref, DerefMut};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output};
 
+#[path = "../common/mod.rs"]
+mod harness;
 #[path = "../../../test-support/skip.rs"]
 pub mod skip;
 
+/// A running rvpp with its API socket (`api`) and the API JSON directory (`apidir`); the rest
+/// (process, directory, CLI socket, clean-up) is the shared harness's.
 pub struct Rvpp {
-    pub child: Child,
-    pub dir: PathBuf,
+    rvpp: harness::Rvpp,
     pub api: PathBuf,
-    pub cli: PathBuf,
     pub apidir: PathBuf,
 }
 
-impl Drop for Rvpp {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
+impl Deref for Rvpp {
+    type Target = harness::Rvpp;
+    fn deref(&self) -> &harness::Rvpp {
+        &self.rvpp
+    }
+}
+
+impl DerefMut for Rvpp {
+    fn deref_mut(&mut self) -> &mut harness::Rvpp {
+        &mut self.rvpp
     }
 }
 
 impl Rvpp {
     /// Start rvpp; `cpu` is the body of the cpu stanza (e.g. "" or "workers 2").
     pub fn start(tag: &str, cpu: &str) -> Rvpp {
-        let dir = std::env::temp_dir().join(format!("rvpp-api-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let api = dir.join("api.sock");
-        let cli = dir.join("cli.sock");
-        let apidir = dir.join("api-json");
+        let conf = format!(
+            "socksvr {{ socket-name {{dir}}/api.sock }}\nstatseg {{ socket-name {{dir}}/stats.sock }}\nbuffers {{ buffers-per-numa 16384 }}\ncpu {{ {cpu} }}\n"
+        );
+        let rvpp = harness::Rvpp::start_with(
+            &format!("api-{tag}"),
+            harness::Opts {
+                conf: &conf,
+                log_file: true,
+                wait_for: &["api.sock"],
+                ..Default::default()
+            },
+        );
+        let apidir = rvpp.path("api-json");
         rvpp_vppapi::apijson::write_api_json_dir(&apidir).unwrap();
-        let conf = dir.join("startup.conf");
-        std::fs::write(
-            &conf,
-            format!(
-                "unix {{ nodaemon cli-listen {} }}\nsocksvr {{ socket-name {} }}\nstatseg {{ socket-name {} }}\nbuffers {{ buffers-per-numa 16384 }}\ncpu {{ {cpu} }}\n",
-                cli.display(),
-                api.display(),
-                dir.join("stats.sock").display()
-            ),
-        )
-        .unwrap();
-        let log = std::fs::File::create(dir.join("rvpp.log")).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_rvpp"))
-            .arg("-c")
-            .arg(&conf)
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        let mut r = Rvpp {
-            child,
-            dir,
-            api,
-            cli,
+        Rvpp {
+            api: rvpp.path("api.sock"),
             apidir,
-        };
-        let t = Instant::now();
-        while !r.api.exists() {
-            if let Ok(Some(st)) = r.child.try_wait() {
-                panic!("rvpp exited ({st}): {}", r.log());
-            }
-            assert!(
-                t.elapsed() < Duration::from_secs(20),
-                "no API socket: {}",
-                r.log()
-            );
-            std::thread::sleep(Duration::from_millis(20));
+            rvpp,
         }
-        r
-    }
-
-    pub fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("rvpp.log")).unwrap_or_default()
     }
 
     pub fn alive(&mut self) -> bool {

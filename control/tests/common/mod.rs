@@ -41,8 +41,10 @@ pub struct Opts<'a> {
     pub conf: &'a str,
     /// Extra words inside the `unix { }` stanza.
     pub unix: &'a str,
-    /// Where rvpp's stderr goes (piped when a test reads the log).
+    /// Where rvpp's stderr goes (piped when a test reads the log). Ignored with `log_file`.
     pub stderr: Stdio,
+    /// Send stderr to `<dir>/rvpp.log` instead, for [`Rvpp::log`].
+    pub log_file: bool,
     /// Files under the directory to wait for besides the CLI socket (e.g. "stats.sock").
     pub wait_for: &'a [&'a str],
     /// How long start-up may take.
@@ -55,6 +57,7 @@ impl Default for Opts<'_> {
             conf: "",
             unix: "",
             stderr: Stdio::null(),
+            log_file: false,
             wait_for: &[],
             timeout: Duration::from_secs(20),
         }
@@ -88,7 +91,11 @@ impl Rvpp {
             .arg("-c")
             .arg(&conf)
             .stdout(Stdio::null())
-            .stderr(o.stderr)
+            .stderr(if o.log_file {
+                Stdio::from(std::fs::File::create(dir.join("rvpp.log")).unwrap())
+            } else {
+                o.stderr
+            })
             .spawn()
             .unwrap();
         let mut r = Rvpp { child, dir, cli };
@@ -96,12 +103,17 @@ impl Rvpp {
         let ready = |r: &Rvpp| r.cli.exists() && o.wait_for.iter().all(|f| r.dir.join(f).exists());
         while !ready(&r) {
             if let Some(st) = r.child.try_wait().unwrap() {
-                panic!("rvpp exited at start with {st}");
+                panic!("rvpp exited at start with {st}: {}", r.log());
             }
             assert!(t.elapsed() < o.timeout, "rvpp did not open its sockets");
             std::thread::sleep(Duration::from_millis(20));
         }
         r
+    }
+
+    /// What rvpp wrote to `<dir>/rvpp.log` (see [`Opts::log_file`]).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("rvpp.log")).unwrap_or_default()
     }
 
     /// A path in the test directory.

@@ -2,7 +2,7 @@
 //! next hops (glean and incomplete adjacencies) by turning the waiting packet into a request.
 
 use crate::buffer::Buf;
-use crate::graph::{Node, NodeInfo, NodeKind};
+use crate::graph::{Node, NodeInfo};
 use crate::runtime::Ctx;
 use crate::tables::{AdjKind, IfTable, Learned};
 use crate::wire::{self, ArpPkt, EthHdr, Mac, BROADCAST_MAC};
@@ -49,12 +49,7 @@ fn is_connected(ifs: &IfTable, sw: u32, ip: u32) -> bool {
 
 impl Node for ArpInput {
     fn info(&self) -> NodeInfo {
-        NodeInfo {
-            name: "arp-input",
-            kind: NodeKind::Internal,
-            next_nodes: arp_input_next::NAMES,
-            errors: arp_error::NAMES,
-        }
+        NodeInfo::internal("arp-input", arp_input_next::NAMES, arp_error::NAMES)
     }
 
     fn process(&mut self, cx: &mut Ctx<'_>, bufs: &mut [u32], nexts: &mut [u16]) {
@@ -149,12 +144,7 @@ crate::node_errors! {
 
 impl Node for Ip4Arp {
     fn info(&self) -> NodeInfo {
-        NodeInfo {
-            name: "ip4-arp",
-            kind: NodeKind::Internal,
-            next_nodes: ip4_arp_next::NAMES,
-            errors: glean_error::NAMES,
-        }
+        NodeInfo::internal("ip4-arp", ip4_arp_next::NAMES, glean_error::NAMES)
     }
 
     fn process(&mut self, cx: &mut Ctx<'_>, bufs: &mut [u32], nexts: &mut [u16]) {

@@ -1,9 +1,9 @@
 //! ethernet-input: checks the frame is for us, maps 802.1Q tags to sub-interfaces, and sends
 //! the payload to ip4-input, ip6-input or arp-input.
 
-use crate::buffer::{flags, Buf};
-use crate::graph::{Node, NodeInfo, NodeKind};
-use crate::runtime::Ctx;
+use crate::buffer::{flags, for_each_prefetched, Buf};
+use crate::graph::{Node, NodeInfo};
+use crate::runtime::{Ctx, Errors};
 use crate::tables::{if_flags, IfFast};
 use crate::wire::{self, EthHdr};
 
@@ -32,36 +32,35 @@ crate::node_errors! {
 
 impl Node for EthernetInput {
     fn info(&self) -> NodeInfo {
-        NodeInfo {
-            name: "ethernet-input",
-            kind: NodeKind::Internal,
-            next_nodes: next::NAMES,
-            errors: error::NAMES,
-        }
+        NodeInfo::internal("ethernet-input", next::NAMES, error::NAMES)
     }
 
     fn process(&mut self, cx: &mut Ctx<'_>, bufs: &mut [u32], nexts: &mut [u16]) {
         let errs = cx.errs();
         let ifs = cx.tables.ifs.get();
         let mut last_if = u32::MAX;
-        let mut fast = IfFast::default();
+        let mut path = RxPath::Other;
         let mut view = cx.bufs.view();
-        for (i, (&bi, next_out)) in bufs.iter().zip(nexts.iter_mut()).enumerate() {
-            if let Some(&n) = bufs.get(i + crate::graph::PREFETCH_AHEAD) {
-                view.prefetch(n);
-            }
-            let mut b = view.get(bi);
-            let rx = b.meta.rx_sw_if_index;
-            if rx != last_if {
-                last_if = rx;
-                fast = ifs.fast(rx);
-            }
-            let (next, err) = classify(&mut b, &fast, ifs);
-            if next == next::DROP {
-                b.meta.error = errs.error(err);
-            }
-            *next_out = next;
-        }
+        let mut v = view.vector(bufs);
+        let n = v.len().min(nexts.len());
+        for_each_prefetched!(v, n, PREFETCH_AHEAD, |i| {
+            nexts[i] = {
+                let rx = v.meta(i).rx_sw_if_index;
+                if rx != last_if {
+                    last_if = rx;
+                    path = RxPath::of(&ifs.fast(rx));
+                }
+                let fast = match path {
+                    RxPath::Plain(p) => untagged_fast(&mut v.get(i), p),
+                    RxPath::Xconnect(tx) => xconnect_fast(&mut v.get(i), tx),
+                    RxPath::Other => None,
+                };
+                match fast {
+                    Some(next) => next,
+                    None => slow(&mut v.get(i), ifs, errs),
+                }
+            };
+        });
     }
 
     fn trace(&self, b: &Buf<'_>) -> String {
@@ -70,6 +69,96 @@ impl Node for EthernetInput {
             b.meta.rx_sw_if_index, b.meta.l3_hdr_offset
         )
     }
+}
+
+/// Buffers ahead whose metadata and first line are prefetched.
+const PREFETCH_AHEAD: usize = 8;
+
+/// How a run of frames from one rx interface is decided: a plain interface's and a
+/// cross-connected one's common frames in the loop, everything else by `classify`.
+#[derive(Clone, Copy)]
+enum RxPath {
+    Plain(PlainIf),
+    /// Up and cross-connected to this tx interface.
+    Xconnect(u32),
+    Other,
+}
+
+impl RxPath {
+    #[inline(always)]
+    fn of(f: &IfFast) -> Self {
+        if f.flags & if_flags::ADMIN_UP != 0 && f.xconnect != u32::MAX {
+            return Self::Xconnect(f.xconnect);
+        }
+        PlainIf::of(f).map_or(Self::Other, Self::Plain)
+    }
+}
+
+/// A cross-connected interface's frame leaves as it came; what `classify` does for it.
+#[inline(always)]
+fn xconnect_fast(b: &mut Buf<'_>, tx: u32) -> Option<u16> {
+    b.head::<{ wire::ETH_HDR }>()?;
+    b.meta.tx_sw_if_index = tx;
+    Some(next::XCONNECT)
+}
+
+/// An interface whose frames take the fast path: up, not promiscuous, not cross-connected.
+#[derive(Clone, Copy)]
+struct PlainIf {
+    /// Its MAC in the low 48 bits, as the first 8 frame bytes load little-endian.
+    mac: u64,
+}
+
+impl PlainIf {
+    #[inline(always)]
+    fn of(f: &IfFast) -> Option<Self> {
+        let plain = f.flags & (if_flags::ADMIN_UP | if_flags::PROMISC) == if_flags::ADMIN_UP
+            && f.xconnect == u32::MAX;
+        let m = f.mac;
+        plain.then_some(Self {
+            mac: u64::from_le_bytes([m[0], m[1], m[2], m[3], m[4], m[5], 0, 0]),
+        })
+    }
+}
+
+/// The common case in a few plain loads: an untagged IPv4 or IPv6 frame for our MAC (or a
+/// group address) on a plain interface. None: anything else, which `classify` decides. What
+/// this returns and writes is exactly what `classify` would for the same frame.
+#[inline(always)]
+fn untagged_fast(b: &mut Buf<'_>, p: PlainIf) -> Option<u16> {
+    let h = b.head::<{ wire::ETH_HDR }>()?;
+    let w = u64::from_le_bytes(*h.first_chunk::<8>()?);
+    // The ethertype as it lies in memory, against constants in the same order (no swap).
+    let et = u16::from_ne_bytes([h[12], h[13]]);
+    // Unicast to another MAC is for `classify` (to drop); group bit set or our MAC passes.
+    if w & 1 == 0 && (w ^ p.mac) << 16 != 0 {
+        return None;
+    }
+    const IP4: u16 = wire::ETHERTYPE_IP4.to_be();
+    const IP6: u16 = wire::ETHERTYPE_IP6.to_be();
+    let next = match et {
+        IP4 => next::IP4,
+        IP6 => next::IP6,
+        _ => return None,
+    };
+    // head() proved at least ETH_HDR bytes, so this cannot underflow.
+    let m = &mut *b.meta;
+    m.l2_hdr_offset = m.current_data;
+    m.flags |= flags::L2_HDR_VALID;
+    m.current_data += wire::ETH_HDR as i16;
+    m.current_length -= wire::ETH_HDR as u16;
+    m.l3_hdr_offset = m.current_data;
+    Some(next)
+}
+
+/// Everything but the fast path, out of the hot loop.
+#[inline(never)]
+fn slow(b: &mut Buf<'_>, ifs: &crate::tables::IfTable, errs: Errors<'_>) -> u16 {
+    let (next, err) = classify(b, &ifs.fast(b.meta.rx_sw_if_index), ifs);
+    if next == next::DROP {
+        b.meta.error = errs.error(err);
+    }
+    next
 }
 
 #[inline(always)]

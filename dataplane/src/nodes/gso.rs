@@ -22,7 +22,7 @@
 //! never panics on packet contents.
 
 use crate::buffer::{flags, Buffers};
-use crate::graph::{Node, NodeInfo, NodeKind, CONSUMED, MAX_VECTOR};
+use crate::graph::{Node, NodeInfo, CONSUMED, MAX_VECTOR};
 use crate::runtime::{clocks, Ctx};
 use crate::tables::if_flags;
 use crate::wire::{
@@ -565,12 +565,7 @@ fn build_segment(
 
 impl Node for GsoSegment {
     fn info(&self) -> NodeInfo {
-        NodeInfo {
-            name: "gso-segment",
-            kind: NodeKind::Internal,
-            next_nodes: next::NAMES,
-            errors: gso_error::NAMES,
-        }
+        NodeInfo::internal("gso-segment", next::NAMES, gso_error::NAMES)
     }
 
     fn process(&mut self, cx: &mut Ctx<'_>, bufs: &mut [u32], nexts: &mut [u16]) {

@@ -1,11 +1,11 @@
 //! IPv4: ip4-input, ip4-lookup, ip4-rewrite, ip4-local, ip4-icmp-error.
 
-use crate::buffer::{flags, Buf};
+use crate::buffer::{flags, for_each_prefetched, Buf};
 use crate::feature::ArcEdges;
-use crate::fib::LEAF_MISS;
-use crate::graph::{Node, NodeInfo, NodeKind, MAX_VECTOR};
-use crate::runtime::Ctx;
-use crate::tables::{if_flags, AdjKind, WorkerTables, UNREACH_LB};
+use crate::fib::{LEAF_LIMIT, LEAF_MISS};
+use crate::graph::{Node, NodeInfo, MAX_VECTOR};
+use crate::runtime::{Ctx, Errors};
+use crate::tables::{if_flags, AdjKind, IfFast, WorkerTables, UNREACH_LB};
 use crate::wire::{self, Ip4Hdr, Ip4HdrMut};
 
 /// ICMP types and codes rvpp sends.
@@ -62,12 +62,7 @@ crate::node_errors! {
 
 impl Node for Ip4Input {
     fn info(&self) -> NodeInfo {
-        NodeInfo {
-            name: "ip4-input",
-            kind: NodeKind::Internal,
-            next_nodes: input_next::NAMES,
-            errors: input_error::NAMES,
-        }
+        NodeInfo::internal("ip4-input", input_next::NAMES, input_error::NAMES)
     }
 
     fn attach_arc(&mut self, arc: ArcEdges) {
@@ -78,50 +73,94 @@ impl Node for Ip4Input {
         let errs = cx.errs();
         let ifs = cx.tables.ifs.get();
         let mut last_if = u32::MAX;
-        let mut fast = Default::default();
+        // The rx interface's FIB when it has IPv4 on and no features (the short way).
+        let mut plain_fib = None;
         let mut view = cx.bufs.view();
-        for (i, (&bi, next_out)) in bufs.iter().zip(nexts.iter_mut()).enumerate() {
-            if let Some(&n) = bufs.get(i + crate::graph::PREFETCH_AHEAD) {
-                view.prefetch(n);
-            }
-            let mut b = view.get(bi);
-            let rx = b.meta.rx_sw_if_index;
-            if rx != last_if {
-                last_if = rx;
-                fast = ifs.fast(rx);
-            }
-            let r = check(&mut b, fast.flags);
-            let next = match r {
-                Ok(options) => {
-                    if options {
-                        errs.count(input_error::OPTIONS, 1);
-                    }
-                    b.meta.fib_index = fast.ip4_fib;
-                    b.meta.l3_hdr_offset = b.meta.current_data;
-                    if fast.feat_ip4 == 0 {
-                        input_next::LOOKUP
-                    } else {
-                        self.arc.enter(b.meta, fast.feat_ip4)
+        let mut v = view.vector(bufs);
+        let arc = &self.arc;
+        let n = v.len().min(nexts.len());
+        for_each_prefetched!(v, n, IN_PREFETCH_AHEAD, |i| {
+            nexts[i] = 'pkt: {
+                let rx = v.meta(i).rx_sw_if_index;
+                if rx != last_if {
+                    last_if = rx;
+                    let f = ifs.fast(rx);
+                    plain_fib =
+                        (f.flags & if_flags::IP4 != 0 && f.feat_ip4 == 0).then_some(f.ip4_fib);
+                }
+                if let Some(fib) = plain_fib {
+                    let mut b = v.get(i);
+                    if plain_header_ok(&mut b) {
+                        let m = &mut *b.meta;
+                        m.fib_index = fib;
+                        m.l3_hdr_offset = m.current_data;
+                        break 'pkt input_next::LOOKUP;
                     }
                 }
-                Err(input_error::TTL_EXPIRED) => {
-                    b.meta.fib_index = fast.ip4_fib;
-                    set_icmp_error(&mut b, icmp::TIME_EXCEEDED, 0, 0);
-                    errs.count(input_error::TTL_EXPIRED, 1);
-                    input_next::ICMP_ERROR
-                }
-                Err(e) => {
-                    b.meta.error = errs.error(e);
-                    input_next::DROP
-                }
+                input_slow(&mut v.get(i), &ifs.fast(rx), arc, errs)
             };
-            *next_out = next;
-        }
+        });
     }
 
     fn trace(&self, b: &Buf<'_>) -> String {
         trace_ip4(b)
     }
+}
+
+/// ip4-input's every case, out of the hot loop.
+#[inline(never)]
+fn input_slow(b: &mut Buf<'_>, fast: &IfFast, arc: &ArcEdges, errs: Errors<'_>) -> u16 {
+    match check(b, fast.flags) {
+        Ok(options) => {
+            if options {
+                errs.count(input_error::OPTIONS, 1);
+            }
+            b.meta.fib_index = fast.ip4_fib;
+            b.meta.l3_hdr_offset = b.meta.current_data;
+            if fast.feat_ip4 == 0 {
+                input_next::LOOKUP
+            } else {
+                arc.enter(b.meta, fast.feat_ip4)
+            }
+        }
+        Err(input_error::TTL_EXPIRED) => {
+            b.meta.fib_index = fast.ip4_fib;
+            set_icmp_error(b, icmp::TIME_EXCEEDED, 0, 0);
+            errs.count(input_error::TTL_EXPIRED, 1);
+            input_next::ICMP_ERROR
+        }
+        Err(e) => {
+            b.meta.error = errs.error(e);
+            input_next::DROP
+        }
+    }
+}
+
+/// Buffers ahead that ip4-input prefetches.
+const IN_PREFETCH_AHEAD: usize = 8;
+
+/// The common case of `check` in one pass: a 20-byte header with a good checksum, TTL non-zero
+/// and total length exactly the buffer's, or shorter (link padding, trimmed as `check` does).
+/// False: anything else, which `check` decides; when this returns true `check` would have
+/// returned Ok(false) and made the same change.
+#[inline(always)]
+fn plain_header_ok(b: &mut Buf<'_>) -> bool {
+    let Some(h) = b.head::<{ wire::IP4_HDR }>() else {
+        return false;
+    };
+    if h[0] != 0x45 || h[8] == 0 || !wire::ip4_header20_ok(h) {
+        return false;
+    }
+    let tl = u16::from_be_bytes([h[2], h[3]]);
+    let len = b.meta.current_length;
+    if tl == len {
+        return true;
+    }
+    if tl < wire::IP4_HDR as u16 || tl > len || b.meta.flags & flags::NEXT_PRESENT != 0 {
+        return false;
+    }
+    b.set_len(tl as usize);
+    true
 }
 
 /// Validate an IPv4 header in place; trims link padding. Ok(has_options).
@@ -250,23 +289,12 @@ pub fn flow_hash4(d: &[u8]) -> u32 {
     if matches!(h.protocol(), wire::IP_PROTO_TCP | wire::IP_PROTO_UDP) && d.len() >= hl + 4 {
         x ^= (u32::from_be_bytes([d[hl], d[hl + 1], d[hl + 2], d[hl + 3]]) as u64).rotate_left(29);
     }
-    // murmur3's finalizer: every input bit reaches the low bits that pick the bucket.
-    x ^= x >> 33;
-    x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
-    x ^= x >> 33;
-    x = x.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
-    x ^= x >> 33;
-    x as u32
+    super::flow_hash_finish(x)
 }
 
 impl Node for Ip4Lookup {
     fn info(&self) -> NodeInfo {
-        NodeInfo {
-            name: "ip4-lookup",
-            kind: NodeKind::Internal,
-            next_nodes: lookup_next::NAMES,
-            errors: lookup_error::NAMES,
-        }
+        NodeInfo::internal("ip4-lookup", lookup_next::NAMES, lookup_error::NAMES)
     }
 
     fn attach_arc(&mut self, arc: ArcEdges) {
@@ -284,11 +312,14 @@ impl Node for Ip4Lookup {
         let fwd = cx.tables.fwd.get();
         // Pass 1: destinations; the FIB index is usually the same for the whole vector.
         let mut view = cx.bufs.view();
-        let fib_index = bufs.first().map_or(0, |&bi| view.get(bi).meta.fib_index);
+        let mut v = view.vector(bufs);
+        let fib_index = if v.is_empty() { 0 } else { v.meta(0).fib_index };
         let mut differ = 0u32;
-        for (i, &bi) in bufs.iter().enumerate() {
-            let b = view.get(bi);
-            self.dsts[i] = Ip4Hdr::new(b.data()).map_or(0, |h| h.dst());
+        for (i, dst) in self.dsts[..n].iter_mut().enumerate().take(v.len()) {
+            let b = v.get(i);
+            *dst = b
+                .head::<{ wire::IP4_HDR }>()
+                .map_or(0, |h| u32::from_be_bytes([h[16], h[17], h[18], h[19]]));
             differ |= b.meta.fib_index ^ fib_index;
         }
         let same_fib = differ == 0;
@@ -299,70 +330,41 @@ impl Node for Ip4Lookup {
                 None => self.leaves[..n].fill(LEAF_MISS - 1),
             }
         } else {
-            for (i, &bi) in bufs.iter().enumerate() {
-                let fi = view.get(bi).meta.fib_index;
+            for i in 0..v.len() {
+                let fi = v.meta(i).fib_index;
                 self.leaves[i] = match fibs.ip4.get(fi as usize).and_then(|f| f.as_ref()) {
                     Some(fib) => fib.lookup(self.dsts[i]),
                     None => LEAF_MISS - 1,
                 };
             }
         }
-        // Pass 3: load-balance and adjacency.
-        for (i, &bi) in bufs.iter().enumerate() {
-            let leaf = self.leaves[i];
-            if leaf == LEAF_MISS - 1 {
-                view.get(bi).meta.error = errs.error(lookup_error::NO_FIB);
-                nexts[i] = lookup_next::DROP;
+        // Pass 3: load-balance and adjacency. Neighbouring packets often share a leaf: the
+        // last leaf that resolved to a single-path rewrite is remembered with its adjacency.
+        // LEAF_LIMIT: no FIB yields it, so nothing matches before the first rewrite is seen.
+        let (mut rw_leaf, mut rw_adj) = (LEAF_LIMIT, 0u32);
+        let n = n.min(nexts.len()).min(v.len());
+        let leaves = &self.leaves[..n];
+        for i in 0..n {
+            let leaf = leaves[i];
+            if leaf == rw_leaf {
+                v.meta(i).adj_index = rw_adj;
+                nexts[i] = lookup_next::REWRITE;
                 continue;
             }
-            let lb = fwd.lb(if leaf == LEAF_MISS { UNREACH_LB } else { leaf });
-            if lb.n_buckets <= 1 {
-                // The common case, a single path to a rewrite: metadata only, no packet view.
-                let adj_i = lb.buckets[0];
-                if fwd.adj(adj_i).kind == AdjKind::Rewrite {
-                    view.get(bi).meta.adj_index = adj_i;
-                    nexts[i] = lookup_next::REWRITE;
-                    continue;
+            if leaf != LEAF_MISS - 1 {
+                let lb = fwd.lb(if leaf == LEAF_MISS { UNREACH_LB } else { leaf });
+                if lb.n_buckets <= 1 {
+                    // The common case, a single path to a rewrite: metadata only.
+                    let adj_i = lb.buckets[0];
+                    if fwd.adj(adj_i).kind == AdjKind::Rewrite {
+                        v.meta(i).adj_index = adj_i;
+                        nexts[i] = lookup_next::REWRITE;
+                        (rw_leaf, rw_adj) = (leaf, adj_i);
+                        continue;
+                    }
                 }
             }
-            let mut b = view.get(bi);
-            let adj_i = if lb.n_buckets <= 1 {
-                lb.buckets[0]
-            } else {
-                let h = flow_hash4(b.data());
-                b.meta.flow_hash = h;
-                lb.pick(h)
-            };
-            b.meta.adj_index = adj_i;
-            let adj = fwd.adj(adj_i);
-            nexts[i] = match adj.kind {
-                AdjKind::Rewrite => lookup_next::REWRITE,
-                AdjKind::Local => local_next(&self.arc, b.meta, cx.tables),
-                AdjKind::Glean | AdjKind::Incomplete => lookup_next::ARP,
-                AdjKind::Unreachable => {
-                    set_icmp_error(&mut b, icmp::DEST_UNREACH, icmp::NET_UNREACH, 0);
-                    errs.count(lookup_error::NO_ROUTE, 1);
-                    lookup_next::ICMP_ERROR
-                }
-                AdjKind::Prohibit => {
-                    set_icmp_error(&mut b, icmp::DEST_UNREACH, icmp::ADMIN_PROHIBITED, 0);
-                    errs.count(lookup_error::PROHIBITED, 1);
-                    lookup_next::ICMP_ERROR
-                }
-                AdjKind::Punt => {
-                    b.meta.error = errs.error(lookup_error::PUNT);
-                    lookup_next::DROP
-                }
-                AdjKind::Lookup => relookup(
-                    &mut b,
-                    adj.lookup_fib,
-                    errs.error(lookup_error::LOOKUP_LOOP),
-                ),
-                AdjKind::Drop => {
-                    b.meta.error = errs.error(lookup_error::DROP_ADJ);
-                    lookup_next::DROP
-                }
-            };
+            nexts[i] = lookup_slow(&mut v.get(i), leaf, &self.arc, cx.tables, errs);
         }
     }
 
@@ -371,6 +373,56 @@ impl Node for Ip4Lookup {
             "fib {} adj {} flow hash 0x{:08x}",
             b.meta.fib_index, b.meta.adj_index, b.meta.flow_hash
         )
+    }
+}
+
+/// ip4-lookup's every case but a single-path rewrite, out of the hot loop.
+#[inline(never)]
+fn lookup_slow(
+    b: &mut Buf<'_>,
+    leaf: u32,
+    arc: &ArcEdges,
+    tables: &WorkerTables,
+    errs: Errors<'_>,
+) -> u16 {
+    let fwd = tables.fwd.get();
+    if leaf == LEAF_MISS - 1 {
+        b.meta.error = errs.error(lookup_error::NO_FIB);
+        return lookup_next::DROP;
+    }
+    let lb = fwd.lb(if leaf == LEAF_MISS { UNREACH_LB } else { leaf });
+    let adj_i = if lb.n_buckets <= 1 {
+        lb.buckets[0]
+    } else {
+        let h = flow_hash4(b.data());
+        b.meta.flow_hash = h;
+        lb.pick(h)
+    };
+    b.meta.adj_index = adj_i;
+    let adj = fwd.adj(adj_i);
+    match adj.kind {
+        AdjKind::Rewrite => lookup_next::REWRITE,
+        AdjKind::Local => local_next(arc, b.meta, tables),
+        AdjKind::Glean | AdjKind::Incomplete => lookup_next::ARP,
+        AdjKind::Unreachable => {
+            set_icmp_error(b, icmp::DEST_UNREACH, icmp::NET_UNREACH, 0);
+            errs.count(lookup_error::NO_ROUTE, 1);
+            lookup_next::ICMP_ERROR
+        }
+        AdjKind::Prohibit => {
+            set_icmp_error(b, icmp::DEST_UNREACH, icmp::ADMIN_PROHIBITED, 0);
+            errs.count(lookup_error::PROHIBITED, 1);
+            lookup_next::ICMP_ERROR
+        }
+        AdjKind::Punt => {
+            b.meta.error = errs.error(lookup_error::PUNT);
+            lookup_next::DROP
+        }
+        AdjKind::Lookup => relookup(b, adj.lookup_fib, errs.error(lookup_error::LOOKUP_LOOP)),
+        AdjKind::Drop => {
+            b.meta.error = errs.error(lookup_error::DROP_ADJ);
+            lookup_next::DROP
+        }
     }
 }
 
@@ -416,12 +468,7 @@ crate::node_errors! {
 
 impl Node for Ip4Rewrite {
     fn info(&self) -> NodeInfo {
-        NodeInfo {
-            name: "ip4-rewrite",
-            kind: NodeKind::Internal,
-            next_nodes: rewrite_next::NAMES,
-            errors: rewrite_error::NAMES,
-        }
+        NodeInfo::internal("ip4-rewrite", rewrite_next::NAMES, rewrite_error::NAMES)
     }
 
     fn attach_arc(&mut self, arc: ArcEdges) {
@@ -432,25 +479,30 @@ impl Node for Ip4Rewrite {
         let errs = cx.errs();
         let fwd = cx.tables.fwd.get();
         let mut view = cx.bufs.view();
-        for (i, (&bi, next_out)) in bufs.iter().zip(nexts.iter_mut()).enumerate() {
-            if let Some(&n) = bufs.get(i + crate::graph::PREFETCH_AHEAD) {
-                view.prefetch(n);
-            }
-            let mut b = view.get(bi);
-            let adj = fwd.adj(b.meta.adj_index);
-            let (mut next, err) = rewrite_one(&mut b, adj);
-            if next != rewrite_next::OUTPUT {
-                if next == rewrite_next::DROP {
-                    b.meta.error = errs.error(err);
-                } else {
-                    errs.count(err, 1);
+        let mut v = view.vector(bufs);
+        let arc = &self.arc;
+        // The adjacency of the previous packet, when it is a plain Ethernet rewrite.
+        let mut last: Option<(u32, EthRewrite)> = None;
+        let n = v.len().min(nexts.len());
+        for_each_prefetched!(v, n, RW_PREFETCH_AHEAD, |i| {
+            nexts[i] = 'pkt: {
+                let ai = v.meta(i).adj_index;
+                let rw = match last {
+                    Some((a, rw)) if a == ai => Some(rw),
+                    _ => {
+                        let rw = EthRewrite::of(fwd.adj(ai));
+                        last = rw.map(|rw| (ai, rw));
+                        rw
+                    }
+                };
+                if let Some(rw) = rw {
+                    if rewrite_fast(&mut v.get(i), &rw) {
+                        break 'pkt rewrite_next::OUTPUT;
+                    }
                 }
-            } else if adj.out_features != 0 {
-                // The tx interface has ip4-output features: the one test a packet pays.
-                next = self.arc.enter(b.meta, adj.out_features);
-            }
-            *next_out = next;
-        }
+                rewrite_slow(&mut v.get(i), fwd.adj(ai), arc, errs)
+            };
+        });
     }
 
     fn trace(&self, b: &Buf<'_>) -> String {
@@ -461,6 +513,86 @@ impl Node for Ip4Rewrite {
             crate::runtime::hex_line(&b.data()[..b.data().len().min(34)])
         )
     }
+}
+
+/// ip4-rewrite's every case, out of the hot loop.
+#[inline(never)]
+fn rewrite_slow(
+    b: &mut Buf<'_>,
+    adj: &crate::tables::Adjacency,
+    arc: &ArcEdges,
+    errs: Errors<'_>,
+) -> u16 {
+    let (mut next, err) = rewrite_one(b, adj);
+    if next != rewrite_next::OUTPUT {
+        if next == rewrite_next::DROP {
+            b.meta.error = errs.error(err);
+        } else {
+            errs.count(err, 1);
+        }
+    } else if adj.out_features != 0 {
+        // The tx interface has ip4-output features: the one test a packet pays.
+        next = arc.enter(b.meta, adj.out_features);
+    }
+    next
+}
+
+/// Buffers ahead that ip4-rewrite prefetches.
+const RW_PREFETCH_AHEAD: usize = 8;
+
+/// A rewrite adjacency with a 14-byte Ethernet header and no ip4-output features on its tx
+/// interface, in the form the fast path uses.
+#[derive(Clone, Copy)]
+struct EthRewrite {
+    hdr: [u8; wire::ETH_HDR],
+    mtu: u16,
+    sw_if_index: u32,
+}
+
+impl EthRewrite {
+    #[inline(always)]
+    fn of(adj: &crate::tables::Adjacency) -> Option<Self> {
+        (adj.kind == AdjKind::Rewrite
+            && adj.rewrite_len as usize == wire::ETH_HDR
+            && adj.out_features == 0)
+            .then(|| Self {
+                hdr: *adj.rewrite.first_chunk().expect("24 >= 14"),
+                mtu: adj.mtu,
+                sw_if_index: adj.sw_if_index,
+            })
+    }
+}
+
+/// The common case of `rewrite_one`: a forwarded (not locally originated, not GSO) packet
+/// with TTL > 1 that fits the MTU, headroom for the Ethernet header and its IPv4 header in
+/// the buffer. False, changing nothing: anything else, which `rewrite_one` decides; when this
+/// returns true `rewrite_one` would have returned OUTPUT with the same changes.
+#[inline(always)]
+fn rewrite_fast(b: &mut Buf<'_>, rw: &EthRewrite) -> bool {
+    if b.meta.flags & (flags::LOCALLY_ORIGINATED | flags::GSO) != 0 {
+        return false;
+    }
+    const W: usize = wire::ETH_HDR + wire::IP4_HDR;
+    let Some(w) = b.window_mut::<{ wire::ETH_HDR }, W>() else {
+        return false;
+    };
+    let (l2, ip) = w.split_at_mut(wire::ETH_HDR);
+    let (Some(l2), Some(mut h)) = (
+        l2.first_chunk_mut::<{ wire::ETH_HDR }>(),
+        Ip4HdrMut::new(ip),
+    ) else {
+        return false;
+    };
+    if h.view().ttl() <= 1 || h.view().total_len() > rw.mtu {
+        return false;
+    }
+    h.dec_ttl();
+    *l2 = rw.hdr;
+    let m = &mut *b.meta;
+    m.current_data -= wire::ETH_HDR as i16;
+    m.current_length += wire::ETH_HDR as u16;
+    m.tx_sw_if_index = rw.sw_if_index;
+    true
 }
 
 #[inline(always)]
@@ -559,12 +691,7 @@ crate::node_errors! {
 
 impl Node for Ip4Local {
     fn info(&self) -> NodeInfo {
-        NodeInfo {
-            name: "ip4-local",
-            kind: NodeKind::Internal,
-            next_nodes: local_next::NAMES,
-            errors: local_error::NAMES,
-        }
+        NodeInfo::internal("ip4-local", local_next::NAMES, local_error::NAMES)
     }
 
     fn process(&mut self, cx: &mut Ctx<'_>, bufs: &mut [u32], nexts: &mut [u16]) {
@@ -692,12 +819,7 @@ const QUOTE_MAX: usize = 576 - wire::IP4_HDR - 8;
 
 impl Node for Ip4IcmpError {
     fn info(&self) -> NodeInfo {
-        NodeInfo {
-            name: "ip4-icmp-error",
-            kind: NodeKind::Internal,
-            next_nodes: icmp_error_next::NAMES,
-            errors: icmp_error::NAMES,
-        }
+        NodeInfo::internal("ip4-icmp-error", icmp_error_next::NAMES, icmp_error::NAMES)
     }
 
     fn process(&mut self, cx: &mut Ctx<'_>, bufs: &mut [u32], nexts: &mut [u16]) {

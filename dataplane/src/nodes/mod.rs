@@ -25,6 +25,18 @@ macro_rules! feature_modules {
 
 feature_modules![udp_deny, cnat];
 
+/// The last step of the ip4/ip6 flow hashes (murmur3's finalizer). A multiply only carries bits
+/// upwards, so it folds between rounds: every input bit reaches the low bits that pick a bucket.
+#[inline(always)]
+pub(crate) fn flow_hash_finish(mut x: u64) -> u32 {
+    x ^= x >> 33;
+    x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    x ^= x >> 33;
+    x = x.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    x ^= x >> 33;
+    x as u32
+}
+
 /// Address resolution (ARP requests, neighbor solicitations) at most once per `gap` clocks per
 /// target, per thread: a small table of recently asked targets indexed by a hash of the address.
 #[derive(Default)]

@@ -1,7 +1,7 @@
 //! interface-output (hands packets to device tx queues) and error-drop (counts and frees).
 
 use crate::buffer::{flags, BufferMeta};
-use crate::graph::{Node, NodeInfo, NodeKind, CONSUMED};
+use crate::graph::{Node, NodeInfo, CONSUMED};
 use crate::runtime::{clocks, Ctx};
 use crate::tables::{if_flags, IfTable};
 
@@ -16,12 +16,7 @@ crate::node_errors! {
 
 impl Node for ErrorDrop {
     fn info(&self) -> NodeInfo {
-        NodeInfo {
-            name: "error-drop",
-            kind: NodeKind::Internal,
-            next_nodes: &[],
-            errors: drop_error::NAMES,
-        }
+        NodeInfo::internal("error-drop", &[], drop_error::NAMES)
     }
 
     fn process(&mut self, cx: &mut Ctx<'_>, bufs: &mut [u32], nexts: &mut [u16]) {
@@ -84,12 +79,7 @@ crate::node_errors! {
 
 impl Node for InterfaceOutput {
     fn info(&self) -> NodeInfo {
-        NodeInfo {
-            name: "interface-output",
-            kind: NodeKind::Internal,
-            next_nodes: next::NAMES,
-            errors: error::NAMES,
-        }
+        NodeInfo::internal("interface-output", next::NAMES, error::NAMES)
     }
 
     fn process(&mut self, cx: &mut Ctx<'_>, bufs: &mut [u32], nexts: &mut [u16]) {

@@ -54,16 +54,7 @@ pub struct AfXdp;
 impl AfXdp {
     /// Attach rvpp's XDP program to the interface and open one socket per queue.
     pub fn create(cfg: &AfXdpConfig, sw_if_index: u32) -> io::Result<Queues<AfXdpInfo>> {
-        let (rx, tx, info) = Self::create_queues(cfg, sw_if_index)?;
-        let rx = rx
-            .into_iter()
-            .map(|q| Box::new(q) as Box<dyn RxQueue>)
-            .collect();
-        let tx = tx
-            .into_iter()
-            .map(|q| Box::new(q) as Box<dyn TxQueue>)
-            .collect();
-        Ok((rx, tx, info))
+        Self::create_queues(cfg, sw_if_index).map(crate::netdev::boxed)
     }
 
     /// As [`AfXdp::create`], with the concrete queue types.

@@ -1,7 +1,7 @@
 //! ip6-discover: neighbor solicitation for glean and incomplete adjacencies.
 
 use crate::buffer::{Buf, Buffers};
-use crate::graph::{Node, NodeInfo, NodeKind};
+use crate::graph::{Node, NodeInfo};
 use crate::runtime::Ctx;
 use crate::tables::{if_flags, AdjKind, FwdTable, IfTable};
 use crate::wire::{self, Ip6Hdr, IP6_HDR};
@@ -36,12 +36,7 @@ crate::node_errors! {
 
 impl Node for Ip6Discover {
     fn info(&self) -> NodeInfo {
-        NodeInfo {
-            name: "ip6-discover",
-            kind: NodeKind::Internal,
-            next_nodes: discover_next::NAMES,
-            errors: discover_error::NAMES,
-        }
+        NodeInfo::internal("ip6-discover", discover_next::NAMES, discover_error::NAMES)
     }
 
     fn process(&mut self, cx: &mut Ctx<'_>, bufs: &mut [u32], nexts: &mut [u16]) {

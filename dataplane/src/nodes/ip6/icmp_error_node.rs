@@ -1,7 +1,7 @@
 //! ip6-icmp-error: ICMPv6 errors (RFC 4443) requested by the other nodes.
 
 use crate::buffer::{flags, Buf, Buffers};
-use crate::graph::{Node, NodeInfo, NodeKind};
+use crate::graph::{Node, NodeInfo};
 use crate::runtime::Ctx;
 use crate::tables::IfTable;
 use crate::wire::{self, Ip6Hdr, Ip6HdrMut, IP6_HDR};
@@ -49,12 +49,7 @@ const ERR_HDRS: usize = IP6_HDR + 8;
 
 impl Node for Ip6IcmpError {
     fn info(&self) -> NodeInfo {
-        NodeInfo {
-            name: "ip6-icmp-error",
-            kind: NodeKind::Internal,
-            next_nodes: icmp_error_next::NAMES,
-            errors: icmp_error::NAMES,
-        }
+        NodeInfo::internal("ip6-icmp-error", icmp_error_next::NAMES, icmp_error::NAMES)
     }
 
     fn process(&mut self, cx: &mut Ctx<'_>, bufs: &mut [u32], nexts: &mut [u16]) {

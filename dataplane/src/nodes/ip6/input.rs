@@ -2,7 +2,7 @@
 
 use crate::buffer::{flags, Buf};
 use crate::feature::ArcEdges;
-use crate::graph::{Node, NodeInfo, NodeKind};
+use crate::graph::{Node, NodeInfo};
 use crate::runtime::Ctx;
 use crate::tables::if_flags;
 use crate::wire::{Ip6Hdr, IP6_HDR};
@@ -39,12 +39,7 @@ crate::node_errors! {
 
 impl Node for Ip6Input {
     fn info(&self) -> NodeInfo {
-        NodeInfo {
-            name: "ip6-input",
-            kind: NodeKind::Internal,
-            next_nodes: input_next::NAMES,
-            errors: input_error::NAMES,
-        }
+        NodeInfo::internal("ip6-input", input_next::NAMES, input_error::NAMES)
     }
 
     fn attach_arc(&mut self, arc: ArcEdges) {

@@ -1,7 +1,7 @@
 //! ip6-local: packets for us: echo, neighbor discovery, and punt.
 
 use crate::buffer::{flags, Buf, Buffers};
-use crate::graph::{Node, NodeInfo, NodeKind};
+use crate::graph::{Node, NodeInfo};
 use crate::runtime::{Ctx, Errors};
 use crate::tables::{AdjKind, FwdTable, IfTable, Learned};
 use crate::wire::{self, Ip6Hdr, Ip6HdrMut, Mac, IP6_HDR};
@@ -54,12 +54,7 @@ crate::node_errors! {
 
 impl Node for Ip6Local {
     fn info(&self) -> NodeInfo {
-        NodeInfo {
-            name: "ip6-local",
-            kind: NodeKind::Internal,
-            next_nodes: local_next::NAMES,
-            errors: local_error::NAMES,
-        }
+        NodeInfo::internal("ip6-local", local_next::NAMES, local_error::NAMES)
     }
 
     fn process(&mut self, cx: &mut Ctx<'_>, bufs: &mut [u32], nexts: &mut [u16]) {

@@ -3,7 +3,7 @@
 use crate::buffer::{flags, Buf};
 use crate::feature::ArcEdges;
 use crate::fib::LEAF_MISS;
-use crate::graph::{Node, NodeInfo, NodeKind, MAX_VECTOR};
+use crate::graph::{Node, NodeInfo, MAX_VECTOR};
 use crate::runtime::{Ctx, Errors};
 use crate::tables::{AdjKind, IfTable, WorkerTables, UNREACH_LB};
 use crate::wire::{self, Ip6Hdr, IP6_HDR};
@@ -72,24 +72,12 @@ pub fn flow_hash6(d: &[u8]) -> u32 {
             x ^= (u32::from_be_bytes([p[0], p[1], p[2], p[3]]) as u64).rotate_left(37);
         }
     }
-    // A multiply only carries bits upwards; fold between rounds so every input bit reaches
-    // the low bits that pick the bucket (murmur3's finalizer).
-    x ^= x >> 33;
-    x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
-    x ^= x >> 33;
-    x = x.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
-    x ^= x >> 33;
-    x as u32
+    crate::nodes::flow_hash_finish(x)
 }
 
 impl Node for Ip6Lookup {
     fn info(&self) -> NodeInfo {
-        NodeInfo {
-            name: "ip6-lookup",
-            kind: NodeKind::Internal,
-            next_nodes: lookup_next::NAMES,
-            errors: lookup_error::NAMES,
-        }
+        NodeInfo::internal("ip6-lookup", lookup_next::NAMES, lookup_error::NAMES)
     }
 
     fn attach_arc(&mut self, arc: ArcEdges) {

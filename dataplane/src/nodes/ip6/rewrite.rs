@@ -2,7 +2,7 @@
 
 use crate::buffer::{flags, Buf};
 use crate::feature::ArcEdges;
-use crate::graph::{Node, NodeInfo, NodeKind};
+use crate::graph::{Node, NodeInfo};
 use crate::runtime::Ctx;
 use crate::tables::{AdjKind, Adjacency};
 use crate::wire::{Ip6HdrMut, IP6_HDR};
@@ -35,12 +35,7 @@ crate::node_errors! {
 
 impl Node for Ip6Rewrite {
     fn info(&self) -> NodeInfo {
-        NodeInfo {
-            name: "ip6-rewrite",
-            kind: NodeKind::Internal,
-            next_nodes: rewrite_next::NAMES,
-            errors: rewrite_error::NAMES,
-        }
+        NodeInfo::internal("ip6-rewrite", rewrite_next::NAMES, rewrite_error::NAMES)
     }
 
     fn attach_arc(&mut self, arc: ArcEdges) {
