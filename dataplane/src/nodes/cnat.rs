@@ -13,7 +13,7 @@ use crate::cnat::translation::TranslationTable;
 use crate::cnat::Cnat;
 use crate::feature::{Feature, FeatureTables};
 use crate::forwarding::{Forwarding, FwdError};
-use crate::graph::{GraphBuilder, Node, NodeInfo, NodeKind};
+use crate::graph::{GraphBuilder, Node, NodeInfo};
 use crate::nodes::ip4::{icmp, set_icmp_error};
 use crate::nodes::ip6::{icmp6, set_icmp6_error};
 use crate::rcu::Snapshot;
@@ -95,15 +95,10 @@ impl CnatInput {
 
 impl Node for CnatInput {
     fn info(&self) -> NodeInfo {
-        NodeInfo {
-            name: if self.ip6 { Self::IP6 } else { Self::IP4 },
-            kind: NodeKind::Internal,
-            next_nodes: if self.ip6 {
-                in6_next::NAMES
-            } else {
-                in4_next::NAMES
-            },
-            errors: in_err::NAMES,
+        if self.ip6 {
+            NodeInfo::internal(Self::IP6, in6_next::NAMES, in_err::NAMES)
+        } else {
+            NodeInfo::internal(Self::IP4, in4_next::NAMES, in_err::NAMES)
         }
     }
 
@@ -165,12 +160,8 @@ impl CnatOutput {
 
 impl Node for CnatOutput {
     fn info(&self) -> NodeInfo {
-        NodeInfo {
-            name: if self.ip6 { Self::IP6 } else { Self::IP4 },
-            kind: NodeKind::Internal,
-            next_nodes: out_next::NAMES,
-            errors: out_err::NAMES,
-        }
+        let name = if self.ip6 { Self::IP6 } else { Self::IP4 };
+        NodeInfo::internal(name, out_next::NAMES, out_err::NAMES)
     }
 
     fn process(&mut self, cx: &mut Ctx<'_>, bufs: &mut [u32], nexts: &mut [u16]) {
