@@ -716,3 +716,39 @@ fn snat_on_the_ip6_output_arc_and_back() {
     assert_eq!(read6(&Lab::one(&l.out0)), (B16, CLIENT6, 53, 1111));
     l.no_leaks();
 }
+
+/// An ICMP error rvpp builds itself (time exceeded, to the pod) passes the output arc with
+/// its quoted packet untouched: the output node reads the IP header the rewrite put the L2
+/// header before, not the quoted one (the metadata's L3 offset still names that).
+#[test]
+fn an_icmp_error_rvpp_builds_passes_the_output_arc_unchanged() {
+    let mut l = lab();
+    k8s_snat(&l, &[]);
+    let mut v = Vec::new();
+    PacketBuilder::ethernet2(PEER0, MAC0)
+        .ipv4(CLIENT, B2, 1)
+        .tcp(40000, 443, 1, 1000)
+        .write(&mut v, b"request")
+        .unwrap();
+    l.send(l.if0, &v);
+    let got = Lab::one(&l.out0);
+    assert_eq!((read4(&got).0, read4(&got).1), ([198, 18, 0, 1], CLIENT));
+    assert_eq!((got[14 + 20], got[14 + 21]), (11, 0), "time exceeded");
+    let inner = &got[14 + 20 + 8..];
+    let ih = etherparse::Ipv4HeaderSlice::from_slice(inner)
+        .unwrap()
+        .to_header();
+    assert_eq!(
+        (ih.source, ih.destination),
+        (CLIENT, B2),
+        "quoted header kept"
+    );
+    assert_eq!(
+        &inner[20..24],
+        &[0x9c, 0x40, 0x01, 0xbb],
+        "quoted ports kept"
+    );
+    assert_eq!(l.counter(CnatOutput::IP4, out_err::NEW_SESSIONS), 0);
+    assert!(l.cnat.sessions.is_empty());
+    l.no_leaks();
+}
