@@ -45,4 +45,5 @@ py_module() { # module, pip package, Debian package or ""
 }
 py_module vpp_papi vpp-papi ""
 py_module scapy scapy python3-scapy
+py_module prometheus_client prometheus-client python3-prometheus-client
 echo "install-deps: ok"

@@ -732,20 +732,24 @@ pub fn show_errors(dp: &Dataplane) -> String {
             total += w.stats.errors[ei].get().saturating_sub(base);
         }
         if total > 0 {
-            let sev = if reason.contains("sent")
-                || reason.contains("answered")
-                || reason.contains("learned")
-                || reason.contains("punted")
-                || reason.contains("counted")
-            {
-                "info"
-            } else {
-                "error"
-            };
+            let sev = error_severity(reason);
             let _ = writeln!(s, "{total:>10}  {node:<28}  {reason:<60}  {sev}");
         }
     }
     s
+}
+
+/// The severity `show errors` prints for an error counter: "info" for counters of things done
+/// rather than dropped (sent, answered, learned, punted, counted), else "error".
+pub fn error_severity(reason: &str) -> &'static str {
+    if ["sent", "answered", "learned", "punted", "counted"]
+        .iter()
+        .any(|w| reason.contains(w))
+    {
+        "info"
+    } else {
+        "error"
+    }
 }
 
 fn show_trace(dp: &Dataplane) -> String {

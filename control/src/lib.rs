@@ -10,6 +10,7 @@ pub mod cli_server;
 pub mod daemon;
 #[cfg(feature = "dpdk")]
 pub mod dpdk_setup;
+pub mod metrics;
 pub mod service;
 pub mod startup_conf;
 pub mod stats;

@@ -21,7 +21,8 @@ usage: rvpp [-c FILE] [VPP-style config words...]
                  write the binary API's .api.json files (for vpp_papi's apidir) and exit
 
 With -c, `socksvr { socket-name }` serves VPP's binary API, `statseg { socket-name }` the stats
-segment, `unix { cli-listen }` the CLI; `dpdk { ... }` takes DPDK devices (built with the `dpdk`
+segment, `unix { cli-listen }` the CLI, `metrics { listen 127.0.0.1:9482 }` Prometheus metrics
+on http://<ip:port>/metrics (off by default); `dpdk { ... }` takes DPDK devices (built with the `dpdk`
 feature). Without -c, rvpp starts from an embedded default: a main thread that forwards, the CLI socket on
 /run/rvpp/cli.sock, and a demo (a packet generator pg0 routed to a null interface null1).
 Talk to it with `rvppctl -s /run/rvpp/cli.sock show runtime` (or vppctl). Stop it with SIGINT or
@@ -185,6 +186,16 @@ fn run(cfg: &StartupConfig, demo: bool) -> Result<(), String> {
         },
         None => None,
     };
+    let metrics = match cfg.metrics.listen {
+        Some(addr) => {
+            let counts = api.as_ref().map(|a| a.message_counts());
+            let srv = rvpp_control::metrics::serve(dp.clone(), counts, addr)
+                .map_err(|e| format!("metrics listen {addr}: {e}"))?;
+            log::info!("Prometheus metrics on http://{}/metrics", srv.local_addr());
+            Some(srv)
+        }
+        None => None,
+    };
     if let Some(p) = &cfg.unix.pidfile {
         if let Err(e) = std::fs::write(p, format!("{}\n", std::process::id())) {
             log::warn!("pidfile {}: {e}", p.display());
@@ -225,6 +236,7 @@ fn run(cfg: &StartupConfig, demo: bool) -> Result<(), String> {
         }
     };
     log::info!("signal {sig}: stopping");
+    drop(metrics);
     drop(api);
     drop(stats);
     drop(cli_handle);

@@ -334,3 +334,24 @@ fn group_names_resolve_through_the_group_database() {
         .unwrap_err();
     assert_eq!(e.kind(), std::io::ErrorKind::NotFound);
 }
+
+#[test]
+fn metrics_stanza() {
+    let c = StartupConfig::parse("unix { nodaemon }", "t").unwrap();
+    assert_eq!(c.metrics.listen, None, "off by default");
+    let c = StartupConfig::parse("metrics {\n listen 127.0.0.1:9482\n}", "t").unwrap();
+    assert_eq!(c.metrics.listen, Some("127.0.0.1:9482".parse().unwrap()));
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    let c = StartupConfig::parse("metrics { listen [::1]:9 }", "t").unwrap();
+    assert_eq!(c.metrics.listen, Some("[::1]:9".parse().unwrap()));
+    for bad in ["localhost:9482", "127.0.0.1", "127.0.0.1:99999", ":9482"] {
+        assert_eq!(
+            err(&format!("metrics {{\n listen {bad}\n}}")),
+            format!(
+                "/etc/vpp/startup.conf:2: `metrics listen` expects an address and port such as \
+                 127.0.0.1:9482 or [::1]:9482, got `{bad}`"
+            )
+        );
+    }
+    assert!(err("metrics { listen }").contains("`listen` in `metrics { }` needs a value"));
+}

@@ -29,9 +29,28 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+/// Requests handed to the handlers, by message name: (answered, answered UNIMPLEMENTED).
+/// The memclnt built-ins the transport answers itself (control_ping, keepalives, the
+/// handshake) are not counted. Locked by the API thread per message and by a metrics scrape.
+#[derive(Default)]
+pub struct MessageCounts(Mutex<BTreeMap<&'static str, [u64; 2]>>);
+
+impl MessageCounts {
+    fn count(&self, name: &'static str, unimplemented: bool) {
+        let mut m = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        m.entry(name).or_default()[usize::from(unimplemented)] += 1;
+    }
+    /// (message, handled, unimplemented), by name.
+    pub fn snapshot(&self) -> Vec<(&'static str, u64, u64)> {
+        let m = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        m.iter().map(|(n, c)| (*n, c[0], c[1])).collect()
+    }
+}
+
 /// A running API server; dropping it stops accepting and removes the socket.
 pub struct ApiServer {
     path: PathBuf,
+    counts: Arc<MessageCounts>,
     stop: Arc<AtomicBool>,
     accept: Option<JoinHandle<()>>,
     /// Our own handle on the listening socket: shutdown() on it wakes the accept thread even
@@ -43,6 +62,10 @@ pub struct ApiServer {
 impl ApiServer {
     pub fn path(&self) -> &Path {
         &self.path
+    }
+    /// What the handlers have been asked, for the metrics endpoint.
+    pub fn message_counts(&self) -> Arc<MessageCounts> {
+        self.counts.clone()
     }
 }
 
@@ -83,11 +106,11 @@ pub fn serve(dp: Arc<Dataplane>, path: &Path) -> std::io::Result<ApiServer> {
     let (kick, kicked) = channel();
     // Changes made elsewhere (the CLI, a memif's link) wake the event publisher too.
     dp.svc.subscribe(kick.clone());
-    let handler = Arc::new(Mutex::new(Api(handlers::router(State::new(
-        dp.clone(),
-        regs.clone(),
-        kick,
-    )))));
+    let counts = Arc::new(MessageCounts::default());
+    let handler = Arc::new(Mutex::new(Api(
+        handlers::router(State::new(dp.clone(), regs.clone(), kick)),
+        counts.clone(),
+    )));
 
     let watcher = {
         let (dp, events, regs, stop) = (dp.clone(), events.clone(), regs.clone(), stop.clone());
@@ -121,6 +144,7 @@ pub fn serve(dp: Arc<Dataplane>, path: &Path) -> std::io::Result<ApiServer> {
     };
     Ok(ApiServer {
         path: path.to_path_buf(),
+        counts,
         stop,
         accept: Some(accept),
         listener: wake,
@@ -130,12 +154,15 @@ pub fn serve(dp: Arc<Dataplane>, path: &Path) -> std::io::Result<ApiServer> {
 
 /// The router, after dropping what the API keeps about interfaces the control service deleted
 /// through another front end (their punt redirects, rx modes).
-struct Api(Router<State>);
+struct Api(Router<State>, Arc<MessageCounts>);
 
 impl Handler for Api {
     fn handle(&mut self, req: Request<'_>, events: &Events) -> Response {
         self.0.state.forget_deleted();
-        self.0.handle(req, events)
+        let name = req.entry.name();
+        let r = self.0.handle(req, events);
+        self.1.count(name, matches!(r, Response::Unimplemented));
+        r
     }
     fn client_disconnected(&mut self, client_index: u32) {
         self.0.client_disconnected(client_index)

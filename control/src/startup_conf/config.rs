@@ -318,6 +318,13 @@ pub struct StatsegConfig {
     pub update_interval: f64,
 }
 
+/// `metrics { listen <ip:port> }`: rvpp's own Prometheus endpoint (rvpp only; VPP has no such
+/// stanza). Off unless `listen` is given.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MetricsConfig {
+    pub listen: Option<std::net::SocketAddr>,
+}
+
 /// One `plugin NAME { ... }`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PluginConfig {
@@ -447,6 +454,7 @@ pub struct StartupConfig {
     pub cpu: CpuConfig,
     pub buffers: BuffersConfig,
     pub statseg: StatsegConfig,
+    pub metrics: MetricsConfig,
     pub plugins: PluginsConfig,
     pub logging: LoggingConfig,
     /// `None` when there is no `dpdk` stanza.
@@ -757,6 +765,26 @@ fn from_tree(tree: ConfTree, mut warnings: Vec<ConfWarning>) -> Result<StartupCo
         statseg.socket_name = unix.runtime_dir.join("stats.sock");
     }
 
+    // metrics
+    let mut metrics = MetricsConfig::default();
+    for sec in tree.sections("metrics") {
+        for n in sec.children() {
+            if n.name == "listen" {
+                let v = cx.value(n)?;
+                let addr = v.parse::<std::net::SocketAddr>().map_err(|_| {
+                    cx.err(
+                        n,
+                        format!(
+                            "`metrics listen` expects an address and port such as \
+                             127.0.0.1:9482 or [::1]:9482, got `{v}`"
+                        ),
+                    )
+                })?;
+                metrics.listen = Some(addr);
+            }
+        }
+    }
+
     // plugins
     let mut plugins = PluginsConfig::default();
     for sec in tree.sections("plugins") {
@@ -892,6 +920,7 @@ fn from_tree(tree: ConfTree, mut warnings: Vec<ConfWarning>) -> Result<StartupCo
         cpu,
         buffers,
         statseg,
+        metrics,
         plugins,
         logging,
         dpdk,

@@ -33,8 +33,8 @@ mod values;
 pub use cmdline::{load_from_args, CommandLine, CMDLINE_ORIGIN};
 pub use config::{
     ApiTraceConfig, BuffersConfig, CoredumpSize, CpuConfig, DpdkConfig, DpdkDevConfig, GidSpec,
-    LogClassConfig, LogLevel, LoggingConfig, PageSize, PluginConfig, PluginsConfig, SocksvrConfig,
-    StartupConfig, StatsegConfig, UnixConfig, DEFAULT_CLI_PROMPT, DEFAULT_ORIGIN,
+    LogClassConfig, LogLevel, LoggingConfig, MetricsConfig, PageSize, PluginConfig, PluginsConfig,
+    SocksvrConfig, StartupConfig, StatsegConfig, UnixConfig, DEFAULT_CLI_PROMPT, DEFAULT_ORIGIN,
     DEFAULT_RUNTIME_DIR, DEFAULT_STARTUP_CONF,
 };
 pub use error::{ConfError, ConfWarning};

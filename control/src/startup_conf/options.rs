@@ -33,6 +33,7 @@ pub const HONOURED_SECTIONS: &[&str] = &[
     "cpu",
     "buffers",
     "statseg",
+    "metrics",
     "plugins",
     "logging",
     "dpdk",
@@ -134,6 +135,10 @@ pub fn option_spec(path: &[&str], key: &str) -> Option<OptionSpec> {
         ["statseg"] => match key {
             "default" => FLAG,
             "socket-name" | "size" | "page-size" | "per-node-counters" | "update-interval" => VALUE,
+            _ => None,
+        },
+        ["metrics"] => match key {
+            "listen" => VALUE,
             _ => None,
         },
         ["plugins"] => match key {
