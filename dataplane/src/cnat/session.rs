@@ -549,36 +549,46 @@ mod tests {
 
     #[test]
     fn readers_on_other_threads_see_whole_entries_while_writers_churn() {
-        let t = std::sync::Arc::new(SessionTable::new(4096, 4096));
-        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        use std::sync::atomic::AtomicU64;
+        use std::sync::Arc;
+        let t = Arc::new(SessionTable::new(4096, 4096));
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let seen: Arc<[AtomicU64; 2]> = Arc::new(Default::default());
         let readers: Vec<_> = (0..2)
-            .map(|_| {
-                let (t, stop) = (t.clone(), stop.clone());
+            .map(|r| {
+                let (t, stop, seen) = (t.clone(), stop.clone(), seen.clone());
                 std::thread::spawn(move || {
-                    let mut seen = 0u64;
                     while !stop.load(Ordering::Relaxed) {
                         for i in 0..256 {
                             if let Some(f) = t.lookup(&key(i)) {
                                 assert_eq!(f.session.rw, sess(i).rw, "torn entry");
-                                seen += 1;
+                                seen[r].fetch_add(1, Ordering::Relaxed);
                             }
                         }
                     }
-                    seen
                 })
             })
             .collect();
-        for round in 0..200 {
+        // Churn for 200 rounds and until both readers have run during it (on a loaded machine
+        // a reader thread may start late).
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        let mut round = 0;
+        while round < 200
+            || (seen.iter().any(|s| s.load(Ordering::Relaxed) == 0)
+                && std::time::Instant::now() < deadline)
+        {
             for i in 0..256 {
                 let _ = t.insert(&key(i), &sess(i));
             }
             for i in (round % 2..256).step_by(2) {
                 t.remove(&key(i));
             }
+            round += 1;
         }
         stop.store(true, Ordering::Relaxed);
         for r in readers {
-            assert!(r.join().unwrap() > 0);
+            r.join().unwrap();
         }
+        assert!(seen.iter().all(|s| s.load(Ordering::Relaxed) > 0));
     }
 }
