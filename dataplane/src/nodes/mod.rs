@@ -7,7 +7,7 @@ pub mod ip4;
 pub mod ip6;
 pub mod output;
 
-use crate::feature::FeatureTables;
+use crate::feature::{ArcEdges, FeatureTables};
 use crate::graph::{DeviceNodes, Graph, GraphBuilder, Node};
 
 /// Feature modules. Each has `register(GraphBuilder, &FeatureTables) -> GraphBuilder`; adding a
@@ -24,6 +24,26 @@ macro_rules! feature_modules {
 }
 
 feature_modules![udp_deny, cnat];
+
+/// A packet the lookup found is for us: onto the rx interface's local arc when it has features
+/// there (`mask_of` picks the family's mask), else along `local`. Out of line: forwarded
+/// packets never come here.
+#[cold]
+#[inline(never)]
+pub(crate) fn local_next(
+    arc: &ArcEdges,
+    meta: &mut crate::buffer::BufferMeta,
+    tables: &crate::tables::WorkerTables,
+    local: u16,
+    mask_of: impl Fn(&crate::tables::IfFast) -> u32,
+) -> u16 {
+    let mask = mask_of(&tables.ifs.get().fast(meta.rx_sw_if_index));
+    if mask == 0 {
+        local
+    } else {
+        arc.enter(meta, mask)
+    }
+}
 
 /// The last step of the ip4/ip6 flow hashes (murmur3's finalizer). A multiply only carries bits
 /// upwards, so it folds between rounds: every input bit reaches the low bits that pick a bucket.

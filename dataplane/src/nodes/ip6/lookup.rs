@@ -20,17 +20,9 @@ pub struct Ip6Lookup {
     arc: ArcEdges,
 }
 
-/// A packet for us: onto the ip6-local arc if its rx interface has features there, else
-/// straight to ip6-local. Out of line: forwarded packets never come here.
-#[cold]
-#[inline(never)]
+/// A packet for us: onto the ip6-local arc, or straight to ip6-local.
 fn local_next(arc: &ArcEdges, meta: &mut crate::buffer::BufferMeta, tables: &WorkerTables) -> u16 {
-    let mask = tables.ifs.get().fast(meta.rx_sw_if_index).feat_ip6_local;
-    if mask == 0 {
-        lookup_next::LOCAL
-    } else {
-        arc.enter(meta, mask)
-    }
+    crate::nodes::local_next(arc, meta, tables, lookup_next::LOCAL, |f| f.feat_ip6_local)
 }
 
 crate::next_edges! {
