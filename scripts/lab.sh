@@ -221,6 +221,30 @@ check_iperf "TCP pod1 -> remote pod" $POD1 $RPOD 198.18.64.2
 check_iperf "TCP remote pod -> pod2" $RPOD $POD2 198.18.2.2
 check_iperf "UDP pod1 -> remote pod" $POD1 $RPOD 198.18.64.2 -u -b "$UDP_RATE" -l 1200
 
+echo "== services (cnat: ClusterIP, NodePort from the remote node)"
+# TCP through a translation: the server binds the backend's address, the client dials the VIP.
+via_service() {
+  local from=$1 to_ns=$2 backend=$3 vip=$4 port=$5
+  in_ns "$to_ns" iperf3 -s -1 -B "$backend" >/dev/null 2>&1 &
+  local srv=$!
+  wait_for 50 sh -c "ip netns exec $to_ns ss -ltn | grep -q ':5201'"
+  local rc=0
+  in_ns "$from" timeout 20 iperf3 -c "$vip" -p "$port" -t 1 -J >"$DIR/iperf.json" || rc=$?
+  kill "$srv" 2>/dev/null || true
+  wait "$srv" 2>/dev/null || true
+  [ $rc = 0 ] && python3 -c 'import json,sys; e=json.load(open(sys.argv[1]))["end"]; print("%.2f Gbit/s" % (e["sum_received"]["bits_per_second"]/1e9))' "$DIR/iperf.json"
+}
+check_service() { local what=$1; shift; if via_service "$@" >"$DIR/out" 2>&1; then ok "$what: $(tail -1 "$DIR/out")"; else bad "$what"; tail -3 "$DIR/out" | sed 's/^/        /'; fi; }
+for i in tun0 tun1 $UP; do ctl set cnat interface $i >/dev/null; done
+ctl cnat translation add proto tcp vip 198.18.100.1 5201 to 198.18.2.2 5201 >/dev/null
+ctl cnat translation add proto tcp vip fd00:18::100 5201 to fd00:18::22 5201 >/dev/null
+ctl cnat translation add proto tcp real 198.19.0.1 30080 to 198.18.2.2 5201 >/dev/null
+check_service "TCP pod1 -> ClusterIP 198.18.100.1:5201 -> pod2" $POD1 $POD2 198.18.2.2 198.18.100.1 5201
+check_service "TCP pod1 -> ClusterIP [fd00:18::100]:5201 -> pod2" $POD1 $POD2 fd00:18::22 fd00:18::100 5201
+check_service "TCP remote pod -> NodePort 198.19.0.1:30080 -> pod2" $RPOD $POD2 198.18.2.2 198.19.0.1 30080
+check "show cnat session lists the ClusterIP flows" sh -c "$RVPPCTL -s $DIR/cli.sock show cnat session | grep -q '198.18.100.1;5201'"
+check "clear cnat session empties the table" sh -c "$RVPPCTL -s $DIR/cli.sock clear cnat session >/dev/null && $RVPPCTL -s $DIR/cli.sock show cnat session | grep -q 'sessions: 0 '"
+
 echo "== too big"
 in_ns $RPOD ping -q -M do -s 1450 -c 2 -W 1 198.18.1.2 >/dev/null 2>&1 || true
 check "ICMP fragmentation-needed from rvpp (remote pod learned mtu 1400)" \

@@ -19,7 +19,9 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// Run one CLI line.
 pub fn execute(dp: &Arc<Dataplane>, line: &str) -> String {
     let w: Vec<&str> = line.split_whitespace().collect();
-    let r = if let Some(r) = crate::cli_memif::execute(dp, &w) {
+    let r = if let Some(r) = crate::cli_cnat::execute(dp, &w) {
+        r
+    } else if let Some(r) = crate::cli_memif::execute(dp, &w) {
         r
     } else if let Some(r) = crate::cli_feature::execute(dp, &w) {
         r
@@ -170,6 +172,9 @@ create vxlan tunnel src <ip> dst <ip> vni <n> [instance <n>] [encap-vrf-id <n>] 
 show vxlan tunnel
 create ipip tunnel src <ip> dst <ip> [instance <n>] [outer-table-id <n>] | delete ipip tunnel sw_if_index <n>
 show ipip tunnel
+show cnat translation|session|snat | clear cnat session | set cnat interface <if> [disable]
+cnat translation add proto tcp|udp vip <ip> <port> [maglev] to <ip> <port> [to ...] | cnat translation del <id>
+set cnat timeouts [generic <s>] [tcp <s>] [tcp-closing <s>] [affinity <s>]
 ";
 
 pub(crate) fn sw(dp: &Dataplane, name: &str) -> Result<u32, String> {

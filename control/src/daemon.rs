@@ -7,6 +7,7 @@
 
 use crossbeam_queue::ArrayQueue;
 use rvpp_dataplane::buffer::BufferPool;
+use rvpp_dataplane::cnat::Cnat;
 use rvpp_dataplane::device::{RxMode, RxQueue, TxQueue};
 use rvpp_dataplane::feature::FeatureTables;
 use rvpp_dataplane::forwarding::Forwarding;
@@ -150,6 +151,24 @@ fn graph(tables: &FeatureTables) -> Result<Graph, String> {
     rvpp_drivers::graph_builder(tables).build()
 }
 
+/// Expire idle cnat sessions once a second, beside the workers (they never stop for it).
+fn spawn_cnat_scanner(cnat: Arc<Cnat>, stop: Arc<AtomicBool>) -> Result<(), String> {
+    std::thread::Builder::new()
+        .name("cnat-scan".into())
+        .spawn(move || {
+            let mut ticks = 0u32;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                std::thread::sleep(std::time::Duration::from_millis(100));
+                ticks += 1;
+                if ticks.is_multiple_of(10) {
+                    cnat.scan(cnat.now());
+                }
+            }
+        })
+        .map(|_| ())
+        .map_err(|e| format!("spawn cnat-scan: {e}"))
+}
+
 impl Dataplane {
     pub fn start(cfg: &DataplaneConfig) -> Result<Arc<Self>, String> {
         let pool = BufferPool::with_backing(cfg.buffers, cfg.data_size, cfg.try_hugepages)
@@ -210,6 +229,7 @@ impl Dataplane {
                 join: Some(join),
             });
         }
+        spawn_cnat_scanner(feature_tables.get::<Cnat>(), stop.clone())?;
         Ok(Arc::new(Self {
             pool,
             shared,
@@ -227,6 +247,12 @@ impl Dataplane {
             pcap: Mutex::new(None),
             feature_tables,
         }))
+    }
+
+    /// Kubernetes services (translations, SNAT, sessions): cnat's feature table, the one its
+    /// nodes in every worker read.
+    pub fn cnat(&self) -> Arc<Cnat> {
+        self.feature_tables.get::<Cnat>()
     }
 
     pub fn fwd(&self) -> std::sync::MutexGuard<'_, Forwarding> {

@@ -83,3 +83,13 @@ fn papi_devices() {
     assert!(out.contains("ALL OK"));
     drop(guard);
 }
+
+/// cnat programmed as calico programs it: translations, SNAT, the feature (papi_cnat.py).
+#[test]
+fn papi_cnat() {
+    let mut r = common::Rvpp::start("papi-cnat", "");
+    let Some(out) = r.check_python("papi_cnat.py", &[]) else {
+        return;
+    };
+    assert!(out.contains("ALL OK"));
+}

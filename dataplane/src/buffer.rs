@@ -42,6 +42,8 @@ pub mod flags {
     pub const LOCALLY_ORIGINATED: u32 = 1 << 4;
     /// The L2 header has been consumed; `l2_hdr_offset` tells where it was.
     pub const L2_HDR_VALID: u32 = 1 << 5;
+    /// cnat's input side un-NATed this packet as return traffic (its output side skips it).
+    pub const CNAT_RETURN: u32 = 1 << 6;
 }
 
 /// Per-buffer metadata, the first 128 bytes of each buffer.

@@ -342,6 +342,13 @@ impl FeatureTables {
             .clone();
         t.downcast::<T>().expect("keyed by its TypeId")
     }
+
+    /// Make `t` the table of type `T`, for one not built by `T::default()` (sized from
+    /// configuration). Do it before the graph is built: nodes keep the `Arc` they took.
+    pub fn insert<T: Any + Send + Sync>(&self, t: Arc<T>) {
+        let mut m = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        m.insert(TypeId::of::<T>(), t);
+    }
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 //! `unsafe` is confined to `buffer` (the shared packet memory), `runtime::clocks` (rdtsc) and
 //! `fib::mem` (zeroed table memory and SIMD gathers); every block carries a `// SAFETY:` note.
 pub mod buffer;
+pub mod cnat;
 pub mod device;
 pub mod feature;
 pub mod fib;

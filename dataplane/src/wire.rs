@@ -107,6 +107,11 @@ impl<'a> Ip4Hdr<'a> {
     pub fn dont_frag(&self) -> bool {
         self.0[6] & 0x40 != 0
     }
+    /// More fragments follow this one.
+    #[inline(always)]
+    pub fn more_fragments(&self) -> bool {
+        self.0[6] & 0x20 != 0
+    }
     /// More-fragments flag or a non-zero offset.
     #[inline(always)]
     pub fn is_fragment(&self) -> bool {
@@ -237,6 +242,28 @@ pub fn fold(acc: u64) -> u16 {
     let a = (a >> 16) + (a & 0xffff);
     let a = (a >> 16) + (a & 0xffff);
     !(a as u16)
+}
+
+/// One's-complement sum (not folded, not inverted) of a value's 32-bit halves: an address's
+/// share of a checksum. IPv4 addresses use the low 32 bits.
+#[inline(always)]
+pub fn addr_sum(a: u128, ip6: bool) -> u64 {
+    if ip6 {
+        (a >> 96) as u32 as u64
+            + (a >> 64) as u32 as u64
+            + (a >> 32) as u32 as u64
+            + a as u32 as u64
+    } else {
+        a as u32 as u64
+    }
+}
+
+/// Checksum `hc` after the data it covers changed from summing to `old` to summing to `new`
+/// (RFC 1624: HC' = ~(~HC + ~m + m')).
+#[inline(always)]
+pub fn csum_update(hc: u16, old: u64, new: u64) -> u16 {
+    // fold() inverts: fold(old) is ~m, !fold(new) is m'.
+    fold((!hc) as u64 + fold(old) as u64 + (!fold(new)) as u64)
 }
 
 /// Internet checksum of `data`.

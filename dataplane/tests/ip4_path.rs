@@ -559,13 +559,19 @@ fn features_run_in_constraint_order_and_skip_disabled_ones() {
             recorder("test-b", &seen, false),
         )
     });
-    // ip4-udp-deny (a feature module of the standard graph) has no constraints and was
-    // registered first, so it leads.
+    // ip4-udp-deny and cnat-input-ip4 (feature modules of the standard graph) have no
+    // constraints and were registered first, so they lead.
     assert_eq!(
         l.fwd
             .features()
             .features(rvpp_dataplane::feature::arc::IP4_UNICAST),
-        ["ip4-udp-deny", "test-a", "test-b", "test-c"]
+        [
+            "ip4-udp-deny",
+            "cnat-input-ip4",
+            "test-a",
+            "test-b",
+            "test-c"
+        ]
     );
     for f in ["test-c", "test-a", "test-b"] {
         l.fwd.feature_enable(l.if0, "ip4-unicast", f, true).unwrap();

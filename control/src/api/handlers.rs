@@ -1170,5 +1170,6 @@ pub fn router(state: State) -> Router<State> {
         reply!(MemifDeleteReply, rv)
     });
     r.on(|s: &mut State, _m: d::MemifDump, _c| Response::stream(super::memif::dump(s)));
+    super::cnat::register(&mut r);
     r
 }

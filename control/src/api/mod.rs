@@ -7,6 +7,7 @@
 //! API thread; handlers take the forwarding writer's lock only for the duration of one
 //! message, never a worker.
 
+pub(crate) mod cnat;
 mod convert;
 mod devices;
 mod handlers;

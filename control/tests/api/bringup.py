@@ -170,8 +170,8 @@ def node_bringup(vpp):
     ok(vpp.api.sw_interface_set_rx_mode(sw_if_index=up, queue_id_valid=0, mode=2), "uplink rx interrupt")
     ok(vpp.api.sw_interface_ip6_enable_disable(sw_if_index=up, enable=1), "uplink ip6")
     refused(vpp.api.sw_interface_ip6nd_ra_config(sw_if_index=up, suppress=1), "uplink ra suppress")
-    check(vpp.api.feature_cnat_enable_disable(sw_if_index=up, enable_disable=1).retval == -9,
-          "cnat feature UNIMPLEMENTED")
+    check(vpp.api.feature_cnat_enable_disable(sw_if_index=up, enable_disable=1).retval == 0,
+          "cnat feature on the uplink")
     ok(vpp.api.sw_interface_set_flags(sw_if_index=up, flags=1), "uplink up")
     ok(vpp.api.sw_interface_add_del_address(sw_if_index=up, is_add=1, prefix=NODE4 + "/24"), "uplink address")
     ok(vpp.api.sw_interface_add_del_address(sw_if_index=up, is_add=1, prefix="fd00:10::1/64"), "uplink v6")
@@ -313,12 +313,12 @@ def ipip_tunnel_api(vpp):
 
 
 def pod_bringup(vpp):
-    """semantics.md §B/§C for one tun pod (no cnat/npol: those answer UNIMPLEMENTED)."""
+    """semantics.md §B/§C for one tun pod (no npol: it answers UNIMPLEMENTED)."""
     r = ok(vpp.api.show_threads(), "show_threads")
     check(r.count >= 1, "threads %d" % r.count)
     ok(vpp.api.show_version(), "show_version")
     check(vpp.api.npol_ipset_create(type=0).retval == -9, "npol UNIMPLEMENTED")
-    check(vpp.api.cnat_set_snat_policy(policy=2).retval == -9, "cnat UNIMPLEMENTED")
+    check(vpp.api.cnat_set_snat_policy(policy=2).retval == 0, "cnat K8S snat policy")
     check(vpp.api.ipsec_set_async_mode(async_enable=1).retval == -9, "ipsec UNIMPLEMENTED")
     vxlan_tunnel_api(vpp)
     ipip_tunnel_api(vpp)
@@ -340,7 +340,8 @@ def pod_bringup(vpp):
     lo = r.sw_if_index
     for af, n in AFS:
         ok(vpp.api.sw_interface_set_table(sw_if_index=lo, is_ipv6=af, vrf_id=pod_vrf[af]), "loopback vrf " + n)
-    check(vpp.api.feature_cnat_enable_disable(sw_if_index=lo, enable_disable=1).retval == -9, "cnat on lo")
+    ok(vpp.api.cnat_snat_policy_add_del_if(sw_if_index=lo, is_add=1, table=2), "lo is a POD interface")
+    ok(vpp.api.feature_cnat_enable_disable(sw_if_index=lo, enable_disable=1), "cnat on lo")
     ok(vpp.api.sw_interface_add_del_address(sw_if_index=lo, is_add=1, prefix=POD4 + "/32"), "pod ip on loopback")
 
     TUN = 16
@@ -353,7 +354,8 @@ def pod_bringup(vpp):
                               host_namespace_set=1, host_namespace="/var/run/netns/rvpp-no-such-ns",
                               host_if_name_set=1, host_if_name="eth0")
     check(r.retval == -12, "missing netns -> -12")
-    check(vpp.api.feature_cnat_enable_disable(sw_if_index=tun, enable_disable=1).retval == -9, "cnat on tun")
+    ok(vpp.api.cnat_snat_policy_add_del_if(sw_if_index=tun, is_add=1, table=2), "tun is a POD interface")
+    ok(vpp.api.feature_cnat_enable_disable(sw_if_index=tun, enable_disable=1), "cnat on tun")
     ok(vpp.api.sw_interface_set_rx_placement(sw_if_index=tun, queue_id=0, worker_id=0, is_main=0), "tun placement")
     for af, n in AFS:
         ok(vpp.api.sw_interface_set_table(sw_if_index=tun, is_ipv6=af, vrf_id=pod_vrf[af]), "tun vrf " + n)

@@ -352,10 +352,6 @@ def main():
           "gso disable -> UNIMPLEMENTED")
 
     # unimplemented areas answer, never hang
-    r = vpp.api.cnat_session_purge()
-    check(r.retval == -9, "cnat_session_purge -> UNIMPLEMENTED")
-    r = vpp.api.feature_cnat_enable_disable(sw_if_index=lo, enable_disable=1)
-    check(r.retval == -9, "feature_cnat_enable_disable -> UNIMPLEMENTED")
     d = list(vpp.api.sr_localsids_dump())
     check(len(d) == 1 and type(d[0]).__name__ == "memclnt_keepalive_reply" and d[0].retval == -9,
           "an unimplemented dump is an error, not an empty list: %s" % d)

@@ -42,6 +42,15 @@ BACKWARDS_COMPATIBLE = {
 }
 # Modules whose messages are all carried (handshake, basics).
 WHOLE_MODULES = ["memclnt", "vlib", "vpe"]
+# Messages calico does not send that rvpp serves anyway: cnat's dumps (VPP has them at
+# calico's base; `show`-style checks and tools use them).
+EXTRA_MESSAGES = {
+    "cnat": [
+        "cnat_translation_dump", "cnat_translation_details",
+        "cnat_session_dump", "cnat_session_details",
+        "cnat_get_snat_addresses", "cnat_get_snat_addresses_reply",
+    ],
+}
 # Message options kept in the emitted JSON (help texts and comments are dropped).
 KEEP_MSG_OPTIONS = {"deprecated", "in_progress", "status", "replaced_by"}
 
@@ -120,6 +129,8 @@ def main():
             wanted[mod].add(rep)
     for mod in WHOLE_MODULES:
         wanted.setdefault(mod, set()).update(m[0] for m in jsons[mod]["messages"])
+    for mod, names in EXTRA_MESSAGES.items():
+        wanted.setdefault(mod, set()).update(names)
 
     published = {}
     for r in rows[1:]:

@@ -42,6 +42,22 @@ vpp_message! {
 
 vpp_message! {
     #[derive(Eq, Hash)]
+    CnatTranslationDetails = "cnat_translation_details" in "cnat", crc 0x1a5140b7, kind Details, options "{}" {
+        context: scalar(u32),
+        translation: scalar(CnatTranslation),
+    }
+}
+
+vpp_message! {
+    #[derive(Eq, Hash)]
+    CnatTranslationDump = "cnat_translation_dump" in "cnat", crc 0x51077d14, kind Request, options "{}" {
+        client_index: scalar(u32),
+        context: scalar(u32),
+    }
+}
+
+vpp_message! {
+    #[derive(Eq, Hash)]
     CnatSessionPurge = "cnat_session_purge" in "cnat", crc 0x51077d14, kind Request, options "{}" {
         client_index: scalar(u32),
         context: scalar(u32),
@@ -53,6 +69,22 @@ vpp_message! {
     CnatSessionPurgeReply = "cnat_session_purge_reply" in "cnat", crc 0xe8d4e804, kind Reply, options "{}" {
         context: scalar(u32),
         retval: scalar(i32),
+    }
+}
+
+vpp_message! {
+    #[derive(Eq, Hash)]
+    CnatSessionDetails = "cnat_session_details" in "cnat", crc 0x7a78bf3f, kind Details, options "{}" {
+        context: scalar(u32),
+        session: scalar(CnatSession),
+    }
+}
+
+vpp_message! {
+    #[derive(Eq, Hash)]
+    CnatSessionDump = "cnat_session_dump" in "cnat", crc 0x51077d14, kind Request, options "{}" {
+        client_index: scalar(u32),
+        context: scalar(u32),
     }
 }
 
@@ -75,6 +107,26 @@ vpp_message! {
     CnatSetSnatAddressesV2Reply = "cnat_set_snat_addresses_v2_reply" in "cnat", crc 0xe8d4e804, kind Reply, options "{}" {
         context: scalar(u32),
         retval: scalar(i32),
+    }
+}
+
+vpp_message! {
+    #[derive(Eq, Hash)]
+    CnatGetSnatAddresses = "cnat_get_snat_addresses" in "cnat", crc 0x51077d14, kind Request, options "{}" {
+        client_index: scalar(u32),
+        context: scalar(u32),
+    }
+}
+
+vpp_message! {
+    #[derive(Eq, Hash)]
+    CnatGetSnatAddressesReply = "cnat_get_snat_addresses_reply" in "cnat", crc 0x879513c1, kind Reply, options "{}" {
+        context: scalar(u32),
+        retval: scalar(i32),
+        id: scalar(u32),
+        snat_ip4: scalar(Ip4Address),
+        snat_ip6: scalar(Ip6Address),
+        sw_if_index: scalar(InterfaceIndex),
     }
 }
 
@@ -160,10 +212,16 @@ pub static CNAT_MODULE: ModuleDef = ModuleDef {
         &CnatTranslationUpdateReply::DEF,
         &CnatTranslationDel::DEF,
         &CnatTranslationDelReply::DEF,
+        &CnatTranslationDetails::DEF,
+        &CnatTranslationDump::DEF,
         &CnatSessionPurge::DEF,
         &CnatSessionPurgeReply::DEF,
+        &CnatSessionDetails::DEF,
+        &CnatSessionDump::DEF,
         &CnatSetSnatAddressesV2::DEF,
         &CnatSetSnatAddressesV2Reply::DEF,
+        &CnatGetSnatAddresses::DEF,
+        &CnatGetSnatAddressesReply::DEF,
         &CnatSnatPolicyAddDelExcludePfx::DEF,
         &CnatSnatPolicyAddDelExcludePfxReply::DEF,
         &CnatSnatPolicyAddDelIf::DEF,
@@ -189,6 +247,13 @@ pub static CNAT_MODULE: ModuleDef = ModuleDef {
             events: &[],
         },
         ServiceDef {
+            caller: "cnat_translation_dump",
+            reply: "cnat_translation_details",
+            stream: true,
+            stream_msg: None,
+            events: &[],
+        },
+        ServiceDef {
             caller: "cnat_session_purge",
             reply: "cnat_session_purge_reply",
             stream: false,
@@ -196,8 +261,22 @@ pub static CNAT_MODULE: ModuleDef = ModuleDef {
             events: &[],
         },
         ServiceDef {
+            caller: "cnat_session_dump",
+            reply: "cnat_session_details",
+            stream: true,
+            stream_msg: None,
+            events: &[],
+        },
+        ServiceDef {
             caller: "cnat_set_snat_addresses_v2",
             reply: "cnat_set_snat_addresses_v2_reply",
+            stream: false,
+            stream_msg: None,
+            events: &[],
+        },
+        ServiceDef {
+            caller: "cnat_get_snat_addresses",
+            reply: "cnat_get_snat_addresses_reply",
             stream: false,
             stream_msg: None,
             events: &[],

@@ -205,6 +205,15 @@ vpp_enum! {
 
 vpp_typedef! {
     #[derive(Copy, Eq, Hash)]
+    Cnat5tuple = "cnat_5tuple" in "cnat" {
+        addr: array(Address, 2),
+        port: array(u16, 2),
+        ip_proto: scalar(IpProto),
+    }
+}
+
+vpp_typedef! {
+    #[derive(Copy, Eq, Hash)]
     CnatEndpoint = "cnat_endpoint" in "cnat" {
         addr: scalar(Address),
         sw_if_index: scalar(InterfaceIndex),
@@ -226,6 +235,15 @@ vpp_enum! {
     CnatLbType = "cnat_lb_type" in "cnat", enum u8 {
         CNAT_LB_TYPE_DEFAULT = 0,
         CNAT_LB_TYPE_MAGLEV = 1,
+    }
+}
+
+vpp_typedef! {
+    #[derive(Copy, Eq, Hash)]
+    CnatSession = "cnat_session" in "cnat" {
+        tuple: scalar(Cnat5tuple),
+        ts_index: scalar(u32),
+        flags: scalar(u32),
     }
 }
 

@@ -1,0 +1,267 @@
+//! The cnat API module on the dataplane's one `Cnat` (translations, SNAT, sessions) and the
+//! interfaces' cnat features (`nodes::cnat::feature_enable`). Thin translation: every rule lives in `rvpp_dataplane::cnat`.
+
+use super::convert::{self, rv, NONE};
+use super::handlers::State;
+use rvpp_dataplane::cnat::snat::{IfTable, Policy};
+use rvpp_dataplane::cnat::translation::{Endpoint, LbType, PathEp, Translation};
+use rvpp_dataplane::nodes::cnat as cnat_nodes;
+use rvpp_vppapi::defs as d;
+use rvpp_vppapi::transport::{Response, Router};
+
+const V4_MAPPED: u128 = 0xffff_0000_0000;
+
+fn addr_in(a: &d::Address) -> (u128, bool) {
+    if convert::is_ip6(a.af) {
+        (u128::from_be_bytes(a.un.0), true)
+    } else {
+        let b = a.un.0;
+        (
+            V4_MAPPED | u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as u128,
+            false,
+        )
+    }
+}
+
+fn addr_out(a: u128, ip6: bool) -> d::Address {
+    let ip = if ip6 {
+        std::net::IpAddr::V6(a.into())
+    } else {
+        std::net::IpAddr::V4((a as u32).into())
+    };
+    convert::ip_addr(ip)
+}
+
+fn ep_out(e: &Endpoint) -> d::CnatEndpoint {
+    d::CnatEndpoint {
+        addr: addr_out(e.addr, e.ip6),
+        sw_if_index: d::InterfaceIndex(NONE),
+        if_af: if e.ip6 {
+            d::AddressFamily::ADDRESS_IP6
+        } else {
+            d::AddressFamily::ADDRESS_IP4
+        },
+        port: e.port,
+    }
+}
+
+fn ep_in(e: &d::CnatEndpoint) -> Endpoint {
+    let (addr, ip6) = addr_in(&e.addr);
+    Endpoint {
+        addr,
+        port: e.port,
+        ip6,
+    }
+}
+
+/// A translation from the API, or the retval refusing it.
+pub fn translation_in(t: &d::CnatTranslation) -> Result<Translation, i32> {
+    let proto = t.ip_proto.0;
+    if !matches!(proto, 6 | 17 | 132) {
+        return Err(rv::INVALID_VALUE);
+    }
+    let vip = ep_in(&t.vip);
+    if t.vip.sw_if_index.0 != NONE {
+        // A VIP taken from an interface's address: rvpp resolves no interface addresses here.
+        return Err(rv::UNIMPLEMENTED);
+    }
+    let lb = match t.lb_type.0 {
+        0 => LbType::Default,
+        1 => LbType::Maglev,
+        _ => return Err(rv::INVALID_VALUE),
+    };
+    let mut paths = Vec::with_capacity(t.paths.len());
+    for p in &t.paths {
+        let (src, dst) = (ep_in(&p.src_ep), ep_in(&p.dst_ep));
+        // A path of the other family could never be used: refuse it.
+        if dst.ip6 != vip.ip6 || (src.is_set() && src.ip6 != vip.ip6) {
+            return Err(rv::INVALID_VALUE);
+        }
+        paths.push(PathEp {
+            src,
+            dst,
+            flags: p.flags,
+        });
+    }
+    Ok(Translation {
+        id: 0,
+        vip,
+        proto,
+        is_real_ip: t.is_real_ip != 0,
+        flags: t.flags,
+        lb,
+        flow_hash_config: t.flow_hash_config.0,
+        paths,
+        ..Default::default()
+    })
+}
+
+/// The API's view of a translation (`cnat_translation_details`).
+pub fn translation_out(t: &Translation) -> d::CnatTranslation {
+    d::CnatTranslation {
+        vip: ep_out(&t.vip),
+        id: t.id,
+        ip_proto: d::IpProto(t.proto),
+        is_real_ip: t.is_real_ip as u8,
+        flags: t.flags,
+        lb_type: d::CnatLbType(match t.lb {
+            LbType::Default => 0,
+            LbType::Maglev => 1,
+        }),
+        n_paths: 0,
+        flow_hash_config: d::IpFlowHashConfigV2(t.flow_hash_config),
+        paths: t
+            .paths
+            .iter()
+            .map(|p| d::CnatEndpointTuple {
+                dst_ep: ep_out(&p.dst),
+                src_ep: ep_out(&p.src),
+                flags: p.flags,
+            })
+            .collect(),
+    }
+}
+
+macro_rules! reply {
+    ($t:ident, $rv:expr) => {
+        Response::reply(d::$t {
+            context: 0,
+            retval: $rv,
+        })
+    };
+}
+
+pub fn register(r: &mut Router<State>) {
+    r.on(|s: &mut State, m: d::CnatTranslationUpdate, _c| {
+        let (rv, id) = match translation_in(&m.translation) {
+            Ok(t) => (0, s.dp.cnat().translation_update(t)),
+            Err(e) => (e, NONE),
+        };
+        Response::reply(d::CnatTranslationUpdateReply {
+            context: 0,
+            retval: rv,
+            id,
+        })
+    });
+    r.on(|s: &mut State, m: d::CnatTranslationDel, _c| {
+        let rv = if s.dp.cnat().translation_del(m.id) {
+            0
+        } else {
+            rv::NO_SUCH_ENTRY
+        };
+        reply!(CnatTranslationDelReply, rv)
+    });
+    r.on(|s: &mut State, _m: d::CnatTranslationDump, _c| {
+        let t = s.dp.cnat().translations.load();
+        let mut v: Vec<&Translation> = t.by_vip.values().collect();
+        v.sort_by_key(|t| t.id);
+        let out: Vec<d::CnatTranslationDetails> = v
+            .into_iter()
+            .map(|t| d::CnatTranslationDetails {
+                context: 0,
+                translation: translation_out(t),
+            })
+            .collect();
+        Response::stream(out)
+    });
+    r.on(|s: &mut State, _m: d::CnatSessionDump, _c| {
+        let mut out = Vec::new();
+        s.dp.cnat().sessions.for_each(|slot, k, x| {
+            out.push(d::CnatSessionDetails {
+                context: 0,
+                session: d::CnatSession {
+                    tuple: d::Cnat5tuple {
+                        addr: [addr_out(k.src, k.ip6), addr_out(k.dst, k.ip6)],
+                        port: [k.sport, k.dport],
+                        ip_proto: d::IpProto(k.proto),
+                    },
+                    ts_index: slot as u32,
+                    flags: x.flags as u32,
+                },
+            })
+        });
+        Response::stream(out)
+    });
+    r.on(|s: &mut State, _m: d::CnatGetSnatAddresses, _c| {
+        let c = s.dp.cnat().snat.load();
+        Response::reply(d::CnatGetSnatAddressesReply {
+            context: 0,
+            retval: 0,
+            id: 0,
+            snat_ip4: d::Ip4Address((c.ip4 as u32).to_be_bytes()),
+            snat_ip6: d::Ip6Address(c.ip6.to_be_bytes()),
+            sw_if_index: d::InterfaceIndex(c.sw_if_index),
+        })
+    });
+    r.on(|s: &mut State, _m: d::CnatSessionPurge, _c| {
+        s.dp.cnat().purge();
+        reply!(CnatSessionPurgeReply, 0)
+    });
+    r.on(|s: &mut State, m: d::CnatSetSnatAddressesV2, _c| {
+        let sw = m.sw_if_index.0;
+        if sw != NONE && s.dp.fwd().iface(sw).is_err() {
+            return reply!(CnatSetSnatAddressesV2Reply, rv::INVALID_SW_IF_INDEX);
+        }
+        let ip4 = V4_MAPPED | u32::from_be_bytes(m.snat_ip4.0) as u128;
+        let ip6 = u128::from_be_bytes(m.snat_ip6.0);
+        s.dp.cnat().snat_edit(|c| {
+            c.ip4 = if ip4 == V4_MAPPED { 0 } else { ip4 };
+            c.ip6 = ip6;
+            c.sw_if_index = sw;
+            c.fwd_fib_index = m.fwd_fib_index;
+            c.ret_fib_index = m.ret_fib_index;
+            c.flags = m.flags.0;
+        });
+        reply!(CnatSetSnatAddressesV2Reply, 0)
+    });
+    r.on(|s: &mut State, m: d::CnatSnatPolicyAddDelExcludePfx, _c| {
+        let (a, ip6) = addr_in(&m.prefix.address);
+        let max = if ip6 { 128 } else { 32 };
+        if m.prefix.len > max {
+            return reply!(CnatSnatPolicyAddDelExcludePfxReply, rv::INVALID_VALUE);
+        }
+        let len = if ip6 { m.prefix.len } else { m.prefix.len + 96 };
+        s.dp.cnat().snat_edit(|c| {
+            if m.is_add != 0 {
+                c.exclude.add(a, len);
+            } else {
+                c.exclude.del(a, len);
+            }
+        });
+        reply!(CnatSnatPolicyAddDelExcludePfxReply, 0)
+    });
+    r.on(|s: &mut State, m: d::CnatSnatPolicyAddDelIf, _c| {
+        let sw = m.sw_if_index.0;
+        let Some(t) = IfTable::from_u8(m.table.0) else {
+            return reply!(CnatSnatPolicyAddDelIfReply, rv::INVALID_VALUE);
+        };
+        if m.is_add != 0 && s.dp.fwd().iface(sw).is_err() {
+            return reply!(CnatSnatPolicyAddDelIfReply, rv::INVALID_SW_IF_INDEX);
+        }
+        s.dp.cnat().snat_edit(|c| {
+            let set = c.tables.entry(t).or_default();
+            if m.is_add != 0 {
+                set.insert(sw);
+            } else {
+                set.remove(&sw);
+            }
+        });
+        reply!(CnatSnatPolicyAddDelIfReply, 0)
+    });
+    r.on(|s: &mut State, m: d::CnatSetSnatPolicy, _c| {
+        let p = match m.policy.0 {
+            0 => Policy::None,
+            1 => Policy::IfPfx,
+            2 => Policy::K8s,
+            3 => Policy::Dnat,
+            _ => return reply!(CnatSetSnatPolicyReply, rv::INVALID_VALUE),
+        };
+        s.dp.cnat().snat_edit(|c| c.policy = p);
+        reply!(CnatSetSnatPolicyReply, 0)
+    });
+    r.on(|s: &mut State, m: d::FeatureCnatEnableDisable, _c| {
+        let r = cnat_nodes::feature_enable(&mut s.dp.fwd(), m.sw_if_index.0, m.enable_disable);
+        let rv = convert::retval(r);
+        reply!(FeatureCnatEnableDisableReply, rv)
+    });
+}

@@ -1,0 +1,389 @@
+//! cnat: Kubernetes services as calico-vpp programs them through VPP's cnat plugin.
+//! Translations (VIP -> backends), the session table shared by all workers, SNAT, and the
+//! input (DNAT, un-NAT of return traffic) and output (SNAT) nodes.
+//!
+//! One [`Cnat`] is the single source of truth: control writes translations and SNAT config
+//! (published whole, so a change reaches new flows only) and calls the scanner; workers read
+//! snapshots and the session table. It is a feature table (`FeatureTables::get::<Cnat>()`):
+//! the graph's cnat nodes (`crate::nodes::cnat`) and the control side share that one `Arc`.
+
+pub mod nat;
+pub mod node;
+pub mod session;
+pub mod snat;
+pub mod translation;
+
+use crate::rcu::Published;
+use session::{sflags, FlowKey, Session, SessionTable, Timeouts};
+use snat::{PortAlloc, SnatConfig};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use translation::{Endpoint, Translation, TranslationTable};
+
+/// Fragmented datagrams in flight whose first fragment was translated.
+const FRAGMENT_SLOTS: usize = 4096;
+/// Seconds a first fragment's rewrite waits for the rest.
+pub const FRAGMENT_TIMEOUT: u32 = 5;
+
+/// Sizes fixed at start.
+#[derive(Clone, Copy, Debug)]
+pub struct CnatConfig {
+    /// Session entries (a flow takes two: forward and return).
+    pub max_sessions: usize,
+}
+
+impl Default for CnatConfig {
+    fn default() -> Self {
+        Self {
+            max_sessions: 1 << 16,
+        }
+    }
+}
+
+pub struct Cnat {
+    pub translations: Published<TranslationTable>,
+    pub snat: Published<SnatConfig>,
+    pub sessions: SessionTable,
+    /// First fragments' rewrites by fragment id, for the fragments after them (no ports).
+    pub fragments: SessionTable,
+    pub ports: PortAlloc,
+    /// ClientIP affinity: (client, VIP, port, protocol) -> the backend its flows go to.
+    pub affinity: SessionTable,
+    timeouts: [AtomicU32; 4],
+    /// Serialises control's edits of the published tables (workers never take it).
+    edit: Mutex<u32>,
+    tsc_hz: u64,
+}
+
+/// The default size, as the nodes' registration takes it from `FeatureTables` when nothing
+/// sized it before.
+impl Default for Cnat {
+    fn default() -> Self {
+        Self::with_config(CnatConfig::default())
+    }
+}
+
+impl Cnat {
+    pub fn new(cfg: CnatConfig) -> Arc<Self> {
+        Arc::new(Self::with_config(cfg))
+    }
+
+    pub fn with_config(cfg: CnatConfig) -> Self {
+        let t = Timeouts::default();
+        Self {
+            translations: Published::new(TranslationTable::default()),
+            snat: Published::new(SnatConfig {
+                sw_if_index: u32::MAX,
+                ..Default::default()
+            }),
+            // Room for twice the limit keeps buckets from filling before the limit does.
+            sessions: SessionTable::new(cfg.max_sessions * 2, cfg.max_sessions),
+            fragments: SessionTable::new(FRAGMENT_SLOTS * 2, FRAGMENT_SLOTS),
+            ports: PortAlloc::default(),
+            timeouts: [
+                AtomicU32::new(t.generic),
+                AtomicU32::new(t.tcp_established),
+                AtomicU32::new(t.tcp_closing),
+                AtomicU32::new(t.affinity),
+            ],
+            affinity: SessionTable::new(cfg.max_sessions, cfg.max_sessions / 2),
+            edit: Mutex::new(1),
+            tsc_hz: crate::runtime::tsc_hz().max(1),
+        }
+    }
+
+    /// Seconds on the sessions' clock for a TSC reading.
+    #[inline(always)]
+    pub fn secs(&self, tsc: u64) -> u32 {
+        (tsc / self.tsc_hz) as u32
+    }
+    pub fn now(&self) -> u32 {
+        self.secs(crate::runtime::clocks())
+    }
+
+    pub fn timeouts(&self) -> Timeouts {
+        Timeouts {
+            generic: self.timeouts[0].load(Ordering::Relaxed),
+            tcp_established: self.timeouts[1].load(Ordering::Relaxed),
+            tcp_closing: self.timeouts[2].load(Ordering::Relaxed),
+            affinity: self.timeouts[3].load(Ordering::Relaxed),
+        }
+    }
+    pub fn set_timeouts(&self, t: Timeouts) {
+        self.timeouts[0].store(t.generic, Ordering::Relaxed);
+        self.timeouts[1].store(t.tcp_established, Ordering::Relaxed);
+        self.timeouts[2].store(t.tcp_closing, Ordering::Relaxed);
+        self.timeouts[3].store(t.affinity, Ordering::Relaxed);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, u32> {
+        self.edit.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Add or replace the translation for `t`'s VIP, port and protocol; returns its id (an
+    /// update keeps the id). Sessions to backends the update drops are removed; the others
+    /// stay on their backend.
+    pub fn translation_update(&self, mut t: Translation) -> u32 {
+        let mut next = self.lock();
+        let mut table = (*self.translations.load()).clone();
+        let key = t.key();
+        let old = table.by_vip.get(&key).cloned();
+        t.id = match &old {
+            Some(o) => o.id,
+            None => {
+                let id = *next;
+                *next += 1;
+                id
+            }
+        };
+        t.prepare();
+        let id = t.id;
+        let kept: Vec<Endpoint> = t.paths.iter().map(|p| p.dst).collect();
+        table.ids.insert(id, key);
+        table.by_vip.insert(key, t);
+        self.translations.publish(table);
+        drop(next);
+        if old.is_some() {
+            self.purge_translation(id, &kept);
+        }
+        id
+    }
+
+    /// Delete a translation and every session it created. False: no such id.
+    pub fn translation_del(&self, id: u32) -> bool {
+        let guard = self.lock();
+        let mut table = (*self.translations.load()).clone();
+        let Some(key) = table.ids.remove(&id) else {
+            return false;
+        };
+        table.by_vip.remove(&key);
+        self.translations.publish(table);
+        drop(guard);
+        self.purge_translation(id, &[]);
+        true
+    }
+
+    /// Edit the SNAT configuration.
+    pub fn snat_edit<R>(&self, f: impl FnOnce(&mut SnatConfig) -> R) -> R {
+        let _g = self.lock();
+        let mut c = (*self.snat.load()).clone();
+        let r = f(&mut c);
+        self.snat.publish(c);
+        r
+    }
+
+    fn release(&self, k: &FlowKey, s: &Session) {
+        if s.flags & sflags::OWNS_PORT != 0 {
+            self.ports.free(k.ip6, k.fib as u32, k.proto, s.rw.sport);
+        }
+    }
+
+    /// Remove the sessions of translation `id`, except those whose backend is in `keep`.
+    pub fn purge_translation(&self, id: u32, keep: &[Endpoint]) -> usize {
+        let gone = self.sessions.remove_if(|k, s| {
+            if s.translation != id {
+                return false;
+            }
+            // The backend is the forward entry's new destination, the return entry's source.
+            let (addr, port) = if s.flags & sflags::RETURN != 0 {
+                (k.src, k.sport)
+            } else {
+                (s.rw.dst, s.rw.dport)
+            };
+            !keep.iter().any(|e| e.addr == addr && e.port == port)
+        });
+        for (k, s) in &gone {
+            self.release(k, s);
+        }
+        self.affinity.remove_if(|_, s| {
+            s.translation == id
+                && !keep
+                    .iter()
+                    .any(|e| e.addr == s.rw.dst && e.port == s.rw.dport)
+        });
+        gone.len()
+    }
+
+    /// Remove every session (`cnat_session_purge`, `clear cnat session`).
+    pub fn purge(&self) -> usize {
+        self.fragments.remove_if(|_, _| true);
+        self.affinity.remove_if(|_, _| true);
+        let gone = self.sessions.remove_if(|_, _| true);
+        for (k, s) in &gone {
+            self.release(k, s);
+        }
+        gone.len()
+    }
+
+    /// Expire sessions idle past their timeout at `now` (seconds). Workers keep running: an
+    /// entry is removed by CAS on its slot, and a flow's entry stays while the other
+    /// direction's is still live (one-way traffic keeps the return path). Returns how many
+    /// went.
+    pub fn scan(&self, now: u32) -> usize {
+        let t = self.timeouts();
+        let expired = |s: &Session| now.wrapping_sub(s.last_seen) > t.of(s.class);
+        let gone = self.sessions.remove_if(|k, s| {
+            if !expired(s) {
+                return false;
+            }
+            let stage = if s.flags & sflags::PEER_OUTPUT != 0 {
+                session::stage::OUTPUT
+            } else {
+                session::stage::INPUT
+            };
+            let peer = FlowKey::reverse_of(&s.rw, k.proto, k.ip6, k.fib, stage);
+            match self.sessions.lookup(&peer) {
+                Some(p) => expired(&p.session),
+                None => true,
+            }
+        });
+        for (k, s) in &gone {
+            self.release(k, s);
+        }
+        let frags = self
+            .fragments
+            .remove_if(|_, s| now.wrapping_sub(s.last_seen) > FRAGMENT_TIMEOUT);
+        self.affinity
+            .remove_if(|_, s| now.wrapping_sub(s.last_seen) > t.affinity);
+        gone.len() + frags.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::session::{class, stage, Rewrite};
+    use super::translation::PathEp;
+    use super::*;
+
+    fn k(i: u16, st: u8) -> FlowKey {
+        FlowKey {
+            src: 0xffff_c612_0002,
+            dst: 0xffff_c613_0009,
+            sport: i,
+            dport: 80,
+            proto: 6,
+            ip6: false,
+            stage: st,
+            fib: 0,
+        }
+    }
+
+    fn s(cl: u8, last: u32, flags: u8, tid: u32) -> Session {
+        Session {
+            rw: Rewrite {
+                src: 0xffff_c612_0002,
+                dst: 0xffff_c614_0001,
+                sport: 1,
+                dport: 8080,
+            },
+            translation: tid,
+            flags,
+            class: cl,
+            last_seen: last,
+        }
+    }
+
+    #[test]
+    fn scanner_expires_by_class_and_frees_ports() {
+        let c = Cnat::new(CnatConfig { max_sessions: 64 });
+        c.sessions
+            .insert(&k(1, stage::INPUT), &s(class::GENERIC, 100, 0, 1))
+            .unwrap();
+        c.sessions
+            .insert(&k(2, stage::INPUT), &s(class::TCP_ESTABLISHED, 100, 0, 1))
+            .unwrap();
+        c.sessions
+            .insert(&k(3, stage::INPUT), &s(class::TCP_CLOSING, 100, 0, 1))
+            .unwrap();
+        let port = c.ports.alloc(false, 0, 6, 0).unwrap();
+        let mut owner = s(class::GENERIC, 100, sflags::OWNS_PORT, u32::MAX);
+        owner.rw.sport = port;
+        c.sessions.insert(&k(4, stage::OUTPUT), &owner).unwrap();
+        assert_eq!(c.scan(104), 0, "nothing idle long enough");
+        assert_eq!(c.scan(106), 1, "closing after 5 s");
+        assert_eq!(c.scan(131), 2, "generic after 30 s, its port freed");
+        assert_eq!(c.ports.in_use(false, 0, 6), 0);
+        assert!(c.sessions.lookup(&k(2, stage::INPUT)).is_some());
+        assert_eq!(c.scan(3701), 1, "established after an hour");
+        assert!(c.sessions.is_empty());
+        // Configurable.
+        c.set_timeouts(Timeouts {
+            generic: 2,
+            tcp_established: 2,
+            tcp_closing: 1,
+            affinity: 5,
+        });
+        c.sessions
+            .insert(&k(1, stage::INPUT), &s(class::GENERIC, 10, 0, 1))
+            .unwrap();
+        assert_eq!(c.scan(13), 1);
+    }
+
+    #[test]
+    fn a_live_peer_keeps_an_idle_direction() {
+        let c = Cnat::new(CnatConfig { max_sessions: 64 });
+        let f = s(class::GENERIC, 0, 0, 1);
+        c.sessions.insert(&k(9, stage::INPUT), &f).unwrap();
+        let back = FlowKey::reverse_of(&f.rw, 6, false, 0, stage::INPUT);
+        let fk = k(9, stage::INPUT);
+        let mut r = s(class::GENERIC, 40, sflags::RETURN, 1);
+        r.rw = Rewrite {
+            src: fk.dst,
+            dst: fk.src,
+            sport: fk.dport,
+            dport: fk.sport,
+        };
+        c.sessions.insert(&back, &r).unwrap();
+        assert_eq!(c.scan(50), 0, "the return direction is live");
+        assert_eq!(c.scan(200), 2);
+    }
+
+    #[test]
+    fn update_and_delete_remove_exactly_their_sessions() {
+        let c = Cnat::new(CnatConfig { max_sessions: 64 });
+        let ep = |a: u128| Endpoint {
+            addr: 0xffff_c614_0000 | a,
+            port: 8080,
+            ip6: false,
+        };
+        let path = |a| PathEp {
+            dst: ep(a),
+            ..Default::default()
+        };
+        let t = Translation {
+            vip: Endpoint {
+                addr: 0xffff_c613_ff01,
+                port: 80,
+                ip6: false,
+            },
+            proto: 6,
+            paths: vec![path(1), path(2)],
+            ..Default::default()
+        };
+        let id = c.translation_update(t.clone());
+        let other = c.translation_update(Translation {
+            vip: Endpoint { port: 81, ..t.vip },
+            ..t.clone()
+        });
+        assert_ne!(id, other);
+        for (i, (b, tid)) in [(1, id), (2, id), (1, other)].into_iter().enumerate() {
+            let mut v = s(class::GENERIC, 0, 0, tid);
+            v.rw.dst = ep(b).addr;
+            c.sessions.insert(&k(i as u16, stage::INPUT), &v).unwrap();
+        }
+        // Backend 2 leaves translation `id`: only its session goes; the id is kept.
+        let id2 = c.translation_update(Translation {
+            paths: vec![path(1)],
+            ..t.clone()
+        });
+        assert_eq!(id2, id);
+        assert_eq!(c.sessions.len(), 2);
+        assert!(c.sessions.lookup(&k(1, stage::INPUT)).is_none());
+        assert!(c.translation_del(id));
+        assert!(!c.translation_del(id));
+        assert_eq!(c.sessions.len(), 1, "the other translation's session stays");
+        assert!(c.sessions.lookup(&k(2, stage::INPUT)).is_some());
+        assert_eq!(c.purge(), 1);
+        assert!(c.translations.load().by_id(other).is_some());
+    }
+}

@@ -1,0 +1,720 @@
+//! The cnat nodes' packet logic, as plain functions over one packet ([`input_packet`],
+//! [`output_packet`]) that return a [`Verdict`] with the nodes' counter codes. The nodes
+//! themselves (registrations, edges, snapshots) are in `crate::nodes::cnat`.
+//!
+//! Session keys carry the FIB index: forward entries the FIB the packet was looked up in,
+//! return entries the SNAT config's `ret_fib_index` (calico: 0), because replies from a pod
+//! arrive in the pod's VRF. A lookup tries the packet's FIB and, on a miss, the return FIB.
+
+use super::nat::{self, Flow, ParseError, L4};
+use super::session::{class, sflags, stage, FlowKey, InsertError, Rewrite, Session};
+use super::snat::SnatConfig;
+use super::translation::{flow_hash, pflags, tflags, TranslationTable};
+use super::Cnat;
+use crate::buffer::{flags, Buf};
+use crate::wire::l4::tcp_flags;
+use crate::wire::IP_PROTO_TCP;
+
+use crate::buffer::flags::CNAT_RETURN;
+
+crate::node_errors! {
+    /// Input node counters; the drops are marked.
+    pub mod in_err {
+        /// drop
+        SESSIONS_FULL => "cnat session table full",
+        /// drop
+        NO_SLOT => "cnat session buckets full",
+        /// drop
+        PORTS_EXHAUSTED => "cnat source ports exhausted",
+        /// drop
+        TRUNCATED => "cnat truncated transport header",
+        FRAGMENT => "cnat non-first fragment without a translated first fragment (counted, forwarded)",
+        NO_BACKENDS => "cnat vip without backends (answered port unreachable, as kube-proxy)",
+        NEW_SESSIONS => "cnat sessions created",
+        ICMP_ERROR_TRANSLATED => "cnat icmp errors translated",
+        ICMP_ERROR_CHAINED => "cnat icmp error in chained buffers not translated (counted, forwarded)",
+        PATH_FAMILY => "cnat path of the other address family (counted, follows the fib)",
+        FRAGMENT_FOLLOWED => "cnat non-first fragments translated as their first fragment",
+    }
+}
+
+crate::node_errors! {
+    /// Output node counters; the drops are marked.
+    pub mod out_err {
+        /// drop
+        SESSIONS_FULL => "cnat session table full",
+        /// drop
+        NO_SLOT => "cnat session buckets full",
+        /// drop
+        PORTS_EXHAUSTED => "cnat source ports exhausted",
+        /// drop
+        TRUNCATED => "cnat truncated transport header",
+        NEW_SESSIONS => "cnat snat sessions created",
+        NO_SNAT_ADDRESS => "cnat snat wanted but no snat address (counted, forwarded)",
+    }
+}
+
+/// What became of one packet: continue on the arc, or drop with a node-local error code.
+/// `Ok(Some(code))` continues and counts `code`.
+pub type Verdict = Result<Option<u16>, u16>;
+
+#[inline(always)]
+fn flow_of(d: &[u8], ip6: bool) -> Result<Flow, ParseError> {
+    if ip6 {
+        nat::flow6(d)
+    } else {
+        nat::flow4(d)
+    }
+}
+
+#[inline(always)]
+fn class_of(f: &Flow, cur: u8) -> u8 {
+    if f.proto != IP_PROTO_TCP {
+        return class::GENERIC;
+    }
+    if f.tcp_flags & (tcp_flags::FIN | tcp_flags::RST) != 0 {
+        class::TCP_CLOSING
+    } else if cur == class::TCP_CLOSING {
+        cur
+    } else if f.tcp_flags & tcp_flags::ACK != 0 && f.tcp_flags & tcp_flags::SYN == 0 {
+        class::TCP_ESTABLISHED
+    } else {
+        cur
+    }
+}
+
+#[inline(always)]
+fn key_of(f: &Flow, st: u8, fib: u16) -> FlowKey {
+    FlowKey {
+        src: f.src,
+        dst: f.dst,
+        sport: f.sport,
+        dport: f.dport,
+        proto: f.proto,
+        ip6: f.ip6,
+        stage: st,
+        fib,
+    }
+}
+
+/// The input side for one packet (`b` from its IP header): established and return traffic by
+/// its session, ICMP errors quoting a session's flow translated back, new flows to a VIP
+/// DNATed to a backend.
+#[inline]
+pub fn input_packet(
+    cnat: &Cnat,
+    tr: &TranslationTable,
+    ret_fib: u16,
+    b: &mut Buf<'_>,
+    ip6: bool,
+    now: u32,
+) -> Verdict {
+    let partial = b.meta.flags & flags::OFFLOAD_L4_CKSUM != 0;
+    let chained = b.meta.flags & flags::NEXT_PRESENT != 0;
+    let fib = b.meta.fib_index as u16;
+    let f = flow_of(b.data(), ip6).map_err(|_| in_err::TRUNCATED)?;
+    match f.l4 {
+        L4::Fragment => {
+            // A later fragment: the rewrite its first fragment got (addresses only).
+            let fk = frag_key(&f, fib);
+            return match cnat.fragments.lookup(&fk) {
+                Some(s) => {
+                    nat::rewrite(b.data_mut(), &f, &s.session.rw, partial);
+                    Ok(Some(in_err::FRAGMENT_FOLLOWED))
+                }
+                None => Ok(Some(in_err::FRAGMENT)),
+            };
+        }
+        L4::Other => return Ok(None),
+        L4::IcmpError => {
+            let Ok(q) = nat::quoted_flow(b.data(), &f) else {
+                return Ok(None);
+            };
+            let mut rk = FlowKey {
+                src: q.dst,
+                dst: q.src,
+                sport: q.dport,
+                dport: q.sport,
+                proto: q.proto,
+                ip6,
+                stage: stage::INPUT,
+                fib,
+            };
+            let mut hit = cnat.sessions.lookup(&rk);
+            if hit.is_none() && ret_fib != fib {
+                rk.fib = ret_fib;
+                hit = cnat.sessions.lookup(&rk);
+            }
+            let Some(s) = hit else { return Ok(None) };
+            if chained {
+                return Ok(Some(in_err::ICMP_ERROR_CHAINED));
+            }
+            nat::rewrite_icmp_error(b.data_mut(), &f, &q, &s.session.rw);
+            return Ok(Some(in_err::ICMP_ERROR_TRANSLATED));
+        }
+        L4::Ports | L4::Echo => {}
+    }
+    let mut k = key_of(&f, stage::INPUT, fib);
+    let mut hit = cnat.sessions.lookup(&k);
+    if hit.is_none() && ret_fib != fib {
+        k.fib = ret_fib;
+        hit = cnat.sessions.lookup(&k);
+    }
+    if let Some(found) = hit {
+        let s = found.session;
+        nat::rewrite(b.data_mut(), &f, &s.rw, partial);
+        cnat.sessions.touch(&found, now, class_of(&f, s.class));
+        if f.more_frags {
+            remember_fragment(cnat, &f, fib, &s.rw, now);
+        }
+        if s.flags & sflags::RETURN != 0 {
+            b.meta.flags |= CNAT_RETURN;
+        }
+        return Ok(None);
+    }
+    if f.l4 != L4::Ports {
+        return Ok(None);
+    }
+    let Some(t) = tr.get(f.dst, f.dport, f.proto) else {
+        return Ok(None);
+    };
+    let h = flow_hash(
+        t.flow_hash_fields(),
+        f.src,
+        f.dst,
+        f.sport,
+        f.dport,
+        f.proto,
+    );
+    let aff_key = FlowKey {
+        sport: 0,
+        ..key_of(&f, stage::INPUT, fib)
+    };
+    let sticky = if t.flags & tflags::AFFINITY != 0 {
+        cnat.affinity.lookup(&aff_key).and_then(|a| {
+            let p = t.active_path(a.session.rw.dst, a.session.rw.dport)?;
+            cnat.affinity.touch(&a, now, class::GENERIC);
+            Some(p)
+        })
+    } else {
+        None
+    };
+    let Some(p) = sticky.or_else(|| t.pick(h)) else {
+        // Not a drop: the glue answers it with an ICMP port unreachable.
+        return Err(in_err::NO_BACKENDS);
+    };
+    if t.flags & tflags::AFFINITY != 0 && sticky.is_none() {
+        // A stale entry (its backend left) is replaced.
+        cnat.affinity.remove(&aff_key);
+        let a = Session {
+            rw: Rewrite {
+                src: f.src,
+                dst: p.dst.addr,
+                sport: 0,
+                dport: p.dst.port,
+            },
+            translation: t.id,
+            flags: 0,
+            class: class::GENERIC,
+            last_seen: now,
+        };
+        // Best effort: a full affinity table only loses stickiness.
+        let _ = cnat.affinity.insert(&aff_key, &a);
+    }
+    if p.dst.ip6 != ip6 || (p.src.is_set() && p.src.ip6 != ip6) {
+        return Ok(Some(in_err::PATH_FAMILY));
+    }
+    let mut rw = Rewrite {
+        src: f.src,
+        dst: if p.flags & pflags::NO_NAT != 0 {
+            f.dst
+        } else {
+            p.dst.addr
+        },
+        sport: f.sport,
+        dport: if p.dst.port != 0 { p.dst.port } else { f.dport },
+    };
+    let mut owns = 0;
+    if p.src.is_set() {
+        rw.src = p.src.addr;
+        if t.flags & tflags::ALLOC_PORT != 0 {
+            rw.sport = cnat
+                .ports
+                .alloc(ip6, fib as u32, f.proto, h)
+                .ok_or(in_err::PORTS_EXHAUSTED)?;
+            owns = sflags::OWNS_PORT;
+        } else if p.src.port != 0 {
+            rw.sport = p.src.port;
+        }
+    }
+    let cl = class_of(&f, class::GENERIC);
+    let fwd = Session {
+        rw,
+        translation: t.id,
+        flags: owns,
+        class: cl,
+        last_seen: now,
+    };
+    let free_port = |cnat: &Cnat| {
+        if owns != 0 {
+            cnat.ports.free(ip6, fib as u32, f.proto, rw.sport);
+        }
+    };
+    k.fib = fib;
+    if let Err(e) = cnat.sessions.insert(&k, &fwd) {
+        match e {
+            InsertError::Exists => {}
+            InsertError::Full => {
+                free_port(cnat);
+                return Err(in_err::SESSIONS_FULL);
+            }
+            InsertError::NoSlot => {
+                free_port(cnat);
+                return Err(in_err::NO_SLOT);
+            }
+        }
+    }
+    if t.flags & tflags::NO_RETURN_SESSION == 0 {
+        let rk = FlowKey::reverse_of(&rw, f.proto, ip6, ret_fib, stage::INPUT);
+        let ret = Session {
+            rw: Rewrite {
+                src: f.dst,
+                dst: f.src,
+                sport: f.dport,
+                dport: f.sport,
+            },
+            translation: t.id,
+            flags: sflags::RETURN,
+            class: cl,
+            last_seen: now,
+        };
+        match cnat.sessions.insert(&rk, &ret) {
+            Ok(()) | Err(InsertError::Exists) => {}
+            Err(e) => {
+                cnat.sessions.remove(&k);
+                free_port(cnat);
+                return Err(if e == InsertError::Full {
+                    in_err::SESSIONS_FULL
+                } else {
+                    in_err::NO_SLOT
+                });
+            }
+        }
+    }
+    nat::rewrite(b.data_mut(), &f, &rw, partial);
+    if f.more_frags {
+        remember_fragment(cnat, &f, fib, &rw, now);
+    }
+    Ok(Some(in_err::NEW_SESSIONS))
+}
+
+/// The key the fragments of `f`'s datagram share (its id in place of ports).
+#[inline(always)]
+fn frag_key(f: &Flow, fib: u16) -> FlowKey {
+    FlowKey {
+        src: f.src,
+        dst: f.dst,
+        sport: (f.frag_id >> 16) as u16,
+        dport: f.frag_id as u16,
+        proto: f.proto,
+        ip6: f.ip6,
+        stage: stage::INPUT,
+        fib,
+    }
+}
+
+/// A first fragment was translated: keep its rewrite for the rest (best effort: a full
+/// fragment table leaves them untranslated, counted).
+fn remember_fragment(cnat: &Cnat, f: &Flow, fib: u16, rw: &Rewrite, now: u32) {
+    let s = Session {
+        rw: Rewrite {
+            sport: 0,
+            dport: 0,
+            ..*rw
+        },
+        translation: u32::MAX,
+        flags: 0,
+        class: class::GENERIC,
+        last_seen: now,
+    };
+    let _ = cnat.fragments.insert(&frag_key(f, fib), &s);
+}
+
+/// The output side for one packet: established SNAT flows by their session; new flows the
+/// SNAT policy selects get the SNAT address and a port, with a return entry that also undoes
+/// any DNAT the input side did. `l3` is where the IP header starts in `b.data()`: on the
+/// output arc, after rewrite, the length of the L2 header the adjacency wrote.
+#[inline]
+pub fn output_packet(
+    cnat: &Cnat,
+    cfg: &SnatConfig,
+    b: &mut Buf<'_>,
+    l3: usize,
+    ip6: bool,
+    now: u32,
+) -> Verdict {
+    if b.meta.flags & CNAT_RETURN != 0 {
+        return Ok(None);
+    }
+    let partial = b.meta.flags & flags::OFFLOAD_L4_CKSUM != 0;
+    let fib = b.meta.fib_index as u16;
+    let ret_fib = cfg.ret_fib_index as u16;
+    let f = flow_of(b.data().get(l3..).unwrap_or(&[]), ip6).map_err(|_| out_err::TRUNCATED)?;
+    if !matches!(f.l4, L4::Ports | L4::Echo) {
+        return Ok(None);
+    }
+    let k = key_of(&f, stage::OUTPUT, fib);
+    if let Some(found) = cnat.sessions.lookup(&k) {
+        let s = found.session;
+        if let Some(d) = b.data_mut().get_mut(l3..) {
+            nat::rewrite(d, &f, &s.rw, partial);
+        }
+        cnat.sessions.touch(&found, now, class_of(&f, s.class));
+        return Ok(None);
+    }
+    if !cfg.wants_snat(
+        b.meta.rx_sw_if_index,
+        b.meta.tx_sw_if_index,
+        ip6,
+        f.src,
+        f.dst,
+    ) {
+        return Ok(None);
+    }
+    let snat = if ip6 { cfg.ip6 } else { cfg.ip4 };
+    if snat == 0 || snat == 0xffff_0000_0000 {
+        return Ok(Some(out_err::NO_SNAT_ADDRESS));
+    }
+    // What the return traffic becomes: back to the client, through the DNAT if there was one.
+    let dnat_ret = FlowKey {
+        src: f.dst,
+        dst: f.src,
+        sport: f.dport,
+        dport: f.sport,
+        proto: f.proto,
+        ip6,
+        stage: stage::INPUT,
+        fib: ret_fib,
+    };
+    let (back, tid) = match cnat.sessions.lookup(&dnat_ret) {
+        Some(d) => (d.session.rw, d.session.translation),
+        None => (
+            Rewrite {
+                src: f.dst,
+                dst: f.src,
+                sport: f.dport,
+                dport: f.sport,
+            },
+            u32::MAX,
+        ),
+    };
+    let h = flow_hash(0x1f, f.src, f.dst, f.sport, f.dport, f.proto);
+    let cl = class_of(&f, class::GENERIC);
+    for attempt in 0..8u32 {
+        let port = cnat
+            .ports
+            .alloc(
+                ip6,
+                ret_fib as u32,
+                f.proto,
+                h.wrapping_add(attempt.wrapping_mul(977)),
+            )
+            .ok_or(out_err::PORTS_EXHAUSTED)?;
+        let rw = Rewrite {
+            src: snat,
+            dst: f.dst,
+            sport: port,
+            dport: if f.l4 == L4::Echo { port } else { f.dport },
+        };
+        let rk = FlowKey::reverse_of(&rw, f.proto, ip6, ret_fib, stage::INPUT);
+        let ret = Session {
+            rw: back,
+            translation: tid,
+            flags: sflags::RETURN | sflags::PEER_OUTPUT,
+            class: cl,
+            last_seen: now,
+        };
+        match cnat.sessions.insert(&rk, &ret) {
+            Ok(()) => {}
+            Err(InsertError::Exists) => {
+                // The port is taken by a flow the allocator does not know (a collision):
+                // keep it marked and try another.
+                continue;
+            }
+            Err(e) => {
+                cnat.ports.free(ip6, ret_fib as u32, f.proto, port);
+                return Err(if e == InsertError::Full {
+                    out_err::SESSIONS_FULL
+                } else {
+                    out_err::NO_SLOT
+                });
+            }
+        }
+        let fwd = Session {
+            rw,
+            translation: tid,
+            flags: sflags::OWNS_PORT,
+            class: cl,
+            last_seen: now,
+        };
+        if let Err(e) = cnat.sessions.insert(&k, &fwd) {
+            cnat.sessions.remove(&rk);
+            cnat.ports.free(ip6, ret_fib as u32, f.proto, port);
+            return Err(match e {
+                InsertError::Full => out_err::SESSIONS_FULL,
+                _ => out_err::NO_SLOT,
+            });
+        }
+        if let Some(d) = b.data_mut().get_mut(l3..) {
+            nat::rewrite(d, &f, &rw, partial);
+        }
+        return Ok(Some(out_err::NEW_SESSIONS));
+    }
+    Err(out_err::PORTS_EXHAUSTED)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::snat::{IfTable, Policy, PORTS};
+    use super::super::translation::{Endpoint, PathEp, Translation};
+    use super::super::CnatConfig;
+    use super::*;
+    use crate::buffer::BufferPool;
+    use etherparse::PacketBuilder;
+    use std::sync::Arc;
+
+    const POD: u32 = 5;
+    const UPLINK: u32 = 1;
+
+    fn a4(x: [u8; 4]) -> u128 {
+        0xffff_0000_0000 | u32::from_be_bytes(x) as u128
+    }
+
+    fn udp(src: [u8; 4], dst: [u8; 4], sp: u16, dp: u16, l2: bool) -> Vec<u8> {
+        let mut v = Vec::new();
+        if l2 {
+            PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2])
+                .ipv4(src, dst, 64)
+                .udp(sp, dp)
+                .write(&mut v, b"q")
+                .unwrap();
+        } else {
+            PacketBuilder::ipv4(src, dst, 64)
+                .udp(sp, dp)
+                .write(&mut v, b"q")
+                .unwrap();
+        }
+        v
+    }
+
+    fn setup() -> Arc<Cnat> {
+        let c = Cnat::new(CnatConfig { max_sessions: 256 });
+        c.snat_edit(|s| {
+            s.ip4 = a4([198, 18, 0, 1]);
+            s.policy = Policy::K8s;
+            s.tables.entry(IfTable::Pod).or_default().insert(POD);
+            s.tables.entry(IfTable::IncludeV4).or_default().insert(POD);
+            s.exclude.add(a4([198, 18, 0, 0]), 96 + 16);
+        });
+        c
+    }
+
+    /// Run `frame` through `f` as a buffer received on `rx`, sent to `tx`; returns the verdict,
+    /// the bytes after, and the buffer flags.
+    fn run(
+        frame: &[u8],
+        rx: u32,
+        tx: u32,
+        f: impl FnOnce(&mut Buf<'_>) -> Verdict,
+    ) -> (Verdict, Vec<u8>, u32) {
+        let pool = BufferPool::with_backing(16, 2048, false).unwrap();
+        let mut bufs = pool.local();
+        let bi = bufs.alloc_from_bytes(frame).unwrap();
+        let r;
+        let out;
+        let fl;
+        {
+            let mut b = bufs.get(bi);
+            b.meta.rx_sw_if_index = rx;
+            b.meta.tx_sw_if_index = tx;
+            b.meta.fib_index = 0;
+            r = f(&mut b);
+            out = b.data().to_vec();
+            fl = b.meta.flags;
+        }
+        bufs.free(&[bi]);
+        (r, out, fl)
+    }
+
+    fn addrs(p: &[u8]) -> ([u8; 4], [u8; 4], u16, u16) {
+        let s = etherparse::SlicedPacket::from_ip(p).unwrap();
+        let Some(etherparse::NetSlice::Ipv4(ip)) = s.net else {
+            panic!()
+        };
+        let Some(etherparse::TransportSlice::Udp(u)) = s.transport else {
+            panic!()
+        };
+        let uh = u.to_header();
+        let (src, dst) = (ip.header().source(), ip.header().destination());
+        assert_eq!(
+            uh.calc_checksum_ipv4_raw(src, dst, u.payload()).unwrap(),
+            uh.checksum
+        );
+        (src, dst, uh.source_port, uh.destination_port)
+    }
+
+    #[test]
+    fn snat_by_policy_and_return_un_snat() {
+        let c = setup();
+        let cfg = c.snat.load();
+        let tr = c.translations.load();
+        let (pod, out) = ([198, 18, 5, 2], [198, 51, 100, 9]);
+        // Ethernet before the IP header, as on an output arc after rewrite.
+        let (r, p, _) = run(&udp(pod, out, 1234, 53, true), POD, UPLINK, |b| {
+            output_packet(&c, &cfg, b, 14, false, 10)
+        });
+        assert_eq!(r, Ok(Some(out_err::NEW_SESSIONS)));
+        let (src, dst, sp, dp) = addrs(&p[14..]);
+        assert_eq!(
+            (src, dst, dp),
+            ([198, 18, 0, 1], out, 53),
+            "SNAT to the node address"
+        );
+        assert!(sp >= 49152);
+        assert_eq!(c.sessions.len(), 2);
+        // The reply un-SNATs on the input side and is marked so the output side leaves it.
+        let (r, p, fl) = run(
+            &udp(out, [198, 18, 0, 1], 53, sp, false),
+            UPLINK,
+            POD,
+            |b| input_packet(&c, &tr, 0, b, false, 11),
+        );
+        assert_eq!(r, Ok(None));
+        assert_eq!(addrs(&p), (out, pod, 53, 1234));
+        assert!(fl & CNAT_RETURN != 0);
+        // Excluded destination (include rule does not apply, the pod rule says no): unchanged.
+        let (r, p, _) = run(&udp(pod, [198, 18, 9, 9], 1, 2, false), POD, UPLINK, |b| {
+            output_packet(&c, &cfg, b, 0, false, 10)
+        });
+        assert_eq!(r, Ok(None));
+        assert_eq!(addrs(&p).0, pod);
+        // The next packet of the first flow reuses its session and port.
+        let (r, p, _) = run(&udp(pod, out, 1234, 53, false), POD, UPLINK, |b| {
+            output_packet(&c, &cfg, b, 0, false, 12)
+        });
+        assert_eq!((r, addrs(&p).2), (Ok(None), sp));
+        assert_eq!(c.sessions.len(), 2);
+    }
+
+    #[test]
+    fn hairpin_through_the_service_is_snatted_and_returns_through_the_vip() {
+        let c = setup();
+        let (pod, vip) = ([198, 18, 5, 2], [198, 19, 255, 1]);
+        c.translation_update(Translation {
+            vip: Endpoint {
+                addr: a4(vip),
+                port: 80,
+                ip6: false,
+            },
+            proto: 17,
+            paths: vec![PathEp {
+                dst: Endpoint {
+                    addr: a4(pod),
+                    port: 8080,
+                    ip6: false,
+                },
+                ..Default::default()
+            }],
+            ..Default::default()
+        });
+        let (cfg, tr) = (c.snat.load(), c.translations.load());
+        let (_, p, _) = run(&udp(pod, vip, 1234, 80, false), POD, POD, |b| {
+            input_packet(&c, &tr, 0, b, false, 1)
+        });
+        assert_eq!(addrs(&p), (pod, pod, 1234, 8080), "DNAT to itself");
+        let (r, p, _) = run(&p, POD, POD, |b| output_packet(&c, &cfg, b, 0, false, 1));
+        assert_eq!(
+            r,
+            Ok(Some(out_err::NEW_SESSIONS)),
+            "source equals destination: SNAT"
+        );
+        let (src, _, sp, _) = addrs(&p);
+        assert_eq!(src, [198, 18, 0, 1]);
+        let (_, p, _) = run(&udp(pod, [198, 18, 0, 1], 8080, sp, false), POD, POD, |b| {
+            input_packet(&c, &tr, 0, b, false, 2)
+        });
+        assert_eq!(
+            addrs(&p),
+            (vip, pod, 80, 1234),
+            "the reply comes from the VIP"
+        );
+    }
+
+    #[test]
+    fn port_exhaustion_is_a_drop_and_leaves_no_session() {
+        let c = setup();
+        let cfg = c.snat.load();
+        for i in 0..PORTS as u32 {
+            c.ports.alloc(false, 0, 17, i).unwrap();
+        }
+        let (r, _, _) = run(
+            &udp([198, 18, 5, 2], [198, 51, 100, 9], 1, 53, false),
+            POD,
+            UPLINK,
+            |b| output_packet(&c, &cfg, b, 0, false, 1),
+        );
+        assert_eq!(r, Err(out_err::PORTS_EXHAUSTED));
+        assert!(c.sessions.is_empty());
+    }
+
+    #[test]
+    fn ping_out_gets_a_snat_id_and_the_reply_gets_it_back() {
+        let c = setup();
+        let (cfg, tr) = (c.snat.load(), c.translations.load());
+        let (pod, out) = ([198, 18, 5, 2], [198, 51, 100, 9]);
+        let mut req = Vec::new();
+        PacketBuilder::ipv4(pod, out, 64)
+            .icmpv4_echo_request(0x77, 1)
+            .write(&mut req, b"ping")
+            .unwrap();
+        let (r, p, _) = run(&req, POD, UPLINK, |b| {
+            output_packet(&c, &cfg, b, 0, false, 1)
+        });
+        assert_eq!(r, Ok(Some(out_err::NEW_SESSIONS)));
+        let ip = etherparse::Ipv4HeaderSlice::from_slice(&p).unwrap();
+        assert_eq!(ip.source(), [198, 18, 0, 1]);
+        let icmp = etherparse::Icmpv4Slice::from_slice(&p[20..]).unwrap();
+        assert_eq!(crate::wire::checksum(&p[20..]), 0, "icmp checksum");
+        let etherparse::Icmpv4Type::EchoRequest(e) = icmp.icmp_type() else {
+            panic!("not an echo request")
+        };
+        assert!(e.id >= 49152, "id from the SNAT range: {}", e.id);
+        let mut rep = Vec::new();
+        PacketBuilder::ipv4(out, [198, 18, 0, 1], 64)
+            .icmpv4_echo_reply(e.id, 1)
+            .write(&mut rep, b"ping")
+            .unwrap();
+        let (_, p, _) = run(&rep, UPLINK, POD, |b| input_packet(&c, &tr, 0, b, false, 2));
+        let ip = etherparse::Ipv4HeaderSlice::from_slice(&p).unwrap();
+        assert_eq!(ip.destination(), pod);
+        let icmp = etherparse::Icmpv4Slice::from_slice(&p[20..]).unwrap();
+        assert!(matches!(icmp.icmp_type(), etherparse::Icmpv4Type::EchoReply(e) if e.id == 0x77));
+        assert_eq!(crate::wire::checksum(&p[20..]), 0);
+    }
+
+    #[test]
+    fn truncated_transport_is_a_counted_drop() {
+        let c = setup();
+        let tr = c.translations.load();
+        let mut v = Vec::new();
+        PacketBuilder::ipv4([198, 18, 5, 2], [198, 19, 255, 1], 64)
+            .tcp(1, 80, 0, 100)
+            .write(&mut v, b"")
+            .unwrap();
+        v.truncate(30);
+        v[2..4].copy_from_slice(&30u16.to_be_bytes());
+        let (r, _, _) = run(&v, POD, UPLINK, |b| input_packet(&c, &tr, 0, b, false, 1));
+        assert_eq!(r, Err(in_err::TRUNCATED));
+        assert!(c.sessions.is_empty());
+    }
+}

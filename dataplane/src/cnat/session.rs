@@ -1,0 +1,594 @@
+//! The session table: one table shared by every worker, because return traffic can arrive on
+//! another worker's rx queue than the one that created the session.
+//!
+//! Why shared and not a handoff: a handoff moves every return packet between cores (a ring
+//! push, a cache-line transfer of the packet's metadata and data, and a second dispatch),
+//! while an established flow here costs one bucket lookup on whichever core it lands on.
+//! Lookups never write; writes (new sessions, expiry) are rare next to lookups.
+//!
+//! Layout: buckets of 8 slots. A bucket's 8 slot headers share one cache line (`hdr`) and hold
+//! a per-slot sequence number, an occupied bit and a 24-bit hash tag, so a lookup reads one
+//! line to find candidates and touches the slot data only on a tag match. Each key lives in
+//! one of two buckets (two hashes). Every word is an atomic: a slot is a seqlock (readers
+//! retry when its sequence moved; writers take the slot by CAS on its header, never block and
+//! never allocate). No `unsafe`.
+
+use std::sync::atomic::{fence, AtomicU64, AtomicUsize, Ordering};
+
+const SLOTS_PER_BUCKET: usize = 8;
+const WORDS: usize = 11;
+const OCC: u64 = 1 << 32;
+const SEQ_MASK: u64 = 0xffff_ffff;
+
+/// Which side of the graph a key is looked up on: the input nodes (DNAT, un-NAT of return
+/// traffic) or the output nodes (SNAT).
+pub mod stage {
+    pub const INPUT: u8 = 0;
+    pub const OUTPUT: u8 = 1;
+}
+
+/// The timeout classes; their lengths are configuration ([`Timeouts`]).
+pub mod class {
+    pub const GENERIC: u8 = 0;
+    pub const TCP_ESTABLISHED: u8 = 1;
+    pub const TCP_CLOSING: u8 = 2;
+}
+
+/// Session flags.
+pub mod sflags {
+    /// A return entry (rewrites traffic coming back to the client).
+    pub const RETURN: u8 = 1;
+    /// This entry owns the SNAT port in its rewrite's source: free it when the entry goes.
+    pub const OWNS_PORT: u8 = 2;
+    /// The peer entry (the other direction) is looked up on the output stage.
+    pub const PEER_OUTPUT: u8 = 4;
+}
+
+/// Timeouts in seconds (cnat's defaults: 30 s, TCP established 3600 s, 5 s after FIN/RST).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Timeouts {
+    pub generic: u32,
+    pub tcp_established: u32,
+    pub tcp_closing: u32,
+    /// ClientIP affinity: how long a client keeps its backend after its last new flow
+    /// (Kubernetes' default 10800 s).
+    pub affinity: u32,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Self {
+            generic: 30,
+            tcp_established: 3600,
+            tcp_closing: 5,
+            affinity: 10800,
+        }
+    }
+}
+
+impl Timeouts {
+    pub fn of(&self, class: u8) -> u32 {
+        match class {
+            class::TCP_ESTABLISHED => self.tcp_established,
+            class::TCP_CLOSING => self.tcp_closing,
+            _ => self.generic,
+        }
+    }
+}
+
+/// A flow as the table keys it: the 5-tuple (IPv4 addresses as v4-mapped u128; ICMP echo
+/// ids in both ports), the FIB index and the stage.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct FlowKey {
+    pub src: u128,
+    pub dst: u128,
+    pub sport: u16,
+    pub dport: u16,
+    pub proto: u8,
+    pub ip6: bool,
+    pub stage: u8,
+    pub fib: u16,
+}
+
+impl FlowKey {
+    #[inline(always)]
+    fn packed(&self) -> u64 {
+        (self.sport as u64) << 48
+            | (self.dport as u64) << 32
+            | (self.proto as u64) << 24
+            | ((self.ip6 as u64) << 1 | self.stage as u64 & 1) << 16
+            | self.fib as u64
+    }
+    #[inline(always)]
+    fn unpack(src: u128, dst: u128, w: u64) -> Self {
+        Self {
+            src,
+            dst,
+            sport: (w >> 48) as u16,
+            dport: (w >> 32) as u16,
+            proto: (w >> 24) as u8,
+            ip6: (w >> 17) & 1 == 1,
+            stage: ((w >> 16) & 1) as u8,
+            fib: w as u16,
+        }
+    }
+    #[inline(always)]
+    fn hash(&self) -> u64 {
+        let mut x = (self.src as u64) ^ ((self.src >> 64) as u64).rotate_left(17);
+        x ^= ((self.dst as u64) ^ ((self.dst >> 64) as u64).rotate_left(29)).rotate_left(32);
+        x ^= self.packed().wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        x ^= x >> 33;
+        x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
+        x ^= x >> 33;
+        x = x.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+        x ^ (x >> 33)
+    }
+    /// The key of the traffic coming back for a packet rewritten to `rw` (on `stage`).
+    pub fn reverse_of(rw: &Rewrite, proto: u8, ip6: bool, fib: u16, stage: u8) -> Self {
+        Self {
+            src: rw.dst,
+            dst: rw.src,
+            sport: rw.dport,
+            dport: rw.sport,
+            proto,
+            ip6,
+            stage,
+            fib,
+        }
+    }
+}
+
+/// What a matching packet's addresses and ports become.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Rewrite {
+    pub src: u128,
+    pub dst: u128,
+    pub sport: u16,
+    pub dport: u16,
+}
+
+/// A session entry's value.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Session {
+    pub rw: Rewrite,
+    /// The translation that created it (u32::MAX: SNAT only).
+    pub translation: u32,
+    pub flags: u8,
+    pub class: u8,
+    /// Seconds (the table's clock) of the last packet.
+    pub last_seen: u32,
+}
+
+/// Where a found entry is, to refresh it without a second lookup.
+#[derive(Clone, Copy, Debug)]
+pub struct Found {
+    pub slot: usize,
+    pub session: Session,
+    meta_word: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InsertError {
+    /// The session limit is reached.
+    Full,
+    /// Both buckets of the key are full.
+    NoSlot,
+    /// The key has an entry already.
+    Exists,
+}
+
+pub struct SessionTable {
+    hdr: Box<[AtomicU64]>,
+    data: Box<[AtomicU64]>,
+    bucket_mask: usize,
+    len: AtomicUsize,
+    limit: usize,
+}
+
+impl SessionTable {
+    /// A table of at least `slots` slots (rounded up to a power-of-two number of buckets)
+    /// holding at most `limit` sessions.
+    pub fn new(slots: usize, limit: usize) -> Self {
+        let buckets = slots.div_ceil(SLOTS_PER_BUCKET).next_power_of_two().max(2);
+        let n = buckets * SLOTS_PER_BUCKET;
+        Self {
+            hdr: (0..n).map(|_| AtomicU64::new(0)).collect(),
+            data: (0..n * WORDS).map(|_| AtomicU64::new(0)).collect(),
+            bucket_mask: buckets - 1,
+            len: AtomicUsize::new(0),
+            limit: limit.min(n),
+        }
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.hdr.len()
+    }
+    pub fn limit(&self) -> usize {
+        self.limit
+    }
+    pub fn len(&self) -> usize {
+        self.len.load(Ordering::Relaxed)
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    #[inline(always)]
+    fn buckets(&self, h: u64) -> [usize; 2] {
+        let a = h as usize & self.bucket_mask;
+        let mut b = (h >> 32) as usize & self.bucket_mask;
+        if b == a {
+            b = (a + 1) & self.bucket_mask;
+        }
+        [a * SLOTS_PER_BUCKET, b * SLOTS_PER_BUCKET]
+    }
+
+    #[inline(always)]
+    fn tag(h: u64) -> u64 {
+        ((h >> 40) | 1) << 40
+    }
+
+    #[inline(always)]
+    fn w(&self, slot: usize, i: usize) -> &AtomicU64 {
+        &self.data[slot * WORDS + i]
+    }
+
+    #[inline(always)]
+    fn words(&self, slot: usize) -> Option<&[AtomicU64; WORDS]> {
+        self.data.get(slot * WORDS..)?.first_chunk::<WORDS>()
+    }
+
+    /// Read a slot's key and value as one consistent snapshot, given its header `h`.
+    fn read_slot(&self, slot: usize, h: u64) -> Option<(FlowKey, Session, u64)> {
+        let w = self.words(slot)?;
+        let r = |i: usize| w[i].load(Ordering::Relaxed);
+        let src = (r(0) as u128) << 64 | r(1) as u128;
+        let dst = (r(2) as u128) << 64 | r(3) as u128;
+        let key = FlowKey::unpack(src, dst, r(4));
+        let rs = (r(5) as u128) << 64 | r(6) as u128;
+        let rd = (r(7) as u128) << 64 | r(8) as u128;
+        let (p, m) = (r(9), r(10));
+        fence(Ordering::Acquire);
+        if self.hdr[slot].load(Ordering::Relaxed) != h {
+            return None;
+        }
+        Some((key, decode(rs, rd, p, m), m))
+    }
+
+    /// The entry for `k`. Lock-free: one header line per bucket is scanned for the tag; the
+    /// key words are compared before the value is read; a slot being written is retried a
+    /// few times, then treated as absent.
+    #[inline]
+    pub fn lookup(&self, k: &FlowKey) -> Option<Found> {
+        let h = k.hash();
+        let want = Self::tag(h) | OCC;
+        let kw = [
+            (k.src >> 64) as u64,
+            k.src as u64,
+            (k.dst >> 64) as u64,
+            k.dst as u64,
+            k.packed(),
+        ];
+        for base in self.buckets(h) {
+            let Some(hdrs) = self.hdr.get(base..base + SLOTS_PER_BUCKET) else {
+                continue;
+            };
+            for (i, hd) in hdrs.iter().enumerate() {
+                let mut hv = hd.load(Ordering::Acquire);
+                if hv & !SEQ_MASK != want {
+                    continue;
+                }
+                for _ in 0..4 {
+                    if hv & 1 == 1 {
+                        std::hint::spin_loop();
+                        hv = hd.load(Ordering::Acquire);
+                        continue;
+                    }
+                    let Some(w) = self.words(base + i) else { break };
+                    let r = |j: usize| w[j].load(Ordering::Relaxed);
+                    if r(0) != kw[0]
+                        || r(1) != kw[1]
+                        || r(2) != kw[2]
+                        || r(3) != kw[3]
+                        || r(4) != kw[4]
+                    {
+                        break;
+                    }
+                    let rs = (r(5) as u128) << 64 | r(6) as u128;
+                    let rd = (r(7) as u128) << 64 | r(8) as u128;
+                    let (p, m) = (r(9), r(10));
+                    fence(Ordering::Acquire);
+                    let now = hd.load(Ordering::Relaxed);
+                    if now == hv {
+                        return Some(Found {
+                            slot: base + i,
+                            session: decode(rs, rd, p, m),
+                            meta_word: m,
+                        });
+                    }
+                    hv = now;
+                    if hv & !SEQ_MASK != want {
+                        break;
+                    }
+                }
+            }
+        }
+        None
+    }
+
+    /// Record a packet on a found entry: its time and timeout class. One CAS, and only when
+    /// either changed; a slot reused meanwhile fails the CAS and is left alone.
+    #[inline]
+    pub fn touch(&self, f: &Found, now: u32, class: u8) {
+        let s = &f.session;
+        if s.last_seen == now && s.class == class {
+            return;
+        }
+        let nm = meta(s.flags, class, now);
+        let _ = self.w(f.slot, 10).compare_exchange(
+            f.meta_word,
+            nm,
+            Ordering::Relaxed,
+            Ordering::Relaxed,
+        );
+    }
+
+    /// Add an entry. Never blocks: a slot is claimed with one CAS on its header.
+    pub fn insert(&self, k: &FlowKey, s: &Session) -> Result<(), InsertError> {
+        if self.lookup(k).is_some() {
+            return Err(InsertError::Exists);
+        }
+        if self.len.fetch_add(1, Ordering::Relaxed) >= self.limit {
+            self.len.fetch_sub(1, Ordering::Relaxed);
+            return Err(InsertError::Full);
+        }
+        let h = k.hash();
+        let tag = Self::tag(h);
+        // The emptier of the two buckets first (two choices keep buckets even).
+        let [a, b] = self.buckets(h);
+        let used = |base: usize| {
+            self.hdr[base..base + SLOTS_PER_BUCKET]
+                .iter()
+                .filter(|x| x.load(Ordering::Relaxed) & OCC != 0)
+                .count()
+        };
+        let order = if used(b) < used(a) { [b, a] } else { [a, b] };
+        for base in order {
+            for slot in base..base + SLOTS_PER_BUCKET {
+                let hv = self.hdr[slot].load(Ordering::Relaxed);
+                if hv & (OCC | 1) != 0 {
+                    continue;
+                }
+                let seq = hv & SEQ_MASK;
+                let writing = (seq + 1) & SEQ_MASK;
+                if self.hdr[slot]
+                    .compare_exchange(hv, writing, Ordering::Acquire, Ordering::Relaxed)
+                    .is_err()
+                {
+                    continue;
+                }
+                fence(Ordering::Release);
+                let st = |i, v| self.w(slot, i).store(v, Ordering::Relaxed);
+                st(0, (k.src >> 64) as u64);
+                st(1, k.src as u64);
+                st(2, (k.dst >> 64) as u64);
+                st(3, k.dst as u64);
+                st(4, k.packed());
+                st(5, (s.rw.src >> 64) as u64);
+                st(6, s.rw.src as u64);
+                st(7, (s.rw.dst >> 64) as u64);
+                st(8, s.rw.dst as u64);
+                st(
+                    9,
+                    (s.rw.sport as u64) << 48 | (s.rw.dport as u64) << 32 | s.translation as u64,
+                );
+                st(10, meta(s.flags, s.class, s.last_seen));
+                self.hdr[slot].store(tag | OCC | ((seq + 2) & SEQ_MASK), Ordering::Release);
+                return Ok(());
+            }
+        }
+        self.len.fetch_sub(1, Ordering::Relaxed);
+        Err(InsertError::NoSlot)
+    }
+
+    /// Free `slot` if it still holds `key` (it may have been freed and reused meanwhile).
+    fn remove_slot(&self, slot: usize, key: &FlowKey) -> Option<Session> {
+        loop {
+            let hv = self.hdr[slot].load(Ordering::Acquire);
+            if hv & OCC == 0 {
+                return None;
+            }
+            if hv & 1 == 1 {
+                std::hint::spin_loop();
+                continue;
+            }
+            let (k, s, _) = self.read_slot(slot, hv)?;
+            if k != *key {
+                return None;
+            }
+            let seq = hv & SEQ_MASK;
+            if self.hdr[slot]
+                .compare_exchange(
+                    hv,
+                    (seq + 1) & SEQ_MASK | OCC | (hv & !(SEQ_MASK | OCC)),
+                    Ordering::Acquire,
+                    Ordering::Relaxed,
+                )
+                .is_err()
+            {
+                continue;
+            }
+            self.hdr[slot].store((seq + 2) & SEQ_MASK, Ordering::Release);
+            self.len.fetch_sub(1, Ordering::Relaxed);
+            return Some(s);
+        }
+    }
+
+    /// Remove `k`'s entry; returns it.
+    pub fn remove(&self, k: &FlowKey) -> Option<Session> {
+        let f = self.lookup(k)?;
+        self.remove_slot(f.slot, k)
+    }
+
+    /// Every entry, in slot order (for dumps and scans; not a consistent snapshot of the
+    /// whole table, each entry is consistent on its own).
+    pub fn for_each(&self, mut f: impl FnMut(usize, &FlowKey, &Session)) {
+        for slot in 0..self.hdr.len() {
+            let hv = self.hdr[slot].load(Ordering::Acquire);
+            if hv & OCC == 0 || hv & 1 == 1 {
+                continue;
+            }
+            if let Some((k, s, _)) = self.read_slot(slot, hv) {
+                f(slot, &k, &s);
+            }
+        }
+    }
+
+    /// Remove every entry for which `doomed` says so; returns what was removed.
+    pub fn remove_if(
+        &self,
+        mut doomed: impl FnMut(&FlowKey, &Session) -> bool,
+    ) -> Vec<(FlowKey, Session)> {
+        let mut hits = Vec::new();
+        self.for_each(|slot, k, s| {
+            if doomed(k, s) {
+                hits.push((slot, *k));
+            }
+        });
+        hits.into_iter()
+            .filter_map(|(slot, k)| self.remove_slot(slot, &k).map(|s| (k, s)))
+            .collect()
+    }
+}
+
+#[inline(always)]
+fn meta(flags: u8, class: u8, last_seen: u32) -> u64 {
+    (flags as u64) << 40 | (class as u64) << 32 | last_seen as u64
+}
+
+#[inline(always)]
+fn decode(rs: u128, rd: u128, p: u64, m: u64) -> Session {
+    Session {
+        rw: Rewrite {
+            src: rs,
+            dst: rd,
+            sport: (p >> 48) as u16,
+            dport: (p >> 32) as u16,
+        },
+        translation: p as u32,
+        flags: (m >> 40) as u8,
+        class: (m >> 32) as u8,
+        last_seen: m as u32,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(i: u32) -> FlowKey {
+        FlowKey {
+            src: 0xffff_c612_0000 | i as u128,
+            dst: 0xffff_c613_0001,
+            sport: (i % 60000) as u16 + 1,
+            dport: 80,
+            proto: 6,
+            ip6: false,
+            stage: stage::INPUT,
+            fib: 0,
+        }
+    }
+
+    fn sess(i: u32) -> Session {
+        Session {
+            rw: Rewrite {
+                src: key(i).src,
+                dst: 0xffff_c614_0000 | i as u128,
+                sport: key(i).sport,
+                dport: 8080,
+            },
+            translation: 7,
+            flags: 0,
+            class: class::GENERIC,
+            last_seen: 100,
+        }
+    }
+
+    #[test]
+    fn insert_lookup_remove_and_limit() {
+        let t = SessionTable::new(1024, 100);
+        for i in 0..100 {
+            t.insert(&key(i), &sess(i)).unwrap();
+        }
+        assert_eq!(t.len(), 100);
+        assert_eq!(t.insert(&key(500), &sess(500)), Err(InsertError::Full));
+        assert_eq!(t.insert(&key(5), &sess(5)), Err(InsertError::Exists));
+        for i in 0..100 {
+            assert_eq!(t.lookup(&key(i)).unwrap().session, sess(i), "{i}");
+        }
+        assert!(t.lookup(&key(100)).is_none());
+        let mut other_stage = key(3);
+        other_stage.stage = stage::OUTPUT;
+        assert!(t.lookup(&other_stage).is_none(), "stage is part of the key");
+        assert_eq!(t.remove(&key(3)), Some(sess(3)));
+        assert!(t.lookup(&key(3)).is_none());
+        assert_eq!(t.len(), 99);
+        t.insert(&key(500), &sess(500)).unwrap();
+    }
+
+    #[test]
+    fn touch_updates_time_and_class() {
+        let t = SessionTable::new(64, 64);
+        t.insert(&key(1), &sess(1)).unwrap();
+        let f = t.lookup(&key(1)).unwrap();
+        t.touch(&f, 200, class::TCP_ESTABLISHED);
+        let s = t.lookup(&key(1)).unwrap().session;
+        assert_eq!((s.last_seen, s.class), (200, class::TCP_ESTABLISHED));
+        assert_eq!(s.rw, sess(1).rw);
+    }
+
+    #[test]
+    fn readers_on_other_threads_see_whole_entries_while_writers_churn() {
+        use std::sync::atomic::AtomicU64;
+        use std::sync::Arc;
+        let t = Arc::new(SessionTable::new(4096, 4096));
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let seen: Arc<[AtomicU64; 2]> = Arc::new(Default::default());
+        let readers: Vec<_> = (0..2)
+            .map(|r| {
+                let (t, stop, seen) = (t.clone(), stop.clone(), seen.clone());
+                std::thread::spawn(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        for i in 0..256 {
+                            if let Some(f) = t.lookup(&key(i)) {
+                                assert_eq!(f.session.rw, sess(i).rw, "torn entry");
+                                seen[r].fetch_add(1, Ordering::Relaxed);
+                            }
+                        }
+                    }
+                })
+            })
+            .collect();
+        // Churn for 200 rounds and until both readers have run during it (on a loaded machine
+        // a reader thread may start late).
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        let mut round = 0;
+        while round < 200
+            || (seen.iter().any(|s| s.load(Ordering::Relaxed) == 0)
+                && std::time::Instant::now() < deadline)
+        {
+            for i in 0..256 {
+                let _ = t.insert(&key(i), &sess(i));
+            }
+            for i in (round % 2..256).step_by(2) {
+                t.remove(&key(i));
+            }
+            round += 1;
+        }
+        stop.store(true, Ordering::Relaxed);
+        for r in readers {
+            r.join().unwrap();
+        }
+        assert!(seen.iter().all(|s| s.load(Ordering::Relaxed) > 0));
+    }
+}
