@@ -6,6 +6,7 @@ pub mod gso;
 pub mod ip4;
 pub mod ip6;
 pub mod output;
+pub mod tunnel;
 
 use crate::feature::{ArcEdges, FeatureTables};
 use crate::graph::{DeviceNodes, Graph, GraphBuilder, Node};

@@ -262,51 +262,27 @@ fn encap_one(b: &mut Buf<'_>, t: &Tunnel) -> Result<u16, u16> {
             encap_next::IP6_LOOKUP
         }
     };
-    let m = &mut *b.meta;
-    m.fib_index = t.encap_fib;
-    m.relookups += 1;
-    m.flags |= flags::LOCALLY_ORIGINATED;
-    m.flags &= !flags::L2_HDR_VALID;
-    m.l3_hdr_offset = m.current_data;
+    super::tunnel::outer_packet(b.meta, t.encap_fib);
+    b.meta.flags &= !flags::L2_HDR_VALID;
     Ok(next)
 }
 
+const ENCAP_CODES: super::tunnel::EncapCodes = super::tunnel::EncapCodes {
+    encapsulated: encap_error::ENCAPSULATED,
+    down: encap_error::DOWN,
+    no_tunnel: encap_error::NO_TUNNEL,
+    drop: encap_next::DROP,
+};
+
 impl Node for VxlanEncap {
     fn info(&self) -> NodeInfo {
-        NodeInfo {
-            name: self.name,
-            kind: NodeKind::Internal,
-            next_nodes: encap_next::NAMES,
-            errors: encap_error::NAMES,
-        }
+        NodeInfo::internal(self.name, encap_next::NAMES, encap_error::NAMES)
     }
 
     fn process(&mut self, cx: &mut Ctx<'_>, bufs: &mut [u32], nexts: &mut [u16]) {
         self.snap.refresh(&self.table);
         let tunnels = self.snap.get();
-        let errs = cx.errs();
-        let ifs = cx.tables.ifs.get();
-        let mut done = 0;
-        for (&bi, next_out) in bufs.iter().zip(nexts.iter_mut()) {
-            let mut b = cx.bufs.get(bi);
-            let tx = b.meta.tx_sw_if_index;
-            let r = match tunnels.get(tx) {
-                Some(_) if ifs.fast(tx).flags & if_flags::ADMIN_UP == 0 => Err(encap_error::DOWN),
-                Some(t) => encap_one(&mut b, t),
-                None => Err(encap_error::NO_TUNNEL),
-            };
-            *next_out = match r {
-                Ok(n) => {
-                    done += 1;
-                    n
-                }
-                Err(e) => {
-                    b.meta.error = errs.error(e);
-                    encap_next::DROP
-                }
-            };
-        }
-        errs.count(encap_error::ENCAPSULATED, done);
+        super::tunnel::encap_vector(cx, bufs, nexts, &ENCAP_CODES, |sw| tunnels.get(sw), encap_one);
     }
 
     fn trace(&self, b: &Buf<'_>) -> String {
