@@ -63,6 +63,13 @@ pub fn vxlan_add_del(s: &mut State, m: &d::VxlanAddDelTunnelV3) -> (i32, u32) {
         let sw = r.as_ref().copied().unwrap_or(convert::NONE);
         return (deleted(s, "vxlan_add_del_tunnel_v3", r.map(|_| ())), sw);
     }
+    if !decap_next_is_honoured(s, src.is_ipv6(), m.decap_next_index) {
+        log::warn!(
+            "api: vxlan_add_del_tunnel_v3: decap_next_index {} is not an edge rvpp's decap takes",
+            m.decap_next_index
+        );
+        return (rv::UNIMPLEMENTED, convert::NONE);
+    }
     let req = vxlan::VxlanRequest {
         instance: (m.instance != u32::MAX).then_some(m.instance),
         src,
@@ -75,6 +82,22 @@ pub fn vxlan_add_del(s: &mut State, m: &d::VxlanAddDelTunnelV3) -> (i32, u32) {
     };
     let r = vxlan::create(&s.dp, req);
     created(s, "vxlan_add_del_tunnel_v3", r)
+}
+
+/// Decap picks ethernet-input, ip4-input or ip6-input from the tunnel mode and the inner
+/// packet, so a `decap_next_index` naming one of those edges of vxlan4/6-input (or ~0, the
+/// default) is what rvpp does; any other edge would be accepted and not followed.
+fn decap_next_is_honoured(s: &State, ip6: bool, next: u32) -> bool {
+    if next == u32::MAX {
+        return true;
+    }
+    let node = if ip6 { "vxlan6-input" } else { "vxlan4-input" };
+    let Some(n) = s.dp.graph_names.iter().position(|x| *x == node) else {
+        return false;
+    };
+    s.dp.graph_edges[n]
+        .get(next as usize)
+        .is_some_and(|e| matches!(*e, "ethernet-input" | "ip4-input" | "ip6-input"))
 }
 
 /// vxlan_tunnel_v2_dump: every tunnel, or the one on `sw` (~0 or 0, which is local0: all).

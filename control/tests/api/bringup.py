@@ -280,6 +280,9 @@ def vxlan_tunnel_api(vpp):
     vx = dict(instance=NONE, src_address="198.18.0.1", dst_address="198.18.0.2", src_port=4789,
               dst_port=4789, mcast_sw_if_index=NONE, encap_vrf_id=0,
               decap_next_index=nxt.next_index, vni=4096, is_l3=True)
+    drop = vpp.api.get_next_index(node_name="vxlan4-input", next_name="error-drop").next_index
+    check(vpp.api.vxlan_add_del_tunnel_v3(is_add=True, **dict(vx, decap_next_index=drop)).retval == -9,
+          "a decap_next_index rvpp's decap would not follow -> UNIMPLEMENTED")
     r = ok(vpp.api.vxlan_add_del_tunnel_v3(is_add=True, **vx), "vxlan add")
     rows = list(vpp.api.vxlan_tunnel_v2_dump(sw_if_index=NONE))
     check(len(rows) == 1 and rows[0].sw_if_index == r.sw_if_index and rows[0].vni == 4096
