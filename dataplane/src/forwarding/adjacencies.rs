@@ -1,19 +1,28 @@
 //! Adjacencies and load-balances, shared by every route that resolves to them.
 
-use super::{Forwarding, Path, PathKind};
+use super::{Af, Forwarding, Path, PathKind};
 use crate::fib::LEAF_MISS;
 use crate::tables::*;
 use crate::wire::{self, Mac};
 use std::net::IpAddr;
 
+/// What makes two adjacencies the same one (routes through the same next hop share it).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(super) enum AdjKey {
-    Neighbor { sw: u32, nh: u128, v6: bool },
-    Attached { sw: u32, v6: bool },
-    Glean { sw: u32, v6: bool },
-    Local { v6: bool },
-    Prohibit { v6: bool },
-    Lookup { fib: u32, v6: bool },
+    Neighbor { sw: u32, nh: u128, af: Af },
+    Attached { sw: u32, af: Af },
+    Glean { sw: u32, af: Af },
+    Local { af: Af },
+    Prohibit { af: Af },
+    Lookup { fib: u32, af: Af },
+}
+
+/// A next hop as adjacencies hold it: host order, IPv4 in the low 32 bits.
+pub(super) fn nh_bits(ip: IpAddr) -> u128 {
+    match ip {
+        IpAddr::V4(a) => u32::from(a) as u128,
+        IpAddr::V6(a) => u128::from(a),
+    }
 }
 
 impl Forwarding {
@@ -28,7 +37,7 @@ impl Forwarding {
         i
     }
 
-    pub(super) fn l2_rewrite(&self, sw: u32, dst: Mac, v6: bool) -> ([u8; 24], u8, u32) {
+    pub(super) fn l2_rewrite(&self, sw: u32, dst: Mac, af: Af) -> ([u8; 24], u8, u32) {
         let mut rw = [0u8; 24];
         let Some(i) = self.ifs.get(sw) else {
             return (rw, 0, sw);
@@ -36,10 +45,9 @@ impl Forwarding {
         if !i.l2 {
             return (rw, 0, sw);
         }
-        let et = if v6 {
-            wire::ETHERTYPE_IP6
-        } else {
-            wire::ETHERTYPE_IP4
+        let et = match af {
+            Af::Ip4 => wire::ETHERTYPE_IP4,
+            Af::Ip6 => wire::ETHERTYPE_IP6,
         };
         rw[0..6].copy_from_slice(&dst);
         rw[6..12].copy_from_slice(&i.mac);
@@ -59,20 +67,17 @@ impl Forwarding {
 
     /// The adjacency that reaches `nh` on `sw`.
     pub(super) fn neighbor_adj(&mut self, sw: u32, nh: IpAddr) -> u32 {
-        let (nhv, v6) = match nh {
-            IpAddr::V4(a) => (u32::from(a) as u128, false),
-            IpAddr::V6(a) => (u128::from(a), true),
-        };
+        let (nhv, af) = (nh_bits(nh), Af::of(&nh));
         let l2 = self.ifs.get(sw).is_some_and(|i| i.l2);
         if !l2 {
-            return self.attached_adj(sw, v6);
+            return self.attached_adj(sw, af);
         }
-        let key = AdjKey::Neighbor { sw, nh: nhv, v6 };
-        let mtu = self.adj_mtu(sw, v6);
+        let key = AdjKey::Neighbor { sw, nh: nhv, af };
+        let mtu = self.adj_mtu(sw, af);
         let known = self.neighbors.get(&(sw, nh)).map(|n| n.mac);
         let a = match known {
             Some(mac) => {
-                let (rewrite, rewrite_len, tx) = self.l2_rewrite(sw, mac, v6);
+                let (rewrite, rewrite_len, tx) = self.l2_rewrite(sw, mac, af);
                 Adjacency {
                     kind: AdjKind::Rewrite,
                     sw_if_index: tx,
@@ -80,7 +85,7 @@ impl Forwarding {
                     rewrite,
                     rewrite_len,
                     next_hop: nhv,
-                    is_ip6: v6,
+                    is_ip6: af.is_ip6(),
                     lookup_fib: 0,
                     out_features: 0,
                 }
@@ -90,7 +95,7 @@ impl Forwarding {
                 sw_if_index: sw,
                 mtu,
                 next_hop: nhv,
-                is_ip6: v6,
+                is_ip6: af.is_ip6(),
                 ..Default::default()
             },
         };
@@ -98,77 +103,70 @@ impl Forwarding {
     }
 
     /// Attached: L3 interfaces rewrite nothing; L2 ones must resolve each destination (glean).
-    pub(super) fn attached_adj(&mut self, sw: u32, v6: bool) -> u32 {
+    pub(super) fn attached_adj(&mut self, sw: u32, af: Af) -> u32 {
         let l2 = self.ifs.get(sw).is_some_and(|i| i.l2);
-        let mtu = self.adj_mtu(sw, v6);
-        if l2 {
-            let a = Adjacency {
-                kind: AdjKind::Glean,
-                sw_if_index: sw,
-                mtu,
-                is_ip6: v6,
-                ..Default::default()
-            };
-            self.adj(AdjKey::Glean { sw, v6 }, a)
+        let (kind, key) = if l2 {
+            (AdjKind::Glean, AdjKey::Glean { sw, af })
         } else {
-            let a = Adjacency {
-                kind: AdjKind::Rewrite,
-                sw_if_index: sw,
-                mtu,
-                is_ip6: v6,
-                ..Default::default()
-            };
-            self.adj(AdjKey::Attached { sw, v6 }, a)
-        }
+            (AdjKind::Rewrite, AdjKey::Attached { sw, af })
+        };
+        let a = Adjacency {
+            kind,
+            sw_if_index: sw,
+            mtu: self.adj_mtu(sw, af),
+            is_ip6: af.is_ip6(),
+            ..Default::default()
+        };
+        self.adj(key, a)
     }
 
-    pub(super) fn lookup_adj(&mut self, v6: bool, fib: u32) -> u32 {
+    pub(super) fn lookup_adj(&mut self, af: Af, fib: u32) -> u32 {
         let a = Adjacency {
             kind: AdjKind::Lookup,
-            is_ip6: v6,
+            is_ip6: af.is_ip6(),
             lookup_fib: fib,
             ..Default::default()
         };
-        self.adj(AdjKey::Lookup { fib, v6 }, a)
+        self.adj(AdjKey::Lookup { fib, af }, a)
     }
 
-    pub(super) fn path_adjs(&mut self, ip6: bool, fib_index: u32, p: &Path) -> Vec<u32> {
+    pub(super) fn path_adjs(&mut self, af: Af, fib_index: u32, p: &Path) -> Vec<u32> {
         match p.kind {
-            PathKind::Local => vec![self.adj_index[&AdjKey::Local { v6: ip6 }]],
+            PathKind::Local => vec![self.adj_index[&AdjKey::Local { af }]],
             PathKind::Drop => vec![DROP_ADJ],
             PathKind::Unreachable => vec![UNREACH_ADJ],
-            PathKind::Lookup(table_id) => match self.fib_index(ip6, table_id) {
-                Some(fib) => vec![self.lookup_adj(ip6, fib)],
+            PathKind::Lookup(table_id) => match self.fib_index(af, table_id) {
+                Some(fib) => vec![self.lookup_adj(af, fib)],
                 None => vec![DROP_ADJ],
             },
             PathKind::Prohibit => {
                 let a = Adjacency {
                     kind: AdjKind::Prohibit,
-                    is_ip6: ip6,
+                    is_ip6: af.is_ip6(),
                     ..Default::default()
                 };
-                vec![self.adj(AdjKey::Prohibit { v6: ip6 }, a)]
+                vec![self.adj(AdjKey::Prohibit { af }, a)]
             }
             PathKind::Normal => match (p.next_hop, p.sw_if_index) {
                 (Some(nh), Some(sw)) if self.ifs.get(sw).is_some() => {
                     vec![self.neighbor_adj(sw, nh)]
                 }
-                (None, Some(sw)) if self.ifs.get(sw).is_some() => vec![self.attached_adj(sw, ip6)],
-                (Some(nh), _) => self.resolve_recursive(ip6, fib_index, nh),
+                (None, Some(sw)) if self.ifs.get(sw).is_some() => vec![self.attached_adj(sw, af)],
+                (Some(nh), _) => self.resolve_recursive(af, fib_index, nh),
                 _ => vec![DROP_ADJ],
             },
         }
     }
 
     /// A next hop with no interface: use what the FIB says reaches it now.
-    fn resolve_recursive(&mut self, ip6: bool, fib_index: u32, nh: IpAddr) -> Vec<u32> {
-        let leaf = match (nh, ip6) {
-            (IpAddr::V4(a), false) => self
+    fn resolve_recursive(&mut self, af: Af, fib_index: u32, nh: IpAddr) -> Vec<u32> {
+        let leaf = match (nh, af) {
+            (IpAddr::V4(a), Af::Ip4) => self
                 .ip4
                 .get(fib_index as usize)
                 .and_then(|t| t.as_ref())
                 .map(|t| t.writer.fib().lookup(u32::from(a))),
-            (IpAddr::V6(a), true) => self
+            (IpAddr::V6(a), Af::Ip6) => self
                 .ip6
                 .get(fib_index as usize)
                 .and_then(|t| t.as_ref())

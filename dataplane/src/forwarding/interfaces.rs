@@ -1,6 +1,6 @@
 //! Interfaces: create and delete, state, MTUs, MAC, cross-connect, offloads, VRF binding.
 
-use super::{AdjKey, Forwarding, FwdError, Prefix};
+use super::{AdjKey, Af, Forwarding, FwdError, Prefix};
 use crate::feature::arc;
 use crate::tables::*;
 use crate::wire::Mac;
@@ -203,16 +203,16 @@ impl Forwarding {
     }
 
     /// The MTU packets of a family leave `sw` with (its protocol MTU, else the L3 MTU).
-    pub fn adj_mtu(&self, sw: u32, v6: bool) -> u16 {
+    pub fn adj_mtu(&self, sw: u32, af: Af) -> u16 {
         let l3 = self.ifs.get(sw).map_or(1500, |i| i.mtu);
-        match self.proto_mtu.get(&sw).map(|m| m[usize::from(v6)]) {
+        match self.proto_mtu.get(&sw).map(|m| m[af.index()]) {
             Some(m) if m != 0 => m,
             _ => l3,
         }
     }
 
     fn refresh_adj_mtus(&mut self, sw: u32) {
-        let (m4, m6) = (self.adj_mtu(sw, false), self.adj_mtu(sw, true));
+        let (m4, m6) = (self.adj_mtu(sw, Af::Ip4), self.adj_mtu(sw, Af::Ip6));
         for a in self.fwd.adjs.iter_mut() {
             if a.sw_if_index == sw && a.kind != AdjKind::Drop {
                 a.mtu = if a.is_ip6 { m6 } else { m4 };
@@ -288,19 +288,22 @@ impl Forwarding {
     }
 
     /// Put an interface in a VRF (the table must exist; the interface must have no addresses).
-    pub fn set_table(&mut self, sw: u32, ip6: bool, table_id: u32) -> Result<(), FwdError> {
+    pub fn set_table(&mut self, sw: u32, af: Af, table_id: u32) -> Result<(), FwdError> {
         let fi = self
-            .fib_index(ip6, table_id)
+            .fib_index(af, table_id)
             .ok_or(FwdError::NoSuchTable(table_id))?;
         let i = self.iface(sw)?;
-        if (!ip6 && !i.ip4_addrs.is_empty()) || (ip6 && !i.ip6_addrs.is_empty()) {
+        let has_addrs = match af {
+            Af::Ip4 => !i.ip4_addrs.is_empty(),
+            Af::Ip6 => !i.ip6_addrs.is_empty(),
+        };
+        if has_addrs {
             return Err(FwdError::AddressesPresent);
         }
         let i = self.iface_mut(sw)?;
-        if ip6 {
-            i.ip6_fib = fi;
-        } else {
-            i.ip4_fib = fi;
+        match af {
+            Af::Ip4 => i.ip4_fib = fi,
+            Af::Ip6 => i.ip6_fib = fi,
         }
         self.refresh_fast(sw);
         self.publish();
@@ -315,5 +318,13 @@ impl Forwarding {
         self.refresh_fast(sw);
         self.publish();
         Ok(())
+    }
+}
+
+/// The fib index an interface looks packets of a family up in.
+pub(super) fn fib_of(i: &Interface, af: Af) -> u32 {
+    match af {
+        Af::Ip4 => i.ip4_fib,
+        Af::Ip6 => i.ip6_fib,
     }
 }

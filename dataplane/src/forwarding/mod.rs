@@ -18,10 +18,11 @@ mod tables;
 mod tests;
 
 pub use neighbours::Neighbor;
-pub use prefix::{mask4, mask6, Prefix};
+pub use prefix::{mask4, mask6, Af, Prefix};
 pub use routes::{Path, PathKind, Route, Source};
 
 use adjacencies::AdjKey;
+use interfaces::fib_of;
 use tables::{Ip4Table, Ip6Table};
 
 use crate::feature::{FeatureError, FeatureSet};
@@ -120,14 +121,14 @@ impl Forwarding {
             shared,
         };
         let local4 = f.adj(
-            AdjKey::Local { v6: false },
+            AdjKey::Local { af: Af::Ip4 },
             Adjacency {
                 kind: AdjKind::Local,
                 ..Default::default()
             },
         );
         let local6 = f.adj(
-            AdjKey::Local { v6: true },
+            AdjKey::Local { af: Af::Ip6 },
             Adjacency {
                 kind: AdjKind::Local,
                 is_ip6: true,
@@ -141,8 +142,8 @@ impl Forwarding {
             .interface_add("local0", "local", [0; 6], false, 0)
             .expect("local0");
         debug_assert_eq!(local0, 0);
-        f.table_add(false, 0, "ipv4-VRF:0").expect("table 0");
-        f.table_add(true, 0, "ipv6-VRF:0").expect("table 0");
+        f.table_add(Af::Ip4, 0, "ipv4-VRF:0").expect("table 0");
+        f.table_add(Af::Ip6, 0, "ipv6-VRF:0").expect("table 0");
         f.publish();
         f
     }

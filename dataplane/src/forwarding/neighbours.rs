@@ -1,6 +1,7 @@
 //! Neighbours (ARP/ND entries): static, learned by workers, and the host routes they own.
 
-use super::{AdjKey, Forwarding, FwdError, Path, Prefix, Source};
+use super::adjacencies::nh_bits;
+use super::{fib_of, AdjKey, Af, Forwarding, FwdError, Path, Prefix, Source};
 use crate::tables::{AdjKind, Learned};
 use crate::wire::Mac;
 use std::net::IpAddr;
@@ -37,14 +38,11 @@ impl Forwarding {
                 is_static,
             },
         );
-        let (nhv, v6) = match ip {
-            IpAddr::V4(a) => (u32::from(a) as u128, false),
-            IpAddr::V6(a) => (u128::from(a), true),
-        };
+        let (nhv, af) = (nh_bits(ip), Af::of(&ip));
         // Complete (or update) the adjacency in place: every route through it follows.
         let ai = self.neighbor_adj(sw, ip);
         if i.l2 {
-            let (rewrite, rewrite_len, tx) = self.l2_rewrite(sw, mac, v6);
+            let (rewrite, rewrite_len, tx) = self.l2_rewrite(sw, mac, af);
             let a = &mut self.fwd.adjs[ai as usize];
             a.kind = AdjKind::Rewrite;
             a.rewrite = rewrite;
@@ -54,16 +52,9 @@ impl Forwarding {
             self.fwd_dirty = true;
         }
         // The host route, unless a route for exactly this prefix exists already.
-        let (t, host) = if v6 {
-            (self.table_id_of(true, i.ip6_fib), Prefix::V6(nhv, 128))
-        } else {
-            (
-                self.table_id_of(false, i.ip4_fib),
-                Prefix::V4(nhv as u32, 32),
-            )
-        };
+        let (t, host) = (self.table_id_of(af, fib_of(&i, af)), Prefix::host_of(ip));
         if self.route_get(t, host).is_none() {
-            self.route_set(v6, t, host, vec![Path::via(ip, Some(sw))], Source::AdjFib)?;
+            self.route_set(t, host, vec![Path::via(ip, Some(sw))], Source::AdjFib)?;
         }
         self.publish();
         Ok(())
@@ -73,11 +64,8 @@ impl Forwarding {
         self.neighbors
             .remove(&(sw, ip))
             .ok_or(FwdError::NoSuchEntry)?;
-        let (nhv, v6) = match ip {
-            IpAddr::V4(a) => (u32::from(a) as u128, false),
-            IpAddr::V6(a) => (u128::from(a), true),
-        };
-        if let Some(&ai) = self.adj_index.get(&AdjKey::Neighbor { sw, nh: nhv, v6 }) {
+        let (nh, af) = (nh_bits(ip), Af::of(&ip));
+        if let Some(&ai) = self.adj_index.get(&AdjKey::Neighbor { sw, nh, af }) {
             let a = &mut self.fwd.adjs[ai as usize];
             a.kind = AdjKind::Incomplete;
             a.rewrite_len = 0;
@@ -85,19 +73,12 @@ impl Forwarding {
             self.fwd_dirty = true;
         }
         if let Ok(i) = self.iface(sw).cloned() {
-            let (t, host) = if v6 {
-                (self.table_id_of(true, i.ip6_fib), Prefix::V6(nhv, 128))
-            } else {
-                (
-                    self.table_id_of(false, i.ip4_fib),
-                    Prefix::V4(nhv as u32, 32),
-                )
-            };
+            let (t, host) = (self.table_id_of(af, fib_of(&i, af)), Prefix::host_of(ip));
             if self
                 .route_get(t, host)
                 .is_some_and(|r| r.source == Source::AdjFib)
             {
-                let _ = self.route_del(v6, t, host);
+                let _ = self.route_del(t, host);
             }
         }
         self.publish();

@@ -1,6 +1,6 @@
 //! Routes: their paths, replace and multipath add, delete, and listing.
 
-use super::{Forwarding, FwdError, Prefix};
+use super::{Af, Forwarding, FwdError, Prefix};
 use crate::tables::DROP_ADJ;
 use std::net::IpAddr;
 
@@ -93,7 +93,7 @@ impl Forwarding {
         p: Prefix,
         paths: Vec<Path>,
     ) -> Result<(), FwdError> {
-        self.route_set(p.is_ip6(), table_id, p, paths, Source::Api)?;
+        self.route_set(table_id, p, paths, Source::Api)?;
         self.publish();
         Ok(())
     }
@@ -119,19 +119,19 @@ impl Forwarding {
 
     pub(super) fn route_set(
         &mut self,
-        ip6: bool,
         table_id: u32,
         p: Prefix,
         paths: Vec<Path>,
         source: Source,
     ) -> Result<(), FwdError> {
         let p = p.masked();
+        let af = p.af();
         let fi = self
-            .fib_index(ip6, table_id)
+            .fib_index(af, table_id)
             .ok_or(FwdError::NoSuchTable(table_id))?;
         for path in &paths {
             if let PathKind::Lookup(t) = path.kind {
-                self.fib_index(ip6, t).ok_or(FwdError::NoSuchTable(t))?;
+                self.fib_index(af, t).ok_or(FwdError::NoSuchTable(t))?;
             }
         }
         // As VPP's FIB: the paths of the best (lowest) preference that has a usable path
@@ -139,7 +139,7 @@ impl Forwarding {
         // drop (or it is a drop path). With none usable, the best preference drops.
         let resolved: Vec<Vec<u32>> = paths
             .iter()
-            .map(|path| self.path_adjs(ip6, fi, path))
+            .map(|path| self.path_adjs(af, fi, path))
             .collect();
         let usable = |(path, a): &(&Path, &Vec<u32>)| {
             path.kind == PathKind::Drop || a.iter().any(|&x| x != DROP_ADJ)
@@ -159,57 +159,32 @@ impl Forwarding {
         let lb = self.lb_for(adjs);
         self.barrier_for_new_lbs();
         let route = Route { paths, lb, source };
-        let old = match p {
-            Prefix::V4(a, l) => {
-                let t = self.ip4[fi as usize]
-                    .as_mut()
-                    .ok_or(FwdError::NoSuchTable(table_id))?;
-                if let Err(e) = t.writer.add(a, l, lb) {
-                    self.lb_release(lb);
-                    return Err(e.into());
-                }
-                t.routes.insert((a, l), route)
-            }
-            Prefix::V6(a, l) => {
-                let t = self.ip6[fi as usize]
-                    .as_mut()
-                    .ok_or(FwdError::NoSuchTable(table_id))?;
-                if let Err(e) = t.writer.add(a, l, lb) {
-                    self.lb_release(lb);
-                    return Err(e.into());
-                }
-                t.routes.insert((a, l), route)
-            }
+        let set = match p {
+            Prefix::V4(a, l) => self.ip4[fi as usize].as_mut().map(|t| t.set(a, l, route)),
+            Prefix::V6(a, l) => self.ip6[fi as usize].as_mut().map(|t| t.set(a, l, route)),
         };
-        if let Some(o) = old {
-            self.lb_release(o.lb);
+        match set.ok_or(FwdError::NoSuchTable(table_id))? {
+            Ok(Some(old)) => self.lb_release(old.lb),
+            Ok(None) => {}
+            Err(e) => {
+                self.lb_release(lb);
+                return Err(e.into());
+            }
         }
         Ok(())
     }
 
-    pub fn route_del(&mut self, ip6: bool, table_id: u32, p: Prefix) -> Result<(), FwdError> {
+    /// Delete a route of table `table_id` (of the prefix's family).
+    pub fn route_del(&mut self, table_id: u32, p: Prefix) -> Result<(), FwdError> {
         let p = p.masked();
         let fi = self
-            .fib_index(ip6, table_id)
+            .fib_index(p.af(), table_id)
             .ok_or(FwdError::NoSuchTable(table_id))?;
         let old = match p {
-            Prefix::V4(a, l) => {
-                let t = self.ip4[fi as usize]
-                    .as_mut()
-                    .ok_or(FwdError::NoSuchTable(table_id))?;
-                let r = t.routes.remove(&(a, l)).ok_or(FwdError::NoSuchEntry)?;
-                t.writer.delete(a, l)?;
-                r
-            }
-            Prefix::V6(a, l) => {
-                let t = self.ip6[fi as usize]
-                    .as_mut()
-                    .ok_or(FwdError::NoSuchTable(table_id))?;
-                let r = t.routes.remove(&(a, l)).ok_or(FwdError::NoSuchEntry)?;
-                t.writer.delete(a, l)?;
-                r
-            }
+            Prefix::V4(a, l) => self.ip4[fi as usize].as_mut().map(|t| t.remove(a, l)),
+            Prefix::V6(a, l) => self.ip6[fi as usize].as_mut().map(|t| t.remove(a, l)),
         };
+        let old = old.ok_or(FwdError::NoSuchTable(table_id))??;
         self.lb_release(old.lb);
         self.publish();
         Ok(())
@@ -217,52 +192,23 @@ impl Forwarding {
 
     pub fn route_get(&self, table_id: u32, p: Prefix) -> Option<Route> {
         let p = p.masked();
-        let fi = self.fib_index(p.is_ip6(), table_id)?;
+        let fi = self.fib_index(p.af(), table_id)? as usize;
         match p {
-            Prefix::V4(a, l) => self
-                .ip4
-                .get(fi as usize)?
-                .as_ref()?
-                .routes
-                .get(&(a, l))
-                .cloned(),
-            Prefix::V6(a, l) => self
-                .ip6
-                .get(fi as usize)?
-                .as_ref()?
-                .routes
-                .get(&(a, l))
-                .cloned(),
+            Prefix::V4(a, l) => self.ip4.get(fi)?.as_ref()?.routes.get(&(a, l)).cloned(),
+            Prefix::V6(a, l) => self.ip6.get(fi)?.as_ref()?.routes.get(&(a, l)).cloned(),
         }
     }
 
     /// Every route of a table, in prefix order.
-    pub fn routes(&self, ip6: bool, table_id: u32) -> Vec<(Prefix, Route)> {
-        let Some(fi) = self.fib_index(ip6, table_id) else {
+    pub fn routes(&self, af: Af, table_id: u32) -> Vec<(Prefix, Route)> {
+        let Some(fi) = self.fib_index(af, table_id) else {
             return vec![];
         };
-        if ip6 {
-            self.ip6[fi as usize].as_ref().map_or(vec![], |t| {
-                t.routes
-                    .iter()
-                    .map(|(k, r)| (Prefix::V6(k.0, k.1), r.clone()))
-                    .collect()
-            })
-        } else {
-            self.ip4[fi as usize].as_ref().map_or(vec![], |t| {
-                t.routes
-                    .iter()
-                    .map(|(k, r)| (Prefix::V4(k.0, k.1), r.clone()))
-                    .collect()
-            })
-        }
-    }
-
-    pub fn route_count(&self, ip6: bool) -> usize {
-        if ip6 {
-            self.ip6.iter().flatten().map(|t| t.routes.len()).sum()
-        } else {
-            self.ip4.iter().flatten().map(|t| t.routes.len()).sum()
-        }
+        let fi = fi as usize;
+        let routes = match af {
+            Af::Ip4 => self.ip4[fi].as_ref().map(|t| t.listed(Prefix::V4)),
+            Af::Ip6 => self.ip6[fi].as_ref().map(|t| t.listed(Prefix::V6)),
+        };
+        routes.unwrap_or_default()
     }
 }

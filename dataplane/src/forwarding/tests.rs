@@ -1,4 +1,4 @@
-//! Unit tests of the writer: path preference and per-protocol MTUs.
+//! Unit tests of the writer: families, per-family tables, path preference, per-protocol MTUs.
 
 use super::*;
 
@@ -92,4 +92,40 @@ fn protocol_mtus_apply_per_family() {
         .unwrap();
     assert_eq!(mtu(&f, p6b), 1280);
     assert!(f.set_protocol_mtu(a, 60, 0).is_err());
+}
+
+#[test]
+fn families_agree_with_prefixes() {
+    for s in ["198.18.0.1/24", "fd00::1/64"] {
+        let p = Prefix::parse(s).unwrap();
+        let ip: IpAddr = s.split('/').next().unwrap().parse().unwrap();
+        assert_eq!(Af::of(&ip), p.af());
+        assert_eq!(Af::from_is_ip6(p.is_ip6()), p.af());
+        assert_eq!(p.af().max_len(), p.max_len());
+        assert_eq!(Prefix::host_of(ip), p.host());
+    }
+}
+
+#[test]
+fn tables_are_per_family() {
+    let (mut f, ifs) = with_ifs(&[1500]);
+    assert_eq!(f.table_add(Af::Ip6, 7, "").unwrap(), 1);
+    assert_eq!(
+        f.tables(Af::Ip6),
+        vec![(0, "ipv6-VRF:0".to_string()), (7, "ipv6-VRF:7".to_string())]
+    );
+    assert_eq!(f.tables(Af::Ip4).len(), 1);
+    assert_eq!(f.fib_index(Af::Ip4, 7), None);
+    // An IPv6 address in table 7 puts its connected and local routes there, not in IPv4.
+    let v4_routes = f.route_count(Af::Ip4);
+    f.set_table(ifs[0], Af::Ip6, 7).unwrap();
+    f.address_add(ifs[0], Prefix::parse("fd00::1/64").unwrap())
+        .unwrap();
+    assert_eq!(f.routes(Af::Ip6, 7).len(), 2);
+    assert_eq!(f.route_count(Af::Ip4), v4_routes);
+    assert_eq!(f.table_del(Af::Ip6, 7), Err(FwdError::TableInUse));
+    assert_eq!(
+        f.set_table(ifs[0], Af::Ip6, 0),
+        Err(FwdError::AddressesPresent)
+    );
 }
