@@ -3,7 +3,7 @@
 
 use crate::daemon::Dataplane;
 use rvpp_dataplane::device::RxMode;
-use rvpp_dataplane::forwarding::{Path, PathKind, Prefix};
+use rvpp_dataplane::forwarding::{Af, Path, PathKind, Prefix};
 use rvpp_dataplane::runtime::tsc_hz;
 use rvpp_dataplane::tables::AdjKind;
 use rvpp_dataplane::wire::{fmt_mac, parse_mac};
@@ -54,8 +54,8 @@ fn execute_core(dp: &Arc<Dataplane>, line: &str, w: &[&str]) -> Result<String, S
         ["show", "hardware", ..] | ["show", "hardware-interfaces", ..] | ["show", "hard", ..] => {
             Ok(show_hardware(dp))
         }
-        ["show", "ip", "fib", rest @ ..] => Ok(show_fib(dp, false, rest)),
-        ["show", "ip6", "fib", rest @ ..] => Ok(show_fib(dp, true, rest)),
+        ["show", "ip", "fib", rest @ ..] => Ok(show_fib(dp, Af::Ip4, rest)),
+        ["show", "ip6", "fib", rest @ ..] => Ok(show_fib(dp, Af::Ip6, rest)),
         ["show", "ip", "neighbors", ..]
         | ["show", "ip", "neighbor", ..]
         | ["show", "ip6", "neighbors", ..] => Ok(show_neighbors(dp)),
@@ -115,13 +115,13 @@ fn execute_core(dp: &Arc<Dataplane>, line: &str, w: &[&str]) -> Result<String, S
             dp.fwd().set_promisc(r, true).map_err(|e| e.to_string())?;
             Ok(String::new())
         }
-        ["set", "interface", "ip", "table", ifn, t] => set_table(dp, ifn, t, false),
-        ["set", "interface", "ip6", "table", ifn, t] => set_table(dp, ifn, t, true),
+        ["set", "interface", "ip", "table", ifn, t] => set_table(dp, ifn, t, Af::Ip4),
+        ["set", "interface", "ip6", "table", ifn, t] => set_table(dp, ifn, t, Af::Ip6),
         ["enable", "ip6", "interface", ifn] => sw(dp, ifn)
             .and_then(|s| dp.fwd().enable_ip6(s, true).map_err(|e| e.to_string()))
             .map(|_| String::new()),
-        ["ip", "table", "add", t] | ["ip", "table", t] => table(dp, t, false),
-        ["ip6", "table", "add", t] | ["ip6", "table", t] => table(dp, t, true),
+        ["ip", "table", "add", t] | ["ip", "table", t] => table(dp, t, Af::Ip4),
+        ["ip6", "table", "add", t] | ["ip6", "table", t] => table(dp, t, Af::Ip6),
         ["ip", "route", "add", rest @ ..] => route(dp, rest, true),
         ["ip", "route", "del", rest @ ..] => route(dp, rest, false),
         ["ip", "route", rest @ ..] => route(dp, rest, true),
@@ -240,16 +240,16 @@ fn set_rx_mode(dp: &Dataplane, mode: &str) -> Result<String, String> {
     Ok(String::new())
 }
 
-fn set_table(dp: &Dataplane, ifn: &str, t: &str, ip6: bool) -> Result<String, String> {
+fn set_table(dp: &Dataplane, ifn: &str, t: &str, af: Af) -> Result<String, String> {
     let s = sw(dp, ifn)?;
     let t: u32 = t.parse().map_err(|_| format!("bad table `{t}'"))?;
-    dp.fwd().set_table(s, ip6, t).map_err(|e| e.to_string())?;
+    dp.fwd().set_table(s, af, t).map_err(|e| e.to_string())?;
     Ok(String::new())
 }
 
-fn table(dp: &Dataplane, t: &str, ip6: bool) -> Result<String, String> {
+fn table(dp: &Dataplane, t: &str, af: Af) -> Result<String, String> {
     let t: u32 = t.parse().map_err(|_| format!("bad table `{t}'"))?;
-    dp.fwd().table_add(ip6, t, "").map_err(|e| e.to_string())?;
+    dp.fwd().table_add(af, t, "").map_err(|e| e.to_string())?;
     Ok(String::new())
 }
 
@@ -292,7 +292,7 @@ fn route(dp: &Dataplane, w: &[&str], add: bool) -> Result<String, String> {
         }
         f.route_add(table, p, paths)
     } else {
-        f.route_del(p.is_ip6(), table, p)
+        f.route_del(table, p)
     }
     .map_err(|e| e.to_string())?;
     Ok(String::new())
@@ -901,22 +901,22 @@ fn show_hardware(dp: &Dataplane) -> String {
     s
 }
 
-fn show_fib(dp: &Dataplane, ip6: bool, rest: &[&str]) -> String {
+fn show_fib(dp: &Dataplane, af: Af, rest: &[&str]) -> String {
     let f = dp.fwd();
     let want: Option<u32> = match rest {
         ["table", t, ..] => t.parse().ok(),
         _ => None,
     };
     let mut s = String::new();
-    for (tid, name) in f.tables(ip6) {
+    for (tid, name) in f.tables(af) {
         if want.is_some_and(|w| w != tid) {
             continue;
         }
-        let routes = f.routes(ip6, tid);
+        let routes = f.routes(af, tid);
         let _ = writeln!(
             s,
             "{name}, fib_index:{}, flow hash:[src dst sport dport proto] routes:{}",
-            f.fib_index(ip6, tid).unwrap_or(0),
+            f.fib_index(af, tid).unwrap_or(0),
             routes.len()
         );
         for (p, r) in routes.iter().take(10_000) {

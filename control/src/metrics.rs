@@ -17,6 +17,7 @@
 
 use crate::api::MessageCounts;
 use crate::daemon::Dataplane;
+use rvpp_dataplane::forwarding::Af;
 use std::fmt::Write as _;
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -618,10 +619,10 @@ pub fn render(dp: &Dataplane, api: Option<&MessageCounts>) -> String {
     let (r4, r6, t4, t6) = {
         let f = dp.fwd();
         (
-            f.route_count(false),
-            f.route_count(true),
-            f.tables(false).len(),
-            f.tables(true).len(),
+            f.route_count(Af::Ip4),
+            f.route_count(Af::Ip6),
+            f.tables(Af::Ip4).len(),
+            f.tables(Af::Ip6).len(),
         )
     };
     o.family(

@@ -3,7 +3,7 @@
 use etherparse::{Ethernet2Header, IpNumber, Ipv4Header, PacketBuilder, SlicedPacket};
 use rvpp_dataplane::buffer::{BufferPool, Buffers};
 use rvpp_dataplane::device::TxQueue;
-use rvpp_dataplane::forwarding::{Forwarding, Path, Prefix};
+use rvpp_dataplane::forwarding::{Af, Forwarding, Path, Prefix};
 use rvpp_dataplane::graph::DeviceNodes;
 use rvpp_dataplane::nodes::standard_graph;
 use rvpp_dataplane::runtime::Runtime;
@@ -753,8 +753,8 @@ fn vrf_default_route_continues_in_another_table_and_loops_are_dropped() {
     l.fwd
         .address_del(l.if0, Prefix::parse("198.18.0.1/24").unwrap())
         .unwrap();
-    l.fwd.table_add(false, 10, "pod-vrf").unwrap();
-    l.fwd.set_table(l.if0, false, 10).unwrap();
+    l.fwd.table_add(Af::Ip4, 10, "pod-vrf").unwrap();
+    l.fwd.set_table(l.if0, Af::Ip4, 10).unwrap();
     l.fwd
         .address_add(l.if0, Prefix::parse("198.18.0.1/24").unwrap())
         .unwrap();
@@ -779,7 +779,7 @@ fn vrf_default_route_continues_in_another_table_and_loops_are_dropped() {
         )
         .is_err());
     // 10 -> 11 -> 10 ...: dropped as a loop, not spun forever.
-    l.fwd.table_add(false, 11, "").unwrap();
+    l.fwd.table_add(Af::Ip4, 11, "").unwrap();
     l.fwd
         .route_add(
             11,
@@ -804,7 +804,7 @@ fn vrf_default_route_continues_in_another_table_and_loops_are_dropped() {
 fn punt_into_a_table_reaches_the_host_interface() {
     let mut l = lab();
     // Table 20 sends our own address to the "host" on pg1, as calico's host-tap VRF does.
-    l.fwd.table_add(false, 20, "punt-table").unwrap();
+    l.fwd.table_add(Af::Ip4, 20, "punt-table").unwrap();
     let host: IpAddr = "198.19.0.2".parse().unwrap();
     l.fwd
         .route_add(
@@ -813,7 +813,7 @@ fn punt_into_a_table_reaches_the_host_interface() {
             vec![Path::via(host, Some(l.if1))],
         )
         .unwrap();
-    l.fwd.punt_redirect_table(false, None, 20, true).unwrap();
+    l.fwd.punt_redirect_table(Af::Ip4, None, 20, true).unwrap();
     let b = PacketBuilder::ethernet2(PEER0, MAC0)
         .ipv4([198, 18, 0, 2], [198, 18, 0, 1], 64)
         .tcp(40000, 22, 1, 1000);
@@ -830,8 +830,8 @@ fn punt_into_a_table_reaches_the_host_interface() {
 #[test]
 fn a_table_that_routes_look_into_cannot_be_deleted() {
     let mut l = lab();
-    l.fwd.table_add(false, 30, "target").unwrap();
-    l.fwd.table_add(false, 31, "source").unwrap();
+    l.fwd.table_add(Af::Ip4, 30, "target").unwrap();
+    l.fwd.table_add(Af::Ip4, 31, "source").unwrap();
     l.fwd
         .route_add(
             31,
@@ -840,14 +840,14 @@ fn a_table_that_routes_look_into_cannot_be_deleted() {
         )
         .unwrap();
     assert!(
-        l.fwd.table_del(false, 30).is_err(),
+        l.fwd.table_del(Af::Ip4, 30).is_err(),
         "table 31 still looks into 30"
     );
     l.fwd
-        .route_del(false, 31, Prefix::parse("0.0.0.0/0").unwrap())
+        .route_del(31, Prefix::parse("0.0.0.0/0").unwrap())
         .unwrap();
-    l.fwd.table_del(false, 30).unwrap();
-    l.fwd.table_del(false, 31).unwrap();
+    l.fwd.table_del(Af::Ip4, 30).unwrap();
+    l.fwd.table_del(Af::Ip4, 31).unwrap();
     l.no_leaks();
 }
 

@@ -114,7 +114,7 @@ fn route_churn_under_traffic_never_touches_stable_prefixes() {
                 .unwrap();
         }
         for p in &churn {
-            fwd.route_del(false, 0, *p).unwrap();
+            fwd.route_del(0, *p).unwrap();
         }
         fwd.reclaim();
         rounds += 1;

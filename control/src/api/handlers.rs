@@ -3,7 +3,7 @@
 use super::convert::{self, rv, ApiPath, NONE};
 use super::devices;
 use crate::daemon::Dataplane;
-use rvpp_dataplane::forwarding::{Forwarding, Path, PathKind, Prefix, Source};
+use rvpp_dataplane::forwarding::{Af, Forwarding, Path, PathKind, Prefix, Source};
 use rvpp_vppapi::defs as d;
 use rvpp_vppapi::transport::{Response, Router};
 use std::collections::{BTreeMap, BTreeSet};
@@ -78,7 +78,7 @@ impl State {
                 self.doomed.insert((ip6, t));
                 continue;
             }
-            match f.table_del(ip6, t) {
+            match f.table_del(Af::from_is_ip6(ip6), t) {
                 Ok(()) => {}
                 Err(rvpp_dataplane::forwarding::FwdError::TableInUse) => {
                     self.doomed.insert((ip6, t));
@@ -132,7 +132,7 @@ impl State {
                     ..
                 }) => {
                     return f
-                        .punt_redirect_table(ip6, rx, t, true)
+                        .punt_redirect_table(Af::from_is_ip6(ip6), rx, t, true)
                         .map(|()| Some(t))
                         .map_err(|e| convert::fwd_rv(&e))
                 }
@@ -143,7 +143,7 @@ impl State {
                     ..
                 }) => {
                     return f
-                        .punt_redirect(ip6, rx, s, next_hop, true)
+                        .punt_redirect(Af::from_is_ip6(ip6), rx, s, next_hop, true)
                         .map(|()| None)
                         .map_err(|e| convert::fwd_rv(&e))
                 }
@@ -157,7 +157,7 @@ impl State {
     /// Remove the dataplane's redirect for `rx` (whatever it points at: removal only matches
     /// the rx interface; table 0 always exists).
     fn remove_punt(f: &mut Forwarding, ip6: bool, rx: Option<u32>) {
-        let _ = f.punt_redirect_table(ip6, rx, 0, false);
+        let _ = f.punt_redirect_table(Af::from_is_ip6(ip6), rx, 0, false);
     }
 
     /// True when a punt redirect looks up in table `t` (VPP holds a lock on it).
@@ -179,7 +179,7 @@ impl State {
         let t = r.table_id;
         let dp = self.dp.clone();
         let mut f = dp.fwd();
-        if f.fib_index(ip6, t).is_none() {
+        if f.fib_index(p.af(), t).is_none() {
             return rv::NO_SUCH_FIB;
         }
         // A delete of the whole entry ignores its paths (as VPP's); otherwise every path must
@@ -200,7 +200,7 @@ impl State {
             for x in &fwd {
                 match (x.kind, x.sw_if_index) {
                     (_, Some(s)) if f.iface(s).is_err() => return rv::INVALID_SW_IF_INDEX,
-                    (PathKind::Lookup(lt), _) if f.fib_index(ip6, lt).is_none() => {
+                    (PathKind::Lookup(lt), _) if f.fib_index(p.af(), lt).is_none() => {
                         return rv::NO_SUCH_FIB
                     }
                     _ => {}
@@ -213,7 +213,7 @@ impl State {
             (true, true) => f.route_add_paths(t, p, fwd),
             (false, false) => {
                 if api_route(&f).is_some() {
-                    let _ = f.route_del(ip6, t, p);
+                    let _ = f.route_del(t, p);
                 }
                 Ok(())
             }
@@ -226,7 +226,7 @@ impl State {
                         .copied()
                         .collect();
                     if left.is_empty() {
-                        f.route_del(ip6, t, p)
+                        f.route_del(t, p)
                     } else if left.len() != cur.paths.len() {
                         f.route_add(t, p, left)
                     } else {
@@ -243,10 +243,10 @@ impl State {
         let ip6 = m.table.is_ip6;
         let t = m.table.table_id;
         let f = self.dp.fwd();
-        if f.fib_index(ip6, t).is_none() {
+        if f.fib_index(Af::from_is_ip6(ip6), t).is_none() {
             return vec![];
         }
-        f.routes(ip6, t)
+        f.routes(Af::from_is_ip6(ip6), t)
             .into_iter()
             .map(|(p, r)| d::IpRouteDetails {
                 context: 0,
@@ -308,8 +308,8 @@ fn interface_details(
     }
     let (l3, ip4, ip6) = (
         u32::from(i.mtu),
-        u32::from(f.adj_mtu(i.sw_if_index, false)),
-        u32::from(f.adj_mtu(i.sw_if_index, true)),
+        u32::from(f.adj_mtu(i.sw_if_index, Af::Ip4)),
+        u32::from(f.adj_mtu(i.sw_if_index, Af::Ip6)),
     );
     d::SwInterfaceDetails {
         sw_if_index: d::InterfaceIndex(i.sw_if_index),
@@ -622,12 +622,12 @@ pub fn router(state: State) -> Router<State> {
         let mut f = dp.fwd();
         let rv = if f.iface(sw).is_err() {
             rv::INVALID_SW_IF_INDEX
-        } else if f.fib_index(ip6, vrf).is_none() {
+        } else if f.fib_index(Af::from_is_ip6(ip6), vrf).is_none() {
             rv::NO_SUCH_FIB
         } else {
             // The interface is in the VRF asked for; a VRF whose default route is a table
             // lookup (calico's pod and host-tap VRFs) continues in that table.
-            convert::retval(f.set_table(sw, ip6, vrf))
+            convert::retval(f.set_table(sw, Af::from_is_ip6(ip6), vrf))
         };
         drop(f);
         s.reap_tables();
@@ -845,9 +845,9 @@ pub fn router(state: State) -> Router<State> {
         // punt redirect looking up in it) lets go. The default table is never deleted.
         let rv = if m.is_add {
             s.doomed.remove(&(ip6, t));
-            convert::retval(f.table_add(ip6, t, convert::text(&m.table.name)))
+            convert::retval(f.table_add(Af::from_is_ip6(ip6), t, convert::text(&m.table.name)))
         } else {
-            if t != 0 && f.fib_index(ip6, t).is_some() {
+            if t != 0 && f.fib_index(Af::from_is_ip6(ip6), t).is_some() {
                 s.doomed.insert((ip6, t));
             }
             0
@@ -861,16 +861,17 @@ pub fn router(state: State) -> Router<State> {
         let mut f = s.dp.fwd();
         let mut t = m.table.table_id;
         if t == NONE {
-            while f.fib_index(ip6, s.next_table_id).is_some() {
+            while f.fib_index(Af::from_is_ip6(ip6), s.next_table_id).is_some() {
                 s.next_table_id += 1;
             }
             t = s.next_table_id;
             s.next_table_id += 1;
         }
         s.doomed.remove(&(ip6, t));
-        let rv = convert::retval(f.table_add(ip6, t, convert::text(&m.table.name)));
+        let rv =
+            convert::retval(f.table_add(Af::from_is_ip6(ip6), t, convert::text(&m.table.name)));
         let name = f
-            .tables(ip6)
+            .tables(Af::from_is_ip6(ip6))
             .into_iter()
             .find(|x| x.0 == t)
             .map_or(String::new(), |x| x.1);
@@ -889,7 +890,7 @@ pub fn router(state: State) -> Router<State> {
         let v: Vec<d::IpTableDetails> = [false, true]
             .into_iter()
             .flat_map(|ip6| {
-                f.tables(ip6)
+                f.tables(Af::from_is_ip6(ip6))
                     .into_iter()
                     .map(move |(t, name)| d::IpTableDetails {
                         context: 0,
@@ -917,7 +918,12 @@ pub fn router(state: State) -> Router<State> {
         // No multicast FIB: nothing would forward by the entry.
         let rt = &m.route;
         let ip6 = rt.prefix.af == d::AddressFamily::ADDRESS_IP6;
-        let rv = if s.dp.fwd().fib_index(ip6, rt.table_id).is_none() {
+        let rv = if s
+            .dp
+            .fwd()
+            .fib_index(Af::from_is_ip6(ip6), rt.table_id)
+            .is_none()
+        {
             rv::NO_SUCH_FIB
         } else {
             rv::UNIMPLEMENTED
@@ -983,7 +989,7 @@ pub fn router(state: State) -> Router<State> {
     r.on(|s: &mut State, m: d::ProxyArpAddDel, _c| {
         let p = &m.proxy;
         // ip4-arp answers only for the interface's own addresses: no proxy ranges.
-        let rv = if s.dp.fwd().fib_index(false, p.table_id).is_none() {
+        let rv = if s.dp.fwd().fib_index(Af::Ip4, p.table_id).is_none() {
             rv::NO_SUCH_FIB
         } else {
             rv::UNIMPLEMENTED
@@ -1022,7 +1028,7 @@ pub fn router(state: State) -> Router<State> {
                     ApiPath::Fwd(Path {
                         kind: PathKind::Lookup(t),
                         ..
-                    }) if f.fib_index(ip6, t).is_none() => {
+                    }) if f.fib_index(Af::from_is_ip6(ip6), t).is_none() => {
                         return reply!(AddDelIpPuntRedirectV2Reply, rv::NO_SUCH_FIB)
                     }
                     ApiPath::Fwd(Path {

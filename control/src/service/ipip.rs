@@ -5,6 +5,7 @@
 
 use super::{lowest_free, rv, SvcError, SvcResult};
 use crate::daemon::Dataplane;
+use rvpp_dataplane::forwarding::Af;
 use rvpp_dataplane::nodes::ipip::{self, tunnel_flags, Tunnel};
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -57,7 +58,7 @@ pub fn create(dp: &Arc<Dataplane>, r: IpipRequest) -> SvcResult<(u32, String)> {
             ));
         }
         let encap_fib = f
-            .fib_index(v6, r.table_id)
+            .fib_index(Af::of(&r.src), r.table_id)
             .ok_or_else(|| SvcError::new(rv::NO_SUCH_FIB, format!("no table {}", r.table_id)))?;
         let taken = |n: u32| f.ifs().by_name(&format!("ipip{n}")).is_some();
         let instance = match r.instance {

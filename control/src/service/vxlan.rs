@@ -10,6 +10,7 @@
 
 use super::{lowest_free, random_mac, rv, SvcError, SvcResult};
 use crate::daemon::Dataplane;
+use rvpp_dataplane::forwarding::Af;
 use rvpp_dataplane::nodes::vxlan::{self, Tunnel};
 use rvpp_dataplane::wire::tunnel::VXLAN_PORT;
 use std::net::IpAddr;
@@ -73,7 +74,7 @@ pub fn create(dp: &Arc<Dataplane>, r: VxlanRequest) -> SvcResult<(u32, String)> 
                 format!("a vxlan tunnel {} -> {} vni {} exists", r.src, r.dst, r.vni),
             ));
         }
-        let encap_fib = f.fib_index(v6, r.encap_vrf_id).ok_or_else(|| {
+        let encap_fib = f.fib_index(Af::of(&r.src), r.encap_vrf_id).ok_or_else(|| {
             SvcError::new(
                 rv::NO_SUCH_FIB,
                 format!("no ip{} table {}", if v6 { 6 } else { 4 }, r.encap_vrf_id),

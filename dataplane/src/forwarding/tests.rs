@@ -1,0 +1,131 @@
+//! Unit tests of the writer: families, per-family tables, path preference, per-protocol MTUs.
+
+use super::*;
+
+/// The interfaces a route's load-balance sends to.
+fn lb_ifs(f: &Forwarding, p: Prefix) -> Vec<u32> {
+    let r = f.route_get(0, p).unwrap();
+    let lb = f.fwd().lb(r.lb);
+    let mut v: Vec<u32> = lb.buckets[..lb.n_buckets as usize]
+        .iter()
+        .map(|&a| f.fwd().adj(a).sw_if_index)
+        .collect();
+    v.dedup();
+    v
+}
+
+/// A writer with ethernet interfaces of these MTUs.
+fn with_ifs(mtus: &[u16]) -> (Forwarding, Vec<u32>) {
+    let mut f = Forwarding::new(Shared::new());
+    let ifs = (0..mtus.len())
+        .map(|i| {
+            let name = format!("pg{i}");
+            f.interface_add(&name, "pg", [2, 0, 0, 0, 0, i as u8], true, mtus[i])
+                .unwrap()
+        })
+        .collect();
+    (f, ifs)
+}
+
+#[test]
+fn path_preference_picks_the_best_usable_paths() {
+    let (mut f, ifs) = with_ifs(&[1500, 1500]);
+    let (a, b) = (ifs[0], ifs[1]);
+    f.address_add(a, Prefix::parse("198.18.0.1/24").unwrap())
+        .unwrap();
+    f.address_add(b, Prefix::parse("198.19.0.1/24").unwrap())
+        .unwrap();
+    let (nha, nhb): (IpAddr, IpAddr) =
+        ("198.18.0.2".parse().unwrap(), "198.19.0.2".parse().unwrap());
+    let p = Prefix::parse("10.0.0.0/8").unwrap();
+    let primary = Path::via(nha, Some(a));
+    let backup = Path {
+        preference: 1,
+        ..Path::via(nhb, Some(b))
+    };
+    f.route_add(0, p, vec![backup, primary]).unwrap();
+    assert_eq!(
+        lb_ifs(&f, p),
+        vec![a],
+        "only the preference-0 path forwards"
+    );
+    assert_eq!(f.route_get(0, p).unwrap().paths.len(), 2, "both paths kept");
+    // Same preference: ECMP.
+    let peer = Path::via(nhb, Some(b));
+    f.route_add(0, p, vec![primary, peer]).unwrap();
+    assert_eq!(lb_ifs(&f, p), vec![a, b]);
+    // The primary goes: the backup takes over.
+    f.route_add(0, p, vec![backup]).unwrap();
+    assert_eq!(lb_ifs(&f, p), vec![b]);
+    // A primary that cannot resolve (a recursive next hop with no route) leaves the
+    // backup forwarding.
+    let unresolved = Path::via("203.0.113.9".parse().unwrap(), None);
+    f.route_add(0, p, vec![unresolved, backup]).unwrap();
+    assert_eq!(lb_ifs(&f, p), vec![b]);
+}
+
+#[test]
+fn protocol_mtus_apply_per_family() {
+    let (mut f, ifs) = with_ifs(&[9000]);
+    let a = ifs[0];
+    let nh4: IpAddr = "198.18.0.2".parse().unwrap();
+    let nh6: IpAddr = "fd00::2".parse().unwrap();
+    let (p4, p6) = (
+        Prefix::parse("10.0.0.0/8").unwrap(),
+        Prefix::parse("fd01::/64").unwrap(),
+    );
+    f.route_add(0, p4, vec![Path::via(nh4, Some(a))]).unwrap();
+    f.route_add(0, p6, vec![Path::via(nh6, Some(a))]).unwrap();
+    let mtu = |f: &Forwarding, p: Prefix| {
+        let r = f.route_get(0, p).unwrap();
+        f.fwd().adj(f.fwd().lb(r.lb).buckets[0]).mtu
+    };
+    assert_eq!((mtu(&f, p4), mtu(&f, p6)), (9000, 9000));
+    f.set_protocol_mtu(a, 1400, 0).unwrap();
+    assert_eq!((mtu(&f, p4), mtu(&f, p6)), (1400, 9000), "ip6 follows L3");
+    f.set_protocol_mtu(a, 0, 1280).unwrap();
+    f.set_mtu(a, 1500).unwrap();
+    assert_eq!((mtu(&f, p4), mtu(&f, p6)), (1500, 1280));
+    // An adjacency made afterwards takes its family's MTU too.
+    let p6b = Prefix::parse("fd02::/64").unwrap();
+    f.route_add(0, p6b, vec![Path::via("fd00::3".parse().unwrap(), Some(a))])
+        .unwrap();
+    assert_eq!(mtu(&f, p6b), 1280);
+    assert!(f.set_protocol_mtu(a, 60, 0).is_err());
+}
+
+#[test]
+fn families_agree_with_prefixes() {
+    for s in ["198.18.0.1/24", "fd00::1/64"] {
+        let p = Prefix::parse(s).unwrap();
+        let ip: IpAddr = s.split('/').next().unwrap().parse().unwrap();
+        assert_eq!(Af::of(&ip), p.af());
+        assert_eq!(Af::from_is_ip6(p.is_ip6()), p.af());
+        assert_eq!(p.af().max_len(), p.max_len());
+        assert_eq!(Prefix::host_of(ip), p.host());
+    }
+}
+
+#[test]
+fn tables_are_per_family() {
+    let (mut f, ifs) = with_ifs(&[1500]);
+    assert_eq!(f.table_add(Af::Ip6, 7, "").unwrap(), 1);
+    assert_eq!(
+        f.tables(Af::Ip6),
+        vec![(0, "ipv6-VRF:0".to_string()), (7, "ipv6-VRF:7".to_string())]
+    );
+    assert_eq!(f.tables(Af::Ip4).len(), 1);
+    assert_eq!(f.fib_index(Af::Ip4, 7), None);
+    // An IPv6 address in table 7 puts its connected and local routes there, not in IPv4.
+    let v4_routes = f.route_count(Af::Ip4);
+    f.set_table(ifs[0], Af::Ip6, 7).unwrap();
+    f.address_add(ifs[0], Prefix::parse("fd00::1/64").unwrap())
+        .unwrap();
+    assert_eq!(f.routes(Af::Ip6, 7).len(), 2);
+    assert_eq!(f.route_count(Af::Ip4), v4_routes);
+    assert_eq!(f.table_del(Af::Ip6, 7), Err(FwdError::TableInUse));
+    assert_eq!(
+        f.set_table(ifs[0], Af::Ip6, 0),
+        Err(FwdError::AddressesPresent)
+    );
+}
