@@ -95,7 +95,7 @@ fn execute_core(dp: &Arc<Dataplane>, line: &str, w: &[&str]) -> Result<String, S
             let s = sw(dp, ifn)?;
             let q: u16 = q.parse().map_err(|_| "bad queue")?;
             let w: usize = w.parse().map_err(|_| "bad worker")?;
-            dp.place_rx(s, q, w)?;
+            crate::service::queues::place_rx(dp, s, q, w).map_err(|e| e.to_string())?;
             Ok(String::new())
         }
         ["set", "interface", "l2", "xconnect", rx, tx] => {

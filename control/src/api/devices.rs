@@ -24,9 +24,8 @@ fn created(s: &State, what: &str, r: SvcResult<(u32, String)>) -> (i32, u32) {
     }
 }
 
-/// retval of a delete; what the API keeps about the interface goes with it.
+/// retval of a delete.
 pub(super) fn deleted(s: &mut State, what: &str, r: SvcResult<()>) -> i32 {
-    s.forget_deleted();
     s.kick();
     match r {
         Ok(()) => 0,

@@ -12,35 +12,20 @@ use super::convert::rv;
 /// Registrations for `sw_interface_event`: client_index -> pid.
 pub type EventRegs = Arc<Mutex<BTreeMap<u32, u32>>>;
 
-/// What the API keeps beside the control service.
+/// What the API keeps beside the control service: its event registrations.
 pub struct State {
     pub dp: Arc<Dataplane>,
     pub regs: EventRegs,
     pub kick: Sender<()>,
-    /// Rx modes set through the API, per (sw_if_index, queue).
-    pub(super) rx_modes: BTreeMap<(u32, u16), rvpp_dataplane::device::RxMode>,
 }
 
 impl State {
     pub fn new(dp: Arc<Dataplane>, regs: EventRegs, kick: Sender<()>) -> Self {
-        Self {
-            dp,
-            regs,
-            kick,
-            rx_modes: BTreeMap::new(),
-        }
+        Self { dp, regs, kick }
     }
 
     pub(super) fn kick(&self) {
         let _ = self.kick.send(());
-    }
-
-    /// Forget what is kept about the interfaces the control service deleted since the last
-    /// look (through the API or the CLI).
-    pub(super) fn forget_deleted(&mut self) {
-        for sw in self.dp.svc.take_gone() {
-            self.rx_modes.retain(|k, _| k.0 != sw);
-        }
     }
 }
 

@@ -3,10 +3,10 @@
 
 use super::convert::{self, rv, NONE};
 use super::handlers::{unimplemented_on, State};
+use crate::service::queues;
 use rvpp_dataplane::forwarding::{Af, Forwarding};
 use rvpp_vppapi::defs as d;
 use rvpp_vppapi::transport::{Response, Router};
-use std::collections::{BTreeMap, BTreeSet};
 
 fn interface_details(
     f: &Forwarding,
@@ -47,82 +47,32 @@ fn interface_details(
     }
 }
 
-/// `sw_interface_set_rx_mode`: the mode of one interface's rx queues (or of `queue_id`).
-/// rvpp's workers choose how to wait per thread, so each worker holding one of these queues
-/// waits as the most demanding mode set on the queues it holds asks (polling, then adaptive,
-/// then interrupt: as in VPP, a thread with a polling queue polls); other workers are left
-/// alone.
-fn rx_mode(s: &mut State, m: &d::SwInterfaceSetRxMode) -> i32 {
+/// `sw_interface_set_rx_mode`: the mode of one interface's rx queues (or of `queue_id`),
+/// as `service::queues` applies it to the workers holding them.
+fn rx_mode(s: &State, m: &d::SwInterfaceSetRxMode) -> i32 {
     use rvpp_dataplane::device::RxMode;
     let sw = m.sw_if_index.0;
-    match s.dp.fwd().iface(sw) {
-        Err(_) => return rv::INVALID_SW_IF_INDEX,
-        Ok(i) if i.sub_of.is_some() => return rv::INVALID_VALUE,
-        Ok(_) => {}
-    }
     let mode = match m.mode {
-        d::RxMode::RX_MODE_API_POLLING => RxMode::Polling,
-        d::RxMode::RX_MODE_API_INTERRUPT => RxMode::Interrupt,
-        d::RxMode::RX_MODE_API_ADAPTIVE | d::RxMode::RX_MODE_API_DEFAULT => RxMode::Adaptive,
-        // VPP answers every error of set_hw_interface_change_rx_mode with UNIMPLEMENTED.
-        _ => return rv::UNIMPLEMENTED,
+        d::RxMode::RX_MODE_API_POLLING => Some(RxMode::Polling),
+        d::RxMode::RX_MODE_API_INTERRUPT => Some(RxMode::Interrupt),
+        d::RxMode::RX_MODE_API_ADAPTIVE | d::RxMode::RX_MODE_API_DEFAULT => Some(RxMode::Adaptive),
+        _ => None,
     };
-    let dp = s.dp.clone();
-    let mut devs = dp.devices.lock().unwrap_or_else(|e| e.into_inner());
-    let Some(dev) = devs.get_mut(&sw) else {
-        // No rx queues (a loopback): nothing to change, unless a queue was named.
-        return if m.queue_id_valid {
-            rv::UNIMPLEMENTED
-        } else {
-            0
-        };
+    let queue = if m.queue_id_valid {
+        u16::try_from(m.queue_id).ok().map(Some)
+    } else {
+        Some(None)
     };
-    let queues: Vec<(u16, usize)> = dev
-        .rx_placement
-        .iter()
-        .copied()
-        .filter(|q| !m.queue_id_valid || q.0 as u32 == m.queue_id)
-        .collect();
-    if queues.is_empty() && m.queue_id_valid {
-        return rv::UNIMPLEMENTED; // "unknown queue"
-    }
-    if !m.queue_id_valid {
-        dev.rx_mode = mode;
-    }
-    for &(q, _) in &queues {
-        s.rx_modes.insert((sw, q), mode);
-    }
-    let workers: BTreeSet<usize> = queues.iter().map(|q| q.1).collect();
-    apply_rx_modes(s, &devs, workers);
-    0
-}
-
-/// Set each of `workers` to wait as the queues placed on it ask (see [`rx_mode`]); a worker
-/// none of whose queues has a mode set keeps its own.
-fn apply_rx_modes(
-    s: &State,
-    devs: &BTreeMap<u32, crate::daemon::DeviceInfo>,
-    workers: impl IntoIterator<Item = usize>,
-) {
-    use rvpp_dataplane::device::RxMode;
-    let rank = |m: &RxMode| match m {
-        RxMode::Polling => 2,
-        RxMode::Adaptive => 1,
-        _ => 0,
-    };
-    for wi in workers {
-        let want = devs
-            .values()
-            .flat_map(|d| {
-                d.rx_placement
-                    .iter()
-                    .filter(move |q| q.1 == wi)
-                    .filter_map(move |q| s.rx_modes.get(&(d.sw_if_index, q.0)))
-            })
-            .max_by_key(|m| rank(m));
-        if let (Some(&m), Some(w)) = (want, s.dp.workers.get(wi)) {
-            w.send(crate::daemon::WorkerCmd::SetRxMode(m));
+    match (mode, queue) {
+        (Some(mode), Some(queue)) => {
+            convert::svc_retval(queues::set_rx_mode(&s.dp, sw, queue, mode))
         }
+        // VPP answers every error of set_hw_interface_change_rx_mode past the interface
+        // check with UNIMPLEMENTED (an unknown mode, a queue that cannot exist).
+        _ => match queues::hardware(&s.dp, sw) {
+            Ok(()) => rv::UNIMPLEMENTED,
+            Err(e) => e.retval,
+        },
     }
 }
 
@@ -135,10 +85,8 @@ fn apply_rx_modes(
 /// thread.
 fn rx_placement(s: &State, m: &d::SwInterfaceSetRxPlacement) -> i32 {
     let sw = m.sw_if_index.0;
-    match s.dp.fwd().iface(sw) {
-        Err(_) => return rv::INVALID_SW_IF_INDEX,
-        Ok(i) if i.sub_of.is_some() => return rv::INVALID_VALUE,
-        Ok(_) => {}
+    if let Err(e) = queues::hardware(&s.dp, sw) {
+        return e.retval;
     }
     let has_workers = s.dp.workers.iter().any(|w| w.thread != 0);
     let thread = if m.is_main {
@@ -153,22 +101,11 @@ fn rx_placement(s: &State, m: &d::SwInterfaceSetRxPlacement) -> i32 {
     let Ok(queue) = u16::try_from(m.queue_id) else {
         return rv::UNIMPLEMENTED;
     };
-    let from =
-        s.dp.devices
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&sw)
-            .and_then(|d| d.rx_placement.iter().find(|q| q.0 == queue).map(|q| q.1));
-    match s.dp.place_rx(sw, queue, wi) {
-        Ok(()) => {
-            // The queue's mode moves with it.
-            let devs = s.dp.devices.lock().unwrap_or_else(|e| e.into_inner());
-            apply_rx_modes(s, &devs, from.into_iter().chain([wi]));
-            0
-        }
+    match queues::place_rx(&s.dp, sw, queue, wi) {
+        Ok(()) => 0,
         Err(e) => {
             log::warn!("api: rx placement of sw_if_index {sw} queue {queue}: {e}");
-            rv::UNIMPLEMENTED
+            e.retval
         }
     }
 }

@@ -167,13 +167,11 @@ pub fn serve(dp: Arc<Dataplane>, path: &Path) -> std::io::Result<ApiServer> {
     })
 }
 
-/// The router, after dropping what the API keeps about interfaces the control service deleted
-/// through another front end (their punt redirects, rx modes).
+/// The router, counting what it is asked.
 struct Api(Router<State>, Arc<MessageCounts>);
 
 impl Handler for Api {
     fn handle(&mut self, req: Request<'_>, events: &Events) -> Response {
-        self.0.state.forget_deleted();
         let name = req.entry.name();
         let r = self.0.handle(req, events);
         self.1.count(name, matches!(r, Response::Unimplemented));

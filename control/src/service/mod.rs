@@ -15,6 +15,7 @@ pub mod linux;
 pub mod memif;
 pub mod neighbours;
 pub mod punt;
+pub mod queues;
 pub mod routes;
 pub mod tables;
 pub mod vxlan;
@@ -123,12 +124,12 @@ pub fn random_mac() -> [u8; 6] {
     [0x02, 0xfe, v[0], v[1], v[2], v[3]]
 }
 
-/// Interface `sw` was deleted: what is configured on it goes (punt redirects received on it),
-/// tables it held may go, and the front ends are told.
+/// Interface `sw` was deleted: what is configured on it goes (punt redirects received on it,
+/// its queues' rx modes) and tables it held may go.
 fn interface_gone(dp: &crate::daemon::Dataplane, sw: u32) {
     punt::interface_gone(dp, sw);
+    queues::interface_gone(dp, sw);
     tables::reap(dp);
-    dp.svc.note_gone(sw);
 }
 
 /// The service's own state beside the dataplane's tables (`Dataplane::svc`).
@@ -136,12 +137,10 @@ pub struct State {
     memif_sockets: Mutex<memif::Sockets>,
     tables: Mutex<tables::Tables>,
     punts: Mutex<Vec<punt::Redirect>>,
+    rx_modes: Mutex<queues::RxModes>,
     linux_monitor: Once,
     /// Woken after a change (the API's interface-event publisher).
     listeners: Mutex<Vec<Sender<()>>>,
-    /// Interfaces deleted since the API last looked (it drops what it keeps about them: rx
-    /// modes).
-    gone: Mutex<Vec<u32>>,
 }
 
 impl Default for State {
@@ -150,9 +149,9 @@ impl Default for State {
             memif_sockets: Default::default(),
             tables: Default::default(),
             punts: Default::default(),
+            rx_modes: Default::default(),
             linux_monitor: Once::new(),
             listeners: Default::default(),
-            gone: Default::default(),
         }
     }
 }
@@ -171,16 +170,6 @@ impl State {
     }
     pub fn changed(&self) {
         lock(&self.listeners).retain(|t| t.send(()).is_ok());
-    }
-    fn note_gone(&self, sw: u32) {
-        // Only a front end that keeps state per interface listens (the API).
-        if !lock(&self.listeners).is_empty() {
-            lock(&self.gone).push(sw);
-        }
-    }
-    /// Interfaces deleted since the last call.
-    pub fn take_gone(&self) -> Vec<u32> {
-        std::mem::take(&mut *lock(&self.gone))
     }
 }
 
