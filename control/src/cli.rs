@@ -2,7 +2,7 @@
 //! Each returns its output as text; errors are text too, never a crash.
 
 use crate::daemon::Dataplane;
-use crate::service::{neighbours, punt, routes, tables};
+use crate::service::{addresses, neighbours, punt, routes, tables};
 use rvpp_dataplane::device::RxMode;
 use rvpp_dataplane::forwarding::{Af, Path, PathKind, Prefix};
 use rvpp_dataplane::runtime::tsc_hz;
@@ -212,11 +212,10 @@ fn set_state(dp: &Dataplane, ifn: &str, st: &str) -> Result<String, String> {
 fn addr(dp: &Dataplane, ifn: &str, p: &str, add: bool) -> Result<String, String> {
     let s = sw(dp, ifn)?;
     let p = Prefix::parse(p).ok_or_else(|| format!("bad address `{p}'"))?;
-    let mut f = dp.fwd();
     if add {
-        f.address_add(s, p)
+        addresses::add(dp, s, p)
     } else {
-        f.address_del(s, p)
+        addresses::del(dp, s, p)
     }
     .map_err(|e| e.to_string())?;
     Ok(String::new())

@@ -1,53 +1,40 @@
 //! IP messages: interface addresses and tables, routes, neighbours, and the proxy/ND settings
-//! rvpp has no machinery for. Tables, routes and neighbours are the control service's
-//! (`service::tables`, `routes`, `neighbours`), the same ones the CLI edits.
+//! rvpp has no machinery for. Addresses, tables, routes and neighbours are the control
+//! service's (`service::addresses`, `tables`, `routes`, `neighbours`), the same ones the CLI
+//! edits.
 
 use super::convert::{self, rv, ApiPath, NONE};
 use super::handlers::{unimplemented_on, State};
 use crate::service::routes::Change;
-use crate::service::{neighbours, routes, tables};
-use rvpp_dataplane::forwarding::{Af, FwdError, Path, Prefix};
+use crate::service::{addresses, neighbours, routes, tables};
+use rvpp_dataplane::forwarding::{Af, Path};
 use rvpp_vppapi::defs as d;
 use rvpp_vppapi::transport::{Response, Router};
 
 /// `sw_interface_add_del_address`, with `del_all`.
 fn address_add_del(s: &State, m: &d::SwInterfaceAddDelAddress) -> i32 {
     let sw = m.sw_if_index.0;
-    let mut f = s.dp.fwd();
-    let Ok(i) = f.iface(sw).cloned() else {
+    if s.dp.fwd().iface(sw).is_err() {
         return rv::INVALID_SW_IF_INDEX;
+    }
+    let r = if m.del_all {
+        addresses::del_all(&s.dp, sw)
+    } else {
+        match convert::prefix_in(&m.prefix.0) {
+            Err(e) => return e,
+            Ok(p) if m.is_add => addresses::add(&s.dp, sw, p),
+            Ok(p) => addresses::del(&s.dp, sw, p),
+        }
     };
-    if m.del_all {
-        let all: Vec<Prefix> = i
-            .ip4_addrs
-            .iter()
-            .map(|&(a, l)| Prefix::V4(a, l))
-            .chain(i.ip6_addrs.iter().map(|&(a, l)| Prefix::V6(a, l)))
-            .collect();
-        return convert::retval(all.into_iter().try_for_each(|p| f.address_del(sw, p)));
-    }
-    match convert::prefix_in(&m.prefix.0) {
-        Err(e) => e,
-        Ok(p) if m.is_add => convert::retval(f.address_add(sw, p)),
-        Ok(p) => match f.address_del(sw, p) {
-            Err(FwdError::NoSuchEntry) => rv::ADDRESS_NOT_FOUND_FOR_INTERFACE,
-            r => convert::retval(r),
-        },
-    }
+    convert::svc_retval(r)
 }
 
 fn address_dump(s: &State, m: &d::IpAddressDump) -> Vec<d::IpAddressDetails> {
-    let f = s.dp.fwd();
     let sw = m.sw_if_index.0;
-    let Ok(i) = f.iface(sw) else {
-        return vec![];
-    };
-    let ps: Vec<Prefix> = if m.is_ipv6 {
-        i.ip6_addrs.iter().map(|&(a, l)| Prefix::V6(a, l)).collect()
-    } else {
-        i.ip4_addrs.iter().map(|&(a, l)| Prefix::V4(a, l)).collect()
-    };
-    ps.into_iter()
+    addresses::of(&s.dp, sw)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|p| p.is_ip6() == m.is_ipv6)
         .map(|p| d::IpAddressDetails {
             context: 0,
             sw_if_index: d::InterfaceIndex(sw),

@@ -9,6 +9,7 @@
 //!
 //! Errors carry VPP's return code for the API and a sentence for the CLI.
 
+pub mod addresses;
 pub mod interfaces;
 pub mod ipip;
 pub mod linux;
