@@ -24,7 +24,7 @@ pub use discover::{discover_error, Ip6Discover};
 pub use icmp_error_node::{icmp_error, set_icmp6_error, Ip6IcmpError};
 pub use input::{input_error, Ip6Input};
 pub use local::{local_error, Ip6Local};
-pub use lookup::{flow_hash6, lookup_error, Ip6Lookup};
+pub use lookup::{dst6, flow_hash6, lookup_error, Ip6Lookup};
 pub use rewrite::{rewrite_error, Ip6Rewrite};
 
 use crate::buffer::Buf;
@@ -39,7 +39,7 @@ pub fn nodes() -> Vec<Box<dyn Node>> {
         Box::new(Ip6Rewrite::default()),
         Box::new(Ip6Local),
         Box::new(Ip6Discover::default()),
-        Box::new(Ip6IcmpError),
+        Box::new(Ip6IcmpError::default()),
     ]
 }
 
