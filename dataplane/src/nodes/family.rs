@@ -114,6 +114,41 @@ pub fn set_icmp_error(b: &mut Buf<'_>, ty: u8, code: u8, data: u32) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// nodes that start a feature arc
+
+/// What input and rewrite do with a vector; the node itself is [`ArcStart`].
+pub trait ArcStartKind: Default + Send + Sync + 'static {
+    const INFO: NodeInfo;
+    fn process(arc: &ArcEdges, cx: &mut Ctx<'_>, bufs: &mut [u32], nexts: &mut [u16]);
+    fn trace(b: &Buf<'_>) -> String;
+}
+
+/// A node that starts a feature arc: the arc's edges, which the builder attaches.
+#[derive(Default)]
+pub struct ArcStart<K> {
+    arc: ArcEdges,
+    _kind: PhantomData<K>,
+}
+
+impl<K: ArcStartKind> Node for ArcStart<K> {
+    fn info(&self) -> NodeInfo {
+        K::INFO
+    }
+
+    fn attach_arc(&mut self, arc: ArcEdges) {
+        self.arc = arc;
+    }
+
+    fn process(&mut self, cx: &mut Ctx<'_>, bufs: &mut [u32], nexts: &mut [u16]) {
+        K::process(&self.arc, cx, bufs, nexts)
+    }
+
+    fn trace(&self, b: &Buf<'_>) -> String {
+        K::trace(b)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // input
 
 /// The input node's edges and counters, each from the family's `next_edges!` /
@@ -173,22 +208,15 @@ pub trait InputFamily: Family {
 const INPUT_PREFETCH_AHEAD: usize = 8;
 
 /// ip4-input / ip6-input; each starts its unicast arc (the builder appends the arc's edges).
+pub type Input<F> = ArcStart<InputKind<F>>;
+
 #[derive(Default)]
-pub struct Input<F> {
-    arc: ArcEdges,
-    _family: PhantomData<F>,
-}
+pub struct InputKind<F>(PhantomData<F>);
 
-impl<F: InputFamily> Node for Input<F> {
-    fn info(&self) -> NodeInfo {
-        F::INFO
-    }
+impl<F: InputFamily> ArcStartKind for InputKind<F> {
+    const INFO: NodeInfo = F::INFO;
 
-    fn attach_arc(&mut self, arc: ArcEdges) {
-        self.arc = arc;
-    }
-
-    fn process(&mut self, cx: &mut Ctx<'_>, bufs: &mut [u32], nexts: &mut [u16]) {
+    fn process(arc: &ArcEdges, cx: &mut Ctx<'_>, bufs: &mut [u32], nexts: &mut [u16]) {
         let errs = cx.errs();
         let ifs = cx.tables.ifs.get();
         let mut last_if = u32::MAX;
@@ -196,7 +224,6 @@ impl<F: InputFamily> Node for Input<F> {
         let mut plain_fib = None;
         let mut view = cx.bufs.view();
         let mut v = view.vector(bufs);
-        let arc = &self.arc;
         let n = v.len().min(nexts.len());
         for_each_prefetched!(v, n, INPUT_PREFETCH_AHEAD, |i| {
             nexts[i] = 'pkt: {
@@ -221,7 +248,7 @@ impl<F: InputFamily> Node for Input<F> {
         });
     }
 
-    fn trace(&self, b: &Buf<'_>) -> String {
+    fn trace(b: &Buf<'_>) -> String {
         F::trace(b)
     }
 }
@@ -561,27 +588,19 @@ pub trait RewriteFamily: Family {
 const REWRITE_PREFETCH_AHEAD: usize = 8;
 
 /// ip4-rewrite / ip6-rewrite; each starts its output arc (features of the tx interface).
+pub type Rewrite<F> = ArcStart<RewriteKind<F>>;
+
 #[derive(Default)]
-pub struct Rewrite<F> {
-    arc: ArcEdges,
-    _family: PhantomData<F>,
-}
+pub struct RewriteKind<F>(PhantomData<F>);
 
-impl<F: RewriteFamily> Node for Rewrite<F> {
-    fn info(&self) -> NodeInfo {
-        F::INFO
-    }
+impl<F: RewriteFamily> ArcStartKind for RewriteKind<F> {
+    const INFO: NodeInfo = F::INFO;
 
-    fn attach_arc(&mut self, arc: ArcEdges) {
-        self.arc = arc;
-    }
-
-    fn process(&mut self, cx: &mut Ctx<'_>, bufs: &mut [u32], nexts: &mut [u16]) {
+    fn process(arc: &ArcEdges, cx: &mut Ctx<'_>, bufs: &mut [u32], nexts: &mut [u16]) {
         let errs = cx.errs();
         let fwd = cx.tables.fwd.get();
         let mut view = cx.bufs.view();
         let mut v = view.vector(bufs);
-        let arc = &self.arc;
         // The adjacency of the previous packet, when it is a plain Ethernet rewrite.
         let mut last: Option<(u32, EthRewrite)> = None;
         let n = v.len().min(nexts.len());
@@ -606,7 +625,7 @@ impl<F: RewriteFamily> Node for Rewrite<F> {
         });
     }
 
-    fn trace(&self, b: &Buf<'_>) -> String {
+    fn trace(b: &Buf<'_>) -> String {
         let d = b.data();
         format!(
             "tx sw_if_index {} adj {} {}",

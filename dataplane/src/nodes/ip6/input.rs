@@ -44,13 +44,10 @@ fn plain_header_ok(b: &mut Buf<'_>) -> bool {
         return false;
     };
     let h = Ip6Hdr(h);
-    if h.0[0] >> 4 != 6
-        || h.next_header() == ext::HOP_BY_HOP
-        || h.hop_limit() == 0
-        || h.0[8] == 0xff
-        || h.src() == LOOPBACK
-        || h.dst() == LOOPBACK
-    {
+    if h.0[0] >> 4 != 6 || h.next_header() == ext::HOP_BY_HOP || h.hop_limit() == 0 {
+        return false;
+    }
+    if !addresses_ok(&h) {
         return false;
     }
     let tl = IP6_HDR + h.payload_len() as usize;
@@ -68,10 +65,7 @@ fn plain_header_ok(b: &mut Buf<'_>) -> bool {
 /// Validate an IPv6 header in place; trims link padding. Ok(has hop-by-hop options).
 #[inline(always)]
 fn check(b: &mut Buf<'_>) -> Result<bool, u16> {
-    let d = b.data();
-    let Some(h) = Ip6Hdr::new(d) else {
-        return Err(input_error::TOO_SHORT);
-    };
+    let h = Ip6Hdr::new(b.data()).ok_or(input_error::TOO_SHORT)?;
     if h.version() != 6 {
         return Err(input_error::BAD_VERSION);
     }
@@ -79,16 +73,21 @@ fn check(b: &mut Buf<'_>) -> Result<bool, u16> {
     if tl > b.total_len() {
         return Err(input_error::BAD_LENGTH);
     }
-    // RFC 4291: multicast is never a source; loopback never crosses a wire.
-    if h.0[8] == 0xff || h.dst() == LOOPBACK || h.src() == LOOPBACK {
+    if !addresses_ok(&h) {
         return Err(input_error::BAD_ADDRESS);
     }
     if h.hop_limit() == 0 {
         return Err(input_error::HOP_LIMIT_EXPIRED);
     }
     let hbh = h.next_header() == ext::HOP_BY_HOP;
-    if tl < d.len() && b.meta.flags & flags::NEXT_PRESENT == 0 {
+    if tl < b.data().len() && b.meta.flags & flags::NEXT_PRESENT == 0 {
         b.set_len(tl);
     }
     Ok(hbh)
+}
+
+/// RFC 4291: multicast is never a source; loopback never crosses a wire.
+#[inline(always)]
+fn addresses_ok(h: &Ip6Hdr<'_>) -> bool {
+    h.0[8] != 0xff && h.src() != LOOPBACK && h.dst() != LOOPBACK
 }

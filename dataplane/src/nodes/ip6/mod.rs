@@ -80,16 +80,15 @@ pub mod ext {
 }
 
 pub fn trace_ip6(b: &Buf<'_>) -> String {
-    match Ip6Hdr::new(b.data()) {
-        Some(h) => format!(
-            "IP6: {} -> {} next {} hop limit {} payload {} fib {}",
-            wire::fmt_ip6(h.src()),
-            wire::fmt_ip6(h.dst()),
-            h.next_header(),
-            h.hop_limit(),
-            h.payload_len(),
-            b.meta.fib_index
-        ),
-        None => "IP6: (truncated)".into(),
-    }
+    let Some(h) = Ip6Hdr::new(b.data()) else {
+        return "IP6: (truncated)".into();
+    };
+    let (src, dst) = (wire::fmt_ip6(h.src()), wire::fmt_ip6(h.dst()));
+    format!(
+        "IP6: {src} -> {dst} next {} hop limit {} payload {} fib {}",
+        h.next_header(),
+        h.hop_limit(),
+        h.payload_len(),
+        b.meta.fib_index
+    )
 }
