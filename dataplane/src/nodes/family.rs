@@ -216,6 +216,9 @@ pub struct InputKind<F>(PhantomData<F>);
 impl<F: InputFamily> ArcStartKind for InputKind<F> {
     const INFO: NodeInfo = F::INFO;
 
+    // Not inlined into `ArcStart::process`, so that profiles (callgrind, perf) tell input and
+    // rewrite apart: one call per vector.
+    #[inline(never)]
     fn process(arc: &ArcEdges, cx: &mut Ctx<'_>, bufs: &mut [u32], nexts: &mut [u16]) {
         let errs = cx.errs();
         let ifs = cx.tables.ifs.get();
@@ -596,6 +599,9 @@ pub struct RewriteKind<F>(PhantomData<F>);
 impl<F: RewriteFamily> ArcStartKind for RewriteKind<F> {
     const INFO: NodeInfo = F::INFO;
 
+    // Not inlined into `ArcStart::process`, so that profiles (callgrind, perf) tell input and
+    // rewrite apart: one call per vector.
+    #[inline(never)]
     fn process(arc: &ArcEdges, cx: &mut Ctx<'_>, bufs: &mut [u32], nexts: &mut [u16]) {
         let errs = cx.errs();
         let fwd = cx.tables.fwd.get();
