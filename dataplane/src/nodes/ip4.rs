@@ -1,4 +1,5 @@
-//! IPv4: ip4-input, ip4-lookup, ip4-rewrite, ip4-local, ip4-icmp-error.
+//! IPv4: ip4-local, and the IPv4 parts of ip4-input, ip4-lookup, ip4-rewrite and ip4-icmp-error
+//! (the nodes themselves are generic, in `family.rs`).
 
 use super::family::{
     icmp_error_ids, input_family, lookup_ids, rewrite_ids, IcmpError, IcmpErrorFamily, Input,

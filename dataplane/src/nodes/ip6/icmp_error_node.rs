@@ -1,4 +1,5 @@
-//! ip6-icmp-error: ICMPv6 errors (RFC 4443) requested by the other nodes.
+//! ip6-icmp-error's IPv6 parts (the node is `family::IcmpError`): ICMPv6 errors (RFC 4443)
+//! requested by the other nodes.
 
 use crate::buffer::Buf;
 use crate::graph::NodeInfo;

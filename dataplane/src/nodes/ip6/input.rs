@@ -1,4 +1,5 @@
-//! ip6-input: header checks, then ip6-lookup or the ip6-unicast feature arc.
+//! ip6-input's IPv6 parts (the node is `family::Input`): header checks, then ip6-lookup or
+//! the ip6-unicast feature arc.
 
 use crate::buffer::{flags, Buf};
 use crate::graph::NodeInfo;

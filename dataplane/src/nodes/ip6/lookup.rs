@@ -1,4 +1,5 @@
-//! ip6-lookup: FIB lookup, ECMP flow hash, and scoped (multicast / link-local) destinations.
+//! ip6-lookup's IPv6 parts (the node is `family::Lookup`): flow hash and scoped (multicast /
+//! link-local) destinations.
 
 use crate::buffer::{flags, Buf};
 use crate::graph::NodeInfo;

@@ -1,4 +1,4 @@
-//! ip6-rewrite: hop limit, MTU and the adjacency's L2 rewrite.
+//! ip6-rewrite's IPv6 parts (the node is `family::Rewrite`): hop limit, MTU, the L2 rewrite.
 
 use crate::buffer::{flags, Buf};
 use crate::graph::NodeInfo;
