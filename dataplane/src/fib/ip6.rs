@@ -171,23 +171,25 @@ impl Ip6Fib {
             out.iter_mut().for_each(|o| *o = LEAF_MISS);
             return;
         };
-        // The lengths in use, longest first (at most 129).
-        let mut lens = [0u8; 129];
+        // The lengths in use, longest first (at most 129), each with its mask, so that no
+        // probe computes a 128-bit mask (a third of the per-address work before).
+        let mut lens = [(0u8, 0u128); 129];
         let mut n = 0;
         for w in (0..3).rev() {
             let mut bits = t.lens[w].load(Acquire);
             while bits != 0 && n < lens.len() {
                 let b = 63 - bits.leading_zeros();
                 bits &= !(1u64 << b);
-                lens[n] = (w as u32 * 64 + b).min(128) as u8;
+                let len = (w as u32 * 64 + b).min(128) as u8;
+                lens[n] = (len, mask(len));
                 n += 1;
             }
         }
         let lens = &lens[..n];
         for (o, &a) in out.iter_mut().zip(addrs) {
             *o = LEAF_MISS;
-            for &len in lens {
-                let key = a & mask(len);
+            for &(len, m) in lens {
+                let key = a & m;
                 let leaf = t
                     .find(self.hash(key, len), key, len)
                     .map_or(LEAF_MISS, |s| s.leaf.load(Acquire));
