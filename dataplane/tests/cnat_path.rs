@@ -4,13 +4,14 @@
 //! policy on the output arcs (after rewrite) with its return traffic un-SNATed on the input
 //! arcs. Frames are built and checked with etherparse.
 
+mod common;
+use common::*;
 use etherparse::{IpNumber, NetSlice, PacketBuilder, SlicedPacket, TransportSlice};
-use rvpp_dataplane::buffer::{BufferPool, Buffers};
+use rvpp_dataplane::buffer::BufferPool;
 use rvpp_dataplane::cnat::node::{in_err, out_err};
 use rvpp_dataplane::cnat::snat::{IfTable, Policy};
 use rvpp_dataplane::cnat::translation::{flow_hash, Endpoint, PathEp, Translation};
 use rvpp_dataplane::cnat::{Cnat, CnatConfig};
-use rvpp_dataplane::device::TxQueue;
 use rvpp_dataplane::feature::FeatureTables;
 use rvpp_dataplane::forwarding::{Forwarding, Path, Prefix};
 use rvpp_dataplane::graph::DeviceNodes;
@@ -19,12 +20,7 @@ use rvpp_dataplane::nodes::standard_with;
 use rvpp_dataplane::runtime::Runtime;
 use rvpp_dataplane::tables::Shared;
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex};
-
-const MAC0: [u8; 6] = [2, 0, 0, 0, 0, 0xa0];
-const MAC1: [u8; 6] = [2, 0, 0, 0, 0, 0xa1];
-const PEER0: [u8; 6] = [2, 0, 0, 0, 0, 0xb0];
-const PEER1: [u8; 6] = [2, 0, 0, 0, 0, 0xb1];
+use std::sync::Arc;
 
 const CLIENT: [u8; 4] = [198, 18, 0, 2];
 const VIP: [u8; 4] = [198, 19, 255, 1];
@@ -34,24 +30,6 @@ const B2: [u8; 4] = [198, 19, 0, 3];
 const CLIENT6: [u8; 16] = [0xfd, 0, 0, 0, 0, 0, 0, 0x18, 0, 0, 0, 0, 0, 0, 0, 2];
 const VIP6: [u8; 16] = [0xfd, 0, 0, 0, 0, 0, 0, 0x19, 0, 0xff, 0, 0, 0, 0, 0, 1];
 const B16: [u8; 16] = [0xfd, 0, 0, 0, 0, 0, 0, 0x19, 0, 0, 0, 0, 0, 0, 0, 2];
-
-type Frames = Arc<Mutex<Vec<Vec<u8>>>>;
-
-struct Capture(Frames);
-impl TxQueue for Capture {
-    fn tx_node(&self) -> &'static str {
-        "pg-tx"
-    }
-    fn tx(&mut self, bufs: &mut Buffers, pkts: &[u32]) -> usize {
-        let mut tmp = vec![0u8; 16384];
-        for &bi in pkts {
-            let n = bufs.copy_chain(bi, &mut tmp);
-            self.0.lock().unwrap().push(tmp[..n].to_vec());
-        }
-        bufs.free(pkts);
-        pkts.len()
-    }
-}
 
 struct Lab {
     pool: Arc<BufferPool>,

@@ -4,9 +4,11 @@
 //! node's next edge and drop reason (from the packet trace), the frame that leaves, and every
 //! error counter of the seven nodes.
 
+mod common;
+use common::*;
 use proptest::prelude::*;
 use rvpp_dataplane::buffer::{BufferPool, Buffers};
-use rvpp_dataplane::device::{RxQueue, TxQueue};
+use rvpp_dataplane::device::RxQueue;
 use rvpp_dataplane::forwarding::{Forwarding, Path, Prefix};
 use rvpp_dataplane::graph::{rx_next, DeviceNodes};
 use rvpp_dataplane::nodes::standard_graph;
@@ -17,14 +19,11 @@ use std::net::IpAddr;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
-const MAC0: [u8; 6] = [2, 0, 0, 0, 0, 0xa0];
-const MAC1: [u8; 6] = [2, 0, 0, 0, 0, 0xa1];
 const MAC2: [u8; 6] = [2, 0, 0, 0, 0, 0xa2];
 const MAC3: [u8; 6] = [2, 0, 0, 0, 0, 0xa3];
 const MAC4: [u8; 6] = [2, 0, 0, 0, 0, 0xa4];
 const MAC5: [u8; 6] = [2, 0, 0, 0, 0, 0xa5];
 const MAC6: [u8; 6] = [2, 0, 0, 0, 0, 0xa6];
-const PEER1: [u8; 6] = [2, 0, 0, 0, 0, 0xb1];
 const MTU1: usize = 1400;
 const NEXT_HOP: u32 = 0xc613_0002; // 198.19.0.2
 const SRC: u32 = 0xc612_0002; // 198.18.0.2
@@ -35,25 +34,8 @@ const ROUTE6: u128 = 0xfd00_0019_8000_0000_0000_0000_0000_0000;
 /// Nothing routes here (no default route): 2001:db8::/32.
 const UNROUTED6: u128 = 0x2001_0db8_0000_0000_0000_0000_0000_0000;
 
-type Frames = Arc<Mutex<Vec<Vec<u8>>>>;
 /// Frames to receive, each with its rx sw_if_index.
 type Pending = Arc<Mutex<Vec<(u32, Vec<u8>)>>>;
-
-struct Capture(Frames);
-impl TxQueue for Capture {
-    fn tx_node(&self) -> &'static str {
-        "pg-tx"
-    }
-    fn tx(&mut self, bufs: &mut Buffers, pkts: &[u32]) -> usize {
-        let mut tmp = vec![0u8; 16384];
-        for &bi in pkts {
-            let n = bufs.copy_chain(bi, &mut tmp);
-            self.0.lock().unwrap().push(tmp[..n].to_vec());
-        }
-        bufs.free(pkts);
-        pkts.len()
-    }
-}
 
 /// Hands the runtime one prepared vector per poll, each frame with its own rx interface.
 struct Feed(Pending);

@@ -1,38 +1,16 @@
 //! The IPv4 path through the whole graph with crafted frames, checked by an independent parser.
 
+mod common;
+use common::*;
 use etherparse::{Ethernet2Header, IpNumber, Ipv4Header, PacketBuilder, SlicedPacket};
-use rvpp_dataplane::buffer::{BufferPool, Buffers};
-use rvpp_dataplane::device::TxQueue;
+use rvpp_dataplane::buffer::BufferPool;
 use rvpp_dataplane::forwarding::{Af, Forwarding, Path, Prefix};
 use rvpp_dataplane::graph::DeviceNodes;
 use rvpp_dataplane::nodes::standard_graph;
 use rvpp_dataplane::runtime::Runtime;
 use rvpp_dataplane::tables::Shared;
 use std::net::{IpAddr, Ipv4Addr};
-use std::sync::{Arc, Mutex};
-
-const MAC0: [u8; 6] = [2, 0, 0, 0, 0, 0xa0];
-const MAC1: [u8; 6] = [2, 0, 0, 0, 0, 0xa1];
-const PEER0: [u8; 6] = [2, 0, 0, 0, 0, 0xb0];
-const PEER1: [u8; 6] = [2, 0, 0, 0, 0, 0xb1];
-
-type Frames = Arc<Mutex<Vec<Vec<u8>>>>;
-
-struct Capture(Frames);
-impl TxQueue for Capture {
-    fn tx_node(&self) -> &'static str {
-        "pg-tx"
-    }
-    fn tx(&mut self, bufs: &mut Buffers, pkts: &[u32]) -> usize {
-        let mut tmp = vec![0u8; 16384];
-        for &bi in pkts {
-            let n = bufs.copy_chain(bi, &mut tmp);
-            self.0.lock().unwrap().push(tmp[..n].to_vec());
-        }
-        bufs.free(pkts);
-        pkts.len()
-    }
-}
+use std::sync::Arc;
 
 struct Lab {
     pool: Arc<BufferPool>,

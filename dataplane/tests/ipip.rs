@@ -5,40 +5,17 @@
 //! pg1 pod side 198.19.0.1/24. ipip0: 198.18.0.1 -> 198.18.0.2 carrying 198.19.202.0/24;
 //! ipip1 (SET_DF | COPY_DSCP): IPv6 outer fd00::1 -> fd00::2 carrying 198.19.203.0/24.
 
+mod common;
+use common::*;
 use etherparse::{Ethernet2Header, IpNumber, Ipv4Header, PacketBuilder, SlicedPacket};
-use rvpp_dataplane::buffer::{BufferPool, Buffers};
-use rvpp_dataplane::device::TxQueue;
+use rvpp_dataplane::buffer::BufferPool;
 use rvpp_dataplane::feature::FeatureTables;
-use rvpp_dataplane::forwarding::{Forwarding, Path, Prefix};
-use rvpp_dataplane::graph::DeviceNodes;
-use rvpp_dataplane::nodes::{ipip, standard_with};
+use rvpp_dataplane::forwarding::{Path, Prefix};
+use rvpp_dataplane::nodes::ipip;
 use rvpp_dataplane::runtime::Runtime;
 use rvpp_dataplane::tables::Shared;
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex};
-
-const MAC0: [u8; 6] = [2, 0, 0, 0, 0, 0xa0];
-const MAC1: [u8; 6] = [2, 0, 0, 0, 0, 0xa1];
-const PEER0: [u8; 6] = [2, 0, 0, 0, 0, 0xb0];
-const PEER1: [u8; 6] = [2, 0, 0, 0, 0, 0xb1];
-
-type Frames = Arc<Mutex<Vec<Vec<u8>>>>;
-
-struct Capture(Frames);
-impl TxQueue for Capture {
-    fn tx_node(&self) -> &'static str {
-        "pg-tx"
-    }
-    fn tx(&mut self, bufs: &mut Buffers, pkts: &[u32]) -> usize {
-        let mut tmp = vec![0u8; 16384];
-        for &bi in pkts {
-            let n = bufs.copy_chain(bi, &mut tmp);
-            self.0.lock().unwrap().push(tmp[..n].to_vec());
-        }
-        bufs.free(pkts);
-        pkts.len()
-    }
-}
+use std::sync::Arc;
 
 struct Lab {
     pool: Arc<BufferPool>,
@@ -57,12 +34,7 @@ fn lab() -> Lab {
     let pool = BufferPool::with_backing(4096, 2048, false).unwrap();
     let shared = Shared::new();
     let tables = FeatureTables::default();
-    let graph = standard_with(&tables)
-        .device(DeviceNodes::tx_only("pg-tx"))
-        .build()
-        .unwrap();
-    let mut fwd = Forwarding::new(shared.clone());
-    fwd.use_features(graph.features.clone());
+    let (graph, mut fwd) = common::feature_graph(&shared, &tables);
     let if0 = fwd.interface_add("pg0", "pg", MAC0, true, 1500).unwrap();
     let if1 = fwd.interface_add("pg1", "pg", MAC1, true, 1500).unwrap();
     let t0 = fwd
