@@ -15,7 +15,7 @@ use crate::feature::{Feature, FeatureTables};
 use crate::graph::{GraphBuilder, Node, NodeInfo, NodeKind};
 use crate::rcu::{Published, Snapshot};
 use crate::runtime::Ctx;
-use crate::tables::{if_flags, MAX_RELOOKUPS};
+use crate::tables::MAX_RELOOKUPS;
 use crate::wire::tunnel::{IP_PROTO_IPIP, IP_PROTO_IPV6};
 use crate::wire::{self, Ip4Hdr, Ip4HdrMut, Ip6HdrMut};
 use std::collections::HashMap;
@@ -304,13 +304,15 @@ fn decap4(b: &mut Buf<'_>, tunnels: &Tunnels) -> Result<u16, u16> {
         b.set_len(tl);
     }
     b.advance(hl);
-    let m = &mut *b.meta;
-    m.rx_sw_if_index = sw;
-    m.flags &= !(flags::LOCALLY_ORIGINATED | flags::L2_HDR_VALID);
-    m.relookups = 0;
-    m.feature_mask = 0;
+    super::tunnel::inner_packet(b.meta, sw);
     Ok(next)
 }
+
+const DECAP_CODES: super::tunnel::DecapCodes = super::tunnel::DecapCodes {
+    decapsulated: input_error::DECAPSULATED,
+    down: input_error::DOWN,
+    drop: input_next::DROP,
+};
 
 impl Node for IpipInput4 {
     fn info(&self) -> NodeInfo {
@@ -325,33 +327,7 @@ impl Node for IpipInput4 {
     fn process(&mut self, cx: &mut Ctx<'_>, bufs: &mut [u32], nexts: &mut [u16]) {
         self.snap.refresh(&self.table);
         let tunnels = self.snap.get();
-        let errs = cx.errs();
-        let ifs = cx.tables.ifs.get();
-        let mut done = 0;
-        for (&bi, next_out) in bufs.iter().zip(nexts.iter_mut()) {
-            let mut b = cx.bufs.get(bi);
-            *next_out = match decap4(&mut b, tunnels) {
-                Ok(_) if ifs.fast(b.meta.rx_sw_if_index).flags & if_flags::ADMIN_UP == 0 => {
-                    b.meta.error = errs.error(input_error::DOWN);
-                    input_next::DROP
-                }
-                Ok(n) => {
-                    done += 1;
-                    let sw = b.meta.rx_sw_if_index as usize;
-                    let len = b.data().len() as u64;
-                    if let Some(c) = cx.stats.ifs.get(sw) {
-                        c.rx_packets.add(1);
-                        c.rx_bytes.add(len);
-                    }
-                    n
-                }
-                Err(e) => {
-                    b.meta.error = errs.error(e);
-                    input_next::DROP
-                }
-            };
-        }
-        errs.count(input_error::DECAPSULATED, done);
+        super::tunnel::decap_vector(cx, bufs, nexts, &DECAP_CODES, |b| decap4(b, tunnels));
     }
 }
 

@@ -1,5 +1,5 @@
-//! What the tunnel encap nodes (vxlan, ipip) share: the per-vector loop that finds each
-//! packet's tunnel by its tx interface, and the metadata of the outer packet they build.
+//! What the tunnel nodes (vxlan, ipip) share: the encap loop that finds each packet's tunnel
+//! by its tx interface and the outer packet's metadata; the decap loop and the inner packet's.
 
 use crate::buffer::{flags, Buf, BufferMeta};
 use crate::runtime::Ctx;
@@ -58,4 +58,60 @@ pub(crate) fn outer_packet(m: &mut BufferMeta, encap_fib: u32) {
     m.relookups += 1;
     m.flags |= flags::LOCALLY_ORIGINATED;
     m.l3_hdr_offset = m.current_data;
+}
+
+/// A decap node's own codes for the outcomes the shared loop decides.
+pub(crate) struct DecapCodes {
+    pub decapsulated: u16,
+    pub down: u16,
+    pub drop: u16,
+}
+
+/// Decapsulate a vector: `decap` strips the outer headers, names the tunnel interface as the
+/// rx interface and says the inner packet's next edge (or the error to drop with). A tunnel
+/// that is down is a counted drop; each packet decapsulated counts as received on its tunnel.
+#[inline(always)]
+pub(crate) fn decap_vector(
+    cx: &mut Ctx<'_>,
+    bufs: &[u32],
+    nexts: &mut [u16],
+    codes: &DecapCodes,
+    mut decap: impl FnMut(&mut Buf<'_>) -> Result<u16, u16>,
+) {
+    let errs = cx.errs();
+    let ifs = cx.tables.ifs.get();
+    let mut done = 0;
+    for (&bi, next_out) in bufs.iter().zip(nexts.iter_mut()) {
+        let mut b = cx.bufs.get(bi);
+        *next_out = match decap(&mut b) {
+            Ok(_) if ifs.fast(b.meta.rx_sw_if_index).flags & if_flags::ADMIN_UP == 0 => {
+                b.meta.error = errs.error(codes.down);
+                codes.drop
+            }
+            Ok(n) => {
+                done += 1;
+                let len = b.data().len() as u64;
+                if let Some(c) = cx.stats.ifs.get(b.meta.rx_sw_if_index as usize) {
+                    c.rx_packets.add(1);
+                    c.rx_bytes.add(len);
+                }
+                n
+            }
+            Err(e) => {
+                b.meta.error = errs.error(e);
+                codes.drop
+            }
+        };
+    }
+    errs.count(codes.decapsulated, done);
+}
+
+/// The inner packet, now at `current_data`, arrives on tunnel interface `sw` as if received
+/// there: not ours, no L2 header parsed yet, no lookups or features run on it so far.
+#[inline(always)]
+pub(crate) fn inner_packet(m: &mut BufferMeta, sw: u32) {
+    m.rx_sw_if_index = sw;
+    m.flags &= !(flags::LOCALLY_ORIGINATED | flags::L2_HDR_VALID);
+    m.relookups = 0;
+    m.feature_mask = 0;
 }
