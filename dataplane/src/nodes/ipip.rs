@@ -18,7 +18,7 @@ use crate::runtime::Ctx;
 use crate::tables::MAX_RELOOKUPS;
 use crate::wire::tunnel::{IP_PROTO_IPIP, IP_PROTO_IPV6};
 use crate::wire::{self, Ip4Hdr, Ip4HdrMut, Ip6HdrMut};
-use std::collections::HashMap;
+use super::tunnel::{addr_bits, TunnelEntry, TunnelSet};
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -50,64 +50,31 @@ pub struct Tunnel {
     pub dscp: u8,
 }
 
-/// Decap key: (outer source, outer destination, outer is IPv6).
-type Key = (u128, u128, bool);
-
-fn bits(a: IpAddr) -> (u128, bool) {
-    match a {
-        IpAddr::V4(v) => (u32::from(v) as u128, false),
-        IpAddr::V6(v) => (u128::from(v), true),
+impl TunnelEntry for Tunnel {
+    /// (outer destination, outer source, outer is IPv6).
+    type Key = (u128, u128, bool);
+    fn sw_if_index(&self) -> u32 {
+        self.sw_if_index
+    }
+    fn decap_key(&self) -> Self::Key {
+        let (s, v6) = addr_bits(self.src);
+        (addr_bits(self.dst).0, s, v6)
     }
 }
 
 /// Every tunnel, by sw_if_index and by the (source, destination) its packets arrive with.
-#[derive(Clone, Debug, Default)]
-pub struct Tunnels {
-    by_sw: Vec<Option<Tunnel>>,
-    decap: HashMap<Key, u32, ahash::RandomState>,
-}
+pub type Tunnels = TunnelSet<Tunnel>;
 
 impl Tunnels {
-    #[inline(always)]
-    pub fn get(&self, sw: u32) -> Option<&Tunnel> {
-        self.by_sw.get(sw as usize).and_then(|t| t.as_ref())
-    }
+    /// The tunnel that receives packets from `src` to `dst`.
     #[inline(always)]
     pub fn decap(&self, src: u128, dst: u128, v6: bool) -> Option<u32> {
-        if self.decap.is_empty() {
-            return None;
-        }
-        self.decap.get(&(src, dst, v6)).copied()
-    }
-    fn key(t: &Tunnel) -> Key {
-        let (s, v6) = bits(t.src);
-        (bits(t.dst).0, s, v6)
+        self.decap_sw(&(src, dst, v6))
     }
     /// The tunnel with these endpoints, if any.
     pub fn find(&self, src: IpAddr, dst: IpAddr) -> Option<&Tunnel> {
-        let (s, v6) = bits(src);
-        self.decap
-            .get(&(bits(dst).0, s, v6))
-            .and_then(|&sw| self.get(sw))
-    }
-    pub fn insert(&mut self, t: Tunnel) {
-        let i = t.sw_if_index as usize;
-        if self.by_sw.len() <= i {
-            self.by_sw.resize(i + 1, None);
-        }
-        if let Some(old) = self.by_sw[i].take() {
-            self.decap.remove(&Self::key(&old));
-        }
-        self.decap.insert(Self::key(&t), t.sw_if_index);
-        self.by_sw[i] = Some(t);
-    }
-    pub fn remove(&mut self, sw: u32) -> Option<Tunnel> {
-        let t = self.by_sw.get_mut(sw as usize)?.take()?;
-        self.decap.remove(&Self::key(&t));
-        Some(t)
-    }
-    pub fn iter(&self) -> impl Iterator<Item = &Tunnel> {
-        self.by_sw.iter().flatten()
+        let (s, v6) = addr_bits(src);
+        self.find_key(&(addr_bits(dst).0, s, v6))
     }
 }
 
@@ -217,8 +184,8 @@ fn encap_one(b: &mut Buf<'_>, t: &Tunnel) -> Result<u16, u16> {
                 return Err(encap_error::NO_HEADROOM);
             };
             h.init(
-                bits(t.src).0,
-                bits(t.dst).0,
+                addr_bits(t.src).0,
+                addr_bits(t.dst).0,
                 proto,
                 OUTER_TTL,
                 inner_len as u16,

@@ -115,3 +115,81 @@ pub(crate) fn inner_packet(m: &mut BufferMeta, sw: u32) {
     m.relookups = 0;
     m.feature_mask = 0;
 }
+
+/// A tunnel kind's entry: its interface, and the key its received packets are matched by.
+pub trait TunnelEntry: Clone {
+    type Key: std::hash::Hash + Eq + Clone + std::fmt::Debug;
+    fn sw_if_index(&self) -> u32;
+    fn decap_key(&self) -> Self::Key;
+}
+
+/// Every tunnel of one kind, by sw_if_index (encap) and by decap key (decap).
+#[derive(Clone, Debug)]
+pub struct TunnelSet<T: TunnelEntry> {
+    by_sw: Vec<Option<T>>,
+    decap: std::collections::HashMap<T::Key, u32, ahash::RandomState>,
+}
+
+impl<T: TunnelEntry> Default for TunnelSet<T> {
+    fn default() -> Self {
+        Self {
+            by_sw: Vec::new(),
+            decap: Default::default(),
+        }
+    }
+}
+
+impl<T: TunnelEntry> TunnelSet<T> {
+    /// The tunnel on interface `sw`.
+    #[inline(always)]
+    pub fn get(&self, sw: u32) -> Option<&T> {
+        self.by_sw.get(sw as usize).and_then(|t| t.as_ref())
+    }
+
+    /// The interface of the tunnel whose packets carry `key`.
+    #[inline(always)]
+    pub fn decap_sw(&self, key: &T::Key) -> Option<u32> {
+        if self.decap.is_empty() {
+            return None;
+        }
+        self.decap.get(key).copied()
+    }
+
+    /// The tunnel with this decap key, if any (one may exist per key).
+    pub fn find_key(&self, key: &T::Key) -> Option<&T> {
+        self.decap.get(key).and_then(|&sw| self.get(sw))
+    }
+
+    /// Add (or replace) a tunnel.
+    pub fn insert(&mut self, t: T) {
+        let i = t.sw_if_index() as usize;
+        if self.by_sw.len() <= i {
+            self.by_sw.resize(i + 1, None);
+        }
+        if let Some(old) = self.by_sw[i].take() {
+            self.decap.remove(&old.decap_key());
+        }
+        self.decap.insert(t.decap_key(), t.sw_if_index());
+        self.by_sw[i] = Some(t);
+    }
+
+    /// Remove the tunnel on `sw`.
+    pub fn remove(&mut self, sw: u32) -> Option<T> {
+        let t = self.by_sw.get_mut(sw as usize)?.take()?;
+        self.decap.remove(&t.decap_key());
+        Some(t)
+    }
+
+    /// Every tunnel, by sw_if_index.
+    pub fn iter(&self) -> impl Iterator<Item = &T> {
+        self.by_sw.iter().flatten()
+    }
+}
+
+/// An outer address as decap keys hold it: its bits, and whether it is IPv6.
+pub fn addr_bits(a: std::net::IpAddr) -> (u128, bool) {
+    match a {
+        std::net::IpAddr::V4(v) => (u32::from(v) as u128, false),
+        std::net::IpAddr::V6(v) => (u128::from(v), true),
+    }
+}

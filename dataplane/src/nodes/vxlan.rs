@@ -28,7 +28,7 @@ use crate::runtime::Ctx;
 use crate::tables::MAX_RELOOKUPS;
 use crate::wire::tunnel::{VxlanHdr, VxlanHdrMut, VXLAN_HDR, VXLAN_PORT};
 use crate::wire::{self, Ip4Hdr, Ip4HdrMut, Ip6Hdr, Ip6HdrMut};
-use std::collections::HashMap;
+use super::tunnel::{addr_bits, TunnelEntry, TunnelSet};
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -71,77 +71,31 @@ pub struct Tunnel {
     pub decap_next_index: u32,
 }
 
-/// Decap key: (outer source, outer destination, VNI, outer is IPv6).
-type Key = (u128, u128, u32, bool);
-
-fn addr_bits(a: IpAddr) -> (u128, bool) {
-    match a {
-        IpAddr::V4(v) => (u32::from(v) as u128, false),
-        IpAddr::V6(v) => (u128::from(v), true),
+impl TunnelEntry for Tunnel {
+    /// (outer destination, outer source, VNI, outer is IPv6).
+    type Key = (u128, u128, u32, bool);
+    fn sw_if_index(&self) -> u32 {
+        self.sw_if_index
+    }
+    fn decap_key(&self) -> Self::Key {
+        let (s, v6) = addr_bits(self.src);
+        (addr_bits(self.dst).0, s, self.vni, v6)
     }
 }
 
 /// Every tunnel, by sw_if_index (encap) and by what its received packets carry (decap).
-#[derive(Clone, Debug, Default)]
-pub struct Tunnels {
-    by_sw: Vec<Option<Tunnel>>,
-    decap: HashMap<Key, u32, ahash::RandomState>,
-}
+pub type Tunnels = TunnelSet<Tunnel>;
 
 impl Tunnels {
-    /// The tunnel on interface `sw`.
-    #[inline(always)]
-    pub fn get(&self, sw: u32) -> Option<&Tunnel> {
-        self.by_sw.get(sw as usize).and_then(|t| t.as_ref())
-    }
-
     /// The tunnel that receives packets from `src` to `dst` with `vni`.
     #[inline(always)]
     pub fn decap(&self, src: u128, dst: u128, vni: u32, v6: bool) -> Option<u32> {
-        if self.decap.is_empty() {
-            return None;
-        }
-        self.decap.get(&(src, dst, vni, v6)).copied()
+        self.decap_sw(&(src, dst, vni, v6))
     }
-
-    fn key(t: &Tunnel) -> Key {
-        let (s, v6) = addr_bits(t.src);
-        let (d, _) = addr_bits(t.dst);
-        (d, s, t.vni, v6)
-    }
-
     /// The tunnel with the same endpoints and VNI, if any (one may exist per triple).
     pub fn find(&self, src: IpAddr, dst: IpAddr, vni: u32) -> Option<&Tunnel> {
         let (s, v6) = addr_bits(src);
-        let (d, _) = addr_bits(dst);
-        self.decap
-            .get(&(d, s, vni, v6))
-            .and_then(|&sw| self.get(sw))
-    }
-
-    /// Add (or replace) a tunnel.
-    pub fn insert(&mut self, t: Tunnel) {
-        let i = t.sw_if_index as usize;
-        if self.by_sw.len() <= i {
-            self.by_sw.resize(i + 1, None);
-        }
-        if let Some(old) = self.by_sw[i].take() {
-            self.decap.remove(&Self::key(&old));
-        }
-        self.decap.insert(Self::key(&t), t.sw_if_index);
-        self.by_sw[i] = Some(t);
-    }
-
-    /// Remove the tunnel on `sw`.
-    pub fn remove(&mut self, sw: u32) -> Option<Tunnel> {
-        let t = self.by_sw.get_mut(sw as usize)?.take()?;
-        self.decap.remove(&Self::key(&t));
-        Some(t)
-    }
-
-    /// Every tunnel, by sw_if_index.
-    pub fn iter(&self) -> impl Iterator<Item = &Tunnel> {
-        self.by_sw.iter().flatten()
+        self.find_key(&(addr_bits(dst).0, s, vni, v6))
     }
 }
 
