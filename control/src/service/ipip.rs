@@ -3,7 +3,8 @@
 //! enabled, and a row of `rvpp_dataplane::nodes::ipip::Table`. The CLI and the API both come
 //! here.
 
-use super::{lowest_free, rv, SvcError, SvcResult};
+use super::tunnel::{TunnelIf, TunnelKind};
+use super::{rv, SvcError, SvcResult};
 use crate::daemon::Dataplane;
 use rvpp_dataplane::forwarding::Af;
 use rvpp_dataplane::nodes::ipip::{self, tunnel_flags, Tunnel};
@@ -23,6 +24,12 @@ pub struct IpipRequest {
     pub flags: u8,
     pub dscp: u8,
 }
+
+const KIND: TunnelKind = TunnelKind {
+    prefix: "ipip",
+    dev_type: "ipip",
+    encap: [ipip::ENCAP4, ipip::ENCAP6],
+};
 
 fn table(dp: &Dataplane) -> Arc<ipip::Table> {
     dp.feature_tables.get::<ipip::Table>()
@@ -60,27 +67,15 @@ pub fn create(dp: &Arc<Dataplane>, r: IpipRequest) -> SvcResult<(u32, String)> {
         let encap_fib = f
             .fib_index(Af::of(&r.src), r.table_id)
             .ok_or_else(|| SvcError::new(rv::NO_SUCH_FIB, format!("no table {}", r.table_id)))?;
-        let taken = |n: u32| f.ifs().by_name(&format!("ipip{n}")).is_some();
-        let instance = match r.instance {
-            Some(n) if taken(n) => {
-                return Err(SvcError::new(
-                    rv::INSTANCE_IN_USE,
-                    format!("ipip{n} exists"),
-                ))
-            }
-            Some(n) => n,
-            None => lowest_free(taken),
-        };
-        let name = format!("ipip{instance}");
+        let instance = KIND.instance(&f, r.instance)?;
         let mtu = if v6 { DEFAULT_MTU - 20 } else { DEFAULT_MTU };
-        let sw = f.interface_add(&name, "ipip", [0; 6], false, mtu)?;
-        let enabled = f
-            .feature_enable(sw, "ip4-output", ipip::ENCAP4.node, true)
-            .and_then(|_| f.feature_enable(sw, "ip6-output", ipip::ENCAP6.node, true));
-        if let Err(e) = enabled {
-            let _ = f.interface_del(sw);
-            return Err(e.into());
-        }
+        let looks = TunnelIf {
+            mac: [0; 6],
+            ethernet: false,
+            mtu,
+            admin_up: false,
+        };
+        let (sw, name) = KIND.add_interface(&mut f, instance, looks)?;
         let mut next = (*cur).clone();
         next.insert(Tunnel {
             sw_if_index: sw,
@@ -102,23 +97,14 @@ pub fn create(dp: &Arc<Dataplane>, r: IpipRequest) -> SvcResult<(u32, String)> {
 /// Delete the tunnel on interface `sw`.
 pub fn delete(dp: &Arc<Dataplane>, sw: u32) -> SvcResult<()> {
     let t = table(dp);
-    {
-        let mut f = dp.fwd();
-        let cur = t.load();
-        if cur.get(sw).is_none() {
-            return Err(SvcError::new(
-                rv::NO_SUCH_ENTRY,
-                format!("sw_if_index {sw} is not an ipip tunnel"),
-            ));
-        }
-        let mut next = (*cur).clone();
-        next.remove(sw);
-        t.publish(next);
-        f.interface_del(sw)?;
+    let f = dp.fwd();
+    if t.load().get(sw).is_none() {
+        return Err(SvcError::new(
+            rv::NO_SUCH_ENTRY,
+            format!("sw_if_index {sw} is not an ipip tunnel"),
+        ));
     }
-    super::interface_gone(dp, sw);
-    dp.svc.changed();
-    Ok(())
+    super::tunnel::remove(dp, f, &t, sw)
 }
 
 /// Every tunnel, by sw_if_index; `only` limits it to one interface.

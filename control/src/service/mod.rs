@@ -19,6 +19,7 @@ pub mod punt;
 pub mod queues;
 pub mod routes;
 pub mod tables;
+pub mod tunnel;
 pub mod vxlan;
 
 use rvpp_dataplane::forwarding::FwdError;

@@ -8,7 +8,8 @@
 //! interface with a random MAC; routes go via the peer's VTEP address, resolved by a static
 //! neighbour with the peer's VTEP MAC, as felix programs on Linux nodes).
 
-use super::{lowest_free, random_mac, rv, SvcError, SvcResult};
+use super::tunnel::{TunnelIf, TunnelKind};
+use super::{random_mac, rv, SvcError, SvcResult};
 use crate::daemon::Dataplane;
 use rvpp_dataplane::forwarding::Af;
 use rvpp_dataplane::nodes::vxlan::{self, Tunnel};
@@ -18,6 +19,12 @@ use std::sync::Arc;
 
 /// Outer IPv4 + UDP + VXLAN + inner Ethernet: what the tunnel's MTU leaves for the uplink's 1500.
 const DEFAULT_MTU: u16 = 1500 - 50;
+
+const KIND: TunnelKind = TunnelKind {
+    prefix: "vxlan_tunnel",
+    dev_type: "vxlan",
+    encap: [vxlan::ENCAP4, vxlan::ENCAP6],
+};
 
 /// A tunnel to create (VPP's `vxlan_add_del_tunnel_v3` fields rvpp uses).
 #[derive(Clone, Copy, Debug)]
@@ -80,28 +87,14 @@ pub fn create(dp: &Arc<Dataplane>, r: VxlanRequest) -> SvcResult<(u32, String)> 
                 format!("no ip{} table {}", if v6 { 6 } else { 4 }, r.encap_vrf_id),
             )
         })?;
-        let taken = |n: u32| f.ifs().by_name(&format!("vxlan_tunnel{n}")).is_some();
-        let instance = match r.instance {
-            Some(n) if taken(n) => {
-                return Err(SvcError::new(
-                    rv::INSTANCE_IN_USE,
-                    format!("vxlan_tunnel{n} exists"),
-                ))
-            }
-            Some(n) => n,
-            None => lowest_free(taken),
+        let instance = KIND.instance(&f, r.instance)?;
+        let looks = TunnelIf {
+            mac: if r.l3 { [0; 6] } else { random_mac() },
+            ethernet: !r.l3,
+            mtu: DEFAULT_MTU,
+            admin_up: true,
         };
-        let name = format!("vxlan_tunnel{instance}");
-        let mac = if r.l3 { [0; 6] } else { random_mac() };
-        let sw = f.interface_add(&name, "vxlan", mac, !r.l3, DEFAULT_MTU)?;
-        let enabled = f
-            .feature_enable(sw, "ip4-output", vxlan::ENCAP4.node, true)
-            .and_then(|_| f.feature_enable(sw, "ip6-output", vxlan::ENCAP6.node, true))
-            .and_then(|_| f.set_admin_up(sw, true));
-        if let Err(e) = enabled {
-            let _ = f.interface_del(sw);
-            return Err(e.into());
-        }
+        let (sw, name) = KIND.add_interface(&mut f, instance, looks)?;
         let mut next = (*cur).clone();
         next.insert(Tunnel {
             sw_if_index: sw,
@@ -129,24 +122,14 @@ pub fn create(dp: &Arc<Dataplane>, r: VxlanRequest) -> SvcResult<(u32, String)> 
 /// Delete the tunnel with these endpoints and VNI (VPP's delete key); returns its sw_if_index.
 pub fn delete(dp: &Arc<Dataplane>, src: IpAddr, dst: IpAddr, vni: u32) -> SvcResult<u32> {
     let t = table(dp);
-    let sw = {
-        let mut f = dp.fwd();
-        let cur = t.load();
-        let Some(sw) = cur.find(src, dst, vni).map(|x| x.sw_if_index) else {
-            return Err(SvcError::new(
-                rv::NO_SUCH_ENTRY,
-                format!("no vxlan tunnel {src} -> {dst} vni {vni}"),
-            ));
-        };
-        // Decap stops first, then the interface (and the routes through it) goes.
-        let mut next = (*cur).clone();
-        next.remove(sw);
-        t.publish(next);
-        f.interface_del(sw)?;
-        sw
+    let f = dp.fwd();
+    let Some(sw) = t.load().find(src, dst, vni).map(|x| x.sw_if_index) else {
+        return Err(SvcError::new(
+            rv::NO_SUCH_ENTRY,
+            format!("no vxlan tunnel {src} -> {dst} vni {vni}"),
+        ));
     };
-    super::interface_gone(dp, sw);
-    dp.svc.changed();
+    super::tunnel::remove(dp, f, &t, sw)?;
     Ok(sw)
 }
 
