@@ -17,22 +17,26 @@ use std::sync::Arc;
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
+/// A CLI command module: answers the lines it knows, `None` for any other.
+type CliModule = fn(&Arc<Dataplane>, &[&str]) -> Option<Result<String, String>>;
+
+/// Every command module, asked in order before the core commands below. A feature with its own
+/// commands adds its `cli_<name>::execute` here.
+const MODULES: &[CliModule] = &[
+    crate::cli_cnat::execute,
+    crate::cli_memif::execute,
+    crate::cli_feature::execute,
+    crate::cli_linux::execute,
+    crate::cli_tunnel::execute,
+];
+
 /// Run one CLI line.
 pub fn execute(dp: &Arc<Dataplane>, line: &str) -> String {
     let w: Vec<&str> = line.split_whitespace().collect();
-    let r = if let Some(r) = crate::cli_cnat::execute(dp, &w) {
-        r
-    } else if let Some(r) = crate::cli_memif::execute(dp, &w) {
-        r
-    } else if let Some(r) = crate::cli_feature::execute(dp, &w) {
-        r
-    } else if let Some(r) = crate::cli_linux::execute(dp, &w) {
-        r
-    } else if let Some(r) = crate::cli_tunnel::execute(dp, &w) {
-        r
-    } else {
-        execute_core(dp, line, &w)
-    };
+    let r = MODULES
+        .iter()
+        .find_map(|m| m(dp, &w))
+        .unwrap_or_else(|| execute_core(dp, line, &w));
     match r {
         Ok(s) => s,
         Err(e) => format!("{e}\n"),
