@@ -255,6 +255,12 @@ impl Dataplane {
         self.feature_tables.get::<Cnat>()
     }
 
+    /// Network policies (ipsets, rules, policies, interface configuration, cached verdicts):
+    /// npol's feature table, the one its nodes in every worker read.
+    pub fn npol(&self) -> Arc<rvpp_dataplane::npol::Npol> {
+        self.feature_tables.get::<rvpp_dataplane::npol::Npol>()
+    }
+
     pub fn fwd(&self) -> std::sync::MutexGuard<'_, Forwarding> {
         self.fwd.lock().unwrap_or_else(|e| e.into_inner())
     }

@@ -122,6 +122,7 @@ pub fn translation_out(t: &Translation) -> d::CnatTranslation {
     }
 }
 
+/// A reply with only a retval.
 macro_rules! reply {
     ($t:ident, $rv:expr) => {
         Response::reply(d::$t {
@@ -130,6 +131,7 @@ macro_rules! reply {
         })
     };
 }
+pub(super) use reply;
 
 pub fn register(r: &mut Router<State>) {
     r.on(|s: &mut State, m: d::CnatTranslationUpdate, _c| {

@@ -99,6 +99,8 @@ impl State {
     /// Forget everything kept about an interface that went away.
     fn forget_interface(&mut self, sw: u32) {
         self.rx_modes.retain(|k, _| k.0 != sw);
+        // Its policies go with it: a new interface given the same index starts unconfigured.
+        self.dp.npol().unconfigure(sw);
         // Punt redirects for packets received on it go with it (as VPP's do).
         let gone: Vec<bool> = self
             .punts
@@ -1177,5 +1179,6 @@ pub fn router(state: State) -> Router<State> {
     });
     r.on(|s: &mut State, _m: d::MemifDump, _c| Response::stream(super::memif::dump(s)));
     super::cnat::register(&mut r);
+    super::npol::register(&mut r);
     r
 }

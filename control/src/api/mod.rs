@@ -12,6 +12,7 @@ mod convert;
 mod devices;
 mod handlers;
 mod memif;
+mod npol;
 
 pub use handlers::PUNT_REASONS;
 

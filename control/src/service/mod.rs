@@ -44,6 +44,7 @@ pub mod rv {
     pub const ENTRY_ALREADY_EXISTS: i32 = -116;
     pub const NETLINK_ERROR: i32 = -145;
     pub const INSTANCE_IN_USE: i32 = -147;
+    pub const RSRC_IN_USE: i32 = -155;
 }
 
 /// VPP's return code for a forwarding error.
