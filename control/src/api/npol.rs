@@ -11,6 +11,7 @@
 use super::cnat::reply;
 use super::convert::{self, rv, NONE};
 use super::handlers::State;
+use rvpp_dataplane::nodes::npol as npol_nodes;
 use rvpp_dataplane::npol::ipset::{IpSetKind, Member};
 use rvpp_dataplane::npol::rule::{Action, Entry, Filter, FilterKind, MatchData, Rule};
 use rvpp_dataplane::npol::{IfConfig, Net, NpolError, Policy, PolicyDefault};
@@ -227,8 +228,16 @@ pub fn register(r: &mut Router<State>) {
         if sw == 0 || s.dp.fwd().iface(sw).is_err() {
             return reply!(NpolConfigurePoliciesReply, rv::INVALID_SW_IF_INDEX);
         }
-        let rv = match if_config_in(&m) {
-            Ok(c) => result_rv(s.dp.npol().configure(sw, c)),
+        let rv = match if_config_in(&m).map(|c| s.dp.npol().configure(sw, c)) {
+            Ok(Ok(())) => {
+                // Packets on the interface go through the policy nodes from now on.
+                let r = npol_nodes::feature_enable(&mut s.dp.fwd(), sw, true);
+                if r.is_err() {
+                    s.dp.npol().unconfigure(sw);
+                }
+                convert::retval(r)
+            }
+            Ok(Err(e)) => npol_rv(&e),
             Err(e) => e,
         };
         reply!(NpolConfigurePoliciesReply, rv)

@@ -379,6 +379,8 @@ def pod_bringup(vpp):
     profile = ok(vpp.api.npol_policy_create(num_items=2, rules=[{"is_inbound": 1, "rule_id": allow},
                                                                 {"is_inbound": 0, "rule_id": allow}]),
                  "npol profile").policy_id
+    global PROFILE
+    PROFILE = profile
     ok(vpp.api.npol_configure_policies(sw_if_index=tun, num_rx_policies=0, num_tx_policies=0, total_ids=1,
                                        invert_rx_tx=0, policy_default_rx=2, policy_default_tx=2,
                                        profile_default_rx=1, profile_default_tx=1, policy_ids=[profile]),
@@ -389,6 +391,7 @@ def pod_bringup(vpp):
 
 
 VPP = None
+PROFILE = None
 
 
 def diag():
@@ -479,6 +482,22 @@ def main():
         check((1, False) in tables, "a table a punt redirect looks up in stays")
         ok(route(vpp, NODE4 + "/24", [path(tap, NODE4)], table=1), "punt table route back")
         tcheck(udp_exchange(HOST_NS, PEER_NS, NODE4, 5559) == "olleh-ppvr", "punted to the host tap again")
+        # pod isolation: an ingress (tx) policy denies UDP to one port; the rest passes to the
+        # allow-all profile
+        deny = ok(vpp.api.npol_rule_create(rule={
+            "action": 1, "filters": [{"type": 3, "value": 17, "should_match": 1}, {}, {}], "num_entries": 1,
+            "matches": [{"is_src": 0, "is_not": 0, "type": 1, "data": {"port_range": {"start": 5560, "end": 5560}}}]}),
+            "npol rule: deny udp/5560").rule_id
+        ingress = ok(vpp.api.npol_policy_create(num_items=1, rules=[{"is_inbound": 0, "rule_id": deny}]),
+                     "npol ingress policy").policy_id
+        ok(vpp.api.npol_configure_policies(sw_if_index=tun, num_rx_policies=0, num_tx_policies=1, total_ids=2,
+                                           invert_rx_tx=0, policy_default_rx=2, policy_default_tx=2,
+                                           profile_default_rx=1, profile_default_tx=1,
+                                           policy_ids=[ingress, PROFILE]), "npol ingress policy on the tun")
+        tcheck(udp_exchange(POD_NS, PEER_NS, POD4, 5560, tries=2) != "olleh-ppvr", "uplink peer -> pod UDP/5560 denied")
+        tcheck(udp_exchange(POD_NS, PEER_NS, POD4, 5561) == "olleh-ppvr", "uplink peer -> pod UDP/5561 allowed")
+        errs = vpp.api.cli_inband(cmd="show errors").reply
+        check("policy deny" in errs and "new flow allowed by policy" in errs, "npol counters in show errors")
 
     # pod delete reverses it
     ok(route(vpp, POD4 + "/32", [], is_add=0), "pod route del")

@@ -117,6 +117,10 @@ def main():
        "policy update")
     rv(configure(vpp, lo, rx=[pol], tx=[pol], profiles=[prof], defaults=(D_DENY, D_DENY, D_PASS, D_DENY)), 0,
        "npol_configure_policies")
+    name = [i.interface_name for i in vpp.api.sw_interface_dump() if i.sw_if_index == lo][0]
+    feats = vpp.api.cli_inband(cmd="show interface features " + name).reply
+    check(all(f in feats for f in ("npol-rx-ip4", "npol-rx-ip6", "npol-tx-ip4", "npol-tx-ip6")),
+          "configure enables the four npol features: %r" % feats)
     rv(configure(vpp, lo, rx=[4242]), NO_SUCH_ENTRY, "configure with an unknown policy")
     rv(configure(vpp, 4242, rx=[pol]), INVALID_SW_IF_INDEX, "configure on an unknown interface")
     rv(vpp.api.npol_configure_policies(sw_if_index=lo, num_rx_policies=2, num_tx_policies=1, total_ids=1,

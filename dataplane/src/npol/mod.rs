@@ -185,7 +185,12 @@ pub struct Npol {
     pub flows: SessionTable,
     /// Serialises control's edits (workers never take it).
     edit: Mutex<()>,
+    tsc_hz: u64,
 }
+
+/// Seconds an idle cached verdict lives: TCP flows, other flows (cnat's defaults).
+pub const FLOW_TIMEOUT_TCP: u32 = 3600;
+pub const FLOW_TIMEOUT_OTHER: u32 = 30;
 
 impl Default for Npol {
     fn default() -> Self {
@@ -211,7 +216,37 @@ impl Npol {
             tables: Published::default(),
             flows: SessionTable::new(max * 2, max),
             edit: Mutex::new(()),
+            tsc_hz: crate::runtime::tsc_hz().max(1),
         }
+    }
+
+    /// Seconds on the flow cache's clock for a TSC reading.
+    #[inline(always)]
+    pub fn secs(&self, tsc: u64) -> u32 {
+        (tsc / self.tsc_hz) as u32
+    }
+    pub fn now(&self) -> u32 {
+        self.secs(crate::runtime::clocks())
+    }
+
+    /// Forget cached verdicts idle past their timeout at `now` (seconds); returns how many.
+    /// Workers keep running: entries go by CAS on their slot.
+    pub fn scan(&self, now: u32) -> usize {
+        self.flows
+            .remove_if(|k, s| {
+                let t = if k.proto == crate::wire::IP_PROTO_TCP {
+                    FLOW_TIMEOUT_TCP
+                } else {
+                    FLOW_TIMEOUT_OTHER
+                };
+                now.wrapping_sub(s.last_seen) > t
+            })
+            .len()
+    }
+
+    /// Forget every cached verdict: established flows are evaluated again.
+    pub fn flush_flows(&self) -> usize {
+        self.flows.remove_if(|_, _| true).len()
     }
 
     /// Apply `f` to a copy of the tables and publish it if `f` succeeds.
