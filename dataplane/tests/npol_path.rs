@@ -2,10 +2,13 @@
 //! and a server behind pg1. Allowed flows pass and their replies come back (also through a
 //! second worker, the flow cache being shared); denied flows are dropped under "policy deny";
 //! unsolicited ingress meets the tx default; ICMP is matched on its real type; an update
-//! reaches new flows only; IPv6 and a truncated packet.
+//! reaches new flows only; a service's replies, un-NATed by cnat, are replies too; IPv6 and
+//! a truncated packet.
 
 use etherparse::PacketBuilder;
 use rvpp_dataplane::buffer::{BufferPool, Buffers};
+use rvpp_dataplane::cnat::translation::{Endpoint, PathEp, Translation};
+use rvpp_dataplane::cnat::Cnat;
 use rvpp_dataplane::device::TxQueue;
 use rvpp_dataplane::feature::FeatureTables;
 use rvpp_dataplane::forwarding::{Forwarding, Prefix};
@@ -48,7 +51,8 @@ impl TxQueue for Capture {
 
 struct Lab {
     /// The tables' writer, kept for the test's length.
-    _fwd: Forwarding,
+    fwd: Forwarding,
+    cnat: Arc<Cnat>,
     pool: Arc<BufferPool>,
     npol: Arc<Npol>,
     rt: Runtime,
@@ -101,7 +105,8 @@ fn lab() -> Lab {
         r.set_tx(if1, Box::new(Capture(out1.clone()))).unwrap();
     }
     Lab {
-        _fwd: fwd,
+        fwd,
+        cnat: tables.get::<Cnat>(),
         pool,
         npol,
         rt,
@@ -372,5 +377,41 @@ fn ip6_by_cidr_and_a_truncated_packet() {
     l.send(if0, &t);
     assert_eq!(Lab::count(&l.out1), 0, "truncated dropped");
     assert_eq!(l.counter("npol-rx-ip4", error::TRUNCATED), 1);
+    l.no_leaks();
+}
+
+#[test]
+fn replies_through_a_service_vip_are_replies() {
+    let mut l = lab();
+    police_pod(&l);
+    let (if0, if1) = (l.if0, l.if1);
+    for i in [if0, if1] {
+        rvpp_dataplane::nodes::cnat::feature_enable(&mut l.fwd, i, true).unwrap();
+    }
+    const VIP: [u8; 4] = [198, 19, 255, 1];
+    let ep = |a: [u8; 4], port| Endpoint {
+        addr: 0xffff_0000_0000 | u32::from_be_bytes(a) as u128,
+        port,
+        ip6: false,
+    };
+    l.cnat.translation_update(Translation {
+        vip: ep(VIP, 80),
+        proto: 6,
+        paths: vec![PathEp {
+            dst: ep(SRV, 80),
+            ..Default::default()
+        }],
+        ..Default::default()
+    });
+    // The pod opens VIP:80; policy sees the backend (port 80 allowed).
+    l.send(if0, &tcp4(POD, VIP, 41000, 80, POD_MAC, MAC0));
+    assert_eq!(Lab::count(&l.out1), 1, "DNATed to the backend and allowed");
+    // The backend answers; cnat un-NATs it to come from the VIP before the pod's tx, whose
+    // default denies: it passes as the reply it is.
+    l.send(if1, &tcp4(SRV, POD, 80, 41000, SRV_MAC, MAC1));
+    assert_eq!(Lab::count(&l.out0), 1, "the un-NATed reply passes");
+    // Unsolicited from the VIP's address: denied.
+    l.send(if1, &tcp4(VIP, POD, 80, 41001, SRV_MAC, MAC1));
+    assert_eq!(Lab::count(&l.out0), 0);
     l.no_leaks();
 }

@@ -15,7 +15,9 @@
 
 use crate::buffer::Buf;
 use crate::cnat::nat::{self, Flow, L4};
-use crate::cnat::session::{FlowKey, InsertError, Session};
+use crate::cnat::session::{stage, FlowKey, InsertError, Session};
+use crate::cnat::snat::SnatConfig;
+use crate::cnat::Cnat;
 use crate::feature::{Feature, FeatureTables};
 use crate::forwarding::{Forwarding, FwdError};
 use crate::graph::{GraphBuilder, Node, NodeInfo};
@@ -55,11 +57,12 @@ crate::node_errors! {
 
 /// Add the npol nodes to a graph; they share the [`Npol`] in `tables`.
 pub fn register(b: GraphBuilder, tables: &FeatureTables) -> GraphBuilder {
-    let npol = tables.get::<Npol>();
-    b.feature(RX_IP4, Box::new(NpolNode::new(npol.clone(), Direction::Rx, false)))
-        .feature(RX_IP6, Box::new(NpolNode::new(npol.clone(), Direction::Rx, true)))
-        .feature(TX_IP4, Box::new(NpolNode::new(npol.clone(), Direction::Tx, false)))
-        .feature(TX_IP6, Box::new(NpolNode::new(npol, Direction::Tx, true)))
+    let (npol, cnat) = (tables.get::<Npol>(), tables.get::<Cnat>());
+    let node = |dir, ip6| Box::new(NpolNode::new(npol.clone(), cnat.clone(), dir, ip6));
+    b.feature(RX_IP4, node(Direction::Rx, false))
+        .feature(RX_IP6, node(Direction::Rx, true))
+        .feature(TX_IP4, node(Direction::Tx, false))
+        .feature(TX_IP6, node(Direction::Tx, true))
 }
 
 /// Turn policy evaluation on or off for interface `sw`, both directions and families.
@@ -146,18 +149,47 @@ fn five_tuple(f: &Flow, d: &[u8]) -> FiveTuple {
 pub struct NpolNode {
     npol: Arc<Npol>,
     tables: Snapshot<NpolTables>,
+    /// cnat's sessions, to find what a DNATed flow's reply will look like.
+    cnat: Arc<Cnat>,
+    snat: Snapshot<SnatConfig>,
     dir: Direction,
     ip6: bool,
 }
 
 impl NpolNode {
-    pub fn new(npol: Arc<Npol>, dir: Direction, ip6: bool) -> Self {
+    pub fn new(npol: Arc<Npol>, cnat: Arc<Cnat>, dir: Direction, ip6: bool) -> Self {
         Self {
             tables: npol.tables.snapshot(),
             npol,
+            snat: cnat.snat.snapshot(),
+            cnat,
             dir,
             ip6,
         }
+    }
+
+    /// The reply of a flow cnat DNATed before us, as it will reach this interface's tx (from
+    /// the VIP): cnat's return entry is keyed by the reversed packet and holds that form.
+    fn unnated_reply(&self, k: &FlowKey, fib: u16) -> Option<FlowKey> {
+        let mut ck = FlowKey {
+            stage: stage::INPUT,
+            fib,
+            ..reversed(k)
+        };
+        let ret_fib = self.snat.get().ret_fib_index as u16;
+        let hit = self.cnat.sessions.lookup(&ck).or_else(|| {
+            ck.fib = ret_fib;
+            (ret_fib != fib).then(|| self.cnat.sessions.lookup(&ck)).flatten()
+        })?;
+        let rw = hit.session.rw;
+        Some(FlowKey {
+            src: rw.src,
+            dst: rw.dst,
+            sport: rw.sport,
+            dport: rw.dport,
+            stage: stage_of(Direction::Tx),
+            ..*k
+        })
     }
 
     fn name(&self) -> &'static str {
@@ -216,10 +248,19 @@ impl NpolNode {
         Verdict::Allow => {
             full |= npol.flows.insert(&k, &entry(ALLOWED)).is_err();
             // The reply passes even where a deny was cached for it before.
-            let rk = reversed(&k);
-            if npol.flows.insert(&rk, &entry(ALLOWED)) == Err(InsertError::Exists) {
-                npol.flows.remove(&rk);
-                full |= npol.flows.insert(&rk, &entry(ALLOWED)).is_err();
+            let replies = [
+                Some(reversed(&k)),
+                if dir == Direction::Rx {
+                    self.unnated_reply(&k, b.meta.fib_index as u16)
+                } else {
+                    None
+                },
+            ];
+            for rk in replies.iter().flatten() {
+                if npol.flows.insert(rk, &entry(ALLOWED)) == Err(InsertError::Exists) {
+                    npol.flows.remove(rk);
+                    full |= npol.flows.insert(rk, &entry(ALLOWED)).is_err();
+                }
             }
         }
         Verdict::Deny => full |= npol.flows.insert(&k, &entry(DENIED)).is_err(),
@@ -241,6 +282,7 @@ impl Node for NpolNode {
 
     fn process(&mut self, cx: &mut Ctx<'_>, bufs: &mut [u32], nexts: &mut [u16]) {
         self.tables.refresh(&self.npol.tables);
+        self.snat.refresh(&self.cnat.snat);
         let (npol, dir) = (&*self.npol, self.dir);
         let errs = cx.errs();
         let arc = cx.arc();
