@@ -21,6 +21,8 @@ pub fn execute(dp: &Arc<Dataplane>, line: &str) -> String {
     let w: Vec<&str> = line.split_whitespace().collect();
     let r = if let Some(r) = crate::cli_cnat::execute(dp, &w) {
         r
+    } else if let Some(r) = crate::cli_npol::execute(dp, &w) {
+        r
     } else if let Some(r) = crate::cli_memif::execute(dp, &w) {
         r
     } else if let Some(r) = crate::cli_feature::execute(dp, &w) {
@@ -173,6 +175,8 @@ show vxlan tunnel
 create ipip tunnel src <ip> dst <ip> [instance <n>] [outer-table-id <n>] | delete ipip tunnel sw_if_index <n>
 show ipip tunnel
 show cnat translation|session|snat | clear cnat session | set cnat interface <if> [disable]
+show npol ipsets|rules|policies|interfaces | clear npol flows
+npol match <if> rx|tx <src>[;<port>]-><dst>[;<port>] tcp|udp|icmp|icmp6|<proto> [type <t> code <c>]
 cnat translation add proto tcp|udp vip <ip> <port> [maglev] to <ip> <port> [to ...] | cnat translation del <id>
 set cnat timeouts [generic <s>] [tcp <s>] [tcp-closing <s>] [affinity <s>]
 ";

@@ -121,7 +121,28 @@ def main():
     feats = vpp.api.cli_inband(cmd="show interface features " + name).reply
     check(all(f in feats for f in ("npol-rx-ip4", "npol-rx-ip6", "npol-tx-ip4", "npol-tx-ip6")),
           "configure enables the four npol features: %r" % feats)
+    cli = lambda c: vpp.api.cli_inband(cmd=c).reply
+    out = cli("show npol ipsets")
+    for want in ("[ipset %d] ip (50 members)" % ips, "[ipset %d] net (2 members)" % nets,
+                 "[ipset %d] ip-and-port (1 members)" % ports, "198.18.64.0/18", "198.18.0.7 proto 6 port 8080"):
+        check(want in out, "show npol ipsets has %r" % want)
+    check("198.18.0.1\n" not in out and "198.18.0.51\n" not in out, "deleted members are gone")
+    out = cli("show npol rules")
+    check("[rule %d] allow src 198.18.0.0/24 src !198.18.0.128/25" % r_cidr in out, "cidr rule shown: %s" % out)
+    check("[rule %d] deny proto==6 dst port 22-23 dst port-ipset %d" % (r_ports, ports) in out, "port rule shown")
+    check("[rule %d] deny\n" % r_icmp in out, "the updated rule shown")
+    out = cli("show npol policies")
+    check("[policy %d] inbound [%d] outbound []" % (pol, r_cidr) in out, "updated policy shown: %s" % out)
+    out = cli("show npol interfaces")
+    check("%s (sw_if_index %d): rx [%d] tx [%d] profiles [%d] invert_rx_tx 0 policy-default rx deny tx deny "
+          "profile-default rx pass tx deny" % (name, lo, pol, pol, prof) in out, "interface shown: %s" % out)
+    match = lambda rest: cli("npol match %s %s" % (name, rest)).strip()
+    check(match("rx 198.18.0.5;1000->198.19.0.1;80 tcp") == "allow", "npol match: the cidr rule allows")
+    check(match("rx 198.18.0.200;1000->198.19.0.1;80 tcp") == "deny", "npol match: the negated /25 falls to the default")
+    check(match("tx 198.18.0.5;1000->198.19.0.1;80 tcp") == "deny", "npol match: tx has no rule, default deny")
+    check(cli("npol match %s rx 198.18.0.5->fd00::1 tcp" % name).startswith("addresses of two"), "npol match refuses mixed families")
     rv(configure(vpp, lo, rx=[4242]), NO_SUCH_ENTRY, "configure with an unknown policy")
+    check("rx [%d] tx [%d]" % (pol, pol) in cli("show npol interfaces"), "a refused configure changes nothing")
     rv(configure(vpp, 4242, rx=[pol]), INVALID_SW_IF_INDEX, "configure on an unknown interface")
     rv(vpp.api.npol_configure_policies(sw_if_index=lo, num_rx_policies=2, num_tx_policies=1, total_ids=1,
                                        policy_ids=[pol]), INVALID_VALUE, "counts beyond the ids")
