@@ -415,3 +415,41 @@ fn replies_through_a_service_vip_are_replies() {
     assert_eq!(Lab::count(&l.out0), 0);
     l.no_leaks();
 }
+
+/// An ICMP error from `SRV` to the pod quoting `quoted` (a frame the pod sent).
+fn port_unreachable(quoted: &[u8]) -> Vec<u8> {
+    let mut err = Vec::new();
+    PacketBuilder::ethernet2(SRV_MAC, MAC1)
+        .ipv4(SRV, POD, 64)
+        .icmpv4(etherparse::Icmpv4Type::DestinationUnreachable(
+            etherparse::icmpv4::DestUnreachableHeader::Port,
+        ))
+        .write(&mut err, &quoted[14..])
+        .unwrap();
+    err
+}
+
+#[test]
+fn icmp_errors_about_allowed_flows_pass() {
+    let mut l = lab();
+    police_pod(&l);
+    let (if0, if1) = (l.if0, l.if1);
+    let sent = tcp4(POD, SRV, 40000, 80, POD_MAC, MAC0);
+    l.send(if0, &sent);
+    assert_eq!(Lab::count(&l.out1), 1);
+    l.send(if1, &port_unreachable(&sent));
+    assert_eq!(
+        Lab::count(&l.out0),
+        1,
+        "an error about an allowed flow reaches the pod"
+    );
+    // About a flow the pod never opened: the tx default denies it.
+    let never = tcp4(POD, SRV, 40009, 80, POD_MAC, MAC0);
+    l.send(if1, &port_unreachable(&never));
+    assert_eq!(
+        Lab::count(&l.out0),
+        0,
+        "an error about another flow is denied"
+    );
+    l.no_leaks();
+}
