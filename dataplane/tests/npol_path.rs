@@ -453,3 +453,19 @@ fn icmp_errors_about_allowed_flows_pass() {
     );
     l.no_leaks();
 }
+
+#[test]
+fn unconfigure_forgets_the_interface_and_its_flows() {
+    let mut l = lab();
+    police_pod(&l);
+    let if0 = l.if0;
+    for _ in 0..2 {
+        l.send(if0, &tcp4(POD, SRV, 40001, 81, POD_MAC, MAC0));
+    }
+    assert_eq!(Lab::count(&l.out1), 0, "denied, then denied from the cache");
+    assert!(l.npol.unconfigure(if0));
+    assert!(l.npol.flows.is_empty(), "its cached verdicts are gone");
+    l.send(if0, &tcp4(POD, SRV, 40001, 81, POD_MAC, MAC0));
+    assert_eq!(Lab::count(&l.out1), 1, "no configuration: allowed");
+    l.no_leaks();
+}

@@ -432,10 +432,14 @@ impl Npol {
         })
     }
 
-    /// Drop interface `sw`'s configuration (the interface was deleted): it allows all again.
+    /// Drop interface `sw`'s configuration and its cached verdicts (the interface was
+    /// deleted; a new one given its index starts clean): it allows all again.
     pub fn unconfigure(&self, sw: u32) -> bool {
-        self.edit(|t| Ok(t.ifaces.remove(&sw).is_some()))
-            .unwrap_or(false)
+        let had = self
+            .edit(|t| Ok(t.ifaces.remove(&sw).is_some()))
+            .unwrap_or(false);
+        self.flows.remove_if(|k, _| u32::from(k.fib) == sw);
+        had
     }
 }
 
