@@ -469,3 +469,62 @@ fn unconfigure_forgets_the_interface_and_its_flows() {
     assert_eq!(Lab::count(&l.out1), 1, "no configuration: allowed");
     l.no_leaks();
 }
+
+/// `frame` (an IPv4 frame) cut into a first fragment carrying its transport header and a
+/// second carrying 8 more bytes, both with IP id `id`.
+fn fragments(frame: &[u8], id: u16) -> (Vec<u8>, Vec<u8>) {
+    let ip_sum = |f: &mut Vec<u8>| {
+        f[24..26].copy_from_slice(&[0, 0]);
+        let c = rvpp_dataplane::wire::checksum(&f[14..34]);
+        f[24..26].copy_from_slice(&c.to_be_bytes());
+    };
+    let mut first = frame[..14 + 20 + 24].to_vec();
+    first[16..18].copy_from_slice(&(20u16 + 24).to_be_bytes());
+    first[18..20].copy_from_slice(&id.to_be_bytes());
+    first[20..22].copy_from_slice(&0x2000u16.to_be_bytes()); // more fragments, offset 0
+    ip_sum(&mut first);
+    let mut second = first[..14 + 20].to_vec();
+    second.extend_from_slice(&[0xab; 8]);
+    second[16..18].copy_from_slice(&(20u16 + 8).to_be_bytes());
+    second[20..22].copy_from_slice(&3u16.to_be_bytes()); // offset 24 bytes, last
+    ip_sum(&mut second);
+    (first, second)
+}
+
+#[test]
+fn later_fragments_follow_their_first_fragment() {
+    let mut l = lab();
+    police_pod(&l);
+    let if0 = l.if0;
+    let big = |dport| {
+        let mut v = Vec::new();
+        PacketBuilder::ethernet2(POD_MAC, MAC0)
+            .ipv4(POD, SRV, 64)
+            .tcp(40000, dport, 1, 1000)
+            .write(&mut v, &[7u8; 40])
+            .unwrap();
+        v
+    };
+    let (first, second) = fragments(&big(80), 0x1234);
+    l.send(if0, &first);
+    l.send(if0, &second);
+    assert_eq!(
+        Lab::count(&l.out1),
+        2,
+        "both fragments of an allowed flow pass"
+    );
+    let (first, second) = fragments(&big(81), 0x1235);
+    l.send(if0, &first);
+    l.send(if0, &second);
+    assert_eq!(
+        Lab::count(&l.out1),
+        0,
+        "both fragments of a denied flow drop"
+    );
+    // A later fragment whose first was never seen: no ports, so the port-80 rule cannot
+    // match it and the default denies it.
+    let (_, stray) = fragments(&big(80), 0x1236);
+    l.send(if0, &stray);
+    assert_eq!(Lab::count(&l.out1), 0, "a stray fragment is judged alone");
+    l.no_leaks();
+}

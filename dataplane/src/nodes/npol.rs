@@ -6,7 +6,8 @@
 //! Stateful, as npol: the policies run on a flow's first packet only. Its verdict is cached in
 //! [`Npol::flows`] under (5-tuple, interface, direction); an allowed flow also caches its
 //! reply (reversed 5-tuple, same interface, the other direction) as allowed, so return traffic
-//! passes whatever the other direction's policies say. A deny is cached as a drop. An ICMP
+//! passes whatever the other direction's policies say. A deny is cached as a drop. Later
+//! fragments (no ports) follow their first fragment's verdict. An ICMP
 //! error passes when the packet it quotes belongs to an allowed flow in the other direction.
 //! A full cache is not a drop: the packet is evaluated alone, and counted.
 //!
@@ -51,7 +52,7 @@ crate::node_errors! {
         NEW_ALLOWED => "new flow allowed by policy",
         NEW_DENIED => "new flow denied by policy",
         CACHE_FULL => "flow cache full (evaluated alone)",
-        FRAGMENT => "non-first fragment evaluated without ports",
+        FRAGMENT => "fragment without its first fragment's verdict, evaluated without ports",
     }
 }
 
@@ -101,6 +102,15 @@ fn key(f: &Flow, sw: u32, d: Direction) -> FlowKey {
         stage: stage_of(d),
         // sw_if_index < MAX_INTERFACES (4096) fits.
         fib: sw as u16,
+    }
+}
+
+/// The key the later fragments of `f`'s datagram share (its id in place of ports).
+fn frag_key(f: &Flow, sw: u32, d: Direction) -> FlowKey {
+    FlowKey {
+        sport: (f.frag_id >> 16) as u16,
+        dport: f.frag_id as u16,
+        ..key(f, sw, d)
     }
 }
 
@@ -210,7 +220,14 @@ impl NpolNode {
     let d = b.data().get(l3..).ok_or(error::TRUNCATED)?;
     let f = if ip6 { nat::flow6(d) } else { nat::flow4(d) }.map_err(|_| error::TRUNCATED)?;
     if f.l4 == L4::Fragment {
-        // No ports to key on: evaluated alone (the first fragment's verdict is not followed).
+        // No ports: follow the first fragment's verdict; without one, evaluated alone.
+        if let Some(x) = npol.fragments.lookup(&frag_key(&f, sw, dir)) {
+            return if x.session.flags == ALLOWED {
+                Ok(None)
+            } else {
+                Err(error::DENIED)
+            };
+        }
         return match verdict(t, sw, dir, &five_tuple(&f, d)) {
             Verdict::Allow => Ok(Some(error::FRAGMENT)),
             Verdict::Deny => Err(error::DENIED),
@@ -227,15 +244,6 @@ impl NpolNode {
     }
     let k = key(&f, sw, dir);
     let class = u8::from(f.proto == IP_PROTO_TCP);
-    if let Some(found) = npol.flows.lookup(&k) {
-        npol.flows.touch(&found, now, class);
-        return if found.session.flags == ALLOWED {
-            Ok(None)
-        } else {
-            Err(error::DENIED)
-        };
-    }
-    let v = verdict(t, sw, dir, &five_tuple(&f, d));
     let entry = |flags| Session {
         translation: u32::MAX,
         flags,
@@ -243,6 +251,22 @@ impl NpolNode {
         last_seen: now,
         ..Default::default()
     };
+    // A first fragment leaves its verdict for the rest of its datagram (best effort: a full
+    // table leaves them to be evaluated alone, counted).
+    let remember = |allowed: bool| {
+        if f.more_frags {
+            let flags = if allowed { ALLOWED } else { DENIED };
+            let _ = npol.fragments.insert(&frag_key(&f, sw, dir), &entry(flags));
+        }
+    };
+    if let Some(found) = npol.flows.lookup(&k) {
+        npol.flows.touch(&found, now, class);
+        let allowed = found.session.flags == ALLOWED;
+        remember(allowed);
+        return if allowed { Ok(None) } else { Err(error::DENIED) };
+    }
+    let v = verdict(t, sw, dir, &five_tuple(&f, d));
+    remember(v == Verdict::Allow);
     let mut full = false;
     match v {
         Verdict::Allow => {

@@ -183,10 +183,18 @@ pub struct Npol {
     /// Cached verdicts by (5-tuple, interface, direction), shared by every worker because a
     /// reply can arrive on another worker's queue.
     pub flows: SessionTable,
+    /// First fragments' verdicts by (addresses, protocol, fragment id, interface, direction),
+    /// for the fragments after them, which carry no ports.
+    pub fragments: SessionTable,
     /// Serialises control's edits (workers never take it).
     edit: Mutex<()>,
     tsc_hz: u64,
 }
+
+/// Datagrams in flight whose first fragment was judged.
+const FRAGMENT_SLOTS: usize = 4096;
+/// Seconds a first fragment's verdict waits for the rest.
+pub const FRAGMENT_TIMEOUT: u32 = 5;
 
 /// Seconds an idle cached verdict lives: TCP flows, other flows (cnat's defaults).
 pub const FLOW_TIMEOUT_TCP: u32 = 3600;
@@ -215,6 +223,7 @@ impl Npol {
         Self {
             tables: Published::default(),
             flows: SessionTable::new(max * 2, max),
+            fragments: SessionTable::new(FRAGMENT_SLOTS * 2, FRAGMENT_SLOTS),
             edit: Mutex::new(()),
             tsc_hz: crate::runtime::tsc_hz().max(1),
         }
@@ -232,6 +241,8 @@ impl Npol {
     /// Forget cached verdicts idle past their timeout at `now` (seconds); returns how many.
     /// Workers keep running: entries go by CAS on their slot.
     pub fn scan(&self, now: u32) -> usize {
+        self.fragments
+            .remove_if(|_, s| now.wrapping_sub(s.last_seen) > FRAGMENT_TIMEOUT);
         self.flows
             .remove_if(|k, s| {
                 let t = if k.proto == crate::wire::IP_PROTO_TCP {
