@@ -528,3 +528,46 @@ fn later_fragments_follow_their_first_fragment() {
     assert_eq!(Lab::count(&l.out1), 0, "a stray fragment is judged alone");
     l.no_leaks();
 }
+
+#[test]
+fn a_host_endpoint_with_invert_rx_tx() {
+    let mut l = lab();
+    let (if0, if1) = (l.if0, l.if1);
+    npol_nodes::feature_enable(&mut l.fwd, if1, true).unwrap();
+    let n = &l.npol;
+    // The uplink's ingress policy: received packets walk the tx policies' outbound rules.
+    let ssh = n
+        .rule_create(Rule {
+            action: Action::Allow,
+            filters: vec![proto(6)],
+            entries: vec![dport(22, 22)],
+        })
+        .unwrap();
+    let p = n
+        .policy_create(Policy {
+            inbound: vec![],
+            outbound: vec![ssh],
+        })
+        .unwrap();
+    let c = IfConfig {
+        rx_policies: vec![],
+        tx_policies: vec![p],
+        invert_rx_tx: true,
+        ..deny_by_default(p)
+    };
+    n.configure(if1, c).unwrap();
+    l.send(if1, &tcp4(SRV, POD, 5000, 22, SRV_MAC, MAC1));
+    assert_eq!(Lab::count(&l.out0), 1, "ssh in through the uplink allowed");
+    l.send(if0, &tcp4(POD, SRV, 22, 5000, POD_MAC, MAC0));
+    assert_eq!(
+        Lab::count(&l.out1),
+        1,
+        "its reply leaves through the uplink"
+    );
+    l.send(if1, &tcp4(SRV, POD, 5000, 23, SRV_MAC, MAC1));
+    assert_eq!(Lab::count(&l.out0), 0, "anything else in is denied");
+    // Out: tx walks the rx policies (none), then the tx default (deny).
+    l.send(if0, &tcp4(POD, SRV, 6000, 443, POD_MAC, MAC0));
+    assert_eq!(Lab::count(&l.out1), 0, "new flows out are denied");
+    l.no_leaks();
+}
