@@ -114,6 +114,11 @@ fn frag_key(f: &Flow, sw: u32, d: Direction) -> FlowKey {
     }
 }
 
+/// No room for an entry (another worker having added it first is not that).
+fn is_full(r: Result<(), InsertError>) -> bool {
+    matches!(r, Err(InsertError::Full | InsertError::NoSlot))
+}
+
 fn reversed(k: &FlowKey) -> FlowKey {
     FlowKey {
         src: k.dst,
@@ -210,93 +215,91 @@ impl NpolNode {
             (Direction::Tx, true) => TX_IP6.node,
         }
     }
-}
 
-impl NpolNode {
     /// One packet's verdict, and a counter to bump (not a drop) if any.
     #[inline]
     fn decide(&self, b: &Buf<'_>, l3: usize, sw: u32, now: u32) -> Result<Option<u16>, u16> {
         let (npol, t, dir, ip6) = (&*self.npol, self.tables.get(), self.dir, self.ip6);
-    let d = b.data().get(l3..).ok_or(error::TRUNCATED)?;
-    let f = if ip6 { nat::flow6(d) } else { nat::flow4(d) }.map_err(|_| error::TRUNCATED)?;
-    if f.l4 == L4::Fragment {
-        // No ports: follow the first fragment's verdict; without one, evaluated alone.
-        if let Some(x) = npol.fragments.lookup(&frag_key(&f, sw, dir)) {
-            return if x.session.flags == ALLOWED {
-                Ok(None)
-            } else {
-                Err(error::DENIED)
+        let d = b.data().get(l3..).ok_or(error::TRUNCATED)?;
+        let f = if ip6 { nat::flow6(d) } else { nat::flow4(d) }.map_err(|_| error::TRUNCATED)?;
+        if f.l4 == L4::Fragment {
+            // No ports: follow the first fragment's verdict; without one, evaluated alone.
+            if let Some(x) = npol.fragments.lookup(&frag_key(&f, sw, dir)) {
+                return if x.session.flags == ALLOWED {
+                    Ok(None)
+                } else {
+                    Err(error::DENIED)
+                };
+            }
+            return match verdict(t, sw, dir, &five_tuple(&f, d)) {
+                Verdict::Allow => Ok(Some(error::FRAGMENT)),
+                Verdict::Deny => Err(error::DENIED),
             };
         }
-        return match verdict(t, sw, dir, &five_tuple(&f, d)) {
-            Verdict::Allow => Ok(Some(error::FRAGMENT)),
-            Verdict::Deny => Err(error::DENIED),
-        };
-    }
-    if f.l4 == L4::IcmpError {
-        if let Ok(q) = nat::quoted_flow(d, &f) {
-            // The quoted packet went the other way through this interface.
-            let qk = key(&q, sw, other(dir));
-            if npol.flows.lookup(&qk).is_some_and(|x| x.session.flags == ALLOWED) {
-                return Ok(None);
-            }
-        }
-    }
-    let k = key(&f, sw, dir);
-    let class = u8::from(f.proto == IP_PROTO_TCP);
-    let entry = |flags| Session {
-        translation: u32::MAX,
-        flags,
-        class,
-        last_seen: now,
-        ..Default::default()
-    };
-    // A first fragment leaves its verdict for the rest of its datagram (best effort: a full
-    // table leaves them to be evaluated alone, counted).
-    let remember = |allowed: bool| {
-        if f.more_frags {
-            let flags = if allowed { ALLOWED } else { DENIED };
-            let _ = npol.fragments.insert(&frag_key(&f, sw, dir), &entry(flags));
-        }
-    };
-    if let Some(found) = npol.flows.lookup(&k) {
-        npol.flows.touch(&found, now, class);
-        let allowed = found.session.flags == ALLOWED;
-        remember(allowed);
-        return if allowed { Ok(None) } else { Err(error::DENIED) };
-    }
-    let v = verdict(t, sw, dir, &five_tuple(&f, d));
-    remember(v == Verdict::Allow);
-    let mut full = false;
-    match v {
-        Verdict::Allow => {
-            full |= npol.flows.insert(&k, &entry(ALLOWED)).is_err();
-            // The reply passes even where a deny was cached for it before.
-            let replies = [
-                Some(reversed(&k)),
-                if dir == Direction::Rx {
-                    self.unnated_reply(&k, b.meta.fib_index as u16)
-                } else {
-                    None
-                },
-            ];
-            for rk in replies.iter().flatten() {
-                if npol.flows.insert(rk, &entry(ALLOWED)) == Err(InsertError::Exists) {
-                    npol.flows.remove(rk);
-                    full |= npol.flows.insert(rk, &entry(ALLOWED)).is_err();
+        if f.l4 == L4::IcmpError {
+            if let Ok(q) = nat::quoted_flow(d, &f) {
+                // The quoted packet went the other way through this interface.
+                let qk = key(&q, sw, other(dir));
+                if npol.flows.lookup(&qk).is_some_and(|x| x.session.flags == ALLOWED) {
+                    return Ok(None);
                 }
             }
         }
-        Verdict::Deny => full |= npol.flows.insert(&k, &entry(DENIED)).is_err(),
+        let k = key(&f, sw, dir);
+        let class = u8::from(f.proto == IP_PROTO_TCP);
+        let entry = |flags| Session {
+            translation: u32::MAX,
+            flags,
+            class,
+            last_seen: now,
+            ..Default::default()
+        };
+        // A first fragment leaves its verdict for the rest of its datagram (best effort: a full
+        // table leaves them to be evaluated alone, counted).
+        let remember = |allowed: bool| {
+            if f.more_frags {
+                let flags = if allowed { ALLOWED } else { DENIED };
+                let _ = npol.fragments.insert(&frag_key(&f, sw, dir), &entry(flags));
+            }
+        };
+        if let Some(found) = npol.flows.lookup(&k) {
+            npol.flows.touch(&found, now, class);
+            let allowed = found.session.flags == ALLOWED;
+            remember(allowed);
+            return if allowed { Ok(None) } else { Err(error::DENIED) };
+        }
+        let v = verdict(t, sw, dir, &five_tuple(&f, d));
+        remember(v == Verdict::Allow);
+        let mut full = false;
+        match v {
+            Verdict::Allow => {
+                full |= is_full(npol.flows.insert(&k, &entry(ALLOWED)));
+                // The reply passes even where a deny was cached for it before.
+                let replies = [
+                    Some(reversed(&k)),
+                    if dir == Direction::Rx {
+                        self.unnated_reply(&k, b.meta.fib_index as u16)
+                    } else {
+                        None
+                    },
+                ];
+                for rk in replies.iter().flatten() {
+                    if npol.flows.insert(rk, &entry(ALLOWED)) == Err(InsertError::Exists) {
+                        npol.flows.remove(rk);
+                        full |= is_full(npol.flows.insert(rk, &entry(ALLOWED)));
+                    }
+                }
+            }
+            Verdict::Deny => full |= is_full(npol.flows.insert(&k, &entry(DENIED))),
+        }
+        if v == Verdict::Deny {
+            Err(error::NEW_DENIED)
+        } else if full {
+            Ok(Some(error::CACHE_FULL))
+        } else {
+            Ok(Some(error::NEW_ALLOWED))
+        }
     }
-    if v == Verdict::Deny {
-        Err(error::NEW_DENIED)
-    } else if full {
-        Ok(Some(error::CACHE_FULL))
-    } else {
-        Ok(Some(error::NEW_ALLOWED))
-    }
-}
 }
 
 impl Node for NpolNode {
