@@ -162,6 +162,14 @@ def main():
         rv(vpp.api.npol_ipset_delete(set_id=s), 0, "ipset %d deleted" % s)
     rv(vpp.api.npol_ipset_delete(set_id=ips), NO_SUCH_ENTRY, "ipset deleted twice")
 
+    # 100k members in one message, then all deleted in one
+    big = rv(vpp.api.npol_ipset_create(type=IP), 0, "ipset for 100k members").set_id
+    many = [{"address": "10.%d.%d.%d" % (i >> 16, (i >> 8) & 255, i & 255)} for i in range(100000)]
+    rv(members(vpp, big, 1, many), 0, "100k members added in one message")
+    rv(members(vpp, big, 0, many), 0, "and deleted in one (each was there)")
+    rv(members(vpp, big, 0, many[:1]), NO_SUCH_ENTRY, "gone")
+    rv(vpp.api.npol_ipset_delete(set_id=big), 0, "big ipset deleted")
+
     # a configure on a deleted interface
     p2 = rv(vpp.api.npol_policy_create(num_items=0, rules=[]), 0, "empty policy").policy_id
     rv(vpp.api.delete_loopback(sw_if_index=lo), 0, "loopback deleted")
