@@ -1,12 +1,14 @@
 //! `rvpp-bench graph`: one core, generator -> ethernet-input -> ip4-input -> ip4-lookup ->
 //! ip4-rewrite -> null tx, with N random prefixes and destinations spread over them; or, with
-//! `--path xconnect`, generator -> ethernet-input -> (L2 cross-connect) interface-output -> null.
+//! `--path xconnect`, generator -> ethernet-input -> (L2 cross-connect) interface-output -> null;
+//! or, with `--path ip6`, the IPv6 nodes with IPv6 frames to one route (`--routes` is ignored).
 
 pub const HELP: &str =
-    "rvpp-bench graph [--path ip4|xconnect] [--routes N] [--route-mix internet|dpdk]
+    "rvpp-bench graph [--path ip4|ip6|xconnect] [--routes N] [--route-mix internet|dpdk]
     [--size BYTES] [--seconds S] [--runs N] [--pages auto|no-hugetlb|both]
     [--testpmd PATH | --no-peer] [--json]
-  One core, rvpp's own generator and null tx. Prints Mpps and each node's clocks/packet, next to
+  One core, rvpp's own generator and null tx (--path ip6: IPv6 frames to one route, ::/0).
+  Prints Mpps and each node's clocks/packet, next to
   dpdk-testpmd 5tswap on net_null (same core, same frame size) run in alternation.";
 
 use rvpp_dataplane::buffer::BufferPool;
@@ -23,6 +25,7 @@ use std::time::{Duration, Instant};
 const VPP_REF_MPPS: f64 = 25.6;
 const VPP_REF_FWD_CLOCKS: f64 = 49.6;
 const FORWARDING_NODES: [&str; 4] = ["ethernet-input", "ip4-input", "ip4-lookup", "ip4-rewrite"];
+const FORWARDING_NODES6: [&str; 4] = ["ethernet-input", "ip6-input", "ip6-lookup", "ip6-rewrite"];
 /// The L2 cross-connect path's forwarding nodes: rvpp decides the cross-connect in
 /// ethernet-input and interface-output sends (VPP: ethernet-input, l2-input, l2-output).
 const XCONNECT_NODES: [&str; 2] = ["ethernet-input", "interface-output"];
@@ -31,8 +34,35 @@ const XCONNECT_NODES: [&str; 2] = ["ethernet-input", "interface-output"];
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum BenchPath {
     Ip4,
+    Ip6,
     Xconnect,
 }
+
+impl BenchPath {
+    fn nodes(self) -> &'static [&'static str] {
+        match self {
+            BenchPath::Ip4 => &FORWARDING_NODES,
+            BenchPath::Ip6 => &FORWARDING_NODES6,
+            BenchPath::Xconnect => &XCONNECT_NODES,
+        }
+    }
+
+    fn describe(self) -> &'static str {
+        match self {
+            BenchPath::Ip4 => "ip4: ethernet-input -> ip4-input -> ip4-lookup -> ip4-rewrite",
+            BenchPath::Ip6 => "ip6: ethernet-input -> ip6-input -> ip6-lookup -> ip6-rewrite",
+            BenchPath::Xconnect => "l2 xconnect: ethernet-input -> interface-output",
+        }
+    }
+}
+
+/// The IPv6 path's addresses (fd00::/8): rx and tx subnets, the next hop, the source, and the
+/// destinations' common upper 96 bits.
+const IP6_PG_NET: &str = "fd00:18::1/64";
+const IP6_OUT_NET: &str = "fd00:19::1/64";
+const IP6_NH: &str = "fd00:19::2";
+const IP6_SRC: u128 = 0xfd00_0018_0000_0000_0000_0000_0000_0002;
+const IP6_DST_BASE: u128 = 0xfd00_00a0_0000_0000_0000_0000_0000_0000;
 
 /// xorshift64*: reproducible prefixes without a dependency.
 pub struct Rng(pub u64);
@@ -165,12 +195,24 @@ pub fn run_once(
     let nh = "198.19.0.2".parse().expect("nh");
     fwd.neighbor_add(out, nh, [2, 0, 0, 0, 0, 9], true)
         .map_err(|e| e.to_string())?;
-    let (prefixes, dsts) = routes_and_dsts(mix, routes);
+    let (prefixes, dsts) = routes_and_dsts(mix, if path == BenchPath::Ip6 { 1 } else { routes });
     let first_dsts = dsts.iter().take(3).copied().collect();
     let t0 = Instant::now();
-    for &(a, l) in &prefixes {
-        fwd.route_add(0, Prefix::V4(a, l), vec![Path::via(nh, Some(out))])
+    if path == BenchPath::Ip6 {
+        for (s, a) in [(pg, IP6_PG_NET), (out, IP6_OUT_NET)] {
+            fwd.address_add(s, Prefix::parse(a).expect("addr6"))
+                .map_err(|e| e.to_string())?;
+        }
+        let nh6 = IP6_NH.parse().expect("nh6");
+        fwd.neighbor_add(out, nh6, [2, 0, 0, 0, 0, 9], true)
             .map_err(|e| e.to_string())?;
+        fwd.route_add(0, Prefix::V6(0, 0), vec![Path::via(nh6, Some(out))])
+            .map_err(|e| e.to_string())?;
+    } else {
+        for &(a, l) in &prefixes {
+            fwd.route_add(0, Prefix::V4(a, l), vec![Path::via(nh, Some(out))])
+                .map_err(|e| e.to_string())?;
+        }
     }
     let program_secs = t0.elapsed().as_secs_f64();
     if path == BenchPath::Xconnect {
@@ -178,14 +220,20 @@ pub fn run_once(
     }
     let graph = rvpp_drivers::standard_graph()?;
     let mut rt = Runtime::new(graph, pool.local(), shared, 0, "bench".into())?;
-    rt.add_rx(Box::new(PgStream::ip4_udp(
-        pg,
-        mac_in,
-        [2, 0, 0, 0, 0, 7],
-        0xc612_0002,
-        &dsts,
-        size,
-    )))?;
+    let stream = if path == BenchPath::Ip6 {
+        PgStream::ip6_udp(
+            pg,
+            mac_in,
+            [2, 0, 0, 0, 0, 7],
+            IP6_SRC,
+            IP6_DST_BASE,
+            &dsts,
+            size,
+        )
+    } else {
+        PgStream::ip4_udp(pg, mac_in, [2, 0, 0, 0, 0, 7], 0xc612_0002, &dsts, size)
+    };
+    rt.add_rx(Box::new(stream))?;
     rt.set_tx(out, Box::new(NullTx::default()))?;
     // Warm up, then measure from a clean baseline.
     let warm = Instant::now();
@@ -222,10 +270,7 @@ pub fn run_once(
     }
     let fwd_clocks = per_node
         .iter()
-        .filter(|(n, _)| match path {
-            BenchPath::Ip4 => FORWARDING_NODES.contains(&n.as_str()),
-            BenchPath::Xconnect => XCONNECT_NODES.contains(&n.as_str()),
-        })
+        .filter(|(n, _)| path.nodes().contains(&n.as_str()))
         .map(|x| x.1)
         .sum();
     Ok(GraphResult {
@@ -331,8 +376,9 @@ pub fn run(args: &[String]) -> Result<serde_json::Value, String> {
             "--path" => {
                 path = match val()?.as_str() {
                     "ip4" => BenchPath::Ip4,
+                    "ip6" => BenchPath::Ip6,
                     "xconnect" => BenchPath::Xconnect,
-                    _ => return Err("--path expects ip4 or xconnect".into()),
+                    _ => return Err("--path expects ip4, ip6 or xconnect".into()),
                 }
             }
             "--help" | "-h" => {
@@ -427,12 +473,16 @@ pub fn run(args: &[String]) -> Result<serde_json::Value, String> {
     }
     let mut out = json!({
         "benchmark": "graph",
-        "path": if path == BenchPath::Xconnect { "l2 xconnect: ethernet-input -> interface-output" } else { "ip4: ethernet-input -> ip4-input -> ip4-lookup -> ip4-rewrite" },
-        "forwarding_nodes": if path == BenchPath::Xconnect { XCONNECT_NODES.to_vec() } else { FORWARDING_NODES.to_vec() },
-        "routes": routes,
+        "path": path.describe(),
+        "forwarding_nodes": path.nodes(),
+        "routes": if path == BenchPath::Ip6 { 1 } else { routes },
         "route_mix": if mix == RouteMix::Dpdk { "dpdk-test-fib depth mix (fib's set and seed)" } else { "internet-like" },
         // So a peer's packet capture can be checked against the same destinations.
-        "first_destinations": results[0][0].first_dsts.iter().map(|&d| std::net::Ipv4Addr::from(d).to_string()).collect::<Vec<_>>(),
+        "first_destinations": results[0][0].first_dsts.iter().map(|&d| if path == BenchPath::Ip6 {
+            std::net::Ipv6Addr::from(IP6_DST_BASE | d as u128).to_string()
+        } else {
+            std::net::Ipv4Addr::from(d).to_string()
+        }).collect::<Vec<_>>(),
         "frame_bytes": size,
         "runs": results[0].len(),
         "core": core,

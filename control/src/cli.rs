@@ -2,6 +2,7 @@
 //! Each returns its output as text; errors are text too, never a crash.
 
 use crate::daemon::Dataplane;
+use crate::service::{addresses, neighbours, punt, routes, tables};
 use rvpp_dataplane::device::RxMode;
 use rvpp_dataplane::forwarding::{Af, Path, PathKind, Prefix};
 use rvpp_dataplane::runtime::tsc_hz;
@@ -96,7 +97,7 @@ fn execute_core(dp: &Arc<Dataplane>, line: &str, w: &[&str]) -> Result<String, S
             let s = sw(dp, ifn)?;
             let q: u16 = q.parse().map_err(|_| "bad queue")?;
             let w: usize = w.parse().map_err(|_| "bad worker")?;
-            dp.place_rx(s, q, w)?;
+            crate::service::queues::place_rx(dp, s, q, w).map_err(|e| e.to_string())?;
             Ok(String::new())
         }
         ["set", "interface", "l2", "xconnect", rx, tx] => {
@@ -122,8 +123,16 @@ fn execute_core(dp: &Arc<Dataplane>, line: &str, w: &[&str]) -> Result<String, S
         ["enable", "ip6", "interface", ifn] => sw(dp, ifn)
             .and_then(|s| dp.fwd().enable_ip6(s, true).map_err(|e| e.to_string()))
             .map(|_| String::new()),
-        ["ip", "table", "add", t] | ["ip", "table", t] => table(dp, t, Af::Ip4),
-        ["ip6", "table", "add", t] | ["ip6", "table", t] => table(dp, t, Af::Ip6),
+        ["ip", "table", "add", t] | ["ip", "table", t] => table(dp, t, Af::Ip4, true),
+        ["ip6", "table", "add", t] | ["ip6", "table", t] => table(dp, t, Af::Ip6, true),
+        ["ip", "table", "del", t] => table(dp, t, Af::Ip4, false),
+        ["ip6", "table", "del", t] => table(dp, t, Af::Ip6, false),
+        ["show", "ip", "table", ..] => Ok(show_tables(dp, Af::Ip4)),
+        ["show", "ip6", "table", ..] => Ok(show_tables(dp, Af::Ip6)),
+        ["ip", "punt", "redirect", rest @ ..] => punt_redirect(dp, Af::Ip4, rest),
+        ["ip6", "punt", "redirect", rest @ ..] => punt_redirect(dp, Af::Ip6, rest),
+        ["show", "ip", "punt", "redirect", ..] => Ok(show_punt_redirects(dp, Af::Ip4)),
+        ["show", "ip6", "punt", "redirect", ..] => Ok(show_punt_redirects(dp, Af::Ip6)),
         ["ip", "route", "add", rest @ ..] => route(dp, rest, true),
         ["ip", "route", "del", rest @ ..] => route(dp, rest, false),
         ["ip", "route", rest @ ..] => route(dp, rest, true),
@@ -162,9 +171,10 @@ set interface rx-mode <if> polling|interrupt|adaptive
 set interface rx-placement <if> queue <n> worker <n>
 set interface ip table <if> <table>
 set interface l2 xconnect <rx-if> <tx-if> | set interface l3 <if> | set interface promiscuous on <if>
-ip table add <id> | ip6 table add <id>
+ip table add|del <id> | ip6 table add|del <id> | show ip table | show ip6 table
+ip punt redirect [add|del] [rx <if>|rx all] via <ip> <if> | via <if> | table <id> | show ip punt redirect
 ip route add|del <prefix> [table <id>] via <next-hop> [<if>] | via <if> | drop | local
-set ip neighbor <if> <ip> <mac>
+set ip neighbor [del] <if> <ip> <mac>
 create packet-generator interface <name> [count <n>] [size <bytes>] [src <ip>] [dst <prefix>] [dst-mac <mac>]
 packet-generator enable
 create null interface <name>
@@ -206,11 +216,10 @@ fn set_state(dp: &Dataplane, ifn: &str, st: &str) -> Result<String, String> {
 fn addr(dp: &Dataplane, ifn: &str, p: &str, add: bool) -> Result<String, String> {
     let s = sw(dp, ifn)?;
     let p = Prefix::parse(p).ok_or_else(|| format!("bad address `{p}'"))?;
-    let mut f = dp.fwd();
     if add {
-        f.address_add(s, p)
+        addresses::add(dp, s, p)
     } else {
-        f.address_del(s, p)
+        addresses::del(dp, s, p)
     }
     .map_err(|e| e.to_string())?;
     Ok(String::new())
@@ -247,14 +256,100 @@ fn set_rx_mode(dp: &Dataplane, mode: &str) -> Result<String, String> {
 fn set_table(dp: &Dataplane, ifn: &str, t: &str, af: Af) -> Result<String, String> {
     let s = sw(dp, ifn)?;
     let t: u32 = t.parse().map_err(|_| format!("bad table `{t}'"))?;
-    dp.fwd().set_table(s, af, t).map_err(|e| e.to_string())?;
+    tables::bind(dp, s, af, t).map_err(|e| e.to_string())?;
     Ok(String::new())
 }
 
-fn table(dp: &Dataplane, t: &str, af: Af) -> Result<String, String> {
+/// `ip table add|del <id>`: a delete drops the CLI's hold, as the API's does (the table goes
+/// when nothing uses it any more).
+fn table(dp: &Dataplane, t: &str, af: Af, add: bool) -> Result<String, String> {
     let t: u32 = t.parse().map_err(|_| format!("bad table `{t}'"))?;
-    dp.fwd().table_add(af, t, "").map_err(|e| e.to_string())?;
+    if add {
+        tables::add(dp, af, t, "").map_err(|e| e.to_string())?;
+    } else {
+        tables::del(dp, af, t);
+    }
     Ok(String::new())
+}
+
+/// VPP's `show ip table`: `[fib_index] table_id:<id> <name>` per table.
+fn show_tables(dp: &Dataplane, af: Af) -> String {
+    let f = dp.fwd();
+    let mut s = String::new();
+    for (t, name) in f.tables(af) {
+        let fi = f.fib_index(af, t).unwrap_or(0);
+        let _ = writeln!(s, "[{fi}] table_id:{t} {name}");
+    }
+    s
+}
+
+/// `ip[6] punt redirect [add|del] [rx <if>|rx all] [via <ip> <if> | via <if> | table <id>]`.
+fn punt_redirect(dp: &Dataplane, af: Af, w: &[&str]) -> Result<String, String> {
+    let (add, w) = match w {
+        ["del", rest @ ..] => (false, rest),
+        ["add", rest @ ..] => (true, rest),
+        _ => (true, w),
+    };
+    let mut it = w.iter().copied();
+    let (mut rx, mut paths) = (None, Vec::new());
+    while let Some(tok) = it.next() {
+        match tok {
+            "rx" => match it.next().ok_or("rx what?")? {
+                "all" => rx = None,
+                ifn => rx = Some(sw(dp, ifn)?),
+            },
+            "table" => {
+                let t = it.next().and_then(|t| t.parse().ok()).ok_or("bad table")?;
+                paths.push(Path::lookup(t));
+            }
+            "via" => {
+                let v = it.next().ok_or("via what?")?;
+                if let Ok(nh) = v.parse::<IpAddr>() {
+                    let tx = sw(dp, it.next().ok_or("via <ip> needs an interface")?)?;
+                    paths.push(Path::via(nh, Some(tx)));
+                } else {
+                    paths.push(Path::attached(sw(dp, v)?));
+                }
+            }
+            other => return Err(format!("unexpected `{other}'")),
+        }
+    }
+    let r = if add {
+        if paths.is_empty() {
+            return Err("a punt redirect needs a path (via, table)".into());
+        }
+        punt::add(dp, punt::Redirect { af, rx, paths })
+    } else {
+        punt::del(dp, af, rx)
+    };
+    r.map_err(|e| e.to_string())?;
+    Ok(String::new())
+}
+
+/// One line per redirect: `rx <if|all> -> <path>[, <path>]`.
+fn show_punt_redirects(dp: &Dataplane, af: Af) -> String {
+    let name = |sw: u32| {
+        dp.fwd()
+            .ifs()
+            .get(sw)
+            .map_or_else(|| sw.to_string(), |i| i.name.clone())
+    };
+    let mut s = String::new();
+    for r in punt::list(dp, af, None) {
+        let paths: Vec<String> = r
+            .paths
+            .iter()
+            .map(|p| match (p.kind, p.next_hop, p.sw_if_index) {
+                (PathKind::Lookup(t), _, _) => format!("lookup in table {t}"),
+                (_, Some(nh), Some(tx)) => format!("via {nh} {}", name(tx)),
+                (_, None, Some(tx)) => format!("via {}", name(tx)),
+                _ => "drop".into(),
+            })
+            .collect();
+        let rx = r.rx.map_or_else(|| "all".into(), name);
+        let _ = writeln!(s, "rx {rx} -> {}", paths.join(", "));
+    }
+    s
 }
 
 fn route(dp: &Dataplane, w: &[&str], add: bool) -> Result<String, String> {
@@ -289,16 +384,12 @@ fn route(dp: &Dataplane, w: &[&str], add: bool) -> Result<String, String> {
             other => return Err(format!("unexpected `{other}'")),
         }
     }
-    let mut f = dp.fwd();
-    if add {
-        if paths.is_empty() {
-            return Err("a route needs a path (via, drop, local)".into());
-        }
-        f.route_add(table, p, paths)
+    let change = if add {
+        routes::Change::Set
     } else {
-        f.route_del(table, p)
-    }
-    .map_err(|e| e.to_string())?;
+        routes::Change::Delete
+    };
+    routes::change(dp, table, p, paths, change).map_err(|e| e.to_string())?;
     Ok(String::new())
 }
 
@@ -312,16 +403,14 @@ fn neighbor(dp: &Dataplane, w: &[&str]) -> Result<String, String> {
     };
     let s = sw(dp, ifn)?;
     let ip: IpAddr = ip.parse().map_err(|_| format!("bad ip `{ip}'"))?;
-    let mut f = dp.fwd();
     if del {
-        f.neighbor_del(s, ip).map_err(|e| e.to_string())?;
+        neighbours::del(dp, s, ip).map_err(|e| e.to_string())?;
     } else {
         let mac = rest
             .first()
             .and_then(|m| parse_mac(m))
             .ok_or("bad or missing mac")?;
-        f.neighbor_add(s, ip, mac, true)
-            .map_err(|e| e.to_string())?;
+        neighbours::add(dp, s, ip, mac, true).map_err(|e| e.to_string())?;
     }
     Ok(String::new())
 }

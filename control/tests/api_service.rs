@@ -2,7 +2,10 @@
 //! memif socket and interface, and (as root, in a netns of the test's own) a tap are created
 //! through the API and deleted through the CLI, and the reverse; `show interface`,
 //! `sw_interface_dump`, `/if/names`, `show memif`, `memif_dump` and
-//! `memif_socket_filename_dump` agree at every step (tests/api/papi_service.py).
+//! `memif_socket_filename_dump` agree at every step; then an address, a table, a route, a
+//! neighbour and a punt redirect the same way, the API's dumps against `show interface
+//! address`, `show ip table`, `show ip fib`, `show ip neighbors` and `show ip punt redirect`
+//! (tests/api/papi_service.py).
 
 #[path = "api/common.rs"]
 mod common;

@@ -1,7 +1,8 @@
-//! ethernet-input, ip4-input, ip4-lookup and ip4-rewrite, with their fast paths, against a
-//! plain reference of what each decides, on random (often malformed) frames in full vectors
-//! from several kinds of interface. Compared per packet: each node's next edge and drop reason
-//! (from the packet trace), the frame that leaves, and every error counter of the four nodes.
+//! ethernet-input, ip4-/ip6-input, ip4-/ip6-lookup and ip4-/ip6-rewrite, with their fast
+//! paths, against a plain reference of what each decides, on random (often malformed) IPv4 and
+//! IPv6 frames in full vectors from several kinds of interface. Compared per packet: each
+//! node's next edge and drop reason (from the packet trace), the frame that leaves, and every
+//! error counter of the seven nodes.
 
 use proptest::prelude::*;
 use rvpp_dataplane::buffer::{BufferPool, Buffers};
@@ -27,6 +28,12 @@ const PEER1: [u8; 6] = [2, 0, 0, 0, 0, 0xb1];
 const MTU1: usize = 1400;
 const NEXT_HOP: u32 = 0xc613_0002; // 198.19.0.2
 const SRC: u32 = 0xc612_0002; // 198.18.0.2
+const NEXT_HOP6: u128 = 0xfd00_0019_0000_0000_0000_0000_0000_0002; // fd00:19::2
+const SRC6: u128 = 0xfd00_0018_0000_0000_0000_0000_0000_0002; // fd00:18::2
+/// Routed to the neighbour: fd00:19:8000::/33.
+const ROUTE6: u128 = 0xfd00_0019_8000_0000_0000_0000_0000_0000;
+/// Nothing routes here (no default route): 2001:db8::/32.
+const UNROUTED6: u128 = 0x2001_0db8_0000_0000_0000_0000_0000_0000;
 
 type Frames = Arc<Mutex<Vec<Vec<u8>>>>;
 /// Frames to receive, each with its rx sw_if_index.
@@ -79,7 +86,7 @@ enum RxKind {
     Promisc,
     /// Admin down.
     Down,
-    /// Up, no address: IPv4 not enabled.
+    /// Up, no address: IPv4 and IPv6 not enabled.
     NoIp4,
     /// Up, L2 cross-connected to pg6.
     Xconnect,
@@ -119,6 +126,14 @@ fn lab() -> Lab {
     let if4 = add("pg4", MAC4, 1500, None, true, false);
     let if5 = add("pg5", MAC5, 1500, None, true, false);
     let if6 = add("pg6", MAC6, 1500, None, true, false);
+    for (sw, a) in [
+        (if0, "fd00:18::1/64"),
+        (if1, "fd00:19::1/64"),
+        (if2, "fd00:18:1::1/64"),
+        (if3, "fd00:18:2::1/64"),
+    ] {
+        fwd.address_add(sw, Prefix::parse(a).unwrap()).unwrap();
+    }
     fwd.set_xconnect(if5, Some(if6)).unwrap();
     let nh: IpAddr = "198.19.0.2".parse().unwrap();
     fwd.neighbor_add(if1, nh, PEER1, true).unwrap();
@@ -126,6 +141,14 @@ fn lab() -> Lab {
         0,
         Prefix::parse("198.19.128.0/17").unwrap(),
         vec![Path::via(nh, Some(if1))],
+    )
+    .unwrap();
+    let nh6: IpAddr = "fd00:19::2".parse().unwrap();
+    fwd.neighbor_add(if1, nh6, PEER1, true).unwrap();
+    fwd.route_add(
+        0,
+        Prefix::parse("fd00:19:8000::/33").unwrap(),
+        vec![Path::via(nh6, Some(if1))],
     )
     .unwrap();
     let graph = standard_graph(&[DeviceNodes::new("pg-input", "pg-tx")]).unwrap();
@@ -222,7 +245,7 @@ fn reference(frame: &[u8], kind: RxKind, mac: [u8; 6]) -> Expect {
         0x0800 => e.steps.push((ETH, "ip4-input", None)),
         0x86dd => {
             e.steps.push((ETH, "ip6-input", None));
-            return e;
+            return reference6(e, &frame[14..], kind);
         }
         0x0806 => {
             e.steps.push((ETH, "arp-input", None));
@@ -320,6 +343,83 @@ fn reference(frame: &[u8], kind: RxKind, mac: [u8; 6]) -> Expect {
     e
 }
 
+/// ip6-input, ip6-lookup and ip6-rewrite on `ip` (the frame after its Ethernet header).
+fn reference6(mut e: Expect, ip: &[u8], kind: RxKind) -> Expect {
+    let drop = |mut e: Expect, node, why| {
+        e.steps.push((node, "error-drop", Some(why)));
+        e
+    };
+    const IN: &str = "ip6-input";
+    if kind == RxKind::NoIp4 {
+        return drop(e, IN, "ip6 not enabled on interface");
+    }
+    if ip.len() < 40 {
+        return drop(e, IN, "ip6 header too short");
+    }
+    if ip[0] >> 4 != 6 {
+        return drop(e, IN, "ip6 bad version");
+    }
+    let tl = 40 + be16(ip, 4);
+    if tl > ip.len() {
+        return drop(e, IN, "ip6 payload length exceeds packet");
+    }
+    let src = u128::from_be_bytes(ip[8..24].try_into().unwrap());
+    let dst = u128::from_be_bytes(ip[24..40].try_into().unwrap());
+    if ip[8] == 0xff || src == 1 || dst == 1 {
+        return drop(e, IN, "ip6 bad address (multicast source or loopback)");
+    }
+    if ip[7] == 0 {
+        e.counted.push((IN, "ip6 hop limit expired"));
+        e.steps.push((IN, "ip6-icmp-error", None));
+        return e;
+    }
+    if ip[6] == 0 {
+        e.counted.push((
+            IN,
+            "ip6 packets with hop-by-hop options (counted, forwarded)",
+        ));
+    }
+    let mut ip = ip[..tl].to_vec();
+    e.steps.push((IN, "ip6-lookup", None));
+    // ip6-lookup: multicast and link-local stay on their link (none the generator makes is
+    // ours); fd00:19:8000::/33 and fd00:19::2 go to the neighbour; 2001:db8::/32 has no route.
+    const LK: &str = "ip6-lookup";
+    if dst >> 120 == 0xff {
+        return drop(e, LK, "ip6 multicast destination not for us");
+    }
+    if dst >> 118 == 0xfe80 >> 6 {
+        return drop(e, LK, "ip6 link-local destination not for us");
+    }
+    if dst >> 95 != ROUTE6 >> 95 && dst != NEXT_HOP6 {
+        assert_eq!(dst >> 96, UNROUTED6 >> 96, "generator made {dst:032x}");
+        e.counted.push((LK, "ip6 no route to destination"));
+        e.steps.push((LK, "ip6-icmp-error", None));
+        return e;
+    }
+    e.steps.push((LK, "ip6-rewrite", None));
+    const RW: &str = "ip6-rewrite";
+    if ip[7] <= 1 {
+        e.counted.push((RW, "ip6 hop limit <= 1"));
+        e.steps.push((RW, "ip6-icmp-error", None));
+        return e;
+    }
+    if tl > MTU1 {
+        e.counted
+            .push((RW, "ip6 mtu exceeded (ICMP6 packet too big)"));
+        e.steps.push((RW, "ip6-icmp-error", None));
+        return e;
+    }
+    ip[7] -= 1;
+    let mut out = Vec::with_capacity(14 + ip.len());
+    out.extend_from_slice(&PEER1);
+    out.extend_from_slice(&MAC1);
+    out.extend_from_slice(&[0x86, 0xdd]);
+    out.extend_from_slice(&ip);
+    e.steps.push((RW, "interface-output", None));
+    e.out = Some(out);
+    e
+}
+
 // ---------------------------------------------------------------------------------------------
 // Frames: mostly well-formed with one field gone wrong, some truncated, some random bytes.
 
@@ -364,12 +464,15 @@ fn frame(r: &mut Rng, mac: [u8; 6]) -> Vec<u8> {
         _ => mac,
     };
     let et: u16 = match r.below(20) {
-        0 => 0x86dd,
-        1 => 0x0806,
-        2 => 0x8100,
-        3 => r.next() as u16,
+        0..=6 => 0x86dd,
+        7 => 0x0806,
+        8 => 0x8100,
+        9 => r.next() as u16,
         _ => 0x0800,
     };
+    if et == 0x86dd {
+        return frame6(r, dst_mac);
+    }
     let opts = if r.below(8) == 0 {
         4 * r.below(3) as usize
     } else {
@@ -432,7 +535,59 @@ fn frame(r: &mut Rng, mac: [u8; 6]) -> Vec<u8> {
     f
 }
 
-/// The trace's (node, next, reason) steps while in the four nodes.
+/// An IPv6 frame: mostly well-formed with one field gone wrong, some truncated.
+fn frame6(r: &mut Rng, dst_mac: [u8; 6]) -> Vec<u8> {
+    let payload = match r.below(10) {
+        0 => 1350 + r.below(200) as usize,
+        // Exactly at the egress MTU and one byte over it.
+        1 => MTU1 - 40 + r.below(2) as usize,
+        _ => 8 + r.below(100) as usize,
+    };
+    let mut ip = vec![0u8; 40 + payload];
+    ip[0] = 0x60;
+    ip[1] = r.next() as u8 & 0x0f;
+    ip[4..6].copy_from_slice(&(payload as u16).to_be_bytes());
+    ip[6] = r.pick(&[17, 17, 17, 6, 58, 0]);
+    ip[7] = r.pick(&[64, 64, 64, 255, 2, 1, 0]);
+    ip[8..24].copy_from_slice(&SRC6.to_be_bytes());
+    let low = r.next() as u128;
+    let dst = match r.below(12) {
+        0 => NEXT_HOP6,
+        1 | 2 => UNROUTED6 | low & 0xffff_ffff,
+        3 => 0xff05 << 112 | 0x1234,
+        4 => 0xfe80 << 112 | 0x99,
+        _ => ROUTE6 | low & 0x7fff_ffff,
+    };
+    ip[24..40].copy_from_slice(&dst.to_be_bytes());
+    for b in &mut ip[40..] {
+        *b = r.next() as u8;
+    }
+    // Then, sometimes, one thing wrong.
+    match r.below(16) {
+        0 => ip[0] = r.pick(&[0x40, 0x70, 0x00]),
+        1 => {
+            let bad = r.pick(&[0, payload - 1, payload + 1, payload + 300]) as u16;
+            ip[4..6].copy_from_slice(&bad.to_be_bytes());
+        }
+        2 => ip[8] = 0xff,
+        3 => ip[8..24].copy_from_slice(&1u128.to_be_bytes()),
+        4 => ip[24..40].copy_from_slice(&1u128.to_be_bytes()),
+        _ => {}
+    }
+    let mut f = Vec::with_capacity(14 + ip.len() + 16);
+    f.extend_from_slice(&dst_mac);
+    f.extend_from_slice(&[2, 0, 0, 0, 0, 0xc0]);
+    f.extend_from_slice(&0x86ddu16.to_be_bytes());
+    f.extend_from_slice(&ip);
+    match r.below(10) {
+        0 => f.extend((0..r.below(20)).map(|_| 0u8)),
+        1 => f.truncate(r.below(f.len() as u64 + 1) as usize),
+        _ => {}
+    }
+    f
+}
+
+/// The trace's (node, next, reason) steps while in the seven nodes.
 fn observed(lines: &[String]) -> Vec<(String, String, Option<String>)> {
     let mut v = Vec::new();
     for l in lines.iter().skip(1) {
@@ -446,7 +601,10 @@ fn observed(lines: &[String]) -> Vec<(String, String, Option<String>)> {
             }
             None => (rest.to_string(), None),
         };
-        let leaves = !matches!(next.as_str(), "ip4-input" | "ip4-lookup" | "ip4-rewrite");
+        let leaves = !matches!(
+            next.as_str(),
+            "ip4-input" | "ip4-lookup" | "ip4-rewrite" | "ip6-input" | "ip6-lookup" | "ip6-rewrite"
+        );
         v.push((node.to_string(), next, why));
         if leaves {
             break;
@@ -460,7 +618,15 @@ fn run_batches(seed: u64, batches: usize) {
     let mut r = Rng(seed | 1);
     let g = l.rt.graph();
     let pg = g.index("pg-input").unwrap();
-    let ours = ["ethernet-input", "ip4-input", "ip4-lookup", "ip4-rewrite"];
+    let ours = [
+        "ethernet-input",
+        "ip4-input",
+        "ip4-lookup",
+        "ip4-rewrite",
+        "ip6-input",
+        "ip6-lookup",
+        "ip6-rewrite",
+    ];
     let counters: Vec<(usize, &'static str, &'static str)> = g
         .error_names
         .iter()
@@ -499,7 +665,12 @@ fn run_batches(seed: u64, batches: usize) {
         assert_eq!(l.rt.poll(), n);
         let traces = std::mem::take(&mut *stats.traces.lock().unwrap());
         assert_eq!(traces.len(), n);
-        let mut sent = std::mem::take(&mut *l.out1.lock().unwrap()).into_iter();
+        // IPv4 and IPv6 frames leave in order within each family, the families through their
+        // own nodes: kept apart by EtherType.
+        let (sent4, sent_ip6): (Vec<_>, Vec<_>) = std::mem::take(&mut *l.out1.lock().unwrap())
+            .into_iter()
+            .partition(|f| f.get(12..14) != Some(&[0x86, 0xdd][..]));
+        let (mut sent, mut sent_ip6) = (sent4.into_iter(), sent_ip6.into_iter());
         let mut sent6 = std::mem::take(&mut *l.out6.lock().unwrap()).into_iter();
         for (k, (e, t)) in expect.iter().zip(&traces).enumerate() {
             let got = observed(&t.lines);
@@ -517,7 +688,12 @@ fn run_batches(seed: u64, batches: usize) {
                 f.len()
             );
             if let Some(out) = &e.out {
-                assert_eq!(sent.next().as_ref(), Some(out), "packet {k} output");
+                let next = if out[12..14] == [0x86, 0xdd] {
+                    sent_ip6.next()
+                } else {
+                    sent.next()
+                };
+                assert_eq!(next.as_ref(), Some(out), "packet {k} output");
             }
             if let Some(out) = &e.xconnect_out {
                 assert_eq!(
@@ -528,6 +704,10 @@ fn run_batches(seed: u64, batches: usize) {
             }
         }
         assert!(sent.next().is_none(), "more frames sent than expected");
+        assert!(
+            sent_ip6.next().is_none(),
+            "more IPv6 frames sent than expected"
+        );
         assert!(
             sent6.next().is_none(),
             "more frames cross-connected than expected"
@@ -579,7 +759,6 @@ fn the_reference_sees_every_outcome() {
             "error-drop",
             Some("unknown ethernet type"),
         ),
-        ("ethernet-input", "ip6-input", None),
         ("ethernet-input", "arp-input", None),
         ("ip4-input", "error-drop", Some("ip4 header too short")),
         ("ip4-input", "error-drop", Some("ip4 bad version")),
@@ -611,6 +790,47 @@ fn the_reference_sees_every_outcome() {
             Some("ip4 mtu exceeded, fragmentation not supported (dropped)"),
         ),
         ("ip4-rewrite", "interface-output", None),
+        (
+            "ip6-input",
+            "error-drop",
+            Some("ip6 not enabled on interface"),
+        ),
+        ("ip6-input", "error-drop", Some("ip6 header too short")),
+        ("ip6-input", "error-drop", Some("ip6 bad version")),
+        (
+            "ip6-input",
+            "error-drop",
+            Some("ip6 payload length exceeds packet"),
+        ),
+        (
+            "ip6-input",
+            "error-drop",
+            Some("ip6 bad address (multicast source or loopback)"),
+        ),
+        ("ip6-input", "ip6-icmp-error", None),
+        (
+            "ip6-input",
+            "counted",
+            Some("ip6 packets with hop-by-hop options (counted, forwarded)"),
+        ),
+        (
+            "ip6-lookup",
+            "error-drop",
+            Some("ip6 multicast destination not for us"),
+        ),
+        (
+            "ip6-lookup",
+            "error-drop",
+            Some("ip6 link-local destination not for us"),
+        ),
+        ("ip6-lookup", "ip6-icmp-error", None),
+        ("ip6-rewrite", "counted", Some("ip6 hop limit <= 1")),
+        (
+            "ip6-rewrite",
+            "counted",
+            Some("ip6 mtu exceeded (ICMP6 packet too big)"),
+        ),
+        ("ip6-rewrite", "interface-output", None),
     ] {
         assert!(seen.contains(&want), "never reached: {want:?}");
     }

@@ -5,7 +5,7 @@ use rvpp_dataplane::buffer::Buffers;
 use rvpp_dataplane::device::{RxQueue, TxQueue};
 use rvpp_dataplane::graph::rx_next;
 use rvpp_dataplane::graph::DeviceNodes;
-use rvpp_dataplane::wire::{self, Ip4HdrMut, Mac};
+use rvpp_dataplane::wire::{self, Ip4HdrMut, Ip6HdrMut, Mac};
 
 /// The graph nodes of packet-generator streams and of the capture / null sinks.
 pub const INPUT_NODE: &str = "pg-input";
@@ -14,13 +14,16 @@ pub const NULL_TX_NODE: &str = "null-tx";
 pub const NODES: DeviceNodes = DeviceNodes::new(INPUT_NODE, TX_NODE);
 pub const NULL_NODES: DeviceNodes = DeviceNodes::tx_only(NULL_TX_NODE);
 
-/// A stream of Ethernet/IPv4/UDP packets whose destination cycles through a list.
+/// A stream of Ethernet/IPv4/UDP or Ethernet/IPv6/UDP packets whose destination cycles through
+/// a list.
 pub struct PgStream {
     sw_if_index: u32,
     /// The frame, Ethernet header included.
     template: Vec<u8>,
-    /// (destination, header checksum) pairs, precomputed so each packet costs two stores.
+    /// IPv4: (destination, header checksum) pairs, precomputed so each packet costs two
+    /// stores. IPv6: (low 32 bits of the destination, unused).
     dsts: Vec<(u32, u16)>,
+    ip6: bool,
     next_dst: usize,
     /// Packets left to send (None: forever).
     remaining: Option<u64>,
@@ -75,6 +78,45 @@ impl PgStream {
             sw_if_index,
             template: t,
             dsts,
+            ip6: false,
+            next_dst: 0,
+            remaining: None,
+            sent: 0,
+            alloc_failures: 0,
+        }
+    }
+
+    /// `frame_len` bytes (Ethernet header included, min 62), from `src` to `dst_base` with its
+    /// low 32 bits replaced by each of `dst_low` in turn. The UDP checksum is left 0: no node
+    /// on the forwarding path reads it.
+    pub fn ip6_udp(
+        sw_if_index: u32,
+        dst_mac: Mac,
+        src_mac: Mac,
+        src: u128,
+        dst_base: u128,
+        dst_low: &[u32],
+        frame_len: usize,
+    ) -> Self {
+        let frame_len = frame_len.max(wire::ETH_HDR + wire::IP6_HDR + 8);
+        let mut t = vec![0u8; frame_len];
+        t[0..6].copy_from_slice(&dst_mac);
+        t[6..12].copy_from_slice(&src_mac);
+        t[12..14].copy_from_slice(&wire::ETHERTYPE_IP6.to_be_bytes());
+        let payload = (frame_len - wire::ETH_HDR - wire::IP6_HDR) as u16;
+        let first = dst_base & !0xffff_ffff | dst_low.first().copied().unwrap_or(0) as u128;
+        Ip6HdrMut::new(&mut t[IP4_OFF..])
+            .expect("frame >= 62")
+            .init(src, first, wire::IP_PROTO_UDP, 64, payload);
+        let u = IP4_OFF + wire::IP6_HDR;
+        t[u..u + 2].copy_from_slice(&1234u16.to_be_bytes());
+        t[u + 2..u + 4].copy_from_slice(&5678u16.to_be_bytes());
+        t[u + 4..u + 6].copy_from_slice(&payload.to_be_bytes());
+        Self {
+            sw_if_index,
+            template: t,
+            dsts: dst_low.iter().map(|&d| (d, 0)).collect(),
+            ip6: true,
             next_dst: 0,
             remaining: None,
             sent: 0,
@@ -121,8 +163,13 @@ impl RxQueue for PgStream {
                 _ => d.copy_from_slice(&self.template),
             }
             if let Some(&(dst, ck)) = self.dsts.get(self.next_dst) {
-                d[IP4_OFF + 10..IP4_OFF + 12].copy_from_slice(&ck.to_be_bytes());
-                d[IP4_OFF + 16..IP4_OFF + 20].copy_from_slice(&dst.to_be_bytes());
+                if self.ip6 {
+                    // The destination's last four bytes.
+                    d[IP4_OFF + 36..IP4_OFF + 40].copy_from_slice(&dst.to_be_bytes());
+                } else {
+                    d[IP4_OFF + 10..IP4_OFF + 12].copy_from_slice(&ck.to_be_bytes());
+                    d[IP4_OFF + 16..IP4_OFF + 20].copy_from_slice(&dst.to_be_bytes());
+                }
             }
             self.next_dst += 1;
             if self.next_dst == nd {

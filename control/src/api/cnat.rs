@@ -122,17 +122,6 @@ pub fn translation_out(t: &Translation) -> d::CnatTranslation {
     }
 }
 
-/// A reply with only a retval.
-macro_rules! reply {
-    ($t:ident, $rv:expr) => {
-        Response::reply(d::$t {
-            context: 0,
-            retval: $rv,
-        })
-    };
-}
-pub(super) use reply;
-
 pub fn register(r: &mut Router<State>) {
     r.on(|s: &mut State, m: d::CnatTranslationUpdate, _c| {
         let (rv, id) = match translation_in(&m.translation) {

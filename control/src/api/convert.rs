@@ -9,6 +9,14 @@ pub use crate::service::{fwd_rv, rv};
 /// `~0`: "any interface" / "no interface".
 pub const NONE: u32 = u32::MAX;
 
+/// The retval of a control service call.
+pub fn svc_retval<T>(r: crate::service::SvcResult<T>) -> i32 {
+    match r {
+        Ok(_) => 0,
+        Err(e) => e.retval,
+    }
+}
+
 pub fn retval<T>(r: Result<T, FwdError>) -> i32 {
     match r {
         Ok(_) => 0,

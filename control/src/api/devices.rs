@@ -10,6 +10,7 @@ use rvpp_drivers::af_packet::AfPacketConfig;
 use rvpp_drivers::af_xdp::{AfXdpConfig, XdpMode};
 use rvpp_drivers::tap::{TapConfig, TapMode};
 use rvpp_vppapi::defs as d;
+use rvpp_vppapi::transport::{Response, Router};
 
 /// (retval, sw_if_index) of a create.
 fn created(s: &State, what: &str, r: SvcResult<(u32, String)>) -> (i32, u32) {
@@ -23,9 +24,8 @@ fn created(s: &State, what: &str, r: SvcResult<(u32, String)>) -> (i32, u32) {
     }
 }
 
-/// retval of a delete; what the API keeps about the interface goes with it.
+/// retval of a delete.
 pub(super) fn deleted(s: &mut State, what: &str, r: SvcResult<()>) -> i32 {
-    s.forget_deleted();
     s.kick();
     match r {
         Ok(()) => 0,
@@ -283,4 +283,79 @@ pub fn af_xdp_create(s: &mut State, m: &d::AfXdpCreateV3) -> (i32, u32) {
 
 pub fn af_xdp_delete(s: &mut State, sw: u32) -> i32 {
     delete_interface(s, sw, "af_xdp")
+}
+
+pub(super) fn register(r: &mut Router<State>) {
+    r.on(|s: &mut State, m: d::CreateLoopback, _c| {
+        let (rv, sw) = create_loopback(s, m.mac_address.0);
+        Response::reply(d::CreateLoopbackReply {
+            context: 0,
+            retval: rv,
+            sw_if_index: d::InterfaceIndex(sw),
+        })
+    });
+    r.on(|s: &mut State, m: d::DeleteLoopback, _c| {
+        let rv = delete_interface(s, m.sw_if_index.0, "loopback");
+        reply!(DeleteLoopbackReply, rv)
+    });
+    r.on(|s: &mut State, m: d::IpipAddTunnel, _c| {
+        let (rv, sw) = ipip_add(s, &m);
+        Response::reply(d::IpipAddTunnelReply {
+            context: 0,
+            retval: rv,
+            sw_if_index: d::InterfaceIndex(sw),
+        })
+    });
+    r.on(|s: &mut State, m: d::IpipDelTunnel, _c| {
+        let rv = ipip_del(s, m.sw_if_index.0);
+        reply!(IpipDelTunnelReply, rv)
+    });
+    r.on(|s: &mut State, m: d::IpipTunnelDump, _c| Response::stream(ipip_dump(s, m.sw_if_index.0)));
+    r.on(|s: &mut State, m: d::VxlanAddDelTunnelV3, _c| {
+        let (rv, sw) = vxlan_add_del(s, &m);
+        Response::reply(d::VxlanAddDelTunnelV3Reply {
+            context: 0,
+            retval: rv,
+            sw_if_index: d::InterfaceIndex(sw),
+        })
+    });
+    r.on(|s: &mut State, m: d::VxlanTunnelV2Dump, _c| {
+        Response::stream(vxlan_dump(s, m.sw_if_index.0))
+    });
+    r.on(|s: &mut State, m: d::TapCreateV3, _c| {
+        let (rv, sw) = tap_create(s, &m);
+        Response::reply(d::TapCreateV3Reply {
+            context: 0,
+            retval: rv,
+            sw_if_index: d::InterfaceIndex(sw),
+        })
+    });
+    r.on(|s: &mut State, m: d::TapDeleteV2, _c| {
+        let rv = tap_delete(s, m.sw_if_index.0);
+        reply!(TapDeleteV2Reply, rv)
+    });
+    r.on(|s: &mut State, m: d::AfPacketCreateV3, _c| {
+        let (rv, sw) = af_packet_create(s, &m);
+        Response::reply(d::AfPacketCreateV3Reply {
+            context: 0,
+            retval: rv,
+            sw_if_index: d::InterfaceIndex(sw),
+        })
+    });
+    r.on(|s: &mut State, m: d::AfPacketDelete, _c| {
+        let rv = af_packet_delete(s, convert::text(&m.host_if_name));
+        reply!(AfPacketDeleteReply, rv)
+    });
+    r.on(|s: &mut State, m: d::AfXdpCreateV3, _c| {
+        let (rv, sw) = af_xdp_create(s, &m);
+        Response::reply(d::AfXdpCreateV3Reply {
+            context: 0,
+            retval: rv,
+            sw_if_index: d::InterfaceIndex(sw),
+        })
+    });
+    r.on(|s: &mut State, m: d::AfXdpDelete, _c| {
+        let rv = af_xdp_delete(s, m.sw_if_index.0);
+        reply!(AfXdpDeleteReply, rv)
+    });
 }

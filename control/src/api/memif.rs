@@ -8,6 +8,7 @@ use super::handlers::State;
 use crate::service::memif::{self as svc, MemifRequest};
 use rvpp_drivers::memif::{Mode, Role};
 use rvpp_vppapi::defs as d;
+use rvpp_vppapi::transport::{Response, Router};
 
 /// `memif_socket_filename_add_del_v2`: (retval, socket id). `~0` on add picks a free id.
 pub fn socket_add_del(s: &mut State, m: &d::MemifSocketFilenameAddDelV2) -> (i32, u32) {
@@ -136,4 +137,29 @@ pub fn dump(s: &State) -> Vec<d::MemifDetails> {
             })
         })
         .collect()
+}
+
+pub(super) fn register(r: &mut Router<State>) {
+    r.on(|s: &mut State, m: d::MemifSocketFilenameAddDelV2, _c| {
+        let (rv, id) = socket_add_del(s, &m);
+        Response::reply(d::MemifSocketFilenameAddDelV2Reply {
+            context: 0,
+            retval: rv,
+            socket_id: id,
+        })
+    });
+    r.on(|s: &mut State, _m: d::MemifSocketFilenameDump, _c| Response::stream(socket_dump(s)));
+    r.on(|s: &mut State, m: d::MemifCreate, _c| {
+        let (rv, sw) = create(s, &m);
+        Response::reply(d::MemifCreateReply {
+            context: 0,
+            retval: rv,
+            sw_if_index: d::InterfaceIndex(sw),
+        })
+    });
+    r.on(|s: &mut State, m: d::MemifDelete, _c| {
+        let rv = delete(s, m.sw_if_index.0);
+        reply!(MemifDeleteReply, rv)
+    });
+    r.on(|s: &mut State, _m: d::MemifDump, _c| Response::stream(dump(s)));
 }

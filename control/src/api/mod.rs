@@ -2,19 +2,34 @@
 //!
 //! The wire format, message table and per-connection transport (framing, handshake, memclnt
 //! built-ins, batched replies) are `rvpp_vppapi::transport`'s; this module owns the accept
-//! loop, the handlers ([`handlers`]) and the interface-event publisher, which reaches clients
+//! loop, the router ([`handlers`]: one `register` per message module) and the interface-event publisher, which reaches clients
 //! through the transport's [`Events`]. Handling is serialised on one lock, like VPP's single
 //! API thread; handlers take the forwarding writer's lock only for the duration of one
 //! message, never a worker.
 
+/// A reply of type `$t` carrying only `retval`.
+macro_rules! reply {
+    ($t:ident, $rv:expr) => {
+        rvpp_vppapi::transport::Response::reply(rvpp_vppapi::defs::$t {
+            context: 0,
+            retval: $rv,
+        })
+    };
+}
+
 pub(crate) mod cnat;
 mod convert;
 mod devices;
+mod features;
 mod handlers;
+mod interfaces;
+mod ip;
 mod memif;
+mod misc;
 mod npol;
+mod punt;
 
-pub use handlers::PUNT_REASONS;
+pub use punt::PUNT_REASONS;
 
 use crate::daemon::Dataplane;
 use handlers::{EventRegs, State};
@@ -153,13 +168,11 @@ pub fn serve(dp: Arc<Dataplane>, path: &Path) -> std::io::Result<ApiServer> {
     })
 }
 
-/// The router, after dropping what the API keeps about interfaces the control service deleted
-/// through another front end (their punt redirects, rx modes).
+/// The router, counting what it is asked.
 struct Api(Router<State>, Arc<MessageCounts>);
 
 impl Handler for Api {
     fn handle(&mut self, req: Request<'_>, events: &Events) -> Response {
-        self.0.state.forget_deleted();
         let name = req.entry.name();
         let r = self.0.handle(req, events);
         self.1.count(name, matches!(r, Response::Unimplemented));

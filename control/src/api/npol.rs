@@ -8,7 +8,6 @@
 //! end, or policy counts that do not add up; -2 INVALID_SW_IF_INDEX for a configure on an
 //! interface that does not exist; -155 RSRC_IN_USE for deleting what is still referenced.
 
-use super::cnat::reply;
 use super::convert::{self, rv, NONE};
 use super::handlers::State;
 use rvpp_dataplane::nodes::npol as npol_nodes;

@@ -55,7 +55,7 @@ pub fn delete(dp: &Arc<Dataplane>, sw: u32, kind: &str) -> SvcResult<()> {
         _ => None,
     };
     let r = dp.fwd().interface_del(sw);
-    dp.svc.interface_gone(sw);
+    super::interface_gone(dp, sw);
     dp.svc.changed();
     r?;
     if let Some(l) = linux {

@@ -116,7 +116,7 @@ pub fn delete(dp: &Arc<Dataplane>, sw: u32) -> SvcResult<()> {
         t.publish(next);
         f.interface_del(sw)?;
     }
-    dp.svc.interface_gone(sw);
+    super::interface_gone(dp, sw);
     dp.svc.changed();
     Ok(())
 }

@@ -1,5 +1,6 @@
 //! The control service: the one owner of interfaces with devices behind them (loopbacks, taps,
-//! tuns, af_packet, af_xdp, memif and its socket ids), whichever front end asks. The CLI
+//! tuns, af_packet, af_xdp, memif and its socket ids) and of tables, routes, neighbours and
+//! punt redirects, whichever front end asks. The CLI
 //! (`cli*.rs`) and the binary API (`api/`) parse their syntax, call these functions and render
 //! the answer; neither keeps a registry of its own. Interface names and indices are the
 //! dataplane's interface table (`Forwarding`), which the stats segment reads; what a device
@@ -8,10 +9,16 @@
 //!
 //! Errors carry VPP's return code for the API and a sentence for the CLI.
 
+pub mod addresses;
 pub mod interfaces;
 pub mod ipip;
 pub mod linux;
 pub mod memif;
+pub mod neighbours;
+pub mod punt;
+pub mod queues;
+pub mod routes;
+pub mod tables;
 pub mod vxlan;
 
 use rvpp_dataplane::forwarding::FwdError;
@@ -119,24 +126,36 @@ pub fn random_mac() -> [u8; 6] {
     [0x02, 0xfe, v[0], v[1], v[2], v[3]]
 }
 
+/// Interface `sw` was deleted: what is configured on it goes (punt redirects received on it,
+/// its queues' rx modes, its npol policies and cached verdicts: a new interface given its
+/// index starts unconfigured) and tables it held may go.
+fn interface_gone(dp: &crate::daemon::Dataplane, sw: u32) {
+    punt::interface_gone(dp, sw);
+    queues::interface_gone(dp, sw);
+    dp.npol().unconfigure(sw);
+    tables::reap(dp);
+}
+
 /// The service's own state beside the dataplane's tables (`Dataplane::svc`).
 pub struct State {
     memif_sockets: Mutex<memif::Sockets>,
+    tables: Mutex<tables::Tables>,
+    punts: Mutex<Vec<punt::Redirect>>,
+    rx_modes: Mutex<queues::RxModes>,
     linux_monitor: Once,
     /// Woken after a change (the API's interface-event publisher).
     listeners: Mutex<Vec<Sender<()>>>,
-    /// Interfaces deleted since the API last looked (it drops what it keeps about them:
-    /// punt redirects received on them, rx modes).
-    gone: Mutex<Vec<u32>>,
 }
 
 impl Default for State {
     fn default() -> Self {
         Self {
             memif_sockets: Default::default(),
+            tables: Default::default(),
+            punts: Default::default(),
+            rx_modes: Default::default(),
             linux_monitor: Once::new(),
             listeners: Default::default(),
-            gone: Default::default(),
         }
     }
 }
@@ -155,16 +174,6 @@ impl State {
     }
     pub fn changed(&self) {
         lock(&self.listeners).retain(|t| t.send(()).is_ok());
-    }
-    fn interface_gone(&self, sw: u32) {
-        // Only a front end that keeps state per interface listens (the API).
-        if !lock(&self.listeners).is_empty() {
-            lock(&self.gone).push(sw);
-        }
-    }
-    /// Interfaces deleted since the last call.
-    pub fn take_gone(&self) -> Vec<u32> {
-        std::mem::take(&mut *lock(&self.gone))
     }
 }
 

@@ -145,7 +145,7 @@ pub fn delete(dp: &Arc<Dataplane>, src: IpAddr, dst: IpAddr, vni: u32) -> SvcRes
         f.interface_del(sw)?;
         sw
     };
-    dp.svc.interface_gone(sw);
+    super::interface_gone(dp, sw);
     dp.svc.changed();
     Ok(sw)
 }

@@ -1,11 +1,14 @@
-//! IPv4: ip4-input, ip4-lookup, ip4-rewrite, ip4-local, ip4-icmp-error.
+//! IPv4: ip4-local, and the IPv4 parts of ip4-input, ip4-lookup, ip4-rewrite and ip4-icmp-error
+//! (the nodes themselves are generic, in `family.rs`).
 
-use crate::buffer::{flags, for_each_prefetched, Buf};
-use crate::feature::ArcEdges;
-use crate::fib::{LEAF_LIMIT, LEAF_MISS};
-use crate::graph::{Node, NodeInfo, MAX_VECTOR};
-use crate::runtime::{Ctx, Errors};
-use crate::tables::{if_flags, AdjKind, IfFast, WorkerTables, UNREACH_LB};
+use super::family::{
+    icmp_error_ids, input_family, lookup_ids, rewrite_ids, IcmpError, IcmpErrorFamily, Input,
+    Lookup, LookupFamily, Rewrite, RewriteFamily, V4,
+};
+use crate::buffer::{flags, Buf};
+use crate::graph::{Node, NodeInfo};
+use crate::runtime::Ctx;
+use crate::tables::{AdjKind, IfTable};
 use crate::wire::{self, Ip4Hdr, Ip4HdrMut};
 
 /// ICMP types and codes rvpp sends.
@@ -22,22 +25,13 @@ pub mod icmp {
     pub const ADMIN_PROHIBITED: u8 = 13;
 }
 
-/// Ask ip4-icmp-error to answer this packet with (type, code, data): stored in opaque[0..3].
-#[inline]
-pub fn set_icmp_error(b: &mut Buf<'_>, ty: u8, code: u8, data: u32) {
-    b.meta.opaque[0] = ty as u32;
-    b.meta.opaque[1] = code as u32;
-    b.meta.opaque[2] = data;
-}
+pub use super::family::set_icmp_error;
 
 // ---------------------------------------------------------------------------------------------
 // ip4-input
 
-/// ip4-input starts the ip4-unicast arc: the builder appends the arc's edges to these.
-#[derive(Default)]
-pub struct Ip4Input {
-    arc: ArcEdges,
-}
+/// ip4-input: header checks, then ip4-lookup or the ip4-unicast feature arc.
+pub type Ip4Input = Input<V4>;
 
 crate::next_edges! {
     mod input_next {
@@ -60,84 +54,9 @@ crate::node_errors! {
     }
 }
 
-impl Node for Ip4Input {
-    fn info(&self) -> NodeInfo {
-        NodeInfo::internal("ip4-input", input_next::NAMES, input_error::NAMES)
-    }
-
-    fn attach_arc(&mut self, arc: ArcEdges) {
-        self.arc = arc;
-    }
-
-    fn process(&mut self, cx: &mut Ctx<'_>, bufs: &mut [u32], nexts: &mut [u16]) {
-        let errs = cx.errs();
-        let ifs = cx.tables.ifs.get();
-        let mut last_if = u32::MAX;
-        // The rx interface's FIB when it has IPv4 on and no features (the short way).
-        let mut plain_fib = None;
-        let mut view = cx.bufs.view();
-        let mut v = view.vector(bufs);
-        let arc = &self.arc;
-        let n = v.len().min(nexts.len());
-        for_each_prefetched!(v, n, IN_PREFETCH_AHEAD, |i| {
-            nexts[i] = 'pkt: {
-                let rx = v.meta(i).rx_sw_if_index;
-                if rx != last_if {
-                    last_if = rx;
-                    let f = ifs.fast(rx);
-                    plain_fib =
-                        (f.flags & if_flags::IP4 != 0 && f.feat_ip4 == 0).then_some(f.ip4_fib);
-                }
-                if let Some(fib) = plain_fib {
-                    let mut b = v.get(i);
-                    if plain_header_ok(&mut b) {
-                        let m = &mut *b.meta;
-                        m.fib_index = fib;
-                        m.l3_hdr_offset = m.current_data;
-                        break 'pkt input_next::LOOKUP;
-                    }
-                }
-                input_slow(&mut v.get(i), &ifs.fast(rx), arc, errs)
-            };
-        });
-    }
-
-    fn trace(&self, b: &Buf<'_>) -> String {
-        trace_ip4(b)
-    }
-}
-
-/// ip4-input's every case, out of the hot loop.
-#[inline(never)]
-fn input_slow(b: &mut Buf<'_>, fast: &IfFast, arc: &ArcEdges, errs: Errors<'_>) -> u16 {
-    match check(b, fast.flags) {
-        Ok(options) => {
-            if options {
-                errs.count(input_error::OPTIONS, 1);
-            }
-            b.meta.fib_index = fast.ip4_fib;
-            b.meta.l3_hdr_offset = b.meta.current_data;
-            if fast.feat_ip4 == 0 {
-                input_next::LOOKUP
-            } else {
-                arc.enter(b.meta, fast.feat_ip4)
-            }
-        }
-        Err(input_error::TTL_EXPIRED) => {
-            b.meta.fib_index = fast.ip4_fib;
-            set_icmp_error(b, icmp::TIME_EXCEEDED, 0, 0);
-            errs.count(input_error::TTL_EXPIRED, 1);
-            input_next::ICMP_ERROR
-        }
-        Err(e) => {
-            b.meta.error = errs.error(e);
-            input_next::DROP
-        }
-    }
-}
-
-/// Buffers ahead that ip4-input prefetches.
-const IN_PREFETCH_AHEAD: usize = 8;
+#[rustfmt::skip]
+input_family!(V4: "ip4-input", input_next, input_error, expired: TTL_EXPIRED, counted: OPTIONS,
+    plain: plain_header_ok, check: check);
 
 /// The common case of `check` in one pass: a 20-byte header with a good checksum, TTL non-zero
 /// and total length exactly the buffer's, or shorter (link padding, trimmed as `check` does).
@@ -165,10 +84,7 @@ fn plain_header_ok(b: &mut Buf<'_>) -> bool {
 
 /// Validate an IPv4 header in place; trims link padding. Ok(has_options).
 #[inline(always)]
-fn check(b: &mut Buf<'_>, if_flags_v: u16) -> Result<bool, u16> {
-    if if_flags_v & if_flags::IP4 == 0 {
-        return Err(input_error::NOT_ENABLED);
-    }
+fn check(b: &mut Buf<'_>) -> Result<bool, u16> {
     let d = b.data();
     let Some(h) = Ip4Hdr::new(d) else {
         return Err(input_error::TOO_SHORT);
@@ -236,25 +152,15 @@ pub fn trace_ip4(b: &Buf<'_>) -> String {
 // ---------------------------------------------------------------------------------------------
 // ip4-lookup
 
-#[derive(Default)]
-pub struct Ip4Lookup {
-    dsts: Vec<u32>,
-    leaves: Vec<u32>,
-    /// ip4-lookup starts the ip4-local arc (packets for one of our addresses).
-    arc: ArcEdges,
-}
-
-/// A packet for us: onto the ip4-local arc, or straight to ip4-local.
-fn local_next(arc: &ArcEdges, meta: &mut crate::buffer::BufferMeta, tables: &WorkerTables) -> u16 {
-    crate::nodes::local_next(arc, meta, tables, lookup_next::LOCAL, |f| f.feat_ip4_local)
-}
+/// ip4-lookup: FIB lookup and ECMP flow hash; starts the ip4-local arc.
+pub type Ip4Lookup = Lookup<V4>;
 
 crate::next_edges! {
     mod lookup_next {
         DROP => "error-drop",
         REWRITE => "ip4-rewrite",
         LOCAL => "ip4-local",
-        ARP => "ip4-arp",
+        RESOLVE => "ip4-arp",
         ICMP_ERROR => "ip4-icmp-error",
         RELOOKUP => "ip4-lookup",
     }
@@ -284,161 +190,22 @@ pub fn flow_hash4(d: &[u8]) -> u32 {
     super::flow_hash_finish(x)
 }
 
-impl Node for Ip4Lookup {
-    fn info(&self) -> NodeInfo {
-        NodeInfo::internal("ip4-lookup", lookup_next::NAMES, lookup_error::NAMES)
-    }
-
-    fn attach_arc(&mut self, arc: ArcEdges) {
-        self.arc = arc;
-    }
-
-    fn process(&mut self, cx: &mut Ctx<'_>, bufs: &mut [u32], nexts: &mut [u16]) {
-        let errs = cx.errs();
-        let n = bufs.len();
-        if self.dsts.len() < MAX_VECTOR {
-            self.dsts.resize(MAX_VECTOR, 0);
-            self.leaves.resize(MAX_VECTOR, 0);
-        }
-        let fibs = cx.tables.fibs.get();
-        let fwd = cx.tables.fwd.get();
-        // Pass 1: destinations; the FIB index is usually the same for the whole vector.
-        let mut view = cx.bufs.view();
-        let mut v = view.vector(bufs);
-        let fib_index = if v.is_empty() { 0 } else { v.meta(0).fib_index };
-        let mut differ = 0u32;
-        for (i, dst) in self.dsts[..n].iter_mut().enumerate().take(v.len()) {
-            let b = v.get(i);
-            *dst = b
-                .head::<{ wire::IP4_HDR }>()
-                .map_or(0, |h| u32::from_be_bytes([h[16], h[17], h[18], h[19]]));
-            differ |= b.meta.fib_index ^ fib_index;
-        }
-        let same_fib = differ == 0;
-        // Pass 2: the lookups, batched so the FIB can overlap its memory loads.
-        if same_fib {
-            match fibs.ip4.get(fib_index as usize).and_then(|f| f.as_ref()) {
-                Some(fib) => fib.lookup_batch(&self.dsts[..n], &mut self.leaves[..n]),
-                None => self.leaves[..n].fill(LEAF_MISS - 1),
-            }
-        } else {
-            for i in 0..v.len() {
-                let fi = v.meta(i).fib_index;
-                self.leaves[i] = match fibs.ip4.get(fi as usize).and_then(|f| f.as_ref()) {
-                    Some(fib) => fib.lookup(self.dsts[i]),
-                    None => LEAF_MISS - 1,
-                };
-            }
-        }
-        // Pass 3: load-balance and adjacency. Neighbouring packets often share a leaf: the
-        // last leaf that resolved to a single-path rewrite is remembered with its adjacency.
-        // LEAF_LIMIT: no FIB yields it, so nothing matches before the first rewrite is seen.
-        let (mut rw_leaf, mut rw_adj) = (LEAF_LIMIT, 0u32);
-        let n = n.min(nexts.len()).min(v.len());
-        let leaves = &self.leaves[..n];
-        for i in 0..n {
-            let leaf = leaves[i];
-            if leaf == rw_leaf {
-                v.meta(i).adj_index = rw_adj;
-                nexts[i] = lookup_next::REWRITE;
-                continue;
-            }
-            if leaf != LEAF_MISS - 1 {
-                let lb = fwd.lb(if leaf == LEAF_MISS { UNREACH_LB } else { leaf });
-                if lb.n_buckets <= 1 {
-                    // The common case, a single path to a rewrite: metadata only.
-                    let adj_i = lb.buckets[0];
-                    if fwd.adj(adj_i).kind == AdjKind::Rewrite {
-                        v.meta(i).adj_index = adj_i;
-                        nexts[i] = lookup_next::REWRITE;
-                        (rw_leaf, rw_adj) = (leaf, adj_i);
-                        continue;
-                    }
-                }
-            }
-            nexts[i] = lookup_slow(&mut v.get(i), leaf, &self.arc, cx.tables, errs);
-        }
-    }
-
-    fn trace(&self, b: &Buf<'_>) -> String {
-        format!(
-            "fib {} adj {} flow hash 0x{:08x}",
-            b.meta.fib_index, b.meta.adj_index, b.meta.flow_hash
-        )
-    }
+impl LookupFamily for V4 {
+    lookup_ids!("ip4-lookup", lookup_next, lookup_error);
 }
 
-/// ip4-lookup's every case but a single-path rewrite, out of the hot loop.
-#[inline(never)]
-fn lookup_slow(
-    b: &mut Buf<'_>,
-    leaf: u32,
-    arc: &ArcEdges,
-    tables: &WorkerTables,
-    errs: Errors<'_>,
-) -> u16 {
-    let fwd = tables.fwd.get();
-    if leaf == LEAF_MISS - 1 {
-        b.meta.error = errs.error(lookup_error::NO_FIB);
-        return lookup_next::DROP;
-    }
-    let lb = fwd.lb(if leaf == LEAF_MISS { UNREACH_LB } else { leaf });
-    let adj_i = if lb.n_buckets <= 1 {
-        lb.buckets[0]
-    } else {
-        let h = flow_hash4(b.data());
-        b.meta.flow_hash = h;
-        lb.pick(h)
-    };
-    b.meta.adj_index = adj_i;
-    let adj = fwd.adj(adj_i);
-    match adj.kind {
-        AdjKind::Rewrite => lookup_next::REWRITE,
-        AdjKind::Local => local_next(arc, b.meta, tables),
-        AdjKind::Glean | AdjKind::Incomplete => lookup_next::ARP,
-        AdjKind::Unreachable => {
-            set_icmp_error(b, icmp::DEST_UNREACH, icmp::NET_UNREACH, 0);
-            errs.count(lookup_error::NO_ROUTE, 1);
-            lookup_next::ICMP_ERROR
-        }
-        AdjKind::Prohibit => {
-            set_icmp_error(b, icmp::DEST_UNREACH, icmp::ADMIN_PROHIBITED, 0);
-            errs.count(lookup_error::PROHIBITED, 1);
-            lookup_next::ICMP_ERROR
-        }
-        AdjKind::Punt => {
-            b.meta.error = errs.error(lookup_error::PUNT);
-            lookup_next::DROP
-        }
-        AdjKind::Lookup => relookup(b, adj.lookup_fib, errs.error(lookup_error::LOOKUP_LOOP)),
-        AdjKind::Drop => {
-            b.meta.error = errs.error(lookup_error::DROP_ADJ);
-            lookup_next::DROP
-        }
-    }
-}
-
-/// Send a packet through ip4-lookup again, in table `fib` (edge 5 of ip4-lookup), unless it
-/// has been around too often.
-#[inline]
-fn relookup(b: &mut Buf<'_>, fib: u32, loop_error: u16) -> u16 {
-    if b.meta.relookups >= crate::tables::MAX_RELOOKUPS {
-        b.meta.error = loop_error;
-        return lookup_next::DROP;
-    }
-    b.meta.relookups += 1;
-    b.meta.fib_index = fib;
-    lookup_next::RELOOKUP
+/// The destination of a packet that starts at its IPv4 header (0 if it is too short).
+#[inline(always)]
+pub(crate) fn dst4(b: &Buf<'_>) -> u32 {
+    b.head::<{ wire::IP4_HDR }>()
+        .map_or(0, |h| u32::from_be_bytes([h[16], h[17], h[18], h[19]]))
 }
 
 // ---------------------------------------------------------------------------------------------
 // ip4-rewrite
 
-/// ip4-rewrite starts the ip4-output arc (features of the adjacency's tx interface).
-#[derive(Default)]
-pub struct Ip4Rewrite {
-    arc: ArcEdges,
-}
+/// ip4-rewrite: TTL, MTU and the adjacency's L2 rewrite; starts the ip4-output arc.
+pub type Ip4Rewrite = Rewrite<V4>;
 
 crate::next_edges! {
     mod rewrite_next {
@@ -458,133 +225,28 @@ crate::node_errors! {
     }
 }
 
-impl Node for Ip4Rewrite {
-    fn info(&self) -> NodeInfo {
-        NodeInfo::internal("ip4-rewrite", rewrite_next::NAMES, rewrite_error::NAMES)
-    }
+impl RewriteFamily for V4 {
+    rewrite_ids!("ip4-rewrite", rewrite_next, rewrite_error);
+    const TRACE_BYTES: usize = wire::ETH_HDR + wire::IP4_HDR;
 
-    fn attach_arc(&mut self, arc: ArcEdges) {
-        self.arc = arc;
-    }
-
-    fn process(&mut self, cx: &mut Ctx<'_>, bufs: &mut [u32], nexts: &mut [u16]) {
-        let errs = cx.errs();
-        let fwd = cx.tables.fwd.get();
-        let mut view = cx.bufs.view();
-        let mut v = view.vector(bufs);
-        let arc = &self.arc;
-        // The adjacency of the previous packet, when it is a plain Ethernet rewrite.
-        let mut last: Option<(u32, EthRewrite)> = None;
-        let n = v.len().min(nexts.len());
-        for_each_prefetched!(v, n, RW_PREFETCH_AHEAD, |i| {
-            nexts[i] = 'pkt: {
-                let ai = v.meta(i).adj_index;
-                let rw = match last {
-                    Some((a, rw)) if a == ai => Some(rw),
-                    _ => {
-                        let rw = EthRewrite::of(fwd.adj(ai));
-                        last = rw.map(|rw| (ai, rw));
-                        rw
-                    }
-                };
-                if let Some(rw) = rw {
-                    if rewrite_fast(&mut v.get(i), &rw) {
-                        break 'pkt rewrite_next::OUTPUT;
-                    }
-                }
-                rewrite_slow(&mut v.get(i), fwd.adj(ai), arc, errs)
-            };
-        });
-    }
-
-    fn trace(&self, b: &Buf<'_>) -> String {
-        format!(
-            "tx sw_if_index {} adj {} {}",
-            b.meta.tx_sw_if_index,
-            b.meta.adj_index,
-            crate::runtime::hex_line(&b.data()[..b.data().len().min(34)])
-        )
-    }
-}
-
-/// ip4-rewrite's every case, out of the hot loop.
-#[inline(never)]
-fn rewrite_slow(
-    b: &mut Buf<'_>,
-    adj: &crate::tables::Adjacency,
-    arc: &ArcEdges,
-    errs: Errors<'_>,
-) -> u16 {
-    let (mut next, err) = rewrite_one(b, adj);
-    if next != rewrite_next::OUTPUT {
-        if next == rewrite_next::DROP {
-            b.meta.error = errs.error(err);
-        } else {
-            errs.count(err, 1);
-        }
-    } else if adj.out_features != 0 {
-        // The tx interface has ip4-output features: the one test a packet pays.
-        next = arc.enter(b.meta, adj.out_features);
-    }
-    next
-}
-
-/// Buffers ahead that ip4-rewrite prefetches.
-const RW_PREFETCH_AHEAD: usize = 8;
-
-/// A rewrite adjacency with a 14-byte Ethernet header and no ip4-output features on its tx
-/// interface, in the form the fast path uses.
-#[derive(Clone, Copy)]
-struct EthRewrite {
-    hdr: [u8; wire::ETH_HDR],
-    mtu: u16,
-    sw_if_index: u32,
-}
-
-impl EthRewrite {
     #[inline(always)]
-    fn of(adj: &crate::tables::Adjacency) -> Option<Self> {
-        (adj.kind == AdjKind::Rewrite
-            && adj.rewrite_len as usize == wire::ETH_HDR
-            && adj.out_features == 0)
-            .then(|| Self {
-                hdr: *adj.rewrite.first_chunk().expect("24 >= 14"),
-                mtu: adj.mtu,
-                sw_if_index: adj.sw_if_index,
-            })
+    fn forward_header(ip: &mut [u8], mtu: u16) -> bool {
+        match Ip4HdrMut::new(ip) {
+            Some(mut h) if h.view().ttl() > 1 && h.view().total_len() <= mtu => {
+                h.dec_ttl();
+                true
+            }
+            _ => false,
+        }
     }
-}
-
-/// The common case of `rewrite_one`: a forwarded (not locally originated, not GSO) packet
-/// with TTL > 1 that fits the MTU, headroom for the Ethernet header and its IPv4 header in
-/// the buffer. False, changing nothing: anything else, which `rewrite_one` decides; when this
-/// returns true `rewrite_one` would have returned OUTPUT with the same changes.
-#[inline(always)]
-fn rewrite_fast(b: &mut Buf<'_>, rw: &EthRewrite) -> bool {
-    if b.meta.flags & (flags::LOCALLY_ORIGINATED | flags::GSO) != 0 {
-        return false;
+    #[inline(always)]
+    fn fast_window<'b>(b: &'b mut Buf<'_>) -> Option<&'b mut [u8]> {
+        b.window_mut::<{ wire::ETH_HDR }, { wire::ETH_HDR + wire::IP4_HDR }>()
+            .map(|w| &mut w[..])
     }
-    const W: usize = wire::ETH_HDR + wire::IP4_HDR;
-    let Some(w) = b.window_mut::<{ wire::ETH_HDR }, W>() else {
-        return false;
-    };
-    let (l2, ip) = w.split_at_mut(wire::ETH_HDR);
-    let (Some(l2), Some(mut h)) = (
-        l2.first_chunk_mut::<{ wire::ETH_HDR }>(),
-        Ip4HdrMut::new(ip),
-    ) else {
-        return false;
-    };
-    if h.view().ttl() <= 1 || h.view().total_len() > rw.mtu {
-        return false;
+    fn rewrite_one(b: &mut Buf<'_>, adj: &crate::tables::Adjacency) -> (u16, u16) {
+        rewrite_one(b, adj)
     }
-    h.dec_ttl();
-    *l2 = rw.hdr;
-    let m = &mut *b.meta;
-    m.current_data -= wire::ETH_HDR as i16;
-    m.current_length += wire::ETH_HDR as u16;
-    m.tx_sw_if_index = rw.sw_if_index;
-    true
 }
 
 #[inline(always)]
@@ -806,7 +468,8 @@ fn echo_reply(b: &mut Buf<'_>, hl: usize) {
 // ---------------------------------------------------------------------------------------------
 // ip4-icmp-error
 
-pub struct Ip4IcmpError;
+/// ip4-icmp-error: ICMP errors (RFC 792, RFC 1812) requested by the other nodes.
+pub type Ip4IcmpError = IcmpError<V4>;
 
 crate::next_edges! {
     mod icmp_error_next {
@@ -829,59 +492,38 @@ crate::node_errors! {
 /// Bytes of the offending packet quoted in an ICMP error (RFC 1812 allows up to 576 total).
 const QUOTE_MAX: usize = 576 - wire::IP4_HDR - 8;
 
-impl Node for Ip4IcmpError {
-    fn info(&self) -> NodeInfo {
-        NodeInfo::internal("ip4-icmp-error", icmp_error_next::NAMES, icmp_error::NAMES)
+impl IcmpErrorFamily for V4 {
+    icmp_error_ids!("ip4-icmp-error", icmp_error_next, icmp_error);
+
+    /// Never about an ICMP error, a non-first fragment, or from a broadcast/multicast source.
+    fn error_target(b: &Buf<'_>) -> Option<u32> {
+        let d = b.data();
+        let h = Ip4Hdr::new(d)?;
+        let is_icmp_err = h.protocol() == wire::IP_PROTO_ICMP
+            && d.get(h.header_len())
+                .is_some_and(|&t| !matches!(t, icmp::ECHO_REQUEST | icmp::ECHO_REPLY));
+        let bad_src = h.src() == 0 || h.src() >> 28 == 0xe || h.src() == u32::MAX;
+        (!is_icmp_err && h.frag_offset() == 0 && !bad_src).then_some(h.src())
     }
 
-    fn process(&mut self, cx: &mut Ctx<'_>, bufs: &mut [u32], nexts: &mut [u16]) {
-        let errs = cx.errs();
-        let ifs = cx.tables.ifs.get();
-        for (i, &bi) in bufs.iter().enumerate() {
-            let now = cx.now;
-            let allowed = cx.icmp_limit.allow(now);
-            // The error quotes only the first buffer; the rest of a chain is not needed.
-            cx.bufs.free_tail(bi);
-            let mut b = cx.bufs.get(bi);
-            // The original drop reason stays in meta.error if we do not answer.
-            if !allowed {
-                b.meta.error = errs.error(icmp_error::RATE_LIMITED);
-                nexts[i] = icmp_error_next::DROP;
-                continue;
-            }
-            let Some(src) = ifs.ip4_source(b.meta.rx_sw_if_index) else {
-                b.meta.error = errs.error(icmp_error::NO_SOURCE);
-                nexts[i] = icmp_error_next::DROP;
-                continue;
-            };
-            match build_error(&mut b, src) {
-                Ok(ty) => {
-                    errs.count(
-                        if ty == icmp::TIME_EXCEEDED {
-                            icmp_error::SENT_TIME_EXCEEDED
-                        } else {
-                            icmp_error::SENT_UNREACH
-                        },
-                        1,
-                    );
-                    b.meta.fib_index = ifs.fast(b.meta.rx_sw_if_index).ip4_fib;
-                    nexts[i] = icmp_error_next::LOOKUP;
-                }
-                Err(e) => {
-                    b.meta.error = errs.error(e);
-                    nexts[i] = icmp_error_next::DROP;
-                }
-            }
-        }
+    fn source(ifs: &IfTable, rx: u32, _: u32) -> Option<u32> {
+        ifs.ip4_source(rx)
     }
 
-    fn trace(&self, b: &Buf<'_>) -> String {
-        trace_ip4(b)
+    fn build_error(b: &mut Buf<'_>, ifs: &IfTable, src: u32, to: u32) -> Result<(u16, u16), u16> {
+        let ty = build_error(b, src, to)?;
+        b.meta.fib_index = ifs.fast(b.meta.rx_sw_if_index).ip4_fib;
+        let sent = if ty == icmp::TIME_EXCEEDED {
+            icmp_error::SENT_TIME_EXCEEDED
+        } else {
+            icmp_error::SENT_UNREACH
+        };
+        Ok((sent, icmp_error_next::LOOKUP))
     }
 }
 
 /// Wrap the packet (which starts at its IPv4 header) in IPv4 + ICMP error headers, in place.
-fn build_error(b: &mut Buf<'_>, our_src: u32) -> Result<u8, u16> {
+fn build_error(b: &mut Buf<'_>, our_src: u32, to: u32) -> Result<u8, u16> {
     let (ty, code, data) = (
         b.meta.opaque[0] as u8,
         b.meta.opaque[1] as u8,
@@ -891,16 +533,6 @@ fn build_error(b: &mut Buf<'_>, our_src: u32) -> Result<u8, u16> {
     let Some(h) = Ip4Hdr::new(d) else {
         return Err(icmp_error::NOT_FOR_ERRORS);
     };
-    let hl = h.header_len();
-    // Never answer an ICMP error, a non-first fragment, or a broadcast/multicast source.
-    let is_icmp_err = h.protocol() == wire::IP_PROTO_ICMP
-        && d.get(hl)
-            .is_some_and(|&t| !matches!(t, icmp::ECHO_REQUEST | icmp::ECHO_REPLY));
-    let bad_src = h.src() == 0 || h.src() >> 28 == 0xe || h.src() == u32::MAX;
-    if is_icmp_err || h.frag_offset() != 0 || bad_src {
-        return Err(icmp_error::NOT_FOR_ERRORS);
-    }
-    let orig_src = h.src();
     let quote = d.len().min(QUOTE_MAX).min(h.total_len() as usize);
     b.set_len(quote);
     if !b.retreat(wire::IP4_HDR + 8) {
@@ -912,7 +544,7 @@ fn build_error(b: &mut Buf<'_>, our_src: u32) -> Result<u8, u16> {
         let Some(mut ip) = Ip4HdrMut::new(d) else {
             return Err(icmp_error::NO_HEADROOM);
         };
-        ip.init(our_src, orig_src, wire::IP_PROTO_ICMP, 64, total);
+        ip.init(our_src, to, wire::IP_PROTO_ICMP, 64, total);
     }
     let m = &mut d[wire::IP4_HDR..];
     m[0] = ty;
@@ -926,6 +558,5 @@ fn build_error(b: &mut Buf<'_>, our_src: u32) -> Result<u8, u16> {
     }
     let c = wire::checksum(&m[..8 + quote]);
     m[2..4].copy_from_slice(&c.to_be_bytes());
-    b.meta.flags |= flags::LOCALLY_ORIGINATED;
     Ok(ty)
 }

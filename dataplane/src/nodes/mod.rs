@@ -2,6 +2,7 @@
 
 pub mod arp;
 pub mod ethernet;
+pub mod family;
 pub mod gso;
 pub mod ip4;
 pub mod ip6;
@@ -103,7 +104,7 @@ pub fn forwarding_nodes() -> Vec<Box<dyn Node>> {
         Box::new(ip4::Ip4Lookup::default()),
         Box::new(ip4::Ip4Rewrite::default()),
         Box::new(ip4::Ip4Local),
-        Box::new(ip4::Ip4IcmpError),
+        Box::new(ip4::Ip4IcmpError::default()),
         Box::new(output::InterfaceOutput),
         Box::new(gso::GsoSegment::default()),
     ];

@@ -24,7 +24,7 @@ pub use discover::{discover_error, Ip6Discover};
 pub use icmp_error_node::{icmp_error, set_icmp6_error, Ip6IcmpError};
 pub use input::{input_error, Ip6Input};
 pub use local::{local_error, Ip6Local};
-pub use lookup::{flow_hash6, lookup_error, Ip6Lookup};
+pub use lookup::{dst6, flow_hash6, lookup_error, Ip6Lookup};
 pub use rewrite::{rewrite_error, Ip6Rewrite};
 
 use crate::buffer::Buf;
@@ -39,7 +39,7 @@ pub fn nodes() -> Vec<Box<dyn Node>> {
         Box::new(Ip6Rewrite::default()),
         Box::new(Ip6Local),
         Box::new(Ip6Discover::default()),
-        Box::new(Ip6IcmpError),
+        Box::new(Ip6IcmpError::default()),
     ]
 }
 
@@ -80,16 +80,15 @@ pub mod ext {
 }
 
 pub fn trace_ip6(b: &Buf<'_>) -> String {
-    match Ip6Hdr::new(b.data()) {
-        Some(h) => format!(
-            "IP6: {} -> {} next {} hop limit {} payload {} fib {}",
-            wire::fmt_ip6(h.src()),
-            wire::fmt_ip6(h.dst()),
-            h.next_header(),
-            h.hop_limit(),
-            h.payload_len(),
-            b.meta.fib_index
-        ),
-        None => "IP6: (truncated)".into(),
-    }
+    let Some(h) = Ip6Hdr::new(b.data()) else {
+        return "IP6: (truncated)".into();
+    };
+    let (src, dst) = (wire::fmt_ip6(h.src()), wire::fmt_ip6(h.dst()));
+    format!(
+        "IP6: {src} -> {dst} next {} hop limit {} payload {} fib {}",
+        h.next_header(),
+        h.hop_limit(),
+        h.payload_len(),
+        b.meta.fib_index
+    )
 }

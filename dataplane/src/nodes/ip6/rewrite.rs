@@ -1,20 +1,16 @@
-//! ip6-rewrite: hop limit, MTU and the adjacency's L2 rewrite.
+//! ip6-rewrite's IPv6 parts (the node is `family::Rewrite`): hop limit, MTU, the L2 rewrite.
 
 use crate::buffer::{flags, Buf};
-use crate::feature::ArcEdges;
-use crate::graph::{Node, NodeInfo};
-use crate::runtime::Ctx;
+use crate::graph::NodeInfo;
+use crate::nodes::family::{rewrite_ids, Rewrite, RewriteFamily, V6};
 use crate::tables::{AdjKind, Adjacency};
-use crate::wire::{Ip6HdrMut, IP6_HDR};
+use crate::wire::{Ip6HdrMut, ETH_HDR, IP6_HDR};
 
 use super::icmp6;
 use super::icmp_error_node::set_icmp6_error;
 
-/// ip6-rewrite starts the ip6-output arc (features of the adjacency's tx interface).
-#[derive(Default)]
-pub struct Ip6Rewrite {
-    arc: ArcEdges,
-}
+/// ip6-rewrite: hop limit, MTU and the adjacency's L2 rewrite; starts the ip6-output arc.
+pub type Ip6Rewrite = Rewrite<V6>;
 
 crate::next_edges! {
     mod rewrite_next {
@@ -33,42 +29,29 @@ crate::node_errors! {
     }
 }
 
-impl Node for Ip6Rewrite {
-    fn info(&self) -> NodeInfo {
-        NodeInfo::internal("ip6-rewrite", rewrite_next::NAMES, rewrite_error::NAMES)
-    }
+impl RewriteFamily for V6 {
+    rewrite_ids!("ip6-rewrite", rewrite_next, rewrite_error);
+    const TRACE_BYTES: usize = ETH_HDR + IP6_HDR;
 
-    fn attach_arc(&mut self, arc: ArcEdges) {
-        self.arc = arc;
-    }
-
-    fn process(&mut self, cx: &mut Ctx<'_>, bufs: &mut [u32], nexts: &mut [u16]) {
-        let errs = cx.errs();
-        let fwd = cx.tables.fwd.get();
-        for (i, &bi) in bufs.iter().enumerate() {
-            if let Some(&n) = bufs.get(i + 2) {
-                cx.bufs.prefetch(n);
-            }
-            let mut b = cx.bufs.get(bi);
-            let adj = fwd.adj(b.meta.adj_index);
-            let (mut next, err) = rewrite_one(&mut b, adj);
-            if next != rewrite_next::OUTPUT {
-                b.meta.error = errs.error(err);
-            } else if adj.out_features != 0 {
-                // The tx interface has ip6-output features: the one test a packet pays.
-                next = self.arc.enter(b.meta, adj.out_features);
-            }
-            nexts[i] = next;
+    #[inline(always)]
+    fn forward_header(ip: &mut [u8], mtu: u16) -> bool {
+        let Some(mut h) = Ip6HdrMut::new(ip) else {
+            return false;
+        };
+        let len = IP6_HDR + h.view().payload_len() as usize;
+        if h.view().hop_limit() <= 1 || (mtu != 0 && len > mtu as usize) {
+            return false;
         }
+        h.dec_hop_limit();
+        true
     }
-
-    fn trace(&self, b: &Buf<'_>) -> String {
-        format!(
-            "tx sw_if_index {} adj {} {}",
-            b.meta.tx_sw_if_index,
-            b.meta.adj_index,
-            crate::runtime::hex_line(&b.data()[..b.data().len().min(54)])
-        )
+    #[inline(always)]
+    fn fast_window<'b>(b: &'b mut Buf<'_>) -> Option<&'b mut [u8]> {
+        b.window_mut::<{ ETH_HDR }, { ETH_HDR + IP6_HDR }>()
+            .map(|w| &mut w[..])
+    }
+    fn rewrite_one(b: &mut Buf<'_>, adj: &Adjacency) -> (u16, u16) {
+        rewrite_one(b, adj)
     }
 }
 

@@ -1,0 +1,28 @@
+//! Per-interface features by name (`feature_enable_disable`) and GSO.
+
+use super::convert::{self, rv};
+use super::handlers::{sw_ok, State};
+use rvpp_vppapi::defs as d;
+use rvpp_vppapi::transport::Router;
+
+pub(super) fn register(r: &mut Router<State>) {
+    r.on(|s: &mut State, m: d::FeatureEnableDisable, _c| {
+        // VPP: an unknown (arc, feature) is INVALID_VALUE, an unknown interface
+        // INVALID_SW_IF_INDEX.
+        let (arc, feature) = (convert::text(&m.arc_name), convert::text(&m.feature_name));
+        let r =
+            s.dp.fwd()
+                .feature_enable(m.sw_if_index.0, arc, feature, m.enable);
+        reply!(FeatureEnableDisableReply, convert::retval(r))
+    });
+    r.on(|s: &mut State, m: d::FeatureGsoEnableDisable, _c| {
+        // rvpp segments GSO super-frames in software (gso-segment) on every interface whose
+        // device cannot take them: enabling is already in effect; it cannot be turned off.
+        let rv = match sw_ok(&s.dp.fwd(), m.sw_if_index.0) {
+            0 if m.enable_disable => 0,
+            0 => rv::UNIMPLEMENTED,
+            e => e,
+        };
+        reply!(FeatureGsoEnableDisableReply, rv)
+    });
+}

@@ -1,0 +1,258 @@
+//! IP messages: interface addresses and tables, routes, neighbours, and the proxy/ND settings
+//! rvpp has no machinery for. Addresses, tables, routes and neighbours are the control
+//! service's (`service::addresses`, `tables`, `routes`, `neighbours`), the same ones the CLI
+//! edits.
+
+use super::convert::{self, rv, ApiPath, NONE};
+use super::handlers::{unimplemented_on, State};
+use crate::service::routes::Change;
+use crate::service::{addresses, neighbours, routes, tables};
+use rvpp_dataplane::forwarding::{Af, Path};
+use rvpp_vppapi::defs as d;
+use rvpp_vppapi::transport::{Response, Router};
+
+/// `sw_interface_add_del_address`, with `del_all`.
+fn address_add_del(s: &State, m: &d::SwInterfaceAddDelAddress) -> i32 {
+    let sw = m.sw_if_index.0;
+    if s.dp.fwd().iface(sw).is_err() {
+        return rv::INVALID_SW_IF_INDEX;
+    }
+    let r = if m.del_all {
+        addresses::del_all(&s.dp, sw)
+    } else {
+        match convert::prefix_in(&m.prefix.0) {
+            Err(e) => return e,
+            Ok(p) if m.is_add => addresses::add(&s.dp, sw, p),
+            Ok(p) => addresses::del(&s.dp, sw, p),
+        }
+    };
+    convert::svc_retval(r)
+}
+
+fn address_dump(s: &State, m: &d::IpAddressDump) -> Vec<d::IpAddressDetails> {
+    let sw = m.sw_if_index.0;
+    addresses::of(&s.dp, sw)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|p| p.is_ip6() == m.is_ipv6)
+        .map(|p| d::IpAddressDetails {
+            context: 0,
+            sw_if_index: d::InterfaceIndex(sw),
+            prefix: d::AddressWithPrefix(convert::prefix_out(p)),
+        })
+        .collect()
+}
+
+fn route_add_del(s: &State, m: &d::IpRouteAddDel) -> i32 {
+    let r = &m.route;
+    let p = match convert::prefix_in(&r.prefix) {
+        Ok(p) => p.masked(),
+        Err(e) => return e,
+    };
+    // A delete of the whole entry ignores its paths (as VPP's); otherwise every path must be
+    // one the dataplane forwards on, or nothing changes.
+    let mut paths: Vec<Path> = Vec::new();
+    if m.is_add || m.is_multipath {
+        for x in &r.paths {
+            match convert::path_in(x, p.is_ip6()) {
+                ApiPath::Fwd(path) => paths.push(path),
+                ApiPath::Other => {
+                    // The table must exist before anything else is looked at.
+                    if s.dp.fwd().fib_index(p.af(), r.table_id).is_none() {
+                        return rv::NO_SUCH_FIB;
+                    }
+                    return rv::UNIMPLEMENTED;
+                }
+            }
+        }
+    }
+    let change = match (m.is_add, m.is_multipath) {
+        (true, false) => Change::Set,
+        (true, true) => Change::AddPaths,
+        (false, false) => Change::Delete,
+        (false, true) => Change::DeletePaths,
+    };
+    convert::svc_retval(routes::change(&s.dp, r.table_id, p, paths, change))
+}
+
+fn route_dump(s: &State, m: &d::IpRouteDump) -> Vec<d::IpRouteDetails> {
+    let ip6 = m.table.is_ip6;
+    let t = m.table.table_id;
+    let Some(rs) = routes::list(&s.dp, Af::from_is_ip6(ip6), t) else {
+        return vec![];
+    };
+    rs.into_iter()
+        .map(|(p, r)| d::IpRouteDetails {
+            context: 0,
+            route: d::IpRoute {
+                table_id: t,
+                stats_index: 0,
+                prefix: convert::prefix_out(p),
+                n_paths: 0,
+                paths: r
+                    .paths
+                    .iter()
+                    .map(|x| convert::path_out(x, ip6, t))
+                    .collect(),
+            },
+        })
+        .collect()
+}
+
+fn neighbor_dump(s: &State, m: &d::IpNeighborDump) -> Vec<d::IpNeighborDetails> {
+    let ip6 = convert::is_ip6(m.af);
+    let want = m.sw_if_index.0;
+    neighbours::list(&s.dp)
+        .into_iter()
+        .filter(|n| n.ip.is_ipv6() == ip6 && (want == NONE || n.sw_if_index == want))
+        .map(|n| d::IpNeighborDetails {
+            context: 0,
+            age: 0.0,
+            neighbor: d::IpNeighbor {
+                sw_if_index: d::InterfaceIndex(n.sw_if_index),
+                flags: if n.is_static {
+                    d::IpNeighborFlags::IP_API_NEIGHBOR_FLAG_STATIC
+                } else {
+                    d::IpNeighborFlags::IP_API_NEIGHBOR_FLAG_NONE
+                },
+                mac_address: d::MacAddress(n.mac),
+                ip_address: convert::ip_addr(n.ip),
+            },
+        })
+        .collect()
+}
+
+pub(super) fn register(r: &mut Router<State>) {
+    // ----- addresses and interface tables ----------------------------------------------------
+    r.on(|s: &mut State, m: d::SwInterfaceAddDelAddress, _c| {
+        reply!(SwInterfaceAddDelAddressReply, address_add_del(s, &m))
+    });
+    r.on(|s: &mut State, m: d::IpAddressDump, _c| Response::stream(address_dump(s, &m)));
+    r.on(|s: &mut State, m: d::SwInterfaceSetTable, _c| {
+        // The interface is in the VRF asked for; a VRF whose default route is a table lookup
+        // (calico's pod and host-tap VRFs) continues in that table.
+        let af = Af::from_is_ip6(m.is_ipv6);
+        let rv = convert::svc_retval(tables::bind(&s.dp, m.sw_if_index.0, af, m.vrf_id));
+        reply!(SwInterfaceSetTableReply, rv)
+    });
+
+    // ----- tables and routes -----------------------------------------------------------------
+    r.on(|s: &mut State, m: d::IpTableAddDel, _c| {
+        let (af, t) = (Af::from_is_ip6(m.table.is_ip6), m.table.table_id);
+        let rv = if m.is_add {
+            convert::svc_retval(tables::add(&s.dp, af, t, convert::text(&m.table.name)))
+        } else {
+            tables::del(&s.dp, af, t);
+            0
+        };
+        reply!(IpTableAddDelReply, rv)
+    });
+    r.on(|s: &mut State, m: d::IpTableAllocate, _c| {
+        let ip6 = m.table.is_ip6;
+        let want = (m.table.table_id != NONE).then_some(m.table.table_id);
+        let (r, t, name) = tables::allocate(
+            &s.dp,
+            Af::from_is_ip6(ip6),
+            want,
+            convert::text(&m.table.name),
+        );
+        Response::reply(d::IpTableAllocateReply {
+            context: 0,
+            retval: convert::svc_retval(r),
+            table: d::IpTable {
+                table_id: t,
+                is_ip6: ip6,
+                name,
+            },
+        })
+    });
+    r.on(|s: &mut State, _m: d::IpTableDump, _c| {
+        let v: Vec<d::IpTableDetails> = [false, true]
+            .into_iter()
+            .flat_map(|ip6| {
+                tables::list(&s.dp, Af::from_is_ip6(ip6))
+                    .into_iter()
+                    .map(move |(t, name)| d::IpTableDetails {
+                        context: 0,
+                        table: d::IpTable {
+                            table_id: t,
+                            is_ip6: ip6,
+                            name,
+                        },
+                    })
+            })
+            .collect();
+        Response::stream(v)
+    });
+    r.on(|s: &mut State, m: d::IpRouteAddDel, _c| {
+        Response::reply(d::IpRouteAddDelReply {
+            context: 0,
+            retval: route_add_del(s, &m),
+            stats_index: 0,
+        })
+    });
+    r.on(|s: &mut State, m: d::IpRouteDump, _c| Response::stream(route_dump(s, &m)));
+    r.on(|s: &mut State, m: d::IpMrouteAddDel, _c| {
+        // No multicast FIB: nothing would forward by the entry.
+        let rt = &m.route;
+        let af = Af::from_is_ip6(rt.prefix.af == d::AddressFamily::ADDRESS_IP6);
+        let rv = if s.dp.fwd().fib_index(af, rt.table_id).is_none() {
+            rv::NO_SUCH_FIB
+        } else {
+            rv::UNIMPLEMENTED
+        };
+        Response::reply(d::IpMrouteAddDelReply {
+            context: 0,
+            retval: rv,
+            stats_index: 0,
+        })
+    });
+
+    // ----- neighbours ------------------------------------------------------------------------
+    r.on(|s: &mut State, m: d::IpNeighborAddDel, _c| {
+        let n = &m.neighbor;
+        let (sw, ip) = (n.sw_if_index.0, convert::addr_ip(&n.ip_address));
+        let is_static = n
+            .flags
+            .contains(d::IpNeighborFlags::IP_API_NEIGHBOR_FLAG_STATIC);
+        let r = if m.is_add {
+            neighbours::add(&s.dp, sw, ip, n.mac_address.0, is_static)
+        } else {
+            neighbours::del(&s.dp, sw, ip)
+        };
+        Response::reply(d::IpNeighborAddDelReply {
+            context: 0,
+            retval: convert::svc_retval(r),
+            stats_index: 0,
+        })
+    });
+    r.on(|_s: &mut State, _m: d::IpNeighborConfig, _c| {
+        // The neighbour table has no limit, no ageing and no recycling to configure.
+        reply!(IpNeighborConfigReply, rv::UNIMPLEMENTED)
+    });
+    r.on(|s: &mut State, m: d::IpNeighborDump, _c| Response::stream(neighbor_dump(s, &m)));
+    r.on(|s: &mut State, m: d::ProxyArpAddDel, _c| {
+        let p = &m.proxy;
+        // ip4-arp answers only for the interface's own addresses: no proxy ranges.
+        let rv = if s.dp.fwd().fib_index(Af::Ip4, p.table_id).is_none() {
+            rv::NO_SUCH_FIB
+        } else {
+            rv::UNIMPLEMENTED
+        };
+        reply!(ProxyArpAddDelReply, rv)
+    });
+    r.on(|s: &mut State, m: d::ProxyArpIntfcEnableDisable, _c| {
+        let rv = unimplemented_on(&s.dp.fwd(), m.sw_if_index.0);
+        reply!(ProxyArpIntfcEnableDisableReply, rv)
+    });
+    r.on(|s: &mut State, m: d::SwInterfaceIp6ndRaConfig, _c| {
+        // No router advertisement engine: nothing to configure or suppress.
+        let rv = unimplemented_on(&s.dp.fwd(), m.sw_if_index.0);
+        reply!(SwInterfaceIp6ndRaConfigReply, rv)
+    });
+    r.on(|s: &mut State, m: d::Ip6ndProxyEnableDisableV2, _c| {
+        // ip6 ND answers only for the interface's own addresses: no ND proxy.
+        let rv = unimplemented_on(&s.dp.fwd(), m.sw_if_index.0);
+        reply!(Ip6ndProxyEnableDisableV2Reply, rv)
+    });
+}
