@@ -117,6 +117,13 @@ fn show_interfaces(dp: &Dataplane) -> String {
             .map_or("(deleted)".to_string(), |i| i.name.clone());
         let _ = writeln!(out, "{name} (sw_if_index {sw}): {}", if_text(c));
     }
+    let n = dp.npol();
+    let _ = writeln!(
+        out,
+        "cached verdicts: {} of {}",
+        n.flows.len(),
+        n.flows.limit()
+    );
     out
 }
 

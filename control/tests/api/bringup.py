@@ -498,6 +498,10 @@ def main():
         tcheck(udp_exchange(POD_NS, PEER_NS, POD4, 5561) == "olleh-ppvr", "uplink peer -> pod UDP/5561 allowed")
         errs = vpp.api.cli_inband(cmd="show errors").reply
         check("policy deny" in errs and "new flow allowed by policy" in errs, "npol counters in show errors")
+        cached = lambda: int(vpp.api.cli_inband(cmd="show npol interfaces").reply.split("cached verdicts: ")[1].split()[0])
+        check(cached() > 0, "verdicts cached (%d)" % cached())
+        ok(vpp.api.cnat_session_purge(), "cnat_session_purge")
+        check(cached() == 0, "cnat_session_purge clears npol's verdicts too")
 
     # pod delete reverses it
     ok(route(vpp, POD4 + "/32", [], is_add=0), "pod route del")
