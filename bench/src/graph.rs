@@ -1,19 +1,26 @@
 //! `rvpp-bench graph`: one core, generator -> ethernet-input -> ip4-input -> ip4-lookup ->
 //! ip4-rewrite -> null tx, with N random prefixes and destinations spread over them; or, with
 //! `--path xconnect`, generator -> ethernet-input -> (L2 cross-connect) interface-output -> null;
-//! or, with `--path ip6`, the IPv6 nodes with IPv6 frames to one route (`--routes` is ignored).
+//! or, with `--path ip6`, the IPv6 nodes with IPv6 frames to one route (`--routes` is ignored);
+//! or, with `--path npol`, the IPv4 path with an allow-all npol policy on the rx interface, so
+//! every packet after a flow's first takes the cached-verdict path of npol-rx-ip4.
 
 pub const HELP: &str =
-    "rvpp-bench graph [--path ip4|ip6|xconnect] [--routes N] [--route-mix internet|dpdk]
+    "rvpp-bench graph [--path ip4|ip6|xconnect|npol] [--routes N] [--route-mix internet|dpdk]
     [--size BYTES] [--seconds S] [--runs N] [--pages auto|no-hugetlb|both]
     [--testpmd PATH | --no-peer] [--json]
-  One core, rvpp's own generator and null tx (--path ip6: IPv6 frames to one route, ::/0).
+  One core, rvpp's own generator and null tx (--path ip6: IPv6 frames to one route, ::/0;
+  --path npol: ip4 with an allow-all npol policy on the rx side, verdicts cached per flow).
   Prints Mpps and each node's clocks/packet, next to
   dpdk-testpmd 5tswap on net_null (same core, same frame size) run in alternation.";
 
 use rvpp_dataplane::buffer::BufferPool;
+use rvpp_dataplane::feature::FeatureTables;
 use rvpp_dataplane::fib::Ip4FibConfig;
 use rvpp_dataplane::forwarding::{mask4, Forwarding, Path, Prefix};
+use rvpp_dataplane::nodes::npol as npol_nodes;
+use rvpp_dataplane::npol::rule::{Action, Rule};
+use rvpp_dataplane::npol::{IfConfig, Npol, Policy, PolicyDefault};
 use rvpp_dataplane::runtime::Runtime;
 use rvpp_dataplane::tables::Shared;
 use rvpp_drivers::pg::{NullTx, PgStream};
@@ -29,6 +36,13 @@ const FORWARDING_NODES6: [&str; 4] = ["ethernet-input", "ip6-input", "ip6-lookup
 /// The L2 cross-connect path's forwarding nodes: rvpp decides the cross-connect in
 /// ethernet-input and interface-output sends (VPP: ethernet-input, l2-input, l2-output).
 const XCONNECT_NODES: [&str; 2] = ["ethernet-input", "interface-output"];
+const NPOL_NODES: [&str; 5] = [
+    "ethernet-input",
+    "ip4-input",
+    "npol-rx-ip4",
+    "ip4-lookup",
+    "ip4-rewrite",
+];
 
 /// Which packet path the run measures.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -36,6 +50,7 @@ pub enum BenchPath {
     Ip4,
     Ip6,
     Xconnect,
+    Npol,
 }
 
 impl BenchPath {
@@ -44,6 +59,7 @@ impl BenchPath {
             BenchPath::Ip4 => &FORWARDING_NODES,
             BenchPath::Ip6 => &FORWARDING_NODES6,
             BenchPath::Xconnect => &XCONNECT_NODES,
+            BenchPath::Npol => &NPOL_NODES,
         }
     }
 
@@ -52,6 +68,9 @@ impl BenchPath {
             BenchPath::Ip4 => "ip4: ethernet-input -> ip4-input -> ip4-lookup -> ip4-rewrite",
             BenchPath::Ip6 => "ip6: ethernet-input -> ip6-input -> ip6-lookup -> ip6-rewrite",
             BenchPath::Xconnect => "l2 xconnect: ethernet-input -> interface-output",
+            BenchPath::Npol => {
+                "ip4 + npol: ethernet-input -> ip4-input -> npol-rx-ip4 -> ip4-lookup -> ip4-rewrite"
+            }
         }
     }
 }
@@ -63,6 +82,39 @@ const IP6_OUT_NET: &str = "fd00:19::1/64";
 const IP6_NH: &str = "fd00:19::2";
 const IP6_SRC: u128 = 0xfd00_0018_0000_0000_0000_0000_0000_0002;
 const IP6_DST_BASE: u128 = 0xfd00_00a0_0000_0000_0000_0000_0000_0000;
+
+/// `sw` gets one rx policy whose one rule allows everything; every default denies.
+fn allow_all_policy(n: &Npol, sw: u32) -> Result<(), String> {
+    let e = |e: rvpp_dataplane::npol::NpolError| e.to_string();
+    let r = n
+        .rule_create(Rule {
+            action: Action::Allow,
+            filters: vec![],
+            entries: vec![],
+        })
+        .map_err(e)?;
+    let p = n
+        .policy_create(Policy {
+            inbound: vec![r],
+            outbound: vec![],
+        })
+        .map_err(e)?;
+    let deny = PolicyDefault::Deny;
+    n.configure(
+        sw,
+        IfConfig {
+            rx_policies: vec![p],
+            tx_policies: vec![],
+            profiles: vec![],
+            invert_rx_tx: false,
+            policy_default_rx: deny,
+            policy_default_tx: deny,
+            profile_default_rx: deny,
+            profile_default_tx: deny,
+        },
+    )
+    .map_err(e)
+}
 
 /// xorshift64*: reproducible prefixes without a dependency.
 pub struct Rng(pub u64);
@@ -218,7 +270,13 @@ pub fn run_once(
     if path == BenchPath::Xconnect {
         fwd.set_xconnect(pg, Some(out)).map_err(|e| e.to_string())?;
     }
-    let graph = rvpp_drivers::standard_graph()?;
+    let tables = FeatureTables::default();
+    let graph = rvpp_drivers::graph_builder(&tables).build()?;
+    if path == BenchPath::Npol {
+        allow_all_policy(&tables.get::<Npol>(), pg)?;
+        fwd.use_features(graph.features.clone());
+        npol_nodes::feature_enable(&mut fwd, pg, true).map_err(|e| e.to_string())?;
+    }
     let mut rt = Runtime::new(graph, pool.local(), shared, 0, "bench".into())?;
     let stream = if path == BenchPath::Ip6 {
         PgStream::ip6_udp(
@@ -378,7 +436,8 @@ pub fn run(args: &[String]) -> Result<serde_json::Value, String> {
                     "ip4" => BenchPath::Ip4,
                     "ip6" => BenchPath::Ip6,
                     "xconnect" => BenchPath::Xconnect,
-                    _ => return Err("--path expects ip4, ip6 or xconnect".into()),
+                    "npol" => BenchPath::Npol,
+                    _ => return Err("--path expects ip4, ip6, xconnect or npol".into()),
                 }
             }
             "--help" | "-h" => {

@@ -24,6 +24,7 @@ type CliModule = fn(&Arc<Dataplane>, &[&str]) -> Option<Result<String, String>>;
 /// commands adds its `cli_<name>::execute` here.
 const MODULES: &[CliModule] = &[
     crate::cli_cnat::execute,
+    crate::cli_npol::execute,
     crate::cli_memif::execute,
     crate::cli_feature::execute,
     crate::cli_linux::execute,
@@ -187,6 +188,8 @@ show vxlan tunnel
 create ipip tunnel src <ip> dst <ip> [instance <n>] [outer-table-id <n>] | delete ipip tunnel sw_if_index <n>
 show ipip tunnel
 show cnat translation|session|snat | clear cnat session | set cnat interface <if> [disable]
+show npol ipsets|rules|policies|interfaces | clear npol flows
+npol match <if> rx|tx <src>[;<port>]-><dst>[;<port>] tcp|udp|icmp|icmp6|<proto> [type <t> code <c>]
 cnat translation add proto tcp|udp vip <ip> <port> [maglev] to <ip> <port> [to ...] | cnat translation del <id>
 set cnat timeouts [generic <s>] [tcp <s>] [tcp-closing <s>] [affinity <s>]
 ";

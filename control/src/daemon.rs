@@ -151,8 +151,13 @@ fn graph(tables: &FeatureTables) -> Result<Graph, String> {
     rvpp_drivers::graph_builder(tables).build()
 }
 
-/// Expire idle cnat sessions once a second, beside the workers (they never stop for it).
-fn spawn_cnat_scanner(cnat: Arc<Cnat>, stop: Arc<AtomicBool>) -> Result<(), String> {
+/// Expire idle cnat sessions and npol's cached verdicts once a second, beside the workers
+/// (they never stop for it).
+fn spawn_cnat_scanner(
+    cnat: Arc<Cnat>,
+    npol: Arc<rvpp_dataplane::npol::Npol>,
+    stop: Arc<AtomicBool>,
+) -> Result<(), String> {
     std::thread::Builder::new()
         .name("cnat-scan".into())
         .spawn(move || {
@@ -162,6 +167,7 @@ fn spawn_cnat_scanner(cnat: Arc<Cnat>, stop: Arc<AtomicBool>) -> Result<(), Stri
                 ticks += 1;
                 if ticks.is_multiple_of(10) {
                     cnat.scan(cnat.now());
+                    npol.scan(npol.now());
                 }
             }
         })
@@ -229,7 +235,11 @@ impl Dataplane {
                 join: Some(join),
             });
         }
-        spawn_cnat_scanner(feature_tables.get::<Cnat>(), stop.clone())?;
+        spawn_cnat_scanner(
+            feature_tables.get::<Cnat>(),
+            feature_tables.get::<rvpp_dataplane::npol::Npol>(),
+            stop.clone(),
+        )?;
         Ok(Arc::new(Self {
             pool,
             shared,
@@ -253,6 +263,12 @@ impl Dataplane {
     /// nodes in every worker read.
     pub fn cnat(&self) -> Arc<Cnat> {
         self.feature_tables.get::<Cnat>()
+    }
+
+    /// Network policies (ipsets, rules, policies, interface configuration, cached verdicts):
+    /// npol's feature table, the one its nodes in every worker read.
+    pub fn npol(&self) -> Arc<rvpp_dataplane::npol::Npol> {
+        self.feature_tables.get::<rvpp_dataplane::npol::Npol>()
     }
 
     pub fn fwd(&self) -> std::sync::MutexGuard<'_, Forwarding> {

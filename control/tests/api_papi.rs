@@ -93,3 +93,13 @@ fn papi_cnat() {
     };
     assert!(out.contains("ALL OK"));
 }
+
+/// npol programmed as calico's felix server programs it, and refused bad input (papi_npol.py).
+#[test]
+fn papi_npol() {
+    let mut r = common::Rvpp::start("papi-npol", "");
+    let Some(out) = r.check_python("papi_npol.py", &[]) else {
+        return;
+    };
+    assert!(out.contains("ALL OK"));
+}

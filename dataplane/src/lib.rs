@@ -10,6 +10,7 @@ pub mod fib;
 pub mod forwarding;
 pub mod graph;
 pub mod nodes;
+pub mod npol;
 pub mod rcu;
 pub mod runtime;
 pub mod tables;

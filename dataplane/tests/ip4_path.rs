@@ -537,8 +537,8 @@ fn features_run_in_constraint_order_and_skip_disabled_ones() {
             recorder("test-b", &seen, false),
         )
     });
-    // ip4-udp-deny and cnat-input-ip4 (feature modules of the standard graph) have no
-    // constraints and were registered first, so they lead.
+    // ip4-udp-deny, cnat-input-ip4 and npol-rx-ip4 (after cnat-input-ip4), feature modules
+    // of the standard graph, were registered first, so they lead.
     assert_eq!(
         l.fwd
             .features()
@@ -546,6 +546,7 @@ fn features_run_in_constraint_order_and_skip_disabled_ones() {
         [
             "ip4-udp-deny",
             "cnat-input-ip4",
+            "npol-rx-ip4",
             "test-a",
             "test-b",
             "test-c"

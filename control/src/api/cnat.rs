@@ -186,6 +186,8 @@ pub fn register(r: &mut Router<State>) {
     });
     r.on(|s: &mut State, _m: d::CnatSessionPurge, _c| {
         s.dp.cnat().purge();
+        // npol's verdicts are per session too (issue 14: a purge re-evaluates every flow).
+        s.dp.npol().flush_flows();
         reply!(CnatSessionPurgeReply, 0)
     });
     r.on(|s: &mut State, m: d::CnatSetSnatAddressesV2, _c| {

@@ -59,5 +59,6 @@ pub fn router(state: State) -> Router<State> {
     super::devices::register(&mut r);
     super::memif::register(&mut r);
     super::cnat::register(&mut r);
+    super::npol::register(&mut r);
     r
 }

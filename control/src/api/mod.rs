@@ -26,6 +26,7 @@ mod interfaces;
 mod ip;
 mod memif;
 mod misc;
+mod npol;
 mod punt;
 
 pub use punt::PUNT_REASONS;

@@ -52,6 +52,7 @@ pub mod rv {
     pub const ENTRY_ALREADY_EXISTS: i32 = -116;
     pub const NETLINK_ERROR: i32 = -145;
     pub const INSTANCE_IN_USE: i32 = -147;
+    pub const RSRC_IN_USE: i32 = -155;
 }
 
 /// VPP's return code for a forwarding error.
@@ -127,10 +128,12 @@ pub fn random_mac() -> [u8; 6] {
 }
 
 /// Interface `sw` was deleted: what is configured on it goes (punt redirects received on it,
-/// its queues' rx modes) and tables it held may go.
+/// its queues' rx modes, its npol policies and cached verdicts: a new interface given its
+/// index starts unconfigured) and tables it held may go.
 fn interface_gone(dp: &crate::daemon::Dataplane, sw: u32) {
     punt::interface_gone(dp, sw);
     queues::interface_gone(dp, sw);
+    dp.npol().unconfigure(sw);
     tables::reap(dp);
 }
 

@@ -316,11 +316,13 @@ def ipip_tunnel_api(vpp):
 
 
 def pod_bringup(vpp):
-    """semantics.md §B/§C for one tun pod (no npol: it answers UNIMPLEMENTED)."""
+    """semantics.md §B/§C for one tun pod, with felix's npol programming of it."""
     r = ok(vpp.api.show_threads(), "show_threads")
     check(r.count >= 1, "threads %d" % r.count)
     ok(vpp.api.show_version(), "show_version")
-    check(vpp.api.npol_ipset_create(type=0).retval == -9, "npol UNIMPLEMENTED")
+    all_pods = ok(vpp.api.npol_ipset_create(type=0), "npol all-pods ipset").set_id
+    ok(vpp.api.npol_ipset_add_del_members(set_id=all_pods, is_add=1, len=1,
+                                          members=[{"val": {"address": POD4}}]), "pod in all-pods")
     check(vpp.api.cnat_set_snat_policy(policy=2).retval == 0, "cnat K8S snat policy")
     check(vpp.api.ipsec_set_async_mode(async_enable=1).retval == -9, "ipsec UNIMPLEMENTED")
     vxlan_tunnel_api(vpp)
@@ -371,12 +373,25 @@ def pod_bringup(vpp):
     sh("ip", "-n", POD_NS, "link", "set", "eth0", "up")
     sh("ip", "-n", POD_NS, "route", "add", "default", "dev", "eth0")
     ok(route(vpp, POD4 + "/32", [path(tun)]), "route to the pod")
+    # felix's workload endpoint: no policies, a profile allowing everything both ways.
+    allow = ok(vpp.api.npol_rule_create(rule={"action": 0, "filters": [{}] * 3, "num_entries": 0,
+                                              "matches": []}), "npol allow-all rule").rule_id
+    profile = ok(vpp.api.npol_policy_create(num_items=2, rules=[{"is_inbound": 1, "rule_id": allow},
+                                                                {"is_inbound": 0, "rule_id": allow}]),
+                 "npol profile").policy_id
+    global PROFILE
+    PROFILE = profile
+    ok(vpp.api.npol_configure_policies(sw_if_index=tun, num_rx_policies=0, num_tx_policies=0, total_ids=1,
+                                       invert_rx_tx=0, policy_default_rx=2, policy_default_tx=2,
+                                       profile_default_rx=1, profile_default_tx=1, policy_ids=[profile]),
+       "npol_configure_policies on the tun")
     check(vpp.api.urpf_update_v2(is_input=1, mode=1, af=0, sw_if_index=tun, table_id=0).retval == -9,
           "urpf UNIMPLEMENTED")
     return lo, tun, pod_vrf
 
 
 VPP = None
+PROFILE = None
 
 
 def diag():
@@ -467,6 +482,26 @@ def main():
         check((1, False) in tables, "a table a punt redirect looks up in stays")
         ok(route(vpp, NODE4 + "/24", [path(tap, NODE4)], table=1), "punt table route back")
         tcheck(udp_exchange(HOST_NS, PEER_NS, NODE4, 5559) == "olleh-ppvr", "punted to the host tap again")
+        # pod isolation: an ingress (tx) policy denies UDP to one port; the rest passes to the
+        # allow-all profile
+        deny = ok(vpp.api.npol_rule_create(rule={
+            "action": 1, "filters": [{"type": 3, "value": 17, "should_match": 1}, {}, {}], "num_entries": 1,
+            "matches": [{"is_src": 0, "is_not": 0, "type": 1, "data": {"port_range": {"start": 5560, "end": 5560}}}]}),
+            "npol rule: deny udp/5560").rule_id
+        ingress = ok(vpp.api.npol_policy_create(num_items=1, rules=[{"is_inbound": 0, "rule_id": deny}]),
+                     "npol ingress policy").policy_id
+        ok(vpp.api.npol_configure_policies(sw_if_index=tun, num_rx_policies=0, num_tx_policies=1, total_ids=2,
+                                           invert_rx_tx=0, policy_default_rx=2, policy_default_tx=2,
+                                           profile_default_rx=1, profile_default_tx=1,
+                                           policy_ids=[ingress, PROFILE]), "npol ingress policy on the tun")
+        tcheck(udp_exchange(POD_NS, PEER_NS, POD4, 5560, tries=2) != "olleh-ppvr", "uplink peer -> pod UDP/5560 denied")
+        tcheck(udp_exchange(POD_NS, PEER_NS, POD4, 5561) == "olleh-ppvr", "uplink peer -> pod UDP/5561 allowed")
+        errs = vpp.api.cli_inband(cmd="show errors").reply
+        check("policy deny" in errs and "new flow allowed by policy" in errs, "npol counters in show errors")
+        cached = lambda: int(vpp.api.cli_inband(cmd="show npol interfaces").reply.split("cached verdicts: ")[1].split()[0])
+        check(cached() > 0, "verdicts cached (%d)" % cached())
+        ok(vpp.api.cnat_session_purge(), "cnat_session_purge")
+        check(cached() == 0, "cnat_session_purge clears npol's verdicts too")
 
     # pod delete reverses it
     ok(route(vpp, POD4 + "/32", [], is_add=0), "pod route del")

@@ -1,0 +1,573 @@
+//! npol through the whole graph: a pod (pg0) whose egress (rx) and ingress (tx) are policed,
+//! and a server behind pg1. Allowed flows pass and their replies come back (also through a
+//! second worker, the flow cache being shared); denied flows are dropped under "policy deny";
+//! unsolicited ingress meets the tx default; ICMP is matched on its real type; an update
+//! reaches new flows only; a service's replies, un-NATed by cnat, are replies too; IPv6 and
+//! a truncated packet.
+
+use etherparse::PacketBuilder;
+use rvpp_dataplane::buffer::{BufferPool, Buffers};
+use rvpp_dataplane::cnat::translation::{Endpoint, PathEp, Translation};
+use rvpp_dataplane::cnat::Cnat;
+use rvpp_dataplane::device::TxQueue;
+use rvpp_dataplane::feature::FeatureTables;
+use rvpp_dataplane::forwarding::{Forwarding, Prefix};
+use rvpp_dataplane::graph::DeviceNodes;
+use rvpp_dataplane::nodes::npol::{self as npol_nodes, error};
+use rvpp_dataplane::nodes::standard_with;
+use rvpp_dataplane::npol::rule::{Action, Entry, Filter, FilterKind, MatchData, Rule};
+use rvpp_dataplane::npol::{IfConfig, Net, Npol, Policy, PolicyDefault};
+use rvpp_dataplane::runtime::Runtime;
+use rvpp_dataplane::tables::Shared;
+use std::sync::{Arc, Mutex};
+
+const MAC0: [u8; 6] = [2, 0, 0, 0, 0, 0xa0];
+const MAC1: [u8; 6] = [2, 0, 0, 0, 0, 0xa1];
+const POD_MAC: [u8; 6] = [2, 0, 0, 0, 0, 0xb0];
+const SRV_MAC: [u8; 6] = [2, 0, 0, 0, 0, 0xb1];
+const POD: [u8; 4] = [198, 18, 0, 2];
+const SRV: [u8; 4] = [198, 19, 0, 2];
+/// fd00:0:0:18::2 and fd00:0:0:19::2.
+const POD6: [u8; 16] = [0xfd, 0, 0, 0, 0, 0, 0, 0x18, 0, 0, 0, 0, 0, 0, 0, 2];
+const SRV6: [u8; 16] = [0xfd, 0, 0, 0, 0, 0, 0, 0x19, 0, 0, 0, 0, 0, 0, 0, 2];
+
+type Frames = Arc<Mutex<Vec<Vec<u8>>>>;
+
+struct Capture(Frames);
+impl TxQueue for Capture {
+    fn tx_node(&self) -> &'static str {
+        "pg-tx"
+    }
+    fn tx(&mut self, bufs: &mut Buffers, pkts: &[u32]) -> usize {
+        let mut tmp = vec![0u8; 16384];
+        for &bi in pkts {
+            let n = bufs.copy_chain(bi, &mut tmp);
+            self.0.lock().unwrap().push(tmp[..n].to_vec());
+        }
+        bufs.free(pkts);
+        pkts.len()
+    }
+}
+
+struct Lab {
+    /// The tables' writer, kept for the test's length.
+    fwd: Forwarding,
+    cnat: Arc<Cnat>,
+    pool: Arc<BufferPool>,
+    npol: Arc<Npol>,
+    rt: Runtime,
+    rt2: Runtime,
+    out0: Frames,
+    out1: Frames,
+    if0: u32,
+    if1: u32,
+}
+
+fn lab() -> Lab {
+    let pool = BufferPool::with_backing(4096, 2048, false).unwrap();
+    let shared = Shared::new();
+    let mut fwd = Forwarding::new(shared.clone());
+    let if0 = fwd.interface_add("pg0", "pg", MAC0, true, 1500).unwrap();
+    let if1 = fwd.interface_add("pg1", "pg", MAC1, true, 1500).unwrap();
+    for (i, p4, p6) in [
+        (if0, "198.18.0.1/24", "fd00:0:0:18::1/64"),
+        (if1, "198.19.0.1/24", "fd00:0:0:19::1/64"),
+    ] {
+        fwd.address_add(i, Prefix::parse(p4).unwrap()).unwrap();
+        fwd.enable_ip6(i, true).unwrap();
+        fwd.address_add(i, Prefix::parse(p6).unwrap()).unwrap();
+        fwd.set_admin_up(i, true).unwrap();
+    }
+    for (i, a, m) in [
+        (if0, "198.18.0.2", POD_MAC),
+        (if1, "198.19.0.2", SRV_MAC),
+        (if0, "fd00:0:0:18::2", POD_MAC),
+        (if1, "fd00:0:0:19::2", SRV_MAC),
+    ] {
+        fwd.neighbor_add(i, a.parse().unwrap(), m, true).unwrap();
+    }
+    let tables = FeatureTables::default();
+    let npol = Arc::new(Npol::with_max_flows(1024));
+    tables.insert(npol.clone());
+    let graph = || {
+        standard_with(&tables)
+            .device(DeviceNodes::tx_only("pg-tx"))
+            .build()
+            .unwrap()
+    };
+    fwd.use_features(graph().features);
+    npol_nodes::feature_enable(&mut fwd, if0, true).unwrap();
+    let mut rt = Runtime::new(graph(), pool.local(), shared.clone(), 0, "t".into()).unwrap();
+    let mut rt2 = Runtime::new(graph(), pool.local(), shared, 1, "t2".into()).unwrap();
+    let (out0, out1) = (Frames::default(), Frames::default());
+    for r in [&mut rt, &mut rt2] {
+        r.set_tx(if0, Box::new(Capture(out0.clone()))).unwrap();
+        r.set_tx(if1, Box::new(Capture(out1.clone()))).unwrap();
+    }
+    Lab {
+        fwd,
+        cnat: tables.get::<Cnat>(),
+        pool,
+        npol,
+        rt,
+        rt2,
+        out0,
+        out1,
+        if0,
+        if1,
+    }
+}
+
+impl Lab {
+    fn send_on(rt: &mut Runtime, on: u32, frame: &[u8]) {
+        let bufs = rt.buffers();
+        let bi = bufs.alloc_from_bytes(frame).unwrap();
+        bufs.meta(bi).rx_sw_if_index = on;
+        rt.inject("ethernet-input", &[bi]).unwrap();
+    }
+    fn send(&mut self, on: u32, frame: &[u8]) {
+        Self::send_on(&mut self.rt, on, frame)
+    }
+    /// How many frames left on `f` since the last call.
+    fn count(f: &Frames) -> usize {
+        std::mem::take(&mut *f.lock().unwrap()).len()
+    }
+    fn counter(&self, node: &str, code: u16) -> u64 {
+        let i = self.rt.graph().error_index(node, code).unwrap();
+        self.rt.stats().errors[i as usize].get()
+    }
+    fn no_leaks(mut self) {
+        self.rt.buffers().flush();
+        self.rt2.buffers().flush();
+        drop(self.rt);
+        drop(self.rt2);
+        assert_eq!(self.pool.in_use(), 0, "buffers leaked");
+    }
+}
+
+fn tcp4(src: [u8; 4], dst: [u8; 4], sp: u16, dp: u16, from: [u8; 6], to: [u8; 6]) -> Vec<u8> {
+    let mut v = Vec::new();
+    PacketBuilder::ethernet2(from, to)
+        .ipv4(src, dst, 64)
+        .tcp(sp, dp, 1, 1000)
+        .write(&mut v, b"x")
+        .unwrap();
+    v
+}
+
+fn echo4(src: [u8; 4], dst: [u8; 4], reply: bool, from: [u8; 6], to: [u8; 6]) -> Vec<u8> {
+    let mut v = Vec::new();
+    let b = PacketBuilder::ethernet2(from, to).ipv4(src, dst, 64);
+    let b = if reply {
+        b.icmpv4_echo_reply(7, 1)
+    } else {
+        b.icmpv4_echo_request(7, 1)
+    };
+    b.write(&mut v, b"ping").unwrap();
+    v
+}
+
+fn dport(lo: u16, hi: u16) -> Entry {
+    Entry {
+        is_src: false,
+        is_not: false,
+        data: MatchData::PortRange(lo, hi),
+    }
+}
+
+fn proto(p: u32) -> Filter {
+    Filter {
+        kind: FilterKind::L4Proto,
+        value: p,
+        should_match: true,
+    }
+}
+
+/// `rx_policy` on the pod's rx; every default denies.
+fn deny_by_default(rx_policy: u32) -> IfConfig {
+    IfConfig {
+        rx_policies: vec![rx_policy],
+        tx_policies: vec![],
+        profiles: vec![],
+        invert_rx_tx: false,
+        policy_default_rx: PolicyDefault::Deny,
+        policy_default_tx: PolicyDefault::Deny,
+        profile_default_rx: PolicyDefault::Deny,
+        profile_default_tx: PolicyDefault::Deny,
+    }
+}
+
+/// The pod may open TCP to port 80 and ping (echo request, by its real ICMP type); nothing
+/// may open a flow towards it.
+fn police_pod(l: &Lab) -> (u32, u32) {
+    let n = &l.npol;
+    let web = n
+        .rule_create(Rule {
+            action: Action::Allow,
+            filters: vec![proto(6)],
+            entries: vec![dport(80, 80)],
+        })
+        .unwrap();
+    let ping = n
+        .rule_create(Rule {
+            action: Action::Allow,
+            filters: vec![Filter {
+                kind: FilterKind::IcmpType,
+                value: 8,
+                should_match: true,
+            }],
+            entries: vec![],
+        })
+        .unwrap();
+    let egress = n
+        .policy_create(Policy {
+            inbound: vec![web, ping],
+            outbound: vec![],
+        })
+        .unwrap();
+    n.configure(l.if0, deny_by_default(egress)).unwrap();
+    (web, egress)
+}
+
+#[test]
+fn allowed_flows_pass_with_their_replies_and_denied_ones_drop() {
+    let mut l = lab();
+    police_pod(&l);
+    let (if0, if1) = (l.if0, l.if1);
+    l.send(if0, &tcp4(POD, SRV, 40000, 80, POD_MAC, MAC0));
+    assert_eq!(Lab::count(&l.out1), 1, "egress to :80 allowed");
+    assert_eq!(l.counter("npol-rx-ip4", error::NEW_ALLOWED), 1);
+    // The reply passes the pod's tx (whose default denies), on either worker.
+    l.send(if1, &tcp4(SRV, POD, 80, 40000, SRV_MAC, MAC1));
+    assert_eq!(Lab::count(&l.out0), 1, "reply allowed");
+    Lab::send_on(&mut l.rt2, if1, &tcp4(SRV, POD, 80, 40000, SRV_MAC, MAC1));
+    assert_eq!(Lab::count(&l.out0), 1, "reply allowed on the other worker");
+    // Later packets of the flow follow the cache: no new evaluation.
+    l.send(if0, &tcp4(POD, SRV, 40000, 80, POD_MAC, MAC0));
+    assert_eq!(Lab::count(&l.out1), 1);
+    assert_eq!(l.counter("npol-rx-ip4", error::NEW_ALLOWED), 1);
+
+    // Port 81 is not allowed: dropped, and its second packet by the cached deny.
+    for _ in 0..2 {
+        l.send(if0, &tcp4(POD, SRV, 40001, 81, POD_MAC, MAC0));
+    }
+    assert_eq!(Lab::count(&l.out1), 0, "egress to :81 denied");
+    assert_eq!(l.counter("npol-rx-ip4", error::NEW_DENIED), 1);
+    assert_eq!(l.counter("npol-rx-ip4", error::DENIED), 2);
+
+    // Unsolicited ingress meets the tx default (deny).
+    l.send(if1, &tcp4(SRV, POD, 5555, 22, SRV_MAC, MAC1));
+    assert_eq!(Lab::count(&l.out0), 0, "ingress denied");
+    assert_eq!(l.counter("npol-tx-ip4", error::DENIED), 1);
+    // A server's "reply" to a flow the pod never opened is not a reply.
+    l.send(if1, &tcp4(SRV, POD, 81, 40001, SRV_MAC, MAC1));
+    assert_eq!(Lab::count(&l.out0), 0, "reply to a denied flow denied");
+    l.no_leaks();
+}
+
+#[test]
+fn icmp_is_matched_on_its_real_type() {
+    let mut l = lab();
+    police_pod(&l);
+    let (if0, if1) = (l.if0, l.if1);
+    // An echo reply from the pod (type 0) is not an echo request (type 8), though its id and
+    // sequence are the same.
+    l.send(if0, &echo4(POD, SRV, true, POD_MAC, MAC0));
+    assert_eq!(Lab::count(&l.out1), 0, "echo reply from the pod denied");
+    l.npol.flush_flows();
+    l.send(if0, &echo4(POD, SRV, false, POD_MAC, MAC0));
+    assert_eq!(Lab::count(&l.out1), 1, "echo request allowed");
+    l.send(if1, &echo4(SRV, POD, true, SRV_MAC, MAC1));
+    assert_eq!(Lab::count(&l.out0), 1, "its reply comes back");
+    l.no_leaks();
+}
+
+#[test]
+fn an_update_reaches_new_flows_only() {
+    let mut l = lab();
+    let (web, egress) = police_pod(&l);
+    let (if0, if1) = (l.if0, l.if1);
+    l.send(if0, &tcp4(POD, SRV, 40000, 80, POD_MAC, MAC0));
+    assert_eq!(Lab::count(&l.out1), 1);
+    // Port 80 denied from now on.
+    let deny = l
+        .npol
+        .rule_create(Rule {
+            action: Action::Deny,
+            filters: vec![],
+            entries: vec![dport(80, 80)],
+        })
+        .unwrap();
+    l.npol
+        .policy_update(
+            egress,
+            Policy {
+                inbound: vec![deny, web],
+                outbound: vec![],
+            },
+        )
+        .unwrap();
+    l.send(if0, &tcp4(POD, SRV, 40000, 80, POD_MAC, MAC0));
+    assert_eq!(
+        Lab::count(&l.out1),
+        1,
+        "the established flow keeps its verdict"
+    );
+    l.send(if1, &tcp4(SRV, POD, 80, 40000, SRV_MAC, MAC1));
+    assert_eq!(Lab::count(&l.out0), 1, "and its replies");
+    l.send(if0, &tcp4(POD, SRV, 40002, 80, POD_MAC, MAC0));
+    assert_eq!(Lab::count(&l.out1), 0, "a new flow sees the update");
+    // Clearing the cache re-evaluates the established flow too.
+    l.npol.flush_flows();
+    l.send(if0, &tcp4(POD, SRV, 40000, 80, POD_MAC, MAC0));
+    assert_eq!(Lab::count(&l.out1), 0);
+    l.no_leaks();
+}
+
+#[test]
+fn ip6_by_cidr_and_a_truncated_packet() {
+    let mut l = lab();
+    let n = &l.npol;
+    let to_srv = n
+        .rule_create(Rule {
+            action: Action::Allow,
+            filters: vec![proto(17)],
+            entries: vec![Entry {
+                is_src: false,
+                is_not: false,
+                data: MatchData::Cidr(Net::new("fd00:0:0:19::".parse().unwrap(), 64).unwrap()),
+            }],
+        })
+        .unwrap();
+    let p = n
+        .policy_create(Policy {
+            inbound: vec![to_srv],
+            outbound: vec![],
+        })
+        .unwrap();
+    let mut c = deny_by_default(p);
+    n.configure(l.if0, c.clone()).unwrap();
+    let (if0, if1) = (l.if0, l.if1);
+    let udp6 = |src, dst, sp, dp, from, to| {
+        let mut v = Vec::new();
+        PacketBuilder::ethernet2(from, to)
+            .ipv6(src, dst, 64)
+            .udp(sp, dp)
+            .write(&mut v, b"q")
+            .unwrap();
+        v
+    };
+    l.send(if0, &udp6(POD6, SRV6, 5000, 53, POD_MAC, MAC0));
+    assert_eq!(Lab::count(&l.out1), 1, "udp to the server's /64 allowed");
+    l.send(if1, &udp6(SRV6, POD6, 53, 5000, SRV_MAC, MAC1));
+    assert_eq!(Lab::count(&l.out0), 1, "reply allowed");
+    l.send(if0, &tcp4(POD, SRV, 40000, 80, POD_MAC, MAC0));
+    assert_eq!(Lab::count(&l.out1), 0, "tcp denied by the rx default");
+
+    // Allow everything, then send an IPv4 packet whose TCP header is cut short.
+    c.policy_default_rx = PolicyDefault::Allow;
+    l.npol.configure(l.if0, c).unwrap();
+    let mut t = tcp4(POD, SRV, 40003, 80, POD_MAC, MAC0);
+    let cut = 14 + 20 + 8;
+    t.truncate(cut);
+    t[16..18].copy_from_slice(&((cut - 14) as u16).to_be_bytes());
+    t[24..26].copy_from_slice(&[0, 0]);
+    let sum = rvpp_dataplane::wire::checksum(&t[14..34]);
+    t[24..26].copy_from_slice(&sum.to_be_bytes());
+    l.send(if0, &t);
+    assert_eq!(Lab::count(&l.out1), 0, "truncated dropped");
+    assert_eq!(l.counter("npol-rx-ip4", error::TRUNCATED), 1);
+    l.no_leaks();
+}
+
+#[test]
+fn replies_through_a_service_vip_are_replies() {
+    let mut l = lab();
+    police_pod(&l);
+    let (if0, if1) = (l.if0, l.if1);
+    for i in [if0, if1] {
+        rvpp_dataplane::nodes::cnat::feature_enable(&mut l.fwd, i, true).unwrap();
+    }
+    const VIP: [u8; 4] = [198, 19, 255, 1];
+    let ep = |a: [u8; 4], port| Endpoint {
+        addr: 0xffff_0000_0000 | u32::from_be_bytes(a) as u128,
+        port,
+        ip6: false,
+    };
+    l.cnat.translation_update(Translation {
+        vip: ep(VIP, 80),
+        proto: 6,
+        paths: vec![PathEp {
+            dst: ep(SRV, 80),
+            ..Default::default()
+        }],
+        ..Default::default()
+    });
+    // The pod opens VIP:80; policy sees the backend (port 80 allowed).
+    l.send(if0, &tcp4(POD, VIP, 41000, 80, POD_MAC, MAC0));
+    assert_eq!(Lab::count(&l.out1), 1, "DNATed to the backend and allowed");
+    // The backend answers; cnat un-NATs it to come from the VIP before the pod's tx, whose
+    // default denies: it passes as the reply it is.
+    l.send(if1, &tcp4(SRV, POD, 80, 41000, SRV_MAC, MAC1));
+    assert_eq!(Lab::count(&l.out0), 1, "the un-NATed reply passes");
+    // Unsolicited from the VIP's address: denied.
+    l.send(if1, &tcp4(VIP, POD, 80, 41001, SRV_MAC, MAC1));
+    assert_eq!(Lab::count(&l.out0), 0);
+    l.no_leaks();
+}
+
+/// An ICMP error from `SRV` to the pod quoting `quoted` (a frame the pod sent).
+fn port_unreachable(quoted: &[u8]) -> Vec<u8> {
+    let mut err = Vec::new();
+    PacketBuilder::ethernet2(SRV_MAC, MAC1)
+        .ipv4(SRV, POD, 64)
+        .icmpv4(etherparse::Icmpv4Type::DestinationUnreachable(
+            etherparse::icmpv4::DestUnreachableHeader::Port,
+        ))
+        .write(&mut err, &quoted[14..])
+        .unwrap();
+    err
+}
+
+#[test]
+fn icmp_errors_about_allowed_flows_pass() {
+    let mut l = lab();
+    police_pod(&l);
+    let (if0, if1) = (l.if0, l.if1);
+    let sent = tcp4(POD, SRV, 40000, 80, POD_MAC, MAC0);
+    l.send(if0, &sent);
+    assert_eq!(Lab::count(&l.out1), 1);
+    l.send(if1, &port_unreachable(&sent));
+    assert_eq!(
+        Lab::count(&l.out0),
+        1,
+        "an error about an allowed flow reaches the pod"
+    );
+    // About a flow the pod never opened: the tx default denies it.
+    let never = tcp4(POD, SRV, 40009, 80, POD_MAC, MAC0);
+    l.send(if1, &port_unreachable(&never));
+    assert_eq!(
+        Lab::count(&l.out0),
+        0,
+        "an error about another flow is denied"
+    );
+    l.no_leaks();
+}
+
+#[test]
+fn unconfigure_forgets_the_interface_and_its_flows() {
+    let mut l = lab();
+    police_pod(&l);
+    let if0 = l.if0;
+    for _ in 0..2 {
+        l.send(if0, &tcp4(POD, SRV, 40001, 81, POD_MAC, MAC0));
+    }
+    assert_eq!(Lab::count(&l.out1), 0, "denied, then denied from the cache");
+    assert!(l.npol.unconfigure(if0));
+    assert!(l.npol.flows.is_empty(), "its cached verdicts are gone");
+    l.send(if0, &tcp4(POD, SRV, 40001, 81, POD_MAC, MAC0));
+    assert_eq!(Lab::count(&l.out1), 1, "no configuration: allowed");
+    l.no_leaks();
+}
+
+/// `frame` (an IPv4 frame) cut into a first fragment carrying its transport header and a
+/// second carrying 8 more bytes, both with IP id `id`.
+fn fragments(frame: &[u8], id: u16) -> (Vec<u8>, Vec<u8>) {
+    let ip_sum = |f: &mut Vec<u8>| {
+        f[24..26].copy_from_slice(&[0, 0]);
+        let c = rvpp_dataplane::wire::checksum(&f[14..34]);
+        f[24..26].copy_from_slice(&c.to_be_bytes());
+    };
+    let mut first = frame[..14 + 20 + 24].to_vec();
+    first[16..18].copy_from_slice(&(20u16 + 24).to_be_bytes());
+    first[18..20].copy_from_slice(&id.to_be_bytes());
+    first[20..22].copy_from_slice(&0x2000u16.to_be_bytes()); // more fragments, offset 0
+    ip_sum(&mut first);
+    let mut second = first[..14 + 20].to_vec();
+    second.extend_from_slice(&[0xab; 8]);
+    second[16..18].copy_from_slice(&(20u16 + 8).to_be_bytes());
+    second[20..22].copy_from_slice(&3u16.to_be_bytes()); // offset 24 bytes, last
+    ip_sum(&mut second);
+    (first, second)
+}
+
+#[test]
+fn later_fragments_follow_their_first_fragment() {
+    let mut l = lab();
+    police_pod(&l);
+    let if0 = l.if0;
+    let big = |dport| {
+        let mut v = Vec::new();
+        PacketBuilder::ethernet2(POD_MAC, MAC0)
+            .ipv4(POD, SRV, 64)
+            .tcp(40000, dport, 1, 1000)
+            .write(&mut v, &[7u8; 40])
+            .unwrap();
+        v
+    };
+    let (first, second) = fragments(&big(80), 0x1234);
+    l.send(if0, &first);
+    l.send(if0, &second);
+    assert_eq!(
+        Lab::count(&l.out1),
+        2,
+        "both fragments of an allowed flow pass"
+    );
+    let (first, second) = fragments(&big(81), 0x1235);
+    l.send(if0, &first);
+    l.send(if0, &second);
+    assert_eq!(
+        Lab::count(&l.out1),
+        0,
+        "both fragments of a denied flow drop"
+    );
+    // A later fragment whose first was never seen: no ports, so the port-80 rule cannot
+    // match it and the default denies it.
+    let (_, stray) = fragments(&big(80), 0x1236);
+    l.send(if0, &stray);
+    assert_eq!(Lab::count(&l.out1), 0, "a stray fragment is judged alone");
+    l.no_leaks();
+}
+
+#[test]
+fn a_host_endpoint_with_invert_rx_tx() {
+    let mut l = lab();
+    let (if0, if1) = (l.if0, l.if1);
+    npol_nodes::feature_enable(&mut l.fwd, if1, true).unwrap();
+    let n = &l.npol;
+    // The uplink's ingress policy: received packets walk the tx policies' outbound rules.
+    let ssh = n
+        .rule_create(Rule {
+            action: Action::Allow,
+            filters: vec![proto(6)],
+            entries: vec![dport(22, 22)],
+        })
+        .unwrap();
+    let p = n
+        .policy_create(Policy {
+            inbound: vec![],
+            outbound: vec![ssh],
+        })
+        .unwrap();
+    let c = IfConfig {
+        rx_policies: vec![],
+        tx_policies: vec![p],
+        invert_rx_tx: true,
+        ..deny_by_default(p)
+    };
+    n.configure(if1, c).unwrap();
+    l.send(if1, &tcp4(SRV, POD, 5000, 22, SRV_MAC, MAC1));
+    assert_eq!(Lab::count(&l.out0), 1, "ssh in through the uplink allowed");
+    l.send(if0, &tcp4(POD, SRV, 22, 5000, POD_MAC, MAC0));
+    assert_eq!(
+        Lab::count(&l.out1),
+        1,
+        "its reply leaves through the uplink"
+    );
+    l.send(if1, &tcp4(SRV, POD, 5000, 23, SRV_MAC, MAC1));
+    assert_eq!(Lab::count(&l.out0), 0, "anything else in is denied");
+    // Out: tx walks the rx policies (none), then the tx default (deny).
+    l.send(if0, &tcp4(POD, SRV, 6000, 443, POD_MAC, MAC0));
+    assert_eq!(Lab::count(&l.out1), 0, "new flows out are denied");
+    l.no_leaks();
+}
