@@ -5,11 +5,12 @@
 //! reaches new flows only; a service's replies, un-NATed by cnat, are replies too; IPv6 and
 //! a truncated packet.
 
+mod common;
+use common::*;
 use etherparse::PacketBuilder;
-use rvpp_dataplane::buffer::{BufferPool, Buffers};
+use rvpp_dataplane::buffer::BufferPool;
 use rvpp_dataplane::cnat::translation::{Endpoint, PathEp, Translation};
 use rvpp_dataplane::cnat::Cnat;
-use rvpp_dataplane::device::TxQueue;
 use rvpp_dataplane::feature::FeatureTables;
 use rvpp_dataplane::forwarding::{Forwarding, Prefix};
 use rvpp_dataplane::graph::DeviceNodes;
@@ -19,10 +20,8 @@ use rvpp_dataplane::npol::rule::{Action, Entry, Filter, FilterKind, MatchData, R
 use rvpp_dataplane::npol::{IfConfig, Net, Npol, Policy, PolicyDefault};
 use rvpp_dataplane::runtime::Runtime;
 use rvpp_dataplane::tables::Shared;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-const MAC0: [u8; 6] = [2, 0, 0, 0, 0, 0xa0];
-const MAC1: [u8; 6] = [2, 0, 0, 0, 0, 0xa1];
 const POD_MAC: [u8; 6] = [2, 0, 0, 0, 0, 0xb0];
 const SRV_MAC: [u8; 6] = [2, 0, 0, 0, 0, 0xb1];
 const POD: [u8; 4] = [198, 18, 0, 2];
@@ -30,24 +29,6 @@ const SRV: [u8; 4] = [198, 19, 0, 2];
 /// fd00:0:0:18::2 and fd00:0:0:19::2.
 const POD6: [u8; 16] = [0xfd, 0, 0, 0, 0, 0, 0, 0x18, 0, 0, 0, 0, 0, 0, 0, 2];
 const SRV6: [u8; 16] = [0xfd, 0, 0, 0, 0, 0, 0, 0x19, 0, 0, 0, 0, 0, 0, 0, 2];
-
-type Frames = Arc<Mutex<Vec<Vec<u8>>>>;
-
-struct Capture(Frames);
-impl TxQueue for Capture {
-    fn tx_node(&self) -> &'static str {
-        "pg-tx"
-    }
-    fn tx(&mut self, bufs: &mut Buffers, pkts: &[u32]) -> usize {
-        let mut tmp = vec![0u8; 16384];
-        for &bi in pkts {
-            let n = bufs.copy_chain(bi, &mut tmp);
-            self.0.lock().unwrap().push(tmp[..n].to_vec());
-        }
-        bufs.free(pkts);
-        pkts.len()
-    }
-}
 
 struct Lab {
     /// The tables' writer, kept for the test's length.
