@@ -611,22 +611,20 @@ impl<F: RewriteFamily> ArcStartKind for RewriteKind<F> {
         let fwd = cx.tables.fwd.get();
         let mut view = cx.bufs.view();
         let mut v = view.vector(bufs);
-        // The adjacency of the previous packet, when it is a plain Ethernet rewrite.
-        let mut last: Option<(u32, EthRewrite)> = None;
+        // The previous packet's adjacency, and its fast form when it is a plain Ethernet
+        // rewrite: kept in place rather than copied per packet.
+        let mut last_ai = u32::MAX;
+        let mut last_rw: Option<EthRewrite> = None;
         let n = v.len().min(nexts.len());
         for_each_prefetched!(v, n, REWRITE_PREFETCH_AHEAD, |i| {
             nexts[i] = 'pkt: {
                 let ai = v.meta(i).adj_index;
-                let rw = match last {
-                    Some((a, rw)) if a == ai => Some(rw),
-                    _ => {
-                        let rw = EthRewrite::of(fwd.adj(ai));
-                        last = rw.map(|rw| (ai, rw));
-                        rw
-                    }
-                };
-                if let Some(rw) = rw {
-                    if rewrite_fast::<F>(&mut v.get(i), &rw) {
+                if ai != last_ai {
+                    last_ai = ai;
+                    last_rw = EthRewrite::of(fwd.adj(ai));
+                }
+                if let Some(rw) = &last_rw {
+                    if rewrite_fast::<F>(&mut v.get(i), rw) {
                         break 'pkt F::IDS.output;
                     }
                 }
