@@ -27,10 +27,11 @@ use rvpp_drivers::pg::{NullTx, PgStream};
 use serde_json::json;
 use std::time::{Duration, Instant};
 
-/// A reference, not a peer: VPP v26.10-rc0 figures recorded by hand on this machine class on
-/// another day (its own pg, 60-byte packets, one core). The same-run peer is testpmd.
-const VPP_REF_MPPS: f64 = 25.6;
-const VPP_REF_FWD_CLOCKS: f64 = 49.6;
+/// A reference, not a peer: VPP v26.10-rc0 (b575ec2c) figures recorded by hand on this machine
+/// class, 2026-12-02 (its own pg, 60-byte packets, one core, the median of three rounds beside
+/// this benchmark; bench/README.md). The same-run peer is testpmd.
+const VPP_REF_MPPS: f64 = 30.8;
+const VPP_REF_FWD_CLOCKS: f64 = 33.2;
 const FORWARDING_NODES: [&str; 4] = ["ethernet-input", "ip4-input", "ip4-lookup", "ip4-rewrite"];
 const FORWARDING_NODES6: [&str; 4] = ["ethernet-input", "ip6-input", "ip6-lookup", "ip6-rewrite"];
 /// The L2 cross-connect path's forwarding nodes: rvpp decides the cross-connect in
@@ -525,7 +526,7 @@ pub fn run(args: &[String]) -> Result<serde_json::Value, String> {
     }
     if path == BenchPath::Ip4 {
         println!(
-        "reference (not this run): VPP {VPP_REF_MPPS} Mpps, {VPP_REF_FWD_CLOCKS} forwarding clocks, recorded by hand; rvpp {:.2}x Mpps, {:.2}x clocks",
+        "reference (not this run): VPP {VPP_REF_MPPS} Mpps, {VPP_REF_FWD_CLOCKS} forwarding clocks, recorded by hand on 2026-12-02; rvpp {:.2}x Mpps, {:.2}x clocks",
         mpps / VPP_REF_MPPS,
         fwd / VPP_REF_FWD_CLOCKS
     );
