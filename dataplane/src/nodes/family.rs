@@ -227,8 +227,12 @@ impl<F: InputFamily> ArcStartKind for InputKind<F> {
         let errs = cx.errs();
         let ifs = cx.tables.ifs.get();
         let mut last_if = u32::MAX;
-        // The rx interface's FIB when it has the family on and no features (the short way).
-        let mut plain_fib = None;
+        // The rx interface's FIB and unicast features when it has the family on (the short
+        // way; on a Calico pod interface cnat and npol are always on, so features are common).
+        let mut plain_fib: Option<u32> = None;
+        let mut features = 0u32;
+        // Where its packets go: the lookup, or the first of its features.
+        let mut plain_next = F::IDS.lookup;
         let mut view = cx.bufs.view();
         let mut v = view.vector(bufs);
         let n = v.len().min(nexts.len());
@@ -238,8 +242,12 @@ impl<F: InputFamily> ArcStartKind for InputKind<F> {
                 if rx != last_if {
                     last_if = rx;
                     let f = ifs.fast(rx);
-                    plain_fib = (f.flags & F::ENABLED != 0 && F::unicast_features(&f) == 0)
-                        .then_some(F::fib_of(&f));
+                    plain_fib = (f.flags & F::ENABLED != 0).then_some(F::fib_of(&f));
+                    features = F::unicast_features(&f);
+                    plain_next = match features {
+                        0 => F::IDS.lookup,
+                        mask => arc.next(mask),
+                    };
                 }
                 if let Some(fib) = plain_fib {
                     let mut b = v.get(i);
@@ -247,7 +255,9 @@ impl<F: InputFamily> ArcStartKind for InputKind<F> {
                         let m = &mut *b.meta;
                         m.fib_index = fib;
                         m.l3_hdr_offset = m.current_data;
-                        break 'pkt F::IDS.lookup;
+                        // What `ArcEdges::enter` does, decided once per interface.
+                        m.feature_mask = features;
+                        break 'pkt plain_next;
                     }
                 }
                 input_slow::<F>(&mut v.get(i), &ifs.fast(rx), arc, errs)
