@@ -451,7 +451,19 @@ mod tests {
         let e = SeqpacketListener::bind(&path).err().unwrap();
         assert_eq!(e.kind(), io::ErrorKind::AddrInUse);
         drop(l);
-        let again = SeqpacketListener::bind(&path).unwrap();
+        // A child another test forks holds a copy of the listener until its exec (CLOEXEC),
+        // so the socket can look live for a moment after the drop.
+        let mut again = SeqpacketListener::bind(&path);
+        for _ in 0..200 {
+            match &again {
+                Err(e) if e.kind() == io::ErrorKind::AddrInUse => {
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                    again = SeqpacketListener::bind(&path);
+                }
+                _ => break,
+            }
+        }
+        let again = again.unwrap();
         drop(again);
         let _ = std::fs::remove_file(&path);
         std::fs::write(&path, b"x").unwrap();
