@@ -262,11 +262,11 @@ pub fn addr_sum(a: u128, ip6: bool) -> u64 {
 /// (RFC 1624: HC' = ~(~HC + ~m + m')).
 #[inline(always)]
 pub fn csum_update(hc: u16, old: u64, new: u64) -> u16 {
-    // ~m is -m in one's-complement arithmetic, and 0xffff << 40 is 0 there (a multiple of
-    // 0xffff), so ~HC + ~m + m' folds once as ~HC + (0xffff << 40) - m + m' instead of folding
-    // m and m' first (three folds). Sums of addresses and ports stay far below 2^40.
-    debug_assert!(old < 0xffff << 40 && new < 0xffff << 40);
-    fold((!hc) as u64 + ((0xffff << 40) - old) + new)
+    // In one's-complement arithmetic (mod 0xffff) ~m is -m, 2^32 is 1 and 0xffff << 40 is 0.
+    // So ~HC + ~m + m' folds once as ~HC + (0xffff << 40) - m + m', with m and m' first brought
+    // below 2^33 by adding their 32-bit halves, instead of folding m and m' apart (three folds).
+    let half = |x: u64| (x >> 32) + (x & 0xffff_ffff);
+    fold((!hc) as u64 + ((0xffff << 40) - half(old)) + half(new))
 }
 
 /// Internet checksum of `data`.
@@ -492,6 +492,9 @@ mod tests {
             let got = csum_update(hc, old, new);
             let norm = |c: u16| if c == 0xffff { 0 } else { c };
             assert_eq!(norm(got), norm(want), "at {at} len {len}");
+            // Unfolded 64-bit accumulators (ones_sum's) are the same sums: 0xffff << 47 is 0.
+            let big = 0xffffu64 << 47;
+            assert_eq!(norm(csum_update(hc, old + big, new + big)), norm(want));
         }
     }
 

@@ -1,4 +1,4 @@
-//! Checksum helpers: folding, incremental update (RFC 1624), and summing a buffer chain.
+//! Checksum helpers: folding, and summing a buffer chain (the incremental update is `wire`'s).
 
 use crate::buffer::{flags, Buffers};
 use crate::wire::{self};
@@ -9,12 +9,7 @@ fn fold16(acc: u64) -> u16 {
     !wire::fold(acc)
 }
 
-/// Checksum `hc` after the covered data summing to `old` changed to sum to `new` (RFC 1624).
-#[inline]
-pub(super) fn csum_update(hc: u16, old: u64, new: u64) -> u16 {
-    let acc = (!hc) as u64 + (!fold16(old)) as u64 + fold16(new) as u64;
-    wire::fold(acc)
-}
+pub(super) use crate::wire::csum_update;
 
 /// One's-complement sum of `len` bytes of the chain at `head` from `off` bytes into its first
 /// buffer, added to `acc`. None if the chain is shorter or broken.
