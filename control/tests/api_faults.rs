@@ -1,7 +1,7 @@
 //! Faults on the binary API socket of the real rvpp (issue 18): a client SIGKILLed in the
 //! middle of a 100k-route dump and of a pipelined burst of adds, 64 clients connecting and
-//! disconnecting while another pings, a client that sends half a message and stalls, and an
-//! agent that reconnects and must find exactly what it programmed. After each, rvpp answers
+//! disconnecting while another pings, a client that sends half a message and stalls, one that
+//! stops reading, and an agent that reconnects and must find exactly what it programmed. After each, rvpp answers
 //! control_ping, its dumps equal what was programmed, its fd count is back to its baseline,
 //! and a fresh packet-generator stream is forwarded to null1 in full (forwarding is checked
 //! after the fault, not across it: a stream running throughout would take a whole core).
@@ -602,5 +602,49 @@ fn agent_reconnects_and_finds_its_state() {
         assert_eq!(&routes(&mut agent, *t, 3 + t), want, "routes of table {t}");
     }
     drop(agent);
+    fx.intact();
+}
+
+/// A client registered for interface events that stops reading (its socket full of replies
+/// it never takes) holds up others' events only until rvpp gives up on it: its writes make
+/// no progress for SEND_TIMEOUT (5 s; a write that had made some progress first waits once
+/// more), and it is disconnected. Before the fix the event publisher waited on it for ever.
+#[test]
+fn a_client_that_stops_reading_stalls_only_itself() {
+    let fx = Fx::start("deaf");
+    let want = WantInterfaceEvents {
+        enable_disable: 1,
+        pid: 1,
+        ..Default::default()
+    };
+    let mut deaf = Client::connect(&fx.r.api, "deaf").unwrap();
+    let r: WantInterfaceEventsReply = deaf.call(&want, 1).unwrap();
+    assert_eq!(r.retval, 0);
+    let mut other = Client::connect(&fx.r.api, "other").unwrap();
+    // Longer than the wait below may be.
+    other
+        .s
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let r: WantInterfaceEventsReply = other.call(&want, 1).unwrap();
+    assert_eq!(r.retval, 0);
+    // Pings it never reads the replies of, until rvpp can write no more to it.
+    let mut pings = Vec::new();
+    for k in 0..200_000 {
+        deaf.frame_into(&mut pings, &ControlPing::default(), k);
+    }
+    let mut w = deaf.s.try_clone().unwrap();
+    let writer = std::thread::spawn(move || w.write_all(&pings));
+    std::thread::sleep(Duration::from_millis(500));
+    let t = Instant::now();
+    fx.r.ctl("create loopback interface");
+    let ev: SwInterfaceEvent = other.recv(0).unwrap();
+    assert!(!ev.deleted);
+    assert!(other.ping(2));
+    let waited = t.elapsed();
+    println!("event and ping beside a deaf client in {waited:?}");
+    assert!(waited < Duration::from_secs(15), "held up {waited:?}");
+    drop(deaf);
+    let _ = writer.join();
     fx.intact();
 }

@@ -108,13 +108,14 @@ impl Client {
         self.s.write_all(&f)
     }
 
-    /// The next message of type `M` with `context`; other messages are skipped.
+    /// The next message of type `M` with `context` (any, for a message without one: an
+    /// event); other messages are skipped.
     pub fn recv<M: Message>(&mut self, context: u32) -> io::Result<M> {
         let id = self.id::<M>();
-        let off = M::DEF.context_offset().unwrap_or(2);
+        let off = M::DEF.context_offset();
         loop {
             let p = read_payload(&mut self.rd)?;
-            if id_of(&p) == id && be32(&p, off) == Some(context) {
+            if id_of(&p) == id && off.is_none_or(|o| be32(&p, o) == Some(context)) {
                 return M::decode_msg(&p).map_err(|e| bad(format!("{}: {e:?}", M::NAME)));
             }
         }
