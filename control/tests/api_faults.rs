@@ -3,8 +3,9 @@
 //! disconnecting while another pings, a client that sends half a message and stalls, one that
 //! stops reading, and an agent that reconnects and must find exactly what it programmed. After each, rvpp answers
 //! control_ping, its dumps equal what was programmed, its fd count is back to its baseline,
-//! and a fresh packet-generator stream is forwarded to null1 in full (forwarding is checked
-//! after the fault, not across it: a stream running throughout would take a whole core).
+//! and a fresh packet-generator stream is forwarded to null1 in full. Across the two kills an
+//! 8M-packet stream is running (checked at the kill) and every packet of it reaches null1;
+//! the other faults check forwarding only afterwards (a stream throughout would take a core).
 //!
 //! The killed clients are this test binary run again as a child process (`fault_client`,
 //! ignored on its own), so the kill is a real SIGKILL with the socket closed by the kernel.
@@ -95,25 +96,59 @@ impl Fx {
         }
     }
 
-    /// A new pg stream of `n` packets: every one reaches null1's tx.
-    fn forwards(&mut self, n: u64) {
+    /// A new pg stream of `n` packets to null1, not started (its interface and address add
+    /// routes to table 0: make it before taking a table's dump to compare with).
+    fn stream(&mut self, n: u64) -> Stream {
         let k = self.probes;
         self.probes += 1;
-        let tx0 = if_counter(&self.r.ctl("show interface"), "null1", "tx packets");
         for l in [
             format!("create packet-generator interface pgp{k} count {n} size 64 dst 198.19.7.0/24"),
             format!("set interface ip address pgp{k} 198.18.{k}.1/24"),
             format!("set interface state pgp{k} up"),
-            "packet-generator enable".into(),
         ] {
             self.r.ctl(&l);
         }
-        wait_for("the probe stream forwarded to null1", 20, || {
-            if_counter(&self.r.ctl("show interface"), "null1", "tx packets") - tx0 >= n
+        Stream {
+            pg: format!("pgp{k}"),
+            n,
+            tx0: 0,
+            t0: Instant::now(),
+        }
+    }
+
+    /// Start `s` (one stream at a time: null1's tx counts it).
+    fn enable(&self, s: &mut Stream) {
+        s.tx0 = if_counter(&self.r.ctl("show interface"), "null1", "tx packets");
+        s.t0 = Instant::now();
+        self.r.ctl("packet-generator enable");
+    }
+
+    /// Packets of `s` forwarded so far.
+    fn forwarded(&self, s: &Stream) -> u64 {
+        if_counter(&self.r.ctl("show interface"), "null1", "tx packets") - s.tx0
+    }
+
+    /// Every packet of `s` generated and forwarded to null1's tx.
+    fn all_forwarded(&self, s: Stream) {
+        wait_for("the stream forwarded to null1", 30, || {
+            self.forwarded(&s) >= s.n
         });
         let int = self.r.ctl("show interface");
-        assert_eq!(if_counter(&int, &format!("pgp{k}"), "rx packets"), n);
-        assert_eq!(if_counter(&int, "null1", "tx packets") - tx0, n);
+        assert_eq!(if_counter(&int, &s.pg, "rx packets"), s.n);
+        assert_eq!(if_counter(&int, "null1", "tx packets") - s.tx0, s.n);
+        println!(
+            "{}: {} packets forwarded in {:?}",
+            s.pg,
+            s.n,
+            s.t0.elapsed()
+        );
+    }
+
+    /// A new stream of `n` packets, forwarded in full.
+    fn forwards(&mut self, n: u64) {
+        let mut s = self.stream(n);
+        self.enable(&mut s);
+        self.all_forwarded(s);
     }
 
     /// After the fault: alive, answering a ping on a new connection, forwarding a new stream.
@@ -124,6 +159,26 @@ impl Fx {
         self.forwards(10_000);
         println!("{}: {:?}", self.tag, self.t0.elapsed());
     }
+}
+
+/// A packet-generator stream to null1 (see [`Fx::stream`]).
+struct Stream {
+    pg: String,
+    n: u64,
+    /// null1's tx before it.
+    tx0: u64,
+    t0: Instant,
+}
+
+/// Packets of the stream that runs across a kill (a few seconds' worth in a debug build).
+const ACROSS: u64 = 8_000_000;
+
+/// The stream `s` is running at `when`: it has started and not finished, so the fault
+/// happens while it forwards (that it then loses nothing is [`Fx::all_forwarded`]'s check).
+fn across(fx: &Fx, s: &Stream, when: &str) {
+    let n = fx.forwarded(s);
+    println!("{}: {n} of {} forwarded at {when}", s.pg, s.n);
+    assert!(n > 0 && n < s.n, "the stream is not running across {when}");
 }
 
 /// `count` distinct /24s from `base` on.
@@ -311,7 +366,8 @@ fn fault_client() {
 /// all of them.
 #[test]
 fn client_killed_in_a_large_dump() {
-    let fx = Fx::start("kill-dump");
+    let mut fx = Fx::start("kill-dump");
+    let mut traffic = fx.stream(ACROSS);
     let mut obs = Client::connect(&fx.r.api, "observer").unwrap();
     let before = routes(&mut obs, 0, 1);
     let dsts = prefixes(0x2000_0000, 100_000);
@@ -319,15 +375,18 @@ fn client_killed_in_a_large_dump() {
     let mut want = before.clone();
     want.extend(dsts.iter().map(|d| (*d, 24, vec![(fx.null1, NH)])));
     let base = fx.fds();
+    fx.enable(&mut traffic);
     for at in [5000, 0] {
         let (mut child, mut out) = spawn_client(&fx.r.api, "dump", fx.null1);
         let n = progress_until(&mut out, at);
         assert!(n < 100_000, "the dump had not finished when killed");
         child.kill().unwrap();
         child.wait().unwrap();
+        across(&fx, &traffic, "the kill");
         fx.fds_back_to(base);
         assert!(obs.ping(2));
     }
+    fx.all_forwarded(traffic);
     let got = routes(&mut obs, 0, 3);
     assert_eq!(got.len(), want.len());
     assert!(
@@ -343,15 +402,19 @@ fn client_killed_in_a_large_dump() {
 /// every add the client saw answered among them: K >= replies seen.
 #[test]
 fn client_killed_in_a_burst_of_adds() {
-    let fx = Fx::start("kill-burst");
+    let mut fx = Fx::start("kill-burst");
+    let mut traffic = fx.stream(ACROSS);
     let mut obs = Client::connect(&fx.r.api, "observer").unwrap();
     let before = routes(&mut obs, 0, 1);
     let base = fx.fds();
+    fx.enable(&mut traffic);
     let (mut child, mut out) = spawn_client(&fx.r.api, "burst", fx.null1);
     let seen = progress_until(&mut out, 20_000);
     child.kill().unwrap();
     child.wait().unwrap();
+    across(&fx, &traffic, "the kill");
     fx.fds_back_to(base);
+    fx.all_forwarded(traffic);
     let got = routes(&mut obs, 0, 2);
     assert!(got.is_superset(&before));
     let added: BTreeSet<RouteKey> = got.difference(&before).cloned().collect();
