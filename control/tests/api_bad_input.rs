@@ -5,103 +5,33 @@
 #[path = "api/common.rs"]
 mod common;
 
-use std::io::{Read, Write};
-use std::os::unix::net::UnixStream;
+use common::client::Client;
+use rvpp_vppapi::defs::{ControlPing, IpRouteAddDel};
+use rvpp_vppapi::transport::frame;
+use rvpp_vppapi::Message;
+use std::io::Write;
 use std::path::Path;
 use std::time::Duration;
 
-fn frame(p: &[u8]) -> Vec<u8> {
-    let mut v = vec![0u8; 8];
-    v.extend_from_slice(&(p.len() as u32).to_be_bytes());
-    v.extend_from_slice(&[0; 4]);
-    v.extend_from_slice(p);
-    v
-}
-
-struct Client {
-    s: UnixStream,
-    index: u32,
-    ping: u16,
-    route: u16,
-}
-
-fn read_msg(s: &mut UnixStream) -> Option<Vec<u8>> {
-    let mut h = [0u8; 16];
-    s.read_exact(&mut h).ok()?;
-    let n = u32::from_be_bytes([h[8], h[9], h[10], h[11]]) as usize;
-    let mut p = vec![0u8; n];
-    s.read_exact(&mut p).ok()?;
-    Some(p)
-}
-
 fn connect(path: &Path) -> Client {
-    let mut s = UnixStream::connect(path).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    let mut m = 15u16.to_be_bytes().to_vec();
-    m.extend_from_slice(&9u32.to_be_bytes());
-    m.extend_from_slice(&[b'x'; 1]);
-    m.resize(6 + 64, 0);
-    s.write_all(&frame(&m)).unwrap();
-    let p = read_msg(&mut s).unwrap();
-    assert_eq!(u16::from_be_bytes([p[0], p[1]]), 16);
-    let index = u32::from_be_bytes([p[14], p[15], p[16], p[17]]);
-    let count = u16::from_be_bytes([p[18], p[19]]) as usize;
-    let (mut ping, mut route) = (0, 0);
-    for e in p[20..].chunks(66).take(count) {
-        let id = u16::from_be_bytes([e[0], e[1]]);
-        let name = String::from_utf8_lossy(&e[2..])
-            .trim_end_matches('\0')
-            .to_string();
-        match name.as_str() {
-            "control_ping_51077d14" => ping = id,
-            "ip_route_add_del_b8ecfe0d" => route = id,
-            _ => {}
-        }
-    }
-    assert!(ping != 0 && route != 0);
-    Client {
-        s,
-        index,
-        ping,
-        route,
-    }
+    let c = Client::connect(path, "x").unwrap();
+    c.s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    c
 }
 
-impl Client {
+/// The raw ping frames the split-write checks need.
+trait Raw {
+    fn ping_msg(&self, ctx: u32) -> Vec<u8>;
+    fn expect_ping(&mut self, ctx: u32) -> bool;
+}
+
+impl Raw for Client {
     fn ping_msg(&self, ctx: u32) -> Vec<u8> {
-        let mut m = self.ping.to_be_bytes().to_vec();
-        m.extend_from_slice(&self.index.to_be_bytes());
-        m.extend_from_slice(&ctx.to_be_bytes());
-        frame(&m)
-    }
-    /// A control_ping answered with the right context.
-    fn ping(&mut self, ctx: u32) -> bool {
-        let m = self.ping_msg(ctx);
-        if self.s.write_all(&m).is_err() {
-            return false;
-        }
-        self.expect_ping(ctx)
+        frame(&self.payload(&ControlPing::default(), ctx))
     }
     fn expect_ping(&mut self, ctx: u32) -> bool {
-        while let Some(p) = read_msg(&mut self.s) {
-            let id = u16::from_be_bytes([p[0], p[1]]);
-            if id == self.ping + 1 && p[2..6] == ctx.to_be_bytes() {
-                return true;
-            }
-        }
-        false
-    }
-    /// The server closed this connection (EOF, not a timeout).
-    fn closed(&mut self) -> bool {
-        let mut b = [0u8; 4096];
-        loop {
-            match self.s.read(&mut b) {
-                Ok(0) => return true,
-                Ok(_) => continue,
-                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return true,
-                Err(_) => return false,
-            }
-        }
+        self.recv::<rvpp_vppapi::defs::ControlPingReply>(ctx)
+            .is_ok()
     }
 }
 
@@ -113,7 +43,7 @@ fn hostile_clients_do_not_disturb_others() {
 
     // Truncated: an ip_route_add_del cut short is dropped (as VPP does); the client goes on.
     let mut c = connect(&r.api);
-    let mut m = c.route.to_be_bytes().to_vec();
+    let mut m = c.id::<IpRouteAddDel>().to_be_bytes().to_vec();
     m.extend_from_slice(&c.index.to_be_bytes());
     m.extend_from_slice(&5u32.to_be_bytes());
     m.extend_from_slice(&[1, 0, 0, 0]);
@@ -129,10 +59,12 @@ fn hostile_clients_do_not_disturb_others() {
     assert!(c.ping(4), "client usable after unknown ids");
 
     // A request naming another client's registration gets no reply.
-    let mut m = c.ping.to_be_bytes().to_vec();
-    m.extend_from_slice(&good.index.to_be_bytes());
-    m.extend_from_slice(&77u32.to_be_bytes());
-    c.s.write_all(&frame(&m)).unwrap();
+    let other = ControlPing {
+        client_index: good.index,
+        context: 77,
+    };
+    c.s.write_all(&frame(&other.encode_msg(c.id::<ControlPing>())))
+        .unwrap();
     assert!(c.ping(5));
 
     // Split writes: a ping dribbled one byte at a time, then several frames in one write.

@@ -6,8 +6,10 @@ use std::ops::{Deref, DerefMut};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+#[path = "../common/api_client.rs"]
+pub mod client;
 #[path = "../common/mod.rs"]
-mod harness;
+pub mod harness;
 #[path = "../../../test-support/skip.rs"]
 pub mod skip;
 

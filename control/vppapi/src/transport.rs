@@ -22,6 +22,8 @@
 //!   (`VNET_API_ERROR_INVALID_VALUE`) the same way, rather than decoded with its bytes changed.
 //! * Batching: replies are queued per connection and everything answered from one read of
 //!   the socket goes out in one write (see [`serve_connection`]).
+//! * A client that takes nothing for [`SEND_TIMEOUT`] while rvpp writes to it is
+//!   disconnected, so that it cannot block the event publisher (and through it every client).
 //! * Events: [`Events`] holds the registrations; one value shared by every connection of a
 //!   server (and its event publishers) sends a message to a registration from any thread.
 
@@ -194,10 +196,10 @@ impl Events {
     pub fn is_registered(&self, client_index: u32) -> bool {
         self.writer(client_index).is_some()
     }
-    /// Send an already encoded payload to a registration.
+    /// Send an already encoded payload to a registration (see [`write_or_close`]).
     pub fn send_payload(&self, client_index: u32, payload: &[u8]) -> bool {
         match self.writer(client_index) {
-            Some(w) => lock(&w).write_all(&frame(payload)).is_ok(),
+            Some(w) => write_or_close(&lock(&w), &frame(payload)).is_ok(),
             None => false,
         }
     }
@@ -258,6 +260,22 @@ impl<H: Handler> Server<H> {
     }
 }
 
+/// A write to a client that makes no progress for this long fails and the client is
+/// disconnected: one that stops reading would otherwise block, for ever, everyone who writes
+/// to it (the event publisher serves every registration in turn).
+pub const SEND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Write all of `b`. A write that fails (the client took nothing for [`SEND_TIMEOUT`], or
+/// went away) may have left part of a frame: the socket is shut down at once, so that whoever
+/// waits to write next fails at once too, and the connection's thread ends it.
+fn write_or_close(mut s: &UnixStream, b: &[u8]) -> io::Result<()> {
+    let r = s.write_all(b);
+    if r.is_err() {
+        let _ = s.shutdown(std::net::Shutdown::Both);
+    }
+    r
+}
+
 /// Bytes asked for per read.
 const READ_CHUNK: usize = 256 << 10;
 /// Replies are written when a read's requests are all handled, or earlier once this many
@@ -275,6 +293,7 @@ pub fn serve_connection<H: Handler>(
     handler: Arc<Mutex<H>>,
     events: Events,
 ) -> io::Result<()> {
+    stream.set_write_timeout(Some(SEND_TIMEOUT))?;
     let writer: Writer = Arc::new(Mutex::new(stream.try_clone()?));
     let mut conn = Connection {
         events: events.clone(),
@@ -370,7 +389,7 @@ impl Connection {
         if self.out.is_empty() {
             return Ok(());
         }
-        let r = lock(&self.writer).write_all(&self.out);
+        let r = write_or_close(&lock(&self.writer), &self.out);
         self.out.clear();
         r
     }
