@@ -1,5 +1,6 @@
 //! cnat CLI: `show cnat translation`, `show cnat session`, `show cnat snat`,
-//! `clear cnat session`, `set cnat timeouts`. Reads and edits the dataplane's one `Cnat`.
+//! `clear cnat session`, `set cnat timeouts`, `set cnat snat-policy ...` (VPP's syntax). Reads
+//! and edits the dataplane's one `Cnat`; SNAT edits go through `service::cnat`, as the API's.
 
 use crate::daemon::Dataplane;
 use rvpp_dataplane::cnat::session::{sflags, stage, Timeouts};
@@ -18,6 +19,10 @@ pub fn execute(dp: &Arc<Dataplane>, words: &[&str]) -> Option<Result<String, Str
             Ok(format!("{n} sessions removed\n"))
         }
         ["set", "cnat", "timeouts", rest @ ..] => set_timeouts(dp, rest),
+        ["set", "cnat", "snat-policy", "addr", rest @ ..] => snat_addr(dp, rest),
+        ["set", "cnat", "snat-policy", "prefix", rest @ ..] => snat_prefix(dp, rest),
+        ["set", "cnat", "snat-policy", "if", rest @ ..] => snat_if(dp, rest),
+        ["set", "cnat", "snat-policy", p] => snat_policy(dp, p),
         ["cnat", "translation", "add", rest @ ..] => translation_add(dp, rest),
         ["cnat", "translation", "del", id] => {
             let id = id.parse::<u32>().map_err(|_| format!("bad id `{id}'"));
@@ -37,6 +42,97 @@ pub fn execute(dp: &Arc<Dataplane>, words: &[&str]) -> Option<Result<String, Str
         }
         _ => return None,
     })
+}
+
+const V4_MAPPED: u128 = 0xffff_0000_0000;
+
+fn snat_err(e: crate::service::SvcError) -> String {
+    e.msg
+}
+
+/// `set cnat snat-policy addr [<ip4>] [<ip6>] [<interface>]`: in VPP's CLI the tables are 0.
+fn snat_addr(dp: &Arc<Dataplane>, w: &[&str]) -> Result<String, String> {
+    let mut a = crate::service::cnat::SnatAddresses {
+        ip4: 0,
+        ip6: 0,
+        sw_if_index: u32::MAX,
+        fwd_fib_index: 0,
+        ret_fib_index: 0,
+        flags: 0,
+    };
+    for &t in w {
+        if let Ok(v4) = t.parse::<Ipv4Addr>() {
+            a.ip4 = V4_MAPPED | u32::from(v4) as u128;
+        } else if let Ok(v6) = t.parse::<Ipv6Addr>() {
+            a.ip6 = u128::from(v6);
+        } else {
+            a.sw_if_index = crate::cli::sw(dp, t)?;
+        }
+    }
+    crate::service::cnat::set_addresses(dp, a).map_err(snat_err)?;
+    Ok(String::new())
+}
+
+/// `set cnat snat-policy prefix [del] <prefix>`: a destination never source-NATed.
+fn snat_prefix(dp: &Arc<Dataplane>, w: &[&str]) -> Result<String, String> {
+    let (add, p) = match w {
+        ["del", p] => (false, *p),
+        [p] => (true, *p),
+        _ => return Err("usage: set cnat snat-policy prefix [del] <prefix>".into()),
+    };
+    let bad = || format!("bad prefix `{p}'");
+    let (a, l) = p.split_once('/').ok_or_else(bad)?;
+    let len: u8 = l.parse().map_err(|_| bad())?;
+    let (addr, len) = if let Ok(v4) = a.parse::<Ipv4Addr>() {
+        if len > 32 {
+            return Err(bad());
+        }
+        (V4_MAPPED | u32::from(v4) as u128, len + 96)
+    } else {
+        (u128::from(a.parse::<Ipv6Addr>().map_err(|_| bad())?), len)
+    };
+    crate::service::cnat::exclude(dp, addr, len, add).map_err(snat_err)?;
+    Ok(String::new())
+}
+
+/// `set cnat snat-policy if [del] [table include-v4|include-v6|k8s|host] <interface>` (`k8s`
+/// is the pod table).
+fn snat_if(dp: &Arc<Dataplane>, w: &[&str]) -> Result<String, String> {
+    use rvpp_dataplane::cnat::snat::IfTable;
+    let (mut add, mut table, mut sw) = (true, IfTable::IncludeV4, None);
+    let mut it = w.iter();
+    while let Some(&t) = it.next() {
+        match t {
+            "del" => add = false,
+            "table" => {
+                table = match it.next().copied() {
+                    Some("include-v4") => IfTable::IncludeV4,
+                    Some("include-v6") => IfTable::IncludeV6,
+                    Some("k8s") => IfTable::Pod,
+                    Some("host") => IfTable::Host,
+                    other => return Err(format!("unknown table `{}'", other.unwrap_or(""))),
+                }
+            }
+            name => sw = Some(crate::cli::sw(dp, name)?),
+        }
+    }
+    let sw = sw.ok_or("Interface not specified")?;
+    crate::service::cnat::interface(dp, sw, table, add).map_err(snat_err)?;
+    Ok(String::new())
+}
+
+/// `set cnat snat-policy none|if-pfx|k8s|dnat`.
+fn snat_policy(dp: &Arc<Dataplane>, p: &str) -> Result<String, String> {
+    use rvpp_dataplane::cnat::snat::Policy;
+    let p = match p {
+        "none" => Policy::None,
+        "if-pfx" => Policy::IfPfx,
+        "k8s" => Policy::K8s,
+        "dnat" => Policy::Dnat,
+        _ => return Err(format!("unknown input `{p}'")),
+    };
+    crate::service::cnat::set_policy(dp, p);
+    Ok(String::new())
 }
 
 fn addr(a: u128, ip6: bool) -> String {

@@ -1,8 +1,10 @@
 //! The cnat API module on the dataplane's one `Cnat` (translations, SNAT, sessions) and the
-//! interfaces' cnat features (`nodes::cnat::feature_enable`). Thin translation: every rule lives in `rvpp_dataplane::cnat`.
+//! interfaces' cnat features (`nodes::cnat::feature_enable`). Thin translation: the rules live
+//! in `rvpp_dataplane::cnat`, and SNAT's checks in `service::cnat`, which the CLI shares.
 
 use super::convert::{self, rv, NONE};
 use super::handlers::State;
+use crate::service::cnat as snat;
 use rvpp_dataplane::cnat::snat::{IfTable, Policy};
 use rvpp_dataplane::cnat::translation::{Endpoint, LbType, PathEp, Translation};
 use rvpp_dataplane::nodes::cnat as cnat_nodes;
@@ -191,55 +193,36 @@ pub fn register(r: &mut Router<State>) {
         reply!(CnatSessionPurgeReply, 0)
     });
     r.on(|s: &mut State, m: d::CnatSetSnatAddressesV2, _c| {
-        let sw = m.sw_if_index.0;
-        if sw != NONE && s.dp.fwd().iface(sw).is_err() {
-            return reply!(CnatSetSnatAddressesV2Reply, rv::INVALID_SW_IF_INDEX);
-        }
         let ip4 = V4_MAPPED | u32::from_be_bytes(m.snat_ip4.0) as u128;
-        let ip6 = u128::from_be_bytes(m.snat_ip6.0);
-        s.dp.cnat().snat_edit(|c| {
-            c.ip4 = if ip4 == V4_MAPPED { 0 } else { ip4 };
-            c.ip6 = ip6;
-            c.sw_if_index = sw;
-            c.fwd_fib_index = m.fwd_fib_index;
-            c.ret_fib_index = m.ret_fib_index;
-            c.flags = m.flags.0;
-        });
-        reply!(CnatSetSnatAddressesV2Reply, 0)
+        let a = snat::SnatAddresses {
+            ip4: if ip4 == V4_MAPPED { 0 } else { ip4 },
+            ip6: u128::from_be_bytes(m.snat_ip6.0),
+            sw_if_index: m.sw_if_index.0,
+            fwd_fib_index: m.fwd_fib_index,
+            ret_fib_index: m.ret_fib_index,
+            flags: m.flags.0,
+        };
+        let rv = convert::svc_retval(snat::set_addresses(&s.dp, a));
+        reply!(CnatSetSnatAddressesV2Reply, rv)
     });
     r.on(|s: &mut State, m: d::CnatSnatPolicyAddDelExcludePfx, _c| {
         let (a, ip6) = addr_in(&m.prefix.address);
-        let max = if ip6 { 128 } else { 32 };
-        if m.prefix.len > max {
-            return reply!(CnatSnatPolicyAddDelExcludePfxReply, rv::INVALID_VALUE);
-        }
-        let len = if ip6 { m.prefix.len } else { m.prefix.len + 96 };
-        s.dp.cnat().snat_edit(|c| {
-            if m.is_add != 0 {
-                c.exclude.add(a, len);
-            } else {
-                c.exclude.del(a, len);
-            }
-        });
-        reply!(CnatSnatPolicyAddDelExcludePfxReply, 0)
+        let rv = if !ip6 && m.prefix.len > 32 {
+            rv::INVALID_VALUE
+        } else {
+            let len = if ip6 { m.prefix.len } else { m.prefix.len + 96 };
+            convert::svc_retval(snat::exclude(&s.dp, a, len, m.is_add != 0))
+        };
+        reply!(CnatSnatPolicyAddDelExcludePfxReply, rv)
     });
     r.on(|s: &mut State, m: d::CnatSnatPolicyAddDelIf, _c| {
-        let sw = m.sw_if_index.0;
-        let Some(t) = IfTable::from_u8(m.table.0) else {
-            return reply!(CnatSnatPolicyAddDelIfReply, rv::INVALID_VALUE);
-        };
-        if m.is_add != 0 && s.dp.fwd().iface(sw).is_err() {
-            return reply!(CnatSnatPolicyAddDelIfReply, rv::INVALID_SW_IF_INDEX);
-        }
-        s.dp.cnat().snat_edit(|c| {
-            let set = c.tables.entry(t).or_default();
-            if m.is_add != 0 {
-                set.insert(sw);
-            } else {
-                set.remove(&sw);
+        let rv = match IfTable::from_u8(m.table.0) {
+            None => rv::INVALID_VALUE,
+            Some(t) => {
+                convert::svc_retval(snat::interface(&s.dp, m.sw_if_index.0, t, m.is_add != 0))
             }
-        });
-        reply!(CnatSnatPolicyAddDelIfReply, 0)
+        };
+        reply!(CnatSnatPolicyAddDelIfReply, rv)
     });
     r.on(|s: &mut State, m: d::CnatSetSnatPolicy, _c| {
         let p = match m.policy.0 {
@@ -249,7 +232,7 @@ pub fn register(r: &mut Router<State>) {
             3 => Policy::Dnat,
             _ => return reply!(CnatSetSnatPolicyReply, rv::INVALID_VALUE),
         };
-        s.dp.cnat().snat_edit(|c| c.policy = p);
+        snat::set_policy(&s.dp, p);
         reply!(CnatSetSnatPolicyReply, 0)
     });
     r.on(|s: &mut State, m: d::FeatureCnatEnableDisable, _c| {

@@ -10,6 +10,7 @@
 //! Errors carry VPP's return code for the API and a sentence for the CLI.
 
 pub mod addresses;
+pub mod cnat;
 pub mod interfaces;
 pub mod ipip;
 pub mod linux;

@@ -124,6 +124,32 @@ def main():
     r = vpp.api.cnat_get_snat_addresses()
     check(r.retval == 0 and str(r.snat_ip4) == "198.18.0.1" and str(r.snat_ip6) == "fd00::1",
           "cnat_get_snat_addresses")
+
+    # The CLI edits the same SNAT configuration, in VPP's `set cnat snat-policy ...` syntax.
+    name = [i.interface_name for i in vpp.api.sw_interface_dump() if i.sw_if_index == lo][0]
+    for cmd in ["set cnat snat-policy addr 198.18.0.7 fd00::7",
+                "set cnat snat-policy prefix 198.19.0.0/16",
+                "set cnat snat-policy prefix del 198.18.0.0/16",
+                "set cnat snat-policy if del table k8s " + name,
+                "set cnat snat-policy if table host " + name,
+                "set cnat snat-policy if-pfx"]:
+        out = vpp.api.cli_inband(cmd=cmd).reply
+        check(out.strip() == "", "%s: %s" % (cmd, out))
+    r = vpp.api.cnat_get_snat_addresses()
+    check(str(r.snat_ip4) == "198.18.0.7" and str(r.snat_ip6) == "fd00::7",
+          "the CLI's SNAT addresses read through the API")
+    out = vpp.api.cli_inband(cmd="show cnat snat").reply
+    check("exclude 198.19.0.0/16" in out and "exclude 198.18.0.0/16" not in out
+          and "policy: IfPfx" in out and "Host interfaces: [%d]" % lo in out
+          and "Pod interfaces: []" in out, out)
+    for cmd, want in [("set cnat snat-policy if table k8s no-such-if", "no-such-if"),
+                      ("set cnat snat-policy prefix 198.19.0.0/33", "bad prefix"),
+                      ("set cnat snat-policy if table pods " + name, "unknown table"),
+                      ("set cnat snat-policy sideways", "unknown input")]:
+        out = vpp.api.cli_inband(cmd=cmd).reply
+        check(want in out, "%s: %s" % (cmd, out))
+    r = vpp.api.cnat_set_snat_policy(policy=2)
+    check(r.retval == 0, "back to the K8S policy")
     check(vpp.api.cnat_session_dump() == [], "no traffic, no sessions")
     r = vpp.api.cnat_session_purge()
     check(r.retval == 0, "cnat_session_purge")
