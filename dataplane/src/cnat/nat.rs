@@ -2,7 +2,7 @@
 //! checksum updates, and translate ICMP errors that quote a translated flow. Works on the
 //! bytes from the IP header on, through the typed views of `wire`.
 
-use super::session::Rewrite;
+use super::session::{FlowKey, Rewrite};
 use crate::wire::l4::{icmp4_type, icmp6_type, l4_checksum_ip6, ICMP_HDR};
 use crate::wire::{
     self, addr_sum, csum_update, IcmpHdr, IcmpHdrMut, Ip4Hdr, Ip4HdrMut, Ip6Hdr, TcpHdr, TcpHdrMut,
@@ -45,6 +45,34 @@ pub struct Flow {
     /// a first fragment with `more_frags` lets the later ones find its translation.
     pub frag_id: u32,
     pub more_frags: bool,
+}
+
+impl Flow {
+    /// The flow's key in a session table, on `stage`, in the table's `fib` (cnat: the FIB;
+    /// npol: the interface).
+    #[inline(always)]
+    pub fn key(&self, stage: u8, fib: u16) -> FlowKey {
+        FlowKey {
+            src: self.src,
+            dst: self.dst,
+            sport: self.sport,
+            dport: self.dport,
+            proto: self.proto,
+            ip6: self.ip6,
+            stage,
+            fib,
+        }
+    }
+
+    /// The key the fragments of the flow's datagram share: its id in place of the ports.
+    #[inline(always)]
+    pub fn fragment_key(&self, stage: u8, fib: u16) -> FlowKey {
+        FlowKey {
+            sport: (self.frag_id >> 16) as u16,
+            dport: self.frag_id as u16,
+            ..self.key(stage, fib)
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

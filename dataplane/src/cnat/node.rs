@@ -83,20 +83,6 @@ fn class_of(f: &Flow, cur: u8) -> u8 {
     }
 }
 
-#[inline(always)]
-fn key_of(f: &Flow, st: u8, fib: u16) -> FlowKey {
-    FlowKey {
-        src: f.src,
-        dst: f.dst,
-        sport: f.sport,
-        dport: f.dport,
-        proto: f.proto,
-        ip6: f.ip6,
-        stage: st,
-        fib,
-    }
-}
-
 /// The input side for one packet (`b` from its IP header): established and return traffic by
 /// its session, ICMP errors quoting a session's flow translated back, new flows to a VIP
 /// DNATed to a backend.
@@ -116,7 +102,7 @@ pub fn input_packet(
     match f.l4 {
         L4::Fragment => {
             // A later fragment: the rewrite its first fragment got (addresses only).
-            let fk = frag_key(&f, fib);
+            let fk = f.fragment_key(stage::INPUT, fib);
             return match cnat.fragments.lookup(&fk) {
                 Some(s) => {
                     nat::rewrite(b.data_mut(), &f, &s.session.rw, partial);
@@ -154,7 +140,7 @@ pub fn input_packet(
         }
         L4::Ports | L4::Echo => {}
     }
-    let mut k = key_of(&f, stage::INPUT, fib);
+    let mut k = f.key(stage::INPUT, fib);
     let mut hit = cnat.sessions.lookup(&k);
     if hit.is_none() && ret_fib != fib {
         k.fib = ret_fib;
@@ -188,7 +174,7 @@ pub fn input_packet(
     );
     let aff_key = FlowKey {
         sport: 0,
-        ..key_of(&f, stage::INPUT, fib)
+        ..f.key(stage::INPUT, fib)
     };
     let sticky = if t.flags & tflags::AFFINITY != 0 {
         cnat.affinity.lookup(&aff_key).and_then(|a| {
@@ -308,21 +294,6 @@ pub fn input_packet(
     Ok(Some(in_err::NEW_SESSIONS))
 }
 
-/// The key the fragments of `f`'s datagram share (its id in place of ports).
-#[inline(always)]
-fn frag_key(f: &Flow, fib: u16) -> FlowKey {
-    FlowKey {
-        src: f.src,
-        dst: f.dst,
-        sport: (f.frag_id >> 16) as u16,
-        dport: f.frag_id as u16,
-        proto: f.proto,
-        ip6: f.ip6,
-        stage: stage::INPUT,
-        fib,
-    }
-}
-
 /// A first fragment was translated: keep its rewrite for the rest (best effort: a full
 /// fragment table leaves them untranslated, counted).
 fn remember_fragment(cnat: &Cnat, f: &Flow, fib: u16, rw: &Rewrite, now: u32) {
@@ -337,7 +308,9 @@ fn remember_fragment(cnat: &Cnat, f: &Flow, fib: u16, rw: &Rewrite, now: u32) {
         class: class::GENERIC,
         last_seen: now,
     };
-    let _ = cnat.fragments.insert(&frag_key(f, fib), &s);
+    let _ = cnat
+        .fragments
+        .insert(&f.fragment_key(stage::INPUT, fib), &s);
 }
 
 /// The output side for one packet: established SNAT flows by their session; new flows the
@@ -363,7 +336,7 @@ pub fn output_packet(
     if !matches!(f.l4, L4::Ports | L4::Echo) {
         return Ok(None);
     }
-    let k = key_of(&f, stage::OUTPUT, fib);
+    let k = f.key(stage::OUTPUT, fib);
     if let Some(found) = cnat.sessions.lookup(&k) {
         let s = found.session;
         if let Some(d) = b.data_mut().get_mut(l3..) {

@@ -92,26 +92,13 @@ fn other(d: Direction) -> Direction {
 }
 
 fn key(f: &Flow, sw: u32, d: Direction) -> FlowKey {
-    FlowKey {
-        src: f.src,
-        dst: f.dst,
-        sport: f.sport,
-        dport: f.dport,
-        proto: f.proto,
-        ip6: f.ip6,
-        stage: stage_of(d),
-        // sw_if_index < MAX_INTERFACES (4096) fits.
-        fib: sw as u16,
-    }
+    // sw_if_index < MAX_INTERFACES (4096) fits.
+    f.key(stage_of(d), sw as u16)
 }
 
 /// The key the later fragments of `f`'s datagram share (its id in place of ports).
 fn frag_key(f: &Flow, sw: u32, d: Direction) -> FlowKey {
-    FlowKey {
-        sport: (f.frag_id >> 16) as u16,
-        dport: f.frag_id as u16,
-        ..key(f, sw, d)
-    }
+    f.fragment_key(stage_of(d), sw as u16)
 }
 
 /// No room for an entry (another worker having added it first is not that).
