@@ -25,6 +25,7 @@ type CliModule = fn(&Arc<Dataplane>, &[&str]) -> Option<Result<String, String>>;
 const MODULES: &[CliModule] = &[
     crate::cli_cnat::execute,
     crate::cli_npol::execute,
+    crate::cli_urpf::execute,
     crate::cli_memif::execute,
     crate::cli_feature::execute,
     crate::cli_linux::execute,
@@ -189,6 +190,7 @@ create ipip tunnel src <ip> dst <ip> [instance <n>] [outer-table-id <n>] | delet
 show ipip tunnel
 show cnat translation|session|snat | clear cnat session | set cnat interface <if> [disable]
 show npol ipsets|rules|policies|interfaces | clear npol flows
+set urpf [ip4|ip6] [rx|tx] [off|strict|loose] <if> [table <id>] | show urpf
 npol match <if> rx|tx <src>[;<port>]-><dst>[;<port>] tcp|udp|icmp|icmp6|<proto> [type <t> code <c>]
 cnat translation add proto tcp|udp vip <ip> <port> [maglev] to <ip> <port> [to ...] | cnat translation del <id>
 set cnat timeouts [generic <s>] [tcp <s>] [tcp-closing <s>] [affinity <s>]

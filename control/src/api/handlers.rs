@@ -60,5 +60,6 @@ pub fn router(state: State) -> Router<State> {
     super::memif::register(&mut r);
     super::cnat::register(&mut r);
     super::npol::register(&mut r);
+    super::urpf::register(&mut r);
     r
 }

@@ -1,6 +1,6 @@
 //! The control service: the one owner of interfaces with devices behind them (loopbacks, taps,
-//! tuns, af_packet, af_xdp, memif and its socket ids) and of tables, routes, neighbours and
-//! punt redirects, whichever front end asks. The CLI
+//! tuns, af_packet, af_xdp, memif and its socket ids) and of tables, routes, neighbours,
+//! punt redirects and uRPF checks, whichever front end asks. The CLI
 //! (`cli*.rs`) and the binary API (`api/`) parse their syntax, call these functions and render
 //! the answer; neither keeps a registry of its own. Interface names and indices are the
 //! dataplane's interface table (`Forwarding`), which the stats segment reads; what a device
@@ -21,6 +21,7 @@ pub mod queues;
 pub mod routes;
 pub mod tables;
 pub mod tunnel;
+pub mod urpf;
 pub mod vxlan;
 
 use rvpp_dataplane::forwarding::FwdError;
@@ -134,6 +135,7 @@ pub fn random_mac() -> [u8; 6] {
 fn interface_gone(dp: &crate::daemon::Dataplane, sw: u32) {
     punt::interface_gone(dp, sw);
     queues::interface_gone(dp, sw);
+    urpf::interface_gone(dp, sw);
     dp.npol().unconfigure(sw);
     tables::reap(dp);
 }
@@ -144,6 +146,7 @@ pub struct State {
     tables: Mutex<tables::Tables>,
     punts: Mutex<Vec<punt::Redirect>>,
     rx_modes: Mutex<queues::RxModes>,
+    urpf: Mutex<urpf::Checks>,
     linux_monitor: Once,
     /// Woken after a change (the API's interface-event publisher).
     listeners: Mutex<Vec<Sender<()>>>,
@@ -156,6 +159,7 @@ impl Default for State {
             tables: Default::default(),
             punts: Default::default(),
             rx_modes: Default::default(),
+            urpf: Default::default(),
             linux_monitor: Once::new(),
             listeners: Default::default(),
         }

@@ -120,6 +120,32 @@ for i in range(int(sys.argv[3])):
 """
 
 
+SPOOF = r"""
+import socket, struct, sys
+src, dst, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
+s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+udp = struct.pack("!HHHH", 40000, port, 12, 0) + b"spof"
+ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 1, 0, 64, 17, 0,
+                 socket.inet_aton(src), socket.inet_aton(dst))
+for _ in range(3):
+    s.sendto(ip + udp, (dst, 0))
+"""
+
+
+def spoof_udp(src_ns, src, dst, port):
+    """Three UDP packets from `src_ns` with a source address it does not have."""
+    ns(src_ns, sys.executable, "-c", SPOOF, src, dst, str(port))
+    time.sleep(0.3)
+
+
+def urpf_drops(vpp):
+    """The 'uRPF Drop' count of ip4-rx-urpf-loose, as `show errors` gives it."""
+    for line in vpp.api.cli_inband(cmd="show errors").reply.splitlines():
+        if "ip4-rx-urpf-loose" in line and "uRPF Drop" in line:
+            return int(line.split()[0])
+    return 0
+
+
 def udp_exchange(server_ns, client_ns, addr, port, tries=8):
     srv = subprocess.Popen(["ip", "netns", "exec", server_ns, sys.executable, "-c", UDP_SERVER,
                             addr, str(port)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -385,9 +411,25 @@ def pod_bringup(vpp):
                                        invert_rx_tx=0, policy_default_rx=2, policy_default_tx=2,
                                        profile_default_rx=1, profile_default_tx=1, policy_ids=[profile]),
        "npol_configure_policies on the tun")
-    check(vpp.api.urpf_update_v2(is_input=1, mode=1, af=0, sw_if_index=tun, table_id=0).retval == -9,
-          "urpf UNIMPLEMENTED")
-    return lo, tun, pod_vrf
+    # strict RPF as calico sets it: a source is accepted only if it has a route in the RPF VRF
+    rpf = {}
+    for af, n in AFS:
+        r = ok(vpp.api.ip_table_allocate(table={"table_id": NONE, "is_ip6": af, "name": "pod-rpf-" + n}),
+               "rpf vrf " + n)
+        rpf[af] = r.table.table_id
+    ok(route(vpp, POD4 + "/32", [path(tun, POD4)], table=rpf[0]), "pod address in the rpf vrf")
+    refused(vpp.api.urpf_update_v2(is_input=1, mode=1, af=0, sw_if_index=9999, table_id=rpf[0]),
+            "urpf on an unknown interface", -2)
+    refused(vpp.api.urpf_update_v2(is_input=1, mode=1, af=0, sw_if_index=tun, table_id=0xbad0),
+            "urpf against an unknown table", -7)
+    refused(vpp.api.urpf_update_v2(is_input=1, mode=7, af=0, sw_if_index=tun, table_id=rpf[0]),
+            "urpf with an unknown mode", -7)
+    for af, n in AFS:
+        ok(vpp.api.urpf_update_v2(is_input=1, mode=1, af=af, sw_if_index=tun, table_id=rpf[af]),
+           "urpf loose on the tun against the rpf vrf " + n)
+    feats = vpp.api.cli_inband(cmd="show urpf").reply
+    check("ip4 rx loose table %d" % rpf[0] in feats, "show urpf lists the check: %r" % feats)
+    return lo, tun, pod_vrf, rpf
 
 
 VPP = None
@@ -419,7 +461,7 @@ def main():
 
     vpp = VPPApiClient(apidir=APIDIR, server_address=SOCK, read_timeout=15)
     vpp.connect("calico-agent")
-    lo, tun, pod_vrf = pod_bringup(vpp)
+    lo, tun, pod_vrf, rpf = pod_bringup(vpp)
     VPP = vpp
 
     # dumps
@@ -502,8 +544,20 @@ def main():
         check(cached() > 0, "verdicts cached (%d)" % cached())
         ok(vpp.api.cnat_session_purge(), "cnat_session_purge")
         check(cached() == 0, "cnat_session_purge clears npol's verdicts too")
+        # uRPF: a source the rpf vrf has no route for is dropped and counted; the pod's own passes
+        before = urpf_drops(vpp)
+        spoof_udp(POD_NS, "198.18.21.9", PEER4, 5562)
+        check(urpf_drops(vpp) - before >= 3, "spoofed sources from the pod dropped by uRPF (%d)"
+              % (urpf_drops(vpp) - before))
+        tcheck(udp_exchange(PEER_NS, POD_NS, PEER4, 5563) == "olleh-ppvr", "the pod's own source passes uRPF")
 
     # pod delete reverses it
+    for af, n in AFS:
+        ok(vpp.api.urpf_update_v2(is_input=1, mode=0, af=af, sw_if_index=tun, table_id=rpf[af]), "urpf off " + n)
+    check(vpp.api.cli_inband(cmd="show urpf").reply.strip() == "", "no uRPF checks left")
+    ok(route(vpp, POD4 + "/32", [], table=rpf[0], is_add=0), "rpf route del")
+    for af, n in AFS:
+        ok(vpp.api.ip_table_add_del(is_add=0, table={"table_id": rpf[af], "is_ip6": af}), "rpf vrf del " + n)
     ok(route(vpp, POD4 + "/32", [], is_add=0), "pod route del")
     ok(vpp.api.sw_interface_set_flags(sw_if_index=tun, flags=0), "tun down")
     ok(vpp.api.tap_delete_v2(sw_if_index=tun), "tap_delete_v2")
