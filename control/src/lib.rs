@@ -7,6 +7,7 @@ pub mod cli_feature;
 pub mod cli_linux;
 pub mod cli_memif;
 pub mod cli_npol;
+pub mod cli_proxy;
 pub mod cli_server;
 pub mod cli_tunnel;
 pub mod cli_urpf;

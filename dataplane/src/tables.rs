@@ -71,6 +71,10 @@ pub mod if_flags {
     pub const TX_GSO: u16 = 1 << 7;
     /// The device computes L4 checksums that are marked `OFFLOAD_L4_CKSUM`.
     pub const TX_CSUM: u16 = 1 << 8;
+    /// Answer ARP requests for targets in a proxy range of the interface's table.
+    pub const PROXY_ARP: u16 = 1 << 9;
+    /// Answer neighbor solicitations from global sources for any target (ND proxy).
+    pub const ND_PROXY: u16 = 1 << 10;
 }
 
 /// Full interface state, for the control surface.
@@ -99,6 +103,9 @@ pub struct Interface {
     /// The device takes GSO super-frames / computes marked L4 checksums itself.
     pub tx_gso: bool,
     pub tx_csum: bool,
+    /// Proxy ARP (for the ranges in `IfTable::proxy_arp`) and ND proxy are enabled.
+    pub proxy_arp: bool,
+    pub nd_proxy: bool,
     /// L2 cross-connect target.
     pub xconnect: Option<u32>,
     /// Enabled features per arc (index: `feature::arc`; bit = position on the arc).
@@ -112,6 +119,9 @@ pub struct IfTable {
     pub ifs: Vec<Option<Interface>>,
     /// (parent sw_if_index, vlan) -> sub-interface sw_if_index, for ethernet-input.
     pub vlans: Vec<(u32, u16, u32)>,
+    /// Proxy ARP ranges, VPP's: (fib index, first, last address), for every interface with
+    /// proxy ARP enabled whose IPv4 table is that fib.
+    pub proxy_arp: Vec<(u32, u32, u32)>,
 }
 
 impl IfTable {
@@ -124,6 +134,16 @@ impl IfTable {
     }
     pub fn get(&self, sw_if_index: u32) -> Option<&Interface> {
         self.ifs.get(sw_if_index as usize).and_then(|i| i.as_ref())
+    }
+    /// An ARP request on `sw` for `target` is answered by proxy.
+    #[inline]
+    pub fn proxies_arp(&self, sw: u32, target: u32) -> bool {
+        let f = self.fast(sw);
+        f.flags & if_flags::PROXY_ARP != 0
+            && self
+                .proxy_arp
+                .iter()
+                .any(|&(fib, lo, hi)| fib == f.ip4_fib && (lo..=hi).contains(&target))
     }
     pub fn by_name(&self, name: &str) -> Option<&Interface> {
         self.ifs.iter().flatten().find(|i| i.name == name)

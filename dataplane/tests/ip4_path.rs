@@ -227,6 +227,55 @@ fn arp_request_for_us_is_answered_and_sender_learned() {
     l.no_leaks();
 }
 
+fn arp_request(sender: &str, target: &str) -> Vec<u8> {
+    let mut f = vec![0u8; 60];
+    f[0..6].copy_from_slice(&[0xff; 6]);
+    f[6..12].copy_from_slice(&[2, 0, 0, 0, 0, 0xc3]);
+    f[12..14].copy_from_slice(&0x0806u16.to_be_bytes());
+    let mut arp = rvpp_dataplane::wire::ArpPkt::new(&mut f[14..]).unwrap();
+    arp.fill(1, &[2, 0, 0, 0, 0, 0xc3], ip(sender), &[0; 6], ip(target));
+    f
+}
+
+#[test]
+fn proxy_arp_answers_for_its_ranges_on_enabled_interfaces() {
+    use rvpp_dataplane::nodes::arp::arp_error;
+    let mut l = lab();
+    let ask = arp_request("198.18.0.9", "203.0.113.7");
+    l.send(&ask);
+    assert!(Lab::take(&l.out0).is_empty(), "not ours, no proxy");
+    l.fwd
+        .proxy_arp_add(0, ip("203.0.113.0"), ip("203.0.113.255"));
+    l.send(&ask);
+    assert!(
+        Lab::take(&l.out0).is_empty(),
+        "a range, but proxy ARP is off on pg0"
+    );
+    l.fwd.set_proxy_arp(l.if0, true).unwrap();
+    l.send(&ask);
+    let back = Lab::take(&l.out0);
+    assert_eq!(back.len(), 1);
+    assert_eq!(u16::from_be_bytes([back[0][20], back[0][21]]), 2, "a reply");
+    assert_eq!(&back[0][22..28], &MAC0, "with our MAC");
+    assert_eq!(&back[0][28..32], &[203, 0, 113, 7], "for the asked address");
+    assert_eq!(l.error("arp-input", arp_error::PROXY_REPLIES_SENT), 1);
+    // Outside the range, in another table, or gratuitous: not answered.
+    l.send(&arp_request("198.18.0.9", "203.0.114.7"));
+    l.send(&arp_request("203.0.113.9", "203.0.113.9"));
+    assert!(Lab::take(&l.out0).is_empty());
+    l.fwd
+        .proxy_arp_del(0, ip("203.0.113.0"), ip("203.0.113.255"))
+        .unwrap();
+    assert!(l
+        .fwd
+        .proxy_arp_del(0, ip("203.0.113.0"), ip("203.0.113.255"))
+        .is_err());
+    l.send(&ask);
+    assert!(Lab::take(&l.out0).is_empty(), "range removed");
+    l.fwd.apply_learned();
+    l.no_leaks();
+}
+
 #[test]
 fn unresolved_next_hop_sends_arp_request() {
     let mut l = lab();
@@ -537,14 +586,16 @@ fn features_run_in_constraint_order_and_skip_disabled_ones() {
             recorder("test-b", &seen, false),
         )
     });
-    // ip4-udp-deny, cnat-input-ip4 and npol-rx-ip4 (after cnat-input-ip4), feature modules
-    // of the standard graph, were registered first, so they lead.
+    // ip4-udp-deny, the uRPF checks (before cnat), cnat-input-ip4 and npol-rx-ip4 (after
+    // cnat-input-ip4), feature modules of the standard graph, were registered first, so they lead.
     assert_eq!(
         l.fwd
             .features()
             .features(rvpp_dataplane::feature::arc::IP4_UNICAST),
         [
             "ip4-udp-deny",
+            "ip4-rx-urpf-loose",
+            "ip4-rx-urpf-strict",
             "cnat-input-ip4",
             "npol-rx-ip4",
             "test-a",

@@ -108,6 +108,7 @@ impl Env {
             fast: vec![IfFast::default(); 5],
             ifs: vec![None; 5],
             vlans: vec![(1, 100, 4)],
+            proxy_arp: vec![],
         };
         let up = if_flags::EXISTS | if_flags::ADMIN_UP | if_flags::LINK_UP | if_flags::L2;
         for (sw, mac, addr, ip6) in [
@@ -238,6 +239,13 @@ impl Env {
     fn err(&self, node: &str, code: u16) -> u64 {
         let i = self.rt.graph().error_index(node, code).unwrap();
         self.rt.stats().errors[i as usize].get()
+    }
+
+    /// Set interface flags on `sw` (published like the control side would).
+    fn set_flags(&self, sw: u32, set: u16) {
+        let mut t = (*self.shared.ifs.load()).clone();
+        t.fast[sw as usize].flags |= set;
+        self.shared.ifs.publish(t);
     }
 
     fn learned(&self) -> Vec<Learned> {
@@ -691,6 +699,64 @@ fn neighbor_solicitation_answered_and_sender_learned() {
     assert_eq!(p.ip.source(), o(LL1));
     assert_eq!(p.ip.destination(), o(HOST_LL));
     assert_eq!(e.learned().len(), 1);
+    e.finish();
+}
+
+#[test]
+fn nd_proxy_answers_any_target_for_global_askers() {
+    let mut e = Env::new();
+    let snm = [0x33, 0x33, 0xff, 0, 0, 0x99];
+    let ask = |src| {
+        nd(
+            135,
+            snm,
+            src,
+            "ff02::1:ff00:99",
+            255,
+            0,
+            "2001:db8:1::99",
+            Some((1, HOST_MAC)),
+        )
+    };
+    // Not ours and no ND proxy: the group is not ours either.
+    e.send(1, &ask(HOST));
+    assert!(e.take().is_empty());
+    assert_eq!(e.err("ip6-lookup", lookup_error::MCAST_NOT_FOR_US), 1);
+    e.learned();
+
+    e.set_flags(1, if_flags::ND_PROXY);
+    e.send(1, &ask(HOST));
+    let (sw, out) = e.one();
+    assert_eq!(sw, 1);
+    let p = parse(&out);
+    assert_eq!((p.eth_dst, p.eth_src), (HOST_MAC, MAC1));
+    assert_eq!(p.ip.destination(), o(HOST));
+    let (ty, _, fl, body) = icmp_of(&out);
+    assert_eq!((ty, fl[0] & 0x40), (136, 0x40), "a solicited advertisement");
+    let mut want = o("2001:db8:1::99").to_vec();
+    want.extend([2, 1]);
+    want.extend(MAC1);
+    assert_eq!(body, want, "the asked target, at our MAC");
+    assert_eq!(e.err("ip6-local", local_error::NS_PROXIED), 1);
+    assert_eq!(e.learned().len(), 1, "the asker is learned");
+
+    // A link-local asker is not answered by proxy (VPP's rule), nor is DAD.
+    e.send(1, &ask(HOST_LL));
+    let dad = nd(
+        135,
+        snm,
+        "::",
+        "ff02::1:ff00:99",
+        255,
+        0,
+        "2001:db8:1::99",
+        None,
+    );
+    e.send(1, &dad);
+    assert!(e.take().is_empty());
+    assert_eq!(e.err("ip6-local", local_error::NS_PROXIED), 1);
+    assert_eq!(e.err("ip6-local", local_error::NS_NOT_FOR_US), 2);
+    e.learned();
     e.finish();
 }
 

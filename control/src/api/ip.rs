@@ -4,7 +4,7 @@
 //! edits.
 
 use super::convert::{self, rv, ApiPath, NONE};
-use super::handlers::{unimplemented_on, State};
+use super::handlers::{sw_ok, State};
 use crate::service::routes::Change;
 use crate::service::{addresses, neighbours, routes, tables};
 use rvpp_dataplane::forwarding::{Af, Path};
@@ -233,26 +233,27 @@ pub(super) fn register(r: &mut Router<State>) {
     r.on(|s: &mut State, m: d::IpNeighborDump, _c| Response::stream(neighbor_dump(s, &m)));
     r.on(|s: &mut State, m: d::ProxyArpAddDel, _c| {
         let p = &m.proxy;
-        // ip4-arp answers only for the interface's own addresses: no proxy ranges.
-        let rv = if s.dp.fwd().fib_index(Af::Ip4, p.table_id).is_none() {
-            rv::NO_SUCH_FIB
-        } else {
-            rv::UNIMPLEMENTED
-        };
-        reply!(ProxyArpAddDelReply, rv)
+        let (lo, hi) = (u32::from_be_bytes(p.low.0), u32::from_be_bytes(p.hi.0));
+        let r = neighbours::proxy_arp_range(&s.dp, p.table_id, lo, hi, m.is_add);
+        reply!(ProxyArpAddDelReply, convert::svc_retval(r))
     });
     r.on(|s: &mut State, m: d::ProxyArpIntfcEnableDisable, _c| {
-        let rv = unimplemented_on(&s.dp.fwd(), m.sw_if_index.0);
-        reply!(ProxyArpIntfcEnableDisableReply, rv)
+        let r = neighbours::set_proxy(&s.dp, m.sw_if_index.0, Af::Ip4, m.enable);
+        reply!(ProxyArpIntfcEnableDisableReply, convert::svc_retval(r))
     });
     r.on(|s: &mut State, m: d::SwInterfaceIp6ndRaConfig, _c| {
-        // No router advertisement engine: nothing to configure or suppress.
-        let rv = unimplemented_on(&s.dp.fwd(), m.sw_if_index.0);
+        // rvpp sends no router advertisements: suppressing them is what it does already;
+        // asking for them is not something it can do.
+        let rv = match sw_ok(&s.dp.fwd(), m.sw_if_index.0) {
+            0 if m.suppress != 0 && !m.is_no => 0,
+            0 => rv::UNIMPLEMENTED,
+            e => e,
+        };
         reply!(SwInterfaceIp6ndRaConfigReply, rv)
     });
     r.on(|s: &mut State, m: d::Ip6ndProxyEnableDisableV2, _c| {
-        // ip6 ND answers only for the interface's own addresses: no ND proxy.
-        let rv = unimplemented_on(&s.dp.fwd(), m.sw_if_index.0);
-        reply!(Ip6ndProxyEnableDisableV2Reply, rv)
+        // Any flags: rvpp's ND proxy answers for every target (calico's NO_DST_FILTER).
+        let r = neighbours::set_proxy(&s.dp, m.sw_if_index.0, Af::Ip6, m.is_enable);
+        reply!(Ip6ndProxyEnableDisableV2Reply, convert::svc_retval(r))
     });
 }

@@ -1,9 +1,9 @@
 //! IP tables (VRFs): created, allocated and deleted for the API and the CLI alike. A delete
 //! drops the front end's lock, as VPP's `ip_table_delete` does: the table goes at once if nothing
 //! uses it, else when its last user (a bound interface, a route or punt redirect looking up in
-//! it, a uRPF check) lets go. The default table is never deleted.
+//! it, a uRPF check, a proxy ARP range) lets go. The default table is never deleted.
 
-use super::{lock, punt, urpf, SvcError, SvcResult};
+use super::{lock, neighbours, punt, urpf, SvcError, SvcResult};
 use crate::daemon::Dataplane;
 use rvpp_dataplane::forwarding::{Af, FwdError};
 use std::collections::BTreeSet;
@@ -80,7 +80,10 @@ pub fn reap(dp: &Dataplane) {
     }
     let mut keep = BTreeSet::new();
     for (af, t) in doomed {
-        if punt::uses_table(dp, af, t) || urpf::uses_table(dp, af, t) {
+        if punt::uses_table(dp, af, t)
+            || urpf::uses_table(dp, af, t)
+            || neighbours::proxy_uses_table(dp, af, t)
+        {
             keep.insert((af, t));
             continue;
         }

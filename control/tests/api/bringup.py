@@ -195,7 +195,8 @@ def node_bringup(vpp):
     ok(vpp.api.sw_interface_set_mtu(sw_if_index=up, mtu=[1500, 0, 0, 0]), "uplink mtu")
     ok(vpp.api.sw_interface_set_rx_mode(sw_if_index=up, queue_id_valid=0, mode=2), "uplink rx interrupt")
     ok(vpp.api.sw_interface_ip6_enable_disable(sw_if_index=up, enable=1), "uplink ip6")
-    refused(vpp.api.sw_interface_ip6nd_ra_config(sw_if_index=up, suppress=1), "uplink ra suppress")
+    ok(vpp.api.sw_interface_ip6nd_ra_config(sw_if_index=up, suppress=1), "uplink ra suppress (rvpp sends none)")
+    refused(vpp.api.sw_interface_ip6nd_ra_config(sw_if_index=up, suppress=0), "uplink ra on")
     check(vpp.api.feature_cnat_enable_disable(sw_if_index=up, enable_disable=1).retval == 0,
           "cnat feature on the uplink")
     ok(vpp.api.sw_interface_set_flags(sw_if_index=up, flags=1), "uplink up")
@@ -246,12 +247,17 @@ def node_bringup(vpp):
     check(vpp.api.sw_interface_set_rx_placement(sw_if_index=tap, queue_id=3, worker_id=0, is_main=0).retval == -9,
           "no queue 3 -> -9")
     ok(vpp.api.sw_interface_set_mtu(sw_if_index=tap, mtu=[9216, 0, 0, 0]), "tap mtu")
-    refused(vpp.api.sw_interface_ip6nd_ra_config(sw_if_index=tap, suppress=1), "tap ra suppress")
-    refused(vpp.api.ip6nd_proxy_enable_disable_v2(sw_if_index=tap, is_enable=1, flags=1), "tap nd proxy")
+    ok(vpp.api.sw_interface_ip6nd_ra_config(sw_if_index=tap, suppress=1), "tap ra suppress")
+    ok(vpp.api.ip6nd_proxy_enable_disable_v2(sw_if_index=tap, is_enable=1, flags=1), "tap nd proxy")
+    refused(vpp.api.ip6nd_proxy_enable_disable_v2(sw_if_index=9999, is_enable=1, flags=1), "nd proxy, bad index", -2)
     ok(route(vpp, NODE4 + "/24", [path(tap, NODE4)], table=1), "punt table route to the host")
-    refused(vpp.api.proxy_arp_add_del(is_add=1, proxy={"table_id": vrfs[0], "low": "0.0.0.0",
-                                                       "hi": "255.255.255.255"}), "proxy arp")
-    refused(vpp.api.proxy_arp_intfc_enable_disable(sw_if_index=tap, enable=1), "proxy arp on tap")
+    everything = {"table_id": vrfs[0], "low": "0.0.0.0", "hi": "255.255.255.255"}
+    ok(vpp.api.proxy_arp_add_del(is_add=1, proxy=everything), "proxy arp")
+    ok(vpp.api.proxy_arp_add_del(is_add=1, proxy=everything), "proxy arp twice (VPP: no error)")
+    refused(vpp.api.proxy_arp_add_del(is_add=1, proxy=dict(everything, table_id=0xbad0)), "proxy arp, no table", -3)
+    refused(vpp.api.proxy_arp_add_del(is_add=0, proxy=dict(everything, low="1.2.3.4")), "proxy arp del, none", -6)
+    ok(vpp.api.proxy_arp_intfc_enable_disable(sw_if_index=tap, enable=1), "proxy arp on tap")
+    refused(vpp.api.proxy_arp_intfc_enable_disable(sw_if_index=9999, enable=1), "proxy arp, bad index", -2)
     ok(vpp.api.feature_gso_enable_disable(sw_if_index=tap, enable_disable=1), "gso tap")
     ok(vpp.api.sw_interface_set_rx_mode(sw_if_index=tap, queue_id_valid=0, mode=3), "tap adaptive")
     check(vpp.api.ip_ttl_fixup_configure(src_sw_if_index=tap, dst_sw_if_index=up, enable=1).retval == -9,
@@ -499,7 +505,23 @@ def main():
     # put there by tap_create_v3's host prefixes)
     a = ns(HOST_NS, "ip", "-o", "addr", "show", "dev", HOST_TAP).stdout
     check(NODE4 + "/24" in a and NODE6 + "/64" in a, "host tap has the node addresses: %s" % a)
-    sh("ip", "-n", HOST_NS, "neigh", "replace", PEER4, "lladdr", tap_mac, "dev", HOST_TAP, "nud", "permanent")
+    # the host resolves its gateway (and anything else) to the tap by rvpp's proxy ARP, and
+    # IPv6 neighbours by its ND proxy
+    sh("ip", "-n", HOST_NS, "neigh", "flush", "dev", HOST_TAP)
+    ns(HOST_NS, sys.executable, "-c", "import socket; socket.socket(socket.AF_INET, socket.SOCK_DGRAM)"
+       ".sendto(b'x', ('%s', 9))" % PEER4)
+    time.sleep(0.5)
+    neigh = ns(HOST_NS, "ip", "neigh", "show", PEER4, "dev", HOST_TAP).stdout
+    tcheck(tap_mac.lower() in neigh.lower(), "host's ARP for its gateway answered by proxy: %r" % neigh)
+    ns(HOST_NS, sys.executable, "-c", "import socket; socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)"
+       ".sendto(b'x', ('fd00:10::2', 9))")
+    time.sleep(0.5)
+    neigh6 = ns(HOST_NS, "ip", "-6", "neigh", "show", "fd00:10::2", "dev", HOST_TAP).stdout
+    tcheck(tap_mac.lower() in neigh6.lower(), "host's NS for fd00:10::2 answered by ND proxy: %r" % neigh6)
+    errs = vpp.api.cli_inband(cmd="show errors").reply
+    check("ARP replies sent by proxy" in errs and "answered by ND proxy" in errs, "proxy counters in show errors")
+    check("Table %d   0.0.0.0 - 255.255.255.255" % vrfs[0] in vpp.api.cli_inband(cmd="show arp proxy").reply,
+          "show arp proxy")
     if shutil.which("ping"):
         got = reachable(HOST_NS, PEER4)
         tcheck(got >= 3, "host -> uplink peer ping (%d/5)" % got)

@@ -144,6 +144,12 @@ impl Forwarding {
         if i.tx_csum {
             flags |= if_flags::TX_CSUM;
         }
+        if i.proxy_arp {
+            flags |= if_flags::PROXY_ARP;
+        }
+        if i.nd_proxy {
+            flags |= if_flags::ND_PROXY;
+        }
         let fast = IfFast {
             flags,
             mac: i.mac,
@@ -272,6 +278,48 @@ impl Forwarding {
         self.refresh_fast(sw);
         self.publish();
         Ok(())
+    }
+
+    /// Proxy ARP on `sw` (for the ranges of its table: [`Self::proxy_arp_add`]).
+    pub fn set_proxy_arp(&mut self, sw: u32, on: bool) -> Result<(), FwdError> {
+        self.iface_mut(sw)?.proxy_arp = on;
+        self.refresh_fast(sw);
+        self.publish();
+        Ok(())
+    }
+
+    /// ND proxy on `sw`: solicitations from global sources are answered for any target.
+    pub fn set_nd_proxy(&mut self, sw: u32, on: bool) -> Result<(), FwdError> {
+        self.iface_mut(sw)?.nd_proxy = on;
+        self.refresh_fast(sw);
+        self.publish();
+        Ok(())
+    }
+
+    /// Add a proxy ARP range to IPv4 fib `fib` (already there: no change, as VPP's).
+    pub fn proxy_arp_add(&mut self, fib: u32, lo: u32, hi: u32) {
+        if !self.ifs.proxy_arp.contains(&(fib, lo, hi)) {
+            self.ifs.proxy_arp.push((fib, lo, hi));
+            self.ifs_dirty = true;
+            self.publish();
+        }
+    }
+
+    /// Remove a proxy ARP range; one that is not there is `NoSuchEntry`.
+    pub fn proxy_arp_del(&mut self, fib: u32, lo: u32, hi: u32) -> Result<(), FwdError> {
+        let before = self.ifs.proxy_arp.len();
+        self.ifs.proxy_arp.retain(|&e| e != (fib, lo, hi));
+        if self.ifs.proxy_arp.len() == before {
+            return Err(FwdError::NoSuchEntry);
+        }
+        self.ifs_dirty = true;
+        self.publish();
+        Ok(())
+    }
+
+    /// The proxy ARP ranges: (fib index, first, last).
+    pub fn proxy_arps(&self) -> &[(u32, u32, u32)] {
+        &self.ifs.proxy_arp
     }
 
     pub fn set_tag(&mut self, sw: u32, tag: &str) -> Result<(), FwdError> {

@@ -1,4 +1,5 @@
-//! ARP: arp-input answers requests for our addresses and learns senders; ip4-arp resolves
+//! ARP: arp-input answers requests for our addresses (and, with proxy ARP, for targets in a
+//! proxy range) and learns senders; ip4-arp resolves
 //! next hops (glean and incomplete adjacencies) by turning the waiting packet into a request.
 
 use crate::buffer::Buf;
@@ -19,6 +20,7 @@ crate::next_edges! {
 crate::node_errors! {
     pub mod arp_error {
         REPLIES_SENT => "ARP replies sent",
+        PROXY_REPLIES_SENT => "ARP replies sent by proxy",
         LEARNED => "ARP entries learned (sent to the control thread)",
         BAD_FORMAT => "ARP bad format",
         NOT_FOR_US => "ARP not for us",
@@ -72,6 +74,10 @@ impl Node for ArpInput {
             let (op, smac, sip, tip) =
                 (arp.op(), arp.sender_mac(), arp.sender_ip(), arp.target_ip());
             let for_us = is_ours(ifs, rx, tip);
+            // VPP's arp-proxy: a request for a target in a proxy range of the interface's
+            // table is answered with our MAC (not a gratuitous one: it announces the sender).
+            let proxied =
+                !for_us && op == wire::ARP_OP_REQUEST && sip != tip && ifs.proxies_arp(rx, tip);
             // Learn senders on our subnets, and anyone who asks us (they will talk to us next).
             if sip != 0 && smac[0] & 1 == 0 && (for_us || is_connected(ifs, rx, sip)) {
                 let ev = Learned::Ip4Neighbor {
@@ -85,7 +91,7 @@ impl Node for ArpInput {
                     errs.count(arp_error::LEARN_QUEUE_FULL, 1);
                 }
             }
-            if op != wire::ARP_OP_REQUEST || !for_us {
+            if op != wire::ARP_OP_REQUEST || !(for_us || proxied) {
                 b.meta.error = errs.error(if for_us {
                     arp_error::CONSUMED
                 } else {
@@ -109,7 +115,14 @@ impl Node for ArpInput {
             }
             b.set_len(wire::ETH_HDR + wire::ARP_PKT);
             b.meta.tx_sw_if_index = rx;
-            errs.count(arp_error::REPLIES_SENT, 1);
+            errs.count(
+                if proxied {
+                    arp_error::PROXY_REPLIES_SENT
+                } else {
+                    arp_error::REPLIES_SENT
+                },
+                1,
+            );
             nexts[i] = arp_input_next::OUTPUT;
         }
     }

@@ -3,7 +3,7 @@
 use crate::buffer::{flags, Buf, Buffers};
 use crate::graph::{Node, NodeInfo};
 use crate::runtime::{Ctx, Errors};
-use crate::tables::{AdjKind, FwdTable, IfTable, Learned};
+use crate::tables::{if_flags, AdjKind, FwdTable, IfTable, Learned};
 use crate::wire::{self, Ip6Hdr, Ip6HdrMut, Mac, IP6_HDR};
 
 use super::addr::{
@@ -34,6 +34,7 @@ crate::node_errors! {
     pub mod local_error {
         ECHO_REPLIED => "ip6 echo requests answered",
         NS_ANSWERED => "ip6 neighbor solicitations answered",
+        NS_PROXIED => "ip6 neighbor solicitations answered by ND proxy",
         LEARNED => "ip6 neighbors learned (sent to the control thread)",
         LEARN_QUEUE_FULL => "ip6 neighbor learn queue full",
         NA_CONSUMED => "ip6 neighbor advertisements consumed after learning",
@@ -315,7 +316,15 @@ impl Local<'_, '_> {
         {
             return Err(local_error::BAD_ND);
         }
-        if !is_our_ip6(self.ifs, p.rx, target) {
+        // ND proxy (calico's host tap): answered for any target when the asker has a global
+        // address and says its MAC, as VPP's ip6-nd proxy (with calico's NO_DST_FILTER).
+        let proxied = !is_our_ip6(self.ifs, p.rx, target);
+        if proxied
+            && (self.ifs.fast(p.rx).flags & if_flags::ND_PROXY == 0
+                || dad
+                || is_link_local(p.src)
+                || sll.is_none())
+        {
             return Err(local_error::NS_NOT_FOR_US);
         }
         if let Some(mac) = sll.filter(|m| !dad && m[0] & 1 == 0) {
@@ -353,7 +362,14 @@ impl Local<'_, '_> {
         }
         b.meta.tx_sw_if_index = p.rx;
         b.meta.flags |= flags::LOCALLY_ORIGINATED;
-        self.errs.count(local_error::NS_ANSWERED, 1);
+        self.errs.count(
+            if proxied {
+                local_error::NS_PROXIED
+            } else {
+                local_error::NS_ANSWERED
+            },
+            1,
+        );
         Ok(local_next::OUTPUT)
     }
 

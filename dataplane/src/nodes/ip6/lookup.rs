@@ -5,10 +5,12 @@ use crate::buffer::{flags, Buf};
 use crate::graph::NodeInfo;
 use crate::nodes::family::{lookup_ids, Lookup, LookupFamily, V6};
 use crate::runtime::Errors;
-use crate::tables::IfTable;
+use crate::tables::{if_flags, IfTable};
 use crate::wire::{self, Ip6Hdr, IP6_HDR};
 
-use super::addr::{in_our_group, is_link_local, is_multicast, is_our_ip6};
+use super::addr::{
+    in_our_group, is_link_local, is_multicast, is_our_ip6, SOLICITED_MASK, SOLICITED_PREFIX,
+};
 
 /// ip6-lookup: FIB lookup, ECMP flow hash and scoped destinations; starts the ip6-local arc.
 pub type Ip6Lookup = Lookup<V6>;
@@ -81,7 +83,10 @@ impl LookupFamily for V6 {
 fn scoped(b: &mut Buf<'_>, ifs: &IfTable, dst: u128, errs: Errors<'_>) -> Option<u16> {
     let rx = b.meta.rx_sw_if_index;
     if is_multicast(dst) {
-        if in_our_group(ifs, rx, dst) {
+        // With ND proxy every solicited-node group is ours: ip6-local answers for any target.
+        let nd_proxy = ifs.fast(rx).flags & if_flags::ND_PROXY != 0
+            && dst & SOLICITED_MASK == SOLICITED_PREFIX;
+        if nd_proxy || in_our_group(ifs, rx, dst) {
             return Some(lookup_next::LOCAL);
         }
         b.meta.error = errs.error(lookup_error::MCAST_NOT_FOR_US);
