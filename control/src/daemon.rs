@@ -35,6 +35,11 @@ pub enum WorkerCmd {
         queue: u16,
         to: usize,
     },
+    /// Send a frame the control thread made (a neighbour probe) out of interface `tx`.
+    Send {
+        tx: u32,
+        frame: Vec<u8>,
+    },
 }
 
 /// Every worker's command ring and wake-up, so one worker can hand a queue to another.
@@ -51,6 +56,20 @@ fn send_to(peer: &(Arc<ArrayQueue<WorkerCmd>>, Arc<EventFd>), mut cmd: WorkerCmd
         }
     }
     peer.1.ring();
+}
+
+/// Put `frame` on interface `tx` through interface-output (no buffer: it is not sent).
+fn send_frame(rt: &mut Runtime, tx: u32, frame: &[u8]) {
+    let bufs = rt.buffers();
+    let Some(bi) = bufs.alloc_from_bytes(frame) else {
+        return;
+    };
+    let m = bufs.meta(bi);
+    m.tx_sw_if_index = tx;
+    m.flags |= rvpp_dataplane::buffer::flags::LOCALLY_ORIGINATED;
+    if let Err(e) = rt.inject("interface-output", &[bi]) {
+        log::warn!("thread {}: {e}", rt.thread());
+    }
 }
 
 /// The control side of one forwarding thread.
@@ -401,10 +420,18 @@ impl Dataplane {
         }
     }
 
-    /// Control-thread housekeeping: apply learned neighbours, reclaim FIB memory.
+    /// Control-thread housekeeping: apply learned neighbours, age them (probes go out through
+    /// the first worker), reclaim FIB memory.
     pub fn housekeeping(&self) {
         let mut f = self.fwd();
-        f.apply_learned();
+        let now = std::time::Instant::now();
+        f.apply_learned_at(now);
+        let probes = f.neighbor_age(now);
+        for p in &probes {
+            if let (Some((tx, frame)), Some(w)) = (f.probe_frame(p), self.workers.first()) {
+                w.send(WorkerCmd::Send { tx, frame });
+            }
+        }
         f.reclaim();
     }
 
@@ -469,8 +496,9 @@ fn worker_main(
     while !stop.load(Ordering::Relaxed) {
         let mut changed = false;
         while let Some(c) = cmds.pop() {
-            changed = true;
+            changed |= !matches!(c, WorkerCmd::Send { .. });
             match c {
+                WorkerCmd::Send { tx, frame } => send_frame(&mut rt, tx, &frame),
                 WorkerCmd::AddRx(q) => {
                     if let Err(e) = rt.add_rx(q) {
                         log::error!("thread {}: {e}", rt.thread());

@@ -7,7 +7,7 @@ use super::convert::{self, rv, ApiPath, NONE};
 use super::handlers::{sw_ok, State};
 use crate::service::routes::Change;
 use crate::service::{addresses, neighbours, routes, tables};
-use rvpp_dataplane::forwarding::{Af, Path};
+use rvpp_dataplane::forwarding::{Af, NeighborConfig, Path};
 use rvpp_vppapi::defs as d;
 use rvpp_vppapi::transport::{Response, Router};
 
@@ -226,9 +226,19 @@ pub(super) fn register(r: &mut Router<State>) {
             stats_index: 0,
         })
     });
-    r.on(|_s: &mut State, _m: d::IpNeighborConfig, _c| {
-        // The neighbour table has no limit, no ageing and no recycling to configure.
-        reply!(IpNeighborConfigReply, rv::UNIMPLEMENTED)
+    r.on(|s: &mut State, m: d::IpNeighborConfig, _c| {
+        let af = match m.af {
+            d::AddressFamily::ADDRESS_IP4 => Af::Ip4,
+            d::AddressFamily::ADDRESS_IP6 => Af::Ip6,
+            _ => return reply!(IpNeighborConfigReply, rv::INVALID_ADDRESS_FAMILY),
+        };
+        let c = NeighborConfig {
+            max_number: m.max_number,
+            max_age: m.max_age,
+            recycle: m.recycle,
+        };
+        neighbours::set_config(&s.dp, af, c);
+        reply!(IpNeighborConfigReply, 0)
     });
     r.on(|s: &mut State, m: d::IpNeighborDump, _c| Response::stream(neighbor_dump(s, &m)));
     r.on(|s: &mut State, m: d::ProxyArpAddDel, _c| {

@@ -9,9 +9,6 @@ use rvpp_dataplane::nodes::urpf::{Dir, Mode};
 use rvpp_vppapi::defs as d;
 use rvpp_vppapi::transport::Router;
 
-/// `INVALID_ADDRESS_FAMILY` (src/vnet/error.h), for an `af` that is neither.
-const INVALID_ADDRESS_FAMILY: i32 = -97;
-
 fn update(s: &State, m: &d::UrpfUpdateV2) -> i32 {
     // VPP's order: the interface, the mode, the family, then the table.
     if s.dp.fwd().iface(m.sw_if_index.0).is_err() {
@@ -26,7 +23,7 @@ fn update(s: &State, m: &d::UrpfUpdateV2) -> i32 {
     let af = match m.af {
         d::AddressFamily::ADDRESS_IP4 => Af::Ip4,
         d::AddressFamily::ADDRESS_IP6 => Af::Ip6,
-        _ => return INVALID_ADDRESS_FAMILY,
+        _ => return rv::INVALID_ADDRESS_FAMILY,
     };
     let dir = if m.is_input { Dir::Rx } else { Dir::Tx };
     let table = (m.table_id != NONE).then_some(m.table_id);

@@ -47,6 +47,7 @@ pub mod rv {
     pub const SUBIF_ALREADY_EXISTS: i32 = -68;
     pub const INVALID_INTERFACE: i32 = -71;
     pub const INVALID_ARGUMENT: i32 = -73;
+    pub const INVALID_ADDRESS_FAMILY: i32 = -97;
     pub const UNEXPECTED_INTF_STATE: i32 = -74;
     pub const TUNNEL_EXIST: i32 = -75;
     pub const IF_ALREADY_EXISTS: i32 = -79;

@@ -3,7 +3,7 @@
 
 use super::{rv, SvcError, SvcResult};
 use crate::daemon::Dataplane;
-use rvpp_dataplane::forwarding::{Af, Neighbor};
+use rvpp_dataplane::forwarding::{Af, Neighbor, NeighborConfig};
 use std::net::IpAddr;
 
 pub fn add(dp: &Dataplane, sw: u32, ip: IpAddr, mac: [u8; 6], is_static: bool) -> SvcResult<()> {
@@ -73,4 +73,14 @@ pub fn set_proxy(dp: &Dataplane, sw: u32, af: Af, on: bool) -> SvcResult<()> {
         Af::Ip6 => f.set_nd_proxy(sw, on)?,
     }
     Ok(())
+}
+
+/// `ip_neighbor_config` / `set ip neighbor-config`: the family's limit on learned entries,
+/// their age (0: never) and whether a new one replaces the oldest at the limit.
+pub fn set_config(dp: &Dataplane, af: Af, c: NeighborConfig) {
+    dp.fwd().set_neighbor_config(af, c);
+}
+
+pub fn config(dp: &Dataplane, af: Af) -> NeighborConfig {
+    dp.fwd().neighbor_config(af)
 }

@@ -311,8 +311,12 @@ def main():
     ns = vpp.api.ip_neighbor_dump(sw_if_index=NONE, af=0)
     check(any(str(n.neighbor.ip_address) == "198.18.5.9" and str(n.neighbor.mac_address) == "02:00:00:00:00:09"
               for n in ns), "ip_neighbor_dump")
-    r = vpp.api.ip_neighbor_config(af=0, max_number=50000, max_age=30, recycle=0)
-    check(r.retval == -9, "ip_neighbor_config: no limits/ageing to configure -> UNIMPLEMENTED")
+    r = vpp.api.ip_neighbor_config(af=1, max_number=1000, max_age=7, recycle=1)
+    check(r.retval == 0, "ip_neighbor_config")
+    check("limit:1000, age:7, recycle:1" in vpp.api.cli_inband(cmd="show ip neighbor-config").reply,
+          "ip_neighbor_config shown by the CLI")
+    check(vpp.api.ip_neighbor_config(af=9, max_number=1, max_age=0, recycle=0).retval == -97,
+          "ip_neighbor_config, bad family -> -97")
     r = vpp.api.ip_neighbor_add_del(is_add=0, neighbor=dict(nb, ip_address="198.18.5.99"))
     check(r.retval == -6, "delete missing neighbour -> -6")
 

@@ -17,7 +17,7 @@ mod tables;
 #[cfg(test)]
 mod tests;
 
-pub use neighbours::Neighbor;
+pub use neighbours::{Neighbor, NeighborConfig, NeighborCounts, Probe, PROBE_WAIT};
 pub use prefix::{mask4, mask6, Af, Prefix};
 pub use routes::{Path, PathKind, Route, Source};
 
@@ -82,6 +82,11 @@ pub struct Forwarding {
     lb_refs: Vec<u32>,
     free_lbs: Vec<u32>,
     neighbors: BTreeMap<(u32, IpAddr), Neighbor>,
+    /// Learned entries only: when each was last confirmed.
+    neighbor_seen: BTreeMap<(u32, IpAddr), neighbours::Seen>,
+    /// `ip_neighbor_config`, by family.
+    neighbor_cfg: [NeighborConfig; 2],
+    neighbor_counts: NeighborCounts,
     /// Load-balances created since the last publish (leaves naming them must wait).
     unpublished_lbs: bool,
     ifs_dirty: bool,
@@ -112,6 +117,9 @@ impl Forwarding {
             lb_refs: vec![u32::MAX, u32::MAX],
             free_lbs: Vec::new(),
             neighbors: BTreeMap::new(),
+            neighbor_seen: BTreeMap::new(),
+            neighbor_cfg: Default::default(),
+            neighbor_counts: Default::default(),
             unpublished_lbs: false,
             ifs_dirty: true,
             fwd_dirty: true,

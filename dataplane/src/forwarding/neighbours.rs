@@ -5,6 +5,7 @@ use super::{fib_of, AdjKey, Af, Forwarding, FwdError, Path, Prefix, Source};
 use crate::tables::{AdjKind, Learned};
 use crate::wire::Mac;
 use std::net::IpAddr;
+use std::time::{Duration, Instant};
 
 /// A neighbour entry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -15,7 +16,120 @@ pub struct Neighbor {
     pub is_static: bool,
 }
 
+/// `ip_neighbor_config` for one family: how many learned entries it keeps, when they age.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NeighborConfig {
+    /// Learned entries at most; a new one past it is refused, or with `recycle` replaces the
+    /// least recently confirmed.
+    pub max_number: u32,
+    /// Seconds after which a learned entry not confirmed since is probed (0: never).
+    pub max_age: u32,
+    pub recycle: bool,
+}
+
+impl Default for NeighborConfig {
+    /// VPP's defaults.
+    fn default() -> Self {
+        Self {
+            max_number: 50_000,
+            max_age: 0,
+            recycle: false,
+        }
+    }
+}
+
+/// How long a probed entry has to answer before it is removed.
+pub const PROBE_WAIT: Duration = Duration::from_secs(3);
+
+/// When a learned entry was last confirmed, and whether it has been probed since.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Seen {
+    at: Instant,
+    probed: Option<Instant>,
+}
+
+/// A learned entry that has reached its age: ask it again (unicast ARP request or NS).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Probe {
+    pub sw_if_index: u32,
+    pub ip: IpAddr,
+    pub mac: Mac,
+}
+
+/// What the learned-entry bookkeeping did, for `show ip neighbor-config`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NeighborCounts {
+    /// New learned entries refused at the limit.
+    pub refused: u64,
+    /// Entries removed to make room (recycle).
+    pub recycled: u64,
+    pub probes: u64,
+    /// Entries removed after a probe went unanswered.
+    pub aged: u64,
+}
+
 impl Forwarding {
+    pub fn neighbor_config(&self, af: Af) -> NeighborConfig {
+        self.neighbor_cfg[af as usize]
+    }
+
+    pub fn set_neighbor_config(&mut self, af: Af, c: NeighborConfig) {
+        self.neighbor_cfg[af as usize] = c;
+    }
+
+    pub fn neighbor_counts(&self) -> NeighborCounts {
+        self.neighbor_counts
+    }
+
+    fn learned_count(&self, af: Af) -> usize {
+        self.neighbor_seen
+            .keys()
+            .filter(|k| Af::of(&k.1) == af)
+            .count()
+    }
+
+    /// The learned entry of `af` confirmed longest ago.
+    fn oldest_learned(&self, af: Af) -> Option<(u32, IpAddr)> {
+        self.neighbor_seen
+            .iter()
+            .filter(|(k, _)| Af::of(&k.1) == af)
+            .min_by_key(|(_, s)| s.at)
+            .map(|(k, _)| *k)
+    }
+
+    /// Learned entries at their age get a probe; probed ones that stayed silent for
+    /// [`PROBE_WAIT`] go. Returns the probes to send.
+    pub fn neighbor_age(&mut self, now: Instant) -> Vec<Probe> {
+        let mut probes = Vec::new();
+        let mut gone = Vec::new();
+        for (k, s) in self.neighbor_seen.iter_mut() {
+            let age = self.neighbor_cfg[Af::of(&k.1) as usize].max_age;
+            if age == 0 || now.saturating_duration_since(s.at) < Duration::from_secs(age as u64) {
+                continue;
+            }
+            match s.probed {
+                None => {
+                    s.probed = Some(now);
+                    if let Some(n) = self.neighbors.get(k) {
+                        probes.push(Probe {
+                            sw_if_index: k.0,
+                            ip: k.1,
+                            mac: n.mac,
+                        });
+                    }
+                }
+                Some(t) if now.saturating_duration_since(t) >= PROBE_WAIT => gone.push(*k),
+                Some(_) => {}
+            }
+        }
+        self.neighbor_counts.probes += probes.len() as u64;
+        self.neighbor_counts.aged += gone.len() as u64;
+        for (sw, ip) in gone {
+            let _ = self.neighbor_del(sw, ip);
+        }
+        probes
+    }
+
     pub fn neighbor_add(
         &mut self,
         sw: u32,
@@ -28,6 +142,15 @@ impl Forwarding {
             if n.mac == mac && (n.is_static || !is_static) {
                 return Ok(());
             }
+        }
+        if is_static {
+            self.neighbor_seen.remove(&(sw, ip));
+        } else {
+            let seen = Seen {
+                at: Instant::now(),
+                probed: None,
+            };
+            self.neighbor_seen.insert((sw, ip), seen);
         }
         self.neighbors.insert(
             (sw, ip),
@@ -64,6 +187,7 @@ impl Forwarding {
         self.neighbors
             .remove(&(sw, ip))
             .ok_or(FwdError::NoSuchEntry)?;
+        self.neighbor_seen.remove(&(sw, ip));
         let (nh, af) = (nh_bits(ip), Af::of(&ip));
         if let Some(&ai) = self.adj_index.get(&AdjKey::Neighbor { sw, nh, af }) {
             let a = &mut self.fwd.adjs[ai as usize];
@@ -91,6 +215,12 @@ impl Forwarding {
 
     /// Apply what workers learned (ARP/ND). Returns how many entries changed.
     pub fn apply_learned(&mut self) -> usize {
+        self.apply_learned_at(Instant::now())
+    }
+
+    /// [`Self::apply_learned`] at `now`: a known sender is confirmed (its age starts again),
+    /// a new one is added within the family's limit.
+    pub fn apply_learned_at(&mut self, now: Instant) -> usize {
         let mut n = 0;
         while let Some(ev) = self.shared.learned.pop() {
             let (sw, ip, mac) = match ev {
@@ -105,17 +235,89 @@ impl Forwarding {
                     mac,
                 } => (sw_if_index, IpAddr::from(std::net::Ipv6Addr::from(ip)), mac),
             };
-            if self
-                .neighbors
-                .get(&(sw, ip))
-                .is_some_and(|e| e.is_static || e.mac == mac)
-            {
+            let known = self.neighbors.get(&(sw, ip)).copied();
+            if known.is_some_and(|e| e.is_static) {
                 continue;
             }
+            if known.is_some_and(|e| e.mac == mac) {
+                if let Some(s) = self.neighbor_seen.get_mut(&(sw, ip)) {
+                    *s = Seen {
+                        at: now,
+                        probed: None,
+                    };
+                }
+                continue;
+            }
+            let af = Af::of(&ip);
+            let cfg = self.neighbor_cfg[af as usize];
+            if known.is_none() && self.learned_count(af) >= cfg.max_number as usize {
+                match self.oldest_learned(af).filter(|_| cfg.recycle) {
+                    Some((osw, oip)) => {
+                        let _ = self.neighbor_del(osw, oip);
+                        self.neighbor_counts.recycled += 1;
+                    }
+                    None => {
+                        self.neighbor_counts.refused += 1;
+                        continue;
+                    }
+                }
+            }
             if self.neighbor_add(sw, ip, mac, false).is_ok() {
+                if let Some(s) = self.neighbor_seen.get_mut(&(sw, ip)) {
+                    s.at = now;
+                }
                 n += 1;
             }
         }
         n
+    }
+}
+
+impl Forwarding {
+    /// The frame that probes `p`: a unicast ARP request or neighbor solicitation to its MAC,
+    /// from the interface's address, and the interface it leaves by. None: the interface has
+    /// no address to ask from (the entry then simply ages out).
+    pub fn probe_frame(&self, p: &Probe) -> Option<(u32, Vec<u8>)> {
+        use crate::nodes::ip6::{icmp6, link_local_from_mac};
+        let af = Af::of(&p.ip);
+        let i = self.ifs.get(p.sw_if_index)?;
+        if !i.l2 {
+            return None;
+        }
+        let (rw, len, tx) = self.l2_rewrite(p.sw_if_index, p.mac, af);
+        let mut f = rw[..len as usize].to_vec();
+        match p.ip {
+            IpAddr::V4(ip) => {
+                let src = self.ifs.ip4_source(p.sw_if_index)?;
+                let n = f.len();
+                f[n - 2..].copy_from_slice(&crate::wire::ETHERTYPE_ARP.to_be_bytes());
+                f.resize(n + crate::wire::ARP_PKT, 0);
+                let mut arp = crate::wire::ArpPkt::new(&mut f[n..])?;
+                arp.fill(crate::wire::ARP_OP_REQUEST, &i.mac, src, &[0; 6], ip.into());
+            }
+            IpAddr::V6(ip) => {
+                let src = self
+                    .ifs
+                    .ip6_source(p.sw_if_index)
+                    .unwrap_or_else(|| link_local_from_mac(&i.mac));
+                let n = f.len();
+                f.resize(
+                    n + crate::wire::IP6_HDR + icmp6::ND_LEN + icmp6::LL_OPT_LEN,
+                    0,
+                );
+                let ip = u128::from(ip);
+                crate::nodes::ip6::write_nd(
+                    &mut f[n..],
+                    src,
+                    ip,
+                    icmp6::NEIGHBOR_SOLICIT,
+                    0,
+                    ip,
+                    icmp6::OPT_SOURCE_LL,
+                    &i.mac,
+                );
+            }
+        }
+        Some((tx, f))
     }
 }

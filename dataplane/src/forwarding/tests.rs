@@ -129,3 +129,101 @@ fn tables_are_per_family() {
         Err(FwdError::AddressesPresent)
     );
 }
+
+fn learn4(f: &Forwarding, sw: u32, last: u8, mac_last: u8) {
+    let ev = Learned::Ip4Neighbor {
+        sw_if_index: sw,
+        ip: u32::from_be_bytes([198, 18, 0, last]),
+        mac: [2, 0, 0, 0, 0, mac_last],
+    };
+    f.shared.learned.push(ev).unwrap();
+}
+
+fn learned_ips(f: &Forwarding) -> Vec<IpAddr> {
+    f.neighbors()
+        .iter()
+        .filter(|n| !n.is_static)
+        .map(|n| n.ip)
+        .collect()
+}
+
+#[test]
+fn learned_neighbours_keep_to_the_limit_and_recycle_the_oldest() {
+    use std::time::{Duration, Instant};
+    let (mut f, ifs) = with_ifs(&[1500]);
+    f.address_add(ifs[0], Prefix::parse("198.18.0.1/24").unwrap())
+        .unwrap();
+    let c = NeighborConfig {
+        max_number: 2,
+        max_age: 0,
+        recycle: false,
+    };
+    f.set_neighbor_config(Af::Ip4, c);
+    let t0 = Instant::now();
+    for (i, last) in [5u8, 6, 7].into_iter().enumerate() {
+        learn4(&f, ifs[0], last, last);
+        f.apply_learned_at(t0 + Duration::from_secs(i as u64));
+    }
+    assert_eq!(learned_ips(&f).len(), 2, "the third is refused");
+    assert_eq!(f.neighbor_counts().refused, 1);
+    // A static entry does not count against the limit.
+    f.neighbor_add(ifs[0], "198.18.0.50".parse().unwrap(), [2; 6], true)
+        .unwrap();
+    // .5 confirmed again: .6 is now the oldest, and recycling replaces it.
+    learn4(&f, ifs[0], 5, 5);
+    f.apply_learned_at(t0 + Duration::from_secs(10));
+    f.set_neighbor_config(Af::Ip4, NeighborConfig { recycle: true, ..c });
+    learn4(&f, ifs[0], 7, 7);
+    f.apply_learned_at(t0 + Duration::from_secs(11));
+    let mut got = learned_ips(&f);
+    got.sort();
+    let want: Vec<IpAddr> = ["198.18.0.5", "198.18.0.7"]
+        .iter()
+        .map(|a| a.parse().unwrap())
+        .collect();
+    assert_eq!(got, want);
+    assert_eq!(f.neighbor_counts().recycled, 1);
+}
+
+#[test]
+fn learned_neighbours_are_probed_at_their_age_and_go_if_silent() {
+    use std::time::{Duration, Instant};
+    let (mut f, ifs) = with_ifs(&[1500]);
+    f.address_add(ifs[0], Prefix::parse("198.18.0.1/24").unwrap())
+        .unwrap();
+    let c = NeighborConfig {
+        max_age: 30,
+        ..Default::default()
+    };
+    f.set_neighbor_config(Af::Ip4, c);
+    let t0 = Instant::now();
+    learn4(&f, ifs[0], 5, 5);
+    learn4(&f, ifs[0], 6, 6);
+    f.apply_learned_at(t0);
+    assert!(f.neighbor_age(t0 + Duration::from_secs(29)).is_empty());
+    let probes = f.neighbor_age(t0 + Duration::from_secs(30));
+    assert_eq!(probes.len(), 2);
+    assert!(
+        f.neighbor_age(t0 + Duration::from_secs(31)).is_empty(),
+        "one probe each"
+    );
+    // The probe is a unicast ARP request from our address to the neighbour's MAC.
+    let (tx, frame) = f.probe_frame(&probes[0]).unwrap();
+    assert_eq!(tx, ifs[0]);
+    assert_eq!(frame[..6], probes[0].mac);
+    assert_eq!(frame[12..14], [0x08, 0x06]);
+    assert_eq!(frame[20..22], [0, 1], "a request");
+    assert_eq!(frame[28..32], [198, 18, 0, 1], "from our address");
+    // .5 answers; .6 stays silent and goes after the wait.
+    learn4(&f, ifs[0], 5, 5);
+    f.apply_learned_at(t0 + Duration::from_secs(31));
+    f.neighbor_age(t0 + Duration::from_secs(30) + PROBE_WAIT);
+    assert_eq!(
+        learned_ips(&f),
+        vec!["198.18.0.5".parse::<IpAddr>().unwrap()]
+    );
+    assert_eq!(f.neighbor_counts().aged, 1);
+    // Its host route went with it: the next packet resolves again.
+    let host = Prefix::parse("198.18.0.6/32").unwrap();
+    assert!(f.route_get(0, host).is_none());
+}

@@ -14,6 +14,7 @@ mod l2;
 mod local;
 mod lookup;
 mod nd;
+pub(crate) use nd::write_nd;
 mod rewrite;
 
 pub use addr::{

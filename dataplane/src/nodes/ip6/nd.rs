@@ -19,7 +19,7 @@ pub(super) fn nd_lladdr(o: &[u8], want: u8) -> Option<Option<Mac>> {
 
 /// Write IPv6 + NS/NA with one link-layer address option into `d` (72 bytes).
 #[allow(clippy::too_many_arguments)]
-pub(super) fn write_nd(
+pub(crate) fn write_nd(
     d: &mut [u8],
     src: u128,
     dst: u128,

@@ -1,9 +1,11 @@
-//! Proxy ARP and ND proxy CLI, in VPP's syntax: `set arp proxy`, `set interface proxy-arp`,
-//! `show arp proxy`, `set interface ip6-nd proxy`. Thin translators over `service::neighbours`.
+//! Neighbour CLI beyond the entries themselves, in VPP's syntax: proxy ARP and ND proxy
+//! (`set arp proxy`, `set interface proxy-arp`, `show arp proxy`, `set interface ip6-nd
+//! proxy`) and the learned-entry limits and ageing (`set|show ip neighbor-config`). Thin
+//! translators over `service::neighbours`.
 
 use crate::daemon::Dataplane;
 use crate::service::neighbours;
-use rvpp_dataplane::forwarding::Af;
+use rvpp_dataplane::forwarding::{Af, NeighborConfig};
 use std::fmt::Write;
 use std::net::Ipv4Addr;
 use std::sync::Arc;
@@ -16,6 +18,8 @@ pub fn execute(dp: &Arc<Dataplane>, words: &[&str]) -> Option<Result<String, Str
         ["set", "interface", "proxy-arp", ifn, rest @ ..] => enable(dp, ifn, rest, Af::Ip4),
         ["set", "interface", "ip6-nd", "proxy", ifn, rest @ ..] => enable(dp, ifn, rest, Af::Ip6),
         ["show", "arp", "proxy"] => Ok(show(dp)),
+        ["set", "ip", "neighbor-config", rest @ ..] => set_config(dp, rest),
+        ["show", "ip", "neighbor-config"] => Ok(show_config(dp)),
         _ => return None,
     })
 }
@@ -90,5 +94,53 @@ fn show(dp: &Dataplane) -> String {
             let _ = writeln!(s, "{}: {what}", i.name);
         }
     }
+    s
+}
+
+const CONFIG_USAGE: &str =
+    "usage: set ip neighbor-config ip4|ip6 [limit <n>] [age <seconds>] [recycle|norecycle]";
+
+fn set_config(dp: &Dataplane, words: &[&str]) -> Result<String, String> {
+    let af = match words.first() {
+        Some(&"ip4") => Af::Ip4,
+        Some(&"ip6") => Af::Ip6,
+        _ => return Err(CONFIG_USAGE.into()),
+    };
+    let mut c: NeighborConfig = neighbours::config(dp, af);
+    let mut it = words[1..].iter();
+    while let Some(&w) = it.next() {
+        let mut num = || {
+            it.next()
+                .and_then(|v| v.parse::<u32>().ok())
+                .ok_or_else(|| format!("{w} expects a number\n{CONFIG_USAGE}"))
+        };
+        match w {
+            "limit" => c.max_number = num()?,
+            "age" => c.max_age = num()?,
+            "recycle" => c.recycle = true,
+            "norecycle" => c.recycle = false,
+            _ => return Err(format!("unknown input `{w}'\n{CONFIG_USAGE}")),
+        }
+    }
+    neighbours::set_config(dp, af, c);
+    Ok(String::new())
+}
+
+fn show_config(dp: &Dataplane) -> String {
+    let mut s = String::new();
+    for (af, name) in [(Af::Ip4, "ip4"), (Af::Ip6, "ip6")] {
+        let c = neighbours::config(dp, af);
+        let _ = writeln!(
+            s,
+            "{name}:\n  limit:{}, age:{}, recycle:{}",
+            c.max_number, c.max_age, c.recycle as u8
+        );
+    }
+    let n = dp.fwd().neighbor_counts();
+    let _ = writeln!(
+        s,
+        "learned entries refused at the limit: {}, recycled: {}, probes sent: {}, aged out: {}",
+        n.refused, n.recycled, n.probes, n.aged
+    );
     s
 }
