@@ -62,28 +62,50 @@ fn redirect_dump(s: &State, m: &d::IpPuntRedirectV2Dump) -> Vec<d::IpPuntRedirec
         .collect()
 }
 
+/// `set_punt`, against what rvpp's local path does: every local TCP or UDP packet it does not
+/// terminate is punted (to the punt redirect), and none of the exception reasons ever is.
+/// So registering L4 punts and withdrawing exception punts are what rvpp does already; the
+/// opposites are not something it can do.
+fn set_punt(m: &d::SetPunt) -> i32 {
+    let p = &m.punt;
+    match p.type_ {
+        d::PuntType::PUNT_API_TYPE_EXCEPTION => match p.punt.get::<d::PuntException>() {
+            Ok(x) if (x.id as usize) < PUNT_REASONS.len() => {
+                if m.is_add {
+                    rv::UNIMPLEMENTED
+                } else {
+                    0
+                }
+            }
+            _ => rv::INVALID_VALUE,
+        },
+        d::PuntType::PUNT_API_TYPE_L4 => match p.punt.get::<d::PuntL4>() {
+            Ok(l4) => {
+                let (udp, tcp) = (
+                    l4.protocol == d::IpProto::IP_API_PROTO_UDP,
+                    l4.protocol == d::IpProto::IP_API_PROTO_TCP,
+                );
+                // VPP's errors: only UDP and TCP, and TCP only for all ports.
+                if !(udp || tcp) || (tcp && l4.port != u16::MAX) {
+                    rv::UNSPECIFIED
+                } else if m.is_add {
+                    0
+                } else {
+                    rv::UNIMPLEMENTED
+                }
+            }
+            Err(_) => rv::INVALID_VALUE,
+        },
+        _ => rv::UNIMPLEMENTED,
+    }
+}
+
 pub(super) fn register(r: &mut Router<State>) {
     r.on(|s: &mut State, m: d::AddDelIpPuntRedirectV2, _c| {
         reply!(AddDelIpPuntRedirectV2Reply, redirect_add_del(s, &m))
     });
     r.on(|s: &mut State, m: d::IpPuntRedirectV2Dump, _c| Response::stream(redirect_dump(s, &m)));
-    r.on(|_s: &mut State, m: d::SetPunt, _c| {
-        let p = &m.punt;
-        let rv = match p.type_ {
-            d::PuntType::PUNT_API_TYPE_EXCEPTION => match p.punt.get::<d::PuntException>() {
-                // What rvpp punts is fixed by its nodes, not by reason registrations.
-                Ok(x) if (x.id as usize) < PUNT_REASONS.len() => rv::UNIMPLEMENTED,
-                _ => rv::INVALID_VALUE,
-            },
-            // Local L4 traffic is punted (or not) by ip4/ip6-local, whatever the port.
-            d::PuntType::PUNT_API_TYPE_L4 => match p.punt.get::<d::PuntL4>() {
-                Ok(_) => rv::UNIMPLEMENTED,
-                Err(_) => rv::INVALID_VALUE,
-            },
-            _ => rv::UNIMPLEMENTED,
-        };
-        reply!(SetPuntReply, rv)
-    });
+    r.on(|_s: &mut State, m: d::SetPunt, _c| reply!(SetPuntReply, set_punt(&m)));
     r.on(|_s: &mut State, m: d::PuntReasonDump, _c| {
         let want = convert::text(&m.reason.name);
         let v: Vec<d::PuntReasonDetails> = PUNT_REASONS

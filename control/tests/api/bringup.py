@@ -176,12 +176,12 @@ def node_bringup(vpp):
             "rx_sw_if_index": NONE, "af": af, "n_paths": 1, "paths": [path(table=1, v6=bool(af))]}),
             "punt redirect to punt table " + n)
         for proto in (6, 17):
-            refused(vpp.api.set_punt(is_add=1, punt={"type": 0, "punt": {"l4": {"af": af, "protocol": proto,
+            ok(vpp.api.set_punt(is_add=1, punt={"type": 0, "punt": {"l4": {"af": af, "protocol": proto,
                                                                                  "port": 0xFFFF}}}),
                     "set_punt l4 %d %s" % (proto, n))
     rs = vpp.api.punt_reason_dump(reason={"name": "ip6-nd-neigh-adv"})
     check(len(rs) >= 1 and rs[0].reason.name == "ip6-nd-neigh-adv", "punt reason ip6-nd-neigh-adv")
-    refused(vpp.api.set_punt(is_add=0, punt={"type": 2, "punt": {"exception": {"id": rs[0].reason.id}}}),
+    ok(vpp.api.set_punt(is_add=0, punt={"type": 2, "punt": {"exception": {"id": rs[0].reason.id}}}),
             "stop punting NAs")
 
     # uplink (af_packet)

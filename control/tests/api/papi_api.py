@@ -324,9 +324,15 @@ def main():
     rs = vpp.api.punt_reason_dump(reason={"name": "ip6-nd-neigh-adv"})
     check(len(rs) == 1 and rs[0].reason.name == "ip6-nd-neigh-adv", "punt reason ip6-nd-neigh-adv")
     r = vpp.api.set_punt(is_add=0, punt={"type": 2, "punt": {"exception": {"id": rs[0].reason.id}}})
-    check(r.retval == -9, "set_punt exception -> UNIMPLEMENTED")
-    r = vpp.api.set_punt(is_add=1, punt={"type": 0, "punt": {"l4": {"af": 0, "protocol": 17, "port": 0xFFFF}}})
-    check(r.retval == -9, "set_punt l4 -> UNIMPLEMENTED")
+    check(r.retval == 0, "stop punting NAs: rvpp never punts them")
+    r = vpp.api.set_punt(is_add=1, punt={"type": 2, "punt": {"exception": {"id": rs[0].reason.id}}})
+    check(r.retval == -9, "punting an exception -> UNIMPLEMENTED")
+    l4 = lambda add, proto, port: vpp.api.set_punt(is_add=add, punt={"type": 0, "punt": {"l4": {
+        "af": 0, "protocol": proto, "port": port}}}).retval
+    check(l4(1, 17, 0xFFFF) == 0 and l4(1, 6, 0xFFFF) == 0 and l4(1, 17, 53) == 0,
+          "set_punt l4: rvpp punts every local TCP/UDP it does not terminate")
+    check(l4(1, 6, 80) == -1 and l4(1, 47, 0xFFFF) == -1, "set_punt: TCP ports and other protocols -> -1 (VPP's)")
+    check(l4(0, 17, 0xFFFF) == -9, "stop punting L4 -> UNIMPLEMENTED")
     r = vpp.api.set_punt(is_add=1, punt={"type": 2, "punt": {"exception": {"id": 4242}}})
     check(r.retval == -7, "set_punt of an unknown reason -> -7")
 
