@@ -117,9 +117,14 @@ pub fn path_in(p: &d::FibPath, ip6: bool) -> ApiPath {
         T::FIB_API_PATH_TYPE_ICMP_UNREACH => special(PathKind::Unreachable),
         T::FIB_API_PATH_TYPE_ICMP_PROHIBIT => special(PathKind::Prohibit),
         T::FIB_API_PATH_TYPE_NORMAL => {
-            let nh = nh_of(p);
+            let mut nh = nh_of(p);
             let sw = (p.sw_if_index != NONE).then_some(p.sw_if_index);
-            // A next hop of the other family (calico's v4 broadcast via ffff::…) is not forwardable.
+            // calico's host-tap VRF sends IPv4 broadcasts (DHCP) out of the uplink with a path
+            // "via ffff:…:ffff": rvpp reads an all-ones next hop as the link's broadcast.
+            if !ip6 && nh == Some(IpAddr::V6(Ipv6Addr::from(u128::MAX))) {
+                nh = Some(IpAddr::V4(Ipv4Addr::BROADCAST));
+            }
+            // Any other next hop of the other family is not forwardable.
             if nh.is_some_and(|n| n.is_ipv6() != ip6) {
                 return ApiPath::Other;
             }

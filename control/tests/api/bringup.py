@@ -146,6 +146,49 @@ def urpf_drops(vpp):
     return 0
 
 
+BCAST_LISTEN = r"""
+import socket, sys, time
+# every IPv4 frame in the namespace: the broadcast must arrive as an Ethernet broadcast
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0800))
+s.settimeout(1)
+print("ready", flush=True)
+end = time.time() + 5
+while time.time() < end:
+    try:
+        f = s.recv(4096)
+    except socket.timeout:
+        continue
+    if b"bcast-rvpp" in f:
+        print("bcast-rvpp" if f[:6] == b"\xff" * 6 else "unicast " + f[:6].hex())
+        break
+"""
+
+BCAST_SEND = r"""
+import socket, sys, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, sys.argv[1].encode())
+for _ in range(5):
+    s.sendto(b"bcast-rvpp", ("255.255.255.255", int(sys.argv[2])))
+    time.sleep(0.2)
+"""
+
+
+def broadcast_reaches(src_ns, dev, dst_ns, port):
+    """A UDP broadcast sent on `dev` in `src_ns` is received in `dst_ns`."""
+    lst = subprocess.Popen(["ip", "netns", "exec", dst_ns, sys.executable, "-c", BCAST_LISTEN, str(port)],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        lst.stdout.readline()
+        ns(src_ns, sys.executable, "-c", BCAST_SEND, dev, str(port))
+        out, _ = lst.communicate(timeout=10)
+        print("broadcast listener:", out.strip())
+        return "bcast-rvpp" in out
+    finally:
+        if lst.poll() is None:
+            lst.kill()
+
+
 def udp_exchange(server_ns, client_ns, addr, port, tries=8):
     srv = subprocess.Popen(["ip", "netns", "exec", server_ns, sys.executable, "-c", UDP_SERVER,
                             addr, str(port)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -219,9 +262,9 @@ def node_bringup(vpp):
                                                 "name": "host-tap-%s-%s" % (UPLINK, n)}), "tap vrf " + n)
         vrf = vrfs[af] = r.table.table_id
         if af == 0:
-            # an IPv6 next hop for an IPv4 route: rvpp cannot forward on it
-            refused(route(vpp, "255.255.255.255/32", [path(up, "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", v6=True)],
-                          table=vrf), "broadcast route")
+            # host broadcasts (DHCP) out of the uplink: calico's path "via ffff:…:ffff"
+            ok(route(vpp, "255.255.255.255/32", [path(up, "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", v6=True)],
+                     table=vrf), "broadcast route")
         else:
             for g in ("ff02::1", "ff02::2", "ff02::16", "ff02::1:2"):
                 # no multicast FIB; paths {uplink, ACCEPT|FORWARD} and {tap, ACCEPT} (mfib_types)
@@ -547,6 +590,7 @@ def main():
     else:
         print("no ping binary: UDP only")
     if UDP == "udp":
+        tcheck(broadcast_reaches(HOST_NS, HOST_TAP, PEER_NS, 6767), "host broadcast forwarded out of the uplink")
         got = udp_exchange(HOST_NS, PEER_NS, NODE4, 5555)
         tcheck(got == "olleh-ppvr",
               "uplink peer -> host UDP (punted to the host tap) and back")

@@ -74,7 +74,12 @@ impl Forwarding {
         }
         let key = AdjKey::Neighbor { sw, nh: nhv, af };
         let mtu = self.adj_mtu(sw, af);
-        let known = self.neighbors.get(&(sw, nh)).map(|n| n.mac);
+        // The limited broadcast needs no resolution: every station on the link.
+        let known = if nh == IpAddr::V4(std::net::Ipv4Addr::BROADCAST) {
+            Some(wire::BROADCAST_MAC)
+        } else {
+            self.neighbors.get(&(sw, nh)).map(|n| n.mac)
+        };
         let a = match known {
             Some(mac) => {
                 let (rewrite, rewrite_len, tx) = self.l2_rewrite(sw, mac, af);

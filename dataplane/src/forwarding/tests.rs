@@ -227,3 +227,16 @@ fn learned_neighbours_are_probed_at_their_age_and_go_if_silent() {
     let host = Prefix::parse("198.18.0.6/32").unwrap();
     assert!(f.route_get(0, host).is_none());
 }
+
+#[test]
+fn a_route_via_the_limited_broadcast_needs_no_resolution() {
+    let (mut f, ifs) = with_ifs(&[1500]);
+    let p = Prefix::parse("255.255.255.255/32").unwrap();
+    let nh: IpAddr = "255.255.255.255".parse().unwrap();
+    f.route_add(0, p, vec![Path::via(nh, Some(ifs[0]))])
+        .unwrap();
+    let r = f.route_get(0, p).unwrap();
+    let adj = f.fwd().adj(f.fwd().lb(r.lb).buckets[0]);
+    assert_eq!(adj.kind, AdjKind::Rewrite);
+    assert_eq!(adj.rewrite[..6], [0xff; 6]);
+}
