@@ -6,7 +6,7 @@
 use super::convert::{self, rv, ApiPath, NONE};
 use super::handlers::{sw_ok, State};
 use crate::service::routes::Change;
-use crate::service::{addresses, neighbours, routes, tables};
+use crate::service::{addresses, neighbours, routes, tables, ttl_fixup};
 use rvpp_dataplane::forwarding::{Af, NeighborConfig, Path};
 use rvpp_vppapi::defs as d;
 use rvpp_vppapi::transport::{Response, Router};
@@ -250,6 +250,11 @@ pub(super) fn register(r: &mut Router<State>) {
     r.on(|s: &mut State, m: d::ProxyArpIntfcEnableDisable, _c| {
         let r = neighbours::set_proxy(&s.dp, m.sw_if_index.0, Af::Ip4, m.enable);
         reply!(ProxyArpIntfcEnableDisableReply, convert::svc_retval(r))
+    });
+    r.on(|s: &mut State, m: d::IpTtlFixupConfigure, _c| {
+        let (src, dst) = (m.src_sw_if_index.0, m.dst_sw_if_index.0);
+        let r = ttl_fixup::configure(&s.dp, src, dst, m.enable);
+        reply!(IpTtlFixupConfigureReply, convert::svc_retval(r))
     });
     r.on(|s: &mut State, m: d::SwInterfaceIp6ndRaConfig, _c| {
         // rvpp sends no router advertisements: suppressing them is what it does already;

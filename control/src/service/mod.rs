@@ -20,6 +20,7 @@ pub mod punt;
 pub mod queues;
 pub mod routes;
 pub mod tables;
+pub mod ttl_fixup;
 pub mod tunnel;
 pub mod urpf;
 pub mod vxlan;
@@ -137,6 +138,7 @@ fn interface_gone(dp: &crate::daemon::Dataplane, sw: u32) {
     punt::interface_gone(dp, sw);
     queues::interface_gone(dp, sw);
     urpf::interface_gone(dp, sw);
+    ttl_fixup::interface_gone(dp, sw);
     dp.npol().unconfigure(sw);
     tables::reap(dp);
 }

@@ -174,6 +174,37 @@ for _ in range(5):
 """
 
 
+TTL_LISTEN = r"""
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.IPPROTO_IP, getattr(socket, "IP_RECVTTL", 12), 1)  # 12 on Linux
+s.bind(("0.0.0.0", int(sys.argv[1])))
+s.settimeout(5)
+print("ready", flush=True)
+d, anc, _, _ = s.recvmsg(2048, socket.CMSG_SPACE(4))
+for lvl, ty, data in anc:
+    if lvl == socket.IPPROTO_IP and ty == socket.IP_TTL:
+        print(int.from_bytes(data[:4], sys.byteorder))
+"""
+
+
+def ttl_seen(src_ns, dst_ns, dst, port, ttl):
+    """The TTL a UDP packet sent from `src_ns` with `ttl` has when it reaches `dst_ns`."""
+    lst = subprocess.Popen(["ip", "netns", "exec", dst_ns, sys.executable, "-c", TTL_LISTEN, str(port)],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        lst.stdout.readline()
+        ns(src_ns, sys.executable, "-c", "import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); "
+           "s.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, %d); s.sendto(b'ttl', ('%s', %d))" % (ttl, dst, port))
+        out, err = lst.communicate(timeout=10)
+        if not out.strip():
+            print("ttl listener:", err)
+        return int(out.strip()) if out.strip() else None
+    finally:
+        if lst.poll() is None:
+            lst.kill()
+
+
 def broadcast_reaches(src_ns, dev, dst_ns, port):
     """A UDP broadcast sent on `dev` in `src_ns` is received in `dst_ns`."""
     lst = subprocess.Popen(["ip", "netns", "exec", dst_ns, sys.executable, "-c", BCAST_LISTEN, str(port)],
@@ -302,8 +333,9 @@ def node_bringup(vpp):
     refused(vpp.api.proxy_arp_intfc_enable_disable(sw_if_index=9999, enable=1), "proxy arp, bad index", -2)
     ok(vpp.api.feature_gso_enable_disable(sw_if_index=tap, enable_disable=1), "gso tap")
     ok(vpp.api.sw_interface_set_rx_mode(sw_if_index=tap, queue_id_valid=0, mode=3), "tap adaptive")
-    check(vpp.api.ip_ttl_fixup_configure(src_sw_if_index=tap, dst_sw_if_index=up, enable=1).retval == -9,
-          "ttl fixup UNIMPLEMENTED")
+    ok(vpp.api.ip_ttl_fixup_configure(src_sw_if_index=tap, dst_sw_if_index=up, enable=1), "ttl fixup tap -> uplink")
+    refused(vpp.api.ip_ttl_fixup_configure(src_sw_if_index=tap, dst_sw_if_index=9999, enable=1),
+            "ttl fixup to a missing interface", -2)
     ok(vpp.api.sw_interface_set_flags(sw_if_index=tap, flags=1), "tap up")
     return up, tap, vrfs
 
@@ -591,6 +623,12 @@ def main():
         print("no ping binary: UDP only")
     if UDP == "udp":
         tcheck(broadcast_reaches(HOST_NS, HOST_TAP, PEER_NS, 6767), "host broadcast forwarded out of the uplink")
+        ttl = ttl_seen(HOST_NS, PEER_NS, PEER4, 6768, 5)
+        tcheck(ttl == 5, "host -> uplink peer keeps its TTL through rvpp (ttl fixup): %s" % ttl)
+        vpp.api.ip_ttl_fixup_configure(src_sw_if_index=tap, dst_sw_if_index=up, enable=0)
+        ttl = ttl_seen(HOST_NS, PEER_NS, PEER4, 6769, 5)
+        tcheck(ttl == 4, "without the fixup rvpp is a hop: %s" % ttl)
+        ok(vpp.api.ip_ttl_fixup_configure(src_sw_if_index=tap, dst_sw_if_index=up, enable=1), "ttl fixup back")
         got = udp_exchange(HOST_NS, PEER_NS, NODE4, 5555)
         tcheck(got == "olleh-ppvr",
               "uplink peer -> host UDP (punted to the host tap) and back")
