@@ -258,6 +258,51 @@ pub struct FwdTable {
     pub lbs: Vec<LoadBalance>,
     pub punt4: Vec<PuntRedirect>,
     pub punt6: Vec<PuntRedirect>,
+    /// Multicast routes, longest group prefix first.
+    pub mroutes: Vec<Mroute>,
+}
+
+/// A multicast route, as the data path uses it: packets to `group/len` in fib `fib`, received
+/// on an `accept` interface, leave by the `forward` ones; `lookup` sends the search on to
+/// another fib (calico's default mroute from a pod VRF).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Mroute {
+    pub is_ip6: bool,
+    pub fib: u32,
+    pub group: u128,
+    pub len: u8,
+    pub accept: Vec<u32>,
+    pub forward: Vec<u32>,
+    pub lookup: Option<u32>,
+}
+
+impl FwdTable {
+    /// The interface a multicast packet to `dst`, received on `rx` in fib `fib`, is relayed
+    /// to: the first forward interface other than `rx` of the longest matching route that
+    /// accepts from `rx` (through at most [`MAX_RELOOKUPS`] table lookups).
+    #[inline]
+    pub fn mcast_forward(&self, is_ip6: bool, mut fib: u32, dst: u128, rx: u32) -> Option<u32> {
+        if self.mroutes.is_empty() {
+            return None;
+        }
+        let bits: u32 = if is_ip6 { 128 } else { 32 };
+        for _ in 0..=MAX_RELOOKUPS {
+            let m = self.mroutes.iter().find(|m| {
+                let shift = bits - (m.len as u32).min(bits);
+                m.is_ip6 == is_ip6
+                    && m.fib == fib
+                    && (shift >= 128 || (m.group ^ dst) >> shift == 0)
+            })?;
+            match m.lookup {
+                Some(next) => fib = next,
+                None if m.accept.contains(&rx) => {
+                    return m.forward.iter().copied().find(|&t| t != rx)
+                }
+                None => return None,
+            }
+        }
+        None
+    }
 }
 
 /// Table-lookup adjacencies a packet may pass before it is dropped as a loop.
@@ -285,6 +330,7 @@ impl Default for FwdTable {
             ],
             punt4: vec![],
             punt6: vec![],
+            mroutes: vec![],
         }
     }
 }

@@ -826,7 +826,14 @@ fn vrf_default_route_continues_in_another_table_and_loops_are_dropped() {
         .unwrap();
     l.send(&udp_frame([203, 0, 113, 9], 64, 10));
     assert!(Lab::take(&l.out1).is_empty());
-    assert_eq!(l.error("ip4-lookup", 5), 1, "lookup loop counted");
+    assert_eq!(
+        l.error(
+            "ip4-lookup",
+            rvpp_dataplane::nodes::ip4::lookup_error::LOOKUP_LOOP
+        ),
+        1,
+        "lookup loop counted"
+    );
     l.no_leaks();
 }
 
@@ -933,6 +940,30 @@ fn local_arc_feature_sees_packets_for_us() {
         seen.lock().unwrap().len(),
         1,
         "forwarded traffic skips ip4-local"
+    );
+    l.no_leaks();
+}
+
+#[test]
+fn ipv4_multicast_is_not_routed_as_unicast() {
+    use rvpp_dataplane::nodes::ip4::lookup_error;
+    let mut l = lab();
+    // A default route would carry it as unicast to the gateway: multicast must not follow it.
+    l.fwd
+        .route_add(
+            0,
+            Prefix::parse("0.0.0.0/0").unwrap(),
+            vec![Path::via("198.19.0.2".parse().unwrap(), Some(l.if1))],
+        )
+        .unwrap();
+    l.send(&udp_frame([224, 0, 0, 251], 64, 10));
+    assert!(Lab::take(&l.out1).is_empty());
+    assert_eq!(l.error("ip4-lookup", lookup_error::MCAST_NOT_FORWARDED), 1);
+    l.send(&udp_frame([203, 0, 113, 9], 64, 10));
+    assert_eq!(
+        Lab::take(&l.out1).len(),
+        1,
+        "unicast still takes the default route"
     );
     l.no_leaks();
 }

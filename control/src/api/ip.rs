@@ -6,7 +6,7 @@
 use super::convert::{self, rv, ApiPath, NONE};
 use super::handlers::{sw_ok, State};
 use crate::service::routes::Change;
-use crate::service::{addresses, neighbours, routes, tables, ttl_fixup};
+use crate::service::{addresses, mroutes, neighbours, routes, tables, ttl_fixup};
 use rvpp_dataplane::forwarding::{Af, NeighborConfig, Path};
 use rvpp_vppapi::defs as d;
 use rvpp_vppapi::transport::{Response, Router};
@@ -122,6 +122,50 @@ fn neighbor_dump(s: &State, m: &d::IpNeighborDump) -> Vec<d::IpNeighborDetails> 
         .collect()
 }
 
+fn mroute_add_del(s: &State, m: &d::IpMrouteAddDel) -> i32 {
+    use d::MfibItfFlags as F;
+    let rt = &m.route;
+    let p = &rt.prefix;
+    let af = Af::from_is_ip6(p.af == d::AddressFamily::ADDRESS_IP6);
+    let (group, src) = match af {
+        Af::Ip6 => (
+            u128::from_be_bytes(p.grp_address.0),
+            u128::from_be_bytes(p.src_address.0),
+        ),
+        Af::Ip4 => {
+            let v4 = |b: &[u8; 16]| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as u128;
+            (v4(&p.grp_address.0), v4(&p.src_address.0))
+        }
+    };
+    if src != 0 {
+        // Source-specific (S,G) routes: rvpp keeps only (*,G).
+        return rv::UNIMPLEMENTED;
+    }
+    let paths = rt
+        .paths
+        .iter()
+        .map(|x| {
+            let sw = (x.path.sw_if_index != NONE).then_some(x.path.sw_if_index);
+            mroutes::MPath {
+                sw,
+                lookup: sw.is_none().then_some(x.path.table_id),
+                accept: x.itf_flags.0 & F::MFIB_API_ITF_FLAG_ACCEPT.0 != 0,
+                forward: x.itf_flags.0 & F::MFIB_API_ITF_FLAG_FORWARD.0 != 0,
+            }
+        })
+        .collect();
+    let len = p.grp_address_length.min(255) as u8;
+    convert::svc_retval(mroutes::update(
+        &s.dp,
+        af,
+        rt.table_id,
+        group,
+        len,
+        paths,
+        m.is_add,
+    ))
+}
+
 pub(super) fn register(r: &mut Router<State>) {
     // ----- addresses and interface tables ----------------------------------------------------
     r.on(|s: &mut State, m: d::SwInterfaceAddDelAddress, _c| {
@@ -193,17 +237,9 @@ pub(super) fn register(r: &mut Router<State>) {
     });
     r.on(|s: &mut State, m: d::IpRouteDump, _c| Response::stream(route_dump(s, &m)));
     r.on(|s: &mut State, m: d::IpMrouteAddDel, _c| {
-        // No multicast FIB: nothing would forward by the entry.
-        let rt = &m.route;
-        let af = Af::from_is_ip6(rt.prefix.af == d::AddressFamily::ADDRESS_IP6);
-        let rv = if s.dp.fwd().fib_index(af, rt.table_id).is_none() {
-            rv::NO_SUCH_FIB
-        } else {
-            rv::UNIMPLEMENTED
-        };
         Response::reply(d::IpMrouteAddDelReply {
             context: 0,
-            retval: rv,
+            retval: mroute_add_del(s, &m),
             stats_index: 0,
         })
     });

@@ -15,6 +15,7 @@ pub mod interfaces;
 pub mod ipip;
 pub mod linux;
 pub mod memif;
+pub mod mroutes;
 pub mod neighbours;
 pub mod punt;
 pub mod queues;
@@ -138,6 +139,7 @@ fn interface_gone(dp: &crate::daemon::Dataplane, sw: u32) {
     punt::interface_gone(dp, sw);
     queues::interface_gone(dp, sw);
     urpf::interface_gone(dp, sw);
+    mroutes::interface_gone(dp, sw);
     ttl_fixup::interface_gone(dp, sw);
     dp.npol().unconfigure(sw);
     tables::reap(dp);
@@ -150,6 +152,7 @@ pub struct State {
     punts: Mutex<Vec<punt::Redirect>>,
     rx_modes: Mutex<queues::RxModes>,
     urpf: Mutex<urpf::Checks>,
+    mroutes: Mutex<mroutes::Mroutes>,
     linux_monitor: Once,
     /// Woken after a change (the API's interface-event publisher).
     listeners: Mutex<Vec<Sender<()>>>,
@@ -163,6 +166,7 @@ impl Default for State {
             punts: Default::default(),
             rx_modes: Default::default(),
             urpf: Default::default(),
+            mroutes: Default::default(),
             linux_monitor: Once::new(),
             listeners: Default::default(),
         }

@@ -3,7 +3,7 @@
 //! uses it, else when its last user (a bound interface, a route or punt redirect looking up in
 //! it, a uRPF check, a proxy ARP range) lets go. The default table is never deleted.
 
-use super::{lock, neighbours, punt, urpf, SvcError, SvcResult};
+use super::{lock, mroutes, neighbours, punt, urpf, SvcError, SvcResult};
 use crate::daemon::Dataplane;
 use rvpp_dataplane::forwarding::{Af, FwdError};
 use std::collections::BTreeSet;
@@ -83,6 +83,7 @@ pub fn reap(dp: &Dataplane) {
         if punt::uses_table(dp, af, t)
             || urpf::uses_table(dp, af, t)
             || neighbours::proxy_uses_table(dp, af, t)
+            || mroutes::uses_table(dp, af, t)
         {
             keep.insert((af, t));
             continue;

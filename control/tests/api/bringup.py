@@ -10,6 +10,7 @@ own namespace clean). The tun pod gets 198.18.20.5.
 """
 import json
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -61,6 +62,15 @@ def path(sw=NONE, nh=None, table=0, v6=False):
     if nh:
         p["nh"] = {"address": {"ip6" if v6 else "ip4": nh}}
     return p
+
+
+def default_mroute(vpp, af, table, via_table, is_add):
+    """calico's default mroute of a pod VRF: a lookup in another table."""
+    zero = {"ip6": "::"} if af else {"ip4": "0.0.0.0"}
+    return vpp.api.ip_mroute_add_del(is_add=is_add, is_multipath=0, route={
+        "table_id": table, "entry_flags": 0, "rpf_id": 0,
+        "prefix": {"af": af, "grp_address_length": 0, "grp_address": zero, "src_address": zero},
+        "n_paths": 1, "paths": [{"itf_flags": 2, "path": path(table=via_table, v6=bool(af))}]})
 
 
 def route(vpp, pfx, paths, table=0, is_add=1):
@@ -146,10 +156,12 @@ def urpf_drops(vpp):
     return 0
 
 
-BCAST_LISTEN = r"""
+FRAME_LISTEN = r"""
 import socket, sys, time
-# every IPv4 frame in the namespace: the broadcast must arrive as an Ethernet broadcast
-s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0800))
+# every frame of one ethertype in the namespace: prints the destination MAC of the first one
+# that carries the marker
+ethertype, marker = int(sys.argv[1], 16), sys.argv[2].encode()
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ethertype))
 s.settimeout(1)
 print("ready", flush=True)
 end = time.time() + 5
@@ -158,8 +170,8 @@ while time.time() < end:
         f = s.recv(4096)
     except socket.timeout:
         continue
-    if b"bcast-rvpp" in f:
-        print("bcast-rvpp" if f[:6] == b"\xff" * 6 else "unicast " + f[:6].hex())
+    if marker in f:
+        print(f[:6].hex())
         break
 """
 
@@ -170,6 +182,15 @@ s.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
 s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, sys.argv[1].encode())
 for _ in range(5):
     s.sendto(b"bcast-rvpp", ("255.255.255.255", int(sys.argv[2])))
+    time.sleep(0.2)
+"""
+
+MCAST6_SEND = r"""
+import socket, sys, time
+s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_IF, socket.if_nametoindex(sys.argv[1]))
+for _ in range(5):
+    s.sendto(b"mcast-rvpp", (sys.argv[2], int(sys.argv[3]), 0, socket.if_nametoindex(sys.argv[1])))
     time.sleep(0.2)
 """
 
@@ -205,19 +226,32 @@ def ttl_seen(src_ns, dst_ns, dst, port, ttl):
             lst.kill()
 
 
-def broadcast_reaches(src_ns, dev, dst_ns, port):
-    """A UDP broadcast sent on `dev` in `src_ns` is received in `dst_ns`."""
-    lst = subprocess.Popen(["ip", "netns", "exec", dst_ns, sys.executable, "-c", BCAST_LISTEN, str(port)],
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+def frame_seen(dst_ns, ethertype, marker, send):
+    """The destination MAC of the first frame with `marker` seen in `dst_ns` while `send` runs."""
+    lst = subprocess.Popen(["ip", "netns", "exec", dst_ns, sys.executable, "-c", FRAME_LISTEN, ethertype,
+                            marker], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         lst.stdout.readline()
-        ns(src_ns, sys.executable, "-c", BCAST_SEND, dev, str(port))
+        send()
         out, _ = lst.communicate(timeout=10)
-        print("broadcast listener:", out.strip())
-        return "bcast-rvpp" in out
+        print("frame listener (%s):" % marker, out.strip())
+        return out.strip()
     finally:
         if lst.poll() is None:
             lst.kill()
+
+
+def broadcast_reaches(src_ns, dev, dst_ns, port):
+    """A UDP broadcast sent on `dev` in `src_ns` reaches `dst_ns` as an Ethernet broadcast."""
+    send = lambda: ns(src_ns, sys.executable, "-c", BCAST_SEND, dev, str(port))
+    return frame_seen(dst_ns, "0800", "bcast-rvpp", send) == "ff" * 6
+
+
+def mcast6_relayed(src_ns, dev, dst_ns, group, port):
+    """UDP to link-scope `group` sent on `dev` in `src_ns` reaches `dst_ns` at the group's MAC."""
+    send = lambda: ns(src_ns, sys.executable, "-c", MCAST6_SEND, dev, group, str(port))
+    mac = "3333" + socket.inet_pton(socket.AF_INET6, group)[12:].hex()
+    return frame_seen(dst_ns, "86dd", "mcast-rvpp", send) == mac
 
 
 def udp_exchange(server_ns, client_ns, addr, port, tries=8):
@@ -298,8 +332,8 @@ def node_bringup(vpp):
                      table=vrf), "broadcast route")
         else:
             for g in ("ff02::1", "ff02::2", "ff02::16", "ff02::1:2"):
-                # no multicast FIB; paths {uplink, ACCEPT|FORWARD} and {tap, ACCEPT} (mfib_types)
-                refused(vpp.api.ip_mroute_add_del(is_add=1, is_multipath=0, route={
+                # paths {uplink, ACCEPT|FORWARD} and {tap, ACCEPT} (mfib_types)
+                ok(vpp.api.ip_mroute_add_del(is_add=1, is_multipath=0, route={
                     "table_id": vrf, "entry_flags": 0, "rpf_id": 0,
                     "prefix": {"af": 1, "grp_address_length": 128, "grp_address": {"ip6": g},
                                "src_address": {"ip6": "::"}},
@@ -447,6 +481,7 @@ def pod_bringup(vpp):
                "pod vrf " + n)
         pod_vrf[af] = r.table.table_id
         ok(route(vpp, default(af), [path(table=2, v6=bool(af))], table=pod_vrf[af]), "pod vrf default " + n)
+        ok(default_mroute(vpp, af, pod_vrf[af], 2, 1), "pod vrf default mroute -> table 2 " + n)
     r = ok(vpp.api.create_loopback(mac_address="02:00:00:00:00:01"), "pod loopback")
     lo = r.sw_if_index
     for af, n in AFS:
@@ -623,6 +658,8 @@ def main():
         print("no ping binary: UDP only")
     if UDP == "udp":
         tcheck(broadcast_reaches(HOST_NS, HOST_TAP, PEER_NS, 6767), "host broadcast forwarded out of the uplink")
+        tcheck(mcast6_relayed(HOST_NS, HOST_TAP, PEER_NS, "ff02::1:2", 547),
+               "host's DHCPv6 multicast relayed to the uplink by the tap VRF's mroute")
         ttl = ttl_seen(HOST_NS, PEER_NS, PEER4, 6768, 5)
         tcheck(ttl == 5, "host -> uplink peer keeps its TTL through rvpp (ttl fixup): %s" % ttl)
         vpp.api.ip_ttl_fixup_configure(src_sw_if_index=tap, dst_sw_if_index=up, enable=0)
@@ -682,6 +719,7 @@ def main():
     ok(vpp.api.tap_delete_v2(sw_if_index=tun), "tap_delete_v2")
     ok(vpp.api.delete_loopback(sw_if_index=lo), "delete_loopback")
     for af, n in AFS:
+        ok(default_mroute(vpp, af, pod_vrf[af], 2, 0), "pod vrf default mroute del " + n)
         ok(route(vpp, default(af), [], table=pod_vrf[af], is_add=0), "pod vrf default del " + n)
         ok(vpp.api.ip_table_add_del(is_add=0, table={"table_id": pod_vrf[af], "is_ip6": af}), "pod vrf del " + n)
     ifs = {d.sw_if_index for d in vpp.api.sw_interface_dump(sw_if_index=NONE)}

@@ -281,7 +281,7 @@ def main():
     # paths rvpp cannot forward on are refused and leave the route as it was
     check(route(vpp, p, [path4("198.18.5.2", lo)]) == 0, "route for the refusals")
     v6nh = {"sw_if_index": lo, "table_id": 0, "weight": 1, "proto": 1,
-            "nh": {"address": {"ip6": "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"}}, "label_stack": LABELS}
+            "nh": {"address": {"ip6": "fd00::1"}}, "label_stack": LABELS}
     check(route(vpp, p, [v6nh]) == -9, "a next hop of the other family -> UNIMPLEMENTED")
     check(routes(vpp).get(p) == [("198.18.5.2", lo)], "the route is untouched")
     check(route(vpp, p, [v6nh], mp=1) == -9, "multipath add of one -> UNIMPLEMENTED")
@@ -336,14 +336,26 @@ def main():
     r = vpp.api.set_punt(is_add=1, punt={"type": 2, "punt": {"exception": {"id": 4242}}})
     check(r.retval == -7, "set_punt of an unknown reason -> -7")
 
-    # settings rvpp has no machinery for answer UNIMPLEMENTED (a bad interface still -2)
+    # multicast routes; settings rvpp has no machinery for answer UNIMPLEMENTED (a bad interface still -2)
     check(vpp.api.ip_mroute_add_del(is_add=1, is_multipath=0, route={
         "table_id": 0, "entry_flags": 0, "rpf_id": 0,
         "prefix": {"af": 1, "grp_address_length": 128, "grp_address": {"ip6": "ff02::1"},
                    "src_address": {"ip6": "::"}},
         "n_paths": 1, "paths": [{"itf_flags": 2, "path": {"sw_if_index": lo, "proto": 1,
+                                                          "label_stack": LABELS}}]}).retval == 0,
+          "ip_mroute_add_del")
+    check(vpp.api.ip_mroute_add_del(is_add=1, is_multipath=0, route={
+        "table_id": 0, "entry_flags": 0, "rpf_id": 0,
+        "prefix": {"af": 1, "grp_address_length": 128, "grp_address": {"ip6": "ff0e::1"},
+                   "src_address": {"ip6": "fd00::1"}},
+        "n_paths": 1, "paths": [{"itf_flags": 2, "path": {"sw_if_index": lo, "proto": 1,
                                                           "label_stack": LABELS}}]}).retval == -9,
-          "ip_mroute_add_del -> UNIMPLEMENTED")
+          "ip_mroute_add_del (S,G) -> UNIMPLEMENTED")
+    check(vpp.api.ip_mroute_add_del(is_add=1, is_multipath=0, route={
+        "table_id": 4242, "entry_flags": 0, "rpf_id": 0,
+        "prefix": {"af": 1, "grp_address_length": 128, "grp_address": {"ip6": "ff02::1"},
+                   "src_address": {"ip6": "::"}},
+        "n_paths": 0, "paths": []}).retval == -3, "ip_mroute_add_del in a missing table -> -3")
     check(vpp.api.proxy_arp_add_del(is_add=1, proxy={"table_id": 0, "low": "0.0.0.0",
                                                      "hi": "255.255.255.255"}).retval == 0,
           "proxy_arp_add_del")

@@ -212,3 +212,13 @@ impl Forwarding {
         routes.unwrap_or_default()
     }
 }
+
+impl Forwarding {
+    /// Replace the multicast routes (sorted here, longest group prefix first).
+    pub fn set_mroutes(&mut self, mut m: Vec<crate::tables::Mroute>) {
+        m.sort_by_key(|r| std::cmp::Reverse(r.len));
+        self.fwd.mroutes = m;
+        self.fwd_dirty = true;
+        self.publish();
+    }
+}

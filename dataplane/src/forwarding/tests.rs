@@ -240,3 +240,56 @@ fn a_route_via_the_limited_broadcast_needs_no_resolution() {
     assert_eq!(adj.kind, AdjKind::Rewrite);
     assert_eq!(adj.rewrite[..6], [0xff; 6]);
 }
+
+#[test]
+fn multicast_routes_relay_from_accepting_interfaces_through_table_lookups() {
+    let (mut f, ifs) = with_ifs(&[1500, 1500, 1500]);
+    let g = |s: &str| u128::from(s.parse::<std::net::Ipv6Addr>().unwrap());
+    let (tap, up, other) = (ifs[0], ifs[1], ifs[2]);
+    f.set_mroutes(vec![
+        Mroute {
+            is_ip6: true,
+            fib: 0,
+            group: g("ff02::1:2"),
+            len: 128,
+            accept: vec![tap, up],
+            forward: vec![up],
+            lookup: None,
+        },
+        // A default route of fib 3 that sends the search to fib 0.
+        Mroute {
+            is_ip6: true,
+            fib: 3,
+            len: 0,
+            lookup: Some(0),
+            ..Default::default()
+        },
+    ]);
+    let fwd = f.fwd();
+    assert_eq!(fwd.mcast_forward(true, 0, g("ff02::1:2"), tap), Some(up));
+    assert_eq!(
+        fwd.mcast_forward(true, 0, g("ff02::1:2"), up),
+        None,
+        "never back out"
+    );
+    assert_eq!(
+        fwd.mcast_forward(true, 0, g("ff02::1:2"), other),
+        None,
+        "not accepted"
+    );
+    assert_eq!(
+        fwd.mcast_forward(true, 0, g("ff02::1:3"), tap),
+        None,
+        "another group"
+    );
+    assert_eq!(
+        fwd.mcast_forward(true, 3, g("ff02::1:2"), tap),
+        Some(up),
+        "via the lookup"
+    );
+    assert_eq!(
+        fwd.mcast_forward(false, 0, g("ff02::1:2"), tap),
+        None,
+        "another family"
+    );
+}

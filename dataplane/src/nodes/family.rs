@@ -17,7 +17,7 @@ use crate::fib::{Ip4Fib, Ip6Fib, LEAF_LIMIT, LEAF_MISS};
 use crate::graph::{Node, NodeInfo, MAX_VECTOR};
 use crate::runtime::{Ctx, Errors};
 use crate::tables::{
-    if_flags, AdjKind, Adjacency, FibSet, IfFast, IfTable, WorkerTables, UNREACH_LB,
+    if_flags, AdjKind, Adjacency, FibSet, FwdTable, IfFast, IfTable, WorkerTables, UNREACH_LB,
 };
 use crate::wire;
 
@@ -390,7 +390,13 @@ pub trait LookupFamily: Family {
         false
     }
     /// The edge for a scoped destination, or None to follow the FIB.
-    fn scoped(_b: &mut Buf<'_>, _ifs: &IfTable, _dst: Self::Addr, _e: Errors<'_>) -> Option<u16> {
+    fn scoped(
+        _b: &mut Buf<'_>,
+        _ifs: &IfTable,
+        _fwd: &FwdTable,
+        _dst: Self::Addr,
+        _e: Errors<'_>,
+    ) -> Option<u16> {
         None
     }
 }
@@ -461,7 +467,7 @@ impl<F: LookupFamily> Node for Lookup<F> {
             let leaf = leaves[i];
             let dst = dsts[i];
             if F::is_scoped(dst) {
-                if let Some(next) = F::scoped(&mut v.get(i), ifs, dst, errs) {
+                if let Some(next) = F::scoped(&mut v.get(i), ifs, fwd, dst, errs) {
                     nexts[i] = next;
                     continue;
                 }

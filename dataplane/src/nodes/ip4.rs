@@ -7,8 +7,8 @@ use super::family::{
 };
 use crate::buffer::{flags, Buf};
 use crate::graph::{Node, NodeInfo};
-use crate::runtime::Ctx;
-use crate::tables::{AdjKind, IfTable};
+use crate::runtime::{Ctx, Errors};
+use crate::tables::{AdjKind, FwdTable, IfTable};
 use crate::wire::{self, Ip4Hdr, Ip4HdrMut};
 
 /// ICMP types and codes rvpp sends.
@@ -163,6 +163,7 @@ crate::next_edges! {
         RESOLVE => "ip4-arp",
         ICMP_ERROR => "ip4-icmp-error",
         RELOOKUP => "ip4-lookup",
+        MCAST => "ip4-mcast-rewrite",
     }
 }
 
@@ -174,6 +175,7 @@ crate::node_errors! {
         PROHIBITED => "ip4 administratively prohibited",
         PUNT => "ip4 punt adjacency",
         LOOKUP_LOOP => "ip4 table-lookup loop",
+        MCAST_NOT_FORWARDED => "ip4 multicast with no multicast route (dropped)",
     }
 }
 
@@ -192,6 +194,26 @@ pub fn flow_hash4(d: &[u8]) -> u32 {
 
 impl LookupFamily for V4 {
     lookup_ids!("ip4-lookup", lookup_next, lookup_error);
+    /// Multicast (224/4) is never routed by the unicast FIB.
+    #[inline(always)]
+    fn is_scoped(dst: u32) -> bool {
+        dst >> 28 == 0xe
+    }
+    fn scoped(
+        b: &mut Buf<'_>,
+        _ifs: &IfTable,
+        fwd: &FwdTable,
+        dst: u32,
+        errs: Errors<'_>,
+    ) -> Option<u16> {
+        let rx = b.meta.rx_sw_if_index;
+        if let Some(tx) = fwd.mcast_forward(false, b.meta.fib_index, dst as u128, rx) {
+            b.meta.tx_sw_if_index = tx;
+            return Some(lookup_next::MCAST);
+        }
+        b.meta.error = errs.error(lookup_error::MCAST_NOT_FORWARDED);
+        Some(lookup_next::DROP)
+    }
 }
 
 /// The destination of a packet that starts at its IPv4 header (0 if it is too short).

@@ -6,6 +6,7 @@ pub mod family;
 pub mod gso;
 pub mod ip4;
 pub mod ip6;
+pub mod mcast;
 pub mod output;
 pub mod tunnel;
 
@@ -107,6 +108,8 @@ pub fn forwarding_nodes() -> Vec<Box<dyn Node>> {
         Box::new(ip4::Ip4IcmpError::default()),
         Box::new(output::InterfaceOutput),
         Box::new(gso::GsoSegment::default()),
+        Box::new(mcast::McastRewrite { ip6: false }),
+        Box::new(mcast::McastRewrite { ip6: true }),
     ];
     nodes.extend(ip6::nodes());
     nodes

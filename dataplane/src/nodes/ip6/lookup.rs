@@ -5,7 +5,7 @@ use crate::buffer::{flags, Buf};
 use crate::graph::NodeInfo;
 use crate::nodes::family::{lookup_ids, Lookup, LookupFamily, V6};
 use crate::runtime::Errors;
-use crate::tables::{if_flags, IfTable};
+use crate::tables::{if_flags, FwdTable, IfTable};
 use crate::wire::{self, Ip6Hdr, IP6_HDR};
 
 use super::addr::{
@@ -23,6 +23,7 @@ crate::next_edges! {
         RESOLVE => "ip6-discover",
         ICMP_ERROR => "ip6-icmp-error",
         RELOOKUP => "ip6-lookup",
+        MCAST => "ip6-mcast-rewrite",
     }
 }
 
@@ -71,8 +72,14 @@ impl LookupFamily for V6 {
     fn is_scoped(dst: u128) -> bool {
         is_multicast(dst) || is_link_local(dst)
     }
-    fn scoped(b: &mut Buf<'_>, ifs: &IfTable, dst: u128, errs: Errors<'_>) -> Option<u16> {
-        scoped(b, ifs, dst, errs)
+    fn scoped(
+        b: &mut Buf<'_>,
+        ifs: &IfTable,
+        fwd: &FwdTable,
+        dst: u128,
+        errs: Errors<'_>,
+    ) -> Option<u16> {
+        scoped(b, ifs, fwd, dst, errs)
     }
 }
 
@@ -80,7 +87,13 @@ impl LookupFamily for V6 {
 /// link-local we send ourselves, which follows the FIB (None).
 #[cold]
 #[inline(never)]
-fn scoped(b: &mut Buf<'_>, ifs: &IfTable, dst: u128, errs: Errors<'_>) -> Option<u16> {
+fn scoped(
+    b: &mut Buf<'_>,
+    ifs: &IfTable,
+    fwd: &FwdTable,
+    dst: u128,
+    errs: Errors<'_>,
+) -> Option<u16> {
     let rx = b.meta.rx_sw_if_index;
     if is_multicast(dst) {
         // With ND proxy every solicited-node group is ours: ip6-local answers for any target.
@@ -88,6 +101,11 @@ fn scoped(b: &mut Buf<'_>, ifs: &IfTable, dst: u128, errs: Errors<'_>) -> Option
             && dst & SOLICITED_MASK == SOLICITED_PREFIX;
         if nd_proxy || in_our_group(ifs, rx, dst) {
             return Some(lookup_next::LOCAL);
+        }
+        // A multicast route relays it (calico: the host's link-scope multicast to the uplink).
+        if let Some(tx) = fwd.mcast_forward(true, b.meta.fib_index, dst, rx) {
+            b.meta.tx_sw_if_index = tx;
+            return Some(lookup_next::MCAST);
         }
         b.meta.error = errs.error(lookup_error::MCAST_NOT_FOR_US);
         return Some(lookup_next::DROP);
