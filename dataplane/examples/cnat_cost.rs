@@ -69,7 +69,8 @@ fn main() {
     // Create the sessions outside `one`, so the count is established flows only.
     for f in &frames {
         let bi = bufs.alloc_from_bytes(f).unwrap();
-        assert!(input_packet(&c, &tr, 0, &mut bufs.get(bi), false, 1).is_ok());
+        let r = input_packet(&c, &tr, 0, &mut bufs.get(bi), false, 1);
+        assert!(r.is_ok(), "{r:?} after {} sessions", c.sessions.len());
         bufs.free(&[bi]);
     }
     assert_eq!(c.sessions.len(), flows * 2);
