@@ -11,7 +11,6 @@ mod mem;
 
 pub use ip4::{Ip4Fib, Ip4FibConfig, Ip4FibWriter, LookupImpl};
 pub use ip6::{Ip6Fib, Ip6FibWriter};
-pub(crate) use mem::prefetch;
 pub use mem::TableBacking;
 
 /// What a lookup returns when no prefix (not even a /0) covers the address.
