@@ -622,7 +622,7 @@ mod vpp {
             let buffers = if huge_free >= 200 {
                 "buffers { buffers-per-numa 128000 page-size 2M }"
             } else {
-                "buffers { buffers-per-numa 128000 page-size 4K }\nmemory { main-heap-page-size 4K }"
+                "buffers { buffers-per-numa 128000 page-size 4K }"
             };
             let conf = format!(
                 "unix {{ nodaemon cli-listen {sock} log {log} }}
@@ -665,20 +665,37 @@ cnat {{ session-max {smax} scanner off }}
             loop {
                 if let Ok(Some(st)) = v.child.try_wait() {
                     return Err(format!(
-                        "VPP exited ({st}) at start; see {}",
-                        v.dir.display()
+                        "VPP exited ({st}) at start; its output ends:\n{}",
+                        v.log_tail()
                     ));
                 }
                 if v.sock.exists() && v.cli("show version").is_ok() {
                     break;
                 }
                 if t0.elapsed() > Duration::from_secs(20) {
-                    return Err("VPP's CLI socket did not come up in 20 s".into());
+                    return Err(format!(
+                        "VPP's CLI socket did not come up in 20 s; its output ends:\n{}",
+                        v.log_tail()
+                    ));
                 }
                 std::thread::sleep(Duration::from_millis(200));
             }
             v.configure()?;
             Ok(v)
+        }
+
+        /// The last lines of VPP's log, stdout and stderr (the directory goes with `self`).
+        fn log_tail(&self) -> String {
+            ["vpp.log", "stdout", "stderr"]
+                .iter()
+                .filter_map(|f| std::fs::read_to_string(self.dir.join(f)).ok())
+                .flat_map(|t| {
+                    let lines: Vec<String> = t.lines().map(str::to_string).collect();
+                    let from = lines.len().saturating_sub(15);
+                    lines[from..].to_vec()
+                })
+                .collect::<Vec<_>>()
+                .join("\n")
         }
 
         /// One CLI command; VPP's error text (or an unknown command) is an error.
@@ -705,10 +722,8 @@ cnat {{ session-max {smax} scanner off }}
         fn configure(&self) -> Result<(), String> {
             let ip = |a: u32| Ipv4Addr::from(a).to_string();
             let mut cmds = vec![
-                "create packet-generator interface pg0".to_string(),
-                "create packet-generator interface pg1".to_string(),
-                "set interface mac address pg0 02:fe:00:00:00:01".to_string(),
-                "set interface mac address pg1 02:fe:00:00:00:02".to_string(),
+                "create packet-generator interface pg0 hw-addr 02:fe:00:00:00:01".to_string(),
+                "create packet-generator interface pg1 hw-addr 02:fe:00:00:00:02".to_string(),
                 "set interface ip address pg0 198.18.0.1/24".to_string(),
                 "set interface ip address pg1 198.19.0.1/24".to_string(),
                 "set interface state pg0 up".to_string(),
@@ -720,7 +735,12 @@ cnat {{ session-max {smax} scanner off }}
                     ip(VIP & 0xffff_ff00)
                 ),
             ];
-            let mut tr = format!("cnat translation add proto udp real {} {VIP_PORT}", ip(VIP));
+            // `default`: flow-hash load balancing, as rvpp's translation (the CLI leaves the
+            // type unset without it).
+            let mut tr = format!(
+                "cnat translation add proto udp real {} {VIP_PORT} default",
+                ip(VIP)
+            );
             for b in BACKENDS {
                 tr += &format!(" to ->{} {BACKEND_PORT}", ip(b));
             }
@@ -832,6 +852,17 @@ cnat {{ session-max {smax} scanner off }}
             let secs = t1.elapsed().as_secs_f64();
             self.cli("packet-generator disable-stream est")?;
             let (tx, per_node) = Self::per_node(&rows);
+            if tx == 0 || !per_node.iter().any(|(n, _)| n == "cnat-input-ip4") {
+                return Err(format!(
+                    "VPP sent {tx} packets out of pg1, cnat-input-ip4 {}; VPP's log ends:\n{}",
+                    if per_node.iter().any(|(n, _)| n == "cnat-input-ip4") {
+                        "ran"
+                    } else {
+                        "did not run"
+                    },
+                    self.log_tail()
+                ));
+            }
             Ok(VppRun {
                 est: Measured {
                     mpps: tx as f64 / secs / 1e6,
