@@ -681,7 +681,21 @@ cnat {{ session-max {smax} scanner off }}
                 std::thread::sleep(Duration::from_millis(200));
             }
             v.configure()?;
+            v.signal("STOP")?;
             Ok(v)
+        }
+
+        /// Stop (`STOP`) or continue (`CONT`) VPP: it is stopped between its own runs, so its
+        /// main loop takes nothing from rvpp's runs on the same core.
+        fn signal(&self, sig: &str) -> Result<(), String> {
+            let st = Command::new("kill")
+                .arg(format!("-{sig}"))
+                .arg(self.child.id().to_string())
+                .status()
+                .map_err(|e| e.to_string())?;
+            st.success()
+                .then_some(())
+                .ok_or_else(|| format!("kill -{sig} VPP failed"))
         }
 
         /// The last lines of VPP's log, stdout and stderr (the directory goes with `self`).
@@ -797,6 +811,15 @@ cnat {{ session-max {smax} scanner off }}
         /// New sessions (every packet a new flow into an empty table), then established flows.
         pub fn run(&self, flows: usize, seconds: f64, size: usize) -> Result<VppRun, String> {
             let probe0 = crate::env::cpu_probe();
+            self.signal("CONT")?;
+            let r = self.run_continued(flows, seconds, size);
+            self.signal("STOP")?;
+            let mut r = r?;
+            r.probe = probe0.max(crate::env::cpu_probe());
+            Ok(r)
+        }
+
+        fn run_continued(&self, flows: usize, seconds: f64, size: usize) -> Result<VppRun, String> {
             let _ = self.cli("packet-generator delete new");
             let _ = self.cli("packet-generator delete est");
             self.cli("cnat purge")?;
@@ -873,13 +896,14 @@ cnat {{ session-max {smax} scanner off }}
                 },
                 new_per_busy_sec,
                 created,
-                probe: probe0.max(crate::env::cpu_probe()),
+                probe: 0.0,
             })
         }
     }
 
     impl Drop for Vpp {
         fn drop(&mut self) {
+            // SIGKILL ends a stopped process too.
             let _ = self.child.kill();
             let _ = self.child.wait();
             let _ = std::fs::remove_dir_all(&self.dir);
