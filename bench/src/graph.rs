@@ -18,6 +18,7 @@ use rvpp_dataplane::buffer::BufferPool;
 use rvpp_dataplane::feature::FeatureTables;
 use rvpp_dataplane::fib::Ip4FibConfig;
 use rvpp_dataplane::forwarding::{mask4, Forwarding, Path, Prefix};
+use rvpp_dataplane::graph::Graph;
 use rvpp_dataplane::nodes::npol as npol_nodes;
 use rvpp_dataplane::npol::rule::{Action, Rule};
 use rvpp_dataplane::npol::{IfConfig, Npol, Policy, PolicyDefault};
@@ -25,6 +26,8 @@ use rvpp_dataplane::runtime::Runtime;
 use rvpp_dataplane::tables::Shared;
 use rvpp_drivers::pg::{NullTx, PgStream};
 use serde_json::json;
+use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// A reference, not a peer: VPP v26.10-rc0 (b575ec2c) figures recorded by hand on this machine
@@ -217,6 +220,143 @@ fn routes_and_dsts(mix: RouteMix, routes: usize) -> (Vec<(u32, u8)>, Vec<u32>) {
     (prefixes, dsts)
 }
 
+/// The two-port topology the graph benchmarks share: pg0 (198.18.0.1/24, the generator's
+/// interface) and null0 (198.19.0.1/24, a null sink) with a static neighbour 198.19.0.2
+/// behind it, both up.
+pub struct TwoPorts {
+    pub pool: Arc<BufferPool>,
+    pub shared: Arc<Shared>,
+    pub fwd: Forwarding,
+    pub pg: u32,
+    pub out: u32,
+    /// 198.19.0.2, the next hop on null0.
+    pub nh: IpAddr,
+}
+
+/// pg0's MAC (the generator's destination) and the generator's own source MAC.
+pub const PG_MAC: [u8; 6] = [2, 0xfe, 0, 0, 0, 1];
+pub const GEN_MAC: [u8; 6] = [2, 0, 0, 0, 0, 7];
+
+impl TwoPorts {
+    pub fn new(fib: Ip4FibConfig, try_hugetlb: bool) -> Result<Self, String> {
+        let pool = BufferPool::with_backing(16384, 2048, try_hugetlb).map_err(|e| e.to_string())?;
+        let shared = Shared::new();
+        let mut fwd = Forwarding::with_fib_config(shared.clone(), fib);
+        let pg = fwd
+            .interface_add("pg0", "pg", PG_MAC, true, 9000)
+            .map_err(|e| e.to_string())?;
+        let out = fwd
+            .interface_add("null0", "null", [2, 0xfe, 0, 0, 0, 2], true, 9000)
+            .map_err(|e| e.to_string())?;
+        for (s, a) in [(pg, "198.18.0.1/24"), (out, "198.19.0.1/24")] {
+            fwd.address_add(s, Prefix::parse(a).expect("addr"))
+                .map_err(|e| e.to_string())?;
+            fwd.set_admin_up(s, true).map_err(|e| e.to_string())?;
+        }
+        let nh = "198.19.0.2".parse().expect("nh");
+        fwd.neighbor_add(out, nh, [2, 0, 0, 0, 0, 9], true)
+            .map_err(|e| e.to_string())?;
+        Ok(Self {
+            pool,
+            shared,
+            fwd,
+            pg,
+            out,
+            nh,
+        })
+    }
+
+    /// A runtime on `graph` with `stream` on pg0 and a null sink on null0.
+    pub fn runtime(&self, graph: Graph, stream: PgStream) -> Result<Runtime, String> {
+        let mut rt = Runtime::new(
+            graph,
+            self.pool.local(),
+            self.shared.clone(),
+            0,
+            "bench".into(),
+        )?;
+        rt.add_rx(Box::new(stream))?;
+        rt.set_tx(self.out, Box::new(NullTx::default()))?;
+        Ok(rt)
+    }
+}
+
+/// What one timed stretch of a runtime measured.
+pub struct Measured {
+    pub mpps: f64,
+    /// Packets sent out of the measured interface, and the wall time.
+    pub packets: u64,
+    pub secs: f64,
+    /// Clocks per packet sent, of every node that ran, in graph order.
+    pub per_node: Vec<(String, f64)>,
+    /// Their sum.
+    pub total_clocks: f64,
+}
+
+impl Measured {
+    /// The sum of the clocks per packet of the nodes `keep` selects.
+    pub fn clocks_of(&self, keep: impl Fn(&str) -> bool) -> f64 {
+        // A fold from +0.0: an empty f64 sum is -0.0.
+        self.per_node
+            .iter()
+            .filter(|(n, _)| keep(n))
+            .fold(0.0, |a, x| a + x.1)
+    }
+}
+
+/// Warm `rt` up for `warmup`, then run it for `seconds` from a clean baseline; clocks are
+/// per packet sent out of `out`.
+pub fn measure(rt: &mut Runtime, out: u32, warmup: Duration, seconds: f64) -> Measured {
+    let warm = Instant::now();
+    while warm.elapsed() < warmup {
+        rt.poll();
+    }
+    let dur = Duration::from_secs_f64(seconds);
+    measure_with(rt, out, |rt| {
+        let start = Instant::now();
+        while start.elapsed() < dur {
+            for _ in 0..64 {
+                rt.poll();
+            }
+        }
+    })
+}
+
+/// Run `run` on `rt` and measure it: wall time, packets sent out of `out`, every node's
+/// clocks per packet sent.
+pub fn measure_with(rt: &mut Runtime, out: u32, run: impl FnOnce(&mut Runtime)) -> Measured {
+    let stats = rt.stats();
+    let base: Vec<(u64, u64)> = stats
+        .nodes
+        .iter()
+        .map(|c| (c.vectors.get(), c.clocks.get()))
+        .collect();
+    let tx0 = stats.ifs[out as usize].tx_packets.get();
+    let start = Instant::now();
+    run(rt);
+    let secs = start.elapsed().as_secs_f64();
+    let tx = stats.ifs[out as usize].tx_packets.get() - tx0;
+    let g = rt.graph();
+    let mut per_node = Vec::new();
+    let mut total = 0.0;
+    for (i, c) in stats.nodes.iter().enumerate() {
+        let v = c.vectors.get() - base[i].0;
+        if v == 0 {
+            continue;
+        }
+        let cpp = (c.clocks.get() - base[i].1) as f64 / tx.max(1) as f64;
+        total += cpp;
+        per_node.push((g.names[i].to_string(), cpp));
+    }
+    Measured {
+        mpps: tx as f64 / secs / 1e6,
+        packets: tx,
+        secs,
+        per_node,
+        total_clocks: total,
+    }
+}
+
 pub fn run_once(
     path: BenchPath,
     routes: usize,
@@ -226,28 +366,13 @@ pub fn run_once(
     try_hugetlb: bool,
 ) -> Result<GraphResult, String> {
     let probe_before = crate::env::cpu_probe();
-    let pool = BufferPool::with_backing(16384, 2048, try_hugetlb).map_err(|e| e.to_string())?;
-    let shared = Shared::new();
     let cfg = Ip4FibConfig {
         tbl8_groups: (routes as u32 / 2).max(1 << 12),
         huge_pages: routes > 100_000,
     };
-    let mut fwd = Forwarding::with_fib_config(shared.clone(), cfg);
-    let mac_in = [2, 0xfe, 0, 0, 0, 1];
-    let pg = fwd
-        .interface_add("pg0", "pg", mac_in, true, 9000)
-        .map_err(|e| e.to_string())?;
-    let out = fwd
-        .interface_add("null0", "null", [2, 0xfe, 0, 0, 0, 2], true, 9000)
-        .map_err(|e| e.to_string())?;
-    for (s, a) in [(pg, "198.18.0.1/24"), (out, "198.19.0.1/24")] {
-        fwd.address_add(s, Prefix::parse(a).expect("addr"))
-            .map_err(|e| e.to_string())?;
-        fwd.set_admin_up(s, true).map_err(|e| e.to_string())?;
-    }
-    let nh = "198.19.0.2".parse().expect("nh");
-    fwd.neighbor_add(out, nh, [2, 0, 0, 0, 0, 9], true)
-        .map_err(|e| e.to_string())?;
+    let mut ports = TwoPorts::new(cfg, try_hugetlb)?;
+    let (pg, out, nh) = (ports.pg, ports.out, ports.nh);
+    let fwd = &mut ports.fwd;
     let (prefixes, dsts) = routes_and_dsts(mix, if path == BenchPath::Ip6 { 1 } else { routes });
     let first_dsts = dsts.iter().take(3).copied().collect();
     let t0 = Instant::now();
@@ -276,75 +401,28 @@ pub fn run_once(
     if path == BenchPath::Npol {
         allow_all_policy(&tables.get::<Npol>(), pg)?;
         fwd.use_features(graph.features.clone());
-        npol_nodes::feature_enable(&mut fwd, pg, true).map_err(|e| e.to_string())?;
+        npol_nodes::feature_enable(fwd, pg, true).map_err(|e| e.to_string())?;
     }
-    let mut rt = Runtime::new(graph, pool.local(), shared, 0, "bench".into())?;
     let stream = if path == BenchPath::Ip6 {
-        PgStream::ip6_udp(
-            pg,
-            mac_in,
-            [2, 0, 0, 0, 0, 7],
-            IP6_SRC,
-            IP6_DST_BASE,
-            &dsts,
-            size,
-        )
+        PgStream::ip6_udp(pg, PG_MAC, GEN_MAC, IP6_SRC, IP6_DST_BASE, &dsts, size)
     } else {
-        PgStream::ip4_udp(pg, mac_in, [2, 0, 0, 0, 0, 7], 0xc612_0002, &dsts, size)
+        PgStream::ip4_udp(pg, PG_MAC, GEN_MAC, 0xc612_0002, &dsts, size)
     };
-    rt.add_rx(Box::new(stream))?;
-    rt.set_tx(out, Box::new(NullTx::default()))?;
-    // Warm up, then measure from a clean baseline.
-    let warm = Instant::now();
-    while warm.elapsed() < Duration::from_millis(300) {
-        rt.poll();
-    }
-    let stats = rt.stats();
-    let base: Vec<(u64, u64)> = stats
-        .nodes
-        .iter()
-        .map(|c| (c.vectors.get(), c.clocks.get()))
-        .collect();
-    let tx0 = stats.ifs[out as usize].tx_packets.get();
-    let start = Instant::now();
-    let dur = Duration::from_secs_f64(seconds);
-    while start.elapsed() < dur {
-        for _ in 0..64 {
-            rt.poll();
-        }
-    }
-    let secs = start.elapsed().as_secs_f64();
-    let tx = stats.ifs[out as usize].tx_packets.get() - tx0;
-    let g = rt.graph();
-    let mut per_node = Vec::new();
-    let mut total = 0.0;
-    for (i, c) in stats.nodes.iter().enumerate() {
-        let v = c.vectors.get() - base[i].0;
-        if v == 0 {
-            continue;
-        }
-        let cpp = (c.clocks.get() - base[i].1) as f64 / tx.max(1) as f64;
-        total += cpp;
-        per_node.push((g.names[i].to_string(), cpp));
-    }
-    let fwd_clocks = per_node
-        .iter()
-        .filter(|(n, _)| path.nodes().contains(&n.as_str()))
-        .map(|x| x.1)
-        .sum();
+    let mut rt = ports.runtime(graph, stream)?;
+    let m = measure(&mut rt, out, Duration::from_millis(300), seconds);
     Ok(GraphResult {
-        mpps: tx as f64 / secs / 1e6,
-        per_node,
-        fwd_clocks,
-        total_clocks: total,
+        mpps: m.mpps,
+        fwd_clocks: m.clocks_of(|n| path.nodes().contains(&n)),
+        total_clocks: m.total_clocks,
+        per_node: m.per_node,
         program_secs,
-        pool_backing: pool.backing().name(),
+        pool_backing: ports.pool.backing().name(),
         probe: probe_before.max(crate::env::cpu_probe()),
         first_dsts,
     })
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
+pub fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
     v[v.len() / 2]
 }
@@ -353,10 +431,10 @@ fn median(mut v: Vec<f64>) -> f64 {
 /// host core at times (another guest, or a process of ours pinned there), which doubles every
 /// clock figure; such runs are kept in the JSON but left out of the medians when at least two
 /// full-core runs exist.
-fn full_core(results: &[GraphResult], best_probe: f64) -> (Vec<&GraphResult>, bool) {
-    let fast: Vec<&GraphResult> = results
+pub fn full_core<T>(results: &[T], probe: impl Fn(&T) -> f64, best_probe: f64) -> (Vec<&T>, bool) {
+    let fast: Vec<&T> = results
         .iter()
-        .filter(|r| r.probe <= 1.4 * best_probe)
+        .filter(|r| probe(r) <= 1.4 * best_probe)
         .collect();
     if fast.len() >= 2 {
         (fast, true)
@@ -367,7 +445,7 @@ fn full_core(results: &[GraphResult], best_probe: f64) -> (Vec<&GraphResult>, bo
 
 /// Medians of a set of runs, per node too.
 fn summarize(all: &[GraphResult], label: &str, best_probe: f64) -> serde_json::Value {
-    let (results, only_fast) = full_core(all, best_probe);
+    let (results, only_fast) = full_core(all, |r| r.probe, best_probe);
     let results = &results[..];
     let mpps = median(results.iter().map(|r| r.mpps).collect());
     let fwd = median(results.iter().map(|r| r.fwd_clocks).collect());
@@ -495,16 +573,11 @@ pub fn run(args: &[String]) -> Result<serde_json::Value, String> {
         .map(|rs| summarize(rs, rs[0].pool_backing, best_probe))
         .collect();
     // The peer's median over its full-core runs too.
-    let peer_fast: Vec<f64> = peer
+    let peer_sel: Vec<f64> = full_core(&peer, |p| p.1, best_probe)
+        .0
         .iter()
-        .filter(|p| p.1 <= 1.4 * best_probe)
         .map(|p| p.0)
         .collect();
-    let peer_sel: Vec<f64> = if peer_fast.len() >= 2 {
-        peer_fast
-    } else {
-        peer.iter().map(|p| p.0).collect()
-    };
     let main = &sets[0];
     let mpps = main["mpps"].as_f64().unwrap_or(0.0);
     let fwd = main["forwarding_clocks_per_packet"].as_f64().unwrap_or(0.0);

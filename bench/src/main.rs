@@ -1,6 +1,7 @@
 //! `rvpp-bench`: benchmarks, each printed next to a peer, with `--json` for one JSON line.
 
 mod api_rate;
+mod cnat;
 mod dpdk_null;
 mod env;
 mod fib;
@@ -13,6 +14,9 @@ mod uplink;
 const USAGE: &str = "usage: rvpp-bench <benchmark> [options] [--json]
   graph [--routes N] [--route-mix internet|dpdk] [--seconds S] [--runs R] [--size B] [--pages auto|no-hugetlb|both] [--testpmd PATH | --no-peer]
                 one-core IPv4 forwarding graph, next to testpmd 5tswap on net_null in the same run
+  cnat [--flows 10000,100000,1000000] [--seconds S] [--runs R] [--size B] [--vpp-build DIR]
+                one-core cnat (k8s services): established-flow Mpps and clocks/pkt, new sessions/s,
+                next to the same graph without cnat and (--vpp-build) VPP's cnat in the same run
   fib [--routes N] [--lookups N] [--reps N] [--passes N] [--tbl8 N] [--seed N] [--dpdk PATH | --no-dpdk]
                 lookups/s next to DPDK's rte_fib (dpdk-test-fib) on the same routes
   memif-loop [--runs R] [--seconds S] [--sizes 64,1518] [--testpmd PATH]
@@ -39,6 +43,7 @@ fn main() {
     let rest = &args[1..];
     let r = match which.as_str() {
         "graph" => graph::run(rest),
+        "cnat" => cnat::run(rest),
         "fib" => fib::run(rest),
         "memif-loop" => memif_loop::run(rest),
         "pod-tcp" => pod_tcp::run(rest),

@@ -14,15 +14,17 @@ pub const NULL_TX_NODE: &str = "null-tx";
 pub const NODES: DeviceNodes = DeviceNodes::new(INPUT_NODE, TX_NODE);
 pub const NULL_NODES: DeviceNodes = DeviceNodes::tx_only(NULL_TX_NODE);
 
-/// A stream of Ethernet/IPv4/UDP or Ethernet/IPv6/UDP packets whose destination cycles through
-/// a list.
+/// A stream of Ethernet/IPv4/UDP or Ethernet/IPv6/UDP packets whose destination (or, from
+/// [`PgStream::ip4_udp_sources`], IPv4 source) cycles through a list.
 pub struct PgStream {
     sw_if_index: u32,
     /// The frame, Ethernet header included.
     template: Vec<u8>,
-    /// IPv4: (destination, header checksum) pairs, precomputed so each packet costs two
+    /// IPv4: (address, header checksum) pairs, precomputed so each packet costs two
     /// stores. IPv6: (low 32 bits of the destination, unused).
     dsts: Vec<(u32, u16)>,
+    /// Where in the frame the cycled 4 bytes go.
+    addr_off: usize,
     ip6: bool,
     next_dst: usize,
     /// Packets left to send (None: forever).
@@ -43,6 +45,51 @@ impl PgStream {
         dsts: &[u32],
         frame_len: usize,
     ) -> Self {
+        let first = dsts.first().copied().unwrap_or(0);
+        Self::ip4_cycling(
+            sw_if_index,
+            dst_mac,
+            src_mac,
+            (src, first),
+            dsts,
+            false,
+            frame_len,
+        )
+    }
+
+    /// As [`PgStream::ip4_udp`] but to one destination `dst` from each of `srcs` in turn: one
+    /// flow per source, as a service's clients.
+    pub fn ip4_udp_sources(
+        sw_if_index: u32,
+        dst_mac: Mac,
+        src_mac: Mac,
+        srcs: &[u32],
+        dst: u32,
+        frame_len: usize,
+    ) -> Self {
+        let first = srcs.first().copied().unwrap_or(0);
+        Self::ip4_cycling(
+            sw_if_index,
+            dst_mac,
+            src_mac,
+            (first, dst),
+            srcs,
+            true,
+            frame_len,
+        )
+    }
+
+    /// IPv4/UDP from `addrs.0` to `addrs.1`, with the source (`vary_src`) or the destination
+    /// replaced by each of `cycle` in turn.
+    fn ip4_cycling(
+        sw_if_index: u32,
+        dst_mac: Mac,
+        src_mac: Mac,
+        addrs: (u32, u32),
+        cycle: &[u32],
+        vary_src: bool,
+        frame_len: usize,
+    ) -> Self {
         let frame_len = frame_len.max(60);
         let mut t = vec![0u8; frame_len];
         t[0..6].copy_from_slice(&dst_mac);
@@ -51,25 +98,23 @@ impl PgStream {
         let ip_len = (frame_len - wire::ETH_HDR) as u16;
         {
             let mut h = Ip4HdrMut::new(&mut t[IP4_OFF..]).expect("frame >= 60");
-            h.init(
-                src,
-                dsts.first().copied().unwrap_or(0),
-                wire::IP_PROTO_UDP,
-                64,
-                ip_len,
-            );
+            h.init(addrs.0, addrs.1, wire::IP_PROTO_UDP, 64, ip_len);
         }
         let u = IP4_OFF + wire::IP4_HDR;
         t[u..u + 2].copy_from_slice(&1234u16.to_be_bytes());
         t[u + 2..u + 4].copy_from_slice(&5678u16.to_be_bytes());
         t[u + 4..u + 6].copy_from_slice(&(ip_len - wire::IP4_HDR as u16).to_be_bytes());
-        let dsts = dsts
+        let dsts = cycle
             .iter()
             .map(|&d| {
                 let mut h = [0u8; 20];
                 h.copy_from_slice(&t[IP4_OFF..IP4_OFF + 20]);
                 let mut v = Ip4HdrMut(&mut h);
-                v.set_dst(d);
+                if vary_src {
+                    v.set_src(d);
+                } else {
+                    v.set_dst(d);
+                }
                 v.fill_checksum();
                 (d, v.view().checksum())
             })
@@ -78,6 +123,7 @@ impl PgStream {
             sw_if_index,
             template: t,
             dsts,
+            addr_off: IP4_OFF + if vary_src { 12 } else { 16 },
             ip6: false,
             next_dst: 0,
             remaining: None,
@@ -116,6 +162,8 @@ impl PgStream {
             sw_if_index,
             template: t,
             dsts: dst_low.iter().map(|&d| (d, 0)).collect(),
+            // The destination's last four bytes.
+            addr_off: IP4_OFF + 36,
             ip6: true,
             next_dst: 0,
             remaining: None,
@@ -162,13 +210,12 @@ impl RxQueue for PgStream {
                 (Some(dst), Some(src)) if tl == 64 => *dst = *src,
                 _ => d.copy_from_slice(&self.template),
             }
-            if let Some(&(dst, ck)) = self.dsts.get(self.next_dst) {
-                if self.ip6 {
-                    // The destination's last four bytes.
-                    d[IP4_OFF + 36..IP4_OFF + 40].copy_from_slice(&dst.to_be_bytes());
-                } else {
+            if let Some(&(addr, ck)) = self.dsts.get(self.next_dst) {
+                if !self.ip6 {
                     d[IP4_OFF + 10..IP4_OFF + 12].copy_from_slice(&ck.to_be_bytes());
-                    d[IP4_OFF + 16..IP4_OFF + 20].copy_from_slice(&dst.to_be_bytes());
+                }
+                if let Some(w) = d.get_mut(self.addr_off..self.addr_off + 4) {
+                    w.copy_from_slice(&addr.to_be_bytes());
                 }
             }
             self.next_dst += 1;
@@ -222,5 +269,35 @@ impl TxQueue for CaptureTx {
         }
         bufs.free(pkts);
         pkts.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rvpp_dataplane::buffer::BufferPool;
+    use rvpp_dataplane::wire::Ip4Hdr;
+
+    /// A source-cycling stream writes each source in turn with a valid header checksum and
+    /// leaves the destination alone.
+    #[test]
+    fn sources_cycle_with_valid_checksums() {
+        let pool = BufferPool::with_backing(64, 2048, false).unwrap();
+        let mut bufs = pool.local();
+        let srcs = [0x0a00_0001, 0x0a00_0002, 0x0a01_0203];
+        let mut s = PgStream::ip4_udp_sources(1, [2; 6], [4; 6], &srcs, 0xc613_ff01, 64);
+        let (mut out, mut nexts) = ([0u32; 4], [0u16; 4]);
+        assert_eq!(s.rx(&mut bufs, &mut out, &mut nexts), 4);
+        for (i, &bi) in out.iter().enumerate() {
+            let b = bufs.get(bi);
+            let h = Ip4Hdr::new(&b.data()[IP4_OFF..]).unwrap();
+            assert_eq!(h.src(), srcs[i % 3], "packet {i}");
+            assert_eq!(h.dst(), 0xc613_ff01);
+            let mut copy = [0u8; 20];
+            copy.copy_from_slice(&b.data()[IP4_OFF..IP4_OFF + 20]);
+            Ip4HdrMut(&mut copy).fill_checksum();
+            assert_eq!(Ip4Hdr::new(&copy).unwrap().checksum(), h.checksum());
+        }
+        bufs.free(&out);
     }
 }
