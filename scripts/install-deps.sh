@@ -2,7 +2,7 @@
 # Installs what rvpp's tests and benchmark peers need. Idempotent: safe to run again.
 set -euo pipefail
 pkgs=(
-  iproute2 iputils-ping tcpdump tshark iperf3 python3-pip pkg-config ethtool
+  iproute2 iputils-ping tcpdump tshark iperf3 nftables python3-pip pkg-config ethtool
   dpdk dpdk-dev libdpdk-dev librte-net-memif23 librte-net-null23 librte-net-ring23 librte-net-af-xdp23
   clang llvm libclang-dev m4 libelf-dev zlib1g-dev
 )

@@ -8,6 +8,7 @@ mod fib;
 mod graph;
 mod memif_loop;
 mod pod_tcp;
+mod service_crr;
 mod testpmd;
 mod uplink;
 
@@ -24,6 +25,9 @@ const USAGE: &str = "usage: rvpp-bench <benchmark> [options] [--json]
                 vs testpmd io forwarding in the DUT seat
   pod-tcp [--runs R] [--seconds S] [--no-gso] [--workers N] [--queues N]
                 iperf3 pod to pod through rvpp vs the Linux kernel (root)
+  service-crr [--services 1,1000,10000] [--seconds S] [--runs R] [--conns C]
+                TCP connect-request-response to a ClusterIP through rvpp's cnat vs the kernel
+                with kube-proxy's nftables rules, per service count (root)
   uplink [--runs R] [--seconds S]
                 64 B pps into and out of the uplink: AF_XDP vs AF_PACKET (root)
   api-rate [--routes N] [--rate-routes N] [--clients N]
@@ -41,12 +45,26 @@ fn main() {
         std::process::exit(2);
     };
     let rest = &args[1..];
+    // The CRR load generator and server, which service-crr runs inside the pods' namespaces.
+    let helper = match which.as_str() {
+        "__crr-client" => Some(service_crr::client(rest)),
+        "__crr-server" => Some(service_crr::server(rest)),
+        _ => None,
+    };
+    if let Some(r) = helper {
+        if let Err(e) = r {
+            eprintln!("rvpp-bench {which}: {e}");
+            std::process::exit(1);
+        }
+        return;
+    }
     let r = match which.as_str() {
         "graph" => graph::run(rest),
         "cnat" => cnat::run(rest),
         "fib" => fib::run(rest),
         "memif-loop" => memif_loop::run(rest),
         "pod-tcp" => pod_tcp::run(rest),
+        "service-crr" => service_crr::run(rest),
         "uplink" => uplink::run(rest),
         "api-rate" => api_rate::run(rest),
         "dpdk-null" => dpdk_null::run(rest),

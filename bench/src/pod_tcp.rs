@@ -176,6 +176,37 @@ impl Lab {
         v.extend(cmd.split_whitespace());
         sh(&v)
     }
+
+    /// Run many CLI lines over one rvppctl session (its stdin): thousands of commands without
+    /// a process each. Returns their output, concatenated.
+    pub fn ctl_lines(&self, lines: &str) -> Result<String, String> {
+        use std::io::Write;
+        let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+        let mut child = Command::new(exe.with_file_name("rvppctl"))
+            .arg("-s")
+            .arg(self.dir.join("cli.sock"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("rvppctl: {e}"))?;
+        // Written from a thread: rvppctl's output would fill its pipe while we still write.
+        let mut stdin = child.stdin.take().ok_or("rvppctl stdin")?;
+        let input = lines.to_string();
+        let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()));
+        let out = child
+            .wait_with_output()
+            .map_err(|e| format!("rvppctl: {e}"))?;
+        let wrote = writer.join().map_err(|_| "rvppctl writer panicked")?;
+        if !out.status.success() {
+            return Err(format!(
+                "rvppctl: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+        }
+        wrote.map_err(|e| format!("rvppctl stdin: {e}"))?;
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
 }
 
 impl Drop for Lab {
@@ -205,7 +236,7 @@ pub(crate) fn is_root() -> bool {
 }
 
 /// The pod side as calico's CNI configures it on a tun: /32, default route via the device.
-fn tun_pod(ns: &str, addr: &str) -> Result<(), String> {
+pub(crate) fn tun_pod(ns: &str, addr: &str) -> Result<(), String> {
     ipn(ns, &["addr", "add", &format!("{addr}/32"), "dev", "eth0"])?;
     ipn(ns, &["link", "set", "eth0", "up"])?;
     ipn(ns, &["route", "add", "default", "dev", "eth0"])?;
@@ -213,7 +244,7 @@ fn tun_pod(ns: &str, addr: &str) -> Result<(), String> {
 }
 
 /// A calico Linux-dataplane pod: veth with proxy ARP on the node side.
-fn veth_pod(node: &str, pod: &str, host_if: &str, addr: &str) -> Result<(), String> {
+pub(crate) fn veth_pod(node: &str, pod: &str, host_if: &str, addr: &str) -> Result<(), String> {
     ipn(
         node,
         &[
@@ -286,6 +317,50 @@ fn veth_pod(node: &str, pod: &str, host_if: &str, addr: &str) -> Result<(), Stri
         ],
     )?;
     Ok(())
+}
+
+/// The rvpp side of pod-tcp and service-crr: namespaces node, p1 (198.18.1.2) and p2
+/// (198.18.2.2), each pod on a tun `eth0` (MTU 1400, `tap` appended to `create tap`) that rvpp
+/// in the node namespace creates, /32 routes in rvpp, then the CLI lines `cli`. Returns
+/// (node, p1, p2).
+pub(crate) fn rvpp_pods(
+    lab: &mut Lab,
+    tap: &str,
+    workers: u32,
+    cli: &str,
+) -> Result<(String, String, String), String> {
+    let node = lab.ns("node")?;
+    let p1 = lab.ns("p1")?;
+    let p2 = lab.ns("p2")?;
+    let setup = format!(
+        "create tap id 0 host-if-name eth0 host-ns {p1} tun host-mtu-size 1400{tap}\n\
+         create tap id 1 host-if-name eth0 host-ns {p2} tun host-mtu-size 1400{tap}\n\
+         set interface state tun0 up\nset interface state tun1 up\n\
+         ip route add 198.18.1.2/32 via tun0\nip route add 198.18.2.2/32 via tun1\n{cli}"
+    );
+    let extra = format!("buffers {{ buffers-per-numa 65536 }}\ncpu {{ workers {workers} }}");
+    lab.start_rvpp(&node, &extra, &setup)?;
+    for p in [&p1, &p2] {
+        if !wait_for(Duration::from_secs(10), || {
+            ipn(p, &["link", "show", "eth0"]).is_ok()
+        }) {
+            return Err("rvpp did not create the pod tun interfaces".into());
+        }
+    }
+    tun_pod(&p1, "198.18.1.2")?;
+    tun_pod(&p2, "198.18.2.2")?;
+    Ok((node, p1, p2))
+}
+
+/// The kernel side: namespaces knode, kp1 (198.18.1.2) and kp2 (198.18.2.2), the pods on
+/// veths routed by knode as calico's Linux dataplane does. Returns (knode, kp1, kp2).
+pub(crate) fn kernel_pods(lab: &mut Lab) -> Result<(String, String, String), String> {
+    let knode = lab.ns("knode")?;
+    let kp1 = lab.ns("kp1")?;
+    let kp2 = lab.ns("kp2")?;
+    veth_pod(&knode, &kp1, "cali1", "198.18.1.2")?;
+    veth_pod(&knode, &kp2, "cali2", "198.18.2.2")?;
+    Ok((knode, kp1, kp2))
 }
 
 /// One iperf3 run from `client_ns` to `addr` (server in `server_ns`): the JSON result.
@@ -377,35 +452,12 @@ pub fn run(args: &[String]) -> Result<Value, String> {
     }
     sh(&["iperf3", "--version"]).map_err(|_| "iperf3 not installed")?;
     let mut lab = Lab::new("pod-tcp")?;
-    // rvpp topology.
-    let node = lab.ns("node")?;
-    let p1 = lab.ns("p1")?;
-    let p2 = lab.ns("p2")?;
-    let g = if gso { " gso" } else { "" };
-    let g = format!("{g} num-rx-queues {queues} num-tx-queues {queues}");
-    let cli = format!(
-        "create tap id 0 host-if-name eth0 host-ns {p1} tun host-mtu-size 1400{g}\n\
-         create tap id 1 host-if-name eth0 host-ns {p2} tun host-mtu-size 1400{g}\n\
-         set interface state tun0 up\nset interface state tun1 up\n\
-         ip route add 198.18.1.2/32 via tun0\nip route add 198.18.2.2/32 via tun1\n"
+    let tap = format!(
+        "{} num-rx-queues {queues} num-tx-queues {queues}",
+        if gso { " gso" } else { "" }
     );
-    let extra = format!("buffers {{ buffers-per-numa 65536 }}\ncpu {{ workers {workers} }}");
-    lab.start_rvpp(&node, &extra, &cli)?;
-    for p in [&p1, &p2] {
-        if !wait_for(Duration::from_secs(10), || {
-            ipn(p, &["link", "show", "eth0"]).is_ok()
-        }) {
-            return Err("rvpp did not create the pod tun interfaces".into());
-        }
-    }
-    tun_pod(&p1, "198.18.1.2")?;
-    tun_pod(&p2, "198.18.2.2")?;
-    // Kernel topology.
-    let knode = lab.ns("knode")?;
-    let kp1 = lab.ns("kp1")?;
-    let kp2 = lab.ns("kp2")?;
-    veth_pod(&knode, &kp1, "cali1", "198.18.1.2")?;
-    veth_pod(&knode, &kp2, "cali2", "198.18.2.2")?;
+    let (_, p1, p2) = rvpp_pods(&mut lab, &tap, workers, "")?;
+    let (_, kp1, kp2) = kernel_pods(&mut lab)?;
     // Warm up both (ARP, caches).
     for (a, _) in [(&p1, 0), (&kp1, 1)] {
         nsx(

@@ -848,11 +848,20 @@ pub fn show_errors(dp: &Dataplane) -> String {
 }
 
 /// The severity `show errors` prints for an error counter: "info" for counters of things done
-/// rather than dropped (sent, answered, learned, punted, counted), else "error".
+/// rather than dropped (sent, answered, learned, punted, counted, created, translated), else
+/// "error".
 pub fn error_severity(reason: &str) -> &'static str {
-    if ["sent", "answered", "learned", "punted", "counted"]
-        .iter()
-        .any(|w| reason.contains(w))
+    if [
+        "sent",
+        "answered",
+        "learned",
+        "punted",
+        "counted",
+        "created",
+        "translated",
+    ]
+    .iter()
+    .any(|w| reason.contains(w))
     {
         "info"
     } else {
@@ -1103,4 +1112,29 @@ fn show_buffers(dp: &Dataplane) -> String {
         p.backing_reason(),
         p.double_frees()
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::error_severity;
+
+    #[test]
+    fn severity_tells_drops_from_work_done() {
+        for done in [
+            "cnat sessions created",
+            "cnat snat sessions created",
+            "cnat icmp errors translated",
+            "cnat non-first fragments translated as their first fragment",
+            "cnat vip without backends (answered port unreachable, as kube-proxy)",
+        ] {
+            assert_eq!(error_severity(done), "info", "{done}");
+        }
+        for drop in [
+            "cnat session table full",
+            "cnat source ports exhausted",
+            "cnat truncated transport header",
+        ] {
+            assert_eq!(error_severity(drop), "error", "{drop}");
+        }
+    }
 }

@@ -74,6 +74,11 @@ fn class_of(f: &Flow, cur: u8) -> u8 {
     }
     if f.tcp_flags & (tcp_flags::FIN | tcp_flags::RST) != 0 {
         class::TCP_CLOSING
+    } else if f.tcp_flags & (tcp_flags::SYN | tcp_flags::ACK) == tcp_flags::SYN | tcp_flags::ACK {
+        // A SYN-ACK opens the flow again: a new connection on a closing session's 5-tuple (a
+        // client port reused within tcp-closing) must not keep the 5 s timeout, or its
+        // session would expire under it when idle. VPP's cnat does the same.
+        class::TCP_ESTABLISHED
     } else if cur == class::TCP_CLOSING {
         cur
     } else if f.tcp_flags & tcp_flags::ACK != 0 && f.tcp_flags & tcp_flags::SYN == 0 {
@@ -689,5 +694,49 @@ mod tests {
         let (r, _, _) = run(&v, POD, UPLINK, |b| input_packet(&c, &tr, 0, b, false, 1));
         assert_eq!(r, Err(in_err::TRUNCATED));
         assert!(c.sessions.is_empty());
+    }
+
+    #[test]
+    fn syn_ack_reopens_a_closing_session() {
+        let flow = |syn: bool, ack: bool, fin: bool| {
+            let mut v = Vec::new();
+            let mut t =
+                PacketBuilder::ipv4([198, 18, 2, 2], [198, 18, 1, 2], 64).tcp(80, 1, 0, 100);
+            if syn {
+                t = t.syn();
+            }
+            if ack {
+                t = t.ack(1);
+            }
+            if fin {
+                t = t.fin();
+            }
+            t.write(&mut v, b"").unwrap();
+            nat::flow4(&v).unwrap()
+        };
+        // (SYN, ACK, FIN, class before, class after)
+        let cases = [
+            (
+                true,
+                true,
+                false,
+                class::TCP_CLOSING,
+                class::TCP_ESTABLISHED,
+            ),
+            (true, false, false, class::TCP_CLOSING, class::TCP_CLOSING),
+            (false, true, false, class::TCP_CLOSING, class::TCP_CLOSING),
+            (false, true, false, class::GENERIC, class::TCP_ESTABLISHED),
+            (
+                false,
+                true,
+                true,
+                class::TCP_ESTABLISHED,
+                class::TCP_CLOSING,
+            ),
+        ];
+        for (syn, ack, fin, before, after) in cases {
+            let got = class_of(&flow(syn, ack, fin), before);
+            assert_eq!(got, after, "syn {syn} ack {ack} fin {fin} from {before}");
+        }
     }
 }
