@@ -11,7 +11,8 @@
 # rvpp runs inside the node namespace, configured by startup.conf + an exec file of CLI
 # lines; it creates each pod's tun interface inside the pod's namespace (calico's way). The
 # checks: ping v4/v6 pod<->pod and pod<->remote, iperf3 TCP/UDP, ICMP frag-needed and
-# packet-too-big, ARP/ND on the uplink, then robustness (uplink flap, a tap deleted from
+# packet-too-big, ARP/ND on the uplink, services (ClusterIP, NodePort, hostport, SNAT of a pod
+# reaching outside seen from the receiving end), then robustness (uplink flap, a tap deleted from
 # outside, a pod namespace deleted under traffic, SIGKILL and restart) and a clean SIGTERM
 # exit. Addresses come from 198.18.0.0/15 and fd00::/8 only; nothing touches the machine's
 # own interfaces. Everything is removed on exit, failure included.
@@ -221,7 +222,7 @@ check_iperf "TCP pod1 -> remote pod" $POD1 $RPOD 198.18.64.2
 check_iperf "TCP remote pod -> pod2" $RPOD $POD2 198.18.2.2
 check_iperf "UDP pod1 -> remote pod" $POD1 $RPOD 198.18.64.2 -u -b "$UDP_RATE" -l 1200
 
-echo "== services (cnat: ClusterIP, NodePort from the remote node)"
+echo "== services (cnat: ClusterIP, NodePort and hostport from the remote node, SNAT out)"
 # TCP through a translation: the server binds the backend's address, the client dials the VIP.
 via_service() {
   local from=$1 to_ns=$2 backend=$3 vip=$4 port=$5
@@ -240,10 +241,81 @@ ctl cnat translation add proto tcp vip 198.18.100.1 5201 to 198.18.2.2 5201 >/de
 ctl cnat translation add proto tcp vip fd00:18::100 5201 to fd00:18::22 5201 >/dev/null
 ctl cnat translation add proto tcp real 198.19.0.1 30080 to 198.18.2.2 5201 >/dev/null
 check_service "TCP pod1 -> ClusterIP 198.18.100.1:5201 -> pod2" $POD1 $POD2 198.18.2.2 198.18.100.1 5201
+# Right after the flow: closed TCP sessions expire 5 s after their FIN.
+check "show cnat session lists the ClusterIP flows" sh -c "$RVPPCTL -s $DIR/cli.sock show cnat session | grep -q '198.18.100.1;5201'"
 check_service "TCP pod1 -> ClusterIP [fd00:18::100]:5201 -> pod2" $POD1 $POD2 fd00:18::22 fd00:18::100 5201
 check_service "TCP remote pod -> NodePort 198.19.0.1:30080 -> pod2" $RPOD $POD2 198.18.2.2 198.19.0.1 30080
-check "show cnat session lists the ClusterIP flows" sh -c "$RVPPCTL -s $DIR/cli.sock show cnat session | grep -q '198.18.100.1;5201'"
 check "clear cnat session empties the table" sh -c "$RVPPCTL -s $DIR/cli.sock clear cnat session >/dev/null && $RVPPCTL -s $DIR/cli.sock show cnat session | grep -q 'sessions: 0 '"
+
+# One TCP exchange with a one-shot python server: it answers "pong" and writes the address
+# it saw the client come from, so a check can tell DNAT (client kept) from SNAT.
+tcp_server() {
+  in_ns "$1" python3 -c '
+import socket, sys
+a, p, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+s = socket.socket(socket.AF_INET6 if ":" in a else socket.AF_INET)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind((a, p)); s.listen(1); s.settimeout(15)
+c, peer = s.accept(); c.settimeout(5)
+c.recv(100); c.sendall(b"pong")
+open(out, "w").write(peer[0])
+' "$2" "$3" "$4"
+}
+tcp_client() {
+  in_ns "$1" python3 -c '
+import socket, sys
+c = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=5)
+c.sendall(b"ping"); print(c.recv(100).decode())
+' "$2" "$3"
+}
+# tcp_via <server ns> <bind addr> <bind port> <client ns> <dial addr> <dial port> <peer the server must see>
+tcp_via() {
+  local sns=$1 bind=$2 bport=$3 cns=$4 dst=$5 dport=$6 want=$7
+  rm -f "$DIR/peer"
+  tcp_server "$sns" "$bind" "$bport" "$DIR/peer" &
+  local srv=$!
+  wait_for 50 sh -c "ip netns exec $sns ss -ltn | grep -q ':$bport '"
+  local reply rc=0
+  reply=$(tcp_client "$cns" "$dst" "$dport") || rc=$?
+  wait "$srv" 2>/dev/null || rc=1
+  local peer; peer=$(cat "$DIR/peer" 2>/dev/null || true)
+  echo "reply '$reply', server saw $peer (want $want)"
+  [ $rc = 0 ] && [ "$reply" = pong ] && [ "$peer" = "$want" ]
+}
+check_tcp() { local what=$1; shift; if tcp_via "$@" >"$DIR/out" 2>&1; then ok "$what: $(tail -1 "$DIR/out")"; else bad "$what"; tail -3 "$DIR/out" | sed 's/^/        /'; fi; }
+
+# A hostport as calico programs it: node IP:hostPort -> pod IP:containerPort, one path,
+# is_real_ip (the address is the node's own). The client's address reaches the pod.
+ctl cnat translation add proto tcp real 198.19.0.1 8443 to 198.18.1.2 8080 >/dev/null
+ctl cnat translation add proto tcp real fd00:19::1 8443 to fd00:18::12 8080 >/dev/null
+check_tcp "TCP remote node -> hostport 198.19.0.1:8443 -> pod1:8080" \
+  $POD1 198.18.1.2 8080 $REMOTE 198.19.0.1 8443 198.19.0.2
+check_tcp "TCP remote node -> hostport [fd00:19::1]:8443 -> pod1:8080" \
+  $POD1 fd00:18::12 8080 $REMOTE fd00:19::1 8443 fd00:19::2
+
+# SNAT as calico sets it for a natOutgoing pool: the node's address, the K8S policy, the pod
+# interfaces in the POD and INCLUDE tables, the cluster's pod and service prefixes excluded.
+# A pod reaching outside the cluster (the plain-Linux node itself) leaves from the node address.
+ctl set cnat snat-policy addr 198.19.0.1 fd00:19::1
+ctl set cnat snat-policy k8s
+for i in tun0 tun1; do
+  for t in k8s include-v4 include-v6; do ctl set cnat snat-policy if table $t $i; done
+done
+for p in 198.18.0.0/17 fd00:18::/64 fd00:64::/64; do ctl set cnat snat-policy prefix $p; done
+check "show cnat snat: the node address, the K8S policy, the excluded prefixes" sh -c \
+  "$RVPPCTL -s $DIR/cli.sock show cnat snat | tee /dev/stderr | grep -q 'snat ip4: 198.19.0.1 ip6: fd00:19::1' \
+   && $RVPPCTL -s $DIR/cli.sock show cnat snat | grep -q 'policy: K8s' \
+   && $RVPPCTL -s $DIR/cli.sock show cnat snat | grep -q 'exclude 198.18.0.0/17'"
+check_tcp "SNAT: TCP pod1 -> remote node 198.19.0.2 arrives from the node address" \
+  $REMOTE 198.19.0.2 9090 $POD1 198.19.0.2 9090 198.19.0.1
+check "show cnat session lists the SNAT flow" sh -c \
+  "$RVPPCTL -s $DIR/cli.sock show cnat session | grep -q '198.18.1.2;[0-9]* -> 198.19.0.2;9090 .*output forward.*=> 198.19.0.1;'"
+check_tcp "SNAT: TCP pod1 -> remote node [fd00:19::2] arrives from the node address" \
+  $REMOTE fd00:19::2 9090 $POD1 fd00:19::2 9090 fd00:19::1
+check_tcp "no SNAT to an excluded prefix: pod1 -> remote pod keeps the pod address" \
+  $RPOD 198.18.64.2 9091 $POD1 198.18.64.2 9091 198.18.1.2
+check_tcp "no SNAT towards a pod: remote pod -> pod2 keeps the remote address" \
+  $POD2 198.18.2.2 9092 $RPOD 198.18.2.2 9092 198.18.64.2
 
 echo "== too big"
 in_ns $RPOD ping -q -M do -s 1450 -c 2 -W 1 198.18.1.2 >/dev/null 2>&1 || true

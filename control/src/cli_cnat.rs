@@ -163,7 +163,7 @@ fn proto(p: u8) -> &'static str {
 
 fn show_translations(dp: &Dataplane) -> String {
     let t = dp.cnat().translations.load();
-    let mut v: Vec<_> = t.by_vip.values().collect();
+    let mut v: Vec<_> = t.iter().collect();
     v.sort_by_key(|t| t.id);
     let mut o = String::new();
     for t in v {

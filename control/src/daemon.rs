@@ -162,6 +162,8 @@ pub struct DataplaneConfig {
     /// One entry per worker: its core, if pinned.
     pub worker_cores: Vec<Option<u32>>,
     pub rx_mode: RxMode,
+    /// `cnat { }`: the session table's size, the timeouts, the scanner.
+    pub cnat: crate::startup_conf::CnatConfig,
 }
 
 /// Every worker's graph: the forwarding nodes, every feature module and every driver's nodes.
@@ -170,23 +172,31 @@ fn graph(tables: &FeatureTables) -> Result<Graph, String> {
     rvpp_drivers::graph_builder(tables).build()
 }
 
-/// Expire idle cnat sessions and npol's cached verdicts once a second, beside the workers
-/// (they never stop for it).
+/// Expire idle cnat sessions every `cnat_every` (`cnat { session-cleanup-timeout }`; never
+/// with `scanner off`) and npol's cached verdicts once a second, beside the workers (they
+/// never stop for it).
 fn spawn_cnat_scanner(
     cnat: Arc<Cnat>,
     npol: Arc<rvpp_dataplane::npol::Npol>,
+    cnat_every: Option<std::time::Duration>,
     stop: Arc<AtomicBool>,
 ) -> Result<(), String> {
+    use std::time::{Duration, Instant};
+    let tick = Duration::from_millis(100);
     std::thread::Builder::new()
         .name("cnat-scan".into())
         .spawn(move || {
-            let mut ticks = 0u32;
+            let (mut cnat_last, mut npol_last) = (Instant::now(), Instant::now());
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                std::thread::sleep(std::time::Duration::from_millis(100));
-                ticks += 1;
-                if ticks.is_multiple_of(10) {
+                let left = cnat_every.map_or(tick, |e| e.saturating_sub(cnat_last.elapsed()));
+                std::thread::sleep(left.clamp(Duration::from_millis(1), tick));
+                if cnat_every.is_some_and(|e| cnat_last.elapsed() >= e) {
                     cnat.scan(cnat.now());
+                    cnat_last = Instant::now();
+                }
+                if npol_last.elapsed() >= Duration::from_secs(1) {
                     npol.scan(npol.now());
+                    npol_last = Instant::now();
                 }
             }
         })
@@ -207,6 +217,10 @@ impl Dataplane {
         let shared = Shared::new();
         let mut fwd = Forwarding::new(shared.clone());
         let feature_tables = FeatureTables::default();
+        // Sized before the graph's nodes take it from the tables.
+        let cnat = Cnat::new(cfg.cnat.dataplane());
+        cnat.set_timeouts(cfg.cnat.timeouts());
+        feature_tables.insert(cnat);
         let g = graph(&feature_tables)?;
         fwd.use_features(g.features.clone());
         let graph_names = g.names.clone();
@@ -257,6 +271,7 @@ impl Dataplane {
         spawn_cnat_scanner(
             feature_tables.get::<Cnat>(),
             feature_tables.get::<rvpp_dataplane::npol::Npol>(),
+            cfg.cnat.scan_every(),
             stop.clone(),
         )?;
         Ok(Arc::new(Self {

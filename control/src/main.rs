@@ -133,6 +133,7 @@ fn run(cfg: &StartupConfig, demo: bool) -> Result<(), String> {
         main_core: cfg.cpu.main_core,
         worker_cores: cfg.cpu.worker_cores(),
         rx_mode: RxMode::Adaptive,
+        cnat: cfg.cnat.clone(),
     };
     let dp = Dataplane::start(&dcfg)?;
     #[cfg(feature = "dpdk")]

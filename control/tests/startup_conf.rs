@@ -1,6 +1,7 @@
 //! startup.conf parsing: calico's template, VPP syntax forms, errors with file:line, warnings.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use rvpp_control::startup_conf::*;
 
@@ -354,4 +355,59 @@ fn metrics_stanza() {
         );
     }
     assert!(err("metrics { listen }").contains("`listen` in `metrics { }` needs a value"));
+}
+
+#[test]
+fn cnat_stanza() {
+    let c = StartupConfig::parse("unix { nodaemon }", "t").unwrap();
+    assert_eq!(
+        c.cnat,
+        CnatConfig::default(),
+        "VPP's defaults without a stanza"
+    );
+    assert_eq!(
+        c.cnat.dataplane().max_sessions,
+        1 << 16,
+        "rvpp's default size"
+    );
+    assert_eq!(c.cnat.scan_every(), Some(Duration::from_secs(1)));
+    let src = "\
+cnat {
+  session-max 100000
+  session-max-age 60 tcp-max-age 7200
+  session-cleanup-timeout 0.5
+  translation-db-buckets 4096
+  snat-db-memory 1M
+  maglev-len 1009
+  wibble 3
+}
+";
+    let c = StartupConfig::parse(src, "c.conf").unwrap();
+    assert_eq!(c.cnat.session_max, Some(100_000));
+    assert_eq!(
+        c.cnat.dataplane().max_sessions,
+        200_000,
+        "two entries a flow"
+    );
+    let t = c.cnat.timeouts();
+    assert_eq!((t.generic, t.tcp_established), (60, 7200));
+    assert_eq!(t.tcp_closing, 5, "rvpp's own stays");
+    assert_eq!(c.cnat.scan_every(), Some(Duration::from_millis(500)));
+    let msgs: Vec<String> = c.warnings.iter().map(|w| w.to_string()).collect();
+    assert_eq!(msgs.len(), 3, "{msgs:#?}");
+    assert!(msgs[0].starts_with("c.conf:8: unknown option `wibble 3` in `cnat { }`"));
+    assert!(msgs[1].starts_with("c.conf:5: `cnat translation-db-buckets`: no effect"));
+    assert!(msgs[2].starts_with("c.conf:6: `cnat snat-db-memory`"));
+    // maglev-len other than rvpp's table length warns; scanner off turns expiry off.
+    let c = StartupConfig::parse("cnat { maglev-len 65537 scanner off }", "t").unwrap();
+    assert_eq!(c.cnat.scan_every(), None);
+    assert!(c.warnings[0]
+        .message
+        .contains("maglev tables have 1009 slots"));
+    assert!(err("cnat {\n session-max 16777217\n}")
+        .contains(":2: cnat session-max 16777217: expects 1 to 16777216"));
+    assert!(err("cnat { session-max 0 }").contains("expects 1 to"));
+    assert!(err("cnat { scanner maybe }").contains("`scanner` expects on or off"));
+    assert!(err("cnat { session-cleanup-timeout 0 }").contains("seconds > 0"));
+    assert!(err("cnat { tcp-max-age forever }").contains("expects an unsigned integer"));
 }

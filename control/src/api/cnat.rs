@@ -146,7 +146,7 @@ pub fn register(r: &mut Router<State>) {
     });
     r.on(|s: &mut State, _m: d::CnatTranslationDump, _c| {
         let t = s.dp.cnat().translations.load();
-        let mut v: Vec<&Translation> = t.by_vip.values().collect();
+        let mut v: Vec<&Translation> = t.iter().collect();
         v.sort_by_key(|t| t.id);
         let out: Vec<d::CnatTranslationDetails> = v
             .into_iter()

@@ -444,6 +444,64 @@ impl DpdkConfig {
     }
 }
 
+/// `cnat { ... }`: the cnat plugin's sizes and timers (VPP's `cnat_config`), the options that
+/// map onto rvpp's cnat. VPP's hash sizing options (`*-db-buckets`, `*-db-memory`, ...) are
+/// accepted with a warning: rvpp's tables size themselves.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CnatConfig {
+    /// `session-max`: flows (VPP's sessions: a flow's two directions share one). `None`:
+    /// rvpp's default (`rvpp_dataplane::cnat::CnatConfig`).
+    pub session_max: Option<u32>,
+    /// `session-max-age`: seconds an idle flow lives (TCP before established or after
+    /// FIN/RST aside). VPP's default 30.
+    pub session_max_age: u32,
+    /// `tcp-max-age`: seconds an idle established TCP flow lives. VPP's default 3600.
+    pub tcp_max_age: u32,
+    /// `session-cleanup-timeout`: seconds between two scans for idle sessions. VPP's 1.0.
+    pub scan_interval: f64,
+    /// `scanner on|off`: with off, idle sessions are never expired (as VPP's).
+    pub scanner: bool,
+}
+
+/// VPP's `CNAT_MAX_SESSIONS`: the largest `session-max`.
+pub const CNAT_MAX_SESSIONS: u32 = 1 << 24;
+
+impl Default for CnatConfig {
+    fn default() -> Self {
+        Self {
+            session_max: None,
+            session_max_age: 30,
+            tcp_max_age: 3600,
+            scan_interval: 1.0,
+            scanner: true,
+        }
+    }
+}
+
+impl CnatConfig {
+    /// The dataplane's sizes: a flow takes two session entries.
+    pub fn dataplane(&self) -> rvpp_dataplane::cnat::CnatConfig {
+        let mut c = rvpp_dataplane::cnat::CnatConfig::default();
+        if let Some(n) = self.session_max {
+            c.max_sessions = 2 * n as usize;
+        }
+        c
+    }
+    /// The session timeouts, the others (TCP closing, affinity) at rvpp's defaults.
+    pub fn timeouts(&self) -> rvpp_dataplane::cnat::session::Timeouts {
+        rvpp_dataplane::cnat::session::Timeouts {
+            generic: self.session_max_age,
+            tcp_established: self.tcp_max_age,
+            ..Default::default()
+        }
+    }
+    /// How often the scanner runs; `None` with `scanner off`.
+    pub fn scan_every(&self) -> Option<std::time::Duration> {
+        self.scanner
+            .then(|| std::time::Duration::from_secs_f64(self.scan_interval))
+    }
+}
+
 /// The typed startup configuration.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StartupConfig {
@@ -459,6 +517,7 @@ pub struct StartupConfig {
     pub logging: LoggingConfig,
     /// `None` when there is no `dpdk` stanza.
     pub dpdk: Option<DpdkConfig>,
+    pub cnat: CnatConfig,
     /// `plugin_path` at top level (VPP accepts it outside a section).
     pub plugin_path: Option<String>,
     /// Everything, as parsed.
@@ -913,6 +972,69 @@ fn from_tree(tree: ConfTree, mut warnings: Vec<ConfWarning>) -> Result<StartupCo
         }
     }
 
+    // cnat
+    let mut cnat = CnatConfig::default();
+    for sec in tree.sections("cnat") {
+        for n in sec.children() {
+            match n.name.as_str() {
+                "session-max" => {
+                    let v = cx.u32(n)?;
+                    if v == 0 || v > CNAT_MAX_SESSIONS {
+                        return Err(cx.err(
+                            n,
+                            format!("cnat session-max {v}: expects 1 to {CNAT_MAX_SESSIONS}"),
+                        ));
+                    }
+                    cnat.session_max = Some(v);
+                }
+                "session-max-age" => cnat.session_max_age = cx.u32(n)?,
+                "tcp-max-age" => cnat.tcp_max_age = cx.u32(n)?,
+                "session-cleanup-timeout" => {
+                    let v = cx.f64(n)?;
+                    if v <= 0.0 {
+                        return Err(cx.err(
+                            n,
+                            format!("`session-cleanup-timeout` expects seconds > 0, got `{v}`"),
+                        ));
+                    }
+                    cnat.scan_interval = v;
+                }
+                "scanner" => {
+                    cnat.scanner = match cx.value(n)? {
+                        "on" => true,
+                        "off" => false,
+                        v => {
+                            return Err(cx.err(n, format!("`scanner` expects on or off, got `{v}`")))
+                        }
+                    }
+                }
+                "maglev-len" => {
+                    let v = cx.u32(n)?;
+                    if v as usize != rvpp_dataplane::cnat::translation::MAGLEV_LEN {
+                        warnings.push(ConfWarning {
+                            origin: tree.origin.clone(),
+                            line: n.line,
+                            message: format!(
+                                "`cnat maglev-len {v}`: rvpp's maglev tables have {} slots, ignored",
+                                rvpp_dataplane::cnat::translation::MAGLEV_LEN
+                            ),
+                        });
+                    }
+                }
+                // rvpp's tables grow or are sized by session-max. (Unknown: already warned.)
+                k if super::options::CNAT_IGNORED.contains(&k) => {
+                    cx.value(n)?;
+                    warnings.push(ConfWarning {
+                        origin: tree.origin.clone(),
+                        line: n.line,
+                        message: format!("`cnat {k}`: no effect in rvpp, ignored"),
+                    });
+                }
+                _ => {}
+            }
+        }
+    }
+
     Ok(StartupConfig {
         unix,
         api_trace,
@@ -924,6 +1046,7 @@ fn from_tree(tree: ConfTree, mut warnings: Vec<ConfWarning>) -> Result<StartupCo
         plugins,
         logging,
         dpdk,
+        cnat,
         plugin_path,
         tree,
         warnings,

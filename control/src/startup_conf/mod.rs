@@ -32,10 +32,10 @@ mod values;
 
 pub use cmdline::{load_from_args, CommandLine, CMDLINE_ORIGIN};
 pub use config::{
-    ApiTraceConfig, BuffersConfig, CoredumpSize, CpuConfig, DpdkConfig, DpdkDevConfig, GidSpec,
-    LogClassConfig, LogLevel, LoggingConfig, MetricsConfig, PageSize, PluginConfig, PluginsConfig,
-    SocksvrConfig, StartupConfig, StatsegConfig, UnixConfig, DEFAULT_CLI_PROMPT, DEFAULT_ORIGIN,
-    DEFAULT_RUNTIME_DIR, DEFAULT_STARTUP_CONF,
+    ApiTraceConfig, BuffersConfig, CnatConfig, CoredumpSize, CpuConfig, DpdkConfig, DpdkDevConfig,
+    GidSpec, LogClassConfig, LogLevel, LoggingConfig, MetricsConfig, PageSize, PluginConfig,
+    PluginsConfig, SocksvrConfig, StartupConfig, StatsegConfig, UnixConfig, DEFAULT_CLI_PROMPT,
+    DEFAULT_ORIGIN, DEFAULT_RUNTIME_DIR, DEFAULT_STARTUP_CONF,
 };
 pub use error::{ConfError, ConfWarning};
 pub use options::{option_spec, BlockRule, OptionSpec, HONOURED_SECTIONS};

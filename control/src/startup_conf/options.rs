@@ -37,6 +37,7 @@ pub const HONOURED_SECTIONS: &[&str] = &[
     "plugins",
     "logging",
     "dpdk",
+    "cnat",
 ];
 
 /// Other top-level sections VPP accepts; rvpp keeps them in the tree and warns that they are
@@ -74,6 +75,23 @@ pub(super) const VPP_SECTIONS: &[&str] = &[
     "linux-cp",
     "vhost-user",
     "heapsize",
+];
+
+/// `cnat { }` options VPP takes that have no effect in rvpp (hash and pool sizing, the
+/// per-VRF limit, port retries): accepted with a warning.
+pub(super) const CNAT_IGNORED: &[&str] = &[
+    "translation-db-buckets",
+    "translation-db-memory",
+    "client-db-buckets",
+    "client-db-memory",
+    "snat-db-buckets",
+    "snat-if-map-len",
+    "snat-db-memory",
+    "session-db-buckets",
+    "session-db-memory",
+    "session-max-port-retries",
+    "session-log2-pool-size",
+    "session-max-per-vrf",
 ];
 
 /// The option table: how options group in a given section path (`[]` = top level,
@@ -202,6 +220,17 @@ pub fn option_spec(path: &[&str], key: &str) -> Option<OptionSpec> {
             | "mem-alloc-request"
             | "force-ranks" => VALUE,
             "dev" => spec(1, Optional),
+            _ => None,
+        },
+        // VPP's cnat_config (src/plugins/cnat/cnat_types.c); `session-db-*` from older VPPs.
+        ["cnat"] => match key {
+            "session-cleanup-timeout"
+            | "scanner"
+            | "session-max-age"
+            | "tcp-max-age"
+            | "maglev-len"
+            | "session-max" => VALUE,
+            k if CNAT_IGNORED.contains(&k) => VALUE,
             _ => None,
         },
         ["dpdk", "dev"] => match key {

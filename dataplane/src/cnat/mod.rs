@@ -16,9 +16,10 @@ pub mod translation;
 use crate::rcu::Published;
 use session::{sflags, FlowKey, Session, SessionTable, Timeouts};
 use snat::{PortAlloc, SnatConfig};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
-use translation::{Endpoint, Translation, TranslationTable};
+use translation::{Endpoint, Translation, TranslationTable, VipKey};
 
 /// Fragmented datagrams in flight whose first fragment was translated.
 const FRAGMENT_SLOTS: usize = 4096;
@@ -40,6 +41,12 @@ impl Default for CnatConfig {
     }
 }
 
+#[derive(Default)]
+struct Edits {
+    next_id: u32,
+    ids: HashMap<u32, VipKey, ahash::RandomState>,
+}
+
 pub struct Cnat {
     pub translations: Published<TranslationTable>,
     pub snat: Published<SnatConfig>,
@@ -50,8 +57,9 @@ pub struct Cnat {
     /// ClientIP affinity: (client, VIP, port, protocol) -> the backend its flows go to.
     pub affinity: SessionTable,
     timeouts: [AtomicU32; 4],
-    /// Serialises control's edits of the published tables (workers never take it).
-    edit: Mutex<u32>,
+    /// Serialises control's edits of the published tables (workers never take it), and
+    /// holds what only control needs: the next translation id, ids -> VIP keys.
+    edit: Mutex<Edits>,
     tsc_hz: u64,
 }
 
@@ -87,7 +95,10 @@ impl Cnat {
                 AtomicU32::new(t.affinity),
             ],
             affinity: SessionTable::new(cfg.max_sessions, cfg.max_sessions / 2),
-            edit: Mutex::new(1),
+            edit: Mutex::new(Edits {
+                next_id: 1,
+                ..Default::default()
+            }),
             tsc_hz: crate::runtime::tsc_hz().max(1),
         }
     }
@@ -116,7 +127,7 @@ impl Cnat {
         self.timeouts[3].store(t.affinity, Ordering::Relaxed);
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, u32> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Edits> {
         self.edit.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -124,26 +135,32 @@ impl Cnat {
     /// update keeps the id). Sessions to backends the update drops are removed; the others
     /// stay on their backend.
     pub fn translation_update(&self, mut t: Translation) -> u32 {
-        let mut next = self.lock();
+        let mut ed = self.lock();
         let mut table = (*self.translations.load()).clone();
         let key = t.key();
-        let old = table.by_vip.get(&key).cloned();
+        let old = table.get_key(&key).cloned();
         t.id = match &old {
-            Some(o) => o.id,
+            Some(o) => {
+                // Sessions the old one made keep its id: the new one has them too.
+                if o.used.get() {
+                    t.used.mark();
+                }
+                o.id
+            }
             None => {
-                let id = *next;
-                *next += 1;
+                let id = ed.next_id;
+                ed.next_id += 1;
                 id
             }
         };
         t.prepare();
         let id = t.id;
         let kept: Vec<Endpoint> = t.paths.iter().map(|p| p.dst).collect();
-        table.ids.insert(id, key);
-        table.by_vip.insert(key, t);
+        ed.ids.insert(id, key);
+        table.insert(t);
         self.translations.publish(table);
-        drop(next);
-        if old.is_some() {
+        drop(ed);
+        if old.is_some_and(|o| o.used.get()) {
             self.purge_translation(id, &kept);
         }
         id
@@ -151,16 +168,25 @@ impl Cnat {
 
     /// Delete a translation and every session it created. False: no such id.
     pub fn translation_del(&self, id: u32) -> bool {
-        let guard = self.lock();
-        let mut table = (*self.translations.load()).clone();
-        let Some(key) = table.ids.remove(&id) else {
+        let mut ed = self.lock();
+        let Some(key) = ed.ids.remove(&id) else {
             return false;
         };
-        table.by_vip.remove(&key);
+        let mut table = (*self.translations.load()).clone();
+        let old = table.remove(&key);
         self.translations.publish(table);
-        drop(guard);
-        self.purge_translation(id, &[]);
+        drop(ed);
+        if old.is_some_and(|o| o.used.get()) {
+            self.purge_translation(id, &[]);
+        }
         true
+    }
+
+    /// The translation with id `id`.
+    pub fn translation_by_id(&self, id: u32) -> Option<Arc<Translation>> {
+        let ed = self.lock();
+        let key = ed.ids.get(&id)?;
+        self.translations.load().get_key(key).cloned()
     }
 
     /// Edit the SNAT configuration.
@@ -366,6 +392,10 @@ mod tests {
             ..t.clone()
         });
         assert_ne!(id, other);
+        // As the node does when it creates their sessions.
+        for t in c.translations.load().iter() {
+            t.used.mark();
+        }
         for (i, (b, tid)) in [(1, id), (2, id), (1, other)].into_iter().enumerate() {
             let mut v = s(class::GENERIC, 0, 0, tid);
             v.rw.dst = ep(b).addr;
@@ -384,6 +414,6 @@ mod tests {
         assert_eq!(c.sessions.len(), 1, "the other translation's session stays");
         assert!(c.sessions.lookup(&k(2, stage::INPUT)).is_some());
         assert_eq!(c.purge(), 1);
-        assert!(c.translations.load().by_id(other).is_some());
+        assert!(c.translation_by_id(other).is_some());
     }
 }

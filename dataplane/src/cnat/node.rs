@@ -194,6 +194,8 @@ pub fn input_packet(
         // Not a drop: the glue answers it with an ICMP port unreachable.
         return Err(in_err::NO_BACKENDS);
     };
+    // Its sessions (and affinity) carry its id from here: a delete must look for them.
+    t.used.mark();
     if t.flags & tflags::AFFINITY != 0 && sticky.is_none() {
         // A stale entry (its backend left) is replaced.
         cnat.affinity.remove(&aff_key);

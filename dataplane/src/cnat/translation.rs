@@ -3,6 +3,8 @@
 //! their snapshot, so an update changes only flows that start after it.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 /// `cnat_translation_flags`.
 pub mod tflags {
@@ -83,7 +85,40 @@ pub struct Translation {
     pub maglev: Vec<u16>,
     /// Indices of the paths new flows may use.
     pub active: Vec<u16>,
+    /// Whether a session was ever created for it: a delete or update of a translation that
+    /// never had one skips the session scan.
+    pub used: Used,
 }
+
+/// A flag workers set once (the first session of a translation); a load before the store
+/// keeps later sessions from writing the shared line. Equal to any other: it is not config.
+#[derive(Debug, Default)]
+pub struct Used(AtomicBool);
+
+impl Used {
+    #[inline(always)]
+    pub fn mark(&self) {
+        if !self.0.load(Ordering::Relaxed) {
+            self.0.store(true, Ordering::Relaxed);
+        }
+    }
+    pub fn get(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+impl Clone for Used {
+    fn clone(&self) -> Self {
+        Self(AtomicBool::new(self.get()))
+    }
+}
+
+impl PartialEq for Used {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+impl Eq for Used {}
 
 /// (vip address, port, protocol).
 pub type VipKey = (u128, u16, u8);
@@ -238,23 +273,88 @@ pub fn maglev_table(paths: &[PathEp], m: usize) -> Vec<u16> {
     table
 }
 
-/// Every translation by VIP key and by id.
-#[derive(Clone, Debug, Default)]
+/// Leaves of the table: `GROUPS` groups of `GROUPS` hash maps, picked by a hash of the key.
+const GROUP_BITS: u32 = 6;
+const GROUPS: usize = 1 << GROUP_BITS;
+type Leaf = HashMap<VipKey, Arc<Translation>, ahash::RandomState>;
+type Group = [Arc<Leaf>; GROUPS];
+
+/// Every translation by VIP key. Published whole, but persistent: a copy shares everything
+/// with the original, and an edit copies one group's pointers and one leaf (1M translations
+/// are ~250 per leaf), so programming N translations costs O(N), not O(N²).
+#[derive(Clone, Debug)]
 pub struct TranslationTable {
-    pub by_vip: HashMap<VipKey, Translation, ahash::RandomState>,
-    pub ids: HashMap<u32, VipKey, ahash::RandomState>,
+    groups: [Arc<Group>; GROUPS],
+    len: usize,
+}
+
+impl Default for TranslationTable {
+    fn default() -> Self {
+        let leaf = Arc::new(Leaf::default());
+        let group: Arc<Group> = Arc::new(std::array::from_fn(|_| leaf.clone()));
+        Self {
+            groups: std::array::from_fn(|_| group.clone()),
+            len: 0,
+        }
+    }
+}
+
+#[inline(always)]
+fn leaf_of(k: &VipKey) -> (usize, usize) {
+    let (a, port, proto) = *k;
+    let x = (a as u64 ^ (a >> 64) as u64 ^ ((port as u64) << 8 | proto as u64) << 32)
+        .wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    let i = (x >> (64 - 2 * GROUP_BITS)) as usize;
+    (i >> GROUP_BITS, i & (GROUPS - 1))
 }
 
 impl TranslationTable {
     #[inline]
     pub fn get(&self, addr: u128, port: u16, proto: u8) -> Option<&Translation> {
-        if self.by_vip.is_empty() {
+        if self.len == 0 {
             return None;
         }
-        self.by_vip.get(&(addr, port, proto))
+        let k = (addr, port, proto);
+        let (g, l) = leaf_of(&k);
+        self.groups[g][l].get(&k).map(|t| &**t)
     }
-    pub fn by_id(&self, id: u32) -> Option<&Translation> {
-        self.ids.get(&id).and_then(|k| self.by_vip.get(k))
+    pub fn get_key(&self, k: &VipKey) -> Option<&Arc<Translation>> {
+        let (g, l) = leaf_of(k);
+        self.groups[g][l].get(k)
+    }
+    /// Add or replace; returns the translation it replaced.
+    pub fn insert(&mut self, t: Translation) -> Option<Arc<Translation>> {
+        let k = t.key();
+        let (g, l) = leaf_of(&k);
+        let leaf = Arc::make_mut(&mut Arc::make_mut(&mut self.groups[g])[l]);
+        let old = leaf.insert(k, Arc::new(t));
+        if old.is_none() {
+            self.len += 1;
+        }
+        old
+    }
+    pub fn remove(&mut self, k: &VipKey) -> Option<Arc<Translation>> {
+        let (g, l) = leaf_of(k);
+        if !self.groups[g][l].contains_key(k) {
+            return None;
+        }
+        let old = Arc::make_mut(&mut Arc::make_mut(&mut self.groups[g])[l]).remove(k);
+        self.len -= old.is_some() as usize;
+        old
+    }
+    pub fn len(&self) -> usize {
+        self.len
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+    /// Every translation, in no order.
+    pub fn iter(&self) -> impl Iterator<Item = &Translation> {
+        self.groups
+            .iter()
+            .flat_map(|g| g.iter())
+            .flat_map(|l| l.values())
+            .map(|t| &**t)
     }
 }
 
@@ -314,6 +414,39 @@ mod tests {
             .filter(|(a, b)| ps[**a as usize] == rev[**b as usize])
             .count();
         assert!(same * 100 / MAGLEV_LEN >= 85, "{same}");
+    }
+
+    #[test]
+    fn table_copies_are_independent_and_edits_are_cheap() {
+        let tr = |i: u32| Translation {
+            vip: Endpoint {
+                addr: 0xffff_c613_0000 | (i >> 8) as u128,
+                port: i as u16,
+                ip6: false,
+            },
+            proto: 6,
+            id: i,
+            ..Default::default()
+        };
+        let mut a = TranslationTable::default();
+        for i in 0..10_000 {
+            assert!(a.insert(tr(i)).is_none());
+        }
+        let b = a.clone();
+        assert!(a.insert(tr(5)).is_some(), "replace");
+        assert!(a.remove(&tr(7).key()).is_some());
+        assert!(a.remove(&tr(7).key()).is_none());
+        assert_eq!((a.len(), b.len()), (9_999, 10_000));
+        assert!(b.get_key(&tr(7).key()).is_some(), "the copy keeps its own");
+        assert_eq!(a.iter().count(), 9_999);
+        let k = tr(42).key();
+        assert_eq!(a.get(k.0, k.1, k.2).map(|t| t.id), Some(42));
+        assert!(a.get(k.0, k.1, 17).is_none());
+        // A copy shares the leaves it did not edit: only one group of leaves was copied.
+        let shared = (0..GROUPS)
+            .filter(|&g| Arc::ptr_eq(&a.groups[g], &b.groups[g]))
+            .count();
+        assert!(shared >= GROUPS - 2, "{shared} of {GROUPS} groups shared");
     }
 
     #[test]
