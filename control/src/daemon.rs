@@ -143,6 +143,8 @@ pub struct DataplaneConfig {
     /// One entry per worker: its core, if pinned.
     pub worker_cores: Vec<Option<u32>>,
     pub rx_mode: RxMode,
+    /// `cnat { session-max }`: flows the cnat session table holds (None: the default).
+    pub cnat_session_max: Option<u32>,
 }
 
 /// Every worker's graph: the forwarding nodes, every feature module and every driver's nodes.
@@ -188,6 +190,12 @@ impl Dataplane {
         let shared = Shared::new();
         let mut fwd = Forwarding::new(shared.clone());
         let feature_tables = FeatureTables::default();
+        if let Some(n) = cfg.cnat_session_max {
+            // Before the graph: its cnat nodes take this table. A flow is two entries.
+            feature_tables.insert(Cnat::new(rvpp_dataplane::cnat::CnatConfig {
+                max_sessions: n as usize * 2,
+            }));
+        }
         let g = graph(&feature_tables)?;
         fwd.use_features(g.features.clone());
         let graph_names = g.names.clone();

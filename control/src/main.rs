@@ -133,6 +133,7 @@ fn run(cfg: &StartupConfig, demo: bool) -> Result<(), String> {
         main_core: cfg.cpu.main_core,
         worker_cores: cfg.cpu.worker_cores(),
         rx_mode: RxMode::Adaptive,
+        cnat_session_max: cfg.cnat.session_max,
     };
     let dp = Dataplane::start(&dcfg)?;
     #[cfg(feature = "dpdk")]

@@ -237,6 +237,7 @@ fn dataplane(workers: usize) -> Arc<Dataplane> {
         main_core: None,
         worker_cores: vec![None; workers],
         rx_mode: RxMode::Polling,
+        cnat_session_max: None,
     })
     .unwrap()
 }

@@ -325,6 +325,17 @@ pub struct MetricsConfig {
     pub listen: Option<std::net::SocketAddr>,
 }
 
+/// `cnat { session-max N }`: VPP's cnat plugin section. `session_max` is how many flows the
+/// session table holds (VPP's limit, at most 2^24); `None` keeps rvpp's default,
+/// `rvpp_dataplane::cnat::CnatConfig::default()`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CnatStartupConfig {
+    pub session_max: Option<u32>,
+}
+
+/// VPP's `CNAT_MAX_SESSIONS`.
+pub const CNAT_SESSION_MAX_LIMIT: u32 = 1 << 24;
+
 /// One `plugin NAME { ... }`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PluginConfig {
@@ -455,6 +466,7 @@ pub struct StartupConfig {
     pub buffers: BuffersConfig,
     pub statseg: StatsegConfig,
     pub metrics: MetricsConfig,
+    pub cnat: CnatStartupConfig,
     pub plugins: PluginsConfig,
     pub logging: LoggingConfig,
     /// `None` when there is no `dpdk` stanza.
@@ -785,6 +797,23 @@ fn from_tree(tree: ConfTree, mut warnings: Vec<ConfWarning>) -> Result<StartupCo
         }
     }
 
+    // cnat
+    let mut cnat = CnatStartupConfig::default();
+    for sec in tree.sections("cnat") {
+        for n in sec.children() {
+            if n.name == "session-max" {
+                let v = cx.u32(n)?;
+                if v == 0 || v > CNAT_SESSION_MAX_LIMIT {
+                    return Err(cx.err(
+                        n,
+                        format!("cnat session-max {v} is not in 1..={CNAT_SESSION_MAX_LIMIT}"),
+                    ));
+                }
+                cnat.session_max = Some(v);
+            }
+        }
+    }
+
     // plugins
     let mut plugins = PluginsConfig::default();
     for sec in tree.sections("plugins") {
@@ -921,6 +950,7 @@ fn from_tree(tree: ConfTree, mut warnings: Vec<ConfWarning>) -> Result<StartupCo
         buffers,
         statseg,
         metrics,
+        cnat,
         plugins,
         logging,
         dpdk,
@@ -989,6 +1019,24 @@ fn dpdk_dev(cx: &Ctx<'_>, n: &Node) -> Result<DpdkDevConfig, ConfError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cnat_session_max() {
+        let c = StartupConfig::parse("cnat { session-max 64 }", "t").unwrap();
+        assert_eq!(c.cnat.session_max, Some(64));
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+        assert_eq!(StartupConfig::builtin_default().cnat.session_max, None);
+        for bad in ["0", "16777217", "many"] {
+            let e = StartupConfig::parse(&format!("cnat {{ session-max {bad} }}"), "t");
+            assert!(e.is_err(), "session-max {bad} accepted");
+        }
+        let c = StartupConfig::parse("cnat { session-max-age 30 }", "t").unwrap();
+        assert_eq!(
+            c.warnings.len(),
+            1,
+            "an option rvpp ignores is warned about"
+        );
+    }
 
     #[test]
     fn default_conf_parses_without_warnings() {

@@ -34,6 +34,7 @@ pub const HONOURED_SECTIONS: &[&str] = &[
     "buffers",
     "statseg",
     "metrics",
+    "cnat",
     "plugins",
     "logging",
     "dpdk",
@@ -139,6 +140,12 @@ pub fn option_spec(path: &[&str], key: &str) -> Option<OptionSpec> {
         },
         ["metrics"] => match key {
             "listen" => VALUE,
+            _ => None,
+        },
+        // VPP's cnat plugin section; rvpp honours `session-max` (the other VPP options are
+        // unknown here and warned about).
+        ["cnat"] => match key {
+            "session-max" => VALUE,
             _ => None,
         },
         ["plugins"] => match key {
