@@ -14,11 +14,22 @@ use rvpp_drivers::netns::TestNetns;
 /// purge, and the `cnat { session-max }` limit.
 #[test]
 fn cnat_with_scapy_in_tun_pods() {
+    run("cnat-scapy", "");
+}
+
+/// The same with two workers: the pods' queues sit on different workers, so a flow's reply
+/// is un-NATed by another worker than the one that created its session.
+#[test]
+fn cnat_with_scapy_in_tun_pods_two_workers() {
+    run("cnat-scapy-wk", "workers 2");
+}
+
+fn run(tag: &str, cpu: &str) {
     if !skip::need_root("for namespaces and tun pods") {
         return;
     }
     let ns: Vec<TestNetns> = (0..4).map(|_| TestNetns::new().unwrap()).collect();
-    let mut r = common::Rvpp::start_with_sections("cnat-scapy", "", "cnat { session-max 64 }");
+    let mut r = common::Rvpp::start_with_sections(tag, cpu, "cnat { session-max 64 }");
     let names: Vec<&str> = ns.iter().map(|n| n.name()).collect();
     let Some(out) = r.check_python("scapy_cnat.py", &names) else {
         return;

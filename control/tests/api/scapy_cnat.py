@@ -2,7 +2,9 @@
 """cnat end to end, checked with an independent packet implementation (scapy): rvpp runs as a
 daemon, is configured through vpp_papi as calico-vpp configures it, and packets are built and
 parsed by scapy in network namespaces attached to rvpp by tun pods (run by
-control/tests/cnat_scapy.rs, with rvpp started with `cnat { session-max 64 }`).
+control/tests/cnat_scapy.rs, with rvpp started with `cnat { session-max 64 }`, once without
+workers and once with two: then the client's queue is on one worker, the others' on the
+other).
 
 usage: scapy_cnat.py <apidir> <api socket> <client ns> <backend1 ns> <backend2 ns> <outside ns>
 
@@ -654,6 +656,13 @@ def main():
     for p in (c, b1, b2):
         pod_bringup(vpp, p)
     outside_bringup(vpp, x)
+    workers = ok(vpp.api.show_threads(), "show_threads").count - 1
+    if workers >= 2:
+        # The client's queue on one worker, the backends' and the outside's on the other:
+        # every reply is un-NATed by another worker than the one that made its session.
+        for p, w in ((c, 0), (b1, 1), (b2, 1), (x, 1)):
+            ok(vpp.api.sw_interface_set_rx_placement(sw_if_index=p.sw, queue_id=0, worker_id=w, is_main=0),
+               "%s's queue on worker %d" % (p.name, w))
     for s in SCENARIOS:
         if only and s.__name__ not in only:
             continue
