@@ -44,6 +44,9 @@ pub mod flags {
     pub const L2_HDR_VALID: u32 = 1 << 5;
     /// cnat's input side un-NATed this packet as return traffic (its output side skips it).
     pub const CNAT_RETURN: u32 = 1 << 6;
+    /// The icmp-error node takes the error's source and FIB from the packet
+    /// (`nodes::family::set_icmp_error_from`), not from the receiving interface.
+    pub const ICMP_ERROR_FROM: u32 = 1 << 7;
 }
 
 /// Per-buffer metadata, the first 128 bytes of each buffer.

@@ -168,7 +168,9 @@ fn client_ip_affinity_keeps_a_client_on_one_backend() {
     l.no_leaks();
 }
 
-/// A VIP without backends answers as kube-proxy's REJECT does: ICMP port unreachable.
+/// A VIP without backends answers as kube-proxy's REJECT does: ICMP port unreachable, from
+/// the VIP (a pod's own address, which the receiving interface would lend, is a martian source
+/// to the pod's kernel).
 #[test]
 fn vip_without_backends_is_rejected() {
     let mut l = lab();
@@ -178,7 +180,7 @@ fn vip_without_backends_is_rejected() {
     let r = Lab::one(&l.out0);
     let (src, dst, _, _) = read4(&r);
     assert_eq!(dst, CLIENT);
-    assert_eq!(src, [198, 18, 0, 1], "from the interface address");
+    assert_eq!(src, VIP, "from the VIP");
     assert_eq!((r[14 + 20], r[14 + 21]), (3, 3), "port unreachable");
     assert_eq!(l.counter(CnatInput::IP4, in_err::NO_BACKENDS), 1);
     assert!(l.cnat.sessions.is_empty());

@@ -37,8 +37,13 @@ impl DerefMut for Rvpp {
 impl Rvpp {
     /// Start rvpp; `cpu` is the body of the cpu stanza (e.g. "" or "workers 2").
     pub fn start(tag: &str, cpu: &str) -> Rvpp {
+        Self::start_with_sections(tag, cpu, "")
+    }
+
+    /// As [`Rvpp::start`], with more startup.conf sections (e.g. "cnat { session-max 64 }").
+    pub fn start_with_sections(tag: &str, cpu: &str, sections: &str) -> Rvpp {
         let conf = format!(
-            "socksvr {{ socket-name {{dir}}/api.sock }}\nstatseg {{ socket-name {{dir}}/stats.sock }}\nbuffers {{ buffers-per-numa 16384 }}\ncpu {{ {cpu} }}\n"
+            "socksvr {{ socket-name {{dir}}/api.sock }}\nstatseg {{ socket-name {{dir}}/stats.sock }}\nbuffers {{ buffers-per-numa 16384 }}\ncpu {{ {cpu} }}\n{sections}\n"
         );
         let rvpp = harness::Rvpp::start_with(
             &format!("api-{tag}"),

@@ -14,8 +14,9 @@ use crate::cnat::Cnat;
 use crate::feature::{Feature, FeatureTables};
 use crate::forwarding::{Forwarding, FwdError};
 use crate::graph::{GraphBuilder, Node, NodeInfo};
-use crate::nodes::ip4::{icmp, set_icmp_error};
-use crate::nodes::ip6::{icmp6, set_icmp6_error};
+use crate::nodes::family::set_icmp_error_from;
+use crate::nodes::ip4::{dst4, icmp};
+use crate::nodes::ip6::{dst6, icmp6};
 use crate::rcu::Snapshot;
 use crate::runtime::Ctx;
 use std::sync::Arc;
@@ -126,11 +127,16 @@ impl Node for CnatInput {
                 }
                 Err(in_err::NO_BACKENDS) => {
                     errs.count(in_err::NO_BACKENDS, 1);
-                    if ip6 {
-                        set_icmp6_error(&mut b, icmp6::DEST_UNREACH, icmp6::PORT_UNREACH, 0);
+                    // From the VIP and through the return FIB, not from the receiving
+                    // interface in its FIB: in calico's pod VRF the client's own address is
+                    // local (the error would never leave), and a pod's kernel drops an error
+                    // whose source is its own address.
+                    let (vip, ty, code) = if ip6 {
+                        (dst6(&b), icmp6::DEST_UNREACH, icmp6::PORT_UNREACH)
                     } else {
-                        set_icmp_error(&mut b, icmp::DEST_UNREACH, icmp::PORT_UNREACH, 0);
-                    }
+                        (dst4(&b) as u128, icmp::DEST_UNREACH, icmp::PORT_UNREACH)
+                    };
+                    set_icmp_error_from(&mut b, ty, code, vip, ret_fib as u32);
                     in4_next::ICMP_ERROR
                 }
                 Err(e) => {

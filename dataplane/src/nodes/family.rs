@@ -117,6 +117,30 @@ pub fn set_icmp_error(b: &mut Buf<'_>, ty: u8, code: u8, data: u32) {
     b.meta.opaque[2] = data;
 }
 
+/// As [`set_icmp_error`], but sent from `src` (an IPv4 address in its low 32 bits) and looked
+/// up in FIB `fib` rather than from the receiving interface's address and in its FIB: cnat
+/// answers for a VIP so (opaque[3..8]).
+#[inline]
+pub fn set_icmp_error_from(b: &mut Buf<'_>, ty: u8, code: u8, src: u128, fib: u32) {
+    set_icmp_error(b, ty, code, 0);
+    b.meta.flags |= flags::ICMP_ERROR_FROM;
+    for (i, w) in b.meta.opaque[3..7].iter_mut().enumerate() {
+        *w = (src >> (96 - 32 * i)) as u32;
+    }
+    b.meta.opaque[7] = fib;
+}
+
+/// The source and FIB [`set_icmp_error_from`] gave, if it did.
+fn icmp_error_from(m: &crate::buffer::BufferMeta) -> Option<(u128, u32)> {
+    if m.flags & flags::ICMP_ERROR_FROM == 0 {
+        return None;
+    }
+    let src = m.opaque[3..7]
+        .iter()
+        .fold(0u128, |a, &w| (a << 32) | w as u128);
+    Some((src, m.opaque[7]))
+}
+
 // ---------------------------------------------------------------------------------------------
 // nodes that start a feature arc
 
@@ -767,6 +791,8 @@ pub trait IcmpErrorFamily: Family {
     fn error_target(b: &Buf<'_>) -> Option<Self::Addr>;
     /// Our source address for an error from `rx` to `to`.
     fn source(ifs: &IfTable, rx: u32, to: Self::Addr) -> Option<Self::Addr>;
+    /// An address given as bits (IPv4 in the low 32).
+    fn addr_of_bits(a: u128) -> Self::Addr;
     /// Wrap the packet (which starts at its header, one buffer) in the error's headers, in
     /// place: Ok((counter of the error sent, next edge)) or Err(drop reason).
     fn build_error(
@@ -824,11 +850,19 @@ fn answer<F: IcmpErrorFamily>(
         return Err(F::IDS.rate_limited);
     }
     let rx = bufs.meta(bi).rx_sw_if_index;
-    let src = F::source(ifs, rx, to).ok_or(F::IDS.no_source)?;
+    let given = icmp_error_from(bufs.meta(bi));
+    let src = match given {
+        Some((a, _)) => F::addr_of_bits(a),
+        None => F::source(ifs, rx, to).ok_or(F::IDS.no_source)?,
+    };
     // The error quotes only the first buffer; the rest of a chain is not needed.
     bufs.free_tail(bi);
     let mut b = bufs.get(bi);
     let r = F::build_error(&mut b, ifs, src, to)?;
     b.meta.flags |= flags::LOCALLY_ORIGINATED;
+    if let Some((_, fib)) = given {
+        b.meta.fib_index = fib;
+        b.meta.flags &= !flags::ICMP_ERROR_FROM;
+    }
     Ok(r)
 }

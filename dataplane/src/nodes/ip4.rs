@@ -531,6 +531,9 @@ impl IcmpErrorFamily for V4 {
     fn source(ifs: &IfTable, rx: u32, _: u32) -> Option<u32> {
         ifs.ip4_source(rx)
     }
+    fn addr_of_bits(a: u128) -> u32 {
+        a as u32
+    }
 
     fn build_error(b: &mut Buf<'_>, ifs: &IfTable, src: u32, to: u32) -> Result<(u16, u16), u16> {
         let ty = build_error(b, src, to)?;

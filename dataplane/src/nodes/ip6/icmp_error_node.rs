@@ -52,6 +52,9 @@ impl IcmpErrorFamily for V6 {
     fn source(ifs: &IfTable, rx: u32, to: u128) -> Option<u128> {
         source_for(ifs, rx, to)
     }
+    fn addr_of_bits(a: u128) -> u128 {
+        a
+    }
     fn build_error(b: &mut Buf<'_>, ifs: &IfTable, src: u128, to: u128) -> Result<(u16, u16), u16> {
         let (ty, next) = build_error(b, ifs, src, to)?;
         let sent = match ty {
