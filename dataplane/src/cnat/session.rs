@@ -11,9 +11,16 @@
 //! line to find candidates and touches the slot data only on a tag match. Each key lives in
 //! one of two buckets (two hashes). Every word is an atomic: a slot is a seqlock (readers
 //! retry when its sequence moved; writers take the slot by CAS on its header, never block and
-//! never allocate). No `unsafe`.
+//! never allocate). No `unsafe`: the memory is `fib::mem::Zeroed`'s.
 
+use crate::fib::mem::Zeroed;
 use std::sync::atomic::{fence, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+
+/// `n` zeroed entries (empty slots), on 2 MiB pages when big: at 1M sessions the table is
+/// hundreds of MiB, and on 4 KiB pages nearly every lookup would miss the TLB as well.
+fn zeroed<T: crate::fib::mem::Zeroable>(n: usize) -> Zeroed<T> {
+    Zeroed::new(n, true).expect("mapping the session table")
+}
 
 const SLOTS_PER_BUCKET: usize = 8;
 const WORDS: usize = 11;
@@ -193,8 +200,8 @@ pub enum InsertError {
 
 pub struct SessionTable {
     /// Per bucket, its slots' headers: one cache line.
-    hdr: Box<[[AtomicU64; SLOTS_PER_BUCKET]]>,
-    data: Box<[[AtomicU64; WORDS]]>,
+    hdr: Zeroed<[AtomicU64; SLOTS_PER_BUCKET]>,
+    data: Zeroed<[AtomicU64; WORDS]>,
     /// Per bucket, how many entries whose first bucket it is live in their second: a miss
     /// reads this instead of the second bucket's line when it is 0 (nearly always, at the
     /// tables' half load).
@@ -211,8 +218,8 @@ impl SessionTable {
         let buckets = slots.div_ceil(SLOTS_PER_BUCKET).next_power_of_two().max(2);
         let n = buckets * SLOTS_PER_BUCKET;
         Self {
-            hdr: (0..buckets).map(|_| Default::default()).collect(),
-            data: (0..n).map(|_| Default::default()).collect(),
+            hdr: zeroed(buckets),
+            data: zeroed(n),
             spilled: (0..buckets).map(|_| AtomicU32::new(0)).collect(),
             bucket_mask: buckets - 1,
             len: AtomicUsize::new(0),

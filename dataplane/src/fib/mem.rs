@@ -8,7 +8,7 @@
 
 use crate::buffer::free_hugepages;
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicU32, AtomicU8};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8};
 
 /// Types for which the all-zero bit pattern is a valid value.
 ///
@@ -21,6 +21,10 @@ unsafe impl Zeroable for AtomicU32 {}
 unsafe impl Zeroable for AtomicU8 {}
 // SAFETY: as above.
 unsafe impl Zeroable for u8 {}
+// SAFETY: as above.
+unsafe impl Zeroable for AtomicU64 {}
+// SAFETY: an array of zero-valid elements is zero-valid.
+unsafe impl<T: Zeroable, const N: usize> Zeroable for [T; N] {}
 
 const HUGE: usize = 2 << 20;
 
@@ -157,6 +161,13 @@ impl<T: Zeroable> Zeroed<T> {
     pub(crate) fn as_mut_slice(&mut self) -> &mut [T] {
         // SAFETY: as in `as_slice`, and `&mut self` makes the access exclusive.
         unsafe { std::slice::from_raw_parts_mut(self.data.as_ptr(), self.len) }
+    }
+}
+
+impl<T: Zeroable> std::ops::Deref for Zeroed<T> {
+    type Target = [T];
+    fn deref(&self) -> &[T] {
+        self.as_slice()
     }
 }
 

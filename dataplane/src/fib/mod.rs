@@ -7,7 +7,7 @@
 
 pub mod ip4;
 pub mod ip6;
-mod mem;
+pub(crate) mod mem;
 
 pub use ip4::{Ip4Fib, Ip4FibConfig, Ip4FibWriter, LookupImpl};
 pub use ip6::{Ip6Fib, Ip6FibWriter};
