@@ -22,9 +22,12 @@ usage: rvpp [-c FILE] [VPP-style config words...]
 
 With -c, `socksvr { socket-name }` serves VPP's binary API, `statseg { socket-name }` the stats
 segment, `unix { cli-listen }` the CLI, `metrics { listen 127.0.0.1:9482 }` Prometheus metrics
-on http://<ip:port>/metrics (off by default), `cnat { session-max N }` the flows the cnat session
-table holds; `dpdk { ... }` takes DPDK devices (built with the `dpdk`
-feature). Without -c, rvpp starts from an embedded default: a main thread that forwards, the CLI socket on
+on http://<ip:port>/metrics (off by default), `cnat { session-max N, session-max-age S,
+tcp-max-age S, session-cleanup-timeout S, scanner on|off }` the cnat session table's size, its
+timeouts and its scanner; `dpdk { ... }` takes DPDK devices (built with the `dpdk` feature).
+The CLI (`rvppctl ... help`) and the API cover interfaces, tables, routes, neighbours (limits,
+ageing, proxy ARP, ND proxy), punt, uRPF, multicast routes, TTL fixup, cnat (services, SNAT),
+npol (policies), VXLAN and IPIP. Without -c, rvpp starts from an embedded default: a main thread that forwards, the CLI socket on
 /run/rvpp/cli.sock, and a demo (a packet generator pg0 routed to a null interface null1).
 Talk to it with `rvppctl -s /run/rvpp/cli.sock show runtime` (or vppctl). Stop it with SIGINT or
 SIGTERM. Environment: RVPP_LOG=error|warn|info|debug overrides the log level.
