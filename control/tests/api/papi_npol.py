@@ -115,6 +115,11 @@ def main():
        "a policy naming an unknown rule")
     rv(vpp.api.npol_policy_update(policy_id=pol, num_items=1, rules=[{"is_inbound": 1, "rule_id": r_cidr}]), 0,
        "policy update")
+    # rvpp's tier markers (Calico's tiers): accepted in the lists, not looked up as policies
+    rv(configure(vpp, lo, rx=[pol, 0xFFFFFFFE, pol, 0xFFFFFFFD], tx=[pol], profiles=[prof]), 0,
+       "npol_configure_policies with tier markers")
+    rv(configure(vpp, lo, rx=[pol, 0xFFFFFFFC], tx=[pol], profiles=[prof]), NO_SUCH_ENTRY,
+       "an id next to the markers is still a policy to find")
     rv(configure(vpp, lo, rx=[pol], tx=[pol], profiles=[prof], defaults=(D_DENY, D_DENY, D_PASS, D_DENY)), 0,
        "npol_configure_policies")
     name = [i.interface_name for i in vpp.api.sw_interface_dump() if i.sw_if_index == lo][0]

@@ -99,6 +99,23 @@ impl PolicyDefault {
     }
 }
 
+/// Calico's tiers, as rvpp's extension of `npol_configure_policies`: one of these ids in an
+/// rx or tx policy list ends a tier. With markers, each tier is walked as felix orders it: the
+/// first ALLOW or DENY decides, PASS jumps to the next tier, and a tier where no policy decided
+/// ends with its marker's action (Calico's end-of-tier deny, or a tier whose default action is
+/// Pass); after the last tier come the profiles. A list without markers is npol's flat list
+/// (PASS skips every later policy, as calico-vpp sends today).
+pub mod tier {
+    /// End of a tier whose default action is Deny (Calico's end-of-tier deny).
+    pub const END_DENY: u32 = 0xffff_fffe;
+    /// End of a tier whose default action is Pass.
+    pub const END_PASS: u32 = 0xffff_fffd;
+
+    pub fn is_marker(id: u32) -> bool {
+        id == END_DENY || id == END_PASS
+    }
+}
+
 /// One interface's configuration (`npol_configure_policies`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct IfConfig {
@@ -435,7 +452,8 @@ impl Npol {
                 .iter()
                 .chain(&c.tx_policies)
                 .chain(&c.profiles);
-            if let Some(&p) = ids.clone().find(|p| !t.policies.contains_key(p)) {
+            let missing = |p: &&u32| !t.policies.contains_key(p) && !tier::is_marker(**p);
+            if let Some(&p) = ids.clone().find(missing) {
                 return Err(NpolError::NoSuchPolicy(p));
             }
             t.ifaces.insert(sw, Arc::new(c));
@@ -494,14 +512,28 @@ pub fn verdict(t: &NpolTables, sw: u32, dir: Direction, p: &FiveTuple) -> Verdic
     } else {
         (c.policy_default_tx, c.profile_default_tx)
     };
-    let mut to_profiles = false;
-    for id in policies {
-        let Some(pol) = t.policies.get(id) else {
+    let tiered = policies.iter().any(|&id| tier::is_marker(id));
+    let mut to_profiles = tiered;
+    let mut passing = false;
+    for &id in policies {
+        if tier::is_marker(id) {
+            // The end of a tier: reached undecided, its default acts (after a PASS, none).
+            if !passing && id == tier::END_DENY {
+                return Verdict::Deny;
+            }
+            passing = false;
+            continue;
+        }
+        if passing {
+            continue;
+        }
+        let Some(pol) = t.policies.get(&id) else {
             continue;
         };
         match match_policy(t, pol, inbound, p) {
             Some(Action::Allow) => return Verdict::Allow,
             Some(Action::Deny) => return Verdict::Deny,
+            Some(Action::Pass) if tiered => passing = true,
             Some(Action::Pass) => {
                 to_profiles = true;
                 break;

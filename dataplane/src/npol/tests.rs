@@ -611,3 +611,66 @@ fn an_update_reaches_a_worker_snapshot_at_refresh() {
     assert!(snap.refresh(&n.tables));
     assert_eq!(verdict(snap.get(), 1, Direction::Rx, &pkt), Verdict::Deny);
 }
+
+#[test]
+fn tier_markers_give_calico_tier_semantics() {
+    use crate::npol::tier::{END_DENY, END_PASS};
+    let n = Npol::default();
+    let r = |a, port: Option<u16>| {
+        let e = port
+            .map(|x| vec![entry(false, false, MatchData::PortRange(x, x))])
+            .unwrap_or_default();
+        let id = n.rule_create(rule(a, vec![], e)).unwrap();
+        n.policy_create(Policy {
+            inbound: vec![id],
+            outbound: vec![],
+        })
+        .unwrap()
+    };
+    let pass22 = r(Action::Pass, Some(22));
+    let deny22 = r(Action::Deny, Some(22));
+    let allow80 = r(Action::Allow, Some(80));
+    let allow_all = r(Action::Allow, None);
+    let ssh = tcp("198.18.0.1", 1, "198.18.0.2", 22);
+    let web = tcp("198.18.0.1", 1, "198.18.0.2", 80);
+    let dns = tcp("198.18.0.1", 1, "198.18.0.2", 53);
+    let set = |rx: Vec<u32>, profiles: Vec<u32>| {
+        let mut c = conf(rx, vec![], profiles);
+        c.profile_default_rx = PolicyDefault::Deny;
+        n.configure(1, c).unwrap();
+    };
+    // Tier 1 passes ssh, allows web, and denies the rest at its end; tier 2 would deny ssh.
+    set(
+        vec![pass22, allow80, END_DENY, deny22, END_DENY],
+        vec![allow_all],
+    );
+    assert_eq!(v(&n, 1, Direction::Rx, &web), Verdict::Allow);
+    assert_eq!(
+        v(&n, 1, Direction::Rx, &dns),
+        Verdict::Deny,
+        "end-of-tier deny"
+    );
+    assert_eq!(
+        v(&n, 1, Direction::Rx, &ssh),
+        Verdict::Deny,
+        "PASS reaches tier 2, not the profiles"
+    );
+    // A PASS through every tier reaches the profiles.
+    set(vec![pass22, END_DENY], vec![allow_all]);
+    assert_eq!(v(&n, 1, Direction::Rx, &ssh), Verdict::Allow);
+    // A tier whose default is Pass lets an undecided packet on to the next tier.
+    set(vec![allow80, END_PASS, deny22, END_DENY], vec![allow_all]);
+    assert_eq!(v(&n, 1, Direction::Rx, &ssh), Verdict::Deny);
+    assert_eq!(v(&n, 1, Direction::Rx, &dns), Verdict::Deny, "tier 2's end");
+    set(vec![allow80, END_PASS], vec![allow_all]);
+    assert_eq!(
+        v(&n, 1, Direction::Rx, &dns),
+        Verdict::Allow,
+        "to the profiles"
+    );
+    // Without markers, npol's flat list: PASS skips every later policy.
+    set(vec![pass22, deny22], vec![allow_all]);
+    assert_eq!(v(&n, 1, Direction::Rx, &ssh), Verdict::Allow);
+    // Markers are not policies to look up; an unknown id still is an error.
+    assert!(n.configure(1, conf(vec![12345], vec![], vec![])).is_err());
+}
