@@ -442,12 +442,15 @@ impl Dataplane {
         let now = std::time::Instant::now();
         f.apply_learned_at(now);
         let probes = f.neighbor_age(now);
-        for p in &probes {
-            if let (Some((tx, frame)), Some(w)) = (f.probe_frame(p), self.workers.first()) {
+        let frames: Vec<_> = probes.iter().filter_map(|p| f.probe_frame(p)).collect();
+        f.reclaim();
+        // Sent without the writer's lock: a full command ring waits, the API does not.
+        drop(f);
+        if let Some(w) = self.workers.first() {
+            for (tx, frame) in frames {
                 w.send(WorkerCmd::Send { tx, frame });
             }
         }
-        f.reclaim();
     }
 
     pub fn stop(&self) {

@@ -648,7 +648,7 @@ def main():
         cfg = vpp.api.cli_inband(cmd="show ip neighbor-config").reply
         check("limit:50000, age:30, recycle:0" in cfg, "ip_neighbor_config applied: %r" % cfg)
         vpp.api.cli_inband(cmd="set ip neighbor-config ip4 age 1")
-        time.sleep(5)
+        time.sleep(7)  # entries are swept once a second: a probe about every 2 s
         cfg = vpp.api.cli_inband(cmd="show ip neighbor-config").reply
         probes = int(cfg.split("probes sent: ")[1].split(",")[0])
         peers = [str(x.neighbor.ip_address) for x in vpp.api.ip_neighbor_dump(sw_if_index=up, af=0)]

@@ -82,8 +82,10 @@ pub struct Forwarding {
     lb_refs: Vec<u32>,
     free_lbs: Vec<u32>,
     neighbors: BTreeMap<(u32, IpAddr), Neighbor>,
-    /// Learned entries only: when each was last confirmed.
-    neighbor_seen: BTreeMap<(u32, IpAddr), neighbours::Seen>,
+    /// Learned entries only, by family: when each was last confirmed.
+    neighbor_seen: [BTreeMap<(u32, IpAddr), neighbours::Seen>; 2],
+    /// When `neighbor_age` next looks at them.
+    neighbor_sweep: Option<std::time::Instant>,
     /// `ip_neighbor_config`, by family.
     neighbor_cfg: [NeighborConfig; 2],
     neighbor_counts: NeighborCounts,
@@ -117,7 +119,8 @@ impl Forwarding {
             lb_refs: vec![u32::MAX, u32::MAX],
             free_lbs: Vec::new(),
             neighbors: BTreeMap::new(),
-            neighbor_seen: BTreeMap::new(),
+            neighbor_seen: Default::default(),
+            neighbor_sweep: None,
             neighbor_cfg: Default::default(),
             neighbor_counts: Default::default(),
             unpublished_lbs: false,

@@ -4,6 +4,7 @@ use super::adjacencies::nh_bits;
 use super::{fib_of, AdjKey, Af, Forwarding, FwdError, Path, Prefix, Source};
 use crate::tables::{AdjKind, Learned};
 use crate::wire::Mac;
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
@@ -40,6 +41,9 @@ impl Default for NeighborConfig {
 
 /// How long a probed entry has to answer before it is removed.
 pub const PROBE_WAIT: Duration = Duration::from_secs(3);
+
+/// How often [`Forwarding::neighbor_age`] looks at the learned entries.
+const AGE_SWEEP: Duration = Duration::from_secs(1);
 
 /// When a learned entry was last confirmed, and whether it has been probed since.
 #[derive(Clone, Copy, Debug)]
@@ -81,45 +85,52 @@ impl Forwarding {
         self.neighbor_counts
     }
 
-    fn learned_count(&self, af: Af) -> usize {
-        self.neighbor_seen
-            .keys()
-            .filter(|k| Af::of(&k.1) == af)
-            .count()
+    /// The learned entries of `ip`'s family.
+    fn seen_of(&mut self, ip: &IpAddr) -> &mut BTreeMap<(u32, IpAddr), Seen> {
+        &mut self.neighbor_seen[Af::of(ip) as usize]
     }
 
     /// The learned entry of `af` confirmed longest ago.
     fn oldest_learned(&self, af: Af) -> Option<(u32, IpAddr)> {
-        self.neighbor_seen
+        self.neighbor_seen[af as usize]
             .iter()
-            .filter(|(k, _)| Af::of(&k.1) == af)
             .min_by_key(|(_, s)| s.at)
             .map(|(k, _)| *k)
     }
 
     /// Learned entries at their age get a probe; probed ones that stayed silent for
-    /// [`PROBE_WAIT`] go. Returns the probes to send.
+    /// [`PROBE_WAIT`] go. Returns the probes to send. Sweeps at most once a second (ages are
+    /// in seconds), however often it is called.
     pub fn neighbor_age(&mut self, now: Instant) -> Vec<Probe> {
         let mut probes = Vec::new();
+        if self.neighbor_sweep.is_some_and(|t| now < t) {
+            return probes;
+        }
+        self.neighbor_sweep = Some(now + AGE_SWEEP);
         let mut gone = Vec::new();
-        for (k, s) in self.neighbor_seen.iter_mut() {
-            let age = self.neighbor_cfg[Af::of(&k.1) as usize].max_age;
-            if age == 0 || now.saturating_duration_since(s.at) < Duration::from_secs(age as u64) {
+        for (seen, cfg) in self.neighbor_seen.iter_mut().zip(self.neighbor_cfg) {
+            if cfg.max_age == 0 {
                 continue;
             }
-            match s.probed {
-                None => {
-                    s.probed = Some(now);
-                    if let Some(n) = self.neighbors.get(k) {
-                        probes.push(Probe {
-                            sw_if_index: k.0,
-                            ip: k.1,
-                            mac: n.mac,
-                        });
-                    }
+            let age = Duration::from_secs(cfg.max_age as u64);
+            for (k, s) in seen.iter_mut() {
+                if now.saturating_duration_since(s.at) < age {
+                    continue;
                 }
-                Some(t) if now.saturating_duration_since(t) >= PROBE_WAIT => gone.push(*k),
-                Some(_) => {}
+                match s.probed {
+                    None => {
+                        s.probed = Some(now);
+                        if let Some(n) = self.neighbors.get(k) {
+                            probes.push(Probe {
+                                sw_if_index: k.0,
+                                ip: k.1,
+                                mac: n.mac,
+                            });
+                        }
+                    }
+                    Some(t) if now.saturating_duration_since(t) >= PROBE_WAIT => gone.push(*k),
+                    Some(_) => {}
+                }
             }
         }
         self.neighbor_counts.probes += probes.len() as u64;
@@ -144,13 +155,13 @@ impl Forwarding {
             }
         }
         if is_static {
-            self.neighbor_seen.remove(&(sw, ip));
+            self.seen_of(&ip).remove(&(sw, ip));
         } else {
             let seen = Seen {
                 at: Instant::now(),
                 probed: None,
             };
-            self.neighbor_seen.insert((sw, ip), seen);
+            self.seen_of(&ip).insert((sw, ip), seen);
         }
         self.neighbors.insert(
             (sw, ip),
@@ -187,7 +198,7 @@ impl Forwarding {
         self.neighbors
             .remove(&(sw, ip))
             .ok_or(FwdError::NoSuchEntry)?;
-        self.neighbor_seen.remove(&(sw, ip));
+        self.seen_of(&ip).remove(&(sw, ip));
         let (nh, af) = (nh_bits(ip), Af::of(&ip));
         if let Some(&ai) = self.adj_index.get(&AdjKey::Neighbor { sw, nh, af }) {
             let a = &mut self.fwd.adjs[ai as usize];
@@ -240,7 +251,7 @@ impl Forwarding {
                 continue;
             }
             if known.is_some_and(|e| e.mac == mac) {
-                if let Some(s) = self.neighbor_seen.get_mut(&(sw, ip)) {
+                if let Some(s) = self.seen_of(&ip).get_mut(&(sw, ip)) {
                     *s = Seen {
                         at: now,
                         probed: None,
@@ -250,7 +261,7 @@ impl Forwarding {
             }
             let af = Af::of(&ip);
             let cfg = self.neighbor_cfg[af as usize];
-            if known.is_none() && self.learned_count(af) >= cfg.max_number as usize {
+            if known.is_none() && self.seen_of(&ip).len() >= cfg.max_number as usize {
                 match self.oldest_learned(af).filter(|_| cfg.recycle) {
                     Some((osw, oip)) => {
                         let _ = self.neighbor_del(osw, oip);
@@ -263,7 +274,7 @@ impl Forwarding {
                 }
             }
             if self.neighbor_add(sw, ip, mac, false).is_ok() {
-                if let Some(s) = self.neighbor_seen.get_mut(&(sw, ip)) {
+                if let Some(s) = self.seen_of(&ip).get_mut(&(sw, ip)) {
                     s.at = now;
                 }
                 n += 1;
