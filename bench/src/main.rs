@@ -20,7 +20,7 @@ const USAGE: &str = "usage: rvpp-bench <benchmark> [options] [--json]
                 next to the same graph without cnat and (--vpp-build) VPP's cnat in the same run
   fib [--routes N] [--lookups N] [--reps N] [--passes N] [--tbl8 N] [--seed N] [--dpdk PATH | --no-dpdk]
                 lookups/s next to DPDK's rte_fib (dpdk-test-fib) on the same routes
-  memif-loop [--runs R] [--seconds S] [--sizes 64,1518] [--testpmd PATH]
+  memif-loop [--runs R] [--seconds S] [--sizes 64,1518] [--testpmd PATH] [--queues N]
                 rvpp (L2 xconnect, IPv4 routing) as DUT between two memif ports of dpdk-testpmd,
                 vs testpmd io forwarding in the DUT seat
   pod-tcp [--runs R] [--seconds S] [--no-gso] [--workers N] [--queues N]

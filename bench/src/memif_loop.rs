@@ -31,6 +31,8 @@ struct Opts {
     seconds: f64,
     sizes: Vec<usize>,
     testpmd: String,
+    /// Queue pairs per memif (TG, DUT): more than the DUT's one worker shows tx spreading.
+    queues: usize,
 }
 
 fn parse(args: &[String]) -> Result<Opts, String> {
@@ -39,6 +41,7 @@ fn parse(args: &[String]) -> Result<Opts, String> {
         seconds: 3.0,
         sizes: vec![64, 1518],
         testpmd: "dpdk-testpmd".into(),
+        queues: 1,
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -53,6 +56,12 @@ fn parse(args: &[String]) -> Result<Opts, String> {
                     .collect::<Result<_, _>>()?
             }
             "--testpmd" => o.testpmd = v()?.clone(),
+            "--queues" => {
+                o.queues = v()?.parse().map_err(|_| "bad --queues")?;
+                if !(1..=8).contains(&o.queues) {
+                    return Err("--queues takes 1 to 8".into());
+                }
+            }
             _ => return Err(format!("unknown option {a}")),
         }
     }
@@ -181,6 +190,10 @@ impl Dut {
 
 struct RunResult {
     mpps: f64,
+    /// Of what the TG sent, the share that came back.
+    delivered: f64,
+    /// Packets the TG received on each queue index (summed over its two ports).
+    tg_rx_per_queue: Vec<u64>,
     dut_mpps: f64,
     cpp: f64,
     rtt_ns: f64,
@@ -289,13 +302,15 @@ fn one_run(o: &Opts, dut: Dut, size: usize, n: usize) -> Result<RunResult, Strin
     let cli = dir.join("cli.sock");
     let mut dut_rvpp: Option<Proc> = None;
     let mut dut_pmd: Option<Proc> = None;
+    let q = format!("rx-queues {0} tx-queues {0}", o.queues);
+    let pmd_q = [format!("--rxq={}", o.queues), format!("--txq={}", o.queues)];
     match dut {
         Dut::RvppIp4 | Dut::RvppXc => {
             let exec = dir.join("exec.cli");
             let l2 = "create memif socket id 1 filename {a}
 create memif socket id 2 filename {b}
-create interface memif id 0 socket-id 1 master hw-addr 00:01:02:03:04:01
-create interface memif id 0 socket-id 2 master hw-addr 00:01:02:03:04:01
+create interface memif id 0 socket-id 1 master hw-addr 00:01:02:03:04:01 {q}
+create interface memif id 0 socket-id 2 master hw-addr 00:01:02:03:04:01 {q}
 set interface state memif1/0 up
 set interface state memif2/0 up
 set interface l2 xconnect memif1/0 memif2/0
@@ -305,12 +320,13 @@ set interface rx-mode memif1/0 polling
             let text = if dut == Dut::RvppXc {
                 l2.replace("{a}", &a.display().to_string())
                     .replace("{b}", &b.display().to_string())
+                    .replace("{q}", &q)
             } else {
                 format!(
                     "create memif socket id 1 filename {a}
 create memif socket id 2 filename {b}
-create interface memif id 0 socket-id 1 master hw-addr 00:01:02:03:04:01
-create interface memif id 0 socket-id 2 master hw-addr 00:01:02:03:04:01
+create interface memif id 0 socket-id 1 master hw-addr 00:01:02:03:04:01 {q}
+create interface memif id 0 socket-id 2 master hw-addr 00:01:02:03:04:01 {q}
 ip table add 1
 set interface ip table memif2/0 1
 set interface ip address memif1/0 10.10.1.1/24
@@ -324,7 +340,7 @@ ip route add 10.253.0.0/16 table 1 via 10.10.1.2 memif1/0
 set interface rx-mode memif1/0 polling
 ",
                     a = a.display(),
-                    b = b.display()
+                    b = b.display(),
                 )
             };
             std::fs::write(&exec, text).map_err(|e| e.to_string())?;
@@ -371,7 +387,12 @@ set interface rx-mode memif1/0 polling
                         b.display()
                     ),
                 ],
-                &["--forward-mode=io", "--total-num-mbufs=16384"],
+                &[
+                    "--forward-mode=io",
+                    "--total-num-mbufs=16384",
+                    &pmd_q[0],
+                    &pmd_q[1],
+                ],
             )?);
         }
     }
@@ -393,7 +414,13 @@ set interface rx-mode memif1/0 polling
                 b.display()
             ),
         ],
-        &["--forward-mode=flowgen", &txpkts, "--total-num-mbufs=32768"],
+        &[
+            "--forward-mode=flowgen",
+            &txpkts,
+            "--total-num-mbufs=32768",
+            &pmd_q[0],
+            &pmd_q[1],
+        ],
     )?;
     // Link up, forwarding started, first drops over.
     let t = Instant::now();
@@ -464,12 +491,20 @@ set interface rx-mode memif1/0 polling
     let rtt = rtt.max(xcore_rtt_ns());
     let tg_out = tg.output_after(tg_from, "Tx-bps", 3.0);
     let rx = port_rx(&tg_out) as f64;
+    let tx = crate::testpmd::sum_counter(&tg_out, "TX-packets:") as f64;
+    let x_from = tg.send("show port xstats all");
+    let xs = tg.output_after(x_from, &format!("rx_q{}_packets", o.queues - 1), 3.0);
+    let tg_rx_per_queue = (0..o.queues)
+        .map(|q| crate::testpmd::sum_counter(&xs, &format!("rx_q{q}_packets:")))
+        .collect();
     drop(tg);
     drop(dut_rvpp);
     drop(dut_pmd);
     let _ = std::fs::remove_dir_all(&dir);
     Ok(RunResult {
         mpps: rx / tg_secs / 1e6,
+        delivered: if tx > 0.0 { rx / tx } else { f64::NAN },
+        tg_rx_per_queue,
         dut_mpps: pkts / secs / 1e6,
         cpp: if pkts > 0.0 { cycles / pkts } else { f64::NAN },
         rtt_ns: rtt,
@@ -501,8 +536,8 @@ pub fn run(args: &[String]) -> Result<Value, String> {
     }
     let duts = [Dut::RvppXc, Dut::RvppIp4, Dut::TestpmdIo];
     println!(
-        "memif-loop: TG testpmd flowgen on core 0 (2 memif clients), DUT on core 1 (memif servers); {} runs x {} s",
-        o.runs, o.seconds
+        "memif-loop: TG testpmd flowgen on core 0 (2 memif clients), DUT on core 1 (memif servers), {} queue pair(s) per memif; {} runs x {} s",
+        o.queues, o.runs, o.seconds
     );
     let mut sizes_json = Vec::new();
     let mut n = 0;
@@ -520,10 +555,12 @@ pub fn run(args: &[String]) -> Result<Value, String> {
                 let res = one_run(&o, d, size, n)?;
                 let slow = res.rtt_ns > SLOW_RTT_NS;
                 println!(
-                    "  {size:>5} B run {r} {:<11} {:6.2} Mpps at TG ({:6.2} Mpps through DUT), {:6.1} cycles/packet, x-core rtt {:4.0} ns{}{}",
+                    "  {size:>5} B run {r} {:<11} {:6.2} Mpps at TG ({:6.2} Mpps through DUT), {:.1}% back, TG rx per queue {:?}, {:6.1} cycles/packet, x-core rtt {:4.0} ns{}{}",
                     d.name(),
                     res.mpps,
                     res.dut_mpps,
+                    100.0 * res.delivered,
+                    res.tg_rx_per_queue,
                     res.cpp,
                     res.rtt_ns,
                     if slow { " [SLOW STATE]" } else { "" },
@@ -559,6 +596,7 @@ pub fn run(args: &[String]) -> Result<Value, String> {
                     "median_of": if use_fast { "fast-state runs" } else { "all runs" },
                     "runs": all.iter().map(|r| json!({
                         "mpps": r.mpps, "dut_mpps": r.dut_mpps, "cycles_per_packet": r.cpp,
+                        "delivered_fraction": r.delivered, "tg_rx_per_queue": r.tg_rx_per_queue,
                         "xcore_rtt_ns": r.rtt_ns, "slow_state": !is_fast(r),
                         "nodes": r.detail,
                     })).collect::<Vec<_>>(),
@@ -590,6 +628,7 @@ pub fn run(args: &[String]) -> Result<Value, String> {
         "tg": "dpdk-testpmd flowgen, 1 core, 2 memif client ports",
         "dut_core": 1,
         "seconds_per_run": o.seconds,
+        "queue_pairs_per_memif": o.queues,
         "runs": o.runs,
         "slow_state_rtt_ns_threshold": SLOW_RTT_NS,
         "slow_state_rule": "x-core round trip (the worse of before and after the run) above the threshold, or cycles/packet above 1.5x the DUT's best run",

@@ -13,7 +13,8 @@ use rvpp_dataplane::feature::FeatureTables;
 use rvpp_dataplane::forwarding::Forwarding;
 use rvpp_dataplane::graph::Graph;
 use rvpp_dataplane::runtime::{Runtime, ThreadStats};
-use rvpp_dataplane::tables::Shared;
+use rvpp_dataplane::tables::{if_flags, Shared};
+use rvpp_dataplane::tx_spread::{Framing, SpreadTx};
 use rvpp_drivers::wait::{Epoll, EventFd};
 use std::collections::BTreeMap;
 use std::os::fd::RawFd;
@@ -105,6 +106,16 @@ impl TxQueue for SharedTx {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .tx(bufs, pkts)
+    }
+    fn tx_reorder(
+        &mut self,
+        bufs: &mut rvpp_dataplane::buffer::Buffers,
+        pkts: &mut [u32],
+    ) -> usize {
+        self.q
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .tx_reorder(bufs, pkts)
     }
     fn flush(&mut self, bufs: &mut rvpp_dataplane::buffer::Buffers) {
         self.q.lock().unwrap_or_else(|e| e.into_inner()).flush(bufs)
@@ -377,8 +388,30 @@ impl Dataplane {
         let n = self.workers.len();
         let mut per_worker: Vec<Option<Box<dyn TxQueue>>> = if tx.is_empty() {
             (0..n).map(|_| None).collect()
-        } else if tx.len() >= n {
-            tx.into_iter().take(n).map(Some).collect()
+        } else if tx.len() == n {
+            tx.into_iter().map(Some).collect()
+        } else if tx.len() > n {
+            // More queues than workers: worker w sends on queues w, w + n, ... by flow hash,
+            // so every ring the peer drains gets its share.
+            let framing = if self.fwd().ifs().fast(sw).flags & if_flags::L2 != 0 {
+                Framing::Ethernet
+            } else {
+                Framing::Ip
+            };
+            let mut lanes: Vec<Vec<Box<dyn TxQueue>>> = (0..n).map(|_| Vec::new()).collect();
+            for (i, q) in tx.into_iter().enumerate() {
+                lanes[i % n].push(q);
+            }
+            lanes
+                .into_iter()
+                .map(|mut qs| {
+                    Some(if qs.len() == 1 {
+                        qs.remove(0)
+                    } else {
+                        Box::new(SpreadTx::new(qs, framing)) as Box<dyn TxQueue>
+                    })
+                })
+                .collect()
         } else {
             let shared: Vec<Arc<Mutex<Box<dyn TxQueue>>>> =
                 tx.into_iter().map(|q| Arc::new(Mutex::new(q))).collect();

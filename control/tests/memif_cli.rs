@@ -202,6 +202,33 @@ impl Drop for Testpmd {
     }
 }
 
+/// testpmd as the memif client on `file`, `queues` queue pairs, macswap forwarding, its
+/// console on `stdout` (unbuffered, so that an answer reaches a log while testpmd runs).
+fn macswap_client(bin: &Path, file: &Path, queues: u32, stdout: Stdio) -> Testpmd {
+    let prefix = format!("rvpp-memifcli-{}-{}", std::process::id(), nanos());
+    Testpmd(
+        Command::new("stdbuf")
+            .arg("-o0")
+            .arg(bin)
+            .args(["--no-huge", "-m", "512", "--no-pci", "--lcores=0@1,1@1"])
+            .args(["--file-prefix", &prefix])
+            .arg(format!(
+                "--vdev=net_memif0,role=client,socket={},socket-abstract=no",
+                file.display()
+            ))
+            .args(["--", "--total-num-mbufs=16384", "--forward-mode=macswap"])
+            .arg(format!("--rxq={queues}"))
+            .arg(format!("--txq={queues}"))
+            .args(["--auto-start", "--no-mlockall", "-i"])
+            .stdin(Stdio::piped())
+            .stdout(stdout)
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+        prefix,
+    )
+}
+
 /// rvpp as memif server in IP... no: Ethernet mode, routing into testpmd (macswap sends every
 /// frame back to rvpp, which routes it out again until the TTL runs out).
 #[test]
@@ -220,24 +247,7 @@ fn rvpp_routes_through_testpmd() {
         ok(s, "create interface memif id 0 socket-id 3").trim(),
         "memif3/0"
     );
-    let prefix = format!("rvpp-memifcli-{}-{}", std::process::id(), nanos());
-    let _pmd = Testpmd(
-        Command::new(bin)
-            .args(["--no-huge", "-m", "512", "--no-pci", "--lcores=0@1,1@1"])
-            .args(["--file-prefix", &prefix])
-            .arg(format!(
-                "--vdev=net_memif0,role=client,socket={},socket-abstract=no",
-                file.display()
-            ))
-            .args(["--", "--total-num-mbufs=16384", "--forward-mode=macswap"])
-            .args(["--auto-start", "--no-mlockall", "-i"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-        prefix,
-    );
+    let _pmd = macswap_client(&bin, &file, 1, Stdio::null());
     wait_for("testpmd connected", 20, || {
         connected(&ctl(s, "show memif")) == 1
     });
@@ -258,6 +268,92 @@ fn rvpp_routes_through_testpmd() {
     wait_for("frames back from testpmd", 20, || {
         counter(s, "memif3/0", "rx packets") > 1000
     });
+    let sm = ctl(s, "show memif");
+    assert!(sm.contains("ring-errors 0 "), "{sm}");
+}
+
+/// rvpp with one worker as the server of a 3-queue-pair memif: testpmd (macswap, 3 queues)
+/// must receive on all three of rvpp's tx rings, since rvpp spreads flows by flow hash over
+/// the queues it has more of than workers (before, everything left on ring 0).
+#[test]
+fn one_worker_spreads_flows_over_three_tx_rings() {
+    let Some(bin) = skip::need_tool("dpdk-testpmd") else {
+        return;
+    };
+    let r = start("spread");
+    let s = &r.cli;
+    let file = r.dir.join("spread.sock");
+    ok(
+        s,
+        &format!("create memif socket id 4 filename {}", file.display()),
+    );
+    ok(
+        s,
+        "create interface memif id 0 socket-id 4 rx-queues 3 tx-queues 3",
+    );
+    let log = r.dir.join("testpmd.log");
+    let mut pmd = macswap_client(&bin, &file, 3, std::fs::File::create(&log).unwrap().into());
+    wait_for("testpmd connected", 20, || {
+        connected(&ctl(s, "show memif")) == 1
+    });
+    assert!(
+        ctl(s, "show memif").contains("tx-rings 3"),
+        "{}",
+        ctl(s, "show memif")
+    );
+    for c in [
+        "create packet-generator interface pg0 count 60000 size 64 dst 198.19.7.0/24",
+        "set interface state pg0 up",
+        "set interface state memif4/0 up",
+        "set interface ip address pg0 198.18.0.1/24",
+        "set interface ip address memif4/0 10.0.0.1/30",
+        "set ip neighbor memif4/0 10.0.0.2 02:00:00:00:00:02",
+        "ip route add 198.19.7.0/24 via 10.0.0.2 memif4/0",
+    ] {
+        ok(s, c);
+    }
+    ok(s, "packet-generator enable");
+    wait_for("frames back from testpmd", 20, || {
+        counter(s, "memif4/0", "rx packets") > 30000
+    });
+    // testpmd's per-queue receive counters: what rvpp sent on each of its tx rings.
+    let per_queue = |pmd: &mut Testpmd| -> Vec<u64> {
+        use std::io::Write;
+        let from = std::fs::metadata(&log).map_or(0, |m| m.len() as usize);
+        let stdin = pmd.0.stdin.as_mut().unwrap();
+        writeln!(stdin, "show port xstats 0").unwrap();
+        stdin.flush().unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            let text = &text[from.min(text.len())..];
+            let got: Vec<u64> = (0..3)
+                .filter_map(|q| {
+                    let key = format!("rx_q{q}_packets:");
+                    text.lines()
+                        .find(|l| l.trim_start().starts_with(&key))
+                        .and_then(|l| l.split(':').nth(1)?.trim().parse().ok())
+                })
+                .collect();
+            if got.len() == 3 {
+                return got;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no per-queue counters from testpmd:\n{text}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+    };
+    let q = per_queue(&mut pmd);
+    let total: u64 = q.iter().sum();
+    assert!(total > 30000, "testpmd received {q:?}");
+    for (i, n) in q.iter().enumerate() {
+        assert!(
+            *n > total / 10,
+            "ring {i} carried {n} of {total} ({q:?}): flows are not spread"
+        );
+    }
     let sm = ctl(s, "show memif");
     assert!(sm.contains("ring-errors 0 "), "{sm}");
 }

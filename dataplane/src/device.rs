@@ -61,6 +61,12 @@ pub trait TxQueue: Send {
     /// Send packets. The queue takes ownership of the first `n` returned and frees them when
     /// the device is done with them; the caller drops the rest.
     fn tx(&mut self, bufs: &mut Buffers, pkts: &[u32]) -> usize;
+    /// As `tx`, but the queue may reorder `pkts` so that the `n` it took come first
+    /// (interface-output sends this way; a queue spreading flows over several device queues
+    /// needs it, since each of those may refuse part of its share).
+    fn tx_reorder(&mut self, bufs: &mut Buffers, pkts: &mut [u32]) -> usize {
+        self.tx(bufs, pkts)
+    }
     /// End of a dispatch round: kick the peer, reclaim completions.
     fn flush(&mut self, _bufs: &mut Buffers) {}
 }

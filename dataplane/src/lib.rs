@@ -14,4 +14,5 @@ pub mod npol;
 pub mod rcu;
 pub mod runtime;
 pub mod tables;
+pub mod tx_spread;
 pub mod wire;

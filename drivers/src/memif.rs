@@ -37,6 +37,7 @@ use rvpp_dataplane::buffer::{flags, BufferPool, Buffers, NO_BUFFER};
 use rvpp_dataplane::device::{RxQueue, TxQueue};
 use rvpp_dataplane::graph::rx_next;
 use rvpp_dataplane::graph::DeviceNodes;
+use rvpp_dataplane::tx_spread::{Framing, Spreader};
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -248,8 +249,10 @@ impl MemifDevice {
             .map(|w| MemifTxQueue {
                 sh: sh.clone(),
                 worker: w,
+                workers: workers.max(1),
                 gen: 0,
-                ring: None,
+                rings: Vec::new(),
+                spread: Spreader::new(1, Framing::Ethernet),
             })
             .collect();
         let stop = Arc::new(AtomicBool::new(false));
@@ -1229,23 +1232,56 @@ impl Drop for TxRing {
     }
 }
 
-/// One worker's transmit side of a memif device.
+/// One worker's transmit side of a memif device. With more rings than workers it sends on
+/// rings `worker`, `worker + workers`, ... by flow hash; otherwise on ring `worker % rings`.
 pub struct MemifTxQueue {
     sh: Arc<DevShared>,
     worker: usize,
+    workers: usize,
     gen: u64,
-    ring: Option<Arc<Mutex<TxRing>>>,
+    rings: Vec<Arc<Mutex<TxRing>>>,
+    spread: Spreader,
 }
 
 impl MemifTxQueue {
     #[cold]
     fn resync(&mut self, g: u64) {
-        self.ring = None;
+        self.rings.clear();
         let mb = lock(&self.sh.mailbox);
         self.gen = mb.gen.max(g);
-        if !mb.tx.is_empty() {
-            self.ring = Some(mb.tx[self.worker % mb.tx.len()].clone());
+        let n = mb.tx.len();
+        if n > self.workers {
+            self.rings.extend(
+                (self.worker..n)
+                    .step_by(self.workers)
+                    .map(|q| mb.tx[q].clone()),
+            );
+        } else if n > 0 {
+            self.rings.push(mb.tx[self.worker % n].clone());
         }
+        let framing = match self.sh.mode {
+            Mode::Ip => Framing::Ip,
+            _ => Framing::Ethernet,
+        };
+        self.spread = Spreader::new(self.rings.len(), framing);
+    }
+
+    #[inline]
+    fn sync(&mut self) {
+        let g = self.sh.gen.load(Ordering::Acquire);
+        if g != self.gen {
+            self.resync(g);
+        }
+    }
+}
+
+/// Send on one ring under its lock (shared with other workers when rings are fewer).
+#[inline]
+fn ring_tx(sh: &DevShared, ring: &Mutex<TxRing>, bufs: &mut Buffers, pkts: &[u32]) -> usize {
+    let mut r = lock(ring);
+    match r.role {
+        Role::Server => r.tx_server(sh, bufs, pkts),
+        Role::Client => r.tx_client(sh, bufs, pkts),
     }
 }
 
@@ -1256,27 +1292,34 @@ impl TxQueue for MemifTxQueue {
 
     #[inline]
     fn tx(&mut self, bufs: &mut Buffers, pkts: &[u32]) -> usize {
-        let g = self.sh.gen.load(Ordering::Acquire);
-        if g != self.gen {
-            self.resync(g);
+        self.sync();
+        let (sh, rings) = (&self.sh, &self.rings);
+        match rings.len() {
+            0 => 0,
+            1 => ring_tx(sh, &rings[0], bufs, pkts),
+            _ => self
+                .spread
+                .send_in_order(bufs, pkts, |q, bufs, p| ring_tx(sh, &rings[q], bufs, p)),
         }
-        let Some(r) = &self.ring else {
-            return 0;
-        };
-        let mut r = lock(r);
-        match r.role {
-            Role::Server => r.tx_server(&self.sh, bufs, pkts),
-            Role::Client => r.tx_client(&self.sh, bufs, pkts),
+    }
+
+    #[inline]
+    fn tx_reorder(&mut self, bufs: &mut Buffers, pkts: &mut [u32]) -> usize {
+        self.sync();
+        let (sh, rings) = (&self.sh, &self.rings);
+        match rings.len() {
+            0 => 0,
+            1 => ring_tx(sh, &rings[0], bufs, pkts),
+            _ => self
+                .spread
+                .send_reorder(bufs, pkts, |q, bufs, p| ring_tx(sh, &rings[q], bufs, p)),
         }
     }
 
     fn flush(&mut self, bufs: &mut Buffers) {
-        let g = self.sh.gen.load(Ordering::Acquire);
-        if g != self.gen {
-            self.resync(g);
-        }
+        self.sync();
         if self.sh.role == Role::Client {
-            if let Some(r) = &self.ring {
+            for r in &self.rings {
                 lock(r).reclaim(&self.sh, bufs);
             }
         }

@@ -105,7 +105,7 @@ impl Node for InterfaceOutput {
                 i = j;
                 continue;
             }
-            let run = &bufs[i..j];
+            let run = &mut bufs[i..j];
             let fast = ifs.fast(sw);
             let error = if fast.flags & if_flags::ADMIN_UP == 0 {
                 Some(error::DOWN)
@@ -128,7 +128,7 @@ impl Node for InterfaceOutput {
                         cap.take(cx.bufs, run, |m| m.tx_sw_if_index);
                     }
                     let t0 = clocks();
-                    let sent = q.tx(cx.bufs, run);
+                    let sent = q.tx_reorder(cx.bufs, run);
                     let dt = clocks() - t0;
                     cx.charge(node, sent as u64, dt);
                     nexts[i..i + sent].fill(CONSUMED);
