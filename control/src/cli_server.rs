@@ -115,7 +115,7 @@ pub struct CliOptions {
     pub prompt: String,
     /// Banner printed when an interactive session starts (`None` = no banner).
     pub banner: Option<String>,
-    /// Socket file mode. VPP binds with umask `S_IWOTH`, i.e. `0775`.
+    /// Socket file mode: root and the `unix { gid }` group only (see `socket_access`).
     pub mode: u32,
     /// Group owner for the socket file (`unix { gid }`).
     pub gid: Option<u32>,
@@ -139,7 +139,7 @@ impl Default for CliOptions {
         CliOptions {
             prompt: crate::startup_conf::DEFAULT_CLI_PROMPT.to_string(),
             banner: Some(DEFAULT_BANNER.to_string()),
-            mode: 0o775,
+            mode: crate::socket_access::SOCKET_MODE,
             gid: None,
             max_line: 16 * 1024,
             max_sessions: 128,

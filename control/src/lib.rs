@@ -17,5 +17,6 @@ pub mod daemon;
 pub mod dpdk_setup;
 pub mod metrics;
 pub mod service;
+pub mod socket_access;
 pub mod startup_conf;
 pub mod stats;

@@ -25,6 +25,7 @@ segment, `unix { cli-listen }` the CLI, `metrics { listen 127.0.0.1:9482 }` Prom
 on http://<ip:port>/metrics (off by default), `cnat { session-max N, session-max-age S,
 tcp-max-age S, session-cleanup-timeout S, scanner on|off }` the cnat session table's size, its
 timeouts and its scanner; `dpdk { ... }` takes DPDK devices (built with the `dpdk` feature).
+The API, CLI and stats sockets are mode 0770 with the group of `unix { gid }`.
 The CLI (`rvppctl ... help`) and the API cover interfaces, tables, routes, neighbours (limits,
 ageing, proxy ARP, ND proxy), punt, uRPF, multicast routes, TTL fixup, cnat (services, SNAT),
 npol (policies), VXLAN and IPIP. Without -c, rvpp starts from an embedded default: a main thread that forwards, the CLI socket on
@@ -146,10 +147,15 @@ fn run(cfg: &StartupConfig, demo: bool) -> Result<(), String> {
         let dp = dp.clone();
         Arc::new(move |line: &str| cli::execute(&dp, line))
     };
+    // A group that does not resolve is a startup error, not a socket quietly left to root.
+    let gid = match &cfg.unix.gid {
+        Some(g) => Some(g.resolve().map_err(|e| format!("unix {{ gid }}: {e}"))?),
+        None => None,
+    };
     let cli_handle = match cfg.cli_socket() {
         Some(path) => {
             let mut opts = CliOptions::from_unix(&cfg.unix);
-            opts.gid = cfg.unix.gid.as_ref().and_then(|g| g.resolve().ok());
+            opts.gid = gid;
             let srv = CliServer::bind(&path, opts)
                 .map_err(|e| format!("cli-listen {}: {e}", path.display()))?;
             log::info!("CLI on {}", path.display());
@@ -159,6 +165,7 @@ fn run(cfg: &StartupConfig, demo: bool) -> Result<(), String> {
     };
     let stats_opts = rvpp_control::stats::Options {
         per_node_counters: cfg.statseg.per_node_counters,
+        gid,
     };
     let stats = match rvpp_control::stats::start_with_options(
         dp.clone(),
@@ -179,7 +186,7 @@ fn run(cfg: &StartupConfig, demo: bool) -> Result<(), String> {
         }
     };
     let api = match cfg.api_socket() {
-        Some(path) => match rvpp_control::api::serve(dp.clone(), path) {
+        Some(path) => match rvpp_control::api::serve(dp.clone(), path, gid) {
             Ok(s) => {
                 log::info!("binary API on {}", path.display());
                 Some(s)

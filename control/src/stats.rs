@@ -113,12 +113,15 @@ pub struct Options {
     /// `/sys/node/{names,clocks,vectors,calls,suspends}` and the `/nodes/<node>/<counter>`
     /// symlinks (VPP: `statseg { per-node-counters on }`, off by default there).
     pub per_node_counters: bool,
+    /// The group that may read the segment besides root (`unix { gid }`).
+    pub gid: Option<u32>,
 }
 
 impl Default for Options {
     fn default() -> Self {
         Self {
             per_node_counters: true,
+            gid: None,
         }
     }
 }
@@ -145,11 +148,7 @@ pub fn start_with_options(
         }
     }
     let listener = SeqpacketListener::bind(path)?;
-    {
-        use std::os::unix::fs::PermissionsExt;
-        // VPP: CLIB_SOCKET_F_ALLOW_GROUP_WRITE.
-        let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o770));
-    }
+    crate::socket_access::restrict(path, opts.gid)?;
     let stop = Arc::new(AtomicBool::new(false));
     let server = {
         let stop = stop.clone();

@@ -10,8 +10,8 @@ fn papi_drives_rvpp() {
     use std::os::unix::fs::PermissionsExt;
     assert_eq!(
         meta.permissions().mode() & 0o777,
-        0o775,
-        "socket allows group write"
+        0o770,
+        "root and the group connect, others do not"
     );
     let Some(out) = r.check_python("papi_api.py", &[]) else {
         return;

@@ -352,9 +352,9 @@ fn bind_replaces_stale_socket_and_refuses_live_one() {
         .unwrap()
         .spawn(toy_executor(calls.clone()))
         .unwrap();
-    // Root + group write, as VPP.
+    // Root and the group only (docs/security.md).
     let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
-    assert_eq!(mode, 0o775);
+    assert_eq!(mode, 0o770);
     // A second server on a live socket is refused.
     let e = CliServer::bind(&path, CliOptions::default()).err().unwrap();
     assert_eq!(e.kind(), std::io::ErrorKind::AddrInUse);

@@ -520,6 +520,7 @@ fn a_small_segment_drops_symlinks_but_keeps_counters() {
     let sock = dir.join("stats.sock");
     let opts = stats::Options {
         per_node_counters: false,
+        ..Default::default()
     };
     let seg = stats::start_with_options(dp.clone(), &sock, 0, opts).unwrap();
     let r = Reader::connect(&sock);

@@ -37,7 +37,6 @@ use handlers::{EventRegs, State};
 use rvpp_vppapi::defs as d;
 use rvpp_vppapi::transport::{serve_connection, Events, Handler, Request, Response, Router};
 use std::collections::BTreeMap;
-use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -103,8 +102,8 @@ impl Drop for ApiServer {
     }
 }
 
-/// Serve the binary API on `path` (a stale socket is replaced).
-pub fn serve(dp: Arc<Dataplane>, path: &Path) -> std::io::Result<ApiServer> {
+/// Serve the binary API on `path` (a stale socket is replaced), reachable by root and `gid`.
+pub fn serve(dp: Arc<Dataplane>, path: &Path, gid: Option<u32>) -> std::io::Result<ApiServer> {
     if let Some(dir) = path.parent() {
         if !dir.as_os_str().is_empty() {
             std::fs::create_dir_all(dir)?;
@@ -114,8 +113,7 @@ pub fn serve(dp: Arc<Dataplane>, path: &Path) -> std::io::Result<ApiServer> {
         std::fs::remove_file(path)?;
     }
     let listener = UnixListener::bind(path)?;
-    // VPP binds with CLIB_SOCKET_F_ALLOW_GROUP_WRITE: the group may connect too.
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o775))?;
+    crate::socket_access::restrict(path, gid)?;
 
     let stop = Arc::new(AtomicBool::new(false));
     let events = Events::default();

@@ -1,0 +1,111 @@
+//! The API, CLI and stats sockets admit root and the `unix { gid }` group only: each file is
+//! mode 0770 owned by that group, a user outside it is refused, a user in it connects, and a
+//! group that does not resolve stops start-up with an error naming it.
+
+#[path = "../../test-support/skip.rs"]
+mod skip;
+
+mod common;
+
+use common::{Opts, Rvpp};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+/// A group no account on the machine has as its primary one.
+const GID: u32 = 54_321;
+const NOBODY: u32 = 65_534;
+
+/// Connect to `path` as uid `NOBODY` with group `gid` and no supplementary groups; the
+/// connect's errno name, or "ok".
+fn connect_as(path: &Path, gid: u32, seqpacket: bool) -> String {
+    let kind = if seqpacket {
+        "SOCK_SEQPACKET"
+    } else {
+        "SOCK_STREAM"
+    };
+    let py = format!(
+        "import socket,errno\ns=socket.socket(socket.AF_UNIX, socket.{kind})\ntry:\n  s.connect({:?}); print('ok')\nexcept OSError as e: print(errno.errorcode[e.errno])",
+        path.display().to_string()
+    );
+    // Debian's python3 (python3-pip depends on it): a pyenv one under /root is out of reach
+    // of the other user. std drops the supplementary groups when it sets the uid.
+    let out = Command::new("/usr/bin/python3")
+        .uid(NOBODY)
+        .gid(gid)
+        .args(["-c", &py])
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("setpriv");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+#[test]
+fn sockets_admit_root_and_the_configured_group_only() {
+    if !skip::need_root("connecting as another user") {
+        return;
+    }
+    let r = Rvpp::start_with(
+        "sockacc",
+        Opts {
+            unix: &format!("gid {GID}"),
+            conf:
+                "socksvr { socket-name {dir}/api.sock }\nstatseg { socket-name {dir}/stats.sock }",
+            wait_for: &["api.sock", "stats.sock"],
+            ..Default::default()
+        },
+    );
+    // The test directory is root's; let the other user reach the files in it.
+    std::fs::set_permissions(&r.dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    for (name, seqpacket) in [
+        ("api.sock", false),
+        ("cli.sock", false),
+        ("stats.sock", true),
+    ] {
+        let p = r.path(name);
+        let md = std::fs::metadata(&p).unwrap();
+        assert_eq!(
+            md.mode() & 0o777,
+            0o770,
+            "{name} mode {:o}",
+            md.mode() & 0o777
+        );
+        assert_eq!(md.gid(), GID, "{name} group");
+        assert_eq!(
+            connect_as(&p, NOBODY, seqpacket),
+            "EACCES",
+            "{name}: a stranger"
+        );
+        assert_eq!(
+            connect_as(&p, GID, seqpacket),
+            "ok",
+            "{name}: a group member"
+        );
+    }
+    // The CLI still answers root.
+    assert!(r.ctl("show version").contains("rvpp"));
+}
+
+#[test]
+fn a_group_that_does_not_resolve_stops_start_up() {
+    let dir = common::test_dir("sockacc-badgid");
+    let conf = dir.join("startup.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "unix {{ nodaemon cli-listen {}/cli.sock gid no-such-group-rvpp }}\n",
+            dir.display()
+        ),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_rvpp"))
+        .arg("-c")
+        .arg(&conf)
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no-such-group-rvpp"), "{err}");
+}
