@@ -194,22 +194,10 @@ fn rvppctl_drives_rvpp_with_a_worker() {
 
 #[test]
 fn bad_config_fails_with_file_and_line() {
-    let dir = std::env::temp_dir().join(format!("rvpp-badconf-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let conf = dir.join("startup.conf");
-    std::fs::write(
-        &conf,
+    let err = common::start_refused(
+        "badconf",
         "unix {\n  nodaemon\n}\ncpu {\n  workers notanumber\n}\n",
-    )
-    .unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_rvpp"))
-        .arg("-c")
-        .arg(&conf)
-        .output()
-        .unwrap();
-    let _ = std::fs::remove_dir_all(&dir);
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    );
     assert!(err.contains("startup.conf:5"), "{err}");
 }
 

@@ -89,23 +89,9 @@ fn sockets_admit_root_and_the_configured_group_only() {
 
 #[test]
 fn a_group_that_does_not_resolve_stops_start_up() {
-    let dir = common::test_dir("sockacc-badgid");
-    let conf = dir.join("startup.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "unix {{ nodaemon cli-listen {}/cli.sock gid no-such-group-rvpp }}\n",
-            dir.display()
-        ),
-    )
-    .unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_rvpp"))
-        .arg("-c")
-        .arg(&conf)
-        .output()
-        .unwrap();
-    let _ = std::fs::remove_dir_all(&dir);
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = common::start_refused(
+        "sockacc-badgid",
+        "unix { nodaemon cli-listen {dir}/cli.sock gid no-such-group-rvpp }\n",
+    );
     assert!(err.contains("no-such-group-rvpp"), "{err}");
 }

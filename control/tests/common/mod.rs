@@ -34,6 +34,22 @@ pub fn test_dir(tag: &str) -> PathBuf {
     dir
 }
 
+/// Start rvpp with `conf` (the whole startup.conf; `{dir}` is the test directory), expecting it
+/// to refuse: its stderr.
+pub fn start_refused(tag: &str, conf: &str) -> String {
+    let dir = test_dir(tag);
+    let path = dir.join("startup.conf");
+    std::fs::write(&path, conf.replace("{dir}", &dir.display().to_string())).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_rvpp"))
+        .arg("-c")
+        .arg(&path)
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(!out.status.success(), "rvpp started with {conf}");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
 /// How to start it.
 pub struct Opts<'a> {
     /// Stanzas after `unix { nodaemon cli-listen <dir>/cli.sock <unix> }`; `{dir}` in them is
