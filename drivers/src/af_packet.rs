@@ -775,25 +775,31 @@ impl AfPacketTxQueue {
                     self.error_logged = true;
                     log::warn!("af_packet tx: send: {e}");
                 }
-                // The kernel is not processing the ring outside send(), so frames still
-                // waiting can be taken back: they count as errors, and the ring drains.
+                // The kernel takes SEND_REQUEST frames in ring order, from a head of its own,
+                // and only inside send(): what it did not take is the newest run of pending
+                // frames. Take those back and move our head back to the first of them, so the
+                // next frame we fill is the one the kernel looks at. (Reclaiming without
+                // moving back left the kernel's head on an AVAILABLE frame after a link flap:
+                // it then sent nothing until our head lapped the ring to it.)
                 let mut dropped = 0usize;
-                for k in 0..self.pending {
-                    let i = (self.head + self.frame_nr - self.pending + k) % self.frame_nr;
-                    if let Some(s) = self.ring.status(self.frame_off(i) + T2_STATUS) {
-                        if s.load(Ordering::Acquire) == TP_STATUS_SEND_REQUEST
-                            && s.compare_exchange(
-                                TP_STATUS_SEND_REQUEST,
-                                TP_STATUS_AVAILABLE,
-                                Ordering::AcqRel,
-                                Ordering::Relaxed,
-                            )
-                            .is_ok()
-                        {
-                            dropped += 1;
-                        }
+                while dropped < self.pending {
+                    let i = (self.head + self.frame_nr - 1 - dropped) % self.frame_nr;
+                    let Some(s) = self.ring.status(self.frame_off(i) + T2_STATUS) else {
+                        break;
+                    };
+                    if s.compare_exchange(
+                        TP_STATUS_SEND_REQUEST,
+                        TP_STATUS_AVAILABLE,
+                        Ordering::AcqRel,
+                        Ordering::Relaxed,
+                    )
+                    .is_err()
+                    {
+                        break;
                     }
+                    dropped += 1;
                 }
+                self.head = (self.head + self.frame_nr - dropped) % self.frame_nr;
                 QueueStats::add(&self.stats.tx_errors, dropped.max(1) as u64);
                 QueueStats::add(&self.stats.tx_packets, (self.pending - dropped) as u64);
                 self.pending = 0;
