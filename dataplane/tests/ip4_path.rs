@@ -902,6 +902,32 @@ fn local0_holds_index_0_and_cannot_be_deleted() {
     assert_eq!(again, 1, "the lowest free instance, never 0");
 }
 
+/// An interface created in a deleted one's slot (same sw_if_index) gets adjacencies of its
+/// own: its connected subnet gleans, where the deleted interface's adjacencies had become
+/// drops for the routes that still pointed at them.
+#[test]
+fn interface_in_a_deleted_ones_slot_gets_fresh_adjacencies() {
+    use rvpp_dataplane::tables::AdjKind;
+    let mut l = lab();
+    let adj_of = |l: &Lab, p: &str| {
+        let r = l
+            .fwd
+            .route_get(0, Prefix::parse(p).unwrap())
+            .expect("route");
+        let lb = &l.fwd.fwd().lbs[r.lb as usize];
+        l.fwd.fwd().adjs[lb.buckets[0] as usize].kind
+    };
+    assert_eq!(adj_of(&l, "198.19.0.0/24"), AdjKind::Glean);
+    l.fwd.interface_del(l.if1).unwrap();
+    let again = l.fwd.interface_add("pgy", "pg", MAC0, true, 1500).unwrap();
+    assert_eq!(again, l.if1, "the freed slot");
+    l.fwd.set_admin_up(again, true).unwrap();
+    l.fwd
+        .address_add(again, Prefix::parse("198.19.3.1/24").unwrap())
+        .unwrap();
+    assert_eq!(adj_of(&l, "198.19.3.0/24"), AdjKind::Glean);
+}
+
 /// A feature on ip4-local sees packets for our own addresses received on the interfaces that
 /// enable it, before ip4-local answers them; forwarded packets do not pass it.
 #[test]

@@ -82,7 +82,9 @@ impl Forwarding {
         for k in gone {
             let _ = self.neighbor_del(k.0, k.1);
         }
-        // Routes through this interface now drop.
+        // Routes through this interface now drop, and its adjacencies leave the index: an
+        // interface created later with the same sw_if_index must get fresh ones, not these
+        // drops (a new pod's tap in a dead pod's slot had its connected route drop).
         let keys: Vec<AdjKey> = self
             .adj_index
             .keys()
@@ -90,7 +92,7 @@ impl Forwarding {
             .copied()
             .collect();
         for k in keys {
-            if let Some(&ai) = self.adj_index.get(&k) {
+            if let Some(ai) = self.adj_index.remove(&k) {
                 self.fwd.adjs[ai as usize].kind = AdjKind::Drop;
             }
         }
