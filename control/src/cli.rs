@@ -148,6 +148,9 @@ fn execute_core(dp: &Arc<Dataplane>, line: &str, w: &[&str]) -> Result<String, S
         ["packet-generator", "enable", ..] | ["packet-generator", "enable-stream", ..] => {
             pg_enable(dp)
         }
+        ["packet-generator", "disable", ..] | ["packet-generator", "disable-stream", ..] => {
+            pg_disable(dp)
+        }
         ["create", "null", "interface", name] => create_null(dp, name),
         ["create", "pcap", "interface", rest @ ..] => create_pcap(dp, rest),
         ["create", "loopback", "interface", rest @ ..]
@@ -182,7 +185,7 @@ ip punt redirect [add|del] [rx <if>|rx all] via <ip> <if> | via <if> | table <id
 ip route add|del <prefix> [table <id>] via <next-hop> [<if>] | via <if> | drop | local
 set ip neighbor [del] <if> <ip> <mac>
 create packet-generator interface <name> [count <n>] [size <bytes>] [src <ip>] [dst <prefix>] [dst-mac <mac>]
-packet-generator enable
+packet-generator enable | disable
 create null interface <name>
 create pcap interface <name> [rx <file>] [tx <file>]
 create loopback interface [mac <mac>] | delete loopback interface intfc <name>
@@ -510,6 +513,18 @@ fn pg_enable(dp: &Dataplane) -> Result<String, String> {
             .get_mut(&s)
         {
             d.rx_placement = vec![(0, w)];
+        }
+    }
+    Ok(String::new())
+}
+
+/// Stop every running stream. Unlike VPP's, a stopped stream is gone (its queue leaves the
+/// worker); `create packet-generator interface` makes a new one.
+fn pg_disable(dp: &Dataplane) -> Result<String, String> {
+    let mut devices = dp.devices.lock().unwrap_or_else(|e| e.into_inner());
+    for d in devices.values_mut().filter(|d| d.kind == "pg") {
+        for (_, w) in d.rx_placement.drain(..) {
+            dp.workers[w].send(crate::daemon::WorkerCmd::RemoveRx(d.sw_if_index));
         }
     }
     Ok(String::new())
