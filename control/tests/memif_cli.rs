@@ -8,7 +8,7 @@ mod skip;
 
 mod common;
 
-use common::{ctl, wait_for, Rvpp};
+use common::{buffers_in_use, ctl, used_column, wait_for, Rvpp};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
@@ -61,21 +61,6 @@ fn connected(show: &str) -> usize {
     show.lines()
         .filter(|l| l.trim_start().starts_with("flags") && l.ends_with(" connected"))
         .count()
-}
-
-/// The "Used" column of `show buffers`; panics when it is not there (a parse failure must
-/// not pass the leak check).
-fn buffers_in_use(sock: &Path) -> u64 {
-    used_column(&ctl(sock, "show buffers"))
-}
-
-fn used_column(out: &str) -> u64 {
-    let mut lines = out.lines();
-    let head = lines.next().unwrap_or_default();
-    assert!(head.trim_end().ends_with("Used"), "no Used column:\n{out}");
-    let v = lines.next().and_then(|l| l.split_whitespace().last());
-    v.and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("Used {v:?} is not a number:\n{out}"))
 }
 
 /// How many interfaces in `show memif` have no ring errors and no rx drops.

@@ -162,6 +162,41 @@ impl Rvpp {
         }
     }
 
+    /// SIGKILL (no clean-up: sockets, pidfile and taps left as they are), then the same
+    /// startup.conf again in the same directory; returns once the new process answers the CLI.
+    pub fn kill_and_restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.child = Command::new(env!("CARGO_BIN_EXE_rvpp"))
+            .arg("-c")
+            .arg(self.dir.join("startup.conf"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let t = Instant::now();
+        // The old socket file is still there: wait for an answer, not for the file.
+        loop {
+            let out = Command::new(env!("CARGO_BIN_EXE_rvppctl"))
+                .arg("-s")
+                .arg(&self.cli)
+                .args(["show", "version"])
+                .output()
+                .unwrap();
+            if out.status.success() && String::from_utf8_lossy(&out.stdout).contains("rvpp") {
+                return;
+            }
+            if let Some(st) = self.child.try_wait().unwrap() {
+                panic!("restarted rvpp exited with {st}");
+            }
+            assert!(
+                t.elapsed() < Duration::from_secs(20),
+                "restarted rvpp never answered"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// SIGTERM and a clean exit.
     pub fn stop(mut self) {
         let st = self.terminate();
@@ -183,6 +218,21 @@ pub fn ctl(sock: &Path, cmd: &str) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The "Used" column of `show buffers`; panics when it is not there (a parse failure must
+/// not pass the leak check).
+pub fn buffers_in_use(sock: &Path) -> u64 {
+    used_column(&ctl(sock, "show buffers"))
+}
+
+pub fn used_column(out: &str) -> u64 {
+    let mut lines = out.lines();
+    let head = lines.next().unwrap_or_default();
+    assert!(head.trim_end().ends_with("Used"), "no Used column:\n{out}");
+    let v = lines.next().and_then(|l| l.split_whitespace().last());
+    v.and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("Used {v:?} is not a number:\n{out}"))
 }
 
 /// Wait for `f` to hold, `secs` at most.
