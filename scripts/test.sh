@@ -42,6 +42,9 @@ cargo test --features dpdk -p rvpp-control --test dpdk_daemon 2>&1 | tee -a /tmp
 # The 1M-route reference check is #[ignore]d in debug builds (minutes there); in release it
 # builds in ~35 s and runs in ~6 s on two cores. --include-ignored: it must run, not be ignored.
 cargo test --release -p rvpp-dataplane --test fib_scale -- --include-ignored 2>&1 | tee -a /tmp/rvpp-test.log || status=1
+# The soak's 2-minute version (issue 18) against a release rvpp.
+cargo build --release -p rvpp-control --bins 2>&1 | tail -1
+cargo test --release -p rvpp-bench --test soak -- --ignored 2>&1 | tee -a /tmp/rvpp-test.log || status=1
 skips=$(grep -c . "$RVPP_SKIP_LOG" || true)
 echo "rvpp tests: $skips skipped for missing prerequisites (log: $RVPP_SKIP_LOG)"
 sed 's/^/  /' "$RVPP_SKIP_LOG"

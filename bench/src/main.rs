@@ -9,6 +9,7 @@ mod graph;
 mod memif_loop;
 mod pod_tcp;
 mod service_crr;
+mod soak;
 mod testpmd;
 mod uplink;
 
@@ -32,6 +33,9 @@ const USAGE: &str = "usage: rvpp-bench <benchmark> [options] [--json]
                 64 B pps into and out of the uplink: AF_XDP vs AF_PACKET (root)
   api-rate [--routes N] [--rate-routes N] [--clients N]
                 ip_route_add_del per second; 1M routes programmed under traffic
+  soak [--minutes M] [--sample-secs S] [--warmup-secs W] [--routes N]
+                rvpp under steady pod traffic while calico-like churn runs through the API;
+                RSS, threads, fds, buffers and FIB bytes sampled, slopes reported (root)
   dpdk-null [--runs R] [--seconds S] [--size B] [--routes N] [--rx copy|in-place|both]
                 rvpp between two DPDK net_null ports vs testpmd io (build with --features dpdk)
 ";
@@ -68,6 +72,7 @@ fn main() {
         "uplink" => uplink::run(rest),
         "api-rate" => api_rate::run(rest),
         "dpdk-null" => dpdk_null::run(rest),
+        "soak" => soak::run(rest),
         "-h" | "--help" | "help" => {
             print!("{USAGE}");
             return;

@@ -321,13 +321,14 @@ pub(crate) fn veth_pod(node: &str, pod: &str, host_if: &str, addr: &str) -> Resu
 
 /// The rvpp side of pod-tcp and service-crr: namespaces node, p1 (198.18.1.2) and p2
 /// (198.18.2.2), each pod on a tun `eth0` (MTU 1400, `tap` appended to `create tap`) that rvpp
-/// in the node namespace creates, /32 routes in rvpp, then the CLI lines `cli`. Returns
-/// (node, p1, p2).
+/// in the node namespace creates, /32 routes in rvpp, then the CLI lines `cli`; `conf` is added
+/// to startup.conf. Returns (node, p1, p2).
 pub(crate) fn rvpp_pods(
     lab: &mut Lab,
     tap: &str,
     workers: u32,
     cli: &str,
+    conf: &str,
 ) -> Result<(String, String, String), String> {
     let node = lab.ns("node")?;
     let p1 = lab.ns("p1")?;
@@ -338,7 +339,8 @@ pub(crate) fn rvpp_pods(
          set interface state tun0 up\nset interface state tun1 up\n\
          ip route add 198.18.1.2/32 via tun0\nip route add 198.18.2.2/32 via tun1\n{cli}"
     );
-    let extra = format!("buffers {{ buffers-per-numa 65536 }}\ncpu {{ workers {workers} }}");
+    let extra =
+        format!("buffers {{ buffers-per-numa 65536 }}\ncpu {{ workers {workers} }}\n{conf}");
     lab.start_rvpp(&node, &extra, &setup)?;
     for p in [&p1, &p2] {
         if !wait_for(Duration::from_secs(10), || {
@@ -456,7 +458,7 @@ pub fn run(args: &[String]) -> Result<Value, String> {
         "{} num-rx-queues {queues} num-tx-queues {queues}",
         if gso { " gso" } else { "" }
     );
-    let (_, p1, p2) = rvpp_pods(&mut lab, &tap, workers, "")?;
+    let (_, p1, p2) = rvpp_pods(&mut lab, &tap, workers, "", "")?;
     let (_, kp1, kp2) = kernel_pods(&mut lab)?;
     // Warm up both (ARP, caches).
     for (a, _) in [(&p1, 0), (&kp1, 1)] {

@@ -306,7 +306,7 @@ pub fn run(args: &[String]) -> Result<Value, String> {
         .map_err(|_| "nft not found: install nftables (scripts/install-deps.sh)")?;
     let mut lab = Lab::new("service-crr")?;
     let cnat = "set cnat interface tun0\nset cnat interface tun1\n";
-    let (_, p1, p2) = rvpp_pods(&mut lab, " gso", 0, cnat)?;
+    let (_, p1, p2) = rvpp_pods(&mut lab, " gso", 0, cnat, "")?;
     let (knode, kp1, kp2) = kernel_pods(&mut lab)?;
     let mut procs = Procs(Vec::new());
     procs.0.push(start_server(&p2, conns)?);

@@ -63,6 +63,7 @@ fn execute_core(dp: &Arc<Dataplane>, line: &str, w: &[&str]) -> Result<String, S
         ["show", "hardware", ..] | ["show", "hardware-interfaces", ..] | ["show", "hard", ..] => {
             Ok(show_hardware(dp))
         }
+        ["show", "ip", "fib", "memory"] => Ok(show_fib_memory(dp)),
         ["show", "ip", "fib", rest @ ..] => Ok(show_fib(dp, Af::Ip4, rest)),
         ["show", "ip6", "fib", rest @ ..] => Ok(show_fib(dp, Af::Ip6, rest)),
         ["show", "ip", "neighbors", ..]
@@ -168,7 +169,7 @@ fn execute_core(dp: &Arc<Dataplane>, line: &str, w: &[&str]) -> Result<String, S
     }
 }
 
-const HELP: &str = "show version|threads|runtime|errors|trace|interface|hardware|ip fib|ip6 fib|ip neighbors|buffers
+const HELP: &str = "show version|threads|runtime|errors|trace|interface|hardware|ip fib [memory]|ip6 fib|ip neighbors|buffers
 clear runtime|errors|interfaces|trace
 trace add <input-node> <count>
 pcap trace [rx] [tx] [drop] [max <n>] [intfc <if>|any] [file <name>] | pcap trace off | pcap trace status
@@ -1025,6 +1026,15 @@ fn show_hardware(dp: &Dataplane) -> String {
         }
     }
     s
+}
+
+/// rvpp's own: what the FIBs hold (the soak samples it).
+fn show_fib_memory(dp: &Dataplane) -> String {
+    let m = dp.fwd().fib_memory();
+    format!(
+        "ip4: {} routes, {} table bytes (read by workers), {} writer bytes\nip6: {} routes\n",
+        m.ip4_routes, m.ip4_table_bytes, m.ip4_writer_bytes, m.ip6_routes
+    )
 }
 
 fn show_fib(dp: &Dataplane, af: Af, rest: &[&str]) -> String {

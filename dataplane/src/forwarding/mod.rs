@@ -19,7 +19,7 @@ mod tests;
 
 pub use neighbours::{Neighbor, NeighborConfig, NeighborCounts, Probe, PROBE_WAIT};
 pub use prefix::{mask4, mask6, Af, Prefix};
-pub use routes::{Path, PathKind, Route, Source};
+pub use routes::{FibMemory, Path, PathKind, Route, Source};
 
 use adjacencies::AdjKey;
 use interfaces::fib_of;

@@ -78,6 +78,17 @@ pub enum Source {
     AdjFib,
 }
 
+/// [`Forwarding::fib_memory`]: `show ip fib memory`, and the soak's FIB sample.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FibMemory {
+    /// What workers read: touched tbl24 pages and tbl8 groups ever used.
+    pub ip4_table_bytes: usize,
+    /// The writer's side: per-entry prefix lengths and the route sets.
+    pub ip4_writer_bytes: usize,
+    pub ip4_routes: usize,
+    pub ip6_routes: usize,
+}
+
 #[derive(Clone, Debug)]
 pub struct Route {
     pub paths: Vec<Path>,
@@ -197,6 +208,19 @@ impl Forwarding {
             Prefix::V4(a, l) => self.ip4.get(fi)?.as_ref()?.routes.get(&(a, l)).cloned(),
             Prefix::V6(a, l) => self.ip6.get(fi)?.as_ref()?.routes.get(&(a, l)).cloned(),
         }
+    }
+
+    /// What the IPv4 FIBs hold, summed over every table, and the route count of each family.
+    pub fn fib_memory(&self) -> FibMemory {
+        let mut m = FibMemory::default();
+        for t in self.ip4.iter().flatten() {
+            let mem = t.writer.memory();
+            m.ip4_table_bytes += mem.table_bytes;
+            m.ip4_writer_bytes += mem.writer_bytes;
+            m.ip4_routes += t.routes.len();
+        }
+        m.ip6_routes = self.ip6.iter().flatten().map(|t| t.routes.len()).sum();
+        m
     }
 
     /// Every route of a table, in prefix order.
