@@ -3,4 +3,8 @@
 //! small tokio UDP driver. Depends on nothing else of rvpp's.
 
 pub mod crypto;
+pub mod driver;
+pub mod engine;
 pub mod wire;
+
+pub use engine::{ChildSa, ChildSaSink, Config, DownReason, Engine, EspSuite, Event, Profile};

@@ -1,0 +1,355 @@
+use super::*;
+use std::net::Ipv4Addr;
+
+const A: &str = "198.18.0.1:500";
+const B: &str = "198.18.0.2:500";
+
+fn addr(s: &str) -> SocketAddr {
+    s.parse().unwrap()
+}
+
+fn pair(psk_a: &[u8], psk_b: &[u8]) -> (Engine, Engine) {
+    let (ia, ib) = (Ipv4Addr::new(198, 18, 0, 1), Ipv4Addr::new(198, 18, 0, 2));
+    let mut a = Engine::new(Config::default(), addr(A));
+    a.add_profile(Profile::calico("p", addr(B), psk_a, ia, ib));
+    let mut b = Engine::new(Config::default(), addr(B));
+    b.add_profile(Profile::calico("p", addr(A), psk_b, ib, ia));
+    (a, b)
+}
+
+/// Moves datagrams between the two engines until both are quiet; returns the other events.
+fn run(now: Instant, a: &mut Engine, b: &mut Engine) -> (Vec<Event>, Vec<Event>) {
+    let (mut ea, mut eb) = (Vec::new(), Vec::new());
+    for _ in 0..50 {
+        let mut moved = false;
+        while let Some(e) = a.poll_event() {
+            match e {
+                Event::Send { data, .. } => {
+                    moved = true;
+                    b.handle_datagram(now, addr(A), &data);
+                }
+                e => ea.push(e),
+            }
+        }
+        while let Some(e) = b.poll_event() {
+            match e {
+                Event::Send { data, .. } => {
+                    moved = true;
+                    a.handle_datagram(now, addr(B), &data);
+                }
+                e => eb.push(e),
+            }
+        }
+        if !moved {
+            break;
+        }
+    }
+    (ea, eb)
+}
+
+fn ups(ev: &[Event]) -> Vec<ChildSa> {
+    ev.iter()
+        .filter_map(|e| {
+            if let Event::ChildUp(c) = e {
+                Some(c.clone())
+            } else {
+                None
+            }
+        })
+        .collect()
+}
+
+fn downs(ev: &[Event]) -> Vec<ChildSa> {
+    ev.iter()
+        .filter_map(|e| {
+            if let Event::ChildDown(c) = e {
+                Some(c.clone())
+            } else {
+                None
+            }
+        })
+        .collect()
+}
+
+fn mirrored(x: &ChildSa, y: &ChildSa) {
+    assert_eq!(x.spi_in, y.spi_out);
+    assert_eq!(x.spi_out, y.spi_in);
+    assert_eq!(x.encr_key_in, y.encr_key_out);
+    assert_eq!(x.encr_key_out, y.encr_key_in);
+    assert_eq!(x.salt_in, y.salt_out);
+    assert_ne!(x.encr_key_in, x.encr_key_out);
+    assert_eq!(x.encr_key_in.len(), 32);
+    assert_eq!(x.salt_in.len(), 4);
+}
+
+fn up(a: &mut Engine, b: &mut Engine, now: Instant) -> (ChildSa, ChildSa) {
+    assert!(a.initiate(now, "p").unwrap());
+    // calico's once-a-second re-initiate is a no-op.
+    assert!(!a.initiate(now, "p").unwrap());
+    let (ea, eb) = run(now, a, b);
+    let (ca, cb) = (ups(&ea), ups(&eb));
+    assert_eq!((ca.len(), cb.len()), (1, 1), "{ea:?} {eb:?}");
+    mirrored(&ca[0], &cb[0]);
+    assert!(a.is_established("p") && b.is_established("p"));
+    assert_eq!(b.half_open(), 0);
+    (ca[0].clone(), cb[0].clone())
+}
+
+#[test]
+fn calico_profile_comes_up_with_mirrored_child_keys() {
+    let (mut a, mut b) = pair(b"secret", b"secret");
+    let (ca, _) = up(&mut a, &mut b, Instant::now());
+    assert_eq!(ca.encr, Encr::AesGcm16 { bits: 256 });
+    assert_eq!(ca.ts_local, vec![TrafficSelector::ipv4_any()]);
+}
+
+#[test]
+fn other_suites_and_invalid_ke_retry() {
+    let (mut a, mut b) = pair(b"k", b"k");
+    let x = IkeSuite {
+        encr: Encr::AesGcm16 { bits: 128 },
+        prf: crypto::Prf::HmacSha256,
+        integ: None,
+        dh: DhGroup::Curve25519,
+    };
+    let y = IkeSuite {
+        encr: Encr::AesCbc { bits: 128 },
+        prf: crypto::Prf::HmacSha256,
+        integ: Some(Integ::HmacSha256_128),
+        dh: DhGroup::Ecp256,
+    };
+    let esp = EspSuite {
+        encr: Encr::AesCbc { bits: 128 },
+        integ: Some(Integ::HmacSha256_128),
+        esn: true,
+        pfs: None,
+    };
+    a.profiles[0].ike = vec![x, y];
+    a.profiles[0].esp = vec![EspSuite::CALICO, esp];
+    // The responder takes only y: a's KE (X25519) is refused with INVALID_KE_PAYLOAD(19).
+    b.profiles[0].ike = vec![y];
+    b.profiles[0].esp = vec![esp];
+    let now = Instant::now();
+    a.initiate(now, "p").unwrap();
+    let (ea, eb) = run(now, &mut a, &mut b);
+    assert_eq!(b.counters.invalid_ke_sent, 1);
+    assert_eq!(a.counters.invalid_ke_retries, 1);
+    let (ca, cb) = (ups(&ea), ups(&eb));
+    assert_eq!(ca.len(), 1);
+    assert_eq!(ca[0].integ, Some(Integ::HmacSha256_128));
+    assert!(ca[0].esn);
+    assert_eq!(ca[0].integ_key_in, cb[0].integ_key_out);
+    assert!(ca[0].salt_in.is_empty());
+}
+
+#[test]
+fn wrong_psk_fails_on_both_sides() {
+    let (mut a, mut b) = pair(b"right", b"wrong");
+    let now = Instant::now();
+    a.initiate(now, "p").unwrap();
+    let (ea, eb) = run(now, &mut a, &mut b);
+    assert!(ups(&ea).is_empty() && ups(&eb).is_empty());
+    assert_eq!(b.counters.auth_failed, 1);
+    assert_eq!(a.counters.auth_failed, 1);
+    let failed = |ev: &[Event]| {
+        ev.iter().any(|e| {
+            matches!(
+                e,
+                Event::IkeDown {
+                    reason: DownReason::AuthenticationFailed,
+                    ..
+                }
+            )
+        })
+    };
+    assert!(failed(&ea) && failed(&eb));
+    assert_eq!(
+        (a.ike_sa_count(), b.ike_sa_count(), b.half_open()),
+        (0, 0, 0)
+    );
+}
+
+#[test]
+fn no_common_proposal() {
+    let (mut a, mut b) = pair(b"k", b"k");
+    b.profiles[0].ike[0].encr = Encr::AesCbc { bits: 128 };
+    let now = Instant::now();
+    a.initiate(now, "p").unwrap();
+    let (ea, _) = run(now, &mut a, &mut b);
+    assert!(ea.iter().any(|e| matches!(
+        e,
+        Event::IkeDown {
+            reason: DownReason::NoProposalChosen,
+            ..
+        }
+    )));
+    assert_eq!(b.ike_sa_count(), 0);
+}
+
+#[test]
+fn child_rekey_ike_rekey_and_delete() {
+    let (mut a, mut b) = pair(b"k", b"k");
+    let now = Instant::now();
+    let (ca, _) = up(&mut a, &mut b, now);
+    // Child rekey from the responder's side.
+    let cb_spi = ca.spi_out;
+    assert!(b.rekey_child(cb_spi));
+    b.handle_timeout(now);
+    let (ea, eb) = run(now, &mut a, &mut b);
+    let (na, nb) = (ups(&ea), ups(&eb));
+    assert_eq!((na.len(), nb.len()), (1, 1));
+    mirrored(&na[0], &nb[0]);
+    assert_ne!(na[0].encr_key_in, ca.encr_key_in);
+    assert_eq!(
+        downs(&ea).iter().map(|c| c.spi_in).collect::<Vec<_>>(),
+        vec![ca.spi_in]
+    );
+    assert_eq!(downs(&eb).len(), 1);
+    assert_eq!(a.children("p").len(), 1);
+    // IKE rekey from the initiator: children survive, the old IKE SA goes.
+    assert!(a.rekey_ike("p"));
+    a.handle_timeout(now);
+    let (ea, eb) = run(now, &mut a, &mut b);
+    assert!(downs(&ea).is_empty() && downs(&eb).is_empty(), "{ea:?}");
+    assert_eq!((a.ike_sa_count(), b.ike_sa_count()), (1, 1));
+    assert_eq!(b.children("p"), vec![nb[0].clone()]);
+    // The rekeyed IKE SA still works: a child rekey over it, then delete everything.
+    assert!(a.rekey_child(na[0].spi_in));
+    a.handle_timeout(now);
+    let (ea, eb) = run(now, &mut a, &mut b);
+    mirrored(&ups(&ea)[0], &ups(&eb)[0]);
+    assert!(a.delete_ike("p"));
+    a.handle_timeout(now);
+    let (ea, eb) = run(now, &mut a, &mut b);
+    assert_eq!((downs(&ea).len(), downs(&eb).len()), (1, 1));
+    assert_eq!((a.ike_sa_count(), b.ike_sa_count()), (0, 0));
+}
+
+#[test]
+fn retransmission_then_timeout() {
+    let (mut a, _) = pair(b"k", b"k");
+    let now = Instant::now();
+    a.initiate(now, "p").unwrap();
+    let mut sent = 0;
+    let mut t = now;
+    let mut down = false;
+    for _ in 0..200 {
+        t = a.next_timeout().unwrap_or(t + Duration::from_secs(1));
+        a.handle_timeout(t);
+        while let Some(e) = a.poll_event() {
+            match e {
+                Event::Send { .. } => sent += 1,
+                Event::IkeDown {
+                    reason: DownReason::Timeout,
+                    ..
+                } => down = true,
+                _ => {}
+            }
+        }
+        if down {
+            break;
+        }
+    }
+    assert!(down);
+    assert_eq!(sent, Config::default().retransmit_tries as usize);
+    // Backoff: the last try came well after the first.
+    assert!(t - now >= Duration::from_secs(8), "{:?}", t - now);
+}
+
+#[test]
+fn dpd_and_retransmitted_request_answered_from_cache() {
+    let (mut a, mut b) = pair(b"k", b"k");
+    let now = Instant::now();
+    up(&mut a, &mut b, now);
+    let later = now + Duration::from_secs(31);
+    a.handle_timeout(later);
+    let Some(Event::Send { data, .. }) = a.poll_event() else {
+        panic!("no DPD")
+    };
+    b.handle_datagram(later, addr(A), &data);
+    b.handle_datagram(later, addr(A), &data);
+    assert_eq!(b.counters.retransmits_answered, 1);
+    let mut answers = 0;
+    while let Some(e) = b.poll_event() {
+        if let Event::Send { data, .. } = e {
+            answers += 1;
+            a.handle_datagram(later, addr(B), &data);
+        }
+    }
+    assert_eq!(answers, 2);
+    // The second answer is for a request no longer pending.
+    assert_eq!(a.counters.bad_message_id, 1);
+    assert!(a.is_established("p"));
+}
+
+#[test]
+fn init_flood_gets_cookies_and_memory_stays_bounded() {
+    let cfg = Config {
+        cookie_threshold: 8,
+        max_half_open: 16,
+        ..Config::default()
+    };
+    let mut b = Engine::new(cfg, addr(B));
+    b.add_profile(Profile::calico(
+        "p",
+        addr(A),
+        b"k",
+        Ipv4Addr::new(198, 18, 0, 2),
+        Ipv4Addr::new(198, 18, 0, 1),
+    ));
+    let now = Instant::now();
+    for _ in 0..1000 {
+        let mut a = Engine::new(Config::default(), addr(A));
+        a.add_profile(Profile::calico(
+            "p",
+            addr(B),
+            b"k",
+            Ipv4Addr::new(198, 18, 0, 1),
+            Ipv4Addr::new(198, 18, 0, 2),
+        ));
+        a.initiate(now, "p").unwrap();
+        let Some(Event::Send { data, .. }) = a.poll_event() else {
+            panic!()
+        };
+        b.handle_datagram(now, addr(A), &data);
+        while b.poll_event().is_some() {}
+    }
+    assert_eq!(b.half_open(), 8);
+    assert_eq!(b.ike_sa_count(), 8);
+    assert_eq!(b.counters.cookies_sent, 992);
+    // A real initiator answers the cookie and gets through.
+    let mut a = Engine::new(Config::default(), addr(A));
+    a.add_profile(Profile::calico(
+        "p",
+        addr(B),
+        b"k",
+        Ipv4Addr::new(198, 18, 0, 1),
+        Ipv4Addr::new(198, 18, 0, 2),
+    ));
+    a.initiate(now, "p").unwrap();
+    let (ea, _) = run(now, &mut a, &mut b);
+    assert_eq!(ups(&ea).len(), 1);
+    // Half-open SAs expire.
+    b.handle_timeout(now + Duration::from_secs(31));
+    assert_eq!(b.half_open(), 0);
+    assert_eq!(b.counters.half_open_expired, 8);
+}
+
+#[test]
+fn garbage_and_tampering_are_counted_not_fatal() {
+    let (mut a, mut b) = pair(b"k", b"k");
+    let now = Instant::now();
+    up(&mut a, &mut b, now);
+    b.handle_datagram(now, addr(A), &[0u8; 3]);
+    assert_eq!(b.counters.malformed, 1);
+    a.rekey_child(a.children("p")[0].spi_in);
+    a.handle_timeout(now);
+    let Some(Event::Send { mut data, .. }) = a.poll_event() else {
+        panic!()
+    };
+    let n = data.len();
+    data[n - 1] ^= 0x55;
+    b.handle_datagram(now, addr(A), &data);
+    assert_eq!(b.counters.integrity_failed, 1);
+    assert!(b.poll_event().is_none());
+}
