@@ -1,7 +1,7 @@
 //! A small tokio driver: one UDP socket, a command channel, and the engine's timers. Child SA
 //! events go to the embedding code's `ChildSaSink`.
 
-use crate::engine::{ChildSa, ChildSaSink, Engine, Event, Profile};
+use crate::engine::{ChildSa, ChildSaSink, Engine, Event, Profile, IKE_PORT, NAT_T_PORT};
 use std::time::{Duration, Instant};
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
@@ -19,10 +19,20 @@ pub enum Command {
 }
 
 /// Hands queued events to the socket and the sink.
-async fn flush(socket: &UdpSocket, engine: &mut Engine, sink: &mut impl ChildSaSink) {
+async fn flush(
+    ike: &UdpSocket,
+    natt: &UdpSocket,
+    engine: &mut Engine,
+    sink: &mut impl ChildSaSink,
+) {
     while let Some(ev) = engine.poll_event() {
         match ev {
-            Event::Send { to, data } => {
+            Event::Send {
+                from_port,
+                to,
+                data,
+            } => {
+                let socket = if from_port == NAT_T_PORT { natt } else { ike };
                 if let Err(e) = socket.send_to(&data, to).await {
                     log::warn!("ikev2: send to {to}: {e}");
                 }
@@ -41,21 +51,28 @@ async fn flush(socket: &UdpSocket, engine: &mut Engine, sink: &mut impl ChildSaS
     }
 }
 
-/// Runs until `Command::Stop` or the channel closes; returns the engine.
+/// Runs until `Command::Stop` or the channel closes; returns the engine. `ike` is bound to
+/// port 500, `natt` to 4500 (IKE after NAT detection, with the non-ESP marker).
 pub async fn run(
-    socket: UdpSocket,
+    ike: UdpSocket,
+    natt: UdpSocket,
     mut engine: Engine,
     sink: &mut impl ChildSaSink,
     mut commands: mpsc::Receiver<Command>,
 ) -> Engine {
     let mut buf = vec![0u8; crate::wire::MAX_MESSAGE];
+    let mut buf2 = vec![0u8; crate::wire::MAX_MESSAGE];
     loop {
         let wake = engine
             .next_timeout()
             .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
         tokio::select! {
-            r = socket.recv_from(&mut buf) => match r {
-                Ok((n, from)) => engine.handle_datagram(Instant::now(), from, &buf[..n]),
+            r = ike.recv_from(&mut buf) => match r {
+                Ok((n, from)) => engine.handle_datagram(Instant::now(), IKE_PORT, from, &buf[..n]),
+                Err(e) => log::warn!("ikev2: recv: {e}"),
+            },
+            r = natt.recv_from(&mut buf2) => match r {
+                Ok((n, from)) => engine.handle_datagram(Instant::now(), NAT_T_PORT, from, &buf2[..n]),
                 Err(e) => log::warn!("ikev2: recv: {e}"),
             },
             c = commands.recv() => {
@@ -80,6 +97,6 @@ pub async fn run(
             },
             _ = tokio::time::sleep_until(wake.into()) => engine.handle_timeout(Instant::now()),
         }
-        flush(&socket, &mut engine, sink).await;
+        flush(&ike, &natt, &mut engine, sink).await;
     }
 }

@@ -153,7 +153,9 @@ pub enum DownReason {
 
 #[derive(Debug, Clone)]
 pub enum Event {
+    /// `data` already has the non-ESP marker when `from_port` is 4500 (RFC 3948 §2.2).
     Send {
+        from_port: u16,
         to: SocketAddr,
         data: Vec<u8>,
     },
@@ -201,6 +203,7 @@ pub struct Counters {
     pub auth_failed: u64,
     pub dh_failed: u64,
     pub unexpected: u64,
+    pub not_ike: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -285,6 +288,9 @@ struct IkeSa {
     last_rx: Instant,
     /// Children were moved to a rekeyed IKE SA; do not report them down with this one.
     superseded: bool,
+    /// 500, or 4500 once a NAT was detected (RFC 7296 §2.23).
+    local_port: u16,
+    nat: bool,
 }
 
 impl IkeSa {
@@ -614,6 +620,7 @@ fn make_child(
     spi_out: u32,
     ts_local: Vec<TrafficSelector>,
     ts_remote: Vec<TrafficSelector>,
+    nat: bool,
 ) -> ChildSa {
     let elen = esp.encr.keymat_len();
     let ilen = esp.integ.map_or(0, Integ::key_len);
@@ -646,10 +653,69 @@ fn make_child(
         integ_key_in: a_in.to_vec(),
         integ_key_out: a_out.to_vec(),
         esn: esp.esn,
-        udp_encap: peer.port() == 4500 || local.port() == 4500,
+        udp_encap: nat,
         ts_local,
         ts_remote,
     }
+}
+
+pub const IKE_PORT: u16 = 500;
+pub const NAT_T_PORT: u16 = 4500;
+
+/// NAT_DETECTION_*_IP data: SHA-1(SPIi | SPIr | IP | port) (RFC 7296 §2.23).
+fn nat_hash(spi_i: u64, spi_r: u64, a: SocketAddr) -> Vec<u8> {
+    use sha1::Digest;
+    let mut h = sha1::Sha1::new();
+    h.update(spi_i.to_be_bytes());
+    h.update(spi_r.to_be_bytes());
+    match a.ip() {
+        IpAddr::V4(x) => h.update(x.octets()),
+        IpAddr::V6(x) => h.update(x.octets()),
+    }
+    h.update(a.port().to_be_bytes());
+    h.finalize().to_vec()
+}
+
+fn nat_notifies(spi_i: u64, spi_r: u64, src: SocketAddr, dst: SocketAddr) -> [Payload; 2] {
+    [
+        Payload::Notify(Notify::new(
+            notify::NAT_DETECTION_SOURCE_IP,
+            nat_hash(spi_i, spi_r, src),
+        )),
+        Payload::Notify(Notify::new(
+            notify::NAT_DETECTION_DESTINATION_IP,
+            nat_hash(spi_i, spi_r, dst),
+        )),
+    ]
+}
+
+/// True when the peer's NAT_DETECTION payloads (if any) disagree with the addresses seen.
+fn nat_detected(
+    payloads: &[Payload],
+    spi_i: u64,
+    spi_r: u64,
+    peer: SocketAddr,
+    us: SocketAddr,
+) -> bool {
+    let of = |kind| -> Vec<&Vec<u8>> {
+        payloads
+            .iter()
+            .filter_map(|p| match p {
+                Payload::Notify(n) if n.kind == kind => Some(&n.data),
+                _ => None,
+            })
+            .collect()
+    };
+    let (src, dst) = (
+        of(notify::NAT_DETECTION_SOURCE_IP),
+        of(notify::NAT_DETECTION_DESTINATION_IP),
+    );
+    if src.is_empty() || dst.is_empty() {
+        return false;
+    }
+    let want_src = nat_hash(spi_i, spi_r, peer);
+    let want_dst = nat_hash(spi_i, spi_r, us);
+    !src.iter().any(|h| **h == want_src) || !dst.iter().any(|h| **h == want_dst)
 }
 
 fn spi_u32(v: &[u8]) -> Option<u32> {
@@ -712,9 +778,16 @@ impl Engine {
         })
     }
 
-    fn send(&mut self, to: SocketAddr, data: Vec<u8>) {
+    fn send(&mut self, from_port: u16, to: SocketAddr, mut data: Vec<u8>) {
         self.counters.tx += 1;
-        self.events.push_back(Event::Send { to, data });
+        if from_port == NAT_T_PORT {
+            data.splice(0..0, [0u8; 4]);
+        }
+        self.events.push_back(Event::Send {
+            from_port,
+            to,
+            data,
+        });
     }
 
     fn profile_index(&self, name: &str) -> Option<usize> {
@@ -755,6 +828,8 @@ impl Engine {
             created: now,
             last_rx: now,
             superseded: false,
+            local_port: IKE_PORT,
+            nat: false,
         };
         self.send_init(now, &mut sa);
         self.sas.insert(sa.spi_i, sa);
@@ -787,6 +862,7 @@ impl Engine {
             data: dh.public.clone(),
         });
         payloads.push(Payload::Nonce(sa.ni.clone()));
+        payloads.extend(nat_notifies(sa.spi_i, 0, self.local, sa.peer));
         let m = Message {
             header: sa.header(exchange::IKE_SA_INIT, 0, false),
             payloads,
@@ -797,7 +873,7 @@ impl Engine {
     }
 
     fn start_request(&mut self, now: Instant, sa: &mut IkeSa, id: u32, data: Vec<u8>, req: Req) {
-        self.send(sa.peer, data.clone());
+        self.send(sa.local_port, sa.peer, data.clone());
         sa.pending = Some(Pending {
             id,
             data,
@@ -821,7 +897,7 @@ impl Engine {
             return;
         };
         sa.last_response = Some((id, data.clone()));
-        self.send(sa.peer, data);
+        self.send(sa.local_port, sa.peer, data);
     }
 
     /// Queues a rekey of the child whose inbound SPI is `spi_in`.
@@ -927,7 +1003,7 @@ impl Engine {
                     p.next_at = now + self.cfg.retransmit_timeout * (1 << p.tries.min(6));
                     let data = p.data.clone();
                     self.counters.retransmits_sent += 1;
-                    self.send(sa.peer, data);
+                    self.send(sa.local_port, sa.peer, data);
                 }
             }
             if sa.state == State::Established && !sa.superseded {
@@ -1137,9 +1213,27 @@ impl Engine {
         crypto::Prf::HmacSha256.compute(&self.cookie_secret, &[ni, &ip, &spi_i.to_be_bytes()])
     }
 
-    /// A datagram from `from` on the IKE socket.
-    pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, data: &[u8]) {
+    /// A datagram from `from` to our UDP port `local_port` (500, or 4500 with the non-ESP marker).
+    pub fn handle_datagram(
+        &mut self,
+        now: Instant,
+        local_port: u16,
+        from: SocketAddr,
+        data: &[u8],
+    ) {
         self.counters.rx += 1;
+        let data = if local_port == NAT_T_PORT {
+            match data.split_first_chunk::<4>() {
+                Some(([0, 0, 0, 0], rest)) => rest,
+                _ => {
+                    // ESP (or a keepalive) on 4500 is the data path's, not ours.
+                    self.counters.not_ike += 1;
+                    return;
+                }
+            }
+        } else {
+            data
+        };
         let msg = match Message::parse(data) {
             Ok(m) => m,
             Err(e) => {
@@ -1167,14 +1261,23 @@ impl Engine {
             self.sas.insert(our_spi, sa);
             return;
         }
-        let keep = self.protected(now, &mut sa, &msg, data);
+        let keep = self.protected(now, local_port, from, &mut sa, &msg, data);
         if keep {
             self.sas.insert(our_spi, sa);
         }
     }
 
     /// An SK-protected message for `sa`; false when the SA is gone.
-    fn protected(&mut self, now: Instant, sa: &mut IkeSa, msg: &Message, raw: &[u8]) -> bool {
+    #[allow(clippy::too_many_arguments)]
+    fn protected(
+        &mut self,
+        now: Instant,
+        local_port: u16,
+        from: SocketAddr,
+        sa: &mut IkeSa,
+        msg: &Message,
+        raw: &[u8],
+    ) -> bool {
         let h = msg.header;
         if !h.is_response() {
             if Some(h.message_id) == sa.last_response.as_ref().map(|r| r.0)
@@ -1186,7 +1289,7 @@ impl Engine {
                     .as_ref()
                     .map(|r| r.1.clone())
                     .unwrap_or_default();
-                self.send(sa.peer, data);
+                self.send(sa.local_port, sa.peer, data);
                 return true;
             }
             if h.message_id != sa.expect_request_id {
@@ -1219,6 +1322,11 @@ impl Engine {
             }
         };
         sa.last_rx = now;
+        if from != sa.peer || local_port != sa.local_port {
+            // Authenticated: follow the peer's address (its move to 4500, or a NAT rebinding).
+            sa.peer = from;
+            sa.local_port = local_port;
+        }
         let inner = Inner {
             payloads: &payloads,
         };
@@ -1265,7 +1373,7 @@ impl Engine {
                 if sa.state == State::InitDone {
                     self.counters.retransmits_answered += 1;
                     let d = sa.msg2.clone();
-                    self.send(from, d);
+                    self.send(IKE_PORT, from, d);
                 }
             }
             return;
@@ -1297,7 +1405,7 @@ impl Engine {
             if got != Some(want.as_slice()) {
                 self.counters.cookies_sent += 1;
                 let d = reply(vec![Payload::Notify(Notify::new(notify::COOKIE, want))]);
-                self.send(from, d);
+                self.send(IKE_PORT, from, d);
                 return;
             }
         }
@@ -1312,7 +1420,7 @@ impl Engine {
                 notify::NO_PROPOSAL_CHOSEN,
                 vec![],
             ))]);
-            self.send(from, d);
+            self.send(IKE_PORT, from, d);
             return;
         };
         if group != suite.dh.id() {
@@ -1321,7 +1429,7 @@ impl Engine {
                 notify::INVALID_KE_PAYLOAD,
                 suite.dh.id().to_be_bytes().to_vec(),
             ))]);
-            self.send(from, d);
+            self.send(IKE_PORT, from, d);
             return;
         }
         let Ok(dh) = DhSecret::generate(suite.dh) else {
@@ -1353,10 +1461,13 @@ impl Engine {
                     data: dh.public.clone(),
                 },
                 Payload::Nonce(nr.clone()),
+                nat_notifies(h.spi_i, spi_r, self.local, from)[0].clone(),
+                nat_notifies(h.spi_i, spi_r, self.local, from)[1].clone(),
             ],
         };
+        let nat = nat_detected(&msg.payloads, h.spi_i, 0, from, self.local);
         let msg2 = resp.encode();
-        self.send(from, msg2.clone());
+        self.send(IKE_PORT, from, msg2.clone());
         let sa = IkeSa {
             profile: pi,
             initiator: false,
@@ -1381,6 +1492,8 @@ impl Engine {
             created: now,
             last_rx: now,
             superseded: false,
+            local_port: IKE_PORT,
+            nat,
         };
         self.half_open += 1;
         self.init_index.insert((from, h.spi_i), spi_r);
@@ -1464,6 +1577,11 @@ impl Engine {
         };
         sa.suite = suite;
         sa.spi_r = h.spi_r;
+        if nat_detected(&msg.payloads, sa.spi_i, h.spi_r, from, self.local) {
+            sa.nat = true;
+            sa.local_port = NAT_T_PORT;
+            sa.peer.set_port(NAT_T_PORT);
+        }
         sa.nr = nr.to_vec();
         sa.msg2 = raw.to_vec();
         let seed = IkeKeys::skeyseed(suite.prf, &sa.ni, nr, &shared);
@@ -1643,6 +1761,7 @@ impl Engine {
             spi_out,
             vec![ts_local],
             vec![ts_remote],
+            sa.nat,
         ))
     }
 
@@ -1827,6 +1946,8 @@ impl Engine {
             created: now,
             last_rx: now,
             superseded: false,
+            local_port: old.local_port,
+            nat: old.nat,
         }
     }
 
@@ -1933,6 +2054,7 @@ impl Engine {
                     spi_out,
                     ts_l,
                     ts_r,
+                    sa.nat,
                 );
                 self.events.push_back(Event::ChildUp(c.clone()));
                 sa.children.push(Child {
@@ -2026,7 +2148,7 @@ impl Engine {
                 vec![],
             ))];
             if let Some(d) = sa.seal(exchange::INFORMATIONAL, sa.next_request_id, false, &n) {
-                self.send(sa.peer, d);
+                self.send(sa.local_port, sa.peer, d);
             }
             self.sa_down(sa, DownReason::AuthenticationFailed);
             return false;
@@ -2055,7 +2177,7 @@ impl Engine {
         let (ni, nr) = (sa.ni.clone(), sa.nr.clone());
         let c = make_child(
             &keys, &p, self.local, sa.peer, &suite, None, &ni, &nr, true, spi_in, spi_out, ts_l,
-            ts_r,
+            ts_r, sa.nat,
         );
         self.events.push_back(Event::ChildUp(c.clone()));
         sa.children.push(Child {

@@ -24,18 +24,36 @@ fn run(now: Instant, a: &mut Engine, b: &mut Engine) -> (Vec<Event>, Vec<Event>)
         let mut moved = false;
         while let Some(e) = a.poll_event() {
             match e {
-                Event::Send { data, .. } => {
+                Event::Send {
+                    from_port,
+                    to,
+                    data,
+                } => {
                     moved = true;
-                    b.handle_datagram(now, addr(A), &data);
+                    b.handle_datagram(
+                        now,
+                        to.port(),
+                        SocketAddr::new(addr(A).ip(), from_port),
+                        &data,
+                    );
                 }
                 e => ea.push(e),
             }
         }
         while let Some(e) = b.poll_event() {
             match e {
-                Event::Send { data, .. } => {
+                Event::Send {
+                    from_port,
+                    to,
+                    data,
+                } => {
                     moved = true;
-                    a.handle_datagram(now, addr(B), &data);
+                    a.handle_datagram(
+                        now,
+                        to.port(),
+                        SocketAddr::new(addr(B).ip(), from_port),
+                        &data,
+                    );
                 }
                 e => eb.push(e),
             }
@@ -266,14 +284,14 @@ fn dpd_and_retransmitted_request_answered_from_cache() {
     let Some(Event::Send { data, .. }) = a.poll_event() else {
         panic!("no DPD")
     };
-    b.handle_datagram(later, addr(A), &data);
-    b.handle_datagram(later, addr(A), &data);
+    b.handle_datagram(later, 500, addr(A), &data);
+    b.handle_datagram(later, 500, addr(A), &data);
     assert_eq!(b.counters.retransmits_answered, 1);
     let mut answers = 0;
     while let Some(e) = b.poll_event() {
         if let Event::Send { data, .. } = e {
             answers += 1;
-            a.handle_datagram(later, addr(B), &data);
+            a.handle_datagram(later, 500, addr(B), &data);
         }
     }
     assert_eq!(answers, 2);
@@ -311,7 +329,7 @@ fn init_flood_gets_cookies_and_memory_stays_bounded() {
         let Some(Event::Send { data, .. }) = a.poll_event() else {
             panic!()
         };
-        b.handle_datagram(now, addr(A), &data);
+        b.handle_datagram(now, 500, addr(A), &data);
         while b.poll_event().is_some() {}
     }
     assert_eq!(b.half_open(), 8);
@@ -340,7 +358,7 @@ fn garbage_and_tampering_are_counted_not_fatal() {
     let (mut a, mut b) = pair(b"k", b"k");
     let now = Instant::now();
     up(&mut a, &mut b, now);
-    b.handle_datagram(now, addr(A), &[0u8; 3]);
+    b.handle_datagram(now, 500, addr(A), &[0u8; 3]);
     assert_eq!(b.counters.malformed, 1);
     a.rekey_child(a.children("p")[0].spi_in);
     a.handle_timeout(now);
@@ -349,7 +367,66 @@ fn garbage_and_tampering_are_counted_not_fatal() {
     };
     let n = data.len();
     data[n - 1] ^= 0x55;
-    b.handle_datagram(now, addr(A), &data);
+    b.handle_datagram(now, 500, addr(A), &data);
     assert_eq!(b.counters.integrity_failed, 1);
     assert!(b.poll_event().is_none());
+}
+
+#[test]
+fn nat_detected_moves_ike_to_4500_and_children_to_udp_encap() {
+    let (_, mut b) = pair(b"k", b"k");
+    // The initiator thinks it is 10.0.0.1: the responder sees 198.18.0.1, as behind a NAT.
+    let mut a = Engine::new(Config::default(), addr("10.0.0.1:500"));
+    a.add_profile(Profile::calico(
+        "p",
+        addr(B),
+        b"k",
+        Ipv4Addr::new(198, 18, 0, 1),
+        Ipv4Addr::new(198, 18, 0, 2),
+    ));
+    let now = Instant::now();
+    a.initiate(now, "p").unwrap();
+    let Some(Event::Send {
+        from_port: 500,
+        data,
+        ..
+    }) = a.poll_event()
+    else {
+        panic!()
+    };
+    b.handle_datagram(now, 500, addr(A), &data);
+    let Some(Event::Send {
+        from_port: 500,
+        data,
+        ..
+    }) = b.poll_event()
+    else {
+        panic!()
+    };
+    a.handle_datagram(now, 500, addr(B), &data);
+    let Some(Event::Send {
+        from_port: 4500,
+        to,
+        data,
+    }) = a.poll_event()
+    else {
+        panic!("IKE_AUTH not from 4500")
+    };
+    assert_eq!(to, addr("198.18.0.2:4500"));
+    assert_eq!(data[..4], [0, 0, 0, 0]);
+    // Without the marker it is not IKE.
+    b.handle_datagram(now, 4500, addr("198.18.0.1:4500"), &data[4..]);
+    assert_eq!(b.counters.not_ike, 1);
+    b.handle_datagram(now, 4500, addr("198.18.0.1:4500"), &data);
+    let (ea, eb) = run(now, &mut a, &mut b);
+    let (ca, cb) = (ups(&ea), ups(&eb));
+    assert_eq!(
+        (ca.len(), cb.len()),
+        (1, 1),
+        "{ea:?} {eb:?} {:?} {:?}",
+        a.counters,
+        b.counters
+    );
+    assert!(ca[0].udp_encap && cb[0].udp_encap);
+    mirrored(&ca[0], &cb[0]);
 }

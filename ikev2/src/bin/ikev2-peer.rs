@@ -1,0 +1,173 @@
+//! A stand-alone IKEv2 peer on the engine, for interop tests: brings up one profile and prints
+//! each event as a line (child keys in hex, for comparison with the other side's).
+//!
+//! ikev2-peer --local IP --remote IP --psk S [--suites calico|default] [--initiate]
+//!            [--actions wait-up,sleep:2,rekey-child,rekey-ike,delete-ike] [--run-for SECS]
+
+use ikev2::crypto::{DhGroup, Encr, IkeSuite, Integ, Prf};
+use ikev2::driver::{run, Command};
+use ikev2::{ChildSa, ChildSaSink, Config, DownReason, Engine, EspSuite, Profile};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+
+fn hex(v: &[u8]) -> String {
+    v.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+struct Printer;
+
+impl ChildSaSink for Printer {
+    fn child_up(&mut self, c: &ChildSa) {
+        println!(
+            "CHILD_UP spi_in={:08x} spi_out={:08x} encr={:?} key_in={} salt_in={} key_out={} salt_out={} integ={:?} integ_in={} integ_out={} esn={}",
+            c.spi_in, c.spi_out, c.encr, hex(&c.encr_key_in), hex(&c.salt_in), hex(&c.encr_key_out), hex(&c.salt_out),
+            c.integ, hex(&c.integ_key_in), hex(&c.integ_key_out), c.esn
+        );
+    }
+    fn child_down(&mut self, c: &ChildSa) {
+        println!(
+            "CHILD_DOWN spi_in={:08x} spi_out={:08x}",
+            c.spi_in, c.spi_out
+        );
+    }
+    fn ike_up(&mut self, _p: &str, spi_i: u64, spi_r: u64) {
+        println!("IKE_UP spi_i={spi_i:016x} spi_r={spi_r:016x}");
+    }
+    fn ike_down(&mut self, _p: &str, r: &DownReason) {
+        println!("IKE_DOWN {r:?}");
+    }
+}
+
+/// Several common suites, strongSwan's defaults among them.
+fn default_suites() -> (Vec<IkeSuite>, Vec<EspSuite>) {
+    let mut ike = Vec::new();
+    for dh in [DhGroup::Curve25519, DhGroup::Ecp256, DhGroup::Modp2048] {
+        for (encr, integ) in [
+            (Encr::AesCbc { bits: 128 }, Some(Integ::HmacSha256_128)),
+            (Encr::AesGcm16 { bits: 128 }, None),
+            (Encr::AesCbc { bits: 256 }, Some(Integ::HmacSha1_96)),
+        ] {
+            ike.push(IkeSuite {
+                encr,
+                prf: Prf::HmacSha256,
+                integ,
+                dh,
+            });
+        }
+    }
+    let esp = vec![
+        EspSuite {
+            encr: Encr::AesGcm16 { bits: 128 },
+            integ: None,
+            esn: false,
+            pfs: None,
+        },
+        EspSuite {
+            encr: Encr::AesCbc { bits: 128 },
+            integ: Some(Integ::HmacSha256_128),
+            esn: false,
+            pfs: None,
+        },
+        EspSuite::CALICO,
+    ];
+    (ike, esp)
+}
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let (mut local, mut remote, mut psk) = (None, None, String::new());
+    let (mut suites, mut initiate, mut actions, mut run_for) =
+        ("calico".to_string(), false, String::new(), 30u64);
+    while let Some(a) = args.next() {
+        let mut val = || args.next().unwrap_or_else(|| panic!("{a} needs a value"));
+        match a.as_str() {
+            "--local" => local = Some(val().parse::<Ipv4Addr>().expect("--local IPv4")),
+            "--remote" => remote = Some(val().parse::<Ipv4Addr>().expect("--remote IPv4")),
+            "--psk" => psk = val(),
+            "--suites" => suites = val(),
+            "--initiate" => initiate = true,
+            "--actions" => actions = val(),
+            "--run-for" => run_for = val().parse().expect("--run-for seconds"),
+            "-h" | "--help" => {
+                println!("see the comment at the top of ikev2/src/bin/ikev2-peer.rs");
+                return;
+            }
+            _ => panic!("unknown argument {a}"),
+        }
+    }
+    let (local, remote) = (local.expect("--local"), remote.expect("--remote"));
+    let mut profile = Profile::calico(
+        "peer",
+        SocketAddr::new(remote.into(), 500),
+        psk.as_bytes(),
+        local,
+        remote,
+    );
+    if suites == "default" {
+        (profile.ike, profile.esp) = default_suites();
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    rt.block_on(async move {
+        let bind = SocketAddr::new(local.into(), 500);
+        let socket = tokio::net::UdpSocket::bind(bind)
+            .await
+            .expect("bind UDP 500");
+        let natt = tokio::net::UdpSocket::bind(SocketAddr::new(local.into(), 4500))
+            .await
+            .expect("bind UDP 4500");
+        let mut engine = Engine::new(Config::default(), bind);
+        engine.add_profile(profile);
+        let (tx, rx) = mpsc::channel(16);
+        let script = tokio::spawn(async move {
+            if initiate {
+                tx.send(Command::Initiate("peer".into())).await.ok();
+            }
+            for act in actions.split(',').filter(|s| !s.is_empty()) {
+                let children = || async {
+                    let (otx, orx) = oneshot::channel();
+                    tx.send(Command::Children("peer".into(), otx)).await.ok();
+                    orx.await.unwrap_or_default()
+                };
+                match act.split_once(':') {
+                    Some(("sleep", s)) => {
+                        tokio::time::sleep(Duration::from_secs_f64(s.parse().expect("sleep secs")))
+                            .await
+                    }
+                    _ => match act {
+                        "wait-up" => {
+                            while children().await.is_empty() {
+                                tokio::time::sleep(Duration::from_millis(100)).await;
+                            }
+                        }
+                        "rekey-child" => {
+                            for c in children().await {
+                                tx.send(Command::RekeyChild(c.spi_in)).await.ok();
+                            }
+                        }
+                        "rekey-ike" => {
+                            tx.send(Command::RekeyIke("peer".into())).await.ok();
+                        }
+                        "delete-ike" => {
+                            tx.send(Command::DeleteIke("peer".into())).await.ok();
+                        }
+                        _ => panic!("unknown action {act}"),
+                    },
+                }
+            }
+            tokio::time::sleep(Duration::from_secs(run_for)).await;
+            let (otx, orx) = oneshot::channel();
+            tx.send(Command::Counters(otx)).await.ok();
+            if let Ok(c) = orx.await {
+                println!("COUNTERS {c:?}");
+            }
+            tx.send(Command::Stop).await.ok();
+        });
+        let mut sink = Printer;
+        run(socket, natt, engine, &mut sink, rx).await;
+        script.await.ok();
+    });
+}
