@@ -202,7 +202,7 @@ impl Prf {
         self as u16
     }
     /// Output length, which is also the key length of SK_d, SK_pi, SK_pr.
-    pub fn len(self) -> usize {
+    pub fn out_len(self) -> usize {
         match self {
             Prf::HmacSha1 => 20,
             Prf::HmacSha256 => 32,
@@ -216,7 +216,7 @@ impl Prf {
     }
     /// prf+ (RFC 7296 §2.13): T1 = prf(K, S | 0x01), Tn = prf(K, Tn-1 | S | n).
     pub fn plus(self, key: &[u8], seed: &[u8], len: usize) -> Vec<u8> {
-        let mut out = Vec::with_capacity(len + self.len());
+        let mut out = Vec::with_capacity(len + self.out_len());
         let mut t: Vec<u8> = Vec::new();
         let mut n: u8 = 1;
         while out.len() < len {
@@ -458,7 +458,7 @@ impl SkKeys {
                     return Err(CryptoError::Integrity);
                 }
                 let mut ct = msg[body_start + iv_len..msg.len() - icv_len].to_vec();
-                if ct.is_empty() || ct.len() % 16 != 0 {
+                if ct.is_empty() || ct.len() & 15 != 0 {
                     return Err(CryptoError::BadCiphertext);
                 }
                 match bits {
@@ -538,7 +538,7 @@ impl IkeKeys {
         let p = suite.prf;
         let ilen = suite.integ.map_or(0, Integ::key_len);
         let elen = suite.encr.keymat_len();
-        let total = 3 * p.len() + 2 * ilen + 2 * elen;
+        let total = 3 * p.out_len() + 2 * ilen + 2 * elen;
         let seed = [ni, nr, &spi_i.to_be_bytes(), &spi_r.to_be_bytes()].concat();
         let km = p.plus(skeyseed, &seed, total);
         let mut at = 0;
@@ -547,13 +547,13 @@ impl IkeKeys {
             at += n;
             v
         };
-        let sk_d = take(p.len());
+        let sk_d = take(p.out_len());
         let ai = take(ilen);
         let ar = take(ilen);
         let ei = take(elen);
         let er = take(elen);
-        let sk_pi = take(p.len());
-        let sk_pr = take(p.len());
+        let sk_pi = take(p.out_len());
+        let sk_pr = take(p.out_len());
         IkeKeys {
             prf: p,
             sk_d,

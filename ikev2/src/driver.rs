@@ -7,7 +7,7 @@ use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 
 pub enum Command {
-    AddProfile(Profile),
+    AddProfile(Box<Profile>),
     Initiate(String),
     RekeyChild(u32),
     DeleteChild(u32),
@@ -79,7 +79,7 @@ pub async fn run(
                 let now = Instant::now();
                 match c {
                     None | Some(Command::Stop) => return engine,
-                    Some(Command::AddProfile(p)) => engine.add_profile(p),
+                    Some(Command::AddProfile(p)) => engine.add_profile(*p),
                     Some(Command::Initiate(name)) => {
                         if let Err(e) = engine.initiate(now, &name) {
                             log::warn!("ikev2: initiate {name}: {e}");

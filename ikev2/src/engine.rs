@@ -718,6 +718,14 @@ fn nat_detected(
     !src.iter().any(|h| **h == want_src) || !dst.iter().any(|h| **h == want_dst)
 }
 
+/// The peer's ID is the one the profile expects, when it expects one.
+fn id_ok(want: &Option<Identity>, got: &Identity) -> bool {
+    match want {
+        Some(w) => w == got,
+        None => true,
+    }
+}
+
 fn spi_u32(v: &[u8]) -> Option<u32> {
     Some(u32::from_be_bytes(v.try_into().ok()?))
 }
@@ -1626,7 +1634,7 @@ impl Engine {
         let ok = match (inner.idi(), inner.auth()) {
             (Some(idi), Some(got)) => {
                 let want = psk_auth(keys.prf, &p.psk, &keys.sk_pi, &sa.msg1, &sa.nr, &idi.body());
-                crypto::auth_eq(&want, got) && p.remote_id.as_ref().map_or(true, |r| r == idi)
+                crypto::auth_eq(&want, got) && id_ok(&p.remote_id, idi)
             }
             _ => false,
         };
@@ -2131,7 +2139,7 @@ impl Engine {
         let ok = match (inner.idr(), inner.auth()) {
             (Some(idr), Some(got)) => {
                 let want = psk_auth(keys.prf, &p.psk, &keys.sk_pr, &sa.msg2, &sa.ni, &idr.body());
-                crypto::auth_eq(&want, got) && p.remote_id.as_ref().map_or(true, |r| r == idr)
+                crypto::auth_eq(&want, got) && id_ok(&p.remote_id, idr)
             }
             _ => false,
         };

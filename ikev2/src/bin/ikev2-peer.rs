@@ -3,6 +3,8 @@
 //!
 //! ikev2-peer --local IP --remote IP --psk S [--suites calico|default] [--initiate]
 //!            [--actions wait-up,sleep:2,rekey-child,rekey-ike,delete-ike] [--run-for SECS]
+//!            [--cookie-threshold N]
+//! ikev2-peer --flood N --local IP --remote IP   (N IKE_SA_INIT requests from fresh SPIs, then exit)
 
 use ikev2::crypto::{DhGroup, Encr, IkeSuite, Integ, Prf};
 use ikev2::driver::{run, Command};
@@ -79,6 +81,7 @@ fn main() {
     let (mut local, mut remote, mut psk) = (None, None, String::new());
     let (mut suites, mut initiate, mut actions, mut run_for) =
         ("calico".to_string(), false, String::new(), 30u64);
+    let (mut cookie_threshold, mut flood) = (None, 0usize);
     while let Some(a) = args.next() {
         let mut val = || args.next().unwrap_or_else(|| panic!("{a} needs a value"));
         match a.as_str() {
@@ -89,6 +92,10 @@ fn main() {
             "--initiate" => initiate = true,
             "--actions" => actions = val(),
             "--run-for" => run_for = val().parse().expect("--run-for seconds"),
+            "--cookie-threshold" => {
+                cookie_threshold = Some(val().parse().expect("--cookie-threshold N"))
+            }
+            "--flood" => flood = val().parse().expect("--flood N"),
             "-h" | "--help" => {
                 println!("see the comment at the top of ikev2/src/bin/ikev2-peer.rs");
                 return;
@@ -107,6 +114,9 @@ fn main() {
     if suites == "default" {
         (profile.ike, profile.esp) = default_suites();
     }
+    if flood > 0 {
+        return send_flood(flood, local, remote);
+    }
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -119,7 +129,11 @@ fn main() {
         let natt = tokio::net::UdpSocket::bind(SocketAddr::new(local.into(), 4500))
             .await
             .expect("bind UDP 4500");
-        let mut engine = Engine::new(Config::default(), bind);
+        let mut cfg = Config::default();
+        if let Some(t) = cookie_threshold {
+            cfg.cookie_threshold = t;
+        }
+        let mut engine = Engine::new(cfg, bind);
         engine.add_profile(profile);
         let (tx, rx) = mpsc::channel(16);
         let script = tokio::spawn(async move {
@@ -170,4 +184,21 @@ fn main() {
         run(socket, natt, engine, &mut sink, rx).await;
         script.await.ok();
     });
+}
+
+/// IKE_SA_INIT requests as a flood would send them: each from a fresh engine (new SPI, nonce
+/// and KE), none followed up.
+fn send_flood(n: usize, local: Ipv4Addr, remote: Ipv4Addr) {
+    let sock = std::net::UdpSocket::bind(SocketAddr::new(local.into(), 0)).expect("bind");
+    let to = SocketAddr::new(remote.into(), 500);
+    let now = std::time::Instant::now();
+    for _ in 0..n {
+        let mut e = Engine::new(Config::default(), sock.local_addr().expect("local addr"));
+        e.add_profile(Profile::calico("f", to, b"x", local, remote));
+        e.initiate(now, "f").expect("initiate");
+        if let Some(ikev2::Event::Send { data, .. }) = e.poll_event() {
+            sock.send_to(&data, to).expect("send");
+        }
+    }
+    println!("FLOOD sent {n}");
 }
