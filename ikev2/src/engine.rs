@@ -896,7 +896,7 @@ impl Engine {
         let Some(data) = sa.seal(exch, id, false, inner) else {
             return;
         };
-        sa.next_request_id += 1;
+        sa.next_request_id = sa.next_request_id.wrapping_add(1);
         self.start_request(now, sa, id, data, req);
     }
 
@@ -1289,7 +1289,7 @@ impl Engine {
         let h = msg.header;
         if !h.is_response() {
             if Some(h.message_id) == sa.last_response.as_ref().map(|r| r.0)
-                && h.message_id + 1 == sa.expect_request_id
+                && h.message_id.wrapping_add(1) == sa.expect_request_id
             {
                 self.counters.retransmits_answered += 1;
                 let data = sa
@@ -1344,7 +1344,7 @@ impl Engine {
             };
             self.response(now, sa, p.req, &inner)
         } else {
-            sa.expect_request_id += 1;
+            sa.expect_request_id = sa.expect_request_id.wrapping_add(1);
             match h.exchange {
                 exchange::IKE_AUTH if sa.state == State::InitDone => {
                     self.auth_request(now, sa, h.message_id, &inner)
@@ -1359,7 +1359,7 @@ impl Engine {
                 }
                 _ => {
                     self.counters.unexpected += 1;
-                    sa.expect_request_id -= 1;
+                    sa.expect_request_id = sa.expect_request_id.wrapping_sub(1);
                     true
                 }
             }
