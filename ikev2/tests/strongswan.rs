@@ -214,7 +214,7 @@ impl Lab {
             .unwrap_or_default();
         let conf = format!(
             "connections {{\n  rvpp {{\n    local_addrs = {SWAN}\n    remote_addrs = {RVPP}\n    version = 2\n    \
-             encap = yes\n{ike}    local {{\n      auth = psk\n      id = {SWAN}\n    }}\n    remote {{\n      \
+             encap = yes\n    dpd_delay = 1s\n{ike}    local {{\n      auth = psk\n      id = {SWAN}\n    }}\n    remote {{\n      \
              auth = psk\n      id = {RVPP}\n    }}\n    children {{\n      rvpp {{\n        local_ts = 0.0.0.0/0\n        \
              remote_ts = 0.0.0.0/0\n{esp}      }}\n    }}\n  }}\n}}\nsecrets {{\n  ike-1 {{\n    id-1 = {RVPP}\n    \
              id-2 = {SWAN}\n    secret = \"{}\"\n  }}\n}}\n",
@@ -655,5 +655,40 @@ fn ecp256_invalid_ke_retry_cbc_esp_and_gcm_ike_with_pfs_rekey() {
     assert!(
         sas.contains("AES_GCM_16-128/PRF_HMAC_SHA2_256/ECP_256"),
         "{sas}"
+    );
+}
+
+#[test]
+fn rvpp_rekeys_with_pfs_and_both_sides_send_dpd() {
+    let _g = lock();
+    let conn = Conn {
+        ike: Some("aes128-sha256-ecp256"),
+        esp: Some("aes128gcm16-ecp256"),
+        psk: "s3cret",
+    };
+    let Some(mut lab) = Lab::start(
+        "pf",
+        &conn,
+        "--psk s3cret --suites default --pfs 19 --dpd 1 --initiate --actions wait-up,sleep:1,rekey-child --run-for 4",
+    ) else {
+        return;
+    };
+    let first = lab.up_checked(20);
+    let second = lab.up_checked(10);
+    assert_ne!(fields(&first)["key_in"], fields(&second)["key_in"]);
+    lab.peer().wait("CHILD_DOWN", 10);
+    let c = lab.peer().wait("COUNTERS", 10);
+    assert!(c.contains("integrity_failed: 0"), "{c}");
+    let log = lab.file("charon.log");
+    assert!(
+        log.contains("parsed CREATE_CHILD_SA request 2 [ N(REKEY_SA) SA No KE TSi TSr ]"),
+        "no PFS rekey in charon's log"
+    );
+    // Our DPD (an empty INFORMATIONAL) answered by charon, and charon's answered by us.
+    let empty = |what: &str| log.lines().any(|l| l.contains(what) && l.ends_with("[ ]"));
+    assert!(empty("parsed INFORMATIONAL request"), "no DPD from rvpp");
+    assert!(
+        empty("generating INFORMATIONAL request") && empty("parsed INFORMATIONAL response"),
+        "no DPD from charon"
     );
 }

@@ -3,7 +3,7 @@
 //!
 //! ikev2-peer --local IP --remote IP --psk S [--suites calico|default] [--initiate]
 //!            [--actions wait-up,sleep:2,rekey-child,rekey-ike,delete-ike] [--run-for SECS]
-//!            [--cookie-threshold N]
+//!            [--cookie-threshold N] [--pfs GROUP] [--dpd SECS]
 //! ikev2-peer --flood N --local IP --remote IP   (N IKE_SA_INIT requests from fresh SPIs, then exit)
 
 use ikev2::crypto::{DhGroup, Encr, IkeSuite, Integ, Prf};
@@ -82,6 +82,7 @@ fn main() {
     let (mut suites, mut initiate, mut actions, mut run_for) =
         ("calico".to_string(), false, String::new(), 30u64);
     let (mut cookie_threshold, mut flood) = (None, 0usize);
+    let (mut pfs, mut dpd) = (None, None);
     while let Some(a) = args.next() {
         let mut val = || args.next().unwrap_or_else(|| panic!("{a} needs a value"));
         match a.as_str() {
@@ -92,6 +93,13 @@ fn main() {
             "--initiate" => initiate = true,
             "--actions" => actions = val(),
             "--run-for" => run_for = val().parse().expect("--run-for seconds"),
+            "--pfs" => {
+                pfs = Some(
+                    DhGroup::from_id(val().parse().expect("--pfs group number"))
+                        .expect("group 14, 19 or 31"),
+                )
+            }
+            "--dpd" => dpd = Some(Duration::from_secs(val().parse().expect("--dpd seconds"))),
             "--cookie-threshold" => {
                 cookie_threshold = Some(val().parse().expect("--cookie-threshold N"))
             }
@@ -114,6 +122,9 @@ fn main() {
     if suites == "default" {
         (profile.ike, profile.esp) = default_suites();
     }
+    for s in &mut profile.esp {
+        s.pfs = pfs;
+    }
     if flood > 0 {
         return send_flood(flood, local, remote);
     }
@@ -132,6 +143,9 @@ fn main() {
         let mut cfg = Config::default();
         if let Some(t) = cookie_threshold {
             cfg.cookie_threshold = t;
+        }
+        if dpd.is_some() {
+            cfg.dpd_interval = dpd;
         }
         let mut engine = Engine::new(cfg, bind);
         engine.add_profile(profile);
