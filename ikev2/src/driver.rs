@@ -8,6 +8,7 @@ use tokio::sync::{mpsc, oneshot};
 
 pub enum Command {
     AddProfile(Box<Profile>),
+    RemoveProfile(String),
     Initiate(String),
     RekeyChild(u32),
     DeleteChild(u32),
@@ -15,6 +16,7 @@ pub enum Command {
     DeleteIke(String),
     Children(String, oneshot::Sender<Vec<ChildSa>>),
     Counters(oneshot::Sender<crate::engine::Counters>),
+    IkeSas(oneshot::Sender<Vec<crate::engine::IkeSaInfo>>),
     Stop,
 }
 
@@ -80,6 +82,12 @@ pub async fn run(
                 match c {
                     None | Some(Command::Stop) => return engine,
                     Some(Command::AddProfile(p)) => engine.add_profile(*p),
+                    Some(Command::RemoveProfile(name)) => {
+                        engine.remove_profile(&name);
+                    }
+                    Some(Command::IkeSas(tx)) => {
+                        let _ = tx.send(engine.ike_sas());
+                    }
                     Some(Command::Initiate(name)) => {
                         if let Err(e) = engine.initiate(now, &name) {
                             log::warn!("ikev2: initiate {name}: {e}");

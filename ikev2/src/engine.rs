@@ -182,6 +182,20 @@ pub trait ChildSaSink {
     fn ike_down(&mut self, _profile: &str, _reason: &DownReason) {}
 }
 
+/// One IKE SA as `show ikev2 sa` / `ikev2_sa_dump` would list it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IkeSaInfo {
+    pub profile: String,
+    pub initiator: bool,
+    pub established: bool,
+    pub spi_i: u64,
+    pub spi_r: u64,
+    pub peer: SocketAddr,
+    pub suite: IkeSuite,
+    pub nat: bool,
+    pub children: usize,
+}
+
 /// Every refusal and drop, by reason.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Counters {
@@ -776,6 +790,65 @@ impl Engine {
             })
             .flat_map(|s| s.children.iter().map(|c| c.sa.clone()))
             .collect()
+    }
+
+    /// Every IKE SA but those replaced by a rekey and waiting for their Delete.
+    pub fn ike_sas(&self) -> Vec<IkeSaInfo> {
+        self.sas
+            .values()
+            .filter(|s| !s.superseded)
+            .map(|s| IkeSaInfo {
+                profile: self.profiles[s.profile].name.clone(),
+                initiator: s.initiator,
+                established: s.state == State::Established,
+                spi_i: s.spi_i,
+                spi_r: s.spi_r,
+                peer: s.peer,
+                suite: s.suite,
+                nat: s.nat,
+                children: s.children.len(),
+            })
+            .collect()
+    }
+
+    /// Removes a profile (`ikev2_profile_add_del` with is_add=0): its established IKE SAs are
+    /// deleted with the peer (best effort, one Delete each), and every SA of it is forgotten now,
+    /// children reported down.
+    pub fn remove_profile(&mut self, name: &str) -> bool {
+        let Some(pi) = self.profile_index(name) else {
+            return false;
+        };
+        let spis: Vec<u64> = self
+            .sas
+            .iter()
+            .filter(|(_, s)| s.profile == pi)
+            .map(|(k, _)| *k)
+            .collect();
+        for spi in spis {
+            let Some(mut sa) = self.sas.remove(&spi) else {
+                continue;
+            };
+            if sa.state == State::Established {
+                let d = [Payload::Delete(Delete {
+                    protocol: proto::IKE,
+                    spi_size: 0,
+                    spis: vec![],
+                })];
+                if let Some(data) = sa.seal(exchange::INFORMATIONAL, sa.next_request_id, false, &d)
+                {
+                    self.send(sa.local_port, sa.peer, data);
+                }
+            }
+            self.sa_down(&mut sa, DownReason::Deleted);
+        }
+        self.profiles.remove(pi);
+        // Profile indices above the removed one move down by one.
+        for sa in self.sas.values_mut() {
+            if sa.profile > pi {
+                sa.profile -= 1;
+            }
+        }
+        true
     }
 
     pub fn is_established(&self, profile: &str) -> bool {

@@ -7,4 +7,6 @@ pub mod driver;
 pub mod engine;
 pub mod wire;
 
-pub use engine::{ChildSa, ChildSaSink, Config, DownReason, Engine, EspSuite, Event, Profile};
+pub use engine::{
+    ChildSa, ChildSaSink, Config, Counters, DownReason, Engine, EspSuite, Event, IkeSaInfo, Profile,
+};

@@ -523,3 +523,22 @@ fn a_dropped_mutation_leaves_the_exchange_intact() {
     let (ea, eb) = exchange_with_mutation(2, |d| *d.last_mut().unwrap() ^= 1, 10);
     mirrored(&ups(&ea)[0], &ups(&eb)[0]);
 }
+
+#[test]
+fn sa_listing_and_profile_removal() {
+    let (mut a, mut b) = pair(b"k", b"k");
+    let now = Instant::now();
+    up(&mut a, &mut b, now);
+    let la = a.ike_sas();
+    assert_eq!(la.len(), 1);
+    assert!(la[0].initiator && la[0].established && !la[0].nat);
+    assert_eq!((la[0].suite, la[0].children), (IkeSuite::CALICO, 1));
+    let lb = b.ike_sas();
+    assert_eq!((lb[0].spi_i, lb[0].spi_r), (la[0].spi_i, la[0].spi_r));
+    assert!(a.remove_profile("p"));
+    assert!(!a.remove_profile("p"));
+    let (ea, eb) = run(now, &mut a, &mut b);
+    assert_eq!((downs(&ea).len(), downs(&eb).len()), (1, 1));
+    assert_eq!((a.ike_sa_count(), b.ike_sa_count()), (0, 0));
+    assert!(a.initiate(now, "p").is_err());
+}
