@@ -272,6 +272,8 @@ impl Lab {
             lines: rx,
             seen: Vec::new(),
         });
+        // Its sockets are bound once it says so.
+        self.peer().wait("READY", 10);
     }
 
     fn peer(&mut self) -> &mut Peer {
@@ -365,8 +367,6 @@ impl Lab {
     }
 
     fn charon_initiates(&self) {
-        // Give ikev2-peer time to bind first.
-        std::thread::sleep(Duration::from_millis(300));
         let o = self.swanctl(&["--initiate", "--child", "rvpp", "--timeout", "15"]);
         assert!(o.contains("initiate completed successfully"), "{o}");
     }
@@ -568,7 +568,6 @@ fn ike_sa_init_flood_gets_cookies_and_charon_still_connects() {
     ) else {
         return;
     };
-    std::thread::sleep(Duration::from_millis(300));
     let flood = sh(&[
         "ip",
         "netns",

@@ -140,6 +140,7 @@ fn main() {
         let natt = tokio::net::UdpSocket::bind(SocketAddr::new(local.into(), 4500))
             .await
             .expect("bind UDP 4500");
+        println!("READY");
         let mut cfg = Config::default();
         if let Some(t) = cookie_threshold {
             cfg.cookie_threshold = t;
