@@ -1034,6 +1034,13 @@ impl Engine {
             if let Some(p) = &sa.pending {
                 at(p.next_at);
             }
+            if sa.superseded {
+                // Replaced by a rekey: only its Delete (ours pending, or the peer's) is awaited.
+                if sa.pending.is_none() {
+                    at(sa.last_rx + self.cfg.half_open_timeout);
+                }
+                continue;
+            }
             match sa.state {
                 State::InitDone => at(sa.created + self.cfg.half_open_timeout),
                 State::Established if sa.pending.is_none() => {
@@ -1068,6 +1075,14 @@ impl Engine {
             if sa.state == State::InitDone && now >= sa.created + self.cfg.half_open_timeout {
                 self.counters.half_open_expired += 1;
                 self.forget_half_open(&sa);
+                continue;
+            }
+            if sa.superseded
+                && sa.pending.is_none()
+                && now >= sa.last_rx + self.cfg.half_open_timeout
+            {
+                // The peer rekeyed the IKE SA and never deleted the old one.
+                self.sa_down(&mut sa, DownReason::Rekeyed);
                 continue;
             }
             if let Some(p) = sa.pending.as_mut() {
@@ -2089,7 +2104,9 @@ impl Engine {
                         .iter_mut()
                         .find(|c| Some(c.sa.spi_in) == rekey_of)
                     {
+                        // Try again a lifetime later, not at once.
                         c.busy = false;
+                        c.created = now;
                     }
                     return true;
                 }
@@ -2155,6 +2172,7 @@ impl Engine {
                 let p = self.profiles[sa.profile].clone();
                 if let Some(e) = inner.error() {
                     log::info!("ikev2: {}: IKE rekey refused with notify {e}", p.name);
+                    sa.created = now;
                     return true;
                 }
                 let props = inner.sa().unwrap_or(&[]);

@@ -542,3 +542,41 @@ fn sa_listing_and_profile_removal() {
     assert_eq!((a.ike_sa_count(), b.ike_sa_count()), (0, 0));
     assert!(a.initiate(now, "p").is_err());
 }
+
+#[test]
+fn timers_never_stay_in_the_past_and_a_stale_rekeyed_sa_expires() {
+    let (mut a, mut b) = pair(b"k", b"k");
+    let now = Instant::now();
+    up(&mut a, &mut b, now);
+    // b rekeys the IKE SA, but its Delete of the old one is lost.
+    assert!(b.rekey_ike("p"));
+    b.handle_timeout(now);
+    let Some(Event::Send { data, .. }) = b.poll_event() else {
+        panic!()
+    };
+    a.handle_datagram(now, 500, addr(B), &data);
+    let Some(Event::Send { data, .. }) = a.poll_event() else {
+        panic!()
+    };
+    b.handle_datagram(now, 500, addr(A), &data);
+    while a.poll_event().is_some() {}
+    assert_eq!(a.ike_sa_count(), 2);
+    a.cfg.dpd_interval = None;
+    let mut t = now;
+    let mut rounds = 0;
+    while let Some(next) = a.next_timeout() {
+        assert!(next > t, "timer stuck at {:?}", next - now);
+        t = next;
+        a.handle_timeout(t);
+        while a.poll_event().is_some() {}
+        rounds += 1;
+        assert!(rounds < 5);
+    }
+    assert!(t >= now + Duration::from_secs(30));
+    assert_eq!(
+        a.ike_sa_count(),
+        1,
+        "the superseded IKE SA was not forgotten"
+    );
+    assert_eq!(a.children("p").len(), 1);
+}
