@@ -274,6 +274,9 @@ struct Child {
     created: Instant,
     /// A rekey or delete is under way.
     busy: bool,
+    /// The peer rekeyed this child while our own rekey of it was pending (RFC 7296 §2.8.1):
+    /// the peer's new child and the lowest nonce of its exchange.
+    collision: Option<(u32, Vec<u8>)>,
 }
 
 struct IkeSa {
@@ -1767,6 +1770,7 @@ impl Engine {
                 sa: c,
                 created: now,
                 busy: false,
+                collision: None,
             });
         }
         true
@@ -1902,6 +1906,16 @@ impl Engine {
         }
         self.respond(sa, exchange::CREATE_CHILD_SA, id, &out);
         if let Some(c) = child {
+            let ours_pending = match &sa.pending {
+                Some(Pending {
+                    req:
+                        Req::Child {
+                            rekey_of: Some(x), ..
+                        },
+                    ..
+                }) => Some(*x),
+                _ => None,
+            };
             if let Some(old) = sa
                 .children
                 .iter_mut()
@@ -1909,12 +1923,16 @@ impl Engine {
             {
                 // The peer deletes the old one once the new one is up.
                 old.busy = true;
+                if ours_pending == Some(old.sa.spi_in) {
+                    old.collision = Some((c.spi_in, ni.clone().min(nr.clone())));
+                }
             }
             self.events.push_back(Event::ChildUp(c.clone()));
             sa.children.push(Child {
                 sa: c,
                 created: now,
                 busy: false,
+                collision: None,
             });
         }
         true
@@ -2159,9 +2177,23 @@ impl Engine {
                     sa: c,
                     created: now,
                     busy: false,
+                    collision: None,
                 });
                 if let Some(old) = rekey_of {
-                    sa.work.push_front(Work::DeleteChild(old));
+                    // Both sides rekeyed this child at once: the new child from the exchange
+                    // with the lowest nonce is redundant, and its initiator deletes it; the
+                    // other exchange's initiator deletes the old child (RFC 7296 §2.8.1).
+                    let ours_min = ni.clone().min(nr);
+                    let theirs = sa
+                        .children
+                        .iter()
+                        .find(|x| x.sa.spi_in == old)
+                        .and_then(|x| x.collision.clone());
+                    let victim = match theirs {
+                        Some((_, their_min)) if ours_min < their_min => spi_in,
+                        _ => old,
+                    };
+                    sa.work.push_front(Work::DeleteChild(victim));
                 }
                 true
             }
@@ -2283,6 +2315,7 @@ impl Engine {
             sa: c,
             created: now,
             busy: false,
+            collision: None,
         });
         true
     }

@@ -580,3 +580,29 @@ fn timers_never_stay_in_the_past_and_a_stale_rekeyed_sa_expires() {
     );
     assert_eq!(a.children("p").len(), 1);
 }
+
+#[test]
+fn simultaneous_child_rekeys_leave_one_child() {
+    for _ in 0..8 {
+        let (mut a, mut b) = pair(b"k", b"k");
+        let now = Instant::now();
+        let (ca, cb) = up(&mut a, &mut b, now);
+        assert!(a.rekey_child(ca.spi_in) && b.rekey_child(cb.spi_in));
+        a.handle_timeout(now);
+        b.handle_timeout(now);
+        // The two requests cross.
+        let Some(Event::Send { data: ra, .. }) = a.poll_event() else {
+            panic!()
+        };
+        let Some(Event::Send { data: rb, .. }) = b.poll_event() else {
+            panic!()
+        };
+        b.handle_datagram(now, 500, addr(A), &ra);
+        a.handle_datagram(now, 500, addr(B), &rb);
+        run(now, &mut a, &mut b);
+        let (la, lb) = (a.children("p"), b.children("p"));
+        assert_eq!((la.len(), lb.len()), (1, 1), "{la:?} {lb:?}");
+        mirrored(&la[0], &lb[0]);
+        assert_ne!(la[0].spi_in, ca.spi_in);
+    }
+}
