@@ -368,7 +368,9 @@ pub struct Engine {
     /// Responder: (peer, SPIi) of IKE_SA_INIT requests answered, for their retransmissions.
     init_index: HashMap<(SocketAddr, u64), u64>,
     half_open: usize,
-    cookie_secret: Vec<u8>,
+    /// Current and previous cookie secrets, and when the current one was made.
+    cookie_secrets: [Vec<u8>; 2],
+    cookie_since: Option<Instant>,
     events: VecDeque<Event>,
     pub counters: Counters,
 }
@@ -383,6 +385,21 @@ fn random_u32() -> u32 {
     let mut b = [0u8; 4];
     let _ = crypto::random_bytes(&mut b);
     u32::from_ne_bytes(b)
+}
+
+fn random_secret() -> Vec<u8> {
+    let mut v = vec![0u8; 32];
+    if crypto::random_bytes(&mut v).is_err() {
+        // No OS randomness: a per-process value still differs between hosts and runs.
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        v = crypto::Prf::HmacSha256.compute(
+            &t.as_nanos().to_be_bytes(),
+            &[&std::process::id().to_be_bytes()],
+        );
+    }
+    v
 }
 
 fn nonce() -> Vec<u8> {
@@ -756,7 +773,8 @@ impl Engine {
             sas: HashMap::new(),
             init_index: HashMap::new(),
             half_open: 0,
-            cookie_secret: crypto::random_vec(32).unwrap_or_else(|_| vec![0x42; 32]),
+            cookie_secrets: [random_secret(), random_secret()],
+            cookie_since: None,
             events: VecDeque::new(),
             counters: Counters::default(),
         }
@@ -1304,12 +1322,31 @@ impl Engine {
         });
     }
 
-    fn cookie_for(&self, from: SocketAddr, spi_i: u64, ni: &[u8]) -> Vec<u8> {
+    /// Cookies last two rotations: a cookie handed out just before one still works.
+    const COOKIE_ROTATION: Duration = Duration::from_secs(300);
+
+    fn rotate_cookie_secret(&mut self, now: Instant) {
+        let due = match self.cookie_since {
+            Some(t) => now >= t + Self::COOKIE_ROTATION,
+            None => true,
+        };
+        if due {
+            let old = std::mem::replace(&mut self.cookie_secrets[0], random_secret());
+            self.cookie_secrets[1] = old;
+            self.cookie_since = Some(now);
+        }
+    }
+
+    /// COOKIE data (RFC 7296 §2.6): HMAC(secret, Ni | IPi | SPIi).
+    fn cookie_for(&self, secret: usize, from: SocketAddr, spi_i: u64, ni: &[u8]) -> Vec<u8> {
         let ip = match from.ip() {
             IpAddr::V4(a) => a.octets().to_vec(),
             IpAddr::V6(a) => a.octets().to_vec(),
         };
-        crypto::Prf::HmacSha256.compute(&self.cookie_secret, &[ni, &ip, &spi_i.to_be_bytes()])
+        crypto::Prf::HmacSha256.compute(
+            &self.cookie_secrets[secret],
+            &[ni, &ip, &spi_i.to_be_bytes()],
+        )
     }
 
     /// A datagram from `from` to our UDP port `local_port` (500, or 4500 with the non-ESP marker).
@@ -1499,9 +1536,11 @@ impl Engine {
             .encode()
         };
         if self.half_open >= self.cfg.cookie_threshold {
-            let want = self.cookie_for(from, h.spi_i, ni);
+            self.rotate_cookie_secret(now);
+            let want = self.cookie_for(0, from, h.spi_i, ni);
             let got = inner.notify(notify::COOKIE).map(|n| n.data.as_slice());
-            if got != Some(want.as_slice()) {
+            let previous = got == Some(self.cookie_for(1, from, h.spi_i, ni).as_slice());
+            if got != Some(want.as_slice()) && !previous {
                 self.counters.cookies_sent += 1;
                 let d = reply(vec![Payload::Notify(Notify::new(notify::COOKIE, want))]);
                 self.send(IKE_PORT, from, d);

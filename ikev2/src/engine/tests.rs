@@ -606,3 +606,37 @@ fn simultaneous_child_rekeys_leave_one_child() {
         assert_ne!(la[0].spi_in, ca.spi_in);
     }
 }
+
+#[test]
+fn cookies_survive_one_secret_rotation_but_not_two() {
+    for (wait, accepted) in [(301, true), (601, false)] {
+        let (mut a, mut b) = pair(b"k", b"k");
+        b.cfg.cookie_threshold = 0;
+        let now = Instant::now();
+        a.initiate(now, "p").unwrap();
+        let Some(Event::Send { data: first, .. }) = a.poll_event() else {
+            panic!()
+        };
+        b.handle_datagram(now, 500, addr(A), &first);
+        let Some(Event::Send { data: cookie, .. }) = b.poll_event() else {
+            panic!()
+        };
+        a.handle_datagram(now, 500, addr(B), &cookie);
+        let Some(Event::Send {
+            data: with_cookie, ..
+        }) = a.poll_event()
+        else {
+            panic!()
+        };
+        // Something else rotates the secret meanwhile (once at 301 s, again at 601 s).
+        let mut other = a.poll_event();
+        assert!(other.is_none());
+        for t in (301..=wait).step_by(300) {
+            b.handle_datagram(now + Duration::from_secs(t), 500, addr(A), &first);
+            other = b.poll_event();
+        }
+        assert!(matches!(other, Some(Event::Send { .. })));
+        b.handle_datagram(now + Duration::from_secs(wait), 500, addr(A), &with_cookie);
+        assert_eq!(b.half_open() == 1, accepted, "cookie after {wait} s");
+    }
+}
