@@ -73,7 +73,9 @@ fn default_suites() -> (Vec<IkeSuite>, Vec<EspSuite>) {
         },
         EspSuite::CALICO,
     ];
-    (ike, esp)
+    // The same with extended sequence numbers, after those without.
+    let with_esn: Vec<EspSuite> = esp.iter().map(|s| EspSuite { esn: true, ..*s }).collect();
+    (ike, [esp, with_esn].concat())
 }
 
 fn main() {
