@@ -31,7 +31,7 @@ impl EspSuite {
     };
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Profile {
     pub name: String,
     /// The peer's address; an IKE_SA_INIT from this IP is answered with this profile.
@@ -46,6 +46,21 @@ pub struct Profile {
     pub ts_remote: TrafficSelector,
     pub child_rekey_after: Option<Duration>,
     pub ike_rekey_after: Option<Duration>,
+}
+
+impl std::fmt::Debug for Profile {
+    // The PSK stays out of logs.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Profile")
+            .field("name", &self.name)
+            .field("peer", &self.peer)
+            .field("psk", &"<redacted>")
+            .field("local_id", &self.local_id)
+            .field("remote_id", &self.remote_id)
+            .field("ike", &self.ike)
+            .field("esp", &self.esp)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Profile {

@@ -640,3 +640,24 @@ fn cookies_survive_one_secret_rotation_but_not_two() {
         assert_eq!(b.half_open() == 1, accepted, "cookie after {wait} s");
     }
 }
+
+#[test]
+fn debug_output_has_no_key_material() {
+    let (mut a, mut b) = pair(b"the-psk-value", b"the-psk-value");
+    let (ca, _) = up(&mut a, &mut b, Instant::now());
+    let s = format!(
+        "{:?} {:?} {:?}",
+        a.profiles[0],
+        ca,
+        Event::ChildUp(ca.clone())
+    );
+    assert!(
+        !s.contains("the-psk-value") && !s.contains("116, 104, 101"),
+        "{s}"
+    );
+    for key in [&ca.encr_key_in, &ca.encr_key_out] {
+        assert!(
+            !s.contains(&format!("{key:?}")) && !s.contains(&format!("{:?}", key[0..4].to_vec()))
+        );
+    }
+}
