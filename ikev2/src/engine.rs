@@ -2345,17 +2345,27 @@ impl Engine {
             spi_i: sa.spi_i,
             spi_r: sa.spi_r,
         });
+        // Without its child the IKE SA is of no use to calico, and `initiate` would do
+        // nothing while it exists: delete it, so that the next initiate starts over.
+        let childless = |e: &mut Self, sa: &mut IkeSa, why: String| {
+            log::info!(
+                "ikev2: {}: IKE SA up but no child ({why}); deleting it",
+                p.name
+            );
+            sa.work.push_back(Work::DeleteIke);
+            e.start_work(now, sa);
+            true
+        };
         if let Some(e) = inner.error() {
-            log::info!("ikev2: {}: IKE SA up but no child: notify {e}", p.name);
-            return true;
+            return childless(self, sa, format!("notify {e}"));
         }
         let chosen = select_esp(&p.esp, inner.sa().unwrap_or(&[]), None);
         let Some((prop, suite, _)) = chosen else {
             self.counters.no_proposal_chosen += 1;
-            return true;
+            return childless(self, sa, "no acceptable ESP proposal".into());
         };
         let Some(spi_out) = spi_u32(&prop.spi) else {
-            return true;
+            return childless(self, sa, "bad SPI".into());
         };
         let ts_l = inner.tsi().map(<[_]>::to_vec).unwrap_or_default();
         let ts_r = inner.tsr().map(<[_]>::to_vec).unwrap_or_default();

@@ -661,3 +661,24 @@ fn debug_output_has_no_key_material() {
         );
     }
 }
+
+#[test]
+fn an_ike_sa_without_its_child_is_deleted_so_initiate_starts_over() {
+    let (mut a, mut b) = pair(b"k", b"k");
+    b.profiles[0].esp[0].encr = Encr::AesGcm16 { bits: 128 };
+    let now = Instant::now();
+    a.initiate(now, "p").unwrap();
+    let (ea, _) = run(now, &mut a, &mut b);
+    assert!(ups(&ea).is_empty());
+    assert!(ea.iter().any(|e| matches!(e, Event::IkeUp { .. })));
+    assert!(ea.iter().any(|e| matches!(
+        e,
+        Event::IkeDown {
+            reason: DownReason::Deleted,
+            ..
+        }
+    )));
+    assert_eq!((a.ike_sa_count(), b.ike_sa_count()), (0, 0));
+    assert_eq!(b.counters.no_proposal_chosen, 1);
+    assert!(a.initiate(now, "p").unwrap());
+}
