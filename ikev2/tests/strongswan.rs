@@ -726,3 +726,23 @@ fn rvpp_rekeys_with_pfs_and_sends_dpd() {
         "no DPD from rvpp"
     );
 }
+
+#[test]
+fn a_child_charon_refuses_takes_the_ike_sa_down_with_it() {
+    let _g = lock();
+    // charon's ESP proposal is not calico's: IKE_AUTH answers NO_PROPOSAL_CHOSEN for the child.
+    let conn = Conn {
+        esp: Some("aes128gcm16"),
+        ..CALICO
+    };
+    let Some(mut lab) = Lab::start("np", &conn, "--psk s3cret --initiate --run-for 2") else {
+        return;
+    };
+    lab.peer().wait("IKE_UP", 20);
+    lab.peer().wait("IKE_DOWN Deleted", 10);
+    assert!(lab.file("charon.log").contains("N(NO_PROP)"));
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(!lab.swanctl(&["--list-sas"]).contains("ESTABLISHED"));
+    lab.peer().wait("COUNTERS", 10);
+    assert!(!lab.peer().seen.iter().any(|l| l.starts_with("CHILD_UP")));
+}
