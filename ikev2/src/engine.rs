@@ -164,6 +164,8 @@ pub enum DownReason {
     PeerError(u16),
     /// Replaced by a rekeyed IKE SA (children moved to it).
     Rekeyed,
+    /// The peer started over (INITIAL_CONTACT in a new IKE SA's IKE_AUTH): it lost this one.
+    Replaced,
 }
 
 #[derive(Debug, Clone)]
@@ -1813,6 +1815,21 @@ impl Engine {
         sa.state = State::Established;
         sa.created = now;
         self.forget_half_open(sa);
+        if inner.notify(notify::INITIAL_CONTACT).is_some() {
+            // RFC 7296 §2.4: the peer has no other IKE SA with us (it restarted); ours with it
+            // are stale, and so are their children in the data path.
+            let stale: Vec<u64> = self
+                .sas
+                .iter()
+                .filter(|(_, s)| s.profile == sa.profile && s.state == State::Established)
+                .map(|(k, _)| *k)
+                .collect();
+            for spi in stale {
+                if let Some(mut old) = self.sas.remove(&spi) {
+                    self.sa_down(&mut old, DownReason::Replaced);
+                }
+            }
+        }
         self.events.push_back(Event::IkeUp {
             profile: p.name.clone(),
             spi_i: sa.spi_i,

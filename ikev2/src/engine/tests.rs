@@ -682,3 +682,24 @@ fn an_ike_sa_without_its_child_is_deleted_so_initiate_starts_over() {
     assert_eq!(b.counters.no_proposal_chosen, 1);
     assert!(a.initiate(now, "p").unwrap());
 }
+
+#[test]
+fn initial_contact_from_a_restarted_peer_replaces_the_stale_sas() {
+    let (mut a, mut b) = pair(b"k", b"k");
+    let now = Instant::now();
+    let (_, cb) = up(&mut a, &mut b, now);
+    // a restarts: a fresh engine, same profile, no memory of the old SA.
+    let (mut a2, _) = pair(b"k", b"k");
+    a2.initiate(now, "p").unwrap();
+    let (_, eb) = run(now, &mut a2, &mut b);
+    assert_eq!(downs(&eb), vec![cb]);
+    assert!(eb.iter().any(|e| matches!(
+        e,
+        Event::IkeDown {
+            reason: DownReason::Replaced,
+            ..
+        }
+    )));
+    assert_eq!(ups(&eb).len(), 1);
+    assert_eq!((b.ike_sa_count(), b.children("p").len()), (1, 1));
+}
