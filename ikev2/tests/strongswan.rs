@@ -155,6 +155,18 @@ impl Lab {
         format!("unix://{}", self.dir.join("charon.vici").display())
     }
 
+    /// Kills charon (as a crash would: no Delete sent) and starts a fresh one.
+    fn restart_charon(&mut self, conn: &Conn) {
+        if let Some(mut c) = self.charon.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        let _ = std::fs::remove_file(self.dir.join("charon.vici"));
+        let _ = std::fs::remove_file(self.dir.join("run/charon.pid"));
+        let _ = std::fs::remove_file(self.dir.join("charon.log"));
+        self.start_charon(conn);
+    }
+
     fn start_charon(&mut self, conn: &Conn) {
         let d = self.dir.display();
         let conf = format!(
@@ -745,4 +757,24 @@ fn a_child_charon_refuses_takes_the_ike_sa_down_with_it() {
     assert!(!lab.swanctl(&["--list-sas"]).contains("ESTABLISHED"));
     lab.peer().wait("COUNTERS", 10);
     assert!(!lab.peer().seen.iter().any(|l| l.starts_with("CHILD_UP")));
+}
+
+#[test]
+fn a_restarted_charon_replaces_our_stale_sas_with_initial_contact() {
+    let _g = lock();
+    let Some(mut lab) = Lab::start("rs", &CALICO, "--psk s3cret --run-for 30") else {
+        return;
+    };
+    lab.charon_initiates();
+    let first = lab.up_checked(5);
+    lab.restart_charon(&CALICO);
+    lab.charon_initiates();
+    let second = lab.up_checked(5);
+    assert!(lab.file("charon.log").contains("N(INIT_CONTACT)"));
+    // The stale child went down before the new one came up.
+    let seen = &lab.peer().seen;
+    let down = format!("CHILD_DOWN spi_in={}", fields(&first)["spi_in"]);
+    assert!(seen.iter().any(|l| l.starts_with(&down)), "{seen:#?}");
+    assert!(seen.iter().any(|l| l == "IKE_DOWN Replaced"), "{seen:#?}");
+    assert_ne!(fields(&first)["spi_in"], fields(&second)["spi_in"]);
 }
