@@ -232,7 +232,8 @@ impl Lab {
             "connections {{\n  rvpp {{\n    local_addrs = {SWAN}\n    remote_addrs = {RVPP}\n    version = 2\n    \
              encap = yes\n    dpd_delay = {}\n{ike}    local {{\n      auth = psk\n      id = {SWAN}\n    }}\n    remote {{\n      \
              auth = psk\n      id = {RVPP}\n    }}\n    children {{\n      rvpp {{\n        local_ts = 0.0.0.0/0\n        \
-             remote_ts = 0.0.0.0/0\n{esp}      }}\n    }}\n  }}\n}}\nsecrets {{\n  ike-1 {{\n    id-1 = {RVPP}\n    \
+             remote_ts = 0.0.0.0/0\n{esp}      }}\n      narrow {{\n        local_ts = 198.18.20.0/24\n        \
+             remote_ts = 198.18.10.0/24\n{esp}      }}\n    }}\n  }}\n}}\nsecrets {{\n  ike-1 {{\n    id-1 = {RVPP}\n    \
              id-2 = {SWAN}\n    secret = \"{}\"\n  }}\n}}\n",
             c.dpd, c.psk
         );
@@ -777,4 +778,43 @@ fn a_restarted_charon_replaces_our_stale_sas_with_initial_contact() {
     assert!(seen.iter().any(|l| l.starts_with(&down)), "{seen:#?}");
     assert!(seen.iter().any(|l| l == "IKE_DOWN Replaced"), "{seen:#?}");
     assert_ne!(fields(&first)["spi_in"], fields(&second)["spi_in"]);
+}
+
+#[test]
+fn charon_adds_a_second_narrower_child_and_we_narrow_our_selectors() {
+    let _g = lock();
+    let Some(mut lab) = Lab::start("ts", &CALICO, "--psk s3cret --run-for 30") else {
+        return;
+    };
+    lab.charon_initiates();
+    let first = lab.up_checked(5);
+    assert!(
+        first.contains("ts_local=0.0.0.0-255.255.255.255 ts_remote=0.0.0.0-255.255.255.255"),
+        "{first}"
+    );
+    // A new child in CREATE_CHILD_SA (no REKEY_SA): our 0.0.0.0/0 narrowed to charon's /24s.
+    // charon routes the child's traffic from an address of its local selector.
+    ok(&[
+        "ip",
+        "-n",
+        &lab.ns_s,
+        "addr",
+        "add",
+        "198.18.20.1/32",
+        "dev",
+        "lo",
+    ]);
+    let o = lab.swanctl(&["--initiate", "--child", "narrow", "--timeout", "15"]);
+    assert!(o.contains("initiate completed successfully"), "{o}");
+    let second = lab.up_checked(5);
+    assert!(
+        second.contains("ts_local=198.18.10.0-198.18.10.255 ts_remote=198.18.20.0-198.18.20.255"),
+        "{second}"
+    );
+    lab.check_installed(&first);
+    let sas = lab.swanctl(&["--list-sas"]);
+    assert!(
+        sas.contains("local  198.18.20.0/24") && sas.contains("remote 198.18.10.0/24"),
+        "{sas}"
+    );
 }

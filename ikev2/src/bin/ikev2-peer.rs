@@ -17,14 +17,26 @@ fn hex(v: &[u8]) -> String {
     v.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// IPv4 selectors as first-last address ranges, comma-separated.
+fn ranges(ts: &[ikev2::wire::TrafficSelector]) -> String {
+    let ip = |a: &[u8]| match <[u8; 4]>::try_from(a) {
+        Ok(b) => Ipv4Addr::from(b).to_string(),
+        Err(_) => hex(a),
+    };
+    ts.iter()
+        .map(|t| format!("{}-{}", ip(&t.start_addr), ip(&t.end_addr)))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 struct Printer;
 
 impl ChildSaSink for Printer {
     fn child_up(&mut self, c: &ChildSa) {
         println!(
-            "CHILD_UP spi_in={:08x} spi_out={:08x} encr={:?} key_in={} salt_in={} key_out={} salt_out={} integ={:?} integ_in={} integ_out={} esn={}",
+            "CHILD_UP spi_in={:08x} spi_out={:08x} encr={:?} key_in={} salt_in={} key_out={} salt_out={} integ={:?} integ_in={} integ_out={} esn={} ts_local={} ts_remote={}",
             c.spi_in, c.spi_out, c.encr, hex(&c.encr_key_in), hex(&c.salt_in), hex(&c.encr_key_out), hex(&c.salt_out),
-            c.integ, hex(&c.integ_key_in), hex(&c.integ_key_out), c.esn
+            c.integ, hex(&c.integ_key_in), hex(&c.integ_key_out), c.esn, ranges(&c.ts_local), ranges(&c.ts_remote)
         );
     }
     fn child_down(&mut self, c: &ChildSa) {
