@@ -17,6 +17,7 @@ macro_rules! reply {
     };
 }
 
+mod classify;
 pub(crate) mod cnat;
 mod convert;
 mod devices;

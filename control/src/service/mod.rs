@@ -10,6 +10,7 @@
 //! Errors carry VPP's return code for the API and a sentence for the CLI.
 
 pub mod addresses;
+pub mod classify;
 pub mod cnat;
 pub mod interfaces;
 pub mod ipip;
@@ -58,6 +59,7 @@ pub mod rv {
     pub const NETLINK_ERROR: i32 = -145;
     pub const INSTANCE_IN_USE: i32 = -147;
     pub const RSRC_IN_USE: i32 = -155;
+    pub const NO_SUCH_TABLE: i32 = -65;
 }
 
 /// VPP's return code for a forwarding error.
@@ -141,6 +143,7 @@ fn interface_gone(dp: &crate::daemon::Dataplane, sw: u32) {
     urpf::interface_gone(dp, sw);
     mroutes::interface_gone(dp, sw);
     ttl_fixup::interface_gone(dp, sw);
+    classify::interface_gone(dp, sw);
     dp.npol().unconfigure(sw);
     tables::reap(dp);
 }
