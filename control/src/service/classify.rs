@@ -326,6 +326,8 @@ pub fn snapshot(dp: &Dataplane) -> Arc<Classifier> {
 
 /// Interface `sw` went: its input tables are unbound.
 pub fn interface_gone(dp: &Dataplane, sw: u32) {
+    let r = redirects(dp);
+    let _g = lock(&r);
     let shared = dp.feature_tables.get::<classify::Shared>();
     let mut next = (*shared.load()).clone();
     for af in [Af::Ip4, Af::Ip6] {

@@ -509,6 +509,11 @@ def redirect_to_host_rules(vpp, tap):
                                             l2_table_index=NONE, is_add=1), "input acl with a missing table", -65)
     refused(vpp.api.input_acl_set_interface(sw_if_index=9999, ip4_table_index=table, ip6_table_index=NONE,
                                             l2_table_index=NONE, is_add=1), "input acl on a missing interface", -2)
+    # VPP's add with an index updates the table's next table and miss action
+    upd = dict(bad, table_index=table, mask_len=0, mask=b"")
+    ok(vpp.api.classify_add_del_table(**upd), "classify table update")
+    refused(vpp.api.classify_add_del_table(**dict(upd, next_table_index=table)), "a table chained to itself", -7)
+    refused(vpp.api.classify_add_del_table(**dict(upd, table_index=4321)), "update of a missing table", -65)
     shown = vpp.api.cli_inband(cmd="show classify tables").reply
     check(any(l.split()[:5] == [str(table), "4", "0", "2", "2"] for l in shown.splitlines()),
           "show classify tables: 4 buckets, 2 sessions: %r" % shown)
