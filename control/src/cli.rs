@@ -1072,6 +1072,7 @@ fn show_fib(dp: &Dataplane, af: Af, rest: &[&str]) -> String {
                     AdjKind::Prohibit => "prohibit".into(),
                     AdjKind::Punt => "punt".into(),
                     AdjKind::Lookup => format!("lookup in fib {}", a.lookup_fib),
+                    AdjKind::Pbl => format!("pbl client {}", a.lookup_fib),
                 };
                 let _ = writeln!(s, "    [@{ai}]: {what}");
             }

@@ -1,0 +1,194 @@
+//! PBL clients through the whole graph: packets to the client's address on its ports go
+//! along its path (pg2), the others along the host route it interposed on (pg1), which can be
+//! replaced or deleted under it; deleting the client gives the entry back to the route.
+//!
+//! pg0 198.18.0.1/24 (the sender, peer 198.18.0.2), pg1 198.19.0.1/24 with the pod
+//! 198.19.0.5 behind PEER1, pg2 198.18.9.1/24 with the "memif" next hop 198.18.9.2 (PEER2).
+
+mod common;
+use common::*;
+use etherparse::PacketBuilder;
+use rvpp_dataplane::buffer::BufferPool;
+use rvpp_dataplane::feature::FeatureTables;
+use rvpp_dataplane::forwarding::{Forwarding, Path, Prefix};
+use rvpp_dataplane::nodes::pbl::error;
+use rvpp_dataplane::runtime::Runtime;
+use rvpp_dataplane::tables::Shared;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+const PEER2: [u8; 6] = [2, 0, 0, 0, 0, 0xb2];
+const MAC2: [u8; 6] = [2, 0, 0, 0, 0, 0xa2];
+const POD: [u8; 4] = [198, 19, 0, 5];
+
+struct Lab {
+    pool: Arc<BufferPool>,
+    rt: Runtime,
+    fwd: Forwarding,
+    out: [Frames; 3],
+    ifs: [u32; 3],
+}
+
+fn a(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+fn host(s: &str) -> Prefix {
+    Prefix::parse(&format!("{s}/32")).unwrap()
+}
+
+fn lab() -> Lab {
+    let pool = BufferPool::with_backing(4096, 2048, false).unwrap();
+    let shared = Shared::new();
+    let tables = FeatureTables::default();
+    let (graph, mut fwd) = common::feature_graph(&shared, &tables);
+    let if0 = fwd.interface_add("pg0", "pg", MAC0, true, 1500).unwrap();
+    let if1 = fwd.interface_add("pg1", "pg", MAC1, true, 1500).unwrap();
+    let if2 = fwd.interface_add("pg2", "pg", MAC2, true, 1500).unwrap();
+    for (sw, p) in [
+        (if0, "198.18.0.1/24"),
+        (if1, "198.19.0.1/24"),
+        (if2, "198.18.9.1/24"),
+    ] {
+        fwd.address_add(sw, Prefix::parse(p).unwrap()).unwrap();
+        fwd.set_admin_up(sw, true).unwrap();
+    }
+    fwd.neighbor_add(if0, a("198.18.0.2"), PEER0, true).unwrap();
+    fwd.neighbor_add(if2, a("198.18.9.2"), PEER2, true).unwrap();
+    // The pod's route as calico adds it: via the pod's address on its interface.
+    fwd.neighbor_add(if1, a("198.19.0.5"), PEER1, true).unwrap();
+    fwd.route_add(
+        0,
+        host("198.19.0.5"),
+        vec![Path::via(a("198.19.0.5"), Some(if1))],
+    )
+    .unwrap();
+    let mut rt = Runtime::new(graph, pool.local(), shared, 0, "test".into()).unwrap();
+    let out = [Frames::default(), Frames::default(), Frames::default()];
+    for (sw, o) in [if0, if1, if2].into_iter().zip(&out) {
+        rt.set_tx(sw, Box::new(Capture(o.clone()))).unwrap();
+    }
+    Lab {
+        pool,
+        rt,
+        fwd,
+        out,
+        ifs: [if0, if1, if2],
+    }
+}
+
+impl Lab {
+    fn client(&mut self, ranges: Vec<(u8, u16, u16)>) -> u32 {
+        let via = Path::via(a("198.18.9.2"), Some(self.ifs[2]));
+        self.fwd.pbl_add(0, a("198.19.0.5"), &via, ranges).unwrap()
+    }
+    /// Send from pg0 and say where it left: 0, 1, 2, or None.
+    fn send(&mut self, proto: u8, port: u16) -> Option<usize> {
+        let mut v = Vec::new();
+        let b = PacketBuilder::ethernet2(PEER0, MAC0).ipv4([198, 18, 0, 2], POD, 64);
+        match proto {
+            17 => b.udp(40000, port).write(&mut v, b"pbl").unwrap(),
+            _ => b.tcp(40000, port, 1, 1024).write(&mut v, &[]).unwrap(),
+        }
+        let bufs = self.rt.buffers();
+        let bi = bufs.alloc_from_bytes(&v).unwrap();
+        bufs.meta(bi).rx_sw_if_index = self.ifs[0];
+        self.rt.inject("ethernet-input", &[bi]).unwrap();
+        let mut seen = None;
+        for i in 0..3 {
+            let f = std::mem::take(&mut *self.out[i].lock().unwrap());
+            if !f.is_empty() {
+                assert!(seen.is_none() && f.len() == 1);
+                seen = Some(i);
+            }
+        }
+        seen
+    }
+    fn count(&self, code: u16) -> u64 {
+        let i = self.rt.graph().error_index("ip4-pbl", code).unwrap();
+        self.rt.stats().errors[i as usize].get()
+    }
+    fn no_leaks(mut self) {
+        self.rt.buffers().flush();
+        drop(self.rt);
+        assert_eq!(self.pool.in_use(), 0, "buffers leaked");
+    }
+}
+
+#[test]
+fn matched_ports_take_the_path_the_rest_the_route() {
+    let mut l = lab();
+    assert_eq!(l.send(17, 5005), Some(1), "before the client: the route");
+    let id = l.client(vec![(17, 5000, 5010), (6, 8080, 8080)]);
+    assert_eq!(l.send(17, 5005), Some(2));
+    assert_eq!(l.send(17, 5000), Some(2));
+    assert_eq!(l.send(17, 5011), Some(1));
+    assert_eq!(l.send(6, 5005), Some(1), "the ranges are per protocol");
+    assert_eq!(l.send(6, 8080), Some(2));
+    assert_eq!((l.count(error::TO_PATH), l.count(error::TO_PARENT)), (3, 2));
+    let r = l.fwd.route_get(0, host("198.19.0.5")).unwrap();
+    assert_eq!(
+        r.paths.len(),
+        1,
+        "the route's record is unchanged under the client"
+    );
+    l.fwd.pbl_del(id).unwrap();
+    assert_eq!(l.send(17, 5005), Some(1), "the route again");
+    assert!(l.fwd.pbl_del(id).is_err(), "deleted twice");
+    assert!(l.fwd.pbl_clients().is_empty());
+    l.no_leaks();
+}
+
+#[test]
+fn a_route_replaced_or_deleted_under_the_client_changes_only_its_parent() {
+    let mut l = lab();
+    let id = l.client(vec![(17, 5000, 5010)]);
+    l.fwd
+        .route_add(
+            0,
+            host("198.19.0.5"),
+            vec![Path::via(a("198.18.0.2"), Some(l.ifs[0]))],
+        )
+        .unwrap();
+    assert_eq!(l.send(17, 6000), Some(0), "the new route");
+    assert_eq!(l.send(17, 5005), Some(2), "the client stays");
+    l.fwd.route_del(0, host("198.19.0.5")).unwrap();
+    assert_eq!(l.send(17, 5005), Some(2), "still the client's path");
+    assert_eq!(l.send(17, 6000), None);
+    assert_eq!(l.count(error::PARENT_DROP), 1);
+    l.fwd.pbl_del(id).unwrap();
+    assert!(
+        l.fwd.route_get(0, host("198.19.0.5")).is_none(),
+        "no entry left"
+    );
+    // The covering connected route now: the pod's neighbour entry on pg1.
+    assert_eq!(l.send(17, 5005), Some(1));
+    l.no_leaks();
+}
+
+#[test]
+fn a_client_with_no_route_under_it_uses_the_cover_and_bad_tables_are_refused() {
+    let mut l = lab();
+    l.fwd.route_del(0, host("198.19.0.5")).unwrap();
+    let id = l.client(vec![(17, 5000, 5010)]);
+    assert_eq!(l.send(17, 5005), Some(2));
+    let got = l.send(17, 6000);
+    assert_eq!(got, Some(1), "the connected /24 on pg1");
+    let via = Path::via(a("198.18.9.2"), Some(l.ifs[2]));
+    assert!(
+        l.fwd.pbl_add(77, a("198.19.0.5"), &via, vec![]).is_err(),
+        "no table 77"
+    );
+    assert!(
+        l.fwd.pbl_add(0, a("198.19.0.5"), &via, vec![]).is_err(),
+        "one client per address"
+    );
+    l.fwd.pbl_del(id).unwrap();
+    assert!(
+        l.fwd.route_get(0, host("198.19.0.5")).is_none(),
+        "the client's own entry went"
+    );
+    // The cover again: an ARP request for the pod (throttled right after the last one).
+    assert_ne!(l.send(17, 5005), Some(2));
+    l.no_leaks();
+}
