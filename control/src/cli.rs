@@ -197,7 +197,7 @@ show ipip tunnel
 show cnat translation|session|snat | clear cnat session | set cnat interface <if> [disable]
 show npol ipsets|rules|policies|interfaces | clear npol flows
 set urpf [ip4|ip6] [rx|tx] [off|strict|loose] <if> [table <id>] | show urpf | set ip ttl-fixup <src> <dst> [disable] | show ip ttl-fixup
-show classify tables [index <n>] [verbose] | show inacl type ip4|ip6 | show ip session redirect
+show classify tables [index <n>] [verbose] | show inacl type ip4|ip6 | show ip session redirect | show pbl client
 set arp proxy [del] table-id <id> start <ip> end <ip> | set interface proxy-arp <if> [enable|disable] | show arp proxy
 set interface ip6-nd proxy <if> [enable|disable] | set ip neighbor-config ip4|ip6 [limit <n>] [age <s>] [recycle|norecycle] | show ip neighbor-config
 npol match <if> rx|tx <src>[;<port>]-><dst>[;<port>] tcp|udp|icmp|icmp6|<proto> [type <t> code <c>]

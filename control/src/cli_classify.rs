@@ -1,5 +1,6 @@
-//! Classifier CLI, VPP's names: `show classify tables [index <n>] [verbose]`,
-//! `show inacl type ip4|ip6`, `show ip session redirect`. Over `service::classify`.
+//! Classifier and PBL CLI, VPP's names: `show classify tables [index <n>] [verbose]`,
+//! `show inacl type ip4|ip6`, `show ip session redirect` (over `service::classify`), and
+//! calico's `show pbl client` (over `service::pbl`).
 
 use crate::daemon::Dataplane;
 use crate::service::classify;
@@ -15,6 +16,7 @@ pub fn execute(dp: &Arc<Dataplane>, words: &[&str]) -> Option<Result<String, Str
         ["show", "inacl", "type", "ip6"] => Ok(inacl(dp, Af::Ip6)),
         ["show", "inacl", ..] => Err("usage: show inacl type ip4|ip6".into()),
         ["show", "ip", "session", "redirect"] => Ok(redirects(dp)),
+        ["show", "pbl", "client"] => Ok(pbl_clients(dp)),
         _ => return None,
     })
 }
@@ -130,6 +132,37 @@ fn redirects(dp: &Dataplane) -> String {
             s,
             "[{i}] table {} match {m}\n     {via} (adj {})",
             r.table, r.adj
+        );
+    }
+    s
+}
+
+fn pbl_clients(dp: &Dataplane) -> String {
+    let mut s = String::new();
+    for (id, table, c) in crate::service::pbl::list(dp) {
+        let addr: std::net::IpAddr = if c.is_ip6 {
+            std::net::Ipv6Addr::from(c.addr).into()
+        } else {
+            std::net::Ipv4Addr::from(c.addr as u32).into()
+        };
+        let ports: Vec<String> = c
+            .ranges
+            .iter()
+            .map(|&(p, a, b)| {
+                let name = match p {
+                    6 => "tcp".to_string(),
+                    17 => "udp".to_string(),
+                    p => format!("proto {p}"),
+                };
+                format!("{name} {a}-{b}")
+            })
+            .collect();
+        let _ = writeln!(
+            s,
+            "[{id}] pbl-client: {addr} table {table} ports [{}]\n     matched -> {}, others -> lb {}",
+            ports.join(", "),
+            action(dp, Action::Redirect(c.path_adj)),
+            c.parent_lb
         );
     }
     s

@@ -179,10 +179,16 @@ fn a_client_with_no_route_under_it_uses_the_cover_and_bad_tables_are_refused() {
         l.fwd.pbl_add(77, a("198.19.0.5"), &via, vec![]).is_err(),
         "no table 77"
     );
-    assert!(
-        l.fwd.pbl_add(0, a("198.19.0.5"), &via, vec![]).is_err(),
-        "one client per address"
+    let again = l
+        .fwd
+        .pbl_add(0, a("198.19.0.5"), &via, vec![(17, 6000, 6000)])
+        .unwrap();
+    assert_eq!(
+        again, id,
+        "added again: the same client, its ranges replaced"
     );
+    assert_eq!(l.send(17, 6000), Some(2));
+    assert_ne!(l.send(17, 5005), Some(2), "5005 no longer matched");
     l.fwd.pbl_del(id).unwrap();
     assert!(
         l.fwd.route_get(0, host("198.19.0.5")).is_none(),

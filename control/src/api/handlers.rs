@@ -62,5 +62,6 @@ pub fn router(state: State) -> Router<State> {
     super::npol::register(&mut r);
     super::urpf::register(&mut r);
     super::classify::register(&mut r);
+    super::pbl::register(&mut r);
     r
 }

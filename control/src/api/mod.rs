@@ -28,6 +28,7 @@ mod ip;
 mod memif;
 mod misc;
 mod npol;
+mod pbl;
 mod punt;
 mod urpf;
 

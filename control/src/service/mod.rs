@@ -18,6 +18,7 @@ pub mod linux;
 pub mod memif;
 pub mod mroutes;
 pub mod neighbours;
+pub mod pbl;
 pub mod punt;
 pub mod queues;
 pub mod routes;

@@ -529,11 +529,36 @@ for _ in range(3):
 """
 
 
-def seen_on_host_tap(dst, port, marker):
-    """The destination MAC of a UDP packet the pod sends to dst:port, as seen behind the host
-    tap (empty: it never got there)."""
-    send = lambda: ns(POD_NS, sys.executable, "-c", DNS_SEND, dst, str(port), marker)
+def seen_on_host_tap(dst, port, marker, src_ns=None):
+    """The destination MAC of a UDP packet the pod (or `src_ns`) sends to dst:port, as seen
+    behind the host tap (empty: it never got there)."""
+    send = lambda: ns(src_ns or POD_NS, sys.executable, "-c", DNS_SEND, dst, str(port), marker)
     return frame_seen(HOST_NS, "0800", marker, send)
+
+
+def pbl_client(addr, sw, nh, table, ranges, id=NONE):
+    return {"id": id, "addr": addr, "paths": path(sw, nh), "flags": 0, "table_id": table,
+            "n_ports": len(ranges), "port_ranges": [{"start": a, "end": b, "iproto": p} for p, a, b in ranges]}
+
+
+def pbl_checks(vpp, tap):
+    """calico's PBL client on the pod address (its memif ports; the host tap stands in for the
+    memif here): UDP to the ports goes along the client's path, the rest to the pod."""
+    c = pbl_client(POD4, tap, NODE4, 0, [(17, 5570, 5571)])
+    pid = ok(vpp.api.pbl_client_update(client=c), "pbl_client_update").id
+    again = ok(vpp.api.pbl_client_update(client=dict(c, id=pid)), "pbl_client_update of an existing id")
+    check(again.id == pid, "the same id (%d, %d)" % (pid, again.id))
+    refused(vpp.api.pbl_client_update(client=dict(c, table_id=0xbad0)), "pbl client in a missing table", -3)
+    refused(vpp.api.pbl_client_del(id=pid + 100), "pbl_client_del of a missing client", -6)
+    shown = vpp.api.cli_inband(cmd="show pbl client").reply
+    check("%s table 0 ports [udp 5570-5571]" % POD4 in shown, "show pbl client: %r" % shown)
+    mac = seen_on_host_tap(POD4, 5570, "rvpp-pbl-port", src_ns=PEER_NS)
+    tcheck(mac == UPLINK_MAC.replace(":", ""), "UDP to a PBL port of the pod goes along the client's path (%r)" % mac)
+    tcheck(udp_exchange(POD_NS, PEER_NS, POD4, 5572) == "olleh-ppvr", "UDP to another port reaches the pod")
+    check("pbl: to the client's path" in vpp.api.cli_inband(cmd="show errors").reply, "pbl counted")
+    ok(vpp.api.pbl_client_del(id=pid), "pbl_client_del")
+    tcheck(udp_exchange(POD_NS, PEER_NS, POD4, 5570) == "olleh-ppvr", "without the client port 5570 reaches the pod")
+    check(vpp.api.cli_inband(cmd="show pbl client").reply.strip() == "", "no pbl clients left")
 
 
 def redirected(vpp):
@@ -815,6 +840,7 @@ def main():
               "show ip session redirect")
         errs = vpp.api.cli_inband(cmd="show errors").reply
         check("input ACL hits" in errs and "input ACL misses" in errs, "ip4-inacl hits and misses counted")
+        pbl_checks(vpp, tap)
 
     # pod delete reverses it
     ok(vpp.api.input_acl_set_interface(sw_if_index=tun, ip4_table_index=REDIRECT_TABLE, ip6_table_index=NONE,

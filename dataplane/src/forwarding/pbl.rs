@@ -117,12 +117,18 @@ impl Forwarding {
             .fib_index(af, table_id)
             .ok_or(FwdError::NoSuchTable(table_id))?;
         let p = Prefix::host_of(addr);
-        if self.pbl_at(af, fi, p).is_some() {
-            return Err(FwdError::Invalid(format!(
-                "{addr} in table {table_id} has a PBL client"
-            )));
-        }
         let path_adj = self.redirect_adj(af, path)?;
+        if let Some(id) = self.pbl_at(af, fi, p) {
+            // calico adds its pods' clients again after a restart: the one client there takes
+            // the new path and ranges and keeps its id.
+            if let Some(c) = self.fwd.pbl[id as usize].as_mut() {
+                c.path_adj = path_adj;
+                c.ranges = ranges;
+            }
+            self.fwd_dirty = true;
+            self.publish();
+            return Ok(id);
+        }
         let id = match self.fwd.pbl.iter().position(|c| c.is_none()) {
             Some(i) => i,
             None => {
@@ -238,13 +244,17 @@ impl Forwarding {
         Ok(())
     }
 
-    /// Every client, by id.
-    pub fn pbl_clients(&self) -> Vec<(u32, PblClient)> {
+    /// Every client, by id, with the table id it is in.
+    pub fn pbl_clients(&self) -> Vec<(u32, u32, PblClient)> {
         self.fwd
             .pbl
             .iter()
             .enumerate()
-            .filter_map(|(i, c)| c.clone().map(|c| (i as u32, c)))
+            .filter_map(|(i, c)| {
+                let c = c.clone()?;
+                let af = if c.is_ip6 { Af::Ip6 } else { Af::Ip4 };
+                Some((i as u32, self.table_id_of(af, c.fib), c))
+            })
             .collect()
     }
 }
