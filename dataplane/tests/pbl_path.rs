@@ -10,7 +10,7 @@ use common::*;
 use etherparse::PacketBuilder;
 use rvpp_dataplane::buffer::BufferPool;
 use rvpp_dataplane::feature::FeatureTables;
-use rvpp_dataplane::forwarding::{Forwarding, Path, Prefix};
+use rvpp_dataplane::forwarding::{Af, Forwarding, Path, Prefix};
 use rvpp_dataplane::nodes::pbl::error;
 use rvpp_dataplane::runtime::Runtime;
 use rvpp_dataplane::tables::Shared;
@@ -189,6 +189,15 @@ fn a_client_with_no_route_under_it_uses_the_cover_and_bad_tables_are_refused() {
     );
     assert_eq!(l.send(17, 6000), Some(2));
     assert_ne!(l.send(17, 5005), Some(2), "5005 no longer matched");
+    l.fwd.table_add(Af::Ip4, 7, "pod-vrf").unwrap();
+    let other = l.fwd.pbl_add(7, a("198.19.0.5"), &via, vec![]).unwrap();
+    assert_ne!(other, id);
+    assert!(
+        l.fwd.table_del(Af::Ip4, 7).is_err(),
+        "a table with a PBL client stays"
+    );
+    l.fwd.pbl_del(other).unwrap();
+    l.fwd.table_del(Af::Ip4, 7).unwrap();
     l.fwd.pbl_del(id).unwrap();
     assert!(
         l.fwd.route_get(0, host("198.19.0.5")).is_none(),
