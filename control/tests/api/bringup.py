@@ -353,6 +353,14 @@ def node_bringup(vpp):
           "no worker 1 -> -9 (VPP's answer to placement errors)")
     check(vpp.api.sw_interface_set_rx_placement(sw_if_index=tap, queue_id=3, worker_id=0, is_main=0).retval == -9,
           "no queue 3 -> -9")
+    # tx placement: the placement in effect is accepted (one thread, 0, sends on the one
+    # queue); rvpp does not move tx queues, and says so
+    ok(vpp.api.sw_interface_set_tx_placement(sw_if_index=tap, queue_id=0, array_size=1, threads=[0]),
+       "tx queue 0 on thread 0, as it is")
+    refused(vpp.api.sw_interface_set_tx_placement(sw_if_index=tap, queue_id=0, array_size=1, threads=[1]),
+            "tx queue 0 to thread 1")
+    refused(vpp.api.sw_interface_set_tx_placement(sw_if_index=tap, queue_id=3, array_size=1, threads=[0]),
+            "no tx queue 3")
     ok(vpp.api.sw_interface_set_mtu(sw_if_index=tap, mtu=[9216, 0, 0, 0]), "tap mtu")
     ok(vpp.api.sw_interface_ip6nd_ra_config(sw_if_index=tap, suppress=1), "tap ra suppress")
     ok(vpp.api.ip6nd_proxy_enable_disable_v2(sw_if_index=tap, is_enable=1, flags=1), "tap nd proxy")
