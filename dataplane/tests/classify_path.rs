@@ -7,25 +7,12 @@
 mod common;
 use common::*;
 use etherparse::PacketBuilder;
-use rvpp_dataplane::buffer::BufferPool;
-use rvpp_dataplane::feature::FeatureTables;
-use rvpp_dataplane::forwarding::{Af, Path, Prefix};
+use rvpp_dataplane::forwarding::{Af, Forwarding, Path, Prefix};
 use rvpp_dataplane::nodes::classify::{self, error, Action, Classifier, Session, Table};
-use rvpp_dataplane::runtime::Runtime;
-use rvpp_dataplane::tables::Shared;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-const PEER2: [u8; 6] = [2, 0, 0, 0, 0, 0xb2];
-const MAC2: [u8; 6] = [2, 0, 0, 0, 0, 0xa2];
 const DNS: [u8; 4] = [198, 18, 30, 53];
-
-struct Lab {
-    pool: Arc<BufferPool>,
-    rt: Runtime,
-    out: [Frames; 3],
-    ifs: [u32; 3],
-}
 
 fn a(s: &str) -> IpAddr {
     s.parse().unwrap()
@@ -48,37 +35,12 @@ fn matched(proto: u8, dst: [u8; 4], port: u16) -> Vec<u8> {
     m
 }
 
-/// The lab with one table on pg1's input whose miss does `miss`.
-fn lab(miss: Action) -> Lab {
-    let pool = BufferPool::with_backing(4096, 2048, false).unwrap();
-    let shared = Shared::new();
-    let tables = FeatureTables::default();
-    let (graph, mut fwd) = common::feature_graph(&shared, &tables);
-    let if0 = fwd.interface_add("pg0", "pg", MAC0, true, 1500).unwrap();
-    let if1 = fwd.interface_add("pg1", "pg", MAC1, true, 1500).unwrap();
-    let if2 = fwd.interface_add("pg2", "pg", MAC2, true, 1500).unwrap();
-    for (sw, p) in [
-        (if0, "198.18.0.1/24"),
-        (if1, "198.19.0.1/24"),
-        (if2, "198.18.9.1/24"),
-    ] {
-        fwd.address_add(sw, Prefix::parse(p).unwrap()).unwrap();
-        fwd.set_admin_up(sw, true).unwrap();
-    }
-    fwd.neighbor_add(if0, a("198.18.0.2"), PEER0, true).unwrap();
-    fwd.neighbor_add(if2, a("198.18.9.2"), PEER2, true).unwrap();
-    fwd.route_add(
-        0,
-        Prefix::parse("0.0.0.0/0").unwrap(),
-        vec![Path::via(a("198.18.0.2"), Some(if0))],
-    )
-    .unwrap();
-    let adj = fwd
-        .redirect_adj(Af::Ip4, &Path::via(a("198.18.9.2"), Some(if2)))
-        .unwrap();
-    let mut t = Table::new(&mask(), 0, 2, 2, None, miss, 0).unwrap();
-    for proto in [17, 6] {
-        let key = t.key(&matched(proto, DNS, 53));
+/// Publish a classifier of one table with `sessions` (masked keys of `matched` bytes, all
+/// redirected to `adj`) on pg1's input of `af`.
+fn one_table(l: &mut Pg3, af: Af, t: Table, sessions: &[Vec<u8>], adj: u32) {
+    let mut t = t;
+    for m in sessions {
+        let key = t.key(m);
         t.upsert(Session {
             key,
             action: Action::Redirect(adj),
@@ -87,46 +49,42 @@ fn lab(miss: Action) -> Lab {
     }
     let mut c = Classifier::default();
     c.tables.push(Some(Arc::new(t)));
-    c.set_inacl(Af::Ip4, if1, Some(0));
-    tables.get::<classify::Shared>().publish(c);
-    fwd.feature_enable(if1, "ip4-unicast", "ip4-inacl", true)
-        .unwrap();
-    let mut rt = Runtime::new(graph, pool.local(), shared, 0, "test".into()).unwrap();
-    let out = [Frames::default(), Frames::default(), Frames::default()];
-    for (sw, o) in [if0, if1, if2].into_iter().zip(&out) {
-        rt.set_tx(sw, Box::new(Capture(o.clone()))).unwrap();
-    }
-    drop(fwd);
-    Lab {
-        pool,
-        rt,
-        out,
-        ifs: [if0, if1, if2],
-    }
+    c.set_inacl(af, l.ifs[1], Some(0));
+    l.tables.get::<classify::Shared>().publish(c);
+    let f = classify::feature(af);
+    l.fwd.feature_enable(l.ifs[1], f.arc, f.node, true).unwrap();
 }
 
-impl Lab {
-    fn send(&mut self, sw: u32, frame: &[u8]) {
-        let bufs = self.rt.buffers();
-        let bi = bufs.alloc_from_bytes(frame).unwrap();
-        bufs.meta(bi).rx_sw_if_index = sw;
-        self.rt.inject("ethernet-input", &[bi]).unwrap();
-    }
+/// The lab with one table on pg1's input whose miss does `miss`.
+fn lab(miss: Action) -> Runtime3 {
+    let mut l = pg3(["198.18.0.1/24", "198.19.0.1/24", "198.18.9.1/24"]);
+    let [if0, _, if2] = l.ifs;
+    let f: &mut Forwarding = &mut l.fwd;
+    f.neighbor_add(if0, a("198.18.0.2"), PEER0, true).unwrap();
+    f.neighbor_add(if2, a("198.18.9.2"), PEER2, true).unwrap();
+    let default = vec![Path::via(a("198.18.0.2"), Some(if0))];
+    f.route_add(0, Prefix::parse("0.0.0.0/0").unwrap(), default)
+        .unwrap();
+    let adj = f
+        .redirect_adj(Af::Ip4, &Path::via(a("198.18.9.2"), Some(if2)))
+        .unwrap();
+    let t = Table::new(&mask(), 0, 2, 2, None, miss, 0).unwrap();
+    let dns = [matched(17, DNS, 53), matched(6, DNS, 53)];
+    one_table(&mut l, Af::Ip4, t, &dns, adj);
+    l.run().0
+}
+
+trait Pod {
+    fn send_from_pod(&mut self, frame: &[u8]);
+    fn inacl(&self, code: u16) -> u64;
+}
+
+impl Pod for Runtime3 {
     fn send_from_pod(&mut self, frame: &[u8]) {
-        let sw = self.ifs[1];
-        self.send(sw, frame);
+        self.send(1, frame);
     }
-    fn count(&self, code: u16) -> u64 {
-        let i = self.rt.graph().error_index("ip4-inacl", code).unwrap();
-        self.rt.stats().errors[i as usize].get()
-    }
-    fn take(&self, i: usize) -> Vec<Vec<u8>> {
-        std::mem::take(&mut *self.out[i].lock().unwrap())
-    }
-    fn no_leaks(mut self) {
-        self.rt.buffers().flush();
-        drop(self.rt);
-        assert_eq!(self.pool.in_use(), 0, "buffers leaked");
+    fn inacl(&self, code: u16) -> u64 {
+        self.count("ip4-inacl", code)
     }
 }
 
@@ -170,19 +128,18 @@ fn dns_is_redirected_to_the_host_side_and_the_rest_follows_the_fib() {
     assert!(l.take(2).is_empty());
     assert_eq!(
         (
-            l.count(error::HIT),
-            l.count(error::MISS),
-            l.count(error::REDIRECTED)
+            l.inacl(error::HIT),
+            l.inacl(error::MISS),
+            l.inacl(error::REDIRECTED)
         ),
         (2, 3, 2)
     );
     // Packets from the uplink are not classified: the table is on pg1 only.
-    let sw0 = l.ifs[0];
     let mut f = udp(DNS, 53);
     f[0..6].copy_from_slice(&MAC0);
-    l.send(sw0, &f);
+    l.send(0, &f);
     assert_eq!(l.take(0).len(), 1, "not redirected");
-    assert_eq!(l.count(error::HIT), 2);
+    assert_eq!(l.inacl(error::HIT), 2);
     l.no_leaks();
 }
 
@@ -193,7 +150,7 @@ fn a_drop_miss_drops_what_no_session_matches() {
     l.send_from_pod(&udp(DNS, 54));
     assert_eq!(l.take(2).len(), 1);
     assert!(l.take(0).is_empty());
-    assert_eq!(l.count(error::DROP), 1);
+    assert_eq!(l.inacl(error::DROP), 1);
     l.no_leaks();
 }
 
@@ -211,8 +168,59 @@ fn a_packet_shorter_than_the_mask_is_counted_as_a_miss() {
         .calc_header_checksum();
     f[14 + 10..14 + 12].copy_from_slice(&c.to_be_bytes());
     l.send_from_pod(&f);
-    assert_eq!(l.count(error::SHORT), 1);
-    assert_eq!(l.count(error::MISS), 1);
+    assert_eq!(l.inacl(error::SHORT), 1);
+    assert_eq!(l.inacl(error::MISS), 1);
     assert!(l.take(2).is_empty(), "never redirected");
     l.no_leaks();
+}
+
+#[test]
+fn ip6_inacl_redirects_a_three_vector_match() {
+    let mut l = pg3(["fd00::1/64", "fd00:1::1/64", "fd00:9::1/64"]);
+    let [if0, _, if2] = l.ifs;
+    l.fwd.neighbor_add(if0, a("fd00::2"), PEER0, true).unwrap();
+    l.fwd
+        .neighbor_add(if2, a("fd00:9::2"), PEER2, true)
+        .unwrap();
+    let default = vec![Path::via(a("fd00::2"), Some(if0))];
+    l.fwd
+        .route_add(0, Prefix::parse("::/0").unwrap(), default)
+        .unwrap();
+    let adj = l
+        .fwd
+        .redirect_adj(Af::Ip6, &Path::via(a("fd00:9::2"), Some(if2)))
+        .unwrap();
+    // next header, destination, UDP destination port: three vectors.
+    let mut mask = vec![0u8; 48];
+    mask[6] = 0xff;
+    mask[24..40].fill(0xff);
+    mask[42..44].fill(0xff);
+    let dns: [u8; 16] = "fd00:30::53"
+        .parse::<std::net::Ipv6Addr>()
+        .unwrap()
+        .octets();
+    let mut m = vec![0u8; 44];
+    m[6] = 17;
+    m[24..40].copy_from_slice(&dns);
+    m[42..44].copy_from_slice(&53u16.to_be_bytes());
+    let t = Table::new(&mask, 0, 3, 1, None, Action::Continue, 0).unwrap();
+    one_table(&mut l, Af::Ip6, t, &[m], adj);
+    let (mut r, _fwd) = l.run();
+    let src: [u8; 16] = "fd00:1::2".parse::<std::net::Ipv6Addr>().unwrap().octets();
+    for port in [53u16, 54] {
+        let mut v = Vec::new();
+        PacketBuilder::ethernet2(PEER1, MAC1)
+            .ipv6(src, dns, 64)
+            .udp(40000, port)
+            .write(&mut v, b"dns6")
+            .unwrap();
+        r.send(1, &v);
+    }
+    let host = r.take(2);
+    assert_eq!(host.len(), 1, "port 53 redirected");
+    assert_eq!(&host[0][0..6], &PEER2[..]);
+    assert_eq!(host[0][14 + 7], 63, "hop limit decremented");
+    assert_eq!(r.take(0).len(), 1, "port 54 by the default route");
+    assert_eq!(r.count("ip6-inacl", error::REDIRECTED), 1);
+    r.no_leaks();
 }

@@ -8,24 +8,15 @@
 mod common;
 use common::*;
 use etherparse::PacketBuilder;
-use rvpp_dataplane::buffer::BufferPool;
-use rvpp_dataplane::feature::FeatureTables;
 use rvpp_dataplane::forwarding::{Af, Forwarding, Path, Prefix};
 use rvpp_dataplane::nodes::pbl::error;
-use rvpp_dataplane::runtime::Runtime;
-use rvpp_dataplane::tables::Shared;
 use std::net::IpAddr;
-use std::sync::Arc;
 
-const PEER2: [u8; 6] = [2, 0, 0, 0, 0, 0xb2];
-const MAC2: [u8; 6] = [2, 0, 0, 0, 0, 0xa2];
 const POD: [u8; 4] = [198, 19, 0, 5];
 
 struct Lab {
-    pool: Arc<BufferPool>,
-    rt: Runtime,
+    r: Runtime3,
     fwd: Forwarding,
-    out: [Frames; 3],
     ifs: [u32; 3],
 }
 
@@ -38,43 +29,18 @@ fn host(s: &str) -> Prefix {
 }
 
 fn lab() -> Lab {
-    let pool = BufferPool::with_backing(4096, 2048, false).unwrap();
-    let shared = Shared::new();
-    let tables = FeatureTables::default();
-    let (graph, mut fwd) = common::feature_graph(&shared, &tables);
-    let if0 = fwd.interface_add("pg0", "pg", MAC0, true, 1500).unwrap();
-    let if1 = fwd.interface_add("pg1", "pg", MAC1, true, 1500).unwrap();
-    let if2 = fwd.interface_add("pg2", "pg", MAC2, true, 1500).unwrap();
-    for (sw, p) in [
-        (if0, "198.18.0.1/24"),
-        (if1, "198.19.0.1/24"),
-        (if2, "198.18.9.1/24"),
-    ] {
-        fwd.address_add(sw, Prefix::parse(p).unwrap()).unwrap();
-        fwd.set_admin_up(sw, true).unwrap();
-    }
-    fwd.neighbor_add(if0, a("198.18.0.2"), PEER0, true).unwrap();
-    fwd.neighbor_add(if2, a("198.18.9.2"), PEER2, true).unwrap();
+    let mut l = pg3(["198.18.0.1/24", "198.19.0.1/24", "198.18.9.1/24"]);
+    let [if0, if1, if2] = l.ifs;
+    let f = &mut l.fwd;
+    f.neighbor_add(if0, a("198.18.0.2"), PEER0, true).unwrap();
+    f.neighbor_add(if2, a("198.18.9.2"), PEER2, true).unwrap();
     // The pod's route as calico adds it: via the pod's address on its interface.
-    fwd.neighbor_add(if1, a("198.19.0.5"), PEER1, true).unwrap();
-    fwd.route_add(
-        0,
-        host("198.19.0.5"),
-        vec![Path::via(a("198.19.0.5"), Some(if1))],
-    )
-    .unwrap();
-    let mut rt = Runtime::new(graph, pool.local(), shared, 0, "test".into()).unwrap();
-    let out = [Frames::default(), Frames::default(), Frames::default()];
-    for (sw, o) in [if0, if1, if2].into_iter().zip(&out) {
-        rt.set_tx(sw, Box::new(Capture(o.clone()))).unwrap();
-    }
-    Lab {
-        pool,
-        rt,
-        fwd,
-        out,
-        ifs: [if0, if1, if2],
-    }
+    f.neighbor_add(if1, a("198.19.0.5"), PEER1, true).unwrap();
+    let pod = vec![Path::via(a("198.19.0.5"), Some(if1))];
+    f.route_add(0, host("198.19.0.5"), pod).unwrap();
+    let ifs = l.ifs;
+    let (r, fwd) = l.run();
+    Lab { r, fwd, ifs }
 }
 
 impl Lab {
@@ -90,13 +56,10 @@ impl Lab {
             17 => b.udp(40000, port).write(&mut v, b"pbl").unwrap(),
             _ => b.tcp(40000, port, 1, 1024).write(&mut v, &[]).unwrap(),
         }
-        let bufs = self.rt.buffers();
-        let bi = bufs.alloc_from_bytes(&v).unwrap();
-        bufs.meta(bi).rx_sw_if_index = self.ifs[0];
-        self.rt.inject("ethernet-input", &[bi]).unwrap();
+        self.r.send(0, &v);
         let mut seen = None;
         for i in 0..3 {
-            let f = std::mem::take(&mut *self.out[i].lock().unwrap());
+            let f = self.r.take(i);
             if !f.is_empty() {
                 assert!(seen.is_none() && f.len() == 1);
                 seen = Some(i);
@@ -105,13 +68,10 @@ impl Lab {
         seen
     }
     fn count(&self, code: u16) -> u64 {
-        let i = self.rt.graph().error_index("ip4-pbl", code).unwrap();
-        self.rt.stats().errors[i as usize].get()
+        self.r.count("ip4-pbl", code)
     }
-    fn no_leaks(mut self) {
-        self.rt.buffers().flush();
-        drop(self.rt);
-        assert_eq!(self.pool.in_use(), 0, "buffers leaked");
+    fn no_leaks(self) {
+        self.r.no_leaks();
     }
 }
 
