@@ -37,6 +37,14 @@ pub(super) fn sw_ok(f: &Forwarding, sw: u32) -> i32 {
     }
 }
 
+/// A per-interface setting rvpp has no machinery for: -2 for a bad interface, else -9.
+pub(super) fn unimplemented_on(f: &Forwarding, sw: u32) -> i32 {
+    match sw_ok(f, sw) {
+        0 => rv::UNIMPLEMENTED,
+        e => e,
+    }
+}
+
 /// The router with every handled message.
 pub fn router(state: State) -> Router<State> {
     let mut r = Router::new(state);
