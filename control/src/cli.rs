@@ -27,6 +27,7 @@ const MODULES: &[CliModule] = &[
     crate::cli_npol::execute,
     crate::cli_urpf::execute,
     crate::cli_ttl_fixup::execute,
+    crate::cli_classify::execute,
     crate::cli_neighbor::execute,
     crate::cli_memif::execute,
     crate::cli_feature::execute,
@@ -197,6 +198,7 @@ show ipip tunnel
 show cnat translation|session|snat | clear cnat session | set cnat interface <if> [disable]
 show npol ipsets|rules|policies|interfaces | clear npol flows
 set urpf [ip4|ip6] [rx|tx] [off|strict|loose] <if> [table <id>] | show urpf | set ip ttl-fixup <src> <dst> [disable] | show ip ttl-fixup
+show classify tables [index <n>] [verbose] | show inacl type ip4|ip6 | show ip session redirect | show pbl client
 set arp proxy [del] table-id <id> start <ip> end <ip> | set interface proxy-arp <if> [enable|disable] | show arp proxy
 set interface ip6-nd proxy <if> [enable|disable] | set ip neighbor-config ip4|ip6 [limit <n>] [age <s>] [recycle|norecycle] | show ip neighbor-config
 npol match <if> rx|tx <src>[;<port>]-><dst>[;<port>] tcp|udp|icmp|icmp6|<proto> [type <t> code <c>]
@@ -1080,6 +1082,7 @@ fn show_fib(dp: &Dataplane, af: Af, rest: &[&str]) -> String {
                     AdjKind::Prohibit => "prohibit".into(),
                     AdjKind::Punt => "punt".into(),
                     AdjKind::Lookup => format!("lookup in fib {}", a.lookup_fib),
+                    AdjKind::Pbl => format!("pbl client {}", a.lookup_fib),
                 };
                 let _ = writeln!(s, "    [@{ai}]: {what}");
             }

@@ -131,6 +131,23 @@ pub struct DeviceInfo {
     pub rx_placement: Vec<(u16, usize)>,
     pub rx_mode: RxMode,
     pub driver: crate::service::Driver,
+    /// The device's tx queues (`tx_placement` says which workers use each).
+    pub tx_queues: usize,
+}
+
+impl DeviceInfo {
+    /// The workers (indices into `Dataplane::workers`) that send on tx queue `q`, as
+    /// `attach_queues` placed them among `n` workers.
+    pub fn tx_placement(&self, q: usize, n: usize) -> Vec<usize> {
+        let k = self.tx_queues;
+        match () {
+            _ if q >= k || n == 0 => vec![],
+            // As many or more queues than workers: worker q % n sends on q.
+            _ if k >= n => vec![q % n],
+            // Fewer: worker w shares queue w % k.
+            _ => (0..n).filter(|w| w % k == q).collect(),
+        }
+    }
 }
 
 pub struct Dataplane {
@@ -352,9 +369,11 @@ impl Dataplane {
             placement.push((i as u16, w));
             self.workers[w].send(WorkerCmd::AddRx(q));
         }
+        let mut tx_queues = 0;
         for (w, worker) in self.workers.iter().enumerate() {
             if let Some(q) = tx(w) {
                 worker.send(WorkerCmd::SetTx(sw, q));
+                tx_queues += 1;
             }
         }
         self.devices
@@ -369,6 +388,7 @@ impl Dataplane {
                     rx_placement: placement,
                     rx_mode: RxMode::Polling,
                     driver,
+                    tx_queues,
                 },
             );
     }
@@ -386,6 +406,7 @@ impl Dataplane {
         tx: Vec<Box<dyn TxQueue>>,
     ) {
         let n = self.workers.len();
+        let tx_queues = tx.len();
         let mut per_worker: Vec<Option<Box<dyn TxQueue>>> = if tx.is_empty() {
             (0..n).map(|_| None).collect()
         } else if tx.len() == n {
@@ -426,6 +447,9 @@ impl Dataplane {
         self.attach_driver(sw, kind, detail, driver, rx, |w| {
             per_worker.get_mut(w).and_then(|q| q.take())
         });
+        if let Some(d) = self.devices_lock().get_mut(&sw) {
+            d.tx_queues = tx_queues;
+        }
     }
 
     /// Take a device's queues off every worker; returns what was recorded about it.
@@ -618,4 +642,33 @@ fn worker_main(
         }
     }
     rt.buffers().flush();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dev(tx_queues: usize) -> DeviceInfo {
+        DeviceInfo {
+            sw_if_index: 1,
+            kind: "tap".into(),
+            detail: String::new(),
+            rx_placement: vec![],
+            rx_mode: RxMode::Polling,
+            driver: crate::service::Driver::Plain,
+            tx_queues,
+        }
+    }
+
+    #[test]
+    fn tx_placement_follows_attach_queues() {
+        // 4 queues, 2 workers: lanes q % 2.
+        assert_eq!(dev(4).tx_placement(3, 2), [1]);
+        assert_eq!(dev(4).tx_placement(2, 2), [0]);
+        // 2 queues, 4 workers: worker w shares queue w % 2.
+        assert_eq!(dev(2).tx_placement(1, 4), [1, 3]);
+        assert_eq!(dev(2).tx_placement(2, 4), Vec::<usize>::new(), "no queue 2");
+        assert_eq!(dev(0).tx_placement(0, 1), Vec::<usize>::new());
+        assert_eq!(dev(1).tx_placement(0, 1), [0]);
+    }
 }

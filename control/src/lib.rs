@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 pub mod api;
 pub mod cli;
+pub mod cli_classify;
 pub mod cli_cnat;
 pub mod cli_feature;
 pub mod cli_linux;

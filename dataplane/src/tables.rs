@@ -197,6 +197,9 @@ pub enum AdjKind {
     Punt,
     /// Look the destination up again in another table (`lookup_fib`).
     Lookup,
+    /// A PBL client (calico's plugin) interposed on a host route: ip4-pbl / ip6-pbl send the
+    /// packet along the client's path or the route's. `lookup_fib` is the client's id.
+    Pbl,
 }
 
 /// A forwarding adjacency.
@@ -260,6 +263,33 @@ pub struct FwdTable {
     pub punt6: Vec<PuntRedirect>,
     /// Multicast routes, longest group prefix first.
     pub mroutes: Vec<Mroute>,
+    /// PBL clients by id (`AdjKind::Pbl`).
+    pub pbl: Vec<Option<PblClient>>,
+}
+
+/// A PBL client as the data path uses it: packets to its address whose (protocol,
+/// destination port) is in `ranges` go to `path_adj`; the others along `parent_lb`, the
+/// forwarding of the route the client interposed on.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PblClient {
+    pub is_ip6: bool,
+    pub fib: u32,
+    pub addr: u128,
+    /// (IP protocol, first port, last port).
+    pub ranges: Vec<(u8, u16, u16)>,
+    pub path_adj: u32,
+    pub parent_lb: u32,
+    /// The load-balance the FIB entry names while the client is there.
+    pub pbl_lb: u32,
+}
+
+impl PblClient {
+    #[inline]
+    pub fn matches(&self, proto: u8, port: u16) -> bool {
+        self.ranges
+            .iter()
+            .any(|&(p, a, b)| p == proto && (a..=b).contains(&port))
+    }
 }
 
 /// A multicast route, as the data path uses it: packets to `group/len` in fib `fib`, received
@@ -331,6 +361,7 @@ impl Default for FwdTable {
             punt4: vec![],
             punt6: vec![],
             mroutes: vec![],
+            pbl: vec![],
         }
     }
 }

@@ -586,8 +586,9 @@ fn features_run_in_constraint_order_and_skip_disabled_ones() {
             recorder("test-b", &seen, false),
         )
     });
-    // ip4-udp-deny, the uRPF checks (before cnat), cnat-input-ip4 and npol-rx-ip4 (after
-    // cnat-input-ip4), feature modules of the standard graph, were registered first, so they lead.
+    // ip4-udp-deny, the uRPF checks (before cnat), ip4-inacl (after uRPF, before cnat),
+    // cnat-input-ip4 and npol-rx-ip4 (after cnat-input-ip4), feature modules of the standard
+    // graph, were registered first, so they lead.
     assert_eq!(
         l.fwd
             .features()
@@ -596,6 +597,7 @@ fn features_run_in_constraint_order_and_skip_disabled_ones() {
             "ip4-udp-deny",
             "ip4-rx-urpf-loose",
             "ip4-rx-urpf-strict",
+            "ip4-inacl",
             "cnat-input-ip4",
             "npol-rx-ip4",
             "test-a",

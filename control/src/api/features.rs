@@ -1,7 +1,7 @@
 //! Per-interface features by name (`feature_enable_disable`) and GSO.
 
-use super::convert::{self, rv};
-use super::handlers::{sw_ok, State};
+use super::convert;
+use super::handlers::{sw_ok, unimplemented_on, State};
 use rvpp_vppapi::defs as d;
 use rvpp_vppapi::transport::Router;
 
@@ -18,10 +18,10 @@ pub(super) fn register(r: &mut Router<State>) {
     r.on(|s: &mut State, m: d::FeatureGsoEnableDisable, _c| {
         // rvpp segments GSO super-frames in software (gso-segment) on every interface whose
         // device cannot take them: enabling is already in effect; it cannot be turned off.
-        let rv = match sw_ok(&s.dp.fwd(), m.sw_if_index.0) {
-            0 if m.enable_disable => 0,
-            0 => rv::UNIMPLEMENTED,
-            e => e,
+        let f = s.dp.fwd();
+        let rv = match m.enable_disable {
+            true => sw_ok(&f, m.sw_if_index.0),
+            false => unimplemented_on(&f, m.sw_if_index.0),
         };
         reply!(FeatureGsoEnableDisableReply, rv)
     });

@@ -61,5 +61,7 @@ pub fn router(state: State) -> Router<State> {
     super::cnat::register(&mut r);
     super::npol::register(&mut r);
     super::urpf::register(&mut r);
+    super::classify::register(&mut r);
+    super::pbl::register(&mut r);
     r
 }

@@ -2,7 +2,7 @@
 //! unnumbered, ip6 enable. Creating and deleting devices is devices.rs / memif.rs.
 
 use super::convert::{self, rv, NONE};
-use super::handlers::{unimplemented_on, State};
+use super::handlers::State;
 use crate::service::queues;
 use rvpp_dataplane::forwarding::{Af, Forwarding};
 use rvpp_vppapi::defs as d;
@@ -192,11 +192,17 @@ pub(super) fn register(r: &mut Router<State>) {
         reply!(SwInterfaceSetRxPlacementReply, rv)
     });
     r.on(|s: &mut State, m: d::SwInterfaceSetTxPlacement, _c| {
-        // Every worker has its own tx queue (or a shared one) fixed at attach: no placement.
-        reply!(
-            SwInterfaceSetTxPlacementReply,
-            unimplemented_on(&s.dp.fwd(), m.sw_if_index.0)
-        )
+        let n = (m.array_size as usize).min(m.threads.len());
+        let r = crate::service::queues::set_tx_placement(
+            &s.dp,
+            m.sw_if_index.0,
+            m.queue_id,
+            &m.threads[..n],
+        );
+        if let Err(e) = &r {
+            log::warn!("api: sw_interface_set_tx_placement: {e}");
+        }
+        reply!(SwInterfaceSetTxPlacementReply, convert::svc_retval(r))
     });
     r.on(|s: &mut State, m: d::SwInterfaceSetPromisc, _c| {
         let sw = m.sw_if_index.0;

@@ -17,6 +17,7 @@ macro_rules! reply {
     };
 }
 
+mod classify;
 pub(crate) mod cnat;
 mod convert;
 mod devices;
@@ -27,6 +28,7 @@ mod ip;
 mod memif;
 mod misc;
 mod npol;
+mod pbl;
 mod punt;
 mod urpf;
 

@@ -10,6 +10,7 @@
 //! Errors carry VPP's return code for the API and a sentence for the CLI.
 
 pub mod addresses;
+pub mod classify;
 pub mod cnat;
 pub mod interfaces;
 pub mod ipip;
@@ -17,6 +18,7 @@ pub mod linux;
 pub mod memif;
 pub mod mroutes;
 pub mod neighbours;
+pub mod pbl;
 pub mod punt;
 pub mod queues;
 pub mod routes;
@@ -58,6 +60,7 @@ pub mod rv {
     pub const NETLINK_ERROR: i32 = -145;
     pub const INSTANCE_IN_USE: i32 = -147;
     pub const RSRC_IN_USE: i32 = -155;
+    pub const NO_SUCH_TABLE: i32 = -65;
 }
 
 /// VPP's return code for a forwarding error.
@@ -141,6 +144,7 @@ fn interface_gone(dp: &crate::daemon::Dataplane, sw: u32) {
     urpf::interface_gone(dp, sw);
     mroutes::interface_gone(dp, sw);
     ttl_fixup::interface_gone(dp, sw);
+    classify::interface_gone(dp, sw);
     dp.npol().unconfigure(sw);
     tables::reap(dp);
 }

@@ -112,3 +112,33 @@ fn apply(
 pub(super) fn interface_gone(dp: &Dataplane, sw: u32) {
     lock(&dp.svc.rx_modes).retain(|k, _| k.0 != sw);
 }
+
+/// `sw_interface_set_tx_placement`: rvpp places each device's tx queues once, when it attaches
+/// them (`DeviceInfo::tx_placement`). A request for the placement in effect is answered 0;
+/// any other (or a queue that does not exist) UNIMPLEMENTED, VPP's answer to placement errors.
+pub fn set_tx_placement(dp: &Dataplane, sw: u32, queue: u32, threads: &[u32]) -> SvcResult<()> {
+    hardware(dp, sw)?;
+    let devs = dp.devices.lock().unwrap_or_else(|e| e.into_inner());
+    let n = dp.workers.len();
+    let now: BTreeSet<u32> = devs
+        .get(&sw)
+        .map(|d| d.tx_placement(queue as usize, n))
+        .unwrap_or_default()
+        .into_iter()
+        .map(|w| dp.workers[w].thread as u32)
+        .collect();
+    if now.is_empty() {
+        return Err(SvcError::new(
+            rv::UNIMPLEMENTED,
+            format!("sw_if_index {sw} has no tx queue {queue}"),
+        ));
+    }
+    let want: BTreeSet<u32> = threads.iter().copied().collect();
+    if want != now {
+        return Err(SvcError::new(
+            rv::UNIMPLEMENTED,
+            format!("tx queue {queue} of sw_if_index {sw} is used by threads {now:?}; rvpp does not move tx queues"),
+        ));
+    }
+    Ok(())
+}

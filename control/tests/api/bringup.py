@@ -353,6 +353,14 @@ def node_bringup(vpp):
           "no worker 1 -> -9 (VPP's answer to placement errors)")
     check(vpp.api.sw_interface_set_rx_placement(sw_if_index=tap, queue_id=3, worker_id=0, is_main=0).retval == -9,
           "no queue 3 -> -9")
+    # tx placement: the placement in effect is accepted (one thread, 0, sends on the one
+    # queue); rvpp does not move tx queues, and says so
+    ok(vpp.api.sw_interface_set_tx_placement(sw_if_index=tap, queue_id=0, array_size=1, threads=[0]),
+       "tx queue 0 on thread 0, as it is")
+    refused(vpp.api.sw_interface_set_tx_placement(sw_if_index=tap, queue_id=0, array_size=1, threads=[1]),
+            "tx queue 0 to thread 1")
+    refused(vpp.api.sw_interface_set_tx_placement(sw_if_index=tap, queue_id=3, array_size=1, threads=[0]),
+            "no tx queue 3")
     ok(vpp.api.sw_interface_set_mtu(sw_if_index=tap, mtu=[9216, 0, 0, 0]), "tap mtu")
     ok(vpp.api.sw_interface_ip6nd_ra_config(sw_if_index=tap, suppress=1), "tap ra suppress")
     ok(vpp.api.ip6nd_proxy_enable_disable_v2(sw_if_index=tap, is_enable=1, flags=1), "tap nd proxy")
@@ -455,7 +463,120 @@ def ipip_tunnel_api(vpp):
     check(list(vpp.api.ipip_tunnel_dump(sw_if_index=NONE)) == [], "ipip gone")
 
 
-def pod_bringup(vpp):
+DNS4 = "198.18.30.53"  # the DNS address calico's redirectToHostRules name
+
+
+def dst3_match(proto, dst, port):
+    """calico's FiveTuple.GetMatch for a (proto, dst, dst port) rule: an IPv4 + UDP header."""
+    m = bytearray(28)
+    m[9] = proto
+    m[16:20] = socket.inet_aton(dst)
+    m[22:24] = port.to_bytes(2, "big")
+    return bytes(m)
+
+
+# calico's DstThreeTupleMask, padded to whole vectors (ExtendToVector)
+DST3_MASK = dst3_match(0xFF, "255.255.255.255", 0xFFFF) + bytes(4)
+
+
+def redirect_to_host_rules(vpp, tap):
+    """The CNI server's createRedirectToHostRules (semantics.md §B): one table, a redirect per
+    rule to the node address on the host tap; and VPP's answers to bad input."""
+    rules = [(17, DNS4, 53), (6, DNS4, 53)]
+    r = ok(vpp.api.classify_add_del_table(is_add=1, del_chain=0, table_index=NONE, nbuckets=2 * len(rules),
+                                          memory_size=2 * len(rules) * (32 + 32) * 2 * 2, skip_n_vectors=0,
+                                          match_n_vectors=2, next_table_index=NONE, miss_next_index=NONE,
+                                          current_data_flag=1, current_data_offset=0, mask_len=32, mask=DST3_MASK),
+           "classify_add_del_table (calico's dst 3-tuple mask)")
+    table = r.new_table_index
+    check((r.skip_n_vectors, r.match_n_vectors) == (0, 2), "table %d: skip 0, match 2" % table)
+    for proto, ip, port in rules:
+        m = dst3_match(proto, ip, port)
+        ok(vpp.api.ip_session_redirect_add_v2(table_index=table, match_len=len(m), match=m, n_paths=1,
+                                              paths=[path(tap, NODE4)]),
+           "ip_session_redirect_add_v2 proto %d %s:%d -> host tap" % (proto, ip, port))
+    bad = dict(is_add=1, del_chain=0, table_index=NONE, nbuckets=2, skip_n_vectors=0, match_n_vectors=2,
+               next_table_index=NONE, miss_next_index=NONE, current_data_flag=1, current_data_offset=0)
+    refused(vpp.api.classify_add_del_table(**dict(bad, mask_len=28, mask=DST3_MASK[:28])), "mask not whole vectors", -7)
+    refused(vpp.api.classify_add_del_table(**dict(bad, match_n_vectors=6, mask_len=96, mask=bytes(96))), "6 match vectors", -7)
+    refused(vpp.api.classify_add_del_table(**dict(bad, nbuckets=0, mask_len=32, mask=DST3_MASK)), "no buckets", -7)
+    refused(vpp.api.classify_add_del_table(**dict(bad, next_table_index=4321, mask_len=32, mask=DST3_MASK)),
+            "chained to a missing table", -65)
+    refused(vpp.api.classify_add_del_table(is_add=0, table_index=4321, mask_len=0, mask=b""), "del of a missing table", -65)
+    m = dst3_match(17, DNS4, 53)
+    refused(vpp.api.ip_session_redirect_add_v2(table_index=4321, match_len=len(m), match=m, n_paths=1,
+                                               paths=[path(tap, NODE4)]), "redirect into a missing table", -65)
+    refused(vpp.api.ip_session_redirect_add_v2(table_index=table, match_len=len(m), match=m, n_paths=1,
+                                               paths=[path(9999, NODE4)]), "redirect via a missing interface", -2)
+    refused(vpp.api.ip_session_redirect_add_v2(table_index=table, match_len=len(m), match=m, n_paths=0,
+                                               paths=[]), "redirect without paths", -52)
+    gone = dst3_match(17, DNS4, 54)
+    refused(vpp.api.ip_session_redirect_del(table_index=table, match_len=len(gone), match=gone),
+            "del of a redirect that is not there", -6)
+    refused(vpp.api.input_acl_set_interface(sw_if_index=tap, ip4_table_index=4321, ip6_table_index=NONE,
+                                            l2_table_index=NONE, is_add=1), "input acl with a missing table", -65)
+    refused(vpp.api.input_acl_set_interface(sw_if_index=9999, ip4_table_index=table, ip6_table_index=NONE,
+                                            l2_table_index=NONE, is_add=1), "input acl on a missing interface", -2)
+    # VPP's add with an index updates the table's next table and miss action
+    upd = dict(bad, table_index=table, mask_len=0, mask=b"")
+    ok(vpp.api.classify_add_del_table(**upd), "classify table update")
+    refused(vpp.api.classify_add_del_table(**dict(upd, next_table_index=table)), "a table chained to itself", -7)
+    refused(vpp.api.classify_add_del_table(**dict(upd, table_index=4321)), "update of a missing table", -65)
+    shown = vpp.api.cli_inband(cmd="show classify tables").reply
+    check(any(l.split()[:5] == [str(table), "4", "0", "2", "2"] for l in shown.splitlines()),
+          "show classify tables: 4 buckets, 2 sessions: %r" % shown)
+    return table
+
+
+DNS_SEND = r"""
+import socket, sys, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+for _ in range(3):
+    s.sendto(sys.argv[3].encode(), (sys.argv[1], int(sys.argv[2])))
+    time.sleep(0.2)
+"""
+
+
+def seen_on_host_tap(dst, port, marker, src_ns=None):
+    """The destination MAC of a UDP packet the pod (or `src_ns`) sends to dst:port, as seen
+    behind the host tap (empty: it never got there)."""
+    send = lambda: ns(src_ns or POD_NS, sys.executable, "-c", DNS_SEND, dst, str(port), marker)
+    return frame_seen(HOST_NS, "0800", marker, send)
+
+
+def pbl_client(addr, sw, nh, table, ranges, id=NONE):
+    return {"id": id, "addr": addr, "paths": path(sw, nh), "flags": 0, "table_id": table,
+            "n_ports": len(ranges), "port_ranges": [{"start": a, "end": b, "iproto": p} for p, a, b in ranges]}
+
+
+def pbl_checks(vpp, tap):
+    """calico's PBL client on the pod address (its memif ports; the host tap stands in for the
+    memif here): UDP to the ports goes along the client's path, the rest to the pod."""
+    c = pbl_client(POD4, tap, NODE4, 0, [(17, 5570, 5571)])
+    pid = ok(vpp.api.pbl_client_update(client=c), "pbl_client_update").id
+    again = ok(vpp.api.pbl_client_update(client=dict(c, id=pid)), "pbl_client_update of an existing id")
+    check(again.id == pid, "the same id (%d, %d)" % (pid, again.id))
+    refused(vpp.api.pbl_client_update(client=dict(c, table_id=0xbad0)), "pbl client in a missing table", -3)
+    refused(vpp.api.pbl_client_del(id=pid + 100), "pbl_client_del of a missing client", -6)
+    shown = vpp.api.cli_inband(cmd="show pbl client").reply
+    check("%s table 0 ports [udp 5570-5571]" % POD4 in shown, "show pbl client: %r" % shown)
+    mac = seen_on_host_tap(POD4, 5570, "rvpp-pbl-port", src_ns=PEER_NS)
+    tcheck(mac == UPLINK_MAC.replace(":", ""), "UDP to a PBL port of the pod goes along the client's path (%r)" % mac)
+    tcheck(udp_exchange(POD_NS, PEER_NS, POD4, 5572) == "olleh-ppvr", "UDP to another port reaches the pod")
+    check("pbl: to the client's path" in vpp.api.cli_inband(cmd="show errors").reply, "pbl counted")
+    ok(vpp.api.pbl_client_del(id=pid), "pbl_client_del")
+    tcheck(udp_exchange(POD_NS, PEER_NS, POD4, 5570) == "olleh-ppvr", "without the client port 5570 reaches the pod")
+    check(vpp.api.cli_inband(cmd="show pbl client").reply.strip() == "", "no pbl clients left")
+
+
+def redirected(vpp):
+    for line in vpp.api.cli_inband(cmd="show errors").reply.splitlines():
+        if "ip4-inacl" in line and "redirected by a session" in line:
+            return int(line.split()[0])
+    return 0
+
+
+def pod_bringup(vpp, tap):
     """semantics.md §B/§C for one tun pod, with felix's npol programming of it."""
     r = ok(vpp.api.show_threads(), "show_threads")
     check(r.count >= 1, "threads %d" % r.count)
@@ -473,6 +594,8 @@ def pod_bringup(vpp):
     check(unimplemented_dump(vpp.api.wireguard_interface_dump(show_private_key=1, sw_if_index=NONE)),
           "wireguard dump answers UNIMPLEMENTED")
 
+    global REDIRECT_TABLE
+    REDIRECT_TABLE = redirect_to_host_rules(vpp, tap)
     names = [t.table.name for t in vpp.api.ip_table_dump()]
     check("pod-net-ip4" not in names, "pod not present yet")
     pod_vrf = {}
@@ -514,6 +637,13 @@ def pod_bringup(vpp):
     sh("ip", "-n", POD_NS, "link", "set", "eth0", "up")
     sh("ip", "-n", POD_NS, "route", "add", "default", "dev", "eth0")
     ok(route(vpp, POD4 + "/32", [path(tun)]), "route to the pod")
+    # the CNI server: redirect rules exist, so the pod tap gets the table on input
+    ok(vpp.api.input_acl_set_interface(sw_if_index=tun, ip4_table_index=REDIRECT_TABLE, ip6_table_index=NONE,
+                                       l2_table_index=NONE, is_add=1), "input_acl_set_interface on the tun")
+    acl = vpp.api.cli_inband(cmd="show inacl type ip4").reply
+    check(any(l.split()[:2] == [str(tun), str(REDIRECT_TABLE)] for l in acl.splitlines()),
+          "show inacl type ip4 lists the tun: %r" % acl)
+    refused(vpp.api.classify_add_del_table(is_add=0, table_index=REDIRECT_TABLE, mask_len=0, mask=b""), "del of a table in use", -155)
     # felix's workload endpoint: no policies, a profile allowing everything both ways.
     allow = ok(vpp.api.npol_rule_create(rule={"action": 0, "filters": [{}] * 3, "num_entries": 0,
                                               "matches": []}), "npol allow-all rule").rule_id
@@ -549,6 +679,7 @@ def pod_bringup(vpp):
 
 VPP = None
 PROFILE = None
+REDIRECT_TABLE = None
 
 
 def diag():
@@ -576,7 +707,7 @@ def main():
 
     vpp = VPPApiClient(apidir=APIDIR, server_address=SOCK, read_timeout=15)
     vpp.connect("calico-agent")
-    lo, tun, pod_vrf, rpf = pod_bringup(vpp)
+    lo, tun, pod_vrf, rpf = pod_bringup(vpp, tap)
     VPP = vpp
 
     # dumps
@@ -706,8 +837,23 @@ def main():
         check(urpf_drops(vpp) - before >= 3, "spoofed sources from the pod dropped by uRPF (%d)"
               % (urpf_drops(vpp) - before))
         tcheck(udp_exchange(PEER_NS, POD_NS, PEER4, 5563) == "olleh-ppvr", "the pod's own source passes uRPF")
+        # the pod's DNS query is redirected to the host tap (to the node address's MAC there);
+        # UDP to another port of the same address goes its way (the default route)
+        before = redirected(vpp)
+        mac = seen_on_host_tap(DNS4, 53, "rvpp-dns-query")
+        tcheck(mac == UPLINK_MAC.replace(":", ""), "pod DNS query redirected to the host tap (%r)" % mac)
+        check(redirected(vpp) - before >= 3, "ip4-inacl counted the redirects (%d)" % (redirected(vpp) - before))
+        tcheck(seen_on_host_tap(DNS4, 54, "rvpp-not-dns") == "", "UDP to port 54 is not redirected")
+        check("via %s" % NODE4 in vpp.api.cli_inband(cmd="show ip session redirect").reply,
+              "show ip session redirect")
+        errs = vpp.api.cli_inband(cmd="show errors").reply
+        check("input ACL hits" in errs and "input ACL misses" in errs, "ip4-inacl hits and misses counted")
+        pbl_checks(vpp, tap)
 
     # pod delete reverses it
+    ok(vpp.api.input_acl_set_interface(sw_if_index=tun, ip4_table_index=REDIRECT_TABLE, ip6_table_index=NONE,
+                                       l2_table_index=NONE, is_add=0), "input acl off the tun")
+    check(vpp.api.cli_inband(cmd="show inacl type ip4").reply.strip().count("\n") == 0, "no input acl left")
     for af, n in AFS:
         ok(vpp.api.urpf_update_v2(is_input=1, mode=0, af=af, sw_if_index=tun, table_id=rpf[af]), "urpf off " + n)
     check(vpp.api.cli_inband(cmd="show urpf").reply.strip() == "", "no uRPF checks left")
@@ -729,6 +875,13 @@ def main():
     check(vpp.api.tap_delete_v2(sw_if_index=tun).retval == -2, "tap_delete_v2 twice -> -2")
     r = sh("ip", "-n", POD_NS, "link", "show", "eth0", check_rc=False)
     check(r.returncode != 0, "pod tun removed from Linux")
+    for proto in (17, 6):
+        m = dst3_match(proto, DNS4, 53)
+        ok(vpp.api.ip_session_redirect_del(table_index=REDIRECT_TABLE, match_len=len(m), match=m),
+           "ip_session_redirect_del proto %d" % proto)
+    check(vpp.api.cli_inband(cmd="show ip session redirect").reply.strip() == "", "no redirects left")
+    ok(vpp.api.classify_add_del_table(is_add=0, table_index=REDIRECT_TABLE, mask_len=0, mask=b""), "classify table del")
+    refused(vpp.api.classify_add_del_table(is_add=0, table_index=REDIRECT_TABLE, mask_len=0, mask=b""), "classify table del twice", -65)
     vpp.disconnect()
     print(json.dumps({"uplink": up, "tap": tap, "tun": tun}))
     print("ALL OK")

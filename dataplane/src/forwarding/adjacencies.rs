@@ -15,6 +15,7 @@ pub(super) enum AdjKey {
     Local { af: Af },
     Prohibit { af: Af },
     Lookup { fib: u32, af: Af },
+    Pbl { id: u32, af: Af },
 }
 
 /// A next hop as adjacencies hold it: host order, IPv4 in the low 32 bits.

@@ -10,6 +10,7 @@ mod adjacencies;
 mod features;
 mod interfaces;
 mod neighbours;
+mod pbl;
 mod prefix;
 mod punt;
 mod routes;

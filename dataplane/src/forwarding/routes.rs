@@ -76,6 +76,8 @@ pub enum Source {
     Api,
     Interface,
     AdjFib,
+    /// A host entry a PBL client made where no route was (`forwarding/pbl.rs`).
+    Pbl,
 }
 
 /// [`Forwarding::fib_memory`]: `show ip fib memory`, and the soak's FIB sample.
@@ -169,6 +171,8 @@ impl Forwarding {
         }
         let lb = self.lb_for(adjs);
         self.barrier_for_new_lbs();
+        // Under a PBL client the route's forwarding becomes the client's parent.
+        let lb = self.pbl_route_set(af, fi, p, lb);
         let route = Route { paths, lb, source };
         let set = match p {
             Prefix::V4(a, l) => self.ip4[fi as usize].as_mut().map(|t| t.set(a, l, route)),
@@ -191,6 +195,9 @@ impl Forwarding {
         let fi = self
             .fib_index(p.af(), table_id)
             .ok_or(FwdError::NoSuchTable(table_id))?;
+        if self.pbl_route_del(p.af(), fi, p)? {
+            return Ok(());
+        }
         let old = match p {
             Prefix::V4(a, l) => self.ip4[fi as usize].as_mut().map(|t| t.remove(a, l)),
             Prefix::V6(a, l) => self.ip6[fi as usize].as_mut().map(|t| t.remove(a, l)),

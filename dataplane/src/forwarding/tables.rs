@@ -194,7 +194,14 @@ impl Forwarding {
                     .chain(&self.fwd.punt6)
                     .any(|p| p.adj == a)
         });
-        if in_use || looked_into {
+        // A PBL client in it (calico deletes its clients before their VRF).
+        let pbl = self
+            .fwd
+            .pbl
+            .iter()
+            .flatten()
+            .any(|c| c.fib == fi && c.is_ip6 == af.is_ip6());
+        if in_use || looked_into || pbl {
             return Err(FwdError::TableInUse);
         }
         let prefixes: Vec<Prefix> = self.routes(af, table_id).into_iter().map(|r| r.0).collect();

@@ -354,6 +354,8 @@ pub struct LookupIds {
     pub prohibited: u16,
     pub punt: u16,
     pub lookup_loop: u16,
+    /// ip4-pbl or ip6-pbl.
+    pub pbl: u16,
 }
 
 /// A family's lookup `INFO` and `IDS` from its edge and counter modules.
@@ -373,6 +375,7 @@ macro_rules! lookup_ids {
             prohibited: $err::PROHIBITED,
             punt: $err::PUNT,
             lookup_loop: $err::LOOKUP_LOOP,
+            pbl: $next::PBL,
         };
     };
 }
@@ -589,6 +592,7 @@ fn lookup_slow<F: LookupFamily>(
             b.meta.error = errs.error(ids.drop_adj);
             ids.drop
         }
+        AdjKind::Pbl => ids.pbl,
     }
 }
 

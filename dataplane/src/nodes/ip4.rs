@@ -164,6 +164,7 @@ crate::next_edges! {
         ICMP_ERROR => "ip4-icmp-error",
         RELOOKUP => "ip4-lookup",
         MCAST => "ip4-mcast-rewrite",
+        PBL => "ip4-pbl",
     }
 }
 

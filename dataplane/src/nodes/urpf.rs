@@ -139,6 +139,8 @@ fn passes(fwd: &FwdTable, leaf: u32, sw: u32, dir: Dir, mode: Mode, local: bool)
             any = true;
             via_sw |= adj.sw_if_index == sw;
         }
+        // A PBL client's entry is exempt from loose checks (VPP's LOOSE_URPF_EXEMPT).
+        any |= adj.kind == AdjKind::Pbl;
     }
     match (mode, dir) {
         (Mode::Loose, _) => any,
@@ -271,6 +273,14 @@ mod tests {
         assert!(!p(4), "a local route has no interface");
         assert!(!p(LEAF_MISS) && !p(LEAF_MISS - 1));
         assert!(!p(crate::tables::DROP_LB) && !p(crate::tables::UNREACH_LB));
+        let mut t = t;
+        t.adjs.push(Adjacency {
+            kind: AdjKind::Pbl,
+            ..Default::default()
+        });
+        t.lbs.push(LoadBalance::single(5));
+        assert!(passes(&t, 5, 9, Dir::Rx, Mode::Loose, false), "a PBL entry is exempt");
+        assert!(!passes(&t, 5, 9, Dir::Rx, Mode::Strict, false), "from loose checks only");
     }
 
     #[test]

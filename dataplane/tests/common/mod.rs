@@ -48,3 +48,95 @@ pub fn feature_graph(shared: &Arc<Shared>, tables: &FeatureTables) -> (Graph, Fo
     fwd.use_features(graph.features.clone());
     (graph, fwd)
 }
+
+pub const MAC2: [u8; 6] = [2, 0, 0, 0, 0, 0xa2];
+pub const PEER2: [u8; 6] = [2, 0, 0, 0, 0, 0xb2];
+
+/// Three pg interfaces (MAC0..MAC2) on the feature graph, up, with one address each.
+pub struct Pg3 {
+    pub pool: Arc<rvpp_dataplane::buffer::BufferPool>,
+    pub shared: Arc<Shared>,
+    pub tables: FeatureTables,
+    pub graph: Graph,
+    pub fwd: Forwarding,
+    pub ifs: [u32; 3],
+}
+
+pub fn pg3(addrs: [&str; 3]) -> Pg3 {
+    let pool = rvpp_dataplane::buffer::BufferPool::with_backing(4096, 2048, false).unwrap();
+    let shared = Shared::new();
+    let tables = FeatureTables::default();
+    let (graph, mut fwd) = feature_graph(&shared, &tables);
+    let mut ifs = [0; 3];
+    for (i, (mac, p)) in [MAC0, MAC1, MAC2].into_iter().zip(addrs).enumerate() {
+        let sw = fwd
+            .interface_add(&format!("pg{i}"), "pg", mac, true, 1500)
+            .unwrap();
+        let p = rvpp_dataplane::forwarding::Prefix::parse(p).unwrap();
+        fwd.address_add(sw, p).unwrap();
+        fwd.set_admin_up(sw, true).unwrap();
+        ifs[i] = sw;
+    }
+    Pg3 {
+        pool,
+        shared,
+        tables,
+        graph,
+        fwd,
+        ifs,
+    }
+}
+
+impl Pg3 {
+    /// The runtime, with a capture on each interface; gives back the `Forwarding`.
+    pub fn run(self) -> (Runtime3, Forwarding) {
+        let rt = rvpp_dataplane::runtime::Runtime::new(
+            self.graph,
+            self.pool.local(),
+            self.shared,
+            0,
+            "test".into(),
+        )
+        .unwrap();
+        let mut r = Runtime3 {
+            pool: self.pool,
+            rt,
+            out: Default::default(),
+            ifs: self.ifs,
+        };
+        for i in 0..3 {
+            let o = r.out[i].clone();
+            r.rt.set_tx(r.ifs[i], Box::new(Capture(o))).unwrap();
+        }
+        (r, self.fwd)
+    }
+}
+
+/// A runtime over three pg interfaces whose tx is captured.
+pub struct Runtime3 {
+    pub pool: Arc<rvpp_dataplane::buffer::BufferPool>,
+    pub rt: rvpp_dataplane::runtime::Runtime,
+    pub out: [Frames; 3],
+    pub ifs: [u32; 3],
+}
+
+impl Runtime3 {
+    pub fn send(&mut self, i: usize, frame: &[u8]) {
+        let bufs = self.rt.buffers();
+        let bi = bufs.alloc_from_bytes(frame).unwrap();
+        bufs.meta(bi).rx_sw_if_index = self.ifs[i];
+        self.rt.inject("ethernet-input", &[bi]).unwrap();
+    }
+    pub fn take(&self, i: usize) -> Vec<Vec<u8>> {
+        std::mem::take(&mut *self.out[i].lock().unwrap())
+    }
+    pub fn count(&self, node: &str, code: u16) -> u64 {
+        let i = self.rt.graph().error_index(node, code).unwrap();
+        self.rt.stats().errors[i as usize].get()
+    }
+    pub fn no_leaks(mut self) {
+        self.rt.buffers().flush();
+        drop(self.rt);
+        assert_eq!(self.pool.in_use(), 0, "buffers leaked");
+    }
+}

@@ -24,6 +24,7 @@ crate::next_edges! {
         ICMP_ERROR => "ip6-icmp-error",
         RELOOKUP => "ip6-lookup",
         MCAST => "ip6-mcast-rewrite",
+        PBL => "ip6-pbl",
     }
 }
 
