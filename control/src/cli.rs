@@ -27,6 +27,7 @@ const MODULES: &[CliModule] = &[
     crate::cli_npol::execute,
     crate::cli_urpf::execute,
     crate::cli_ttl_fixup::execute,
+    crate::cli_ipsec::execute,
     crate::cli_neighbor::execute,
     crate::cli_memif::execute,
     crate::cli_feature::execute,

@@ -4,6 +4,7 @@ pub mod api;
 pub mod cli;
 pub mod cli_cnat;
 pub mod cli_feature;
+pub mod cli_ipsec;
 pub mod cli_linux;
 pub mod cli_memif;
 pub mod cli_neighbor;

@@ -13,6 +13,7 @@ pub mod addresses;
 pub mod cnat;
 pub mod interfaces;
 pub mod ipip;
+pub mod ipsec;
 pub mod linux;
 pub mod memif;
 pub mod mroutes;
@@ -141,6 +142,7 @@ fn interface_gone(dp: &crate::daemon::Dataplane, sw: u32) {
     urpf::interface_gone(dp, sw);
     mroutes::interface_gone(dp, sw);
     ttl_fixup::interface_gone(dp, sw);
+    ipsec::interface_gone(dp, sw);
     dp.npol().unconfigure(sw);
     tables::reap(dp);
 }
