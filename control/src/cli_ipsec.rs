@@ -51,7 +51,7 @@ fn num(s: &str) -> Result<u32, String> {
 
 fn hex(s: &str) -> Result<Vec<u8>, String> {
     let s = s.strip_prefix("0x").unwrap_or(s);
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return Err("a key is an even number of hex digits".into());
     }
     (0..s.len() / 2)
