@@ -290,10 +290,7 @@ fn replayed_tampered_unknown_spi_short_and_bad_padding_each_counted() {
     // trailer and ICV.
     let f4 = la.seal(b"fourth");
     let mut stub = f4[..14 + 20 + 20].to_vec();
-    stub[14 + 2..14 + 4].copy_from_slice(&40u16.to_be_bytes());
-    stub[14 + 10..14 + 12].copy_from_slice(&[0, 0]);
-    let ck = ipv4_checksum(&stub[14..34]);
-    stub[14 + 10..14 + 12].copy_from_slice(&ck.to_be_bytes());
+    fix_outer(&mut stub);
     lb.send(up, &stub);
     assert_eq!(lb.error(DECRYPT4, decrypt_error::SHORT), 1);
 
@@ -362,24 +359,13 @@ fn rekey_make_before_break_old_and_new_inbound_both_accepted() {
     lb.no_leaks();
 }
 
-fn ipv4_checksum(h: &[u8]) -> u16 {
-    let mut s: u32 = h
-        .chunks(2)
-        .map(|c| u16::from_be_bytes([c[0], c[1]]) as u32)
-        .sum();
-    while s > 0xffff {
-        s = (s & 0xffff) + (s >> 16);
-    }
-    !(s as u16)
-}
-
 /// Set the outer IPv4 total length and checksum of an Ethernet frame.
 fn fix_outer(f: &mut [u8]) {
     let tl = (f.len() - 14) as u16;
     f[16..18].copy_from_slice(&tl.to_be_bytes());
-    f[24..26].copy_from_slice(&[0, 0]);
-    let ck = ipv4_checksum(&f[14..34]);
-    f[24..26].copy_from_slice(&ck.to_be_bytes());
+    if let Some(mut h) = rvpp_dataplane::wire::Ip4HdrMut::new(&mut f[14..34]) {
+        h.fill_checksum();
+    }
 }
 
 const SCAPY: &str = r#"
