@@ -41,7 +41,7 @@ fn a(s: &str) -> IpAddr {
     s.parse().unwrap()
 }
 
-fn sa(id: u32, spi: u32, key: &[u8], esn: bool, inbound: bool) -> Arc<Sa> {
+fn sa(id: u32, spi: u32, key: &[u8], esn: bool, inbound: bool, natt: bool) -> Arc<Sa> {
     Arc::new(
         Sa::new(SaConfig {
             id,
@@ -56,7 +56,7 @@ fn sa(id: u32, spi: u32, key: &[u8], esn: bool, inbound: bool) -> Arc<Sa> {
             esn,
             anti_replay: true,
             inbound,
-            udp_encap: None,
+            udp_encap: natt.then_some((4500, 4500)),
             tunnel: None,
         })
         .unwrap(),
@@ -65,13 +65,34 @@ fn sa(id: u32, spi: u32, key: &[u8], esn: bool, inbound: bool) -> Arc<Sa> {
 
 /// Side a: uplink 198.18.0.1 (MAC0, peer PEER0), pod net 198.19.0.0/24 on pg1, remote pods
 /// 198.19.202.0/24 via ipip0 to 198.18.0.2. Side b mirrors it (its uplink MAC is PEER0).
+/// How a lab's SAs and outer headers differ from the plain case.
+#[derive(Clone, Copy, Default)]
+struct Opts {
+    esn: bool,
+    /// NAT-T: UDP 4500 between outer IP and ESP.
+    natt: bool,
+    /// IPv6 outer headers (uplink fd00::1/64 and fd00::2).
+    v6: bool,
+}
+
 fn lab(side_b: bool, esn: bool) -> Lab {
+    lab_with(
+        side_b,
+        Opts {
+            esn,
+            ..Default::default()
+        },
+    )
+}
+
+fn lab_with(side_b: bool, o: Opts) -> Lab {
+    let esn = o.esn;
     let pool = BufferPool::with_backing(4096, 2048, false).unwrap();
     let shared = Shared::new();
     let tables = FeatureTables::default();
     let (graph, mut fwd) = common::feature_graph(&shared, &tables);
     let (mac_up, peer_up) = if side_b { (PEER0, MAC0) } else { (MAC0, PEER0) };
-    let (me, peer, pods, remote) = if side_b {
+    let (mut me, mut peer, pods, remote) = if side_b {
         (
             "198.18.0.2",
             "198.18.0.1",
@@ -86,12 +107,22 @@ fn lab(side_b: bool, esn: bool) -> Lab {
             "198.19.202.0/24",
         )
     };
+    let plen = if o.v6 {
+        (me, peer) = if side_b {
+            ("fd00::2", "fd00::1")
+        } else {
+            ("fd00::1", "fd00::2")
+        };
+        64
+    } else {
+        24
+    };
     let if_up = fwd.interface_add("pg0", "pg", mac_up, true, 1500).unwrap();
     let if_pod = fwd.interface_add("pg1", "pg", MAC1, true, 1500).unwrap();
     let t0 = fwd
         .interface_add("ipip0", "ipip", [0; 6], false, 1480)
         .unwrap();
-    fwd.address_add(if_up, Prefix::parse(&format!("{me}/24")).unwrap())
+    fwd.address_add(if_up, Prefix::parse(&format!("{me}/{plen}")).unwrap())
         .unwrap();
     fwd.address_add(if_pod, Prefix::parse(pods).unwrap())
         .unwrap();
@@ -130,9 +161,9 @@ fn lab(side_b: bool, esn: bool) -> Lab {
         (SPI_AB, KEY_AB, SPI_BA, KEY_BA)
     };
     let mut it = IpsecTable::default();
-    let out = sa(1, out_spi, &out_key, esn, false);
+    let out = sa(1, out_spi, &out_key, esn, false, o.natt);
     it.insert_sa(out.clone());
-    it.insert_sa(sa(2, in_spi, &in_key, esn, true));
+    it.insert_sa(sa(2, in_spi, &in_key, esn, true, o.natt));
     it.set_protect(Protect {
         sw_if_index: t0,
         out,
@@ -295,7 +326,7 @@ fn replayed_tampered_unknown_spi_short_and_bad_padding_each_counted() {
     assert_eq!(lb.error(DECRYPT4, decrypt_error::SHORT), 1);
 
     // Bad padding under a good ICV: sealed by a's SA directly with pad bytes 1, 3.
-    let sa_ab = sa(9, SPI_AB, &KEY_AB, false, false);
+    let sa_ab = sa(9, SPI_AB, &KEY_AB, false, false, false);
     sa_ab.set_seq_outbound(100);
     let mut esp = vec![0u8; 16 + 20 + 4 + 16];
     let inner = Ipv4Header::new(0, 64, IpNumber::UDP, [198, 19, 0, 2], [198, 19, 202, 7]).unwrap();
@@ -334,13 +365,13 @@ fn rekey_make_before_break_old_and_new_inbound_both_accepted() {
     // b accepts a new inbound SA beside the old one; then a switches its outbound to it.
     let new_key = [0x33u8; 16];
     let mut tb = (*lb.table.load()).clone();
-    tb.insert_sa(sa(3, 0x0c0c, &new_key, false, true));
+    tb.insert_sa(sa(3, 0x0c0c, &new_key, false, true, false));
     let mut p = tb.protect(lb.tunnel).unwrap().clone();
     p.sa_in = vec![2, 3];
     tb.set_protect(p);
     lb.table.publish(tb);
     let mut ta = (*la.table.load()).clone();
-    let new_out = sa(4, 0x0c0c, &new_key, false, false);
+    let new_out = sa(4, 0x0c0c, &new_key, false, false, false);
     ta.insert_sa(new_out.clone());
     let mut p = ta.protect(la.tunnel).unwrap().clone();
     p.out = new_out;
@@ -442,4 +473,90 @@ fn scapy_opens_what_rvpp_seals_and_rvpp_opens_what_scapy_seals_with_esn() {
     assert_eq!(u.payload(), b"from scapy to rvpp");
     assert_eq!(inb.replay.top(), (1 << 32) | 5);
     lb_a.no_leaks();
+}
+
+/// The packet the pod behind b received, as (source, destination, UDP payload).
+fn delivered(l: &Lab) -> Vec<([u8; 4], [u8; 4], Vec<u8>)> {
+    Lab::take(&l.pod)
+        .iter()
+        .map(|f| {
+            let p = SlicedPacket::from_ethernet(f).unwrap();
+            let Some(etherparse::NetSlice::Ipv4(ip4)) = p.net else {
+                panic!("not ipv4")
+            };
+            let Some(etherparse::TransportSlice::Udp(u)) = p.transport else {
+                panic!("not udp")
+            };
+            (
+                ip4.header().source(),
+                ip4.header().destination(),
+                u.payload().to_vec(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn nat_t_udp_4500_carries_esp_and_leaves_ike_alone() {
+    let o = Opts {
+        natt: true,
+        ..Default::default()
+    };
+    let (mut la, mut lb) = (lab_with(false, o), lab_with(true, o));
+    let frame = la.seal(b"over nat-t");
+    let (ip, rest) = outer(&frame);
+    assert_eq!(ip.protocol, IpNumber::UDP);
+    let (udp, esp) = etherparse::UdpHeader::from_slice(&rest).unwrap();
+    assert_eq!((udp.source_port, udp.destination_port), (4500, 4500));
+    assert_eq!(udp.length as usize, rest.len());
+    assert_eq!(udp.checksum, 0, "IPv4: no UDP checksum");
+    assert_eq!(&esp[..4], &SPI_AB.to_be_bytes());
+    let up = lb.if_up;
+    lb.send(up, &frame);
+    let got = delivered(&lb);
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].2, b"over nat-t");
+    // The same datagram with IKE's zero marker where the SPI was: not ESP's.
+    let mut ike = frame.clone();
+    ike[14 + 20 + 8..14 + 20 + 12].copy_from_slice(&[0; 4]);
+    lb.send(up, &ike);
+    assert!(delivered(&lb).is_empty());
+    for code in [
+        decrypt_error::UNKNOWN_SPI,
+        decrypt_error::SHORT,
+        decrypt_error::INTEGRITY,
+    ] {
+        assert_eq!(lb.error(DECRYPT4, code), 0, "IKE went to ESP");
+    }
+    assert_eq!(lb.error(DECRYPT4, decrypt_error::DECRYPTED), 1);
+    la.no_leaks();
+    lb.no_leaks();
+}
+
+#[test]
+fn ipv6_outer_headers_sealed_and_opened_by_esp6_decrypt_tun() {
+    let o = Opts {
+        v6: true,
+        esn: true,
+        ..Default::default()
+    };
+    let (mut la, mut lb) = (lab_with(false, o), lab_with(true, o));
+    let frame = la.seal(b"over ipv6");
+    let (eth, rest) = Ethernet2Header::from_slice(&frame).unwrap();
+    assert_eq!(eth.ether_type, etherparse::EtherType::IPV6);
+    let (ip6, esp) = etherparse::Ipv6Header::from_slice(rest).unwrap();
+    assert_eq!(ip6.next_header, IpNumber(50));
+    assert_eq!(
+        ip6.source,
+        "fd00::1".parse::<std::net::Ipv6Addr>().unwrap().octets()
+    );
+    assert_eq!(ip6.payload_length as usize, esp.len());
+    let up = lb.if_up;
+    lb.send(up, &frame);
+    let got = delivered(&lb);
+    assert_eq!(got.len(), 1, "b opened it");
+    assert_eq!(got[0].2, b"over ipv6");
+    assert_eq!(lb.error("esp6-decrypt-tun", decrypt_error::DECRYPTED), 1);
+    la.no_leaks();
+    lb.no_leaks();
 }
