@@ -6,6 +6,7 @@ mod dpdk_null;
 mod env;
 mod fib;
 mod graph;
+mod ipsec;
 mod memif_loop;
 mod pod_tcp;
 mod service_crr;
@@ -19,6 +20,9 @@ const USAGE: &str = "usage: rvpp-bench <benchmark> [options] [--json]
   cnat [--flows 10000,100000,1000000] [--seconds S] [--runs R] [--size B] [--vpp-build DIR]
                 one-core cnat (k8s services): established-flow Mpps and clocks/pkt, new sessions/s,
                 next to the same graph without cnat and (--vpp-build) VPP's cnat in the same run
+  ipsec [--seconds S] [--runs R] [--no-openssl]
+                one-core ESP AES-GCM-128/-256 encrypt and decrypt at 64 B, 1400 B, IMIX, next to
+                aws-lc-rs's raw AES-GCM and openssl speed -evp in the same run
   fib [--routes N] [--lookups N] [--reps N] [--passes N] [--tbl8 N] [--seed N] [--dpdk PATH | --no-dpdk]
                 lookups/s next to DPDK's rte_fib (dpdk-test-fib) on the same routes
   memif-loop [--runs R] [--seconds S] [--sizes 64,1518] [--testpmd PATH] [--queues N]
@@ -66,6 +70,7 @@ fn main() {
         "graph" => graph::run(rest),
         "cnat" => cnat::run(rest),
         "fib" => fib::run(rest),
+        "ipsec" => ipsec::run(rest),
         "memif-loop" => memif_loop::run(rest),
         "pod-tcp" => pod_tcp::run(rest),
         "service-crr" => service_crr::run(rest),

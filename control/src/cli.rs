@@ -28,6 +28,7 @@ const MODULES: &[CliModule] = &[
     crate::cli_urpf::execute,
     crate::cli_ttl_fixup::execute,
     crate::cli_classify::execute,
+    crate::cli_ipsec::execute,
     crate::cli_neighbor::execute,
     crate::cli_memif::execute,
     crate::cli_feature::execute,
@@ -195,6 +196,9 @@ create vxlan tunnel src <ip> dst <ip> vni <n> [instance <n>] [encap-vrf-id <n>] 
 show vxlan tunnel
 create ipip tunnel src <ip> dst <ip> [instance <n>] [outer-table-id <n>] | delete ipip tunnel sw_if_index <n>
 show ipip tunnel
+ipsec sa add <id> spi <spi> esp crypto-alg aes-gcm-128|aes-gcm-256 crypto-key <hex> [salt <n>] [use-esn] [use-anti-replay] [inbound] [udp-encap] [tunnel src <ip> dst <ip> [table <id>]] | ipsec sa del <id>
+ipsec tunnel protect <if> sa-in <id>... sa-out <id> [del] | ipsec itf create [instance <n>] | ipsec itf delete <if>
+show ipsec sa [<id>]|protect|tunnel
 show cnat translation|session|snat | clear cnat session | set cnat interface <if> [disable]
 show npol ipsets|rules|policies|interfaces | clear npol flows
 set urpf [ip4|ip6] [rx|tx] [off|strict|loose] <if> [table <id>] | show urpf | set ip ttl-fixup <src> <dst> [disable] | show ip ttl-fixup

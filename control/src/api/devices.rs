@@ -13,7 +13,7 @@ use rvpp_vppapi::defs as d;
 use rvpp_vppapi::transport::{Response, Router};
 
 /// (retval, sw_if_index) of a create.
-fn created(s: &State, what: &str, r: SvcResult<(u32, String)>) -> (i32, u32) {
+pub(super) fn created(s: &State, what: &str, r: SvcResult<(u32, String)>) -> (i32, u32) {
     s.kick();
     match r {
         Ok((sw, _)) => (0, sw),

@@ -63,5 +63,6 @@ pub fn router(state: State) -> Router<State> {
     super::urpf::register(&mut r);
     super::classify::register(&mut r);
     super::pbl::register(&mut r);
+    super::ipsec::register(&mut r);
     r
 }

@@ -25,6 +25,7 @@ mod features;
 mod handlers;
 mod interfaces;
 mod ip;
+mod ipsec;
 mod memif;
 mod misc;
 mod npol;

@@ -14,6 +14,7 @@ pub mod classify;
 pub mod cnat;
 pub mod interfaces;
 pub mod ipip;
+pub mod ipsec;
 pub mod linux;
 pub mod memif;
 pub mod mroutes;
@@ -145,6 +146,7 @@ fn interface_gone(dp: &crate::daemon::Dataplane, sw: u32) {
     mroutes::interface_gone(dp, sw);
     ttl_fixup::interface_gone(dp, sw);
     classify::interface_gone(dp, sw);
+    ipsec::interface_gone(dp, sw);
     dp.npol().unconfigure(sw);
     tables::reap(dp);
 }

@@ -355,6 +355,7 @@ crate::next_edges! {
         ICMP_ERROR => "ip4-icmp-error",
         VXLAN => "vxlan4-input",
         IPIP => "ipip4-input",
+        ESP => "esp4-decrypt-tun",
     }
 }
 
@@ -399,6 +400,12 @@ impl Node for Ip4Local {
             {
                 // VXLAN is decapsulated here (VPP's udp_register_dst_port for 4789).
                 nexts[i] = local_next::VXLAN;
+                continue;
+            }
+            if proto == crate::wire::tunnel::IP_PROTO_ESP
+                || (proto == wire::IP_PROTO_UDP && super::esp::is_natt_esp(b.data(), hl))
+            {
+                nexts[i] = local_next::ESP;
                 continue;
             }
             if matches!(

@@ -27,6 +27,7 @@ crate::next_edges! {
         ICMP_ERROR => "ip6-icmp-error",
         OUTPUT => "interface-output",
         VXLAN => "vxlan6-input",
+        ESP => "esp6-decrypt-tun",
     }
 }
 
@@ -146,6 +147,10 @@ impl Local<'_, '_> {
         {
             // VXLAN is decapsulated here (VPP's udp_register_dst_port for 4789).
             return Ok(local_next::VXLAN);
+        }
+        if proto == crate::wire::tunnel::IP_PROTO_ESP && p.l4 == IP6_HDR {
+            // ESP straight after the fixed header (extension headers before it: punted).
+            return Ok(local_next::ESP);
         }
         self.punt(bi, &p, proto)
     }

@@ -1,0 +1,493 @@
+//! `rvpp-bench ipsec`: ESP AES-GCM-128 and -256 on one core, in process. Encrypt: inner IPv4
+//! packets routed into a protected ipip0 are injected at `esp4-encrypt-tun` (then ip4-lookup,
+//! ip4-rewrite and a sink that frees them); decrypt: ESP packets sealed beforehand by the
+//! peer's SA are injected at `esp4-decrypt-tun` (then ip4-input, lookup, rewrite, sink). The
+//! ESP node's own clocks per packet (the runtime's per-node TSC counters) give its Gbit/s and
+//! Mpps. Peers in the same run: aws-lc-rs's raw AES-GCM seal / open on the same payload sizes
+//! (the ceiling), and `openssl speed -evp aes-{128,256}-gcm` (the reference).
+
+pub const HELP: &str = "rvpp-bench ipsec [--seconds S] [--runs N] [--no-openssl] [--json]
+  One core, in process. ESP AES-GCM-128/-256 encrypt (esp4-encrypt-tun) and decrypt
+  (esp4-decrypt-tun) at 64 B, 1400 B and IMIX (7 x 64, 4 x 576, 1 x 1500 B inner packets):
+  Gbit/s of inner packets, Mpps and clocks/packet of the ESP node, each next to aws-lc-rs's
+  raw AES-GCM on the same payload (ratio: ESP / raw) and openssl speed -evp (ratio: ESP /
+  openssl), all measured in this run. Median of N runs of S seconds per figure.";
+
+use rvpp_dataplane::buffer::{BufferPool, Buffers};
+use rvpp_dataplane::device::TxQueue;
+use rvpp_dataplane::feature::FeatureTables;
+use rvpp_dataplane::forwarding::{Forwarding, Path, Prefix};
+use rvpp_dataplane::graph::DeviceNodes;
+use rvpp_dataplane::ipsec::sa::{trailer_len, write_trailer, GCM_ICV, HEAD};
+use rvpp_dataplane::ipsec::{self, CryptoAlg, IpsecTable, Outer, Protect, Sa, SaConfig};
+use rvpp_dataplane::nodes::{esp, ipip, standard_with};
+use rvpp_dataplane::runtime::{clocks, tsc_hz, Runtime};
+use rvpp_dataplane::tables::Shared;
+use serde_json::json;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Inner IPv4 packet sizes measured; 64 and 1400 are reported, IMIX is made of 64/576/1500.
+const SIZES: [usize; 4] = [64, 576, 1400, 1500];
+const IMIX: [(usize, f64); 3] = [(64, 7.0), (576, 4.0), (1500, 1.0)];
+const VECTOR: usize = 256;
+const MAC_UP: [u8; 6] = [2, 0, 0, 0, 0, 1];
+const MAC_PEER: [u8; 6] = [2, 0, 0, 0, 0, 2];
+/// Pre-sealed packets per size for decrypt, replayed in a cycle: the decrypt SA has neither
+/// anti-replay nor ESN (whose high half would move on), the encrypt SA has both.
+const SEALED: usize = 4096;
+
+/// A tx queue that frees what it is given.
+struct Sink;
+
+impl TxQueue for Sink {
+    fn tx_node(&self) -> &'static str {
+        "pg-tx"
+    }
+    fn tx(&mut self, bufs: &mut Buffers, pkts: &[u32]) -> usize {
+        bufs.free(pkts);
+        pkts.len()
+    }
+}
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap_or(IpAddr::from([0, 0, 0, 0]))
+}
+
+fn sa(alg: CryptoAlg, spi: u32, esn: bool) -> Result<Arc<Sa>, String> {
+    Sa::new(SaConfig {
+        id: spi,
+        spi,
+        alg,
+        key: vec![0x5a; alg.key_len()],
+        salt: 0x0102_0304,
+        esn,
+        anti_replay: esn,
+        inbound: false,
+        udp_encap: None,
+        tunnel: None,
+    })
+    .map(Arc::new)
+    .map_err(|e| e.to_string())
+}
+
+struct Bench {
+    rt: Runtime,
+    tunnel: u32,
+    up: u32,
+}
+
+/// up0 198.18.0.1/24 (peer 198.18.0.2), ipip0 198.18.0.1 -> .2 protected by `out` (sealing)
+/// and `inb` (opening); 198.19.0.0/16 routed into ipip0, 198.19.1.0/24 (what decrypt
+/// delivers) routed out of up0.
+fn bench(out: Arc<Sa>, inb: Arc<Sa>) -> Result<Bench, String> {
+    let e = |e: rvpp_dataplane::forwarding::FwdError| e.to_string();
+    let pool = BufferPool::with_backing(16384, 2048, false).map_err(|e| e.to_string())?;
+    let shared = Shared::new();
+    let tables = FeatureTables::default();
+    let graph = standard_with(&tables)
+        .device(DeviceNodes::tx_only("pg-tx"))
+        .build()?;
+    let mut fwd = Forwarding::new(shared.clone());
+    fwd.use_features(graph.features.clone());
+    let up = fwd
+        .interface_add("up0", "pg", MAC_UP, true, 9000)
+        .map_err(e)?;
+    let tunnel = fwd
+        .interface_add("ipip0", "ipip", [0; 6], false, 9000)
+        .map_err(e)?;
+    fwd.address_add(up, Prefix::parse("198.18.0.1/24").ok_or("prefix")?)
+        .map_err(e)?;
+    fwd.address_add(tunnel, Prefix::parse("198.19.255.1/32").ok_or("prefix")?)
+        .map_err(e)?;
+    for sw in [up, tunnel] {
+        fwd.set_admin_up(sw, true).map_err(e)?;
+    }
+    for f in [esp::ENCRYPT4, esp::ENCRYPT6] {
+        fwd.feature_enable(tunnel, f.arc, f.node, true).map_err(e)?;
+    }
+    fwd.neighbor_add(up, ip("198.18.0.2"), MAC_PEER, true)
+        .map_err(e)?;
+    fwd.route_add(
+        0,
+        Prefix::parse("198.19.0.0/16").ok_or("prefix")?,
+        vec![Path::attached(tunnel)],
+    )
+    .map_err(e)?;
+    fwd.route_add(
+        0,
+        Prefix::parse("198.19.1.0/24").ok_or("prefix")?,
+        vec![Path::via(ip("198.18.0.2"), Some(up))],
+    )
+    .map_err(e)?;
+    let mut ts = ipip::Tunnels::default();
+    ts.insert(ipip::Tunnel {
+        sw_if_index: tunnel,
+        instance: 0,
+        src: ip("198.18.0.1"),
+        dst: ip("198.18.0.2"),
+        encap_fib: 0,
+        table_id: 0,
+        flags: 0,
+        dscp: 0,
+    });
+    tables.get::<ipip::Table>().publish(ts);
+    let mut it = IpsecTable::default();
+    let in_id = inb.cfg.id;
+    it.insert_sa(out.clone());
+    it.insert_sa(inb);
+    it.set_protect(Protect {
+        sw_if_index: tunnel,
+        out,
+        sa_in: vec![in_id],
+        outer: Outer {
+            src: ip("198.18.0.1"),
+            dst: ip("198.18.0.2"),
+            encap_fib: 0,
+        },
+    });
+    tables.get::<ipsec::Table>().publish(it);
+    let mut rt = Runtime::new(graph, pool.local(), shared, 0, "bench".into())?;
+    rt.set_tx(up, Box::new(Sink))?;
+    drop(fwd);
+    Ok(Bench { rt, tunnel, up })
+}
+
+/// A 20-byte IPv4 header with its checksum.
+fn ip4_header(total_len: usize, proto: u8, src: [u8; 4], dst: [u8; 4]) -> [u8; 20] {
+    let mut h = [0u8; 20];
+    if let Some(mut w) = rvpp_dataplane::wire::Ip4HdrMut::new(&mut h) {
+        let ip = |a: [u8; 4]| u32::from_be_bytes(a);
+        w.init(ip(src), ip(dst), proto, 64, total_len as u16);
+    }
+    h
+}
+
+/// An inner IPv4/UDP packet of `len` bytes to `dst`.
+fn inner(len: usize, dst: [u8; 4]) -> Vec<u8> {
+    let mut p = vec![0u8; len.max(28)];
+    let h = ip4_header(p.len(), 17, [198, 19, 2, 2], dst);
+    p[..20].copy_from_slice(&h);
+    p
+}
+
+/// The ESP packet (outer IPv4 198.18.0.2 -> .1) carrying `inner`, sealed by `sa` with `seq`.
+fn sealed(sa: &Sa, seq: u64, inner: &[u8]) -> Result<Vec<u8>, String> {
+    let t = trailer_len(inner.len());
+    let esp_len = HEAD + inner.len() + t + GCM_ICV;
+    let mut p = vec![0u8; 20 + esp_len];
+    let h = ip4_header(p.len(), 50, [198, 18, 0, 2], [198, 18, 0, 1]);
+    p[..20].copy_from_slice(&h);
+    let body = &mut p[20..];
+    body[HEAD..HEAD + inner.len()].copy_from_slice(inner);
+    write_trailer(&mut body[HEAD + inner.len()..HEAD + inner.len() + t], 4);
+    sa.seal(seq, body).map_err(|e| format!("{e:?}"))?;
+    Ok(p)
+}
+
+/// Clocks per packet of `node` while vectors of `packets` (cycled) are injected into it for
+/// `secs`, after a short warm-up; checks that `counted` (the node's success counter) grew by
+/// every packet.
+fn node_clocks(
+    b: &mut Bench,
+    node: &str,
+    ok_code: u16,
+    packets: &[Vec<u8>],
+    tx_sw: Option<u32>,
+    secs: f64,
+) -> Result<f64, String> {
+    let idx = b.rt.graph().index(node).ok_or("no node")? as usize;
+    let ok_i =
+        b.rt.graph()
+            .error_index(node, ok_code)
+            .ok_or("no counter")? as usize;
+    let stats = b.rt.stats();
+    let mut bis = vec![0u32; VECTOR];
+    let mut k = 0;
+    let mut run = |b: &mut Bench, d: Duration| -> Result<(), String> {
+        let t = Instant::now();
+        while t.elapsed() < d {
+            for bi in bis.iter_mut() {
+                let bufs = b.rt.buffers();
+                *bi = bufs
+                    .alloc_from_bytes(&packets[k % packets.len()])
+                    .ok_or("buffer pool empty")?;
+                let m = bufs.meta(*bi);
+                m.rx_sw_if_index = b.up;
+                if let Some(sw) = tx_sw {
+                    m.tx_sw_if_index = sw;
+                }
+                k += 1;
+            }
+            b.rt.inject(node, &bis)?;
+        }
+        Ok(())
+    };
+    run(b, Duration::from_millis(100))?;
+    let (c0, v0, ok0) = (
+        stats.nodes[idx].clocks.get(),
+        stats.nodes[idx].vectors.get(),
+        stats.errors[ok_i].get(),
+    );
+    run(b, Duration::from_secs_f64(secs))?;
+    let (c, v, ok) = (
+        stats.nodes[idx].clocks.get() - c0,
+        stats.nodes[idx].vectors.get() - v0,
+        stats.errors[ok_i].get() - ok0,
+    );
+    if v == 0 || ok != v {
+        return Err(format!("{node}: {ok} of {v} packets succeeded"));
+    }
+    Ok(c as f64 / v as f64)
+}
+
+/// aws-lc-rs's raw AES-GCM on `len` bytes: (seal, open) clocks per call.
+fn raw_clocks(alg: CryptoAlg, len: usize, secs: f64) -> Result<(f64, f64), String> {
+    use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_128_GCM, AES_256_GCM};
+    let a = if alg == CryptoAlg::AesGcm128 {
+        &AES_128_GCM
+    } else {
+        &AES_256_GCM
+    };
+    let key = LessSafeKey::new(UnboundKey::new(a, &vec![0x5a; alg.key_len()]).map_err(|_| "key")?);
+    let mut buf = vec![0u8; len + 16];
+    let nonce = || Nonce::assume_unique_for_key([1; 12]);
+    let mut seal = |n: u64| -> Result<(), String> {
+        for _ in 0..n {
+            let tag = key
+                .seal_in_place_separate_tag(nonce(), Aad::from(&[0u8; 12]), &mut buf[..len])
+                .map_err(|_| "seal")?;
+            let _ = std::hint::black_box(tag);
+        }
+        Ok(())
+    };
+    let per = |f: &mut dyn FnMut(u64) -> Result<(), String>| -> Result<f64, String> {
+        f(1000)?;
+        let (t, c0) = (Instant::now(), clocks());
+        let mut n = 0u64;
+        while t.elapsed().as_secs_f64() < secs {
+            f(1000)?;
+            n += 1000;
+        }
+        Ok((clocks() - c0) as f64 / n as f64)
+    };
+    let s = per(&mut seal)?;
+    // A valid packet to open again and again.
+    let mut sealed = vec![0u8; len + 16];
+    let tag = key
+        .seal_in_place_separate_tag(nonce(), Aad::from(&[0u8; 12]), &mut sealed[..len])
+        .map_err(|_| "seal")?;
+    sealed[len..].copy_from_slice(tag.as_ref());
+    let mut work = sealed.clone();
+    let mut open = |n: u64| -> Result<(), String> {
+        for _ in 0..n {
+            work.copy_from_slice(&sealed);
+            let p = key
+                .open_in_place(nonce(), Aad::from(&[0u8; 12]), &mut work)
+                .map_err(|_| "open")?;
+            std::hint::black_box(p);
+        }
+        Ok(())
+    };
+    let o = per(&mut open)?;
+    Ok((s, o))
+}
+
+/// `openssl speed -evp <cipher> -seconds S -bytes N`: bytes per second, None if openssl is
+/// missing or says something unexpected.
+fn openssl_speed(cipher: &str, len: usize, secs: f64) -> Option<f64> {
+    let out = std::process::Command::new("openssl")
+        .args(["speed", "-evp", cipher, "-seconds"])
+        .arg(format!("{}", secs.ceil().max(1.0) as u64))
+        .args(["-bytes", &len.to_string()])
+        .output()
+        .ok()?;
+    parse_openssl(&String::from_utf8_lossy(&out.stdout), cipher)
+}
+
+/// The figure on openssl speed's result line (`AES-128-GCM   2673179.09k`), in bytes/s.
+fn parse_openssl(text: &str, cipher: &str) -> Option<f64> {
+    let line = text
+        .lines()
+        .rev()
+        .find(|l| l.to_ascii_lowercase().starts_with(cipher))?;
+    let v = line.split_whitespace().last()?;
+    v.strip_suffix('k')?.parse::<f64>().ok().map(|k| k * 1000.0)
+}
+
+/// One reported size: (bytes per packet, ESP clocks, raw library clocks, openssl clocks).
+type Case = (f64, f64, f64, f64);
+
+/// IMIX's average (bytes, clocks) per packet from per-size clocks.
+fn imix(per: &dyn Fn(usize) -> f64) -> (f64, f64) {
+    let n: f64 = IMIX.iter().map(|x| x.1).sum();
+    let bytes = IMIX.iter().map(|&(l, w)| l as f64 * w).sum::<f64>() / n;
+    let clk = IMIX.iter().map(|&(l, w)| per(l) * w).sum::<f64>() / n;
+    (bytes, clk)
+}
+
+pub fn run(args: &[String]) -> Result<serde_json::Value, String> {
+    let (mut seconds, mut runs, mut openssl) = (2.0f64, 3usize, true);
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let mut val = || it.next().ok_or(format!("{a} needs a value"));
+        match a.as_str() {
+            "--seconds" => seconds = val()?.parse().map_err(|_| "bad --seconds")?,
+            "--runs" => runs = val()?.parse().map_err(|_| "bad --runs")?,
+            "--no-openssl" => openssl = false,
+            "--help" | "-h" => {
+                println!("{HELP}");
+                return Ok(json!({"benchmark": "ipsec", "help": true}));
+            }
+            other => return Err(format!("unknown option {other}")),
+        }
+    }
+    if runs == 0 || seconds <= 0.0 {
+        return Err("--runs and --seconds must be positive".into());
+    }
+    let hz = tsc_hz() as f64;
+    let mut rows = Vec::new();
+    println!("ESP AES-GCM on one core (figures unmeasured unless run on a quiet machine)");
+    println!(
+        "{:<12} {:<8} {:>6} {:>9} {:>8} {:>9} {:>9} {:>8} {:>9} {:>8}",
+        "cipher",
+        "dir",
+        "size",
+        "clk/pkt",
+        "Mpps",
+        "Gbit/s",
+        "raw Gb/s",
+        "esp/raw",
+        "ossl Gb/s",
+        "esp/ossl"
+    );
+    for alg in [CryptoAlg::AesGcm128, CryptoAlg::AesGcm256] {
+        let cipher = if alg == CryptoAlg::AesGcm128 {
+            "aes-128-gcm"
+        } else {
+            "aes-256-gcm"
+        };
+        // Per size: median clocks of encrypt and decrypt, raw seal/open, openssl bytes/s.
+        let mut enc = Vec::new();
+        let mut dec = Vec::new();
+        let mut raw = Vec::new();
+        let mut ossl = Vec::new();
+        for &len in &SIZES {
+            let (mut e, mut d, mut rs, mut ro) = (vec![], vec![], vec![], vec![]);
+            for _ in 0..runs {
+                // Interleaved per run: ESP encrypt, ESP decrypt, raw library.
+                let peer_out = sa(alg, 0x2000, false)?;
+                let mut b = bench(sa(alg, 0x1000, true)?, sa(alg, 0x2000, false)?)?;
+                let tunnel = b.tunnel;
+                let pkt = inner(len, [198, 19, 7, 7]);
+                e.push(node_clocks(
+                    &mut b,
+                    "esp4-encrypt-tun",
+                    esp::encrypt_error::ENCRYPTED,
+                    std::slice::from_ref(&pkt),
+                    Some(tunnel),
+                    seconds,
+                )?);
+                let sealed_pkts = (1..=SEALED as u64)
+                    .map(|s| sealed(&peer_out, s, &inner(len, [198, 19, 1, 7])))
+                    .collect::<Result<Vec<_>, _>>()?;
+                d.push(node_clocks(
+                    &mut b,
+                    esp::DECRYPT4,
+                    esp::decrypt_error::DECRYPTED,
+                    &sealed_pkts,
+                    None,
+                    seconds,
+                )?);
+                let payload = len + trailer_len(len);
+                let (s, o) = raw_clocks(alg, payload, seconds)?;
+                rs.push(s);
+                ro.push(o);
+            }
+            enc.push((len, crate::graph::median(e)));
+            dec.push((len, crate::graph::median(d)));
+            raw.push((len, crate::graph::median(rs), crate::graph::median(ro)));
+            ossl.push((
+                len,
+                if openssl {
+                    openssl_speed(cipher, len, seconds)
+                } else {
+                    None
+                },
+            ));
+        }
+        let at =
+            |v: &[(usize, f64)], l: usize| v.iter().find(|x| x.0 == l).map_or(f64::NAN, |x| x.1);
+        let raw_at = |l: usize, open: bool| {
+            raw.iter()
+                .find(|x| x.0 == l)
+                .map_or(f64::NAN, |x| if open { x.2 } else { x.1 })
+        };
+        // openssl as clocks per packet of that size.
+        let ossl_clk = |l: usize| {
+            ossl.iter()
+                .find(|x| x.0 == l)
+                .and_then(|x| x.1)
+                .map_or(f64::NAN, |bps| l as f64 * hz / bps)
+        };
+        for (dir, v, open) in [("encrypt", &enc, false), ("decrypt", &dec, true)] {
+            let cases: [(&str, Case); 3] = [
+                ("64", (64.0, at(v, 64), raw_at(64, open), ossl_clk(64))),
+                (
+                    "1400",
+                    (1400.0, at(v, 1400), raw_at(1400, open), ossl_clk(1400)),
+                ),
+                ("imix", {
+                    let (bytes, c) = imix(&|l| at(v, l));
+                    (bytes, c, imix(&|l| raw_at(l, open)).1, imix(&ossl_clk).1)
+                }),
+            ];
+            for (name, (bytes, clk, raw_clk, ossl_c)) in cases {
+                let g = bytes * 8.0 * hz / clk / 1e9;
+                let mpps = hz / clk / 1e6;
+                let raw_g = bytes * 8.0 * hz / raw_clk / 1e9;
+                let ossl_g = bytes * 8.0 * hz / ossl_c / 1e9;
+                println!(
+                    "{:<12} {:<8} {:>6} {:>9.0} {:>8.2} {:>9.2} {:>9.2} {:>8.2} {:>9.2} {:>8.2}",
+                    cipher,
+                    dir,
+                    name,
+                    clk,
+                    mpps,
+                    g,
+                    raw_g,
+                    g / raw_g,
+                    ossl_g,
+                    g / ossl_g
+                );
+                rows.push(json!({
+                    "cipher": cipher, "dir": dir, "size": name, "clocks_per_packet": clk,
+                    "mpps": mpps, "gbps": g, "raw_gbps": raw_g, "ratio_raw": g / raw_g,
+                    "openssl_gbps": if ossl_g.is_finite() { json!(ossl_g) } else { json!(null) },
+                    "ratio_openssl": if ossl_g.is_finite() { json!(g / ossl_g) } else { json!(null) },
+                }));
+            }
+        }
+    }
+    Ok(json!({
+        "benchmark": "ipsec",
+        "seconds": seconds,
+        "runs": runs,
+        "tsc_hz": hz,
+        "rows": rows,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn openssl_result_line_parsed() {
+        let t = "The 'numbers' are in 1000s of bytes per second processed.\ntype           1400 bytes\nAES-128-GCM    2673179.09k\n";
+        assert_eq!(
+            super::parse_openssl(t, "aes-128-gcm"),
+            Some(2_673_179_090.0)
+        );
+        assert_eq!(super::parse_openssl("nothing", "aes-128-gcm"), None);
+    }
+}

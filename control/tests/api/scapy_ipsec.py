@@ -1,0 +1,135 @@
+#!/usr/bin/env python3
+"""ESP against an independent implementation (scapy's SecurityAssociation) through the real
+rvpp daemon configured with vpp_papi (run by control/tests/ipsec_scapy.rs). A tun into a
+namespace of the test's own is the uplink to a "peer node" played by scapy: rvpp has ipip0
+198.18.0.1 -> 198.18.0.2 protected by SA 10 (out, AES-GCM-256, ESN) and SA 20 (in, AES-GCM-128,
+ESN + anti-replay). scapy seals an ICMP echo to rvpp's tunnel address 198.19.255.1; rvpp opens
+it, answers, seals the reply; scapy opens the reply. Then a replay, a tampered packet and an
+unknown SPI are sent and must each be counted and dropped.
+
+usage: scapy_ipsec.py <apidir> <api socket> <peer ns>
+Exits 77 when vpp_papi or scapy is not importable; raises (non-zero exit) on the first failed
+check.
+"""
+import os
+import sys
+
+try:
+    from vpp_papi.vpp_papi import VPPApiClient
+    from scapy.all import IP, ICMP, Raw
+    from scapy.layers.ipsec import SecurityAssociation, ESP
+except ImportError as e:  # pragma: no cover
+    print("vpp_papi or scapy not importable: %s" % e)
+    sys.exit(77)
+
+APIDIR, SOCK, PEER_NS = sys.argv[1:4]
+# The tun and AF_PACKET helpers of the cnat suite, which reads its own argv at import.
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+_argv, sys.argv = sys.argv, sys.argv[:3] + ["-"] * 4
+import scapy_cnat as pods  # noqa: E402
+sys.argv = _argv
+
+check, ok = pods.check, pods.ok
+NONE = pods.NONE
+KEY_OUT = bytes(range(32))             # SA 10, rvpp -> peer, AES-GCM-256
+KEY_IN = bytes(range(100, 116))        # SA 20, peer -> rvpp, AES-GCM-128
+SALT_OUT, SALT_IN = 0x0A0B0C0D, 0x01020304
+ESN, ANTI_REPLAY, INBOUND = 1, 2, 64
+
+
+def sad(vpp, sad_id, spi, alg, key, salt, flags):
+    return vpp.api.ipsec_sad_entry_add_del_v3(is_add=True, entry={
+        "sad_id": sad_id, "spi": spi, "protocol": 50, "crypto_algorithm": alg,
+        "crypto_key": {"length": len(key), "data": key}, "integrity_algorithm": 0,
+        "integrity_key": {"length": 0, "data": b""}, "flags": flags, "salt": salt,
+        "udp_src_port": 4500, "udp_dst_port": 4500})
+
+
+def cli(vpp, cmd):
+    return vpp.api.cli_inband(cmd=cmd).reply
+
+
+def errors(vpp, reason):
+    return sum(int(l.split()[0]) for l in cli(vpp, "show errors").splitlines()
+               if reason in l and l.split()[0].isdigit())
+
+
+def main():
+    vpp = VPPApiClient(apidir=APIDIR, server_address=SOCK, read_timeout=15)
+    vpp.connect("scapy-ipsec")
+    peer = pods.Pod("peer", PEER_NS, "198.18.0.2", "fd00::2")
+    up = pods.tun_create(vpp, peer)
+    ok(vpp.api.sw_interface_add_del_address(sw_if_index=up, is_add=1, prefix="198.18.0.1/24"),
+       "uplink address")
+    ok(vpp.api.sw_interface_set_flags(sw_if_index=up, flags=1), "uplink up")
+    pods.sh("ip", "-n", PEER_NS, "link", "set", "eth0", "up")
+    r = ok(vpp.api.ipip_add_tunnel(tunnel={"src": "198.18.0.1", "dst": "198.18.0.2",
+                                           "instance": NONE, "table_id": 0}), "ipip0")
+    t = r.sw_if_index
+    ok(vpp.api.sw_interface_add_del_address(sw_if_index=t, is_add=1, prefix="198.19.255.1/32"),
+       "tunnel address")
+    ok(vpp.api.sw_interface_set_flags(sw_if_index=t, flags=1), "ipip0 up")
+    ok(vpp.api.ip_route_add_del(is_add=1, route={
+        "table_id": 0, "prefix": "198.19.9.0/24", "n_paths": 1,
+        "paths": [{"sw_if_index": t, "table_id": 0, "weight": 1, "proto": 0,
+                   "nh": {"address": {"ip4": "0.0.0.0"}}, "label_stack": pods.LABELS}]}),
+       "pods behind the peer via ipip0")
+    ok(sad(vpp, 10, 0x1000, 9, KEY_OUT, SALT_OUT, ESN | ANTI_REPLAY), "SA 10 out")
+    ok(sad(vpp, 20, 0x2000, 7, KEY_IN, SALT_IN, ESN | ANTI_REPLAY | INBOUND), "SA 20 in")
+    ok(vpp.api.ipsec_tunnel_protect_update(tunnel={
+        "sw_if_index": t, "nh": "0.0.0.0", "sa_out": 10, "n_sa_in": 1, "sa_in": [20]}),
+       "ipip0 protected")
+
+    to_rvpp = SecurityAssociation(
+        ESP, spi=0x2000, crypt_algo="AES-GCM", crypt_key=KEY_IN + SALT_IN.to_bytes(4, "big"),
+        auth_algo="NULL", tunnel_header=IP(src="198.18.0.2", dst="198.18.0.1"), esn_en=True, esn=0)
+    from_rvpp = SecurityAssociation(
+        ESP, spi=0x1000, crypt_algo="AES-GCM", crypt_key=KEY_OUT + SALT_OUT.to_bytes(4, "big"),
+        auth_algo="NULL", tunnel_header=IP(src="198.18.0.1", dst="198.18.0.2"), esn_en=True, esn=0)
+    peer.open()
+    peer.drain()
+
+    def is_esp_from_rvpp(p):
+        return IP in p and p[IP].proto == 50 and p[IP].src == "198.18.0.1"
+
+    def echo(seq, payload=b"rvpp-esp"):
+        inner = IP(src="198.19.9.9", dst="198.19.255.1") / ICMP(id=77, seq=seq) / Raw(payload)
+        return to_rvpp.encrypt(inner, seq_num=seq)
+
+    for seq in (1, 2, 3):
+        peer.send(echo(seq))
+        got = peer.recv_all(is_esp_from_rvpp, 3, want=1)
+        check(len(got) == 1, "echo %d: rvpp sent one ESP packet back" % seq)
+        check(got[0][ESP].spi == 0x1000 and got[0][ESP].seq == seq,
+              "echo %d: SA 10's SPI and sequence number %d" % (seq, seq))
+        inner = from_rvpp.decrypt(got[0])
+        check(ICMP in inner and inner[ICMP].type == 0 and inner[ICMP].id == 77
+              and inner[ICMP].seq == seq and bytes(inner[Raw]) == b"rvpp-esp",
+              "echo %d: scapy opened rvpp's echo reply" % seq)
+        check(inner[IP].src == "198.19.255.1" and inner[IP].dst == "198.19.9.9",
+              "echo %d: inner addresses" % seq)
+
+    peer.send(echo(2))
+    check(not peer.recv_all(is_esp_from_rvpp, 1), "a replayed packet is not answered")
+    check(errors(vpp, "replayed or too old") == 1, "and counted as a replay")
+    bad = bytearray(bytes(echo(4)))
+    bad[-5] ^= 0x01
+    peer.send(IP(bytes(bad)))
+    check(not peer.recv_all(is_esp_from_rvpp, 1), "a tampered packet is not answered")
+    check(errors(vpp, "integrity check failed") == 1, "and counted as an integrity failure")
+    other = SecurityAssociation(
+        ESP, spi=0x2999, crypt_algo="AES-GCM", crypt_key=KEY_IN + SALT_IN.to_bytes(4, "big"),
+        auth_algo="NULL", tunnel_header=IP(src="198.18.0.2", dst="198.18.0.1"))
+    peer.send(other.encrypt(IP(src="198.19.9.9", dst="198.19.255.1") / ICMP(), seq_num=1))
+    check(not peer.recv_all(is_esp_from_rvpp, 1), "an unknown SPI is not answered")
+    check(errors(vpp, "no inbound SA for the SPI") == 1, "and counted as an unknown SPI")
+    # The genuine packet 4 still passes: the tampered copy did not mark its number.
+    peer.send(echo(4))
+    check(len(peer.recv_all(is_esp_from_rvpp, 3, want=1)) == 1, "echo 4 after its tampered copy")
+    sa = cli(vpp, "show ipsec sa 20")
+    check("last-seq-inbound 4" in sa, "SA 20's window top is 4: " + sa.strip())
+    vpp.disconnect()
+    print("ALL OK")
+
+
+main()
