@@ -15,3 +15,4 @@ pub mod rcu;
 pub mod runtime;
 pub mod tables;
 pub mod wire;
+pub mod wireguard;

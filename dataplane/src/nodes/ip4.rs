@@ -354,6 +354,7 @@ crate::next_edges! {
         ICMP_ERROR => "ip4-icmp-error",
         VXLAN => "vxlan4-input",
         IPIP => "ipip4-input",
+        WIREGUARD => "wg4-input",
     }
 }
 
@@ -398,6 +399,12 @@ impl Node for Ip4Local {
             {
                 // VXLAN is decapsulated here (VPP's udp_register_dst_port for 4789).
                 nexts[i] = local_next::VXLAN;
+                continue;
+            }
+            if proto == wire::IP_PROTO_UDP
+                && udp_dst_port(b.data(), hl).is_some_and(crate::wireguard::is_listening)
+            {
+                nexts[i] = local_next::WIREGUARD;
                 continue;
             }
             if matches!(

@@ -27,6 +27,7 @@ crate::next_edges! {
         ICMP_ERROR => "ip6-icmp-error",
         OUTPUT => "interface-output",
         VXLAN => "vxlan6-input",
+        WIREGUARD => "wg6-input",
     }
 }
 
@@ -146,6 +147,13 @@ impl Local<'_, '_> {
         {
             // VXLAN is decapsulated here (VPP's udp_register_dst_port for 4789).
             return Ok(local_next::VXLAN);
+        }
+        if proto == wire::IP_PROTO_UDP
+            && self
+                .udp_dst_port(bi, &p)
+                .is_some_and(crate::wireguard::is_listening)
+        {
+            return Ok(local_next::WIREGUARD);
         }
         self.punt(bi, &p, proto)
     }
