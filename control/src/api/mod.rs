@@ -29,6 +29,7 @@ mod misc;
 mod npol;
 mod punt;
 mod urpf;
+mod wireguard;
 
 pub use punt::PUNT_REASONS;
 

@@ -208,3 +208,58 @@ pub fn pg_to_null(count: u64) -> Vec<String> {
     ]
     .to_vec()
 }
+
+/// A network namespace of the test's own, deleted when dropped (also on failure).
+pub struct Netns(pub String);
+
+impl Netns {
+    /// Create `name`, replacing a leftover of an earlier run.
+    pub fn new(name: String) -> Self {
+        let _ = Command::new("ip")
+            .args(["netns", "del", &name])
+            .stderr(Stdio::null())
+            .status();
+        assert!(Command::new("ip")
+            .args(["netns", "add", &name])
+            .status()
+            .is_ok_and(|s| s.success()));
+        Netns(name)
+    }
+    /// `ip -n <ns> <args>`, which must succeed.
+    pub fn ip(&self, args: &str) {
+        let mut full = vec!["-n", self.0.as_str()];
+        full.extend(args.split_whitespace());
+        let out = Command::new("ip").args(&full).output().unwrap();
+        assert!(
+            out.status.success(),
+            "ip {}: {}",
+            full.join(" "),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    /// A command run inside the namespace.
+    pub fn cmd(&self, cmd: &[&str]) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &self.0]).args(cmd);
+        c
+    }
+    pub fn exec(&self, cmd: &[&str]) -> std::process::Output {
+        self.cmd(cmd).output().unwrap()
+    }
+    /// A shell script inside the namespace, which must succeed; its trimmed stdout.
+    pub fn sh(&self, script: &str) -> String {
+        let out = self.exec(&["sh", "-c", script]);
+        assert!(
+            out.status.success(),
+            "{script}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
