@@ -13,22 +13,8 @@ mod skip;
 
 mod common;
 
-use common::{wait_for, Netns, Rvpp};
-use std::process::{Child, Stdio};
-
-/// A child process killed when the test ends, however it ends.
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn ok(out: String) {
-    assert!(out.trim().is_empty(), "rvppctl said: {out}");
-}
+use common::{quiet as ok, wait_for, Killed, Netns, Rvpp};
+use std::process::Stdio;
 
 /// The count `show errors` prints for a reason (0 when absent).
 fn error_count(errors: &str, reason: &str) -> u64 {
@@ -140,23 +126,12 @@ fn wireguard_go_peer_reaches_a_pod_behind_rvpp() {
     );
 
     // A short iperf3 from the other node to the pod.
-    let _server = Killed(
-        pod.cmd(&["iperf3", "-s", "-1", "-B", "198.19.0.2"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("iperf3 -s"),
-    );
-    std::thread::sleep(std::time::Duration::from_millis(500));
-    let iperf = node.exec(&["iperf3", "-c", "198.19.0.2", "-t", "1", "-M", "1300"]);
-    let out = String::from_utf8_lossy(&iperf.stdout).to_string();
-    assert!(
-        iperf.status.success() && out.contains("receiver"),
-        "iperf3 through wireguard failed:\n{out}\n{}\n{}",
-        String::from_utf8_lossy(&iperf.stderr),
-        r.ctl("show errors")
-    );
-
+    let out = common::iperf3_short(&pod, &node, "198.19.0.2").unwrap_or_else(|e| {
+        panic!(
+            "iperf3 through wireguard failed:\n{e}\n{}",
+            r.ctl("show errors")
+        )
+    });
     eprintln!("{out}");
 
     // A key rvpp does not know: the handshake is refused and counted, traffic stops.

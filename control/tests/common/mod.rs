@@ -263,3 +263,39 @@ impl Drop for Netns {
         let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
     }
 }
+
+/// A child process (a peer daemon, an iperf3 server) killed when the test ends, however it ends.
+pub struct Killed(pub Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// An rvppctl answer that must be empty (a command that succeeded silently).
+pub fn quiet(out: String) {
+    assert!(out.trim().is_empty(), "rvppctl said: {out}");
+}
+
+/// A one-second iperf3 (TCP, MSS 1300) from `client` to an iperf3 server on `addr` in
+/// `server`: its report, or what went wrong.
+pub fn iperf3_short(server: &Netns, client: &Netns, addr: &str) -> Result<String, String> {
+    let _server = Killed(
+        server
+            .cmd(&["iperf3", "-s", "-1", "-B", addr])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("iperf3 -s: {e}"))?,
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let out = client.exec(&["iperf3", "-c", addr, "-t", "1", "-M", "1300"]);
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    if out.status.success() && text.contains("receiver") {
+        Ok(text)
+    } else {
+        Err(format!("{text}\n{}", String::from_utf8_lossy(&out.stderr)))
+    }
+}
