@@ -11,6 +11,7 @@ mod pod_tcp;
 mod service_crr;
 mod testpmd;
 mod uplink;
+mod wireguard;
 
 const USAGE: &str = "usage: rvpp-bench <benchmark> [options] [--json]
   graph [--routes N] [--route-mix internet|dpdk] [--seconds S] [--runs R] [--size B] [--pages auto|no-hugetlb|both] [--testpmd PATH | --no-peer]
@@ -32,6 +33,9 @@ const USAGE: &str = "usage: rvpp-bench <benchmark> [options] [--json]
                 64 B pps into and out of the uplink: AF_XDP vs AF_PACKET (root)
   api-rate [--routes N] [--rate-routes N] [--clients N]
                 ip_route_add_del per second; 1M routes programmed under traffic
+  wireguard [--seconds S] [--runs R] [--sizes 64,1400,imix] [--no-wireguard-go]
+                WireGuard encrypt + decrypt on one core (64 B, 1400 B, IMIX) next to the raw
+                chacha20poly1305 crate, and wireguard-go with iperf3 between two namespaces (root)
   dpdk-null [--runs R] [--seconds S] [--size B] [--routes N] [--rx copy|in-place|both]
                 rvpp between two DPDK net_null ports vs testpmd io (build with --features dpdk)
 ";
@@ -68,6 +72,7 @@ fn main() {
         "uplink" => uplink::run(rest),
         "api-rate" => api_rate::run(rest),
         "dpdk-null" => dpdk_null::run(rest),
+        "wireguard" => wireguard::run(rest),
         "-h" | "--help" | "help" => {
             print!("{USAGE}");
             return;

@@ -81,18 +81,47 @@ fn inner_dst(d: &[u8]) -> Option<(u128, bool)> {
     }
 }
 
+/// Encrypt the `len` plaintext bytes at the start of `d` in place: zero padding to a multiple
+/// of 16, then the tag. `d` must hold that much (else None); the ciphertext + tag length.
+#[inline(always)]
+pub fn seal_payload(k: &Keypair, counter: u64, d: &mut [u8], len: usize) -> Option<usize> {
+    let padded = (len + 15) & !15;
+    let d = d.get_mut(..padded + TAG_LEN)?;
+    d[len..padded].fill(0);
+    let tag = k.seal(counter, &mut d[..padded]);
+    d[padded..].copy_from_slice(&tag);
+    Some(padded + TAG_LEN)
+}
+
+/// Open the body of a data message (what follows its 16-byte header) in place: the replay
+/// window, the AEAD, then the window marked. The plaintext length (padding included), or the
+/// wg-input error code.
+#[inline(always)]
+pub fn open_payload(k: &Keypair, counter: u64, body: &mut [u8]) -> Result<usize, u16> {
+    if !k.replay.may_accept(counter) {
+        return Err(input_error::REPLAY);
+    }
+    let clen = body.len().checked_sub(TAG_LEN).ok_or(input_error::SHORT)?;
+    let (ct, tag) = body.split_at_mut(clen);
+    let tag: &[u8; TAG_LEN] = (&*tag).try_into().map_err(|_| input_error::SHORT)?;
+    if !k.open(counter, ct, tag) {
+        return Err(input_error::DECRYPT);
+    }
+    if !k.replay.mark(counter) {
+        return Err(input_error::REPLAY);
+    }
+    Ok(clen)
+}
+
 /// Encrypt the inner packet at the buffer's start in place, then prepend the data header.
 #[inline(always)]
 fn seal_in_place(b: &mut Buf<'_>, k: &Keypair, counter: u64) -> Result<(), u16> {
     let len = b.data().len();
-    let padded = (len + 15) & !15;
-    if !b.set_len(padded + TAG_LEN) {
+    let n = (len + 15) & !15;
+    if !b.set_len(n + TAG_LEN) {
         return Err(encap_error::NO_ROOM);
     }
-    let d = b.data_mut();
-    d[len..padded].fill(0);
-    let tag = k.seal(counter, &mut d[..padded]);
-    d[padded..].copy_from_slice(&tag);
+    seal_payload(k, counter, b.data_mut(), len).ok_or(encap_error::NO_ROOM)?;
     if !b.retreat(DATA_HDR) {
         return Err(encap_error::NO_ROOM);
     }
@@ -308,23 +337,8 @@ fn decap_one(b: &mut Buf<'_>, wg: &Wireguard, t: &WgTable, now: u64, v6: bool) -
     if k.expired(now) {
         return Err(e::EXPIRED);
     }
-    if !k.replay.may_accept(counter) {
-        return Err(e::REPLAY);
-    }
     let sw = i.sw_if_index;
-    let clen = end - start - DATA_HDR - TAG_LEN;
-    {
-        let d = b.data_mut();
-        let body = &mut d[start + DATA_HDR..end];
-        let (ct, tag) = body.split_at_mut(clen);
-        let tag: &[u8; TAG_LEN] = (&*tag).try_into().map_err(|_| e::SHORT)?;
-        if !k.open(counter, ct, tag) {
-            return Err(e::DECRYPT);
-        }
-    }
-    if !k.replay.mark(counter) {
-        return Err(e::REPLAY);
-    }
+    let clen = open_payload(k, counter, &mut b.data_mut()[start + DATA_HDR..end])?;
     k.confirmed.store(true, Ordering::Relaxed);
     let peer = t.peer(*pi).ok_or(e::UNKNOWN_RECEIVER)?;
     let a = &peer.activity;
