@@ -9,13 +9,15 @@
 //!
 //! Node A: uplink pg0 198.18.0.1/24, pod 198.19.0.2 on pg1 (198.19.0.1/24).
 //! Node B: uplink pg0 198.18.0.2/24, pod 198.19.1.2 on pg1 (198.19.1.1/24). Port 51820.
+//! With IPv6 added: uplinks fd00::N/64, pods fd00:19:N-1::2 behind wg0 (IPv4 outer) and
+//! fd00:29:N-1::2 behind wg1 (IPv6 outer, port 51821).
 
 mod common;
 use common::*;
 use etherparse::{Ethernet2Header, Ipv4Header, PacketBuilder};
 use rvpp_dataplane::buffer::BufferPool;
 use rvpp_dataplane::feature::FeatureTables;
-use rvpp_dataplane::forwarding::{Path, Prefix};
+use rvpp_dataplane::forwarding::{Forwarding, Path, Prefix};
 use rvpp_dataplane::runtime::Runtime;
 use rvpp_dataplane::tables::Shared;
 use rvpp_dataplane::wireguard::engine::{Outgoing, PeerConfig};
@@ -28,6 +30,7 @@ const PORT: u16 = 51820;
 
 struct Node {
     pool: Arc<BufferPool>,
+    fwd: Forwarding,
     rt: Runtime,
     wg: Arc<Wireguard>,
     up: Frames,
@@ -89,9 +92,9 @@ fn node(me: u8, private: noise::Key) -> Node {
     let (up, pod) = (Frames::default(), Frames::default());
     rt.set_tx(if_up, Box::new(Capture(up.clone()))).unwrap();
     rt.set_tx(if_pod, Box::new(Capture(pod.clone()))).unwrap();
-    drop(fwd);
     Node {
         pool,
+        fwd,
         rt,
         wg,
         up,
@@ -105,16 +108,38 @@ fn node(me: u8, private: noise::Key) -> Node {
 
 impl Node {
     fn add_peer(&self, public: noise::Key, other: u8, keepalive: u16) -> u32 {
+        let endpoint = a(&format!("198.18.0.{other}"));
+        let allowed = [
+            format!("198.19.{}.0/24", other - 1),
+            format!("fd00:19:{}::/64", other - 1),
+        ];
+        self.add_peer_on(self.wg_sw, public, (endpoint, PORT), &allowed, keepalive)
+    }
+    fn add_peer_on(
+        &self,
+        sw: u32,
+        public: noise::Key,
+        (endpoint, port): (IpAddr, u16),
+        allowed: &[String],
+        keepalive: u16,
+    ) -> u32 {
+        let allowed = allowed
+            .iter()
+            .map(|p| {
+                let (ip, len) = p.split_once('/').unwrap();
+                (a(ip), len.parse().unwrap())
+            })
+            .collect();
         let c = PeerConfig {
-            sw_if_index: self.wg_sw,
+            sw_if_index: sw,
             public,
             psk: [0; 32],
-            endpoint: a(&format!("198.18.0.{other}")),
-            port: PORT,
+            endpoint,
+            port,
             table_id: 0,
             encap_fib: 0,
             persistent_keepalive: keepalive,
-            allowed: vec![(a(&format!("198.19.{}.0", other - 1)), 24)],
+            allowed,
         };
         self.wg
             .engine
@@ -122,6 +147,47 @@ impl Node {
             .unwrap()
             .add_peer(&self.wg, c)
             .unwrap()
+    }
+    /// IPv6: addresses on both sides, IPv6 pods behind wg0 (fd00:19:N::/64), and wg1 with an
+    /// IPv6 source on port 51821 for pods in fd00:29:N::/64. wg1's sw_if_index and key.
+    fn add_v6(&mut self, me: u8, private: noise::Key) -> (u32, noise::Key) {
+        let other = 3 - me;
+        let their_mac = if me == 1 { PEER0 } else { MAC0 };
+        let (up, pod, wg0) = (self.if_up, self.if_pod, self.wg_sw);
+        let f = &mut self.fwd;
+        for (sw, p) in [
+            (up, format!("fd00::{me}/64")),
+            (pod, format!("fd00:19:{}::1/64", me - 1)),
+            (pod, format!("fd00:29:{}::1/64", me - 1)),
+        ] {
+            f.address_add(sw, Prefix::parse(&p).unwrap()).unwrap();
+        }
+        f.neighbor_add(up, a(&format!("fd00::{other}")), their_mac, true)
+            .unwrap();
+        for n in ["19", "29"] {
+            f.neighbor_add(pod, a(&format!("fd00:{n}:{}::2", me - 1)), PEER1, true)
+                .unwrap();
+        }
+        let wg1 = f
+            .interface_add("wg1", "wireguard", [0; 6], false, 1400)
+            .unwrap();
+        f.set_admin_up(wg1, true).unwrap();
+        f.set_unnumbered(wg1, Some(up)).unwrap();
+        for feat in [node::ENCAP4, node::ENCAP6] {
+            f.feature_enable(wg1, feat.arc, feat.node, true).unwrap();
+        }
+        for (n, sw) in [("19", wg0), ("29", wg1)] {
+            let p = Prefix::parse(&format!("fd00:{n}:{}::/64", other - 1)).unwrap();
+            f.route_add(0, p, vec![Path::attached(sw)]).unwrap();
+        }
+        let i = self.wg.engine.lock().unwrap().add_interface(
+            &self.wg,
+            (wg1, 1, PORT + 1, a(&format!("fd00::{me}"))),
+            private,
+            1,
+        );
+        wgdp::set_listening(PORT + 1, true);
+        (wg1, i.public)
     }
     fn send(&mut self, sw: u32, frame: &[u8]) {
         let bufs = self.rt.buffers();
@@ -154,7 +220,12 @@ impl Node {
             let m = bufs.meta(bi);
             m.fib_index = o.fib_index;
             m.flags |= rvpp_dataplane::buffer::flags::LOCALLY_ORIGINATED;
-            self.rt.inject("ip4-lookup", &[bi]).unwrap();
+            let lookup = if o.frame[0] >> 4 == 6 {
+                "ip6-lookup"
+            } else {
+                "ip4-lookup"
+            };
+            self.rt.inject(lookup, &[bi]).unwrap();
         }
         n
     }
@@ -201,25 +272,58 @@ fn pod_b_frame(payload: &[u8]) -> Vec<u8> {
     v
 }
 
+/// A's packet `first` (dropped: no keys) starts a handshake the engines finish at `t`..`t+2`;
+/// A's keepalive confirms the keypair at B. `v6`: the outer headers are IPv6.
+fn handshake(na: &mut Node, nb: &mut Node, first: &[u8], t: u64, v6: bool) {
+    let (encap, input) = if v6 {
+        (node::ENCAP6.node, node::INPUT6)
+    } else {
+        (node::ENCAP4.node, node::INPUT4)
+    };
+    let no_keys = na.error(encap, encap_error::NO_KEYS);
+    let (hs, ka) = (
+        nb.error(input, input_error::HANDSHAKE),
+        nb.error(input, input_error::KEEPALIVE),
+    );
+    na.rx_pod(first);
+    assert_eq!(na.error(encap, encap_error::NO_KEYS), no_keys + 1);
+    assert_eq!(na.tick(t), 1, "an initiation");
+    nb.rx_uplink(take(&na.up));
+    assert_eq!(nb.error(input, input_error::HANDSHAKE), hs + 1);
+    assert_eq!(nb.tick(t + 1), 1, "a response");
+    na.rx_uplink(take(&nb.up));
+    assert_eq!(na.tick(t + 2), 1, "the confirming keepalive");
+    nb.rx_uplink(take(&na.up));
+    assert_eq!(nb.error(input, input_error::KEEPALIVE), ka + 1);
+}
+
 /// Two nodes that know each other, with A's first packet having driven the handshake to
-/// its end (A's keepalive confirmed the keypair at B).
+/// its end.
 fn pair() -> (Node, Node) {
     let (mut na, mut nb) = (node(1, [0xa1; 32]), node(2, [0xb2; 32]));
     na.add_peer(nb.public, 2, 0);
     nb.add_peer(na.public, 1, 0);
     na.tick(1000);
     nb.tick(1000);
-    na.rx_pod(&pod_a_frame([198, 19, 0, 2], b"first"));
-    assert_eq!(na.error(node::ENCAP4.node, encap_error::NO_KEYS), 1);
-    assert_eq!(na.tick(1001), 1, "an initiation");
-    nb.rx_uplink(take(&na.up));
-    assert_eq!(nb.input(input_error::HANDSHAKE), 1);
-    assert_eq!(nb.tick(1002), 1, "a response");
-    na.rx_uplink(take(&nb.up));
-    assert_eq!(na.tick(1003), 1, "the confirming keepalive");
-    nb.rx_uplink(take(&na.up));
-    assert_eq!(nb.input(input_error::KEEPALIVE), 1);
+    handshake(
+        &mut na,
+        &mut nb,
+        &pod_a_frame([198, 19, 0, 2], b"first"),
+        1001,
+        false,
+    );
     (na, nb)
+}
+
+/// A UDP packet between IPv6 pods.
+fn pod6_frame(src: &str, dst: &str, payload: &[u8]) -> Vec<u8> {
+    let o = |s: &str| s.parse::<std::net::Ipv6Addr>().unwrap().octets();
+    let b = PacketBuilder::ethernet2(PEER1, MAC1)
+        .ipv6(o(src), o(dst), 64)
+        .udp(1000, 2000);
+    let mut v = Vec::new();
+    b.write(&mut v, payload).unwrap();
+    v
 }
 
 fn inner_payload(frame: &[u8]) -> (Ipv4Header, Vec<u8>) {
@@ -439,6 +543,56 @@ fn timers_rekey_expire_keepalive_and_roaming() {
     let t = nb.wg.table.load();
     let p = t.peers().next().unwrap();
     assert_eq!(p.endpoint, a("198.18.0.3"), "endpoint follows the peer");
+    na.no_leaks();
+    nb.no_leaks();
+}
+
+#[test]
+fn ipv6_inner_over_ipv4_and_ipv6_outer() {
+    use etherparse::{Ipv6Header, UdpHeader};
+    let (mut na, mut nb) = pair();
+    let (wg1a, pub_a) = na.add_v6(1, [0xa3; 32]);
+    let (wg1b, pub_b) = nb.add_v6(2, [0xb4; 32]);
+    let check_pod6 = |f: &[u8], src: &str, want: &[u8]| {
+        let (ih, rest) = Ipv6Header::from_slice(&f[14..]).unwrap();
+        assert_eq!(std::net::Ipv6Addr::from(ih.source), a(src));
+        assert_eq!(ih.hop_limit, 62);
+        assert!(rest.ends_with(want));
+    };
+    // IPv6 pods over wg0's IPv4 outer keypair.
+    na.rx_pod(&pod6_frame("fd00:19:0::2", "fd00:19:1::2", b"v6 over v4"));
+    nb.rx_uplink(take(&na.up));
+    let got = take(&nb.pod);
+    assert_eq!(
+        got.len(),
+        1,
+        "{:?}",
+        nb.rt.graph().error_index(node::INPUT4, 0)
+    );
+    check_pod6(&got[0], "fd00:19:0::2", b"v6 over v4");
+    // wg1: IPv6 outside too, its own peers and handshake.
+    let v6_pods = |n: u8| [format!("fd00:29:{n}::/64")];
+    na.add_peer_on(wg1a, pub_b, (a("fd00::2"), PORT + 1), &v6_pods(1), 0);
+    nb.add_peer_on(wg1b, pub_a, (a("fd00::1"), PORT + 1), &v6_pods(0), 0);
+    let pkt = pod6_frame("fd00:29:0::2", "fd00:29:1::2", b"v6 over v6");
+    handshake(&mut na, &mut nb, &pkt, 2000, true);
+    na.rx_pod(&pkt);
+    let wire = take(&na.up);
+    assert_eq!(wire.len(), 1);
+    let (oh, l4) = Ipv6Header::from_slice(&wire[0][14..]).unwrap();
+    assert_eq!(std::net::Ipv6Addr::from(oh.destination), a("fd00::2"));
+    let (udp, payload) = UdpHeader::from_slice(l4).unwrap();
+    assert_eq!(udp.destination_port, PORT + 1);
+    assert_eq!(
+        udp.checksum,
+        udp.calc_checksum_ipv6(&oh, payload).unwrap(),
+        "IPv6 outer UDP checksum"
+    );
+    nb.rx_uplink(wire);
+    let got = take(&nb.pod);
+    assert_eq!(got.len(), 1);
+    check_pod6(&got[0], "fd00:29:0::2", b"v6 over v6");
+    assert_eq!(nb.error(node::INPUT6, input_error::DECRYPTED), 1);
     na.no_leaks();
     nb.no_leaks();
 }
