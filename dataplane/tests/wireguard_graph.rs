@@ -10,7 +10,7 @@
 //! Node A: uplink pg0 198.18.0.1/24, pod 198.19.0.2 on pg1 (198.19.0.1/24).
 //! Node B: uplink pg0 198.18.0.2/24, pod 198.19.1.2 on pg1 (198.19.1.1/24). Port 51820.
 //! With IPv6 added: uplinks fd00::N/64, pods fd00:19:N-1::2 behind wg0 (IPv4 outer) and
-//! fd00:29:N-1::2 behind wg1 (IPv6 outer, port 51821).
+//! fd00:29:N-1::2 behind wg1 (IPv6 outer, sharing port 51820 with wg0).
 
 mod common;
 use common::*;
@@ -149,7 +149,8 @@ impl Node {
             .unwrap()
     }
     /// IPv6: addresses on both sides, IPv6 pods behind wg0 (fd00:19:N::/64), and wg1 with an
-    /// IPv6 source on port 51821 for pods in fd00:29:N::/64. wg1's sw_if_index and key.
+    /// IPv6 source on wg0's port (as calico's two interfaces share 51820) for pods in
+    /// fd00:29:N::/64. wg1's sw_if_index and key.
     fn add_v6(&mut self, me: u8, private: noise::Key) -> (u32, noise::Key) {
         let other = 3 - me;
         let their_mac = if me == 1 { PEER0 } else { MAC0 };
@@ -182,11 +183,10 @@ impl Node {
         }
         let i = self.wg.engine.lock().unwrap().add_interface(
             &self.wg,
-            (wg1, 1, PORT + 1, a(&format!("fd00::{me}"))),
+            (wg1, 1, PORT, a(&format!("fd00::{me}"))),
             private,
             1,
         );
-        wgdp::set_listening(PORT + 1, true);
         (wg1, i.public)
     }
     fn send(&mut self, sw: u32, frame: &[u8]) {
@@ -572,8 +572,8 @@ fn ipv6_inner_over_ipv4_and_ipv6_outer() {
     check_pod6(&got[0], "fd00:19:0::2", b"v6 over v4");
     // wg1: IPv6 outside too, its own peers and handshake.
     let v6_pods = |n: u8| [format!("fd00:29:{n}::/64")];
-    na.add_peer_on(wg1a, pub_b, (a("fd00::2"), PORT + 1), &v6_pods(1), 0);
-    nb.add_peer_on(wg1b, pub_a, (a("fd00::1"), PORT + 1), &v6_pods(0), 0);
+    na.add_peer_on(wg1a, pub_b, (a("fd00::2"), PORT), &v6_pods(1), 0);
+    nb.add_peer_on(wg1b, pub_a, (a("fd00::1"), PORT), &v6_pods(0), 0);
     let pkt = pod6_frame("fd00:29:0::2", "fd00:29:1::2", b"v6 over v6");
     handshake(&mut na, &mut nb, &pkt, 2000, true);
     na.rx_pod(&pkt);
@@ -582,7 +582,7 @@ fn ipv6_inner_over_ipv4_and_ipv6_outer() {
     let (oh, l4) = Ipv6Header::from_slice(&wire[0][14..]).unwrap();
     assert_eq!(std::net::Ipv6Addr::from(oh.destination), a("fd00::2"));
     let (udp, payload) = UdpHeader::from_slice(l4).unwrap();
-    assert_eq!(udp.destination_port, PORT + 1);
+    assert_eq!(udp.destination_port, PORT);
     assert_eq!(
         udp.checksum,
         udp.calc_checksum_ipv6(&oh, payload).unwrap(),

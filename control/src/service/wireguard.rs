@@ -77,10 +77,18 @@ pub fn create(dp: &Arc<Dataplane>, r: WgRequest) -> SvcResult<(u32, String)> {
         return bad("the listen port must not be 0");
     }
     let w = wg(dp);
-    if w.table.load().interface_on_port(r.port).is_some() {
+    // Interfaces may share a port (calico's IPv4 and IPv6 ones), not a port and a source.
+    if w.table
+        .load()
+        .interfaces()
+        .any(|i| i.port == r.port && i.src == r.src)
+    {
         return Err(SvcError::new(
             rv::ENTRY_ALREADY_EXISTS,
-            format!("udp port {} has a wg interface", r.port),
+            format!(
+                "udp port {} with source {} has a wg interface",
+                r.port, r.src
+            ),
         ));
     }
     let key = r.private_key.unwrap_or_else(noise::random_key);
@@ -113,7 +121,9 @@ pub fn delete(dp: &Arc<Dataplane>, sw: u32) -> SvcResult<()> {
         ));
     };
     engine(&w).remove_interface(&w, sw);
-    wgdp::set_listening(i.port, false);
+    if !w.table.load().port_in_use(i.port) {
+        wgdp::set_listening(i.port, false);
+    }
     f.interface_del(sw)?;
     drop(f);
     super::interface_gone(dp, sw);

@@ -26,8 +26,8 @@ except ImportError as e:  # pragma: no cover
 APIDIR, SOCK_A, SOCK_B = sys.argv[1:4]
 NONE = 0xFFFFFFFF
 LABELS = [{"is_uniform": 0, "label": 0, "ttl": 0, "exp": 0}] * 16
-NODES = {"A": ("198.18.0.1", "198.19.0.0/24", "198.19.0.0"),
-         "B": ("198.18.0.2", "198.19.1.0/24", "198.19.1.0")}
+NODES = {"A": ("198.18.0.1", "198.19.0.0/24", "198.19.0.0", "fd00:18::1"),
+         "B": ("198.18.0.2", "198.19.1.0/24", "198.19.1.0", "fd00:18::2")}
 
 
 def path(sw=NONE, nh=None, table=0):
@@ -60,7 +60,7 @@ def node_up(vpp, name):
     wg = r.sw_if_index
     again = vpp.api.wireguard_interface_create(
         interface={"user_instance": NONE, "port": 51820, "src_ip": addr}, generate_key=1)
-    check(again.retval != 0, name + " a second interface on the same port is refused")
+    check(again.retval != 0, name + " a second interface on the same port and source is refused")
     rows = list(vpp.api.wireguard_interface_dump(show_private_key=1, sw_if_index=wg))
     check(len(rows) == 1, name + " wireguard_interface_dump")
     i = rows[0].interface
@@ -71,6 +71,19 @@ def node_up(vpp, name):
     check(bytes(hidden.interface.private_key) == bytes(32), name + " private key hidden unless asked")
     names = [x.interface_name for x in vpp.api.sw_interface_dump(sw_if_index=wg)]
     check(names == ["wg0"], name + " named as VPP names it: %s" % names)
+    # calico's other address family: the same port and the key read back, another source.
+    v6 = ok(vpp.api.wireguard_interface_create(
+        interface={"user_instance": NONE, "port": 51820, "src_ip": NODES[name][3],
+                   "private_key": bytes(i.private_key)}, generate_key=0),
+        name + " IPv6 interface with the IPv4 one's key").sw_if_index
+    j = list(vpp.api.wireguard_interface_dump(show_private_key=1, sw_if_index=v6))[0].interface
+    check(bytes(j.public_key) == bytes(i.public_key) and j.port == 51820,
+          name + " same key, same port")
+    check(len(list(vpp.api.wireguard_interface_dump(show_private_key=0, sw_if_index=NONE))) == 2,
+          name + " two wg interfaces dumped")
+    ok(vpp.api.wireguard_interface_delete(sw_if_index=v6), name + " wireguard_interface_delete")
+    check(vpp.api.wireguard_interface_delete(sw_if_index=v6).retval == -2,
+          name + " delete twice: INVALID_SW_IF_INDEX")
     ok(vpp.api.feature_cnat_enable_disable(sw_if_index=wg, enable_disable=1), name + " cnat on wg")
     ok(vpp.api.sw_interface_set_unnumbered(sw_if_index=sw_of(vpp, "tap0"),
                                            unnumbered_sw_if_index=wg, is_add=1), name + " unnumbered")
@@ -79,14 +92,14 @@ def node_up(vpp, name):
 
 
 def peer(pub, wg, other):
-    addr, block, _ = NODES[other]
+    addr, block = NODES[other][:2]
     return {"public_key": pub, "port": 51820, "persistent_keepalive": 1, "table_id": 0,
             "endpoint": addr, "sw_if_index": wg, "n_allowed_ips": 2,
             "allowed_ips": [block, addr + "/32"]}
 
 
 def peer_up(vpp, name, wg, pub, other):
-    addr, block, block_addr = NODES[other]
+    addr, block, block_addr = NODES[other][:3]
     bad = vpp.api.wireguard_peer_add(peer=peer(pub, 0x7777, other))
     check(bad.retval == -2, name + " peer on a non-wg interface: INVALID_SW_IF_INDEX")
     first = ok(vpp.api.wireguard_peer_add(peer=peer(pub, wg, other)), name + " wireguard_peer_add")

@@ -271,42 +271,54 @@ pub struct WgInput {
     snap: Snapshot<WgTable>,
 }
 
-/// The outer packet's (header length, source, UDP source port, UDP dest port, end of the
-/// UDP payload).
+/// The outer packet's addresses and UDP ports.
+#[derive(Clone, Copy)]
+struct Outer {
+    hl: usize,
+    src: IpAddr,
+    dst: IpAddr,
+    sport: u16,
+    dport: u16,
+    /// End of the UDP payload.
+    end: usize,
+}
+
 #[inline(always)]
-fn outer(d: &[u8], v6: bool) -> Option<(usize, IpAddr, u16, u16, usize)> {
-    let (hl, src, end) = if v6 {
+fn outer(d: &[u8], v6: bool) -> Option<Outer> {
+    let (hl, src, dst, end) = if v6 {
         let h: &[u8; 40] = d.first_chunk()?;
         if h[6] != wire::IP_PROTO_UDP {
             return None;
         }
-        let a: [u8; 16] = h[8..24].try_into().ok()?;
+        let s: [u8; 16] = h[8..24].try_into().ok()?;
+        let t: [u8; 16] = h[24..40].try_into().ok()?;
         let pl = u16::from_be_bytes([h[4], h[5]]) as usize;
-        (40, IpAddr::from(a), 40 + pl)
+        (40, IpAddr::from(s), IpAddr::from(t), 40 + pl)
     } else {
         let h = Ip4Hdr::new(d)?;
-        (
-            h.header_len(),
-            IpAddr::from(h.src().to_be_bytes()),
-            h.total_len() as usize,
-        )
+        let (s, t) = (h.src().to_be_bytes(), h.dst().to_be_bytes());
+        let tl = h.total_len() as usize;
+        (h.header_len(), IpAddr::from(s), IpAddr::from(t), tl)
     };
     let u = d.get(hl..hl + wire::l4::UDP_HDR)?;
-    let (sp, dp) = (
-        u16::from_be_bytes([u[0], u[1]]),
-        u16::from_be_bytes([u[2], u[3]]),
-    );
     let ulen = u16::from_be_bytes([u[4], u[5]]) as usize;
-    let end = end.min(d.len()).min(hl + ulen.max(wire::l4::UDP_HDR));
-    Some((hl, src, sp, dp, end))
+    Some(Outer {
+        hl,
+        src,
+        dst,
+        sport: u16::from_be_bytes([u[0], u[1]]),
+        dport: u16::from_be_bytes([u[2], u[3]]),
+        end: end.min(d.len()).min(hl + ulen.max(wire::l4::UDP_HDR)),
+    })
 }
 
 #[inline(always)]
 fn decap_one(b: &mut Buf<'_>, wg: &Wireguard, t: &WgTable, now: u64, v6: bool) -> Result<u16, u16> {
     use input_error as e;
-    let (hl, src, sport, dport, end) = outer(b.data(), v6).ok_or(e::SHORT)?;
-    let i = t.interface_on_port(dport).ok_or(e::NO_INTERFACE)?;
-    let start = hl + wire::l4::UDP_HDR;
+    let o = outer(b.data(), v6).ok_or(e::SHORT)?;
+    let (src, sport, end) = (o.src, o.sport, o.end);
+    let i = t.interface_on_port(o.dport, o.dst).ok_or(e::NO_INTERFACE)?;
+    let start = o.hl + wire::l4::UDP_HDR;
     let msg = b.data().get(start..end).ok_or(e::SHORT)?;
     match (msg.first().copied().ok_or(e::SHORT)?, msg.len()) {
         (noise::MSG_INITIATION, noise::INITIATION_LEN)
@@ -334,13 +346,17 @@ fn decap_one(b: &mut Buf<'_>, wg: &Wireguard, t: &WgTable, now: u64, v6: bool) -
     let recv = u32::from_le_bytes([msg[4], msg[5], msg[6], msg[7]]);
     let counter = u64::from_le_bytes(msg[8..16].try_into().map_err(|_| e::SHORT)?);
     let (pi, k) = t.by_receiver(recv).ok_or(e::UNKNOWN_RECEIVER)?;
+    let peer = t.peer(*pi).ok_or(e::UNKNOWN_RECEIVER)?;
+    if peer.sw_if_index != i.sw_if_index {
+        // Another interface's keypair (one sharing the port, reached at its address).
+        return Err(e::UNKNOWN_RECEIVER);
+    }
     if k.expired(now) {
         return Err(e::EXPIRED);
     }
     let sw = i.sw_if_index;
     let clen = open_payload(k, counter, &mut b.data_mut()[start + DATA_HDR..end])?;
     k.confirmed.store(true, Ordering::Relaxed);
-    let peer = t.peer(*pi).ok_or(e::UNKNOWN_RECEIVER)?;
     let a = &peer.activity;
     a.last_recv_ms.store(now, Ordering::Relaxed);
     if (peer.endpoint, peer.port) != (src, sport) && !a.roam_reported.swap(true, Ordering::Relaxed)

@@ -105,7 +105,9 @@ fn masked(a: u128, v6: bool, len: u8) -> u128 {
 #[derive(Clone, Debug, Default)]
 pub struct WgTable {
     ifs: Vec<Option<WgIf>>,
-    by_port: Map<u16, u32>,
+    /// Interfaces by listen port: several may share one (calico's IPv4 and IPv6 interfaces,
+    /// both on 51820), told apart by their source address.
+    by_port: Map<u16, Vec<u32>>,
     peers: Vec<Option<Peer>>,
     /// Our receiver index -> (peer index, keypair).
     by_index: Map<u32, (u32, Arc<Keypair>)>,
@@ -120,8 +122,17 @@ impl WgTable {
         self.ifs.get(sw as usize)?.as_ref()
     }
     #[inline(always)]
-    pub fn interface_on_port(&self, port: u16) -> Option<&WgIf> {
-        self.interface(*self.by_port.get(&port)?)
+    pub fn interface_on_port(&self, port: u16, dst: IpAddr) -> Option<&WgIf> {
+        let sws = self.by_port.get(&port)?;
+        let mut ifs = sws.iter().filter_map(|&sw| self.interface(sw));
+        match sws.len() {
+            1 => ifs.next(),
+            _ => ifs.find(|i| i.src == dst),
+        }
+    }
+    /// Some interface listens on `port`.
+    pub fn port_in_use(&self, port: u16) -> bool {
+        self.by_port.get(&port).is_some_and(|v| !v.is_empty())
     }
     #[inline(always)]
     pub fn peer(&self, index: u32) -> Option<&Peer> {
@@ -154,13 +165,21 @@ impl WgTable {
         if self.ifs.len() <= sw {
             self.ifs.resize(sw + 1, None);
         }
-        self.by_port.insert(i.port, i.sw_if_index);
+        let on_port = self.by_port.entry(i.port).or_default();
+        if !on_port.contains(&i.sw_if_index) {
+            on_port.push(i.sw_if_index);
+        }
         self.ifs[sw] = Some(i);
     }
 
     pub fn remove_interface(&mut self, sw: u32) -> Option<WgIf> {
         let i = self.ifs.get_mut(sw as usize)?.take()?;
-        self.by_port.remove(&i.port);
+        if let Some(v) = self.by_port.get_mut(&i.port) {
+            v.retain(|&x| x != sw);
+            if v.is_empty() {
+                self.by_port.remove(&i.port);
+            }
+        }
         Some(i)
     }
 
