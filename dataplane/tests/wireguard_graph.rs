@@ -596,3 +596,40 @@ fn ipv6_inner_over_ipv4_and_ipv6_outer() {
     na.no_leaks();
     nb.no_leaks();
 }
+
+#[test]
+fn a_handshake_flood_fills_the_queue_and_is_answered_with_cookies_only() {
+    let (mut na, mut nb) = (node(1, [0xa1; 32]), node(2, [0xb2; 32]));
+    na.add_peer(nb.public, 2, 0);
+    nb.add_peer(na.public, 1, 0);
+    na.rx_pod(&pod_a_frame([198, 19, 0, 2], b"x"));
+    na.tick(10);
+    let init = take(&na.up).remove(0);
+    // Copies of one initiation (its MAC1 is valid): the queue takes its capacity, the rest
+    // are counted drops at the node.
+    let extra = 500;
+    for _ in 0..wgdp::HANDSHAKE_QUEUE + extra {
+        nb.rx_uplink(vec![init.clone()]);
+    }
+    assert_eq!(
+        nb.input(input_error::HANDSHAKE),
+        wgdp::HANDSHAKE_QUEUE as u64
+    );
+    assert_eq!(nb.input(input_error::QUEUE_FULL), extra as u64);
+    // Under load every one gets a cookie reply (no MAC2 yet), a bounded number per tick,
+    // and none costs a response or a keypair.
+    let per_tick = nb.wg.engine.lock().unwrap().per_tick;
+    let mut t = 11;
+    while !nb.wg.handshakes.is_empty() {
+        assert!(nb.tick(t) <= per_tick);
+        take(&nb.up);
+        t += 1;
+    }
+    let load = std::sync::atomic::Ordering::Relaxed;
+    let c = &nb.wg.counters;
+    assert_eq!(c.cookies_sent.load(load), wgdp::HANDSHAKE_QUEUE as u64);
+    assert_eq!(c.responses_sent.load(load), 0);
+    assert!(nb.wg.table.load().peers().all(|p| p.current.is_none()));
+    na.no_leaks();
+    nb.no_leaks();
+}
