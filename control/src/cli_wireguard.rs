@@ -1,7 +1,7 @@
 //! WireGuard CLI in VPP's syntax, thin over `service::wireguard`:
 //! `wireguard create listen-port <port> (private-key <base64> | generate-key) src <ip>
 //! [instance <n>]`, `wireguard delete <wgN>`, `wireguard peer add <wgN> public-key <base64>
-//! endpoint <ip> port <n> allowed-ip <prefix> [allowed-ip ..] [persistent-keepalive <s>]
+//! endpoint <ip> (port | dst-port) <n> allowed-ip <prefix> [allowed-ip ..] [persistent-keepalive <s>]
 //! [table-id <n>]`, `wireguard peer remove <index>`, `show wireguard interface`,
 //! `show wireguard peer`. Keys are base64, as `wg` prints them; the private key is never shown.
 
@@ -142,7 +142,7 @@ fn peer_add(dp: &Arc<Dataplane>, name: &str, w: &[&str]) -> Result<String, Strin
         match *k {
             "public-key" => key = Some(key_from_b64(v).ok_or("bad public key")?),
             "endpoint" => ep = Some(v.parse::<IpAddr>().map_err(|_| PEER_USAGE)?),
-            "port" => port = Some(v.parse::<u16>().map_err(|_| PEER_USAGE)?),
+            "port" | "dst-port" => port = Some(v.parse::<u16>().map_err(|_| PEER_USAGE)?),
             "allowed-ip" => allowed.push(prefix(v).ok_or("bad allowed-ip prefix")?),
             "persistent-keepalive" => ka = v.parse().map_err(|_| PEER_USAGE)?,
             "table-id" => table = v.parse().map_err(|_| PEER_USAGE)?,

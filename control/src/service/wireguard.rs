@@ -16,7 +16,8 @@ use std::net::IpAddr;
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
-/// VPP's default for wg interfaces (1500 less the IPv4 overhead, rounded as wg-quick does).
+/// wg-quick's MTU for a 1500-byte uplink with IPv4 outer headers (IP 20 + UDP 8 + data header
+/// 16 + tag 16, and up to 15 of padding, fit); 20 less with IPv6 outer headers.
 const DEFAULT_MTU: u16 = 1420;
 
 const KIND: TunnelKind = TunnelKind {
@@ -98,7 +99,11 @@ pub fn create(dp: &Arc<Dataplane>, r: WgRequest) -> SvcResult<(u32, String)> {
         let looks = TunnelIf {
             mac: [0; 6],
             ethernet: false,
-            mtu: DEFAULT_MTU,
+            mtu: if r.src.is_ipv6() {
+                DEFAULT_MTU - 20
+            } else {
+                DEFAULT_MTU
+            },
             admin_up: false,
         };
         let (sw, name) = KIND.add_interface(&mut f, instance, looks)?;
