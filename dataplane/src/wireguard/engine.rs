@@ -267,7 +267,7 @@ impl Engine {
         let under_load = wg.handshakes.len() >= self.under_load_at;
         for _ in 0..self.per_tick {
             let Some(p) = wg.handshakes.pop() else { break };
-            self.handshake(wg, &p, under_load, now_ms, unix_nanos, &mut out);
+            self.handshake(wg, &p, under_load, now_ms, &mut out);
         }
         self.timers(wg, now_ms, unix_nanos, &mut out);
         out
@@ -425,38 +425,37 @@ impl Engine {
         p: &HandshakePacket,
         under_load: bool,
         now_ms: u64,
-        ns: u128,
         out: &mut Vec<Outgoing>,
     ) {
         let m = p.bytes();
-        let r = match (m[0], m.len()) {
-            (noise::MSG_INITIATION, noise::INITIATION_LEN) => {
-                C::bump(&wg.counters.initiations_received);
-                if under_load && !self.mac2_ok(p) {
-                    C::bump(&wg.counters.handshake_bad_mac2);
-                    let sender = u32::from_le_bytes([m[4], m[5], m[6], m[7]]);
-                    let fib = self.reply_fib(wg, p.sw_if_index);
-                    return self.cookie_reply(wg, p, sender, fib, out);
-                }
-                self.respond(wg, p, now_ms, out)
-            }
-            (noise::MSG_RESPONSE, noise::RESPONSE_LEN) => {
-                C::bump(&wg.counters.responses_received);
-                if under_load && !self.mac2_ok(p) {
-                    C::bump(&wg.counters.handshake_bad_mac2);
-                    let sender = u32::from_le_bytes([m[4], m[5], m[6], m[7]]);
-                    let fib = self.reply_fib(wg, p.sw_if_index);
-                    return self.cookie_reply(wg, p, sender, fib, out);
-                }
-                self.complete(wg, p, now_ms, out)
-            }
+        let c = &wg.counters;
+        let kind = (m[0], m.len());
+        match kind {
+            (noise::MSG_INITIATION, noise::INITIATION_LEN) => C::bump(&c.initiations_received),
+            (noise::MSG_RESPONSE, noise::RESPONSE_LEN) => C::bump(&c.responses_received),
+            _ => {}
+        }
+        let asks_for_work = matches!(
+            kind,
+            (noise::MSG_INITIATION, noise::INITIATION_LEN)
+                | (noise::MSG_RESPONSE, noise::RESPONSE_LEN)
+        );
+        if asks_for_work && under_load && !self.mac2_ok(p) {
+            // Prove the address first: a cookie reply costs us no DH.
+            C::bump(&c.handshake_bad_mac2);
+            let sender = u32::from_le_bytes([m[4], m[5], m[6], m[7]]);
+            let fib = self.reply_fib(wg, p.sw_if_index);
+            return self.cookie_reply(wg, p, sender, fib, out);
+        }
+        let r = match kind {
+            (noise::MSG_INITIATION, noise::INITIATION_LEN) => self.respond(wg, p, now_ms, out),
+            (noise::MSG_RESPONSE, noise::RESPONSE_LEN) => self.complete(wg, p, now_ms, out),
             (noise::MSG_COOKIE_REPLY, noise::COOKIE_REPLY_LEN) => self.take_cookie(wg, m, now_ms),
             _ => Err(HsError::Malformed),
         };
         if let Err(e) = r {
             Self::refused(wg, e);
         }
-        let _ = ns;
     }
 
     /// Replies to a sender we cannot name yet go out through the first peer's table, or the
