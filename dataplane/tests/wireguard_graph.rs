@@ -633,3 +633,26 @@ fn a_handshake_flood_fills_the_queue_and_is_answered_with_cookies_only() {
     na.no_leaks();
     nb.no_leaks();
 }
+
+#[test]
+fn a_checksum_left_to_offload_is_completed_before_encryption() {
+    let (mut na, mut nb) = pair();
+    // As a tap with checksum offload hands it over: the UDP checksum field holds anything.
+    let mut f = pod_a_frame([198, 19, 0, 2], b"offloaded checksum");
+    f[14 + 20 + 6..14 + 20 + 8].copy_from_slice(&[0x12, 0x34]);
+    let bufs = na.rt.buffers();
+    let bi = bufs.alloc_from_bytes(&f).unwrap();
+    let m = bufs.meta(bi);
+    m.rx_sw_if_index = na.if_pod;
+    m.flags |= rvpp_dataplane::buffer::flags::OFFLOAD_L4_CKSUM;
+    na.rt.inject("ethernet-input", &[bi]).unwrap();
+    nb.rx_uplink(take(&na.up));
+    let got = take(&nb.pod);
+    assert_eq!(got.len(), 1);
+    let (ih, l4) = Ipv4Header::from_slice(&got[0][14..]).unwrap();
+    let (udp, payload) = etherparse::UdpHeader::from_slice(l4).unwrap();
+    assert_eq!(payload, b"offloaded checksum");
+    assert_eq!(udp.checksum, udp.calc_checksum_ipv4(&ih, payload).unwrap());
+    na.no_leaks();
+    nb.no_leaks();
+}

@@ -49,6 +49,7 @@ crate::node_errors! {
         CHAINED => "wireguard: chained buffers not supported (dropped)",
         NOT_IP => "wireguard: inner packet is not IP (dropped)",
         AF_MISMATCH => "wireguard: endpoint and source address families differ (dropped)",
+        BAD_CSUM => "wireguard: offloaded checksum without a whole tcp or udp header (dropped)",
     }
 }
 
@@ -111,6 +112,50 @@ pub fn open_payload(k: &Keypair, counter: u64, body: &mut [u8]) -> Result<usize,
         return Err(input_error::REPLAY);
     }
     Ok(clen)
+}
+
+/// Complete a checksum a tap left to offload (`OFFLOAD_L4_CKSUM`): once encrypted, no device
+/// downstream can. The field is zeroed and the whole sum, pseudo-header included, written.
+#[cold]
+#[inline(never)]
+fn finish_l4_checksum(d: &mut [u8]) -> Result<(), u16> {
+    use encap_error::BAD_CSUM;
+    let (l4, end, proto) = match d.first().map(|v| v >> 4) {
+        Some(4) => {
+            let h = Ip4Hdr::new(d).ok_or(BAD_CSUM)?;
+            (h.header_len(), h.total_len() as usize, h.protocol())
+        }
+        Some(6) if d.len() >= wire::IP6_HDR => {
+            let pl = u16::from_be_bytes([d[4], d[5]]) as usize;
+            (wire::IP6_HDR, wire::IP6_HDR + pl, d[6])
+        }
+        _ => return Err(BAD_CSUM),
+    };
+    let field = match proto {
+        wire::IP_PROTO_TCP => 16,
+        wire::IP_PROTO_UDP => 6,
+        _ => return Err(BAD_CSUM),
+    };
+    let end = end.min(d.len());
+    if l4 + field + 2 > end {
+        return Err(BAD_CSUM);
+    }
+    d[l4 + field..l4 + field + 2].fill(0);
+    let c = if l4 == wire::IP6_HDR && d[0] >> 4 == 6 {
+        let a = |o: usize| d[o..o + 16].try_into().map(u128::from_be_bytes);
+        let (s, t) = (a(8).map_err(|_| BAD_CSUM)?, a(24).map_err(|_| BAD_CSUM)?);
+        wire::l4::l4_checksum_ip6(s, t, proto, &d[l4..end])
+    } else {
+        let a = |o: usize| u32::from_be_bytes([d[o], d[o + 1], d[o + 2], d[o + 3]]);
+        wire::l4::l4_checksum_ip4(a(12), a(16), proto, &d[l4..end])
+    };
+    let c = if c == 0 && proto == wire::IP_PROTO_UDP {
+        0xffff
+    } else {
+        c
+    };
+    d[l4 + field..l4 + field + 2].copy_from_slice(&c.to_be_bytes());
+    Ok(())
 }
 
 /// Encrypt the inner packet at the buffer's start in place, then prepend the data header.
@@ -197,6 +242,10 @@ fn encap_one(b: &mut Buf<'_>, wg: &Wireguard, t: &WgTable, now: u64) -> Result<u
     let counter = k.next_counter().ok_or(encap_error::NO_KEYS)?;
     if k.wants_rekey(now, counter) {
         want_handshake(wg, peer);
+    }
+    if b.meta.flags & flags::OFFLOAD_L4_CKSUM != 0 {
+        finish_l4_checksum(b.data_mut())?;
+        b.meta.flags &= !flags::OFFLOAD_L4_CKSUM;
     }
     let inner_len = b.data().len() as u64;
     seal_in_place(b, k, counter)?;
