@@ -38,7 +38,7 @@ crate::next_edges! {
 
 crate::node_errors! {
     pub mod encap_error {
-        ENCRYPTED => "wireguard packets encrypted",
+        ENCRYPTED => "wireguard packets encrypted and sent",
         DOWN => "wireguard: interface is down (dropped)",
         NO_TUNNEL => "wireguard: interface is not a wg interface (dropped)",
         NO_PEER => "wireguard: no peer for the destination (dropped)",
@@ -296,18 +296,18 @@ crate::next_edges! {
 
 crate::node_errors! {
     pub mod input_error {
-        DECRYPTED => "wireguard packets decrypted",
+        DECRYPTED => "wireguard packets decrypted (counted, forwarded)",
         DOWN => "wireguard: interface is down (dropped)",
         SHORT => "wireguard: truncated or unknown message (dropped)",
         NO_INTERFACE => "wireguard: no wg interface on the port (dropped)",
         BAD_MAC => "wireguard: handshake with a bad mac1 (dropped)",
-        HANDSHAKE => "wireguard: handshake messages handed to the control thread",
+        HANDSHAKE => "wireguard: handshake messages to the control thread (counted)",
         QUEUE_FULL => "wireguard: handshake queue full (dropped)",
         UNKNOWN_RECEIVER => "wireguard: unknown receiver index (dropped)",
         EXPIRED => "wireguard: keypair expired (dropped)",
         REPLAY => "wireguard: replayed or too old counter (dropped)",
         DECRYPT => "wireguard: decrypt failed (dropped)",
-        KEEPALIVE => "wireguard: keepalives received",
+        KEEPALIVE => "wireguard: keepalives received (counted)",
         ALLOWED_IPS => "wireguard: inner source not in the peer's allowed ips (dropped)",
         BAD_INNER => "wireguard: inner packet is not IP or is truncated (dropped)",
     }
