@@ -2,17 +2,19 @@
 //! `seal_payload` / `open_payload` (padding, ChaCha20-Poly1305, the replay window, the data
 //! header) on a keypair pair, encrypt then decrypt of each packet, at 64 B, 1400 B and IMIX.
 //! Peers in the same run: the raw chacha20poly1305 crate on the same sizes (the ceiling: the
-//! AEAD alone), and (root, wireguard-go and iperf3 present) wireguard-go between two
+//! AEAD rvpp uses, alone), ring's ChaCha20-Poly1305 (the other candidate AEAD), and (root, wireguard-go and iperf3 present) wireguard-go between two
 //! namespaces with iperf3 through it.
 
-pub const HELP: &str = "rvpp-bench wireguard [--seconds S] [--runs N] [--sizes 64,1400,imix]
-    [--no-wireguard-go] [--wg-go-seconds S] [--json]
+pub const HELP: &str = "rvpp-bench wireguard [--seconds S | --batches N] [--runs N]
+    [--sizes 64,1400,imix] [--no-wireguard-go] [--wg-go-seconds S] [--json]
   One core. Per size: rvpp's encrypt + decrypt (the wg nodes' seal_payload/open_payload with
-  the replay window), next to the raw chacha20poly1305 crate's seal + open of the same bytes,
-  run in alternation: Mpps, Gbit/s of plaintext, clocks/packet (one encrypt and one decrypt),
+  the replay window), next to the raw chacha20poly1305 crate's and ring's seal + open of the
+  same bytes, run in alternation: Mpps, Gbit/s of plaintext, clocks/packet (one encrypt and one decrypt),
   and rvpp / raw. Then wireguard-go between two namespaces, iperf3 TCP through it (root;
   the whole path: TUN, UDP sockets, kernel, both ends on this machine), and rvpp's 1400 B
-  figure over it (not like for like: rvpp's is the crypto path alone).";
+  figure over it (not like for like: rvpp's is the crypto path alone). --batches N runs a
+  fixed N batches of 256 packets per measurement instead (for instruction counts under
+  callgrind).";
 
 use rvpp_dataplane::runtime::{clocks, tsc_hz};
 use rvpp_dataplane::wireguard::node::{open_payload, seal_payload};
@@ -44,9 +46,25 @@ fn sizes_of(name: &str) -> Result<Vec<usize>, String> {
     Ok(vec![n])
 }
 
-/// Run `one(packet index, buffer)` over a batch of buffers until `seconds` pass.
-fn drive(
+/// How long a measurement runs: `seconds`, or exactly `batches` batches.
+#[derive(Clone, Copy)]
+struct Budget {
     seconds: f64,
+    batches: Option<u64>,
+}
+
+impl Budget {
+    fn more(&self, started: Instant, done: u64) -> bool {
+        match self.batches {
+            Some(n) => done < n,
+            None => started.elapsed().as_secs_f64() < self.seconds,
+        }
+    }
+}
+
+/// Run `one(packet length, buffer)` over a batch of buffers until the budget is spent.
+fn drive(
+    budget: Budget,
     lens: &[usize],
     mut one: impl FnMut(usize, &mut [u8]) -> bool,
 ) -> Result<Rate, String> {
@@ -54,7 +72,7 @@ fn drive(
     let mut bufs: Vec<Vec<u8>> = (0..BATCH).map(|i| vec![(i & 0xff) as u8; cap]).collect();
     let (mut pkts, mut bytes, mut clk) = (0u64, 0u64, 0u64);
     let t = Instant::now();
-    while t.elapsed().as_secs_f64() < seconds {
+    while budget.more(t, pkts / BATCH as u64) {
         let c0 = clocks();
         for (i, b) in bufs.iter_mut().enumerate() {
             let len = lens[i % lens.len()];
@@ -89,9 +107,11 @@ fn keypairs() -> (Keypair, Keypair) {
 }
 
 /// rvpp: header, seal, then open (replay window included) of each packet in place.
-fn rvpp_rate(seconds: f64, lens: &[usize]) -> Result<Rate, String> {
+// Not inlined, so that callgrind tells rvpp's instructions from the crate's.
+#[inline(never)]
+fn rvpp_rate(budget: Budget, lens: &[usize]) -> Result<Rate, String> {
     let (tx, rx) = keypairs();
-    drive(seconds, lens, |len, b| {
+    drive(budget, lens, |len, b| {
         let Some(c) = tx.next_counter() else {
             return false;
         };
@@ -106,12 +126,13 @@ fn rvpp_rate(seconds: f64, lens: &[usize]) -> Result<Rate, String> {
 }
 
 /// The crate alone: seal and open of the same bytes, no padding, header or window.
-fn raw_rate(seconds: f64, lens: &[usize]) -> Result<Rate, String> {
+#[inline(never)]
+fn raw_rate(budget: Budget, lens: &[usize]) -> Result<Rate, String> {
     use chacha20poly1305::aead::{AeadInPlace, KeyInit};
     use chacha20poly1305::ChaCha20Poly1305;
     let c = ChaCha20Poly1305::new(&[1u8; 32].into());
     let mut ctr = 0u64;
-    drive(seconds, lens, |len, b| {
+    drive(budget, lens, |len, b| {
         ctr += 1;
         let mut n = [0u8; 12];
         n[4..].copy_from_slice(&ctr.to_le_bytes());
@@ -120,6 +141,26 @@ fn raw_rate(seconds: f64, lens: &[usize]) -> Result<Rate, String> {
             return false;
         };
         c.decrypt_in_place_detached(&n, &[], &mut b[..len], &tag)
+            .is_ok()
+    })
+}
+
+/// ring's ChaCha20-Poly1305 (assembly) on the same bytes: the other candidate AEAD.
+#[inline(never)]
+fn ring_rate(budget: Budget, lens: &[usize]) -> Result<Rate, String> {
+    use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, CHACHA20_POLY1305};
+    let k = UnboundKey::new(&CHACHA20_POLY1305, &[1u8; 32]).map_err(|_| "ring key")?;
+    let k = LessSafeKey::new(k);
+    let mut ctr = 0u64;
+    drive(budget, lens, |len, b| {
+        ctr += 1;
+        let mut n = [0u8; 12];
+        n[4..].copy_from_slice(&ctr.to_le_bytes());
+        let nonce = || Nonce::assume_unique_for_key(n);
+        let Ok(tag) = k.seal_in_place_separate_tag(nonce(), Aad::empty(), &mut b[..len]) else {
+            return false;
+        };
+        k.open_in_place_separate_tag(nonce(), Aad::empty(), tag, &mut b[..len], 0..)
             .is_ok()
     })
 }
@@ -281,6 +322,7 @@ pub fn run(args: &[String]) -> Result<serde_json::Value, String> {
     let (mut seconds, mut runs, mut wg_go_secs) = (2.0f64, 3usize, 5u32);
     let mut sizes = vec!["64".to_string(), "1400".into(), "imix".into()];
     let mut peer_go = true;
+    let mut batches = None;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         let mut val = || {
@@ -292,6 +334,7 @@ pub fn run(args: &[String]) -> Result<serde_json::Value, String> {
             "--runs" => runs = val()?.parse().map_err(|_| "bad --runs")?,
             "--sizes" => sizes = val()?.split(',').map(str::to_string).collect(),
             "--wg-go-seconds" => wg_go_secs = val()?.parse().map_err(|_| "bad --wg-go-seconds")?,
+            "--batches" => batches = Some(val()?.parse().map_err(|_| "bad --batches")?),
             "--no-wireguard-go" => peer_go = false,
             "-h" | "--help" => {
                 println!("{HELP}");
@@ -301,43 +344,49 @@ pub fn run(args: &[String]) -> Result<serde_json::Value, String> {
         }
     }
     let runs = runs.max(1);
+    let budget = Budget { seconds, batches };
     let mut rows = Vec::new();
     let mut rvpp_1400 = None;
     println!("size    impl   Mpps    Gbit/s  clocks/pkt (encrypt + decrypt)");
     for name in &sizes {
         let lens = sizes_of(name)?;
-        let (mut mine, mut raw) = (Vec::new(), Vec::new());
+        let (mut mine, mut raw, mut rng) = (Vec::new(), Vec::new(), Vec::new());
         for _ in 0..runs {
-            mine.push(rvpp_rate(seconds, &lens)?);
-            raw.push(raw_rate(seconds, &lens)?);
+            mine.push(rvpp_rate(budget, &lens)?);
+            raw.push(raw_rate(budget, &lens)?);
+            rng.push(ring_rate(budget, &lens)?);
         }
-        let med = |v: &[Rate], f: fn(&Rate) -> f64| median(v.iter().map(f).collect());
-        let m = Rate {
-            mpps: med(&mine, |r| r.mpps),
-            gbps: med(&mine, |r| r.gbps),
-            clocks: med(&mine, |r| r.clocks),
+        let med = |v: &[Rate]| {
+            let m = |f: fn(&Rate) -> f64| median(v.iter().map(f).collect());
+            Rate {
+                mpps: m(|r| r.mpps),
+                gbps: m(|r| r.gbps),
+                clocks: m(|r| r.clocks),
+            }
         };
-        let r = Rate {
-            mpps: med(&raw, |r| r.mpps),
-            gbps: med(&raw, |r| r.gbps),
-            clocks: med(&raw, |r| r.clocks),
-        };
-        for (what, x) in [("rvpp", m), ("raw", r)] {
+        let (m, r, g) = (med(&mine), med(&raw), med(&rng));
+        for (what, x) in [("rvpp", m), ("raw", r), ("ring", g)] {
             println!(
                 "{name:<7} {what:<6} {:<7.2} {:<7.2} {:.0}",
                 x.mpps, x.gbps, x.clocks
             );
         }
-        let ratio = if r.gbps > 0.0 { m.gbps / r.gbps } else { 0.0 };
-        println!("{name:<7} rvpp / raw chacha20poly1305: {ratio:.2}");
+        let over = |b: Rate| if b.gbps > 0.0 { m.gbps / b.gbps } else { 0.0 };
+        let (ratio, ratio_ring) = (over(r), over(g));
+        println!(
+            "{name:<7} rvpp / raw chacha20poly1305: {ratio:.2}, rvpp / raw ring: {ratio_ring:.2}"
+        );
         if name == "1400" {
             rvpp_1400 = Some(m.gbps);
         }
+        let j = |x: Rate| json!({"mpps": r2(x.mpps), "gbps": r2(x.gbps), "clocks_per_packet": r2(x.clocks)});
         rows.push(json!({
             "size": name,
-            "rvpp": {"mpps": r2(m.mpps), "gbps": r2(m.gbps), "clocks_per_packet": r2(m.clocks)},
-            "raw_chacha20poly1305": {"mpps": r2(r.mpps), "gbps": r2(r.gbps), "clocks_per_packet": r2(r.clocks)},
+            "rvpp": j(m),
+            "raw_chacha20poly1305": j(r),
+            "raw_ring_chacha20_poly1305": j(g),
             "ratio_rvpp_to_raw": r2(ratio),
+            "ratio_rvpp_to_ring": r2(ratio_ring),
         }));
     }
     let go = if !peer_go {
@@ -366,6 +415,7 @@ pub fn run(args: &[String]) -> Result<serde_json::Value, String> {
     Ok(json!({
         "benchmark": "wireguard",
         "seconds": seconds,
+        "batches": batches,
         "runs": runs,
         "sizes": rows,
         "wireguard_go": go,
