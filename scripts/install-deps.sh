@@ -3,6 +3,7 @@
 set -euo pipefail
 pkgs=(
   iproute2 iputils-ping tcpdump tshark iperf3 nftables python3-pip pkg-config ethtool
+  wireguard-go wireguard-tools
   dpdk dpdk-dev libdpdk-dev librte-net-memif23 librte-net-null23 librte-net-ring23 librte-net-af-xdp23
   clang llvm libclang-dev m4 libelf-dev zlib1g-dev
   # IKEv2 interop peer (ikev2/tests/strongswan.rs): charon, swanctl, kernel-libipsec.

@@ -13,6 +13,7 @@ mod service_crr;
 mod soak;
 mod testpmd;
 mod uplink;
+mod wireguard;
 
 const USAGE: &str = "usage: rvpp-bench <benchmark> [options] [--json]
   graph [--routes N] [--route-mix internet|dpdk] [--seconds S] [--runs R] [--size B] [--pages auto|no-hugetlb|both] [--testpmd PATH | --no-peer]
@@ -40,6 +41,9 @@ const USAGE: &str = "usage: rvpp-bench <benchmark> [options] [--json]
   soak [--minutes M] [--sample-secs S] [--warmup-secs W] [--routes N]
                 rvpp under steady pod traffic while calico-like churn runs through the API;
                 RSS, threads, fds, buffers and FIB bytes sampled, slopes reported (root)
+  wireguard [--seconds S] [--runs R] [--sizes 64,1400,imix] [--no-wireguard-go]
+                WireGuard encrypt + decrypt on one core (64 B, 1400 B, IMIX) next to the raw
+                chacha20poly1305 crate, and wireguard-go with iperf3 between two namespaces (root)
   dpdk-null [--runs R] [--seconds S] [--size B] [--routes N] [--rx copy|in-place|both]
                 rvpp between two DPDK net_null ports vs testpmd io (build with --features dpdk)
 ";
@@ -78,6 +82,7 @@ fn main() {
         "api-rate" => api_rate::run(rest),
         "dpdk-null" => dpdk_null::run(rest),
         "soak" => soak::run(rest),
+        "wireguard" => wireguard::run(rest),
         "-h" | "--help" | "help" => {
             print!("{USAGE}");
             return;

@@ -34,6 +34,7 @@ const MODULES: &[CliModule] = &[
     crate::cli_feature::execute,
     crate::cli_linux::execute,
     crate::cli_tunnel::execute,
+    crate::cli_wireguard::execute,
 ];
 
 /// Run one CLI line.

@@ -41,6 +41,13 @@ pub enum WorkerCmd {
         tx: u32,
         frame: Vec<u8>,
     },
+    /// Route an IP packet the control thread made (WireGuard's handshakes) from `node`
+    /// (ip4-/ip6-lookup) in FIB `fib_index`.
+    Inject {
+        node: &'static str,
+        fib_index: u32,
+        frame: Vec<u8>,
+    },
 }
 
 /// Every worker's command ring and wake-up, so one worker can hand a queue to another.
@@ -61,14 +68,29 @@ fn send_to(peer: &(Arc<ArrayQueue<WorkerCmd>>, Arc<EventFd>), mut cmd: WorkerCmd
 
 /// Put `frame` on interface `tx` through interface-output (no buffer: it is not sent).
 fn send_frame(rt: &mut Runtime, tx: u32, frame: &[u8]) {
+    inject_frame(rt, "interface-output", frame, |m| m.tx_sw_if_index = tx);
+}
+
+/// Route `frame` from `node` in `fib_index`, as a packet of ours (no TTL decrement).
+fn inject_ip(rt: &mut Runtime, node: &'static str, fib_index: u32, frame: &[u8]) {
+    inject_frame(rt, node, frame, |m| m.fib_index = fib_index);
+}
+
+/// A frame the control thread made, as a locally originated packet at `node`.
+fn inject_frame(
+    rt: &mut Runtime,
+    node: &'static str,
+    frame: &[u8],
+    set: impl FnOnce(&mut rvpp_dataplane::buffer::BufferMeta),
+) {
     let bufs = rt.buffers();
     let Some(bi) = bufs.alloc_from_bytes(frame) else {
         return;
     };
     let m = bufs.meta(bi);
-    m.tx_sw_if_index = tx;
+    set(m);
     m.flags |= rvpp_dataplane::buffer::flags::LOCALLY_ORIGINATED;
-    if let Err(e) = rt.inject("interface-output", &[bi]) {
+    if let Err(e) = rt.inject(node, &[bi]) {
         log::warn!("thread {}: {e}", rt.thread());
     }
 }
@@ -503,9 +525,22 @@ impl Dataplane {
         f.reclaim();
         // Sent without the writer's lock: a full command ring waits, the API does not.
         drop(f);
+        let wg = crate::service::wireguard::tick(self);
         if let Some(w) = self.workers.first() {
             for (tx, frame) in frames {
                 w.send(WorkerCmd::Send { tx, frame });
+            }
+            for o in wg {
+                let node = if o.frame.first().is_some_and(|v| v >> 4 == 6) {
+                    "ip6-lookup"
+                } else {
+                    "ip4-lookup"
+                };
+                w.send(WorkerCmd::Inject {
+                    node,
+                    fib_index: o.fib_index,
+                    frame: o.frame,
+                });
             }
         }
     }
@@ -571,9 +606,14 @@ fn worker_main(
     while !stop.load(Ordering::Relaxed) {
         let mut changed = false;
         while let Some(c) = cmds.pop() {
-            changed |= !matches!(c, WorkerCmd::Send { .. });
+            changed |= !matches!(c, WorkerCmd::Send { .. } | WorkerCmd::Inject { .. });
             match c {
                 WorkerCmd::Send { tx, frame } => send_frame(&mut rt, tx, &frame),
+                WorkerCmd::Inject {
+                    node,
+                    fib_index,
+                    frame,
+                } => inject_ip(&mut rt, node, fib_index, &frame),
                 WorkerCmd::AddRx(q) => {
                     if let Err(e) = rt.add_rx(q) {
                         log::error!("thread {}: {e}", rt.thread());

@@ -14,6 +14,7 @@ pub mod cli_server;
 pub mod cli_ttl_fixup;
 pub mod cli_tunnel;
 pub mod cli_urpf;
+pub mod cli_wireguard;
 pub mod daemon;
 #[cfg(feature = "dpdk")]
 pub mod dpdk_setup;

@@ -655,6 +655,19 @@ pub fn render(dp: &Dataplane, api: Option<&MessageCounts>) -> String {
         }
     }
 
+    o.family(
+        "rvpp_wireguard_handshake_events_total",
+        "counter",
+        "WireGuard's control-side handshake events and refusals (show wireguard interface).",
+    );
+    for (event, n) in crate::service::wireguard::counters(dp) {
+        o.sample(
+            "rvpp_wireguard_handshake_events_total",
+            &[("event", event)],
+            n,
+        );
+    }
+
     o.family("rvpp_interfaces", "gauge", "Interfaces, local0 included.");
     o.sample("rvpp_interfaces", &[], present.len());
     o.family(

@@ -11,40 +11,10 @@ mod skip;
 
 mod common;
 
-use common::Rvpp;
-use std::process::Command;
+use common::{Netns, Rvpp};
 
 const TUN_MAC: &str = "02:fe:00:00:00:c0";
 const LINUX_VTEP_MAC: &str = "66:01:02:03:04:05";
-
-struct Netns(String);
-
-impl Netns {
-    fn ip(&self, args: &str) {
-        let mut full = vec!["-n", self.0.as_str()];
-        full.extend(args.split_whitespace());
-        let out = Command::new("ip").args(&full).output().unwrap();
-        assert!(
-            out.status.success(),
-            "ip {}: {}",
-            full.join(" "),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    fn exec(&self, cmd: &[&str]) -> std::process::Output {
-        Command::new("ip")
-            .args(["netns", "exec", &self.0])
-            .args(cmd)
-            .output()
-            .unwrap()
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
-    }
-}
 
 fn ok(out: String) {
     assert!(out.trim().is_empty(), "rvppctl said: {out}");
@@ -85,15 +55,7 @@ fn ping_across(tag: &str, outer: Outer) {
         Outer::V4 => ("198.18.0.1", "198.18.0.2", 30),
         Outer::V6 => ("fd00::1", "fd00::2", 64),
     };
-    let ns = Netns(format!("rvpp-{tag}-{}", std::process::id()));
-    let _ = Command::new("ip")
-        .args(["netns", "del", &ns.0])
-        .stderr(std::process::Stdio::null())
-        .status();
-    assert!(Command::new("ip")
-        .args(["netns", "add", &ns.0])
-        .status()
-        .is_ok_and(|s| s.success()));
+    let ns = Netns::new(format!("rvpp-{tag}-{}", std::process::id()));
     let r = Rvpp::start(&format!("{tag}-linux"), "buffers { buffers-per-numa 8192 }");
     let tap = r.ctl(&format!("create tap host-ns {} host-if-name up0", ns.0));
     assert_eq!(tap.trim(), "tap0", "{tap}");

@@ -17,3 +17,4 @@ pub mod runtime;
 pub mod tables;
 pub mod tx_spread;
 pub mod wire;
+pub mod wireguard;

@@ -64,5 +64,6 @@ pub fn router(state: State) -> Router<State> {
     super::classify::register(&mut r);
     super::pbl::register(&mut r);
     super::ipsec::register(&mut r);
+    super::wireguard::register(&mut r);
     r
 }

@@ -32,6 +32,7 @@ mod npol;
 mod pbl;
 mod punt;
 mod urpf;
+mod wireguard;
 
 pub use punt::PUNT_REASONS;
 

@@ -28,6 +28,7 @@ pub mod ttl_fixup;
 pub mod tunnel;
 pub mod urpf;
 pub mod vxlan;
+pub mod wireguard;
 
 use rvpp_dataplane::forwarding::FwdError;
 use std::fmt;

@@ -25,6 +25,8 @@ import subprocess
 import sys
 import time
 
+from checks import check, ok
+
 try:
     from vpp_papi.vpp_papi import VPPApiClient
     from scapy.all import (IP, TCP, UDP, ICMP, IPv6, Raw, ICMPv6DestUnreach, ICMPv6TimeExceeded,
@@ -55,17 +57,6 @@ SNAT4, SNAT6 = "198.19.0.1", "fd00:19::1"
 VIP4, VIP6 = "198.19.255.1", "fd00:ff::1"
 
 libc = ctypes.CDLL(None, use_errno=True)
-
-
-def check(cond, what):
-    if not cond:
-        raise AssertionError(what)
-    print("ok:", what)
-
-
-def ok(r, what):
-    check(r.retval == 0, "%s (retval %d)" % (what, r.retval))
-    return r
 
 
 def sh(*args):

@@ -274,3 +274,94 @@ pub fn pg_to_null(count: u64) -> Vec<String> {
     ]
     .to_vec()
 }
+
+/// A network namespace of the test's own, deleted when dropped (also on failure).
+pub struct Netns(pub String);
+
+impl Netns {
+    /// Create `name`, replacing a leftover of an earlier run.
+    pub fn new(name: String) -> Self {
+        let _ = Command::new("ip")
+            .args(["netns", "del", &name])
+            .stderr(Stdio::null())
+            .status();
+        assert!(Command::new("ip")
+            .args(["netns", "add", &name])
+            .status()
+            .is_ok_and(|s| s.success()));
+        Netns(name)
+    }
+    /// `ip -n <ns> <args>`, which must succeed.
+    pub fn ip(&self, args: &str) {
+        let mut full = vec!["-n", self.0.as_str()];
+        full.extend(args.split_whitespace());
+        let out = Command::new("ip").args(&full).output().unwrap();
+        assert!(
+            out.status.success(),
+            "ip {}: {}",
+            full.join(" "),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    /// A command run inside the namespace.
+    pub fn cmd(&self, cmd: &[&str]) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &self.0]).args(cmd);
+        c
+    }
+    pub fn exec(&self, cmd: &[&str]) -> std::process::Output {
+        self.cmd(cmd).output().unwrap()
+    }
+    /// A shell script inside the namespace, which must succeed; its trimmed stdout.
+    pub fn sh(&self, script: &str) -> String {
+        let out = self.exec(&["sh", "-c", script]);
+        assert!(
+            out.status.success(),
+            "{script}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
+
+/// A child process (a peer daemon, an iperf3 server) killed when the test ends, however it ends.
+pub struct Killed(pub Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// An rvppctl answer that must be empty (a command that succeeded silently).
+pub fn quiet(out: String) {
+    assert!(out.trim().is_empty(), "rvppctl said: {out}");
+}
+
+/// A one-second iperf3 (TCP, MSS 1300) from `client` to an iperf3 server on `addr` in
+/// `server`: its report, or what went wrong.
+pub fn iperf3_short(server: &Netns, client: &Netns, addr: &str) -> Result<String, String> {
+    let _server = Killed(
+        server
+            .cmd(&["iperf3", "-s", "-1", "-B", addr])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("iperf3 -s: {e}"))?,
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let out = client.exec(&["iperf3", "-c", addr, "-t", "1", "-M", "1300"]);
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    if out.status.success() && text.contains("receiver") {
+        Ok(text)
+    } else {
+        Err(format!("{text}\n{}", String::from_utf8_lossy(&out.stderr)))
+    }
+}

@@ -45,6 +45,16 @@ fn well_known_name_crcs() {
         "sw_interface_event_2d3d95a7",
         "ip_route_details_bda8f315",
         "ip6nd_proxy_enable_disable_v2_cb486c30",
+        "wireguard_interface_create_a530137e",
+        "wireguard_interface_create_reply_5383d31f",
+        "wireguard_interface_delete_f9e6675e",
+        "wireguard_interface_dump_2c954158",
+        "wireguard_interface_details_0dd4865d",
+        "wireguard_peer_add_9b8aad61",
+        "wireguard_peer_add_reply_084a0cd3",
+        "wireguard_peer_remove_3b74607a",
+        "wireguard_peers_dump_3b74607a",
+        "wireguard_peers_details_6a9f6bc3",
     ] {
         assert!(r.by_name_crc(nc).is_some(), "{nc} not registered");
     }

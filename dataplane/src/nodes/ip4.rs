@@ -356,6 +356,7 @@ crate::next_edges! {
         VXLAN => "vxlan4-input",
         IPIP => "ipip4-input",
         ESP => "esp4-decrypt-tun",
+        WIREGUARD => "wg4-input",
     }
 }
 
@@ -406,6 +407,12 @@ impl Node for Ip4Local {
                 || (proto == wire::IP_PROTO_UDP && super::esp::is_natt_esp(b.data(), hl))
             {
                 nexts[i] = local_next::ESP;
+                continue;
+            }
+            if proto == wire::IP_PROTO_UDP
+                && udp_dst_port(b.data(), hl).is_some_and(crate::wireguard::is_listening)
+            {
+                nexts[i] = local_next::WIREGUARD;
                 continue;
             }
             if matches!(

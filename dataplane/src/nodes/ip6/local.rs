@@ -28,6 +28,7 @@ crate::next_edges! {
         OUTPUT => "interface-output",
         VXLAN => "vxlan6-input",
         ESP => "esp6-decrypt-tun",
+        WIREGUARD => "wg6-input",
     }
 }
 
@@ -151,6 +152,13 @@ impl Local<'_, '_> {
         if proto == crate::wire::tunnel::IP_PROTO_ESP && p.l4 == IP6_HDR {
             // ESP straight after the fixed header (extension headers before it: punted).
             return Ok(local_next::ESP);
+        }
+        if proto == wire::IP_PROTO_UDP
+            && self
+                .udp_dst_port(bi, &p)
+                .is_some_and(crate::wireguard::is_listening)
+        {
+            return Ok(local_next::WIREGUARD);
         }
         self.punt(bi, &p, proto)
     }
