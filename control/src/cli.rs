@@ -1070,6 +1070,8 @@ fn show_fib(dp: &Dataplane, af: Af, rest: &[&str]) -> String {
                     AdjKind::Prohibit => "prohibit".into(),
                     AdjKind::Punt => "punt".into(),
                     AdjKind::Lookup => format!("lookup in fib {}", a.lookup_fib),
+                    AdjKind::SrPolicy => format!("sr policy index {}", a.lookup_fib),
+                    AdjKind::SrLocalsid => format!("sr localsid index {}", a.lookup_fib),
                 };
                 let _ = writeln!(s, "    [@{ai}]: {what}");
             }

@@ -348,6 +348,9 @@ pub struct LookupIds {
     pub resolve: u16,
     pub icmp_error: u16,
     pub relookup: u16,
+    /// SR policies (H.Encaps) and localsids (`crate::srv6`).
+    pub sr_encap: u16,
+    pub sr_localsid: u16,
     pub no_fib: u16,
     pub drop_adj: u16,
     pub no_route: u16,
@@ -367,6 +370,8 @@ macro_rules! lookup_ids {
             resolve: $next::RESOLVE,
             icmp_error: $next::ICMP_ERROR,
             relookup: $next::RELOOKUP,
+            sr_encap: $next::SR_ENCAP,
+            sr_localsid: $next::SR_LOCALSID,
             no_fib: $err::NO_FIB,
             drop_adj: $err::DROP_ADJ,
             no_route: $err::NO_ROUTE,
@@ -585,6 +590,8 @@ fn lookup_slow<F: LookupFamily>(
             b.meta.fib_index = adj.lookup_fib;
             ids.relookup
         }
+        AdjKind::SrPolicy => ids.sr_encap,
+        AdjKind::SrLocalsid => ids.sr_localsid,
         AdjKind::Drop => {
             b.meta.error = errs.error(ids.drop_adj);
             ids.drop

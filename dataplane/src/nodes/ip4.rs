@@ -164,6 +164,8 @@ crate::next_edges! {
         ICMP_ERROR => "ip4-icmp-error",
         RELOOKUP => "ip4-lookup",
         MCAST => "ip4-mcast-rewrite",
+        SR_ENCAP => "sr-pl-rewrite-encaps-v4",
+        SR_LOCALSID => "sr-localsid",
     }
 }
 

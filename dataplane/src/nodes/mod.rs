@@ -26,7 +26,7 @@ macro_rules! feature_modules {
     };
 }
 
-feature_modules![udp_deny, urpf, cnat, npol, ttl_fixup, vxlan, ipip];
+feature_modules![udp_deny, urpf, cnat, npol, ttl_fixup, vxlan, ipip, srv6];
 
 /// A packet the lookup found is for us: onto the rx interface's local arc when it has features
 /// there (`mask_of` picks the family's mask), else along `local`. Out of line: forwarded

@@ -24,6 +24,8 @@ crate::next_edges! {
         ICMP_ERROR => "ip6-icmp-error",
         RELOOKUP => "ip6-lookup",
         MCAST => "ip6-mcast-rewrite",
+        SR_ENCAP => "sr-pl-rewrite-encaps",
+        SR_LOCALSID => "sr-localsid",
     }
 }
 
