@@ -61,5 +61,6 @@ pub fn router(state: State) -> Router<State> {
     super::cnat::register(&mut r);
     super::npol::register(&mut r);
     super::urpf::register(&mut r);
+    super::srv6::register(&mut r);
     r
 }

@@ -28,6 +28,7 @@ mod memif;
 mod misc;
 mod npol;
 mod punt;
+mod srv6;
 mod urpf;
 
 pub use punt::PUNT_REASONS;
