@@ -32,6 +32,7 @@ const MODULES: &[CliModule] = &[
     crate::cli_feature::execute,
     crate::cli_linux::execute,
     crate::cli_tunnel::execute,
+    crate::cli_srv6::execute,
 ];
 
 /// Run one CLI line.
