@@ -9,6 +9,7 @@ mod graph;
 mod memif_loop;
 mod pod_tcp;
 mod service_crr;
+mod srv6;
 mod testpmd;
 mod uplink;
 
@@ -18,6 +19,9 @@ const USAGE: &str = "usage: rvpp-bench <benchmark> [options] [--json]
   cnat [--flows 10000,100000,1000000] [--seconds S] [--runs R] [--size B] [--vpp-build DIR]
                 one-core cnat (k8s services): established-flow Mpps and clocks/pkt, new sessions/s,
                 next to the same graph without cnat and (--vpp-build) VPP's cnat in the same run
+  srv6 [--sizes 64,1400] [--seconds S] [--runs R]
+                one-core SRv6 H.Encaps and End.DT4: Mpps and clocks/pkt next to plain IPv4 / IPv6
+                forwarding in the same run (VPP CSIT's 13.4 Mpps H.Encaps quoted)
   fib [--routes N] [--lookups N] [--reps N] [--passes N] [--tbl8 N] [--seed N] [--dpdk PATH | --no-dpdk]
                 lookups/s next to DPDK's rte_fib (dpdk-test-fib) on the same routes
   memif-loop [--runs R] [--seconds S] [--sizes 64,1518] [--testpmd PATH] [--queues N]
@@ -61,6 +65,7 @@ fn main() {
     let r = match which.as_str() {
         "graph" => graph::run(rest),
         "cnat" => cnat::run(rest),
+        "srv6" => srv6::run(rest),
         "fib" => fib::run(rest),
         "memif-loop" => memif_loop::run(rest),
         "pod-tcp" => pod_tcp::run(rest),
