@@ -28,7 +28,7 @@ timeouts and its scanner; `dpdk { ... }` takes DPDK devices (built with the `dpd
 The API, CLI and stats sockets are mode 0770 with the group of `unix { gid }`.
 The CLI (`rvppctl ... help`) and the API cover interfaces, tables, routes, neighbours (limits,
 ageing, proxy ARP, ND proxy), punt, uRPF, multicast routes, TTL fixup, cnat (services, SNAT),
-npol (policies), VXLAN and IPIP. Without -c, rvpp starts from an embedded default: a main thread that forwards, the CLI socket on
+npol (policies), VXLAN, IPIP and SRv6 (policies, localsids, steering). Without -c, rvpp starts from an embedded default: a main thread that forwards, the CLI socket on
 /run/rvpp/cli.sock, and a demo (a packet generator pg0 routed to a null interface null1).
 Talk to it with `rvppctl -s /run/rvpp/cli.sock show runtime` (or vppctl). Stop it with SIGINT or
 SIGTERM. Environment: RVPP_LOG=error|warn|info|debug overrides the log level.
