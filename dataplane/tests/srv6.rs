@@ -128,6 +128,8 @@ fn lab() -> Lab {
             &[(1, &["fd00:2::d4"]), (3, &["fd00:3::d4"])],
             false,
         )),
+        // Into our own End.DT4, whose table steers the packet into it again.
+        Some(policy("fd00:1::b4", &[(1, &[LOCALSIDS[0]])], false)),
     ];
     sr.localsids = vec![
         Some(ls(LOCALSIDS[0], Behavior::DT4, false, 0)),
@@ -145,6 +147,7 @@ fn lab() -> Lab {
         ("fd02::/64", 1),
         ("198.19.212.0/24", 2),
         ("198.19.213.0/24", 3),
+        ("198.19.214.0/24", 4),
     ] {
         fwd.route_add(
             0,
@@ -535,5 +538,21 @@ fn bad_srh_is_a_counted_drop_or_a_parameter_problem() {
     l.send(if0, &f);
     assert_eq!(l.error(localsid::NAME, localsid::error::BAD_SRH), 2);
     assert!(Lab::take(&l.out1).is_empty(), "nothing reached the pod");
+    l.no_leaks();
+}
+
+#[test]
+fn a_steering_loop_through_our_own_sid_is_a_counted_drop() {
+    let mut l = lab();
+    let if1 = l.if1;
+    l.send(if1, &pod4([198, 19, 214, 7], 1000));
+    assert!(Lab::take(&l.out0).is_empty() && Lab::take(&l.out1).is_empty());
+    let loops =
+        l.error(encap::ENCAP4, encap::error::LOOP) + l.error(localsid::NAME, localsid::error::LOOP);
+    assert_eq!(loops, 1, "dropped once, as a loop");
+    assert!(
+        l.error(localsid::NAME, localsid::error::DECAPSULATED) >= 1,
+        "it went round"
+    );
     l.no_leaks();
 }

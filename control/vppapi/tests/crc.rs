@@ -45,6 +45,16 @@ fn well_known_name_crcs() {
         "sw_interface_event_2d3d95a7",
         "ip_route_details_bda8f315",
         "ip6nd_proxy_enable_disable_v2_cb486c30",
+        // SRv6, what calico sends and the details of its dumps.
+        "sr_set_encap_source_d3bad5e1",
+        "sr_localsid_add_del_5a36c324",
+        "sr_policy_add_44ac92e8",
+        "sr_policy_mod_b97bb56e",
+        "sr_policy_del_cb4d48d5",
+        "sr_steering_add_del_e46b0a0f",
+        "sr_localsids_details_2e9221b9",
+        "sr_policies_details_db6ff2a1",
+        "sr_steering_pol_details_d41258c9",
     ] {
         assert!(r.by_name_crc(nc).is_some(), "{nc} not registered");
     }

@@ -196,8 +196,13 @@ fn decap(b: &mut Buf<'_>, ls: &Localsid, proto: u8, strip: usize) -> Result<u16,
         return Err(drop(error::WRONG_PAYLOAD));
     }
     let m = &mut *b.meta;
+    if m.relookups >= MAX_RELOOKUPS {
+        return Err(drop(error::LOOP));
+    }
     m.flags &= !flags::LOCALLY_ORIGINATED;
-    m.relookups = 0;
+    // Kept counting (not reset as a tunnel's decap does): a steering that leads back into
+    // its own SID ends as a counted drop, not a packet circling in the graph.
+    m.relookups += 1;
     m.feature_mask = 0;
     m.l3_hdr_offset = m.current_data;
     Ok(match ls.behavior {
