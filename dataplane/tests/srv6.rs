@@ -178,23 +178,16 @@ fn lab() -> Lab {
 
 impl Lab {
     fn send(&mut self, sw: u32, frame: &[u8]) {
-        let bufs = self.rt.buffers();
-        let bi = bufs.alloc_from_bytes(frame).unwrap();
-        bufs.meta(bi).rx_sw_if_index = sw;
-        self.rt.inject("ethernet-input", &[bi]).unwrap();
+        inject(&mut self.rt, sw, frame);
     }
     fn error(&self, node: &str, code: u16) -> u64 {
-        let i = self.rt.graph().error_index(node, code).unwrap();
-        self.rt.stats().errors[i as usize].get()
+        counter(&self.rt, node, code)
     }
     fn take(f: &Frames) -> Vec<Vec<u8>> {
-        std::mem::take(&mut *f.lock().unwrap())
+        take(f)
     }
-    fn no_leaks(mut self) {
-        self.rt.buffers().flush();
-        drop(self.rt);
-        assert_eq!(self.pool.in_use(), 0, "buffers leaked");
-        assert_eq!(self.pool.double_frees(), 0);
+    fn no_leaks(self) {
+        no_leaks(&self.pool, self.rt);
     }
 }
 
