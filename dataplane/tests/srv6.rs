@@ -549,3 +549,80 @@ fn a_steering_loop_through_our_own_sid_is_a_counted_drop() {
     );
     l.no_leaks();
 }
+
+/// Random SRHs (any header length, Segments Left, Last Entry, truncated anywhere) to an End
+/// SID: each is forwarded, answered with a parameter problem, or dropped under the counter
+/// RFC 8754's checks (written out here in order) name, and the pool comes back whole.
+#[test]
+fn random_srhs_each_get_the_outcome_rfc_8754_gives() {
+    let mut l = lab();
+    let if0 = l.if0;
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut rnd = |n: u64| {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x % n
+    };
+    let seg = v6("fd00:3::1").to_be_bytes();
+    for _ in 0..3000 {
+        let (hel, sl, le) = (rnd(9) as u8, rnd(7) as u8, rnd(7) as u8);
+        let mut srh = vec![41, hel, 4, sl, le, 0, 0, 0];
+        for _ in 0..hel / 2 {
+            srh.extend_from_slice(&seg);
+        }
+        // Cut anywhere from nothing to the whole header (and the inner packet after it).
+        let full = srh.len();
+        let keep = if rnd(3) == 0 {
+            rnd(full as u64 + 1) as usize
+        } else {
+            full
+        };
+        srh.truncate(keep);
+        let inner: &[u8] = if keep == full {
+            &[0x60, 0, 0, 0, 0, 0, 59, 64]
+        } else {
+            &[]
+        };
+        let mut f = sr_frame(LOCALSIDS[2], &[], 0, 43, &[]);
+        f.extend_from_slice(&srh);
+        f.extend_from_slice(inner);
+        let plen = (srh.len() + inner.len()) as u16;
+        f[14 + 4..14 + 6].copy_from_slice(&plen.to_be_bytes());
+        use localsid::error as e;
+        // What follows the IPv6 header: the header's bytes kept, then the inner packet.
+        let avail = srh.len() + inner.len();
+        let want = if avail < 8 {
+            e::TRUNCATED
+        } else if hel == 0 {
+            e::NO_SEGMENTS
+        } else if avail < 8 + 8 * hel as usize {
+            e::TRUNCATED
+        } else if (le as usize + 1) * 2 > hel as usize || sl > le + 1 {
+            e::BAD_SRH
+        } else if sl == 0 {
+            e::NO_SEGMENTS_LEFT
+        } else {
+            e::PROCESSED
+        };
+        let before = l.error(localsid::NAME, want);
+        l.send(if0, &f);
+        let out = Lab::take(&l.out0);
+        assert_eq!(
+            l.error(localsid::NAME, want),
+            before + 1,
+            "hel {hel} sl {sl} le {le} kept {keep} of {full}: counter {want}"
+        );
+        // Forwarded packets leave on pg0, parameter problems too unless ip6-icmp-error declines
+        // to answer (its own checks of the offending packet's headers); drops leave nothing.
+        let most = matches!(want, e::PROCESSED | e::BAD_SRH) as usize;
+        let least = (want == e::PROCESSED) as usize;
+        assert!(
+            (least..=most).contains(&out.len()),
+            "hel {hel} sl {sl} le {le} kept {keep}: {} out",
+            out.len()
+        );
+    }
+    assert!(Lab::take(&l.out1).is_empty());
+    l.no_leaks();
+}
