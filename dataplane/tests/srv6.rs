@@ -613,8 +613,8 @@ fn random_srhs_each_get_the_outcome_rfc_8754_gives() {
             before + 1,
             "hel {hel} sl {sl} le {le} kept {keep} of {full}: counter {want}"
         );
-        // Forwarded packets leave on pg0, parameter problems too unless ip6-icmp-error declines
-        // to answer (its own checks of the offending packet's headers); drops leave nothing.
+        // Forwarded packets leave on pg0, parameter problems too unless ip6-icmp-error's rate
+        // limit holds them back (counted there); drops leave nothing.
         let most = matches!(want, e::PROCESSED | e::BAD_SRH) as usize;
         let least = (want == e::PROCESSED) as usize;
         assert!(
