@@ -864,8 +864,8 @@ pub fn show_errors(dp: &Dataplane) -> String {
 }
 
 /// The severity `show errors` prints for an error counter: "info" for counters of things done
-/// rather than dropped (sent, answered, learned, punted, counted, created, translated), else
-/// "error".
+/// rather than dropped (sent, answered, learned, punted, counted, created, translated, the
+/// tunnels' and SRv6's encapsulated / decapsulated / processed), else "error".
 pub fn error_severity(reason: &str) -> &'static str {
     if [
         "sent",
@@ -875,6 +875,9 @@ pub fn error_severity(reason: &str) -> &'static str {
         "counted",
         "created",
         "translated",
+        "encapsulated",
+        "decapsulated",
+        "packets processed",
     ]
     .iter()
     .any(|w| reason.contains(w))
@@ -1144,6 +1147,9 @@ mod tests {
             "cnat icmp errors translated",
             "cnat non-first fragments translated as their first fragment",
             "cnat vip without backends (answered port unreachable, as kube-proxy)",
+            "sr policy packets encapsulated",
+            "sr localsid packets decapsulated",
+            "vxlan packets decapsulated",
         ] {
             assert_eq!(error_severity(done), "info", "{done}");
         }
@@ -1151,6 +1157,7 @@ mod tests {
             "cnat session table full",
             "cnat source ports exhausted",
             "cnat truncated transport header",
+            "sr localsid: bad last entry or segments left (dropped, ICMPv6 parameter problem)",
         ] {
             assert_eq!(error_severity(drop), "error", "{drop}");
         }
