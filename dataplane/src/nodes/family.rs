@@ -511,10 +511,21 @@ impl<F: LookupFamily> Node for Lookup<F> {
                 if lb.n_buckets <= 1 {
                     // The common case, a single path to a rewrite: metadata only.
                     let adj_i = lb.buckets[0];
-                    if fwd.adj(adj_i).kind == AdjKind::Rewrite {
+                    let kind = fwd.adj(adj_i).kind;
+                    if kind == AdjKind::Rewrite {
                         v.meta(i).adj_index = adj_i;
                         nexts[i] = F::IDS.rewrite;
                         (rw_leaf, rw_adj) = (leaf, adj_i);
+                        continue;
+                    }
+                    // A steered prefix or a SID: straight to the SRv6 node, in line too.
+                    if matches!(kind, AdjKind::SrPolicy | AdjKind::SrLocalsid) {
+                        v.meta(i).adj_index = adj_i;
+                        nexts[i] = if kind == AdjKind::SrPolicy {
+                            F::IDS.sr_encap
+                        } else {
+                            F::IDS.sr_localsid
+                        };
                         continue;
                     }
                 }
