@@ -11,6 +11,7 @@ mod memif_loop;
 mod pod_tcp;
 mod service_crr;
 mod soak;
+mod srv6;
 mod testpmd;
 mod uplink;
 mod wireguard;
@@ -24,6 +25,9 @@ const USAGE: &str = "usage: rvpp-bench <benchmark> [options] [--json]
   ipsec [--seconds S] [--runs R] [--no-openssl]
                 one-core ESP AES-GCM-128/-256 encrypt and decrypt at 64 B, 1400 B, IMIX, next to
                 aws-lc-rs's raw AES-GCM and openssl speed -evp in the same run
+  srv6 [--sizes 64,1400] [--seconds S] [--runs R]
+                one-core SRv6 H.Encaps and End.DT4: Mpps and clocks/pkt next to plain IPv4 / IPv6
+                forwarding in the same run (VPP CSIT's 13.4 Mpps H.Encaps quoted)
   fib [--routes N] [--lookups N] [--reps N] [--passes N] [--tbl8 N] [--seed N] [--dpdk PATH | --no-dpdk]
                 lookups/s next to DPDK's rte_fib (dpdk-test-fib) on the same routes
   memif-loop [--runs R] [--seconds S] [--sizes 64,1518] [--testpmd PATH] [--queues N]
@@ -73,6 +77,7 @@ fn main() {
     let r = match which.as_str() {
         "graph" => graph::run(rest),
         "cnat" => cnat::run(rest),
+        "srv6" => srv6::run(rest),
         "fib" => fib::run(rest),
         "ipsec" => ipsec::run(rest),
         "memif-loop" => memif_loop::run(rest),

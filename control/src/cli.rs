@@ -35,6 +35,7 @@ const MODULES: &[CliModule] = &[
     crate::cli_linux::execute,
     crate::cli_tunnel::execute,
     crate::cli_wireguard::execute,
+    crate::cli_srv6::execute,
 ];
 
 /// Run one CLI line.
@@ -871,8 +872,8 @@ pub fn show_errors(dp: &Dataplane) -> String {
 }
 
 /// The severity `show errors` prints for an error counter: "info" for counters of things done
-/// rather than dropped (sent, answered, learned, punted, counted, created, translated), else
-/// "error".
+/// rather than dropped (sent, answered, learned, punted, counted, created, translated, the
+/// tunnels' and SRv6's encapsulated / decapsulated / processed), else "error".
 pub fn error_severity(reason: &str) -> &'static str {
     if [
         "sent",
@@ -882,6 +883,9 @@ pub fn error_severity(reason: &str) -> &'static str {
         "counted",
         "created",
         "translated",
+        "encapsulated",
+        "decapsulated",
+        "packets processed",
     ]
     .iter()
     .any(|w| reason.contains(w))
@@ -1088,6 +1092,8 @@ fn show_fib(dp: &Dataplane, af: Af, rest: &[&str]) -> String {
                     AdjKind::Punt => "punt".into(),
                     AdjKind::Lookup => format!("lookup in fib {}", a.lookup_fib),
                     AdjKind::Pbl => format!("pbl client {}", a.lookup_fib),
+                    AdjKind::SrPolicy => format!("sr policy index {}", a.lookup_fib),
+                    AdjKind::SrLocalsid => format!("sr localsid index {}", a.lookup_fib),
                 };
                 let _ = writeln!(s, "    [@{ai}]: {what}");
             }
@@ -1159,6 +1165,9 @@ mod tests {
             "cnat icmp errors translated",
             "cnat non-first fragments translated as their first fragment",
             "cnat vip without backends (answered port unreachable, as kube-proxy)",
+            "sr policy packets encapsulated",
+            "sr localsid packets decapsulated",
+            "vxlan packets decapsulated",
         ] {
             assert_eq!(error_severity(done), "info", "{done}");
         }
@@ -1166,6 +1175,7 @@ mod tests {
             "cnat session table full",
             "cnat source ports exhausted",
             "cnat truncated transport header",
+            "sr localsid: bad last entry or segments left (dropped, ICMPv6 parameter problem)",
         ] {
             assert_eq!(error_severity(drop), "error", "{drop}");
         }

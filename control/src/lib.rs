@@ -11,6 +11,7 @@ pub mod cli_memif;
 pub mod cli_neighbor;
 pub mod cli_npol;
 pub mod cli_server;
+pub mod cli_srv6;
 pub mod cli_ttl_fixup;
 pub mod cli_tunnel;
 pub mod cli_urpf;

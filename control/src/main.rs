@@ -30,7 +30,7 @@ The CLI (`rvppctl ... help`) and the API cover interfaces, tables, routes, neigh
 ageing, proxy ARP, ND proxy), punt, uRPF, multicast routes, TTL fixup, the classifier (input ACL
 tables, session redirects: calico's DNS to the host tap), PBL clients, cnat (services, SNAT),
 npol (policies), VXLAN, IPIP, IPsec ESP (AES-GCM SAs protecting IPIP and ipsecN
-interfaces) and WireGuard. Without -c, rvpp starts from an embedded default: a main thread that forwards, the CLI socket on
+interfaces), WireGuard and SRv6 (policies, localsids, steering). Without -c, rvpp starts from an embedded default: a main thread that forwards, the CLI socket on
 /run/rvpp/cli.sock, and a demo (a packet generator pg0 routed to a null interface null1).
 Talk to it with `rvppctl -s /run/rvpp/cli.sock show runtime` (or vppctl). Stop it with SIGINT or
 SIGTERM. Environment: RVPP_LOG=error|warn|info|debug overrides the log level.

@@ -94,6 +94,16 @@ fn papi_cnat() {
     assert!(out.contains("ALL OK"));
 }
 
+/// SRv6 programmed as calico's agent programs it, the dumps and VPP's codes (papi_srv6.py).
+#[test]
+fn papi_srv6() {
+    let mut r = common::Rvpp::start("papi-srv6", "");
+    let Some(out) = r.check_python("papi_srv6.py", &[]) else {
+        return;
+    };
+    assert!(out.contains("ALL OK"));
+}
+
 /// npol programmed as calico's felix server programs it, and refused bad input (papi_npol.py).
 #[test]
 fn papi_npol() {

@@ -14,6 +14,7 @@ pub mod nodes;
 pub mod npol;
 pub mod rcu;
 pub mod runtime;
+pub mod srv6;
 pub mod tables;
 pub mod tx_spread;
 pub mod wire;

@@ -176,7 +176,7 @@ impl IfTable {
 }
 
 /// What a packet that resolves to an adjacency gets.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 pub enum AdjKind {
     /// Drop silently (counted).
     #[default]
@@ -200,6 +200,10 @@ pub enum AdjKind {
     /// A PBL client (calico's plugin) interposed on a host route: ip4-pbl / ip6-pbl send the
     /// packet along the client's path or the route's. `lookup_fib` is the client's id.
     Pbl,
+    /// Encapsulate in SR policy `lookup_fib` (its index in `srv6::Srv6`): sr-pl-rewrite-encaps.
+    SrPolicy,
+    /// An SRv6 localsid, `lookup_fib` its index: sr-localsid.
+    SrLocalsid,
 }
 
 /// A forwarding adjacency.
@@ -215,7 +219,8 @@ pub struct Adjacency {
     /// Next hop (IPv4 in the low 32 bits when `is_ip6` is false).
     pub next_hop: u128,
     pub is_ip6: bool,
-    /// For `Lookup`: the fib index to look up in.
+    /// For `Lookup`: the fib index to look up in; for `SrPolicy` / `SrLocalsid`: the policy's
+    /// or localsid's index.
     pub lookup_fib: u32,
     /// Output-arc features enabled on `sw_if_index` (ip4-output or ip6-output by `is_ip6`);
     /// the writer keeps it in step with the interface, so the rewrite nodes test one word.

@@ -7,6 +7,7 @@
 
 mod fixed;
 pub mod l4;
+pub mod srh;
 pub mod tunnel;
 
 pub use l4::{

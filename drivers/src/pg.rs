@@ -172,6 +172,25 @@ impl PgStream {
         }
     }
 
+    /// `frame` (an Ethernet/IPv6 frame, e.g. an SRv6-encapsulated packet) sent as it is.
+    pub fn ip6_frame(sw_if_index: u32, frame: Vec<u8>) -> Self {
+        let at = IP4_OFF + 36;
+        let low = frame
+            .get(at..at + 4)
+            .map_or(0, |b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
+        Self {
+            sw_if_index,
+            template: frame,
+            dsts: vec![(low, 0)],
+            addr_off: at,
+            ip6: true,
+            next_dst: 0,
+            remaining: None,
+            sent: 0,
+            alloc_failures: 0,
+        }
+    }
+
     /// Stop after `n` packets.
     pub fn limit(mut self, n: u64) -> Self {
         self.remaining = Some(n);

@@ -151,7 +151,10 @@ pub fn path_out(p: &Path, ip6: bool, table_id: u32) -> d::FibPath {
         PathKind::Drop => T::FIB_API_PATH_TYPE_DROP,
         PathKind::Unreachable => T::FIB_API_PATH_TYPE_ICMP_UNREACH,
         PathKind::Prohibit => T::FIB_API_PATH_TYPE_ICMP_PROHIBIT,
-        PathKind::Lookup(_) => T::FIB_API_PATH_TYPE_NORMAL,
+        // VPP shows SR-sourced entries' DPOs as paths without a next hop.
+        PathKind::Lookup(_) | PathKind::SrPolicy(_) | PathKind::SrLocalsid(_) => {
+            T::FIB_API_PATH_TYPE_NORMAL
+        }
     };
     // A table lookup is VPP's "deag" path: no interface, no next hop, the table to look in.
     let table_id = match p.kind {

@@ -65,5 +65,6 @@ pub fn router(state: State) -> Router<State> {
     super::pbl::register(&mut r);
     super::ipsec::register(&mut r);
     super::wireguard::register(&mut r);
+    super::srv6::register(&mut r);
     r
 }

@@ -31,6 +31,7 @@ mod misc;
 mod npol;
 mod pbl;
 mod punt;
+mod srv6;
 mod urpf;
 mod wireguard;
 

@@ -23,6 +23,7 @@ pub mod pbl;
 pub mod punt;
 pub mod queues;
 pub mod routes;
+pub mod srv6;
 pub mod tables;
 pub mod ttl_fixup;
 pub mod tunnel;
@@ -160,6 +161,8 @@ pub struct State {
     rx_modes: Mutex<queues::RxModes>,
     urpf: Mutex<urpf::Checks>,
     mroutes: Mutex<mroutes::Mroutes>,
+    /// SRv6 steering; its lock also orders every SRv6 edit.
+    srv6: Mutex<srv6::Steering>,
     linux_monitor: Once,
     /// Woken after a change (the API's interface-event publisher).
     listeners: Mutex<Vec<Sender<()>>>,
@@ -174,6 +177,7 @@ impl Default for State {
             rx_modes: Default::default(),
             urpf: Default::default(),
             mroutes: Default::default(),
+            srv6: Default::default(),
             linux_monitor: Once::new(),
             listeners: Default::default(),
         }

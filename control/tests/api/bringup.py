@@ -580,9 +580,9 @@ def pod_bringup(vpp, tap):
           "ipsec async mode accepted (crypto runs inline on the workers)")
     vxlan_tunnel_api(vpp)
     ipip_tunnel_api(vpp)
-    for dump in ("sr_localsids_dump",):
-        kw = {"sw_if_index": NONE} if "tunnel" in dump else {}
-        check(unimplemented_dump(getattr(vpp.api, dump)(**kw)), dump + " answers UNIMPLEMENTED")
+    check(unimplemented_dump(vpp.api.log_dump(start_timestamp=0)), "log_dump answers UNIMPLEMENTED")
+    for dump in ("sr_localsids_dump", "sr_policies_dump", "sr_steering_pol_dump"):
+        check(list(getattr(vpp.api, dump)()) == [], dump + " is empty before calico programs SRv6")
     check(list(vpp.api.wireguard_interface_dump(show_private_key=1, sw_if_index=NONE)) == [],
           "no wireguard interfaces yet")
 

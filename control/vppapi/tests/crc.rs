@@ -55,6 +55,16 @@ fn well_known_name_crcs() {
         "wireguard_peer_remove_3b74607a",
         "wireguard_peers_dump_3b74607a",
         "wireguard_peers_details_6a9f6bc3",
+        // SRv6, what calico sends and the details of its dumps.
+        "sr_set_encap_source_d3bad5e1",
+        "sr_localsid_add_del_5a36c324",
+        "sr_policy_add_44ac92e8",
+        "sr_policy_mod_b97bb56e",
+        "sr_policy_del_cb4d48d5",
+        "sr_steering_add_del_e46b0a0f",
+        "sr_localsids_details_2e9221b9",
+        "sr_policies_details_db6ff2a1",
+        "sr_steering_pol_details_d41258c9",
     ] {
         assert!(r.by_name_crc(nc).is_some(), "{nc} not registered");
     }

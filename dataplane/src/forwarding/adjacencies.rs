@@ -16,6 +16,7 @@ pub(super) enum AdjKey {
     Prohibit { af: Af },
     Lookup { fib: u32, af: Af },
     Pbl { id: u32, af: Af },
+    Sr { kind: AdjKind, index: u32, af: Af },
 }
 
 /// A next hop as adjacencies hold it: host order, IPv4 in the low 32 bits.
@@ -136,6 +137,24 @@ impl Forwarding {
         self.adj(AdjKey::Lookup { fib, af }, a)
     }
 
+    fn sr_adj(&mut self, kind: AdjKind, index: u32, af: Af) -> u32 {
+        let a = Adjacency {
+            kind,
+            is_ip6: af.is_ip6(),
+            lookup_fib: index,
+            ..Default::default()
+        };
+        self.adj(AdjKey::Sr { kind, index, af }, a)
+    }
+
+    /// The adjacency that reaches `nh` on `sw` (SRv6's End.X / End.DX4 / End.DX6 cross-connect
+    /// to it); published with the next `publish`. Adjacencies are never freed, and a neighbour
+    /// learned later completes this one in place.
+    pub fn neighbour_adjacency(&mut self, sw: u32, nh: IpAddr) -> Result<u32, super::FwdError> {
+        self.iface(sw)?;
+        Ok(self.neighbor_adj(sw, nh))
+    }
+
     pub(super) fn path_adjs(&mut self, af: Af, fib_index: u32, p: &Path) -> Vec<u32> {
         match p.kind {
             PathKind::Local => vec![self.adj_index[&AdjKey::Local { af }]],
@@ -145,6 +164,8 @@ impl Forwarding {
                 Some(fib) => vec![self.lookup_adj(af, fib)],
                 None => vec![DROP_ADJ],
             },
+            PathKind::SrPolicy(index) => vec![self.sr_adj(AdjKind::SrPolicy, index, af)],
+            PathKind::SrLocalsid(index) => vec![self.sr_adj(AdjKind::SrLocalsid, index, af)],
             PathKind::Prohibit => {
                 let a = Adjacency {
                     kind: AdjKind::Prohibit,

@@ -16,6 +16,10 @@ pub enum PathKind {
     Prohibit,
     /// Look the destination up again in table `table_id` of the same family.
     Lookup(u32),
+    /// Steer into SR policy `index` (H.Encaps; `srv6::Srv6::policies`).
+    SrPolicy(u32),
+    /// The SRv6 localsid `index` (a SID's /128).
+    SrLocalsid(u32),
 }
 
 /// One path of a route.

@@ -348,6 +348,9 @@ pub struct LookupIds {
     pub resolve: u16,
     pub icmp_error: u16,
     pub relookup: u16,
+    /// SR policies (H.Encaps) and localsids (`crate::srv6`).
+    pub sr_encap: u16,
+    pub sr_localsid: u16,
     pub no_fib: u16,
     pub drop_adj: u16,
     pub no_route: u16,
@@ -369,6 +372,8 @@ macro_rules! lookup_ids {
             resolve: $next::RESOLVE,
             icmp_error: $next::ICMP_ERROR,
             relookup: $next::RELOOKUP,
+            sr_encap: $next::SR_ENCAP,
+            sr_localsid: $next::SR_LOCALSID,
             no_fib: $err::NO_FIB,
             drop_adj: $err::DROP_ADJ,
             no_route: $err::NO_ROUTE,
@@ -509,10 +514,21 @@ impl<F: LookupFamily> Node for Lookup<F> {
                 if lb.n_buckets <= 1 {
                     // The common case, a single path to a rewrite: metadata only.
                     let adj_i = lb.buckets[0];
-                    if fwd.adj(adj_i).kind == AdjKind::Rewrite {
+                    let kind = fwd.adj(adj_i).kind;
+                    if kind == AdjKind::Rewrite {
                         v.meta(i).adj_index = adj_i;
                         nexts[i] = F::IDS.rewrite;
                         (rw_leaf, rw_adj) = (leaf, adj_i);
+                        continue;
+                    }
+                    // A steered prefix or a SID: straight to the SRv6 node, in line too.
+                    if matches!(kind, AdjKind::SrPolicy | AdjKind::SrLocalsid) {
+                        v.meta(i).adj_index = adj_i;
+                        nexts[i] = if kind == AdjKind::SrPolicy {
+                            F::IDS.sr_encap
+                        } else {
+                            F::IDS.sr_localsid
+                        };
                         continue;
                     }
                 }
@@ -588,6 +604,8 @@ fn lookup_slow<F: LookupFamily>(
             b.meta.fib_index = adj.lookup_fib;
             ids.relookup
         }
+        AdjKind::SrPolicy => ids.sr_encap,
+        AdjKind::SrLocalsid => ids.sr_localsid,
         AdjKind::Drop => {
             b.meta.error = errs.error(ids.drop_adj);
             ids.drop

@@ -165,6 +165,8 @@ crate::next_edges! {
         RELOOKUP => "ip4-lookup",
         MCAST => "ip4-mcast-rewrite",
         PBL => "ip4-pbl",
+        SR_ENCAP => "sr-pl-rewrite-encaps-v4",
+        SR_LOCALSID => "sr-localsid",
     }
 }
 

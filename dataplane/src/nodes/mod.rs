@@ -26,7 +26,9 @@ macro_rules! feature_modules {
     };
 }
 
-feature_modules![udp_deny, urpf, classify, pbl, cnat, npol, ttl_fixup, vxlan, ipip, esp, wireguard];
+feature_modules![
+    udp_deny, urpf, classify, pbl, cnat, npol, ttl_fixup, vxlan, ipip, esp, wireguard, srv6
+];
 
 /// A packet the lookup found is for us: onto the rx interface's local arc when it has features
 /// there (`mask_of` picks the family's mask), else along `local`. Out of line: forwarded

@@ -49,6 +49,37 @@ pub fn feature_graph(shared: &Arc<Shared>, tables: &FeatureTables) -> (Graph, Fo
     (graph, fwd)
 }
 
+/// What the graph tests do with a runtime (free functions so that each test's own lab
+/// struct can use them): inject `frame` as received on `sw`.
+pub fn inject(rt: &mut rvpp_dataplane::runtime::Runtime, sw: u32, frame: &[u8]) {
+    let bufs = rt.buffers();
+    let bi = bufs.alloc_from_bytes(frame).unwrap();
+    bufs.meta(bi).rx_sw_if_index = sw;
+    rt.inject("ethernet-input", &[bi]).unwrap();
+}
+
+/// A node's counter (its `node_errors!` code).
+pub fn counter(rt: &rvpp_dataplane::runtime::Runtime, node: &str, code: u16) -> u64 {
+    let i = rt.graph().error_index(node, code).unwrap();
+    rt.stats().errors[i as usize].get()
+}
+
+/// The frames captured so far, emptied.
+pub fn take(f: &Frames) -> Vec<Vec<u8>> {
+    std::mem::take(&mut *f.lock().unwrap())
+}
+
+/// Every buffer back in the pool once the runtime is gone, none freed twice.
+pub fn no_leaks(
+    pool: &rvpp_dataplane::buffer::BufferPool,
+    mut rt: rvpp_dataplane::runtime::Runtime,
+) {
+    rt.buffers().flush();
+    drop(rt);
+    assert_eq!(pool.in_use(), 0, "buffers leaked");
+    assert_eq!(pool.double_frees(), 0);
+}
+
 pub const MAC2: [u8; 6] = [2, 0, 0, 0, 0, 0xa2];
 pub const PEER2: [u8; 6] = [2, 0, 0, 0, 0, 0xb2];
 

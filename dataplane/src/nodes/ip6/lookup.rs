@@ -25,6 +25,8 @@ crate::next_edges! {
         RELOOKUP => "ip6-lookup",
         MCAST => "ip6-mcast-rewrite",
         PBL => "ip6-pbl",
+        SR_ENCAP => "sr-pl-rewrite-encaps",
+        SR_LOCALSID => "sr-localsid",
     }
 }
 

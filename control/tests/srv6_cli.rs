@@ -1,0 +1,118 @@
+//! SRv6 through the CLI, in VPP's syntax and output: localsids of each behaviour, a policy
+//! with lists added, reweighted and removed, steering and its removal (the steered route comes
+//! back), the errors for duplicates and missing objects. The API side is tests/api/papi_srv6.py;
+//! both call one service, so what one makes the other lists.
+
+mod common;
+
+use common::Rvpp;
+
+fn ok(r: &Rvpp, c: &str) {
+    let out = r.ctl(c);
+    assert!(out.trim().is_empty(), "{c}: {out}");
+}
+
+#[test]
+fn cli_programs_and_shows_srv6_as_vpp_does() {
+    let r = Rvpp::start("srv6-cli", "");
+    assert_eq!(r.ctl("create loopback interface").trim(), "loop0");
+    ok(&r, "set interface state loop0 up");
+    ok(&r, "set interface ip address loop0 fd00::1/64");
+    ok(&r, "set interface ip address loop0 198.18.0.1/24");
+    ok(&r, "set sr encaps source addr fd00::1");
+    assert!(r.ctl("show sr encaps source addr").contains("fd00::1"));
+    ok(&r, "sr localsid address fd00:1::d4 behavior end.dt4 0");
+    ok(&r, "sr localsid address fd00:1::d6 behavior end.dt6 0");
+    ok(&r, "sr localsid address fd00:1::e behavior end psp");
+    ok(
+        &r,
+        "sr localsid address fd00:1::a behavior end.x loop0 fd00::2",
+    );
+    ok(
+        &r,
+        "sr localsid address fd00:1::dd4 behavior end.dx4 loop0 198.18.0.2",
+    );
+    assert!(r
+        .ctl("sr localsid address fd00:1::d4 behavior end.dt4 0")
+        .contains("exists"));
+    assert!(r
+        .ctl("sr localsid address fd00:1::d9 behavior end.dt4 42")
+        .contains("no"));
+    assert!(r
+        .ctl("sr localsid address fd00:1::dd6 behavior end.dx6 loop0 198.18.0.2")
+        .contains("family"));
+    let ls = r.ctl("show sr localsids");
+    for want in [
+        "SRv6 - My LocalSID Table:",
+        "\tAddress: \tfd00:1::d4/128\n\tBehavior: \tDT4 (Endpoint with decapsulation and specific IPv4 table lookup)\n\tTable: \t0",
+        "\tAddress: \tfd00:1::e/128\n\tBehavior: \tEnd\n\tPSP: \tTrue",
+        "X (Endpoint with Layer-3 cross-connect)\n\tIface:  \tloop0\n\tNext hop: \tfd00::2",
+        "DX4 (Endpoint with decapsulation and IPv4 cross-connect)",
+    ] {
+        assert!(ls.contains(want), "{want:?} not in\n{ls}");
+    }
+    assert!(r.ctl("show ip6 fib").contains("fd00:1::d4/128"));
+
+    ok(
+        &r,
+        "sr policy add bsid fd00:1::b1 next fd00:2::e next fd00:2::d4 encap",
+    );
+    assert!(r
+        .ctl("sr policy add bsid fd00:1::b1 next fd00:2::1 encap")
+        .contains("exists"));
+    assert!(r
+        .ctl("sr policy add bsid fd00:1::b2 next fd00:2::1 insert")
+        .contains("not implemented"));
+    ok(
+        &r,
+        "sr policy mod bsid fd00:1::b1 add sl next fd00:3::d4 weight 3",
+    );
+    ok(&r, "sr policy mod bsid fd00:1::b1 mod sl index 0 weight 2");
+    let p = r.ctl("show sr policies");
+    for want in [
+        "[0].-\tBSID: fd00:1::b1\n\tBehavior: Encapsulation\n\tType: Default\n\tFIB table: 0",
+        "  \t[0].- < fd00:2::e, fd00:2::d4 > weight: 2",
+        "  \t[1].- < fd00:3::d4 > weight: 3",
+    ] {
+        assert!(p.contains(want), "{want:?} not in\n{p}");
+    }
+    ok(&r, "sr policy mod bsid fd00:1::b1 del sl index 0");
+    assert!(!r.ctl("show sr policies").contains("fd00:2::e"));
+    assert!(r
+        .ctl("sr policy mod bsid fd00:1::b1 del sl index 0")
+        .contains("no SID list"));
+
+    // Steering replaces the prefix's route; removing it brings the route back.
+    ok(&r, "ip route add 198.19.64.0/24 via 198.18.0.2 loop0");
+    ok(&r, "sr steer l3 198.19.64.0/24 via bsid fd00:1::b1");
+    ok(&r, "sr steer l3 fd10:64::/64 via bsid fd00:1::b1");
+    assert!(r
+        .ctl("sr steer l3 198.19.65.0/24 via bsid fd00:1::b9")
+        .contains("no policy"));
+    let st = r.ctl("show sr steering-policies");
+    assert!(
+        st.contains("L3 198.19.64.0/24\tfd00:1::b1") && st.contains("L3 fd10:64::/64\tfd00:1::b1"),
+        "{st}"
+    );
+    assert!(r
+        .ctl("show ip fib 198.19.64.0/24")
+        .contains("sr policy index 0"));
+    ok(&r, "sr steer del l3 198.19.64.0/24");
+    assert!(r
+        .ctl("sr steer del l3 198.19.64.0/24")
+        .contains("not steered"));
+    assert!(r
+        .ctl("show ip fib 198.19.64.0/24")
+        .contains("via 198.18.0.2"));
+
+    // The policy goes with its steering; the localsids go with their /128s.
+    ok(&r, "sr policy del bsid fd00:1::b1");
+    assert!(r.ctl("show sr steering-policies").lines().count() == 2);
+    assert!(!r.ctl("show sr policies").contains("BSID"));
+    ok(&r, "sr localsid del address fd00:1::d4");
+    assert!(r
+        .ctl("sr localsid del address fd00:1::d4")
+        .contains("no localsid"));
+    assert!(!r.ctl("show sr localsids").contains("fd00:1::d4"));
+    assert!(!r.ctl("show ip6 fib").contains("fd00:1::d4/128"));
+}

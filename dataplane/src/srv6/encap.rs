@@ -1,0 +1,152 @@
+//! `sr-pl-rewrite-encaps` (IPv6 payload) and `sr-pl-rewrite-encaps-v4` (IPv4 payload): H.Encaps
+//! of a packet whose lookup gave an `AdjKind::SrPolicy` adjacency. The flow picks the SID
+//! list; its prebuilt outer header is copied in front, then the payload length, the
+//! payload's next header and the traffic class / flow label are filled, and the outer packet
+//! goes to ip6-lookup in the policy's table as our own (hop limit 64, not decremented).
+
+use super::{Srv6, Table};
+use crate::buffer::{flags, Buf};
+use crate::graph::{Node, NodeInfo};
+use crate::nodes::tunnel::outer_packet;
+use crate::rcu::Snapshot;
+use crate::runtime::Ctx;
+use crate::tables::{AdjKind, FwdTable, MAX_RELOOKUPS};
+use crate::wire::tunnel::{IP_PROTO_IPIP, IP_PROTO_IPV6};
+use crate::wire::{Ip4Hdr, Ip6Hdr, IP6_HDR};
+use std::sync::Arc;
+
+pub const ENCAP6: &str = "sr-pl-rewrite-encaps";
+pub const ENCAP4: &str = "sr-pl-rewrite-encaps-v4";
+
+crate::next_edges! {
+    mod next {
+        DROP => "error-drop",
+        IP6_LOOKUP => "ip6-lookup",
+    }
+}
+
+crate::node_errors! {
+    pub mod error {
+        ENCAPSULATED => "sr policy packets encapsulated",
+        NO_POLICY => "sr encap: no such policy (dropped)",
+        NO_SID_LIST => "sr encap: policy has no SID list (dropped)",
+        NOT_IP => "sr encap: payload is not of the node's family (dropped)",
+        NO_HEADROOM => "sr encap: no headroom for the outer header (dropped)",
+        TOO_BIG => "sr encap: outer packet over 64 KiB (dropped)",
+        LOOP => "sr encap: packet steered too often (dropped)",
+        GSO => "sr encap: gso super-frames not supported yet (dropped)",
+        CHAINED => "sr encap: chained buffers not supported (dropped)",
+    }
+}
+
+pub struct SrEncap {
+    name: &'static str,
+    payload_v4: bool,
+    table: Arc<Table>,
+    snap: Snapshot<Srv6>,
+}
+
+impl SrEncap {
+    pub fn new(payload_v4: bool, table: Arc<Table>) -> Self {
+        Self {
+            name: if payload_v4 { ENCAP4 } else { ENCAP6 },
+            payload_v4,
+            snap: table.snapshot(),
+            table,
+        }
+    }
+}
+
+/// The payload's (traffic class, flow label), and its flow hash.
+#[inline(always)]
+fn payload_info(d: &[u8], v4: bool) -> Option<(u8, u32, u32)> {
+    if v4 {
+        let h = Ip4Hdr::new(d).filter(|h| h.0[0] >> 4 == 4)?;
+        let hash = crate::nodes::ip4::flow_hash4(d);
+        Some((h.0[1], hash & 0xf_ffff, hash))
+    } else {
+        let h = Ip6Hdr::new(d).filter(|h| h.version() == 6)?;
+        let tc = (h.0[0] << 4) | (h.0[1] >> 4);
+        Some((tc, h.flow_label(), crate::nodes::ip6::flow_hash6(d)))
+    }
+}
+
+#[inline(always)]
+fn encap_one(b: &mut Buf<'_>, sr: &Srv6, fwd: &FwdTable, v4: bool) -> Result<u16, u16> {
+    let m = &*b.meta;
+    if m.flags & flags::GSO != 0 {
+        return Err(error::GSO);
+    }
+    if m.flags & flags::NEXT_PRESENT != 0 {
+        return Err(error::CHAINED);
+    }
+    if m.relookups >= MAX_RELOOKUPS {
+        return Err(error::LOOP);
+    }
+    let adj = fwd.adj(m.adj_index);
+    let policy = sr
+        .policy(adj.lookup_fib)
+        .filter(|_| adj.kind == AdjKind::SrPolicy)
+        .ok_or(error::NO_POLICY)?;
+    let (tc, label, hash) = payload_info(b.data(), v4).ok_or(error::NOT_IP)?;
+    let list = policy.pick(hash).ok_or(error::NO_SID_LIST)?;
+    let rw = list.rewrite();
+    let inner_len = b.data().len();
+    let payload_len = u16::try_from(rw.len() - IP6_HDR + inner_len).map_err(|_| error::TOO_BIG)?;
+    if !b.retreat(rw.len()) {
+        return Err(error::NO_HEADROOM);
+    }
+    let out = b.data_mut().get_mut(..rw.len()).ok_or(error::NO_HEADROOM)?;
+    out.copy_from_slice(rw);
+    let Some(h) = out.first_chunk_mut::<IP6_HDR>() else {
+        return Err(error::NO_HEADROOM);
+    };
+    h[0] = 0x60 | tc >> 4;
+    h[1] = (tc << 4) | (label >> 16) as u8 & 0x0f;
+    h[2] = (label >> 8) as u8;
+    h[3] = label as u8;
+    h[4..6].copy_from_slice(&payload_len.to_be_bytes());
+    let proto = if v4 { IP_PROTO_IPIP } else { IP_PROTO_IPV6 };
+    if let Some(nh) = out.get_mut(list.next_header_at as usize) {
+        *nh = proto;
+    }
+    b.meta.flow_hash = hash;
+    outer_packet(b.meta, policy.encap_fib);
+    Ok(next::IP6_LOOKUP)
+}
+
+impl Node for SrEncap {
+    fn info(&self) -> NodeInfo {
+        NodeInfo::internal(self.name, next::NAMES, error::NAMES)
+    }
+
+    fn process(&mut self, cx: &mut Ctx<'_>, bufs: &mut [u32], nexts: &mut [u16]) {
+        self.snap.refresh(&self.table);
+        let sr = self.snap.get();
+        let errs = cx.errs();
+        let fwd = cx.tables.fwd.get();
+        let mut done = 0;
+        for (&bi, next_out) in bufs.iter().zip(nexts.iter_mut()) {
+            let mut b = cx.bufs.get(bi);
+            *next_out = match encap_one(&mut b, sr, fwd, self.payload_v4) {
+                Ok(n) => {
+                    done += 1;
+                    n
+                }
+                Err(e) => {
+                    b.meta.error = errs.error(e);
+                    next::DROP
+                }
+            };
+        }
+        errs.count(error::ENCAPSULATED, done);
+    }
+
+    fn trace(&self, b: &Buf<'_>) -> String {
+        let fwd_index = b.meta.adj_index;
+        format!(
+            "sr encap: adj {fwd_index} flow hash 0x{:08x}",
+            b.meta.flow_hash
+        )
+    }
+}
