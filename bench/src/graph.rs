@@ -645,3 +645,69 @@ pub fn run(args: &[String]) -> Result<serde_json::Value, String> {
     }
     Ok(out)
 }
+
+/// Rounded to two decimals, for the JSON figures.
+pub fn r2(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
+}
+
+/// The count of `node`'s local counter `code` in `rt` (0 if the node is not in the graph).
+pub fn error_count(rt: &Runtime, node: &str, code: u16) -> u64 {
+    rt.graph()
+        .error_index(node, code)
+        .map_or(0, |i| rt.stats().errors[i as usize].get())
+}
+
+/// The options of the per-feature graph benchmarks (srv6, overlay): `--seconds S`,
+/// `--runs R`, `--sizes 64,1400`.
+pub struct SizedRuns {
+    pub seconds: f64,
+    pub runs: usize,
+    pub sizes: Vec<usize>,
+}
+
+impl SizedRuns {
+    pub fn parse(args: &[String]) -> Result<Self, String> {
+        let mut o = Self {
+            seconds: 2.0,
+            runs: 3,
+            sizes: vec![64, 1400],
+        };
+        let mut it = args.iter();
+        while let Some(a) = it.next() {
+            let mut val = || it.next().ok_or(format!("{a} needs a value"));
+            match a.as_str() {
+                "--seconds" => o.seconds = val()?.parse().map_err(|_| "--seconds S")?,
+                "--runs" => o.runs = val()?.parse().map_err(|_| "--runs R")?,
+                "--sizes" => {
+                    o.sizes = val()?
+                        .split(',')
+                        .map(|s| s.parse().map_err(|_| "--sizes 64,1400"))
+                        .collect::<Result<_, _>>()?
+                }
+                other => return Err(format!("unknown option {other}")),
+            }
+        }
+        o.runs = o.runs.max(1);
+        Ok(o)
+    }
+}
+
+/// Medians of a case and its peer measured alternately `runs` times: (Mpps, clocks/packet,
+/// peer Mpps, peer clocks/packet).
+pub fn alternate(
+    runs: usize,
+    mut case: impl FnMut() -> Result<Measured, String>,
+    mut peer: impl FnMut() -> Result<Measured, String>,
+) -> Result<(f64, f64, f64, f64), String> {
+    let (mut mpps, mut clocks, mut pmpps, mut pclocks) = (vec![], vec![], vec![], vec![]);
+    for _ in 0..runs.max(1) {
+        let m = case()?;
+        let p = peer()?;
+        mpps.push(m.mpps);
+        clocks.push(m.total_clocks);
+        pmpps.push(p.mpps);
+        pclocks.push(p.total_clocks);
+    }
+    Ok((median(mpps), median(clocks), median(pmpps), median(pclocks)))
+}

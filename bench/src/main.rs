@@ -8,6 +8,7 @@ mod fib;
 mod graph;
 mod ipsec;
 mod memif_loop;
+mod overlay;
 mod pod_tcp;
 mod service_crr;
 mod soak;
@@ -28,6 +29,9 @@ const USAGE: &str = "usage: rvpp-bench <benchmark> [options] [--json]
   srv6 [--sizes 64,1400] [--seconds S] [--runs R]
                 one-core SRv6 H.Encaps and End.DT4: Mpps and clocks/pkt next to plain IPv4 / IPv6
                 forwarding in the same run (VPP CSIT's 13.4 Mpps H.Encaps quoted)
+  overlay [--sizes 64,1400] [--seconds S] [--runs R]
+                one-core IPIP and VXLAN (L3) encap and decap: Mpps and clocks/pkt next to plain
+                IPv4 forwarding of the same inner frames in the same run, and what they add
   fib [--routes N] [--lookups N] [--reps N] [--passes N] [--tbl8 N] [--seed N] [--dpdk PATH | --no-dpdk]
                 lookups/s next to DPDK's rte_fib (dpdk-test-fib) on the same routes
   memif-loop [--runs R] [--seconds S] [--sizes 64,1518] [--testpmd PATH] [--queues N]
@@ -78,6 +82,7 @@ fn main() {
         "graph" => graph::run(rest),
         "cnat" => cnat::run(rest),
         "srv6" => srv6::run(rest),
+        "overlay" => overlay::run(rest),
         "fib" => fib::run(rest),
         "ipsec" => ipsec::run(rest),
         "memif-loop" => memif_loop::run(rest),

@@ -6,7 +6,9 @@
 //! each size. Mpps, and clocks per packet from the runtime's node counters. VPP's figure is
 //! quoted, not measured here.
 
-use crate::graph::{measure, median, Measured, TwoPorts, GEN_MAC, PG_MAC};
+use crate::graph::{
+    alternate, error_count, measure, r2, Measured, SizedRuns, TwoPorts, GEN_MAC, PG_MAC,
+};
 use rvpp_dataplane::feature::FeatureTables;
 use rvpp_dataplane::fib::Ip4FibConfig;
 use rvpp_dataplane::forwarding::{Path, PathKind, Prefix};
@@ -137,11 +139,7 @@ fn run_case(case: Case, size: usize, seconds: f64) -> Result<Measured, String> {
         return Err("nothing left null0: the path is broken".into());
     }
     // The packets took the SRv6 path (not a plain route, not a drop).
-    let on_path = |node: &str, code: u16| {
-        rt.graph()
-            .error_index(node, code)
-            .map_or(0, |i| rt.stats().errors[i as usize].get())
-    };
+    let on_path = |node: &str, code: u16| error_count(&rt, node, code);
     let sr_done = match case {
         Case::Encap => on_path(srv6::encap::ENCAP4, srv6::encap::error::ENCAPSULATED),
         Case::Dt4 => on_path(srv6::localsid::NAME, srv6::localsid::error::DECAPSULATED),
@@ -156,27 +154,12 @@ fn run_case(case: Case, size: usize, seconds: f64) -> Result<Measured, String> {
     Ok(m)
 }
 
-fn r2(x: f64) -> f64 {
-    (x * 100.0).round() / 100.0
-}
-
 pub fn run(args: &[String]) -> Result<serde_json::Value, String> {
-    let (mut seconds, mut runs, mut sizes) = (2.0, 3usize, vec![64usize, 1400]);
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        let mut val = || it.next().ok_or(format!("{a} needs a value"));
-        match a.as_str() {
-            "--seconds" => seconds = val()?.parse().map_err(|_| "--seconds S")?,
-            "--runs" => runs = val()?.parse().map_err(|_| "--runs R")?,
-            "--sizes" => {
-                sizes = val()?
-                    .split(',')
-                    .map(|s| s.parse().map_err(|_| "--sizes 64,1400"))
-                    .collect::<Result<_, _>>()?
-            }
-            other => return Err(format!("unknown option {other}")),
-        }
-    }
+    let SizedRuns {
+        seconds,
+        runs,
+        sizes,
+    } = SizedRuns::parse(args)?;
     let mut out = Vec::new();
     println!(
         "srv6, one core, in-process graph; peers measured in the same run. VPP reference \
@@ -188,16 +171,11 @@ pub fn run(args: &[String]) -> Result<serde_json::Value, String> {
             ("H.Encaps", Case::Encap, "ipv4 forwarding", Case::Ip4),
             ("End.DT4", Case::Dt4, "ipv6 forwarding", Case::Ip6),
         ] {
-            let (mut mpps, mut clocks, mut pmpps, mut pclocks) = (vec![], vec![], vec![], vec![]);
-            for _ in 0..runs.max(1) {
-                let m = run_case(case, size, seconds)?;
-                let p = run_case(peer, size, seconds)?;
-                mpps.push(m.mpps);
-                clocks.push(m.total_clocks);
-                pmpps.push(p.mpps);
-                pclocks.push(p.total_clocks);
-            }
-            let (m, c, pm, pc) = (median(mpps), median(clocks), median(pmpps), median(pclocks));
+            let (m, c, pm, pc) = alternate(
+                runs,
+                || run_case(case, size, seconds),
+                || run_case(peer, size, seconds),
+            )?;
             println!(
                 "{what:9} {size:5} B: {m:6.2} Mpps {c:6.1} clocks/pkt | {peer_name} {pm:6.2} Mpps \
                  {pc:6.1} clocks/pkt | ratio {:.2}",

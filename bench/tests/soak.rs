@@ -1,8 +1,8 @@
 //! The soak's 2-minute version (issue 18), run by scripts/test.sh after a release build of
 //! rvpp (`cargo test --release -p rvpp-bench --test soak -- --ignored`): calico-like churn
 //! through the API under steady pod traffic must leave rvpp as it found it. No fd or thread
-//! left behind, buffers back within the rx stashes' slack, RSS flat after the warm-up within
-//! what the allocator settles in two minutes, and no packet lost on the steady UDP flow.
+//! left behind, buffers back within the rx stashes' slack, RSS's floor flat after the warm-up
+//! within what the allocator settles in two minutes, and no packet lost on the steady UDP flow.
 
 use serde_json::Value;
 use std::process::Command;
@@ -68,7 +68,9 @@ fn two_minute_soak_leaves_rvpp_as_it_found_it() {
             <= field(&v, &["idle_before", "buffers_in_use"]) + 96.0,
         "{text}"
     );
-    // After the warm-up, RSS from the first to the last sample.
+    // After the warm-up, the floor of the last three samples against the floor of the first
+    // three: the allocator swings RSS by about 2 MiB between samples as churn rounds come and go,
+    // but a leak raises the floor.
     let samples = v["samples"].as_array().expect("samples");
     let warm: Vec<f64> = samples
         .iter()
@@ -76,9 +78,10 @@ fn two_minute_soak_leaves_rvpp_as_it_found_it() {
         .filter_map(|s| s["rss_kib"].as_f64())
         .collect();
     assert!(warm.len() >= 6, "{text}");
-    let growth = warm.last().unwrap() - warm.first().unwrap();
+    let floor = |xs: &[f64]| xs.iter().copied().fold(f64::INFINITY, f64::min);
+    let growth = floor(&warm[warm.len() - 3..]) - floor(&warm[..3]);
     assert!(
         growth <= 2048.0,
-        "RSS grew {growth} KiB after the warm-up: {text}"
+        "RSS floor grew {growth} KiB after the warm-up: {text}"
     );
 }

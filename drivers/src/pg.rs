@@ -191,6 +191,26 @@ impl PgStream {
         }
     }
 
+    /// `frame` (any Ethernet frame, e.g. an encapsulated packet) sent unchanged every time.
+    pub fn frame(sw_if_index: u32, frame: Vec<u8>) -> Self {
+        Self {
+            sw_if_index,
+            template: frame,
+            dsts: Vec::new(),
+            addr_off: 0,
+            ip6: false,
+            next_dst: 0,
+            remaining: None,
+            sent: 0,
+            alloc_failures: 0,
+        }
+    }
+
+    /// The frame each packet starts from (Ethernet header included).
+    pub fn template(&self) -> &[u8] {
+        &self.template
+    }
+
     /// Stop after `n` packets.
     pub fn limit(mut self, n: u64) -> Self {
         self.remaining = Some(n);

@@ -1,0 +1,251 @@
+//! `rvpp-bench overlay`: one core, the in-process graph (pg-input -> ... -> null-tx). IPIP and
+//! VXLAN (calico-vpp's L3 mode) encap and decap of IPv4 pod packets, each next to plain IPv4
+//! forwarding of the same inner frames, alternating in the same run at each size. Encap: a
+//! pod packet routed into the tunnel (ip4-rewrite -> ipipN/vxlan4-encap -> ip4-lookup in the
+//! encap table -> ip4-rewrite). Decap: an outer packet to the node's address (ip4-local ->
+//! ipip4-input/vxlan4-input -> ip4-input on the tunnel -> lookup -> rewrite). Reported: Mpps,
+//! clocks per packet of every node (the runtime counters), and what each adds over plain
+//! forwarding; the issue's target is encap plus decap adding at most 25 clocks.
+
+use crate::graph::{
+    alternate, error_count, measure, r2, Measured, SizedRuns, TwoPorts, GEN_MAC, PG_MAC,
+};
+use rvpp_dataplane::feature::FeatureTables;
+use rvpp_dataplane::fib::Ip4FibConfig;
+use rvpp_dataplane::forwarding::{Path, Prefix};
+use rvpp_dataplane::nodes::{ipip, vxlan};
+use rvpp_drivers::pg::PgStream;
+use serde_json::json;
+use std::net::IpAddr;
+use std::time::Duration;
+
+const WARMUP: Duration = Duration::from_millis(300);
+/// The issue's budget for encap plus decap over plain forwarding.
+const TARGET_ADDED_CLOCKS: f64 = 25.0;
+/// Plain destinations (null0's side), and the remote pod blocks behind each tunnel.
+const PLAIN: u32 = 0xc613_0007;
+const VIA_IPIP: u32 = 0xc614_0007;
+const VIA_VXLAN: u32 = 0xc615_0007;
+/// The remote node (on pg0's side), which sends us the encapsulated packets.
+const REMOTE: u32 = 0xc612_0002;
+const LOCAL: u32 = 0xc612_0001;
+const VNI: u32 = 4096;
+
+#[derive(Clone, Copy, PartialEq)]
+enum Case {
+    Forward,
+    IpipEncap,
+    IpipDecap,
+    VxlanEncap,
+    VxlanDecap,
+}
+
+fn v4(a: u32) -> IpAddr {
+    IpAddr::V4(a.into())
+}
+
+/// An Ethernet frame from the remote node to us carrying `inner` (an IPv4 packet): IPIP, or
+/// UDP 4789 + VXLAN (VNI, I flag) with bare IP after it.
+fn encapsulated(inner: &[u8], vxlan: bool) -> Vec<u8> {
+    let extra = if vxlan { 8 + 8 } else { 0 };
+    let mut f = vec![0u8; 14 + 20 + extra];
+    f[0..6].copy_from_slice(&PG_MAC);
+    f[6..12].copy_from_slice(&GEN_MAC);
+    f[12..14].copy_from_slice(&0x0800u16.to_be_bytes());
+    let total = 20 + extra + inner.len();
+    let proto = if vxlan { 17 } else { 4 };
+    if let Some(mut h) = rvpp_dataplane::wire::Ip4HdrMut::new(&mut f[14..]) {
+        h.init(REMOTE, LOCAL, proto, 64, total as u16);
+    }
+    if vxlan {
+        let u = &mut f[34..42];
+        u[0..2].copy_from_slice(&50000u16.to_be_bytes());
+        u[2..4].copy_from_slice(&vxlan::PORT.to_be_bytes());
+        u[4..6].copy_from_slice(&((8 + 8 + inner.len()) as u16).to_be_bytes());
+        let x = &mut f[42..50];
+        x[0] = 0x08;
+        x[4..7].copy_from_slice(&VNI.to_be_bytes()[1..]);
+    }
+    f.extend_from_slice(inner);
+    f
+}
+
+/// The IPv4 packet (no Ethernet header) of a plain frame to `dst`, `size` bytes with it.
+fn inner_packet(pg: u32, dst: u32, size: usize) -> Vec<u8> {
+    PgStream::ip4_udp(pg, PG_MAC, GEN_MAC, REMOTE, &[dst], size).template()[14..].to_vec()
+}
+
+fn run_case(case: Case, size: usize, seconds: f64) -> Result<Measured, String> {
+    let fib = Ip4FibConfig {
+        tbl8_groups: 1 << 12,
+        huge_pages: false,
+    };
+    let mut ports = TwoPorts::new(fib, true)?;
+    let (pg, out, nh) = (ports.pg, ports.out, ports.nh);
+    let tables = FeatureTables::default();
+    let graph = rvpp_drivers::graph_builder(&tables).build()?;
+    let fwd = &mut ports.fwd;
+    fwd.use_features(graph.features.clone());
+    let e = |e: rvpp_dataplane::forwarding::FwdError| e.to_string();
+    fwd.route_add(
+        0,
+        Prefix::V4(PLAIN & 0xffff_ff00, 24),
+        vec![Path::via(nh, Some(out))],
+    )
+    .map_err(e)?;
+    let t_ipip = fwd
+        .interface_add("ipip0", "ipip", [0; 6], false, 9000)
+        .map_err(e)?;
+    let t_vxlan = fwd
+        .interface_add("vxlan_tunnel0", "vxlan", [0; 6], false, 9000)
+        .map_err(e)?;
+    for (t, enc) in [(t_ipip, ipip::ENCAP4), (t_vxlan, vxlan::ENCAP4)] {
+        fwd.set_admin_up(t, true).map_err(e)?;
+        fwd.set_unnumbered(t, Some(pg)).map_err(e)?;
+        fwd.feature_enable(t, enc.arc, enc.node, true).map_err(e)?;
+    }
+    for (dst, t) in [(VIA_IPIP, t_ipip), (VIA_VXLAN, t_vxlan)] {
+        fwd.route_add(
+            0,
+            Prefix::V4(dst & 0xffff_0000, 16),
+            vec![Path::attached(t)],
+        )
+        .map_err(e)?;
+    }
+    // Both tunnels run between us (pg0's 198.18.0.1) and the remote node 198.18.0.2, which
+    // is reached through null0 for encap (a host route), so decap's outer packets arrive on
+    // pg0 and encap's leave on null0.
+    fwd.route_add(0, Prefix::V4(REMOTE, 32), vec![Path::via(nh, Some(out))])
+        .map_err(e)?;
+    let mut ts = ipip::Tunnels::default();
+    ts.insert(ipip::Tunnel {
+        sw_if_index: t_ipip,
+        instance: 0,
+        src: v4(LOCAL),
+        dst: v4(REMOTE),
+        encap_fib: 0,
+        table_id: 0,
+        flags: 0,
+        dscp: 0,
+    });
+    tables.get::<ipip::Table>().publish(ts);
+    let mut vs = vxlan::Tunnels::default();
+    vs.insert(vxlan::Tunnel {
+        sw_if_index: t_vxlan,
+        instance: 0,
+        src: v4(LOCAL),
+        dst: v4(REMOTE),
+        dst_port: vxlan::PORT,
+        vni: VNI,
+        encap_fib: 0,
+        encap_vrf_id: 0,
+        l3: true,
+        decap_next_index: u32::MAX,
+    });
+    tables.get::<vxlan::Table>().publish(vs);
+    let plain = |dst| PgStream::ip4_udp(pg, PG_MAC, GEN_MAC, REMOTE, &[dst], size);
+    let stream = match case {
+        Case::Forward => plain(PLAIN),
+        Case::IpipEncap => plain(VIA_IPIP),
+        Case::VxlanEncap => plain(VIA_VXLAN),
+        Case::IpipDecap => PgStream::frame(pg, encapsulated(&inner_packet(pg, PLAIN, size), false)),
+        Case::VxlanDecap => PgStream::frame(pg, encapsulated(&inner_packet(pg, PLAIN, size), true)),
+    };
+    let mut rt = ports.runtime(graph, stream)?;
+    let m = measure(&mut rt, out, WARMUP, seconds);
+    let counters = || {
+        let g = rt.graph();
+        g.error_names
+            .iter()
+            .enumerate()
+            .filter_map(|(i, (node, what))| {
+                let n = rt.stats().errors[i].get();
+                (n > 0).then(|| format!("{node}: {what} {n}"))
+            })
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    if m.packets == 0 {
+        return Err(format!(
+            "nothing left null0, the path is broken: {}",
+            counters()
+        ));
+    }
+    // Every packet sent took the tunnel path (not a plain route, not a drop).
+    let count = |node: &str, code: u16| error_count(&rt, node, code);
+    let done = match case {
+        Case::Forward => m.packets,
+        Case::IpipEncap => count(ipip::ENCAP4.node, ipip::encap_error::ENCAPSULATED),
+        Case::IpipDecap => count(ipip::INPUT4, ipip::input_error::DECAPSULATED),
+        Case::VxlanEncap => count(vxlan::ENCAP4.node, vxlan::encap_error::ENCAPSULATED),
+        Case::VxlanDecap => count(vxlan::INPUT4, vxlan::input_error::DECAPSULATED),
+    };
+    if done < m.packets {
+        return Err(format!(
+            "{done} of {} packets took the tunnel path: {}",
+            m.packets,
+            counters()
+        ));
+    }
+    Ok(m)
+}
+
+pub fn run(args: &[String]) -> Result<serde_json::Value, String> {
+    let SizedRuns {
+        seconds,
+        runs,
+        sizes,
+    } = SizedRuns::parse(args)?;
+    println!(
+        "overlay, one core, in-process graph; plain IPv4 forwarding of the same inner frames \
+         alternates with each case in the same run (sizes are the pod's frame)"
+    );
+    let cases = [
+        ("ipip", "encap", Case::IpipEncap),
+        ("ipip", "decap", Case::IpipDecap),
+        ("vxlan", "encap", Case::VxlanEncap),
+        ("vxlan", "decap", Case::VxlanDecap),
+    ];
+    let mut out = Vec::new();
+    let mut summary = Vec::new();
+    for &size in &sizes {
+        let mut added = std::collections::BTreeMap::<&str, f64>::new();
+        for (tunnel, dir, case) in cases {
+            let (m, c, pm, pc) = alternate(
+                runs,
+                || run_case(case, size, seconds),
+                || run_case(Case::Forward, size, seconds),
+            )?;
+            *added.entry(tunnel).or_default() += c - pc;
+            println!(
+                "{tunnel:5} {dir} {size:5} B: {m:6.2} Mpps {c:6.1} clocks/pkt | ipv4 forwarding \
+                 {pm:6.2} Mpps {pc:6.1} clocks/pkt | adds {:5.1} clocks, ratio {:.2}",
+                c - pc,
+                m / pm.max(1e-9)
+            );
+            out.push(json!({
+                "tunnel": tunnel, "direction": dir, "size": size, "mpps": r2(m),
+                "clocks_per_packet": r2(c), "peer": "ipv4 forwarding", "peer_mpps": r2(pm),
+                "peer_clocks_per_packet": r2(pc), "added_clocks": r2(c - pc),
+                "ratio": r2(m / pm.max(1e-9)),
+            }));
+        }
+        for (tunnel, a) in added {
+            println!(
+                "{tunnel:5} {size:5} B: encap + decap add {a:.1} clocks/pkt (target <= \
+                 {TARGET_ADDED_CLOCKS})"
+            );
+            summary.push(json!({"tunnel": tunnel, "size": size,
+                "encap_plus_decap_added_clocks": r2(a),
+                "target_met": a <= TARGET_ADDED_CLOCKS}));
+        }
+    }
+    Ok(json!({
+        "benchmark": "overlay",
+        "seconds": seconds,
+        "runs": runs,
+        "results": out,
+        "added": summary,
+        "target_added_clocks": TARGET_ADDED_CLOCKS,
+    }))
+}
