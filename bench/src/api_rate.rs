@@ -256,9 +256,43 @@ fn settle(c: &mut Conn, ifn: &str, k: &str) -> Result<u64, String> {
     }
 }
 
-struct Daemon {
+/// A release rvpp started for a benchmark; killed and its directory removed on drop.
+pub(crate) struct Daemon {
     child: Child,
     dir: PathBuf,
+}
+
+impl Daemon {
+    /// Starts `rvpp -c <dir>/startup.conf` with `conf` and waits up to 20 s for `ready`.
+    pub(crate) fn spawn(
+        rvpp: &Path,
+        dir: PathBuf,
+        conf: &str,
+        ready: impl Fn() -> bool,
+    ) -> Result<Daemon, String> {
+        let path = dir.join("startup.conf");
+        std::fs::write(&path, conf).map_err(|e| e.to_string())?;
+        let child = Command::new(rvpp)
+            .arg("-c")
+            .arg(&path)
+            .env("RVPP_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .map_err(|e| format!("{}: {e}", rvpp.display()))?;
+        let mut d = Daemon { child, dir };
+        let t = Instant::now();
+        while !ready() {
+            if let Ok(Some(st)) = d.child.try_wait() {
+                return Err(format!("rvpp exited at start: {st}"));
+            }
+            if t.elapsed() > Duration::from_secs(20) {
+                return Err("rvpp did not become ready in 20 s".into());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(d)
+    }
 }
 
 impl Drop for Daemon {
@@ -274,43 +308,39 @@ fn start(rvpp: &Path) -> Result<(Daemon, PathBuf), String> {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     let api = dir.join("api.sock");
-    let conf = dir.join("startup.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "unix {{ nodaemon cli-listen {} }}\nsocksvr {{ socket-name {} }}\nstatseg {{ socket-name {} }}\nbuffers {{ buffers-per-numa 32768 }}\n",
-            dir.join("cli.sock").display(),
-            api.display(),
-            dir.join("stats.sock").display()
-        ),
-    )
-    .map_err(|e| e.to_string())?;
-    let child = Command::new(rvpp)
-        .arg("-c")
-        .arg(&conf)
-        .env("RVPP_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .map_err(|e| format!("{}: {e}", rvpp.display()))?;
-    let d = Daemon { child, dir };
-    let t = Instant::now();
-    while !api.exists() {
-        if t.elapsed() > Duration::from_secs(20) {
-            return Err("rvpp did not open its API socket".into());
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let conf = format!(
+        "unix {{ nodaemon cli-listen {} }}\nsocksvr {{ socket-name {} }}\nstatseg {{ socket-name {} }}\nbuffers {{ buffers-per-numa 32768 }}\n",
+        dir.join("cli.sock").display(),
+        api.display(),
+        dir.join("stats.sock").display()
+    );
+    let d = Daemon::spawn(rvpp, dir, &conf, || api.exists())?;
     Ok((d, api))
+}
+
+/// The release `rvpp` built beside this binary.
+pub(crate) fn rvpp_beside() -> Result<PathBuf, String> {
+    Ok(std::env::current_exe()
+        .map_err(|e| e.to_string())?
+        .with_file_name("rvpp"))
+}
+
+/// A clear error when `rvpp` was not built.
+pub(crate) fn require(rvpp: &Path) -> Result<(), String> {
+    if rvpp.exists() {
+        return Ok(());
+    }
+    Err(format!(
+        "{} not found (cargo build --release -p rvpp-control)",
+        rvpp.display()
+    ))
 }
 
 pub fn run(args: &[String]) -> Result<serde_json::Value, String> {
     let mut routes = 1_000_000usize;
     let mut rate_routes = 200_000usize;
     let mut clients = 8usize;
-    let mut rvpp = std::env::current_exe()
-        .map_err(|e| e.to_string())?
-        .with_file_name("rvpp");
+    let mut rvpp = rvpp_beside()?;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         let mut val = || {
@@ -325,12 +355,7 @@ pub fn run(args: &[String]) -> Result<serde_json::Value, String> {
             _ => return Err(format!("unknown option {a}\n{USAGE}")),
         }
     }
-    if !rvpp.exists() {
-        return Err(format!(
-            "{} not found (cargo build --release -p rvpp-control)",
-            rvpp.display()
-        ));
-    }
+    require(&rvpp)?;
     let clients = clients.max(1);
     let (_daemon, api) = start(&rvpp)?;
     let mut ctl = Conn::connect(&api, "api-rate-ctl")?;

@@ -10,6 +10,7 @@ mod ipsec;
 mod memif_loop;
 mod overlay;
 mod pod_tcp;
+mod scrape;
 mod service_crr;
 mod soak;
 mod srv6;
@@ -46,6 +47,9 @@ const USAGE: &str = "usage: rvpp-bench <benchmark> [options] [--json]
                 64 B pps into and out of the uplink: AF_XDP vs AF_PACKET (root)
   api-rate [--routes N] [--rate-routes N] [--clients N]
                 ip_route_add_del per second; 1M routes programmed under traffic
+  scrape [--runs R] [--seconds S] [--interval-ms I]
+                what a GET /metrics every I ms costs rvpp's forwarding, next to no scrapes in
+                the same run (clocks/pkt from the node counters)
   soak [--minutes M] [--sample-secs S] [--warmup-secs W] [--routes N]
                 rvpp under steady pod traffic while calico-like churn runs through the API;
                 RSS, threads, fds, buffers and FIB bytes sampled, slopes reported (root)
@@ -91,6 +95,7 @@ fn main() {
         "uplink" => uplink::run(rest),
         "api-rate" => api_rate::run(rest),
         "dpdk-null" => dpdk_null::run(rest),
+        "scrape" => scrape::run(rest),
         "soak" => soak::run(rest),
         "wireguard" => wireguard::run(rest),
         "-h" | "--help" | "help" => {
