@@ -73,7 +73,18 @@ const LOCALSIDS: [&str; 7] = [
     "fd00:1::dd6",
 ];
 
+/// What the control side keeps to change the lab's tables after it is built.
+struct Control {
+    fwd: rvpp_dataplane::forwarding::Forwarding,
+    tables: FeatureTables,
+    sr: Srv6,
+}
+
 fn lab() -> Lab {
+    build().0
+}
+
+fn build() -> (Lab, Control) {
     let pool = BufferPool::with_backing(4096, 2048, false).unwrap();
     let shared = Shared::new();
     let tables = FeatureTables::default();
@@ -141,7 +152,7 @@ fn lab() -> Lab {
         Some(ls(LOCALSIDS[6], Behavior::DX6, false, dx6_adj)),
     ];
     // The table first, then the routes that name its entries.
-    tables.get::<srv6::Table>().publish(sr);
+    tables.get::<srv6::Table>().publish(sr.clone());
     for (p, i) in [
         ("198.19.210.0/24", 0),
         ("fd02::/64", 1),
@@ -165,15 +176,15 @@ fn lab() -> Lab {
     let (out0, out1) = (Frames::default(), Frames::default());
     rt.set_tx(if0, Box::new(Capture(out0.clone()))).unwrap();
     rt.set_tx(if1, Box::new(Capture(out1.clone()))).unwrap();
-    drop(fwd);
-    Lab {
+    let lab = Lab {
         pool,
         rt,
         out0,
         out1,
         if0,
         if1,
-    }
+    };
+    (lab, Control { fwd, tables, sr })
 }
 
 impl Lab {
@@ -624,5 +635,94 @@ fn random_srhs_each_get_the_outcome_rfc_8754_gives() {
         );
     }
     assert!(Lab::take(&l.out1).is_empty());
+    l.no_leaks();
+}
+
+/// A worker forwards End.DT4 traffic to LOCALSIDS[0] while the control side deletes and
+/// re-adds the localsid 200 times: in the service's order (the route first, then the entry) and
+/// in the wrong one (the entry first, so the worker can meet a route naming an empty slot).
+/// Every packet is delivered, answered with an unreachable or dropped under a counter, and the
+/// pool comes back whole.
+#[test]
+fn a_localsid_deleted_under_traffic_is_delivered_or_a_counted_drop() {
+    let (mut l, mut ctl) = build();
+    let if0 = l.if0;
+    let frame = sr_frame(LOCALSIDS[0], &[], 0, 4, &inner4());
+    let sid = Prefix::parse(&format!("{}/128", LOCALSIDS[0])).unwrap();
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+    let stop = Arc::new(AtomicBool::new(false));
+    let sent = Arc::new(AtomicU64::new(0));
+    let worker = {
+        let (stop, sent) = (stop.clone(), sent.clone());
+        std::thread::spawn(move || {
+            while !stop.load(Relaxed) {
+                l.send(if0, &frame);
+                sent.fetch_add(1, Relaxed);
+            }
+            l
+        })
+    };
+    // Each state is held until the worker has sent a few packets through it.
+    let seen = || {
+        let from = sent.load(Relaxed);
+        while sent.load(Relaxed) < from + 4 {
+            std::thread::yield_now();
+        }
+    };
+    let table = ctl.tables.get::<srv6::Table>();
+    let entry = ctl.sr.localsids[0].clone();
+    for round in 0..200 {
+        let mut gone = ctl.sr.clone();
+        gone.localsids[0] = None;
+        if round % 2 == 0 {
+            ctl.fwd.route_del(0, sid).unwrap();
+            ctl.fwd.publish();
+            seen();
+            table.publish(gone);
+        } else {
+            table.publish(gone);
+            seen();
+            ctl.fwd.route_del(0, sid).unwrap();
+            ctl.fwd.publish();
+        }
+        seen();
+        ctl.sr.localsids[0] = entry.clone();
+        table.publish(ctl.sr.clone());
+        ctl.fwd
+            .route_add(0, sid, vec![Path::special(PathKind::SrLocalsid(0))])
+            .unwrap();
+        ctl.fwd.publish();
+        seen();
+    }
+    stop.store(true, Relaxed);
+    let l = worker.join().unwrap();
+    let sent = sent.load(Relaxed);
+    let delivered = Lab::take(&l.out1).len() as u64;
+    // With the /128 gone, the SID has no route: ICMPv6 destination unreachable to the sender.
+    let back = Lab::take(&l.out0);
+    assert!(
+        back.iter().all(|f| f[14 + 6] == 58 && f[14 + 40] == 1),
+        "only unreachables go back"
+    );
+    let unreachable = back.len() as u64;
+    let stats = l.rt.stats();
+    let at = |n: &str| l.rt.graph().index(n).unwrap() as usize;
+    let dropped = stats.nodes[at("error-drop")].vectors.get();
+    assert!(sent > 1000, "the worker sent only {sent}");
+    assert_eq!(
+        delivered + dropped + unreachable,
+        sent,
+        "every packet delivered, answered or counted"
+    );
+    assert!(delivered > 0, "traffic flowed");
+    assert!(unreachable > 0, "the worker met the SID without its route");
+    assert!(
+        l.error(localsid::NAME, localsid::error::NO_LOCALSID) > 0,
+        "the worker met the route naming an empty slot"
+    );
+    assert!(
+        l.error(localsid::NAME, localsid::error::DECAPSULATED) >= delivered,
+        "what reached the pod went through End.DT4"
+    );
     l.no_leaks();
 }
