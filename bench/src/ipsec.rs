@@ -19,7 +19,7 @@ use rvpp_dataplane::feature::FeatureTables;
 use rvpp_dataplane::forwarding::{Forwarding, Path, Prefix};
 use rvpp_dataplane::graph::DeviceNodes;
 use rvpp_dataplane::ipsec::sa::{trailer_len, write_trailer, GCM_ICV, HEAD};
-use rvpp_dataplane::ipsec::{self, CryptoAlg, IpsecTable, Outer, Protect, Sa, SaConfig};
+use rvpp_dataplane::ipsec::{self, CryptoAlg, IntegAlg, IpsecTable, Outer, Protect, Sa, SaConfig};
 use rvpp_dataplane::nodes::{esp, ipip, standard_with};
 use rvpp_dataplane::runtime::{clocks, tsc_hz, Runtime};
 use rvpp_dataplane::tables::Shared;
@@ -61,6 +61,8 @@ fn sa(alg: CryptoAlg, spi: u32, esn: bool) -> Result<Arc<Sa>, String> {
         spi,
         alg,
         key: vec![0x5a; alg.key_len()],
+        integ: IntegAlg::None,
+        integ_key: vec![],
         salt: 0x0102_0304,
         esn,
         anti_replay: esn,

@@ -7,11 +7,11 @@
 //! `show ipsec sa [<id>]`, `show ipsec protect`, `show ipsec tunnel`.
 
 use crate::daemon::Dataplane;
-use crate::service::ipsec::{self, CryptoAlg, SaRequest};
+use crate::service::ipsec::{self, CryptoAlg, IntegAlg, SaRequest};
 use std::fmt::Write;
 use std::sync::Arc;
 
-const SA_USAGE: &str = "usage: ipsec sa add <id> spi <spi> esp crypto-alg aes-gcm-128|aes-gcm-256 crypto-key <hex> [salt <n>] [use-esn] [use-anti-replay] [inbound] [udp-encap] [tunnel src <ip> dst <ip> [table <id>]]";
+const SA_USAGE: &str = "usage: ipsec sa add <id> spi <spi> esp crypto-alg aes-gcm-128|aes-gcm-256|aes-cbc-128|aes-cbc-192|aes-cbc-256 crypto-key <hex> [integ-alg sha1-96|sha-256-96|sha-256-128 integ-key <hex>] [salt <n>] [use-esn] [use-anti-replay] [inbound] [udp-encap] [tunnel src <ip> dst <ip> [table <id>]]";
 const PROTECT_USAGE: &str =
     "usage: ipsec tunnel protect <interface> sa-in <id> [sa-in <id>...] sa-out <id> [del]";
 
@@ -69,6 +69,8 @@ fn sa_add(dp: &Dataplane, w: &[&str]) -> Result<String, String> {
         spi: 0,
         alg: CryptoAlg::AesGcm128,
         key: Vec::new(),
+        integ: IntegAlg::None,
+        integ_key: Vec::new(),
         salt: 0,
         esn: false,
         anti_replay: false,
@@ -93,14 +95,30 @@ fn sa_add(dp: &Dataplane, w: &[&str]) -> Result<String, String> {
                 r.alg = match arg()? {
                     "aes-gcm-128" => CryptoAlg::AesGcm128,
                     "aes-gcm-256" => CryptoAlg::AesGcm256,
+                    "aes-cbc-128" => CryptoAlg::AesCbc128,
+                    "aes-cbc-192" => CryptoAlg::AesCbc192,
+                    "aes-cbc-256" => CryptoAlg::AesCbc256,
                     a => {
                         return Err(format!(
-                            "crypto-alg {a} is not implemented (aes-gcm-128, aes-gcm-256 are)"
-                        ))
+                    "crypto-alg {a} is not implemented (aes-gcm-128/256, aes-cbc-128/192/256 are)"
+                ))
                     }
                 }
             }
             "crypto-key" => r.key = hex(arg()?)?,
+            "integ-alg" => {
+                r.integ = match arg()? {
+                    "sha1-96" => IntegAlg::Sha1_96,
+                    "sha-256-96" => IntegAlg::Sha256_96,
+                    "sha-256-128" => IntegAlg::Sha256_128,
+                    a => {
+                        return Err(format!(
+                        "integ-alg {a} is not implemented (sha1-96, sha-256-96, sha-256-128 are)"
+                    ))
+                    }
+                }
+            }
+            "integ-key" => r.integ_key = hex(arg()?)?,
             "salt" => r.salt = num(arg()?)?,
             "use-esn" => r.esn = true,
             "use-anti-replay" => r.anti_replay = true,
@@ -169,7 +187,7 @@ fn show_sa(dp: &Dataplane, only: Option<u32>) -> String {
         }
         let _ = write!(
             s,
-            "[{}] sa {} spi {} ({:#010x}) protocol:esp flags:[{}{}{}{}]\n   crypto alg {} salt {:#x}\n   seq {} ",
+            "[{}] sa {} spi {} ({:#010x}) protocol:esp flags:[{}{}{}{}]\n   crypto alg {} salt {:#x}\n   integrity alg {}\n   seq {} ",
             c.id,
             c.id,
             c.spi,
@@ -180,6 +198,7 @@ fn show_sa(dp: &Dataplane, only: Option<u32>) -> String {
             if c.udp_encap.is_some() { "udp-encap" } else { "" },
             c.alg.name(),
             c.salt,
+            c.integ.name(),
             sa.seq_outbound(),
         );
         let _ = writeln!(

@@ -4,7 +4,7 @@
 
 use rvpp_control::daemon::{Dataplane, DataplaneConfig};
 use rvpp_control::service::ipip::{self, IpipRequest};
-use rvpp_control::service::ipsec::{self, ChildSa, CryptoAlg, SaRequest};
+use rvpp_control::service::ipsec::{self, ChildSa, CryptoAlg, IntegAlg, SaRequest};
 use rvpp_control::service::rv;
 use rvpp_dataplane::device::RxMode;
 use rvpp_dataplane::ipsec::Table;
@@ -29,6 +29,8 @@ fn req(id: u32, spi: u32) -> SaRequest {
         spi,
         alg: CryptoAlg::AesGcm256,
         key: vec![id as u8; 32],
+        integ: IntegAlg::None,
+        integ_key: vec![],
         salt: id,
         esn: true,
         anti_replay: true,

@@ -13,7 +13,7 @@ use etherparse::{Ethernet2Header, IpNumber, Ipv4Header, PacketBuilder, SlicedPac
 use rvpp_dataplane::buffer::BufferPool;
 use rvpp_dataplane::feature::FeatureTables;
 use rvpp_dataplane::forwarding::{Path, Prefix};
-use rvpp_dataplane::ipsec::{self, CryptoAlg, IpsecTable, Outer, Protect, Sa, SaConfig};
+use rvpp_dataplane::ipsec::{self, CryptoAlg, IntegAlg, IpsecTable, Outer, Protect, Sa, SaConfig};
 use rvpp_dataplane::nodes::esp::{decrypt_error, encrypt_error, DECRYPT4};
 use rvpp_dataplane::nodes::ipip;
 use rvpp_dataplane::runtime::Runtime;
@@ -52,6 +52,8 @@ fn sa(id: u32, spi: u32, key: &[u8], esn: bool, inbound: bool, natt: bool) -> Ar
                 CryptoAlg::AesGcm256
             },
             key: key.to_vec(),
+            integ: IntegAlg::None,
+            integ_key: vec![],
             salt: 0x0102_0304,
             esn,
             anti_replay: true,

@@ -8,7 +8,7 @@
 use super::convert::{self, addr_ip, rv, NONE};
 use super::devices::{created, deleted};
 use super::handlers::State;
-use crate::service::ipsec::{self, CryptoAlg, SaRequest};
+use crate::service::ipsec::{self, CryptoAlg, IntegAlg, SaRequest};
 use rvpp_vppapi::defs as d;
 use rvpp_vppapi::transport::{Response, Router};
 
@@ -34,20 +34,24 @@ fn sa_request(e: &d::IpsecSadEntryV3) -> Result<SaRequest, i32> {
     }
     let Some(alg) = CryptoAlg::from_vpp(e.crypto_algorithm.0) else {
         log::warn!(
-            "api: ipsec_sad_entry_add_del_v3: crypto algorithm {} is not implemented (AES-GCM-128/256 are)",
+            "api: ipsec_sad_entry_add_del_v3: crypto algorithm {} is not implemented (AES-CBC-128/192/256, AES-GCM-128/256 are)",
             e.crypto_algorithm.0
         );
         return Err(rv::UNIMPLEMENTED);
     };
-    if e.integrity_algorithm != d::IpsecIntegAlg::IPSEC_API_INTEG_ALG_NONE {
-        log::warn!("api: ipsec_sad_entry_add_del_v3: AES-GCM takes no integrity algorithm");
+    let Some(integ) = IntegAlg::from_vpp(e.integrity_algorithm.0) else {
+        log::warn!(
+            "api: ipsec_sad_entry_add_del_v3: integrity algorithm {} is not implemented (SHA1-96, SHA-256-96, SHA-256-128 are)",
+            e.integrity_algorithm.0
+        );
         return Err(rv::UNIMPLEMENTED);
-    }
+    };
     let flags = e.flags.0;
     if flags & !FLAGS_KNOWN != 0 {
         return Err(rv::INVALID_VALUE);
     }
     let len = (e.crypto_key.length as usize).min(e.crypto_key.data.len());
+    let integ_len = (e.integrity_key.length as usize).min(e.integrity_key.data.len());
     let tunnel = (flags & FLAG_IS_TUNNEL != 0 || flags & FLAG_IS_TUNNEL_V6 != 0).then(|| {
         (
             addr_ip(&e.tunnel.src),
@@ -60,6 +64,8 @@ fn sa_request(e: &d::IpsecSadEntryV3) -> Result<SaRequest, i32> {
         spi: e.spi,
         alg,
         key: e.crypto_key.data[..len].to_vec(),
+        integ,
+        integ_key: e.integrity_key.data[..integ_len].to_vec(),
         salt: e.salt,
         esn: flags & FLAG_ESN != 0,
         anti_replay: flags & FLAG_ANTI_REPLAY != 0,

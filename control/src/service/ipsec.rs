@@ -15,7 +15,7 @@ use rvpp_dataplane::nodes::{esp, ipip};
 use std::net::IpAddr;
 use std::sync::Arc;
 
-pub use rvpp_dataplane::ipsec::CryptoAlg;
+pub use rvpp_dataplane::ipsec::{CryptoAlg, IntegAlg};
 
 /// An SA to add: [`SaConfig`] with the tunnel's table named by its VPP table id (the service
 /// resolves it to the FIB index).
@@ -25,6 +25,9 @@ pub struct SaRequest {
     pub spi: u32,
     pub alg: CryptoAlg,
     pub key: Vec<u8>,
+    /// With AES-CBC (`None` with AES-GCM).
+    pub integ: IntegAlg,
+    pub integ_key: Vec<u8>,
     pub salt: u32,
     pub esn: bool,
     pub anti_replay: bool,
@@ -103,6 +106,8 @@ fn make_sa(f: &Forwarding, r: SaRequest) -> SvcResult<Sa> {
         spi: r.spi,
         alg: r.alg,
         key: r.key,
+        integ: r.integ,
+        integ_key: r.integ_key,
         salt: r.salt,
         esn: r.esn,
         anti_replay: r.anti_replay,

@@ -23,7 +23,8 @@ INVALID_INTERFACE = -71
 ENTRY_ALREADY_EXISTS = -116
 RSRC_IN_USE = -155
 
-GCM128, GCM256, CBC128 = 7, 9, 1
+GCM128, GCM256, CBC128, CTR128 = 7, 9, 1, 4
+SHA1_96, MD5_96 = 2, 1
 ESN, ANTI_REPLAY, IS_TUNNEL, INBOUND = 1, 2, 4, 64
 
 
@@ -38,7 +39,7 @@ def cli(vpp, cmd):
 
 
 def sa(vpp, sad_id, spi, alg=GCM128, keylen=16, flags=ESN | ANTI_REPLAY, is_add=True,
-       protocol=50, integ=0, tunnel=None):
+       protocol=50, integ=0, integ_key=b"", tunnel=None):
     entry = {
         "sad_id": sad_id,
         "spi": spi,
@@ -46,7 +47,7 @@ def sa(vpp, sad_id, spi, alg=GCM128, keylen=16, flags=ESN | ANTI_REPLAY, is_add=
         "crypto_algorithm": alg,
         "crypto_key": {"length": keylen, "data": bytes(range(keylen))},
         "integrity_algorithm": integ,
-        "integrity_key": {"length": 0, "data": b""},
+        "integrity_key": {"length": len(integ_key), "data": integ_key},
         "flags": flags,
         "salt": 0x01020304,
         "udp_src_port": 4500,
@@ -74,7 +75,17 @@ def main():
     check(sa(vpp, 20, 0x2000, alg=GCM256, keylen=32, flags=ESN | ANTI_REPLAY | INBOUND) == 0,
           "inbound AES-GCM-256 SA added")
     check(sa(vpp, 10, 0x1001) == ENTRY_ALREADY_EXISTS, "a used sad_id is refused")
-    check(sa(vpp, 11, 0x1002, alg=CBC128, integ=2) == UNIMPLEMENTED, "AES-CBC answers -9")
+    check(sa(vpp, 11, 0x1002, alg=CTR128) == UNIMPLEMENTED, "AES-CTR answers -9")
+    check(sa(vpp, 11, 0x1002, alg=CBC128, integ=MD5_96, integ_key=bytes(16)) == UNIMPLEMENTED,
+          "HMAC-MD5 answers -9")
+    check(sa(vpp, 11, 0x1002, alg=CBC128) == INVALID_VALUE, "AES-CBC without integrity is refused")
+    check(sa(vpp, 11, 0x1002, alg=CBC128, integ=SHA1_96) == INVALID_VALUE,
+          "AES-CBC with an empty integrity key is refused")
+    check(sa(vpp, 12, 0x1003, alg=GCM128, integ=SHA1_96, integ_key=bytes(20)) == INVALID_VALUE,
+          "AES-GCM with an integrity algorithm is refused")
+    check(sa(vpp, 11, 0x1002, alg=CBC128, integ=SHA1_96, integ_key=bytes(20)) == 0,
+          "AES-CBC-128 + HMAC-SHA1-96 SA added")
+    check(sa(vpp, 11, 0x1002, is_add=False) == 0, "and deleted")
     check(sa(vpp, 11, 0x1002, protocol=51) == UNIMPLEMENTED, "AH answers -9")
     check(sa(vpp, 11, 0x1002, keylen=20) == INVALID_VALUE, "a wrong key length is refused")
     check(sa(vpp, 11, 0, keylen=16) == INVALID_VALUE, "SPI 0 is refused")

@@ -5,7 +5,9 @@ namespace of the test's own is the uplink to a "peer node" played by scapy: rvpp
 198.18.0.1 -> 198.18.0.2 protected by SA 10 (out, AES-GCM-256, ESN) and SA 20 (in, AES-GCM-128,
 ESN + anti-replay). scapy seals an ICMP echo to rvpp's tunnel address 198.19.255.1; rvpp opens
 it, answers, seals the reply; scapy opens the reply. Then a replay, a tampered packet and an
-unknown SPI are sent and must each be counted and dropped.
+unknown SPI are sent and must each be counted and dropped. Last, the protection moves to
+AES-CBC-128 + HMAC-SHA1-96 SAs, then to AES-CBC-256 + HMAC-SHA-256-128 with ESN, and echoes
+and a tampered packet go through each.
 
 usage: scapy_ipsec.py <apidir> <api socket> <peer ns>
 Exits 77 when vpp_papi or scapy is not importable; raises (non-zero exit) on the first failed
@@ -37,12 +39,12 @@ SALT_OUT, SALT_IN = 0x0A0B0C0D, 0x01020304
 ESN, ANTI_REPLAY, INBOUND = 1, 2, 64
 
 
-def sad(vpp, sad_id, spi, alg, key, salt, flags):
+def sad(vpp, sad_id, spi, alg, key, salt, flags, integ=0, integ_key=b""):
     return vpp.api.ipsec_sad_entry_add_del_v3(is_add=True, entry={
         "sad_id": sad_id, "spi": spi, "protocol": 50, "crypto_algorithm": alg,
-        "crypto_key": {"length": len(key), "data": key}, "integrity_algorithm": 0,
-        "integrity_key": {"length": 0, "data": b""}, "flags": flags, "salt": salt,
-        "udp_src_port": 4500, "udp_dst_port": 4500})
+        "crypto_key": {"length": len(key), "data": key}, "integrity_algorithm": integ,
+        "integrity_key": {"length": len(integ_key), "data": integ_key}, "flags": flags,
+        "salt": salt, "udp_src_port": 4500, "udp_dst_port": 4500})
 
 
 def cli(vpp, cmd):
@@ -128,6 +130,51 @@ def main():
     check(len(peer.recv_all(is_esp_from_rvpp, 3, want=1)) == 1, "echo 4 after its tampered copy")
     sa = cli(vpp, "show ipsec sa 20")
     check("last-seq-inbound 4" in sa, "SA 20's window top is 4: " + sa.strip())
+
+    # AES-CBC with HMAC (RFC 3602, 2404, 4868): VPP's numbers 1/3 (AES-CBC-128/256) and 2/4
+    # (SHA1-96, SHA-256-128), scapy's names.
+    integrity_failures = errors(vpp, "integrity check failed")
+    for n, (alg, klen, integ, name, scapy_crypt, scapy_auth, esn) in enumerate([
+            (1, 16, 2, "sha1-96", "AES-CBC", "HMAC-SHA1-96", False),
+            (3, 32, 4, "sha-256-128", "AES-CBC", "SHA2-256-128", True)]):
+        out_id, in_id, spi_out, spi_in = 30 + 2 * n, 31 + 2 * n, 0x3000 + n, 0x4000 + n
+        k_out, k_in = bytes(range(n, n + klen)), bytes(range(50 + n, 50 + n + klen))
+        a_out, a_in = bytes(range(150, 182)), bytes(range(200, 232))
+        flags = (ESN if esn else 0) | ANTI_REPLAY
+        ok(sad(vpp, out_id, spi_out, alg, k_out, 0, flags, integ, a_out), "CBC SA out %d" % n)
+        ok(sad(vpp, in_id, spi_in, alg, k_in, 0, flags | INBOUND, integ, a_in),
+           "CBC SA in %d" % n)
+        ok(vpp.api.ipsec_tunnel_protect_update(tunnel={
+            "sw_if_index": t, "nh": "0.0.0.0", "sa_out": out_id, "n_sa_in": 1,
+            "sa_in": [in_id]}), "ipip0 protected by CBC pair %d" % n)
+        check("integrity alg %s" % name in cli(vpp, "show ipsec sa %d" % out_id),
+              "show ipsec sa %d names %s" % (out_id, name))
+        to_rvpp = SecurityAssociation(
+            ESP, spi=spi_in, crypt_algo=scapy_crypt, crypt_key=k_in, auth_algo=scapy_auth,
+            auth_key=a_in, tunnel_header=IP(src="198.18.0.2", dst="198.18.0.1"),
+            esn_en=esn, esn=0)
+        from_rvpp = SecurityAssociation(
+            ESP, spi=spi_out, crypt_algo=scapy_crypt, crypt_key=k_out, auth_algo=scapy_auth,
+            auth_key=a_out, tunnel_header=IP(src="198.18.0.1", dst="198.18.0.2"),
+            esn_en=esn, esn=0)
+        for seq in (1, 2):
+            inner = IP(src="198.19.9.9", dst="198.19.255.1") / ICMP(id=88, seq=seq) / Raw(b"cbc")
+            peer.send(to_rvpp.encrypt(inner, seq_num=seq))
+            got = peer.recv_all(is_esp_from_rvpp, 3, want=1)
+            check(len(got) == 1, "CBC %d echo %d: rvpp sent one ESP packet back" % (n, seq))
+            check(got[0][ESP].spi == spi_out and got[0][ESP].seq == seq,
+                  "CBC %d echo %d: SPI and sequence number" % (n, seq))
+            back = from_rvpp.decrypt(got[0])
+            check(ICMP in back and back[ICMP].type == 0 and back[ICMP].seq == seq
+                  and bytes(back[Raw]) == b"cbc", "CBC %d echo %d: scapy opened the reply" % (n, seq))
+        bad = bytearray(bytes(to_rvpp.encrypt(
+            IP(src="198.19.9.9", dst="198.19.255.1") / ICMP(id=88, seq=3), seq_num=3)))
+        bad[40] ^= 0x01
+        peer.send(IP(bytes(bad)))
+        check(not peer.recv_all(is_esp_from_rvpp, 1), "CBC %d: a tampered packet is dropped" % n)
+        integrity_failures += 1
+        check(errors(vpp, "integrity check failed") == integrity_failures,
+              "CBC %d: and counted as an integrity failure" % n)
     vpp.disconnect()
     print("ALL OK")
 

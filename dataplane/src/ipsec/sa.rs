@@ -1,11 +1,21 @@
 //! Security associations: the algorithm and key, the outbound sequence number and the inbound
-//! replay window, and the per-packet ESP seal/open over a packet's bytes in place (RFC 4303
-//! with AES-GCM as RFC 4106: 4-byte salt + 8-byte explicit IV as the nonce, the SPI and
-//! sequence number (with ESN: SPI, high half, low half) as the AAD, a 16-byte ICV after the
-//! ciphertext). Crypto is aws-lc-rs (docs/crypto.md says why); nothing here allocates.
+//! replay window, and the per-packet ESP seal/open over a packet's bytes in place (RFC 4303).
+//! - AES-GCM as RFC 4106: 4-byte salt + 8-byte explicit IV as the nonce, the SPI and sequence
+//!   number (with ESN: SPI, high half, low half) as the AAD, a 16-byte ICV after the ciphertext.
+//! - AES-CBC as RFC 3602 with HMAC-SHA1-96 (RFC 2404) or HMAC-SHA-256-96/128 (RFC 4868): a
+//!   16-byte IV, the payload padded to the block, the ICV over ESP header, IV and ciphertext
+//!   (with ESN, the high half appended to what is authenticated, RFC 4303 §3.3.2.1), checked
+//!   before anything is decrypted.
+//!
+//! Crypto is aws-lc-rs (docs/crypto.md says why); nothing here allocates.
 
 use super::replay::ReplayWindow;
 use aws_lc_rs::aead::{self, Aad, LessSafeKey, Nonce, UnboundKey};
+use aws_lc_rs::cipher::{
+    DecryptingKey, DecryptionContext, EncryptingKey, EncryptionContext, UnboundCipherKey,
+};
+use aws_lc_rs::iv::FixedLength;
+use aws_lc_rs::{constant_time, hmac};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -15,14 +25,21 @@ pub const ESP_HDR: usize = 8;
 pub const GCM_IV: usize = 8;
 /// The AES-GCM ICV (16 bytes, the only length rvpp sends or accepts).
 pub const GCM_ICV: usize = 16;
-/// From the ESP header to the payload.
+/// From the ESP header to the payload, with AES-GCM.
 pub const HEAD: usize = ESP_HDR + GCM_IV;
+/// The IV of AES-CBC, one block.
+pub const CBC_IV: usize = 16;
+/// The most an SA puts before the payload (AES-CBC's header and IV).
+pub const MAX_HEAD: usize = ESP_HDR + CBC_IV;
 /// NAT-T (RFC 3948): UDP port, and the 4 zero bytes that mark an IKE message on it.
 pub const NATT_PORT: u16 = 4500;
 
 /// The ciphers rvpp implements, with VPP's `ipsec_crypto_alg` numbers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CryptoAlg {
+    AesCbc128,
+    AesCbc192,
+    AesCbc256,
     AesGcm128,
     AesGcm256,
 }
@@ -31,6 +48,9 @@ impl CryptoAlg {
     /// VPP's `IPSEC_API_CRYPTO_ALG_*`.
     pub fn from_vpp(n: u32) -> Option<Self> {
         match n {
+            1 => Some(Self::AesCbc128),
+            2 => Some(Self::AesCbc192),
+            3 => Some(Self::AesCbc256),
             7 => Some(Self::AesGcm128),
             9 => Some(Self::AesGcm256),
             _ => None,
@@ -38,27 +58,100 @@ impl CryptoAlg {
     }
     pub fn vpp(self) -> u32 {
         match self {
+            Self::AesCbc128 => 1,
+            Self::AesCbc192 => 2,
+            Self::AesCbc256 => 3,
             Self::AesGcm128 => 7,
             Self::AesGcm256 => 9,
         }
     }
     pub fn key_len(self) -> usize {
         match self {
-            Self::AesGcm128 => 16,
-            Self::AesGcm256 => 32,
+            Self::AesCbc128 | Self::AesGcm128 => 16,
+            Self::AesCbc192 => 24,
+            Self::AesCbc256 | Self::AesGcm256 => 32,
         }
+    }
+    /// An AEAD, which takes no integrity algorithm.
+    pub fn is_aead(self) -> bool {
+        matches!(self, Self::AesGcm128 | Self::AesGcm256)
     }
     /// VPP's name in `show ipsec sa`.
     pub fn name(self) -> &'static str {
         match self {
+            Self::AesCbc128 => "aes-cbc-128",
+            Self::AesCbc192 => "aes-cbc-192",
+            Self::AesCbc256 => "aes-cbc-256",
             Self::AesGcm128 => "aes-gcm-128",
             Self::AesGcm256 => "aes-gcm-256",
         }
     }
     fn aead(self) -> &'static aead::Algorithm {
         match self {
-            Self::AesGcm128 => &aead::AES_128_GCM,
             Self::AesGcm256 => &aead::AES_256_GCM,
+            _ => &aead::AES_128_GCM,
+        }
+    }
+    fn block_cipher(self) -> &'static aws_lc_rs::cipher::Algorithm {
+        match self {
+            Self::AesCbc192 => &aws_lc_rs::cipher::AES_192,
+            Self::AesCbc256 | Self::AesGcm256 => &aws_lc_rs::cipher::AES_256,
+            _ => &aws_lc_rs::cipher::AES_128,
+        }
+    }
+}
+
+/// The integrity algorithms rvpp implements (with AES-CBC), with VPP's `ipsec_integ_alg`
+/// numbers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum IntegAlg {
+    #[default]
+    None,
+    Sha1_96,
+    Sha256_96,
+    Sha256_128,
+}
+
+impl IntegAlg {
+    /// VPP's `IPSEC_API_INTEG_ALG_*`.
+    pub fn from_vpp(n: u32) -> Option<Self> {
+        match n {
+            0 => Some(Self::None),
+            2 => Some(Self::Sha1_96),
+            3 => Some(Self::Sha256_96),
+            4 => Some(Self::Sha256_128),
+            _ => None,
+        }
+    }
+    pub fn vpp(self) -> u32 {
+        match self {
+            Self::None => 0,
+            Self::Sha1_96 => 2,
+            Self::Sha256_96 => 3,
+            Self::Sha256_128 => 4,
+        }
+    }
+    /// The ICV's length on the wire (the HMAC truncated).
+    pub fn icv_len(self) -> usize {
+        match self {
+            Self::None => 0,
+            Self::Sha1_96 | Self::Sha256_96 => 12,
+            Self::Sha256_128 => 16,
+        }
+    }
+    /// VPP's name in `show ipsec sa`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::Sha1_96 => "sha1-96",
+            Self::Sha256_96 => "sha-256-96",
+            Self::Sha256_128 => "sha-256-128",
+        }
+    }
+    fn hmac(self) -> hmac::Algorithm {
+        match self {
+            Self::Sha1_96 => hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY,
+            _ => hmac::HMAC_SHA256,
         }
     }
 }
@@ -81,6 +174,9 @@ pub struct SaConfig {
     pub spi: u32,
     pub alg: CryptoAlg,
     pub key: Vec<u8>,
+    /// With AES-CBC; `None` with AES-GCM.
+    pub integ: IntegAlg,
+    pub integ_key: Vec<u8>,
     /// The 4 bytes of the GCM nonce that precede the IV (from the key material in IKEv2).
     pub salt: u32,
     pub esn: bool,
@@ -98,6 +194,7 @@ impl std::fmt::Debug for SaConfig {
             .field("id", &self.id)
             .field("spi", &format_args!("{:#x}", self.spi))
             .field("alg", &self.alg)
+            .field("integ", &self.integ)
             .field("esn", &self.esn)
             .field("anti_replay", &self.anti_replay)
             .field("inbound", &self.inbound)
@@ -110,7 +207,12 @@ impl std::fmt::Debug for SaConfig {
 /// Why an SA cannot be made.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SaError {
-    KeyLength { want: usize, got: usize },
+    KeyLength {
+        want: usize,
+        got: usize,
+    },
+    /// The cipher and integrity algorithm do not go together (why).
+    Integrity(&'static str),
     Crypto,
 }
 
@@ -120,6 +222,7 @@ impl std::fmt::Display for SaError {
             Self::KeyLength { want, got } => {
                 write!(f, "key is {got} bytes, the cipher takes {want}")
             }
+            Self::Integrity(why) => f.write_str(why),
             Self::Crypto => write!(f, "the crypto library refused the key"),
         }
     }
@@ -140,10 +243,26 @@ pub enum EspDrop {
 /// number and replay window survive every republish.
 pub struct Sa {
     pub cfg: SaConfig,
-    key: LessSafeKey,
+    cipher: Cipher,
     /// The last outbound sequence number used (the next packet takes one more).
     seq: AtomicU64,
     pub replay: ReplayWindow,
+}
+
+enum Cipher {
+    Gcm(LessSafeKey),
+    // Boxed: the expanded AES and HMAC keys are ~2.7 KiB, read once per packet either way.
+    Cbc(Box<CbcHmac>),
+}
+
+struct CbcHmac {
+    enc: EncryptingKey,
+    dec: DecryptingKey,
+    /// Encrypts (SPI, sequence number) into each packet's IV: unique per packet, and, under a
+    /// random key of the SA's own, unpredictable, as RFC 3602 §2 asks of a CBC IV.
+    iv: EncryptingKey,
+    mac: hmac::Key,
+    icv: usize,
 }
 
 impl std::fmt::Debug for Sa {
@@ -156,10 +275,16 @@ impl std::fmt::Debug for Sa {
 }
 
 /// Padding plus the pad-length and next-header bytes after a payload of `n` bytes, so that the
-/// ciphertext ends on a 4-byte boundary (RFC 4303 §2.4).
+/// ciphertext ends on a 4-byte boundary (RFC 4303 §2.4), as AES-GCM needs.
 #[inline(always)]
 pub fn trailer_len(n: usize) -> usize {
-    (4 - (n + 2) % 4) % 4 + 2
+    trailer_len_to(n, 4)
+}
+
+/// The same, to a boundary of `block` bytes (16 for AES-CBC).
+#[inline(always)]
+pub fn trailer_len_to(n: usize, block: usize) -> usize {
+    (block - (n + 2) % block) % block + 2
 }
 
 /// Write the trailer (padding 1, 2, 3 …, its length, `next_header`) into `t`, whose length
@@ -183,13 +308,65 @@ impl Sa {
                 got: cfg.key.len(),
             });
         }
-        let key = UnboundKey::new(cfg.alg.aead(), &cfg.key).map_err(|_| SaError::Crypto)?;
+        let cipher = if cfg.alg.is_aead() {
+            if cfg.integ != IntegAlg::None {
+                return Err(SaError::Integrity("AES-GCM takes no integrity algorithm"));
+            }
+            let key = UnboundKey::new(cfg.alg.aead(), &cfg.key).map_err(|_| SaError::Crypto)?;
+            Cipher::Gcm(LessSafeKey::new(key))
+        } else {
+            if cfg.integ == IntegAlg::None {
+                return Err(SaError::Integrity("AES-CBC needs an integrity algorithm"));
+            }
+            if cfg.integ_key.is_empty() {
+                return Err(SaError::Integrity("the integrity key is empty"));
+            }
+            let block = |k: &[u8]| {
+                UnboundCipherKey::new(cfg.alg.block_cipher(), k).map_err(|_| SaError::Crypto)
+            };
+            let mut iv_key = vec![0u8; cfg.alg.key_len()];
+            getrandom::getrandom(&mut iv_key).map_err(|_| SaError::Crypto)?;
+            Cipher::Cbc(Box::new(CbcHmac {
+                enc: EncryptingKey::cbc(block(&cfg.key)?).map_err(|_| SaError::Crypto)?,
+                dec: DecryptingKey::cbc(block(&cfg.key)?).map_err(|_| SaError::Crypto)?,
+                iv: EncryptingKey::ecb(block(&iv_key)?).map_err(|_| SaError::Crypto)?,
+                mac: hmac::Key::new(cfg.integ.hmac(), &cfg.integ_key),
+                icv: cfg.integ.icv_len(),
+            }))
+        };
         Ok(Self {
             cfg,
-            key: LessSafeKey::new(key),
+            cipher,
             seq: AtomicU64::new(0),
             replay: ReplayWindow::default(),
         })
+    }
+
+    /// Bytes from the ESP header to the payload: header and IV.
+    #[inline(always)]
+    pub fn head_len(&self) -> usize {
+        match self.cipher {
+            Cipher::Gcm(_) => HEAD,
+            Cipher::Cbc(_) => MAX_HEAD,
+        }
+    }
+
+    /// The ICV's length.
+    #[inline(always)]
+    pub fn icv_len(&self) -> usize {
+        match &self.cipher {
+            Cipher::Gcm(_) => GCM_ICV,
+            Cipher::Cbc(c) => c.icv,
+        }
+    }
+
+    /// The trailer (padding, pad length, next header) after a payload of `n` bytes.
+    #[inline(always)]
+    pub fn trailer_len(&self, n: usize) -> usize {
+        match self.cipher {
+            Cipher::Gcm(_) => trailer_len(n),
+            Cipher::Cbc(_) => trailer_len_to(n, 16),
+        }
     }
 
     /// The last outbound sequence number used.
@@ -241,44 +418,100 @@ impl Sa {
         }
     }
 
-    /// Seal in place. `esp` is [ESP header | IV | payload with its trailer | ICV]: the header,
-    /// IV (the 64-bit sequence number, unique per key) and ICV are written here, the payload is
-    /// encrypted. `esp.len() >= HEAD + GCM_ICV`.
+    /// Seal in place. `esp` is [ESP header | IV | payload with its trailer | ICV], laid out
+    /// with [`Self::head_len`], [`Self::trailer_len`] and [`Self::icv_len`]: the header, IV and
+    /// ICV are written here, the payload is encrypted.
     #[inline(always)]
     pub fn seal(&self, seq: u64, esp: &mut [u8]) -> Result<(), EspDrop> {
-        if esp.len() < HEAD + GCM_ICV {
+        let (head, icv) = (self.head_len(), self.icv_len());
+        if esp.len() < head + icv {
             return Err(EspDrop::Short);
         }
-        let iv = seq.to_be_bytes();
         esp[..4].copy_from_slice(&self.cfg.spi.to_be_bytes());
         esp[4..8].copy_from_slice(&(seq as u32).to_be_bytes());
-        esp[8..16].copy_from_slice(&iv);
-        let (aad, n) = self.aad(seq);
-        let end = esp.len() - GCM_ICV;
-        let (body, icv) = esp[HEAD..].split_at_mut(end - HEAD);
-        let tag = self
-            .key
-            .seal_in_place_separate_tag(self.nonce(iv), Aad::from(&aad[..n]), body)
-            .map_err(|_| EspDrop::Integrity)?;
-        icv.copy_from_slice(tag.as_ref());
+        let end = esp.len() - icv;
+        match &self.cipher {
+            Cipher::Gcm(key) => {
+                // The IV is the 64-bit sequence number, unique per key.
+                let iv = seq.to_be_bytes();
+                esp[8..16].copy_from_slice(&iv);
+                let (aad, n) = self.aad(seq);
+                let (body, icv) = esp[HEAD..].split_at_mut(end - HEAD);
+                let tag = key
+                    .seal_in_place_separate_tag(self.nonce(iv), Aad::from(&aad[..n]), body)
+                    .map_err(|_| EspDrop::Integrity)?;
+                icv.copy_from_slice(tag.as_ref());
+            }
+            Cipher::Cbc(c) => {
+                if !(end - MAX_HEAD).is_multiple_of(16) {
+                    return Err(EspDrop::Short);
+                }
+                let mut iv = [0u8; CBC_IV];
+                iv[..4].copy_from_slice(&self.cfg.spi.to_be_bytes());
+                iv[8..].copy_from_slice(&seq.to_be_bytes());
+                c.iv.less_safe_encrypt(&mut iv, EncryptionContext::None)
+                    .map_err(|_| EspDrop::Integrity)?;
+                esp[ESP_HDR..MAX_HEAD].copy_from_slice(&iv);
+                c.enc
+                    .less_safe_encrypt(
+                        &mut esp[MAX_HEAD..end],
+                        EncryptionContext::Iv128(FixedLength::from(iv)),
+                    )
+                    .map_err(|_| EspDrop::Integrity)?;
+                let tag = self.cbc_icv(c, seq, &esp[..end]);
+                esp[end..].copy_from_slice(&tag.as_ref()[..c.icv]);
+            }
+        }
         Ok(())
+    }
+
+    /// The HMAC over what ESP authenticates: `authed`, and with ESN the high half after it.
+    #[inline(always)]
+    fn cbc_icv(&self, c: &CbcHmac, seq: u64, authed: &[u8]) -> hmac::Tag {
+        let mut m = hmac::Context::with_key(&c.mac);
+        m.update(authed);
+        if self.cfg.esn {
+            m.update(&((seq >> 32) as u32).to_be_bytes());
+        }
+        m.sign()
     }
 
     /// Verify and decrypt in place the ESP packet `esp` (from the ESP header to the end of the
     /// ICV) whose full sequence number is `seq`. Returns (inner length, next header): the
-    /// inner packet is `esp[HEAD..HEAD + len]`. The replay window is the caller's.
+    /// inner packet is `esp[head_len()..head_len() + len]`. The replay window is the caller's.
     #[inline(always)]
     pub fn open(&self, seq: u64, esp: &mut [u8]) -> Result<(usize, u8), EspDrop> {
-        if esp.len() < HEAD + 4 + GCM_ICV {
+        let (head, icv) = (self.head_len(), self.icv_len());
+        if esp.len() < head + 4 + icv {
             return Err(EspDrop::Short);
         }
-        let mut iv = [0u8; 8];
-        iv.copy_from_slice(&esp[8..16]);
-        let (aad, n) = self.aad(seq);
-        let pt = self
-            .key
-            .open_in_place(self.nonce(iv), Aad::from(&aad[..n]), &mut esp[HEAD..])
-            .map_err(|_| EspDrop::Integrity)?;
+        let end = esp.len() - icv;
+        let pt = match &self.cipher {
+            Cipher::Gcm(key) => {
+                let mut iv = [0u8; 8];
+                iv.copy_from_slice(&esp[8..16]);
+                let (aad, n) = self.aad(seq);
+                &*key
+                    .open_in_place(self.nonce(iv), Aad::from(&aad[..n]), &mut esp[HEAD..])
+                    .map_err(|_| EspDrop::Integrity)?
+            }
+            Cipher::Cbc(c) => {
+                if !(end - MAX_HEAD).is_multiple_of(16) {
+                    return Err(EspDrop::Short);
+                }
+                let tag = self.cbc_icv(c, seq, &esp[..end]);
+                constant_time::verify_slices_are_equal(&tag.as_ref()[..c.icv], &esp[end..])
+                    .map_err(|_| EspDrop::Integrity)?;
+                let mut iv = [0u8; CBC_IV];
+                iv.copy_from_slice(&esp[ESP_HDR..MAX_HEAD]);
+                &*c.dec
+                    .decrypt(
+                        &mut esp[MAX_HEAD..end],
+                        DecryptionContext::Iv128(FixedLength::from(iv)),
+                    )
+                    .map_err(|_| EspDrop::Integrity)?
+            }
+        };
         let len = pt.len();
         let (pad, nh) = (pt[len - 2] as usize, pt[len - 1]);
         if pad + 2 > len
@@ -303,6 +536,16 @@ mod tests {
             spi: 0x1000,
             alg,
             key: (0..alg.key_len() as u8).collect(),
+            integ: if alg.is_aead() {
+                IntegAlg::None
+            } else {
+                IntegAlg::Sha256_128
+            },
+            integ_key: if alg.is_aead() {
+                vec![]
+            } else {
+                (100..132).collect()
+            },
             salt: 0xcafe_f00d,
             esn,
             anti_replay: true,
@@ -313,26 +556,116 @@ mod tests {
     }
 
     fn packet(sa: &Sa, seq: u64, inner: &[u8]) -> Vec<u8> {
-        let t = trailer_len(inner.len());
-        let mut v = vec![0u8; HEAD + inner.len() + t + GCM_ICV];
-        v[HEAD..HEAD + inner.len()].copy_from_slice(inner);
-        write_trailer(&mut v[HEAD + inner.len()..HEAD + inner.len() + t], 4);
+        let (h, n) = (sa.head_len(), inner.len());
+        let t = sa.trailer_len(n);
+        let mut v = vec![0u8; h + n + t + sa.icv_len()];
+        v[h..h + n].copy_from_slice(inner);
+        write_trailer(&mut v[h + n..h + n + t], 4);
         sa.seal(seq, &mut v).unwrap();
         v
     }
 
+    const ALL: [CryptoAlg; 5] = [
+        CryptoAlg::AesCbc128,
+        CryptoAlg::AesCbc192,
+        CryptoAlg::AesCbc256,
+        CryptoAlg::AesGcm128,
+        CryptoAlg::AesGcm256,
+    ];
+
+    fn cbc(integ: IntegAlg, esn: bool) -> Sa {
+        let mut c = cfg(CryptoAlg::AesCbc128, esn);
+        c.integ = integ;
+        Sa::new(c).unwrap()
+    }
+
     #[test]
-    fn seal_then_open_every_length_both_keys_with_and_without_esn() {
-        for alg in [CryptoAlg::AesGcm128, CryptoAlg::AesGcm256] {
+    fn cbc_with_each_integrity_algorithm_round_trips_and_sizes_its_icv() {
+        for (integ, icv) in [
+            (IntegAlg::Sha1_96, 12),
+            (IntegAlg::Sha256_96, 12),
+            (IntegAlg::Sha256_128, 16),
+        ] {
+            for esn in [false, true] {
+                let sa = cbc(integ, esn);
+                assert_eq!((sa.head_len(), sa.icv_len()), (24, icv));
+                for n in 0..40usize {
+                    let inner: Vec<u8> = (0..n as u8).collect();
+                    let seq = (3u64 << 32) | 7;
+                    let mut p = packet(&sa, seq, &inner);
+                    assert_eq!((p.len() - 24 - icv) % 16, 0, "whole blocks");
+                    assert_eq!(sa.open(seq, &mut p).unwrap(), (n, 4));
+                    assert_eq!(&p[24..24 + n], &inner[..]);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn cbc_ivs_differ_per_packet_and_per_sa() {
+        let (a, b) = (cbc(IntegAlg::Sha1_96, false), cbc(IntegAlg::Sha1_96, false));
+        let iv = |sa: &Sa, seq| packet(sa, seq, b"same")[8..24].to_vec();
+        assert_ne!(iv(&a, 1), iv(&a, 2));
+        assert_ne!(iv(&a, 1), iv(&b, 1), "each SA draws its own IV key");
+        assert_ne!(
+            packet(&a, 1, b"same")[24..40],
+            packet(&a, 2, b"same")[24..40],
+            "so equal payloads encrypt differently"
+        );
+    }
+
+    #[test]
+    fn cbc_icv_covers_header_iv_ciphertext_and_the_esn_high_half() {
+        let sa = cbc(IntegAlg::Sha256_128, true);
+        let seq = (1u64 << 32) | 9;
+        let p = packet(&sa, seq, b"hello world!");
+        assert_eq!(sa.open(9, &mut p.clone()), Err(EspDrop::Integrity));
+        for at in [0, 5, 8, 23, 24, p.len() - 17, p.len() - 1] {
+            let mut t = p.clone();
+            t[at] ^= 0x80;
+            assert_eq!(sa.open(seq, &mut t), Err(EspDrop::Integrity), "byte {at}");
+        }
+        let mut short = p[..p.len() - 3].to_vec();
+        assert_eq!(
+            sa.open(seq, &mut short),
+            Err(EspDrop::Short),
+            "not whole blocks"
+        );
+        assert!(sa.open(seq, &mut p.clone()).is_ok());
+    }
+
+    #[test]
+    fn cipher_and_integrity_must_go_together() {
+        let mut c = cfg(CryptoAlg::AesCbc256, false);
+        c.integ = IntegAlg::None;
+        assert!(matches!(Sa::new(c), Err(SaError::Integrity(_))));
+        let mut c = cfg(CryptoAlg::AesCbc256, false);
+        c.integ_key.clear();
+        assert!(matches!(Sa::new(c), Err(SaError::Integrity(_))));
+        let mut c = cfg(CryptoAlg::AesGcm128, false);
+        c.integ = IntegAlg::Sha1_96;
+        assert!(matches!(Sa::new(c), Err(SaError::Integrity(_))));
+        for alg in ALL {
+            assert_eq!(CryptoAlg::from_vpp(alg.vpp()), Some(alg));
+            assert!(Sa::new(cfg(alg, false)).is_ok(), "{alg:?}");
+        }
+        assert_eq!(CryptoAlg::from_vpp(4), None, "AES-CTR is not implemented");
+        assert_eq!(IntegAlg::from_vpp(1), None, "MD5 is not implemented");
+    }
+
+    #[test]
+    fn seal_then_open_every_length_every_cipher_with_and_without_esn() {
+        for alg in ALL {
             for esn in [false, true] {
                 let sa = Sa::new(cfg(alg, esn)).unwrap();
                 for n in 0..70usize {
                     let inner: Vec<u8> = (0..n as u8).collect();
                     let seq = (5u64 << 32) | n as u64;
                     let mut p = packet(&sa, seq, &inner);
-                    assert_eq!((p.len() - HEAD - GCM_ICV) % 4, 0, "aligned");
+                    let h = sa.head_len();
+                    assert_eq!((p.len() - h - sa.icv_len()) % 4, 0, "aligned");
                     assert_eq!(sa.open(seq, &mut p).unwrap(), (n, 4));
-                    assert_eq!(&p[HEAD..HEAD + n], &inner[..]);
+                    assert_eq!(&p[h..h + n], &inner[..]);
                 }
             }
         }

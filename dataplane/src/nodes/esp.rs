@@ -11,7 +11,7 @@
 use crate::buffer::{flags, Buf};
 use crate::feature::{Feature, FeatureTables};
 use crate::graph::{GraphBuilder, Node, NodeInfo};
-use crate::ipsec::sa::{self, trailer_len, write_trailer, GCM_ICV, HEAD};
+use crate::ipsec::sa::{self, write_trailer, ESP_HDR};
 use crate::ipsec::{EspDrop, IpsecTable, Protect, Table};
 use crate::rcu::Snapshot;
 use crate::runtime::Ctx;
@@ -92,12 +92,12 @@ fn encrypt_one(b: &mut Buf<'_>, p: &Protect) -> Result<u16, u16> {
     let sa = &p.out;
     let seq = sa.next_seq().map_err(|_| encrypt_error::SEQ_ROLLOVER)?;
     let n = b.data().len();
-    let t = trailer_len(n);
-    if !b.set_len(n + t + GCM_ICV) {
+    let t = sa.trailer_len(n);
+    if !b.set_len(n + t + sa.icv_len()) {
         return Err(encrypt_error::NO_TAILROOM);
     }
     write_trailer(&mut b.data_mut()[n..n + t], next_header);
-    if !b.retreat(HEAD) {
+    if !b.retreat(sa.head_len()) {
         return Err(encrypt_error::NO_HEADROOM);
     }
     sa.seal(seq, b.data_mut())
@@ -213,7 +213,8 @@ fn esp_span(d: &[u8], v6: bool) -> Option<(usize, usize)> {
     } else {
         hl
     };
-    (tl <= d.len() && off + HEAD + 4 + GCM_ICV <= tl).then_some((off, tl))
+    // Enough to read the SPI and sequence number; the SA checks the rest for its cipher.
+    (tl <= d.len() && off + ESP_HDR <= tl).then_some((off, tl))
 }
 
 #[inline(always)]
@@ -249,7 +250,7 @@ fn decrypt_one(b: &mut Buf<'_>, t: &IpsecTable, v6: bool) -> Result<u16, u16> {
         IP_PROTO_IPV6 => decrypt_next::IP6,
         _ => return Err(decrypt_error::BAD_NEXT_HEADER),
     };
-    b.advance(off + sa::HEAD);
+    b.advance(off + sa.head_len());
     b.set_len(len);
     super::tunnel::inner_packet(b.meta, ib.sw_if_index);
     Ok(next)
