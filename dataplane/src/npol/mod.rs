@@ -8,11 +8,13 @@
 //! evaluation. The feature nodes (`crate::nodes::npol`) evaluate a flow's first packet only
 //! and cache the verdict in [`Npol::flows`].
 
+pub mod index;
 pub mod ipset;
 pub mod rule;
 
 use crate::cnat::session::SessionTable;
 use crate::rcu::Published;
+use index::RuleIndex;
 use ipset::{IpSet, IpSetKind, Member};
 use rule::{Action, MatchData, Rule};
 use std::collections::BTreeMap;
@@ -152,6 +154,26 @@ pub struct NpolTables {
     pub rules: BTreeMap<u32, Arc<Rule>>,
     pub policies: BTreeMap<u32, Arc<Policy>>,
     pub ifaces: BTreeMap<u32, Arc<IfConfig>>,
+    /// Each policy's (inbound, outbound) rules indexed for new flows, rebuilt when the policy
+    /// or one of its rules changes (ipsets are read at match time).
+    pub index: BTreeMap<u32, Arc<(RuleIndex, RuleIndex)>>,
+}
+
+impl NpolTables {
+    fn reindex(&mut self, policy: u32) {
+        match self.policies.get(&policy) {
+            Some(p) => {
+                let ix = (
+                    RuleIndex::build(&p.inbound, &self.rules),
+                    RuleIndex::build(&p.outbound, &self.rules),
+                );
+                self.index.insert(policy, Arc::new(ix));
+            }
+            None => {
+                self.index.remove(&policy);
+            }
+        }
+    }
 }
 
 /// Why an edit was refused. The tables are unchanged.
@@ -373,6 +395,15 @@ impl Npol {
             }
             Self::check_rule(t, &r)?;
             t.rules.insert(id, Arc::new(r));
+            let users: Vec<u32> = t
+                .policies
+                .iter()
+                .filter(|(_, p)| p.inbound.contains(&id) || p.outbound.contains(&id))
+                .map(|(&pid, _)| pid)
+                .collect();
+            for pid in users {
+                t.reindex(pid);
+            }
             Ok(())
         })
     }
@@ -411,6 +442,7 @@ impl Npol {
             Self::check_policy(t, &p)?;
             let id = free_id(&t.policies);
             t.policies.insert(id, Arc::new(p));
+            t.reindex(id);
             Ok(id)
         })
     }
@@ -422,6 +454,7 @@ impl Npol {
             }
             Self::check_policy(t, &p)?;
             t.policies.insert(id, Arc::new(p));
+            t.reindex(id);
             Ok(())
         })
     }
@@ -440,6 +473,7 @@ impl Npol {
                 return Err(NpolError::InUse("policy", id));
             }
             t.policies.remove(&id);
+            t.reindex(id);
             Ok(())
         })
     }
@@ -472,8 +506,16 @@ impl Npol {
     }
 }
 
-/// The first rule of `policy`'s list for this direction that matches `p`, as its action.
-fn match_policy(t: &NpolTables, policy: &Policy, inbound: bool, p: &FiveTuple) -> Option<Action> {
+/// The first rule of policy `id`'s list for this direction that matches `p`, as its action;
+/// None also when there is no such policy.
+#[inline]
+fn match_policy(t: &NpolTables, id: u32, inbound: bool, p: &FiveTuple) -> Option<Action> {
+    if let Some(ix) = t.index.get(&id) {
+        let ix = if inbound { &ix.0 } else { &ix.1 };
+        return ix.first_match(&t.ipsets, p);
+    }
+    // Tables built by hand (tests) carry no index: walk the rules.
+    let policy = t.policies.get(&id)?;
     let rules = if inbound {
         &policy.inbound
     } else {
@@ -527,10 +569,7 @@ pub fn verdict(t: &NpolTables, sw: u32, dir: Direction, p: &FiveTuple) -> Verdic
         if passing {
             continue;
         }
-        let Some(pol) = t.policies.get(&id) else {
-            continue;
-        };
-        match match_policy(t, pol, inbound, p) {
+        match match_policy(t, id, inbound, p) {
             Some(Action::Allow) => return Verdict::Allow,
             Some(Action::Deny) => return Verdict::Deny,
             Some(Action::Pass) if tiered => passing = true,
@@ -549,10 +588,7 @@ pub fn verdict(t: &NpolTables, sw: u32, dir: Direction, p: &FiveTuple) -> Verdic
         }
     }
     for id in &c.profiles {
-        let Some(pol) = t.policies.get(id) else {
-            continue;
-        };
-        match match_policy(t, pol, inbound, p) {
+        match match_policy(t, *id, inbound, p) {
             Some(Action::Allow) => return Verdict::Allow,
             Some(Action::Deny) | Some(Action::Pass) => return Verdict::Deny,
             Some(Action::Log) | None => {}

@@ -1,0 +1,667 @@
+//! A rule list indexed for first-match lookups, so that a new flow is checked against the few
+//! rules that can match it instead of every rule of a long policy.
+//!
+//! Each field (source and destination address per family, source and destination port, L4
+//! protocol) splits its value space into elementary intervals; each interval lists, in policy
+//! order, the rules whose condition on that field can hold there. A rule that does not
+//! constrain a field, or whose condition the index does not model (ipsets, negations, a range
+//! spanning too many intervals), sits in that field's `wild` list instead. A lookup finds the
+//! packet's interval in each field (fewest expected candidates first, skipping a field whose
+//! wild list alone is longer than the best so far), takes the field with the fewest
+//! candidates, and checks those in order: simple rules by range tests on the packet's keys,
+//! others with the rule's own matcher ([`Rule::matches`]). The index only over-approximates,
+//! so the first candidate that matches is the policy's first match.
+//!
+//! Built by control when a policy or one of its rules changes; workers only read it.
+
+use super::ipset::IpSet;
+use super::rule::{Action, FilterKind, MatchData, Rule};
+use super::FiveTuple;
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+/// A rule whose range covers more intervals than this goes to the field's wild list, which
+/// bounds the index to (rules x this) entries per field.
+const MAX_SPAN: usize = 64;
+/// Fields with more intervals than this get a 65536-entry hint table.
+const HINT_FROM: usize = 64;
+
+/// A rule's condition on one field: wild, or inclusive ranges (none: it cannot match).
+type Cond<K> = Option<Vec<(K, K)>>;
+
+/// One field: sorted interval starts and, per interval, its slice of `postings`.
+#[derive(Clone, Debug, Default)]
+struct Field<K> {
+    starts: Vec<K>,
+    /// Interval i's candidates are `postings[ends[i - 1]..ends[i]]` (`ends[-1]` = 0).
+    ends: Vec<u32>,
+    postings: Vec<u32>,
+    wild: Vec<u32>,
+    /// With `hint_shift`: `hint[b]` is the interval holding `b << hint_shift`, so a lookup
+    /// searches only between `hint[b]` and `hint[b + 1]`. Empty for small fields.
+    hint: Vec<u32>,
+    hint_shift: u32,
+}
+
+trait Key: Copy + Ord + Default {
+    const MAX: Self;
+    fn succ(self) -> Self;
+    fn hint_bucket(self, shift: u32) -> usize;
+    fn from_bucket(b: usize, shift: u32) -> Self;
+}
+
+impl Key for u32 {
+    const MAX: Self = u32::MAX;
+    fn succ(self) -> Self {
+        self + 1
+    }
+    #[inline]
+    fn hint_bucket(self, shift: u32) -> usize {
+        (self >> shift) as usize
+    }
+    fn from_bucket(b: usize, shift: u32) -> Self {
+        (b as u32) << shift
+    }
+}
+
+impl Key for u128 {
+    const MAX: Self = u128::MAX;
+    fn succ(self) -> Self {
+        self + 1
+    }
+    fn hint_bucket(self, _: u32) -> usize {
+        0
+    }
+    fn from_bucket(_: usize, _: u32) -> Self {
+        0
+    }
+}
+
+impl<K: Key> Field<K> {
+    /// `conds[r]`: rule r's condition on this field. `hint_shift`: Some for u32 fields whose
+    /// keys span `16 + shift` bits.
+    fn build(conds: &[Cond<K>], hint_shift: Option<u32>) -> Self {
+        let mut starts = vec![K::default()];
+        for (lo, hi) in conds.iter().flatten().flatten() {
+            starts.push(*lo);
+            if *hi < K::MAX {
+                starts.push(hi.succ());
+            }
+        }
+        starts.sort_unstable();
+        starts.dedup();
+        let mut lists: Vec<Vec<u32>> = vec![Vec::new(); starts.len()];
+        let mut wild = Vec::new();
+        for (r, c) in conds.iter().enumerate() {
+            let Some(ranges) = c else {
+                wild.push(r as u32);
+                continue;
+            };
+            let spans: Vec<(usize, usize)> = ranges
+                .iter()
+                .map(|&(lo, hi)| (interval(&starts, lo), interval(&starts, hi)))
+                .collect();
+            if spans.iter().map(|(a, b)| b - a + 1).sum::<usize>() > MAX_SPAN {
+                wild.push(r as u32);
+                continue;
+            }
+            for (a, b) in spans {
+                for l in &mut lists[a..=b] {
+                    // A rule's ranges can overlap: list it once.
+                    if l.last() != Some(&(r as u32)) {
+                        l.push(r as u32);
+                    }
+                }
+            }
+        }
+        let mut postings = Vec::new();
+        let mut ends = Vec::with_capacity(lists.len());
+        for l in lists {
+            postings.extend(l);
+            ends.push(postings.len() as u32);
+        }
+        let (hint, hint_shift) = match hint_shift {
+            Some(shift) if starts.len() > HINT_FROM => {
+                // One sweep: bucket starts and interval starts both ascend.
+                let mut i = 0;
+                let hint = (0..1usize << 16)
+                    .map(|b| {
+                        let k = K::from_bucket(b, shift);
+                        while i + 1 < starts.len() && starts[i + 1] <= k {
+                            i += 1;
+                        }
+                        i as u32
+                    })
+                    .collect();
+                (hint, shift)
+            }
+            _ => (Vec::new(), 0),
+        };
+        Self {
+            starts,
+            ends,
+            postings,
+            wild,
+            hint,
+            hint_shift,
+        }
+    }
+
+    #[inline]
+    fn candidates(&self, v: K) -> &[u32] {
+        let i = if self.hint.is_empty() {
+            interval(&self.starts, v)
+        } else {
+            let b = v.hint_bucket(self.hint_shift);
+            let lo = self.hint[b] as usize;
+            let hi = self
+                .hint
+                .get(b + 1)
+                .map_or(self.starts.len() - 1, |&h| h as usize);
+            lo + self.starts[lo + 1..=hi].partition_point(|&s| s <= v)
+        };
+        let from = if i == 0 { 0 } else { self.ends[i - 1] as usize };
+        &self.postings[from..self.ends[i] as usize]
+    }
+
+    fn mean(&self) -> f64 {
+        self.postings.len() as f64 / self.starts.len() as f64 + self.wild.len() as f64
+    }
+}
+
+/// The interval holding `v` (`starts[0]` is the smallest key, so there is one).
+#[inline]
+fn interval<K: Ord>(starts: &[K], v: K) -> usize {
+    starts.partition_point(|s| *s <= v) - 1
+}
+
+fn v4_range(a: u32, len: u8) -> (u32, u32) {
+    let host = u32::MAX.checked_shr(u32::from(len)).unwrap_or(0);
+    (a & !host, a | host)
+}
+
+fn v6_range(a: u128, len: u8) -> (u128, u128) {
+    let host = u128::MAX.checked_shr(u32::from(len)).unwrap_or(0);
+    (a & !host, a | host)
+}
+
+/// A side's address condition for one family, if the index can tell: its positive CIDRs,
+/// which must hold whatever else the side says; a rule with CIDRs of the other family only
+/// cannot match (no range), one without CIDRs is wild.
+fn addr_cond<K>(r: &Rule, src: bool, pick: impl Fn(IpAddr, u8) -> Option<(K, K)>) -> Cond<K> {
+    let mut any = false;
+    let mut v = Vec::new();
+    for e in r.entries.iter().filter(|e| e.is_src == src && !e.is_not) {
+        if let MatchData::Cidr(n) = e.data {
+            any = true;
+            v.extend(pick(n.addr, n.len));
+        }
+    }
+    any.then_some(v)
+}
+
+fn v4_cond(r: &Rule, src: bool) -> Cond<u32> {
+    addr_cond(r, src, |a, len| match a {
+        IpAddr::V4(a) => Some(v4_range(a.into(), len)),
+        IpAddr::V6(_) => None,
+    })
+}
+
+fn v6_cond(r: &Rule, src: bool) -> Cond<u128> {
+    addr_cond(r, src, |a, len| match a {
+        IpAddr::V6(a) => Some(v6_range(a.into(), len)),
+        IpAddr::V4(_) => None,
+    })
+}
+
+/// Port ranges, when every positive port entry of the side is a range (a port ipset ORed
+/// with them could allow any port).
+fn port_cond(r: &Rule, src: bool) -> Cond<u32> {
+    let mut v = Vec::new();
+    for e in r.entries.iter().filter(|e| e.is_src == src && !e.is_not) {
+        match e.data {
+            MatchData::PortRange(lo, hi) => v.push((u32::from(lo), u32::from(hi))),
+            MatchData::PortIpSet(_) => return None,
+            _ => {}
+        }
+    }
+    (!v.is_empty()).then_some(v)
+}
+
+fn proto_cond(r: &Rule) -> Cond<u32> {
+    r.filters
+        .iter()
+        .find(|f| f.kind == FilterKind::L4Proto && f.should_match)
+        .map(|f| vec![(f.value.min(255), f.value.min(255))])
+}
+
+/// How a candidate is checked. A rule with at most one positive CIDR and one port range per
+/// side, no other entry, and at most a protocol filter is a few range tests on the packet's
+/// keys; any other rule runs its own matcher.
+#[derive(Clone, Debug)]
+enum Check {
+    /// IPv4 CIDRs or none (then `v4_only` is false and the address ranges are everything).
+    Small {
+        v4_only: bool,
+        addrs: [(u32, u32); 2],
+        ports: [(u16, u16); 2],
+        proto: (u8, u8),
+    },
+    V6 {
+        addrs: Box<[(u128, u128); 2]>,
+        ports: [(u16, u16); 2],
+        proto: (u8, u8),
+    },
+    Full,
+}
+
+impl Check {
+    fn of(r: &Rule) -> Self {
+        let mut v4 = [(0, u32::MAX); 2];
+        let mut v6 = [(0, u128::MAX); 2];
+        let mut family = None;
+        let mut ports = [(0, u16::MAX); 2];
+        let mut proto = (0, u8::MAX);
+        let mut seen = [false; 5];
+        for e in &r.entries {
+            let side = usize::from(!e.is_src);
+            let field = match e.data {
+                MatchData::Cidr(n) if !e.is_not => {
+                    if family.is_some_and(|f| f != n.addr.is_ipv4()) {
+                        return Self::Full;
+                    }
+                    family = Some(n.addr.is_ipv4());
+                    match n.addr {
+                        IpAddr::V4(a) => v4[side] = v4_range(a.into(), n.len),
+                        IpAddr::V6(a) => v6[side] = v6_range(a.into(), n.len),
+                    }
+                    side
+                }
+                MatchData::PortRange(lo, hi) if !e.is_not => {
+                    ports[side] = (lo, hi);
+                    2 + side
+                }
+                _ => return Self::Full,
+            };
+            if std::mem::replace(&mut seen[field], true) {
+                return Self::Full;
+            }
+        }
+        for f in &r.filters {
+            match f.kind {
+                FilterKind::None => {}
+                FilterKind::L4Proto if f.should_match && f.value <= 255 && !seen[4] => {
+                    seen[4] = true;
+                    proto = (f.value as u8, f.value as u8);
+                }
+                _ => return Self::Full,
+            }
+        }
+        match family {
+            Some(false) => Self::V6 {
+                addrs: Box::new(v6),
+                ports,
+                proto,
+            },
+            f => Self::Small {
+                v4_only: f.is_some(),
+                addrs: v4,
+                ports,
+                proto,
+            },
+        }
+    }
+
+    #[inline(always)]
+    fn hit(&self, rule: &Rule, sets: &BTreeMap<u32, IpSet>, p: &FiveTuple) -> bool {
+        let within = |(lo, hi): (u16, u16), v: u16| lo <= v && v <= hi;
+        let l4 = |ports: &[(u16, u16); 2], proto: (u8, u8)| {
+            within(ports[0], p.sport)
+                && within(ports[1], p.dport)
+                && proto.0 <= p.proto
+                && p.proto <= proto.1
+        };
+        match self {
+            Self::Small {
+                v4_only,
+                addrs,
+                ports,
+                proto,
+            } => {
+                let a_ok = match (p.src, p.dst) {
+                    (IpAddr::V4(s), IpAddr::V4(d)) => {
+                        let (s, d) = (u32::from(s), u32::from(d));
+                        addrs[0].0 <= s && s <= addrs[0].1 && addrs[1].0 <= d && d <= addrs[1].1
+                    }
+                    _ => !v4_only,
+                };
+                a_ok && l4(ports, *proto)
+            }
+            Self::V6 {
+                addrs,
+                ports,
+                proto,
+            } => {
+                let a_ok = match (p.src, p.dst) {
+                    (IpAddr::V6(s), IpAddr::V6(d)) => {
+                        let (s, d) = (u128::from(s), u128::from(d));
+                        addrs[0].0 <= s && s <= addrs[0].1 && addrs[1].0 <= d && d <= addrs[1].1
+                    }
+                    _ => false,
+                };
+                a_ok && l4(ports, *proto)
+            }
+            Self::Full => rule.matches(sets, p),
+        }
+    }
+}
+
+/// An ordered rule list (one direction of a policy), indexed.
+#[derive(Clone, Debug, Default)]
+pub struct RuleIndex {
+    rules: Vec<Arc<Rule>>,
+    checks: Vec<Check>,
+    src4: Field<u32>,
+    dst4: Field<u32>,
+    src6: Field<u128>,
+    dst6: Field<u128>,
+    /// sport, dport, proto.
+    l4: [Field<u32>; 3],
+    /// The fields an IPv4 (IPv6) packet reads, fewest expected candidates first:
+    /// 0 src, 1 dst, 2 sport, 3 dport, 4 proto.
+    order4: [u8; 5],
+    order6: [u8; 5],
+}
+
+impl RuleIndex {
+    /// Index `ids` (a policy's list) as `rules` holds them now; ids not there are skipped, as
+    /// the linear walk skips them.
+    pub fn build(ids: &[u32], rules: &BTreeMap<u32, Arc<Rule>>) -> Self {
+        let rules: Vec<Arc<Rule>> = ids.iter().filter_map(|id| rules.get(id).cloned()).collect();
+        let conds32 = |f: &dyn Fn(&Rule) -> Cond<u32>| -> Vec<Cond<u32>> {
+            rules.iter().map(|r| f(r)).collect()
+        };
+        let conds128 = |f: &dyn Fn(&Rule) -> Cond<u128>| -> Vec<Cond<u128>> {
+            rules.iter().map(|r| f(r)).collect()
+        };
+        let src4 = Field::build(&conds32(&|r| v4_cond(r, true)), Some(16));
+        let dst4 = Field::build(&conds32(&|r| v4_cond(r, false)), Some(16));
+        let src6 = Field::build(&conds128(&|r| v6_cond(r, true)), None);
+        let dst6 = Field::build(&conds128(&|r| v6_cond(r, false)), None);
+        let l4 = [
+            Field::build(&conds32(&|r| port_cond(r, true)), Some(0)),
+            Field::build(&conds32(&|r| port_cond(r, false)), Some(0)),
+            Field::build(&conds32(&proto_cond), None),
+        ];
+        let order = |addr: [f64; 2]| {
+            let means = [addr[0], addr[1], l4[0].mean(), l4[1].mean(), l4[2].mean()];
+            let mut o = [0u8, 1, 2, 3, 4];
+            o.sort_by(|&a, &b| means[a as usize].total_cmp(&means[b as usize]));
+            o
+        };
+        let order4 = order([src4.mean(), dst4.mean()]);
+        let order6 = order([src6.mean(), dst6.mean()]);
+        Self {
+            checks: rules.iter().map(|r| Check::of(r)).collect(),
+            rules,
+            src4,
+            dst4,
+            src6,
+            dst6,
+            l4,
+            order4,
+            order6,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.rules.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty()
+    }
+
+    /// One field's (candidates, wild) for `p`; `i` as in `order4`.
+    #[inline(always)]
+    fn lists(&self, i: u8, p: &FiveTuple) -> (&[u32], &[u32]) {
+        let (f, k) = match (i, p.src, p.dst) {
+            (0, IpAddr::V4(a), _) => (&self.src4, u32::from(a)),
+            (1, _, IpAddr::V4(a)) => (&self.dst4, u32::from(a)),
+            (0, IpAddr::V6(a), _) => return (self.src6.candidates(a.into()), &self.src6.wild),
+            (1, _, IpAddr::V6(a)) => return (self.dst6.candidates(a.into()), &self.dst6.wild),
+            (2, ..) => (&self.l4[0], u32::from(p.sport)),
+            (3, ..) => (&self.l4[1], u32::from(p.dport)),
+            _ => (&self.l4[2], u32::from(p.proto)),
+        };
+        (f.candidates(k), &f.wild)
+    }
+
+    #[inline(always)]
+    fn wild_len(&self, i: u8, v4: bool) -> usize {
+        match (i, v4) {
+            (0, true) => self.src4.wild.len(),
+            (1, true) => self.dst4.wild.len(),
+            (0, false) => self.src6.wild.len(),
+            (1, false) => self.dst6.wild.len(),
+            (i, _) => self.l4[i as usize - 2].wild.len(),
+        }
+    }
+
+    /// The action of the first rule that matches `p`.
+    #[inline]
+    pub fn first_match(&self, sets: &BTreeMap<u32, IpSet>, p: &FiveTuple) -> Option<Action> {
+        let v4 = p.src.is_ipv4();
+        let order = if v4 { &self.order4 } else { &self.order6 };
+        let mut best: (&[u32], &[u32]) = (&[], &[]);
+        let mut n = usize::MAX;
+        for &i in order {
+            if self.wild_len(i, v4) >= n {
+                continue;
+            }
+            let (c, w) = self.lists(i, p);
+            if c.len() + w.len() < n {
+                n = c.len() + w.len();
+                best = (c, w);
+                if n == 0 {
+                    return None;
+                }
+            }
+        }
+        let (mut a, mut b) = best;
+        // Both lists are in policy order: walk their merge.
+        loop {
+            let next = match (a.first(), b.first()) {
+                (Some(&x), Some(&y)) if x <= y => {
+                    a = &a[1..];
+                    if x == y {
+                        b = &b[1..];
+                    }
+                    x
+                }
+                (_, Some(&y)) => {
+                    b = &b[1..];
+                    y
+                }
+                (Some(&x), None) => {
+                    a = &a[1..];
+                    x
+                }
+                (None, None) => return None,
+            };
+            let r = &self.rules[next as usize];
+            if self.checks[next as usize].hit(r, sets, p) {
+                return Some(r.action);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::rule::{Entry, Filter};
+    use super::super::Net;
+    use super::*;
+
+    fn cidr(is_src: bool, is_not: bool, a: &str, len: u8) -> Entry {
+        Entry {
+            is_src,
+            is_not,
+            data: MatchData::Cidr(Net::new(a.parse().unwrap(), len).unwrap()),
+        }
+    }
+    fn ports(is_src: bool, lo: u16, hi: u16) -> Entry {
+        Entry {
+            is_src,
+            is_not: false,
+            data: MatchData::PortRange(lo, hi),
+        }
+    }
+
+    /// xorshift64*, as the benchmarks use.
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        }
+    }
+
+    fn random_rule(g: &mut Rng) -> Rule {
+        let mut entries = Vec::new();
+        let v6 = g.next().is_multiple_of(4);
+        let addr = |g: &mut Rng| -> String {
+            if v6 {
+                format!("fd00::{:x}:{:x}", g.next() % 4, g.next() % 65536)
+            } else {
+                format!("10.0.{}.{}", g.next() % 4, g.next() % 256)
+            }
+        };
+        for is_src in [true, false] {
+            for _ in 0..g.next() % 3 {
+                let len = if v6 {
+                    112 + (g.next() % 17) as u8
+                } else {
+                    16 + (g.next() % 17) as u8
+                };
+                entries.push(cidr(is_src, g.next().is_multiple_of(5), &addr(g), len));
+            }
+            for _ in 0..g.next() % 3 {
+                let lo = (g.next() % 64) as u16;
+                entries.push(ports(is_src, lo, lo + (g.next() % 8) as u16));
+            }
+        }
+        let filters = match g.next() % 4 {
+            0 => vec![Filter {
+                kind: FilterKind::L4Proto,
+                value: if g.next().is_multiple_of(2) { 6 } else { 17 },
+                should_match: !g.next().is_multiple_of(4),
+            }],
+            _ => vec![],
+        };
+        Rule {
+            action: if g.next().is_multiple_of(2) {
+                Action::Allow
+            } else {
+                Action::Deny
+            },
+            filters,
+            entries,
+        }
+    }
+
+    fn random_tuple(g: &mut Rng) -> FiveTuple {
+        let v6 = g.next().is_multiple_of(4);
+        let a = |g: &mut Rng| -> IpAddr {
+            if v6 {
+                format!("fd00::{:x}:{:x}", g.next() % 4, g.next() % 65536)
+                    .parse()
+                    .unwrap()
+            } else {
+                format!("10.0.{}.{}", g.next() % 4, g.next() % 256)
+                    .parse()
+                    .unwrap()
+            }
+        };
+        FiveTuple {
+            src: a(g),
+            dst: a(g),
+            proto: if g.next().is_multiple_of(2) { 6 } else { 17 },
+            sport: (g.next() % 80) as u16,
+            dport: (g.next() % 80) as u16,
+            icmp_type: 0,
+            icmp_code: 0,
+        }
+    }
+
+    /// The index's answer is the linear walk's, for random rule lists (negations, several
+    /// entries per side, both families, protocol filters either way) and random tuples
+    /// chosen to hit them.
+    #[test]
+    fn first_match_equals_the_linear_walk() {
+        let mut g = Rng(0x1234_5678_9abc_def1);
+        let sets = BTreeMap::new();
+        let (mut hits, mut misses) = (0, 0);
+        for round in 0..40 {
+            let n = 1 + (g.next() % 300) as usize;
+            let rules: BTreeMap<u32, Arc<Rule>> = (0..n as u32)
+                .map(|i| (i * 3, Arc::new(random_rule(&mut g))))
+                .collect();
+            let ids: Vec<u32> = rules.keys().copied().collect();
+            let ix = RuleIndex::build(&ids, &rules);
+            assert_eq!(ix.len(), n);
+            for _ in 0..500 {
+                let p = random_tuple(&mut g);
+                let linear = ids
+                    .iter()
+                    .map(|id| &rules[id])
+                    .find(|r| r.matches(&sets, &p))
+                    .map(|r| r.action);
+                assert_eq!(ix.first_match(&sets, &p), linear, "round {round}: {p:?}");
+                if linear.is_some() {
+                    hits += 1;
+                } else {
+                    misses += 1;
+                }
+            }
+        }
+        assert!(
+            hits > 2000 && misses > 500,
+            "{hits} hits, {misses} misses: a test of both"
+        );
+    }
+
+    #[test]
+    fn wide_ranges_and_missing_rules_stay_correct() {
+        let wide = Rule {
+            action: Action::Deny,
+            filters: vec![],
+            entries: (0..200).map(|i| ports(false, i * 10, i * 10)).collect(),
+        };
+        let allow = Rule {
+            action: Action::Allow,
+            filters: vec![],
+            entries: vec![],
+        };
+        let rules: BTreeMap<u32, Arc<Rule>> = [(1, Arc::new(wide)), (2, Arc::new(allow))]
+            .into_iter()
+            .collect();
+        let ix = RuleIndex::build(&[7, 1, 2], &rules);
+        assert_eq!(ix.len(), 2, "a missing id is skipped");
+        let mut p = FiveTuple {
+            src: "10.0.0.1".parse().unwrap(),
+            dst: "10.0.0.2".parse().unwrap(),
+            proto: 6,
+            sport: 1,
+            dport: 1990,
+            icmp_type: 0,
+            icmp_code: 0,
+        };
+        let sets = BTreeMap::new();
+        assert_eq!(ix.first_match(&sets, &p), Some(Action::Deny));
+        p.dport = 1991;
+        assert_eq!(ix.first_match(&sets, &p), Some(Action::Allow));
+    }
+}
