@@ -103,21 +103,22 @@ fn allow_all_policy(n: &Npol, sw: u32) -> Result<(), String> {
             outbound: vec![],
         })
         .map_err(e)?;
+    n.configure(sw, rx_only(vec![p])).map_err(e)
+}
+
+/// An interface configuration with `policies` on its rx side and every default denying.
+pub fn rx_only(policies: Vec<u32>) -> IfConfig {
     let deny = PolicyDefault::Deny;
-    n.configure(
-        sw,
-        IfConfig {
-            rx_policies: vec![p],
-            tx_policies: vec![],
-            profiles: vec![],
-            invert_rx_tx: false,
-            policy_default_rx: deny,
-            policy_default_tx: deny,
-            profile_default_rx: deny,
-            profile_default_tx: deny,
-        },
-    )
-    .map_err(e)
+    IfConfig {
+        rx_policies: policies,
+        tx_policies: vec![],
+        profiles: vec![],
+        invert_rx_tx: false,
+        policy_default_rx: deny,
+        policy_default_tx: deny,
+        profile_default_rx: deny,
+        profile_default_tx: deny,
+    }
 }
 
 /// xorshift64*: reproducible prefixes without a dependency.

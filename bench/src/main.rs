@@ -10,6 +10,7 @@ mod ipsec;
 mod memif_loop;
 mod overlay;
 mod pod_tcp;
+mod policy;
 mod scrape;
 mod service_crr;
 mod soak;
@@ -33,6 +34,9 @@ const USAGE: &str = "usage: rvpp-bench <benchmark> [options] [--json]
   overlay [--sizes 64,1400] [--seconds S] [--runs R]
                 one-core IPIP and VXLAN (L3) encap and decap: Mpps and clocks/pkt next to plain
                 IPv4 forwarding of the same inner frames in the same run, and what they add
+  policy [--rules 100,1000,10000] [--traces N] [--ipset N] [--runs R] [--acl PATH | --no-acl]
+                npol's new-flow verdict next to DPDK's rte_acl (dpdk-test-acl) on the same
+                rules and tuples, answers cross-checked first; rule-update cost
   fib [--routes N] [--lookups N] [--reps N] [--passes N] [--tbl8 N] [--seed N] [--dpdk PATH | --no-dpdk]
                 lookups/s next to DPDK's rte_fib (dpdk-test-fib) on the same routes
   memif-loop [--runs R] [--seconds S] [--sizes 64,1518] [--testpmd PATH] [--queues N]
@@ -88,6 +92,7 @@ fn main() {
         "srv6" => srv6::run(rest),
         "overlay" => overlay::run(rest),
         "fib" => fib::run(rest),
+        "policy" => policy::run(rest),
         "ipsec" => ipsec::run(rest),
         "memif-loop" => memif_loop::run(rest),
         "pod-tcp" => pod_tcp::run(rest),
