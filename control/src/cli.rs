@@ -29,6 +29,7 @@ const MODULES: &[CliModule] = &[
     crate::cli_ttl_fixup::execute,
     crate::cli_classify::execute,
     crate::cli_ipsec::execute,
+    crate::cli_ikev2::execute,
     crate::cli_neighbor::execute,
     crate::cli_memif::execute,
     crate::cli_feature::execute,

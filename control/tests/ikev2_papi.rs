@@ -1,0 +1,89 @@
+//! rvpp to rvpp over IKEv2-negotiated ESP, configured by calico-vpp's IPsec message sequence
+//! through vpp_papi (tests/api/papi_ikev2.py): two daemons, their uplinks bridged in a netns of
+//! the test's own, a pod netns behind each. The IKE messages go through the graph (ip4-local ->
+//! ike4-punt -> the control plane's engine, and back out through a worker). The IKE SA and the
+//! child SA must come up on both, `show ikev2 sa` must list them, and pod A's pings to pod B must
+//! cross the tunnel as ESP; then a wrong PSK must leave no SA, counted as an authentication
+//! failure on both sides.
+//!
+//! Addresses: uplinks 198.18.0.1 (A, the initiator) and .2 /24; pod A 198.19.0.2, pod B
+//! 198.19.1.2.
+
+#[path = "api/common.rs"]
+mod common;
+
+use common::harness::{counted, ping, Netns};
+
+#[test]
+fn two_rvpp_nodes_over_ikev2_as_calico_configures_them() {
+    if !common::skip::need_root("for taps and namespaces of the test's own") {
+        return;
+    }
+    let pid = std::process::id();
+    let mid = Netns::new(format!("rvpp-ikm-{pid}"));
+    let pod_a = Netns::new(format!("rvpp-ika-{pid}"));
+    let pod_b = Netns::new(format!("rvpp-ikb-{pid}"));
+    let mut a = common::pod_node("ike", 1, &mid, &pod_a);
+    let b = common::pod_node("ike", 2, &mid, &pod_b);
+    common::bridge_uplinks(&mid);
+    let sock_b = b.api.display().to_string();
+
+    let Some(out) = a.check_python("papi_ikev2.py", &[&sock_b, "calico"]) else {
+        return;
+    };
+    assert!(out.contains("ALL OK"));
+    for (name, r) in [("A", &a), ("B", &b)] {
+        let sa = r.ctl("show ikev2 sa");
+        println!("{name}: show ikev2 sa\n{sa}");
+        let role = if name == "A" {
+            "initiator"
+        } else {
+            "responder"
+        };
+        assert!(
+            sa.contains("established") && sa.contains(role) && sa.contains("child sa spi-in"),
+            "{name}: show ikev2 sa:\n{sa}\n{}",
+            r.ctl("show ikev2 counters")
+        );
+        assert!(r.ctl("show ipsec protect").contains("ipip0"), "{name}");
+        assert!(r
+            .ctl("show ikev2 profile")
+            .contains("protected tunnel ipip0"));
+    }
+    // The first packet to each pod resolves its neighbour (consumed by ip4-arp, as VPP's).
+    let _ = ping(&pod_a, "198.19.1.2", "1");
+    let (good, text) = ping(&pod_a, "198.19.1.2", "5");
+    let (ea, eb) = (a.ctl("show errors"), b.ctl("show errors"));
+    assert!(
+        good,
+        "ping across IKEv2 ESP failed:\n{text}\nA:\n{ea}\nB:\n{eb}"
+    );
+    for (name, e) in [("A", &ea), ("B", &eb)] {
+        for (reason, least) in [
+            ("esp encrypt: packets sealed", 5),
+            ("esp decrypt: packets opened", 5),
+            ("ike: messages queued for the IKEv2 engine", 2),
+        ] {
+            assert!(counted(e, reason) >= least, "{name}: {reason}: {e}");
+        }
+    }
+
+    // Deleting the profiles takes the SAs down; a wrong PSK brings none up.
+    let Some(out) = a.check_python("papi_ikev2.py", &[&sock_b, "wrong-psk"]) else {
+        return;
+    };
+    assert!(out.contains("ALL OK"));
+    for (name, r) in [("A", &a), ("B", &b)] {
+        let sa = r.ctl("show ikev2 sa");
+        assert!(!sa.contains("established"), "{name}: {sa}");
+        let c = r.ctl("show ikev2 counters");
+        println!("{name}: show ikev2 counters\n{c}");
+        assert!(counted(&c, "authentication failed") >= 1, "{name}: {c}");
+        assert!(r.ctl("show ipsec protect").trim().is_empty(), "{name}");
+    }
+    let (good, text) = ping(&pod_a, "198.19.1.2", "1");
+    assert!(!good, "a reply without SAs: {text}");
+    let e = a.ctl("show errors");
+    assert!(counted(&e, "tunnel interface is down") >= 1, "A: {e}");
+    assert!(a.alive());
+}
