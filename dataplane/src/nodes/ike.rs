@@ -88,12 +88,15 @@ pub fn set_enabled(on: bool) {
     ENABLED.store(on, Ordering::Relaxed);
 }
 
-/// Whether UDP to `port` with this payload start is IKE that `ike4-punt` takes.
+/// Whether this UDP packet is IKE that `ike4-punt` takes.
 #[inline(always)]
 pub fn is_ike(d: &[u8], hl: usize) -> bool {
-    if !ENABLED.load(Ordering::Relaxed) {
-        return false;
-    }
+    ENABLED.load(Ordering::Relaxed) && is_ike_port(d, hl)
+}
+
+/// UDP to 500, or to 4500 with the non-ESP marker (`hl`: the IPv4 header's length).
+#[inline(always)]
+fn is_ike_port(d: &[u8], hl: usize) -> bool {
     let Some(u) = d.get(hl..hl + wire::l4::UDP_HDR) else {
         return false;
     };
@@ -190,4 +193,56 @@ pub fn register(b: GraphBuilder, tables: &FeatureTables) -> GraphBuilder {
     b.node(Box::new(IkePuntNode {
         punt: tables.get::<IkePunt>(),
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wireguard::engine::udp_packet;
+
+    fn node() -> IkePuntNode {
+        IkePuntNode {
+            punt: Arc::new(IkePunt::default()),
+        }
+    }
+
+    fn packet(dport: u16, payload: &[u8]) -> Vec<u8> {
+        let (s, d) = (Ipv4Addr::new(198, 18, 0, 1), Ipv4Addr::new(198, 18, 0, 2));
+        udp_packet(s.into(), 500, d.into(), dport, payload)
+    }
+
+    #[test]
+    fn ike_ports_and_the_non_esp_marker() {
+        assert!(is_ike_port(&packet(500, b"x"), 20));
+        assert!(is_ike_port(&packet(4500, &[0, 0, 0, 0, 1]), 20));
+        assert!(!is_ike_port(&packet(4500, &[0, 0, 0, 1, 1]), 20), "ESP in UDP");
+        assert!(!is_ike_port(&packet(4500, &[0, 0]), 20), "short");
+        assert!(!is_ike_port(&packet(501, b"x"), 20));
+        assert!(!is_ike_port(&packet(500, b"x")[..24], 20), "no whole UDP header");
+    }
+
+    #[test]
+    fn datagrams_are_queued_whole_and_a_full_queue_is_counted() {
+        let n = node();
+        let msg: Vec<u8> = (0..300u16).map(|i| i as u8).collect();
+        assert_eq!(n.queue_one(&packet(500, &msg), 3, 7), error::QUEUED);
+        let d = n.punt.queue.pop().unwrap();
+        assert_eq!(d.payload(), &msg[..]);
+        assert_eq!((d.rx_sw_if_index, d.fib_index), (3, 7));
+        assert_eq!((d.src_port, d.dst_port), (500, 500));
+        assert_eq!(d.dst, Ipv4Addr::new(198, 18, 0, 2));
+        n.punt.recycle(d);
+        for _ in 0..QUEUE {
+            assert_eq!(n.queue_one(&packet(500, b"m"), 1, 0), error::QUEUED);
+        }
+        assert_eq!(n.queue_one(&packet(500, b"m"), 1, 0), error::QUEUE_FULL);
+        let big = vec![0u8; MAX_DATAGRAM + 1];
+        assert_eq!(n.queue_one(&packet(500, &big), 1, 0), error::TOO_BIG);
+        assert_eq!(n.queue_one(&packet(500, b"m")[..25], 1, 0), error::SHORT);
+        // Draining gives the slots back.
+        while let Some(d) = n.punt.queue.pop() {
+            n.punt.recycle(d);
+        }
+        assert_eq!(n.queue_one(&packet(500, b"m"), 1, 0), error::QUEUED);
+    }
 }
