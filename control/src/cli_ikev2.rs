@@ -1,6 +1,7 @@
 //! IKEv2 CLI, thin over `service::ikev2`: `show ikev2 profile`, `show ikev2 sa` (IKE SAs with
 //! the child SAs installed for them) and `show ikev2 counters` (the engines' and the service's
-//! counters by reason). Keys are never shown.
+//! counters by reason), `ikev2 initiate (rekey-child-sa | del-child-sa) <spi>` (our SPI, hex, as
+//! `show ikev2 sa` prints it). Keys are never shown.
 
 use crate::daemon::Dataplane;
 use crate::service::ikev2 as svc;
@@ -12,8 +13,21 @@ pub fn execute(dp: &Arc<Dataplane>, words: &[&str]) -> Option<Result<String, Str
         ["show", "ikev2", "profile", ..] => Ok(show_profiles(dp)),
         ["show", "ikev2", "sa", ..] => Ok(show_sas(dp)),
         ["show", "ikev2", "counters", ..] => Ok(show_counters(dp)),
+        ["ikev2", "initiate", what, spi] => child(dp, what, spi),
         _ => return None,
     })
+}
+
+fn child(dp: &Dataplane, what: &str, spi: &str) -> Result<String, String> {
+    let action = match what {
+        "rekey-child-sa" => svc::ChildAction::Rekey,
+        "del-child-sa" => svc::ChildAction::Delete,
+        _ => return Err("usage: ikev2 initiate (rekey-child-sa | del-child-sa) <spi>".into()),
+    };
+    let spi = u32::from_str_radix(spi.trim_start_matches("0x"), 16)
+        .map_err(|_| format!("bad SPI `{spi}' (hex)"))?;
+    svc::child_action(dp, spi, action).map_err(|e| e.to_string())?;
+    Ok(String::new())
 }
 
 fn if_name(dp: &Dataplane, sw: u32) -> String {

@@ -3,7 +3,7 @@
 //! the test's own, a pod netns behind each. The IKE messages go through the graph (ip4-local ->
 //! ike4-punt -> the control plane's engine, and back out through a worker). The IKE SA and the
 //! child SA must come up on both, `show ikev2 sa` must list them, and pod A's pings to pod B must
-//! cross the tunnel as ESP; then a wrong PSK must leave no SA, counted as an authentication
+//! cross the tunnel as ESP, also across a child rekey; then a wrong PSK must leave no SA, counted as an authentication
 //! failure on both sides.
 //!
 //! Addresses: uplinks 198.18.0.1 (A, the initiator) and .2 /24; pod A 198.19.0.2, pod B
@@ -12,7 +12,16 @@
 #[path = "api/common.rs"]
 mod common;
 
-use common::harness::{counted, ping, Netns};
+use common::harness::{counted, ping, quiet, Netns};
+
+/// The first child's inbound SPI in `show ikev2 sa`.
+fn spi_in(sa: &str) -> String {
+    sa.split_whitespace()
+        .skip_while(|w| *w != "spi-in")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no child in:\n{sa}"))
+        .to_string()
+}
 
 #[test]
 fn two_rvpp_nodes_over_ikev2_as_calico_configures_them() {
@@ -67,6 +76,38 @@ fn two_rvpp_nodes_over_ikev2_as_calico_configures_them() {
             assert!(counted(e, reason) >= least, "{name}: {reason}: {e}");
         }
     }
+
+    // A child rekey from the responder's side while pods talk: new SPIs on both, the old pair
+    // gone, no ping lost.
+    let old = spi_in(&b.ctl("show ikev2 sa"));
+    let pinger = pod_a
+        .cmd(&["ping", "-c", "30", "-i", "0.05", "-W", "2", "198.19.1.2"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("ping");
+    std::thread::sleep(std::time::Duration::from_millis(400));
+    quiet(b.ctl(&format!("ikev2 initiate rekey-child-sa {old}")));
+    let out = pinger.wait_with_output().expect("ping");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && text.contains(" 0% packet loss"),
+        "ping across a child rekey:\n{text}\nA:\n{}\nB:\n{}",
+        a.ctl("show errors"),
+        b.ctl("show errors")
+    );
+    for (name, r) in [("A", &a), ("B", &b)] {
+        let sa = r.ctl("show ikev2 sa");
+        println!("{name}: after the rekey\n{sa}");
+        assert_eq!(sa.matches("child sa spi-in").count(), 1, "{name}: {sa}");
+        assert!(
+            !sa.contains(&old),
+            "{name}: the old child is still listed:\n{sa}"
+        );
+        let c = r.ctl("show ikev2 counters");
+        assert!(counted(&c, "child SAs installed") >= 2, "{name}: {c}");
+        assert!(counted(&c, "child SAs removed") >= 1, "{name}: {c}");
+    }
+    assert_ne!(spi_in(&b.ctl("show ikev2 sa")), old);
 
     // Deleting the profiles takes the SAs down; a wrong PSK brings none up.
     let Some(out) = a.check_python("papi_ikev2.py", &[&sock_b, "wrong-psk"]) else {

@@ -500,6 +500,39 @@ pub fn initiate(dp: &Dataplane, name: &str) -> SvcResult<()> {
     Ok(())
 }
 
+/// What an operator can ask of a negotiated child SA (VPP's `ikev2 initiate rekey-child-sa` /
+/// `del-child-sa`), named by our (inbound) SPI.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChildAction {
+    Rekey,
+    Delete,
+}
+
+/// Start a CREATE_CHILD_SA rekey or an INFORMATIONAL delete of the child with our SPI `spi`.
+pub fn child_action(dp: &Dataplane, spi: u32, what: ChildAction) -> SvcResult<()> {
+    let mut st = state(dp);
+    let now = Instant::now();
+    let mut found = false;
+    for s in st.engines.values_mut() {
+        let queued = match what {
+            ChildAction::Rekey => s.engine.rekey_child(spi),
+            ChildAction::Delete => s.engine.delete_child(spi),
+        };
+        if queued {
+            s.engine.handle_timeout(now);
+            found = true;
+        }
+    }
+    if !found {
+        return Err(err(
+            rv::NO_SUCH_ENTRY,
+            format!("no child SA with SPI {spi:08x}"),
+        ));
+    }
+    drain(dp, &mut st, now);
+    Ok(())
+}
+
 /// Every profile as configured.
 pub fn profiles(dp: &Dataplane) -> Vec<ProfileConf> {
     state(dp).profiles.values().cloned().collect()
