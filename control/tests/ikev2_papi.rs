@@ -3,7 +3,8 @@
 //! the test's own, a pod netns behind each. The IKE messages go through the graph (ip4-local ->
 //! ike4-punt -> the control plane's engine, and back out through a worker). The IKE SA and the
 //! child SA must come up on both, `show ikev2 sa` must list them, and pod A's pings to pod B must
-//! cross the tunnel as ESP, also across a child rekey; then a wrong PSK must leave no SA, counted as an authentication
+//! cross the tunnel as ESP, also across a child rekey; deleting a tunnel takes its children on
+//! both sides; then a wrong PSK must leave no SA, counted as an authentication
 //! failure on both sides.
 //!
 //! Addresses: uplinks 198.18.0.1 (A, the initiator) and .2 /24; pod A 198.19.0.2, pod B
@@ -12,14 +13,14 @@
 #[path = "api/common.rs"]
 mod common;
 
-use common::harness::{counted, ping, quiet, Netns};
+use common::harness::{counted, ping, quiet, wait_for, Netns};
 
-/// The first child's inbound SPI in `show ikev2 sa`.
-fn spi_in(sa: &str) -> String {
-    sa.split_whitespace()
-        .skip_while(|w| *w != "spi-in")
+/// The word after the first `key` in `text` (the first child's SPI after "spi-in").
+fn word_after(text: &str, key: &str) -> String {
+    text.split_whitespace()
+        .skip_while(|w| *w != key)
         .nth(1)
-        .unwrap_or_else(|| panic!("no child in:\n{sa}"))
+        .unwrap_or_else(|| panic!("no {key} in:\n{text}"))
         .to_string()
 }
 
@@ -79,7 +80,7 @@ fn two_rvpp_nodes_over_ikev2_as_calico_configures_them() {
 
     // A child rekey from the responder's side while pods talk: new SPIs on both, the old pair
     // gone, no ping lost.
-    let old = spi_in(&b.ctl("show ikev2 sa"));
+    let old = word_after(&b.ctl("show ikev2 sa"), "spi-in");
     let pinger = pod_a
         .cmd(&["ping", "-c", "30", "-i", "0.05", "-W", "2", "198.19.1.2"])
         .stdout(std::process::Stdio::piped())
@@ -107,7 +108,22 @@ fn two_rvpp_nodes_over_ikev2_as_calico_configures_them() {
         assert!(counted(&c, "child SAs installed") >= 2, "{name}: {c}");
         assert!(counted(&c, "child SAs removed") >= 1, "{name}: {c}");
     }
-    assert_ne!(spi_in(&b.ctl("show ikev2 sa")), old);
+    assert_ne!(word_after(&b.ctl("show ikev2 sa"), "spi-in"), old);
+
+    // Deleting A's tunnel takes the child SAs on it, on A and (by a Delete) on B; the profile no
+    // longer names it.
+    let sw = word_after(&a.ctl("show ipip tunnel"), "sw-if-idx");
+    quiet(a.ctl(&format!("delete ipip tunnel sw_if_index {sw}")));
+    wait_for("B's child deleted by A", 5, || {
+        !b.ctl("show ikev2 sa").contains("child sa")
+    });
+    assert!(!a.ctl("show ikev2 sa").contains("child sa"));
+    assert!(
+        a.ctl("show ipsec sa").trim().is_empty(),
+        "{}",
+        a.ctl("show ipsec sa")
+    );
+    assert!(!a.ctl("show ikev2 profile").contains("protected tunnel"));
 
     // Deleting the profiles takes the SAs down; a wrong PSK brings none up.
     let Some(out) = a.check_python("papi_ikev2.py", &[&sock_b, "wrong-psk"]) else {

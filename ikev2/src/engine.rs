@@ -137,6 +137,10 @@ pub struct ChildSa {
     pub udp_encap: bool,
     pub ts_local: Vec<TrafficSelector>,
     pub ts_remote: Vec<TrafficSelector>,
+    /// We sent the request that created it, so the peer had installed it when we learned of it
+    /// and we may send on it at once. A child we answered for (the peer's rekey) is better sent
+    /// on only once the peer has it: when it deletes the old child, or sends on the new one.
+    pub we_initiated: bool,
 }
 
 impl std::fmt::Debug for ChildSa {
@@ -761,6 +765,7 @@ fn make_child(
         udp_encap: nat,
         ts_local,
         ts_remote,
+        we_initiated,
     }
 }
 

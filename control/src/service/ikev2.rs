@@ -166,6 +166,8 @@ pub struct Installed {
     pub sa_out: u32,
     pub encr: Encr,
     pub udp_encap: bool,
+    /// Its outbound SA is the tunnel's (else it only receives, until the child it replaces goes).
+    pub sending: bool,
 }
 
 struct Slot {
@@ -533,6 +535,56 @@ pub fn child_action(dp: &Dataplane, spi: u32, what: ChildAction) -> SvcResult<()
     Ok(())
 }
 
+/// Interface `sw` was deleted: children installed on it go (deleted with the peer too) and
+/// profiles stop naming it, so that a new interface given its index is not protected by them.
+pub fn interface_gone(dp: &Dataplane, sw: u32) {
+    let mut st = state(dp);
+    let gone: Vec<u32> = st
+        .children
+        .iter()
+        .filter(|(_, c)| c.sw_if_index == sw)
+        .map(|(spi, _)| *spi)
+        .collect();
+    for spi in &gone {
+        if let Some(c) = st.children.remove(spi) {
+            if let Err(e) = ipsec::child_sa_remove(dp, sw, c.sa_in, c.sa_out) {
+                log::warn!(
+                    "ikev2: profile {}: removing child SA {spi:08x}: {e}",
+                    c.profile
+                );
+            }
+            st.counters.children_removed += 1;
+        }
+    }
+    let named: Vec<String> = st
+        .profiles
+        .values()
+        .filter(|p| p.tun_itf == Some(sw))
+        .map(|p| p.name.clone())
+        .collect();
+    for name in named {
+        if let Some(p) = st.profiles.get_mut(&name) {
+            p.tun_itf = None;
+        }
+        apply(dp, &mut st, &name);
+    }
+    delete_children(dp, &mut st, &gone, Instant::now());
+}
+
+/// Delete children (our SPIs) with their peers; the exchanges start now.
+fn delete_children(dp: &Dataplane, st: &mut Ikev2, spis: &[u32], now: Instant) {
+    if spis.is_empty() {
+        return;
+    }
+    for s in st.engines.values_mut() {
+        for spi in spis {
+            s.engine.delete_child(*spi);
+        }
+        s.engine.handle_timeout(now);
+    }
+    drain(dp, st, now);
+}
+
 /// Every profile as configured.
 pub fn profiles(dp: &Dataplane) -> Vec<ProfileConf> {
     state(dp).profiles.values().cloned().collect()
@@ -666,16 +718,7 @@ fn drain(dp: &Dataplane, st: &mut Ikev2, now: Instant) {
         }
     }
     let refused = std::mem::take(&mut inst.refused);
-    if refused.is_empty() {
-        return;
-    }
-    for s in st.engines.values_mut() {
-        for spi in &refused {
-            s.engine.delete_child(*spi);
-        }
-        s.engine.handle_timeout(now);
-    }
-    drain(dp, st, now);
+    delete_children(dp, st, &refused, now);
 }
 
 /// The engine's `ChildSaSink`: child SAs onto the profile's tunnel through the IPsec service.
@@ -726,15 +769,27 @@ impl Installer<'_> {
             udp_encap: udp,
             tunnel: None,
         };
-        ipsec::child_sa_install(
-            self.dp,
-            sw,
-            ipsec::ChildSa {
-                inbound: req(sa_in, c.spi_in, &c.encr_key_in, &c.salt_in, true),
-                outbound: req(sa_out, c.spi_out, &c.encr_key_out, &c.salt_out, false),
-            },
-        )?;
+        let pair = ipsec::ChildSa {
+            inbound: req(sa_in, c.spi_in, &c.encr_key_in, &c.salt_in, true),
+            outbound: req(sa_out, c.spi_out, &c.encr_key_out, &c.salt_out, false),
+        };
+        // A rekey the peer started: keep sending on the current child until the peer deletes
+        // it (then it has the new inbound SA), as the rekey's initiator switches on the answer.
+        let sending = c.we_initiated
+            || !self
+                .children
+                .values()
+                .any(|i| i.sw_if_index == sw && i.sending);
+        if sending {
+            ipsec::child_sa_install(self.dp, sw, pair)?;
+            for i in self.children.values_mut().filter(|i| i.sw_if_index == sw) {
+                i.sending = false;
+            }
+        } else {
+            ipsec::child_sa_accept(self.dp, sw, pair)?;
+        }
         Ok(Installed {
+            sending,
             profile: c.profile.clone(),
             sw_if_index: sw,
             spi_in: c.spi_in,
@@ -803,6 +858,24 @@ impl ChildSaSink for Installer<'_> {
         let Some(i) = self.children.remove(&c.spi_in) else {
             return;
         };
+        if i.sending {
+            // The child that replaces it (the newest on the tunnel) sends from now on.
+            let next = self
+                .children
+                .values_mut()
+                .filter(|n| n.sw_if_index == i.sw_if_index)
+                .max_by_key(|n| n.sa_out);
+            if let Some(n) = next {
+                match ipsec::child_sa_send_with(self.dp, n.sw_if_index, n.sa_out) {
+                    Ok(()) => n.sending = true,
+                    Err(e) => log::warn!(
+                        "ikev2: profile {}: switching to child SA {:08x}: {e}",
+                        n.profile,
+                        n.spi_in
+                    ),
+                }
+            }
+        }
         if let Err(e) = ipsec::child_sa_remove(self.dp, i.sw_if_index, i.sa_in, i.sa_out) {
             log::warn!("ikev2: profile {}: removing child SA {c:?}: {e}", c.profile);
         }

@@ -150,6 +150,7 @@ fn interface_gone(dp: &crate::daemon::Dataplane, sw: u32) {
     ttl_fixup::interface_gone(dp, sw);
     classify::interface_gone(dp, sw);
     ipsec::interface_gone(dp, sw);
+    ikev2::interface_gone(dp, sw);
     dp.npol().unconfigure(sw);
     tables::reap(dp);
 }
