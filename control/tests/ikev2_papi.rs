@@ -138,6 +138,15 @@ fn two_rvpp_nodes_over_ikev2_as_calico_configures_them() {
         assert!(counted(&c, "authentication failed") >= 1, "{name}: {c}");
         assert!(r.ctl("show ipsec protect").trim().is_empty(), "{name}");
     }
+    // A keeps the profile it initiated up by itself, backing off.
+    let tries = |r: &common::Rvpp| {
+        counted(
+            &r.ctl("show ikev2 counters"),
+            "IKE SA lost, initiated again",
+        )
+    };
+    let before = tries(&a);
+    wait_for("A initiating again by itself", 5, || tries(&a) > before);
     let (good, text) = ping(&pod_a, "198.19.1.2", "1");
     assert!(!good, "a reply without SAs: {text}");
     let e = a.ctl("show errors");

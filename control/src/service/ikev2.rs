@@ -22,7 +22,7 @@ use rvpp_dataplane::nodes::{ike, ipip};
 use rvpp_dataplane::wireguard::engine::{udp_packet, Outgoing};
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// VPP's `IKEV2_TRANSFORM_ENCR_TYPE_*`, `_INTEG_TYPE_*`, `_PRF_TYPE_*` are IANA's numbers.
 const ENCR_AES_CBC: u8 = 12;
@@ -153,6 +153,8 @@ pub struct Counters {
     pub child_no_tunnel: u64,
     /// `child_sa_install` refused it (refused and deleted with the peer).
     pub child_install_failed: u64,
+    /// IKE_SA_INIT started again for a kept-up profile whose IKE SA was gone.
+    pub reinitiated: u64,
 }
 
 /// A child SA on the data path.
@@ -189,7 +191,18 @@ pub struct Ikev2 {
     counters: Counters,
     /// The engines' datagrams made outside [`tick`], sent by the next one.
     outbox: Vec<Outgoing>,
+    /// Profiles `ikev2_initiate_sa_init` started, kept up: when their IKE SA is gone (dead peer,
+    /// peer restarted as responder, refused), they start again, backing off to 30 s.
+    keep_up: BTreeMap<String, Retry>,
 }
+
+struct Retry {
+    next: Instant,
+    wait: Duration,
+}
+
+const RETRY_FIRST: Duration = Duration::from_secs(1);
+const RETRY_MAX: Duration = Duration::from_secs(30);
 
 /// SA ids the service gives its child SAs: a range of their own beside the API's.
 const SA_ID_BASE: u32 = 0x4b45_0000;
@@ -241,6 +254,7 @@ pub fn profile_add(dp: &Dataplane, name: &str) -> SvcResult<()> {
 pub fn profile_del(dp: &Dataplane, name: &str) -> SvcResult<()> {
     let mut st = state(dp);
     st.profiles.remove(name).ok_or_else(|| no_profile(name))?;
+    st.keep_up.remove(name);
     if let Some(local) = st.applied.remove(name) {
         if let Some(s) = st.engines.get_mut(&local) {
             s.engine.remove_profile(name);
@@ -498,8 +512,35 @@ pub fn initiate(dp: &Dataplane, name: &str) -> SvcResult<()> {
     s.engine
         .initiate(now, name)
         .map_err(|e| err(rv::INVALID_VALUE, format!("profile {name}: {e}")))?;
+    st.keep_up.entry(name.to_string()).or_insert(Retry {
+        next: now + RETRY_FIRST,
+        wait: RETRY_FIRST,
+    });
     drain(dp, &mut st, now);
     Ok(())
+}
+
+/// Start the kept-up profiles whose IKE SA is gone and whose retry is due.
+fn keep_up(st: &mut Ikev2, now: Instant) {
+    let Ikev2 {
+        keep_up,
+        applied,
+        engines,
+        counters,
+        ..
+    } = st;
+    for (name, r) in keep_up.iter_mut().filter(|(_, r)| r.next <= now) {
+        let Some(s) = applied.get(name).and_then(|l| engines.get_mut(l)) else {
+            continue;
+        };
+        if s.engine.is_established(name) {
+            r.wait = RETRY_FIRST;
+        } else if s.engine.initiate(now, name) == Ok(true) {
+            counters.reinitiated += 1;
+            r.wait = (r.wait * 2).min(RETRY_MAX);
+        }
+        r.next = now + r.wait;
+    }
 }
 
 /// What an operator can ask of a negotiated child SA (VPP's `ikev2 initiate rekey-child-sa` /
@@ -653,6 +694,7 @@ pub fn counters(dp: &Dataplane) -> Vec<(&'static str, u64)> {
             s.child_no_tunnel,
         ),
         ("child refused: install failed", s.child_install_failed),
+        ("IKE SA lost, initiated again", s.reinitiated),
     ]);
     v
 }
@@ -675,6 +717,7 @@ pub fn tick(dp: &Dataplane) -> Vec<Outgoing> {
         }
         punt.recycle(d);
     }
+    keep_up(&mut st, now);
     for s in st.engines.values_mut() {
         if s.engine.next_timeout().is_some_and(|t| t <= now) {
             s.engine.handle_timeout(now);
