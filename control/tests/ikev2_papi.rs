@@ -3,9 +3,9 @@
 //! the test's own, a pod netns behind each. The IKE messages go through the graph (ip4-local ->
 //! ike4-punt -> the control plane's engine, and back out through a worker). The IKE SA and the
 //! child SA must come up on both, `show ikev2 sa` must list them, and pod A's pings to pod B must
-//! cross the tunnel as ESP, also across a child rekey; deleting a tunnel takes its children on
-//! both sides; then a wrong PSK must leave no SA, counted as an authentication
-//! failure on both sides.
+//! cross the tunnel as ESP, also across a child rekey and a flood of junk to the IKE port;
+//! deleting a tunnel takes its children on both sides; then a wrong PSK must leave no SA, counted
+//! as an authentication failure on both sides, and the initiator keeps trying by itself.
 //!
 //! Addresses: uplinks 198.18.0.1 (A, the initiator) and .2 /24; pod A 198.19.0.2, pod B
 //! 198.19.1.2.
@@ -77,6 +77,35 @@ fn two_rvpp_nodes_over_ikev2_as_calico_configures_them() {
             assert!(counted(e, reason) >= least, "{name}: {reason}: {e}");
         }
     }
+
+    // A flood of junk to B's IKE port (from pod A, routed by A): counted, and the SAs stay.
+    let flood = pod_a.exec(&[
+        "python3",
+        "-c",
+        "import socket\ns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n\
+         for i in range(20000):\n    s.sendto(bytes([i % 256]) * 120, ('198.18.0.2', 500))",
+    ]);
+    assert!(
+        flood.status.success(),
+        "{}",
+        String::from_utf8_lossy(&flood.stderr)
+    );
+    wait_for("B to drain the flood", 10, || {
+        let queued = counted(
+            &b.ctl("show errors"),
+            "ike: messages queued for the IKEv2 engine",
+        );
+        queued
+            == counted(
+                &b.ctl("show ikev2 counters"),
+                "ike datagrams from the graph",
+            )
+    });
+    let c = b.ctl("show ikev2 counters");
+    assert!(counted(&c, "malformed (dropped)") >= 100, "{c}");
+    let (good, text) = ping(&pod_a, "198.19.1.2", "3");
+    assert!(good, "ping after an IKE flood: {text}\n{c}");
+    assert!(b.ctl("show ikev2 sa").contains("established"));
 
     // A child rekey from the responder's side while pods talk: new SPIs on both, the old pair
     // gone, no ping lost.

@@ -708,7 +708,10 @@ pub fn tick(dp: &Dataplane) -> Vec<Outgoing> {
         return Vec::new();
     }
     let now = Instant::now();
-    while let Some(d) = punt.queue.pop() {
+    // At most a queue's worth per tick: under a flood the workers refill the recycled slots as
+    // fast as they come back, and the rest of housekeeping must still run.
+    for _ in 0..ike::QUEUE {
+        let Some(d) = punt.queue.pop() else { break };
         st.counters.datagrams += 1;
         let from = SocketAddr::new(d.src.into(), d.src_port);
         match st.engines.get_mut(&d.dst) {
