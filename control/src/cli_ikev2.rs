@@ -1,7 +1,9 @@
 //! IKEv2 CLI, thin over `service::ikev2`: `show ikev2 profile`, `show ikev2 sa` (IKE SAs with
 //! the child SAs installed for them) and `show ikev2 counters` (the engines' and the service's
 //! counters by reason), `ikev2 initiate (rekey-child-sa | del-child-sa) <spi>` (our SPI, hex, as
-//! `show ikev2 sa` prints it). Keys are never shown.
+//! `show ikev2 sa` prints it), `set ikev2 rekey-seq <packets>|default` (rvpp's: rekey a child
+//! without ESN after that many packets out; the default is 3/4 of the 32-bit space). Keys are
+//! never shown.
 
 use crate::daemon::Dataplane;
 use crate::service::ikev2 as svc;
@@ -14,8 +16,18 @@ pub fn execute(dp: &Arc<Dataplane>, words: &[&str]) -> Option<Result<String, Str
         ["show", "ikev2", "sa", ..] => Ok(show_sas(dp)),
         ["show", "ikev2", "counters", ..] => Ok(show_counters(dp)),
         ["ikev2", "initiate", what, spi] => child(dp, what, spi),
+        ["set", "ikev2", "rekey-seq", n] => rekey_seq(dp, n),
         _ => return None,
     })
+}
+
+fn rekey_seq(dp: &Dataplane, n: &str) -> Result<String, String> {
+    let n = match n {
+        "default" => None,
+        n => Some(n.parse().map_err(|_| format!("bad packet count `{n}'"))?),
+    };
+    svc::set_rekey_seq(dp, n).map_err(|e| e.to_string())?;
+    Ok(String::new())
 }
 
 fn child(dp: &Dataplane, what: &str, spi: &str) -> Result<String, String> {

@@ -155,6 +155,8 @@ pub struct Counters {
     pub child_install_failed: u64,
     /// IKE_SA_INIT started again for a kept-up profile whose IKE SA was gone.
     pub reinitiated: u64,
+    /// Children rekeyed because their outbound sequence number neared the end.
+    pub rekeyed_for_seq: u64,
 }
 
 /// A child SA on the data path.
@@ -170,6 +172,8 @@ pub struct Installed {
     pub udp_encap: bool,
     /// Its outbound SA is the tunnel's (else it only receives, until the child it replaces goes).
     pub sending: bool,
+    /// Its sequence numbers ran high and a rekey was asked for.
+    pub rekeying: bool,
 }
 
 struct Slot {
@@ -194,7 +198,14 @@ pub struct Ikev2 {
     /// Profiles `ikev2_initiate_sa_init` started, kept up: when their IKE SA is gone (dead peer,
     /// peer restarted as responder, refused), they start again, backing off to 30 s.
     keep_up: BTreeMap<String, Retry>,
+    /// An outbound SA without ESN that has sent this many packets is rekeyed (None: the default).
+    rekey_seq: Option<u64>,
+    last_seq_check: Option<Instant>,
 }
+
+/// Without ESN the 32-bit sequence number must not wrap (the data path refuses to): rekey at
+/// three quarters of it, leaving time for the exchange at any rate.
+pub const REKEY_SEQ: u64 = 3 << 30;
 
 struct Retry {
     next: Instant,
@@ -520,6 +531,57 @@ pub fn initiate(dp: &Dataplane, name: &str) -> SvcResult<()> {
     Ok(())
 }
 
+/// How often outbound sequence numbers are looked at.
+const SEQ_CHECK: Duration = Duration::from_secs(1);
+
+/// Ask for a rekey of every sending child without ESN whose outbound SA has used up
+/// `rekey_seq` sequence numbers (the exchange starts in this tick's timer pass).
+fn rekey_worn(dp: &Dataplane, st: &mut Ikev2) {
+    let limit = st.rekey_seq.unwrap_or(REKEY_SEQ);
+    if !st.children.values().any(|c| c.sending && !c.rekeying) {
+        return;
+    }
+    let seqs: HashMap<u32, (u64, bool)> = ipsec::sas(dp)
+        .iter()
+        .map(|s| (s.cfg.id, (s.seq_outbound(), s.cfg.esn)))
+        .collect();
+    let Ikev2 {
+        children,
+        engines,
+        counters,
+        ..
+    } = st;
+    for c in children.values_mut().filter(|c| c.sending && !c.rekeying) {
+        let Some(&(seq, esn)) = seqs.get(&c.sa_out) else {
+            continue;
+        };
+        if esn || seq < limit {
+            continue;
+        }
+        if engines.values_mut().any(|s| s.engine.rekey_child(c.spi_in)) {
+            log::info!(
+                "ikev2: profile {}: child {:08x} sent {seq} packets, rekeying",
+                c.profile,
+                c.spi_in
+            );
+            c.rekeying = true;
+            counters.rekeyed_for_seq += 1;
+        }
+    }
+}
+
+/// Rekey children once their outbound SA has sent `n` packets (None: [`REKEY_SEQ`]).
+pub fn set_rekey_seq(dp: &Dataplane, n: Option<u64>) -> SvcResult<()> {
+    if n.is_some_and(|n| n == 0 || n > REKEY_SEQ) {
+        return Err(err(
+            rv::INVALID_VALUE,
+            format!("rekey-seq must be 1 to {REKEY_SEQ}"),
+        ));
+    }
+    state(dp).rekey_seq = n;
+    Ok(())
+}
+
 /// Start the kept-up profiles whose IKE SA is gone and whose retry is due.
 fn keep_up(st: &mut Ikev2, now: Instant) {
     let Ikev2 {
@@ -695,6 +757,10 @@ pub fn counters(dp: &Dataplane) -> Vec<(&'static str, u64)> {
         ),
         ("child refused: install failed", s.child_install_failed),
         ("IKE SA lost, initiated again", s.reinitiated),
+        (
+            "child rekeyed: sequence numbers ran high",
+            s.rekeyed_for_seq,
+        ),
     ]);
     v
 }
@@ -721,6 +787,10 @@ pub fn tick(dp: &Dataplane) -> Vec<Outgoing> {
         punt.recycle(d);
     }
     keep_up(&mut st, now);
+    if st.last_seq_check.is_none_or(|t| now - t >= SEQ_CHECK) {
+        st.last_seq_check = Some(now);
+        rekey_worn(dp, &mut st);
+    }
     for s in st.engines.values_mut() {
         if s.engine.next_timeout().is_some_and(|t| t <= now) {
             s.engine.handle_timeout(now);
@@ -836,6 +906,7 @@ impl Installer<'_> {
         }
         Ok(Installed {
             sending,
+            rekeying: false,
             profile: c.profile.clone(),
             sw_if_index: sw,
             spi_in: c.spi_in,
