@@ -871,7 +871,8 @@ impl Installer<'_> {
 
     fn install(&mut self, c: &ChildSa, sw: u32, alg: CryptoAlg) -> SvcResult<Installed> {
         let salt = |s: &[u8]| <[u8; 4]>::try_from(s).map(u32::from_be_bytes).unwrap_or(0);
-        let udp = c.udp_encap.then_some((ike::NATT_PORT, ike::NATT_PORT));
+        // ESP in UDP goes to the port the peer's IKE comes from (a NAT may have moved it).
+        let udp = c.udp_encap.then_some((ike::NATT_PORT, c.peer.port()));
         let (sa_in, sa_out) = (self.sa_id(), self.sa_id());
         let req = |id, spi, key: &[u8], s: &[u8], inbound| SaRequest {
             id,
