@@ -508,6 +508,16 @@ pub fn initiate(dp: &Dataplane, name: &str) -> SvcResult<()> {
             format!("profile {name} has no responder (ikev2_set_responder)"),
         ));
     }
+    let v6_tunnel = p.tun_itf.is_some_and(|sw| {
+        let t = dp.feature_tables.get::<ipip::Table>().load();
+        t.get(sw).is_some_and(|t| t.src.is_ipv6())
+    });
+    if v6_tunnel {
+        return Err(err(
+            rv::UNIMPLEMENTED,
+            format!("profile {name}: IKE over IPv6 is not implemented"),
+        ));
+    }
     let Some(&local) = st.applied.get(name) else {
         let why = engine_profile(dp, p).err().unwrap_or_default();
         return Err(err(

@@ -149,6 +149,18 @@ def main():
         profile_up(b, "B", "A", sw_b, b"calico-psk")
         profile_up(a, "A", "B", sw_a, b"calico-psk")
         check(initiate_until_up(a, b, sw_a, sw_b, 15), "both tunnels up after IKE")
+        v6 = ok(a.api.ipip_add_tunnel(tunnel={"src": "fd00::1", "dst": "fd00::2", "instance": NONE,
+                                              "table_id": 0, "flags": 0, "mode": 0, "dscp": 0}),
+                "A an IPv6 ipip tunnel").sw_if_index
+        ok(a.api.ikev2_profile_add_del(name="v6", is_add=1), "A a profile for it")
+        ok(a.api.ikev2_set_tunnel_interface(name="v6", sw_if_index=v6), "A on the IPv6 tunnel")
+        ok(a.api.ikev2_set_responder(name="v6", responder={"sw_if_index": sw_of(a, "tap0"),
+                                                           "addr": NODES["B"][0]}),
+           "A v6 responder")
+        check(a.api.ikev2_initiate_sa_init(name="v6").retval == -9,
+              "A IKE over an IPv6 tunnel: UNIMPLEMENTED")
+        ok(a.api.ikev2_profile_add_del(name="v6", is_add=0), "A v6 profile delete")
+        ok(a.api.ipip_del_tunnel(sw_if_index=v6), "A IPv6 tunnel delete")
     else:
         # The test deleted A's tunnel: calico makes a new one.
         sw_a, sw_b = tunnel_up(a, "A", "B"), sw_of(b, "ipip0")
