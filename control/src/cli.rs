@@ -29,6 +29,7 @@ const MODULES: &[CliModule] = &[
     crate::cli_ttl_fixup::execute,
     crate::cli_classify::execute,
     crate::cli_ipsec::execute,
+    crate::cli_ikev2::execute,
     crate::cli_neighbor::execute,
     crate::cli_memif::execute,
     crate::cli_feature::execute,
@@ -201,6 +202,7 @@ show ipip tunnel
 ipsec sa add <id> spi <spi> esp crypto-alg aes-gcm-128|aes-gcm-256 crypto-key <hex> [salt <n>] [use-esn] [use-anti-replay] [inbound] [udp-encap] [tunnel src <ip> dst <ip> [table <id>]] | ipsec sa del <id>
 ipsec tunnel protect <if> sa-in <id>... sa-out <id> [del] | ipsec itf create [instance <n>] | ipsec itf delete <if>
 show ipsec sa [<id>]|protect|tunnel
+show ikev2 profile|sa|counters | ikev2 initiate rekey-child-sa|del-child-sa <spi> | set ikev2 rekey-seq <n>|default
 show cnat translation|session|snat | clear cnat session | set cnat interface <if> [disable]
 show npol ipsets|rules|policies|interfaces | clear npol flows
 set urpf [ip4|ip6] [rx|tx] [off|strict|loose] <if> [table <id>] | show urpf | set ip ttl-fixup <src> <dst> [disable] | show ip ttl-fixup

@@ -41,7 +41,7 @@ pub enum WorkerCmd {
         tx: u32,
         frame: Vec<u8>,
     },
-    /// Route an IP packet the control thread made (WireGuard's handshakes) from `node`
+    /// Route an IP packet the control thread made (WireGuard's handshakes, IKE) from `node`
     /// (ip4-/ip6-lookup) in FIB `fib_index`.
     Inject {
         node: &'static str,
@@ -525,12 +525,13 @@ impl Dataplane {
         f.reclaim();
         // Sent without the writer's lock: a full command ring waits, the API does not.
         drop(f);
-        let wg = crate::service::wireguard::tick(self);
+        let mut routed = crate::service::wireguard::tick(self);
+        routed.extend(crate::service::ikev2::tick(self));
         if let Some(w) = self.workers.first() {
             for (tx, frame) in frames {
                 w.send(WorkerCmd::Send { tx, frame });
             }
-            for o in wg {
+            for o in routed {
                 let node = if o.frame.first().is_some_and(|v| v >> 4 == 6) {
                     "ip6-lookup"
                 } else {

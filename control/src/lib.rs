@@ -5,6 +5,7 @@ pub mod cli;
 pub mod cli_classify;
 pub mod cli_cnat;
 pub mod cli_feature;
+pub mod cli_ikev2;
 pub mod cli_ipsec;
 pub mod cli_linux;
 pub mod cli_memif;

@@ -668,6 +668,15 @@ pub fn render(dp: &Dataplane, api: Option<&MessageCounts>) -> String {
         );
     }
 
+    o.family(
+        "rvpp_ikev2_events_total",
+        "counter",
+        "IKEv2 messages, refusals and child SA installs by reason (show ikev2 counters).",
+    );
+    for (event, n) in crate::service::ikev2::counters(dp) {
+        o.sample("rvpp_ikev2_events_total", &[("event", event)], n);
+    }
+
     o.family("rvpp_interfaces", "gauge", "Interfaces, local0 included.");
     o.sample("rvpp_interfaces", &[], present.len());
     o.family(

@@ -1,6 +1,6 @@
 //! `service::ipsec` in process, as the IKEv2 engine will call it: child SA pairs installed
 //! make-before-break on an ipip tunnel, rekeyed, removed; refusals change nothing; deleting
-//! the tunnel drops its protection.
+//! the tunnel drops its protection; a rekey the peer started is accepted before it is sent on.
 
 use rvpp_control::daemon::{Dataplane, DataplaneConfig};
 use rvpp_control::service::ipip::{self, IpipRequest};
@@ -58,12 +58,16 @@ fn encrypting(dp: &Dataplane, sw: u32) -> bool {
 }
 
 fn tunnel(dp: &Arc<Dataplane>) -> u32 {
+    tunnel_to(dp, "198.18.0.2")
+}
+
+fn tunnel_to(dp: &Arc<Dataplane>, dst: &str) -> u32 {
     ipip::create(
         dp,
         IpipRequest {
             instance: None,
             src: "198.18.0.1".parse().unwrap(),
-            dst: "198.18.0.2".parse().unwrap(),
+            dst: dst.parse().unwrap(),
             table_id: 0,
             flags: 0,
             dscp: 0,
@@ -138,4 +142,31 @@ fn child_sas_install_rekey_and_remove_make_before_break() {
     ipip::delete(&dp, sw).unwrap();
     assert!(ipsec::protections(&dp, None).is_empty());
     assert!(ipsec::sas(&dp).iter().any(|s| s.cfg.id == 15));
+}
+
+/// A rekey the peer started: the new pair is accepted but the old outbound SA keeps sending
+/// until `child_sa_send_with`; then the old pair goes as usual.
+#[test]
+fn a_peer_started_rekey_is_accepted_first_and_sent_on_later() {
+    let dp = dataplane();
+    let sw = tunnel(&dp);
+    ipsec::child_sa_install(&dp, sw, child(1)).unwrap();
+    ipsec::child_sa_accept(&dp, sw, child(2)).unwrap();
+    assert_eq!(state(&dp, sw), Some((3, vec![2, 4], vec![0x101, 0x102])));
+    assert_eq!(
+        ipsec::child_sa_send_with(&dp, sw, 99).unwrap_err().retval,
+        rv::NO_SUCH_ENTRY
+    );
+    ipsec::child_sa_send_with(&dp, sw, 5).unwrap();
+    assert_eq!(state(&dp, sw), Some((5, vec![2, 4], vec![0x101, 0x102])));
+    ipsec::child_sa_remove(&dp, sw, 2, 3).unwrap();
+    assert_eq!(state(&dp, sw), Some((5, vec![4], vec![0x102])));
+    // On an interface without protection, accepting is installing.
+    let other = tunnel_to(&dp, "198.18.0.3");
+    assert_eq!(
+        ipsec::child_sa_send_with(&dp, other, 5).unwrap_err().retval,
+        rv::NO_SUCH_ENTRY
+    );
+    ipsec::child_sa_accept(&dp, other, child(3)).unwrap();
+    assert_eq!(state(&dp, other), Some((7, vec![6], vec![0x103])));
 }

@@ -9,28 +9,6 @@
 mod common;
 
 use common::harness::{quiet as ok, wait_for, Netns};
-use common::Rvpp;
-
-/// rvpp `n` (1 or 2): uplink tap0 into `mid` as `up<n>`, pod tap1 into `pod`.
-fn node(n: u8, mid: &Netns, pod: &Netns) -> Rvpp {
-    let r = Rvpp::start(&format!("wg{n}"), "");
-    let up = r.ctl(&format!("create tap host-ns {} host-if-name up{n}", mid.0));
-    assert_eq!(up.trim(), "tap0", "{up}");
-    let tp = r.ctl(&format!("create tap host-ns {} host-if-name eth0", pod.0));
-    assert_eq!(tp.trim(), "tap1", "{tp}");
-    ok(r.ctl(&format!("set interface ip address tap0 198.18.0.{n}/24")));
-    ok(r.ctl(&format!(
-        "set interface ip address tap1 198.19.{}.1/24",
-        n - 1
-    )));
-    ok(r.ctl("set interface state tap0 up"));
-    ok(r.ctl("set interface state tap1 up"));
-    pod.ip("link set lo up");
-    pod.ip(&format!("addr add 198.19.{}.2/24 dev eth0", n - 1));
-    pod.ip("link set eth0 up");
-    pod.ip(&format!("route add default via 198.19.{}.1", n - 1));
-    r
-}
 
 #[test]
 fn two_rvpp_nodes_over_wireguard_as_calico_configures_them() {
@@ -44,14 +22,9 @@ fn two_rvpp_nodes_over_wireguard_as_calico_configures_them() {
     let mid = Netns::new(format!("rvpp-wgm-{pid}"));
     let pod_a = Netns::new(format!("rvpp-wga-{pid}"));
     let pod_b = Netns::new(format!("rvpp-wgb-{pid}"));
-    let mut a = node(1, &mid, &pod_a);
-    let b = node(2, &mid, &pod_b);
-    mid.ip("link add br0 type bridge");
-    for l in ["up1", "up2"] {
-        mid.ip(&format!("link set {l} master br0"));
-        mid.ip(&format!("link set {l} up"));
-    }
-    mid.ip("link set br0 up");
+    let mut a = common::pod_node("wg", 1, &mid, &pod_a);
+    let b = common::pod_node("wg", 2, &mid, &pod_b);
+    common::bridge_uplinks(&mid);
 
     let sock_b = b.api.display().to_string();
     let Some(out) = a.check_python("papi_wireguard.py", &[&sock_b]) else {

@@ -1,7 +1,7 @@
 //! A small tokio driver: one UDP socket, a command channel, and the engine's timers. Child SA
 //! events go to the embedding code's `ChildSaSink`.
 
-use crate::engine::{ChildSa, ChildSaSink, Engine, Event, Profile, IKE_PORT, NAT_T_PORT};
+use crate::engine::{ChildSa, ChildSaSink, Engine, Profile, IKE_PORT, NAT_T_PORT};
 use std::time::{Duration, Instant};
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
@@ -28,27 +28,11 @@ async fn flush(
     sink: &mut impl ChildSaSink,
 ) {
     while let Some(ev) = engine.poll_event() {
-        match ev {
-            Event::Send {
-                from_port,
-                to,
-                data,
-            } => {
-                let socket = if from_port == NAT_T_PORT { natt } else { ike };
-                if let Err(e) = socket.send_to(&data, to).await {
-                    log::warn!("ikev2: send to {to}: {e}");
-                }
+        if let Some((from_port, to, data)) = ev.deliver(sink) {
+            let socket = if from_port == NAT_T_PORT { natt } else { ike };
+            if let Err(e) = socket.send_to(&data, to).await {
+                log::warn!("ikev2: send to {to}: {e}");
             }
-            Event::ChildUp(c) => sink.child_up(&c),
-            Event::ChildDown(c) => sink.child_down(&c),
-            Event::IkeUp {
-                profile,
-                spi_i,
-                spi_r,
-            } => sink.ike_up(&profile, spi_i, spi_r),
-            Event::IkeDown {
-                profile, reason, ..
-            } => sink.ike_down(&profile, &reason),
         }
     }
 }

@@ -137,6 +137,10 @@ pub struct ChildSa {
     pub udp_encap: bool,
     pub ts_local: Vec<TrafficSelector>,
     pub ts_remote: Vec<TrafficSelector>,
+    /// We sent the request that created it, so the peer had installed it when we learned of it
+    /// and we may send on it at once. A child we answered for (the peer's rekey) is better sent
+    /// on only once the peer has it: when it deletes the old child, or sends on the new one.
+    pub we_initiated: bool,
 }
 
 impl std::fmt::Debug for ChildSa {
@@ -199,6 +203,30 @@ pub trait ChildSaSink {
     fn ike_down(&mut self, _profile: &str, _reason: &DownReason) {}
 }
 
+impl Event {
+    /// Hand an SA event to `sink`; a datagram to send comes back as (from_port, to, data).
+    pub fn deliver(self, sink: &mut impl ChildSaSink) -> Option<(u16, SocketAddr, Vec<u8>)> {
+        match self {
+            Event::Send {
+                from_port,
+                to,
+                data,
+            } => return Some((from_port, to, data)),
+            Event::ChildUp(c) => sink.child_up(&c),
+            Event::ChildDown(c) => sink.child_down(&c),
+            Event::IkeUp {
+                profile,
+                spi_i,
+                spi_r,
+            } => sink.ike_up(&profile, spi_i, spi_r),
+            Event::IkeDown {
+                profile, reason, ..
+            } => sink.ike_down(&profile, &reason),
+        }
+        None
+    }
+}
+
 /// One IKE SA as `show ikev2 sa` / `ikev2_sa_dump` would list it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IkeSaInfo {
@@ -235,6 +263,36 @@ pub struct Counters {
     pub dh_failed: u64,
     pub unexpected: u64,
     pub not_ike: u64,
+}
+
+impl Counters {
+    /// Every counter with what it counts, in a fixed order (for `show ikev2 counters`).
+    pub fn list(&self) -> [(&'static str, u64); 19] {
+        [
+            ("ike messages received", self.rx),
+            ("ike messages sent", self.tx),
+            ("malformed (dropped)", self.malformed),
+            ("integrity check failed (dropped)", self.integrity_failed),
+            ("unknown IKE SPI (dropped)", self.unknown_spi),
+            (
+                "IKE_SA_INIT from a peer without a profile (dropped)",
+                self.unknown_peer,
+            ),
+            ("bad message id (dropped)", self.bad_message_id),
+            ("retransmissions sent", self.retransmits_sent),
+            ("retransmitted requests answered", self.retransmits_answered),
+            ("cookies sent", self.cookies_sent),
+            ("half-open limit reached (dropped)", self.half_open_full),
+            ("half-open SAs expired", self.half_open_expired),
+            ("no proposal chosen", self.no_proposal_chosen),
+            ("INVALID_KE_PAYLOAD sent", self.invalid_ke_sent),
+            ("INVALID_KE_PAYLOAD retries", self.invalid_ke_retries),
+            ("authentication failed", self.auth_failed),
+            ("DH computation failed", self.dh_failed),
+            ("unexpected message (dropped)", self.unexpected),
+            ("ESP or keepalive on 4500 (not IKE)", self.not_ike),
+        ]
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -707,6 +765,7 @@ fn make_child(
         udp_encap: nat,
         ts_local,
         ts_remote,
+        we_initiated,
     }
 }
 

@@ -3,6 +3,7 @@
 //! small tokio UDP driver. Depends on nothing else of rvpp's.
 
 pub mod crypto;
+#[cfg(feature = "driver")]
 pub mod driver;
 pub mod engine;
 pub mod wire;

@@ -64,6 +64,7 @@ pub fn router(state: State) -> Router<State> {
     super::classify::register(&mut r);
     super::pbl::register(&mut r);
     super::ipsec::register(&mut r);
+    super::ikev2::register(&mut r);
     super::wireguard::register(&mut r);
     super::srv6::register(&mut r);
     r

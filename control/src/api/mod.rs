@@ -23,6 +23,7 @@ mod convert;
 mod devices;
 mod features;
 mod handlers;
+mod ikev2;
 mod interfaces;
 mod ip;
 mod ipsec;

@@ -306,6 +306,37 @@ pub fn protections(dp: &Dataplane, only: Option<u32>) -> Vec<ProtectInfo> {
 /// four are), and only then (a second publish) does the outbound switch to the new SA. The
 /// old SAs stay until [`child_sa_remove`]: packets the peer sent under them still land.
 pub fn child_sa_install(dp: &Dataplane, sw: u32, c: ChildSa) -> SvcResult<()> {
+    child_sa_add(dp, sw, c, true)
+}
+
+/// As [`child_sa_install`], but the outbound SA stays the current one (when the interface has
+/// one): for a rekey the peer started, whose new inbound SA the peer may not have yet.
+/// [`child_sa_send_with`] switches once the peer is known to have it.
+pub fn child_sa_accept(dp: &Dataplane, sw: u32, c: ChildSa) -> SvcResult<()> {
+    child_sa_add(dp, sw, c, false)
+}
+
+/// Send with SA `out_id` (already added, e.g. by [`child_sa_accept`]) on protected `sw`.
+pub fn child_sa_send_with(dp: &Dataplane, sw: u32, out_id: u32) -> SvcResult<()> {
+    let t = table(dp);
+    let f = dp.fwd();
+    let cur = t.load();
+    let ins = cur
+        .protect(sw)
+        .ok_or_else(|| {
+            err(
+                rv::NO_SUCH_ENTRY,
+                format!("sw_if_index {sw} is not protected"),
+            )
+        })?
+        .sa_in
+        .clone();
+    let next = protected(dp, &f, &cur, sw, out_id, &ins)?;
+    t.publish(next);
+    Ok(())
+}
+
+fn child_sa_add(dp: &Dataplane, sw: u32, c: ChildSa, switch: bool) -> SvcResult<()> {
     let t = table(dp);
     let mut f = dp.fwd();
     let cur = t.load();
@@ -344,7 +375,9 @@ pub fn child_sa_install(dp: &Dataplane, sw: u32, c: ChildSa) -> SvcResult<()> {
         f.feature_enable(sw, e.arc, e.node, true)?;
     }
     t.publish(accepting);
-    t.publish(switched);
+    if switch {
+        t.publish(switched);
+    }
     Ok(())
 }
 

@@ -12,6 +12,7 @@
 pub mod addresses;
 pub mod classify;
 pub mod cnat;
+pub mod ikev2;
 pub mod interfaces;
 pub mod ipip;
 pub mod ipsec;
@@ -149,6 +150,7 @@ fn interface_gone(dp: &crate::daemon::Dataplane, sw: u32) {
     ttl_fixup::interface_gone(dp, sw);
     classify::interface_gone(dp, sw);
     ipsec::interface_gone(dp, sw);
+    ikev2::interface_gone(dp, sw);
     dp.npol().unconfigure(sw);
     tables::reap(dp);
 }
@@ -163,6 +165,8 @@ pub struct State {
     mroutes: Mutex<mroutes::Mroutes>,
     /// SRv6 steering; its lock also orders every SRv6 edit.
     srv6: Mutex<srv6::Steering>,
+    /// IKEv2 profiles, engines and the child SAs they installed.
+    ikev2: Mutex<ikev2::Ikev2>,
     linux_monitor: Once,
     /// Woken after a change (the API's interface-event publisher).
     listeners: Mutex<Vec<Sender<()>>>,
@@ -178,6 +182,7 @@ impl Default for State {
             urpf: Default::default(),
             mroutes: Default::default(),
             srv6: Default::default(),
+            ikev2: Default::default(),
             linux_monitor: Once::new(),
             listeners: Default::default(),
         }

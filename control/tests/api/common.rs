@@ -105,3 +105,36 @@ impl Rvpp {
         Some(so)
     }
 }
+
+/// One of two nodes joined through `mid` (`n` is 1 or 2): rvpp tagged `tag<n>` with its uplink
+/// tap0 in `mid` as `up<n>` (198.18.0.n/24) and its pod tap1 into `pod` (pod 198.19.n-1.2,
+/// rvpp 198.19.n-1.1/24, the pod's default route).
+pub fn pod_node(tag: &str, n: u8, mid: &harness::Netns, pod: &harness::Netns) -> Rvpp {
+    let r = Rvpp::start(&format!("{tag}{n}"), "");
+    let up = r.ctl(&format!("create tap host-ns {} host-if-name up{n}", mid.0));
+    assert_eq!(up.trim(), "tap0", "{up}");
+    let tp = r.ctl(&format!("create tap host-ns {} host-if-name eth0", pod.0));
+    assert_eq!(tp.trim(), "tap1", "{tp}");
+    harness::quiet(r.ctl(&format!("set interface ip address tap0 198.18.0.{n}/24")));
+    harness::quiet(r.ctl(&format!(
+        "set interface ip address tap1 198.19.{}.1/24",
+        n - 1
+    )));
+    harness::quiet(r.ctl("set interface state tap0 up"));
+    harness::quiet(r.ctl("set interface state tap1 up"));
+    pod.ip("link set lo up");
+    pod.ip(&format!("addr add 198.19.{}.2/24 dev eth0", n - 1));
+    pod.ip("link set eth0 up");
+    pod.ip(&format!("route add default via 198.19.{}.1", n - 1));
+    r
+}
+
+/// Bridge the two nodes' uplinks `up1` and `up2` in `mid`.
+pub fn bridge_uplinks(mid: &harness::Netns) {
+    mid.ip("link add br0 type bridge");
+    for l in ["up1", "up2"] {
+        mid.ip(&format!("link set {l} master br0"));
+        mid.ip(&format!("link set {l} up"));
+    }
+    mid.ip("link set br0 up");
+}

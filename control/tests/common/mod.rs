@@ -365,3 +365,23 @@ pub fn iperf3_short(server: &Netns, client: &Netns, addr: &str) -> Result<String
         Err(format!("{text}\n{}", String::from_utf8_lossy(&out.stderr)))
     }
 }
+
+/// The count a `show errors`-style listing ("<count> ... <reason>" lines) gives a reason,
+/// summed over its lines (0 when absent).
+pub fn counted(listing: &str, reason: &str) -> u64 {
+    listing
+        .lines()
+        .filter(|l| l.contains(reason))
+        .filter_map(|l| l.split_whitespace().next()?.parse::<u64>().ok())
+        .sum()
+}
+
+/// `n` pings from `ns` to `dst` (0.2 s apart): (all answered, ping's output).
+pub fn ping(ns: &Netns, dst: &str, n: &str) -> (bool, String) {
+    let out = ns.exec(&["ping", "-c", n, "-i", "0.2", "-W", "2", dst]);
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    (
+        out.status.success() && text.contains(" 0% packet loss"),
+        text,
+    )
+}

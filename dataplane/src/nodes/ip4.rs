@@ -359,6 +359,7 @@ crate::next_edges! {
         IPIP => "ipip4-input",
         ESP => "esp4-decrypt-tun",
         WIREGUARD => "wg4-input",
+        IKE => "ike4-punt",
     }
 }
 
@@ -409,6 +410,10 @@ impl Node for Ip4Local {
                 || (proto == wire::IP_PROTO_UDP && super::esp::is_natt_esp(b.data(), hl))
             {
                 nexts[i] = local_next::ESP;
+                continue;
+            }
+            if proto == wire::IP_PROTO_UDP && super::ike::is_ike(b.data(), hl) {
+                nexts[i] = local_next::IKE;
                 continue;
             }
             if proto == wire::IP_PROTO_UDP

@@ -5,6 +5,8 @@ use crate::buffer::{flags, Buf, BufferMeta};
 use crate::runtime::Ctx;
 use crate::tables::if_flags;
 
+const UP: u16 = if_flags::ADMIN_UP | if_flags::LINK_UP;
+
 /// An encap node's own codes for the outcomes the shared loop decides.
 pub(crate) struct EncapCodes {
     pub encapsulated: u16,
@@ -32,7 +34,8 @@ pub(crate) fn encap_vector<'t, T: 't>(
         let mut b = cx.bufs.get(bi);
         let tx = b.meta.tx_sw_if_index;
         let r = match tunnel(tx) {
-            Some(_) if ifs.fast(tx).flags & if_flags::ADMIN_UP == 0 => Err(codes.down),
+            // Admin down, or link down (an IKEv2-protected tunnel without its child SA yet).
+            Some(_) if ifs.fast(tx).flags & UP != UP => Err(codes.down),
             Some(t) => encap(&mut b, t),
             None => Err(codes.no_tunnel),
         };
