@@ -889,6 +889,9 @@ impl Installer<'_> {
             spi,
             alg,
             key: key.to_vec(),
+            // Only AES-GCM children are negotiated (see the ESP suites above).
+            integ: ipsec::IntegAlg::None,
+            integ_key: Vec::new(),
             salt: salt(s),
             esn: c.esn,
             anti_replay: true,
