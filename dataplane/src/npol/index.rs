@@ -14,7 +14,7 @@
 //!
 //! Built by control when a policy or one of its rules changes; workers only read it.
 
-use super::ipset::IpSet;
+use super::ipset::IpSets;
 use super::rule::{Action, FilterKind, MatchData, Rule};
 use super::FiveTuple;
 use std::collections::BTreeMap;
@@ -314,7 +314,7 @@ impl Check {
     }
 
     #[inline(always)]
-    fn hit(&self, rule: &Rule, sets: &BTreeMap<u32, IpSet>, p: &FiveTuple) -> bool {
+    fn hit(&self, rule: &Rule, sets: &IpSets, p: &FiveTuple) -> bool {
         let within = |(lo, hi): (u16, u16), v: u16| lo <= v && v <= hi;
         let l4 = |ports: &[(u16, u16); 2], proto: (u8, u8)| {
             within(ports[0], p.sport)
@@ -450,7 +450,7 @@ impl RuleIndex {
 
     /// The action of the first rule that matches `p`.
     #[inline]
-    pub fn first_match(&self, sets: &BTreeMap<u32, IpSet>, p: &FiveTuple) -> Option<Action> {
+    pub fn first_match(&self, sets: &IpSets, p: &FiveTuple) -> Option<Action> {
         let v4 = p.src.is_ipv4();
         let order = if v4 { &self.order4 } else { &self.order6 };
         let mut best: (&[u32], &[u32]) = (&[], &[]);

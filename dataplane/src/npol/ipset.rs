@@ -50,6 +50,10 @@ impl Member {
     }
 }
 
+/// Every ipset by id. Each is shared between table versions and copied only when an edit
+/// changes it, so an edit elsewhere does not copy a 100k-member set.
+pub type IpSets = std::collections::BTreeMap<u32, std::sync::Arc<IpSet>>;
+
 #[derive(Clone, Debug)]
 pub struct IpSet {
     pub kind: IpSetKind,

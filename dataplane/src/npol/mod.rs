@@ -15,7 +15,7 @@ pub mod rule;
 use crate::cnat::session::SessionTable;
 use crate::rcu::Published;
 use index::RuleIndex;
-use ipset::{IpSet, IpSetKind, Member};
+use ipset::{IpSet, IpSetKind, IpSets, Member};
 use rule::{Action, MatchData, Rule};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -150,7 +150,7 @@ pub enum Verdict {
 /// Everything the evaluator reads, published whole.
 #[derive(Clone, Debug, Default)]
 pub struct NpolTables {
-    pub ipsets: BTreeMap<u32, IpSet>,
+    pub ipsets: IpSets,
     pub rules: BTreeMap<u32, Arc<Rule>>,
     pub policies: BTreeMap<u32, Arc<Policy>>,
     pub ifaces: BTreeMap<u32, Arc<IfConfig>>,
@@ -314,7 +314,7 @@ impl Npol {
     pub fn ipset_create(&self, kind: IpSetKind) -> u32 {
         self.edit(|t| {
             let id = free_id(&t.ipsets);
-            t.ipsets.insert(id, IpSet::new(kind));
+            t.ipsets.insert(id, Arc::new(IpSet::new(kind)));
             Ok(id)
         })
         .unwrap_or(u32::MAX)
@@ -325,6 +325,7 @@ impl Npol {
     pub fn ipset_add_del(&self, id: u32, add: bool, members: &[Member]) -> Result<(), NpolError> {
         self.edit(|t| {
             let set = t.ipsets.get_mut(&id).ok_or(NpolError::NoSuchIpset(id))?;
+            // Checked before the copy-on-write, so a refused edit copies nothing.
             if members.iter().any(|m| m.kind() != set.kind) {
                 return Err(NpolError::WrongIpsetKind {
                     set: id,
@@ -334,6 +335,7 @@ impl Npol {
             if !add && members.iter().any(|m| !set.contains_member(m)) {
                 return Err(NpolError::NoSuchMember(id));
             }
+            let set = Arc::make_mut(set);
             for m in members {
                 if add {
                     set.insert(*m);

@@ -12,9 +12,9 @@
 //!   port is in one of the ranges or (address, protocol, port) is in one of the sets (the two
 //!   kinds are OR-ed); no negated range contains the port and no negated set holds the triple.
 
-use super::ipset::IpSet;
+use super::ipset::IpSets;
 use super::{FiveTuple, Net};
-use std::collections::BTreeMap;
+
 use std::net::IpAddr;
 
 /// `npol_rule_action`.
@@ -128,13 +128,13 @@ impl Rule {
 
     /// Does the rule match `p`? `sets` holds every ipset the rule names (checked when the
     /// rule was accepted; a missing one matches nothing).
-    pub fn matches(&self, sets: &BTreeMap<u32, IpSet>, p: &FiveTuple) -> bool {
+    pub fn matches(&self, sets: &IpSets, p: &FiveTuple) -> bool {
         self.filters.iter().all(|f| f.matches(p))
             && self.side_matches(sets, p, true)
             && self.side_matches(sets, p, false)
     }
 
-    fn side_matches(&self, sets: &BTreeMap<u32, IpSet>, p: &FiveTuple, src: bool) -> bool {
+    fn side_matches(&self, sets: &IpSets, p: &FiveTuple, src: bool) -> bool {
         let (addr, port) = if src {
             (p.src, p.sport)
         } else {

@@ -674,3 +674,32 @@ fn tier_markers_give_calico_tier_semantics() {
     // Markers are not policies to look up; an unknown id still is an error.
     assert!(n.configure(1, conf(vec![12345], vec![], vec![])).is_err());
 }
+
+/// An edit that does not touch an ipset shares it with the tables before; one that changes it
+/// copies it, and the tables workers still hold keep the old members.
+#[test]
+fn ipsets_are_shared_between_versions_until_changed() {
+    let n = Npol::default();
+    let s = n.ipset_create(IpSetKind::Ip);
+    let members: Vec<Member> = (0..1000u32)
+        .map(|i| Member::Ip(IpAddr::from((0xc612_0000 | i).to_be_bytes())))
+        .collect();
+    n.ipset_add_del(s, true, &members).unwrap();
+    let before = n.tables.load();
+    n.rule_create(rule(Action::Allow, vec![], vec![])).unwrap();
+    let after = n.tables.load();
+    assert!(
+        Arc::ptr_eq(&before.ipsets[&s], &after.ipsets[&s]),
+        "not copied"
+    );
+    n.ipset_add_del(s, false, &members[..1]).unwrap();
+    let changed = n.tables.load();
+    assert!(
+        !Arc::ptr_eq(&after.ipsets[&s], &changed.ipsets[&s]),
+        "copied on write"
+    );
+    assert_eq!(
+        (after.ipsets[&s].len(), changed.ipsets[&s].len()),
+        (1000, 999)
+    );
+}
