@@ -84,6 +84,10 @@ impl ApiServer {
     pub fn path(&self) -> &Path {
         &self.path
     }
+    /// The listening socket (a live restart hands it to the next process).
+    pub fn listener(&self) -> &UnixListener {
+        &self.listener
+    }
     /// What the handlers have been asked, for the metrics endpoint.
     pub fn message_counts(&self) -> Arc<MessageCounts> {
         self.counts.clone()
@@ -119,7 +123,16 @@ pub fn serve(dp: Arc<Dataplane>, path: &Path, gid: Option<u32>) -> std::io::Resu
     }
     let listener = UnixListener::bind(path)?;
     crate::socket_access::restrict(path, gid)?;
+    serve_on(dp, listener, path)
+}
 
+/// Serve the binary API on a socket already listening at `path` (one a live restart handed
+/// over: clients keep connecting to the same socket throughout).
+pub fn serve_on(
+    dp: Arc<Dataplane>,
+    listener: UnixListener,
+    path: &Path,
+) -> std::io::Result<ApiServer> {
     let stop = Arc::new(AtomicBool::new(false));
     let events = Events::default();
     let regs: EventRegs = Arc::new(Mutex::new(BTreeMap::new()));

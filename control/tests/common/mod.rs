@@ -142,6 +142,16 @@ impl Rvpp {
         ctl(&self.cli, cmd)
     }
 
+    /// One CLI command that must succeed: panics when rvpp answers with an error.
+    pub fn ctl_ok(&self, cmd: &str) -> String {
+        let out = self.ctl(cmd);
+        assert!(
+            !out.contains("unknown") && !out.contains("error") && !out.contains("failed"),
+            "{cmd}: {out}"
+        );
+        out
+    }
+
     /// SIGTERM, then wait (10 s at most) for the exit status.
     pub fn terminate(&mut self) -> ExitStatus {
         // Our own child, not yet reaped, so its pid cannot have been reused.
