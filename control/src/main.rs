@@ -41,7 +41,11 @@ npol (policies), VXLAN, IPIP, IPsec ESP (AES-GCM SAs protecting IPIP and ipsecN
 interfaces), WireGuard and SRv6 (policies, localsids, steering). Without -c, rvpp starts from an embedded default: a main thread that forwards, the CLI socket on
 /run/rvpp/cli.sock, and a demo (a packet generator pg0 routed to a null interface null1).
 Talk to it with `rvppctl -s /run/rvpp/cli.sock show runtime` (or vppctl). Stop it with SIGINT or
-SIGTERM. Environment: RVPP_LOG=error|warn|info|debug overrides the log level.
+SIGTERM. SIGUSR2 upgrades in place: rvpp starts the binary it was started as (argv[0], e.g. a
+newly installed /usr/bin/vpp) with its arguments and --take-over as its child, then becomes a
+stand-in with the same pid (`rvpp --stand-in <pid>`: forwards SIGINT/SIGTERM/SIGHUP/SIGUSR2,
+exits with the new rvpp's status), for a parent that waits on that pid such as vpp-manager.
+Environment: RVPP_LOG=error|warn|info|debug overrides the log level.
 ";
 
 /// CLI lines run at start when no config file is given: something to look at.
@@ -77,6 +81,12 @@ impl log::Log for Logger {
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if let [flag, pid] = args.as_slice() {
+        if flag == "--stand-in" {
+            // What a live upgrade leaves of the old process (rvpp_control::takeover).
+            rvpp_control::takeover::stand_in(pid.parse().unwrap_or(0));
+        }
+    }
     if let [flag, dir] = args.as_slice() {
         if flag == "--write-api-json" {
             // What vpp_papi's apidir needs: one <module>.api.json per module.
@@ -141,6 +151,7 @@ fn main() {
         &cfg,
         cmd.config_file.is_none() && cmd.inline_config.is_none(),
         take_over.as_deref(),
+        &args,
     ) {
         log::error!("{e}");
         std::process::exit(1);
@@ -167,7 +178,12 @@ fn take_over_arg(args: Vec<String>) -> Result<(Vec<String>, Option<PathBuf>), St
     Ok((rest, path))
 }
 
-fn run(cfg: &StartupConfig, demo: bool, take_over: Option<&Path>) -> Result<(), String> {
+fn run(
+    cfg: &StartupConfig,
+    demo: bool,
+    take_over: Option<&Path>,
+    args: &[String],
+) -> Result<(), String> {
     let signals = Signals::block_termination().map_err(|e| format!("signals: {e}"))?;
     // Before anything of ours is bound: a refusal leaves nothing behind.
     let mut incoming = match take_over {
@@ -359,9 +375,31 @@ fn run(cfg: &StartupConfig, demo: bool, take_over: Option<&Path>) -> Result<(), 
         cli::VERSION,
         dp.workers.len()
     );
+    let mut upgrade: Option<std::process::Child> = None;
     let sig = loop {
-        if let Some(s) = signals.wait(Duration::from_millis(10)) {
-            break s;
+        match signals.wait(Duration::from_millis(10)) {
+            Some(libc::SIGUSR2) => {
+                match (
+                    &upgrade,
+                    rvpp_control::takeover::socket_path(cfg),
+                    std::env::args_os().next(),
+                ) {
+                    (Some(_), _, _) => log::warn!("live upgrade: one is under way"),
+                    (None, Some(sock), Some(exe)) => {
+                        match rvpp_control::takeover::start_upgrade(&exe, args, &sock) {
+                            Ok(c) => upgrade = Some(c),
+                            Err(e) => log::error!("live upgrade: {e}"),
+                        }
+                    }
+                    _ => log::error!("live upgrade: no take-over socket (no API or CLI socket)"),
+                }
+            }
+            Some(s) => break s,
+            None => {}
+        }
+        if let Some(st) = upgrade.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+            rvpp_control::takeover::upgrade_failed(st);
+            upgrade = None;
         }
         dp.housekeeping();
         if let Some(s) = &stats {

@@ -22,6 +22,12 @@
 //!
 //! The new process failing anywhere before `READY` (its connection closes) leaves the old one
 //! running as it was: it still holds every device and socket.
+//!
+//! An upgrade in place under a parent that waits on rvpp's pid (calico's vpp-manager cleans up
+//! when its child exits): SIGUSR2 makes rvpp start `<argv0> <its arguments> --take-over
+//! <socket>` as its own child ([`start_upgrade`]); once that child has taken over, the old
+//! process execs itself as `rvpp --stand-in <pid>` ([`stand_in`]): a few hundred KiB that keep
+//! the pid, forward SIGINT/SIGTERM/SIGHUP/SIGUSR2 to the new rvpp and exit with its status.
 
 use crate::daemon::Dataplane;
 use crate::service::snapshot;
@@ -35,6 +41,7 @@ use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -47,6 +54,9 @@ const PIECE: usize = 60 * 1024;
 const FDS_PER_MSG: usize = 200;
 /// How long either side waits for the other's next message.
 const STEP_TIMEOUT: Duration = Duration::from_secs(30);
+/// The pid of the child [`start_upgrade`] started, while it runs (0: none).
+static UPGRADE_CHILD: AtomicI32 = AtomicI32::new(0);
+
 /// Test hook: the new process aborts after adopting everything, before `READY`.
 pub const ABORT_BEFORE_READY_ENV: &str = "RVPP_TEST_TAKEOVER_ABORT_BEFORE_READY";
 
@@ -249,8 +259,88 @@ fn hand_over(dp: &Dataplane, conn: BorrowedFd<'_>, listeners: &[Listener]) -> Re
         t.elapsed().as_micros()
     );
     let _ = send(conn, b"B", &[]);
+    if peer != 0 && UPGRADE_CHILD.load(Ordering::Acquire) == peer {
+        become_stand_in(peer);
+    }
     // Without destructors: the handed-over sockets must stay open and their files in place.
     std::process::exit(0);
+}
+
+/// SIGUSR2: start the binary at `exe` (the path this rvpp was started as, now holding the new
+/// version) with `args` and `--take-over <socket>`, as this process's child. The caller reaps
+/// it with [`upgrade_failed`] if it exits without taking over.
+pub fn start_upgrade(
+    exe: &std::ffi::OsStr,
+    args: &[String],
+    socket: &Path,
+) -> std::io::Result<std::process::Child> {
+    let child = std::process::Command::new(exe)
+        .args(args)
+        .arg("--take-over")
+        .arg(socket)
+        .spawn()?;
+    UPGRADE_CHILD.store(child.id() as i32, Ordering::Release);
+    log::info!(
+        "live upgrade: started {} as pid {}",
+        Path::new(exe).display(),
+        child.id()
+    );
+    Ok(child)
+}
+
+/// The upgrade child exited before taking over: this process goes on.
+pub fn upgrade_failed(status: std::process::ExitStatus) {
+    UPGRADE_CHILD.store(0, Ordering::Release);
+    log::warn!(
+        "live upgrade: the new rvpp exited ({status}) without taking over; this one keeps running"
+    );
+}
+
+/// Replace this process (workers stopped, everything handed over) with a stand-in for `pid`,
+/// releasing its memory; without exec, stand in as it is.
+fn become_stand_in(pid: i32) -> ! {
+    use std::os::unix::process::CommandExt;
+    let e = std::process::Command::new("/proc/self/exe")
+        .arg0("rvpp")
+        .arg("--stand-in")
+        .arg(pid.to_string())
+        .exec();
+    log::error!("live upgrade: exec of the stand-in: {e}; standing in without it");
+    stand_in(pid)
+}
+
+/// `rvpp --stand-in <pid>`: keep this pid for the parent that waits on it; forward SIGINT,
+/// SIGTERM, SIGHUP and SIGUSR2 to child `pid`; exit with its status (128 + its signal).
+pub fn stand_in(pid: i32) -> ! {
+    use rustix::process::{kill_process, waitpid, Pid, Signal, WaitOptions};
+    let Some(p) = Pid::from_raw(pid) else {
+        std::process::exit(2)
+    };
+    let signals = match rvpp_drivers::wait::Signals::block_termination() {
+        Ok(s) => s,
+        Err(_) => std::process::exit(2),
+    };
+    loop {
+        match waitpid(Some(p), WaitOptions::NOHANG) {
+            Ok(Some((_, st))) => {
+                let code = st
+                    .exit_status()
+                    .or_else(|| st.terminating_signal().map(|s| 128 + s))
+                    .unwrap_or(1);
+                std::process::exit(code);
+            }
+            Ok(None) => {}
+            Err(_) => std::process::exit(1),
+        }
+        let sig = match signals.wait(Duration::from_millis(100)) {
+            Some(libc::SIGINT) => Signal::INT,
+            Some(libc::SIGTERM) => Signal::TERM,
+            Some(libc::SIGHUP) => Signal::HUP,
+            Some(libc::SIGUSR2) => Signal::USR2,
+            _ => continue,
+        };
+        let _ = kill_process(p, sig);
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -82,6 +82,24 @@ struct Lab {
     b: Netns,
 }
 
+impl Drop for Lab {
+    /// Whatever rvpp runs on this lab's startup.conf (a take-over's new process, which the
+    /// harness did not start) goes too.
+    fn drop(&mut self) {
+        let conf = self.r.path("startup.conf").display().to_string();
+        for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let Some(pid) = e.file_name().to_str().and_then(|p| p.parse::<i32>().ok()) else {
+                continue;
+            };
+            if pid as u32 != std::process::id() && cmdline(pid as u32).contains(&conf) {
+                if let Some(p) = rustix::process::Pid::from_raw(pid) {
+                    let _ = rustix::process::kill_process(p, rustix::process::Signal::KILL);
+                }
+            }
+        }
+    }
+}
+
 impl Lab {
     fn start(tag: &str) -> Lab {
         let r = Rvpp::start_with(
@@ -511,4 +529,66 @@ fn new_process_dying_before_ready_leaves_the_old_one_serving() {
     );
     lab.reaches();
     assert_eq!(before, api_state(&lab.api()));
+}
+
+/// A process's command line, arguments joined by spaces.
+fn cmdline(pid: u32) -> String {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|b| String::from_utf8_lossy(&b).replace('\0', " "))
+        .unwrap_or_default()
+}
+
+/// The in-place upgrade a parent that waits on rvpp's pid (calico's vpp-manager) needs:
+/// SIGUSR2 makes rvpp start the binary it was started as with `--take-over`; the old process
+/// becomes a small stand-in with the same pid that forwards signals and exits with the new
+/// one's status. The test is that parent.
+#[test]
+fn sigusr2_upgrades_in_place_under_a_waiting_parent() {
+    let Some((_one, mut lab, before)) = setup("lru") else {
+        return;
+    };
+    let udp = UdpStream::start(&lab.a, &lab.b);
+    std::thread::sleep(Duration::from_millis(500));
+    let mark = Instant::now();
+    let old = lab.r.child.id();
+    let pid = rustix::process::Pid::from_child(&lab.r.child);
+    rustix::process::kill_process(pid, rustix::process::Signal::USR2).unwrap();
+    wait_for("the stand-in", 20, || cmdline(old).contains("--stand-in"));
+    let took = mark.elapsed();
+    std::thread::sleep(Duration::from_millis(500));
+    let (sent, received, gap, gap_before) = udp.finish(mark);
+    assert!(
+        lab.r.child.try_wait().unwrap().is_none(),
+        "the parent saw its child exit"
+    );
+    let new: u32 = cmdline(old)
+        .split_whitespace()
+        .last()
+        .and_then(|p| p.parse().ok())
+        .unwrap();
+    assert!(cmdline(new).contains("--take-over"), "{}", lab.r.log());
+    let rss_kib = std::fs::read_to_string(format!("/proc/{old}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+        .unwrap_or(0);
+    let lost = sent - received;
+    println!(
+        "LIVE-RESTART SIGUSR2 upgrade: stand-in after {:.0} ms ({rss_kib} KiB resident); udp \
+         {sent} sent, {lost} lost, longest gap {:.1} ms (before {:.1} ms)",
+        took.as_secs_f64() * 1e3,
+        gap.as_secs_f64() * 1e3,
+        gap_before.as_secs_f64() * 1e3
+    );
+    assert!(lost as f64 <= sent as f64 * 0.001, "{lost} of {sent} lost");
+    assert_eq!(before, api_state(&lab.api()));
+    lab.reaches();
+    // SIGTERM to the pid the parent knows stops the new rvpp; the parent gets its status.
+    let st = lab.r.terminate();
+    assert!(st.success(), "{st}\n{}", lab.r.log());
+    assert!(
+        cmdline(new).is_empty(),
+        "the new rvpp outlived its stand-in"
+    );
 }
