@@ -197,6 +197,10 @@ pub struct Dataplane {
     pub pcap: Mutex<Option<(std::path::PathBuf, u32)>>,
     /// The shared tables of feature modules (the same `Arc`s their nodes read).
     pub feature_tables: FeatureTables,
+    /// Every API request and CLI command holds it shared; a live restart holds it exclusively
+    /// from its snapshot until the process exits, so that no change is acknowledged and lost,
+    /// whichever tables it touches.
+    config_gate: std::sync::RwLock<()>,
 }
 
 #[derive(Default, Clone)]
@@ -352,6 +356,7 @@ impl Dataplane {
             pending_pg: Mutex::new(Vec::new()),
             pcap: Mutex::new(None),
             feature_tables,
+            config_gate: std::sync::RwLock::new(()),
         }))
     }
 
@@ -365,6 +370,16 @@ impl Dataplane {
     /// npol's feature table, the one its nodes in every worker read.
     pub fn npol(&self) -> Arc<rvpp_dataplane::npol::Npol> {
         self.feature_tables.get::<rvpp_dataplane::npol::Npol>()
+    }
+
+    /// Held by an API request or CLI command while it runs (see `config_gate`).
+    pub fn config_shared(&self) -> std::sync::RwLockReadGuard<'_, ()> {
+        self.config_gate.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// No API request or CLI command runs while this is held (a live restart's snapshot).
+    pub fn config_exclusive(&self) -> std::sync::RwLockWriteGuard<'_, ()> {
+        self.config_gate.write().unwrap_or_else(|e| e.into_inner())
     }
 
     pub fn fwd(&self) -> std::sync::MutexGuard<'_, Forwarding> {

@@ -222,7 +222,10 @@ fn run(
     let _dpdk = rvpp_control::dpdk_setup::start(&dp, cfg.dpdk.as_ref(), cfg.cpu.main_core)?;
     let exec: rvpp_control::cli_server::Executor = {
         let dp = dp.clone();
-        Arc::new(move |line: &str| cli::execute(&dp, line))
+        Arc::new(move |line: &str| {
+            let _running = dp.config_shared();
+            cli::execute(&dp, line)
+        })
     };
     // A group that does not resolve is a startup error, not a socket quietly left to root.
     let gid = match &cfg.unix.gid {

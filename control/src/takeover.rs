@@ -6,8 +6,9 @@
 //! the CLI socket's, with `.takeover` appended; mode 0600). The exchange, one SOCK_SEQPACKET
 //! message each:
 //! 1. new -> old: [`HELLO`].
-//! 2. old: takes the forwarding lock (every change through the API or CLI waits from here on,
-//!    so none is acknowledged and then lost) and captures the configuration
+//! 2. old: closes the configuration gate and takes the forwarding lock (every API request, CLI
+//!    command and change of its own waits from here on, so none is acknowledged and then
+//!    lost) and captures the configuration
 //!    (`service::snapshot`). It holds an object the snapshot cannot carry: `R<reason>`, the
 //!    lock is let go and the old process goes on as before. Otherwise `S<json>` pieces,
 //!    `F` messages with the tap/tun queue fds and the API and CLI listening sockets
@@ -198,7 +199,10 @@ fn hand_over(dp: &Dataplane, conn: BorrowedFd<'_>, listeners: &[Listener]) -> Re
         .map(|c| c.pid.as_raw_nonzero().get())
         .unwrap_or(0);
     log::info!("take-over requested by pid {peer}");
-    // Held until this process exits: a change made now would be in neither process.
+    // Held until this process exits: a change made now would be in neither process. The gate
+    // waits for the API request or CLI command under way; the forwarding lock stops the
+    // daemon's own changes (learned neighbours, the host-link monitor).
+    let _gate = dp.config_exclusive();
     let frozen = dp.fwd();
     let snap = match snapshot::capture(dp, &frozen) {
         Ok(s) => s,

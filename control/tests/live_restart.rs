@@ -592,3 +592,81 @@ fn sigusr2_upgrades_in_place_under_a_waiting_parent() {
         "the new rvpp outlived its stand-in"
     );
 }
+
+/// An agent programming routes throughout a take-over: every route rvpp acknowledged, before,
+/// during (requests wait at the frozen configuration) or after it, is in the new process.
+#[test]
+fn api_changes_during_a_take_over_are_kept() {
+    let Some((_one, mut lab, _)) = setup("lra") else {
+        return;
+    };
+    let api = lab.api();
+    let stop = Arc::new(AtomicBool::new(false));
+    let s2 = stop.clone();
+    // 198.19.<i>.0/24 via pod b's address on tun1 (sw_if_index 2).
+    let agent = std::thread::spawn(move || {
+        let mut acked = Vec::new();
+        let mut reconnects = 0;
+        let mut cut = None;
+        let mut c: Option<Client> = None;
+        let mut i = 1u32;
+        while i < 256 && !(s2.load(Ordering::Acquire) && reconnects > 0) {
+            let Some(cl) = c.as_mut() else {
+                c = Client::connect(&api, "agent").ok();
+                if c.is_none() {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                continue;
+            };
+            let req = common::client::route_add(0, 0xc613_0000 | i << 8, 2, 0xc612_0202);
+            match cl.call::<_, IpRouteAddDelReply>(&req, i) {
+                Ok(r) => {
+                    assert_eq!(r.retval, 0, "route {i}");
+                    acked.push(i);
+                    i += 1;
+                }
+                // The old process went away with the request unanswered: send it again.
+                Err(_) => {
+                    c = None;
+                    reconnects += 1;
+                    cut.get_or_insert(i);
+                }
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        (acked, reconnects, cut)
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let new = lab.take_over("new.log", &[]);
+    lab.new = Some(Killed(new));
+    let st = wait_exit(&mut lab.r.child, 20);
+    assert!(st.is_some_and(|s| s.success()), "{}", lab.log("new.log"));
+    std::thread::sleep(Duration::from_millis(300));
+    stop.store(true, Ordering::Release);
+    let (acked, reconnects, cut) = agent.join().unwrap();
+    let mut c = Client::connect(&lab.api(), "check").unwrap();
+    let req = IpRouteDump::default();
+    let have: std::collections::BTreeSet<u32> = c
+        .dump::<_, IpRouteDetails>(&req, 3)
+        .unwrap()
+        .iter()
+        .filter(|d| d.route.prefix.len == 24)
+        .map(|d| u32::from_be_bytes(d.route.prefix.address.un.0[..4].try_into().unwrap()))
+        .collect();
+    let missing: Vec<u32> = acked
+        .iter()
+        .filter(|i| !have.contains(&(0xc613_0000 | *i << 8)))
+        .copied()
+        .collect();
+    println!(
+        "LIVE-RESTART agent: {} routes acknowledged across the take-over, {reconnects} \
+         reconnect(s), the first at route {cut:?}",
+        acked.len()
+    );
+    assert!(
+        cut.is_some_and(|i| i > 1 && i < 255),
+        "the take-over did not fall in the middle of the programming ({cut:?})"
+    );
+    assert!(missing.is_empty(), "acknowledged and lost: {missing:?}");
+    lab.reaches();
+}

@@ -143,6 +143,7 @@ pub fn serve_on(
     let handler = Arc::new(Mutex::new(Api(
         handlers::router(State::new(dp.clone(), regs.clone(), kick)),
         counts.clone(),
+        dp.clone(),
     )));
 
     let watcher = {
@@ -186,11 +187,12 @@ pub fn serve_on(
 }
 
 /// The router, counting what it is asked.
-struct Api(Router<State>, Arc<MessageCounts>);
+struct Api(Router<State>, Arc<MessageCounts>, Arc<Dataplane>);
 
 impl Handler for Api {
     fn handle(&mut self, req: Request<'_>, events: &Events) -> Response {
         let name = req.entry.name();
+        let _running = self.2.config_shared();
         let r = self.0.handle(req, events);
         self.1.count(name, matches!(r, Response::Unimplemented));
         r
