@@ -237,7 +237,10 @@ fn run(
             let mut opts = CliOptions::from_unix(&cfg.unix);
             opts.gid = gid;
             let srv = match incoming.as_mut().and_then(|i| i.listener("cli", &path)) {
-                Some(l) => CliServer::adopt(l, &path, opts),
+                Some(l) => {
+                    log::info!("CLI: the socket handed over");
+                    CliServer::adopt(l, &path, opts)
+                }
                 None => CliServer::bind(&path, opts),
             }
             .map_err(|e| format!("cli-listen {}: {e}", path.display()))?;
@@ -270,7 +273,10 @@ fn run(
     };
     let api = match cfg.api_socket() {
         Some(path) => match match incoming.as_mut().and_then(|i| i.listener("api", path)) {
-            Some(l) => rvpp_control::api::serve_on(dp.clone(), l, path),
+            Some(l) => {
+                log::info!("binary API: the socket handed over");
+                rvpp_control::api::serve_on(dp.clone(), l, path)
+            }
             None => rvpp_control::api::serve(dp.clone(), path, gid),
         } {
             Ok(s) => {

@@ -452,6 +452,11 @@ fn take_over_under_pod_traffic() {
     lab.reaches();
     let log = lab.log("new.log");
     assert!(log.contains("not running the exec file"), "{log}");
+    assert!(
+        log.contains("binary API: the socket handed over")
+            && log.contains("CLI: the socket handed over"),
+        "the sockets were bound afresh\n{log}"
+    );
 }
 
 #[test]

@@ -375,3 +375,18 @@ pub fn iperf3_short(server: &Netns, client: &Netns, addr: &str) -> Result<String
         Err(format!("{text}\n{}", String::from_utf8_lossy(&out.stderr)))
     }
 }
+
+/// A dataplane in the test process (no binary, no device): 2048 buffers on 4 KiB pages, one
+/// forwarding thread.
+pub fn in_process_dataplane() -> std::sync::Arc<rvpp_control::daemon::Dataplane> {
+    rvpp_control::daemon::Dataplane::start(&rvpp_control::daemon::DataplaneConfig {
+        buffers: 2048,
+        data_size: 2048,
+        try_hugepages: false,
+        main_core: None,
+        worker_cores: vec![],
+        rx_mode: rvpp_dataplane::device::RxMode::Polling,
+        cnat: Default::default(),
+    })
+    .unwrap()
+}
