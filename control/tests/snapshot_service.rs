@@ -42,6 +42,11 @@ fn state(dp: &Dataplane) -> Vec<String> {
         }
         out.push(format!("{:?}", f.neighbor_config(af)));
     }
+    let t = dp.cnat().timeouts();
+    out.push(format!(
+        "cnat {} {} {} {}",
+        t.generic, t.tcp_established, t.tcp_closing, t.affinity
+    ));
     let mut n = f.neighbors();
     n.sort_by_key(|n| (n.sw_if_index, n.ip));
     out.extend(n.iter().map(|n| format!("{n:?}")));
@@ -78,6 +83,9 @@ fn configured() -> Arc<Dataplane> {
         );
     }
     service::neighbours::add(&dp, l0, ip("198.18.1.2"), [2, 0, 0, 0, 1, 2], true).unwrap();
+    let mut t = dp.cnat().timeouts();
+    t.tcp_established += 7;
+    dp.cnat().set_timeouts(t);
     let two = vec![
         Path::via(ip("198.18.1.2"), Some(l0)),
         Path {

@@ -6,12 +6,14 @@
 //! per-protocol MTUs, admin and link state, table bindings, addresses, IPv6 enable,
 //! unnumbered, promiscuous, offloads, proxy ARP / ND proxy flags, cross-connect, rx placement)
 //! of kind local0, loopback, tap and tun (their queue fds go along), API routes with their
-//! paths, neighbours (static and learned) and the neighbour limits. Anything else the running
+//! paths, neighbours (static and learned), the neighbour limits and cnat's session timeouts.
+//! Anything else the running
 //! configuration holds makes [`capture`] refuse, naming it, so nothing is lost silently.
 
 use super::linux::{Kind, LinuxDev};
 use super::{lock, Driver};
 use crate::daemon::Dataplane;
+use rvpp_dataplane::cnat::session::Timeouts;
 use rvpp_dataplane::device::RxQueue;
 use rvpp_dataplane::forwarding::{Af, Forwarding, NeighborConfig, Path, PathKind, Prefix, Source};
 use rvpp_drivers::tap::{TapInfo, TapMode};
@@ -43,9 +45,11 @@ fn unsupported(dp: &Dataplane, f: &Forwarding) -> Vec<String> {
     kind("SRv6 steering entr(ies)", lock(&dp.svc.srv6).len());
     kind("rx mode setting(s)", lock(&dp.svc.rx_modes).len());
     kind("table(s) deleted while in use", super::tables::pending(dp));
+    let memif = super::memif::sockets(dp);
+    let default_only = memif.len() == 1 && memif[0].1 == super::memif::DEFAULT_SOCKET;
     kind(
-        "memif socket id(s)",
-        super::memif::sockets(dp).len().saturating_sub(1),
+        "memif socket table(s) other than the default",
+        usize::from(!default_only),
     );
     kind("TTL fixup pair(s)", super::ttl_fixup::list(dp).len());
     let cls = super::classify::snapshot(dp);
@@ -231,6 +235,13 @@ pub fn capture(dp: &Dataplane, f: &Forwarding) -> Result<Snapshot, String> {
         .iter()
         .map(|n| json!({"sw": n.sw_if_index, "ip": n.ip.to_string(), "mac": n.mac, "static": n.is_static}))
         .collect();
+    let t = dp.cnat().timeouts();
+    let cnat_timeouts = json!({
+        "generic": t.generic,
+        "tcp_established": t.tcp_established,
+        "tcp_closing": t.tcp_closing,
+        "affinity": t.affinity,
+    });
     let ncfg = |af: Af| {
         let c = f.neighbor_config(af);
         json!({"max_number": c.max_number, "max_age": c.max_age, "recycle": c.recycle})
@@ -243,6 +254,7 @@ pub fn capture(dp: &Dataplane, f: &Forwarding) -> Result<Snapshot, String> {
             "routes": routes,
             "neighbours": neighbours,
             "neighbour_config": {"ip4": ncfg(Af::Ip4), "ip6": ncfg(Af::Ip6)},
+            "cnat_timeouts": cnat_timeouts,
         }),
         fds,
     })
@@ -415,6 +427,13 @@ pub fn restore(
         ));
     }
     let ifs = list(snap, "interfaces")?;
+    let t = get(snap, "cnat_timeouts")?;
+    dp.cnat().set_timeouts(Timeouts {
+        generic: num32(t, "generic")?,
+        tcp_established: num32(t, "tcp_established")?,
+        tcp_closing: num32(t, "tcp_closing")?,
+        affinity: num32(t, "affinity")?,
+    });
     {
         let mut f = dp.fwd();
         for t in list(snap, "tables")? {
