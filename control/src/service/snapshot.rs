@@ -48,7 +48,7 @@ fn unsupported(dp: &Dataplane, f: &Forwarding) -> Vec<String> {
     let memif = super::memif::sockets(dp);
     let default_only = memif.len() == 1 && memif[0].1 == super::memif::DEFAULT_SOCKET;
     kind(
-        "memif socket table(s) other than the default",
+        "memif socket table changed from the default",
         usize::from(!default_only),
     );
     kind("TTL fixup pair(s)", super::ttl_fixup::list(dp).len());
