@@ -13,6 +13,7 @@
 //! - An agent programming routes across a take-over: none it was acknowledged is lost.
 //! - SIGUSR2 under a parent that waits on the pid: the upgrade in place, the stand-in.
 //! - An af_packet uplink: refused by name, traffic from the uplink goes on.
+//!
 //! No UDP packet may arrive twice (read by both processes).
 //!
 //! Addresses: pods 198.18.<n>.2/24 behind rvpp's 198.18.<n>.1, fd00:<n>::1/64 on rvpp's side.
