@@ -27,7 +27,7 @@
 //! An upgrade in place under a parent that waits on rvpp's pid (calico's vpp-manager cleans up
 //! when its child exits): SIGUSR2 makes rvpp start `<argv0> <its arguments> --take-over
 //! <socket>` as its own child ([`start_upgrade`]); once that child has taken over, the old
-//! process execs itself as `rvpp --stand-in <pid>` ([`stand_in`]): a few hundred KiB that keep
+//! process execs itself as `rvpp --stand-in <pid>` ([`stand_in`]): about 6 MiB resident that keep
 //! the pid, forward SIGINT/SIGTERM/SIGHUP/SIGUSR2 to the new rvpp and exit with its status.
 
 use crate::daemon::Dataplane;
