@@ -237,6 +237,11 @@ impl CliServer {
         if let Some(gid) = opts.gid {
             std::os::unix::fs::chown(path, None, Some(gid))?;
         }
+        Self::adopt(listener, path, opts)
+    }
+
+    /// A socket already listening at `path` (one a live restart handed over).
+    pub fn adopt(listener: UnixListener, path: &Path, opts: CliOptions) -> io::Result<CliServer> {
         let md = std::fs::metadata(path)?;
         Ok(CliServer {
             listener,
@@ -374,6 +379,11 @@ pub struct CliServerHandle {
 }
 
 impl CliServerHandle {
+    /// The listening socket (a live restart hands it to the next process).
+    pub fn listener(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        self.listener.as_ref().map(std::os::fd::AsFd::as_fd)
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }

@@ -18,7 +18,7 @@ use rvpp_dataplane::tx_spread::{Framing, SpreadTx};
 use rvpp_drivers::wait::{Epoll, EventFd};
 use std::collections::BTreeMap;
 use std::os::fd::RawFd;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -187,6 +187,8 @@ pub struct Dataplane {
     pub error_names: Vec<(&'static str, &'static str)>,
     pub started: std::time::Instant,
     stop: Arc<AtomicBool>,
+    /// Workers whose loop has not ended yet (a live restart waits for 0).
+    running: Arc<AtomicUsize>,
     /// Counter values at the last `clear`, subtracted when shown.
     pub baseline: Mutex<Baseline>,
     /// Packet-generator streams created but not yet enabled.
@@ -195,6 +197,10 @@ pub struct Dataplane {
     pub pcap: Mutex<Option<(std::path::PathBuf, u32)>>,
     /// The shared tables of feature modules (the same `Arc`s their nodes read).
     pub feature_tables: FeatureTables,
+    /// Every API request and CLI command holds it shared; a live restart holds it exclusively
+    /// from its snapshot until the process exits, so that no change is acknowledged and lost,
+    /// whichever tables it touches.
+    config_gate: std::sync::RwLock<()>,
 }
 
 #[derive(Default, Clone)]
@@ -277,6 +283,7 @@ impl Dataplane {
         let graph_edges = g.edge_names.clone();
         let error_names = g.error_names.clone();
         let stop = Arc::new(AtomicBool::new(false));
+        let running = Arc::new(AtomicUsize::new(0));
         let threads: Vec<(usize, String, Option<u32>)> = if cfg.worker_cores.is_empty() {
             vec![(0, "vpp_main".into(), cfg.main_core)]
         } else {
@@ -304,10 +311,18 @@ impl Dataplane {
             let stats = rt.stats();
             let (cmds, wake) = peers[wi].clone();
             let (p2, s2, m) = (peers.clone(), stop.clone(), cfg.rx_mode);
+            running.fetch_add(1, Ordering::AcqRel);
+            let r2 = running.clone();
             let join = std::thread::Builder::new()
                 .name(name.clone())
-                .spawn(move || worker_main(rt, wi, p2, s2, core, m))
-                .map_err(|e| format!("spawn {name}: {e}"))?;
+                .spawn(move || {
+                    worker_main(rt, wi, p2, s2, core, m);
+                    r2.fetch_sub(1, Ordering::AcqRel);
+                })
+                .map_err(|e| {
+                    running.fetch_sub(1, Ordering::AcqRel);
+                    format!("spawn {name}: {e}")
+                })?;
             workers.push(Worker {
                 thread,
                 name,
@@ -336,10 +351,12 @@ impl Dataplane {
             error_names,
             started: std::time::Instant::now(),
             stop,
+            running,
             baseline: Mutex::new(Baseline::default()),
             pending_pg: Mutex::new(Vec::new()),
             pcap: Mutex::new(None),
             feature_tables,
+            config_gate: std::sync::RwLock::new(()),
         }))
     }
 
@@ -353,6 +370,16 @@ impl Dataplane {
     /// npol's feature table, the one its nodes in every worker read.
     pub fn npol(&self) -> Arc<rvpp_dataplane::npol::Npol> {
         self.feature_tables.get::<rvpp_dataplane::npol::Npol>()
+    }
+
+    /// Held by an API request or CLI command while it runs (see `config_gate`).
+    pub fn config_shared(&self) -> std::sync::RwLockReadGuard<'_, ()> {
+        self.config_gate.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// No API request or CLI command runs while this is held (a live restart's snapshot).
+    pub fn config_exclusive(&self) -> std::sync::RwLockWriteGuard<'_, ()> {
+        self.config_gate.write().unwrap_or_else(|e| e.into_inner())
     }
 
     pub fn fwd(&self) -> std::sync::MutexGuard<'_, Forwarding> {
@@ -384,13 +411,7 @@ impl Dataplane {
         rx: Vec<Box<dyn RxQueue>>,
         mut tx: impl FnMut(usize) -> Option<Box<dyn TxQueue>>,
     ) {
-        let n = self.workers.len();
-        let mut placement = Vec::new();
-        for (i, q) in rx.into_iter().enumerate() {
-            let w = (i + sw as usize) % n;
-            placement.push((i as u16, w));
-            self.workers[w].send(WorkerCmd::AddRx(q));
-        }
+        let placement = self.place_rx_queues(sw, rx);
         let mut tx_queues = 0;
         for (w, worker) in self.workers.iter().enumerate() {
             if let Some(q) = tx(w) {
@@ -413,6 +434,27 @@ impl Dataplane {
                     tx_queues,
                 },
             );
+    }
+
+    /// Rx queue i on worker (i + sw) % n; returns the placement.
+    fn place_rx_queues(&self, sw: u32, rx: Vec<Box<dyn RxQueue>>) -> Vec<(u16, usize)> {
+        let n = self.workers.len();
+        let mut placement = Vec::new();
+        for (i, q) in rx.into_iter().enumerate() {
+            let w = (i + sw as usize) % n;
+            placement.push((i as u16, w));
+            self.workers[w].send(WorkerCmd::AddRx(q));
+        }
+        placement
+    }
+
+    /// Start receiving on a device attached without rx queues: a live restart attaches every
+    /// device's tx queues first, so that no packet read finds its way out missing.
+    pub fn attach_rx(&self, sw: u32, rx: Vec<Box<dyn RxQueue>>) {
+        let placement = self.place_rx_queues(sw, rx);
+        if let Some(d) = self.devices_lock().get_mut(&sw) {
+            d.rx_placement = placement;
+        }
     }
 
     /// Place a device's queues: rx queue i on worker (i + sw) % n; every worker gets a tx queue.
@@ -551,6 +593,20 @@ impl Dataplane {
         for w in &self.workers {
             w.wake.ring();
         }
+    }
+
+    /// Stop the workers and wait up to `timeout` for every one to leave its loop (it reads its
+    /// devices no more). False if one is still running.
+    pub fn stop_workers(&self, timeout: Duration) -> bool {
+        self.stop();
+        let t = std::time::Instant::now();
+        while self.running.load(Ordering::Acquire) > 0 {
+            if t.elapsed() > timeout {
+                return false;
+            }
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        true
     }
 
     /// Stop workers and wait for them.

@@ -25,3 +25,4 @@ pub mod service;
 pub mod socket_access;
 pub mod startup_conf;
 pub mod stats;
+pub mod takeover;

@@ -13,7 +13,7 @@
 #[path = "api/common.rs"]
 mod common;
 
-use common::client::{read_payload, Client};
+use common::client::{read_payload, route_add, Client};
 use common::harness::{if_counter, wait_for};
 use rvpp_vppapi::defs::*;
 use rvpp_vppapi::Message;
@@ -184,42 +184,6 @@ fn across(fx: &Fx, s: &Stream, when: &str) {
 /// `count` distinct /24s from `base` on.
 fn prefixes(base: u32, count: usize) -> Vec<u32> {
     (0..count as u32).map(|i| base + (i << 8)).collect()
-}
-
-fn ip4(a: u32) -> AddressUnion {
-    let mut un = [0u8; 16];
-    un[..4].copy_from_slice(&a.to_be_bytes());
-    AddressUnion(un)
-}
-
-/// Add `dst`/24 in `table` via `nh` on `sw`.
-fn route_add(table: u32, dst: u32, sw: u32, nh: u32) -> IpRouteAddDel {
-    IpRouteAddDel {
-        is_add: true,
-        route: IpRoute {
-            table_id: table,
-            prefix: Prefix {
-                address: Address {
-                    af: AddressFamily::ADDRESS_IP4,
-                    un: ip4(dst),
-                },
-                len: 24,
-            },
-            n_paths: 1,
-            paths: vec![FibPath {
-                sw_if_index: sw,
-                weight: 1,
-                proto: FibPathNhProto::FIB_API_PATH_NH_PROTO_IP4,
-                nh: FibPathNh {
-                    address: ip4(nh),
-                    ..Default::default()
-                },
-                ..Default::default()
-            }],
-            ..Default::default()
-        },
-        ..Default::default()
-    }
 }
 
 /// A route as the tests compare them: (prefix, len, [(sw_if_index, next hop)]).

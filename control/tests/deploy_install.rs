@@ -2,7 +2,8 @@
 //! rvppctl `vppctl` (copies or symlinks), re-running changes nothing, a foreign `vpp` is only
 //! replaced with `--force` (and restored by `--uninstall`), `--uninstall` removes only what it
 //! installed. Then the installed `vpp` runs calico-vpp's startup.conf template the way
-//! vpp-manager starts it (`vpp -c startup.conf`), answers `vppctl show version`, and stops on
+//! vpp-manager starts it (`vpp -c startup.conf`), answers `vppctl show version`, is upgraded in
+//! place (binaries installed again, SIGUSR2: a live restart behind the same pid) and stops on
 //! SIGTERM.
 
 use std::collections::BTreeMap;
@@ -266,20 +267,61 @@ fn installed_vpp_runs_calicos_startup_conf() {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    let out = Command::new(p.join("usr/bin/vppctl"))
-        .arg("-s")
-        .arg(&cli)
-        .args(["show", "version"])
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success() && text.contains("rvpp"), "{text}");
-    let pid: u32 = std::fs::read_to_string(run.join("vpp.pid"))
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
-    assert_eq!(pid, child.id(), "pidfile");
+    // `vppctl show version` answers rvpp's; the pidfile's pid.
+    let answers = |when: &str| {
+        let out = Command::new(p.join("usr/bin/vppctl"))
+            .arg("-s")
+            .arg(&cli)
+            .args(["show", "version"])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && text.contains("rvpp"),
+            "{when}: {text}"
+        );
+        std::fs::read_to_string(run.join("vpp.pid"))
+            .ok()
+            .and_then(|p| p.trim().parse::<u32>().ok())
+            .unwrap_or(0)
+    };
+    assert_eq!(answers("started"), child.id(), "pidfile");
+
+    // A rolling upgrade in place (deploy/README.md): the new binaries installed over the
+    // running ones, then SIGUSR2. The pid vpp-manager waits on stays, as a stand-in.
+    install_ok(p, &["--copy"]);
+    let cmdline = |pid: u32| {
+        std::fs::read(format!("/proc/{pid}/cmdline"))
+            .map(|b| String::from_utf8_lossy(&b).replace('\0', " "))
+            .unwrap_or_default()
+    };
+    let _ = rustix::process::kill_process(
+        rustix::process::Pid::from_child(&child),
+        rustix::process::Signal::USR2,
+    );
+    let t0 = Instant::now();
+    while !cmdline(child.id()).contains("--stand-in") {
+        assert!(child.try_wait().unwrap().is_none(), "vpp exited on SIGUSR2");
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "no stand-in after SIGUSR2"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The new rvpp writes the pidfile once it serves the sockets, a moment after the stand-in.
+    let t0 = Instant::now();
+    let new = loop {
+        let pid = answers("after the upgrade");
+        if pid != child.id() {
+            break pid;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "the pidfile names the old pid"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(cmdline(new).contains("--take-over"), "{}", cmdline(new));
 
     // vpp-manager forwards SIGTERM to VPP as SIGINT; the pod's own stop is SIGTERM. Both stop it.
     // Our child, not yet waited for, so its pid cannot have been reused.
@@ -305,4 +347,8 @@ fn installed_vpp_runs_calicos_startup_conf() {
     }
     assert!(status.success(), "exit after SIGTERM: {status}\n{err}");
     assert!(!err.contains("panicked"), "{err}");
+    assert!(
+        cmdline(new).is_empty(),
+        "the upgraded rvpp outlived its stand-in"
+    );
 }

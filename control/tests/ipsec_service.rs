@@ -2,25 +2,17 @@
 //! make-before-break on an ipip tunnel, rekeyed, removed; refusals change nothing; deleting
 //! the tunnel drops its protection; a rekey the peer started is accepted before it is sent on.
 
-use rvpp_control::daemon::{Dataplane, DataplaneConfig};
+mod common;
+
+use rvpp_control::daemon::Dataplane;
 use rvpp_control::service::ipip::{self, IpipRequest};
 use rvpp_control::service::ipsec::{self, ChildSa, CryptoAlg, IntegAlg, SaRequest};
 use rvpp_control::service::rv;
-use rvpp_dataplane::device::RxMode;
 use rvpp_dataplane::ipsec::Table;
 use std::sync::Arc;
 
 fn dataplane() -> Arc<Dataplane> {
-    Dataplane::start(&DataplaneConfig {
-        buffers: 2048,
-        data_size: 2048,
-        try_hugepages: false,
-        main_core: None,
-        worker_cores: vec![],
-        rx_mode: RxMode::Polling,
-        cnat: Default::default(),
-    })
-    .unwrap()
+    common::in_process_dataplane()
 }
 
 fn req(id: u32, spi: u32) -> SaRequest {

@@ -216,9 +216,49 @@ pub struct TapInfo {
     pub created: bool,
     /// Per-queue counters, index = queue id.
     pub stats: Vec<Arc<QueueStats>>,
-    /// Queue 0's fd while the queues live: a single-queue device cannot be attached to a
-    /// second time, so [`delete`] clears the persist flag through it.
-    fd: Weak<OwnedFd>,
+    /// Each queue's fd while the queues live: a single-queue device cannot be attached to a
+    /// second time, so [`delete`] clears the persist flag through queue 0's; a live restart
+    /// hands them all to the next process ([`TapInfo::queue_fds`], [`Tap::adopt`]).
+    fds: Vec<Weak<OwnedFd>>,
+}
+
+impl TapInfo {
+    /// The queues' fds, in queue order, while every queue still lives (None once one is gone).
+    pub fn queue_fds(&self) -> Option<Vec<Arc<OwnedFd>>> {
+        self.fds.iter().map(Weak::upgrade).collect()
+    }
+
+    /// The description of a device another process created, for [`Tap::adopt`].
+    #[allow(clippy::too_many_arguments)]
+    pub fn adopted(
+        name: String,
+        netns: Option<String>,
+        ifindex: u32,
+        mode: TapMode,
+        multi_queue: bool,
+        mtu: u32,
+        mac: Option<[u8; 6]>,
+        vnet_hdr: bool,
+        offloads: u32,
+        persist: bool,
+    ) -> TapInfo {
+        TapInfo {
+            name,
+            netns,
+            ifindex,
+            mode,
+            queues: 0,
+            multi_queue,
+            mtu,
+            mac,
+            vnet_hdr,
+            offloads,
+            persist,
+            created: true,
+            stats: Vec::new(),
+            fds: Vec::new(),
+        }
+    }
 }
 
 /// Most buffers one received frame may span.
@@ -371,13 +411,11 @@ fn create_here(
             offloads,
             persist: cfg.persist,
             created: !exists,
-            stats: (0..cfg.queues)
-                .map(|_| Arc::new(QueueStats::default()))
-                .collect(),
-            fd: Weak::new(),
+            stats: Vec::new(),
+            fds: Vec::new(),
         })
     };
-    let mut info = match setup() {
+    let info = match setup() {
         Ok(i) => i,
         Err(e) => {
             if !exists {
@@ -386,6 +424,16 @@ fn create_here(
             return Err(e);
         }
     };
+    Ok(queues_of(fds, info, sw_if_index))
+}
+
+/// The queues over `fds` (one per queue, in order) of the device `info` describes; `info`
+/// gets their counters and weak handles.
+fn queues_of(
+    fds: Vec<OwnedFd>,
+    mut info: TapInfo,
+    sw_if_index: u32,
+) -> (Vec<TapRxQueue>, Vec<TapTxQueue>, TapInfo) {
     let gso = info.offloads & (libc::TUN_F_TSO4 | libc::TUN_F_TSO6) != 0;
     let max_frame = if gso {
         MAX_GSO_FRAME
@@ -393,18 +441,21 @@ fn create_here(
         // Room for the largest MTU-sized frame plus Ethernet + one VLAN tag.
         info.mtu.max(1500) as usize + 18
     };
+    info.queues = fds.len() as u16;
+    info.stats = (0..fds.len())
+        .map(|_| Arc::new(QueueStats::default()))
+        .collect();
+    info.fds.clear();
     let mut rx = Vec::new();
     let mut tx = Vec::new();
     for (q, fd) in fds.into_iter().enumerate() {
         let fd = Arc::new(fd);
-        if q == 0 {
-            info.fd = Arc::downgrade(&fd);
-        }
+        info.fds.push(Arc::downgrade(&fd));
         rx.push(TapRxQueue {
             fd: fd.clone(),
             sw_if_index,
             queue_id: q as u16,
-            mode: cfg.mode,
+            mode: info.mode,
             vnet: info.vnet_hdr,
             max_frame,
             segs: 0,
@@ -416,13 +467,31 @@ fn create_here(
         });
         tx.push(TapTxQueue {
             fd,
-            mode: cfg.mode,
+            mode: info.mode,
             vnet: info.vnet_hdr,
             stats: info.stats[q].clone(),
             error_logged: false,
         });
     }
-    Ok((rx, tx, info))
+    (rx, tx, info)
+}
+
+impl Tap {
+    /// Queues over the fds of a device another rvpp created and handed over (a live restart):
+    /// nothing is opened or configured, the kernel keeps the device and its queued packets.
+    pub fn adopt(
+        fds: Vec<OwnedFd>,
+        info: TapInfo,
+        sw_if_index: u32,
+    ) -> io::Result<Queues<TapInfo>> {
+        if fds.is_empty() || fds.len() > 256 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("tap {}: {} queue fds handed over", info.name, fds.len()),
+            ));
+        }
+        Ok(crate::netdev::boxed(queues_of(fds, info, sw_if_index)))
+    }
 }
 
 /// Make a tap go away: clear `TUNSETPERSIST` on a persistent device (attaching to it for a
@@ -432,7 +501,7 @@ pub fn delete(info: &TapInfo) -> io::Result<()> {
     if !info.persist {
         return Ok(());
     }
-    if let Some(fd) = info.fd.upgrade() {
+    if let Some(fd) = info.fds.first().and_then(Weak::upgrade) {
         return ioctl_int(fd.as_raw_fd(), libc::TUNSETPERSIST, 0);
     }
     remove_persistent(&info.name, info.netns.as_deref(), info.mode, info.vnet_hdr)

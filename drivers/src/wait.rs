@@ -77,8 +77,8 @@ impl Epoll {
     }
 }
 
-/// SIGINT/SIGTERM/SIGHUP delivered synchronously: block them in every thread (call before
-/// spawning any), then poll with `wait`.
+/// SIGINT/SIGTERM/SIGHUP, and SIGUSR2 (rvpp's live upgrade), delivered synchronously: block
+/// them in every thread (call before spawning any), then poll with `wait`.
 pub struct Signals(libc::sigset_t);
 
 impl Signals {
@@ -88,7 +88,7 @@ impl Signals {
         unsafe {
             let mut set: libc::sigset_t = std::mem::zeroed();
             libc::sigemptyset(&mut set);
-            for s in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+            for s in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGUSR2] {
                 libc::sigaddset(&mut set, s);
             }
             // pthread_sigmask returns the error number; it does not set errno.

@@ -85,6 +85,10 @@ impl ApiServer {
     pub fn path(&self) -> &Path {
         &self.path
     }
+    /// The listening socket (a live restart hands it to the next process).
+    pub fn listener(&self) -> &UnixListener {
+        &self.listener
+    }
     /// What the handlers have been asked, for the metrics endpoint.
     pub fn message_counts(&self) -> Arc<MessageCounts> {
         self.counts.clone()
@@ -120,7 +124,16 @@ pub fn serve(dp: Arc<Dataplane>, path: &Path, gid: Option<u32>) -> std::io::Resu
     }
     let listener = UnixListener::bind(path)?;
     crate::socket_access::restrict(path, gid)?;
+    serve_on(dp, listener, path)
+}
 
+/// Serve the binary API on a socket already listening at `path` (one a live restart handed
+/// over: clients keep connecting to the same socket throughout).
+pub fn serve_on(
+    dp: Arc<Dataplane>,
+    listener: UnixListener,
+    path: &Path,
+) -> std::io::Result<ApiServer> {
     let stop = Arc::new(AtomicBool::new(false));
     let events = Events::default();
     let regs: EventRegs = Arc::new(Mutex::new(BTreeMap::new()));
@@ -131,6 +144,7 @@ pub fn serve(dp: Arc<Dataplane>, path: &Path, gid: Option<u32>) -> std::io::Resu
     let handler = Arc::new(Mutex::new(Api(
         handlers::router(State::new(dp.clone(), regs.clone(), kick)),
         counts.clone(),
+        dp.clone(),
     )));
 
     let watcher = {
@@ -174,11 +188,12 @@ pub fn serve(dp: Arc<Dataplane>, path: &Path, gid: Option<u32>) -> std::io::Resu
 }
 
 /// The router, counting what it is asked.
-struct Api(Router<State>, Arc<MessageCounts>);
+struct Api(Router<State>, Arc<MessageCounts>, Arc<Dataplane>);
 
 impl Handler for Api {
     fn handle(&mut self, req: Request<'_>, events: &Events) -> Response {
         let name = req.entry.name();
+        let _running = self.2.config_shared();
         let r = self.0.handle(req, events);
         self.1.count(name, matches!(r, Response::Unimplemented));
         r

@@ -14,11 +14,16 @@ pub fn create_loopback(dp: &Arc<Dataplane>, mac: [u8; 6]) -> SvcResult<(u32, Str
         let name = format!("loop{n}");
         (f.interface_add(&name, "loopback", mac, true, 9000)?, name)
     };
+    attach_loopback(dp, sw);
+    dp.svc.changed();
+    Ok((sw, name))
+}
+
+/// A loopback's device: no rx, a tx that drops.
+pub(super) fn attach_loopback(dp: &Dataplane, sw: u32) {
     dp.attach(sw, "loopback", String::new(), vec![], |_| {
         Some(Box::new(rvpp_drivers::pg::NullTx::default()))
     });
-    dp.svc.changed();
-    Ok((sw, name))
 }
 
 /// The sw_if_index of interface `name` if its device type is `kind`.

@@ -91,8 +91,9 @@ fn used_tap_ids(dp: &Dataplane) -> Vec<u32> {
         .collect()
 }
 
-/// Put the queues on the workers, record the device, and make sure the monitor runs.
-fn place(
+/// Put the queues on the workers, record the device, and make sure the monitor runs (also
+/// for a device another rvpp handed over, `snapshot::restore`).
+pub(super) fn place(
     dp: &Arc<Dataplane>,
     sw: u32,
     detail: String,

@@ -24,6 +24,7 @@ pub mod pbl;
 pub mod punt;
 pub mod queues;
 pub mod routes;
+pub mod snapshot;
 pub mod srv6;
 pub mod tables;
 pub mod ttl_fixup;

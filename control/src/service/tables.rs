@@ -95,6 +95,11 @@ pub fn reap(dp: &Dataplane) {
     lock(&dp.svc.tables).doomed.extend(keep);
 }
 
+/// Tables deleted while in use, waiting for their last user.
+pub fn pending(dp: &Dataplane) -> usize {
+    lock(&dp.svc.tables).doomed.len()
+}
+
 /// Every table of `af`: (id, name).
 pub fn list(dp: &Dataplane, af: Af) -> Vec<(u32, String)> {
     dp.fwd().tables(af)

@@ -3,7 +3,10 @@
 //! Message ids come from the server's `sockclnt_create_reply` table, as a govpp client's do.
 #![allow(dead_code)]
 
-use rvpp_vppapi::defs::{ControlPing, ControlPingReply, SockclntCreate, SockclntCreateReply};
+use rvpp_vppapi::defs::{
+    Address, AddressFamily, AddressUnion, ControlPing, ControlPingReply, FibPath, FibPathNh,
+    FibPathNhProto, IpRoute, IpRouteAddDel, Prefix, SockclntCreate, SockclntCreateReply,
+};
 use rvpp_vppapi::transport::{frame, frame_into, SOCKCLNT_CREATE_ID, SOCKCLNT_CREATE_REPLY_ID};
 use rvpp_vppapi::Message;
 use std::collections::HashMap;
@@ -173,5 +176,41 @@ impl Client {
                 Err(_) => return false,
             }
         }
+    }
+}
+
+pub fn ip4(a: u32) -> AddressUnion {
+    let mut un = [0u8; 16];
+    un[..4].copy_from_slice(&a.to_be_bytes());
+    AddressUnion(un)
+}
+
+/// Add `dst`/24 in `table` via `nh` on `sw`.
+pub fn route_add(table: u32, dst: u32, sw: u32, nh: u32) -> IpRouteAddDel {
+    IpRouteAddDel {
+        is_add: true,
+        route: IpRoute {
+            table_id: table,
+            prefix: Prefix {
+                address: Address {
+                    af: AddressFamily::ADDRESS_IP4,
+                    un: ip4(dst),
+                },
+                len: 24,
+            },
+            n_paths: 1,
+            paths: vec![FibPath {
+                sw_if_index: sw,
+                weight: 1,
+                proto: FibPathNhProto::FIB_API_PATH_NH_PROTO_IP4,
+                nh: FibPathNh {
+                    address: ip4(nh),
+                    ..Default::default()
+                },
+                ..Default::default()
+            }],
+            ..Default::default()
+        },
+        ..Default::default()
     }
 }

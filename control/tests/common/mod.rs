@@ -142,6 +142,16 @@ impl Rvpp {
         ctl(&self.cli, cmd)
     }
 
+    /// One CLI command that must succeed: panics when rvpp answers with an error.
+    pub fn ctl_ok(&self, cmd: &str) -> String {
+        let out = self.ctl(cmd);
+        assert!(
+            !out.contains("unknown") && !out.contains("error") && !out.contains("failed"),
+            "{cmd}: {out}"
+        );
+        out
+    }
+
     /// SIGTERM, then wait (10 s at most) for the exit status.
     pub fn terminate(&mut self) -> ExitStatus {
         // Our own child, not yet reaped, so its pid cannot have been reused.
@@ -384,4 +394,19 @@ pub fn ping(ns: &Netns, dst: &str, n: &str) -> (bool, String) {
         out.status.success() && text.contains(" 0% packet loss"),
         text,
     )
+}
+
+/// A dataplane in the test process (no binary, no device): 2048 buffers on 4 KiB pages, one
+/// forwarding thread.
+pub fn in_process_dataplane() -> std::sync::Arc<rvpp_control::daemon::Dataplane> {
+    rvpp_control::daemon::Dataplane::start(&rvpp_control::daemon::DataplaneConfig {
+        buffers: 2048,
+        data_size: 2048,
+        try_hugepages: false,
+        main_core: None,
+        worker_cores: vec![],
+        rx_mode: rvpp_dataplane::device::RxMode::Polling,
+        cnat: Default::default(),
+    })
+    .unwrap()
 }

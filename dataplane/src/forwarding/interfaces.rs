@@ -15,17 +15,35 @@ impl Forwarding {
         l2: bool,
         mtu: u16,
     ) -> Result<u32, FwdError> {
-        if self.ifs.by_name(name).is_some() {
-            return Err(FwdError::Invalid(format!("interface {name} exists")));
-        }
         let sw = match self.ifs.ifs.iter().position(|i| i.is_none()) {
             Some(i) => i,
             None => self.ifs.ifs.len(),
         };
+        self.interface_add_at(sw as u32, name, dev_type, mac, l2, mtu)
+    }
+
+    /// Create an interface with sw_if_index `sw`, which must be free: a live restart keeps
+    /// the indices the agent knows.
+    pub fn interface_add_at(
+        &mut self,
+        sw: u32,
+        name: &str,
+        dev_type: &str,
+        mac: Mac,
+        l2: bool,
+        mtu: u16,
+    ) -> Result<u32, FwdError> {
+        if self.ifs.by_name(name).is_some() {
+            return Err(FwdError::Invalid(format!("interface {name} exists")));
+        }
+        let sw = sw as usize;
+        if self.ifs.get(sw as u32).is_some() {
+            return Err(FwdError::Invalid(format!("sw_if_index {sw} is in use")));
+        }
         if sw >= MAX_INTERFACES {
             return Err(FwdError::TooManyInterfaces);
         }
-        if sw == self.ifs.ifs.len() {
+        while sw >= self.ifs.ifs.len() {
             self.ifs.ifs.push(None);
             self.ifs.fast.push(IfFast::default());
         }
@@ -208,6 +226,11 @@ impl Forwarding {
         self.refresh_adj_mtus(sw);
         self.publish();
         Ok(())
+    }
+
+    /// Interface `sw`'s per-protocol MTUs (ip4, ip6) if any is set.
+    pub fn protocol_mtu(&self, sw: u32) -> Option<[u16; 2]> {
+        self.proto_mtu.get(&sw).copied()
     }
 
     /// The MTU packets of a family leave `sw` with (its protocol MTU, else the L3 MTU).

@@ -129,7 +129,8 @@ impl Forwarding {
         }
     }
 
-    pub(super) fn table_id_of(&self, af: Af, fib_index: u32) -> u32 {
+    /// The table id of a fib index.
+    pub fn table_id_of(&self, af: Af, fib_index: u32) -> u32 {
         match af {
             Af::Ip4 => id_at(&self.ip4, fib_index),
             Af::Ip6 => id_at(&self.ip6, fib_index),

@@ -293,3 +293,33 @@ fn multicast_routes_relay_from_accepting_interfaces_through_table_lookups() {
         "another family"
     );
 }
+
+#[test]
+fn interfaces_keep_the_index_they_are_given() {
+    let mut f = Forwarding::new(Shared::new());
+    // A live restart rebuilds 1 and 4 with 2 and 3 left free, as they were.
+    assert_eq!(
+        f.interface_add_at(4, "tun4", "tap", [0; 6], false, 1500),
+        Ok(4)
+    );
+    assert_eq!(
+        f.interface_add_at(1, "tun1", "tap", [0; 6], false, 1500),
+        Ok(1)
+    );
+    assert!(f
+        .interface_add_at(4, "again", "tap", [0; 6], false, 1500)
+        .is_err());
+    assert!(f
+        .interface_add_at(2, "tun1", "tap", [0; 6], false, 1500)
+        .is_err());
+    assert!(f.ifs().get(2).is_none() && f.ifs().get(3).is_none());
+    // New interfaces take the lowest free index, as they would have in the old process.
+    assert_eq!(
+        f.interface_add("loop0", "loopback", [0; 6], true, 9000),
+        Ok(2)
+    );
+    assert_eq!(f.iface(4).unwrap().name, "tun4");
+    f.set_protocol_mtu(4, 1400, 0).unwrap();
+    assert_eq!(f.protocol_mtu(4), Some([1400, 0]));
+    assert_eq!(f.protocol_mtu(1), None);
+}

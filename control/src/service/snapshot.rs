@@ -1,0 +1,572 @@
+//! The configuration a live restart hands to the next rvpp (`crate::takeover`), taken from the
+//! service's own state and the dataplane's tables, and rebuilt from it in the new process with
+//! the same sw_if_index values.
+//!
+//! Carried: tables (ids, names), interfaces (index, name, type, tag, MAC, L2/L3, MTU and
+//! per-protocol MTUs, admin and link state, table bindings, addresses, IPv6 enable,
+//! unnumbered, promiscuous, offloads, proxy ARP / ND proxy flags, cross-connect, rx placement)
+//! of kind local0, loopback, tap and tun (their queue fds go along), API routes with their
+//! paths, neighbours (static and learned), the neighbour limits and cnat's session timeouts.
+//! Anything else the running
+//! configuration holds makes [`capture`] refuse, naming it, so nothing is lost silently.
+
+use super::linux::{Kind, LinuxDev};
+use super::{lock, Driver};
+use crate::daemon::Dataplane;
+use rvpp_dataplane::cnat::session::Timeouts;
+use rvpp_dataplane::device::RxQueue;
+use rvpp_dataplane::forwarding::{Af, Forwarding, NeighborConfig, Path, PathKind, Prefix, Source};
+use rvpp_drivers::tap::{TapInfo, TapMode};
+use serde_json::{json, Value};
+use std::net::IpAddr;
+use std::os::fd::OwnedFd;
+use std::sync::Arc;
+
+/// The format of the snapshot; a new process refuses another.
+pub const VERSION: u64 = 1;
+
+/// A captured configuration and the device fds its `fd` slots name.
+pub struct Snapshot {
+    pub json: Value,
+    pub fds: Vec<Arc<OwnedFd>>,
+}
+
+/// What the running configuration holds that a snapshot cannot carry yet, one line each.
+fn unsupported(dp: &Dataplane, f: &Forwarding) -> Vec<String> {
+    let mut no = Vec::new();
+    let mut kind = |what: &str, n: usize| {
+        if n > 0 {
+            no.push(format!("{n} {what}"));
+        }
+    };
+    kind("punt redirect(s)", lock(&dp.svc.punts).len());
+    kind("uRPF check(s)", lock(&dp.svc.urpf).len());
+    kind("multicast route(s)", lock(&dp.svc.mroutes).len());
+    kind("SRv6 steering entr(ies)", lock(&dp.svc.srv6).len());
+    kind("rx mode setting(s)", lock(&dp.svc.rx_modes).len());
+    kind("table(s) deleted while in use", super::tables::pending(dp));
+    let memif = super::memif::sockets(dp);
+    let default_only = memif.len() == 1 && memif[0].1 == super::memif::DEFAULT_SOCKET;
+    kind(
+        "memif socket table changed from the default",
+        usize::from(!default_only),
+    );
+    kind("TTL fixup pair(s)", super::ttl_fixup::list(dp).len());
+    let cls = super::classify::snapshot(dp);
+    kind("classifier table(s)", cls.tables.iter().flatten().count());
+    kind(
+        "classifier redirect(s)",
+        super::classify::redirect_list(dp).len(),
+    );
+    kind("IPsec SA(s)", super::ipsec::sas(dp).len());
+    kind("IKEv2 profile(s)", super::ikev2::profiles(dp).len());
+    kind("SRv6 polic(ies)", super::srv6::policies(dp).len());
+    kind("SRv6 localsid(s)", super::srv6::localsids(dp).len());
+    kind("PBL client(s)", f.pbl_clients().len());
+    kind("proxy ARP range(s)", f.proxy_arps().len());
+    let cnat = dp.cnat();
+    kind("cnat translation(s)", cnat.translations.load().len());
+    let snat = cnat.snat.load();
+    let snat_set = snat.ip4 != 0
+        || snat.ip6 != 0
+        || snat.sw_if_index != u32::MAX
+        || snat.policy != Default::default()
+        || !snat.tables.is_empty()
+        || snat.exclude.iter().next().is_some();
+    kind("cnat SNAT configuration", usize::from(snat_set));
+    let np = dp.npol().tables.load();
+    kind(
+        "npol ipset(s), rule(s), polic(ies) and interface configuration(s)",
+        np.ipsets.len() + np.rules.len() + np.policies.len() + np.ifaces.len(),
+    );
+    if super::srv6::encap_source(dp) != std::net::Ipv6Addr::UNSPECIFIED {
+        no.push("an SRv6 encap source".into());
+    }
+    let devs = dp.devices_lock();
+    for i in f.ifs().ifs.iter().flatten() {
+        let sw = i.sw_if_index;
+        let carried = match devs.get(&sw).map(|d| &d.driver) {
+            _ if sw == 0 => true,
+            Some(Driver::Linux(l)) => matches!(l.kind, Kind::Tap | Kind::Tun) && l.tap.is_some(),
+            Some(Driver::Plain) => i.dev_type == "loopback",
+            _ => false,
+        };
+        if !carried {
+            no.push(format!("interface {} ({})", i.name, i.dev_type));
+        }
+        if i.sub_of.is_some() {
+            no.push(format!("sub-interface {}", i.name));
+        }
+        if i.features.iter().any(|&m| m != 0) {
+            no.push(format!("features enabled on {}", i.name));
+        }
+    }
+    for af in [Af::Ip4, Af::Ip6] {
+        for (t, _) in f.tables(af) {
+            for (p, r) in f.routes(af, t) {
+                let sr = r
+                    .paths
+                    .iter()
+                    .any(|x| matches!(x.kind, PathKind::SrPolicy(_) | PathKind::SrLocalsid(_)));
+                if r.source == Source::Api && sr {
+                    no.push(format!("SRv6 route {p} in table {t}"));
+                }
+            }
+        }
+    }
+    no
+}
+
+fn af_name(af: Af) -> u64 {
+    if af.is_ip6() {
+        6
+    } else {
+        4
+    }
+}
+
+fn path_json(x: &Path) -> Value {
+    let kind = match x.kind {
+        PathKind::Normal => "normal".to_string(),
+        PathKind::Local => "local".into(),
+        PathKind::Drop => "drop".into(),
+        PathKind::Unreachable => "unreachable".into(),
+        PathKind::Prohibit => "prohibit".into(),
+        PathKind::Lookup(t) => format!("lookup {t}"),
+        // Refused by `unsupported`.
+        PathKind::SrPolicy(_) | PathKind::SrLocalsid(_) => "sr".into(),
+    };
+    json!({
+        "kind": kind,
+        "nh": x.next_hop.map(|a| a.to_string()),
+        "sw": x.sw_if_index,
+        "weight": x.weight,
+        "preference": x.preference,
+    })
+}
+
+/// The running configuration, or what it holds that cannot be carried. `f` is the caller's
+/// forwarding lock, held until the old process exits so that no change falls in between.
+pub fn capture(dp: &Dataplane, f: &Forwarding) -> Result<Snapshot, String> {
+    let no = unsupported(dp, f);
+    if !no.is_empty() {
+        return Err(format!(
+            "the running configuration holds what a live restart cannot carry yet: {}",
+            no.join(", ")
+        ));
+    }
+    let mut fds = Vec::new();
+    let mut tables = Vec::new();
+    let mut routes = Vec::new();
+    for af in [Af::Ip4, Af::Ip6] {
+        for (t, name) in f.tables(af) {
+            tables.push(json!({"af": af_name(af), "id": t, "name": name}));
+            for (p, r) in f.routes(af, t) {
+                if r.source == Source::Api {
+                    let paths: Vec<Value> = r.paths.iter().map(path_json).collect();
+                    routes.push(json!({"table": t, "prefix": p.to_string(), "paths": paths}));
+                }
+            }
+        }
+    }
+    let devs = dp.devices_lock();
+    let mut ifs = Vec::new();
+    for i in f.ifs().ifs.iter().flatten() {
+        let sw = i.sw_if_index;
+        let dev = devs.get(&sw);
+        let device = match dev.map(|d| &d.driver) {
+            Some(Driver::Linux(l)) => {
+                let info = l.tap.as_ref().ok_or("a tap without its driver state")?;
+                let q = info
+                    .queue_fds()
+                    .ok_or_else(|| format!("{}: a queue is gone", i.name))?;
+                let first = fds.len();
+                fds.extend(q);
+                json!({
+                    "kind": l.kind.name(),
+                    "id": l.id,
+                    "host_if": l.host_if,
+                    "netns": l.netns,
+                    "ifindex": l.ifindex,
+                    "running": l.running,
+                    "watch": l.watch,
+                    "tun": info.mode == TapMode::Tun,
+                    "multi_queue": info.multi_queue,
+                    "mtu": info.mtu,
+                    "host_mac": info.mac,
+                    "vnet_hdr": info.vnet_hdr,
+                    "offloads": info.offloads,
+                    "persist": info.persist,
+                    "fds": (first..fds.len()).collect::<Vec<_>>(),
+                })
+            }
+            _ => Value::Null,
+        };
+        let fib = |af: Af, idx: u32| f.table_id_of(af, idx);
+        ifs.push(json!({
+            "sw": sw,
+            "name": i.name,
+            "dev_type": i.dev_type,
+            "tag": i.tag,
+            "mac": i.mac,
+            "admin_up": i.admin_up,
+            "link_up": i.link_up,
+            "l2": i.l2,
+            "mtu": i.mtu,
+            "protocol_mtu": f.protocol_mtu(sw),
+            "ip4_table": fib(Af::Ip4, i.ip4_fib),
+            "ip6_table": fib(Af::Ip6, i.ip6_fib),
+            "ip4": i.ip4_addrs.iter().map(|&(a, l)| Prefix::V4(a, l).to_string()).collect::<Vec<_>>(),
+            "ip6": i.ip6_addrs.iter().map(|&(a, l)| Prefix::V6(a, l).to_string()).collect::<Vec<_>>(),
+            "ip6_enabled": i.ip6_enabled,
+            "unnumbered_of": i.unnumbered_of,
+            "promisc": i.promisc,
+            "tx_gso": i.tx_gso,
+            "tx_csum": i.tx_csum,
+            "proxy_arp": i.proxy_arp,
+            "nd_proxy": i.nd_proxy,
+            "xconnect": i.xconnect,
+            "detail": dev.map(|d| d.detail.clone()),
+            "rx_placement": dev.map(|d| d.rx_placement.clone()),
+            "device": device,
+        }));
+    }
+    let neighbours: Vec<Value> = f
+        .neighbors()
+        .iter()
+        .map(|n| json!({"sw": n.sw_if_index, "ip": n.ip.to_string(), "mac": n.mac, "static": n.is_static}))
+        .collect();
+    let t = dp.cnat().timeouts();
+    let cnat_timeouts = json!({
+        "generic": t.generic,
+        "tcp_established": t.tcp_established,
+        "tcp_closing": t.tcp_closing,
+        "affinity": t.affinity,
+    });
+    let ncfg = |af: Af| {
+        let c = f.neighbor_config(af);
+        json!({"max_number": c.max_number, "max_age": c.max_age, "recycle": c.recycle})
+    };
+    Ok(Snapshot {
+        json: json!({
+            "version": VERSION,
+            "tables": tables,
+            "interfaces": ifs,
+            "routes": routes,
+            "neighbours": neighbours,
+            "neighbour_config": {"ip4": ncfg(Af::Ip4), "ip6": ncfg(Af::Ip6)},
+            "cnat_timeouts": cnat_timeouts,
+        }),
+        fds,
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reading it back
+
+fn bad(what: &str) -> String {
+    format!("snapshot: bad or missing {what}")
+}
+
+fn get<'a>(v: &'a Value, k: &str) -> Result<&'a Value, String> {
+    v.get(k).ok_or_else(|| bad(k))
+}
+fn num(v: &Value, k: &str) -> Result<u64, String> {
+    get(v, k)?.as_u64().ok_or_else(|| bad(k))
+}
+fn num32(v: &Value, k: &str) -> Result<u32, String> {
+    u32::try_from(num(v, k)?).map_err(|_| bad(k))
+}
+fn opt32(v: &Value, k: &str) -> Result<Option<u32>, String> {
+    match get(v, k)? {
+        Value::Null => Ok(None),
+        x => x
+            .as_u64()
+            .and_then(|n| u32::try_from(n).ok())
+            .map(Some)
+            .ok_or_else(|| bad(k)),
+    }
+}
+fn text<'a>(v: &'a Value, k: &str) -> Result<&'a str, String> {
+    get(v, k)?.as_str().ok_or_else(|| bad(k))
+}
+fn flag(v: &Value, k: &str) -> Result<bool, String> {
+    get(v, k)?.as_bool().ok_or_else(|| bad(k))
+}
+fn list<'a>(v: &'a Value, k: &str) -> Result<&'a Vec<Value>, String> {
+    get(v, k)?.as_array().ok_or_else(|| bad(k))
+}
+fn mac(v: &Value, k: &str) -> Result<[u8; 6], String> {
+    let b: Vec<u8> = list(v, k)?
+        .iter()
+        .map(|x| x.as_u64().and_then(|n| u8::try_from(n).ok()))
+        .collect::<Option<_>>()
+        .ok_or_else(|| bad(k))?;
+    b.try_into().map_err(|_| bad(k))
+}
+fn prefix(s: &str) -> Result<Prefix, String> {
+    Prefix::parse(s).ok_or_else(|| bad(&format!("prefix {s}")))
+}
+fn af_of(v: &Value) -> Result<Af, String> {
+    match num(v, "af")? {
+        4 => Ok(Af::Ip4),
+        6 => Ok(Af::Ip6),
+        _ => Err(bad("af")),
+    }
+}
+
+fn path_of(v: &Value) -> Result<Path, String> {
+    let kind = match text(v, "kind")? {
+        "normal" => PathKind::Normal,
+        "local" => PathKind::Local,
+        "drop" => PathKind::Drop,
+        "unreachable" => PathKind::Unreachable,
+        "prohibit" => PathKind::Prohibit,
+        k => match k.strip_prefix("lookup ").and_then(|t| t.parse().ok()) {
+            Some(t) => PathKind::Lookup(t),
+            None => return Err(bad(&format!("path kind {k}"))),
+        },
+    };
+    let next_hop = match get(v, "nh")? {
+        Value::Null => None,
+        x => Some(
+            x.as_str()
+                .and_then(|s| s.parse::<IpAddr>().ok())
+                .ok_or_else(|| bad("nh"))?,
+        ),
+    };
+    let small = |k: &str| num(v, k).and_then(|n| u8::try_from(n).map_err(|_| bad(k)));
+    Ok(Path {
+        kind,
+        next_hop,
+        sw_if_index: opt32(v, "sw")?,
+        weight: small("weight")?,
+        preference: small("preference")?,
+    })
+}
+
+/// A tap or tun of the snapshot, adopted over its handed-over fds: its tx queues placed, its
+/// rx queues added to `rx_later`.
+fn adopt_device(
+    dp: &Arc<Dataplane>,
+    sw: u32,
+    i: &Value,
+    d: &Value,
+    fds: &mut [Option<OwnedFd>],
+    rx_later: &mut Vec<(u32, Vec<Box<dyn RxQueue>>)>,
+) -> Result<(), String> {
+    let kind = match text(d, "kind")? {
+        "tap" => Kind::Tap,
+        "tun" => Kind::Tun,
+        k => return Err(bad(&format!("device kind {k}"))),
+    };
+    let mut queues = Vec::new();
+    for slot in list(d, "fds")? {
+        let fd = slot
+            .as_u64()
+            .and_then(|s| fds.get_mut(s as usize))
+            .and_then(Option::take)
+            .ok_or_else(|| bad("fd slot"))?;
+        queues.push(fd);
+    }
+    let netns = match get(d, "netns")? {
+        Value::Null => None,
+        x => Some(x.as_str().ok_or_else(|| bad("netns"))?.to_string()),
+    };
+    let host_mac = match get(d, "host_mac")? {
+        Value::Null => None,
+        _ => Some(mac(d, "host_mac")?),
+    };
+    let host_if = text(d, "host_if")?.to_string();
+    let ifindex = num32(d, "ifindex")?;
+    let info = TapInfo::adopted(
+        host_if.clone(),
+        netns.clone(),
+        ifindex,
+        if flag(d, "tun")? {
+            TapMode::Tun
+        } else {
+            TapMode::Tap
+        },
+        flag(d, "multi_queue")?,
+        num32(d, "mtu")?,
+        host_mac,
+        flag(d, "vnet_hdr")?,
+        num32(d, "offloads")?,
+        flag(d, "persist")?,
+    );
+    let (rx, tx, info) = rvpp_drivers::tap::Tap::adopt(queues, info, sw)
+        .map_err(|e| format!("adopting {host_if}: {e}"))?;
+    rx_later.push((sw, rx));
+    let dev = LinuxDev {
+        kind,
+        id: num32(d, "id")?,
+        host_if,
+        netns,
+        ifindex,
+        running: flag(d, "running")?,
+        tap: Some(info),
+        watch: flag(d, "watch")?,
+    };
+    let detail = get(i, "detail")?.as_str().unwrap_or_default().to_string();
+    super::linux::place(dp, sw, detail, dev, Vec::new(), tx);
+    Ok(())
+}
+
+/// Rebuild the configuration `snap` describes in a fresh dataplane, adopting the devices over
+/// `fds` (each slot taken once). Stops at the first error; the caller then exits, and the old
+/// process, which still holds every device, keeps running.
+pub fn restore(
+    dp: &Arc<Dataplane>,
+    snap: &Value,
+    fds: &mut [Option<OwnedFd>],
+) -> Result<(), String> {
+    let v = num(snap, "version")?;
+    if v != VERSION {
+        return Err(format!(
+            "snapshot version {v}; this rvpp reads version {VERSION}"
+        ));
+    }
+    let ifs = list(snap, "interfaces")?;
+    let t = get(snap, "cnat_timeouts")?;
+    dp.cnat().set_timeouts(Timeouts {
+        generic: num32(t, "generic")?,
+        tcp_established: num32(t, "tcp_established")?,
+        tcp_closing: num32(t, "tcp_closing")?,
+        affinity: num32(t, "affinity")?,
+    });
+    {
+        let mut f = dp.fwd();
+        for t in list(snap, "tables")? {
+            f.table_add(af_of(t)?, num32(t, "id")?, text(t, "name")?)
+                .map_err(|e| format!("table: {e}"))?;
+        }
+        for (af, k) in [(Af::Ip4, "ip4"), (Af::Ip6, "ip6")] {
+            let c = get(get(snap, "neighbour_config")?, k)?;
+            f.set_neighbor_config(
+                af,
+                NeighborConfig {
+                    max_number: num32(c, "max_number")?,
+                    max_age: num32(c, "max_age")?,
+                    recycle: flag(c, "recycle")?,
+                },
+            );
+        }
+        for i in ifs {
+            let sw = num32(i, "sw")?;
+            let name = text(i, "name")?;
+            let e = |e: rvpp_dataplane::forwarding::FwdError| format!("interface {name}: {e}");
+            let mtu = u16::try_from(num(i, "mtu")?).map_err(|_| bad("mtu"))?;
+            if sw != 0 {
+                f.interface_add_at(
+                    sw,
+                    name,
+                    text(i, "dev_type")?,
+                    mac(i, "mac")?,
+                    flag(i, "l2")?,
+                    mtu,
+                )
+                .map_err(e)?;
+            }
+            // Only what differs: local0 exists already, with an MTU of 0 no setter takes.
+            let (m, now) = (mac(i, "mac")?, f.iface(sw).map_err(e)?.clone());
+            if now.mac != m {
+                f.set_mac(sw, m).map_err(e)?;
+            }
+            if now.mtu != mtu {
+                f.set_mtu(sw, mtu).map_err(e)?;
+            }
+            f.set_tag(sw, text(i, "tag")?).map_err(e)?;
+            f.set_table(sw, Af::Ip4, num32(i, "ip4_table")?)
+                .map_err(e)?;
+            f.set_table(sw, Af::Ip6, num32(i, "ip6_table")?)
+                .map_err(e)?;
+            f.set_tx_offloads(sw, flag(i, "tx_gso")?, flag(i, "tx_csum")?)
+                .map_err(e)?;
+            f.set_promisc(sw, flag(i, "promisc")?).map_err(e)?;
+            f.set_proxy_arp(sw, flag(i, "proxy_arp")?).map_err(e)?;
+            f.set_nd_proxy(sw, flag(i, "nd_proxy")?).map_err(e)?;
+            f.enable_ip6(sw, flag(i, "ip6_enabled")?).map_err(e)?;
+            if let Some(m) = get(i, "protocol_mtu")?.as_array() {
+                let m: Vec<u16> = m
+                    .iter()
+                    .map(|x| x.as_u64().and_then(|n| u16::try_from(n).ok()))
+                    .collect::<Option<_>>()
+                    .ok_or_else(|| bad("protocol_mtu"))?;
+                if let [m4, m6] = m[..] {
+                    f.set_protocol_mtu(sw, m4, m6).map_err(e)?;
+                }
+            }
+        }
+    }
+    let mut f = dp.fwd();
+    for i in ifs {
+        let sw = num32(i, "sw")?;
+        let name = text(i, "name")?;
+        let e = |e: rvpp_dataplane::forwarding::FwdError| format!("interface {name}: {e}");
+        if let Some(of) = opt32(i, "unnumbered_of")? {
+            f.set_unnumbered(sw, Some(of)).map_err(e)?;
+        }
+        if let Some(tx) = opt32(i, "xconnect")? {
+            f.set_xconnect(sw, Some(tx)).map_err(e)?;
+        }
+        for k in ["ip4", "ip6"] {
+            for p in list(i, k)? {
+                let p = prefix(p.as_str().ok_or_else(|| bad(k))?)?;
+                f.address_add(sw, p).map_err(e)?;
+            }
+        }
+        f.set_link_up(sw, flag(i, "link_up")?).map_err(e)?;
+        f.set_admin_up(sw, flag(i, "admin_up")?).map_err(e)?;
+    }
+    for n in list(snap, "neighbours")? {
+        let ip: IpAddr = text(n, "ip")?.parse().map_err(|_| bad("neighbour ip"))?;
+        f.neighbor_add(num32(n, "sw")?, ip, mac(n, "mac")?, flag(n, "static")?)
+            .map_err(|e| format!("neighbour {ip}: {e}"))?;
+    }
+    for r in list(snap, "routes")? {
+        let p = prefix(text(r, "prefix")?)?;
+        let paths = list(r, "paths")?
+            .iter()
+            .map(path_of)
+            .collect::<Result<Vec<_>, _>>()?;
+        f.route_add(num32(r, "table")?, p, paths)
+            .map_err(|e| format!("route {p}: {e}"))?;
+    }
+    drop(f);
+    // The devices last, outside the forwarding lock (placing queues reads it): the workers poll
+    // them at once, and every packet they read must find the whole configuration and every
+    // tx queue.
+    let mut rx_later = Vec::new();
+    for i in ifs {
+        let sw = num32(i, "sw")?;
+        match (get(i, "device")?, text(i, "dev_type")?) {
+            (Value::Null, "loopback") => super::interfaces::attach_loopback(dp, sw),
+            (Value::Null, _) => {}
+            (d, _) => adopt_device(dp, sw, i, d, fds, &mut rx_later)?,
+        }
+    }
+    for (sw, rx) in rx_later {
+        dp.attach_rx(sw, rx);
+    }
+    for i in ifs {
+        let sw = num32(i, "sw")?;
+        if let Some(p) = get(i, "rx_placement")?.as_array() {
+            for q in p {
+                let (queue, worker) = match q.as_array().map(|a| &a[..]) {
+                    Some([q, w]) => (q.as_u64(), w.as_u64()),
+                    _ => (None, None),
+                };
+                let (Some(queue), Some(worker)) = (queue, worker) else {
+                    return Err(bad("rx_placement"));
+                };
+                // Another worker count places queues afresh.
+                if (worker as usize) < dp.workers.len() {
+                    let _ = dp.place_rx(sw, queue as u16, worker as usize);
+                }
+            }
+        }
+    }
+    dp.svc.changed();
+    Ok(())
+}

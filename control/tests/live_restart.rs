@@ -1,0 +1,765 @@
+//! Live restart (issue 18): `rvpp --take-over` under pod traffic, with the real binary and
+//! two tun pods in namespaces of the test's own.
+//! - A take-over in the middle of an iperf3 TCP transfer and a paced UDP stream with sequence
+//!   numbers: UDP loss at most 0.1 %, TCP completes; the loss, the longest gap in the UDP
+//!   stream and TCP's retransmits are printed (`LIVE-RESTART ...` lines, for bench/README.md).
+//!   The API state dumped afterwards (interfaces, addresses, tables, routes) equals the state
+//!   before, and the API and CLI answer on the same socket paths.
+//! - A take-over the running rvpp refuses (its configuration holds a VXLAN tunnel, which the
+//!   snapshot cannot carry yet): the new process exits with the reason, the old one forwards
+//!   on with its state unchanged; once the tunnel is gone the take-over succeeds.
+//! - A new process that dies after adopting the devices, before it is ready: the old one
+//!   forwards on, its state unchanged.
+//! - An agent programming routes across a take-over: none it was acknowledged is lost.
+//! - SIGUSR2 under a parent that waits on the pid: the upgrade in place, the stand-in.
+//! - An af_packet uplink: refused by name, traffic from the uplink goes on.
+//!
+//! No UDP packet may arrive twice (read by both processes).
+//!
+//! Addresses: pods 198.18.<n>.2/24 behind rvpp's 198.18.<n>.1, fd00:<n>::1/64 on rvpp's side.
+
+#[path = "api/common.rs"]
+mod common;
+
+#[path = "../../test-support/netns.rs"]
+mod netns;
+
+use common::client::Client;
+use common::harness::{wait_for, Opts, Rvpp};
+use common::skip;
+use netns::Netns;
+use rvpp_vppapi::defs::*;
+use std::net::UdpSocket;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// The tests share two cores: one rvpp at a time.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+const CONF: &str = "socksvr { socket-name {dir}/api.sock }\n\
+                    statseg { socket-name {dir}/stats.sock }\n\
+                    buffers { buffers-per-numa 16384 }\n\
+                    cpu { workers 0 }";
+
+/// The paced UDP stream: packets per second and payload bytes (~19 Mbit/s).
+const UDP_PPS: u64 = 2000;
+const UDP_LEN: usize = 1200;
+/// The iperf3 TCP transfer's pacing (bit/s) and length.
+const TCP_RATE: &str = "50M";
+const TCP_SECS: u64 = 8;
+
+/// A process killed (and reaped) when the test ends, however it ends.
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The prerequisites, the one-at-a-time lock, a lab and its API state; None: skipped.
+fn setup(tag: &str) -> Option<(std::sync::MutexGuard<'static, ()>, Lab, ApiState)> {
+    if !skip::need_root("for pods in namespaces") || skip::need_tool("iperf3").is_none() {
+        return None;
+    }
+    let one = serial();
+    let lab = Lab::start(tag);
+    let before = api_state(&lab.api());
+    Some((one, lab, before))
+}
+
+/// rvpp with two tun pods and some configuration beyond them to carry over.
+struct Lab {
+    // Dropped in this order: the namespaces' processes, the new rvpp, then the old one's
+    // directory and the namespaces.
+    procs: Vec<Killed>,
+    new: Option<Killed>,
+    r: Rvpp,
+    a: Netns,
+    b: Netns,
+}
+
+impl Drop for Lab {
+    /// Whatever rvpp runs on this lab's startup.conf (a take-over's new process, which the
+    /// harness did not start) goes too.
+    fn drop(&mut self) {
+        let conf = self.r.path("startup.conf").display().to_string();
+        for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let Some(pid) = e.file_name().to_str().and_then(|p| p.parse::<i32>().ok()) else {
+                continue;
+            };
+            if pid as u32 != std::process::id() && cmdline(pid as u32).contains(&conf) {
+                if let Some(p) = rustix::process::Pid::from_raw(pid) {
+                    let _ = rustix::process::kill_process(p, rustix::process::Signal::KILL);
+                }
+            }
+        }
+    }
+}
+
+impl Lab {
+    fn start(tag: &str) -> Lab {
+        let r = Rvpp::start_with(
+            tag,
+            Opts {
+                conf: CONF,
+                log_file: true,
+                wait_for: &["api.sock", "api.sock.takeover"],
+                ..Default::default()
+            },
+        );
+        let a = Netns::new(&format!("{tag}-a"));
+        let b = Netns::new(&format!("{tag}-b"));
+        for (n, ns) in [(1u8, &a), (2, &b)] {
+            let tun = r.ctl(&format!(
+                "create tap host-ns {} host-if-name eth0 tun",
+                ns.name()
+            ));
+            assert_eq!(tun.trim(), format!("tun{}", n - 1), "create tap: {tun}");
+            let tun = tun.trim();
+            r.ctl_ok(&format!("set interface ip address {tun} 198.18.{n}.1/24"));
+            r.ctl_ok(&format!("set interface ip address {tun} fd00:{n}::1/64"));
+            r.ctl_ok(&format!("set interface state {tun} up"));
+            ns.ip(&format!("addr add 198.18.{n}.2/24 dev eth0"));
+            // The kernel queue holds what arrives while neither rvpp reads (the default 500
+            // is 80 ms of this test's traffic; the shared cores stall a debug build longer).
+            ns.ip("link set eth0 up txqueuelen 4096");
+            ns.ip("route add default dev eth0");
+        }
+        for l in [
+            "create loopback interface",
+            "set interface ip address loop0 198.19.0.1/32",
+            "set interface state loop0 up",
+            "ip table add 10",
+            "ip6 table add 10",
+            "ip route add 198.18.50.0/24 via 198.18.2.2 tun1",
+            "ip route add 198.18.60.0/24 table 10 via 198.18.1.2 tun0",
+            "ip route add fd00:50::/64 via fd00:2::2 tun1",
+            "set ip neighbor tun1 198.18.2.9 02:00:00:00:00:09",
+        ] {
+            r.ctl_ok(l);
+        }
+        let lab = Lab {
+            procs: Vec::new(),
+            new: None,
+            r,
+            a,
+            b,
+        };
+        lab.reaches();
+        lab
+    }
+
+    fn api(&self) -> PathBuf {
+        self.r.path("api.sock")
+    }
+
+    fn reaches(&self) {
+        let t = Instant::now();
+        while !pings(&self.a, "198.18.2.2", 1) {
+            assert!(
+                t.elapsed() < Duration::from_secs(15),
+                "pod a cannot reach pod b\n{}\n{}",
+                self.r.ctl("show interface"),
+                self.r.ctl("show errors")
+            );
+        }
+        assert!(
+            pings(&self.a, "198.18.2.2", 5),
+            "pod a loses pings to pod b"
+        );
+    }
+
+    /// `rvpp --take-over` with the same startup.conf; stderr to `<dir>/<log>`.
+    fn take_over(&mut self, log: &str, env: &[(&str, &str)]) -> Child {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_rvpp"));
+        c.arg("-c")
+            .arg(self.r.path("startup.conf"))
+            .arg("--take-over")
+            .arg(self.r.path("api.sock.takeover"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(
+                std::fs::File::create(self.r.path(log)).unwrap(),
+            ));
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        c.spawn().unwrap()
+    }
+
+    fn log(&self, name: &str) -> String {
+        std::fs::read_to_string(self.r.path(name)).unwrap_or_default()
+    }
+}
+
+fn pings(ns: &Netns, dst: &str, count: u32) -> bool {
+    let c = count.to_string();
+    let out = ns.exec(&["ping", "-c", &c, "-i", "0.05", "-W", "2", dst]);
+    out.status.success()
+}
+
+fn wait_exit(c: &mut Child, secs: u64) -> Option<ExitStatus> {
+    let t = Instant::now();
+    loop {
+        if let Some(s) = c.try_wait().unwrap() {
+            return Some(s);
+        }
+        if t.elapsed() > Duration::from_secs(secs) {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// What the agent would dump: interfaces, each one's addresses, tables and their routes.
+#[derive(Debug, PartialEq)]
+struct ApiState {
+    ifs: Vec<SwInterfaceDetails>,
+    addrs: Vec<IpAddressDetails>,
+    tables: Vec<IpTableDetails>,
+    routes: Vec<IpRouteDetails>,
+}
+
+fn api_state(api: &Path) -> ApiState {
+    let mut c = Client::connect(api, "live-restart").unwrap();
+    let ifs: Vec<SwInterfaceDetails> = c
+        .dump(
+            &SwInterfaceDump {
+                sw_if_index: InterfaceIndex(u32::MAX),
+                ..Default::default()
+            },
+            7,
+        )
+        .unwrap();
+    let mut addrs = Vec::new();
+    for i in &ifs {
+        for is_ipv6 in [false, true] {
+            let req = IpAddressDump {
+                sw_if_index: i.sw_if_index,
+                is_ipv6,
+                ..Default::default()
+            };
+            addrs.extend(c.dump::<_, IpAddressDetails>(&req, 7).unwrap());
+        }
+    }
+    let tables: Vec<IpTableDetails> = c.dump(&IpTableDump::default(), 7).unwrap();
+    let mut routes = Vec::new();
+    for t in &tables {
+        let req = IpRouteDump {
+            table: t.table.clone(),
+            ..Default::default()
+        };
+        routes.extend(c.dump::<_, IpRouteDetails>(&req, 7).unwrap());
+    }
+    ApiState {
+        ifs,
+        addrs,
+        tables,
+        routes,
+    }
+}
+
+/// A paced UDP stream from pod a to pod b, each packet numbered.
+struct UdpStream {
+    stop: Arc<AtomicBool>,
+    sender: std::thread::JoinHandle<u64>,
+    receiver: std::thread::JoinHandle<Vec<(u64, Instant)>>,
+}
+
+impl UdpStream {
+    fn start(a: &Netns, b: &Netns) -> UdpStream {
+        Self::between(a, "198.18.1.2", b, "198.18.2.2")
+    }
+
+    /// From address `src` of namespace `a` to address `dst` of namespace `b`.
+    fn between(a: &Netns, src: &str, b: &Netns, dst: &str) -> UdpStream {
+        let (src, dst) = (format!("{src}:0"), format!("{dst}:5001"));
+        // Sockets made inside the pods stay there when this thread goes back.
+        let rx = rvpp_drivers::netns::run(Some(b.name()), || UdpSocket::bind(&dst))
+            .unwrap()
+            .unwrap();
+        // Past rmem_max (root): a stalled receiver must not be what loses packets.
+        rustix::net::sockopt::set_socket_recv_buffer_size_force(&rx, 16 << 20).unwrap();
+        rx.set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        let tx = rvpp_drivers::netns::run(Some(a.name()), || UdpSocket::bind(&src))
+            .unwrap()
+            .unwrap();
+        tx.connect(&dst).unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let s2 = stop.clone();
+        let receiver = std::thread::spawn(move || {
+            let mut got = Vec::new();
+            let mut buf = [0u8; 2048];
+            while !s2.load(Ordering::Acquire) {
+                if let Ok(n) = rx.recv(&mut buf) {
+                    if n >= 8 {
+                        let seq = u64::from_be_bytes(buf[..8].try_into().unwrap());
+                        got.push((seq, Instant::now()));
+                    }
+                }
+            }
+            // What is still queued.
+            rx.set_read_timeout(Some(Duration::from_millis(300)))
+                .unwrap();
+            while let Ok(n) = rx.recv(&mut buf) {
+                if n >= 8 {
+                    let seq = u64::from_be_bytes(buf[..8].try_into().unwrap());
+                    got.push((seq, Instant::now()));
+                }
+            }
+            got
+        });
+        let s3 = stop.clone();
+        let sender = std::thread::spawn(move || {
+            let t0 = Instant::now();
+            let mut seq = 0u64;
+            let mut pkt = vec![0u8; UDP_LEN];
+            while !s3.load(Ordering::Acquire) {
+                let due = t0 + Duration::from_nanos(seq * 1_000_000_000 / UDP_PPS);
+                let now = Instant::now();
+                if due > now {
+                    std::thread::sleep(due - now);
+                }
+                pkt[..8].copy_from_slice(&seq.to_be_bytes());
+                // A send refused for a full queue is loss too: it is counted as sent.
+                let _ = tx.send(&pkt);
+                seq += 1;
+            }
+            seq
+        });
+        UdpStream {
+            stop,
+            sender,
+            receiver,
+        }
+    }
+
+    /// (sent, received, duplicates, longest gap between arrivals overall, the same before
+    /// `mark`).
+    fn finish(self, mark: Instant) -> (u64, u64, u64, Duration, Duration) {
+        self.stop.store(true, Ordering::Release);
+        let sent = self.sender.join().unwrap();
+        let got = self.receiver.join().unwrap();
+        let mut seen = vec![false; sent as usize];
+        for (s, _) in &got {
+            if let Some(x) = seen.get_mut(*s as usize) {
+                *x = true;
+            }
+        }
+        let received = seen.iter().filter(|x| **x).count() as u64;
+        let duplicates = got.len() as u64 - received;
+        let gap = |until: Option<Instant>| {
+            got.windows(2)
+                .filter(|w| until.is_none_or(|m| w[1].1 < m))
+                .map(|w| w[1].1 - w[0].1)
+                .max()
+                .unwrap_or_default()
+        };
+        (sent, received, duplicates, gap(None), gap(Some(mark)))
+    }
+}
+
+#[test]
+fn take_over_under_pod_traffic() {
+    let Some((_one, mut lab, before)) = setup("lr") else {
+        return;
+    };
+    let server = lab.b.spawn(&["iperf3", "-s", "-1", "-p", "5201"]);
+    lab.procs.push(Killed(server));
+    std::thread::sleep(Duration::from_millis(300));
+    let client = Command::new("ip")
+        .args(["netns", "exec", lab.a.name()])
+        .args([
+            "iperf3",
+            "-c",
+            "198.18.2.2",
+            "-p",
+            "5201",
+            "-J",
+            "-b",
+            TCP_RATE,
+        ])
+        .args(["-t", &TCP_SECS.to_string()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let udp = UdpStream::start(&lab.a, &lab.b);
+    std::thread::sleep(Duration::from_secs(3));
+
+    let mark = Instant::now();
+    let mut new = lab.take_over("new.log", &[]);
+    let old_exit = wait_exit(&mut lab.r.child, 20);
+    let took = mark.elapsed();
+    assert!(
+        old_exit.is_some_and(|s| s.success()),
+        "the old rvpp did not exit cleanly ({old_exit:?})\nold:\n{}\nnew:\n{}",
+        lab.r.log(),
+        lab.log("new.log")
+    );
+    assert!(
+        new.try_wait().unwrap().is_none(),
+        "the new rvpp exited\n{}",
+        lab.log("new.log")
+    );
+    lab.new = Some(Killed(new));
+
+    let out = client.wait_with_output().unwrap();
+    let (sent, received, dups, gap, gap_before) = udp.finish(mark);
+    assert!(
+        out.status.success(),
+        "iperf3 failed\n{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let sum = &j["end"]["sum_sent"];
+    let retransmits = sum["retransmits"].as_u64().unwrap_or(0);
+    let tcp_bytes = j["end"]["sum_received"]["bytes"].as_u64().unwrap_or(0);
+    let lost = sent - received;
+    let loss = lost as f64 * 100.0 / sent.max(1) as f64;
+    println!(
+        "LIVE-RESTART udp: {sent} sent at {UDP_PPS} pps, {lost} lost ({loss:.3} %), {dups} \
+         duplicated, longest gap {:.1} ms (before the take-over {:.1} ms)",
+        gap.as_secs_f64() * 1e3,
+        gap_before.as_secs_f64() * 1e3
+    );
+    // A packet read by both processes would arrive twice.
+    assert_eq!(dups, 0, "packets forwarded twice");
+    // Per second, to tell the take-over's second (the 4th) from the kernel's usual.
+    let per_second: Vec<u64> = j["intervals"]
+        .as_array()
+        .map(|v| {
+            v.iter()
+                .map(|i| i["sum"]["retransmits"].as_u64().unwrap_or(0))
+                .collect()
+        })
+        .unwrap_or_default();
+    println!(
+        "LIVE-RESTART tcp: {tcp_bytes} bytes in {TCP_SECS} s at {TCP_RATE}, {retransmits} \
+         retransmits (per second: {per_second:?}; the take-over is 3 s in)"
+    );
+    println!(
+        "LIVE-RESTART take-over: old process gone {:.0} ms after the new one started",
+        took.as_secs_f64() * 1e3
+    );
+    assert!(tcp_bytes > 0, "no TCP data arrived");
+    assert!(
+        loss <= 0.1,
+        "UDP loss {loss:.3} % ({lost} of {sent})\n{}\nold:\n{}\nnew:\n{}",
+        lab.r.ctl("show errors"),
+        lab.r.log(),
+        lab.log("new.log")
+    );
+
+    // The same sockets, now served by the new process.
+    let after = api_state(&lab.api());
+    assert_eq!(before, after, "the API state changed across the take-over");
+    let show = lab.r.ctl("show interface");
+    assert!(show.contains("tun1") && show.contains("loop0"), "{show}");
+    lab.reaches();
+    let log = lab.log("new.log");
+    assert!(log.contains("not running the exec file"), "{log}");
+    assert!(
+        log.contains("binary API: the socket handed over")
+            && log.contains("CLI: the socket handed over"),
+        "the sockets were bound afresh\n{log}"
+    );
+}
+
+#[test]
+fn refused_take_over_leaves_the_old_one_serving() {
+    let Some((_one, mut lab, _)) = setup("lrr") else {
+        return;
+    };
+    lab.r
+        .ctl_ok("create vxlan tunnel src 198.18.1.1 dst 198.18.1.2 vni 7");
+    let before = api_state(&lab.api());
+    let mut new = lab.take_over("refused.log", &[]);
+    let st = wait_exit(&mut new, 20).expect("the refused rvpp did not exit");
+    let log = lab.log("refused.log");
+    assert!(!st.success(), "a refused take-over exited 0\n{log}");
+    assert!(
+        log.contains("refused") && log.contains("vxlan_tunnel0"),
+        "no reason given\n{log}"
+    );
+    assert!(
+        lab.r.child.try_wait().unwrap().is_none(),
+        "the old rvpp exited"
+    );
+    assert!(lab.r.log().contains("keeps running"), "{}", lab.r.log());
+    lab.reaches();
+    assert_eq!(before, api_state(&lab.api()));
+
+    // Without the tunnel it goes through.
+    lab.r
+        .ctl_ok("create vxlan tunnel src 198.18.1.1 dst 198.18.1.2 vni 7 del");
+    let before = api_state(&lab.api());
+    let new = lab.take_over("new.log", &[]);
+    lab.new = Some(Killed(new));
+    let st = wait_exit(&mut lab.r.child, 20);
+    assert!(st.is_some_and(|s| s.success()), "{}", lab.log("new.log"));
+    wait_for("the new rvpp's API", 10, || {
+        Client::connect(&lab.api(), "probe").is_ok()
+    });
+    assert_eq!(before, api_state(&lab.api()));
+    lab.reaches();
+}
+
+#[test]
+fn new_process_dying_before_ready_leaves_the_old_one_serving() {
+    let Some((_one, mut lab, before)) = setup("lrd") else {
+        return;
+    };
+    let udp = UdpStream::start(&lab.a, &lab.b);
+    std::thread::sleep(Duration::from_millis(500));
+    let mark = Instant::now();
+    let mut new = lab.take_over(
+        "aborted.log",
+        &[(rvpp_control::takeover::ABORT_BEFORE_READY_ENV, "1")],
+    );
+    let st = wait_exit(&mut new, 20).expect("the aborting rvpp did not exit");
+    std::thread::sleep(Duration::from_millis(500));
+    let (sent, received, dups, gap, _) = udp.finish(mark);
+    let log = lab.log("aborted.log");
+    assert!(!st.success(), "{log}");
+    assert!(log.contains("aborting before READY"), "{log}");
+    assert!(
+        lab.r.child.try_wait().unwrap().is_none(),
+        "the old rvpp exited"
+    );
+    println!(
+        "LIVE-RESTART aborted take-over: udp {sent} sent, {} lost, {dups} duplicated, longest \
+         gap {:.1} ms",
+        sent - received,
+        gap.as_secs_f64() * 1e3
+    );
+    // A packet read by both processes would arrive twice.
+    assert_eq!(dups, 0, "packets forwarded twice");
+    // The new process read some packets off the shared queues before it died: those it had
+    // not yet written are lost with it; everything else flows through the old one.
+    assert!(
+        (sent - received) as f64 <= sent as f64 * 0.001 + 8.0,
+        "{} of {sent} lost",
+        sent - received
+    );
+    lab.reaches();
+    assert_eq!(before, api_state(&lab.api()));
+}
+
+/// A process's command line, arguments joined by spaces.
+fn cmdline(pid: u32) -> String {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|b| String::from_utf8_lossy(&b).replace('\0', " "))
+        .unwrap_or_default()
+}
+
+/// The in-place upgrade a parent that waits on rvpp's pid (calico's vpp-manager) needs:
+/// SIGUSR2 makes rvpp start the binary it was started as with `--take-over`; the old process
+/// becomes a small stand-in with the same pid that forwards signals and exits with the new
+/// one's status. The test is that parent.
+#[test]
+fn sigusr2_upgrades_in_place_under_a_waiting_parent() {
+    let Some((_one, mut lab, before)) = setup("lru") else {
+        return;
+    };
+    let udp = UdpStream::start(&lab.a, &lab.b);
+    std::thread::sleep(Duration::from_millis(500));
+    let mark = Instant::now();
+    let old = lab.r.child.id();
+    let pid = rustix::process::Pid::from_child(&lab.r.child);
+    rustix::process::kill_process(pid, rustix::process::Signal::USR2).unwrap();
+    wait_for("the stand-in", 20, || cmdline(old).contains("--stand-in"));
+    let took = mark.elapsed();
+    std::thread::sleep(Duration::from_millis(500));
+    let (sent, received, dups, gap, gap_before) = udp.finish(mark);
+    assert!(
+        lab.r.child.try_wait().unwrap().is_none(),
+        "the parent saw its child exit"
+    );
+    let new: u32 = cmdline(old)
+        .split_whitespace()
+        .last()
+        .and_then(|p| p.parse().ok())
+        .unwrap();
+    assert!(cmdline(new).contains("--take-over"), "{}", lab.r.log());
+    let rss_kib = std::fs::read_to_string(format!("/proc/{old}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+        .unwrap_or(0);
+    let lost = sent - received;
+    println!(
+        "LIVE-RESTART SIGUSR2 upgrade: stand-in after {:.0} ms ({rss_kib} KiB resident); udp \
+         {sent} sent, {lost} lost, {dups} duplicated, longest gap {:.1} ms (before {:.1} ms)",
+        took.as_secs_f64() * 1e3,
+        gap.as_secs_f64() * 1e3,
+        gap_before.as_secs_f64() * 1e3
+    );
+    // A packet read by both processes would arrive twice.
+    assert_eq!(dups, 0, "packets forwarded twice");
+    assert!(lost as f64 <= sent as f64 * 0.001, "{lost} of {sent} lost");
+    assert_eq!(before, api_state(&lab.api()));
+    lab.reaches();
+    // SIGTERM to the pid the parent knows stops the new rvpp; the parent gets its status.
+    let st = lab.r.terminate();
+    assert!(st.success(), "{st}\n{}", lab.r.log());
+    assert!(
+        cmdline(new).is_empty(),
+        "the new rvpp outlived its stand-in"
+    );
+}
+
+/// An agent programming routes throughout a take-over: every route rvpp acknowledged, before,
+/// during (requests wait at the frozen configuration) or after it, is in the new process.
+#[test]
+fn api_changes_during_a_take_over_are_kept() {
+    let Some((_one, mut lab, _)) = setup("lra") else {
+        return;
+    };
+    let api = lab.api();
+    let stop = Arc::new(AtomicBool::new(false));
+    let s2 = stop.clone();
+    // 198.19.<i>.0/24 via pod b's address on tun1 (sw_if_index 2).
+    let agent = std::thread::spawn(move || {
+        let mut acked = Vec::new();
+        let mut reconnects = 0;
+        let mut cut = None;
+        let mut c: Option<Client> = None;
+        let mut i = 1u32;
+        while i < 256 && !(s2.load(Ordering::Acquire) && reconnects > 0) {
+            let Some(cl) = c.as_mut() else {
+                c = Client::connect(&api, "agent").ok();
+                if c.is_none() {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                continue;
+            };
+            let req = common::client::route_add(0, 0xc613_0000 | i << 8, 2, 0xc612_0202);
+            match cl.call::<_, IpRouteAddDelReply>(&req, i) {
+                Ok(r) => {
+                    assert_eq!(r.retval, 0, "route {i}");
+                    acked.push(i);
+                    i += 1;
+                }
+                // The old process went away with the request unanswered: send it again.
+                Err(_) => {
+                    c = None;
+                    reconnects += 1;
+                    cut.get_or_insert(i);
+                }
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        (acked, reconnects, cut)
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let new = lab.take_over("new.log", &[]);
+    lab.new = Some(Killed(new));
+    let st = wait_exit(&mut lab.r.child, 20);
+    assert!(st.is_some_and(|s| s.success()), "{}", lab.log("new.log"));
+    std::thread::sleep(Duration::from_millis(300));
+    stop.store(true, Ordering::Release);
+    let (acked, reconnects, cut) = agent.join().unwrap();
+    let mut c = Client::connect(&lab.api(), "check").unwrap();
+    let req = IpRouteDump::default();
+    let have: std::collections::BTreeSet<u32> = c
+        .dump::<_, IpRouteDetails>(&req, 3)
+        .unwrap()
+        .iter()
+        .filter(|d| d.route.prefix.len == 24)
+        .map(|d| u32::from_be_bytes(d.route.prefix.address.un.0[..4].try_into().unwrap()))
+        .collect();
+    let missing: Vec<u32> = acked
+        .iter()
+        .filter(|i| !have.contains(&(0xc613_0000 | *i << 8)))
+        .copied()
+        .collect();
+    println!(
+        "LIVE-RESTART agent: {} routes acknowledged across the take-over, {reconnects} \
+         reconnect(s), the first at route {cut:?}",
+        acked.len()
+    );
+    assert!(
+        cut.is_some_and(|i| i > 1 && i < 255),
+        "the take-over did not fall in the middle of the programming ({cut:?})"
+    );
+    assert!(missing.is_empty(), "acknowledged and lost: {missing:?}");
+    lab.reaches();
+}
+
+/// An af_packet uplink (a veth into a namespace standing for the network) is not carried yet:
+/// the take-over is refused by name and traffic in from the uplink goes on through the old
+/// process. (Opening new sockets in the old ones' fanout group was tried: packets were lost,
+/// 1 to 469 of 2,500 in a few runs, what the old sockets' rings held when they closed; the rx
+/// sockets and their rings have to be handed over instead.)
+#[test]
+fn take_over_with_an_af_packet_uplink_is_refused() {
+    if skip::need_tool("ethtool").is_none() {
+        return;
+    }
+    let Some((_one, mut lab, _)) = setup("lrp") else {
+        return;
+    };
+    let up = Netns::new("lrp-up");
+    let net = Netns::new("lrp-net");
+    up.ip(&format!(
+        "link add up0 type veth peer name up1 netns {}",
+        net.name()
+    ));
+    up.ip("link set up0 up");
+    net.ip("addr add 198.18.3.2/24 dev up1");
+    net.ip("link set up1 up");
+    // The network's UDP checksums complete, as a real link's are: a veth leaves them to offload,
+    // which af_packet without a vnet header would pass on unfinished.
+    let off = net.exec(&["ethtool", "-K", "up1", "tx", "off"]);
+    assert!(off.status.success(), "ethtool -K up1 tx off");
+    net.ip("route add 198.18.1.0/24 via 198.18.3.1");
+    let host = lab.r.ctl_ok(&format!(
+        "create host-interface name up0 netns {}",
+        up.name()
+    ));
+    assert_eq!(host.trim(), "host-up0");
+    lab.r
+        .ctl_ok("set interface ip address host-up0 198.18.3.1/24");
+    lab.r.ctl_ok("set interface state host-up0 up");
+    let t = Instant::now();
+    while !pings(&lab.a, "198.18.3.2", 1) {
+        assert!(
+            t.elapsed() < Duration::from_secs(15),
+            "no way to the uplink"
+        );
+    }
+    let before = api_state(&lab.api());
+    // Into the pod: what the uplink's af_packet socket receives.
+    let udp = UdpStream::between(&net, "198.18.3.2", &lab.a, "198.18.1.2");
+    std::thread::sleep(Duration::from_millis(300));
+    let mut new = lab.take_over("refused.log", &[]);
+    let st = wait_exit(&mut new, 20).expect("the refused rvpp did not exit");
+    std::thread::sleep(Duration::from_millis(300));
+    let (sent, received, dups, _, _) = udp.finish(Instant::now());
+    let log = lab.log("refused.log");
+    assert!(!st.success(), "{log}");
+    assert!(log.contains("interface host-up0 (af_packet)"), "{log}");
+    assert!(
+        lab.r.child.try_wait().unwrap().is_none(),
+        "the old rvpp exited"
+    );
+    assert_eq!(
+        (sent - received, dups),
+        (0, 0),
+        "{sent} sent through the refusal\n{}\n{}",
+        lab.r.ctl("show errors"),
+        lab.r.ctl("show interface")
+    );
+    assert_eq!(before, api_state(&lab.api()));
+}
