@@ -8,7 +8,7 @@
 //! forwarding; the issue's target is encap plus decap adding at most 25 clocks.
 
 use crate::graph::{
-    alternate, error_count, measure, r2, Measured, SizedRuns, TwoPorts, GEN_MAC, PG_MAC,
+    alternate_nodes, error_count, measure, r2, Measured, SizedRuns, TwoPorts, GEN_MAC, PG_MAC,
 };
 use rvpp_dataplane::feature::FeatureTables;
 use rvpp_dataplane::fib::Ip4FibConfig;
@@ -190,12 +190,44 @@ fn run_case(case: Case, size: usize, seconds: f64) -> Result<Measured, String> {
     Ok(m)
 }
 
+/// Each node's clocks per packet as JSON, and as one line per node beside the peer's figure
+/// for the same node (the per-node figures hold better across noisy runs than the totals).
+fn node_table(nodes: &[(String, f64)], peer: &[(String, f64)], print: bool) -> serde_json::Value {
+    let peer_of = |n: &str| peer.iter().find(|(p, _)| p == n).map(|x| x.1);
+    if print {
+        for (n, c) in nodes {
+            match peer_of(n) {
+                Some(p) => println!(
+                    "    {n:<24} {c:6.1}   forwarding {p:6.1}   adds {:6.1}",
+                    c - p
+                ),
+                None => println!("    {n:<24} {c:6.1}   (not on the forwarding path)"),
+            }
+        }
+        for (n, p) in peer
+            .iter()
+            .filter(|(n, _)| !nodes.iter().any(|x| &x.0 == n))
+        {
+            println!("    {n:<24} {:6.1}   forwarding {p:6.1}", 0.0);
+        }
+    }
+    serde_json::Value::Object(
+        nodes
+            .iter()
+            .map(|(n, c)| (n.clone(), json!(r2(*c))))
+            .collect(),
+    )
+}
+
 pub fn run(args: &[String]) -> Result<serde_json::Value, String> {
+    // `--nodes`: also print each node's clocks per packet (always in the JSON).
+    let print_nodes = args.iter().any(|a| a == "--nodes");
+    let args: Vec<String> = args.iter().filter(|a| *a != "--nodes").cloned().collect();
     let SizedRuns {
         seconds,
         runs,
         sizes,
-    } = SizedRuns::parse(args)?;
+    } = SizedRuns::parse(&args)?;
     println!(
         "overlay, one core, in-process graph; plain IPv4 forwarding of the same inner frames \
          alternates with each case in the same run (sizes are the pod's frame)"
@@ -211,11 +243,12 @@ pub fn run(args: &[String]) -> Result<serde_json::Value, String> {
     for &size in &sizes {
         let mut added = std::collections::BTreeMap::<&str, f64>::new();
         for (tunnel, dir, case) in cases {
-            let (m, c, pm, pc) = alternate(
+            let a = alternate_nodes(
                 runs,
                 || run_case(case, size, seconds),
                 || run_case(Case::Forward, size, seconds),
             )?;
+            let (m, c, pm, pc) = (a.mpps, a.clocks, a.peer_mpps, a.peer_clocks);
             *added.entry(tunnel).or_default() += c - pc;
             println!(
                 "{tunnel:5} {dir} {size:5} B: {m:6.2} Mpps {c:6.1} clocks/pkt | ipv4 forwarding \
@@ -223,11 +256,14 @@ pub fn run(args: &[String]) -> Result<serde_json::Value, String> {
                 c - pc,
                 m / pm.max(1e-9)
             );
+            let nodes = node_table(&a.nodes, &a.peer_nodes, print_nodes);
+            let peer_nodes = node_table(&a.peer_nodes, &[], false);
             out.push(json!({
                 "tunnel": tunnel, "direction": dir, "size": size, "mpps": r2(m),
                 "clocks_per_packet": r2(c), "peer": "ipv4 forwarding", "peer_mpps": r2(pm),
                 "peer_clocks_per_packet": r2(pc), "added_clocks": r2(c - pc),
                 "ratio": r2(m / pm.max(1e-9)),
+                "node_clocks_per_packet": nodes, "peer_node_clocks_per_packet": peer_nodes,
             }));
         }
         for (tunnel, a) in added {
