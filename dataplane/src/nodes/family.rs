@@ -491,6 +491,9 @@ impl<F: LookupFamily> Node for Lookup<F> {
         // last leaf that resolved to a single-path rewrite is remembered with its adjacency.
         // LEAF_LIMIT: no FIB yields it, so nothing matches before the first rewrite is seen.
         let (mut rw_leaf, mut rw_adj) = (LEAF_LIMIT, 0u32);
+        // Likewise the last leaf that gave a single local adjacency with no local-arc
+        // features on the receiving interface (tunnel and other packets for us come in runs).
+        let (mut local_leaf, mut local_rx, mut local_adj) = (LEAF_LIMIT, u32::MAX, 0u32);
         let n = n.min(nexts.len()).min(v.len());
         let leaves = &self.leaves[..n];
         let dsts = &self.dsts[..n];
@@ -533,7 +536,18 @@ impl<F: LookupFamily> Node for Lookup<F> {
                     }
                 }
             }
-            nexts[i] = lookup_slow::<F>(&mut v.get(i), leaf, &self.arc, cx.tables, errs);
+            if leaf == local_leaf && v.meta(i).rx_sw_if_index == local_rx {
+                v.meta(i).adj_index = local_adj;
+                nexts[i] = F::IDS.local;
+                continue;
+            }
+            let mut b = v.get(i);
+            nexts[i] = lookup_slow::<F>(&mut b, leaf, &self.arc, cx.tables, errs);
+            // `local` comes only from a local adjacency on an interface without local
+            // features; a single-path one is the same for every packet of the leaf.
+            if nexts[i] == F::IDS.local && fwd.lb(leaf).n_buckets <= 1 {
+                (local_leaf, local_rx, local_adj) = (leaf, b.meta.rx_sw_if_index, b.meta.adj_index);
+            }
         }
     }
 
@@ -677,6 +691,9 @@ impl<F: RewriteFamily> ArcStartKind for RewriteKind<F> {
         // rewrite: kept in place rather than copied per packet.
         let mut last_ai = u32::MAX;
         let mut last_rw: Option<EthRewrite> = None;
+        // Where the fast path sends the adjacency's packets: interface-output, or the first
+        // output feature of its interface (a tunnel's encap).
+        let mut last_next = F::IDS.output;
         let n = v.len().min(nexts.len());
         for_each_prefetched!(v, n, REWRITE_PREFETCH_AHEAD, |i| {
             nexts[i] = 'pkt: {
@@ -684,10 +701,19 @@ impl<F: RewriteFamily> ArcStartKind for RewriteKind<F> {
                 if ai != last_ai {
                     last_ai = ai;
                     last_rw = EthRewrite::of(fwd.adj(ai));
+                    last_next = match last_rw.map_or(0, |r| r.features) {
+                        0 => F::IDS.output,
+                        mask => arc.next(mask),
+                    };
                 }
                 if let Some(rw) = &last_rw {
-                    if rewrite_fast::<F>(&mut v.get(i), rw) {
-                        break 'pkt F::IDS.output;
+                    let mut b = v.get(i);
+                    if rewrite_fast::<F>(&mut b, rw) {
+                        // What `ArcEdges::enter` does, decided once per adjacency.
+                        if rw.features != 0 {
+                            b.meta.feature_mask = rw.features;
+                        }
+                        break 'pkt last_next;
                     }
                 }
                 rewrite_slow::<F>(&mut v.get(i), fwd.adj(ai), arc, errs)
@@ -728,25 +754,29 @@ fn rewrite_slow<F: RewriteFamily>(
     next
 }
 
-/// A rewrite adjacency with a 14-byte Ethernet header and no output features on its tx
-/// interface, in the form the fast path uses.
+/// A rewrite adjacency with a 14-byte Ethernet header or none (a point-to-point interface, a
+/// tunnel), in the form the fast path uses; `features` are its interface's output features.
 #[derive(Clone, Copy)]
 pub struct EthRewrite {
     hdr: [u8; wire::ETH_HDR],
+    /// 14 or 0.
+    l2_len: u8,
     mtu: u16,
     sw_if_index: u32,
+    features: u32,
 }
 
 impl EthRewrite {
     #[inline(always)]
     fn of(adj: &Adjacency) -> Option<Self> {
         (adj.kind == AdjKind::Rewrite
-            && adj.rewrite_len as usize == wire::ETH_HDR
-            && adj.out_features == 0)
+            && (adj.rewrite_len as usize == wire::ETH_HDR || adj.rewrite_len == 0))
             .then(|| Self {
                 hdr: *adj.rewrite.first_chunk().expect("24 >= 14"),
+                l2_len: adj.rewrite_len,
                 mtu: adj.mtu,
                 sw_if_index: adj.sw_if_index,
+                features: adj.out_features,
             })
     }
 }
@@ -770,10 +800,15 @@ fn rewrite_fast<F: RewriteFamily>(b: &mut Buf<'_>, rw: &EthRewrite) -> bool {
     if !F::forward_header(ip, rw.mtu) {
         return false;
     }
-    *l2 = rw.hdr;
+    let push = rw.l2_len != 0;
+    if push {
+        *l2 = rw.hdr;
+    }
     let m = &mut *b.meta;
-    m.current_data -= wire::ETH_HDR as i16;
-    m.current_length += wire::ETH_HDR as u16;
+    if push {
+        m.current_data -= wire::ETH_HDR as i16;
+        m.current_length += wire::ETH_HDR as u16;
+    }
     m.tx_sw_if_index = rw.sw_if_index;
     true
 }
