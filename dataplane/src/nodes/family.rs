@@ -691,9 +691,9 @@ impl<F: RewriteFamily> ArcStartKind for RewriteKind<F> {
         // rewrite: kept in place rather than copied per packet.
         let mut last_ai = u32::MAX;
         let mut last_rw: Option<EthRewrite> = None;
-        // Where the fast path sends the adjacency's packets: interface-output, or the first
-        // output feature of its interface (a tunnel's encap).
-        let mut last_next = F::IDS.output;
+        // Else its fast form when it has no L2 header or output features (a tunnel's
+        // midchain: to the encap feature), and where its packets go.
+        let mut last_arc: Option<ArcRewrite> = None;
         let n = v.len().min(nexts.len());
         for_each_prefetched!(v, n, REWRITE_PREFETCH_AHEAD, |i| {
             nexts[i] = 'pkt: {
@@ -701,19 +701,28 @@ impl<F: RewriteFamily> ArcStartKind for RewriteKind<F> {
                 if ai != last_ai {
                     last_ai = ai;
                     last_rw = EthRewrite::of(fwd.adj(ai));
-                    last_next = match last_rw.map_or(0, |r| r.features) {
-                        0 => F::IDS.output,
-                        mask => arc.next(mask),
+                    last_arc = match last_rw {
+                        Some(_) => None,
+                        None => ArcRewrite::of(fwd.adj(ai), arc, F::IDS.output),
                     };
                 }
                 if let Some(rw) = &last_rw {
+                    if rewrite_fast::<F, true>(&mut v.get(i), rw) {
+                        break 'pkt F::IDS.output;
+                    }
+                } else if let Some(ar) = &last_arc {
                     let mut b = v.get(i);
-                    if rewrite_fast::<F>(&mut b, rw) {
+                    let done = if ar.push {
+                        rewrite_fast::<F, true>(&mut b, &ar.rw)
+                    } else {
+                        rewrite_fast::<F, false>(&mut b, &ar.rw)
+                    };
+                    if done {
                         // What `ArcEdges::enter` does, decided once per adjacency.
-                        if rw.features != 0 {
-                            b.meta.feature_mask = rw.features;
+                        if ar.features != 0 {
+                            b.meta.feature_mask = ar.features;
                         }
-                        break 'pkt last_next;
+                        break 'pkt ar.next;
                     }
                 }
                 rewrite_slow::<F>(&mut v.get(i), fwd.adj(ai), arc, errs)
@@ -754,30 +763,59 @@ fn rewrite_slow<F: RewriteFamily>(
     next
 }
 
-/// A rewrite adjacency with a 14-byte Ethernet header or none (a point-to-point interface, a
-/// tunnel), in the form the fast path uses; `features` are its interface's output features.
+/// A rewrite adjacency with a 14-byte Ethernet header and no output features on its tx
+/// interface, in the form the fast path uses.
 #[derive(Clone, Copy)]
 pub struct EthRewrite {
     hdr: [u8; wire::ETH_HDR],
-    /// 14 or 0.
-    l2_len: u8,
     mtu: u16,
     sw_if_index: u32,
-    features: u32,
 }
 
 impl EthRewrite {
     #[inline(always)]
     fn of(adj: &Adjacency) -> Option<Self> {
         (adj.kind == AdjKind::Rewrite
-            && (adj.rewrite_len as usize == wire::ETH_HDR || adj.rewrite_len == 0))
-            .then(|| Self {
-                hdr: *adj.rewrite.first_chunk().expect("24 >= 14"),
-                l2_len: adj.rewrite_len,
-                mtu: adj.mtu,
-                sw_if_index: adj.sw_if_index,
-                features: adj.out_features,
-            })
+            && adj.rewrite_len as usize == wire::ETH_HDR
+            && adj.out_features == 0)
+            .then(|| Self::from(adj))
+    }
+
+    #[inline(always)]
+    fn from(adj: &Adjacency) -> Self {
+        Self {
+            hdr: *adj.rewrite.first_chunk().expect("24 >= 14"),
+            mtu: adj.mtu,
+            sw_if_index: adj.sw_if_index,
+        }
+    }
+}
+
+/// The other rewrite adjacencies the fast path takes, kept apart so that the common one's loop
+/// is unchanged: no L2 header (a point-to-point interface, an L3 tunnel) or a 14-byte one,
+/// with the tx interface's output features (a tunnel's encap) and the edge to the first.
+#[derive(Clone, Copy)]
+pub struct ArcRewrite {
+    rw: EthRewrite,
+    /// The adjacency has the 14-byte header to write.
+    push: bool,
+    features: u32,
+    next: u16,
+}
+
+impl ArcRewrite {
+    #[inline(never)]
+    fn of(adj: &Adjacency, arc: &ArcEdges, output: u16) -> Option<Self> {
+        let push = adj.rewrite_len as usize == wire::ETH_HDR;
+        (adj.kind == AdjKind::Rewrite && (push || adj.rewrite_len == 0)).then(|| Self {
+            rw: EthRewrite::from(adj),
+            push,
+            features: adj.out_features,
+            next: match adj.out_features {
+                0 => output,
+                mask => arc.next(mask),
+            },
+        })
     }
 }
 
@@ -785,8 +823,9 @@ impl EthRewrite {
 /// whose header passes `forward_header`, headroom for the Ethernet header and the fixed header
 /// in the buffer. False, changing nothing: anything else, which `rewrite_one` decides; when
 /// this returns true `rewrite_one` would have returned `output` with the same changes.
+/// `PUSH`: the adjacency's 14-byte header is written (else it has none).
 #[inline(always)]
-fn rewrite_fast<F: RewriteFamily>(b: &mut Buf<'_>, rw: &EthRewrite) -> bool {
+fn rewrite_fast<F: RewriteFamily, const PUSH: bool>(b: &mut Buf<'_>, rw: &EthRewrite) -> bool {
     if b.meta.flags & (flags::LOCALLY_ORIGINATED | flags::GSO) != 0 {
         return false;
     }
@@ -800,12 +839,11 @@ fn rewrite_fast<F: RewriteFamily>(b: &mut Buf<'_>, rw: &EthRewrite) -> bool {
     if !F::forward_header(ip, rw.mtu) {
         return false;
     }
-    let push = rw.l2_len != 0;
-    if push {
+    if PUSH {
         *l2 = rw.hdr;
     }
     let m = &mut *b.meta;
-    if push {
+    if PUSH {
         m.current_data -= wire::ETH_HDR as i16;
         m.current_length += wire::ETH_HDR as u16;
     }
