@@ -76,6 +76,12 @@ fn inner_packet(pg: u32, dst: u32, size: usize) -> Vec<u8> {
 }
 
 fn run_case(case: Case, size: usize, seconds: f64) -> Result<Measured, String> {
+    run_case_counted(case, size, seconds).map(|r| r.0)
+}
+
+/// As [`run_case`], and every packet sent since the start, warm-up included (what a
+/// callgrind count of the whole process is per).
+fn run_case_counted(case: Case, size: usize, seconds: f64) -> Result<(Measured, u64), String> {
     let fib = Ip4FibConfig {
         tbl8_groups: 1 << 12,
         huge_pages: false,
@@ -187,7 +193,8 @@ fn run_case(case: Case, size: usize, seconds: f64) -> Result<Measured, String> {
             counters()
         ));
     }
-    Ok(m)
+    let all = rt.stats().ifs[out as usize].tx_packets.get();
+    Ok((m, all))
 }
 
 /// Each node's clocks per packet as JSON, and as one line per node beside the peer's figure
@@ -219,10 +226,56 @@ fn node_table(nodes: &[(String, f64)], peer: &[(String, f64)], print: bool) -> s
     )
 }
 
+/// `--case NAME`: one case by itself, its packets and every node's clocks per packet.
+fn run_alone(name: &str, sizes: &[usize], seconds: f64) -> Result<serde_json::Value, String> {
+    let case = match name {
+        "forward" => Case::Forward,
+        "ipip-encap" => Case::IpipEncap,
+        "ipip-decap" => Case::IpipDecap,
+        "vxlan-encap" => Case::VxlanEncap,
+        "vxlan-decap" => Case::VxlanDecap,
+        _ => {
+            return Err(format!(
+                "--case {name}: forward, ipip-encap, ipip-decap, vxlan-encap or vxlan-decap"
+            ))
+        }
+    };
+    let mut out = Vec::new();
+    for &size in sizes {
+        let (m, all) = run_case_counted(case, size, seconds)?;
+        println!(
+            "{name} {size} B alone: {} packets ({all} with the warm-up), {:.2} Mpps, {:.1} \
+             clocks/pkt",
+            m.packets, m.mpps, m.total_clocks
+        );
+        let nodes = node_table(&m.per_node, &[], false);
+        for (n, c) in &m.per_node {
+            println!("    {n:<24} {c:6.1}");
+        }
+        out.push(
+            json!({"case": name, "size": size, "packets": m.packets, "mpps": r2(m.mpps),
+            "clocks_per_packet": r2(m.total_clocks), "node_clocks_per_packet": nodes}),
+        );
+    }
+    Ok(json!({"benchmark": "overlay", "seconds": seconds, "results": out}))
+}
+
 pub fn run(args: &[String]) -> Result<serde_json::Value, String> {
     // `--nodes`: also print each node's clocks per packet (always in the JSON).
     let print_nodes = args.iter().any(|a| a == "--nodes");
-    let args: Vec<String> = args.iter().filter(|a| *a != "--nodes").cloned().collect();
+    // `--case NAME`: that case alone, once per size, no peer (for callgrind, whose counts
+    // per node are only the case's when nothing else runs in the process).
+    let only = args
+        .iter()
+        .position(|a| a == "--case")
+        .map(|i| args.get(i + 1).cloned().ok_or("--case NAME"))
+        .transpose()?;
+    let args: Vec<String> = args
+        .iter()
+        .filter(|a| *a != "--nodes")
+        .filter(|a| only.as_deref() != Some(a.as_str()) && *a != "--case")
+        .cloned()
+        .collect();
     let SizedRuns {
         seconds,
         runs,
@@ -238,6 +291,9 @@ pub fn run(args: &[String]) -> Result<serde_json::Value, String> {
         ("vxlan", "encap", Case::VxlanEncap),
         ("vxlan", "decap", Case::VxlanDecap),
     ];
+    if let Some(name) = only {
+        return run_alone(&name, &sizes, seconds);
+    }
     let mut out = Vec::new();
     let mut summary = Vec::new();
     for &size in &sizes {
