@@ -512,6 +512,11 @@ impl<F: LookupFamily> Node for Lookup<F> {
                 nexts[i] = F::IDS.rewrite;
                 continue;
             }
+            if leaf == local_leaf && v.meta(i).rx_sw_if_index == local_rx {
+                v.meta(i).adj_index = local_adj;
+                nexts[i] = F::IDS.local;
+                continue;
+            }
             if leaf != LEAF_MISS - 1 {
                 let lb = fwd.lb(if leaf == LEAF_MISS { UNREACH_LB } else { leaf });
                 if lb.n_buckets <= 1 {
@@ -535,11 +540,6 @@ impl<F: LookupFamily> Node for Lookup<F> {
                         continue;
                     }
                 }
-            }
-            if leaf == local_leaf && v.meta(i).rx_sw_if_index == local_rx {
-                v.meta(i).adj_index = local_adj;
-                nexts[i] = F::IDS.local;
-                continue;
             }
             let mut b = v.get(i);
             nexts[i] = lookup_slow::<F>(&mut b, leaf, &self.arc, cx.tables, errs);
