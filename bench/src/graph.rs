@@ -698,17 +698,65 @@ impl SizedRuns {
 /// peer Mpps, peer clocks/packet).
 pub fn alternate(
     runs: usize,
+    case: impl FnMut() -> Result<Measured, String>,
+    peer: impl FnMut() -> Result<Measured, String>,
+) -> Result<(f64, f64, f64, f64), String> {
+    let a = alternate_nodes(runs, case, peer)?;
+    Ok((a.mpps, a.clocks, a.peer_mpps, a.peer_clocks))
+}
+
+/// What [`alternate_nodes`] measured: medians over the runs.
+pub struct Alternated {
+    pub mpps: f64,
+    pub clocks: f64,
+    pub peer_mpps: f64,
+    pub peer_clocks: f64,
+    /// Each node's median clocks per packet (0 in a run it did not run in), in the order the
+    /// nodes first ran.
+    pub nodes: Vec<(String, f64)>,
+    pub peer_nodes: Vec<(String, f64)>,
+}
+
+/// Each node's median clocks per packet over `runs`.
+fn node_medians(runs: &[Measured]) -> Vec<(String, f64)> {
+    let mut names: Vec<&str> = Vec::new();
+    for r in runs {
+        for (n, _) in &r.per_node {
+            if !names.contains(&n.as_str()) {
+                names.push(n);
+            }
+        }
+    }
+    names
+        .into_iter()
+        .map(|n| {
+            let v = runs
+                .iter()
+                .map(|r| r.clocks_of(|x| x == n))
+                .collect::<Vec<_>>();
+            (n.to_string(), median(v))
+        })
+        .collect()
+}
+
+/// As [`alternate`], with every node's median clocks per packet on both sides.
+pub fn alternate_nodes(
+    runs: usize,
     mut case: impl FnMut() -> Result<Measured, String>,
     mut peer: impl FnMut() -> Result<Measured, String>,
-) -> Result<(f64, f64, f64, f64), String> {
-    let (mut mpps, mut clocks, mut pmpps, mut pclocks) = (vec![], vec![], vec![], vec![]);
+) -> Result<Alternated, String> {
+    let (mut cs, mut ps) = (vec![], vec![]);
     for _ in 0..runs.max(1) {
-        let m = case()?;
-        let p = peer()?;
-        mpps.push(m.mpps);
-        clocks.push(m.total_clocks);
-        pmpps.push(p.mpps);
-        pclocks.push(p.total_clocks);
+        cs.push(case()?);
+        ps.push(peer()?);
     }
-    Ok((median(mpps), median(clocks), median(pmpps), median(pclocks)))
+    let med = |v: &[Measured], f: fn(&Measured) -> f64| median(v.iter().map(f).collect());
+    Ok(Alternated {
+        mpps: med(&cs, |m| m.mpps),
+        clocks: med(&cs, |m| m.total_clocks),
+        peer_mpps: med(&ps, |m| m.mpps),
+        peer_clocks: med(&ps, |m| m.total_clocks),
+        nodes: node_medians(&cs),
+        peer_nodes: node_medians(&ps),
+    })
 }

@@ -31,7 +31,7 @@ const USAGE: &str = "usage: rvpp-bench <benchmark> [options] [--json]
   srv6 [--sizes 64,1400] [--seconds S] [--runs R]
                 one-core SRv6 H.Encaps and End.DT4: Mpps and clocks/pkt next to plain IPv4 / IPv6
                 forwarding in the same run (VPP CSIT's 13.4 Mpps H.Encaps quoted)
-  overlay [--sizes 64,1400] [--seconds S] [--runs R]
+  overlay [--sizes 64,1400] [--seconds S] [--runs R] [--nodes] [--case NAME]
                 one-core IPIP and VXLAN (L3) encap and decap: Mpps and clocks/pkt next to plain
                 IPv4 forwarding of the same inner frames in the same run, and what they add
   policy [--rules 100,1000,10000] [--traces N] [--ipset N] [--runs R] [--acl PATH | --no-acl]

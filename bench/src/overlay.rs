@@ -8,7 +8,7 @@
 //! forwarding; the issue's target is encap plus decap adding at most 25 clocks.
 
 use crate::graph::{
-    alternate, error_count, measure, r2, Measured, SizedRuns, TwoPorts, GEN_MAC, PG_MAC,
+    alternate_nodes, error_count, measure, r2, Measured, SizedRuns, TwoPorts, GEN_MAC, PG_MAC,
 };
 use rvpp_dataplane::feature::FeatureTables;
 use rvpp_dataplane::fib::Ip4FibConfig;
@@ -76,6 +76,12 @@ fn inner_packet(pg: u32, dst: u32, size: usize) -> Vec<u8> {
 }
 
 fn run_case(case: Case, size: usize, seconds: f64) -> Result<Measured, String> {
+    run_case_counted(case, size, seconds).map(|r| r.0)
+}
+
+/// As [`run_case`], and every packet sent since the start, warm-up included (what a
+/// callgrind count of the whole process is per).
+fn run_case_counted(case: Case, size: usize, seconds: f64) -> Result<(Measured, u64), String> {
     let fib = Ip4FibConfig {
         tbl8_groups: 1 << 12,
         huge_pages: false,
@@ -187,15 +193,94 @@ fn run_case(case: Case, size: usize, seconds: f64) -> Result<Measured, String> {
             counters()
         ));
     }
-    Ok(m)
+    let all = rt.stats().ifs[out as usize].tx_packets.get();
+    Ok((m, all))
+}
+
+/// Each node's clocks per packet as JSON, and as one line per node beside the peer's figure
+/// for the same node (the per-node figures hold better across noisy runs than the totals).
+fn node_table(nodes: &[(String, f64)], peer: &[(String, f64)], print: bool) -> serde_json::Value {
+    let peer_of = |n: &str| peer.iter().find(|(p, _)| p == n).map(|x| x.1);
+    if print {
+        for (n, c) in nodes {
+            match peer_of(n) {
+                Some(p) => println!(
+                    "    {n:<24} {c:6.1}   forwarding {p:6.1}   adds {:6.1}",
+                    c - p
+                ),
+                None => println!("    {n:<24} {c:6.1}   (not on the forwarding path)"),
+            }
+        }
+        for (n, p) in peer
+            .iter()
+            .filter(|(n, _)| !nodes.iter().any(|x| &x.0 == n))
+        {
+            println!("    {n:<24} {:6.1}   forwarding {p:6.1}", 0.0);
+        }
+    }
+    serde_json::Value::Object(
+        nodes
+            .iter()
+            .map(|(n, c)| (n.clone(), json!(r2(*c))))
+            .collect(),
+    )
+}
+
+/// `--case NAME`: one case by itself, its packets and every node's clocks per packet.
+fn run_alone(name: &str, sizes: &[usize], seconds: f64) -> Result<serde_json::Value, String> {
+    let case = match name {
+        "forward" => Case::Forward,
+        "ipip-encap" => Case::IpipEncap,
+        "ipip-decap" => Case::IpipDecap,
+        "vxlan-encap" => Case::VxlanEncap,
+        "vxlan-decap" => Case::VxlanDecap,
+        _ => {
+            return Err(format!(
+                "--case {name}: forward, ipip-encap, ipip-decap, vxlan-encap or vxlan-decap"
+            ))
+        }
+    };
+    let mut out = Vec::new();
+    for &size in sizes {
+        let (m, all) = run_case_counted(case, size, seconds)?;
+        println!(
+            "{name} {size} B alone: {} packets ({all} with the warm-up), {:.2} Mpps, {:.1} \
+             clocks/pkt",
+            m.packets, m.mpps, m.total_clocks
+        );
+        let nodes = node_table(&m.per_node, &[], false);
+        for (n, c) in &m.per_node {
+            println!("    {n:<24} {c:6.1}");
+        }
+        out.push(
+            json!({"case": name, "size": size, "packets": m.packets, "mpps": r2(m.mpps),
+            "clocks_per_packet": r2(m.total_clocks), "node_clocks_per_packet": nodes}),
+        );
+    }
+    Ok(json!({"benchmark": "overlay", "seconds": seconds, "results": out}))
 }
 
 pub fn run(args: &[String]) -> Result<serde_json::Value, String> {
+    // `--nodes`: also print each node's clocks per packet (always in the JSON).
+    let print_nodes = args.iter().any(|a| a == "--nodes");
+    // `--case NAME`: that case alone, once per size, no peer (for callgrind, whose counts
+    // per node are only the case's when nothing else runs in the process).
+    let only = args
+        .iter()
+        .position(|a| a == "--case")
+        .map(|i| args.get(i + 1).cloned().ok_or("--case NAME"))
+        .transpose()?;
+    let args: Vec<String> = args
+        .iter()
+        .filter(|a| *a != "--nodes")
+        .filter(|a| only.as_deref() != Some(a.as_str()) && *a != "--case")
+        .cloned()
+        .collect();
     let SizedRuns {
         seconds,
         runs,
         sizes,
-    } = SizedRuns::parse(args)?;
+    } = SizedRuns::parse(&args)?;
     println!(
         "overlay, one core, in-process graph; plain IPv4 forwarding of the same inner frames \
          alternates with each case in the same run (sizes are the pod's frame)"
@@ -206,16 +291,20 @@ pub fn run(args: &[String]) -> Result<serde_json::Value, String> {
         ("vxlan", "encap", Case::VxlanEncap),
         ("vxlan", "decap", Case::VxlanDecap),
     ];
+    if let Some(name) = only {
+        return run_alone(&name, &sizes, seconds);
+    }
     let mut out = Vec::new();
     let mut summary = Vec::new();
     for &size in &sizes {
         let mut added = std::collections::BTreeMap::<&str, f64>::new();
         for (tunnel, dir, case) in cases {
-            let (m, c, pm, pc) = alternate(
+            let a = alternate_nodes(
                 runs,
                 || run_case(case, size, seconds),
                 || run_case(Case::Forward, size, seconds),
             )?;
+            let (m, c, pm, pc) = (a.mpps, a.clocks, a.peer_mpps, a.peer_clocks);
             *added.entry(tunnel).or_default() += c - pc;
             println!(
                 "{tunnel:5} {dir} {size:5} B: {m:6.2} Mpps {c:6.1} clocks/pkt | ipv4 forwarding \
@@ -223,11 +312,14 @@ pub fn run(args: &[String]) -> Result<serde_json::Value, String> {
                 c - pc,
                 m / pm.max(1e-9)
             );
+            let nodes = node_table(&a.nodes, &a.peer_nodes, print_nodes);
+            let peer_nodes = node_table(&a.peer_nodes, &[], false);
             out.push(json!({
                 "tunnel": tunnel, "direction": dir, "size": size, "mpps": r2(m),
                 "clocks_per_packet": r2(c), "peer": "ipv4 forwarding", "peer_mpps": r2(pm),
                 "peer_clocks_per_packet": r2(pc), "added_clocks": r2(c - pc),
                 "ratio": r2(m / pm.max(1e-9)),
+                "node_clocks_per_packet": nodes, "peer_node_clocks_per_packet": peer_nodes,
             }));
         }
         for (tunnel, a) in added {

@@ -1085,6 +1085,25 @@ impl VecView<'_> {
         }
     }
 
+    /// As [`Self::prefetch`], and the headroom's last line, where a node that prepends
+    /// headers (tunnel encap) writes for a packet that starts at the buffer's data.
+    #[inline(always)]
+    pub fn prefetch_for_prepend(&self, i: usize) {
+        if let Some(&bi) = self.bufs.get(i) {
+            self.prefetch(i);
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: bi is in range (the struct invariant) and META_SIZE + HEADROOM - 64 lies
+            // inside its buffer; prefetch never faults and does not access memory.
+            unsafe {
+                let p = self.ptr(bi);
+                use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+                _mm_prefetch::<_MM_HINT_T0>(p.add(META_SIZE + HEADROOM - 64) as *const i8);
+            }
+            #[cfg(not(target_arch = "x86_64"))]
+            let _ = bi;
+        }
+    }
+
     #[inline(always)]
     fn ptr(&self, bi: u32) -> *mut u8 {
         debug_assert!(bi < self.geo.n_buffers);

@@ -10,7 +10,7 @@ use common::*;
 use etherparse::{Ethernet2Header, IpNumber, Ipv4Header, PacketBuilder, SlicedPacket};
 use rvpp_dataplane::buffer::BufferPool;
 use rvpp_dataplane::feature::FeatureTables;
-use rvpp_dataplane::forwarding::{Path, Prefix};
+use rvpp_dataplane::forwarding::{Forwarding, Path, Prefix};
 use rvpp_dataplane::nodes::ipip;
 use rvpp_dataplane::runtime::Runtime;
 use rvpp_dataplane::tables::Shared;
@@ -19,6 +19,8 @@ use std::sync::Arc;
 
 struct Lab {
     pool: Arc<BufferPool>,
+    fwd: Forwarding,
+    table: Arc<ipip::Table>,
     rt: Runtime,
     out0: Frames,
     out1: Frames,
@@ -94,9 +96,10 @@ fn lab() -> Lab {
     let (out0, out1) = (Frames::default(), Frames::default());
     rt.set_tx(if0, Box::new(Capture(out0.clone()))).unwrap();
     rt.set_tx(if1, Box::new(Capture(out1.clone()))).unwrap();
-    drop(fwd);
     Lab {
         pool,
+        fwd,
+        table,
         rt,
         out0,
         out1,
@@ -314,5 +317,76 @@ print(bytes(p).hex())
     let (ih, payload) = Ipv4Header::from_slice(rest).unwrap();
     assert_eq!(ih.source, [198, 19, 202, 9]);
     assert!(payload.ends_with(b"scapy"));
+    l.no_leaks();
+}
+
+#[test]
+fn ipv4_outer_copies_or_sets_dscp_and_df() {
+    let mut l = lab();
+    let if1 = l.if1;
+    let mut ts = (*l.table.load()).clone();
+    let t0 = *ts.find(a("198.18.0.1"), a("198.18.0.2")).unwrap();
+    ts.insert(ipip::Tunnel {
+        flags: ipip::tunnel_flags::COPY_DSCP | ipip::tunnel_flags::COPY_DF,
+        ..t0
+    });
+    l.table.publish(ts.clone());
+    // The inner header with DF set or clear (checksum redone).
+    let with_df = |dscp: u8, df: bool| {
+        let mut f = pod_frame([198, 19, 202, 7], dscp);
+        f[14 + 6] = if df {
+            f[14 + 6] | 0x40
+        } else {
+            f[14 + 6] & !0x40
+        };
+        f[14 + 10..14 + 12].fill(0);
+        let c = rvpp_dataplane::wire::checksum(&f[14..34]);
+        f[14 + 10..14 + 12].copy_from_slice(&c.to_be_bytes());
+        f
+    };
+    l.send(if1, &with_df(46, true));
+    l.send(if1, &with_df(10, false));
+    ts.insert(ipip::Tunnel {
+        flags: ipip::tunnel_flags::SET_DF,
+        dscp: 12,
+        ..t0
+    });
+    l.table.publish(ts);
+    l.send(if1, &with_df(46, false));
+    let out = Lab::take(&l.out0);
+    assert_eq!(out.len(), 3);
+    let want = [(46, true), (10, false), (12, true)];
+    for (f, (dscp, df)) in out.iter().zip(want) {
+        let (outer, _) = Ipv4Header::from_slice(&f[14..]).unwrap();
+        assert_eq!((outer.dscp.value(), outer.dont_fragment), (dscp, df));
+        assert_eq!(outer.header_checksum, outer.calc_header_checksum());
+        assert_eq!(outer.total_len as usize, f.len() - 14);
+    }
+    l.no_leaks();
+}
+
+#[test]
+fn encap_follows_a_route_change_of_the_uplink() {
+    let mut l = lab();
+    let if1 = l.if1;
+    l.send(if1, &pod_frame([198, 19, 202, 7], 0));
+    assert_eq!(Lab::take(&l.out0).len(), 1);
+    // The remote node is now reached through pg1; then the host route goes again.
+    let host = Prefix::parse("198.18.0.2/32").unwrap();
+    l.fwd
+        .route_add(0, host, vec![Path::via(a("198.19.0.2"), Some(if1))])
+        .unwrap();
+    l.send(if1, &pod_frame([198, 19, 202, 7], 0));
+    assert!(Lab::take(&l.out0).is_empty());
+    let out = Lab::take(&l.out1);
+    assert_eq!(out.len(), 1);
+    let (eth, rest) = Ethernet2Header::from_slice(&out[0]).unwrap();
+    assert_eq!((eth.destination, eth.source), (PEER1, MAC1));
+    let (outer, _) = Ipv4Header::from_slice(rest).unwrap();
+    assert_eq!(outer.destination, [198, 18, 0, 2]);
+    l.fwd.route_del(0, host).unwrap();
+    l.send(if1, &pod_frame([198, 19, 202, 7], 0));
+    assert_eq!(Lab::take(&l.out0).len(), 1);
+    assert!(Lab::take(&l.out1).is_empty());
     l.no_leaks();
 }

@@ -444,3 +444,158 @@ fn a_tunnel_that_is_down_drops_both_ways() {
     assert_eq!(l.error("vxlan4-input", vxlan::input_error::DOWN), 1);
     l.no_leaks();
 }
+
+/// Each captured frame's destination MAC.
+fn dst_macs(frames: &[Vec<u8>]) -> Vec<[u8; 6]> {
+    frames.iter().map(|f| f[..6].try_into().unwrap()).collect()
+}
+
+#[test]
+fn encap_follows_route_and_neighbour_changes_of_the_uplink() {
+    // The encap node finishes the outer packet with the uplink's adjacency itself; that
+    // adjacency must be the one the FIB gives at the time, not one cached from before.
+    let mut l = lab();
+    let (if1, tun) = (l.if1, l.tun);
+    l.send(if1, &pod_frame());
+    assert_eq!(dst_macs(&Lab::take(&l.out0)), vec![PEER0], "first via pg0");
+    let lookup = l.rt.graph().index("ip4-lookup").unwrap() as usize;
+    assert_eq!(
+        l.rt.stats().nodes[lookup].vectors.get(),
+        1,
+        "the outer packet went from the encap node to interface-output, not to a second lookup"
+    );
+    // The remote VTEP is now reached through pg1 (a host route over the /24's cover).
+    l.fwd
+        .route_add(
+            0,
+            Prefix::parse("198.18.0.2/32").unwrap(),
+            vec![Path::via(v4("198.19.0.2"), Some(l.if1))],
+        )
+        .unwrap();
+    l.send(if1, &pod_frame());
+    assert!(Lab::take(&l.out0).is_empty(), "no longer via pg0");
+    let out = Lab::take(&l.out1);
+    assert_eq!(dst_macs(&out), vec![PEER1]);
+    let p = SlicedPacket::from_ethernet(&out[0]).unwrap();
+    let Some(etherparse::LinkSlice::Ethernet2(eth)) = &p.link else {
+        panic!("no ethernet")
+    };
+    assert_eq!(eth.source(), MAC1, "pg1's own MAC as the source");
+    // The next hop's MAC changes: the next packet carries the new one.
+    let moved = [2, 0, 0, 0, 0, 0xb9];
+    l.fwd
+        .neighbor_add(l.if1, v4("198.19.0.2"), moved, true)
+        .unwrap();
+    l.send(if1, &pod_frame());
+    assert_eq!(dst_macs(&Lab::take(&l.out1)), vec![moved]);
+    // The host route points back at pg0's neighbour.
+    l.fwd
+        .route_add(
+            0,
+            Prefix::parse("198.18.0.2/32").unwrap(),
+            vec![Path::via(v4("198.18.0.2"), Some(l.if0))],
+        )
+        .unwrap();
+    l.send(if1, &pod_frame());
+    assert_eq!(dst_macs(&Lab::take(&l.out0)), vec![PEER0]);
+    assert!(Lab::take(&l.out1).is_empty());
+    // No route at all to the remote VTEP: the outer packet goes to the lookup, which drops
+    // it as unroutable, counted.
+    l.fwd
+        .route_add(
+            0,
+            Prefix::parse("198.18.0.2/32").unwrap(),
+            vec![Path::special(rvpp_dataplane::forwarding::PathKind::Drop)],
+        )
+        .unwrap();
+    l.send(if1, &pod_frame());
+    assert!(Lab::take(&l.out0).is_empty() && Lab::take(&l.out1).is_empty());
+    assert_eq!(l.error("vxlan4-encap", vxlan::encap_error::ENCAPSULATED), 5);
+    assert_eq!(
+        l.error(
+            "ip4-lookup",
+            rvpp_dataplane::nodes::ip4::lookup_error::DROP_ADJ
+        ),
+        1
+    );
+    let _ = tun;
+    l.no_leaks();
+}
+
+#[test]
+fn one_vector_through_two_tunnels_and_an_outer_too_big_for_the_uplink() {
+    // Packets for both tunnels interleaved in one vector: each gets its own tunnel's outer
+    // header and uplink. A packet whose outer headers push it over the uplink's MTU (1460
+    // for IPv4 here) takes the lookup and rewrite, which count it (outer DF clear: dropped).
+    let mut l = lab();
+    let (if0, if1) = (l.if0, l.if1);
+    l.fwd.set_protocol_mtu(if0, 1460, 1500).unwrap();
+    let to6 = {
+        let b = PacketBuilder::ethernet2(PEER1, MAC1)
+            .ipv4([198, 19, 0, 2], [198, 19, 201, 9], 64)
+            .udp(1000, 2000);
+        let mut f = Vec::new();
+        b.write(&mut f, &[7; 64]).unwrap();
+        f
+    };
+    let big = {
+        let b = PacketBuilder::ethernet2(PEER1, MAC1)
+            .ipv4([198, 19, 0, 2], [198, 19, 200, 5], 64)
+            .udp(1000, 2000);
+        let mut f = Vec::new();
+        // An inner packet of 20 + 8 + 1422 = 1450 bytes fits the tunnel's MTU; with the inner
+        // Ethernet header and the outer IPv4, UDP and VXLAN it is 1500, over 1460.
+        b.write(&mut f, &[1; 1422]).unwrap();
+        f
+    };
+    let frames = [pod_frame(), to6.clone(), pod_frame(), big, to6];
+    let bufs = l.rt.buffers();
+    let bis: Vec<u32> = frames
+        .iter()
+        .map(|f| {
+            let bi = bufs.alloc_from_bytes(f).unwrap();
+            bufs.meta(bi).rx_sw_if_index = if1;
+            bi
+        })
+        .collect();
+    l.rt.inject("ethernet-input", &bis).unwrap();
+    let out = Lab::take(&l.out0);
+    assert_eq!(out.len(), 4, "all but the one too big leave by pg0");
+    let mut v4s = 0;
+    let mut v6s = 0;
+    for f in &out {
+        let p = SlicedPacket::from_ethernet(f).unwrap();
+        let Some(etherparse::LinkSlice::Ethernet2(eth)) = &p.link else {
+            panic!("no ethernet")
+        };
+        assert_eq!((eth.destination(), eth.source()), (PEER0, MAC0));
+        match &p.net {
+            Some(etherparse::NetSlice::Ipv4(ip)) => {
+                let h = ip.header().to_header();
+                assert_eq!(h.destination, [198, 18, 0, 2]);
+                assert_eq!(h.header_checksum, h.calc_header_checksum());
+                assert_eq!(h.total_len as usize, f.len() - 14);
+                v4s += 1;
+            }
+            Some(etherparse::NetSlice::Ipv6(ip)) => {
+                let h = ip.header().to_header();
+                assert_eq!(
+                    std::net::Ipv6Addr::from(h.destination),
+                    "fd00::2".parse::<std::net::Ipv6Addr>().unwrap()
+                );
+                v6s += 1;
+            }
+            _ => panic!("not ip"),
+        }
+    }
+    assert_eq!((v4s, v6s), (2, 2));
+    assert_eq!(l.error("vxlan4-encap", vxlan::encap_error::ENCAPSULATED), 5);
+    assert_eq!(
+        l.error(
+            "ip4-rewrite",
+            rvpp_dataplane::nodes::ip4::rewrite_error::MTU_EXCEEDED
+        ),
+        1
+    );
+    l.no_leaks();
+}

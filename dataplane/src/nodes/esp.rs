@@ -260,6 +260,7 @@ const DECRYPT_CODES: super::tunnel::DecapCodes = super::tunnel::DecapCodes {
     decapsulated: decrypt_error::DECRYPTED,
     down: decrypt_error::DOWN,
     drop: decrypt_next::DROP,
+    inner_ip4: None,
 };
 
 impl Node for EspDecrypt {

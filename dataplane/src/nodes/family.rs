@@ -491,6 +491,9 @@ impl<F: LookupFamily> Node for Lookup<F> {
         // last leaf that resolved to a single-path rewrite is remembered with its adjacency.
         // LEAF_LIMIT: no FIB yields it, so nothing matches before the first rewrite is seen.
         let (mut rw_leaf, mut rw_adj) = (LEAF_LIMIT, 0u32);
+        // Likewise the last leaf that gave a single local adjacency with no local-arc
+        // features on the receiving interface (tunnel and other packets for us come in runs).
+        let (mut local_leaf, mut local_rx, mut local_adj) = (LEAF_LIMIT, u32::MAX, 0u32);
         let n = n.min(nexts.len()).min(v.len());
         let leaves = &self.leaves[..n];
         let dsts = &self.dsts[..n];
@@ -507,6 +510,11 @@ impl<F: LookupFamily> Node for Lookup<F> {
             if leaf == rw_leaf {
                 v.meta(i).adj_index = rw_adj;
                 nexts[i] = F::IDS.rewrite;
+                continue;
+            }
+            if leaf == local_leaf && v.meta(i).rx_sw_if_index == local_rx {
+                v.meta(i).adj_index = local_adj;
+                nexts[i] = F::IDS.local;
                 continue;
             }
             if leaf != LEAF_MISS - 1 {
@@ -533,7 +541,13 @@ impl<F: LookupFamily> Node for Lookup<F> {
                     }
                 }
             }
-            nexts[i] = lookup_slow::<F>(&mut v.get(i), leaf, &self.arc, cx.tables, errs);
+            let mut b = v.get(i);
+            nexts[i] = lookup_slow::<F>(&mut b, leaf, &self.arc, cx.tables, errs);
+            // `local` comes only from a local adjacency on an interface without local
+            // features; a single-path one is the same for every packet of the leaf.
+            if nexts[i] == F::IDS.local && fwd.lb(leaf).n_buckets <= 1 {
+                (local_leaf, local_rx, local_adj) = (leaf, b.meta.rx_sw_if_index, b.meta.adj_index);
+            }
         }
     }
 
@@ -677,6 +691,9 @@ impl<F: RewriteFamily> ArcStartKind for RewriteKind<F> {
         // rewrite: kept in place rather than copied per packet.
         let mut last_ai = u32::MAX;
         let mut last_rw: Option<EthRewrite> = None;
+        // Else its fast form when it has no L2 header or output features (a tunnel's
+        // midchain: to the encap feature), and where its packets go.
+        let mut last_arc: Option<ArcRewrite> = None;
         let n = v.len().min(nexts.len());
         for_each_prefetched!(v, n, REWRITE_PREFETCH_AHEAD, |i| {
             nexts[i] = 'pkt: {
@@ -684,10 +701,28 @@ impl<F: RewriteFamily> ArcStartKind for RewriteKind<F> {
                 if ai != last_ai {
                     last_ai = ai;
                     last_rw = EthRewrite::of(fwd.adj(ai));
+                    last_arc = match last_rw {
+                        Some(_) => None,
+                        None => ArcRewrite::of(fwd.adj(ai), arc, F::IDS.output),
+                    };
                 }
                 if let Some(rw) = &last_rw {
-                    if rewrite_fast::<F>(&mut v.get(i), rw) {
+                    if rewrite_fast::<F, true>(&mut v.get(i), rw) {
                         break 'pkt F::IDS.output;
+                    }
+                } else if let Some(ar) = &last_arc {
+                    let mut b = v.get(i);
+                    let done = if ar.push {
+                        rewrite_fast::<F, true>(&mut b, &ar.rw)
+                    } else {
+                        rewrite_fast::<F, false>(&mut b, &ar.rw)
+                    };
+                    if done {
+                        // What `ArcEdges::enter` does, decided once per adjacency.
+                        if ar.features != 0 {
+                            b.meta.feature_mask = ar.features;
+                        }
+                        break 'pkt ar.next;
                     }
                 }
                 rewrite_slow::<F>(&mut v.get(i), fwd.adj(ai), arc, errs)
@@ -743,11 +778,44 @@ impl EthRewrite {
         (adj.kind == AdjKind::Rewrite
             && adj.rewrite_len as usize == wire::ETH_HDR
             && adj.out_features == 0)
-            .then(|| Self {
-                hdr: *adj.rewrite.first_chunk().expect("24 >= 14"),
-                mtu: adj.mtu,
-                sw_if_index: adj.sw_if_index,
-            })
+            .then(|| Self::from(adj))
+    }
+
+    #[inline(always)]
+    fn from(adj: &Adjacency) -> Self {
+        Self {
+            hdr: *adj.rewrite.first_chunk().expect("24 >= 14"),
+            mtu: adj.mtu,
+            sw_if_index: adj.sw_if_index,
+        }
+    }
+}
+
+/// The other rewrite adjacencies the fast path takes, kept apart so that the common one's loop
+/// is unchanged: no L2 header (a point-to-point interface, an L3 tunnel) or a 14-byte one,
+/// with the tx interface's output features (a tunnel's encap) and the edge to the first.
+#[derive(Clone, Copy)]
+pub struct ArcRewrite {
+    rw: EthRewrite,
+    /// The adjacency has the 14-byte header to write.
+    push: bool,
+    features: u32,
+    next: u16,
+}
+
+impl ArcRewrite {
+    #[inline(never)]
+    fn of(adj: &Adjacency, arc: &ArcEdges, output: u16) -> Option<Self> {
+        let push = adj.rewrite_len as usize == wire::ETH_HDR;
+        (adj.kind == AdjKind::Rewrite && (push || adj.rewrite_len == 0)).then(|| Self {
+            rw: EthRewrite::from(adj),
+            push,
+            features: adj.out_features,
+            next: match adj.out_features {
+                0 => output,
+                mask => arc.next(mask),
+            },
+        })
     }
 }
 
@@ -755,8 +823,9 @@ impl EthRewrite {
 /// whose header passes `forward_header`, headroom for the Ethernet header and the fixed header
 /// in the buffer. False, changing nothing: anything else, which `rewrite_one` decides; when
 /// this returns true `rewrite_one` would have returned `output` with the same changes.
+/// `PUSH`: the adjacency's 14-byte header is written (else it has none).
 #[inline(always)]
-fn rewrite_fast<F: RewriteFamily>(b: &mut Buf<'_>, rw: &EthRewrite) -> bool {
+fn rewrite_fast<F: RewriteFamily, const PUSH: bool>(b: &mut Buf<'_>, rw: &EthRewrite) -> bool {
     if b.meta.flags & (flags::LOCALLY_ORIGINATED | flags::GSO) != 0 {
         return false;
     }
@@ -770,10 +839,14 @@ fn rewrite_fast<F: RewriteFamily>(b: &mut Buf<'_>, rw: &EthRewrite) -> bool {
     if !F::forward_header(ip, rw.mtu) {
         return false;
     }
-    *l2 = rw.hdr;
+    if PUSH {
+        *l2 = rw.hdr;
+    }
     let m = &mut *b.meta;
-    m.current_data -= wire::ETH_HDR as i16;
-    m.current_length += wire::ETH_HDR as u16;
+    if PUSH {
+        m.current_data -= wire::ETH_HDR as i16;
+        m.current_length += wire::ETH_HDR as u16;
+    }
     m.tx_sw_if_index = rw.sw_if_index;
     true
 }

@@ -2,8 +2,11 @@
 //! by its tx interface and the outer packet's metadata; the decap loop and the inner packet's.
 
 use crate::buffer::{flags, Buf, BufferMeta};
+use crate::fib::LEAF_MISS;
 use crate::runtime::Ctx;
-use crate::tables::if_flags;
+use crate::tables::{if_flags, AdjKind, WorkerTables};
+use crate::wire;
+use std::net::IpAddr;
 
 const UP: u16 = if_flags::ADMIN_UP | if_flags::LINK_UP;
 
@@ -39,18 +42,181 @@ pub(crate) fn encap_vector<'t, T: 't>(
             Some(t) => encap(&mut b, t),
             None => Err(codes.no_tunnel),
         };
-        *next_out = match r {
-            Ok(n) => {
-                done += 1;
-                n
-            }
-            Err(e) => {
-                b.meta.error = errs.error(e);
-                codes.drop
-            }
-        };
+        *next_out = settle(r, b.meta, errs, codes, &mut done);
     }
     errs.count(codes.encapsulated, done);
+}
+
+/// Buffers ahead that the tunnel loops prefetch.
+const PREFETCH_AHEAD: usize = 8;
+
+/// A tunnel as the stacked encap loop takes it: its kind's per-tunnel work done once per run
+/// of its packets (the outer header template), and where its outer packets are looked up.
+pub(crate) struct EncapTarget<P> {
+    pub prepared: P,
+    pub encap_fib: u32,
+    pub outer_dst: IpAddr,
+}
+
+/// The uplink an outer packet takes when the lookup of its destination gives a single-path
+/// rewrite with no output features on its interface: the encap node then writes the uplink's
+/// L2 header itself and hands the packet to interface-output, with no second lookup and
+/// rewrite (VPP stacks a tunnel's midchain adjacency on the uplink's the same way). Resolved
+/// at most once per tunnel per vector from the worker's tables, so it follows route and
+/// neighbour changes exactly when ip4-/ip6-lookup would.
+#[derive(Clone, Copy)]
+pub(crate) struct Uplink {
+    l2: [u8; 24],
+    l2_len: u8,
+    mtu: u16,
+    sw_if_index: u32,
+    adj_index: u32,
+}
+
+impl Uplink {
+    /// None: the lookup would do something else (no route, ECMP, a local, glean or
+    /// table-lookup adjacency, output features, a scoped or multicast destination); such
+    /// packets go through ip4-/ip6-lookup as before.
+    pub(crate) fn resolve(tables: &WorkerTables, fib: u32, dst: IpAddr) -> Option<Self> {
+        use super::family::LookupFamily;
+        let fibs = tables.fibs.get();
+        let leaf = match dst {
+            IpAddr::V4(a) => {
+                let a = u32::from(a);
+                if <super::family::V4 as LookupFamily>::is_scoped(a) {
+                    return None;
+                }
+                fibs.ip4.get(fib as usize)?.as_deref()?.lookup(a)
+            }
+            IpAddr::V6(a) => {
+                let a = u128::from(a);
+                if <super::family::V6 as LookupFamily>::is_scoped(a) {
+                    return None;
+                }
+                fibs.ip6.get(fib as usize)?.as_deref()?.lookup(a)
+            }
+        };
+        if leaf >= LEAF_MISS - 1 {
+            return None;
+        }
+        let fwd = tables.fwd.get();
+        let lb = fwd.lb(leaf);
+        if lb.n_buckets > 1 {
+            return None;
+        }
+        let adj_index = lb.buckets[0];
+        let adj = fwd.adj(adj_index);
+        let usable = adj.kind == AdjKind::Rewrite
+            && adj.out_features == 0
+            && adj.is_ip6 == dst.is_ipv6()
+            && adj.mtu != 0
+            && adj.rewrite_len as usize <= adj.rewrite.len();
+        usable.then_some(Self {
+            l2: adj.rewrite,
+            l2_len: adj.rewrite_len,
+            mtu: adj.mtu,
+            sw_if_index: adj.sw_if_index,
+            adj_index,
+        })
+    }
+
+    /// Put the uplink's L2 header in front of the outer packet (one buffer, starting at its
+    /// IP header) as ip4-/ip6-rewrite would for a packet of ours. False, changing nothing,
+    /// when it exceeds the uplink's MTU or the headroom: the rewrite node decides those.
+    #[inline(always)]
+    pub(crate) fn finish(&self, b: &mut Buf<'_>) -> bool {
+        if b.meta.current_length > self.mtu {
+            return false;
+        }
+        let n = self.l2_len as usize;
+        if !b.retreat(n) {
+            return false;
+        }
+        let d = b.data_mut();
+        if n == wire::ETH_HDR {
+            if let (Some(to), Some(from)) = (
+                d.first_chunk_mut::<{ wire::ETH_HDR }>(),
+                self.l2.first_chunk::<{ wire::ETH_HDR }>(),
+            ) {
+                *to = *from;
+            }
+        } else if let (Some(to), Some(from)) = (d.get_mut(..n), self.l2.get(..n)) {
+            to.copy_from_slice(from);
+        }
+        b.meta.tx_sw_if_index = self.sw_if_index;
+        b.meta.adj_index = self.adj_index;
+        true
+    }
+}
+
+/// The encap loop of IPIP and VXLAN: as [`encap_vector`], with the tunnel's [`EncapTarget`]
+/// and its [`Uplink`] found once per run of packets to the same tunnel. `encap` builds the
+/// outer header and returns the lookup edge; when the uplink is known the packet is finished
+/// here and goes to `output` (interface-output).
+#[inline(always)]
+pub(crate) fn encap_stacked_vector<P>(
+    cx: &mut Ctx<'_>,
+    bufs: &[u32],
+    nexts: &mut [u16],
+    (codes, output): (&EncapCodes, u16),
+    target: impl Fn(u32) -> Option<EncapTarget<P>>,
+    mut encap: impl FnMut(&mut Buf<'_>, &P) -> Result<u16, u16>,
+) {
+    let errs = cx.errs();
+    let tables = cx.tables;
+    let ifs = tables.ifs.get();
+    let mut done = 0;
+    // The last tx interface seen and what it gave: (template, uplink) or the drop reason.
+    let mut last_sw = u32::MAX;
+    let mut last: Result<(P, Option<Uplink>), u16> = Err(codes.no_tunnel);
+    let mut view = cx.bufs.view();
+    let mut v = view.vector(bufs);
+    for (i, next_out) in nexts.iter_mut().enumerate().take(v.len()) {
+        v.prefetch_for_prepend(i + PREFETCH_AHEAD);
+        let mut b = v.get(i);
+        let tx = b.meta.tx_sw_if_index;
+        if tx != last_sw {
+            last_sw = tx;
+            last = match target(tx) {
+                Some(_) if ifs.fast(tx).flags & if_flags::ADMIN_UP == 0 => Err(codes.down),
+                Some(t) => Ok((
+                    t.prepared,
+                    Uplink::resolve(tables, t.encap_fib, t.outer_dst),
+                )),
+                None => Err(codes.no_tunnel),
+            };
+        }
+        let r = match &last {
+            Ok((p, up)) => encap(&mut b, p).map(|n| match up {
+                Some(up) if up.finish(&mut b) => output,
+                _ => n,
+            }),
+            Err(e) => Err(*e),
+        };
+        *next_out = settle(r, b.meta, errs, codes, &mut done);
+    }
+    errs.count(codes.encapsulated, done);
+}
+
+/// An encap result's next edge: a success counted in `done`, or the drop reason marked.
+#[inline(always)]
+fn settle(
+    r: Result<u16, u16>,
+    m: &mut BufferMeta,
+    errs: crate::runtime::Errors<'_>,
+    codes: &EncapCodes,
+    done: &mut u64,
+) -> u16 {
+    match r {
+        Ok(n) => {
+            *done += 1;
+            n
+        }
+        Err(e) => {
+            m.error = errs.error(e);
+            codes.drop
+        }
+    }
 }
 
 /// The outer packet starts at `current_data`, is looked up again in `encap_fib`, and counts
@@ -68,6 +234,10 @@ pub(crate) struct DecapCodes {
     pub decapsulated: u16,
     pub down: u16,
     pub drop: u16,
+    /// The node's edges to ip4-input and to ip4-lookup, when it has both: an inner IPv4
+    /// packet with a plain header, on a tunnel with IPv4 on and no unicast features, goes
+    /// straight to the lookup as ip4-input's fast path would send it.
+    pub inner_ip4: Option<(u16, u16)>,
 }
 
 /// Decapsulate a vector: `decap` strips the outer headers, names the tunnel interface as the
@@ -81,24 +251,47 @@ pub(crate) fn decap_vector(
     codes: &DecapCodes,
     mut decap: impl FnMut(&mut Buf<'_>) -> Result<u16, u16>,
 ) {
+    use super::family::{Family, InputFamily, V4};
     let errs = cx.errs();
     let ifs = cx.tables.ifs.get();
     let mut done = 0;
-    for (&bi, next_out) in bufs.iter().zip(nexts.iter_mut()) {
-        let mut b = cx.bufs.get(bi);
-        *next_out = match decap(&mut b) {
-            Ok(_) if ifs.fast(b.meta.rx_sw_if_index).flags & if_flags::ADMIN_UP == 0 => {
+    // The last tunnel's facts: up, and its IPv4 FIB when ip4-input would pass its packets
+    // straight to the lookup.
+    let (mut last_sw, mut last_up, mut plain_fib) = (u32::MAX, false, None);
+    let mut rx = RxRun::default();
+    let mut view = cx.bufs.view();
+    let mut v = view.vector(bufs);
+    for (i, next_out) in nexts.iter_mut().enumerate().take(v.len()) {
+        v.prefetch(i + PREFETCH_AHEAD);
+        let mut b = v.get(i);
+        let r = decap(&mut b);
+        let sw = b.meta.rx_sw_if_index;
+        if r.is_ok() && sw != last_sw {
+            last_sw = sw;
+            let f = ifs.fast(sw);
+            last_up = f.flags & if_flags::ADMIN_UP != 0;
+            plain_fib = (f.flags & V4::ENABLED != 0 && V4::unicast_features(&f) == 0)
+                .then_some(V4::fib_of(&f));
+        }
+        *next_out = match r {
+            Ok(_) if !last_up => {
                 b.meta.error = errs.error(codes.down);
                 codes.drop
             }
             Ok(n) => {
                 done += 1;
-                let len = b.data().len() as u64;
-                if let Some(c) = cx.stats.ifs.get(b.meta.rx_sw_if_index as usize) {
-                    c.rx_packets.add(1);
-                    c.rx_bytes.add(len);
+                rx.add(cx.stats, sw, b.data().len() as u64);
+                match (codes.inner_ip4, plain_fib) {
+                    (Some((input, lookup)), Some(fib))
+                        if n == input && V4::plain_header_ok(&mut b) =>
+                    {
+                        let m = &mut *b.meta;
+                        m.fib_index = fib;
+                        m.l3_hdr_offset = m.current_data;
+                        lookup
+                    }
+                    _ => n,
                 }
-                n
             }
             Err(e) => {
                 b.meta.error = errs.error(e);
@@ -106,7 +299,36 @@ pub(crate) fn decap_vector(
             }
         };
     }
+    rx.flush(cx.stats);
     errs.count(codes.decapsulated, done);
+}
+
+/// Packets and bytes received on one tunnel interface, counted once per run of them.
+#[derive(Default)]
+struct RxRun {
+    sw: Option<u32>,
+    packets: u64,
+    bytes: u64,
+}
+
+impl RxRun {
+    #[inline(always)]
+    fn add(&mut self, stats: &crate::runtime::ThreadStats, sw: u32, bytes: u64) {
+        if self.sw != Some(sw) {
+            self.flush(stats);
+            self.sw = Some(sw);
+        }
+        self.packets += 1;
+        self.bytes += bytes;
+    }
+
+    fn flush(&mut self, stats: &crate::runtime::ThreadStats) {
+        if let Some(c) = self.sw.and_then(|sw| stats.ifs.get(sw as usize)) {
+            c.rx_packets.add(self.packets);
+            c.rx_bytes.add(self.bytes);
+        }
+        (self.packets, self.bytes) = (0, 0);
+    }
 }
 
 /// The inner packet, now at `current_data`, arrives on tunnel interface `sw` as if received
@@ -117,6 +339,30 @@ pub(crate) fn inner_packet(m: &mut BufferMeta, sw: u32) {
     m.flags &= !(flags::LOCALLY_ORIGINATED | flags::L2_HDR_VALID);
     m.relookups = 0;
     m.feature_mask = 0;
+}
+
+/// The last decap key a node looked up and what it found: a tunnel's packets come in runs,
+/// so most packets cost a compare instead of a hash lookup. Per vector.
+pub(crate) struct LastKey<K, V> {
+    last: Option<(K, Option<V>)>,
+}
+
+impl<K: PartialEq + Copy, V: Copy> LastKey<K, V> {
+    pub(crate) fn new() -> Self {
+        Self { last: None }
+    }
+
+    #[inline(always)]
+    pub(crate) fn get(&mut self, key: K, find: impl FnOnce(&K) -> Option<V>) -> Option<V> {
+        match self.last {
+            Some((k, v)) if k == key => v,
+            _ => {
+                let v = find(&key);
+                self.last = Some((key, v));
+                v
+            }
+        }
+    }
 }
 
 /// A tunnel kind's entry: its interface, and the key its received packets are matched by.

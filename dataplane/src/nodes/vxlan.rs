@@ -28,7 +28,7 @@ use crate::runtime::Ctx;
 use crate::tables::MAX_RELOOKUPS;
 use crate::wire::tunnel::{VxlanHdr, VxlanHdrMut, VXLAN_HDR, VXLAN_PORT};
 use crate::wire::{self, Ip4Hdr, Ip4HdrMut, Ip6Hdr, Ip6HdrMut};
-use super::tunnel::{addr_bits, TunnelEntry, TunnelSet};
+use super::tunnel::{addr_bits, EncapTarget, LastKey, TunnelEntry, TunnelSet};
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -108,6 +108,7 @@ crate::next_edges! {
         DROP => "error-drop",
         IP4_LOOKUP => "ip4-lookup",
         IP6_LOOKUP => "ip6-lookup",
+        OUTPUT => "interface-output",
     }
 }
 
@@ -152,9 +153,46 @@ fn inner_hash(d: &[u8], l3: bool) -> u32 {
     }
 }
 
+/// Outer IPv4 + UDP + VXLAN of a tunnel with an IPv4 outer header.
+const OUTER4: usize = wire::IP4_HDR + 8 + VXLAN_HDR;
+
+/// A tunnel as its packets are encapsulated: for an IPv4 outer header, the outer IPv4, UDP
+/// and VXLAN headers with the per-packet fields (IP total length and checksum, UDP source port
+/// and length) zero, and the one's-complement sum of the rest of the IP header.
+struct Prepared<'t> {
+    t: &'t Tunnel,
+    hdr4: [u8; OUTER4],
+    sum4: u64,
+}
+
+fn prepare(t: &Tunnel) -> EncapTarget<Prepared<'_>> {
+    let mut hdr4 = [0u8; OUTER4];
+    if let (IpAddr::V4(s), IpAddr::V4(d)) = (t.src, t.dst) {
+        let (ip, rest) = hdr4.split_at_mut(wire::IP4_HDR);
+        if let Some(mut h) = Ip4HdrMut::new(ip) {
+            h.init(s.into(), d.into(), wire::IP_PROTO_UDP, OUTER_TTL, 0);
+        }
+        ip[10..12].fill(0);
+        rest[2..4].copy_from_slice(&t.dst_port.to_be_bytes());
+        if let Some(mut v) = rest.get_mut(8..).and_then(VxlanHdrMut::new) {
+            v.init(t.vni);
+        }
+    }
+    EncapTarget {
+        prepared: Prepared {
+            t,
+            sum4: wire::ones_sum(&hdr4[..wire::IP4_HDR], 0),
+            hdr4,
+        },
+        encap_fib: t.encap_fib,
+        outer_dst: t.dst,
+    }
+}
+
 /// Prepend the outer headers in place; Ok(next edge) or Err(error code).
 #[inline(always)]
-fn encap_one(b: &mut Buf<'_>, t: &Tunnel) -> Result<u16, u16> {
+fn encap_one(b: &mut Buf<'_>, p: &Prepared<'_>) -> Result<u16, u16> {
+    let t = p.t;
     let m = &*b.meta;
     if m.flags & flags::GSO != 0 {
         return Err(encap_error::GSO);
@@ -167,40 +205,39 @@ fn encap_one(b: &mut Buf<'_>, t: &Tunnel) -> Result<u16, u16> {
     }
     let sport = src_port(inner_hash(b.data(), t.l3));
     let inner_len = b.data().len();
-    let outer_ip = match (t.src, t.dst) {
-        (IpAddr::V4(_), IpAddr::V4(_)) => wire::IP4_HDR,
-        _ => wire::IP6_HDR,
-    };
-    let hdrs = outer_ip + 8 + VXLAN_HDR;
-    if !b.retreat(hdrs) {
-        return Err(encap_error::NO_HEADROOM);
-    }
     let udp_len = (8 + VXLAN_HDR + inner_len) as u16;
-    let d = b.data_mut();
-    let (ip, rest) = d.split_at_mut(outer_ip);
-    let (udp, rest) = rest.split_at_mut(8);
-    if let Some(mut v) = VxlanHdrMut::new(rest) {
-        v.init(t.vni);
-    }
-    udp[0..2].copy_from_slice(&sport.to_be_bytes());
-    udp[2..4].copy_from_slice(&t.dst_port.to_be_bytes());
-    udp[4..6].copy_from_slice(&udp_len.to_be_bytes());
-    udp[6..8].fill(0);
     let next = match (t.src, t.dst) {
-        (IpAddr::V4(s), IpAddr::V4(dst)) => {
-            if let Some(mut h) = Ip4HdrMut::new(ip) {
-                // IPv4 VXLAN goes with a zero UDP checksum (RFC 7348 §5; Linux's default).
-                h.init(
-                    s.into(),
-                    dst.into(),
-                    wire::IP_PROTO_UDP,
-                    OUTER_TTL,
-                    udp_len + wire::IP4_HDR as u16,
-                );
+        (IpAddr::V4(_), IpAddr::V4(_)) => {
+            if !b.retreat(OUTER4) {
+                return Err(encap_error::NO_HEADROOM);
             }
+            let Some(h) = b.data_mut().first_chunk_mut::<OUTER4>() else {
+                return Err(encap_error::NO_HEADROOM);
+            };
+            // IPv4 VXLAN goes with a zero UDP checksum (RFC 7348 §5; Linux's default).
+            *h = p.hdr4;
+            let total = udp_len + wire::IP4_HDR as u16;
+            h[2..4].copy_from_slice(&total.to_be_bytes());
+            h[10..12].copy_from_slice(&wire::fold(p.sum4 + total as u64).to_be_bytes());
+            h[20..22].copy_from_slice(&sport.to_be_bytes());
+            h[24..26].copy_from_slice(&udp_len.to_be_bytes());
             encap_next::IP4_LOOKUP
         }
         _ => {
+            let hdrs = wire::IP6_HDR + 8 + VXLAN_HDR;
+            if !b.retreat(hdrs) {
+                return Err(encap_error::NO_HEADROOM);
+            }
+            let d = b.data_mut();
+            let (ip, rest) = d.split_at_mut(wire::IP6_HDR);
+            let (udp, rest) = rest.split_at_mut(8);
+            if let Some(mut v) = VxlanHdrMut::new(rest) {
+                v.init(t.vni);
+            }
+            udp[0..2].copy_from_slice(&sport.to_be_bytes());
+            udp[2..4].copy_from_slice(&t.dst_port.to_be_bytes());
+            udp[4..6].copy_from_slice(&udp_len.to_be_bytes());
+            udp[6..8].fill(0);
             let (s, _) = addr_bits(t.src);
             let (dst, _) = addr_bits(t.dst);
             if let Some(mut h) = Ip6HdrMut::new(ip) {
@@ -209,7 +246,7 @@ fn encap_one(b: &mut Buf<'_>, t: &Tunnel) -> Result<u16, u16> {
             // IPv6 needs the UDP checksum (RFC 6935's zero-checksum exception is not what a
             // Linux peer accepts by default).
             let sum = wire::ip6_pseudo_sum(s, dst, udp_len as u32, wire::IP_PROTO_UDP);
-            let tail = &mut d[outer_ip..];
+            let tail = &mut d[wire::IP6_HDR..];
             let c = wire::fold(wire::ones_sum(tail, sum));
             let c = if c == 0 { 0xffff } else { c };
             tail[6..8].copy_from_slice(&c.to_be_bytes());
@@ -236,11 +273,20 @@ impl Node for VxlanEncap {
     fn process(&mut self, cx: &mut Ctx<'_>, bufs: &mut [u32], nexts: &mut [u16]) {
         self.snap.refresh(&self.table);
         let tunnels = self.snap.get();
-        super::tunnel::encap_vector(cx, bufs, nexts, &ENCAP_CODES, |sw| tunnels.get(sw), encap_one);
+        super::tunnel::encap_stacked_vector(
+            cx,
+            bufs,
+            nexts,
+            (&ENCAP_CODES, encap_next::OUTPUT),
+            |sw| tunnels.get(sw).map(prepare),
+            encap_one,
+        );
     }
 
     fn trace(&self, b: &Buf<'_>) -> String {
-        let d = b.data();
+        // The outer IP header: the uplink's L2 header may be in front of it already.
+        let l2 = (b.meta.l3_hdr_offset - b.meta.current_data).max(0) as usize;
+        let d = b.data().get(l2..).unwrap_or(&[]);
         let hl = match d.first().map(|v| v >> 4) {
             Some(4) => wire::IP4_HDR,
             _ => wire::IP6_HDR,
@@ -262,6 +308,7 @@ crate::next_edges! {
         ETHERNET => "ethernet-input",
         IP4 => "ip4-input",
         IP6 => "ip6-input",
+        IP4_LOOKUP => "ip4-lookup",
     }
 }
 
@@ -319,7 +366,12 @@ fn outer6(d: &[u8]) -> Result<(u128, u128, usize, usize), u16> {
 }
 
 #[inline(always)]
-fn decap(b: &mut Buf<'_>, tunnels: &Tunnels, v6: bool) -> Result<u16, u16> {
+fn decap(
+    b: &mut Buf<'_>,
+    tunnels: &Tunnels,
+    v6: bool,
+    last: &mut LastKey<(u128, u128, u32), (u32, bool)>,
+) -> Result<u16, u16> {
     let d = b.data();
     let (src, dst, hl, tl) = if v6 {
         outer6(d)?
@@ -333,10 +385,12 @@ fn decap(b: &mut Buf<'_>, tunnels: &Tunnels, v6: bool) -> Result<u16, u16> {
         .and_then(VxlanHdr::new)
         .ok_or(input_error::SHORT)?;
     let vni = vx.vni().ok_or(input_error::BAD_FLAGS)?;
-    let sw = tunnels
-        .decap(src, dst, vni, v6)
+    let (sw, l3) = last
+        .get((src, dst, vni), |&(s, d, vni)| {
+            let sw = tunnels.decap(s, d, vni, v6)?;
+            Some((sw, tunnels.get(sw).is_some_and(|t| t.l3)))
+        })
         .ok_or(input_error::NO_TUNNEL)?;
-    let l3 = tunnels.get(sw).is_some_and(|t| t.l3);
     let off = hl + 8 + VXLAN_HDR;
     let inner = &d[off..tl];
     let next = if l3 {
@@ -363,6 +417,7 @@ const DECAP_CODES: super::tunnel::DecapCodes = super::tunnel::DecapCodes {
     decapsulated: input_error::DECAPSULATED,
     down: input_error::DOWN,
     drop: input_next::DROP,
+    inner_ip4: Some((input_next::IP4, input_next::IP4_LOOKUP)),
 };
 
 impl Node for VxlanInput {
@@ -379,7 +434,10 @@ impl Node for VxlanInput {
         self.snap.refresh(&self.table);
         let tunnels = self.snap.get();
         let v6 = self.v6;
-        super::tunnel::decap_vector(cx, bufs, nexts, &DECAP_CODES, |b| decap(b, tunnels, v6));
+        let mut last = LastKey::new();
+        super::tunnel::decap_vector(cx, bufs, nexts, &DECAP_CODES, |b| {
+            decap(b, tunnels, v6, &mut last)
+        });
     }
 
     fn trace(&self, b: &Buf<'_>) -> String {

@@ -463,6 +463,7 @@ const DECAP_CODES: DecapCodes = DecapCodes {
     decapsulated: input_error::DECRYPTED,
     down: input_error::DOWN,
     drop: input_next::DROP,
+    inner_ip4: None,
 };
 
 impl Node for WgInput {
