@@ -178,7 +178,8 @@ pub(crate) fn encap_stacked_vector<P>(
         if tx != last_sw {
             last_sw = tx;
             last = match target(tx) {
-                Some(_) if ifs.fast(tx).flags & if_flags::ADMIN_UP == 0 => Err(codes.down),
+                // Admin down, or link down (an IKEv2-protected tunnel without its child SA yet).
+                Some(_) if ifs.fast(tx).flags & UP != UP => Err(codes.down),
                 Some(t) => Ok((
                     t.prepared,
                     Uplink::resolve(tables, t.encap_fib, t.outer_dst),
