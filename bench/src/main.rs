@@ -9,6 +9,7 @@ mod graph;
 mod ipsec;
 mod memif_loop;
 mod overlay;
+mod pod_remote;
 mod pod_tcp;
 mod policy;
 mod scrape;
@@ -44,6 +45,9 @@ const USAGE: &str = "usage: rvpp-bench <benchmark> [options] [--json]
                 vs testpmd io forwarding in the DUT seat
   pod-tcp [--runs R] [--seconds S] [--no-gso] [--workers N] [--queues N]
                 iperf3 pod to pod through rvpp vs the Linux kernel (root)
+  pod-remote [--runs R] [--seconds S] [--uplink af_packet|af_xdp|tap]
+                iperf3 TCP from a pod here to a pod on a Linux node, flat and over VXLAN, vs a
+                Linux node in rvpp's seat (root)
   service-crr [--services 1,1000,10000] [--seconds S] [--runs R] [--conns C]
                 TCP connect-request-response to a ClusterIP through rvpp's cnat vs the kernel
                 with kube-proxy's nftables rules, per service count (root)
@@ -96,6 +100,7 @@ fn main() {
         "ipsec" => ipsec::run(rest),
         "memif-loop" => memif_loop::run(rest),
         "pod-tcp" => pod_tcp::run(rest),
+        "pod-remote" => pod_remote::run(rest),
         "service-crr" => service_crr::run(rest),
         "uplink" => uplink::run(rest),
         "api-rate" => api_rate::run(rest),

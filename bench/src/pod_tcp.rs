@@ -23,10 +23,16 @@ pub(crate) fn sh(args: &[&str]) -> Result<String, String> {
         .output()
         .map_err(|e| format!("{}: {e}", args[0]))?;
     if !out.status.success() {
+        // iperf3 -J reports its errors on stdout.
+        let said = if out.stderr.is_empty() {
+            &out.stdout
+        } else {
+            &out.stderr
+        };
         return Err(format!(
             "{}: {}",
             args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
+            String::from_utf8_lossy(said).trim()
         ));
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())

@@ -130,7 +130,8 @@ impl Fx {
 
     /// Every packet of `s` generated and forwarded to null1's tx.
     fn all_forwarded(&self, s: Stream) {
-        wait_for("the stream forwarded to null1", 30, || {
+        // Generous: a debug rvpp on two shared cores under a loaded CI machine.
+        wait_for("the stream forwarded to null1", 90, || {
             self.forwarded(&s) >= s.n
         });
         let int = self.r.ctl("show interface");
