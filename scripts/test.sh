@@ -37,20 +37,21 @@ bash scripts/memcheck.sh 2>&1 | tee -a /tmp/rvpp-test.log || status=1
 set_hugepages 0
 # The pool's backing is chosen once, when a pool is made. Without hugepages, what runs again is
 # what makes pools and forwards through them: the dataplane and driver crates, and the daemon
-# tests that forward through rvpp's devices. The API, IKE and interop tests do not depend on the
-# backing, and running them twice cost about four minutes of the thirty.
+# tests that start rvpp and forward through its devices (the soak below also runs without
+# hugepages). The API, IKE, interop, lab and fault tests do not depend on the backing, and
+# running them twice cost about six minutes of the thirty.
 cargo test --no-fail-fast -p rvpp-dataplane -p rvpp-drivers 2>&1 | tee -a /tmp/rvpp-test.log || status=1
-cargo test --no-fail-fast -p rvpp-control --test daemon --test lab --test hugepages \
-  --test dataplane_faults --test memif_cli --test stats_segment --test startup_conf 2>&1 |
-  tee -a /tmp/rvpp-test.log || status=1
+cargo test --no-fail-fast -p rvpp-control --test daemon --test hugepages --test memif_cli \
+  --test stats_segment --test startup_conf 2>&1 | tee -a /tmp/rvpp-test.log || status=1
 # DPDK uplinks sit behind a feature (a default build never needs DPDK); CI builds and tests it.
 cargo test --features dpdk -p rvpp-drivers --test dpdk_vdev --lib 2>&1 | tee -a /tmp/rvpp-test.log || status=1
 cargo test --features dpdk -p rvpp-control --test dpdk_daemon 2>&1 | tee -a /tmp/rvpp-test.log || status=1
+# The release builds in one cargo run (it overlaps the crates better than two runs did).
+cargo build --release -p rvpp-control --bins -p rvpp-bench 2>&1 | tail -1
 # The 1M-route reference check is #[ignore]d in debug builds (minutes there); in release it
-# builds in ~35 s and runs in ~6 s on two cores. --include-ignored: it must run, not be ignored.
+# runs in ~6 s on two cores. --include-ignored: it must run, not be ignored.
 cargo test --release -p rvpp-dataplane --test fib_scale -- --include-ignored 2>&1 | tee -a /tmp/rvpp-test.log || status=1
 # The soak's 2-minute version (issue 18) against a release rvpp.
-cargo build --release -p rvpp-control --bins 2>&1 | tail -1
 cargo test --release -p rvpp-bench --test soak -- --ignored 2>&1 | tee -a /tmp/rvpp-test.log || status=1
 skips=$(grep -c . "$RVPP_SKIP_LOG" || true)
 echo "rvpp tests: $skips skipped for missing prerequisites (log: $RVPP_SKIP_LOG)"

@@ -9,7 +9,8 @@
 //!   its uplink a tap into the remote node's namespace; `vxlan_tunnel0` in L2 mode toward the
 //!   Linux VTEP. The uplink is a tap into the remote node's namespace (default; no vhost-net
 //!   here: a syscall per packet), or a veth opened with AF_PACKET or AF_XDP as vpp-manager
-//!   opens a real uplink (TCP stalls there today: see bench/README.md). The flat pod's tun has GSO on, as calico sets it; the VXLAN pod's has not,
+//!   opens a real uplink; then the remote end of the veth has its offloads off, as the lab's
+//!   has, since rvpp's af_packet rx does not yet read the kernel's "checksum not ready" mark. The flat pod's tun has GSO on, as calico sets it; the VXLAN pod's has not,
 //!   since rvpp does not carry GSO super-frames through a tunnel yet (they would be dropped,
 //!   counted).
 //! * The kernel's node: the same pods on veths (proxy ARP, 169.254.1.1, as calico's Linux
@@ -109,11 +110,19 @@ fn rvpp_side(lab: &mut Lab, uplink: &str) -> Result<Side, String> {
             "tap2",
         )
     } else {
-        let veth = [
-            "link", "add", "up0", "type", "veth", "peer", "name", "up0", "netns",
-        ];
-        ipn(&node, &[&veth[..], &[remote.as_str()]].concat())?;
-        ipn(&node, &["link", "set", "up0", "up"])?;
+        ipw(
+            &node,
+            &format!("link add up0 type veth peer name up0 netns {remote}"),
+        )?;
+        ipw(&node, "link set up0 up")?;
+        // As the lab does: the remote end fills its checksums and segments, as a NIC's wire
+        // would carry them (rvpp's af_packet rx does not yet read CSUMNOTREADY).
+        nsx(
+            &remote,
+            &[
+                "ethtool", "-K", "up0", "tx", "off", "tso", "off", "gso", "off", "gro", "off",
+            ],
+        )?;
         if uplink == "af_xdp" {
             (
                 "create interface af_xdp host-if up0 num-rx-queues 1".into(),
@@ -196,9 +205,6 @@ fn kernel_side(lab: &mut Lab) -> Result<Side, String> {
 pub fn run(args: &[String]) -> Result<Value, String> {
     let mut runs = 3usize;
     let mut secs = 3u32;
-    // The tap is the default: over a veth, TCP through an af_packet or AF_XDP uplink stalls
-    // (the remote kernel's packets arrive with their checksums left to offload, which rvpp's
-    // af_packet rx does not yet read; see bench/README.md).
     let mut uplink = "tap".to_string();
     let mut it = args.iter();
     while let Some(a) = it.next() {
