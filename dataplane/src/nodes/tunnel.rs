@@ -8,7 +8,13 @@ use crate::tables::{if_flags, AdjKind, WorkerTables};
 use crate::wire;
 use std::net::IpAddr;
 
-const UP: u16 = if_flags::ADMIN_UP | if_flags::LINK_UP;
+/// Whether a tunnel interface may send: admin up and link up (an IKEv2-protected tunnel keeps
+/// its link down until its child SA exists). Both encap loops ask this one question.
+#[inline(always)]
+fn may_send(flags: u16) -> bool {
+    const UP: u16 = if_flags::ADMIN_UP | if_flags::LINK_UP;
+    flags & UP == UP
+}
 
 /// An encap node's own codes for the outcomes the shared loop decides.
 pub(crate) struct EncapCodes {
@@ -37,8 +43,7 @@ pub(crate) fn encap_vector<'t, T: 't>(
         let mut b = cx.bufs.get(bi);
         let tx = b.meta.tx_sw_if_index;
         let r = match tunnel(tx) {
-            // Admin down, or link down (an IKEv2-protected tunnel without its child SA yet).
-            Some(_) if ifs.fast(tx).flags & UP != UP => Err(codes.down),
+            Some(_) if !may_send(ifs.fast(tx).flags) => Err(codes.down),
             Some(t) => encap(&mut b, t),
             None => Err(codes.no_tunnel),
         };
@@ -178,8 +183,7 @@ pub(crate) fn encap_stacked_vector<P>(
         if tx != last_sw {
             last_sw = tx;
             last = match target(tx) {
-                // Admin down, or link down (an IKEv2-protected tunnel without its child SA yet).
-                Some(_) if ifs.fast(tx).flags & UP != UP => Err(codes.down),
+                Some(_) if !may_send(ifs.fast(tx).flags) => Err(codes.down),
                 Some(t) => Ok((
                     t.prepared,
                     Uplink::resolve(tables, t.encap_fib, t.outer_dst),
