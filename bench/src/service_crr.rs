@@ -260,6 +260,14 @@ impl Side {
     }
 }
 
+/// ` (first: why)` when a client run had failed connections, else nothing.
+fn first_error(r: &Value) -> String {
+    match r["first_error"].as_str() {
+        Some(why) => format!(" (first: {why})"),
+        None => String::new(),
+    }
+}
+
 /// The value after an option, parsed; Err names the option.
 fn value<'a, T: std::str::FromStr>(
     it: &mut impl Iterator<Item = &'a String>,
@@ -362,8 +370,9 @@ pub fn run(args: &[String]) -> Result<Value, String> {
             let d = rvpp_drops(&lab)?;
             let dn: u64 = d.iter().map(|x| x.0).sum();
             println!(
-                "  {n:>6} services run {}/{runs} rvpp   {c:>9.0} conn/s p99 {p:>7.0} us errors {e} drops {dn}",
-                r + 1
+                "  {n:>6} services run {}/{runs} rvpp   {c:>9.0} conn/s p99 {p:>7.0} us errors {e} drops {dn}{}",
+                r + 1,
+                first_error(&res)
             );
             for (k, why) in d {
                 match drops.iter_mut().find(|x| x.1 == why) {
@@ -374,8 +383,9 @@ pub fn run(args: &[String]) -> Result<Value, String> {
             let res = client_run(&kp1, conns, secs)?;
             let (c, p, e) = kv.push(&res)?;
             println!(
-                "  {n:>6} services run {}/{runs} kernel {c:>9.0} conn/s p99 {p:>7.0} us errors {e}",
-                r + 1
+                "  {n:>6} services run {}/{runs} kernel {c:>9.0} conn/s p99 {p:>7.0} us errors {e}{}",
+                r + 1,
+                first_error(&res)
             );
         }
         for (k, why) in &drops {

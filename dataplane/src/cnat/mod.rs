@@ -248,7 +248,7 @@ impl Cnat {
     pub fn scan(&self, now: u32) -> usize {
         let t = self.timeouts();
         let expired = |s: &Session| now.wrapping_sub(s.last_seen) > t.of(s.class);
-        let gone = self.sessions.remove_if(|k, s| {
+        let gone = self.sessions.expire_if(|k, s| {
             if !expired(s) {
                 return false;
             }
@@ -268,9 +268,9 @@ impl Cnat {
         }
         let frags = self
             .fragments
-            .remove_if(|_, s| now.wrapping_sub(s.last_seen) > FRAGMENT_TIMEOUT);
+            .expire_if(|_, s| now.wrapping_sub(s.last_seen) > FRAGMENT_TIMEOUT);
         self.affinity
-            .remove_if(|_, s| now.wrapping_sub(s.last_seen) > t.affinity);
+            .expire_if(|_, s| now.wrapping_sub(s.last_seen) > t.affinity);
         gone.len() + frags.len()
     }
 }

@@ -36,6 +36,8 @@ const SLOTS_PER_BUCKET: usize = 8;
 const WORDS: usize = 11;
 const OCC: u64 = 1 << 32;
 const SEQ_MASK: u64 = 0xffff_ffff;
+/// Set in a meta word (flags, class, time: bits 0-47) while its entry is being expired.
+const DYING: u64 = 1 << 63;
 /// Entries a key's first bucket takes before inserts weigh its second.
 const FIRST_BUCKET_FILL: usize = 6;
 
@@ -466,7 +468,11 @@ impl SessionTable {
     }
 
     /// Free `slot` if it still holds `key` (it may have been freed and reused meanwhile).
-    fn remove_slot(&self, slot: usize, key: &FlowKey) -> Option<Session> {
+    /// Remove `slot` if it still holds `key` and, with `unchanged`, its time and class are
+    /// still that meta word. The check is made with the slot's header held, and the meta word
+    /// is swapped for a dying one, so a packet's `touch` after that fails instead of being
+    /// lost in a removed entry.
+    fn remove_slot(&self, slot: usize, key: &FlowKey, unchanged: Option<u64>) -> Option<Session> {
         let hd = self.hdr_of(slot);
         loop {
             let hv = hd.load(Ordering::Acquire);
@@ -493,6 +499,19 @@ impl SessionTable {
             {
                 continue;
             }
+            if let Some(m) = unchanged {
+                let dying = m | DYING;
+                if self
+                    .w(slot, 10)
+                    .compare_exchange(m, dying, Ordering::AcqRel, Ordering::Relaxed)
+                    .is_err()
+                {
+                    // Touched since it was judged: a live entry again. Release the header
+                    // with the sequence moved on, so readers that saw it held retry.
+                    hd.store((seq + 2) & SEQ_MASK | (hv & !SEQ_MASK), Ordering::Release);
+                    return None;
+                }
+            }
             hd.store((seq + 2) & SEQ_MASK, Ordering::Release);
             // After the entry is gone, so `spilled` never reads 0 while it is visible.
             let [a, _] = self.buckets(key.hash());
@@ -507,7 +526,7 @@ impl SessionTable {
     /// Remove `k`'s entry; returns it.
     pub fn remove(&self, k: &FlowKey) -> Option<Session> {
         let f = self.lookup(k)?;
-        self.remove_slot(f.slot, k)
+        self.remove_slot(f.slot, k, None)
     }
 
     /// Every entry, in slot order (for dumps and scans; not a consistent snapshot of the
@@ -527,16 +546,44 @@ impl SessionTable {
     /// Remove every entry for which `doomed` says so; returns what was removed.
     pub fn remove_if(
         &self,
+        doomed: impl FnMut(&FlowKey, &Session) -> bool,
+    ) -> Vec<(FlowKey, Session)> {
+        self.sweep(doomed, false)
+    }
+
+    /// [`Self::remove_if`] for idle entries: one a packet touched after `idle` judged it
+    /// stays. A scan judges the whole table before it removes anything, and a flow that
+    /// reuses a closing session's 5-tuple in that time (a client port reused as its old
+    /// session expires) would otherwise lose one direction's entry under it.
+    pub fn expire_if(
+        &self,
+        idle: impl FnMut(&FlowKey, &Session) -> bool,
+    ) -> Vec<(FlowKey, Session)> {
+        self.sweep(idle, true)
+    }
+
+    fn sweep(
+        &self,
         mut doomed: impl FnMut(&FlowKey, &Session) -> bool,
+        only_untouched: bool,
     ) -> Vec<(FlowKey, Session)> {
         let mut hits = Vec::new();
-        self.for_each(|slot, k, s| {
-            if doomed(k, s) {
-                hits.push((slot, *k));
+        for slot in 0..self.data.len() {
+            let hv = self.hdr_of(slot).load(Ordering::Acquire);
+            if hv & OCC == 0 || hv & 1 == 1 {
+                continue;
             }
-        });
+            if let Some((k, s, m)) = self.read_slot(slot, hv) {
+                if doomed(&k, &s) {
+                    hits.push((slot, k, m));
+                }
+            }
+        }
         hits.into_iter()
-            .filter_map(|(slot, k)| self.remove_slot(slot, &k).map(|s| (k, s)))
+            .filter_map(|(slot, k, m)| {
+                let unchanged = only_untouched.then_some(m);
+                self.remove_slot(slot, &k, unchanged).map(|s| (k, s))
+            })
             .collect()
     }
 }
@@ -592,6 +639,51 @@ mod tests {
             class: class::GENERIC,
             last_seen: 100,
         }
+    }
+
+    #[test]
+    fn expiry_keeps_an_entry_touched_after_it_was_judged() {
+        let t = SessionTable::new(1024, 100);
+        for i in 0..4 {
+            t.insert(&key(i), &sess(i)).unwrap();
+        }
+        // A packet refreshes entry 1 after the scan judged it idle but before it removes
+        // anything (at the last entry judged): it must stay; the untouched ones go.
+        let mut judged = 0;
+        let gone = t.expire_if(|_, _| {
+            judged += 1;
+            if judged == 4 {
+                let f = t.lookup(&key(1)).unwrap();
+                t.touch(&f, 200, class::TCP_ESTABLISHED);
+            }
+            true
+        });
+        let mut gone: Vec<_> = gone.iter().map(|(k, _)| k.sport).collect();
+        gone.sort_unstable();
+        assert_eq!(gone, [key(0).sport, key(2).sport, key(3).sport]);
+        let kept = t.lookup(&key(1)).expect("touched entry kept");
+        assert_eq!(kept.session.last_seen, 200);
+        assert_eq!(kept.session.class, class::TCP_ESTABLISHED);
+        assert_eq!(t.len(), 1);
+        // The kept entry's header was released intact: it can be touched and removed.
+        t.touch(&kept, 201, class::TCP_ESTABLISHED);
+        assert_eq!(t.lookup(&key(1)).unwrap().session.last_seen, 201);
+        assert!(t.remove(&key(1)).is_some());
+        assert!(t.is_empty());
+    }
+
+    #[test]
+    fn removal_ignores_touches_made_while_judging() {
+        // remove_if (purges) removes what it chose even if touched meanwhile.
+        let t = SessionTable::new(1024, 100);
+        t.insert(&key(1), &sess(1)).unwrap();
+        let gone = t.remove_if(|k, _| {
+            let f = t.lookup(k).unwrap();
+            t.touch(&f, 300, class::GENERIC);
+            true
+        });
+        assert_eq!(gone.len(), 1);
+        assert!(t.is_empty());
     }
 
     #[test]

@@ -281,9 +281,9 @@ impl Npol {
     /// Workers keep running: entries go by CAS on their slot.
     pub fn scan(&self, now: u32) -> usize {
         self.fragments
-            .remove_if(|_, s| now.wrapping_sub(s.last_seen) > FRAGMENT_TIMEOUT);
+            .expire_if(|_, s| now.wrapping_sub(s.last_seen) > FRAGMENT_TIMEOUT);
         self.flows
-            .remove_if(|k, s| {
+            .expire_if(|k, s| {
                 let t = if k.proto == crate::wire::IP_PROTO_TCP {
                     FLOW_TIMEOUT_TCP
                 } else {
