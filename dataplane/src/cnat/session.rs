@@ -467,11 +467,10 @@ impl SessionTable {
         Err(InsertError::NoSlot)
     }
 
-    /// Free `slot` if it still holds `key` (it may have been freed and reused meanwhile).
-    /// Remove `slot` if it still holds `key` and, with `unchanged`, its time and class are
-    /// still that meta word. The check is made with the slot's header held, and the meta word
-    /// is swapped for a dying one, so a packet's `touch` after that fails instead of being
-    /// lost in a removed entry.
+    /// Free `slot` if it still holds `key` (it may have been freed and reused meanwhile) and,
+    /// with `unchanged`, its meta word (time, class, flags) is still that one. The check is
+    /// made with the slot's header held, and the meta word is swapped for a dying one, so a
+    /// packet's `touch` after that fails instead of being lost in a removed entry.
     fn remove_slot(&self, slot: usize, key: &FlowKey, unchanged: Option<u64>) -> Option<Session> {
         let hd = self.hdr_of(slot);
         loop {
@@ -532,13 +531,18 @@ impl SessionTable {
     /// Every entry, in slot order (for dumps and scans; not a consistent snapshot of the
     /// whole table, each entry is consistent on its own).
     pub fn for_each(&self, mut f: impl FnMut(usize, &FlowKey, &Session)) {
+        self.each_entry(|slot, k, s, _| f(slot, k, s));
+    }
+
+    /// [`Self::for_each`] with each entry's meta word, as it was read.
+    fn each_entry(&self, mut f: impl FnMut(usize, &FlowKey, &Session, u64)) {
         for slot in 0..self.data.len() {
             let hv = self.hdr_of(slot).load(Ordering::Acquire);
             if hv & OCC == 0 || hv & 1 == 1 {
                 continue;
             }
-            if let Some((k, s, _)) = self.read_slot(slot, hv) {
-                f(slot, &k, &s);
+            if let Some((k, s, m)) = self.read_slot(slot, hv) {
+                f(slot, &k, &s, m);
             }
         }
     }
@@ -568,17 +572,11 @@ impl SessionTable {
         only_untouched: bool,
     ) -> Vec<(FlowKey, Session)> {
         let mut hits = Vec::new();
-        for slot in 0..self.data.len() {
-            let hv = self.hdr_of(slot).load(Ordering::Acquire);
-            if hv & OCC == 0 || hv & 1 == 1 {
-                continue;
+        self.each_entry(|slot, k, s, m| {
+            if doomed(k, s) {
+                hits.push((slot, *k, m));
             }
-            if let Some((k, s, m)) = self.read_slot(slot, hv) {
-                if doomed(&k, &s) {
-                    hits.push((slot, k, m));
-                }
-            }
-        }
+        });
         hits.into_iter()
             .filter_map(|(slot, k, m)| {
                 let unchanged = only_untouched.then_some(m);
