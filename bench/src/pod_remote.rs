@@ -10,9 +10,9 @@
 //!   Linux VTEP. The uplink is a tap into the remote node's namespace (default; no vhost-net
 //!   here: a syscall per packet), or a veth opened with AF_PACKET or AF_XDP as vpp-manager
 //!   opens a real uplink; then the remote end of the veth has its offloads off, as the lab's
-//!   has, since rvpp's af_packet rx does not yet read the kernel's "checksum not ready" mark. The flat pod's tun has GSO on, as calico sets it; the VXLAN pod's has not,
-//!   since rvpp does not carry GSO super-frames through a tunnel yet (they would be dropped,
-//!   counted).
+//!   has, since rvpp's af_packet rx does not yet read the kernel's "checksum not ready" mark.
+//!   Both pods' tuns have GSO on, as calico sets it: the VXLAN pod's super-frames are
+//!   encapsulated whole and segmented after (gso-segment fixes the outer headers too).
 //! * The kernel's node: the same pods on veths (proxy ARP, 169.254.1.1, as calico's Linux
 //!   dataplane), a veth uplink into its own remote node, and a kernel `vxlan` device.
 //!
@@ -134,7 +134,7 @@ fn rvpp_side(lab: &mut Lab, uplink: &str) -> Result<Side, String> {
     };
     let setup = format!(
         "create tap id 0 host-if-name eth0 host-ns {p1} tun host-mtu-size 1400 gso\n\
-         create tap id 1 host-if-name eth0 host-ns {p5} tun host-mtu-size 1400\n\
+         create tap id 1 host-if-name eth0 host-ns {p5} tun host-mtu-size 1400 gso\n\
          {create}\n\
          set interface state tun0 up\nset interface state tun1 up\n\
          ip route add 198.18.1.2/32 via tun0\nip route add 198.18.5.2/32 via tun1\n\
@@ -310,7 +310,7 @@ pub fn run(args: &[String]) -> Result<Value, String> {
         "mtu": 1400,
         "rvpp_uplink": uplink,
         "rvpp_flat_pod_gso": true,
-        "rvpp_vxlan_pod_gso": false,
+        "rvpp_vxlan_pod_gso": true,
         "ipip": "not measured: the kernel here has no ipip module",
         "results": out,
         "rvpp_error_counters": drops,

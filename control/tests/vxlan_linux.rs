@@ -11,7 +11,7 @@ mod skip;
 
 mod common;
 
-use common::{Netns, Rvpp};
+use common::{counted, iperf3_short, Netns, Rvpp};
 
 const TUN_MAC: &str = "02:fe:00:00:00:c0";
 const LINUX_VTEP_MAC: &str = "66:01:02:03:04:05";
@@ -47,10 +47,10 @@ enum Outer {
     V6,
 }
 
-fn ping_across(tag: &str, outer: Outer) {
-    if !skip::need_root("for a tap and a vxlan device in a namespace of the test's own") {
-        return;
-    }
+/// rvpp with a tap uplink into `ns`, a Linux node there with a `vxlan` device as felix makes
+/// vxlan.calico, and the tunnel between them up, with static neighbours on both sides.
+/// Returns the tunnel's create command (the test deletes it with ` del`).
+fn linux_peer(tag: &str, outer: Outer) -> (Rvpp, Netns, String) {
     let (ours, theirs, plen) = match outer {
         Outer::V4 => ("198.18.0.1", "198.18.0.2", 30),
         Outer::V6 => ("fd00::1", "fd00::2", 64),
@@ -94,7 +94,14 @@ fn ping_across(tag: &str, outer: Outer) {
     ok(r.ctl(&format!(
         "set ip neighbor vxlan_tunnel0 198.19.255.2 {LINUX_VTEP_MAC}"
     )));
+    (r, ns, create)
+}
 
+fn ping_across(tag: &str, outer: Outer) {
+    if !skip::need_root("for a tap and a vxlan device in a namespace of the test's own") {
+        return;
+    }
+    let (r, ns, create) = linux_peer(tag, outer);
     let ping = ns.exec(&["ping", "-c", "3", "-i", "0.2", "-W", "2", "198.19.255.1"]);
     let text = String::from_utf8_lossy(&ping.stdout).to_string();
     let errors = r.ctl("show errors");
@@ -130,5 +137,57 @@ fn ping_across(tag: &str, outer: Outer) {
         "{errors}"
     );
     drop(r);
+    drop(ns);
+}
+
+/// A pod whose tun offers GSO and checksum offload (as calico creates pod taps) sends TCP to
+/// the Linux node over VXLAN: its super-frames are segmented after encapsulation, and the
+/// Linux node's kernel, which checks every outer and inner checksum, delivers the stream.
+#[test]
+fn a_gso_pods_tcp_crosses_vxlan_to_a_linux_node() {
+    gso_tcp_across("vxg", Outer::V4);
+}
+
+/// The same over an IPv6 outer header, whose UDP checksum is then computed per segment.
+#[test]
+fn a_gso_pods_tcp_crosses_an_ipv6_outer_vxlan_to_a_linux_node() {
+    gso_tcp_across("vxg6", Outer::V6);
+}
+
+fn gso_tcp_across(tag: &str, outer: Outer) {
+    if !skip::need_root("for taps and a vxlan device in namespaces of the test's own") {
+        return;
+    }
+    let (r, ns, _) = linux_peer(tag, outer);
+    let pod = Netns::new(format!("rvpp-{tag}p-{}", std::process::id()));
+    let tun = r.ctl(&format!(
+        "create tap id 1 host-if-name eth0 host-ns {} tun host-mtu-size 1400 gso",
+        pod.0
+    ));
+    let tun = tun.trim().to_string();
+    ok(r.ctl(&format!("set interface state {tun} up")));
+    ok(r.ctl(&format!("ip route add 198.18.1.2/32 via {tun}")));
+    pod.ip("link set lo up");
+    pod.ip("addr add 198.18.1.2/32 dev eth0");
+    pod.ip("link set eth0 up");
+    pod.ip("route add default dev eth0");
+    let offloads = pod.sh("ethtool -k eth0 | grep tcp-segmentation-offload:");
+    assert!(
+        offloads.ends_with("on"),
+        "the pod's tun has no TSO: {offloads}"
+    );
+    ns.ip("route add 198.18.1.2/32 via 198.19.255.1 dev vx0");
+
+    let report = iperf3_short(&ns, &pod, "198.19.255.2");
+    let errors = r.ctl("show errors");
+    let report = report.unwrap_or_else(|e| panic!("TCP over VXLAN failed: {e}\n{errors}"));
+    assert!(report.contains("receiver"), "{report}");
+    assert!(
+        counted(&errors, "super-frames segmented") > 0,
+        "no super-frame went through the tunnel:\n{errors}"
+    );
+    assert_eq!(counted(&errors, "vxlan encap:"), 0, "{errors}");
+    drop(r);
+    drop(pod);
     drop(ns);
 }

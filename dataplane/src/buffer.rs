@@ -47,6 +47,10 @@ pub mod flags {
     /// The icmp-error node takes the error's source and FIB from the packet
     /// (`nodes::family::set_icmp_error_from`), not from the receiving interface.
     pub const ICMP_ERROR_FROM: u32 = 1 << 7;
+    /// A tunnel encapsulated this packet after its offload (`GSO`, `OFFLOAD_L4_CKSUM`) was
+    /// asked for: the offload is the inner packet's, which starts `tunnel_inner` bytes after
+    /// the outer IP header. No device here offloads through a tunnel, so gso-segment does it.
+    pub const TUNNEL_OFFLOAD: u32 = 1 << 8;
 }
 
 /// Per-buffer metadata, the first 128 bytes of each buffer.
@@ -92,7 +96,10 @@ pub struct BufferMeta {
     pub trace_index: u32,
     /// Scratch space that one node passes to the next.
     pub opaque: [u32; 12],
-    pub _pad1: [u32; 6],
+    /// With `TUNNEL_OFFLOAD`: bytes from the outer IP header to the inner one.
+    pub tunnel_inner: u16,
+    pub _pad0: u16,
+    pub _pad1: [u32; 5],
 }
 
 const _: () = assert!(std::mem::size_of::<BufferMeta>() == META_SIZE);
@@ -122,7 +129,9 @@ impl BufferMeta {
             relookups: 0,
             trace_index: 0,
             opaque: [0; 12],
-            _pad1: [0; 6],
+            tunnel_inner: 0,
+            _pad0: 0,
+            _pad1: [0; 5],
         }
     }
 

@@ -1031,3 +1031,35 @@ fn superframes_leave_through_a_normal_mtu() {
     assert!(l.take().iter().all(|s| s.sw != l.sw[1]));
     l.no_leaks();
 }
+
+/// A tunnel's offload whose inner header is not where `tunnel_inner` says (before the outer
+/// L4 header, past the packet's end, or on bytes that are not an IP header) is a counted drop.
+#[test]
+fn a_tunnel_offload_with_its_inner_header_misplaced_is_a_counted_drop() {
+    let mut l = lab();
+    let if1 = l.sw[1];
+    let t = Tcp {
+        seq: 1,
+        flags: TCP_ACK,
+        opts: 0,
+    };
+    let f = frame(Link::Eth, false, "10.1.0.1", Some(t), &payload(3000, 7));
+    let g = flags::GSO | flags::OFFLOAD_L4_CKSUM | flags::TUNNEL_OFFLOAD;
+    for (inner, code) in [
+        (0, gso_error::BAD_TUNNEL),
+        (10, gso_error::BAD_TUNNEL),
+        (9000, gso_error::BAD_TUNNEL),
+        (20, gso_error::BAD_L3),
+    ] {
+        let before = l.err(code);
+        l.send("gso-segment", &f, &[], |m| {
+            m.tx_sw_if_index = if1;
+            m.flags |= g;
+            m.gso_size = 1448;
+            m.tunnel_inner = inner;
+        });
+        assert_eq!(l.err(code), before + 1, "tunnel_inner {inner}");
+        assert!(l.take().is_empty(), "tunnel_inner {inner} was sent");
+    }
+    l.no_leaks();
+}

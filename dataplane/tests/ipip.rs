@@ -390,3 +390,23 @@ fn encap_follows_a_route_change_of_the_uplink() {
     assert!(Lab::take(&l.out1).is_empty());
     l.no_leaks();
 }
+
+/// A pod's TCP super-frame into an IPIP tunnel (IPv4 and IPv6 outer) leaves the uplink as
+/// segments with right outer and inner headers and checksums; so does a packet that left its
+/// checksum to the device.
+#[test]
+fn a_pods_tcp_super_frame_leaves_ipip_as_checked_segments() {
+    use common::tunnel_offload::*;
+    let mut l = lab();
+    for (dst, v6) in [([198, 19, 202, 9], false), ([198, 19, 203, 9], true)] {
+        let f = pod_tcp(PEER1, MAC1, [198, 19, 0, 2], dst, 4000);
+        inject_offload(&mut l.rt, l.if1, &f, Some(1400));
+        let out = Lab::take(&l.out0);
+        assert_eq!(check_segments(&out, v6, Encap::Ipip, 1400, 4000), 3);
+        let f = pod_tcp(PEER1, MAC1, [198, 19, 0, 2], dst, 333);
+        inject_offload(&mut l.rt, l.if1, &f, None);
+        let out = Lab::take(&l.out0);
+        assert_eq!(check_segments(&out, v6, Encap::Ipip, 1400, 333), 1);
+    }
+    l.no_leaks();
+}

@@ -599,3 +599,42 @@ fn one_vector_through_two_tunnels_and_an_outer_too_big_for_the_uplink() {
     );
     l.no_leaks();
 }
+
+/// A pod's TCP super-frame into each tunnel (IPv4 outer with an inner Ethernet header; IPv6
+/// outer, bare IP) leaves the uplink as segments whose outer and inner headers and checksums
+/// are all right, even when the uplink itself offers GSO and checksum offload (it cannot do
+/// them through a tunnel's headers).
+#[test]
+fn a_pods_tcp_super_frame_leaves_each_tunnel_as_checked_segments() {
+    use common::tunnel_offload::*;
+    let mut l = lab();
+    for uplink_offloads in [false, true] {
+        l.fwd
+            .set_tx_offloads(l.if0, uplink_offloads, uplink_offloads)
+            .unwrap();
+        for (dst, v6, l2) in [
+            ([198, 19, 200, 5], false, true),
+            ([198, 19, 201, 5], true, false),
+        ] {
+            let f = pod_tcp(PEER1, MAC1, [198, 19, 0, 2], dst, 5000);
+            inject_offload(&mut l.rt, l.if1, &f, Some(1360));
+            let out = Lab::take(&l.out0);
+            let encap = Encap::Vxlan { vni: VNI, l2 };
+            assert_eq!(check_segments(&out, v6, encap, 1360, 5000), 4);
+        }
+    }
+    // A packet that only left its TCP checksum to the device, both outer families.
+    for (dst, v6, l2) in [
+        ([198, 19, 200, 5], false, true),
+        ([198, 19, 201, 5], true, false),
+    ] {
+        let f = pod_tcp(PEER1, MAC1, [198, 19, 0, 2], dst, 900);
+        inject_offload(&mut l.rt, l.if1, &f, None);
+        let out = Lab::take(&l.out0);
+        assert_eq!(
+            check_segments(&out, v6, Encap::Vxlan { vni: VNI, l2 }, 1400, 900),
+            1
+        );
+    }
+    l.no_leaks();
+}

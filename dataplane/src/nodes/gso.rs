@@ -16,12 +16,18 @@
 //!   super-frame is freed. A super-frame whose payload fits in one segment is finished in place.
 //! * A checksum-only packet gets its TCP or UDP checksum computed in place over the whole chain.
 //!
+//! * A tunnel's packet (`flags::TUNNEL_OFFLOAD`) carries the offload of its inner packet: the
+//!   headers parsed and fixed are the inner ones, found `tunnel_inner` bytes after the outer IP
+//!   header. Each segment also gets its outer lengths (IPv4 total length, ID and checksum, or
+//!   IPv6 payload length; UDP length), and an IPv6 outer UDP header its checksum, derived from
+//!   the inner one without a second pass over the payload.
+//!
 //! Either way the result is transmitted from here on the egress interface's tx queue for this
 //! worker (the node charges the device's tx node and counts interface tx), and the input packet
 //! leaves by `CONSUMED`. Anything malformed goes to error-drop under a named reason; this node
 //! never panics on packet contents.
 
-use crate::buffer::{flags, Buffers};
+use crate::buffer::{flags, BufferMeta, Buffers};
 use crate::graph::{Node, NodeInfo, CONSUMED, MAX_VECTOR};
 use crate::runtime::{clocks, Ctx};
 use crate::tables::if_flags;
@@ -41,6 +47,7 @@ crate::node_errors! {
         GSO_SIZE_ZERO => "GSO packet with gso_size 0",
         BAD_L3 => "not IPv4 or IPv6",
         IP_FRAGMENT_OR_EXT => "IPv4 fragment or IPv6 extension headers",
+        BAD_TUNNEL => "tunnel offload: inner packet not where the outer header says",
         DOWN => "interface is down",
         NO_TXQ => "interface has no tx queue on this thread",
         SEGMENTED => "super-frames segmented",
@@ -55,9 +62,10 @@ crate::next_edges! {
     }
 }
 
-/// Longest header run we copy into each segment: 2 VLAN tags + IPv4 with options + TCP with
-/// options is 14 + 8 + 60 + 60 = 142.
-const MAX_HDR: usize = 192;
+/// Longest header run we copy into each segment. Plain: 2 VLAN tags + IPv4 with options + TCP
+/// with options is 14 + 8 + 60 + 60 = 142. Through VXLAN over IPv6 with an inner Ethernet
+/// header: 14 + 8 + 40 + 8 + 8 + 14 + 60 + 60 = 212.
+const MAX_HDR: usize = 256;
 /// Bound on a chain walk, against a corrupted (cyclic) chain.
 const MAX_CHAIN: usize = 1024;
 
@@ -72,6 +80,16 @@ struct Hdrs {
     ip_end: usize,
     v6: bool,
     proto: u8,
+}
+
+/// A tunnel's outer IP header, when the offload is its inner packet's.
+#[derive(Clone, Copy, Debug)]
+struct Outer {
+    l3: usize,
+    l4: usize,
+    v6: bool,
+    /// The outer header is followed by UDP (VXLAN), whose length and checksum cover the rest.
+    udp: bool,
 }
 
 #[inline(always)]
@@ -93,6 +111,52 @@ fn need(d: &[u8], total: usize, end: usize) -> Result<(), u16> {
 /// Parse the headers of a packet whose first buffer holds `d` and whose chain is `total` bytes.
 /// `tcp_only`: a GSO super-frame (UDP is not segmented).
 fn parse(d: &[u8], total: usize, l2: bool, tcp_only: bool) -> Result<Hdrs, u16> {
+    let (l3, l4, ip_end, proto, v6) = parse_ip(d, total, l2)?;
+    if v6 && proto != IP_PROTO_TCP && proto != IP_PROTO_UDP {
+        // Extension headers (or another upper layer): not something we segment.
+        return Err(match proto {
+            0 | 43 | 44 | 50 | 51 | 60 | 135 | 139 | 140 => gso_error::IP_FRAGMENT_OR_EXT,
+            _ => gso_error::NOT_TCP,
+        });
+    }
+    parse_l4(d, total, (l3, l4, ip_end, proto, v6), tcp_only)
+}
+
+/// Parse a tunnel's packet: the outer L2 and IP headers, then the inner IP and L4 headers
+/// `inner` bytes after the outer IP header. Offsets are from the packet start.
+fn parse_tunnel(
+    d: &[u8],
+    total: usize,
+    l2: bool,
+    tcp_only: bool,
+    inner: usize,
+) -> Result<(Hdrs, Outer), u16> {
+    let (l3, l4, ip_end, proto, v6) = parse_ip(d, total, l2)?;
+    let udp = proto == IP_PROTO_UDP;
+    let at = l3 + inner;
+    if at < l4 + if udp { 8 } else { 0 } || at >= ip_end {
+        return Err(gso_error::BAD_TUNNEL);
+    }
+    let (d_in, total_in) = (&d[at.min(d.len())..], total - at);
+    let h = parse(d_in, total_in, false, tcp_only)?;
+    if at + h.ip_end != ip_end {
+        return Err(gso_error::BAD_TUNNEL);
+    }
+    let h = Hdrs {
+        l3: at + h.l3,
+        l4: at + h.l4,
+        l4_end: at + h.l4_end,
+        ip_end,
+        ..h
+    };
+    if h.l4_end > MAX_HDR {
+        return Err(gso_error::BAD_LENGTH);
+    }
+    Ok((h, Outer { l3, l4, v6, udp }))
+}
+
+/// The L2 and IP headers: (l3, l4, ip_end, protocol or next header, v6).
+fn parse_ip(d: &[u8], total: usize, l2: bool) -> Result<(usize, usize, usize, u8, bool), u16> {
     let mut l3 = 0;
     let ethertype = if l2 {
         need(d, total, ETH_HDR)?;
@@ -146,18 +210,20 @@ fn parse(d: &[u8], total: usize, l2: bool, tcp_only: bool) -> Result<Hdrs, u16> 
             if end > total {
                 return Err(gso_error::BAD_LENGTH);
             }
-            let nh = d[l3 + 6];
-            if nh != IP_PROTO_TCP && nh != IP_PROTO_UDP {
-                // Extension headers (or another upper layer): not something we segment.
-                return Err(match nh {
-                    0 | 43 | 44 | 50 | 51 | 60 | 135 | 139 | 140 => gso_error::IP_FRAGMENT_OR_EXT,
-                    _ => gso_error::NOT_TCP,
-                });
-            }
-            (l3 + IP6_HDR, end, nh, true)
+            (l3 + IP6_HDR, end, d[l3 + 6], true)
         }
         _ => return Err(gso_error::BAD_L3),
     };
+    Ok((l3, l4, ip_end, proto, v6))
+}
+
+/// The L4 header after `parse_ip`'s result.
+fn parse_l4(
+    d: &[u8],
+    total: usize,
+    (l3, l4, ip_end, proto, v6): (usize, usize, usize, u8, bool),
+    tcp_only: bool,
+) -> Result<Hdrs, u16> {
     let l4_end = match proto {
         IP_PROTO_TCP => {
             if l4 + 20 > ip_end {
@@ -191,6 +257,33 @@ fn parse(d: &[u8], total: usize, l2: bool, tcp_only: bool) -> Result<Hdrs, u16> 
         v6,
         proto,
     })
+}
+
+/// Bytes from `ip` (the packet's IP header) to the end of its first segment, when the packet
+/// is a GSO super-frame: the headers through the (inner, for a tunnel's) TCP header plus
+/// `gso_size`, which is what must fit an MTU. None when it is not one or its TCP header is not
+/// whole in `ip`.
+#[inline]
+pub(crate) fn segment_len(ip: &[u8], m: &BufferMeta) -> Option<usize> {
+    if m.flags & flags::GSO == 0 {
+        return None;
+    }
+    let at = if m.flags & flags::TUNNEL_OFFLOAD != 0 {
+        m.tunnel_inner as usize
+    } else {
+        0
+    };
+    let inner = ip.get(at..)?;
+    let (l4, proto) = match inner.first()? >> 4 {
+        4 => ((inner.first()? & 0x0f) as usize * 4, *inner.get(9)?),
+        6 => (IP6_HDR, *inner.get(6)?),
+        _ => return None,
+    };
+    if proto != IP_PROTO_TCP {
+        return None;
+    }
+    let doff = (inner.get(l4 + 12)? >> 4) as usize * 4;
+    Some(at + l4 + doff + m.gso_size as usize)
 }
 
 /// One's-complement sum folded to 16 bits, not inverted.
@@ -236,17 +329,62 @@ fn chain_sum(bufs: &mut Buffers, head: u32, from: usize, to: usize) -> (u64, usi
 
 #[inline(always)]
 fn pseudo(h: &Hdrs, d: &[u8], l4_len: usize) -> u64 {
-    if h.v6 {
+    pseudo_at(d, h.l3, h.v6, l4_len, h.proto)
+}
+
+/// The pseudo-header sum of the IP header at `l3` of `d`.
+#[inline(always)]
+fn pseudo_at(d: &[u8], l3: usize, v6: bool, l4_len: usize, proto: u8) -> u64 {
+    if v6 {
         let a = |o: usize| {
             let mut x = [0u8; 16];
             x.copy_from_slice(&d[o..o + 16]);
             u128::from_be_bytes(x)
         };
-        ip6_pseudo_sum(a(h.l3 + 8), a(h.l3 + 24), l4_len as u32, h.proto)
+        ip6_pseudo_sum(a(l3 + 8), a(l3 + 24), l4_len as u32, proto)
     } else {
         let a = |o: usize| u32::from_be_bytes([d[o], d[o + 1], d[o + 2], d[o + 3]]);
-        ip4_pseudo_sum(a(h.l3 + 12), a(h.l3 + 16), l4_len as u16, h.proto)
+        ip4_pseudo_sum(a(l3 + 12), a(l3 + 16), l4_len as u16, proto)
     }
+}
+
+/// The outer headers a tunnel's segment of `len` payload bytes needs, set in `tpl` (headers
+/// through the inner L4 header): IPv4 total length, ID and checksum, or IPv6 payload length;
+/// UDP length, and its checksum zero (IPv4 allows it; over IPv6 [`outer_udp6_csum`] fills it).
+fn set_outer(tpl: &mut [u8], o: &Outer, len: usize, id: u16) {
+    let hl = tpl.len();
+    if o.v6 {
+        let pl = (hl - o.l3 - IP6_HDR + len) as u16;
+        tpl[o.l3 + 4..o.l3 + 6].copy_from_slice(&pl.to_be_bytes());
+    } else {
+        let tl = (hl - o.l3 + len) as u16;
+        tpl[o.l3 + 2..o.l3 + 4].copy_from_slice(&tl.to_be_bytes());
+        tpl[o.l3 + 4..o.l3 + 6].copy_from_slice(&id.to_be_bytes());
+        tpl[o.l3 + 10] = 0;
+        tpl[o.l3 + 11] = 0;
+        let c = fold(ones_sum(&tpl[o.l3..o.l4], 0));
+        tpl[o.l3 + 10..o.l3 + 12].copy_from_slice(&c.to_be_bytes());
+    }
+    if o.udp {
+        let ul = (hl - o.l4 + len) as u16;
+        tpl[o.l4 + 4..o.l4 + 6].copy_from_slice(&ul.to_be_bytes());
+        tpl[o.l4 + 6] = 0;
+        tpl[o.l4 + 7] = 0;
+    }
+}
+
+/// The outer UDP checksum over IPv6 of a segment whose inner L4 checksum is right: a segment
+/// with a correct checksum sums to the complement of its pseudo-header, so only the headers
+/// between the UDP header and the inner L4 header are read (their length is even).
+fn outer_udp6_csum(hdrs: &[u8], o: &Outer, h: &Hdrs, len: usize) -> u16 {
+    let hl = hdrs.len();
+    let inner = fold(pseudo(h, hdrs, h.l4_end - h.l4 + len)) as u64;
+    let outer = pseudo_at(hdrs, o.l3, true, hl - o.l4 + len, IP_PROTO_UDP);
+    let mut c = fold(outer + sum16(&hdrs[o.l4..h.l4]) + inner);
+    if c == 0 {
+        c = 0xffff;
+    }
+    c
 }
 
 /// Offset of the checksum field in the L4 header.
@@ -367,13 +505,14 @@ impl GsoSegment {
     /// Err: drop it with that reason.
     fn one(&mut self, cx: &mut Ctx<'_>, bi: u32) -> Result<(), u16> {
         let ifs = cx.tables.ifs.get();
-        let (sw, gso, mss, total) = {
+        let (sw, gso, mss, total, inner) = {
             let b = cx.bufs.get(bi);
             (
                 b.meta.tx_sw_if_index,
                 b.meta.flags & flags::GSO != 0,
                 b.meta.gso_size as usize,
                 b.total_len(),
+                (b.meta.flags & flags::TUNNEL_OFFLOAD != 0).then_some(b.meta.tunnel_inner),
             )
         };
         let dev = ifs.fast(sw).flags;
@@ -386,27 +525,50 @@ impl GsoSegment {
         if gso && mss == 0 {
             return Err(gso_error::GSO_SIZE_ZERO);
         }
-        let h = {
+        let (h, outer) = {
             let b = cx.bufs.get(bi);
-            parse(b.data(), total, dev & if_flags::L2 != 0, gso)?
+            let l2 = dev & if_flags::L2 != 0;
+            match inner {
+                Some(at) => parse_tunnel(b.data(), total, l2, gso, at as usize)
+                    .map(|(h, o)| (h, Some(o)))?,
+                None => (parse(b.data(), total, l2, gso)?, None),
+            }
         };
         let payload = h.ip_end - h.l4_end;
         if !gso || payload <= mss {
             fill_csum_in_place(cx.bufs, bi, &h)?;
+            if let Some(o) = outer.filter(|o| o.v6 && o.udp) {
+                let udp = Hdrs {
+                    l3: o.l3,
+                    l4: o.l4,
+                    l4_end: o.l4 + 8,
+                    ip_end: h.ip_end,
+                    v6: true,
+                    proto: IP_PROTO_UDP,
+                };
+                fill_csum_in_place(cx.bufs, bi, &udp)?;
+            }
             let m = cx.bufs.meta(bi);
-            m.flags &= !(flags::GSO | flags::OFFLOAD_L4_CKSUM);
+            m.flags &= !(flags::GSO | flags::OFFLOAD_L4_CKSUM | flags::TUNNEL_OFFLOAD);
             m.gso_size = 0;
             cx.count(gso_error::CSUM, 1);
             self.queue(cx, sw, bi, total);
             return Ok(());
         }
-        self.segment(cx, bi, sw, &h, mss);
+        self.segment(cx, bi, sw, (&h, outer.as_ref()), mss);
         cx.bufs.free(&[bi]);
         Ok(())
     }
 
     /// Cut the super-frame `bi` into segments and queue them. Counts what could not be built.
-    fn segment(&mut self, cx: &mut Ctx<'_>, bi: u32, sw: u32, h: &Hdrs, mss: usize) {
+    fn segment(
+        &mut self,
+        cx: &mut Ctx<'_>,
+        bi: u32,
+        sw: u32,
+        (h, outer): (&Hdrs, Option<&Outer>),
+        mss: usize,
+    ) {
         let hl = h.l4_end;
         let mut tpl = [0u8; MAX_HDR];
         let rx = {
@@ -420,6 +582,7 @@ impl GsoSegment {
         let (l3, l4) = (h.l3, h.l4);
         let seq0 = u32::from_be_bytes([tpl[l4 + 4], tpl[l4 + 5], tpl[l4 + 6], tpl[l4 + 7]]);
         let id0 = be16(tpl, l3 + 4);
+        let outer_id0 = outer.map_or(0, |o| be16(tpl, o.l3 + 4));
         let tcp_flags = tpl[l4 + 13];
         tpl[l4 + 16] = 0;
         tpl[l4 + 17] = 0;
@@ -455,6 +618,9 @@ impl GsoSegment {
                 fl &= !0x80; // CWR
             }
             tpl[l4 + 13] = fl;
+            if let Some(o) = outer {
+                set_outer(tpl, o, len, outer_id0.wrapping_add(i as u16));
+            }
             let at = src;
             let mut built = build_segment(cx.bufs, tpl, h, len, &mut src);
             if built == Err(gso_error::NO_BUFFERS) && !self.batch.pkts.is_empty() {
@@ -466,6 +632,13 @@ impl GsoSegment {
             }
             match built {
                 Ok(seg) => {
+                    if let Some(o) = outer.filter(|o| o.v6 && o.udp) {
+                        let c = outer_udp6_csum(tpl, o, h, len);
+                        cx.bufs.get(seg).data_mut()[o.l4 + 6..o.l4 + 8]
+                            .copy_from_slice(&c.to_be_bytes());
+                    }
+                    // The packet's own (outer) headers, as a receiving driver would set them.
+                    let (l3, l4) = outer.map_or((l3, l4), |o| (o.l3, o.l4));
                     let m = cx.bufs.meta(seg);
                     m.tx_sw_if_index = sw;
                     m.rx_sw_if_index = rx;

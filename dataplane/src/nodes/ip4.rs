@@ -282,11 +282,7 @@ fn rewrite_one(b: &mut Buf<'_>, adj: &crate::tables::Adjacency) -> (u16, u16) {
     let fl = b.meta.flags;
     let local = fl & flags::LOCALLY_ORIGINATED != 0;
     // A GSO super-frame leaves as segments: what must fit the MTU is one segment.
-    let seg_len = if fl & flags::GSO != 0 {
-        Some(tcp_header_end(b.data()) + b.meta.gso_size as usize)
-    } else {
-        None
-    };
+    let seg_len = super::gso::segment_len(b.data(), b.meta);
     let rl = adj.rewrite_len as usize;
     let s = b.start_offset();
     if s < rl {
@@ -332,16 +328,6 @@ fn rewrite_one(b: &mut Buf<'_>, adj: &crate::tables::Adjacency) -> (u16, u16) {
     b.meta.current_length += rl as u16;
     b.meta.tx_sw_if_index = adj.sw_if_index;
     (rewrite_next::OUTPUT, 0)
-}
-
-/// Bytes of IPv4 + TCP headers at the start of `ip` (0 if it is not a whole TCP header).
-pub fn tcp_header_end(ip: &[u8]) -> usize {
-    let Some(h) = Ip4Hdr::new(ip) else { return 0 };
-    let hl = h.header_len();
-    if h.protocol() != wire::IP_PROTO_TCP || ip.len() < hl + 20 {
-        return 0;
-    }
-    hl + ((ip[hl + 12] >> 4) as usize) * 4
 }
 
 // ---------------------------------------------------------------------------------------------

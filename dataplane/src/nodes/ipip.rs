@@ -10,7 +10,7 @@
 //! (`COPY_DF`) or sets it (`SET_DF`); DSCP the tunnel's, or the inner's with `COPY_DSCP`
 //! (VPP's `tunnel_encap_decap_flags`; the front ends refuse the flags not implemented here).
 
-use crate::buffer::{flags, Buf};
+use crate::buffer::Buf;
 use crate::feature::{Feature, FeatureTables};
 use crate::graph::{GraphBuilder, Node, NodeInfo, NodeKind};
 use crate::rcu::{Published, Snapshot};
@@ -96,8 +96,7 @@ crate::node_errors! {
         NO_TUNNEL => "ipip encap: interface is not a tunnel (dropped)",
         NO_HEADROOM => "ipip encap: no headroom for the outer header (dropped)",
         LOOP => "ipip encap: tunnel loops into itself (dropped)",
-        GSO => "ipip encap: gso super-frames through tunnels not supported yet (dropped)",
-        CHAINED => "ipip encap: chained buffers not supported (dropped)",
+        NESTED_OFFLOAD => "ipip encap: offload already through another tunnel (dropped)",
         NOT_IP => "ipip encap: inner packet is not IP (dropped)",
     }
 }
@@ -169,12 +168,8 @@ fn prepare(t: &Tunnel) -> EncapTarget<Prepared<'_>> {
 fn encap_one(b: &mut Buf<'_>, p: &Prepared<'_>) -> Result<u16, u16> {
     let t = p.t;
     let m = &*b.meta;
-    if m.flags & flags::GSO != 0 {
-        return Err(encap_error::GSO);
-    }
-    if m.flags & flags::NEXT_PRESENT != 0 {
-        return Err(encap_error::CHAINED);
-    }
+    // An offload (GSO, L4 checksum) is the inner packet's: gso-segment does it after us.
+    let offload = super::tunnel::offload_state(m, encap_error::NESTED_OFFLOAD)?;
     if m.relookups >= MAX_RELOOKUPS {
         return Err(encap_error::LOOP);
     }
@@ -188,7 +183,7 @@ fn encap_one(b: &mut Buf<'_>, p: &Prepared<'_>) -> Result<u16, u16> {
     } else {
         t.dscp
     };
-    let inner_len = b.data().len();
+    let inner_len = b.total_len();
     let next = match (t.src, t.dst) {
         (IpAddr::V4(_), IpAddr::V4(_)) => {
             if !b.retreat(wire::IP4_HDR) {
@@ -208,6 +203,9 @@ fn encap_one(b: &mut Buf<'_>, p: &Prepared<'_>) -> Result<u16, u16> {
             h[9] = proto;
             let sum = p.sum4 + tos as u64 + total as u64 + frag as u64 + proto as u64;
             h[10..12].copy_from_slice(&wire::fold(sum).to_be_bytes());
+            if offload {
+                super::tunnel::hand_on_offload(b.meta, wire::IP4_HDR);
+            }
             encap_next::IP4_LOOKUP
         }
         _ => {
@@ -227,6 +225,9 @@ fn encap_one(b: &mut Buf<'_>, p: &Prepared<'_>) -> Result<u16, u16> {
             let tc = dscp << 2;
             h.0[0] = 0x60 | tc >> 4;
             h.0[1] = (tc << 4) | (h.0[1] & 0x0f);
+            if offload {
+                super::tunnel::hand_on_offload(b.meta, wire::IP6_HDR);
+            }
             encap_next::IP6_LOOKUP
         }
     };

@@ -59,11 +59,15 @@ fn wire_len(m: &BufferMeta) -> u64 {
 }
 
 /// The packet carries an offload (GSO super-frame, L4 checksum left to the device) that its
-/// egress device cannot do: software must (gso-segment).
+/// egress device cannot do: software must (gso-segment). No device takes one through a
+/// tunnel's headers.
 #[inline(always)]
 fn needs_fixup(ifs: &IfTable, m: &BufferMeta) -> bool {
     if m.flags & (flags::GSO | flags::OFFLOAD_L4_CKSUM) == 0 {
         return false;
+    }
+    if m.flags & flags::TUNNEL_OFFLOAD != 0 {
+        return true;
     }
     let dev = ifs.fast(m.tx_sw_if_index).flags;
     (m.flags & flags::GSO != 0 && dev & if_flags::TX_GSO == 0)

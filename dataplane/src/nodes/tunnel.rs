@@ -130,7 +130,8 @@ impl Uplink {
     /// when it exceeds the uplink's MTU or the headroom: the rewrite node decides those.
     #[inline(always)]
     pub(crate) fn finish(&self, b: &mut Buf<'_>) -> bool {
-        if b.meta.current_length > self.mtu {
+        let len = super::gso::segment_len(b.data(), b.meta).unwrap_or_else(|| b.total_len());
+        if len > self.mtu as usize {
             return false;
         }
         let n = self.l2_len as usize;
@@ -222,6 +223,25 @@ fn settle(
             codes.drop
         }
     }
+}
+
+/// Whether a packet may be encapsulated as it is: Err(nested) when its offload already goes
+/// through another tunnel's headers (gso-segment fixes one outer header, not two).
+/// Ok(true) when it carries an offload that [`outer_packet`] must hand on.
+#[inline(always)]
+pub(crate) fn offload_state(m: &BufferMeta, nested: u16) -> Result<bool, u16> {
+    if m.flags & flags::TUNNEL_OFFLOAD != 0 {
+        return Err(nested);
+    }
+    Ok(m.flags & (flags::GSO | flags::OFFLOAD_L4_CKSUM) != 0)
+}
+
+/// The offload of an encapsulated packet is its inner packet's, `inner` bytes after the outer
+/// IP header now at `current_data` (gso-segment finds it there).
+#[inline(always)]
+pub(crate) fn hand_on_offload(m: &mut BufferMeta, inner: usize) {
+    m.flags |= flags::TUNNEL_OFFLOAD;
+    m.tunnel_inner = inner as u16;
 }
 
 /// The outer packet starts at `current_data`, is looked up again in `encap_fib`, and counts

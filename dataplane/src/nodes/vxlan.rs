@@ -119,8 +119,8 @@ crate::node_errors! {
         NO_TUNNEL => "vxlan encap: interface is not a tunnel (dropped)",
         NO_HEADROOM => "vxlan encap: no headroom for the outer headers (dropped)",
         LOOP => "vxlan encap: tunnel loops into itself (dropped)",
-        GSO => "vxlan encap: gso super-frames through tunnels not supported yet (dropped)",
-        CHAINED => "vxlan encap: chained buffers not supported (dropped)",
+        NESTED_OFFLOAD => "vxlan encap: offload already through another tunnel (dropped)",
+        CHAINED => "vxlan encap: chained buffer over IPv6 without checksum offload (dropped)",
     }
 }
 
@@ -194,17 +194,19 @@ fn prepare(t: &Tunnel) -> EncapTarget<Prepared<'_>> {
 fn encap_one(b: &mut Buf<'_>, p: &Prepared<'_>) -> Result<u16, u16> {
     let t = p.t;
     let m = &*b.meta;
-    if m.flags & flags::GSO != 0 {
-        return Err(encap_error::GSO);
-    }
-    if m.flags & flags::NEXT_PRESENT != 0 {
+    // A GSO super-frame or a packet whose L4 checksum is left to the device goes out with the
+    // offload still to do: gso-segment does it on the inner packet (and fills the UDP
+    // checksum over IPv6 then).
+    let offload = super::tunnel::offload_state(m, encap_error::NESTED_OFFLOAD)?;
+    if m.flags & flags::NEXT_PRESENT != 0 && !offload && t.dst.is_ipv6() {
         return Err(encap_error::CHAINED);
     }
     if m.relookups >= MAX_RELOOKUPS {
         return Err(encap_error::LOOP);
     }
     let sport = src_port(inner_hash(b.data(), t.l3));
-    let inner_len = b.data().len();
+    let inner_len = b.total_len();
+    let inner_at = if t.l3 { 0 } else { wire::ETH_HDR };
     let udp_len = (8 + VXLAN_HDR + inner_len) as u16;
     let next = match (t.src, t.dst) {
         (IpAddr::V4(_), IpAddr::V4(_)) => {
@@ -221,6 +223,9 @@ fn encap_one(b: &mut Buf<'_>, p: &Prepared<'_>) -> Result<u16, u16> {
             h[10..12].copy_from_slice(&wire::fold(p.sum4 + total as u64).to_be_bytes());
             h[20..22].copy_from_slice(&sport.to_be_bytes());
             h[24..26].copy_from_slice(&udp_len.to_be_bytes());
+            if offload {
+                super::tunnel::hand_on_offload(b.meta, OUTER4 + inner_at);
+            }
             encap_next::IP4_LOOKUP
         }
         _ => {
@@ -245,11 +250,15 @@ fn encap_one(b: &mut Buf<'_>, p: &Prepared<'_>) -> Result<u16, u16> {
             }
             // IPv6 needs the UDP checksum (RFC 6935's zero-checksum exception is not what a
             // Linux peer accepts by default).
-            let sum = wire::ip6_pseudo_sum(s, dst, udp_len as u32, wire::IP_PROTO_UDP);
-            let tail = &mut d[wire::IP6_HDR..];
-            let c = wire::fold(wire::ones_sum(tail, sum));
-            let c = if c == 0 { 0xffff } else { c };
-            tail[6..8].copy_from_slice(&c.to_be_bytes());
+            if offload {
+                super::tunnel::hand_on_offload(b.meta, hdrs + inner_at);
+            } else {
+                let sum = wire::ip6_pseudo_sum(s, dst, udp_len as u32, wire::IP_PROTO_UDP);
+                let tail = &mut d[wire::IP6_HDR..];
+                let c = wire::fold(wire::ones_sum(tail, sum));
+                let c = if c == 0 { 0xffff } else { c };
+                tail[6..8].copy_from_slice(&c.to_be_bytes());
+            }
             encap_next::IP6_LOOKUP
         }
     };

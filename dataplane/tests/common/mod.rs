@@ -171,3 +171,4 @@ impl Runtime3 {
         assert_eq!(self.pool.in_use(), 0, "buffers leaked");
     }
 }
+pub mod tunnel_offload;

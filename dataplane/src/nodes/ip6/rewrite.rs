@@ -63,13 +63,7 @@ fn rewrite_one(b: &mut Buf<'_>, adj: &Adjacency) -> (u16, u16) {
     let local = b.meta.flags & flags::LOCALLY_ORIGINATED != 0;
     // A GSO super-frame leaves as segments: what must fit is one segment (IPv6 + TCP headers
     // + gso_size).
-    let seg_len = if b.meta.flags & flags::GSO != 0 {
-        let d = b.data();
-        (d.len() >= IP6_HDR + 20 && d[6] == crate::wire::IP_PROTO_TCP)
-            .then(|| IP6_HDR + ((d[IP6_HDR + 12] >> 4) as usize) * 4 + b.meta.gso_size as usize)
-    } else {
-        None
-    };
+    let seg_len = crate::nodes::gso::segment_len(b.data(), b.meta);
     {
         let Some(mut h) = Ip6HdrMut::new(b.data_mut()) else {
             return (rewrite_next::DROP, rewrite_error::NOT_REWRITE);
