@@ -43,7 +43,11 @@ fn wireguard_go_peer_reaches_a_pod_behind_rvpp() {
     let r = Rvpp::start("wg-go", "buffers { buffers-per-numa 16384 }");
     let up = r.ctl(&format!("create tap host-ns {} host-if-name up0", node.0));
     assert_eq!(up.trim(), "tap0", "{up}");
-    let tp = r.ctl(&format!("create tap host-ns {} host-if-name eth0", pod.0));
+    // The pod's tap offers GSO and checksum offload, as calico creates pod taps.
+    let tp = r.ctl(&format!(
+        "create tap host-ns {} host-if-name eth0 gso",
+        pod.0
+    ));
     assert_eq!(tp.trim(), "tap1", "{tp}");
     ok(r.ctl("set interface ip address tap0 198.18.0.1/30"));
     ok(r.ctl("set interface state tap0 up"));
@@ -133,6 +137,24 @@ fn wireguard_go_peer_reaches_a_pod_behind_rvpp() {
         )
     });
     eprintln!("{out}");
+    // And from the pod: its TCP super-frames are cut before they are sealed (gso-ip4).
+    let out = common::iperf3_short(&node, &pod, "198.19.1.1").unwrap_or_else(|e| {
+        panic!(
+            "iperf3 from the pod through wireguard failed:\n{e}\n{}",
+            r.ctl("show errors")
+        )
+    });
+    eprintln!("{out}");
+    let errors = r.ctl("show errors");
+    let cut: u64 = errors
+        .lines()
+        .filter(|l| l.contains("gso-ip4") && l.contains("super-frames segmented"))
+        .filter_map(|l| l.split_whitespace().next()?.parse::<u64>().ok())
+        .sum();
+    assert!(
+        cut > 0,
+        "no super-frame was cut before wireguard:\n{errors}"
+    );
 
     // A key rvpp does not know: the handshake is refused and counted, traffic stops.
     let other = node.sh("wg genkey");

@@ -16,6 +16,9 @@ use std::sync::{Arc, Mutex};
 /// buffer pool, so growth stops; after warm-up the vectors keep their capacity and nothing is
 /// allocated per packet.
 const PENDING_CAP: usize = 4 * MAX_VECTOR;
+/// Packets one node call may emit beyond its vector ([`Ctx::emit`]): a vector of 64 KiB
+/// super-frames cut at a 1 KiB MSS, reserved once per worker.
+pub const EMIT_CAP: usize = 64 * MAX_VECTOR;
 /// Trace records a thread keeps.
 pub const MAX_TRACE: usize = 1024;
 
@@ -231,6 +234,8 @@ pub struct Ctx<'a> {
     arc: crate::feature::ArcEdges,
     /// Clocks a node spent on behalf of other nodes (device tx), not its own.
     nested_clocks: u64,
+    /// What this call emitted ([`Ctx::emit`]), by edge, in order.
+    emitted: &'a mut Vec<(u16, u32)>,
 }
 
 /// A node's error counters, detached from `Ctx` so they can be used while a buffer is borrowed.
@@ -285,6 +290,23 @@ impl<'a> Ctx<'a> {
             c.add(n);
         }
     }
+    /// Send `bi` along `edge` once this call returns, after the packets of its vector and in
+    /// the order of the calls: how a node that makes more packets than it was given (a
+    /// segmenter) hands them on. False, with `bi` still the caller's, when the call's room
+    /// ([`EMIT_CAP`]) is used up.
+    #[inline]
+    pub fn emit(&mut self, edge: u16, bi: u32) -> bool {
+        if self.emitted.len() >= EMIT_CAP {
+            return false;
+        }
+        self.emitted.push((edge, bi));
+        true
+    }
+    /// How many more packets this call may emit.
+    #[inline]
+    pub fn emit_room(&self) -> usize {
+        EMIT_CAP - self.emitted.len()
+    }
     /// Account `clocks` of this call to another node (e.g. a device's tx node).
     #[inline]
     pub fn charge(&mut self, node: NodeIndex, packets: u64, clocks: u64) {
@@ -319,6 +341,8 @@ pub struct Runtime {
     thread: usize,
     bad_edge_error: u16,
     tracing: bool,
+    /// [`Ctx::emit`]'s list, kept between calls so that it is allocated once.
+    emitted: Vec<(u16, u32)>,
 }
 
 /// error-drop's reason for a packet sent along an edge its node does not have (a node bug).
@@ -354,6 +378,7 @@ impl Runtime {
             thread,
             bad_edge_error,
             tracing: false,
+            emitted: Vec::with_capacity(EMIT_CAP),
             graph,
         })
     }
@@ -589,6 +614,22 @@ impl Runtime {
         self.graph.edges[from as usize] = edges;
     }
 
+    /// Move what `from` emitted into the next nodes' queues, in order.
+    #[cold]
+    fn enqueue_emitted(&mut self, from: NodeIndex) {
+        let edges = std::mem::take(&mut self.graph.edges[from as usize]);
+        let mut list = std::mem::take(&mut self.emitted);
+        for &(e, bi) in &list {
+            match edges.get(e as usize) {
+                Some(&t) => self.push(t, bi),
+                None => self.bad_edge(&[bi]),
+            }
+        }
+        list.clear();
+        self.emitted = list;
+        self.graph.edges[from as usize] = edges;
+    }
+
     /// Run nodes until no vector is pending.
     fn run_pending(&mut self) {
         while let Some(ni) = self.ready.pop_front() {
@@ -612,6 +653,7 @@ impl Runtime {
                     error_base: self.graph.error_base[ni as usize],
                     arc: self.graph.arc_edges[ni as usize],
                     nested_clocks: 0,
+                    emitted: &mut self.emitted,
                 };
                 let chunk = &mut work[off..off + n];
                 self.graph.nodes[ni as usize].process(&mut cx, chunk, &mut self.nexts[..n]);
@@ -620,6 +662,9 @@ impl Runtime {
                     self.trace_step(ni, &work[off..off + n]);
                 }
                 self.enqueue(ni, &work[off..off + n], n);
+                if !self.emitted.is_empty() {
+                    self.enqueue_emitted(ni);
+                }
                 let c = &self.stats.nodes[ni as usize];
                 c.calls.add(1);
                 c.vectors.add(n as u64);

@@ -14,7 +14,7 @@ use rvpp_dataplane::buffer::BufferPool;
 use rvpp_dataplane::feature::FeatureTables;
 use rvpp_dataplane::forwarding::{Path, Prefix};
 use rvpp_dataplane::ipsec::{self, CryptoAlg, IntegAlg, IpsecTable, Outer, Protect, Sa, SaConfig};
-use rvpp_dataplane::nodes::esp::{decrypt_error, encrypt_error, DECRYPT4};
+use rvpp_dataplane::nodes::esp::{self, decrypt_error, encrypt_error, DECRYPT4};
 use rvpp_dataplane::nodes::ipip;
 use rvpp_dataplane::runtime::Runtime;
 use rvpp_dataplane::tables::Shared;
@@ -132,13 +132,9 @@ fn lab_with(side_b: bool, o: Opts) -> Lab {
         fwd.set_admin_up(sw, true).unwrap();
     }
     fwd.set_unnumbered(t0, Some(if_up)).unwrap();
-    for (arc, f) in [
-        ("ip4-output", "ipip4-encap"),
-        ("ip6-output", "ipip6-encap"),
-        ("ip4-output", "esp4-encrypt-tun"),
-        ("ip6-output", "esp6-encrypt-tun"),
-    ] {
-        fwd.feature_enable(t0, arc, f, true).unwrap();
+    // What the control service turns on for a protected ipip tunnel.
+    for f in [ipip::ENCAP4, ipip::ENCAP6].iter().chain(esp::FEATURES) {
+        fwd.feature_enable(t0, f.arc, f.node, true).unwrap();
     }
     fwd.neighbor_add(if_up, a(peer), peer_up, true).unwrap();
     let pod_host = if side_b { "198.19.202.7" } else { "198.19.0.2" };
@@ -559,6 +555,67 @@ fn ipv6_outer_headers_sealed_and_opened_by_esp6_decrypt_tun() {
     assert_eq!(got.len(), 1, "b opened it");
     assert_eq!(got[0].2, b"over ipv6");
     assert_eq!(lb.error("esp6-decrypt-tun", decrypt_error::DECRYPTED), 1);
+    la.no_leaks();
+    lb.no_leaks();
+}
+
+/// A pod's TCP super-frame into the protected tunnel is cut before it is sealed (gso-ip4), so
+/// b opens one ESP packet per segment and its pod gets every segment with right checksums; a
+/// packet that left its checksum to the device is completed before it is sealed.
+#[test]
+fn a_pods_super_frame_is_segmented_then_sealed() {
+    use common::tunnel_offload::*;
+    let (mut la, mut lb) = (lab(false, false), lab(true, false));
+    for (n, gso) in [(4000, Some(1300)), (700, None)] {
+        let f = pod_tcp(PEER1, MAC1, [198, 19, 0, 2], [198, 19, 202, 7], n);
+        let pod = la.if_pod;
+        inject_offload(&mut la.rt, pod, &f, gso);
+        let sealed = Lab::take(&la.up);
+        assert_eq!(sealed.len(), n.div_ceil(1300), "one ESP packet per segment");
+        for e in &sealed {
+            let up = lb.if_up;
+            lb.send(up, e);
+        }
+        let got = Lab::take(&lb.pod);
+        check_segments(&got, false, Encap::Plain, 1300, n);
+    }
+    assert_eq!(la.error("esp4-encrypt-tun", encrypt_error::GSO), 0);
+    la.no_leaks();
+    lb.no_leaks();
+}
+
+/// Packets around a super-frame in one vector keep their places: the segments leave between
+/// the packet before and the one after (a flow's order holds through gso-ip4).
+#[test]
+fn segments_keep_their_place_in_the_vector() {
+    use common::tunnel_offload::*;
+    let (mut la, mut lb) = (lab(false, false), lab(true, false));
+    let before = pod_frame([198, 19, 0, 2], [198, 19, 202, 7], &[1; 10]);
+    let sf = pod_tcp(PEER1, MAC1, [198, 19, 0, 2], [198, 19, 202, 7], 3000);
+    let after = pod_frame([198, 19, 0, 2], [198, 19, 202, 7], &[2; 20]);
+    let pod = la.if_pod;
+    let bufs = la.rt.buffers();
+    let idx: Vec<u32> = [&before, &sf, &after]
+        .iter()
+        .map(|f| bufs.alloc_from_bytes(f).unwrap())
+        .collect();
+    for &bi in &idx {
+        bufs.meta(bi).rx_sw_if_index = pod;
+    }
+    let m = bufs.meta(idx[1]);
+    m.flags |= rvpp_dataplane::buffer::flags::GSO | rvpp_dataplane::buffer::flags::OFFLOAD_L4_CKSUM;
+    m.gso_size = 1300;
+    la.rt.inject("ethernet-input", &idx).unwrap();
+    for e in Lab::take(&la.up) {
+        let up = lb.if_up;
+        lb.send(up, &e);
+    }
+    let got = Lab::take(&lb.pod);
+    let protos: Vec<u8> = got.iter().map(|f| f[14 + 9]).collect();
+    assert_eq!(protos, [17, 6, 6, 6, 17], "udp, the 3 segments, udp");
+    check_segments(&got[1..4], false, Encap::Plain, 1300, 3000);
+    assert_eq!(got[0].len(), 14 + 28 + 10);
+    assert_eq!(got[4].len(), 14 + 28 + 20);
     la.no_leaks();
     lb.no_leaks();
 }

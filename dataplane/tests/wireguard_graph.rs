@@ -69,7 +69,8 @@ fn node(me: u8, private: noise::Key) -> Node {
         fwd.set_admin_up(sw, true).unwrap();
     }
     fwd.set_unnumbered(wg_sw, Some(if_up)).unwrap();
-    for f in [node::ENCAP4, node::ENCAP6] {
+    // What the control service turns on for a wireguard interface.
+    for f in node::FEATURES {
         fwd.feature_enable(wg_sw, f.arc, f.node, true).unwrap();
     }
     let other = 3 - me;
@@ -174,7 +175,7 @@ impl Node {
             .unwrap();
         f.set_admin_up(wg1, true).unwrap();
         f.set_unnumbered(wg1, Some(up)).unwrap();
-        for feat in [node::ENCAP4, node::ENCAP6] {
+        for feat in node::FEATURES {
             f.feature_enable(wg1, feat.arc, feat.node, true).unwrap();
         }
         for (n, sw) in [("19", wg0), ("29", wg1)] {
@@ -653,6 +654,24 @@ fn a_checksum_left_to_offload_is_completed_before_encryption() {
     let (udp, payload) = etherparse::UdpHeader::from_slice(l4).unwrap();
     assert_eq!(payload, b"offloaded checksum");
     assert_eq!(udp.checksum, udp.calc_checksum_ipv4(&ih, payload).unwrap());
+    na.no_leaks();
+    nb.no_leaks();
+}
+
+/// A pod's TCP super-frame into the wireguard interface is cut before it is sealed (gso-ip4):
+/// B opens one packet per segment and its pod gets every segment with right checksums.
+#[test]
+fn a_pods_super_frame_is_segmented_then_sealed() {
+    use common::tunnel_offload::*;
+    let (mut na, mut nb) = pair();
+    let f = pod_tcp(PEER1, MAC1, [198, 19, 0, 2], [198, 19, 1, 2], 5000);
+    let pod = na.if_pod;
+    inject_offload(&mut na.rt, pod, &f, Some(1300));
+    let sealed = take(&na.up);
+    assert_eq!(sealed.len(), 4, "one wireguard packet per segment");
+    nb.rx_uplink(sealed);
+    check_segments(&take(&nb.pod), false, Encap::Plain, 1300, 5000);
+    assert_eq!(na.error(node::ENCAP4.node, encap_error::GSO), 0);
     na.no_leaks();
     nb.no_leaks();
 }

@@ -28,7 +28,7 @@ pub struct IpipRequest {
 const KIND: TunnelKind = TunnelKind {
     prefix: "ipip",
     dev_type: "ipip",
-    encap: [ipip::ENCAP4, ipip::ENCAP6],
+    encap: &[ipip::ENCAP4, ipip::ENCAP6],
 };
 
 fn table(dp: &Dataplane) -> Arc<ipip::Table> {

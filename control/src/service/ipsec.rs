@@ -60,7 +60,7 @@ pub struct ProtectInfo {
 const ITF: TunnelKind = TunnelKind {
     prefix: "ipsec",
     dev_type: "ipsec",
-    encap: [esp::ENCRYPT4, esp::ENCRYPT6],
+    encap: esp::FEATURES,
 };
 
 fn table(dp: &Dataplane) -> Arc<ipsec::Table> {
@@ -204,7 +204,7 @@ pub fn protect_update(dp: &Dataplane, sw: u32, sa_out: u32, sa_in: &[u32]) -> Sv
     let t = table(dp);
     let mut f = dp.fwd();
     let next = protected(dp, &f, &t.load(), sw, sa_out, sa_in)?;
-    for e in [esp::ENCRYPT4, esp::ENCRYPT6] {
+    for e in esp::FEATURES {
         f.feature_enable(sw, e.arc, e.node, true)?;
     }
     t.publish(next);
@@ -278,7 +278,7 @@ pub fn protect_del(dp: &Dataplane, sw: u32) -> SvcResult<()> {
         .get(sw)
         .is_some()
     {
-        for e in [esp::ENCRYPT4, esp::ENCRYPT6] {
+        for e in esp::FEATURES {
             f.feature_enable(sw, e.arc, e.node, false)?;
         }
     }
@@ -371,7 +371,7 @@ fn child_sa_add(dp: &Dataplane, sw: u32, c: ChildSa, switch: bool) -> SvcResult<
     let accepting = protected(dp, &f, &staged, sw, old_out, &ins)?;
     // Step 2, checked before step 1 is published so that a refusal changes nothing.
     let switched = protected(dp, &f, &accepting, sw, out_id, &ins)?;
-    for e in [esp::ENCRYPT4, esp::ENCRYPT6] {
+    for e in esp::FEATURES {
         f.feature_enable(sw, e.arc, e.node, true)?;
     }
     t.publish(accepting);
@@ -404,7 +404,7 @@ pub fn child_sa_remove(
                 .get(sw)
                 .is_some()
             {
-                for e in [esp::ENCRYPT4, esp::ENCRYPT6] {
+                for e in esp::FEATURES {
                     f.feature_enable(sw, e.arc, e.node, false)?;
                 }
             }

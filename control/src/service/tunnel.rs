@@ -16,7 +16,7 @@ pub struct TunnelKind {
     /// Device type shown by `show interface`.
     pub dev_type: &'static str,
     /// The encap features (one per output arc) every tunnel interface of the kind has on.
-    pub encap: [Feature; 2],
+    pub encap: &'static [Feature],
 }
 
 /// A new tunnel interface's looks.

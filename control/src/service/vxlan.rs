@@ -23,7 +23,7 @@ const DEFAULT_MTU: u16 = 1500 - 50;
 const KIND: TunnelKind = TunnelKind {
     prefix: "vxlan_tunnel",
     dev_type: "vxlan",
-    encap: [vxlan::ENCAP4, vxlan::ENCAP6],
+    encap: &[vxlan::ENCAP4, vxlan::ENCAP6],
 };
 
 /// A tunnel to create (VPP's `vxlan_add_del_tunnel_v3` fields rvpp uses).

@@ -23,7 +23,7 @@ const DEFAULT_MTU: u16 = 1420;
 const KIND: TunnelKind = TunnelKind {
     prefix: "wg",
     dev_type: "wireguard",
-    encap: [node::ENCAP4, node::ENCAP6],
+    encap: node::FEATURES,
 };
 
 /// An interface to create (VPP's `wireguard_interface` fields).

@@ -24,6 +24,14 @@ use super::tunnel::addr_bits;
 use std::net::IpAddr;
 use std::sync::Arc;
 
+/// What a protected interface has on: in-graph GSO first (ESP seals wire packets), then the
+/// encrypt node, on both output arcs.
+pub const FEATURES: &[Feature] = &[
+    super::gso_inline::IP4,
+    super::gso_inline::IP6,
+    ENCRYPT4,
+    ENCRYPT6,
+];
 pub const ENCRYPT4: Feature =
     Feature::new("ip4-output", "esp4-encrypt-tun").runs_before(&["ipip4-encap"]);
 pub const ENCRYPT6: Feature =

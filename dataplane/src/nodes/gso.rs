@@ -48,6 +48,7 @@ crate::node_errors! {
         BAD_L3 => "not IPv4 or IPv6",
         IP_FRAGMENT_OR_EXT => "IPv4 fragment or IPv6 extension headers",
         BAD_TUNNEL => "tunnel offload: inner packet not where the outer header says",
+        NO_ROOM => "super-frame dropped: this call's room for segments is used up (gso-ip4/6)",
         DOWN => "interface is down",
         NO_TXQ => "interface has no tx queue on this thread",
         SEGMENTED => "super-frames segmented",
@@ -71,7 +72,7 @@ const MAX_CHAIN: usize = 1024;
 
 /// Where the headers of a packet are, as offsets from the packet start.
 #[derive(Clone, Copy, Debug)]
-struct Hdrs {
+pub(super) struct Hdrs {
     l3: usize,
     l4: usize,
     /// End of the L4 header (TCP with options; UDP's 8 bytes).
@@ -84,7 +85,7 @@ struct Hdrs {
 
 /// A tunnel's outer IP header, when the offload is its inner packet's.
 #[derive(Clone, Copy, Debug)]
-struct Outer {
+pub(super) struct Outer {
     l3: usize,
     l4: usize,
     v6: bool,
@@ -415,6 +416,50 @@ fn fill_csum_in_place(bufs: &mut Buffers, bi: u32, h: &Hdrs) -> Result<(), u16> 
     Ok(())
 }
 
+/// The headers of a packet with an offload to do: its own, or for a tunnel's packet
+/// (`TUNNEL_OFFLOAD`) the inner ones and the outer IP header. `l2`: it starts at an Ethernet
+/// header.
+pub(super) fn parse_offload(
+    bufs: &mut Buffers,
+    bi: u32,
+    l2: bool,
+) -> Result<(Hdrs, Option<Outer>), u16> {
+    let b = bufs.get(bi);
+    let (total, gso) = (b.total_len(), b.meta.flags & flags::GSO != 0);
+    if b.meta.flags & flags::TUNNEL_OFFLOAD != 0 {
+        let at = b.meta.tunnel_inner as usize;
+        parse_tunnel(b.data(), total, l2, gso, at).map(|(h, o)| (h, Some(o)))
+    } else {
+        Ok((parse(b.data(), total, l2, gso)?, None))
+    }
+}
+
+/// Do a packet's offload in place (its checksum, and over an IPv6 tunnel the outer UDP one)
+/// and clear its marks: a checksum-only packet, or a super-frame that fits one segment.
+pub(super) fn finish_in_place(
+    bufs: &mut Buffers,
+    bi: u32,
+    h: &Hdrs,
+    outer: Option<Outer>,
+) -> Result<(), u16> {
+    fill_csum_in_place(bufs, bi, h)?;
+    if let Some(o) = outer.filter(|o| o.v6 && o.udp) {
+        let udp = Hdrs {
+            l3: o.l3,
+            l4: o.l4,
+            l4_end: o.l4 + 8,
+            ip_end: h.ip_end,
+            v6: true,
+            proto: IP_PROTO_UDP,
+        };
+        fill_csum_in_place(bufs, bi, &udp)?;
+    }
+    let m = bufs.meta(bi);
+    m.flags &= !(flags::GSO | flags::OFFLOAD_L4_CKSUM | flags::TUNNEL_OFFLOAD);
+    m.gso_size = 0;
+    Ok(())
+}
+
 /// Read position in a source chain.
 #[derive(Clone, Copy)]
 struct Cursor {
@@ -505,14 +550,13 @@ impl GsoSegment {
     /// Err: drop it with that reason.
     fn one(&mut self, cx: &mut Ctx<'_>, bi: u32) -> Result<(), u16> {
         let ifs = cx.tables.ifs.get();
-        let (sw, gso, mss, total, inner) = {
+        let (sw, gso, mss, total) = {
             let b = cx.bufs.get(bi);
             (
                 b.meta.tx_sw_if_index,
                 b.meta.flags & flags::GSO != 0,
                 b.meta.gso_size as usize,
                 b.total_len(),
-                (b.meta.flags & flags::TUNNEL_OFFLOAD != 0).then_some(b.meta.tunnel_inner),
             )
         };
         let dev = ifs.fast(sw).flags;
@@ -525,138 +569,126 @@ impl GsoSegment {
         if gso && mss == 0 {
             return Err(gso_error::GSO_SIZE_ZERO);
         }
-        let (h, outer) = {
-            let b = cx.bufs.get(bi);
-            let l2 = dev & if_flags::L2 != 0;
-            match inner {
-                Some(at) => parse_tunnel(b.data(), total, l2, gso, at as usize)
-                    .map(|(h, o)| (h, Some(o)))?,
-                None => (parse(b.data(), total, l2, gso)?, None),
-            }
-        };
-        let payload = h.ip_end - h.l4_end;
-        if !gso || payload <= mss {
-            fill_csum_in_place(cx.bufs, bi, &h)?;
-            if let Some(o) = outer.filter(|o| o.v6 && o.udp) {
-                let udp = Hdrs {
-                    l3: o.l3,
-                    l4: o.l4,
-                    l4_end: o.l4 + 8,
-                    ip_end: h.ip_end,
-                    v6: true,
-                    proto: IP_PROTO_UDP,
-                };
-                fill_csum_in_place(cx.bufs, bi, &udp)?;
-            }
-            let m = cx.bufs.meta(bi);
-            m.flags &= !(flags::GSO | flags::OFFLOAD_L4_CKSUM | flags::TUNNEL_OFFLOAD);
-            m.gso_size = 0;
+        let (h, outer) = parse_offload(cx.bufs, bi, dev & if_flags::L2 != 0)?;
+        if !gso || h.ip_end - h.l4_end <= mss {
+            finish_in_place(cx.bufs, bi, &h, outer)?;
             cx.count(gso_error::CSUM, 1);
             self.queue(cx, sw, bi, total);
             return Ok(());
         }
-        self.segment(cx, bi, sw, (&h, outer.as_ref()), mss);
+        segment(cx, bi, (&h, outer.as_ref()), mss, self);
         cx.bufs.free(&[bi]);
         Ok(())
     }
+}
 
-    /// Cut the super-frame `bi` into segments and queue them. Counts what could not be built.
-    fn segment(
-        &mut self,
-        cx: &mut Ctx<'_>,
-        bi: u32,
-        sw: u32,
-        (h, outer): (&Hdrs, Option<&Outer>),
-        mss: usize,
-    ) {
-        let hl = h.l4_end;
-        let mut tpl = [0u8; MAX_HDR];
-        let rx = {
-            let b = cx.bufs.get(bi);
-            tpl[..hl].copy_from_slice(&b.data()[..hl]);
-            b.meta.rx_sw_if_index
-        };
-        let tpl = &mut tpl[..hl];
-        let payload = h.ip_end - hl;
-        let nseg = payload.div_ceil(mss);
-        let (l3, l4) = (h.l3, h.l4);
-        let seq0 = u32::from_be_bytes([tpl[l4 + 4], tpl[l4 + 5], tpl[l4 + 6], tpl[l4 + 7]]);
-        let id0 = be16(tpl, l3 + 4);
-        let outer_id0 = outer.map_or(0, |o| be16(tpl, o.l3 + 4));
-        let tcp_flags = tpl[l4 + 13];
-        tpl[l4 + 16] = 0;
-        tpl[l4 + 17] = 0;
-        let mut src = Cursor {
-            bi,
-            off: hl,
-            hops: 0,
-        };
-        let mut made = 0u64;
-        for i in 0..nseg {
-            let len = mss.min(payload - i * mss);
-            let last = i + 1 == nseg;
-            // Per-segment header fields.
-            if h.v6 {
-                let pl = (hl - l3 - IP6_HDR + len) as u16;
-                tpl[l3 + 4..l3 + 6].copy_from_slice(&pl.to_be_bytes());
-            } else {
-                let tl = (hl - l3 + len) as u16;
-                tpl[l3 + 2..l3 + 4].copy_from_slice(&tl.to_be_bytes());
-                tpl[l3 + 4..l3 + 6].copy_from_slice(&id0.wrapping_add(i as u16).to_be_bytes());
-                tpl[l3 + 10] = 0;
-                tpl[l3 + 11] = 0;
-                let c = fold(ones_sum(&tpl[l3..l4], 0));
-                tpl[l3 + 10..l3 + 12].copy_from_slice(&c.to_be_bytes());
-            }
-            let seq = seq0.wrapping_add((i * mss) as u32);
-            tpl[l4 + 4..l4 + 8].copy_from_slice(&seq.to_be_bytes());
-            let mut fl = tcp_flags;
-            if !last {
-                fl &= !(0x01 | 0x08); // FIN, PSH
-            }
-            if i > 0 {
-                fl &= !0x80; // CWR
-            }
-            tpl[l4 + 13] = fl;
-            if let Some(o) = outer {
-                set_outer(tpl, o, len, outer_id0.wrapping_add(i as u16));
-            }
-            let at = src;
-            let mut built = build_segment(cx.bufs, tpl, h, len, &mut src);
-            if built == Err(gso_error::NO_BUFFERS) && !self.batch.pkts.is_empty() {
-                // Segments waiting in the batch hold buffers: send them (drivers that copy
-                // free them at once) and try once more.
-                self.flush(cx);
-                src = at;
-                built = build_segment(cx.bufs, tpl, h, len, &mut src);
-            }
-            match built {
-                Ok(seg) => {
-                    if let Some(o) = outer.filter(|o| o.v6 && o.udp) {
-                        let c = outer_udp6_csum(tpl, o, h, len);
-                        cx.bufs.get(seg).data_mut()[o.l4 + 6..o.l4 + 8]
-                            .copy_from_slice(&c.to_be_bytes());
-                    }
-                    // The packet's own (outer) headers, as a receiving driver would set them.
-                    let (l3, l4) = outer.map_or((l3, l4), |o| (o.l3, o.l4));
-                    let m = cx.bufs.meta(seg);
-                    m.tx_sw_if_index = sw;
-                    m.rx_sw_if_index = rx;
-                    m.l2_hdr_offset = m.current_data;
-                    m.l3_hdr_offset = m.current_data + l3 as i16;
-                    m.l4_hdr_offset = m.current_data + l4 as i16;
-                    self.queue(cx, sw, seg, hl + len);
-                    made += 1;
+/// Where segments go: gso-segment's tx batch, or the feature arc (gso-ip4/6).
+pub(super) trait SegmentSink {
+    /// Take a finished segment of `len` bytes cut from the packet whose metadata was `orig`.
+    fn put(&mut self, cx: &mut Ctx<'_>, seg: u32, len: usize, orig: &BufferMeta);
+    /// Give back the buffers held (queued segments) so that a failed allocation can be tried
+    /// again; false when none were held.
+    fn relieve(&mut self, cx: &mut Ctx<'_>) -> bool;
+}
+
+/// How many segments a super-frame parsed as `h` becomes at `mss`.
+pub(super) fn segment_count(h: &Hdrs, mss: usize) -> usize {
+    (h.ip_end - h.l4_end).div_ceil(mss)
+}
+
+/// Cut the super-frame `bi` into segments and hand them to `sink`; `bi` stays the caller's.
+/// Counts what could not be built.
+pub(super) fn segment(
+    cx: &mut Ctx<'_>,
+    bi: u32,
+    (h, outer): (&Hdrs, Option<&Outer>),
+    mss: usize,
+    sink: &mut impl SegmentSink,
+) {
+    let hl = h.l4_end;
+    let mut tpl = [0u8; MAX_HDR];
+    let orig = {
+        let b = cx.bufs.get(bi);
+        tpl[..hl].copy_from_slice(&b.data()[..hl]);
+        *b.meta
+    };
+    let tpl = &mut tpl[..hl];
+    let payload = h.ip_end - hl;
+    let nseg = payload.div_ceil(mss);
+    let (l3, l4) = (h.l3, h.l4);
+    let seq0 = u32::from_be_bytes([tpl[l4 + 4], tpl[l4 + 5], tpl[l4 + 6], tpl[l4 + 7]]);
+    let id0 = be16(tpl, l3 + 4);
+    let outer_id0 = outer.map_or(0, |o| be16(tpl, o.l3 + 4));
+    let tcp_flags = tpl[l4 + 13];
+    tpl[l4 + 16] = 0;
+    tpl[l4 + 17] = 0;
+    let mut src = Cursor {
+        bi,
+        off: hl,
+        hops: 0,
+    };
+    let mut made = 0u64;
+    for i in 0..nseg {
+        let len = mss.min(payload - i * mss);
+        let last = i + 1 == nseg;
+        // Per-segment header fields.
+        if h.v6 {
+            let pl = (hl - l3 - IP6_HDR + len) as u16;
+            tpl[l3 + 4..l3 + 6].copy_from_slice(&pl.to_be_bytes());
+        } else {
+            let tl = (hl - l3 + len) as u16;
+            tpl[l3 + 2..l3 + 4].copy_from_slice(&tl.to_be_bytes());
+            tpl[l3 + 4..l3 + 6].copy_from_slice(&id0.wrapping_add(i as u16).to_be_bytes());
+            tpl[l3 + 10] = 0;
+            tpl[l3 + 11] = 0;
+            let c = fold(ones_sum(&tpl[l3..l4], 0));
+            tpl[l3 + 10..l3 + 12].copy_from_slice(&c.to_be_bytes());
+        }
+        let seq = seq0.wrapping_add((i * mss) as u32);
+        tpl[l4 + 4..l4 + 8].copy_from_slice(&seq.to_be_bytes());
+        let mut fl = tcp_flags;
+        if !last {
+            fl &= !(0x01 | 0x08); // FIN, PSH
+        }
+        if i > 0 {
+            fl &= !0x80; // CWR
+        }
+        tpl[l4 + 13] = fl;
+        if let Some(o) = outer {
+            set_outer(tpl, o, len, outer_id0.wrapping_add(i as u16));
+        }
+        let at = src;
+        let mut built = build_segment(cx.bufs, tpl, h, len, &mut src);
+        if built == Err(gso_error::NO_BUFFERS) && sink.relieve(cx) {
+            // Segments waiting in the sink held buffers: it sent them (drivers that copy
+            // free them at once); try once more.
+            src = at;
+            built = build_segment(cx.bufs, tpl, h, len, &mut src);
+        }
+        match built {
+            Ok(seg) => {
+                if let Some(o) = outer.filter(|o| o.v6 && o.udp) {
+                    let c = outer_udp6_csum(tpl, o, h, len);
+                    cx.bufs.get(seg).data_mut()[o.l4 + 6..o.l4 + 8]
+                        .copy_from_slice(&c.to_be_bytes());
                 }
-                Err(code) => {
-                    cx.count(code, (nseg - i) as u64);
-                    break;
-                }
+                // The packet's own (outer) headers, as a receiving driver would set them.
+                let (l3, l4) = outer.map_or((l3, l4), |o| (o.l3, o.l4));
+                let m = cx.bufs.meta(seg);
+                m.l2_hdr_offset = m.current_data;
+                m.l3_hdr_offset = m.current_data + l3 as i16;
+                m.l4_hdr_offset = m.current_data + l4 as i16;
+                sink.put(cx, seg, hl + len, &orig);
+                made += 1;
+            }
+            Err(code) => {
+                cx.count(code, (nseg - i) as u64);
+                break;
             }
         }
-        cx.count(gso_error::SEGMENTED, 1);
-        cx.count(gso_error::SEGMENTS, made);
     }
+    cx.count(gso_error::SEGMENTED, 1);
+    cx.count(gso_error::SEGMENTS, made);
 }
 
 /// Build one segment: headers `tpl` (TCP checksum zero) then `len` payload bytes from `src`,
@@ -734,6 +766,20 @@ fn build_segment(
     let first = b.meta.current_length as usize;
     b.meta.total_length_not_including_first_buffer = (hl + len - first) as u32;
     Ok(head)
+}
+
+impl SegmentSink for GsoSegment {
+    fn put(&mut self, cx: &mut Ctx<'_>, seg: u32, len: usize, orig: &BufferMeta) {
+        let m = cx.bufs.meta(seg);
+        m.tx_sw_if_index = orig.tx_sw_if_index;
+        m.rx_sw_if_index = orig.rx_sw_if_index;
+        self.queue(cx, orig.tx_sw_if_index, seg, len);
+    }
+    fn relieve(&mut self, cx: &mut Ctx<'_>) -> bool {
+        let held = !self.batch.pkts.is_empty();
+        self.flush(cx);
+        held
+    }
 }
 
 impl Node for GsoSegment {

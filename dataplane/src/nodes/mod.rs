@@ -27,7 +27,8 @@ macro_rules! feature_modules {
 }
 
 feature_modules![
-    udp_deny, urpf, classify, pbl, cnat, npol, ttl_fixup, vxlan, ipip, esp, ike, wireguard, srv6
+    udp_deny, urpf, classify, pbl, cnat, npol, ttl_fixup, vxlan, ipip, esp, ike, wireguard, srv6,
+    gso_inline
 ];
 
 /// A packet the lookup found is for us: onto the rx interface's local arc when it has features

@@ -20,6 +20,14 @@ use std::net::IpAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
+/// What a wireguard interface has on: in-graph GSO first (it seals wire packets), then the
+/// encap node, on both output arcs.
+pub const FEATURES: &[Feature] = &[
+    crate::nodes::gso_inline::IP4,
+    crate::nodes::gso_inline::IP6,
+    ENCAP4,
+    ENCAP6,
+];
 pub const ENCAP4: Feature = Feature::new("ip4-output", "wg4-output-tun");
 pub const ENCAP6: Feature = Feature::new("ip6-output", "wg6-output-tun");
 pub const INPUT4: &str = "wg4-input";

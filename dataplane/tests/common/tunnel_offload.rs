@@ -75,73 +75,20 @@ pub enum Encap {
     Vxlan { vni: u32, l2: bool },
     /// Nothing: IPIP (IPv4 in IPv4 or IPv6).
     Ipip,
+    /// No outer header: the segments as delivered after decap (or decryption).
+    Plain,
 }
 
-/// Check frames that left the uplink (Ethernet first) as the segments of [`pod_tcp`]'s
-/// `n`-byte payload cut at `mss`; `v6` is the outer family. Returns the segment count.
+/// Check frames (Ethernet first) as the segments of [`pod_tcp`]'s `n`-byte payload cut at
+/// `mss`; `v6` is the outer family. Returns the segment count.
 pub fn check_segments(frames: &[Vec<u8>], v6: bool, encap: Encap, mss: usize, n: usize) -> usize {
-    assert!(!frames.is_empty(), "nothing left the uplink");
+    assert!(!frames.is_empty(), "nothing left");
     let mut data = Vec::new();
     for (k, f) in frames.iter().enumerate() {
         let what = format!("segment {k} of {}", frames.len());
-        assert_eq!(
-            &f[12..14],
-            if v6 { &[0x86, 0xdd] } else { &[0x08, 0x00] },
-            "{what}"
-        );
-        let ip = &f[14..];
-        // The outer header: lengths and (IPv4) header checksum.
-        let (outer_src, outer_dst, after) = if v6 {
-            let (h, rest) = Ipv6Header::from_slice(ip).unwrap();
-            assert_eq!(
-                h.payload_length as usize,
-                rest.len(),
-                "{what}: outer ipv6 length"
-            );
-            (h.source.to_vec(), h.destination.to_vec(), rest)
-        } else {
-            let (h, rest) = Ipv4Header::from_slice(ip).unwrap();
-            assert_eq!(h.total_len as usize, ip.len(), "{what}: outer ipv4 length");
-            assert_eq!(
-                h.header_checksum,
-                h.calc_header_checksum(),
-                "{what}: outer ipv4 sum"
-            );
-            assert_eq!(h.identification, k as u16, "{what}: outer ipv4 id");
-            (h.source.to_vec(), h.destination.to_vec(), rest)
-        };
         let inner_ip = match encap {
-            Encap::Vxlan { vni, l2 } => {
-                let (u, rest) = UdpHeader::from_slice(after).unwrap();
-                assert_eq!(u.destination_port, 4789, "{what}");
-                assert_eq!(u.length as usize, after.len(), "{what}: udp length");
-                if v6 {
-                    let s: [u8; 16] = outer_src.clone().try_into().unwrap();
-                    let d: [u8; 16] = outer_dst.clone().try_into().unwrap();
-                    let h = Ipv6Header {
-                        source: s,
-                        destination: d,
-                        ..Default::default()
-                    };
-                    let want = u.calc_checksum_ipv6(&h, rest).unwrap();
-                    assert_eq!(u.checksum, want, "{what}: outer udp checksum over ipv6");
-                } else {
-                    assert_eq!(
-                        u.checksum, 0,
-                        "{what}: ipv4 vxlan sends a zero udp checksum"
-                    );
-                }
-                assert_eq!(rest[0], 0x08, "{what}: vxlan flags");
-                assert_eq!(u32::from_be_bytes(rest[4..8].try_into().unwrap()) >> 8, vni);
-                let inner = &rest[8..];
-                if l2 {
-                    assert_eq!(&inner[12..14], &[0x08, 0x00], "{what}: inner ethertype");
-                    &inner[14..]
-                } else {
-                    inner
-                }
-            }
-            Encap::Ipip => after,
+            Encap::Plain => &f[14..],
+            _ => outer_checked(f, v6, encap, k, &what),
         };
         let (h, rest) = Ipv4Header::from_slice(inner_ip).unwrap();
         assert_eq!(
@@ -160,11 +107,8 @@ pub fn check_segments(frames: &[Vec<u8>], v6: bool, encap: Encap, mss: usize, n:
             "{what}: inner id"
         );
         let (t, body) = TcpHeader::from_slice(rest).unwrap();
-        assert_eq!(
-            t.checksum,
-            t.calc_checksum_ipv4(&h, body).unwrap(),
-            "{what}: inner tcp checksum"
-        );
+        let want = t.calc_checksum_ipv4(&h, body).unwrap();
+        assert_eq!(t.checksum, want, "{what}: inner tcp checksum");
         assert_eq!(t.sequence_number, SEQ0 + data.len() as u32, "{what}: seq");
         let last = k + 1 == frames.len();
         assert_eq!(
@@ -182,4 +126,62 @@ pub fn check_segments(frames: &[Vec<u8>], v6: bool, encap: Encap, mss: usize, n:
     assert_eq!(data, payload(n), "the payload, put back together");
     assert_eq!(frames.len(), n.div_ceil(mss));
     frames.len()
+}
+
+/// Check segment `k`'s outer headers (`f` starts at Ethernet); the inner IP packet.
+fn outer_checked<'f>(f: &'f [u8], v6: bool, encap: Encap, k: usize, what: &str) -> &'f [u8] {
+    let ethertype: &[u8] = if v6 { &[0x86, 0xdd] } else { &[0x08, 0x00] };
+    assert_eq!(&f[12..14], ethertype, "{what}");
+    let ip = &f[14..];
+    // The outer header: lengths and (IPv4) header checksum and ID.
+    let (outer_src, outer_dst, after) = if v6 {
+        let (h, rest) = Ipv6Header::from_slice(ip).unwrap();
+        assert_eq!(
+            h.payload_length as usize,
+            rest.len(),
+            "{what}: outer ipv6 length"
+        );
+        (h.source.to_vec(), h.destination.to_vec(), rest)
+    } else {
+        let (h, rest) = Ipv4Header::from_slice(ip).unwrap();
+        assert_eq!(h.total_len as usize, ip.len(), "{what}: outer ipv4 length");
+        assert_eq!(
+            h.header_checksum,
+            h.calc_header_checksum(),
+            "{what}: outer ipv4 sum"
+        );
+        assert_eq!(h.identification, k as u16, "{what}: outer ipv4 id");
+        (h.source.to_vec(), h.destination.to_vec(), rest)
+    };
+    match encap {
+        Encap::Vxlan { vni, l2 } => {
+            let (u, rest) = UdpHeader::from_slice(after).unwrap();
+            assert_eq!(u.destination_port, 4789, "{what}");
+            assert_eq!(u.length as usize, after.len(), "{what}: udp length");
+            if v6 {
+                let h = Ipv6Header {
+                    source: outer_src.try_into().unwrap(),
+                    destination: outer_dst.try_into().unwrap(),
+                    ..Default::default()
+                };
+                let want = u.calc_checksum_ipv6(&h, rest).unwrap();
+                assert_eq!(u.checksum, want, "{what}: outer udp checksum over ipv6");
+            } else {
+                assert_eq!(
+                    u.checksum, 0,
+                    "{what}: ipv4 vxlan sends a zero udp checksum"
+                );
+            }
+            assert_eq!(rest[0], 0x08, "{what}: vxlan flags");
+            assert_eq!(u32::from_be_bytes(rest[4..8].try_into().unwrap()) >> 8, vni);
+            let inner = &rest[8..];
+            if l2 {
+                assert_eq!(&inner[12..14], &[0x08, 0x00], "{what}: inner ethertype");
+                &inner[14..]
+            } else {
+                inner
+            }
+        }
+        Encap::Ipip | Encap::Plain => after,
+    }
 }
