@@ -726,3 +726,20 @@ fn a_localsid_deleted_under_traffic_is_delivered_or_a_counted_drop() {
     );
     l.no_leaks();
 }
+
+/// A pod's TCP super-frame steered into a policy, with and without an SRH, leaves as
+/// segments whose outer IPv6 payload length and inner headers and checksums are right.
+#[test]
+fn a_pods_super_frame_leaves_an_sr_policy_as_checked_segments() {
+    use common::tunnel_offload::*;
+    let mut l = lab();
+    for (dst, srh) in [([198, 19, 210, 9], 0), ([198, 19, 212, 9], 8 + 2 * 16)] {
+        let f = pod_tcp(PEER1, MAC1, [198, 19, 0, 2], dst, 4200);
+        let if1 = l.if1;
+        // 40 + 40 + 20 + 20 + 1400 = 1520 would be over pg0's 1500 with the SRH.
+        inject_offload(&mut l.rt, if1, &f, Some(1300));
+        let out = Lab::take(&l.out0);
+        assert_eq!(check_segments(&out, true, Encap::Srh(srh), 1300, 4200), 4);
+    }
+    l.no_leaks();
+}

@@ -5,9 +5,9 @@
 //! goes to ip6-lookup in the policy's table as our own (hop limit 64, not decremented).
 
 use super::{Srv6, Table};
-use crate::buffer::{flags, Buf};
+use crate::buffer::Buf;
 use crate::graph::{Node, NodeInfo};
-use crate::nodes::tunnel::outer_packet;
+use crate::nodes::tunnel::{hand_on_offload, offload_state, outer_packet};
 use crate::rcu::Snapshot;
 use crate::runtime::Ctx;
 use crate::tables::{AdjKind, FwdTable, MAX_RELOOKUPS};
@@ -34,8 +34,7 @@ crate::node_errors! {
         NO_HEADROOM => "sr encap: no headroom for the outer header (dropped)",
         TOO_BIG => "sr encap: outer packet over 64 KiB (dropped)",
         LOOP => "sr encap: packet steered too often (dropped)",
-        GSO => "sr encap: gso super-frames not supported yet (dropped)",
-        CHAINED => "sr encap: chained buffers not supported (dropped)",
+        NESTED_OFFLOAD => "sr encap: offload already through another tunnel (dropped)",
     }
 }
 
@@ -74,12 +73,9 @@ fn payload_info(d: &[u8], v4: bool) -> Option<(u8, u32, u32)> {
 #[inline(always)]
 fn encap_one(b: &mut Buf<'_>, sr: &Srv6, fwd: &FwdTable, v4: bool) -> Result<u16, u16> {
     let m = &*b.meta;
-    if m.flags & flags::GSO != 0 {
-        return Err(error::GSO);
-    }
-    if m.flags & flags::NEXT_PRESENT != 0 {
-        return Err(error::CHAINED);
-    }
+    // A GSO super-frame or a checksum left to the device is the inner packet's: gso-segment
+    // does it after us, past the outer header and SRH.
+    let offload = offload_state(m, error::NESTED_OFFLOAD)?;
     if m.relookups >= MAX_RELOOKUPS {
         return Err(error::LOOP);
     }
@@ -91,7 +87,7 @@ fn encap_one(b: &mut Buf<'_>, sr: &Srv6, fwd: &FwdTable, v4: bool) -> Result<u16
     let (tc, label, hash) = payload_info(b.data(), v4).ok_or(error::NOT_IP)?;
     let list = policy.pick(hash).ok_or(error::NO_SID_LIST)?;
     let rw = list.rewrite();
-    let inner_len = b.data().len();
+    let inner_len = b.total_len();
     let payload_len = u16::try_from(rw.len() - IP6_HDR + inner_len).map_err(|_| error::TOO_BIG)?;
     if !b.retreat(rw.len()) {
         return Err(error::NO_HEADROOM);
@@ -112,6 +108,9 @@ fn encap_one(b: &mut Buf<'_>, sr: &Srv6, fwd: &FwdTable, v4: bool) -> Result<u16
     }
     b.meta.flow_hash = hash;
     outer_packet(b.meta, policy.encap_fib);
+    if offload {
+        hand_on_offload(b.meta, rw.len());
+    }
     Ok(next::IP6_LOOKUP)
 }
 

@@ -75,6 +75,8 @@ pub enum Encap {
     Vxlan { vni: u32, l2: bool },
     /// Nothing: IPIP (IPv4 in IPv4 or IPv6).
     Ipip,
+    /// An SRv6 encap: this many bytes of SRH (0: none) after the outer IPv6 header.
+    Srh(usize),
     /// No outer header: the segments as delivered after decap (or decryption).
     Plain,
 }
@@ -182,6 +184,7 @@ fn outer_checked<'f>(f: &'f [u8], v6: bool, encap: Encap, k: usize, what: &str) 
                 inner
             }
         }
+        Encap::Srh(n) => &after[n..],
         Encap::Ipip | Encap::Plain => after,
     }
 }
