@@ -410,3 +410,29 @@ fn a_pods_tcp_super_frame_leaves_ipip_as_checked_segments() {
     }
     l.no_leaks();
 }
+
+/// A pod's super-frame whose segments would not fit the uplink once the IPv6 outer header is
+/// on is answered with frag-needed toward the pod, carrying the MTU that fits, and not sent.
+#[test]
+fn a_segment_over_the_uplink_once_encapsulated_tells_the_pod_the_mtu() {
+    use common::tunnel_offload::*;
+    let mut l = lab();
+    l.fwd.set_protocol_mtu(l.if0, 1500, 1400).unwrap();
+    let f = pod_tcp(PEER1, MAC1, [198, 19, 0, 2], [198, 19, 203, 9], 4000);
+    inject_offload(&mut l.rt, l.if1, &f, Some(1400));
+    assert!(Lab::take(&l.out0).is_empty(), "nothing over the uplink");
+    let back = Lab::take(&l.out1);
+    assert_eq!(back.len(), 1);
+    let (ip, icmp) = Ipv4Header::from_slice(&back[0][14..]).unwrap();
+    assert_eq!(ip.destination, [198, 19, 0, 2]);
+    assert_eq!((icmp[0], icmp[1]), (3, 4));
+    assert_eq!(u16::from_be_bytes([icmp[6], icmp[7]]), 1400 - 40);
+    assert_eq!(l.error("ipip4-encap", ipip::encap_error::TOO_BIG), 1);
+    // At the MTU it was told, the pod's next super-frame goes through.
+    inject_offload(&mut l.rt, l.if1, &f, Some(1360 - 40));
+    assert_eq!(
+        check_segments(&Lab::take(&l.out0), true, Encap::Ipip, 1320, 4000),
+        4
+    );
+    l.no_leaks();
+}

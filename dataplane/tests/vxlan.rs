@@ -525,8 +525,9 @@ fn encap_follows_route_and_neighbour_changes_of_the_uplink() {
 #[test]
 fn one_vector_through_two_tunnels_and_an_outer_too_big_for_the_uplink() {
     // Packets for both tunnels interleaved in one vector: each gets its own tunnel's outer
-    // header and uplink. A packet whose outer headers push it over the uplink's MTU (1460
-    // for IPv4 here) takes the lookup and rewrite, which count it (outer DF clear: dropped).
+    // header and uplink. A packet whose outer headers would push it over the uplink's MTU
+    // (1460 for IPv4 here) is answered with frag-needed toward the pod when it has DF; without
+    // DF it is encapsulated and the outer's rewrite counts it (rvpp does not fragment).
     let mut l = lab();
     let (if0, if1) = (l.if0, l.if1);
     l.fwd.set_protocol_mtu(if0, 1460, 1500).unwrap();
@@ -538,9 +539,12 @@ fn one_vector_through_two_tunnels_and_an_outer_too_big_for_the_uplink() {
         b.write(&mut f, &[7; 64]).unwrap();
         f
     };
-    let big = {
+    let big = |df: bool| {
+        let mut ip =
+            Ipv4Header::new(0, 64, IpNumber::UDP, [198, 19, 0, 2], [198, 19, 200, 5]).unwrap();
+        ip.dont_fragment = df;
         let b = PacketBuilder::ethernet2(PEER1, MAC1)
-            .ipv4([198, 19, 0, 2], [198, 19, 200, 5], 64)
+            .ip(etherparse::IpHeaders::Ipv4(ip, Default::default()))
             .udp(1000, 2000);
         let mut f = Vec::new();
         // An inner packet of 20 + 8 + 1422 = 1450 bytes fits the tunnel's MTU; with the inner
@@ -548,7 +552,14 @@ fn one_vector_through_two_tunnels_and_an_outer_too_big_for_the_uplink() {
         b.write(&mut f, &[1; 1422]).unwrap();
         f
     };
-    let frames = [pod_frame(), to6.clone(), pod_frame(), big, to6];
+    let frames = [
+        pod_frame(),
+        to6.clone(),
+        pod_frame(),
+        big(true),
+        to6,
+        big(false),
+    ];
     let bufs = l.rt.buffers();
     let bis: Vec<u32> = frames
         .iter()
@@ -589,6 +600,27 @@ fn one_vector_through_two_tunnels_and_an_outer_too_big_for_the_uplink() {
         }
     }
     assert_eq!((v4s, v6s), (2, 2));
+    // The pod hears the MTU that fits: 1460 - 20 - 8 - 8 (outer) - 14 (inner Ethernet).
+    let back = Lab::take(&l.out1);
+    assert_eq!(back.len(), 1, "one frag-needed toward the pod");
+    let (ip, icmp) = Ipv4Header::from_slice(&back[0][14..]).unwrap();
+    assert_eq!(
+        (ip.source, ip.destination),
+        ([198, 19, 0, 1], [198, 19, 0, 2])
+    );
+    assert_eq!(ip.protocol, IpNumber::ICMP);
+    assert_eq!(
+        (icmp[0], icmp[1]),
+        (3, 4),
+        "destination unreachable, frag needed"
+    );
+    assert_eq!(u16::from_be_bytes([icmp[6], icmp[7]]), 1410);
+    assert_eq!(
+        &icmp[8 + 16..8 + 20],
+        &[198, 19, 200, 5],
+        "quotes the inner packet"
+    );
+    assert_eq!(l.error("vxlan4-encap", vxlan::encap_error::TOO_BIG), 1);
     assert_eq!(l.error("vxlan4-encap", vxlan::encap_error::ENCAPSULATED), 5);
     assert_eq!(
         l.error(

@@ -954,7 +954,11 @@ fn answer<F: IcmpErrorFamily>(
     bufs.free_tail(bi);
     let mut b = bufs.get(bi);
     let r = F::build_error(&mut b, ifs, src, to)?;
+    // The error is a new packet of ours: the offloads the quoted one asked for (a tap's
+    // super-frame told its MTU) are not its own.
     b.meta.flags |= flags::LOCALLY_ORIGINATED;
+    b.meta.flags &= !(flags::GSO | flags::OFFLOAD_L4_CKSUM | flags::TUNNEL_OFFLOAD);
+    b.meta.gso_size = 0;
     if let Some((_, fib)) = given {
         b.meta.fib_index = fib;
         b.meta.flags &= !flags::ICMP_ERROR_FROM;

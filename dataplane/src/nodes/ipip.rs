@@ -86,12 +86,15 @@ crate::next_edges! {
         IP4_LOOKUP => "ip4-lookup",
         IP6_LOOKUP => "ip6-lookup",
         OUTPUT => "interface-output",
+        ICMP4 => "ip4-icmp-error",
+        ICMP6 => "ip6-icmp-error",
     }
 }
 
 crate::node_errors! {
     pub mod encap_error {
         ENCAPSULATED => "ipip packets encapsulated",
+        TOO_BIG => "ipip encap: outer over the uplink's MTU, ICMP too-big sent toward the source",
         DOWN => "ipip encap: tunnel interface is down (dropped)",
         NO_TUNNEL => "ipip encap: interface is not a tunnel (dropped)",
         NO_HEADROOM => "ipip encap: no headroom for the outer header (dropped)",
@@ -161,6 +164,12 @@ fn prepare(t: &Tunnel) -> EncapTarget<Prepared<'_>> {
         },
         encap_fib: t.encap_fib,
         outer_dst: t.dst,
+        overhead: if t.dst.is_ipv6() {
+            wire::IP6_HDR as u16
+        } else {
+            wire::IP4_HDR as u16
+        },
+        inner_l2: 0,
     }
 }
 
@@ -235,6 +244,12 @@ fn encap_one(b: &mut Buf<'_>, p: &Prepared<'_>) -> Result<u16, u16> {
     Ok(next)
 }
 
+const TOO_BIG_CODES: super::tunnel::TooBigCodes = super::tunnel::TooBigCodes {
+    sent: encap_error::TOO_BIG,
+    icmp4: encap_next::ICMP4,
+    icmp6: encap_next::ICMP6,
+};
+
 const ENCAP_CODES: super::tunnel::EncapCodes = super::tunnel::EncapCodes {
     encapsulated: encap_error::ENCAPSULATED,
     down: encap_error::DOWN,
@@ -254,7 +269,7 @@ impl Node for IpipEncap {
             cx,
             bufs,
             nexts,
-            (&ENCAP_CODES, encap_next::OUTPUT),
+            (&ENCAP_CODES, encap_next::OUTPUT, &TOO_BIG_CODES),
             |sw| tunnels.get(sw).map(prepare),
             encap_one,
         );

@@ -61,6 +61,58 @@ pub(crate) struct EncapTarget<P> {
     pub prepared: P,
     pub encap_fib: u32,
     pub outer_dst: IpAddr,
+    /// Bytes the outer headers add.
+    pub overhead: u16,
+    /// Bytes of inner L2 header before the inner IP header (VXLAN's L2 mode: 14).
+    pub inner_l2: u8,
+}
+
+/// The stacked encap loop's codes for a packet whose outer packet would not fit the uplink:
+/// the counter of ICMP too-bigs sent, and the edges to ip4-/ip6-icmp-error.
+pub(crate) struct TooBigCodes {
+    pub sent: u16,
+    pub icmp4: u16,
+    pub icmp6: u16,
+}
+
+/// Once encapsulated, would the packet be over the uplink's MTU? Then the inner source is
+/// told the MTU that fits (IPv4 with DF: frag needed; IPv6: packet too big), as the rewrite
+/// tells a sender about a link, and the packet goes to the ICMP error node at its inner IP
+/// header. None to go on: it fits, or it is IPv4 without DF, which the outer's rewrite
+/// counts (rvpp does not fragment).
+#[inline(always)]
+fn too_big(
+    b: &mut Buf<'_>,
+    up: &Uplink,
+    (overhead, l2): (u16, u8),
+    codes: &TooBigCodes,
+) -> Option<u16> {
+    let l2 = l2 as usize;
+    let len = match super::gso::segment_len(b.data().get(l2..)?, b.meta) {
+        Some(seg) => seg + l2,
+        None => b.total_len(),
+    };
+    if len + overhead as usize <= up.mtu as usize {
+        return None;
+    }
+    let mtu = (up.mtu as usize).saturating_sub(overhead as usize + l2) as u32;
+    let ip = b.data().get(l2..)?;
+    let edge = match ip.first()? >> 4 {
+        4 if wire::Ip4Hdr::new(ip)?.dont_frag() => codes.icmp4,
+        6 => codes.icmp6,
+        _ => return None,
+    };
+    if !b.advance(l2) {
+        return None;
+    }
+    if edge == codes.icmp4 {
+        use super::ip4::icmp;
+        super::family::set_icmp_error(b, icmp::DEST_UNREACH, icmp::FRAG_NEEDED, mtu);
+    } else {
+        use super::ip6::icmp6;
+        super::ip6::set_icmp6_error(b, icmp6::PACKET_TOO_BIG, 0, mtu);
+    }
+    Some(edge)
 }
 
 /// The uplink an outer packet takes when the lookup of its destination gives a single-path
@@ -155,6 +207,10 @@ impl Uplink {
     }
 }
 
+/// A run's tunnel as the stacked loop keeps it: the prepared header, the uplink when known,
+/// and (overhead, inner L2 bytes) for the MTU check.
+type Resolved<P> = (P, Option<Uplink>, (u16, u8));
+
 /// The encap loop of IPIP and VXLAN: as [`encap_vector`], with the tunnel's [`EncapTarget`]
 /// and its [`Uplink`] found once per run of packets to the same tunnel. `encap` builds the
 /// outer header and returns the lookup edge; when the uplink is known the packet is finished
@@ -164,7 +220,7 @@ pub(crate) fn encap_stacked_vector<P>(
     cx: &mut Ctx<'_>,
     bufs: &[u32],
     nexts: &mut [u16],
-    (codes, output): (&EncapCodes, u16),
+    (codes, output, big): (&EncapCodes, u16, &TooBigCodes),
     target: impl Fn(u32) -> Option<EncapTarget<P>>,
     mut encap: impl FnMut(&mut Buf<'_>, &P) -> Result<u16, u16>,
 ) {
@@ -174,7 +230,8 @@ pub(crate) fn encap_stacked_vector<P>(
     let mut done = 0;
     // The last tx interface seen and what it gave: (template, uplink) or the drop reason.
     let mut last_sw = u32::MAX;
-    let mut last: Result<(P, Option<Uplink>), u16> = Err(codes.no_tunnel);
+    let mut last: Result<Resolved<P>, u16> = Err(codes.no_tunnel);
+    let mut told = 0;
     let mut view = cx.bufs.view();
     let mut v = view.vector(bufs);
     for (i, next_out) in nexts.iter_mut().enumerate().take(v.len()) {
@@ -188,12 +245,20 @@ pub(crate) fn encap_stacked_vector<P>(
                 Some(t) => Ok((
                     t.prepared,
                     Uplink::resolve(tables, t.encap_fib, t.outer_dst),
+                    (t.overhead, t.inner_l2),
                 )),
                 None => Err(codes.no_tunnel),
             };
         }
+        if let Ok((_, Some(up), fit)) = &last {
+            if let Some(edge) = too_big(&mut b, up, *fit, big) {
+                told += 1;
+                *next_out = edge;
+                continue;
+            }
+        }
         let r = match &last {
-            Ok((p, up)) => encap(&mut b, p).map(|n| match up {
+            Ok((p, up, _)) => encap(&mut b, p).map(|n| match up {
                 Some(up) if up.finish(&mut b) => output,
                 _ => n,
             }),
@@ -202,6 +267,7 @@ pub(crate) fn encap_stacked_vector<P>(
         *next_out = settle(r, b.meta, errs, codes, &mut done);
     }
     errs.count(codes.encapsulated, done);
+    errs.count(big.sent, told);
 }
 
 /// An encap result's next edge: a success counted in `done`, or the drop reason marked.
