@@ -118,6 +118,112 @@ pub mod tier {
     }
 }
 
+/// Host endpoints' untracked (doNotTrack) and pre-DNAT policies, as rvpp's extension of
+/// `npol_configure_policies` (the unchanged agent never sends these ids). A list a host
+/// endpoint (`invert_rx_tx=1`) walks may start with sections, each ended by its marker:
+/// `[untracked.., END_UNTRACKED, pre-DNAT.., END_PRE_DNAT, normal..]`. Both are optional, and
+/// a list without them is all normal. Pre-DNAT sections are only in the list received
+/// packets walk: with `invert_rx_tx=1` that is the tx list (Calico's ingress policies).
+///
+/// Untracked policies judge every packet alone, first on the interface's arc, and cache
+/// nothing; pre-DNAT ones judge a flow's first packet before cnat's DNAT and cache the verdict
+/// under [`PREDNAT_KEY`]. In both the first ALLOW or DENY decides and skips the later stages;
+/// otherwise (no match, PASS) the packet goes on to the next stage: no default, no profiles.
+pub mod section {
+    pub const END_UNTRACKED: u32 = 0xffff_fffc;
+    pub const END_PRE_DNAT: u32 = 0xffff_fffb;
+
+    pub fn is_marker(id: u32) -> bool {
+        id == END_UNTRACKED || id == END_PRE_DNAT
+    }
+}
+
+/// Set in a flow key's interface field for pre-DNAT verdicts, so that they never meet
+/// npol-rx's verdicts for the same 5-tuple on the same interface (interfaces are < 4096).
+pub const PREDNAT_KEY: u16 = 1 << 15;
+
+/// Which stage of a host endpoint's policies a section belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stage {
+    Untracked,
+    PreDnat,
+}
+
+/// A policy list cut at its section markers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Sections<'a> {
+    pub untracked: &'a [u32],
+    pub prednat: &'a [u32],
+    pub normal: &'a [u32],
+}
+
+/// `list`'s sections (a list without markers is all normal). No allocation: it runs per packet.
+pub fn sections(list: &[u32]) -> Sections<'_> {
+    fn cut(l: &[u32], m: u32) -> (&[u32], &[u32]) {
+        match l.iter().position(|&id| id == m) {
+            Some(i) => (l.get(..i).unwrap_or(&[]), l.get(i + 1..).unwrap_or(&[])),
+            None => (&[], l),
+        }
+    }
+    let (untracked, rest) = cut(list, section::END_UNTRACKED);
+    let (prednat, normal) = cut(rest, section::END_PRE_DNAT);
+    Sections {
+        untracked,
+        prednat,
+        normal,
+    }
+}
+
+/// Why a list's section markers are refused, if they are.
+fn check_sections(c: &IfConfig) -> Result<(), NpolError> {
+    if c.profiles.iter().any(|&id| section::is_marker(id)) {
+        return Err(NpolError::Invalid("section markers in the profiles"));
+    }
+    // (list, walked by received packets)
+    for (list, on_rx) in [
+        (&c.rx_policies, !c.invert_rx_tx),
+        (&c.tx_policies, c.invert_rx_tx),
+    ] {
+        let count = |m| list.iter().filter(|&&id| id == m).count();
+        let (u, p) = (count(section::END_UNTRACKED), count(section::END_PRE_DNAT));
+        if u + p == 0 {
+            continue;
+        }
+        if !c.invert_rx_tx {
+            return Err(NpolError::Invalid(
+                "untracked and pre-DNAT sections are for host endpoints (invert_rx_tx)",
+            ));
+        }
+        if u > 1 || p > 1 {
+            return Err(NpolError::Invalid("a section marker repeated"));
+        }
+        if p == 1 && !on_rx {
+            return Err(NpolError::Invalid(
+                "pre-DNAT policies in the list sent packets walk",
+            ));
+        }
+        let pos = |m| list.iter().position(|&id| id == m);
+        if let (Some(u), Some(p)) = (pos(section::END_UNTRACKED), pos(section::END_PRE_DNAT)) {
+            if p < u {
+                return Err(NpolError::Invalid(
+                    "pre-DNAT section before the untracked one",
+                ));
+            }
+        }
+        let s = sections(list);
+        if s.untracked
+            .iter()
+            .chain(s.prednat)
+            .any(|&id| tier::is_marker(id))
+        {
+            return Err(NpolError::Invalid(
+                "tier markers in an untracked or pre-DNAT section",
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// One interface's configuration (`npol_configure_policies`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct IfConfig {
@@ -488,10 +594,12 @@ impl Npol {
                 .iter()
                 .chain(&c.tx_policies)
                 .chain(&c.profiles);
-            let missing = |p: &&u32| !t.policies.contains_key(p) && !tier::is_marker(**p);
+            let marker = |p: u32| tier::is_marker(p) || section::is_marker(p);
+            let missing = |p: &&u32| !t.policies.contains_key(p) && !marker(**p);
             if let Some(&p) = ids.clone().find(missing) {
                 return Err(NpolError::NoSuchPolicy(p));
             }
+            check_sections(&c)?;
             t.ifaces.insert(sw, Arc::new(c));
             Ok(())
         })
@@ -503,7 +611,8 @@ impl Npol {
         let had = self
             .edit(|t| Ok(t.ifaces.remove(&sw).is_some()))
             .unwrap_or(false);
-        self.flows.remove_if(|k, _| u32::from(k.fib) == sw);
+        self.flows
+            .remove_if(|k, _| u32::from(k.fib & !PREDNAT_KEY) == sw);
         had
     }
 }
@@ -546,11 +655,12 @@ pub fn verdict(t: &NpolTables, sw: u32, dir: Direction, p: &FiveTuple) -> Verdic
     let rx = dir == Direction::Rx;
     // invert_rx_tx picks the other direction's policy list and rules; the defaults stay.
     let inbound = rx ^ c.invert_rx_tx;
-    let policies = if inbound {
+    let policies = sections(if inbound {
         &c.rx_policies
     } else {
         &c.tx_policies
-    };
+    })
+    .normal;
     let (policy_default, profile_default) = if rx {
         (c.policy_default_rx, c.profile_default_rx)
     } else {
@@ -599,6 +709,55 @@ pub fn verdict(t: &NpolTables, sw: u32, dir: Direction, p: &FiveTuple) -> Verdic
     match profile_default {
         PolicyDefault::Allow => Verdict::Allow,
         PolicyDefault::Deny | PolicyDefault::Pass => Verdict::Deny,
+    }
+}
+
+/// The verdict of a host endpoint's untracked or pre-DNAT section for `p` crossing `sw` in
+/// `dir`: the first ALLOW or DENY decides; None when nothing did (no match, a PASS), and the
+/// packet goes on to the next stage. The section's policies and rules are those the
+/// direction walks for normal policies (`invert_rx_tx` as in [`verdict`]).
+pub fn stage_verdict(
+    t: &NpolTables,
+    sw: u32,
+    dir: Direction,
+    stage: Stage,
+    p: &FiveTuple,
+) -> Option<Verdict> {
+    let c = t.ifaces.get(&sw)?;
+    let inbound = (dir == Direction::Rx) ^ c.invert_rx_tx;
+    let s = sections(if inbound {
+        &c.rx_policies
+    } else {
+        &c.tx_policies
+    });
+    let policies = match stage {
+        Stage::Untracked => s.untracked,
+        Stage::PreDnat => s.prednat,
+    };
+    for &id in policies {
+        match match_policy(t, id, inbound, p) {
+            Some(Action::Allow) => return Some(Verdict::Allow),
+            Some(Action::Deny) => return Some(Verdict::Deny),
+            Some(Action::Pass) => return None,
+            Some(Action::Log) | None => {}
+        }
+    }
+    None
+}
+
+impl IfConfig {
+    /// Whether packets in `dir` have a non-empty `stage` section to walk.
+    pub fn has_stage(&self, dir: Direction, stage: Stage) -> bool {
+        let inbound = (dir == Direction::Rx) ^ self.invert_rx_tx;
+        let s = sections(if inbound {
+            &self.rx_policies
+        } else {
+            &self.tx_policies
+        });
+        match stage {
+            Stage::Untracked => !s.untracked.is_empty(),
+            Stage::PreDnat => !s.prednat.is_empty(),
+        }
     }
 }
 

@@ -703,3 +703,190 @@ fn ipsets_are_shared_between_versions_until_changed() {
         (1000, 999)
     );
 }
+
+/// A policy of one inbound and one outbound rule, both `action` on TCP dport `port`.
+fn port_policy(n: &Npol, action: Action, port: u16) -> u32 {
+    let r = n
+        .rule_create(rule(
+            action,
+            vec![filter(FilterKind::L4Proto, 6, true)],
+            vec![entry(false, false, MatchData::PortRange(port, port))],
+        ))
+        .unwrap();
+    n.policy_create(Policy {
+        inbound: vec![r],
+        outbound: vec![r],
+    })
+    .unwrap()
+}
+
+fn host(rx: Vec<u32>, tx: Vec<u32>) -> IfConfig {
+    IfConfig {
+        invert_rx_tx: true,
+        ..conf(rx, tx, vec![])
+    }
+}
+
+#[test]
+fn sections_cut_a_list_at_its_markers() {
+    use section::{END_PRE_DNAT as P, END_UNTRACKED as U};
+    let s = sections(&[1, 2, U, 3, P, 4]);
+    assert_eq!(
+        (s.untracked, s.prednat, s.normal),
+        (&[1, 2][..], &[3][..], &[4][..])
+    );
+    let s = sections(&[3, P, 4, 5]);
+    assert_eq!(
+        (s.untracked, s.prednat, s.normal),
+        (&[][..], &[3][..], &[4, 5][..])
+    );
+    let s = sections(&[1, U]);
+    assert_eq!(
+        (s.untracked, s.prednat, s.normal),
+        (&[1][..], &[][..], &[][..])
+    );
+    let s = sections(&[1, 2]);
+    assert_eq!(
+        (s.untracked, s.prednat, s.normal),
+        (&[][..], &[][..], &[1, 2][..])
+    );
+}
+
+#[test]
+fn misplaced_section_markers_are_refused_and_change_nothing() {
+    use section::{END_PRE_DNAT as P, END_UNTRACKED as U};
+    let n = Npol::default();
+    let a = port_policy(&n, Action::Allow, 22);
+    let good = host(vec![a, U, a], vec![a, U, a, P, a]);
+    n.configure(3, good.clone()).unwrap();
+    let bad = [
+        (
+            "on a pod (no invert_rx_tx)",
+            conf(vec![a, U, a], vec![], vec![]),
+        ),
+        ("repeated", host(vec![], vec![a, U, a, U, a])),
+        ("pre-DNAT repeated", host(vec![], vec![a, P, a, P])),
+        ("out of order", host(vec![], vec![a, P, a, U, a])),
+        (
+            "pre-DNAT in the list sent packets walk",
+            host(vec![a, P, a], vec![]),
+        ),
+        (
+            "in the profiles",
+            IfConfig {
+                profiles: vec![a, U],
+                ..host(vec![], vec![])
+            },
+        ),
+        (
+            "a tier marker in a section",
+            host(vec![], vec![a, tier::END_DENY, U, a]),
+        ),
+    ];
+    for (why, c) in bad {
+        assert!(
+            matches!(n.configure(3, c), Err(NpolError::Invalid(_))),
+            "{why}"
+        );
+        assert_eq!(*n.tables.load().ifaces[&3], good, "{why}: unchanged");
+    }
+    // On a pod an untracked marker is refused even next to valid tier markers.
+    assert!(n.configure(4, conf(vec![a, U], vec![], vec![])).is_err());
+    assert!(!n.tables.load().ifaces.contains_key(&4));
+}
+
+#[test]
+fn stages_decide_first_and_normal_policies_skip_the_sections() {
+    use section::{END_PRE_DNAT as P, END_UNTRACKED as U};
+    let n = Npol::default();
+    let allow22 = port_policy(&n, Action::Allow, 22);
+    let deny23 = port_policy(&n, Action::Deny, 23);
+    let allow80 = port_policy(&n, Action::Allow, 80);
+    let allow_all = {
+        let r = n.rule_create(rule(Action::Allow, vec![], vec![])).unwrap();
+        n.policy_create(Policy {
+            inbound: vec![r],
+            outbound: vec![r],
+        })
+        .unwrap()
+    };
+    // Received packets on a host endpoint walk the tx list.
+    n.configure(
+        3,
+        host(
+            vec![deny23, U],
+            vec![allow22, deny23, U, allow80, P, allow_all],
+        ),
+    )
+    .unwrap();
+    let t = n.tables.load();
+    let sv = |d, st, port| stage_verdict(&t, 3, d, st, &tcp("198.18.0.1", 999, "198.19.0.1", port));
+    assert_eq!(
+        sv(Direction::Rx, Stage::Untracked, 22),
+        Some(Verdict::Allow)
+    );
+    assert_eq!(sv(Direction::Rx, Stage::Untracked, 23), Some(Verdict::Deny));
+    assert_eq!(
+        sv(Direction::Rx, Stage::Untracked, 80),
+        None,
+        "no match: next stage"
+    );
+    assert_eq!(sv(Direction::Rx, Stage::PreDnat, 80), Some(Verdict::Allow));
+    assert_eq!(sv(Direction::Rx, Stage::PreDnat, 22), None);
+    assert_eq!(sv(Direction::Tx, Stage::Untracked, 23), Some(Verdict::Deny));
+    assert_eq!(
+        sv(Direction::Tx, Stage::PreDnat, 80),
+        None,
+        "no pre-DNAT on tx"
+    );
+    // The normal stage is only what follows the markers: tx's is empty (default deny), rx's
+    // allows all, port 23 too, though the untracked section denies it.
+    assert_eq!(
+        v(
+            &n,
+            3,
+            Direction::Rx,
+            &tcp("198.18.0.1", 9, "198.19.0.1", 23)
+        ),
+        Verdict::Allow
+    );
+    assert_eq!(
+        v(
+            &n,
+            3,
+            Direction::Tx,
+            &tcp("198.18.0.1", 9, "198.19.0.1", 22)
+        ),
+        Verdict::Deny
+    );
+    let c = &t.ifaces[&3];
+    assert!(
+        c.has_stage(Direction::Rx, Stage::Untracked) && c.has_stage(Direction::Rx, Stage::PreDnat)
+    );
+    assert!(
+        c.has_stage(Direction::Tx, Stage::Untracked) && !c.has_stage(Direction::Tx, Stage::PreDnat)
+    );
+    // No sections: no stage verdict, and the flat list as before.
+    n.configure(4, host(vec![], vec![allow22])).unwrap();
+    let t = n.tables.load();
+    assert_eq!(
+        stage_verdict(
+            &t,
+            4,
+            Direction::Rx,
+            Stage::Untracked,
+            &tcp("198.18.0.1", 9, "198.19.0.1", 22)
+        ),
+        None
+    );
+    assert!(!t.ifaces[&4].has_stage(Direction::Rx, Stage::PreDnat));
+    assert_eq!(
+        v(
+            &n,
+            4,
+            Direction::Rx,
+            &tcp("198.18.0.1", 9, "198.19.0.1", 22)
+        ),
+        Verdict::Allow
+    );
+}
