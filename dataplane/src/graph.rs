@@ -113,6 +113,10 @@ pub trait Node: Send {
     /// The builder tells a node on a feature arc its arc edges (also in `Ctx::arc`). A start
     /// node with a hot loop keeps them in `self`, so its common path holds no extra registers.
     fn attach_arc(&mut self, _arc: ArcEdges) {}
+
+    /// The builder shows every node the arcs' features in order, for a node that must know a
+    /// later feature's bit in `feature_mask` (to skip it for one packet).
+    fn attach_features(&mut self, _set: &FeatureSet) {}
 }
 
 /// A node whose only purpose is to name an input or tx node in the graph and its counters.
@@ -361,6 +365,7 @@ impl Graph {
             if *ae != ArcEdges::NONE {
                 n.attach_arc(*ae);
             }
+            n.attach_features(&set);
         }
         Ok(Self {
             kinds: infos.iter().map(|i| i.kind).collect(),

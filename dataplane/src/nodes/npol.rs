@@ -22,7 +22,11 @@ use crate::cnat::Cnat;
 use crate::feature::{Feature, FeatureTables};
 use crate::forwarding::{Forwarding, FwdError};
 use crate::graph::{GraphBuilder, Node, NodeInfo};
-use crate::npol::{verdict, Direction, FiveTuple, Npol, NpolTables, Verdict};
+use crate::feature::FeatureSet;
+use crate::npol::{
+    stage_verdict, verdict, Direction, FiveTuple, IfConfig, Npol, NpolTables, Stage, Verdict,
+    PREDNAT_KEY,
+};
 use crate::rcu::Snapshot;
 use crate::runtime::Ctx;
 use crate::wire::{IcmpHdr, IP_PROTO_TCP};
@@ -38,6 +42,21 @@ pub const TX_IP6: Feature = Feature::new("ip6-output", "npol-tx-ip6")
 
 /// The features `npol_configure_policies` turns on together.
 pub const FEATURES: [Feature; 4] = [RX_IP4, RX_IP6, TX_IP4, TX_IP6];
+
+// Host endpoints' untracked policies run first on their arc; pre-DNAT ones before cnat's
+// DNAT, so they see the VIP or NodePort the client sent to.
+pub const UNTRACKED_RX_IP4: Feature = Feature::new("ip4-unicast", "npol-untracked-rx-ip4")
+    .runs_before(&["ip4-rx-urpf-loose", "ip4-rx-urpf-strict", "ip4-inacl", "npol-prednat-ip4", "cnat-input-ip4"]);
+pub const UNTRACKED_RX_IP6: Feature = Feature::new("ip6-unicast", "npol-untracked-rx-ip6")
+    .runs_before(&["ip6-rx-urpf-loose", "ip6-rx-urpf-strict", "ip6-inacl", "npol-prednat-ip6", "cnat-input-ip6"]);
+pub const UNTRACKED_TX_IP4: Feature = Feature::new("ip4-output", "npol-untracked-tx-ip4")
+    .runs_before(&["npol-tx-ip4", "cnat-output-ip4", "vxlan4-encap", "ipip4-encap", "esp4-encrypt-tun"]);
+pub const UNTRACKED_TX_IP6: Feature = Feature::new("ip6-output", "npol-untracked-tx-ip6")
+    .runs_before(&["npol-tx-ip6", "cnat-output-ip6", "vxlan6-encap", "ipip6-encap", "esp6-encrypt-tun"]);
+pub const PREDNAT_IP4: Feature =
+    Feature::new("ip4-unicast", "npol-prednat-ip4").runs_before(&["cnat-input-ip4"]);
+pub const PREDNAT_IP6: Feature =
+    Feature::new("ip6-unicast", "npol-prednat-ip6").runs_before(&["cnat-input-ip6"]);
 
 crate::next_edges! {
     mod next {
@@ -60,10 +79,17 @@ crate::node_errors! {
 pub fn register(b: GraphBuilder, tables: &FeatureTables) -> GraphBuilder {
     let (npol, cnat) = (tables.get::<Npol>(), tables.get::<Cnat>());
     let node = |dir, ip6| Box::new(NpolNode::new(npol.clone(), cnat.clone(), dir, ip6));
+    let stage = |s, dir, ip6| Box::new(StageNode::new(npol.clone(), s, dir, ip6));
     b.feature(RX_IP4, node(Direction::Rx, false))
         .feature(RX_IP6, node(Direction::Rx, true))
         .feature(TX_IP4, node(Direction::Tx, false))
         .feature(TX_IP6, node(Direction::Tx, true))
+        .feature(UNTRACKED_RX_IP4, stage(Stage::Untracked, Direction::Rx, false))
+        .feature(UNTRACKED_RX_IP6, stage(Stage::Untracked, Direction::Rx, true))
+        .feature(UNTRACKED_TX_IP4, stage(Stage::Untracked, Direction::Tx, false))
+        .feature(UNTRACKED_TX_IP6, stage(Stage::Untracked, Direction::Tx, true))
+        .feature(PREDNAT_IP4, stage(Stage::PreDnat, Direction::Rx, false))
+        .feature(PREDNAT_IP6, stage(Stage::PreDnat, Direction::Rx, true))
 }
 
 /// Turn policy evaluation on or off for interface `sw`, both directions and families.
@@ -74,8 +100,29 @@ pub fn feature_enable(f: &mut Forwarding, sw: u32, on: bool) -> Result<(), FwdEr
     Ok(())
 }
 
+/// Turn the untracked and pre-DNAT nodes on interface `sw` on where its configuration `c` has
+/// such sections, off elsewhere (and everywhere for None).
+pub fn stages_enable(f: &mut Forwarding, sw: u32, c: Option<&IfConfig>) -> Result<(), FwdError> {
+    let has = |dir, st| c.is_some_and(|c| c.has_stage(dir, st));
+    let (urx, utx) = (has(Direction::Rx, Stage::Untracked), has(Direction::Tx, Stage::Untracked));
+    let pre = has(Direction::Rx, Stage::PreDnat);
+    for (feat, on) in [
+        (UNTRACKED_RX_IP4, urx),
+        (UNTRACKED_RX_IP6, urx),
+        (UNTRACKED_TX_IP4, utx),
+        (UNTRACKED_TX_IP6, utx),
+        (PREDNAT_IP4, pre),
+        (PREDNAT_IP6, pre),
+    ] {
+        f.feature_enable(sw, feat.arc, feat.node, on)?;
+    }
+    Ok(())
+}
+
 const ALLOWED: u8 = 1;
 const DENIED: u8 = 2;
+/// A pre-DNAT verdict: no policy of the section decided, the flow goes on to npol-rx.
+const NO_MATCH: u8 = 3;
 
 fn stage_of(d: Direction) -> u8 {
     match d {
@@ -329,6 +376,200 @@ impl Node for NpolNode {
                     b.meta.error = errs.error(e);
                     next::DROP
                 }
+            };
+        }
+    }
+}
+
+crate::node_errors! {
+    pub mod stage_error {
+        DENIED => "untracked or pre-DNAT policy deny (dropped)",
+        TRUNCATED => "truncated headers (dropped)",
+        ALLOWED => "allowed (later policy stages skipped)",
+        NEW_ALLOWED => "new flow allowed by a pre-DNAT policy",
+        NEW_DENIED => "new flow denied by a pre-DNAT policy",
+        CACHE_FULL => "flow cache full (evaluated alone)",
+    }
+}
+
+/// npol-untracked-rx/tx-ip4/ip6 and npol-prednat-ip4/ip6: a host endpoint's untracked and
+/// pre-DNAT sections ([`crate::npol::section`]).
+///
+/// Untracked: every packet is judged alone and nothing is cached. Pre-DNAT: a flow's first
+/// packet is judged before cnat's DNAT and its verdict (also "no match") cached in
+/// [`Npol::flows`] under [`PREDNAT_KEY`]; an allowed flow also caches its reply as allowed for
+/// npol-tx on the interface, as npol-rx does. An ALLOW clears the later stages' bits from the
+/// packet's `feature_mask` (on this arc only), a DENY is a counted drop, and anything else goes
+/// on to the next stage.
+pub struct StageNode {
+    npol: Arc<Npol>,
+    tables: Snapshot<NpolTables>,
+    stage: Stage,
+    dir: Direction,
+    ip6: bool,
+    /// The bits of the later policy stages on this node's arc, which an ALLOW skips.
+    skip: u32,
+}
+
+impl StageNode {
+    pub fn new(npol: Arc<Npol>, stage: Stage, dir: Direction, ip6: bool) -> Self {
+        Self {
+            tables: npol.tables.snapshot(),
+            npol,
+            stage,
+            dir,
+            ip6,
+            skip: 0,
+        }
+    }
+
+    fn name(&self) -> &'static str {
+        match (self.stage, self.dir, self.ip6) {
+            (Stage::Untracked, Direction::Rx, false) => UNTRACKED_RX_IP4.node,
+            (Stage::Untracked, Direction::Rx, true) => UNTRACKED_RX_IP6.node,
+            (Stage::Untracked, Direction::Tx, false) => UNTRACKED_TX_IP4.node,
+            (Stage::Untracked, Direction::Tx, true) => UNTRACKED_TX_IP6.node,
+            (Stage::PreDnat, _, false) => PREDNAT_IP4.node,
+            (Stage::PreDnat, _, true) => PREDNAT_IP6.node,
+        }
+    }
+
+    fn arc_name(&self) -> &'static str {
+        match (self.dir, self.ip6) {
+            (Direction::Rx, false) => "ip4-unicast",
+            (Direction::Rx, true) => "ip6-unicast",
+            (Direction::Tx, false) => "ip4-output",
+            (Direction::Tx, true) => "ip6-output",
+        }
+    }
+
+    /// The packet's verdict in this stage (None: on to the next stage) and a counter to bump.
+    #[inline]
+    fn decide(&self, b: &Buf<'_>, l3: usize, sw: u32, now: u32) -> (Option<Verdict>, u16) {
+        let (npol, t, ip6) = (&*self.npol, self.tables.get(), self.ip6);
+        let Some(d) = b.data().get(l3..) else {
+            return (Some(Verdict::Deny), stage_error::TRUNCATED);
+        };
+        let Ok(f) = (if ip6 { nat::flow6(d) } else { nat::flow4(d) }) else {
+            return (Some(Verdict::Deny), stage_error::TRUNCATED);
+        };
+        let p = five_tuple(&f, d);
+        if self.stage == Stage::Untracked {
+            let v = stage_verdict(t, sw, self.dir, Stage::Untracked, &p);
+            let c = match v {
+                Some(Verdict::Allow) => stage_error::ALLOWED,
+                _ => stage_error::DENIED,
+            };
+            return (v, c);
+        }
+        // Later fragments carry no ports: they go on to npol-rx, which follows their first.
+        if f.l4 == L4::Fragment {
+            return (None, stage_error::ALLOWED);
+        }
+        let k = f.key(stage_of(Direction::Rx), sw as u16 | PREDNAT_KEY);
+        let class = u8::from(f.proto == IP_PROTO_TCP);
+        if let Some(found) = npol.flows.lookup(&k) {
+            npol.flows.touch(&found, now, class);
+            return match found.session.flags {
+                ALLOWED => (Some(Verdict::Allow), stage_error::ALLOWED),
+                DENIED => (Some(Verdict::Deny), stage_error::DENIED),
+                _ => (None, stage_error::ALLOWED),
+            };
+        }
+        let v = stage_verdict(t, sw, Direction::Rx, Stage::PreDnat, &p);
+        let entry = |flags| Session {
+            translation: u32::MAX,
+            flags,
+            class,
+            last_seen: now,
+            ..Default::default()
+        };
+        let flags = match v {
+            Some(Verdict::Allow) => ALLOWED,
+            Some(Verdict::Deny) => DENIED,
+            None => NO_MATCH,
+        };
+        let mut full = is_full(npol.flows.insert(&k, &entry(flags)));
+        if v == Some(Verdict::Allow) {
+            // The reply leaves through this interface's npol-tx, from the VIP (cnat un-NATs it
+            // first), under npol-tx's own key.
+            let rk = FlowKey {
+                fib: sw as u16,
+                ..reversed(&k)
+            };
+            if npol.flows.insert(&rk, &entry(ALLOWED)) == Err(InsertError::Exists) {
+                npol.flows.remove(&rk);
+                full |= is_full(npol.flows.insert(&rk, &entry(ALLOWED)));
+            }
+        }
+        let c = match v {
+            _ if full => stage_error::CACHE_FULL,
+            Some(Verdict::Allow) => stage_error::NEW_ALLOWED,
+            _ => stage_error::NEW_DENIED,
+        };
+        (v, c)
+    }
+}
+
+impl Node for StageNode {
+    fn info(&self) -> NodeInfo {
+        NodeInfo::internal(self.name(), next::NAMES, stage_error::NAMES)
+    }
+
+    fn attach_features(&mut self, set: &FeatureSet) {
+        let later: &[&str] = match (self.stage, self.dir, self.ip6) {
+            (Stage::Untracked, Direction::Rx, false) => &[PREDNAT_IP4.node, RX_IP4.node],
+            (Stage::Untracked, Direction::Rx, true) => &[PREDNAT_IP6.node, RX_IP6.node],
+            (Stage::Untracked, Direction::Tx, false) => &[TX_IP4.node],
+            (Stage::Untracked, Direction::Tx, true) => &[TX_IP6.node],
+            (Stage::PreDnat, _, false) => &[RX_IP4.node],
+            (Stage::PreDnat, _, true) => &[RX_IP6.node],
+        };
+        let arc = self.arc_name();
+        self.skip = later
+            .iter()
+            .filter_map(|n| set.find(arc, n).ok())
+            .fold(0, |m, (_, bit)| m | bit);
+    }
+
+    fn process(&mut self, cx: &mut Ctx<'_>, bufs: &mut [u32], nexts: &mut [u16]) {
+        self.tables.refresh(&self.npol.tables);
+        let errs = cx.errs();
+        let arc = cx.arc();
+        let now = self.npol.secs(cx.now);
+        let fwd = cx.tables.fwd.get();
+        let mut view = cx.bufs.view();
+        for (&bi, next_out) in bufs.iter().zip(nexts.iter_mut()) {
+            let b = view.get(bi);
+            let (sw, l3) = match self.dir {
+                Direction::Rx => (b.meta.rx_sw_if_index, 0),
+                // After rewrite the packet starts at the L2 header the adjacency wrote.
+                Direction::Tx => (
+                    b.meta.tx_sw_if_index,
+                    fwd.adj(b.meta.adj_index).rewrite_len as usize,
+                ),
+            };
+            let (v, c) = self.decide(&b, l3, sw, now);
+            *next_out = match v {
+                Some(Verdict::Deny) => {
+                    // A new flow's deny (or one not cached) is counted, and dropped as a deny.
+                    let reason = if c == stage_error::TRUNCATED {
+                        c
+                    } else {
+                        if c != stage_error::DENIED {
+                            errs.count(c, 1);
+                        }
+                        stage_error::DENIED
+                    };
+                    b.meta.error = errs.error(reason);
+                    next::DROP
+                }
+                Some(Verdict::Allow) => {
+                    errs.count(c, 1);
+                    b.meta.feature_mask &= !self.skip;
+                    arc.next(b.meta.feature_mask)
+                }
+                None => arc.next(b.meta.feature_mask),
             };
         }
     }
