@@ -5,7 +5,9 @@
 use crate::daemon::Dataplane;
 use rvpp_dataplane::npol::ipset::Member;
 use rvpp_dataplane::npol::rule::{FilterKind, MatchData, Rule};
-use rvpp_dataplane::npol::{verdict, Direction, FiveTuple, IfConfig, Verdict};
+use rvpp_dataplane::npol::{
+    sections, stage_verdict, verdict, Direction, FiveTuple, IfConfig, Stage, Verdict,
+};
 use std::fmt::Write;
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -93,11 +95,25 @@ fn show_policies(dp: &Dataplane) -> String {
     out
 }
 
+/// A policy list; a host endpoint's with untracked or pre-DNAT sections shows each section.
+fn list_text(v: &[u32]) -> String {
+    let s = sections(v);
+    if s.normal.len() == v.len() {
+        return ids(v);
+    }
+    format!(
+        "untracked {} pre-dnat {} normal {}",
+        ids(s.untracked),
+        ids(s.prednat),
+        ids(s.normal)
+    )
+}
+
 fn if_text(c: &IfConfig) -> String {
     format!(
         "rx {} tx {} profiles {} invert_rx_tx {} policy-default rx {} tx {} profile-default rx {} tx {}",
-        ids(&c.rx_policies),
-        ids(&c.tx_policies),
+        list_text(&c.rx_policies),
+        list_text(&c.tx_policies),
         ids(&c.profiles),
         u8::from(c.invert_rx_tx),
         c.policy_default_rx.name(),
@@ -183,12 +199,22 @@ fn npol_match(dp: &Dataplane, w: &[&str]) -> Result<String, String> {
     };
     let t = dp.npol().tables.load();
     let configured = t.ifaces.contains_key(&sw);
-    let v = match verdict(&t, sw, dir, &p) {
+    // The stages in the order packets meet them: untracked, pre-DNAT (rx), normal.
+    let staged = stage_verdict(&t, sw, dir, Stage::Untracked, &p)
+        .map(|v| (v, " (untracked)"))
+        .or_else(|| {
+            (dir == Direction::Rx)
+                .then(|| stage_verdict(&t, sw, dir, Stage::PreDnat, &p))
+                .flatten()
+                .map(|v| (v, " (pre-dnat)"))
+        });
+    let (v, stage) = staged.unwrap_or_else(|| (verdict(&t, sw, dir, &p), ""));
+    let v = match v {
         Verdict::Allow => "allow",
         Verdict::Deny => "deny",
     };
     let note = if configured {
-        ""
+        stage
     } else {
         " (interface not configured)"
     };

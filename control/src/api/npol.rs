@@ -229,8 +229,13 @@ pub fn register(r: &mut Router<State>) {
         }
         let rv = match if_config_in(&m).map(|c| s.dp.npol().configure(sw, c)) {
             Ok(Ok(())) => {
-                // Packets on the interface go through the policy nodes from now on.
-                let r = npol_nodes::feature_enable(&mut s.dp.fwd(), sw, true);
+                // Packets on the interface go through the policy nodes from now on, and
+                // through the untracked and pre-DNAT ones where it has such sections.
+                let c = s.dp.npol().tables.load().ifaces.get(&sw).cloned();
+                let mut fwd = s.dp.fwd();
+                let r = npol_nodes::feature_enable(&mut fwd, sw, true)
+                    .and_then(|()| npol_nodes::stages_enable(&mut fwd, sw, c.as_deref()));
+                drop(fwd);
                 if r.is_err() {
                     s.dp.npol().unconfigure(sw);
                 }
