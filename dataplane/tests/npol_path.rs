@@ -552,3 +552,331 @@ fn a_host_endpoint_with_invert_rx_tx() {
     assert_eq!(Lab::count(&l.out1), 0, "new flows out are denied");
     l.no_leaks();
 }
+
+// Host endpoints' untracked and pre-DNAT sections: pg1 is the uplink (invert_rx_tx), whose
+// received packets walk its tx list. The pod's own policy nodes are off, so that the flow
+// cache holds only what the uplink's stages put there.
+
+use rvpp_dataplane::nodes::npol::stage_error;
+use rvpp_dataplane::npol::section::{END_PRE_DNAT, END_UNTRACKED};
+
+const UNTRACKED_RX: &str = "npol-untracked-rx-ip4";
+const PREDNAT: &str = "npol-prednat-ip4";
+
+/// A policy whose inbound and outbound rules are `action` for TCP to port `port`.
+fn port_policy(n: &Npol, action: Action, port: u16) -> u32 {
+    let r = n
+        .rule_create(Rule {
+            action,
+            filters: vec![proto(6)],
+            entries: vec![dport(port, port)],
+        })
+        .unwrap();
+    n.policy_create(Policy {
+        inbound: vec![r],
+        outbound: vec![r],
+    })
+    .unwrap()
+}
+
+/// The uplink's configuration: `rx` for packets it sends, `tx` for packets it receives;
+/// every default is `default`.
+fn uplink_conf(rx: Vec<u32>, tx: Vec<u32>, default: PolicyDefault) -> IfConfig {
+    IfConfig {
+        rx_policies: rx,
+        tx_policies: tx,
+        profiles: vec![],
+        invert_rx_tx: true,
+        policy_default_rx: default,
+        policy_default_tx: default,
+        profile_default_rx: default,
+        profile_default_tx: default,
+    }
+}
+
+impl Lab {
+    /// Configure the uplink as npol_configure_policies does, and turn the pod's policy off.
+    fn uplink(&mut self, c: IfConfig) {
+        self.npol.configure(self.if1, c.clone()).unwrap();
+        npol_nodes::feature_enable(&mut self.fwd, self.if1, true).unwrap();
+        npol_nodes::stages_enable(&mut self.fwd, self.if1, Some(&c)).unwrap();
+        npol_nodes::feature_enable(&mut self.fwd, self.if0, false).unwrap();
+    }
+    /// A service VIP:80 (or [VIP6]:80) whose backend is the pod's port 8080, with cnat on both
+    /// interfaces.
+    fn service(&mut self, vip: u128, backend: u128, ip6: bool) {
+        for i in [self.if0, self.if1] {
+            rvpp_dataplane::nodes::cnat::feature_enable(&mut self.fwd, i, true).unwrap();
+        }
+        let ep = |addr, port| Endpoint { addr, port, ip6 };
+        self.cnat.translation_update(Translation {
+            vip: ep(vip, 80),
+            proto: 6,
+            paths: vec![PathEp {
+                dst: ep(backend, 8080),
+                ..Default::default()
+            }],
+            ..Default::default()
+        });
+    }
+}
+
+fn v4(a: [u8; 4]) -> u128 {
+    0xffff_0000_0000 | u32::from_be_bytes(a) as u128
+}
+
+fn tcp6(src: [u8; 16], dst: [u8; 16], sp: u16, dp: u16, from: [u8; 6], to: [u8; 6]) -> Vec<u8> {
+    let mut v = Vec::new();
+    PacketBuilder::ethernet2(from, to)
+        .ipv6(src, dst, 64)
+        .tcp(sp, dp, 1, 1000)
+        .write(&mut v, b"x")
+        .unwrap();
+    v
+}
+
+#[test]
+fn untracked_allow_skips_a_normal_deny_and_caches_nothing() {
+    let mut l = lab();
+    let ssh = port_policy(&l.npol, Action::Allow, 22);
+    // Untracked: ssh in. Normal: nothing, and every default denies.
+    l.uplink(uplink_conf(
+        vec![],
+        vec![ssh, END_UNTRACKED],
+        PolicyDefault::Deny,
+    ));
+    let (if0, if1) = (l.if0, l.if1);
+    for _ in 0..2 {
+        l.send(if1, &tcp4(SRV, POD, 5000, 22, SRV_MAC, MAC1));
+    }
+    assert_eq!(
+        Lab::count(&l.out0),
+        2,
+        "untracked allow passes the normal deny"
+    );
+    assert_eq!(
+        l.counter(UNTRACKED_RX, stage_error::ALLOWED),
+        2,
+        "every packet judged"
+    );
+    assert_eq!(l.counter("npol-rx-ip4", error::NEW_ALLOWED), 0);
+    assert_eq!(
+        l.counter("npol-rx-ip4", error::NEW_DENIED),
+        0,
+        "npol-rx skipped"
+    );
+    assert!(l.npol.flows.is_empty(), "no verdict cached");
+    // Stateless: the reply meets the uplink's own (normal, default deny) policy.
+    l.send(if0, &tcp4(POD, SRV, 22, 5000, POD_MAC, MAC0));
+    assert_eq!(Lab::count(&l.out1), 0, "no session lets the reply out");
+    // What the untracked section does not match goes on to the normal stage: denied.
+    l.send(if1, &tcp4(SRV, POD, 5000, 23, SRV_MAC, MAC1));
+    assert_eq!(Lab::count(&l.out0), 0);
+    assert_eq!(l.counter("npol-rx-ip4", error::NEW_DENIED), 1);
+    l.no_leaks();
+}
+
+#[test]
+fn untracked_deny_drops_even_when_normal_allows() {
+    let mut l = lab();
+    let telnet = port_policy(&l.npol, Action::Deny, 23);
+    // Both directions' untracked sections deny port 23; the defaults allow everything.
+    l.uplink(uplink_conf(
+        vec![telnet, END_UNTRACKED],
+        vec![telnet, END_UNTRACKED],
+        PolicyDefault::Allow,
+    ));
+    let (if0, if1) = (l.if0, l.if1);
+    l.send(if1, &tcp4(SRV, POD, 5000, 23, SRV_MAC, MAC1));
+    assert_eq!(Lab::count(&l.out0), 0, "untracked deny in");
+    assert_eq!(l.counter(UNTRACKED_RX, stage_error::DENIED), 1);
+    l.send(if1, &tcp4(SRV, POD, 5000, 24, SRV_MAC, MAC1));
+    assert_eq!(Lab::count(&l.out0), 1, "the rest falls through to allow");
+    l.send(if0, &tcp4(POD, SRV, 5001, 23, POD_MAC, MAC0));
+    assert_eq!(Lab::count(&l.out1), 0, "untracked deny out");
+    assert_eq!(l.counter("npol-untracked-tx-ip4", stage_error::DENIED), 1);
+    l.no_leaks();
+}
+
+#[test]
+fn prednat_matches_the_vip_before_dnat() {
+    const VIP: [u8; 4] = [198, 19, 255, 1];
+    let mut l = lab();
+    l.service(v4(VIP), v4(POD), false);
+    let n = l.npol.clone();
+    let (vip_port, backend_port) = (
+        port_policy(&n, Action::Allow, 80),
+        port_policy(&n, Action::Allow, 8080),
+    );
+    l.uplink(uplink_conf(
+        vec![],
+        vec![vip_port, END_PRE_DNAT],
+        PolicyDefault::Deny,
+    ));
+    let (if0, if1) = (l.if0, l.if1);
+    l.send(if1, &tcp4(SRV, VIP, 5000, 80, SRV_MAC, MAC1));
+    assert_eq!(Lab::count(&l.out0), 1, "allowed on the VIP's port, DNATed");
+    assert_eq!(l.counter(PREDNAT, stage_error::NEW_ALLOWED), 1);
+    // The backend's reply, un-NATed to come from the VIP, leaves though the uplink's tx
+    // default denies.
+    l.send(if0, &tcp4(POD, SRV, 8080, 5000, POD_MAC, MAC0));
+    assert_eq!(Lab::count(&l.out1), 1, "the reply goes out");
+    // The same rule on the backend's port does not match before DNAT: the normal stage
+    // (nothing, default deny) drops it.
+    l.uplink(uplink_conf(
+        vec![],
+        vec![backend_port, END_PRE_DNAT],
+        PolicyDefault::Deny,
+    ));
+    l.send(if1, &tcp4(SRV, VIP, 5001, 80, SRV_MAC, MAC1));
+    assert_eq!(
+        Lab::count(&l.out0),
+        0,
+        "a rule on the backend does not match"
+    );
+    // A pre-DNAT deny on the VIP drops what the normal stage would allow.
+    let deny_vip = port_policy(&n, Action::Deny, 80);
+    l.uplink(uplink_conf(
+        vec![],
+        vec![deny_vip, END_PRE_DNAT],
+        PolicyDefault::Allow,
+    ));
+    for _ in 0..2 {
+        l.send(if1, &tcp4(SRV, VIP, 5002, 80, SRV_MAC, MAC1));
+    }
+    assert_eq!(Lab::count(&l.out0), 0, "pre-DNAT deny");
+    assert_eq!(
+        l.counter(PREDNAT, stage_error::NEW_DENIED),
+        1,
+        "judged once"
+    );
+    assert_eq!(
+        l.counter(PREDNAT, stage_error::DENIED),
+        2,
+        "then from the cache"
+    );
+    l.no_leaks();
+}
+
+#[test]
+fn prednat_verdicts_are_cached_apart_from_npol_rx() {
+    let mut l = lab();
+    let n = l.npol.clone();
+    let (other, ssh) = (
+        port_policy(&n, Action::Allow, 9999),
+        port_policy(&n, Action::Allow, 22),
+    );
+    let if1 = l.if1;
+    // npol-rx denies and caches the flow first (no sections yet).
+    l.uplink(uplink_conf(vec![], vec![], PolicyDefault::Deny));
+    l.send(if1, &tcp4(SRV, POD, 5000, 22, SRV_MAC, MAC1));
+    assert_eq!(Lab::count(&l.out0), 0);
+    // A pre-DNAT allow for it is judged under its own key, not read from npol-rx's deny.
+    l.uplink(uplink_conf(
+        vec![],
+        vec![ssh, END_PRE_DNAT],
+        PolicyDefault::Deny,
+    ));
+    l.send(if1, &tcp4(SRV, POD, 5000, 22, SRV_MAC, MAC1));
+    assert_eq!(
+        Lab::count(&l.out0),
+        1,
+        "pre-DNAT verdict, not npol-rx's cached deny"
+    );
+    // Cached: a policy update does not reach the established flow, only new ones.
+    let deny = n
+        .rule_create(Rule {
+            action: Action::Deny,
+            filters: vec![],
+            entries: vec![],
+        })
+        .unwrap();
+    n.policy_update(
+        ssh,
+        Policy {
+            inbound: vec![deny],
+            outbound: vec![deny],
+        },
+    )
+    .unwrap();
+    l.send(if1, &tcp4(SRV, POD, 5000, 22, SRV_MAC, MAC1));
+    assert_eq!(
+        Lab::count(&l.out0),
+        1,
+        "the established flow keeps its verdict"
+    );
+    l.send(if1, &tcp4(SRV, POD, 5001, 22, SRV_MAC, MAC1));
+    assert_eq!(Lab::count(&l.out0), 0, "a new flow sees the update");
+    // A pre-DNAT "no match" cached for a flow is not a deny for npol-rx, which allows it.
+    n.flush_flows();
+    l.uplink(uplink_conf(
+        vec![],
+        vec![other, END_PRE_DNAT, ssh2(&n)],
+        PolicyDefault::Deny,
+    ));
+    for _ in 0..2 {
+        l.send(if1, &tcp4(SRV, POD, 5003, 22, SRV_MAC, MAC1));
+    }
+    assert_eq!(
+        Lab::count(&l.out0),
+        2,
+        "no match pre-DNAT, allowed by the normal stage"
+    );
+    assert_eq!(l.counter("npol-rx-ip4", error::NEW_ALLOWED), 1);
+    // Unconfiguring the uplink forgets its pre-DNAT verdicts too.
+    assert!(!n.flows.is_empty());
+    assert!(n.unconfigure(if1));
+    assert!(
+        n.flows.is_empty(),
+        "pre-DNAT entries gone with the interface"
+    );
+    l.no_leaks();
+}
+
+/// Another allow-ssh policy (the first was updated to deny).
+fn ssh2(n: &Npol) -> u32 {
+    port_policy(n, Action::Allow, 22)
+}
+
+#[test]
+fn ip6_untracked_and_prednat() {
+    /// fd00:0:0:19::ff, a service address.
+    const VIP6: [u8; 16] = [0xfd, 0, 0, 0, 0, 0, 0, 0x19, 0, 0, 0, 0, 0, 0, 0, 0xff];
+    let mut l = lab();
+    l.service(u128::from_be_bytes(VIP6), u128::from_be_bytes(POD6), true);
+    let n = l.npol.clone();
+    let (ssh, telnet, vip_port, backend_port) = (
+        port_policy(&n, Action::Allow, 22),
+        port_policy(&n, Action::Deny, 23),
+        port_policy(&n, Action::Allow, 80),
+        port_policy(&n, Action::Allow, 8080),
+    );
+    let conf = |pre| {
+        uplink_conf(
+            vec![],
+            vec![ssh, telnet, END_UNTRACKED, pre, END_PRE_DNAT],
+            PolicyDefault::Deny,
+        )
+    };
+    l.uplink(conf(vip_port));
+    let (if0, if1) = (l.if0, l.if1);
+    l.send(if1, &tcp6(SRV6, POD6, 5000, 22, SRV_MAC, MAC1));
+    assert_eq!(Lab::count(&l.out0), 1, "untracked allow over a normal deny");
+    assert!(l.npol.flows.is_empty(), "untracked caches nothing");
+    l.send(if1, &tcp6(SRV6, POD6, 5000, 23, SRV_MAC, MAC1));
+    assert_eq!(Lab::count(&l.out0), 0, "untracked deny");
+    assert_eq!(l.counter("npol-untracked-rx-ip6", stage_error::DENIED), 1);
+    l.send(if1, &tcp6(SRV6, VIP6, 5001, 80, SRV_MAC, MAC1));
+    assert_eq!(Lab::count(&l.out0), 1, "pre-DNAT allow on the VIP's port");
+    assert_eq!(l.counter("npol-prednat-ip6", stage_error::NEW_ALLOWED), 1);
+    l.send(if0, &tcp6(POD6, SRV6, 8080, 5001, POD_MAC, MAC0));
+    assert_eq!(Lab::count(&l.out1), 1, "its reply goes out");
+    l.uplink(conf(backend_port));
+    l.send(if1, &tcp6(SRV6, VIP6, 5002, 80, SRV_MAC, MAC1));
+    assert_eq!(
+        Lab::count(&l.out0),
+        0,
+        "the backend's port does not match before DNAT"
+    );
+    l.no_leaks();
+}
