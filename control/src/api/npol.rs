@@ -5,7 +5,8 @@
 //! Retvals: -6 NO_SUCH_ENTRY for an unknown ipset, rule, policy or member to delete; -7
 //! INVALID_VALUE for an unknown enum value, a prefix too long, an address family that is
 //! neither IPv4 nor IPv6, an ipset of the wrong kind, a port range whose start is after its
-//! end, or policy counts that do not add up; -2 INVALID_SW_IF_INDEX for a configure on an
+//! end, policy counts that do not add up, or misplaced untracked/pre-DNAT section markers
+//! (`rvpp_dataplane::npol::section`); -2 INVALID_SW_IF_INDEX for a configure on an
 //! interface that does not exist; -155 RSRC_IN_USE for deleting what is still referenced.
 
 use super::convert::{self, rv, NONE};

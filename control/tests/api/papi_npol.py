@@ -118,7 +118,7 @@ def main():
     # rvpp's tier markers (Calico's tiers): accepted in the lists, not looked up as policies
     rv(configure(vpp, lo, rx=[pol, 0xFFFFFFFE, pol, 0xFFFFFFFD], tx=[pol], profiles=[prof]), 0,
        "npol_configure_policies with tier markers")
-    rv(configure(vpp, lo, rx=[pol, 0xFFFFFFFC], tx=[pol], profiles=[prof]), NO_SUCH_ENTRY,
+    rv(configure(vpp, lo, rx=[pol, 0xFFFFFFF0], tx=[pol], profiles=[prof]), NO_SUCH_ENTRY,
        "an id next to the markers is still a policy to find")
     rv(configure(vpp, lo, rx=[pol], tx=[pol], profiles=[prof], defaults=(D_DENY, D_DENY, D_PASS, D_DENY)), 0,
        "npol_configure_policies")
@@ -148,6 +148,41 @@ def main():
     check(cli("npol match %s rx 198.18.0.5->fd00::1 tcp" % name).startswith("addresses of two"), "npol match refuses mixed families")
     rv(configure(vpp, lo, rx=[4242]), NO_SUCH_ENTRY, "configure with an unknown policy")
     check("rx [%d] tx [%d]" % (pol, pol) in cli("show npol interfaces"), "a refused configure changes nothing")
+
+    # rvpp's host endpoint sections (invert_rx_tx=1): [untracked.., U, pre-DNAT.., P, normal..];
+    # received packets walk the tx list, the only one that may hold pre-DNAT policies
+    U, P = 0xFFFFFFFC, 0xFFFFFFFB
+    stage_feats = ("npol-untracked-rx-ip4", "npol-untracked-rx-ip6", "npol-untracked-tx-ip4",
+                   "npol-untracked-tx-ip6", "npol-prednat-ip4", "npol-prednat-ip6")
+    feats_of = lambda: cli("show interface features " + name)
+    before, feats_before = cli("show npol interfaces"), feats_of()
+    check(not any(f in feats_before for f in stage_feats), "no stage nodes without sections")
+    for what, kw in [
+        ("sections on a pod interface (invert_rx_tx=0)", dict(rx=[pol], tx=[pol, U, pol])),
+        ("an untracked marker repeated", dict(tx=[pol, U, pol, U], invert=1)),
+        ("a pre-DNAT marker repeated", dict(tx=[pol, P, P], invert=1)),
+        ("markers out of order", dict(tx=[pol, P, pol, U, pol], invert=1)),
+        ("pre-DNAT in the list sent packets walk", dict(rx=[pol, P], tx=[pol], invert=1)),
+        ("a section marker in the profiles", dict(profiles=[prof, U], invert=1)),
+        ("a tier marker in a section", dict(tx=[pol, 0xFFFFFFFE, U], invert=1)),
+    ]:
+        rv(configure(vpp, lo, **kw), INVALID_VALUE, what)
+        check(cli("show npol interfaces") == before and feats_of() == feats_before, "%s changes nothing" % what)
+    rv(configure(vpp, lo, rx=[pol, U, pol], tx=[pol, U, prof, P, pol], invert=1), 0,
+       "a host endpoint with untracked and pre-DNAT sections")
+    out = cli("show npol interfaces")
+    want = ("rx untracked [%d] pre-dnat [] normal [%d] tx untracked [%d] pre-dnat [%d] normal [%d] "
+            "profiles [] invert_rx_tx 1" % (pol, pol, pol, prof, pol))
+    check(want in out, "sections shown: %s" % out)
+    feats = feats_of()
+    check(all(f in feats for f in stage_feats), "sections enable the stage nodes: %r" % feats)
+    rv(configure(vpp, lo, tx=[prof, P, pol], invert=1), 0, "only a pre-DNAT section")
+    feats = feats_of()
+    check("npol-prednat-ip4" in feats and "npol-untracked-rx-ip4" not in feats and
+          "npol-untracked-tx-ip6" not in feats, "an empty section's nodes are off: %r" % feats)
+    rv(configure(vpp, lo, rx=[pol], tx=[pol], profiles=[prof], defaults=(D_DENY, D_DENY, D_PASS, D_DENY)), 0,
+       "back to no sections")
+    check(not any(f in feats_of() for f in stage_feats), "and no stage node")
     rv(configure(vpp, 4242, rx=[pol]), INVALID_SW_IF_INDEX, "configure on an unknown interface")
     rv(vpp.api.npol_configure_policies(sw_if_index=lo, num_rx_policies=2, num_tx_policies=1, total_ids=1,
                                        policy_ids=[pol]), INVALID_VALUE, "counts beyond the ids")
