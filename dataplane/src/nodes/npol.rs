@@ -13,6 +13,10 @@
 //!
 //! `npol_configure_policies` enables the four features on the interface ([`feature_enable`]);
 //! an interface without configuration never reaches these nodes.
+//!
+//! A host endpoint's untracked and pre-DNAT sections ([`crate::npol::section`]) have their own
+//! nodes ([`StageNode`]), enabled only where the section is non-empty ([`stages_enable`]):
+//! npol-untracked-rx/tx first on their arcs, npol-prednat before cnat's DNAT.
 
 use crate::buffer::Buf;
 use crate::cnat::nat::{self, Flow, L4};
