@@ -586,7 +586,8 @@ fn features_run_in_constraint_order_and_skip_disabled_ones() {
             recorder("test-b", &seen, false),
         )
     });
-    // ip4-udp-deny, the uRPF checks (before cnat), ip4-inacl (after uRPF, before cnat),
+    // npol's untracked stage (first), ip4-udp-deny, the uRPF checks (before cnat),
+    // ip4-inacl (after uRPF, before cnat), npol's pre-DNAT stage (before cnat),
     // cnat-input-ip4 and npol-rx-ip4 (after cnat-input-ip4), feature modules of the standard
     // graph, were registered first, so they lead.
     assert_eq!(
@@ -594,10 +595,12 @@ fn features_run_in_constraint_order_and_skip_disabled_ones() {
             .features()
             .features(rvpp_dataplane::feature::arc::IP4_UNICAST),
         [
+            "npol-untracked-rx-ip4",
             "ip4-udp-deny",
             "ip4-rx-urpf-loose",
             "ip4-rx-urpf-strict",
             "ip4-inacl",
+            "npol-prednat-ip4",
             "cnat-input-ip4",
             "npol-rx-ip4",
             "test-a",

@@ -50,13 +50,38 @@ pub const FEATURES: [Feature; 4] = [RX_IP4, RX_IP6, TX_IP4, TX_IP6];
 // Host endpoints' untracked policies run first on their arc; pre-DNAT ones before cnat's
 // DNAT, so they see the VIP or NodePort the client sent to.
 pub const UNTRACKED_RX_IP4: Feature = Feature::new("ip4-unicast", "npol-untracked-rx-ip4")
-    .runs_before(&["ip4-rx-urpf-loose", "ip4-rx-urpf-strict", "ip4-inacl", "npol-prednat-ip4", "cnat-input-ip4"]);
+    .runs_before(&[
+        "ip4-udp-deny",
+        "ip4-rx-urpf-loose",
+        "ip4-rx-urpf-strict",
+        "ip4-inacl",
+        "npol-prednat-ip4",
+        "cnat-input-ip4",
+    ]);
 pub const UNTRACKED_RX_IP6: Feature = Feature::new("ip6-unicast", "npol-untracked-rx-ip6")
-    .runs_before(&["ip6-rx-urpf-loose", "ip6-rx-urpf-strict", "ip6-inacl", "npol-prednat-ip6", "cnat-input-ip6"]);
+    .runs_before(&[
+        "ip6-rx-urpf-loose",
+        "ip6-rx-urpf-strict",
+        "ip6-inacl",
+        "npol-prednat-ip6",
+        "cnat-input-ip6",
+    ]);
 pub const UNTRACKED_TX_IP4: Feature = Feature::new("ip4-output", "npol-untracked-tx-ip4")
-    .runs_before(&["npol-tx-ip4", "cnat-output-ip4", "vxlan4-encap", "ipip4-encap", "esp4-encrypt-tun"]);
+    .runs_before(&[
+        "npol-tx-ip4",
+        "cnat-output-ip4",
+        "vxlan4-encap",
+        "ipip4-encap",
+        "esp4-encrypt-tun",
+    ]);
 pub const UNTRACKED_TX_IP6: Feature = Feature::new("ip6-output", "npol-untracked-tx-ip6")
-    .runs_before(&["npol-tx-ip6", "cnat-output-ip6", "vxlan6-encap", "ipip6-encap", "esp6-encrypt-tun"]);
+    .runs_before(&[
+        "npol-tx-ip6",
+        "cnat-output-ip6",
+        "vxlan6-encap",
+        "ipip6-encap",
+        "esp6-encrypt-tun",
+    ]);
 pub const PREDNAT_IP4: Feature =
     Feature::new("ip4-unicast", "npol-prednat-ip4").runs_before(&["cnat-input-ip4"]);
 pub const PREDNAT_IP6: Feature =
