@@ -236,8 +236,10 @@ pub fn register(r: &mut Router<State>) {
                 let mut fwd = s.dp.fwd();
                 let r = npol_nodes::feature_enable(&mut fwd, sw, true)
                     .and_then(|()| npol_nodes::stages_enable(&mut fwd, sw, c.as_deref()));
-                drop(fwd);
                 if r.is_err() {
+                    // Unconfigured, the interface allows all: no stage node stays on either.
+                    let _ = npol_nodes::stages_enable(&mut fwd, sw, None);
+                    drop(fwd);
                     s.dp.npol().unconfigure(sw);
                 }
                 convert::retval(r)
