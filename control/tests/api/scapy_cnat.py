@@ -35,7 +35,6 @@ except ImportError as e:  # pragma: no cover
     print("vpp_papi or scapy not importable: %s" % e)
     sys.exit(77)
 
-APIDIR, SOCK, C_NS, B1_NS, B2_NS, X_NS = sys.argv[1:7]
 NONE = 0xFFFFFFFF
 LABELS = [{"is_uniform": 0, "label": 0, "ttl": 0, "exp": 0}] * 16
 TUN = 16
@@ -638,6 +637,8 @@ SCENARIOS = [scenario_translate, scenario_icmp_errors, scenario_update_delete, s
 
 
 def main():
+    # Read here, not at import: scapy_npol_host.py imports the helpers above.
+    APIDIR, SOCK, C_NS, B1_NS, B2_NS, X_NS = sys.argv[1:7]
     only = sys.argv[7:]  # scenario names to run (all when none)
     vpp = VPPApiClient(apidir=APIDIR, server_address=SOCK, read_timeout=10)
     vpp.connect("calico-agent")
