@@ -880,3 +880,46 @@ fn ip6_untracked_and_prednat() {
     );
     l.no_leaks();
 }
+
+#[test]
+fn later_fragments_follow_their_first_fragments_prednat_verdict() {
+    let mut l = lab();
+    let (ssh, telnet) = (
+        port_policy(&l.npol, Action::Allow, 22),
+        port_policy(&l.npol, Action::Deny, 23),
+    );
+    // Pre-DNAT allows :22 and denies :23; the normal stage would deny :22 and allow :23.
+    let allow23 = port_policy(&l.npol, Action::Allow, 23);
+    l.uplink(uplink_conf(
+        vec![],
+        vec![ssh, telnet, END_PRE_DNAT, allow23],
+        PolicyDefault::Deny,
+    ));
+    let if1 = l.if1;
+    let big = |dport| {
+        let mut v = Vec::new();
+        PacketBuilder::ethernet2(SRV_MAC, MAC1)
+            .ipv4(SRV, POD, 64)
+            .tcp(5000, dport, 1, 1000)
+            .write(&mut v, &[7u8; 40])
+            .unwrap();
+        v
+    };
+    let (first, second) = fragments(&big(22), 0x2234);
+    l.send(if1, &first);
+    l.send(if1, &second);
+    assert_eq!(
+        Lab::count(&l.out0),
+        2,
+        "both fragments of a pre-DNAT allowed flow pass"
+    );
+    let (first, second) = fragments(&big(23), 0x2235);
+    l.send(if1, &first);
+    l.send(if1, &second);
+    assert_eq!(
+        Lab::count(&l.out0),
+        0,
+        "both fragments of a pre-DNAT denied flow drop"
+    );
+    l.no_leaks();
+}

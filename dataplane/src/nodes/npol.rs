@@ -491,21 +491,21 @@ impl StageNode {
             };
             return (v, c);
         }
-        // Later fragments carry no ports: they go on to npol-rx, which follows their first.
+        let fib = sw as u16 | PREDNAT_KEY;
+        // Later fragments carry no ports: they follow their first fragment's pre-DNAT verdict
+        // (npol-rx, skipped for it, has none); without one they go on to npol-rx.
         if f.l4 == L4::Fragment {
-            return (None, stage_error::ALLOWED);
-        }
-        let k = f.key(stage_of(Direction::Rx), sw as u16 | PREDNAT_KEY);
-        let class = u8::from(f.proto == IP_PROTO_TCP);
-        if let Some(found) = npol.flows.lookup(&k) {
-            npol.flows.touch(&found, now, class);
-            return match found.session.flags {
-                ALLOWED => (Some(Verdict::Allow), stage_error::ALLOWED),
-                DENIED => (Some(Verdict::Deny), stage_error::DENIED),
+            let verdict = npol
+                .fragments
+                .lookup(&f.fragment_key(stage_of(Direction::Rx), fib));
+            return match verdict.map(|x| x.session.flags) {
+                Some(ALLOWED) => (Some(Verdict::Allow), stage_error::ALLOWED),
+                Some(DENIED) => (Some(Verdict::Deny), stage_error::DENIED),
                 _ => (None, stage_error::ALLOWED),
             };
         }
-        let v = stage_verdict(t, sw, Direction::Rx, Stage::PreDnat, &p);
+        let k = f.key(stage_of(Direction::Rx), fib);
+        let class = u8::from(f.proto == IP_PROTO_TCP);
         let entry = |flags| Session {
             translation: u32::MAX,
             flags,
@@ -513,11 +513,29 @@ impl StageNode {
             last_seen: now,
             ..Default::default()
         };
+        // A first fragment leaves its verdict for the rest of its datagram (best effort).
+        let remember = |flags| {
+            if f.more_frags {
+                let fk = f.fragment_key(stage_of(Direction::Rx), fib);
+                let _ = npol.fragments.insert(&fk, &entry(flags));
+            }
+        };
+        if let Some(found) = npol.flows.lookup(&k) {
+            npol.flows.touch(&found, now, class);
+            remember(found.session.flags);
+            return match found.session.flags {
+                ALLOWED => (Some(Verdict::Allow), stage_error::ALLOWED),
+                DENIED => (Some(Verdict::Deny), stage_error::DENIED),
+                _ => (None, stage_error::ALLOWED),
+            };
+        }
+        let v = stage_verdict(t, sw, Direction::Rx, Stage::PreDnat, &p);
         let flags = match v {
             Some(Verdict::Allow) => ALLOWED,
             Some(Verdict::Deny) => DENIED,
             None => NO_MATCH,
         };
+        remember(flags);
         let mut full = is_full(npol.flows.insert(&k, &entry(flags)));
         if v == Some(Verdict::Allow) {
             // The reply leaves through this interface's npol-tx, from the VIP (cnat un-NATs it
