@@ -23,10 +23,9 @@ use crate::cnat::nat::{self, Flow, L4};
 use crate::cnat::session::{stage, FlowKey, InsertError, Session};
 use crate::cnat::snat::SnatConfig;
 use crate::cnat::Cnat;
-use crate::feature::{Feature, FeatureTables};
+use crate::feature::{Feature, FeatureSet, FeatureTables};
 use crate::forwarding::{Forwarding, FwdError};
 use crate::graph::{GraphBuilder, Node, NodeInfo};
-use crate::feature::FeatureSet;
 use crate::npol::{
     stage_verdict, verdict, Direction, FiveTuple, IfConfig, Npol, NpolTables, Stage, Verdict,
     PREDNAT_KEY,
@@ -472,7 +471,8 @@ impl StageNode {
         }
     }
 
-    /// The packet's verdict in this stage (None: on to the next stage) and a counter to bump.
+    /// The packet's verdict in this stage (None: on to the next stage) and its counter: for
+    /// a deny the drop reason or an event to count, for an allow the event (unused for None).
     #[inline]
     fn decide(&self, b: &Buf<'_>, l3: usize, sw: u32, now: u32) -> (Option<Verdict>, u16) {
         let (npol, t, ip6) = (&*self.npol, self.tables.get(), self.ip6);
