@@ -174,6 +174,11 @@ def main():
     want = ("rx untracked [%d] pre-dnat [] normal [%d] tx untracked [%d] pre-dnat [%d] normal [%d] "
             "profiles [] invert_rx_tx 1" % (pol, pol, pol, prof, pol))
     check(want in out, "sections shown: %s" % out)
+    # sent packets walk the rx list, whose untracked policy's inbound rule allows 198.18.0.0/24
+    check(match("tx 198.18.0.5;1000->198.19.0.1;80 tcp") == "allow (untracked)",
+          "npol match names the untracked stage")
+    check(match("tx 198.18.0.200;1000->198.19.0.1;80 tcp") == "allow",
+          "npol match: no untracked match, the normal stage's default")
     feats = feats_of()
     check(all(f in feats for f in stage_feats), "sections enable the stage nodes: %r" % feats)
     rv(configure(vpp, lo, tx=[prof, P, pol], invert=1), 0, "only a pre-DNAT section")
