@@ -100,9 +100,12 @@ done
 ip -n $NODE link add eth1 type veth peer name eth1 netns $REMOTE
 ip -n $NODE link set eth1 up
 ip -n $REMOTE link set eth1 up
-# Full checksums and no super-frames towards rvpp's uplink (rvpp's af_packet/af_xdp path
-# takes plain frames).
-in_ns $REMOTE ethtool -K eth1 tx off tso off gso off gro off >/dev/null 2>&1 || true
+# AF_XDP takes plain frames with full checksums, so the remote end fills its checksums and
+# segments there. The af_packet uplink has the vnet header and takes the veth's offloads as
+# they come (super-frames, checksums left to do), as from a NIC with TSO.
+if [ "$UPLINK" = af_xdp ]; then
+  in_ns $REMOTE ethtool -K eth1 tx off tso off gso off gro off >/dev/null 2>&1 || true
+fi
 ip -n $REMOTE addr add 198.19.0.2/24 dev eth1
 ip -n $REMOTE addr add fd00:19::2/64 dev eth1 nodad
 in_ns $REMOTE sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1
@@ -122,7 +125,7 @@ ip -n $RPOD -6 route add default via fd00:64::1
 if [ "$UPLINK" = af_xdp ]; then
   UPCREATE="create interface af_xdp host-if eth1 num-rx-queues 1"; UP=eth1/0
 else
-  UPCREATE="create host-interface name eth1"; UP=host-eth1
+  UPCREATE="create host-interface name eth1 gso"; UP=host-eth1
 fi
 cat >"$DIR/startup.conf" <<EOF
 unix { nodaemon cli-listen $DIR/cli.sock exec $DIR/setup.cli pidfile $DIR/rvpp.pid } 

@@ -9,8 +9,9 @@
 //!   its uplink a tap into the remote node's namespace; `vxlan_tunnel0` in L2 mode toward the
 //!   Linux VTEP. The uplink is a tap into the remote node's namespace (default; no vhost-net
 //!   here: a syscall per packet), or a veth opened with AF_PACKET or AF_XDP as vpp-manager
-//!   opens a real uplink; then the remote end of the veth has its offloads off, as the lab's
-//!   has, since rvpp's af_packet rx does not yet read the kernel's "checksum not ready" mark.
+//!   opens a real uplink; then, for AF_XDP, the remote end of the veth has its offloads off, as
+//!   the lab's has (AF_XDP takes plain frames); the af_packet uplink has the vnet header and
+//!   takes the veth's super-frames and unfinished checksums as they come.
 //!   Both pods' tuns have GSO on, as calico sets it: the VXLAN pod's super-frames are
 //!   encapsulated whole and segmented after (gso-segment fixes the outer headers too).
 //! * The kernel's node: the same pods on veths (proxy ARP, 169.254.1.1, as calico's Linux
@@ -115,21 +116,23 @@ fn rvpp_side(lab: &mut Lab, uplink: &str) -> Result<Side, String> {
             &format!("link add up0 type veth peer name up0 netns {remote}"),
         )?;
         ipw(&node, "link set up0 up")?;
-        // As the lab does: the remote end fills its checksums and segments, as a NIC's wire
-        // would carry them (rvpp's af_packet rx does not yet read CSUMNOTREADY).
-        nsx(
-            &remote,
-            &[
-                "ethtool", "-K", "up0", "tx", "off", "tso", "off", "gso", "off", "gro", "off",
-            ],
-        )?;
+        // As the lab does: for AF_XDP (plain frames) the remote end fills its checksums and
+        // segments; the af_packet uplink has the vnet header and takes the veth's offloads.
+        if uplink == "af_xdp" {
+            nsx(
+                &remote,
+                &[
+                    "ethtool", "-K", "up0", "tx", "off", "tso", "off", "gso", "off", "gro", "off",
+                ],
+            )?;
+        }
         if uplink == "af_xdp" {
             (
                 "create interface af_xdp host-if up0 num-rx-queues 1".into(),
                 "up0/0",
             )
         } else {
-            ("create host-interface name up0".into(), "host-up0")
+            ("create host-interface name up0 gso".into(), "host-up0")
         }
     };
     let setup = format!(

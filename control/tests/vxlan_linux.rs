@@ -160,17 +160,7 @@ fn gso_tcp_across(tag: &str, outer: Outer) {
     }
     let (r, ns, _) = linux_peer(tag, outer);
     let pod = Netns::new(format!("rvpp-{tag}p-{}", std::process::id()));
-    let tun = r.ctl(&format!(
-        "create tap id 1 host-if-name eth0 host-ns {} tun host-mtu-size 1400 gso",
-        pod.0
-    ));
-    let tun = tun.trim().to_string();
-    ok(r.ctl(&format!("set interface state {tun} up")));
-    ok(r.ctl(&format!("ip route add 198.18.1.2/32 via {tun}")));
-    pod.ip("link set lo up");
-    pod.ip("addr add 198.18.1.2/32 dev eth0");
-    pod.ip("link set eth0 up");
-    pod.ip("route add default dev eth0");
+    common::tun_pod(&r, &pod, 1, "198.18.1.2", true);
     let offloads = pod.sh("ethtool -k eth0 | grep tcp-segmentation-offload:");
     assert!(
         offloads.ends_with("on"),

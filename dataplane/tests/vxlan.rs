@@ -670,3 +670,47 @@ fn a_pods_tcp_super_frame_leaves_each_tunnel_as_checked_segments() {
     }
     l.no_leaks();
 }
+
+/// What an af_packet uplink marks "checksum left to finish" (a local sender's packet, whose
+/// partial checksum may be the outer UDP one or the inner one) is decapsulated: an IPv6 outer
+/// UDP checksum is not checked, an inner UDP checksum is computed whole on the way to the pod,
+/// and an inner ICMP, which has no such checksum, loses the mark and is delivered.
+#[test]
+fn decap_of_a_packet_with_its_checksum_left_to_finish() {
+    use rvpp_dataplane::buffer::flags;
+    let mut l = lab();
+    let if0 = l.if0;
+    let send_partial = |l: &mut Lab, f: &[u8]| {
+        let bufs = l.rt.buffers();
+        let bi = bufs.alloc_from_bytes(f).unwrap();
+        let m = bufs.meta(bi);
+        m.rx_sw_if_index = if0;
+        m.flags |= flags::OFFLOAD_L4_CKSUM;
+        l.rt.inject("ethernet-input", &[bi]).unwrap();
+    };
+    // The inner UDP checksum as a sender leaves it: wrong until finished.
+    let mut inner = inner_ip_to_pod();
+    inner[26..28].copy_from_slice(&[0x12, 0x34]);
+    let mut f = peer6_frame(VNI, &inner);
+    f[14 + 40 + 6..14 + 40 + 8].fill(0); // and the outer one never filled
+    send_partial(&mut l, &f);
+    let icmp = {
+        let b =
+            PacketBuilder::ipv4([198, 19, 200, 5], [198, 19, 0, 2], 63).icmpv4_echo_request(7, 1);
+        let mut v = Vec::new();
+        b.write(&mut v, b"ping").unwrap();
+        v
+    };
+    send_partial(&mut l, &peer6_frame(VNI, &icmp));
+    let out = Lab::take(&l.out1);
+    assert_eq!(out.len(), 2, "both delivered");
+    let (ip, l4) = Ipv4Header::from_slice(&out[0][14..]).unwrap();
+    let (udp, payload) = etherparse::UdpHeader::from_slice(l4).unwrap();
+    assert_eq!(udp.checksum, udp.calc_checksum_ipv4(&ip, payload).unwrap());
+    assert_eq!(
+        Ipv4Header::from_slice(&out[1][14..]).unwrap().0.protocol,
+        IpNumber::ICMP
+    );
+    assert_eq!(l.error("vxlan6-input", vxlan::input_error::BAD_CHECKSUM), 0);
+    l.no_leaks();
+}

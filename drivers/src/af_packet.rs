@@ -17,7 +17,7 @@
 use crate::netdev::{ctl_socket, get_mac, get_mtu, if_index, QueueStats, Queues};
 use crate::netns;
 use crate::vnet_hdr::{VnetHdr, VNET_HDR_LEN};
-use rvpp_dataplane::buffer::Buffers;
+use rvpp_dataplane::buffer::{flags, Buffers};
 use rvpp_dataplane::device::{RxQueue, TxQueue};
 use rvpp_dataplane::graph::rx_next;
 use rvpp_dataplane::graph::DeviceNodes;
@@ -65,7 +65,12 @@ const BLK_HDR_LEN: usize = 48;
 const T3_NEXT: usize = 0;
 const T3_SNAPLEN: usize = 12;
 const T3_LEN: usize = 16;
+const T3_STATUS: usize = 20;
 const T3_MAC: usize = 24;
+const T3_NET: usize = 26;
+/// The packet's L4 checksum is partial (sent by this host with checksum offload, e.g. from
+/// the other end of a veth): the field holds the pseudo-header sum only.
+const TP_STATUS_CSUMNOTREADY: u32 = 1 << 3;
 /// TPACKET_ALIGN(sizeof(tpacket3_hdr)): where the kernel puts the `sockaddr_ll`.
 const T3_SLL: usize = 48;
 /// Offset of `sll_pkttype` in `sockaddr_ll`.
@@ -657,10 +662,12 @@ impl RxQueue for AfPacketRxQueue {
                 let snap = self.ring.u32_at(hdr + T3_SNAPLEN)? as usize;
                 let len = self.ring.u32_at(hdr + T3_LEN)? as usize;
                 let mac = self.ring.u16_at(hdr + T3_MAC)? as usize;
+                let net = self.ring.u16_at(hdr + T3_NET)? as usize;
+                let status = self.ring.u32_at(hdr + T3_STATUS)?;
                 let pkttype = self.ring.bytes(hdr + T3_SLL + SLL_PKTTYPE, 1)?[0];
-                Some((next, snap, len, mac, pkttype))
+                Some((next, snap, len, (mac, net), status, pkttype))
             })();
-            let Some((next, snap, len, mac, pkttype)) = fields else {
+            let Some((next, snap, len, (mac, net), status, pkttype)) = fields else {
                 errs += 1;
                 self.release_block();
                 continue;
@@ -702,6 +709,11 @@ impl RxQueue for AfPacketRxQueue {
                     a.copy_from_slice(h);
                     VnetHdr::parse(&a).apply_rx(m, 14);
                 }
+            } else if status & TP_STATUS_CSUMNOTREADY != 0 {
+                // Finished later where it must be (gso-segment, or a tap's vnet header),
+                // else a pod or a remote node would drop it as corrupt.
+                m.flags |= flags::OFFLOAD_L4_CKSUM;
+                m.l3_hdr_offset = net.saturating_sub(mac) as i16;
             }
             out[n] = bi;
             nexts[n] = rx_next::ETHERNET;

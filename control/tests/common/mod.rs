@@ -350,6 +350,25 @@ impl Drop for Killed {
     }
 }
 
+/// A tun pod as calico makes one: rvpp's tap `id` with its end `eth0` in `pod` (MTU 1400,
+/// GSO and checksum offload when `gso`), the pod's address `addr`/32 routed to it, and the
+/// pod's default route out of it. Returns rvpp's name for the tun.
+pub fn tun_pod(r: &Rvpp, pod: &Netns, id: u32, addr: &str, gso: bool) -> String {
+    let tun = r.ctl(&format!(
+        "create tap id {id} host-if-name eth0 host-ns {} tun host-mtu-size 1400{}",
+        pod.0,
+        if gso { " gso" } else { "" }
+    ));
+    let tun = tun.trim().to_string();
+    quiet(r.ctl(&format!("set interface state {tun} up")));
+    quiet(r.ctl(&format!("ip route add {addr}/32 via {tun}")));
+    pod.ip("link set lo up");
+    pod.ip(&format!("addr add {addr}/32 dev eth0"));
+    pod.ip("link set eth0 up");
+    pod.ip("route add default dev eth0");
+    tun
+}
+
 /// An rvppctl answer that must be empty (a command that succeeded silently).
 pub fn quiet(out: String) {
     assert!(out.trim().is_empty(), "rvppctl said: {out}");

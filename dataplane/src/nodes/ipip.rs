@@ -335,6 +335,7 @@ fn decap4(
         b.set_len(tl);
     }
     b.advance(hl);
+    super::tunnel::inner_checksum_offload(b, 0);
     super::tunnel::inner_packet(b.meta, sw);
     Ok(next)
 }

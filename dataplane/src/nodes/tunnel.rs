@@ -422,6 +422,27 @@ impl RxRun {
     }
 }
 
+/// A decapsulated packet that came in with a checksum left to finish (a local sender's, told
+/// by the uplink's driver without saying whose header it is): the mark stays only when the
+/// inner packet (at the start of `b`, after `l2` bytes of Ethernet) is TCP or UDP, whose
+/// checksum software then computes whole, harmless if it was the outer one that was partial.
+/// Anything else (an ICMP inside) drops the mark, which no later node could honour.
+#[inline]
+pub(crate) fn inner_checksum_offload(b: &mut Buf<'_>, l2: usize) {
+    if b.meta.flags & flags::OFFLOAD_L4_CKSUM == 0 {
+        return;
+    }
+    let d = b.data();
+    let proto = match d.get(l2).map(|v| v >> 4) {
+        Some(4) => d.get(l2 + 9).copied(),
+        Some(6) => d.get(l2 + 6).copied(),
+        _ => None,
+    };
+    if !matches!(proto, Some(wire::IP_PROTO_TCP | wire::IP_PROTO_UDP)) {
+        b.meta.flags &= !flags::OFFLOAD_L4_CKSUM;
+    }
+}
+
 /// The inner packet, now at `current_data`, arrives on tunnel interface `sw` as if received
 /// there: not ours, no L2 header parsed yet, no lookups or features run on it so far.
 #[inline(always)]
