@@ -75,44 +75,66 @@ pub(crate) struct TooBigCodes {
     pub icmp6: u16,
 }
 
-/// Once encapsulated, would the packet be over the uplink's MTU? Then the inner source is
-/// told the MTU that fits (IPv4 with DF: frag needed; IPv6: packet too big), as the rewrite
-/// tells a sender about a link, and the packet goes to the ICMP error node at its inner IP
-/// header. None to go on: it fits, or it is IPv4 without DF, which the outer's rewrite
-/// counts (rvpp does not fragment).
+/// Once encapsulated, does the packet fit the uplink's MTU? Ok(true) it does; Ok(false) it
+/// does not but goes on (IPv4 without DF, which the outer's rewrite counts: rvpp does not
+/// fragment); Err(edge) the inner source is told the MTU that fits (IPv4 with DF: frag
+/// needed; IPv6: packet too big), as the rewrite tells a sender about a link, and the packet
+/// goes along `edge` to the ICMP error node at its inner IP header.
 #[inline(always)]
-fn too_big(
+fn fits(
     b: &mut Buf<'_>,
     up: &Uplink,
     (overhead, l2): (u16, u8),
     codes: &TooBigCodes,
-) -> Option<u16> {
+) -> Result<bool, u16> {
     let l2 = l2 as usize;
-    let len = match super::gso::segment_len(b.data().get(l2..)?, b.meta) {
-        Some(seg) => seg + l2,
-        None => b.total_len(),
+    let m = &*b.meta;
+    // The common packet: one buffer, no super-frame.
+    let len = if m.flags & (flags::GSO | flags::NEXT_PRESENT) == 0 {
+        m.current_length as usize
+    } else {
+        let Some(ip) = b.data().get(l2..) else {
+            return Ok(false);
+        };
+        match super::gso::segment_len(ip, b.meta) {
+            Some(seg) => seg + l2,
+            None => b.total_len(),
+        }
     };
     if len + overhead as usize <= up.mtu as usize {
-        return None;
+        return Ok(true);
     }
-    let mtu = (up.mtu as usize).saturating_sub(overhead as usize + l2) as u32;
-    let ip = b.data().get(l2..)?;
-    let edge = match ip.first()? >> 4 {
-        4 if wire::Ip4Hdr::new(ip)?.dont_frag() => codes.icmp4,
-        6 => codes.icmp6,
-        _ => return None,
+    too_big(
+        b,
+        (up.mtu as usize).saturating_sub(overhead as usize + l2),
+        l2,
+        codes,
+    )
+}
+
+/// The ICMP too-big of [`fits`], out of line: packets that fit never come here.
+#[cold]
+#[inline(never)]
+fn too_big(b: &mut Buf<'_>, mtu: usize, l2: usize, codes: &TooBigCodes) -> Result<bool, u16> {
+    let Some(ip) = b.data().get(l2..) else {
+        return Ok(false);
+    };
+    let edge = match ip.first().map(|v| v >> 4) {
+        Some(4) if wire::Ip4Hdr::new(ip).is_some_and(|h| h.dont_frag()) => codes.icmp4,
+        Some(6) => codes.icmp6,
+        _ => return Ok(false),
     };
     if !b.advance(l2) {
-        return None;
+        return Ok(false);
     }
     if edge == codes.icmp4 {
         use super::ip4::icmp;
-        super::family::set_icmp_error(b, icmp::DEST_UNREACH, icmp::FRAG_NEEDED, mtu);
+        super::family::set_icmp_error(b, icmp::DEST_UNREACH, icmp::FRAG_NEEDED, mtu as u32);
     } else {
         use super::ip6::icmp6;
-        super::ip6::set_icmp6_error(b, icmp6::PACKET_TOO_BIG, 0, mtu);
+        super::ip6::set_icmp6_error(b, icmp6::PACKET_TOO_BIG, 0, mtu as u32);
     }
-    Some(edge)
+    Err(edge)
 }
 
 /// The uplink an outer packet takes when the lookup of its destination gives a single-path
@@ -178,14 +200,11 @@ impl Uplink {
     }
 
     /// Put the uplink's L2 header in front of the outer packet (one buffer, starting at its
-    /// IP header) as ip4-/ip6-rewrite would for a packet of ours. False, changing nothing,
-    /// when it exceeds the uplink's MTU or the headroom: the rewrite node decides those.
+    /// IP header) as ip4-/ip6-rewrite would for a packet of ours, which [`fits`] found within
+    /// the uplink's MTU. False, changing nothing, without the headroom: the rewrite node
+    /// decides that.
     #[inline(always)]
     pub(crate) fn finish(&self, b: &mut Buf<'_>) -> bool {
-        let len = super::gso::segment_len(b.data(), b.meta).unwrap_or_else(|| b.total_len());
-        if len > self.mtu as usize {
-            return false;
-        }
         let n = self.l2_len as usize;
         if !b.retreat(n) {
             return false;
@@ -250,18 +269,18 @@ pub(crate) fn encap_stacked_vector<P>(
                 None => Err(codes.no_tunnel),
             };
         }
-        if let Ok((_, Some(up), fit)) = &last {
-            if let Some(edge) = too_big(&mut b, up, *fit, big) {
-                told += 1;
-                *next_out = edge;
-                continue;
-            }
-        }
         let r = match &last {
-            Ok((p, up, _)) => encap(&mut b, p).map(|n| match up {
-                Some(up) if up.finish(&mut b) => output,
-                _ => n,
-            }),
+            Ok((p, Some(up), sizes)) => match fits(&mut b, up, *sizes, big) {
+                Ok(fit) => {
+                    encap(&mut b, p).map(|n| if fit && up.finish(&mut b) { output } else { n })
+                }
+                Err(edge) => {
+                    told += 1;
+                    *next_out = edge;
+                    continue;
+                }
+            },
+            Ok((p, None, _)) => encap(&mut b, p),
             Err(e) => Err(*e),
         };
         *next_out = settle(r, b.meta, errs, codes, &mut done);
@@ -296,10 +315,15 @@ fn settle(
 /// Ok(true) when it carries an offload that [`outer_packet`] must hand on.
 #[inline(always)]
 pub(crate) fn offload_state(m: &BufferMeta, nested: u16) -> Result<bool, u16> {
+    const ANY: u32 = flags::TUNNEL_OFFLOAD | flags::GSO | flags::OFFLOAD_L4_CKSUM;
+    // One test for the common packet, which has none of them.
+    if m.flags & ANY == 0 {
+        return Ok(false);
+    }
     if m.flags & flags::TUNNEL_OFFLOAD != 0 {
         return Err(nested);
     }
-    Ok(m.flags & (flags::GSO | flags::OFFLOAD_L4_CKSUM) != 0)
+    Ok(true)
 }
 
 /// The offload of an encapsulated packet is its inner packet's, `inner` bytes after the outer

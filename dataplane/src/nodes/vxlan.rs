@@ -194,7 +194,17 @@ fn prepare(t: &Tunnel) -> EncapTarget<Prepared<'_>> {
         } else {
             OUTER4 as u16
         },
-        inner_l2: if t.l3 { 0 } else { wire::ETH_HDR as u8 },
+        inner_l2: inner_l2(t) as u8,
+    }
+}
+
+/// Bytes of inner Ethernet header a tunnel's packets carry (L2 mode).
+#[inline(always)]
+fn inner_l2(t: &Tunnel) -> usize {
+    if t.l3 {
+        0
+    } else {
+        wire::ETH_HDR
     }
 }
 
@@ -215,7 +225,6 @@ fn encap_one(b: &mut Buf<'_>, p: &Prepared<'_>) -> Result<u16, u16> {
     }
     let sport = src_port(inner_hash(b.data(), t.l3));
     let inner_len = b.total_len();
-    let inner_at = if t.l3 { 0 } else { wire::ETH_HDR };
     let udp_len = (8 + VXLAN_HDR + inner_len) as u16;
     let next = match (t.src, t.dst) {
         (IpAddr::V4(_), IpAddr::V4(_)) => {
@@ -233,7 +242,7 @@ fn encap_one(b: &mut Buf<'_>, p: &Prepared<'_>) -> Result<u16, u16> {
             h[20..22].copy_from_slice(&sport.to_be_bytes());
             h[24..26].copy_from_slice(&udp_len.to_be_bytes());
             if offload {
-                super::tunnel::hand_on_offload(b.meta, OUTER4 + inner_at);
+                super::tunnel::hand_on_offload(b.meta, OUTER4 + inner_l2(t));
             }
             encap_next::IP4_LOOKUP
         }
@@ -260,7 +269,7 @@ fn encap_one(b: &mut Buf<'_>, p: &Prepared<'_>) -> Result<u16, u16> {
             // IPv6 needs the UDP checksum (RFC 6935's zero-checksum exception is not what a
             // Linux peer accepts by default).
             if offload {
-                super::tunnel::hand_on_offload(b.meta, hdrs + inner_at);
+                super::tunnel::hand_on_offload(b.meta, hdrs + inner_l2(t));
             } else {
                 let sum = wire::ip6_pseudo_sum(s, dst, udp_len as u32, wire::IP_PROTO_UDP);
                 let tail = &mut d[wire::IP6_HDR..];
