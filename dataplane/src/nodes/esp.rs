@@ -260,6 +260,8 @@ fn decrypt_one(b: &mut Buf<'_>, t: &IpsecTable, v6: bool) -> Result<u16, u16> {
     };
     b.advance(off + sa.head_len());
     b.set_len(len);
+    // A checksum mark from the uplink was the outer packet's: the inner one was sealed whole.
+    b.meta.flags &= !crate::buffer::flags::OFFLOAD_L4_CKSUM;
     super::tunnel::inner_packet(b.meta, ib.sw_if_index);
     Ok(next)
 }

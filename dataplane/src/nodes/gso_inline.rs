@@ -110,7 +110,6 @@ impl GsoInline {
         }
         segment(cx, bi, (&h, outer.as_ref()), mss, &mut ArcSink { edge });
         cx.bufs.free(&[bi]);
-        cx.count(error::SEGMENTED, 1);
         Ok(())
     }
 

@@ -463,6 +463,8 @@ fn decap_one(b: &mut Buf<'_>, wg: &Wireguard, t: &WgTable, now: u64, v6: bool) -
     a.rx_bytes.fetch_add(len as u64, Ordering::Relaxed);
     b.advance(start + DATA_HDR);
     b.set_len(len);
+    // A checksum mark from the uplink was the outer UDP's: the inner packet was sealed whole.
+    b.meta.flags &= !flags::OFFLOAD_L4_CKSUM;
     tunnel::inner_packet(b.meta, sw);
     Ok(next)
 }
