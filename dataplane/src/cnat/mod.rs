@@ -189,6 +189,41 @@ impl Cnat {
         self.translations.load().get_key(key).cloned()
     }
 
+    /// The id the next new translation gets.
+    pub fn next_translation_id(&self) -> u32 {
+        self.lock().next_id
+    }
+
+    /// Put back translations under the ids they had (a live restart's snapshot), into a table
+    /// with none, new ones then numbered from `next_id`. Refused, changing nothing, when the
+    /// table is not empty, or two share an id or a VIP key, or an id is not below `next_id`.
+    pub fn translations_restore(
+        &self,
+        ts: Vec<Translation>,
+        next_id: u32,
+    ) -> Result<(), &'static str> {
+        let mut ed = self.lock();
+        if !ed.ids.is_empty() || !self.translations.load().is_empty() {
+            return Err("the dataplane has translations already");
+        }
+        let mut table = TranslationTable::default();
+        let mut ids = HashMap::default();
+        for mut t in ts {
+            if t.id >= next_id {
+                return Err("a translation id is not below the next id");
+            }
+            if ids.insert(t.id, t.key()).is_some() || table.get_key(&t.key()).is_some() {
+                return Err("two translations share an id or a VIP");
+            }
+            t.prepare();
+            table.insert(t);
+        }
+        ed.ids = ids;
+        ed.next_id = next_id;
+        self.translations.publish(table);
+        Ok(())
+    }
+
     /// Edit the SNAT configuration.
     pub fn snat_edit<R>(&self, f: impl FnOnce(&mut SnatConfig) -> R) -> R {
         let _g = self.lock();

@@ -589,18 +589,78 @@ impl Npol {
     /// Set interface `sw`'s configuration (the caller checked the interface exists).
     pub fn configure(&self, sw: u32, c: IfConfig) -> Result<(), NpolError> {
         self.edit(|t| {
-            let ids = c
-                .rx_policies
-                .iter()
-                .chain(&c.tx_policies)
-                .chain(&c.profiles);
-            let marker = |p: u32| tier::is_marker(p) || section::is_marker(p);
-            let missing = |p: &&u32| !t.policies.contains_key(p) && !marker(**p);
-            if let Some(&p) = ids.clone().find(missing) {
-                return Err(NpolError::NoSuchPolicy(p));
-            }
-            check_sections(&c)?;
+            Self::check_if_config(t, &c)?;
             t.ifaces.insert(sw, Arc::new(c));
+            Ok(())
+        })
+    }
+
+    fn check_if_config(t: &NpolTables, c: &IfConfig) -> Result<(), NpolError> {
+        let mut ids = c
+            .rx_policies
+            .iter()
+            .chain(&c.tx_policies)
+            .chain(&c.profiles);
+        let marker = |p: u32| tier::is_marker(p) || section::is_marker(p);
+        let missing = |p: &&u32| !t.policies.contains_key(p) && !marker(**p);
+        if let Some(&p) = ids.find(missing) {
+            return Err(NpolError::NoSuchPolicy(p));
+        }
+        check_sections(c)
+    }
+
+    /// Put back ipsets, rules, policies and interface configurations under the ids they had (a
+    /// live restart's snapshot), into tables with none: ids given later are the lowest free
+    /// ones, as before. Each is checked as its create would check it (a rule against the
+    /// ipsets, a policy against the rules, a configuration against the policies); refused,
+    /// changing nothing, on the first that fails, a repeated id, or tables not empty.
+    pub fn restore(
+        &self,
+        ipsets: Vec<(u32, IpSetKind, Vec<Member>)>,
+        rules: Vec<(u32, Rule)>,
+        policies: Vec<(u32, Policy)>,
+        ifaces: Vec<(u32, IfConfig)>,
+    ) -> Result<(), NpolError> {
+        self.edit(|t| {
+            let empty = t.ipsets.is_empty()
+                && t.rules.is_empty()
+                && t.policies.is_empty()
+                && t.ifaces.is_empty();
+            if !empty {
+                return Err(NpolError::Invalid("npol tables not empty"));
+            }
+            let twice = NpolError::Invalid("an id given twice");
+            for (id, kind, members) in ipsets {
+                if members.iter().any(|m| m.kind() != kind) {
+                    return Err(NpolError::WrongIpsetKind { set: id, kind });
+                }
+                let mut set = IpSet::new(kind);
+                for m in members {
+                    set.insert(m);
+                }
+                if t.ipsets.insert(id, Arc::new(set)).is_some() {
+                    return Err(twice);
+                }
+            }
+            for (id, r) in rules {
+                Self::check_rule(t, &r)?;
+                if t.rules.insert(id, Arc::new(r)).is_some() {
+                    return Err(twice);
+                }
+            }
+            for (id, p) in policies {
+                Self::check_policy(t, &p)?;
+                if t.policies.insert(id, Arc::new(p)).is_some() {
+                    return Err(twice);
+                }
+                t.reindex(id);
+            }
+            for (sw, c) in ifaces {
+                Self::check_if_config(t, &c)?;
+                if t.ifaces.insert(sw, Arc::new(c)).is_some() {
+                    return Err(twice);
+                }
+            }
             Ok(())
         })
     }
