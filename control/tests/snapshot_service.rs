@@ -1,7 +1,8 @@
 //! The live restart's snapshot (`service::snapshot`) without devices or root: a configuration
 //! captured from one dataplane and restored into a fresh one reads back the same (interfaces
-//! with their indices and holes, addresses, MTUs, tables, routes, neighbours), and one holding
-//! an object the snapshot cannot carry is refused with its name.
+//! with their indices and holes, addresses, MTUs, tables, routes, neighbours, and Calico's
+//! services and policies under the ids the agent holds, with the features they enabled), and
+//! one holding an object the snapshot cannot carry is refused with its name.
 
 mod common;
 
@@ -157,4 +158,373 @@ fn an_ikev2_profile_is_refused_by_name() {
         .err()
         .expect("an IKEv2 profile was carried");
     assert!(e.contains("1 IKEv2 profile(s)"), "{e}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Calico's objects: services (cnat) and policies (npol), with the ids the agent holds
+
+use rvpp_dataplane::cnat::snat::{IfTable, Policy as SnatPolicy};
+use rvpp_dataplane::cnat::translation::{Endpoint, LbType, PathEp, Translation};
+use rvpp_dataplane::nodes::{cnat as cnat_nodes, npol as npol_nodes};
+use rvpp_dataplane::npol::ipset::{IpSetKind, Member};
+use rvpp_dataplane::npol::rule::{Action, Entry, Filter, FilterKind, MatchData, Rule};
+use rvpp_dataplane::npol::{section, IfConfig, Net, Policy, PolicyDefault};
+
+fn v4(s: &str) -> u128 {
+    0xffff_0000_0000 | u128::from(u32::from(s.parse::<std::net::Ipv4Addr>().unwrap()))
+}
+
+fn ep(a: &str, port: u16) -> Endpoint {
+    Endpoint {
+        addr: v4(a),
+        port,
+        ip6: false,
+    }
+}
+
+fn service(vip: &str, port: u16, proto: u8, backends: &[&str], lb: LbType) -> Translation {
+    Translation {
+        vip: ep(vip, port),
+        proto,
+        lb,
+        flags: 1,
+        paths: backends
+            .iter()
+            .map(|b| PathEp {
+                src: Endpoint::default(),
+                dst: ep(b, 8080),
+                flags: 0,
+            })
+            .collect(),
+        ..Default::default()
+    }
+}
+
+/// What the agent reads back of cnat and npol, and the features they enabled: translations as
+/// `cnat_translation_dump` orders them (by id), with their ids.
+fn calico_state(dp: &Dataplane) -> Vec<String> {
+    let mut out = Vec::new();
+    let tr = dp.cnat().translations.load();
+    let mut ts: Vec<&Translation> = tr.iter().collect();
+    ts.sort_by_key(|t| t.id);
+    out.extend(ts.iter().map(|t| format!("translation {t:?}")));
+    let s = dp.cnat().snat.load();
+    let mut ex: Vec<(u128, u8)> = s.exclude.iter().collect();
+    ex.sort();
+    let mut tables: Vec<(IfTable, Vec<u32>)> = s
+        .tables
+        .iter()
+        .map(|(t, v)| {
+            let mut v: Vec<u32> = v.iter().copied().collect();
+            v.sort();
+            (*t, v)
+        })
+        .collect();
+    tables.sort();
+    out.push(format!(
+        "snat {:x} {:x} {} {} {} {} {:?} {ex:?} {tables:?}",
+        s.ip4, s.ip6, s.sw_if_index, s.fwd_fib_index, s.ret_fib_index, s.flags, s.policy
+    ));
+    let t = dp.npol().tables.load();
+    for (id, set) in &t.ipsets {
+        out.push(format!("ipset {id} {:?} {:?}", set.kind, set.members()));
+    }
+    out.extend(t.rules.iter().map(|(id, r)| format!("rule {id} {r:?}")));
+    out.extend(
+        t.policies
+            .iter()
+            .map(|(id, p)| format!("policy {id} {p:?}")),
+    );
+    out.extend(t.index.keys().map(|id| format!("indexed {id}")));
+    out.extend(t.ifaces.iter().map(|(sw, c)| format!("npol if {sw} {c:?}")));
+    let f = dp.fwd();
+    for i in f.ifs().ifs.iter().flatten() {
+        let on = f.interface_features(i.sw_if_index).unwrap();
+        out.push(format!("features {} {on:?}", i.sw_if_index));
+    }
+    out
+}
+
+/// Services and policies as calico-vpp-agent programs them (the API handlers' calls), with
+/// holes in the ids: returns (pod interface, uplink, the translation ids, the policy ids).
+fn with_calico(dp: &Arc<Dataplane>) -> (u32, u32, Vec<u32>, Vec<u32>) {
+    let (pod, _) = service::interfaces::create_loopback(dp, [2, 0, 0, 0, 1, 1]).unwrap();
+    let (up, _) = service::interfaces::create_loopback(dp, [2, 0, 0, 0, 1, 2]).unwrap();
+    let cnat = dp.cnat();
+    let web = cnat.translation_update(service(
+        "198.18.10.1",
+        80,
+        6,
+        &["198.18.1.5", "198.18.1.6"],
+        LbType::Default,
+    ));
+    let dns = cnat.translation_update(service(
+        "198.18.10.2",
+        53,
+        17,
+        &["198.18.1.7", "198.18.1.8"],
+        LbType::Maglev,
+    ));
+    // The last id freed: the next new one still gets the id after it.
+    let gone = cnat.translation_update(service(
+        "198.18.10.9",
+        80,
+        6,
+        &["198.18.1.9"],
+        LbType::Default,
+    ));
+    assert!(cnat.translation_del(gone));
+    service::cnat::set_addresses(
+        dp,
+        service::cnat::SnatAddresses {
+            ip4: v4("198.18.0.1"),
+            ip6: 0,
+            sw_if_index: u32::MAX,
+            fwd_fib_index: 0,
+            ret_fib_index: 0,
+            flags: 0,
+        },
+    )
+    .unwrap();
+    service::cnat::exclude(dp, v4("198.18.0.0"), 96 + 16, true).unwrap();
+    service::cnat::exclude(dp, 0xfd00u128 << 112, 16, true).unwrap();
+    service::cnat::interface(dp, pod, IfTable::Pod, true).unwrap();
+    service::cnat::interface(dp, up, IfTable::Host, true).unwrap();
+    service::cnat::set_policy(dp, SnatPolicy::K8s);
+    for sw in [pod, up] {
+        cnat_nodes::feature_enable(&mut dp.fwd(), sw, true).unwrap();
+    }
+
+    let npol = dp.npol();
+    let unused = npol.ipset_create(IpSetKind::Ip);
+    let ips = npol.ipset_create(IpSetKind::Ip);
+    let nets = npol.ipset_create(IpSetKind::Net);
+    let ports = npol.ipset_create(IpSetKind::IpAndPort);
+    let a = |s: &str| s.parse::<IpAddr>().unwrap();
+    npol.ipset_add_del(
+        ips,
+        true,
+        &[Member::Ip(a("198.18.1.5")), Member::Ip(a("fd00::5"))],
+    )
+    .unwrap();
+    let net = Net::new(a("198.18.4.0"), 24).unwrap();
+    npol.ipset_add_del(nets, true, &[Member::Net(net)]).unwrap();
+    npol.ipset_add_del(ports, true, &[Member::Tuple(a("198.18.1.6"), 6, 443)])
+        .unwrap();
+    npol.ipset_delete(unused).unwrap();
+    let rule = |action, entries| Rule {
+        action,
+        filters: vec![Filter {
+            kind: FilterKind::L4Proto,
+            value: 6,
+            should_match: true,
+        }],
+        entries,
+    };
+    let entry = |is_src, is_not, data| Entry {
+        is_src,
+        is_not,
+        data,
+    };
+    let deny = npol
+        .rule_create(rule(
+            Action::Deny,
+            vec![
+                entry(true, false, MatchData::IpSet(ips)),
+                entry(false, true, MatchData::IpSet(nets)),
+            ],
+        ))
+        .unwrap();
+    let allow = npol
+        .rule_create(rule(
+            Action::Allow,
+            vec![
+                entry(false, false, MatchData::PortRange(80, 443)),
+                entry(false, false, MatchData::PortIpSet(ports)),
+                entry(true, false, MatchData::Cidr(net)),
+            ],
+        ))
+        .unwrap();
+    let pass = npol.rule_create(rule(Action::Pass, vec![])).unwrap();
+    let spare = npol
+        .policy_create(Policy {
+            inbound: vec![pass],
+            outbound: vec![],
+        })
+        .unwrap();
+    let p_deny = npol
+        .policy_create(Policy {
+            inbound: vec![deny, allow],
+            outbound: vec![allow],
+        })
+        .unwrap();
+    let p_allow = npol
+        .policy_create(Policy {
+            inbound: vec![allow],
+            outbound: vec![deny],
+        })
+        .unwrap();
+    npol.policy_delete(spare).unwrap();
+    npol.rule_delete(pass).unwrap();
+    let pod_cfg = IfConfig {
+        rx_policies: vec![p_deny],
+        tx_policies: vec![p_allow],
+        profiles: vec![p_allow],
+        invert_rx_tx: false,
+        policy_default_rx: PolicyDefault::Deny,
+        policy_default_tx: PolicyDefault::Pass,
+        profile_default_rx: PolicyDefault::Allow,
+        profile_default_tx: PolicyDefault::Deny,
+    };
+    // A host endpoint: received packets walk the tx list, here with an untracked and a
+    // pre-DNAT section, which enable their own nodes.
+    let up_cfg = IfConfig {
+        rx_policies: vec![p_allow],
+        tx_policies: vec![
+            p_deny,
+            section::END_UNTRACKED,
+            p_allow,
+            section::END_PRE_DNAT,
+            p_deny,
+        ],
+        profiles: vec![],
+        invert_rx_tx: true,
+        policy_default_rx: PolicyDefault::Allow,
+        policy_default_tx: PolicyDefault::Deny,
+        profile_default_rx: PolicyDefault::Allow,
+        profile_default_tx: PolicyDefault::Allow,
+    };
+    for (sw, c) in [(pod, pod_cfg), (up, up_cfg)] {
+        npol.configure(sw, c).unwrap();
+        let c = npol.tables.load().ifaces.get(&sw).cloned();
+        let mut f = dp.fwd();
+        npol_nodes::feature_enable(&mut f, sw, true).unwrap();
+        npol_nodes::stages_enable(&mut f, sw, c.as_deref()).unwrap();
+    }
+    (pod, up, vec![web, dns], vec![p_deny, p_allow])
+}
+
+fn carried(old: &Arc<Dataplane>) -> Arc<Dataplane> {
+    let snap = {
+        let f = old.fwd();
+        snapshot::capture(old, &f).unwrap()
+    };
+    let json: serde_json::Value = serde_json::from_str(&snap.json.to_string()).unwrap();
+    let new = dataplane();
+    snapshot::restore(&new, &json, &mut []).unwrap();
+    new
+}
+
+#[test]
+fn services_and_policies_restore_under_their_ids_with_their_features() {
+    let old = configured();
+    let (pod, up, tr, pol) = with_calico(&old);
+    let new = carried(&old);
+    let (a, b) = (calico_state(&old), calico_state(&new));
+    assert_eq!(a, b);
+    assert_eq!(state(&old), state(&new));
+    // What the comparison covered is there.
+    assert_eq!(tr, vec![1, 2], "translation 3 was deleted");
+    assert_eq!(new.cnat().translations.load().len(), 2);
+    assert_eq!(new.npol().tables.load().ifaces.len(), 2);
+    let on = |sw: u32| format!("{:?}", new.fwd().interface_features(sw).unwrap());
+    for n in [
+        "cnat-input-ip4",
+        "cnat-output-ip6",
+        "npol-rx-ip4",
+        "npol-tx-ip6",
+    ] {
+        assert!(
+            on(pod).contains(n) && on(up).contains(n),
+            "{n}: {}",
+            on(pod)
+        );
+    }
+    assert!(!on(pod).contains("npol-untracked"), "{}", on(pod));
+    for n in ["npol-untracked-rx-ip4", "npol-prednat-ip6"] {
+        assert!(on(up).contains(n), "{n}: {}", on(up));
+    }
+    let snat = new.cnat().snat.load();
+    assert_eq!(snat.policy, SnatPolicy::K8s);
+    assert!(snat.exclude.contains(v4("198.18.7.7")));
+
+    // The agent's later calls by id work, and new objects get the ids they would have got.
+    for dp in [&old, &new] {
+        let cnat = dp.cnat();
+        assert!(cnat.translation_del(tr[0]), "del of translation {}", tr[0]);
+        assert!(!cnat.translation_del(3), "translation 3 was deleted before");
+        let again = cnat.translation_update(service(
+            "198.18.10.2",
+            53,
+            17,
+            &["198.18.1.8"],
+            LbType::Maglev,
+        ));
+        assert_eq!(again, tr[1], "an update keeps the id");
+        let fresh = cnat.translation_update(service(
+            "198.18.10.3",
+            80,
+            6,
+            &["198.18.1.3"],
+            LbType::Default,
+        ));
+        assert_eq!(fresh, 4);
+        let npol = dp.npol();
+        assert_eq!(npol.ipset_create(IpSetKind::Net), 0, "the hole is reused");
+        let e = npol.policy_delete(pol[0]).unwrap_err();
+        assert!(e.to_string().contains("in use"), "{e}");
+        assert!(npol.unconfigure(pod) && npol.unconfigure(up));
+        npol.policy_delete(pol[0]).unwrap();
+        assert_eq!(
+            npol.rule_create(Rule {
+                action: Action::Allow,
+                filters: vec![],
+                entries: vec![],
+            }),
+            Ok(2)
+        );
+    }
+    assert_eq!(calico_state(&old), calico_state(&new));
+}
+
+#[test]
+fn a_feature_the_snapshot_cannot_carry_is_refused_by_name() {
+    let dp = configured();
+    let (pod, _, _, _) = with_calico(&dp);
+    dp.fwd()
+        .feature_enable(pod, "ip4-unicast", "ip4-udp-deny", true)
+        .unwrap();
+    let f = dp.fwd();
+    let e = snapshot::capture(&dp, &f)
+        .err()
+        .expect("ip4-udp-deny was carried");
+    assert!(
+        e.contains("feature ip4-unicast ip4-udp-deny on loop"),
+        "{e}"
+    );
+    assert!(!e.contains("cnat") && !e.contains("npol"), "{e}");
+}
+
+/// A version 1 snapshot (before the Calico objects) is read as having none; a snapshot that
+/// claims version 2 without them is refused, not half restored.
+#[test]
+fn a_version_1_snapshot_is_read_as_having_no_calico_objects() {
+    let old = configured();
+    let mut json = {
+        let f = old.fwd();
+        snapshot::capture(&old, &f).unwrap().json
+    };
+    let obj = json.as_object_mut().unwrap();
+    obj.remove("cnat");
+    obj.remove("npol");
+    for i in obj["interfaces"].as_array_mut().unwrap() {
+        i.as_object_mut().unwrap().remove("features");
+    }
+    let e = snapshot::restore(&dataplane(), &json, &mut []).unwrap_err();
+    assert!(e.contains("cnat"), "{e}");
+    json["version"] = 1.into();
+    let new = dataplane();
+    snapshot::restore(&new, &json, &mut []).unwrap();
+    assert_eq!(state(&old), state(&new));
+    assert!(new.cnat().translations.load().is_empty());
 }

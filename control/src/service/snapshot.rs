@@ -6,7 +6,10 @@
 //! per-protocol MTUs, admin and link state, table bindings, addresses, IPv6 enable,
 //! unnumbered, promiscuous, offloads, proxy ARP / ND proxy flags, cross-connect, rx placement)
 //! of kind local0, loopback, tap and tun (their queue fds go along), API routes with their
-//! paths, neighbours (static and learned), the neighbour limits and cnat's session timeouts.
+//! paths, neighbours (static and learned), the neighbour limits, cnat's session timeouts, and
+//! the Calico objects ([`calico`]): cnat translations and SNAT, npol ipsets, rules, policies and
+//! interface configurations, all under the ids the API gave, and the cnat/npol features of
+//! each interface. Not carried: cnat sessions and npol's cached verdicts (flows start afresh).
 //! Anything else the running
 //! configuration holds makes [`capture`] refuse, naming it, so nothing is lost silently.
 
@@ -22,8 +25,13 @@ use std::net::IpAddr;
 use std::os::fd::OwnedFd;
 use std::sync::Arc;
 
-/// The format of the snapshot; a new process refuses another.
-pub const VERSION: u64 = 1;
+mod calico;
+
+/// The format of the snapshot. 2 added the Calico objects; a version 1 snapshot, whose
+/// capture refused them, is read as having none. A new process refuses any other.
+pub const VERSION: u64 = 2;
+/// The oldest version this rvpp reads.
+pub const OLDEST_VERSION: u64 = 1;
 
 /// A captured configuration and the device fds its `fd` slots name.
 pub struct Snapshot {
@@ -64,21 +72,6 @@ fn unsupported(dp: &Dataplane, f: &Forwarding) -> Vec<String> {
     kind("SRv6 localsid(s)", super::srv6::localsids(dp).len());
     kind("PBL client(s)", f.pbl_clients().len());
     kind("proxy ARP range(s)", f.proxy_arps().len());
-    let cnat = dp.cnat();
-    kind("cnat translation(s)", cnat.translations.load().len());
-    let snat = cnat.snat.load();
-    let snat_set = snat.ip4 != 0
-        || snat.ip6 != 0
-        || snat.sw_if_index != u32::MAX
-        || snat.policy != Default::default()
-        || !snat.tables.is_empty()
-        || snat.exclude.iter().next().is_some();
-    kind("cnat SNAT configuration", usize::from(snat_set));
-    let np = dp.npol().tables.load();
-    kind(
-        "npol ipset(s), rule(s), polic(ies) and interface configuration(s)",
-        np.ipsets.len() + np.rules.len() + np.policies.len() + np.ifaces.len(),
-    );
     if super::srv6::encap_source(dp) != std::net::Ipv6Addr::UNSPECIFIED {
         no.push("an SRv6 encap source".into());
     }
@@ -97,8 +90,13 @@ fn unsupported(dp: &Dataplane, f: &Forwarding) -> Vec<String> {
         if i.sub_of.is_some() {
             no.push(format!("sub-interface {}", i.name));
         }
-        if i.features.iter().any(|&m| m != 0) {
-            no.push(format!("features enabled on {}", i.name));
+        for (arc, nodes) in f.interface_features(sw).unwrap_or_default() {
+            for n in nodes
+                .into_iter()
+                .filter(|n| !calico::carried_feature(arc, n))
+            {
+                no.push(format!("feature {arc} {n} on {}", i.name));
+            }
         }
     }
     for af in [Af::Ip4, Af::Ip6] {
@@ -228,6 +226,7 @@ pub fn capture(dp: &Dataplane, f: &Forwarding) -> Result<Snapshot, String> {
             "xconnect": i.xconnect,
             "detail": dev.map(|d| d.detail.clone()),
             "rx_placement": dev.map(|d| d.rx_placement.clone()),
+            "features": calico::features_json(f, sw),
             "device": device,
         }));
     }
@@ -256,6 +255,8 @@ pub fn capture(dp: &Dataplane, f: &Forwarding) -> Result<Snapshot, String> {
             "neighbours": neighbours,
             "neighbour_config": {"ip4": ncfg(Af::Ip4), "ip6": ncfg(Af::Ip6)},
             "cnat_timeouts": cnat_timeouts,
+            "cnat": calico::cnat_json(dp),
+            "npol": calico::npol_json(dp),
         }),
         fds,
     })
@@ -422,11 +423,13 @@ pub fn restore(
     fds: &mut [Option<OwnedFd>],
 ) -> Result<(), String> {
     let v = num(snap, "version")?;
-    if v != VERSION {
+    if !(OLDEST_VERSION..=VERSION).contains(&v) {
         return Err(format!(
-            "snapshot version {v}; this rvpp reads version {VERSION}"
+            "snapshot version {v}; this rvpp reads versions {OLDEST_VERSION} to {VERSION}"
         ));
     }
+    // Version 1 carried no Calico objects (its capture refused them).
+    let calico = v >= 2;
     let ifs = list(snap, "interfaces")?;
     let t = get(snap, "cnat_timeouts")?;
     dp.cnat().set_timeouts(Timeouts {
@@ -499,11 +502,20 @@ pub fn restore(
             }
         }
     }
+    // Before any device is polled: the first packet of a service or policed flow must find
+    // its translation and policy.
+    if calico {
+        calico::cnat_restore(dp, get(snap, "cnat")?)?;
+        calico::npol_restore(dp, get(snap, "npol")?)?;
+    }
     let mut f = dp.fwd();
     for i in ifs {
         let sw = num32(i, "sw")?;
         let name = text(i, "name")?;
         let e = |e: rvpp_dataplane::forwarding::FwdError| format!("interface {name}: {e}");
+        if calico {
+            calico::features_restore(&mut f, sw, get(i, "features")?)?;
+        }
         if let Some(of) = opt32(i, "unnumbered_of")? {
             f.set_unnumbered(sw, Some(of)).map_err(e)?;
         }
