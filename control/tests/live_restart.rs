@@ -13,6 +13,8 @@
 //! - An agent programming routes across a take-over: none it was acknowledged is lost.
 //! - SIGUSR2 under a parent that waits on the pid: the upgrade in place, the stand-in.
 //! - An af_packet uplink: refused by name, traffic from the uplink goes on.
+//! - Calico's objects carried: a service VIP still DNATs, a policy deny still drops, and the
+//!   translation is deleted by the id the API gave before the take-over.
 //!
 //! No UDP packet may arrive twice (read by both processes).
 //!
@@ -762,4 +764,155 @@ fn take_over_with_an_af_packet_uplink_is_refused() {
         lab.r.ctl("show interface")
     );
     assert_eq!(before, api_state(&lab.api()));
+}
+
+/// `n` datagrams from pod a to `dst`:`port`; how many pod b's socket on 198.18.2.2:`port_b`
+/// got.
+fn udp_arrivals(lab: &Lab, dst: &str, port: u16, port_b: u16, n: u32) -> u32 {
+    let rx = rvpp_drivers::netns::run(Some(lab.b.name()), || {
+        UdpSocket::bind(format!("198.18.2.2:{port_b}"))
+    })
+    .unwrap()
+    .unwrap();
+    rx.set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    let tx = rvpp_drivers::netns::run(Some(lab.a.name()), || UdpSocket::bind("198.18.1.2:0"))
+        .unwrap()
+        .unwrap();
+    let mut got = 0;
+    let mut buf = [0u8; 64];
+    for i in 0..n {
+        let _ = tx.send_to(&i.to_be_bytes(), format!("{dst}:{port}"));
+        if rx.recv(&mut buf).is_ok() {
+            got += 1;
+        }
+    }
+    got
+}
+
+/// Calico's objects across a take-over: a service VIP (cnat translation, cnat on both pods'
+/// interfaces) still DNATs to its backend, an ingress policy's deny (npol on pod b's
+/// interface) still drops, and the agent's later delete of the translation by the id the API
+/// gave before the take-over works in the new process.
+#[test]
+fn services_and_policies_keep_working_across_a_take_over() {
+    let Some((_one, mut lab, _)) = setup("lrc") else {
+        return;
+    };
+    let id = lab
+        .r
+        .ctl_ok("cnat translation add proto udp vip 198.18.70.1 7001 to 198.18.2.2 7001");
+    let id: u32 = id.trim().parse().unwrap();
+    lab.r.ctl_ok("set cnat interface tun0");
+    lab.r.ctl_ok("set cnat interface tun1");
+    let mut c = Client::connect(&lab.api(), "agent").unwrap();
+    let deny = NpolRule {
+        action: NpolRuleAction(1),
+        filters: [
+            NpolRuleFilter {
+                type_: NpolRuleFilterType(3),
+                value: 17,
+                should_match: 1,
+            },
+            NpolRuleFilter::default(),
+            NpolRuleFilter::default(),
+        ],
+        num_entries: 1,
+        matches: vec![NpolRuleEntry {
+            is_src: false,
+            is_not: false,
+            type_: NpolEntryType::NPOL_PORT_RANGE,
+            data: NpolEntryData::from_member(&NpolPortRange {
+                start: 7002,
+                end: 7002,
+            }),
+        }],
+    };
+    let r: NpolRuleCreateReply = c
+        .call(
+            &NpolRuleCreate {
+                rule: deny,
+                ..Default::default()
+            },
+            1,
+        )
+        .unwrap();
+    assert_eq!(r.retval, 0);
+    let p: NpolPolicyCreateReply = c
+        .call(
+            &NpolPolicyCreate {
+                num_items: 1,
+                rules: vec![NpolPolicyItem {
+                    is_inbound: false,
+                    rule_id: r.rule_id,
+                }],
+                ..Default::default()
+            },
+            2,
+        )
+        .unwrap();
+    assert_eq!(p.retval, 0);
+    let tun1 = 2;
+    let cfg: NpolConfigurePoliciesReply = c
+        .call(
+            &NpolConfigurePolicies {
+                sw_if_index: tun1,
+                num_rx_policies: 0,
+                num_tx_policies: 1,
+                total_ids: 1,
+                policy_ids: vec![p.policy_id],
+                ..Default::default()
+            },
+            3,
+        )
+        .unwrap();
+    assert_eq!(cfg.retval, 0);
+    drop(c);
+    let works = |lab: &Lab, when: &str| {
+        let vip = udp_arrivals(lab, "198.18.70.1", 7001, 7001, 5);
+        assert!(
+            vip >= 4,
+            "{when}: {vip} of 5 to the VIP reached its backend"
+        );
+        let denied = udp_arrivals(lab, "198.18.2.2", 7002, 7002, 5);
+        assert_eq!(denied, 0, "{when}: the policy let UDP/7002 through");
+        let other = udp_arrivals(lab, "198.18.2.2", 7003, 7003, 5);
+        assert!(other >= 4, "{when}: {other} of 5 UDP/7003 passed");
+    };
+    works(&lab, "before");
+    let shows = |lab: &Lab| {
+        [
+            "show cnat translation",
+            "show npol rules",
+            "show npol policies",
+            "show interface features tun1",
+        ]
+        .map(|s| lab.r.ctl(s))
+    };
+    let before = shows(&lab);
+
+    let mut new = lab.take_over("new.log", &[]);
+    let old_exit = wait_exit(&mut lab.r.child, 20);
+    assert!(
+        old_exit.is_some_and(|s| s.success()),
+        "the old rvpp did not take-over ({old_exit:?})\nold:\n{}\nnew:\n{}",
+        lab.r.log(),
+        lab.log("new.log")
+    );
+    assert!(new.try_wait().unwrap().is_none(), "{}", lab.log("new.log"));
+    lab.new = Some(Killed(new));
+
+    // Traffic first: a missing object shows as a service or a policy not working.
+    works(&lab, "after the take-over");
+    assert_eq!(before, shows(&lab), "cnat/npol state changed");
+    assert!(before[3].contains("npol-tx-ip4"), "{}", before[3]);
+    let errors = lab.r.ctl("show errors");
+    assert!(errors.contains("policy deny"), "{errors}");
+    // The agent deletes by the id it was given.
+    lab.r.ctl_ok(&format!("cnat translation del {id}"));
+    let vip = udp_arrivals(&lab, "198.18.70.1", 7001, 7001, 3);
+    assert_eq!(
+        vip, 0,
+        "the VIP still DNATs after its translation was deleted"
+    );
 }
