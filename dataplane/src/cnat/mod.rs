@@ -345,6 +345,34 @@ mod tests {
     }
 
     #[test]
+    fn translations_restore_keeps_ids_and_the_next_id() {
+        let c = Cnat::new(CnatConfig { max_sessions: 64 });
+        let t = |id, port| Translation {
+            id,
+            vip: Endpoint {
+                addr: 0xffff_c613_0001,
+                port,
+                ip6: false,
+            },
+            proto: 6,
+            ..Default::default()
+        };
+        assert!(c.translations_restore(vec![t(2, 80), t(2, 81)], 5).is_err());
+        assert!(c.translations_restore(vec![t(2, 80), t(3, 80)], 5).is_err());
+        assert!(c.translations_restore(vec![t(5, 80)], 5).is_err());
+        assert!(
+            c.translations.load().is_empty(),
+            "a refused restore changes nothing"
+        );
+        c.translations_restore(vec![t(2, 80), t(4, 81)], 7).unwrap();
+        assert_eq!(c.translation_by_id(4).map(|t| t.vip.port), Some(81));
+        assert_eq!(c.translation_update(t(0, 80)), 2, "an update keeps the id");
+        assert_eq!(c.translation_update(t(0, 82)), 7);
+        assert!(c.translation_del(4));
+        assert!(c.translations_restore(vec![], 1).is_err(), "not empty");
+    }
+
+    #[test]
     fn scanner_expires_by_class_and_frees_ports() {
         let c = Cnat::new(CnatConfig { max_sessions: 64 });
         c.sessions

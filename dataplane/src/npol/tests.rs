@@ -890,3 +890,77 @@ fn stages_decide_first_and_normal_policies_skip_the_sections() {
         Verdict::Allow
     );
 }
+
+/// A live restart's restore: the ids as given, the next ids the lowest free ones, the index
+/// built; a reference to what is not there or a repeated id refuses the whole, changing
+/// nothing.
+#[test]
+fn restore_keeps_ids_and_refuses_a_bad_reference_whole() {
+    let n = Npol::default();
+    let rule = |action, data| Rule {
+        action,
+        filters: vec![],
+        entries: vec![entry(true, false, data)],
+    };
+    let cfg = IfConfig {
+        rx_policies: vec![4],
+        tx_policies: vec![],
+        profiles: vec![],
+        invert_rx_tx: false,
+        policy_default_rx: PolicyDefault::Allow,
+        policy_default_tx: PolicyDefault::Allow,
+        profile_default_rx: PolicyDefault::Allow,
+        profile_default_tx: PolicyDefault::Allow,
+    };
+    let policy = |r| Policy {
+        inbound: vec![r],
+        outbound: vec![],
+    };
+    let sets = || vec![(3, IpSetKind::Ip, vec![Member::Ip(ip("198.18.0.1"))])];
+    // Rule 5 names ipset 9, which is not there.
+    let e = n
+        .restore(
+            sets(),
+            vec![(5, rule(Action::Deny, MatchData::IpSet(9)))],
+            vec![(4, policy(5))],
+            vec![(2, cfg.clone())],
+        )
+        .unwrap_err();
+    assert_eq!(e, NpolError::NoSuchIpset(9));
+    assert!(n.tables.load().ipsets.is_empty(), "nothing applied");
+    let e = n
+        .restore(
+            sets(),
+            vec![(5, rule(Action::Deny, MatchData::IpSet(3)))],
+            vec![(4, policy(5)), (4, policy(5))],
+            vec![],
+        )
+        .unwrap_err();
+    assert!(matches!(e, NpolError::Invalid(_)), "{e}");
+    n.restore(
+        sets(),
+        vec![(5, rule(Action::Deny, MatchData::IpSet(3)))],
+        vec![(4, policy(5))],
+        vec![(2, cfg)],
+    )
+    .unwrap();
+    assert_eq!(
+        v(
+            &n,
+            2,
+            Direction::Rx,
+            &tcp("198.18.0.1", 9, "198.19.0.1", 22)
+        ),
+        Verdict::Deny
+    );
+    assert!(n.tables.load().index.contains_key(&4));
+    assert_eq!(n.ipset_create(IpSetKind::Net), 0);
+    assert_eq!(
+        n.rule_create(rule(Action::Allow, MatchData::IpSet(3))),
+        Ok(0)
+    );
+    assert_eq!(n.policy_delete(4), Err(NpolError::InUse("policy", 4)));
+    // Only into empty tables.
+    let again = n.restore(vec![], vec![], vec![], vec![]);
+    assert!(matches!(again, Err(NpolError::Invalid(_))));
+}
