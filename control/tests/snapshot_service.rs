@@ -528,3 +528,63 @@ fn a_version_1_snapshot_is_read_as_having_no_calico_objects() {
     assert_eq!(state(&old), state(&new));
     assert!(new.cnat().translations.load().is_empty());
 }
+
+/// A damaged Calico section is a clear error naming what is wrong, never a panic, and the
+/// objects it names are not half applied.
+#[test]
+fn a_bad_calico_section_is_refused_with_what_is_wrong() {
+    let old = configured();
+    with_calico(&old);
+    let json = {
+        let f = old.fwd();
+        snapshot::capture(&old, &f).unwrap().json
+    };
+    type Damage = fn(&mut serde_json::Value);
+    let cases: [(&str, Damage, &str); 6] = [
+        (
+            "an unknown action",
+            |j| j["npol"]["rules"][0]["action"] = "maybe".into(),
+            "action maybe",
+        ),
+        (
+            "a rule naming a missing ipset",
+            |j| j["npol"]["ipsets"].as_array_mut().unwrap().clear(),
+            "npol: no ipset",
+        ),
+        (
+            "two translations with one id",
+            |j| {
+                let t = j["cnat"]["translations"][0].clone();
+                j["cnat"]["translations"][1]["id"] = t["id"].clone();
+            },
+            "cnat translations: two translations share an id",
+        ),
+        (
+            "a VIP that is no address",
+            |j| j["cnat"]["translations"][0]["vip"]["addr"] = "198.18.10.1.5".into(),
+            "bad or missing addr",
+        ),
+        (
+            "an unknown SNAT policy",
+            |j| j["cnat"]["snat"]["policy"] = 9.into(),
+            "snat policy",
+        ),
+        (
+            "an unknown feature",
+            |j| j["interfaces"][1]["features"] = serde_json::json!([["ip4-unicast", "no-such"]]),
+            "feature ip4-unicast no-such",
+        ),
+    ];
+    for (what, damage, want) in cases {
+        let mut j = json.clone();
+        damage(&mut j);
+        let new = dataplane();
+        let e = snapshot::restore(&new, &j, &mut []).expect_err(what);
+        assert!(e.contains(want), "{what}: {e}");
+        let t = new.npol().tables.load();
+        assert!(
+            t.ipsets.is_empty() || !t.rules.is_empty(),
+            "{what}: npol half applied"
+        );
+    }
+}
