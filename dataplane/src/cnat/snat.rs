@@ -73,6 +73,19 @@ impl PortAlloc {
         None
     }
 
+    /// Claim `port` itself (a live restart's sessions bring the ports they own). False: taken
+    /// already or outside the range.
+    pub fn claim(&self, ip6: bool, fib: u32, proto: u8, port: u16) -> bool {
+        let Some(i) = port.checked_sub(PORT_FIRST).map(usize::from) else {
+            return false;
+        };
+        let Some(word) = self.bits.get(Self::base(ip6, fib, proto) + i / 64) else {
+            return false;
+        };
+        let bit = 1u64 << (i % 64);
+        word.fetch_or(bit, Ordering::Relaxed) & bit == 0
+    }
+
     /// Return a port (ignores ports outside the range).
     pub fn free(&self, ip6: bool, fib: u32, proto: u8, port: u16) {
         if port < PORT_FIRST {
@@ -241,6 +254,18 @@ impl SnatConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_claimed_port_is_not_given_again() {
+        let p = PortAlloc::default();
+        assert!(p.claim(false, 2, 6, PORT_FIRST + 1));
+        assert!(!p.claim(false, 2, 6, PORT_FIRST + 1), "claimed twice");
+        assert!(!p.claim(false, 2, 6, 80), "below the range");
+        let given: Vec<u16> = (0..3).filter_map(|_| p.alloc(false, 2, 6, 0)).collect();
+        assert_eq!(given, vec![PORT_FIRST, PORT_FIRST + 2, PORT_FIRST + 3]);
+        assert_eq!(p.in_use(false, 2, 6), 4);
+        assert_eq!(p.in_use(false, 2, 17), 0);
+    }
 
     #[test]
     fn ports_run_out_and_come_back() {
