@@ -588,3 +588,133 @@ fn a_bad_calico_section_is_refused_with_what_is_wrong() {
         );
     }
 }
+
+use rvpp_dataplane::cnat::session::{
+    class, sflags, stage, FlowKey, Rewrite, Session, SessionTable,
+};
+
+/// Every flow entry as text, with its FIB as a table id and its age instead of its clock.
+fn flows(dp: &Dataplane) -> Vec<(String, u32)> {
+    let (cnat, npol, f) = (dp.cnat(), dp.npol(), dp.fwd());
+    let mut out = Vec::new();
+    let mut each = |name: &str, t: &SessionTable, now: u32, fib_is_table: bool| {
+        t.for_each(|_, k, s| {
+            let af = if k.ip6 { Af::Ip6 } else { Af::Ip4 };
+            let fib = if fib_is_table {
+                f.table_id_of(af, u32::from(k.fib))
+            } else {
+                u32::from(k.fib)
+            };
+            let k = FlowKey { fib: 0, ..*k };
+            let s = Session { last_seen: 0, ..*s };
+            out.push((
+                format!("{name} {fib} {k:?} {s:?}"),
+                now.wrapping_sub(s.last_seen),
+            ));
+        })
+    };
+    each("session", &cnat.sessions, cnat.now(), true);
+    each("affinity", &cnat.affinity, cnat.now(), true);
+    each("npol", &npol.flows, npol.now(), false);
+    out.sort();
+    out
+}
+
+/// Established flows go on across a restart: cnat's sessions (forward and return, in a VRF
+/// whose FIB index changes, since a deleted table left a hole) with the SNAT port they own,
+/// ClientIP affinities and npol's cached verdicts, each with its age.
+#[test]
+fn flows_restore_with_their_ports_ages_and_tables() {
+    let old = configured();
+    let (pod, _, tr, _) = with_calico(&old);
+    service::tables::add(&old, Af::Ip4, 20, "").unwrap();
+    service::tables::add(&old, Af::Ip4, 30, "").unwrap();
+    service::tables::del(&old, Af::Ip4, 20);
+    let fib = old.fwd().fib_index(Af::Ip4, 30).unwrap();
+    assert_eq!(fib, 3, "tables 0, 10, (20), 30");
+    let cnat = old.cnat();
+    let port = cnat.ports.alloc(false, fib, 6, 0).unwrap();
+    let (client, vip, backend, snat) = (
+        v4("198.18.1.1"),
+        v4("198.18.10.1"),
+        v4("198.18.1.5"),
+        v4("198.18.0.1"),
+    );
+    let key = |src, dst, sport, dport| FlowKey {
+        src,
+        dst,
+        sport,
+        dport,
+        proto: 6,
+        ip6: false,
+        stage: stage::INPUT,
+        fib: fib as u16,
+    };
+    let session = |rw, flags, last_seen| Session {
+        rw,
+        translation: tr[0],
+        flags,
+        class: class::TCP_ESTABLISHED,
+        last_seen,
+    };
+    let now = cnat.now();
+    let fwd = Rewrite {
+        src: snat,
+        dst: backend,
+        sport: port,
+        dport: 8080,
+    };
+    let back = Rewrite {
+        src: vip,
+        dst: client,
+        sport: 80,
+        dport: 40000,
+    };
+    cnat.sessions
+        .insert(
+            &key(client, vip, 40000, 80),
+            &session(fwd, sflags::OWNS_PORT, now.wrapping_sub(7)),
+        )
+        .unwrap();
+    cnat.sessions
+        .insert(
+            &key(backend, snat, 8080, port),
+            &session(back, sflags::RETURN, now.wrapping_sub(3)),
+        )
+        .unwrap();
+    cnat.affinity
+        .insert(
+            &key(client, vip, 0, 80),
+            &session(fwd, 0, now.wrapping_sub(20)),
+        )
+        .unwrap();
+    let verdict = FlowKey {
+        fib: pod as u16,
+        ..key(client, backend, 40000, 8080)
+    };
+    let npol = old.npol();
+    let cached = Session {
+        flags: 1,
+        last_seen: npol.now().wrapping_sub(5),
+        ..Default::default()
+    };
+    npol.flows.insert(&verdict, &cached).unwrap();
+
+    let new = carried(&old);
+    let (a, b) = (flows(&old), flows(&new));
+    assert_eq!(a.len(), 4, "{a:?}");
+    let text = |v: &[(String, u32)]| v.iter().map(|x| x.0.clone()).collect::<Vec<_>>();
+    assert_eq!(text(&a), text(&b));
+    for (x, y) in a.iter().zip(&b) {
+        assert!(x.1.abs_diff(y.1) <= 1, "ages {} and {}: {}", x.1, y.1, x.0);
+    }
+    assert!(a.iter().any(|x| x.1 >= 19), "ages kept: {a:?}");
+    // Table 30 is at another index now; the port is taken in its space there.
+    let fib_new = new.fwd().fib_index(Af::Ip4, 30).unwrap();
+    assert_eq!(fib_new, 2);
+    assert_eq!(new.cnat().ports.in_use(false, fib_new, 6), 1);
+    assert!(
+        !new.cnat().ports.claim(false, fib_new, 6, port),
+        "port {port} is free"
+    );
+}

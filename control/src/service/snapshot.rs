@@ -9,7 +9,9 @@
 //! paths, neighbours (static and learned), the neighbour limits, cnat's session timeouts, and
 //! the Calico objects ([`calico`]): cnat translations and SNAT, npol ipsets, rules, policies and
 //! interface configurations, all under the ids the API gave, and the cnat/npol features of
-//! each interface. Not carried: cnat sessions and npol's cached verdicts (flows start afresh).
+//! each interface, and the flows (cnat's sessions with the SNAT ports they own, ClientIP
+//! affinities, npol's cached verdicts; not the fragments' 5 s entries). Flows that start
+//! between the capture and the old workers' stop are not carried.
 //! Anything else the running
 //! configuration holds makes [`capture`] refuse, naming it, so nothing is lost silently.
 
@@ -257,6 +259,7 @@ pub fn capture(dp: &Dataplane, f: &Forwarding) -> Result<Snapshot, String> {
             "cnat_timeouts": cnat_timeouts,
             "cnat": calico::cnat_json(dp),
             "npol": calico::npol_json(dp),
+            "flows": calico::flows_json(dp, f),
         }),
         fds,
     })
@@ -509,6 +512,9 @@ pub fn restore(
         calico::npol_restore(dp, get(snap, "npol")?)?;
     }
     let mut f = dp.fwd();
+    if calico {
+        calico::flows_restore(dp, &f, get(snap, "flows")?)?;
+    }
     for i in ifs {
         let sw = num32(i, "sw")?;
         let name = text(i, "name")?;

@@ -1,14 +1,16 @@
 //! The Calico objects of a snapshot: cnat's translations (with their ids and the next id) and
 //! SNAT configuration, npol's ipsets, rules, policies (with their ids) and interface
-//! configurations, and the cnat/npol features of each interface. The agent keeps the ids the
+//! configurations, the cnat/npol features of each interface, and the flows (cnat's sessions
+//! with the ports they own, ClientIP affinities, npol's cached verdicts). The agent keeps the ids the
 //! API returned and later deletes and dumps by them, so they are put back as they were.
 
 use super::{bad, flag, get, list, num, num32, text};
 use crate::daemon::Dataplane;
+use rvpp_dataplane::cnat::session::{sflags, FlowKey, Rewrite, Session, SessionTable};
 use rvpp_dataplane::cnat::snat::{IfTable, Policy as SnatPolicy, SnatConfig};
 use rvpp_dataplane::cnat::translation::{Endpoint, LbType, PathEp, Translation};
 use rvpp_dataplane::feature::Feature;
-use rvpp_dataplane::forwarding::Forwarding;
+use rvpp_dataplane::forwarding::{Af, Forwarding};
 use rvpp_dataplane::nodes::{cnat as cnat_nodes, npol as npol_nodes};
 use rvpp_dataplane::npol::ipset::{IpSetKind, Member};
 use rvpp_dataplane::npol::rule::{Action, Entry, Filter, FilterKind, MatchData, Rule};
@@ -449,4 +451,132 @@ pub(super) fn npol_restore(dp: &Dataplane, v: &Value) -> Result<(), String> {
     dp.npol()
         .restore(ipsets, rules, policies, ifaces)
         .map_err(|e| format!("npol: {e}"))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Flows: cnat's sessions and ClientIP affinities, npol's cached verdicts
+
+/// One entry as an array (a node holds up to hundreds of thousands): the key, the value, and
+/// its age in seconds, since each process's clock has its own origin. cnat's keys carry a FIB
+/// index, sent as its table id (a restore numbers the tables afresh); npol's carry the
+/// interface.
+fn flow_json(k: &FlowKey, s: &Session, age: u32, fib: u32) -> Value {
+    json!([
+        format!("{:x}", k.src),
+        format!("{:x}", k.dst),
+        k.sport,
+        k.dport,
+        k.proto,
+        k.ip6,
+        k.stage,
+        fib,
+        format!("{:x}", s.rw.src),
+        format!("{:x}", s.rw.dst),
+        s.rw.sport,
+        s.rw.dport,
+        s.translation,
+        s.flags,
+        s.class,
+        age,
+    ])
+}
+
+fn flow_of(v: &Value) -> Option<(FlowKey, Session, u32, u32)> {
+    let a = v.as_array()?;
+    let x = |i: usize| a.get(i).and_then(Value::as_u64);
+    let hex = |i: usize| u128::from_str_radix(a.get(i)?.as_str()?, 16).ok();
+    let n16 = |i: usize| x(i).and_then(|n| u16::try_from(n).ok());
+    let n8 = |i: usize| x(i).and_then(|n| u8::try_from(n).ok());
+    let n32 = |i: usize| x(i).and_then(|n| u32::try_from(n).ok());
+    let k = FlowKey {
+        src: hex(0)?,
+        dst: hex(1)?,
+        sport: n16(2)?,
+        dport: n16(3)?,
+        proto: n8(4)?,
+        ip6: a.get(5)?.as_bool()?,
+        stage: n8(6)?,
+        fib: 0,
+    };
+    let s = Session {
+        rw: Rewrite {
+            src: hex(8)?,
+            dst: hex(9)?,
+            sport: n16(10)?,
+            dport: n16(11)?,
+        },
+        translation: n32(12)?,
+        flags: n8(13)?,
+        class: n8(14)?,
+        last_seen: 0,
+    };
+    Some((k, s, n32(7)?, n32(15)?))
+}
+
+fn af(ip6: bool) -> Af {
+    if ip6 {
+        Af::Ip6
+    } else {
+        Af::Ip4
+    }
+}
+
+pub(super) fn flows_json(dp: &Dataplane, f: &Forwarding) -> Value {
+    let (cnat, npol) = (dp.cnat(), dp.npol());
+    let table = |t: &SessionTable, now: u32, by_table: bool| {
+        let mut v = Vec::new();
+        t.for_each(|_, k, s| {
+            let fib = if by_table {
+                f.table_id_of(af(k.ip6), u32::from(k.fib))
+            } else {
+                u32::from(k.fib)
+            };
+            v.push(flow_json(k, s, now.wrapping_sub(s.last_seen), fib));
+        });
+        Value::Array(v)
+    };
+    json!({
+        "cnat_sessions": table(&cnat.sessions, cnat.now(), true),
+        "cnat_affinity": table(&cnat.affinity, cnat.now(), true),
+        "npol_flows": table(&npol.flows, npol.now(), false),
+    })
+}
+
+/// Put the flows back; entries past this process's limits (a smaller `cnat { session-max }`)
+/// are left out and counted in the log. A cnat session whose table is gone is left out too.
+pub(super) fn flows_restore(dp: &Dataplane, f: &Forwarding, v: &Value) -> Result<(), String> {
+    let (cnat, npol) = (dp.cnat(), dp.npol());
+    let mut dropped = 0usize;
+    for (key, t, now, by_table) in [
+        ("cnat_sessions", &cnat.sessions, cnat.now(), true),
+        ("cnat_affinity", &cnat.affinity, cnat.now(), true),
+        ("npol_flows", &npol.flows, npol.now(), false),
+    ] {
+        for e in list(v, key)? {
+            let (mut k, mut s, fib, age) = flow_of(e).ok_or_else(|| bad(key))?;
+            let fib = if by_table {
+                f.fib_index(af(k.ip6), fib)
+            } else {
+                Some(fib)
+            };
+            let Some(fib) = fib.and_then(|n| u16::try_from(n).ok()) else {
+                dropped += 1;
+                continue;
+            };
+            k.fib = fib;
+            s.last_seen = now.wrapping_sub(age);
+            if key == "cnat_sessions" && s.flags & sflags::OWNS_PORT != 0 {
+                // The forward and return entries of a flow name one port, owned by one.
+                cnat.ports
+                    .claim(k.ip6, u32::from(k.fib), k.proto, s.rw.sport);
+            }
+            if t.insert(&k, &s).is_err() {
+                dropped += 1;
+            }
+        }
+    }
+    if dropped > 0 {
+        log::warn!("snapshot: {dropped} flow entries over this rvpp's limits or tables left out");
+    }
+    Ok(())
 }
