@@ -13,8 +13,10 @@
 //! - An agent programming routes across a take-over: none it was acknowledged is lost.
 //! - SIGUSR2 under a parent that waits on the pid: the upgrade in place, the stand-in.
 //! - An af_packet uplink: refused by name, traffic from the uplink goes on.
-//! - Calico's objects carried: a service VIP still DNATs, a policy deny still drops, and the
-//!   translation is deleted by the id the API gave before the take-over.
+//! - Calico's objects carried: a service VIP still DNATs, a policy deny still drops, flows
+//!   whose server speaks first after the take-over get their reply un-NATed (cnat's session)
+//!   and let out as a reply (npol's cached verdict), and the translation is deleted by the id
+//!   the API gave before the take-over.
 //!
 //! No UDP packet may arrive twice (read by both processes).
 //!
@@ -790,23 +792,9 @@ fn udp_arrivals(lab: &Lab, dst: &str, port: u16, port_b: u16, n: u32) -> u32 {
     got
 }
 
-/// Calico's objects across a take-over: a service VIP (cnat translation, cnat on both pods'
-/// interfaces) still DNATs to its backend, an ingress policy's deny (npol on pod b's
-/// interface) still drops, and the agent's later delete of the translation by the id the API
-/// gave before the take-over works in the new process.
-#[test]
-fn services_and_policies_keep_working_across_a_take_over() {
-    let Some((_one, mut lab, _)) = setup("lrc") else {
-        return;
-    };
-    let id = lab
-        .r
-        .ctl_ok("cnat translation add proto udp vip 198.18.70.1 7001 to 198.18.2.2 7001");
-    let id: u32 = id.trim().parse().unwrap();
-    lab.r.ctl_ok("set cnat interface tun0");
-    lab.r.ctl_ok("set cnat interface tun1");
-    let mut c = Client::connect(&lab.api(), "agent").unwrap();
-    let deny = NpolRule {
+/// A rule denying UDP to `port` (callers flip it to the source port).
+fn deny_rule(port: u16) -> NpolRule {
+    NpolRule {
         action: NpolRuleAction(1),
         filters: [
             NpolRuleFilter {
@@ -823,11 +811,30 @@ fn services_and_policies_keep_working_across_a_take_over() {
             is_not: false,
             type_: NpolEntryType::NPOL_PORT_RANGE,
             data: NpolEntryData::from_member(&NpolPortRange {
-                start: 7002,
-                end: 7002,
+                start: port,
+                end: port,
             }),
         }],
+    }
+}
+
+/// Calico's objects across a take-over: a service VIP (cnat translation, cnat on both pods'
+/// interfaces) still DNATs to its backend, an ingress policy's deny (npol on pod b's
+/// interface) still drops, and the agent's later delete of the translation by the id the API
+/// gave before the take-over works in the new process.
+#[test]
+fn services_and_policies_keep_working_across_a_take_over() {
+    let Some((_one, mut lab, _)) = setup("lrc") else {
+        return;
     };
+    let id = lab
+        .r
+        .ctl_ok("cnat translation add proto udp vip 198.18.70.1 7001 to 198.18.2.2 7001");
+    let id: u32 = id.trim().parse().unwrap();
+    lab.r.ctl_ok("set cnat interface tun0");
+    lab.r.ctl_ok("set cnat interface tun1");
+    let mut c = Client::connect(&lab.api(), "agent").unwrap();
+    let deny = deny_rule(7002);
     let r: NpolRuleCreateReply = c
         .call(
             &NpolRuleCreate {
@@ -852,15 +859,42 @@ fn services_and_policies_keep_working_across_a_take_over() {
         )
         .unwrap();
     assert_eq!(p.retval, 0);
+    // Pod b's egress from UDP/7005 is denied: only replies, cached as allowed with their
+    // flow's first packet, pass.
+    let mut no_reply = deny_rule(7005);
+    no_reply.matches[0].is_src = true;
+    let r2: NpolRuleCreateReply = c
+        .call(
+            &NpolRuleCreate {
+                rule: no_reply,
+                ..Default::default()
+            },
+            4,
+        )
+        .unwrap();
+    let p_rx: NpolPolicyCreateReply = c
+        .call(
+            &NpolPolicyCreate {
+                num_items: 1,
+                rules: vec![NpolPolicyItem {
+                    is_inbound: true,
+                    rule_id: r2.rule_id,
+                }],
+                ..Default::default()
+            },
+            5,
+        )
+        .unwrap();
+    assert_eq!((r2.retval, p_rx.retval), (0, 0));
     let tun1 = 2;
     let cfg: NpolConfigurePoliciesReply = c
         .call(
             &NpolConfigurePolicies {
                 sw_if_index: tun1,
-                num_rx_policies: 0,
+                num_rx_policies: 1,
                 num_tx_policies: 1,
-                total_ids: 1,
-                policy_ids: vec![p.policy_id],
+                total_ids: 2,
+                policy_ids: vec![p_rx.policy_id, p.policy_id],
                 ..Default::default()
             },
             3,
@@ -890,6 +924,52 @@ fn services_and_policies_keep_working_across_a_take_over() {
         .map(|s| lab.r.ctl(s))
     };
     let before = shows(&lab);
+    // Flows whose server speaks next, after the take-over. To the VIP: the reply must be
+    // un-NATed (the client's socket is connected to the VIP) by the session the old process
+    // made. Direct to pod b's UDP/7005: the reply must be let out of pod b, which only a reply
+    // is, by the verdict the old process cached.
+    let in_ns = |ns: &Netns, addr: &str| {
+        let s = rvpp_drivers::netns::run(Some(ns.name()), || UdpSocket::bind(addr))
+            .unwrap()
+            .unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
+        s
+    };
+    let mut flows: Vec<Flow> = Vec::new();
+    for (to, server) in [
+        ("198.18.70.1:7001", "198.18.2.2:7001"),
+        ("198.18.2.2:7005", "198.18.2.2:7005"),
+    ] {
+        let client = in_ns(&lab.a, "198.18.1.2:0");
+        client.connect(to).unwrap();
+        let server = in_ns(&lab.b, server);
+        client.send(b"hello").unwrap();
+        let (_, peer) = server.recv_from(&mut [0u8; 64]).expect(to);
+        flows.push((to, client, server, peer));
+    }
+    type Flow = (&'static str, UdpSocket, UdpSocket, std::net::SocketAddr);
+    // The flows whose reply did not arrive.
+    fn unanswered(flows: &[Flow]) -> Vec<&'static str> {
+        flows
+            .iter()
+            .filter(|(_, client, server, peer)| {
+                server.send_to(b"reply", peer).unwrap();
+                client.recv(&mut [0u8; 64]).is_err()
+            })
+            .map(|f| f.0)
+            .collect()
+    }
+    let none: Vec<&str> = Vec::new();
+    assert_eq!(unanswered(&flows), none, "no reply before the take-over");
+    let bystander = in_ns(&lab.a, "198.18.1.2:7009");
+    flows[1]
+        .2
+        .send_to(b"not a reply", "198.18.1.2:7009")
+        .unwrap();
+    assert!(
+        bystander.recv(&mut [0u8; 64]).is_err(),
+        "pod b's egress from UDP/7005 was not denied"
+    );
 
     let mut new = lab.take_over("new.log", &[]);
     let old_exit = wait_exit(&mut lab.r.child, 20);
@@ -903,6 +983,14 @@ fn services_and_policies_keep_working_across_a_take_over() {
     lab.new = Some(Killed(new));
 
     // Traffic first: a missing object shows as a service or a policy not working.
+    assert_eq!(
+        unanswered(&flows),
+        none,
+        "no reply after the take-over\n{}\n{}",
+        lab.r.ctl("show errors"),
+        lab.r.ctl("show cnat session")
+    );
+    drop((flows, bystander));
     works(&lab, "after the take-over");
     assert_eq!(before, shows(&lab), "cnat/npol state changed");
     assert!(before[3].contains("npol-tx-ip4"), "{}", before[3]);
