@@ -459,7 +459,10 @@ pub(crate) fn inner_checksum_offload(b: &mut Buf<'_>, l2: usize) {
     let d = b.data();
     // A fragment's checksum cannot be finished alone (only the first holds the L4 header).
     let proto = match d.get(l2).map(|v| v >> 4) {
-        Some(4) if d.get(l2 + 6..l2 + 8).is_some_and(|f| f[0] & 0x3f == 0 && f[1] == 0) => {
+        Some(4)
+            if d.get(l2 + 6..l2 + 8)
+                .is_some_and(|f| f[0] & 0x3f == 0 && f[1] == 0) =>
+        {
             d.get(l2 + 9).copied()
         }
         Some(4) => None,
