@@ -147,6 +147,19 @@ pub fn stages_enable(f: &mut Forwarding, sw: u32, c: Option<&IfConfig>) -> Resul
     Ok(())
 }
 
+/// A flow-cache entry holding a verdict (`ALLOWED`, `DENIED`, `NO_MATCH`), as npol-rx/tx and
+/// the pre-DNAT stage keep them.
+#[inline]
+fn cached_verdict(flags: u8, class: u8, now: u32) -> Session {
+    Session {
+        translation: u32::MAX,
+        flags,
+        class,
+        last_seen: now,
+        ..Default::default()
+    }
+}
+
 const ALLOWED: u8 = 1;
 const DENIED: u8 = 2;
 /// A pre-DNAT verdict: no policy of the section decided, the flow goes on to npol-rx.
@@ -309,13 +322,7 @@ impl NpolNode {
         }
         let k = key(&f, sw, dir);
         let class = u8::from(f.proto == IP_PROTO_TCP);
-        let entry = |flags| Session {
-            translation: u32::MAX,
-            flags,
-            class,
-            last_seen: now,
-            ..Default::default()
-        };
+        let entry = |flags| cached_verdict(flags, class, now);
         // A first fragment leaves its verdict for the rest of its datagram (best effort: a full
         // table leaves them to be evaluated alone, counted).
         let remember = |allowed: bool| {
@@ -506,13 +513,7 @@ impl StageNode {
         }
         let k = f.key(stage_of(Direction::Rx), fib);
         let class = u8::from(f.proto == IP_PROTO_TCP);
-        let entry = |flags| Session {
-            translation: u32::MAX,
-            flags,
-            class,
-            last_seen: now,
-            ..Default::default()
-        };
+        let entry = |flags| cached_verdict(flags, class, now);
         // A first fragment leaves its verdict for the rest of its datagram (best effort).
         let remember = |flags| {
             if f.more_frags {
