@@ -743,3 +743,39 @@ fn a_pods_super_frame_leaves_an_sr_policy_as_checked_segments() {
     }
     l.no_leaks();
 }
+
+/// What an af_packet uplink marks "checksum left to finish" (a local sender's) is decapsulated
+/// by End.DT4: an inner UDP checksum is finished on the way to the pod; an inner ICMP, which
+/// has no checksum to finish, loses the mark and is delivered, not dropped by gso-segment.
+#[test]
+fn end_dt4_of_a_packet_with_its_checksum_left_to_finish() {
+    use rvpp_dataplane::buffer::flags;
+    let mut l = lab();
+    let if0 = l.if0;
+    let send_partial = |l: &mut Lab, f: &[u8]| {
+        let bufs = l.rt.buffers();
+        let bi = bufs.alloc_from_bytes(f).unwrap();
+        let m = bufs.meta(bi);
+        m.rx_sw_if_index = if0;
+        m.flags |= flags::OFFLOAD_L4_CKSUM;
+        l.rt.inject("ethernet-input", &[bi]).unwrap();
+    };
+    let mut udp = inner4();
+    udp[26..28].copy_from_slice(&[0x12, 0x34]);
+    send_partial(&mut l, &sr_frame(LOCALSIDS[0], &[LOCALSIDS[0]], 0, 4, &udp));
+    let mut icmp = Vec::new();
+    PacketBuilder::ipv4([198, 19, 202, 7], [198, 19, 0, 2], 64)
+        .icmpv4_echo_request(7, 1)
+        .write(&mut icmp, b"through srv6")
+        .unwrap();
+    send_partial(&mut l, &sr_frame(LOCALSIDS[0], &[], 0, 4, &icmp));
+    let out = Lab::take(&l.out1);
+    assert_eq!(out.len(), 2, "both delivered");
+    let (ip, l4) = Ipv4Header::from_slice(&out[0][14..]).unwrap();
+    let (u, payload) = etherparse::UdpHeader::from_slice(l4).unwrap();
+    assert_eq!(u.checksum, u.calc_checksum_ipv4(&ip, payload).unwrap());
+    let (ip, _) = Ipv4Header::from_slice(&out[1][14..]).unwrap();
+    assert_eq!(ip.protocol, IpNumber::ICMP);
+    assert_eq!(l.error(localsid::NAME, localsid::error::DECAPSULATED), 2);
+    l.no_leaks();
+}

@@ -200,6 +200,8 @@ fn decap(b: &mut Buf<'_>, ls: &Localsid, proto: u8, strip: usize) -> Result<u16,
         return Err(drop(error::LOOP));
     }
     m.flags &= !flags::LOCALLY_ORIGINATED;
+    crate::nodes::tunnel::inner_checksum_offload(b, 0);
+    let m = &mut *b.meta;
     // Kept counting (not reset as a tunnel's decap does): a steering that leads back into
     // its own SID ends as a counted drop, not a packet circling in the graph.
     m.relookups += 1;
