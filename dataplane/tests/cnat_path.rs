@@ -497,3 +497,82 @@ fn an_icmp_error_rvpp_builds_passes_the_output_arc_unchanged() {
     assert!(l.cnat.sessions.is_empty());
     l.no_leaks();
 }
+
+/// One vector of many flows, each node looking its sessions up some packets ahead: every
+/// packet gets its own flow's rewrite. Established DNAT flows (to the VIP), their replies
+/// (return traffic, which cnat-output skips), SNATed flows to outside and traffic no session
+/// covers are interleaved; a truncated packet sits among them. The vector's result must equal
+/// what the same packets give one at a time.
+#[test]
+fn a_vector_of_interleaved_flows_gets_each_flows_own_rewrite() {
+    let mut l = lab();
+    k8s_snat(&l, &[B1, B2]);
+    service(&l, &[B1, B2]);
+    // The frames, in the order they are sent, and where each leaves.
+    let mut frames: Vec<(u32, Vec<u8>)> = Vec::new();
+    for i in 0..24u16 {
+        let if0 = l.if0;
+        frames.push(match i % 4 {
+            0 | 1 => (if0, tcp4(CLIENT, VIP, 41000 + i, 80, PEER0, MAC0)),
+            2 => (
+                if0,
+                tcp4(CLIENT, [198, 19, 200, 9], 42000 + i, 443, PEER0, MAC0),
+            ),
+            _ => (if0, tcp4(CLIENT, B1, 43000 + i, 22, PEER0, MAC0)),
+        });
+    }
+    // One at a time first: this makes the sessions and gives each packet's expected rewrite.
+    let mut expect = Vec::new();
+    for (on, f) in &frames {
+        l.send(*on, f);
+        expect.push(read4(&Lab::one(&l.out1)));
+    }
+    // The replies of the DNAT flows, from the backend each was given.
+    let mut replies = Vec::new();
+    for (e, (_, f)) in expect.iter().zip(&frames) {
+        let (src, dst, sport, dport) = *e;
+        if read4(f).1 == VIP {
+            replies.push((tcp4(dst, src, dport, sport, PEER1, MAC1), read4(f)));
+        }
+    }
+    let sessions = l.cnat.sessions.len();
+    // Now all of it in one vector, replies and a truncated packet interleaved.
+    let bufs = l.rt.buffers();
+    let mut vector = Vec::new();
+    // To the VIP with 2 bytes of TCP: a valid IP packet, too short for the ports.
+    let mut truncated = tcp4(CLIENT, VIP, 40999, 80, PEER0, MAC0);
+    truncated.truncate(14);
+    etherparse::Ipv4Header::new(2, 64, IpNumber::TCP, CLIENT, VIP)
+        .unwrap()
+        .write(&mut truncated)
+        .unwrap();
+    truncated.extend_from_slice(&[0x9f, 0xe7]);
+    let mut ri = replies.iter();
+    for (k, (on, f)) in frames.iter().enumerate() {
+        let bi = bufs.alloc_from_bytes(f).unwrap();
+        bufs.meta(bi).rx_sw_if_index = *on;
+        vector.push(bi);
+        if let Some((r, _)) = ri.next() {
+            let bi = bufs.alloc_from_bytes(r).unwrap();
+            bufs.meta(bi).rx_sw_if_index = l.if1;
+            vector.push(bi);
+        }
+        if k == 9 {
+            let bi = bufs.alloc_from_bytes(&truncated).unwrap();
+            bufs.meta(bi).rx_sw_if_index = l.if0;
+            vector.push(bi);
+        }
+    }
+    l.rt.inject("ethernet-input", &vector).unwrap();
+    let got: Vec<_> = Lab::take(&l.out1).iter().map(|f| read4(f)).collect();
+    assert_eq!(got, expect, "each forward packet its own flow's rewrite");
+    let back: Vec<_> = Lab::take(&l.out0).iter().map(|f| read4(f)).collect();
+    let want: Vec<_> = replies
+        .iter()
+        .map(|(_, (src, dst, sport, dport))| (*dst, *src, *dport, *sport))
+        .collect();
+    assert_eq!(back, want, "each reply un-DNATed to its own client");
+    assert_eq!(l.counter(CnatInput::IP4, in_err::TRUNCATED), 1);
+    assert_eq!(l.cnat.sessions.len(), sessions, "no session made twice");
+    l.no_leaks();
+}

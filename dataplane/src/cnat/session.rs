@@ -13,7 +13,7 @@
 //! retry when its sequence moved; writers take the slot by CAS on its header, never block and
 //! never allocate). No `unsafe`: the memory is `fib::mem::Zeroed`'s.
 
-use crate::fib::mem::Zeroed;
+use crate::fib::mem::{prefetch, Zeroed};
 use std::sync::atomic::{fence, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 /// `n` zeroed entries (empty slots), on 2 MiB pages when big: at 1M sessions the table is
@@ -146,7 +146,7 @@ impl FlowKey {
     }
     /// The key's hash, which picks its buckets and tag.
     #[inline(always)]
-    fn hash(&self) -> u64 {
+    pub(crate) fn hash(&self) -> u64 {
         let mut x = (self.src as u64) ^ ((self.src >> 64) as u64).rotate_left(17);
         x ^= ((self.dst as u64) ^ ((self.dst >> 64) as u64).rotate_left(29)).rotate_left(32);
         x ^= self.packed().wrapping_mul(0x9E37_79B9_7F4A_7C15);
@@ -309,7 +309,7 @@ impl SessionTable {
     /// [`Self::lookup`] with `h == k.hash()`. Inlined into the callers, so the found entry
     /// stays in registers (out of line, returning it cost about 80 instructions a packet).
     #[inline(always)]
-    fn lookup_hashed(&self, k: &FlowKey, h: u64) -> Option<Found> {
+    pub(crate) fn lookup_hashed(&self, k: &FlowKey, h: u64) -> Option<Found> {
         let want = Self::tag(h) | OCC;
         let kw = k.words();
         let [a, b] = self.buckets(h);
@@ -320,6 +320,35 @@ impl SessionTable {
             return None;
         }
         self.probe(b, want, &kw)
+    }
+
+    /// Start loading what a lookup of a key hashed `h` reads first: its first bucket's header
+    /// line, and the spill count a miss reads. Nodes call it before the packet's turn.
+    #[inline(always)]
+    pub(crate) fn prefetch_bucket(&self, h: u64) {
+        let a = h as usize & self.bucket_mask;
+        if let (Some(hd), Some(sp)) = (self.hdr.get(a), self.spilled.get(a)) {
+            prefetch(hd);
+            prefetch(sp);
+        }
+    }
+
+    /// Once the bucket's header line is in (after [`Self::prefetch_bucket`]):
+    /// start loading the entry whose tag matches, both lines of it. Nothing on no match.
+    #[inline(always)]
+    pub(crate) fn prefetch_entry(&self, h: u64) {
+        let want = Self::tag(h) | OCC;
+        let a = h as usize & self.bucket_mask;
+        let Some(hdrs) = self.hdr.get(a) else { return };
+        if let Some(i) = hdrs
+            .iter()
+            .position(|hd| hd.load(Ordering::Relaxed) & !SEQ_MASK == want)
+        {
+            if let Some(w) = self.data.get(a * SLOTS_PER_BUCKET + i) {
+                prefetch(&w[0]);
+                prefetch(&w[WORDS - 1]);
+            }
+        }
     }
 
     #[inline(always)]

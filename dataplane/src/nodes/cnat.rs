@@ -7,19 +7,25 @@
 //! Their shared state is one [`Cnat`], a feature table: the control side takes the same `Arc`
 //! from `FeatureTables`. `feature_cnat_enable_disable` is [`feature_enable`].
 
-use crate::cnat::node::{in_err, input_packet, out_err, output_packet};
+use crate::buffer::{flags::CNAT_RETURN, Buf};
+use crate::cnat::node::{in_err, input_packet_hashed, key_hash, out_err, output_packet_hashed};
+use crate::cnat::session::stage;
 use crate::cnat::snat::SnatConfig;
 use crate::cnat::translation::TranslationTable;
 use crate::cnat::Cnat;
 use crate::feature::{Feature, FeatureTables};
 use crate::forwarding::{Forwarding, FwdError};
-use crate::graph::{GraphBuilder, Node, NodeInfo};
+use crate::graph::{GraphBuilder, Node, NodeInfo, MAX_VECTOR};
 use crate::nodes::family::set_icmp_error_from;
 use crate::nodes::ip4::{dst4, icmp};
 use crate::nodes::ip6::{dst6, icmp6};
 use crate::rcu::Snapshot;
 use crate::runtime::Ctx;
 use std::sync::Arc;
+
+/// How many packets ahead of its turn a packet's session entry is prefetched (its bucket was,
+/// for the whole vector, before the first packet's turn).
+const ENTRY_AHEAD: usize = 4;
 
 pub const INPUT_IP4: Feature = Feature::new("ip4-unicast", "cnat-input-ip4");
 pub const INPUT_IP6: Feature = Feature::new("ip6-unicast", "cnat-input-ip6");
@@ -116,9 +122,19 @@ impl Node for CnatInput {
         let arc = cx.arc();
         let now = cnat.secs(cx.now);
         let mut view = cx.bufs.view();
-        for (&bi, next) in bufs.iter().zip(nexts.iter_mut()) {
+        let mut hashes = [0u64; MAX_VECTOR];
+        for (h, &bi) in hashes.iter_mut().zip(bufs.iter()) {
+            let b = view.get(bi);
+            *h = key_hash(b.data(), ip6, stage::INPUT, b.meta.fib_index as u16);
+            cnat.sessions.prefetch_bucket(*h);
+        }
+        for (i, (&bi, next)) in bufs.iter().zip(nexts.iter_mut()).enumerate() {
+            if let Some(&h) = hashes.get(i + ENTRY_AHEAD) {
+                cnat.sessions.prefetch_entry(h);
+            }
+            let h = hashes.get(i).copied().unwrap_or(0);
             let mut b = view.get(bi);
-            *next = match input_packet(cnat, tr, ret_fib, &mut b, ip6, now) {
+            *next = match input_packet_hashed(cnat, tr, ret_fib, &mut b, ip6, now, h) {
                 Ok(c) => {
                     if let Some(c) = c {
                         errs.count(c, 1);
@@ -182,11 +198,26 @@ impl Node for CnatOutput {
         let now = cnat.secs(cx.now);
         let fwd = cx.tables.fwd.get();
         let mut view = cx.bufs.view();
-        for (&bi, next) in bufs.iter().zip(nexts.iter_mut()) {
+        // The packet starts at the L2 header the rewrite wrote: the adjacency says how long.
+        let l3_of = |b: &Buf<'_>| fwd.adj(b.meta.adj_index).rewrite_len as usize;
+        let mut hashes = [0u64; MAX_VECTOR];
+        for (h, &bi) in hashes.iter_mut().zip(bufs.iter()) {
+            let b = view.get(bi);
+            // Return traffic (un-NATed on input) looks nothing up here.
+            if b.meta.flags & CNAT_RETURN == 0 {
+                let d = b.data().get(l3_of(&b)..).unwrap_or(&[]);
+                *h = key_hash(d, ip6, stage::OUTPUT, b.meta.fib_index as u16);
+                cnat.sessions.prefetch_bucket(*h);
+            }
+        }
+        for (i, (&bi, next)) in bufs.iter().zip(nexts.iter_mut()).enumerate() {
+            if let Some(&h) = hashes.get(i + ENTRY_AHEAD) {
+                cnat.sessions.prefetch_entry(h);
+            }
+            let h = hashes.get(i).copied().unwrap_or(0);
             let mut b = view.get(bi);
-            // The packet starts at the L2 header the rewrite wrote: the adjacency says how long.
-            let l3 = fwd.adj(b.meta.adj_index).rewrite_len as usize;
-            *next = match output_packet(cnat, cfg, &mut b, l3, ip6, now) {
+            let l3 = l3_of(&b);
+            *next = match output_packet_hashed(cnat, cfg, &mut b, l3, ip6, now, h) {
                 Ok(c) => {
                     if let Some(c) = c {
                         errs.count(c, 1);
