@@ -194,6 +194,27 @@ fn is_full(r: Result<(), InsertError>) -> bool {
     matches!(r, Err(InsertError::Full | InsertError::NoSlot))
 }
 
+/// Cache `rk`, the reply of a flow just allowed, as allowed: it passes even where a verdict
+/// was cached for it before (a deny of an earlier packet that way). True when there was no
+/// room for it.
+fn allow_reply(npol: &Npol, rk: &FlowKey, allowed: &Session) -> bool {
+    match npol.flows.insert(rk, allowed) {
+        Err(InsertError::Exists) => {
+            if let Some(found) = npol.flows.lookup(rk) {
+                if found.session.flags == ALLOWED {
+                    // Kept in place: removing it would leave a gap in which another worker's
+                    // reply is judged alone (and its deny cached).
+                    npol.flows.touch(&found, allowed.last_seen, allowed.class);
+                    return false;
+                }
+            }
+            npol.flows.remove(rk);
+            is_full(npol.flows.insert(rk, allowed))
+        }
+        r => is_full(r),
+    }
+}
+
 fn reversed(k: &FlowKey) -> FlowKey {
     FlowKey {
         src: k.dst,
@@ -353,10 +374,7 @@ impl NpolNode {
                     },
                 ];
                 for rk in replies.iter().flatten() {
-                    if npol.flows.insert(rk, &entry(ALLOWED)) == Err(InsertError::Exists) {
-                        npol.flows.remove(rk);
-                        full |= is_full(npol.flows.insert(rk, &entry(ALLOWED)));
-                    }
+                    full |= allow_reply(npol, rk, &entry(ALLOWED));
                 }
             }
             Verdict::Deny => full |= is_full(npol.flows.insert(&k, &entry(DENIED))),
@@ -545,10 +563,7 @@ impl StageNode {
                 fib: sw as u16,
                 ..reversed(&k)
             };
-            if npol.flows.insert(&rk, &entry(ALLOWED)) == Err(InsertError::Exists) {
-                npol.flows.remove(&rk);
-                full |= is_full(npol.flows.insert(&rk, &entry(ALLOWED)));
-            }
+            full |= allow_reply(npol, &rk, &entry(ALLOWED));
         }
         let c = match v {
             _ if full => stage_error::CACHE_FULL,
@@ -620,5 +635,56 @@ impl Node for StageNode {
                 None => arc.next(b.meta.feature_mask),
             };
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reply_key(sport: u16) -> FlowKey {
+        FlowKey {
+            src: 0xffff_c612_0002,
+            dst: 0xffff_c613_0002,
+            sport,
+            dport: 41000,
+            proto: 6,
+            stage: stage_of(Direction::Rx),
+            fib: 1,
+            ..Default::default()
+        }
+    }
+
+    fn flags_of(n: &Npol, k: &FlowKey) -> Option<(u8, u32)> {
+        n.flows
+            .lookup(k)
+            .map(|x| (x.session.flags, x.session.last_seen))
+    }
+
+    #[test]
+    fn allow_reply_replaces_a_deny_and_refreshes_an_allow() {
+        let n = Npol::with_max_flows(16);
+        let k = reply_key(80);
+        assert!(!allow_reply(&n, &k, &cached_verdict(ALLOWED, 1, 5)));
+        assert_eq!(flags_of(&n, &k), Some((ALLOWED, 5)), "a new entry");
+        assert!(!allow_reply(&n, &k, &cached_verdict(ALLOWED, 1, 9)));
+        assert_eq!(flags_of(&n, &k), Some((ALLOWED, 9)), "kept, its time refreshed");
+        assert_eq!(n.flows.len(), 1);
+        let d = reply_key(81);
+        n.flows.insert(&d, &cached_verdict(DENIED, 1, 5)).unwrap();
+        assert!(!allow_reply(&n, &d, &cached_verdict(ALLOWED, 1, 7)));
+        assert_eq!(flags_of(&n, &d), Some((ALLOWED, 7)), "a cached deny replaced");
+        assert_eq!(n.flows.len(), 2);
+    }
+
+    #[test]
+    fn allow_reply_reports_a_full_table() {
+        let n = Npol::with_max_flows(1);
+        assert!(!allow_reply(&n, &reply_key(80), &cached_verdict(ALLOWED, 1, 5)));
+        assert!(
+            allow_reply(&n, &reply_key(81), &cached_verdict(ALLOWED, 1, 5)),
+            "no room: counted"
+        );
+        assert_eq!(flags_of(&n, &reply_key(81)), None);
     }
 }
