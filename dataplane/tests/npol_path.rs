@@ -2,8 +2,8 @@
 //! and a server behind pg1. Allowed flows pass and their replies come back (also through a
 //! second worker, the flow cache being shared); denied flows are dropped under "policy deny";
 //! unsolicited ingress meets the tx default; ICMP is matched on its real type; an update
-//! reaches new flows only; a service's replies, un-NATed by cnat, are replies too; IPv6 and
-//! a truncated packet.
+//! reaches new flows only; a service's replies, un-NATed by cnat, are replies too, also from
+//! a backend whose egress denies; IPv6 and a truncated packet.
 
 mod common;
 use common::*;
@@ -922,4 +922,131 @@ fn later_fragments_follow_their_first_fragments_prednat_verdict() {
         "both fragments of a pre-DNAT denied flow drop"
     );
     l.no_leaks();
+}
+
+/// The pod as a service's backend: its ingress (tx) allows TCP to 8080, its egress (rx)
+/// denies everything.
+fn police_backend(l: &Lab) {
+    let n = &l.npol;
+    let web = n
+        .rule_create(Rule {
+            action: Action::Allow,
+            filters: vec![proto(6)],
+            entries: vec![dport(8080, 8080)],
+        })
+        .unwrap();
+    let ingress = n
+        .policy_create(Policy {
+            inbound: vec![],
+            outbound: vec![web],
+        })
+        .unwrap();
+    n.configure(
+        l.if0,
+        IfConfig {
+            rx_policies: vec![],
+            tx_policies: vec![ingress],
+            ..deny_by_default(0)
+        },
+    )
+    .unwrap();
+}
+
+/// A TCP frame of either family (`src`, `dst`: 4 or 16 bytes).
+fn tcp(src: &[u8], dst: &[u8], sp: u16, dp: u16, from: [u8; 6], to: [u8; 6]) -> Vec<u8> {
+    match (src.try_into(), dst.try_into()) {
+        (Ok(s), Ok(d)) => tcp4(s, d, sp, dp, from, to),
+        _ => tcp6(
+            src.try_into().unwrap(),
+            dst.try_into().unwrap(),
+            sp,
+            dp,
+            from,
+            to,
+        ),
+    }
+}
+
+/// The source address and port of a captured frame.
+fn source_of(frame: &[u8]) -> (Vec<u8>, u16) {
+    let p = etherparse::SlicedPacket::from_ethernet(frame).unwrap();
+    let src = match p.net.unwrap() {
+        etherparse::NetSlice::Ipv4(h) => h.header().source().to_vec(),
+        etherparse::NetSlice::Ipv6(h) => h.header().source().to_vec(),
+    };
+    let Some(etherparse::TransportSlice::Tcp(t)) = p.transport else {
+        panic!("not TCP")
+    };
+    (src, t.source_port())
+}
+
+/// A client reaches the pod through a VIP; the pod's egress denies everything, yet its reply
+/// (which cnat un-NATs to come from the VIP before npol-rx sees it) is a reply and reaches
+/// the client from VIP:80. A packet from the pod that is no reply still meets the deny.
+#[test]
+fn a_backend_whose_egress_denies_answers_through_its_vip() {
+    const VIP: [u8; 4] = [198, 19, 255, 1];
+    /// fd00:0:0:19::ff, a service address.
+    const VIP6: [u8; 16] = [0xfd, 0, 0, 0, 0, 0, 0, 0x19, 0, 0, 0, 0, 0, 0, 0, 0xff];
+    for (ip6, vip, pod, srv) in [
+        (false, &VIP[..], &POD[..], &SRV[..]),
+        (true, &VIP6[..], &POD6[..], &SRV6[..]),
+    ] {
+        let be = |a: &[u8]| match a.try_into() {
+            Ok(a4) => v4(a4),
+            Err(_) => u128::from_be_bytes(a.try_into().unwrap()),
+        };
+        let (rx, tx) = if ip6 {
+            ("npol-rx-ip6", "npol-tx-ip6")
+        } else {
+            ("npol-rx-ip4", "npol-tx-ip4")
+        };
+        let mut l = lab();
+        l.service(be(vip), be(pod), ip6);
+        police_backend(&l);
+        let (if0, if1) = (l.if0, l.if1);
+        // Before the client comes: the pod sends what will be the reply's un-NATed form. No
+        // reply yet, so denied, and the deny cached.
+        l.send(if0, &tcp(vip, srv, 80, 41000, POD_MAC, MAC0));
+        assert_eq!(Lab::count(&l.out1), 0);
+        assert_eq!(l.counter(rx, error::NEW_DENIED), 1);
+        l.send(if1, &tcp(srv, vip, 41000, 80, SRV_MAC, MAC1));
+        assert_eq!(
+            Lab::count(&l.out0),
+            1,
+            "DNATed to the backend, ingress allowed"
+        );
+        assert_eq!(l.counter(tx, error::NEW_ALLOWED), 1);
+        for _ in 0..2 {
+            l.send(if0, &tcp(pod, srv, 8080, 41000, POD_MAC, MAC0));
+        }
+        let out = take(&l.out1);
+        assert_eq!(out.len(), 2, "ip6 {ip6}: the reply passes the egress deny");
+        for f in &out {
+            assert_eq!(source_of(f), (vip.to_vec(), 80), "un-NATed to the VIP");
+        }
+        assert_eq!(
+            l.counter(rx, error::DENIED),
+            1,
+            "the cached deny was replaced"
+        );
+        assert_eq!(
+            l.counter(rx, error::NEW_ALLOWED),
+            0,
+            "a reply, not a new flow"
+        );
+        // Not a reply: another client port, another pod port, the VIP's reply form to
+        // another client port. Each meets the egress deny.
+        l.send(if0, &tcp(pod, srv, 8080, 41001, POD_MAC, MAC0));
+        l.send(if0, &tcp(pod, srv, 8081, 41000, POD_MAC, MAC0));
+        l.send(if0, &tcp(vip, srv, 80, 41001, POD_MAC, MAC0));
+        assert_eq!(
+            Lab::count(&l.out1),
+            0,
+            "ip6 {ip6}: unsolicited egress dropped"
+        );
+        assert_eq!(l.counter(rx, error::NEW_DENIED), 4);
+        assert_eq!(l.counter(rx, error::DENIED), 4);
+        l.no_leaks();
+    }
 }

@@ -6,7 +6,10 @@
 //! Stateful, as npol: the policies run on a flow's first packet only. Its verdict is cached in
 //! [`Npol::flows`] under (5-tuple, interface, direction); an allowed flow also caches its
 //! reply (reversed 5-tuple, same interface, the other direction) as allowed, so return traffic
-//! passes whatever the other direction's policies say. A deny is cached as a drop. Later
+//! passes whatever the other direction's policies say. For a flow cnat DNATed, the reply is
+//! cached in the form cnat-input un-NATs it to (from the VIP) as well: cnat-input runs before
+//! npol-rx, and a reply leaving through npol-tx was un-NATed on its way in. (VPP's npol runs
+//! as a cnat hook and marks its verdict on the cnat flow, which both directions share.) A deny is cached as a drop. Later
 //! fragments (no ports) follow their first fragment's verdict. An ICMP
 //! error passes when the packet it quotes belongs to an allowed flow in the other direction.
 //! A full cache is not a drop: the packet is evaluated alone, and counted.
@@ -32,6 +35,7 @@ use crate::npol::{
 };
 use crate::rcu::Snapshot;
 use crate::runtime::Ctx;
+use crate::tables::IfTable;
 use crate::wire::{IcmpHdr, IP_PROTO_TCP};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
@@ -279,8 +283,12 @@ impl NpolNode {
         }
     }
 
-    /// The reply of a flow cnat DNATed before us, as it will reach this interface's tx (from
-    /// the VIP): cnat's return entry is keyed by the reversed packet and holds that form.
+    /// The reply of a flow cnat DNATed before us, as npol will see it once cnat-input has
+    /// un-NATed it (from the VIP): cnat's return entry is keyed by the reversed packet and
+    /// holds that form. `fib` is the FIB the reply will be looked up in, tried first as
+    /// cnat-input does, then the return FIB. Rx: the reply leaves through this interface's tx
+    /// (npol-tx runs before cnat-output, but cnat-input un-NATed it on its way in). Tx: it
+    /// arrives on this interface, and cnat-input runs before npol-rx.
     fn unnated_reply(&self, k: &FlowKey, fib: u16) -> Option<FlowKey> {
         let mut ck = FlowKey {
             stage: stage::INPUT,
@@ -298,7 +306,7 @@ impl NpolNode {
             dst: rw.dst,
             sport: rw.sport,
             dport: rw.dport,
-            stage: stage_of(Direction::Tx),
+            stage: stage_of(other(self.dir)),
             ..*k
         })
     }
@@ -314,7 +322,14 @@ impl NpolNode {
 
     /// One packet's verdict, and a counter to bump (not a drop) if any.
     #[inline]
-    fn decide(&self, b: &Buf<'_>, l3: usize, sw: u32, now: u32) -> Result<Option<u16>, u16> {
+    fn decide(
+        &self,
+        b: &Buf<'_>,
+        l3: usize,
+        sw: u32,
+        now: u32,
+        ifs: &IfTable,
+    ) -> Result<Option<u16>, u16> {
         let (npol, t, dir, ip6) = (&*self.npol, self.tables.get(), self.dir, self.ip6);
         let d = b.data().get(l3..).ok_or(error::TRUNCATED)?;
         let f = if ip6 { nat::flow6(d) } else { nat::flow4(d) }.map_err(|_| error::TRUNCATED)?;
@@ -364,17 +379,19 @@ impl NpolNode {
         match v {
             Verdict::Allow => {
                 full |= is_full(npol.flows.insert(&k, &entry(ALLOWED)));
-                // The reply passes even where a deny was cached for it before.
-                let replies = [
-                    Some(reversed(&k)),
-                    if dir == Direction::Rx {
-                        self.unnated_reply(&k, b.meta.fib_index as u16)
-                    } else {
-                        None
-                    },
-                ];
-                for rk in replies.iter().flatten() {
-                    full |= allow_reply(npol, rk, &entry(ALLOWED));
+                // The reply in each form it can reach npol in: as sent (no cnat on its way,
+                // or no return session), and un-NATed by cnat-input when the flow was
+                // DNATed. cnat looks the reply up in the FIB it arrives in: for Rx not known
+                // yet (the backend's interface), this packet's; for Tx this interface's.
+                let reply_fib = match (dir, ip6) {
+                    (Direction::Rx, _) => b.meta.fib_index,
+                    (Direction::Tx, false) => ifs.fast(sw).ip4_fib,
+                    (Direction::Tx, true) => ifs.fast(sw).ip6_fib,
+                };
+                let rk = reversed(&k);
+                full |= allow_reply(npol, &rk, &entry(ALLOWED));
+                if let Some(uk) = self.unnated_reply(&k, reply_fib as u16).filter(|u| *u != rk) {
+                    full |= allow_reply(npol, &uk, &entry(ALLOWED));
                 }
             }
             Verdict::Deny => full |= is_full(npol.flows.insert(&k, &entry(DENIED))),
@@ -401,7 +418,7 @@ impl Node for NpolNode {
         let errs = cx.errs();
         let arc = cx.arc();
         let now = npol.secs(cx.now);
-        let fwd = cx.tables.fwd.get();
+        let (fwd, ifs) = (cx.tables.fwd.get(), cx.tables.ifs.get());
         let mut view = cx.bufs.view();
         for (&bi, next_out) in bufs.iter().zip(nexts.iter_mut()) {
             let b = view.get(bi);
@@ -413,7 +430,7 @@ impl Node for NpolNode {
                     fwd.adj(b.meta.adj_index).rewrite_len as usize,
                 ),
             };
-            *next_out = match self.decide(&b, l3, sw, now) {
+            *next_out = match self.decide(&b, l3, sw, now, ifs) {
                 Ok(c) => {
                     if let Some(c) = c {
                         errs.count(c, 1);
