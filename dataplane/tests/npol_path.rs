@@ -386,7 +386,16 @@ fn replies_through_a_service_vip_are_replies() {
     });
     // The pod opens VIP:80; policy sees the backend (port 80 allowed).
     l.send(if0, &tcp4(POD, VIP, 41000, 80, POD_MAC, MAC0));
-    assert_eq!(Lab::count(&l.out1), 1, "DNATed to the backend and allowed");
+    let sent = take(&l.out1);
+    assert_eq!(sent.len(), 1, "DNATed to the backend and allowed");
+    // An ICMP error from the backend, which cnat translates back to quote the packet the pod
+    // sent to the VIP: an error about an allowed flow.
+    l.send(if1, &port_unreachable(&sent[0]));
+    assert_eq!(
+        Lab::count(&l.out0),
+        1,
+        "the translated error reaches the pod"
+    );
     // The backend answers; cnat un-NATs it to come from the VIP before the pod's tx, whose
     // default denies: it passes as the reply it is.
     l.send(if1, &tcp4(SRV, POD, 80, 41000, SRV_MAC, MAC1));
@@ -1047,6 +1056,75 @@ fn a_backend_whose_egress_denies_answers_through_its_vip() {
         );
         assert_eq!(l.counter(rx, error::NEW_DENIED), 4);
         assert_eq!(l.counter(rx, error::DENIED), 4);
+        l.no_leaks();
+    }
+}
+
+/// A port unreachable from `src` to `dst` quoting `quoted` (an IP packet), of its family.
+fn unreachable(src: &[u8], dst: &[u8], quoted: &[u8], from: [u8; 6], to: [u8; 6]) -> Vec<u8> {
+    let mut v = Vec::new();
+    let b = PacketBuilder::ethernet2(from, to);
+    match (src.try_into(), dst.try_into()) {
+        (Ok(s), Ok(d)) => b
+            .ipv4(s, d, 64)
+            .icmpv4(etherparse::Icmpv4Type::DestinationUnreachable(
+                etherparse::icmpv4::DestUnreachableHeader::Port,
+            ))
+            .write(&mut v, quoted),
+        _ => b
+            .ipv6(src.try_into().unwrap(), dst.try_into().unwrap(), 64)
+            .icmpv6(etherparse::Icmpv6Type::DestinationUnreachable(
+                etherparse::icmpv6::DestUnreachableCode::Port,
+            ))
+            .write(&mut v, quoted),
+    }
+    .unwrap();
+    v
+}
+
+/// The backend of the test above answers the client's packet with an ICMP error: cnat
+/// translates it back (from the VIP, quoting the packet the client sent to the VIP) before
+/// npol-rx, and it passes the egress deny as an error about an allowed flow. An error
+/// quoting another flow still meets the deny.
+#[test]
+fn an_icmp_error_from_a_backend_about_its_vip_flow_passes() {
+    const VIP: [u8; 4] = [198, 19, 255, 1];
+    const VIP6: [u8; 16] = [0xfd, 0, 0, 0, 0, 0, 0, 0x19, 0, 0, 0, 0, 0, 0, 0, 0xff];
+    for (ip6, vip, pod, srv) in [
+        (false, &VIP[..], &POD[..], &SRV[..]),
+        (true, &VIP6[..], &POD6[..], &SRV6[..]),
+    ] {
+        let be = |a: &[u8]| match a.try_into() {
+            Ok(a4) => v4(a4),
+            Err(_) => u128::from_be_bytes(a.try_into().unwrap()),
+        };
+        let rx = if ip6 { "npol-rx-ip6" } else { "npol-rx-ip4" };
+        let mut l = lab();
+        l.service(be(vip), be(pod), ip6);
+        police_backend(&l);
+        let (if0, if1) = (l.if0, l.if1);
+        l.send(if1, &tcp(srv, vip, 41000, 80, SRV_MAC, MAC1));
+        let got = take(&l.out0);
+        assert_eq!(got.len(), 1, "DNATed to the backend");
+        l.send(if0, &unreachable(pod, srv, &got[0][14..], POD_MAC, MAC0));
+        let out = take(&l.out1);
+        assert_eq!(out.len(), 1, "ip6 {ip6}: the error reaches the client");
+        let p = etherparse::SlicedPacket::from_ethernet(&out[0]).unwrap();
+        let outer_src = match p.net.unwrap() {
+            etherparse::NetSlice::Ipv4(h) => h.header().source().to_vec(),
+            etherparse::NetSlice::Ipv6(h) => h.header().source().to_vec(),
+        };
+        assert_eq!(outer_src, vip.to_vec(), "translated back by cnat");
+        assert_eq!(l.counter(rx, error::DENIED), 0);
+        // Quoting a flow the client never opened: judged as the pod's egress, denied.
+        let other = tcp(srv, pod, 41009, 8080, SRV_MAC, MAC0);
+        l.send(if0, &unreachable(pod, srv, &other[14..], POD_MAC, MAC0));
+        assert_eq!(
+            Lab::count(&l.out1),
+            0,
+            "ip6 {ip6}: an error about another flow"
+        );
+        assert_eq!(l.counter(rx, error::DENIED), 1);
         l.no_leaks();
     }
 }

@@ -11,7 +11,10 @@
 //! npol-rx, and a reply leaving through npol-tx was un-NATed on its way in. (VPP's npol runs
 //! as a cnat hook and marks its verdict on the cnat flow, which both directions share.) A deny is cached as a drop. Later
 //! fragments (no ports) follow their first fragment's verdict. An ICMP
-//! error passes when the packet it quotes belongs to an allowed flow in the other direction.
+//! error passes when the packet it quotes belongs to an allowed flow: cached as allowed in
+//! the other direction, or its reverse cached as allowed in this one (an error cnat
+//! translated back quotes a DNATed flow as its client sent it, to the VIP, a form cached
+//! only as the reply from the VIP).
 //! A full cache is not a drop: the packet is evaluated alone, and counted.
 //!
 //! `npol_configure_policies` enables the four features on the interface ([`feature_enable`]);
@@ -349,9 +352,14 @@ impl NpolNode {
         }
         if f.l4 == L4::IcmpError {
             if let Ok(q) = nat::quoted_flow(d, &f) {
-                // The quoted packet went the other way through this interface.
+                // The quoted packet went the other way through this interface. cnat-input
+                // may have translated the error back, to quote a DNATed flow as its client
+                // sent it (to the VIP): that form was never cached, but its reply was, in
+                // this direction.
                 let qk = key(&q, sw, other(dir));
-                if npol.flows.lookup(&qk).is_some_and(|x| x.session.flags == ALLOWED) {
+                let allowed =
+                    |k: &FlowKey| npol.flows.lookup(k).is_some_and(|x| x.session.flags == ALLOWED);
+                if allowed(&qk) || allowed(&reversed(&qk)) {
                     return Ok(None);
                 }
             }
