@@ -10,7 +10,9 @@ use rvpp_drivers::netns::TestNetns;
 
 /// Untracked allow over a normal deny (and no session for its reply), untracked deny,
 /// pre-DNAT allow on a service VIP's port with its reply, and a pre-DNAT rule on the
-/// backend's port that does not match before DNAT; IPv4 and IPv6.
+/// backend's port that does not match before DNAT; then a backend pod whose egress denies
+/// all: its reply and its ICMP error through the VIP go out, an unsolicited packet is a deny;
+/// IPv4 and IPv6.
 #[test]
 fn host_endpoint_untracked_and_prednat_with_scapy() {
     if !skip::need_root("for namespaces and tun pods") {

@@ -3,7 +3,9 @@
 as a daemon configured through vpp_papi, scapy sending and checking packets in namespaces
 attached by tun pods (run by control/tests/npol_scapy.rs). The outside host X sits behind the
 uplink (a tun in table 0, `invert_rx_tx=1`), the pod B behind a pod tun; a service VIP:80
-has B:8080 as its backend. Reuses scapy_cnat.py's pods and calico-style bring-up.
+has B:8080 as its backend. Then B's own policies: ingress to 8080 only, no egress, and its
+reply and ICMP errors through the VIP still go out. Reuses scapy_cnat.py's pods and
+calico-style bring-up.
 
 usage: scapy_npol_host.py <apidir> <api socket> <backend ns> <outside ns>
 Exits 77 when vpp_papi or scapy is not importable; raises on the first failed check.
@@ -12,7 +14,8 @@ import sys
 
 from checks import check, ok
 from scapy_cnat import (Pod, node_bringup, pod_bringup, outside_bringup, translation, flow,
-                        is_flow, reply_of, err_count, B1_4, B1_6, X4, X6, VIP4, VIP6)
+                        is_flow, reply_of, err_count, B1_4, B1_6, X4, X6, VIP4, VIP6, IP, IPv6,
+                        ICMP, ICMPv6DestUnreach)
 from vpp_papi.vpp_papi import VPPApiClient
 
 APIDIR, SOCK, B_NS, X_NS = sys.argv[1:5]
@@ -76,6 +79,52 @@ def scenario(vpp, b, x, v6, pol):
     b.nothing(is_flow(dport=8080), "%s pre-DNAT rule on the backend's port, to the VIP" % fam)
 
 
+def pod_ingress_only(vpp, sw, tx):
+    """A pod: its ingress (tx) walks `tx`, its egress (rx) nothing; every default denies."""
+    ok(vpp.api.npol_configure_policies(sw_if_index=sw, num_rx_policies=0, num_tx_policies=len(tx),
+                                       total_ids=len(tx), invert_rx_tx=0, policy_default_rx=D_DENY,
+                                       policy_default_tx=D_DENY, profile_default_rx=D_DENY,
+                                       profile_default_tx=D_DENY, policy_ids=list(tx)),
+       "npol_configure_policies on the pod %r" % list(tx))
+
+
+def scenario_backend_egress_deny(vpp, b, x, v6, pol):
+    """B, the VIP's backend, may receive TCP to 8080 and send nothing: its reply to a client
+    that came through the VIP (un-NATed by cnat before B's egress policy sees it) still goes
+    out, from the VIP, and so does an ICMP error about such a flow; anything else from B is
+    dropped as a deny."""
+    bip, xip, vip = (B1_6, X6, VIP6) if v6 else (B1_4, X4, VIP4)
+    fam = "ip6" if v6 else "ip4"
+    b.drain()
+    x.drain()
+    x.send(flow(xip, vip, "tcp", 40090, 80))
+    got = b.expect(is_flow(src=xip, dst=bip, dport=8080), "%s VIP:80 reaches the backend" % fam)
+    n0 = err_count(vpp, "npol-rx-" + fam, "policy deny")
+    b.send(reply_of(got))
+    x.expect(is_flow(src=vip, dst=xip, sport=80, dport=40090),
+             "%s the backend's reply from the VIP through its egress deny" % fam)
+    check(err_count(vpp, "npol-rx-" + fam, "policy deny") == n0, "%s the reply not denied" % fam)
+    # B answers the next connection with a port unreachable: cnat translates it back, from
+    # the VIP and quoting what X sent to the VIP, and it is an error about an allowed flow.
+    x.send(flow(xip, vip, "tcp", 40092, 80))
+    got = b.expect(is_flow(src=xip, dst=bip, dport=8080), "%s a second connection" % fam)
+    if v6:
+        b.send(IPv6(src=bip, dst=xip, hlim=64) / ICMPv6DestUnreach(code=4) / bytes(got))
+    else:
+        b.send(IP(src=bip, dst=xip, ttl=64) / ICMP(type=3, code=3) / bytes(got))
+
+    def is_err(q):
+        return ICMPv6DestUnreach in q if v6 else (ICMP in q and q[ICMP].type == 3)
+    r = x.expect(is_err, "%s the backend's port unreachable through its egress deny" % fam)
+    check(r.src == vip, "%s the error comes from the VIP (%s)" % (fam, r.src))
+    check(err_count(vpp, "npol-rx-" + fam, "policy deny") == n0, "%s the error not denied" % fam)
+    b.send(flow(bip, xip, "tcp", 8080, 40091))
+    x.nothing(is_flow(src=bip), "%s unsolicited from the backend" % fam)
+    x.nothing(is_flow(src=vip), "%s nor un-NATed" % fam)
+    check(err_count(vpp, "npol-rx-" + fam, "policy deny") == n0 + 1,
+          "%s the unsolicited packet counted as a deny" % fam)
+
+
 def main():
     vpp = VPPApiClient(apidir=APIDIR, server_address=SOCK, read_timeout=10)
     vpp.connect("calico-agent")
@@ -96,6 +145,22 @@ def main():
             print(vpp.api.cli_inband(cmd="show npol interfaces").reply)
             raise
     out = vpp.api.cli_inband(cmd="show npol interfaces").reply
+    sections = out
+    # The uplink allows everything from here; B polices its own ingress and egress.
+    ok(vpp.api.npol_configure_policies(sw_if_index=x.sw, num_rx_policies=0, num_tx_policies=0,
+                                       total_ids=0, invert_rx_tx=1, policy_default_rx=ALLOW,
+                                       policy_default_tx=ALLOW, profile_default_rx=ALLOW,
+                                       profile_default_tx=ALLOW, policy_ids=[]),
+       "npol_configure_policies: the uplink allows all")
+    pod_ingress_only(vpp, b.sw, [pol["backend"]])
+    for v6 in (False, True):
+        try:
+            scenario_backend_egress_deny(vpp, b, x, v6, pol)
+        except Exception:
+            print(vpp.api.cli_inband(cmd="show errors").reply)
+            print(vpp.api.cli_inband(cmd="show npol interfaces").reply)
+            raise
+    out = sections
     check("tx untracked [%d,%d] pre-dnat [%d] normal []" % (pol["ssh"], pol["telnet"], pol["backend"]) in out,
           "show npol interfaces shows the sections: %s" % out)
     vpp.disconnect()
