@@ -36,11 +36,6 @@ fn error_count(errors: &str, reason: &str) -> u64 {
         .sum()
 }
 
-fn mac(ns: &Netns, dev: &str) -> String {
-    let o = ns.exec(&["cat", &format!("/sys/class/net/{dev}/address")]);
-    String::from_utf8_lossy(&o.stdout).trim().to_string()
-}
-
 #[test]
 fn rvpp_and_linux_srv6_both_ways() {
     if !skip::need_root("for taps, seg6 routes and a VRF in namespaces of the test's own") {
@@ -53,33 +48,7 @@ fn rvpp_and_linux_srv6_both_ways() {
     let pod = Netns::new("sr6p");
     let remote = Netns::new("sr6r");
     let r = Rvpp::start("srv6-linux", "buffers { buffers-per-numa 8192 }");
-    let t0 = r.ctl(&format!(
-        "create tap host-ns {} host-if-name up0",
-        linux.name()
-    ));
-    assert_eq!(t0.trim(), "tap0", "{t0}");
-    let t1 = r.ctl(&format!(
-        "create tap host-ns {} host-if-name eth0",
-        pod.name()
-    ));
-    assert_eq!(t1.trim(), "tap1", "{t1}");
-    for c in [
-        "set interface ip address tap0 fd00::1/64",
-        "set interface ip address tap1 198.19.0.1/24",
-        "set interface ip address tap1 fd01::1/64",
-        "set interface state tap0 up",
-        "set interface state tap1 up",
-    ] {
-        ok(r.ctl(c));
-    }
-
-    // The pod.
-    pod.ip("addr add 198.19.0.2/24 dev eth0");
-    pod.ip("addr add fd01::2/64 dev eth0 nodad");
-    pod.ip("link set eth0 mtu 1400");
-    pod.ip("link set eth0 up");
-    pod.ip("route add default via 198.19.0.1");
-    pod.ip("-6 route add default via fd01::1");
+    common::srv6_node(&r, linux.name(), pod.name());
 
     // The Linux node: uplink, a veth to the remote pod, its localsids, and
     // the way back to rvpp's pods through rvpp's localsids.
@@ -117,34 +86,6 @@ fn rvpp_and_linux_srv6_both_ways() {
     linux.ip("-6 route add fd00:2::d6/128 encap seg6local action End.DT6 table 254 dev up0");
     linux.ip("route add 198.19.0.0/24 encap seg6 mode encap segs fd00:1::d4 dev up0");
     linux.ip("-6 route add fd01::/64 encap seg6 mode encap segs fd00:1::d6 dev up0");
-
-    // rvpp: neighbours, the route to Linux's locator, localsids, policies, steering.
-    let up0 = mac(&linux, "up0");
-    let eth0 = mac(&pod, "eth0");
-    for c in [
-        format!("set ip neighbor tap0 fd00::2 {up0}"),
-        format!("set ip neighbor tap1 198.19.0.2 {eth0}"),
-        format!("set ip neighbor tap1 fd01::2 {eth0}"),
-        "ip route add fd00:2::/48 via fd00::2 tap0".into(),
-        "set sr encaps source addr fd00::1".into(),
-        "sr localsid address fd00:1::d4 behavior end.dt4 0".into(),
-        "sr localsid address fd00:1::d6 behavior end.dt6 0".into(),
-        "sr policy add bsid fd00:1::b4 next fd00:2::e next fd00:2::d4 encap".into(),
-        "sr policy add bsid fd00:1::b6 next fd00:2::e next fd00:2::d6 encap".into(),
-        "sr steer l3 198.19.9.0/24 via bsid fd00:1::b4".into(),
-        "sr steer l3 fd09::/64 via bsid fd00:1::b6".into(),
-    ] {
-        ok(r.ctl(&c));
-    }
-    assert!(r
-        .ctl("show sr localsids")
-        .contains("DT4 (Endpoint with decapsulation"));
-    assert!(r
-        .ctl("show sr policies")
-        .contains("< fd00:2::e, fd00:2::d4 > weight: 1"));
-    assert!(r
-        .ctl("show sr steering-policies")
-        .contains("L3 198.19.9.0/24\tfd00:1::b4"));
 
     // Buffers in use with both taps idle: the traffic below must give back what it took
     // (each tap rx queue's refill stash moves with its traffic: 96 buffers of slack, as

@@ -30,7 +30,7 @@ from checks import check, ok
 try:
     from vpp_papi.vpp_papi import VPPApiClient
     from scapy.all import (IP, TCP, UDP, ICMP, IPv6, Raw, ICMPv6DestUnreach, ICMPv6TimeExceeded,
-                           IPv6ExtHdrFragment, fragment, fragment6)
+                           IPv6ExtHdrFragment, Ether, fragment, fragment6)
 except ImportError as e:  # pragma: no cover
     print("vpp_papi or scapy not importable: %s" % e)
     sys.exit(77)
@@ -66,10 +66,13 @@ def sh(*args):
 
 
 class Pod:
-    """One namespace's eth0, seen through an AF_PACKET socket opened inside it."""
+    """One namespace's eth0 (or `ifname`), seen through an AF_PACKET socket opened inside it.
+    On a tun it carries bare IP; on a tap set `l2` to (our MAC, rvpp's MAC): frames are sent
+    with that Ethernet header and received ones stripped of theirs."""
 
-    def __init__(self, name, ns, ip4, ip6):
+    def __init__(self, name, ns, ip4, ip6, ifname="eth0", l2=None):
         self.name, self.ns, self.ip4, self.ip6 = name, ns, ip4, ip6
+        self.ifname, self.l2 = ifname, l2
         self.path = "/var/run/netns/" + ns
         self.sock = None
         self.sw = None
@@ -81,7 +84,7 @@ class Pod:
             if libc.setns(fd, CLONE_NEWNET) != 0:
                 raise OSError(ctypes.get_errno(), "setns " + self.path)
             s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
-            s.bind(("eth0", 0))
+            s.bind((self.ifname, 0))
             s.setblocking(False)
             self.sock = s
         finally:
@@ -99,7 +102,10 @@ class Pod:
 
     def send(self, pkt):
         data = bytes(pkt)
-        self.sock.sendto(data, ("eth0", ETH_P_IPV6 if data[0] >> 4 == 6 else ETH_P_IP))
+        proto = ETH_P_IPV6 if data[0] >> 4 == 6 else ETH_P_IP
+        if self.l2:
+            data = bytes(Ether(src=self.l2[0], dst=self.l2[1], type=proto)) + data
+        self.sock.sendto(data, (self.ifname, proto))
 
     def recv_all(self, match, timeout, want=None):
         """Packets `match` accepts within `timeout` s (stops early once `want` arrived)."""
@@ -114,6 +120,10 @@ class Pod:
                 continue
             if addr[2] == PACKET_OUTGOING or not data:
                 continue
+            if self.l2:
+                if data[12:14] not in (b"\x08\x00", b"\x86\xdd"):
+                    continue
+                data = data[14:]
             p = parse(data)
             if p is not None and match(p):
                 got.append(p)

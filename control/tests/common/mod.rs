@@ -429,3 +429,90 @@ pub fn in_process_dataplane() -> std::sync::Arc<rvpp_control::daemon::Dataplane>
     })
     .unwrap()
 }
+
+/// `ip -n <ns> <args>`, which must succeed (for namespaces a test owns under another type).
+pub fn ns_ip(ns: &str, args: &str) {
+    let mut full = vec!["-n", ns];
+    full.extend(args.split_whitespace());
+    let out = Command::new("ip").args(&full).output().unwrap();
+    assert!(
+        out.status.success(),
+        "ip {}: {}",
+        full.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The MAC address of `dev` in namespace `ns`.
+pub fn ns_mac(ns: &str, dev: &str) -> String {
+    let out = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            ns,
+            "cat",
+            &format!("/sys/class/net/{dev}/address"),
+        ])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// rvpp's side of the SRv6 tests (srv6_linux, srv6_scapy), whose peer plays the other node
+/// on the uplink: tap0 is `up0` in `uplink_ns` (fd00::/64: rvpp ::1, the peer ::2, up0's MAC
+/// its neighbour; the peer's locator fd00:2::/48 via it), tap1 `eth0` in `pod_ns` (the pod
+/// 198.19.0.2/24 and fd01::2/64, MTU 1400, default routes to rvpp's .1 / ::1). rvpp's localsids:
+/// End.DT4 fd00:1::d4, End.DT6 fd00:1::d6; 198.19.9.0/24 and fd09::/64 are steered into the
+/// two-SID policies < fd00:2::e, fd00:2::d4 > and < fd00:2::e, fd00:2::d6 >, encapsulated from
+/// fd00::1. The peer brings up0 up and configures its own side.
+pub fn srv6_node(r: &Rvpp, uplink_ns: &str, pod_ns: &str) {
+    let t0 = r.ctl(&format!("create tap host-ns {uplink_ns} host-if-name up0"));
+    assert_eq!(t0.trim(), "tap0", "{t0}");
+    let t1 = r.ctl(&format!("create tap host-ns {pod_ns} host-if-name eth0"));
+    assert_eq!(t1.trim(), "tap1", "{t1}");
+    for c in [
+        "set interface ip address tap0 fd00::1/64",
+        "set interface ip address tap1 198.19.0.1/24",
+        "set interface ip address tap1 fd01::1/64",
+        "set interface state tap0 up",
+        "set interface state tap1 up",
+    ] {
+        quiet(r.ctl(c));
+    }
+    for c in [
+        "addr add 198.19.0.2/24 dev eth0",
+        "addr add fd01::2/64 dev eth0 nodad",
+        "link set eth0 mtu 1400",
+        "link set eth0 up",
+        "route add default via 198.19.0.1",
+        "-6 route add default via fd01::1",
+    ] {
+        ns_ip(pod_ns, c);
+    }
+    let up0 = ns_mac(uplink_ns, "up0");
+    let eth0 = ns_mac(pod_ns, "eth0");
+    for c in [
+        format!("set ip neighbor tap0 fd00::2 {up0}"),
+        format!("set ip neighbor tap1 198.19.0.2 {eth0}"),
+        format!("set ip neighbor tap1 fd01::2 {eth0}"),
+        "ip route add fd00:2::/48 via fd00::2 tap0".into(),
+        "set sr encaps source addr fd00::1".into(),
+        "sr localsid address fd00:1::d4 behavior end.dt4 0".into(),
+        "sr localsid address fd00:1::d6 behavior end.dt6 0".into(),
+        "sr policy add bsid fd00:1::b4 next fd00:2::e next fd00:2::d4 encap".into(),
+        "sr policy add bsid fd00:1::b6 next fd00:2::e next fd00:2::d6 encap".into(),
+        "sr steer l3 198.19.9.0/24 via bsid fd00:1::b4".into(),
+        "sr steer l3 fd09::/64 via bsid fd00:1::b6".into(),
+    ] {
+        quiet(r.ctl(&c));
+    }
+    assert!(r
+        .ctl("show sr localsids")
+        .contains("DT4 (Endpoint with decapsulation"));
+    assert!(r
+        .ctl("show sr policies")
+        .contains("< fd00:2::e, fd00:2::d4 > weight: 1"));
+    assert!(r
+        .ctl("show sr steering-policies")
+        .contains("L3 198.19.9.0/24\tfd00:1::b4"));
+}
