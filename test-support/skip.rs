@@ -4,6 +4,10 @@
 //! capture, and the same line appended to the skip log (`$RVPP_SKIP_LOG`, default
 //! /tmp/rvpp-skips.log), which scripts/test.sh prints at the end.
 //!
+//! One exception, [`kernel_lacks`]: the running kernel was built without a feature the test
+//! needs (no install can add it) and another test covers what it checks. That skip is logged
+//! the same way and does not fail CI; the caller names the covering test.
+//!
 //! One file for every crate's tests: `#[path = "../../test-support/skip.rs"] mod skip;`.
 #![allow(dead_code)]
 
@@ -13,16 +17,39 @@ use std::path::PathBuf;
 /// Give up on the running test, or a part of it, because `reason`: panics under CI, else
 /// reports and logs the skip. The caller then returns or leaves that part out.
 pub fn skip(reason: &str) {
-    // libtest names each test's thread after the test.
-    let thread = std::thread::current();
-    let test = format!(
-        "{}::{}",
-        env!("CARGO_CRATE_NAME"),
-        thread.name().unwrap_or("?")
-    );
+    let test = test_name();
     if std::env::var_os("CI").is_some_and(|v| !v.is_empty()) {
         panic!("{test}: prerequisite missing under CI: {reason}");
     }
+    log_skip(&test, reason);
+}
+
+/// Give up on the running test because the kernel was built without `feature` (no install adds
+/// it) and `covered_by`, another test the caller names, checks the same code without it.
+/// Logged as [`skip`] logs, but never a failure, also under CI. The caller then returns.
+pub fn kernel_lacks(feature: &str, covered_by: &str) {
+    assert!(
+        !covered_by.trim().is_empty(),
+        "kernel_lacks needs the test that covers the skipped one"
+    );
+    log_skip(
+        &test_name(),
+        &format!("the kernel lacks {feature}; covered by {covered_by}"),
+    );
+}
+
+/// `<crate>::<test>`: libtest names each test's thread after the test.
+fn test_name() -> String {
+    let thread = std::thread::current();
+    format!(
+        "{}::{}",
+        env!("CARGO_CRATE_NAME"),
+        thread.name().unwrap_or("?")
+    )
+}
+
+/// `SKIPPED: <test>: <reason>` to stderr and the skip log.
+fn log_skip(test: &str, reason: &str) {
     let line = format!("SKIPPED: {test}: {reason}\n");
     // Straight to fd 2: libtest captures eprintln! of a passing test.
     let _ = std::io::stderr().write_all(line.as_bytes());
