@@ -7,7 +7,8 @@
 //! The pod pings the remote pod's 198.19.9.1 and fd09::1: the request is steered by rvpp into
 //! a two-SID policy (H.Encaps with an SRH, End on Linux, then End.DX4 / End.DT6 on Linux);
 //! the reply is encapsulated by Linux (`encap seg6 mode encap`) toward
-//! rvpp's End.DT4 / End.DT6. tshark on the Linux uplink checks the SRH rvpp sent.
+//! rvpp's End.DT4 / End.DT6. tshark on the Linux uplink checks the SRH rvpp sent. rvpp's side
+//! is `common::srv6_node`, shared with srv6_scapy.
 //!
 //! A kernel built without CONFIG_IPV6_SEG6_LWTUNNEL cannot be this peer: the test is then a
 //! logged skip, also under CI (`skip::kernel_lacks`); srv6_scapy checks the same rvpp side

@@ -14,6 +14,8 @@ pod tap's frames in the pod namespace, whose kernel also pings.
   End.DT6 and the remote pod would.
 - Bad input: Segments Left 1 at End.DT4 (ICMPv6 parameter problem), an SRH longer than the
   packet, an IPv4 payload at End.DT6: each a counted drop, nothing reaches the pod.
+- Volume: 200 packets each way and 200 bad ones, so that the Rust side's pool check (96
+  buffers of slack) sees a buffer leaked per packet on any of these paths.
 
 usage: scapy_srv6.py <apidir> <api socket> <peer ns> <pod ns>
 Exits 77 when vpp_papi or scapy is not importable; raises on the first failed check.
@@ -21,6 +23,7 @@ Exits 77 when vpp_papi or scapy is not importable; raises on the first failed ch
 import functools
 import subprocess
 import sys
+import time
 
 from checks import check
 
@@ -68,8 +71,8 @@ def encapsulated(inner, sid, srh=True):
 
 
 def to_policy(sids):
-    """Matches what rvpp encapsulated toward `sids`' first SID."""
-    return lambda p: IPv6 in p and p[IPv6].src == ENCAP_SRC and p[IPv6].dst == sids[0]
+    """Matches what rvpp sent toward `sids`' first SID (check_encap checks the rest)."""
+    return lambda p: IPv6 in p and p[IPv6].dst == sids[0]
 
 
 def check_encap(p, sids, v4, what):
@@ -228,6 +231,37 @@ def bad_input(count, pod, peer):
     check(count(LOCALSID, DECAPSULATED) == d0, "none of them counted as decapsulated")
 
 
+def volume(count, pod, peer, n=200):
+    """`n` packets each way and `n` bad ones: more than the pool check's slack (96), so a
+    buffer leaked per packet on any of these paths shows there."""
+    pod.drain()
+    peer.drain()
+    d0 = count(LOCALSID, DECAPSULATED)
+    for i in range(n):
+        inner = IP(src=REMOTE4, dst=POD4, id=i) / UDP(sport=4004, dport=5400) / Raw(b"volume")
+        peer.send(encapsulated(inner, DT4, srh=bool(i % 2)))
+    got = pod.recv_all(lambda p: UDP in p and p[UDP].dport == 5400, 5, want=n)
+    check(len(got) == n and count(LOCALSID, DECAPSULATED) == d0 + n,
+          "%d of %d decapsulated packets at the pod" % (len(got), n))
+    e0 = count(ENCAP4, ENCAPSULATED)
+    for i in range(n):
+        pod.send(IP(src=POD4, dst=REMOTE4, id=i) / UDP(sport=4004, dport=5401) / Raw(b"volume"))
+    got = peer.recv_all(lambda p: to_policy(POLICY4)(p) and UDP in p and p[UDP].dport == 5401,
+                        5, want=n)
+    check(len(got) == n and count(ENCAP4, ENCAPSULATED) == e0 + n,
+          "%d of %d encapsulated packets at the peer" % (len(got), n))
+    reason = "sr localsid: SRH or payload length overruns the packet"
+    t0 = count(LOCALSID, reason)
+    srh = bytes([IPPROTO_IPV6, 6, 4, 0, 2, 0, 0, 0]) + bytes(32)
+    for _ in range(n):
+        peer.send(IPv6(src=PEER, dst=DT6, nh=IPPROTO_ROUTING, plen=len(srh)) / Raw(srh))
+    for _ in range(50):
+        if count(LOCALSID, reason) == t0 + n:
+            break
+        time.sleep(0.1)
+    check(count(LOCALSID, reason) == t0 + n, "%d truncated SRHs counted" % n)
+
+
 def main():
     vpp = VPPApiClient(apidir=APIDIR, server_address=SOCK, read_timeout=10)
     vpp.connect("scapy-srv6")
@@ -238,7 +272,8 @@ def main():
     peer.open()
     pod.open()
     try:
-        for scenario in (encaps_from_the_pod, decaps_to_the_pod, pings_go_round, bad_input):
+        for scenario in (encaps_from_the_pod, decaps_to_the_pod, pings_go_round, bad_input,
+                         volume):
             scenario(count, pod, peer)
     except Exception:
         print(vpp.api.cli_inband(cmd="show errors").reply)
