@@ -58,7 +58,7 @@ fn rvpp_and_linux_srv6_both_ways() {
     if !kernel_has_seg6_lwt() {
         skip::kernel_lacks(
             "CONFIG_IPV6_SEG6_LWTUNNEL (seg6 / seg6local routes)",
-            "srv6_scapy, with scapy as the peer node",
+            "srv6_scapy (the same rvpp side, scapy as the peer node)",
         );
         return;
     }
