@@ -11,16 +11,21 @@
 //! `--vpp-build`, VPP's own cnat on the same core with its pg.
 
 pub const HELP: &str = "rvpp-bench cnat [--flows 10000,100000,1000000] [--seconds S] [--runs N]
-    [--size BYTES] [--vpp-build DIR] [--json]
+    [--size BYTES] [--calico-snat] [--vpp-build DIR] [--json]
   One core, rvpp's generator and null tx. Per flow count: new sessions/s (every packet a new
   flow into an empty table sized for them; drops counted), then established flows: Mpps,
   cnat-input-ip4 / cnat-output-ip4 clocks/packet and the whole path's. Each next to the same
   graph without cnat, run in alternation (cnat's added clocks/packet), and with --vpp-build
   DIR next to VPP's cnat plugin from that build tree (DIR/bin/vpp, DIR/bin/vppctl,
-  DIR/lib/x86_64-linux-gnu/vpp_plugins), driven through its CLI with its own pg.";
+  DIR/lib/x86_64-linux-gnu/vpp_plugins), driven through its CLI with its own pg.
+  --calico-snat: rvpp's SNAT configured as calico's agent does (K8S policy, the backends'
+  interface in the POD and INCLUDE tables, their /24 and the VIP's excluded, a SNAT address),
+  which these flows (from outside to pods) do not match: cnat-output then judges every
+  packet by the policy. Not with --vpp-build.";
 
 use crate::graph::{full_core, measure, measure_with, median, Measured, TwoPorts, GEN_MAC, PG_MAC};
 use rvpp_dataplane::cnat::node::in_err;
+use rvpp_dataplane::cnat::snat::{IfTable, Policy};
 use rvpp_dataplane::cnat::translation::{Endpoint, PathEp, Translation};
 use rvpp_dataplane::cnat::{Cnat, CnatConfig};
 use rvpp_dataplane::feature::FeatureTables;
@@ -71,6 +76,7 @@ fn clients(flows: usize) -> Vec<u32> {
 fn setup(
     flows: usize,
     with_cnat: bool,
+    calico_snat: bool,
 ) -> Result<(TwoPorts, Runtime, Option<std::sync::Arc<Cnat>>), String> {
     let fib = Ip4FibConfig {
         tbl8_groups: 1 << 12,
@@ -107,6 +113,18 @@ fn setup(
                 .collect(),
             ..Default::default()
         });
+        if calico_snat {
+            let v4 = |a: u32| 0xffff_0000_0000 | a as u128;
+            c.snat_edit(|s| {
+                s.ip4 = v4(0xc613_0001);
+                s.policy = Policy::K8s;
+                for t in [IfTable::Pod, IfTable::IncludeV4] {
+                    s.tables.insert(t, out);
+                }
+                s.exclude.add(v4(0xc613_0100), 96 + 24);
+                s.exclude.add(v4(VIP & 0xffff_ff00), 96 + 24);
+            });
+        }
         tables.insert(c.clone());
         c
     });
@@ -165,9 +183,9 @@ struct CnatRun {
     probe: f64,
 }
 
-fn run_cnat(flows: usize, seconds: f64, size: usize) -> Result<CnatRun, String> {
+fn run_cnat(flows: usize, seconds: f64, size: usize, snat: bool) -> Result<CnatRun, String> {
     let probe0 = crate::env::cpu_probe();
-    let (ports, mut rt, cnat) = setup(flows, true)?;
+    let (ports, mut rt, cnat) = setup(flows, true, snat)?;
     let cnat = cnat.ok_or("no cnat")?;
     let (pg, out) = (ports.pg, ports.out);
     let input = cnat_nodes::CnatInput::IP4;
@@ -225,7 +243,7 @@ struct PlainRun {
 /// The peer: the same graph and packets, cnat off (the VIP is a plain routed destination).
 fn run_plain(flows: usize, seconds: f64, size: usize) -> Result<PlainRun, String> {
     let probe0 = crate::env::cpu_probe();
-    let (ports, mut rt, _) = setup(flows, false)?;
+    let (ports, mut rt, _) = setup(flows, false, false)?;
     let s = PgStream::ip4_udp_sources(ports.pg, PG_MAC, GEN_MAC, &clients(flows), VIP, size);
     set_stream(&mut rt, ports.pg, s)?;
     let m = measure(&mut rt, ports.out, WARMUP, seconds);
@@ -443,6 +461,7 @@ pub fn run(args: &[String]) -> Result<serde_json::Value, String> {
     let mut runs = 3usize;
     let mut size = 64usize;
     let mut vpp_build: Option<std::path::PathBuf> = None;
+    let mut calico_snat = false;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         let mut val = || it.next().ok_or(format!("{a} needs a value"));
@@ -461,6 +480,7 @@ pub fn run(args: &[String]) -> Result<serde_json::Value, String> {
             "--runs" => runs = val()?.parse().map_err(|_| "bad --runs")?,
             "--size" => size = val()?.parse().map_err(|_| "bad --size")?,
             "--vpp-build" => vpp_build = Some(val()?.into()),
+            "--calico-snat" => calico_snat = true,
             "--help" | "-h" => {
                 println!("{HELP}");
                 return Ok(json!({"benchmark": "cnat", "help": true}));
@@ -470,6 +490,9 @@ pub fn run(args: &[String]) -> Result<serde_json::Value, String> {
     }
     if flows.is_empty() {
         return Err("--flows is empty".into());
+    }
+    if calico_snat && vpp_build.is_some() {
+        return Err("--calico-snat is rvpp-only: VPP's run has no SNAT policy".into());
     }
     println!(
         "targets (issue #13): >= {TARGET_MPPS_10K} Mpps at 10k flows, >= {TARGET_MPPS_1M} Mpps at 1M, >= {} M new sessions/s, cnat nodes <= {TARGET_CNAT_CLOCKS} clocks/pkt on established flows; VPP cnat published 7.8 / 5.3 / 2.3 Mpps at 10k / 100k / 1M flows (calico, 2020)",
@@ -491,7 +514,7 @@ pub fn run(args: &[String]) -> Result<serde_json::Value, String> {
     let mut vr: Vec<Vec<vpp::VppRun>> = (0..n).map(|_| Vec::new()).collect();
     for r in 0..runs.max(1) {
         for (k, &f) in flows.iter().enumerate() {
-            let c = run_cnat(f, seconds, size)?;
+            let c = run_cnat(f, seconds, size, calico_snat)?;
             let extra = format!(
                 "; new sessions {:.2} M/s, {} created, {} table-full drops",
                 c.new_per_sec / 1e6,
@@ -530,6 +553,7 @@ pub fn run(args: &[String]) -> Result<serde_json::Value, String> {
         "benchmark": "cnat",
         "path": "ethernet-input -> ip4-input -> cnat-input-ip4 -> ip4-lookup -> ip4-rewrite -> cnat-output-ip4 -> null tx (cnat on both interfaces)",
         "traffic": "UDP 10.0.0.0+i:1234 -> VIP 198.19.255.1:5678, one flow per client, four backends 198.19.1.2-5:8080",
+        "snat": if calico_snat { "calico's K8S policy, the flows not matching it" } else { "none configured" },
         "frame_bytes": size,
         "seconds": seconds,
         "runs": runs.max(1),

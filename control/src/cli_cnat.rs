@@ -4,6 +4,7 @@
 
 use crate::daemon::Dataplane;
 use rvpp_dataplane::cnat::session::{sflags, stage, Timeouts};
+use rvpp_dataplane::cnat::snat::IfTable;
 use rvpp_dataplane::cnat::translation::{tflags, Endpoint, LbType, PathEp, Translation};
 use std::fmt::Write;
 use std::net::{Ipv4Addr, Ipv6Addr};
@@ -98,7 +99,6 @@ fn snat_prefix(dp: &Arc<Dataplane>, w: &[&str]) -> Result<String, String> {
 /// `set cnat snat-policy if [del] [table include-v4|include-v6|k8s|host] <interface>` (`k8s`
 /// is the pod table).
 fn snat_if(dp: &Arc<Dataplane>, w: &[&str]) -> Result<String, String> {
-    use rvpp_dataplane::cnat::snat::IfTable;
     let (mut add, mut table, mut sw) = (true, IfTable::IncludeV4, None);
     let mut it = w.iter();
     while let Some(&t) = it.next() {
@@ -279,12 +279,9 @@ fn show_snat(dp: &Dataplane) -> String {
             if v4 { l - 96 } else { l }
         );
     }
-    let mut tables: Vec<_> = c.tables.iter().collect();
-    tables.sort_by_key(|(t, _)| **t);
-    for (t, ifs) in tables {
-        let mut v: Vec<_> = ifs.iter().collect();
-        v.sort();
-        let _ = writeln!(o, "{t:?} interfaces: {v:?}");
+    // Every table, empty ones too: what a removal left is then visible.
+    for t in IfTable::ALL {
+        let _ = writeln!(o, "{t:?} interfaces: {:?}", c.tables.members(t));
     }
     o
 }

@@ -211,16 +211,7 @@ fn calico_state(dp: &Dataplane) -> Vec<String> {
     let s = dp.cnat().snat.load();
     let mut ex: Vec<(u128, u8)> = s.exclude.iter().collect();
     ex.sort();
-    let mut tables: Vec<(IfTable, Vec<u32>)> = s
-        .tables
-        .iter()
-        .map(|(t, v)| {
-            let mut v: Vec<u32> = v.iter().copied().collect();
-            v.sort();
-            (*t, v)
-        })
-        .collect();
-    tables.sort();
+    let tables: Vec<(IfTable, Vec<u32>)> = s.tables.iter().collect();
     out.push(format!(
         "snat {:x} {:x} {} {} {} {} {:?} {ex:?} {tables:?}",
         s.ip4, s.ip6, s.sw_if_index, s.fwd_fib_index, s.ret_fib_index, s.flags, s.policy

@@ -65,11 +65,10 @@ pub fn interface(dp: &Dataplane, sw: u32, table: IfTable, add: bool) -> SvcResul
         known_if(dp, sw)?;
     }
     dp.cnat().snat_edit(|c| {
-        let set = c.tables.entry(table).or_default();
         if add {
-            set.insert(sw);
+            c.tables.insert(table, sw);
         } else {
-            set.remove(&sw);
+            c.tables.remove(table, sw);
         }
     });
     Ok(())

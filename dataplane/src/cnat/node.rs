@@ -534,8 +534,8 @@ mod tests {
         c.snat_edit(|s| {
             s.ip4 = a4([198, 18, 0, 1]);
             s.policy = Policy::K8s;
-            s.tables.entry(IfTable::Pod).or_default().insert(POD);
-            s.tables.entry(IfTable::IncludeV4).or_default().insert(POD);
+            s.tables.insert(IfTable::Pod, POD);
+            s.tables.insert(IfTable::IncludeV4, POD);
             s.exclude.add(a4([198, 18, 0, 0]), 96 + 16);
         });
         c

@@ -243,7 +243,7 @@ pub fn k8s_snat(l: &Lab, exclude: &[[u8; 4]]) {
         s.ip6 = u128::from_be_bytes(NODE6);
         s.policy = Policy::K8s;
         for t in [IfTable::Pod, IfTable::IncludeV4, IfTable::IncludeV6] {
-            s.tables.entry(t).or_default().insert(if0);
+            s.tables.insert(t, if0);
         }
         for e in exclude {
             s.exclude.add(v4(*e), 128);

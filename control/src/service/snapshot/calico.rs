@@ -126,16 +126,7 @@ pub(super) fn cnat_json(dp: &Dataplane) -> Value {
     let s = cnat.snat.load();
     let mut exclude: Vec<(u128, u8)> = s.exclude.iter().collect();
     exclude.sort();
-    let mut tables: Vec<(IfTable, Vec<u32>)> = s
-        .tables
-        .iter()
-        .map(|(t, set)| {
-            let mut v: Vec<u32> = set.iter().copied().collect();
-            v.sort();
-            (*t, v)
-        })
-        .collect();
-    tables.sort();
+    let tables: Vec<(IfTable, Vec<u32>)> = s.tables.iter().collect();
     json!({
         "next_id": cnat.next_translation_id(),
         "translations": ts,
@@ -226,10 +217,10 @@ pub(super) fn cnat_restore(dp: &Dataplane, v: &Value) -> Result<(), String> {
         let (Some(t), Some(sws)) = (t, sws) else {
             return Err(bad("snat interface table"));
         };
-        let set = snat.tables.entry(t).or_default();
         for sw in sws {
             let sw = sw.as_u64().and_then(|n| u32::try_from(n).ok());
-            set.insert(sw.ok_or_else(|| bad("snat interface"))?);
+            snat.tables
+                .insert(t, sw.ok_or_else(|| bad("snat interface"))?);
         }
     }
     let cnat = dp.cnat();
