@@ -51,6 +51,9 @@ pub mod flags {
     /// asked for: the offload is the inner packet's, which starts `tunnel_inner` bytes after
     /// the outer IP header. No device here offloads through a tunnel, so gso-segment does it.
     pub const TUNNEL_OFFLOAD: u32 = 1 << 8;
+    /// cnat's input side translated this packet by a forward session (a DNATed flow): its
+    /// output side looks for an SNAT session only when the SNAT policy wants one for it.
+    pub const CNAT_DNAT: u32 = 1 << 9;
 }
 
 /// Per-buffer metadata, the first 128 bytes of each buffer.

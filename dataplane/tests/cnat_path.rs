@@ -420,6 +420,18 @@ fn service_to_an_outside_backend_is_dnatted_and_snatted_and_back() {
     assert_eq!(l.counter(CnatOutput::IP4, out_err::NEW_SESSIONS), 1);
     l.send(l.if1, &tcp4(B1, NODE, 8080, sport, PEER1, MAC1));
     assert_eq!(read4(&Lab::one(&l.out0)), (VIP, CLIENT, 80, 40000));
+    // The flow's next packets keep their SNAT port: a DNATed packet the policy wants SNAT
+    // for looks its SNAT session up.
+    for _ in 0..2 {
+        l.send(l.if0, &tcp4(CLIENT, VIP, 40000, 80, PEER0, MAC0));
+        assert_eq!(read4(&Lab::one(&l.out1)), (NODE, B1, sport, 8080));
+    }
+    assert_eq!(l.counter(CnatOutput::IP4, out_err::NEW_SESSIONS), 1);
+    // A DNATed packet the policy no longer wants SNAT for (its backend now excluded) skips
+    // the SNAT lookup: the flow goes on un-SNATed, as a new one would be.
+    l.cnat.snat_edit(|s| s.exclude.add(v4(B1), 128));
+    l.send(l.if0, &tcp4(CLIENT, VIP, 40000, 80, PEER0, MAC0));
+    assert_eq!(read4(&Lab::one(&l.out1)), (CLIENT, B1, 40000, 8080));
     l.no_leaks();
 }
 

@@ -15,7 +15,7 @@ use crate::buffer::{flags, Buf};
 use crate::wire::l4::tcp_flags;
 use crate::wire::IP_PROTO_TCP;
 
-use crate::buffer::flags::CNAT_RETURN;
+use crate::buffer::flags::{CNAT_DNAT, CNAT_RETURN};
 
 crate::node_errors! {
     /// Input node counters; the drops are marked.
@@ -184,9 +184,11 @@ pub fn input_packet_hashed(
         if f.more_frags {
             remember_fragment(cnat, &f, fib, &s.rw, now);
         }
-        if s.flags & sflags::RETURN != 0 {
-            b.meta.flags |= CNAT_RETURN;
-        }
+        b.meta.flags |= if s.flags & sflags::RETURN != 0 {
+            CNAT_RETURN
+        } else {
+            CNAT_DNAT
+        };
         return Ok(None);
     }
     if f.l4 != L4::Ports {
@@ -324,6 +326,7 @@ pub fn input_packet_hashed(
     if f.more_frags {
         remember_fragment(cnat, &f, fib, &rw, now);
     }
+    b.meta.flags |= CNAT_DNAT;
     Ok(Some(in_err::NEW_SESSIONS))
 }
 
@@ -384,6 +387,13 @@ pub fn output_packet_hashed(
     if !matches!(f.l4, L4::Ports | L4::Echo) {
         return Ok(None);
     }
+    let (rx, tx) = (b.meta.rx_sw_if_index, b.meta.tx_sw_if_index);
+    // A DNATed flow has an SNAT session only if the policy wanted one (a hairpin, a backend
+    // outside the pools): otherwise nothing to look up. Should the policy stop wanting SNAT
+    // for a flow that has one, the flow goes on without it, as a new flow would.
+    if b.meta.flags & CNAT_DNAT != 0 && !cfg.wants_snat(rx, tx, ip6, f.src, f.dst) {
+        return Ok(None);
+    }
     let k = f.key(stage::OUTPUT, fib);
     let h = if hash != 0 { hash } else { k.hash() };
     if let Some(found) = cnat.sessions.lookup_hashed(&k, h) {
@@ -394,13 +404,7 @@ pub fn output_packet_hashed(
         cnat.sessions.touch(&found, now, class_of(&f, s.class));
         return Ok(None);
     }
-    if !cfg.wants_snat(
-        b.meta.rx_sw_if_index,
-        b.meta.tx_sw_if_index,
-        ip6,
-        f.src,
-        f.dst,
-    ) {
+    if !cfg.wants_snat(rx, tx, ip6, f.src, f.dst) {
         return Ok(None);
     }
     let snat = if ip6 { cfg.ip6 } else { cfg.ip4 };

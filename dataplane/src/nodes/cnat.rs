@@ -7,7 +7,8 @@
 //! Their shared state is one [`Cnat`], a feature table: the control side takes the same `Arc`
 //! from `FeatureTables`. `feature_cnat_enable_disable` is [`feature_enable`].
 
-use crate::buffer::{flags::CNAT_RETURN, Buf};
+use crate::buffer::flags::{CNAT_DNAT, CNAT_RETURN};
+use crate::buffer::Buf;
 use crate::cnat::node::{in_err, input_packet_hashed, key_hash, out_err, output_packet_hashed};
 use crate::cnat::session::stage;
 use crate::cnat::snat::SnatConfig;
@@ -129,7 +130,7 @@ impl Node for CnatInput {
             cnat.sessions.prefetch_bucket(*h);
         }
         for (i, (&bi, next)) in bufs.iter().zip(nexts.iter_mut()).enumerate() {
-            if let Some(&h) = hashes.get(i + ENTRY_AHEAD) {
+            if let Some(&h) = hashes.get(i + ENTRY_AHEAD).filter(|&&h| h != 0) {
                 cnat.sessions.prefetch_entry(h);
             }
             let h = hashes.get(i).copied().unwrap_or(0);
@@ -203,15 +204,16 @@ impl Node for CnatOutput {
         let mut hashes = [0u64; MAX_VECTOR];
         for (h, &bi) in hashes.iter_mut().zip(bufs.iter()) {
             let b = view.get(bi);
-            // Return traffic (un-NATed on input) looks nothing up here.
-            if b.meta.flags & CNAT_RETURN == 0 {
+            // Return traffic (un-NATed on input) looks nothing up here, DNATed traffic
+            // seldom (only when the SNAT policy wants it: hashed then).
+            if b.meta.flags & (CNAT_RETURN | CNAT_DNAT) == 0 {
                 let d = b.data().get(l3_of(&b)..).unwrap_or(&[]);
                 *h = key_hash(d, ip6, stage::OUTPUT, b.meta.fib_index as u16);
                 cnat.sessions.prefetch_bucket(*h);
             }
         }
         for (i, (&bi, next)) in bufs.iter().zip(nexts.iter_mut()).enumerate() {
-            if let Some(&h) = hashes.get(i + ENTRY_AHEAD) {
+            if let Some(&h) = hashes.get(i + ENTRY_AHEAD).filter(|&&h| h != 0) {
                 cnat.sessions.prefetch_entry(h);
             }
             let h = hashes.get(i).copied().unwrap_or(0);
