@@ -685,6 +685,72 @@ fn untracked_allow_skips_a_normal_deny_and_caches_nothing() {
     l.no_leaks();
 }
 
+/// Untracked traffic is not NATed (as in Calico's Linux dataplane, where NOTRACK packets skip
+/// conntrack and so the NAT table): an untracked allow to a service VIP is not DNATed, and
+/// makes no cnat session; the same packet allowed by the normal stage is.
+#[test]
+fn untracked_allow_skips_cnat_too() {
+    const VIP: [u8; 4] = [198, 19, 255, 1];
+    let mut l = lab();
+    l.service(v4(VIP), v4(POD), false);
+    let http = port_policy(&l.npol, Action::Allow, 80);
+    l.uplink(uplink_conf(
+        vec![],
+        vec![http, END_UNTRACKED],
+        PolicyDefault::Allow,
+    ));
+    let if1 = l.if1;
+    l.send(if1, &tcp4(SRV, VIP, 5000, 80, SRV_MAC, MAC1));
+    assert_eq!(l.counter(UNTRACKED_RX, stage_error::ALLOWED), 1);
+    assert_eq!(Lab::count(&l.out0), 0, "not DNATed to the pod");
+    assert!(l.cnat.sessions.is_empty(), "no cnat session");
+    // Allowed by the normal stage instead (its default), the same packet is DNATed.
+    l.uplink(uplink_conf(vec![], vec![], PolicyDefault::Allow));
+    l.send(if1, &tcp4(SRV, VIP, 5000, 80, SRV_MAC, MAC1));
+    assert_eq!(Lab::count(&l.out0), 1, "DNATed to the pod");
+    assert_eq!(l.cnat.sessions.len(), 2);
+    l.no_leaks();
+}
+
+/// And on the way out: a pod's packet the uplink's untracked section allows is not SNATed,
+/// where the same packet allowed by the normal stage is (calico's K8S policy, the pod's pool
+/// with natOutgoing).
+#[test]
+fn untracked_allow_out_skips_snat() {
+    use rvpp_dataplane::cnat::snat::{IfTable, Policy};
+    const NODE: [u8; 4] = [198, 19, 0, 1];
+    let mut l = lab();
+    for i in [l.if0, l.if1] {
+        rvpp_dataplane::nodes::cnat::feature_enable(&mut l.fwd, i, true).unwrap();
+    }
+    let if0 = l.if0;
+    l.cnat.snat_edit(|s| {
+        s.ip4 = v4(NODE);
+        s.policy = Policy::K8s;
+        s.tables.insert(IfTable::Pod, if0);
+        s.tables.insert(IfTable::IncludeV4, if0);
+    });
+    let https = port_policy(&l.npol, Action::Allow, 443);
+    let src_of = |f: &[u8]| [f[26], f[27], f[28], f[29]];
+    // The uplink's sent packets walk its first list (invert_rx_tx).
+    l.uplink(uplink_conf(
+        vec![https, END_UNTRACKED],
+        vec![],
+        PolicyDefault::Allow,
+    ));
+    l.send(if0, &tcp4(POD, SRV, 40000, 443, POD_MAC, MAC0));
+    let out = std::mem::take(&mut *l.out1.lock().unwrap());
+    assert_eq!(out.len(), 1);
+    assert_eq!(src_of(&out[0]), POD, "not SNATed");
+    assert!(l.cnat.sessions.is_empty(), "no cnat session");
+    l.uplink(uplink_conf(vec![], vec![], PolicyDefault::Allow));
+    l.send(if0, &tcp4(POD, SRV, 40000, 443, POD_MAC, MAC0));
+    let out = std::mem::take(&mut *l.out1.lock().unwrap());
+    assert_eq!(out.len(), 1);
+    assert_eq!(src_of(&out[0]), NODE, "SNATed");
+    l.no_leaks();
+}
+
 #[test]
 fn untracked_deny_drops_even_when_normal_allows() {
     let mut l = lab();
