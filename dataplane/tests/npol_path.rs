@@ -1194,3 +1194,77 @@ fn an_icmp_error_from_a_backend_about_its_vip_flow_passes() {
         l.no_leaks();
     }
 }
+
+/// One vector of many flows, each node looking its cached verdicts up some packets ahead:
+/// every packet meets its own flow's verdict. Allowed and denied flows are cached one at a
+/// time, then the policy is turned around (so a flow whose cached verdict were missed would
+/// be judged anew, the other way); the vector interleaves their packets and the allowed
+/// flows' replies.
+#[test]
+fn a_vector_of_interleaved_flows_meets_each_flows_cached_verdict() {
+    let mut l = lab();
+    let (web, egress) = police_pod(&l);
+    let (if0, if1) = (l.if0, l.if1);
+    let flow = |i: u16| {
+        let allowed = i % 3 != 0;
+        let port = if allowed { 80 } else { 81 };
+        (allowed, tcp4(POD, SRV, 41000 + i, port, POD_MAC, MAC0))
+    };
+    for i in 0..30 {
+        l.send(if0, &flow(i).1);
+    }
+    assert_eq!(Lab::count(&l.out1), 20, "the allowed flows");
+    // From now on a new flow to port 80 is denied and one to 81 allowed.
+    let allow_81 = l
+        .npol
+        .rule_create(Rule {
+            action: Action::Allow,
+            filters: vec![],
+            entries: vec![dport(81, 81)],
+        })
+        .unwrap();
+    let deny_80 = l
+        .npol
+        .rule_create(Rule {
+            action: Action::Deny,
+            filters: vec![],
+            entries: vec![dport(80, 80)],
+        })
+        .unwrap();
+    l.npol
+        .policy_update(
+            egress,
+            Policy {
+                inbound: vec![deny_80, allow_81, web],
+                outbound: vec![],
+            },
+        )
+        .unwrap();
+    let bufs = l.rt.buffers();
+    let mut vector = Vec::new();
+    for i in 0..30 {
+        let (allowed, f) = flow(i);
+        let bi = bufs.alloc_from_bytes(&f).unwrap();
+        bufs.meta(bi).rx_sw_if_index = if0;
+        vector.push(bi);
+        if allowed {
+            let r = tcp4(SRV, POD, 80, 41000 + i, SRV_MAC, MAC1);
+            let bi = bufs.alloc_from_bytes(&r).unwrap();
+            bufs.meta(bi).rx_sw_if_index = if1;
+            vector.push(bi);
+        }
+    }
+    l.rt.inject("ethernet-input", &vector).unwrap();
+    let sports = |f: &Frames| -> Vec<u16> {
+        std::mem::take(&mut *f.lock().unwrap())
+            .iter()
+            .map(|p| u16::from_be_bytes([p[34], p[35]]))
+            .collect()
+    };
+    let want: Vec<u16> = (0..30).filter(|i| i % 3 != 0).map(|i| 41000 + i).collect();
+    assert_eq!(sports(&l.out1), want, "only the allowed flows, each once");
+    let replies: Vec<u16> = sports(&l.out0);
+    assert_eq!(replies, vec![80; 20], "every allowed flow's reply");
+    assert_eq!(l.counter("npol-rx-ip4", error::NEW_ALLOWED), 20);
+    l.no_leaks();
+}
