@@ -125,6 +125,13 @@ pub enum IfTable {
 }
 
 impl IfTable {
+    pub const ALL: [Self; 4] = [Self::IncludeV4, Self::IncludeV6, Self::Pod, Self::Host];
+
+    #[inline(always)]
+    fn bit(self) -> u8 {
+        1 << self as u8
+    }
+
     pub fn from_u8(v: u8) -> Option<Self> {
         Some(match v {
             0 => Self::IncludeV4,
@@ -133,14 +140,6 @@ impl IfTable {
             3 => Self::Host,
             _ => return None,
         })
-    }
-}
-
-impl IfTable {
-    pub const ALL: [Self; 4] = [Self::IncludeV4, Self::IncludeV6, Self::Pod, Self::Host];
-    #[inline(always)]
-    fn bit(self) -> u8 {
-        1 << self as u8
     }
 }
 
@@ -162,10 +161,8 @@ impl IfTables {
         if sw < Self::DENSE {
             self.dense.get(sw as usize).copied().unwrap_or(0)
         } else {
-            match self.sparse.binary_search_by_key(&sw, |e| e.0) {
-                Ok(i) => self.sparse[i].1,
-                Err(_) => 0,
-            }
+            let i = self.sparse.binary_search_by_key(&sw, |e| e.0);
+            i.ok().and_then(|i| self.sparse.get(i)).map_or(0, |e| e.1)
         }
     }
 
