@@ -1206,7 +1206,7 @@ fn a_vector_of_interleaved_flows_meets_each_flows_cached_verdict() {
     let (web, egress) = police_pod(&l);
     let (if0, if1) = (l.if0, l.if1);
     let flow = |i: u16| {
-        let allowed = i % 3 != 0;
+        let allowed = !i.is_multiple_of(3);
         let port = if allowed { 80 } else { 81 };
         (allowed, tcp4(POD, SRV, 41000 + i, port, POD_MAC, MAC0))
     };
@@ -1261,7 +1261,10 @@ fn a_vector_of_interleaved_flows_meets_each_flows_cached_verdict() {
             .map(|p| u16::from_be_bytes([p[34], p[35]]))
             .collect()
     };
-    let want: Vec<u16> = (0..30).filter(|i| i % 3 != 0).map(|i| 41000 + i).collect();
+    let want: Vec<u16> = (0..30)
+        .filter(|i: &u16| !i.is_multiple_of(3))
+        .map(|i| 41000 + i)
+        .collect();
     assert_eq!(sports(&l.out1), want, "only the allowed flows, each once");
     let replies: Vec<u16> = sports(&l.out0);
     assert_eq!(replies, vec![80; 20], "every allowed flow's reply");
