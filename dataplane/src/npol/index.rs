@@ -154,15 +154,22 @@ impl<K: Key> Field<K> {
             interval(&self.starts, v)
         } else {
             let b = v.hint_bucket(self.hint_shift);
-            let lo = self.hint[b] as usize;
+            let lo = self.hint.get(b).map_or(0, |&h| h as usize);
             let hi = self
                 .hint
                 .get(b + 1)
-                .map_or(self.starts.len() - 1, |&h| h as usize);
-            lo + self.starts[lo + 1..=hi].partition_point(|&s| s <= v)
+                .map_or(self.starts.len(), |&h| h as usize + 1);
+            lo + self
+                .starts
+                .get(lo + 1..hi)
+                .map_or(0, |s| s.partition_point(|&s| s <= v))
         };
-        let from = if i == 0 { 0 } else { self.ends[i - 1] as usize };
-        &self.postings[from..self.ends[i] as usize]
+        let from = match i.checked_sub(1) {
+            Some(j) => self.ends.get(j).map_or(0, |&e| e as usize),
+            None => 0,
+        };
+        let to = self.ends.get(i).map_or(0, |&e| e as usize);
+        self.postings.get(from..to).unwrap_or(&[])
     }
 
     fn mean(&self) -> f64 {
@@ -173,7 +180,7 @@ impl<K: Key> Field<K> {
 /// The interval holding `v` (`starts[0]` is the smallest key, so there is one).
 #[inline]
 fn interval<K: Ord>(starts: &[K], v: K) -> usize {
-    starts.partition_point(|s| *s <= v) - 1
+    starts.partition_point(|s| *s <= v).saturating_sub(1)
 }
 
 fn v4_range(a: u32, len: u8) -> (u32, u32) {
@@ -236,24 +243,47 @@ fn proto_cond(r: &Rule) -> Cond<u32> {
         .map(|f| vec![(f.value.min(255), f.value.min(255))])
 }
 
-/// How a candidate is checked. A rule with at most one positive CIDR and one port range per
-/// side, no other entry, and at most a protocol filter is a few range tests on the packet's
-/// keys; any other rule runs its own matcher.
+/// How a candidate is checked. A rule with at most one positive CIDR, one positive IP_SET
+/// entry and one port range per side, no other entry, and at most a protocol filter is a few
+/// range tests on the packet's keys (and a set lookup); any other rule runs its own matcher.
 #[derive(Clone, Debug)]
 enum Check {
     /// IPv4 CIDRs or none (then `v4_only` is false and the address ranges are everything).
     Small {
         v4_only: bool,
         addrs: [(u32, u32); 2],
-        ports: [(u16, u16); 2],
-        proto: (u8, u8),
+        l4: L4,
     },
     V6 {
         addrs: Box<[(u128, u128); 2]>,
-        ports: [(u16, u16); 2],
-        proto: (u8, u8),
+        l4: L4,
     },
     Full,
+}
+
+/// The port, protocol and ipset part of a simple rule.
+#[derive(Clone, Copy, Debug)]
+struct L4 {
+    ports: [(u16, u16); 2],
+    proto: (u8, u8),
+    /// A positive IP_SET entry of the source, the destination.
+    sets: [Option<u32>; 2],
+}
+
+impl L4 {
+    #[inline(always)]
+    fn hit(&self, sets: &IpSets, p: &FiveTuple) -> bool {
+        let within = |(lo, hi): (u16, u16), v: u16| lo <= v && v <= hi;
+        let in_set = |set: Option<u32>, a: IpAddr| {
+            set.is_none_or(|id| sets.get(&id).is_some_and(|s| s.contains_ip(a)))
+        };
+        within(self.ports[0], p.sport)
+            && within(self.ports[1], p.dport)
+            && self.proto.0 <= p.proto
+            && p.proto <= self.proto.1
+            && in_set(self.sets[0], p.src)
+            && in_set(self.sets[1], p.dst)
+    }
 }
 
 impl Check {
@@ -261,9 +291,12 @@ impl Check {
         let mut v4 = [(0, u32::MAX); 2];
         let mut v6 = [(0, u128::MAX); 2];
         let mut family = None;
-        let mut ports = [(0, u16::MAX); 2];
-        let mut proto = (0, u8::MAX);
-        let mut seen = [false; 5];
+        let mut l4 = L4 {
+            ports: [(0, u16::MAX); 2],
+            proto: (0, u8::MAX),
+            sets: [None; 2],
+        };
+        let mut seen = [false; 7];
         for e in &r.entries {
             let side = usize::from(!e.is_src);
             let field = match e.data {
@@ -279,8 +312,12 @@ impl Check {
                     side
                 }
                 MatchData::PortRange(lo, hi) if !e.is_not => {
-                    ports[side] = (lo, hi);
+                    l4.ports[side] = (lo, hi);
                     2 + side
+                }
+                MatchData::IpSet(id) if !e.is_not => {
+                    l4.sets[side] = Some(id);
+                    5 + side
                 }
                 _ => return Self::Full,
             };
@@ -293,7 +330,7 @@ impl Check {
                 FilterKind::None => {}
                 FilterKind::L4Proto if f.should_match && f.value <= 255 && !seen[4] => {
                     seen[4] = true;
-                    proto = (f.value as u8, f.value as u8);
+                    l4.proto = (f.value as u8, f.value as u8);
                 }
                 _ => return Self::Full,
             }
@@ -301,48 +338,31 @@ impl Check {
         match family {
             Some(false) => Self::V6 {
                 addrs: Box::new(v6),
-                ports,
-                proto,
+                l4,
             },
             f => Self::Small {
                 v4_only: f.is_some(),
                 addrs: v4,
-                ports,
-                proto,
+                l4,
             },
         }
     }
 
+    /// Does rule `rule`, checked as `self`, match `p`? `v4`: `p`'s addresses, when both are
+    /// IPv4.
     #[inline(always)]
-    fn hit(&self, rule: &Rule, sets: &IpSets, p: &FiveTuple) -> bool {
-        let within = |(lo, hi): (u16, u16), v: u16| lo <= v && v <= hi;
-        let l4 = |ports: &[(u16, u16); 2], proto: (u8, u8)| {
-            within(ports[0], p.sport)
-                && within(ports[1], p.dport)
-                && proto.0 <= p.proto
-                && p.proto <= proto.1
-        };
+    fn hit(&self, rule: &Rule, sets: &IpSets, p: &FiveTuple, v4: Option<(u32, u32)>) -> bool {
         match self {
-            Self::Small {
-                v4_only,
-                addrs,
-                ports,
-                proto,
-            } => {
-                let a_ok = match (p.src, p.dst) {
-                    (IpAddr::V4(s), IpAddr::V4(d)) => {
-                        let (s, d) = (u32::from(s), u32::from(d));
+            Self::Small { v4_only, addrs, l4 } => {
+                let a_ok = match v4 {
+                    Some((s, d)) => {
                         addrs[0].0 <= s && s <= addrs[0].1 && addrs[1].0 <= d && d <= addrs[1].1
                     }
-                    _ => !v4_only,
+                    None => !v4_only,
                 };
-                a_ok && l4(ports, *proto)
+                a_ok && l4.hit(sets, p)
             }
-            Self::V6 {
-                addrs,
-                ports,
-                proto,
-            } => {
+            Self::V6 { addrs, l4 } => {
                 let a_ok = match (p.src, p.dst) {
                     (IpAddr::V6(s), IpAddr::V6(d)) => {
                         let (s, d) = (u128::from(s), u128::from(d));
@@ -350,9 +370,76 @@ impl Check {
                     }
                     _ => false,
                 };
-                a_ok && l4(ports, *proto)
+                a_ok && l4.hit(sets, p)
             }
             Self::Full => rule.matches(sets, p),
+        }
+    }
+}
+
+/// Rule lists this short are walked whole: picking a field would cost more than the checks.
+const WALK_UPTO: usize = 4;
+
+/// Of the fields in `order`, the one whose (candidates, wild) lists (`lists(i)`) are shortest
+/// together; None when that is none (no rule can match). A field whose wild list
+/// (`wild_len(i)`) alone is no shorter than the best so far is not looked up.
+#[inline(always)]
+fn narrowest<'a>(
+    order: &[u8; 5],
+    wild_len: impl Fn(usize) -> usize,
+    lists: impl Fn(usize) -> (&'a [u32], &'a [u32]),
+) -> Option<(&'a [u32], &'a [u32])> {
+    let mut best: (&[u32], &[u32]) = (&[], &[]);
+    let mut n = usize::MAX;
+    for &i in order {
+        let i = usize::from(i);
+        if wild_len(i) >= n {
+            continue;
+        }
+        let (c, w) = lists(i);
+        if c.len() + w.len() < n {
+            n = c.len() + w.len();
+            best = (c, w);
+            if n == 0 {
+                return None;
+            }
+        }
+    }
+    Some(best)
+}
+
+/// The merge of two ascending lists of rule positions, each position once.
+struct Merge<'a> {
+    a: &'a [u32],
+    b: &'a [u32],
+}
+
+impl Iterator for Merge<'_> {
+    type Item = u32;
+    #[inline(always)]
+    fn next(&mut self) -> Option<u32> {
+        match (self.a.split_first(), self.b.split_first()) {
+            (Some((&x, ra)), Some((&y, rb))) => {
+                if x <= y {
+                    self.a = ra;
+                    if x == y {
+                        self.b = rb;
+                    }
+                    Some(x)
+                } else {
+                    self.b = rb;
+                    Some(y)
+                }
+            }
+            (Some((&x, ra)), None) => {
+                self.a = ra;
+                Some(x)
+            }
+            (None, Some((&y, rb))) => {
+                self.b = rb;
+                Some(y)
+            }
+            (None, None) => None,
         }
     }
 }
@@ -362,12 +449,10 @@ impl Check {
 pub struct RuleIndex {
     rules: Vec<Arc<Rule>>,
     checks: Vec<Check>,
-    src4: Field<u32>,
-    dst4: Field<u32>,
-    src6: Field<u128>,
-    dst6: Field<u128>,
-    /// sport, dport, proto.
-    l4: [Field<u32>; 3],
+    /// IPv4 source, destination, then sport, dport, proto (which IPv6 packets read too).
+    f4: [Field<u32>; 5],
+    /// IPv6 source, destination.
+    f6: [Field<u128>; 2],
     /// The fields an IPv4 (IPv6) packet reads, fewest expected candidates first:
     /// 0 src, 1 dst, 2 sport, 3 dport, 4 proto.
     order4: [u8; 5],
@@ -385,31 +470,30 @@ impl RuleIndex {
         let conds128 = |f: &dyn Fn(&Rule) -> Cond<u128>| -> Vec<Cond<u128>> {
             rules.iter().map(|r| f(r)).collect()
         };
-        let src4 = Field::build(&conds32(&|r| v4_cond(r, true)), Some(16));
-        let dst4 = Field::build(&conds32(&|r| v4_cond(r, false)), Some(16));
-        let src6 = Field::build(&conds128(&|r| v6_cond(r, true)), None);
-        let dst6 = Field::build(&conds128(&|r| v6_cond(r, false)), None);
-        let l4 = [
+        let f4 = [
+            Field::build(&conds32(&|r| v4_cond(r, true)), Some(16)),
+            Field::build(&conds32(&|r| v4_cond(r, false)), Some(16)),
             Field::build(&conds32(&|r| port_cond(r, true)), Some(0)),
             Field::build(&conds32(&|r| port_cond(r, false)), Some(0)),
             Field::build(&conds32(&proto_cond), None),
         ];
+        let f6 = [
+            Field::build(&conds128(&|r| v6_cond(r, true)), None),
+            Field::build(&conds128(&|r| v6_cond(r, false)), None),
+        ];
         let order = |addr: [f64; 2]| {
-            let means = [addr[0], addr[1], l4[0].mean(), l4[1].mean(), l4[2].mean()];
+            let means = [addr[0], addr[1], f4[2].mean(), f4[3].mean(), f4[4].mean()];
             let mut o = [0u8, 1, 2, 3, 4];
             o.sort_by(|&a, &b| means[a as usize].total_cmp(&means[b as usize]));
             o
         };
-        let order4 = order([src4.mean(), dst4.mean()]);
-        let order6 = order([src6.mean(), dst6.mean()]);
+        let order4 = order([f4[0].mean(), f4[1].mean()]);
+        let order6 = order([f6[0].mean(), f6[1].mean()]);
         Self {
             checks: rules.iter().map(|r| Check::of(r)).collect(),
             rules,
-            src4,
-            dst4,
-            src6,
-            dst6,
-            l4,
+            f4,
+            f6,
             order4,
             order6,
         }
@@ -422,83 +506,83 @@ impl RuleIndex {
         self.rules.is_empty()
     }
 
-    /// One field's (candidates, wild) for `p`; `i` as in `order4`.
+    /// Rule `i`'s action if it matches `p`.
     #[inline(always)]
-    fn lists(&self, i: u8, p: &FiveTuple) -> (&[u32], &[u32]) {
-        let (f, k) = match (i, p.src, p.dst) {
-            (0, IpAddr::V4(a), _) => (&self.src4, u32::from(a)),
-            (1, _, IpAddr::V4(a)) => (&self.dst4, u32::from(a)),
-            (0, IpAddr::V6(a), _) => return (self.src6.candidates(a.into()), &self.src6.wild),
-            (1, _, IpAddr::V6(a)) => return (self.dst6.candidates(a.into()), &self.dst6.wild),
-            (2, ..) => (&self.l4[0], u32::from(p.sport)),
-            (3, ..) => (&self.l4[1], u32::from(p.dport)),
-            _ => (&self.l4[2], u32::from(p.proto)),
-        };
-        (f.candidates(k), &f.wild)
-    }
-
-    #[inline(always)]
-    fn wild_len(&self, i: u8, v4: bool) -> usize {
-        match (i, v4) {
-            (0, true) => self.src4.wild.len(),
-            (1, true) => self.dst4.wild.len(),
-            (0, false) => self.src6.wild.len(),
-            (1, false) => self.dst6.wild.len(),
-            (i, _) => self.l4[i as usize - 2].wild.len(),
+    fn check(&self, i: u32, sets: &IpSets, p: &FiveTuple, v4: Option<(u32, u32)>) -> bool {
+        match (self.checks.get(i as usize), self.rules.get(i as usize)) {
+            (Some(c), Some(r)) => c.hit(r, sets, p, v4),
+            _ => false,
         }
     }
 
     /// The action of the first rule that matches `p`.
     #[inline]
     pub fn first_match(&self, sets: &IpSets, p: &FiveTuple) -> Option<Action> {
-        let v4 = p.src.is_ipv4();
-        let order = if v4 { &self.order4 } else { &self.order6 };
-        let mut best: (&[u32], &[u32]) = (&[], &[]);
-        let mut n = usize::MAX;
-        for &i in order {
-            if self.wild_len(i, v4) >= n {
-                continue;
+        let v4 = match (p.src, p.dst) {
+            (IpAddr::V4(s), IpAddr::V4(d)) => Some((u32::from(s), u32::from(d))),
+            _ => None,
+        };
+        if self.rules.len() <= WALK_UPTO {
+            return self.walk(0..self.rules.len() as u32, sets, p, v4);
+        }
+        let l4 = [u32::from(p.sport), u32::from(p.dport), u32::from(p.proto)];
+        let empty: (&[u32], &[u32]) = (&[], &[]);
+        let (a, b) = match (v4, p.src, p.dst) {
+            (Some((s, d)), ..) => {
+                let keys = [s, d, l4[0], l4[1], l4[2]];
+                narrowest(
+                    &self.order4,
+                    |i| self.f4.get(i).map_or(0, |f| f.wild.len()),
+                    |i| match (self.f4.get(i), keys.get(i)) {
+                        (Some(f), Some(&k)) => (f.candidates(k), &f.wild[..]),
+                        _ => empty,
+                    },
+                )
             }
-            let (c, w) = self.lists(i, p);
-            if c.len() + w.len() < n {
-                n = c.len() + w.len();
-                best = (c, w);
-                if n == 0 {
-                    return None;
-                }
+            (None, IpAddr::V6(s), IpAddr::V6(d)) => {
+                let keys = [u128::from(s), u128::from(d)];
+                narrowest(
+                    &self.order6,
+                    |i| match self.f6.get(i) {
+                        Some(f) => f.wild.len(),
+                        None => self.f4.get(i).map_or(0, |f| f.wild.len()),
+                    },
+                    |i| match (self.f6.get(i), keys.get(i)) {
+                        (Some(f), Some(&k)) => (f.candidates(k), &f.wild[..]),
+                        _ => match (self.f4.get(i), l4.get(i.wrapping_sub(2))) {
+                            (Some(f), Some(&k)) => (f.candidates(k), &f.wild[..]),
+                            _ => empty,
+                        },
+                    },
+                )
+            }
+            // Mixed families (no real packet): the fields cannot tell, check every rule.
+            _ => return self.walk(0..self.rules.len() as u32, sets, p, v4),
+        }?;
+        self.walk(Merge { a, b }, sets, p, v4)
+    }
+
+    /// The first rule of `ids` (ascending) that matches `p`, as its action.
+    #[inline(always)]
+    fn walk(
+        &self,
+        ids: impl Iterator<Item = u32>,
+        sets: &IpSets,
+        p: &FiveTuple,
+        v4: Option<(u32, u32)>,
+    ) -> Option<Action> {
+        for i in ids {
+            if self.check(i, sets, p, v4) {
+                return self.rules.get(i as usize).map(|r| r.action);
             }
         }
-        let (mut a, mut b) = best;
-        // Both lists are in policy order: walk their merge.
-        loop {
-            let next = match (a.first(), b.first()) {
-                (Some(&x), Some(&y)) if x <= y => {
-                    a = &a[1..];
-                    if x == y {
-                        b = &b[1..];
-                    }
-                    x
-                }
-                (_, Some(&y)) => {
-                    b = &b[1..];
-                    y
-                }
-                (Some(&x), None) => {
-                    a = &a[1..];
-                    x
-                }
-                (None, None) => return None,
-            };
-            let r = &self.rules[next as usize];
-            if self.checks[next as usize].hit(r, sets, p) {
-                return Some(r.action);
-            }
-        }
+        None
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::ipset::{IpSet, IpSetKind, Member};
     use super::super::rule::{Entry, Filter};
     use super::super::Net;
     use super::*;
@@ -630,6 +714,123 @@ mod tests {
         assert!(
             hits > 2000 && misses > 500,
             "{hits} hits, {misses} misses: a test of both"
+        );
+    }
+
+    /// Ipsets 0..4: IPv4 and IPv6 addresses, networks, (address, protocol, port) triples, and
+    /// an empty one, over the addresses and ports `random_tuple` draws.
+    fn random_sets(g: &mut Rng) -> IpSets {
+        let mut sets = IpSets::new();
+        let mut ips = IpSet::new(IpSetKind::Ip);
+        let mut nets = IpSet::new(IpSetKind::Net);
+        let mut tuples = IpSet::new(IpSetKind::IpAndPort);
+        for _ in 0..300 {
+            let a: IpAddr = if g.next().is_multiple_of(4) {
+                format!("fd00::{:x}:{:x}", g.next() % 4, g.next() % 65536)
+                    .parse()
+                    .unwrap()
+            } else {
+                format!("10.0.{}.{}", g.next() % 4, g.next() % 256)
+                    .parse()
+                    .unwrap()
+            };
+            ips.insert(Member::Ip(a));
+            let len = if a.is_ipv4() {
+                24 + g.next() % 9
+            } else {
+                120 + g.next() % 9
+            };
+            if g.next().is_multiple_of(20) {
+                nets.insert(Member::Net(Net::new(a, len as u8).unwrap()));
+            }
+            let proto = if g.next().is_multiple_of(2) { 6 } else { 17 };
+            tuples.insert(Member::Tuple(a, proto, (g.next() % 80) as u16));
+        }
+        for (id, set) in [ips, nets, tuples, IpSet::new(IpSetKind::Ip)]
+            .into_iter()
+            .enumerate()
+        {
+            sets.insert(id as u32, Arc::new(set));
+        }
+        sets
+    }
+
+    /// `random_rule`, plus ipset entries: mostly one positive IP_SET per side (which the
+    /// index checks itself), sometimes a negated one, two, a PORT_IP_SET or a missing set.
+    fn random_rule_with_sets(g: &mut Rng) -> Rule {
+        let mut r = random_rule(g);
+        for is_src in [true, false] {
+            let n = match g.next() % 8 {
+                0..=3 => 0,
+                4..=6 => 1,
+                _ => 2,
+            };
+            for _ in 0..n {
+                let id = match g.next() % 10 {
+                    0..=5 => 0,
+                    6 | 7 => 1,
+                    8 => 3,
+                    _ => 9,
+                };
+                let data = if g.next().is_multiple_of(6) {
+                    MatchData::PortIpSet(2)
+                } else {
+                    MatchData::IpSet(id)
+                };
+                r.entries.push(Entry {
+                    is_src,
+                    is_not: g.next().is_multiple_of(6),
+                    data,
+                });
+            }
+        }
+        r
+    }
+
+    /// With ipsets in the rules, and with lists short enough to be walked whole, the index's
+    /// answer is still the linear walk's, and the rules it checks itself (one positive ipset a
+    /// side) are among those that decide.
+    #[test]
+    fn first_match_with_ipsets_equals_the_linear_walk() {
+        let mut g = Rng(0x0bad_cafe_f00d_1234);
+        let sets = random_sets(&mut g);
+        let (mut hits, mut misses, mut own_set_checks) = (0, 0, 0);
+        for round in 0..60 {
+            let n = if round % 3 == 0 {
+                1 + (g.next() % (WALK_UPTO as u64 + 2)) as usize
+            } else {
+                1 + (g.next() % 200) as usize
+            };
+            let rules: BTreeMap<u32, Arc<Rule>> = (0..n as u32)
+                .map(|i| (i, Arc::new(random_rule_with_sets(&mut g))))
+                .collect();
+            let ids: Vec<u32> = rules.keys().copied().collect();
+            let ix = RuleIndex::build(&ids, &rules);
+            for _ in 0..400 {
+                let p = random_tuple(&mut g);
+                let linear = ids
+                    .iter()
+                    .map(|id| &rules[id])
+                    .position(|r| r.matches(&sets, &p));
+                let want = linear.map(|i| rules[&(i as u32)].action);
+                assert_eq!(ix.first_match(&sets, &p), want, "round {round}: {p:?}");
+                match linear {
+                    Some(i) => {
+                        hits += 1;
+                        let set_checked = matches!(
+                            &ix.checks[i],
+                            Check::Small { l4, .. } | Check::V6 { l4, .. }
+                                if l4.sets.iter().any(Option::is_some)
+                        );
+                        own_set_checks += usize::from(set_checked);
+                    }
+                    None => misses += 1,
+                }
+            }
+        }
+        assert!(
+            hits > 3000 && misses > 1000 && own_set_checks > 300,
+            "{hits} hits, {misses} misses, {own_set_checks} decided by the index's set checks"
         );
     }
 
