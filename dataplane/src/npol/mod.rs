@@ -138,6 +138,14 @@ pub mod section {
     }
 }
 
+/// Every tier and section marker is at least this.
+const LOWEST_MARKER: u32 = section::END_PRE_DNAT;
+const _: () = assert!(
+    tier::END_DENY >= LOWEST_MARKER
+        && tier::END_PASS >= LOWEST_MARKER
+        && section::END_UNTRACKED >= LOWEST_MARKER
+);
+
 /// Set in a flow key's interface field for pre-DNAT verdicts, so that they never meet
 /// npol-rx's verdicts for the same 5-tuple on the same interface (interfaces are < 4096).
 pub const PREDNAT_KEY: u16 = 1 << 15;
@@ -715,18 +723,23 @@ pub fn verdict(t: &NpolTables, sw: u32, dir: Direction, p: &FiveTuple) -> Verdic
     let rx = dir == Direction::Rx;
     // invert_rx_tx picks the other direction's policy list and rules; the defaults stay.
     let inbound = rx ^ c.invert_rx_tx;
-    let policies = sections(if inbound {
+    let list = if inbound {
         &c.rx_policies
     } else {
         &c.tx_policies
-    })
-    .normal;
+    };
+    // One scan for the common list, with neither sections nor tiers.
+    let (policies, tiered) = if list.iter().all(|&id| id < LOWEST_MARKER) {
+        (&list[..], false)
+    } else {
+        let normal = sections(list).normal;
+        (normal, normal.iter().any(|&id| tier::is_marker(id)))
+    };
     let (policy_default, profile_default) = if rx {
         (c.policy_default_rx, c.profile_default_rx)
     } else {
         (c.policy_default_tx, c.profile_default_tx)
     };
-    let tiered = policies.iter().any(|&id| tier::is_marker(id));
     let mut to_profiles = tiered;
     let mut passing = false;
     for &id in policies {
