@@ -34,12 +34,13 @@ type Cond<K> = Option<Vec<(K, K)>>;
 #[derive(Clone, Debug, Default)]
 struct Field<K> {
     starts: Vec<K>,
-    /// Interval i's candidates are `postings[ends[i - 1]..ends[i]]` (`ends[-1]` = 0).
+    /// Interval i's candidates are `postings[ends[i]..ends[i + 1]]` (`ends[0]` = 0).
     ends: Vec<u32>,
     postings: Vec<u32>,
     wild: Vec<u32>,
     /// With `hint_shift`: `hint[b]` is the interval holding `b << hint_shift`, so a lookup
-    /// searches only between `hint[b]` and `hint[b + 1]`. Empty for small fields.
+    /// searches only between `hint[b]` and `hint[b + 1]` (`hint[65536]`: the last interval).
+    /// Empty for small fields.
     hint: Vec<u32>,
     hint_shift: u32,
 }
@@ -116,7 +117,8 @@ impl<K: Key> Field<K> {
             }
         }
         let mut postings = Vec::new();
-        let mut ends = Vec::with_capacity(lists.len());
+        let mut ends = Vec::with_capacity(lists.len() + 1);
+        ends.push(0);
         for l in lists {
             postings.extend(l);
             ends.push(postings.len() as u32);
@@ -125,7 +127,7 @@ impl<K: Key> Field<K> {
             Some(shift) if starts.len() > HINT_FROM => {
                 // One sweep: bucket starts and interval starts both ascend.
                 let mut i = 0;
-                let hint = (0..1usize << 16)
+                let mut hint: Vec<u32> = (0..1usize << 16)
                     .map(|b| {
                         let k = K::from_bucket(b, shift);
                         while i + 1 < starts.len() && starts[i + 1] <= k {
@@ -134,6 +136,7 @@ impl<K: Key> Field<K> {
                         i as u32
                     })
                     .collect();
+                hint.push(starts.len() as u32 - 1);
                 (hint, shift)
             }
             _ => (Vec::new(), 0),
@@ -148,28 +151,28 @@ impl<K: Key> Field<K> {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn candidates(&self, v: K) -> &[u32] {
         let i = if self.hint.is_empty() {
             interval(&self.starts, v)
         } else {
             let b = v.hint_bucket(self.hint_shift);
-            let lo = self.hint.get(b).map_or(0, |&h| h as usize);
-            let hi = self
-                .hint
-                .get(b + 1)
-                .map_or(self.starts.len(), |&h| h as usize + 1);
-            lo + self
-                .starts
-                .get(lo + 1..hi)
-                .map_or(0, |s| s.partition_point(|&s| s <= v))
+            match (self.hint.get(b), self.hint.get(b + 1)) {
+                (Some(&lo), Some(&hi)) => {
+                    let (lo, hi) = (lo as usize, hi as usize);
+                    lo + self
+                        .starts
+                        .get(lo + 1..=hi)
+                        .map_or(0, |s| s.partition_point(|&s| s <= v))
+                }
+                _ => 0,
+            }
         };
-        let from = match i.checked_sub(1) {
-            Some(j) => self.ends.get(j).map_or(0, |&e| e as usize),
-            None => 0,
-        };
-        let to = self.ends.get(i).map_or(0, |&e| e as usize);
-        self.postings.get(from..to).unwrap_or(&[])
+        match (self.ends.get(i), self.ends.get(i + 1)) {
+            (Some(&from), Some(&to)) => self.postings.get(from as usize..to as usize),
+            _ => None,
+        }
+        .unwrap_or(&[])
     }
 
     fn mean(&self) -> f64 {
@@ -380,23 +383,53 @@ impl Check {
 /// Rule lists this short are walked whole: picking a field would cost more than the checks.
 const WALK_UPTO: usize = 4;
 
+/// The fields a packet of one family reads, fewest expected candidates first: 0 src, 1 dst,
+/// 2 sport, 3 dport, 4 proto.
+#[derive(Clone, Copy, Debug, Default)]
+struct Order {
+    field: [u8; 5],
+    /// `field[k]`'s wild list's length.
+    wild: [usize; 5],
+    /// The shortest of `wild[k..]`: once the best so far is no longer, no later field can
+    /// beat it.
+    rest_wild: [usize; 5],
+}
+
+impl Order {
+    fn new(means: [f64; 5], wild: [usize; 5]) -> Self {
+        let mut field = [0u8, 1, 2, 3, 4];
+        field.sort_by(|&a, &b| means[a as usize].total_cmp(&means[b as usize]));
+        let wild = field.map(|f| wild[f as usize]);
+        let mut rest_wild = wild;
+        for k in (0..4).rev() {
+            rest_wild[k] = rest_wild[k].min(rest_wild[k + 1]);
+        }
+        Self {
+            field,
+            wild,
+            rest_wild,
+        }
+    }
+}
+
 /// Of the fields in `order`, the one whose (candidates, wild) lists (`lists(i)`) are shortest
-/// together; None when that is none (no rule can match). A field whose wild list
-/// (`wild_len(i)`) alone is no shorter than the best so far is not looked up.
+/// together; None when that is none (no rule can match). A field whose wild list alone is no
+/// shorter than the best so far is not looked up.
 #[inline(always)]
 fn narrowest<'a>(
-    order: &[u8; 5],
-    wild_len: impl Fn(usize) -> usize,
+    order: &Order,
     lists: impl Fn(usize) -> (&'a [u32], &'a [u32]),
 ) -> Option<(&'a [u32], &'a [u32])> {
     let mut best: (&[u32], &[u32]) = (&[], &[]);
     let mut n = usize::MAX;
-    for &i in order {
-        let i = usize::from(i);
-        if wild_len(i) >= n {
+    for k in 0..5 {
+        if order.rest_wild[k] >= n {
+            break;
+        }
+        if order.wild[k] >= n {
             continue;
         }
-        let (c, w) = lists(i);
+        let (c, w) = lists(usize::from(order.field[k]));
         if c.len() + w.len() < n {
             n = c.len() + w.len();
             best = (c, w);
@@ -453,10 +486,9 @@ pub struct RuleIndex {
     f4: [Field<u32>; 5],
     /// IPv6 source, destination.
     f6: [Field<u128>; 2],
-    /// The fields an IPv4 (IPv6) packet reads, fewest expected candidates first:
-    /// 0 src, 1 dst, 2 sport, 3 dport, 4 proto.
-    order4: [u8; 5],
-    order6: [u8; 5],
+    /// The fields an IPv4 (IPv6) packet reads.
+    order4: Order,
+    order6: Order,
 }
 
 impl RuleIndex {
@@ -481,14 +513,41 @@ impl RuleIndex {
             Field::build(&conds128(&|r| v6_cond(r, true)), None),
             Field::build(&conds128(&|r| v6_cond(r, false)), None),
         ];
-        let order = |addr: [f64; 2]| {
-            let means = [addr[0], addr[1], f4[2].mean(), f4[3].mean(), f4[4].mean()];
-            let mut o = [0u8, 1, 2, 3, 4];
-            o.sort_by(|&a, &b| means[a as usize].total_cmp(&means[b as usize]));
-            o
-        };
-        let order4 = order([f4[0].mean(), f4[1].mean()]);
-        let order6 = order([f6[0].mean(), f6[1].mean()]);
+        let l4_mean = [f4[2].mean(), f4[3].mean(), f4[4].mean()];
+        let wild = |f: &Field<u32>| f.wild.len();
+        let l4_wild = [wild(&f4[2]), wild(&f4[3]), wild(&f4[4])];
+        let order4 = Order::new(
+            [
+                f4[0].mean(),
+                f4[1].mean(),
+                l4_mean[0],
+                l4_mean[1],
+                l4_mean[2],
+            ],
+            [
+                wild(&f4[0]),
+                wild(&f4[1]),
+                l4_wild[0],
+                l4_wild[1],
+                l4_wild[2],
+            ],
+        );
+        let order6 = Order::new(
+            [
+                f6[0].mean(),
+                f6[1].mean(),
+                l4_mean[0],
+                l4_mean[1],
+                l4_mean[2],
+            ],
+            [
+                f6[0].wild.len(),
+                f6[1].wild.len(),
+                l4_wild[0],
+                l4_wild[1],
+                l4_wild[2],
+            ],
+        );
         Self {
             checks: rules.iter().map(|r| Check::of(r)).collect(),
             rules,
@@ -530,31 +589,20 @@ impl RuleIndex {
         let (a, b) = match (v4, p.src, p.dst) {
             (Some((s, d)), ..) => {
                 let keys = [s, d, l4[0], l4[1], l4[2]];
-                narrowest(
-                    &self.order4,
-                    |i| self.f4.get(i).map_or(0, |f| f.wild.len()),
-                    |i| match (self.f4.get(i), keys.get(i)) {
-                        (Some(f), Some(&k)) => (f.candidates(k), &f.wild[..]),
-                        _ => empty,
-                    },
-                )
+                narrowest(&self.order4, |i| match (self.f4.get(i), keys.get(i)) {
+                    (Some(f), Some(&k)) => (f.candidates(k), &f.wild[..]),
+                    _ => empty,
+                })
             }
             (None, IpAddr::V6(s), IpAddr::V6(d)) => {
                 let keys = [u128::from(s), u128::from(d)];
-                narrowest(
-                    &self.order6,
-                    |i| match self.f6.get(i) {
-                        Some(f) => f.wild.len(),
-                        None => self.f4.get(i).map_or(0, |f| f.wild.len()),
-                    },
-                    |i| match (self.f6.get(i), keys.get(i)) {
+                narrowest(&self.order6, |i| match (self.f6.get(i), keys.get(i)) {
+                    (Some(f), Some(&k)) => (f.candidates(k), &f.wild[..]),
+                    _ => match (self.f4.get(i), l4.get(i.wrapping_sub(2))) {
                         (Some(f), Some(&k)) => (f.candidates(k), &f.wild[..]),
-                        _ => match (self.f4.get(i), l4.get(i.wrapping_sub(2))) {
-                            (Some(f), Some(&k)) => (f.candidates(k), &f.wild[..]),
-                            _ => empty,
-                        },
+                        _ => empty,
                     },
-                )
+                })
             }
             // Mixed families (no real packet): the fields cannot tell, check every rule.
             _ => return self.walk(0..self.rules.len() as u32, sets, p, v4),
