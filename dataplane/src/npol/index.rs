@@ -385,16 +385,18 @@ impl Check {
         }
     }
 
-    /// Does rule `rule`, checked as `self`, match `p`, whose [`keys`] are `k`? `v4`: whether
-    /// both of `p`'s addresses are IPv4, else both are IPv6.
+    /// Does rule `rule`, checked as `self`, match `p`, whose [`keys`] are `k`? `V4`: whether
+    /// both of `p`'s addresses are IPv4, else both are IPv6 (a constant, so that IPv4 lookups
+    /// carry no IPv6 code).
     #[inline(always)]
-    fn hit(&self, rule: &Rule, sets: &IpSets, p: &FiveTuple, k: &Keys, v4: bool) -> bool {
+    fn hit<const V4: bool>(&self, rule: &Rule, sets: &IpSets, p: &FiveTuple, k: &Keys) -> bool {
         match self {
             Self::Small {
                 v4_only,
                 ranges,
                 sets: ids,
-            } => (v4 || !v4_only) && ranges.hit(k) && in_sets(ids, sets, p),
+            } => (V4 || !v4_only) && ranges.hit(k) && in_sets(ids, sets, p),
+            Self::V6 { .. } if V4 => false,
             Self::V6 {
                 addrs,
                 ranges,
@@ -599,30 +601,31 @@ impl RuleIndex {
         self.rules.is_empty()
     }
 
-    /// Rule `i`'s action if it matches `p`.
-    #[inline(always)]
-    fn check(&self, i: u32, sets: &IpSets, p: &FiveTuple, k: &Keys, v4: bool) -> bool {
-        match (self.checks.get(i as usize), self.rules.get(i as usize)) {
-            (Some(c), Some(r)) => c.hit(r, sets, p, k, v4),
-            _ => false,
-        }
-    }
-
     /// The action of the first rule that matches `p`.
     #[inline]
     pub fn first_match(&self, sets: &IpSets, p: &FiveTuple) -> Option<Action> {
+        match (p.src, p.dst) {
+            (IpAddr::V4(_), IpAddr::V4(_)) => self.lookup::<true>(sets, p),
+            (IpAddr::V6(_), IpAddr::V6(_)) => self.lookup::<false>(sets, p),
+            // Mixed families (no real packet): neither the fields nor the checks model them.
+            _ => self
+                .rules
+                .iter()
+                .find(|r| r.matches(sets, p))
+                .map(|r| r.action),
+        }
+    }
+
+    /// [`Self::first_match`] for a packet whose addresses are both IPv4 (`V4`) or both IPv6.
+    #[inline(always)]
+    fn lookup<const V4: bool>(&self, sets: &IpSets, p: &FiveTuple) -> Option<Action> {
         let k = keys(p);
-        let v4 = p.src.is_ipv4() && p.dst.is_ipv4();
-        if self.rules.len() <= WALK_UPTO && p.src.is_ipv4() == p.dst.is_ipv4() {
-            return self.walk(0..self.rules.len() as u32, sets, p, &k, v4);
+        if self.rules.len() <= WALK_UPTO {
+            return self.walk::<V4>(0..self.rules.len() as u32, sets, p, &k);
         }
         let empty: (&[u32], &[u32]) = (&[], &[]);
-        let (a, b) = match (v4, p.src, p.dst) {
-            (true, ..) => narrowest(&self.order4, |i| match (self.f4.get(i), k.get(i)) {
-                (Some(f), Some(&k)) => (f.candidates(k), &f.wild[..]),
-                _ => empty,
-            }),
-            (false, IpAddr::V6(s), IpAddr::V6(d)) => {
+        let (a, b) = match (p.src, p.dst) {
+            (IpAddr::V6(s), IpAddr::V6(d)) if !V4 => {
                 let a6 = [u128::from(s), u128::from(d)];
                 narrowest(&self.order6, |i| match (self.f6.get(i), a6.get(i)) {
                     (Some(f), Some(&a)) => (f.candidates(a), &f.wild[..]),
@@ -632,31 +635,29 @@ impl RuleIndex {
                     },
                 })
             }
-            // Mixed families (no real packet): neither the fields nor the checks model them.
-            _ => {
-                return self
-                    .rules
-                    .iter()
-                    .find(|r| r.matches(sets, p))
-                    .map(|r| r.action)
-            }
+            _ => narrowest(&self.order4, |i| match (self.f4.get(i), k.get(i)) {
+                (Some(f), Some(&k)) => (f.candidates(k), &f.wild[..]),
+                _ => empty,
+            }),
         }?;
-        self.walk(Merge { a, b }, sets, p, &k, v4)
+        self.walk::<V4>(Merge { a, b }, sets, p, &k)
     }
 
     /// The first rule of `ids` (ascending) that matches `p`, as its action.
     #[inline(always)]
-    fn walk(
+    fn walk<const V4: bool>(
         &self,
         ids: impl Iterator<Item = u32>,
         sets: &IpSets,
         p: &FiveTuple,
         k: &Keys,
-        v4: bool,
     ) -> Option<Action> {
         for i in ids {
-            if self.check(i, sets, p, k, v4) {
-                return self.rules.get(i as usize).map(|r| r.action);
+            let i = i as usize;
+            if let (Some(c), Some(r)) = (self.checks.get(i), self.rules.get(i)) {
+                if c.hit::<V4>(r, sets, p, k) {
+                    return Some(r.action);
+                }
             }
         }
         None
