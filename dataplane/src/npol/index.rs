@@ -7,10 +7,11 @@
 //! constrain a field, or whose condition the index does not model (ipsets, negations, a range
 //! spanning too many intervals), sits in that field's `wild` list instead. A lookup finds the
 //! packet's interval in each field (fewest expected candidates first, skipping a field whose
-//! wild list alone is longer than the best so far), takes the field with the fewest
-//! candidates, and checks those in order: simple rules by range tests on the packet's keys,
-//! others with the rule's own matcher ([`Rule::matches`]). The index only over-approximates,
-//! so the first candidate that matches is the policy's first match.
+//! wild list alone is no shorter than the best so far, and stopping when no field left can
+//! beat it), takes the field with the fewest candidates, and checks those in order: simple
+//! rules by a [`Check`] of range tests on the packet's keys, others with the rule's own
+//! matcher ([`Rule::matches`]). The index only over-approximates, so the first candidate that
+//! matches is the policy's first match. Lists of up to [`WALK_UPTO`] rules skip the fields.
 //!
 //! Built by control when a policy or one of its rules changes; workers only read it.
 
