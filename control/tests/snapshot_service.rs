@@ -709,3 +709,139 @@ fn flows_restore_with_their_ports_ages_and_tables() {
         "port {port} is free"
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// Snapshot version 3: configuration without a device fd (tunnels, ...)
+
+use rvpp_control::cli;
+
+fn cli_ok(dp: &Arc<Dataplane>, line: &str) -> String {
+    let out = cli::execute(dp, line);
+    assert!(
+        !out.contains("unknown") && !out.contains("error") && !out.contains("usage"),
+        "{line}: {out}"
+    );
+    out
+}
+
+/// What the v3 objects read back as: the tunnel dumps and the `show` output.
+fn overlay_state(dp: &Arc<Dataplane>) -> Vec<String> {
+    let mut out = vec![
+        format!("{:?}", service::vxlan::list(dp, None)),
+        format!("{:?}", service::ipip::list(dp, None)),
+    ];
+    for c in [
+        "show vxlan tunnel",
+        "show ipip tunnel",
+        "show interface",
+        "show interface address",
+    ] {
+        out.push(cli::execute(dp, c));
+    }
+    out
+}
+
+/// Calico's overlays: VXLAN tunnels of both modes and families, in the default table and in
+/// another, and an IPIP tunnel, each interface with what an interface carries (addresses,
+/// unnumbered, state, MTU, table binding), and routes through them. The underlay is a
+/// loopback here (a tap's fds need root; `live_restart` has those).
+fn with_tunnels(dp: &Arc<Dataplane>) -> Vec<u32> {
+    let mut sw = Vec::new();
+    for line in [
+        "create vxlan tunnel src 198.18.1.1 dst 198.18.1.20 vni 4096 l3",
+        "create vxlan tunnel src 198.18.1.1 dst 198.18.1.21 vni 4097 instance 5 dst-port 4790",
+        "create vxlan tunnel src fd00:1::1 dst fd00:1::20 vni 7 encap-vrf-id 10",
+        "create ipip tunnel src 198.18.1.1 dst 198.18.1.30 instance 3",
+    ] {
+        let name = cli_ok(dp, line);
+        let name = name.trim();
+        sw.push(dp.fwd().ifs().by_name(name).expect(name).sw_if_index);
+    }
+    service::addresses::add(dp, sw[0], p("198.18.40.1/32")).unwrap();
+    service::addresses::add(dp, sw[2], p("fd00:40::1/128")).unwrap();
+    service::tables::bind(dp, sw[1], Af::Ip4, 10).unwrap();
+    {
+        let mut f = dp.fwd();
+        f.set_unnumbered(sw[3], Some(sw[0])).unwrap();
+        f.set_mtu(sw[0], 1400).unwrap();
+        f.set_admin_up(sw[1], false).unwrap();
+        f.set_admin_up(sw[3], true).unwrap();
+        f.set_tag(sw[3], "ipip-peer").unwrap();
+    }
+    let via = |s: u32| vec![Path::via(ip("198.18.1.20"), Some(s))];
+    service::routes::change(dp, 0, p("198.19.20.0/24"), via(sw[0]), Change::Set).unwrap();
+    service::routes::change(dp, 0, p("198.19.30.0/24"), via(sw[3]), Change::Set).unwrap();
+    sw
+}
+
+#[test]
+fn vxlan_and_ipip_tunnels_restore_under_their_indices() {
+    let old = configured();
+    let sw = with_tunnels(&old);
+    let new = carried(&old);
+    let (a, b) = (overlay_state(&old), overlay_state(&new));
+    assert_eq!(a, b);
+    assert_eq!(state(&old), state(&new));
+    // What the comparison covered is there.
+    assert_eq!(service::vxlan::list(&new, None).len(), 3);
+    assert_eq!(service::ipip::list(&new, None).len(), 1);
+    assert!(
+        a[4].contains("ipip3") && a[4].contains("vxlan_tunnel5"),
+        "{}",
+        a[4]
+    );
+    let on = format!("{:?}", new.fwd().interface_features(sw[0]).unwrap());
+    assert!(on.contains("vxlan4-encap"), "{on}");
+    // The agent deletes by the old keys and index; new tunnels take the names and indices
+    // they would have taken.
+    for dp in [&old, &new] {
+        let vx = service::vxlan::delete(dp, ip("198.18.1.1"), ip("198.18.1.21"), 4097).unwrap();
+        assert_eq!(vx, sw[1]);
+        service::ipip::delete(dp, sw[3]).unwrap();
+        cli_ok(
+            dp,
+            "create vxlan tunnel src 198.18.1.1 dst 198.18.1.22 vni 1",
+        );
+    }
+    assert_eq!(overlay_state(&old), overlay_state(&new));
+}
+
+#[test]
+fn a_tunnel_interface_without_its_tunnel_is_refused() {
+    let old = configured();
+    with_tunnels(&old);
+    let mut json = {
+        let f = old.fwd();
+        snapshot::capture(&old, &f).unwrap().json
+    };
+    json["ipip"] = serde_json::json!([]);
+    let e = snapshot::restore(&dataplane(), &json, &mut []).unwrap_err();
+    assert!(e.contains("ipip3 (ipip) without its tunnel"), "{e}");
+    // A version 2 snapshot never held a tunnel: the same interfaces are refused as such.
+    json["version"] = 2.into();
+    let e = snapshot::restore(&dataplane(), &json, &mut []).unwrap_err();
+    assert!(e.contains("without its tunnel"), "{e}");
+}
+
+/// The capture's refusal of `dp` with a pg interface added (still refused): what it names.
+fn refusal(dp: &Arc<Dataplane>) -> String {
+    dp.fwd()
+        .interface_add("pg0", "pg", [2, 0, 0, 0, 0, 9], true, 1500)
+        .unwrap();
+    let f = dp.fwd();
+    let e = snapshot::capture(dp, &f)
+        .err()
+        .expect("a pg interface was carried");
+    assert!(e.contains("interface pg0 (pg)"), "{e}");
+    e
+}
+
+#[test]
+fn tunnels_are_not_refused_any_more() {
+    let dp = configured();
+    with_tunnels(&dp);
+    let e = refusal(&dp);
+    for no in ["vxlan", "ipip", "encap"] {
+        assert!(!e.contains(no), "{no}: {e}");
+    }
+}

@@ -6,7 +6,7 @@
 use super::tunnel::{TunnelIf, TunnelKind};
 use super::{rv, SvcError, SvcResult};
 use crate::daemon::Dataplane;
-use rvpp_dataplane::forwarding::Af;
+use rvpp_dataplane::forwarding::{Af, Forwarding};
 use rvpp_dataplane::nodes::ipip::{self, tunnel_flags, Tunnel};
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -35,8 +35,7 @@ fn table(dp: &Dataplane) -> Arc<ipip::Table> {
     dp.feature_tables.get::<ipip::Table>()
 }
 
-/// Create a tunnel; returns its sw_if_index and name.
-pub fn create(dp: &Arc<Dataplane>, r: IpipRequest) -> SvcResult<(u32, String)> {
+fn check(r: &IpipRequest) -> SvcResult<()> {
     let bad = |m: &str| Err(SvcError::new(rv::INVALID_VALUE, m.to_string()));
     if r.src.is_ipv4() != r.dst.is_ipv4() {
         return bad("source and destination are of different address families");
@@ -53,20 +52,48 @@ pub fn create(dp: &Arc<Dataplane>, r: IpipRequest) -> SvcResult<(u32, String)> {
     if r.dscp > 63 {
         return bad("dscp is 6 bits");
     }
+    Ok(())
+}
+
+/// The tunnel `r` exists already: IF_ALREADY_EXISTS, as VPP.
+fn no_twin(t: &ipip::Tunnels, r: &IpipRequest) -> SvcResult<()> {
+    match t.find(r.src, r.dst) {
+        Some(_) => Err(SvcError::new(
+            rv::IF_ALREADY_EXISTS,
+            format!("an ipip tunnel {} -> {} exists", r.src, r.dst),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// The row of `r` on interface `sw`; its table must exist.
+fn row(f: &Forwarding, r: &IpipRequest, sw: u32, instance: u32) -> SvcResult<Tunnel> {
+    let encap_fib = f
+        .fib_index(Af::of(&r.src), r.table_id)
+        .ok_or_else(|| SvcError::new(rv::NO_SUCH_FIB, format!("no table {}", r.table_id)))?;
+    Ok(Tunnel {
+        sw_if_index: sw,
+        instance,
+        src: r.src,
+        dst: r.dst,
+        encap_fib,
+        table_id: r.table_id,
+        flags: r.flags,
+        dscp: r.dscp,
+    })
+}
+
+/// Create a tunnel; returns its sw_if_index and name.
+pub fn create(dp: &Arc<Dataplane>, r: IpipRequest) -> SvcResult<(u32, String)> {
+    check(&r)?;
     let t = table(dp);
     let v6 = r.src.is_ipv6();
     let (sw, name) = {
         let mut f = dp.fwd();
         let cur = t.load();
-        if cur.find(r.src, r.dst).is_some() {
-            return Err(SvcError::new(
-                rv::IF_ALREADY_EXISTS,
-                format!("an ipip tunnel {} -> {} exists", r.src, r.dst),
-            ));
-        }
-        let encap_fib = f
-            .fib_index(Af::of(&r.src), r.table_id)
-            .ok_or_else(|| SvcError::new(rv::NO_SUCH_FIB, format!("no table {}", r.table_id)))?;
+        no_twin(&cur, &r)?;
+        // Checked before the interface is made, so an error leaves nothing.
+        row(&f, &r, 0, 0)?;
         let instance = KIND.instance(&f, r.instance)?;
         let mtu = if v6 { DEFAULT_MTU - 20 } else { DEFAULT_MTU };
         let looks = TunnelIf {
@@ -77,21 +104,31 @@ pub fn create(dp: &Arc<Dataplane>, r: IpipRequest) -> SvcResult<(u32, String)> {
         };
         let (sw, name) = KIND.add_interface(&mut f, instance, looks)?;
         let mut next = (*cur).clone();
-        next.insert(Tunnel {
-            sw_if_index: sw,
-            instance,
-            src: r.src,
-            dst: r.dst,
-            encap_fib,
-            table_id: r.table_id,
-            flags: r.flags,
-            dscp: r.dscp,
-        });
+        next.insert(row(&f, &r, sw, instance)?);
         t.publish(next);
         (sw, name)
     };
     dp.svc.changed();
     Ok((sw, name))
+}
+
+/// A live restart's tunnel `r` on interface `sw`, which the snapshot rebuilt under its old
+/// index: checked as [`create`] checks, its encap features on, its row in the table. `f` is
+/// the restore's forwarding lock.
+pub fn restore(dp: &Dataplane, f: &mut Forwarding, sw: u32, r: IpipRequest) -> SvcResult<()> {
+    check(&r)?;
+    let instance = r
+        .instance
+        .ok_or_else(|| SvcError::new(rv::INVALID_VALUE, "a restored tunnel has its instance"))?;
+    let t = table(dp);
+    let cur = t.load();
+    no_twin(&cur, &r)?;
+    let tunnel = row(f, &r, sw, instance)?;
+    KIND.adopt_interface(f, sw, instance)?;
+    let mut next = (*cur).clone();
+    next.insert(tunnel);
+    t.publish(next);
+    Ok(())
 }
 
 /// Delete the tunnel on interface `sw`.

@@ -11,7 +11,8 @@
 //! interface configurations, all under the ids the API gave, and the cnat/npol features of
 //! each interface, and the flows (cnat's sessions with the SNAT ports they own, ClientIP
 //! affinities, npol's cached verdicts; not the fragments' 5 s entries). Flows that start
-//! between the capture and the old workers' stop are not carried.
+//! between the capture and the old workers' stop are not carried. And the configuration
+//! without a device fd ([`overlay`]): VXLAN and IPIP tunnels.
 //! Anything else the running
 //! configuration holds makes [`capture`] refuse, naming it, so nothing is lost silently.
 
@@ -28,10 +29,13 @@ use std::os::fd::OwnedFd;
 use std::sync::Arc;
 
 mod calico;
+mod overlay;
 
-/// The format of the snapshot. 2 added the Calico objects; a version 1 snapshot, whose
-/// capture refused them, is read as having none. A new process refuses any other.
-pub const VERSION: u64 = 2;
+/// The format of the snapshot. 2 added the Calico objects, 3 the configuration
+/// [`overlay`] carries (tunnels and more); an older snapshot, whose capture refused what it lacks,
+/// is read as having none. A new process refuses any other (an older rvpp refuses 3, which
+/// it would read as holding less than it does).
+pub const VERSION: u64 = 3;
 /// The oldest version this rvpp reads.
 pub const OLDEST_VERSION: u64 = 1;
 
@@ -84,7 +88,7 @@ fn unsupported(dp: &Dataplane, f: &Forwarding) -> Vec<String> {
             _ if sw == 0 => true,
             Some(Driver::Linux(l)) => matches!(l.kind, Kind::Tap | Kind::Tun) && l.tap.is_some(),
             Some(Driver::Plain) => i.dev_type == "loopback",
-            _ => false,
+            _ => overlay::carried_interface(dp, sw),
         };
         if !carried {
             no.push(format!("interface {} ({})", i.name, i.dev_type));
@@ -93,10 +97,9 @@ fn unsupported(dp: &Dataplane, f: &Forwarding) -> Vec<String> {
             no.push(format!("sub-interface {}", i.name));
         }
         for (arc, nodes) in f.interface_features(sw).unwrap_or_default() {
-            for n in nodes
-                .into_iter()
-                .filter(|n| !calico::carried_feature(arc, n))
-            {
+            for n in nodes.into_iter().filter(|n| {
+                !calico::carried_feature(arc, n) && !overlay::carried_feature(dp, sw, arc, n)
+            }) {
                 no.push(format!("feature {arc} {n} on {}", i.name));
             }
         }
@@ -248,8 +251,7 @@ pub fn capture(dp: &Dataplane, f: &Forwarding) -> Result<Snapshot, String> {
         let c = f.neighbor_config(af);
         json!({"max_number": c.max_number, "max_age": c.max_age, "recycle": c.recycle})
     };
-    Ok(Snapshot {
-        json: json!({
+    let mut json = json!({
             "version": VERSION,
             "tables": tables,
             "interfaces": ifs,
@@ -260,9 +262,11 @@ pub fn capture(dp: &Dataplane, f: &Forwarding) -> Result<Snapshot, String> {
             "cnat": calico::cnat_json(dp),
             "npol": calico::npol_json(dp),
             "flows": calico::flows_json(dp, f),
-        }),
-        fds,
-    })
+    });
+    if let Some(o) = json.as_object_mut() {
+        overlay::capture(dp, f, o);
+    }
+    Ok(Snapshot { json, fds })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -504,6 +508,7 @@ pub fn restore(
                 }
             }
         }
+        overlay::tunnels_restore(dp, &mut f, snap, v)?;
     }
     // Before any device is polled: the first packet of a service or policed flow must find
     // its translation and policy.

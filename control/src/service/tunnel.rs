@@ -5,7 +5,7 @@
 use super::{lowest_free, rv, SvcError, SvcResult};
 use crate::daemon::Dataplane;
 use rvpp_dataplane::feature::Feature;
-use rvpp_dataplane::forwarding::Forwarding;
+use rvpp_dataplane::forwarding::{Forwarding, FwdError};
 use rvpp_dataplane::nodes::tunnel::{TunnelEntry, TunnelSet};
 use rvpp_dataplane::rcu::Published;
 
@@ -52,10 +52,7 @@ impl TunnelKind {
     ) -> SvcResult<(u32, String)> {
         let name = format!("{}{instance}", self.prefix);
         let sw = f.interface_add(&name, self.dev_type, i.mac, i.ethernet, i.mtu)?;
-        let mut enabled = self
-            .encap
-            .iter()
-            .try_for_each(|e| f.feature_enable(sw, e.arc, e.node, true));
+        let mut enabled = self.encap_on(f, sw);
         if i.admin_up {
             enabled = enabled.and_then(|_| f.set_admin_up(sw, true));
         }
@@ -64,6 +61,30 @@ impl TunnelKind {
             return Err(e.into());
         }
         Ok((sw, name))
+    }
+
+    fn encap_on(&self, f: &mut Forwarding, sw: u32) -> Result<(), FwdError> {
+        self.encap
+            .iter()
+            .try_for_each(|e| f.feature_enable(sw, e.arc, e.node, true))
+    }
+
+    /// A live restart's tunnel: interface `sw`, rebuilt already with its index, must be this
+    /// kind's `<prefix><instance>`; its encap features go on as [`Self::add_interface`] puts
+    /// them.
+    pub fn adopt_interface(&self, f: &mut Forwarding, sw: u32, instance: u32) -> SvcResult<()> {
+        let name = format!("{}{instance}", self.prefix);
+        let i = f.iface(sw)?;
+        if i.name != name || i.dev_type != self.dev_type {
+            return Err(SvcError::new(
+                rv::INVALID_VALUE,
+                format!(
+                    "sw_if_index {sw} is {} ({}), not {name}",
+                    i.name, i.dev_type
+                ),
+            ));
+        }
+        Ok(self.encap_on(f, sw)?)
     }
 }
 

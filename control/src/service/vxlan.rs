@@ -11,7 +11,7 @@
 use super::tunnel::{TunnelIf, TunnelKind};
 use super::{random_mac, rv, SvcError, SvcResult};
 use crate::daemon::Dataplane;
-use rvpp_dataplane::forwarding::Af;
+use rvpp_dataplane::forwarding::{Af, Forwarding};
 use rvpp_dataplane::nodes::vxlan::{self, Tunnel};
 use rvpp_dataplane::wire::tunnel::VXLAN_PORT;
 use std::net::IpAddr;
@@ -66,27 +66,55 @@ fn check(r: &VxlanRequest) -> SvcResult<()> {
     Ok(())
 }
 
+/// The tunnel `r` exists already: VPP's TUNNEL_EXIST.
+fn no_twin(t: &vxlan::Tunnels, r: &VxlanRequest) -> SvcResult<()> {
+    match t.find(r.src, r.dst, r.vni) {
+        Some(_) => Err(SvcError::new(
+            rv::TUNNEL_EXIST,
+            format!("a vxlan tunnel {} -> {} vni {} exists", r.src, r.dst, r.vni),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// The row of `r` on interface `sw`; its encap table must exist.
+fn row(f: &Forwarding, r: &VxlanRequest, sw: u32, instance: u32) -> SvcResult<Tunnel> {
+    let encap_fib = f.fib_index(Af::of(&r.src), r.encap_vrf_id).ok_or_else(|| {
+        let v = if r.src.is_ipv6() { 6 } else { 4 };
+        SvcError::new(
+            rv::NO_SUCH_FIB,
+            format!("no ip{v} table {}", r.encap_vrf_id),
+        )
+    })?;
+    Ok(Tunnel {
+        sw_if_index: sw,
+        instance,
+        src: r.src,
+        dst: r.dst,
+        dst_port: if r.dst_port == 0 {
+            VXLAN_PORT
+        } else {
+            r.dst_port
+        },
+        vni: r.vni,
+        encap_fib,
+        encap_vrf_id: r.encap_vrf_id,
+        l3: r.l3,
+        decap_next_index: r.decap_next_index,
+    })
+}
+
 /// Create a tunnel; returns its sw_if_index and name.
 pub fn create(dp: &Arc<Dataplane>, r: VxlanRequest) -> SvcResult<(u32, String)> {
     check(&r)?;
     let t = table(dp);
-    let v6 = r.src.is_ipv6();
     let (sw, name) = {
         // The forwarding lock also orders tunnel-table edits between front ends.
         let mut f = dp.fwd();
         let cur = t.load();
-        if cur.find(r.src, r.dst, r.vni).is_some() {
-            return Err(SvcError::new(
-                rv::TUNNEL_EXIST,
-                format!("a vxlan tunnel {} -> {} vni {} exists", r.src, r.dst, r.vni),
-            ));
-        }
-        let encap_fib = f.fib_index(Af::of(&r.src), r.encap_vrf_id).ok_or_else(|| {
-            SvcError::new(
-                rv::NO_SUCH_FIB,
-                format!("no ip{} table {}", if v6 { 6 } else { 4 }, r.encap_vrf_id),
-            )
-        })?;
+        no_twin(&cur, &r)?;
+        // Checked before the interface is made, so an error leaves nothing.
+        row(&f, &r, 0, 0)?;
         let instance = KIND.instance(&f, r.instance)?;
         let looks = TunnelIf {
             mac: if r.l3 { [0; 6] } else { random_mac() },
@@ -96,27 +124,31 @@ pub fn create(dp: &Arc<Dataplane>, r: VxlanRequest) -> SvcResult<(u32, String)> 
         };
         let (sw, name) = KIND.add_interface(&mut f, instance, looks)?;
         let mut next = (*cur).clone();
-        next.insert(Tunnel {
-            sw_if_index: sw,
-            instance,
-            src: r.src,
-            dst: r.dst,
-            dst_port: if r.dst_port == 0 {
-                VXLAN_PORT
-            } else {
-                r.dst_port
-            },
-            vni: r.vni,
-            encap_fib,
-            encap_vrf_id: r.encap_vrf_id,
-            l3: r.l3,
-            decap_next_index: r.decap_next_index,
-        });
+        next.insert(row(&f, &r, sw, instance)?);
         t.publish(next);
         (sw, name)
     };
     dp.svc.changed();
     Ok((sw, name))
+}
+
+/// A live restart's tunnel `r` on interface `sw`, which the snapshot rebuilt (name, MAC, L2
+/// or L3, MTU) under its old index: checked as [`create`] checks, its encap features on, its
+/// row in the table. `f` is the restore's forwarding lock.
+pub fn restore(dp: &Dataplane, f: &mut Forwarding, sw: u32, r: VxlanRequest) -> SvcResult<()> {
+    check(&r)?;
+    let instance = r
+        .instance
+        .ok_or_else(|| SvcError::new(rv::INVALID_VALUE, "a restored tunnel has its instance"))?;
+    let t = table(dp);
+    let cur = t.load();
+    no_twin(&cur, &r)?;
+    let tunnel = row(f, &r, sw, instance)?;
+    KIND.adopt_interface(f, sw, instance)?;
+    let mut next = (*cur).clone();
+    next.insert(tunnel);
+    t.publish(next);
+    Ok(())
 }
 
 /// Delete the tunnel with these endpoints and VNI (VPP's delete key); returns its sw_if_index.

@@ -1,0 +1,130 @@
+//! What snapshot version 3 added: configuration that needs no device fd, rebuilt through the
+//! services that made it, on the interfaces the snapshot rebuilt under their old indices.
+//!
+//! - VXLAN and IPIP tunnels (calico's overlays): each tunnel's row (endpoints, VNI or
+//!   instance, encap table, VXLAN's L2/L3 mode); its interface travels as any other (name, MAC,
+//!   MTU, state, addresses, unnumbered, table bindings, features).
+
+use super::{bad, flag, list, num32, text};
+use crate::daemon::Dataplane;
+use crate::service::{ipip, vxlan};
+use rvpp_dataplane::forwarding::Forwarding;
+use rvpp_dataplane::nodes::{ipip as ipip_nodes, vxlan as vxlan_nodes};
+use serde_json::{json, Map, Value};
+use std::net::IpAddr;
+
+/// Interface `sw` is a tunnel this file carries.
+pub(super) fn carried_interface(dp: &Dataplane, sw: u32) -> bool {
+    !vxlan::list(dp, Some(sw)).is_empty() || !ipip::list(dp, Some(sw)).is_empty()
+}
+
+/// Feature `arc`/`node` on `sw` is one a service of this file turns on, and restores with it.
+pub(super) fn carried_feature(dp: &Dataplane, sw: u32, arc: &str, node: &str) -> bool {
+    let is = |set: &[rvpp_dataplane::feature::Feature]| {
+        set.iter().any(|f| f.arc == arc && f.node == node)
+    };
+    let vx = [vxlan_nodes::ENCAP4, vxlan_nodes::ENCAP6];
+    let ip = [ipip_nodes::ENCAP4, ipip_nodes::ENCAP6];
+    (is(&vx) && !vxlan::list(dp, Some(sw)).is_empty())
+        || (is(&ip) && !ipip::list(dp, Some(sw)).is_empty())
+}
+
+/// The sections this file adds to a snapshot.
+pub(super) fn capture(dp: &Dataplane, _f: &Forwarding, out: &mut Map<String, Value>) {
+    let vx: Vec<Value> = vxlan::list(dp, None)
+        .iter()
+        .map(|t| {
+            json!({
+                "sw": t.sw_if_index,
+                "instance": t.instance,
+                "src": t.src.to_string(),
+                "dst": t.dst.to_string(),
+                "dst_port": t.dst_port,
+                "vni": t.vni,
+                "encap_vrf_id": t.encap_vrf_id,
+                "l3": t.l3,
+                "decap_next_index": t.decap_next_index,
+            })
+        })
+        .collect();
+    let ip: Vec<Value> = ipip::list(dp, None)
+        .iter()
+        .map(|t| {
+            json!({
+                "sw": t.sw_if_index,
+                "instance": t.instance,
+                "src": t.src.to_string(),
+                "dst": t.dst.to_string(),
+                "table_id": t.table_id,
+                "flags": t.flags,
+                "dscp": t.dscp,
+            })
+        })
+        .collect();
+    out.insert("vxlan".into(), Value::Array(vx));
+    out.insert("ipip".into(), Value::Array(ip));
+}
+
+fn addr(v: &Value, k: &str) -> Result<IpAddr, String> {
+    text(v, k)?.parse().map_err(|_| bad(k))
+}
+
+fn small<T: TryFrom<u32>>(v: &Value, k: &str) -> Result<T, String> {
+    T::try_from(num32(v, k)?).map_err(|_| bad(k))
+}
+
+/// The tunnels of `snap` (of version `version`: before 3, none), on the interfaces the
+/// restore made; `f` is its forwarding lock. An interface of a tunnel type without its tunnel
+/// is refused: it would carry nothing.
+pub(super) fn tunnels_restore(
+    dp: &Dataplane,
+    f: &mut Forwarding,
+    snap: &Value,
+    version: u64,
+) -> Result<(), String> {
+    let none = Vec::new();
+    let section = |k: &str| {
+        if version >= 3 {
+            list(snap, k)
+        } else {
+            Ok(&none)
+        }
+    };
+    for t in section("vxlan")? {
+        let sw = num32(t, "sw")?;
+        let r = vxlan::VxlanRequest {
+            instance: Some(num32(t, "instance")?),
+            src: addr(t, "src")?,
+            dst: addr(t, "dst")?,
+            dst_port: small(t, "dst_port")?,
+            vni: num32(t, "vni")?,
+            encap_vrf_id: num32(t, "encap_vrf_id")?,
+            l3: flag(t, "l3")?,
+            decap_next_index: num32(t, "decap_next_index")?,
+        };
+        vxlan::restore(dp, f, sw, r).map_err(|e| format!("vxlan tunnel on {sw}: {e}"))?;
+    }
+    for t in section("ipip")? {
+        let sw = num32(t, "sw")?;
+        let r = ipip::IpipRequest {
+            instance: Some(num32(t, "instance")?),
+            src: addr(t, "src")?,
+            dst: addr(t, "dst")?,
+            table_id: num32(t, "table_id")?,
+            flags: small(t, "flags")?,
+            dscp: small(t, "dscp")?,
+        };
+        ipip::restore(dp, f, sw, r).map_err(|e| format!("ipip tunnel on {sw}: {e}"))?;
+    }
+    for i in list(snap, "interfaces")? {
+        let sw = num32(i, "sw")?;
+        let ty = text(i, "dev_type")?;
+        if matches!(ty, "vxlan" | "ipip") && !carried_interface(dp, sw) {
+            return Err(format!(
+                "snapshot: interface {} ({ty}) without its tunnel",
+                text(i, "name")?
+            ));
+        }
+    }
+    Ok(())
+}
