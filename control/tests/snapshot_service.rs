@@ -845,3 +845,93 @@ fn tunnels_are_not_refused_any_more() {
         assert!(!e.contains(no), "{no}: {e}");
     }
 }
+
+/// uRPF checks of both families and directions (one against another table), a TTL fixup pair
+/// and proxy-ARP ranges in two tables, through the CLI.
+fn with_settings(dp: &Arc<Dataplane>) {
+    for line in [
+        "set urpf ip4 rx loose loop0",
+        "set urpf ip6 tx strict loop2 table 10",
+        "set urpf ip4 rx strict loop2",
+        "set ip ttl-fixup loop0 loop2",
+        "set arp proxy table-id 10 start 198.18.50.1 end 198.18.50.9",
+        "set arp proxy table-id 0 start 198.18.51.1 end 198.18.51.1",
+    ] {
+        cli_ok(dp, line);
+    }
+}
+
+/// The uRPF table's FIB per (family and direction, interface), without the entries that say
+/// "the interface's own" (which an interface's deletion leaves behind, as padding).
+fn urpf_fibs(dp: &Dataplane) -> Vec<Vec<(usize, u32)>> {
+    let t = dp
+        .feature_tables
+        .get::<rvpp_dataplane::nodes::urpf::Table>();
+    let s = format!("{:?}", t.load());
+    let inner = s
+        .trim_start_matches("UrpfTable { fibs: [[")
+        .trim_end_matches("]] }");
+    inner
+        .split("], [")
+        .map(|g| {
+            g.split(", ")
+                .filter(|x| !x.is_empty())
+                .map(|x| x.parse::<u32>().expect(&s))
+                .enumerate()
+                .filter(|e| e.1 != rvpp_dataplane::nodes::urpf::INTERFACE_FIB)
+                .collect()
+        })
+        .collect()
+}
+
+fn settings_state(dp: &Arc<Dataplane>) -> Vec<String> {
+    vec![
+        format!("{:?}", service::urpf::list(dp)),
+        format!("{:?}", urpf_fibs(dp)),
+        format!("{:?}", service::ttl_fixup::list(dp)),
+        format!("{:?}", service::neighbours::proxy_arp_ranges(dp)),
+        cli::execute(dp, "show urpf"),
+        cli::execute(dp, "show ip ttl-fixup"),
+        cli::execute(dp, "show arp proxy"),
+    ]
+}
+
+#[test]
+fn urpf_ttl_fixup_and_proxy_arp_ranges_restore() {
+    let old = configured();
+    with_settings(&old);
+    let new = carried(&old);
+    let (a, b) = (settings_state(&old), settings_state(&new));
+    assert_eq!(a, b);
+    assert_eq!(state(&old), state(&new));
+    assert_eq!(service::urpf::list(&new).len(), 3);
+    assert_eq!(
+        urpf_fibs(&new).concat().len(),
+        1,
+        "table 10's FIB for loop2"
+    );
+    assert_eq!(service::ttl_fixup::list(&new).len(), 1);
+    assert_eq!(service::neighbours::proxy_arp_ranges(&new).len(), 2);
+    let loop2 = new.fwd().ifs().by_name("loop2").unwrap().sw_if_index;
+    let on = format!("{:?}", new.fwd().interface_features(loop2).unwrap());
+    for n in ["ip6-tx-urpf-strict", "ip4-rx-urpf-strict", "ttl"] {
+        assert!(on.contains(n), "{n}: {on}");
+    }
+    // Turning a check off works on the restored one as on the old.
+    for dp in [&old, &new] {
+        cli_ok(dp, "set urpf ip6 tx off loop2");
+        cli_ok(dp, "set ip ttl-fixup loop0 loop2 disable");
+    }
+    assert_eq!(settings_state(&old), settings_state(&new));
+    assert_eq!(state(&old), state(&new));
+}
+
+#[test]
+fn urpf_ttl_fixup_and_proxy_arp_are_not_refused_any_more() {
+    let dp = configured();
+    with_settings(&dp);
+    let e = refusal(&dp);
+    for no in ["uRPF", "TTL", "proxy ARP", "feature"] {
+        assert!(!e.contains(no), "{no}: {e}");
+    }
+}

@@ -12,7 +12,8 @@
 //! each interface, and the flows (cnat's sessions with the SNAT ports they own, ClientIP
 //! affinities, npol's cached verdicts; not the fragments' 5 s entries). Flows that start
 //! between the capture and the old workers' stop are not carried. And the configuration
-//! without a device fd ([`overlay`]): VXLAN and IPIP tunnels.
+//! without a device fd ([`overlay`]): VXLAN and IPIP tunnels, uRPF checks, TTL fixup pairs,
+//! proxy-ARP ranges.
 //! Anything else the running
 //! configuration holds makes [`capture`] refuse, naming it, so nothing is lost silently.
 
@@ -54,7 +55,6 @@ fn unsupported(dp: &Dataplane, f: &Forwarding) -> Vec<String> {
         }
     };
     kind("punt redirect(s)", lock(&dp.svc.punts).len());
-    kind("uRPF check(s)", lock(&dp.svc.urpf).len());
     kind("multicast route(s)", lock(&dp.svc.mroutes).len());
     kind("SRv6 steering entr(ies)", lock(&dp.svc.srv6).len());
     kind("rx mode setting(s)", lock(&dp.svc.rx_modes).len());
@@ -65,7 +65,6 @@ fn unsupported(dp: &Dataplane, f: &Forwarding) -> Vec<String> {
         "memif socket table changed from the default",
         usize::from(!default_only),
     );
-    kind("TTL fixup pair(s)", super::ttl_fixup::list(dp).len());
     let cls = super::classify::snapshot(dp);
     kind("classifier table(s)", cls.tables.iter().flatten().count());
     kind(
@@ -77,7 +76,6 @@ fn unsupported(dp: &Dataplane, f: &Forwarding) -> Vec<String> {
     kind("SRv6 polic(ies)", super::srv6::policies(dp).len());
     kind("SRv6 localsid(s)", super::srv6::localsids(dp).len());
     kind("PBL client(s)", f.pbl_clients().len());
-    kind("proxy ARP range(s)", f.proxy_arps().len());
     if super::srv6::encap_source(dp) != std::net::Ipv6Addr::UNSPECIFIED {
         no.push("an SRv6 encap source".into());
     }
@@ -516,6 +514,7 @@ pub fn restore(
         calico::cnat_restore(dp, get(snap, "cnat")?)?;
         calico::npol_restore(dp, get(snap, "npol")?)?;
     }
+    overlay::settings_restore(dp, snap, v)?;
     let mut f = dp.fwd();
     if calico {
         calico::flows_restore(dp, &f, get(snap, "flows")?)?;

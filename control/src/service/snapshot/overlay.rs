@@ -4,12 +4,15 @@
 //! - VXLAN and IPIP tunnels (calico's overlays): each tunnel's row (endpoints, VNI or
 //!   instance, encap table, VXLAN's L2/L3 mode); its interface travels as any other (name, MAC,
 //!   MTU, state, addresses, unnumbered, table bindings, features).
+//! - uRPF checks (family, direction, interface, mode, table), TTL fixup pairs and proxy-ARP
+//!   ranges (by table id).
 
 use super::{bad, flag, list, num32, text};
 use crate::daemon::Dataplane;
-use crate::service::{ipip, vxlan};
-use rvpp_dataplane::forwarding::Forwarding;
-use rvpp_dataplane::nodes::{ipip as ipip_nodes, vxlan as vxlan_nodes};
+use crate::service::{ipip, neighbours, ttl_fixup, urpf, vxlan};
+use rvpp_dataplane::forwarding::{Af, Forwarding};
+use rvpp_dataplane::nodes::urpf::{self as urpf_nodes, Dir, Mode};
+use rvpp_dataplane::nodes::{ipip as ipip_nodes, ttl_fixup as ttl_nodes, vxlan as vxlan_nodes};
 use serde_json::{json, Map, Value};
 use std::net::IpAddr;
 
@@ -25,12 +28,19 @@ pub(super) fn carried_feature(dp: &Dataplane, sw: u32, arc: &str, node: &str) ->
     };
     let vx = [vxlan_nodes::ENCAP4, vxlan_nodes::ENCAP6];
     let ip = [ipip_nodes::ENCAP4, ipip_nodes::ENCAP6];
+    let urpf_on = urpf::list(dp)
+        .iter()
+        .any(|c| c.sw_if_index == sw && is(&[urpf_nodes::feature(c.af, c.dir, c.mode)]));
+    let ttl_on =
+        is(&[ttl_nodes::IP4, ttl_nodes::IP6]) && ttl_fixup::list(dp).iter().any(|p| p.1 == sw);
     (is(&vx) && !vxlan::list(dp, Some(sw)).is_empty())
         || (is(&ip) && !ipip::list(dp, Some(sw)).is_empty())
+        || urpf_on
+        || ttl_on
 }
 
 /// The sections this file adds to a snapshot.
-pub(super) fn capture(dp: &Dataplane, _f: &Forwarding, out: &mut Map<String, Value>) {
+pub(super) fn capture(dp: &Dataplane, f: &Forwarding, out: &mut Map<String, Value>) {
     let vx: Vec<Value> = vxlan::list(dp, None)
         .iter()
         .map(|t| {
@@ -63,6 +73,31 @@ pub(super) fn capture(dp: &Dataplane, _f: &Forwarding, out: &mut Map<String, Val
         .collect();
     out.insert("vxlan".into(), Value::Array(vx));
     out.insert("ipip".into(), Value::Array(ip));
+    let checks: Vec<Value> = urpf::list(dp)
+        .iter()
+        .map(|c| {
+            json!({
+                "af": super::af_name(c.af),
+                "tx": c.dir == Dir::Tx,
+                "sw": c.sw_if_index,
+                "strict": c.mode == Mode::Strict,
+                "table": c.table_id,
+            })
+        })
+        .collect();
+    out.insert("urpf".into(), Value::Array(checks));
+    let pairs: Vec<Value> = ttl_fixup::list(dp)
+        .iter()
+        .map(|&(src, dst)| json!({"src": src, "dst": dst}))
+        .collect();
+    out.insert("ttl_fixup".into(), Value::Array(pairs));
+    // By table id: the new process numbers FIBs afresh.
+    let ranges: Vec<Value> = f
+        .proxy_arps()
+        .iter()
+        .map(|&(fib, lo, hi)| json!({"table": f.table_id_of(Af::Ip4, fib), "lo": lo, "hi": hi}))
+        .collect();
+    out.insert("proxy_arp".into(), Value::Array(ranges));
 }
 
 fn addr(v: &Value, k: &str) -> Result<IpAddr, String> {
@@ -125,6 +160,37 @@ pub(super) fn tunnels_restore(
                 text(i, "name")?
             ));
         }
+    }
+    Ok(())
+}
+
+/// The settings of `snap` (of version `version`: before 3, none) made through their
+/// services, on the interfaces and tables the restore made, before any device is polled.
+pub(super) fn settings_restore(dp: &Dataplane, snap: &Value, version: u64) -> Result<(), String> {
+    if version < 3 {
+        return Ok(());
+    }
+    for c in list(snap, "urpf")? {
+        let sw = num32(c, "sw")?;
+        let af = super::af_of(c)?;
+        let dir = if flag(c, "tx")? { Dir::Tx } else { Dir::Rx };
+        let mode = if flag(c, "strict")? {
+            Mode::Strict
+        } else {
+            Mode::Loose
+        };
+        urpf::update(dp, af, dir, sw, Some(mode), super::opt32(c, "table")?)
+            .map_err(|e| format!("uRPF check on {sw}: {e}"))?;
+    }
+    for p in list(snap, "ttl_fixup")? {
+        let (src, dst) = (num32(p, "src")?, num32(p, "dst")?);
+        ttl_fixup::configure(dp, src, dst, true)
+            .map_err(|e| format!("TTL fixup {src} -> {dst}: {e}"))?;
+    }
+    for r in list(snap, "proxy_arp")? {
+        let (t, lo, hi) = (num32(r, "table")?, num32(r, "lo")?, num32(r, "hi")?);
+        neighbours::proxy_arp_range(dp, t, lo, hi, true)
+            .map_err(|e| format!("proxy ARP range in table {t}: {e}"))?;
     }
     Ok(())
 }
