@@ -935,3 +935,67 @@ fn urpf_ttl_fixup_and_proxy_arp_are_not_refused_any_more() {
         assert!(!e.contains(no), "{no}: {e}");
     }
 }
+
+#[path = "../../test-support/skip.rs"]
+mod skip;
+
+use rvpp_dataplane::device::RxMode;
+
+/// Every rx mode: each device's own and each queue's.
+fn rx_modes(dp: &Dataplane) -> Vec<String> {
+    dp.devices_lock()
+        .values()
+        .map(|d| format!("{} {:?} {:?}", d.sw_if_index, d.rx_mode, d.rx_placement))
+        .chain(
+            rvpp_control::service::queues::rx_mode_list(dp)
+                .iter()
+                .map(|m| format!("{m:?}")),
+        )
+        .collect()
+}
+
+/// Rx modes need a device: two taps (root), one with a mode for the device, one for a queue.
+/// The new dataplane adopts the taps over duplicates of the captured fds (the old one keeps
+/// its own), as `takeover` hands them over.
+#[test]
+fn rx_modes_restore_on_adopted_taps() {
+    if !skip::need_root("for taps") {
+        return;
+    }
+    let ns = common::Netns::new(format!("rvpp-snapcfg-rx-{}", std::process::id()));
+    let old = configured();
+    let mut taps = Vec::new();
+    for id in [0, 1] {
+        let name = cli_ok(&old, &format!("create tap id {id} host-ns {}", ns.0));
+        taps.push(
+            old.fwd()
+                .ifs()
+                .by_name(name.trim())
+                .expect(&name)
+                .sw_if_index,
+        );
+    }
+    service::queues::set_rx_mode(&old, taps[0], None, RxMode::Interrupt).unwrap();
+    service::queues::set_rx_mode(&old, taps[1], Some(0), RxMode::Adaptive).unwrap();
+    let snap = {
+        let f = old.fwd();
+        snapshot::capture(&old, &f).unwrap()
+    };
+    let json: serde_json::Value = serde_json::from_str(&snap.json.to_string()).unwrap();
+    let mut fds: Vec<Option<std::os::fd::OwnedFd>> = snap
+        .fds
+        .iter()
+        .map(|f| Some(f.try_clone().unwrap()))
+        .collect();
+    assert_eq!(fds.len(), 2, "a queue per tap");
+    let new = dataplane();
+    snapshot::restore(&new, &json, &mut fds).unwrap();
+    let (a, b) = (rx_modes(&old), rx_modes(&new));
+    assert_eq!(a, b);
+    assert!(a.iter().any(|m| m.contains("Interrupt")), "{a:?}");
+    assert!(a.iter().any(|m| m.contains("Adaptive")), "{a:?}");
+    assert_eq!(state(&old), state(&new));
+    // The refusal no longer names them.
+    let e = refusal(&old);
+    assert!(!e.contains("rx mode"), "{e}");
+}

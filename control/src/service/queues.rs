@@ -57,6 +57,14 @@ pub fn set_rx_mode(dp: &Dataplane, sw: u32, queue: Option<u16>, mode: RxMode) ->
     Ok(())
 }
 
+/// Every queue's mode as set: ((sw_if_index, queue), mode).
+pub fn rx_mode_list(dp: &Dataplane) -> Vec<((u32, u16), RxMode)> {
+    lock(&dp.svc.rx_modes)
+        .iter()
+        .map(|(&k, &m)| (k, m))
+        .collect()
+}
+
 /// Move rx queue `queue` of interface `sw` to forwarding thread `worker` (an index into
 /// `Dataplane::workers`).
 pub fn place_rx(dp: &Dataplane, sw: u32, queue: u16, worker: usize) -> SvcResult<()> {

@@ -13,7 +13,7 @@
 //! affinities, npol's cached verdicts; not the fragments' 5 s entries). Flows that start
 //! between the capture and the old workers' stop are not carried. And the configuration
 //! without a device fd ([`overlay`]): VXLAN and IPIP tunnels, uRPF checks, TTL fixup pairs,
-//! proxy-ARP ranges.
+//! proxy-ARP ranges, rx modes.
 //! Anything else the running
 //! configuration holds makes [`capture`] refuse, naming it, so nothing is lost silently.
 
@@ -57,7 +57,6 @@ fn unsupported(dp: &Dataplane, f: &Forwarding) -> Vec<String> {
     kind("punt redirect(s)", lock(&dp.svc.punts).len());
     kind("multicast route(s)", lock(&dp.svc.mroutes).len());
     kind("SRv6 steering entr(ies)", lock(&dp.svc.srv6).len());
-    kind("rx mode setting(s)", lock(&dp.svc.rx_modes).len());
     kind("table(s) deleted while in use", super::tables::pending(dp));
     let memif = super::memif::sockets(dp);
     let default_only = memif.len() == 1 && memif[0].1 == super::memif::DEFAULT_SOCKET;
@@ -249,6 +248,8 @@ pub fn capture(dp: &Dataplane, f: &Forwarding) -> Result<Snapshot, String> {
         let c = f.neighbor_config(af);
         json!({"max_number": c.max_number, "max_age": c.max_age, "recycle": c.recycle})
     };
+    // overlay::capture reads the devices too.
+    drop(devs);
     let mut json = json!({
             "version": VERSION,
             "tables": tables,
@@ -589,6 +590,7 @@ pub fn restore(
             }
         }
     }
+    overlay::rx_modes_restore(dp, snap, v)?;
     dp.svc.changed();
     Ok(())
 }

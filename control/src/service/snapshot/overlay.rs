@@ -6,10 +6,13 @@
 //!   MTU, state, addresses, unnumbered, table bindings, features).
 //! - uRPF checks (family, direction, interface, mode, table), TTL fixup pairs and proxy-ARP
 //!   ranges (by table id).
+//! - Rx modes: each device's, and each queue's (`sw_interface_set_rx_mode`), set again once
+//!   the devices are adopted.
 
 use super::{bad, flag, list, num32, text};
 use crate::daemon::Dataplane;
-use crate::service::{ipip, neighbours, ttl_fixup, urpf, vxlan};
+use crate::service::{ipip, neighbours, queues, ttl_fixup, urpf, vxlan};
+use rvpp_dataplane::device::RxMode;
 use rvpp_dataplane::forwarding::{Af, Forwarding};
 use rvpp_dataplane::nodes::urpf::{self as urpf_nodes, Dir, Mode};
 use rvpp_dataplane::nodes::{ipip as ipip_nodes, ttl_fixup as ttl_nodes, vxlan as vxlan_nodes};
@@ -98,6 +101,19 @@ pub(super) fn capture(dp: &Dataplane, f: &Forwarding, out: &mut Map<String, Valu
         .map(|&(fib, lo, hi)| json!({"table": f.table_id_of(Af::Ip4, fib), "lo": lo, "hi": hi}))
         .collect();
     out.insert("proxy_arp".into(), Value::Array(ranges));
+    // A device's own mode first (it sets every queue's), then each queue's.
+    let mut modes: Vec<Value> = dp
+        .devices_lock()
+        .values()
+        .filter(|d| d.rx_mode != RxMode::Polling)
+        .map(|d| json!({"sw": d.sw_if_index, "queue": null, "mode": d.rx_mode.name()}))
+        .collect();
+    modes.extend(
+        queues::rx_mode_list(dp)
+            .iter()
+            .map(|&((sw, q), m)| json!({"sw": sw, "queue": q, "mode": m.name()})),
+    );
+    out.insert("rx_modes".into(), Value::Array(modes));
 }
 
 fn addr(v: &Value, k: &str) -> Result<IpAddr, String> {
@@ -191,6 +207,24 @@ pub(super) fn settings_restore(dp: &Dataplane, snap: &Value, version: u64) -> Re
         let (t, lo, hi) = (num32(r, "table")?, num32(r, "lo")?, num32(r, "hi")?);
         neighbours::proxy_arp_range(dp, t, lo, hi, true)
             .map_err(|e| format!("proxy ARP range in table {t}: {e}"))?;
+    }
+    Ok(())
+}
+
+/// The rx modes of `snap` (of version `version`: before 3, none), set through the service
+/// once the devices' queues are placed.
+pub(super) fn rx_modes_restore(dp: &Dataplane, snap: &Value, version: u64) -> Result<(), String> {
+    if version < 3 {
+        return Ok(());
+    }
+    for m in list(snap, "rx_modes")? {
+        let sw = num32(m, "sw")?;
+        let queue = super::opt32(m, "queue")?
+            .map(|q| u16::try_from(q).map_err(|_| bad("queue")))
+            .transpose()?;
+        let mode = RxMode::parse(text(m, "mode")?).ok_or_else(|| bad("rx mode"))?;
+        queues::set_rx_mode(dp, sw, queue, mode)
+            .map_err(|e| format!("rx mode of {sw} queue {queue:?}: {e}"))?;
     }
     Ok(())
 }
