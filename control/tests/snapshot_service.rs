@@ -999,3 +999,105 @@ fn rx_modes_restore_on_adopted_taps() {
     let e = refusal(&old);
     assert!(!e.contains("rx mode"), "{e}");
 }
+
+use rvpp_control::service::classify::TableSpec;
+
+/// Calico's DNS redirect shape: tables (one deleted, leaving a hole; one chained to another),
+/// each family's input table on an interface, and redirects to a neighbour and to a table.
+fn with_classifier(dp: &Arc<Dataplane>) -> Vec<u32> {
+    let mut mask = vec![0u8; 32];
+    mask[9] = 0xff; // protocol
+    mask[22] = 0xff; // UDP destination port
+    mask[23] = 0xff;
+    let spec = |offset| TableSpec {
+        mask: mask.clone(),
+        skip_n: 0,
+        match_n: 2,
+        nbuckets: 30,
+        next_table: None,
+        miss_next: u32::MAX,
+        current_data: true,
+        offset,
+    };
+    let c = &service::classify::add_table;
+    let t: Vec<u32> = (0..3).map(|o| c(dp, &spec(o)).unwrap().0).collect();
+    service::classify::del_table(dp, t[1], false).unwrap();
+    service::classify::update_table(dp, t[0], Some(t[2]), 0).unwrap();
+    let loop0 = dp.fwd().ifs().by_name("loop0").unwrap().sw_if_index;
+    let loop2 = dp.fwd().ifs().by_name("loop2").unwrap().sw_if_index;
+    service::classify::set_input(dp, loop0, Some(t[0]), None, None, true).unwrap();
+    service::classify::set_input(dp, loop2, None, Some(t[2]), None, true).unwrap();
+    let mut dns = vec![0u8; 32];
+    dns[9] = 17;
+    dns[23] = 53;
+    let to_host = Path::via(ip("198.18.1.2"), Some(loop0));
+    service::classify::redirect_add(dp, t[0], &dns, Af::Ip4, &[to_host], 0).unwrap();
+    dns[23] = 54;
+    let lookup = Path::lookup(10);
+    service::classify::redirect_add(dp, t[2], &dns, Af::Ip6, &[lookup], 7).unwrap();
+    t
+}
+
+fn classifier_state(dp: &Arc<Dataplane>) -> Vec<String> {
+    let mut out: Vec<String> = [
+        "show classify tables verbose",
+        "show inacl type ip4",
+        "show inacl type ip6",
+        "show ip session redirect",
+    ]
+    .iter()
+    .map(|c| cli::execute(dp, c))
+    .collect();
+    out.push(format!("{:?}", service::classify::redirect_list(dp)));
+    // Also what `show` leaves out (the offsets, the hash slots); `show inacl` has the rest.
+    out.push(format!("{:?}", service::classify::snapshot(dp).tables));
+    out
+}
+
+#[test]
+fn classifier_tables_input_tables_and_redirects_restore_under_their_indices() {
+    let old = configured();
+    let t = with_classifier(&old);
+    assert_eq!(t, vec![0, 1, 2]);
+    let new = carried(&old);
+    let (a, b) = (classifier_state(&old), classifier_state(&new));
+    assert_eq!(a, b);
+    assert!(a[0].contains("redirect") && a[3].contains("loop0"), "{a:?}");
+    assert_eq!(state(&old), state(&new));
+    let c = service::classify::snapshot(&new);
+    assert!(c.table(1).is_none(), "the hole stays");
+    assert_eq!(c.table(0).unwrap().next_table, Some(2));
+    assert_eq!(c.table(0).unwrap().sessions().len(), 1);
+    assert_eq!(c.table(2).unwrap().sessions()[0].opaque, 7);
+    assert_eq!(c.inacls().len(), 2);
+    // The agent's later calls by index work on both, and a new table takes the hole.
+    for dp in [&old, &new] {
+        let loop0 = dp.fwd().ifs().by_name("loop0").unwrap().sw_if_index;
+        service::classify::set_input(dp, loop0, Some(0), None, None, false).unwrap();
+        service::classify::del_table(dp, 0, false).unwrap();
+        let mut mask = vec![0u8; 16];
+        mask[9] = 0xff;
+        let spec = TableSpec {
+            mask,
+            skip_n: 0,
+            match_n: 1,
+            nbuckets: 2,
+            next_table: None,
+            miss_next: 0,
+            current_data: true,
+            offset: 0,
+        };
+        assert_eq!(service::classify::add_table(dp, &spec).unwrap().0, 0);
+    }
+    assert_eq!(classifier_state(&old), classifier_state(&new));
+}
+
+#[test]
+fn the_classifier_is_not_refused_any_more() {
+    let dp = configured();
+    with_classifier(&dp);
+    let e = refusal(&dp);
+    for no in ["classifier", "inacl", "feature"] {
+        assert!(!e.contains(no), "{no}: {e}");
+    }
+}

@@ -57,8 +57,7 @@ fn lock(r: &Redirects) -> std::sync::MutexGuard<'_, Vec<Redirect>> {
     r.0.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Add a table: (its index, skip_n, match_n). The lowest free index is taken.
-pub fn add_table(dp: &Dataplane, s: &TableSpec) -> SvcResult<(u32, u32, u32)> {
+fn build_table(s: &TableSpec) -> SvcResult<Table> {
     if !s.current_data {
         // VPP's absolute tables read from the L2 header; calico's are relative (flag 1).
         return Err(SvcError::new(
@@ -72,7 +71,7 @@ pub fn add_table(dp: &Dataplane, s: &TableSpec) -> SvcResult<(u32, u32, u32)> {
             format!("miss-next {} (only ~0 or 0)", s.miss_next),
         )
     })?;
-    let t = Table::new(
+    Table::new(
         &s.mask,
         s.skip_n,
         s.match_n,
@@ -93,23 +92,54 @@ pub fn add_table(dp: &Dataplane, s: &TableSpec) -> SvcResult<(u32, u32, u32)> {
                 s.offset
             ),
         )
-    })?;
+    })
+}
+
+/// Add a table: (its index, skip_n, match_n). The lowest free index is taken, or `at`,
+/// which must be free (a live restart keeps the indices the agent holds).
+fn add_table_in(dp: &Dataplane, s: &TableSpec, at: Option<u32>) -> SvcResult<(u32, u32, u32)> {
+    let t = build_table(s)?;
     let r = redirects(dp);
     let _g = lock(&r);
     edit(dp, |c| {
         if let Some(n) = s.next_table {
             c.table(n).ok_or_else(|| no_table(n))?;
         }
-        let i = match c.tables.iter().position(|t| t.is_none()) {
-            Some(i) => i,
-            None => {
-                c.tables.push(None);
-                c.tables.len() - 1
+        let free = c.tables.iter().position(|t| t.is_none());
+        let i = match (at, free) {
+            (Some(i), _) if c.table(i).is_some() => {
+                return Err(SvcError::new(
+                    rv::INVALID_VALUE,
+                    format!("classify table {i} exists"),
+                ))
             }
+            // A bound on the vector a bad snapshot could make.
+            (Some(i), _) if i > u32::from(u16::MAX) => {
+                return Err(SvcError::new(
+                    rv::INVALID_VALUE,
+                    format!("classify table index {i}"),
+                ))
+            }
+            (Some(i), _) => i as usize,
+            (None, Some(i)) => i,
+            (None, None) => c.tables.len(),
         };
+        if c.tables.len() <= i {
+            c.tables.resize(i + 1, None);
+        }
         c.tables[i] = Some(Arc::new(t));
         Ok((i as u32, s.skip_n, s.match_n))
     })
+}
+
+/// Add a table: (its index, skip_n, match_n). The lowest free index is taken.
+pub fn add_table(dp: &Dataplane, s: &TableSpec) -> SvcResult<(u32, u32, u32)> {
+    add_table_in(dp, s, None)
+}
+
+/// A live restart's table, under index `i` (free).
+pub fn add_table_at(dp: &Dataplane, i: u32, s: &TableSpec) -> SvcResult<()> {
+    add_table_in(dp, s, Some(i)).map(|_| ())
 }
 
 /// VPP's add with an existing index: only its next table and miss action change.

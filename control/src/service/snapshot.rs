@@ -13,7 +13,7 @@
 //! affinities, npol's cached verdicts; not the fragments' 5 s entries). Flows that start
 //! between the capture and the old workers' stop are not carried. And the configuration
 //! without a device fd ([`overlay`]): VXLAN and IPIP tunnels, uRPF checks, TTL fixup pairs,
-//! proxy-ARP ranges, rx modes.
+//! proxy-ARP ranges, the classifier (tables, input tables, session redirects), rx modes.
 //! Anything else the running
 //! configuration holds makes [`capture`] refuse, naming it, so nothing is lost silently.
 
@@ -63,12 +63,6 @@ fn unsupported(dp: &Dataplane, f: &Forwarding) -> Vec<String> {
     kind(
         "memif socket table changed from the default",
         usize::from(!default_only),
-    );
-    let cls = super::classify::snapshot(dp);
-    kind("classifier table(s)", cls.tables.iter().flatten().count());
-    kind(
-        "classifier redirect(s)",
-        super::classify::redirect_list(dp).len(),
     );
     kind("IPsec SA(s)", super::ipsec::sas(dp).len());
     kind("IKEv2 profile(s)", super::ikev2::profiles(dp).len());
@@ -557,6 +551,7 @@ pub fn restore(
             .map_err(|e| format!("route {p}: {e}"))?;
     }
     drop(f);
+    overlay::classify_restore(dp, snap, v)?;
     // The devices last, outside the forwarding lock (placing queues reads it): the workers poll
     // them at once, and every packet they read must find the whole configuration and every
     // tx queue.

@@ -6,14 +6,18 @@
 //!   MTU, state, addresses, unnumbered, table bindings, features).
 //! - uRPF checks (family, direction, interface, mode, table), TTL fixup pairs and proxy-ARP
 //!   ranges (by table id).
+//! - The classifier: its tables under their indices (mask, vectors, buckets, chain, miss),
+//!   the interfaces' input tables and the session redirects (calico's DNS to the host).
 //! - Rx modes: each device's, and each queue's (`sw_interface_set_rx_mode`), set again once
 //!   the devices are adopted.
 
-use super::{bad, flag, list, num32, text};
+use super::{bad, flag, get, list, num32, text};
 use crate::daemon::Dataplane;
+use crate::service::classify::{self, TableSpec};
 use crate::service::{ipip, neighbours, queues, ttl_fixup, urpf, vxlan};
 use rvpp_dataplane::device::RxMode;
 use rvpp_dataplane::forwarding::{Af, Forwarding};
+use rvpp_dataplane::nodes::classify::{self as cls_nodes, Action, VECTOR};
 use rvpp_dataplane::nodes::urpf::{self as urpf_nodes, Dir, Mode};
 use rvpp_dataplane::nodes::{ipip as ipip_nodes, ttl_fixup as ttl_nodes, vxlan as vxlan_nodes};
 use serde_json::{json, Map, Value};
@@ -34,12 +38,17 @@ pub(super) fn carried_feature(dp: &Dataplane, sw: u32, arc: &str, node: &str) ->
     let urpf_on = urpf::list(dp)
         .iter()
         .any(|c| c.sw_if_index == sw && is(&[urpf_nodes::feature(c.af, c.dir, c.mode)]));
+    let cls = classify::snapshot(dp);
+    let inacl_on = [Af::Ip4, Af::Ip6]
+        .into_iter()
+        .any(|af| is(&[cls_nodes::feature(af)]) && cls.inacl(af, sw).is_some());
     let ttl_on =
         is(&[ttl_nodes::IP4, ttl_nodes::IP6]) && ttl_fixup::list(dp).iter().any(|p| p.1 == sw);
     (is(&vx) && !vxlan::list(dp, Some(sw)).is_empty())
         || (is(&ip) && !ipip::list(dp, Some(sw)).is_empty())
         || urpf_on
         || ttl_on
+        || inacl_on
 }
 
 /// The sections this file adds to a snapshot.
@@ -101,6 +110,7 @@ pub(super) fn capture(dp: &Dataplane, f: &Forwarding, out: &mut Map<String, Valu
         .map(|&(fib, lo, hi)| json!({"table": f.table_id_of(Af::Ip4, fib), "lo": lo, "hi": hi}))
         .collect();
     out.insert("proxy_arp".into(), Value::Array(ranges));
+    out.insert("classify".into(), classify_json(dp));
     // A device's own mode first (it sets every queue's), then each queue's.
     let mut modes: Vec<Value> = dp
         .devices_lock()
@@ -225,6 +235,143 @@ pub(super) fn rx_modes_restore(dp: &Dataplane, snap: &Value, version: u64) -> Re
         let mode = RxMode::parse(text(m, "mode")?).ok_or_else(|| bad("rx mode"))?;
         queues::set_rx_mode(dp, sw, queue, mode)
             .map_err(|e| format!("rx mode of {sw} queue {queue:?}: {e}"))?;
+    }
+    Ok(())
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn unhex(v: &Value, k: &str) -> Result<Vec<u8>, String> {
+    let s = text(v, k)?;
+    if s.len() % 2 != 0 {
+        return Err(bad(k));
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| {
+            s.get(i..i + 2)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                .ok_or_else(|| bad(k))
+        })
+        .collect()
+}
+
+/// VPP's next index of a miss action (the only ones a table is made with).
+fn miss_next(a: Action) -> Option<u32> {
+    match a {
+        Action::Continue => Some(u32::MAX),
+        Action::Drop => Some(0),
+        Action::Redirect(_) => None,
+    }
+}
+
+fn classify_json(dp: &Dataplane) -> Value {
+    let c = classify::snapshot(dp);
+    let tables: Vec<Value> = c
+        .tables
+        .iter()
+        .enumerate()
+        .filter_map(|(i, t)| Some((i, t.as_ref()?)))
+        .map(|(i, t)| {
+            let words = t.match_n as usize * VECTOR / 8;
+            let mask: Vec<u8> = t
+                .mask
+                .iter()
+                .take(words)
+                .flat_map(|w| w.to_ne_bytes())
+                .collect();
+            json!({
+                "index": i,
+                "mask": hex(&mask),
+                "skip_n": t.skip_n,
+                "match_n": t.match_n,
+                "nbuckets": t.nbuckets,
+                "next_table": t.next_table,
+                "miss_next": miss_next(t.miss),
+                "offset": t.offset,
+            })
+        })
+        .collect();
+    let inacl: Vec<Value> = c
+        .inacls()
+        .iter()
+        .map(|&(af, sw, t)| json!({"af": super::af_name(af), "sw": sw, "table": t}))
+        .collect();
+    let redirects: Vec<Value> = classify::redirect_list(dp)
+        .iter()
+        .map(|r| {
+            let opaque = c.table(r.table).and_then(|t| {
+                let key = t.key(&r.matched);
+                t.sessions().iter().find(|s| s.key == key).map(|s| s.opaque)
+            });
+            json!({
+                "table": r.table,
+                "match": hex(&r.matched),
+                "af": super::af_name(r.af),
+                "path": super::path_json(&r.path),
+                "opaque": opaque.unwrap_or(0),
+            })
+        })
+        .collect();
+    json!({"tables": tables, "inacl": inacl, "redirects": redirects})
+}
+
+/// The classifier of `snap` (of version `version`: before 3, none), made through its service
+/// once the interfaces, routes and neighbours are there (a redirect's adjacency needs them):
+/// the tables unchained under their indices, then their chains, then the interfaces' input
+/// tables, then the redirects.
+pub(super) fn classify_restore(dp: &Dataplane, snap: &Value, version: u64) -> Result<(), String> {
+    if version < 3 {
+        return Ok(());
+    }
+    let c = get(snap, "classify")?;
+    let tables = list(c, "tables")?;
+    let e = |what: String| move |e: crate::service::SvcError| format!("classify {what}: {e}");
+    for t in tables {
+        let i = num32(t, "index")?;
+        let miss_next = num32(t, "miss_next")?;
+        let spec = TableSpec {
+            mask: unhex(t, "mask")?,
+            skip_n: num32(t, "skip_n")?,
+            match_n: num32(t, "match_n")?,
+            nbuckets: num32(t, "nbuckets")?,
+            next_table: None,
+            miss_next,
+            current_data: true,
+            offset: small(t, "offset")?,
+        };
+        classify::add_table_at(dp, i, &spec).map_err(e(format!("table {i}")))?;
+    }
+    for t in tables {
+        if let Some(n) = super::opt32(t, "next_table")? {
+            let i = num32(t, "index")?;
+            classify::update_table(dp, i, Some(n), num32(t, "miss_next")?)
+                .map_err(e(format!("table {i}")))?;
+        }
+    }
+    for a in list(c, "inacl")? {
+        let (sw, t) = (num32(a, "sw")?, num32(a, "table")?);
+        let (ip4, ip6) = match super::af_of(a)? {
+            Af::Ip4 => (Some(t), None),
+            Af::Ip6 => (None, Some(t)),
+        };
+        classify::set_input(dp, sw, ip4, ip6, None, true)
+            .map_err(e(format!("input table of {sw}")))?;
+    }
+    for r in list(c, "redirects")? {
+        let t = num32(r, "table")?;
+        let path = super::path_of(get(r, "path")?)?;
+        classify::redirect_add(
+            dp,
+            t,
+            &unhex(r, "match")?,
+            super::af_of(r)?,
+            &[path],
+            num32(r, "opaque")?,
+        )
+        .map_err(e(format!("redirect in table {t}")))?;
     }
     Ok(())
 }
