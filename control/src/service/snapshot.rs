@@ -13,7 +13,8 @@
 //! affinities, npol's cached verdicts; not the fragments' 5 s entries). Flows that start
 //! between the capture and the old workers' stop are not carried. And the configuration
 //! without a device fd ([`overlay`]): VXLAN and IPIP tunnels, uRPF checks, TTL fixup pairs,
-//! proxy-ARP ranges, the classifier (tables, input tables, session redirects), rx modes.
+//! proxy-ARP ranges, the classifier (tables, input tables, session redirects), PBL clients,
+//! rx modes.
 //! Anything else the running
 //! configuration holds makes [`capture`] refuse, naming it, so nothing is lost silently.
 
@@ -68,7 +69,7 @@ fn unsupported(dp: &Dataplane, f: &Forwarding) -> Vec<String> {
     kind("IKEv2 profile(s)", super::ikev2::profiles(dp).len());
     kind("SRv6 polic(ies)", super::srv6::policies(dp).len());
     kind("SRv6 localsid(s)", super::srv6::localsids(dp).len());
-    kind("PBL client(s)", f.pbl_clients().len());
+    no.extend(overlay::unsupported(dp, f));
     if super::srv6::encap_source(dp) != std::net::Ipv6Addr::UNSPECIFIED {
         no.push("an SRv6 encap source".into());
     }
@@ -551,7 +552,7 @@ pub fn restore(
             .map_err(|e| format!("route {p}: {e}"))?;
     }
     drop(f);
-    overlay::classify_restore(dp, snap, v)?;
+    overlay::late_restore(dp, snap, v)?;
     // The devices last, outside the forwarding lock (placing queues reads it): the workers poll
     // them at once, and every packet they read must find the whole configuration and every
     // tx queue.

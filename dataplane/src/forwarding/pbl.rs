@@ -112,12 +112,37 @@ impl Forwarding {
         path: &Path,
         ranges: Vec<(u8, u16, u16)>,
     ) -> Result<u32, FwdError> {
+        self.pbl_add_at(None, table_id, addr, path, ranges)
+    }
+
+    /// [`Self::pbl_add`], under id `at` when given (a live restart keeps the ids the agent
+    /// holds): that id must be free and the address without a client.
+    pub fn pbl_add_at(
+        &mut self,
+        at: Option<u32>,
+        table_id: u32,
+        addr: IpAddr,
+        path: &Path,
+        ranges: Vec<(u8, u16, u16)>,
+    ) -> Result<u32, FwdError> {
         let af = Af::of(&addr);
+        if let Some(id) = at {
+            // A bound on the vector a bad id could make.
+            let taken = self.fwd.pbl.get(id as usize).is_some_and(|c| c.is_some());
+            if taken || id > u32::from(u16::MAX) {
+                return Err(FwdError::Invalid(format!("pbl client id {id} is taken")));
+            }
+        }
         let fi = self
             .fib_index(af, table_id)
             .ok_or(FwdError::NoSuchTable(table_id))?;
         let p = Prefix::host_of(addr);
         let path_adj = self.redirect_adj(af, path)?;
+        if let (Some(id), Some(_)) = (at, self.pbl_at(af, fi, p)) {
+            return Err(FwdError::Invalid(format!(
+                "pbl client {id}: {addr} has a client"
+            )));
+        }
         if let Some(id) = self.pbl_at(af, fi, p) {
             // calico adds its pods' clients again after a restart: the one client there takes
             // the new path and ranges and keeps its id.
@@ -129,13 +154,15 @@ impl Forwarding {
             self.publish();
             return Ok(id);
         }
-        let id = match self.fwd.pbl.iter().position(|c| c.is_none()) {
-            Some(i) => i,
-            None => {
-                self.fwd.pbl.push(None);
-                self.fwd.pbl.len() - 1
-            }
-        } as u32;
+        let id = match (at, self.fwd.pbl.iter().position(|c| c.is_none())) {
+            (Some(i), _) => i as usize,
+            (None, Some(i)) => i,
+            (None, None) => self.fwd.pbl.len(),
+        };
+        if self.fwd.pbl.len() <= id {
+            self.fwd.pbl.resize(id + 1, None);
+        }
+        let id = id as u32;
         let a = Adjacency {
             kind: AdjKind::Pbl,
             is_ip6: af.is_ip6(),

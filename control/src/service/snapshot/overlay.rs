@@ -8,13 +8,14 @@
 //!   ranges (by table id).
 //! - The classifier: its tables under their indices (mask, vectors, buckets, chain, miss),
 //!   the interfaces' input tables and the session redirects (calico's DNS to the host).
+//! - PBL clients under their ids, with their paths as configured and their port ranges.
 //! - Rx modes: each device's, and each queue's (`sw_interface_set_rx_mode`), set again once
 //!   the devices are adopted.
 
 use super::{bad, flag, get, list, num32, text};
 use crate::daemon::Dataplane;
 use crate::service::classify::{self, TableSpec};
-use crate::service::{ipip, neighbours, queues, ttl_fixup, urpf, vxlan};
+use crate::service::{ipip, neighbours, pbl, queues, ttl_fixup, urpf, vxlan};
 use rvpp_dataplane::device::RxMode;
 use rvpp_dataplane::forwarding::{Af, Forwarding};
 use rvpp_dataplane::nodes::classify::{self as cls_nodes, Action, VECTOR};
@@ -49,6 +50,20 @@ pub(super) fn carried_feature(dp: &Dataplane, sw: u32, arc: &str, node: &str) ->
         || urpf_on
         || ttl_on
         || inacl_on
+}
+
+/// What this file cannot carry, one line each: PBL clients without the path they were made
+/// with (any made other than through `service::pbl`).
+pub(super) fn unsupported(dp: &Dataplane, f: &Forwarding) -> Vec<String> {
+    let n = f
+        .pbl_clients()
+        .iter()
+        .filter(|(id, _, _)| pbl::path(dp, *id).is_none())
+        .count();
+    match n {
+        0 => Vec::new(),
+        n => vec![format!("{n} PBL client(s) without a recorded path")],
+    }
 }
 
 /// The sections this file adds to a snapshot.
@@ -111,6 +126,26 @@ pub(super) fn capture(dp: &Dataplane, f: &Forwarding, out: &mut Map<String, Valu
         .collect();
     out.insert("proxy_arp".into(), Value::Array(ranges));
     out.insert("classify".into(), classify_json(dp));
+    let clients: Vec<Value> = f
+        .pbl_clients()
+        .iter()
+        .filter_map(|(id, table, c)| Some((id, table, c, pbl::path(dp, *id)?)))
+        .map(|(id, table, c, path)| {
+            let addr: IpAddr = if c.is_ip6 {
+                std::net::Ipv6Addr::from(c.addr).into()
+            } else {
+                std::net::Ipv4Addr::from(c.addr as u32).into()
+            };
+            json!({
+                "id": id,
+                "table": table,
+                "addr": addr.to_string(),
+                "path": super::path_json(&path),
+                "ranges": c.ranges,
+            })
+        })
+        .collect();
+    out.insert("pbl".into(), Value::Array(clients));
     // A device's own mode first (it sets every queue's), then each queue's.
     let mut modes: Vec<Value> = dp
         .devices_lock()
@@ -318,14 +353,38 @@ fn classify_json(dp: &Dataplane) -> Value {
     json!({"tables": tables, "inacl": inacl, "redirects": redirects})
 }
 
-/// The classifier of `snap` (of version `version`: before 3, none), made through its service
-/// once the interfaces, routes and neighbours are there (a redirect's adjacency needs them):
-/// the tables unchained under their indices, then their chains, then the interfaces' input
-/// tables, then the redirects.
-pub(super) fn classify_restore(dp: &Dataplane, snap: &Value, version: u64) -> Result<(), String> {
+/// What of `snap` (of version `version`: before 3, none) needs the interfaces, routes and
+/// neighbours there (a redirect's adjacency; a PBL client's parent, the route under it):
+/// the classifier, then the PBL clients.
+pub(super) fn late_restore(dp: &Dataplane, snap: &Value, version: u64) -> Result<(), String> {
     if version < 3 {
         return Ok(());
     }
+    classify_restore(dp, snap)?;
+    for c in list(snap, "pbl")? {
+        let id = num32(c, "id")?;
+        let ranges = list(c, "ranges")?
+            .iter()
+            .map(|r| match r.as_array().map(|a| &a[..]) {
+                Some([p, a, b]) => Some((
+                    u8::try_from(p.as_u64()?).ok()?,
+                    u16::try_from(a.as_u64()?).ok()?,
+                    u16::try_from(b.as_u64()?).ok()?,
+                )),
+                _ => None,
+            })
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| bad("pbl ranges"))?;
+        let path = super::path_of(get(c, "path")?)?;
+        pbl::restore(dp, id, num32(c, "table")?, addr(c, "addr")?, &path, ranges)
+            .map_err(|e| format!("pbl client {id}: {e}"))?;
+    }
+    Ok(())
+}
+
+/// The classifier: the tables unchained under their indices, then their chains, then the
+/// interfaces' input tables, then the redirects.
+fn classify_restore(dp: &Dataplane, snap: &Value) -> Result<(), String> {
     let c = get(snap, "classify")?;
     let tables = list(c, "tables")?;
     let e = |what: String| move |e: crate::service::SvcError| format!("classify {what}: {e}");
