@@ -1184,3 +1184,121 @@ fn pbl_clients_are_not_refused_any_more() {
     let e = refusal(&dp);
     assert!(!e.contains("PBL"), "{e}");
 }
+
+use rvpp_control::service::srv6::{self as sr, LocalsidSpec, PolicyOp, PolicySpec};
+use rvpp_dataplane::srv6::Behavior;
+use std::net::Ipv6Addr;
+
+fn v6(s: &str) -> Ipv6Addr {
+    s.parse().unwrap()
+}
+
+/// SRv6 as calico's SRv6 mode programs it: an encap source, localsids of three behaviours
+/// (one deleted, a hole), two policies (one with two SID lists, its first deleted: a hole in
+/// the SID-list indices), and steering of a routed prefix, a dropped one and an unrouted one.
+fn with_srv6(dp: &Arc<Dataplane>) {
+    let loop0 = dp.fwd().ifs().by_name("loop0").unwrap().sw_if_index;
+    sr::set_encap_source(dp, v6("fd00:ff::1")).unwrap();
+    let sid = |s: &str, behavior, decap_table, nh: Option<&str>| LocalsidSpec {
+        sid: v6(s),
+        behavior,
+        end_psp: behavior == Behavior::End,
+        fib_table: 0,
+        decap_table,
+        sw_if_index: loop0,
+        nh: nh.map(ip),
+    };
+    sr::localsid_add(dp, sid("fd00:a::1", Behavior::End, 0, None)).unwrap();
+    sr::localsid_add(dp, sid("fd00:a::2", Behavior::DT4, 10, None)).unwrap();
+    sr::localsid_add(dp, sid("fd00:a::3", Behavior::DX6, 0, Some("fd00:1::2"))).unwrap();
+    sr::localsid_del(dp, v6("fd00:a::1")).unwrap();
+    let policy = |bsid: &str, table, sids: &[&str]| PolicySpec {
+        bsid: v6(bsid),
+        weight: 2,
+        is_encap: true,
+        is_spray: false,
+        reduced: false,
+        fib_table: table,
+        sids: sids.iter().map(|s| v6(s)).collect(),
+    };
+    let p0 = sr::policy_add(dp, policy("fd00:b::1", 0, &["fd00:c::1", "fd00:c::2"])).unwrap();
+    let p1 = sr::policy_add(dp, policy("fd00:b::2", 10, &["fd00:c::4"])).unwrap();
+    let add_list = PolicyOp::AddList;
+    sr::policy_mod(dp, v6("fd00:b::1"), 0, add_list, 0, 3, &[v6("fd00:c::3")]).unwrap();
+    sr::policy_mod(dp, v6("fd00:b::1"), 0, PolicyOp::DelList, 0, 0, &[]).unwrap();
+    for (policy, table, prefix) in [
+        (p0, 0, "198.19.0.0/16"),
+        (p1, 0, "fd00:99::/48"),
+        (p1, 10, "198.18.200.0/24"),
+    ] {
+        sr::steer_add(dp, Ipv6Addr::UNSPECIFIED, policy, table, p(prefix)).unwrap();
+    }
+}
+
+fn srv6_state(dp: &Arc<Dataplane>) -> Vec<String> {
+    let mut out: Vec<String> = [
+        "show sr localsids",
+        "show sr policies",
+        "show sr steering-policies",
+        "show sr encaps source addr",
+    ]
+    .iter()
+    .map(|c| no_indices(&cli::execute(dp, c)))
+    .collect();
+    out.push(format!("{:?}", sr::policies(dp)));
+    out.push(format!("{:?}", sr::steering(dp)));
+    out
+}
+
+#[test]
+fn srv6_restores_with_its_entries_lists_and_steering() {
+    let old = configured();
+    with_srv6(&old);
+    let new = carried(&old);
+    let (a, b) = (srv6_state(&old), srv6_state(&new));
+    assert_eq!(a, b);
+    assert_eq!(state(&old), state(&new));
+    assert_eq!(sr::localsids(&new).len(), 2);
+    assert_eq!(sr::steering(&new).len(), 3);
+    let lists: Vec<u32> = sr::policies(&new)
+        .iter()
+        .flat_map(|(_, p)| p.sid_lists.iter().map(|l| l.index))
+        .collect();
+    assert_eq!(lists, vec![2, 1], "the SID lists keep their indices");
+    // Later calls find the same: unsteering puts back the routes steering replaced, a new
+    // localsid takes the hole, a new SID list the free index.
+    for dp in [&old, &new] {
+        sr::steer_del(dp, 0, p("198.19.0.0/16")).unwrap();
+        sr::steer_del(dp, 0, p("fd00:99::/48")).unwrap();
+        sr::policy_del(dp, v6("fd00:b::2"), 0).unwrap();
+        let end = LocalsidSpec {
+            sid: v6("fd00:a::9"),
+            behavior: Behavior::End,
+            end_psp: false,
+            fib_table: 0,
+            decap_table: 0,
+            sw_if_index: u32::MAX,
+            nh: None,
+        };
+        sr::localsid_add(dp, end).unwrap();
+        let add_list = PolicyOp::AddList;
+        sr::policy_mod(dp, v6("fd00:b::1"), 0, add_list, 0, 1, &[v6("fd00:c::5")]).unwrap();
+    }
+    assert_eq!(srv6_state(&old), srv6_state(&new));
+    assert_eq!(state(&old), state(&new));
+    let routes = state(&new);
+    assert!(
+        routes
+            .iter()
+            .any(|l| l.contains("198.19.0.0/16") && l.contains("198.18.1.3")),
+        "the saved route is back: {routes:?}"
+    );
+}
+
+#[test]
+fn srv6_is_not_refused_any_more() {
+    let dp = configured();
+    with_srv6(&dp);
+    let e = refusal(&dp);
+    assert!(!e.contains("SRv6"), "{e}");
+}

@@ -14,7 +14,7 @@
 //! between the capture and the old workers' stop are not carried. And the configuration
 //! without a device fd ([`overlay`]): VXLAN and IPIP tunnels, uRPF checks, TTL fixup pairs,
 //! proxy-ARP ranges, the classifier (tables, input tables, session redirects), PBL clients,
-//! rx modes.
+//! SRv6 (encap source, policies, localsids, steering), rx modes.
 //! Anything else the running
 //! configuration holds makes [`capture`] refuse, naming it, so nothing is lost silently.
 
@@ -57,7 +57,6 @@ fn unsupported(dp: &Dataplane, f: &Forwarding) -> Vec<String> {
     };
     kind("punt redirect(s)", lock(&dp.svc.punts).len());
     kind("multicast route(s)", lock(&dp.svc.mroutes).len());
-    kind("SRv6 steering entr(ies)", lock(&dp.svc.srv6).len());
     kind("table(s) deleted while in use", super::tables::pending(dp));
     let memif = super::memif::sockets(dp);
     let default_only = memif.len() == 1 && memif[0].1 == super::memif::DEFAULT_SOCKET;
@@ -67,12 +66,7 @@ fn unsupported(dp: &Dataplane, f: &Forwarding) -> Vec<String> {
     );
     kind("IPsec SA(s)", super::ipsec::sas(dp).len());
     kind("IKEv2 profile(s)", super::ikev2::profiles(dp).len());
-    kind("SRv6 polic(ies)", super::srv6::policies(dp).len());
-    kind("SRv6 localsid(s)", super::srv6::localsids(dp).len());
     no.extend(overlay::unsupported(dp, f));
-    if super::srv6::encap_source(dp) != std::net::Ipv6Addr::UNSPECIFIED {
-        no.push("an SRv6 encap source".into());
-    }
     let devs = dp.devices_lock();
     for i in f.ifs().ifs.iter().flatten() {
         let sw = i.sw_if_index;
@@ -103,7 +97,7 @@ fn unsupported(dp: &Dataplane, f: &Forwarding) -> Vec<String> {
                     .paths
                     .iter()
                     .any(|x| matches!(x.kind, PathKind::SrPolicy(_) | PathKind::SrLocalsid(_)));
-                if r.source == Source::Api && sr {
+                if r.source == Source::Api && sr && !overlay::srv6_route(dp, t, p) {
                     no.push(format!("SRv6 route {p} in table {t}"));
                 }
             }
@@ -157,7 +151,12 @@ pub fn capture(dp: &Dataplane, f: &Forwarding) -> Result<Snapshot, String> {
         for (t, name) in f.tables(af) {
             tables.push(json!({"af": af_name(af), "id": t, "name": name}));
             for (p, r) in f.routes(af, t) {
-                if r.source == Source::Api {
+                // SRv6's routes come back with its objects (`unsupported` refused the others).
+                let sr = r
+                    .paths
+                    .iter()
+                    .any(|x| matches!(x.kind, PathKind::SrPolicy(_) | PathKind::SrLocalsid(_)));
+                if r.source == Source::Api && !sr {
                     let paths: Vec<Value> = r.paths.iter().map(path_json).collect();
                     routes.push(json!({"table": t, "prefix": p.to_string(), "paths": paths}));
                 }

@@ -40,6 +40,13 @@ pub struct Steer {
     saved: Option<Vec<Path>>,
 }
 
+impl Steer {
+    /// The route's paths before it was steered.
+    pub fn saved(&self) -> Option<&[Path]> {
+        self.saved.as_deref()
+    }
+}
+
 /// The steering entries by (table, prefix).
 pub type Steering = BTreeMap<(u32, Prefix), Steer>;
 
@@ -83,14 +90,6 @@ fn lowest_free<T>(v: &[Option<T>]) -> usize {
     v.iter().position(|x| x.is_none()).unwrap_or(v.len())
 }
 
-fn put<T>(v: &mut Vec<Option<T>>, i: usize, x: T) {
-    if i == v.len() {
-        v.push(Some(x));
-    } else {
-        v[i] = Some(x);
-    }
-}
-
 /// `sr_set_encap_source` / `set sr encaps source addr`: every SID list is rebuilt from it.
 pub fn set_encap_source(dp: &Dataplane, src: Ipv6Addr) -> SvcResult<()> {
     let _g = lock(&dp.svc.srv6);
@@ -110,9 +109,38 @@ pub fn encap_source(dp: &Dataplane) -> Ipv6Addr {
 
 /// `sr_localsid_add_del` add / `sr localsid address X behavior ...`.
 pub fn localsid_add(dp: &Dataplane, s: LocalsidSpec) -> SvcResult<()> {
+    localsid_add_in(dp, s, None)
+}
+
+/// A live restart's localsid, as entry `i` of the table (free), which its route names.
+pub fn localsid_restore(dp: &Dataplane, i: u32, s: LocalsidSpec) -> SvcResult<()> {
+    localsid_add_in(dp, s, Some(i))
+}
+
+/// Entry `at` when given must be free (and within reason: a bad snapshot's index).
+fn pinned<T>(v: &[Option<T>], at: Option<u32>) -> SvcResult<usize> {
+    match at {
+        None => Ok(lowest_free(v)),
+        Some(i) if i > u32::from(u16::MAX) || v.get(i as usize).is_some_and(|x| x.is_some()) => {
+            Err(err(rv::INVALID_VALUE, format!("entry {i} is taken")))
+        }
+        Some(i) => Ok(i as usize),
+    }
+}
+
+/// Put `x` at `i`, growing `v` as needed.
+fn put_at<T>(v: &mut Vec<Option<T>>, i: usize, x: T) {
+    while v.len() <= i {
+        v.push(None);
+    }
+    v[i] = Some(x);
+}
+
+fn localsid_add_in(dp: &Dataplane, s: LocalsidSpec, at: Option<u32>) -> SvcResult<()> {
     let _g = lock(&dp.svc.srv6);
     let t = table(dp);
     let mut next = (*t.load()).clone();
+    let i = pinned(&next.localsids, at)?;
     let sid = u128::from(s.sid);
     if next.localsids.iter().flatten().any(|l| l.sid == sid) {
         return Err(err(
@@ -153,8 +181,7 @@ pub fn localsid_add(dp: &Dataplane, s: LocalsidSpec) -> SvcResult<()> {
         Behavior::End => (0, 0),
     };
     f.publish();
-    let i = lowest_free(&next.localsids);
-    put(
+    put_at(
         &mut next.localsids,
         i,
         Localsid {
@@ -211,17 +238,32 @@ pub fn localsids(dp: &Dataplane) -> Vec<Localsid> {
         .collect()
 }
 
-/// The next free segment-list index over every policy.
-fn free_sl_index(sr: &Srv6) -> u32 {
-    super::lowest_free(|n| {
-        sr.policies
-            .iter()
-            .flatten()
-            .any(|p| p.sid_lists.iter().any(|l| l.index == n))
-    })
+fn sl_taken(sr: &Srv6, n: u32) -> bool {
+    sr.policies
+        .iter()
+        .flatten()
+        .any(|p| p.sid_lists.iter().any(|l| l.index == n))
 }
 
-fn sid_list(sr: &Srv6, weight: u32, sids: &[Ipv6Addr], reduced: bool) -> SvcResult<SidList> {
+/// The next free segment-list index over every policy.
+fn free_sl_index(sr: &Srv6) -> u32 {
+    super::lowest_free(|n| sl_taken(sr, n))
+}
+
+fn sid_list(
+    sr: &Srv6,
+    weight: u32,
+    sids: &[Ipv6Addr],
+    reduced: bool,
+    at: Option<u32>,
+) -> SvcResult<SidList> {
+    let index = match at {
+        None => free_sl_index(sr),
+        Some(n) if sl_taken(sr, n) => {
+            return Err(err(rv::INVALID_VALUE, format!("SID list {n} exists")))
+        }
+        Some(n) => n,
+    };
     if sids.is_empty() || sids.len() > MAX_SEGMENTS {
         return Err(err(rv::INVALID_VALUE, "a SID list holds 1 to 16 SIDs"));
     }
@@ -232,7 +274,7 @@ fn sid_list(sr: &Srv6, weight: u32, sids: &[Ipv6Addr], reduced: bool) -> SvcResu
         weight
     };
     let v = sids.iter().map(|s| u128::from(*s)).collect();
-    SidList::new(free_sl_index(sr), weight, v, sr.encap_source, reduced)
+    SidList::new(index, weight, v, sr.encap_source, reduced)
         .ok_or_else(|| err(rv::INVALID_VALUE, "bad SID list"))
 }
 
@@ -250,9 +292,32 @@ pub struct PolicySpec {
 
 /// `sr_policy_add`: the policy with its first SID list, and its BSID /128 in `fib_table`.
 pub fn policy_add(dp: &Dataplane, s: PolicySpec) -> SvcResult<u32> {
+    policy_add_in(dp, s, None)
+}
+
+/// A live restart's policy, as entry `i` (free) with its first SID list under `sl_index`
+/// (free); its other lists come back through [`sid_list_restore`].
+pub fn policy_restore(dp: &Dataplane, i: u32, s: PolicySpec, sl_index: u32) -> SvcResult<()> {
+    policy_add_in(dp, s, Some((i, sl_index))).map(|_| ())
+}
+
+/// A live restart's SID list `sl_index` (free) of policy entry `i`, as `sr_policy_mod` adds
+/// one.
+pub fn sid_list_restore(
+    dp: &Dataplane,
+    i: u32,
+    sl_index: u32,
+    weight: u32,
+    sids: &[Ipv6Addr],
+) -> SvcResult<()> {
+    list_add(dp, Ipv6Addr::UNSPECIFIED, i, weight, sids, Some(sl_index))
+}
+
+fn policy_add_in(dp: &Dataplane, s: PolicySpec, at: Option<(u32, u32)>) -> SvcResult<u32> {
     let _g = lock(&dp.svc.srv6);
     let t = table(dp);
     let mut next = (*t.load()).clone();
+    let i = pinned(&next.policies, at.map(|a| a.0))?;
     let bsid = u128::from(s.bsid);
     if next.policies.iter().flatten().any(|p| p.bsid == bsid) {
         return Err(err(
@@ -273,11 +338,15 @@ pub fn policy_add(dp: &Dataplane, s: PolicySpec) -> SvcResult<u32> {
         .ok_or_else(|| err(sr_rv::POLICY_NO_TABLE, format!("no ip6 table {fib_table}")))?;
     let mut p = Policy::new(bsid, s.is_encap, s.is_spray, fib_table, encap_fib);
     p.reduced = s.reduced;
-    p.sid_lists
-        .push(sid_list(&next, s.weight, &s.sids, s.reduced)?);
+    p.sid_lists.push(sid_list(
+        &next,
+        s.weight,
+        &s.sids,
+        s.reduced,
+        at.map(|a| a.1),
+    )?);
     p.rebalance();
-    let i = lowest_free(&next.policies);
-    put(&mut next.policies, i, p);
+    put_at(&mut next.policies, i, p);
     t.publish(next);
     f.route_add(
         fib_table,
@@ -319,19 +388,16 @@ pub fn policy_mod(
     weight: u32,
     sids: &[Ipv6Addr],
 ) -> SvcResult<()> {
+    if op == PolicyOp::AddList {
+        return list_add(dp, bsid, index, weight, sids, None);
+    }
     let _g = lock(&dp.svc.srv6);
     let t = table(dp);
     let mut next = (*t.load()).clone();
     let i = find_policy(&next, bsid, index)?;
     let missing = || err(sr_rv::EXISTS_OR_MISSING, format!("no SID list {sl_index}"));
     match op {
-        PolicyOp::AddList => {
-            let reduced = next.policies[i].as_ref().is_some_and(|p| p.reduced);
-            let l = sid_list(&next, weight, sids, reduced)?;
-            if let Some(p) = next.policies[i].as_mut() {
-                p.sid_lists.push(l);
-            }
-        }
+        PolicyOp::AddList => {}
         PolicyOp::DelList => {
             let p = next.policies[i].as_mut().ok_or_else(missing)?;
             let at = p
@@ -352,6 +418,29 @@ pub fn policy_mod(
         }
     }
     if let Some(p) = next.policies[i].as_mut() {
+        p.rebalance();
+    }
+    t.publish(next);
+    Ok(())
+}
+
+/// `sr_policy_mod`'s AddList: a SID list (under `at` when given) for the policy named.
+fn list_add(
+    dp: &Dataplane,
+    bsid: Ipv6Addr,
+    index: u32,
+    weight: u32,
+    sids: &[Ipv6Addr],
+    at: Option<u32>,
+) -> SvcResult<()> {
+    let _g = lock(&dp.svc.srv6);
+    let t = table(dp);
+    let mut next = (*t.load()).clone();
+    let i = find_policy(&next, bsid, index)?;
+    let reduced = next.policies[i].as_ref().is_some_and(|p| p.reduced);
+    let l = sid_list(&next, weight, sids, reduced, at)?;
+    if let Some(p) = next.policies[i].as_mut() {
+        p.sid_lists.push(l);
         p.rebalance();
     }
     t.publish(next);

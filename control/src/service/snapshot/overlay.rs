@@ -9,20 +9,25 @@
 //! - The classifier: its tables under their indices (mask, vectors, buckets, chain, miss),
 //!   the interfaces' input tables and the session redirects (calico's DNS to the host).
 //! - PBL clients under their ids, with their paths as configured and their port ranges.
+//! - SRv6: the encap source, localsids and policies under their entries (which their routes
+//!   name) with every SID list under its index, and steering with the route it replaced.
 //! - Rx modes: each device's, and each queue's (`sw_interface_set_rx_mode`), set again once
 //!   the devices are adopted.
 
 use super::{bad, flag, get, list, num32, text};
 use crate::daemon::Dataplane;
 use crate::service::classify::{self, TableSpec};
+use crate::service::srv6::{self, LocalsidSpec, PolicySpec};
 use crate::service::{ipip, neighbours, pbl, queues, ttl_fixup, urpf, vxlan};
 use rvpp_dataplane::device::RxMode;
-use rvpp_dataplane::forwarding::{Af, Forwarding};
+use rvpp_dataplane::forwarding::{Af, Forwarding, Prefix};
 use rvpp_dataplane::nodes::classify::{self as cls_nodes, Action, VECTOR};
 use rvpp_dataplane::nodes::urpf::{self as urpf_nodes, Dir, Mode};
 use rvpp_dataplane::nodes::{ipip as ipip_nodes, ttl_fixup as ttl_nodes, vxlan as vxlan_nodes};
+use rvpp_dataplane::srv6::{Behavior, Table as Srv6Table};
 use serde_json::{json, Map, Value};
 use std::net::IpAddr;
+use std::net::Ipv6Addr;
 
 /// Interface `sw` is a tunnel this file carries.
 pub(super) fn carried_interface(dp: &Dataplane, sw: u32) -> bool {
@@ -60,10 +65,174 @@ pub(super) fn unsupported(dp: &Dataplane, f: &Forwarding) -> Vec<String> {
         .iter()
         .filter(|(id, _, _)| pbl::path(dp, *id).is_none())
         .count();
-    match n {
-        0 => Vec::new(),
-        n => vec![format!("{n} PBL client(s) without a recorded path")],
+    let mut no = Vec::new();
+    if n > 0 {
+        no.push(format!("{n} PBL client(s) without a recorded path"));
     }
+    for (i, p) in srv6::policies(dp) {
+        if p.sid_lists.is_empty() {
+            no.push(format!("SRv6 policy {i} without a SID list"));
+        }
+    }
+    no
+}
+
+/// Route `p` of table `t` is one SRv6's objects make (and the snapshot's SRv6 section
+/// rebuilds): a localsid's, a BSID's, or a steered prefix's.
+pub(super) fn srv6_route(dp: &Dataplane, t: u32, p: Prefix) -> bool {
+    let host = |a: u128| Prefix::V6(a, 128);
+    srv6::localsids(dp)
+        .iter()
+        .any(|l| l.fib_table == t && host(l.sid) == p)
+        || srv6::policies(dp)
+            .iter()
+            .any(|(_, x)| x.fib_table == t && host(x.bsid) == p)
+        || srv6::steering(dp)
+            .iter()
+            .any(|(s, _)| s.table_id == t && s.prefix == p)
+}
+
+fn srv6_json(dp: &Dataplane) -> Value {
+    let sr = dp.feature_tables.get::<Srv6Table>().load();
+    let v6 = |a: u128| Ipv6Addr::from(a).to_string();
+    let localsids: Vec<Value> = sr
+        .localsids
+        .iter()
+        .enumerate()
+        .filter_map(|(i, l)| Some((i, l.as_ref()?)))
+        .map(|(i, l)| {
+            json!({
+                "index": i,
+                "sid": v6(l.sid),
+                "behavior": l.behavior.name(),
+                "end_psp": l.end_psp,
+                "fib_table": l.fib_table,
+                "decap_table": l.decap_table,
+                "sw": l.sw_if_index,
+                "nh": l.nh.map(|n| n.to_string()),
+            })
+        })
+        .collect();
+    let policies: Vec<Value> = sr
+        .policies
+        .iter()
+        .enumerate()
+        .filter_map(|(i, p)| Some((i, p.as_ref()?)))
+        .map(|(i, p)| {
+            let lists: Vec<Value> = p
+                .sid_lists
+                .iter()
+                .map(|l| {
+                    let sids: Vec<String> = l.sids.iter().map(|&s| v6(s)).collect();
+                    json!({"index": l.index, "weight": l.weight, "sids": sids})
+                })
+                .collect();
+            json!({
+                "index": i,
+                "bsid": v6(p.bsid),
+                "is_encap": p.is_encap,
+                "is_spray": p.is_spray,
+                "reduced": p.reduced,
+                "fib_table": p.fib_table,
+                "lists": lists,
+            })
+        })
+        .collect();
+    let steering: Vec<Value> = srv6::steering(dp)
+        .iter()
+        .map(|(s, _)| {
+            let saved = s
+                .saved()
+                .map(|paths| paths.iter().map(super::path_json).collect::<Vec<_>>());
+            json!({
+                "table": s.table_id,
+                "prefix": s.prefix.to_string(),
+                "policy": s.policy,
+                "saved": saved,
+            })
+        })
+        .collect();
+    json!({
+        "encap_source": v6(sr.encap_source),
+        "localsids": localsids,
+        "policies": policies,
+        "steering": steering,
+    })
+}
+
+fn v6_of(v: &Value) -> Result<Ipv6Addr, String> {
+    v.as_str()
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| bad("SRv6 address"))
+}
+
+fn srv6_restore(dp: &Dataplane, v: &Value) -> Result<(), String> {
+    let e = |what: String| move |e: crate::service::SvcError| format!("SRv6 {what}: {e}");
+    srv6::set_encap_source(dp, v6_of(get(v, "encap_source")?)?)
+        .map_err(e("encap source".into()))?;
+    for l in list(v, "localsids")? {
+        let i = num32(l, "index")?;
+        let nh = match get(l, "nh")? {
+            Value::Null => None,
+            _ => Some(addr(l, "nh")?),
+        };
+        let spec = LocalsidSpec {
+            sid: v6_of(get(l, "sid")?)?,
+            behavior: Behavior::parse(text(l, "behavior")?).ok_or_else(|| bad("behavior"))?,
+            end_psp: flag(l, "end_psp")?,
+            fib_table: num32(l, "fib_table")?,
+            decap_table: num32(l, "decap_table")?,
+            sw_if_index: num32(l, "sw")?,
+            nh,
+        };
+        srv6::localsid_restore(dp, i, spec).map_err(e(format!("localsid {}", spec.sid)))?;
+    }
+    for p in list(v, "policies")? {
+        let i = num32(p, "index")?;
+        let mut lists = Vec::new();
+        for l in list(p, "lists")? {
+            let sids = list(l, "sids")?
+                .iter()
+                .map(v6_of)
+                .collect::<Result<Vec<_>, _>>()?;
+            lists.push((num32(l, "index")?, num32(l, "weight")?, sids));
+        }
+        let Some((first, rest)) = lists.split_first() else {
+            return Err(bad("policy SID lists"));
+        };
+        let spec = PolicySpec {
+            bsid: v6_of(get(p, "bsid")?)?,
+            weight: first.1,
+            is_encap: flag(p, "is_encap")?,
+            is_spray: flag(p, "is_spray")?,
+            reduced: flag(p, "reduced")?,
+            fib_table: num32(p, "fib_table")?,
+            sids: first.2.clone(),
+        };
+        let bsid = spec.bsid;
+        srv6::policy_restore(dp, i, spec, first.0).map_err(e(format!("policy {bsid}")))?;
+        for (n, w, sids) in rest {
+            srv6::sid_list_restore(dp, i, *n, *w, sids)
+                .map_err(e(format!("policy {bsid} SID list {n}")))?;
+        }
+    }
+    for s in list(v, "steering")? {
+        let t = num32(s, "table")?;
+        let p = Prefix::parse(text(s, "prefix")?).ok_or_else(|| bad("steered prefix"))?;
+        // The route it replaced first: steering keeps it, to put back when it goes.
+        if let Some(saved) = get(s, "saved")?.as_array() {
+            let paths = saved
+                .iter()
+                .map(super::path_of)
+                .collect::<Result<Vec<_>, _>>()?;
+            dp.fwd()
+                .route_add(t, p, paths)
+                .map_err(|x| format!("SRv6 steered route {p}: {x}"))?;
+        }
+        srv6::steer_add(dp, Ipv6Addr::UNSPECIFIED, num32(s, "policy")?, t, p)
+            .map_err(e(format!("steering of {p}")))?;
+    }
+    Ok(())
 }
 
 /// The sections this file adds to a snapshot.
@@ -126,6 +295,7 @@ pub(super) fn capture(dp: &Dataplane, f: &Forwarding, out: &mut Map<String, Valu
         .collect();
     out.insert("proxy_arp".into(), Value::Array(ranges));
     out.insert("classify".into(), classify_json(dp));
+    out.insert("srv6".into(), srv6_json(dp));
     let clients: Vec<Value> = f
         .pbl_clients()
         .iter()
@@ -354,12 +524,13 @@ fn classify_json(dp: &Dataplane) -> Value {
 }
 
 /// What of `snap` (of version `version`: before 3, none) needs the interfaces, routes and
-/// neighbours there (a redirect's adjacency; a PBL client's parent, the route under it):
-/// the classifier, then the PBL clients.
+/// neighbours there (SRv6's routes and adjacencies; a redirect's adjacency; a PBL client's
+/// parent, the route under it): SRv6, the classifier, then the PBL clients.
 pub(super) fn late_restore(dp: &Dataplane, snap: &Value, version: u64) -> Result<(), String> {
     if version < 3 {
         return Ok(());
     }
+    srv6_restore(dp, get(snap, "srv6")?)?;
     classify_restore(dp, snap)?;
     for c in list(snap, "pbl")? {
         let id = num32(c, "id")?;
