@@ -1,8 +1,10 @@
 //! The live restart's snapshot (`service::snapshot`) without devices or root: a configuration
 //! captured from one dataplane and restored into a fresh one reads back the same (interfaces
 //! with their indices and holes, addresses, MTUs, tables, routes, neighbours, and Calico's
-//! services and policies under the ids the agent holds, with the features they enabled), and
-//! one holding an object the snapshot cannot carry is refused with its name.
+//! services and policies under the ids the agent holds, with the features they enabled; and
+//! version 3's objects: VXLAN/IPIP tunnels, uRPF, TTL fixup, proxy-ARP ranges, the classifier,
+//! PBL clients, SRv6, under their indices and ids), and one holding an object the snapshot
+//! cannot carry is refused with its name. The rx-mode test needs root (two taps, their fds).
 
 mod common;
 
@@ -1301,4 +1303,38 @@ fn srv6_is_not_refused_any_more() {
     with_srv6(&dp);
     let e = refusal(&dp);
     assert!(!e.contains("SRv6"), "{e}");
+}
+
+/// A version 2 snapshot (an older rvpp handing over) has none of version 3's sections and is
+/// read as holding none of their objects; a version 3 one without them is refused by name.
+#[test]
+fn a_version_2_snapshot_is_read_as_having_none_of_version_3s_objects() {
+    let old = configured();
+    with_calico(&old);
+    let mut json = {
+        let f = old.fwd();
+        snapshot::capture(&old, &f).unwrap().json
+    };
+    let v3 = [
+        "vxlan",
+        "ipip",
+        "urpf",
+        "ttl_fixup",
+        "proxy_arp",
+        "classify",
+        "pbl",
+        "srv6",
+        "rx_modes",
+    ];
+    let obj = json.as_object_mut().unwrap();
+    for k in v3 {
+        assert!(obj.remove(k).is_some(), "{k} is in a version 3 snapshot");
+    }
+    let e = snapshot::restore(&dataplane(), &json, &mut []).unwrap_err();
+    assert!(e.contains("vxlan"), "{e}");
+    json["version"] = 2.into();
+    let new = dataplane();
+    snapshot::restore(&new, &json, &mut []).unwrap();
+    assert_eq!(state(&old), state(&new));
+    assert_eq!(calico_state(&old), calico_state(&new));
 }
