@@ -5,9 +5,11 @@
 //!   stream and TCP's retransmits are printed (`LIVE-RESTART ...` lines, for bench/README.md).
 //!   The API state dumped afterwards (interfaces, addresses, tables, routes) equals the state
 //!   before, and the API and CLI answer on the same socket paths.
-//! - A take-over the running rvpp refuses (its configuration holds a VXLAN tunnel, which the
-//!   snapshot cannot carry yet): the new process exits with the reason, the old one forwards
-//!   on with its state unchanged; once the tunnel is gone the take-over succeeds.
+//! - A take-over the running rvpp refuses (its configuration holds a feature the snapshot
+//!   cannot carry yet): the new process exits with the reason, the old one forwards on with
+//!   its state unchanged; once the feature is off the take-over succeeds.
+//! - A VXLAN tunnel over a tap underlay to a Linux vxlan device: pings cross it before and
+//!   after a take-over, and the new process deletes it by its key.
 //! - A new process that dies after adopting the devices, before it is ready: the old one
 //!   forwards on, its state unchanged.
 //! - An agent programming routes across a take-over: none it was acknowledged is lost.
@@ -484,15 +486,16 @@ fn refused_take_over_leaves_the_old_one_serving() {
     let Some((_one, mut lab, _)) = setup("lrr") else {
         return;
     };
-    lab.r
-        .ctl_ok("create vxlan tunnel src 198.18.1.1 dst 198.18.1.2 vni 7");
+    // UDP only: the pings go on.
+    let deny = "set interface feature tun0 ip4-udp-deny arc ip4-unicast";
+    lab.r.ctl_ok(deny);
     let before = api_state(&lab.api());
     let mut new = lab.take_over("refused.log", &[]);
     let st = wait_exit(&mut new, 20).expect("the refused rvpp did not exit");
     let log = lab.log("refused.log");
     assert!(!st.success(), "a refused take-over exited 0\n{log}");
     assert!(
-        log.contains("refused") && log.contains("vxlan_tunnel0"),
+        log.contains("refused") && log.contains("feature ip4-unicast ip4-udp-deny on tun0"),
         "no reason given\n{log}"
     );
     assert!(
@@ -503,9 +506,8 @@ fn refused_take_over_leaves_the_old_one_serving() {
     lab.reaches();
     assert_eq!(before, api_state(&lab.api()));
 
-    // Without the tunnel it goes through.
-    lab.r
-        .ctl_ok("create vxlan tunnel src 198.18.1.1 dst 198.18.1.2 vni 7 del");
+    // Without the feature it goes through.
+    lab.r.ctl_ok(&format!("{deny} disable"));
     let before = api_state(&lab.api());
     let new = lab.take_over("new.log", &[]);
     lab.new = Some(Killed(new));
@@ -1003,4 +1005,71 @@ fn services_and_policies_keep_working_across_a_take_over() {
         vip, 0,
         "the VIP still DNATs after its translation was deleted"
     );
+}
+
+/// Calico's VXLAN overlay across a take-over: a tunnel over a tap underlay to a Linux node's
+/// vxlan device (as felix makes vxlan.calico; static neighbours both sides) carries pings
+/// before and after, under the same sw_if_index, and the new process deletes it by its key.
+#[test]
+fn a_vxlan_tunnel_keeps_carrying_pings_across_a_take_over() {
+    let Some((_one, mut lab, _)) = setup("lrvx") else {
+        return;
+    };
+    let node = Netns::new("lrvx-node");
+    let tap = lab.r.ctl(&format!(
+        "create tap host-ns {} host-if-name up0",
+        node.name()
+    ));
+    let tap = tap.trim().to_string();
+    assert!(tap.starts_with("tap"), "create tap: {tap}");
+    lab.r
+        .ctl_ok(&format!("set interface ip address {tap} 198.18.3.1/24"));
+    lab.r.ctl_ok(&format!("set interface state {tap} up"));
+    let create = "create vxlan tunnel src 198.18.3.1 dst 198.18.3.2 vni 4096";
+    let vx = lab.r.ctl(create);
+    assert_eq!(vx.trim(), "vxlan_tunnel0", "{vx}");
+    lab.r
+        .ctl_ok("set interface mac address vxlan_tunnel0 02:fe:00:00:00:c0");
+    lab.r
+        .ctl_ok("set interface ip address vxlan_tunnel0 198.19.255.1/24");
+    node.ip("addr add 198.18.3.2/24 dev up0");
+    node.ip("link set up0 up");
+    node.ip("link add vx0 type vxlan id 4096 dstport 4789 local 198.18.3.2 remote 198.18.3.1 dev up0 nolearning");
+    node.ip("link set vx0 address 66:01:02:03:04:05");
+    node.ip("addr add 198.19.255.2/24 dev vx0");
+    node.ip("link set vx0 up");
+    node.ip("neigh replace 198.19.255.1 lladdr 02:fe:00:00:00:c0 dev vx0 nud permanent");
+    let up0 = node.exec(&["cat", "/sys/class/net/up0/address"]);
+    let up0 = String::from_utf8_lossy(&up0.stdout).trim().to_string();
+    lab.r
+        .ctl_ok(&format!("set ip neighbor {tap} 198.18.3.2 {up0}"));
+    lab.r
+        .ctl_ok("set ip neighbor vxlan_tunnel0 198.19.255.2 66:01:02:03:04:05");
+    let show = |lab: &Lab| lab.r.ctl("show vxlan tunnel");
+    assert!(
+        pings(&node, "198.19.255.1", 3),
+        "no ping across the tunnel before\n{}",
+        show(&lab)
+    );
+    let tunnels = show(&lab);
+    let before = api_state(&lab.api());
+
+    let new = lab.take_over("new.log", &[]);
+    lab.new = Some(Killed(new));
+    let st = wait_exit(&mut lab.r.child, 20);
+    assert!(st.is_some_and(|s| s.success()), "{}", lab.log("new.log"));
+    wait_for("the new rvpp's API", 10, || {
+        Client::connect(&lab.api(), "probe").is_ok()
+    });
+    assert_eq!(before, api_state(&lab.api()));
+    assert_eq!(tunnels, show(&lab));
+    assert!(
+        pings(&node, "198.19.255.1", 3),
+        "no ping across the tunnel after the take-over\n{}\n{}",
+        show(&lab),
+        lab.r.ctl("show errors")
+    );
+    lab.reaches();
+    lab.r.ctl_ok(&format!("{create} del"));
+    assert!(!lab.r.ctl("show interface").contains("vxlan_tunnel0"));
 }
