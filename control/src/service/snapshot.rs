@@ -245,16 +245,16 @@ pub fn capture(dp: &Dataplane, f: &Forwarding) -> Result<Snapshot, String> {
     // overlay::capture reads the devices too.
     drop(devs);
     let mut json = json!({
-            "version": VERSION,
-            "tables": tables,
-            "interfaces": ifs,
-            "routes": routes,
-            "neighbours": neighbours,
-            "neighbour_config": {"ip4": ncfg(Af::Ip4), "ip6": ncfg(Af::Ip6)},
-            "cnat_timeouts": cnat_timeouts,
-            "cnat": calico::cnat_json(dp),
-            "npol": calico::npol_json(dp),
-            "flows": calico::flows_json(dp, f),
+        "version": VERSION,
+        "tables": tables,
+        "interfaces": ifs,
+        "routes": routes,
+        "neighbours": neighbours,
+        "neighbour_config": {"ip4": ncfg(Af::Ip4), "ip6": ncfg(Af::Ip6)},
+        "cnat_timeouts": cnat_timeouts,
+        "cnat": calico::cnat_json(dp),
+        "npol": calico::npol_json(dp),
+        "flows": calico::flows_json(dp, f),
     });
     if let Some(o) = json.as_object_mut() {
         overlay::capture(dp, f, o);
