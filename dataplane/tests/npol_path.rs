@@ -712,11 +712,11 @@ fn untracked_allow_skips_cnat_too() {
     l.no_leaks();
 }
 
-/// And on the way out: a pod's packet the uplink's untracked section allows is not SNATed,
-/// where the same packet allowed by the normal stage is (calico's K8S policy, the pod's pool
-/// with natOutgoing).
+/// But not on the way out: a pod's packet the uplink's untracked egress section allows is
+/// still SNATed (calico's K8S policy, the pod's pool with natOutgoing), as Linux SNATs a
+/// forwarded flow whatever raw OUTPUT's untracked rules say.
 #[test]
-fn untracked_allow_out_skips_snat() {
+fn untracked_allow_out_keeps_snat() {
     use rvpp_dataplane::cnat::snat::{IfTable, Policy};
     const NODE: [u8; 4] = [198, 19, 0, 1];
     let mut l = lab();
@@ -741,13 +741,13 @@ fn untracked_allow_out_skips_snat() {
     l.send(if0, &tcp4(POD, SRV, 40000, 443, POD_MAC, MAC0));
     let out = std::mem::take(&mut *l.out1.lock().unwrap());
     assert_eq!(out.len(), 1);
-    assert_eq!(src_of(&out[0]), POD, "not SNATed");
-    assert!(l.cnat.sessions.is_empty(), "no cnat session");
-    l.uplink(uplink_conf(vec![], vec![], PolicyDefault::Allow));
-    l.send(if0, &tcp4(POD, SRV, 40000, 443, POD_MAC, MAC0));
-    let out = std::mem::take(&mut *l.out1.lock().unwrap());
-    assert_eq!(out.len(), 1);
+    assert_eq!(l.counter("npol-untracked-tx-ip4", stage_error::ALLOWED), 1);
     assert_eq!(src_of(&out[0]), NODE, "SNATed");
+    assert_eq!(
+        l.cnat.sessions.len(),
+        2,
+        "its SNAT session and return entry"
+    );
     l.no_leaks();
 }
 

@@ -477,8 +477,8 @@ crate::node_errors! {
 /// packet is judged before cnat's DNAT and its verdict (also "no match") cached in
 /// [`Npol::flows`] under [`PREDNAT_KEY`]; an allowed flow also caches its reply as allowed for
 /// npol-tx on the interface, as npol-rx does. An ALLOW clears the later stages' bits from the
-/// packet's `feature_mask` (on this arc only; an untracked ALLOW cnat's as well), a DENY is a
-/// counted drop, and anything else goes on to the next stage.
+/// packet's `feature_mask` (on this arc only; a received untracked ALLOW cnat's DNAT as well),
+/// a DENY is a counted drop, and anything else goes on to the next stage.
 pub struct StageNode {
     npol: Arc<Npol>,
     tables: Snapshot<NpolTables>,
@@ -605,8 +605,10 @@ impl Node for StageNode {
     }
 
     fn attach_features(&mut self, set: &FeatureSet) {
-        // Untracked traffic skips cnat too: NAT needs the connection tracking it bypasses
-        // (Calico's Linux dataplane: NOTRACK packets never reach the nat table).
+        // Received untracked traffic skips cnat's DNAT too, as NOTRACK in raw PREROUTING
+        // keeps a packet from Linux's nat table. Not so on the way out: a forwarded flow was
+        // tracked (and maybe DNATed) when it came in, and Linux SNATs it whatever the egress
+        // untracked rules say (raw OUTPUT sees only the host's own packets).
         use super::cnat as c;
         let later: &[&str] = match (self.stage, self.dir, self.ip6) {
             (Stage::Untracked, Direction::Rx, false) => {
@@ -615,8 +617,8 @@ impl Node for StageNode {
             (Stage::Untracked, Direction::Rx, true) => {
                 &[PREDNAT_IP6.node, c::INPUT_IP6.node, RX_IP6.node]
             }
-            (Stage::Untracked, Direction::Tx, false) => &[TX_IP4.node, c::OUTPUT_IP4.node],
-            (Stage::Untracked, Direction::Tx, true) => &[TX_IP6.node, c::OUTPUT_IP6.node],
+            (Stage::Untracked, Direction::Tx, false) => &[TX_IP4.node],
+            (Stage::Untracked, Direction::Tx, true) => &[TX_IP6.node],
             (Stage::PreDnat, _, false) => &[RX_IP4.node],
             (Stage::PreDnat, _, true) => &[RX_IP6.node],
         };

@@ -479,7 +479,9 @@ pub(crate) fn inner_checksum_offload(b: &mut Buf<'_>, l2: usize) {
 #[inline(always)]
 pub(crate) fn inner_packet(m: &mut BufferMeta, sw: u32) {
     m.rx_sw_if_index = sw;
-    m.flags &= !(flags::LOCALLY_ORIGINATED | flags::L2_HDR_VALID);
+    // cnat's marks were the outer packet's.
+    m.flags &=
+        !(flags::LOCALLY_ORIGINATED | flags::L2_HDR_VALID | flags::CNAT_RETURN | flags::CNAT_DNAT);
     m.relookups = 0;
     m.feature_mask = 0;
 }
@@ -583,5 +585,34 @@ pub fn addr_bits(a: std::net::IpAddr) -> (u128, bool) {
     match a {
         std::net::IpAddr::V4(v) => (u32::from(v) as u128, false),
         std::net::IpAddr::V6(v) => (u128::from(v), true),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::buffer::BufferPool;
+
+    /// A decapsulated packet starts afresh: what was known about the outer one (ours, its L2
+    /// header parsed, cnat's marks, its lookups and features) does not stick to the inner one.
+    #[test]
+    fn the_inner_packet_keeps_nothing_of_the_outer_ones_state() {
+        let pool = BufferPool::with_backing(64, 2048, false).unwrap();
+        let mut bufs = pool.local();
+        let bi = bufs.alloc_from_bytes(&[0x45; 64]).unwrap();
+        let m = bufs.meta(bi);
+        let outer =
+            flags::LOCALLY_ORIGINATED | flags::L2_HDR_VALID | flags::CNAT_RETURN | flags::CNAT_DNAT;
+        m.flags |= outer | flags::OFFLOAD_L4_CKSUM;
+        (m.relookups, m.feature_mask) = (3, 0xff);
+        inner_packet(m, 7);
+        assert_eq!(m.flags & outer, 0);
+        assert_ne!(
+            m.flags & flags::OFFLOAD_L4_CKSUM,
+            0,
+            "decided by inner_checksum_offload"
+        );
+        assert_eq!((m.rx_sw_if_index, m.relookups, m.feature_mask), (7, 0, 0));
+        bufs.free(&[bi]);
     }
 }
