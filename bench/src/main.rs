@@ -81,6 +81,8 @@ fn main() {
     let helper = match which.as_str() {
         "__crr-client" => Some(service_crr::client(rest)),
         "__crr-server" => Some(service_crr::server(rest)),
+        // npol's verdict over one policy case, for callgrind (bench/README.md, policy).
+        "__npol-cost" => Some(policy::cost(rest)),
         _ => None,
     };
     if let Some(r) = helper {

@@ -396,6 +396,110 @@ struct Case {
     acl_files: Option<(PathBuf, PathBuf, PathBuf)>,
 }
 
+/// The ipset case: its tables, the one rule's id, the members, the trace, and what the ipset,
+/// rule, policy and configuration took (ms).
+struct IpsetCase {
+    npol: Npol,
+    rule: u32,
+    members: Vec<u32>,
+    trace: Vec<FiveTuple>,
+    rules_ms: f64,
+}
+
+/// One rule, the destination in an ipset of `ipset` random addresses (the peer has a /32 rule
+/// each), and a trace half of members; `rng` after the rule-count cases, as `run` draws it.
+fn ipset_case(ipset: usize, n_traces: usize, rng: &mut Rng) -> Result<IpsetCase, String> {
+    let members: Vec<u32> = (0..ipset)
+        .map(|_| 0x0a80_0000 | (rng.next() as u32 & 0x007f_ffff))
+        .collect();
+    let npol = Npol::default();
+    let t = Instant::now();
+    let set = npol.ipset_create(IpSetKind::Ip);
+    let m: Vec<Member> = members
+        .iter()
+        .map(|&a| Member::Ip(IpAddr::V4(Ipv4Addr::from(a))))
+        .collect();
+    npol.ipset_add_del(set, true, &m)
+        .map_err(|e| e.to_string())?;
+    let id = npol
+        .rule_create(Rule {
+            action: Action::Allow,
+            filters: vec![],
+            entries: vec![Entry {
+                is_src: false,
+                is_not: false,
+                data: MatchData::IpSet(set),
+            }],
+        })
+        .map_err(|e| e.to_string())?;
+    let p = npol
+        .policy_create(Policy {
+            inbound: vec![id],
+            outbound: vec![],
+        })
+        .map_err(|e| e.to_string())?;
+    configure(&npol, p)?;
+    let rules_ms = t.elapsed().as_secs_f64() * 1e3;
+    let trace: Vec<FiveTuple> = (0..n_traces)
+        .map(|i| {
+            let dst = if i % 2 == 0 {
+                members[(rng.next() % ipset as u64) as usize]
+            } else {
+                rng.next() as u32
+            };
+            tuple(rng.next() as u32, dst, 6, rng.next() as u16, 80)
+        })
+        .collect();
+    Ok(IpsetCase {
+        npol,
+        rule: id,
+        members,
+        trace,
+        rules_ms,
+    })
+}
+
+#[inline(never)]
+fn cost_one(t: &NpolTables, p: &FiveTuple) -> Verdict {
+    verdict(t, SW, Direction::Rx, p)
+}
+
+/// `__npol-cost <100|1000|10000|ipset> [traces (20000)]`: npol's verdict for every tuple of
+/// one of `run`'s cases (the same generator and seed), nothing timed, for callgrind:
+///   valgrind --tool=callgrind --toggle-collect='*policy::cost_one' \
+///     target/release/rvpp-bench __npol-cost 100
+/// The instructions collected over the tuples are the cost per verdict.
+pub fn cost(args: &[String]) -> Result<(), String> {
+    let case = args.first().map_or("100", |a| a.as_str());
+    let n_traces: usize = match args.get(1) {
+        Some(a) => a.parse().map_err(|_| "bad traces")?,
+        None => 20_000,
+    };
+    // Every case in run's order, so each draws what it draws there.
+    let mut rng = Rng(0x0005_eed0_fac1);
+    let mut chosen = None;
+    for n in [100usize, 1000, 10000] {
+        let specs = gen_rules(n, &mut rng);
+        let trace = gen_trace(&specs, n_traces, &mut rng);
+        if case == n.to_string() {
+            let rules = specs.iter().enumerate().map(|(i, s)| npol_rule(i, s));
+            chosen = Some((build(rules.collect())?.npol, trace));
+        }
+    }
+    if case == "ipset" {
+        let c = ipset_case(100_000, n_traces, &mut rng)?;
+        chosen = Some((c.npol, c.trace));
+    }
+    let (npol, trace) = chosen.ok_or("usage: __npol-cost <100|1000|10000|ipset> [traces]")?;
+    let t = npol.tables.load();
+    let allowed = trace
+        .iter()
+        .filter(|p| cost_one(&t, std::hint::black_box(p)) == Verdict::Allow)
+        .count();
+    println!("{case}: {} tuples, {allowed} allowed", trace.len());
+    Ok(())
+}
+
 pub fn run(args: &[String]) -> Result<serde_json::Value, String> {
     let mut sizes = vec![100usize, 1000, 10000];
     let mut n_traces = 100_000usize;
@@ -476,48 +580,13 @@ pub fn run(args: &[String]) -> Result<serde_json::Value, String> {
         });
     }
     if ipset > 0 {
-        // One rule: destination in an ipset of `ipset` addresses; the peer has a /32 rule each.
-        let members: Vec<u32> = (0..ipset)
-            .map(|_| 0x0a80_0000 | (rng.next() as u32 & 0x007f_ffff))
-            .collect();
-        let npol = Npol::default();
-        let t = Instant::now();
-        let set = npol.ipset_create(IpSetKind::Ip);
-        let m: Vec<Member> = members
-            .iter()
-            .map(|&a| Member::Ip(IpAddr::V4(Ipv4Addr::from(a))))
-            .collect();
-        npol.ipset_add_del(set, true, &m)
-            .map_err(|e| e.to_string())?;
-        let id = npol
-            .rule_create(Rule {
-                action: Action::Allow,
-                filters: vec![],
-                entries: vec![Entry {
-                    is_src: false,
-                    is_not: false,
-                    data: MatchData::IpSet(set),
-                }],
-            })
-            .map_err(|e| e.to_string())?;
-        let p = npol
-            .policy_create(Policy {
-                inbound: vec![id],
-                outbound: vec![],
-            })
-            .map_err(|e| e.to_string())?;
-        configure(&npol, p)?;
-        let rules_ms = t.elapsed().as_secs_f64() * 1e3;
-        let trace: Vec<FiveTuple> = (0..n_traces)
-            .map(|i| {
-                let dst = if i % 2 == 0 {
-                    members[(rng.next() % ipset as u64) as usize]
-                } else {
-                    rng.next() as u32
-                };
-                tuple(rng.next() as u32, dst, 6, rng.next() as u16, 80)
-            })
-            .collect();
+        let IpsetCase {
+            npol,
+            rule: id,
+            members,
+            trace,
+            rules_ms,
+        } = ipset_case(ipset, n_traces, &mut rng)?;
         let files = match &acl {
             Some(_) => {
                 let specs: Vec<Spec> = members
