@@ -1166,6 +1166,7 @@ mod tests {
             "cnat snat sessions created",
             "cnat icmp errors translated",
             "cnat non-first fragments translated as their first fragment",
+            "cnat flows a new SYN re-opened (closing or half expired; counted as created too)",
             "cnat vip without backends (answered port unreachable, as kube-proxy)",
             "sr policy packets encapsulated",
             "sr localsid packets decapsulated",

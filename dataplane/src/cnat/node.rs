@@ -35,6 +35,7 @@ crate::node_errors! {
         ICMP_ERROR_CHAINED => "cnat icmp error in chained buffers not translated (counted, forwarded)",
         PATH_FAMILY => "cnat path of the other address family (counted, follows the fib)",
         FRAGMENT_FOLLOWED => "cnat non-first fragments translated as their first fragment",
+        REOPENED => "cnat flows a new SYN re-opened (closing or half expired; counted as created too)",
     }
 }
 
@@ -51,6 +52,7 @@ crate::node_errors! {
         TRUNCATED => "cnat truncated transport header",
         NEW_SESSIONS => "cnat snat sessions created",
         NO_SNAT_ADDRESS => "cnat snat wanted but no snat address (counted, forwarded)",
+        REOPENED => "cnat snat flows a new SYN re-opened (closing or half expired; counted as created too)",
     }
 }
 
@@ -95,6 +97,73 @@ fn class_of(f: &Flow, cur: u8) -> u8 {
         class::TCP_ESTABLISHED
     } else {
         cur
+    }
+}
+
+/// A TCP SYN without ACK: a connection's first packet (or its retransmission).
+#[inline(always)]
+fn is_syn(f: &Flow) -> bool {
+    f.proto == IP_PROTO_TCP
+        && f.tcp_flags & (tcp_flags::SYN | tcp_flags::ACK | tcp_flags::RST) == tcp_flags::SYN
+}
+
+/// Whether a SYN that found the forward entry `s` (key `k`) starts a new connection, and if so
+/// remove the flow's entries (and free its port) so the caller translates it as a new flow.
+/// It does when the entry is closing (the 5-tuple's last connection ended: a client port reused
+/// within tcp-closing; Linux conntrack re-opens a closed entry on a SYN the same way), or when
+/// the flow should have a return entry and has none: the scan removes a flow's two entries one
+/// at a time, and a SYN whose touch saved the forward entry after the return one went would
+/// otherwise be translated with nothing to un-DNAT its SYN-ACK (issue 13's timeouts). Only SYNs
+/// pay the return entry's lookup, and only SYNs that found an entry.
+#[cold]
+#[inline(never)]
+fn reopens(cnat: &Cnat, k: &FlowKey, s: &Session, ret_fib: u16, wants_return: bool) -> bool {
+    let peer_stage = if s.flags & sflags::PEER_OUTPUT != 0 {
+        stage::OUTPUT
+    } else {
+        stage::INPUT
+    };
+    let pk = FlowKey::reverse_of(&s.rw, k.proto, k.ip6, ret_fib, peer_stage);
+    let peer = cnat
+        .sessions
+        .lookup(&pk)
+        .filter(|p| p.session.flags & sflags::RETURN != 0);
+    if s.class != class::TCP_CLOSING && (peer.is_some() || !wants_return) {
+        return false;
+    }
+    if let Some(old) = cnat.sessions.remove(k) {
+        cnat.release(k, &old);
+    }
+    if peer.is_some() {
+        if let Some(old) = cnat.sessions.remove(&pk) {
+            cnat.release(&pk, &old);
+        }
+    }
+    true
+}
+
+/// Insert a new flow's return entry `ret` under `rk`. With `replace` (the flow's forward entry
+/// was just made) an entry already there is stale, left by a flow on the same 5-tuple whose
+/// forward entry the scan removed first, and it would go with that scan: it is replaced, as
+/// VPP's cnat overwrites it.
+fn insert_return(
+    cnat: &Cnat,
+    rk: &FlowKey,
+    ret: &Session,
+    replace: bool,
+) -> Result<(), InsertError> {
+    match cnat.sessions.insert(rk, ret) {
+        Err(InsertError::Exists) if replace => {
+            if let Some(old) = cnat.sessions.remove(rk) {
+                cnat.release(rk, &old);
+            }
+            match cnat.sessions.insert(rk, ret) {
+                Err(InsertError::Exists) => Ok(()),
+                r => r,
+            }
+        }
+        Err(InsertError::Exists) => Ok(()),
+        r => r,
     }
 }
 
@@ -177,19 +246,29 @@ pub fn input_packet_hashed(
         k.fib = ret_fib;
         hit = cnat.sessions.lookup(&k);
     }
+    let mut reopened = false;
     if let Some(found) = hit {
         let s = found.session;
-        nat::rewrite(b.data_mut(), &f, &s.rw, partial);
-        cnat.sessions.touch(&found, now, class_of(&f, s.class));
-        if f.more_frags {
-            remember_fragment(cnat, &f, fib, &s.rw, now);
-        }
-        b.meta.flags |= if s.flags & sflags::RETURN != 0 {
-            CNAT_RETURN
-        } else {
-            CNAT_DNAT
+        let wants_return = || {
+            tr.get(f.dst, f.dport, f.proto)
+                .is_some_and(|t| t.flags & tflags::NO_RETURN_SESSION == 0)
         };
-        return Ok(None);
+        reopened = is_syn(&f)
+            && s.flags & sflags::RETURN == 0
+            && reopens(cnat, &k, &s, ret_fib, wants_return());
+        if !reopened {
+            nat::rewrite(b.data_mut(), &f, &s.rw, partial);
+            cnat.sessions.touch(&found, now, class_of(&f, s.class));
+            if f.more_frags {
+                remember_fragment(cnat, &f, fib, &s.rw, now);
+            }
+            b.meta.flags |= if s.flags & sflags::RETURN != 0 {
+                CNAT_RETURN
+            } else {
+                CNAT_DNAT
+            };
+            return Ok(None);
+        }
     }
     if f.l4 != L4::Ports {
         return Ok(None);
@@ -282,9 +361,11 @@ pub fn input_packet_hashed(
         }
     };
     k.fib = fib;
+    let mut fwd_new = true;
     if let Err(e) = cnat.sessions.insert(&k, &fwd) {
         match e {
-            InsertError::Exists => {}
+            // Another worker made this flow's entries first.
+            InsertError::Exists => fwd_new = false,
             InsertError::Full => {
                 free_port(cnat);
                 return Err(in_err::SESSIONS_FULL);
@@ -309,8 +390,8 @@ pub fn input_packet_hashed(
             class: cl,
             last_seen: now,
         };
-        match cnat.sessions.insert(&rk, &ret) {
-            Ok(()) | Err(InsertError::Exists) => {}
+        match insert_return(cnat, &rk, &ret, fwd_new) {
+            Ok(()) => {}
             Err(e) => {
                 cnat.sessions.remove(&k);
                 free_port(cnat);
@@ -327,7 +408,11 @@ pub fn input_packet_hashed(
         remember_fragment(cnat, &f, fib, &rw, now);
     }
     b.meta.flags |= CNAT_DNAT;
-    Ok(Some(in_err::NEW_SESSIONS))
+    Ok(Some(if reopened {
+        in_err::REOPENED
+    } else {
+        in_err::NEW_SESSIONS
+    }))
 }
 
 /// A first fragment was translated: keep its rewrite for the rest (best effort: a full
@@ -396,13 +481,17 @@ pub fn output_packet_hashed(
     }
     let k = f.key(stage::OUTPUT, fib);
     let h = if hash != 0 { hash } else { k.hash() };
+    let mut reopened = false;
     if let Some(found) = cnat.sessions.lookup_hashed(&k, h) {
         let s = found.session;
-        if let Some(d) = b.data_mut().get_mut(l3..) {
-            nat::rewrite(d, &f, &s.rw, partial);
+        reopened = is_syn(&f) && reopens(cnat, &k, &s, ret_fib, true);
+        if !reopened {
+            if let Some(d) = b.data_mut().get_mut(l3..) {
+                nat::rewrite(d, &f, &s.rw, partial);
+            }
+            cnat.sessions.touch(&found, now, class_of(&f, s.class));
+            return Ok(None);
         }
-        cnat.sessions.touch(&found, now, class_of(&f, s.class));
-        return Ok(None);
     }
     if !cfg.wants_snat(rx, tx, ip6, f.src, f.dst) {
         return Ok(None);
@@ -494,7 +583,11 @@ pub fn output_packet_hashed(
         if let Some(d) = b.data_mut().get_mut(l3..) {
             nat::rewrite(d, &f, &rw, partial);
         }
-        return Ok(Some(out_err::NEW_SESSIONS));
+        return Ok(Some(if reopened {
+            out_err::REOPENED
+        } else {
+            out_err::NEW_SESSIONS
+        }));
     }
     Err(out_err::PORTS_EXHAUSTED)
 }
@@ -786,5 +879,224 @@ mod tests {
             let got = class_of(&flow(syn, ack, fin), before);
             assert_eq!(got, after, "syn {syn} ack {ack} fin {fin} from {before}");
         }
+    }
+
+    const CLIENT: [u8; 4] = [198, 18, 1, 2];
+    const VIP: [u8; 4] = [198, 19, 0, 1];
+    const BACKEND: [u8; 4] = [198, 18, 2, 2];
+
+    /// A TCP segment with `flags` (S, A, F, R).
+    fn tcp(src: [u8; 4], dst: [u8; 4], sp: u16, dp: u16, flags: &str) -> Vec<u8> {
+        let mut t = PacketBuilder::ipv4(src, dst, 64).tcp(sp, dp, 7, 1000);
+        for c in flags.chars() {
+            t = match c {
+                'S' => t.syn(),
+                'A' => t.ack(1),
+                'F' => t.fin(),
+                'R' => t.rst(),
+                _ => panic!("flag {c}"),
+            };
+        }
+        let mut v = Vec::new();
+        t.write(&mut v, b"").unwrap();
+        v
+    }
+
+    /// (src, dst, sport, dport) of a TCP packet, its checksum verified.
+    fn tcp_addrs(p: &[u8]) -> ([u8; 4], [u8; 4], u16, u16) {
+        let s = etherparse::SlicedPacket::from_ip(p).unwrap();
+        let Some(etherparse::NetSlice::Ipv4(ip)) = s.net else {
+            panic!()
+        };
+        let Some(etherparse::TransportSlice::Tcp(t)) = s.transport else {
+            panic!()
+        };
+        let th = t.to_header();
+        let (src, dst) = (ip.header().source(), ip.header().destination());
+        assert_eq!(
+            th.calc_checksum_ipv4_raw(src, dst, t.payload()).unwrap(),
+            th.checksum
+        );
+        (src, dst, th.source_port, th.destination_port)
+    }
+
+    /// The bench's service: VIP:80 -> the backend's 8080, one backend.
+    fn service_crr() -> Arc<Cnat> {
+        let c = setup();
+        c.translation_update(Translation {
+            vip: Endpoint {
+                addr: a4(VIP),
+                port: 80,
+                ip6: false,
+            },
+            proto: 6,
+            paths: vec![PathEp {
+                dst: Endpoint {
+                    addr: a4(BACKEND),
+                    port: 8080,
+                    ip6: false,
+                },
+                ..Default::default()
+            }],
+            ..Default::default()
+        });
+        c
+    }
+
+    /// One packet through the input side at `now`: its verdict and bytes after.
+    fn input(c: &Cnat, p: &[u8], now: u32) -> (Verdict, Vec<u8>) {
+        let tr = c.translations.load();
+        let (r, p, _) = run(p, POD, POD, |b| input_packet(c, &tr, 0, b, false, now));
+        (r, p)
+    }
+
+    /// A connection on client port 40000 at `now`, closed both ways (both entries closing).
+    fn connect_and_close(c: &Cnat, now: u32) {
+        let (r, p) = input(c, &tcp(CLIENT, VIP, 40000, 80, "S"), now);
+        assert_eq!(r, Ok(Some(in_err::NEW_SESSIONS)));
+        assert_eq!(tcp_addrs(&p), (CLIENT, BACKEND, 40000, 8080));
+        let (_, p) = input(c, &tcp(BACKEND, CLIENT, 8080, 40000, "SA"), now);
+        assert_eq!(tcp_addrs(&p), (VIP, CLIENT, 80, 40000));
+        for fin in [
+            tcp(BACKEND, CLIENT, 8080, 40000, "FA"),
+            tcp(CLIENT, VIP, 40000, 80, "FA"),
+        ] {
+            assert_eq!(input(c, &fin, now).0, Ok(None));
+        }
+        assert_eq!(c.sessions.len(), 2);
+        c.sessions
+            .for_each(|_, _, s| assert_eq!(s.class, class::TCP_CLOSING));
+    }
+
+    fn fwd_key() -> FlowKey {
+        FlowKey {
+            src: a4(CLIENT),
+            dst: a4(VIP),
+            sport: 40000,
+            dport: 80,
+            proto: 6,
+            ip6: false,
+            stage: stage::INPUT,
+            fib: 0,
+        }
+    }
+
+    fn ret_key() -> FlowKey {
+        FlowKey {
+            src: a4(BACKEND),
+            dst: a4(CLIENT),
+            sport: 8080,
+            dport: 40000,
+            ..fwd_key()
+        }
+    }
+
+    /// The new connection's SYN-ACK must reach the client from the VIP (issue 13: it came
+    /// from the backend's own address, the client reset it, and the connection timed out).
+    fn syn_ack_is_un_dnatted(c: &Cnat, now: u32) {
+        let (r, p) = input(c, &tcp(BACKEND, CLIENT, 8080, 40000, "SA"), now);
+        assert_eq!(r, Ok(None));
+        assert_eq!(tcp_addrs(&p), (VIP, CLIENT, 80, 40000), "SYN-ACK un-DNATed");
+        assert!(c.sessions.lookup(&fwd_key()).is_some());
+        assert!(c.sessions.lookup(&ret_key()).is_some());
+    }
+
+    #[test]
+    fn a_reused_port_syn_on_a_closing_flow_opens_it_again() {
+        let c = service_crr();
+        connect_and_close(&c, 100);
+        // The client port comes round again 2 s later: a new connection, new entries.
+        let (r, p) = input(&c, &tcp(CLIENT, VIP, 40000, 80, "S"), 102);
+        assert_eq!(r, Ok(Some(in_err::REOPENED)));
+        assert_eq!(tcp_addrs(&p), (CLIENT, BACKEND, 40000, 8080));
+        assert_eq!(c.sessions.len(), 2);
+        c.sessions.for_each(|_, _, s| {
+            assert_eq!(
+                (s.class, s.last_seen),
+                (class::GENERIC, 102),
+                "fresh entries"
+            )
+        });
+        syn_ack_is_un_dnatted(&c, 102);
+        // Its retransmitted SYN (the flow is live, both entries there) uses its session.
+        let (r, _) = input(&c, &tcp(CLIENT, VIP, 40000, 80, "S"), 103);
+        assert_eq!(r, Ok(None));
+        assert_eq!(c.sessions.len(), 2);
+    }
+
+    #[test]
+    fn a_syn_after_the_scan_removed_the_return_entry_first_opens_the_flow_again() {
+        let c = service_crr();
+        connect_and_close(&c, 100);
+        // The scan at 106 judged both idle and removed the return entry first; the new SYN
+        // touches the forward one before its turn, which keeps it (a touched entry stays).
+        assert!(c.sessions.remove(&ret_key()).is_some());
+        let (r, p) = input(&c, &tcp(CLIENT, VIP, 40000, 80, "S"), 106);
+        assert_eq!(tcp_addrs(&p), (CLIENT, BACKEND, 40000, 8080));
+        assert_eq!(c.scan(106), 0);
+        syn_ack_is_un_dnatted(&c, 106);
+        assert_eq!(r, Ok(Some(in_err::REOPENED)));
+    }
+
+    #[test]
+    fn a_syn_after_the_scan_removed_the_forward_entry_first_replaces_the_stale_return() {
+        let c = service_crr();
+        connect_and_close(&c, 100);
+        // The scan judges both idle; it removes the forward entry first, the new SYN comes
+        // before it removes the return entry it judged (emulated inside the judging, which
+        // reads each entry's meta word before it judges).
+        let mut syn = None;
+        let gone = c.sessions.expire_if(|k, _| {
+            if *k != ret_key() {
+                return false;
+            }
+            assert!(c.sessions.remove(&fwd_key()).is_some());
+            syn = Some(input(&c, &tcp(CLIENT, VIP, 40000, 80, "S"), 106));
+            true
+        });
+        let (r, p) = syn.expect("the return entry was judged");
+        assert_eq!(r, Ok(Some(in_err::NEW_SESSIONS)));
+        assert_eq!(tcp_addrs(&p), (CLIENT, BACKEND, 40000, 8080));
+        syn_ack_is_un_dnatted(&c, 106);
+        assert!(gone.is_empty(), "the new flow's return entry stays");
+    }
+
+    #[test]
+    fn a_syn_on_a_snat_flow_whose_return_entry_went_opens_it_again() {
+        let c = setup();
+        let cfg = c.snat.load();
+        let (pod, out) = ([198, 18, 5, 2], [198, 51, 100, 9]);
+        let out_tcp = |flags, now| {
+            run(&tcp(pod, out, 1234, 80, flags), POD, UPLINK, |b| {
+                output_packet(&c, &cfg, b, 0, false, now)
+            })
+        };
+        let (r, p, _) = out_tcp("S", 100);
+        assert_eq!(r, Ok(Some(out_err::NEW_SESSIONS)));
+        let sp = tcp_addrs(&p).2;
+        // The return entry expired first (one-sided removal); the forward one is closing.
+        let rk = FlowKey {
+            src: a4(out),
+            dst: a4([198, 18, 0, 1]),
+            sport: 80,
+            dport: sp,
+            ..fwd_key()
+        };
+        assert!(c.sessions.remove(&rk).is_some());
+        assert_eq!(out_tcp("FA", 100).0, Ok(None));
+        let (r, p, _) = out_tcp("S", 106);
+        let (src, _, sp2, _) = tcp_addrs(&p);
+        assert_eq!(src, [198, 18, 0, 1]);
+        let tr = c.translations.load();
+        let (_, p, _) = run(
+            &tcp(out, [198, 18, 0, 1], 80, sp2, "SA"),
+            UPLINK,
+            POD,
+            |b| input_packet(&c, &tr, 0, b, false, 106),
+        );
+        assert_eq!(tcp_addrs(&p), (out, pod, 80, 1234), "SYN-ACK un-SNATed");
+        assert_eq!(r, Ok(Some(out_err::REOPENED)));
+        assert_eq!(c.sessions.len(), 2);
+        assert_eq!(c.ports.in_use(false, 0, 6), 1, "the old port freed");
     }
 }

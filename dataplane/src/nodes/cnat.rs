@@ -139,6 +139,9 @@ impl Node for CnatInput {
                 Ok(c) => {
                     if let Some(c) = c {
                         errs.count(c, 1);
+                        if c == in_err::REOPENED {
+                            errs.count(in_err::NEW_SESSIONS, 1);
+                        }
                     }
                     arc.next(b.meta.feature_mask)
                 }
@@ -223,6 +226,9 @@ impl Node for CnatOutput {
                 Ok(c) => {
                     if let Some(c) = c {
                         errs.count(c, 1);
+                        if c == out_err::REOPENED {
+                            errs.count(out_err::NEW_SESSIONS, 1);
+                        }
                     }
                     arc.next(b.meta.feature_mask)
                 }
