@@ -373,6 +373,17 @@ def run(vpp, up, tap, all_pods):
     expect(PEER_NS, "forward policy: peer -> host elsewhere", flows(NODE4, [("tcp", CLOSED_TCP)]), False)
     expect(HOST_NS, "forward policy: host -> peer", flows(PEER4, [("tcp", ALLOWED), ("tcp", 179)]), True)
 
+    # An ingress-only applyOnForward policy: npol takes the default of the packet's direction,
+    # not of the list invert_rx_tx picked (VPP's npol_match), so forwarded ingress falls to the
+    # egress default (ALLOW) and forwarded egress to the ingress one (DENY): calico-vpp's
+    # deviation from felix, kept as VPP has it (docs/features.md).
+    fwd_in = policy_create(vpp, [fin], [], "applyOnForward ingress-only policy")
+    agent.hep(up, tiers=([hep_pol], [hep_out]), forward=([fwd_in], []))
+    expect(PEER_NS, "ingress-only forward policy: peer -> pod elsewhere (egress default)",
+           flows(POD4, [("tcp", CLOSED_TCP)]), True)
+    expect(POD_NS, "ingress-only forward policy: pod -> peer (ingress default)",
+           flows(PEER4, [("tcp", FWD_OUT)]), False)
+
     # No policies, felix's default-allow profile (an automatic host endpoint): all passes.
     allow_all = rule_create(vpp, A_ALLOW)
     profile = policy_create(vpp, [allow_all], [allow_all], "profile projectcalico-default-allow")
