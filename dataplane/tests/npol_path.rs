@@ -1271,3 +1271,60 @@ fn a_vector_of_interleaved_flows_meets_each_flows_cached_verdict() {
     assert_eq!(l.counter("npol-rx-ip4", error::NEW_ALLOWED), 20);
     l.no_leaks();
 }
+
+/// A neighbour solicitation from `src` for `target`, to its solicited-node group when
+/// `multicast`, else straight to `target`.
+fn ns6(src: [u8; 16], target: [u8; 16], multicast: bool, from: [u8; 6], to: [u8; 6]) -> Vec<u8> {
+    let mut dst = target;
+    let mut mac = to;
+    if multicast {
+        dst = [
+            0xff, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0xff, target[13], target[14], target[15],
+        ];
+        mac = [0x33, 0x33, 0xff, target[13], target[14], target[15]];
+    }
+    let mut body = target.to_vec();
+    body.extend([1, 1]);
+    body.extend(from);
+    let mut v = Vec::new();
+    PacketBuilder::ethernet2(from, mac)
+        .ipv6(src, dst, 255)
+        .icmpv6(etherparse::Icmpv6Type::Unknown {
+            type_u8: 135,
+            code_u8: 0,
+            bytes5to8: [0; 4],
+        })
+        .write(&mut v, &body)
+        .unwrap();
+    v
+}
+
+/// A host endpoint's default deny (the host tap's egress allows only what its policies name)
+/// leaves neighbour discovery alone, as VPP's npol does: the pod's multicast and unicast
+/// solicitations of rvpp's address are answered; other ICMPv6 is still denied.
+#[test]
+fn neighbour_discovery_is_not_policed() {
+    let mut l = lab();
+    let n = &l.npol;
+    let nothing = n.policy_create(Policy::default()).unwrap();
+    n.configure(l.if0, deny_by_default(nothing)).unwrap();
+    let if0 = l.if0;
+    let rvpp6 = [0xfd, 0, 0, 0, 0, 0, 0, 0x18, 0, 0, 0, 0, 0, 0, 0, 1];
+    l.send(if0, &ns6(POD6, rvpp6, true, POD_MAC, MAC0));
+    assert_eq!(Lab::count(&l.out0), 1, "multicast solicitation answered");
+    l.send(if0, &ns6(POD6, rvpp6, false, POD_MAC, MAC0));
+    assert_eq!(Lab::count(&l.out0), 1, "unicast solicitation answered");
+    assert_eq!(l.counter("npol-rx-ip6", error::NOT_POLICED), 2);
+    assert_eq!(l.counter("npol-rx-ip6", error::DENIED), 0);
+    // An echo request is policed: the default denies it.
+    let mut v = Vec::new();
+    PacketBuilder::ethernet2(POD_MAC, MAC0)
+        .ipv6(POD6, SRV6, 64)
+        .icmpv6_echo_request(1, 1)
+        .write(&mut v, b"x")
+        .unwrap();
+    l.send(if0, &v);
+    assert_eq!(Lab::count(&l.out1), 0, "echo denied");
+    assert_eq!(l.counter("npol-rx-ip6", error::DENIED), 1);
+    l.no_leaks();
+}

@@ -572,7 +572,8 @@ def pod_bringup(vpp, tap):
     r = ok(vpp.api.show_threads(), "show_threads")
     check(r.count >= 1, "threads %d" % r.count)
     ok(vpp.api.show_version(), "show_version")
-    all_pods = ok(vpp.api.npol_ipset_create(type=0), "npol all-pods ipset").set_id
+    global ALL_PODS
+    ALL_PODS = all_pods = ok(vpp.api.npol_ipset_create(type=0), "npol all-pods ipset").set_id
     ok(vpp.api.npol_ipset_add_del_members(set_id=all_pods, is_add=1, len=1,
                                           members=[{"val": {"address": POD4}}]), "pod in all-pods")
     check(vpp.api.cnat_set_snat_policy(policy=2).retval == 0, "cnat K8S snat policy")
@@ -671,6 +672,7 @@ def pod_bringup(vpp, tap):
 
 VPP = None
 PROFILE = None
+ALL_PODS = None
 REDIRECT_TABLE = None
 
 

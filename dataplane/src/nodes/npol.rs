@@ -107,6 +107,7 @@ crate::node_errors! {
         NEW_DENIED => "new flow denied by policy",
         CACHE_FULL => "flow cache full (evaluated alone)",
         FRAGMENT => "fragment without its first fragment's verdict, evaluated without ports",
+        NOT_POLICED => "multicast or IPv6 neighbour discovery (not policed)",
     }
 }
 
@@ -241,6 +242,32 @@ fn ip_of(a: u128, ip6: bool) -> IpAddr {
     }
 }
 
+/// Packets npol leaves alone: received multicast (VPP's ip4/ip6-input send it to the multicast
+/// arc, which npol is not on) and IPv6 router and neighbour solicitations and advertisements
+/// (VPP answers those without the output arc; unicast ones pass too, as felix lets NDP through
+/// for workloads). Else a host endpoint's default deny keeps the host from resolving its
+/// neighbours through the host tap.
+#[inline(always)]
+fn not_policed(f: &Flow, d: &[u8], dir: Direction) -> bool {
+    let multicast = if f.ip6 {
+        f.dst >> 120 == 0xff
+    } else {
+        (f.dst as u32) >> 28 == 0xe
+    };
+    if multicast && dir == Direction::Rx {
+        return true;
+    }
+    f.ip6
+        && f.proto == crate::wire::IP_PROTO_IPV6_ICMP
+        && f.l4 == L4::Other
+        && d.get(f.l4_off)
+            .is_some_and(|t| (ND_ROUTER_SOLICIT..=ND_NEIGHBOR_ADVERT).contains(t))
+}
+
+/// ICMPv6 types 133 (router solicitation) through 136 (neighbour advertisement).
+const ND_ROUTER_SOLICIT: u8 = 133;
+const ND_NEIGHBOR_ADVERT: u8 = 136;
+
 /// What the rules see: ports only for TCP/UDP, the real ICMP type and code.
 fn five_tuple(f: &Flow, d: &[u8]) -> FiveTuple {
     let (mut icmp_type, mut icmp_code) = (0, 0);
@@ -336,6 +363,9 @@ impl NpolNode {
         let (npol, t, dir, ip6) = (&*self.npol, self.tables.get(), self.dir, self.ip6);
         let d = b.data().get(l3..).ok_or(error::TRUNCATED)?;
         let f = if ip6 { nat::flow6(d) } else { nat::flow4(d) }.map_err(|_| error::TRUNCATED)?;
+        if not_policed(&f, d, dir) {
+            return Ok(Some(error::NOT_POLICED));
+        }
         if f.l4 == L4::Fragment {
             // No ports: follow the first fragment's verdict; without one, evaluated alone.
             if let Some(x) = npol.fragments.lookup(&frag_key(&f, sw, dir)) {
@@ -532,6 +562,9 @@ impl StageNode {
         let Ok(f) = (if ip6 { nat::flow6(d) } else { nat::flow4(d) }) else {
             return (Some(Verdict::Deny), stage_error::TRUNCATED);
         };
+        if not_policed(&f, d, self.dir) {
+            return (None, stage_error::ALLOWED);
+        }
         let p = five_tuple(&f, d);
         if self.stage == Stage::Untracked {
             let v = stage_verdict(t, sw, self.dir, Stage::Untracked, &p);
