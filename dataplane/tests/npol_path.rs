@@ -1359,6 +1359,14 @@ fn a_service_flows_allows_are_copied_onto_its_cnat_sessions() {
         l.session_allows(&ret, Direction::Tx),
         "the reply's allow on the return session"
     );
+    // Another worker reads the copies the first one made.
+    Lab::send_on(
+        &mut l.rt2,
+        if0,
+        &tcp4(POD, SVC_VIP, 41000, 80, POD_MAC, MAC0),
+    );
+    Lab::send_on(&mut l.rt2, if1, &tcp4(SRV, POD, 80, 41000, SRV_MAC, MAC1));
+    assert_eq!((Lab::count(&l.out1), Lab::count(&l.out0)), (1, 1));
     assert_eq!(l.counter("npol-rx-ip4", error::NEW_ALLOWED), 1);
     assert_eq!(
         l.counter("npol-tx-ip4", error::NEW_ALLOWED),

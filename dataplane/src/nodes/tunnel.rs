@@ -619,4 +619,20 @@ mod tests {
         assert_eq!((m.rx_sw_if_index, m.relookups, m.feature_mask), (7, 0, 0));
         bufs.free(&[bi]);
     }
+
+    /// An encapsulated packet is another flow: the inner one's cnat session (which npol on
+    /// the way out would read a verdict from) is not its own.
+    #[test]
+    fn the_outer_packet_does_not_name_the_inner_ones_cnat_session() {
+        let pool = BufferPool::with_backing(64, 2048, false).unwrap();
+        let mut bufs = pool.local();
+        let bi = bufs.alloc_from_bytes(&[0x45; 64]).unwrap();
+        let m = bufs.meta(bi);
+        m.flags |= flags::CNAT_SESSION | flags::OFFLOAD_L4_CKSUM;
+        outer_packet(m, 3);
+        assert_eq!(m.flags & flags::CNAT_SESSION, 0);
+        assert_ne!(m.flags & flags::LOCALLY_ORIGINATED, 0);
+        assert_eq!(m.fib_index, 3);
+        bufs.free(&[bi]);
+    }
 }
