@@ -3,22 +3,31 @@
 //! `--path xconnect`, generator -> ethernet-input -> (L2 cross-connect) interface-output -> null;
 //! or, with `--path ip6`, the IPv6 nodes with IPv6 frames to one route (`--routes` is ignored);
 //! or, with `--path npol`, the IPv4 path with an allow-all npol policy on the rx interface, so
-//! every packet after a flow's first takes the cached-verdict path of npol-rx-ip4.
+//! every packet after a flow's first takes the cached-verdict path of npol-rx-ip4; or, with
+//! `--path cnat`, 4096 (`--flows`) clients' UDP flows to a service VIP that cnat DNATs to one backend (cnat
+//! on both interfaces, as calico enables it), and `--path cnat-npol` the same with allow-all
+//! npol policies on the rx side of the clients' interface and the tx side of the backend's,
+//! so npol-rx-ip4 and npol-tx-ip4 judge flows cnat has a session for.
 
 pub const HELP: &str =
-    "rvpp-bench graph [--path ip4|ip6|xconnect|npol] [--routes N] [--route-mix internet|dpdk]
-    [--size BYTES] [--seconds S] [--runs N] [--pages auto|no-hugetlb|both]
+    "rvpp-bench graph [--path ip4|ip6|xconnect|npol|cnat|cnat-npol] [--routes N] [--route-mix internet|dpdk]
+    [--size BYTES] [--seconds S] [--runs N] [--flows N] [--pages auto|no-hugetlb|both]
     [--testpmd PATH | --no-peer] [--json]
   One core, rvpp's own generator and null tx (--path ip6: IPv6 frames to one route, ::/0;
-  --path npol: ip4 with an allow-all npol policy on the rx side, verdicts cached per flow).
+  --path npol: ip4 with an allow-all npol policy on the rx side, verdicts cached per flow;
+  --path cnat: --flows flows (4096) to a VIP DNATed by cnat; cnat-npol: that with allow-all
+  npol rx and tx).
   Prints Mpps and each node's clocks/packet, next to
   dpdk-testpmd 5tswap on net_null (same core, same frame size) run in alternation.";
 
 use rvpp_dataplane::buffer::BufferPool;
+use rvpp_dataplane::cnat::translation::{Endpoint, PathEp, Translation};
+use rvpp_dataplane::cnat::Cnat;
 use rvpp_dataplane::feature::FeatureTables;
 use rvpp_dataplane::fib::Ip4FibConfig;
 use rvpp_dataplane::forwarding::{mask4, Forwarding, Path, Prefix};
 use rvpp_dataplane::graph::Graph;
+use rvpp_dataplane::nodes::cnat as cnat_nodes;
 use rvpp_dataplane::nodes::npol as npol_nodes;
 use rvpp_dataplane::npol::rule::{Action, Rule};
 use rvpp_dataplane::npol::{IfConfig, Npol, Policy, PolicyDefault};
@@ -48,6 +57,32 @@ const NPOL_NODES: [&str; 5] = [
     "ip4-rewrite",
 ];
 
+const CNAT_NODES: [&str; 6] = [
+    "ethernet-input",
+    "ip4-input",
+    "cnat-input-ip4",
+    "ip4-lookup",
+    "ip4-rewrite",
+    "cnat-output-ip4",
+];
+const CNAT_NPOL_NODES: [&str; 8] = [
+    "ethernet-input",
+    "ip4-input",
+    "cnat-input-ip4",
+    "npol-rx-ip4",
+    "ip4-lookup",
+    "ip4-rewrite",
+    "npol-tx-ip4",
+    "cnat-output-ip4",
+];
+
+/// `--path cnat`/`cnat-npol`: the service (UDP), its one backend and clients (198.18.16.0 on).
+const CNAT_VIP: u32 = 0xc613_ff01;
+const CNAT_BACKEND: u32 = 0xc613_0102;
+const CNAT_CLIENT_BASE: u32 = 0xc612_1000;
+/// Clients (one flow each) unless `--flows` says.
+const CNAT_FLOWS: u32 = 4096;
+
 /// Which packet path the run measures.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum BenchPath {
@@ -55,6 +90,8 @@ pub enum BenchPath {
     Ip6,
     Xconnect,
     Npol,
+    Cnat,
+    CnatNpol,
 }
 
 impl BenchPath {
@@ -64,6 +101,8 @@ impl BenchPath {
             BenchPath::Ip6 => &FORWARDING_NODES6,
             BenchPath::Xconnect => &XCONNECT_NODES,
             BenchPath::Npol => &NPOL_NODES,
+            BenchPath::Cnat => &CNAT_NODES,
+            BenchPath::CnatNpol => &CNAT_NPOL_NODES,
         }
     }
 
@@ -74,6 +113,12 @@ impl BenchPath {
             BenchPath::Xconnect => "l2 xconnect: ethernet-input -> interface-output",
             BenchPath::Npol => {
                 "ip4 + npol: ethernet-input -> ip4-input -> npol-rx-ip4 -> ip4-lookup -> ip4-rewrite"
+            }
+            BenchPath::Cnat => {
+                "ip4 + cnat: ethernet-input -> ip4-input -> cnat-input-ip4 -> ip4-lookup -> ip4-rewrite -> cnat-output-ip4"
+            }
+            BenchPath::CnatNpol => {
+                "ip4 + cnat + npol: ethernet-input -> ip4-input -> cnat-input-ip4 -> npol-rx-ip4 -> ip4-lookup -> ip4-rewrite -> npol-tx-ip4 -> cnat-output-ip4"
             }
         }
     }
@@ -104,6 +149,45 @@ fn allow_all_policy(n: &Npol, sw: u32) -> Result<(), String> {
         })
         .map_err(e)?;
     n.configure(sw, rx_only(vec![p])).map_err(e)
+}
+
+/// `sw` gets one tx policy whose one rule allows everything; every default denies.
+fn allow_all_tx_policy(n: &Npol, sw: u32) -> Result<(), String> {
+    let e = |e: rvpp_dataplane::npol::NpolError| e.to_string();
+    let r = n
+        .rule_create(Rule {
+            action: Action::Allow,
+            filters: vec![],
+            entries: vec![],
+        })
+        .map_err(e)?;
+    let p = n
+        .policy_create(Policy {
+            inbound: vec![],
+            outbound: vec![r],
+        })
+        .map_err(e)?;
+    let mut c = rx_only(vec![]);
+    c.tx_policies = vec![p];
+    n.configure(sw, c).map_err(e)
+}
+
+/// The VIP's translation to its one backend (UDP, port kept).
+fn cnat_service(c: &Cnat) {
+    let ep = |a: u32| Endpoint {
+        addr: 0xffff_0000_0000 | a as u128,
+        port: 5678,
+        ip6: false,
+    };
+    c.translation_update(Translation {
+        vip: ep(CNAT_VIP),
+        proto: 17,
+        paths: vec![PathEp {
+            dst: ep(CNAT_BACKEND),
+            ..Default::default()
+        }],
+        ..Default::default()
+    });
 }
 
 /// An interface configuration with `policies` on its rx side and every default denying.
@@ -365,6 +449,7 @@ pub fn run_once(
     seconds: f64,
     size: usize,
     try_hugetlb: bool,
+    flows: u32,
 ) -> Result<GraphResult, String> {
     let probe_before = crate::env::cpu_probe();
     let cfg = Ip4FibConfig {
@@ -374,6 +459,7 @@ pub fn run_once(
     let mut ports = TwoPorts::new(cfg, try_hugetlb)?;
     let (pg, out, nh) = (ports.pg, ports.out, ports.nh);
     let fwd = &mut ports.fwd;
+    let cnat = matches!(path, BenchPath::Cnat | BenchPath::CnatNpol);
     let (prefixes, dsts) = routes_and_dsts(mix, if path == BenchPath::Ip6 { 1 } else { routes });
     let first_dsts = dsts.iter().take(3).copied().collect();
     let t0 = Instant::now();
@@ -393,6 +479,14 @@ pub fn run_once(
                 .map_err(|e| e.to_string())?;
         }
     }
+    if cnat {
+        fwd.route_add(
+            0,
+            Prefix::V4(CNAT_BACKEND & !0xff, 24),
+            vec![Path::via(nh, Some(out))],
+        )
+        .map_err(|e| e.to_string())?;
+    }
     let program_secs = t0.elapsed().as_secs_f64();
     if path == BenchPath::Xconnect {
         fwd.set_xconnect(pg, Some(out)).map_err(|e| e.to_string())?;
@@ -404,7 +498,25 @@ pub fn run_once(
         fwd.use_features(graph.features.clone());
         npol_nodes::feature_enable(fwd, pg, true).map_err(|e| e.to_string())?;
     }
-    let stream = if path == BenchPath::Ip6 {
+    if cnat {
+        cnat_service(&tables.get::<Cnat>());
+        fwd.use_features(graph.features.clone());
+        for sw in [pg, out] {
+            cnat_nodes::feature_enable(fwd, sw, true).map_err(|e| e.to_string())?;
+        }
+    }
+    if path == BenchPath::CnatNpol {
+        let n = tables.get::<Npol>();
+        allow_all_policy(&n, pg)?;
+        allow_all_tx_policy(&n, out)?;
+        for sw in [pg, out] {
+            npol_nodes::feature_enable(fwd, sw, true).map_err(|e| e.to_string())?;
+        }
+    }
+    let stream = if cnat {
+        let srcs: Vec<u32> = (0..flows.max(1)).map(|i| CNAT_CLIENT_BASE + i).collect();
+        PgStream::ip4_udp_sources(pg, PG_MAC, GEN_MAC, &srcs, CNAT_VIP, size)
+    } else if path == BenchPath::Ip6 {
         PgStream::ip6_udp(pg, PG_MAC, GEN_MAC, IP6_SRC, IP6_DST_BASE, &dsts, size)
     } else {
         PgStream::ip4_udp(pg, PG_MAC, GEN_MAC, 0xc612_0002, &dsts, size)
@@ -488,6 +600,7 @@ pub fn run(args: &[String]) -> Result<serde_json::Value, String> {
     let mut testpmd = Some("dpdk-testpmd".to_string());
     let mut mix = RouteMix::Internet;
     let mut path = BenchPath::Ip4;
+    let mut flows = CNAT_FLOWS;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         let mut val = || it.next().ok_or(format!("{a} needs a value"));
@@ -495,6 +608,7 @@ pub fn run(args: &[String]) -> Result<serde_json::Value, String> {
             "--routes" => routes = val()?.parse().map_err(|_| "bad --routes")?,
             "--seconds" => seconds = val()?.parse().map_err(|_| "bad --seconds")?,
             "--runs" => runs = val()?.parse().map_err(|_| "bad --runs")?,
+            "--flows" => flows = val()?.parse().map_err(|_| "bad --flows")?,
             "--size" => size = val()?.parse().map_err(|_| "bad --size")?,
             "--pages" => {
                 pages = match val()?.as_str() {
@@ -517,7 +631,13 @@ pub fn run(args: &[String]) -> Result<serde_json::Value, String> {
                     "ip6" => BenchPath::Ip6,
                     "xconnect" => BenchPath::Xconnect,
                     "npol" => BenchPath::Npol,
-                    _ => return Err("--path expects ip4, ip6, xconnect or npol".into()),
+                    "cnat" => BenchPath::Cnat,
+                    "cnat-npol" => BenchPath::CnatNpol,
+                    _ => {
+                        return Err(
+                            "--path expects ip4, ip6, xconnect, npol, cnat or cnat-npol".into()
+                        )
+                    }
                 }
             }
             "--help" | "-h" => {
@@ -538,7 +658,7 @@ pub fn run(args: &[String]) -> Result<serde_json::Value, String> {
     let mut peer: Vec<(f64, f64)> = Vec::new();
     for r in 0..runs.max(1) {
         for (k, &huge) in pages.iter().enumerate() {
-            let res = run_once(path, routes, mix, seconds, size, huge)?;
+            let res = run_once(path, routes, mix, seconds, size, huge, flows)?;
             println!(
                 "run {} [{}]: {:.2} Mpps, forwarding nodes {:.1} clocks/pkt, all nodes {:.1} clocks/pkt (routes programmed in {:.2} s), cpu probe {:.2}",
                 r + 1,
@@ -610,6 +730,7 @@ pub fn run(args: &[String]) -> Result<serde_json::Value, String> {
         "path": path.describe(),
         "forwarding_nodes": path.nodes(),
         "routes": if path == BenchPath::Ip6 { 1 } else { routes },
+        "cnat_flows": matches!(path, BenchPath::Cnat | BenchPath::CnatNpol).then_some(flows),
         "route_mix": if mix == RouteMix::Dpdk { "dpdk-test-fib depth mix (fib's set and seed)" } else { "internet-like" },
         // So a peer's packet capture can be checked against the same destinations.
         "first_destinations": results[0][0].first_dsts.iter().map(|&d| if path == BenchPath::Ip6 {

@@ -21,7 +21,7 @@ mod uplink;
 mod wireguard;
 
 const USAGE: &str = "usage: rvpp-bench <benchmark> [options] [--json]
-  graph [--routes N] [--route-mix internet|dpdk] [--seconds S] [--runs R] [--size B] [--pages auto|no-hugetlb|both] [--testpmd PATH | --no-peer]
+  graph [--path ip4|ip6|xconnect|npol|cnat|cnat-npol] [--flows N] [--routes N] [--route-mix internet|dpdk] [--seconds S] [--runs R] [--size B] [--pages auto|no-hugetlb|both] [--testpmd PATH | --no-peer]
                 one-core IPv4 forwarding graph, next to testpmd 5tswap on net_null in the same run
   cnat [--flows 10000,100000,1000000] [--seconds S] [--runs R] [--size B] [--calico-snat] [--vpp-build DIR]
                 one-core cnat (k8s services): established-flow Mpps and clocks/pkt, new sessions/s,

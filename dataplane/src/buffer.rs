@@ -54,6 +54,12 @@ pub mod flags {
     /// cnat's input side translated this packet by a forward session (a DNATed flow): its
     /// output side looks for an SNAT session only when the SNAT policy wants one for it.
     pub const CNAT_DNAT: u32 = 1 << 9;
+    /// cnat's input side found this packet's session, one it had already refreshed in this
+    /// second: `cnat_slot` and `cnat_npol` are valid (npol reads its cached verdicts there).
+    pub const CNAT_SESSION: u32 = 1 << 10;
+    /// Every mark cnat's input side leaves on a packet: a decap clears them, as they were the
+    /// outer packet's.
+    pub const CNAT_MARKS: u32 = CNAT_RETURN | CNAT_DNAT | CNAT_SESSION;
 }
 
 /// Per-buffer metadata, the first 128 bytes of each buffer.
@@ -102,7 +108,11 @@ pub struct BufferMeta {
     /// With `TUNNEL_OFFLOAD`: bytes from the outer IP header to the inner one.
     pub tunnel_inner: u16,
     pub _pad0: u16,
-    pub _pad1: [u32; 5],
+    /// With `CNAT_SESSION`: the session's slot in cnat's table.
+    pub cnat_slot: u32,
+    /// With `CNAT_SESSION`: the session's npol word as cnat's lookup read it.
+    pub cnat_npol: u64,
+    pub _pad1: [u32; 2],
 }
 
 const _: () = assert!(std::mem::size_of::<BufferMeta>() == META_SIZE);
@@ -134,7 +144,9 @@ impl BufferMeta {
             opaque: [0; 12],
             tunnel_inner: 0,
             _pad0: 0,
-            _pad1: [0; 5],
+            cnat_slot: 0,
+            cnat_npol: 0,
+            _pad1: [0; 2],
         }
     }
 

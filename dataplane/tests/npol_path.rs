@@ -3,21 +3,24 @@
 //! second worker, the flow cache being shared); denied flows are dropped under "policy deny";
 //! unsolicited ingress meets the tx default; ICMP is matched on its real type; an update
 //! reaches new flows only; a service's replies, un-NATed by cnat, are replies too, also from
-//! a backend whose egress denies; IPv6 and a truncated packet.
+//! a backend whose egress denies; IPv6 and a truncated packet. Through a service, the allows
+//! copied onto cnat's sessions: never from a recycled session, voided by a flush, and an
+//! update still reaching new flows only.
 
 mod common;
 use common::*;
 use etherparse::PacketBuilder;
 use rvpp_dataplane::buffer::BufferPool;
+use rvpp_dataplane::cnat::session::{stage, FlowKey};
 use rvpp_dataplane::cnat::translation::{Endpoint, PathEp, Translation};
 use rvpp_dataplane::cnat::Cnat;
 use rvpp_dataplane::feature::FeatureTables;
 use rvpp_dataplane::forwarding::{Forwarding, Prefix};
 use rvpp_dataplane::graph::DeviceNodes;
-use rvpp_dataplane::nodes::npol::{self as npol_nodes, error};
+use rvpp_dataplane::nodes::npol::{self as npol_nodes, error, SessionVerdicts};
 use rvpp_dataplane::nodes::standard_with;
 use rvpp_dataplane::npol::rule::{Action, Entry, Filter, FilterKind, MatchData, Rule};
-use rvpp_dataplane::npol::{IfConfig, Net, Npol, Policy, PolicyDefault};
+use rvpp_dataplane::npol::{Direction, IfConfig, Net, Npol, Policy, PolicyDefault};
 use rvpp_dataplane::runtime::Runtime;
 use rvpp_dataplane::tables::Shared;
 use std::sync::Arc;
@@ -1326,5 +1329,251 @@ fn neighbour_discovery_is_not_policed() {
     l.send(if0, &v);
     assert_eq!(Lab::count(&l.out1), 0, "echo denied");
     assert_eq!(l.counter("npol-rx-ip6", error::DENIED), 1);
+}
+
+/// The pod's flow to a service VIP:80 whose backend is the server's port 80, as cnat keys its
+/// forward session (before DNAT) and its return session (the backend's reply).
+const SVC_VIP: [u8; 4] = [198, 19, 255, 1];
+
+fn service_to_server(l: &mut Lab) {
+    for i in [l.if0, l.if1] {
+        rvpp_dataplane::nodes::cnat::feature_enable(&mut l.fwd, i, true).unwrap();
+    }
+    let ep = |a: [u8; 4], port| Endpoint {
+        addr: v4(a),
+        port,
+        ip6: false,
+    };
+    l.cnat.translation_update(Translation {
+        vip: ep(SVC_VIP, 80),
+        proto: 6,
+        paths: vec![PathEp {
+            dst: ep(SRV, 80),
+            ..Default::default()
+        }],
+        ..Default::default()
+    });
+}
+
+fn session_key(src: [u8; 4], dst: [u8; 4], sp: u16, dp: u16) -> FlowKey {
+    FlowKey {
+        src: v4(src),
+        dst: v4(dst),
+        sport: sp,
+        dport: dp,
+        proto: 6,
+        ip6: false,
+        stage: stage::INPUT,
+        fib: 0,
+    }
+}
+
+impl Lab {
+    /// Whether cnat's session `k` carries npol's allow of `d` on the pod's interface.
+    fn session_allows(&self, k: &FlowKey, d: Direction) -> bool {
+        let f = self
+            .cnat
+            .sessions
+            .lookup(k)
+            .expect("the flow's cnat session");
+        SessionVerdicts::allows(f.npol, d, self.if0, self.npol.verdict_epoch())
+    }
+}
+
+/// npol copies an allow onto the cnat session of the flow (its forward session for the pod's
+/// rx, the return session for its tx): taken from npol's own entry by the first packet that
+/// brings cnat's session with it, so the packets after it are judged by what cnat's lookup
+/// read.
+#[test]
+fn a_service_flows_allows_are_copied_onto_its_cnat_sessions() {
+    let mut l = lab();
+    police_pod(&l);
+    service_to_server(&mut l);
+    let (if0, if1) = (l.if0, l.if1);
+    let fwd = session_key(POD, SVC_VIP, 41000, 80);
+    let ret = session_key(SRV, POD, 80, 41000);
+    l.send(if0, &tcp4(POD, SVC_VIP, 41000, 80, POD_MAC, MAC0));
+    assert_eq!(Lab::count(&l.out1), 1);
+    assert!(
+        !l.session_allows(&fwd, Direction::Rx),
+        "nothing copied by the flow's first packet"
+    );
+    for _ in 0..3 {
+        l.send(if0, &tcp4(POD, SVC_VIP, 41000, 80, POD_MAC, MAC0));
+    }
+    assert_eq!(Lab::count(&l.out1), 3);
+    assert!(
+        l.session_allows(&fwd, Direction::Rx),
+        "the pod's rx allow on the session"
+    );
+    assert!(!l.session_allows(&fwd, Direction::Tx));
+    for _ in 0..2 {
+        l.send(if1, &tcp4(SRV, POD, 80, 41000, SRV_MAC, MAC1));
+    }
+    assert_eq!(Lab::count(&l.out0), 2, "the replies pass the pod's tx");
+    assert!(
+        l.session_allows(&ret, Direction::Tx),
+        "the reply's allow on the return session"
+    );
+    // Another worker reads the copies the first one made.
+    Lab::send_on(
+        &mut l.rt2,
+        if0,
+        &tcp4(POD, SVC_VIP, 41000, 80, POD_MAC, MAC0),
+    );
+    Lab::send_on(&mut l.rt2, if1, &tcp4(SRV, POD, 80, 41000, SRV_MAC, MAC1));
+    assert_eq!((Lab::count(&l.out1), Lab::count(&l.out0)), (1, 1));
+    assert_eq!(l.counter("npol-rx-ip4", error::NEW_ALLOWED), 1);
+    assert_eq!(
+        l.counter("npol-tx-ip4", error::NEW_ALLOWED),
+        0,
+        "a reply, not a new flow"
+    );
+    // Each copy names its interface and direction: the pod's rx allow is not one for pg1.
+    let f = l.cnat.sessions.lookup(&fwd).unwrap();
+    let e = l.npol.verdict_epoch();
+    assert!(!SessionVerdicts::allows(f.npol, Direction::Rx, if1, e));
+    assert!(!SessionVerdicts::allows(f.npol, Direction::Rx, if0, e + 1));
+    l.no_leaks();
+}
+
+/// A session freed and its slot taken again by the same flow's next packet (after the policy
+/// changed and npol's own entry expired): the allow copied onto the old session is not the
+/// new session's, so the flow meets the policy as it is now.
+#[test]
+fn a_verdict_is_not_taken_from_a_recycled_session() {
+    let mut l = lab();
+    let (web, egress) = police_pod(&l);
+    service_to_server(&mut l);
+    let if0 = l.if0;
+    let fwd = session_key(POD, SVC_VIP, 41000, 80);
+    for _ in 0..2 {
+        l.send(if0, &tcp4(POD, SVC_VIP, 41000, 80, POD_MAC, MAC0));
+    }
+    assert_eq!(Lab::count(&l.out1), 2);
+    assert!(l.session_allows(&fwd, Direction::Rx));
+    let old_slot = l.cnat.sessions.lookup(&fwd).unwrap().slot;
+    deny_port_80(&l, web, egress);
+    // npol's entries expire (idle expiry leaves the epoch alone) and cnat's sessions go.
+    assert!(l.npol.scan(l.npol.now() + 100_000) > 0);
+    assert!(l.cnat.purge() > 0);
+    l.send(if0, &tcp4(POD, SVC_VIP, 41000, 80, POD_MAC, MAC0));
+    assert_eq!(
+        l.cnat.sessions.lookup(&fwd).unwrap().slot,
+        old_slot,
+        "the new session took the old one's slot"
+    );
+    assert!(
+        !l.session_allows(&fwd, Direction::Rx),
+        "the new session starts empty"
+    );
+    for _ in 0..2 {
+        l.send(if0, &tcp4(POD, SVC_VIP, 41000, 80, POD_MAC, MAC0));
+    }
+    assert_eq!(Lab::count(&l.out1), 0, "judged again, denied");
+    assert_eq!(l.counter("npol-rx-ip4", error::NEW_DENIED), 1);
+    assert_eq!(l.counter("npol-rx-ip4", error::DENIED), 3);
+    l.no_leaks();
+}
+
+/// The pod's egress policy denies port 80 from now on (new flows only).
+fn deny_port_80(l: &Lab, web: u32, egress: u32) {
+    let deny = l
+        .npol
+        .rule_create(Rule {
+            action: Action::Deny,
+            filters: vec![],
+            entries: vec![dport(80, 80)],
+        })
+        .unwrap();
+    l.npol
+        .policy_update(
+            egress,
+            Policy {
+                inbound: vec![deny, web],
+                outbound: vec![],
+            },
+        )
+        .unwrap();
+}
+
+/// Through a service, as without one: a policy update reaches new flows only, the
+/// established flow keeps its verdict (copied onto its session) and its replies theirs, and
+/// clearing npol's flows voids the copies too.
+#[test]
+fn a_policy_update_reaches_new_service_flows_only() {
+    let mut l = lab();
+    let (web, egress) = police_pod(&l);
+    service_to_server(&mut l);
+    let (if0, if1) = (l.if0, l.if1);
+    for _ in 0..2 {
+        l.send(if0, &tcp4(POD, SVC_VIP, 41000, 80, POD_MAC, MAC0));
+        l.send(if1, &tcp4(SRV, POD, 80, 41000, SRV_MAC, MAC1));
+    }
+    assert_eq!((Lab::count(&l.out1), Lab::count(&l.out0)), (2, 2));
+    deny_port_80(&l, web, egress);
+    for _ in 0..2 {
+        l.send(if0, &tcp4(POD, SVC_VIP, 41000, 80, POD_MAC, MAC0));
+        l.send(if1, &tcp4(SRV, POD, 80, 41000, SRV_MAC, MAC1));
+    }
+    assert_eq!(
+        (Lab::count(&l.out1), Lab::count(&l.out0)),
+        (2, 2),
+        "the established flow and its replies keep their verdicts"
+    );
+    l.send(if0, &tcp4(POD, SVC_VIP, 41001, 80, POD_MAC, MAC0));
+    assert_eq!(Lab::count(&l.out1), 0, "a new flow sees the update");
+    assert!(l.session_allows(&session_key(POD, SVC_VIP, 41000, 80), Direction::Rx));
+    l.npol.flush_flows();
+    assert!(!l.session_allows(&session_key(POD, SVC_VIP, 41000, 80), Direction::Rx));
+    for _ in 0..2 {
+        l.send(if0, &tcp4(POD, SVC_VIP, 41000, 80, POD_MAC, MAC0));
+        l.send(if1, &tcp4(SRV, POD, 80, 41000, SRV_MAC, MAC1));
+    }
+    assert_eq!(
+        (Lab::count(&l.out1), Lab::count(&l.out0)),
+        (0, 0),
+        "cleared: the flow meets the update, its replies the pod's tx default"
+    );
+    l.no_leaks();
+}
+
+/// A denied service flow: its deny is cached (a drop, not judged again) and never copied
+/// onto its session as an allow, however many of its packets bring the session along.
+#[test]
+fn a_denied_service_flow_stays_denied_with_its_session() {
+    let mut l = lab();
+    police_pod(&l);
+    service_to_server(&mut l);
+    l.cnat.translation_update(Translation {
+        vip: Endpoint {
+            addr: v4(SVC_VIP),
+            port: 81,
+            ip6: false,
+        },
+        proto: 6,
+        paths: vec![PathEp {
+            dst: Endpoint {
+                addr: v4(SRV),
+                port: 81,
+                ip6: false,
+            },
+            ..Default::default()
+        }],
+        ..Default::default()
+    });
+    let if0 = l.if0;
+    for _ in 0..4 {
+        l.send(if0, &tcp4(POD, SVC_VIP, 41000, 81, POD_MAC, MAC0));
+    }
+    assert_eq!(Lab::count(&l.out1), 0, "port 81 denied");
+    assert_eq!(
+        l.counter("npol-rx-ip4", error::NEW_DENIED),
+        1,
+        "judged once"
+    );
+    assert_eq!(l.counter("npol-rx-ip4", error::DENIED), 4);
+    let fwd = session_key(POD, SVC_VIP, 41000, 81);
+    assert!(!l.session_allows(&fwd, Direction::Rx));
     l.no_leaks();
 }

@@ -7,7 +7,7 @@
 //! arrive in the pod's VRF. A lookup tries the packet's FIB and, on a miss, the return FIB.
 
 use super::nat::{self, Flow, ParseError, L4};
-use super::session::{class, sflags, stage, FlowKey, InsertError, Rewrite, Session};
+use super::session::{class, sflags, stage, FlowKey, InsertError, Rewrite, Session, NPOL_MASK};
 use super::snat::SnatConfig;
 use super::translation::{flow_hash, pflags, tflags, TranslationTable};
 use super::Cnat;
@@ -15,7 +15,7 @@ use crate::buffer::{flags, Buf};
 use crate::wire::l4::tcp_flags;
 use crate::wire::IP_PROTO_TCP;
 
-use crate::buffer::flags::{CNAT_DNAT, CNAT_RETURN};
+use crate::buffer::flags::{CNAT_DNAT, CNAT_RETURN, CNAT_SESSION};
 
 crate::node_errors! {
     /// Input node counters; the drops are marked.
@@ -197,6 +197,7 @@ pub fn input_packet_hashed(
     let partial = b.meta.flags & flags::OFFLOAD_L4_CKSUM != 0;
     let chained = b.meta.flags & flags::NEXT_PRESENT != 0;
     let fib = b.meta.fib_index as u16;
+    b.meta.flags &= !CNAT_SESSION;
     let f = flow_of(b.data(), ip6).map_err(|_| in_err::TRUNCATED)?;
     match f.l4 {
         L4::Fragment => {
@@ -262,11 +263,27 @@ pub fn input_packet_hashed(
             if f.more_frags {
                 remember_fragment(cnat, &f, fib, &s.rw, now);
             }
-            b.meta.flags |= if s.flags & sflags::RETURN != 0 {
+            let mut mark = if s.flags & sflags::RETURN != 0 {
                 CNAT_RETURN
             } else {
                 CNAT_DNAT
             };
+            // The session for npol, which keeps its verdict's copy there (`nodes::npol`). Not
+            // for a first fragment (npol leaves its verdict for the rest). The packet that
+            // refreshes the session in a new second gets the word's generation only, as if npol
+            // had copied nothing: npol looks its own entry up for it (keeping that alive for
+            // what reads it without a session: ICMP errors, fragments) and brings the copy in
+            // line.
+            if !f.more_frags {
+                mark |= CNAT_SESSION;
+                b.meta.cnat_slot = found.slot as u32;
+                b.meta.cnat_npol = if s.last_seen == now {
+                    found.npol
+                } else {
+                    found.npol & !NPOL_MASK
+                };
+            }
+            b.meta.flags |= mark;
             return Ok(None);
         }
     }

@@ -12,6 +12,12 @@
 //! one of two buckets (two hashes). Every word is an atomic: a slot is a seqlock (readers
 //! retry when its sequence moved; writers take the slot by CAS on its header, never block and
 //! never allocate). No `unsafe`: the memory is `fib::mem::Zeroed`'s.
+//!
+//! A slot's last word belongs to npol ([`Found::npol`], [`SessionTable::npol_update`]): the
+//! verdicts it cached on the session, so a packet cnat found the session of is judged by
+//! what cnat's lookup already read. Its top [`GEN_BITS`] bits are the slot's generation,
+//! written by every insert with nothing else, so a verdict is never read from nor written
+//! into a session that was freed and reused under it.
 
 use crate::fib::mem::{prefetch, Zeroed};
 use std::sync::atomic::{fence, AtomicU32, AtomicU64, AtomicUsize, Ordering};
@@ -33,7 +39,15 @@ fn prefault<const W: usize>(t: &[[AtomicU64; W]]) {
 }
 
 const SLOTS_PER_BUCKET: usize = 8;
-const WORDS: usize = 11;
+const WORDS: usize = 12;
+/// The npol word's index in a slot.
+const NPOL_WORD: usize = 11;
+/// The npol word's generation: its top bits, from the slot's sequence at insert (which moves
+/// on by 4 each time the slot is freed and taken again).
+pub const GEN_BITS: u32 = 16;
+const GEN_SHIFT: u32 = 64 - GEN_BITS;
+/// The npol word's bits below the generation, which npol owns.
+pub const NPOL_MASK: u64 = (1 << GEN_SHIFT) - 1;
 const OCC: u64 = 1 << 32;
 const SEQ_MASK: u64 = 0xffff_ffff;
 /// Set in a meta word (flags, class, time: bits 0-47) while its entry is being expired.
@@ -198,6 +212,8 @@ pub struct Found {
     pub slot: usize,
     pub session: Session,
     meta_word: u64,
+    /// The npol word, read with the entry: its generation and what npol cached on it.
+    pub npol: u64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -388,7 +404,7 @@ impl SessionTable {
                 }
                 let rs = (r(5) as u128) << 64 | r(6) as u128;
                 let rd = (r(7) as u128) << 64 | r(8) as u128;
-                let (p, m) = (r(9), r(10));
+                let (p, m, nw) = (r(9), r(10), r(NPOL_WORD));
                 fence(Ordering::Acquire);
                 let now = hd.load(Ordering::Relaxed);
                 if now == hv {
@@ -396,6 +412,7 @@ impl SessionTable {
                         slot,
                         session: decode(rs, rd, p, m),
                         meta_word: m,
+                        npol: nw,
                     });
                 }
                 if now & !SEQ_MASK != hv & !SEQ_MASK {
@@ -490,12 +507,40 @@ impl SessionTable {
                     (s.rw.sport as u64) << 48 | (s.rw.dport as u64) << 32 | s.translation as u64,
                 );
                 st(10, meta(s.flags, s.class, s.last_seen));
+                // A new generation and no verdict: nothing npol cached on the slot's last
+                // entry carries over (its CAS, expecting that entry's word, fails).
+                st(NPOL_WORD, generation(seq + 2) << GEN_SHIFT);
                 hd.store(tag | OCC | ((seq + 2) & SEQ_MASK), Ordering::Release);
                 return Ok(());
             }
         }
         self.len.fetch_sub(1, Ordering::Relaxed);
         Err(InsertError::NoSlot)
+    }
+
+    /// Replace npol's bits of `slot`'s npol word by `f(bits)`, as long as the slot's
+    /// generation is still that of `seen` (the word as a [`Found`] read it): false when the
+    /// entry was freed (and maybe reused) since, or after a few lost races with other
+    /// writers. Lock-free: a CAS on the one word; lookups read it either way, both whole.
+    pub fn npol_update(&self, slot: usize, seen: u64, f: impl Fn(u64) -> u64) -> bool {
+        let Some(w) = self.data.get(slot).map(|w| &w[NPOL_WORD]) else {
+            return false;
+        };
+        let mut cur = w.load(Ordering::Acquire);
+        for _ in 0..4 {
+            if cur & !NPOL_MASK != seen & !NPOL_MASK {
+                return false;
+            }
+            let new = cur & !NPOL_MASK | f(cur & NPOL_MASK) & NPOL_MASK;
+            if new == cur {
+                return true;
+            }
+            match w.compare_exchange(cur, new, Ordering::AcqRel, Ordering::Relaxed) {
+                Ok(_) => return true,
+                Err(now) => cur = now,
+            }
+        }
+        false
     }
 
     /// Free `slot` if it still holds `key` (it may have been freed and reused meanwhile) and,
@@ -615,6 +660,12 @@ impl SessionTable {
             })
             .collect()
     }
+}
+
+/// A slot's generation for its sequence number `seq` once inserted.
+#[inline(always)]
+fn generation(seq: u64) -> u64 {
+    (seq >> 2) & ((1 << GEN_BITS) - 1)
 }
 
 #[inline(always)]
@@ -769,6 +820,42 @@ mod tests {
         }
         assert_eq!(spilled(&t), 0);
         assert!(t.is_empty());
+    }
+
+    #[test]
+    fn npol_word_starts_empty_and_refuses_a_freed_or_reused_slot() {
+        let t = SessionTable::new(64, 64);
+        t.insert(&key(1), &sess(1)).unwrap();
+        let f = t.lookup(&key(1)).unwrap();
+        assert_eq!(f.npol & NPOL_MASK, 0, "a new entry has no verdict");
+        assert!(t.npol_update(f.slot, f.npol, |b| b | 0x1005));
+        let g = t.lookup(&key(1)).unwrap();
+        assert_eq!(g.npol & NPOL_MASK, 0x1005);
+        // Other writers' bits are kept; a touch leaves the word alone.
+        assert!(t.npol_update(f.slot, f.npol, |b| b | 0x1007 << 16));
+        t.touch(&g, 300, class::TCP_ESTABLISHED);
+        let g = t.lookup(&key(1)).unwrap();
+        assert_eq!(g.npol & NPOL_MASK, 0x1007 << 16 | 0x1005);
+        // Freed, then the same key (so the same slot) again: a new generation, nothing
+        // carried over, and a writer holding the old entry's word is refused.
+        t.remove(&key(1)).unwrap();
+        // A write after the free lands in a dead slot, which the next insert overwrites.
+        let _ = t.npol_update(f.slot, f.npol, |b| b | 0x1009);
+        t.insert(&key(1), &sess(1)).unwrap();
+        let n = t.lookup(&key(1)).unwrap();
+        assert_eq!(n.slot, f.slot, "the slot was reused");
+        assert_eq!(
+            n.npol & NPOL_MASK,
+            0,
+            "the old entry's verdicts did not carry over"
+        );
+        assert_ne!(n.npol, f.npol, "another generation");
+        assert!(
+            !t.npol_update(f.slot, f.npol, |b| b | 0x1005),
+            "reused: refused"
+        );
+        assert_eq!(t.lookup(&key(1)).unwrap().npol & NPOL_MASK, 0);
+        assert!(t.npol_update(n.slot, n.npol, |b| b | 0x1005));
     }
 
     #[test]

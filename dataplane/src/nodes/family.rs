@@ -955,9 +955,11 @@ fn answer<F: IcmpErrorFamily>(
     let mut b = bufs.get(bi);
     let r = F::build_error(&mut b, ifs, src, to)?;
     // The error is a new packet of ours: the offloads the quoted one asked for (a tap's
-    // super-frame told its MTU) are not its own.
+    // super-frame told its MTU) are not its own, nor the quoted flow's cnat session (npol
+    // would take that flow's verdict for it).
     b.meta.flags |= flags::LOCALLY_ORIGINATED;
-    b.meta.flags &= !(flags::GSO | flags::OFFLOAD_L4_CKSUM | flags::TUNNEL_OFFLOAD);
+    b.meta.flags &=
+        !(flags::GSO | flags::OFFLOAD_L4_CKSUM | flags::TUNNEL_OFFLOAD | flags::CNAT_SESSION);
     b.meta.gso_size = 0;
     if let Some((_, fib)) = given {
         b.meta.fib_index = fib;

@@ -17,6 +17,17 @@
 //! only as the reply from the VIP).
 //! A full cache is not a drop: the packet is evaluated alone, and counted.
 //!
+//! On a flow cnat has a session for (services both ways, SNAT's replies), the allow is also
+//! copied onto that session ([`SessionVerdicts`]): cnat-input leaves the session's slot and
+//! npol word in the buffer (`CNAT_SESSION`), so a later packet of the flow is judged by a
+//! compare on what cnat's lookup already read, with no parse and no probe of [`Npol::flows`]
+//! (which stays the verdict's home: a copy is made only from an ALLOWED entry found there,
+//! and each second's first packet looks that entry up again, keeping it alive). A copy names
+//! its interface and direction, and counts only under the current [`Npol::verdict_epoch`]
+//! (moved on by flushes) and in the session's generation (a freed and reused slot starts
+//! empty). Denies are not copied: they stay in [`Npol::flows`], where an allowed reply may
+//! replace one.
+//!
 //! `npol_configure_policies` enables the four features on the interface ([`feature_enable`]);
 //! an interface without configuration never reaches these nodes.
 //!
@@ -24,9 +35,10 @@
 //! nodes ([`StageNode`]), enabled only where the section is non-empty ([`stages_enable`]):
 //! npol-untracked-rx/tx first on their arcs, npol-prednat before cnat's DNAT.
 
+use crate::buffer::flags::CNAT_SESSION;
 use crate::buffer::Buf;
 use crate::cnat::nat::{self, Flow, L4};
-use crate::cnat::session::{stage, FlowKey, InsertError, Session};
+use crate::cnat::session::{stage, FlowKey, InsertError, Session, SessionTable, NPOL_MASK};
 use crate::cnat::snat::SnatConfig;
 use crate::cnat::Cnat;
 use crate::feature::{Feature, FeatureSet, FeatureTables};
@@ -290,6 +302,108 @@ fn five_tuple(f: &Flow, d: &[u8]) -> FiveTuple {
     }
 }
 
+/// The allows npol copies onto a cnat session's npol word: one per direction, each naming
+/// the interface it was judged on, and the epoch they were made under (bits 32-47).
+///
+/// A side is `ALLOW | sw` (sw < 4096, `MAX_INTERFACES`) at bit 0 (rx) or 16 (tx).
+pub struct SessionVerdicts;
+
+impl SessionVerdicts {
+    const ALLOW: u64 = 1 << 12;
+    const SIDE_MASK: u64 = 0x1fff;
+    const EPOCH_SHIFT: u32 = 32;
+    const EPOCH_MASK: u64 = 0xffff << Self::EPOCH_SHIFT;
+
+    #[inline(always)]
+    fn shift(d: Direction) -> u32 {
+        match d {
+            Direction::Rx => 0,
+            Direction::Tx => 16,
+        }
+    }
+
+    /// The bits a word holds when it allows `d` on `sw` under `epoch`, and which bits those
+    /// are; None for an interface index a side cannot hold.
+    #[inline(always)]
+    fn want(d: Direction, sw: u32, epoch: u32) -> Option<(u64, u64)> {
+        if sw >= 1 << 12 {
+            return None;
+        }
+        let sh = Self::shift(d);
+        let bits = (epoch as u64 & 0xffff) << Self::EPOCH_SHIFT | (Self::ALLOW | sw as u64) << sh;
+        Some((bits, Self::EPOCH_MASK | Self::SIDE_MASK << sh))
+    }
+
+    /// Whether the npol word `w` allows direction `d` on `sw` under `epoch`.
+    #[inline(always)]
+    pub fn allows(w: u64, d: Direction, sw: u32, epoch: u32) -> bool {
+        Self::want(d, sw, epoch).is_some_and(|(bits, mask)| w & mask == bits)
+    }
+
+    /// `bits` (npol's part of a word) with direction `d` allowed on `sw` under `epoch`; a
+    /// side made under another epoch is dropped.
+    #[inline]
+    pub fn with_allow(bits: u64, d: Direction, sw: u32, epoch: u32) -> u64 {
+        let Some((want, mask)) = Self::want(d, sw, epoch) else {
+            return bits;
+        };
+        let cur = if bits & Self::EPOCH_MASK == want & Self::EPOCH_MASK {
+            bits
+        } else {
+            0
+        };
+        (cur & !mask | want) & NPOL_MASK
+    }
+
+    /// `bits` without direction `d`'s allow on `sw` (any epoch); unchanged if it has none.
+    #[inline]
+    pub fn without_allow(bits: u64, d: Direction, sw: u32) -> u64 {
+        let sh = Self::shift(d);
+        if sw < 1 << 12 && (bits >> sh) & Self::SIDE_MASK == Self::ALLOW | sw as u64 {
+            bits & !(Self::SIDE_MASK << sh)
+        } else {
+            bits
+        }
+    }
+
+    /// Bring the copy of `d` on `sw` on the session cnat found for `b` (if it found one) in
+    /// line with this packet's verdict: an allow found in [`Npol::flows`] is copied; anything
+    /// else (a deny, a verdict just made, whose entry the next packet finds) clears it.
+    /// Inlined to the flag's test: out of line, its call cost npol-rx 15 instructions a
+    /// packet on an interface without cnat.
+    #[inline(always)]
+    fn sync(
+        sessions: &SessionTable,
+        b: &Buf<'_>,
+        d: Direction,
+        sw: u32,
+        epoch: u32,
+        cached_allow: bool,
+    ) {
+        if b.meta.flags & CNAT_SESSION != 0 {
+            let (slot, seen) = (b.meta.cnat_slot as usize, b.meta.cnat_npol);
+            Self::update(sessions, slot, seen, d, sw, epoch, cached_allow);
+        }
+    }
+
+    #[inline(never)]
+    fn update(
+        sessions: &SessionTable,
+        slot: usize,
+        seen: u64,
+        d: Direction,
+        sw: u32,
+        epoch: u32,
+        cached_allow: bool,
+    ) {
+        if cached_allow {
+            sessions.npol_update(slot, seen, |bits| Self::with_allow(bits, d, sw, epoch));
+        } else {
+            sessions.npol_update(slot, seen, |bits| Self::without_allow(bits, d, sw));
+        }
+    }
+}
+
 /// npol-rx-ip4/ip6, npol-tx-ip4/ip6.
 pub struct NpolNode {
     npol: Arc<Npol>,
@@ -359,6 +473,7 @@ impl NpolNode {
         sw: u32,
         now: u32,
         ifs: &IfTable,
+        epoch: u32,
     ) -> Result<Option<u16>, u16> {
         let (npol, t, dir, ip6) = (&*self.npol, self.tables.get(), self.dir, self.ip6);
         let d = b.data().get(l3..).ok_or(error::TRUNCATED)?;
@@ -409,8 +524,10 @@ impl NpolNode {
             npol.flows.touch(&found, now, class);
             let allowed = found.session.flags == ALLOWED;
             remember(allowed);
+            SessionVerdicts::sync(&self.cnat.sessions, b, dir, sw, epoch, allowed);
             return if allowed { Ok(None) } else { Err(error::DENIED) };
         }
+        SessionVerdicts::sync(&self.cnat.sessions, b, dir, sw, epoch, false);
         let v = verdict(t, sw, dir, &five_tuple(&f, d));
         remember(v == Verdict::Allow);
         let mut full = false;
@@ -456,19 +573,28 @@ impl Node for NpolNode {
         let errs = cx.errs();
         let arc = cx.arc();
         let now = npol.secs(cx.now);
+        let epoch = npol.verdict_epoch();
         let (fwd, ifs) = (cx.tables.fwd.get(), cx.tables.ifs.get());
         let mut view = cx.bufs.view();
         for (&bi, next_out) in bufs.iter().zip(nexts.iter_mut()) {
             let b = view.get(bi);
-            let (sw, l3) = match dir {
-                Direction::Rx => (b.meta.rx_sw_if_index, 0),
-                // After rewrite the packet starts at the L2 header the adjacency wrote.
-                Direction::Tx => (
-                    b.meta.tx_sw_if_index,
-                    fwd.adj(b.meta.adj_index).rewrite_len as usize,
-                ),
+            let sw = match dir {
+                Direction::Rx => b.meta.rx_sw_if_index,
+                Direction::Tx => b.meta.tx_sw_if_index,
             };
-            *next_out = match self.decide(&b, l3, sw, now, ifs) {
+            // The allow copied onto the flow's cnat session: nothing else to read.
+            if b.meta.flags & CNAT_SESSION != 0
+                && SessionVerdicts::allows(b.meta.cnat_npol, dir, sw, epoch)
+            {
+                *next_out = arc.next(b.meta.feature_mask);
+                continue;
+            }
+            // After rewrite the packet starts at the L2 header the adjacency wrote.
+            let l3 = match dir {
+                Direction::Rx => 0,
+                Direction::Tx => fwd.adj(b.meta.adj_index).rewrite_len as usize,
+            };
+            *next_out = match self.decide(&b, l3, sw, now, ifs, epoch) {
                 Ok(c) => {
                     if let Some(c) = c {
                         errs.count(c, 1);
@@ -742,6 +868,30 @@ mod tests {
         assert!(!allow_reply(&n, &d, &cached_verdict(ALLOWED, 1, 7)));
         assert_eq!(flags_of(&n, &d), Some((ALLOWED, 7)), "a cached deny replaced");
         assert_eq!(n.flows.len(), 2);
+    }
+
+    #[test]
+    fn session_verdicts_name_their_interface_direction_and_epoch() {
+        type V = SessionVerdicts;
+        let (rx, tx) = (Direction::Rx, Direction::Tx);
+        let w = V::with_allow(0, rx, 7, 3);
+        assert!(V::allows(w, rx, 7, 3));
+        assert!(!V::allows(w, tx, 7, 3), "the other direction");
+        assert!(!V::allows(w, rx, 8, 3), "another interface");
+        assert!(!V::allows(w, rx, 7, 4), "another epoch");
+        let w = V::with_allow(w, tx, 9, 3);
+        assert!(V::allows(w, rx, 7, 3) && V::allows(w, tx, 9, 3), "both kept");
+        let w2 = V::with_allow(w, tx, 9, 4);
+        assert!(V::allows(w2, tx, 9, 4));
+        assert!(!V::allows(w2, rx, 7, 3) && !V::allows(w2, rx, 7, 4), "older epoch's dropped");
+        // Clearing takes only this direction's allow of this interface.
+        assert_eq!(V::without_allow(w, rx, 8), w);
+        let w3 = V::without_allow(w, rx, 7);
+        assert!(!V::allows(w3, rx, 7, 3) && V::allows(w3, tx, 9, 3));
+        // An interface index a side cannot hold is never allowed (4096 + 7 is not 7).
+        assert_eq!(V::with_allow(0, rx, 4096 + 7, 3), 0);
+        assert!(!V::allows(w, rx, 4096 + 7, 3));
+        assert_eq!(w & !NPOL_MASK, 0, "the generation bits are the table's");
     }
 
     #[test]

@@ -335,12 +335,14 @@ pub(crate) fn hand_on_offload(m: &mut BufferMeta, inner: usize) {
 }
 
 /// The outer packet starts at `current_data`, is looked up again in `encap_fib`, and counts
-/// as ours (no TTL decrement on the way out).
+/// as ours (no TTL decrement on the way out). It is another flow than the inner packet: the
+/// inner one's cnat session is not its own (npol on the uplink would take its verdict there).
 #[inline(always)]
 pub(crate) fn outer_packet(m: &mut BufferMeta, encap_fib: u32) {
     m.fib_index = encap_fib;
     m.relookups += 1;
     m.flags |= flags::LOCALLY_ORIGINATED;
+    m.flags &= !flags::CNAT_SESSION;
     m.l3_hdr_offset = m.current_data;
 }
 
@@ -480,8 +482,7 @@ pub(crate) fn inner_checksum_offload(b: &mut Buf<'_>, l2: usize) {
 pub(crate) fn inner_packet(m: &mut BufferMeta, sw: u32) {
     m.rx_sw_if_index = sw;
     // cnat's marks were the outer packet's.
-    m.flags &=
-        !(flags::LOCALLY_ORIGINATED | flags::L2_HDR_VALID | flags::CNAT_RETURN | flags::CNAT_DNAT);
+    m.flags &= !(flags::LOCALLY_ORIGINATED | flags::L2_HDR_VALID | flags::CNAT_MARKS);
     m.relookups = 0;
     m.feature_mask = 0;
 }
@@ -601,8 +602,11 @@ mod tests {
         let mut bufs = pool.local();
         let bi = bufs.alloc_from_bytes(&[0x45; 64]).unwrap();
         let m = bufs.meta(bi);
-        let outer =
-            flags::LOCALLY_ORIGINATED | flags::L2_HDR_VALID | flags::CNAT_RETURN | flags::CNAT_DNAT;
+        let outer = flags::LOCALLY_ORIGINATED
+            | flags::L2_HDR_VALID
+            | flags::CNAT_RETURN
+            | flags::CNAT_DNAT
+            | flags::CNAT_SESSION;
         m.flags |= outer | flags::OFFLOAD_L4_CKSUM;
         (m.relookups, m.feature_mask) = (3, 0xff);
         inner_packet(m, 7);
@@ -613,6 +617,22 @@ mod tests {
             "decided by inner_checksum_offload"
         );
         assert_eq!((m.rx_sw_if_index, m.relookups, m.feature_mask), (7, 0, 0));
+        bufs.free(&[bi]);
+    }
+
+    /// An encapsulated packet is another flow: the inner one's cnat session (which npol on
+    /// the way out would read a verdict from) is not its own.
+    #[test]
+    fn the_outer_packet_does_not_name_the_inner_ones_cnat_session() {
+        let pool = BufferPool::with_backing(64, 2048, false).unwrap();
+        let mut bufs = pool.local();
+        let bi = bufs.alloc_from_bytes(&[0x45; 64]).unwrap();
+        let m = bufs.meta(bi);
+        m.flags |= flags::CNAT_SESSION | flags::OFFLOAD_L4_CKSUM;
+        outer_packet(m, 3);
+        assert_eq!(m.flags & flags::CNAT_SESSION, 0);
+        assert_ne!(m.flags & flags::LOCALLY_ORIGINATED, 0);
+        assert_eq!(m.fib_index, 3);
         bufs.free(&[bi]);
     }
 }

@@ -20,6 +20,7 @@ use rule::{Action, MatchData, Rule};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// A network: address and prefix length. Host bits are cleared when it is made.
@@ -342,6 +343,10 @@ pub struct Npol {
     /// Serialises control's edits (workers never take it).
     edit: Mutex<()>,
     tsc_hz: u64,
+    /// Moves on when cached verdicts are forgotten ([`Self::flush_flows`],
+    /// [`Self::unconfigure`]): the copies npol keeps on cnat's sessions carry the value they
+    /// were made under and count only while it is current.
+    verdict_epoch: AtomicU32,
 }
 
 /// Datagrams in flight whose first fragment was judged.
@@ -379,6 +384,7 @@ impl Npol {
             fragments: SessionTable::new(FRAGMENT_SLOTS * 2, FRAGMENT_SLOTS),
             edit: Mutex::new(()),
             tsc_hz: crate::runtime::tsc_hz().max(1),
+            verdict_epoch: AtomicU32::new(0),
         }
     }
 
@@ -410,7 +416,22 @@ impl Npol {
 
     /// Forget every cached verdict: established flows are evaluated again.
     pub fn flush_flows(&self) -> usize {
-        self.flows.remove_if(|_, _| true).len()
+        let n = self.flows.remove_if(|_, _| true).len();
+        self.forget_session_verdicts();
+        n
+    }
+
+    /// The value that the verdicts copied onto cnat's sessions must carry to count.
+    #[inline(always)]
+    pub fn verdict_epoch(&self) -> u32 {
+        self.verdict_epoch.load(Ordering::Acquire)
+    }
+
+    /// Void the copies on cnat's sessions, after the entries they copy were removed: a
+    /// worker that reads the new epoch sees the removals, and what it copies from then on
+    /// carries the new epoch.
+    fn forget_session_verdicts(&self) {
+        self.verdict_epoch.fetch_add(1, Ordering::AcqRel);
     }
 
     /// Apply `f` to a copy of the tables and publish it if `f` succeeds.
@@ -681,6 +702,7 @@ impl Npol {
             .unwrap_or(false);
         self.flows
             .remove_if(|k, _| u32::from(k.fib & !PREDNAT_KEY) == sw);
+        self.forget_session_verdicts();
         had
     }
 }

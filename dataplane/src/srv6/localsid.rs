@@ -199,7 +199,7 @@ fn decap(b: &mut Buf<'_>, ls: &Localsid, proto: u8, strip: usize) -> Result<u16,
     if m.relookups >= MAX_RELOOKUPS {
         return Err(drop(error::LOOP));
     }
-    m.flags &= !(flags::LOCALLY_ORIGINATED | flags::CNAT_RETURN | flags::CNAT_DNAT);
+    m.flags &= !(flags::LOCALLY_ORIGINATED | flags::CNAT_MARKS);
     crate::nodes::tunnel::inner_checksum_offload(b, 0);
     let m = &mut *b.meta;
     // Kept counting (not reset as a tunnel's decap does): a steering that leads back into
