@@ -1220,6 +1220,76 @@ mod tests {
     use super::*;
 
     #[test]
+    fn udp_gso_needs_linux_6_2() {
+        assert!(kernel_at_least("6.18.44-fc-v1300\n", (6, 2)));
+        assert!(kernel_at_least("6.2.0", (6, 2)));
+        assert!(!kernel_at_least("6.1.90-generic", (6, 2)));
+        assert!(!kernel_at_least("5.15.0", (6, 2)));
+        assert!(!kernel_at_least("", (6, 2)));
+    }
+
+    /// Ethernet + IPv4 + UDP to 4789 with `payload` bytes, IPv4 ID `id`.
+    fn vxlan_like(id: u16, payload: usize) -> Vec<u8> {
+        let mut p = vec![0u8; 42 + payload];
+        p[12..14].copy_from_slice(&0x0800u16.to_be_bytes());
+        p[14] = 0x45;
+        p[16..18].copy_from_slice(&((28 + payload) as u16).to_be_bytes());
+        p[18..20].copy_from_slice(&id.to_be_bytes());
+        p[22] = 64;
+        p[23] = 17;
+        p[26..30].copy_from_slice(&[198, 18, 0, 1]);
+        p[30..34].copy_from_slice(&[198, 18, 0, 2]);
+        p[34..36].copy_from_slice(&1234u16.to_be_bytes());
+        p[36..38].copy_from_slice(&4789u16.to_be_bytes());
+        p[38..40].copy_from_slice(&((8 + payload) as u16).to_be_bytes());
+        p
+    }
+
+    #[test]
+    fn only_datagrams_of_the_same_flow_join_a_run() {
+        let first = vxlan_like(7, 100);
+        let at = udp_headers(&first).unwrap();
+        assert_eq!(at, (14, 34, false));
+        assert!(udp_lengths_agree(&first, at, first.len()));
+        assert!(!udp_lengths_agree(&first, at, first.len() + 2), "padding");
+        let mut hdr = [0u8; RUN_MAX_HDR];
+        hdr[..42].copy_from_slice(&first[..42]);
+        let run = UdpRun {
+            foff: 0,
+            len: first.len(),
+            l3: 14,
+            l4: 34,
+            v6: false,
+            seg: 100,
+            pkts: 1,
+            next_id: 8,
+            ended: false,
+            hdr,
+        };
+        // Lengths, ID and checksums may differ; nothing else.
+        let mut next = vxlan_like(8, 60);
+        next[24] = 0xab;
+        next[40] = 0xcd;
+        assert!(run.same_flow(&next));
+        let mut other_port = next.clone();
+        other_port[35] ^= 1;
+        assert!(!run.same_flow(&other_port));
+        let mut other_ttl = next.clone();
+        other_ttl[22] = 63;
+        assert!(!run.same_flow(&other_ttl));
+        // Not UDP, a fragment, IPv4 options: never merged.
+        let mut tcp = first.clone();
+        tcp[23] = 6;
+        assert!(udp_headers(&tcp).is_none());
+        let mut frag = first.clone();
+        frag[20] = 0x20;
+        assert!(udp_headers(&frag).is_none());
+        let mut opts = first.clone();
+        opts[14] = 0x46;
+        assert!(udp_headers(&opts).is_none());
+    }
+
+    #[test]
     fn ring_accessors_stay_in_bounds() {
         // An anonymous mapping stands in for a kernel ring.
         // SAFETY: plain anonymous mapping, checked.
