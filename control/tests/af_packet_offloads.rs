@@ -182,3 +182,64 @@ fn merged_across(tag: &str, v6: bool) {
     assert!(hw.contains("rx dropped by the kernel (ring) "), "{hw}");
     drop(r);
 }
+
+/// Frames the kernel drops because rvpp's rx ring is full are counted (`PACKET_STATISTICS`
+/// `tp_drops`, shown by `show hardware`): rvpp is stopped while the peer sends more than
+/// the ring holds. Addresses: 198.18.3.0/24 (rvpp .1, peer .2).
+#[test]
+fn frames_the_kernel_drops_for_a_full_rx_ring_are_counted() {
+    if !skip::need_root("for a veth and namespaces of the test's own") {
+        return;
+    }
+    let Some(_) = skip::need_tool("python3") else {
+        return;
+    };
+    let pid = std::process::id();
+    let up = Netns::new(format!("rvpp-aprdu-{pid}"));
+    let net = Netns::new(format!("rvpp-aprdn-{pid}"));
+    up.ip(&format!(
+        "link add up0 type veth peer name up1 netns {}",
+        net.0
+    ));
+    up.ip("link set up0 up");
+    net.ip("addr add 198.18.3.2/24 dev up1");
+    net.ip("link set up1 up");
+    let mac = up.sh("cat /sys/class/net/up0/address");
+    net.ip(&format!(
+        "neigh replace 198.18.3.1 lladdr {mac} dev up1 nud permanent"
+    ));
+    let r = Rvpp::start("aprd-afp", "buffers { buffers-per-numa 16384 }");
+    let host = r.ctl(&format!("create host-interface name up0 netns {}", up.0));
+    assert_eq!(host.trim(), "host-up0", "{host}");
+    quiet(r.ctl("set interface ip address host-up0 198.18.3.1/24"));
+    quiet(r.ctl("set interface state host-up0 up"));
+    let send = |n: u32| {
+        net.sh(&format!(
+            "python3 -c \"import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); \
+             [s.sendto(b'x' * 1200, ('198.18.3.1', 9)) for _ in range({n})]\""
+        ))
+    };
+    let sig = |s: &str| {
+        let ok = std::process::Command::new("kill")
+            .args([s, &r.child.id().to_string()])
+            .status()
+            .is_ok_and(|st| st.success());
+        assert!(ok, "kill {s}");
+    };
+    // The default ring is 16 blocks of 256 KiB: about 3,000 such frames.
+    sig("-STOP");
+    send(20000);
+    sig("-CONT");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    send(10);
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let hw = r.ctl("show hardware");
+    let dropped: u64 = hw
+        .split("rx dropped by the kernel (ring) ")
+        .nth(1)
+        .and_then(|t| t.split(',').next())
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0);
+    assert!(dropped > 10000, "kernel ring drops not counted:\n{hw}");
+    drop(r);
+}
