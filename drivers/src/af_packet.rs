@@ -5,7 +5,11 @@
 //!   buffers; a block goes back to the kernel once all its packets are copied.
 //! * tx: one socket per queue with a `TPACKET_V2` ring (V3 tx rings are frame-based anyway);
 //!   packets are copied into frames and one `send()` per flush kicks the kernel. The tx socket
-//!   is bound with protocol 0, so it never receives.
+//!   is bound with protocol 0, so it never receives. With the vnet header, the datagrams
+//!   gso-segment cut from one VXLAN super-frame share one frame as a UDP GSO packet
+//!   ([`UdpRun`]).
+//! * The kernel's drops before the rx ring (`PACKET_STATISTICS` `tp_drops`) are read when a
+//!   block says it is losing, and when idle, into [`QueueStats::rx_kernel_drops`].
 //! * `PACKET_VNET_HDR` carries checksum/GSO offloads like a tap's vnet header,
 //!   `PACKET_QDISC_BYPASS` skips the qdisc, `PACKET_IGNORE_OUTGOING` keeps our own (and the
 //!   host's) transmissions out of the rx ring.
