@@ -7,7 +7,7 @@
 //!   packets are copied into frames and one `send()` per flush kicks the kernel. The tx socket
 //!   is bound with protocol 0, so it never receives. With the vnet header, the datagrams
 //!   gso-segment cut from one VXLAN super-frame share one frame as a UDP GSO packet
-//!   ([`UdpRun`]).
+//!   (`UdpRun`).
 //! * The kernel's drops before the rx ring (`PACKET_STATISTICS` `tp_drops`) are read when a
 //!   block says it is losing, and when idle, into [`QueueStats::rx_kernel_drops`].
 //! * `PACKET_VNET_HDR` carries checksum/GSO offloads like a tap's vnet header,
