@@ -1036,9 +1036,35 @@ fn show_hardware(dp: &Dataplane) -> String {
                     d.rx_mode.name()
                 );
             }
+            if let crate::service::Driver::Linux(l) = &d.driver {
+                for (q, st) in l.queue_stats.iter().enumerate() {
+                    queue_counters(&mut s, q, st);
+                }
+            }
         }
     }
     s
+}
+
+/// A driver queue's counters: what it dropped before the graph, and af_packet's merged frames.
+fn queue_counters(s: &mut String, q: usize, st: &rvpp_drivers::netdev::QueueStats) {
+    use rvpp_drivers::netdev::QueueStats as Q;
+    let _ = writeln!(
+        s,
+        "  queue {q}: rx packets {} bytes {}, rx dropped by the kernel (ring) {}, no buffers {}, \
+         truncated {}, errors {}; tx packets {} bytes {}, udp gso frames {}, errors {}, full {}",
+        Q::get(&st.rx_packets),
+        Q::get(&st.rx_bytes),
+        Q::get(&st.rx_kernel_drops),
+        Q::get(&st.rx_no_buffers),
+        Q::get(&st.rx_truncated),
+        Q::get(&st.rx_errors),
+        Q::get(&st.tx_packets),
+        Q::get(&st.tx_bytes),
+        Q::get(&st.tx_udp_gso_frames),
+        Q::get(&st.tx_errors),
+        Q::get(&st.tx_full),
+    );
 }
 
 /// rvpp's own: what the FIBs hold (the soak samples it).

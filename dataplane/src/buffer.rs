@@ -60,6 +60,11 @@ pub mod flags {
     /// Every mark cnat's input side leaves on a packet: a decap clears them, as they were the
     /// outer packet's.
     pub const CNAT_MARKS: u32 = CNAT_RETURN | CNAT_DNAT | CNAT_SESSION;
+    /// gso-segment cut this packet from a tunnel's UDP super-frame and sends it straight to
+    /// the device: its checksums are ours, so a driver that can hand the kernel a UDP GSO
+    /// super-frame (af_packet) may merge it with its siblings and let the outer UDP checksum
+    /// be computed again. Never set on a forwarded packet, whose checksum must stay as it came.
+    pub const UDP_TUNNEL_SEGMENT: u32 = 1 << 11;
 }
 
 /// Per-buffer metadata, the first 128 bytes of each buffer.
@@ -968,6 +973,25 @@ impl Buffers {
             bi = b.meta.next_buffer;
         }
     }
+
+    /// As [`Buffers::copy_chain`], from byte `skip` of the packet on: the bytes copied.
+    pub fn copy_chain_from(&mut self, head: u32, mut skip: usize, out: &mut [u8]) -> usize {
+        let mut bi = head;
+        let mut n = 0;
+        loop {
+            let b = self.get(bi);
+            let d = b.data();
+            let from = skip.min(d.len());
+            skip -= from;
+            let take = (d.len() - from).min(out.len() - n);
+            out[n..n + take].copy_from_slice(&d[from..from + take]);
+            n += take;
+            if b.meta.flags & flags::NEXT_PRESENT == 0 || n == out.len() {
+                return n;
+            }
+            bi = b.meta.next_buffer;
+        }
+    }
 }
 
 impl Drop for Buffers {
@@ -1193,6 +1217,11 @@ mod tests {
         let mut out = vec![0u8; 9000];
         assert_eq!(w.copy_chain(head, &mut out), 9000);
         assert_eq!(out, bytes);
+        // From inside the second buffer, and across the rest of the chain.
+        let mut tail = vec![0u8; 9000 - 3000];
+        assert_eq!(w.copy_chain_from(head, 3000, &mut tail), 6000);
+        assert_eq!(tail[..], bytes[3000..]);
+        assert_eq!(w.copy_chain_from(head, 9000, &mut tail), 0);
         assert_eq!(pool.in_use(), 5);
         w.free(&[head]);
         w.flush();

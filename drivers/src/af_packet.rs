@@ -5,7 +5,11 @@
 //!   buffers; a block goes back to the kernel once all its packets are copied.
 //! * tx: one socket per queue with a `TPACKET_V2` ring (V3 tx rings are frame-based anyway);
 //!   packets are copied into frames and one `send()` per flush kicks the kernel. The tx socket
-//!   is bound with protocol 0, so it never receives.
+//!   is bound with protocol 0, so it never receives. With the vnet header, the datagrams
+//!   gso-segment cut from one VXLAN super-frame share one frame as a UDP GSO packet
+//!   (`UdpRun`).
+//! * The kernel's drops before the rx ring (`PACKET_STATISTICS` `tp_drops`) are read when a
+//!   block says it is losing, and when idle, into [`QueueStats::rx_kernel_drops`].
 //! * `PACKET_VNET_HDR` carries checksum/GSO offloads like a tap's vnet header,
 //!   `PACKET_QDISC_BYPASS` skips the qdisc, `PACKET_IGNORE_OUTGOING` keeps our own (and the
 //!   host's) transmissions out of the rx ring.
@@ -16,11 +20,14 @@
 
 use crate::netdev::{ctl_socket, get_mac, get_mtu, if_index, QueueStats, Queues};
 use crate::netns;
-use crate::vnet_hdr::{VnetHdr, VNET_HDR_LEN};
+use crate::vnet_hdr::{
+    VnetHdr, VIRTIO_NET_HDR_F_NEEDS_CSUM, VIRTIO_NET_HDR_GSO_UDP_L4, VNET_HDR_LEN,
+};
 use rvpp_dataplane::buffer::{flags, Buffers};
 use rvpp_dataplane::device::{RxQueue, TxQueue};
 use rvpp_dataplane::graph::rx_next;
 use rvpp_dataplane::graph::DeviceNodes;
+use rvpp_dataplane::wire::{fold, ip4_pseudo_sum, ip6_pseudo_sum, ones_sum};
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -34,6 +41,7 @@ pub const NODES: DeviceNodes = DeviceNodes::new(INPUT_NODE, TX_NODE);
 // linux/if_packet.h
 const PACKET_ADD_MEMBERSHIP: i32 = 1;
 const PACKET_RX_RING: i32 = 5;
+const PACKET_STATISTICS: i32 = 6;
 const PACKET_VERSION: i32 = 10;
 const PACKET_TX_RING: i32 = 13;
 const PACKET_LOSS: i32 = 14;
@@ -51,6 +59,8 @@ const PACKET_OUTGOING: u8 = 4;
 
 const TP_STATUS_KERNEL: u32 = 0;
 const TP_STATUS_USER: u32 = 1;
+/// On a V3 block: the kernel dropped frames since we last read `PACKET_STATISTICS`.
+const TP_STATUS_LOSING: u32 = 1 << 2;
 const TP_STATUS_AVAILABLE: u32 = 0;
 const TP_STATUS_SEND_REQUEST: u32 = 1;
 const TP_STATUS_WRONG_FORMAT: u32 = 4;
@@ -539,11 +549,33 @@ fn open_tx(
         frame_nr,
         head: 0,
         pending: 0,
+        pending_pkts: 0,
         pending_bytes: 0,
+        frame_pkts: vec![0; frame_nr],
         vnet: cfg.vnet_hdr,
+        udp_gso: cfg.vnet_hdr && kernel_takes_udp_gso(),
+        run: None,
         stats,
         error_logged: false,
     })
+}
+
+/// Whether packet sockets take `VIRTIO_NET_HDR_GSO_UDP_L4` (Linux 6.2, "Support USO offload
+/// in vnet header"). An older kernel refuses the frame, and with `PACKET_LOSS` drops it
+/// without telling us, so we must not send one there.
+fn kernel_takes_udp_gso() -> bool {
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    kernel_at_least(&release, (6, 2))
+}
+
+/// `release` (as `uname -r` prints it) is `want` or later.
+fn kernel_at_least(release: &str, want: (u32, u32)) -> bool {
+    let mut it = release
+        .trim()
+        .split(|c: char| !c.is_ascii_digit())
+        .map(|n| n.parse::<u32>().unwrap_or(0));
+    let (major, minor) = (it.next().unwrap_or(0), it.next().unwrap_or(0));
+    (major, minor) >= want
 }
 
 /// Receive side of one queue: a TPACKET_V3 ring read block by block.
@@ -581,6 +613,25 @@ impl AfPacketRxQueue {
         }
         self.in_block = false;
         self.blk = (self.blk + 1) % self.block_nr;
+    }
+
+    /// Count the frames the kernel dropped before the ring (`tp_drops`; reading resets it).
+    fn read_kernel_drops(&mut self) {
+        let mut st = [0u32; 3]; // struct tpacket_stats_v3
+        let mut len = std::mem::size_of_val(&st) as libc::socklen_t;
+        // SAFETY: PACKET_STATISTICS writes at most len bytes into st; len holds its size.
+        let rc = unsafe {
+            libc::getsockopt(
+                self.fd.as_raw_fd(),
+                libc::SOL_PACKET,
+                PACKET_STATISTICS,
+                st.as_mut_ptr().cast(),
+                &mut len,
+            )
+        };
+        if rc == 0 {
+            QueueStats::add(&self.stats.rx_kernel_drops, st[1] as u64);
+        }
     }
 
     fn check_error(&mut self) -> u64 {
@@ -632,9 +683,14 @@ impl RxQueue for AfPacketRxQueue {
                         self.idle = self.idle.wrapping_add(1);
                         if self.idle & 255 == 0 {
                             errs += self.check_error();
+                            self.read_kernel_drops();
                         }
                     }
                     break;
+                }
+                if st & TP_STATUS_LOSING != 0 {
+                    // A syscall per block, only while the kernel is dropping.
+                    self.read_kernel_drops();
                 }
                 let num = self.ring.u32_at(base + BLK_NUM_PKTS).unwrap_or(0);
                 let first = self.ring.u32_at(base + BLK_FIRST_PKT).unwrap_or(0) as usize;
@@ -746,10 +802,113 @@ pub struct AfPacketTxQueue {
     head: usize,
     /// Frames marked SEND_REQUEST since the last successful kick.
     pending: usize,
+    /// Packets in the pending frames (a merged UDP frame holds several).
+    pending_pkts: u64,
     pending_bytes: u64,
+    /// Packets in each frame, for counting the ones a failed kick gives back.
+    frame_pkts: Vec<u8>,
     vnet: bool,
+    /// Merge gso-segment's UDP tunnel segments into UDP GSO frames (see [`UdpRun`]).
+    udp_gso: bool,
+    run: Option<UdpRun>,
     stats: Arc<QueueStats>,
     error_logged: bool,
+}
+
+/// The most segments merged into one frame: the kernel's UDP_MAX_SEGMENTS before 6.10.
+const RUN_MAX_SEGS: usize = 64;
+/// Longest outer header run compared: Ethernet, two VLAN tags, IPv6, UDP.
+const RUN_MAX_HDR: usize = 14 + 8 + 40 + 8;
+
+/// Consecutive UDP datagrams that gso-segment cut from one tunnel super-frame
+/// (`flags::UDP_TUNNEL_SEGMENT`), being merged into one tx frame that the kernel segments
+/// again (`VIRTIO_NET_HDR_GSO_UDP_L4`): the segments of a VXLAN super-frame cross af_packet,
+/// the qdisc and a veth as one skb instead of 45. af_packet's vnet header has no UDP-tunnel
+/// GSO type, so rvpp still builds every inner segment (headers and checksums); the kernel
+/// only repeats the outer headers, with the lengths, IPv4 IDs (+1 each, as gso-segment sets
+/// them) and the outer UDP checksum of each datagram. Measured on a veth toward a Linux
+/// node (bench `pod-remote`): the Linux side then decapsulates the datagrams of one skb in
+/// one softirq and GRO merges the inner TCP segments again, where 45 separate skbs each
+/// crossed its whole receive path and woke the receiving socket.
+///
+/// A packet joins the run when its outer headers equal the first one's except the lengths,
+/// the IPv4 ID (the next one) and the checksums, and its payload is the first one's size,
+/// or smaller, which ends the run (the last segment).
+struct UdpRun {
+    /// Frame offset in the ring.
+    foff: usize,
+    /// Bytes of packet written after the vnet header.
+    len: usize,
+    l3: usize,
+    l4: usize,
+    v6: bool,
+    /// UDP payload bytes per datagram (the first one's).
+    seg: usize,
+    pkts: usize,
+    next_id: u16,
+    /// A shorter datagram ended the run.
+    ended: bool,
+    hdr: [u8; RUN_MAX_HDR],
+}
+
+/// Where the outer IP and UDP headers of a UDP packet are: (l3, l4, v6). No IPv4 options
+/// checked (`ihl` taken as it is), no IPv6 extension headers, no fragments.
+fn udp_headers(p: &[u8]) -> Option<(usize, usize, bool)> {
+    let mut off = 14;
+    let mut et = u16::from_be_bytes([*p.get(12)?, *p.get(13)?]);
+    let mut tags = 0;
+    while et == 0x8100 || et == 0x88a8 {
+        tags += 1;
+        if tags > 2 {
+            return None;
+        }
+        et = u16::from_be_bytes([*p.get(off + 2)?, *p.get(off + 3)?]);
+        off += 4;
+    }
+    let (l4, v6) = match et {
+        0x0800 => {
+            let ihl = (*p.get(off)? & 0x0f) as usize * 4;
+            let frag = u16::from_be_bytes([*p.get(off + 6)?, *p.get(off + 7)?]) & 0x3fff;
+            if *p.get(off)? >> 4 != 4 || ihl != 20 || frag != 0 || *p.get(off + 9)? != 17 {
+                return None;
+            }
+            (off + ihl, false)
+        }
+        0x86dd => {
+            if *p.get(off)? >> 4 != 6 || *p.get(off + 6)? != 17 {
+                return None;
+            }
+            (off + 40, true)
+        }
+        _ => return None,
+    };
+    (l4 + 8 <= RUN_MAX_HDR && l4 + 8 <= p.len()).then_some((off, l4, v6))
+}
+
+/// The IP and UDP lengths of a UDP packet `total` bytes long agree with it (no padding).
+fn udp_lengths_agree(p: &[u8], (l3, l4, v6): (usize, usize, bool), total: usize) -> bool {
+    let be = |o: usize| u16::from_be_bytes([p[o], p[o + 1]]) as usize;
+    let ip_ok = if v6 {
+        be(l3 + 4) + 40 + l3 == total
+    } else {
+        be(l3 + 2) + l3 == total
+    };
+    ip_ok && be(l4 + 4) + l4 == total
+}
+
+impl UdpRun {
+    /// The header fields that must match the first datagram's: all but the lengths, the ID
+    /// and the checksums.
+    fn same_flow(&self, p: &[u8]) -> bool {
+        let (l3, l4) = (self.l3, self.l4);
+        let h = &self.hdr;
+        let eq = |a: usize, b: usize| p.get(a..b) == h.get(a..b);
+        if self.v6 {
+            eq(0, l3 + 4) && eq(l3 + 6, l4 + 4)
+        } else {
+            eq(0, l3 + 2) && eq(l3 + 6, l3 + 10) && eq(l3 + 12, l4 + 4)
+        }
+    }
 }
 
 impl AfPacketTxQueue {
@@ -770,9 +929,10 @@ impl AfPacketTxQueue {
         let rc =
             unsafe { libc::send(self.fd.as_raw_fd(), std::ptr::null(), 0, libc::MSG_DONTWAIT) };
         if rc >= 0 {
-            QueueStats::add(&self.stats.tx_packets, self.pending as u64);
+            QueueStats::add(&self.stats.tx_packets, self.pending_pkts);
             QueueStats::add(&self.stats.tx_bytes, self.pending_bytes);
             self.pending = 0;
+            self.pending_pkts = 0;
             self.pending_bytes = 0;
             return;
         }
@@ -793,7 +953,7 @@ impl AfPacketTxQueue {
                 // next frame we fill is the one the kernel looks at. (Reclaiming without
                 // moving back left the kernel's head on an AVAILABLE frame after a link flap:
                 // it then sent nothing until our head lapped the ring to it.)
-                let mut dropped = 0usize;
+                let (mut dropped, mut dropped_pkts) = (0usize, 0u64);
                 while dropped < self.pending {
                     let i = (self.head + self.frame_nr - 1 - dropped) % self.frame_nr;
                     let Some(s) = self.ring.status(self.frame_off(i) + T2_STATUS) else {
@@ -810,11 +970,16 @@ impl AfPacketTxQueue {
                         break;
                     }
                     dropped += 1;
+                    dropped_pkts += self.frame_pkts.get(i).map_or(1, |&n| n as u64);
                 }
                 self.head = (self.head + self.frame_nr - dropped) % self.frame_nr;
-                QueueStats::add(&self.stats.tx_errors, dropped.max(1) as u64);
-                QueueStats::add(&self.stats.tx_packets, (self.pending - dropped) as u64);
+                QueueStats::add(&self.stats.tx_errors, dropped_pkts.max(1));
+                QueueStats::add(
+                    &self.stats.tx_packets,
+                    self.pending_pkts.saturating_sub(dropped_pkts),
+                );
                 self.pending = 0;
+                self.pending_pkts = 0;
                 self.pending_bytes = 0;
             }
         }
@@ -837,6 +1002,135 @@ impl AfPacketTxQueue {
     }
 }
 
+impl AfPacketTxQueue {
+    /// Add packet `bi` to the open UDP run, if it belongs there: true when it was copied.
+    fn join_run(&mut self, bufs: &mut Buffers, bi: u32) -> bool {
+        let vlen = VNET_HDR_LEN;
+        let room = self.frame_size - T2_DATA - vlen;
+        let Some(run) = self.run.as_ref() else {
+            return false;
+        };
+        let hl = run.l4 + 8;
+        let (total, payload) = {
+            let b = bufs.get(bi);
+            let total = b.total_len();
+            if b.meta.flags & (flags::GSO | flags::OFFLOAD_L4_CKSUM) != 0
+                || b.meta.flags & flags::UDP_TUNNEL_SEGMENT == 0
+                || run.ended
+                || run.pkts >= RUN_MAX_SEGS
+                || total <= hl
+            {
+                return false;
+            }
+            let payload = total - hl;
+            let p = b.data();
+            let ip_len = run.len + payload - run.l3 - if run.v6 { 40 } else { 0 };
+            let id_ok =
+                run.v6 || p.get(run.l3 + 4..run.l3 + 6) == Some(&run.next_id.to_be_bytes()[..]);
+            if payload > run.seg
+                || run.len + payload > room
+                || ip_len > 65535
+                || p.len() < hl
+                || !id_ok
+                || !run.same_flow(p)
+                || !udp_lengths_agree(p, (run.l3, run.l4, run.v6), total)
+            {
+                return false;
+            }
+            (total, payload)
+        };
+        let at = run.foff + T2_DATA + vlen + run.len;
+        let Some(dst) = self.ring.bytes_mut(at, payload) else {
+            return false;
+        };
+        let copied = bufs.copy_chain_from(bi, hl, dst);
+        if copied != payload {
+            return false;
+        }
+        let Some(run) = self.run.as_mut() else {
+            return false;
+        };
+        run.len += payload;
+        run.pkts += 1;
+        run.next_id = run.next_id.wrapping_add(1);
+        run.ended = payload < run.seg;
+        self.pending_bytes += total as u64;
+        true
+    }
+
+    /// Close the open UDP run: one datagram goes as it is; several become one UDP GSO frame
+    /// (lengths, IPv4 checksum and the partial UDP checksum set for the whole, vnet header).
+    /// Then the frame is handed to the kernel.
+    fn close_run(&mut self) {
+        let Some(run) = self.run.take() else {
+            return;
+        };
+        let vlen = VNET_HDR_LEN;
+        let data = run.foff + T2_DATA + vlen;
+        if run.pkts > 1 {
+            let Some(p) = self.ring.bytes_mut(data, run.l4 + 8) else {
+                return;
+            };
+            let (l3, l4) = (run.l3, run.l4);
+            let udp_len = (run.len - l4) as u16;
+            let ps = if run.v6 {
+                let pl = (run.len - l3 - 40) as u16;
+                p[l3 + 4..l3 + 6].copy_from_slice(&pl.to_be_bytes());
+                let a = |o: usize| {
+                    let mut x = [0u8; 16];
+                    x.copy_from_slice(&p[o..o + 16]);
+                    u128::from_be_bytes(x)
+                };
+                ip6_pseudo_sum(a(l3 + 8), a(l3 + 24), udp_len as u32, 17)
+            } else {
+                let tl = (run.len - l3) as u16;
+                p[l3 + 2..l3 + 4].copy_from_slice(&tl.to_be_bytes());
+                p[l3 + 10] = 0;
+                p[l3 + 11] = 0;
+                let c = fold(ones_sum(&p[l3..l4], 0));
+                p[l3 + 10..l3 + 12].copy_from_slice(&c.to_be_bytes());
+                let a = |o: usize| u32::from_be_bytes([p[o], p[o + 1], p[o + 2], p[o + 3]]);
+                ip4_pseudo_sum(a(l3 + 12), a(l3 + 16), udp_len, 17)
+            };
+            p[l4 + 4..l4 + 6].copy_from_slice(&udp_len.to_be_bytes());
+            // CHECKSUM_PARTIAL: the field holds the pseudo-header sum, not inverted.
+            p[l4 + 6..l4 + 8].copy_from_slice(&(!fold(ps)).to_be_bytes());
+            let h = VnetHdr {
+                flags: VIRTIO_NET_HDR_F_NEEDS_CSUM,
+                gso_type: VIRTIO_NET_HDR_GSO_UDP_L4,
+                hdr_len: (l4 + 8) as u16,
+                gso_size: run.seg as u16,
+                csum_start: l4 as u16,
+                csum_offset: 6,
+            };
+            if let Some(d) = self.ring.bytes_mut(run.foff + T2_DATA, vlen) {
+                d.copy_from_slice(&h.to_bytes());
+            }
+            QueueStats::add(&self.stats.tx_udp_gso_frames, 1);
+        }
+        self.send_frame(run.foff, vlen + run.len, run.pkts);
+    }
+
+    /// Mark the frame at head, `len` bytes after its header, for sending, and move on.
+    fn send_frame(&mut self, foff: usize, len: usize, pkts: usize) {
+        let len = len as u32;
+        if let Some(d) = self.ring.bytes_mut(foff + T2_LEN, 8) {
+            d[..4].copy_from_slice(&len.to_ne_bytes());
+            d[T2_SNAPLEN - T2_LEN..].copy_from_slice(&len.to_ne_bytes());
+        }
+        if let Some(c) = self.frame_pkts.get_mut(self.head) {
+            *c = pkts.min(u8::MAX as usize) as u8;
+        }
+        if let Some(s) = self.ring.status(foff + T2_STATUS) {
+            // Release: the frame contents are visible before the kernel sees the request.
+            s.store(TP_STATUS_SEND_REQUEST, Ordering::Release);
+        }
+        self.head = (self.head + 1) % self.frame_nr;
+        self.pending += 1;
+        self.pending_pkts += pkts as u64;
+    }
+}
+
 impl TxQueue for AfPacketTxQueue {
     fn tx_node(&self) -> &'static str {
         TX_NODE
@@ -847,6 +1141,13 @@ impl TxQueue for AfPacketTxQueue {
         let room = self.frame_size - T2_DATA;
         let (mut done, mut errs, mut full) = (0usize, 0u64, 0u64);
         for &bi in pkts {
+            if self.run.is_some() {
+                if self.join_run(bufs, bi) {
+                    done += 1;
+                    continue;
+                }
+                self.close_run();
+            }
             if !self.head_free() {
                 // Ring full: push what is queued and look once more.
                 self.kick();
@@ -855,12 +1156,14 @@ impl TxQueue for AfPacketTxQueue {
                     break;
                 }
             }
-            let (total, hdr) = {
+            let (total, hdr, seg) = {
                 let b = bufs.get(bi);
                 let hdr = self
                     .vnet
                     .then(|| VnetHdr::for_tx(b.meta, b.data(), true).to_bytes());
-                (b.total_len(), hdr)
+                let seg = b.meta.flags & flags::UDP_TUNNEL_SEGMENT != 0
+                    && b.meta.flags & (flags::GSO | flags::OFFLOAD_L4_CKSUM) == 0;
+                (b.total_len(), hdr, seg)
             };
             if vlen + total > room || total == 0 {
                 errs += 1;
@@ -877,20 +1180,34 @@ impl TxQueue for AfPacketTxQueue {
                 dst[..VNET_HDR_LEN].copy_from_slice(&h);
             }
             let copied = bufs.copy_chain(bi, &mut dst[vlen..]);
-            let len = (vlen + copied) as u32;
-            if let Some(d) = self.ring.bytes_mut(foff + T2_LEN, 8) {
-                d[..4].copy_from_slice(&len.to_ne_bytes());
-                d[T2_SNAPLEN - T2_LEN..].copy_from_slice(&len.to_ne_bytes());
-            }
-            if let Some(s) = self.ring.status(foff + T2_STATUS) {
-                // Release: the frame contents are visible before the kernel sees the request.
-                s.store(TP_STATUS_SEND_REQUEST, Ordering::Release);
-            }
-            self.head = (self.head + 1) % self.frame_nr;
-            self.pending += 1;
             self.pending_bytes += copied as u64;
             done += 1;
+            // A tunnel's segment may start a run its siblings join (sent at the run's end).
+            if self.udp_gso && seg && copied == total {
+                let p = &dst[vlen..vlen + copied];
+                if let Some(at) = udp_headers(p).filter(|&at| udp_lengths_agree(p, at, total)) {
+                    let (l3, l4, v6) = at;
+                    let mut hdr = [0u8; RUN_MAX_HDR];
+                    hdr[..l4 + 8].copy_from_slice(&p[..l4 + 8]);
+                    let id = u16::from_be_bytes([p[l3 + 4], p[l3 + 5]]);
+                    self.run = Some(UdpRun {
+                        foff,
+                        len: copied,
+                        l3,
+                        l4,
+                        v6,
+                        seg: copied - l4 - 8,
+                        pkts: 1,
+                        next_id: id.wrapping_add(1),
+                        ended: false,
+                        hdr,
+                    });
+                    continue;
+                }
+            }
+            self.send_frame(foff, vlen + copied, 1);
         }
+        self.close_run();
         bufs.free(&pkts[..done]);
         QueueStats::add(&self.stats.tx_errors, errs);
         QueueStats::add(&self.stats.tx_full, full);
@@ -905,6 +1222,76 @@ impl TxQueue for AfPacketTxQueue {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn udp_gso_needs_linux_6_2() {
+        assert!(kernel_at_least("6.18.44-fc-v1300\n", (6, 2)));
+        assert!(kernel_at_least("6.2.0", (6, 2)));
+        assert!(!kernel_at_least("6.1.90-generic", (6, 2)));
+        assert!(!kernel_at_least("5.15.0", (6, 2)));
+        assert!(!kernel_at_least("", (6, 2)));
+    }
+
+    /// Ethernet + IPv4 + UDP to 4789 with `payload` bytes, IPv4 ID `id`.
+    fn vxlan_like(id: u16, payload: usize) -> Vec<u8> {
+        let mut p = vec![0u8; 42 + payload];
+        p[12..14].copy_from_slice(&0x0800u16.to_be_bytes());
+        p[14] = 0x45;
+        p[16..18].copy_from_slice(&((28 + payload) as u16).to_be_bytes());
+        p[18..20].copy_from_slice(&id.to_be_bytes());
+        p[22] = 64;
+        p[23] = 17;
+        p[26..30].copy_from_slice(&[198, 18, 0, 1]);
+        p[30..34].copy_from_slice(&[198, 18, 0, 2]);
+        p[34..36].copy_from_slice(&1234u16.to_be_bytes());
+        p[36..38].copy_from_slice(&4789u16.to_be_bytes());
+        p[38..40].copy_from_slice(&((8 + payload) as u16).to_be_bytes());
+        p
+    }
+
+    #[test]
+    fn only_datagrams_of_the_same_flow_join_a_run() {
+        let first = vxlan_like(7, 100);
+        let at = udp_headers(&first).unwrap();
+        assert_eq!(at, (14, 34, false));
+        assert!(udp_lengths_agree(&first, at, first.len()));
+        assert!(!udp_lengths_agree(&first, at, first.len() + 2), "padding");
+        let mut hdr = [0u8; RUN_MAX_HDR];
+        hdr[..42].copy_from_slice(&first[..42]);
+        let run = UdpRun {
+            foff: 0,
+            len: first.len(),
+            l3: 14,
+            l4: 34,
+            v6: false,
+            seg: 100,
+            pkts: 1,
+            next_id: 8,
+            ended: false,
+            hdr,
+        };
+        // Lengths, ID and checksums may differ; nothing else.
+        let mut next = vxlan_like(8, 60);
+        next[24] = 0xab;
+        next[40] = 0xcd;
+        assert!(run.same_flow(&next));
+        let mut other_port = next.clone();
+        other_port[35] ^= 1;
+        assert!(!run.same_flow(&other_port));
+        let mut other_ttl = next.clone();
+        other_ttl[22] = 63;
+        assert!(!run.same_flow(&other_ttl));
+        // Not UDP, a fragment, IPv4 options: never merged.
+        let mut tcp = first.clone();
+        tcp[23] = 6;
+        assert!(udp_headers(&tcp).is_none());
+        let mut frag = first.clone();
+        frag[20] = 0x20;
+        assert!(udp_headers(&frag).is_none());
+        let mut opts = first.clone();
+        opts[14] = 0x46;
+        assert!(udp_headers(&opts).is_none());
+    }
 
     #[test]
     fn ring_accessors_stay_in_bounds() {

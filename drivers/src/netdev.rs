@@ -23,6 +23,11 @@ pub struct QueueStats {
     pub tx_errors: AtomicU64,
     /// Times the device/ring was full and packets were handed back to the caller.
     pub tx_full: AtomicU64,
+    /// af_packet: frames the kernel dropped before our rx ring (no room in it, or an offload
+    /// the vnet header cannot express), from `PACKET_STATISTICS` `tp_drops`.
+    pub rx_kernel_drops: AtomicU64,
+    /// af_packet: UDP GSO frames sent, each several of gso-segment's tunnel segments.
+    pub tx_udp_gso_frames: AtomicU64,
 }
 
 impl QueueStats {

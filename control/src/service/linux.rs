@@ -57,6 +57,8 @@ pub struct LinuxDev {
     pub tap: Option<TapInfo>,
     /// Removed when its host interface goes, link state followed (see the module doc).
     pub watch: bool,
+    /// af_packet's per-queue driver counters (`show hardware`); empty for other kinds.
+    pub queue_stats: Vec<std::sync::Arc<rvpp_drivers::netdev::QueueStats>>,
 }
 
 /// What `show linux-interfaces` lists.
@@ -212,6 +214,7 @@ pub fn create_tap(dp: &Arc<Dataplane>, req: TapRequest) -> SvcResult<(u32, Strin
         running: true,
         tap: Some(info),
         watch,
+        queue_stats: Vec::new(),
     };
     place(dp, sw, detail, dev, rx, tx);
     Ok((sw, name))
@@ -284,6 +287,7 @@ pub fn create_af_packet(
         running: true,
         tap: None,
         watch,
+        queue_stats: info.stats.clone(),
     };
     place(dp, sw, detail, dev, rx, tx);
     Ok((sw, name))
@@ -364,6 +368,7 @@ pub fn create_af_xdp(
         running: true,
         tap: None,
         watch,
+        queue_stats: Vec::new(),
     };
     place(dp, sw, detail, dev, rx, tx);
     Ok((sw, name))

@@ -408,6 +408,7 @@ fn adopt_device(
         running: flag(d, "running")?,
         tap: Some(info),
         watch: flag(d, "watch")?,
+        queue_stats: Vec::new(),
     };
     let detail = get(i, "detail")?.as_str().unwrap_or_default().to_string();
     super::linux::place(dp, sw, detail, dev, Vec::new(), tx);

@@ -773,6 +773,9 @@ impl SegmentSink for GsoSegment {
         let m = cx.bufs.meta(seg);
         m.tx_sw_if_index = orig.tx_sw_if_index;
         m.rx_sw_if_index = orig.rx_sw_if_index;
+        if orig.flags & flags::TUNNEL_OFFLOAD != 0 {
+            m.flags |= flags::UDP_TUNNEL_SEGMENT;
+        }
         self.queue(cx, orig.tx_sw_if_index, seg, len);
     }
     fn relieve(&mut self, cx: &mut Ctx<'_>) -> bool {
