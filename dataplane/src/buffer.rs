@@ -125,6 +125,17 @@ const _: () = assert!(std::mem::size_of::<BufferMeta>() == META_SIZE);
 const _: () = assert!(std::mem::offset_of!(BufferMeta, trace_index) <= 64);
 
 impl BufferMeta {
+    /// Bytes in the whole chain this buffer heads (a tun super-frame is several buffers).
+    #[inline(always)]
+    pub fn chain_len(&self) -> u64 {
+        let rest = if self.flags & flags::NEXT_PRESENT != 0 {
+            self.total_length_not_including_first_buffer
+        } else {
+            0
+        };
+        self.current_length as u64 + rest as u64
+    }
+
     const fn zeroed() -> Self {
         Self {
             current_data: 0,
@@ -350,12 +361,7 @@ impl<'a> Buf<'a> {
 
     /// Bytes in the whole chain starting here.
     pub fn total_len(&self) -> usize {
-        let rest = if self.meta.flags & flags::NEXT_PRESENT != 0 {
-            self.meta.total_length_not_including_first_buffer as usize
-        } else {
-            0
-        };
-        self.meta.current_length as usize + rest
+        self.meta.chain_len() as usize
     }
 }
 

@@ -532,7 +532,7 @@ impl Runtime {
         if let Some(c) = self.stats.ifs.get(sw as usize) {
             let mut bytes = 0u64;
             for &bi in &self.rx_frame[..n] {
-                bytes += self.bufs.meta(bi).current_length as u64;
+                bytes += self.bufs.meta(bi).chain_len();
             }
             c.rx_packets.add(n as u64);
             c.rx_bytes.add(bytes);
@@ -776,6 +776,7 @@ pub fn tsc_hz() -> u64 {
 mod tests {
     use super::*;
     use crate::buffer::BufferPool;
+    use crate::graph::rx_next;
     use crate::nodes::standard_graph;
 
     #[test]
@@ -800,6 +801,49 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Yields one frame per poll, as a device does (a tun super-frame spans several buffers).
+    struct OneFrame(Vec<u8>, bool);
+    impl RxQueue for OneFrame {
+        fn input_node(&self) -> &'static str {
+            "pg-input"
+        }
+        fn sw_if_index(&self) -> u32 {
+            1
+        }
+        fn rx(&mut self, bufs: &mut Buffers, out: &mut [u32], nexts: &mut [u16]) -> usize {
+            if std::mem::replace(&mut self.1, true) {
+                return 0;
+            }
+            let Some(bi) = bufs.alloc_from_bytes(&self.0) else {
+                return 0;
+            };
+            bufs.meta(bi).rx_sw_if_index = 1;
+            out[0] = bi;
+            nexts[0] = rx_next::DROP;
+            1
+        }
+    }
+
+    #[test]
+    fn rx_bytes_count_every_buffer_of_a_chained_frame() {
+        let pool = BufferPool::with_backing(64, 2048, false).unwrap();
+        let graph = standard_graph(&[crate::graph::DeviceNodes::new("pg-input", "pg-tx")]).unwrap();
+        let mut rt = Runtime::new(graph, pool.local(), Shared::new(), 0, "test".into()).unwrap();
+        rt.add_rx(Box::new(OneFrame(vec![0x45; 5000], false)))
+            .unwrap();
+        assert_eq!(rt.poll(), 1);
+        let c = &rt.stats().ifs[1];
+        assert_eq!(c.rx_packets.get(), 1);
+        assert_eq!(
+            c.rx_bytes.get(),
+            5000,
+            "all three buffers, not the first one's 2048"
+        );
+        rt.buffers().flush();
+        drop(rt);
+        assert_eq!(pool.in_use(), 0);
     }
 
     #[test]

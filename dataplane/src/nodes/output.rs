@@ -47,17 +47,6 @@ crate::next_edges! {
     }
 }
 
-/// Bytes of the whole chain.
-#[inline(always)]
-fn wire_len(m: &BufferMeta) -> u64 {
-    let rest = if m.flags & flags::NEXT_PRESENT != 0 {
-        m.total_length_not_including_first_buffer
-    } else {
-        0
-    };
-    m.current_length as u64 + rest as u64
-}
-
 /// The packet carries an offload (GSO super-frame, L4 checksum left to the device) that its
 /// egress device cannot do: software must (gso-segment). No device takes one through a
 /// tunnel's headers.
@@ -94,14 +83,14 @@ impl Node for InterfaceOutput {
             let m = cx.bufs.meta(bufs[i]);
             let sw = m.tx_sw_if_index;
             let fix = needs_fixup(ifs, m);
-            let mut bytes = wire_len(m);
+            let mut bytes = m.chain_len();
             let mut j = i + 1;
             while j < n {
                 let m = cx.bufs.meta(bufs[j]);
                 if m.tx_sw_if_index != sw || needs_fixup(ifs, m) != fix {
                     break;
                 }
-                bytes += wire_len(m);
+                bytes += m.chain_len();
                 j += 1;
             }
             if fix {

@@ -397,7 +397,7 @@ pub(crate) fn decap_vector(
             }
             Ok(n) => {
                 done += 1;
-                rx.add(cx.stats, sw, b.data().len() as u64);
+                rx.add(cx.stats, sw, b.meta.chain_len());
                 match (codes.inner_ip4, plain_fib) {
                     (Some((input, lookup)), Some(fib))
                         if n == input && V4::plain_header_ok(&mut b) =>
