@@ -55,6 +55,8 @@ pub struct LinuxDev {
     pub ifindex: u32,
     pub running: bool,
     pub tap: Option<TapInfo>,
+    /// An af_packet's driver state (a live restart hands its rx sockets over).
+    pub af_packet: Option<Box<rvpp_drivers::af_packet::AfPacketInfo>>,
     /// Removed when its host interface goes, link state followed (see the module doc).
     pub watch: bool,
 }
@@ -211,6 +213,7 @@ pub fn create_tap(dp: &Arc<Dataplane>, req: TapRequest) -> SvcResult<(u32, Strin
         ifindex: info.ifindex,
         running: true,
         tap: Some(info),
+        af_packet: None,
         watch,
     };
     place(dp, sw, detail, dev, rx, tx);
@@ -283,6 +286,7 @@ pub fn create_af_packet(
         ifindex: info.ifindex,
         running: true,
         tap: None,
+        af_packet: Some(Box::new(info)),
         watch,
     };
     place(dp, sw, detail, dev, rx, tx);
@@ -363,6 +367,7 @@ pub fn create_af_xdp(
         ifindex: info.ifindex,
         running: true,
         tap: None,
+        af_packet: None,
         watch,
     };
     place(dp, sw, detail, dev, rx, tx);
