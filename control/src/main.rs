@@ -215,7 +215,7 @@ fn run(
             "take-over: configuration rebuilt and devices polled in {} ms",
             t.elapsed().as_millis()
         );
-        inc.ready(&dp)?;
+        inc.ready()?;
         log::info!("take-over: pid {} has stopped forwarding", inc.old_pid);
     }
     #[cfg(feature = "dpdk")]

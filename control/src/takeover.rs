@@ -20,7 +20,8 @@
 //!    would both read its frames.
 //! 4. old: stops its workers, sends `B` and exits without closing the sockets it handed over
 //!    (the files stay, the new process accepts on the same sockets: no connection is refused).
-//!    The new process polls the af_packet rings from there, where the old one left them.
+//!    Before stopping its workers it stops its af_packet rx queues between two calls and sends
+//!    `Q`: the new process polls those rings from there, where the old one left them.
 //! 5. new: serves the API and CLI on the adopted listeners and opens its own handover socket.
 //!
 //! The new process failing anywhere before `READY` (its connection closes) leaves the old one
@@ -253,6 +254,14 @@ fn hand_over(dp: &Dataplane, conn: BorrowedFd<'_>, listeners: &[Listener]) -> Re
         }
         Err(e) => return Err(io_err(&format!("waiting for pid {peer}"), e)),
     }
+    // The new process reads the af_packet rings from here: stopping the workers takes long
+    // enough to fill them.
+    if snapshot::close_af_packet_rx(dp) > 0 {
+        if let Err(e) = send(conn, b"Q", &[]) {
+            snapshot::open_af_packet_rx(dp);
+            return Err(io_err("af_packet rx stopped", e));
+        }
+    }
     let t = Instant::now();
     let stopped = dp.stop_workers(Duration::from_secs(2));
     log::info!(
@@ -425,22 +434,29 @@ impl Incoming {
         self.fds.get_mut(slot)?.take().map(Into::into)
     }
 
-    /// Tell the old process this one forwards, wait until its workers have stopped, then poll
-    /// the af_packet rings they read.
-    pub fn ready(&mut self, dp: &Arc<Dataplane>) -> Result<(), String> {
+    /// Tell the old process this one forwards and wait until its workers have stopped; the
+    /// af_packet rings are read from its `Q` on.
+    pub fn ready(&mut self) -> Result<(), String> {
         if std::env::var_os(ABORT_BEFORE_READY_ENV).is_some() {
             log::error!("take-over: {ABORT_BEFORE_READY_ENV} is set: aborting before READY");
             std::process::abort();
         }
         send(self.conn.as_fd(), READY, &[]).map_err(|e| io_err("ready", e))?;
         let mut stray = Vec::new();
-        match recv(self.conn.as_fd(), &mut stray) {
+        let mut answer = recv(self.conn.as_fd(), &mut stray);
+        if !self.late.is_empty() {
+            // `Q`: its af_packet queues read no more (a close: it is gone).
+            snapshot::attach_late(std::mem::take(&mut self.late));
+            if matches!(&answer, Ok(m) if m == b"Q") {
+                answer = recv(self.conn.as_fd(), &mut stray);
+            }
+        }
+        match answer {
             // It exits right after `B`; a close without it still means it is going.
             Ok(m) if m == b"B" || m.is_empty() => {}
             Ok(_) => return Err("take-over: unexpected answer to READY".into()),
             Err(e) => return Err(io_err("waiting for the old process to stop", e)),
         }
-        snapshot::attach_late(dp, &self.snapshot, std::mem::take(&mut self.late));
         // Its end of the connection closes when it is gone, and with it the sockets it did not
         // hand over (the stats segment's), whose paths this process binds next.
         set_timeout(self.conn.as_fd(), Duration::from_secs(5));

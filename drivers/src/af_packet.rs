@@ -134,6 +134,36 @@ impl Default for AfPacketConfig {
     }
 }
 
+/// Lets a live restart stop an interface's rx queues between two rx calls, without waiting
+/// for the workers to stop: the new owner of the rings must not read them while an old
+/// queue still does.
+#[derive(Debug, Default)]
+pub struct RxGate {
+    closed: std::sync::atomic::AtomicBool,
+    /// rx calls under way.
+    busy: AtomicU32,
+}
+
+impl RxGate {
+    /// No rx call reads the rings from now on; false if one was still under way after `wait`.
+    pub fn close(&self, wait: std::time::Duration) -> bool {
+        self.closed.store(true, Ordering::SeqCst);
+        let t = std::time::Instant::now();
+        while self.busy.load(Ordering::SeqCst) != 0 {
+            if t.elapsed() > wait {
+                return false;
+            }
+            std::thread::yield_now();
+        }
+        true
+    }
+
+    /// Read again (a take-over that failed).
+    pub fn open(&self) {
+        self.closed.store(false, Ordering::SeqCst);
+    }
+}
+
 /// What was opened.
 #[derive(Clone, Debug)]
 pub struct AfPacketInfo {
@@ -154,6 +184,8 @@ pub struct AfPacketInfo {
     pub cfg: AfPacketConfig,
     /// The rx sockets, for a live restart to hand over; alive while their queues are.
     pub rx_fds: Vec<Weak<OwnedFd>>,
+    /// Shared by its rx queues.
+    pub rx_gate: Arc<RxGate>,
 }
 
 impl AfPacketInfo {
@@ -400,6 +432,7 @@ fn open_here(
         .map(|_| Arc::new(QueueStats::default()))
         .collect();
     let mut rx = Vec::new();
+    let gate = Arc::new(RxGate::default());
     let mut fanout_id = 0u16;
     for (q, st) in stats.iter().enumerate() {
         let (sock, ring) = open_rx(cfg, ifindex)?;
@@ -428,6 +461,7 @@ fn open_here(
             block_size: cfg.rx_block_size as usize,
             block_nr: cfg.rx_block_count as usize,
             blk: 0,
+            resume: false,
             in_block: false,
             pkts_left: 0,
             off: 0,
@@ -437,6 +471,7 @@ fn open_here(
             stats: st.clone(),
             idle: 0,
             error_logged: false,
+            gate: gate.clone(),
         });
     }
     let mut tx = Vec::new();
@@ -460,21 +495,22 @@ fn open_here(
             stats,
             cfg: cfg.clone(),
             rx_fds,
+            rx_gate: gate,
         },
     ))
 }
 
 /// The rx queue over a socket another process opened with `cfg` (a live restart): its ring
-/// mapped again, reading from where that process stopped. The ring itself says where: the
-/// unread block the kernel closed first (lowest sequence number), else the block it is filling
-/// (highest), and a block left partly read has its header pointing at the rest
-/// ([`AfPacketRxQueue::rx`] keeps it so).
+/// mapped again, reading from where that process stopped, which the ring itself says at the
+/// first read ([`AfPacketRxQueue::resume_block`]; a block left partly read has its header
+/// pointing at the rest, `rx` keeps it so).
 fn adopt_rx(
     cfg: &AfPacketConfig,
     sock: OwnedFd,
     sw_if_index: u32,
     queue_id: u16,
     stats: Arc<QueueStats>,
+    gate: Arc<RxGate>,
 ) -> io::Result<AfPacketRxQueue> {
     let (bs, nr) = (cfg.rx_block_size as usize, cfg.rx_block_count as usize);
     if bs < 2 * PAGE || bs & (PAGE - 1) != 0 || nr < 2 {
@@ -484,22 +520,13 @@ fn adopt_rx(
         ));
     }
     let ring = Ring::map(sock.as_raw_fd(), bs * nr)?;
-    let seq = |b: usize| ring.seq_at(b * bs + BLK_SEQ).unwrap_or(0);
-    let user = |b: usize| {
-        ring.status(b * bs + BLK_STATUS)
-            .is_some_and(|s| s.load(Ordering::Acquire) & TP_STATUS_USER != 0)
-    };
-    let blk = (0..nr)
-        .filter(|&b| user(b))
-        .min_by_key(|&b| seq(b))
-        .or_else(|| (0..nr).max_by_key(|&b| seq(b)))
-        .unwrap_or(0);
     Ok(AfPacketRxQueue {
         fd: Arc::new(sock),
         ring,
         block_size: bs,
         block_nr: nr,
-        blk,
+        blk: 0,
+        resume: true,
         in_block: false,
         pkts_left: 0,
         off: 0,
@@ -509,6 +536,7 @@ fn adopt_rx(
         stats,
         idle: 0,
         error_logged: false,
+        gate,
     })
 }
 
@@ -516,7 +544,8 @@ impl AfPacket {
     /// Take over an af_packet interface from another process: its rx sockets (`rx_fds`, one
     /// per queue, in their fanout group), whose rings hold what it has not read, and new tx
     /// sockets (a tx ring's frames are sent once queued: nothing of the old one's to carry).
-    /// The caller must not poll the rx queues until the other process has stopped reading.
+    /// The rx queues read nothing until `rx_gate.open()`: that is for once the other process
+    /// has stopped reading (two readers of one ring would both read its frames).
     pub fn adopt(
         cfg: &AfPacketConfig,
         rx_fds: Vec<OwnedFd>,
@@ -545,8 +574,18 @@ impl AfPacket {
                 .map(|_| Arc::new(QueueStats::default()))
                 .collect();
             let mut rx = Vec::new();
+            // Closed until the other process has stopped reading.
+            let gate = Arc::new(RxGate::default());
+            gate.closed.store(true, Ordering::SeqCst);
             for (q, (fd, st)) in rx_fds.into_iter().zip(&stats).enumerate() {
-                rx.push(adopt_rx(cfg, fd, sw_if_index, q as u16, st.clone())?);
+                rx.push(adopt_rx(
+                    cfg,
+                    fd,
+                    sw_if_index,
+                    q as u16,
+                    st.clone(),
+                    gate.clone(),
+                )?);
             }
             let mut tx = Vec::new();
             for st in stats.iter() {
@@ -569,6 +608,7 @@ impl AfPacket {
                     stats,
                     cfg: cfg.clone(),
                     rx_fds,
+                    rx_gate: gate,
                 },
             ))
         })?
@@ -704,6 +744,8 @@ pub struct AfPacketRxQueue {
     block_nr: usize,
     /// Block being read.
     blk: usize,
+    /// Adopted: find `blk` in the ring at the first read, when the old owner has stopped.
+    resume: bool,
     /// We own `blk` (status USER) and have not finished it.
     in_block: bool,
     pkts_left: u32,
@@ -716,6 +758,7 @@ pub struct AfPacketRxQueue {
     /// Empty polls, to check for a socket error now and then.
     idle: u32,
     error_logged: bool,
+    gate: Arc<RxGate>,
 }
 
 impl AfPacketRxQueue {
@@ -767,6 +810,42 @@ impl RxQueue for AfPacketRxQueue {
     }
 
     fn rx(&mut self, bufs: &mut Buffers, out: &mut [u32], nexts: &mut [u16]) -> usize {
+        // SeqCst pairs with `RxGate::close`: either it sees this call busy, or this call sees
+        // the gate closed.
+        self.gate.busy.fetch_add(1, Ordering::SeqCst);
+        let n = if self.gate.closed.load(Ordering::SeqCst) {
+            0
+        } else {
+            self.rx_ring(bufs, out, nexts)
+        };
+        self.gate.busy.fetch_sub(1, Ordering::SeqCst);
+        n
+    }
+}
+
+impl AfPacketRxQueue {
+    /// Where the ring's previous owner stopped: the unread block the kernel closed first
+    /// (lowest sequence number), else the block it is filling (highest).
+    fn resume_block(&self) -> usize {
+        let (bs, nr) = (self.block_size, self.block_nr);
+        let seq = |b: usize| self.ring.seq_at(b * bs + BLK_SEQ).unwrap_or(0);
+        let user = |b: usize| {
+            self.ring
+                .status(b * bs + BLK_STATUS)
+                .is_some_and(|s| s.load(Ordering::Acquire) & TP_STATUS_USER != 0)
+        };
+        (0..nr)
+            .filter(|&b| user(b))
+            .min_by_key(|&b| seq(b))
+            .or_else(|| (0..nr).max_by_key(|&b| seq(b)))
+            .unwrap_or(0)
+    }
+
+    fn rx_ring(&mut self, bufs: &mut Buffers, out: &mut [u32], nexts: &mut [u16]) -> usize {
+        if self.resume {
+            self.resume = false;
+            self.blk = self.resume_block();
+        }
         let limit = out.len().min(nexts.len());
         let (mut n, mut bytes, mut trunc, mut errs, mut nobuf) = (0usize, 0u64, 0u64, 0u64, 0u64);
         let bs = self.block_size;

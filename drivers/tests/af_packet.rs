@@ -366,6 +366,9 @@ fn adopted_rx_rings_read_on_where_the_old_owner_stopped() {
         .map(|q| Box::new(q) as Box<dyn RxQueue>)
         .collect();
     send(600, 1000);
+    // Closed until the old owner has stopped.
+    assert!(rx_udp_for(&mut new_rx, &mut bufs, 1, Duration::from_millis(100)).is_empty());
+    new_info.rx_gate.open();
     let got = rx_udp(&mut new_rx, &mut bufs, 1000 - old.len());
     let mut all = old.clone();
     all.extend(seqs(&got));

@@ -413,7 +413,7 @@ fn adopt_device(
         x => Some(x.as_str().ok_or_else(|| bad("netns"))?.to_string()),
     };
     if kind == Kind::AfPacket {
-        return adopt_af_packet(dp, sw, i, d, queues, netns, late);
+        return adopt_af_packet(dp, sw, (i, d), queues, netns, rx_later, late);
     }
     let host_mac = match get(d, "host_mac")? {
         Value::Null => None,
@@ -456,33 +456,27 @@ fn adopt_device(
     Ok(())
 }
 
-/// The af_packet rx queues a restore adopted: polled once the old process has stopped
-/// ([`attach_late`]), as both reading one ring would read its packets twice.
-#[derive(Default)]
-pub struct Late(Vec<(u32, Vec<Box<dyn RxQueue>>)>);
+/// The rx gates of the af_packets a restore adopted, closed: opened ([`attach_late`]) once the
+/// old process has stopped reading their rings, as both reading one ring would read its
+/// frames twice.
+#[derive(Debug, Default)]
+pub struct Late(Vec<Arc<rvpp_drivers::af_packet::RxGate>>);
 
 impl Late {
-    fn has(&self, sw: u32) -> bool {
-        self.0.iter().any(|(s, _)| *s == sw)
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
     }
 }
 
-impl std::fmt::Debug for Late {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let sws: Vec<u32> = self.0.iter().map(|(sw, _)| *sw).collect();
-        write!(f, "Late({sws:?})")
-    }
-}
-
-/// An af_packet of the snapshot over its handed-over rx sockets; its tx queues (new sockets)
-/// placed, its rx queues kept in `late`.
+/// An af_packet of the snapshot over its handed-over rx sockets and new tx sockets, its rx
+/// queues placed but closed (their gate in `late`).
 fn adopt_af_packet(
     dp: &Arc<Dataplane>,
     sw: u32,
-    i: &Value,
-    d: &Value,
+    (i, d): (&Value, &Value),
     rx_fds: Vec<OwnedFd>,
     netns: Option<String>,
+    rx_later: &mut Vec<(u32, Vec<Box<dyn RxQueue>>)>,
     late: &mut Late,
 ) -> Result<(), String> {
     let small = |k: &str| num(d, k).and_then(|n| u16::try_from(n).map_err(|_| bad(k)));
@@ -502,7 +496,8 @@ fn adopt_af_packet(
     let (rx, tx, info) =
         rvpp_drivers::af_packet::AfPacket::adopt(&cfg, rx_fds, small("fanout_id")?, sw)
             .map_err(|e| format!("adopting host-{}: {e}", cfg.host_if_name))?;
-    late.0.push((
+    late.0.push(info.rx_gate.clone());
+    rx_later.push((
         sw,
         rx.into_iter()
             .map(|q| Box::new(q) as Box<dyn RxQueue>)
@@ -528,35 +523,44 @@ fn adopt_af_packet(
     Ok(())
 }
 
-/// Poll the af_packet rx queues `late` holds, placed as `snap` says and in its rx modes: after
-/// the old process has stopped its workers. Too late to refuse: a mode that does not apply is
-/// logged.
-pub fn attach_late(dp: &Arc<Dataplane>, snap: &Value, late: Late) {
-    let sws: Vec<u32> = late.0.iter().map(|(sw, _)| *sw).collect();
-    for (sw, rx) in late.0 {
-        dp.attach_rx(sw, rx);
-        let placed = snap
-            .get("interfaces")
-            .and_then(Value::as_array)
-            .and_then(|ifs| {
-                ifs.iter()
-                    .find(|i| i.get("sw").and_then(Value::as_u64) == Some(sw as u64))
-            })
-            .and_then(|i| i.get("rx_placement"))
-            .and_then(Value::as_array);
-        for q in placed.into_iter().flatten() {
-            if let Some([q, w]) = q.as_array().map(|a| &a[..]) {
-                if let (Some(q), Some(w)) = (q.as_u64(), w.as_u64()) {
-                    if (w as usize) < dp.workers.len() {
-                        let _ = dp.place_rx(sw, q as u16, w as usize);
-                    }
-                }
-            }
+/// Let this process's af_packet rx queues read again (the take-over failed before they were
+/// handed over).
+pub fn open_af_packet_rx(dp: &Dataplane) {
+    for d in dp.devices_lock().values() {
+        if let Driver::Linux(LinuxDev {
+            af_packet: Some(info),
+            ..
+        }) = &d.driver
+        {
+            info.rx_gate.open();
         }
     }
-    let v = snap.get("version").and_then(Value::as_u64).unwrap_or(0);
-    if let Err(e) = overlay::rx_modes_restore(dp, snap, v, |sw| sws.contains(&sw)) {
-        log::warn!("take-over: af_packet rx modes: {e}");
+}
+
+/// Stop this process's af_packet rx queues between two rx calls (a take-over's new process reads
+/// their rings next); how many interfaces.
+pub fn close_af_packet_rx(dp: &Dataplane) -> usize {
+    let devs = dp.devices_lock();
+    let mut n = 0;
+    for d in devs.values() {
+        if let Driver::Linux(LinuxDev {
+            af_packet: Some(info),
+            ..
+        }) = &d.driver
+        {
+            if !info.rx_gate.close(std::time::Duration::from_secs(1)) {
+                log::warn!("take-over: an rx call on {} did not end", info.host_if_name);
+            }
+            n += 1;
+        }
+    }
+    n
+}
+
+/// Let the adopted af_packet rx queues read: the old process has stopped reading.
+pub fn attach_late(late: Late) {
+    for g in late.0 {
+        g.open();
     }
 }
 
@@ -732,8 +736,7 @@ pub fn restore(
             }
         }
     }
-    // The af_packets' once their queues are placed (`attach_late`).
-    overlay::rx_modes_restore(dp, snap, v, |sw| !late.has(sw))?;
+    overlay::rx_modes_restore(dp, snap, v)?;
     dp.svc.changed();
     Ok(late)
 }

@@ -428,20 +428,12 @@ pub(super) fn settings_restore(dp: &Dataplane, snap: &Value, version: u64) -> Re
 
 /// The rx modes of `snap` (of version `version`: before 3, none), set through the service
 /// once the devices' queues are placed.
-pub(super) fn rx_modes_restore(
-    dp: &Dataplane,
-    snap: &Value,
-    version: u64,
-    of: impl Fn(u32) -> bool,
-) -> Result<(), String> {
+pub(super) fn rx_modes_restore(dp: &Dataplane, snap: &Value, version: u64) -> Result<(), String> {
     if version < 3 {
         return Ok(());
     }
     for m in list(snap, "rx_modes")? {
         let sw = num32(m, "sw")?;
-        if !of(sw) {
-            continue;
-        }
         let queue = super::opt32(m, "queue")?
             .map(|q| u16::try_from(q).map_err(|_| bad("queue")))
             .transpose()?;
