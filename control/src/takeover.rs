@@ -11,14 +11,17 @@
 //!    lost) and captures the configuration
 //!    (`service::snapshot`). It holds an object the snapshot cannot carry: `R<reason>`, the
 //!    lock is let go and the old process goes on as before. Otherwise `S<json>` pieces,
-//!    `F` messages with the tap/tun queue fds and the API and CLI listening sockets
+//!    `F` messages with the tap/tun queue fds, the af_packet rx socket fds and the API and CLI listening sockets
 //!    (SCM_RIGHTS), then `E`.
 //! 3. new: starts its workers, rebuilds the tables with the same sw_if_index values and
 //!    places the adopted queues on its workers, which poll them at once beside the old
 //!    ones (a packet is read by one of the two; the kernel queues hold what neither has read
-//!    yet), then sends `READY`.
+//!    yet), then sends `READY`. An af_packet's rx queues wait: two readers of one mmap'd ring
+//!    would both read its frames.
 //! 4. old: stops its workers, sends `B` and exits without closing the sockets it handed over
 //!    (the files stay, the new process accepts on the same sockets: no connection is refused).
+//!    Before stopping its workers it stops its af_packet rx queues between two calls and sends
+//!    `Q`: the new process polls those rings from there, where the old one left them.
 //! 5. new: serves the API and CLI on the adopted listeners and opens its own handover socket.
 //!
 //! The new process failing anywhere before `READY` (its connection closes) leaves the old one
@@ -251,6 +254,14 @@ fn hand_over(dp: &Dataplane, conn: BorrowedFd<'_>, listeners: &[Listener]) -> Re
         }
         Err(e) => return Err(io_err(&format!("waiting for pid {peer}"), e)),
     }
+    // The new process reads the af_packet rings from here: stopping the workers takes long
+    // enough to fill them.
+    if snapshot::close_af_packet_rx(dp) > 0 {
+        if let Err(e) = send(conn, b"Q", &[]) {
+            snapshot::open_af_packet_rx(dp);
+            return Err(io_err("af_packet rx stopped", e));
+        }
+    }
     let t = Instant::now();
     let stopped = dp.stop_workers(Duration::from_secs(2));
     log::info!(
@@ -357,6 +368,8 @@ pub struct Incoming {
     /// The fds by slot; a restore takes each one it uses.
     pub fds: Vec<Option<OwnedFd>>,
     pub old_pid: u64,
+    /// The af_packet rx queues, polled once the old process has stopped.
+    late: snapshot::Late,
 }
 
 /// Ask the rvpp listening on `path` for its configuration and devices.
@@ -391,13 +404,15 @@ pub fn connect(path: &Path) -> Result<Incoming, String> {
         snapshot,
         fds: fds.into_iter().map(Some).collect(),
         old_pid,
+        late: snapshot::Late::default(),
     })
 }
 
 impl Incoming {
     /// Rebuild the configuration in `dp` and put the devices on its workers.
     pub fn restore(&mut self, dp: &Arc<Dataplane>) -> Result<(), String> {
-        snapshot::restore(dp, &self.snapshot, &mut self.fds)
+        self.late = snapshot::restore(dp, &self.snapshot, &mut self.fds)?;
+        Ok(())
     }
 
     /// The handed-over listening socket `name`, if the old process served it at `path` too.
@@ -419,15 +434,24 @@ impl Incoming {
         self.fds.get_mut(slot)?.take().map(Into::into)
     }
 
-    /// Tell the old process this one forwards, and wait until its workers have stopped.
-    pub fn ready(&self) -> Result<(), String> {
+    /// Tell the old process this one forwards and wait until its workers have stopped; the
+    /// af_packet rings are read from its `Q` on.
+    pub fn ready(&mut self) -> Result<(), String> {
         if std::env::var_os(ABORT_BEFORE_READY_ENV).is_some() {
             log::error!("take-over: {ABORT_BEFORE_READY_ENV} is set: aborting before READY");
             std::process::abort();
         }
         send(self.conn.as_fd(), READY, &[]).map_err(|e| io_err("ready", e))?;
         let mut stray = Vec::new();
-        match recv(self.conn.as_fd(), &mut stray) {
+        let mut answer = recv(self.conn.as_fd(), &mut stray);
+        if !self.late.is_empty() {
+            // `Q`: its af_packet queues read no more (a close: it is gone).
+            snapshot::attach_late(std::mem::take(&mut self.late));
+            if matches!(&answer, Ok(m) if m == b"Q") {
+                answer = recv(self.conn.as_fd(), &mut stray);
+            }
+        }
+        match answer {
             // It exits right after `B`; a close without it still means it is going.
             Ok(m) if m == b"B" || m.is_empty() => {}
             Ok(_) => return Err("take-over: unexpected answer to READY".into()),

@@ -1338,3 +1338,88 @@ fn a_version_2_snapshot_is_read_as_having_none_of_version_3s_objects() {
     assert_eq!(state(&old), state(&new));
     assert_eq!(calico_state(&old), calico_state(&new));
 }
+
+/// An af_packet uplink (root: a veth in a namespace of the test's own), two queues in a fanout
+/// group with a vnet header: its rx sockets go in the snapshot's fd slots with the ring
+/// geometry and settings, and the new dataplane adopts them under the same index, name, MAC,
+/// MTU, offloads and addresses, its rx queues placed as before and in the same rx modes (they
+/// read only once `attach_late` says the old process has stopped: the driver's test).
+#[test]
+fn af_packet_round_trips_with_its_rx_sockets() {
+    if !skip::need_root("for a veth and packet sockets") {
+        return;
+    }
+    let ns = common::Netns::new(format!("rvpp-snapcfg-afp-{}", std::process::id()));
+    let ip = |args: &[&str]| {
+        let st = std::process::Command::new("ip")
+            .args(["-n", &ns.0])
+            .args(args)
+            .status()
+            .unwrap();
+        assert!(st.success(), "ip {args:?}");
+    };
+    ip(&[
+        "link", "add", "afp0", "type", "veth", "peer", "name", "afp1",
+    ]);
+    ip(&["link", "set", "afp0", "up"]);
+    ip(&["link", "set", "afp1", "up"]);
+    let old = configured();
+    let name = cli_ok(
+        &old,
+        &format!(
+            "create host-interface name afp0 netns {} num-rx-queues 2 gso",
+            ns.0
+        ),
+    );
+    assert_eq!(name.trim(), "host-afp0");
+    cli_ok(&old, "set interface ip address host-afp0 198.18.7.1/24");
+    cli_ok(&old, "set interface state host-afp0 up");
+    let sw = old.fwd().ifs().by_name("host-afp0").unwrap().sw_if_index;
+    service::queues::set_rx_mode(&old, sw, Some(1), RxMode::Interrupt).unwrap();
+    let snap = {
+        let f = old.fwd();
+        snapshot::capture(&old, &f).unwrap()
+    };
+    let json: serde_json::Value = serde_json::from_str(&snap.json.to_string()).unwrap();
+    let dev = json["interfaces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["sw"] == sw)
+        .map(|i| i["device"].clone())
+        .unwrap();
+    assert_eq!(dev["kind"], "af_packet");
+    assert_eq!(dev["queues"], 2);
+    assert_eq!(dev["vnet_hdr"], true);
+    assert_eq!(
+        dev["fds"].as_array().unwrap().len(),
+        2,
+        "an rx socket per queue"
+    );
+    assert_ne!(dev["fanout_id"], 0);
+    let mut fds: Vec<Option<std::os::fd::OwnedFd>> = snap
+        .fds
+        .iter()
+        .map(|f| Some(f.try_clone().unwrap()))
+        .collect();
+    let new = dataplane();
+    let late = snapshot::restore(&new, &json, &mut fds).unwrap();
+    assert!(fds.iter().all(Option::is_none), "every fd adopted");
+    assert_eq!(state(&old), state(&new));
+    assert!(
+        !late.is_empty(),
+        "the adopted rx queues wait for the old process"
+    );
+    snapshot::attach_late(late);
+    assert_eq!(
+        old.devices_lock()[&sw].rx_placement,
+        new.devices_lock()[&sw].rx_placement
+    );
+    assert_eq!(new.devices_lock()[&sw].rx_placement.len(), 2);
+    let (a, b) = (rx_modes(&old), rx_modes(&new));
+    assert_eq!(a, b);
+    assert!(a.iter().any(|m| m.contains("Interrupt")), "{a:?}");
+    // Carried again by the new one, so a second take-over works too.
+    let f = new.fwd();
+    assert!(snapshot::capture(&new, &f).is_ok());
+}

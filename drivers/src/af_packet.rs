@@ -31,7 +31,7 @@ use rvpp_dataplane::wire::{fold, ip4_pseudo_sum, ip6_pseudo_sum, ones_sum};
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 /// The graph nodes of af_packet interfaces.
 pub const INPUT_NODE: &str = "af-packet-input";
@@ -69,6 +69,8 @@ const TP_STATUS_WRONG_FORMAT: u32 = 4;
 const BLK_STATUS: usize = 8;
 const BLK_NUM_PKTS: usize = 12;
 const BLK_FIRST_PKT: usize = 16;
+/// `seq_num`: the kernel numbers blocks as it opens them.
+const BLK_SEQ: usize = 24;
 /// Size of the block descriptor the kernel writes before the first packet.
 const BLK_HDR_LEN: usize = 48;
 /// `struct tpacket3_hdr` fields.
@@ -142,6 +144,36 @@ impl Default for AfPacketConfig {
     }
 }
 
+/// Lets a live restart stop an interface's rx queues between two rx calls, without waiting
+/// for the workers to stop: the new owner of the rings must not read them while an old
+/// queue still does.
+#[derive(Debug, Default)]
+pub struct RxGate {
+    closed: std::sync::atomic::AtomicBool,
+    /// rx calls under way.
+    busy: AtomicU32,
+}
+
+impl RxGate {
+    /// No rx call reads the rings from now on; false if one was still under way after `wait`.
+    pub fn close(&self, wait: std::time::Duration) -> bool {
+        self.closed.store(true, Ordering::SeqCst);
+        let t = std::time::Instant::now();
+        while self.busy.load(Ordering::SeqCst) != 0 {
+            if t.elapsed() > wait {
+                return false;
+            }
+            std::thread::yield_now();
+        }
+        true
+    }
+
+    /// Read again (a take-over that failed).
+    pub fn open(&self) {
+        self.closed.store(false, Ordering::SeqCst);
+    }
+}
+
 /// What was opened.
 #[derive(Clone, Debug)]
 pub struct AfPacketInfo {
@@ -158,6 +190,19 @@ pub struct AfPacketInfo {
     pub tx_frame_size: u32,
     /// Per-queue counters, index = queue id (rx and tx of queue i share one).
     pub stats: Vec<Arc<QueueStats>>,
+    /// What it was opened with (a live restart opens the same rings again).
+    pub cfg: AfPacketConfig,
+    /// The rx sockets, for a live restart to hand over; alive while their queues are.
+    pub rx_fds: Vec<Weak<OwnedFd>>,
+    /// Shared by its rx queues.
+    pub rx_gate: Arc<RxGate>,
+}
+
+impl AfPacketInfo {
+    /// The rx sockets, by queue; None once a queue is gone.
+    pub fn rx_queue_fds(&self) -> Option<Vec<Arc<OwnedFd>>> {
+        self.rx_fds.iter().map(Weak::upgrade).collect()
+    }
 }
 
 /// An mmap'd packet ring, unmapped on drop.
@@ -216,6 +261,24 @@ impl Ring {
     fn u32_at(&self, off: usize) -> Option<u32> {
         let b = self.bytes(off, 4)?;
         Some(u32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
+    }
+
+    /// The u64 at `off` (8-aligned), read once: the kernel may be writing it (a block header
+    /// it owns).
+    fn seq_at(&self, off: usize) -> Option<u64> {
+        if off & 7 != 0 || off.checked_add(8)? > self.len {
+            return None;
+        }
+        // SAFETY: in bounds and 8-aligned (checked; base is page-aligned); a volatile read of
+        // plain data, whatever value it sees is only used to order blocks.
+        Some(unsafe { std::ptr::read_volatile(self.base.add(off).cast::<u64>()) })
+    }
+
+    /// Write `v` at `off` inside a block we own (status USER: the kernel does not touch it).
+    fn set_u32(&mut self, off: usize, v: u32) {
+        if let Some(b) = self.bytes_mut(off, 4) {
+            b.copy_from_slice(&v.to_ne_bytes());
+        }
     }
 
     #[inline(always)]
@@ -374,27 +437,12 @@ fn open_here(
         .map_err(|e| io::Error::new(e.kind(), format!("af_packet: {name}: {e}")))?;
     let mac = get_mac(ctl.as_raw_fd(), name)?;
     let mtu = get_mtu(ctl.as_raw_fd(), name)?;
-    let vlen = if cfg.vnet_hdr { VNET_HDR_LEN } else { 0 };
-    let max_frame = if cfg.vnet_hdr {
-        65535 + 18
-    } else {
-        mtu as usize + 18
-    };
-    let tx_frame_size = if cfg.tx_frame_size != 0 {
-        round_up(cfg.tx_frame_size as usize, 16)
-    } else {
-        round_up(T2_DATA + vlen + max_frame, 16)
-    };
-    if tx_frame_size < T2_DATA + vlen + 64 {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!("af_packet: tx frame size {tx_frame_size} too small"),
-        ));
-    }
+    let tx_frame_size = tx_frame_size(cfg, mtu)?;
     let stats: Vec<_> = (0..cfg.queues)
         .map(|_| Arc::new(QueueStats::default()))
         .collect();
     let mut rx = Vec::new();
+    let gate = Arc::new(RxGate::default());
     let mut fanout_id = 0u16;
     for (q, st) in stats.iter().enumerate() {
         let (sock, ring) = open_rx(cfg, ifindex)?;
@@ -418,11 +466,12 @@ fn open_here(
             setsockopt(sock.as_raw_fd(), PACKET_ADD_MEMBERSHIP, &m, "promisc")?;
         }
         rx.push(AfPacketRxQueue {
-            fd: sock,
+            fd: Arc::new(sock),
             ring,
             block_size: cfg.rx_block_size as usize,
             block_nr: cfg.rx_block_count as usize,
             blk: 0,
+            resume: false,
             in_block: false,
             pkts_left: 0,
             off: 0,
@@ -432,12 +481,14 @@ fn open_here(
             stats: st.clone(),
             idle: 0,
             error_logged: false,
+            gate: gate.clone(),
         });
     }
     let mut tx = Vec::new();
     for st in stats.iter() {
         tx.push(open_tx(cfg, ifindex, tx_frame_size, st.clone())?);
     }
+    let rx_fds = rx.iter().map(|q| Arc::downgrade(&q.fd)).collect();
     Ok((
         rx,
         tx,
@@ -452,8 +503,147 @@ fn open_here(
             fanout_id,
             tx_frame_size: tx_frame_size as u32,
             stats,
+            cfg: cfg.clone(),
+            rx_fds,
+            rx_gate: gate,
         },
     ))
+}
+
+/// The rx queue over a socket another process opened with `cfg` (a live restart): its ring
+/// mapped again, reading from where that process stopped, which the ring itself says at the
+/// first read ([`AfPacketRxQueue::resume_block`]; a block left partly read has its header
+/// pointing at the rest, `rx` keeps it so).
+fn adopt_rx(
+    cfg: &AfPacketConfig,
+    sock: OwnedFd,
+    sw_if_index: u32,
+    queue_id: u16,
+    stats: Arc<QueueStats>,
+    gate: Arc<RxGate>,
+) -> io::Result<AfPacketRxQueue> {
+    let (bs, nr) = (cfg.rx_block_size as usize, cfg.rx_block_count as usize);
+    if bs < 2 * PAGE || bs & (PAGE - 1) != 0 || nr < 2 {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("af_packet: bad rx ring {nr} x {bs}"),
+        ));
+    }
+    let ring = Ring::map(sock.as_raw_fd(), bs * nr)?;
+    Ok(AfPacketRxQueue {
+        fd: Arc::new(sock),
+        ring,
+        block_size: bs,
+        block_nr: nr,
+        blk: 0,
+        resume: true,
+        in_block: false,
+        pkts_left: 0,
+        off: 0,
+        vnet: cfg.vnet_hdr,
+        sw_if_index,
+        queue_id,
+        stats,
+        idle: 0,
+        error_logged: false,
+        gate,
+    })
+}
+
+impl AfPacket {
+    /// Take over an af_packet interface from another process: its rx sockets (`rx_fds`, one
+    /// per queue, in their fanout group), whose rings hold what it has not read, and new tx
+    /// sockets (a tx ring's frames are sent once queued: nothing of the old one's to carry).
+    /// The rx queues read nothing until `rx_gate.open()`: that is for once the other process
+    /// has stopped reading (two readers of one ring would both read its frames).
+    pub fn adopt(
+        cfg: &AfPacketConfig,
+        rx_fds: Vec<OwnedFd>,
+        fanout_id: u16,
+        sw_if_index: u32,
+    ) -> io::Result<(Vec<AfPacketRxQueue>, Vec<AfPacketTxQueue>, AfPacketInfo)> {
+        if rx_fds.len() != cfg.queues as usize || rx_fds.is_empty() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "af_packet: {} rx sockets for {} queues",
+                    rx_fds.len(),
+                    cfg.queues
+                ),
+            ));
+        }
+        netns::run(cfg.netns.as_deref(), || {
+            let ctl = ctl_socket()?;
+            let name = &cfg.host_if_name;
+            let ifindex = if_index(ctl.as_raw_fd(), name)
+                .map_err(|e| io::Error::new(e.kind(), format!("af_packet: {name}: {e}")))?;
+            let mac = get_mac(ctl.as_raw_fd(), name)?;
+            let mtu = get_mtu(ctl.as_raw_fd(), name)?;
+            let tx_frame_size = tx_frame_size(cfg, mtu)?;
+            let stats: Vec<_> = (0..cfg.queues)
+                .map(|_| Arc::new(QueueStats::default()))
+                .collect();
+            let mut rx = Vec::new();
+            // Closed until the other process has stopped reading.
+            let gate = Arc::new(RxGate::default());
+            gate.closed.store(true, Ordering::SeqCst);
+            for (q, (fd, st)) in rx_fds.into_iter().zip(&stats).enumerate() {
+                rx.push(adopt_rx(
+                    cfg,
+                    fd,
+                    sw_if_index,
+                    q as u16,
+                    st.clone(),
+                    gate.clone(),
+                )?);
+            }
+            let mut tx = Vec::new();
+            for st in stats.iter() {
+                tx.push(open_tx(cfg, ifindex, tx_frame_size, st.clone())?);
+            }
+            let rx_fds = rx.iter().map(|q| Arc::downgrade(&q.fd)).collect();
+            Ok((
+                rx,
+                tx,
+                AfPacketInfo {
+                    host_if_name: name.clone(),
+                    netns: cfg.netns.clone(),
+                    ifindex,
+                    mac,
+                    mtu,
+                    queues: cfg.queues,
+                    vnet_hdr: cfg.vnet_hdr,
+                    fanout_id,
+                    tx_frame_size: tx_frame_size as u32,
+                    stats,
+                    cfg: cfg.clone(),
+                    rx_fds,
+                    rx_gate: gate,
+                },
+            ))
+        })?
+    }
+}
+
+fn tx_frame_size(cfg: &AfPacketConfig, mtu: u32) -> io::Result<usize> {
+    let vlen = if cfg.vnet_hdr { VNET_HDR_LEN } else { 0 };
+    let max_frame = if cfg.vnet_hdr {
+        65535 + 18
+    } else {
+        mtu as usize + 18
+    };
+    let tx_frame_size = if cfg.tx_frame_size != 0 {
+        round_up(cfg.tx_frame_size as usize, 16)
+    } else {
+        round_up(T2_DATA + vlen + max_frame, 16)
+    };
+    if tx_frame_size < T2_DATA + vlen + 64 {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("af_packet: tx frame size {tx_frame_size} too small"),
+        ));
+    }
+    Ok(tx_frame_size)
 }
 
 fn open_rx(cfg: &AfPacketConfig, ifindex: u32) -> io::Result<(OwnedFd, Ring)> {
@@ -580,12 +770,14 @@ fn kernel_at_least(release: &str, want: (u32, u32)) -> bool {
 
 /// Receive side of one queue: a TPACKET_V3 ring read block by block.
 pub struct AfPacketRxQueue {
-    fd: OwnedFd,
+    fd: Arc<OwnedFd>,
     ring: Ring,
     block_size: usize,
     block_nr: usize,
     /// Block being read.
     blk: usize,
+    /// Adopted: find `blk` in the ring at the first read, when the old owner has stopped.
+    resume: bool,
     /// We own `blk` (status USER) and have not finished it.
     in_block: bool,
     pkts_left: u32,
@@ -598,6 +790,7 @@ pub struct AfPacketRxQueue {
     /// Empty polls, to check for a socket error now and then.
     idle: u32,
     error_logged: bool,
+    gate: Arc<RxGate>,
 }
 
 impl AfPacketRxQueue {
@@ -668,6 +861,42 @@ impl RxQueue for AfPacketRxQueue {
     }
 
     fn rx(&mut self, bufs: &mut Buffers, out: &mut [u32], nexts: &mut [u16]) -> usize {
+        // SeqCst pairs with `RxGate::close`: either it sees this call busy, or this call sees
+        // the gate closed.
+        self.gate.busy.fetch_add(1, Ordering::SeqCst);
+        let n = if self.gate.closed.load(Ordering::SeqCst) {
+            0
+        } else {
+            self.rx_ring(bufs, out, nexts)
+        };
+        self.gate.busy.fetch_sub(1, Ordering::SeqCst);
+        n
+    }
+}
+
+impl AfPacketRxQueue {
+    /// Where the ring's previous owner stopped: the unread block the kernel closed first
+    /// (lowest sequence number), else the block it is filling (highest).
+    fn resume_block(&self) -> usize {
+        let (bs, nr) = (self.block_size, self.block_nr);
+        let seq = |b: usize| self.ring.seq_at(b * bs + BLK_SEQ).unwrap_or(0);
+        let user = |b: usize| {
+            self.ring
+                .status(b * bs + BLK_STATUS)
+                .is_some_and(|s| s.load(Ordering::Acquire) & TP_STATUS_USER != 0)
+        };
+        (0..nr)
+            .filter(|&b| user(b))
+            .min_by_key(|&b| seq(b))
+            .or_else(|| (0..nr).max_by_key(|&b| seq(b)))
+            .unwrap_or(0)
+    }
+
+    fn rx_ring(&mut self, bufs: &mut Buffers, out: &mut [u32], nexts: &mut [u16]) -> usize {
+        if self.resume {
+            self.resume = false;
+            self.blk = self.resume_block();
+        }
         let limit = out.len().min(nexts.len());
         let (mut n, mut bytes, mut trunc, mut errs, mut nobuf) = (0usize, 0u64, 0u64, 0u64, 0u64);
         let bs = self.block_size;
@@ -775,6 +1004,14 @@ impl RxQueue for AfPacketRxQueue {
             nexts[n] = rx_next::ETHERNET;
             n += 1;
             bytes += snap as u64;
+        }
+        if self.in_block {
+            // A block left partly read describes only the rest, so that a process taking the
+            // socket over (a live restart) reads on from here: two stores per call.
+            let base = self.blk * bs;
+            let (left, off) = (self.pkts_left, self.off as u32);
+            self.ring.set_u32(base + BLK_NUM_PKTS, left);
+            self.ring.set_u32(base + BLK_FIRST_PKT, off);
         }
         if n > 0 {
             self.idle = 0;

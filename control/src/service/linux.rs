@@ -55,6 +55,8 @@ pub struct LinuxDev {
     pub ifindex: u32,
     pub running: bool,
     pub tap: Option<TapInfo>,
+    /// An af_packet's driver state (a live restart hands its rx sockets over).
+    pub af_packet: Option<Box<rvpp_drivers::af_packet::AfPacketInfo>>,
     /// Removed when its host interface goes, link state followed (see the module doc).
     pub watch: bool,
     /// af_packet's per-queue driver counters (`show hardware`); empty for other kinds.
@@ -213,6 +215,7 @@ pub fn create_tap(dp: &Arc<Dataplane>, req: TapRequest) -> SvcResult<(u32, Strin
         ifindex: info.ifindex,
         running: true,
         tap: Some(info),
+        af_packet: None,
         watch,
         queue_stats: Vec::new(),
     };
@@ -286,6 +289,7 @@ pub fn create_af_packet(
         ifindex: info.ifindex,
         running: true,
         tap: None,
+        af_packet: Some(Box::new(info)),
         watch,
         queue_stats: info.stats.clone(),
     };
@@ -367,6 +371,7 @@ pub fn create_af_xdp(
         ifindex: info.ifindex,
         running: true,
         tap: None,
+        af_packet: None,
         watch,
         queue_stats: Vec::new(),
     };

@@ -5,7 +5,9 @@
 //! Carried: tables (ids, names), interfaces (index, name, type, tag, MAC, L2/L3, MTU and
 //! per-protocol MTUs, admin and link state, table bindings, addresses, IPv6 enable,
 //! unnumbered, promiscuous, offloads, proxy ARP / ND proxy flags, cross-connect, rx placement)
-//! of kind local0, loopback, tap and tun (their queue fds go along), API routes with their
+//! of kind local0, loopback, tap and tun (their queue fds go along) and af_packet (its rx
+//! sockets go along, the new process polling them only once the old one stopped: [`Late`]),
+//! API routes with their
 //! paths, neighbours (static and learned), the neighbour limits, cnat's session timeouts, and
 //! the Calico objects ([`calico`]): cnat translations and SNAT, npol ipsets, rules, policies and
 //! interface configurations, all under the ids the API gave, and the cnat/npol features of
@@ -36,7 +38,8 @@ mod overlay;
 /// The format of the snapshot. 2 added the Calico objects, 3 the configuration
 /// [`overlay`] carries (tunnels and more); an older snapshot, whose capture refused what it lacks,
 /// is read as having none. A new process refuses any other (an older rvpp refuses 3, which
-/// it would read as holding less than it does).
+/// it would read as holding less than it does). af_packet devices came without a new
+/// version: an older rvpp refuses their device kind by name rather than read less.
 pub const VERSION: u64 = 3;
 /// The oldest version this rvpp reads.
 pub const OLDEST_VERSION: u64 = 1;
@@ -72,7 +75,11 @@ fn unsupported(dp: &Dataplane, f: &Forwarding) -> Vec<String> {
         let sw = i.sw_if_index;
         let carried = match devs.get(&sw).map(|d| &d.driver) {
             _ if sw == 0 => true,
-            Some(Driver::Linux(l)) => matches!(l.kind, Kind::Tap | Kind::Tun) && l.tap.is_some(),
+            Some(Driver::Linux(l)) => match l.kind {
+                Kind::Tap | Kind::Tun => l.tap.is_some(),
+                Kind::AfPacket => l.af_packet.is_some(),
+                Kind::AfXdp => false,
+            },
             Some(Driver::Plain) => i.dev_type == "loopback",
             _ => overlay::carried_interface(dp, sw),
         };
@@ -169,6 +176,35 @@ pub fn capture(dp: &Dataplane, f: &Forwarding) -> Result<Snapshot, String> {
         let sw = i.sw_if_index;
         let dev = devs.get(&sw);
         let device = match dev.map(|d| &d.driver) {
+            Some(Driver::Linux(l)) if l.kind == Kind::AfPacket => {
+                let info = l
+                    .af_packet
+                    .as_ref()
+                    .ok_or("an af_packet without its driver state")?;
+                let q = info
+                    .rx_queue_fds()
+                    .ok_or_else(|| format!("{}: a queue is gone", i.name))?;
+                let first = fds.len();
+                fds.extend(q);
+                let c = &info.cfg;
+                json!({
+                    "kind": l.kind.name(),
+                    "host_if": l.host_if,
+                    "netns": l.netns,
+                    "watch": l.watch,
+                    "queues": c.queues,
+                    "rx_block_size": c.rx_block_size,
+                    "rx_block_count": c.rx_block_count,
+                    "rx_block_timeout_ms": c.rx_block_timeout_ms,
+                    "tx_frame_count": c.tx_frame_count,
+                    "tx_frame_size": c.tx_frame_size,
+                    "qdisc_bypass": c.qdisc_bypass,
+                    "vnet_hdr": c.vnet_hdr,
+                    "promisc": c.promisc,
+                    "fanout_id": info.fanout_id,
+                    "fds": (first..fds.len()).collect::<Vec<_>>(),
+                })
+            }
             Some(Driver::Linux(l)) => {
                 let info = l.tap.as_ref().ok_or("a tap without its driver state")?;
                 let q = info
@@ -355,10 +391,12 @@ fn adopt_device(
     d: &Value,
     fds: &mut [Option<OwnedFd>],
     rx_later: &mut Vec<(u32, Vec<Box<dyn RxQueue>>)>,
+    late: &mut Late,
 ) -> Result<(), String> {
     let kind = match text(d, "kind")? {
         "tap" => Kind::Tap,
         "tun" => Kind::Tun,
+        "af_packet" => Kind::AfPacket,
         k => return Err(bad(&format!("device kind {k}"))),
     };
     let mut queues = Vec::new();
@@ -374,6 +412,9 @@ fn adopt_device(
         Value::Null => None,
         x => Some(x.as_str().ok_or_else(|| bad("netns"))?.to_string()),
     };
+    if kind == Kind::AfPacket {
+        return adopt_af_packet(dp, sw, (i, d), queues, netns, rx_later, late);
+    }
     let host_mac = match get(d, "host_mac")? {
         Value::Null => None,
         _ => Some(mac(d, "host_mac")?),
@@ -407,12 +448,121 @@ fn adopt_device(
         ifindex,
         running: flag(d, "running")?,
         tap: Some(info),
+        af_packet: None,
         watch: flag(d, "watch")?,
         queue_stats: Vec::new(),
     };
     let detail = get(i, "detail")?.as_str().unwrap_or_default().to_string();
     super::linux::place(dp, sw, detail, dev, Vec::new(), tx);
     Ok(())
+}
+
+/// The rx gates of the af_packets a restore adopted, closed: opened ([`attach_late`]) once the
+/// old process has stopped reading their rings, as both reading one ring would read its
+/// frames twice.
+#[derive(Debug, Default)]
+pub struct Late(Vec<Arc<rvpp_drivers::af_packet::RxGate>>);
+
+impl Late {
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// An af_packet of the snapshot over its handed-over rx sockets and new tx sockets, its rx
+/// queues placed but closed (their gate in `late`).
+fn adopt_af_packet(
+    dp: &Arc<Dataplane>,
+    sw: u32,
+    (i, d): (&Value, &Value),
+    rx_fds: Vec<OwnedFd>,
+    netns: Option<String>,
+    rx_later: &mut Vec<(u32, Vec<Box<dyn RxQueue>>)>,
+    late: &mut Late,
+) -> Result<(), String> {
+    let small = |k: &str| num(d, k).and_then(|n| u16::try_from(n).map_err(|_| bad(k)));
+    let cfg = rvpp_drivers::af_packet::AfPacketConfig {
+        host_if_name: text(d, "host_if")?.to_string(),
+        netns: netns.clone(),
+        queues: small("queues")?,
+        rx_block_size: num32(d, "rx_block_size")?,
+        rx_block_count: num32(d, "rx_block_count")?,
+        tx_frame_count: num32(d, "tx_frame_count")?,
+        tx_frame_size: num32(d, "tx_frame_size")?,
+        qdisc_bypass: flag(d, "qdisc_bypass")?,
+        vnet_hdr: flag(d, "vnet_hdr")?,
+        promisc: flag(d, "promisc")?,
+        rx_block_timeout_ms: num32(d, "rx_block_timeout_ms")?,
+    };
+    let (rx, tx, info) =
+        rvpp_drivers::af_packet::AfPacket::adopt(&cfg, rx_fds, small("fanout_id")?, sw)
+            .map_err(|e| format!("adopting host-{}: {e}", cfg.host_if_name))?;
+    late.0.push(info.rx_gate.clone());
+    rx_later.push((
+        sw,
+        rx.into_iter()
+            .map(|q| Box::new(q) as Box<dyn RxQueue>)
+            .collect(),
+    ));
+    let tx = tx
+        .into_iter()
+        .map(|q| Box::new(q) as Box<dyn rvpp_dataplane::device::TxQueue>)
+        .collect();
+    let dev = LinuxDev {
+        kind: Kind::AfPacket,
+        id: 0,
+        host_if: cfg.host_if_name.clone(),
+        netns,
+        ifindex: info.ifindex,
+        running: true,
+        tap: None,
+        af_packet: Some(Box::new(info)),
+        watch: flag(d, "watch")?,
+    };
+    let detail = get(i, "detail")?.as_str().unwrap_or_default().to_string();
+    super::linux::place(dp, sw, detail, dev, Vec::new(), tx);
+    Ok(())
+}
+
+/// Let this process's af_packet rx queues read again (the take-over failed before they were
+/// handed over).
+pub fn open_af_packet_rx(dp: &Dataplane) {
+    for d in dp.devices_lock().values() {
+        if let Driver::Linux(LinuxDev {
+            af_packet: Some(info),
+            ..
+        }) = &d.driver
+        {
+            info.rx_gate.open();
+        }
+    }
+}
+
+/// Stop this process's af_packet rx queues between two rx calls (a take-over's new process reads
+/// their rings next); how many interfaces.
+pub fn close_af_packet_rx(dp: &Dataplane) -> usize {
+    let devs = dp.devices_lock();
+    let mut n = 0;
+    for d in devs.values() {
+        if let Driver::Linux(LinuxDev {
+            af_packet: Some(info),
+            ..
+        }) = &d.driver
+        {
+            if !info.rx_gate.close(std::time::Duration::from_secs(1)) {
+                log::warn!("take-over: an rx call on {} did not end", info.host_if_name);
+            }
+            n += 1;
+        }
+    }
+    n
+}
+
+/// Let the adopted af_packet rx queues read: the old process has stopped reading.
+pub fn attach_late(late: Late) {
+    for g in late.0 {
+        g.open();
+    }
 }
 
 /// Rebuild the configuration `snap` describes in a fresh dataplane, adopting the devices over
@@ -422,7 +572,7 @@ pub fn restore(
     dp: &Arc<Dataplane>,
     snap: &Value,
     fds: &mut [Option<OwnedFd>],
-) -> Result<(), String> {
+) -> Result<Late, String> {
     let v = num(snap, "version")?;
     if !(OLDEST_VERSION..=VERSION).contains(&v) {
         return Err(format!(
@@ -557,12 +707,13 @@ pub fn restore(
     // them at once, and every packet they read must find the whole configuration and every
     // tx queue.
     let mut rx_later = Vec::new();
+    let mut late = Late::default();
     for i in ifs {
         let sw = num32(i, "sw")?;
         match (get(i, "device")?, text(i, "dev_type")?) {
             (Value::Null, "loopback") => super::interfaces::attach_loopback(dp, sw),
             (Value::Null, _) => {}
-            (d, _) => adopt_device(dp, sw, i, d, fds, &mut rx_later)?,
+            (d, _) => adopt_device(dp, sw, i, d, fds, &mut rx_later, &mut late)?,
         }
     }
     for (sw, rx) in rx_later {
@@ -588,5 +739,5 @@ pub fn restore(
     }
     overlay::rx_modes_restore(dp, snap, v)?;
     dp.svc.changed();
-    Ok(())
+    Ok(late)
 }
