@@ -1116,4 +1116,122 @@ mod tests {
         assert_eq!(c.sessions.len(), 2);
         assert_eq!(c.ports.in_use(false, 0, 6), 1, "the old port freed");
     }
+
+    /// A UDP service, VIP:53 -> the backend's 5353, and one flow on it from client port 40000
+    /// at 100 (both entries).
+    fn udp_flow() -> Arc<Cnat> {
+        let c = setup();
+        c.translation_update(Translation {
+            vip: Endpoint {
+                addr: a4(VIP),
+                port: 53,
+                ip6: false,
+            },
+            proto: 17,
+            paths: vec![PathEp {
+                dst: Endpoint {
+                    addr: a4(BACKEND),
+                    port: 5353,
+                    ip6: false,
+                },
+                ..Default::default()
+            }],
+            ..Default::default()
+        });
+        let (r, p) = input(&c, &udp(CLIENT, VIP, 40000, 53, false), 100);
+        assert_eq!(r, Ok(Some(in_err::NEW_SESSIONS)));
+        assert_eq!(addrs(&p), (CLIENT, BACKEND, 40000, 5353));
+        assert_eq!(c.sessions.len(), 2);
+        c
+    }
+
+    /// The backend's reply at `now` reaches the client from the VIP.
+    fn udp_reply_is_un_dnatted(c: &Cnat, now: u32) {
+        let (r, p) = input(c, &udp(BACKEND, CLIENT, 5353, 40000, false), now);
+        assert_eq!(r, Ok(None));
+        assert_eq!(addrs(&p), (VIP, CLIENT, 53, 40000), "reply un-DNATed");
+    }
+
+    #[test]
+    fn an_idle_udp_flow_expires_whole() {
+        let c = udp_flow();
+        assert_eq!(c.scan(130), 0, "not idle past 30 s yet");
+        assert_eq!(c.scan(131), 2);
+        assert!(c.sessions.is_empty());
+    }
+
+    #[test]
+    fn a_udp_packet_after_the_scan_judged_its_flow_keeps_both_entries() {
+        let c = udp_flow();
+        // The client sends again (its 5-tuple reused) just as the flow expires: after the scan
+        // judged both entries idle, before it removes them. Its touch keeps the forward entry,
+        // so the return entry must stay with it.
+        let gone = c.scan_with(131, || {
+            let (r, p) = input(&c, &udp(CLIENT, VIP, 40000, 53, false), 131);
+            assert_eq!(r, Ok(None), "the flow's session");
+            assert_eq!(addrs(&p), (CLIENT, BACKEND, 40000, 5353));
+        });
+        assert_eq!(gone, 0);
+        assert_eq!(c.sessions.len(), 2);
+        udp_reply_is_un_dnatted(&c, 131);
+    }
+
+    #[test]
+    fn a_udp_reply_after_the_scan_judged_its_flow_keeps_both_entries() {
+        let c = udp_flow();
+        let gone = c.scan_with(131, || udp_reply_is_un_dnatted(&c, 131));
+        assert_eq!(gone, 0);
+        assert_eq!(c.sessions.len(), 2);
+        // The client's next packet still uses the flow's session.
+        let (r, _) = input(&c, &udp(CLIENT, VIP, 40000, 53, false), 132);
+        assert_eq!(r, Ok(None));
+    }
+
+    #[test]
+    fn a_hairpin_flow_sending_one_way_keeps_its_snat_return_entry() {
+        // A pod reaching itself through the service, DNATed then SNATed; it only sends, so
+        // neither return entry is touched. Its SNAT return entry rewrites to the VIP form, and
+        // the scan must find its forward entry (the output side's, pod -> pod:8080) from it.
+        let c = setup();
+        let (pod, vip) = ([198, 18, 5, 2], [198, 19, 255, 1]);
+        c.translation_update(Translation {
+            vip: Endpoint {
+                addr: a4(vip),
+                port: 80,
+                ip6: false,
+            },
+            proto: 17,
+            paths: vec![PathEp {
+                dst: Endpoint {
+                    addr: a4(pod),
+                    port: 8080,
+                    ip6: false,
+                },
+                ..Default::default()
+            }],
+            ..Default::default()
+        });
+        let (cfg, tr) = (c.snat.load(), c.translations.load());
+        let send = |now| {
+            let (_, p, _) = run(&udp(pod, vip, 1234, 80, false), POD, POD, |b| {
+                input_packet(&c, &tr, 0, b, false, now)
+            });
+            let (_, p, _) = run(&p, POD, POD, |b| output_packet(&c, &cfg, b, 0, false, now));
+            addrs(&p).2
+        };
+        let sp = send(1);
+        assert_eq!(c.sessions.len(), 4);
+        assert_eq!(send(20), sp);
+        assert_eq!(c.scan(40), 0, "the forward entries are live");
+        let (_, p, _) = run(&udp(pod, [198, 18, 0, 1], 8080, sp, false), POD, POD, |b| {
+            input_packet(&c, &tr, 0, b, false, 40)
+        });
+        assert_eq!(
+            addrs(&p),
+            (vip, pod, 80, 1234),
+            "the reply comes from the VIP"
+        );
+        assert_eq!(c.scan(71), 4, "idle past 30 s: all of it");
+        assert_eq!(c.ports.in_use(false, 0, 17), 0);
+    }
 }

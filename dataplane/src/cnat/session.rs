@@ -642,6 +642,70 @@ impl SessionTable {
         self.sweep(idle, true)
     }
 
+    /// Expire idle flows, a flow's forward and return entries together (VPP's cnat gives both
+    /// one timestamp). `judge` decides each entry; `between` runs after the judging, before
+    /// anything is removed (the window packets race the scan in; tests put packets there).
+    /// A forward entry and its return entry are removed forward first, and neither if either
+    /// was touched since it was judged: removed one by one, a packet that touched the forward
+    /// entry kept it while its return entry went, and its replies went back untranslated (a
+    /// UDP 5-tuple reused just as it expires). A new flow on the 5-tuple between the two
+    /// removals replaces the return entry (the node's `insert_return`), which then stays.
+    pub fn expire_flows(
+        &self,
+        mut judge: impl FnMut(&FlowKey, &Session) -> Expiry,
+        between: impl FnOnce(),
+    ) -> Vec<(FlowKey, Session)> {
+        let mut flows: Vec<(Doomed, Option<Doomed>)> = Vec::new();
+        let mut after: Vec<(Doomed, FlowKey)> = Vec::new();
+        self.each_entry(|slot, k, s, meta| {
+            let d = Doomed {
+                slot,
+                key: *k,
+                meta,
+            };
+            match judge(k, s) {
+                Expiry::Keep => {}
+                Expiry::Alone => flows.push((d, None)),
+                Expiry::WithReturn(rk, r) => flows.push((
+                    d,
+                    Some(Doomed {
+                        slot: r.slot,
+                        key: rk,
+                        meta: r.meta_word,
+                    }),
+                )),
+                Expiry::AfterForward(fk) => after.push((d, fk)),
+            }
+        });
+        between();
+        let mut gone = Vec::new();
+        for (fwd, ret) in flows {
+            if let Some(r) = &ret {
+                // A reply since the judging: the flow is live, both entries stay.
+                if self.lookup(&r.key).is_some_and(|f| f.meta_word != r.meta) {
+                    continue;
+                }
+            }
+            let Some(s) = self.remove_slot(fwd.slot, &fwd.key, Some(fwd.meta)) else {
+                continue;
+            };
+            gone.push((fwd.key, s));
+            if let Some(r) = ret {
+                if let Some(s) = self.remove_slot(r.slot, &r.key, Some(r.meta)) {
+                    gone.push((r.key, s));
+                }
+            }
+        }
+        for (ret, fk) in after {
+            if self.lookup(&fk).is_none() {
+                if let Some(s) = self.remove_slot(ret.slot, &ret.key, Some(ret.meta)) {
+                    gone.push((ret.key, s));
+                }
+            }
+        }
+        gone
+    }
+
     fn sweep(
         &self,
         mut doomed: impl FnMut(&FlowKey, &Session) -> bool,
@@ -660,6 +724,26 @@ impl SessionTable {
             })
             .collect()
     }
+}
+
+/// What the expiry scan decided for one entry ([`SessionTable::expire_flows`]).
+pub enum Expiry {
+    /// Live, or a return entry that goes with its forward entry's [`Expiry::WithReturn`].
+    Keep,
+    /// Idle, and no other entry of its flow: removed if untouched.
+    Alone,
+    /// An idle forward entry with its idle return entry (key, as found): they go together.
+    WithReturn(FlowKey, Found),
+    /// An idle return entry whose forward entry (key) is idle but does not lead back to it:
+    /// removed if untouched once that forward entry is gone.
+    AfterForward(FlowKey),
+}
+
+/// An entry the scan judged idle, as it read it.
+struct Doomed {
+    slot: usize,
+    key: FlowKey,
+    meta: u64,
 }
 
 /// A slot's generation for its sequence number `seq` once inserted.
