@@ -53,6 +53,8 @@ crate::node_errors! {
         NEW_SESSIONS => "cnat snat sessions created",
         NO_SNAT_ADDRESS => "cnat snat wanted but no snat address (counted, forwarded)",
         REOPENED => "cnat snat flows a new SYN re-opened (closing or half expired; counted as created too)",
+        /// drop
+        PORTS_TAKEN => "cnat snat ports tried all held by other flows",
     }
 }
 
@@ -566,11 +568,12 @@ pub fn output_packet_hashed(
             class: cl,
             last_seen: now,
         };
-        match cnat.sessions.insert(&rk, &ret) {
+        match insert_snat_return(cnat, &rk, &ret) {
             Ok(()) => {}
             Err(InsertError::Exists) => {
-                // The port is taken by a flow the allocator does not know (a collision):
-                // keep it marked and try another.
+                // Another kind of flow holds the port (the allocator does not know it): give
+                // the port back, or it would stay marked with no owner, and try another.
+                cnat.ports.free(ip6, ret_fib as u32, f.proto, port);
                 continue;
             }
             Err(e) => {
@@ -606,7 +609,33 @@ pub fn output_packet_hashed(
             out_err::NEW_SESSIONS
         }));
     }
-    Err(out_err::PORTS_EXHAUSTED)
+    Err(out_err::PORTS_TAKEN)
+}
+
+/// Insert a new SNAT flow's return entry `ret` under `rk`, on a port just allocated. An SNAT
+/// return entry already there is stale: the allocator gave its port out again, so its flow's
+/// forward entry, which owned the port, is gone (the scan removes a flow's entries one after
+/// the other, and a reply may have kept the return one): it is replaced, as on the input side.
+/// `Exists`: another kind of entry holds the key (a flow from the SNAT address and port the
+/// allocator did not give out, a host's own connection DNATed).
+#[cold]
+fn insert_snat_return(cnat: &Cnat, rk: &FlowKey, ret: &Session) -> Result<(), InsertError> {
+    const SNAT_RETURN: u8 = sflags::RETURN | sflags::PEER_OUTPUT;
+    match cnat.sessions.insert(rk, ret) {
+        Err(InsertError::Exists) => {
+            let held = cnat.sessions.lookup(rk);
+            if held.is_some_and(|o| o.session.flags & SNAT_RETURN != SNAT_RETURN) {
+                return Err(InsertError::Exists);
+            }
+            if held.is_some() {
+                if let Some(old) = cnat.sessions.remove(rk) {
+                    cnat.release(rk, &old);
+                }
+            }
+            cnat.sessions.insert(rk, ret)
+        }
+        r => r,
+    }
 }
 
 #[cfg(test)]
@@ -1233,5 +1262,95 @@ mod tests {
         );
         assert_eq!(c.scan(71), 4, "idle past 30 s: all of it");
         assert_eq!(c.ports.in_use(false, 0, 17), 0);
+    }
+
+    /// A UDP flow pod:1234 -> out:53 SNATed at `now`: its SNAT port.
+    fn snat_udp(c: &Cnat, now: u32) -> (Verdict, u16) {
+        let cfg = c.snat.load();
+        let (r, p, _) = run(
+            &udp([198, 18, 5, 2], [198, 51, 100, 9], 1234, 53, false),
+            POD,
+            UPLINK,
+            |b| output_packet(c, &cfg, b, 0, false, now),
+        );
+        let (src, _, sp, _) = addrs(&p);
+        assert_eq!(src, [198, 18, 0, 1]);
+        (r, sp)
+    }
+
+    /// The return key of `snat_udp`'s flow on SNAT port `sp`.
+    fn snat_ret_key(sp: u16) -> FlowKey {
+        FlowKey {
+            src: a4([198, 51, 100, 9]),
+            dst: a4([198, 18, 0, 1]),
+            sport: 53,
+            dport: sp,
+            proto: 17,
+            ..fwd_key()
+        }
+    }
+
+    #[test]
+    fn a_new_snat_flow_replaces_a_stale_return_entry_and_leaks_no_port() {
+        let c = setup();
+        let (r, sp) = snat_udp(&c, 10);
+        assert_eq!(r, Ok(Some(out_err::NEW_SESSIONS)));
+        // The flow's forward entry went (its port freed) and its return entry stayed: a reply
+        // touched it as the scan removed the flow.
+        let fk = FlowKey {
+            src: a4([198, 18, 5, 2]),
+            dst: a4([198, 51, 100, 9]),
+            sport: 1234,
+            dport: 53,
+            proto: 17,
+            stage: stage::OUTPUT,
+            ..fwd_key()
+        };
+        let old = c.sessions.remove(&fk).expect("the forward entry");
+        c.release(&fk, &old);
+        assert_eq!(c.ports.in_use(false, 0, 17), 0);
+        // The 5-tuple again: the same port, the stale return entry replaced, one port used.
+        let (r, sp2) = snat_udp(&c, 50);
+        assert_eq!(r, Ok(Some(out_err::NEW_SESSIONS)));
+        assert_eq!(sp2, sp);
+        assert_eq!(
+            c.ports.in_use(false, 0, 17),
+            1,
+            "no port left without owner"
+        );
+        assert_eq!(c.sessions.len(), 2);
+        let ret = c.sessions.lookup(&snat_ret_key(sp)).expect("return entry");
+        assert_eq!(ret.session.last_seen, 50, "the new flow's");
+        // Expired, the flow gives its one port back.
+        assert_eq!(c.scan(81), 2);
+        assert_eq!(c.ports.in_use(false, 0, 17), 0);
+    }
+
+    #[test]
+    fn an_snat_port_another_flow_holds_is_given_back() {
+        let c = setup();
+        let (_, sp) = snat_udp(&c, 10);
+        assert_eq!(c.purge(), 2);
+        // A DNAT return entry (a host's own connection from the SNAT address) holds the key
+        // the flow's first port would make.
+        let other = Session {
+            rw: Rewrite::default(),
+            translation: 9,
+            flags: sflags::RETURN,
+            class: class::GENERIC,
+            last_seen: 10,
+        };
+        c.sessions.insert(&snat_ret_key(sp), &other).unwrap();
+        let (r, sp2) = snat_udp(&c, 11);
+        assert_eq!(r, Ok(Some(out_err::NEW_SESSIONS)));
+        assert_ne!(sp2, sp, "another port");
+        assert_eq!(
+            c.ports.in_use(false, 0, 17),
+            1,
+            "the port skipped was given back"
+        );
+        let held = c.sessions.lookup(&snat_ret_key(sp)).unwrap();
+        assert_eq!(held.session, other, "the other flow's entry left alone");
+        assert_eq!(c.sessions.len(), 3);
     }
 }
