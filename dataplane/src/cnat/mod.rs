@@ -545,4 +545,77 @@ mod tests {
         assert_eq!(c.purge(), 1);
         assert!(c.translation_by_id(other).is_some());
     }
+
+    /// The scan's cost over 1M entries (2^19 flows, forward and return entries as the input
+    /// side makes them), all live and all idle; by hand, optimised:
+    /// `cargo test -p rvpp-dataplane --lib scan_cost --config
+    /// 'profile.dev.package.rvpp-dataplane.opt-level=3' -- --ignored --nocapture`.
+    #[test]
+    #[ignore]
+    fn scan_cost_over_a_million_entries() {
+        let flows: u32 = 1 << 19;
+        let c = Cnat::new(CnatConfig {
+            max_sessions: 2 * flows as usize,
+        });
+        let (vip, backend) = (0xffff_c613_0001u128, 0xffff_c612_ff02u128);
+        let fill = |now| {
+            for i in 0..flows {
+                let client = 0xffff_c612_0000u128 | (i / 60000 + 1) as u128;
+                let sport = 1024 + (i % 60000) as u16;
+                let fk = FlowKey {
+                    src: client,
+                    dst: vip,
+                    sport,
+                    dport: 80,
+                    proto: 17,
+                    ip6: false,
+                    stage: stage::INPUT,
+                    fib: 0,
+                };
+                let rw = Rewrite {
+                    src: client,
+                    dst: backend,
+                    sport,
+                    dport: 8080,
+                };
+                let fwd = Session {
+                    rw,
+                    translation: 1,
+                    flags: 0,
+                    class: class::GENERIC,
+                    last_seen: now,
+                };
+                c.sessions.insert(&fk, &fwd).unwrap();
+                let rk = FlowKey::reverse_of(&rw, 17, false, 0, stage::INPUT);
+                let ret = Session {
+                    rw: Rewrite {
+                        src: vip,
+                        dst: client,
+                        sport: 80,
+                        dport: sport,
+                    },
+                    flags: sflags::RETURN,
+                    ..fwd
+                };
+                c.sessions.insert(&rk, &ret).unwrap();
+            }
+        };
+        let (mut live, mut idle) = (u128::MAX, u128::MAX);
+        for round in 0..3 {
+            fill(100 + round * 1000);
+            let t = std::time::Instant::now();
+            assert_eq!(c.scan(110 + round * 1000), 0);
+            live = live.min(t.elapsed().as_micros());
+            let t = std::time::Instant::now();
+            assert_eq!(c.scan(200 + round * 1000), 2 * flows as usize);
+            idle = idle.min(t.elapsed().as_micros());
+            assert!(c.sessions.is_empty());
+        }
+        println!(
+            "scan over {} entries: all live {} ms, all idle (all removed) {} ms",
+            2 * flows,
+            live / 1000,
+            idle / 1000
+        );
+    }
 }

@@ -679,8 +679,18 @@ impl SessionTable {
         });
         between();
         let mut gone = Vec::new();
-        for (fwd, ret) in flows {
-            if let Some(r) = &ret {
+        // Forward entries come in slot order, their return entries anywhere: start loading
+        // the return entries a few flows ahead, or each is a cache miss (1M entries all idle,
+        // `scan_cost_over_a_million_entries`: removed one by one in slot order 510-570 ms; in
+        // pairs 670-740 ms without this, 575-625 ms with it).
+        const AHEAD: usize = 8;
+        let ret_slot = |i: usize| flows.get(i).and_then(|(_, r)| r.as_ref()).map(|r| r.slot);
+        for i in 0..AHEAD {
+            self.prefetch_slot(ret_slot(i));
+        }
+        for (i, (fwd, ret)) in flows.iter().enumerate() {
+            self.prefetch_slot(ret_slot(i + AHEAD));
+            if let Some(r) = ret {
                 // A reply since the judging: the flow is live, both entries stay.
                 if self.lookup(&r.key).is_some_and(|f| f.meta_word != r.meta) {
                     continue;
@@ -704,6 +714,16 @@ impl SessionTable {
             }
         }
         gone
+    }
+
+    /// Start loading `slot`'s header and data lines.
+    fn prefetch_slot(&self, slot: Option<usize>) {
+        let Some(slot) = slot else { return };
+        if let (Some(h), Some(w)) = (self.hdr.get(slot / SLOTS_PER_BUCKET), self.data.get(slot)) {
+            prefetch(h);
+            prefetch(&w[0]);
+            prefetch(&w[WORDS - 1]);
+        }
     }
 
     fn sweep(
