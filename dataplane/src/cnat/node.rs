@@ -113,10 +113,12 @@ fn is_syn(f: &Flow) -> bool {
 /// remove the flow's entries (and free its port) so the caller translates it as a new flow.
 /// It does when the entry is closing (the 5-tuple's last connection ended: a client port reused
 /// within tcp-closing; Linux conntrack re-opens a closed entry on a SYN the same way), or when
-/// the flow should have a return entry and has none: the scan removes a flow's two entries one
-/// at a time, and a SYN whose touch saved the forward entry after the return one went would
-/// otherwise be translated with nothing to un-DNAT its SYN-ACK (issue 13's timeouts). Only SYNs
-/// pay the return entry's lookup, and only SYNs that found an entry.
+/// the flow should have a return entry and has none: a SYN translated by such a forward entry
+/// would have nothing to un-DNAT its SYN-ACK (issue 13's timeouts, when the scan removed a
+/// flow's entries one by one; it now removes the forward one first and keeps both if either
+/// is touched, so what is left is a packet racing the two removals, or a return entry the
+/// scan did not find from its forward one). Only
+/// SYNs pay the return entry's lookup, and only SYNs that found an entry.
 #[cold]
 #[inline(never)]
 fn reopens(cnat: &Cnat, k: &FlowKey, s: &Session, ret_fib: u16, wants_return: bool) -> bool {
