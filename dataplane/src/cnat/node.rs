@@ -53,6 +53,8 @@ crate::node_errors! {
         NEW_SESSIONS => "cnat snat sessions created",
         NO_SNAT_ADDRESS => "cnat snat wanted but no snat address (counted, forwarded)",
         REOPENED => "cnat snat flows a new SYN re-opened (closing or half expired; counted as created too)",
+        /// drop
+        PORTS_TAKEN => "cnat snat ports tried all held by other flows",
     }
 }
 
@@ -111,10 +113,12 @@ fn is_syn(f: &Flow) -> bool {
 /// remove the flow's entries (and free its port) so the caller translates it as a new flow.
 /// It does when the entry is closing (the 5-tuple's last connection ended: a client port reused
 /// within tcp-closing; Linux conntrack re-opens a closed entry on a SYN the same way), or when
-/// the flow should have a return entry and has none: the scan removes a flow's two entries one
-/// at a time, and a SYN whose touch saved the forward entry after the return one went would
-/// otherwise be translated with nothing to un-DNAT its SYN-ACK (issue 13's timeouts). Only SYNs
-/// pay the return entry's lookup, and only SYNs that found an entry.
+/// the flow should have a return entry and has none: a SYN translated by such a forward entry
+/// would have nothing to un-DNAT its SYN-ACK (issue 13's timeouts, when the scan removed a
+/// flow's entries one by one; it now removes the forward one first and keeps both if either
+/// is touched, so what is left is a packet racing the two removals, or a return entry the
+/// scan did not find from its forward one). Only
+/// SYNs pay the return entry's lookup, and only SYNs that found an entry.
 #[cold]
 #[inline(never)]
 fn reopens(cnat: &Cnat, k: &FlowKey, s: &Session, ret_fib: u16, wants_return: bool) -> bool {
@@ -566,11 +570,12 @@ pub fn output_packet_hashed(
             class: cl,
             last_seen: now,
         };
-        match cnat.sessions.insert(&rk, &ret) {
+        match insert_snat_return(cnat, &rk, &ret) {
             Ok(()) => {}
             Err(InsertError::Exists) => {
-                // The port is taken by a flow the allocator does not know (a collision):
-                // keep it marked and try another.
+                // Another kind of flow holds the port (the allocator does not know it): give
+                // the port back, or it would stay marked with no owner, and try another.
+                cnat.ports.free(ip6, ret_fib as u32, f.proto, port);
                 continue;
             }
             Err(e) => {
@@ -606,7 +611,33 @@ pub fn output_packet_hashed(
             out_err::NEW_SESSIONS
         }));
     }
-    Err(out_err::PORTS_EXHAUSTED)
+    Err(out_err::PORTS_TAKEN)
+}
+
+/// Insert a new SNAT flow's return entry `ret` under `rk`, on a port just allocated. An SNAT
+/// return entry already there is stale: the allocator gave its port out again, so its flow's
+/// forward entry, which owned the port, is gone (the scan removes a flow's entries one after
+/// the other, and a reply may have kept the return one): it is replaced, as on the input side.
+/// `Exists`: another kind of entry holds the key (a flow from the SNAT address and port the
+/// allocator did not give out, a host's own connection DNATed).
+#[cold]
+fn insert_snat_return(cnat: &Cnat, rk: &FlowKey, ret: &Session) -> Result<(), InsertError> {
+    const SNAT_RETURN: u8 = sflags::RETURN | sflags::PEER_OUTPUT;
+    match cnat.sessions.insert(rk, ret) {
+        Err(InsertError::Exists) => {
+            let held = cnat.sessions.lookup(rk);
+            if held.is_some_and(|o| o.session.flags & SNAT_RETURN != SNAT_RETURN) {
+                return Err(InsertError::Exists);
+            }
+            if held.is_some() {
+                if let Some(old) = cnat.sessions.remove(rk) {
+                    cnat.release(rk, &old);
+                }
+            }
+            cnat.sessions.insert(rk, ret)
+        }
+        r => r,
+    }
 }
 
 #[cfg(test)]
@@ -1115,5 +1146,213 @@ mod tests {
         assert_eq!(r, Ok(Some(out_err::REOPENED)));
         assert_eq!(c.sessions.len(), 2);
         assert_eq!(c.ports.in_use(false, 0, 6), 1, "the old port freed");
+    }
+
+    /// A UDP service, VIP:53 -> the backend's 5353, and one flow on it from client port 40000
+    /// at 100 (both entries).
+    fn udp_flow() -> Arc<Cnat> {
+        let c = setup();
+        c.translation_update(Translation {
+            vip: Endpoint {
+                addr: a4(VIP),
+                port: 53,
+                ip6: false,
+            },
+            proto: 17,
+            paths: vec![PathEp {
+                dst: Endpoint {
+                    addr: a4(BACKEND),
+                    port: 5353,
+                    ip6: false,
+                },
+                ..Default::default()
+            }],
+            ..Default::default()
+        });
+        let (r, p) = input(&c, &udp(CLIENT, VIP, 40000, 53, false), 100);
+        assert_eq!(r, Ok(Some(in_err::NEW_SESSIONS)));
+        assert_eq!(addrs(&p), (CLIENT, BACKEND, 40000, 5353));
+        assert_eq!(c.sessions.len(), 2);
+        c
+    }
+
+    /// The backend's reply at `now` reaches the client from the VIP.
+    fn udp_reply_is_un_dnatted(c: &Cnat, now: u32) {
+        let (r, p) = input(c, &udp(BACKEND, CLIENT, 5353, 40000, false), now);
+        assert_eq!(r, Ok(None));
+        assert_eq!(addrs(&p), (VIP, CLIENT, 53, 40000), "reply un-DNATed");
+    }
+
+    #[test]
+    fn an_idle_udp_flow_expires_whole() {
+        let c = udp_flow();
+        assert_eq!(c.scan(130), 0, "not idle past 30 s yet");
+        assert_eq!(c.scan(131), 2);
+        assert!(c.sessions.is_empty());
+    }
+
+    #[test]
+    fn a_udp_packet_after_the_scan_judged_its_flow_keeps_both_entries() {
+        let c = udp_flow();
+        // The client sends again (its 5-tuple reused) just as the flow expires: after the scan
+        // judged both entries idle, before it removes them. Its touch keeps the forward entry,
+        // so the return entry must stay with it.
+        let gone = c.scan_with(131, || {
+            let (r, p) = input(&c, &udp(CLIENT, VIP, 40000, 53, false), 131);
+            assert_eq!(r, Ok(None), "the flow's session");
+            assert_eq!(addrs(&p), (CLIENT, BACKEND, 40000, 5353));
+        });
+        assert_eq!(gone, 0);
+        assert_eq!(c.sessions.len(), 2);
+        udp_reply_is_un_dnatted(&c, 131);
+    }
+
+    #[test]
+    fn a_udp_reply_after_the_scan_judged_its_flow_keeps_both_entries() {
+        let c = udp_flow();
+        let gone = c.scan_with(131, || udp_reply_is_un_dnatted(&c, 131));
+        assert_eq!(gone, 0);
+        assert_eq!(c.sessions.len(), 2);
+        // The client's next packet still uses the flow's session.
+        let (r, _) = input(&c, &udp(CLIENT, VIP, 40000, 53, false), 132);
+        assert_eq!(r, Ok(None));
+    }
+
+    #[test]
+    fn a_hairpin_flow_sending_one_way_keeps_its_snat_return_entry() {
+        // A pod reaching itself through the service, DNATed then SNATed; it only sends, so
+        // neither return entry is touched. Its SNAT return entry rewrites to the VIP form, and
+        // the scan must find its forward entry (the output side's, pod -> pod:8080) from it.
+        let c = setup();
+        let (pod, vip) = ([198, 18, 5, 2], [198, 19, 255, 1]);
+        c.translation_update(Translation {
+            vip: Endpoint {
+                addr: a4(vip),
+                port: 80,
+                ip6: false,
+            },
+            proto: 17,
+            paths: vec![PathEp {
+                dst: Endpoint {
+                    addr: a4(pod),
+                    port: 8080,
+                    ip6: false,
+                },
+                ..Default::default()
+            }],
+            ..Default::default()
+        });
+        let (cfg, tr) = (c.snat.load(), c.translations.load());
+        let send = |now| {
+            let (_, p, _) = run(&udp(pod, vip, 1234, 80, false), POD, POD, |b| {
+                input_packet(&c, &tr, 0, b, false, now)
+            });
+            let (_, p, _) = run(&p, POD, POD, |b| output_packet(&c, &cfg, b, 0, false, now));
+            addrs(&p).2
+        };
+        let sp = send(1);
+        assert_eq!(c.sessions.len(), 4);
+        assert_eq!(send(20), sp);
+        assert_eq!(c.scan(40), 0, "the forward entries are live");
+        let (_, p, _) = run(&udp(pod, [198, 18, 0, 1], 8080, sp, false), POD, POD, |b| {
+            input_packet(&c, &tr, 0, b, false, 40)
+        });
+        assert_eq!(
+            addrs(&p),
+            (vip, pod, 80, 1234),
+            "the reply comes from the VIP"
+        );
+        assert_eq!(c.scan(71), 4, "idle past 30 s: all of it");
+        assert_eq!(c.ports.in_use(false, 0, 17), 0);
+    }
+
+    /// A UDP flow pod:1234 -> out:53 SNATed at `now`: its SNAT port.
+    fn snat_udp(c: &Cnat, now: u32) -> (Verdict, u16) {
+        let cfg = c.snat.load();
+        let (r, p, _) = run(
+            &udp([198, 18, 5, 2], [198, 51, 100, 9], 1234, 53, false),
+            POD,
+            UPLINK,
+            |b| output_packet(c, &cfg, b, 0, false, now),
+        );
+        let (src, _, sp, _) = addrs(&p);
+        assert_eq!(src, [198, 18, 0, 1]);
+        (r, sp)
+    }
+
+    /// The return key of `snat_udp`'s flow on SNAT port `sp`.
+    fn snat_ret_key(sp: u16) -> FlowKey {
+        FlowKey {
+            src: a4([198, 51, 100, 9]),
+            dst: a4([198, 18, 0, 1]),
+            sport: 53,
+            dport: sp,
+            proto: 17,
+            ..fwd_key()
+        }
+    }
+
+    #[test]
+    fn a_new_snat_flow_replaces_a_stale_return_entry_and_leaks_no_port() {
+        let c = setup();
+        let (r, sp) = snat_udp(&c, 10);
+        assert_eq!(r, Ok(Some(out_err::NEW_SESSIONS)));
+        // The flow's forward entry went (its port freed) and its return entry stayed: a reply
+        // touched it as the scan removed the flow.
+        let fk = FlowKey {
+            src: a4([198, 18, 5, 2]),
+            dst: a4([198, 51, 100, 9]),
+            sport: 1234,
+            dport: 53,
+            proto: 17,
+            stage: stage::OUTPUT,
+            ..fwd_key()
+        };
+        let old = c.sessions.remove(&fk).expect("the forward entry");
+        c.release(&fk, &old);
+        assert_eq!(c.ports.in_use(false, 0, 17), 0);
+        // The 5-tuple again: the same port, the stale return entry replaced, one port used.
+        let (r, sp2) = snat_udp(&c, 50);
+        assert_eq!(r, Ok(Some(out_err::NEW_SESSIONS)));
+        assert_eq!(sp2, sp);
+        assert_eq!(
+            c.ports.in_use(false, 0, 17),
+            1,
+            "no port left without owner"
+        );
+        assert_eq!(c.sessions.len(), 2);
+        let ret = c.sessions.lookup(&snat_ret_key(sp)).expect("return entry");
+        assert_eq!(ret.session.last_seen, 50, "the new flow's");
+        // Expired, the flow gives its one port back.
+        assert_eq!(c.scan(81), 2);
+        assert_eq!(c.ports.in_use(false, 0, 17), 0);
+    }
+
+    #[test]
+    fn an_snat_port_another_flow_holds_is_given_back() {
+        let c = setup();
+        let (_, sp) = snat_udp(&c, 10);
+        assert_eq!(c.purge(), 2);
+        // A DNAT return entry (a host's own connection from the SNAT address) holds the key
+        // the flow's first port would make.
+        let other = Session {
+            rw: Rewrite::default(),
+            translation: 9,
+            flags: sflags::RETURN,
+            class: class::GENERIC,
+            last_seen: 10,
+        };
+        c.sessions.insert(&snat_ret_key(sp), &other).unwrap();
+        let (r, sp2) = snat_udp(&c, 11);
+        assert_eq!(r, Ok(Some(out_err::NEW_SESSIONS)));
+        assert_ne!(sp2, sp, "another port");
+        assert_eq!(
+            c.ports.in_use(false, 0, 17),
+            1,
+            "the port skipped was given back"
+        );
+        let held = c.sessions.lookup(&snat_ret_key(sp)).unwrap();
+        assert_eq!(held.session, other, "the other flow's entry left alone");
+        assert_eq!(c.sessions.len(), 3);
     }
 }

@@ -642,6 +642,90 @@ impl SessionTable {
         self.sweep(idle, true)
     }
 
+    /// Expire idle flows, a flow's forward and return entries together (VPP's cnat gives both
+    /// one timestamp). `judge` decides each entry; `between` runs after the judging, before
+    /// anything is removed (the window packets race the scan in; tests put packets there).
+    /// A forward entry and its return entry are removed forward first, and neither if either
+    /// was touched since it was judged: removed one by one, a packet that touched the forward
+    /// entry kept it while its return entry went, and its replies went back untranslated (a
+    /// UDP 5-tuple reused just as it expires). A new flow on the 5-tuple between the two
+    /// removals replaces the return entry (the node's `insert_return`), which then stays.
+    pub fn expire_flows(
+        &self,
+        mut judge: impl FnMut(&FlowKey, &Session) -> Expiry,
+        between: impl FnOnce(),
+    ) -> Vec<(FlowKey, Session)> {
+        let mut flows: Vec<(Doomed, Option<Doomed>)> = Vec::new();
+        let mut after: Vec<(Doomed, FlowKey)> = Vec::new();
+        self.each_entry(|slot, k, s, meta| {
+            let d = Doomed {
+                slot,
+                key: *k,
+                meta,
+            };
+            match judge(k, s) {
+                Expiry::Keep => {}
+                Expiry::Alone => flows.push((d, None)),
+                Expiry::WithReturn(rk, r) => flows.push((
+                    d,
+                    Some(Doomed {
+                        slot: r.slot,
+                        key: rk,
+                        meta: r.meta_word,
+                    }),
+                )),
+                Expiry::AfterForward(fk) => after.push((d, fk)),
+            }
+        });
+        between();
+        let mut gone = Vec::new();
+        // Forward entries come in slot order, their return entries anywhere: start loading
+        // the return entries a few flows ahead, or each is a cache miss (1M entries all idle,
+        // `scan_cost_over_a_million_entries`: removed one by one in slot order 510-570 ms; in
+        // pairs 670-740 ms without this, 575-625 ms with it).
+        const AHEAD: usize = 8;
+        let ret_slot = |i: usize| flows.get(i).and_then(|(_, r)| r.as_ref()).map(|r| r.slot);
+        for i in 0..AHEAD {
+            self.prefetch_slot(ret_slot(i));
+        }
+        for (i, (fwd, ret)) in flows.iter().enumerate() {
+            self.prefetch_slot(ret_slot(i + AHEAD));
+            if let Some(r) = ret {
+                // A reply since the judging: the flow is live, both entries stay.
+                if self.lookup(&r.key).is_some_and(|f| f.meta_word != r.meta) {
+                    continue;
+                }
+            }
+            let Some(s) = self.remove_slot(fwd.slot, &fwd.key, Some(fwd.meta)) else {
+                continue;
+            };
+            gone.push((fwd.key, s));
+            if let Some(r) = ret {
+                if let Some(s) = self.remove_slot(r.slot, &r.key, Some(r.meta)) {
+                    gone.push((r.key, s));
+                }
+            }
+        }
+        for (ret, fk) in after {
+            if self.lookup(&fk).is_none() {
+                if let Some(s) = self.remove_slot(ret.slot, &ret.key, Some(ret.meta)) {
+                    gone.push((ret.key, s));
+                }
+            }
+        }
+        gone
+    }
+
+    /// Start loading `slot`'s header and data lines.
+    fn prefetch_slot(&self, slot: Option<usize>) {
+        let Some(slot) = slot else { return };
+        if let (Some(h), Some(w)) = (self.hdr.get(slot / SLOTS_PER_BUCKET), self.data.get(slot)) {
+            prefetch(h);
+            prefetch(&w[0]);
+            prefetch(&w[WORDS - 1]);
+        }
+    }
+
     fn sweep(
         &self,
         mut doomed: impl FnMut(&FlowKey, &Session) -> bool,
@@ -660,6 +744,26 @@ impl SessionTable {
             })
             .collect()
     }
+}
+
+/// What the expiry scan decided for one entry ([`SessionTable::expire_flows`]).
+pub enum Expiry {
+    /// Live, or a return entry that goes with its forward entry's [`Expiry::WithReturn`].
+    Keep,
+    /// Idle, and no other entry of its flow: removed if untouched.
+    Alone,
+    /// An idle forward entry with its idle return entry (key, as found): they go together.
+    WithReturn(FlowKey, Found),
+    /// An idle return entry whose forward entry (key) is idle but does not lead back to it:
+    /// removed if untouched once that forward entry is gone.
+    AfterForward(FlowKey),
+}
+
+/// An entry the scan judged idle, as it read it.
+struct Doomed {
+    slot: usize,
+    key: FlowKey,
+    meta: u64,
 }
 
 /// A slot's generation for its sequence number `seq` once inserted.
