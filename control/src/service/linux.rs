@@ -289,9 +289,9 @@ pub fn create_af_packet(
         ifindex: info.ifindex,
         running: true,
         tap: None,
+        queue_stats: info.stats.clone(),
         af_packet: Some(Box::new(info)),
         watch,
-        queue_stats: info.stats.clone(),
     };
     place(dp, sw, detail, dev, rx, tx);
     Ok((sw, name))

@@ -516,6 +516,7 @@ fn adopt_af_packet(
         ifindex: info.ifindex,
         running: true,
         tap: None,
+        queue_stats: info.stats.clone(),
         af_packet: Some(Box::new(info)),
         watch: flag(d, "watch")?,
     };
