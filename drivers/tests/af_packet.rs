@@ -314,7 +314,13 @@ fn adopted_rx_rings_read_on_where_the_old_owner_stopped() {
     }
     let s = setup();
     let (_p, mut bufs) = pool();
-    let (mut rx, _tx, info) = open(&s, |c| c.queues = 2);
+    // Blocks retired after 100 ms, not 1: the rings must hold every datagram sent while nobody
+    // reads (1000 in all), and under valgrind sending takes long enough that a 1 ms timeout
+    // retires a near-empty block per millisecond and fills the 16 blocks (kernel drops).
+    let (mut rx, _tx, info) = open(&s, |c| {
+        c.queues = 2;
+        c.rx_block_timeout_ms = 100;
+    });
     let u = peer_socket(&s);
     let seqs = |got: &[(usize, Vec<u8>, u32)]| -> Vec<u32> {
         got.iter()
