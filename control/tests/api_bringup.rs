@@ -9,28 +9,9 @@
 #[path = "api/common.rs"]
 mod common;
 
-use common::skip;
+use common::{ip, skip, LinkGuard};
 use rvpp_drivers::netns::TestNetns;
 use std::process::Command;
-
-/// Deletes the root-namespace end of the uplink veth (the peer end goes with its namespace).
-struct LinkGuard(String);
-
-impl Drop for LinkGuard {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["link", "del", &self.0]).output();
-    }
-}
-
-fn ip(args: &[&str]) {
-    let out = Command::new("ip").args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "ip {}: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 #[test]
 fn calico_node_and_tun_pod_bringup() {

@@ -138,3 +138,23 @@ pub fn bridge_uplinks(mid: &harness::Netns) {
     }
     mid.ip("link set br0 up");
 }
+
+/// Deletes the root-namespace end of the uplink veth (the peer end goes with its namespace).
+pub struct LinkGuard(pub String);
+
+impl Drop for LinkGuard {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["link", "del", &self.0]).output();
+    }
+}
+
+/// Run `ip` in rvpp's namespace; a failure fails the test with ip's stderr.
+pub fn ip(args: &[&str]) {
+    let out = Command::new("ip").args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "ip {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
