@@ -431,16 +431,9 @@ fn open_here(
     cfg: &AfPacketConfig,
     sw_if_index: u32,
 ) -> io::Result<(Vec<AfPacketRxQueue>, Vec<AfPacketTxQueue>, AfPacketInfo)> {
-    let ctl = ctl_socket()?;
-    let name = &cfg.host_if_name;
-    let ifindex = if_index(ctl.as_raw_fd(), name)
-        .map_err(|e| io::Error::new(e.kind(), format!("af_packet: {name}: {e}")))?;
-    let mac = get_mac(ctl.as_raw_fd(), name)?;
-    let mtu = get_mtu(ctl.as_raw_fd(), name)?;
-    let tx_frame_size = tx_frame_size(cfg, mtu)?;
-    let stats: Vec<_> = (0..cfg.queues)
-        .map(|_| Arc::new(QueueStats::default()))
-        .collect();
+    let link = Link::of(cfg)?;
+    let ifindex = link.ifindex;
+    let stats = link.queue_stats(cfg);
     let mut rx = Vec::new();
     let gate = Arc::new(RxGate::default());
     let mut fanout_id = 0u16;
@@ -484,30 +477,74 @@ fn open_here(
             gate: gate.clone(),
         });
     }
-    let mut tx = Vec::new();
-    for st in stats.iter() {
-        tx.push(open_tx(cfg, ifindex, tx_frame_size, st.clone())?);
-    }
-    let rx_fds = rx.iter().map(|q| Arc::downgrade(&q.fd)).collect();
-    Ok((
-        rx,
-        tx,
-        AfPacketInfo {
-            host_if_name: name.clone(),
-            netns: cfg.netns.clone(),
+    link.finish(cfg, rx, stats, fanout_id, gate)
+}
+
+/// What both opening and adopting read of the host interface.
+struct Link {
+    ifindex: u32,
+    mac: [u8; 6],
+    mtu: u32,
+    tx_frame_size: usize,
+}
+
+impl Link {
+    fn of(cfg: &AfPacketConfig) -> io::Result<Self> {
+        let ctl = ctl_socket()?;
+        let name = &cfg.host_if_name;
+        let ifindex = if_index(ctl.as_raw_fd(), name)
+            .map_err(|e| io::Error::new(e.kind(), format!("af_packet: {name}: {e}")))?;
+        let mac = get_mac(ctl.as_raw_fd(), name)?;
+        let mtu = get_mtu(ctl.as_raw_fd(), name)?;
+        let tx_frame_size = tx_frame_size(cfg, mtu)?;
+        Ok(Self {
             ifindex,
             mac,
             mtu,
-            queues: cfg.queues,
-            vnet_hdr: cfg.vnet_hdr,
-            fanout_id,
-            tx_frame_size: tx_frame_size as u32,
-            stats,
-            cfg: cfg.clone(),
-            rx_fds,
-            rx_gate: gate,
-        },
-    ))
+            tx_frame_size,
+        })
+    }
+
+    fn queue_stats(&self, cfg: &AfPacketConfig) -> Vec<Arc<QueueStats>> {
+        (0..cfg.queues)
+            .map(|_| Arc::new(QueueStats::default()))
+            .collect()
+    }
+
+    /// Open the tx queues (new sockets either way) beside `rx`, and describe the whole.
+    fn finish(
+        self,
+        cfg: &AfPacketConfig,
+        rx: Vec<AfPacketRxQueue>,
+        stats: Vec<Arc<QueueStats>>,
+        fanout_id: u16,
+        gate: Arc<RxGate>,
+    ) -> io::Result<(Vec<AfPacketRxQueue>, Vec<AfPacketTxQueue>, AfPacketInfo)> {
+        let mut tx = Vec::new();
+        for st in stats.iter() {
+            tx.push(open_tx(cfg, self.ifindex, self.tx_frame_size, st.clone())?);
+        }
+        let rx_fds = rx.iter().map(|q| Arc::downgrade(&q.fd)).collect();
+        Ok((
+            rx,
+            tx,
+            AfPacketInfo {
+                host_if_name: cfg.host_if_name.clone(),
+                netns: cfg.netns.clone(),
+                ifindex: self.ifindex,
+                mac: self.mac,
+                mtu: self.mtu,
+                queues: cfg.queues,
+                vnet_hdr: cfg.vnet_hdr,
+                fanout_id,
+                tx_frame_size: self.tx_frame_size as u32,
+                stats,
+                cfg: cfg.clone(),
+                rx_fds,
+                rx_gate: gate,
+            },
+        ))
+    }
 }
 
 /// The rx queue over a socket another process opened with `cfg` (a live restart): its ring
@@ -573,16 +610,8 @@ impl AfPacket {
             ));
         }
         netns::run(cfg.netns.as_deref(), || {
-            let ctl = ctl_socket()?;
-            let name = &cfg.host_if_name;
-            let ifindex = if_index(ctl.as_raw_fd(), name)
-                .map_err(|e| io::Error::new(e.kind(), format!("af_packet: {name}: {e}")))?;
-            let mac = get_mac(ctl.as_raw_fd(), name)?;
-            let mtu = get_mtu(ctl.as_raw_fd(), name)?;
-            let tx_frame_size = tx_frame_size(cfg, mtu)?;
-            let stats: Vec<_> = (0..cfg.queues)
-                .map(|_| Arc::new(QueueStats::default()))
-                .collect();
+            let link = Link::of(cfg)?;
+            let stats = link.queue_stats(cfg);
             let mut rx = Vec::new();
             // Closed until the other process has stopped reading.
             let gate = Arc::new(RxGate::default());
@@ -597,30 +626,7 @@ impl AfPacket {
                     gate.clone(),
                 )?);
             }
-            let mut tx = Vec::new();
-            for st in stats.iter() {
-                tx.push(open_tx(cfg, ifindex, tx_frame_size, st.clone())?);
-            }
-            let rx_fds = rx.iter().map(|q| Arc::downgrade(&q.fd)).collect();
-            Ok((
-                rx,
-                tx,
-                AfPacketInfo {
-                    host_if_name: name.clone(),
-                    netns: cfg.netns.clone(),
-                    ifindex,
-                    mac,
-                    mtu,
-                    queues: cfg.queues,
-                    vnet_hdr: cfg.vnet_hdr,
-                    fanout_id,
-                    tx_frame_size: tx_frame_size as u32,
-                    stats,
-                    cfg: cfg.clone(),
-                    rx_fds,
-                    rx_gate: gate,
-                },
-            ))
+            link.finish(cfg, rx, stats, fanout_id, gate)
         })?
     }
 }
