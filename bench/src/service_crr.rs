@@ -1,4 +1,5 @@
-//! `rvpp-bench service-crr [--services 1,1000,10000] [--seconds S] [--runs R] [--conns C]`:
+//! `rvpp-bench service-crr [--services 1,1000,10000] [--seconds S] [--runs R] [--conns C]
+//! [--rx-mode polling|interrupt|adaptive]`:
 //! TCP connect-request-response through a ClusterIP, rvpp's cnat against the Linux kernel with
 //! kube-proxy's nftables rules, with 1 to 10k services programmed.
 //!
@@ -287,6 +288,7 @@ pub fn run(args: &[String]) -> Result<Value, String> {
     let mut secs = 5f64;
     let mut runs = 3usize;
     let mut conns = 16usize;
+    let mut rx_mode = "polling".to_string();
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
@@ -294,6 +296,7 @@ pub fn run(args: &[String]) -> Result<Value, String> {
             "--seconds" => secs = value(&mut it, "--seconds S")?,
             "--runs" => runs = value(&mut it, "--runs R")?,
             "--conns" => conns = value(&mut it, "--conns C")?,
+            "--rx-mode" => rx_mode = value(&mut it, "--rx-mode polling|interrupt|adaptive")?,
             other => return Err(format!("unknown option {other}")),
         }
     }
@@ -301,6 +304,11 @@ pub fn run(args: &[String]) -> Result<Value, String> {
     services.dedup();
     if services.is_empty() || services[0] == 0 || services[services.len() - 1] > MAX_SERVICES {
         return Err(format!("--services: counts from 1 to {MAX_SERVICES}"));
+    }
+    if !matches!(rx_mode.as_str(), "polling" | "interrupt" | "adaptive") {
+        return Err(format!(
+            "--rx-mode {rx_mode}: polling, interrupt or adaptive"
+        ));
     }
     if runs == 0 || conns == 0 || secs <= 0.0 {
         return Err("--runs, --conns and --seconds must be above 0".into());
@@ -313,8 +321,10 @@ pub fn run(args: &[String]) -> Result<Value, String> {
     sh(&["nft", "--version"])
         .map_err(|_| "nft not found: install nftables (scripts/install-deps.sh)")?;
     let mut lab = Lab::new("service-crr")?;
-    let cnat = "set cnat interface tun0\nset cnat interface tun1\n";
-    let (_, p1, p2) = rvpp_pods(&mut lab, " gso", 0, cnat, "")?;
+    let cli = format!(
+        "set cnat interface tun0\nset cnat interface tun1\nset interface rx-mode tun0 {rx_mode}\n"
+    );
+    let (_, p1, p2) = rvpp_pods(&mut lab, " gso", 0, &cli, "")?;
     let (knode, kp1, kp2) = kernel_pods(&mut lab)?;
     let mut procs = Procs(Vec::new());
     procs.0.push(start_server(&p2, conns)?);
