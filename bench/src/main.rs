@@ -49,9 +49,9 @@ const USAGE: &str = "usage: rvpp-bench <benchmark> [options] [--json]
                 iperf3 TCP from a pod here to a pod on a Linux node, flat and over VXLAN, vs a
                 Linux node in rvpp's seat (root)
   service-crr [--services 1,1000,10000] [--seconds S] [--runs R] [--conns C]
-              [--rx-mode polling|interrupt|adaptive]
+              [--rx-mode polling|interrupt|adaptive] [--workers N]
                 TCP connect-request-response to a ClusterIP through rvpp's cnat vs the kernel
-                with kube-proxy's nftables rules, per service count; rvpp's worker in the
+                with kube-proxy's nftables rules, per service count; rvpp's workers in the
                 given rx mode (default polling) (root)
   uplink [--runs R] [--seconds S]
                 64 B pps into and out of the uplink: AF_XDP vs AF_PACKET (root)

@@ -1,5 +1,5 @@
 //! `rvpp-bench service-crr [--services 1,1000,10000] [--seconds S] [--runs R] [--conns C]
-//! [--rx-mode polling|interrupt|adaptive]`:
+//! [--rx-mode polling|interrupt|adaptive] [--workers N]`:
 //! TCP connect-request-response through a ClusterIP, rvpp's cnat against the Linux kernel with
 //! kube-proxy's nftables rules, with 1 to 10k services programmed.
 //!
@@ -289,6 +289,7 @@ pub fn run(args: &[String]) -> Result<Value, String> {
     let mut runs = 3usize;
     let mut conns = 16usize;
     let mut rx_mode = "polling".to_string();
+    let mut workers = 0u32;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
@@ -296,6 +297,7 @@ pub fn run(args: &[String]) -> Result<Value, String> {
             "--seconds" => secs = value(&mut it, "--seconds S")?,
             "--runs" => runs = value(&mut it, "--runs R")?,
             "--conns" => conns = value(&mut it, "--conns C")?,
+            "--workers" => workers = value(&mut it, "--workers N")?,
             "--rx-mode" => rx_mode = value(&mut it, "--rx-mode polling|interrupt|adaptive")?,
             other => return Err(format!("unknown option {other}")),
         }
@@ -324,7 +326,7 @@ pub fn run(args: &[String]) -> Result<Value, String> {
     let cli = format!(
         "set cnat interface tun0\nset cnat interface tun1\nset interface rx-mode tun0 {rx_mode}\n"
     );
-    let (_, p1, p2) = rvpp_pods(&mut lab, " gso", 0, &cli, "")?;
+    let (_, p1, p2) = rvpp_pods(&mut lab, " gso", workers, &cli, "")?;
     let (knode, kp1, kp2) = kernel_pods(&mut lab)?;
     let mut procs = Procs(Vec::new());
     procs.0.push(start_server(&p2, conns)?);
