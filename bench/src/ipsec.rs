@@ -4,14 +4,19 @@
 //! peer's SA are injected at `esp4-decrypt-tun` (then ip4-input, lookup, rewrite, sink). The
 //! ESP node's own clocks per packet (the runtime's per-node TSC counters) give its Gbit/s and
 //! Mpps. Peers in the same run: aws-lc-rs's raw AES-GCM seal / open on the same payload sizes
-//! (the ceiling), and `openssl speed -evp aes-{128,256}-gcm` (the reference).
+//! (the ceiling), `openssl speed -evp aes-{128,256}-gcm` (the reference), and DPDK's
+//! `dpdk-test-crypto-perf` on the intel-ipsec-mb PMD (`crypto_aesni_gcm`), its worker lcore on
+//! the benchmark's core.
 
-pub const HELP: &str = "rvpp-bench ipsec [--seconds S] [--runs N] [--no-openssl] [--json]
+pub const HELP: &str =
+    "rvpp-bench ipsec [--seconds S] [--runs N] [--no-openssl] [--no-dpdk] [--json]
   One core, in process. ESP AES-GCM-128/-256 encrypt (esp4-encrypt-tun) and decrypt
   (esp4-decrypt-tun) at 64 B, 1400 B and IMIX (7 x 64, 4 x 576, 1 x 1500 B inner packets):
   Gbit/s of inner packets, Mpps and clocks/packet of the ESP node, each next to aws-lc-rs's
-  raw AES-GCM on the same payload (ratio: ESP / raw) and openssl speed -evp (ratio: ESP /
-  openssl), all measured in this run. Median of N runs of S seconds per figure.";
+  raw AES-GCM on the same payload (ratio: ESP / raw), openssl speed -evp (ratio: ESP /
+  openssl) and dpdk-test-crypto-perf's throughput test on crypto_aesni_gcm with the same
+  payload and AAD sizes (ratio: ESP / dpdk), all measured in this run. Median of N runs of S
+  seconds per figure (crypto-perf: about S seconds of operations per size).";
 
 use rvpp_dataplane::buffer::{BufferPool, Buffers};
 use rvpp_dataplane::device::TxQueue;
@@ -318,8 +323,95 @@ fn parse_openssl(text: &str, cipher: &str) -> Option<f64> {
     v.strip_suffix('k')?.parse::<f64>().ok().map(|k| k * 1000.0)
 }
 
-/// One reported size: (bytes per packet, ESP clocks, raw library clocks, openssl clocks).
-type Case = (f64, f64, f64, f64);
+/// One `dpdk-test-crypto-perf` throughput test on the intel-ipsec-mb AES-GCM PMD: AES-GCM
+/// with a `key`-byte key, encrypt or decrypt, `aad` bytes of AAD and a 16-byte tag, one
+/// buffer size per entry of `payloads`, its worker lcore on CPU `core` and its main lcore on
+/// another (the main lcore spins while it waits). Returns the tool's TSC cycles per buffer
+/// for each size, or why there is no figure. The runtime directory it makes is removed.
+fn crypto_perf(
+    key: usize,
+    decrypt: bool,
+    aad: usize,
+    payloads: &[usize],
+    core: usize,
+    secs: f64,
+) -> Result<Vec<(usize, f64)>, String> {
+    let main = if core == 0 { 1 } else { 0 };
+    let prefix = format!("rvpp-bench-cperf-{}", std::process::id());
+    let sizes = payloads
+        .iter()
+        .map(|p| p.to_string())
+        .collect::<Vec<_>>()
+        .join(",");
+    // About `secs` of the slowest size (1400 B runs at about 5 M ops/s here).
+    let ops = ((secs * 5e6) as u64).clamp(100_000, 50_000_000).to_string();
+    let out = std::process::Command::new("taskset")
+        .args(["-c", &format!("{main},{core}"), "dpdk-test-crypto-perf"])
+        .args(["--lcores", &format!("0@{main},1@{core}")])
+        .args([
+            "--no-huge",
+            "-m",
+            "1024",
+            "--no-pci",
+            "--file-prefix",
+            &prefix,
+        ])
+        .args(["--vdev", "crypto_aesni_gcm0", "--log-level", "error", "--"])
+        .args([
+            "--ptest",
+            "throughput",
+            "--devtype",
+            "crypto_aesni_gcm",
+            "--silent",
+        ])
+        .args(["--optype", "aead", "--aead-algo", "aes-gcm", "--aead-op"])
+        .arg(if decrypt { "decrypt" } else { "encrypt" })
+        .args(["--aead-key-sz", &key.to_string(), "--aead-iv-sz", "12"])
+        .args(["--aead-aad-sz", &aad.to_string(), "--digest-sz", "16"])
+        .args(["--buffer-sz", &sizes, "--total-ops", &ops])
+        .output();
+    let _ = std::fs::remove_dir_all(format!("/var/run/dpdk/{prefix}"));
+    let out = out.map_err(|e| format!("dpdk-test-crypto-perf: {e}"))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let got = parse_crypto_perf(&text);
+    match payloads.iter().find(|p| !got.iter().any(|g| g.0 == **p)) {
+        None => Ok(got),
+        Some(p) => Err(format!(
+            "dpdk-test-crypto-perf gave no figure for {p} B (exit {}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+                .lines()
+                .chain(text.lines())
+                .rfind(|l| !l.trim().is_empty())
+                .unwrap_or("no output")
+        )),
+    }
+}
+
+/// The result rows of crypto-perf's throughput test (`lcore, Buf Size, Burst Size, Enqueued,
+/// Dequeued, Failed Enq, Failed Deq, MOps, Gbps, Cycles/Buf`): (buffer size, cycles per
+/// buffer). A row that dequeued less than it enqueued or failed any operation is left out.
+fn parse_crypto_perf(text: &str) -> Vec<(usize, f64)> {
+    text.lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let [_, size, _, enq, deq, fail_enq, fail_deq, _, _, cycles] = f[..] else {
+                return None;
+            };
+            let n = |s: &str| s.parse::<u64>().ok();
+            let (enq, deq) = (n(enq)?, n(deq)?);
+            if enq == 0 || deq != enq || n(fail_enq)? != 0 || n(fail_deq)? != 0 {
+                return None;
+            }
+            let c = cycles.parse::<f64>().ok().filter(|c| *c > 0.0)?;
+            Some((n(size)? as usize, c))
+        })
+        .collect()
+}
+
+/// One reported size: (bytes per packet, ESP clocks, raw library, openssl and crypto-perf
+/// clocks).
+type Case = (f64, f64, f64, f64, f64);
 
 /// IMIX's average (bytes, clocks) per packet from per-size clocks.
 fn imix(per: &dyn Fn(usize) -> f64) -> (f64, f64) {
@@ -330,7 +422,7 @@ fn imix(per: &dyn Fn(usize) -> f64) -> (f64, f64) {
 }
 
 pub fn run(args: &[String]) -> Result<serde_json::Value, String> {
-    let (mut seconds, mut runs, mut openssl) = (2.0f64, 3usize, true);
+    let (mut seconds, mut runs, mut openssl, mut dpdk) = (2.0f64, 3usize, true, true);
     let mut it = args.iter();
     while let Some(a) = it.next() {
         let mut val = || it.next().ok_or(format!("{a} needs a value"));
@@ -338,6 +430,7 @@ pub fn run(args: &[String]) -> Result<serde_json::Value, String> {
             "--seconds" => seconds = val()?.parse().map_err(|_| "bad --seconds")?,
             "--runs" => runs = val()?.parse().map_err(|_| "bad --runs")?,
             "--no-openssl" => openssl = false,
+            "--no-dpdk" => dpdk = false,
             "--help" | "-h" => {
                 println!("{HELP}");
                 return Ok(json!({"benchmark": "ipsec", "help": true}));
@@ -349,10 +442,17 @@ pub fn run(args: &[String]) -> Result<serde_json::Value, String> {
         return Err("--runs and --seconds must be positive".into());
     }
     let hz = tsc_hz() as f64;
+    // On the last core, as graph and cnat run; crypto-perf's worker lcore goes there too.
+    let core = core_affinity::get_core_ids().and_then(|ids| ids.last().copied());
+    if let Some(c) = core {
+        core_affinity::set_for_current(c);
+    }
+    let core = core.map_or(0, |c| c.id);
+    let mut dpdk_skipped: Option<String> = (!dpdk).then(|| "--no-dpdk".to_string());
     let mut rows = Vec::new();
     println!("ESP AES-GCM on one core (figures unmeasured unless run on a quiet machine)");
     println!(
-        "{:<12} {:<8} {:>6} {:>9} {:>8} {:>9} {:>9} {:>8} {:>9} {:>8}",
+        "{:<12} {:<8} {:>6} {:>9} {:>8} {:>9} {:>9} {:>8} {:>9} {:>8} {:>9} {:>8}",
         "cipher",
         "dir",
         "size",
@@ -362,7 +462,9 @@ pub fn run(args: &[String]) -> Result<serde_json::Value, String> {
         "raw Gb/s",
         "esp/raw",
         "ossl Gb/s",
-        "esp/ossl"
+        "esp/ossl",
+        "dpdk Gb/s",
+        "esp/dpdk"
     );
     for alg in [CryptoAlg::AesGcm128, CryptoAlg::AesGcm256] {
         let cipher = if alg == CryptoAlg::AesGcm128 {
@@ -419,6 +521,43 @@ pub fn run(args: &[String]) -> Result<serde_json::Value, String> {
                 },
             ));
         }
+        // crypto-perf on the payloads the ESP node seals (inner packet and trailer), with the
+        // SAs' AAD: 12 bytes for the encrypt SA (ESN), 8 for the decrypt SA.
+        let key = if alg == CryptoAlg::AesGcm128 { 16 } else { 32 };
+        let payloads: Vec<usize> = SIZES.iter().map(|&l| l + trailer_len(l)).collect();
+        let mut dpdk_clk: [Vec<(usize, f64)>; 2] = [Vec::new(), Vec::new()];
+        for (i, (decrypt, aad)) in [(false, 12), (true, 8)].into_iter().enumerate() {
+            let mut per: Vec<Vec<f64>> = vec![Vec::new(); SIZES.len()];
+            for _ in 0..runs {
+                if dpdk_skipped.is_some() {
+                    break;
+                }
+                match crypto_perf(key, decrypt, aad, &payloads, core, seconds) {
+                    Ok(got) => {
+                        for (j, p) in payloads.iter().enumerate() {
+                            per[j].extend(got.iter().filter(|g| g.0 == *p).map(|g| g.1));
+                        }
+                    }
+                    Err(e) => dpdk_skipped = Some(e),
+                }
+            }
+            if dpdk_skipped.is_none() {
+                dpdk_clk[i] = SIZES
+                    .iter()
+                    .zip(per)
+                    .map(|(&l, v)| {
+                        (
+                            l,
+                            if v.is_empty() {
+                                f64::NAN
+                            } else {
+                                crate::graph::median(v)
+                            },
+                        )
+                    })
+                    .collect();
+            }
+        }
         let at =
             |v: &[(usize, f64)], l: usize| v.iter().find(|x| x.0 == l).map_or(f64::NAN, |x| x.1);
         let raw_at = |l: usize, open: bool| {
@@ -434,24 +573,36 @@ pub fn run(args: &[String]) -> Result<serde_json::Value, String> {
                 .map_or(f64::NAN, |bps| l as f64 * hz / bps)
         };
         for (dir, v, open) in [("encrypt", &enc, false), ("decrypt", &dec, true)] {
+            let d = &dpdk_clk[usize::from(open)];
             let cases: [(&str, Case); 3] = [
-                ("64", (64.0, at(v, 64), raw_at(64, open), ossl_clk(64))),
+                (
+                    "64",
+                    (64.0, at(v, 64), raw_at(64, open), ossl_clk(64), at(d, 64)),
+                ),
                 (
                     "1400",
-                    (1400.0, at(v, 1400), raw_at(1400, open), ossl_clk(1400)),
+                    (
+                        1400.0,
+                        at(v, 1400),
+                        raw_at(1400, open),
+                        ossl_clk(1400),
+                        at(d, 1400),
+                    ),
                 ),
                 ("imix", {
                     let (bytes, c) = imix(&|l| at(v, l));
-                    (bytes, c, imix(&|l| raw_at(l, open)).1, imix(&ossl_clk).1)
+                    let raw = imix(&|l| raw_at(l, open)).1;
+                    (bytes, c, raw, imix(&ossl_clk).1, imix(&|l| at(d, l)).1)
                 }),
             ];
-            for (name, (bytes, clk, raw_clk, ossl_c)) in cases {
+            for (name, (bytes, clk, raw_clk, ossl_c, dpdk_c)) in cases {
                 let g = bytes * 8.0 * hz / clk / 1e9;
                 let mpps = hz / clk / 1e6;
                 let raw_g = bytes * 8.0 * hz / raw_clk / 1e9;
                 let ossl_g = bytes * 8.0 * hz / ossl_c / 1e9;
+                let dpdk_g = bytes * 8.0 * hz / dpdk_c / 1e9;
                 println!(
-                    "{:<12} {:<8} {:>6} {:>9.0} {:>8.2} {:>9.2} {:>9.2} {:>8.2} {:>9.2} {:>8.2}",
+                    "{:<12} {:<8} {:>6} {:>9.0} {:>8.2} {:>9.2} {:>9.2} {:>8.2} {:>9.2} {:>8.2} {:>9.2} {:>8.2}",
                     cipher,
                     dir,
                     name,
@@ -461,19 +612,28 @@ pub fn run(args: &[String]) -> Result<serde_json::Value, String> {
                     raw_g,
                     g / raw_g,
                     ossl_g,
-                    g / ossl_g
+                    g / ossl_g,
+                    dpdk_g,
+                    g / dpdk_g
                 );
+                let finite = |x: f64| if x.is_finite() { json!(x) } else { json!(null) };
                 rows.push(json!({
                     "cipher": cipher, "dir": dir, "size": name, "clocks_per_packet": clk,
                     "mpps": mpps, "gbps": g, "raw_gbps": raw_g, "ratio_raw": g / raw_g,
-                    "openssl_gbps": if ossl_g.is_finite() { json!(ossl_g) } else { json!(null) },
-                    "ratio_openssl": if ossl_g.is_finite() { json!(g / ossl_g) } else { json!(null) },
+                    "openssl_gbps": finite(ossl_g), "ratio_openssl": finite(g / ossl_g),
+                    "dpdk_gbps": finite(dpdk_g), "ratio_dpdk": finite(g / dpdk_g),
+                    "dpdk_clocks_per_packet": finite(dpdk_c),
                 }));
             }
         }
     }
+    if let Some(why) = &dpdk_skipped {
+        println!("dpdk-test-crypto-perf peer skipped: {why}");
+    }
     Ok(json!({
         "benchmark": "ipsec",
+        "core": core,
+        "dpdk_peer_skipped": dpdk_skipped,
         "seconds": seconds,
         "runs": runs,
         "tsc_hz": hz,
@@ -491,5 +651,36 @@ mod tests {
             Some(2_673_179_090.0)
         );
         assert_eq!(super::parse_openssl("nothing", "aes-128-gcm"), None);
+    }
+
+    /// The result table of a real run (`--ptest throughput --devtype crypto_aesni_gcm
+    /// --buffer-sz 64,1400`, dpdk 22.11), with the lines the tool prints around it.
+    const CRYPTO_PERF_OUT: &str = "Allocated pool \"sess_mp_0\" on socket 0
+    lcore id    Buf Size  Burst Size    Enqueued    Dequeued  Failed Enq  Failed Deq        MOps        Gbps  Cycles/Buf
+
+           1          64          32     2000000     2000000           0           0     19.0629      9.7602      136.39
+           1        1400          32     2000000     2000000           0           0      5.8606     65.6383      443.64
+";
+
+    #[test]
+    fn crypto_perf_rows_parsed() {
+        assert_eq!(
+            super::parse_crypto_perf(CRYPTO_PERF_OUT),
+            vec![(64, 136.39), (1400, 443.64)]
+        );
+    }
+
+    #[test]
+    fn crypto_perf_rows_that_lost_or_failed_operations_are_left_out() {
+        let lost = CRYPTO_PERF_OUT.replace(
+            "2000000     2000000           0",
+            "2000000     1999000           0",
+        );
+        assert_eq!(super::parse_crypto_perf(&lost), vec![]);
+        let failed = "           1          64          32     2000000     2000000           3           0     19.0629      9.7602      136.39";
+        assert_eq!(super::parse_crypto_perf(failed), vec![]);
+        let garbled = "           1          64          32     2000000     2000000           0           0     19.0629      9.7602      n/a\nEAL: error";
+        assert_eq!(super::parse_crypto_perf(garbled), vec![]);
+        assert_eq!(super::parse_crypto_perf(""), vec![]);
     }
 }
