@@ -295,13 +295,11 @@ impl Acl {
         iter: u32,
         verbose: u32,
     ) -> Result<String, String> {
+        let prefix = format!("rvpp-bench-acl-{}", std::process::id());
         let out = Command::new(&self.bin)
             .args(["--no-huge", "--no-pci", "--log-level=1", "-l"])
             .arg(self.core.to_string())
-            .arg(format!(
-                "--file-prefix=rvpp-bench-acl-{}",
-                std::process::id()
-            ))
+            .arg(format!("--file-prefix={prefix}"))
             .arg("--")
             .arg(format!("--rulesf={}", rules.display()))
             .arg(format!("--tracef={}", traces.display()))
@@ -309,8 +307,10 @@ impl Acl {
             .arg(format!("--tracenum={n_traces}"))
             .arg(format!("--iter={iter}"))
             .arg(format!("--verbose={verbose}"))
-            .output()
-            .map_err(|e| format!("{}: {e}", self.bin.display()))?;
+            .output();
+        // EAL's shared-config files and socket, which it leaves behind at exit.
+        let _ = std::fs::remove_dir_all(format!("/var/run/dpdk/{prefix}"));
+        let out = out.map_err(|e| format!("{}: {e}", self.bin.display()))?;
         let text = String::from_utf8_lossy(&out.stdout).into_owned();
         if !out.status.success() {
             return Err(format!(

@@ -254,6 +254,7 @@ fn init_inner(args: Vec<String>, mbufs: u32) -> Result<Eal, String> {
             args.join(" ")
         ));
     }
+    remove_runtime_dir(&args);
     let name = c"rvpp_mbufs";
     let data_room = (sys::RTE_MBUF_DEFAULT_BUF_SIZE) as u16;
     // SAFETY: EAL is up; the name is NUL-terminated; the pool lives for the process.
@@ -279,6 +280,23 @@ fn init_inner(args: Vec<String>, mbufs: u32) -> Result<Eal, String> {
         mbufs,
         probe_lock: Mutex::new(()),
     })
+}
+
+/// EAL makes `<runtime dir>/dpdk/<file-prefix>` even with `--in-memory` / `--no-shconf`, and
+/// with those it puts nothing there; nothing removes it at exit, so every run left one behind.
+/// Removed right after init, only if empty.
+fn remove_runtime_dir(args: &[String]) {
+    let Some(prefix) = args.iter().find_map(|a| a.strip_prefix("--file-prefix=")) else {
+        return;
+    };
+    // EAL's choice of base: /var/run for root, else $XDG_RUNTIME_DIR, else /tmp.
+    // SAFETY: geteuid has no preconditions.
+    let base = if unsafe { libc::geteuid() } == 0 {
+        "/var/run".to_string()
+    } else {
+        std::env::var("XDG_RUNTIME_DIR").unwrap_or_else(|_| "/tmp".into())
+    };
+    let _ = std::fs::remove_dir(format!("{base}/dpdk/{prefix}"));
 }
 
 /// Let the calling (non-EAL) thread use per-lcore mempool caches: register it with EAL once.
