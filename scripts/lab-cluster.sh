@@ -9,9 +9,8 @@
 # Underlay 198.19.0.0/24 and fd00:19::/64 on the bridge: A .1, B .2, C .3. Pod blocks: a1
 # 198.18.1.0/26 fd00:18:11::/64, a2 198.18.1.64/26 fd00:18:12::/64, b1 198.18.2.0/26
 # fd00:18:21::/64, b2 198.18.2.64/26 fd00:18:22::/64, c1 198.18.3.0/26 fd00:18:31::/64.
-# A and B route each other's first blocks over IPIP (IPv6 inside IPv4: rvpp has no IPIP over
-# IPv6 decap yet) and the second ones over VXLAN in calico-vpp's L3 mode (IPv4 and IPv6 outer,
-# as calico makes one tunnel per family). Each reaches C over VXLAN in the L2 mode, per family,
+# A and B route each other's first blocks over IPIP and the second ones over VXLAN in
+# calico-vpp's L3 mode, each with IPv4 and IPv6 outer tunnels (calico makes one per family). Each reaches C over VXLAN in the L2 mode, per family,
 # as felix's vxlan.calico / vxlan-v6.calico: VNI 4096, port 4789, VTEP MACs 0x66 + sha1(node
 # name) (name + "-v6" for IPv6), VTEP addresses from each node's first block, static
 # neighbour and FDB entries and onlink routes on C; static neighbours on the rvpp side.
@@ -54,8 +53,9 @@ for n in A B C; do
 done
 
 # rvpp nodes. <node> <name of its ns var> <own v4/v6 uplink> <peer rvpp v4/v6> <peer blocks>.
-# Interfaces in creation order: tun0 tun1 host-eth1, then ipip0, vxlan_tunnel0 (L3 v4),
-# vxlan_tunnel1 (L3 v6), vxlan_tunnel2 (L2 v4 to C), vxlan_tunnel3 (L2 v6 to C).
+# Interfaces in creation order: tun0 tun1 host-eth1, then ipip0 (v4), ipip1 (v6),
+# vxlan_tunnel0 (L3 v4), vxlan_tunnel1 (L3 v6), vxlan_tunnel2 (L2 v4 to C), vxlan_tunnel3 (L2 v6
+# to C).
 rvpp_node_cli() {
   local pod1=$1 pod2=$2 me4=$3 me6=$4 peer4=$5 peer6=$6 mac=$7 mac6=$8
   local p1_4=$9 p1_6=${10} p2_4=${11} p2_6=${12} own1_4=${13} own1_6=${14} own2_4=${15} own2_6=${16}
@@ -76,7 +76,10 @@ create ipip tunnel src $me4 dst $peer4
 set interface unnumbered ipip0 use host-eth1
 set interface state ipip0 up
 ip route add $p1_4 via ipip0
-ip route add $p1_6 via ipip0
+create ipip tunnel src $me6 dst $peer6
+set interface unnumbered ipip1 use host-eth1
+set interface state ipip1 up
+ip route add $p1_6 via ipip1
 create vxlan tunnel src $me4 dst $peer4 vni 4096 l3
 set interface unnumbered vxlan_tunnel0 use host-eth1
 set interface state vxlan_tunnel0 up
@@ -202,13 +205,13 @@ check_iperf "TCP c1 -> a1 over VXLAN L2 (Linux, IPv6)" $PODC1 $PODA1 $A1_6
 check_iperf "TCP b1 -> c1 over VXLAN L2 (Linux, IPv6)" $PODB1 $PODC1 $C1_6
 
 # Each path carried what it should, and nothing fell on the floor on the way.
-counter() { awk -v r="$2" 'index($0, r) {s += $1} END {print s + 0}' <<<"$1"; }
 for n in a b; do
   errs=$(ctl_$n show errors)
-  for r in "ipip packets encapsulated" "ipip packets decapsulated" \
-    "vxlan packets encapsulated" "vxlan packets decapsulated"; do
-    c=$(counter "$errs" "$r")
-    check "rvpp $n: $r ($c)" test "$c" -gt 0
+  # Every tunnel node of both outer families carried packets.
+  for node in ipip4-encap ipip6-encap ipip4-input ipip6-input \
+    vxlan4-encap vxlan6-encap vxlan4-input vxlan6-input; do
+    c=$(awk -v n="$node" '$2 == n && /packets (en|de)capsulated/ {s += $1} END {print s + 0}' <<<"$errs")
+    check "rvpp $n: $node counted $c packets" test "$c" -gt 0
   done
   drops=$(grep -E '(vxlan|ipip).*\(dropped\)' <<<"$errs" || true)
   check "rvpp $n: no vxlan/ipip drops" test -z "$drops"
