@@ -207,7 +207,7 @@ check_iperf "TCP b1 -> c1 over VXLAN L2 (Linux, IPv6)" $PODB1 $PODC1 $C1_6
 # Each path carried what it should, and nothing fell on the floor on the way.
 for n in a b; do
   errs=$(ctl_$n show errors)
-  # Every tunnel node of both outer families carried packets.
+  # Every tunnel node carried packets (encap is named by the inner family, decap by the outer).
   for node in ipip4-encap ipip6-encap ipip4-input ipip6-input \
     vxlan4-encap vxlan6-encap vxlan4-input vxlan6-input; do
     c=$(awk -v n="$node" '$2 == n && /packets (en|de)capsulated/ {s += $1} END {print s + 0}' <<<"$errs")
