@@ -1082,8 +1082,9 @@ const USO_MAX_SEGS: usize = 128;
 /// veth, a peer's af_packet frame of merged VXLAN datagrams (see [`UdpRun`]) stays one skb up
 /// to our socket. Nothing after the driver reads a UDP super-frame, so it is cut back into
 /// its datagrams here, each with its own lengths and, for IPv4, ID (+1 each) and header
-/// checksum; the UDP checksum is zero over IPv4 and computed over IPv6, as rvpp's encap sends
-/// them. Returns the buffers written to `out`; on error nothing is left allocated.
+/// checksum. The UDP checksum is computed, except over IPv4 to the VXLAN port, where it is
+/// zero as rvpp's encap sends it (the decap never reads it). Returns the buffers written to
+/// `out`; on error nothing is left allocated.
 fn split_udp_gso(
     bufs: &mut Buffers,
     frame: &[u8],
@@ -1114,6 +1115,7 @@ fn split_udp_gso(
             .map_or(0, |b| u16::from_be_bytes([b[0], b[1]]))
     };
     let id0 = if v6 { 0 } else { be16(l3 + 4) };
+    let vxlan4 = !v6 && be16(l4 + 2) == rvpp_dataplane::wire::tunnel::VXLAN_PORT;
     for (i, (chunk, (&bi, o))) in payload
         .chunks(seg)
         .zip(idx.iter().zip(out.iter_mut()))
@@ -1152,6 +1154,18 @@ fn split_udp_gso(
                 put(p, l3 + 10, 0)?;
                 let c = fold(ones_sum(p.get(l3..l4)?, 0));
                 put(p, l3 + 10, c)?;
+                if !vxlan4 {
+                    let a = |at: usize| {
+                        let b = p.get(at..at + 4)?;
+                        Some(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+                    };
+                    let ps = ip4_pseudo_sum(a(l3 + 12)?, a(l3 + 16)?, udp_len, 17);
+                    let c = match fold(ones_sum(p.get(l4..)?, ps)) {
+                        0 => 0xffff,
+                        c => c,
+                    };
+                    put(p, l4 + 6, c)?;
+                }
             }
             Some(())
         })();
@@ -1726,10 +1740,24 @@ mod tests {
                 } else {
                     assert_eq!(u16::from_be_bytes([d[18], d[19]]), 40 + i as u16, "ID");
                     assert_eq!(fold(ones_sum(&d[14..34], 0)), 0, "IPv4 checksum {i}");
-                    assert_eq!(d[40..42], [0, 0], "no UDP checksum over IPv4");
+                    assert_eq!(d[40..42], [0, 0], "no UDP checksum over IPv4 VXLAN");
                 }
             }
             bufs.free(&out[..n]);
+            if !v6 {
+                // Another port over IPv4 keeps a real UDP checksum.
+                let mut quic = frame.clone();
+                quic[36..38].copy_from_slice(&443u16.to_be_bytes());
+                assert_eq!(split_udp_gso(&mut bufs, &quic, 100, 9, &mut out), Ok(3));
+                for &bi in &out[..3] {
+                    let d = bufs.get(bi).data().to_vec();
+                    let a = |o: usize| u32::from_be_bytes(d[o..o + 4].try_into().unwrap());
+                    let ps = ip4_pseudo_sum(a(26), a(30), (d.len() - 34) as u16, 17);
+                    assert_ne!(d[40..42], [0, 0]);
+                    assert_eq!(fold(ones_sum(&d[34..], ps)), 0, "UDP checksum");
+                }
+                bufs.free(&out[..3]);
+            }
             // Not enough room in the vector, or not UDP: nothing taken from the pool.
             let before = pool.available();
             let mut two = [0u32; 2];
