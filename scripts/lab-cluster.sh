@@ -101,6 +101,11 @@ set interface state vxlan_tunnel3 up
 set ip neighbor vxlan_tunnel3 $VTEP6_C $MAC_C6
 ip route add fd00:18:31::/64 via $VTEP6_C vxlan_tunnel3
 EOF
+  # calico enables cnat's feature on every pod interface, uplink and tunnel.
+  local i
+  for i in tun0 tun1 host-eth1 ipip0 ipip1 vxlan_tunnel0 vxlan_tunnel1 vxlan_tunnel2 vxlan_tunnel3; do
+    echo "set cnat interface $i"
+  done
 }
 mkdir -p "$DIR/a" "$DIR/b"
 rvpp_node_cli $PODA1 $PODA2 $UP4_A $UP6_A $UP4_B $UP6_B $MAC_A $MAC_A6 \

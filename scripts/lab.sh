@@ -3,7 +3,8 @@
 #
 #   sudo bash scripts/lab.sh [--uplink af_xdp|af_packet] [--no-robustness] [--keep]
 #   sudo bash scripts/lab.sh --cluster [--keep]   (two rvpp nodes and a Linux node: see below)
-#   (environment: RVPP=path/to/rvpp, UDP_RATE=200M for the iperf3 UDP checks)
+#   (environment: RVPP=path/to/rvpp, UDP_RATE=200M for the iperf3 UDP checks,
+#    MIN_TCP_MBPS: iperf3 TCP below it fails; 0, and 50 with --cluster)
 #
 #   pod1 (tun eth0) ─┐                                 ┌─ rpod (veth eth0)
 #                    ├─ rvpp in "node" ── eth1 veth ── "remote" (Linux routing)
@@ -37,7 +38,7 @@ while [ $# -gt 0 ]; do
     --no-robustness) ROBUST=0; shift ;;
     --keep) KEEP=1; shift ;;
     --cluster) CLUSTER=1; UPLINK=af_packet; shift ;;
-    -h|--help) sed -n 2,25p "$0"; exit 0 ;;
+    -h|--help) sed -n 2,26p "$0"; exit 0 ;;
     *) echo "lab: unknown option $1" >&2; exit 2 ;;
   esac
 done
