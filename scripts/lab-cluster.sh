@@ -209,6 +209,17 @@ check_iperf "TCP b2 -> a2 over VXLAN L3 (IPv6)" $PODB2 $PODA2 $A2_6
 check_iperf "TCP c1 -> a1 over VXLAN L2 (Linux, IPv6)" $PODC1 $PODA1 $A1_6
 check_iperf "TCP b1 -> c1 over VXLAN L2 (Linux, IPv6)" $PODB1 $PODC1 $C1_6
 
+echo "== services whose backend is on another node (cnat DNAT, then the tunnel)"
+ctl_a cnat translation add proto tcp vip 198.18.100.1 5201 to $C1_4 5201 >/dev/null
+ctl_b cnat translation add proto tcp vip 198.18.100.2 5201 to $A2_4 5201 >/dev/null
+ctl_a cnat translation add proto tcp vip fd00:18:100::1 5201 to $B1_6 5201 >/dev/null
+check_service "TCP a1 -> ClusterIP 198.18.100.1:5201 -> c1 over VXLAN L2 (Linux)" \
+  $PODA1 $PODC1 $C1_4 198.18.100.1 5201
+check_service "TCP b1 -> ClusterIP 198.18.100.2:5201 -> a2 over VXLAN L3" \
+  $PODB1 $PODA2 $A2_4 198.18.100.2 5201
+check_service "TCP a1 -> ClusterIP [fd00:18:100::1]:5201 -> b1 over IPIP (IPv6)" \
+  $PODA1 $PODB1 $B1_6 fd00:18:100::1 5201
+
 # Each path carried what it should, and nothing fell on the floor on the way.
 for n in a b; do
   errs=$(ctl_$n show errors)

@@ -23,7 +23,8 @@
 # node C, each with its pods, joined by a bridge in a fabric namespace (af_packet uplinks).
 # A <-> B over IPIP and over VXLAN in calico-vpp's L3 mode (pods of different blocks routed
 # via each), A and B <-> C over VXLAN in the Linux-compatible L2 mode, C's vxlan.calico and
-# vxlan-v6.calico set up as felix does; ping and iperf3 TCP between every pair of nodes' pods.
+# vxlan-v6.calico set up as felix does; ping and iperf3 TCP between every pair of nodes' pods,
+# ClusterIPs whose backends are on other nodes.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -38,7 +39,7 @@ while [ $# -gt 0 ]; do
     --no-robustness) ROBUST=0; shift ;;
     --keep) KEEP=1; shift ;;
     --cluster) CLUSTER=1; UPLINK=af_packet; shift ;;
-    -h|--help) sed -n 2,26p "$0"; exit 0 ;;
+    -h|--help) sed -n 2,27p "$0"; exit 0 ;;
     *) echo "lab: unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -184,6 +185,33 @@ PY
 }
 check_iperf() { local what=$1; shift; if iperf "$@" >"$DIR/out" 2>&1; then ok "$what: $(tail -1 "$DIR/out")"; else bad "$what"; tail -3 "$DIR/out" | sed 's/^/        /'; fi; }
 
+# TCP through a translation: the server binds the backend's address, the client dials the VIP.
+via_service() {
+  local from=$1 to_ns=$2 backend=$3 vip=$4 port=$5
+  in_ns "$to_ns" iperf3 -s -1 -B "$backend" >/dev/null 2>&1 &
+  local srv=$!
+  wait_for 50 sh -c "ip netns exec $to_ns ss -ltn | grep -q ':5201'"
+  local rc=0
+  in_ns "$from" timeout 20 iperf3 -c "$vip" -p "$port" -t 1 -J >"$DIR/iperf.json" || rc=$?
+  kill "$srv" 2>/dev/null || true
+  wait "$srv" 2>/dev/null || true
+  [ $rc = 0 ] && python3 -c '
+import json, sys
+j = json.load(open(sys.argv[1]))
+if "error" in j:
+    sys.exit("iperf3: " + j["error"])
+print("%.2f Gbit/s" % (j["end"]["sum_received"]["bits_per_second"] / 1e9))' "$DIR/iperf.json"
+}
+# One retry, said in the result: a one-second iperf3 through a fresh cnat session now and then
+# reports an error of its own (its control connection); a broken service fails both tries.
+check_service() {
+  local what=$1; shift
+  if via_service "$@" >"$DIR/out" 2>&1; then ok "$what: $(tail -1 "$DIR/out")"; return; fi
+  local first; first=$(tail -1 "$DIR/out")
+  if via_service "$@" >"$DIR/out" 2>&1; then ok "$what: $(tail -1 "$DIR/out") (second try; the first: $first)"
+  else bad "$what"; tail -3 "$DIR/out" | sed 's/^/        /'; fi
+}
+
 if [ "$CLUSTER" = 1 ]; then
   # shellcheck source=scripts/lab-cluster.sh
   . "$ROOT/scripts/lab-cluster.sh"
@@ -280,32 +308,6 @@ check_iperf "TCP remote pod -> pod2" $RPOD $POD2 198.18.2.2
 check_iperf "UDP pod1 -> remote pod" $POD1 $RPOD 198.18.64.2 -u -b "$UDP_RATE" -l 1200
 
 echo "== services (cnat: ClusterIP, NodePort and hostport from the remote node, SNAT out)"
-# TCP through a translation: the server binds the backend's address, the client dials the VIP.
-via_service() {
-  local from=$1 to_ns=$2 backend=$3 vip=$4 port=$5
-  in_ns "$to_ns" iperf3 -s -1 -B "$backend" >/dev/null 2>&1 &
-  local srv=$!
-  wait_for 50 sh -c "ip netns exec $to_ns ss -ltn | grep -q ':5201'"
-  local rc=0
-  in_ns "$from" timeout 20 iperf3 -c "$vip" -p "$port" -t 1 -J >"$DIR/iperf.json" || rc=$?
-  kill "$srv" 2>/dev/null || true
-  wait "$srv" 2>/dev/null || true
-  [ $rc = 0 ] && python3 -c '
-import json, sys
-j = json.load(open(sys.argv[1]))
-if "error" in j:
-    sys.exit("iperf3: " + j["error"])
-print("%.2f Gbit/s" % (j["end"]["sum_received"]["bits_per_second"] / 1e9))' "$DIR/iperf.json"
-}
-# One retry, said in the result: a one-second iperf3 through a fresh cnat session now and then
-# reports an error of its own (its control connection); a broken service fails both tries.
-check_service() {
-  local what=$1; shift
-  if via_service "$@" >"$DIR/out" 2>&1; then ok "$what: $(tail -1 "$DIR/out")"; return; fi
-  local first; first=$(tail -1 "$DIR/out")
-  if via_service "$@" >"$DIR/out" 2>&1; then ok "$what: $(tail -1 "$DIR/out") (second try; the first: $first)"
-  else bad "$what"; tail -3 "$DIR/out" | sed 's/^/        /'; fi
-}
 for i in tun0 tun1 $UP; do ctl set cnat interface $i >/dev/null; done
 ctl cnat translation add proto tcp vip 198.18.100.1 5201 to 198.18.2.2 5201 >/dev/null
 ctl cnat translation add proto tcp vip fd00:18::100 5201 to fd00:18::22 5201 >/dev/null
