@@ -204,10 +204,13 @@ for pair in a1:b1 b1:a1 a2:b2 b2:a2 a1:c1 c1:a1 b2:c1 c1:b2; do
   done
   check_iperf "TCP $f -> $t over $(path "$fns" "$tns")" "$fns" "$tns" "$t4"
 done
+# IPv6: each direction between two nodes once, each tunnel kind at least once.
 check_iperf "TCP a1 -> b1 over IPIP (IPv6)" $PODA1 $PODB1 $B1_6
 check_iperf "TCP b2 -> a2 over VXLAN L3 (IPv6)" $PODB2 $PODA2 $A2_6
+check_iperf "TCP a2 -> c1 over VXLAN L2 (Linux, IPv6)" $PODA2 $PODC1 $C1_6
 check_iperf "TCP c1 -> a1 over VXLAN L2 (Linux, IPv6)" $PODC1 $PODA1 $A1_6
 check_iperf "TCP b1 -> c1 over VXLAN L2 (Linux, IPv6)" $PODB1 $PODC1 $C1_6
+check_iperf "TCP c1 -> b2 over VXLAN L2 (Linux, IPv6)" $PODC1 $PODB2 $B2_6
 
 echo "== services whose backend is on another node (cnat DNAT, then the tunnel)"
 ctl_a cnat translation add proto tcp vip 198.18.100.1 5201 to $C1_4 5201 >/dev/null

@@ -65,7 +65,7 @@ fn lab_af_packet_uplink() {
 /// VXLAN L3 between the rvpp nodes, VXLAN L2 to Linux) above a floor that a path losing
 /// segments falls under, ClusterIPs (cnat on every interface) with backends on other nodes,
 /// every tunnel node's packets counted, no tunnel drops, a clean exit of both rvpp
-/// processes. About 45 s with a debug build.
+/// processes. About 50 s with a debug build.
 #[test]
 fn lab_mixed_cluster() {
     if can_run() {
