@@ -2,7 +2,9 @@
 # The rvpp netns lab: a Calico-VPP node and a plain-Linux node, in namespaces, end to end.
 #
 #   sudo bash scripts/lab.sh [--uplink af_xdp|af_packet] [--no-robustness] [--keep]
-#   (environment: RVPP=path/to/rvpp, UDP_RATE=200M for the iperf3 UDP checks)
+#   sudo bash scripts/lab.sh --cluster [--keep]   (two rvpp nodes and a Linux node: see below)
+#   (environment: RVPP=path/to/rvpp, UDP_RATE=200M for the iperf3 UDP checks,
+#    MIN_TCP_MBPS: iperf3 TCP below it fails; 0, and 50 with --cluster)
 #
 #   pod1 (tun eth0) ─┐                                 ┌─ rpod (veth eth0)
 #                    ├─ rvpp in "node" ── eth1 veth ── "remote" (Linux routing)
@@ -16,6 +18,13 @@
 # outside, a pod namespace deleted under traffic, SIGKILL and restart) and a clean SIGTERM
 # exit. Addresses come from 198.18.0.0/15 and fd00::/8 only; nothing touches the machine's
 # own interfaces. Everything is removed on exit, failure included.
+#
+# --cluster (scripts/lab-cluster.sh, on this file's helpers): rvpp nodes A and B and a Linux
+# node C, each with its pods, joined by a bridge in a fabric namespace (af_packet uplinks).
+# A <-> B over IPIP and over VXLAN in calico-vpp's L3 mode (pods of different blocks routed
+# via each), A and B <-> C over VXLAN in the Linux-compatible L2 mode, C's vxlan.calico and
+# vxlan-v6.calico set up as felix does; ping and iperf3 TCP between every pair of nodes' pods,
+# ClusterIPs whose backends are on other nodes.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -23,12 +32,14 @@ UPLINK=af_xdp
 ROBUST=1
 UDP_RATE=${UDP_RATE:-200M}
 KEEP=0
+CLUSTER=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --uplink) UPLINK=$2; shift 2 ;;
     --no-robustness) ROBUST=0; shift ;;
     --keep) KEEP=1; shift ;;
-    -h|--help) sed -n 2,20p "$0"; exit 0 ;;
+    --cluster) CLUSTER=1; UPLINK=af_packet; shift ;;
+    -h|--help) sed -n 2,27p "$0"; exit 0 ;;
     *) echo "lab: unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -49,25 +60,40 @@ if [ ! -x "$RVPP" ] || [ ! -x "$RVPPCTL" ]; then
 fi
 
 ID=$$
-NODE=rvpp-lab-$ID-node POD1=rvpp-lab-$ID-pod1 POD2=rvpp-lab-$ID-pod2 POD3=rvpp-lab-$ID-pod3
-REMOTE=rvpp-lab-$ID-remote RPOD=rvpp-lab-$ID-rpod
-NSES=($NODE $POD1 $POD2 $POD3 $REMOTE $RPOD)
+if [ "$CLUSTER" = 1 ]; then
+  FABRIC=rvpp-lab-$ID-fabric NODE_A=rvpp-lab-$ID-a NODE_B=rvpp-lab-$ID-b NODE_C=rvpp-lab-$ID-c
+  PODA1=rvpp-lab-$ID-a1 PODA2=rvpp-lab-$ID-a2 PODB1=rvpp-lab-$ID-b1 PODB2=rvpp-lab-$ID-b2
+  PODC1=rvpp-lab-$ID-c1
+  NSES=($FABRIC $NODE_A $NODE_B $NODE_C $PODA1 $PODA2 $PODB1 $PODB2 $PODC1)
+else
+  NODE=rvpp-lab-$ID-node POD1=rvpp-lab-$ID-pod1 POD2=rvpp-lab-$ID-pod2 POD3=rvpp-lab-$ID-pod3
+  REMOTE=rvpp-lab-$ID-remote RPOD=rvpp-lab-$ID-rpod
+  NSES=($NODE $POD1 $POD2 $POD3 $REMOTE $RPOD)
+fi
 DIR=$(mktemp -d /tmp/rvpp-lab.XXXXXX)
 LOG=$DIR/rvpp.log
+# RVPP_PID: the single node's rvpp (restarted by the robustness checks); RVPP_PIDS: the
+# cluster's. cleanup stops both.
 RVPP_PID=
+RVPP_PIDS=()
 PASS=0 FAIL=0
+
+stop_rvpp() {
+  local pid=$1
+  kill -0 "$pid" 2>/dev/null || return 0
+  kill -TERM "$pid" 2>/dev/null || true
+  for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  kill -KILL "$pid" 2>/dev/null || true
+}
 
 cleanup() {
   local rc=$?
-  if [ "$KEEP" = 1 ] && [ -n "$RVPP_PID" ]; then
-    echo "lab: --keep: rvpp pid $RVPP_PID, CLI: $RVPPCTL -s $DIR/cli.sock; press enter to clean up"
+  if [ "$KEEP" = 1 ] && { [ -n "$RVPP_PID" ] || [ ${#RVPP_PIDS[@]} -gt 0 ]; }; then
+    echo "lab: --keep: rvpp pid(s) $RVPP_PID ${RVPP_PIDS[*]}, CLI: $RVPPCTL -s $DIR/[node/]cli.sock"
+    echo "lab: press enter to clean up"
     read -r _ || true
   fi
-  if [ -n "$RVPP_PID" ] && kill -0 "$RVPP_PID" 2>/dev/null; then
-    kill -TERM "$RVPP_PID" 2>/dev/null || true
-    for _ in $(seq 50); do kill -0 "$RVPP_PID" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$RVPP_PID" 2>/dev/null || true
-  fi
+  for pid in $RVPP_PID "${RVPP_PIDS[@]}"; do stop_rvpp "$pid"; done
   for ns in "${NSES[@]}"; do
     if ip netns list | grep -qw "$ns"; then
       for p in $(ip netns pids "$ns" 2>/dev/null); do kill -KILL "$p" 2>/dev/null || true; done
@@ -75,7 +101,10 @@ cleanup() {
     fi
   done
   if [ "$FAIL" -gt 0 ] || [ "$rc" != 0 ]; then
-    echo "---- rvpp log (last 40 lines) ----"; tail -40 "$LOG" 2>/dev/null || true
+    for l in "$DIR"/*.log; do
+      [ -e "$l" ] || continue
+      echo "---- $(basename "$l") (last 40 lines) ----"; tail -40 "$l" || true
+    done
   fi
   rm -rf "$DIR"
   exit "$rc"
@@ -89,6 +118,107 @@ check() { local what=$1; shift; if "$@" >"$DIR/out" 2>&1; then ok "$what"; else 
 in_ns() { local ns=$1; shift; ip netns exec "$ns" "$@"; }
 ctl() { "$RVPPCTL" -s "$DIR/cli.sock" "$@"; }
 wait_for() { local n=$1; shift; for _ in $(seq "$n"); do "$@" >/dev/null 2>&1 && return 0; sleep 0.1; done; return 1; }
+ping4() { in_ns "$1" ping -q -c 3 -i 0.2 -W 2 "$2"; }
+ping6() { in_ns "$1" ping -6 -q -c 3 -i 0.2 -W 2 "$2"; }
+
+# A node's startup.conf in <dir>: CLI socket, the exec file <dir>/setup.cli, stats socket.
+write_startup() {
+  cat >"$1/startup.conf" <<EOF
+unix { nodaemon cli-listen $1/cli.sock exec $1/setup.cli pidfile $1/rvpp.pid } 
+statseg { socket-name $1/stats.sock }
+buffers { buffers-per-numa 32768 }
+EOF
+}
+
+# launch_rvpp <node ns> <dir> <log> <pod ns>...: rvpp in the node's namespace on <dir>'s
+# startup.conf, up once its CLI listens and each pod has its eth0. Sets LAUNCHED_PID.
+launch_rvpp() {
+  local ns=$1 dir=$2 log=$3; shift 3
+  rm -f "$dir/cli.sock"
+  RVPP_LOG=info ip netns exec "$ns" "$RVPP" -c "$dir/startup.conf" >>"$log" 2>&1 &
+  LAUNCHED_PID=$!
+  wait_for 100 test -S "$dir/cli.sock" || { echo "lab: rvpp did not start"; cat "$log"; exit 1; }
+  local pod
+  for pod in "$@"; do
+    wait_for 50 ip -n "$pod" link show eth0 || { echo "lab: $pod's interface missing"; exit 1; }
+  done
+}
+
+# The pod side, as calico's CNI does it: /32 and /128 addresses, default routes via the tun.
+setup_pod() {
+  local ns=$1 v4=$2 v6=$3
+  ip -n "$ns" addr add "$v4/32" dev eth0
+  ip -n "$ns" addr add "$v6/128" dev eth0 nodad
+  ip -n "$ns" link set eth0 up
+  ip -n "$ns" route add default dev eth0
+  ip -n "$ns" -6 route add default dev eth0
+}
+
+# iperf3 runs: prints the rate; fails on an iperf error or (UDP) more than 5% loss.
+iperf() {
+  local from=$1 to_ns=$2 addr=$3; shift 3
+  in_ns "$to_ns" iperf3 -s -1 -B "$addr" >/dev/null 2>&1 &
+  local srv=$!
+  wait_for 50 sh -c "ip netns exec $to_ns ss -ltn | grep -q ':5201'"
+  local rc=0
+  in_ns "$from" timeout 20 iperf3 -c "$addr" -t "${IPERF_SECONDS:-2}" -J "$@" >"$DIR/iperf.json" || rc=$?
+  kill "$srv" 2>/dev/null || true
+  wait "$srv" 2>/dev/null || true
+  [ $rc = 0 ] || return 1
+  python3 - "$DIR/iperf.json" <<'PY'
+import json, os, sys
+j = json.load(open(sys.argv[1]))
+e = j["end"]
+if j["start"]["test_start"]["protocol"] == "UDP":
+    s = e["sum"]
+    print(f'{s["bits_per_second"] / 1e6:.0f} Mbit/s, {s["lost_percent"]:.2f}% lost')
+    sys.exit(0 if s["lost_percent"] < 5 else 1)
+bps = e["sum_received"]["bits_per_second"]
+rtx = e["sum_sent"].get("retransmits")
+print((f"{bps / 1e9:.2f} Gbit/s" if bps >= 1e8 else f"{bps / 1e6:.1f} Mbit/s")
+      + (f", {rtx} retransmits" if rtx else ""))
+# A path that loses most segments still "works" at a few Mbit/s: MIN_TCP_MBPS fails it.
+floor = float(os.environ.get("MIN_TCP_MBPS", "0"))
+if bps < floor * 1e6:
+    sys.exit(f"below the {floor:.0f} Mbit/s floor (MIN_TCP_MBPS)")
+PY
+}
+check_iperf() { local what=$1; shift; if iperf "$@" >"$DIR/out" 2>&1; then ok "$what: $(tail -1 "$DIR/out")"; else bad "$what"; tail -3 "$DIR/out" | sed 's/^/        /'; fi; }
+
+# TCP through a translation: the server binds the backend's address, the client dials the VIP.
+via_service() {
+  local from=$1 to_ns=$2 backend=$3 vip=$4 port=$5
+  in_ns "$to_ns" iperf3 -s -1 -B "$backend" >/dev/null 2>&1 &
+  local srv=$!
+  wait_for 50 sh -c "ip netns exec $to_ns ss -ltn | grep -q ':5201'"
+  local rc=0
+  in_ns "$from" timeout 20 iperf3 -c "$vip" -p "$port" -t 1 -J >"$DIR/iperf.json" || rc=$?
+  kill "$srv" 2>/dev/null || true
+  wait "$srv" 2>/dev/null || true
+  [ $rc = 0 ] && python3 -c '
+import json, sys
+j = json.load(open(sys.argv[1]))
+if "error" in j:
+    sys.exit("iperf3: " + j["error"])
+print("%.2f Gbit/s" % (j["end"]["sum_received"]["bits_per_second"] / 1e9))' "$DIR/iperf.json"
+}
+# One retry, said in the result: a one-second iperf3 through a fresh cnat session now and then
+# reports an error of its own (its control connection); a broken service fails both tries.
+check_service() {
+  local what=$1; shift
+  if via_service "$@" >"$DIR/out" 2>&1; then ok "$what: $(tail -1 "$DIR/out")"; return; fi
+  local first; first=$(tail -1 "$DIR/out")
+  if via_service "$@" >"$DIR/out" 2>&1; then ok "$what: $(tail -1 "$DIR/out") (second try; the first: $first)"
+  else bad "$what"; tail -3 "$DIR/out" | sed 's/^/        /'; fi
+}
+
+if [ "$CLUSTER" = 1 ]; then
+  # shellcheck source=scripts/lab-cluster.sh
+  . "$ROOT/scripts/lab-cluster.sh"
+  echo "lab: $PASS passed, $FAIL failed"
+  [ "$FAIL" = 0 ]
+  exit
+fi
 
 echo "lab: namespaces ${NSES[*]}, uplink $UPLINK, work dir $DIR"
 for ns in "${NSES[@]}"; do ip netns add "$ns"; ip -n "$ns" link set lo up; done
@@ -127,11 +257,7 @@ if [ "$UPLINK" = af_xdp ]; then
 else
   UPCREATE="create host-interface name eth1 gso"; UP=host-eth1
 fi
-cat >"$DIR/startup.conf" <<EOF
-unix { nodaemon cli-listen $DIR/cli.sock exec $DIR/setup.cli pidfile $DIR/rvpp.pid } 
-statseg { socket-name $DIR/stats.sock }
-buffers { buffers-per-numa 32768 }
-EOF
+write_startup "$DIR"
 cat >"$DIR/setup.cli" <<EOF
 create tap id 0 host-if-name eth0 host-ns $POD1 tun host-mtu-size 1400 gso
 create tap id 1 host-if-name eth0 host-ns $POD2 tun host-mtu-size 1400 gso
@@ -149,32 +275,12 @@ ip route add 198.18.64.0/24 via 198.19.0.2 $UP
 ip route add fd00:64::/64 via fd00:19::2 $UP
 EOF
 
-start_rvpp() {
-  rm -f "$DIR/cli.sock"
-  RVPP_LOG=info ip netns exec $NODE "$RVPP" -c "$DIR/startup.conf" >>"$LOG" 2>&1 &
-  RVPP_PID=$!
-  wait_for 100 test -S "$DIR/cli.sock" || { echo "lab: rvpp did not start"; cat "$LOG"; exit 1; }
-  wait_for 50 ip -n $POD1 link show eth0 && wait_for 50 ip -n $POD2 link show eth0 \
-    || { echo "lab: pod interfaces missing"; exit 1; }
-}
-
-# The pod side, as calico's CNI does it: /32 and /128 addresses, default routes via the tun.
-setup_pod() {
-  local ns=$1 v4=$2 v6=$3
-  ip -n "$ns" addr add "$v4/32" dev eth0
-  ip -n "$ns" addr add "$v6/128" dev eth0 nodad
-  ip -n "$ns" link set eth0 up
-  ip -n "$ns" route add default dev eth0
-  ip -n "$ns" -6 route add default dev eth0
-}
+start_rvpp() { launch_rvpp $NODE "$DIR" "$LOG" $POD1 $POD2; RVPP_PID=$LAUNCHED_PID; }
 
 start_rvpp
 setup_pod $POD1 198.18.1.2 fd00:18::12
 setup_pod $POD2 198.18.2.2 fd00:18::22
 echo "lab: rvpp pid $RVPP_PID up"
-
-ping4() { in_ns "$1" ping -q -c 3 -i 0.2 -W 2 "$2"; }
-ping6() { in_ns "$1" ping -6 -q -c 3 -i 0.2 -W 2 "$2"; }
 
 echo "== connectivity"
 check "ping pod1 -> pod2 (IPv4)" ping4 $POD1 198.18.2.2
@@ -192,30 +298,6 @@ check "rvpp learned the remote node by ND" sh -c "$RVPPCTL -s $DIR/cli.sock show
 check "remote node resolved rvpp by ARP ($upmac)" sh -c "ip -n $REMOTE neigh show 198.19.0.1 | grep -qi '$upmac'"
 check "remote node resolved rvpp by ND" sh -c "ip -n $REMOTE -6 neigh show fd00:19::1 | grep -qi '$upmac'"
 
-# iperf3 runs: prints the rate; fails on an iperf error or (UDP) more than 5% loss.
-iperf() {
-  local from=$1 to_ns=$2 addr=$3; shift 3
-  in_ns "$to_ns" iperf3 -s -1 -B "$addr" >/dev/null 2>&1 &
-  local srv=$!
-  wait_for 50 sh -c "ip netns exec $to_ns ss -ltn | grep -q ':5201'"
-  local rc=0
-  in_ns "$from" timeout 20 iperf3 -c "$addr" -t 2 -J "$@" >"$DIR/iperf.json" || rc=$?
-  kill "$srv" 2>/dev/null || true
-  wait "$srv" 2>/dev/null || true
-  [ $rc = 0 ] || return 1
-  python3 - "$DIR/iperf.json" <<'PY'
-import json, sys
-j = json.load(open(sys.argv[1]))
-e = j["end"]
-if j["start"]["test_start"]["protocol"] == "UDP":
-    s = e["sum"]
-    print(f'{s["bits_per_second"] / 1e6:.0f} Mbit/s, {s["lost_percent"]:.2f}% lost')
-    sys.exit(0 if s["lost_percent"] < 5 else 1)
-print(f'{e["sum_received"]["bits_per_second"] / 1e9:.2f} Gbit/s')
-PY
-}
-check_iperf() { local what=$1; shift; if iperf "$@" >"$DIR/out" 2>&1; then ok "$what: $(tail -1 "$DIR/out")"; else bad "$what"; tail -3 "$DIR/out" | sed 's/^/        /'; fi; }
-
 echo "== iperf3"
 check_iperf "TCP pod1 -> pod2" $POD1 $POD2 198.18.2.2
 check_iperf "TCP pod1 -> pod2, 4 streams" $POD1 $POD2 198.18.2.2 -P 4
@@ -226,32 +308,6 @@ check_iperf "TCP remote pod -> pod2" $RPOD $POD2 198.18.2.2
 check_iperf "UDP pod1 -> remote pod" $POD1 $RPOD 198.18.64.2 -u -b "$UDP_RATE" -l 1200
 
 echo "== services (cnat: ClusterIP, NodePort and hostport from the remote node, SNAT out)"
-# TCP through a translation: the server binds the backend's address, the client dials the VIP.
-via_service() {
-  local from=$1 to_ns=$2 backend=$3 vip=$4 port=$5
-  in_ns "$to_ns" iperf3 -s -1 -B "$backend" >/dev/null 2>&1 &
-  local srv=$!
-  wait_for 50 sh -c "ip netns exec $to_ns ss -ltn | grep -q ':5201'"
-  local rc=0
-  in_ns "$from" timeout 20 iperf3 -c "$vip" -p "$port" -t 1 -J >"$DIR/iperf.json" || rc=$?
-  kill "$srv" 2>/dev/null || true
-  wait "$srv" 2>/dev/null || true
-  [ $rc = 0 ] && python3 -c '
-import json, sys
-j = json.load(open(sys.argv[1]))
-if "error" in j:
-    sys.exit("iperf3: " + j["error"])
-print("%.2f Gbit/s" % (j["end"]["sum_received"]["bits_per_second"] / 1e9))' "$DIR/iperf.json"
-}
-# One retry, said in the result: a one-second iperf3 through a fresh cnat session now and then
-# reports an error of its own (its control connection); a broken service fails both tries.
-check_service() {
-  local what=$1; shift
-  if via_service "$@" >"$DIR/out" 2>&1; then ok "$what: $(tail -1 "$DIR/out")"; return; fi
-  local first; first=$(tail -1 "$DIR/out")
-  if via_service "$@" >"$DIR/out" 2>&1; then ok "$what: $(tail -1 "$DIR/out") (second try; the first: $first)"
-  else bad "$what"; tail -3 "$DIR/out" | sed 's/^/        /'; fi
-}
 for i in tun0 tun1 $UP; do ctl set cnat interface $i >/dev/null; done
 ctl cnat translation add proto tcp vip 198.18.100.1 5201 to 198.18.2.2 5201 >/dev/null
 ctl cnat translation add proto tcp vip fd00:18::100 5201 to fd00:18::22 5201 >/dev/null

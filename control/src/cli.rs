@@ -104,6 +104,10 @@ fn execute_core(dp: &Arc<Dataplane>, line: &str, w: &[&str]) -> Result<String, S
             set_mtu(dp, ifn, mtu)
         }
         ["set", "interface", "mac", "address", ifn, mac] => set_mac(dp, ifn, mac),
+        ["set", "interface", "unnumbered", "del", ifn] => set_unnumbered(dp, ifn, None),
+        ["set", "interface", "unnumbered", ifn, "use", donor] => {
+            set_unnumbered(dp, ifn, Some(donor))
+        }
         ["set", "interface", "rx-mode", _ifn, mode] => set_rx_mode(dp, mode),
         ["set", "interface", "rx-placement", ifn, "queue", q, "worker", w] => {
             let s = sw(dp, ifn)?;
@@ -182,6 +186,7 @@ set interface state <if> up|down
 set interface ip address [del] <if> <addr/len>
 set interface mtu [packet] <n> <if>
 set interface mac address <if> <mac>
+set interface unnumbered <if> use <donor-if> | set interface unnumbered del <if>
 set interface rx-mode <if> polling|interrupt|adaptive
 set interface rx-placement <if> queue <n> worker <n>
 set interface ip table <if> <table>
@@ -259,6 +264,18 @@ fn set_mac(dp: &Dataplane, ifn: &str, mac: &str) -> Result<String, String> {
     let s = sw(dp, ifn)?;
     let m = parse_mac(mac).ok_or_else(|| format!("bad mac `{mac}'"))?;
     dp.fwd().set_mac(s, m).map_err(|e| e.to_string())?;
+    Ok(String::new())
+}
+
+/// VPP's `set interface unnumbered <if> use <donor>`: `ifn` takes `donor`'s addresses as
+/// its own (calico's tunnels borrow the uplink's); `None` gives them back.
+fn set_unnumbered(dp: &Dataplane, ifn: &str, donor: Option<&str>) -> Result<String, String> {
+    let s = sw(dp, ifn)?;
+    let d = donor.map(|d| sw(dp, d)).transpose()?;
+    if d == Some(s) {
+        return Err(format!("`{ifn}' cannot be unnumbered to itself"));
+    }
+    dp.fwd().set_unnumbered(s, d).map_err(|e| e.to_string())?;
     Ok(String::new())
 }
 

@@ -59,3 +59,16 @@ fn lab_af_packet_uplink() {
         lab(&["--uplink", "af_packet", "--no-robustness"]);
     }
 }
+
+/// Two rvpp nodes and a Linux node (felix's vxlan.calico / vxlan-v6.calico), pods on each:
+/// ping both families between every pair of nodes' pods, iperf3 TCP over each path (IPIP,
+/// VXLAN L3 between the rvpp nodes, VXLAN L2 to Linux) above a floor that a path losing
+/// segments falls under, ClusterIPs (cnat on every interface) with backends on other nodes,
+/// every tunnel node's packets counted, no tunnel drops, a clean exit of both rvpp
+/// processes. About 50 s with a debug build.
+#[test]
+fn lab_mixed_cluster() {
+    if can_run() {
+        lab(&["--cluster"]);
+    }
+}

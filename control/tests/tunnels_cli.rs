@@ -80,3 +80,53 @@ fn cli_creates_lists_and_deletes_vxlan_and_ipip_tunnels() {
         .contains("not an ipip tunnel"));
     r.stop();
 }
+
+/// `set interface unnumbered <tunnel> use <uplink>`, as calico-vpp makes every tunnel: the
+/// tunnel borrows the uplink's addresses (shown by `show interface address`), `del` gives
+/// them back, and bad input changes nothing.
+#[test]
+fn cli_makes_a_tunnel_unnumbered_to_the_uplink() {
+    let r = Rvpp::start("tunnels-unnumbered", "");
+    assert_eq!(r.ctl("create loopback interface").trim(), "loop0");
+    assert!(r
+        .ctl("set interface ip address loop0 198.18.0.1/24")
+        .trim()
+        .is_empty());
+    assert_eq!(
+        r.ctl("create ipip tunnel src 198.18.0.1 dst 198.18.0.2")
+            .trim(),
+        "ipip0"
+    );
+    let loop_sw = r
+        .ctl("show interface")
+        .lines()
+        .find(|l| l.trim_start().starts_with("loop0"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .unwrap()
+        .to_string();
+    assert!(r
+        .ctl("set interface unnumbered ipip0 use loop0")
+        .trim()
+        .is_empty());
+    let addrs = r.ctl("show interface address");
+    let ipip = addrs.split("ipip0").nth(1).unwrap_or_default();
+    assert!(
+        ipip.contains(&format!("unnumbered, use sw_if_index {loop_sw}")),
+        "{addrs}"
+    );
+    assert!(r
+        .ctl("set interface unnumbered ipip0 use ipip0")
+        .contains("itself"));
+    assert!(r
+        .ctl("set interface unnumbered ipip0 use nosuch0")
+        .contains("unknown interface"));
+    assert!(r
+        .ctl("show interface address")
+        .contains(&format!("unnumbered, use sw_if_index {loop_sw}")));
+    assert!(r
+        .ctl("set interface unnumbered del ipip0")
+        .trim()
+        .is_empty());
+    assert!(!r.ctl("show interface address").contains("unnumbered"));
+    r.stop();
+}

@@ -243,6 +243,52 @@ fn decap_by_source_and_destination_with_counted_drops() {
     l.no_leaks();
 }
 
+/// IP-in-IPv6 from `src` to our fd00::1 (ipip1's far end is fd00::2), next header `proto`.
+fn from_peer6(src: &str, proto: u8, inner: &[u8]) -> Vec<u8> {
+    let s: std::net::Ipv6Addr = src.parse().unwrap();
+    let outer = etherparse::Ipv6Header {
+        payload_length: inner.len() as u16,
+        next_header: IpNumber(proto),
+        hop_limit: 64,
+        source: s.octets(),
+        destination: "fd00::1".parse::<std::net::Ipv6Addr>().unwrap().octets(),
+        ..Default::default()
+    };
+    let mut v = Vec::new();
+    Ethernet2Header {
+        destination: MAC0,
+        source: PEER0,
+        ether_type: etherparse::EtherType::IPV6,
+    }
+    .write(&mut v)
+    .unwrap();
+    outer.write(&mut v).unwrap();
+    v.extend_from_slice(inner);
+    v
+}
+
+/// ip6-local hands next header 4 / 41 to ipip6-input, which decapsulates by (source,
+/// destination) as ipip4-input does; calico-vpp makes an IPv6-outer tunnel per IPv6 peer.
+#[test]
+fn ipv6_outer_decap_by_source_and_destination_with_counted_drops() {
+    let mut l = lab();
+    let if0 = l.if0;
+    l.send(if0, &from_peer6("fd00::2", 4, &inner_to_pod()));
+    let out = Lab::take(&l.out1);
+    assert_eq!(out.len(), 1, "inner packet forwarded to the pod");
+    let (ih, payload) = Ipv4Header::from_slice(&out[0][14..]).unwrap();
+    assert_eq!(ih.source, [198, 19, 202, 7]);
+    assert!(payload.ends_with(b"from a linux ipip node"));
+    l.send(if0, &from_peer6("fd00::9", 4, &inner_to_pod()));
+    l.send(if0, &from_peer6("fd00::2", 41, &inner_to_pod()));
+    assert!(Lab::take(&l.out1).is_empty());
+    use ipip::input_error as e;
+    assert_eq!(l.error("ipip6-input", e::DECAPSULATED), 1);
+    assert_eq!(l.error("ipip6-input", e::NO_TUNNEL), 1);
+    assert_eq!(l.error("ipip6-input", e::BAD_INNER), 1);
+    l.no_leaks();
+}
+
 #[path = "../../test-support/skip.rs"]
 mod skip;
 

@@ -21,7 +21,8 @@
 use crate::netdev::{ctl_socket, get_mac, get_mtu, if_index, QueueStats, Queues};
 use crate::netns;
 use crate::vnet_hdr::{
-    VnetHdr, VIRTIO_NET_HDR_F_NEEDS_CSUM, VIRTIO_NET_HDR_GSO_UDP_L4, VNET_HDR_LEN,
+    VnetHdr, VIRTIO_NET_HDR_F_NEEDS_CSUM, VIRTIO_NET_HDR_GSO_ECN, VIRTIO_NET_HDR_GSO_UDP_L4,
+    VNET_HDR_LEN,
 };
 use rvpp_dataplane::buffer::{flags, Buffers};
 use rvpp_dataplane::device::{RxQueue, TxQueue};
@@ -963,6 +964,27 @@ impl AfPacketRxQueue {
                 self.release_block();
                 continue;
             };
+            let vnet = if self.vnet && mac >= T3_SLL + VNET_HDR_LEN {
+                self.ring
+                    .bytes(hdr + mac - VNET_HDR_LEN, VNET_HDR_LEN)
+                    .map(|h| {
+                        let mut a = [0u8; VNET_HDR_LEN];
+                        a.copy_from_slice(h);
+                        VnetHdr::parse(&a)
+                    })
+            } else {
+                None
+            };
+            // A UDP GSO frame becomes several buffers: left for the next call when they would
+            // not fit in this one's vector.
+            let uso_seg = vnet
+                .filter(|v| v.gso_type & !VIRTIO_NET_HDR_GSO_ECN == VIRTIO_NET_HDR_GSO_UDP_L4)
+                .map(|v| v.gso_size as usize);
+            if let Some(seg) = uso_seg {
+                if n > 0 && n + len.div_ceil(seg.max(1)) > limit {
+                    break;
+                }
+            }
             self.pkts_left -= 1;
             if self.pkts_left > 0 {
                 if next == 0 || off + next >= bs {
@@ -988,19 +1010,30 @@ impl AfPacketRxQueue {
                 errs += 1;
                 continue;
             };
+            if let Some(seg) = uso_seg {
+                let room = out.get_mut(n..limit).unwrap_or_default();
+                match split_udp_gso(bufs, frame, seg, self.sw_if_index, room) {
+                    Ok(k) => {
+                        for x in nexts.iter_mut().skip(n).take(k) {
+                            *x = rx_next::ETHERNET;
+                        }
+                        n += k;
+                        bytes += snap as u64;
+                    }
+                    Err(UsoError::NoBuffers) => nobuf += 1,
+                    Err(UsoError::Malformed) => errs += 1,
+                }
+                continue;
+            }
             let Some(bi) = bufs.alloc_from_bytes(frame) else {
                 nobuf += 1;
                 continue;
             };
             let m = bufs.meta(bi);
             m.rx_sw_if_index = self.sw_if_index;
-            if self.vnet {
-                if let Some(h) = self.ring.bytes(hdr + mac - VNET_HDR_LEN, VNET_HDR_LEN) {
-                    let mut a = [0u8; VNET_HDR_LEN];
-                    a.copy_from_slice(h);
-                    VnetHdr::parse(&a).apply_rx(m, 14);
-                }
-            } else if status & TP_STATUS_CSUMNOTREADY != 0 {
+            if let Some(v) = vnet {
+                v.apply_rx(m, 14);
+            } else if !self.vnet && status & TP_STATUS_CSUMNOTREADY != 0 {
                 // Finished later where it must be (gso-segment, or a tap's vnet header),
                 // else a pod or a remote node would drop it as corrupt.
                 m.flags |= flags::OFFLOAD_L4_CKSUM;
@@ -1030,6 +1063,122 @@ impl AfPacketRxQueue {
         QueueStats::add(&s.rx_no_buffers, nobuf);
         n
     }
+}
+
+/// Why a received UDP GSO frame was not split.
+#[derive(Debug, PartialEq)]
+enum UsoError {
+    /// Not a plain UDP packet over IPv4/IPv6, or a datagram would not fit a buffer, or more
+    /// datagrams than a vector holds.
+    Malformed,
+    NoBuffers,
+}
+
+/// The most datagrams one received UDP GSO frame may hold (the kernel's UDP_MAX_SEGMENTS
+/// since 6.10).
+const USO_MAX_SEGS: usize = 128;
+
+/// A UDP GSO frame (`VIRTIO_NET_HDR_GSO_UDP_L4`) that the kernel handed up whole: across a
+/// veth, a peer's af_packet frame of merged VXLAN datagrams (see [`UdpRun`]) stays one skb up
+/// to our socket. Nothing after the driver reads a UDP super-frame, so it is cut back into
+/// its datagrams here, each with its own lengths and, for IPv4, ID (+1 each) and header
+/// checksum. The UDP checksum is computed, except over IPv4 to the VXLAN port, where it is
+/// zero as rvpp's encap sends it (the decap never reads it). Returns the buffers written to
+/// `out`; on error nothing is left allocated.
+fn split_udp_gso(
+    bufs: &mut Buffers,
+    frame: &[u8],
+    seg: usize,
+    sw: u32,
+    out: &mut [u32],
+) -> Result<usize, UsoError> {
+    let (l3, l4, v6) = udp_headers(frame).ok_or(UsoError::Malformed)?;
+    let hl = l4 + 8;
+    let payload = frame.get(hl..).ok_or(UsoError::Malformed)?;
+    let hdr = frame.get(..hl).ok_or(UsoError::Malformed)?;
+    if seg == 0 || payload.is_empty() {
+        return Err(UsoError::Malformed);
+    }
+    let count = payload.len().div_ceil(seg);
+    let mut idx = [0u32; USO_MAX_SEGS];
+    let idx = match (idx.get_mut(..count), count <= out.len()) {
+        (Some(i), true) => i,
+        _ => return Err(UsoError::Malformed),
+    };
+    let got = bufs.alloc(idx);
+    if got != count {
+        bufs.free(idx.get(..got).unwrap_or_default());
+        return Err(UsoError::NoBuffers);
+    }
+    let be16 = |o: usize| {
+        hdr.get(o..o + 2)
+            .map_or(0, |b| u16::from_be_bytes([b[0], b[1]]))
+    };
+    let id0 = if v6 { 0 } else { be16(l3 + 4) };
+    let vxlan4 = !v6 && be16(l4 + 2) == rvpp_dataplane::wire::tunnel::VXLAN_PORT;
+    for (i, (chunk, (&bi, o))) in payload
+        .chunks(seg)
+        .zip(idx.iter().zip(out.iter_mut()))
+        .enumerate()
+    {
+        let total = hl + chunk.len();
+        let mut b = bufs.get(bi);
+        let fixed = (|| {
+            let p = b.tail_room_mut().get_mut(..total)?;
+            let (h, body) = p.split_at_mut(hl);
+            h.copy_from_slice(hdr);
+            body.copy_from_slice(chunk);
+            let put = |p: &mut [u8], at: usize, v: u16| {
+                p.get_mut(at..at + 2)
+                    .map(|d| d.copy_from_slice(&v.to_be_bytes()))
+            };
+            let udp_len = (total - l4) as u16;
+            put(p, l4 + 4, udp_len)?;
+            put(p, l4 + 6, 0)?;
+            if v6 {
+                put(p, l3 + 4, (total - l3 - 40) as u16)?;
+                let addr = |p: &[u8], at: usize| {
+                    let mut a = [0u8; 16];
+                    a.copy_from_slice(p.get(at..at + 16)?);
+                    Some(u128::from_be_bytes(a))
+                };
+                let ps = ip6_pseudo_sum(addr(p, l3 + 8)?, addr(p, l3 + 24)?, udp_len as u32, 17);
+                let c = match fold(ones_sum(p.get(l4..)?, ps)) {
+                    0 => 0xffff,
+                    c => c,
+                };
+                put(p, l4 + 6, c)?;
+            } else {
+                put(p, l3 + 2, (total - l3) as u16)?;
+                put(p, l3 + 4, id0.wrapping_add(i as u16))?;
+                put(p, l3 + 10, 0)?;
+                let c = fold(ones_sum(p.get(l3..l4)?, 0));
+                put(p, l3 + 10, c)?;
+                if !vxlan4 {
+                    let a = |at: usize| {
+                        let b = p.get(at..at + 4)?;
+                        Some(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+                    };
+                    let ps = ip4_pseudo_sum(a(l3 + 12)?, a(l3 + 16)?, udp_len, 17);
+                    let c = match fold(ones_sum(p.get(l4..)?, ps)) {
+                        0 => 0xffff,
+                        c => c,
+                    };
+                    put(p, l4 + 6, c)?;
+                }
+            }
+            Some(())
+        })();
+        b.meta.current_length = total as u16;
+        b.meta.rx_sw_if_index = sw;
+        b.meta.l3_hdr_offset = l3 as i16;
+        *o = bi;
+        if fixed.is_none() {
+            bufs.free(idx);
+            return Err(UsoError::Malformed);
+        }
+    }
+    Ok(count)
 }
 
 /// Transmit side of one queue: a TPACKET_V2 ring, kicked once per flush.
@@ -1534,6 +1683,106 @@ mod tests {
         let mut opts = first.clone();
         opts[14] = 0x46;
         assert!(udp_headers(&opts).is_none());
+    }
+
+    /// A UDP GSO frame as a peer's close_run makes it from three datagrams of 100, 100 and 60
+    /// payload bytes: one header, the lengths of the whole.
+    fn udp_gso_frame(v6: bool) -> Vec<u8> {
+        let payload: Vec<u8> = (0..260u32).map(|i| (i * 7) as u8).collect();
+        let mut p = if v6 {
+            let mut p = vec![0u8; 62];
+            p[12..14].copy_from_slice(&0x86ddu16.to_be_bytes());
+            p[14] = 0x60;
+            p[18..20].copy_from_slice(&((8 + 260) as u16).to_be_bytes());
+            p[20] = 17;
+            p[21] = 64;
+            p[22] = 0xfd;
+            p[37] = 1;
+            p[38] = 0xfd;
+            p[53] = 2;
+            p[54..56].copy_from_slice(&1234u16.to_be_bytes());
+            p[56..58].copy_from_slice(&4789u16.to_be_bytes());
+            p[58..60].copy_from_slice(&((8 + 260) as u16).to_be_bytes());
+            p
+        } else {
+            let mut p = vxlan_like(40, 0);
+            p[16..18].copy_from_slice(&((28 + 260) as u16).to_be_bytes());
+            p[38..40].copy_from_slice(&((8 + 260) as u16).to_be_bytes());
+            p
+        };
+        p.extend_from_slice(&payload);
+        p
+    }
+
+    #[test]
+    fn a_received_udp_gso_frame_is_cut_back_into_its_datagrams() {
+        for v6 in [false, true] {
+            let pool = rvpp_dataplane::buffer::BufferPool::new(64, 2048).unwrap();
+            let mut bufs = pool.local();
+            let frame = udp_gso_frame(v6);
+            let hl = if v6 { 62 } else { 42 };
+            let mut out = [0u32; 8];
+            let n = split_udp_gso(&mut bufs, &frame, 100, 9, &mut out).unwrap();
+            assert_eq!(n, 3);
+            for (i, (&bi, want)) in out.iter().zip([100usize, 100, 60]).enumerate() {
+                let b = bufs.get(bi);
+                assert_eq!(b.meta.rx_sw_if_index, 9);
+                let d = b.data().to_vec();
+                assert_eq!(d.len(), hl + want, "datagram {i}");
+                let at = udp_headers(&d).unwrap();
+                assert!(udp_lengths_agree(&d, at, d.len()), "datagram {i} lengths");
+                // Each carries its own slice of the payload.
+                assert_eq!(d[hl..], frame[hl + 100 * i..hl + 100 * i + want]);
+                if v6 {
+                    let a = |o: usize| u128::from_be_bytes(d[o..o + 16].try_into().unwrap());
+                    let ps = ip6_pseudo_sum(a(22), a(38), (d.len() - 54) as u32, 17);
+                    assert_eq!(fold(ones_sum(&d[54..], ps)), 0, "UDP checksum {i}");
+                } else {
+                    assert_eq!(u16::from_be_bytes([d[18], d[19]]), 40 + i as u16, "ID");
+                    assert_eq!(fold(ones_sum(&d[14..34], 0)), 0, "IPv4 checksum {i}");
+                    assert_eq!(d[40..42], [0, 0], "no UDP checksum over IPv4 VXLAN");
+                }
+            }
+            bufs.free(&out[..n]);
+            if !v6 {
+                // Another port over IPv4 keeps a real UDP checksum.
+                let mut quic = frame.clone();
+                quic[36..38].copy_from_slice(&443u16.to_be_bytes());
+                assert_eq!(split_udp_gso(&mut bufs, &quic, 100, 9, &mut out), Ok(3));
+                for &bi in &out[..3] {
+                    let d = bufs.get(bi).data().to_vec();
+                    let a = |o: usize| u32::from_be_bytes(d[o..o + 4].try_into().unwrap());
+                    let ps = ip4_pseudo_sum(a(26), a(30), (d.len() - 34) as u16, 17);
+                    assert_ne!(d[40..42], [0, 0]);
+                    assert_eq!(fold(ones_sum(&d[34..], ps)), 0, "UDP checksum");
+                }
+                bufs.free(&out[..3]);
+            }
+            // Not enough room in the vector, or not UDP: nothing taken from the pool.
+            let before = pool.available();
+            let mut two = [0u32; 2];
+            assert_eq!(
+                split_udp_gso(&mut bufs, &frame, 100, 9, &mut two),
+                Err(UsoError::Malformed)
+            );
+            let mut tcp = frame.clone();
+            tcp[if v6 { 20 } else { 23 }] = 6;
+            assert_eq!(
+                split_udp_gso(&mut bufs, &tcp, 100, 9, &mut out),
+                Err(UsoError::Malformed)
+            );
+            // A datagram larger than a buffer.
+            let big = {
+                let mut f = frame.clone();
+                f.resize(hl + 5000, 0);
+                f
+            };
+            assert_eq!(
+                split_udp_gso(&mut bufs, &big, 4000, 9, &mut out),
+                Err(UsoError::Malformed)
+            );
+            assert_eq!(pool.available(), before, "no buffer leaked");
+        }
     }
 
     #[test]

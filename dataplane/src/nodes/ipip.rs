@@ -2,9 +2,9 @@
 //! interfaces `ipipN` without a MAC. Encap is a feature on the tunnel's output arcs, like VXLAN
 //! (VPP's midchain adjacency: ip4-/ip6-rewrite hands the inner packet to `ipip4-encap` /
 //! `ipip6-encap`, which prepends the outer header and looks the result up again in the tunnel's
-//! encap table). Decap: ip4-local hands protocol 4 and 41 to `ipip4-input`, which finds the
-//! tunnel by (outer source, outer destination) and sends the inner packet to ip4-/ip6-input
-//! with rx_sw_if_index = the tunnel.
+//! encap table). Decap: ip4-local hands protocol 4 and 41 to `ipip4-input` (ip6-local, right
+//! after the fixed header, to `ipip6-input`), which finds the tunnel by (outer source, outer
+//! destination) and sends the inner packet to ip4-/ip6-input with rx_sw_if_index = the tunnel.
 //!
 //! Outer header: TTL / hop limit 64; DF clear unless the tunnel copies the inner DF
 //! (`COPY_DF`) or sets it (`SET_DF`); DSCP the tunnel's, or the inner's with `COPY_DSCP`
@@ -17,7 +17,7 @@ use crate::rcu::{Published, Snapshot};
 use crate::runtime::Ctx;
 use crate::tables::MAX_RELOOKUPS;
 use crate::wire::tunnel::{IP_PROTO_IPIP, IP_PROTO_IPV6};
-use crate::wire::{self, Ip4Hdr, Ip4HdrMut, Ip6HdrMut};
+use crate::wire::{self, Ip4Hdr, Ip4HdrMut, Ip6Hdr, Ip6HdrMut};
 use super::tunnel::{addr_bits, EncapTarget, LastKey, TunnelEntry, TunnelSet};
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -25,6 +25,7 @@ use std::sync::Arc;
 pub const ENCAP4: Feature = Feature::new("ip4-output", "ipip4-encap");
 pub const ENCAP6: Feature = Feature::new("ip6-output", "ipip6-encap");
 pub const INPUT4: &str = "ipip4-input";
+pub const INPUT6: &str = "ipip6-input";
 
 /// Outer TTL / hop limit (VPP's default for tunnels).
 pub const OUTER_TTL: u8 = 64;
@@ -295,15 +296,18 @@ crate::node_errors! {
     }
 }
 
-/// ipip4-input: the packet starts at the outer IPv4 header, protocol 4 or 41.
-pub struct IpipInput4 {
+/// ipip4-input / ipip6-input: the packet starts at the outer IPv4 header (protocol 4 or 41)
+/// or the outer IPv6 header (next header 4 or 41, no extension headers).
+pub struct IpipInput {
+    v6: bool,
     table: Arc<Table>,
     snap: Snapshot<Tunnels>,
 }
 
-impl IpipInput4 {
-    pub fn new(table: Arc<Table>) -> Self {
+impl IpipInput {
+    pub fn new(v6: bool, table: Arc<Table>) -> Self {
         Self {
+            v6,
             snap: table.snapshot(),
             table,
         }
@@ -314,17 +318,43 @@ impl IpipInput4 {
 fn decap4(
     b: &mut Buf<'_>,
     tunnels: &Tunnels,
-    last: &mut LastKey<(u32, u32), u32>,
+    last: &mut LastKey<(u128, u128), u32>,
 ) -> Result<u16, u16> {
     let d = b.data();
     let h = Ip4Hdr::new(d).ok_or(input_error::SHORT)?;
     let (hl, proto) = (h.header_len(), h.protocol());
     let tl = (h.total_len() as usize).min(d.len());
     let sw = last
-        .get((h.src(), h.dst()), |&(s, d)| {
-            tunnels.decap(s as u128, d as u128, false)
+        .get((h.src() as u128, h.dst() as u128), |&(s, d)| {
+            tunnels.decap(s, d, false)
         })
         .ok_or(input_error::NO_TUNNEL)?;
+    finish_decap(b, sw, hl, tl, proto)
+}
+
+#[inline(always)]
+fn decap6(
+    b: &mut Buf<'_>,
+    tunnels: &Tunnels,
+    last: &mut LastKey<(u128, u128), u32>,
+) -> Result<u16, u16> {
+    let total = b.total_len();
+    let d = b.data();
+    let h = Ip6Hdr::new(d).ok_or(input_error::SHORT)?;
+    let tl = wire::IP6_HDR + h.payload_len() as usize;
+    if tl > total {
+        return Err(input_error::SHORT);
+    }
+    let sw = last
+        .get((h.src(), h.dst()), |&(s, d)| tunnels.decap(s, d, true))
+        .ok_or(input_error::NO_TUNNEL)?;
+    finish_decap(b, sw, wire::IP6_HDR, tl.min(d.len()), h.next_header())
+}
+
+/// The inner packet of `proto` at `hl`, ending at `tl` in this buffer, onto tunnel `sw`.
+#[inline(always)]
+fn finish_decap(b: &mut Buf<'_>, sw: u32, hl: usize, tl: usize, proto: u8) -> Result<u16, u16> {
+    let d = b.data();
     let inner = d.get(hl..tl).ok_or(input_error::SHORT)?;
     let next = match (proto, inner.first().map(|v| v >> 4)) {
         (IP_PROTO_IPIP, Some(4)) => input_next::IP4,
@@ -347,10 +377,10 @@ const DECAP_CODES: super::tunnel::DecapCodes = super::tunnel::DecapCodes {
     inner_ip4: Some((input_next::IP4, input_next::IP4_LOOKUP)),
 };
 
-impl Node for IpipInput4 {
+impl Node for IpipInput {
     fn info(&self) -> NodeInfo {
         NodeInfo {
-            name: INPUT4,
+            name: if self.v6 { INPUT6 } else { INPUT4 },
             kind: NodeKind::Internal,
             next_nodes: input_next::NAMES,
             errors: input_error::NAMES,
@@ -361,9 +391,15 @@ impl Node for IpipInput4 {
         self.snap.refresh(&self.table);
         let tunnels = self.snap.get();
         let mut last = LastKey::new();
-        super::tunnel::decap_vector(cx, bufs, nexts, &DECAP_CODES, |b| {
-            decap4(b, tunnels, &mut last)
-        });
+        if self.v6 {
+            super::tunnel::decap_vector(cx, bufs, nexts, &DECAP_CODES, |b| {
+                decap6(b, tunnels, &mut last)
+            });
+        } else {
+            super::tunnel::decap_vector(cx, bufs, nexts, &DECAP_CODES, |b| {
+                decap4(b, tunnels, &mut last)
+            });
+        }
     }
 }
 
@@ -371,5 +407,6 @@ pub fn register(b: GraphBuilder, tables: &FeatureTables) -> GraphBuilder {
     let t = tables.get::<Table>();
     b.feature(ENCAP4, Box::new(IpipEncap::new(ENCAP4.node, t.clone())))
         .feature(ENCAP6, Box::new(IpipEncap::new(ENCAP6.node, t.clone())))
-        .node(Box::new(IpipInput4::new(t)))
+        .node(Box::new(IpipInput::new(false, t.clone())))
+        .node(Box::new(IpipInput::new(true, t)))
 }

@@ -355,6 +355,7 @@ crate::node_errors! {
         BAD_INNER => "vxlan: inner packet is not Ethernet/IP (dropped)",
         BAD_CHECKSUM => "vxlan: bad or zero UDP checksum over IPv6 (dropped)",
         EXT_HDR => "vxlan: IPv6 extension headers before UDP not supported (dropped)",
+        CHAINED_CHECKSUM => "vxlan: UDP checksum to verify over a chained IPv6 packet (dropped)",
     }
 }
 
@@ -377,22 +378,26 @@ impl VxlanInput {
 }
 
 /// Outer IPv6 header: Ok((src, dst, UDP offset, end of packet)), the UDP checksum verified.
+/// `d` is the first buffer's bytes, `total` the chain's: a super-frame a Linux peer's
+/// vxlan device sent through a veth arrives whole, in several buffers.
 #[inline(always)]
-fn outer6(d: &[u8], partial: bool) -> Result<(u128, u128, usize, usize), u16> {
+fn outer6(d: &[u8], total: usize, partial: bool) -> Result<(u128, u128, usize, usize), u16> {
     let h = Ip6Hdr::new(d).ok_or(input_error::SHORT)?;
     if h.next_header() != wire::IP_PROTO_UDP {
         return Err(input_error::EXT_HDR);
     }
     let tl = wire::IP6_HDR + h.payload_len() as usize;
-    if tl > d.len() || tl < wire::IP6_HDR + 8 {
+    if tl > total || tl < wire::IP6_HDR + 8 {
         return Err(input_error::SHORT);
     }
-    let udp = &d[wire::IP6_HDR..tl];
     // A checksum a local sender left to offload (the uplink's driver says so) is not
     // checked: it was never on a wire.
     if partial {
         return Ok((h.src(), h.dst(), wire::IP6_HDR, tl));
     }
+    let udp = d
+        .get(wire::IP6_HDR..tl)
+        .ok_or(input_error::CHAINED_CHECKSUM)?;
     if udp[6..8] == [0, 0] {
         return Err(input_error::BAD_CHECKSUM);
     }
@@ -410,16 +415,19 @@ fn decap(
     v6: bool,
     last: &mut LastKey<(u128, u128, u32), (u32, bool)>,
 ) -> Result<u16, u16> {
+    let total = b.total_len();
     let d = b.data();
     let (src, dst, hl, tl) = if v6 {
-        outer6(d, b.meta.flags & flags::OFFLOAD_L4_CKSUM != 0)?
+        outer6(d, total, b.meta.flags & flags::OFFLOAD_L4_CKSUM != 0)?
     } else {
         let h = Ip4Hdr::new(d).ok_or(input_error::SHORT)?;
         let tl = (h.total_len() as usize).min(d.len());
         (h.src() as u128, h.dst() as u128, h.header_len(), tl)
     };
+    // The end in this buffer (the rest of a chained packet is in the next ones).
+    let end = tl.min(d.len());
     let vx = d
-        .get(hl + 8..tl)
+        .get(hl + 8..end)
         .and_then(VxlanHdr::new)
         .ok_or(input_error::SHORT)?;
     let vni = vx.vni().ok_or(input_error::BAD_FLAGS)?;
@@ -430,7 +438,7 @@ fn decap(
         })
         .ok_or(input_error::NO_TUNNEL)?;
     let off = hl + 8 + VXLAN_HDR;
-    let inner = &d[off..tl];
+    let inner = d.get(off..end).ok_or(input_error::SHORT)?;
     let next = if l3 {
         match inner.first().map(|v| v >> 4) {
             Some(4) => input_next::IP4,

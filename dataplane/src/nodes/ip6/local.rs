@@ -27,6 +27,7 @@ crate::next_edges! {
         ICMP_ERROR => "ip6-icmp-error",
         OUTPUT => "interface-output",
         VXLAN => "vxlan6-input",
+        IPIP => "ipip6-input",
         ESP => "esp6-decrypt-tun",
         WIREGUARD => "wg6-input",
     }
@@ -148,6 +149,14 @@ impl Local<'_, '_> {
         {
             // VXLAN is decapsulated here (VPP's udp_register_dst_port for 4789).
             return Ok(local_next::VXLAN);
+        }
+        if matches!(
+            proto,
+            crate::wire::tunnel::IP_PROTO_IPIP | crate::wire::tunnel::IP_PROTO_IPV6
+        ) && p.l4 == IP6_HDR
+        {
+            // IP-in-IPv6 straight after the fixed header, as ipip6-encap sends it.
+            return Ok(local_next::IPIP);
         }
         if proto == crate::wire::tunnel::IP_PROTO_ESP && p.l4 == IP6_HDR {
             // ESP straight after the fixed header (extension headers before it: punted).
