@@ -20,6 +20,10 @@
 //!   whose server speaks first after the take-over get their reply un-NATed (cnat's session)
 //!   and let out as a reply (npol's cached verdict), and the translation is deleted by the id
 //!   the API gave before the take-over.
+//! - A memif pod carried (rvpp the server, the test's memif-crate client the pod): numbered
+//!   UDP both ways loses nothing, nothing arrives twice, the peer connects once and is never
+//!   disconnected; a take-over that dies before ready leaves the pod to the old rvpp, and one
+//!   after it still finds the first connection. A memif client makes the take-over refuse.
 //!
 //! No UDP packet may arrive twice (read by both processes).
 //!
@@ -1327,22 +1331,13 @@ impl ToPeer {
     }
 }
 
-/// A pod on memif (rvpp the server, the peer a memif client as a pod's is) carried across a
-/// take-over under traffic both ways: the listening socket, the control connection, the
-/// regions and the eventfds are handed over, and each ring is moved by one process at a time.
-/// Nothing is lost or duplicated in either direction, and the peer never sees a disconnect or
-/// a second handshake.
-#[test]
-fn take_over_with_a_memif_pod() {
-    let Some((_one, mut lab, _)) = setup("lrm") else {
-        return;
-    };
-    let sock = memif_pod(&lab);
-    let peer = MemifPeer::start(&sock);
-    wait_for("the memif peer connected", 10, || {
-        peer.connected.load(Ordering::Acquire)
-    });
-    // Pod a's end of the peer's stream.
+/// Pod a's end of the memif peer's stream: (stop, the thread returning what arrived).
+fn from_the_peer(
+    lab: &Lab,
+) -> (
+    Arc<AtomicBool>,
+    std::thread::JoinHandle<Vec<(u64, Instant)>>,
+) {
     let rx = rvpp_drivers::netns::run(Some(lab.a.name()), || UdpSocket::bind("198.18.1.2:5001"))
         .unwrap()
         .unwrap();
@@ -1367,6 +1362,25 @@ fn take_over_with_a_memif_pod() {
         }
         got
     });
+    (stop_rx, from_peer)
+}
+
+/// A pod on memif (rvpp the server, the peer a memif client as a pod's is) carried across a
+/// take-over under traffic both ways: the listening socket, the control connection, the
+/// regions and the eventfds are handed over, and each ring is moved by one process at a time.
+/// Nothing is lost or duplicated in either direction, and the peer never sees a disconnect or
+/// a second handshake.
+#[test]
+fn take_over_with_a_memif_pod() {
+    let Some((_one, mut lab, _)) = setup("lrm") else {
+        return;
+    };
+    let sock = memif_pod(&lab);
+    let peer = MemifPeer::start(&sock);
+    wait_for("the memif peer connected", 10, || {
+        peer.connected.load(Ordering::Acquire)
+    });
+    let (stop_rx, from_peer) = from_the_peer(&lab);
     let to_peer = ToPeer::start(&lab.a);
     peer.go.store(true, Ordering::Release);
     let t0 = Instant::now();
@@ -1470,4 +1484,83 @@ fn take_over_refuses_a_memif_client() {
     );
     lab.reaches();
     assert_eq!(before_memif, api_state(&lab.api()));
+}
+
+/// A new process that dies after adopting a memif pod, before it is ready: the old rvpp drives
+/// the memif again and the peer never notices; a second take-over then succeeds, the peer
+/// still on its first connection. Packets the dying process had read off the rings are lost
+/// with it (as with taps); none arrives twice.
+#[test]
+fn memif_pod_survives_a_take_over_that_dies_before_ready() {
+    let Some((_one, mut lab, _)) = setup("lrmd") else {
+        return;
+    };
+    let sock = memif_pod(&lab);
+    let peer = MemifPeer::start(&sock);
+    wait_for("the memif peer connected", 10, || {
+        peer.connected.load(Ordering::Acquire)
+    });
+    let (stop_rx, from_peer) = from_the_peer(&lab);
+    let to_peer = ToPeer::start(&lab.a);
+    peer.go.store(true, Ordering::Release);
+    std::thread::sleep(Duration::from_millis(500));
+    let mark = Instant::now();
+    let mut dying = lab.take_over(
+        "aborted.log",
+        &[(rvpp_control::takeover::ABORT_BEFORE_READY_ENV, "1")],
+    );
+    let st = wait_exit(&mut dying, 20).expect("the aborting rvpp did not exit");
+    let log = lab.log("aborted.log");
+    assert!(
+        !st.success() && log.contains("aborting before READY"),
+        "{log}"
+    );
+    assert!(
+        lab.r.child.try_wait().unwrap().is_none(),
+        "the old rvpp exited"
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    // The old one serves the memif again: a second take-over, through its control thread.
+    let new = lab.take_over("new.log", &[]);
+    let old_exit = wait_exit(&mut lab.r.child, 20);
+    lab.new = Some(Killed(new));
+    assert!(
+        old_exit.is_some_and(|s| s.success()),
+        "the old rvpp did not exit cleanly\nold:\n{}\nnew:\n{}",
+        lab.r.log(),
+        lab.log("new.log")
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let show = lab.r.ctl("show memif");
+    let sent_to_peer = to_peer.finish();
+    std::thread::sleep(Duration::from_millis(300));
+    let p = peer.finish();
+    std::thread::sleep(Duration::from_millis(300));
+    stop_rx.store(true, Ordering::Release);
+    let got_from_peer = from_peer.join().unwrap();
+    for (what, sent, got) in [
+        ("from the memif peer to pod a", p.sent, &got_from_peer),
+        ("from pod a to the memif peer", sent_to_peer, &p.got),
+    ] {
+        let (received, dups, (gap, _), missing) = tally(sent, got, mark);
+        let lost = sent - received;
+        println!(
+            "LIVE-RESTART memif, a take-over dying before ready then one succeeding: udp {what}: \
+             {sent} sent, {lost} lost, {dups} duplicated, longest gap {:.1} ms",
+            gap.as_secs_f64() * 1e3
+        );
+        assert_eq!(dups, 0, "{what}: packets forwarded twice");
+        // What the dying process read and had not yet sent (a few bursts at most).
+        assert!(
+            lost <= 8 * MEMIF_BURST,
+            "{what}: {lost} of {sent} lost (from {missing:?})\n{show}"
+        );
+    }
+    assert_eq!(p.connects, 1, "the memif peer connected again");
+    assert!(
+        p.disconnects.is_empty() && !p.dropped_out,
+        "the memif peer was disconnected: {:?}",
+        p.disconnects
+    );
+    assert!(show.contains(" connected"), "{show}");
 }
