@@ -393,6 +393,21 @@ fn handed_over_server_goes_on_with_the_same_client() {
     }
     assert!(client.poll_control().is_none(), "the client saw an event");
     assert_eq!(client.stats().connects, 1);
+    // And on again: the adopter hands over what it adopted (the next upgrade).
+    let mut cfg2 = Config::new(Role::Server, &path);
+    cfg2.id = 7;
+    cfg2.num_s2m_rings = 2;
+    cfg2.num_m2s_rings = 2;
+    let h = adopted.handoff().unwrap();
+    let mut again = Interface::adopt(cfg2, h).unwrap();
+    assert!(matches!(
+        again.poll_control(),
+        Some(Event::Connected { .. })
+    ));
+    std::mem::forget(adopted);
+    assert_eq!(transfer(&mut client, &mut again, 0, &pkts), pkts);
+    assert_eq!(transfer(&mut again, &mut client, 1, &pkts), pkts);
+    assert!(client.poll_control().is_none());
 
     // Not connected: only the listener goes, and a client connects to the adopter.
     let (server, mut client, path) = pair("handoff-idle", Mode::Ethernet, 1, None);
