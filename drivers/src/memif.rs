@@ -430,20 +430,17 @@ impl MemifDevice {
                 size: pool.region_len(),
             });
         }
-        let adopted = handoff.is_some();
-        let (ifc, locks) = match handoff {
-            Some(h) => (
-                Interface::adopt(mc, h.ifc)?,
-                Some(RingLocks::adopt(h.locks)?),
-            ),
-            None => {
-                let locks = match cfg.role {
+        let (handed, locks) = match handoff {
+            Some(h) => (Some(h.ifc), Some(RingLocks::adopt(h.locks)?)),
+            None => (
+                None,
+                match cfg.role {
                     Role::Server => Some(RingLocks::new()?),
                     Role::Client => None,
-                };
-                (Interface::new(mc)?, locks)
-            }
+                },
+            ),
         };
+        let adopted = handed.is_some();
         let wakes = (0..cfg.rx_queues)
             .map(|_| EventFd::new().map(Arc::new))
             .collect::<io::Result<Vec<_>>>()?;
@@ -479,10 +476,16 @@ impl MemifDevice {
                 spread: Spreader::new(1, Framing::Ethernet),
             })
             .collect();
+        // An adopted interface is made last and, on any error after it, forgotten rather than
+        // dropped: dropping it would tell the peer goodbye and unlink the socket the giving
+        // process still serves.
+        let mut ifc = match handed {
+            Some(h) => Interface::adopt(mc, h)?,
+            None => Interface::new(mc)?,
+        };
         // An adopted connection's rings go to the queues now, not when the control thread first
         // runs: the workers already send to this device (seen: packets from a tun dropped as
         // "tx queue full" for a few ms).
-        let mut ifc = ifc;
         let mut up = false;
         if adopted {
             if let Some(Event::Connected {
@@ -490,7 +493,10 @@ impl MemifDevice {
                 remote_if_name,
             }) = ifc.poll_control()
             {
-                publish(&ifc, &sh, remote_name, remote_if_name)?;
+                if let Err(e) = publish(&ifc, &sh, remote_name, remote_if_name) {
+                    std::mem::forget(ifc);
+                    return Err(e);
+                }
                 up = true;
             }
         }
@@ -501,9 +507,18 @@ impl MemifDevice {
             quiet: AtomicBool::new(adopted),
         });
         let (sh2, stop2, ctl2) = (sh.clone(), stop.clone(), control.clone());
-        let ctl = std::thread::Builder::new()
+        let ctl = match std::thread::Builder::new()
             .name(format!("memif-ctl-{sw_if_index}"))
-            .spawn(move || control_main(ctl2, sh2, stop2, on_link, up))?;
+            .spawn(move || control_main(ctl2, sh2, stop2, on_link, up))
+        {
+            Ok(j) => j,
+            Err(e) => {
+                if adopted {
+                    std::mem::forget(lock(&control.ifc).take());
+                }
+                return Err(e);
+            }
+        };
         Ok(MemifQueues {
             device: MemifDevice {
                 sh,

@@ -364,6 +364,21 @@ fn handed_over_server_goes_on_with_the_same_client() {
         .map(|i| make_packet(64 + i * 37, i as u32))
         .collect();
     assert_eq!(transfer(&mut client, &mut server, 1, &pkts), pkts);
+    // An adoption that fails (here: a region larger than its file) leaves the client and the
+    // socket file to the giver.
+    let mut bad = server.handoff().unwrap();
+    bad.conn.as_mut().unwrap().regions[0].1 = usize::MAX / 2;
+    let mut cfg = Config::new(Role::Server, &path);
+    cfg.id = 7;
+    cfg.num_s2m_rings = 2;
+    cfg.num_m2s_rings = 2;
+    assert!(Interface::adopt(cfg, bad).is_err());
+    assert!(std::path::Path::new(&path).exists(), "the socket file went");
+    assert!(
+        client.poll_control().is_none(),
+        "the client was told goodbye"
+    );
+    assert_eq!(transfer(&mut client, &mut server, 0, &pkts), pkts);
     let h = server.handoff().unwrap();
     let conn = h.conn.as_ref().unwrap();
     assert_eq!((conn.s2m.len(), conn.m2s.len()), (2, 2));
