@@ -32,7 +32,7 @@
 //! head and tail live in the shared memory and a server keeps no other position (it reads its
 //! tail back from the ring at every call), so whichever process holds a ring goes on where the
 //! other left it. While both processes run, each ring has a lock in a memfd page they share
-//! ([`RingLocks`], handed over with the rings): one process at a time reads an rx ring or
+//! (`RingLocks`, handed over with the rings): one process at a time reads an rx ring or
 //! writes a tx ring, and both keep forwarding, so neither drops what it read from other
 //! devices for want of the memif ring. A client's rings point into its own buffer pool, which
 //! no other process maps: clients are not handed over.
