@@ -70,6 +70,10 @@ static UPGRADE_CHILD: AtomicI32 = AtomicI32::new(0);
 
 /// Test hook: the new process aborts after adopting everything, before `READY`.
 pub const ABORT_BEFORE_READY_ENV: &str = "RVPP_TEST_TAKEOVER_ABORT_BEFORE_READY";
+/// Test hook: the new process waits this many milliseconds before `READY`, both processes
+/// forwarding meanwhile (what a slow restore or a busy machine does), so that a test sees the
+/// two share the devices for long.
+pub const HOLD_BEFORE_READY_ENV: &str = "RVPP_TEST_TAKEOVER_HOLD_BEFORE_READY_MS";
 
 /// Where a running rvpp with this configuration listens for a take-over.
 pub fn socket_path(cfg: &crate::startup_conf::StartupConfig) -> Option<PathBuf> {
@@ -460,6 +464,13 @@ impl Incoming {
         if std::env::var_os(ABORT_BEFORE_READY_ENV).is_some() {
             log::error!("take-over: {ABORT_BEFORE_READY_ENV} is set: aborting before READY");
             std::process::abort();
+        }
+        if let Some(ms) = std::env::var(HOLD_BEFORE_READY_ENV)
+            .ok()
+            .and_then(|v| v.parse::<u64>().ok())
+        {
+            log::warn!("take-over: {HOLD_BEFORE_READY_ENV} is set: {ms} ms before READY");
+            std::thread::sleep(Duration::from_millis(ms.min(10_000)));
         }
         send(self.conn.as_fd(), READY, &[]).map_err(|e| io_err("ready", e))?;
         let mut stray = Vec::new();
