@@ -1182,8 +1182,23 @@ struct PeerReport {
 
 /// A pod's memif (this test's own memif client, as calico's pods' memif is a client of VPP):
 /// sends a paced, numbered UDP stream to pod a and counts the one pod a sends it.
+/// Sets its flag when dropped: a helper thread stops also when its test fails.
+struct StopOnDrop(Arc<AtomicBool>);
+
+impl StopOnDrop {
+    fn stop(&self) {
+        self.0.store(true, Ordering::Release);
+    }
+}
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
 struct MemifPeer {
-    stop: Arc<AtomicBool>,
+    stop: StopOnDrop,
     connected: Arc<AtomicBool>,
     /// Sending starts when set.
     go: Arc<AtomicBool>,
@@ -1247,11 +1262,20 @@ impl MemifPeer {
                 }
                 std::thread::sleep(Duration::from_micros(200));
             }
+            // Leaving with datagrams still in the ring would lose them with the connection (seen:
+            // 8 lost when rvpp stalled 47 ms as the peer stopped): wait until rvpp has read them.
+            let t = Instant::now();
+            while ifc.tx_ring(0).is_some_and(|q| q.head() != q.tail())
+                && t.elapsed() < Duration::from_secs(5)
+            {
+                let _ = ifc.poll_control();
+                std::thread::sleep(Duration::from_millis(1));
+            }
             r.connects = ifc.stats().connects;
             r
         });
         MemifPeer {
-            stop,
+            stop: StopOnDrop(stop),
             connected,
             go,
             run,
@@ -1259,7 +1283,7 @@ impl MemifPeer {
     }
 
     fn finish(self) -> PeerReport {
-        self.stop.store(true, Ordering::Release);
+        self.stop.stop();
         self.run.join().unwrap()
     }
 }
@@ -1292,7 +1316,7 @@ fn tally(
 
 /// A numbered UDP stream from pod a to the memif peer's 198.18.7.2:6001.
 struct ToPeer {
-    stop: Arc<AtomicBool>,
+    stop: StopOnDrop,
     sender: std::thread::JoinHandle<u64>,
 }
 
@@ -1322,22 +1346,20 @@ impl ToPeer {
             }
             seq
         });
-        ToPeer { stop, sender }
+        ToPeer {
+            stop: StopOnDrop(stop),
+            sender,
+        }
     }
 
     fn finish(self) -> u64 {
-        self.stop.store(true, Ordering::Release);
+        self.stop.stop();
         self.sender.join().unwrap()
     }
 }
 
 /// Pod a's end of the memif peer's stream: (stop, the thread returning what arrived).
-fn from_the_peer(
-    lab: &Lab,
-) -> (
-    Arc<AtomicBool>,
-    std::thread::JoinHandle<Vec<(u64, Instant)>>,
-) {
+fn from_the_peer(lab: &Lab) -> (StopOnDrop, std::thread::JoinHandle<Vec<(u64, Instant)>>) {
     let rx = rvpp_drivers::netns::run(Some(lab.a.name()), || UdpSocket::bind("198.18.1.2:5001"))
         .unwrap()
         .unwrap();
@@ -1362,7 +1384,7 @@ fn from_the_peer(
         }
         got
     });
-    (stop_rx, from_peer)
+    (StopOnDrop(stop_rx), from_peer)
 }
 
 /// A pod on memif (rvpp the server, the peer a memif client as a pod's is) carried across a
@@ -1412,7 +1434,7 @@ fn take_over_with_a_memif_pod() {
     std::thread::sleep(Duration::from_millis(300));
     let p = peer.finish();
     std::thread::sleep(Duration::from_millis(300));
-    stop_rx.store(true, Ordering::Release);
+    stop_rx.stop();
     let got_from_peer = from_peer.join().unwrap();
     let errors = lab.r.ctl("show errors");
     for (what, sent, got) in [
@@ -1542,7 +1564,7 @@ fn memif_pod_survives_a_take_over_that_dies_before_ready() {
     std::thread::sleep(Duration::from_millis(300));
     let p = peer.finish();
     std::thread::sleep(Duration::from_millis(300));
-    stop_rx.store(true, Ordering::Release);
+    stop_rx.stop();
     let got_from_peer = from_peer.join().unwrap();
     for (what, sent, got) in [
         ("from the memif peer to pod a", p.sent, &got_from_peer),
