@@ -22,8 +22,9 @@
 //!   the API gave before the take-over.
 //! - A memif pod carried (rvpp the server, the test's memif-crate client the pod): numbered
 //!   UDP both ways loses nothing, nothing arrives twice, the peer connects once and is never
-//!   disconnected; a take-over that dies before ready leaves the pod to the old rvpp, and one
-//!   after it still finds the first connection. A memif client makes the take-over refuse.
+//!   disconnected; a take-over that dies before ready leaves the pod to the old rvpp, and two
+//!   after it (the second from the adopter) still find the first connection. A memif client
+//!   makes the take-over refuse.
 //!
 //! No UDP packet may arrive twice (read by both processes).
 //!
@@ -1515,8 +1516,8 @@ fn take_over_refuses_a_memif_client() {
 }
 
 /// A new process that dies after adopting a memif pod, before it is ready: the old rvpp drives
-/// the memif again and the peer never notices; a second take-over then succeeds, the peer
-/// still on its first connection. Packets the dying process had read off the rings are lost
+/// the memif again and the peer never notices; a second take-over then succeeds, and a third
+/// from the process that adopted the pod, the peer still on its first connection. Packets the dying process had read off the rings are lost
 /// with it (as with taps); none arrives twice.
 #[test]
 fn memif_pod_survives_a_take_over_that_dies_before_ready() {
@@ -1558,6 +1559,17 @@ fn memif_pod_survives_a_take_over_that_dies_before_ready() {
         lab.r.log(),
         lab.log("new.log")
     );
+    std::thread::sleep(Duration::from_millis(300));
+    // And on from the adopter (the next upgrade): what it adopted it hands over again.
+    let newer = lab.take_over("newer.log", &[]);
+    let mid_exit = wait_exit(&mut lab.new.as_mut().unwrap().0, 20);
+    lab.new = Some(Killed(newer));
+    assert!(
+        mid_exit.is_some_and(|s| s.success()),
+        "the second rvpp did not hand over\n{}\nnewer:\n{}",
+        lab.log("new.log"),
+        lab.log("newer.log")
+    );
     std::thread::sleep(Duration::from_millis(500));
     let show = lab.r.ctl("show memif");
     let sent_to_peer = to_peer.finish();
@@ -1573,7 +1585,7 @@ fn memif_pod_survives_a_take_over_that_dies_before_ready() {
         let (received, dups, (gap, _), missing) = tally(sent, got, mark);
         let lost = sent - received;
         println!(
-            "LIVE-RESTART memif, a take-over dying before ready then one succeeding: udp {what}: \
+            "LIVE-RESTART memif, a take-over dying before ready then two succeeding: udp {what}: \
              {sent} sent, {lost} lost, {dups} duplicated, longest gap {:.1} ms",
             gap.as_secs_f64() * 1e3
         );
