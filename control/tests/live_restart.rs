@@ -1107,8 +1107,8 @@ const MEMIF_MAC: [u8; 6] = [0x02, 0xfe, 0, 0, 0, 0x44];
 const PEER_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x07];
 
 /// rvpp as the memif server (calico's pods' side) on `<dir>/memif.sock`: memif1/0,
-/// 198.18.7.1/24, the peer at 198.18.7.2.
-fn memif_pod(lab: &Lab) -> PathBuf {
+/// 198.18.7.1/24, the peer at 198.18.7.2; its workers polling, else adaptive (the default).
+fn memif_pod(lab: &Lab, polling: bool) -> PathBuf {
     let sock = lab.r.path("memif.sock");
     for c in [
         format!("create memif socket id 1 filename {}", sock.display()),
@@ -1116,11 +1116,13 @@ fn memif_pod(lab: &Lab) -> PathBuf {
         "set interface ip address memif1/0 198.18.7.1/24".into(),
         "set ip neighbor memif1/0 198.18.7.2 02:00:00:00:00:07".into(),
         "set interface state memif1/0 up".into(),
-        // Both processes busy-poll the rings while both run: adaptive workers mostly sleep,
-        // and whichever sleeps leaves the rings to the other, hiding a wrong hand-over.
-        "set interface rx-mode memif1/0 polling".into(),
     ] {
         lab.r.ctl_ok(&c);
+    }
+    if polling {
+        // Both processes busy-poll the rings while both run: adaptive workers mostly sleep,
+        // and whichever sleeps leaves the rings to the other, hiding a wrong hand-over.
+        lab.r.ctl_ok("set interface rx-mode memif1/0 polling");
     }
     sock
 }
@@ -1399,7 +1401,7 @@ fn take_over_with_a_memif_pod() {
     let Some((_one, mut lab, _)) = setup("lrm") else {
         return;
     };
-    let sock = memif_pod(&lab);
+    let sock = memif_pod(&lab, true);
     let peer = MemifPeer::start(&sock);
     wait_for("the memif peer connected", 10, || {
         peer.connected.load(Ordering::Acquire)
@@ -1517,14 +1519,16 @@ fn take_over_refuses_a_memif_client() {
 
 /// A new process that dies after adopting a memif pod, before it is ready: the old rvpp drives
 /// the memif again and the peer never notices; a second take-over then succeeds, and a third
-/// from the process that adopted the pod, the peer still on its first connection. Packets the dying process had read off the rings are lost
+/// from the process that adopted the pod, the peer still on its first connection. The workers
+/// are adaptive here (interrupts shared by both processes), polling in the test above. Packets the dying process had read off the rings are lost
 /// with it (as with taps); none arrives twice.
 #[test]
 fn memif_pod_survives_a_take_over_that_dies_before_ready() {
     let Some((_one, mut lab, _)) = setup("lrmd") else {
         return;
     };
-    let sock = memif_pod(&lab);
+    // Adaptive, calico-vpp's default: workers sleep on the rings' interrupts between bursts.
+    let sock = memif_pod(&lab, false);
     let peer = MemifPeer::start(&sock);
     wait_for("the memif peer connected", 10, || {
         peer.connected.load(Ordering::Acquire)
