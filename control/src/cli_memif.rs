@@ -228,6 +228,14 @@ fn show(dp: &Arc<Dataplane>, only: Option<&str>) -> String {
             k.tx_dropped.load(Ordering::Relaxed),
             k.copied_bytes.load(Ordering::Relaxed),
         );
+        let busy = e.dev.lock_busy();
+        if busy > 0 {
+            // Sent as "tx queue full"; here is why.
+            let _ = writeln!(
+                s,
+                "  tx-ring-busy {busy} (not sent: a take-over's other rvpp held the tx ring)"
+            );
+        }
         s
     }) {
         s.push_str(&part);

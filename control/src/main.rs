@@ -24,7 +24,8 @@ usage: rvpp [-c FILE] [VPP-style config words...]
   --take-over SOCKET
                  live restart: take over from the rvpp listening on SOCKET (its API socket
                  path, else its CLI socket path, plus `.takeover`), keeping its taps/tuns,
-                 their sw_if_index values, its configuration and its API and CLI sockets;
+                 af_packet uplinks and memif servers (the pods stay connected), their
+                 sw_if_index values, its configuration and its API and CLI sockets;
                  it exits once this one forwards. Refused, with the old one left running,
                  when its configuration holds what cannot be carried yet (README.md)
 

@@ -11,21 +11,28 @@
 //!    lost) and captures the configuration
 //!    (`service::snapshot`). It holds an object the snapshot cannot carry: `R<reason>`, the
 //!    lock is let go and the old process goes on as before. Otherwise `S<json>` pieces,
-//!    `F` messages with the tap/tun queue fds, the af_packet rx socket fds and the API and CLI listening sockets
-//!    (SCM_RIGHTS), then `E`.
+//!    `F` messages with the tap/tun queue fds, the af_packet rx socket fds, each memif server's
+//!    listening socket, control connection, region memfds, ring eventfds and ring-lock page
+//!    (its control thread stops here) and the API and CLI listening sockets (SCM_RIGHTS),
+//!    then `E`.
 //! 3. new: starts its workers, rebuilds the tables with the same sw_if_index values and
 //!    places the adopted queues on its workers, which poll them at once beside the old
 //!    ones (a packet is read by one of the two; the kernel queues hold what neither has read
 //!    yet), then sends `READY`. An af_packet's rx queues wait: two readers of one mmap'd ring
-//!    would both read its frames.
+//!    would both read its frames. A memif's rings are polled at once by both processes, one
+//!    at a time by the ring locks (`rvpp_drivers::memif`): its tx ring must take what either
+//!    reads from the taps for it.
 //! 4. old: stops its workers, sends `B` and exits without closing the sockets it handed over
 //!    (the files stay, the new process accepts on the same sockets: no connection is refused).
 //!    Before stopping its workers it stops its af_packet rx queues between two calls and sends
 //!    `Q`: the new process polls those rings from there, where the old one left them.
-//! 5. new: serves the API and CLI on the adopted listeners and opens its own handover socket.
+//! 5. new: once the old process is gone, owns its memif devices (they say goodbye to the
+//!    peer when deleted from now on), then serves the API and CLI on the adopted listeners and
+//!    opens its own handover socket.
 //!
 //! The new process failing anywhere before `READY` (its connection closes) leaves the old one
-//! running as it was: it still holds every device and socket.
+//! running as it was: it still holds every device and socket, and drives its memif control
+//! connections again.
 //!
 //! An upgrade in place under a parent that waits on rvpp's pid (calico's vpp-manager cleans up
 //! when its child exits): SIGUSR2 makes rvpp start `<argv0> <its arguments> --take-over
@@ -63,6 +70,10 @@ static UPGRADE_CHILD: AtomicI32 = AtomicI32::new(0);
 
 /// Test hook: the new process aborts after adopting everything, before `READY`.
 pub const ABORT_BEFORE_READY_ENV: &str = "RVPP_TEST_TAKEOVER_ABORT_BEFORE_READY";
+/// Test hook: the new process waits this many milliseconds before `READY`, both processes
+/// forwarding meanwhile (what a slow restore or a busy machine does), so that a test sees the
+/// two share the devices for long.
+pub const HOLD_BEFORE_READY_ENV: &str = "RVPP_TEST_TAKEOVER_HOLD_BEFORE_READY_MS";
 
 /// Where a running rvpp with this configuration listens for a take-over.
 pub fn socket_path(cfg: &crate::startup_conf::StartupConfig) -> Option<PathBuf> {
@@ -207,6 +218,9 @@ fn hand_over(dp: &Dataplane, conn: BorrowedFd<'_>, listeners: &[Listener]) -> Re
     // daemon's own changes (learned neighbours, the host-link monitor).
     let _gate = dp.config_exclusive();
     let frozen = dp.fwd();
+    // The capture stops the memif control threads (the new process reads the connections
+    // next); any failure from here on starts them again.
+    let _memif = ResumeMemif(dp);
     let snap = match snapshot::capture(dp, &frozen) {
         Ok(s) => s,
         Err(why) => {
@@ -279,6 +293,16 @@ fn hand_over(dp: &Dataplane, conn: BorrowedFd<'_>, listeners: &[Listener]) -> Re
     }
     // Without destructors: the handed-over sockets must stay open and their files in place.
     std::process::exit(0);
+}
+
+/// Drives this process's memif control connections again when dropped: only on a failed
+/// take-over, as a successful one exits without destructors.
+struct ResumeMemif<'a>(&'a Dataplane);
+
+impl Drop for ResumeMemif<'_> {
+    fn drop(&mut self) {
+        snapshot::resume_memif(self.0);
+    }
 }
 
 /// SIGUSR2: start the binary at `exe` (the path this rvpp was started as, now holding the new
@@ -368,7 +392,7 @@ pub struct Incoming {
     /// The fds by slot; a restore takes each one it uses.
     pub fds: Vec<Option<OwnedFd>>,
     pub old_pid: u64,
-    /// The af_packet rx queues, polled once the old process has stopped.
+    /// The af_packet rx queues, polled once the old process has stopped, and the memif devices.
     late: snapshot::Late,
 }
 
@@ -441,12 +465,19 @@ impl Incoming {
             log::error!("take-over: {ABORT_BEFORE_READY_ENV} is set: aborting before READY");
             std::process::abort();
         }
+        if let Some(ms) = std::env::var(HOLD_BEFORE_READY_ENV)
+            .ok()
+            .and_then(|v| v.parse::<u64>().ok())
+        {
+            log::warn!("take-over: {HOLD_BEFORE_READY_ENV} is set: {ms} ms before READY");
+            std::thread::sleep(Duration::from_millis(ms.min(10_000)));
+        }
         send(self.conn.as_fd(), READY, &[]).map_err(|e| io_err("ready", e))?;
         let mut stray = Vec::new();
         let mut answer = recv(self.conn.as_fd(), &mut stray);
-        if !self.late.is_empty() {
+        if !self.late.no_gates() {
             // `Q`: its af_packet queues read no more (a close: it is gone).
-            snapshot::attach_late(std::mem::take(&mut self.late));
+            snapshot::attach_late(&mut self.late);
             if matches!(&answer, Ok(m) if m == b"Q") {
                 answer = recv(self.conn.as_fd(), &mut stray);
             }
@@ -463,6 +494,7 @@ impl Incoming {
         if !matches!(recv(self.conn.as_fd(), &mut stray), Ok(m) if m.is_empty()) {
             log::warn!("take-over: pid {} has not exited yet", self.old_pid);
         }
+        snapshot::own_late(std::mem::take(&mut self.late));
         Ok(())
     }
 }

@@ -24,15 +24,29 @@
 //!   region 0) is copied once. Sharing the pool means the peer can write any rvpp buffer, so
 //!   use the client role only with a trusted peer (as with VPP's zero-copy memif).
 //!
+//! # Live restart
+//! A server device can be handed to another process (`rvpp --take-over`): [`MemifDevice::handoff`]
+//! stops its control thread and gives duplicates of the listening socket, the control
+//! connection, the regions and the ring eventfds; [`MemifDevice::adopt`] in the new process maps
+//! the regions again and goes on as connected, so the peer sees no new handshake. A ring's
+//! head and tail live in the shared memory and a server keeps no other position (it reads its
+//! tail back from the ring at every call), so whichever process holds a ring goes on where the
+//! other left it. While both processes run, each ring has a lock in a memfd page they share
+//! (`RingLocks`, handed over with the rings): one process at a time reads an rx ring or
+//! writes a tx ring, and both keep forwarding, so neither drops what it read from other
+//! devices for want of the memif ring. A client's rings point into its own buffer pool, which
+//! no other process maps: clients are not handed over.
+//!
 //! # Interrupts
 //! `rx_fd` is a per-queue epoll descriptor that never changes: it watches the current ring's
 //! interrupt eventfd (swapped on reconnect) and a wake eventfd the control thread rings on
 //! link changes, so a sleeping worker picks up a new connection.
 
+use crate::shm::SharedMem;
 use crate::wait::EventFd;
 use memif::{proto, Config, Desc, Event, ExternalRegion, Interface, Ring};
 /// Re-exported so users of the device need not depend on the protocol crate.
-pub use memif::{Mode, Role, SocketSpec};
+pub use memif::{Handoff, HandoffConn, HandoffRing, Mode, Role, SocketSpec};
 use rvpp_dataplane::buffer::{flags, BufferPool, Buffers, NO_BUFFER};
 use rvpp_dataplane::device::{RxQueue, TxQueue};
 use rvpp_dataplane::graph::rx_next;
@@ -40,7 +54,7 @@ use rvpp_dataplane::graph::DeviceNodes;
 use rvpp_dataplane::tx_spread::{Framing, Spreader};
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
@@ -132,6 +146,125 @@ pub struct MemifStatus {
     pub regions: Vec<usize>,
 }
 
+/// Lock words of the rings of one device, in a memfd page a take-over hands over with the rings,
+/// so that while two processes run one at a time moves a ring. A word holds the holder's pid
+/// (0: free); taken once per burst, never per packet.
+struct RingLocks {
+    mem: SharedMem,
+    pid: u32,
+}
+
+/// Words per page: rx rings first, then tx rings from [`TX_LOCKS`].
+const LOCK_WORDS: usize = 1024;
+const TX_LOCKS: usize = 512;
+/// Spins, then yields up to [`LOCK_WAIT`], before a burst gives up on a ring the other process
+/// holds. It holds a ring for one burst, but on shared cores it can be preempted in one for a
+/// scheduler slice (seen: 3 ms, 6 packets lost with a 4,000-yield budget); yielding lets it run.
+const LOCK_SPINS: u32 = 1 << 10;
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_millis(20);
+
+impl RingLocks {
+    fn new() -> io::Result<Self> {
+        Ok(Self {
+            mem: SharedMem::create("rvpp-memif-locks", LOCK_WORDS * 4)?,
+            pid: std::process::id(),
+        })
+    }
+
+    fn adopt(fd: OwnedFd) -> io::Result<Self> {
+        let mem = SharedMem::map_shared(fd)?;
+        if mem.atomic_u32((LOCK_WORDS - 1) * 4).is_none() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "memif ring locks: page too small",
+            ));
+        }
+        Ok(Self {
+            mem,
+            pid: std::process::id(),
+        })
+    }
+
+    /// Lock word `i`, waiting a bounded time for the other process; None: not got.
+    #[inline]
+    fn lock(&self, i: usize) -> Option<RingGuard<'_>> {
+        let w = self.mem.atomic_u32(i * 4)?;
+        let take = || {
+            w.compare_exchange(0, self.pid, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
+        };
+        if take() {
+            return Some(RingGuard(w));
+        }
+        self.lock_slow(w, take)
+    }
+
+    #[cold]
+    fn lock_slow<'a>(&self, w: &'a AtomicU32, take: impl Fn() -> bool) -> Option<RingGuard<'a>> {
+        for _ in 0..LOCK_SPINS {
+            std::hint::spin_loop();
+            if take() {
+                return Some(RingGuard(w));
+            }
+        }
+        let t = std::time::Instant::now();
+        while t.elapsed() < LOCK_WAIT {
+            std::thread::yield_now();
+            if take() {
+                return Some(RingGuard(w));
+            }
+        }
+        // A holder that died (a take-over's process killed in a burst) never lets go.
+        let holder = w.load(Ordering::Relaxed);
+        // SAFETY: kill with signal 0 only checks that the process exists.
+        let gone = holder != 0
+            && unsafe { libc::kill(holder as libc::pid_t, 0) } < 0
+            && io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH);
+        if gone
+            && w.compare_exchange(holder, self.pid, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
+        {
+            return Some(RingGuard(w));
+        }
+        None
+    }
+
+    fn fd(&self) -> io::Result<OwnedFd> {
+        self.mem.fd().try_clone_to_owned()
+    }
+
+    /// Free the words another process holds: it is gone (it may still be a zombie, or the
+    /// stand-in with its pid, so the dead-holder check would not see it).
+    fn release_foreign(&self) {
+        for i in 0..LOCK_WORDS {
+            if let Some(w) = self.mem.atomic_u32(i * 4) {
+                let v = w.load(Ordering::Relaxed);
+                if v != 0 && v != self.pid {
+                    let _ = w.compare_exchange(v, 0, Ordering::Release, Ordering::Relaxed);
+                }
+            }
+        }
+    }
+}
+
+struct RingGuard<'a>(&'a AtomicU32);
+
+impl Drop for RingGuard<'_> {
+    fn drop(&mut self) {
+        self.0.store(0, Ordering::Release);
+    }
+}
+
+/// A ring lock for a server, nothing to lock for a client (never handed over). Err: the
+/// other process held the ring too long; skip this burst.
+#[inline]
+fn ring_lock(sh: &DevShared, i: usize) -> Result<Option<RingGuard<'_>>, ()> {
+    match &sh.locks {
+        None => Ok(None),
+        Some(l) => l.lock(i).map(Some).ok_or(()),
+    }
+}
+
 struct Mailbox {
     gen: u64,
     rx: Vec<Option<Ring>>,
@@ -149,6 +282,21 @@ struct DevShared {
     status: Mutex<MemifStatus>,
     counters: MemifCounters,
     wakes: Vec<Arc<EventFd>>,
+    /// Server only.
+    locks: Option<RingLocks>,
+    /// Packets not sent because the other process of a take-over held the tx ring too long.
+    lock_busy: AtomicU64,
+}
+
+/// What the device and its control thread share of the protocol interface.
+struct Control {
+    /// None once the control thread has ended.
+    ifc: Mutex<Option<Interface>>,
+    /// The interface was handed to another process: the control thread leaves it alone.
+    paused: AtomicBool,
+    /// Leave the peer connected when the device goes (this process has not yet taken it
+    /// over, or has handed it on): the interface is forgotten, not dropped.
+    quiet: AtomicBool,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -160,6 +308,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// buffers at their next call (or when dropped).
 pub struct MemifDevice {
     sh: Arc<DevShared>,
+    control: Arc<Control>,
     stop: Arc<AtomicBool>,
     ctl: Option<JoinHandle<()>>,
     cfg: MemifConfig,
@@ -172,6 +321,35 @@ pub struct MemifQueues {
     pub tx: Vec<MemifTxQueue>,
 }
 
+/// A server device's state for the process taking over ([`MemifDevice::handoff`]).
+#[derive(Debug)]
+pub struct MemifHandoff {
+    pub ifc: Handoff,
+    /// The ring locks' memfd.
+    pub locks: OwnedFd,
+}
+
+/// Lets an adopted device say goodbye to its peer when it goes, once this process owns it.
+pub struct MemifOwner {
+    sh: Arc<DevShared>,
+    ctl: Arc<Control>,
+}
+
+impl MemifOwner {
+    /// The giving process has stopped: the device is this process's, and its rx queues look at
+    /// their rings at once (a sleeping worker may have missed the peer's last interrupt, which
+    /// the other process took).
+    pub fn own(&self) {
+        self.ctl.quiet.store(false, Ordering::Release);
+        if let Some(l) = &self.sh.locks {
+            l.release_foreign();
+        }
+        for w in &self.sh.wakes {
+            w.ring();
+        }
+    }
+}
+
 impl MemifDevice {
     /// Create the device. A server binds its socket now (errors are returned); a client starts
     /// connecting in the background. `on_link` is called from the control thread on every
@@ -182,6 +360,37 @@ impl MemifDevice {
         pool: Arc<BufferPool>,
         workers: usize,
         on_link: Box<dyn FnMut(bool) + Send>,
+    ) -> io::Result<MemifQueues> {
+        Self::launch(cfg, sw_if_index, pool, workers, on_link, None)
+    }
+
+    /// A server device going on with another process's connection ([`handoff`](Self::handoff)).
+    /// Until [`MemifOwner::own`] it leaves the peer connected when dropped (a take-over that
+    /// fails leaves the peer to the giving process).
+    pub fn adopt(
+        cfg: MemifConfig,
+        handoff: MemifHandoff,
+        sw_if_index: u32,
+        pool: Arc<BufferPool>,
+        workers: usize,
+        on_link: Box<dyn FnMut(bool) + Send>,
+    ) -> io::Result<MemifQueues> {
+        if cfg.role != Role::Server {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "only a memif server is handed over",
+            ));
+        }
+        Self::launch(cfg, sw_if_index, pool, workers, on_link, Some(handoff))
+    }
+
+    fn launch(
+        cfg: MemifConfig,
+        sw_if_index: u32,
+        pool: Arc<BufferPool>,
+        workers: usize,
+        on_link: Box<dyn FnMut(bool) + Send>,
+        handoff: Option<MemifHandoff>,
     ) -> io::Result<MemifQueues> {
         let bad = |m: String| io::Error::new(io::ErrorKind::InvalidInput, m);
         if cfg.rx_queues == 0 || cfg.tx_queues == 0 {
@@ -221,7 +430,17 @@ impl MemifDevice {
                 size: pool.region_len(),
             });
         }
-        let ifc = Interface::new(mc)?;
+        let (handed, locks) = match handoff {
+            Some(h) => (Some(h.ifc), Some(RingLocks::adopt(h.locks)?)),
+            None => (
+                None,
+                match cfg.role {
+                    Role::Server => Some(RingLocks::new()?),
+                    Role::Client => None,
+                },
+            ),
+        };
+        let adopted = handed.is_some();
         let wakes = (0..cfg.rx_queues)
             .map(|_| EventFd::new().map(Arc::new))
             .collect::<io::Result<Vec<_>>>()?;
@@ -240,6 +459,8 @@ impl MemifDevice {
             status: Mutex::new(MemifStatus::default()),
             counters: MemifCounters::default(),
             wakes,
+            locks,
+            lock_busy: AtomicU64::new(0),
         });
         let mut rx = Vec::new();
         for q in 0..cfg.rx_queues {
@@ -255,14 +476,53 @@ impl MemifDevice {
                 spread: Spreader::new(1, Framing::Ethernet),
             })
             .collect();
+        // An adopted interface is made last and, on any error after it, forgotten rather than
+        // dropped: dropping it would tell the peer goodbye and unlink the socket the giving
+        // process still serves.
+        let mut ifc = match handed {
+            Some(h) => Interface::adopt(mc, h)?,
+            None => Interface::new(mc)?,
+        };
+        // An adopted connection's rings go to the queues now, not when the control thread first
+        // runs: the workers already send to this device (seen: packets from a tun dropped as
+        // "tx queue full" for a few ms).
+        let mut up = false;
+        if adopted {
+            if let Some(Event::Connected {
+                remote_name,
+                remote_if_name,
+            }) = ifc.poll_control()
+            {
+                if let Err(e) = publish(&ifc, &sh, remote_name, remote_if_name) {
+                    std::mem::forget(ifc);
+                    return Err(e);
+                }
+                up = true;
+            }
+        }
         let stop = Arc::new(AtomicBool::new(false));
-        let (sh2, stop2) = (sh.clone(), stop.clone());
-        let ctl = std::thread::Builder::new()
+        let control = Arc::new(Control {
+            ifc: Mutex::new(Some(ifc)),
+            paused: AtomicBool::new(false),
+            quiet: AtomicBool::new(adopted),
+        });
+        let (sh2, stop2, ctl2) = (sh.clone(), stop.clone(), control.clone());
+        let ctl = match std::thread::Builder::new()
             .name(format!("memif-ctl-{sw_if_index}"))
-            .spawn(move || control_main(ifc, sh2, stop2, on_link))?;
+            .spawn(move || control_main(ctl2, sh2, stop2, on_link, up))
+        {
+            Ok(j) => j,
+            Err(e) => {
+                if adopted {
+                    std::mem::forget(lock(&control.ifc).take());
+                }
+                return Err(e);
+            }
+        };
         Ok(MemifQueues {
             device: MemifDevice {
                 sh,
+                control,
                 stop,
                 ctl: Some(ctl),
                 cfg,
@@ -288,6 +548,52 @@ impl MemifDevice {
     pub fn zero_copy(&self) -> bool {
         self.sh.zero_copy
     }
+    /// Packets not sent because the other process of a take-over held the tx ring too long.
+    pub fn lock_busy(&self) -> u64 {
+        self.sh.lock_busy.load(Ordering::Relaxed)
+    }
+
+    /// Stop the control thread and give duplicates of everything another process needs to go
+    /// on serving the peer ([`adopt`](Self::adopt)); the data path goes on (the rings are
+    /// locked per burst). Servers only. [`resume`](Self::resume) if the other process does not
+    /// take over; until then, dropping the device leaves the peer connected.
+    pub fn handoff(&self) -> io::Result<MemifHandoff> {
+        let Some(locks) = &self.sh.locks else {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "a memif client is not handed over",
+            ));
+        };
+        // Under the interface's lock: the control thread is not in the middle of a message.
+        let g = lock(&self.control.ifc);
+        let ifc = g
+            .as_ref()
+            .ok_or_else(|| io::Error::other("the memif control thread has ended"))?;
+        self.control.paused.store(true, Ordering::Release);
+        let r = ifc.handoff().and_then(|ifc| {
+            Ok(MemifHandoff {
+                ifc,
+                locks: locks.fd()?,
+            })
+        });
+        if r.is_err() {
+            self.control.paused.store(false, Ordering::Release);
+        }
+        r
+    }
+
+    /// Drive the control connection again (a take-over did not happen).
+    pub fn resume(&self) {
+        self.control.paused.store(false, Ordering::Release);
+    }
+
+    /// For an adopted device: what makes it this process's once the take-over is done.
+    pub fn owner(&self) -> MemifOwner {
+        MemifOwner {
+            sh: self.sh.clone(),
+            ctl: self.control.clone(),
+        }
+    }
 
     /// Disconnect the peer and stop the control thread.
     pub fn stop(&mut self) {
@@ -305,39 +611,64 @@ impl Drop for MemifDevice {
 }
 
 fn control_main(
-    mut ifc: Interface,
+    ctl: Arc<Control>,
     sh: Arc<DevShared>,
     stop: Arc<AtomicBool>,
     mut on_link: Box<dyn FnMut(bool) + Send>,
+    mut up: bool,
 ) {
-    let mut up = false;
+    let mut links = Vec::new();
     while !stop.load(Ordering::Acquire) {
-        while let Some(ev) = ifc.poll_control() {
-            match ev {
-                Event::Connected {
-                    remote_name,
-                    remote_if_name,
-                } => {
-                    if let Err(e) = publish(&ifc, &sh, remote_name, remote_if_name) {
-                        log::warn!("memif sw_if_index {}: {e}", sh.sw_if_index);
-                        ifc.disconnect(&format!("rvpp: {e}"));
-                        continue;
+        let fds = {
+            let mut g = lock(&ctl.ifc);
+            match g.as_mut() {
+                Some(ifc) if !ctl.paused.load(Ordering::Acquire) => {
+                    while let Some(ev) = ifc.poll_control() {
+                        match ev {
+                            Event::Connected {
+                                remote_name,
+                                remote_if_name,
+                            } => {
+                                if let Err(e) = publish(ifc, &sh, remote_name, remote_if_name) {
+                                    log::warn!("memif sw_if_index {}: {e}", sh.sw_if_index);
+                                    ifc.disconnect(&format!("rvpp: {e}"));
+                                    continue;
+                                }
+                                if !up {
+                                    up = true;
+                                    links.push(true);
+                                }
+                            }
+                            Event::Disconnected { reason } => {
+                                unpublish(&sh, reason);
+                                if up {
+                                    up = false;
+                                    links.push(false);
+                                }
+                            }
+                        }
                     }
-                    if !up {
-                        up = true;
-                        on_link(true);
-                    }
+                    Some(ifc.control_fds())
                 }
-                Event::Disconnected { reason } => {
-                    unpublish(&sh, reason);
-                    if up {
-                        up = false;
-                        on_link(false);
-                    }
-                }
+                _ => None,
             }
+        };
+        // Outside the interface's lock: on_link takes the forwarding lock, which a take-over
+        // holds while it asks for the interface (handoff).
+        for l in links.drain(..) {
+            on_link(l);
         }
-        wait_readable(&ifc.control_fds(), 20);
+        match fds {
+            Some(fds) => wait_readable(&fds, 20),
+            None => std::thread::sleep(std::time::Duration::from_millis(20)),
+        }
+    }
+    let ifc = lock(&ctl.ifc).take();
+    if ctl.quiet.load(Ordering::Acquire) || ctl.paused.load(Ordering::Acquire) {
+        // The peer belongs to the other process of a take-over (this one has not taken it over
+        // yet, or has handed it on): no goodbye, no unlink.
+        std::mem::forget(ifc);
+        return;
     }
     drop(ifc);
     unpublish(&sh, "interface deleted".into());
@@ -383,7 +714,11 @@ fn publish(
         let r = ifc
             .tx_ring(q)
             .ok_or_else(|| io::Error::other("tx ring vanished"))?;
-        tx.push(Arc::new(Mutex::new(TxRing::new(r.try_clone()?, sh)?)));
+        tx.push(Arc::new(Mutex::new(TxRing::new(
+            r.try_clone()?,
+            q as u16,
+            sh,
+        )?)));
     }
     {
         let mut st = lock(&sh.status);
@@ -638,6 +973,14 @@ impl RxQueue for MemifRxQueue {
         let Some(st) = self.st.as_mut() else {
             return 0;
         };
+        // Nothing to read: no lock taken, so a take-over's other process rarely waits.
+        if self.sh.role == Role::Server && st.ring.head() == st.ring.tail() {
+            return 0;
+        }
+        // Busy: the other process is reading it; what it leaves stays for the next call.
+        let Ok(_ring) = ring_lock(&self.sh, self.q as usize) else {
+            return 0;
+        };
         let max = out.len().min(nexts.len()).min(256);
         let n = match self.sh.role {
             Role::Server => rx_copy(&self.sh, st, bufs, &mut self.alloc, &mut out[..max]),
@@ -711,7 +1054,8 @@ fn finish_chain(bufs: &mut Buffers, c: &Chain, sw: u32) {
     }
 }
 
-/// Server rx: copy each packet out of the client's buffers, then advance tail.
+/// Server rx: copy each packet out of the client's buffers, then advance tail. Tail is read
+/// back from the ring: the other process of a take-over may have moved it.
 fn rx_copy(
     sh: &DevShared,
     st: &mut RxRing,
@@ -722,7 +1066,7 @@ fn rx_copy(
     let ring = &st.ring;
     let size = ring.size();
     let head = ring.head();
-    let mut cur = st.cursor;
+    let mut cur = ring.tail();
     let avail = head.wrapping_sub(cur);
     if avail == 0 {
         return 0;
@@ -993,6 +1337,8 @@ fn rx_zero_copy(
 
 struct TxRing {
     ring: Ring,
+    /// Ring index (its lock word).
+    q: u16,
     role: Role,
     /// Server: next slot to fill (we own tail). Client: next slot to produce (we own head).
     cursor: u16,
@@ -1004,7 +1350,7 @@ struct TxRing {
 }
 
 impl TxRing {
-    fn new(ring: Ring, sh: &DevShared) -> io::Result<Self> {
+    fn new(ring: Ring, q: u16, sh: &DevShared) -> io::Result<Self> {
         let (cursor, done) = match sh.role {
             Role::Server => (ring.tail(), 0),
             Role::Client => (ring.head(), ring.tail()),
@@ -1015,6 +1361,7 @@ impl TxRing {
             Vec::new()
         };
         Ok(Self {
+            q,
             role: sh.role,
             cursor,
             done,
@@ -1112,11 +1459,14 @@ impl TxRing {
         done
     }
 
+    /// Server tx: fill the client's free buffers from tail on. Tail is read back from the ring:
+    /// the other process of a take-over may have moved it.
     fn tx_server(&mut self, sh: &DevShared, bufs: &mut Buffers, pkts: &[u32]) -> usize {
         let ring = &self.ring;
         let size = ring.size();
         let head = ring.head();
-        let mut t = self.cursor;
+        let start = ring.tail();
+        let mut t = start;
         let avail = head.wrapping_sub(t);
         if avail > size {
             ring_error(sh, "tx head out of range", 1);
@@ -1201,7 +1551,7 @@ impl TxRing {
             left = room;
             done += 1;
         }
-        if t != self.cursor {
+        if t != start {
             self.cursor = t;
             ring.set_tail(t);
             ring.kick();
@@ -1279,6 +1629,10 @@ impl MemifTxQueue {
 #[inline]
 fn ring_tx(sh: &DevShared, ring: &Mutex<TxRing>, bufs: &mut Buffers, pkts: &[u32]) -> usize {
     let mut r = lock(ring);
+    let Ok(_ring) = ring_lock(sh, TX_LOCKS + r.q as usize) else {
+        bump(&sh.lock_busy, pkts.len() as u64);
+        return 0;
+    };
     match r.role {
         Role::Server => r.tx_server(sh, bufs, pkts),
         Role::Client => r.tx_client(sh, bufs, pkts),

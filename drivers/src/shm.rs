@@ -58,6 +58,29 @@ impl SharedMem {
         Self::map(fd, len, false)
     }
 
+    /// Map all of `fd` read-write (another process's [`create`](Self::create)d memory).
+    pub fn map_shared(fd: OwnedFd) -> io::Result<Self> {
+        let len = std::fs::File::from(fd.try_clone()?).metadata()?.len() as usize;
+        if len == 0 {
+            return Err(io::Error::new(io::ErrorKind::InvalidData, "empty segment"));
+        }
+        Self::map(fd, len, true)
+    }
+
+    /// The u32 at byte `off` of a writable mapping, for compare-and-swap; None when out of
+    /// range, misaligned or read-only.
+    pub fn atomic_u32(&self, off: usize) -> Option<&AtomicU32> {
+        if !self.writable
+            || !off.is_multiple_of(4)
+            || off.checked_add(4).is_none_or(|e| e > self.len)
+        {
+            return None;
+        }
+        // SAFETY: off + 4 <= len and off is 4-aligned (the mapping is page-aligned), so this
+        // is an aligned u32 inside the mapping, which lives as long as the returned borrow.
+        Some(unsafe { &*(self.ptr.as_ptr().add(off) as *const AtomicU32) })
+    }
+
     fn map(fd: OwnedFd, len: usize, writable: bool) -> io::Result<Self> {
         let prot = if writable {
             libc::PROT_READ | libc::PROT_WRITE

@@ -96,6 +96,48 @@ impl Config {
     }
 }
 
+/// A server interface's sockets and shared memory, for another process to go on serving the
+/// same peer without it noticing ([`Interface::handoff`], [`Interface::adopt`]). Every fd is a
+/// duplicate: the giving interface keeps its own.
+#[derive(Debug)]
+pub struct Handoff {
+    /// The listening socket.
+    pub listener: OwnedFd,
+    /// The connected peer, if the handshake was complete (one under way is not carried: the
+    /// peer sees its connection close and connects again).
+    pub conn: Option<HandoffConn>,
+}
+
+/// The connected peer of a [`Handoff`].
+#[derive(Debug)]
+pub struct HandoffConn {
+    /// The control connection.
+    pub sock: OwnedFd,
+    /// Peer application name.
+    pub remote_name: String,
+    /// Peer interface name.
+    pub remote_if_name: String,
+    /// Regions by index: the file and the mapped size.
+    pub regions: Vec<(OwnedFd, usize)>,
+    /// Client-to-server rings (the server's rx), by index.
+    pub s2m: Vec<HandoffRing>,
+    /// Server-to-client rings (the server's tx), by index.
+    pub m2s: Vec<HandoffRing>,
+}
+
+/// Where one ring of a [`HandoffConn`] is. Its head and tail are in the shared memory.
+#[derive(Debug)]
+pub struct HandoffRing {
+    /// Region index of the header.
+    pub region: u16,
+    /// Byte offset of the header in that region.
+    pub offset: u32,
+    /// log2 of the slot count.
+    pub log2: u8,
+    /// Interrupt eventfd.
+    pub intr: Option<OwnedFd>,
+}
+
 /// Something that happened on the control channel.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Event {
@@ -260,6 +302,7 @@ pub struct Interface {
     conn: Option<Conn>,
     events: VecDeque<Event>,
     remote_name: String,
+    remote_if_name: String,
     stats: Stats,
 }
 
@@ -279,6 +322,28 @@ impl Interface {
     /// returned); a client makes its first connection attempt on the
     /// first [`poll_control`](Self::poll_control).
     pub fn new(cfg: Config) -> io::Result<Interface> {
+        let mut ifc = Interface::new_unbound(cfg)?;
+        if ifc.cfg.role == Role::Server {
+            let spec = &ifc.spec;
+            let fd = sys::seqpacket_socket(spec.netns.as_deref())?;
+            if let SocketName::Path(p) = &spec.name {
+                // A stale socket file from a previous run blocks bind().
+                if let Ok(md) = std::fs::symlink_metadata(p) {
+                    use std::os::unix::fs::FileTypeExt;
+                    if md.file_type().is_socket() {
+                        let _ = std::fs::remove_file(p);
+                    }
+                }
+            }
+            sys::listen(&fd, &spec.name)?;
+            info!("memif: listening on {:?}", ifc.cfg.socket);
+            ifc.listener = Some(fd);
+        }
+        Ok(ifc)
+    }
+
+    /// The interface for a checked `cfg`, without a socket.
+    fn new_unbound(cfg: Config) -> io::Result<Interface> {
         let spec = SocketSpec::parse(&cfg.socket)
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         let bad = |m: &str| Err(io::Error::new(io::ErrorKind::InvalidInput, m.to_string()));
@@ -298,27 +363,11 @@ impl Interface {
         if cfg.mode == Mode::PuntInject {
             return bad("punt/inject mode is not supported");
         }
-        let mut listener = None;
-        if cfg.role == Role::Server {
-            let fd = sys::seqpacket_socket(spec.netns.as_deref())?;
-            if let SocketName::Path(p) = &spec.name {
-                // A stale socket file from a previous run blocks bind().
-                if let Ok(md) = std::fs::symlink_metadata(p) {
-                    use std::os::unix::fs::FileTypeExt;
-                    if md.file_type().is_socket() {
-                        let _ = std::fs::remove_file(p);
-                    }
-                }
-            }
-            sys::listen(&fd, &spec.name)?;
-            info!("memif: listening on {:?}", cfg.socket);
-            listener = Some(fd);
-        }
         let now = Instant::now();
         Ok(Interface {
             cfg,
             spec,
-            listener,
+            listener: None,
             sock: None,
             phase: Phase::Idle,
             deadline: now,
@@ -331,8 +380,120 @@ impl Interface {
             conn: None,
             events: VecDeque::new(),
             remote_name: String::new(),
+            remote_if_name: String::new(),
             stats: Stats::default(),
         })
+    }
+
+    /// Duplicates of a server's listening socket and, while connected, of its control
+    /// connection, regions and ring eventfds, for a process taking over
+    /// ([`adopt`](Self::adopt)). The caller stops driving this interface first: two processes
+    /// reading one control connection would each see half of its messages.
+    pub fn handoff(&self) -> io::Result<Handoff> {
+        let (Role::Server, Some(l)) = (self.cfg.role, &self.listener) else {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "only a server interface can be handed over",
+            ));
+        };
+        let listener = l.try_clone()?;
+        let (Some(conn), Some(sock)) = (self.live(), &self.sock) else {
+            return Ok(Handoff {
+                listener,
+                conn: None,
+            });
+        };
+        let mut regions = Vec::new();
+        for r in conn.regions.iter() {
+            let fd =
+                r.fd.as_ref()
+                    .ok_or_else(|| io::Error::other("a region without its fd"))?;
+            regions.push((fd.try_clone()?, r.size()));
+        }
+        let ring = |q: &Queue| -> io::Result<HandoffRing> {
+            let (region, offset) = q.ring.location();
+            Ok(HandoffRing {
+                region,
+                offset,
+                log2: q.ring.log2_size(),
+                intr: q.ring.intr.as_ref().map(|f| f.try_clone()).transpose()?,
+            })
+        };
+        Ok(Handoff {
+            listener,
+            conn: Some(HandoffConn {
+                sock: sock.try_clone()?,
+                remote_name: self.remote_name.clone(),
+                remote_if_name: self.remote_if_name.clone(),
+                regions,
+                s2m: conn.rx.iter().map(ring).collect::<io::Result<_>>()?,
+                m2s: conn.tx.iter().map(ring).collect::<io::Result<_>>()?,
+            }),
+        })
+    }
+
+    /// A server interface going on where another process's left off ([`handoff`](Self::handoff)):
+    /// it listens on the handed-over socket and, with a connection, maps the same regions
+    /// and is connected at once (the first [`poll_control`](Self::poll_control) reports
+    /// [`Event::Connected`]); the peer sees no new handshake. The rings are checked as a new
+    /// connection's are.
+    pub fn adopt(cfg: Config, h: Handoff) -> io::Result<Interface> {
+        let bad = |m: String| io::Error::new(io::ErrorKind::InvalidData, m);
+        if cfg.role != Role::Server {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "only a server interface can be adopted",
+            ));
+        }
+        // The sockets go in last: dropping an interface that holds them would tell the peer
+        // goodbye and remove the socket file the giving process still serves.
+        let mut ifc = Interface::new_unbound(cfg)?;
+        let Some(c) = h.conn else {
+            ifc.listener = Some(h.listener);
+            return Ok(ifc);
+        };
+        let mut regions = Vec::new();
+        for (i, (fd, size)) in c.regions.into_iter().enumerate() {
+            let fsize = sys::fd_size(fd.as_raw_fd())?;
+            if size == 0 || size as u64 > MAX_REGION_SIZE || size as u64 > fsize {
+                return Err(bad(format!("region {i}: size {size}, file {fsize}")));
+            }
+            let map = Mmap::map(fd.as_raw_fd(), size)?;
+            regions.push(Region { map, fd: Some(fd) });
+        }
+        let regions: Regions = Arc::new(regions);
+        let mk = |r: HandoffRing, kind| -> io::Result<Queue> {
+            let ring = Ring::new(regions.clone(), r.region, r.offset, r.log2, kind, r.intr)
+                .map_err(bad)?;
+            if ring.cookie() != proto::COOKIE {
+                return Err(bad(format!("wrong ring cookie {:#x}", ring.cookie())));
+            }
+            Ok(Queue { ring, buf_base: 0 })
+        };
+        let (n_rx, n_tx) = (c.s2m.len(), c.m2s.len());
+        if n_rx == 0
+            || n_tx == 0
+            || n_rx > ifc.cfg.num_s2m_rings as usize
+            || n_tx > ifc.cfg.num_m2s_rings as usize
+        {
+            return Err(bad(format!("{n_rx} s2m and {n_tx} m2s rings")));
+        }
+        let rx = c
+            .s2m
+            .into_iter()
+            .map(|r| mk(r, RingKind::ClientToServer))
+            .collect::<io::Result<Vec<_>>>()?;
+        let tx = c
+            .m2s
+            .into_iter()
+            .map(|r| mk(r, RingKind::ServerToClient))
+            .collect::<io::Result<Vec<_>>>()?;
+        ifc.conn = Some(Conn { regions, rx, tx });
+        ifc.listener = Some(h.listener);
+        ifc.sock = Some(c.sock);
+        ifc.remote_name = c.remote_name;
+        ifc.established(c.remote_if_name);
+        Ok(ifc)
     }
 
     /// Our role.
@@ -727,6 +888,7 @@ impl Interface {
 
     fn established(&mut self, remote_if_name: String) {
         self.phase = Phase::Connected;
+        self.remote_if_name = remote_if_name.clone();
         self.stats.connects += 1;
         info!(
             "memif {}: connected to {} ({remote_if_name})",
@@ -790,7 +952,7 @@ impl Interface {
         }
         let map = Mmap::map(fd.as_raw_fd(), r.size as usize)
             .map_err(|e| format!("mmap of region failed: {e}"))?;
-        self.srv_regions.push(Region { map, fd: None });
+        self.srv_regions.push(Region { map, fd: Some(fd) });
         self.send(&Msg::Ack, None)
     }
 

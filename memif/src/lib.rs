@@ -59,7 +59,10 @@ mod ring;
 mod sys;
 
 pub use addr::SocketSpec;
-pub use iface::{Config, Event, ExternalRegion, Interface, PacketBuf, Role, Stats};
+pub use iface::{
+    Config, Event, ExternalRegion, Handoff, HandoffConn, HandoffRing, Interface, PacketBuf, Role,
+    Stats,
+};
 pub use proto::Mode;
 pub use ring::{Desc, Region, Ring, RingKind};
 pub use sys::SocketName;

@@ -17,7 +17,8 @@ use crate::sys::Mmap;
 /// One mapped shared memory region.
 pub struct Region {
     pub(crate) map: Mmap,
-    /// Kept open (clients pass it to the server; servers may close it).
+    /// Kept open: clients pass it to the server, servers hand it to the process taking over
+    /// ([`Interface::handoff`](crate::Interface::handoff)).
     pub(crate) fd: Option<OwnedFd>,
 }
 
@@ -70,6 +71,9 @@ pub enum RingKind {
 pub struct Ring {
     regions: Regions,
     hdr: *mut u8,
+    /// Where the header is: region index and byte offset (what ADD_RING said).
+    region: u16,
+    offset: u32,
     log2: u8,
     pub(crate) kind: RingKind,
     /// Eventfd used to signal the receiving side.
@@ -112,6 +116,8 @@ impl Ring {
         Ok(Ring {
             regions,
             hdr,
+            region,
+            offset,
             log2,
             kind,
             intr,
@@ -132,10 +138,17 @@ impl Ring {
         Ok(Ring {
             regions: self.regions.clone(),
             hdr: self.hdr,
+            region: self.region,
+            offset: self.offset,
             log2: self.log2,
             kind: self.kind,
             intr,
         })
+    }
+
+    /// The region holding the ring header and the header's offset in it.
+    pub fn location(&self) -> (u16, u32) {
+        (self.region, self.offset)
     }
 
     pub(crate) fn hdr_addr(&self) -> usize {

@@ -350,3 +350,93 @@ fn zero_copy_external_region() {
     // SAFETY: (test) unmap the test mapping.
     unsafe { libc::munmap(pool as *mut _, POOL) };
 }
+
+/// A server handed to another `Interface` (what a live restart does across processes): the
+/// adopted one is connected at once, moves packets both ways on the same rings, and the
+/// client sees no disconnect and no second handshake, also once the giver is forgotten.
+/// A server that was never connected hands over only its listener, which the adopter serves.
+#[test]
+fn handed_over_server_goes_on_with_the_same_client() {
+    let (server, mut client, path) = pair("handoff", Mode::Ethernet, 2, Some("s3cret"));
+    let mut server = server;
+    connect_pair(&mut server, &mut client);
+    let pkts: Vec<Vec<u8>> = (0..50)
+        .map(|i| make_packet(64 + i * 37, i as u32))
+        .collect();
+    assert_eq!(transfer(&mut client, &mut server, 1, &pkts), pkts);
+    // An adoption that fails (here: a region larger than its file) leaves the client and the
+    // socket file to the giver.
+    let mut bad = server.handoff().unwrap();
+    bad.conn.as_mut().unwrap().regions[0].1 = usize::MAX / 2;
+    let mut cfg = Config::new(Role::Server, &path);
+    cfg.id = 7;
+    cfg.num_s2m_rings = 2;
+    cfg.num_m2s_rings = 2;
+    assert!(Interface::adopt(cfg, bad).is_err());
+    assert!(std::path::Path::new(&path).exists(), "the socket file went");
+    assert!(
+        client.poll_control().is_none(),
+        "the client was told goodbye"
+    );
+    assert_eq!(transfer(&mut client, &mut server, 0, &pkts), pkts);
+    let h = server.handoff().unwrap();
+    let conn = h.conn.as_ref().unwrap();
+    assert_eq!((conn.s2m.len(), conn.m2s.len()), (2, 2));
+    let mut cfg = Config::new(Role::Server, &path);
+    cfg.id = 7;
+    cfg.num_s2m_rings = 2;
+    cfg.num_m2s_rings = 2;
+    cfg.secret = Some("s3cret".into());
+    let mut adopted = Interface::adopt(cfg, h).unwrap();
+    assert!(matches!(
+        adopted.poll_control(),
+        Some(Event::Connected { .. })
+    ));
+    // The giving process would exit without a word: forget it.
+    std::mem::forget(server);
+    for q in 0..2 {
+        assert_eq!(
+            transfer(&mut client, &mut adopted, q, &pkts),
+            pkts,
+            "q{q} in"
+        );
+        assert_eq!(
+            transfer(&mut adopted, &mut client, q, &pkts),
+            pkts,
+            "q{q} out"
+        );
+    }
+    assert!(client.poll_control().is_none(), "the client saw an event");
+    assert_eq!(client.stats().connects, 1);
+    // And on again: the adopter hands over what it adopted (the next upgrade).
+    let mut cfg2 = Config::new(Role::Server, &path);
+    cfg2.id = 7;
+    cfg2.num_s2m_rings = 2;
+    cfg2.num_m2s_rings = 2;
+    let h = adopted.handoff().unwrap();
+    let mut again = Interface::adopt(cfg2, h).unwrap();
+    assert!(matches!(
+        again.poll_control(),
+        Some(Event::Connected { .. })
+    ));
+    std::mem::forget(adopted);
+    assert_eq!(transfer(&mut client, &mut again, 0, &pkts), pkts);
+    assert_eq!(transfer(&mut again, &mut client, 1, &pkts), pkts);
+    assert!(client.poll_control().is_none());
+
+    // Not connected: only the listener goes, and a client connects to the adopter.
+    let (server, mut client, path) = pair("handoff-idle", Mode::Ethernet, 1, None);
+    let h = server.handoff().unwrap();
+    assert!(h.conn.is_none());
+    let mut cfg = Config::new(Role::Server, &path);
+    cfg.id = 7;
+    let mut adopted = Interface::adopt(cfg, h).unwrap();
+    std::mem::forget(server);
+    connect_pair(&mut adopted, &mut client);
+    assert_eq!(transfer(&mut client, &mut adopted, 0, &pkts), pkts);
+
+    // A client is not handed over.
+    let mut c = Config::new(Role::Client, &path);
+    c.id = 7;
+    assert!(Interface::new(c).unwrap().handoff().is_err());
+}

@@ -9,7 +9,9 @@
 use super::{interfaces, random_mac, rv, Driver, SvcError, SvcResult};
 use crate::daemon::Dataplane;
 use rvpp_dataplane::device::{RxQueue, TxQueue};
-use rvpp_drivers::memif::{MemifConfig, MemifDevice, MemifQueues, Mode, Role, SocketSpec};
+use rvpp_drivers::memif::{
+    MemifConfig, MemifDevice, MemifHandoff, MemifOwner, MemifQueues, Mode, Role, SocketSpec,
+};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -194,15 +196,7 @@ pub fn create(dp: &Arc<Dataplane>, m: MemifRequest) -> SvcResult<(u32, String)> 
     cfg.secret = m.secret.filter(|s| !s.is_empty());
     cfg.if_name = name.clone();
     cfg.zero_copy = m.zero_copy;
-    let weak = Arc::downgrade(dp);
-    let on_link = Box::new(move |up: bool| {
-        if let Some(dp) = weak.upgrade() {
-            if !dp.stopping() {
-                let _ = dp.fwd().set_link_up(sw, up);
-                dp.svc.changed();
-            }
-        }
-    });
+    let on_link = link_watch(dp, sw);
     let MemifQueues { device, rx, tx } =
         match MemifDevice::start(cfg, sw, dp.pool.clone(), dp.workers.len(), on_link) {
             Ok(q) => q,
@@ -226,6 +220,37 @@ pub fn create(dp: &Arc<Dataplane>, m: MemifRequest) -> SvcResult<(u32, String)> 
             ""
         }
     );
+    let dev = MemifDev {
+        socket_id,
+        ring_size: ring,
+        buffer_size: bsize,
+        dev: device,
+    };
+    place(dp, sw, detail, dev, rx, tx);
+    Ok((sw, name))
+}
+
+/// The interface's link follows the peer's connection.
+fn link_watch(dp: &Arc<Dataplane>, sw: u32) -> Box<dyn FnMut(bool) + Send> {
+    let weak = Arc::downgrade(dp);
+    Box::new(move |up: bool| {
+        if let Some(dp) = weak.upgrade() {
+            if !dp.stopping() {
+                let _ = dp.fwd().set_link_up(sw, up);
+                dp.svc.changed();
+            }
+        }
+    })
+}
+
+fn place(
+    dp: &Arc<Dataplane>,
+    sw: u32,
+    detail: String,
+    dev: MemifDev,
+    rx: Vec<rvpp_drivers::memif::MemifRxQueue>,
+    tx: Vec<rvpp_drivers::memif::MemifTxQueue>,
+) {
     let rx: Vec<Box<dyn RxQueue>> = rx
         .into_iter()
         .map(|q| Box::new(q) as Box<dyn RxQueue>)
@@ -234,15 +259,39 @@ pub fn create(dp: &Arc<Dataplane>, m: MemifRequest) -> SvcResult<(u32, String)> 
         .into_iter()
         .map(|q| Box::new(q) as Box<dyn TxQueue>)
         .collect();
-    let dev = MemifDev {
-        socket_id,
-        ring_size: ring,
-        buffer_size: bsize,
-        dev: device,
-    };
     dp.attach_queues(sw, "memif", detail, Driver::Memif(dev), rx, tx);
     dp.svc.changed();
-    Ok((sw, name))
+}
+
+/// A memif server another rvpp handed over (`snapshot::restore`), at `sw`, which the restore
+/// made; its tx queues placed, its rx queues returned for the caller to place once every
+/// device can send. The owner makes it this process's once the other has stopped.
+pub fn adopt(
+    dp: &Arc<Dataplane>,
+    sw: u32,
+    (socket_id, ring_size, buffer_size): (u32, u32, u32),
+    cfg: MemifConfig,
+    handoff: MemifHandoff,
+    detail: String,
+) -> Result<(MemifOwner, Vec<Box<dyn RxQueue>>), String> {
+    let name = cfg.if_name.clone();
+    let on_link = link_watch(dp, sw);
+    let MemifQueues { device, rx, tx } =
+        MemifDevice::adopt(cfg, handoff, sw, dp.pool.clone(), dp.workers.len(), on_link)
+            .map_err(|e| format!("adopting {name}: {e}"))?;
+    let owner = device.owner();
+    let dev = MemifDev {
+        socket_id,
+        ring_size,
+        buffer_size,
+        dev: device,
+    };
+    place(dp, sw, detail, dev, Vec::new(), tx);
+    let rx = rx
+        .into_iter()
+        .map(|q| Box::new(q) as Box<dyn RxQueue>)
+        .collect();
+    Ok((owner, rx))
 }
 
 /// Delete memif interface `sw`.

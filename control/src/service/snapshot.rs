@@ -5,8 +5,10 @@
 //! Carried: tables (ids, names), interfaces (index, name, type, tag, MAC, L2/L3, MTU and
 //! per-protocol MTUs, admin and link state, table bindings, addresses, IPv6 enable,
 //! unnumbered, promiscuous, offloads, proxy ARP / ND proxy flags, cross-connect, rx placement)
-//! of kind local0, loopback, tap and tun (their queue fds go along) and af_packet (its rx
-//! sockets go along, the new process polling them only once the old one stopped: [`Late`]),
+//! of kind local0, loopback, tap and tun (their queue fds go along), af_packet (its rx
+//! sockets go along, the new process polling them only once the old one stopped: [`Late`])
+//! and memif servers (the listening socket, the peer's control connection, regions and
+//! eventfds go along; both processes poll the rings, one at a time), the memif socket table,
 //! API routes with their
 //! paths, neighbours (static and learned), the neighbour limits, cnat's session timeouts, and
 //! the Calico objects ([`calico`]): cnat translations and SNAT, npol ipsets, rules, policies and
@@ -26,6 +28,9 @@ use crate::daemon::Dataplane;
 use rvpp_dataplane::cnat::session::Timeouts;
 use rvpp_dataplane::device::RxQueue;
 use rvpp_dataplane::forwarding::{Af, Forwarding, NeighborConfig, Path, PathKind, Prefix, Source};
+use rvpp_drivers::memif::{
+    Handoff, HandoffConn, HandoffRing, MemifConfig, MemifHandoff, MemifOwner, Mode, Role,
+};
 use rvpp_drivers::tap::{TapInfo, TapMode};
 use serde_json::{json, Value};
 use std::net::IpAddr;
@@ -36,11 +41,15 @@ mod calico;
 mod overlay;
 
 /// The format of the snapshot. 2 added the Calico objects, 3 the configuration
-/// [`overlay`] carries (tunnels and more); an older snapshot, whose capture refused what it lacks,
-/// is read as having none. A new process refuses any other (an older rvpp refuses 3, which
-/// it would read as holding less than it does). af_packet devices came without a new
+/// [`overlay`] carries (tunnels and more), 4 the memif socket table; an older snapshot, whose
+/// capture refused what it lacks, is read as having none. A new process refuses any other (an
+/// older rvpp refuses 3, which it would read as holding less than it does). A snapshot is
+/// written as 4 only when the socket table differs from the default, so that an older rvpp can
+/// still take over from this one without it. af_packet and memif devices came without a new
 /// version: an older rvpp refuses their device kind by name rather than read less.
-pub const VERSION: u64 = 3;
+pub const VERSION: u64 = 4;
+/// What a snapshot without a memif socket table is written as.
+const VERSION_WITHOUT_MEMIF_SOCKETS: u64 = 3;
 /// The oldest version this rvpp reads.
 pub const OLDEST_VERSION: u64 = 1;
 
@@ -61,12 +70,6 @@ fn unsupported(dp: &Dataplane, f: &Forwarding) -> Vec<String> {
     kind("punt redirect(s)", lock(&dp.svc.punts).len());
     kind("multicast route(s)", lock(&dp.svc.mroutes).len());
     kind("table(s) deleted while in use", super::tables::pending(dp));
-    let memif = super::memif::sockets(dp);
-    let default_only = memif.len() == 1 && memif[0].1 == super::memif::DEFAULT_SOCKET;
-    kind(
-        "memif socket table changed from the default",
-        usize::from(!default_only),
-    );
     kind("IPsec SA(s)", super::ipsec::sas(dp).len());
     kind("IKEv2 profile(s)", super::ikev2::profiles(dp).len());
     no.extend(overlay::unsupported(dp, f));
@@ -81,6 +84,15 @@ fn unsupported(dp: &Dataplane, f: &Forwarding) -> Vec<String> {
                 Kind::AfXdp => false,
             },
             Some(Driver::Plain) => i.dev_type == "loopback",
+            Some(Driver::Memif(m)) if m.dev.config().role == Role::Client => {
+                no.push(format!(
+                    "memif client (slave) interface {}: its rings point into this rvpp's \
+                     buffer pool, which another process cannot map",
+                    i.name
+                ));
+                true
+            }
+            Some(Driver::Memif(_)) => true,
             _ => overlay::carried_interface(dp, sw),
         };
         if !carried {
@@ -176,6 +188,9 @@ pub fn capture(dp: &Dataplane, f: &Forwarding) -> Result<Snapshot, String> {
         let sw = i.sw_if_index;
         let dev = devs.get(&sw);
         let device = match dev.map(|d| &d.driver) {
+            Some(Driver::Memif(m)) => {
+                memif_json(m, &mut fds).map_err(|e| format!("{}: {e}", i.name))?
+            }
             Some(Driver::Linux(l)) if l.kind == Kind::AfPacket => {
                 let info = l
                     .af_packet
@@ -280,8 +295,11 @@ pub fn capture(dp: &Dataplane, f: &Forwarding) -> Result<Snapshot, String> {
     };
     // overlay::capture reads the devices too.
     drop(devs);
+    let sockets = super::memif::sockets(dp);
+    let default_sockets =
+        sockets.len() == 1 && sockets[0] == (0, super::memif::DEFAULT_SOCKET.to_string());
     let mut json = json!({
-        "version": VERSION,
+        "version": if default_sockets { VERSION_WITHOUT_MEMIF_SOCKETS } else { VERSION },
         "tables": tables,
         "interfaces": ifs,
         "routes": routes,
@@ -293,9 +311,64 @@ pub fn capture(dp: &Dataplane, f: &Forwarding) -> Result<Snapshot, String> {
         "flows": calico::flows_json(dp, f),
     });
     if let Some(o) = json.as_object_mut() {
+        if !default_sockets {
+            o.insert("memif_sockets".into(), json!(sockets));
+        }
         overlay::capture(dp, f, o);
     }
     Ok(Snapshot { json, fds })
+}
+
+fn put_fd(fds: &mut Vec<Arc<OwnedFd>>, fd: OwnedFd) -> usize {
+    fds.push(Arc::new(fd));
+    fds.len() - 1
+}
+
+/// A memif server's device: its configuration and its sockets, regions and eventfds (the
+/// device stops driving its control connection: `resume_memif` if the take-over fails).
+fn memif_json(m: &super::memif::MemifDev, fds: &mut Vec<Arc<OwnedFd>>) -> Result<Value, String> {
+    let c = m.dev.config();
+    let MemifHandoff { ifc, locks } = m.dev.handoff().map_err(|e| e.to_string())?;
+    let mut ring = |r: HandoffRing| {
+        let intr = r.intr.map(|f| put_fd(fds, f));
+        json!({"region": r.region, "offset": r.offset, "log2": r.log2, "intr": intr})
+    };
+    let conn = match ifc.conn {
+        None => Value::Null,
+        Some(k) => {
+            let s2m: Vec<Value> = k.s2m.into_iter().map(&mut ring).collect();
+            let m2s: Vec<Value> = k.m2s.into_iter().map(&mut ring).collect();
+            let regions: Vec<Value> = k
+                .regions
+                .into_iter()
+                .map(|(fd, size)| json!([put_fd(fds, fd), size]))
+                .collect();
+            json!({
+                "sock": put_fd(fds, k.sock),
+                "remote_name": k.remote_name,
+                "remote_if_name": k.remote_if_name,
+                "regions": regions,
+                "s2m": s2m,
+                "m2s": m2s,
+            })
+        }
+    };
+    Ok(json!({
+        "kind": "memif",
+        "socket_id": m.socket_id,
+        "socket": c.socket,
+        "id": c.id,
+        "mode": super::memif::mode_name(c.mode),
+        "rx_queues": c.rx_queues,
+        "tx_queues": c.tx_queues,
+        "ring_size": m.ring_size,
+        "buffer_size": m.buffer_size,
+        "secret": c.secret,
+        "if_name": c.if_name,
+        "listener": put_fd(fds, ifc.listener),
+        "locks": put_fd(fds, locks),
+        "conn": conn,
+    }))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -393,6 +466,9 @@ fn adopt_device(
     rx_later: &mut Vec<(u32, Vec<Box<dyn RxQueue>>)>,
     late: &mut Late,
 ) -> Result<(), String> {
+    if text(d, "kind")? == "memif" {
+        return adopt_memif(dp, sw, (i, d), fds, rx_later, late);
+    }
     let kind = match text(d, "kind")? {
         "tap" => Kind::Tap,
         "tun" => Kind::Tun,
@@ -457,15 +533,141 @@ fn adopt_device(
     Ok(())
 }
 
-/// The rx gates of the af_packets a restore adopted, closed: opened ([`attach_late`]) once the
-/// old process has stopped reading their rings, as both reading one ring would read its
-/// frames twice.
-#[derive(Debug, Default)]
-pub struct Late(Vec<Arc<rvpp_drivers::af_packet::RxGate>>);
+/// What waits for the old process: the rx gates of the af_packets a restore adopted, closed,
+/// opened ([`attach_late`]) once the old process has stopped reading their rings, as both
+/// reading one ring would read its frames twice; and the adopted memif devices, made this
+/// process's ([`own_late`]) once it is gone (their rings are locked per burst meanwhile).
+#[derive(Default)]
+pub struct Late {
+    gates: Vec<Arc<rvpp_drivers::af_packet::RxGate>>,
+    memif: Vec<MemifOwner>,
+}
+
+impl std::fmt::Debug for Late {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Late({} af_packet, {} memif)",
+            self.gates.len(),
+            self.memif.len()
+        )
+    }
+}
 
 impl Late {
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+    /// No af_packet waits for the old process's `Q`.
+    pub fn no_gates(&self) -> bool {
+        self.gates.is_empty()
+    }
+}
+
+fn take_fd(fds: &mut [Option<OwnedFd>], slot: &Value) -> Result<OwnedFd, String> {
+    slot.as_u64()
+        .and_then(|s| fds.get_mut(s as usize))
+        .and_then(Option::take)
+        .ok_or_else(|| bad("fd slot"))
+}
+
+/// A memif server of the snapshot over its handed-over sockets and memory, connected to the
+/// same peer; its rx queues added to `rx_later`, its owner to `late`.
+fn adopt_memif(
+    dp: &Arc<Dataplane>,
+    sw: u32,
+    (i, d): (&Value, &Value),
+    fds: &mut [Option<OwnedFd>],
+    rx_later: &mut Vec<(u32, Vec<Box<dyn RxQueue>>)>,
+    late: &mut Late,
+) -> Result<(), String> {
+    let socket_id = num32(d, "socket_id")?;
+    let socket = text(d, "socket")?;
+    let table = super::memif::sockets(dp);
+    if !table.iter().any(|(id, f)| *id == socket_id && f == socket) {
+        return Err(bad(&format!("memif socket id {socket_id} ({socket})")));
+    }
+    let mut cfg = MemifConfig::new(Role::Server, socket, num32(d, "id")?);
+    cfg.mode = match text(d, "mode")? {
+        "ethernet" => Mode::Ethernet,
+        "ip" => Mode::Ip,
+        m => return Err(bad(&format!("memif mode {m}"))),
+    };
+    let small = |k: &str| num(d, k).and_then(|n| u16::try_from(n).map_err(|_| bad(k)));
+    cfg.rx_queues = small("rx_queues")?;
+    cfg.tx_queues = small("tx_queues")?;
+    let ring_size = num32(d, "ring_size")?;
+    if !ring_size.is_power_of_two() {
+        return Err(bad("ring_size"));
+    }
+    cfg.log2_ring_size = ring_size.trailing_zeros() as u8;
+    let buffer_size = num32(d, "buffer_size")?;
+    cfg.buffer_size = buffer_size;
+    cfg.secret = match get(d, "secret")? {
+        Value::Null => None,
+        x => Some(x.as_str().ok_or_else(|| bad("secret"))?.to_string()),
+    };
+    cfg.if_name = text(d, "if_name")?.to_string();
+    let ring = |r: &Value, fds: &mut [Option<OwnedFd>]| -> Result<HandoffRing, String> {
+        Ok(HandoffRing {
+            region: u16::try_from(num(r, "region")?).map_err(|_| bad("region"))?,
+            offset: num32(r, "offset")?,
+            log2: u8::try_from(num(r, "log2")?).map_err(|_| bad("log2"))?,
+            intr: match get(r, "intr")? {
+                Value::Null => None,
+                s => Some(take_fd(fds, s)?),
+            },
+        })
+    };
+    let conn = match get(d, "conn")? {
+        Value::Null => None,
+        c => {
+            let mut regions = Vec::new();
+            for r in list(c, "regions")? {
+                let (Some(slot), Some(size)) = (r.get(0), r.get(1).and_then(Value::as_u64)) else {
+                    return Err(bad("region"));
+                };
+                regions.push((take_fd(fds, slot)?, size as usize));
+            }
+            let mut rings = |k: &str| -> Result<Vec<HandoffRing>, String> {
+                list(c, k)?.iter().map(|r| ring(r, fds)).collect()
+            };
+            let (s2m, m2s) = (rings("s2m")?, rings("m2s")?);
+            Some(HandoffConn {
+                sock: take_fd(fds, get(c, "sock")?)?,
+                remote_name: text(c, "remote_name")?.to_string(),
+                remote_if_name: text(c, "remote_if_name")?.to_string(),
+                regions,
+                s2m,
+                m2s,
+            })
+        }
+    };
+    let handoff = MemifHandoff {
+        ifc: Handoff {
+            listener: take_fd(fds, get(d, "listener")?)?,
+            conn,
+        },
+        locks: take_fd(fds, get(d, "locks")?)?,
+    };
+    let detail = get(i, "detail")?.as_str().unwrap_or_default().to_string();
+    let (owner, rx) = super::memif::adopt(
+        dp,
+        sw,
+        (socket_id, ring_size, buffer_size),
+        cfg,
+        handoff,
+        detail,
+    )?;
+    late.memif.push(owner);
+    rx_later.push((sw, rx));
+    Ok(())
+}
+
+/// Drive the memif control connections again (the take-over failed after the capture stopped
+/// them).
+pub fn resume_memif(dp: &Dataplane) {
+    for d in dp.devices_lock().values() {
+        if let Driver::Memif(m) = &d.driver {
+            m.dev.resume();
+        }
     }
 }
 
@@ -497,7 +699,7 @@ fn adopt_af_packet(
     let (rx, tx, info) =
         rvpp_drivers::af_packet::AfPacket::adopt(&cfg, rx_fds, small("fanout_id")?, sw)
             .map_err(|e| format!("adopting host-{}: {e}", cfg.host_if_name))?;
-    late.0.push(info.rx_gate.clone());
+    late.gates.push(info.rx_gate.clone());
     rx_later.push((
         sw,
         rx.into_iter()
@@ -560,9 +762,16 @@ pub fn close_af_packet_rx(dp: &Dataplane) -> usize {
 }
 
 /// Let the adopted af_packet rx queues read: the old process has stopped reading.
-pub fn attach_late(late: Late) {
-    for g in late.0 {
+pub fn attach_late(late: &mut Late) {
+    for g in late.gates.drain(..) {
         g.open();
+    }
+}
+
+/// The old process is gone: the adopted memif devices are this process's.
+pub fn own_late(late: Late) {
+    for m in late.memif {
+        m.own();
     }
 }
 
@@ -582,6 +791,23 @@ pub fn restore(
     }
     // Version 1 carried no Calico objects (its capture refused them).
     let calico = v >= 2;
+    // Before 4 the capture refused a memif socket table other than the default.
+    if v >= 4 {
+        for s in list(snap, "memif_sockets")? {
+            let (Some(id), Some(file)) = (
+                s.get(0)
+                    .and_then(Value::as_u64)
+                    .and_then(|n| u32::try_from(n).ok()),
+                s.get(1).and_then(Value::as_str),
+            ) else {
+                return Err(bad("memif_sockets"));
+            };
+            if id != 0 {
+                super::memif::socket_add(dp, Some(id), file)
+                    .map_err(|e| format!("memif socket {id} {file}: {}", e.msg))?;
+            }
+        }
+    }
     let ifs = list(snap, "interfaces")?;
     let t = get(snap, "cnat_timeouts")?;
     dp.cnat().set_timeouts(Timeouts {
