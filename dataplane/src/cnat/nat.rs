@@ -160,6 +160,17 @@ pub fn flow4(d: &[u8]) -> Result<Flow, ParseError> {
     Ok(f)
 }
 
+/// Source and destination of an IPv4 (`ip6` false) or IPv6 packet as flows carry them, for
+/// a packet whose flow was parsed before (cnat-output on what cnat-input DNATed).
+#[inline(always)]
+pub fn addrs(d: &[u8], ip6: bool) -> Option<(u128, u128)> {
+    if ip6 {
+        Ip6Hdr::new(d).map(|h| (h.src(), h.dst()))
+    } else {
+        Ip4Hdr::new(d).map(|h| (v4(h.src()), v4(h.dst())))
+    }
+}
+
 /// The flow of an IPv6 packet. Extension headers other than a fragment header are not
 /// walked (such packets have no ports here).
 #[inline]

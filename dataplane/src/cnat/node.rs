@@ -486,18 +486,23 @@ pub fn output_packet_hashed(
     if b.meta.flags & CNAT_RETURN != 0 {
         return Ok(None);
     }
+    let (rx, tx) = (b.meta.rx_sw_if_index, b.meta.tx_sw_if_index);
+    // A DNATed flow has an SNAT session only if the policy wanted one (a hairpin, a backend
+    // outside the pools): otherwise nothing to look up. Should the policy stop wanting SNAT
+    // for a flow that has one, the flow goes on without it, as a new flow would. The policy
+    // reads addresses only, and cnat-input parsed this flow whole: no second parse for it.
+    if b.meta.flags & CNAT_DNAT != 0 {
+        let (src, dst) =
+            nat::addrs(b.data().get(l3..).unwrap_or(&[]), ip6).ok_or(out_err::TRUNCATED)?;
+        if !cfg.wants_snat(rx, tx, ip6, src, dst) {
+            return Ok(None);
+        }
+    }
     let partial = b.meta.flags & flags::OFFLOAD_L4_CKSUM != 0;
     let fib = b.meta.fib_index as u16;
     let ret_fib = cfg.ret_fib_index as u16;
     let f = flow_of(b.data().get(l3..).unwrap_or(&[]), ip6).map_err(|_| out_err::TRUNCATED)?;
     if !matches!(f.l4, L4::Ports | L4::Echo) {
-        return Ok(None);
-    }
-    let (rx, tx) = (b.meta.rx_sw_if_index, b.meta.tx_sw_if_index);
-    // A DNATed flow has an SNAT session only if the policy wanted one (a hairpin, a backend
-    // outside the pools): otherwise nothing to look up. Should the policy stop wanting SNAT
-    // for a flow that has one, the flow goes on without it, as a new flow would.
-    if b.meta.flags & CNAT_DNAT != 0 && !cfg.wants_snat(rx, tx, ip6, f.src, f.dst) {
         return Ok(None);
     }
     let k = f.key(stage::OUTPUT, fib);
