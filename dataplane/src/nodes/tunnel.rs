@@ -153,6 +153,13 @@ pub(crate) struct Uplink {
 }
 
 impl Uplink {
+    /// The uplink's IP MTU: an outer packet longer than this goes the long way (its rewrite
+    /// decides).
+    #[inline(always)]
+    pub(crate) fn mtu(&self) -> u16 {
+        self.mtu
+    }
+
     /// None: the lookup would do something else (no route, ECMP, a local, glean or
     /// table-lookup adjacency, output features, a scoped or multicast destination); such
     /// packets go through ip4-/ip6-lookup as before.

@@ -2,12 +2,15 @@
 //! of a packet whose lookup gave an `AdjKind::SrPolicy` adjacency. The flow picks the SID
 //! list; its prebuilt outer header is copied in front, then the payload length, the
 //! payload's next header and the traffic class / flow label are filled, and the outer packet
-//! goes to ip6-lookup in the policy's table as our own (hop limit 64, not decremented).
+//! is our own (hop limit 64, not decremented). When the first SID's route in the policy's
+//! table is one plain rewrite adjacency (the tunnels' [`Uplink`], resolved once per SID per
+//! vector) and the outer packet fits its MTU, the node writes the L2 header itself and hands
+//! the packet to interface-output; anything else goes to ip6-lookup as before.
 
 use super::{Srv6, Table};
 use crate::buffer::Buf;
 use crate::graph::{Node, NodeInfo};
-use crate::nodes::tunnel::{hand_on_offload, offload_state, outer_packet};
+use crate::nodes::tunnel::{hand_on_offload, offload_state, outer_packet, LastKey, Uplink};
 use crate::rcu::Snapshot;
 use crate::runtime::Ctx;
 use crate::tables::{AdjKind, FwdTable, MAX_RELOOKUPS};
@@ -22,6 +25,7 @@ crate::next_edges! {
     mod next {
         DROP => "error-drop",
         IP6_LOOKUP => "ip6-lookup",
+        OUTPUT => "interface-output",
     }
 }
 
@@ -70,8 +74,17 @@ fn payload_info(d: &[u8], v4: bool) -> Option<(u8, u32, u32)> {
     }
 }
 
+/// An encapsulated packet's outer destination and the table it is looked up in, and whether
+/// it may skip ip6-lookup and ip6-rewrite (no offload to hand on, its outer length).
+struct Outer {
+    dst: u128,
+    fib: u32,
+    offload: bool,
+    len: usize,
+}
+
 #[inline(always)]
-fn encap_one(b: &mut Buf<'_>, sr: &Srv6, fwd: &FwdTable, v4: bool) -> Result<u16, u16> {
+fn encap_one(b: &mut Buf<'_>, sr: &Srv6, fwd: &FwdTable, v4: bool) -> Result<Outer, u16> {
     let m = &*b.meta;
     // A GSO super-frame or a checksum left to the device is the inner packet's: gso-segment
     // does it after us, past the outer header and SRH.
@@ -111,7 +124,12 @@ fn encap_one(b: &mut Buf<'_>, sr: &Srv6, fwd: &FwdTable, v4: bool) -> Result<u16
     if offload {
         hand_on_offload(b.meta, rw.len());
     }
-    Ok(next::IP6_LOOKUP)
+    Ok(Outer {
+        dst: list.sids.first().copied().unwrap_or(0),
+        fib: policy.encap_fib,
+        offload,
+        len: rw.len() + inner_len,
+    })
 }
 
 impl Node for SrEncap {
@@ -123,14 +141,28 @@ impl Node for SrEncap {
         self.snap.refresh(&self.table);
         let sr = self.snap.get();
         let errs = cx.errs();
-        let fwd = cx.tables.fwd.get();
+        let tables = cx.tables;
+        let fwd = tables.fwd.get();
         let mut done = 0;
+        // Where each first SID goes, looked up once per vector: it follows route and
+        // neighbour changes as ip6-lookup would.
+        let mut uplinks = LastKey::<(u32, u128), Uplink>::new();
         for (&bi, next_out) in bufs.iter().zip(nexts.iter_mut()) {
             let mut b = cx.bufs.get(bi);
             *next_out = match encap_one(&mut b, sr, fwd, self.payload_v4) {
-                Ok(n) => {
+                Ok(o) => {
                     done += 1;
-                    n
+                    let up = uplinks.get((o.fib, o.dst), |&(fib, dst)| {
+                        Uplink::resolve(tables, fib, std::net::Ipv6Addr::from(dst).into())
+                    });
+                    match up {
+                        Some(up)
+                            if !o.offload && o.len <= up.mtu() as usize && up.finish(&mut b) =>
+                        {
+                            next::OUTPUT
+                        }
+                        _ => next::IP6_LOOKUP,
+                    }
                 }
                 Err(e) => {
                     b.meta.error = errs.error(e);
