@@ -7,10 +7,10 @@
 //! vector) and the outer packet fits its MTU, the node writes the L2 header itself and hands
 //! the packet to interface-output; anything else goes to ip6-lookup as before.
 
-use super::{Srv6, Table};
+use super::{SidList, Srv6, Table};
 use crate::buffer::Buf;
 use crate::graph::{Node, NodeInfo};
-use crate::nodes::tunnel::{hand_on_offload, offload_state, outer_packet, LastKey, Uplink};
+use crate::nodes::tunnel::{hand_on_offload, offload_state, outer_packet, Uplink};
 use crate::rcu::Snapshot;
 use crate::runtime::Ctx;
 use crate::tables::{AdjKind, FwdTable, MAX_RELOOKUPS};
@@ -74,17 +74,23 @@ fn payload_info(d: &[u8], v4: bool) -> Option<(u8, u32, u32)> {
     }
 }
 
-/// An encapsulated packet's outer destination and the table it is looked up in, and whether
-/// it may skip ip6-lookup and ip6-rewrite (no offload to hand on, its outer length).
-struct Outer {
-    dst: u128,
+/// An encapsulated packet's SID list (its first SID is the outer destination) and the table
+/// it is looked up in, and whether it may skip ip6-lookup and ip6-rewrite (no offload to hand
+/// on, its outer length).
+struct Outer<'s> {
+    list: &'s SidList,
     fib: u32,
     offload: bool,
     len: usize,
 }
 
 #[inline(always)]
-fn encap_one(b: &mut Buf<'_>, sr: &Srv6, fwd: &FwdTable, v4: bool) -> Result<Outer, u16> {
+fn encap_one<'s>(
+    b: &mut Buf<'_>,
+    sr: &'s Srv6,
+    fwd: &FwdTable,
+    v4: bool,
+) -> Result<Outer<'s>, u16> {
     let m = &*b.meta;
     // A GSO super-frame or a checksum left to the device is the inner packet's: gso-segment
     // does it after us, past the outer header and SRH.
@@ -125,7 +131,7 @@ fn encap_one(b: &mut Buf<'_>, sr: &Srv6, fwd: &FwdTable, v4: bool) -> Result<Out
         hand_on_offload(b.meta, rw.len());
     }
     Ok(Outer {
-        dst: list.sids.first().copied().unwrap_or(0),
+        list,
         fib: policy.encap_fib,
         offload,
         len: rw.len() + inner_len,
@@ -144,18 +150,23 @@ impl Node for SrEncap {
         let tables = cx.tables;
         let fwd = tables.fwd.get();
         let mut done = 0;
-        // Where each first SID goes, looked up once per vector: it follows route and
-        // neighbour changes as ip6-lookup would.
-        let mut uplinks = LastKey::<(u32, u128), Uplink>::new();
+        // Where the last SID list's first SID goes, looked up once per vector and list (a
+        // list is one policy's, in one table): it follows route and neighbour changes as
+        // ip6-lookup would. Lists are told apart by address, fixed within the snapshot.
+        let mut last_list: *const SidList = std::ptr::null();
+        let mut uplink: Option<Uplink> = None;
         for (&bi, next_out) in bufs.iter().zip(nexts.iter_mut()) {
             let mut b = cx.bufs.get(bi);
             *next_out = match encap_one(&mut b, sr, fwd, self.payload_v4) {
                 Ok(o) => {
                     done += 1;
-                    let up = uplinks.get((o.fib, o.dst), |&(fib, dst)| {
-                        Uplink::resolve(tables, fib, std::net::Ipv6Addr::from(dst).into())
-                    });
-                    match up {
+                    if !std::ptr::eq(o.list, last_list) {
+                        last_list = o.list;
+                        uplink = o.list.sids.first().and_then(|&dst| {
+                            Uplink::resolve(tables, o.fib, std::net::Ipv6Addr::from(dst).into())
+                        });
+                    }
+                    match &uplink {
                         Some(up)
                             if !o.offload && o.len <= up.mtu() as usize && up.finish(&mut b) =>
                         {
