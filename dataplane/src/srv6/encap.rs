@@ -112,7 +112,14 @@ fn encap_one<'s>(
         return Err(error::NO_HEADROOM);
     }
     let out = b.data_mut().get_mut(..rw.len()).ok_or(error::NO_HEADROOM)?;
-    out.copy_from_slice(rw);
+    // One SID (no SRH) is the common list: a fixed 40-byte copy, not a call to memcpy.
+    match (
+        out.first_chunk_mut::<IP6_HDR>(),
+        rw.first_chunk::<IP6_HDR>(),
+    ) {
+        (Some(to), Some(from)) if rw.len() == IP6_HDR => *to = *from,
+        _ => out.copy_from_slice(rw),
+    }
     let Some(h) = out.first_chunk_mut::<IP6_HDR>() else {
         return Err(error::NO_HEADROOM);
     };
