@@ -779,3 +779,131 @@ fn end_dt4_of_a_packet_with_its_checksum_left_to_finish() {
     assert_eq!(l.error(localsid::NAME, localsid::error::DECAPSULATED), 2);
     l.no_leaks();
 }
+
+/// Vectors a node has processed so far.
+fn vectors(l: &Lab, node: &str) -> u64 {
+    let i = l.rt.graph().index(node).unwrap() as usize;
+    l.rt.stats().nodes[i].vectors.get()
+}
+
+/// Pod packets into every policy that leaves by pg0: one SID (IPv4 and IPv6 payloads), two
+/// SIDs with the full SRH, H.Encaps.Red, weighted lists.
+fn steered_mix() -> Vec<Vec<u8>> {
+    let mut v = vec![
+        pod4([198, 19, 210, 7], 1000),
+        pod6("fd02::9"),
+        pod4([198, 19, 212, 7], 1000),
+    ];
+    v.extend((0..8).map(|p| pod4([198, 19, 213, 7], 2000 + p)));
+    v
+}
+
+/// The outer packet skips ip6-lookup and ip6-rewrite when the first SID's route is one plain
+/// adjacency, and what leaves is byte for byte what the long path (forced here by making
+/// the locators' routes two paths to two neighbours with the same MAC) writes.
+#[test]
+fn the_encap_shortcut_writes_the_bytes_the_long_path_does() {
+    let (mut l, mut ctl) = build();
+    let if1 = l.if1;
+    let mix = steered_mix();
+    for f in &mix {
+        l.send(if1, f);
+    }
+    let short = Lab::take(&l.out0);
+    assert_eq!(short.len(), mix.len());
+    assert_eq!(
+        vectors(&l, "ip6-rewrite"),
+        0,
+        "the outer packets went from the encap node to interface-output"
+    );
+    ctl.fwd
+        .neighbor_add(l.if0, a("fd00::3"), PEER0, true)
+        .unwrap();
+    for p in ["fd00:2::/32", "fd00:3::/32"] {
+        let paths = ["fd00::2", "fd00::3"]
+            .iter()
+            .map(|nh| Path::via(a(nh), Some(l.if0)))
+            .collect();
+        ctl.fwd
+            .route_add(0, Prefix::parse(p).unwrap(), paths)
+            .unwrap();
+    }
+    ctl.fwd.publish();
+    for f in &mix {
+        l.send(if1, f);
+    }
+    let long = Lab::take(&l.out0);
+    assert!(vectors(&l, "ip6-rewrite") > 0, "the long path was taken");
+    assert_eq!(short, long);
+    assert_eq!(
+        l.error(encap::ENCAP4, encap::error::ENCAPSULATED)
+            + l.error(encap::ENCAP6, encap::error::ENCAPSULATED),
+        2 * mix.len() as u64
+    );
+    l.no_leaks();
+}
+
+/// The shortcut follows the first SID's neighbour and route as the lookup would: no
+/// neighbour, the long path (which resolves it); the neighbour back, out by pg0 again; the
+/// SID's route moved to pg1, the next packet follows it; the next hop's MAC changed, the
+/// next packet carries it; an outer packet over pg0's MTU goes the long way.
+#[test]
+fn the_encap_shortcut_follows_the_sids_neighbour_and_route() {
+    let (mut l, mut ctl) = build();
+    let (if0, if1) = (l.if0, l.if1);
+    let send = |l: &mut Lab| l.send(if1, &pod4([198, 19, 210, 7], 1000));
+    let encapsulated_to = |frames: &[Vec<u8>]| -> Vec<[u8; 6]> {
+        frames
+            .iter()
+            .filter(|f| f[12..14] == [0x86, 0xdd] && f[14 + 6] == 4)
+            .map(|f| f[..6].try_into().unwrap())
+            .collect()
+    };
+    ctl.fwd.neighbor_del(if0, a("fd00::2")).unwrap();
+    ctl.fwd.publish();
+    send(&mut l);
+    assert!(
+        encapsulated_to(&Lab::take(&l.out0)).is_empty(),
+        "no neighbour yet"
+    );
+    assert_eq!(vectors(&l, "ip6-lookup"), 1, "unresolved: the long path");
+    ctl.fwd
+        .neighbor_add(if0, a("fd00::2"), PEER0, true)
+        .unwrap();
+    ctl.fwd.publish();
+    send(&mut l);
+    assert_eq!(encapsulated_to(&Lab::take(&l.out0)), vec![PEER0]);
+    assert_eq!(vectors(&l, "ip6-lookup"), 1, "resolved: the shortcut");
+    let host = Prefix::parse("fd00:2::d4/128").unwrap();
+    ctl.fwd
+        .route_add(0, host, vec![Path::via(a("fd01::2"), Some(if1))])
+        .unwrap();
+    ctl.fwd.publish();
+    send(&mut l);
+    assert!(Lab::take(&l.out0).is_empty(), "no longer via pg0");
+    let out = Lab::take(&l.out1);
+    assert_eq!(encapsulated_to(&out), vec![PEER1]);
+    assert_eq!(&out[0][6..12], &MAC1, "pg1's own MAC as the source");
+    let moved = [2, 0, 0, 0, 0, 0xb9];
+    ctl.fwd
+        .neighbor_add(if1, a("fd01::2"), moved, true)
+        .unwrap();
+    ctl.fwd.publish();
+    send(&mut l);
+    assert_eq!(encapsulated_to(&Lab::take(&l.out1)), vec![moved]);
+    assert_eq!(vectors(&l, "ip6-lookup"), 1, "all through the shortcut");
+    ctl.fwd.route_del(0, host).unwrap();
+    ctl.fwd.publish();
+    // 1480 + 40 = 1520 over pg0's 1500: to ip6-rewrite, which decides.
+    let mut big = Vec::new();
+    PacketBuilder::ethernet2(PEER1, MAC1)
+        .ipv4([198, 19, 0, 2], [198, 19, 210, 7], 64)
+        .udp(1000, 2000)
+        .write(&mut big, &[0x33; 1480 - 28])
+        .unwrap();
+    l.send(if1, &big);
+    // (ip6-rewrite's answer to our own source goes round ip6-lookup too.)
+    assert!(vectors(&l, "ip6-lookup") >= 2, "too big: the long path");
+    assert!(encapsulated_to(&Lab::take(&l.out0)).is_empty());
+    l.no_leaks();
+}

@@ -153,6 +153,13 @@ pub(crate) struct Uplink {
 }
 
 impl Uplink {
+    /// The uplink's IP MTU: an outer packet longer than this goes the long way (its rewrite
+    /// decides).
+    #[inline(always)]
+    pub(crate) fn mtu(&self) -> u16 {
+        self.mtu
+    }
+
     /// None: the lookup would do something else (no route, ECMP, a local, glean or
     /// table-lookup adjacency, output features, a scoped or multicast destination); such
     /// packets go through ip4-/ip6-lookup as before.
@@ -217,12 +224,22 @@ impl Uplink {
             ) {
                 *to = *from;
             }
-        } else if let (Some(to), Some(from)) = (d.get_mut(..n), self.l2.get(..n)) {
-            to.copy_from_slice(from);
+        } else {
+            copy_other_l2(d, &self.l2, n);
         }
         b.meta.tx_sw_if_index = self.sw_if_index;
         b.meta.adj_index = self.adj_index;
         true
+    }
+}
+
+/// An L2 header of another length than Ethernet's, out of line: in line, the compiler merges
+/// it with the Ethernet copy into one call to memcpy of either length.
+#[cold]
+#[inline(never)]
+fn copy_other_l2(d: &mut [u8], l2: &[u8], n: usize) {
+    if let (Some(to), Some(from)) = (d.get_mut(..n), l2.get(..n)) {
+        to.copy_from_slice(from);
     }
 }
 

@@ -2,12 +2,15 @@
 //! of a packet whose lookup gave an `AdjKind::SrPolicy` adjacency. The flow picks the SID
 //! list; its prebuilt outer header is copied in front, then the payload length, the
 //! payload's next header and the traffic class / flow label are filled, and the outer packet
-//! goes to ip6-lookup in the policy's table as our own (hop limit 64, not decremented).
+//! is our own (hop limit 64, not decremented). When the first SID's route in the policy's
+//! table is one plain rewrite adjacency (the tunnels' [`Uplink`], resolved once per SID per
+//! vector) and the outer packet fits its MTU, the node writes the L2 header itself and hands
+//! the packet to interface-output; anything else goes to ip6-lookup as before.
 
-use super::{Srv6, Table};
+use super::{SidList, Srv6, Table};
 use crate::buffer::Buf;
 use crate::graph::{Node, NodeInfo};
-use crate::nodes::tunnel::{hand_on_offload, offload_state, outer_packet};
+use crate::nodes::tunnel::{hand_on_offload, offload_state, outer_packet, Uplink};
 use crate::rcu::Snapshot;
 use crate::runtime::Ctx;
 use crate::tables::{AdjKind, FwdTable, MAX_RELOOKUPS};
@@ -22,6 +25,7 @@ crate::next_edges! {
     mod next {
         DROP => "error-drop",
         IP6_LOOKUP => "ip6-lookup",
+        OUTPUT => "interface-output",
     }
 }
 
@@ -70,8 +74,23 @@ fn payload_info(d: &[u8], v4: bool) -> Option<(u8, u32, u32)> {
     }
 }
 
+/// An encapsulated packet's SID list (its first SID is the outer destination) and the table
+/// it is looked up in, and whether it may skip ip6-lookup and ip6-rewrite (no offload to hand
+/// on, its outer length).
+struct Outer<'s> {
+    list: &'s SidList,
+    fib: u32,
+    offload: bool,
+    len: usize,
+}
+
 #[inline(always)]
-fn encap_one(b: &mut Buf<'_>, sr: &Srv6, fwd: &FwdTable, v4: bool) -> Result<u16, u16> {
+fn encap_one<'s>(
+    b: &mut Buf<'_>,
+    sr: &'s Srv6,
+    fwd: &FwdTable,
+    v4: bool,
+) -> Result<Outer<'s>, u16> {
     let m = &*b.meta;
     // A GSO super-frame or a checksum left to the device is the inner packet's: gso-segment
     // does it after us, past the outer header and SRH.
@@ -93,7 +112,14 @@ fn encap_one(b: &mut Buf<'_>, sr: &Srv6, fwd: &FwdTable, v4: bool) -> Result<u16
         return Err(error::NO_HEADROOM);
     }
     let out = b.data_mut().get_mut(..rw.len()).ok_or(error::NO_HEADROOM)?;
-    out.copy_from_slice(rw);
+    // One SID (no SRH) is the common list: a fixed 40-byte copy, not a call to memcpy.
+    match (
+        out.first_chunk_mut::<IP6_HDR>(),
+        rw.first_chunk::<IP6_HDR>(),
+    ) {
+        (Some(to), Some(from)) if rw.len() == IP6_HDR => *to = *from,
+        _ => out.copy_from_slice(rw),
+    }
     let Some(h) = out.first_chunk_mut::<IP6_HDR>() else {
         return Err(error::NO_HEADROOM);
     };
@@ -111,7 +137,12 @@ fn encap_one(b: &mut Buf<'_>, sr: &Srv6, fwd: &FwdTable, v4: bool) -> Result<u16
     if offload {
         hand_on_offload(b.meta, rw.len());
     }
-    Ok(next::IP6_LOOKUP)
+    Ok(Outer {
+        list,
+        fib: policy.encap_fib,
+        offload,
+        len: rw.len() + inner_len,
+    })
 }
 
 impl Node for SrEncap {
@@ -123,14 +154,33 @@ impl Node for SrEncap {
         self.snap.refresh(&self.table);
         let sr = self.snap.get();
         let errs = cx.errs();
-        let fwd = cx.tables.fwd.get();
+        let tables = cx.tables;
+        let fwd = tables.fwd.get();
         let mut done = 0;
+        // Where the last SID list's first SID goes, looked up once per vector and list (a
+        // list is one policy's, in one table): it follows route and neighbour changes as
+        // ip6-lookup would. Lists are told apart by address, fixed within the snapshot.
+        let mut last_list: *const SidList = std::ptr::null();
+        let mut uplink: Option<Uplink> = None;
         for (&bi, next_out) in bufs.iter().zip(nexts.iter_mut()) {
             let mut b = cx.bufs.get(bi);
             *next_out = match encap_one(&mut b, sr, fwd, self.payload_v4) {
-                Ok(n) => {
+                Ok(o) => {
                     done += 1;
-                    n
+                    if !std::ptr::eq(o.list, last_list) {
+                        last_list = o.list;
+                        uplink = o.list.sids.first().and_then(|&dst| {
+                            Uplink::resolve(tables, o.fib, std::net::Ipv6Addr::from(dst).into())
+                        });
+                    }
+                    match &uplink {
+                        Some(up)
+                            if !o.offload && o.len <= up.mtu() as usize && up.finish(&mut b) =>
+                        {
+                            next::OUTPUT
+                        }
+                        _ => next::IP6_LOOKUP,
+                    }
                 }
                 Err(e) => {
                     b.meta.error = errs.error(e);
