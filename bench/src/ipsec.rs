@@ -10,13 +10,15 @@
 
 pub const HELP: &str =
     "rvpp-bench ipsec [--seconds S] [--runs N] [--no-openssl] [--no-dpdk] [--json]
+                 [--size 64|576|1400|1500]... [--cipher aes-128-gcm|aes-256-gcm]...
   One core, in process. ESP AES-GCM-128/-256 encrypt (esp4-encrypt-tun) and decrypt
   (esp4-decrypt-tun) at 64 B, 1400 B and IMIX (7 x 64, 4 x 576, 1 x 1500 B inner packets):
   Gbit/s of inner packets, Mpps and clocks/packet of the ESP node, each next to aws-lc-rs's
   raw AES-GCM on the same payload (ratio: ESP / raw), openssl speed -evp (ratio: ESP /
   openssl) and dpdk-test-crypto-perf's throughput test on crypto_aesni_gcm with the same
   payload and AAD sizes (ratio: ESP / dpdk), all measured in this run. Median of N runs of S
-  seconds per figure (crypto-perf: about S seconds of operations per size).";
+  seconds per figure (crypto-perf: about S seconds of operations per size). --size and
+  --cipher measure only those cases (for profiling); rows needing other sizes show NaN.";
 
 use rvpp_dataplane::buffer::{BufferPool, Buffers};
 use rvpp_dataplane::device::TxQueue;
@@ -489,6 +491,7 @@ fn imix(per: &dyn Fn(usize) -> f64) -> (f64, f64) {
 
 pub fn run(args: &[String]) -> Result<serde_json::Value, String> {
     let (mut seconds, mut runs, mut openssl, mut dpdk) = (2.0f64, 3usize, true, true);
+    let (mut sizes, mut ciphers) = (Vec::new(), Vec::new());
     let mut it = args.iter();
     while let Some(a) = it.next() {
         let mut val = || it.next().ok_or(format!("{a} needs a value"));
@@ -497,6 +500,19 @@ pub fn run(args: &[String]) -> Result<serde_json::Value, String> {
             "--runs" => runs = val()?.parse().map_err(|_| "bad --runs")?,
             "--no-openssl" => openssl = false,
             "--no-dpdk" => dpdk = false,
+            // Filters for profiling one case (callgrind); rows that need a size left out are NaN.
+            "--size" => {
+                let l: usize = val()?.parse().map_err(|_| "bad --size")?;
+                if !SIZES.contains(&l) {
+                    return Err(format!("--size must be one of {SIZES:?}"));
+                }
+                sizes.push(l);
+            }
+            "--cipher" => match val()?.as_str() {
+                "aes-128-gcm" => ciphers.push(CryptoAlg::AesGcm128),
+                "aes-256-gcm" => ciphers.push(CryptoAlg::AesGcm256),
+                _ => return Err("--cipher is aes-128-gcm or aes-256-gcm".into()),
+            },
             "--help" | "-h" => {
                 println!("{HELP}");
                 return Ok(json!({"benchmark": "ipsec", "help": true}));
@@ -532,7 +548,13 @@ pub fn run(args: &[String]) -> Result<serde_json::Value, String> {
         "dpdk Gb/s",
         "esp/dpdk"
     );
-    for alg in [CryptoAlg::AesGcm128, CryptoAlg::AesGcm256] {
+    if sizes.is_empty() {
+        sizes = SIZES.to_vec();
+    }
+    if ciphers.is_empty() {
+        ciphers = vec![CryptoAlg::AesGcm128, CryptoAlg::AesGcm256];
+    }
+    for &alg in &ciphers {
         let cipher = if alg == CryptoAlg::AesGcm128 {
             "aes-128-gcm"
         } else {
@@ -543,7 +565,7 @@ pub fn run(args: &[String]) -> Result<serde_json::Value, String> {
         let mut dec = Vec::new();
         let mut raw = Vec::new();
         let mut ossl = Vec::new();
-        for &len in &SIZES {
+        for &len in &sizes {
             let (mut e, mut d, mut rs, mut ro) = (vec![], vec![], vec![], vec![]);
             for _ in 0..runs {
                 // Interleaved per run: ESP encrypt, ESP decrypt, raw library.
@@ -590,7 +612,7 @@ pub fn run(args: &[String]) -> Result<serde_json::Value, String> {
         // crypto-perf on the payloads the ESP node seals (inner packet and trailer), with the
         // SAs' AAD: 12 bytes for the encrypt SA (ESN), 8 for the decrypt SA.
         let key = if alg == CryptoAlg::AesGcm128 { 16 } else { 32 };
-        let payloads: Vec<usize> = SIZES.iter().map(|&l| l + trailer_len(l)).collect();
+        let payloads: Vec<usize> = sizes.iter().map(|&l| l + trailer_len(l)).collect();
         // Per direction and size: median cycles per buffer, and the tool's own MOps.
         let mut dpdk_clk: [Vec<(usize, f64)>; 2] = [Vec::new(), Vec::new()];
         let mut dpdk_mops: [Vec<(usize, f64)>; 2] = [Vec::new(), Vec::new()];
@@ -602,7 +624,7 @@ pub fn run(args: &[String]) -> Result<serde_json::Value, String> {
             }
         };
         for (i, (decrypt, aad)) in [(false, 12), (true, 8)].into_iter().enumerate() {
-            let mut per: Vec<Vec<PerfRow>> = vec![Vec::new(); SIZES.len()];
+            let mut per: Vec<Vec<PerfRow>> = vec![Vec::new(); sizes.len()];
             for _ in 0..runs {
                 if dpdk_skipped.is_some() {
                     break;
@@ -617,7 +639,7 @@ pub fn run(args: &[String]) -> Result<serde_json::Value, String> {
                 }
             }
             if dpdk_skipped.is_none() {
-                for (&l, v) in SIZES.iter().zip(per) {
+                for (&l, v) in sizes.iter().zip(per) {
                     dpdk_clk[i].push((l, med(v.iter().map(|r| r.cycles).collect())));
                     dpdk_mops[i].push((l, med(v.iter().map(|r| r.mops).collect())));
                 }
