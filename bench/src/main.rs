@@ -26,7 +26,7 @@ const USAGE: &str = "usage: rvpp-bench <benchmark> [options] [--json]
   cnat [--flows 10000,100000,1000000] [--seconds S] [--runs R] [--size B] [--calico-snat] [--vpp-build DIR]
                 one-core cnat (k8s services): established-flow Mpps and clocks/pkt, new sessions/s,
                 next to the same graph without cnat and (--vpp-build) VPP's cnat in the same run
-  ipsec [--seconds S] [--runs R] [--no-openssl] [--no-dpdk]
+  ipsec [--seconds S] [--runs R] [--no-openssl] [--no-dpdk] [--size B]... [--cipher C]...
                 one-core ESP AES-GCM-128/-256 encrypt and decrypt at 64 B, 1400 B, IMIX, next to
                 aws-lc-rs's raw AES-GCM, openssl speed -evp and dpdk-test-crypto-perf
                 (crypto_aesni_gcm) in the same run
