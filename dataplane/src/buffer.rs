@@ -59,7 +59,10 @@ pub mod flags {
     pub const CNAT_SESSION: u32 = 1 << 10;
     /// Every mark cnat's input side leaves on a packet: a decap clears them, as they were the
     /// outer packet's.
-    pub const CNAT_MARKS: u32 = CNAT_RETURN | CNAT_DNAT | CNAT_SESSION;
+    pub const CNAT_MARKS: u32 = CNAT_RETURN | CNAT_DNAT | CNAT_SESSION | CNAT_NO_SNAT;
+    /// With `CNAT_DNAT`: the flow's session says the SNAT policy, as it is now, does not
+    /// SNAT it (decided by cnat-output on the flow's first pass): cnat-output skips it.
+    pub const CNAT_NO_SNAT: u32 = 1 << 12;
     /// gso-segment cut this packet from a tunnel's UDP super-frame and sends it straight to
     /// the device: its checksums are ours, so a driver that can hand the kernel a UDP GSO
     /// super-frame (af_packet) may merge it with its siblings and let the outer UDP checksum

@@ -15,7 +15,9 @@ use crate::buffer::{flags, Buf};
 use crate::wire::l4::tcp_flags;
 use crate::wire::IP_PROTO_TCP;
 
-use crate::buffer::flags::{CNAT_DNAT, CNAT_RETURN, CNAT_SESSION};
+use std::sync::atomic::Ordering;
+
+use crate::buffer::flags::{CNAT_DNAT, CNAT_NO_SNAT, CNAT_RETURN, CNAT_SESSION};
 
 crate::node_errors! {
     /// Input node counters; the drops are marked.
@@ -201,7 +203,7 @@ pub fn input_packet_hashed(
     let partial = b.meta.flags & flags::OFFLOAD_L4_CKSUM != 0;
     let chained = b.meta.flags & flags::NEXT_PRESENT != 0;
     let fib = b.meta.fib_index as u16;
-    b.meta.flags &= !CNAT_SESSION;
+    b.meta.flags &= !(CNAT_SESSION | CNAT_NO_SNAT);
     let f = flow_of(b.data(), ip6).map_err(|_| in_err::TRUNCATED)?;
     match f.l4 {
         L4::Fragment => {
@@ -280,6 +282,10 @@ pub fn input_packet_hashed(
             // line.
             if !f.more_frags {
                 mark |= CNAT_SESSION;
+                // cnat-output decided this flow gets no SNAT, under the policy as it is.
+                if found.snat_epoch() == cnat.snat_epoch.load(Ordering::Relaxed) {
+                    mark |= CNAT_NO_SNAT;
+                }
                 b.meta.cnat_slot = found.slot as u32;
                 b.meta.cnat_npol = if s.last_seen == now {
                     found.npol
@@ -491,10 +497,21 @@ pub fn output_packet_hashed(
     // outside the pools): otherwise nothing to look up. Should the policy stop wanting SNAT
     // for a flow that has one, the flow goes on without it, as a new flow would. The policy
     // reads addresses only, and cnat-input parsed this flow whole: no second parse for it.
+    // The decision is per flow, made on its first pass and kept on its session (as VPP's
+    // cnat decides at session creation): a later packet whose rx/tx interfaces changed keeps
+    // it; an edit of the SNAT config (new epoch) or a purge makes it be taken again.
     if b.meta.flags & CNAT_DNAT != 0 {
+        if b.meta.flags & CNAT_NO_SNAT != 0 {
+            return Ok(None);
+        }
         let (src, dst) =
             nat::addrs(b.data().get(l3..).unwrap_or(&[]), ip6).ok_or(out_err::TRUNCATED)?;
         if !cfg.wants_snat(rx, tx, ip6, src, dst) {
+            if b.meta.flags & CNAT_SESSION != 0 {
+                let _ =
+                    cnat.sessions
+                        .snat_mark(b.meta.cnat_slot as usize, b.meta.cnat_npol, cfg.epoch);
+            }
             return Ok(None);
         }
     }
@@ -820,6 +837,78 @@ mod tests {
             (vip, pod, 80, 1234),
             "the reply comes from the VIP"
         );
+    }
+
+    /// One packet through cnat-input then cnat-output on the same buffer, as the graph runs
+    /// it (the input's marks reach the output): output verdict, bytes, flags after input.
+    fn through(c: &Cnat, frame: &[u8], now: u32) -> (Verdict, Vec<u8>, u32) {
+        let (cfg, tr) = (c.snat.load(), c.translations.load());
+        let mut in_flags = 0;
+        let (r, p, _) = run(frame, POD, UPLINK, |b| {
+            input_packet(c, &tr, 0, b, false, now)?;
+            in_flags = b.meta.flags;
+            output_packet(c, &cfg, b, 0, false, now)
+        });
+        (r, p, in_flags)
+    }
+
+    #[test]
+    fn a_dnat_flows_cached_no_snat_holds_until_the_policy_changes_or_a_purge() {
+        let c = setup();
+        let (pod, vip, backend) = ([198, 18, 5, 2], [198, 19, 255, 1], [198, 18, 6, 3]);
+        c.translation_update(Translation {
+            vip: Endpoint {
+                addr: a4(vip),
+                port: 80,
+                ip6: false,
+            },
+            proto: 17,
+            paths: vec![PathEp {
+                dst: Endpoint {
+                    addr: a4(backend),
+                    port: 8080,
+                    ip6: false,
+                },
+                ..Default::default()
+            }],
+            ..Default::default()
+        });
+        let pkt = udp(pod, vip, 1234, 80, false);
+        // The packet that makes the session, then the first to find it: decided (excluded
+        // backend, pod side: no SNAT) and cached by cnat-output.
+        for now in [1, 2] {
+            let (r, p, fl) = through(&c, &pkt, now);
+            assert_eq!((r, addrs(&p)), (Ok(None), (pod, backend, 1234, 8080)));
+            assert_eq!(fl & CNAT_NO_SNAT, 0);
+        }
+        // Later packets carry the cached decision.
+        let (r, p, fl) = through(&c, &pkt, 2);
+        assert_eq!((r, addrs(&p).0), (Ok(None), pod));
+        assert_ne!(fl & CNAT_NO_SNAT, 0, "cached on the session");
+        // The policy now SNATs it (the backend is no longer excluded): the cache is stale.
+        c.snat_edit(|s| s.exclude = Default::default());
+        let (r, p, fl) = through(&c, &pkt, 3);
+        assert_eq!(
+            fl & CNAT_NO_SNAT,
+            0,
+            "an edit makes the decision be taken again"
+        );
+        assert_eq!(r, Ok(Some(out_err::NEW_SESSIONS)));
+        assert_eq!(addrs(&p).0, [198, 18, 0, 1]);
+        // Back to no SNAT, cached again, then purged: the new session caches nothing.
+        c.snat_edit(|s| s.exclude.add(a4([198, 18, 0, 0]), 96 + 16));
+        c.purge();
+        for now in [4, 4] {
+            assert_eq!(through(&c, &pkt, now).0, Ok(None));
+        }
+        let (_, _, fl) = through(&c, &pkt, 5);
+        assert_ne!(fl & CNAT_NO_SNAT, 0);
+        c.purge();
+        for now in [6, 6] {
+            let (r, p, fl) = through(&c, &pkt, now);
+            assert_eq!(fl & CNAT_NO_SNAT, 0, "a purge leaves no cached decision");
+            assert_eq!((r, addrs(&p).0), (Ok(None), pod));
+        }
     }
 
     #[test]

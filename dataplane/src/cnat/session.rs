@@ -52,6 +52,11 @@ const OCC: u64 = 1 << 32;
 const SEQ_MASK: u64 = 0xffff_ffff;
 /// Set in a meta word (flags, class, time: bits 0-47) while its entry is being expired.
 const DYING: u64 = 1 << 63;
+/// A meta word's bits 48-62: the SNAT epoch in which cnat-output found the flow needs no
+/// SNAT (0: not decided). Kept by `touch`, reset by a new insert.
+const SNAT_SHIFT: u32 = 48;
+pub const SNAT_EPOCH_MAX: u16 = 0x7fff;
+const SNAT_BITS: u64 = (SNAT_EPOCH_MAX as u64) << SNAT_SHIFT;
 /// Entries a key's first bucket takes before inserts weigh its second.
 const FIRST_BUCKET_FILL: usize = 6;
 
@@ -214,6 +219,14 @@ pub struct Found {
     meta_word: u64,
     /// The npol word, read with the entry: its generation and what npol cached on it.
     pub npol: u64,
+}
+
+impl Found {
+    /// The SNAT epoch cnat-output marked the entry's "no SNAT" in (0: none).
+    #[inline(always)]
+    pub fn snat_epoch(&self) -> u16 {
+        ((self.meta_word & SNAT_BITS) >> SNAT_SHIFT) as u16
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -435,7 +448,7 @@ impl SessionTable {
         if s.last_seen == now && s.class == class {
             return;
         }
-        let nm = meta(s.flags, class, now);
+        let nm = meta(s.flags, class, now) | f.meta_word & SNAT_BITS;
         let _ = self.w(f.slot, 10).compare_exchange(
             f.meta_word,
             nm,
@@ -516,6 +529,24 @@ impl SessionTable {
         }
         self.len.fetch_sub(1, Ordering::Relaxed);
         Err(InsertError::NoSlot)
+    }
+
+    /// Record on `slot` that cnat-output decided, in SNAT epoch `epoch`, that the flow needs
+    /// no SNAT, as long as the slot is still the entry `seen` (its npol word as a lookup read
+    /// it) and not being expired. Lock-free, best effort: false if a race was lost.
+    pub fn snat_mark(&self, slot: usize, seen: u64, epoch: u16) -> bool {
+        let Some(w) = self.data.get(slot) else {
+            return false;
+        };
+        let (m, n) = (&w[10], &w[NPOL_WORD]);
+        let cur = m.load(Ordering::Acquire);
+        if cur & DYING != 0 || n.load(Ordering::Acquire) & !NPOL_MASK != seen & !NPOL_MASK {
+            return false;
+        }
+        let new = cur & !SNAT_BITS | ((epoch & SNAT_EPOCH_MAX) as u64) << SNAT_SHIFT;
+        new == cur
+            || m.compare_exchange(cur, new, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
     }
 
     /// Replace npol's bits of `slot`'s npol word by `f(bits)`, as long as the slot's

@@ -293,6 +293,9 @@ pub struct SnatConfig {
     pub policy: Policy,
     pub exclude: PrefixSet,
     pub tables: IfTables,
+    /// Moves on with every edit (1..=`SNAT_EPOCH_MAX`): a session's cached "no SNAT" holds
+    /// for the epoch it was decided in only.
+    pub epoch: u16,
 }
 
 impl SnatConfig {
