@@ -14,7 +14,7 @@ const PACKETS: usize = 100_000;
 #[inline(never)]
 fn one(c: &Cnat, tr: &TranslationTable, bufs: &mut Buffers, bi: u32) -> Verdict {
     let mut b = bufs.get(bi);
-    input_packet(c, tr, 0, &mut b, false, 1)
+    input_packet(c, tr, &c.snat.load(), &mut b, false, 1)
 }
 
 /// Flow `i`'s packet: client 198.18.x.y (the flow's upper bits) port 1024 + its low 14 bits,
@@ -69,7 +69,7 @@ fn main() {
     // Create the sessions outside `one`, so the count is established flows only.
     for f in &frames {
         let bi = bufs.alloc_from_bytes(f).unwrap();
-        let r = input_packet(&c, &tr, 0, &mut bufs.get(bi), false, 1);
+        let r = input_packet(&c, &tr, &c.snat.load(), &mut bufs.get(bi), false, 1);
         assert!(r.is_ok(), "{r:?} after {} sessions", c.sessions.len());
         bufs.free(&[bi]);
     }

@@ -17,7 +17,7 @@ use crate::rcu::Published;
 use session::{sflags, Expiry, FlowKey, Found, Session, SessionTable, Timeouts};
 use snat::{PortAlloc, SnatConfig};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU16, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use translation::{Endpoint, Translation, TranslationTable, VipKey};
 
@@ -50,9 +50,6 @@ struct Edits {
 pub struct Cnat {
     pub translations: Published<TranslationTable>,
     pub snat: Published<SnatConfig>,
-    /// `snat`'s epoch ([`SnatConfig::epoch`]), for cnat-input to test a session's cached
-    /// SNAT decision against without loading the config.
-    pub snat_epoch: AtomicU16,
     pub sessions: SessionTable,
     /// First fragments' rewrites by fragment id, for the fragments after them (no ports).
     pub fragments: SessionTable,
@@ -88,7 +85,6 @@ impl Cnat {
                 epoch: 1,
                 ..Default::default()
             }),
-            snat_epoch: AtomicU16::new(1),
             // Room for twice the limit keeps buckets from filling before the limit does.
             sessions: SessionTable::new(cfg.max_sessions * 2, cfg.max_sessions),
             fragments: SessionTable::new(FRAGMENT_SLOTS * 2, FRAGMENT_SLOTS),
@@ -237,7 +233,6 @@ impl Cnat {
         // A new epoch: every flow's cached "no SNAT" is stale (epoch 0 means none cached).
         let e = c.epoch.wrapping_add(1) & session::SNAT_EPOCH_MAX;
         c.epoch = e.max(1);
-        self.snat_epoch.store(c.epoch, Ordering::Release);
         self.snat.publish(c);
         r
     }

@@ -15,8 +15,6 @@ use crate::buffer::{flags, Buf};
 use crate::wire::l4::tcp_flags;
 use crate::wire::IP_PROTO_TCP;
 
-use std::sync::atomic::Ordering;
-
 use crate::buffer::flags::{CNAT_DNAT, CNAT_NO_SNAT, CNAT_RETURN, CNAT_SESSION};
 
 crate::node_errors! {
@@ -180,12 +178,12 @@ fn insert_return(
 pub fn input_packet(
     cnat: &Cnat,
     tr: &TranslationTable,
-    ret_fib: u16,
+    snat: &SnatConfig,
     b: &mut Buf<'_>,
     ip6: bool,
     now: u32,
 ) -> Verdict {
-    input_packet_hashed(cnat, tr, ret_fib, b, ip6, now, 0)
+    input_packet_hashed(cnat, tr, snat, b, ip6, now, 0)
 }
 
 /// [`input_packet`] given `hash`, the packet's [`key_hash`] on the input stage in its FIB
@@ -194,12 +192,13 @@ pub fn input_packet(
 pub fn input_packet_hashed(
     cnat: &Cnat,
     tr: &TranslationTable,
-    ret_fib: u16,
+    snat: &SnatConfig,
     b: &mut Buf<'_>,
     ip6: bool,
     now: u32,
     hash: u64,
 ) -> Verdict {
+    let ret_fib = snat.ret_fib_index as u16;
     let partial = b.meta.flags & flags::OFFLOAD_L4_CKSUM != 0;
     let chained = b.meta.flags & flags::NEXT_PRESENT != 0;
     let fib = b.meta.fib_index as u16;
@@ -283,7 +282,7 @@ pub fn input_packet_hashed(
             if !f.more_frags {
                 mark |= CNAT_SESSION;
                 // cnat-output decided this flow gets no SNAT, under the policy as it is.
-                if found.snat_epoch() == cnat.snat_epoch.load(Ordering::Relaxed) {
+                if found.snat_epoch() == snat.epoch {
                     mark |= CNAT_NO_SNAT;
                 }
                 b.meta.cnat_slot = found.slot as u32;
@@ -776,7 +775,7 @@ mod tests {
             &udp(out, [198, 18, 0, 1], 53, sp, false),
             UPLINK,
             POD,
-            |b| input_packet(&c, &tr, 0, b, false, 11),
+            |b| input_packet(&c, &tr, &c.snat.load(), b, false, 11),
         );
         assert_eq!(r, Ok(None));
         assert_eq!(addrs(&p), (out, pod, 53, 1234));
@@ -818,7 +817,7 @@ mod tests {
         });
         let (cfg, tr) = (c.snat.load(), c.translations.load());
         let (_, p, _) = run(&udp(pod, vip, 1234, 80, false), POD, POD, |b| {
-            input_packet(&c, &tr, 0, b, false, 1)
+            input_packet(&c, &tr, &c.snat.load(), b, false, 1)
         });
         assert_eq!(addrs(&p), (pod, pod, 1234, 8080), "DNAT to itself");
         let (r, p, _) = run(&p, POD, POD, |b| output_packet(&c, &cfg, b, 0, false, 1));
@@ -830,7 +829,7 @@ mod tests {
         let (src, _, sp, _) = addrs(&p);
         assert_eq!(src, [198, 18, 0, 1]);
         let (_, p, _) = run(&udp(pod, [198, 18, 0, 1], 8080, sp, false), POD, POD, |b| {
-            input_packet(&c, &tr, 0, b, false, 2)
+            input_packet(&c, &tr, &c.snat.load(), b, false, 2)
         });
         assert_eq!(
             addrs(&p),
@@ -845,7 +844,7 @@ mod tests {
         let (cfg, tr) = (c.snat.load(), c.translations.load());
         let mut in_flags = 0;
         let (r, p, _) = run(frame, POD, UPLINK, |b| {
-            input_packet(c, &tr, 0, b, false, now)?;
+            input_packet(c, &tr, &c.snat.load(), b, false, now)?;
             in_flags = b.meta.flags;
             output_packet(c, &cfg, b, 0, false, now)
         });
@@ -955,7 +954,9 @@ mod tests {
             .icmpv4_echo_reply(e.id, 1)
             .write(&mut rep, b"ping")
             .unwrap();
-        let (_, p, _) = run(&rep, UPLINK, POD, |b| input_packet(&c, &tr, 0, b, false, 2));
+        let (_, p, _) = run(&rep, UPLINK, POD, |b| {
+            input_packet(&c, &tr, &c.snat.load(), b, false, 2)
+        });
         let ip = etherparse::Ipv4HeaderSlice::from_slice(&p).unwrap();
         assert_eq!(ip.destination(), pod);
         let icmp = etherparse::Icmpv4Slice::from_slice(&p[20..]).unwrap();
@@ -974,7 +975,9 @@ mod tests {
             .unwrap();
         v.truncate(30);
         v[2..4].copy_from_slice(&30u16.to_be_bytes());
-        let (r, _, _) = run(&v, POD, UPLINK, |b| input_packet(&c, &tr, 0, b, false, 1));
+        let (r, _, _) = run(&v, POD, UPLINK, |b| {
+            input_packet(&c, &tr, &c.snat.load(), b, false, 1)
+        });
         assert_eq!(r, Err(in_err::TRUNCATED));
         assert!(c.sessions.is_empty());
     }
@@ -1088,7 +1091,9 @@ mod tests {
     /// One packet through the input side at `now`: its verdict and bytes after.
     fn input(c: &Cnat, p: &[u8], now: u32) -> (Verdict, Vec<u8>) {
         let tr = c.translations.load();
-        let (r, p, _) = run(p, POD, POD, |b| input_packet(c, &tr, 0, b, false, now));
+        let (r, p, _) = run(p, POD, POD, |b| {
+            input_packet(c, &tr, &c.snat.load(), b, false, now)
+        });
         (r, p)
     }
 
@@ -1234,7 +1239,7 @@ mod tests {
             &tcp(out, [198, 18, 0, 1], 80, sp2, "SA"),
             UPLINK,
             POD,
-            |b| input_packet(&c, &tr, 0, b, false, 106),
+            |b| input_packet(&c, &tr, &c.snat.load(), b, false, 106),
         );
         assert_eq!(tcp_addrs(&p), (out, pod, 80, 1234), "SYN-ACK un-SNATed");
         assert_eq!(r, Ok(Some(out_err::REOPENED)));
@@ -1339,7 +1344,7 @@ mod tests {
         let (cfg, tr) = (c.snat.load(), c.translations.load());
         let send = |now| {
             let (_, p, _) = run(&udp(pod, vip, 1234, 80, false), POD, POD, |b| {
-                input_packet(&c, &tr, 0, b, false, now)
+                input_packet(&c, &tr, &c.snat.load(), b, false, now)
             });
             let (_, p, _) = run(&p, POD, POD, |b| output_packet(&c, &cfg, b, 0, false, now));
             addrs(&p).2
@@ -1349,7 +1354,7 @@ mod tests {
         assert_eq!(send(20), sp);
         assert_eq!(c.scan(40), 0, "the forward entries are live");
         let (_, p, _) = run(&udp(pod, [198, 18, 0, 1], 8080, sp, false), POD, POD, |b| {
-            input_packet(&c, &tr, 0, b, false, 40)
+            input_packet(&c, &tr, &c.snat.load(), b, false, 40)
         });
         assert_eq!(
             addrs(&p),

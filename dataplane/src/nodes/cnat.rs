@@ -118,7 +118,7 @@ impl Node for CnatInput {
         self.tr.refresh(&self.cnat.translations);
         self.snat.refresh(&self.cnat.snat);
         let (cnat, tr, ip6) = (&*self.cnat, self.tr.get(), self.ip6);
-        let ret_fib = self.snat.get().ret_fib_index as u16;
+        let snat = self.snat.get();
         let errs = cx.errs();
         let arc = cx.arc();
         let now = cnat.secs(cx.now);
@@ -135,7 +135,7 @@ impl Node for CnatInput {
             }
             let h = hashes.get(i).copied().unwrap_or(0);
             let mut b = view.get(bi);
-            *next = match input_packet_hashed(cnat, tr, ret_fib, &mut b, ip6, now, h) {
+            *next = match input_packet_hashed(cnat, tr, snat, &mut b, ip6, now, h) {
                 Ok(c) => {
                     if let Some(c) = c {
                         errs.count(c, 1);
@@ -156,7 +156,7 @@ impl Node for CnatInput {
                     } else {
                         (dst4(&b) as u128, icmp::DEST_UNREACH, icmp::PORT_UNREACH)
                     };
-                    set_icmp_error_from(&mut b, ty, code, vip, ret_fib as u32);
+                    set_icmp_error_from(&mut b, ty, code, vip, snat.ret_fib_index);
                     in4_next::ICMP_ERROR
                 }
                 Err(e) => {
