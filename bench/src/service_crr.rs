@@ -463,6 +463,8 @@ pub fn run(args: &[String]) -> Result<Value, String> {
         "runs": runs,
         "seconds": secs,
         "connections": conns,
+        "rvpp_rx_mode": rx_mode,
+        "rvpp_workers": workers,
         "message_bytes": MSG,
         "results": rows,
         "rvpp_rate_spread": spread,
