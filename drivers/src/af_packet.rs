@@ -110,8 +110,13 @@ pub struct AfPacketConfig {
     pub netns: Option<String>,
     /// rx sockets in one fanout group, and as many tx sockets.
     pub queues: u16,
-    /// rx ring: bytes per block (page multiple, must hold the largest frame).
+    /// rx ring: bytes per block (page multiple, must hold the largest frame: a GRO'd
+    /// super-frame reaches 64 KiB even without `vnet_hdr`).
     pub rx_block_size: u32,
+    /// The kernel closes a block after `rx_block_timeout_ms` however few frames it holds, so at
+    /// a trickle each block carries a millisecond of traffic: the block count is how many
+    /// milliseconds the reader may stall (a live restart's hand-over, a busy worker) before
+    /// the kernel drops.
     pub rx_block_count: u32,
     /// tx ring: frames; their size follows the MTU (or 64 KiB with `vnet_hdr`).
     pub tx_frame_count: u32,
@@ -133,8 +138,8 @@ impl Default for AfPacketConfig {
             host_if_name: String::new(),
             netns: None,
             queues: 1,
-            rx_block_size: 256 << 10,
-            rx_block_count: 16,
+            rx_block_size: 128 << 10,
+            rx_block_count: 64,
             tx_frame_count: 1024,
             tx_frame_size: 0,
             qdisc_bypass: false,

@@ -280,7 +280,7 @@ fn fanout_two_queues_exactly_once() {
     let socks: Vec<UdpSocket> = (0..200).map(|_| peer_socket(&s)).collect();
     // Read between groups of sends: the kernel hands a V3 block over after the block timeout
     // (1 ms) with however few frames it holds, so a trickle of sends (as slow as valgrind
-    // makes them) into rings nobody reads fills all 16 blocks in ~16 frames, and the kernel
+    // makes them) into rings nobody reads can fill all their blocks, and the kernel
     // drops the rest (counted as rx_kernel_drops).
     let mut got = Vec::new();
     for (c, group) in socks.chunks(8).enumerate() {
@@ -309,6 +309,32 @@ fn fanout_two_queues_exactly_once() {
     assert!(on0 > 0 && on0 < 200, "hash fanout used one queue only");
     // Nothing more turns up later.
     assert!(rx_udp_for(&mut rx, &mut bufs, 1, Duration::from_millis(300)).is_empty());
+}
+
+/// At a trickle each rx block carries one frame (the kernel closes it after the 1 ms timeout),
+/// so the default ring's block count is how long a reader may stall: 48 frames 1.5 ms apart
+/// into a ring nobody reads all arrive. With 16 blocks (the default before) the kernel
+/// dropped all but 16.
+#[test]
+fn a_reader_stalled_at_a_trickle_loses_nothing() {
+    if !root_or_skip() {
+        return;
+    }
+    let s = setup();
+    let (_p, mut bufs) = pool();
+    let (mut rx, _tx, info) = open(&s, |_| {});
+    let u = peer_socket(&s);
+    for i in 0..48u32 {
+        u.send_to(&i.to_be_bytes(), "198.18.2.1:9999").unwrap();
+        std::thread::sleep(Duration::from_micros(1500));
+    }
+    let got = rx_udp(&mut rx, &mut bufs, 48);
+    assert_eq!(
+        got.len(),
+        48,
+        "a 72 ms stall at a trickle lost frames ({})",
+        where_frames_went(&s, &info)
+    );
 }
 
 #[test]
@@ -362,7 +388,7 @@ fn adopted_rx_rings_read_on_where_the_old_owner_stopped() {
     let (_p, mut bufs) = pool();
     // Blocks retired after 100 ms, not 1: the rings must hold every datagram sent while nobody
     // reads (1000 in all), and under valgrind sending takes long enough that a 1 ms timeout
-    // retires a near-empty block per millisecond and fills the 16 blocks (kernel drops).
+    // retires a near-empty block per millisecond and fills the ring's blocks (kernel drops).
     let (mut rx, _tx, info) = open(&s, |c| {
         c.queues = 2;
         c.rx_block_timeout_ms = 100;
