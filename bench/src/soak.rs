@@ -63,6 +63,51 @@ struct Sample {
     fds: f64,
     buffers: f64,
     fib_bytes: f64,
+    /// RSS by kind of mapping, in [`RSS_KINDS`] order: says which one a step came from.
+    rss_by_kind: [f64; RSS_KINDS.len()],
+}
+
+/// Kinds of mapping in /proc/PID/smaps: anonymous memory (the allocator's heap and arenas,
+/// thread stacks), memfds (buffer pool, stats segment, memif regions), device and socket
+/// mappings (af_packet rings), and files (the binary and its libraries).
+const RSS_KINDS: [&str; 4] = ["anon", "memfd", "rings", "files"];
+
+fn rss_by_kind(pid: u32) -> [f64; RSS_KINDS.len()] {
+    let mut kib = [0.0; RSS_KINDS.len()];
+    let Ok(smaps) = std::fs::read_to_string(format!("/proc/{pid}/smaps")) else {
+        return kib;
+    };
+    let mut kind = 0;
+    for l in smaps.lines() {
+        if let Some(v) = l.strip_prefix("Rss:") {
+            kib[kind] += v
+                .trim()
+                .trim_end_matches("kB")
+                .trim()
+                .parse()
+                .unwrap_or(0.0);
+        } else if l
+            .split_whitespace()
+            .next()
+            .is_some_and(|f| f.contains('-') && !f.ends_with(':'))
+        {
+            // A mapping's header: range perms offset dev inode [path].
+            let path = l.split_whitespace().nth(5).unwrap_or("");
+            kind = if path.is_empty() || path.starts_with('[') {
+                0
+            } else if path.starts_with("/memfd:") {
+                1
+            } else if path.starts_with("socket:")
+                || path.starts_with("/dev/")
+                || path.starts_with("anon_inode:")
+            {
+                2
+            } else {
+                3
+            };
+        }
+    }
+    kib
 }
 
 fn status_field(pid: u32, key: &str) -> Option<f64> {
@@ -94,6 +139,7 @@ fn sample(lab: &Lab, pid: u32, t: f64) -> Result<Sample, String> {
         fds,
         buffers,
         fib_bytes,
+        rss_by_kind: rss_by_kind(pid),
     })
 }
 
@@ -331,8 +377,14 @@ pub fn run(args: &[String]) -> Result<Value, String> {
         next += o.sample_secs;
         let s = sample(&lab, pid, t0.elapsed().as_secs_f64())?;
         println!(
-            "  t={:6.0} s  rss {:8.0} KiB  threads {:3.0}  fds {:4.0}  buffers {:6.0}  fib {:10.0} B",
-            s.t, s.rss_kib, s.threads, s.fds, s.buffers, s.fib_bytes
+            "  t={:6.0} s  rss {:8.0} KiB ({})  threads {:3.0}  fds {:4.0}  buffers {:6.0}  fib {:10.0} B",
+            s.t,
+            s.rss_kib,
+            kinds_text(&s.rss_by_kind),
+            s.threads,
+            s.fds,
+            s.buffers,
+            s.fib_bytes
         );
         samples.push(s);
         if let Ok(Some(st)) = churn_proc.0.try_wait() {
@@ -378,6 +430,13 @@ pub fn run(args: &[String]) -> Result<Value, String> {
         slope(&after.iter().map(|s| (s.t, f(s))).collect::<Vec<_>>()) * 1800.0
     };
     let rss_growth_kib = per_30min(|s| s.rss_kib);
+    // Which kind of mapping grew between the first and last sample after the warm-up.
+    let mut rss_kind_change = [0.0; RSS_KINDS.len()];
+    if let (Some(a), Some(b)) = (after.first(), after.last()) {
+        for (k, d) in rss_kind_change.iter_mut().enumerate() {
+            *d = b.rss_by_kind[k] - a.rss_by_kind[k];
+        }
+    }
     let buffers_growth = per_30min(|s| s.buffers);
     let fds_growth = per_30min(|s| s.fds);
     let threads_growth = per_30min(|s| s.threads);
@@ -395,6 +454,10 @@ pub fn run(args: &[String]) -> Result<Value, String> {
     );
     println!(
         "  growth per 30 min after warm-up: rss {rss_growth_kib:.0} KiB (target <= 1024), buffers {buffers_growth:.1}, fds {fds_growth:.2}, threads {threads_growth:.2}, fib {fib_growth:.0} B"
+    );
+    println!(
+        "  rss change after warm-up by mapping kind (KiB): {}",
+        kinds_text(&rss_kind_change)
     );
     println!(
         "  idle before -> after: rss {:.0} -> {:.0} KiB, threads {:.0} -> {:.0}, fds {:.0} -> {:.0}, buffers {:.0} -> {:.0}, fib {:.0} -> {:.0} B",
@@ -429,7 +492,8 @@ pub fn run(args: &[String]) -> Result<Value, String> {
             .join(", ")
     );
     let js = |s: &Sample| {
-        json!({"t": s.t, "rss_kib": s.rss_kib, "threads": s.threads, "fds": s.fds,
+        json!({"t": s.t, "rss_kib": s.rss_kib, "rss_kib_by_kind": kinds_json(&s.rss_by_kind),
+               "threads": s.threads, "fds": s.fds,
                "buffers_in_use": s.buffers, "fib_table_bytes": s.fib_bytes})
     };
     Ok(json!({
@@ -444,6 +508,7 @@ pub fn run(args: &[String]) -> Result<Value, String> {
             "rss_kib": rss_growth_kib, "buffers_in_use": buffers_growth, "fds": fds_growth,
             "threads": threads_growth, "fib_table_bytes": fib_growth,
         },
+        "rss_kib_change_after_warmup_by_kind": kinds_json(&rss_kind_change),
         "idle_before": js(&idle_before),
         "idle_after": js(&idle_after),
         "udp": {"lost_packets": udp_lost, "packets": udp_packets},
@@ -452,4 +517,43 @@ pub fn run(args: &[String]) -> Result<Value, String> {
         "kernel_drops_on_udp_path": kernel.iter().map(|(k, v)| (k.clone(), json!(v))).collect::<serde_json::Map<_, _>>(),
         "samples": samples.iter().map(js).collect::<Vec<_>>(),
     }))
+}
+
+fn kinds_text(v: &[f64; RSS_KINDS.len()]) -> String {
+    RSS_KINDS
+        .iter()
+        .zip(v)
+        .map(|(k, x)| format!("{k} {x:.0}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn kinds_json(v: &[f64; RSS_KINDS.len()]) -> Value {
+    Value::Object(
+        RSS_KINDS
+            .iter()
+            .zip(v)
+            .map(|(k, x)| (k.to_string(), json!(x)))
+            .collect(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rss_kinds_add_up_to_this_process_rss() {
+        let pid = std::process::id();
+        let kinds = rss_by_kind(pid);
+        let total: f64 = kinds.iter().sum();
+        let rss = status_field(pid, "VmRSS:").unwrap();
+        assert!(kinds[3] > 0.0, "no file-backed RSS counted: {kinds:?}");
+        assert!(kinds[0] > 0.0, "no anonymous RSS counted: {kinds:?}");
+        // Both are read a moment apart; the process is not growing fast.
+        assert!(
+            (total - rss).abs() <= rss * 0.2 + 512.0,
+            "smaps kinds sum to {total} KiB, VmRSS is {rss}"
+        );
+    }
 }
