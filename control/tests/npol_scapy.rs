@@ -26,3 +26,20 @@ fn host_endpoint_untracked_and_prednat_with_scapy() {
     };
     assert!(out.contains("ALL OK"));
 }
+
+/// An IPIP tunnel as a host endpoint (`invert_rx_tx=1`): a remote pod's packets to an allowed
+/// port arrive decapsulated and their replies leave encapsulated; a denied port and an
+/// unsolicited packet out are counted denies; opening the tunnel's defaults lets both through.
+#[test]
+fn tunnel_as_host_endpoint_with_scapy() {
+    if !skip::need_root("for namespaces and tun pods") {
+        return;
+    }
+    let ns: Vec<TestNetns> = (0..2).map(|_| TestNetns::new().unwrap()).collect();
+    let mut r = common::Rvpp::start("npol-tunnel", "");
+    let names: Vec<&str> = ns.iter().map(|n| n.name()).collect();
+    let Some(out) = r.check_python("scapy_npol_tunnel.py", &names) else {
+        return;
+    };
+    assert!(out.contains("ALL OK"));
+}
