@@ -1679,3 +1679,61 @@ impl TxQueue for MemifTxQueue {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A pid that existed a moment ago and no longer does (reaped), as a killed take-over
+    /// process leaves in a lock word.
+    fn dead_pid() -> u32 {
+        let mut c = std::process::Command::new("true").spawn().unwrap();
+        let pid = c.id();
+        c.wait().unwrap();
+        pid
+    }
+
+    fn word(l: &RingLocks, i: usize) -> &AtomicU32 {
+        l.mem.atomic_u32(i * 4).unwrap()
+    }
+
+    #[test]
+    fn a_dead_holders_ring_lock_is_reclaimed() {
+        let l = RingLocks::new().unwrap();
+        let dead = dead_pid();
+        word(&l, 3).store(dead, Ordering::Relaxed);
+        let t = std::time::Instant::now();
+        let g = l.lock(3).expect("a dead holder's lock is taken over");
+        assert!(
+            t.elapsed() >= LOCK_WAIT,
+            "reclaimed before waiting for the holder"
+        );
+        assert_eq!(word(&l, 3).load(Ordering::Relaxed), l.pid);
+        drop(g);
+        assert_eq!(word(&l, 3).load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn a_live_holders_ring_lock_is_not_taken() {
+        let l = RingLocks::new().unwrap();
+        // pid 1 lives as long as the namespace does.
+        word(&l, 5).store(1, Ordering::Relaxed);
+        assert!(l.lock(5).is_none(), "took a ring a live process holds");
+        assert_eq!(word(&l, 5).load(Ordering::Relaxed), 1);
+        // Other words are free and taken at once.
+        assert!(l.lock(6).is_some());
+    }
+
+    #[test]
+    fn release_foreign_frees_only_the_other_process_words() {
+        let l = RingLocks::new().unwrap();
+        word(&l, 1).store(1, Ordering::Relaxed);
+        word(&l, TX_LOCKS).store(dead_pid(), Ordering::Relaxed);
+        let mine = l.lock(2).unwrap();
+        l.release_foreign();
+        assert_eq!(word(&l, 1).load(Ordering::Relaxed), 0);
+        assert_eq!(word(&l, TX_LOCKS).load(Ordering::Relaxed), 0);
+        assert_eq!(word(&l, 2).load(Ordering::Relaxed), l.pid);
+        drop(mine);
+    }
+}
