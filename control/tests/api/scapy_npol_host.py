@@ -125,13 +125,19 @@ def scenario_backend_egress_deny(vpp, b, x, v6, pol):
           "%s the unsolicited packet counted as a deny" % fam)
 
 
-def main():
+def backend_and_outside():
+    """Connected as the agent, the node brought up with pod B and the outside host X."""
     vpp = VPPApiClient(apidir=APIDIR, server_address=SOCK, read_timeout=10)
     vpp.connect("calico-agent")
     b, x = Pod("B", B_NS, B1_4, B1_6), Pod("X", X_NS, X4, X6)
     node_bringup(vpp)
     pod_bringup(vpp, b)
     outside_bringup(vpp, x)
+    return vpp, b, x
+
+
+def main():
+    vpp, b, x = backend_and_outside()
     for vip, bip in ((VIP4, B1_4), (VIP6, B1_6)):
         translation(vpp, vip, 80, "tcp", [(bip, 8080)])
     pol = {"ssh": port_policy(vpp, ALLOW, 22), "telnet": port_policy(vpp, DENY, 23),

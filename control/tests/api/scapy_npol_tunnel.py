@@ -9,15 +9,10 @@ as calico does (unnumbered to the uplink, cnat on, the remote pod block routed t
 usage: scapy_npol_tunnel.py <apidir> <api socket> <backend ns> <outside ns>
 Exits 77 when vpp_papi or scapy is not importable; raises on the first failed check.
 """
-import sys
-
 from checks import check, ok
-from scapy_cnat import (NONE, Pod, node_bringup, pod_bringup, outside_bringup, flow, is_flow,
-                        reply_of, route, path, err_count, B1_4, B1_6, X4, X6, IP, TCP)
-from scapy_npol_host import port_policy, ALLOW, D_DENY
-from vpp_papi.vpp_papi import VPPApiClient
+from scapy_cnat import NONE, flow, is_flow, reply_of, route, path, err_count, B1_4, X4, IP, TCP
+from scapy_npol_host import backend_and_outside, port_policy, ALLOW, D_DENY
 
-APIDIR, SOCK, B_NS, X_NS = sys.argv[1:5]
 NODE4 = "198.19.30.254"  # this node's address on the uplink, the tunnel's source
 R4 = "198.19.40.2"  # a pod on the remote node, in a block routed through the tunnel
 
@@ -47,12 +42,7 @@ def tunnel_policies(vpp, sw, tx, default):
 
 
 def main():
-    vpp = VPPApiClient(apidir=APIDIR, server_address=SOCK, read_timeout=10)
-    vpp.connect("calico-agent")
-    b, x = Pod("B", B_NS, B1_4, B1_6), Pod("X", X_NS, X4, X6)
-    node_bringup(vpp)
-    pod_bringup(vpp, b)
-    outside_bringup(vpp, x)
+    vpp, b, x = backend_and_outside()
     ok(vpp.api.sw_interface_add_del_address(sw_if_index=x.sw, is_add=1, prefix=NODE4 + "/24"),
        "the node's address on the uplink")
     t = ok(vpp.api.ipip_add_tunnel(tunnel=dict(instance=NONE, src=NODE4, dst=X4, sw_if_index=0,
