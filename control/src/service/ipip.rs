@@ -3,7 +3,7 @@
 //! enabled, and a row of `rvpp_dataplane::nodes::ipip::Table`. The CLI and the API both come
 //! here.
 
-use super::tunnel::{TunnelIf, TunnelKind};
+use super::tunnel::{TunnelIf, TunnelKind, TunnelRequest};
 use super::{rv, SvcError, SvcResult};
 use crate::daemon::Dataplane;
 use rvpp_dataplane::forwarding::{Af, Forwarding};
@@ -35,100 +35,82 @@ fn table(dp: &Dataplane) -> Arc<ipip::Table> {
     dp.feature_tables.get::<ipip::Table>()
 }
 
-fn check(r: &IpipRequest) -> SvcResult<()> {
-    let bad = |m: &str| Err(SvcError::new(rv::INVALID_VALUE, m.to_string()));
-    if r.src.is_ipv4() != r.dst.is_ipv4() {
-        return bad("source and destination are of different address families");
-    }
-    if r.src == r.dst || r.src.is_unspecified() || r.dst.is_unspecified() {
-        return bad("source and destination must be two unicast addresses");
-    }
-    if r.flags & !tunnel_flags::SUPPORTED != 0 {
-        return Err(SvcError::new(
-            rv::UNIMPLEMENTED,
-            format!("tunnel flags {:#x} are not supported", r.flags),
-        ));
-    }
-    if r.dscp > 63 {
-        return bad("dscp is 6 bits");
-    }
-    Ok(())
-}
+impl TunnelRequest for IpipRequest {
+    type Entry = Tunnel;
+    const KIND: TunnelKind = KIND;
 
-/// The tunnel `r` exists already: IF_ALREADY_EXISTS, as VPP.
-fn no_twin(t: &ipip::Tunnels, r: &IpipRequest) -> SvcResult<()> {
-    match t.find(r.src, r.dst) {
-        Some(_) => Err(SvcError::new(
-            rv::IF_ALREADY_EXISTS,
-            format!("an ipip tunnel {} -> {} exists", r.src, r.dst),
-        )),
-        None => Ok(()),
+    fn table(dp: &Dataplane) -> Arc<ipip::Table> {
+        table(dp)
     }
-}
 
-/// The row of `r` on interface `sw`; its table must exist.
-fn row(f: &Forwarding, r: &IpipRequest, sw: u32, instance: u32) -> SvcResult<Tunnel> {
-    let encap_fib = f
-        .fib_index(Af::of(&r.src), r.table_id)
-        .ok_or_else(|| SvcError::new(rv::NO_SUCH_FIB, format!("no table {}", r.table_id)))?;
-    Ok(Tunnel {
-        sw_if_index: sw,
-        instance,
-        src: r.src,
-        dst: r.dst,
-        encap_fib,
-        table_id: r.table_id,
-        flags: r.flags,
-        dscp: r.dscp,
-    })
+    fn check(&self) -> SvcResult<()> {
+        super::tunnel::check_endpoints(self.src, self.dst)?;
+        if self.flags & !tunnel_flags::SUPPORTED != 0 {
+            return Err(SvcError::new(
+                rv::UNIMPLEMENTED,
+                format!("tunnel flags {:#x} are not supported", self.flags),
+            ));
+        }
+        if self.dscp > 63 {
+            return Err(SvcError::new(rv::INVALID_VALUE, "dscp is 6 bits"));
+        }
+        Ok(())
+    }
+
+    /// IF_ALREADY_EXISTS, as VPP.
+    fn no_twin(&self, t: &ipip::Tunnels) -> SvcResult<()> {
+        match t.find(self.src, self.dst) {
+            Some(_) => Err(SvcError::new(
+                rv::IF_ALREADY_EXISTS,
+                format!("an ipip tunnel {} -> {} exists", self.src, self.dst),
+            )),
+            None => Ok(()),
+        }
+    }
+
+    fn row(&self, f: &Forwarding, sw: u32, instance: u32) -> SvcResult<Tunnel> {
+        let encap_fib = f
+            .fib_index(Af::of(&self.src), self.table_id)
+            .ok_or_else(|| SvcError::new(rv::NO_SUCH_FIB, format!("no table {}", self.table_id)))?;
+        Ok(Tunnel {
+            sw_if_index: sw,
+            instance,
+            src: self.src,
+            dst: self.dst,
+            encap_fib,
+            table_id: self.table_id,
+            flags: self.flags,
+            dscp: self.dscp,
+        })
+    }
+
+    fn instance(&self) -> Option<u32> {
+        self.instance
+    }
+
+    /// An IPv6 outer header takes 20 bytes more of the uplink's MTU.
+    fn looks(&self) -> TunnelIf {
+        TunnelIf {
+            mac: [0; 6],
+            ethernet: false,
+            mtu: if self.src.is_ipv6() {
+                DEFAULT_MTU - 20
+            } else {
+                DEFAULT_MTU
+            },
+            admin_up: false,
+        }
+    }
 }
 
 /// Create a tunnel; returns its sw_if_index and name.
 pub fn create(dp: &Arc<Dataplane>, r: IpipRequest) -> SvcResult<(u32, String)> {
-    check(&r)?;
-    let t = table(dp);
-    let v6 = r.src.is_ipv6();
-    let (sw, name) = {
-        let mut f = dp.fwd();
-        let cur = t.load();
-        no_twin(&cur, &r)?;
-        // Checked before the interface is made, so an error leaves nothing.
-        row(&f, &r, 0, 0)?;
-        let instance = KIND.instance(&f, r.instance)?;
-        let mtu = if v6 { DEFAULT_MTU - 20 } else { DEFAULT_MTU };
-        let looks = TunnelIf {
-            mac: [0; 6],
-            ethernet: false,
-            mtu,
-            admin_up: false,
-        };
-        let (sw, name) = KIND.add_interface(&mut f, instance, looks)?;
-        let mut next = (*cur).clone();
-        next.insert(row(&f, &r, sw, instance)?);
-        t.publish(next);
-        (sw, name)
-    };
-    dp.svc.changed();
-    Ok((sw, name))
+    super::tunnel::create(dp, r)
 }
 
-/// A live restart's tunnel `r` on interface `sw`, which the snapshot rebuilt under its old
-/// index: checked as [`create`] checks, its encap features on, its row in the table. `f` is
-/// the restore's forwarding lock.
+/// A live restart's tunnel `r` on interface `sw` ([`super::tunnel::restore`]).
 pub fn restore(dp: &Dataplane, f: &mut Forwarding, sw: u32, r: IpipRequest) -> SvcResult<()> {
-    check(&r)?;
-    let instance = r
-        .instance
-        .ok_or_else(|| SvcError::new(rv::INVALID_VALUE, "a restored tunnel has its instance"))?;
-    let t = table(dp);
-    let cur = t.load();
-    no_twin(&cur, &r)?;
-    let tunnel = row(f, &r, sw, instance)?;
-    KIND.adopt_interface(f, sw, instance)?;
-    let mut next = (*cur).clone();
-    next.insert(tunnel);
-    t.publish(next);
-    Ok(())
+    super::tunnel::restore(dp, f, sw, r)
 }
 
 /// Delete the tunnel on interface `sw`.

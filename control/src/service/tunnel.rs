@@ -8,6 +8,83 @@ use rvpp_dataplane::feature::Feature;
 use rvpp_dataplane::forwarding::{Forwarding, FwdError};
 use rvpp_dataplane::nodes::tunnel::{TunnelEntry, TunnelSet};
 use rvpp_dataplane::rcu::Published;
+use std::sync::Arc;
+
+/// A kind's create request (ipip, vxlan), as the shared [`create`] and [`restore`] use it.
+pub trait TunnelRequest {
+    type Entry: TunnelEntry;
+    const KIND: TunnelKind;
+    fn table(dp: &Dataplane) -> Arc<Published<TunnelSet<Self::Entry>>>;
+    /// The request's own checks (families, flags, ranges).
+    fn check(&self) -> SvcResult<()>;
+    /// VPP's error when a tunnel with the request's key exists.
+    fn no_twin(&self, t: &TunnelSet<Self::Entry>) -> SvcResult<()>;
+    /// Its row on interface `sw`; an error when its encap table does not exist.
+    fn row(&self, f: &Forwarding, sw: u32, instance: u32) -> SvcResult<Self::Entry>;
+    /// The instance asked for; None: the lowest free.
+    fn instance(&self) -> Option<u32>;
+    /// A new interface's MAC, L2 or L3, MTU and admin state.
+    fn looks(&self) -> TunnelIf;
+}
+
+/// A point-to-point tunnel's two ends: one family, two unicast addresses.
+pub fn check_endpoints(src: std::net::IpAddr, dst: std::net::IpAddr) -> SvcResult<()> {
+    let bad = |m: &str| Err(SvcError::new(rv::INVALID_VALUE, m.to_string()));
+    if src.is_ipv4() != dst.is_ipv4() {
+        return bad("source and destination are of different address families");
+    }
+    if src == dst || src.is_unspecified() || dst.is_unspecified() {
+        return bad("source and destination must be two unicast addresses");
+    }
+    Ok(())
+}
+
+/// Create the tunnel `r`: its interface with the encap features on and its row, published
+/// together; an error leaves nothing. Returns its sw_if_index and name.
+pub fn create<R: TunnelRequest>(dp: &Arc<Dataplane>, r: R) -> SvcResult<(u32, String)> {
+    r.check()?;
+    let t = R::table(dp);
+    let (sw, name) = {
+        // The forwarding lock also orders tunnel-table edits between front ends.
+        let mut f = dp.fwd();
+        let cur = t.load();
+        r.no_twin(&cur)?;
+        // Checked before the interface is made, so an error leaves nothing.
+        r.row(&f, 0, 0)?;
+        let instance = R::KIND.instance(&f, r.instance())?;
+        let (sw, name) = R::KIND.add_interface(&mut f, instance, r.looks())?;
+        let mut next = (*cur).clone();
+        next.insert(r.row(&f, sw, instance)?);
+        t.publish(next);
+        (sw, name)
+    };
+    dp.svc.changed();
+    Ok((sw, name))
+}
+
+/// A live restart's tunnel `r` on interface `sw`, which the snapshot rebuilt under its old
+/// index: checked as [`create`] checks, its encap features on, its row in the table. `f` is
+/// the restore's forwarding lock.
+pub fn restore<R: TunnelRequest>(
+    dp: &Dataplane,
+    f: &mut Forwarding,
+    sw: u32,
+    r: R,
+) -> SvcResult<()> {
+    r.check()?;
+    let instance = r
+        .instance()
+        .ok_or_else(|| SvcError::new(rv::INVALID_VALUE, "a restored tunnel has its instance"))?;
+    let t = R::table(dp);
+    let cur = t.load();
+    r.no_twin(&cur)?;
+    let row = r.row(f, sw, instance)?;
+    R::KIND.adopt_interface(f, sw, instance)?;
+    let mut next = (*cur).clone();
+    next.insert(row);
+    t.publish(next);
+    Ok(())
+}
 
 /// A tunnel kind as the control service names and wires it.
 pub struct TunnelKind {

@@ -8,7 +8,7 @@
 //! interface with a random MAC; routes go via the peer's VTEP address, resolved by a static
 //! neighbour with the peer's VTEP MAC, as felix programs on Linux nodes).
 
-use super::tunnel::{TunnelIf, TunnelKind};
+use super::tunnel::{TunnelIf, TunnelKind, TunnelRequest};
 use super::{random_mac, rv, SvcError, SvcResult};
 use crate::daemon::Dataplane;
 use rvpp_dataplane::forwarding::{Af, Forwarding};
@@ -46,109 +46,95 @@ fn table(dp: &Dataplane) -> Arc<vxlan::Table> {
     dp.feature_tables.get::<vxlan::Table>()
 }
 
-fn check(r: &VxlanRequest) -> SvcResult<()> {
-    let bad = |m: &str| Err(SvcError::new(rv::INVALID_VALUE, m.to_string()));
-    if r.src.is_ipv4() != r.dst.is_ipv4() {
-        return bad("source and destination are of different address families");
-    }
-    if r.src == r.dst || r.src.is_unspecified() || r.dst.is_unspecified() {
-        return bad("source and destination must be two unicast addresses");
-    }
-    if r.dst.is_multicast() {
-        return Err(SvcError::new(
-            rv::UNIMPLEMENTED,
-            "multicast VXLAN destinations are not supported",
-        ));
-    }
-    if r.vni >= 1 << 24 {
-        return bad("vni is 24 bits");
-    }
-    Ok(())
-}
+impl TunnelRequest for VxlanRequest {
+    type Entry = Tunnel;
+    const KIND: TunnelKind = KIND;
 
-/// The tunnel `r` exists already: VPP's TUNNEL_EXIST.
-fn no_twin(t: &vxlan::Tunnels, r: &VxlanRequest) -> SvcResult<()> {
-    match t.find(r.src, r.dst, r.vni) {
-        Some(_) => Err(SvcError::new(
-            rv::TUNNEL_EXIST,
-            format!("a vxlan tunnel {} -> {} vni {} exists", r.src, r.dst, r.vni),
-        )),
-        None => Ok(()),
+    fn table(dp: &Dataplane) -> Arc<vxlan::Table> {
+        table(dp)
     }
-}
 
-/// The row of `r` on interface `sw`; its encap table must exist.
-fn row(f: &Forwarding, r: &VxlanRequest, sw: u32, instance: u32) -> SvcResult<Tunnel> {
-    let encap_fib = f.fib_index(Af::of(&r.src), r.encap_vrf_id).ok_or_else(|| {
-        let v = if r.src.is_ipv6() { 6 } else { 4 };
-        SvcError::new(
-            rv::NO_SUCH_FIB,
-            format!("no ip{v} table {}", r.encap_vrf_id),
-        )
-    })?;
-    Ok(Tunnel {
-        sw_if_index: sw,
-        instance,
-        src: r.src,
-        dst: r.dst,
-        dst_port: if r.dst_port == 0 {
-            VXLAN_PORT
-        } else {
-            r.dst_port
-        },
-        vni: r.vni,
-        encap_fib,
-        encap_vrf_id: r.encap_vrf_id,
-        l3: r.l3,
-        decap_next_index: r.decap_next_index,
-    })
+    fn check(&self) -> SvcResult<()> {
+        super::tunnel::check_endpoints(self.src, self.dst)?;
+        if self.dst.is_multicast() {
+            return Err(SvcError::new(
+                rv::UNIMPLEMENTED,
+                "multicast VXLAN destinations are not supported",
+            ));
+        }
+        if self.vni >= 1 << 24 {
+            return Err(SvcError::new(rv::INVALID_VALUE, "vni is 24 bits"));
+        }
+        Ok(())
+    }
+
+    /// VPP's TUNNEL_EXIST.
+    fn no_twin(&self, t: &vxlan::Tunnels) -> SvcResult<()> {
+        match t.find(self.src, self.dst, self.vni) {
+            Some(_) => Err(SvcError::new(
+                rv::TUNNEL_EXIST,
+                format!(
+                    "a vxlan tunnel {} -> {} vni {} exists",
+                    self.src, self.dst, self.vni
+                ),
+            )),
+            None => Ok(()),
+        }
+    }
+
+    fn row(&self, f: &Forwarding, sw: u32, instance: u32) -> SvcResult<Tunnel> {
+        let encap_fib = f
+            .fib_index(Af::of(&self.src), self.encap_vrf_id)
+            .ok_or_else(|| {
+                let v = if self.src.is_ipv6() { 6 } else { 4 };
+                SvcError::new(
+                    rv::NO_SUCH_FIB,
+                    format!("no ip{v} table {}", self.encap_vrf_id),
+                )
+            })?;
+        Ok(Tunnel {
+            sw_if_index: sw,
+            instance,
+            src: self.src,
+            dst: self.dst,
+            dst_port: if self.dst_port == 0 {
+                VXLAN_PORT
+            } else {
+                self.dst_port
+            },
+            vni: self.vni,
+            encap_fib,
+            encap_vrf_id: self.encap_vrf_id,
+            l3: self.l3,
+            decap_next_index: self.decap_next_index,
+        })
+    }
+
+    fn instance(&self) -> Option<u32> {
+        self.instance
+    }
+
+    /// L3 (calico-vpp's mode) carries bare IP; L2 (toward Linux nodes) an Ethernet frame
+    /// from a MAC of its own.
+    fn looks(&self) -> TunnelIf {
+        TunnelIf {
+            mac: if self.l3 { [0; 6] } else { random_mac() },
+            ethernet: !self.l3,
+            mtu: DEFAULT_MTU,
+            admin_up: true,
+        }
+    }
 }
 
 /// Create a tunnel; returns its sw_if_index and name.
 pub fn create(dp: &Arc<Dataplane>, r: VxlanRequest) -> SvcResult<(u32, String)> {
-    check(&r)?;
-    let t = table(dp);
-    let (sw, name) = {
-        // The forwarding lock also orders tunnel-table edits between front ends.
-        let mut f = dp.fwd();
-        let cur = t.load();
-        no_twin(&cur, &r)?;
-        // Checked before the interface is made, so an error leaves nothing.
-        row(&f, &r, 0, 0)?;
-        let instance = KIND.instance(&f, r.instance)?;
-        let looks = TunnelIf {
-            mac: if r.l3 { [0; 6] } else { random_mac() },
-            ethernet: !r.l3,
-            mtu: DEFAULT_MTU,
-            admin_up: true,
-        };
-        let (sw, name) = KIND.add_interface(&mut f, instance, looks)?;
-        let mut next = (*cur).clone();
-        next.insert(row(&f, &r, sw, instance)?);
-        t.publish(next);
-        (sw, name)
-    };
-    dp.svc.changed();
-    Ok((sw, name))
+    super::tunnel::create(dp, r)
 }
 
 /// A live restart's tunnel `r` on interface `sw`, which the snapshot rebuilt (name, MAC, L2
-/// or L3, MTU) under its old index: checked as [`create`] checks, its encap features on, its
-/// row in the table. `f` is the restore's forwarding lock.
+/// or L3, MTU) under its old index ([`super::tunnel::restore`]).
 pub fn restore(dp: &Dataplane, f: &mut Forwarding, sw: u32, r: VxlanRequest) -> SvcResult<()> {
-    check(&r)?;
-    let instance = r
-        .instance
-        .ok_or_else(|| SvcError::new(rv::INVALID_VALUE, "a restored tunnel has its instance"))?;
-    let t = table(dp);
-    let cur = t.load();
-    no_twin(&cur, &r)?;
-    let tunnel = row(f, &r, sw, instance)?;
-    KIND.adopt_interface(f, sw, instance)?;
-    let mut next = (*cur).clone();
-    next.insert(tunnel);
-    t.publish(next);
-    Ok(())
+    super::tunnel::restore(dp, f, sw, r)
 }
 
 /// Delete the tunnel with these endpoints and VNI (VPP's delete key); returns its sw_if_index.
