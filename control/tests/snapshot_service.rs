@@ -150,6 +150,59 @@ fn a_snapshot_of_another_version_is_refused() {
     assert!(e.contains("version"), "{e}");
 }
 
+/// What calico's node bring-up adds beside its routes: the global punt redirects into the
+/// punt table (per family), and ip6 mroutes in its VRFs, one a pod VRF's default through
+/// another table. They travel as version 5, and a snapshot without them stays 3, which an
+/// older rvpp reads.
+#[test]
+fn punt_redirects_and_mroutes_travel_as_version_5() {
+    use service::mroutes::{self, MPath};
+    use service::punt::{self, Redirect};
+    let old = configured();
+    let version = |dp: &Arc<Dataplane>| {
+        let f = dp.fwd();
+        snapshot::capture(dp, &f).unwrap().json["version"].as_u64()
+    };
+    assert_eq!(version(&old), Some(3));
+    for af in [Af::Ip4, Af::Ip6] {
+        service::tables::add(&old, af, 1, "punt").unwrap();
+        let r = Redirect {
+            af,
+            rx: None,
+            paths: vec![Path::lookup(1)],
+        };
+        punt::add(&old, r).unwrap();
+    }
+    let lo = service::interfaces::create_loopback(&old, [2, 0, 0, 0, 0, 7])
+        .unwrap()
+        .0;
+    // Rx on any interface of ff02::1 in table 0, the loopback forwarding; table 10 searches 0.
+    let all_nodes = u128::from(std::net::Ipv6Addr::from([0xff02, 0, 0, 0, 0, 0, 0, 1]));
+    let both = MPath {
+        sw: Some(lo),
+        lookup: None,
+        accept: true,
+        forward: true,
+    };
+    mroutes::update(&old, Af::Ip6, 0, all_nodes, 128, vec![both], true).unwrap();
+    let via0 = MPath {
+        sw: None,
+        lookup: Some(0),
+        accept: false,
+        forward: false,
+    };
+    mroutes::update(&old, Af::Ip6, 10, 0, 0, vec![via0], true).unwrap();
+    assert_eq!(version(&old), Some(5));
+    let new = carried(&old);
+    for af in [Af::Ip4, Af::Ip6] {
+        assert_eq!(punt::list(&old, af, None), punt::list(&new, af, None));
+        assert_eq!(punt::list(&new, af, None).len(), 1, "{af:?} redirect");
+    }
+    assert_eq!(mroutes::list(&old), mroutes::list(&new));
+    assert_eq!(mroutes::list(&new).len(), 2);
+    assert_eq!(state(&old), state(&new));
+}
+
 /// IKEv2 profiles (merged after the snapshot was written) are named, not dropped.
 #[test]
 fn an_ikev2_profile_is_refused_by_name() {

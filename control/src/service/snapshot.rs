@@ -18,12 +18,13 @@
 //! between the capture and the old workers' stop are not carried. And the configuration
 //! without a device fd ([`overlay`]): VXLAN and IPIP tunnels, uRPF checks, TTL fixup pairs,
 //! proxy-ARP ranges, the classifier (tables, input tables, session redirects), PBL clients,
-//! SRv6 (encap source, policies, localsids, steering), rx modes.
+//! SRv6 (encap source, policies, localsids, steering), rx modes, punt redirects and
+//! multicast routes.
 //! Anything else the running
 //! configuration holds makes [`capture`] refuse, naming it, so nothing is lost silently.
 
 use super::linux::{Kind, LinuxDev};
-use super::{lock, Driver};
+use super::Driver;
 use crate::daemon::Dataplane;
 use rvpp_dataplane::cnat::session::Timeouts;
 use rvpp_dataplane::device::RxQueue;
@@ -41,14 +42,18 @@ mod calico;
 mod overlay;
 
 /// The format of the snapshot. 2 added the Calico objects, 3 the configuration
-/// [`overlay`] carries (tunnels and more), 4 the memif socket table; an older snapshot, whose
-/// capture refused what it lacks, is read as having none. A new process refuses any other (an
-/// older rvpp refuses 3, which it would read as holding less than it does). A snapshot is
-/// written as 4 only when the socket table differs from the default, so that an older rvpp can
-/// still take over from this one without it. af_packet and memif devices came without a new
+/// [`overlay`] carries (tunnels and more), 4 the memif socket table, 5 punt redirects and
+/// multicast routes (every Calico node has both); an older snapshot, whose capture refused
+/// what it lacks, is read as having none. A new process refuses any other (an older rvpp
+/// refuses 3, which it would read as holding less than it does). A snapshot is written with
+/// the lowest version that holds what it carries (4 for a socket table other than the
+/// default, 5 for a redirect or an mroute), so that an older rvpp can still take over from
+/// this one when nothing newer is needed. af_packet and memif devices came without a new
 /// version: an older rvpp refuses their device kind by name rather than read less.
-pub const VERSION: u64 = 4;
-/// What a snapshot without a memif socket table is written as.
+pub const VERSION: u64 = 5;
+/// What a snapshot with a memif socket table and no redirect or mroute is written as.
+const VERSION_WITH_MEMIF_SOCKETS: u64 = 4;
+/// What a snapshot with neither is written as.
 const VERSION_WITHOUT_MEMIF_SOCKETS: u64 = 3;
 /// The oldest version this rvpp reads.
 pub const OLDEST_VERSION: u64 = 1;
@@ -67,8 +72,6 @@ fn unsupported(dp: &Dataplane, f: &Forwarding) -> Vec<String> {
             no.push(format!("{n} {what}"));
         }
     };
-    kind("punt redirect(s)", lock(&dp.svc.punts).len());
-    kind("multicast route(s)", lock(&dp.svc.mroutes).len());
     kind("table(s) deleted while in use", super::tables::pending(dp));
     kind("IPsec SA(s)", super::ipsec::sas(dp).len());
     kind("IKEv2 profile(s)", super::ikev2::profiles(dp).len());
@@ -298,8 +301,16 @@ pub fn capture(dp: &Dataplane, f: &Forwarding) -> Result<Snapshot, String> {
     let sockets = super::memif::sockets(dp);
     let default_sockets =
         sockets.len() == 1 && sockets[0] == (0, super::memif::DEFAULT_SOCKET.to_string());
+    let multicast_or_punt = overlay::has_punt_or_mroutes(dp);
+    let version = if multicast_or_punt {
+        VERSION
+    } else if !default_sockets {
+        VERSION_WITH_MEMIF_SOCKETS
+    } else {
+        VERSION_WITHOUT_MEMIF_SOCKETS
+    };
     let mut json = json!({
-        "version": if default_sockets { VERSION_WITHOUT_MEMIF_SOCKETS } else { VERSION },
+        "version": version,
         "tables": tables,
         "interfaces": ifs,
         "routes": routes,
@@ -311,8 +322,11 @@ pub fn capture(dp: &Dataplane, f: &Forwarding) -> Result<Snapshot, String> {
         "flows": calico::flows_json(dp, f),
     });
     if let Some(o) = json.as_object_mut() {
-        if !default_sockets {
+        if version >= VERSION_WITH_MEMIF_SOCKETS {
             o.insert("memif_sockets".into(), json!(sockets));
+        }
+        if version >= 5 {
+            overlay::punt_mroutes_capture(dp, o);
         }
         overlay::capture(dp, f, o);
     }
@@ -930,6 +944,9 @@ pub fn restore(
     }
     drop(f);
     overlay::late_restore(dp, snap, v)?;
+    if v >= 5 {
+        overlay::punt_mroutes_restore(dp, snap)?;
+    }
     // The devices last, outside the forwarding lock (placing queues reads it): the workers poll
     // them at once, and every packet they read must find the whole configuration and every
     // tx queue.

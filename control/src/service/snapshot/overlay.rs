@@ -17,6 +17,8 @@
 use super::{bad, flag, get, list, num32, text};
 use crate::daemon::Dataplane;
 use crate::service::classify::{self, TableSpec};
+use crate::service::mroutes::{self, MPath};
+use crate::service::punt::{self, Redirect};
 use crate::service::srv6::{self, LocalsidSpec, PolicySpec};
 use crate::service::{ipip, neighbours, pbl, queues, ttl_fixup, urpf, vxlan};
 use rvpp_dataplane::device::RxMode;
@@ -602,6 +604,83 @@ fn classify_restore(dp: &Dataplane, snap: &Value) -> Result<(), String> {
             num32(r, "opaque")?,
         )
         .map_err(e(format!("redirect in table {t}")))?;
+    }
+    Ok(())
+}
+
+/// Calico's node has both: the global punt redirect into the punt table, and ip6 mroutes in
+/// its VRFs (with a default one per pod VRF).
+pub(super) fn has_punt_or_mroutes(dp: &Dataplane) -> bool {
+    [Af::Ip4, Af::Ip6]
+        .iter()
+        .any(|&af| !punt::list(dp, af, None).is_empty())
+        || !mroutes::list(dp).is_empty()
+}
+
+/// Punt redirects and mroutes as configured (by table id and sw_if_index, which the new
+/// process keeps).
+pub(super) fn punt_mroutes_capture(dp: &Dataplane, out: &mut Map<String, Value>) {
+    let redirects: Vec<Value> = [Af::Ip4, Af::Ip6]
+        .iter()
+        .flat_map(|&af| punt::list(dp, af, None))
+        .map(|r| {
+            json!({
+                "af": super::af_name(r.af),
+                "rx": r.rx,
+                "paths": r.paths.iter().map(super::path_json).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    out.insert("punt_redirects".into(), Value::Array(redirects));
+    let routes: Vec<Value> = mroutes::list(dp)
+        .iter()
+        .map(|(&(af, table, group, len), paths)| {
+            json!({
+                "af": super::af_name(af),
+                "table": table,
+                // u128 does not fit a JSON number.
+                "group": group.to_string(),
+                "len": len,
+                "paths": paths.iter().map(|p| json!({
+                    "sw": p.sw, "lookup": p.lookup, "accept": p.accept, "forward": p.forward,
+                })).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    out.insert("mroutes".into(), Value::Array(routes));
+}
+
+/// The redirects and mroutes of a version 5 snapshot, through the service as the API makes
+/// them, once tables and interfaces exist.
+pub(super) fn punt_mroutes_restore(dp: &Dataplane, snap: &Value) -> Result<(), String> {
+    for r in list(snap, "punt_redirects")? {
+        let af = super::af_of(r)?;
+        let rx = super::opt32(r, "rx")?;
+        let paths = list(r, "paths")?
+            .iter()
+            .map(super::path_of)
+            .collect::<Result<Vec<_>, _>>()?;
+        punt::add(dp, Redirect { af, rx, paths })
+            .map_err(|e| format!("punt redirect ({rx:?}): {e}"))?;
+    }
+    for m in list(snap, "mroutes")? {
+        let af = super::af_of(m)?;
+        let table = num32(m, "table")?;
+        let group: u128 = text(m, "group")?.parse().map_err(|_| bad("mroute group"))?;
+        let len = small(m, "len")?;
+        let paths = list(m, "paths")?
+            .iter()
+            .map(|p| {
+                Ok(MPath {
+                    sw: super::opt32(p, "sw")?,
+                    lookup: super::opt32(p, "lookup")?,
+                    accept: flag(p, "accept")?,
+                    forward: flag(p, "forward")?,
+                })
+            })
+            .collect::<Result<Vec<_>, String>>()?;
+        mroutes::update(dp, af, table, group, len, paths, true)
+            .map_err(|e| format!("mroute in table {table}: {e}"))?;
     }
     Ok(())
 }
