@@ -4,7 +4,8 @@
 //! namespace, checked with dumps and then with traffic: pod <-> uplink peer and
 //! host tap <-> uplink peer. Pod and host-tap traffic goes through real table-lookup routes
 //! (pod VRF -> table 2 -> table 0), and UDP to the node address is punted into the punt table,
-//! whose routes are changed under it. The steps and checks are in tests/api/bringup.py.
+//! whose routes are changed under it. The steps and checks are in tests/api/bringup.py. Then
+//! a new rvpp takes the node over (`--take-over`) as a rolling upgrade would.
 
 #[path = "api/common.rs"]
 mod common;
@@ -73,4 +74,77 @@ fn calico_node_and_tun_pod_bringup() {
         return;
     };
     assert!(out.contains("ALL OK"));
+    take_over_a_calico_node(&mut r, &host);
+}
+
+/// What the bring-up leaves once its pod is gone (af_packet uplink, host tap and its VRFs, punt
+/// table and redirects, ip6 mroutes, a table deleted while a redirect uses it, cnat's and
+/// npol's node objects) is carried by `rvpp --take-over`: the old process hands over and
+/// exits 0, the tables and redirects read the same from the new one, and the host still
+/// reaches the uplink peer through it.
+fn take_over_a_calico_node(r: &mut common::Rvpp, host: &TestNetns) {
+    let views = [
+        "show ip fib",
+        "show ip6 fib",
+        "show ip punt redirect",
+        "show ip6 punt redirect",
+    ];
+    // Load-balance and adjacency numbers are the process's own; the rest must be the same.
+    let view = |r: &common::Rvpp, v: &str| -> String {
+        let mut out = String::new();
+        let mut digits_after_marker = false;
+        for c in r.ctl(v).chars() {
+            if digits_after_marker && c.is_ascii_digit() {
+                continue;
+            }
+            digits_after_marker = c == '@' || c == ':' && out.ends_with("lb");
+            out.push(c);
+        }
+        out
+    };
+    let before: Vec<String> = views.iter().map(|v| view(r, v)).collect();
+    let log = r.path("takeover.log");
+    let new = Command::new(env!("CARGO_BIN_EXE_rvpp"))
+        .arg("-c")
+        .arg(r.path("startup.conf"))
+        .arg("--take-over")
+        .arg(r.path("api.sock.takeover"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    // The harness kills whichever process `child` holds when the test ends.
+    let mut old = std::mem::replace(&mut r.child, new);
+    let t = std::time::Instant::now();
+    let status = loop {
+        if let Some(st) = old.try_wait().unwrap() {
+            break st;
+        }
+        if t.elapsed() > std::time::Duration::from_secs(30) {
+            let _ = old.kill();
+            panic!(
+                "the old rvpp did not hand over in 30 s:\n{}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let new_log = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        status.success() && r.alive(),
+        "take-over of a calico node: old exited {status}, new alive {}\n{new_log}",
+        r.alive()
+    );
+    let after: Vec<String> = views.iter().map(|v| view(r, v)).collect();
+    for ((v, b), a) in views.iter().zip(&before).zip(&after) {
+        assert_eq!(b, a, "`{v}` differs after the take-over");
+    }
+    if skip::find_tool("ping").is_some() {
+        let out = host.exec(&["ping", "-c", "3", "-i", "0.2", "-W", "2", "198.18.10.2"]);
+        assert!(
+            out.is_ok(),
+            "the host does not reach the uplink peer after the take-over: {out:?}\n{}",
+            r.ctl("show errors")
+        );
+    }
 }

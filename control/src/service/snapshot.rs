@@ -42,12 +42,12 @@ mod calico;
 mod overlay;
 
 /// The format of the snapshot. 2 added the Calico objects, 3 the configuration
-/// [`overlay`] carries (tunnels and more), 4 the memif socket table, 5 punt redirects and
-/// multicast routes (every Calico node has both); an older snapshot, whose capture refused
+/// [`overlay`] carries (tunnels and more), 4 the memif socket table, 5 punt redirects,
+/// multicast routes (every Calico node has both) and tables deleted while in use; an older snapshot, whose capture refused
 /// what it lacks, is read as having none. A new process refuses any other (an older rvpp
 /// refuses 3, which it would read as holding less than it does). A snapshot is written with
 /// the lowest version that holds what it carries (4 for a socket table other than the
-/// default, 5 for a redirect or an mroute), so that an older rvpp can still take over from
+/// default, 5 for a redirect, an mroute or a pending table delete), so that an older rvpp can still take over from
 /// this one when nothing newer is needed. af_packet and memif devices came without a new
 /// version: an older rvpp refuses their device kind by name rather than read less.
 pub const VERSION: u64 = 5;
@@ -72,7 +72,6 @@ fn unsupported(dp: &Dataplane, f: &Forwarding) -> Vec<String> {
             no.push(format!("{n} {what}"));
         }
     };
-    kind("table(s) deleted while in use", super::tables::pending(dp));
     kind("IPsec SA(s)", super::ipsec::sas(dp).len());
     kind("IKEv2 profile(s)", super::ikev2::profiles(dp).len());
     no.extend(overlay::unsupported(dp, f));

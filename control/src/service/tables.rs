@@ -3,7 +3,7 @@
 //! uses it, else when its last user (a bound interface, a route or punt redirect looking up in
 //! it, a uRPF check, a proxy ARP range) lets go. The default table is never deleted.
 
-use super::{lock, mroutes, neighbours, punt, urpf, SvcError, SvcResult};
+use super::{lock, mroutes, neighbours, punt, rv, urpf, SvcError, SvcResult};
 use crate::daemon::Dataplane;
 use rvpp_dataplane::forwarding::{Af, FwdError};
 use std::collections::BTreeSet;
@@ -96,8 +96,18 @@ pub fn reap(dp: &Dataplane) {
 }
 
 /// Tables deleted while in use, waiting for their last user.
-pub fn pending(dp: &Dataplane) -> usize {
-    lock(&dp.svc.tables).doomed.len()
+pub fn pending(dp: &Dataplane) -> Vec<(Af, u32)> {
+    lock(&dp.svc.tables).doomed.iter().copied().collect()
+}
+
+/// A live restart's pending deletes: table `id` of `af` goes when its last user does, as it
+/// would have in the old process.
+pub fn restore_pending(dp: &Dataplane, af: Af, id: u32) -> SvcResult<()> {
+    if dp.fwd().fib_index(af, id).is_none() {
+        return Err(SvcError::new(rv::NO_SUCH_FIB, format!("no table {id}")));
+    }
+    del(dp, af, id);
+    Ok(())
 }
 
 /// Every table of `af`: (id, name).

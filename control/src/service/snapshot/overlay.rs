@@ -20,7 +20,7 @@ use crate::service::classify::{self, TableSpec};
 use crate::service::mroutes::{self, MPath};
 use crate::service::punt::{self, Redirect};
 use crate::service::srv6::{self, LocalsidSpec, PolicySpec};
-use crate::service::{ipip, neighbours, pbl, queues, ttl_fixup, urpf, vxlan};
+use crate::service::{ipip, neighbours, pbl, queues, tables, ttl_fixup, urpf, vxlan};
 use rvpp_dataplane::device::RxMode;
 use rvpp_dataplane::forwarding::{Af, Forwarding, Prefix};
 use rvpp_dataplane::nodes::classify::{self as cls_nodes, Action, VECTOR};
@@ -608,17 +608,18 @@ fn classify_restore(dp: &Dataplane, snap: &Value) -> Result<(), String> {
     Ok(())
 }
 
-/// Calico's node has both: the global punt redirect into the punt table, and ip6 mroutes in
-/// its VRFs (with a default one per pod VRF).
+/// What version 5 adds. Calico's node has the first two: the global punt redirect into the
+/// punt table, and ip6 mroutes in its VRFs (with a default one per pod VRF).
 pub(super) fn has_punt_or_mroutes(dp: &Dataplane) -> bool {
     [Af::Ip4, Af::Ip6]
         .iter()
         .any(|&af| !punt::list(dp, af, None).is_empty())
         || !mroutes::list(dp).is_empty()
+        || !tables::pending(dp).is_empty()
 }
 
 /// Punt redirects and mroutes as configured (by table id and sw_if_index, which the new
-/// process keeps).
+/// process keeps), and the tables deleted while in use.
 pub(super) fn punt_mroutes_capture(dp: &Dataplane, out: &mut Map<String, Value>) {
     let redirects: Vec<Value> = [Af::Ip4, Af::Ip6]
         .iter()
@@ -648,6 +649,11 @@ pub(super) fn punt_mroutes_capture(dp: &Dataplane, out: &mut Map<String, Value>)
         })
         .collect();
     out.insert("mroutes".into(), Value::Array(routes));
+    let pending: Vec<Value> = tables::pending(dp)
+        .iter()
+        .map(|&(af, id)| json!({"af": super::af_name(af), "id": id}))
+        .collect();
+    out.insert("tables_pending_delete".into(), Value::Array(pending));
 }
 
 /// The redirects and mroutes of a version 5 snapshot, through the service as the API makes
@@ -681,6 +687,12 @@ pub(super) fn punt_mroutes_restore(dp: &Dataplane, snap: &Value) -> Result<(), S
             .collect::<Result<Vec<_>, String>>()?;
         mroutes::update(dp, af, table, group, len, paths, true)
             .map_err(|e| format!("mroute in table {table}: {e}"))?;
+    }
+    // Last: a table whose only users were the above goes when they do.
+    for t in list(snap, "tables_pending_delete")? {
+        let id = num32(t, "id")?;
+        tables::restore_pending(dp, super::af_of(t)?, id)
+            .map_err(|e| format!("pending delete of table {id}: {e}"))?;
     }
     Ok(())
 }
