@@ -9,6 +9,7 @@ as calico leaves it, on the Linux side of the host tap (in <host ns> here, to ke
 own namespace clean). The tun pod gets 198.18.20.5.
 """
 import json
+import os
 import shutil
 import socket
 import subprocess
@@ -691,6 +692,20 @@ def tcheck(cond, what):
     check(cond, what)
 
 
+def take_over_pause(vpp, d):
+    """Says `ready` in directory `d`, waits for `go` (the harness's take-over done), and
+    connects to the new rvpp on the same socket."""
+    vpp.disconnect()
+    open(os.path.join(d, "ready"), "w").close()
+    end = time.time() + 90
+    while not os.path.exists(os.path.join(d, "go")):
+        check(time.time() < end, "the harness's take-over finished within 90 s")
+        time.sleep(0.1)
+    new = VPPApiClient(apidir=APIDIR, server_address=SOCK, read_timeout=15)
+    new.connect("calico-agent")
+    return new
+
+
 def main():
     global VPP
     vpp = VPPApiClient(apidir=APIDIR, server_address=SOCK, read_timeout=15)
@@ -843,6 +858,22 @@ def main():
         errs = vpp.api.cli_inband(cmd="show errors").reply
         check("input ACL hits" in errs and "input ACL misses" in errs, "ip4-inacl hits and misses counted")
         pbl_checks(vpp, tap)
+
+    if os.environ.get("RVPP_TAKEOVER_PAUSE"):
+        # api_bringup.rs replaces this rvpp by a new one (`rvpp --take-over`) with the pod up;
+        # its traffic and policy still work after, and its deletion below runs against the
+        # new one.
+        vpp = take_over_pause(vpp, os.environ["RVPP_TAKEOVER_PAUSE"])
+        VPP = vpp
+        if UDP == "udp":
+            tcheck(udp_exchange(POD_NS, PEER_NS, POD4, 5570) == "olleh-ppvr",
+                   "after the take-over: uplink peer -> pod UDP and back")
+            tcheck(udp_exchange(PEER_NS, POD_NS, PEER4, 5571) == "olleh-ppvr",
+                   "after the take-over: pod -> uplink peer UDP and back")
+            tcheck(udp_exchange(POD_NS, PEER_NS, POD4, 5560, tries=2) != "olleh-ppvr",
+                   "after the take-over: the pod's ingress policy still denies UDP/5560")
+            mac = seen_on_host_tap(DNS4, 53, "rvpp-dns-query")
+            tcheck(mac == UPLINK_MAC.replace(":", ""), "after the take-over: DNS still redirected (%r)" % mac)
 
     # pod delete reverses it
     ok(vpp.api.input_acl_set_interface(sw_if_index=tun, ip4_table_index=REDIRECT_TABLE, ip6_table_index=NONE,
