@@ -1051,3 +1051,54 @@ fn random_srhs_to_end_dt4_each_get_the_outcome_rfc_8754_gives() {
     }
     l.no_leaks();
 }
+
+/// ip6-lookup and sr-localsid remember the last SR leaf and the last localsid of a vector:
+/// frames to different SIDs (DT4, DT6, DX4, End), a bad inner header and plain IPv6 traffic,
+/// interleaved in one vector, leave exactly as each does alone.
+#[test]
+fn a_vector_mixing_sids_leaves_as_its_frames_do_one_by_one() {
+    let mut bad = inner4();
+    bad[10] ^= 0x55;
+    let frames = [
+        sr_frame(LOCALSIDS[0], &[LOCALSIDS[0]], 0, 4, &inner4()),
+        sr_frame(LOCALSIDS[1], &[LOCALSIDS[1]], 0, 41, &inner6()),
+        sr_frame(LOCALSIDS[0], &[], 0, 4, &inner4()),
+        sr_frame(LOCALSIDS[5], &[], 0, 4, &inner4()),
+        sr_frame(LOCALSIDS[0], &[LOCALSIDS[0]], 0, 4, &bad),
+        sr_frame("fd00:3::9", &[], 0, 41, &inner6()),
+        sr_frame(LOCALSIDS[2], &[LOCALSIDS[2], "fd00:3::1"], 1, 41, &inner6()),
+        sr_frame(LOCALSIDS[0], &[LOCALSIDS[0]], 0, 4, &inner4()),
+        sr_frame(LOCALSIDS[1], &[], 0, 41, &inner6()),
+    ];
+    let run = |one_by_one: bool| {
+        let mut l = lab();
+        let if0 = l.if0;
+        if one_by_one {
+            frames.iter().for_each(|f| l.send(if0, f));
+        } else {
+            let bufs = l.rt.buffers();
+            let bis: Vec<u32> = frames
+                .iter()
+                .map(|f| {
+                    let bi = bufs.alloc_from_bytes(f).unwrap();
+                    bufs.meta(bi).rx_sw_if_index = if0;
+                    bi
+                })
+                .collect();
+            l.rt.inject("ethernet-input", &bis).unwrap();
+        }
+        let (mut out0, mut out1) = (Lab::take(&l.out0), Lab::take(&l.out1));
+        out0.sort();
+        out1.sort();
+        use localsid::error as e;
+        let counts =
+            [e::DECAPSULATED, e::PROCESSED, e::INNER_BAD].map(|c| l.error(localsid::NAME, c));
+        l.no_leaks();
+        (out0, out1, counts)
+    };
+    let (alone, together) = (run(true), run(false));
+    assert_eq!(alone.1.len(), 6, "DT4 x3, DT6 x2, DX4 to the pod");
+    assert_eq!(alone.0.len(), 2, "End and plain IPv6 out by pg0");
+    assert_eq!(alone.2, [6, 7, 1]);
+    assert_eq!(alone, together);
+}
