@@ -907,3 +907,198 @@ fn the_encap_shortcut_follows_the_sids_neighbour_and_route() {
     assert!(encapsulated_to(&Lab::take(&l.out0)).is_empty());
     l.no_leaks();
 }
+
+/// An IPv4 header's checksum, recomputed after a test changed the header.
+fn fix_ip4_checksum(ip: &mut [u8]) {
+    let hl = 4 * (ip[0] & 0xf) as usize;
+    ip[10..12].fill(0);
+    let mut sum: u32 = ip[..hl]
+        .chunks(2)
+        .map(|w| u16::from_be_bytes([w[0], w[1]]) as u32)
+        .sum();
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    ip[10..12].copy_from_slice(&(!sum as u16).to_be_bytes());
+}
+
+/// End.DT4 / End.DT6 send the inner packet straight to the lookup, so the inner header gets
+/// ip4-/ip6-input's checks there: a bad checksum, a length past the packet or a header too
+/// short is a counted drop, a TTL / hop limit of 0 is answered (time exceeded), options are
+/// forwarded and link padding after the inner packet is trimmed.
+#[test]
+fn end_dt_checks_the_inner_header_as_input_would() {
+    use localsid::error as e;
+    let mut l = lab();
+    let if0 = l.if0;
+    let dt4 = |inner: &[u8]| sr_frame(LOCALSIDS[0], &[LOCALSIDS[0]], 0, 4, inner);
+    let mut bad_sum = inner4();
+    bad_sum[10] ^= 0x55;
+    l.send(if0, &dt4(&bad_sum));
+    let mut too_long = inner4();
+    let tl = too_long.len() as u16 + 8;
+    too_long[2..4].copy_from_slice(&tl.to_be_bytes());
+    fix_ip4_checksum(&mut too_long);
+    l.send(if0, &dt4(&too_long));
+    l.send(if0, &dt4(&inner4()[..12]));
+    assert_eq!(l.error(localsid::NAME, e::INNER_BAD), 3);
+    let mut ttl0 = inner4();
+    ttl0[8] = 0;
+    fix_ip4_checksum(&mut ttl0);
+    l.send(if0, &dt4(&ttl0));
+    assert_eq!(l.error(localsid::NAME, e::INNER_EXPIRED), 1);
+    assert!(Lab::take(&l.out1).is_empty(), "none reached the pod");
+    // Options (three NOPs and an end of list): forwarded as ip4-input forwards them.
+    let mut opts = inner4();
+    opts.splice(20..20, [1, 1, 1, 0]);
+    opts[0] = 0x46;
+    let tl = opts.len() as u16;
+    opts[2..4].copy_from_slice(&tl.to_be_bytes());
+    fix_ip4_checksum(&mut opts);
+    l.send(if0, &dt4(&opts));
+    assert_eq!(to_pod4(&l).time_to_live, 63);
+    // Padding inside the outer payload after the inner packet does not reach the pod.
+    let mut padded = inner4();
+    padded.extend_from_slice(&[0xee; 6]);
+    l.send(if0, &dt4(&padded));
+    let out = Lab::take(&l.out1);
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].len(), 14 + inner4().len(), "padding trimmed");
+    // End.DT6: hop limit 0 answered, a payload length past the packet dropped.
+    let dt6 = |inner: &[u8]| sr_frame(LOCALSIDS[1], &[LOCALSIDS[1]], 0, 41, inner);
+    let mut hl0 = inner6();
+    hl0[7] = 0;
+    l.send(if0, &dt6(&hl0));
+    assert_eq!(l.error(localsid::NAME, e::INNER_EXPIRED), 2);
+    let mut long6 = inner6();
+    let pl = u16::from_be_bytes([long6[4], long6[5]]) + 8;
+    long6[4..6].copy_from_slice(&pl.to_be_bytes());
+    l.send(if0, &dt6(&long6));
+    assert_eq!(l.error(localsid::NAME, e::INNER_BAD), 4);
+    assert!(Lab::take(&l.out1).is_empty(), "none reached the pod");
+    assert_eq!(l.error(localsid::NAME, e::DECAPSULATED), 2);
+    l.no_leaks();
+}
+
+/// Random SRHs (Segments Left, Last Entry, header length, next header, truncated anywhere,
+/// an inner checksum broken now and then) to our End.DT4, which takes its common packets the
+/// short way: each gets the counter RFC 8754's checks (in order), then the behaviour's, name.
+#[test]
+fn random_srhs_to_end_dt4_each_get_the_outcome_rfc_8754_gives() {
+    use localsid::error as e;
+    let mut l = lab();
+    let if0 = l.if0;
+    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut rnd = |n: u64| {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x % n
+    };
+    let seg = v6(LOCALSIDS[0]).to_be_bytes();
+    for _ in 0..3000 {
+        let (hel, sl, le) = (2 * rnd(5) as u8, rnd(4) as u8, rnd(4) as u8);
+        let nh = if rnd(4) == 0 { 41 } else { 4 };
+        let mut srh = vec![nh, hel, 4, sl, le, 0, 0, 0];
+        for _ in 0..hel / 2 {
+            srh.extend_from_slice(&seg);
+        }
+        let full = srh.len();
+        let keep = if rnd(4) == 0 {
+            rnd(full as u64 + 1) as usize
+        } else {
+            full
+        };
+        srh.truncate(keep);
+        let broken = rnd(4) == 0;
+        let mut inner = if keep == full { inner4() } else { Vec::new() };
+        if broken && !inner.is_empty() {
+            inner[10] ^= 0x55;
+        }
+        let mut f = sr_frame(LOCALSIDS[0], &[], 0, 43, &[]);
+        f.extend_from_slice(&srh);
+        f.extend_from_slice(&inner);
+        let plen = (srh.len() + inner.len()) as u16;
+        f[14 + 4..14 + 6].copy_from_slice(&plen.to_be_bytes());
+        let avail = srh.len() + inner.len();
+        let want = if avail < 8 {
+            e::TRUNCATED
+        } else if hel == 0 {
+            e::NO_SEGMENTS
+        } else if avail < 8 + 8 * hel as usize {
+            e::TRUNCATED
+        } else if (le as usize + 1) * 2 > hel as usize || sl > le + 1 {
+            e::BAD_SRH
+        } else if sl != 0 {
+            e::SEGMENTS_LEFT
+        } else if nh != 4 || inner.is_empty() {
+            e::WRONG_PAYLOAD
+        } else if broken {
+            e::INNER_BAD
+        } else {
+            e::DECAPSULATED
+        };
+        let before = l.error(localsid::NAME, want);
+        l.send(if0, &f);
+        assert_eq!(
+            l.error(localsid::NAME, want),
+            before + 1,
+            "hel {hel} sl {sl} le {le} nh {nh} kept {keep} of {full} broken {broken}: counter {want}"
+        );
+        let to_pod = Lab::take(&l.out1).len();
+        assert_eq!(to_pod, (want == e::DECAPSULATED) as usize);
+        Lab::take(&l.out0);
+    }
+    l.no_leaks();
+}
+
+/// ip6-lookup and sr-localsid remember the last SR leaf and the last localsid of a vector:
+/// frames to different SIDs (DT4, DT6, DX4, End), a bad inner header and plain IPv6 traffic,
+/// interleaved in one vector, leave exactly as each does alone.
+#[test]
+fn a_vector_mixing_sids_leaves_as_its_frames_do_one_by_one() {
+    let mut bad = inner4();
+    bad[10] ^= 0x55;
+    let frames = [
+        sr_frame(LOCALSIDS[0], &[LOCALSIDS[0]], 0, 4, &inner4()),
+        sr_frame(LOCALSIDS[1], &[LOCALSIDS[1]], 0, 41, &inner6()),
+        sr_frame(LOCALSIDS[0], &[], 0, 4, &inner4()),
+        sr_frame(LOCALSIDS[5], &[], 0, 4, &inner4()),
+        sr_frame(LOCALSIDS[0], &[LOCALSIDS[0]], 0, 4, &bad),
+        sr_frame("fd00:3::9", &[], 0, 41, &inner6()),
+        sr_frame(LOCALSIDS[2], &[LOCALSIDS[2], "fd00:3::1"], 1, 41, &inner6()),
+        sr_frame(LOCALSIDS[0], &[LOCALSIDS[0]], 0, 4, &inner4()),
+        sr_frame(LOCALSIDS[1], &[], 0, 41, &inner6()),
+    ];
+    let run = |one_by_one: bool| {
+        let mut l = lab();
+        let if0 = l.if0;
+        if one_by_one {
+            frames.iter().for_each(|f| l.send(if0, f));
+        } else {
+            let bufs = l.rt.buffers();
+            let bis: Vec<u32> = frames
+                .iter()
+                .map(|f| {
+                    let bi = bufs.alloc_from_bytes(f).unwrap();
+                    bufs.meta(bi).rx_sw_if_index = if0;
+                    bi
+                })
+                .collect();
+            l.rt.inject("ethernet-input", &bis).unwrap();
+        }
+        let (mut out0, mut out1) = (Lab::take(&l.out0), Lab::take(&l.out1));
+        out0.sort();
+        out1.sort();
+        use localsid::error as e;
+        let counts =
+            [e::DECAPSULATED, e::PROCESSED, e::INNER_BAD].map(|c| l.error(localsid::NAME, c));
+        l.no_leaks();
+        (out0, out1, counts)
+    };
+    let (alone, together) = (run(true), run(false));
+    assert_eq!(alone.1.len(), 6, "DT4 x3, DT6 x2, DX4 to the pod");
+    assert_eq!(alone.0.len(), 2, "End and plain IPv6 out by pg0");
+    assert_eq!(alone.2, [6, 7, 1]);
+    assert_eq!(alone, together);
+}

@@ -494,6 +494,9 @@ impl<F: LookupFamily> Node for Lookup<F> {
         // Likewise the last leaf that gave a single local adjacency with no local-arc
         // features on the receiving interface (tunnel and other packets for us come in runs).
         let (mut local_leaf, mut local_rx, mut local_adj) = (LEAF_LIMIT, u32::MAX, 0u32);
+        // And the last leaf that gave a single SR adjacency (a SID's or a steered prefix's
+        // packets come in runs too): its adjacency << 16 | its edge, one register.
+        let (mut sr_leaf, mut sr_adj_next) = (LEAF_LIMIT, 0u64);
         let n = n.min(nexts.len()).min(v.len());
         let leaves = &self.leaves[..n];
         let dsts = &self.dsts[..n];
@@ -510,6 +513,11 @@ impl<F: LookupFamily> Node for Lookup<F> {
             if leaf == rw_leaf {
                 v.meta(i).adj_index = rw_adj;
                 nexts[i] = F::IDS.rewrite;
+                continue;
+            }
+            if leaf == sr_leaf {
+                v.meta(i).adj_index = (sr_adj_next >> 16) as u32;
+                nexts[i] = sr_adj_next as u16;
                 continue;
             }
             if leaf == local_leaf && v.meta(i).rx_sw_if_index == local_rx {
@@ -537,6 +545,7 @@ impl<F: LookupFamily> Node for Lookup<F> {
                         } else {
                             F::IDS.sr_localsid
                         };
+                        (sr_leaf, sr_adj_next) = (leaf, (adj_i as u64) << 16 | nexts[i] as u64);
                         continue;
                     }
                 }

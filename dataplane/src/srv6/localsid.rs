@@ -8,17 +8,19 @@
 //! - End.DT4 / End.DT6 / End.DX4 / End.DX6: Segments Left must be 0 (else parameter problem);
 //!   the outer header and SRH go and the inner IPv4/IPv6 packet is looked up in the
 //!   localsid's table (DT) or sent to its next hop (DX). A packet without an SRH is decapsulated
-//!   as well (Linux and VPP send one-SID encaps so).
+//!   as well (Linux and VPP send one-SID encaps so). The inner header gets ip4-/ip6-input's
+//!   checks here (the packet goes straight to the lookup or rewrite): a bad one is a counted
+//!   drop, a TTL / hop limit of 0 is answered with time exceeded.
 
 use super::{Behavior, Localsid, Srv6, Table};
-use crate::buffer::{flags, Buf};
+use crate::buffer::{flags, for_each_prefetched, Buf};
 use crate::graph::{Node, NodeInfo};
-use crate::nodes::family::set_icmp_error;
+use crate::nodes::family::{set_icmp_error, Family, InputFamily, V4, V6};
 use crate::rcu::Snapshot;
 use crate::runtime::Ctx;
 use crate::tables::{AdjKind, FwdTable, MAX_RELOOKUPS};
 use crate::wire::l4::icmp6_type;
-use crate::wire::srh::{Srh, SrhError, SEGMENTS_LEFT_OFFSET};
+use crate::wire::srh::{Srh, SrhError, ROUTING_TYPE_SRH, SEGMENTS_LEFT_OFFSET, SRH_FIXED};
 use crate::wire::tunnel::{IP_PROTO_IPIP, IP_PROTO_IPV6, IP_PROTO_ROUTING};
 use crate::wire::{Ip6Hdr, IP6_HDR};
 use std::sync::Arc;
@@ -33,6 +35,7 @@ crate::next_edges! {
         IP4_LOOKUP => "ip4-lookup",
         IP4_REWRITE => "ip4-rewrite",
         ICMP_ERROR => "ip6-icmp-error",
+        ICMP4_ERROR => "ip4-icmp-error",
     }
 }
 
@@ -51,8 +54,13 @@ crate::node_errors! {
         WRONG_PAYLOAD => "sr localsid: payload does not match the behaviour (dropped)",
         LOOP => "sr localsid: packet looked up too often (dropped)",
         CHAINED => "sr localsid: chained buffers not supported (dropped)",
+        INNER_BAD => "sr localsid: inner header fails ip4-/ip6-input's checks (dropped)",
+        INNER_EXPIRED => "sr localsid: inner TTL / hop limit 0 (ICMP time exceeded)",
     }
 }
+
+/// Buffers ahead that the node prefetches.
+const PREFETCH_AHEAD: usize = 4;
 
 pub struct SrLocalsid {
     table: Arc<Table>,
@@ -80,18 +88,145 @@ fn param_problem(b: &mut Buf<'_>) -> u16 {
     next::ICMP_ERROR
 }
 
+/// The localsid an adjacency names, if it is a localsid adjacency whose entry is there.
+#[inline(always)]
+fn localsid_of<'s>(sr: &'s Srv6, fwd: &FwdTable, adj_index: u32) -> Option<&'s Localsid> {
+    let adj = fwd.adj(adj_index);
+    sr.localsid(adj.lookup_fib)
+        .filter(|_| adj.kind == AdjKind::SrLocalsid)
+}
+
+/// The common packet to a decap SID, read in one 48-byte window (the IPv6 header and the
+/// SRH's fixed part): version 6, payload within the buffer, and either no SRH or an SRH with
+/// Segments Left 0, a Last Entry its length holds, lying within the payload. Link padding
+/// trimmed; Some((inner protocol, bytes to strip)), which is what `process_slow` finds for it.
+/// None: anything else, which `process_slow` decides.
+#[inline(always)]
+fn decap_headers(b: &mut Buf<'_>) -> Option<(u8, usize)> {
+    let h = b.head::<{ IP6_HDR + SRH_FIXED }>()?;
+    let total = IP6_HDR + u16::from_be_bytes([h[4], h[5]]) as usize;
+    let len = b.meta.current_length as usize;
+    if h[0] >> 4 != 6 || total > len {
+        return None;
+    }
+    let (proto, strip) = if h[6] == IP_PROTO_ROUTING {
+        let units = h[IP6_HDR + 1] as usize;
+        let strip = IP6_HDR + SRH_FIXED + 8 * units;
+        let (sl, last) = (h[IP6_HDR + 3], h[IP6_HDR + 4] as usize);
+        if h[IP6_HDR + 2] != ROUTING_TYPE_SRH
+            || units == 0
+            || sl != 0
+            || (last + 1) * 2 > units
+            || strip > total
+        {
+            return None;
+        }
+        (h[IP6_HDR], strip)
+    } else {
+        (h[6], IP6_HDR)
+    };
+    if total < len {
+        b.set_len(total);
+    }
+    Some((proto, strip))
+}
+
+/// A decap localsid as its common packet needs it, worked out once per run of its packets.
+#[derive(Clone, Copy)]
+struct DecapPlan {
+    /// The inner packet is IPv4 (DT4, DX4).
+    v4: bool,
+    /// The protocol the outer header or SRH must name (4 or 41).
+    proto: u8,
+    next: u16,
+    fib: u32,
+    /// DX: the next hop's adjacency; DT: the packet's own (the lookup sets it).
+    adj: Option<u32>,
+}
+
+impl DecapPlan {
+    #[inline(always)]
+    fn of(ls: &Localsid) -> Option<Self> {
+        let (v4, next, adj) = match ls.behavior {
+            Behavior::End | Behavior::X => return None,
+            Behavior::DT4 => (true, next::IP4_LOOKUP, None),
+            Behavior::DT6 => (false, next::IP6_LOOKUP, None),
+            Behavior::DX4 => (true, next::IP4_REWRITE, Some(ls.adj)),
+            Behavior::DX6 => (false, next::IP6_REWRITE, Some(ls.adj)),
+        };
+        Some(Self {
+            v4,
+            proto: if v4 { IP_PROTO_IPIP } else { IP_PROTO_IPV6 },
+            next,
+            fib: ls.decap_fib,
+            adj,
+        })
+    }
+}
+
+/// The common packet to a decap SID, all in line: the outer headers as `decap_headers` takes
+/// them, the protocol the behaviour wants, not looped, and an inner header that passes
+/// input's plain check. Some(next edge), the packet decapsulated as `decap` would; None,
+/// with the packet as it was (but for link padding trimmed): `process_slow`'s to decide.
+#[inline(always)]
+fn decap_fast(b: &mut Buf<'_>, p: &DecapPlan) -> Option<u16> {
+    let (proto, strip) = decap_headers(b)?;
+    if proto != p.proto || b.meta.relookups >= MAX_RELOOKUPS || !b.advance(strip) {
+        return None;
+    }
+    let plain = if p.v4 {
+        V4::plain_header_ok(b)
+    } else {
+        V6::plain_header_ok(b)
+    };
+    if !plain {
+        b.retreat(strip);
+        return None;
+    }
+    decapsulated(b, p.fib);
+    if let Some(adj) = p.adj {
+        b.meta.adj_index = adj;
+    }
+    Some(p.next)
+}
+
+/// The metadata of a packet decapsulated to its inner header (now at `current_data`).
+#[inline(always)]
+fn decapsulated(b: &mut Buf<'_>, fib: u32) {
+    b.meta.flags &= !(flags::LOCALLY_ORIGINATED | flags::CNAT_MARKS);
+    crate::nodes::tunnel::inner_checksum_offload(b, 0);
+    let m = &mut *b.meta;
+    // Kept counting (not reset as a tunnel's decap does): a steering that leads back into
+    // its own SID ends as a counted drop, not a packet circling in the graph.
+    m.relookups += 1;
+    m.feature_mask = 0;
+    m.l3_hdr_offset = m.current_data;
+    // The inner family's table (DX: the default one, where a time exceeded is routed).
+    m.fib_index = fib;
+}
+
 /// What to do with a packet: Ok((next edge, decapsulated)), or Err((counter, edge)).
 #[inline(always)]
-fn process_one(b: &mut Buf<'_>, sr: &Srv6, fwd: &FwdTable) -> Result<(u16, bool), (u16, u16)> {
+fn process_one(
+    b: &mut Buf<'_>,
+    ls: Option<&Localsid>,
+    plan: Option<&DecapPlan>,
+) -> Result<(u16, bool), (u16, u16)> {
     let drop = |e| (e, next::DROP);
     if b.meta.flags & flags::NEXT_PRESENT != 0 {
         return Err(drop(error::CHAINED));
     }
-    let adj = fwd.adj(b.meta.adj_index);
-    let ls = sr
-        .localsid(adj.lookup_fib)
-        .filter(|_| adj.kind == AdjKind::SrLocalsid)
-        .ok_or(drop(error::NO_LOCALSID))?;
+    if let Some(n) = plan.and_then(|p| decap_fast(b, p)) {
+        return Ok((n, true));
+    }
+    let ls = ls.ok_or(drop(error::NO_LOCALSID))?;
+    process_slow(b, ls)
+}
+
+/// Every case `decap_headers` leaves, with the SRH checked in RFC 8754's order.
+#[inline(never)]
+fn process_slow(b: &mut Buf<'_>, ls: &Localsid) -> Result<(u16, bool), (u16, u16)> {
+    let drop = |e| (e, next::DROP);
     let d = b.data();
     let h = Ip6Hdr::new(d)
         .filter(|h| h.version() == 6)
@@ -199,23 +334,18 @@ fn decap(b: &mut Buf<'_>, ls: &Localsid, proto: u8, strip: usize) -> Result<u16,
     if m.relookups >= MAX_RELOOKUPS {
         return Err(drop(error::LOOP));
     }
-    m.flags &= !(flags::LOCALLY_ORIGINATED | flags::CNAT_MARKS);
-    crate::nodes::tunnel::inner_checksum_offload(b, 0);
+    decapsulated(b, ls.decap_fib);
+    if v4 {
+        if !V4::plain_header_ok(b) {
+            inner_checked::<V4>(b, next::ICMP4_ERROR)?;
+        }
+    } else if !V6::plain_header_ok(b) {
+        inner_checked::<V6>(b, next::ICMP_ERROR)?;
+    }
     let m = &mut *b.meta;
-    // Kept counting (not reset as a tunnel's decap does): a steering that leads back into
-    // its own SID ends as a counted drop, not a packet circling in the graph.
-    m.relookups += 1;
-    m.feature_mask = 0;
-    m.l3_hdr_offset = m.current_data;
     Ok(match ls.behavior {
-        Behavior::DT4 => {
-            m.fib_index = ls.decap_fib;
-            next::IP4_LOOKUP
-        }
-        Behavior::DT6 => {
-            m.fib_index = ls.decap_fib;
-            next::IP6_LOOKUP
-        }
+        Behavior::DT4 => next::IP4_LOOKUP,
+        Behavior::DT6 => next::IP6_LOOKUP,
         Behavior::DX4 => {
             m.adj_index = ls.adj;
             next::IP4_REWRITE
@@ -225,6 +355,23 @@ fn decap(b: &mut Buf<'_>, ls: &Localsid, proto: u8, strip: usize) -> Result<u16,
             next::IP6_REWRITE
         }
     })
+}
+
+/// The inner header that is not the plain common case: ip4-/ip6-input's full check. Ok: fine
+/// (options or a hop-by-hop header are forwarded, as input does); a TTL / hop limit of 0 is
+/// answered with time exceeded (`icmp`, the family's icmp-error edge), anything else is a
+/// counted drop.
+#[inline(never)]
+fn inner_checked<F: InputFamily>(b: &mut Buf<'_>, icmp: u16) -> Result<(), (u16, u16)> {
+    match F::check(b) {
+        Ok(_) => Ok(()),
+        Err(e) if e == F::IDS.expired => {
+            let [ty, code] = <F as Family>::TIME_EXCEEDED;
+            set_icmp_error(b, ty, code, 0);
+            Err((error::INNER_EXPIRED, icmp))
+        }
+        Err(_) => Err((error::INNER_BAD, next::DROP)),
+    }
 }
 
 impl Node for SrLocalsid {
@@ -238,9 +385,20 @@ impl Node for SrLocalsid {
         let errs = cx.errs();
         let fwd = cx.tables.fwd.get();
         let (mut done, mut decapped) = (0, 0);
-        for (&bi, next_out) in bufs.iter().zip(nexts.iter_mut()) {
-            let mut b = cx.bufs.get(bi);
-            *next_out = match process_one(&mut b, sr, fwd) {
+        // A SID's packets come in runs: the last adjacency's localsid is looked up once.
+        let (mut last_adj, mut last_ls, mut last_plan) = (u32::MAX, None, None);
+        let mut view = cx.bufs.view();
+        let mut v = view.vector(bufs);
+        let n = v.len().min(nexts.len());
+        for_each_prefetched!(v, n, PREFETCH_AHEAD, |i| {
+            let mut b = v.get(i);
+            let ai = b.meta.adj_index;
+            if ai != last_adj {
+                last_adj = ai;
+                last_ls = localsid_of(sr, fwd, ai);
+                last_plan = last_ls.and_then(DecapPlan::of);
+            }
+            nexts[i] = match process_one(&mut b, last_ls, last_plan.as_ref()) {
                 Ok((n, decap)) => {
                     done += 1;
                     decapped += decap as u64;
@@ -255,7 +413,7 @@ impl Node for SrLocalsid {
                     edge
                 }
             };
-        }
+        });
         errs.count(error::PROCESSED, done);
         errs.count(error::DECAPSULATED, decapped);
     }
