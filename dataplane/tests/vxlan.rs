@@ -274,6 +274,111 @@ fn decap_hands_the_inner_frame_to_the_tunnel_interface() {
     l.no_leaks();
 }
 
+/// Outer IPv4/UDP to `port` from the remote VTEP, VXLAN with `vni` and `flags`, then bare IP
+/// (calico-vpp's L3 mode).
+fn peer_l3_frame(vni: u32, flags: u8, port: u16, inner_ip: &[u8]) -> Vec<u8> {
+    let mut payload = vec![flags, 0, 0, 0];
+    payload.extend_from_slice(&(vni << 8).to_be_bytes());
+    payload.extend_from_slice(inner_ip);
+    let b = PacketBuilder::ethernet2(PEER0, MAC0)
+        .ipv4([198, 18, 0, 2], [198, 18, 0, 1], 64)
+        .udp(51000, port);
+    let mut v = Vec::new();
+    b.write(&mut v, &payload).unwrap();
+    v
+}
+
+/// The lab's L2 tunnel beside an L3-mode one over IPv4 (vxlan_tunnel2, VNI + 1) between the
+/// same VTEPs.
+fn lab_l3() -> Lab {
+    let mut l = lab();
+    let t2 = l
+        .fwd
+        .interface_add("vxlan_tunnel2", "vxlan", [0; 6], false, 1450)
+        .unwrap();
+    l.fwd.set_admin_up(t2, true).unwrap();
+    l.fwd.set_unnumbered(t2, Some(l.if0)).unwrap();
+    let mut t = (*l.table.load()).clone();
+    t.insert(vxlan::Tunnel {
+        sw_if_index: t2,
+        instance: 2,
+        src: v4("198.18.0.1"),
+        dst: v4("198.18.0.2"),
+        dst_port: 4789,
+        vni: VNI + 1,
+        encap_fib: 0,
+        encap_vrf_id: 0,
+        l3: true,
+        decap_next_index: u32::MAX,
+    });
+    l.table.publish(t);
+    l
+}
+
+/// Packets a node has processed so far.
+fn packets(l: &Lab, node: &str) -> u64 {
+    let i = l.rt.graph().index(node).unwrap() as usize;
+    l.rt.stats().nodes[i].vectors.get()
+}
+
+/// UDP to 4789 goes from ip4-lookup straight to vxlan4-input; in one vector, L3-mode packets
+/// of one tunnel after the first are decapsulated by its key, while an unknown VNI, a header
+/// without the I flag, the L2 tunnel's frame, another UDP port (to ip4-local) and an inner
+/// header with a bad checksum each take their own way.
+#[test]
+fn decap_skips_ip4_local_and_only_plain_packets_keep_the_key() {
+    let mut l = lab_l3();
+    let if0 = l.if0;
+    let good = peer_l3_frame(VNI + 1, 0x08, 4789, &inner_ip_to_pod());
+    let mut bad_sum = good.clone();
+    bad_sum[14 + 20 + 16 + 10] ^= 0xff;
+    let vector = [
+        good.clone(),
+        good.clone(),
+        peer_l3_frame(VNI + 2, 0x08, 4789, &inner_ip_to_pod()),
+        peer_l3_frame(VNI + 1, 0x00, 4789, &inner_ip_to_pod()),
+        peer_frame(VNI, 0x08, &inner_ip_to_pod()),
+        peer_l3_frame(VNI + 1, 0x08, 4790, &inner_ip_to_pod()),
+        bad_sum,
+        good,
+    ];
+    let bufs = l.rt.buffers();
+    let bis: Vec<u32> = vector
+        .iter()
+        .map(|f| {
+            let bi = bufs.alloc_from_bytes(f).unwrap();
+            bufs.meta(bi).rx_sw_if_index = if0;
+            bi
+        })
+        .collect();
+    l.rt.inject("ethernet-input", &bis).unwrap();
+    let out = Lab::take(&l.out1);
+    assert_eq!(out.len(), 4, "three L3 packets and the L2 one");
+    for o in &out {
+        let (ip, payload) = Ipv4Header::from_slice(&o[14..]).unwrap();
+        assert_eq!(ip.source, [198, 19, 200, 5]);
+        assert_eq!(ip.time_to_live, 62);
+        assert_eq!(ip.header_checksum, ip.calc_header_checksum());
+        assert!(payload.ends_with(b"from the linux node"));
+        assert_eq!(o.len(), 14 + inner_ip_to_pod().len());
+    }
+    use vxlan::input_error as e;
+    assert_eq!(l.error("vxlan4-input", e::DECAPSULATED), 5);
+    assert_eq!(l.error("vxlan4-input", e::NO_TUNNEL), 1);
+    assert_eq!(l.error("vxlan4-input", e::BAD_FLAGS), 1);
+    let bad = rvpp_dataplane::nodes::ip4::input_error::BAD_CHECKSUM;
+    assert_eq!(
+        l.error("ip4-input", bad),
+        1,
+        "the inner header, on the tunnel"
+    );
+    assert_eq!(packets(&l, "vxlan4-input"), 7);
+    assert_eq!(packets(&l, "ip4-local"), 1, "UDP to 4790 only");
+    let no_punt = rvpp_dataplane::nodes::ip4::local_error::NO_PUNT;
+    assert_eq!(l.error("ip4-local", no_punt), 1);
+    l.no_leaks();
+}
+
 #[test]
 fn bad_vni_flags_and_truncation_are_counted_drops() {
     let mut l = lab();

@@ -351,6 +351,26 @@ fn decap6(
     finish_decap(b, sw, wire::IP6_HDR, tl.min(d.len()), h.next_header())
 }
 
+/// An IPv4-in-IPv4 packet both of whose headers are plain, keyed by its outer addresses.
+#[inline(always)]
+fn plain4(b: &Buf<'_>) -> Option<super::tunnel::PlainKey> {
+    const IN: usize = wire::IP4_HDR;
+    let h = b.head::<{ IN + wire::IP4_HDR }>()?;
+    let len = b.meta.current_length as usize;
+    let (outer, inner) = h.split_first_chunk::<IN>()?;
+    let inner = inner.first_chunk::<{ wire::IP4_HDR }>()?;
+    let plain = outer[0] == 0x45
+        && outer[9] == IP_PROTO_IPIP
+        && u16::from_be_bytes([outer[2], outer[3]]) as usize == len
+        && super::tunnel::plain_inner4(inner, len.saturating_sub(IN));
+    let o = outer;
+    let addrs = [o[12], o[13], o[14], o[15], o[16], o[17], o[18], o[19]];
+    plain.then_some(super::tunnel::PlainKey {
+        key: u64::from_ne_bytes(addrs) as u128,
+        inner: IN as u16,
+    })
+}
+
 /// The inner packet of `proto` at `hl`, ending at `tl` in this buffer, onto tunnel `sw`.
 #[inline(always)]
 fn finish_decap(b: &mut Buf<'_>, sw: u32, hl: usize, tl: usize, proto: u8) -> Result<u16, u16> {
@@ -396,7 +416,7 @@ impl Node for IpipInput {
                 decap6(b, tunnels, &mut last)
             });
         } else {
-            super::tunnel::decap_vector(cx, bufs, nexts, &DECAP_CODES, |b| {
+            super::tunnel::decap_vector_keyed(cx, bufs, nexts, &DECAP_CODES, plain4, |b| {
                 decap4(b, tunnels, &mut last)
             });
         }

@@ -383,6 +383,42 @@ pub(crate) fn decap_vector(
     bufs: &[u32],
     nexts: &mut [u16],
     codes: &DecapCodes,
+    decap: impl FnMut(&mut Buf<'_>) -> Result<u16, u16>,
+) {
+    decap_vector_keyed(cx, bufs, nexts, codes, |_| None, decap)
+}
+
+/// A packet [`decap_vector_keyed`] may decapsulate the short way: its plain outer IPv4
+/// header's key (the addresses, VXLAN's VNI) and the offset of its inner IPv4 header, which
+/// is plain too (20 bytes, good checksum, TTL non-zero) and ends where the outer packet and
+/// the buffer end. What a node's `decap` does with such a packet is fixed by its key alone.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) struct PlainKey {
+    pub key: u128,
+    pub inner: u16,
+}
+
+/// Is `h` a plain inner IPv4 header of a packet ending `len` bytes after it: what ip4-input's
+/// fast path (`plain_header_ok`) accepts without trimming.
+#[inline(always)]
+pub(crate) fn plain_inner4(h: &[u8; wire::IP4_HDR], len: usize) -> bool {
+    h[0] == 0x45
+        && h[8] != 0
+        && u16::from_be_bytes([h[2], h[3]]) as usize == len
+        && wire::ip4_header20_ok(h)
+}
+
+/// As [`decap_vector`], with `plain` naming the packets whose outcome their key decides:
+/// once a key's packet went the whole way (`decap`, an up tunnel with IPv4 on and no unicast
+/// features, the inner header plain) to ip4-lookup, the vector's next packets with that key
+/// go there with only their metadata changed, as `decap` and ip4-input's fast path would.
+#[inline(always)]
+pub(crate) fn decap_vector_keyed(
+    cx: &mut Ctx<'_>,
+    bufs: &[u32],
+    nexts: &mut [u16],
+    codes: &DecapCodes,
+    plain: impl Fn(&Buf<'_>) -> Option<PlainKey>,
     mut decap: impl FnMut(&mut Buf<'_>) -> Result<u16, u16>,
 ) {
     use super::family::{Family, InputFamily, V4};
@@ -392,12 +428,31 @@ pub(crate) fn decap_vector(
     // The last tunnel's facts: up, and its IPv4 FIB when ip4-input would pass its packets
     // straight to the lookup.
     let (mut last_sw, mut last_up, mut plain_fib) = (u32::MAX, false, None);
+    // The last key that went the whole way to the lookup: (key, tunnel, its IPv4 FIB).
+    let mut known: Option<(PlainKey, u32, u32)> = None;
     let mut rx = RxRun::default();
     let mut view = cx.bufs.view();
     let mut v = view.vector(bufs);
     for (i, next_out) in nexts.iter_mut().enumerate().take(v.len()) {
         v.prefetch(i + PREFETCH_AHEAD);
         let mut b = v.get(i);
+        // Chained packets and checksum offloads are decap's to decide.
+        let key = match b.meta.flags & (flags::NEXT_PRESENT | flags::OFFLOAD_L4_CKSUM) {
+            0 => plain(&b),
+            _ => None,
+        };
+        if let (Some(k), Some((kk, sw, fib)), Some((_, lookup))) = (key, known, codes.inner_ip4) {
+            if k == kk && b.advance(k.inner as usize) {
+                let m = &mut *b.meta;
+                inner_packet(m, sw);
+                m.fib_index = fib;
+                m.l3_hdr_offset = m.current_data;
+                done += 1;
+                rx.add(cx.stats, sw, m.current_length as u64);
+                *next_out = lookup;
+                continue;
+            }
+        }
         let r = decap(&mut b);
         let sw = b.meta.rx_sw_if_index;
         if r.is_ok() && sw != last_sw {
@@ -422,6 +477,9 @@ pub(crate) fn decap_vector(
                         let m = &mut *b.meta;
                         m.fib_index = fib;
                         m.l3_hdr_offset = m.current_data;
+                        if let Some(k) = key {
+                            known = Some((k, sw, fib));
+                        }
                         lookup
                     }
                     _ => n,

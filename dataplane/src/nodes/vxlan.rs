@@ -408,6 +408,28 @@ fn outer6(d: &[u8], total: usize, partial: bool) -> Result<(u128, u128, usize, u
     Ok((h.src(), h.dst(), wire::IP6_HDR, tl))
 }
 
+/// Outer IPv4 + UDP + VXLAN with a valid VNI, then a plain IPv4 header (L3 mode's packet,
+/// both headers plain), keyed by the outer addresses and the VNI.
+#[inline(always)]
+fn plain4(b: &Buf<'_>) -> Option<super::tunnel::PlainKey> {
+    const IN: usize = wire::IP4_HDR + 8 + VXLAN_HDR;
+    let h = b.head::<{ IN + wire::IP4_HDR }>()?;
+    let len = b.meta.current_length as usize;
+    let (o, inner) = h.split_first_chunk::<IN>()?;
+    let inner = inner.first_chunk::<{ wire::IP4_HDR }>()?;
+    let plain = o[0] == 0x45
+        && o[9] == wire::IP_PROTO_UDP
+        && u16::from_be_bytes([o[2], o[3]]) as usize == len
+        && o[28] & crate::wire::tunnel::VXLAN_FLAG_VNI != 0
+        && super::tunnel::plain_inner4(inner, len.saturating_sub(IN));
+    let addrs = [o[12], o[13], o[14], o[15], o[16], o[17], o[18], o[19]];
+    let vni = u32::from_be_bytes([0, o[32], o[33], o[34]]);
+    plain.then_some(super::tunnel::PlainKey {
+        key: (u64::from_ne_bytes(addrs) as u128) << 32 | vni as u128,
+        inner: IN as u16,
+    })
+}
+
 #[inline(always)]
 fn decap(
     b: &mut Buf<'_>,
@@ -482,7 +504,8 @@ impl Node for VxlanInput {
         let tunnels = self.snap.get();
         let v6 = self.v6;
         let mut last = LastKey::new();
-        super::tunnel::decap_vector(cx, bufs, nexts, &DECAP_CODES, |b| {
+        let plain = |b: &Buf<'_>| if v6 { None } else { plain4(b) };
+        super::tunnel::decap_vector_keyed(cx, bufs, nexts, &DECAP_CODES, plain, |b| {
             decap(b, tunnels, v6, &mut last)
         });
     }
