@@ -392,7 +392,7 @@ fn a_local_arc_feature_still_sees_tunnel_packets() {
     let mut l = lab_with(|b| {
         b.feature(
             rvpp_dataplane::feature::Feature::new("ip4-local", "test-local-tap"),
-            Box::new(LocalTap(seen.clone())),
+            Box::new(LocalTap("test-local-tap", seen.clone())),
         )
     });
     let if0 = l.if0;
@@ -422,12 +422,97 @@ fn a_local_arc_feature_still_sees_tunnel_packets() {
     l.no_leaks();
 }
 
-/// A feature on the ip4-local arc that counts what it sees and passes it on.
-struct LocalTap(std::sync::Arc<std::sync::atomic::AtomicU64>);
+/// The encap node writes the uplink's Ethernet header with the outer one when the uplink
+/// has no output features; with one (a pass-through tap on pg0's ip4-output) the outer packet
+/// goes the long way, through ip4-lookup and ip4-rewrite. Both write the same bytes, for each
+/// of the tunnel flags' outcomes.
+#[test]
+fn the_straight_encap_writes_what_the_long_way_writes() {
+    let seen = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let mut l = lab_with(|b| {
+        b.feature(
+            rvpp_dataplane::feature::Feature::new("ip4-output", "test-out-tap"),
+            Box::new(LocalTap("test-out-tap", seen.clone())),
+        )
+    });
+    let (if0, if1, t0) = (l.if0, l.if1, l.t0);
+    let mut frames = vec![];
+    for flags in [
+        0,
+        ipip::tunnel_flags::SET_DF | ipip::tunnel_flags::COPY_DSCP,
+        1,
+    ] {
+        let mut ts = (*l.table.load()).clone();
+        let mut t = *ts.get(t0).unwrap();
+        (t.flags, t.dscp) = (flags, 10);
+        ts.insert(t);
+        l.table.publish(ts);
+        let pods = [
+            with_df(pod_frame([198, 19, 202, 7], 46), true),
+            with_df(pod_frame([198, 19, 202, 8], 0), false),
+        ];
+        l.send_vector(if1, &pods);
+        let straight = Lab::take(&l.out0);
+        let lookups = l.packets("ip4-lookup");
+        l.fwd
+            .feature_enable(if0, "ip4-output", "test-out-tap", true)
+            .unwrap();
+        l.send_vector(if1, &pods);
+        let long = Lab::take(&l.out0);
+        assert_eq!(
+            l.packets("ip4-lookup"),
+            lookups + 4,
+            "the long way: a second lookup"
+        );
+        l.fwd
+            .feature_enable(if0, "ip4-output", "test-out-tap", false)
+            .unwrap();
+        assert_eq!(straight.len(), 2);
+        assert_eq!(straight, long, "flags {flags}");
+        frames.extend(straight);
+    }
+    assert_eq!(seen.load(std::sync::atomic::Ordering::Relaxed), 6);
+    let outer = |f: &[u8]| Ipv4Header::from_slice(&f[14..]).unwrap().0;
+    let (plain, set, copy_df) = (outer(&frames[0]), outer(&frames[2]), outer(&frames[4]));
+    assert_eq!((plain.dscp.value(), plain.dont_fragment), (10, false));
+    assert_eq!(
+        (set.dscp.value(), set.dont_fragment),
+        (46, true),
+        "copied DSCP, set DF"
+    );
+    assert_eq!(
+        outer(&frames[3]).dscp.value(),
+        0,
+        "the second pod packet's DSCP"
+    );
+    assert!(copy_df.dont_fragment, "the inner packet's DF, copied");
+    assert!(!outer(&frames[5]).dont_fragment, "and its clear DF");
+    for f in &frames {
+        let h = outer(f);
+        assert_eq!(h.header_checksum, h.calc_header_checksum());
+    }
+    l.no_leaks();
+}
+
+/// A pod frame with the inner DF bit `on` (checksum redone).
+fn with_df(mut f: Vec<u8>, on: bool) -> Vec<u8> {
+    f[14 + 6] = if on {
+        f[14 + 6] | 0x40
+    } else {
+        f[14 + 6] & !0x40
+    };
+    f[14 + 10..14 + 12].fill(0);
+    let c = rvpp_dataplane::wire::checksum(&f[14..34]);
+    f[14 + 10..14 + 12].copy_from_slice(&c.to_be_bytes());
+    f
+}
+
+/// A feature that counts what it sees and passes it on along its arc.
+struct LocalTap(&'static str, std::sync::Arc<std::sync::atomic::AtomicU64>);
 
 impl rvpp_dataplane::graph::Node for LocalTap {
     fn info(&self) -> rvpp_dataplane::graph::NodeInfo {
-        rvpp_dataplane::graph::NodeInfo::internal("test-local-tap", &[], &[])
+        rvpp_dataplane::graph::NodeInfo::internal(self.0, &[], &[])
     }
     fn process(
         &mut self,
@@ -439,7 +524,7 @@ impl rvpp_dataplane::graph::Node for LocalTap {
         for (&bi, n) in bufs.iter().zip(nexts.iter_mut()) {
             *n = arc.next(cx.bufs.meta(bi).feature_mask);
         }
-        self.0
+        self.1
             .fetch_add(bufs.len() as u64, std::sync::atomic::Ordering::Relaxed);
     }
 }
