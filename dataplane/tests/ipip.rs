@@ -11,7 +11,8 @@ use etherparse::{Ethernet2Header, IpNumber, Ipv4Header, PacketBuilder, SlicedPac
 use rvpp_dataplane::buffer::BufferPool;
 use rvpp_dataplane::feature::FeatureTables;
 use rvpp_dataplane::forwarding::{Forwarding, Path, Prefix};
-use rvpp_dataplane::nodes::ipip;
+use rvpp_dataplane::graph::{DeviceNodes, GraphBuilder};
+use rvpp_dataplane::nodes::{ip4, ipip, standard_with};
 use rvpp_dataplane::runtime::Runtime;
 use rvpp_dataplane::tables::Shared;
 use std::net::IpAddr;
@@ -26,6 +27,8 @@ struct Lab {
     out1: Frames,
     if0: u32,
     if1: u32,
+    /// ipip0 (IPv4 outer, to 198.18.0.2).
+    t0: u32,
 }
 
 fn a(s: &str) -> IpAddr {
@@ -33,10 +36,20 @@ fn a(s: &str) -> IpAddr {
 }
 
 fn lab() -> Lab {
+    lab_with(|b| b)
+}
+
+/// [`lab`] with more nodes or features registered on the graph.
+fn lab_with(extra: impl FnOnce(GraphBuilder) -> GraphBuilder) -> Lab {
     let pool = BufferPool::with_backing(4096, 2048, false).unwrap();
     let shared = Shared::new();
     let tables = FeatureTables::default();
-    let (graph, mut fwd) = common::feature_graph(&shared, &tables);
+    let graph = extra(standard_with(&tables))
+        .device(DeviceNodes::tx_only("pg-tx"))
+        .build()
+        .unwrap();
+    let mut fwd = Forwarding::new(shared.clone());
+    fwd.use_features(graph.features.clone());
     let if0 = fwd.interface_add("pg0", "pg", MAC0, true, 1500).unwrap();
     let if1 = fwd.interface_add("pg1", "pg", MAC1, true, 1500).unwrap();
     let t0 = fwd
@@ -105,6 +118,7 @@ fn lab() -> Lab {
         out1,
         if0,
         if1,
+        t0,
     }
 }
 
@@ -114,6 +128,24 @@ impl Lab {
         let bi = bufs.alloc_from_bytes(frame).unwrap();
         bufs.meta(bi).rx_sw_if_index = sw;
         self.rt.inject("ethernet-input", &[bi]).unwrap();
+    }
+    /// `frames` received on `sw` in one vector.
+    fn send_vector(&mut self, sw: u32, frames: &[Vec<u8>]) {
+        let bufs = self.rt.buffers();
+        let bis: Vec<u32> = frames
+            .iter()
+            .map(|f| {
+                let bi = bufs.alloc_from_bytes(f).unwrap();
+                bufs.meta(bi).rx_sw_if_index = sw;
+                bi
+            })
+            .collect();
+        self.rt.inject("ethernet-input", &bis).unwrap();
+    }
+    /// Packets a node has processed so far.
+    fn packets(&self, node: &str) -> u64 {
+        let i = self.rt.graph().index(node).unwrap() as usize;
+        self.rt.stats().nodes[i].vectors.get()
     }
     fn error(&self, node: &str, code: u16) -> u64 {
         let i = self.rt.graph().error_index(node, code).unwrap();
@@ -241,6 +273,280 @@ fn decap_by_source_and_destination_with_counted_drops() {
     assert_eq!(l.error("ipip4-input", e::NO_TUNNEL), 1);
     assert_eq!(l.error("ipip4-input", e::BAD_INNER), 2);
     l.no_leaks();
+}
+
+/// The outer packet for us goes from ip4-lookup straight to ipip4-input (not through
+/// ip4-local), and a vector of one tunnel's plain packets is decapsulated by its first packet's
+/// key: every one forwarded with the bytes and counters of the whole way.
+#[test]
+fn decap_skips_ip4_local_and_a_vector_of_one_tunnel_keeps_its_key() {
+    let mut l = lab();
+    let (if0, t0) = (l.if0, l.t0);
+    let frames: Vec<Vec<u8>> = (0..4u8)
+        .map(|i| {
+            let b = PacketBuilder::ipv4([198, 19, 202, 7], [198, 19, 0, 2], 64 - i).udp(2000, 1000);
+            let mut v = Vec::new();
+            b.write(&mut v, &[i; 30]).unwrap();
+            from_peer([198, 18, 0, 2], 4, &v)
+        })
+        .collect();
+    l.send_vector(if0, &frames);
+    let out = Lab::take(&l.out1);
+    assert_eq!(out.len(), 4);
+    for (i, o) in out.iter().enumerate() {
+        let (_, rest) = Ethernet2Header::from_slice(o).unwrap();
+        let (ih, payload) = Ipv4Header::from_slice(rest).unwrap();
+        assert_eq!(ih.time_to_live, 63 - i as u8, "packet {i}");
+        assert_eq!(ih.header_checksum, ih.calc_header_checksum());
+        assert_eq!(&payload[8..], &[i as u8; 30]);
+        assert_eq!(rest.len(), frames[i].len() - 14 - 20, "inner packet only");
+    }
+    assert_eq!(l.packets("ip4-local"), 0, "ip4-local was not on the way");
+    assert_eq!(l.packets("ip4-input"), 4, "the outer packets only");
+    assert_eq!(l.error("ipip4-input", ipip::input_error::DECAPSULATED), 4);
+    let c = &l.rt.stats().ifs[t0 as usize];
+    assert_eq!(c.rx_packets.get(), 4);
+    assert_eq!(c.rx_bytes.get(), 4 * (20 + 8 + 30));
+    l.no_leaks();
+}
+
+/// In one vector after a plain packet of the tunnel: an outer fragment (ip4-local drops it),
+/// an outer header with options (ip4-local, then decapsulated), an inner header with a bad
+/// checksum, an inner header with options and one with TTL 0 (ip4-input decides those on
+/// the tunnel), protocol 41 and an unknown source: none of them is the first one's.
+#[test]
+fn packets_that_are_not_plain_take_the_whole_way() {
+    let mut l = lab();
+    let if0 = l.if0;
+    let good = from_peer([198, 18, 0, 2], 4, &inner_to_pod());
+    let mut frag = good.clone();
+    frag[14 + 6] = 0x20; // MF
+    fix_outer(&mut frag);
+    let mut opts = good[..14].to_vec();
+    let mut outer = good[14..34].to_vec();
+    outer[0] = 0x46;
+    outer.extend_from_slice(&[1, 1, 1, 0]); // NOP NOP NOP EOL
+    opts.extend_from_slice(&outer);
+    opts.extend_from_slice(&good[34..]);
+    let total = (opts.len() - 14) as u16;
+    opts[16..18].copy_from_slice(&total.to_be_bytes());
+    fix_outer(&mut opts);
+    let mut bad_sum = good.clone();
+    bad_sum[34 + 10] ^= 0xff;
+    let mut ttl0 = good.clone();
+    ttl0[34 + 8] = 0;
+    fix_inner(&mut ttl0);
+    let mut inner_opts = inner_to_pod();
+    inner_opts.splice(20..20, [1, 1, 1, 0]);
+    inner_opts[0] = 0x46;
+    let total = inner_opts.len() as u16;
+    inner_opts[2..4].copy_from_slice(&total.to_be_bytes());
+    let inner_opts = from_peer([198, 18, 0, 2], 4, &inner_opts);
+    let mut inner_opts = inner_opts;
+    fix_inner_hl(&mut inner_opts, 24);
+    let proto41 = from_peer([198, 18, 0, 2], 41, &inner_to_pod());
+    let unknown = from_peer([198, 18, 0, 9], 4, &inner_to_pod());
+    let vector = [
+        good.clone(),
+        frag,
+        opts,
+        bad_sum,
+        ttl0,
+        inner_opts,
+        proto41,
+        unknown,
+        good,
+    ];
+    l.send_vector(if0, &vector);
+    let out = Lab::take(&l.out1);
+    assert_eq!(
+        out.len(),
+        4,
+        "the two plain ones, outer options, inner options"
+    );
+    use ipip::input_error as e;
+    assert_eq!(l.error("ip4-local", ip4::local_error::FRAGMENT), 1);
+    assert_eq!(
+        l.packets("ip4-local"),
+        2,
+        "the fragment and the outer options"
+    );
+    assert_eq!(l.error("ipip4-input", e::DECAPSULATED), 6);
+    assert_eq!(l.error("ipip4-input", e::BAD_INNER), 1);
+    assert_eq!(l.error("ipip4-input", e::NO_TUNNEL), 1);
+    assert_eq!(l.error("ip4-input", ip4::input_error::BAD_CHECKSUM), 1);
+    assert_eq!(l.error("ip4-input", ip4::input_error::TTL_EXPIRED), 1);
+    assert_eq!(
+        l.error("ip4-input", ip4::input_error::OPTIONS),
+        2,
+        "outer and inner"
+    );
+    l.no_leaks();
+}
+
+/// A feature on the uplink's ip4-local arc sees the tunnel's packets before ipip4-input does:
+/// the way around ip4-local is only for interfaces without one.
+#[test]
+fn a_local_arc_feature_still_sees_tunnel_packets() {
+    let seen = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let mut l = lab_with(|b| {
+        b.feature(
+            rvpp_dataplane::feature::Feature::new("ip4-local", "test-local-tap"),
+            Box::new(LocalTap("test-local-tap", seen.clone())),
+        )
+    });
+    let if0 = l.if0;
+    l.fwd
+        .feature_enable(if0, "ip4-local", "test-local-tap", true)
+        .unwrap();
+    let good = from_peer([198, 18, 0, 2], 4, &inner_to_pod());
+    l.send_vector(if0, &[good.clone(), good]);
+    assert_eq!(
+        Lab::take(&l.out1).len(),
+        2,
+        "decapsulated after the feature"
+    );
+    assert_eq!(seen.load(std::sync::atomic::Ordering::Relaxed), 2);
+    assert_eq!(l.packets("ip4-local"), 2);
+    l.fwd
+        .feature_enable(if0, "ip4-local", "test-local-tap", false)
+        .unwrap();
+    l.send(if0, &from_peer([198, 18, 0, 2], 4, &inner_to_pod()));
+    assert_eq!(Lab::take(&l.out1).len(), 1);
+    assert_eq!(seen.load(std::sync::atomic::Ordering::Relaxed), 2);
+    assert_eq!(
+        l.packets("ip4-local"),
+        2,
+        "disabled: around ip4-local again"
+    );
+    l.no_leaks();
+}
+
+/// The encap node writes the uplink's Ethernet header with the outer one when the uplink
+/// has no output features; with one (a pass-through tap on pg0's ip4-output) the outer packet
+/// goes the long way, through ip4-lookup and ip4-rewrite. Both write the same bytes, for each
+/// of the tunnel flags' outcomes.
+#[test]
+fn the_straight_encap_writes_what_the_long_way_writes() {
+    let seen = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let mut l = lab_with(|b| {
+        b.feature(
+            rvpp_dataplane::feature::Feature::new("ip4-output", "test-out-tap"),
+            Box::new(LocalTap("test-out-tap", seen.clone())),
+        )
+    });
+    let (if0, if1, t0) = (l.if0, l.if1, l.t0);
+    let mut frames = vec![];
+    for flags in [
+        0,
+        ipip::tunnel_flags::SET_DF | ipip::tunnel_flags::COPY_DSCP,
+        1,
+    ] {
+        let mut ts = (*l.table.load()).clone();
+        let mut t = *ts.get(t0).unwrap();
+        (t.flags, t.dscp) = (flags, 10);
+        ts.insert(t);
+        l.table.publish(ts);
+        let pods = [
+            with_df(pod_frame([198, 19, 202, 7], 46), true),
+            with_df(pod_frame([198, 19, 202, 8], 0), false),
+        ];
+        l.send_vector(if1, &pods);
+        let straight = Lab::take(&l.out0);
+        let lookups = l.packets("ip4-lookup");
+        l.fwd
+            .feature_enable(if0, "ip4-output", "test-out-tap", true)
+            .unwrap();
+        l.send_vector(if1, &pods);
+        let long = Lab::take(&l.out0);
+        assert_eq!(
+            l.packets("ip4-lookup"),
+            lookups + 4,
+            "the long way: a second lookup"
+        );
+        l.fwd
+            .feature_enable(if0, "ip4-output", "test-out-tap", false)
+            .unwrap();
+        assert_eq!(straight.len(), 2);
+        assert_eq!(straight, long, "flags {flags}");
+        frames.extend(straight);
+    }
+    assert_eq!(seen.load(std::sync::atomic::Ordering::Relaxed), 6);
+    let outer = |f: &[u8]| Ipv4Header::from_slice(&f[14..]).unwrap().0;
+    let (plain, set, copy_df) = (outer(&frames[0]), outer(&frames[2]), outer(&frames[4]));
+    assert_eq!((plain.dscp.value(), plain.dont_fragment), (10, false));
+    assert_eq!(
+        (set.dscp.value(), set.dont_fragment),
+        (46, true),
+        "copied DSCP, set DF"
+    );
+    assert_eq!(
+        outer(&frames[3]).dscp.value(),
+        0,
+        "the second pod packet's DSCP"
+    );
+    assert!(copy_df.dont_fragment, "the inner packet's DF, copied");
+    assert!(!outer(&frames[5]).dont_fragment, "and its clear DF");
+    for f in &frames {
+        let h = outer(f);
+        assert_eq!(h.header_checksum, h.calc_header_checksum());
+    }
+    l.no_leaks();
+}
+
+/// A pod frame with the inner DF bit `on` (checksum redone).
+fn with_df(mut f: Vec<u8>, on: bool) -> Vec<u8> {
+    f[14 + 6] = if on {
+        f[14 + 6] | 0x40
+    } else {
+        f[14 + 6] & !0x40
+    };
+    f[14 + 10..14 + 12].fill(0);
+    let c = rvpp_dataplane::wire::checksum(&f[14..34]);
+    f[14 + 10..14 + 12].copy_from_slice(&c.to_be_bytes());
+    f
+}
+
+/// A feature that counts what it sees and passes it on along its arc.
+struct LocalTap(&'static str, std::sync::Arc<std::sync::atomic::AtomicU64>);
+
+impl rvpp_dataplane::graph::Node for LocalTap {
+    fn info(&self) -> rvpp_dataplane::graph::NodeInfo {
+        rvpp_dataplane::graph::NodeInfo::internal(self.0, &[], &[])
+    }
+    fn process(
+        &mut self,
+        cx: &mut rvpp_dataplane::runtime::Ctx<'_>,
+        bufs: &mut [u32],
+        nexts: &mut [u16],
+    ) {
+        let arc = cx.arc();
+        for (&bi, n) in bufs.iter().zip(nexts.iter_mut()) {
+            *n = arc.next(cx.bufs.meta(bi).feature_mask);
+        }
+        self.1
+            .fetch_add(bufs.len() as u64, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// The outer IPv4 header's checksum, after an edit.
+fn fix_outer(f: &mut [u8]) {
+    let hl = (f[14] & 0xf) as usize * 4;
+    f[24..26].fill(0);
+    let c = rvpp_dataplane::wire::checksum(&f[14..14 + hl]);
+    f[24..26].copy_from_slice(&c.to_be_bytes());
+}
+
+/// The inner (20-byte outer) IPv4 header's checksum, after an edit.
+fn fix_inner(f: &mut [u8]) {
+    fix_inner_hl(f, 20);
+}
+
+fn fix_inner_hl(f: &mut [u8], hl: usize) {
+    let o = 14 + 20;
+    f[o + 10..o + 12].fill(0);
+    let c = rvpp_dataplane::wire::checksum(&f[o..o + hl]);
+    f[o + 10..o + 12].copy_from_slice(&c.to_be_bytes());
 }
 
 /// IP-in-IPv6 from `src` to our fd00::1 (ipip1's far end is fd00::2), next header `proto`.

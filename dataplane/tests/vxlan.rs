@@ -11,7 +11,8 @@ use etherparse::{Ethernet2Header, IpNumber, Ipv4Header, PacketBuilder, SlicedPac
 use rvpp_dataplane::buffer::BufferPool;
 use rvpp_dataplane::feature::FeatureTables;
 use rvpp_dataplane::forwarding::{Forwarding, Path, Prefix};
-use rvpp_dataplane::nodes::vxlan;
+use rvpp_dataplane::graph::{DeviceNodes, GraphBuilder};
+use rvpp_dataplane::nodes::{standard_with, vxlan};
 use rvpp_dataplane::runtime::Runtime;
 use rvpp_dataplane::tables::Shared;
 use std::net::{IpAddr, Ipv4Addr};
@@ -41,10 +42,20 @@ fn v4(a: &str) -> IpAddr {
 }
 
 fn lab() -> Lab {
+    lab_with(|b| b)
+}
+
+/// [`lab`] with more nodes or features registered on the graph.
+fn lab_with(extra: impl FnOnce(GraphBuilder) -> GraphBuilder) -> Lab {
     let pool = BufferPool::with_backing(4096, 2048, false).unwrap();
     let shared = Shared::new();
     let tables = FeatureTables::default();
-    let (graph, mut fwd) = common::feature_graph(&shared, &tables);
+    let graph = extra(standard_with(&tables))
+        .device(DeviceNodes::tx_only("pg-tx"))
+        .build()
+        .unwrap();
+    let mut fwd = Forwarding::new(shared.clone());
+    fwd.use_features(graph.features.clone());
     let if0 = fwd.interface_add("pg0", "pg", MAC0, true, 1500).unwrap();
     let if1 = fwd.interface_add("pg1", "pg", MAC1, true, 1500).unwrap();
     let tun = fwd
@@ -272,6 +283,193 @@ fn decap_hands_the_inner_frame_to_the_tunnel_interface() {
     assert!(payload.ends_with(b"from the linux node"));
     assert_eq!(l.error("vxlan4-input", vxlan::input_error::DECAPSULATED), 1);
     l.no_leaks();
+}
+
+/// Outer IPv4/UDP to `port` from the remote VTEP, VXLAN with `vni` and `flags`, then bare IP
+/// (calico-vpp's L3 mode).
+fn peer_l3_frame(vni: u32, flags: u8, port: u16, inner_ip: &[u8]) -> Vec<u8> {
+    let mut payload = vec![flags, 0, 0, 0];
+    payload.extend_from_slice(&(vni << 8).to_be_bytes());
+    payload.extend_from_slice(inner_ip);
+    let b = PacketBuilder::ethernet2(PEER0, MAC0)
+        .ipv4([198, 18, 0, 2], [198, 18, 0, 1], 64)
+        .udp(51000, port);
+    let mut v = Vec::new();
+    b.write(&mut v, &payload).unwrap();
+    v
+}
+
+/// The lab's L2 tunnel beside an L3-mode one over IPv4 (vxlan_tunnel2, VNI + 1) between the
+/// same VTEPs.
+fn lab_l3() -> Lab {
+    let mut l = lab();
+    let t2 = l
+        .fwd
+        .interface_add("vxlan_tunnel2", "vxlan", [0; 6], false, 1450)
+        .unwrap();
+    l.fwd.set_admin_up(t2, true).unwrap();
+    l.fwd.set_unnumbered(t2, Some(l.if0)).unwrap();
+    let mut t = (*l.table.load()).clone();
+    t.insert(vxlan::Tunnel {
+        sw_if_index: t2,
+        instance: 2,
+        src: v4("198.18.0.1"),
+        dst: v4("198.18.0.2"),
+        dst_port: 4789,
+        vni: VNI + 1,
+        encap_fib: 0,
+        encap_vrf_id: 0,
+        l3: true,
+        decap_next_index: u32::MAX,
+    });
+    l.table.publish(t);
+    l
+}
+
+/// Packets a node has processed so far.
+fn packets(l: &Lab, node: &str) -> u64 {
+    let i = l.rt.graph().index(node).unwrap() as usize;
+    l.rt.stats().nodes[i].vectors.get()
+}
+
+/// UDP to 4789 goes from ip4-lookup straight to vxlan4-input; in one vector, L3-mode packets
+/// of one tunnel after the first are decapsulated by its key, while an unknown VNI, a header
+/// without the I flag, the L2 tunnel's frame, another UDP port (to ip4-local) and an inner
+/// header with a bad checksum each take their own way.
+#[test]
+fn decap_skips_ip4_local_and_only_plain_packets_keep_the_key() {
+    let mut l = lab_l3();
+    let if0 = l.if0;
+    let good = peer_l3_frame(VNI + 1, 0x08, 4789, &inner_ip_to_pod());
+    let mut bad_sum = good.clone();
+    bad_sum[14 + 20 + 16 + 10] ^= 0xff;
+    let vector = [
+        good.clone(),
+        good.clone(),
+        peer_l3_frame(VNI + 2, 0x08, 4789, &inner_ip_to_pod()),
+        peer_l3_frame(VNI + 1, 0x00, 4789, &inner_ip_to_pod()),
+        peer_frame(VNI, 0x08, &inner_ip_to_pod()),
+        peer_l3_frame(VNI + 1, 0x08, 4790, &inner_ip_to_pod()),
+        bad_sum,
+        good,
+    ];
+    let bufs = l.rt.buffers();
+    let bis: Vec<u32> = vector
+        .iter()
+        .map(|f| {
+            let bi = bufs.alloc_from_bytes(f).unwrap();
+            bufs.meta(bi).rx_sw_if_index = if0;
+            bi
+        })
+        .collect();
+    l.rt.inject("ethernet-input", &bis).unwrap();
+    let out = Lab::take(&l.out1);
+    assert_eq!(out.len(), 4, "three L3 packets and the L2 one");
+    for o in &out {
+        let (ip, payload) = Ipv4Header::from_slice(&o[14..]).unwrap();
+        assert_eq!(ip.source, [198, 19, 200, 5]);
+        assert_eq!(ip.time_to_live, 62);
+        assert_eq!(ip.header_checksum, ip.calc_header_checksum());
+        assert!(payload.ends_with(b"from the linux node"));
+        assert_eq!(o.len(), 14 + inner_ip_to_pod().len());
+    }
+    use vxlan::input_error as e;
+    assert_eq!(l.error("vxlan4-input", e::DECAPSULATED), 5);
+    assert_eq!(l.error("vxlan4-input", e::NO_TUNNEL), 1);
+    assert_eq!(l.error("vxlan4-input", e::BAD_FLAGS), 1);
+    let bad = rvpp_dataplane::nodes::ip4::input_error::BAD_CHECKSUM;
+    assert_eq!(
+        l.error("ip4-input", bad),
+        1,
+        "the inner header, on the tunnel"
+    );
+    assert_eq!(packets(&l, "vxlan4-input"), 7);
+    assert_eq!(packets(&l, "ip4-local"), 1, "UDP to 4790 only");
+    let no_punt = rvpp_dataplane::nodes::ip4::local_error::NO_PUNT;
+    assert_eq!(l.error("ip4-local", no_punt), 1);
+    l.no_leaks();
+}
+
+/// The encap node writes the uplink's Ethernet header with the outer ones when the uplink
+/// has no output features; with one (a pass-through tap on pg0's ip4-output) the outer packet
+/// goes the long way, through ip4-lookup and ip4-rewrite. Both write the same bytes.
+#[test]
+fn the_straight_encap_writes_what_the_long_way_writes() {
+    let seen = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let mut l = lab_with(|b| {
+        b.feature(
+            rvpp_dataplane::feature::Feature::new("ip4-output", "test-out-tap"),
+            Box::new(Tap(seen.clone())),
+        )
+    });
+    let (if0, if1) = (l.if0, l.if1);
+    let pod = |sport: u16| {
+        let b = PacketBuilder::ethernet2(PEER1, MAC1)
+            .ipv4([198, 19, 0, 2], [198, 19, 200, 5], 64)
+            .udp(sport, 2000);
+        let mut v = Vec::new();
+        b.write(&mut v, &[0x5a; 100]).unwrap();
+        v
+    };
+    let send = |l: &mut Lab| {
+        let bufs = l.rt.buffers();
+        let bis: Vec<u32> = [pod(1000), pod(1001), pod(1002)]
+            .iter()
+            .map(|f| {
+                let bi = bufs.alloc_from_bytes(f).unwrap();
+                bufs.meta(bi).rx_sw_if_index = if1;
+                bi
+            })
+            .collect();
+        l.rt.inject("ethernet-input", &bis).unwrap();
+        Lab::take(&l.out0)
+    };
+    let straight = send(&mut l);
+    assert_eq!(
+        packets(&l, "ip4-lookup"),
+        3,
+        "the pod packets' lookups only"
+    );
+    l.fwd
+        .feature_enable(if0, "ip4-output", "test-out-tap", true)
+        .unwrap();
+    let long = send(&mut l);
+    assert_eq!(
+        packets(&l, "ip4-lookup"),
+        9,
+        "the long way: a second lookup"
+    );
+    assert_eq!(seen.load(std::sync::atomic::Ordering::Relaxed), 3);
+    assert_eq!(straight.len(), 3);
+    assert_eq!(straight, long);
+    for f in &straight {
+        let (h, _) = Ipv4Header::from_slice(&f[14..]).unwrap();
+        assert_eq!(h.header_checksum, h.calc_header_checksum());
+        assert_eq!(h.total_len as usize, f.len() - 14);
+    }
+    l.no_leaks();
+}
+
+/// A feature that counts what it sees and passes it on along its arc.
+struct Tap(std::sync::Arc<std::sync::atomic::AtomicU64>);
+
+impl rvpp_dataplane::graph::Node for Tap {
+    fn info(&self) -> rvpp_dataplane::graph::NodeInfo {
+        rvpp_dataplane::graph::NodeInfo::internal("test-out-tap", &[], &[])
+    }
+    fn process(
+        &mut self,
+        cx: &mut rvpp_dataplane::runtime::Ctx<'_>,
+        bufs: &mut [u32],
+        nexts: &mut [u16],
+    ) {
+        let arc = cx.arc();
+        for (&bi, n) in bufs.iter().zip(nexts.iter_mut()) {
+            *n = arc.next(cx.bufs.meta(bi).feature_mask);
+        }
+        self.0
+            .fetch_add(bufs.len() as u64, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 #[test]

@@ -421,6 +421,13 @@ pub trait LookupFamily: Family {
     fn is_scoped(_dst: Self::Addr) -> bool {
         false
     }
+    /// A packet for us, on an interface without local-arc features, that the family's local
+    /// node would hand straight to a tunnel's input node (IPIP; UDP to the VXLAN port): that
+    /// node's edge, so it skips the local node. None (the default): the local node decides.
+    #[inline(always)]
+    fn local_tunnel(_b: &Buf<'_>) -> Option<u16> {
+        None
+    }
     /// The edge for a scoped destination, or None to follow the FIB.
     fn scoped(
         _b: &mut Buf<'_>,
@@ -522,7 +529,7 @@ impl<F: LookupFamily> Node for Lookup<F> {
             }
             if leaf == local_leaf && v.meta(i).rx_sw_if_index == local_rx {
                 v.meta(i).adj_index = local_adj;
-                nexts[i] = F::IDS.local;
+                nexts[i] = F::local_tunnel(&v.get(i)).unwrap_or(F::IDS.local);
                 continue;
             }
             if leaf != LEAF_MISS - 1 {
@@ -554,8 +561,12 @@ impl<F: LookupFamily> Node for Lookup<F> {
             nexts[i] = lookup_slow::<F>(&mut b, leaf, &self.arc, cx.tables, errs);
             // `local` comes only from a local adjacency on an interface without local
             // features; a single-path one is the same for every packet of the leaf.
-            if nexts[i] == F::IDS.local && fwd.lb(leaf).n_buckets <= 1 {
-                (local_leaf, local_rx, local_adj) = (leaf, b.meta.rx_sw_if_index, b.meta.adj_index);
+            if nexts[i] == F::IDS.local {
+                if fwd.lb(leaf).n_buckets <= 1 {
+                    (local_leaf, local_rx, local_adj) =
+                        (leaf, b.meta.rx_sw_if_index, b.meta.adj_index);
+                }
+                nexts[i] = F::local_tunnel(&b).unwrap_or(F::IDS.local);
             }
         }
     }

@@ -167,6 +167,8 @@ crate::next_edges! {
         PBL => "ip4-pbl",
         SR_ENCAP => "sr-pl-rewrite-encaps-v4",
         SR_LOCALSID => "sr-localsid",
+        IPIP => "ipip4-input",
+        VXLAN => "vxlan4-input",
     }
 }
 
@@ -201,6 +203,23 @@ impl LookupFamily for V4 {
     #[inline(always)]
     fn is_scoped(dst: u32) -> bool {
         dst >> 28 == 0xe
+    }
+    /// What ip4-local decides first for these (ip4-input has checked the header): not a
+    /// fragment, no options, protocol 4 or 41 (ipip4-input) or UDP to 4789 (vxlan4-input).
+    #[inline(always)]
+    fn local_tunnel(b: &Buf<'_>) -> Option<u16> {
+        use crate::wire::tunnel::{IP_PROTO_IPIP, IP_PROTO_IPV6};
+        let h = b.head::<{ wire::IP4_HDR + 4 }>()?;
+        if h[0] != 0x45 || h[6] & 0x3f != 0 || h[7] != 0 {
+            return None;
+        }
+        match h[9] {
+            IP_PROTO_IPIP | IP_PROTO_IPV6 => Some(lookup_next::IPIP),
+            wire::IP_PROTO_UDP if u16::from_be_bytes([h[22], h[23]]) == super::vxlan::PORT => {
+                Some(lookup_next::VXLAN)
+            }
+            _ => None,
+        }
     }
     fn scoped(
         b: &mut Buf<'_>,

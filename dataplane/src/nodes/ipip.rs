@@ -10,7 +10,7 @@
 //! (`COPY_DF`) or sets it (`SET_DF`); DSCP the tunnel's, or the inner's with `COPY_DSCP`
 //! (VPP's `tunnel_encap_decap_flags`; the front ends refuse the flags not implemented here).
 
-use crate::buffer::Buf;
+use crate::buffer::{flags, Buf};
 use crate::feature::{Feature, FeatureTables};
 use crate::graph::{GraphBuilder, Node, NodeInfo, NodeKind};
 use crate::rcu::{Published, Snapshot};
@@ -18,7 +18,7 @@ use crate::runtime::Ctx;
 use crate::tables::MAX_RELOOKUPS;
 use crate::wire::tunnel::{IP_PROTO_IPIP, IP_PROTO_IPV6};
 use crate::wire::{self, Ip4Hdr, Ip4HdrMut, Ip6Hdr, Ip6HdrMut};
-use super::tunnel::{addr_bits, EncapTarget, LastKey, TunnelEntry, TunnelSet};
+use super::tunnel::{addr_bits, EncapTarget, LastKey, TunnelEntry, TunnelSet, Uplink};
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -149,6 +149,8 @@ struct Prepared<'t> {
     t: &'t Tunnel,
     hdr4: [u8; wire::IP4_HDR],
     sum4: u64,
+    /// IPv4 outer: the straight way ([`straight4`]) may apply.
+    v4: bool,
 }
 
 fn prepare(t: &Tunnel) -> EncapTarget<Prepared<'_>> {
@@ -162,6 +164,7 @@ fn prepare(t: &Tunnel) -> EncapTarget<Prepared<'_>> {
             t,
             sum4: wire::ones_sum(&hdr4, 0),
             hdr4,
+            v4: matches!((t.src, t.dst), (IpAddr::V4(_), IpAddr::V4(_))),
         },
         encap_fib: t.encap_fib,
         outer_dst: t.dst,
@@ -174,8 +177,65 @@ fn prepare(t: &Tunnel) -> EncapTarget<Prepared<'_>> {
     }
 }
 
+/// The common packet onto an IPv4 tunnel whose uplink has an Ethernet header and fits it:
+/// one buffer, no offload, an IPv4 packet inside. The uplink's header and the outer one are
+/// written in one window, as [`encap_one`] and [`Uplink::finish`] would write them. None,
+/// changing nothing: anything else.
 #[inline(always)]
-fn encap_one(b: &mut Buf<'_>, p: &Prepared<'_>) -> Result<u16, u16> {
+fn straight4(b: &mut Buf<'_>, p: &Prepared<'_>, up: &Uplink) -> Option<u16> {
+    const L2: usize = wire::ETH_HDR;
+    const BACK: usize = L2 + wire::IP4_HDR;
+    const NOT_PLAIN: u32 =
+        flags::TUNNEL_OFFLOAD | flags::GSO | flags::OFFLOAD_L4_CKSUM | flags::NEXT_PRESENT;
+    let (m, t) = (&*b.meta, p.t);
+    let inner_len = m.current_length;
+    if !p.v4
+        || m.flags & NOT_PLAIN != 0
+        || m.relookups >= MAX_RELOOKUPS
+        || (inner_len as usize) < wire::IP4_HDR
+    {
+        return None;
+    }
+    let eth = up.eth()?;
+    let w = b.window_mut::<BACK, { BACK + wire::IP4_HDR }>()?;
+    let (h, inner) = w.split_first_chunk_mut::<BACK>()?;
+    let inner = inner.first_chunk::<{ wire::IP4_HDR }>()?;
+    if inner[0] >> 4 != 4 {
+        return None;
+    }
+    let tos = if t.flags & tunnel_flags::COPY_DSCP != 0 {
+        inner[1] & 0xfc
+    } else {
+        t.dscp << 2
+    };
+    let df = t.flags & tunnel_flags::SET_DF != 0
+        || (t.flags & tunnel_flags::COPY_DF != 0 && inner[6] & 0x40 != 0);
+    let frag = if df { 0x4000u16 } else { 0 };
+    let total = wire::IP4_HDR as u16 + inner_len;
+    let (l2, ip) = h.split_first_chunk_mut::<L2>()?;
+    *l2 = *eth;
+    let ip = ip.first_chunk_mut::<{ wire::IP4_HDR }>()?;
+    *ip = p.hdr4;
+    ip[1] = tos;
+    ip[2..4].copy_from_slice(&total.to_be_bytes());
+    ip[6..8].copy_from_slice(&frag.to_be_bytes());
+    ip[9] = IP_PROTO_IPIP;
+    let sum = p.sum4 + tos as u64 + total as u64 + frag as u64 + IP_PROTO_IPIP as u64;
+    ip[10..12].copy_from_slice(&wire::fold(sum).to_be_bytes());
+    let m = &mut *b.meta;
+    m.current_data -= wire::IP4_HDR as i16;
+    super::tunnel::outer_packet(m, t.encap_fib);
+    m.current_data -= L2 as i16;
+    m.current_length += BACK as u16;
+    up.stamp(m);
+    Some(encap_next::OUTPUT)
+}
+
+#[inline(always)]
+fn encap_one(b: &mut Buf<'_>, p: &Prepared<'_>, up: Option<&Uplink>) -> Result<u16, u16> {
+    if let Some(next) = up.and_then(|up| straight4(b, p, up)) {
+        return Ok(next);
+    }
     let t = p.t;
     let m = &*b.meta;
     // An offload (GSO, L4 checksum) is the inner packet's: gso-segment does it after us.
@@ -351,6 +411,25 @@ fn decap6(
     finish_decap(b, sw, wire::IP6_HDR, tl.min(d.len()), h.next_header())
 }
 
+/// Where [`plain4`]'s inner header starts.
+const PLAIN_IN: usize = wire::IP4_HDR;
+
+/// An IPv4-in-IPv4 packet both of whose headers are plain, keyed by its outer addresses.
+#[inline(always)]
+fn plain4(b: &Buf<'_>) -> Option<super::tunnel::PlainKey> {
+    let h = b.head::<{ PLAIN_IN + wire::IP4_HDR }>()?;
+    let len = b.meta.current_length as usize;
+    let (outer, inner) = h.split_first_chunk::<PLAIN_IN>()?;
+    let inner = inner.first_chunk::<{ wire::IP4_HDR }>()?;
+    let plain = outer[0] == 0x45
+        && outer[9] == IP_PROTO_IPIP
+        && u16::from_be_bytes([outer[2], outer[3]]) as usize == len
+        && super::tunnel::plain_inner4(inner, len.saturating_sub(PLAIN_IN));
+    let o = outer;
+    let addrs = [o[12], o[13], o[14], o[15], o[16], o[17], o[18], o[19]];
+    plain.then_some(u64::from_ne_bytes(addrs) as u128)
+}
+
 /// The inner packet of `proto` at `hl`, ending at `tl` in this buffer, onto tunnel `sw`.
 #[inline(always)]
 fn finish_decap(b: &mut Buf<'_>, sw: u32, hl: usize, tl: usize, proto: u8) -> Result<u16, u16> {
@@ -396,7 +475,7 @@ impl Node for IpipInput {
                 decap6(b, tunnels, &mut last)
             });
         } else {
-            super::tunnel::decap_vector(cx, bufs, nexts, &DECAP_CODES, |b| {
+            super::tunnel::decap_vector_keyed(cx, bufs, nexts, &DECAP_CODES, (PLAIN_IN, plain4), |b| {
                 decap4(b, tunnels, &mut last)
             });
         }

@@ -160,6 +160,25 @@ impl Uplink {
         self.mtu
     }
 
+    /// The uplink's Ethernet header, when that is its L2 header: an encap node may then write
+    /// it with the outer headers in one go (and [`Uplink::stamp`] the packet).
+    #[inline(always)]
+    pub(crate) fn eth(&self) -> Option<&[u8; wire::ETH_HDR]> {
+        if self.l2_len as usize == wire::ETH_HDR {
+            self.l2.first_chunk()
+        } else {
+            None
+        }
+    }
+
+    /// The packet, its L2 header written, leaves by the uplink (what [`Uplink::finish`]
+    /// records).
+    #[inline(always)]
+    pub(crate) fn stamp(&self, m: &mut BufferMeta) {
+        m.tx_sw_if_index = self.sw_if_index;
+        m.adj_index = self.adj_index;
+    }
+
     /// None: the lookup would do something else (no route, ECMP, a local, glean or
     /// table-lookup adjacency, output features, a scoped or multicast destination); such
     /// packets go through ip4-/ip6-lookup as before.
@@ -227,8 +246,7 @@ impl Uplink {
         } else {
             copy_other_l2(d, &self.l2, n);
         }
-        b.meta.tx_sw_if_index = self.sw_if_index;
-        b.meta.adj_index = self.adj_index;
+        self.stamp(b.meta);
         true
     }
 }
@@ -250,7 +268,8 @@ type Resolved<P> = (P, Option<Uplink>, (u16, u8));
 /// The encap loop of IPIP and VXLAN: as [`encap_vector`], with the tunnel's [`EncapTarget`]
 /// and its [`Uplink`] found once per run of packets to the same tunnel. `encap` builds the
 /// outer header and returns the lookup edge; when the uplink is known the packet is finished
-/// here and goes to `output` (interface-output).
+/// here and goes to `output` (interface-output). `encap` is given the uplink when the packet
+/// fits it: it may then write the uplink's header itself and return `output`.
 #[inline(always)]
 pub(crate) fn encap_stacked_vector<P>(
     cx: &mut Ctx<'_>,
@@ -258,7 +277,7 @@ pub(crate) fn encap_stacked_vector<P>(
     nexts: &mut [u16],
     (codes, output, big): (&EncapCodes, u16, &TooBigCodes),
     target: impl Fn(u32) -> Option<EncapTarget<P>>,
-    mut encap: impl FnMut(&mut Buf<'_>, &P) -> Result<u16, u16>,
+    mut encap: impl FnMut(&mut Buf<'_>, &P, Option<&Uplink>) -> Result<u16, u16>,
 ) {
     let errs = cx.errs();
     let tables = cx.tables;
@@ -286,18 +305,26 @@ pub(crate) fn encap_stacked_vector<P>(
                 None => Err(codes.no_tunnel),
             };
         }
+        // One call of `encap`, so that it is inlined.
         let r = match &last {
-            Ok((p, Some(up), sizes)) => match fits(&mut b, up, *sizes, big) {
-                Ok(fit) => {
-                    encap(&mut b, p).map(|n| if fit && up.finish(&mut b) { output } else { n })
-                }
-                Err(edge) => {
-                    told += 1;
-                    *next_out = edge;
-                    continue;
-                }
-            },
-            Ok((p, None, _)) => encap(&mut b, p),
+            Ok((p, up, sizes)) => {
+                let fit = match up {
+                    Some(up) => match fits(&mut b, up, *sizes, big) {
+                        Ok(fit) => fit,
+                        Err(edge) => {
+                            told += 1;
+                            *next_out = edge;
+                            continue;
+                        }
+                    },
+                    None => false,
+                };
+                let fitted = up.as_ref().filter(|_| fit);
+                encap(&mut b, p, fitted).map(|n| match fitted {
+                    Some(up) if n != output && up.finish(&mut b) => output,
+                    _ => n,
+                })
+            }
             Err(e) => Err(*e),
         };
         *next_out = settle(r, b.meta, errs, codes, &mut done);
@@ -383,6 +410,38 @@ pub(crate) fn decap_vector(
     bufs: &[u32],
     nexts: &mut [u16],
     codes: &DecapCodes,
+    decap: impl FnMut(&mut Buf<'_>) -> Result<u16, u16>,
+) {
+    decap_vector_keyed(cx, bufs, nexts, codes, (0, |_| None), decap)
+}
+
+/// A packet [`decap_vector_keyed`] may decapsulate the short way has a key: its plain outer
+/// IPv4 header's addresses (and VXLAN's VNI), with its inner IPv4 header at a fixed offset,
+/// plain too (20 bytes, good checksum, TTL non-zero) and ending where the outer packet and
+/// the buffer end. What a node's `decap` does with such a packet is fixed by its key alone.
+pub(crate) type PlainKey = u128;
+
+/// Is `h` a plain inner IPv4 header of a packet ending `len` bytes after it: what ip4-input's
+/// fast path (`plain_header_ok`) accepts without trimming.
+#[inline(always)]
+pub(crate) fn plain_inner4(h: &[u8; wire::IP4_HDR], len: usize) -> bool {
+    h[0] == 0x45
+        && h[8] != 0
+        && u16::from_be_bytes([h[2], h[3]]) as usize == len
+        && wire::ip4_header20_ok(h)
+}
+
+/// As [`decap_vector`], with `plain` naming the packets whose outcome their key decides:
+/// once a key's packet went the whole way (`decap`, an up tunnel with IPv4 on and no unicast
+/// features, the inner header plain) to ip4-lookup, the vector's next packets with that key
+/// go there with only their metadata changed, as `decap` and ip4-input's fast path would.
+#[inline(always)]
+pub(crate) fn decap_vector_keyed(
+    cx: &mut Ctx<'_>,
+    bufs: &[u32],
+    nexts: &mut [u16],
+    codes: &DecapCodes,
+    (inner, plain): (usize, impl Fn(&Buf<'_>) -> Option<PlainKey>),
     mut decap: impl FnMut(&mut Buf<'_>) -> Result<u16, u16>,
 ) {
     use super::family::{Family, InputFamily, V4};
@@ -392,12 +451,31 @@ pub(crate) fn decap_vector(
     // The last tunnel's facts: up, and its IPv4 FIB when ip4-input would pass its packets
     // straight to the lookup.
     let (mut last_sw, mut last_up, mut plain_fib) = (u32::MAX, false, None);
+    // The last key that went the whole way to the lookup: (key, tunnel, its IPv4 FIB).
+    let mut known: Option<(PlainKey, u32, u32)> = None;
     let mut rx = RxRun::default();
     let mut view = cx.bufs.view();
     let mut v = view.vector(bufs);
     for (i, next_out) in nexts.iter_mut().enumerate().take(v.len()) {
         v.prefetch(i + PREFETCH_AHEAD);
         let mut b = v.get(i);
+        // Chained packets and checksum offloads are decap's to decide.
+        let key = match b.meta.flags & (flags::NEXT_PRESENT | flags::OFFLOAD_L4_CKSUM) {
+            0 => plain(&b),
+            _ => None,
+        };
+        if let (Some(k), Some((kk, sw, fib)), Some((_, lookup))) = (key, known, codes.inner_ip4) {
+            if k == kk && b.advance(inner) {
+                let m = &mut *b.meta;
+                inner_packet(m, sw);
+                m.fib_index = fib;
+                m.l3_hdr_offset = m.current_data;
+                done += 1;
+                rx.add(cx.stats, sw, m.current_length as u64);
+                *next_out = lookup;
+                continue;
+            }
+        }
         let r = decap(&mut b);
         let sw = b.meta.rx_sw_if_index;
         if r.is_ok() && sw != last_sw {
@@ -422,6 +500,9 @@ pub(crate) fn decap_vector(
                         let m = &mut *b.meta;
                         m.fib_index = fib;
                         m.l3_hdr_offset = m.current_data;
+                        if let Some(k) = key {
+                            known = Some((k, sw, fib));
+                        }
                         lookup
                     }
                     _ => n,

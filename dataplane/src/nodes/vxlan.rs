@@ -28,7 +28,7 @@ use crate::runtime::Ctx;
 use crate::tables::MAX_RELOOKUPS;
 use crate::wire::tunnel::{VxlanHdr, VxlanHdrMut, VXLAN_HDR, VXLAN_PORT};
 use crate::wire::{self, Ip4Hdr, Ip4HdrMut, Ip6Hdr, Ip6HdrMut};
-use super::tunnel::{addr_bits, EncapTarget, LastKey, TunnelEntry, TunnelSet};
+use super::tunnel::{addr_bits, EncapTarget, LastKey, TunnelEntry, TunnelSet, Uplink};
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -166,6 +166,8 @@ struct Prepared<'t> {
     t: &'t Tunnel,
     hdr4: [u8; OUTER4],
     sum4: u64,
+    /// IPv4 outer: the straight way ([`straight4`]) may apply.
+    v4: bool,
 }
 
 fn prepare(t: &Tunnel) -> EncapTarget<Prepared<'_>> {
@@ -186,6 +188,7 @@ fn prepare(t: &Tunnel) -> EncapTarget<Prepared<'_>> {
             t,
             sum4: wire::ones_sum(&hdr4[..wire::IP4_HDR], 0),
             hdr4,
+            v4: matches!((t.src, t.dst), (IpAddr::V4(_), IpAddr::V4(_))),
         },
         encap_fib: t.encap_fib,
         outer_dst: t.dst,
@@ -208,9 +211,50 @@ fn inner_l2(t: &Tunnel) -> usize {
     }
 }
 
-/// Prepend the outer headers in place; Ok(next edge) or Err(error code).
+/// The common packet onto an IPv4 tunnel whose uplink has an Ethernet header and fits it:
+/// one buffer, no offload. The uplink's header and the outer ones are written in one window,
+/// as [`encap_one`] and [`Uplink::finish`] would write them. None, changing nothing: anything
+/// else.
 #[inline(always)]
-fn encap_one(b: &mut Buf<'_>, p: &Prepared<'_>) -> Result<u16, u16> {
+fn straight4(b: &mut Buf<'_>, p: &Prepared<'_>, up: &Uplink) -> Option<u16> {
+    const L2: usize = wire::ETH_HDR;
+    const BACK: usize = L2 + OUTER4;
+    const NOT_PLAIN: u32 =
+        flags::TUNNEL_OFFLOAD | flags::GSO | flags::OFFLOAD_L4_CKSUM | flags::NEXT_PRESENT;
+    let (m, t) = (&*b.meta, p.t);
+    if !p.v4 || m.flags & NOT_PLAIN != 0 || m.relookups >= MAX_RELOOKUPS {
+        return None;
+    }
+    let eth = up.eth()?;
+    let sport = src_port(inner_hash(b.data(), t.l3));
+    let udp_len = (8 + VXLAN_HDR) as u16 + b.meta.current_length;
+    let total = udp_len + wire::IP4_HDR as u16;
+    let w = b.window_mut::<BACK, BACK>()?;
+    let (l2, h) = w.split_first_chunk_mut::<L2>()?;
+    let h = h.first_chunk_mut::<OUTER4>()?;
+    *l2 = *eth;
+    *h = p.hdr4;
+    h[2..4].copy_from_slice(&total.to_be_bytes());
+    h[10..12].copy_from_slice(&wire::fold(p.sum4 + total as u64).to_be_bytes());
+    h[20..22].copy_from_slice(&sport.to_be_bytes());
+    h[24..26].copy_from_slice(&udp_len.to_be_bytes());
+    let m = &mut *b.meta;
+    m.current_data -= OUTER4 as i16;
+    super::tunnel::outer_packet(m, t.encap_fib);
+    m.flags &= !flags::L2_HDR_VALID;
+    m.current_data -= L2 as i16;
+    m.current_length += BACK as u16;
+    up.stamp(m);
+    Some(encap_next::OUTPUT)
+}
+
+/// Prepend the outer headers in place; Ok(next edge) or Err(error code). With `up`, the
+/// uplink the packet fits, the common packet is finished on it here.
+#[inline(always)]
+fn encap_one(b: &mut Buf<'_>, p: &Prepared<'_>, up: Option<&Uplink>) -> Result<u16, u16> {
+    if let Some(next) = up.and_then(|up| straight4(b, p, up)) {
+        return Ok(next);
+    }
     let t = p.t;
     let m = &*b.meta;
     // A GSO super-frame or a packet whose L4 checksum is left to the device goes out with the
@@ -408,6 +452,29 @@ fn outer6(d: &[u8], total: usize, partial: bool) -> Result<(u128, u128, usize, u
     Ok((h.src(), h.dst(), wire::IP6_HDR, tl))
 }
 
+/// Where [`plain4`]'s inner header starts.
+const PLAIN_IN: usize = wire::IP4_HDR + 8 + VXLAN_HDR;
+
+/// Outer IPv4 + UDP + VXLAN with a valid VNI, then a plain IPv4 header (L3 mode's packet,
+/// both headers plain), keyed by the outer addresses and the VNI.
+#[inline(always)]
+fn plain4(b: &Buf<'_>) -> Option<super::tunnel::PlainKey> {
+    let h = b.head::<{ PLAIN_IN + wire::IP4_HDR }>()?;
+    let len = b.meta.current_length as usize;
+    let (o, inner) = h.split_first_chunk::<PLAIN_IN>()?;
+    let inner = inner.first_chunk::<{ wire::IP4_HDR }>()?;
+    let plain = o[0] == 0x45
+        && o[9] == wire::IP_PROTO_UDP
+        && u16::from_be_bytes([o[2], o[3]]) as usize == len
+        && o[28] & crate::wire::tunnel::VXLAN_FLAG_VNI != 0
+        && super::tunnel::plain_inner4(inner, len.saturating_sub(PLAIN_IN));
+    // The addresses, and the VNI with its reserved byte (a packet whose reserved byte differs
+    // only goes the whole way): two words.
+    let addrs = [o[12], o[13], o[14], o[15], o[16], o[17], o[18], o[19]];
+    let vni = u32::from_ne_bytes([o[32], o[33], o[34], o[35]]);
+    plain.then_some(u64::from_ne_bytes(addrs) as u128 | (vni as u128) << 64)
+}
+
 #[inline(always)]
 fn decap(
     b: &mut Buf<'_>,
@@ -482,7 +549,8 @@ impl Node for VxlanInput {
         let tunnels = self.snap.get();
         let v6 = self.v6;
         let mut last = LastKey::new();
-        super::tunnel::decap_vector(cx, bufs, nexts, &DECAP_CODES, |b| {
+        let plain = |b: &Buf<'_>| if v6 { None } else { plain4(b) };
+        super::tunnel::decap_vector_keyed(cx, bufs, nexts, &DECAP_CODES, (PLAIN_IN, plain), |b| {
             decap(b, tunnels, v6, &mut last)
         });
     }
