@@ -2,12 +2,12 @@
 //! checksum updates, and translate ICMP errors that quote a translated flow. Works on the
 //! bytes from the IP header on, through the typed views of `wire`.
 
-use super::session::{FlowKey, Rewrite};
+use super::session::{csum_deltas4, FlowKey, Rewrite};
 use crate::wire::l4::{icmp4_type, icmp6_type, l4_checksum_ip6, ICMP_HDR, TCP_HDR, UDP_HDR};
 use crate::wire::{
-    self, addr_sum, csum_apply, csum_delta, csum_delta_add, csum_delta_small, csum_update, IcmpHdr,
-    IcmpHdrMut, Ip4Hdr, Ip4HdrMut, Ip6Hdr, TcpHdr, TcpHdrMut, UdpHdr, UdpHdrMut, IP4_HDR, IP6_HDR,
-    IP_PROTO_ICMP, IP_PROTO_IPV6_ICMP, IP_PROTO_TCP, IP_PROTO_UDP,
+    self, addr_sum, csum_apply, csum_update, IcmpHdr, IcmpHdrMut, Ip4Hdr, Ip4HdrMut, Ip6Hdr,
+    TcpHdr, TcpHdrMut, UdpHdr, UdpHdrMut, IP4_HDR, IP6_HDR, IP_PROTO_ICMP, IP_PROTO_IPV6_ICMP,
+    IP_PROTO_TCP, IP_PROTO_UDP,
 };
 
 const V4_MAPPED: u128 = 0xffff_0000_0000;
@@ -261,27 +261,45 @@ pub fn rewrite(d: &mut [u8], f: &Flow, rw: &Rewrite, partial: bool) {
     rewrite_any(d, f, rw, partial)
 }
 
+/// [`rewrite`] by a session entry's rewrite `rw` and, for an IPv4 flow, its checksum deltas
+/// `deltas4` ([`csum_deltas4`] of the flow and `rw`, which the entry keeps).
+#[inline(always)]
+pub fn rewrite_by_entry(d: &mut [u8], f: &Flow, rw: &Rewrite, deltas4: u32, partial: bool) {
+    if f.l4 == L4::Ports
+        && f.l4_off == IP4_HDR
+        && !f.ip6
+        && rewrite4_deltas(d, f.proto, rw, deltas4, partial)
+    {
+        return;
+    }
+    rewrite_any(d, f, rw, partial)
+}
+
 /// [`rewrite`] of an IPv4 TCP or UDP packet with a 20-byte header, when `d` holds a TCP
-/// header's worth of transport bytes (false, nothing written, otherwise): one bounds check,
-/// and the address change worked out once for both checksums.
+/// header's worth of transport bytes (false, nothing written, otherwise).
 #[inline(always)]
 fn rewrite4_ports(d: &mut [u8], f: &Flow, rw: &Rewrite, partial: bool) -> bool {
+    let deltas = csum_deltas4(f.src, f.dst, f.sport, f.dport, rw);
+    rewrite4_deltas(d, f.proto, rw, deltas, partial)
+}
+
+/// [`rewrite4_ports`] given its [`csum_deltas4`]: one bounds check, one add and fold per
+/// checksum.
+#[inline(always)]
+fn rewrite4_deltas(d: &mut [u8], proto: u8, rw: &Rewrite, deltas: u32, partial: bool) -> bool {
     const L4: usize = IP4_HDR;
     let Some(h) = d.first_chunk_mut::<{ IP4_HDR + TCP_HDR }>() else {
         return false;
     };
     let (src, dst) = (rw.src as u32, rw.dst as u32);
-    let da = csum_delta(
-        (f.src as u32) as u64 + (f.dst as u32) as u64,
-        src as u64 + dst as u64,
-    );
+    let da = (deltas >> 16) as u16;
     h[12..16].copy_from_slice(&src.to_be_bytes());
     h[16..20].copy_from_slice(&dst.to_be_bytes());
     let c = u16::from_be_bytes([h[10], h[11]]);
     h[10..12].copy_from_slice(&csum_apply(c, da).to_be_bytes());
     h[L4..L4 + 2].copy_from_slice(&rw.sport.to_be_bytes());
     h[L4 + 2..L4 + 4].copy_from_slice(&rw.dport.to_be_bytes());
-    let tcp = f.proto == IP_PROTO_TCP;
+    let tcp = proto == IP_PROTO_TCP;
     let at = if tcp { L4 + 16 } else { L4 + 6 };
     let Some(cs) = h.get_mut(at..at + 2) else {
         return true;
@@ -295,11 +313,7 @@ fn rewrite4_ports(d: &mut [u8], f: &Flow, rw: &Rewrite, partial: bool) -> bool {
         // The field is the folded pseudo-header sum, not inverted; ports are the device's.
         !csum_apply(!c, da)
     } else {
-        let dp = csum_delta_small(
-            f.sport as u32 + f.dport as u32,
-            rw.sport as u32 + rw.dport as u32,
-        );
-        let n = csum_apply(c, csum_delta_add(da, dp));
+        let n = csum_apply(c, deltas as u16);
         if n == 0 && !tcp {
             0xffff
         } else {
@@ -803,13 +817,7 @@ mod tests {
             let partial = i % 5 == 0;
             if !tcp && !partial && i % 7 == 0 {
                 // The checksum whose update is 0: it must go out as 0xffff.
-                let a = |x: u128| addr_sum(x, false);
-                let da = csum_delta(a(f.src) + a(f.dst), a(rw.src) + a(rw.dst));
-                let dp = csum_delta_small(
-                    f.sport as u32 + f.dport as u32,
-                    rw.sport as u32 + rw.dport as u32,
-                );
-                let c = csum_delta_add(da, dp);
+                let c = csum_deltas4(f.src, f.dst, f.sport, f.dport, &rw) as u16;
                 p[26..28].copy_from_slice(&c.to_be_bytes());
             }
             let (mut fast, mut general) = (p.clone(), p.clone());

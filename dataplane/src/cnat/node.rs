@@ -263,7 +263,7 @@ pub fn input_packet_hashed(
             && s.flags & sflags::RETURN == 0
             && reopens(cnat, &k, &s, ret_fib, wants_return());
         if !reopened {
-            nat::rewrite(b.data_mut(), &f, &s.rw, partial);
+            nat::rewrite_by_entry(b.data_mut(), &f, &s.rw, found.csum_deltas4, partial);
             cnat.sessions.touch(&found, now, class_of(&f, s.class));
             if f.more_frags {
                 remember_fragment(cnat, &f, fib, &s.rw, now);
@@ -529,7 +529,7 @@ pub fn output_packet_hashed(
         reopened = is_syn(&f) && reopens(cnat, &k, &s, ret_fib, true);
         if !reopened {
             if let Some(d) = b.data_mut().get_mut(l3..) {
-                nat::rewrite(d, &f, &s.rw, partial);
+                nat::rewrite_by_entry(d, &f, &s.rw, found.csum_deltas4, partial);
             }
             cnat.sessions.touch(&found, now, class_of(&f, s.class));
             return Ok(None);
@@ -1086,6 +1086,95 @@ mod tests {
             ..Default::default()
         });
         c
+    }
+
+    /// An IPv4 packet, TCP (ACK set) or UDP, with `payload`, its checksums from scratch.
+    fn data4(tcp: bool, src: [u8; 4], dst: [u8; 4], sp: u16, dp: u16, payload: &[u8]) -> Vec<u8> {
+        let b = PacketBuilder::ipv4(src, dst, 64);
+        let mut v = Vec::new();
+        if tcp {
+            b.tcp(sp, dp, 7, 1000)
+                .ack(1)
+                .write(&mut v, payload)
+                .unwrap();
+        } else {
+            b.udp(sp, dp).write(&mut v, payload).unwrap();
+        }
+        v
+    }
+
+    /// Established packets, both ways, TCP and UDP, rewritten by their entries' stored checksum
+    /// deltas: byte for byte the translated packet built from scratch (every checksum as a
+    /// full sum gives it), and a UDP checksum of 0 stays 0.
+    #[test]
+    fn established_flows_rewrite_by_their_entries_deltas() {
+        let c = service_crr();
+        c.translation_update(Translation {
+            vip: Endpoint {
+                addr: a4(VIP),
+                port: 53,
+                ip6: false,
+            },
+            proto: 17,
+            paths: vec![PathEp {
+                dst: Endpoint {
+                    addr: a4(BACKEND),
+                    port: 5353,
+                    ip6: false,
+                },
+                ..Default::default()
+            }],
+            ..Default::default()
+        });
+        let mut x = 0x5eed_1234_abcd_0001u64;
+        let mut rnd = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for i in 0..40u16 {
+            let tcp = i % 2 == 0;
+            let (vport, bport) = if tcp { (80, 8080) } else { (53, 5353) };
+            let cport = 1024 + rnd() as u16 % 60000;
+            let first = data4(tcp, CLIENT, VIP, cport, vport, b"first packet");
+            if tcp {
+                let (r, _) = input(&c, &tcp_syn(cport), 1);
+                assert_eq!(r, Ok(Some(in_err::NEW_SESSIONS)));
+            } else {
+                let (r, p) = input(&c, &first, 1);
+                assert_eq!(r, Ok(Some(in_err::NEW_SESSIONS)));
+                let want = data4(tcp, CLIENT, BACKEND, cport, bport, b"first packet");
+                assert_eq!(p, want, "new flow");
+            }
+            for _ in 0..4 {
+                let payload: Vec<u8> = (0..rnd() % 64).map(|_| rnd() as u8).collect();
+                let out = data4(tcp, CLIENT, VIP, cport, vport, &payload);
+                let (r, p) = input(&c, &out, 2);
+                assert_eq!(r, Ok(None));
+                assert_eq!(
+                    p,
+                    data4(tcp, CLIENT, BACKEND, cport, bport, &payload),
+                    "forward"
+                );
+                let back = data4(tcp, BACKEND, CLIENT, bport, cport, &payload);
+                let (r, p) = input(&c, &back, 2);
+                assert_eq!(r, Ok(None));
+                assert_eq!(p, data4(tcp, VIP, CLIENT, vport, cport, &payload), "return");
+                if !tcp {
+                    // No UDP checksum (0): translated, it stays none.
+                    let mut none = out.clone();
+                    none[26..28].copy_from_slice(&[0, 0]);
+                    let mut want = data4(tcp, CLIENT, BACKEND, cport, bport, &payload);
+                    want[26..28].copy_from_slice(&[0, 0]);
+                    assert_eq!(input(&c, &none, 2).1, want, "udp checksum 0");
+                }
+            }
+        }
+    }
+
+    fn tcp_syn(cport: u16) -> Vec<u8> {
+        tcp(CLIENT, VIP, cport, 80, "S")
     }
 
     /// One packet through the input side at `now`: its verdict and bytes after.
