@@ -145,7 +145,7 @@ pub fn flow4(d: &[u8]) -> Result<Flow, ParseError> {
 /// fragment, a whole TCP or UDP header (the bytes held reach a TCP header's end). None for
 /// anything else, which the general parse takes, to the same result.
 #[inline(always)]
-fn flow4_plain(d: &[u8]) -> Option<Flow> {
+pub fn flow4_plain(d: &[u8]) -> Option<Flow> {
     let h = d.first_chunk::<{ IP4_HDR + TCP_HDR }>()?;
     let be16 = |o: usize| u16::from_be_bytes([h[o], h[o + 1]]);
     let be32 = |o: usize| u32::from_be_bytes([h[o], h[o + 1], h[o + 2], h[o + 3]]);

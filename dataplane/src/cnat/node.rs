@@ -7,7 +7,9 @@
 //! arrive in the pod's VRF. A lookup tries the packet's FIB and, on a miss, the return FIB.
 
 use super::nat::{self, Flow, ParseError, L4};
-use super::session::{class, sflags, stage, FlowKey, InsertError, Rewrite, Session, NPOL_MASK};
+use super::session::{
+    class, sflags, stage, FlowKey, Found, InsertError, Rewrite, Session, NPOL_MASK,
+};
 use super::snat::SnatConfig;
 use super::translation::{flow_hash, pflags, tflags, TranslationTable};
 use super::Cnat;
@@ -188,6 +190,10 @@ pub fn input_packet(
 
 /// [`input_packet`] given `hash`, the packet's [`key_hash`] on the input stage in its FIB
 /// (0: not worked out).
+///
+/// An IPv4 TCP or UDP packet of an established flow (most of them) takes a path of its own,
+/// small enough for its flow to stay in registers: parse, lookup, rewrite by the entry. The
+/// rest, and the flows that path finds no entry for, take [`input_any`].
 #[inline(always)]
 pub fn input_packet_hashed(
     cnat: &Cnat,
@@ -198,12 +204,94 @@ pub fn input_packet_hashed(
     now: u32,
     hash: u64,
 ) -> Verdict {
+    b.meta.flags &= !(CNAT_SESSION | CNAT_NO_SNAT);
+    let plain = if ip6 {
+        None
+    } else {
+        nat::flow4_plain(b.data())
+    };
+    let Some(f) = plain else {
+        return input_any(cnat, tr, snat, b, ip6, now, hash, None);
+    };
+    let (fib, ret_fib) = (b.meta.fib_index as u16, snat.ret_fib_index as u16);
+    let mut k = f.key(stage::INPUT, fib);
+    let h = if hash != 0 { hash } else { k.hash() };
+    let mut hit = cnat.sessions.lookup_hashed(&k, h);
+    if hit.is_none() && ret_fib != fib {
+        k.fib = ret_fib;
+        hit = cnat.sessions.lookup(&k);
+    }
+    match hit {
+        // A SYN on a forward entry may re-open the flow: the general path decides.
+        Some(found) if is_syn(&f) && found.session.flags & sflags::RETURN == 0 => {
+            input_any(cnat, tr, snat, b, ip6, now, hash, None)
+        }
+        Some(found) => {
+            let partial = b.meta.flags & flags::OFFLOAD_L4_CKSUM != 0;
+            let s = &found.session;
+            nat::rewrite_by_entry(b.data_mut(), &f, &s.rw, found.csum_deltas4, partial);
+            cnat.sessions.touch(&found, now, class_of(&f, s.class));
+            // Not a fragment (a plain packet is whole): the session goes on for npol.
+            mark_established(b, &found, snat, now, true);
+            Ok(None)
+        }
+        None => input_any(cnat, tr, snat, b, ip6, now, hash, Some(&f)),
+    }
+}
+
+/// Mark a packet rewritten by the entry `found`: DNATed or returning and, with `session`
+/// (not a first fragment: npol leaves its verdict for the rest), the session for npol and
+/// cnat-output.
+#[inline(always)]
+fn mark_established(b: &mut Buf<'_>, found: &Found, snat: &SnatConfig, now: u32, session: bool) {
+    let s = &found.session;
+    let mut mark = if s.flags & sflags::RETURN != 0 {
+        CNAT_RETURN
+    } else {
+        CNAT_DNAT
+    };
+    // The session for npol, which keeps its verdict's copy there (`nodes::npol`). The packet
+    // that refreshes the session in a new second gets the word's generation only, as if npol
+    // had copied nothing: npol looks its own entry up for it (keeping that alive for what
+    // reads it without a session: ICMP errors, fragments) and brings the copy in line.
+    if session {
+        mark |= CNAT_SESSION;
+        // cnat-output decided this flow gets no SNAT, under the policy as it is.
+        if found.snat_epoch() == snat.epoch {
+            mark |= CNAT_NO_SNAT;
+        }
+        b.meta.cnat_slot = found.slot as u32;
+        b.meta.cnat_npol = if s.last_seen == now {
+            found.npol
+        } else {
+            found.npol & !NPOL_MASK
+        };
+    }
+    b.meta.flags |= mark;
+}
+
+/// [`input_packet_hashed`] of any packet. `missed`: the packet's flow, already parsed, for
+/// which both lookups found nothing.
+#[inline(never)]
+#[allow(clippy::too_many_arguments)]
+fn input_any(
+    cnat: &Cnat,
+    tr: &TranslationTable,
+    snat: &SnatConfig,
+    b: &mut Buf<'_>,
+    ip6: bool,
+    now: u32,
+    hash: u64,
+    missed: Option<&Flow>,
+) -> Verdict {
     let ret_fib = snat.ret_fib_index as u16;
     let partial = b.meta.flags & flags::OFFLOAD_L4_CKSUM != 0;
     let chained = b.meta.flags & flags::NEXT_PRESENT != 0;
     let fib = b.meta.fib_index as u16;
-    b.meta.flags &= !(CNAT_SESSION | CNAT_NO_SNAT);
-    let f = flow_of(b.data(), ip6).map_err(|_| in_err::TRUNCATED)?;
+    let f = match missed {
+        Some(f) => *f,
+        None => flow_of(b.data(), ip6).map_err(|_| in_err::TRUNCATED)?,
+    };
     match f.l4 {
         L4::Fragment => {
             // A later fragment: the rewrite its first fragment got (addresses only).
@@ -246,11 +334,14 @@ pub fn input_packet_hashed(
         L4::Ports | L4::Echo => {}
     }
     let mut k = f.key(stage::INPUT, fib);
-    let h = if hash != 0 { hash } else { k.hash() };
-    let mut hit = cnat.sessions.lookup_hashed(&k, h);
-    if hit.is_none() && ret_fib != fib {
-        k.fib = ret_fib;
-        hit = cnat.sessions.lookup(&k);
+    let mut hit = None;
+    if missed.is_none() {
+        let h = if hash != 0 { hash } else { k.hash() };
+        hit = cnat.sessions.lookup_hashed(&k, h);
+        if hit.is_none() && ret_fib != fib {
+            k.fib = ret_fib;
+            hit = cnat.sessions.lookup(&k);
+        }
     }
     let mut reopened = false;
     if let Some(found) = hit {
@@ -268,31 +359,7 @@ pub fn input_packet_hashed(
             if f.more_frags {
                 remember_fragment(cnat, &f, fib, &s.rw, now);
             }
-            let mut mark = if s.flags & sflags::RETURN != 0 {
-                CNAT_RETURN
-            } else {
-                CNAT_DNAT
-            };
-            // The session for npol, which keeps its verdict's copy there (`nodes::npol`). Not
-            // for a first fragment (npol leaves its verdict for the rest). The packet that
-            // refreshes the session in a new second gets the word's generation only, as if npol
-            // had copied nothing: npol looks its own entry up for it (keeping that alive for
-            // what reads it without a session: ICMP errors, fragments) and brings the copy in
-            // line.
-            if !f.more_frags {
-                mark |= CNAT_SESSION;
-                // cnat-output decided this flow gets no SNAT, under the policy as it is.
-                if found.snat_epoch() == snat.epoch {
-                    mark |= CNAT_NO_SNAT;
-                }
-                b.meta.cnat_slot = found.slot as u32;
-                b.meta.cnat_npol = if s.last_seen == now {
-                    found.npol
-                } else {
-                    found.npol & !NPOL_MASK
-                };
-            }
-            b.meta.flags |= mark;
+            mark_established(b, &found, snat, now, !f.more_frags);
             return Ok(None);
         }
     }
