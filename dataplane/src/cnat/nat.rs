@@ -272,7 +272,14 @@ pub fn rewrite_by_entry(d: &mut [u8], f: &Flow, rw: &Rewrite, deltas4: u32, part
     {
         return;
     }
-    rewrite_any(d, f, rw, partial)
+    rewrite_any_copied(d, *f, *rw, partial)
+}
+
+/// [`rewrite_any`] taking its flow and rewrite by value: a fast path that may end here then
+/// keeps them in registers, copying them to memory only on its way here.
+#[inline(never)]
+fn rewrite_any_copied(d: &mut [u8], f: Flow, rw: Rewrite, partial: bool) {
+    rewrite_any(d, &f, &rw, partial)
 }
 
 /// [`rewrite`] of an IPv4 TCP or UDP packet with a 20-byte header, when `d` holds a TCP

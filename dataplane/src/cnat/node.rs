@@ -235,7 +235,7 @@ pub fn input_packet_hashed(
             mark_established(b, &found, snat, now, true);
             Ok(None)
         }
-        None => input_any(cnat, tr, snat, b, ip6, now, hash, Some(&f)),
+        None => input_any(cnat, tr, snat, b, ip6, now, hash, Some(f)),
     }
 }
 
@@ -282,14 +282,14 @@ fn input_any(
     ip6: bool,
     now: u32,
     hash: u64,
-    missed: Option<&Flow>,
+    missed: Option<Flow>,
 ) -> Verdict {
     let ret_fib = snat.ret_fib_index as u16;
     let partial = b.meta.flags & flags::OFFLOAD_L4_CKSUM != 0;
     let chained = b.meta.flags & flags::NEXT_PRESENT != 0;
     let fib = b.meta.fib_index as u16;
     let f = match missed {
-        Some(f) => *f,
+        Some(f) => f,
         None => flow_of(b.data(), ip6).map_err(|_| in_err::TRUNCATED)?,
     };
     match f.l4 {
