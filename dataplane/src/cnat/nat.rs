@@ -261,6 +261,13 @@ pub fn rewrite(d: &mut [u8], f: &Flow, rw: &Rewrite, partial: bool) {
     rewrite_any(d, f, rw, partial)
 }
 
+/// [`rewrite`] out of line, for paths that are not per packet (a new flow's first packet):
+/// inlined there, it grew the nodes' loops and cost the established packets in them.
+#[inline(never)]
+pub fn rewrite_new_flow(d: &mut [u8], f: &Flow, rw: &Rewrite, partial: bool) {
+    rewrite(d, f, rw, partial)
+}
+
 /// [`rewrite`] by a session entry's rewrite `rw` and, for an IPv4 flow, its checksum deltas
 /// `deltas4` ([`csum_deltas4`] of the flow and `rw`, which the entry keeps).
 #[inline(always)]

@@ -558,7 +558,6 @@ pub fn output_packet_hashed(
     if b.meta.flags & CNAT_RETURN != 0 {
         return Ok(None);
     }
-    let (rx, tx) = (b.meta.rx_sw_if_index, b.meta.tx_sw_if_index);
     // A DNATed flow has an SNAT session only if the policy wanted one (a hairpin, a backend
     // outside the pools): otherwise nothing to look up. Should the policy stop wanting SNAT
     // for a flow that has one, the flow goes on without it, as a new flow would. The policy
@@ -570,6 +569,7 @@ pub fn output_packet_hashed(
         if b.meta.flags & CNAT_NO_SNAT != 0 {
             return Ok(None);
         }
+        let (rx, tx) = (b.meta.rx_sw_if_index, b.meta.tx_sw_if_index);
         let (src, dst) =
             nat::addrs(b.data().get(l3..).unwrap_or(&[]), ip6).ok_or(out_err::TRUNCATED)?;
         if !cfg.wants_snat(rx, tx, ip6, src, dst) {
@@ -602,6 +602,9 @@ pub fn output_packet_hashed(
             return Ok(None);
         }
     }
+    // Read here, not before the DNATed flows' early return: live that long, they cost the
+    // loop two spills a packet.
+    let (rx, tx) = (b.meta.rx_sw_if_index, b.meta.tx_sw_if_index);
     if !cfg.wants_snat(rx, tx, ip6, f.src, f.dst) {
         return Ok(None);
     }
@@ -691,7 +694,7 @@ pub fn output_packet_hashed(
             });
         }
         if let Some(d) = b.data_mut().get_mut(l3..) {
-            nat::rewrite(d, &f, &rw, partial);
+            nat::rewrite_new_flow(d, &f, &rw, partial);
         }
         return Ok(Some(if reopened {
             out_err::REOPENED
