@@ -205,15 +205,14 @@ pub fn input_packet_hashed(
     hash: u64,
 ) -> Verdict {
     b.meta.flags &= !(CNAT_SESSION | CNAT_NO_SNAT);
-    let plain = if ip6 {
-        None
-    } else {
-        nat::flow4_plain(b.data())
-    };
+    let (fib, ret_fib) = (b.meta.fib_index as u16, snat.ret_fib_index as u16);
+    let partial = b.meta.flags & flags::OFFLOAD_L4_CKSUM != 0;
+    // The packet's bytes, bounds checked once for the parse and the rewrite.
+    let d = b.data_mut();
+    let plain = if ip6 { None } else { nat::flow4_plain(d) };
     let Some(f) = plain else {
         return input_any(cnat, tr, snat, b, ip6, now, hash, None);
     };
-    let (fib, ret_fib) = (b.meta.fib_index as u16, snat.ret_fib_index as u16);
     let mut k = f.key(stage::INPUT, fib);
     let h = if hash != 0 { hash } else { k.hash() };
     let mut hit = cnat.sessions.lookup_hashed(&k, h);
@@ -227,9 +226,8 @@ pub fn input_packet_hashed(
             input_any(cnat, tr, snat, b, ip6, now, hash, None)
         }
         Some(found) => {
-            let partial = b.meta.flags & flags::OFFLOAD_L4_CKSUM != 0;
             let s = &found.session;
-            nat::rewrite_by_entry(b.data_mut(), &f, &s.rw, found.csum_deltas4, partial);
+            nat::rewrite_by_entry(d, &f, &s.rw, found.csum_deltas4, partial);
             cnat.sessions.touch(&found, now, class_of(&f, s.class));
             // Not a fragment (a plain packet is whole): the session goes on for npol.
             mark_established(b, &found, snat, now, true);
