@@ -276,6 +276,41 @@ pub fn csum_update(hc: u16, old: u64, new: u64) -> u16 {
     fold((!hc) as u64 + ((0xffff << 40) - half(old)) + half(new))
 }
 
+/// The change from data summing to `old` to data summing to `new` (RFC 1624's ~m + m'), as a
+/// 16-bit one's-complement value in 1..=0xffff (0xffff: no change): worked out once, it updates
+/// several checksums over the same change by [`csum_apply`], one fold each.
+#[inline(always)]
+pub fn csum_delta(old: u64, new: u64) -> u16 {
+    let half = |x: u64| (x >> 32) + (x & 0xffff_ffff);
+    // fold of a positive sum is the complement of its residue in 1..=0xffff.
+    !fold((0xffff << 40) - half(old) + half(new))
+}
+
+/// Two [`csum_delta`]s as one (a change of addresses and one of ports), still in 1..=0xffff.
+#[inline(always)]
+pub fn csum_delta_add(a: u16, b: u16) -> u16 {
+    let s = a as u32 + b as u32;
+    ((s & 0xffff) + (s >> 16)) as u16
+}
+
+/// [`csum_delta`] for sums of at most 0x1fffe (a pair of ports), with two folds.
+#[inline(always)]
+pub fn csum_delta_small(old: u32, new: u32) -> u16 {
+    // 3 * 0xffff is zero in one's complement and keeps the difference positive.
+    let x = 0x2_fffd + new.min(0x1_fffe) - old.min(0x1_fffe);
+    let x = (x & 0xffff) + (x >> 16);
+    ((x & 0xffff) + (x >> 16)) as u16
+}
+
+/// Checksum `hc` after a change of [`csum_delta`] `delta`: the same value as
+/// `csum_update(hc, old, new)` (never 0xffff), with one fold.
+#[inline(always)]
+pub fn csum_apply(hc: u16, delta: u16) -> u16 {
+    // ~hc + delta is at least 1 and at most 0x1fffe: one end-around carry brings it in range.
+    let s = (!hc) as u32 + delta as u32;
+    !(((s & 0xffff) + (s >> 16)) as u16)
+}
+
 /// Internet checksum of `data`.
 #[inline]
 pub fn checksum(data: &[u8]) -> u16 {
@@ -506,6 +541,57 @@ mod tests {
     }
 
     use super::*;
+
+    /// A delta worked out once and applied gives what `csum_update` gives, bit for bit, for
+    /// any checksum (0xffff included) and any change (none included), also as two deltas added.
+    #[test]
+    fn csum_delta_apply_equals_csum_update() {
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let mut rnd = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let edge = [
+            0u64,
+            1,
+            0xffff,
+            0x1_0000,
+            0xffff_ffff,
+            0x1_ffff_fffe,
+            0x3_ffff_fffc,
+        ];
+        for i in 0..200_000 {
+            let pick = |r: u64| {
+                if r.is_multiple_of(4) {
+                    edge[(r >> 8) as usize % edge.len()]
+                } else {
+                    (r >> 8) % 0x3_ffff_fffd
+                }
+            };
+            let (old, new) = (pick(rnd()), pick(rnd()));
+            let new = if i % 16 == 0 { old } else { new };
+            let hc = match i % 8 {
+                0 => 0xffff,
+                1 => 0,
+                _ => rnd() as u16,
+            };
+            let d = csum_delta(old, new);
+            assert!(d != 0, "delta in 1..=0xffff");
+            assert_eq!(
+                csum_apply(hc, d),
+                csum_update(hc, old, new),
+                "{hc:#x} {old:#x} {new:#x}"
+            );
+            let (op, np) = (rnd() % 0x1_ffff, rnd() % 0x1_ffff);
+            let (op, np) = if i % 16 == 1 { (0x1_fffe, 0) } else { (op, np) };
+            let small = csum_delta_small(op as u32, np as u32);
+            assert_eq!(small, csum_delta(op, np), "{op:#x} {np:#x}");
+            let both = csum_delta_add(d, small);
+            assert_eq!(csum_apply(hc, both), csum_update(hc, old + op, new + np));
+        }
+    }
 
     #[test]
     fn incremental_ttl_checksum_matches_full_recompute() {

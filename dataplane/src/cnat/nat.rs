@@ -2,12 +2,12 @@
 //! checksum updates, and translate ICMP errors that quote a translated flow. Works on the
 //! bytes from the IP header on, through the typed views of `wire`.
 
-use super::session::{FlowKey, Rewrite};
-use crate::wire::l4::{icmp4_type, icmp6_type, l4_checksum_ip6, ICMP_HDR};
+use super::session::{csum_deltas4, FlowKey, Rewrite};
+use crate::wire::l4::{icmp4_type, icmp6_type, l4_checksum_ip6, ICMP_HDR, TCP_HDR, UDP_HDR};
 use crate::wire::{
-    self, addr_sum, csum_update, IcmpHdr, IcmpHdrMut, Ip4Hdr, Ip4HdrMut, Ip6Hdr, TcpHdr, TcpHdrMut,
-    UdpHdr, UdpHdrMut, IP4_HDR, IP6_HDR, IP_PROTO_ICMP, IP_PROTO_IPV6_ICMP, IP_PROTO_TCP,
-    IP_PROTO_UDP,
+    self, addr_sum, csum_apply, csum_update, IcmpHdr, IcmpHdrMut, Ip4Hdr, Ip4HdrMut, Ip6Hdr,
+    TcpHdr, TcpHdrMut, UdpHdr, UdpHdrMut, IP4_HDR, IP6_HDR, IP_PROTO_ICMP, IP_PROTO_IPV6_ICMP,
+    IP_PROTO_TCP, IP_PROTO_UDP,
 };
 
 const V4_MAPPED: u128 = 0xffff_0000_0000;
@@ -135,6 +135,48 @@ fn icmp_kind(l4: &[u8], ip6: bool) -> Result<(L4, u16, u16, u8), ParseError> {
 /// The flow of an IPv4 packet (`d` from its IP header; the header was checked by ip4-input).
 #[inline]
 pub fn flow4(d: &[u8]) -> Result<Flow, ParseError> {
+    if let Some(f) = flow4_plain(d) {
+        return Ok(f);
+    }
+    flow4_any(d)
+}
+
+/// [`flow4`] of the common packet, read with one bounds check: a 20-byte header, not a
+/// fragment, a whole TCP or UDP header (the bytes held reach a TCP header's end). None for
+/// anything else, which the general parse takes, to the same result.
+#[inline(always)]
+pub fn flow4_plain(d: &[u8]) -> Option<Flow> {
+    let h = d.first_chunk::<{ IP4_HDR + TCP_HDR }>()?;
+    let be16 = |o: usize| u16::from_be_bytes([h[o], h[o + 1]]);
+    let be32 = |o: usize| u32::from_be_bytes([h[o], h[o + 1], h[o + 2], h[o + 3]]);
+    let proto = h[9];
+    let (l4_len, tcp_flags) = match proto {
+        IP_PROTO_TCP => (TCP_HDR, h[IP4_HDR + 13]),
+        IP_PROTO_UDP => (UDP_HDR, 0),
+        _ => return None,
+    };
+    // Version 4, no options; neither more fragments nor an offset; the header in total_len.
+    if h[0] != 0x45 || be16(6) & 0x3fff != 0 || (be16(2) as usize) < IP4_HDR + l4_len {
+        return None;
+    }
+    Some(Flow {
+        src: v4(be32(12)),
+        dst: v4(be32(16)),
+        sport: be16(IP4_HDR),
+        dport: be16(IP4_HDR + 2),
+        proto,
+        ip6: false,
+        l4: L4::Ports,
+        l4_off: IP4_HDR,
+        tcp_flags,
+        frag_id: be16(4) as u32,
+        more_frags: false,
+    })
+}
+
+/// [`flow4`] of any packet.
+#[inline(never)]
+fn flow4_any(d: &[u8]) -> Result<Flow, ParseError> {
     let h = Ip4Hdr::new(d).ok_or(ParseError::Truncated)?;
     let hl = h.header_len();
     let end = (h.total_len() as usize).min(d.len());
@@ -211,8 +253,94 @@ pub fn flow6(d: &[u8]) -> Result<Flow, ParseError> {
 /// incrementally. A UDP checksum of 0 (none, IPv4) stays 0. With `partial` (checksum offload:
 /// the L4 field holds the pseudo-header sum the device completes) only the pseudo-header part
 /// is adjusted.
-#[inline]
+#[inline(always)]
 pub fn rewrite(d: &mut [u8], f: &Flow, rw: &Rewrite, partial: bool) {
+    if f.l4 == L4::Ports && f.l4_off == IP4_HDR && !f.ip6 && rewrite4_ports(d, f, rw, partial) {
+        return;
+    }
+    rewrite_any(d, f, rw, partial)
+}
+
+/// [`rewrite`] out of line, for paths that are not per packet (a new flow's first packet):
+/// inlined there, it grew the nodes' loops and cost the established packets in them.
+#[inline(never)]
+pub fn rewrite_new_flow(d: &mut [u8], f: &Flow, rw: &Rewrite, partial: bool) {
+    rewrite(d, f, rw, partial)
+}
+
+/// [`rewrite`] by a session entry's rewrite `rw` and, for an IPv4 flow, its checksum deltas
+/// `deltas4` ([`csum_deltas4`] of the flow and `rw`, which the entry keeps).
+#[inline(always)]
+pub fn rewrite_by_entry(d: &mut [u8], f: &Flow, rw: &Rewrite, deltas4: u32, partial: bool) {
+    if f.l4 == L4::Ports
+        && f.l4_off == IP4_HDR
+        && !f.ip6
+        && rewrite4_deltas(d, f.proto, rw, deltas4, partial)
+    {
+        return;
+    }
+    rewrite_any_copied(d, *f, *rw, partial)
+}
+
+/// [`rewrite_any`] taking its flow and rewrite by value: a fast path that may end here then
+/// keeps them in registers, copying them to memory only on its way here.
+#[inline(never)]
+fn rewrite_any_copied(d: &mut [u8], f: Flow, rw: Rewrite, partial: bool) {
+    rewrite_any(d, &f, &rw, partial)
+}
+
+/// [`rewrite`] of an IPv4 TCP or UDP packet with a 20-byte header, when `d` holds a TCP
+/// header's worth of transport bytes (false, nothing written, otherwise).
+#[inline(always)]
+fn rewrite4_ports(d: &mut [u8], f: &Flow, rw: &Rewrite, partial: bool) -> bool {
+    let deltas = csum_deltas4(f.src, f.dst, f.sport, f.dport, rw);
+    rewrite4_deltas(d, f.proto, rw, deltas, partial)
+}
+
+/// [`rewrite4_ports`] given its [`csum_deltas4`]: one bounds check, one add and fold per
+/// checksum.
+#[inline(always)]
+fn rewrite4_deltas(d: &mut [u8], proto: u8, rw: &Rewrite, deltas: u32, partial: bool) -> bool {
+    const L4: usize = IP4_HDR;
+    let Some(h) = d.first_chunk_mut::<{ IP4_HDR + TCP_HDR }>() else {
+        return false;
+    };
+    let (src, dst) = (rw.src as u32, rw.dst as u32);
+    let da = (deltas >> 16) as u16;
+    h[12..16].copy_from_slice(&src.to_be_bytes());
+    h[16..20].copy_from_slice(&dst.to_be_bytes());
+    let c = u16::from_be_bytes([h[10], h[11]]);
+    h[10..12].copy_from_slice(&csum_apply(c, da).to_be_bytes());
+    h[L4..L4 + 2].copy_from_slice(&rw.sport.to_be_bytes());
+    h[L4 + 2..L4 + 4].copy_from_slice(&rw.dport.to_be_bytes());
+    let tcp = proto == IP_PROTO_TCP;
+    let at = if tcp { L4 + 16 } else { L4 + 6 };
+    let Some(cs) = h.get_mut(at..at + 2) else {
+        return true;
+    };
+    let c = u16::from_be_bytes([cs[0], cs[1]]);
+    // A UDP checksum of 0 is none: it stays 0.
+    if c == 0 && !tcp {
+        return true;
+    }
+    let n = if partial {
+        // The field is the folded pseudo-header sum, not inverted; ports are the device's.
+        !csum_apply(!c, da)
+    } else {
+        let n = csum_apply(c, deltas as u16);
+        if n == 0 && !tcp {
+            0xffff
+        } else {
+            n
+        }
+    };
+    cs.copy_from_slice(&n.to_be_bytes());
+    true
+}
+
+/// [`rewrite`] of any packet.
+#[inline(never)]
+fn rewrite_any(d: &mut [u8], f: &Flow, rw: &Rewrite, partial: bool) {
     let ip6 = f.ip6;
     let old_a = addr_sum(f.src, ip6) + addr_sum(f.dst, ip6);
     let new_a = addr_sum(rw.src, ip6) + addr_sum(rw.dst, ip6);
@@ -604,6 +732,153 @@ mod tests {
             if f.l4 == L4::Ports {
                 assert_eq!(g.dport, rw.dport);
             }
+        }
+    }
+
+    fn xorshift(seed: u64) -> impl FnMut() -> u64 {
+        let mut x = seed;
+        move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        }
+    }
+
+    /// A random IPv4 TCP or UDP packet of 40 to 69 bytes (what both fast paths take), its
+    /// transport checksum random, 0 or 0xffff.
+    fn random_plain4(rnd: &mut impl FnMut() -> u64, tcp: bool) -> Vec<u8> {
+        let mut p: Vec<u8> = (0..40 + rnd() % 30).map(|_| rnd() as u8).collect();
+        p[0] = 0x45;
+        let n = p.len() as u16;
+        p[2..4].copy_from_slice(&n.to_be_bytes());
+        // DF may be set; no MF, no offset.
+        p[6] &= 0x40;
+        p[7] = 0;
+        p[9] = if tcp { IP_PROTO_TCP } else { IP_PROTO_UDP };
+        let at = if tcp { 36 } else { 26 };
+        match rnd() % 4 {
+            0 => p[at..at + 2].copy_from_slice(&[0, 0]),
+            1 => p[at..at + 2].copy_from_slice(&[0xff, 0xff]),
+            _ => {}
+        }
+        p
+    }
+
+    fn random_rw4(rnd: &mut impl FnMut() -> u64) -> Rewrite {
+        Rewrite {
+            src: v4(rnd() as u32),
+            dst: v4(rnd() as u32),
+            sport: rnd() as u16,
+            dport: rnd() as u16,
+        }
+    }
+
+    /// The one-check IPv4 parse reads what the general one reads, and declines (None) every
+    /// header it does not take: options, fragments, other protocols, short lengths.
+    #[test]
+    fn plain_parse4_equals_general() {
+        let mut rnd = xorshift(0x1234_5678_9abc_def1);
+        let mut taken = 0;
+        for i in 0..100_000 {
+            let mut p = random_plain4(&mut rnd, i % 2 == 0);
+            match rnd() % 8 {
+                0 => p[0] = 0x40 | (5 + rnd() as u8 % 3),
+                1 => p[6] |= 0x20,
+                2 => p[7] = 1 + rnd() as u8 % 255,
+                3 => p[9] = [IP_PROTO_ICMP, 0, 47, 132][rnd() as usize % 4],
+                4 => {
+                    let n = 20 + rnd() as u16 % 24;
+                    p[2..4].copy_from_slice(&n.to_be_bytes());
+                }
+                5 => p.truncate(20 + rnd() as usize % 20),
+                _ => {}
+            }
+            let any = flow4_any(&p);
+            match flow4_plain(&p) {
+                Some(f) => {
+                    taken += 1;
+                    assert_eq!(Ok(f), any, "{p:02x?}");
+                }
+                None => {
+                    let plain_kind = p.len() >= 40
+                        && p[0] == 0x45
+                        && p[6] & 0x3f == 0
+                        && p[7] == 0
+                        && (p[9] == IP_PROTO_UDP && u16::from_be_bytes([p[2], p[3]]) >= 28
+                            || p[9] == IP_PROTO_TCP && u16::from_be_bytes([p[2], p[3]]) >= 40);
+                    assert!(!plain_kind, "declined a plain packet {p:02x?}");
+                }
+            }
+            assert_eq!(flow4(&p), any);
+        }
+        assert!(taken > 30_000, "{taken}");
+    }
+
+    /// The IPv4 TCP/UDP rewrite by one address delta writes what the general rewrite writes,
+    /// byte for byte: random packets and rewrites, checksums random, 0 and 0xffff, with and
+    /// without checksum offload, a UDP result of 0 (sent as 0xffff) and a UDP 0 (kept).
+    #[test]
+    fn fast_rewrite4_equals_general() {
+        let mut rnd = xorshift(0x9e37_79b9_7f4a_7c15);
+        let mut udp_zero_result = 0;
+        for i in 0..100_000 {
+            let tcp = i % 2 == 0;
+            let mut p = random_plain4(&mut rnd, tcp);
+            let f = flow4(&p).unwrap();
+            assert_eq!((f.l4, f.l4_off), (L4::Ports, IP4_HDR));
+            let rw = random_rw4(&mut rnd);
+            let partial = i % 5 == 0;
+            if !tcp && !partial && i % 7 == 0 {
+                // The checksum whose update is 0: it must go out as 0xffff.
+                let c = csum_deltas4(f.src, f.dst, f.sport, f.dport, &rw) as u16;
+                p[26..28].copy_from_slice(&c.to_be_bytes());
+            }
+            let (mut fast, mut general) = (p.clone(), p.clone());
+            assert!(rewrite4_ports(&mut fast, &f, &rw, partial));
+            rewrite_any(&mut general, &f, &rw, partial);
+            assert_eq!(fast, general, "tcp {tcp} partial {partial} {p:02x?}");
+            if !tcp && !partial && p[26..28] != [0, 0] && fast[26..28] == [0xff, 0xff] {
+                udp_zero_result += 1;
+            }
+            let mut via = p.clone();
+            rewrite(&mut via, &f, &rw, partial);
+            assert_eq!(via, general);
+        }
+        assert!(udp_zero_result > 100, "{udp_zero_result}");
+    }
+
+    /// Fast-path packets with real checksums verify after the rewrite (etherparse's sums).
+    #[test]
+    fn fast_rewrite4_checksums_verify() {
+        let mut rnd = xorshift(0x0bad_cafe_dead_beef);
+        for i in 0..2_000 {
+            let payload: Vec<u8> = (0..12 + rnd() % 40).map(|_| rnd() as u8).collect();
+            let mut p = Vec::new();
+            let b = PacketBuilder::ipv4(
+                (rnd() as u32).to_be_bytes(),
+                (rnd() as u32).to_be_bytes(),
+                64,
+            );
+            if i % 2 == 0 {
+                b.tcp(rnd() as u16, rnd() as u16, 1, 1000)
+                    .ack(9)
+                    .write(&mut p, &payload)
+                    .unwrap();
+            } else {
+                b.udp(rnd() as u16, rnd() as u16)
+                    .write(&mut p, &payload)
+                    .unwrap();
+            }
+            let f = flow4(&p).unwrap();
+            let rw = random_rw4(&mut rnd);
+            assert!(rewrite4_ports(&mut p, &f, &rw, false));
+            assert_checksums_ok(&p);
+            let g = flow4(&p).unwrap();
+            assert_eq!(
+                (g.src, g.dst, g.sport, g.dport),
+                (rw.src, rw.dst, rw.sport, rw.dport)
+            );
         }
     }
 

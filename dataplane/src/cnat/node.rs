@@ -7,7 +7,9 @@
 //! arrive in the pod's VRF. A lookup tries the packet's FIB and, on a miss, the return FIB.
 
 use super::nat::{self, Flow, ParseError, L4};
-use super::session::{class, sflags, stage, FlowKey, InsertError, Rewrite, Session, NPOL_MASK};
+use super::session::{
+    class, sflags, stage, FlowKey, Found, InsertError, Rewrite, Session, NPOL_MASK,
+};
 use super::snat::SnatConfig;
 use super::translation::{flow_hash, pflags, tflags, TranslationTable};
 use super::Cnat;
@@ -188,6 +190,10 @@ pub fn input_packet(
 
 /// [`input_packet`] given `hash`, the packet's [`key_hash`] on the input stage in its FIB
 /// (0: not worked out).
+///
+/// An IPv4 TCP or UDP packet of an established flow (most of them) takes a path of its own,
+/// small enough for its flow to stay in registers: parse, lookup, rewrite by the entry. The
+/// rest, and the flows that path finds no entry for, take [`input_any`].
 #[inline(always)]
 pub fn input_packet_hashed(
     cnat: &Cnat,
@@ -198,12 +204,92 @@ pub fn input_packet_hashed(
     now: u32,
     hash: u64,
 ) -> Verdict {
+    b.meta.flags &= !(CNAT_SESSION | CNAT_NO_SNAT);
+    let (fib, ret_fib) = (b.meta.fib_index as u16, snat.ret_fib_index as u16);
+    let partial = b.meta.flags & flags::OFFLOAD_L4_CKSUM != 0;
+    // The packet's bytes, bounds checked once for the parse and the rewrite.
+    let d = b.data_mut();
+    let plain = if ip6 { None } else { nat::flow4_plain(d) };
+    let Some(f) = plain else {
+        return input_any(cnat, tr, snat, b, ip6, now, hash, None);
+    };
+    let mut k = f.key(stage::INPUT, fib);
+    let h = if hash != 0 { hash } else { k.hash() };
+    let mut hit = cnat.sessions.lookup_hashed(&k, h);
+    if hit.is_none() && ret_fib != fib {
+        k.fib = ret_fib;
+        hit = cnat.sessions.lookup(&k);
+    }
+    match hit {
+        // A SYN on a forward entry may re-open the flow: the general path decides.
+        Some(found) if is_syn(&f) && found.session.flags & sflags::RETURN == 0 => {
+            input_any(cnat, tr, snat, b, ip6, now, hash, None)
+        }
+        Some(found) => {
+            let s = &found.session;
+            nat::rewrite_by_entry(d, &f, &s.rw, found.csum_deltas4, partial);
+            cnat.sessions.touch(&found, now, class_of(&f, s.class));
+            // Not a fragment (a plain packet is whole): the session goes on for npol.
+            mark_established(b, &found, snat, now, true);
+            Ok(None)
+        }
+        None => input_any(cnat, tr, snat, b, ip6, now, hash, Some(f)),
+    }
+}
+
+/// Mark a packet rewritten by the entry `found`: DNATed or returning and, with `session`
+/// (not a first fragment: npol leaves its verdict for the rest), the session for npol and
+/// cnat-output.
+#[inline(always)]
+fn mark_established(b: &mut Buf<'_>, found: &Found, snat: &SnatConfig, now: u32, session: bool) {
+    let s = &found.session;
+    let mut mark = if s.flags & sflags::RETURN != 0 {
+        CNAT_RETURN
+    } else {
+        CNAT_DNAT
+    };
+    // The session for npol, which keeps its verdict's copy there (`nodes::npol`). The packet
+    // that refreshes the session in a new second gets the word's generation only, as if npol
+    // had copied nothing: npol looks its own entry up for it (keeping that alive for what
+    // reads it without a session: ICMP errors, fragments) and brings the copy in line.
+    if session {
+        mark |= CNAT_SESSION;
+        // cnat-output decided this flow gets no SNAT, under the policy as it is.
+        if found.snat_epoch() == snat.epoch {
+            mark |= CNAT_NO_SNAT;
+        }
+        b.meta.cnat_slot = found.slot as u32;
+        b.meta.cnat_npol = if s.last_seen == now {
+            found.npol
+        } else {
+            found.npol & !NPOL_MASK
+        };
+    }
+    b.meta.flags |= mark;
+}
+
+/// [`input_packet_hashed`] of any packet. `missed`: the packet's flow, already parsed, for
+/// which both lookups found nothing.
+#[inline(never)]
+#[allow(clippy::too_many_arguments)]
+fn input_any(
+    cnat: &Cnat,
+    tr: &TranslationTable,
+    snat: &SnatConfig,
+    b: &mut Buf<'_>,
+    ip6: bool,
+    now: u32,
+    hash: u64,
+    missed: Option<Flow>,
+) -> Verdict {
     let ret_fib = snat.ret_fib_index as u16;
     let partial = b.meta.flags & flags::OFFLOAD_L4_CKSUM != 0;
     let chained = b.meta.flags & flags::NEXT_PRESENT != 0;
     let fib = b.meta.fib_index as u16;
-    b.meta.flags &= !(CNAT_SESSION | CNAT_NO_SNAT);
-    let f = flow_of(b.data(), ip6).map_err(|_| in_err::TRUNCATED)?;
+    let f = match missed {
+        Some(f) => f,
+        None => flow_of(b.data(), ip6).map_err(|_| in_err::TRUNCATED)?,
+    };
     match f.l4 {
         L4::Fragment => {
             // A later fragment: the rewrite its first fragment got (addresses only).
@@ -246,11 +332,14 @@ pub fn input_packet_hashed(
         L4::Ports | L4::Echo => {}
     }
     let mut k = f.key(stage::INPUT, fib);
-    let h = if hash != 0 { hash } else { k.hash() };
-    let mut hit = cnat.sessions.lookup_hashed(&k, h);
-    if hit.is_none() && ret_fib != fib {
-        k.fib = ret_fib;
-        hit = cnat.sessions.lookup(&k);
+    let mut hit = None;
+    if missed.is_none() {
+        let h = if hash != 0 { hash } else { k.hash() };
+        hit = cnat.sessions.lookup_hashed(&k, h);
+        if hit.is_none() && ret_fib != fib {
+            k.fib = ret_fib;
+            hit = cnat.sessions.lookup(&k);
+        }
     }
     let mut reopened = false;
     if let Some(found) = hit {
@@ -263,36 +352,12 @@ pub fn input_packet_hashed(
             && s.flags & sflags::RETURN == 0
             && reopens(cnat, &k, &s, ret_fib, wants_return());
         if !reopened {
-            nat::rewrite(b.data_mut(), &f, &s.rw, partial);
+            nat::rewrite_by_entry(b.data_mut(), &f, &s.rw, found.csum_deltas4, partial);
             cnat.sessions.touch(&found, now, class_of(&f, s.class));
             if f.more_frags {
                 remember_fragment(cnat, &f, fib, &s.rw, now);
             }
-            let mut mark = if s.flags & sflags::RETURN != 0 {
-                CNAT_RETURN
-            } else {
-                CNAT_DNAT
-            };
-            // The session for npol, which keeps its verdict's copy there (`nodes::npol`). Not
-            // for a first fragment (npol leaves its verdict for the rest). The packet that
-            // refreshes the session in a new second gets the word's generation only, as if npol
-            // had copied nothing: npol looks its own entry up for it (keeping that alive for
-            // what reads it without a session: ICMP errors, fragments) and brings the copy in
-            // line.
-            if !f.more_frags {
-                mark |= CNAT_SESSION;
-                // cnat-output decided this flow gets no SNAT, under the policy as it is.
-                if found.snat_epoch() == snat.epoch {
-                    mark |= CNAT_NO_SNAT;
-                }
-                b.meta.cnat_slot = found.slot as u32;
-                b.meta.cnat_npol = if s.last_seen == now {
-                    found.npol
-                } else {
-                    found.npol & !NPOL_MASK
-                };
-            }
-            b.meta.flags |= mark;
+            mark_established(b, &found, snat, now, !f.more_frags);
             return Ok(None);
         }
     }
@@ -491,7 +556,6 @@ pub fn output_packet_hashed(
     if b.meta.flags & CNAT_RETURN != 0 {
         return Ok(None);
     }
-    let (rx, tx) = (b.meta.rx_sw_if_index, b.meta.tx_sw_if_index);
     // A DNATed flow has an SNAT session only if the policy wanted one (a hairpin, a backend
     // outside the pools): otherwise nothing to look up. Should the policy stop wanting SNAT
     // for a flow that has one, the flow goes on without it, as a new flow would. The policy
@@ -503,6 +567,7 @@ pub fn output_packet_hashed(
         if b.meta.flags & CNAT_NO_SNAT != 0 {
             return Ok(None);
         }
+        let (rx, tx) = (b.meta.rx_sw_if_index, b.meta.tx_sw_if_index);
         let (src, dst) =
             nat::addrs(b.data().get(l3..).unwrap_or(&[]), ip6).ok_or(out_err::TRUNCATED)?;
         if !cfg.wants_snat(rx, tx, ip6, src, dst) {
@@ -529,12 +594,15 @@ pub fn output_packet_hashed(
         reopened = is_syn(&f) && reopens(cnat, &k, &s, ret_fib, true);
         if !reopened {
             if let Some(d) = b.data_mut().get_mut(l3..) {
-                nat::rewrite(d, &f, &s.rw, partial);
+                nat::rewrite_by_entry(d, &f, &s.rw, found.csum_deltas4, partial);
             }
             cnat.sessions.touch(&found, now, class_of(&f, s.class));
             return Ok(None);
         }
     }
+    // Read here, not before the DNATed flows' early return: live that long, they cost the
+    // loop two spills a packet.
+    let (rx, tx) = (b.meta.rx_sw_if_index, b.meta.tx_sw_if_index);
     if !cfg.wants_snat(rx, tx, ip6, f.src, f.dst) {
         return Ok(None);
     }
@@ -624,7 +692,7 @@ pub fn output_packet_hashed(
             });
         }
         if let Some(d) = b.data_mut().get_mut(l3..) {
-            nat::rewrite(d, &f, &rw, partial);
+            nat::rewrite_new_flow(d, &f, &rw, partial);
         }
         return Ok(Some(if reopened {
             out_err::REOPENED
@@ -1086,6 +1154,95 @@ mod tests {
             ..Default::default()
         });
         c
+    }
+
+    /// An IPv4 packet, TCP (ACK set) or UDP, with `payload`, its checksums from scratch.
+    fn data4(tcp: bool, src: [u8; 4], dst: [u8; 4], sp: u16, dp: u16, payload: &[u8]) -> Vec<u8> {
+        let b = PacketBuilder::ipv4(src, dst, 64);
+        let mut v = Vec::new();
+        if tcp {
+            b.tcp(sp, dp, 7, 1000)
+                .ack(1)
+                .write(&mut v, payload)
+                .unwrap();
+        } else {
+            b.udp(sp, dp).write(&mut v, payload).unwrap();
+        }
+        v
+    }
+
+    /// Established packets, both ways, TCP and UDP, rewritten by their entries' stored checksum
+    /// deltas: byte for byte the translated packet built from scratch (every checksum as a
+    /// full sum gives it), and a UDP checksum of 0 stays 0.
+    #[test]
+    fn established_flows_rewrite_by_their_entries_deltas() {
+        let c = service_crr();
+        c.translation_update(Translation {
+            vip: Endpoint {
+                addr: a4(VIP),
+                port: 53,
+                ip6: false,
+            },
+            proto: 17,
+            paths: vec![PathEp {
+                dst: Endpoint {
+                    addr: a4(BACKEND),
+                    port: 5353,
+                    ip6: false,
+                },
+                ..Default::default()
+            }],
+            ..Default::default()
+        });
+        let mut x = 0x5eed_1234_abcd_0001u64;
+        let mut rnd = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for i in 0..40u16 {
+            let tcp = i % 2 == 0;
+            let (vport, bport) = if tcp { (80, 8080) } else { (53, 5353) };
+            let cport = 1024 + rnd() as u16 % 60000;
+            let first = data4(tcp, CLIENT, VIP, cport, vport, b"first packet");
+            if tcp {
+                let (r, _) = input(&c, &tcp_syn(cport), 1);
+                assert_eq!(r, Ok(Some(in_err::NEW_SESSIONS)));
+            } else {
+                let (r, p) = input(&c, &first, 1);
+                assert_eq!(r, Ok(Some(in_err::NEW_SESSIONS)));
+                let want = data4(tcp, CLIENT, BACKEND, cport, bport, b"first packet");
+                assert_eq!(p, want, "new flow");
+            }
+            for _ in 0..4 {
+                let payload: Vec<u8> = (0..rnd() % 64).map(|_| rnd() as u8).collect();
+                let out = data4(tcp, CLIENT, VIP, cport, vport, &payload);
+                let (r, p) = input(&c, &out, 2);
+                assert_eq!(r, Ok(None));
+                assert_eq!(
+                    p,
+                    data4(tcp, CLIENT, BACKEND, cport, bport, &payload),
+                    "forward"
+                );
+                let back = data4(tcp, BACKEND, CLIENT, bport, cport, &payload);
+                let (r, p) = input(&c, &back, 2);
+                assert_eq!(r, Ok(None));
+                assert_eq!(p, data4(tcp, VIP, CLIENT, vport, cport, &payload), "return");
+                if !tcp {
+                    // No UDP checksum (0): translated, it stays none.
+                    let mut none = out.clone();
+                    none[26..28].copy_from_slice(&[0, 0]);
+                    let mut want = data4(tcp, CLIENT, BACKEND, cport, bport, &payload);
+                    want[26..28].copy_from_slice(&[0, 0]);
+                    assert_eq!(input(&c, &none, 2).1, want, "udp checksum 0");
+                }
+            }
+        }
+    }
+
+    fn tcp_syn(cport: u16) -> Vec<u8> {
+        tcp(CLIENT, VIP, cport, 80, "S")
     }
 
     /// One packet through the input side at `now`: its verdict and bytes after.

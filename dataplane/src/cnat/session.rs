@@ -20,6 +20,7 @@
 //! into a session that was freed and reused under it.
 
 use crate::fib::mem::{prefetch, Zeroed};
+use crate::wire::{csum_delta, csum_delta_add, csum_delta_small};
 use std::sync::atomic::{fence, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 /// `n` zeroed entries (empty slots), on 2 MiB pages when big: at 1M sessions the table is
@@ -57,6 +58,8 @@ const DYING: u64 = 1 << 63;
 const SNAT_SHIFT: u32 = 48;
 pub const SNAT_EPOCH_MAX: u16 = 0x7fff;
 const SNAT_BITS: u64 = (SNAT_EPOCH_MAX as u64) << SNAT_SHIFT;
+/// A packed key word's IPv6 bit ([`FlowKey::packed`]).
+const IP6_BIT: u64 = 1 << 17;
 /// Entries a key's first bucket takes before inserts weigh its second.
 const FIRST_BUCKET_FILL: usize = 6;
 
@@ -211,11 +214,31 @@ pub struct Session {
     pub last_seen: u32,
 }
 
+/// The one's-complement changes ([`csum_delta`], RFC 1624) a packet of the IPv4 flow `src`,
+/// `dst`, `sport`, `dport` takes when rewritten to `rw`: its addresses' in the high 16 bits
+/// (the IP header checksum, an offloaded L4 checksum's pseudo-header sum), addresses and ports
+/// in the low 16 (a TCP or UDP checksum). An IPv4 entry keeps its own, worked out at insert
+/// ([`Found::csum_deltas4`]), so its packets' checksums take one add each.
+#[inline(always)]
+pub fn csum_deltas4(src: u128, dst: u128, sport: u16, dport: u16, rw: &Rewrite) -> u32 {
+    let a = |x: u128| x as u32 as u64;
+    let da = csum_delta(a(src) + a(dst), a(rw.src) + a(rw.dst));
+    let dp = csum_delta_small(
+        sport as u32 + dport as u32,
+        rw.sport as u32 + rw.dport as u32,
+    );
+    (da as u32) << 16 | csum_delta_add(da, dp) as u32
+}
+
 /// Where a found entry is, to refresh it without a second lookup.
 #[derive(Clone, Copy, Debug)]
 pub struct Found {
     pub slot: usize,
     pub session: Session,
+    /// An IPv4 entry's [`csum_deltas4`] for its key and rewrite (an IPv6 entry: meaningless).
+    /// It is kept in the word of its rewrite source's high 64 bits, which v4-mapped
+    /// addresses leave 0: an IPv4 entry's rewrite reads back with those bits 0.
+    pub csum_deltas4: u32,
     meta_word: u64,
     /// The npol word, read with the entry: its generation and what npol cached on it.
     pub npol: u64,
@@ -317,7 +340,8 @@ impl SessionTable {
         let src = (r(0) as u128) << 64 | r(1) as u128;
         let dst = (r(2) as u128) << 64 | r(3) as u128;
         let key = FlowKey::unpack(src, dst, r(4));
-        let rs = (r(5) as u128) << 64 | r(6) as u128;
+        let rs_hi = if key.ip6 { r(5) } else { 0 };
+        let rs = (rs_hi as u128) << 64 | r(6) as u128;
         let rd = (r(7) as u128) << 64 | r(8) as u128;
         let (p, m) = (r(9), r(10));
         fence(Ordering::Acquire);
@@ -415,7 +439,9 @@ impl SessionTable {
                 {
                     return None;
                 }
-                let rs = (r(5) as u128) << 64 | r(6) as u128;
+                let w5 = r(5);
+                let rs_hi = if kw[4] & IP6_BIT != 0 { w5 } else { 0 };
+                let rs = (rs_hi as u128) << 64 | r(6) as u128;
                 let rd = (r(7) as u128) << 64 | r(8) as u128;
                 let (p, m, nw) = (r(9), r(10), r(NPOL_WORD));
                 fence(Ordering::Acquire);
@@ -424,6 +450,7 @@ impl SessionTable {
                     return Some(Found {
                         slot,
                         session: decode(rs, rd, p, m),
+                        csum_deltas4: w5 as u32,
                         meta_word: m,
                         npol: nw,
                     });
@@ -511,7 +538,14 @@ impl SessionTable {
                 for (j, v) in kw.into_iter().enumerate() {
                     st(j, v);
                 }
-                st(5, (s.rw.src >> 64) as u64);
+                st(
+                    5,
+                    if k.ip6 {
+                        (s.rw.src >> 64) as u64
+                    } else {
+                        csum_deltas4(k.src, k.dst, k.sport, k.dport, &s.rw) as u64
+                    },
+                );
                 st(6, s.rw.src as u64);
                 st(7, (s.rw.dst >> 64) as u64);
                 st(8, s.rw.dst as u64);
@@ -854,6 +888,51 @@ mod tests {
             class: class::GENERIC,
             last_seen: 100,
         }
+    }
+
+    /// An IPv4 entry keeps its checksum deltas where its rewrite source's high bits would be:
+    /// a lookup gives them and the rewrite as inserted (v4-mapped); an IPv6 entry's rewrite
+    /// keeps all 128 bits.
+    #[test]
+    fn entries_keep_checksum_deltas_and_their_rewrite() {
+        let t = SessionTable::new(1024, 100);
+        for i in 0..8 {
+            let (k, s) = (key(i), sess(i));
+            t.insert(&k, &s).unwrap();
+            let f = t.lookup(&k).unwrap();
+            assert_eq!(f.session, s);
+            let want = csum_deltas4(k.src, k.dst, k.sport, k.dport, &s.rw);
+            assert_eq!(f.csum_deltas4, want);
+            assert!(want != 0);
+        }
+        let k6 = FlowKey {
+            src: 0xfd00_0000_0000_0000_0000_0000_0000_0002,
+            dst: 0xfd00_0000_0000_0000_0000_0000_0000_0009,
+            ip6: true,
+            ..key(99)
+        };
+        let s6 = Session {
+            rw: Rewrite {
+                src: 0xfd01_0203_0405_0607_0809_0a0b_0c0d_0e0f,
+                dst: 0xfd0f_0e0d_0c0b_0a09_0807_0605_0403_0201,
+                sport: 1,
+                dport: 2,
+            },
+            ..sess(99)
+        };
+        t.insert(&k6, &s6).unwrap();
+        assert_eq!(t.lookup(&k6).unwrap().session, s6);
+        let mut seen = 0;
+        t.for_each(|_, k, s| {
+            let want = if k.ip6 {
+                s6
+            } else {
+                sess(k.src as u32 & 0xffff)
+            };
+            assert_eq!(*s, want);
+            seen += 1;
+        });
+        assert_eq!(seen, 9);
     }
 
     #[test]
