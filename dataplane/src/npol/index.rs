@@ -646,11 +646,28 @@ impl RuleIndex {
         let (Some(field), Some(&v)) = (self.f4.get(f0), key.get(f0)) else {
             return self.walk4(0..self.rules.len() as u32, sets, p, k);
         };
-        let mut best = (field.candidates(v), &field.wild[..]);
-        let mut n = best.0.len() + best.1.len();
-        if n == 0 {
-            return None;
+        let (c, w) = (field.candidates(v), &field.wild[..]);
+        match (c.len() + w.len(), w) {
+            (0, _) => None,
+            // No other field can leave fewer: the common case, kept small.
+            (n, []) if n <= o.rest_wild[1] => self.walk4(c.iter().copied(), sets, p, k),
+            (n, _) => self.lookup4_more((c, w), n, sets, p, k),
         }
+    }
+
+    /// [`Self::lookup4`] after its first field left `n` candidates (`best`): the other fields
+    /// that could leave fewer, then the walk.
+    #[inline(never)]
+    fn lookup4_more<'a>(
+        &'a self,
+        mut best: (&'a [u32], &'a [u32]),
+        mut n: usize,
+        sets: &IpSets,
+        p: &FiveTuple,
+        k: &Keys,
+    ) -> Option<Action> {
+        let key = &k.0;
+        let o = &self.order4;
         for j in 1..5 {
             if o.rest_wild[j] >= n {
                 break;
