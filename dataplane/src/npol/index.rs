@@ -154,23 +154,22 @@ impl<K: Key> Field<K> {
 
     #[inline(always)]
     fn candidates(&self, v: K) -> &[u32] {
-        let i = if self.hint.is_empty() {
-            interval(&self.starts, v)
-        } else {
-            let b = v.hint_bucket(self.hint_shift);
-            match (self.hint.get(b), self.hint.get(b + 1)) {
-                (Some(&lo), Some(&hi)) => {
-                    let (lo, hi) = (lo as usize, hi as usize);
-                    lo + self
-                        .starts
-                        .get(lo + 1..=hi)
-                        .map_or(0, |s| s.partition_point(|&s| s <= v))
+        let b = v.hint_bucket(self.hint_shift);
+        let i = match self.hint.get(b..b + 2) {
+            Some(&[lo, hi]) => {
+                let lo = lo as usize;
+                match self.starts.get(lo + 1..=hi as usize) {
+                    // A bucket mostly holds a few intervals: count them.
+                    Some(s) if s.len() <= 4 => lo + s.iter().take_while(|&&s| s <= v).count(),
+                    Some(s) => lo + s.partition_point(|&s| s <= v),
+                    None => lo,
                 }
-                _ => 0,
             }
+            // No hint table (a small field).
+            _ => interval(&self.starts, v),
         };
-        match (self.ends.get(i), self.ends.get(i + 1)) {
-            (Some(&from), Some(&to)) => self.postings.get(from as usize..to as usize),
+        match self.ends.get(i..i + 2) {
+            Some(&[from, to]) => self.postings.get(from as usize..to as usize),
             _ => None,
         }
         .unwrap_or(&[])
@@ -268,6 +267,10 @@ struct Check {
     /// Bit 0: the source must be in `RuleIndex::sets[i][0]`, bit 1: the destination in
     /// `[1]`.
     set_mask: u8,
+    /// For an IPv4 packet the range tests are the whole rule (`V4` or `Any`, no set).
+    /// Otherwise they are only a necessary condition (everything for `Full` rules) and the
+    /// rest is checked out of line.
+    exact4: bool,
 }
 
 const _: () = assert!(std::mem::size_of::<Check>() == 32);
@@ -284,37 +287,34 @@ enum Kind {
     Full,
 }
 
-/// The packet's keys a simple rule tests: IPv4 source and destination (0 for IPv6), ports,
-/// protocol.
+/// The packet's keys a simple rule tests, by field of [`RuleIndex::f4`]: IPv4 source and
+/// destination (0 for IPv6), ports, protocol.
 #[derive(Clone, Copy)]
-struct Keys {
-    addr: [u32; 2],
-    port: [u16; 2],
-    proto: u8,
-}
+struct Keys([u32; 5]);
 
 impl Keys {
     /// The key field `i` of [`RuleIndex::f4`] reads.
     #[inline(always)]
     fn get(&self, i: usize) -> Option<u32> {
-        match i {
-            0 | 1 => self.addr.get(i).copied(),
-            2 | 3 => self.port.get(i - 2).map(|&p| u32::from(p)),
-            4 => Some(u32::from(self.proto)),
-            _ => None,
-        }
+        self.0.get(i).copied()
+    }
+
+    #[inline(always)]
+    fn v4(src: u32, dst: u32, p: &FiveTuple) -> Self {
+        Self([
+            src,
+            dst,
+            u32::from(p.sport),
+            u32::from(p.dport),
+            u32::from(p.proto),
+        ])
     }
 }
 
 fn keys(p: &FiveTuple) -> Keys {
-    let addr = match (p.src, p.dst) {
-        (IpAddr::V4(s), IpAddr::V4(d)) => [u32::from(s), u32::from(d)],
-        _ => [0, 0],
-    };
-    Keys {
-        addr,
-        port: [p.sport, p.dport],
-        proto: p.proto,
+    match (p.src, p.dst) {
+        (IpAddr::V4(s), IpAddr::V4(d)) => Keys::v4(s.into(), d.into(), p),
+        _ => Keys::v4(0, 0, p),
     }
 }
 
@@ -383,7 +383,12 @@ impl Check {
             Some(false) => Kind::V6,
             None => Kind::Any,
         };
+        if full {
+            // The ranges would be some of the rule's entries, not a condition of it.
+            (v4, ports, proto) = ([(0, u32::MAX); 2], [(0, u16::MAX); 2], (0, u8::MAX));
+        }
         let check = Check {
+            exact4: matches!(kind, Kind::V4 | Kind::Any) && set_mask == 0,
             addr_lo: v4.map(|(lo, _)| lo),
             addr_span: v4.map(|(lo, hi)| hi - lo),
             port_lo: ports.map(|(lo, _)| lo),
@@ -400,9 +405,14 @@ impl Check {
     /// The range tests on `k`, without a branch between them.
     #[inline(always)]
     fn ranges_hit(&self, k: &Keys) -> bool {
-        let a = |i: usize| k.addr[i].wrapping_sub(self.addr_lo[i]) <= self.addr_span[i];
-        let p = |i: usize| k.port[i].wrapping_sub(self.port_lo[i]) <= self.port_span[i];
-        a(0) & a(1) & p(0) & p(1) & (k.proto.wrapping_sub(self.proto_lo) <= self.proto_span)
+        let [src, dst, sport, dport, proto] = k.0;
+        let a = |v: u32, i: usize| v.wrapping_sub(self.addr_lo[i]) <= self.addr_span[i];
+        let p = |v: u32, i: usize| (v as u16).wrapping_sub(self.port_lo[i]) <= self.port_span[i];
+        a(src, 0)
+            & a(dst, 1)
+            & p(sport, 0)
+            & p(dport, 1)
+            & ((proto as u8).wrapping_sub(self.proto_lo) <= self.proto_span)
     }
 }
 
@@ -599,10 +609,18 @@ impl RuleIndex {
     }
 
     /// The action of the first rule that matches `p`.
-    #[inline]
+    #[inline(always)]
     pub fn first_match(&self, sets: &IpSets, p: &FiveTuple) -> Option<Action> {
         match (p.src, p.dst) {
-            (IpAddr::V4(_), IpAddr::V4(_)) => self.lookup::<true>(sets, p),
+            (IpAddr::V4(s), IpAddr::V4(d)) => self.lookup4(sets, p, s.into(), d.into()),
+            _ => self.first_match_v6_or_mixed(sets, p),
+        }
+    }
+
+    /// [`Self::first_match`] for a packet that is not IPv4.
+    #[inline(never)]
+    fn first_match_v6_or_mixed(&self, sets: &IpSets, p: &FiveTuple) -> Option<Action> {
+        match (p.src, p.dst) {
             (IpAddr::V6(_), IpAddr::V6(_)) => self.lookup::<false>(sets, p),
             // Mixed families (no real packet): neither the fields nor the checks model them.
             _ => self
@@ -610,6 +628,100 @@ impl RuleIndex {
                 .iter()
                 .find(|r| r.matches(sets, p))
                 .map(|r| r.action),
+        }
+    }
+
+    /// [`Self::first_match`] for an IPv4 packet from `src` to `dst`: [`Self::lookup`]'s field
+    /// choice, then range tests that are the whole check of most rules.
+    #[inline(always)]
+    fn lookup4(&self, sets: &IpSets, p: &FiveTuple, src: u32, dst: u32) -> Option<Action> {
+        let k = &Keys::v4(src, dst, p);
+        if self.rules.len() <= WALK_UPTO {
+            return self.walk4(0..self.rules.len() as u32, sets, p, k);
+        }
+        let key = &k.0;
+        let o = &self.order4;
+        // The first field, which mostly leaves fewer candidates than any other could.
+        let f0 = usize::from(o.field[0]);
+        let (Some(field), Some(&v)) = (self.f4.get(f0), key.get(f0)) else {
+            return self.walk4(0..self.rules.len() as u32, sets, p, k);
+        };
+        let (c, w) = (field.candidates(v), &field.wild[..]);
+        match (c.len() + w.len(), w) {
+            (0, _) => None,
+            // No other field can leave fewer: the common case, kept small.
+            (n, []) if n <= o.rest_wild[1] => self.walk4(c.iter().copied(), sets, p, k),
+            (n, _) => self.lookup4_more((c, w), n, sets, p, k),
+        }
+    }
+
+    /// [`Self::lookup4`] after its first field left `n` candidates (`best`): the other fields
+    /// that could leave fewer, then the walk.
+    #[inline(never)]
+    fn lookup4_more<'a>(
+        &'a self,
+        mut best: (&'a [u32], &'a [u32]),
+        mut n: usize,
+        sets: &IpSets,
+        p: &FiveTuple,
+        k: &Keys,
+    ) -> Option<Action> {
+        let key = &k.0;
+        let o = &self.order4;
+        for j in 1..5 {
+            if o.rest_wild[j] >= n {
+                break;
+            }
+            if o.wild[j] >= n {
+                continue;
+            }
+            let f = usize::from(o.field[j]);
+            let (Some(field), Some(&v)) = (self.f4.get(f), key.get(f)) else {
+                continue;
+            };
+            let (c, w) = (field.candidates(v), &field.wild[..]);
+            if c.len() + w.len() < n {
+                n = c.len() + w.len();
+                best = (c, w);
+                if n == 0 {
+                    return None;
+                }
+            }
+        }
+        match best {
+            (a, []) => self.walk4(a.iter().copied(), sets, p, k),
+            (a, b) => self.walk4(Merge { a, b }, sets, p, k),
+        }
+    }
+
+    /// The first rule of `ids` (ascending) that matches IPv4 packet `p` (keys `k`), as its
+    /// action.
+    #[inline(always)]
+    fn walk4(
+        &self,
+        ids: impl Iterator<Item = u32>,
+        sets: &IpSets,
+        p: &FiveTuple,
+        k: &Keys,
+    ) -> Option<Action> {
+        for i in ids {
+            let Some(c) = self.checks.get(i as usize) else {
+                continue;
+            };
+            if c.ranges_hit(k) && (c.exact4 || self.rest_hits4(i as usize, c, sets, p)) {
+                return Some(c.action);
+            }
+        }
+        None
+    }
+
+    /// What rule `i`'s range tests (which hold) leave to check for IPv4 packet `p`.
+    #[inline(never)]
+    fn rest_hits4(&self, i: usize, c: &Check, sets: &IpSets, p: &FiveTuple) -> bool {
+        match c.kind {
+            Kind::V4 | Kind::Any => self.in_sets(i, c, sets, p),
+            Kind::V6 => false,
+            Kind::Full => self.rules.get(i).is_some_and(|r| r.matches(sets, p)),
         }
     }
 

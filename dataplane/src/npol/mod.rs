@@ -272,9 +272,53 @@ pub struct NpolTables {
     /// Each policy's (inbound, outbound) rules indexed for new flows, rebuilt when the policy
     /// or one of its rules changes (ipsets are read at match time).
     pub index: BTreeMap<u32, Arc<(RuleIndex, RuleIndex)>>,
+    /// `ifaces` and `index` by id (below [`DENSE_IDS`]), redone by every edit, so that a
+    /// verdict finds them without a tree search. An empty slot says nothing: the map decides.
+    dense_ifaces: Vec<Option<Arc<IfConfig>>>,
+    dense_index: Vec<Option<Arc<(RuleIndex, RuleIndex)>>>,
+}
+
+/// Interface and policy ids below this have a slot in [`NpolTables`]' dense copies (ids come
+/// from `free_id`, so they are the few lowest, but a restore may name any).
+const DENSE_IDS: u32 = 1 << 12;
+
+/// `m`'s entries below [`DENSE_IDS`], by id.
+fn dense<V: Clone>(m: &BTreeMap<u32, V>) -> Vec<Option<V>> {
+    let len = m
+        .range(..DENSE_IDS)
+        .next_back()
+        .map_or(0, |(&k, _)| k as usize + 1);
+    let mut v = vec![None; len];
+    for (&k, x) in m.range(..DENSE_IDS) {
+        if let Some(slot) = v.get_mut(k as usize) {
+            *slot = Some(x.clone());
+        }
+    }
+    v
 }
 
 impl NpolTables {
+    fn redo_dense(&mut self) {
+        self.dense_ifaces = dense(&self.ifaces);
+        self.dense_index = dense(&self.index);
+    }
+
+    #[inline(always)]
+    fn iface(&self, sw: u32) -> Option<&Arc<IfConfig>> {
+        match self.dense_ifaces.get(sw as usize) {
+            Some(Some(c)) => Some(c),
+            _ => self.ifaces.get(&sw),
+        }
+    }
+
+    #[inline(always)]
+    fn policy_index(&self, id: u32) -> Option<&Arc<(RuleIndex, RuleIndex)>> {
+        match self.dense_index.get(id as usize) {
+            Some(Some(ix)) => Some(ix),
+            _ => self.index.get(&id),
+        }
+    }
+
     fn reindex(&mut self, policy: u32) {
         match self.policies.get(&policy) {
             Some(p) => {
@@ -442,6 +486,7 @@ impl Npol {
         let _g = self.edit.lock().unwrap_or_else(|e| e.into_inner());
         let mut t = (*self.tables.load()).clone();
         let r = f(&mut t)?;
+        t.redo_dense();
         self.tables.publish(t);
         Ok(r)
     }
@@ -709,13 +754,21 @@ impl Npol {
 
 /// The first rule of policy `id`'s list for this direction that matches `p`, as its action;
 /// None also when there is no such policy.
-#[inline]
+#[inline(never)]
 fn match_policy(t: &NpolTables, id: u32, inbound: bool, p: &FiveTuple) -> Option<Action> {
-    if let Some(ix) = t.index.get(&id) {
-        let ix = if inbound { &ix.0 } else { &ix.1 };
-        return ix.first_match(&t.ipsets, p);
+    match t.policy_index(id) {
+        Some(ix) => {
+            let ix = if inbound { &ix.0 } else { &ix.1 };
+            ix.first_match(&t.ipsets, p)
+        }
+        None => match_unindexed(t, id, inbound, p),
     }
-    // Tables built by hand (tests) carry no index: walk the rules.
+}
+
+/// [`match_policy`] for tables built by hand (tests), which carry no index: walk the rules.
+#[cold]
+#[inline(never)]
+fn match_unindexed(t: &NpolTables, id: u32, inbound: bool, p: &FiveTuple) -> Option<Action> {
     let policy = t.policies.get(&id)?;
     let rules = if inbound {
         &policy.inbound
@@ -739,7 +792,7 @@ fn match_policy(t: &NpolTables, id: u32, inbound: bool, p: &FiveTuple) -> Option
 /// not which defaults apply. Where npol leaves the verdict unset (PASS in a profile, a PASS
 /// profile default) this denies.
 pub fn verdict(t: &NpolTables, sw: u32, dir: Direction, p: &FiveTuple) -> Verdict {
-    let Some(c) = t.ifaces.get(&sw) else {
+    let Some(c) = t.iface(sw) else {
         return Verdict::Allow;
     };
     let rx = dir == Direction::Rx;
@@ -763,8 +816,22 @@ pub fn verdict(t: &NpolTables, sw: u32, dir: Direction, p: &FiveTuple) -> Verdic
         (c.policy_default_tx, c.profile_default_tx)
     };
     let mut to_profiles = tiered;
+    if !tiered {
+        // No tier: the first ALLOW or DENY decides, a PASS goes to the profiles.
+        for &id in policies {
+            match match_policy(t, id, inbound, p) {
+                Some(Action::Allow) => return Verdict::Allow,
+                Some(Action::Deny) => return Verdict::Deny,
+                Some(Action::Pass) => {
+                    to_profiles = true;
+                    break;
+                }
+                Some(Action::Log) | None => {}
+            }
+        }
+    }
     let mut passing = false;
-    for &id in policies {
+    for &id in policies.iter().take_while(|_| tiered) {
         if tier::is_marker(id) {
             // The end of a tier: reached undecided, its default acts (after a PASS, none).
             if !passing && id == tier::END_DENY {
@@ -818,7 +885,7 @@ pub fn stage_verdict(
     stage: Stage,
     p: &FiveTuple,
 ) -> Option<Verdict> {
-    let c = t.ifaces.get(&sw)?;
+    let c = t.iface(sw)?;
     let inbound = (dir == Direction::Rx) ^ c.invert_rx_tx;
     let s = sections(if inbound {
         &c.rx_policies

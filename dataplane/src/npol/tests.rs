@@ -964,3 +964,50 @@ fn restore_keeps_ids_and_refuses_a_bad_reference_whole() {
     let again = n.restore(vec![], vec![], vec![], vec![]);
     assert!(matches!(again, Err(NpolError::Invalid(_))));
 }
+
+/// The verdict's dense copies of the interface and index maps follow each edit (a policy
+/// updated, an interface unconfigured), and ids past them (a restore may name any) are still
+/// found in the maps.
+#[test]
+fn dense_copies_follow_edits_and_large_ids_use_the_maps() {
+    let n = Npol::default();
+    let p = tcp("198.18.0.1", 9, "198.19.0.1", 22);
+    let r = |a| {
+        rule(
+            a,
+            vec![],
+            vec![entry(true, false, MatchData::Cidr(net("198.18.0.0/24")))],
+        )
+    };
+    let policy = |r| Policy {
+        inbound: vec![r],
+        outbound: vec![],
+    };
+    let big = DENSE_IDS + 7;
+    n.restore(
+        vec![],
+        vec![(1, r(Action::Allow)), (big, r(Action::Deny))],
+        vec![(2, policy(1)), (big, policy(big))],
+        vec![
+            (3, conf(vec![2], vec![], vec![])),
+            (big + 1, conf(vec![big], vec![], vec![])),
+        ],
+    )
+    .unwrap();
+    let t = n.tables.load();
+    assert!(
+        matches!(t.dense_ifaces.get(3), Some(Some(_))),
+        "a dense copy"
+    );
+    assert!(
+        matches!(t.dense_index.get(2), Some(Some(_))),
+        "a dense copy"
+    );
+    assert!(t.dense_index.len() <= DENSE_IDS as usize);
+    assert_eq!(v(&n, 3, Direction::Rx, &p), Verdict::Allow);
+    assert_eq!(v(&n, big + 1, Direction::Rx, &p), Verdict::Deny);
+    n.policy_update(2, policy(big)).unwrap();
+    assert_eq!(v(&n, 3, Direction::Rx, &p), Verdict::Deny, "the new index");
+    assert!(n.unconfigure(3));
+    assert_eq!(v(&n, 3, Direction::Rx, &p), Verdict::Allow, "unconfigured");
+}
