@@ -139,7 +139,8 @@ impl FlowKey {
         (self.sport as u64) << 48
             | (self.dport as u64) << 32
             | (self.proto as u64) << 24
-            | ((self.ip6 as u64) << 1 | self.stage as u64 & 1) << 16
+            | if self.ip6 { IP6_BIT } else { 0 }
+            | (self.stage as u64 & 1) << 16
             | self.fib as u64
     }
     #[inline(always)]
@@ -150,7 +151,7 @@ impl FlowKey {
             sport: (w >> 48) as u16,
             dport: (w >> 32) as u16,
             proto: (w >> 24) as u8,
-            ip6: (w >> 17) & 1 == 1,
+            ip6: w & IP6_BIT != 0,
             stage: ((w >> 16) & 1) as u8,
             fib: w as u16,
         }
