@@ -763,6 +763,24 @@ mod tests {
         v
     }
 
+    /// An IPv4 service `vip`:`vport` (`proto`) with the one backend `be`:`bport`.
+    fn one_backend(c: &Cnat, vip: [u8; 4], vport: u16, proto: u8, be: [u8; 4], bport: u16) {
+        let ep = |a, port| Endpoint {
+            addr: a4(a),
+            port,
+            ip6: false,
+        };
+        c.translation_update(Translation {
+            vip: ep(vip, vport),
+            proto,
+            paths: vec![PathEp {
+                dst: ep(be, bport),
+                ..Default::default()
+            }],
+            ..Default::default()
+        });
+    }
+
     fn setup() -> Arc<Cnat> {
         let c = Cnat::new(CnatConfig { max_sessions: 256 });
         c.snat_edit(|s| {
@@ -866,23 +884,7 @@ mod tests {
     fn hairpin_through_the_service_is_snatted_and_returns_through_the_vip() {
         let c = setup();
         let (pod, vip) = ([198, 18, 5, 2], [198, 19, 255, 1]);
-        c.translation_update(Translation {
-            vip: Endpoint {
-                addr: a4(vip),
-                port: 80,
-                ip6: false,
-            },
-            proto: 17,
-            paths: vec![PathEp {
-                dst: Endpoint {
-                    addr: a4(pod),
-                    port: 8080,
-                    ip6: false,
-                },
-                ..Default::default()
-            }],
-            ..Default::default()
-        });
+        one_backend(&c, vip, 80, 17, pod, 8080);
         let (cfg, tr) = (c.snat.load(), c.translations.load());
         let (_, p, _) = run(&udp(pod, vip, 1234, 80, false), POD, POD, |b| {
             input_packet(&c, &tr, &c.snat.load(), b, false, 1)
@@ -923,23 +925,7 @@ mod tests {
     fn a_dnat_flows_cached_no_snat_holds_until_the_policy_changes_or_a_purge() {
         let c = setup();
         let (pod, vip, backend) = ([198, 18, 5, 2], [198, 19, 255, 1], [198, 18, 6, 3]);
-        c.translation_update(Translation {
-            vip: Endpoint {
-                addr: a4(vip),
-                port: 80,
-                ip6: false,
-            },
-            proto: 17,
-            paths: vec![PathEp {
-                dst: Endpoint {
-                    addr: a4(backend),
-                    port: 8080,
-                    ip6: false,
-                },
-                ..Default::default()
-            }],
-            ..Default::default()
-        });
+        one_backend(&c, vip, 80, 17, backend, 8080);
         let pkt = udp(pod, vip, 1234, 80, false);
         // The packet that makes the session, then the first to find it: decided (excluded
         // backend, pod side: no SNAT) and cached by cnat-output.
@@ -1136,23 +1122,7 @@ mod tests {
     /// The bench's service: VIP:80 -> the backend's 8080, one backend.
     fn service_crr() -> Arc<Cnat> {
         let c = setup();
-        c.translation_update(Translation {
-            vip: Endpoint {
-                addr: a4(VIP),
-                port: 80,
-                ip6: false,
-            },
-            proto: 6,
-            paths: vec![PathEp {
-                dst: Endpoint {
-                    addr: a4(BACKEND),
-                    port: 8080,
-                    ip6: false,
-                },
-                ..Default::default()
-            }],
-            ..Default::default()
-        });
+        one_backend(&c, VIP, 80, 6, BACKEND, 8080);
         c
     }
 
@@ -1177,23 +1147,7 @@ mod tests {
     #[test]
     fn established_flows_rewrite_by_their_entries_deltas() {
         let c = service_crr();
-        c.translation_update(Translation {
-            vip: Endpoint {
-                addr: a4(VIP),
-                port: 53,
-                ip6: false,
-            },
-            proto: 17,
-            paths: vec![PathEp {
-                dst: Endpoint {
-                    addr: a4(BACKEND),
-                    port: 5353,
-                    ip6: false,
-                },
-                ..Default::default()
-            }],
-            ..Default::default()
-        });
+        one_backend(&c, VIP, 53, 17, BACKEND, 5353);
         let mut x = 0x5eed_1234_abcd_0001u64;
         let mut rnd = move || {
             x ^= x << 13;
@@ -1408,23 +1362,7 @@ mod tests {
     /// at 100 (both entries).
     fn udp_flow() -> Arc<Cnat> {
         let c = setup();
-        c.translation_update(Translation {
-            vip: Endpoint {
-                addr: a4(VIP),
-                port: 53,
-                ip6: false,
-            },
-            proto: 17,
-            paths: vec![PathEp {
-                dst: Endpoint {
-                    addr: a4(BACKEND),
-                    port: 5353,
-                    ip6: false,
-                },
-                ..Default::default()
-            }],
-            ..Default::default()
-        });
+        one_backend(&c, VIP, 53, 17, BACKEND, 5353);
         let (r, p) = input(&c, &udp(CLIENT, VIP, 40000, 53, false), 100);
         assert_eq!(r, Ok(Some(in_err::NEW_SESSIONS)));
         assert_eq!(addrs(&p), (CLIENT, BACKEND, 40000, 5353));
@@ -1481,23 +1419,7 @@ mod tests {
         // the scan must find its forward entry (the output side's, pod -> pod:8080) from it.
         let c = setup();
         let (pod, vip) = ([198, 18, 5, 2], [198, 19, 255, 1]);
-        c.translation_update(Translation {
-            vip: Endpoint {
-                addr: a4(vip),
-                port: 80,
-                ip6: false,
-            },
-            proto: 17,
-            paths: vec![PathEp {
-                dst: Endpoint {
-                    addr: a4(pod),
-                    port: 8080,
-                    ip6: false,
-                },
-                ..Default::default()
-            }],
-            ..Default::default()
-        });
+        one_backend(&c, vip, 80, 17, pod, 8080);
         let (cfg, tr) = (c.snat.load(), c.translations.load());
         let send = |now| {
             let (_, p, _) = run(&udp(pod, vip, 1234, 80, false), POD, POD, |b| {
