@@ -621,7 +621,7 @@ impl RuleIndex {
     #[inline(never)]
     fn first_match_v6_or_mixed(&self, sets: &IpSets, p: &FiveTuple) -> Option<Action> {
         match (p.src, p.dst) {
-            (IpAddr::V6(_), IpAddr::V6(_)) => self.lookup::<false>(sets, p),
+            (IpAddr::V6(s), IpAddr::V6(d)) => self.lookup6(sets, p, s.into(), d.into()),
             // Mixed families (no real packet): neither the fields nor the checks model them.
             _ => self
                 .rules
@@ -631,8 +631,8 @@ impl RuleIndex {
         }
     }
 
-    /// [`Self::first_match`] for an IPv4 packet from `src` to `dst`: [`Self::lookup`]'s field
-    /// choice, then range tests that are the whole check of most rules.
+    /// [`Self::first_match`] for an IPv4 packet from `src` to `dst`: the narrowest field's
+    /// candidates, then range tests that are the whole check of most rules.
     #[inline(always)]
     fn lookup4(&self, sets: &IpSets, p: &FiveTuple, src: u32, dst: u32) -> Option<Action> {
         let k = &Keys::v4(src, dst, p);
@@ -725,38 +725,29 @@ impl RuleIndex {
         }
     }
 
-    /// [`Self::first_match`] for a packet whose addresses are both IPv4 (`V4`) or both IPv6.
+    /// [`Self::first_match`] for an IPv6 packet from `src` to `dst` (IPv4 packets take
+    /// [`Self::lookup4`]).
     #[inline(always)]
-    fn lookup<const V4: bool>(&self, sets: &IpSets, p: &FiveTuple) -> Option<Action> {
+    fn lookup6(&self, sets: &IpSets, p: &FiveTuple, src: u128, dst: u128) -> Option<Action> {
         let k = keys(p);
         if self.rules.len() <= WALK_UPTO {
-            return self.walk::<V4>(0..self.rules.len() as u32, sets, p, &k);
+            return self.walk6(0..self.rules.len() as u32, sets, p, &k);
         }
         let empty: (&[u32], &[u32]) = (&[], &[]);
-        let (a, b) = match (p.src, p.dst) {
-            (IpAddr::V6(s), IpAddr::V6(d)) if !V4 => {
-                let a6 = [u128::from(s), u128::from(d)];
-                narrowest(&self.order6, |i| match (self.f6.get(i), a6.get(i)) {
-                    (Some(f), Some(&a)) => (f.candidates(a), &f.wild[..]),
-                    _ => match (self.f4.get(i), k.get(i)) {
-                        (Some(f), Some(k)) => (f.candidates(k), &f.wild[..]),
-                        _ => empty,
-                    },
-                })
-            }
-            _ => narrowest(&self.order4, |i| match (self.f4.get(i), k.get(i)) {
+        let a6 = [src, dst];
+        let (a, b) = narrowest(&self.order6, |i| match (self.f6.get(i), a6.get(i)) {
+            (Some(f), Some(&a)) => (f.candidates(a), &f.wild[..]),
+            _ => match (self.f4.get(i), k.get(i)) {
                 (Some(f), Some(k)) => (f.candidates(k), &f.wild[..]),
                 _ => empty,
-            }),
-        }?;
-        self.walk::<V4>(Merge { a, b }, sets, p, &k)
+            },
+        })?;
+        self.walk6(Merge { a, b }, sets, p, &k)
     }
 
-    /// The first rule of `ids` (ascending) that matches `p`, as its action. `V4`: both of
-    /// `p`'s addresses are IPv4, else both are IPv6 (a constant, so that IPv4 lookups carry
-    /// no IPv6 code).
+    /// The first rule of `ids` (ascending) that matches IPv6 packet `p`, as its action.
     #[inline(always)]
-    fn walk<const V4: bool>(
+    fn walk6(
         &self,
         ids: impl Iterator<Item = u32>,
         sets: &IpSets,
@@ -769,9 +760,9 @@ impl RuleIndex {
                 continue;
             };
             let family_ok = match c.kind {
-                Kind::V4 => V4,
+                Kind::V4 => false,
                 Kind::Any => true,
-                Kind::V6 => !V4 && self.v6_hit(i, p),
+                Kind::V6 => self.v6_hit(i, p),
                 Kind::Full => {
                     if self.rules.get(i).is_some_and(|r| r.matches(sets, p)) {
                         return Some(c.action);
