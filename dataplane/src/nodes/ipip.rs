@@ -222,12 +222,7 @@ fn straight4(b: &mut Buf<'_>, p: &Prepared<'_>, up: &Uplink) -> Option<u16> {
     ip[9] = IP_PROTO_IPIP;
     let sum = p.sum4 + tos as u64 + total as u64 + frag as u64 + IP_PROTO_IPIP as u64;
     ip[10..12].copy_from_slice(&wire::fold(sum).to_be_bytes());
-    let m = &mut *b.meta;
-    m.current_data -= wire::IP4_HDR as i16;
-    super::tunnel::outer_packet(m, t.encap_fib);
-    m.current_data -= L2 as i16;
-    m.current_length += BACK as u16;
-    up.stamp(m);
+    super::tunnel::straight_out(b.meta, up, wire::IP4_HDR, t.encap_fib);
     Some(encap_next::OUTPUT)
 }
 

@@ -390,6 +390,18 @@ pub(crate) fn outer_packet(m: &mut BufferMeta, encap_fib: u32) {
     m.l3_hdr_offset = m.current_data;
 }
 
+/// A packet an encap node wrote the uplink's Ethernet header and `outer` bytes of outer
+/// headers in front of, in one window: its metadata as the long way leaves it
+/// ([`outer_packet`], then [`Uplink::finish`]), bound for interface-output.
+#[inline(always)]
+pub(crate) fn straight_out(m: &mut BufferMeta, up: &Uplink, outer: usize, encap_fib: u32) {
+    m.current_data -= outer as i16;
+    outer_packet(m, encap_fib);
+    m.current_data -= wire::ETH_HDR as i16;
+    m.current_length += (wire::ETH_HDR + outer) as u16;
+    up.stamp(m);
+}
+
 /// A decap node's own codes for the outcomes the shared loop decides.
 pub(crate) struct DecapCodes {
     pub decapsulated: u16,

@@ -238,13 +238,8 @@ fn straight4(b: &mut Buf<'_>, p: &Prepared<'_>, up: &Uplink) -> Option<u16> {
     h[10..12].copy_from_slice(&wire::fold(p.sum4 + total as u64).to_be_bytes());
     h[20..22].copy_from_slice(&sport.to_be_bytes());
     h[24..26].copy_from_slice(&udp_len.to_be_bytes());
-    let m = &mut *b.meta;
-    m.current_data -= OUTER4 as i16;
-    super::tunnel::outer_packet(m, t.encap_fib);
-    m.flags &= !flags::L2_HDR_VALID;
-    m.current_data -= L2 as i16;
-    m.current_length += BACK as u16;
-    up.stamp(m);
+    super::tunnel::straight_out(b.meta, up, OUTER4, t.encap_fib);
+    b.meta.flags &= !flags::L2_HDR_VALID;
     Some(encap_next::OUTPUT)
 }
 
