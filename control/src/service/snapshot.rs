@@ -300,8 +300,8 @@ pub fn capture(dp: &Dataplane, f: &Forwarding) -> Result<Snapshot, String> {
     let sockets = super::memif::sockets(dp);
     let default_sockets =
         sockets.len() == 1 && sockets[0] == (0, super::memif::DEFAULT_SOCKET.to_string());
-    let multicast_or_punt = overlay::has_punt_or_mroutes(dp);
-    let version = if multicast_or_punt {
+    let needs_5 = overlay::needs_version_5(dp);
+    let version = if needs_5 {
         VERSION
     } else if !default_sockets {
         VERSION_WITH_MEMIF_SOCKETS
@@ -325,7 +325,7 @@ pub fn capture(dp: &Dataplane, f: &Forwarding) -> Result<Snapshot, String> {
             o.insert("memif_sockets".into(), json!(sockets));
         }
         if version >= 5 {
-            overlay::punt_mroutes_capture(dp, o);
+            overlay::version5_capture(dp, o);
         }
         overlay::capture(dp, f, o);
     }
@@ -944,7 +944,7 @@ pub fn restore(
     drop(f);
     overlay::late_restore(dp, snap, v)?;
     if v >= 5 {
-        overlay::punt_mroutes_restore(dp, snap)?;
+        overlay::version5_restore(dp, snap)?;
     }
     // The devices last, outside the forwarding lock (placing queues reads it): the workers poll
     // them at once, and every packet they read must find the whole configuration and every

@@ -608,9 +608,10 @@ fn classify_restore(dp: &Dataplane, snap: &Value) -> Result<(), String> {
     Ok(())
 }
 
-/// What version 5 adds. Calico's node has the first two: the global punt redirect into the
-/// punt table, and ip6 mroutes in its VRFs (with a default one per pod VRF).
-pub(super) fn has_punt_or_mroutes(dp: &Dataplane) -> bool {
+/// The configuration holds what version 5 adds: punt redirects, mroutes, tables deleted while
+/// in use. Calico's node has the first two: the global punt redirect into the punt table, and
+/// ip6 mroutes in its VRFs (with a default one per pod VRF).
+pub(super) fn needs_version_5(dp: &Dataplane) -> bool {
     [Af::Ip4, Af::Ip6]
         .iter()
         .any(|&af| !punt::list(dp, af, None).is_empty())
@@ -620,7 +621,7 @@ pub(super) fn has_punt_or_mroutes(dp: &Dataplane) -> bool {
 
 /// Punt redirects and mroutes as configured (by table id and sw_if_index, which the new
 /// process keeps), and the tables deleted while in use.
-pub(super) fn punt_mroutes_capture(dp: &Dataplane, out: &mut Map<String, Value>) {
+pub(super) fn version5_capture(dp: &Dataplane, out: &mut Map<String, Value>) {
     let redirects: Vec<Value> = [Af::Ip4, Af::Ip6]
         .iter()
         .flat_map(|&af| punt::list(dp, af, None))
@@ -656,9 +657,9 @@ pub(super) fn punt_mroutes_capture(dp: &Dataplane, out: &mut Map<String, Value>)
     out.insert("tables_pending_delete".into(), Value::Array(pending));
 }
 
-/// The redirects and mroutes of a version 5 snapshot, through the service as the API makes
-/// them, once tables and interfaces exist.
-pub(super) fn punt_mroutes_restore(dp: &Dataplane, snap: &Value) -> Result<(), String> {
+/// The redirects, mroutes and pending table deletes of a version 5 snapshot, through the
+/// service as the API makes them, once tables and interfaces exist.
+pub(super) fn version5_restore(dp: &Dataplane, snap: &Value) -> Result<(), String> {
     for r in list(snap, "punt_redirects")? {
         let af = super::af_of(r)?;
         let rx = super::opt32(r, "rx")?;
