@@ -272,8 +272,7 @@ pub fn csum_update(hc: u16, old: u64, new: u64) -> u16 {
     // In one's-complement arithmetic (mod 0xffff) ~m is -m, 2^32 is 1 and 0xffff << 40 is 0.
     // So ~HC + ~m + m' folds once as ~HC + (0xffff << 40) - m + m', with m and m' first brought
     // below 2^33 by adding their 32-bit halves, instead of folding m and m' apart (three folds).
-    let half = |x: u64| (x >> 32) + (x & 0xffff_ffff);
-    fold((!hc) as u64 + ((0xffff << 40) - half(old)) + half(new))
+    fold((!hc) as u64 + ((0xffff << 40) - halves(old)) + halves(new))
 }
 
 /// The change from data summing to `old` to data summing to `new` (RFC 1624's ~m + m'), as a
@@ -281,9 +280,14 @@ pub fn csum_update(hc: u16, old: u64, new: u64) -> u16 {
 /// several checksums over the same change by [`csum_apply`], one fold each.
 #[inline(always)]
 pub fn csum_delta(old: u64, new: u64) -> u16 {
-    let half = |x: u64| (x >> 32) + (x & 0xffff_ffff);
     // fold of a positive sum is the complement of its residue in 1..=0xffff.
-    !fold((0xffff << 40) - half(old) + half(new))
+    !fold((0xffff << 40) - halves(old) + halves(new))
+}
+
+/// A one's-complement sum brought below 2^33 by adding its 32-bit halves (2^32 is 1).
+#[inline(always)]
+fn halves(x: u64) -> u64 {
+    (x >> 32) + (x & 0xffff_ffff)
 }
 
 /// Two [`csum_delta`]s as one (a change of addresses and one of ports), still in 1..=0xffff.
