@@ -894,7 +894,8 @@ fn the_encap_shortcut_follows_the_sids_neighbour_and_route() {
     assert_eq!(vectors(&l, "ip6-lookup"), 1, "all through the shortcut");
     ctl.fwd.route_del(0, host).unwrap();
     ctl.fwd.publish();
-    // 1480 + 40 = 1520 over pg0's 1500: to ip6-rewrite, which decides.
+    // 1480 + 40 = 1520 over pg0's 1500 (etherparse sets DF): answered from the encap node,
+    // with no lookup of the outer packet.
     let mut big = Vec::new();
     PacketBuilder::ethernet2(PEER1, MAC1)
         .ipv4([198, 19, 0, 2], [198, 19, 210, 7], 64)
@@ -902,9 +903,78 @@ fn the_encap_shortcut_follows_the_sids_neighbour_and_route() {
         .write(&mut big, &[0x33; 1480 - 28])
         .unwrap();
     l.send(if1, &big);
-    // (ip6-rewrite's answer to our own source goes round ip6-lookup too.)
-    assert!(vectors(&l, "ip6-lookup") >= 2, "too big: the long path");
+    assert_eq!(vectors(&l, "ip6-lookup"), 1, "too big: told, not looked up");
     assert!(encapsulated_to(&Lab::take(&l.out0)).is_empty());
+    assert_eq!(Lab::take(&l.out1).len(), 1, "the frag-needed to the pod");
+    l.no_leaks();
+}
+
+/// A packet whose outer packet would exceed the uplink's MTU is answered with the MTU that
+/// fits, before it is encapsulated (IPv6: packet too big; IPv4 with DF: frag needed), as the
+/// IPIP and VXLAN encap nodes answer; one that fits exactly leaves; IPv4 without DF takes the
+/// long path, where the outer rewrite decides (rvpp does not fragment).
+#[test]
+fn an_outer_packet_over_the_uplink_tells_the_source_the_mtu() {
+    let mut l = lab();
+    let if1 = l.if1;
+    let over = |l: &Lab| l.error(encap::ENCAP6, encap::error::OVER_MTU);
+    let over4 = |l: &Lab| l.error(encap::ENCAP4, encap::error::OVER_MTU);
+    // Into fd02::/64: two SIDs, so 40 + 8 + 32 = 80 bytes of outer header.
+    let pod6_len = |len: usize| {
+        let d: Ipv6Addr = "fd02::9".parse().unwrap();
+        let s: Ipv6Addr = "fd01::2".parse().unwrap();
+        let mut v = Vec::new();
+        PacketBuilder::ethernet2(PEER1, MAC1)
+            .ipv6(s.octets(), d.octets(), 64)
+            .udp(1000, 2000)
+            .write(&mut v, &vec![0x22; len - 48])
+            .unwrap();
+        v
+    };
+    l.send(if1, &pod6_len(1421));
+    assert!(Lab::take(&l.out0).is_empty(), "nothing over the uplink");
+    let back = Lab::take(&l.out1);
+    assert_eq!(back.len(), 1);
+    let (ip, icmp) = Ipv6Header::from_slice(&back[0][14..]).unwrap();
+    assert_eq!(
+        ip.destination,
+        "fd01::2".parse::<Ipv6Addr>().unwrap().octets()
+    );
+    assert_eq!(icmp[0], 2, "packet too big");
+    assert_eq!(u32::from_be_bytes(icmp[4..8].try_into().unwrap()), 1420);
+    assert_eq!(over(&l), 1);
+    l.send(if1, &pod6_len(1420));
+    let out = Lab::take(&l.out0);
+    assert_eq!(out.len(), 1, "at the MTU it was told, it leaves");
+    assert_eq!(out[0].len(), 14 + 1500);
+    assert_eq!(over(&l), 1);
+    // Into 198.19.210.0/24: one SID, 40 bytes.
+    let pod4_len = |len: usize, df: bool| {
+        let mut v = Vec::new();
+        PacketBuilder::ethernet2(PEER1, MAC1)
+            .ipv4([198, 19, 0, 2], [198, 19, 210, 7], 64)
+            .udp(1000, 2000)
+            .write(&mut v, &vec![0x33; len - 28])
+            .unwrap();
+        v[14 + 6] = if df { 0x40 } else { 0 };
+        fix_ip4_checksum(&mut v[14..]);
+        v
+    };
+    l.send(if1, &pod4_len(1461, true));
+    assert!(Lab::take(&l.out0).is_empty());
+    let back = Lab::take(&l.out1);
+    assert_eq!(back.len(), 1);
+    let (ip, icmp) = Ipv4Header::from_slice(&back[0][14..]).unwrap();
+    assert_eq!(ip.destination, [198, 19, 0, 2]);
+    assert_eq!((icmp[0], icmp[1]), (3, 4), "frag needed");
+    assert_eq!(u16::from_be_bytes([icmp[6], icmp[7]]), 1460);
+    assert_eq!(over4(&l), 1);
+    l.send(if1, &pod4_len(1460, true));
+    assert_eq!(Lab::take(&l.out0).len(), 1);
+    l.send(if1, &pod4_len(1461, false));
+    assert!(Lab::take(&l.out0).is_empty(), "without DF: not sent either");
+    assert!(Lab::take(&l.out1).is_empty(), "and not answered from here");
+    assert_eq!(over4(&l), 1);
     l.no_leaks();
 }
 

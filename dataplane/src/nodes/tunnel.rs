@@ -81,7 +81,7 @@ pub(crate) struct TooBigCodes {
 /// needed; IPv6: packet too big), as the rewrite tells a sender about a link, and the packet
 /// goes along `edge` to the ICMP error node at its inner IP header.
 #[inline(always)]
-fn fits(
+pub(crate) fn fits(
     b: &mut Buf<'_>,
     up: &Uplink,
     (overhead, l2): (u16, u8),
@@ -153,13 +153,6 @@ pub(crate) struct Uplink {
 }
 
 impl Uplink {
-    /// The uplink's IP MTU: an outer packet longer than this goes the long way (its rewrite
-    /// decides).
-    #[inline(always)]
-    pub(crate) fn mtu(&self) -> u16 {
-        self.mtu
-    }
-
     /// The uplink's Ethernet header, when that is its L2 header: an encap node may then write
     /// it with the outer headers in one go (and [`Uplink::stamp`] the packet).
     #[inline(always)]

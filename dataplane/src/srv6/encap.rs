@@ -5,12 +5,17 @@
 //! is our own (hop limit 64, not decremented). When the first SID's route in the policy's
 //! table is one plain rewrite adjacency (the tunnels' [`Uplink`], resolved once per SID per
 //! vector) and the outer packet fits its MTU, the node writes the L2 header itself and hands
-//! the packet to interface-output; anything else goes to ip6-lookup as before.
+//! the packet to interface-output; anything else goes to ip6-lookup as before. A packet whose
+//! outer packet would not fit that uplink is answered, unencapsulated, with an ICMP too-big
+//! carrying the MTU that fits (IPv6, or IPv4 with DF), as the IPIP and VXLAN encap nodes do:
+//! ip6-rewrite would only answer our own outer source.
 
 use super::{SidList, Srv6, Table};
 use crate::buffer::Buf;
 use crate::graph::{Node, NodeInfo};
-use crate::nodes::tunnel::{hand_on_offload, offload_state, outer_packet, Uplink};
+use crate::nodes::tunnel::{
+    fits, hand_on_offload, offload_state, outer_packet, TooBigCodes, Uplink,
+};
 use crate::rcu::Snapshot;
 use crate::runtime::Ctx;
 use crate::tables::{AdjKind, FwdTable, MAX_RELOOKUPS};
@@ -26,6 +31,8 @@ crate::next_edges! {
         DROP => "error-drop",
         IP6_LOOKUP => "ip6-lookup",
         OUTPUT => "interface-output",
+        ICMP4 => "ip4-icmp-error",
+        ICMP6 => "ip6-icmp-error",
     }
 }
 
@@ -39,8 +46,15 @@ crate::node_errors! {
         TOO_BIG => "sr encap: outer packet over 64 KiB (dropped)",
         LOOP => "sr encap: packet steered too often (dropped)",
         NESTED_OFFLOAD => "sr encap: offload already through another tunnel (dropped)",
+        OVER_MTU => "sr encap: outer over the uplink's MTU, ICMP too-big sent toward the source",
     }
 }
+
+const TOO_BIG_CODES: TooBigCodes = TooBigCodes {
+    sent: error::OVER_MTU,
+    icmp4: next::ICMP4,
+    icmp6: next::ICMP6,
+};
 
 pub struct SrEncap {
     name: &'static str,
@@ -74,23 +88,20 @@ fn payload_info(d: &[u8], v4: bool) -> Option<(u8, u32, u32)> {
     }
 }
 
-/// An encapsulated packet's SID list (its first SID is the outer destination) and the table
-/// it is looked up in, and whether it may skip ip6-lookup and ip6-rewrite (no offload to hand
-/// on, its outer length).
-struct Outer<'s> {
+/// What a packet is encapsulated with, chosen before anything is written: its policy's SID
+/// list (the first SID is the outer destination), the payload's traffic class, flow label and
+/// hash, and whether it carries an offload to hand on.
+struct Pick<'s> {
     list: &'s SidList,
     fib: u32,
+    tc: u8,
+    label: u32,
+    hash: u32,
     offload: bool,
-    len: usize,
 }
 
 #[inline(always)]
-fn encap_one<'s>(
-    b: &mut Buf<'_>,
-    sr: &'s Srv6,
-    fwd: &FwdTable,
-    v4: bool,
-) -> Result<Outer<'s>, u16> {
+fn pick<'s>(b: &Buf<'_>, sr: &'s Srv6, fwd: &FwdTable, v4: bool) -> Result<Pick<'s>, u16> {
     let m = &*b.meta;
     // A GSO super-frame or a checksum left to the device is the inner packet's: gso-segment
     // does it after us, past the outer header and SRH.
@@ -105,6 +116,20 @@ fn encap_one<'s>(
         .ok_or(error::NO_POLICY)?;
     let (tc, label, hash) = payload_info(b.data(), v4).ok_or(error::NOT_IP)?;
     let list = policy.pick(hash).ok_or(error::NO_SID_LIST)?;
+    Ok(Pick {
+        list,
+        fib: policy.encap_fib,
+        tc,
+        label,
+        hash,
+        offload,
+    })
+}
+
+/// Put `p`'s outer IPv6 header (and SRH) in front of the payload.
+#[inline(always)]
+fn write_outer(b: &mut Buf<'_>, p: &Pick<'_>, v4: bool) -> Result<(), u16> {
+    let (list, tc, label) = (p.list, p.tc, p.label);
     let rw = list.rewrite();
     let inner_len = b.total_len();
     let payload_len = u16::try_from(rw.len() - IP6_HDR + inner_len).map_err(|_| error::TOO_BIG)?;
@@ -132,17 +157,12 @@ fn encap_one<'s>(
     if let Some(nh) = out.get_mut(list.next_header_at as usize) {
         *nh = proto;
     }
-    b.meta.flow_hash = hash;
-    outer_packet(b.meta, policy.encap_fib);
-    if offload {
+    b.meta.flow_hash = p.hash;
+    outer_packet(b.meta, p.fib);
+    if p.offload {
         hand_on_offload(b.meta, rw.len());
     }
-    Ok(Outer {
-        list,
-        fib: policy.encap_fib,
-        offload,
-        len: rw.len() + inner_len,
-    })
+    Ok(())
 }
 
 impl Node for SrEncap {
@@ -162,32 +182,47 @@ impl Node for SrEncap {
         // ip6-lookup would. Lists are told apart by address, fixed within the snapshot.
         let mut last_list: *const SidList = std::ptr::null();
         let mut uplink: Option<Uplink> = None;
+        let mut told = 0;
         for (&bi, next_out) in bufs.iter().zip(nexts.iter_mut()) {
             let mut b = cx.bufs.get(bi);
-            *next_out = match encap_one(&mut b, sr, fwd, self.payload_v4) {
-                Ok(o) => {
-                    done += 1;
-                    if !std::ptr::eq(o.list, last_list) {
-                        last_list = o.list;
-                        uplink = o.list.sids.first().and_then(|&dst| {
-                            Uplink::resolve(tables, o.fib, std::net::Ipv6Addr::from(dst).into())
-                        });
-                    }
-                    match &uplink {
-                        Some(up)
-                            if !o.offload && o.len <= up.mtu() as usize && up.finish(&mut b) =>
-                        {
-                            next::OUTPUT
-                        }
-                        _ => next::IP6_LOOKUP,
-                    }
+            let r = pick(&b, sr, fwd, self.payload_v4).and_then(|p| {
+                if !std::ptr::eq(p.list, last_list) {
+                    last_list = p.list;
+                    uplink = p.list.sids.first().and_then(|&dst| {
+                        Uplink::resolve(tables, p.fib, std::net::Ipv6Addr::from(dst).into())
+                    });
                 }
+                // Checked before the outer header goes on: the answer quotes the packet the
+                // source sent.
+                let fit = match &uplink {
+                    Some(up) => {
+                        let overhead = p.list.rewrite().len() as u16;
+                        match fits(&mut b, up, (overhead, 0), &TOO_BIG_CODES) {
+                            Ok(fit) => fit,
+                            Err(edge) => {
+                                told += 1;
+                                return Ok(edge);
+                            }
+                        }
+                    }
+                    None => false,
+                };
+                write_outer(&mut b, &p, self.payload_v4)?;
+                done += 1;
+                Ok(match &uplink {
+                    Some(up) if fit && !p.offload && up.finish(&mut b) => next::OUTPUT,
+                    _ => next::IP6_LOOKUP,
+                })
+            });
+            *next_out = match r {
+                Ok(n) => n,
                 Err(e) => {
                     b.meta.error = errs.error(e);
                     next::DROP
                 }
             };
         }
+        errs.count(error::OVER_MTU, told);
         errs.count(error::ENCAPSULATED, done);
     }
 
