@@ -141,9 +141,10 @@ impl Lab {
             r.ctl_ok(&format!("set interface ip address {tun} fd00:{n}::1/64"));
             r.ctl_ok(&format!("set interface state {tun} up"));
             ns.ip(&format!("addr add 198.18.{n}.2/24 dev eth0"));
-            // The kernel queue holds what arrives while neither rvpp reads (the default 500
-            // is 80 ms of this test's traffic; the shared cores stall a debug build longer).
-            ns.ip("link set eth0 up txqueuelen 4096");
+            // The kernel queue holds what arrives while neither rvpp reads: rvpp made it 4096
+            // long (the kernel's 500 is 80 ms of this test's traffic, and the shared cores
+            // stall a debug build longer).
+            ns.ip("link set eth0 up");
             ns.ip("route add default dev eth0");
         }
         for l in [

@@ -119,6 +119,12 @@ pub(crate) fn set_mtu(sock: RawFd, name: &str, mtu: u32) -> io::Result<()> {
     ioctl_ifreq(sock, libc::SIOCSIFMTU, &mut r)
 }
 
+pub(crate) fn set_tx_queue_len(sock: RawFd, name: &str, len: u32) -> io::Result<()> {
+    let mut r = IfReq::new(name)?;
+    r.set_int(len as i32);
+    ioctl_ifreq(sock, libc::SIOCSIFTXQLEN, &mut r)
+}
+
 pub(crate) fn get_mtu(sock: RawFd, name: &str) -> io::Result<u32> {
     let mut r = IfReq::new(name)?;
     ioctl_ifreq(sock, libc::SIOCGIFMTU, &mut r)?;
