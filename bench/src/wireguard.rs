@@ -175,7 +175,7 @@ fn r2(x: f64) -> f64 {
 }
 
 /// A child killed when dropped (the wireguard-go daemons, however the run ends).
-struct Killed(std::process::Child);
+pub(crate) struct Killed(pub std::process::Child);
 
 impl Drop for Killed {
     fn drop(&mut self) {
@@ -185,7 +185,7 @@ impl Drop for Killed {
 }
 
 /// Run `cmd` with `input` on its stdin; its trimmed stdout. Errors name the command only.
-fn piped(cmd: &[&str], input: &str) -> Result<String, String> {
+pub(crate) fn piped(cmd: &[&str], input: &str) -> Result<String, String> {
     use std::io::Write;
     let mut c = Command::new(cmd[0])
         .args(&cmd[1..])
@@ -206,6 +206,42 @@ fn piped(cmd: &[&str], input: &str) -> Result<String, String> {
         ));
     }
     Ok(String::from_utf8_lossy(&o.stdout).trim().to_string())
+}
+
+/// `wg set` of a wireguard-go device in `ns`: its private key, listen port and one peer. The
+/// private key goes on stdin: never in a command line or an error message.
+pub(crate) fn wg_set(
+    ns: &str,
+    dev: &str,
+    private_key: &str,
+    port: &str,
+    peer: &str,
+    endpoint: &str,
+    allowed: &str,
+) -> Result<(), String> {
+    piped(
+        &[
+            "ip",
+            "netns",
+            "exec",
+            ns,
+            "wg",
+            "set",
+            dev,
+            "private-key",
+            "/dev/stdin",
+            "listen-port",
+            port,
+            "peer",
+            peer,
+            "endpoint",
+            endpoint,
+            "allowed-ips",
+            allowed,
+        ],
+        private_key,
+    )
+    .map(|_| ())
 }
 
 /// Two namespaces joined by a veth, wireguard-go in each, iperf3 through the tunnel: Gbit/s.
@@ -258,29 +294,7 @@ fn wireguard_go(seconds: u32) -> Result<f64, String> {
         let (port, other_port) = (51900 + me, 51900 + other);
         let (port, ep) = (port.to_string(), format!("198.18.100.{other}:{other_port}"));
         let allowed = format!("198.19.100.{other}/32");
-        // The private key on stdin: never in a command line or an error message.
-        piped(
-            &[
-                "ip",
-                "netns",
-                "exec",
-                ns,
-                "wg",
-                "set",
-                dev,
-                "private-key",
-                "/dev/stdin",
-                "listen-port",
-                &port,
-                "peer",
-                peer,
-                "endpoint",
-                &ep,
-                "allowed-ips",
-                &allowed,
-            ],
-            key,
-        )?;
+        wg_set(ns, dev, key, &port, peer, &ep, &allowed)?;
         sh(&format!(
             "ip -n {ns} addr add 198.19.100.{me}/24 dev {dev} && ip -n {ns} link set {dev} mtu 1420 up"
         ))?;
