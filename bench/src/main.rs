@@ -48,8 +48,7 @@ const USAGE: &str = "usage: rvpp-bench <benchmark> [options] [--json]
                 iperf3 pod to pod through rvpp vs the Linux kernel (root)
   pod-remote [--runs R] [--seconds S] [--uplink af_packet|af_xdp|tap] [--no-wireguard]
                 iperf3 TCP from a pod here to a pod on a Linux node, flat, over VXLAN and over
-                WireGuard (wireguard-go on the Linux node), vs a
-                Linux node in rvpp's seat (root)
+                WireGuard (wireguard-go on the Linux node), vs a Linux node in rvpp's seat (root)
   service-crr [--services 1,1000,10000] [--seconds S] [--runs R] [--conns C]
               [--rx-mode polling|interrupt|adaptive] [--workers N]
                 TCP connect-request-response to a ClusterIP through rvpp's cnat vs the kernel
