@@ -229,9 +229,15 @@ impl Cnat {
     pub fn snat_edit<R>(&self, f: impl FnOnce(&mut SnatConfig) -> R) -> R {
         let _g = self.lock();
         let mut c = (*self.snat.load()).clone();
+        let prev = c.epoch;
         let r = f(&mut c);
         // A new epoch: every flow's cached "no SNAT" is stale (epoch 0 means none cached).
-        let e = c.epoch.wrapping_add(1) & session::SNAT_EPOCH_MAX;
+        // On a wrap the marks of the last round would look current again: cleared first,
+        // while workers still run the old epoch (whose marks are never the new one).
+        if prev >= session::SNAT_EPOCH_MAX {
+            self.sessions.clear_snat_marks();
+        }
+        let e = prev.wrapping_add(1) & session::SNAT_EPOCH_MAX;
         c.epoch = e.max(1);
         self.snat.publish(c);
         r
