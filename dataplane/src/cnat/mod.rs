@@ -243,14 +243,18 @@ impl Cnat {
         r
     }
 
-    fn release(&self, k: &FlowKey, s: &Session) {
+    /// Give back the port the entry `k`, `s` owns, to the space it came from
+    /// ([`port_fib`]; `ret_fib`: the SNAT config's return FIB).
+    fn release(&self, k: &FlowKey, s: &Session, ret_fib: u16) {
         if s.flags & sflags::OWNS_PORT != 0 {
-            self.ports.free(k.ip6, k.fib as u32, k.proto, s.rw.sport);
+            let fib = port_fib(k, ret_fib) as u32;
+            self.ports.free(k.ip6, fib, k.proto, s.rw.sport);
         }
     }
 
     /// Remove the sessions of translation `id`, except those whose backend is in `keep`.
     pub fn purge_translation(&self, id: u32, keep: &[Endpoint]) -> usize {
+        let ret_fib = self.snat.load().ret_fib_index as u16;
         let gone = self.sessions.remove_if(|k, s| {
             if s.translation != id {
                 return false;
@@ -264,7 +268,7 @@ impl Cnat {
             !keep.iter().any(|e| e.addr == addr && e.port == port)
         });
         for (k, s) in &gone {
-            self.release(k, s);
+            self.release(k, s, ret_fib);
         }
         self.affinity.remove_if(|_, s| {
             s.translation == id
@@ -279,9 +283,10 @@ impl Cnat {
     pub fn purge(&self) -> usize {
         self.fragments.remove_if(|_, _| true);
         self.affinity.remove_if(|_, _| true);
+        let ret_fib = self.snat.load().ret_fib_index as u16;
         let gone = self.sessions.remove_if(|_, _| true);
         for (k, s) in &gone {
-            self.release(k, s);
+            self.release(k, s, ret_fib);
         }
         gone.len()
     }
@@ -330,7 +335,7 @@ impl Cnat {
             between,
         );
         for (k, s) in &gone {
-            self.release(k, s);
+            self.release(k, s, ret_fib);
         }
         let frags = self
             .fragments
@@ -365,6 +370,17 @@ fn return_key(k: &FlowKey, s: &Session, fib: u16) -> FlowKey {
 /// forward one is in is not kept). An SNAT return entry (its forward entry on the output
 /// stage) rewrites to the client as the flow first was, DNATed or not, so its forward key is
 /// the client's side of its rewrite and the server's side of its own key.
+/// The FIB whose port space the port an entry `k` owns came from: an SNAT flow's (its owner
+/// is the forward entry on the output stage) the return FIB's, where its return entry is
+/// keyed, whatever FIB the packet was in (a hairpin in a pod's VRF); a DNAT flow's its own.
+pub fn port_fib(k: &FlowKey, ret_fib: u16) -> u16 {
+    if k.stage == session::stage::OUTPUT {
+        ret_fib
+    } else {
+        k.fib
+    }
+}
+
 fn forward_of(k: &FlowKey, s: &Session) -> FlowKey {
     if s.flags & sflags::PEER_OUTPUT == 0 {
         return FlowKey::reverse_of(&s.rw, k.proto, k.ip6, k.fib, session::stage::INPUT);

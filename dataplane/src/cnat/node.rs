@@ -138,11 +138,11 @@ fn reopens(cnat: &Cnat, k: &FlowKey, s: &Session, ret_fib: u16, wants_return: bo
         return false;
     }
     if let Some(old) = cnat.sessions.remove(k) {
-        cnat.release(k, &old);
+        cnat.release(k, &old, ret_fib);
     }
     if peer.is_some() {
         if let Some(old) = cnat.sessions.remove(&pk) {
-            cnat.release(&pk, &old);
+            cnat.release(&pk, &old, ret_fib);
         }
     }
     true
@@ -161,7 +161,7 @@ fn insert_return(
     match cnat.sessions.insert(rk, ret) {
         Err(InsertError::Exists) if replace => {
             if let Some(old) = cnat.sessions.remove(rk) {
-                cnat.release(rk, &old);
+                cnat.release(rk, &old, rk.fib);
             }
             match cnat.sessions.insert(rk, ret) {
                 Err(InsertError::Exists) => Ok(()),
@@ -784,7 +784,7 @@ fn insert_snat_return(cnat: &Cnat, rk: &FlowKey, ret: &Session) -> Result<(), In
             }
             if held.is_some() {
                 if let Some(old) = cnat.sessions.remove(rk) {
-                    cnat.release(rk, &old);
+                    cnat.release(rk, &old, rk.fib);
                 }
             }
             cnat.sessions.insert(rk, ret).map(|_| ())
@@ -1172,6 +1172,33 @@ mod tests {
         assert_eq!(addrs(&p), ([198, 18, 0, 1], out, sp, 53));
         assert_eq!(c.sessions.len(), 2);
         assert_eq!(c.ports.in_use(false, 0, 17), 1);
+    }
+
+    /// A hairpin in a pod's VRF: the packet's FIB is not the return FIB, whose space the SNAT
+    /// port comes from (its return entry is keyed there). When the flow goes the port must
+    /// go back to that space, or each such flow leaks one until SNAT runs out of ports.
+    #[test]
+    fn an_snat_port_goes_back_to_the_return_fibs_space() {
+        let c = setup();
+        let cfg = c.snat.load();
+        let pod = [198, 18, 5, 2];
+        let (r, _, _) = run(&udp(pod, pod, 1234, 8080, false), POD, POD, |b| {
+            b.meta.fib_index = 3;
+            output_packet(&c, &cfg, b, 0, false, 1)
+        });
+        assert_eq!(
+            r,
+            Ok(Some(out_err::NEW_SESSIONS)),
+            "source is destination: SNAT"
+        );
+        assert_eq!(
+            c.ports.in_use(false, 0, 17),
+            1,
+            "taken in the return FIB's space"
+        );
+        assert_eq!(c.purge(), 2);
+        assert_eq!(c.ports.in_use(false, 0, 17), 0, "given back there");
+        assert_eq!(c.ports.in_use(false, 3, 17), 0);
     }
 
     #[test]
@@ -1697,7 +1724,7 @@ mod tests {
             ..fwd_key()
         };
         let old = c.sessions.remove(&fk).expect("the forward entry");
-        c.release(&fk, &old);
+        c.release(&fk, &old, 0);
         assert_eq!(c.ports.in_use(false, 0, 17), 0);
         // The 5-tuple again: the same port, the stale return entry replaced, one port used.
         let (r, sp2) = snat_udp(&c, 50);
