@@ -17,7 +17,7 @@ use crate::rcu::Published;
 use session::{sflags, Expiry, FlowKey, Found, Session, SessionTable, Timeouts};
 use snat::{PortAlloc, SnatConfig};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use translation::{Endpoint, Translation, TranslationTable, VipKey};
 
@@ -60,6 +60,9 @@ pub struct Cnat {
     /// Serialises control's edits of the published tables (workers never take it), and
     /// holds what only control needs: the next translation id, ids -> VIP keys.
     edit: Mutex<Edits>,
+    /// The number of the last SNAT edit ([`SnatConfig::edits`]), moved on before its config
+    /// is published: a worker whose config is older makes no mark.
+    snat_edits: AtomicU64,
     tsc_hz: u64,
 }
 
@@ -100,6 +103,7 @@ impl Cnat {
                 next_id: 1,
                 ..Default::default()
             }),
+            snat_edits: AtomicU64::new(0),
             tsc_hz: crate::runtime::tsc_hz().max(1),
         }
     }
@@ -225,12 +229,46 @@ impl Cnat {
         Ok(())
     }
 
+    /// Record that the flow of the session in `slot` (its npol word `seen`, as cnat-input's
+    /// lookup read it) needs no SNAT under `cfg`, the SNAT config a worker judged it by. Only
+    /// while `cfg` is the last edit's: a worker whose config is a whole cycle of epochs old
+    /// (one it held through 511 edits) would leave a mark that looks current. Checked before
+    /// the mark and after it (taken back if an edit came between, whose wrap may have cleared
+    /// the marks before this one landed). Lock-free; the packet path's cost is two loads of
+    /// a word written once per SNAT edit, on a flow's first packet in each epoch only.
+    pub fn mark_no_snat(&self, cfg: &SnatConfig, slot: usize, seen: u64) {
+        self.mark_no_snat_racing(cfg, slot, seen, || {});
+    }
+
+    /// [`Self::mark_no_snat`], running `between` after its check and before its mark (tests
+    /// edit the SNAT config there, as control would).
+    pub(crate) fn mark_no_snat_racing(
+        &self,
+        cfg: &SnatConfig,
+        slot: usize,
+        seen: u64,
+        between: impl FnOnce(),
+    ) {
+        if self.snat_edits.load(Ordering::SeqCst) != cfg.edits {
+            return;
+        }
+        between();
+        if self.sessions.snat_mark(slot, seen, cfg.epoch)
+            && self.snat_edits.load(Ordering::SeqCst) != cfg.edits
+        {
+            self.sessions.clear_snat_mark(slot, cfg.epoch);
+        }
+    }
+
     /// Edit the SNAT configuration.
     pub fn snat_edit<R>(&self, f: impl FnOnce(&mut SnatConfig) -> R) -> R {
         let _g = self.lock();
         let mut c = (*self.snat.load()).clone();
-        let prev = c.epoch;
+        let (prev, edits) = (c.epoch, c.edits + 1);
         let r = f(&mut c);
+        // Workers holding an older config stop marking before the marks are cleared.
+        self.snat_edits.store(edits, Ordering::SeqCst);
+        c.edits = edits;
         // A new epoch: every flow's cached "no SNAT" is stale (epoch 0 means none cached).
         // On a wrap the marks of the last round would look current again: cleared first,
         // while workers still run the old epoch (whose marks are never the new one).

@@ -614,9 +614,7 @@ pub fn output_packet_hashed(
             nat::addrs(b.data().get(l3..).unwrap_or(&[]), ip6).ok_or(out_err::TRUNCATED)?;
         if !cfg.wants_snat(rx, tx, ip6, src, dst) {
             if b.meta.flags & CNAT_SESSION != 0 {
-                let _ =
-                    cnat.sessions
-                        .snat_mark(b.meta.cnat_slot as usize, b.meta.cnat_npol, cfg.epoch);
+                cnat.mark_no_snat(cfg, b.meta.cnat_slot as usize, b.meta.cnat_npol);
             }
             return Ok(None);
         }
@@ -1087,6 +1085,37 @@ mod tests {
         assert_eq!(fl & CNAT_NO_SNAT, 0, "a mark from before the wrap is stale");
         assert_eq!(r, Ok(Some(out_err::NEW_SESSIONS)));
         assert_eq!(addrs(&p).0, [198, 18, 0, 1]);
+    }
+
+    /// A worker judges a flow by the SNAT config it holds while control edits it round a whole
+    /// cycle of epochs (the wrap clearing every mark): its mark, made late, would carry the
+    /// epoch that is current again, for a decision the config no longer makes. Before the
+    /// judging (a worker that held its config that long) and between judging and mark.
+    #[test]
+    fn a_mark_made_by_a_config_a_cycle_old_is_not_left() {
+        let key = udp_key(POD_IP, SERVICE, 1234, 80);
+        for racing in [false, true] {
+            let (c, pkt) = no_snat_service();
+            let old = c.snat.load();
+            let (_, _, fl) = through(&c, &pkt, 1);
+            assert_ne!(fl & CNAT_SESSION, 0);
+            let f = c.sessions.lookup(&key).unwrap();
+            c.sessions.snat_mark(f.slot, f.npol, 0);
+            let cycle = || {
+                for _ in 0..super::super::session::SNAT_EPOCH_MAX {
+                    c.snat_edit(|_| {});
+                }
+                assert_eq!(c.snat.load().epoch, old.epoch, "the epoch came round");
+            };
+            if racing {
+                c.mark_no_snat_racing(&old, f.slot, f.npol, cycle);
+            } else {
+                cycle();
+                c.mark_no_snat(&old, f.slot, f.npol);
+            }
+            let epoch = c.sessions.lookup(&key).unwrap().snat_epoch();
+            assert_ne!(epoch, c.snat.load().epoch, "racing {racing}: a stale mark");
+        }
     }
 
     /// A NodePort-like service: the source becomes the node's address and a port allocated

@@ -657,7 +657,7 @@ impl SessionTable {
         between();
         let new = cur & !SNAT_BITS | ((epoch & SNAT_EPOCH_MAX) as u64) << SNAT_SHIFT;
         new == cur
-            || m.compare_exchange(cur, new, Ordering::AcqRel, Ordering::Relaxed)
+            || m.compare_exchange(cur, new, Ordering::SeqCst, Ordering::Relaxed)
                 .is_ok()
     }
 
@@ -666,22 +666,17 @@ impl SessionTable {
     /// entry, retried when a packet's `touch` moved the word meanwhile.
     pub fn clear_snat_marks(&self) {
         for (slot, w) in self.data.iter().enumerate() {
-            if self.hdr_of(slot).load(Ordering::Relaxed) & OCC == 0 {
-                continue;
+            if self.hdr_of(slot).load(Ordering::Relaxed) & OCC != 0 {
+                unmark(&w[10], |_| true);
             }
-            let m = &w[10];
-            let mut cur = m.load(Ordering::Acquire);
-            while cur & SNAT_BITS != 0 {
-                match m.compare_exchange_weak(
-                    cur,
-                    cur & !SNAT_BITS,
-                    Ordering::AcqRel,
-                    Ordering::Acquire,
-                ) {
-                    Ok(_) => break,
-                    Err(now) => cur = now,
-                }
-            }
+        }
+    }
+
+    /// Clear `slot`'s SNAT mark if it is `epoch`'s (a mark taken back).
+    pub fn clear_snat_mark(&self, slot: usize, epoch: u16) {
+        if let Some(w) = self.data.get(slot) {
+            let want = ((epoch & SNAT_EPOCH_MAX) as u64) << SNAT_SHIFT;
+            unmark(&w[10], |m| m & SNAT_BITS == want);
         }
     }
 
@@ -931,6 +926,19 @@ struct Doomed {
     slot: usize,
     key: FlowKey,
     meta: u64,
+}
+
+/// Clear the SNAT mark in the meta word `m` while `which(word)` says so; retried when a
+/// packet's `touch` moved the word meanwhile. Sequentially consistent, as
+/// [`super::Cnat::mark_no_snat`]'s checks around its mark are.
+fn unmark(m: &AtomicU64, which: impl Fn(u64) -> bool) {
+    let mut cur = m.load(Ordering::SeqCst);
+    while cur & SNAT_BITS != 0 && which(cur) {
+        match m.compare_exchange_weak(cur, cur & !SNAT_BITS, Ordering::SeqCst, Ordering::SeqCst) {
+            Ok(_) => break,
+            Err(now) => cur = now,
+        }
+    }
 }
 
 /// A slot's generation for its sequence number `seq` once inserted.
