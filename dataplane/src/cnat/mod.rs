@@ -17,7 +17,7 @@ use crate::rcu::Published;
 use session::{sflags, Expiry, FlowKey, Found, Session, SessionTable, Timeouts};
 use snat::{PortAlloc, SnatConfig};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use translation::{Endpoint, Translation, TranslationTable, VipKey};
 
@@ -60,6 +60,9 @@ pub struct Cnat {
     /// Serialises control's edits of the published tables (workers never take it), and
     /// holds what only control needs: the next translation id, ids -> VIP keys.
     edit: Mutex<Edits>,
+    /// The number of the last SNAT edit ([`SnatConfig::edits`]), moved on before its config
+    /// is published: a worker whose config is older makes no mark.
+    snat_edits: AtomicU64,
     tsc_hz: u64,
 }
 
@@ -100,6 +103,7 @@ impl Cnat {
                 next_id: 1,
                 ..Default::default()
             }),
+            snat_edits: AtomicU64::new(0),
             tsc_hz: crate::runtime::tsc_hz().max(1),
         }
     }
@@ -225,26 +229,70 @@ impl Cnat {
         Ok(())
     }
 
+    /// Record that the flow of the session in `slot` (its npol word `seen`, as cnat-input's
+    /// lookup read it) needs no SNAT under `cfg`, the SNAT config a worker judged it by. Only
+    /// while `cfg` is the last edit's: a worker whose config is a whole cycle of epochs old
+    /// (one it held through 511 edits) would leave a mark that looks current. Checked before
+    /// the mark and after it (taken back if an edit came between, whose wrap may have cleared
+    /// the marks before this one landed). Lock-free; the packet path's cost is two loads of
+    /// a word written once per SNAT edit, on a flow's first packet in each epoch only.
+    pub fn mark_no_snat(&self, cfg: &SnatConfig, slot: usize, seen: u64) {
+        self.mark_no_snat_racing(cfg, slot, seen, || {});
+    }
+
+    /// [`Self::mark_no_snat`], running `between` after its check and before its mark (tests
+    /// edit the SNAT config there, as control would).
+    pub(crate) fn mark_no_snat_racing(
+        &self,
+        cfg: &SnatConfig,
+        slot: usize,
+        seen: u64,
+        between: impl FnOnce(),
+    ) {
+        if self.snat_edits.load(Ordering::SeqCst) != cfg.edits {
+            return;
+        }
+        between();
+        if self.sessions.snat_mark(slot, seen, cfg.epoch)
+            && self.snat_edits.load(Ordering::SeqCst) != cfg.edits
+        {
+            self.sessions.clear_snat_mark(slot, cfg.epoch);
+        }
+    }
+
     /// Edit the SNAT configuration.
     pub fn snat_edit<R>(&self, f: impl FnOnce(&mut SnatConfig) -> R) -> R {
         let _g = self.lock();
         let mut c = (*self.snat.load()).clone();
+        let (prev, edits) = (c.epoch, c.edits + 1);
         let r = f(&mut c);
+        // Workers holding an older config stop marking before the marks are cleared.
+        self.snat_edits.store(edits, Ordering::SeqCst);
+        c.edits = edits;
         // A new epoch: every flow's cached "no SNAT" is stale (epoch 0 means none cached).
-        let e = c.epoch.wrapping_add(1) & session::SNAT_EPOCH_MAX;
+        // On a wrap the marks of the last round would look current again: cleared first,
+        // while workers still run the old epoch (whose marks are never the new one).
+        if prev >= session::SNAT_EPOCH_MAX {
+            self.sessions.clear_snat_marks();
+        }
+        let e = prev.wrapping_add(1) & session::SNAT_EPOCH_MAX;
         c.epoch = e.max(1);
         self.snat.publish(c);
         r
     }
 
-    fn release(&self, k: &FlowKey, s: &Session) {
+    /// Give back the port the entry `k`, `s` owns, to the space it came from
+    /// ([`port_fib`]; `ret_fib`: the SNAT config's return FIB).
+    fn release(&self, k: &FlowKey, s: &Session, ret_fib: u16) {
         if s.flags & sflags::OWNS_PORT != 0 {
-            self.ports.free(k.ip6, k.fib as u32, k.proto, s.rw.sport);
+            let fib = port_fib(k, ret_fib) as u32;
+            self.ports.free(k.ip6, fib, k.proto, s.rw.sport);
         }
     }
 
     /// Remove the sessions of translation `id`, except those whose backend is in `keep`.
     pub fn purge_translation(&self, id: u32, keep: &[Endpoint]) -> usize {
+        let ret_fib = self.snat.load().ret_fib_index as u16;
         let gone = self.sessions.remove_if(|k, s| {
             if s.translation != id {
                 return false;
@@ -258,7 +306,7 @@ impl Cnat {
             !keep.iter().any(|e| e.addr == addr && e.port == port)
         });
         for (k, s) in &gone {
-            self.release(k, s);
+            self.release(k, s, ret_fib);
         }
         self.affinity.remove_if(|_, s| {
             s.translation == id
@@ -273,9 +321,10 @@ impl Cnat {
     pub fn purge(&self) -> usize {
         self.fragments.remove_if(|_, _| true);
         self.affinity.remove_if(|_, _| true);
+        let ret_fib = self.snat.load().ret_fib_index as u16;
         let gone = self.sessions.remove_if(|_, _| true);
         for (k, s) in &gone {
-            self.release(k, s);
+            self.release(k, s, ret_fib);
         }
         gone.len()
     }
@@ -324,7 +373,7 @@ impl Cnat {
             between,
         );
         for (k, s) in &gone {
-            self.release(k, s);
+            self.release(k, s, ret_fib);
         }
         let frags = self
             .fragments
@@ -359,6 +408,17 @@ fn return_key(k: &FlowKey, s: &Session, fib: u16) -> FlowKey {
 /// forward one is in is not kept). An SNAT return entry (its forward entry on the output
 /// stage) rewrites to the client as the flow first was, DNATed or not, so its forward key is
 /// the client's side of its rewrite and the server's side of its own key.
+/// The FIB whose port space the port an entry `k` owns came from: an SNAT flow's (its owner
+/// is the forward entry on the output stage) the return FIB's, where its return entry is
+/// keyed, whatever FIB the packet was in (a hairpin in a pod's VRF); a DNAT flow's its own.
+pub fn port_fib(k: &FlowKey, ret_fib: u16) -> u16 {
+    if k.stage == session::stage::OUTPUT {
+        ret_fib
+    } else {
+        k.fib
+    }
+}
+
 fn forward_of(k: &FlowKey, s: &Session) -> FlowKey {
     if s.flags & sflags::PEER_OUTPUT == 0 {
         return FlowKey::reverse_of(&s.rw, k.proto, k.ip6, k.fib, session::stage::INPUT);

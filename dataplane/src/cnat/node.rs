@@ -138,11 +138,11 @@ fn reopens(cnat: &Cnat, k: &FlowKey, s: &Session, ret_fib: u16, wants_return: bo
         return false;
     }
     if let Some(old) = cnat.sessions.remove(k) {
-        cnat.release(k, &old);
+        cnat.release(k, &old, ret_fib);
     }
     if peer.is_some() {
         if let Some(old) = cnat.sessions.remove(&pk) {
-            cnat.release(&pk, &old);
+            cnat.release(&pk, &old, ret_fib);
         }
     }
     true
@@ -161,16 +161,39 @@ fn insert_return(
     match cnat.sessions.insert(rk, ret) {
         Err(InsertError::Exists) if replace => {
             if let Some(old) = cnat.sessions.remove(rk) {
-                cnat.release(rk, &old);
+                cnat.release(rk, &old, rk.fib);
             }
             match cnat.sessions.insert(rk, ret) {
                 Err(InsertError::Exists) => Ok(()),
-                r => r,
+                r => r.map(|_| ()),
             }
         }
         Err(InsertError::Exists) => Ok(()),
-        r => r,
+        r => r.map(|_| ()),
     }
+}
+
+/// Insert a new flow's forward entry: `Ok(Ok(entry))` made, `Ok(Err(entry))` another worker
+/// made the flow's entry since this one's lookup missed (the packet then goes by that one,
+/// as its later packets will), or why there is none.
+fn insert_or_winner(
+    cnat: &Cnat,
+    k: &FlowKey,
+    s: &Session,
+) -> Result<Result<Found, Found>, InsertError> {
+    for _ in 0..2 {
+        match cnat.sessions.insert(k, s) {
+            Ok(made) => return Ok(Ok(made)),
+            Err(InsertError::Exists) => {
+                if let Some(winner) = cnat.sessions.lookup(k) {
+                    return Ok(Err(winner));
+                }
+                // Gone again (expired or purged meanwhile): try once more.
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Err(InsertError::NoSlot)
 }
 
 /// The input side for one packet (`b` from its IP header): established and return traffic by
@@ -352,12 +375,7 @@ fn input_any(
             && s.flags & sflags::RETURN == 0
             && reopens(cnat, &k, &s, ret_fib, wants_return());
         if !reopened {
-            nat::rewrite_by_entry(b.data_mut(), &f, &s.rw, found.csum_deltas4, partial);
-            cnat.sessions.touch(&found, now, class_of(&f, s.class));
-            if f.more_frags {
-                remember_fragment(cnat, &f, fib, &s.rw, now);
-            }
-            mark_established(b, &found, snat, now, !f.more_frags);
+            input_by_entry(cnat, snat, b, &f, &found, fib, now);
             return Ok(None);
         }
     }
@@ -452,21 +470,22 @@ fn input_any(
         }
     };
     k.fib = fib;
-    let mut fwd_new = true;
-    if let Err(e) = cnat.sessions.insert(&k, &fwd) {
-        match e {
-            // Another worker made this flow's entries first.
-            InsertError::Exists => fwd_new = false,
-            InsertError::Full => {
-                free_port(cnat);
-                return Err(in_err::SESSIONS_FULL);
-            }
-            InsertError::NoSlot => {
-                free_port(cnat);
-                return Err(in_err::NO_SLOT);
-            }
+    let made = match insert_or_winner(cnat, &k, &fwd) {
+        Ok(Ok(made)) => made,
+        Ok(Err(winner)) => {
+            free_port(cnat);
+            input_by_entry(cnat, snat, b, &f, &winner, fib, now);
+            return Ok(None);
         }
-    }
+        Err(e) => {
+            free_port(cnat);
+            return Err(if e == InsertError::Full {
+                in_err::SESSIONS_FULL
+            } else {
+                in_err::NO_SLOT
+            });
+        }
+    };
     if t.flags & tflags::NO_RETURN_SESSION == 0 {
         let rk = FlowKey::reverse_of(&rw, f.proto, ip6, ret_fib, stage::INPUT);
         let ret = Session {
@@ -481,7 +500,7 @@ fn input_any(
             class: cl,
             last_seen: now,
         };
-        match insert_return(cnat, &rk, &ret, fwd_new) {
+        match insert_return(cnat, &rk, &ret, true) {
             Ok(()) => {}
             Err(e) => {
                 cnat.sessions.remove(&k);
@@ -498,12 +517,35 @@ fn input_any(
     if f.more_frags {
         remember_fragment(cnat, &f, fib, &rw, now);
     }
-    b.meta.flags |= CNAT_DNAT;
+    // The new session goes on with the packet, so cnat-output can keep its SNAT decision
+    // from this first packet on (and npol its verdict).
+    mark_established(b, &made, snat, now, !f.more_frags);
     Ok(Some(if reopened {
         in_err::REOPENED
     } else {
         in_err::NEW_SESSIONS
     }))
+}
+
+/// Translate `b` (flow `f`, in `fib`) by its session's entry `found` and mark it.
+#[inline(always)]
+fn input_by_entry(
+    cnat: &Cnat,
+    snat: &SnatConfig,
+    b: &mut Buf<'_>,
+    f: &Flow,
+    found: &Found,
+    fib: u16,
+    now: u32,
+) {
+    let s = &found.session;
+    let partial = b.meta.flags & flags::OFFLOAD_L4_CKSUM != 0;
+    nat::rewrite_by_entry(b.data_mut(), f, &s.rw, found.csum_deltas4, partial);
+    cnat.sessions.touch(found, now, class_of(f, s.class));
+    if f.more_frags {
+        remember_fragment(cnat, f, fib, &s.rw, now);
+    }
+    mark_established(b, found, snat, now, !f.more_frags);
 }
 
 /// A first fragment was translated: keep its rewrite for the rest (best effort: a full
@@ -572,9 +614,7 @@ pub fn output_packet_hashed(
             nat::addrs(b.data().get(l3..).unwrap_or(&[]), ip6).ok_or(out_err::TRUNCATED)?;
         if !cfg.wants_snat(rx, tx, ip6, src, dst) {
             if b.meta.flags & CNAT_SESSION != 0 {
-                let _ =
-                    cnat.sessions
-                        .snat_mark(b.meta.cnat_slot as usize, b.meta.cnat_npol, cfg.epoch);
+                cnat.mark_no_snat(cfg, b.meta.cnat_slot as usize, b.meta.cnat_npol);
             }
             return Ok(None);
         }
@@ -590,13 +630,9 @@ pub fn output_packet_hashed(
     let h = if hash != 0 { hash } else { k.hash() };
     let mut reopened = false;
     if let Some(found) = cnat.sessions.lookup_hashed(&k, h) {
-        let s = found.session;
-        reopened = is_syn(&f) && reopens(cnat, &k, &s, ret_fib, true);
+        reopened = is_syn(&f) && reopens(cnat, &k, &found.session, ret_fib, true);
         if !reopened {
-            if let Some(d) = b.data_mut().get_mut(l3..) {
-                nat::rewrite_by_entry(d, &f, &s.rw, found.csum_deltas4, partial);
-            }
-            cnat.sessions.touch(&found, now, class_of(&f, s.class));
+            output_by_entry(cnat, b, l3, &f, &found, now, partial);
             return Ok(None);
         }
     }
@@ -683,13 +719,21 @@ pub fn output_packet_hashed(
             class: cl,
             last_seen: now,
         };
-        if let Err(e) = cnat.sessions.insert(&k, &fwd) {
-            cnat.sessions.remove(&rk);
-            cnat.ports.free(ip6, ret_fib as u32, f.proto, port);
-            return Err(match e {
-                InsertError::Full => out_err::SESSIONS_FULL,
-                _ => out_err::NO_SLOT,
-            });
+        match insert_or_winner(cnat, &k, &fwd) {
+            Ok(Ok(_)) => {}
+            won => {
+                cnat.sessions.remove(&rk);
+                cnat.ports.free(ip6, ret_fib as u32, f.proto, port);
+                return match won {
+                    // Another worker SNATed this flow since the lookup: its port.
+                    Ok(Err(winner)) => {
+                        output_by_entry(cnat, b, l3, &f, &winner, now, partial);
+                        Ok(None)
+                    }
+                    Err(InsertError::Full) => Err(out_err::SESSIONS_FULL),
+                    _ => Err(out_err::NO_SLOT),
+                };
+            }
         }
         if let Some(d) = b.data_mut().get_mut(l3..) {
             nat::rewrite_new_flow(d, &f, &rw, partial);
@@ -701,6 +745,24 @@ pub fn output_packet_hashed(
         }));
     }
     Err(out_err::PORTS_TAKEN)
+}
+
+/// Translate `b` (its IP header at `l3`, flow `f`) by its SNAT session's entry `found`.
+#[inline(always)]
+fn output_by_entry(
+    cnat: &Cnat,
+    b: &mut Buf<'_>,
+    l3: usize,
+    f: &Flow,
+    found: &Found,
+    now: u32,
+    partial: bool,
+) {
+    let s = &found.session;
+    if let Some(d) = b.data_mut().get_mut(l3..) {
+        nat::rewrite_by_entry(d, f, &s.rw, found.csum_deltas4, partial);
+    }
+    cnat.sessions.touch(found, now, class_of(f, s.class));
 }
 
 /// Insert a new SNAT flow's return entry `ret` under `rk`, on a port just allocated. An SNAT
@@ -720,12 +782,12 @@ fn insert_snat_return(cnat: &Cnat, rk: &FlowKey, ret: &Session) -> Result<(), In
             }
             if held.is_some() {
                 if let Some(old) = cnat.sessions.remove(rk) {
-                    cnat.release(rk, &old);
+                    cnat.release(rk, &old, rk.fib);
                 }
             }
-            cnat.sessions.insert(rk, ret)
+            cnat.sessions.insert(rk, ret).map(|_| ())
         }
-        r => r,
+        r => r.map(|_| ()),
     }
 }
 
@@ -921,19 +983,27 @@ mod tests {
         (r, p, in_flags)
     }
 
+    const POD_IP: [u8; 4] = [198, 18, 5, 2];
+    const SERVICE: [u8; 4] = [198, 19, 255, 1];
+    const EXCLUDED_BACKEND: [u8; 4] = [198, 18, 6, 3];
+
+    /// [`setup`] with a UDP service whose backend is in the excluded prefix, and a pod's
+    /// packet to it: a flow the policy gives no SNAT.
+    fn no_snat_service() -> (Arc<Cnat>, Vec<u8>) {
+        let c = setup();
+        one_backend(&c, SERVICE, 80, 17, EXCLUDED_BACKEND, 8080);
+        (c, udp(POD_IP, SERVICE, 1234, 80, false))
+    }
+
     #[test]
     fn a_dnat_flows_cached_no_snat_holds_until_the_policy_changes_or_a_purge() {
-        let c = setup();
-        let (pod, vip, backend) = ([198, 18, 5, 2], [198, 19, 255, 1], [198, 18, 6, 3]);
-        one_backend(&c, vip, 80, 17, backend, 8080);
-        let pkt = udp(pod, vip, 1234, 80, false);
-        // The packet that makes the session, then the first to find it: decided (excluded
-        // backend, pod side: no SNAT) and cached by cnat-output.
-        for now in [1, 2] {
-            let (r, p, fl) = through(&c, &pkt, now);
-            assert_eq!((r, addrs(&p)), (Ok(None), (pod, backend, 1234, 8080)));
-            assert_eq!(fl & CNAT_NO_SNAT, 0);
-        }
+        let (c, pkt) = no_snat_service();
+        let (pod, backend) = (POD_IP, EXCLUDED_BACKEND);
+        // The packet that makes the session: decided (excluded backend, pod side: no SNAT)
+        // and cached by cnat-output.
+        let (r, p, fl) = through(&c, &pkt, 1);
+        assert_eq!((r, addrs(&p)), (Ok(None), (pod, backend, 1234, 8080)));
+        assert_eq!(fl & CNAT_NO_SNAT, 0);
         // Later packets carry the cached decision.
         let (r, p, fl) = through(&c, &pkt, 2);
         assert_eq!((r, addrs(&p).0), (Ok(None), pod));
@@ -951,17 +1021,213 @@ mod tests {
         // Back to no SNAT, cached again, then purged: the new session caches nothing.
         c.snat_edit(|s| s.exclude.add(a4([198, 18, 0, 0]), 96 + 16));
         c.purge();
-        for now in [4, 4] {
-            assert_eq!(through(&c, &pkt, now).0, Ok(None));
-        }
+        assert_eq!(through(&c, &pkt, 4).0, Ok(None));
         let (_, _, fl) = through(&c, &pkt, 5);
         assert_ne!(fl & CNAT_NO_SNAT, 0);
         c.purge();
-        for now in [6, 6] {
-            let (r, p, fl) = through(&c, &pkt, now);
-            assert_eq!(fl & CNAT_NO_SNAT, 0, "a purge leaves no cached decision");
-            assert_eq!((r, addrs(&p).0), (Ok(None), pod));
+        let (r, p, fl) = through(&c, &pkt, 6);
+        assert_eq!(fl & CNAT_NO_SNAT, 0, "a purge leaves no cached decision");
+        assert_eq!((r, addrs(&p).0), (Ok(None), pod));
+    }
+
+    /// The input-stage forward key of an IPv4 UDP packet in FIB 0.
+    fn udp_key(src: [u8; 4], dst: [u8; 4], sp: u16, dp: u16) -> FlowKey {
+        FlowKey {
+            src: a4(src),
+            dst: a4(dst),
+            sport: sp,
+            dport: dp,
+            proto: 17,
+            ip6: false,
+            stage: stage::INPUT,
+            fib: 0,
         }
+    }
+
+    #[test]
+    fn a_dnat_flows_first_packet_stores_its_no_snat_decision() {
+        let (c, pkt) = no_snat_service();
+        let (pod, vip, backend) = (POD_IP, SERVICE, EXCLUDED_BACKEND);
+        let (r, p, fl) = through(&c, &pkt, 1);
+        assert_eq!((r, addrs(&p)), (Ok(None), (pod, backend, 1234, 8080)));
+        assert_ne!(
+            fl & CNAT_SESSION,
+            0,
+            "the first packet carries its new session"
+        );
+        let f = c.sessions.lookup(&udp_key(pod, vip, 1234, 80)).unwrap();
+        assert_eq!(
+            f.snat_epoch(),
+            c.snat.load().epoch,
+            "decided after one packet"
+        );
+        let (_, _, fl) = through(&c, &pkt, 1);
+        assert_ne!(fl & CNAT_NO_SNAT, 0, "the second packet carries it");
+    }
+
+    /// A flow idle through as many SNAT edits as the session keeps epochs must not find its
+    /// old "no SNAT" current again: the policy changed in between and now SNATs it.
+    #[test]
+    fn a_no_snat_mark_does_not_come_back_when_the_epoch_wraps() {
+        let (c, pkt) = no_snat_service();
+        let marked = c.snat.load().epoch;
+        let mut cached = false;
+        for _ in 0..3 {
+            cached = through(&c, &pkt, 1).2 & CNAT_NO_SNAT != 0;
+        }
+        assert!(cached, "no SNAT decided and cached");
+        c.snat_edit(|s| s.exclude = Default::default());
+        for _ in 1..super::super::session::SNAT_EPOCH_MAX {
+            c.snat_edit(|_| {});
+        }
+        assert_eq!(c.snat.load().epoch, marked, "the epoch came round again");
+        let (r, p, fl) = through(&c, &pkt, 2);
+        assert_eq!(fl & CNAT_NO_SNAT, 0, "a mark from before the wrap is stale");
+        assert_eq!(r, Ok(Some(out_err::NEW_SESSIONS)));
+        assert_eq!(addrs(&p).0, [198, 18, 0, 1]);
+    }
+
+    /// A worker judges a flow by the SNAT config it holds while control edits it round a whole
+    /// cycle of epochs (the wrap clearing every mark): its mark, made late, would carry the
+    /// epoch that is current again, for a decision the config no longer makes. Before the
+    /// judging (a worker that held its config that long) and between judging and mark.
+    #[test]
+    fn a_mark_made_by_a_config_a_cycle_old_is_not_left() {
+        let key = udp_key(POD_IP, SERVICE, 1234, 80);
+        for racing in [false, true] {
+            let (c, pkt) = no_snat_service();
+            let old = c.snat.load();
+            let (_, _, fl) = through(&c, &pkt, 1);
+            assert_ne!(fl & CNAT_SESSION, 0);
+            let f = c.sessions.lookup(&key).unwrap();
+            c.sessions.snat_mark(f.slot, f.npol, 0);
+            let cycle = || {
+                for _ in 0..super::super::session::SNAT_EPOCH_MAX {
+                    c.snat_edit(|_| {});
+                }
+                assert_eq!(c.snat.load().epoch, old.epoch, "the epoch came round");
+            };
+            if racing {
+                c.mark_no_snat_racing(&old, f.slot, f.npol, cycle);
+            } else {
+                cycle();
+                c.mark_no_snat(&old, f.slot, f.npol);
+            }
+            let epoch = c.sessions.lookup(&key).unwrap().snat_epoch();
+            assert_ne!(epoch, c.snat.load().epoch, "racing {racing}: a stale mark");
+        }
+    }
+
+    /// A NodePort-like service: the source becomes the node's address and a port allocated
+    /// per flow.
+    fn alloc_port_service(c: &Cnat, vip: [u8; 4], be: [u8; 4]) {
+        let ep = |a, port| Endpoint {
+            addr: a4(a),
+            port,
+            ip6: false,
+        };
+        c.translation_update(Translation {
+            vip: ep(vip, 80),
+            proto: 17,
+            flags: tflags::ALLOC_PORT,
+            paths: vec![PathEp {
+                src: ep([198, 18, 0, 1], 0),
+                dst: ep(be, 8080),
+                ..Default::default()
+            }],
+            ..Default::default()
+        });
+    }
+
+    /// Another worker creates a flow's entries between this worker's lookup (a miss) and its
+    /// insert: the packet is translated by the winner's entries (its port), and the loser
+    /// leaves no entry or port behind. A wrong hash makes the lookup miss as if it ran first.
+    #[test]
+    fn an_input_insert_that_lost_the_race_translates_by_the_winner() {
+        let c = setup();
+        let (client, vip, backend) = ([198, 51, 100, 7], [198, 19, 255, 1], [198, 18, 6, 3]);
+        alloc_port_service(&c, vip, backend);
+        let pkt = udp(client, vip, 1234, 80, false);
+        let tr = c.translations.load();
+        let (r, p, _) = run(&pkt, UPLINK, POD, |b| {
+            input_packet(&c, &tr, &c.snat.load(), b, false, 1)
+        });
+        assert_eq!(r, Ok(Some(in_err::NEW_SESSIONS)));
+        let (src, dst, sp, dp) = addrs(&p);
+        assert_eq!((src, dst, dp), ([198, 18, 0, 1], backend, 8080));
+        let winner = c.sessions.lookup(&udp_key(client, vip, 1234, 80)).unwrap();
+        let (r, p, fl) = run(&pkt, UPLINK, POD, |b| {
+            input_packet_hashed(&c, &tr, &c.snat.load(), b, false, 1, 0x1234_5678)
+        });
+        assert_eq!(r, Ok(None), "not a new flow");
+        assert_eq!(
+            addrs(&p),
+            ([198, 18, 0, 1], backend, sp, 8080),
+            "the winner's port"
+        );
+        assert_ne!(fl & CNAT_SESSION, 0);
+        assert_eq!(c.sessions.len(), 2, "no entry of the loser's left");
+        assert_eq!(
+            c.ports.in_use(false, 0, 17),
+            1,
+            "the loser's port given back"
+        );
+        assert_eq!(
+            c.sessions
+                .lookup(&udp_key(client, vip, 1234, 80))
+                .unwrap()
+                .slot,
+            winner.slot
+        );
+    }
+
+    /// As above on the output side: another worker made the flow's SNAT entries first. The
+    /// packet is SNATed by them, not dropped, and the loser's port and return entry go.
+    #[test]
+    fn an_snat_insert_that_lost_the_race_translates_by_the_winner() {
+        let c = setup();
+        let cfg = c.snat.load();
+        let (pod, out) = ([198, 18, 5, 2], [198, 51, 100, 9]);
+        let pkt = udp(pod, out, 1234, 53, false);
+        let (r, p, _) = run(&pkt, POD, UPLINK, |b| {
+            output_packet(&c, &cfg, b, 0, false, 1)
+        });
+        assert_eq!(r, Ok(Some(out_err::NEW_SESSIONS)));
+        let sp = addrs(&p).2;
+        let (r, p, _) = run(&pkt, POD, UPLINK, |b| {
+            output_packet_hashed(&c, &cfg, b, 0, false, 1, 0x1234_5678)
+        });
+        assert_eq!(r, Ok(None), "translated by the winner's entry, not dropped");
+        assert_eq!(addrs(&p), ([198, 18, 0, 1], out, sp, 53));
+        assert_eq!(c.sessions.len(), 2);
+        assert_eq!(c.ports.in_use(false, 0, 17), 1);
+    }
+
+    /// A hairpin in a pod's VRF: the packet's FIB is not the return FIB, whose space the SNAT
+    /// port comes from (its return entry is keyed there). When the flow goes the port must
+    /// go back to that space, or each such flow leaks one until SNAT runs out of ports.
+    #[test]
+    fn an_snat_port_goes_back_to_the_return_fibs_space() {
+        let c = setup();
+        let cfg = c.snat.load();
+        let pod = [198, 18, 5, 2];
+        let (r, _, _) = run(&udp(pod, pod, 1234, 8080, false), POD, POD, |b| {
+            b.meta.fib_index = 3;
+            output_packet(&c, &cfg, b, 0, false, 1)
+        });
+        assert_eq!(
+            r,
+            Ok(Some(out_err::NEW_SESSIONS)),
+            "source is destination: SNAT"
+        );
+        assert_eq!(
+            c.ports.in_use(false, 0, 17),
+            1,
+            "taken in the return FIB's space"
+        );
+        assert_eq!(c.purge(), 2);
+        assert_eq!(c.ports.in_use(false, 0, 17), 0, "given back there");
+        assert_eq!(c.ports.in_use(false, 3, 17), 0);
     }
 
     #[test]
@@ -1487,7 +1753,7 @@ mod tests {
             ..fwd_key()
         };
         let old = c.sessions.remove(&fk).expect("the forward entry");
-        c.release(&fk, &old);
+        c.release(&fk, &old, 0);
         assert_eq!(c.ports.in_use(false, 0, 17), 0);
         // The 5-tuple again: the same port, the stale return entry replaced, one port used.
         let (r, sp2) = snat_udp(&c, 50);

@@ -17,7 +17,9 @@
 //! verdicts it cached on the session, so a packet cnat found the session of is judged by
 //! what cnat's lookup already read. Its top [`GEN_BITS`] bits are the slot's generation,
 //! written by every insert with nothing else, so a verdict is never read from nor written
-//! into a session that was freed and reused under it.
+//! into a session that was freed and reused under it. The meta word (time, class, flags)
+//! holds the same generation, so cnat-output's "no SNAT" mark, one CAS on that word, fails
+//! on an entry that took the slot after the one it judged.
 
 use crate::fib::mem::{prefetch, Zeroed};
 use crate::wire::{csum_delta, csum_delta_add, csum_delta_small};
@@ -51,13 +53,36 @@ const GEN_SHIFT: u32 = 64 - GEN_BITS;
 pub const NPOL_MASK: u64 = (1 << GEN_SHIFT) - 1;
 const OCC: u64 = 1 << 32;
 const SEQ_MASK: u64 = 0xffff_ffff;
-/// Set in a meta word (flags, class, time: bits 0-47) while its entry is being expired.
-const DYING: u64 = 1 << 63;
-/// A meta word's bits 48-62: the SNAT epoch in which cnat-output found the flow needs no
-/// SNAT (0: not decided). Kept by `touch`, reset by a new insert.
-const SNAT_SHIFT: u32 = 48;
-pub const SNAT_EPOCH_MAX: u16 = 0x7fff;
+/// A slot's meta word: time (bits 0-31), DYING (32), the SNAT mark (33-41), the slot's
+/// generation (42-57), flags (58-61) and class (62-63: on top, reading it takes no mask, as
+/// when it was a byte; a mask cost an established packet one instruction).
+const CLASS_SHIFT: u32 = 62;
+const CLASS_MASK: u64 = 0x3;
+const FLAGS_SHIFT: u32 = 58;
+const FLAGS_MASK: u64 = 0xf;
+const _: () = assert!(class::TCP_CLOSING as u64 <= CLASS_MASK);
+const _: () =
+    assert!((sflags::RETURN | sflags::OWNS_PORT | sflags::PEER_OUTPUT) as u64 <= FLAGS_MASK);
+/// The SNAT epoch in which cnat-output found the flow needs no SNAT (0: not decided). Kept
+/// by `touch`, reset by a new insert. Epochs wrap after this many SNAT edits, and every mark
+/// is cleared then ([`SessionTable::clear_snat_marks`]), so an old mark never looks current.
+const SNAT_SHIFT: u32 = 33;
+pub const SNAT_EPOCH_MAX: u16 = 0x1ff;
 const SNAT_BITS: u64 = (SNAT_EPOCH_MAX as u64) << SNAT_SHIFT;
+/// The generation again (the npol word's), so a CAS on the meta word fails on an entry that
+/// reused the slot: a mark cannot land on another entry than the one it was decided for.
+const META_GEN_SHIFT: u32 = 42;
+const META_GEN_BITS: u64 = ((1 << GEN_BITS) - 1) << META_GEN_SHIFT;
+/// Set in a meta word while its entry is being expired.
+const DYING: u64 = 1 << 32;
+const _: () = assert!(
+    DYING & SNAT_BITS == 0
+        && SNAT_BITS & META_GEN_BITS == 0
+        && META_GEN_BITS & (FLAGS_MASK << FLAGS_SHIFT) == 0
+        && (FLAGS_MASK << FLAGS_SHIFT) & (CLASS_MASK << CLASS_SHIFT) == 0
+        && CLASS_SHIFT + 2 == 64
+        && META_GEN_BITS >> META_GEN_SHIFT == (1 << GEN_BITS) - 1
+);
 /// A packed key word's IPv6 bit ([`FlowKey::packed`]).
 const IP6_BIT: u64 = 1 << 17;
 /// Entries a key's first bucket takes before inserts weigh its second.
@@ -232,7 +257,7 @@ pub fn csum_deltas4(src: u128, dst: u128, sport: u16, dport: u16, rw: &Rewrite) 
 }
 
 /// Where a found entry is, to refresh it without a second lookup.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Found {
     pub slot: usize,
     pub session: Session,
@@ -476,7 +501,7 @@ impl SessionTable {
         if s.last_seen == now && s.class == class {
             return;
         }
-        let nm = meta(s.flags, class, now) | f.meta_word & SNAT_BITS;
+        let nm = meta(s.flags, class, now) | f.meta_word & (SNAT_BITS | META_GEN_BITS);
         let _ = self.w(f.slot, 10).compare_exchange(
             f.meta_word,
             nm,
@@ -485,15 +510,30 @@ impl SessionTable {
         );
     }
 
-    /// Add an entry. Never blocks: a slot is claimed with one CAS on its header. An entry in
-    /// its key's second bucket is counted in the first's `spilled`.
-    pub fn insert(&self, k: &FlowKey, s: &Session) -> Result<(), InsertError> {
+    /// Add an entry; returns it as a lookup would find it, so the packet that made it can
+    /// hand its slot on (`CNAT_SESSION`). Never blocks: a slot is claimed with one CAS on its
+    /// header. An entry in its key's second bucket is counted in the first's `spilled`.
+    /// `Exists` also when another writer inserted the key while this one looked for a slot
+    /// and found none, or found the table full: the caller then takes that entry.
+    pub fn insert(&self, k: &FlowKey, s: &Session) -> Result<Found, InsertError> {
+        self.insert_racing(k, s, || {})
+    }
+
+    /// [`Self::insert`], running `between` after it looked for the key and before it takes a
+    /// slot (tests insert the key there, as another worker would).
+    pub(crate) fn insert_racing(
+        &self,
+        k: &FlowKey,
+        s: &Session,
+        between: impl FnOnce(),
+    ) -> Result<Found, InsertError> {
         if self.lookup(k).is_some() {
             return Err(InsertError::Exists);
         }
+        between();
         if self.len.fetch_add(1, Ordering::Relaxed) >= self.limit {
             self.len.fetch_sub(1, Ordering::Relaxed);
-            return Err(InsertError::Full);
+            return Err(self.lost_to(k, InsertError::Full));
         }
         let h = k.hash();
         let tag = Self::tag(h);
@@ -539,49 +579,105 @@ impl SessionTable {
                 for (j, v) in kw.into_iter().enumerate() {
                     st(j, v);
                 }
-                st(
-                    5,
-                    if k.ip6 {
-                        (s.rw.src >> 64) as u64
-                    } else {
-                        csum_deltas4(k.src, k.dst, k.sport, k.dport, &s.rw) as u64
-                    },
-                );
+                let w5 = if k.ip6 {
+                    (s.rw.src >> 64) as u64
+                } else {
+                    csum_deltas4(k.src, k.dst, k.sport, k.dport, &s.rw) as u64
+                };
+                let ports =
+                    (s.rw.sport as u64) << 48 | (s.rw.dport as u64) << 32 | s.translation as u64;
+                let gen = generation(seq + 2);
+                let m = meta(s.flags, s.class, s.last_seen) | gen << META_GEN_SHIFT;
+                // A new generation and no verdict: nothing npol cached on the slot's last
+                // entry carries over (its CAS, expecting that entry's word, fails).
+                let npol = gen << GEN_SHIFT;
+                st(5, w5);
                 st(6, s.rw.src as u64);
                 st(7, (s.rw.dst >> 64) as u64);
                 st(8, s.rw.dst as u64);
-                st(
-                    9,
-                    (s.rw.sport as u64) << 48 | (s.rw.dport as u64) << 32 | s.translation as u64,
-                );
-                st(10, meta(s.flags, s.class, s.last_seen));
-                // A new generation and no verdict: nothing npol cached on the slot's last
-                // entry carries over (its CAS, expecting that entry's word, fails).
-                st(NPOL_WORD, generation(seq + 2) << GEN_SHIFT);
+                st(9, ports);
+                st(10, m);
+                st(NPOL_WORD, npol);
                 hd.store(tag | OCC | ((seq + 2) & SEQ_MASK), Ordering::Release);
-                return Ok(());
+                // What a lookup would read back.
+                let rs_hi = if k.ip6 { w5 } else { 0 };
+                let rs = (rs_hi as u128) << 64 | s.rw.src as u64 as u128;
+                return Ok(Found {
+                    slot,
+                    session: decode(rs, s.rw.dst, ports, m),
+                    csum_deltas4: w5 as u32,
+                    meta_word: m,
+                    npol,
+                });
             }
         }
         self.len.fetch_sub(1, Ordering::Relaxed);
-        Err(InsertError::NoSlot)
+        Err(self.lost_to(k, InsertError::NoSlot))
+    }
+
+    /// What an insert that found no room reports: `Exists` when the key is there now (another
+    /// worker inserted it since this one looked), else `e`.
+    #[cold]
+    fn lost_to(&self, k: &FlowKey, e: InsertError) -> InsertError {
+        if self.lookup(k).is_some() {
+            InsertError::Exists
+        } else {
+            e
+        }
     }
 
     /// Record on `slot` that cnat-output decided, in SNAT epoch `epoch`, that the flow needs
     /// no SNAT, as long as the slot is still the entry `seen` (its npol word as a lookup read
-    /// it) and not being expired. Lock-free, best effort: false if a race was lost.
+    /// it) and not being expired. Lock-free, best effort: false if a race was lost. One CAS
+    /// on the meta word, which holds the slot's generation: an entry that took the slot
+    /// after `seen`'s was freed has another, and the CAS fails.
+    #[inline]
     pub fn snat_mark(&self, slot: usize, seen: u64, epoch: u16) -> bool {
+        self.snat_mark_racing(slot, seen, epoch, || {})
+    }
+
+    /// [`Self::snat_mark`], running `between` after it read the slot and before it writes
+    /// (tests free and reuse the slot there).
+    pub(crate) fn snat_mark_racing(
+        &self,
+        slot: usize,
+        seen: u64,
+        epoch: u16,
+        between: impl FnOnce(),
+    ) -> bool {
         let Some(w) = self.data.get(slot) else {
             return false;
         };
-        let (m, n) = (&w[10], &w[NPOL_WORD]);
+        let m = &w[10];
         let cur = m.load(Ordering::Acquire);
-        if cur & DYING != 0 || n.load(Ordering::Acquire) & !NPOL_MASK != seen & !NPOL_MASK {
+        let gen = seen >> GEN_SHIFT;
+        if cur & DYING != 0 || (cur & META_GEN_BITS) >> META_GEN_SHIFT != gen {
             return false;
         }
+        between();
         let new = cur & !SNAT_BITS | ((epoch & SNAT_EPOCH_MAX) as u64) << SNAT_SHIFT;
         new == cur
-            || m.compare_exchange(cur, new, Ordering::AcqRel, Ordering::Relaxed)
+            || m.compare_exchange(cur, new, Ordering::SeqCst, Ordering::Relaxed)
                 .is_ok()
+    }
+
+    /// Clear every entry's SNAT mark (control, when the SNAT epoch wraps: a mark left from the
+    /// last round would match the new epoch). Lock-free beside the workers: a CAS per marked
+    /// entry, retried when a packet's `touch` moved the word meanwhile.
+    pub fn clear_snat_marks(&self) {
+        for (slot, w) in self.data.iter().enumerate() {
+            if self.hdr_of(slot).load(Ordering::Relaxed) & OCC != 0 {
+                unmark(&w[10], |_| true);
+            }
+        }
+    }
+
+    /// Clear `slot`'s SNAT mark if it is `epoch`'s (a mark taken back).
+    pub fn clear_snat_mark(&self, slot: usize, epoch: u16) {
+        if let Some(w) = self.data.get(slot) {
+            let want = ((epoch & SNAT_EPOCH_MAX) as u64) << SNAT_SHIFT;
+            unmark(&w[10], |m| m & SNAT_BITS == want);
+        }
     }
 
     /// Replace npol's bits of `slot`'s npol word by `f(bits)`, as long as the slot's
@@ -832,6 +928,19 @@ struct Doomed {
     meta: u64,
 }
 
+/// Clear the SNAT mark in the meta word `m` while `which(word)` says so; retried when a
+/// packet's `touch` moved the word meanwhile. Sequentially consistent, as
+/// [`super::Cnat::mark_no_snat`]'s checks around its mark are.
+fn unmark(m: &AtomicU64, which: impl Fn(u64) -> bool) {
+    let mut cur = m.load(Ordering::SeqCst);
+    while cur & SNAT_BITS != 0 && which(cur) {
+        match m.compare_exchange_weak(cur, cur & !SNAT_BITS, Ordering::SeqCst, Ordering::SeqCst) {
+            Ok(_) => break,
+            Err(now) => cur = now,
+        }
+    }
+}
+
 /// A slot's generation for its sequence number `seq` once inserted.
 #[inline(always)]
 fn generation(seq: u64) -> u64 {
@@ -840,7 +949,9 @@ fn generation(seq: u64) -> u64 {
 
 #[inline(always)]
 fn meta(flags: u8, class: u8, last_seen: u32) -> u64 {
-    (flags as u64) << 40 | (class as u64) << 32 | last_seen as u64
+    (flags as u64 & FLAGS_MASK) << FLAGS_SHIFT
+        | (class as u64 & CLASS_MASK) << CLASS_SHIFT
+        | last_seen as u64
 }
 
 #[inline(always)]
@@ -853,8 +964,8 @@ fn decode(rs: u128, rd: u128, p: u64, m: u64) -> Session {
             dport: (p >> 32) as u16,
         },
         translation: p as u32,
-        flags: (m >> 40) as u8,
-        class: (m >> 32) as u8,
+        flags: ((m >> FLAGS_SHIFT) & FLAGS_MASK) as u8,
+        class: ((m >> CLASS_SHIFT) & CLASS_MASK) as u8,
         last_seen: m as u32,
     }
 }
@@ -1071,6 +1182,67 @@ mod tests {
         );
         assert_eq!(t.lookup(&key(1)).unwrap().npol & NPOL_MASK, 0);
         assert!(t.npol_update(n.slot, n.npol, |b| b | 0x1005));
+    }
+
+    /// A mark meant for an entry must not land on the entry that took its slot after it was
+    /// freed, even one with the same meta word (same flags, class and second): cnat-output
+    /// would then skip the SNAT policy for a flow it never judged.
+    #[test]
+    fn snat_mark_never_lands_on_the_entry_that_reused_the_slot() {
+        let t = SessionTable::new(64, 64);
+        t.insert(&key(1), &sess(1)).unwrap();
+        let old = t.lookup(&key(1)).unwrap();
+        let marked = t.snat_mark_racing(old.slot, old.npol, 5, || {
+            t.remove(&key(1)).unwrap();
+            t.insert(&key(1), &sess(1)).unwrap();
+        });
+        let new = t.lookup(&key(1)).unwrap();
+        assert_eq!(new.slot, old.slot, "the slot was reused");
+        assert_eq!(new.snat_epoch(), 0, "the old entry's mark did not land");
+        assert!(!marked);
+        // The entry now in the slot takes its own mark, and a touch keeps it.
+        assert!(t.snat_mark(new.slot, new.npol, 5));
+        let f = t.lookup(&key(1)).unwrap();
+        assert_eq!(f.snat_epoch(), 5);
+        t.touch(&f, 101, class::TCP_ESTABLISHED);
+        assert_eq!(t.lookup(&key(1)).unwrap().snat_epoch(), 5);
+    }
+
+    /// Keys of a four-bucket table whose two buckets are 0 and 1.
+    fn keys_in_buckets_0_and_1(t: &SessionTable, n: usize) -> Vec<FlowKey> {
+        (0..100_000)
+            .map(key)
+            .filter(|k| {
+                let mut b = t.buckets(k.hash());
+                b.sort_unstable();
+                b == [0, 1]
+            })
+            .take(n)
+            .collect()
+    }
+
+    /// Two workers insert the same key; the one whose own look found nothing loses the race
+    /// for the key's last free slot. It must learn that the key exists (and translate by the
+    /// winner's entry), not report its buckets full (a counted drop of a good packet).
+    #[test]
+    fn an_insert_that_loses_the_last_slot_to_its_own_key_finds_it() {
+        let t = SessionTable::new(32, 32);
+        let ks = keys_in_buckets_0_and_1(&t, 16);
+        assert_eq!(ks.len(), 16);
+        for k in &ks[..15] {
+            t.insert(k, &sess(k.src as u32 & 0xffff)).unwrap();
+        }
+        let x = ks[15];
+        let r = t.insert_racing(&x, &sess(9), || {
+            t.insert(&x, &sess(8)).unwrap();
+        });
+        assert_eq!(r, Err(InsertError::Exists));
+        assert_eq!(t.lookup(&x).unwrap().session, sess(8), "the winner's entry");
+        assert_eq!(t.len(), 16);
+        // A key with no entry still finds the buckets full.
+        let other = keys_in_buckets_0_and_1(&t, 17)[16];
+        assert_eq!(t.insert(&other, &sess(7)), Err(InsertError::NoSlot));
+        assert_eq!(t.len(), 16);
     }
 
     #[test]

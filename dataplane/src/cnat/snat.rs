@@ -296,6 +296,8 @@ pub struct SnatConfig {
     /// Moves on with every edit (1..=`SNAT_EPOCH_MAX`): a session's cached "no SNAT" holds
     /// for the epoch it was decided in only.
     pub epoch: u16,
+    /// Every edit's number, which does not wrap ([`crate::cnat::Cnat::mark_no_snat`]).
+    pub edits: u64,
 }
 
 impl SnatConfig {

@@ -210,7 +210,7 @@ fn frag_key(f: &Flow, sw: u32, d: Direction) -> FlowKey {
 }
 
 /// No room for an entry (another worker having added it first is not that).
-fn is_full(r: Result<(), InsertError>) -> bool {
+fn is_full<T>(r: Result<T, InsertError>) -> bool {
     matches!(r, Err(InsertError::Full | InsertError::NoSlot))
 }
 

@@ -537,6 +537,7 @@ pub(super) fn flows_json(dp: &Dataplane, f: &Forwarding) -> Value {
 /// are left out and counted in the log. A cnat session whose table is gone is left out too.
 pub(super) fn flows_restore(dp: &Dataplane, f: &Forwarding, v: &Value) -> Result<(), String> {
     let (cnat, npol) = (dp.cnat(), dp.npol());
+    let ret_fib = cnat.snat.load().ret_fib_index as u16;
     let mut dropped = 0usize;
     for (key, t, now, by_table) in [
         ("cnat_sessions", &cnat.sessions, cnat.now(), true),
@@ -558,8 +559,8 @@ pub(super) fn flows_restore(dp: &Dataplane, f: &Forwarding, v: &Value) -> Result
             s.last_seen = now.wrapping_sub(age);
             if key == "cnat_sessions" && s.flags & sflags::OWNS_PORT != 0 {
                 // The forward and return entries of a flow name one port, owned by one.
-                cnat.ports
-                    .claim(k.ip6, u32::from(k.fib), k.proto, s.rw.sport);
+                let fib = rvpp_dataplane::cnat::port_fib(&k, ret_fib);
+                cnat.ports.claim(k.ip6, u32::from(fib), k.proto, s.rw.sport);
             }
             if t.insert(&k, &s).is_err() {
                 dropped += 1;
