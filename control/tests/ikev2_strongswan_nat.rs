@@ -5,7 +5,9 @@
 //! answer IKE to the port the last authenticated message came from and send ESP in UDP to the
 //! peer's mapped 4500. Then the router forgets its mappings and maps anew (40200-40300): rvpp
 //! learns the new port from charon's next IKE message (DPD) and its child SA follows, with no
-//! rekey; rvpp then rekeys the child itself (a request of its own to the new port).
+//! rekey; rvpp then rekeys the child itself (a request of its own to the new port). And rvpp
+//! as the initiator toward charon behind a NAT that forwards its outside 500/4500 to charon:
+//! rvpp detects the NAT from charon's payloads and moves to 4500.
 //! Checked: the child comes up, pings pass both ways between the inner addresses (pod
 //! 198.19.0.2 behind rvpp, 198.19.1.2 on charon's side), and every ESP packet on the router's
 //! outside veth is UDP between 198.18.0.1:4500 and 198.18.0.2:<a mapped port>.
@@ -154,77 +156,146 @@ fn wait_ping(pod: &Netns, dst: &str, secs: u64) -> bool {
     false
 }
 
+/// The namespaces, rvpp (its uplink in the router, its pod), charon (loaded, idle) and a capture
+/// on the router's outside veth. Dropped in this order: charon and the capture first.
+struct Lab {
+    charon: Charon,
+    pcap: PathBuf,
+    dump: Option<Killed>,
+    r: common::Rvpp,
+    router: Netns,
+    pod: Netns,
+    swan: Netns,
+}
+
+/// One lab at a time: charon is heavy, and the machine is shared.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+impl Lab {
+    fn new(tag: &str) -> Option<Lab> {
+        if !common::skip::need_root("for taps and namespaces of the test's own") {
+            return None;
+        }
+        if !Path::new(CHARON).exists() {
+            common::skip::skip("strongSwan's charon is not installed (scripts/install-deps.sh)");
+            return None;
+        }
+        for t in ["swanctl", "nft", "tcpdump"] {
+            common::skip::need_tool(t)?;
+        }
+        let pid = std::process::id();
+        let router = Netns::new(format!("rvpp-{tag}r-{pid}"));
+        let pod = Netns::new(format!("rvpp-{tag}p-{pid}"));
+        let swan = Netns::new(format!("rvpp-{tag}s-{pid}"));
+        let r = common::pod_node(tag, 1, &router, &pod);
+        router.ip("addr add 198.18.0.2/24 dev up1");
+        router.ip("link set up1 up");
+        router.ip("link set lo up");
+        let inside = format!("{tag}{}", pid % 100000);
+        Command::new("ip")
+            .args([
+                "link", "add", &inside, "netns", &router.0, "type", "veth", "peer", "name", "eth0",
+                "netns", &swan.0,
+            ])
+            .status()
+            .unwrap();
+        router.ip(&format!("addr add 198.18.9.1/24 dev {inside}"));
+        router.ip(&format!("link set {inside} up"));
+        swan.ip("addr add 198.18.9.2/24 dev eth0");
+        swan.ip("link set eth0 up");
+        swan.ip("link set lo up");
+        swan.ip("addr add 198.19.1.2/32 dev lo");
+        swan.ip("route add default via 198.18.9.1");
+        swan.sh("sysctl -qw net.ipv4.conf.all.rp_filter=0");
+        router.sh("sysctl -qw net.ipv4.ip_forward=1");
+        router.sh(
+            "nft add table ip nat && nft add chain ip nat post '{ type nat hook postrouting priority 100; }'",
+        );
+        masquerade(&router, 40000, 40100);
+        let pcap = r.path("outside.pcap");
+        let dump = Killed(
+            router
+                .cmd(&["tcpdump", "-i", "up1", "-nn", "-U", "-s", "200", "-w"])
+                .arg(&pcap)
+                .arg("udp")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("tcpdump"),
+        );
+        std::thread::sleep(Duration::from_millis(500));
+        let charon = Charon::start(&swan, common::harness::test_dir(&format!("{tag}-charon")));
+        Some(Lab {
+            charon,
+            pcap,
+            dump: Some(dump),
+            r,
+            router,
+            pod,
+            swan,
+        })
+    }
+
+    /// Stops the capture; its ESP-in-UDP packets.
+    fn esp_on_the_wire(&mut self) -> Vec<(String, String)> {
+        drop(self.dump.take());
+        std::thread::sleep(Duration::from_millis(300));
+        esp_in_udp(&self.pcap)
+    }
+
+    /// The child is up on both sides and carries pings both ways.
+    fn pings_pass(&self) {
+        let sas = self.charon.swanctl(&["--list-sas"]);
+        println!("charon:\n{sas}");
+        assert!(sas.contains("INSTALLED, TUNNEL-in-UDP"), "{sas}");
+        let _ = self.swan.exec(&[
+            "ip",
+            "route",
+            "add",
+            "198.19.0.0/24",
+            "dev",
+            "ipsec0",
+            "src",
+            "198.19.1.2",
+        ]);
+        // The first packet toward the pod resolves its neighbour.
+        let _ = ping(&self.pod, "198.19.1.2", "1");
+        let (good, text) = ping(&self.pod, "198.19.1.2", "5");
+        assert!(
+            good,
+            "pod -> charon's side:\n{text}\n{}",
+            self.r.ctl("show errors")
+        );
+        let (good, text) = ping(&self.swan, "198.19.0.2", "5");
+        assert!(
+            good,
+            "charon's side -> pod:\n{text}\n{}",
+            self.r.ctl("show errors")
+        );
+    }
+}
+
 #[test]
 fn charon_behind_a_port_remapping_nat_to_rvpp_as_responder() {
-    if !common::skip::need_root("for taps and namespaces of the test's own") {
+    let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(mut lab) = Lab::new("natr") else {
         return;
-    }
-    if !Path::new(CHARON).exists() {
-        common::skip::skip("strongSwan's charon is not installed (scripts/install-deps.sh)");
-        return;
-    }
-    for t in ["swanctl", "nft", "tcpdump"] {
-        if common::skip::need_tool(t).is_none() {
-            return;
-        }
-    }
-    let pid = std::process::id();
-    let router = Netns::new(format!("rvpp-natr-{pid}"));
-    let pod = Netns::new(format!("rvpp-natp-{pid}"));
-    let swan = Netns::new(format!("rvpp-nats-{pid}"));
-    let mut r = common::pod_node("natt", 1, &router, &pod);
-    router.ip("addr add 198.18.0.2/24 dev up1");
-    router.ip("link set up1 up");
-    router.ip("link set lo up");
-    let inside = format!("nat{}", pid % 100000);
-    Command::new("ip")
-        .args([
-            "link", "add", &inside, "netns", &router.0, "type", "veth", "peer", "name", "eth0",
-            "netns", &swan.0,
-        ])
-        .status()
-        .unwrap();
-    router.ip(&format!("addr add 198.18.9.1/24 dev {inside}"));
-    router.ip(&format!("link set {inside} up"));
-    swan.ip("addr add 198.18.9.2/24 dev eth0");
-    swan.ip("link set eth0 up");
-    swan.ip("link set lo up");
-    swan.ip("addr add 198.19.1.2/32 dev lo");
-    swan.ip("route add default via 198.18.9.1");
-    swan.sh("sysctl -qw net.ipv4.conf.all.rp_filter=0");
-    router.sh("sysctl -qw net.ipv4.ip_forward=1");
-    router.sh("nft add table ip nat && nft add chain ip nat post '{ type nat hook postrouting priority 100; }'");
-    masquerade(&router, 40000, 40100);
-
-    let Some(out) = r.check_python("papi_ikev2_nat.py", &["responder"]) else {
+    };
+    let Some(out) = lab.r.check_python("papi_ikev2_nat.py", &["responder"]) else {
         return;
     };
     assert!(out.contains("ALL OK"));
-    let pcap = r.path("outside.pcap");
-    let dump = Killed(
-        router
-            .cmd(&["tcpdump", "-i", "up1", "-nn", "-U", "-s", "200", "-w"])
-            .arg(&pcap)
-            .arg("udp")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("tcpdump"),
-    );
-    std::thread::sleep(Duration::from_millis(500));
-
-    let charon = Charon::start(&swan, common::harness::test_dir("natt-charon"));
-    let o = charon.swanctl(&["--initiate", "--child", "rvpp", "--timeout", "20"]);
+    let o = lab
+        .charon
+        .swanctl(&["--initiate", "--child", "rvpp", "--timeout", "20"]);
+    let r = &lab.r;
     assert!(
         o.contains("initiate completed successfully"),
         "{o}\nrvpp:\n{}\n{}\ncharon log:\n{}",
         r.ctl("show ikev2 sa"),
         r.ctl("show ikev2 counters"),
-        charon.log()
+        lab.charon.log()
     );
-    let sas = charon.swanctl(&["--list-sas"]);
-    println!("charon:\n{sas}");
-    assert!(sas.contains("INSTALLED, TUNNEL-in-UDP"), "{sas}");
     let ike = r.ctl("show ikev2 sa");
     println!("rvpp:\n{ike}");
     assert!(
@@ -233,22 +304,7 @@ fn charon_behind_a_port_remapping_nat_to_rvpp_as_responder() {
     );
     let port = sa_dst_port(&r.ctl("show ipsec sa"));
     assert!((40000..=40100).contains(&port), "ESP in UDP to {port}");
-    swan.ip("route add 198.19.0.0/24 dev ipsec0 src 198.19.1.2");
-
-    // The first packet toward the pod resolves its neighbour.
-    let _ = ping(&pod, "198.19.1.2", "1");
-    let (good, text) = ping(&pod, "198.19.1.2", "5");
-    assert!(
-        good,
-        "pod -> charon's side:\n{text}\n{}",
-        r.ctl("show errors")
-    );
-    let (good, text) = ping(&swan, "198.19.0.2", "5");
-    assert!(
-        good,
-        "charon's side -> pod:\n{text}\n{}",
-        r.ctl("show errors")
-    );
+    lab.pings_pass();
     let e = r.ctl("show errors");
     assert!(counted(&e, "esp encrypt: packets sealed") >= 10, "{e}");
     assert!(counted(&e, "esp decrypt: packets opened") >= 10, "{e}");
@@ -256,9 +312,9 @@ fn charon_behind_a_port_remapping_nat_to_rvpp_as_responder() {
     // The router forgets charon and maps it anew: charon's DPD (nothing reaches it any more)
     // comes from the new port, rvpp follows with the same child.
     let spi = r.ctl("show ikev2 sa");
-    masquerade(&router, 40200, 40300);
-    forget_mappings(&router);
-    let followed = wait_ping(&pod, "198.19.1.2", 30);
+    masquerade(&lab.router, 40200, 40300);
+    forget_mappings(&lab.router);
+    let followed = wait_ping(&lab.pod, "198.19.1.2", 30);
     let sa = r.ctl("show ipsec sa");
     assert!(
         followed,
@@ -289,7 +345,7 @@ fn charon_behind_a_port_remapping_nat_to_rvpp_as_responder() {
         "{now}"
     );
     assert!(counted(&r.ctl("show ikev2 counters"), "peer address moved") >= 1);
-    let (good, text) = ping(&swan, "198.19.0.2", "3");
+    let (good, text) = ping(&lab.swan, "198.19.0.2", "3");
     assert!(good, "charon's side -> pod after the remap:\n{text}");
 
     // rvpp's own request (a child rekey) goes to the new port; charon installs the new child.
@@ -304,17 +360,15 @@ fn charon_behind_a_port_remapping_nat_to_rvpp_as_responder() {
         let s = r.ctl("show ikev2 sa");
         s.contains("child sa spi-in") && !s.contains(&old)
     });
-    let (good, text) = ping(&pod, "198.19.1.2", "3");
+    let (good, text) = ping(&lab.pod, "198.19.1.2", "3");
     assert!(
         good,
         "after rvpp's rekey:\n{text}\n{}",
-        charon.swanctl(&["--list-sas"])
+        lab.charon.swanctl(&["--list-sas"])
     );
     assert_eq!(sa_dst_port(&r.ctl("show ipsec sa")), port2);
 
-    drop(dump);
-    std::thread::sleep(Duration::from_millis(300));
-    let esp = esp_in_udp(&pcap);
+    let esp = lab.esp_on_the_wire();
     let ports: std::collections::BTreeSet<u16> = esp.iter().map(mapped_port).collect();
     println!(
         "{} ESP-in-UDP packets on the outside, mapped ports {ports:?}",
@@ -334,5 +388,42 @@ fn charon_behind_a_port_remapping_nat_to_rvpp_as_responder() {
             );
         }
     }
-    assert!(r.alive());
+    assert!(lab.r.alive());
+}
+
+#[test]
+fn rvpp_initiates_to_charon_behind_a_nat_that_forwards_its_ike_ports() {
+    let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(mut lab) = Lab::new("nati") else {
+        return;
+    };
+    // The router forwards 500 and 4500 of its outside address to charon.
+    lab.router.sh(
+        "nft add chain ip nat pre '{ type nat hook prerouting priority -100; }' && \
+         nft add rule ip nat pre iifname up1 udp dport '{ 500, 4500 }' dnat to 198.18.9.2",
+    );
+    let Some(out) = lab.r.check_python("papi_ikev2_nat.py", &["initiator"]) else {
+        return;
+    };
+    assert!(out.contains("ALL OK"));
+    let ike = lab.r.ctl("show ikev2 sa");
+    println!("rvpp:\n{ike}");
+    // charon's NAT detection payloads name 198.18.9.2: we see the NAT and move to 4500.
+    assert!(
+        ike.contains("initiator")
+            && ike.contains("remote 198.18.0.2:4500 ")
+            && ike.contains("established nat-t"),
+        "{ike}"
+    );
+    assert_eq!(sa_dst_port(&lab.r.ctl("show ipsec sa")), 4500);
+    lab.pings_pass();
+    let esp = lab.esp_on_the_wire();
+    println!("{} ESP-in-UDP packets on the outside", esp.len());
+    assert!(esp.len() >= 16, "{esp:?}");
+    assert!(esp.iter().all(|p| mapped_port(p) == 4500), "{esp:?}");
+    assert!(
+        esp.iter().any(|p| p.0 == "198.18.0.1.4500")
+            && esp.iter().any(|p| p.1 == "198.18.0.1.4500")
+    );
+    assert!(lab.r.alive());
 }
