@@ -238,8 +238,9 @@ impl Lab {
 
     /// Stops the capture; its ESP-in-UDP packets.
     fn esp_on_the_wire(&mut self) -> Vec<(String, String)> {
+        // tcpdump writes what it has read (-U); give it the last packets before it is killed.
+        std::thread::sleep(Duration::from_millis(700));
         drop(self.dump.take());
-        std::thread::sleep(Duration::from_millis(300));
         esp_in_udp(&self.pcap)
     }
 

@@ -278,11 +278,12 @@ pub struct Counters {
     pub unexpected: u64,
     pub not_ike: u64,
     pub peer_moved: u64,
+    pub peer_move_ignored: u64,
 }
 
 impl Counters {
     /// Every counter with what it counts, in a fixed order (for `show ikev2 counters`).
-    pub fn list(&self) -> [(&'static str, u64); 20] {
+    pub fn list(&self) -> [(&'static str, u64); 21] {
         [
             ("ike messages received", self.rx),
             ("ike messages sent", self.tx),
@@ -307,6 +308,10 @@ impl Counters {
             ("unexpected message (dropped)", self.unexpected),
             ("ESP or keepalive on 4500 (not IKE)", self.not_ike),
             ("peer address moved, children follow", self.peer_moved),
+            (
+                "peer address moved, not followed (we are behind a NAT)",
+                self.peer_move_ignored,
+            ),
         ]
     }
 }
@@ -399,6 +404,8 @@ struct IkeSa {
     /// 500, or 4500 once a NAT was detected (RFC 7296 §2.23).
     local_port: u16,
     nat: bool,
+    /// We are behind a NAT: once established, the peer's address is not followed.
+    behind_nat: bool,
     /// Where the IKE_SA_INIT we answered came from (its `init_index` key): `peer` moves on
     /// (to 4500, or wherever a NAT maps the peer), the key does not.
     init_from: Option<SocketAddr>,
@@ -819,13 +826,26 @@ fn nat_notifies(spi_i: u64, spi_r: u64, src: SocketAddr, dst: SocketAddr) -> [Pa
 }
 
 /// True when the peer's NAT_DETECTION payloads (if any) disagree with the addresses seen.
+/// What a message's NAT_DETECTION payloads tell (RFC 7296 §2.23): which side is behind a NAT.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct NatSeen {
+    peer_behind: bool,
+    we_behind: bool,
+}
+
+impl NatSeen {
+    fn any(self) -> bool {
+        self.peer_behind || self.we_behind
+    }
+}
+
 fn nat_detected(
     payloads: &[Payload],
     spi_i: u64,
     spi_r: u64,
     peer: SocketAddr,
     us: SocketAddr,
-) -> bool {
+) -> NatSeen {
     let of = |kind| -> Vec<&Vec<u8>> {
         payloads
             .iter()
@@ -840,11 +860,14 @@ fn nat_detected(
         of(notify::NAT_DETECTION_DESTINATION_IP),
     );
     if src.is_empty() || dst.is_empty() {
-        return false;
+        return NatSeen::default();
     }
     let want_src = nat_hash(spi_i, spi_r, peer);
     let want_dst = nat_hash(spi_i, spi_r, us);
-    !src.iter().any(|h| **h == want_src) || !dst.iter().any(|h| **h == want_dst)
+    NatSeen {
+        peer_behind: !src.iter().any(|h| **h == want_src),
+        we_behind: !dst.iter().any(|h| **h == want_dst),
+    }
 }
 
 /// The peer's ID is the one the profile expects, when it expects one.
@@ -1027,6 +1050,7 @@ impl Engine {
             superseded: false,
             local_port: IKE_PORT,
             nat: false,
+            behind_nat: false,
             init_from: None,
         };
         self.send_init(now, &mut sa);
@@ -1577,11 +1601,16 @@ impl Engine {
             }
         };
         sa.last_rx = now;
-        if from != sa.peer || local_port != sa.local_port {
-            // Authenticated: follow the peer's address (its move to 4500, or a NAT rebinding).
+        let moved = from != sa.peer || local_port != sa.local_port;
+        // Authenticated: follow the peer's address (its move to 4500, or a NAT in front of it
+        // remapping it). Behind a NAT ourselves, only until established: there the far side
+        // does not move, and one packet from elsewhere must not move us (RFC 7296 §2.23).
+        if moved && (sa.state != State::Established || !sa.behind_nat) {
             sa.peer = from;
             sa.local_port = local_port;
             self.children_follow_peer(sa);
+        } else if moved {
+            self.counters.peer_move_ignored += 1;
         }
         let inner = Inner {
             payloads: &payloads,
@@ -1751,7 +1780,8 @@ impl Engine {
             last_rx: now,
             superseded: false,
             local_port: IKE_PORT,
-            nat,
+            nat: nat.any(),
+            behind_nat: nat.we_behind,
             init_from: Some(from),
         };
         self.half_open += 1;
@@ -1836,7 +1866,9 @@ impl Engine {
         };
         sa.suite = suite;
         sa.spi_r = h.spi_r;
-        if nat_detected(&msg.payloads, sa.spi_i, h.spi_r, from, self.local) {
+        let seen = nat_detected(&msg.payloads, sa.spi_i, h.spi_r, from, self.local);
+        sa.behind_nat = seen.we_behind;
+        if seen.any() {
             sa.nat = true;
             sa.local_port = NAT_T_PORT;
             sa.peer.set_port(NAT_T_PORT);
@@ -2237,6 +2269,7 @@ impl Engine {
             superseded: false,
             local_port: old.local_port,
             nat: old.nat,
+            behind_nat: old.behind_nat,
             init_from: None,
         }
     }

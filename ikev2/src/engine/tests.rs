@@ -537,6 +537,25 @@ fn a_peer_behind_a_port_mapping_nat_is_answered_on_its_mapped_ports_and_followed
         .unwrap();
     assert!(e.deliver(&mut sink).is_none());
     assert_eq!(sink.0, moved);
+    // a, behind the NAT, does not follow b once established (RFC 7296 §2.23): b's request
+    // arriving from another port is answered where b is.
+    assert!(b.rekey_child(nb[0].spi_in));
+    b.handle_timeout(now);
+    let Some(Event::Send { data, .. }) = b.poll_event() else {
+        panic!("b's rekey request")
+    };
+    a.handle_datagram(now, NAT_T_PORT, addr("198.18.0.2:4600"), &data);
+    let mut to = None;
+    while let Some(e) = a.poll_event() {
+        match e {
+            Event::Send { to: t, .. } => to = Some(t),
+            Event::PeerMoved { .. } => panic!("a followed b from behind its NAT"),
+            _ => {}
+        }
+    }
+    assert_eq!(to, Some(addr("198.18.0.2:4500")));
+    assert_eq!(a.counters.peer_move_ignored, 1);
+    assert_eq!(a.ike_sas()[0].peer, addr("198.18.0.2:4500"));
 }
 
 #[test]
