@@ -207,7 +207,7 @@ fn show_sa(dp: &Dataplane, only: Option<u32>) -> String {
             sa.replay.top(),
             rvpp_dataplane::ipsec::replay::WINDOW
         );
-        if let Some((sp, dp_)) = c.udp_encap {
+        if let Some((sp, dp_)) = sa.udp_encap() {
             let _ = writeln!(s, "   udp-encap src-port {sp} dst-port {dp_}");
         }
         if let Some(t) = c.tunnel {

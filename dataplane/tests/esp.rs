@@ -41,7 +41,14 @@ fn a(s: &str) -> IpAddr {
     s.parse().unwrap()
 }
 
-fn sa(id: u32, spi: u32, key: &[u8], esn: bool, inbound: bool, natt: bool) -> Arc<Sa> {
+fn sa(
+    id: u32,
+    spi: u32,
+    key: &[u8],
+    esn: bool,
+    inbound: bool,
+    natt: Option<(u16, u16)>,
+) -> Arc<Sa> {
     Arc::new(
         Sa::new(SaConfig {
             id,
@@ -58,7 +65,7 @@ fn sa(id: u32, spi: u32, key: &[u8], esn: bool, inbound: bool, natt: bool) -> Ar
             esn,
             anti_replay: true,
             inbound,
-            udp_encap: natt.then_some((4500, 4500)),
+            udp_encap: natt,
             tunnel: None,
         })
         .unwrap(),
@@ -71,8 +78,9 @@ fn sa(id: u32, spi: u32, key: &[u8], esn: bool, inbound: bool, natt: bool) -> Ar
 #[derive(Clone, Copy, Default)]
 struct Opts {
     esn: bool,
-    /// NAT-T: UDP 4500 between outer IP and ESP.
-    natt: bool,
+    /// NAT-T: UDP between outer IP and ESP, with the (source, destination) ports a's
+    /// outbound SA sends with; b's sends from 4500 to 4500 (a NAT in front of b would map it).
+    natt: Option<(u16, u16)>,
     /// IPv6 outer headers (uplink fd00::1/64 and fd00::2).
     v6: bool,
 }
@@ -159,7 +167,12 @@ fn lab_with(side_b: bool, o: Opts) -> Lab {
         (SPI_AB, KEY_AB, SPI_BA, KEY_BA)
     };
     let mut it = IpsecTable::default();
-    let out = sa(1, out_spi, &out_key, esn, false, o.natt);
+    let natt_out = if side_b {
+        o.natt.map(|_| (4500, 4500))
+    } else {
+        o.natt
+    };
+    let out = sa(1, out_spi, &out_key, esn, false, natt_out);
     it.insert_sa(out.clone());
     it.insert_sa(sa(2, in_spi, &in_key, esn, true, o.natt));
     it.set_protect(Protect {
@@ -324,7 +337,7 @@ fn replayed_tampered_unknown_spi_short_and_bad_padding_each_counted() {
     assert_eq!(lb.error(DECRYPT4, decrypt_error::SHORT), 1);
 
     // Bad padding under a good ICV: sealed by a's SA directly with pad bytes 1, 3.
-    let sa_ab = sa(9, SPI_AB, &KEY_AB, false, false, false);
+    let sa_ab = sa(9, SPI_AB, &KEY_AB, false, false, None);
     sa_ab.set_seq_outbound(100);
     let mut esp = vec![0u8; 16 + 20 + 4 + 16];
     let inner = Ipv4Header::new(0, 64, IpNumber::UDP, [198, 19, 0, 2], [198, 19, 202, 7]).unwrap();
@@ -363,13 +376,13 @@ fn rekey_make_before_break_old_and_new_inbound_both_accepted() {
     // b accepts a new inbound SA beside the old one; then a switches its outbound to it.
     let new_key = [0x33u8; 16];
     let mut tb = (*lb.table.load()).clone();
-    tb.insert_sa(sa(3, 0x0c0c, &new_key, false, true, false));
+    tb.insert_sa(sa(3, 0x0c0c, &new_key, false, true, None));
     let mut p = tb.protect(lb.tunnel).unwrap().clone();
     p.sa_in = vec![2, 3];
     tb.set_protect(p);
     lb.table.publish(tb);
     let mut ta = (*la.table.load()).clone();
-    let new_out = sa(4, 0x0c0c, &new_key, false, false, false);
+    let new_out = sa(4, 0x0c0c, &new_key, false, false, None);
     ta.insert_sa(new_out.clone());
     let mut p = ta.protect(la.tunnel).unwrap().clone();
     p.out = new_out;
@@ -497,7 +510,7 @@ fn delivered(l: &Lab) -> Vec<([u8; 4], [u8; 4], Vec<u8>)> {
 #[test]
 fn nat_t_udp_4500_carries_esp_and_leaves_ike_alone() {
     let o = Opts {
-        natt: true,
+        natt: Some((4500, 4500)),
         ..Default::default()
     };
     let (mut la, mut lb) = (lab_with(false, o), lab_with(true, o));
@@ -527,6 +540,69 @@ fn nat_t_udp_4500_carries_esp_and_leaves_ike_alone() {
         assert_eq!(lb.error(DECRYPT4, code), 0, "IKE went to ESP");
     }
     assert_eq!(lb.error(DECRYPT4, decrypt_error::DECRYPTED), 1);
+    la.no_leaks();
+    lb.no_leaks();
+}
+
+/// The UDP ports of a NAT-T frame sealed by a lab.
+fn natt_ports(frame: &[u8]) -> (u16, u16) {
+    let (ip, rest) = Ipv4Header::from_slice(&frame[14..]).unwrap();
+    assert_eq!(ip.protocol, IpNumber::UDP);
+    let (udp, _) = etherparse::UdpHeader::from_slice(rest).unwrap();
+    (udp.source_port, udp.destination_port)
+}
+
+#[test]
+fn nat_t_to_a_mapped_peer_port_follows_the_port_ike_learns() {
+    // A NAT in front of b maps b's 4500 to 40001 outside: a sends there, b's packets come
+    // from there.
+    let o = Opts {
+        natt: Some((4500, 40001)),
+        ..Default::default()
+    };
+    let (mut la, mut lb) = (lab_with(false, o), lab_with(true, o));
+    // The NAT's rewrites: toward b the destination goes back to 4500, from b the source
+    // becomes the mapped port.
+    let to_b = |f: &mut [u8]| f[14 + 22..14 + 24].copy_from_slice(&4500u16.to_be_bytes());
+    let from_b = |f: &mut [u8]| f[14 + 20..14 + 22].copy_from_slice(&40001u16.to_be_bytes());
+    let mut frame = la.seal(b"to the mapped port");
+    assert_eq!(natt_ports(&frame), (4500, 40001));
+    to_b(&mut frame);
+    let up = lb.if_up;
+    lb.send(up, &frame);
+    assert_eq!(delivered(&lb)[0].2, b"to the mapped port");
+    // From b: sealed 4500 -> 4500, then from 40001 after the NAT; a opens it whatever the
+    // source port.
+    let f = pod_frame([198, 19, 202, 7], [198, 19, 0, 2], b"from the mapped port");
+    let pod = lb.if_pod;
+    lb.send(pod, &f);
+    let mut back = Lab::take(&lb.up).pop().expect("b sealed it");
+    assert_eq!(natt_ports(&back), (4500, 4500));
+    from_b(&mut back);
+    let up_a = la.if_up;
+    la.send(up_a, &back);
+    let got = delivered(&la);
+    assert_eq!(got.len(), 1, "a opened it");
+    assert_eq!(got[0].2, b"from the mapped port");
+    // The NAT remapped b to 40077 and IKE learned it: the same SA (its sequence numbers go
+    // on) sends there from now on.
+    let out = la.table.load().sa(1).unwrap().clone();
+    assert!(out.set_udp_dst_port(40077));
+    assert_eq!(out.udp_encap(), Some((4500, 40077)));
+    let mut frame = la.seal(b"after the remap");
+    assert_eq!(natt_ports(&frame), (4500, 40077));
+    assert_eq!(
+        outer(&frame).1[8 + 4..8 + 8],
+        2u32.to_be_bytes(),
+        "sequence number 2"
+    );
+    to_b(&mut frame);
+    lb.send(up, &frame);
+    assert_eq!(delivered(&lb)[0].2, b"after the remap");
+    // An SA without NAT-T has no port to move.
+    let plain = sa(9, 0x99, &KEY_AB, false, false, None);
+    assert!(!plain.set_udp_dst_port(40077));
+    assert_eq!(plain.udp_encap(), None);
     la.no_leaks();
     lb.no_leaks();
 }

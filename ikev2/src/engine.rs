@@ -182,6 +182,13 @@ pub enum Event {
     },
     ChildUp(ChildSa),
     ChildDown(ChildSa),
+    /// An authenticated message came from a new address of the peer (a NAT remapped it): the
+    /// children (our inbound SPIs) now send ESP in UDP to `peer`.
+    PeerMoved {
+        profile: String,
+        spis_in: Vec<u32>,
+        peer: SocketAddr,
+    },
     IkeUp {
         profile: String,
         spi_i: u64,
@@ -201,6 +208,8 @@ pub trait ChildSaSink {
     fn child_down(&mut self, sa: &ChildSa);
     fn ike_up(&mut self, _profile: &str, _spi_i: u64, _spi_r: u64) {}
     fn ike_down(&mut self, _profile: &str, _reason: &DownReason) {}
+    /// The peer of these children (our inbound SPIs) moved to `peer` (a NAT remapped it).
+    fn peer_moved(&mut self, _profile: &str, _spis_in: &[u32], _peer: SocketAddr) {}
 }
 
 impl Event {
@@ -214,6 +223,11 @@ impl Event {
             } => return Some((from_port, to, data)),
             Event::ChildUp(c) => sink.child_up(&c),
             Event::ChildDown(c) => sink.child_down(&c),
+            Event::PeerMoved {
+                profile,
+                spis_in,
+                peer,
+            } => sink.peer_moved(&profile, &spis_in, peer),
             Event::IkeUp {
                 profile,
                 spi_i,
@@ -263,11 +277,13 @@ pub struct Counters {
     pub dh_failed: u64,
     pub unexpected: u64,
     pub not_ike: u64,
+    pub peer_moved: u64,
+    pub peer_move_ignored: u64,
 }
 
 impl Counters {
     /// Every counter with what it counts, in a fixed order (for `show ikev2 counters`).
-    pub fn list(&self) -> [(&'static str, u64); 19] {
+    pub fn list(&self) -> [(&'static str, u64); 21] {
         [
             ("ike messages received", self.rx),
             ("ike messages sent", self.tx),
@@ -291,6 +307,11 @@ impl Counters {
             ("DH computation failed", self.dh_failed),
             ("unexpected message (dropped)", self.unexpected),
             ("ESP or keepalive on 4500 (not IKE)", self.not_ike),
+            ("peer address moved, children follow", self.peer_moved),
+            (
+                "peer address moved, not followed (we are behind a NAT)",
+                self.peer_move_ignored,
+            ),
         ]
     }
 }
@@ -383,6 +404,11 @@ struct IkeSa {
     /// 500, or 4500 once a NAT was detected (RFC 7296 §2.23).
     local_port: u16,
     nat: bool,
+    /// We are behind a NAT: once established, the peer's address is not followed.
+    behind_nat: bool,
+    /// Where the IKE_SA_INIT we answered came from (its `init_index` key): `peer` moves on
+    /// (to 4500, or wherever a NAT maps the peer), the key does not.
+    init_from: Option<SocketAddr>,
 }
 
 impl IkeSa {
@@ -800,13 +826,26 @@ fn nat_notifies(spi_i: u64, spi_r: u64, src: SocketAddr, dst: SocketAddr) -> [Pa
 }
 
 /// True when the peer's NAT_DETECTION payloads (if any) disagree with the addresses seen.
+/// What a message's NAT_DETECTION payloads tell (RFC 7296 §2.23): which side is behind a NAT.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct NatSeen {
+    peer_behind: bool,
+    we_behind: bool,
+}
+
+impl NatSeen {
+    fn any(self) -> bool {
+        self.peer_behind || self.we_behind
+    }
+}
+
 fn nat_detected(
     payloads: &[Payload],
     spi_i: u64,
     spi_r: u64,
     peer: SocketAddr,
     us: SocketAddr,
-) -> bool {
+) -> NatSeen {
     let of = |kind| -> Vec<&Vec<u8>> {
         payloads
             .iter()
@@ -821,11 +860,14 @@ fn nat_detected(
         of(notify::NAT_DETECTION_DESTINATION_IP),
     );
     if src.is_empty() || dst.is_empty() {
-        return false;
+        return NatSeen::default();
     }
     let want_src = nat_hash(spi_i, spi_r, peer);
     let want_dst = nat_hash(spi_i, spi_r, us);
-    !src.iter().any(|h| **h == want_src) || !dst.iter().any(|h| **h == want_dst)
+    NatSeen {
+        peer_behind: !src.iter().any(|h| **h == want_src),
+        we_behind: !dst.iter().any(|h| **h == want_dst),
+    }
 }
 
 /// The peer's ID is the one the profile expects, when it expects one.
@@ -1008,6 +1050,8 @@ impl Engine {
             superseded: false,
             local_port: IKE_PORT,
             nat: false,
+            behind_nat: false,
+            init_from: None,
         };
         self.send_init(now, &mut sa);
         self.sas.insert(sa.spi_i, sa);
@@ -1171,7 +1215,7 @@ impl Engine {
             };
             if sa.state == State::InitDone && now >= sa.created + self.cfg.half_open_timeout {
                 self.counters.half_open_expired += 1;
-                self.forget_half_open(&sa);
+                self.forget_half_open(&mut sa);
                 continue;
             }
             if sa.superseded
@@ -1374,9 +1418,32 @@ impl Engine {
             .collect()
     }
 
-    fn forget_half_open(&mut self, sa: &IkeSa) {
+    /// The peer's address moved (a NAT remapped it): its children's ESP in UDP must follow
+    /// (RFC 7296 §2.23), so the embedding code hears of it.
+    fn children_follow_peer(&mut self, sa: &mut IkeSa) {
+        if sa.children.is_empty() {
+            return;
+        }
+        for c in &mut sa.children {
+            c.sa.peer = sa.peer;
+        }
+        self.counters.peer_moved += 1;
+        self.events.push_back(Event::PeerMoved {
+            profile: self.profiles[sa.profile].name.clone(),
+            spis_in: sa.children.iter().map(|c| c.sa.spi_in).collect(),
+            peer: sa.peer,
+        });
+    }
+
+    fn forget_half_open(&mut self, sa: &mut IkeSa) {
         self.half_open = self.half_open.saturating_sub(1);
-        self.init_index.remove(&(sa.peer, sa.spi_i));
+        self.forget_init(sa);
+    }
+
+    fn forget_init(&mut self, sa: &mut IkeSa) {
+        if let Some(from) = sa.init_from.take() {
+            self.init_index.remove(&(from, sa.spi_i));
+        }
     }
 
     /// Ends an IKE SA (already removed from the map) and its children.
@@ -1384,7 +1451,7 @@ impl Engine {
         if sa.state == State::InitDone {
             self.forget_half_open(sa);
         }
-        self.init_index.remove(&(sa.peer, sa.spi_i));
+        self.forget_init(sa);
         if !sa.superseded {
             for c in sa.children.drain(..) {
                 self.events.push_back(Event::ChildDown(c.sa));
@@ -1534,10 +1601,16 @@ impl Engine {
             }
         };
         sa.last_rx = now;
-        if from != sa.peer || local_port != sa.local_port {
-            // Authenticated: follow the peer's address (its move to 4500, or a NAT rebinding).
+        let moved = from != sa.peer || local_port != sa.local_port;
+        // Authenticated: follow the peer's address (its move to 4500, or a NAT in front of it
+        // remapping it). Behind a NAT ourselves, only until established: there the far side
+        // does not move, and one packet from elsewhere must not move us (RFC 7296 §2.23).
+        if moved && (sa.state != State::Established || !sa.behind_nat) {
             sa.peer = from;
             sa.local_port = local_port;
+            self.children_follow_peer(sa);
+        } else if moved {
+            self.counters.peer_move_ignored += 1;
         }
         let inner = Inner {
             payloads: &payloads,
@@ -1707,7 +1780,9 @@ impl Engine {
             last_rx: now,
             superseded: false,
             local_port: IKE_PORT,
-            nat,
+            nat: nat.any(),
+            behind_nat: nat.we_behind,
+            init_from: Some(from),
         };
         self.half_open += 1;
         self.init_index.insert((from, h.spi_i), spi_r);
@@ -1791,7 +1866,9 @@ impl Engine {
         };
         sa.suite = suite;
         sa.spi_r = h.spi_r;
-        if nat_detected(&msg.payloads, sa.spi_i, h.spi_r, from, self.local) {
+        let seen = nat_detected(&msg.payloads, sa.spi_i, h.spi_r, from, self.local);
+        sa.behind_nat = seen.we_behind;
+        if seen.any() {
             sa.nat = true;
             sa.local_port = NAT_T_PORT;
             sa.peer.set_port(NAT_T_PORT);
@@ -2192,6 +2269,8 @@ impl Engine {
             superseded: false,
             local_port: old.local_port,
             nat: old.nat,
+            behind_nat: old.behind_nat,
+            init_from: None,
         }
     }
 

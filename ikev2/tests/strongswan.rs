@@ -6,6 +6,8 @@
 //! kernel-libipsec only does ESP in UDP, so charon runs with `encap = yes` (it fakes a NAT and
 //! both sides move IKE to port 4500).
 
+#[path = "../../test-support/charon.rs"]
+mod charon;
 #[path = "../../test-support/skip.rs"]
 mod skip;
 
@@ -16,7 +18,7 @@ use std::sync::mpsc::{channel, Receiver};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-const CHARON: &str = "/usr/lib/ipsec/charon";
+use charon::CHARON;
 const RVPP: &str = "198.18.0.1";
 const SWAN: &str = "198.18.0.2";
 /// One lab at a time: charon is heavy, and the machine is shared.
@@ -152,7 +154,7 @@ impl Lab {
     }
 
     fn vici(&self) -> String {
-        format!("unix://{}", self.dir.join("charon.vici").display())
+        charon::vici(&self.dir)
     }
 
     /// Kills charon (as a crash would: no Delete sent) and starts a fresh one.
@@ -168,38 +170,9 @@ impl Lab {
     }
 
     fn start_charon(&mut self, conn: &Conn) {
-        let d = self.dir.display();
-        let conf = format!(
-            "charon {{\n  load = random nonce aes sha1 sha2 hmac gmp gcm openssl kdf pem pkcs1 x509 \
-             kernel-libipsec kernel-netlink socket-default vici\n  install_routes = no\n  \
-             retransmit_timeout = 1\n  retransmit_tries = 3\n  plugins {{\n    vici {{ socket = {} }}\n  }}\n  \
-             filelog {{\n    log {{\n      path = {d}/charon.log\n      default = 1\n      ike = 2\n      \
-             chd = 4\n      flush_line = yes\n    }}\n  }}\n  syslog {{\n    daemon {{\n      default = -1\n    }}\n  }}\n}}\n",
-            self.vici()
-        );
-        std::fs::write(self.dir.join("strongswan.conf"), conf).unwrap();
+        charon::write_conf(&self.dir, &["ike = 2", "chd = 4"]);
         self.write_swanctl(conn);
-        let out = std::fs::File::create(self.dir.join("charon.out")).unwrap();
-        // Own mount namespace: /run (charon.pid) is the lab's directory.
-        let script = format!("mount --bind {d}/run /run && exec {CHARON}");
-        let child = Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                &self.ns_s,
-                "unshare",
-                "-m",
-                "--propagation",
-                "private",
-                "sh",
-                "-c",
-                &script,
-            ])
-            .env("STRONGSWAN_CONF", self.dir.join("strongswan.conf"))
-            .stdout(out.try_clone().unwrap())
-            .stderr(out)
-            .spawn()
-            .expect("start charon");
+        let child = charon::spawn(&self.ns_s, &self.dir);
         self.charon = Some(child);
         let sock = self.dir.join("charon.vici");
         let end = Instant::now() + Duration::from_secs(10);

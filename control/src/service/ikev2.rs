@@ -1021,6 +1021,35 @@ impl ChildSaSink for Installer<'_> {
     fn ike_down(&mut self, profile: &str, reason: &DownReason) {
         log::info!("ikev2: profile {profile}: IKE SA down: {reason:?}");
     }
+
+    fn peer_moved(&mut self, profile: &str, spis_in: &[u32], peer: SocketAddr) {
+        log::info!("ikev2: profile {profile}: peer now at {peer}");
+        for spi in spis_in {
+            let Some(i) = self.children.get(spi).filter(|i| i.udp_encap) else {
+                continue;
+            };
+            // The tunnel's far address is configured; only the port follows the NAT. The
+            // inbound SA sends nothing, but shows the same ports.
+            let far = self
+                .dp
+                .feature_tables
+                .get::<ipip::Table>()
+                .load()
+                .get(i.sw_if_index)
+                .map(|t| t.dst);
+            if far.is_some_and(|d| d != peer.ip()) {
+                log::warn!(
+                    "ikev2: profile {profile}: child {spi:08x}: the peer moved to another address ({peer}); ESP stays on the tunnel's"
+                );
+                continue;
+            }
+            for id in [i.sa_out, i.sa_in] {
+                if let Err(e) = ipsec::sa_set_udp_dst_port(self.dp, id, peer.port()) {
+                    log::warn!("ikev2: profile {profile}: child {spi:08x}: {e}");
+                }
+            }
+        }
+    }
 }
 
 /// What an engine needs of a profile: (profile, local address, FIB for its datagrams), or

@@ -316,6 +316,22 @@ pub fn child_sa_accept(dp: &Dataplane, sw: u32, c: ChildSa) -> SvcResult<()> {
     child_sa_add(dp, sw, c, false)
 }
 
+/// The peer of NAT-T SA `id` is now at UDP `port` (IKE saw its NAT remap it): the SA sends
+/// there from its next packet, keeping its sequence numbers.
+pub fn sa_set_udp_dst_port(dp: &Dataplane, id: u32, port: u16) -> SvcResult<()> {
+    let cur = table(dp).load();
+    let sa = cur
+        .sa(id)
+        .ok_or_else(|| err(rv::NO_SUCH_ENTRY, format!("no SA {id}")))?;
+    if !sa.set_udp_dst_port(port) {
+        return Err(err(
+            rv::INVALID_VALUE,
+            format!("SA {id} has no UDP encapsulation"),
+        ));
+    }
+    Ok(())
+}
+
 /// Send with SA `out_id` (already added, e.g. by [`child_sa_accept`]) on protected `sw`.
 pub fn child_sa_send_with(dp: &Dataplane, sw: u32, out_id: u32) -> SvcResult<()> {
     let t = table(dp);

@@ -20,7 +20,7 @@ with different keys; A initiates for three seconds; the tunnels must stay down.
 import sys
 import time
 
-from checks import check, ok
+from checks import check, ip4, link_up, ok, sw_of
 
 try:
     from vpp_papi.vpp_papi import VPPApiClient
@@ -33,21 +33,8 @@ NONE = 0xFFFFFFFF
 LABELS = [{"is_uniform": 0, "label": 0, "ttl": 0, "exp": 0}] * 16
 NODES = {"A": ("198.18.0.1", "198.19.0.0/24"), "B": ("198.18.0.2", "198.19.1.0/24")}
 PROFILE = "pr_198.18.0.1_to_198.18.0.2"
-IF_LINK_UP = 2
 ENCR_AES_CBC, ENCR_AES_GCM_16, INTEG_SHA1_96, DH_MODP_2048 = 12, 20, 2, 14
 AUTH_SHARED_KEY, ID_IPV4 = 2, 1
-
-
-def ip4(a):
-    return bytes(int(x) for x in a.split("."))
-
-
-def sw_of(vpp, name):
-    return [i.sw_if_index for i in vpp.api.sw_interface_dump() if i.interface_name == name][0]
-
-
-def link_up(vpp, sw):
-    return any(i.flags & IF_LINK_UP for i in vpp.api.sw_interface_dump(sw_if_index=sw))
 
 
 def tunnel_up(vpp, name, other):

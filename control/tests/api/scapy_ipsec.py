@@ -7,7 +7,8 @@ ESN + anti-replay). scapy seals an ICMP echo to rvpp's tunnel address 198.19.255
 it, answers, seals the reply; scapy opens the reply. Then a replay, a tampered packet and an
 unknown SPI are sent and must each be counted and dropped. Last, the protection moves to
 AES-CBC-128 + HMAC-SHA1-96 SAs, then to AES-CBC-256 + HMAC-SHA-256-128 with ESN, and echoes
-and a tampered packet go through each.
+and a tampered packet go through each. Then NAT-T SAs whose udp_dst_port is 40001 (the peer
+behind a NAT): rvpp opens ESP in UDP from 40001 and seals its replies to 40001.
 
 usage: scapy_ipsec.py <apidir> <api socket> <peer ns>
 Exits 77 when vpp_papi or scapy is not importable; raises (non-zero exit) on the first failed
@@ -18,7 +19,7 @@ import sys
 
 try:
     from vpp_papi.vpp_papi import VPPApiClient
-    from scapy.all import IP, ICMP, Raw
+    from scapy.all import IP, ICMP, UDP, Raw
     from scapy.layers.ipsec import SecurityAssociation, ESP
 except ImportError as e:  # pragma: no cover
     print("vpp_papi or scapy not importable: %s" % e)
@@ -39,12 +40,12 @@ SALT_OUT, SALT_IN = 0x0A0B0C0D, 0x01020304
 ESN, ANTI_REPLAY, INBOUND = 1, 2, 64
 
 
-def sad(vpp, sad_id, spi, alg, key, salt, flags, integ=0, integ_key=b""):
+def sad(vpp, sad_id, spi, alg, key, salt, flags, integ=0, integ_key=b"", ports=(4500, 4500)):
     return vpp.api.ipsec_sad_entry_add_del_v3(is_add=True, entry={
         "sad_id": sad_id, "spi": spi, "protocol": 50, "crypto_algorithm": alg,
         "crypto_key": {"length": len(key), "data": key}, "integrity_algorithm": integ,
         "integrity_key": {"length": len(integ_key), "data": integ_key}, "flags": flags,
-        "salt": salt, "udp_src_port": 4500, "udp_dst_port": 4500})
+        "salt": salt, "udp_src_port": ports[0], "udp_dst_port": ports[1]})
 
 
 def cli(vpp, cmd):
@@ -175,6 +176,39 @@ def main():
         integrity_failures += 1
         check(errors(vpp, "integrity check failed") == integrity_failures,
               "CBC %d: and counted as an integrity failure" % n)
+
+    # NAT-T from the SA-level message: udp_src_port/udp_dst_port are what rvpp sends with.
+    udp_encap = 16
+    ok(sad(vpp, 40, 0x5000, 9, KEY_OUT, SALT_OUT, ANTI_REPLAY | udp_encap, ports=(4500, 40001)),
+       "NAT-T SA out to port 40001")
+    ok(sad(vpp, 41, 0x6000, 7, KEY_IN, SALT_IN, ANTI_REPLAY | INBOUND | udp_encap,
+           ports=(4500, 40001)), "NAT-T SA in")
+    ok(vpp.api.ipsec_tunnel_protect_update(tunnel={
+        "sw_if_index": t, "nh": "0.0.0.0", "sa_out": 40, "n_sa_in": 1, "sa_in": [41]}),
+       "ipip0 protected by the NAT-T pair")
+    check("udp-encap src-port 4500 dst-port 40001" in cli(vpp, "show ipsec sa 40"),
+          "show ipsec sa 40: the ports the message gave")
+    to_rvpp = SecurityAssociation(
+        ESP, spi=0x6000, crypt_algo="AES-GCM", crypt_key=KEY_IN + SALT_IN.to_bytes(4, "big"),
+        auth_algo="NULL", tunnel_header=IP(src="198.18.0.2", dst="198.18.0.1"),
+        nat_t_header=UDP(sport=40001, dport=4500))
+    from_rvpp = SecurityAssociation(
+        ESP, spi=0x5000, crypt_algo="AES-GCM", crypt_key=KEY_OUT + SALT_OUT.to_bytes(4, "big"),
+        auth_algo="NULL", tunnel_header=IP(src="198.18.0.1", dst="198.18.0.2"),
+        nat_t_header=UDP(sport=4500, dport=40001))
+
+    def is_natt_from_rvpp(p):
+        return IP in p and UDP in p and p[IP].src == "198.18.0.1" and p[UDP].sport == 4500
+
+    for seq in (1, 2):
+        inner = IP(src="198.19.9.9", dst="198.19.255.1") / ICMP(id=99, seq=seq) / Raw(b"nat-t")
+        peer.send(to_rvpp.encrypt(inner, seq_num=seq))
+        got = peer.recv_all(is_natt_from_rvpp, 3, want=1)
+        check(len(got) == 1, "NAT-T echo %d: rvpp sent one ESP-in-UDP packet back" % seq)
+        check(got[0][UDP].dport == 40001, "NAT-T echo %d: to udp_dst_port 40001" % seq)
+        back = from_rvpp.decrypt(got[0])
+        check(ICMP in back and back[ICMP].type == 0 and back[ICMP].seq == seq
+              and bytes(back[Raw]) == b"nat-t", "NAT-T echo %d: scapy opened the reply" % seq)
     vpp.disconnect()
     print("ALL OK")
 

@@ -17,7 +17,7 @@ use aws_lc_rs::cipher::{
 use aws_lc_rs::iv::FixedLength;
 use aws_lc_rs::{constant_time, hmac};
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
 
 /// ESP header: SPI and sequence number.
 pub const ESP_HDR: usize = 8;
@@ -182,7 +182,8 @@ pub struct SaConfig {
     pub esn: bool,
     pub anti_replay: bool,
     pub inbound: bool,
-    /// NAT-T: UDP (source, destination) ports for what this SA sends.
+    /// NAT-T: UDP (source, destination) ports for what this SA sends, as made; the peer's
+    /// port may move later ([`Sa::udp_encap`] is the one in use).
     pub udp_encap: Option<(u16, u16)>,
     pub tunnel: Option<SaTunnel>,
 }
@@ -246,6 +247,10 @@ pub struct Sa {
     cipher: Cipher,
     /// The last outbound sequence number used (the next packet takes one more).
     seq: AtomicU64,
+    /// NAT-T: the peer's UDP port now. A NAT in front of the peer may map it anywhere and
+    /// remap it later; IKE learns the new one and moves it here (no republish, so the
+    /// sequence number and window carry on).
+    udp_dst: AtomicU16,
     pub replay: ReplayWindow,
 }
 
@@ -335,10 +340,11 @@ impl Sa {
             }))
         };
         Ok(Self {
-            cfg,
             cipher,
             seq: AtomicU64::new(0),
+            udp_dst: AtomicU16::new(cfg.udp_encap.map_or(0, |(_, d)| d)),
             replay: ReplayWindow::default(),
+            cfg,
         })
     }
 
@@ -367,6 +373,23 @@ impl Sa {
             Cipher::Gcm(_) => trailer_len(n),
             Cipher::Cbc(_) => trailer_len_to(n, 16),
         }
+    }
+
+    /// NAT-T: the UDP (source, destination) ports to send with now; `None` without NAT-T.
+    #[inline(always)]
+    pub fn udp_encap(&self) -> Option<(u16, u16)> {
+        let (src, _) = self.cfg.udp_encap?;
+        Some((src, self.udp_dst.load(Ordering::Relaxed)))
+    }
+
+    /// The peer's NAT moved it to `port`: packets sealed from now on go there. False (and
+    /// nothing changes) on an SA without NAT-T.
+    pub fn set_udp_dst_port(&self, port: u16) -> bool {
+        if self.cfg.udp_encap.is_none() {
+            return false;
+        }
+        self.udp_dst.store(port, Ordering::Relaxed);
+        true
     }
 
     /// The last outbound sequence number used.

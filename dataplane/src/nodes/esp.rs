@@ -111,7 +111,7 @@ fn encrypt_one(b: &mut Buf<'_>, p: &Protect) -> Result<u16, u16> {
     sa.seal(seq, b.data_mut())
         .map_err(|_| encrypt_error::CRYPTO)?;
     let mut proto = IP_PROTO_ESP;
-    if let Some((sport, dport)) = sa.cfg.udp_encap {
+    if let Some((sport, dport)) = sa.udp_encap() {
         let len = b.data().len() + UDP_HDR;
         if !b.retreat(UDP_HDR) {
             return Err(encrypt_error::NO_HEADROOM);

@@ -19,50 +19,11 @@ fn pair(psk_a: &[u8], psk_b: &[u8]) -> (Engine, Engine) {
 
 /// Moves datagrams between the two engines until both are quiet; returns the other events.
 fn run(now: Instant, a: &mut Engine, b: &mut Engine) -> (Vec<Event>, Vec<Event>) {
-    let (mut ea, mut eb) = (Vec::new(), Vec::new());
-    for _ in 0..50 {
-        let mut moved = false;
-        while let Some(e) = a.poll_event() {
-            match e {
-                Event::Send {
-                    from_port,
-                    to,
-                    data,
-                } => {
-                    moved = true;
-                    b.handle_datagram(
-                        now,
-                        to.port(),
-                        SocketAddr::new(addr(A).ip(), from_port),
-                        &data,
-                    );
-                }
-                e => ea.push(e),
-            }
-        }
-        while let Some(e) = b.poll_event() {
-            match e {
-                Event::Send {
-                    from_port,
-                    to,
-                    data,
-                } => {
-                    moved = true;
-                    a.handle_datagram(
-                        now,
-                        to.port(),
-                        SocketAddr::new(addr(B).ip(), from_port),
-                        &data,
-                    );
-                }
-                e => eb.push(e),
-            }
-        }
-        if !moved {
-            break;
-        }
-    }
-    (ea, eb)
+    let no_nat = Nat {
+        ike: IKE_PORT,
+        natt: NAT_T_PORT,
+    };
+    run_nat(now, &no_nat, a, b)
 }
 
 fn ups(ev: &[Event]) -> Vec<ChildSa> {
@@ -372,10 +333,9 @@ fn garbage_and_tampering_are_counted_not_fatal() {
     assert!(b.poll_event().is_none());
 }
 
-#[test]
-fn nat_detected_moves_ike_to_4500_and_children_to_udp_encap() {
-    let (_, mut b) = pair(b"k", b"k");
-    // The initiator thinks it is 10.0.0.1: the responder sees 198.18.0.1, as behind a NAT.
+/// (a, b) where a thinks it is 10.0.0.1 and b sees it as 198.18.0.1, as behind a NAT.
+fn behind_nat() -> (Engine, Engine) {
+    let (_, b) = pair(b"k", b"k");
     let mut a = Engine::new(Config::default(), addr("10.0.0.1:500"));
     a.add_profile(Profile::calico(
         "p",
@@ -384,6 +344,12 @@ fn nat_detected_moves_ike_to_4500_and_children_to_udp_encap() {
         Ipv4Addr::new(198, 18, 0, 1),
         Ipv4Addr::new(198, 18, 0, 2),
     ));
+    (a, b)
+}
+
+#[test]
+fn nat_detected_moves_ike_to_4500_and_children_to_udp_encap() {
+    let (mut a, mut b) = behind_nat();
     let now = Instant::now();
     a.initiate(now, "p").unwrap();
     let Some(Event::Send {
@@ -429,6 +395,167 @@ fn nat_detected_moves_ike_to_4500_and_children_to_udp_encap() {
     );
     assert!(ca[0].udp_encap && cb[0].udp_encap);
     mirrored(&ca[0], &cb[0]);
+}
+
+/// A NAT in front of engine a: a's ports 500 and 4500 leave as 198.18.0.1:`ike` and :`natt`
+/// (500 and 4500: no NAT); only datagrams to those come back in.
+struct Nat {
+    ike: u16,
+    natt: u16,
+}
+
+impl Nat {
+    fn out(&self, port: u16) -> u16 {
+        if port == IKE_PORT {
+            self.ike
+        } else {
+            self.natt
+        }
+    }
+    /// a's own port for a datagram b sent to `to`; b must answer to the mapped port.
+    fn back(&self, to: SocketAddr) -> u16 {
+        assert_eq!(to.ip(), addr(A).ip());
+        match to.port() {
+            p if p == self.ike => IKE_PORT,
+            p if p == self.natt => NAT_T_PORT,
+            p => panic!(
+                "b sent to port {p}, which the NAT does not map (500 -> {}, 4500 -> {})",
+                self.ike, self.natt
+            ),
+        }
+    }
+}
+
+/// Moves datagrams through the NAT until both are quiet; the other events.
+fn run_nat(now: Instant, nat: &Nat, a: &mut Engine, b: &mut Engine) -> (Vec<Event>, Vec<Event>) {
+    let (mut ea, mut eb) = (Vec::new(), Vec::new());
+    for _ in 0..50 {
+        let mut moved = false;
+        while let Some(e) = a.poll_event() {
+            match e {
+                Event::Send {
+                    from_port,
+                    to,
+                    data,
+                } => {
+                    moved = true;
+                    let from = SocketAddr::new(addr(A).ip(), nat.out(from_port));
+                    b.handle_datagram(now, to.port(), from, &data);
+                }
+                e => ea.push(e),
+            }
+        }
+        while let Some(e) = b.poll_event() {
+            match e {
+                Event::Send {
+                    from_port,
+                    to,
+                    data,
+                } => {
+                    moved = true;
+                    let from = SocketAddr::new(addr(B).ip(), from_port);
+                    a.handle_datagram(now, nat.back(to), from, &data);
+                }
+                e => eb.push(e),
+            }
+        }
+        if !moved {
+            break;
+        }
+    }
+    (ea, eb)
+}
+
+#[test]
+fn a_peer_behind_a_port_mapping_nat_is_answered_on_its_mapped_ports_and_followed() {
+    let (mut a, mut b) = behind_nat();
+    let now = Instant::now();
+    let mut nat = Nat {
+        ike: 40000,
+        natt: 40001,
+    };
+    a.initiate(now, "p").unwrap();
+    let (ea, eb) = run_nat(now, &nat, &mut a, &mut b);
+    let (ca, cb) = (ups(&ea), ups(&eb));
+    assert_eq!(
+        (ca.len(), cb.len()),
+        (1, 1),
+        "{ea:?} {eb:?} {:?}",
+        b.counters
+    );
+    mirrored(&ca[0], &cb[0]);
+    // b's ESP in UDP goes to the port a's IKE came from last, not 4500.
+    assert!(cb[0].udp_encap);
+    assert_eq!(cb[0].peer, addr("198.18.0.1:40001"));
+    assert_eq!(b.ike_sas()[0].peer, addr("198.18.0.1:40001"));
+    // The IKE_SA_INIT came from :40000, the SA moved on to :40001: its index entry still goes.
+    assert!(b.init_index.is_empty(), "{:?}", b.init_index);
+    assert_eq!(b.counters.peer_moved, 0, "no child had to follow yet");
+    // The NAT forgets a and maps its 4500 anew; a's next request (a child rekey) comes from
+    // there, b answers there and tells its embedder the children's port moved.
+    nat.natt = 40077;
+    assert!(a.rekey_child(ca[0].spi_in));
+    a.handle_timeout(now);
+    let (ea, eb) = run_nat(now, &nat, &mut a, &mut b);
+    let moved: Vec<_> = eb
+        .iter()
+        .filter_map(|e| match e {
+            Event::PeerMoved {
+                profile,
+                spis_in,
+                peer,
+            } => Some((profile.clone(), spis_in.clone(), *peer)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        moved,
+        vec![(
+            "p".to_string(),
+            vec![cb[0].spi_in],
+            addr("198.18.0.1:40077")
+        )]
+    );
+    assert_eq!(b.counters.peer_moved, 1);
+    let (na, nb) = (ups(&ea), ups(&eb));
+    assert_eq!((na.len(), nb.len()), (1, 1), "{ea:?} {eb:?}");
+    assert_eq!(nb[0].peer, addr("198.18.0.1:40077"), "the new child too");
+    // The sink hears of it through deliver().
+    #[derive(Default)]
+    struct Sink(Vec<(String, Vec<u32>, SocketAddr)>);
+    impl ChildSaSink for Sink {
+        fn child_up(&mut self, _: &ChildSa) {}
+        fn child_down(&mut self, _: &ChildSa) {}
+        fn peer_moved(&mut self, profile: &str, spis_in: &[u32], peer: SocketAddr) {
+            self.0.push((profile.into(), spis_in.to_vec(), peer));
+        }
+    }
+    let mut sink = Sink::default();
+    let e = eb
+        .into_iter()
+        .find(|e| matches!(e, Event::PeerMoved { .. }))
+        .unwrap();
+    assert!(e.deliver(&mut sink).is_none());
+    assert_eq!(sink.0, moved);
+    // a, behind the NAT, does not follow b once established (RFC 7296 §2.23): b's request
+    // arriving from another port is answered where b is.
+    assert!(b.rekey_child(nb[0].spi_in));
+    b.handle_timeout(now);
+    let Some(Event::Send { data, .. }) = b.poll_event() else {
+        panic!("b's rekey request")
+    };
+    a.handle_datagram(now, NAT_T_PORT, addr("198.18.0.2:4600"), &data);
+    let mut to = None;
+    while let Some(e) = a.poll_event() {
+        match e {
+            Event::Send { to: t, .. } => to = Some(t),
+            Event::PeerMoved { .. } => panic!("a followed b from behind its NAT"),
+            _ => {}
+        }
+    }
+    assert_eq!(to, Some(addr("198.18.0.2:4500")));
+    assert_eq!(a.counters.peer_move_ignored, 1);
+    assert_eq!(a.ike_sas()[0].peer, addr("198.18.0.2:4500"));
 }
 
 #[test]
