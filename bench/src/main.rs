@@ -35,7 +35,9 @@ const USAGE: &str = "usage: rvpp-bench <benchmark> [options] [--json]
                 forwarding in the same run (VPP CSIT's 13.4 Mpps H.Encaps quoted)
   overlay [--sizes 64,1400] [--seconds S] [--runs R] [--nodes] [--case NAME]
                 one-core IPIP and VXLAN (L3) encap and decap: Mpps and clocks/pkt next to plain
-                IPv4 forwarding of the same inner frames in the same run, and what they add
+                IPv4 forwarding of the same inner frames in the same run, and what they add;
+                --case NAME alone (forward, ipip-/vxlan-encap/-decap, and ipip6-/vxlan6-...
+                with an IPv6 outer header)
   policy [--rules 100,1000,10000] [--traces N] [--ipset N] [--runs R] [--acl PATH | --no-acl]
                 npol's new-flow verdict next to DPDK's rte_acl (dpdk-test-acl) on the same
                 rules and tuples, answers cross-checked first; rule-update cost

@@ -5,7 +5,9 @@
 //! encap table -> ip4-rewrite). Decap: an outer packet to the node's address (ip4-local ->
 //! ipip4-input/vxlan4-input -> ip4-input on the tunnel -> lookup -> rewrite). Reported: Mpps,
 //! clocks per packet of every node (the runtime counters), and what each adds over plain
-//! forwarding; the issue's target is encap plus decap adding at most 25 clocks.
+//! forwarding; the issue's target is encap plus decap adding at most 25 clocks. The `ipip6-`
+//! and `vxlan6-` cases (`--case` only) are the same with an IPv6 outer header, as between
+//! calico's IPv6 node addresses.
 
 use crate::graph::{
     alternate_nodes, error_count, measure, r2, Measured, SizedRuns, TwoPorts, GEN_MAC, PG_MAC,
@@ -30,6 +32,13 @@ const VIA_VXLAN: u32 = 0xc615_0007;
 const REMOTE: u32 = 0xc612_0002;
 const LOCAL: u32 = 0xc612_0001;
 const VNI: u32 = 4096;
+/// The remote pod blocks behind the IPv6-outer tunnels.
+const VIA_IPIP6: u32 = 0xc613_8007;
+const VIA_VXLAN6: u32 = 0xc613_8107;
+/// The remote node's and our IPv6 addresses (pg0's side), and null0's IPv6 next hop.
+const REMOTE6: u128 = 0xfd00_0018_0000_0000_0000_0000_0000_0002;
+const LOCAL6: u128 = 0xfd00_0018_0000_0000_0000_0000_0000_0001;
+const NH6: u128 = 0xfd00_0019_0000_0000_0000_0000_0000_0002;
 
 #[derive(Clone, Copy, PartialEq)]
 enum Case {
@@ -38,10 +47,47 @@ enum Case {
     IpipDecap,
     VxlanEncap,
     VxlanDecap,
+    Ipip6Encap,
+    Ipip6Decap,
+    Vxlan6Encap,
+    Vxlan6Decap,
 }
 
 fn v4(a: u32) -> IpAddr {
     IpAddr::V4(a.into())
+}
+
+fn v6(a: u128) -> IpAddr {
+    IpAddr::V6(a.into())
+}
+
+/// As [`encapsulated`] with an IPv6 outer header (REMOTE6 to LOCAL6); VXLAN's UDP checksum
+/// filled, as IPv6 requires.
+fn encapsulated6(inner: &[u8], vxlan: bool) -> Vec<u8> {
+    use rvpp_dataplane::wire;
+    let extra = if vxlan { 8 + 8 } else { 0 };
+    let mut f = vec![0u8; 14 + 40 + extra];
+    f[0..6].copy_from_slice(&PG_MAC);
+    f[6..12].copy_from_slice(&GEN_MAC);
+    f[12..14].copy_from_slice(&wire::ETHERTYPE_IP6.to_be_bytes());
+    let payload = (extra + inner.len()) as u16;
+    let proto = if vxlan { wire::IP_PROTO_UDP } else { 4 };
+    if let Some(mut h) = wire::Ip6HdrMut::new(&mut f[14..]) {
+        h.init(REMOTE6, LOCAL6, proto, 64, payload);
+    }
+    f.extend_from_slice(inner);
+    if vxlan {
+        let u = &mut f[54..];
+        u[0..2].copy_from_slice(&50000u16.to_be_bytes());
+        u[2..4].copy_from_slice(&vxlan::PORT.to_be_bytes());
+        u[4..6].copy_from_slice(&payload.to_be_bytes());
+        u[8] = 0x08;
+        u[12..15].copy_from_slice(&VNI.to_be_bytes()[1..]);
+        let sum = wire::ip6_pseudo_sum(REMOTE6, LOCAL6, payload as u32, wire::IP_PROTO_UDP);
+        let c = wire::fold(wire::ones_sum(u, sum));
+        u[6..8].copy_from_slice(&if c == 0 { 0xffff } else { c }.to_be_bytes());
+    }
+    f
 }
 
 /// An Ethernet frame from the remote node to us carrying `inner` (an IPv4 packet): IPIP, or
@@ -105,15 +151,31 @@ fn run_case_counted(case: Case, size: usize, seconds: f64) -> Result<(Measured, 
     let t_vxlan = fwd
         .interface_add("vxlan_tunnel0", "vxlan", [0; 6], false, 9000)
         .map_err(e)?;
-    for (t, enc) in [(t_ipip, ipip::ENCAP4), (t_vxlan, vxlan::ENCAP4)] {
+    let t_ipip6 = fwd
+        .interface_add("ipip1", "ipip", [0; 6], false, 9000)
+        .map_err(e)?;
+    let t_vxlan6 = fwd
+        .interface_add("vxlan_tunnel1", "vxlan", [0; 6], false, 9000)
+        .map_err(e)?;
+    for (t, enc) in [
+        (t_ipip, ipip::ENCAP4),
+        (t_vxlan, vxlan::ENCAP4),
+        (t_ipip6, ipip::ENCAP4),
+        (t_vxlan6, vxlan::ENCAP4),
+    ] {
         fwd.set_admin_up(t, true).map_err(e)?;
         fwd.set_unnumbered(t, Some(pg)).map_err(e)?;
         fwd.feature_enable(t, enc.arc, enc.node, true).map_err(e)?;
     }
-    for (dst, t) in [(VIA_IPIP, t_ipip), (VIA_VXLAN, t_vxlan)] {
+    for (dst, t) in [
+        (VIA_IPIP, t_ipip),
+        (VIA_VXLAN, t_vxlan),
+        (VIA_IPIP6, t_ipip6),
+        (VIA_VXLAN6, t_vxlan6),
+    ] {
         fwd.route_add(
             0,
-            Prefix::V4(dst & 0xffff_0000, 16),
+            Prefix::V4(dst & 0xffff_ff00, 24),
             vec![Path::attached(t)],
         )
         .map_err(e)?;
@@ -123,12 +185,33 @@ fn run_case_counted(case: Case, size: usize, seconds: f64) -> Result<(Measured, 
     // pg0 and encap's leave on null0.
     fwd.route_add(0, Prefix::V4(REMOTE, 32), vec![Path::via(nh, Some(out))])
         .map_err(e)?;
+    // The same over IPv6: pg0 fd00:18::1, the remote node fd00:18::2 by null0's fd00:19::2.
+    fwd.address_add(pg, Prefix::V6(LOCAL6, 64)).map_err(e)?;
+    fwd.address_add(out, Prefix::V6(NH6 - 1, 64)).map_err(e)?;
+    fwd.neighbor_add(out, v6(NH6), [2, 0, 0, 0, 0, 9], true)
+        .map_err(e)?;
+    fwd.route_add(
+        0,
+        Prefix::V6(REMOTE6, 128),
+        vec![Path::via(v6(NH6), Some(out))],
+    )
+    .map_err(e)?;
     let mut ts = ipip::Tunnels::default();
     ts.insert(ipip::Tunnel {
         sw_if_index: t_ipip,
         instance: 0,
         src: v4(LOCAL),
         dst: v4(REMOTE),
+        encap_fib: 0,
+        table_id: 0,
+        flags: 0,
+        dscp: 0,
+    });
+    ts.insert(ipip::Tunnel {
+        sw_if_index: t_ipip6,
+        instance: 1,
+        src: v6(LOCAL6),
+        dst: v6(REMOTE6),
         encap_fib: 0,
         table_id: 0,
         flags: 0,
@@ -148,6 +231,18 @@ fn run_case_counted(case: Case, size: usize, seconds: f64) -> Result<(Measured, 
         l3: true,
         decap_next_index: u32::MAX,
     });
+    vs.insert(vxlan::Tunnel {
+        sw_if_index: t_vxlan6,
+        instance: 1,
+        src: v6(LOCAL6),
+        dst: v6(REMOTE6),
+        dst_port: vxlan::PORT,
+        vni: VNI,
+        encap_fib: 0,
+        encap_vrf_id: 0,
+        l3: true,
+        decap_next_index: u32::MAX,
+    });
     tables.get::<vxlan::Table>().publish(vs);
     let plain = |dst| PgStream::ip4_udp(pg, PG_MAC, GEN_MAC, REMOTE, &[dst], size);
     let stream = match case {
@@ -156,6 +251,14 @@ fn run_case_counted(case: Case, size: usize, seconds: f64) -> Result<(Measured, 
         Case::VxlanEncap => plain(VIA_VXLAN),
         Case::IpipDecap => PgStream::frame(pg, encapsulated(&inner_packet(pg, PLAIN, size), false)),
         Case::VxlanDecap => PgStream::frame(pg, encapsulated(&inner_packet(pg, PLAIN, size), true)),
+        Case::Ipip6Encap => plain(VIA_IPIP6),
+        Case::Vxlan6Encap => plain(VIA_VXLAN6),
+        Case::Ipip6Decap => {
+            PgStream::frame(pg, encapsulated6(&inner_packet(pg, PLAIN, size), false))
+        }
+        Case::Vxlan6Decap => {
+            PgStream::frame(pg, encapsulated6(&inner_packet(pg, PLAIN, size), true))
+        }
     };
     let mut rt = ports.runtime(graph, stream)?;
     let m = measure(&mut rt, out, WARMUP, seconds);
@@ -181,9 +284,15 @@ fn run_case_counted(case: Case, size: usize, seconds: f64) -> Result<(Measured, 
     let count = |node: &str, code: u16| error_count(&rt, node, code);
     let done = match case {
         Case::Forward => m.packets,
-        Case::IpipEncap => count(ipip::ENCAP4.node, ipip::encap_error::ENCAPSULATED),
+        Case::IpipEncap | Case::Ipip6Encap => {
+            count(ipip::ENCAP4.node, ipip::encap_error::ENCAPSULATED)
+        }
+        Case::Ipip6Decap => count(ipip::INPUT6, ipip::input_error::DECAPSULATED),
+        Case::Vxlan6Decap => count(vxlan::INPUT6, vxlan::input_error::DECAPSULATED),
         Case::IpipDecap => count(ipip::INPUT4, ipip::input_error::DECAPSULATED),
-        Case::VxlanEncap => count(vxlan::ENCAP4.node, vxlan::encap_error::ENCAPSULATED),
+        Case::VxlanEncap | Case::Vxlan6Encap => {
+            count(vxlan::ENCAP4.node, vxlan::encap_error::ENCAPSULATED)
+        }
         Case::VxlanDecap => count(vxlan::INPUT4, vxlan::input_error::DECAPSULATED),
     };
     if done < m.packets {
@@ -234,9 +343,15 @@ fn run_alone(name: &str, sizes: &[usize], seconds: f64) -> Result<serde_json::Va
         "ipip-decap" => Case::IpipDecap,
         "vxlan-encap" => Case::VxlanEncap,
         "vxlan-decap" => Case::VxlanDecap,
+        "ipip6-encap" => Case::Ipip6Encap,
+        "ipip6-decap" => Case::Ipip6Decap,
+        "vxlan6-encap" => Case::Vxlan6Encap,
+        "vxlan6-decap" => Case::Vxlan6Decap,
         _ => {
             return Err(format!(
-                "--case {name}: forward, ipip-encap, ipip-decap, vxlan-encap or vxlan-decap"
+                "--case {name}: forward, ipip-encap, ipip-decap, vxlan-encap, vxlan-decap, or \
+                 the same over IPv6 outer headers: ipip6-encap, ipip6-decap, vxlan6-encap, \
+                 vxlan6-decap"
             ))
         }
     };

@@ -29,6 +29,8 @@ struct Lab {
     if1: u32,
     /// ipip0 (IPv4 outer, to 198.18.0.2).
     t0: u32,
+    /// ipip1 (IPv6 outer, to fd00::2).
+    t1: u32,
 }
 
 fn a(s: &str) -> IpAddr {
@@ -119,6 +121,7 @@ fn lab_with(extra: impl FnOnce(GraphBuilder) -> GraphBuilder) -> Lab {
         if0,
         if1,
         t0,
+        t1,
     }
 }
 
@@ -442,34 +445,19 @@ fn the_straight_encap_writes_what_the_long_way_writes() {
         ipip::tunnel_flags::SET_DF | ipip::tunnel_flags::COPY_DSCP,
         1,
     ] {
-        let mut ts = (*l.table.load()).clone();
-        let mut t = *ts.get(t0).unwrap();
-        (t.flags, t.dscp) = (flags, 10);
-        ts.insert(t);
-        l.table.publish(ts);
         let pods = [
             with_df(pod_frame([198, 19, 202, 7], 46), true),
             with_df(pod_frame([198, 19, 202, 8], 0), false),
         ];
-        l.send_vector(if1, &pods);
-        let straight = Lab::take(&l.out0);
-        let lookups = l.packets("ip4-lookup");
-        l.fwd
-            .feature_enable(if0, "ip4-output", "test-out-tap", true)
-            .unwrap();
-        l.send_vector(if1, &pods);
-        let long = Lab::take(&l.out0);
-        assert_eq!(
-            l.packets("ip4-lookup"),
-            lookups + 4,
-            "the long way: a second lookup"
-        );
-        l.fwd
-            .feature_enable(if0, "ip4-output", "test-out-tap", false)
-            .unwrap();
-        assert_eq!(straight.len(), 2);
-        assert_eq!(straight, long, "flags {flags}");
-        frames.extend(straight);
+        // The long way: a second lookup.
+        let way = ("ip4-output", "test-out-tap", ("ip4-lookup", 4));
+        frames.extend(straight_and_long(
+            &mut l,
+            (t0, flags),
+            (if0, if1),
+            &pods,
+            way,
+        ));
     }
     assert_eq!(seen.load(std::sync::atomic::Ordering::Relaxed), 6);
     let outer = |f: &[u8]| Ipv4Header::from_slice(&f[14..]).unwrap().0;
@@ -492,6 +480,38 @@ fn the_straight_encap_writes_what_the_long_way_writes() {
         assert_eq!(h.header_checksum, h.calc_header_checksum());
     }
     l.no_leaks();
+}
+
+/// Tunnel `t` given `flags` and DSCP 10, `pods` sent from pg1 (`if1`) twice: the straight
+/// way, then the long way with the pass-through `tap` on pg0's output `arc`, when `lookup`
+/// sees `more` packets more. Both ways write the same frames, which are returned.
+fn straight_and_long(
+    l: &mut Lab,
+    (t, flags): (u32, u8),
+    (if0, if1): (u32, u32),
+    pods: &[Vec<u8>],
+    (arc, tap, (lookup, more)): (&str, &str, (&str, u64)),
+) -> Vec<Vec<u8>> {
+    let mut ts = (*l.table.load()).clone();
+    let mut tun = *ts.get(t).unwrap();
+    (tun.flags, tun.dscp) = (flags, 10);
+    ts.insert(tun);
+    l.table.publish(ts);
+    l.send_vector(if1, pods);
+    let straight = Lab::take(&l.out0);
+    let lookups = l.packets(lookup);
+    l.fwd.feature_enable(if0, arc, tap, true).unwrap();
+    l.send_vector(if1, pods);
+    let long = Lab::take(&l.out0);
+    assert_eq!(
+        l.packets(lookup),
+        lookups + more,
+        "the long way, flags {flags}"
+    );
+    l.fwd.feature_enable(if0, arc, tap, false).unwrap();
+    assert_eq!(straight.len(), pods.len());
+    assert_eq!(straight, long, "flags {flags}");
+    straight
 }
 
 /// A pod frame with the inner DF bit `on` (checksum redone).
@@ -592,6 +612,230 @@ fn ipv6_outer_decap_by_source_and_destination_with_counted_drops() {
     assert_eq!(l.error("ipip6-input", e::DECAPSULATED), 1);
     assert_eq!(l.error("ipip6-input", e::NO_TUNNEL), 1);
     assert_eq!(l.error("ipip6-input", e::BAD_INNER), 1);
+    l.no_leaks();
+}
+
+/// `n` IPv4 packets to the pod, from ipip1's far end fd00::2, each its inner TTL and payload
+/// its own.
+fn from_peer6_vector(n: u8) -> Vec<Vec<u8>> {
+    (0..n)
+        .map(|i| {
+            let b = PacketBuilder::ipv4([198, 19, 203, 7], [198, 19, 0, 2], 64 - i).udp(2000, 1000);
+            let mut v = Vec::new();
+            b.write(&mut v, &[i; 30]).unwrap();
+            from_peer6("fd00::2", 4, &v)
+        })
+        .collect()
+}
+
+/// The IPv6-outer packet for us goes from ip6-lookup straight to ipip6-input (not through
+/// ip6-local), and a vector of one tunnel's plain packets is decapsulated by its first
+/// packet's key: every one forwarded with the bytes and counters of the whole way.
+#[test]
+fn ipv6_outer_decap_skips_ip6_local_and_a_vector_of_one_tunnel_keeps_its_key() {
+    let mut l = lab();
+    let (if0, t1) = (l.if0, l.t1);
+    let frames = from_peer6_vector(4);
+    l.send_vector(if0, &frames);
+    let out = Lab::take(&l.out1);
+    assert_eq!(out.len(), 4);
+    for (i, o) in out.iter().enumerate() {
+        let (_, rest) = Ethernet2Header::from_slice(o).unwrap();
+        let (ih, payload) = Ipv4Header::from_slice(rest).unwrap();
+        assert_eq!(ih.source, [198, 19, 203, 7]);
+        assert_eq!(ih.time_to_live, 63 - i as u8, "packet {i}");
+        assert_eq!(ih.header_checksum, ih.calc_header_checksum());
+        assert_eq!(&payload[8..], &[i as u8; 30]);
+        assert_eq!(rest.len(), frames[i].len() - 14 - 40, "inner packet only");
+    }
+    assert_eq!(l.packets("ip6-local"), 0, "ip6-local was not on the way");
+    assert_eq!(l.packets("ip6-input"), 4);
+    assert_eq!(
+        l.packets("ip4-input"),
+        0,
+        "the inner packets went to the lookup"
+    );
+    assert_eq!(l.error("ipip6-input", ipip::input_error::DECAPSULATED), 4);
+    let c = &l.rt.stats().ifs[t1 as usize];
+    assert_eq!(c.rx_packets.get(), 4);
+    assert_eq!(c.rx_bytes.get(), 4 * (20 + 8 + 30));
+    l.no_leaks();
+}
+
+/// In one vector after a plain IPv6-outer packet of the tunnel: an outer hop limit of 0
+/// (ip6-input answers it), a destination-options header before the inner packet (ip6-local
+/// decides: not straight after the fixed header, so not IPIP), an inner header with a bad
+/// checksum and one with TTL 0 (ip4-input decides those on the tunnel), next header 41 with
+/// an IPv4 packet inside, no inner packet at all, and an unknown source: none of them is the
+/// first one's.
+#[test]
+fn ipv6_outer_packets_that_are_not_plain_take_the_whole_way() {
+    let mut l = lab();
+    let if0 = l.if0;
+    let good = from_peer6("fd00::2", 4, &inner_to_pod());
+    let mut hop0 = good.clone();
+    hop0[14 + 7] = 0;
+    let mut dest_opts = good[..54].to_vec();
+    dest_opts[14 + 6] = 60;
+    let payload = (good.len() - 54 + 8) as u16;
+    dest_opts[18..20].copy_from_slice(&payload.to_be_bytes());
+    dest_opts.extend_from_slice(&[4, 0, 1, 4, 0, 0, 0, 0]); // next 4, PadN
+    dest_opts.extend_from_slice(&good[54..]);
+    let o = 14 + 40;
+    let mut bad_sum = good.clone();
+    bad_sum[o + 10] ^= 0xff;
+    let mut ttl0 = good.clone();
+    ttl0[o + 8] = 0;
+    ttl0[o + 10..o + 12].fill(0);
+    let c = rvpp_dataplane::wire::checksum(&ttl0[o..o + 20]);
+    ttl0[o + 10..o + 12].copy_from_slice(&c.to_be_bytes());
+    let vector = [
+        good.clone(),
+        hop0,
+        dest_opts,
+        bad_sum,
+        ttl0,
+        from_peer6("fd00::2", 41, &inner_to_pod()),
+        from_peer6("fd00::2", 4, &[]),
+        from_peer6("fd00::9", 4, &inner_to_pod()),
+        good,
+    ];
+    l.send_vector(if0, &vector);
+    assert_eq!(Lab::take(&l.out1).len(), 2, "the two plain ones");
+    use ipip::input_error as e;
+    use rvpp_dataplane::nodes::ip6;
+    assert_eq!(l.error("ip6-input", ip6::input_error::HOP_LIMIT_EXPIRED), 1);
+    assert_eq!(
+        l.packets("ip6-local"),
+        2,
+        "the destination options, and the empty one (too short for ip6-lookup to look into)"
+    );
+    assert_eq!(l.error("ip6-local", ip6::local_error::NO_PUNT), 1);
+    assert_eq!(l.packets("ipip6-input"), 7);
+    assert_eq!(l.error("ipip6-input", e::DECAPSULATED), 4);
+    assert_eq!(l.error("ipip6-input", e::BAD_INNER), 2);
+    assert_eq!(l.error("ipip6-input", e::NO_TUNNEL), 1);
+    assert_eq!(l.error("ip4-input", ip4::input_error::BAD_CHECKSUM), 1);
+    assert_eq!(l.error("ip4-input", ip4::input_error::TTL_EXPIRED), 1);
+    l.no_leaks();
+}
+
+/// A feature on the uplink's ip6-local arc sees IPv6-outer tunnel packets before ipip6-input
+/// does, and one on the tunnel's ip4-unicast arc sees the inner packets before their lookup:
+/// the short ways are only for interfaces without them.
+#[test]
+fn ipv6_outer_local_and_unicast_features_still_see_tunnel_packets() {
+    let (local, unicast) = (Default::default(), Default::default());
+    let (l6, u4): (
+        Arc<std::sync::atomic::AtomicU64>,
+        Arc<std::sync::atomic::AtomicU64>,
+    ) = (local, unicast);
+    let mut l = lab_with(|b| {
+        b.feature(
+            rvpp_dataplane::feature::Feature::new("ip6-local", "test-local6-tap"),
+            Box::new(LocalTap("test-local6-tap", l6.clone())),
+        )
+        .feature(
+            rvpp_dataplane::feature::Feature::new("ip4-unicast", "test-unicast-tap"),
+            Box::new(LocalTap("test-unicast-tap", u4.clone())),
+        )
+    });
+    let (if0, t1) = (l.if0, l.t1);
+    let seen = |c: &Arc<std::sync::atomic::AtomicU64>| c.load(std::sync::atomic::Ordering::Relaxed);
+    l.fwd
+        .feature_enable(if0, "ip6-local", "test-local6-tap", true)
+        .unwrap();
+    l.send_vector(if0, &from_peer6_vector(3));
+    assert_eq!(
+        Lab::take(&l.out1).len(),
+        3,
+        "decapsulated after the feature"
+    );
+    assert_eq!((seen(&l6), l.packets("ip6-local")), (3, 3));
+    l.fwd
+        .feature_enable(if0, "ip6-local", "test-local6-tap", false)
+        .unwrap();
+    l.fwd
+        .feature_enable(t1, "ip4-unicast", "test-unicast-tap", true)
+        .unwrap();
+    l.send_vector(if0, &from_peer6_vector(3));
+    assert_eq!(Lab::take(&l.out1).len(), 3);
+    assert_eq!(
+        l.packets("ip6-local"),
+        3,
+        "disabled: around ip6-local again"
+    );
+    assert_eq!(
+        seen(&u4),
+        3,
+        "every inner packet through ip4-input and the feature"
+    );
+    assert_eq!(l.packets("ip4-input"), 3);
+    l.fwd
+        .feature_enable(t1, "ip4-unicast", "test-unicast-tap", false)
+        .unwrap();
+    l.send_vector(if0, &from_peer6_vector(3));
+    assert_eq!(Lab::take(&l.out1).len(), 3);
+    assert_eq!(
+        (seen(&u4), l.packets("ip4-input")),
+        (3, 3),
+        "straight to the lookup"
+    );
+    assert_eq!(l.error("ipip6-input", ipip::input_error::DECAPSULATED), 9);
+    l.no_leaks();
+}
+
+/// Over an IPv6 outer header too the encap node writes the uplink's Ethernet header with the
+/// outer one when the uplink has no output features; with one (a pass-through tap on pg0's
+/// ip6-output) the outer packet goes the long way, through ip6-lookup and ip6-rewrite. Both
+/// write the same bytes, for each DSCP outcome.
+#[test]
+fn the_straight_ipv6_encap_writes_what_the_long_way_writes() {
+    let seen = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let mut l = lab_with(|b| {
+        b.feature(
+            rvpp_dataplane::feature::Feature::new("ip6-output", "test-out6-tap"),
+            Box::new(LocalTap("test-out6-tap", seen.clone())),
+        )
+    });
+    let (if0, if1, t1) = (l.if0, l.if1, l.t1);
+    let mut frames = vec![];
+    for flags in [
+        0,
+        ipip::tunnel_flags::SET_DF | ipip::tunnel_flags::COPY_DSCP,
+    ] {
+        let pods = [
+            with_df(pod_frame([198, 19, 203, 7], 46), true),
+            with_df(pod_frame([198, 19, 203, 8], 0), false),
+        ];
+        // The long way: the outer packets' lookup.
+        let way = ("ip6-output", "test-out6-tap", ("ip6-lookup", 2));
+        frames.extend(straight_and_long(
+            &mut l,
+            (t1, flags),
+            (if0, if1),
+            &pods,
+            way,
+        ));
+    }
+    assert_eq!(seen.load(std::sync::atomic::Ordering::Relaxed), 4);
+    let outer = |f: &[u8]| etherparse::Ipv6Header::from_slice(&f[14..]).unwrap().0;
+    let tcs: Vec<u8> = frames.iter().map(|f| outer(f).traffic_class >> 2).collect();
+    assert_eq!(
+        tcs,
+        [10, 10, 46, 0],
+        "the tunnel's DSCP, then the inner ones copied"
+    );
+    for f in &frames {
+        let h = outer(f);
+        assert_eq!(
+            (h.next_header, h.hop_limit, h.payload_length as usize),
+            (IpNumber::IPV4, 64, f.len() - 14 - 40)
+        );
+        let (eth, _) = Ethernet2Header::from_slice(f).unwrap();
+        assert_eq!((eth.destination, eth.source), (PEER0, MAC0));
+        assert_eq!(eth.ether_type, etherparse::EtherType::IPV6);
+    }
     l.no_leaks();
 }
 

@@ -154,6 +154,19 @@ impl Lab {
         bufs.meta(bi).rx_sw_if_index = sw;
         self.rt.inject("ethernet-input", &[bi]).unwrap();
     }
+    /// `frames` received on `sw` in one vector.
+    fn send_vector(&mut self, sw: u32, frames: &[Vec<u8>]) {
+        let bufs = self.rt.buffers();
+        let bis: Vec<u32> = frames
+            .iter()
+            .map(|f| {
+                let bi = bufs.alloc_from_bytes(f).unwrap();
+                bufs.meta(bi).rx_sw_if_index = sw;
+                bi
+            })
+            .collect();
+        self.rt.inject("ethernet-input", &bis).unwrap();
+    }
     fn error(&self, node: &str, code: u16) -> u64 {
         let i = self.rt.graph().error_index(node, code).unwrap();
         self.rt.stats().errors[i as usize].get()
@@ -353,16 +366,7 @@ fn decap_skips_ip4_local_and_only_plain_packets_keep_the_key() {
         bad_sum,
         good,
     ];
-    let bufs = l.rt.buffers();
-    let bis: Vec<u32> = vector
-        .iter()
-        .map(|f| {
-            let bi = bufs.alloc_from_bytes(f).unwrap();
-            bufs.meta(bi).rx_sw_if_index = if0;
-            bi
-        })
-        .collect();
-    l.rt.inject("ethernet-input", &bis).unwrap();
+    l.send_vector(if0, &vector);
     let out = Lab::take(&l.out1);
     assert_eq!(out.len(), 4, "three L3 packets and the L2 one");
     for o in &out {
@@ -412,16 +416,7 @@ fn the_straight_encap_writes_what_the_long_way_writes() {
         v
     };
     let send = |l: &mut Lab| {
-        let bufs = l.rt.buffers();
-        let bis: Vec<u32> = [pod(1000), pod(1001), pod(1002)]
-            .iter()
-            .map(|f| {
-                let bi = bufs.alloc_from_bytes(f).unwrap();
-                bufs.meta(bi).rx_sw_if_index = if1;
-                bi
-            })
-            .collect();
-        l.rt.inject("ethernet-input", &bis).unwrap();
+        l.send_vector(if1, &[pod(1000), pod(1001), pod(1002)]);
         Lab::take(&l.out0)
     };
     let straight = send(&mut l);
@@ -629,6 +624,150 @@ fn ipv6_outer_decap_to_ip4_input_and_checksum_drops() {
     l.no_leaks();
 }
 
+/// As [`peer6_frame`] with the VXLAN `flags` and UDP destination `port` given.
+fn peer6_frame_with(vni: u32, flags: u8, port: u16, inner: &[u8]) -> Vec<u8> {
+    let mut payload = vec![flags, 0, 0, 0];
+    payload.extend_from_slice(&(vni << 8).to_be_bytes());
+    payload.extend_from_slice(inner);
+    peer6_udp(port, &payload)
+}
+
+/// IPv6/UDP from fd00::2 to our fd00::1 and `port`, carrying `payload` (checksum filled).
+fn peer6_udp(port: u16, payload: &[u8]) -> Vec<u8> {
+    let src: std::net::Ipv6Addr = "fd00::2".parse().unwrap();
+    let dst: std::net::Ipv6Addr = "fd00::1".parse().unwrap();
+    let b = PacketBuilder::ethernet2(PEER0, MAC0)
+        .ipv6(src.octets(), dst.octets(), 64)
+        .udp(50000, port);
+    let mut v = Vec::new();
+    b.write(&mut v, payload).unwrap();
+    v
+}
+
+/// UDP to 4789 over IPv6 goes from ip6-lookup straight to vxlan6-input; in one vector, the
+/// L3-mode packets after the first are decapsulated by its key, each with its UDP checksum
+/// verified, while a corrupted or a zero checksum, an unknown VNI, a header without the I
+/// flag, a datagram too short for the VXLAN header, another UDP port (to ip6-local) and an
+/// inner header with a bad checksum each take their own way.
+#[test]
+fn ipv6_outer_decap_skips_ip6_local_and_only_plain_packets_keep_the_key() {
+    let mut l = lab();
+    let (if0, tun6) = (l.if0, l.tun6);
+    let good = peer6_frame(VNI, &inner_ip_to_pod());
+    let c = 14 + 40 + 6;
+    let mut bad_udp = good.clone();
+    bad_udp[c] ^= 0x55;
+    let mut zero_udp = good.clone();
+    zero_udp[c..c + 2].fill(0);
+    let mut bad_inner = inner_ip_to_pod();
+    bad_inner[10] ^= 0xff;
+    let vector = [
+        good.clone(),
+        good.clone(),
+        bad_udp,
+        zero_udp,
+        peer6_frame(VNI + 1, &inner_ip_to_pod()),
+        peer6_frame_with(VNI, 0x00, 4789, &inner_ip_to_pod()),
+        peer6_udp(4789, &[0x08, 0, 0, 0]),
+        peer6_frame_with(VNI, 0x08, 4790, &inner_ip_to_pod()),
+        peer6_frame(VNI, &bad_inner),
+        good,
+    ];
+    l.send_vector(if0, &vector);
+    let out = Lab::take(&l.out1);
+    assert_eq!(out.len(), 3, "the three good ones");
+    for o in &out {
+        let (ip, payload) = Ipv4Header::from_slice(&o[14..]).unwrap();
+        assert_eq!(ip.source, [198, 19, 200, 5]);
+        assert_eq!(ip.time_to_live, 62);
+        assert_eq!(ip.header_checksum, ip.calc_header_checksum());
+        assert!(payload.ends_with(b"from the linux node"));
+        assert_eq!(o.len(), 14 + inner_ip_to_pod().len());
+    }
+    use vxlan::input_error as e;
+    assert_eq!(l.error("vxlan6-input", e::DECAPSULATED), 4);
+    assert_eq!(l.error("vxlan6-input", e::BAD_CHECKSUM), 2);
+    assert_eq!(l.error("vxlan6-input", e::NO_TUNNEL), 1);
+    assert_eq!(l.error("vxlan6-input", e::BAD_FLAGS), 1);
+    assert_eq!(l.error("vxlan6-input", e::SHORT), 1);
+    let bad = rvpp_dataplane::nodes::ip4::input_error::BAD_CHECKSUM;
+    assert_eq!(
+        l.error("ip4-input", bad),
+        1,
+        "the inner header, on the tunnel"
+    );
+    assert_eq!(packets(&l, "vxlan6-input"), 9);
+    assert_eq!(packets(&l, "ip6-local"), 1, "UDP to 4790 only");
+    let c = &l.rt.stats().ifs[tun6 as usize];
+    assert_eq!(c.rx_packets.get(), 4);
+    l.no_leaks();
+}
+
+/// The IPv6-outer encap writes the uplink's Ethernet header with the outer IPv6, UDP (its
+/// checksum over the inner packet) and VXLAN headers when the uplink has no output features;
+/// with one (a pass-through tap on pg0's ip6-output) the outer packet goes the long way,
+/// through ip6-lookup and ip6-rewrite. Both write the same bytes.
+#[test]
+fn the_straight_ipv6_encap_writes_what_the_long_way_writes() {
+    let seen = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let mut l = lab_with(|b| {
+        b.feature(
+            rvpp_dataplane::feature::Feature::new("ip6-output", "test-out-tap"),
+            Box::new(Tap(seen.clone())),
+        )
+    });
+    let (if0, if1) = (l.if0, l.if1);
+    // Odd and even inner lengths: the checksum's last byte.
+    let pod = |sport: u16, len: usize| {
+        let b = PacketBuilder::ethernet2(PEER1, MAC1)
+            .ipv4([198, 19, 0, 2], [198, 19, 201, 9], 64)
+            .udp(sport, 2000);
+        let mut v = Vec::new();
+        b.write(&mut v, &vec![0xa5; len]).unwrap();
+        v
+    };
+    let send = |l: &mut Lab| {
+        l.send_vector(if1, &[pod(1000, 100), pod(1001, 101), pod(1002, 1)]);
+        Lab::take(&l.out0)
+    };
+    let straight = send(&mut l);
+    assert_eq!(
+        packets(&l, "ip6-lookup"),
+        0,
+        "no lookup of the outer packets"
+    );
+    l.fwd
+        .feature_enable(if0, "ip6-output", "test-out-tap", true)
+        .unwrap();
+    let long = send(&mut l);
+    assert_eq!(packets(&l, "ip6-lookup"), 3, "the long way: their lookup");
+    assert_eq!(seen.load(std::sync::atomic::Ordering::Relaxed), 3);
+    assert_eq!(straight.len(), 3);
+    assert_eq!(straight, long);
+    for f in &straight {
+        let p = SlicedPacket::from_ethernet(f).unwrap();
+        let Some(etherparse::NetSlice::Ipv6(ip6)) = &p.net else {
+            panic!("not ipv6")
+        };
+        let h6 = ip6.header().to_header();
+        assert_eq!(
+            (h6.hop_limit, h6.payload_length as usize),
+            (64, f.len() - 54)
+        );
+        let Some(etherparse::TransportSlice::Udp(udp)) = &p.transport else {
+            panic!("not udp")
+        };
+        let want = udp
+            .to_header()
+            .calc_checksum_ipv6(&h6, udp.payload())
+            .unwrap();
+        assert_eq!(udp.checksum(), want, "UDP checksum over IPv6");
+        assert_eq!(udp.length() as usize, f.len() - 54);
+        assert!(udp.source_port() >= 49152);
+    }
+    l.no_leaks();
+}
+
 #[test]
 fn a_tunnel_that_is_down_drops_both_ways() {
     let mut l = lab();
@@ -758,16 +897,7 @@ fn one_vector_through_two_tunnels_and_an_outer_too_big_for_the_uplink() {
         to6,
         big(false),
     ];
-    let bufs = l.rt.buffers();
-    let bis: Vec<u32> = frames
-        .iter()
-        .map(|f| {
-            let bi = bufs.alloc_from_bytes(f).unwrap();
-            bufs.meta(bi).rx_sw_if_index = if1;
-            bi
-        })
-        .collect();
-    l.rt.inject("ethernet-input", &bis).unwrap();
+    l.send_vector(if1, &frames);
     let out = Lab::take(&l.out0);
     assert_eq!(out.len(), 4, "all but the one too big leave by pg0");
     let mut v4s = 0;

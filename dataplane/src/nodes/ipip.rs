@@ -144,26 +144,33 @@ fn inner_info(d: &[u8]) -> u32 {
 
 /// A tunnel as its packets are encapsulated: for an IPv4 outer header, the header with the
 /// per-packet fields (TOS, total length, DF, protocol, checksum) zero and the one's-complement
-/// sum of the rest, so each packet costs a copy and four additions.
+/// sum of the rest, so each packet costs a copy and four additions; for an IPv6 one, the
+/// header with the per-packet fields (traffic class, payload length, next header) zero.
 struct Prepared<'t> {
     t: &'t Tunnel,
     hdr4: [u8; wire::IP4_HDR],
     sum4: u64,
-    /// IPv4 outer: the straight way ([`straight4`]) may apply.
+    hdr6: [u8; wire::IP6_HDR],
+    /// IPv4 outer (else IPv6): which header [`straight`] writes.
     v4: bool,
 }
 
 fn prepare(t: &Tunnel) -> EncapTarget<Prepared<'_>> {
     let mut hdr4 = [0u8; wire::IP4_HDR];
-    if let (IpAddr::V4(s), IpAddr::V4(d)) = (t.src, t.dst) {
-        Ip4HdrMut(&mut hdr4).init(s.into(), d.into(), 0, OUTER_TTL, 0);
-        hdr4[10..12].fill(0);
+    let mut hdr6 = [0u8; wire::IP6_HDR];
+    match (t.src, t.dst) {
+        (IpAddr::V4(s), IpAddr::V4(d)) => {
+            Ip4HdrMut(&mut hdr4).init(s.into(), d.into(), 0, OUTER_TTL, 0);
+            hdr4[10..12].fill(0);
+        }
+        (s, d) => Ip6HdrMut(&mut hdr6).init(addr_bits(s).0, addr_bits(d).0, 0, OUTER_TTL, 0),
     }
     EncapTarget {
         prepared: Prepared {
             t,
             sum4: wire::ones_sum(&hdr4, 0),
             hdr4,
+            hdr6,
             v4: matches!((t.src, t.dst), (IpAddr::V4(_), IpAddr::V4(_))),
         },
         encap_fib: t.encap_fib,
@@ -177,44 +184,79 @@ fn prepare(t: &Tunnel) -> EncapTarget<Prepared<'_>> {
     }
 }
 
-/// The common packet onto an IPv4 tunnel whose uplink has an Ethernet header and fits it:
-/// one buffer, no offload, an IPv4 packet inside. The uplink's header and the outer one are
-/// written in one window, as [`encap_one`] and [`Uplink::finish`] would write them. None,
-/// changing nothing: anything else.
+/// The common packet onto a tunnel whose uplink has an Ethernet header and fits it: one
+/// buffer, no offload, an IPv4 packet inside. The uplink's header and the outer one (of
+/// either family) are written in one window, as [`encap_one`] and [`Uplink::finish`] would
+/// write them. None, changing nothing: anything else.
 #[inline(always)]
-fn straight4(b: &mut Buf<'_>, p: &Prepared<'_>, up: &Uplink) -> Option<u16> {
+fn straight(b: &mut Buf<'_>, p: &Prepared<'_>, up: &Uplink) -> Option<u16> {
     const L2: usize = wire::ETH_HDR;
-    const BACK: usize = L2 + wire::IP4_HDR;
+    const IN: usize = wire::IP4_HDR;
+    if p.v4 {
+        straight_with::<{ L2 + wire::IP4_HDR }, { L2 + wire::IP4_HDR + IN }, { wire::IP4_HDR }>(
+            b, p, up, outer4,
+        )
+    } else {
+        straight_with::<{ L2 + wire::IP6_HDR }, { L2 + wire::IP6_HDR + IN }, { wire::IP6_HDR }>(
+            b, p, up, outer6,
+        )
+    }
+}
+
+/// [`straight`] with an `OUT`-byte outer header, which `outer` writes from the inner header
+/// and the inner packet's length: the window is `BACK` = Ethernet + `OUT` bytes back, `W` =
+/// `BACK` + the inner IPv4 header long.
+#[inline(always)]
+fn straight_with<const BACK: usize, const W: usize, const OUT: usize>(
+    b: &mut Buf<'_>,
+    p: &Prepared<'_>,
+    up: &Uplink,
+    outer: impl FnOnce(&mut [u8; OUT], &Prepared<'_>, &[u8; wire::IP4_HDR], u16),
+) -> Option<u16> {
     const NOT_PLAIN: u32 =
         flags::TUNNEL_OFFLOAD | flags::GSO | flags::OFFLOAD_L4_CKSUM | flags::NEXT_PRESENT;
-    let (m, t) = (&*b.meta, p.t);
+    let m = &*b.meta;
     let inner_len = m.current_length;
-    if !p.v4
-        || m.flags & NOT_PLAIN != 0
+    if m.flags & NOT_PLAIN != 0
         || m.relookups >= MAX_RELOOKUPS
         || (inner_len as usize) < wire::IP4_HDR
     {
         return None;
     }
     let eth = up.eth()?;
-    let w = b.window_mut::<BACK, { BACK + wire::IP4_HDR }>()?;
-    let (h, inner) = w.split_first_chunk_mut::<BACK>()?;
+    let w = b.window_mut::<BACK, W>()?;
+    let (h, inner) = w.split_at_mut(BACK);
     let inner = inner.first_chunk::<{ wire::IP4_HDR }>()?;
     if inner[0] >> 4 != 4 {
         return None;
     }
-    let tos = if t.flags & tunnel_flags::COPY_DSCP != 0 {
+    let (l2, ip) = h.split_first_chunk_mut::<{ wire::ETH_HDR }>()?;
+    let ip = ip.first_chunk_mut::<OUT>()?;
+    *l2 = *eth;
+    outer(ip, p, inner, inner_len);
+    super::tunnel::straight_out(b.meta, up, OUT, p.t.encap_fib);
+    Some(encap_next::OUTPUT)
+}
+
+/// The outer DSCP (as the TOS / traffic class byte) of an IPv4 packet with header `inner`.
+#[inline(always)]
+fn outer_tos(t: &Tunnel, inner: &[u8; wire::IP4_HDR]) -> u8 {
+    if t.flags & tunnel_flags::COPY_DSCP != 0 {
         inner[1] & 0xfc
     } else {
         t.dscp << 2
-    };
+    }
+}
+
+/// [`straight`]'s IPv4 outer header.
+#[inline(always)]
+fn outer4(ip: &mut [u8; wire::IP4_HDR], p: &Prepared<'_>, inner: &[u8; wire::IP4_HDR], len: u16) {
+    let t = p.t;
+    let tos = outer_tos(t, inner);
     let df = t.flags & tunnel_flags::SET_DF != 0
         || (t.flags & tunnel_flags::COPY_DF != 0 && inner[6] & 0x40 != 0);
     let frag = if df { 0x4000u16 } else { 0 };
-    let total = wire::IP4_HDR as u16 + inner_len;
-    let (l2, ip) = h.split_first_chunk_mut::<L2>()?;
-    *l2 = *eth;
-    let ip = ip.first_chunk_mut::<{ wire::IP4_HDR }>()?;
+    let total = wire::IP4_HDR as u16 + len;
     *ip = p.hdr4;
     ip[1] = tos;
     ip[2..4].copy_from_slice(&total.to_be_bytes());
@@ -222,13 +264,22 @@ fn straight4(b: &mut Buf<'_>, p: &Prepared<'_>, up: &Uplink) -> Option<u16> {
     ip[9] = IP_PROTO_IPIP;
     let sum = p.sum4 + tos as u64 + total as u64 + frag as u64 + IP_PROTO_IPIP as u64;
     ip[10..12].copy_from_slice(&wire::fold(sum).to_be_bytes());
-    super::tunnel::straight_out(b.meta, up, wire::IP4_HDR, t.encap_fib);
-    Some(encap_next::OUTPUT)
+}
+
+/// [`straight`]'s IPv6 outer header (no DF in IPv6: the tunnel's DF flags do not apply).
+#[inline(always)]
+fn outer6(ip: &mut [u8; wire::IP6_HDR], p: &Prepared<'_>, inner: &[u8; wire::IP4_HDR], len: u16) {
+    let tc = outer_tos(p.t, inner);
+    *ip = p.hdr6;
+    ip[0] = 0x60 | tc >> 4;
+    ip[1] = tc << 4;
+    ip[4..6].copy_from_slice(&len.to_be_bytes());
+    ip[6] = IP_PROTO_IPIP;
 }
 
 #[inline(always)]
 fn encap_one(b: &mut Buf<'_>, p: &Prepared<'_>, up: Option<&Uplink>) -> Result<u16, u16> {
-    if let Some(next) = up.and_then(|up| straight4(b, p, up)) {
+    if let Some(next) = up.and_then(|up| straight(b, p, up)) {
         return Ok(next);
     }
     let t = p.t;
@@ -277,19 +328,15 @@ fn encap_one(b: &mut Buf<'_>, p: &Prepared<'_>, up: Option<&Uplink>) -> Result<u
             if !b.retreat(wire::IP6_HDR) {
                 return Err(encap_error::NO_HEADROOM);
             }
-            let Some(mut h) = Ip6HdrMut::new(b.data_mut()) else {
+            let Some(h) = b.data_mut().first_chunk_mut::<{ wire::IP6_HDR }>() else {
                 return Err(encap_error::NO_HEADROOM);
             };
-            h.init(
-                addr_bits(t.src).0,
-                addr_bits(t.dst).0,
-                proto,
-                OUTER_TTL,
-                inner_len as u16,
-            );
+            *h = p.hdr6;
+            h[4..6].copy_from_slice(&(inner_len as u16).to_be_bytes());
+            h[6] = proto;
             let tc = dscp << 2;
-            h.0[0] = 0x60 | tc >> 4;
-            h.0[1] = (tc << 4) | (h.0[1] & 0x0f);
+            h[0] = 0x60 | tc >> 4;
+            h[1] = tc << 4;
             if offload {
                 super::tunnel::hand_on_offload(b.meta, wire::IP6_HDR);
             }
@@ -425,6 +472,22 @@ fn plain4(b: &Buf<'_>) -> Option<super::tunnel::PlainKey> {
     plain.then_some(u64::from_ne_bytes(addrs) as u128)
 }
 
+/// Where [`plain6`]'s inner header starts.
+const PLAIN_IN6: usize = wire::IP6_HDR;
+
+/// An IPv4-in-IPv6 packet both of whose headers are plain, keyed by its outer addresses.
+#[inline(always)]
+fn plain6(b: &Buf<'_>) -> Option<super::tunnel::PlainKey6> {
+    let h = b.head::<{ PLAIN_IN6 + wire::IP4_HDR }>()?;
+    let len = b.meta.current_length as usize;
+    let (outer, inner) = h.split_first_chunk::<PLAIN_IN6>()?;
+    let inner = inner.first_chunk::<{ wire::IP4_HDR }>()?;
+    if !super::tunnel::plain_inner4(inner, len.saturating_sub(PLAIN_IN6)) {
+        return None;
+    }
+    super::tunnel::plain_outer6(outer, IP_PROTO_IPIP, len).map(|a| (a, 0))
+}
+
 /// The inner packet of `proto` at `hl`, ending at `tl` in this buffer, onto tunnel `sw`.
 #[inline(always)]
 fn finish_decap(b: &mut Buf<'_>, sw: u32, hl: usize, tl: usize, proto: u8) -> Result<u16, u16> {
@@ -466,7 +529,7 @@ impl Node for IpipInput {
         let tunnels = self.snap.get();
         let mut last = LastKey::new();
         if self.v6 {
-            super::tunnel::decap_vector(cx, bufs, nexts, &DECAP_CODES, |b| {
+            super::tunnel::decap_vector_keyed(cx, bufs, nexts, &DECAP_CODES, (PLAIN_IN6, plain6), |b| {
                 decap6(b, tunnels, &mut last)
             });
         } else {

@@ -417,7 +417,7 @@ pub(crate) fn decap_vector(
     codes: &DecapCodes,
     decap: impl FnMut(&mut Buf<'_>) -> Result<u16, u16>,
 ) {
-    decap_vector_keyed(cx, bufs, nexts, codes, (0, |_| None), decap)
+    decap_vector_keyed::<PlainKey>(cx, bufs, nexts, codes, (0, |_| None), decap)
 }
 
 /// A packet [`decap_vector_keyed`] may decapsulate the short way has a key: its plain outer
@@ -425,6 +425,33 @@ pub(crate) fn decap_vector(
 /// plain too (20 bytes, good checksum, TTL non-zero) and ending where the outer packet and
 /// the buffer end. What a node's `decap` does with such a packet is fixed by its key alone.
 pub(crate) type PlainKey = u128;
+
+/// The key of an IPv6-outer packet: its addresses as two words each (source, destination),
+/// and VXLAN's VNI word (0 for IPIP).
+pub(crate) type PlainKey6 = ([u64; 4], u32);
+
+/// Is `o` a plain outer IPv6 header for [`decap_vector_keyed`]: next header `proto` right
+/// after it (no extension header), the payload ending where the buffer's `len` bytes end.
+/// Its hop limit and addresses ip6-input checked. Some(its addresses, as [`PlainKey6`]).
+#[inline(always)]
+pub(crate) fn plain_outer6(o: &[u8; wire::IP6_HDR], proto: u8, len: usize) -> Option<[u64; 4]> {
+    let word = |i: usize| {
+        u64::from_ne_bytes([
+            o[i],
+            o[i + 1],
+            o[i + 2],
+            o[i + 3],
+            o[i + 4],
+            o[i + 5],
+            o[i + 6],
+            o[i + 7],
+        ])
+    };
+    let plain = o[0] >> 4 == 6
+        && o[6] == proto
+        && wire::IP6_HDR + u16::from_be_bytes([o[4], o[5]]) as usize == len;
+    plain.then(|| [word(8), word(16), word(24), word(32)])
+}
 
 /// Is `h` a plain inner IPv4 header of a packet ending `len` bytes after it: what ip4-input's
 /// fast path (`plain_header_ok`) accepts without trimming.
@@ -440,13 +467,14 @@ pub(crate) fn plain_inner4(h: &[u8; wire::IP4_HDR], len: usize) -> bool {
 /// once a key's packet went the whole way (`decap`, an up tunnel with IPv4 on and no unicast
 /// features, the inner header plain) to ip4-lookup, the vector's next packets with that key
 /// go there with only their metadata changed, as `decap` and ip4-input's fast path would.
+/// The key is the outer family's: [`PlainKey`] over IPv4, [`PlainKey6`] over IPv6.
 #[inline(always)]
-pub(crate) fn decap_vector_keyed(
+pub(crate) fn decap_vector_keyed<K: Copy + PartialEq>(
     cx: &mut Ctx<'_>,
     bufs: &[u32],
     nexts: &mut [u16],
     codes: &DecapCodes,
-    (inner, plain): (usize, impl Fn(&Buf<'_>) -> Option<PlainKey>),
+    (inner, plain): (usize, impl Fn(&Buf<'_>) -> Option<K>),
     mut decap: impl FnMut(&mut Buf<'_>) -> Result<u16, u16>,
 ) {
     use super::family::{Family, InputFamily, V4};
@@ -457,7 +485,7 @@ pub(crate) fn decap_vector_keyed(
     // straight to the lookup.
     let (mut last_sw, mut last_up, mut plain_fib) = (u32::MAX, false, None);
     // The last key that went the whole way to the lookup: (key, tunnel, its IPv4 FIB).
-    let mut known: Option<(PlainKey, u32, u32)> = None;
+    let mut known: Option<(K, u32, u32)> = None;
     let mut rx = RxRun::default();
     let mut view = cx.bufs.view();
     let mut v = view.vector(bufs);

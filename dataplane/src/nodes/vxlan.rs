@@ -159,28 +159,46 @@ fn inner_hash(d: &[u8], l3: bool) -> u32 {
 /// Outer IPv4 + UDP + VXLAN of a tunnel with an IPv4 outer header.
 const OUTER4: usize = wire::IP4_HDR + 8 + VXLAN_HDR;
 
+/// Outer IPv6 + UDP + VXLAN of a tunnel with an IPv6 outer header.
+const OUTER6: usize = wire::IP6_HDR + 8 + VXLAN_HDR;
+
 /// A tunnel as its packets are encapsulated: for an IPv4 outer header, the outer IPv4, UDP
 /// and VXLAN headers with the per-packet fields (IP total length and checksum, UDP source port
-/// and length) zero, and the one's-complement sum of the rest of the IP header.
+/// and length) zero, and the one's-complement sum of the rest of the IP header; for an IPv6
+/// one, the outer IPv6, UDP and VXLAN headers with the per-packet fields (payload length, UDP
+/// source port, length and checksum) zero, and the sum of what the UDP checksum covers of the
+/// rest (pseudo-header addresses and next header, destination port, VXLAN header).
 struct Prepared<'t> {
     t: &'t Tunnel,
     hdr4: [u8; OUTER4],
     sum4: u64,
-    /// IPv4 outer: the straight way ([`straight4`]) may apply.
+    hdr6: [u8; OUTER6],
+    sum6: u64,
+    /// IPv4 outer (else IPv6): which headers [`straight`] writes.
     v4: bool,
 }
 
 fn prepare(t: &Tunnel) -> EncapTarget<Prepared<'_>> {
     let mut hdr4 = [0u8; OUTER4];
-    if let (IpAddr::V4(s), IpAddr::V4(d)) = (t.src, t.dst) {
-        let (ip, rest) = hdr4.split_at_mut(wire::IP4_HDR);
-        if let Some(mut h) = Ip4HdrMut::new(ip) {
-            h.init(s.into(), d.into(), wire::IP_PROTO_UDP, OUTER_TTL, 0);
+    let mut hdr6 = [0u8; OUTER6];
+    let mut sum6 = 0;
+    match (t.src, t.dst) {
+        (IpAddr::V4(s), IpAddr::V4(d)) => {
+            let (ip, rest) = hdr4.split_at_mut(wire::IP4_HDR);
+            if let Some(mut h) = Ip4HdrMut::new(ip) {
+                h.init(s.into(), d.into(), wire::IP_PROTO_UDP, OUTER_TTL, 0);
+            }
+            ip[10..12].fill(0);
+            udp_vxlan_template(rest, t);
         }
-        ip[10..12].fill(0);
-        rest[2..4].copy_from_slice(&t.dst_port.to_be_bytes());
-        if let Some(mut v) = rest.get_mut(8..).and_then(VxlanHdrMut::new) {
-            v.init(t.vni);
+        (s, d) => {
+            let (s, d) = (addr_bits(s).0, addr_bits(d).0);
+            let (ip, rest) = hdr6.split_at_mut(wire::IP6_HDR);
+            if let Some(mut h) = Ip6HdrMut::new(ip) {
+                h.init(s, d, wire::IP_PROTO_UDP, OUTER_TTL, 0);
+            }
+            udp_vxlan_template(rest, t);
+            sum6 = wire::ones_sum(rest, wire::ip6_pseudo_sum(s, d, 0, wire::IP_PROTO_UDP));
         }
     }
     EncapTarget {
@@ -188,16 +206,26 @@ fn prepare(t: &Tunnel) -> EncapTarget<Prepared<'_>> {
             t,
             sum4: wire::ones_sum(&hdr4[..wire::IP4_HDR], 0),
             hdr4,
+            hdr6,
+            sum6,
             v4: matches!((t.src, t.dst), (IpAddr::V4(_), IpAddr::V4(_))),
         },
         encap_fib: t.encap_fib,
         outer_dst: t.dst,
         overhead: if t.dst.is_ipv6() {
-            (wire::IP6_HDR + 8 + VXLAN_HDR) as u16
+            OUTER6 as u16
         } else {
             OUTER4 as u16
         },
         inner_l2: inner_l2(t) as u8,
+    }
+}
+
+/// The UDP header (destination port only) and the VXLAN header of a tunnel's template.
+fn udp_vxlan_template(rest: &mut [u8], t: &Tunnel) {
+    rest[2..4].copy_from_slice(&t.dst_port.to_be_bytes());
+    if let Some(mut v) = rest.get_mut(8..).and_then(VxlanHdrMut::new) {
+        v.init(t.vni);
     }
 }
 
@@ -211,34 +239,70 @@ fn inner_l2(t: &Tunnel) -> usize {
     }
 }
 
-/// The common packet onto an IPv4 tunnel whose uplink has an Ethernet header and fits it:
-/// one buffer, no offload. The uplink's header and the outer ones are written in one window,
-/// as [`encap_one`] and [`Uplink::finish`] would write them. None, changing nothing: anything
-/// else.
+/// The common packet onto a tunnel whose uplink has an Ethernet header and fits it: one
+/// buffer, no offload. The uplink's header and the outer ones (of either family) are written
+/// in one window, as [`encap_one`] and [`Uplink::finish`] would write them. None, changing
+/// nothing: anything else.
 #[inline(always)]
-fn straight4(b: &mut Buf<'_>, p: &Prepared<'_>, up: &Uplink) -> Option<u16> {
+fn straight(b: &mut Buf<'_>, p: &Prepared<'_>, up: &Uplink) -> Option<u16> {
     const L2: usize = wire::ETH_HDR;
-    const BACK: usize = L2 + OUTER4;
+    if p.v4 {
+        // IPv4 VXLAN goes with a zero UDP checksum (RFC 7348 §5; Linux's default).
+        straight_with::<{ L2 + OUTER4 }, OUTER4>(b, p, up, |_| 0, |h, sport, udp_len, _| {
+            let total = udp_len + wire::IP4_HDR as u16;
+            *h = p.hdr4;
+            h[2..4].copy_from_slice(&total.to_be_bytes());
+            h[10..12].copy_from_slice(&wire::fold(p.sum4 + total as u64).to_be_bytes());
+            h[20..22].copy_from_slice(&sport.to_be_bytes());
+            h[24..26].copy_from_slice(&udp_len.to_be_bytes());
+        })
+    } else {
+        // IPv6 needs the UDP checksum: the template's sum, the lengths, the source port and
+        // the inner packet's bytes.
+        let body = |d: &[u8]| wire::ones_sum(d, 0);
+        straight_with::<{ L2 + OUTER6 }, OUTER6>(b, p, up, body, |h, sport, udp_len, body| {
+            *h = p.hdr6;
+            h[4..6].copy_from_slice(&udp_len.to_be_bytes());
+            h[40..42].copy_from_slice(&sport.to_be_bytes());
+            h[44..46].copy_from_slice(&udp_len.to_be_bytes());
+            let sum = p.sum6 + 2 * udp_len as u64 + sport as u64 + body;
+            let c = match wire::fold(sum) {
+                0 => 0xffff,
+                c => c,
+            };
+            h[46..48].copy_from_slice(&c.to_be_bytes());
+        })
+    }
+}
+
+/// [`straight`] with `OUT` bytes of outer headers, which `outer` writes from the UDP source
+/// port, the UDP length and `body`'s sum of the inner packet; the window is `BACK` =
+/// Ethernet + `OUT` bytes back.
+#[inline(always)]
+fn straight_with<const BACK: usize, const OUT: usize>(
+    b: &mut Buf<'_>,
+    p: &Prepared<'_>,
+    up: &Uplink,
+    body: impl FnOnce(&[u8]) -> u64,
+    outer: impl FnOnce(&mut [u8; OUT], u16, u16, u64),
+) -> Option<u16> {
+    const L2: usize = wire::ETH_HDR;
     const NOT_PLAIN: u32 =
         flags::TUNNEL_OFFLOAD | flags::GSO | flags::OFFLOAD_L4_CKSUM | flags::NEXT_PRESENT;
     let (m, t) = (&*b.meta, p.t);
-    if !p.v4 || m.flags & NOT_PLAIN != 0 || m.relookups >= MAX_RELOOKUPS {
+    if m.flags & NOT_PLAIN != 0 || m.relookups >= MAX_RELOOKUPS {
         return None;
     }
     let eth = up.eth()?;
-    let sport = src_port(inner_hash(b.data(), t.l3));
+    let d = b.data();
+    let (sport, sum) = (src_port(inner_hash(d, t.l3)), body(d));
     let udp_len = (8 + VXLAN_HDR) as u16 + b.meta.current_length;
-    let total = udp_len + wire::IP4_HDR as u16;
     let w = b.window_mut::<BACK, BACK>()?;
     let (l2, h) = w.split_first_chunk_mut::<L2>()?;
-    let h = h.first_chunk_mut::<OUTER4>()?;
+    let h = h.first_chunk_mut::<OUT>()?;
     *l2 = *eth;
-    *h = p.hdr4;
-    h[2..4].copy_from_slice(&total.to_be_bytes());
-    h[10..12].copy_from_slice(&wire::fold(p.sum4 + total as u64).to_be_bytes());
-    h[20..22].copy_from_slice(&sport.to_be_bytes());
-    h[24..26].copy_from_slice(&udp_len.to_be_bytes());
-    super::tunnel::straight_out(b.meta, up, OUTER4, t.encap_fib);
+    outer(h, sport, udp_len, sum);
+    super::tunnel::straight_out(b.meta, up, OUT, t.encap_fib);
     b.meta.flags &= !flags::L2_HDR_VALID;
     Some(encap_next::OUTPUT)
 }
@@ -247,7 +311,7 @@ fn straight4(b: &mut Buf<'_>, p: &Prepared<'_>, up: &Uplink) -> Option<u16> {
 /// uplink the packet fits, the common packet is finished on it here.
 #[inline(always)]
 fn encap_one(b: &mut Buf<'_>, p: &Prepared<'_>, up: Option<&Uplink>) -> Result<u16, u16> {
-    if let Some(next) = up.and_then(|up| straight4(b, p, up)) {
+    if let Some(next) = up.and_then(|up| straight(b, p, up)) {
         return Ok(next);
     }
     let t = p.t;
@@ -470,6 +534,34 @@ fn plain4(b: &Buf<'_>) -> Option<super::tunnel::PlainKey> {
     plain.then_some(u64::from_ne_bytes(addrs) as u128 | (vni as u128) << 64)
 }
 
+/// Where [`plain6`]'s inner header starts.
+const PLAIN_IN6: usize = wire::IP6_HDR + 8 + VXLAN_HDR;
+
+/// As [`plain4`] over IPv6, with the UDP checksum IPv6 requires present and good (what
+/// [`outer6`] checks), keyed by the outer addresses and the VNI.
+#[inline(always)]
+fn plain6(b: &Buf<'_>) -> Option<super::tunnel::PlainKey6> {
+    let h = b.head::<{ PLAIN_IN6 + wire::IP4_HDR }>()?;
+    let len = b.meta.current_length as usize;
+    let (o, inner) = h.split_first_chunk::<PLAIN_IN6>()?;
+    let inner = inner.first_chunk::<{ wire::IP4_HDR }>()?;
+    let (outer, udp) = o.split_first_chunk::<{ wire::IP6_HDR }>()?;
+    let plain = udp[8] & crate::wire::tunnel::VXLAN_FLAG_VNI != 0
+        && udp[6..8] != [0, 0]
+        && super::tunnel::plain_inner4(inner, len.saturating_sub(PLAIN_IN6));
+    if !plain {
+        return None;
+    }
+    let addrs = super::tunnel::plain_outer6(outer, wire::IP_PROTO_UDP, len)?;
+    let (src, dst) = (Ip6Hdr(outer).src(), Ip6Hdr(outer).dst());
+    let sum = wire::ip6_pseudo_sum(src, dst, (len - wire::IP6_HDR) as u32, wire::IP_PROTO_UDP);
+    let dgram = b.data().get(wire::IP6_HDR..)?;
+    if wire::fold(wire::ones_sum(dgram, sum)) != 0 {
+        return None;
+    }
+    Some((addrs, u32::from_ne_bytes([udp[12], udp[13], udp[14], udp[15]])))
+}
+
 #[inline(always)]
 fn decap(
     b: &mut Buf<'_>,
@@ -544,10 +636,15 @@ impl Node for VxlanInput {
         let tunnels = self.snap.get();
         let v6 = self.v6;
         let mut last = LastKey::new();
-        let plain = |b: &Buf<'_>| if v6 { None } else { plain4(b) };
-        super::tunnel::decap_vector_keyed(cx, bufs, nexts, &DECAP_CODES, (PLAIN_IN, plain), |b| {
-            decap(b, tunnels, v6, &mut last)
-        });
+        if v6 {
+            super::tunnel::decap_vector_keyed(cx, bufs, nexts, &DECAP_CODES, (PLAIN_IN6, plain6), |b| {
+                decap(b, tunnels, true, &mut last)
+            });
+        } else {
+            super::tunnel::decap_vector_keyed(cx, bufs, nexts, &DECAP_CODES, (PLAIN_IN, plain4), |b| {
+                decap(b, tunnels, false, &mut last)
+            });
+        }
     }
 
     fn trace(&self, b: &Buf<'_>) -> String {

@@ -27,6 +27,8 @@ crate::next_edges! {
         PBL => "ip6-pbl",
         SR_ENCAP => "sr-pl-rewrite-encaps",
         SR_LOCALSID => "sr-localsid",
+        IPIP => "ipip6-input",
+        VXLAN => "vxlan6-input",
     }
 }
 
@@ -74,6 +76,24 @@ impl LookupFamily for V6 {
     #[inline(always)]
     fn is_scoped(dst: u128) -> bool {
         is_multicast(dst) || is_link_local(dst)
+    }
+    /// What ip6-local decides first for these (ip6-input has checked the header): next
+    /// header 4 or 41 (ipip6-input) or UDP to 4789 (vxlan6-input) right after the fixed
+    /// header. Extension headers first: ip6-local walks them.
+    #[inline(always)]
+    fn local_tunnel(b: &Buf<'_>) -> Option<u16> {
+        use crate::wire::tunnel::{IP_PROTO_IPIP, IP_PROTO_IPV6};
+        let h = b.head::<{ IP6_HDR + 4 }>()?;
+        match h[6] {
+            IP_PROTO_IPIP | IP_PROTO_IPV6 => Some(lookup_next::IPIP),
+            wire::IP_PROTO_UDP
+                if u16::from_be_bytes([h[IP6_HDR + 2], h[IP6_HDR + 3]])
+                    == crate::nodes::vxlan::PORT =>
+            {
+                Some(lookup_next::VXLAN)
+            }
+            _ => None,
+        }
     }
     fn scoped(
         b: &mut Buf<'_>,
