@@ -219,8 +219,9 @@ fn hand_over(dp: &Dataplane, conn: BorrowedFd<'_>, listeners: &[Listener]) -> Re
     let _gate = dp.config_exclusive();
     let frozen = dp.fwd();
     // The capture stops the memif control threads (the new process reads the connections
-    // next); any failure from here on starts them again.
-    let _memif = ResumeMemif(dp);
+    // next) and hands the WireGuard keypairs' next counters over; any failure from here on
+    // undoes both.
+    let _resume = Resume(dp);
     let snap = match snapshot::capture(dp, &frozen) {
         Ok(s) => s,
         Err(why) => {
@@ -295,13 +296,15 @@ fn hand_over(dp: &Dataplane, conn: BorrowedFd<'_>, listeners: &[Listener]) -> Re
     std::process::exit(0);
 }
 
-/// Drives this process's memif control connections again when dropped: only on a failed
-/// take-over, as a successful one exits without destructors.
-struct ResumeMemif<'a>(&'a Dataplane);
+/// Drives this process's memif control connections again and takes its WireGuard keypairs'
+/// counters back when dropped: only on a failed take-over, as a successful one exits without
+/// destructors.
+struct Resume<'a>(&'a Dataplane);
 
-impl Drop for ResumeMemif<'_> {
+impl Drop for Resume<'_> {
     fn drop(&mut self) {
         snapshot::resume_memif(self.0);
+        snapshot::take_back_wireguard(self.0);
     }
 }
 

@@ -1558,7 +1558,9 @@ fn send_keypair(dp: &Dataplane, peer: u32) -> Arc<Keypair> {
     let w = dp.feature_tables.get::<Wireguard>();
     let t = w.table.load();
     let p = t.peer(peer).expect("the peer");
-    p.send_keypair(w.now_ms()).expect("an established session").clone()
+    p.send_keypair(w.now_ms())
+        .expect("an established session")
+        .clone()
 }
 
 /// rvpp (`old`) with wg0 and a peer it has shaken hands with (rvpp the initiator), the other
@@ -1686,7 +1688,10 @@ fn wireguard_sessions_travel_with_their_counters_and_windows() {
     assert_eq!(state(&old), state(&new));
     assert_eq!(before, wireguard_state(&new));
     let n = send_keypair(&new, peer);
-    assert_eq!((n.local_index, n.remote_index), (k.local_index, k.remote_index));
+    assert_eq!(
+        (n.local_index, n.remote_index),
+        (k.local_index, k.remote_index)
+    );
     assert!(
         n.sent() > sent,
         "the new process starts past the old counters ({} <= {sent})",
@@ -1699,7 +1704,11 @@ fn wireguard_sessions_travel_with_their_counters_and_windows() {
         last = Some(c);
         assert!(c < sent + 100_000, "the old process kept sending");
     }
-    assert!(last.is_some_and(|l| l < n.sent()), "{last:?} vs {}", n.sent());
+    assert!(
+        last.is_some_and(|l| l < n.sent()),
+        "{last:?} vs {}",
+        n.sent()
+    );
     // The window: what was received is refused, 7 still accepted once.
     assert!(!n.replay.may_accept(5));
     assert!(n.replay.may_accept(7) && n.replay.mark(7) && !n.replay.mark(7));
@@ -1722,7 +1731,10 @@ fn wireguard_sessions_travel_with_their_counters_and_windows() {
             .load(std::sync::atomic::Ordering::Relaxed)
     };
     assert_eq!(done(&nw), 0);
-    assert!(wg::tick(&new).is_empty(), "the new process sent something at once");
+    assert!(
+        wg::tick(&new).is_empty(),
+        "the new process sent something at once"
+    );
     // Calls by index find the same objects: the peer, then the interface, go.
     wg::peer_remove(&new, peer).unwrap();
     let sw = wg::list(&new, None)[0].0.sw_if_index;

@@ -40,17 +40,23 @@ use std::sync::Arc;
 
 mod calico;
 mod overlay;
+mod wireguard;
 
 /// The format of the snapshot. 2 added the Calico objects, 3 the configuration
 /// [`overlay`] carries (tunnels and more), 4 the memif socket table, 5 punt redirects,
-/// multicast routes (every Calico node has both) and tables deleted while in use; an older snapshot, whose capture refused
-/// what it lacks, is read as having none. A new process refuses any other (an older rvpp
-/// refuses 3, which it would read as holding less than it does). A snapshot is written with
-/// the lowest version that holds what it carries (4 for a socket table other than the
-/// default, 5 for a redirect, an mroute or a pending table delete), so that an older rvpp can still take over from
-/// this one when nothing newer is needed. af_packet and memif devices came without a new
-/// version: an older rvpp refuses their device kind by name rather than read less.
-pub const VERSION: u64 = 5;
+/// multicast routes (every Calico node has both) and tables deleted while in use, 6
+/// WireGuard ([`wireguard`]: interfaces, peers, live sessions); an older snapshot, whose
+/// capture refused what it lacks, is read as having none. A new process refuses any other (an
+/// older rvpp refuses 3, which it would read as holding less than it does). A snapshot is
+/// written with the lowest version that holds what it carries (4 for a socket table other
+/// than the default, 5 for a redirect, an mroute or a pending table delete, 6 for a wg
+/// interface), so that an older rvpp can still take over from this one when nothing newer is
+/// needed. af_packet and memif devices came without a new version: an older rvpp refuses
+/// their device kind by name rather than read less.
+pub const VERSION: u64 = 6;
+/// What a snapshot with a redirect, an mroute or a pending table delete and no WireGuard is
+/// written as.
+const VERSION_WITH_PUNT_AND_MROUTES: u64 = 5;
 /// What a snapshot with a memif socket table and no redirect or mroute is written as.
 const VERSION_WITH_MEMIF_SOCKETS: u64 = 4;
 /// What a snapshot with neither is written as.
@@ -95,7 +101,7 @@ fn unsupported(dp: &Dataplane, f: &Forwarding) -> Vec<String> {
                 true
             }
             Some(Driver::Memif(_)) => true,
-            _ => overlay::carried_interface(dp, sw),
+            _ => overlay::carried_interface(dp, sw) || wireguard::carried_interface(dp, sw),
         };
         if !carried {
             no.push(format!("interface {} ({})", i.name, i.dev_type));
@@ -105,7 +111,9 @@ fn unsupported(dp: &Dataplane, f: &Forwarding) -> Vec<String> {
         }
         for (arc, nodes) in f.interface_features(sw).unwrap_or_default() {
             for n in nodes.into_iter().filter(|n| {
-                !calico::carried_feature(arc, n) && !overlay::carried_feature(dp, sw, arc, n)
+                !calico::carried_feature(arc, n)
+                    && !overlay::carried_feature(dp, sw, arc, n)
+                    && !wireguard::carried_feature(dp, sw, arc, n)
             }) {
                 no.push(format!("feature {arc} {n} on {}", i.name));
             }
@@ -300,9 +308,10 @@ pub fn capture(dp: &Dataplane, f: &Forwarding) -> Result<Snapshot, String> {
     let sockets = super::memif::sockets(dp);
     let default_sockets =
         sockets.len() == 1 && sockets[0] == (0, super::memif::DEFAULT_SOCKET.to_string());
-    let needs_5 = overlay::needs_version_5(dp);
-    let version = if needs_5 {
+    let version = if wireguard::needs_version_6(dp) {
         VERSION
+    } else if overlay::needs_version_5(dp) {
+        VERSION_WITH_PUNT_AND_MROUTES
     } else if !default_sockets {
         VERSION_WITH_MEMIF_SOCKETS
     } else {
@@ -324,10 +333,14 @@ pub fn capture(dp: &Dataplane, f: &Forwarding) -> Result<Snapshot, String> {
         if version >= VERSION_WITH_MEMIF_SOCKETS {
             o.insert("memif_sockets".into(), json!(sockets));
         }
-        if version >= 5 {
+        if version >= VERSION_WITH_PUNT_AND_MROUTES {
             overlay::version5_capture(dp, o);
         }
         overlay::capture(dp, f, o);
+        // Last: from here on the keypairs' counters are the next process's.
+        if version >= VERSION {
+            wireguard::capture(dp, o);
+        }
     }
     Ok(Snapshot { json, fds })
 }
@@ -674,6 +687,12 @@ fn adopt_memif(
     Ok(())
 }
 
+/// The take-over failed after the capture: the WireGuard keypairs send on in this process
+/// (past any counter the new one may have used).
+pub fn take_back_wireguard(dp: &Dataplane) {
+    super::wireguard::take_back(dp);
+}
+
 /// Drive the memif control connections again (the take-over failed after the capture stopped
 /// them).
 pub fn resume_memif(dp: &Dataplane) {
@@ -893,6 +912,10 @@ pub fn restore(
             }
         }
         overlay::tunnels_restore(dp, &mut f, snap, v)?;
+        if v >= 6 {
+            wireguard::restore(dp, &mut f, snap)?;
+        }
+        wireguard::check_interfaces(dp, snap)?;
     }
     // Before any device is polled: the first packet of a service or policed flow must find
     // its translation and policy.

@@ -34,7 +34,8 @@ pub const REKEY_TIMEOUT_MS: u64 = 5_000;
 pub const KEEPALIVE_TIMEOUT_MS: u64 = 10_000;
 pub const COOKIE_LIFETIME_MS: u64 = 120_000;
 
-const WORDS: usize = 32;
+/// 64-bit words of a replay window's bitmap.
+pub const WORDS: usize = 32;
 /// Counters this far behind the highest one seen are still accepted once.
 pub const WINDOW: u64 = ((WORDS - 1) * 64) as u64;
 
@@ -104,6 +105,44 @@ impl ReplayWindow {
         let bit = 1u64 << (c % 64);
         self.bits[(c / 64) as usize % WORDS].fetch_or(bit, Ordering::AcqRel) & bit == 0
     }
+
+    /// The window as it stands (highest counter + 1, the bitmap), for a live restart.
+    pub fn state(&self) -> (u64, [u64; WORDS]) {
+        let top = self.top.load(Ordering::Acquire);
+        (
+            top,
+            std::array::from_fn(|i| self.bits[i].load(Ordering::Relaxed)),
+        )
+    }
+
+    /// A window as [`Self::state`] gave it.
+    pub fn from_state(top: u64, bits: [u64; WORDS]) -> Self {
+        Self {
+            top: AtomicU64::new(top),
+            bits: bits.map(AtomicU64::new),
+        }
+    }
+}
+
+/// Counters the old process of a live restart may still send on after the capture (its
+/// workers run until the new one is ready); the new one starts past them. Half of rvpp's own
+/// window (wireguard-go's and Linux's are 8128), so that a peer still accepts the old
+/// process's last packets after the new one's first.
+pub const HANDOVER_RESERVE: u64 = 1024;
+/// How far a keypair's counter jumps when a take-over fails after its capture: past whatever
+/// the new process may have sent (2^40 packets is hours at any rate rvpp forwards).
+pub const HANDOVER_ABANDONED_JUMP: u64 = 1 << 40;
+
+/// A keypair as a live restart carries it: its keys, when it was made, the first counter the
+/// next process sends on, whether the peer confirmed it and the replay window.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeypairState {
+    pub keys: SessionKeys,
+    pub birth_ms: u64,
+    pub sent: u64,
+    pub confirmed: bool,
+    /// Highest received counter + 1, and the window's bitmap.
+    pub replay: (u64, [u64; WORDS]),
 }
 
 /// One handshake's transport keys, shared by every worker.
@@ -113,9 +152,13 @@ pub struct Keypair {
     pub initiator: bool,
     /// When the handshake finished (the engine's clock, ms).
     pub birth_ms: u64,
+    keys: SessionKeys,
     send: LessSafeKey,
     recv: LessSafeKey,
     send_counter: AtomicU64,
+    /// Counters from here on are not this process's to use: REJECT_AFTER_MESSAGES, or lower
+    /// once a live restart handed the rest to the next process ([`Self::hand_over`]).
+    send_limit: AtomicU64,
     /// The responder sends on a keypair only once the initiator used it (whitepaper §5.4.5);
     /// the initiator's keypairs are confirmed at birth.
     pub confirmed: AtomicBool,
@@ -124,16 +167,57 @@ pub struct Keypair {
 
 impl Keypair {
     pub fn new(k: &SessionKeys, birth_ms: u64) -> Self {
+        Self::resumed(&KeypairState {
+            keys: *k,
+            birth_ms,
+            sent: 0,
+            confirmed: k.initiator,
+            replay: (0, [0; WORDS]),
+        })
+    }
+
+    /// A keypair as another process had it, its counters from `s.sent` on.
+    pub fn resumed(s: &KeypairState) -> Self {
+        let k = &s.keys;
         Self {
             local_index: k.local_index,
             remote_index: k.remote_index,
             initiator: k.initiator,
-            birth_ms,
+            birth_ms: s.birth_ms,
+            keys: *k,
             send: key(&k.send),
             recv: key(&k.recv),
-            send_counter: AtomicU64::new(0),
-            confirmed: AtomicBool::new(k.initiator),
-            replay: ReplayWindow::default(),
+            send_counter: AtomicU64::new(s.sent),
+            send_limit: AtomicU64::new(REJECT_AFTER_MESSAGES),
+            confirmed: AtomicBool::new(s.confirmed),
+            replay: ReplayWindow::from_state(s.replay.0, s.replay.1),
+        }
+    }
+
+    /// For a live restart: this keypair as it stands, its counters from the returned state's
+    /// `sent` on given to the next process. This process may still send
+    /// [`HANDOVER_RESERVE`] more (its workers run until the next one is ready), never reaching
+    /// those. Undone by [`Self::take_back`].
+    pub fn hand_over(&self) -> KeypairState {
+        let first = self.send_counter.load(Ordering::SeqCst) + HANDOVER_RESERVE;
+        self.send_limit.fetch_min(first, Ordering::SeqCst);
+        KeypairState {
+            keys: self.keys,
+            birth_ms: self.birth_ms,
+            sent: first,
+            confirmed: self.confirmed.load(Ordering::Relaxed),
+            replay: self.replay.state(),
+        }
+    }
+
+    /// The take-over failed after [`Self::hand_over`]: send on, from past anything the next
+    /// process may have used (never a counter twice).
+    pub fn take_back(&self) {
+        if self.send_limit.load(Ordering::SeqCst) < REJECT_AFTER_MESSAGES {
+            let past = self.send_limit.load(Ordering::SeqCst) + HANDOVER_ABANDONED_JUMP;
+            self.send_counter.fetch_max(past, Ordering::SeqCst);
+            self.send_limit
+                .store(REJECT_AFTER_MESSAGES, Ordering::SeqCst);
         }
     }
 
@@ -150,11 +234,14 @@ impl Keypair {
             || (self.initiator && now_ms.saturating_sub(self.birth_ms) >= REKEY_AFTER_TIME_MS)
     }
 
-    /// The next send counter, or None when the keypair has sent all it may.
+    /// The next send counter, or None when the keypair has sent all it may (or all a live
+    /// restart left this process).
     #[inline(always)]
     pub fn next_counter(&self) -> Option<u64> {
         let c = self.send_counter.fetch_add(1, Ordering::Relaxed);
-        (c < REJECT_AFTER_MESSAGES).then_some(c)
+        // `hand_over` lowers the limit right after reading the counter: reaching the counters
+        // it gave away needs HANDOVER_RESERVE sends in between, long after the store is seen.
+        (c < self.send_limit.load(Ordering::Relaxed)).then_some(c)
     }
 
     pub fn sent(&self) -> u64 {
