@@ -295,6 +295,56 @@ mod tests {
         assert!(w.mark(100_000 - 64));
     }
 
+    fn keys() -> SessionKeys {
+        SessionKeys {
+            send: [1; 32],
+            recv: [2; 32],
+            local_index: 1,
+            remote_index: 2,
+            initiator: false,
+        }
+    }
+
+    /// A live restart's hand-over: the old holder stops short of the counters it gave, the
+    /// new one starts there with the same window; a failed take-over sends on past both.
+    #[test]
+    fn handed_over_counters_are_never_used_twice() {
+        let old = Keypair::new(&keys(), 7);
+        for _ in 0..10 {
+            old.next_counter().unwrap();
+        }
+        assert!(old.replay.mark(3));
+        let st = old.hand_over();
+        assert_eq!(st.sent, 10 + HANDOVER_RESERVE);
+        assert!(
+            !st.confirmed,
+            "a responder's keypair before its first packet"
+        );
+        let new = Keypair::resumed(&st);
+        assert_eq!(new.next_counter(), Some(st.sent));
+        assert!(!new.replay.may_accept(3) && new.replay.may_accept(2));
+        assert_eq!(new.birth_ms, 7);
+        let used: Vec<u64> = std::iter::from_fn(|| old.next_counter())
+            .take(5000)
+            .collect();
+        assert_eq!(
+            used.len() as u64,
+            HANDOVER_RESERVE,
+            "the old holder's last counters"
+        );
+        assert!(used.iter().all(|&c| c < st.sent));
+        // A take-over that failed: the old holder sends on, past anything the new one used.
+        old.take_back();
+        let c = old.next_counter().unwrap();
+        assert!(c >= st.sent + HANDOVER_ABANDONED_JUMP, "{c}");
+        old.take_back();
+        assert_eq!(
+            old.next_counter(),
+            Some(c + 1),
+            "nothing to take back twice"
+        );
+    }
+
     #[test]
     fn seal_open_round_trip_and_tamper() {
         let k = SessionKeys {
