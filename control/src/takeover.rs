@@ -3,8 +3,9 @@
 //! every tap).
 //!
 //! The running rvpp listens on a handover socket ([`socket_path`]: the API socket's path, else
-//! the CLI socket's, with `.takeover` appended; mode 0600). The exchange, one SOCK_SEQPACKET
-//! message each:
+//! the CLI socket's, with `.takeover` appended; mode 0600, and a peer of another uid than
+//! this process's, by SO_PEERCRED, is refused: the snapshot carries WireGuard's keys). The
+//! exchange, one SOCK_SEQPACKET message each:
 //! 1. new -> old: [`HELLO`].
 //! 2. old: closes the configuration gate and takes the forwarding lock (every API request, CLI
 //!    command and change of its own waits from here on, so none is acknowledged and then
@@ -209,9 +210,17 @@ fn hand_over(dp: &Dataplane, conn: BorrowedFd<'_>, listeners: &[Listener]) -> Re
     if hello != HELLO || !stray.is_empty() {
         return Err("take-over: not a take-over request".into());
     }
-    let peer = rustix::net::sockopt::socket_peercred(conn)
-        .map(|c| c.pid.as_raw_nonzero().get())
-        .unwrap_or(0);
+    let cred = rustix::net::sockopt::socket_peercred(conn).map_err(|e| io_err("peer", e))?;
+    let peer = cred.pid.as_raw_nonzero().get();
+    // The snapshot holds WireGuard's private and session keys: only this process's own user
+    // (root) gets it, whatever the socket file's mode was before its chmod.
+    if cred.uid != rustix::process::geteuid() {
+        let _ = send(conn, b"Rnot the same user", &[]);
+        return Err(format!(
+            "take-over requested by pid {peer} of uid {} refused: not this process's user",
+            cred.uid.as_raw()
+        ));
+    }
     log::info!("take-over requested by pid {peer}");
     // Held until this process exits: a change made now would be in neither process. The gate
     // waits for the API request or CLI command under way; the forwarding lock stops the
