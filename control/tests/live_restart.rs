@@ -1627,21 +1627,33 @@ fn error_count(r: &Rvpp, reason: &str) -> u64 {
         .sum()
 }
 
-/// WireGuard carried: pod a and wireguard-go (the other node, in a namespace of its own
-/// behind a tap uplink) exchange paced, numbered UDP through rvpp's wg interface while a
-/// take-over happens. Both directions lose at most 0.1 % with nothing twice, and no new
-/// handshake is made: wireguard-go's latest handshake is the one from before, and the new
-/// rvpp completed none (its counters start at 0). Then pings cross the tunnel, and the peer
-/// and the interface are deleted by their old index and name.
-#[test]
-fn wireguard_keeps_encrypting_across_a_take_over_with_no_new_handshake() {
+/// The other node of the WireGuard tests: wireguard-go in namespace `node` behind a tap
+/// uplink (198.18.4.0/24), inner address 198.19.1.1; and rvpp's private key, to look for in
+/// the logs.
+struct WgLab {
+    node: Netns,
+    our_private: String,
+    our_private_hex: String,
+}
+
+fn out(o: std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stdout).trim().to_string()
+}
+
+/// wireguard-go's latest handshake with rvpp (`wg show latest-handshakes`).
+fn latest_handshake(node: &Netns) -> String {
+    out(node.exec(&["wg", "show", "wgo0", "latest-handshakes"]))
+}
+
+/// A lab with the other node, rvpp's wg0 (its private key given) with wireguard-go as peer 0
+/// and a route to 198.19.1.0/24 through it; pod a reaches it (the handshake made). None:
+/// skipped.
+fn wg_lab(tag: &str) -> Option<(std::sync::MutexGuard<'static, ()>, Lab, WgLab)> {
     if skip::need_tool("wireguard-go").is_none() || skip::need_tool("wg").is_none() {
-        return;
+        return None;
     }
-    let Some((_one, mut lab, _)) = setup("lrwg") else {
-        return;
-    };
-    let node = Netns::new("lrwg-node");
+    let (one, mut lab, _) = setup(tag)?;
+    let node = Netns::new(&format!("{tag}-node"));
     let tap = lab.r.ctl(&format!(
         "create tap host-ns {} host-if-name up0",
         node.name()
@@ -1663,7 +1675,6 @@ fn wireguard_keeps_encrypting_across_a_take_over_with_no_new_handshake() {
     wait_for("wireguard-go's tun", 10, || {
         node.exec(&["ip", "link", "show", "wgo0"]).status.success()
     });
-    let out = |o: std::process::Output| String::from_utf8_lossy(&o.stdout).trim().to_string();
     let their_private = out(node.exec(&["wg", "genkey"]));
     let key_file = lab.r.path("wgo0.key");
     std::fs::write(&key_file, format!("{their_private}\n")).unwrap();
@@ -1734,8 +1745,30 @@ fn wireguard_keeps_encrypting_across_a_take_over_with_no_new_handshake() {
             lab.r.ctl("show errors")
         );
     }
-    let handshake = |node: &Netns| out(node.exec(&["wg", "show", "wgo0", "latest-handshakes"]));
-    let before = handshake(&node);
+    Some((
+        one,
+        lab,
+        WgLab {
+            node,
+            our_private,
+            our_private_hex,
+        },
+    ))
+}
+
+/// WireGuard carried: pod a and wireguard-go (the other node, in a namespace of its own
+/// behind a tap uplink) exchange paced, numbered UDP through rvpp's wg interface while a
+/// take-over happens. Both directions lose at most 0.1 % with nothing twice, and no new
+/// handshake is made: wireguard-go's latest handshake is the one from before, and the new
+/// rvpp completed none (its counters start at 0). Then pings cross the tunnel, and the peer
+/// and the interface are deleted by their old index and name.
+#[test]
+fn wireguard_keeps_encrypting_across_a_take_over_with_no_new_handshake() {
+    let Some((_one, mut lab, w)) = wg_lab("lrwg") else {
+        return;
+    };
+    let node = &w.node;
+    let before = latest_handshake(node);
     assert!(!before.ends_with("\t0"), "no handshake: {before}");
     let completed_before = wg_counter(&lab.r, "handshakes completed");
     assert!(completed_before >= 1);
@@ -1747,8 +1780,8 @@ fn wireguard_keeps_encrypting_across_a_take_over_with_no_new_handshake() {
         .to_string();
     let state = api_state(&lab.api());
 
-    let to_node = UdpStream::between(&lab.a, "198.18.1.2", &node, "198.19.1.1");
-    let from_node = UdpStream::between(&node, "198.19.1.1", &lab.a, "198.18.1.2");
+    let to_node = UdpStream::between(&lab.a, "198.18.1.2", node, "198.19.1.1");
+    let from_node = UdpStream::between(node, "198.19.1.1", &lab.a, "198.18.1.2");
     std::thread::sleep(Duration::from_secs(2));
     let mark = Instant::now();
     let new = lab.take_over("new.log", &[]);
@@ -1788,7 +1821,11 @@ fn wireguard_keeps_encrypting_across_a_take_over_with_no_new_handshake() {
         );
     }
     // No new handshake: wireguard-go's latest is the one from before, the new rvpp made none.
-    assert_eq!(before, handshake(&node), "wireguard-go shook hands again");
+    assert_eq!(
+        before,
+        latest_handshake(node),
+        "wireguard-go shook hands again"
+    );
     assert_eq!(
         wg_counter(&lab.r, "handshakes completed"),
         0,
@@ -1812,11 +1849,84 @@ fn wireguard_keeps_encrypting_across_a_take_over_with_no_new_handshake() {
     );
     for log in [lab.log("new.log"), lab.r.log()] {
         assert!(
-            !log.contains(&our_private) && !log.contains(&our_private_hex),
+            !log.contains(&w.our_private) && !log.contains(&w.our_private_hex),
             "the private key in a log"
         );
     }
     lab.r.ctl_ok("wireguard peer remove 0");
     lab.r.ctl_ok("wireguard delete wg0");
     assert!(!lab.r.ctl("show interface").contains("wg0"));
+}
+
+/// A take-over with WireGuard that dies before ready: the old rvpp takes its keypairs back
+/// (sending on past any counter the dead one used) and keeps encrypting, with no new
+/// handshake; a second take-over then carries them as the first would have.
+#[test]
+fn wireguard_survives_a_take_over_that_dies_before_ready() {
+    let Some((_one, mut lab, w)) = wg_lab("lrwgd") else {
+        return;
+    };
+    let node = &w.node;
+    let before = latest_handshake(node);
+    let completed = wg_counter(&lab.r, "handshakes completed");
+    let udp = UdpStream::between(&lab.a, "198.18.1.2", node, "198.19.1.1");
+    std::thread::sleep(Duration::from_millis(500));
+    let mark = Instant::now();
+    let mut dying = lab.take_over(
+        "aborted.log",
+        &[(rvpp_control::takeover::ABORT_BEFORE_READY_ENV, "1")],
+    );
+    let st = wait_exit(&mut dying, 20).expect("the aborting rvpp did not exit");
+    assert!(!st.success(), "{}", lab.log("aborted.log"));
+    std::thread::sleep(Duration::from_millis(1000));
+    let (sent, received, dups, gap, _) = udp.finish(mark);
+    assert!(
+        lab.r.child.try_wait().unwrap().is_none(),
+        "the old rvpp exited"
+    );
+    println!(
+        "LIVE-RESTART wireguard, aborted take-over: {sent} sent, {} lost, {dups} duplicated, \
+         longest gap {:.1} ms",
+        sent - received,
+        gap.as_secs_f64() * 1e3
+    );
+    assert_eq!(dups, 0, "packets forwarded twice");
+    // As the plain aborted take-over: what the dead process read and had not written is lost.
+    assert!(
+        (sent - received) as f64 <= sent as f64 * 0.001 + 8.0,
+        "{} of {sent} lost\n{}\n{}",
+        sent - received,
+        lab.r.ctl("show errors"),
+        out(node.exec(&["wg", "show", "wgo0"]))
+    );
+    assert_eq!(
+        before,
+        latest_handshake(node),
+        "wireguard-go shook hands again"
+    );
+    assert_eq!(wg_counter(&lab.r, "handshakes completed"), completed);
+    assert!(
+        pings(&lab.a, "198.19.1.1", 3),
+        "{}",
+        lab.r.ctl("show errors")
+    );
+
+    let new = lab.take_over("new.log", &[]);
+    lab.new = Some(Killed(new));
+    let st = wait_exit(&mut lab.r.child, 20);
+    assert!(st.is_some_and(|s| s.success()), "{}", lab.log("new.log"));
+    wait_for("the new rvpp's API", 10, || {
+        Client::connect(&lab.api(), "probe").is_ok()
+    });
+    assert!(
+        pings(&lab.a, "198.19.1.1", 3),
+        "no ping through wg0 after the second take-over\n{}",
+        lab.r.ctl("show errors")
+    );
+    assert_eq!(
+        before,
+        latest_handshake(node),
+        "wireguard-go shook hands again"
+    );
+    assert_eq!(wg_counter(&lab.r, "handshakes completed"), 0);
 }
