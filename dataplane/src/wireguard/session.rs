@@ -210,10 +210,16 @@ impl Keypair {
         }
     }
 
+    /// A live restart gave this keypair's next counters to another process.
+    #[cold]
+    pub fn handed_over(&self) -> bool {
+        self.send_limit.load(Ordering::Relaxed) < REJECT_AFTER_MESSAGES
+    }
+
     /// The take-over failed after [`Self::hand_over`]: send on, from past anything the next
     /// process may have used (never a counter twice).
     pub fn take_back(&self) {
-        if self.send_limit.load(Ordering::SeqCst) < REJECT_AFTER_MESSAGES {
+        if self.handed_over() {
             let past = self.send_limit.load(Ordering::SeqCst) + HANDOVER_ABANDONED_JUMP;
             self.send_counter.fetch_max(past, Ordering::SeqCst);
             self.send_limit
@@ -333,8 +339,10 @@ mod tests {
             "the old holder's last counters"
         );
         assert!(used.iter().all(|&c| c < st.sent));
+        assert!(old.handed_over() && !new.handed_over());
         // A take-over that failed: the old holder sends on, past anything the new one used.
         old.take_back();
+        assert!(!old.handed_over());
         let c = old.next_counter().unwrap();
         assert!(c >= st.sent + HANDOVER_ABANDONED_JUMP, "{c}");
         old.take_back();
