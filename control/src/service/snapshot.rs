@@ -19,7 +19,8 @@
 //! without a device fd ([`overlay`]): VXLAN and IPIP tunnels, uRPF checks, TTL fixup pairs,
 //! proxy-ARP ranges, the classifier (tables, input tables, session redirects), PBL clients,
 //! SRv6 (encap source, policies, localsids, steering), rx modes, punt redirects and
-//! multicast routes.
+//! multicast routes. And WireGuard ([`wireguard`]): interfaces with their keys, peers, and
+//! their live sessions (keypairs with counters and replay windows), so no new handshake.
 //! Anything else the running
 //! configuration holds makes [`capture`] refuse, naming it, so nothing is lost silently.
 
