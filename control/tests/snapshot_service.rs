@@ -1740,3 +1740,64 @@ fn wireguard_sessions_travel_with_their_counters_and_windows() {
     let sw = wg::list(&new, None)[0].0.sw_if_index;
     wg::delete(&new, sw).unwrap();
 }
+
+/// A damaged WireGuard section is refused with what is wrong (the new process exits, the old
+/// one goes on), never half restored into a crash.
+#[test]
+fn a_bad_wireguard_section_is_refused_with_what_is_wrong() {
+    let old = configured();
+    with_wireguard(&old);
+    let json = {
+        let f = old.fwd();
+        snapshot::capture(&old, &f).unwrap().json
+    };
+    let cases: Vec<(&str, &str, Box<dyn Fn(&mut serde_json::Value)>)> = vec![
+        (
+            "a short private key",
+            "private_key",
+            Box::new(|j| j["wireguard"]["interfaces"][0]["private_key"] = "17".into()),
+        ),
+        (
+            "a key that is not hex",
+            "send_key",
+            Box::new(|j| {
+                j["wireguard"]["peers"][0]["current"]["send_key"] = "zz".repeat(32).into()
+            }),
+        ),
+        (
+            "a replay window of another size",
+            "replay_bits",
+            Box::new(|j| {
+                j["wireguard"]["peers"][0]["current"]["replay_bits"] = serde_json::json!([0])
+            }),
+        ),
+        (
+            "a peer on no wg interface",
+            "wg peer 0: not a wg interface",
+            Box::new(|j| j["wireguard"]["peers"][0]["sw"] = 77.into()),
+        ),
+        (
+            "a wg interface without its entry",
+            "without its wg interface",
+            Box::new(|j| {
+                j["wireguard"]["interfaces"] = serde_json::json!([]);
+                j["wireguard"]["peers"] = serde_json::json!([]);
+            }),
+        ),
+        (
+            "no section",
+            "wireguard",
+            Box::new(|j| {
+                j.as_object_mut().unwrap().remove("wireguard");
+            }),
+        ),
+    ];
+    for (what, says, damage) in cases {
+        let mut j = json.clone();
+        damage(&mut j);
+        let e = snapshot::restore(&dataplane(), &j, &mut []).expect_err(what);
+        assert!(e.contains(says), "{what}: {e}");
+    }
+    // Undamaged, it restores.
+    snapshot::restore(&dataplane(), &json, &mut []).unwrap();
+}

@@ -196,9 +196,20 @@ pub fn restore_peer(dp: &Dataplane, f: &Forwarding, mut p: PeerHandover) -> SvcR
         .fib_index(Af::of(&c.endpoint), c.table_id)
         .ok_or_else(|| SvcError::new(rv::NO_SUCH_FIB, format!("no table {}", c.table_id)))?;
     let w = wg(dp);
-    let index = p.index;
     let r = engine(&w).adopt_peer(&w, p);
-    r.map_err(|e| SvcError::new(rv::ENTRY_ALREADY_EXISTS, format!("wg peer {index}: {e:?}")))
+    r.map_err(peer_error)
+}
+
+fn peer_error(e: PeerError) -> SvcError {
+    match e {
+        PeerError::NoInterface => {
+            SvcError::new(rv::INVALID_SW_IF_INDEX, "not a wg interface".to_string())
+        }
+        PeerError::Exists => SvcError::new(
+            rv::ENTRY_ALREADY_EXISTS,
+            "the interface has a peer with this public key (or index)".to_string(),
+        ),
+    }
 }
 
 /// For a live restart: the interfaces and peers with their sessions, and the clock they are
@@ -265,15 +276,7 @@ pub fn peer_add(dp: &Arc<Dataplane>, r: PeerRequest) -> SvcResult<u32> {
         persistent_keepalive: r.persistent_keepalive,
         allowed: r.allowed,
     };
-    let idx = engine(&w).add_peer(&w, c).map_err(|e| match e {
-        PeerError::NoInterface => {
-            SvcError::new(rv::INVALID_SW_IF_INDEX, "not a wg interface".to_string())
-        }
-        PeerError::Exists => SvcError::new(
-            rv::ENTRY_ALREADY_EXISTS,
-            "the interface has a peer with this public key".to_string(),
-        ),
-    })?;
+    let idx = engine(&w).add_peer(&w, c).map_err(peer_error)?;
     Ok(idx)
 }
 
