@@ -1751,7 +1751,8 @@ fn a_bad_wireguard_section_is_refused_with_what_is_wrong() {
         let f = old.fwd();
         snapshot::capture(&old, &f).unwrap().json
     };
-    let cases: Vec<(&str, &str, Box<dyn Fn(&mut serde_json::Value)>)> = vec![
+    type Damage = Box<dyn Fn(&mut serde_json::Value)>;
+    let cases: Vec<(&str, &str, Damage)> = vec![
         (
             "a short private key",
             "private_key",
