@@ -1674,6 +1674,14 @@ fn wireguard_sessions_travel_with_their_counters_and_windows() {
         })
         .unwrap();
     wg::tick(&old);
+    // Calico's second interface: IPv6 outer headers, the same port, another source.
+    let six = wg::WgRequest {
+        instance: None,
+        port: 51820,
+        src: ip("fd00:18::1"),
+        private_key: None,
+    };
+    assert_eq!(wg::create(&old, six).unwrap().1, "wg0");
     let before = wireguard_state(&old);
     assert!(before.iter().any(|l| l.contains(":40000")), "{before:?}");
     let (json, version) = {
@@ -1737,8 +1745,10 @@ fn wireguard_sessions_travel_with_their_counters_and_windows() {
     );
     // Calls by index find the same objects: the peer, then the interface, go.
     wg::peer_remove(&new, peer).unwrap();
-    let sw = wg::list(&new, None)[0].0.sw_if_index;
-    wg::delete(&new, sw).unwrap();
+    for (i, _) in wg::list(&new, None) {
+        wg::delete(&new, i.sw_if_index).unwrap();
+    }
+    assert!(wg::list(&new, None).is_empty());
 }
 
 /// A damaged WireGuard section is refused with what is wrong (the new process exits, the old
