@@ -16,7 +16,9 @@
 //!    listening socket, control connection, region memfds, ring eventfds and ring-lock page
 //!    (its control thread stops here) and the API and CLI listening sockets (SCM_RIGHTS),
 //!    then `E`.
-//! 3. new: starts its workers, rebuilds the tables with the same sw_if_index values and
+//! 3. new: starts its workers, rebuilds the tables with the same sw_if_index values, asks
+//!    with `W` for WireGuard's send counters when it carries WireGuard (old: keeps the next
+//!    1024 of each keypair for its own last moments and answers `W<json>` with the rest), and
 //!    places the adopted queues on its workers, which poll them at once beside the old
 //!    ones (a packet is read by one of the two; the kernel queues hold what neither has read
 //!    yet), then sends `READY`. An af_packet's rx queues wait: two readers of one mmap'd ring
@@ -60,12 +62,19 @@ use std::time::{Duration, Instant};
 /// The new process's first message.
 pub const HELLO: &[u8] = b"rvpp-takeover-1";
 const READY: &[u8] = b"READY";
+/// The new process about to poll the devices asks for WireGuard's send counters; the answer is
+/// `W` and their JSON.
+const WG_COUNTERS: &[u8] = b"W";
 /// Largest message: one JSON piece.
 const PIECE: usize = 60 * 1024;
 /// Fds per `F` message (the kernel's SCM_MAX_FD is 253).
 const FDS_PER_MSG: usize = 200;
 /// How long either side waits for the other's next message.
 const STEP_TIMEOUT: Duration = Duration::from_secs(30);
+/// Test hook: the new process waits this many milliseconds after rebuilding the configuration,
+/// before it asks for WireGuard's counters and polls the devices (a slow restore), the old one
+/// forwarding alone meanwhile.
+pub const HOLD_BEFORE_DEVICES_ENV: &str = "RVPP_TEST_TAKEOVER_HOLD_BEFORE_DEVICES_MS";
 /// The pid of the child [`start_upgrade`] started, while it runs (0: none).
 static UPGRADE_CHILD: AtomicI32 = AtomicI32::new(0);
 
@@ -264,7 +273,15 @@ fn hand_over(dp: &Dataplane, conn: BorrowedFd<'_>, listeners: &[Listener]) -> Re
         text.len(),
         fds.len()
     );
-    match recv(conn, &mut stray) {
+    // `W`: the new process is about to poll the devices and asks for WireGuard's counters.
+    let mut answer = recv(conn, &mut stray);
+    while matches!(&answer, Ok(m) if m == WG_COUNTERS) {
+        let mut m = WG_COUNTERS.to_vec();
+        m.extend_from_slice(snapshot::wireguard_counters(dp).to_string().as_bytes());
+        step("sending wireguard's counters", send(conn, &m, &[]))?;
+        answer = recv(conn, &mut stray);
+    }
+    match answer {
         Ok(m) if m == READY => {}
         Ok(m) if m.is_empty() => {
             return Err(format!(
@@ -397,6 +414,14 @@ pub fn stand_in(pid: i32) -> ! {
 // ---------------------------------------------------------------------------------------------
 // The new process's side
 
+/// A test hook's wait: the milliseconds in variable `env`, at most 10 s.
+fn hold(env: &str) {
+    if let Some(ms) = std::env::var(env).ok().and_then(|v| v.parse::<u64>().ok()) {
+        log::warn!("take-over: {env} is set: waiting {ms} ms");
+        std::thread::sleep(Duration::from_millis(ms.min(10_000)));
+    }
+}
+
 /// What the running rvpp handed over.
 pub struct Incoming {
     conn: OwnedFd,
@@ -447,7 +472,18 @@ pub fn connect(path: &Path) -> Result<Incoming, String> {
 impl Incoming {
     /// Rebuild the configuration in `dp` and put the devices on its workers.
     pub fn restore(&mut self, dp: &Arc<Dataplane>) -> Result<(), String> {
-        self.late = snapshot::restore(dp, &self.snapshot, &mut self.fds)?;
+        let conn = self.conn.as_fd();
+        let mut ask = || -> Result<Value, String> {
+            hold(HOLD_BEFORE_DEVICES_ENV);
+            send(conn, WG_COUNTERS, &[]).map_err(|e| io_err("asking for counters", e))?;
+            let mut stray = Vec::new();
+            let m = recv(conn, &mut stray).map_err(|e| io_err("wireguard's counters", e))?;
+            let body = m
+                .strip_prefix(WG_COUNTERS)
+                .ok_or("take-over: unexpected answer for wireguard's counters")?;
+            serde_json::from_slice(body).map_err(|e| io_err("wireguard's counters", e))
+        };
+        self.late = snapshot::restore_with(dp, &self.snapshot, &mut self.fds, &mut ask)?;
         Ok(())
     }
 
@@ -477,13 +513,7 @@ impl Incoming {
             log::error!("take-over: {ABORT_BEFORE_READY_ENV} is set: aborting before READY");
             std::process::abort();
         }
-        if let Some(ms) = std::env::var(HOLD_BEFORE_READY_ENV)
-            .ok()
-            .and_then(|v| v.parse::<u64>().ok())
-        {
-            log::warn!("take-over: {HOLD_BEFORE_READY_ENV} is set: {ms} ms before READY");
-            std::thread::sleep(Duration::from_millis(ms.min(10_000)));
-        }
+        hold(HOLD_BEFORE_READY_ENV);
         send(self.conn.as_fd(), READY, &[]).map_err(|e| io_err("ready", e))?;
         let mut stray = Vec::new();
         let mut answer = recv(self.conn.as_fd(), &mut stray);

@@ -688,9 +688,9 @@ fn a_handed_over_keypair_stops_short_then_sends_on_when_taken_back() {
         let k = t.peers().next().unwrap().current.clone().unwrap();
         k
     };
-    let st = k.hand_over();
-    let frame = pod_a_frame([198, 19, 0, 2], b"after the capture");
-    let left = st.sent - k.sent();
+    let first = k.hand_over();
+    let frame = pod_a_frame([198, 19, 0, 2], b"after the hand-over");
+    let left = first - k.sent();
     assert!(left <= HANDOVER_RESERVE);
     for _ in 0..left {
         na.rx_pod(&frame);

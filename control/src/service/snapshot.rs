@@ -338,7 +338,6 @@ pub fn capture(dp: &Dataplane, f: &Forwarding) -> Result<Snapshot, String> {
             overlay::version5_capture(dp, o);
         }
         overlay::capture(dp, f, o);
-        // Last: from here on the keypairs' counters are the next process's.
         if version >= VERSION {
             wireguard::capture(dp, o);
         }
@@ -688,8 +687,8 @@ fn adopt_memif(
     Ok(())
 }
 
-/// The take-over failed after the capture: the WireGuard keypairs send on in this process
-/// (past any counter the new one may have used).
+/// The take-over failed after [`wireguard_counters`]: the WireGuard keypairs send on in this
+/// process (past any counter the new one may have used).
 pub fn take_back_wireguard(dp: &Dataplane) {
     super::wireguard::take_back(dp);
 }
@@ -810,11 +809,30 @@ pub fn own_late(late: Late) {
 
 /// Rebuild the configuration `snap` describes in a fresh dataplane, adopting the devices over
 /// `fds` (each slot taken once). Stops at the first error; the caller then exits, and the old
-/// process, which still holds every device, keeps running.
+/// process, which still holds every device, keeps running. WireGuard's send counters stay as
+/// captured ([`restore_with`] asks the old process for them).
 pub fn restore(
     dp: &Arc<Dataplane>,
     snap: &Value,
     fds: &mut [Option<OwnedFd>],
+) -> Result<Late, String> {
+    restore_with(dp, snap, fds, &mut || Ok(Value::Null))
+}
+
+/// The old process, asked by the new one about to poll the devices: WireGuard's send
+/// counters from which on they are the new one's (this process's keypairs stop short of them).
+pub fn wireguard_counters(dp: &Dataplane) -> Value {
+    wireguard::counters_json(dp)
+}
+
+/// [`restore`], with `counters` asking the old process for WireGuard's send counters
+/// ([`wireguard_counters`]) once the configuration is rebuilt, just before the devices are
+/// polled.
+pub fn restore_with(
+    dp: &Arc<Dataplane>,
+    snap: &Value,
+    fds: &mut [Option<OwnedFd>],
+    counters: &mut dyn FnMut() -> Result<Value, String>,
 ) -> Result<Late, String> {
     let v = num(snap, "version")?;
     if !(OLDEST_VERSION..=VERSION).contains(&v) {
@@ -969,6 +987,9 @@ pub fn restore(
     overlay::late_restore(dp, snap, v)?;
     if v >= 5 {
         overlay::version5_restore(dp, snap)?;
+    }
+    if v >= VERSION {
+        wireguard::apply_counters(dp, &counters()?)?;
     }
     // The devices last, outside the forwarding lock (placing queues reads it): the workers poll
     // them at once, and every packet they read must find the whole configuration and every

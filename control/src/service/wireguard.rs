@@ -213,12 +213,28 @@ fn peer_error(e: PeerError) -> SvcError {
 }
 
 /// For a live restart: the interfaces and peers with their sessions, and the clock they are
-/// in; the keypairs' counters from here on are the next process's ([`take_back`]).
+/// in (the send counters follow: [`hand_over_counters`]).
 pub fn hand_over(dp: &Dataplane) -> (Vec<IfHandover>, Vec<PeerHandover>, u64) {
     let w = wg(dp);
     let e = engine(&w);
-    let (ifs, peers) = e.hand_over(&w);
+    let (ifs, peers) = e.handover_state(&w);
     (ifs, peers, now_ms())
+}
+
+/// For a live restart, when the next process is about to poll the devices: each keypair's
+/// first counter that is the next process's, by receiver index ([`take_back`] undoes it).
+pub fn hand_over_counters(dp: &Dataplane) -> Vec<(u32, u64)> {
+    let w = wg(dp);
+    let e = engine(&w);
+    e.hand_over_counters(&w)
+}
+
+/// The next process: its keypairs send from the counters the old one handed over; how many
+/// keypairs it found.
+pub fn take_over_counters(dp: &Dataplane, firsts: &[(u32, u64)]) -> usize {
+    let w = wg(dp);
+    let e = engine(&w);
+    e.take_over_counters(&w, firsts)
 }
 
 /// The take-over failed: the keypairs are this process's again.

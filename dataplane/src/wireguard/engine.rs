@@ -278,11 +278,10 @@ impl Engine {
         true
     }
 
-    /// For a live restart: every interface and peer with its sessions, their send counters
-    /// from here on handed to the next process (`Keypair::hand_over`; [`Self::take_back`]
-    /// undoes it). A handshake in flight is not carried: the next process starts it again
-    /// when its keypair wants it.
-    pub fn hand_over(&self, wg: &Wireguard) -> (Vec<IfHandover>, Vec<PeerHandover>) {
+    /// For a live restart: every interface and peer with its sessions (their send counters
+    /// go over later: [`Self::hand_over_counters`]). A handshake in flight is not carried: the
+    /// next process starts it again when its keypair wants it.
+    pub fn handover_state(&self, wg: &Wireguard) -> (Vec<IfHandover>, Vec<PeerHandover>) {
         let t = wg.table.load();
         let ifs = t
             .interfaces()
@@ -324,8 +323,8 @@ impl Engine {
                         tx_bytes: g(&a.tx_bytes).into(),
                         ..Default::default()
                     },
-                    current: p.current.as_ref().map(|k| k.hand_over()),
-                    previous: p.previous.as_ref().map(|k| k.hand_over()),
+                    current: p.current.as_ref().map(|k| k.state()),
+                    previous: p.previous.as_ref().map(|k| k.state()),
                     last_initiation_ts: ctl.last_ts,
                     last_handshake_ms: ctl.last_handshake_ms,
                     cookie: ctl.cookie,
@@ -335,7 +334,30 @@ impl Engine {
         (ifs, peers)
     }
 
-    /// The take-over [`Self::hand_over`] prepared failed: this process's keypairs send on.
+    /// For a live restart, just before the next process polls the devices: each keypair's
+    /// first send counter (by our receiver index) from which on it is the next process's
+    /// (`Keypair::hand_over`; [`Self::take_back`] undoes it).
+    pub fn hand_over_counters(&self, wg: &Wireguard) -> Vec<(u32, u64)> {
+        let t = wg.table.load();
+        t.peers()
+            .flat_map(|p| [&p.current, &p.previous])
+            .flatten()
+            .map(|k| (k.local_index, k.hand_over()))
+            .collect()
+    }
+
+    /// The next process: send on each keypair (by our receiver index) from the counter the old
+    /// one handed over; how many it found.
+    pub fn take_over_counters(&self, wg: &Wireguard, firsts: &[(u32, u64)]) -> usize {
+        let t = wg.table.load();
+        firsts
+            .iter()
+            .filter_map(|&(idx, first)| Some(t.by_receiver(idx)?.1.skip_to(first)))
+            .count()
+    }
+
+    /// The take-over failed after [`Self::hand_over_counters`]: this process's keypairs send
+    /// on.
     pub fn take_back(&self, wg: &Wireguard) {
         for p in wg.table.load().peers() {
             for k in [&p.current, &p.previous].into_iter().flatten() {

@@ -124,8 +124,8 @@ impl ReplayWindow {
     }
 }
 
-/// Counters the old process of a live restart may still send on after the capture (its
-/// workers run until the new one is ready); the new one starts past them. Half of rvpp's own
+/// Counters the old process of a live restart may still send on once the new one is about to
+/// poll its devices (until its own workers stop); the new one starts past them. Half of rvpp's own
 /// window (wireguard-go's and Linux's are 8128), so that a peer still accepts the old
 /// process's last packets after the new one's first.
 pub const HANDOVER_RESERVE: u64 = 1024;
@@ -133,8 +133,8 @@ pub const HANDOVER_RESERVE: u64 = 1024;
 /// the new process may have sent (2^40 packets is hours at any rate rvpp forwards).
 pub const HANDOVER_ABANDONED_JUMP: u64 = 1 << 40;
 
-/// A keypair as a live restart carries it: its keys, when it was made, the first counter the
-/// next process sends on, whether the peer confirmed it and the replay window.
+/// A keypair as a live restart carries it: its keys, when it was made, its send counter,
+/// whether the peer confirmed it and the replay window.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct KeypairState {
     pub keys: SessionKeys,
@@ -194,20 +194,31 @@ impl Keypair {
         }
     }
 
-    /// For a live restart: this keypair as it stands, its counters from the returned state's
-    /// `sent` on given to the next process. This process may still send
-    /// [`HANDOVER_RESERVE`] more (its workers run until the next one is ready), never reaching
-    /// those. Undone by [`Self::take_back`].
-    pub fn hand_over(&self) -> KeypairState {
-        let first = self.send_counter.load(Ordering::SeqCst) + HANDOVER_RESERVE;
-        self.send_limit.fetch_min(first, Ordering::SeqCst);
+    /// For a live restart: this keypair as it stands (its counter the next one unused).
+    pub fn state(&self) -> KeypairState {
         KeypairState {
             keys: self.keys,
             birth_ms: self.birth_ms,
-            sent: first,
+            sent: self.send_counter.load(Ordering::SeqCst),
             confirmed: self.confirmed.load(Ordering::Relaxed),
             replay: self.replay.state(),
         }
+    }
+
+    /// For a live restart, just before the next process starts sending: its counters from the
+    /// returned one on are the next process's. This one may still send [`HANDOVER_RESERVE`]
+    /// more (its workers run until the next one is ready), never reaching those. Undone by
+    /// [`Self::take_back`].
+    pub fn hand_over(&self) -> u64 {
+        let first = self.send_counter.load(Ordering::SeqCst) + HANDOVER_RESERVE;
+        self.send_limit.fetch_min(first, Ordering::SeqCst);
+        first
+    }
+
+    /// The next process of a live restart: send from `first` on (what the old one's
+    /// [`Self::hand_over`] gave), if past where this one is.
+    pub fn skip_to(&self, first: u64) {
+        self.send_counter.fetch_max(first, Ordering::SeqCst);
     }
 
     /// A live restart gave this keypair's next counters to another process.
@@ -320,16 +331,23 @@ mod tests {
             old.next_counter().unwrap();
         }
         assert!(old.replay.mark(3));
-        let st = old.hand_over();
-        assert_eq!(st.sent, 10 + HANDOVER_RESERVE);
+        let st = old.state();
+        assert_eq!(st.sent, 10);
         assert!(
             !st.confirmed,
             "a responder's keypair before its first packet"
         );
         let new = Keypair::resumed(&st);
-        assert_eq!(new.next_counter(), Some(st.sent));
         assert!(!new.replay.may_accept(3) && new.replay.may_accept(2));
         assert_eq!(new.birth_ms, 7);
+        // The old process sends on until the new one is about to; then the hand-over.
+        for _ in 0..100 {
+            old.next_counter().unwrap();
+        }
+        let first = old.hand_over();
+        assert_eq!(first, 110 + HANDOVER_RESERVE);
+        new.skip_to(first);
+        assert_eq!(new.next_counter(), Some(first));
         let used: Vec<u64> = std::iter::from_fn(|| old.next_counter())
             .take(5000)
             .collect();
@@ -338,13 +356,13 @@ mod tests {
             HANDOVER_RESERVE,
             "the old holder's last counters"
         );
-        assert!(used.iter().all(|&c| c < st.sent));
+        assert!(used.iter().all(|&c| c < first));
         assert!(old.handed_over() && !new.handed_over());
         // A take-over that failed: the old holder sends on, past anything the new one used.
         old.take_back();
         assert!(!old.handed_over());
         let c = old.next_counter().unwrap();
-        assert!(c >= st.sent + HANDOVER_ABANDONED_JUMP, "{c}");
+        assert!(c >= first + HANDOVER_ABANDONED_JUMP, "{c}");
         old.take_back();
         assert_eq!(
             old.next_counter(),

@@ -2,9 +2,8 @@
 //! live restart with no new handshake. The interfaces (instance, sw_if_index, port, source,
 //! private key), the peers under their indices (public key, endpoint as roamed, keepalive,
 //! allowed IPs, outer table) and each peer's live session: its keypairs (current and the one
-//! before; a responder's not yet confirmed one with its flag) with their keys, the first send
-//! counter the new process may use (past every one the old process may still send on:
-//! `Keypair::hand_over`), the replay window, when it was made (rekey on time), the activity
+//! before; a responder's not yet confirmed one with its flag) with their keys, the send
+//! counter, the replay window, when it was made (rekey on time), the activity
 //! its timers read, the last initiation's timestamp and a cookie. Times are the old
 //! process's engine clock, which the new one runs on (`wireguard::continue_clock`).
 //!
@@ -56,8 +55,7 @@ fn keypair_json(k: &KeypairState) -> Value {
     })
 }
 
-/// The `wireguard` section. Last in the capture: from here on the old process's keypairs
-/// stop short of the counters handed over (a failed take-over gives them back).
+/// The `wireguard` section.
 pub(super) fn capture(dp: &Dataplane, out: &mut Map<String, Value>) {
     let (ifs, peers, clock) = wg::hand_over(dp);
     let ifs: Vec<Value> = ifs
@@ -234,6 +232,45 @@ pub(super) fn check_interfaces(dp: &Dataplane, snap: &Value) -> Result<(), Strin
                 text(i, "name")?
             ));
         }
+    }
+    Ok(())
+}
+
+/// The old process, when the new one is about to poll the devices: each keypair's first
+/// counter that is the new one's, `[[receiver index, counter], ..]`; from here on this
+/// process's keypairs stop short of them (a failed take-over gives them back).
+pub(super) fn counters_json(dp: &Dataplane) -> Value {
+    let c: Vec<Value> = wg::hand_over_counters(dp)
+        .iter()
+        .map(|&(idx, first)| json!([idx, first]))
+        .collect();
+    Value::Array(c)
+}
+
+/// The new process: send on each carried keypair from the counter the old one handed over
+/// (`counters`, [`counters_json`]'s answer; null when there was no one to ask, as in a test).
+pub(super) fn apply_counters(dp: &Dataplane, counters: &Value) -> Result<(), String> {
+    let Some(list) = counters.as_array() else {
+        return Ok(());
+    };
+    let firsts = list
+        .iter()
+        .map(|c| {
+            let idx = c
+                .get(0)
+                .and_then(Value::as_u64)
+                .and_then(|i| u32::try_from(i).ok());
+            let first = c.get(1).and_then(Value::as_u64);
+            idx.zip(first).ok_or_else(|| bad("wireguard counters"))
+        })
+        .collect::<Result<Vec<_>, String>>()?;
+    let found = wg::take_over_counters(dp, &firsts);
+    if found != firsts.len() {
+        return Err(format!(
+            "wireguard counters: {} of {} keypairs unknown",
+            firsts.len() - found,
+            firsts.len()
+        ));
     }
     Ok(())
 }
