@@ -3,8 +3,9 @@
 //! every tap).
 //!
 //! The running rvpp listens on a handover socket ([`socket_path`]: the API socket's path, else
-//! the CLI socket's, with `.takeover` appended; mode 0600). The exchange, one SOCK_SEQPACKET
-//! message each:
+//! the CLI socket's, with `.takeover` appended; mode 0600, and a peer of another uid than
+//! this process's, by SO_PEERCRED, is refused: the snapshot carries WireGuard's keys). The
+//! exchange, one SOCK_SEQPACKET message each:
 //! 1. new -> old: [`HELLO`].
 //! 2. old: closes the configuration gate and takes the forwarding lock (every API request, CLI
 //!    command and change of its own waits from here on, so none is acknowledged and then
@@ -15,7 +16,9 @@
 //!    listening socket, control connection, region memfds, ring eventfds and ring-lock page
 //!    (its control thread stops here) and the API and CLI listening sockets (SCM_RIGHTS),
 //!    then `E`.
-//! 3. new: starts its workers, rebuilds the tables with the same sw_if_index values and
+//! 3. new: starts its workers, rebuilds the tables with the same sw_if_index values, asks
+//!    with `W` for WireGuard's send counters when it carries WireGuard (old: keeps the next
+//!    1024 of each keypair for its own last moments and answers `W<json>` with the rest), and
 //!    places the adopted queues on its workers, which poll them at once beside the old
 //!    ones (a packet is read by one of the two; the kernel queues hold what neither has read
 //!    yet), then sends `READY`. An af_packet's rx queues wait: two readers of one mmap'd ring
@@ -59,12 +62,19 @@ use std::time::{Duration, Instant};
 /// The new process's first message.
 pub const HELLO: &[u8] = b"rvpp-takeover-1";
 const READY: &[u8] = b"READY";
+/// The new process about to poll the devices asks for WireGuard's send counters; the answer is
+/// `W` and their JSON.
+const WG_COUNTERS: &[u8] = b"W";
 /// Largest message: one JSON piece.
 const PIECE: usize = 60 * 1024;
 /// Fds per `F` message (the kernel's SCM_MAX_FD is 253).
 const FDS_PER_MSG: usize = 200;
 /// How long either side waits for the other's next message.
 const STEP_TIMEOUT: Duration = Duration::from_secs(30);
+/// Test hook: the new process waits this many milliseconds after rebuilding the configuration,
+/// before it asks for WireGuard's counters and polls the devices (a slow restore), the old one
+/// forwarding alone meanwhile.
+pub const HOLD_BEFORE_DEVICES_ENV: &str = "RVPP_TEST_TAKEOVER_HOLD_BEFORE_DEVICES_MS";
 /// The pid of the child [`start_upgrade`] started, while it runs (0: none).
 static UPGRADE_CHILD: AtomicI32 = AtomicI32::new(0);
 
@@ -209,9 +219,17 @@ fn hand_over(dp: &Dataplane, conn: BorrowedFd<'_>, listeners: &[Listener]) -> Re
     if hello != HELLO || !stray.is_empty() {
         return Err("take-over: not a take-over request".into());
     }
-    let peer = rustix::net::sockopt::socket_peercred(conn)
-        .map(|c| c.pid.as_raw_nonzero().get())
-        .unwrap_or(0);
+    let cred = rustix::net::sockopt::socket_peercred(conn).map_err(|e| io_err("peer", e))?;
+    let peer = cred.pid.as_raw_nonzero().get();
+    // The snapshot holds WireGuard's private and session keys: only this process's own user
+    // (root) gets it, whatever the socket file's mode was before its chmod.
+    if cred.uid != rustix::process::geteuid() {
+        let _ = send(conn, b"Rnot the same user", &[]);
+        return Err(format!(
+            "take-over requested by pid {peer} of uid {} refused: not this process's user",
+            cred.uid.as_raw()
+        ));
+    }
     log::info!("take-over requested by pid {peer}");
     // Held until this process exits: a change made now would be in neither process. The gate
     // waits for the API request or CLI command under way; the forwarding lock stops the
@@ -219,8 +237,9 @@ fn hand_over(dp: &Dataplane, conn: BorrowedFd<'_>, listeners: &[Listener]) -> Re
     let _gate = dp.config_exclusive();
     let frozen = dp.fwd();
     // The capture stops the memif control threads (the new process reads the connections
-    // next); any failure from here on starts them again.
-    let _memif = ResumeMemif(dp);
+    // next) and hands the WireGuard keypairs' next counters over; any failure from here on
+    // undoes both.
+    let _resume = Resume(dp);
     let snap = match snapshot::capture(dp, &frozen) {
         Ok(s) => s,
         Err(why) => {
@@ -254,7 +273,15 @@ fn hand_over(dp: &Dataplane, conn: BorrowedFd<'_>, listeners: &[Listener]) -> Re
         text.len(),
         fds.len()
     );
-    match recv(conn, &mut stray) {
+    // `W`: the new process is about to poll the devices and asks for WireGuard's counters.
+    let mut answer = recv(conn, &mut stray);
+    while matches!(&answer, Ok(m) if m == WG_COUNTERS) {
+        let mut m = WG_COUNTERS.to_vec();
+        m.extend_from_slice(snapshot::wireguard_counters(dp).to_string().as_bytes());
+        step("sending wireguard's counters", send(conn, &m, &[]))?;
+        answer = recv(conn, &mut stray);
+    }
+    match answer {
         Ok(m) if m == READY => {}
         Ok(m) if m.is_empty() => {
             return Err(format!(
@@ -295,13 +322,15 @@ fn hand_over(dp: &Dataplane, conn: BorrowedFd<'_>, listeners: &[Listener]) -> Re
     std::process::exit(0);
 }
 
-/// Drives this process's memif control connections again when dropped: only on a failed
-/// take-over, as a successful one exits without destructors.
-struct ResumeMemif<'a>(&'a Dataplane);
+/// Drives this process's memif control connections again and takes its WireGuard keypairs'
+/// counters back when dropped: only on a failed take-over, as a successful one exits without
+/// destructors.
+struct Resume<'a>(&'a Dataplane);
 
-impl Drop for ResumeMemif<'_> {
+impl Drop for Resume<'_> {
     fn drop(&mut self) {
         snapshot::resume_memif(self.0);
+        snapshot::take_back_wireguard(self.0);
     }
 }
 
@@ -385,6 +414,14 @@ pub fn stand_in(pid: i32) -> ! {
 // ---------------------------------------------------------------------------------------------
 // The new process's side
 
+/// A test hook's wait: the milliseconds in variable `env`, at most 10 s.
+fn hold(env: &str) {
+    if let Some(ms) = std::env::var(env).ok().and_then(|v| v.parse::<u64>().ok()) {
+        log::warn!("take-over: {env} is set: waiting {ms} ms");
+        std::thread::sleep(Duration::from_millis(ms.min(10_000)));
+    }
+}
+
 /// What the running rvpp handed over.
 pub struct Incoming {
     conn: OwnedFd,
@@ -435,7 +472,18 @@ pub fn connect(path: &Path) -> Result<Incoming, String> {
 impl Incoming {
     /// Rebuild the configuration in `dp` and put the devices on its workers.
     pub fn restore(&mut self, dp: &Arc<Dataplane>) -> Result<(), String> {
-        self.late = snapshot::restore(dp, &self.snapshot, &mut self.fds)?;
+        let conn = self.conn.as_fd();
+        let mut ask = || -> Result<Value, String> {
+            hold(HOLD_BEFORE_DEVICES_ENV);
+            send(conn, WG_COUNTERS, &[]).map_err(|e| io_err("asking for counters", e))?;
+            let mut stray = Vec::new();
+            let m = recv(conn, &mut stray).map_err(|e| io_err("wireguard's counters", e))?;
+            let body = m
+                .strip_prefix(WG_COUNTERS)
+                .ok_or("take-over: unexpected answer for wireguard's counters")?;
+            serde_json::from_slice(body).map_err(|e| io_err("wireguard's counters", e))
+        };
+        self.late = snapshot::restore_with(dp, &self.snapshot, &mut self.fds, &mut ask)?;
         Ok(())
     }
 
@@ -465,13 +513,7 @@ impl Incoming {
             log::error!("take-over: {ABORT_BEFORE_READY_ENV} is set: aborting before READY");
             std::process::abort();
         }
-        if let Some(ms) = std::env::var(HOLD_BEFORE_READY_ENV)
-            .ok()
-            .and_then(|v| v.parse::<u64>().ok())
-        {
-            log::warn!("take-over: {HOLD_BEFORE_READY_ENV} is set: {ms} ms before READY");
-            std::thread::sleep(Duration::from_millis(ms.min(10_000)));
-        }
+        hold(HOLD_BEFORE_READY_ENV);
         send(self.conn.as_fd(), READY, &[]).map_err(|e| io_err("ready", e))?;
         let mut stray = Vec::new();
         let mut answer = recv(self.conn.as_fd(), &mut stray);

@@ -1504,3 +1504,316 @@ fn the_memif_socket_table_is_carried_as_version_4() {
     let e = snapshot::restore(&dataplane(), &bad, &mut []).unwrap_err();
     assert!(e.contains("memif_sockets"), "{e}");
 }
+
+// ---------------------------------------------------------------------------------------------
+// WireGuard (version 6): interfaces, peers and their live sessions
+
+use rvpp_dataplane::wireguard::engine::{Engine as WgEngine, Outgoing, PeerConfig};
+use rvpp_dataplane::wireguard::session::Keypair;
+use rvpp_dataplane::wireguard::{Event as WgEvent, HandshakePacket, Wireguard};
+use service::wireguard as wg;
+
+/// A wg message out of an engine's outer IPv4 + UDP packet, as wg4-input queues it.
+fn wg_message(o: &Outgoing, sw: u32) -> HandshakePacket {
+    let f = &o.frame;
+    let msg = &f[28..];
+    let mut data = [0u8; rvpp_dataplane::wireguard::noise::INITIATION_LEN];
+    data[..msg.len()].copy_from_slice(msg);
+    HandshakePacket {
+        sw_if_index: sw,
+        src: IpAddr::from([f[12], f[13], f[14], f[15]]),
+        src_port: u16::from_be_bytes([f[20], f[21]]),
+        len: msg.len() as u8,
+        data,
+    }
+}
+
+/// The other node: a bare engine of its own with one interface (sw 1) and one peer, rvpp.
+fn remote_node(rvpp_public: [u8; 32]) -> (Wireguard, [u8; 32]) {
+    let w = Wireguard::default();
+    let key = [0x42; 32];
+    let mut e = WgEngine::default();
+    let i = e.add_interface(&w, (1, 0, 51821, ip("198.18.0.2")), key, 1);
+    e.add_peer(
+        &w,
+        PeerConfig {
+            sw_if_index: 1,
+            public: rvpp_public,
+            psk: [0; 32],
+            endpoint: ip("198.18.0.1"),
+            port: 51820,
+            table_id: 0,
+            encap_fib: 0,
+            persistent_keepalive: 0,
+            allowed: vec![(ip("198.19.0.0"), 24)],
+        },
+    )
+    .unwrap();
+    *w.engine.lock().unwrap() = e;
+    (w, i.public)
+}
+
+/// The keypair rvpp sends on to its peer `peer`.
+fn send_keypair(dp: &Dataplane, peer: u32) -> Arc<Keypair> {
+    let w = dp.feature_tables.get::<Wireguard>();
+    let t = w.table.load();
+    let p = t.peer(peer).expect("the peer");
+    p.send_keypair(w.now_ms())
+        .expect("an established session")
+        .clone()
+}
+
+/// rvpp (`old`) with wg0 and a peer it has shaken hands with (rvpp the initiator), the other
+/// node's engine, and the peer's index.
+fn with_wireguard(old: &Arc<Dataplane>) -> (Wireguard, u32) {
+    let (sw, name) = wg::create(
+        old,
+        wg::WgRequest {
+            instance: Some(3),
+            port: 51820,
+            src: ip("198.18.0.1"),
+            private_key: Some([0x17; 32]),
+        },
+    )
+    .unwrap();
+    assert_eq!(name, "wg3");
+    service::addresses::add(old, sw, p("198.19.254.1/32")).unwrap();
+    old.fwd().set_admin_up(sw, true).unwrap();
+    let ours = wg::list(old, Some(sw))[0].0.public;
+    let (remote, their_public) = remote_node(ours);
+    let peer = wg::peer_add(
+        old,
+        wg::PeerRequest {
+            sw_if_index: sw,
+            public_key: their_public,
+            endpoint: ip("198.18.0.2"),
+            port: 51821,
+            persistent_keepalive: 25,
+            table_id: 0,
+            allowed: vec![(ip("198.19.1.0"), 24), (ip("fd00:19::"), 64)],
+        },
+    )
+    .unwrap();
+    let via_wg = vec![Path::attached(sw)];
+    service::routes::change(old, 0, p("198.19.1.0/24"), via_wg, Change::Set).unwrap();
+    // rvpp initiates; the other node answers; rvpp completes (and confirms with a keepalive).
+    let w = old.feature_tables.get::<Wireguard>();
+    w.events.push(WgEvent::WantHandshake(peer)).unwrap();
+    let init = wg::tick(old);
+    assert_eq!(init.len(), 1, "one initiation");
+    assert!(remote.handshakes.push(wg_message(&init[0], 1)).is_ok());
+    let resp = remote.engine.lock().unwrap().tick(&remote, 5, 0);
+    assert_eq!(resp.len(), 1, "one response");
+    assert!(w.handshakes.push(wg_message(&resp[0], sw)).is_ok());
+    let keepalive = wg::tick(old);
+    assert_eq!(keepalive.len(), 1, "the confirming keepalive");
+    (remote, peer)
+}
+
+/// What a restore must give back of WireGuard, as text to compare.
+fn wireguard_state(dp: &Dataplane) -> Vec<String> {
+    let mut out: Vec<String> = wg::list(dp, None)
+        .iter()
+        .map(|(i, key)| {
+            format!(
+                "if {} wg{} {} {} {:?} {:?}",
+                i.sw_if_index, i.instance, i.port, i.src, i.public, key
+            )
+        })
+        .collect();
+    for v in wg::peers(dp, None) {
+        let p = &v.peer;
+        let kp = |k: &Option<Arc<Keypair>>| {
+            k.as_ref()
+                .map(|k| (k.local_index, k.remote_index, k.initiator))
+        };
+        out.push(format!(
+            "peer {} on {} {:?} {}:{} ka {} table {} {:?} established {} keys {:?} {:?} hs {:?}",
+            p.index,
+            p.sw_if_index,
+            p.public,
+            p.endpoint,
+            p.port,
+            p.persistent_keepalive,
+            p.table_id,
+            p.allowed,
+            v.established,
+            kp(&p.current),
+            kp(&p.previous),
+            v.handshake_age_s,
+        ));
+    }
+    out
+}
+
+/// WireGuard's interfaces, peers and live sessions travel: the keys (the other node opens
+/// what the new process seals and the reverse), the send counter past every one the old
+/// process used since the capture or may still use (asked for just before the devices), the replay window (what was received stays refused), the
+/// keypair's age (rekey on time), the endpoint as roamed, the routes; the old process's
+/// keypair stops short of the counters handed over.
+#[test]
+fn wireguard_sessions_travel_with_their_counters_and_windows() {
+    let old = configured();
+    let (remote, peer) = with_wireguard(&old);
+    let k = send_keypair(&old, peer);
+    // Traffic on it: 1000 sent (after the keepalive's 0), counters 0..=40 but 7 received.
+    for _ in 0..1000 {
+        k.next_counter().unwrap();
+    }
+    for c in (0..=40).filter(|&c| c != 7) {
+        assert!(k.replay.mark(c));
+    }
+    // The peer roamed to another port (an authenticated packet from it, the engine's act).
+    let w = old.feature_tables.get::<Wireguard>();
+    w.events
+        .push(WgEvent::Roamed {
+            peer,
+            src: ip("198.18.0.2"),
+            port: 40000,
+        })
+        .unwrap();
+    wg::tick(&old);
+    // Calico's second interface: IPv6 outer headers, the same port, another source.
+    let six = wg::WgRequest {
+        instance: None,
+        port: 51820,
+        src: ip("fd00:18::1"),
+        private_key: None,
+    };
+    assert_eq!(wg::create(&old, six).unwrap().1, "wg0");
+    let before = wireguard_state(&old);
+    assert!(before.iter().any(|l| l.contains(":40000")), "{before:?}");
+    let (json, version) = {
+        let f = old.fwd();
+        let s = snapshot::capture(&old, &f).unwrap();
+        let v = s.json["version"].as_u64();
+        (s.json, v)
+    };
+    assert_eq!(version, Some(6), "WireGuard travels as version 6");
+    // The old process forwards on while the new one rebuilds; it asks for the counters last.
+    for _ in 0..500 {
+        k.next_counter().unwrap();
+    }
+    let sent = k.sent();
+    let new = dataplane();
+    let mut ask = || Ok(snapshot::wireguard_counters(&old));
+    snapshot::restore_with(&new, &json, &mut [], &mut ask).unwrap();
+    assert_eq!(state(&old), state(&new));
+    assert_eq!(before, wireguard_state(&new));
+    let n = send_keypair(&new, peer);
+    assert_eq!(
+        (n.local_index, n.remote_index),
+        (k.local_index, k.remote_index)
+    );
+    assert!(
+        n.sent() > sent,
+        "the new process starts past the old counters ({} <= {sent})",
+        n.sent()
+    );
+    assert_eq!(n.birth_ms, k.birth_ms, "the keypair's age");
+    // The old process may use a few more counters, then stops short of the new one's.
+    let mut last = None;
+    while let Some(c) = k.next_counter() {
+        last = Some(c);
+        assert!(c < sent + 100_000, "the old process kept sending");
+    }
+    assert!(
+        last.is_some_and(|l| l < n.sent()),
+        "{last:?} vs {}",
+        n.sent()
+    );
+    // The window: what was received is refused, 7 still accepted once.
+    assert!(!n.replay.may_accept(5));
+    assert!(n.replay.may_accept(7) && n.replay.mark(7) && !n.replay.mark(7));
+    assert!(n.replay.may_accept(41));
+    // The keys: the other node opens what the new process seals, and the reverse.
+    let rt = remote.table.load();
+    let rk = rt.peers().next().unwrap().current.clone().unwrap();
+    let c = n.next_counter().unwrap();
+    let mut b = *b"sixteen bytes!!!";
+    let tag = n.seal(c, &mut b);
+    assert!(rk.open(c, &mut b, &tag) && &b == b"sixteen bytes!!!");
+    let mut b = *b"and sixteen back";
+    let tag = rk.seal(5000, &mut b);
+    assert!(n.open(5000, &mut b, &tag) && &b == b"and sixteen back");
+    // No handshake in the new process: nothing to send but what its timers say.
+    let nw = new.feature_tables.get::<Wireguard>();
+    let done = |w: &Wireguard| {
+        w.counters
+            .handshakes_completed
+            .load(std::sync::atomic::Ordering::Relaxed)
+    };
+    assert_eq!(done(&nw), 0);
+    assert!(
+        wg::tick(&new).is_empty(),
+        "the new process sent something at once"
+    );
+    // Calls by index find the same objects: the peer, then the interface, go.
+    wg::peer_remove(&new, peer).unwrap();
+    for (i, _) in wg::list(&new, None) {
+        wg::delete(&new, i.sw_if_index).unwrap();
+    }
+    assert!(wg::list(&new, None).is_empty());
+}
+
+/// A damaged WireGuard section is refused with what is wrong (the new process exits, the old
+/// one goes on), never half restored into a crash.
+#[test]
+fn a_bad_wireguard_section_is_refused_with_what_is_wrong() {
+    let old = configured();
+    with_wireguard(&old);
+    let json = {
+        let f = old.fwd();
+        snapshot::capture(&old, &f).unwrap().json
+    };
+    type Damage = Box<dyn Fn(&mut serde_json::Value)>;
+    let cases: Vec<(&str, &str, Damage)> = vec![
+        (
+            "a short private key",
+            "private_key",
+            Box::new(|j| j["wireguard"]["interfaces"][0]["private_key"] = "17".into()),
+        ),
+        (
+            "a key that is not hex",
+            "send_key",
+            Box::new(|j| {
+                j["wireguard"]["peers"][0]["current"]["send_key"] = "zz".repeat(32).into()
+            }),
+        ),
+        (
+            "a replay window of another size",
+            "replay_bits",
+            Box::new(|j| {
+                j["wireguard"]["peers"][0]["current"]["replay_bits"] = serde_json::json!([0])
+            }),
+        ),
+        (
+            "a peer on no wg interface",
+            "wg peer 0: not a wg interface",
+            Box::new(|j| j["wireguard"]["peers"][0]["sw"] = 77.into()),
+        ),
+        (
+            "a wg interface without its entry",
+            "without its wg interface",
+            Box::new(|j| {
+                j["wireguard"]["interfaces"] = serde_json::json!([]);
+                j["wireguard"]["peers"] = serde_json::json!([]);
+            }),
+        ),
+        (
+            "no section",
+            "wireguard",
+            Box::new(|j| {
+                j.as_object_mut().unwrap().remove("wireguard");
+            }),
+        ),
+    ];
+    for (what, says, damage) in cases {
+        let mut j = json.clone();
+        damage(&mut j);
+        let e = snapshot::restore(&dataplane(), &j, &mut []).expect_err(what);
+        assert!(e.contains(says), "{what}: {e}");
+    }
+    // Undamaged, it restores.
+    snapshot::restore(&dataplane(), &json, &mut []).unwrap();
+}

@@ -12,6 +12,15 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn wait_for_log(r: &Rvpp, text: &str) {
+    let t = Instant::now();
+    while !r.log().contains(text) {
+        assert!(t.elapsed() < Duration::from_secs(5), "{}", r.log());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
 
 /// A group no account on the machine has as its primary one.
 const GID: u32 = 54_321;
@@ -94,4 +103,46 @@ fn a_group_that_does_not_resolve_stops_start_up() {
         "unix { nodaemon cli-listen {dir}/cli.sock gid no-such-group-rvpp }\n",
     );
     assert!(err.contains("no-such-group-rvpp"), "{err}");
+}
+
+/// The take-over socket hands out the whole configuration, WireGuard's private and session
+/// keys with it: mode 0600, and a peer of another uid that reaches it anyway (a mode changed
+/// by hand, or the instant between bind and chmod) is refused by its SO_PEERCRED.
+#[test]
+fn the_take_over_socket_admits_root_only() {
+    if !skip::need_root("connecting as another user") {
+        return;
+    }
+    let r = Rvpp::start_with(
+        "sockacc-to",
+        Opts {
+            conf: "socksvr { socket-name {dir}/api.sock }",
+            log_file: true,
+            wait_for: &["api.sock", "api.sock.takeover"],
+            ..Default::default()
+        },
+    );
+    std::fs::set_permissions(&r.dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let p = r.path("api.sock.takeover");
+    let md = std::fs::metadata(&p).unwrap();
+    assert_eq!(md.mode() & 0o777, 0o600, "mode {:o}", md.mode() & 0o777);
+    assert_eq!(connect_as(&p, NOBODY, true), "EACCES", "a stranger");
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let py = format!(
+        "import socket\ns=socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)\n\
+         s.connect({:?}); s.send(b'rvpp-takeover-1'); print(s.recv(65536)[:1].decode())",
+        p.display().to_string()
+    );
+    let out = Command::new("/usr/bin/python3")
+        .uid(NOBODY)
+        .gid(NOBODY)
+        .args(["-c", &py])
+        .stderr(Stdio::inherit())
+        .output()
+        .unwrap();
+    let answer = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert_eq!(answer, "R", "a stranger was not refused: {answer:?}");
+    wait_for_log(&r, "not this process's user");
+    // The running rvpp goes on.
+    assert!(r.ctl("show version").contains("rvpp"));
 }

@@ -675,3 +675,39 @@ fn a_pods_super_frame_is_segmented_then_sealed() {
     na.no_leaks();
     nb.no_leaks();
 }
+
+/// A live restart's hand-over of A's keypair: A sends on the counters it kept (the peer
+/// takes them), then drops under its own counter instead of reusing the next holder's; after
+/// a failed take-over (take-back) it sends again, past them, and the peer takes that too.
+#[test]
+fn a_handed_over_keypair_stops_short_then_sends_on_when_taken_back() {
+    use rvpp_dataplane::wireguard::session::HANDOVER_RESERVE;
+    let (mut na, mut nb) = pair();
+    let k = {
+        let t = na.wg.table.load();
+        let k = t.peers().next().unwrap().current.clone().unwrap();
+        k
+    };
+    let first = k.hand_over();
+    let frame = pod_a_frame([198, 19, 0, 2], b"after the hand-over");
+    let left = first - k.sent();
+    assert!(left <= HANDOVER_RESERVE);
+    for _ in 0..left {
+        na.rx_pod(&frame);
+    }
+    nb.rx_uplink(take(&na.up));
+    assert_eq!(
+        take(&nb.pod).len() as u64,
+        left,
+        "the peer takes the kept counters"
+    );
+    na.rx_pod(&frame);
+    assert!(take(&na.up).is_empty());
+    assert_eq!(na.error(node::ENCAP4.node, encap_error::HANDED_OVER), 1);
+    k.take_back();
+    na.rx_pod(&frame);
+    nb.rx_uplink(take(&na.up));
+    assert_eq!(take(&nb.pod).len(), 1, "the peer takes the jump");
+    na.no_leaks();
+    nb.no_leaks();
+}

@@ -19,7 +19,8 @@
 //! without a device fd ([`overlay`]): VXLAN and IPIP tunnels, uRPF checks, TTL fixup pairs,
 //! proxy-ARP ranges, the classifier (tables, input tables, session redirects), PBL clients,
 //! SRv6 (encap source, policies, localsids, steering), rx modes, punt redirects and
-//! multicast routes.
+//! multicast routes. And WireGuard ([`wireguard`]): interfaces with their keys, peers, and
+//! their live sessions (keypairs with counters and replay windows), so no new handshake.
 //! Anything else the running
 //! configuration holds makes [`capture`] refuse, naming it, so nothing is lost silently.
 
@@ -40,17 +41,23 @@ use std::sync::Arc;
 
 mod calico;
 mod overlay;
+mod wireguard;
 
 /// The format of the snapshot. 2 added the Calico objects, 3 the configuration
 /// [`overlay`] carries (tunnels and more), 4 the memif socket table, 5 punt redirects,
-/// multicast routes (every Calico node has both) and tables deleted while in use; an older snapshot, whose capture refused
-/// what it lacks, is read as having none. A new process refuses any other (an older rvpp
-/// refuses 3, which it would read as holding less than it does). A snapshot is written with
-/// the lowest version that holds what it carries (4 for a socket table other than the
-/// default, 5 for a redirect, an mroute or a pending table delete), so that an older rvpp can still take over from
-/// this one when nothing newer is needed. af_packet and memif devices came without a new
-/// version: an older rvpp refuses their device kind by name rather than read less.
-pub const VERSION: u64 = 5;
+/// multicast routes (every Calico node has both) and tables deleted while in use, 6
+/// WireGuard ([`wireguard`]: interfaces, peers, live sessions); an older snapshot, whose
+/// capture refused what it lacks, is read as having none. A new process refuses any other (an
+/// older rvpp refuses 3, which it would read as holding less than it does). A snapshot is
+/// written with the lowest version that holds what it carries (4 for a socket table other
+/// than the default, 5 for a redirect, an mroute or a pending table delete, 6 for a wg
+/// interface), so that an older rvpp can still take over from this one when nothing newer is
+/// needed. af_packet and memif devices came without a new version: an older rvpp refuses
+/// their device kind by name rather than read less.
+pub const VERSION: u64 = 6;
+/// What a snapshot with a redirect, an mroute or a pending table delete and no WireGuard is
+/// written as.
+const VERSION_WITH_PUNT_AND_MROUTES: u64 = 5;
 /// What a snapshot with a memif socket table and no redirect or mroute is written as.
 const VERSION_WITH_MEMIF_SOCKETS: u64 = 4;
 /// What a snapshot with neither is written as.
@@ -95,7 +102,7 @@ fn unsupported(dp: &Dataplane, f: &Forwarding) -> Vec<String> {
                 true
             }
             Some(Driver::Memif(_)) => true,
-            _ => overlay::carried_interface(dp, sw),
+            _ => overlay::carried_interface(dp, sw) || wireguard::carried_interface(dp, sw),
         };
         if !carried {
             no.push(format!("interface {} ({})", i.name, i.dev_type));
@@ -105,7 +112,9 @@ fn unsupported(dp: &Dataplane, f: &Forwarding) -> Vec<String> {
         }
         for (arc, nodes) in f.interface_features(sw).unwrap_or_default() {
             for n in nodes.into_iter().filter(|n| {
-                !calico::carried_feature(arc, n) && !overlay::carried_feature(dp, sw, arc, n)
+                !calico::carried_feature(arc, n)
+                    && !overlay::carried_feature(dp, sw, arc, n)
+                    && !wireguard::carried_feature(dp, sw, arc, n)
             }) {
                 no.push(format!("feature {arc} {n} on {}", i.name));
             }
@@ -300,9 +309,10 @@ pub fn capture(dp: &Dataplane, f: &Forwarding) -> Result<Snapshot, String> {
     let sockets = super::memif::sockets(dp);
     let default_sockets =
         sockets.len() == 1 && sockets[0] == (0, super::memif::DEFAULT_SOCKET.to_string());
-    let needs_5 = overlay::needs_version_5(dp);
-    let version = if needs_5 {
+    let version = if wireguard::needs_version_6(dp) {
         VERSION
+    } else if overlay::needs_version_5(dp) {
+        VERSION_WITH_PUNT_AND_MROUTES
     } else if !default_sockets {
         VERSION_WITH_MEMIF_SOCKETS
     } else {
@@ -324,10 +334,13 @@ pub fn capture(dp: &Dataplane, f: &Forwarding) -> Result<Snapshot, String> {
         if version >= VERSION_WITH_MEMIF_SOCKETS {
             o.insert("memif_sockets".into(), json!(sockets));
         }
-        if version >= 5 {
+        if version >= VERSION_WITH_PUNT_AND_MROUTES {
             overlay::version5_capture(dp, o);
         }
         overlay::capture(dp, f, o);
+        if version >= VERSION {
+            wireguard::capture(dp, o);
+        }
     }
     Ok(Snapshot { json, fds })
 }
@@ -674,6 +687,12 @@ fn adopt_memif(
     Ok(())
 }
 
+/// The take-over failed after [`wireguard_counters`]: the WireGuard keypairs send on in this
+/// process (past any counter the new one may have used).
+pub fn take_back_wireguard(dp: &Dataplane) {
+    super::wireguard::take_back(dp);
+}
+
 /// Drive the memif control connections again (the take-over failed after the capture stopped
 /// them).
 pub fn resume_memif(dp: &Dataplane) {
@@ -790,11 +809,30 @@ pub fn own_late(late: Late) {
 
 /// Rebuild the configuration `snap` describes in a fresh dataplane, adopting the devices over
 /// `fds` (each slot taken once). Stops at the first error; the caller then exits, and the old
-/// process, which still holds every device, keeps running.
+/// process, which still holds every device, keeps running. WireGuard's send counters stay as
+/// captured ([`restore_with`] asks the old process for them).
 pub fn restore(
     dp: &Arc<Dataplane>,
     snap: &Value,
     fds: &mut [Option<OwnedFd>],
+) -> Result<Late, String> {
+    restore_with(dp, snap, fds, &mut || Ok(Value::Null))
+}
+
+/// The old process, asked by the new one about to poll the devices: WireGuard's send
+/// counters from which on they are the new one's (this process's keypairs stop short of them).
+pub fn wireguard_counters(dp: &Dataplane) -> Value {
+    wireguard::counters_json(dp)
+}
+
+/// [`restore`], with `counters` asking the old process for WireGuard's send counters
+/// ([`wireguard_counters`]) once the configuration is rebuilt, just before the devices are
+/// polled.
+pub fn restore_with(
+    dp: &Arc<Dataplane>,
+    snap: &Value,
+    fds: &mut [Option<OwnedFd>],
+    counters: &mut dyn FnMut() -> Result<Value, String>,
 ) -> Result<Late, String> {
     let v = num(snap, "version")?;
     if !(OLDEST_VERSION..=VERSION).contains(&v) {
@@ -893,6 +931,10 @@ pub fn restore(
             }
         }
         overlay::tunnels_restore(dp, &mut f, snap, v)?;
+        if v >= 6 {
+            wireguard::restore(dp, &mut f, snap)?;
+        }
+        wireguard::check_interfaces(dp, snap)?;
     }
     // Before any device is polled: the first packet of a service or policed flow must find
     // its translation and policy.
@@ -945,6 +987,9 @@ pub fn restore(
     overlay::late_restore(dp, snap, v)?;
     if v >= 5 {
         overlay::version5_restore(dp, snap)?;
+    }
+    if v >= VERSION {
+        wireguard::apply_counters(dp, &counters()?)?;
     }
     // The devices last, outside the forwarding lock (placing queues reads it): the workers poll
     // them at once, and every packet they read must find the whole configuration and every

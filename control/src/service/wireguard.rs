@@ -7,14 +7,16 @@
 use super::tunnel::{TunnelIf, TunnelKind};
 use super::{rv, SvcError, SvcResult};
 use crate::daemon::Dataplane;
-use rvpp_dataplane::forwarding::Af;
-use rvpp_dataplane::wireguard::engine::{Outgoing, PeerConfig, PeerError};
+use rvpp_dataplane::forwarding::{Af, Forwarding};
+use rvpp_dataplane::wireguard::engine::{
+    IfHandover, Outgoing, PeerConfig, PeerError, PeerHandover,
+};
 use rvpp_dataplane::wireguard::noise::{self, Key};
 use rvpp_dataplane::wireguard::table::{Peer, WgIf};
 use rvpp_dataplane::wireguard::{self as wgdp, node, Wireguard};
 use std::net::IpAddr;
-use std::sync::{Arc, OnceLock};
-use std::time::Instant;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 /// wg-quick's MTU for a 1500-byte uplink with IPv4 outer headers (IP 20 + UDP 8 + data header
 /// 16 + tag 16, and up to 15 of padding, fit); 20 less with IPv6 outer headers.
@@ -52,10 +54,30 @@ fn wg(dp: &Dataplane) -> Arc<Wireguard> {
     dp.feature_tables.get::<Wireguard>()
 }
 
+/// When the engine's clock read 1 (its first call, or earlier: [`continue_clock`]).
+static EPOCH: Mutex<Option<Instant>> = Mutex::new(None);
+
 /// The engine's clock: ms since the first call (plus one, so 0 means never).
-fn now_ms() -> u64 {
-    static START: OnceLock<Instant> = OnceLock::new();
-    START.get_or_init(Instant::now).elapsed().as_millis() as u64 + 1
+pub fn now_ms() -> u64 {
+    let mut e = EPOCH.lock().unwrap_or_else(|e| e.into_inner());
+    e.get_or_insert_with(Instant::now).elapsed().as_millis() as u64 + 1
+}
+
+/// A live restart: run this process's clock on from `old_ms`, the old process's clock at its
+/// capture (both count on the system's monotonic clock), so that the times it handed over
+/// (keypair births, activity) mean the same here. False when this clock cannot go back that
+/// far (it then reads on as it was).
+pub fn continue_clock(old_ms: u64) -> bool {
+    let want = Instant::now().checked_sub(Duration::from_millis(old_ms.saturating_sub(1)));
+    {
+        let mut e = EPOCH.lock().unwrap_or_else(|e| e.into_inner());
+        match (*e, want) {
+            (Some(now), Some(w)) if w < now => *e = Some(w),
+            (None, Some(w)) => *e = Some(w),
+            _ => {}
+        }
+    }
+    now_ms() >= old_ms
 }
 
 fn unix_nanos() -> u128 {
@@ -136,6 +158,92 @@ pub fn delete(dp: &Arc<Dataplane>, sw: u32) -> SvcResult<()> {
     Ok(())
 }
 
+/// A live restart's interface `sw` (rebuilt already under its index by the restore, which
+/// holds `f`): checked as [`create`] checks, its encap features on, in the engine.
+pub fn restore_interface(dp: &Dataplane, f: &mut Forwarding, i: &IfHandover) -> SvcResult<()> {
+    let w = wg(dp);
+    if w.table
+        .load()
+        .interfaces()
+        .any(|x| x.sw_if_index == i.sw_if_index || (x.port == i.port && x.src == i.src))
+    {
+        return Err(SvcError::new(
+            rv::ENTRY_ALREADY_EXISTS,
+            format!("wg interface on sw_if_index {} exists", i.sw_if_index),
+        ));
+    }
+    if i.port == 0 || i.src.is_unspecified() || i.src.is_multicast() {
+        return Err(SvcError::new(rv::INVALID_VALUE, "bad port or source"));
+    }
+    KIND.adopt_interface(f, i.sw_if_index, i.instance)?;
+    let now = now_ms();
+    w.clock_ms.store(now, std::sync::atomic::Ordering::Relaxed);
+    engine(&w).add_interface(
+        &w,
+        (i.sw_if_index, i.instance, i.port, i.src),
+        i.private,
+        now,
+    );
+    wgdp::set_listening(i.port, true);
+    Ok(())
+}
+
+/// A live restart's peer under its index, its outer table looked up again by id (`f`: the
+/// restore's forwarding lock).
+pub fn restore_peer(dp: &Dataplane, f: &Forwarding, mut p: PeerHandover) -> SvcResult<()> {
+    let c = &mut p.config;
+    c.encap_fib = f
+        .fib_index(Af::of(&c.endpoint), c.table_id)
+        .ok_or_else(|| SvcError::new(rv::NO_SUCH_FIB, format!("no table {}", c.table_id)))?;
+    let w = wg(dp);
+    let r = engine(&w).adopt_peer(&w, p);
+    r.map_err(peer_error)
+}
+
+fn peer_error(e: PeerError) -> SvcError {
+    match e {
+        PeerError::NoInterface => {
+            SvcError::new(rv::INVALID_SW_IF_INDEX, "not a wg interface".to_string())
+        }
+        PeerError::Exists => SvcError::new(
+            rv::ENTRY_ALREADY_EXISTS,
+            "the interface has a peer with this public key (or index)".to_string(),
+        ),
+    }
+}
+
+/// For a live restart: the interfaces and peers with their sessions, and the clock they are
+/// in (the send counters follow: [`hand_over_counters`]).
+pub fn hand_over(dp: &Dataplane) -> (Vec<IfHandover>, Vec<PeerHandover>, u64) {
+    let w = wg(dp);
+    let e = engine(&w);
+    let (ifs, peers) = e.handover_state(&w);
+    (ifs, peers, now_ms())
+}
+
+/// For a live restart, when the next process is about to poll the devices: each keypair's
+/// first counter that is the next process's, by receiver index ([`take_back`] undoes it).
+pub fn hand_over_counters(dp: &Dataplane) -> Vec<(u32, u64)> {
+    let w = wg(dp);
+    let e = engine(&w);
+    e.hand_over_counters(&w)
+}
+
+/// The next process: its keypairs send from the counters the old one handed over; how many
+/// keypairs it found.
+pub fn take_over_counters(dp: &Dataplane, firsts: &[(u32, u64)]) -> usize {
+    let w = wg(dp);
+    let e = engine(&w);
+    e.take_over_counters(&w, firsts)
+}
+
+/// The take-over failed: the keypairs are this process's again.
+pub fn take_back(dp: &Dataplane) {
+    let w = wg(dp);
+    let e = engine(&w);
+    e.take_back(&w);
+}
+
 /// Every wg interface (`only`: one) with its private key.
 pub fn list(dp: &Dataplane, only: Option<u32>) -> Vec<(WgIf, Key)> {
     let w = wg(dp);
@@ -184,15 +292,7 @@ pub fn peer_add(dp: &Arc<Dataplane>, r: PeerRequest) -> SvcResult<u32> {
         persistent_keepalive: r.persistent_keepalive,
         allowed: r.allowed,
     };
-    let idx = engine(&w).add_peer(&w, c).map_err(|e| match e {
-        PeerError::NoInterface => {
-            SvcError::new(rv::INVALID_SW_IF_INDEX, "not a wg interface".to_string())
-        }
-        PeerError::Exists => SvcError::new(
-            rv::ENTRY_ALREADY_EXISTS,
-            "the interface has a peer with this public key".to_string(),
-        ),
-    })?;
+    let idx = engine(&w).add_peer(&w, c).map_err(peer_error)?;
     Ok(idx)
 }
 

@@ -4,7 +4,7 @@
 //! packets it wants sent (outer IP + UDP), which the daemon injects into ip4-/ip6-lookup.
 
 use super::noise::{self, HsError, Identity, Initiator, Key, PeerKeys};
-use super::session::{self, Keypair};
+use super::session::{self, Keypair, KeypairState};
 use super::table::{Peer, PeerActivity, WgIf};
 use super::{EngineCounters as C, Event, HandshakePacket, Wireguard, UNDER_LOAD};
 use crate::wire::{self, Ip4HdrMut, Ip6HdrMut, UdpHdrMut};
@@ -32,6 +32,32 @@ pub struct PeerConfig {
     pub encap_fib: u32,
     pub persistent_keepalive: u16,
     pub allowed: Vec<(IpAddr, u8)>,
+}
+
+/// A wg interface as a live restart carries it.
+#[derive(Clone, Debug)]
+pub struct IfHandover {
+    pub sw_if_index: u32,
+    pub instance: u32,
+    pub port: u16,
+    pub src: IpAddr,
+    pub private: Key,
+}
+
+/// A peer as a live restart carries it: its configuration (the endpoint as roamed; the
+/// old process's `encap_fib`, which the new one looks up again by `table_id`), its activity,
+/// its keypairs and the handshake state that must not start over: the last initiation's
+/// timestamp (a replayed one stays refused), when the last handshake completed, a cookie.
+/// Times are the engine's clock of the process that made them.
+pub struct PeerHandover {
+    pub index: u32,
+    pub config: PeerConfig,
+    pub activity: PeerActivity,
+    pub current: Option<KeypairState>,
+    pub previous: Option<KeypairState>,
+    pub last_initiation_ts: [u8; 12],
+    pub last_handshake_ms: u64,
+    pub cookie: Option<([u8; 16], u64)>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -250,6 +276,144 @@ impl Engine {
         t.remove_peer(index);
         wg.table.publish(t);
         true
+    }
+
+    /// For a live restart: every interface and peer with its sessions (their send counters
+    /// go over later: [`Self::hand_over_counters`]). A handshake in flight is not carried: the
+    /// next process starts it again when its keypair wants it.
+    pub fn handover_state(&self, wg: &Wireguard) -> (Vec<IfHandover>, Vec<PeerHandover>) {
+        let t = wg.table.load();
+        let ifs = t
+            .interfaces()
+            .filter_map(|i| {
+                Some(IfHandover {
+                    sw_if_index: i.sw_if_index,
+                    instance: i.instance,
+                    port: i.port,
+                    src: i.src,
+                    private: self.ifs.get(&i.sw_if_index)?.id.private,
+                })
+            })
+            .collect();
+        let peers = t
+            .peers()
+            .filter_map(|p| {
+                let ctl = self.peers.get(&p.index)?;
+                let a = &p.activity;
+                let g = PeerActivity::load;
+                Some(PeerHandover {
+                    index: p.index,
+                    config: PeerConfig {
+                        sw_if_index: p.sw_if_index,
+                        public: p.public,
+                        psk: ctl.keys.psk,
+                        endpoint: p.endpoint,
+                        port: p.port,
+                        table_id: p.table_id,
+                        encap_fib: p.encap_fib,
+                        persistent_keepalive: p.persistent_keepalive,
+                        allowed: p.allowed.clone(),
+                    },
+                    activity: PeerActivity {
+                        last_sent_ms: g(&a.last_sent_ms).into(),
+                        last_recv_ms: g(&a.last_recv_ms).into(),
+                        last_recv_data_ms: g(&a.last_recv_data_ms).into(),
+                        last_sent_data_ms: g(&a.last_sent_data_ms).into(),
+                        rx_bytes: g(&a.rx_bytes).into(),
+                        tx_bytes: g(&a.tx_bytes).into(),
+                        ..Default::default()
+                    },
+                    current: p.current.as_ref().map(|k| k.state()),
+                    previous: p.previous.as_ref().map(|k| k.state()),
+                    last_initiation_ts: ctl.last_ts,
+                    last_handshake_ms: ctl.last_handshake_ms,
+                    cookie: ctl.cookie,
+                })
+            })
+            .collect();
+        (ifs, peers)
+    }
+
+    /// For a live restart, just before the next process polls the devices: each keypair's
+    /// first send counter (by our receiver index) from which on it is the next process's
+    /// (`Keypair::hand_over`; [`Self::take_back`] undoes it).
+    pub fn hand_over_counters(&self, wg: &Wireguard) -> Vec<(u32, u64)> {
+        let t = wg.table.load();
+        t.peers()
+            .flat_map(|p| [&p.current, &p.previous])
+            .flatten()
+            .map(|k| (k.local_index, k.hand_over()))
+            .collect()
+    }
+
+    /// The next process: send on each keypair (by our receiver index) from the counter the old
+    /// one handed over; how many it found.
+    pub fn take_over_counters(&self, wg: &Wireguard, firsts: &[(u32, u64)]) -> usize {
+        let t = wg.table.load();
+        let mut found = 0;
+        for &(idx, first) in firsts {
+            if let Some((_, k)) = t.by_receiver(idx) {
+                k.skip_to(first);
+                found += 1;
+            }
+        }
+        found
+    }
+
+    /// The take-over failed after [`Self::hand_over_counters`]: this process's keypairs send
+    /// on.
+    pub fn take_back(&self, wg: &Wireguard) {
+        for p in wg.table.load().peers() {
+            for k in [&p.current, &p.previous].into_iter().flatten() {
+                k.take_back();
+            }
+        }
+    }
+
+    /// A peer a live restart carried, under its index, on an interface added already (its
+    /// times in this engine's clock, its `encap_fib` this process's).
+    pub fn adopt_peer(&mut self, wg: &Wireguard, p: PeerHandover) -> Result<(), PeerError> {
+        let c = p.config;
+        let i = self.ifs.get(&c.sw_if_index).ok_or(PeerError::NoInterface)?;
+        let mut t = (*wg.table.load()).clone();
+        if t.peer(p.index).is_some()
+            || self
+                .peers
+                .values()
+                .any(|x| x.sw == c.sw_if_index && x.keys.public == c.public)
+        {
+            return Err(PeerError::Exists);
+        }
+        let kp = |k: &Option<KeypairState>| k.as_ref().map(|k| Arc::new(Keypair::resumed(k)));
+        let keys = PeerKeys::new(&i.id, c.public, c.psk);
+        t.insert_peer(Peer {
+            index: p.index,
+            sw_if_index: c.sw_if_index,
+            public: c.public,
+            endpoint: c.endpoint,
+            port: c.port,
+            table_id: c.table_id,
+            encap_fib: c.encap_fib,
+            persistent_keepalive: c.persistent_keepalive,
+            allowed: c.allowed,
+            activity: Arc::new(p.activity),
+            current: kp(&p.current),
+            previous: kp(&p.previous),
+        });
+        wg.table.publish(t);
+        self.peers.insert(
+            p.index,
+            PeerCtl {
+                sw: c.sw_if_index,
+                keys,
+                last_ts: p.last_initiation_ts,
+                pending: None,
+                attempts_since: None,
+                cookie: p.cookie,
+                last_handshake_ms: p.last_handshake_ms,
+            },
+        );
+        Ok(())
     }
 
     /// When the peer's last handshake completed (engine ms), 0 if never.

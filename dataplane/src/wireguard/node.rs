@@ -51,6 +51,7 @@ crate::node_errors! {
         NO_TUNNEL => "wireguard: interface is not a wg interface (dropped)",
         NO_PEER => "wireguard: no peer for the destination (dropped)",
         NO_KEYS => "wireguard: no session keys yet, handshake started (dropped)",
+        HANDED_OVER => "wireguard: send counters handed to the next process of a live restart (dropped)",
         NO_ROOM => "wireguard: no room for padding, tag or outer headers (dropped)",
         LOOP => "wireguard: tunnel loops into itself (dropped)",
         GSO => "wireguard: gso super-frames not supported yet (dropped)",
@@ -247,7 +248,13 @@ fn encap_one(b: &mut Buf<'_>, wg: &Wireguard, t: &WgTable, now: u64) -> Result<u
         want_handshake(wg, peer);
         return Err(encap_error::NO_KEYS);
     };
-    let counter = k.next_counter().ok_or(encap_error::NO_KEYS)?;
+    let Some(counter) = k.next_counter() else {
+        return Err(if k.handed_over() {
+            encap_error::HANDED_OVER
+        } else {
+            encap_error::NO_KEYS
+        });
+    };
     if k.wants_rekey(now, counter) {
         want_handshake(wg, peer);
     }

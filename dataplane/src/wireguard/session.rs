@@ -34,7 +34,8 @@ pub const REKEY_TIMEOUT_MS: u64 = 5_000;
 pub const KEEPALIVE_TIMEOUT_MS: u64 = 10_000;
 pub const COOKIE_LIFETIME_MS: u64 = 120_000;
 
-const WORDS: usize = 32;
+/// 64-bit words of a replay window's bitmap.
+pub const WORDS: usize = 32;
 /// Counters this far behind the highest one seen are still accepted once.
 pub const WINDOW: u64 = ((WORDS - 1) * 64) as u64;
 
@@ -104,6 +105,44 @@ impl ReplayWindow {
         let bit = 1u64 << (c % 64);
         self.bits[(c / 64) as usize % WORDS].fetch_or(bit, Ordering::AcqRel) & bit == 0
     }
+
+    /// The window as it stands (highest counter + 1, the bitmap), for a live restart.
+    pub fn state(&self) -> (u64, [u64; WORDS]) {
+        let top = self.top.load(Ordering::Acquire);
+        (
+            top,
+            std::array::from_fn(|i| self.bits[i].load(Ordering::Relaxed)),
+        )
+    }
+
+    /// A window as [`Self::state`] gave it.
+    pub fn from_state(top: u64, bits: [u64; WORDS]) -> Self {
+        Self {
+            top: AtomicU64::new(top),
+            bits: bits.map(AtomicU64::new),
+        }
+    }
+}
+
+/// Counters the old process of a live restart may still send on once the new one is about to
+/// poll its devices (until its own workers stop); the new one starts past them. Half of rvpp's own
+/// window (wireguard-go's and Linux's are 8128), so that a peer still accepts the old
+/// process's last packets after the new one's first.
+pub const HANDOVER_RESERVE: u64 = 1024;
+/// How far a keypair's counter jumps when a take-over fails after its capture: past whatever
+/// the new process may have sent (2^40 packets is hours at any rate rvpp forwards).
+pub const HANDOVER_ABANDONED_JUMP: u64 = 1 << 40;
+
+/// A keypair as a live restart carries it: its keys, when it was made, its send counter,
+/// whether the peer confirmed it and the replay window.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeypairState {
+    pub keys: SessionKeys,
+    pub birth_ms: u64,
+    pub sent: u64,
+    pub confirmed: bool,
+    /// Highest received counter + 1, and the window's bitmap.
+    pub replay: (u64, [u64; WORDS]),
 }
 
 /// One handshake's transport keys, shared by every worker.
@@ -113,9 +152,13 @@ pub struct Keypair {
     pub initiator: bool,
     /// When the handshake finished (the engine's clock, ms).
     pub birth_ms: u64,
+    keys: SessionKeys,
     send: LessSafeKey,
     recv: LessSafeKey,
     send_counter: AtomicU64,
+    /// Counters from here on are not this process's to use: REJECT_AFTER_MESSAGES, or lower
+    /// once a live restart handed the rest to the next process ([`Self::hand_over`]).
+    send_limit: AtomicU64,
     /// The responder sends on a keypair only once the initiator used it (whitepaper §5.4.5);
     /// the initiator's keypairs are confirmed at birth.
     pub confirmed: AtomicBool,
@@ -124,16 +167,74 @@ pub struct Keypair {
 
 impl Keypair {
     pub fn new(k: &SessionKeys, birth_ms: u64) -> Self {
+        Self::resumed(&KeypairState {
+            keys: *k,
+            birth_ms,
+            sent: 0,
+            confirmed: k.initiator,
+            replay: (0, [0; WORDS]),
+        })
+    }
+
+    /// A keypair as another process had it, its counters from `s.sent` on.
+    pub fn resumed(s: &KeypairState) -> Self {
+        let k = &s.keys;
         Self {
             local_index: k.local_index,
             remote_index: k.remote_index,
             initiator: k.initiator,
-            birth_ms,
+            birth_ms: s.birth_ms,
+            keys: *k,
             send: key(&k.send),
             recv: key(&k.recv),
-            send_counter: AtomicU64::new(0),
-            confirmed: AtomicBool::new(k.initiator),
-            replay: ReplayWindow::default(),
+            send_counter: AtomicU64::new(s.sent),
+            send_limit: AtomicU64::new(REJECT_AFTER_MESSAGES),
+            confirmed: AtomicBool::new(s.confirmed),
+            replay: ReplayWindow::from_state(s.replay.0, s.replay.1),
+        }
+    }
+
+    /// For a live restart: this keypair as it stands (its counter the next one unused).
+    pub fn state(&self) -> KeypairState {
+        KeypairState {
+            keys: self.keys,
+            birth_ms: self.birth_ms,
+            sent: self.send_counter.load(Ordering::SeqCst),
+            confirmed: self.confirmed.load(Ordering::Relaxed),
+            replay: self.replay.state(),
+        }
+    }
+
+    /// For a live restart, just before the next process starts sending: its counters from the
+    /// returned one on are the next process's. This one may still send [`HANDOVER_RESERVE`]
+    /// more (its workers run until the next one is ready), never reaching those. Undone by
+    /// [`Self::take_back`].
+    pub fn hand_over(&self) -> u64 {
+        let first = self.send_counter.load(Ordering::SeqCst) + HANDOVER_RESERVE;
+        self.send_limit.fetch_min(first, Ordering::SeqCst);
+        first
+    }
+
+    /// The next process of a live restart: send from `first` on (what the old one's
+    /// [`Self::hand_over`] gave), if past where this one is.
+    pub fn skip_to(&self, first: u64) {
+        self.send_counter.fetch_max(first, Ordering::SeqCst);
+    }
+
+    /// A live restart gave this keypair's next counters to another process.
+    #[cold]
+    pub fn handed_over(&self) -> bool {
+        self.send_limit.load(Ordering::Relaxed) < REJECT_AFTER_MESSAGES
+    }
+
+    /// The take-over failed after [`Self::hand_over`]: send on, from past anything the next
+    /// process may have used (never a counter twice).
+    pub fn take_back(&self) {
+        if self.handed_over() {
+            let past = self.send_limit.load(Ordering::SeqCst) + HANDOVER_ABANDONED_JUMP;
+            self.send_counter.fetch_max(past, Ordering::SeqCst);
+            self.send_limit
+                .store(REJECT_AFTER_MESSAGES, Ordering::SeqCst);
         }
     }
 
@@ -150,11 +251,14 @@ impl Keypair {
             || (self.initiator && now_ms.saturating_sub(self.birth_ms) >= REKEY_AFTER_TIME_MS)
     }
 
-    /// The next send counter, or None when the keypair has sent all it may.
+    /// The next send counter, or None when the keypair has sent all it may (or all a live
+    /// restart left this process).
     #[inline(always)]
     pub fn next_counter(&self) -> Option<u64> {
         let c = self.send_counter.fetch_add(1, Ordering::Relaxed);
-        (c < REJECT_AFTER_MESSAGES).then_some(c)
+        // `hand_over` lowers the limit right after reading the counter: reaching the counters
+        // it gave away needs HANDOVER_RESERVE sends in between, long after the store is seen.
+        (c < self.send_limit.load(Ordering::Relaxed)).then_some(c)
     }
 
     pub fn sent(&self) -> u64 {
@@ -206,6 +310,65 @@ mod tests {
         // A jump beyond the whole bitmap forgets every older bit.
         assert!(w.mark(100_000));
         assert!(w.mark(100_000 - 64));
+    }
+
+    fn keys() -> SessionKeys {
+        SessionKeys {
+            send: [1; 32],
+            recv: [2; 32],
+            local_index: 1,
+            remote_index: 2,
+            initiator: false,
+        }
+    }
+
+    /// A live restart's hand-over: the old holder stops short of the counters it gave, the
+    /// new one starts there with the same window; a failed take-over sends on past both.
+    #[test]
+    fn handed_over_counters_are_never_used_twice() {
+        let old = Keypair::new(&keys(), 7);
+        for _ in 0..10 {
+            old.next_counter().unwrap();
+        }
+        assert!(old.replay.mark(3));
+        let st = old.state();
+        assert_eq!(st.sent, 10);
+        assert!(
+            !st.confirmed,
+            "a responder's keypair before its first packet"
+        );
+        let new = Keypair::resumed(&st);
+        assert!(!new.replay.may_accept(3) && new.replay.may_accept(2));
+        assert_eq!(new.birth_ms, 7);
+        // The old process sends on until the new one is about to; then the hand-over.
+        for _ in 0..100 {
+            old.next_counter().unwrap();
+        }
+        let first = old.hand_over();
+        assert_eq!(first, 110 + HANDOVER_RESERVE);
+        new.skip_to(first);
+        assert_eq!(new.next_counter(), Some(first));
+        let used: Vec<u64> = std::iter::from_fn(|| old.next_counter())
+            .take(5000)
+            .collect();
+        assert_eq!(
+            used.len() as u64,
+            HANDOVER_RESERVE,
+            "the old holder's last counters"
+        );
+        assert!(used.iter().all(|&c| c < first));
+        assert!(old.handed_over() && !new.handed_over());
+        // A take-over that failed: the old holder sends on, past anything the new one used.
+        old.take_back();
+        assert!(!old.handed_over());
+        let c = old.next_counter().unwrap();
+        assert!(c >= first + HANDOVER_ABANDONED_JUMP, "{c}");
+        old.take_back();
+        assert_eq!(
+            old.next_counter(),
+            Some(c + 1),
+            "nothing to take back twice"
+        );
     }
 
     #[test]

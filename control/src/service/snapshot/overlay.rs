@@ -446,11 +446,11 @@ pub(super) fn rx_modes_restore(dp: &Dataplane, snap: &Value, version: u64) -> Re
     Ok(())
 }
 
-fn hex(b: &[u8]) -> String {
+pub(super) fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
-fn unhex(v: &Value, k: &str) -> Result<Vec<u8>, String> {
+pub(super) fn unhex(v: &Value, k: &str) -> Result<Vec<u8>, String> {
     let s = text(v, k)?;
     if s.len() % 2 != 0 {
         return Err(bad(k));
