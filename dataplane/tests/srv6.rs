@@ -191,6 +191,14 @@ impl Lab {
     fn send(&mut self, sw: u32, frame: &[u8]) {
         inject(&mut self.rt, sw, frame);
     }
+    /// `frames` received on `sw`, one vector each (`one_by_one`) or all in one vector.
+    fn send_all(&mut self, sw: u32, frames: &[Vec<u8>], one_by_one: bool) {
+        if one_by_one {
+            frames.iter().for_each(|f| self.send(sw, f));
+        } else {
+            inject_vector(&mut self.rt, sw, frames);
+        }
+    }
     fn error(&self, node: &str, code: u16) -> u64 {
         counter(&self.rt, node, code)
     }
@@ -1046,6 +1054,37 @@ fn the_dt4_shortcut_follows_the_inner_routes_neighbour_and_route() {
     l.no_leaks();
 }
 
+/// One vector of pod packets into two policies and into one whose entry is gone (its route
+/// still there, as between the control side's two publishes): each packet gets its own
+/// policy's encap or the counted drop, as when sent one by one.
+#[test]
+fn a_vector_mixing_policies_leaves_as_its_frames_do_one_by_one() {
+    let frames = [
+        pod4([198, 19, 210, 7], 1000),
+        pod4([198, 19, 212, 7], 1000),
+        pod4([198, 19, 210, 7], 1001),
+        pod4([198, 19, 213, 7], 1000),
+        pod4([198, 19, 212, 7], 1001),
+        pod4([198, 19, 210, 7], 1002),
+    ];
+    let run = |one_by_one: bool| {
+        let (mut l, mut ctl) = build();
+        ctl.sr.policies[2] = None;
+        ctl.tables.get::<srv6::Table>().publish(ctl.sr.clone());
+        let if1 = l.if1;
+        l.send_all(if1, &frames, one_by_one);
+        let out = Lab::take(&l.out0);
+        let counts = [encap::error::ENCAPSULATED, encap::error::NO_POLICY]
+            .map(|c| l.error(encap::ENCAP4, c));
+        l.no_leaks();
+        (out, counts)
+    };
+    let (alone, together) = (run(true), run(false));
+    assert_eq!(alone.0.len(), 4, "policies 0 and 3 out by pg0");
+    assert_eq!(alone.1, [4, 2]);
+    assert_eq!(alone, together);
+}
+
 /// A packet whose outer packet would exceed the uplink's MTU is answered with the MTU that
 /// fits, before it is encapsulated (IPv6: packet too big; IPv4 with DF: frag needed), as the
 /// IPIP and VXLAN encap nodes answer; one that fits exactly leaves; IPv4 without DF takes the
@@ -1280,20 +1319,7 @@ fn a_vector_mixing_sids_leaves_as_its_frames_do_one_by_one() {
     let run = |one_by_one: bool| {
         let mut l = lab();
         let if0 = l.if0;
-        if one_by_one {
-            frames.iter().for_each(|f| l.send(if0, f));
-        } else {
-            let bufs = l.rt.buffers();
-            let bis: Vec<u32> = frames
-                .iter()
-                .map(|f| {
-                    let bi = bufs.alloc_from_bytes(f).unwrap();
-                    bufs.meta(bi).rx_sw_if_index = if0;
-                    bi
-                })
-                .collect();
-            l.rt.inject("ethernet-input", &bis).unwrap();
-        }
+        l.send_all(if0, &frames, one_by_one);
         let (mut out0, mut out1) = (Lab::take(&l.out0), Lab::take(&l.out1));
         out0.sort();
         out1.sort();

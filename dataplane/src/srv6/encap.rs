@@ -10,7 +10,7 @@
 //! carrying the MTU that fits (IPv6, or IPv4 with DF), as the IPIP and VXLAN encap nodes do:
 //! ip6-rewrite would only answer our own outer source.
 
-use super::{SidList, Srv6, Table};
+use super::{Policy, SidList, Srv6, Table};
 use crate::buffer::flags;
 use crate::buffer::Buf;
 use crate::graph::{Node, NodeInfo};
@@ -102,7 +102,7 @@ struct Pick<'s> {
 }
 
 #[inline(always)]
-fn pick<'s>(b: &Buf<'_>, sr: &'s Srv6, fwd: &FwdTable, v4: bool) -> Result<Pick<'s>, u16> {
+fn pick<'s>(b: &Buf<'_>, policy: Option<&'s Policy>, v4: bool) -> Result<Pick<'s>, u16> {
     let m = &*b.meta;
     // A GSO super-frame or a checksum left to the device is the inner packet's: gso-segment
     // does it after us, past the outer header and SRH.
@@ -110,11 +110,7 @@ fn pick<'s>(b: &Buf<'_>, sr: &'s Srv6, fwd: &FwdTable, v4: bool) -> Result<Pick<
     if m.relookups >= MAX_RELOOKUPS {
         return Err(error::LOOP);
     }
-    let adj = fwd.adj(m.adj_index);
-    let policy = sr
-        .policy(adj.lookup_fib)
-        .filter(|_| adj.kind == AdjKind::SrPolicy)
-        .ok_or(error::NO_POLICY)?;
+    let policy = policy.ok_or(error::NO_POLICY)?;
     let (tc, label, hash) = payload_info(b.data(), v4).ok_or(error::NOT_IP)?;
     let list = policy.pick(hash).ok_or(error::NO_SID_LIST)?;
     Ok(Pick {
@@ -125,6 +121,14 @@ fn pick<'s>(b: &Buf<'_>, sr: &'s Srv6, fwd: &FwdTable, v4: bool) -> Result<Pick<
         hash,
         offload,
     })
+}
+
+/// The policy an adjacency names, if it is a policy adjacency whose entry is there.
+#[inline(always)]
+fn policy_of<'s>(sr: &'s Srv6, fwd: &FwdTable, adj_index: u32) -> Option<&'s Policy> {
+    let adj = fwd.adj(adj_index);
+    sr.policy(adj.lookup_fib)
+        .filter(|_| adj.kind == AdjKind::SrPolicy)
 }
 
 /// Put `p`'s outer IPv6 header (and SRH) in front of the payload.
@@ -211,11 +215,18 @@ impl Node for SrEncap {
         // list is one policy's, in one table): it follows route and neighbour changes as
         // ip6-lookup would. Lists are told apart by address, fixed within the snapshot.
         let mut last_list: *const SidList = std::ptr::null();
+        // A policy's packets come in runs: the last adjacency's policy is looked up once.
+        let (mut last_adj, mut last_policy) = (u32::MAX, None);
         let mut uplink: Option<Uplink> = None;
         let mut told = 0;
         for (&bi, next_out) in bufs.iter().zip(nexts.iter_mut()) {
             let mut b = cx.bufs.get(bi);
-            let r = pick(&b, sr, fwd, self.payload_v4).and_then(|p| {
+            let ai = b.meta.adj_index;
+            if ai != last_adj {
+                last_adj = ai;
+                last_policy = policy_of(sr, fwd, ai);
+            }
+            let r = pick(&b, last_policy, self.payload_v4).and_then(|p| {
                 if !std::ptr::eq(p.list, last_list) {
                     last_list = p.list;
                     uplink = p.list.sids.first().and_then(|&dst| {
