@@ -134,16 +134,7 @@ impl Lab {
     }
     /// `frames` received on `sw` in one vector.
     fn send_vector(&mut self, sw: u32, frames: &[Vec<u8>]) {
-        let bufs = self.rt.buffers();
-        let bis: Vec<u32> = frames
-            .iter()
-            .map(|f| {
-                let bi = bufs.alloc_from_bytes(f).unwrap();
-                bufs.meta(bi).rx_sw_if_index = sw;
-                bi
-            })
-            .collect();
-        self.rt.inject("ethernet-input", &bis).unwrap();
+        inject_vector(&mut self.rt, sw, frames);
     }
     /// Packets a node has processed so far.
     fn packets(&self, node: &str) -> u64 {

@@ -191,6 +191,14 @@ impl Lab {
     fn send(&mut self, sw: u32, frame: &[u8]) {
         inject(&mut self.rt, sw, frame);
     }
+    /// `frames` received on `sw`, one vector each (`one_by_one`) or all in one vector.
+    fn send_all(&mut self, sw: u32, frames: &[Vec<u8>], one_by_one: bool) {
+        if one_by_one {
+            frames.iter().for_each(|f| self.send(sw, f));
+        } else {
+            inject_vector(&mut self.rt, sw, frames);
+        }
+    }
     fn error(&self, node: &str, code: u16) -> u64 {
         counter(&self.rt, node, code)
     }
@@ -786,6 +794,15 @@ fn vectors(l: &Lab, node: &str) -> u64 {
     l.rt.stats().nodes[i].vectors.get()
 }
 
+/// The destination MACs of the frames `keep` picks.
+fn dst_macs(frames: &[Vec<u8>], keep: impl Fn(&[u8]) -> bool) -> Vec<[u8; 6]> {
+    frames
+        .iter()
+        .filter(|f| keep(f))
+        .map(|f| f[..6].try_into().unwrap())
+        .collect()
+}
+
 /// Pod packets into every policy that leaves by pg0: one SID (IPv4 and IPv6 payloads), two
 /// SIDs with the full SRH, H.Encaps.Red, weighted lists.
 fn steered_mix() -> Vec<Vec<u8>> {
@@ -852,13 +869,8 @@ fn the_encap_shortcut_follows_the_sids_neighbour_and_route() {
     let (mut l, mut ctl) = build();
     let (if0, if1) = (l.if0, l.if1);
     let send = |l: &mut Lab| l.send(if1, &pod4([198, 19, 210, 7], 1000));
-    let encapsulated_to = |frames: &[Vec<u8>]| -> Vec<[u8; 6]> {
-        frames
-            .iter()
-            .filter(|f| f[12..14] == [0x86, 0xdd] && f[14 + 6] == 4)
-            .map(|f| f[..6].try_into().unwrap())
-            .collect()
-    };
+    let encapsulated_to =
+        |frames: &[Vec<u8>]| dst_macs(frames, |f| f[12..14] == [0x86, 0xdd] && f[14 + 6] == 4);
     ctl.fwd.neighbor_del(if0, a("fd00::2")).unwrap();
     ctl.fwd.publish();
     send(&mut l);
@@ -907,6 +919,170 @@ fn the_encap_shortcut_follows_the_sids_neighbour_and_route() {
     assert!(encapsulated_to(&Lab::take(&l.out0)).is_empty());
     assert_eq!(Lab::take(&l.out1).len(), 1, "the frag-needed to the pod");
     l.no_leaks();
+}
+
+/// End.DT4's inner packets to the pod (a plain, resolved route), IPv4 with options, a TTL
+/// of 1 (the long path answers it) and link padding: what leaves for each.
+fn dt4_mix() -> Vec<Vec<u8>> {
+    let dt4 = |inner: &[u8]| sr_frame(LOCALSIDS[0], &[LOCALSIDS[0]], 0, 4, inner);
+    let mut opts = inner4();
+    opts.splice(20..20, [1, 1, 1, 0]);
+    opts[0] = 0x46;
+    let tl = opts.len() as u16;
+    opts[2..4].copy_from_slice(&tl.to_be_bytes());
+    fix_ip4_checksum(&mut opts);
+    let mut padded = inner4();
+    padded.extend_from_slice(&[0xee; 6]);
+    let mut v = vec![
+        dt4(&inner4()),
+        sr_frame(LOCALSIDS[0], &[], 0, 4, &inner4()),
+        dt4(&opts),
+        dt4(&padded),
+    ];
+    v.extend((0..4).map(|_| dt4(&inner4())));
+    v
+}
+
+/// End.DT4's inner packet skips ip4-lookup and ip4-rewrite when its route is one plain
+/// adjacency, and what leaves is byte for byte what the long path (forced here by making the
+/// pod's route two paths to two neighbours with the same MAC) writes.
+#[test]
+fn the_dt4_shortcut_writes_the_bytes_the_long_path_does() {
+    let (mut l, mut ctl) = build();
+    let (if0, if1) = (l.if0, l.if1);
+    let mix = dt4_mix();
+    for f in &mix {
+        l.send(if0, f);
+    }
+    let short = Lab::take(&l.out1);
+    assert_eq!(short.len(), mix.len());
+    assert_eq!(
+        vectors(&l, "ip4-lookup") + vectors(&l, "ip4-rewrite"),
+        0,
+        "the inner packets went from sr-localsid to interface-output"
+    );
+    ctl.fwd
+        .neighbor_add(if1, a("198.19.0.3"), PEER1, true)
+        .unwrap();
+    let paths = ["198.19.0.2", "198.19.0.3"]
+        .iter()
+        .map(|nh| Path::via(a(nh), Some(if1)))
+        .collect();
+    ctl.fwd
+        .route_add(0, Prefix::parse("198.19.0.2/32").unwrap(), paths)
+        .unwrap();
+    ctl.fwd.publish();
+    for f in &mix {
+        l.send(if0, f);
+    }
+    let long = Lab::take(&l.out1);
+    assert!(vectors(&l, "ip4-rewrite") > 0, "the long path was taken");
+    assert_eq!(short, long);
+    assert_eq!(
+        l.error(localsid::NAME, localsid::error::DECAPSULATED),
+        2 * mix.len() as u64
+    );
+    l.no_leaks();
+}
+
+/// The shortcut follows the inner destination's neighbour and route as ip4-lookup would: no
+/// neighbour, the long path (which resolves it); the neighbour back, to the pod again; the
+/// route moved to pg0, the next packet follows it; the next hop's MAC changed, the next packet
+/// carries it; a TTL of 1 goes the long way and is answered, not forwarded.
+#[test]
+fn the_dt4_shortcut_follows_the_inner_routes_neighbour_and_route() {
+    let (mut l, mut ctl) = build();
+    let (if0, if1) = (l.if0, l.if1);
+    let send = |l: &mut Lab, inner: &[u8]| {
+        l.send(if0, &sr_frame(LOCALSIDS[0], &[LOCALSIDS[0]], 0, 4, inner))
+    };
+    let ip4_to = |frames: &[Vec<u8>]| {
+        dst_macs(frames, |f| {
+            f[12..14] == [0x08, 0x00] && f[14 + 16..14 + 20] == [198, 19, 0, 2]
+        })
+    };
+    ctl.fwd.neighbor_del(if1, a("198.19.0.2")).unwrap();
+    ctl.fwd.publish();
+    send(&mut l, &inner4());
+    assert!(ip4_to(&Lab::take(&l.out1)).is_empty(), "no neighbour yet");
+    assert_eq!(vectors(&l, "ip4-lookup"), 1, "unresolved: the long path");
+    ctl.fwd
+        .neighbor_add(if1, a("198.19.0.2"), PEER1, true)
+        .unwrap();
+    ctl.fwd.publish();
+    send(&mut l, &inner4());
+    assert_eq!(ip4_to(&Lab::take(&l.out1)), vec![PEER1]);
+    assert_eq!(vectors(&l, "ip4-lookup"), 1, "resolved: the shortcut");
+    let host = Prefix::parse("198.19.0.2/32").unwrap();
+    ctl.fwd
+        .route_add(0, host, vec![Path::via(a("198.18.0.2"), Some(if0))])
+        .unwrap();
+    ctl.fwd.publish();
+    send(&mut l, &inner4());
+    assert!(Lab::take(&l.out1).is_empty(), "no longer via pg1");
+    let out = Lab::take(&l.out0);
+    assert_eq!(ip4_to(&out), vec![PEER0]);
+    assert_eq!(&out[0][6..12], &MAC0, "pg0's own MAC as the source");
+    let moved = [2, 0, 0, 0, 0, 0xb9];
+    ctl.fwd
+        .neighbor_add(if0, a("198.18.0.2"), moved, true)
+        .unwrap();
+    ctl.fwd.publish();
+    send(&mut l, &inner4());
+    assert_eq!(ip4_to(&Lab::take(&l.out0)), vec![moved]);
+    assert_eq!(vectors(&l, "ip4-lookup"), 1, "all through the shortcut");
+    // The host route back through pg1 (deleting ours leaves the neighbour's /32 gone too).
+    ctl.fwd
+        .route_add(0, host, vec![Path::via(a("198.19.0.2"), Some(if1))])
+        .unwrap();
+    ctl.fwd.publish();
+    send(&mut l, &inner4());
+    assert_eq!(ip4_to(&Lab::take(&l.out1)), vec![PEER1], "back to the pod");
+    assert_eq!(vectors(&l, "ip4-lookup"), 1, "still the shortcut");
+    let mut ttl1 = inner4();
+    ttl1[8] = 1;
+    fix_ip4_checksum(&mut ttl1);
+    let rewrites = vectors(&l, "ip4-rewrite");
+    send(&mut l, &ttl1);
+    assert_eq!(
+        vectors(&l, "ip4-rewrite"),
+        rewrites + 1,
+        "TTL 1: ip4-rewrite answers it"
+    );
+    assert!(ip4_to(&Lab::take(&l.out1)).is_empty(), "not forwarded");
+    Lab::take(&l.out0);
+    l.no_leaks();
+}
+
+/// One vector of pod packets into two policies and into one whose entry is gone (its route
+/// still there, as between the control side's two publishes): each packet gets its own
+/// policy's encap or the counted drop, as when sent one by one.
+#[test]
+fn a_vector_mixing_policies_leaves_as_its_frames_do_one_by_one() {
+    let frames = [
+        pod4([198, 19, 210, 7], 1000),
+        pod4([198, 19, 212, 7], 1000),
+        pod4([198, 19, 210, 7], 1001),
+        pod4([198, 19, 213, 7], 1000),
+        pod4([198, 19, 212, 7], 1001),
+        pod4([198, 19, 210, 7], 1002),
+    ];
+    let run = |one_by_one: bool| {
+        let (mut l, mut ctl) = build();
+        ctl.sr.policies[2] = None;
+        ctl.tables.get::<srv6::Table>().publish(ctl.sr.clone());
+        let if1 = l.if1;
+        l.send_all(if1, &frames, one_by_one);
+        let out = Lab::take(&l.out0);
+        let counts = [encap::error::ENCAPSULATED, encap::error::NO_POLICY]
+            .map(|c| l.error(encap::ENCAP4, c));
+        l.no_leaks();
+        (out, counts)
+    };
+    let (alone, together) = (run(true), run(false));
+    assert_eq!(alone.0.len(), 4, "policies 0 and 3 out by pg0");
+    assert_eq!(alone.1, [4, 2]);
+    assert_eq!(alone, together);
 }
 
 /// A packet whose outer packet would exceed the uplink's MTU is answered with the MTU that
@@ -1143,20 +1319,7 @@ fn a_vector_mixing_sids_leaves_as_its_frames_do_one_by_one() {
     let run = |one_by_one: bool| {
         let mut l = lab();
         let if0 = l.if0;
-        if one_by_one {
-            frames.iter().for_each(|f| l.send(if0, f));
-        } else {
-            let bufs = l.rt.buffers();
-            let bis: Vec<u32> = frames
-                .iter()
-                .map(|f| {
-                    let bi = bufs.alloc_from_bytes(f).unwrap();
-                    bufs.meta(bi).rx_sw_if_index = if0;
-                    bi
-                })
-                .collect();
-            l.rt.inject("ethernet-input", &bis).unwrap();
-        }
+        l.send_all(if0, &frames, one_by_one);
         let (mut out0, mut out1) = (Lab::take(&l.out0), Lab::take(&l.out1));
         out0.sort();
         out1.sort();

@@ -194,18 +194,29 @@ impl Ip6Fib {
             }
         }
         let lens = &lens[..n];
+        // A run of one destination (every packet to one of our SIDs, a flow's packets) is
+        // probed once: within the batch the table does not change.
+        let mut last: Option<(u128, u32)> = None;
         for (o, &a) in out.iter_mut().zip(addrs) {
-            *o = LEAF_MISS;
+            if let Some((la, leaf)) = last {
+                if la == a {
+                    *o = leaf;
+                    continue;
+                }
+            }
+            let mut found = LEAF_MISS;
             for &(len, m) in lens {
                 let key = a & m;
                 let leaf = t
                     .find(self.hash(key, len), key, len)
                     .map_or(LEAF_MISS, |s| s.leaf.load(Acquire));
                 if leaf != LEAF_MISS {
-                    *o = leaf;
+                    found = leaf;
                     break;
                 }
             }
+            *o = found;
+            last = Some((a, found));
         }
     }
 }
@@ -432,7 +443,7 @@ mod tests {
                 w.delete(p, len).unwrap();
             }
         }
-        let addrs: Vec<u128> = (0..2000)
+        let mut addrs: Vec<u128> = (0..2000)
             .map(|_| match next() % 10 {
                 // Outside fd00::/10: no route covers it.
                 0 => 0x2001u128 << 112 | next() as u128,
@@ -442,6 +453,17 @@ mod tests {
                 }
             })
             .collect();
+        // Runs of one address (a run is probed once), misses among them, and an address
+        // coming back after another.
+        let runs: Vec<u128> = addrs
+            .iter()
+            .flat_map(|&a| std::iter::repeat_n(a, 1 + next() as usize % 3))
+            .collect();
+        addrs.extend(runs);
+        let (sid, beside) = (a("fd00:ffff::1"), a("fd00:ffff::2"));
+        w.add(sid, 128, 9001).unwrap();
+        addrs.extend([addrs[0], addrs[1], addrs[0], addrs[0]]);
+        addrs.extend([sid, sid, beside, beside, sid, beside]);
         let mut out = vec![0u32; addrs.len()];
         f.lookup_batch(&addrs, &mut out);
         for (i, &a) in addrs.iter().enumerate() {

@@ -794,7 +794,7 @@ pub struct EthRewrite {
 
 impl EthRewrite {
     #[inline(always)]
-    fn of(adj: &Adjacency) -> Option<Self> {
+    pub(crate) fn of(adj: &Adjacency) -> Option<Self> {
         (adj.kind == AdjKind::Rewrite
             && adj.rewrite_len as usize == wire::ETH_HDR
             && adj.out_features == 0)
@@ -845,7 +845,10 @@ impl ArcRewrite {
 /// this returns true `rewrite_one` would have returned `output` with the same changes.
 /// `PUSH`: the adjacency's 14-byte header is written (else it has none).
 #[inline(always)]
-fn rewrite_fast<F: RewriteFamily, const PUSH: bool>(b: &mut Buf<'_>, rw: &EthRewrite) -> bool {
+pub(crate) fn rewrite_fast<F: RewriteFamily, const PUSH: bool>(
+    b: &mut Buf<'_>,
+    rw: &EthRewrite,
+) -> bool {
     if b.meta.flags & (flags::LOCALLY_ORIGINATED | flags::GSO) != 0 {
         return false;
     }

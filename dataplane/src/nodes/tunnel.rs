@@ -172,6 +172,12 @@ impl Uplink {
         m.adj_index = self.adj_index;
     }
 
+    /// The adjacency the lookup gives the destination.
+    #[inline(always)]
+    pub(crate) fn adj_index(&self) -> u32 {
+        self.adj_index
+    }
+
     /// None: the lookup would do something else (no route, ECMP, a local, glean or
     /// table-lookup adjacency, output features, a scoped or multicast destination); such
     /// packets go through ip4-/ip6-lookup as before.

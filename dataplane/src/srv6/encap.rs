@@ -10,17 +10,18 @@
 //! carrying the MTU that fits (IPv6, or IPv4 with DF), as the IPIP and VXLAN encap nodes do:
 //! ip6-rewrite would only answer our own outer source.
 
-use super::{SidList, Srv6, Table};
+use super::{Policy, SidList, Srv6, Table};
+use crate::buffer::flags;
 use crate::buffer::Buf;
 use crate::graph::{Node, NodeInfo};
 use crate::nodes::tunnel::{
-    fits, hand_on_offload, offload_state, outer_packet, TooBigCodes, Uplink,
+    fits, hand_on_offload, offload_state, outer_packet, straight_out, TooBigCodes, Uplink,
 };
 use crate::rcu::Snapshot;
 use crate::runtime::Ctx;
 use crate::tables::{AdjKind, FwdTable, MAX_RELOOKUPS};
 use crate::wire::tunnel::{IP_PROTO_IPIP, IP_PROTO_IPV6};
-use crate::wire::{Ip4Hdr, Ip6Hdr, IP6_HDR};
+use crate::wire::{Ip4Hdr, Ip6Hdr, ETH_HDR, IP6_HDR};
 use std::sync::Arc;
 
 pub const ENCAP6: &str = "sr-pl-rewrite-encaps";
@@ -101,7 +102,7 @@ struct Pick<'s> {
 }
 
 #[inline(always)]
-fn pick<'s>(b: &Buf<'_>, sr: &'s Srv6, fwd: &FwdTable, v4: bool) -> Result<Pick<'s>, u16> {
+fn pick<'s>(b: &Buf<'_>, policy: Option<&'s Policy>, v4: bool) -> Result<Pick<'s>, u16> {
     let m = &*b.meta;
     // A GSO super-frame or a checksum left to the device is the inner packet's: gso-segment
     // does it after us, past the outer header and SRH.
@@ -109,11 +110,7 @@ fn pick<'s>(b: &Buf<'_>, sr: &'s Srv6, fwd: &FwdTable, v4: bool) -> Result<Pick<
     if m.relookups >= MAX_RELOOKUPS {
         return Err(error::LOOP);
     }
-    let adj = fwd.adj(m.adj_index);
-    let policy = sr
-        .policy(adj.lookup_fib)
-        .filter(|_| adj.kind == AdjKind::SrPolicy)
-        .ok_or(error::NO_POLICY)?;
+    let policy = policy.ok_or(error::NO_POLICY)?;
     let (tc, label, hash) = payload_info(b.data(), v4).ok_or(error::NOT_IP)?;
     let list = policy.pick(hash).ok_or(error::NO_SID_LIST)?;
     Ok(Pick {
@@ -126,11 +123,18 @@ fn pick<'s>(b: &Buf<'_>, sr: &'s Srv6, fwd: &FwdTable, v4: bool) -> Result<Pick<
     })
 }
 
+/// The policy an adjacency names, if it is a policy adjacency whose entry is there.
+#[inline(always)]
+fn policy_of<'s>(sr: &'s Srv6, fwd: &FwdTable, adj_index: u32) -> Option<&'s Policy> {
+    let adj = fwd.adj(adj_index);
+    sr.policy(adj.lookup_fib)
+        .filter(|_| adj.kind == AdjKind::SrPolicy)
+}
+
 /// Put `p`'s outer IPv6 header (and SRH) in front of the payload.
 #[inline(always)]
 fn write_outer(b: &mut Buf<'_>, p: &Pick<'_>, v4: bool) -> Result<(), u16> {
-    let (list, tc, label) = (p.list, p.tc, p.label);
-    let rw = list.rewrite();
+    let rw = p.list.rewrite();
     let inner_len = b.total_len();
     let payload_len = u16::try_from(rw.len() - IP6_HDR + inner_len).map_err(|_| error::TOO_BIG)?;
     if !b.retreat(rw.len()) {
@@ -145,24 +149,54 @@ fn write_outer(b: &mut Buf<'_>, p: &Pick<'_>, v4: bool) -> Result<(), u16> {
         (Some(to), Some(from)) if rw.len() == IP6_HDR => *to = *from,
         _ => out.copy_from_slice(rw),
     }
-    let Some(h) = out.first_chunk_mut::<IP6_HDR>() else {
-        return Err(error::NO_HEADROOM);
-    };
-    h[0] = 0x60 | tc >> 4;
-    h[1] = (tc << 4) | (label >> 16) as u8 & 0x0f;
-    h[2] = (label >> 8) as u8;
-    h[3] = label as u8;
-    h[4..6].copy_from_slice(&payload_len.to_be_bytes());
-    let proto = if v4 { IP_PROTO_IPIP } else { IP_PROTO_IPV6 };
-    if let Some(nh) = out.get_mut(list.next_header_at as usize) {
-        *nh = proto;
-    }
+    fill_outer(out, p, payload_len, v4);
     b.meta.flow_hash = p.hash;
     outer_packet(b.meta, p.fib);
     if p.offload {
         hand_on_offload(b.meta, rw.len());
     }
     Ok(())
+}
+
+/// The per-packet fields of the outer header (and SRH) copied into `out`: traffic class, flow
+/// label, payload length and the payload's protocol.
+#[inline(always)]
+fn fill_outer(out: &mut [u8], p: &Pick<'_>, payload_len: u16, v4: bool) {
+    let (tc, label) = (p.tc, p.label);
+    if let Some(h) = out.first_chunk_mut::<IP6_HDR>() {
+        h[0] = 0x60 | tc >> 4;
+        h[1] = (tc << 4) | (label >> 16) as u8 & 0x0f;
+        h[2] = (label >> 8) as u8;
+        h[3] = label as u8;
+        h[4..6].copy_from_slice(&payload_len.to_be_bytes());
+    }
+    let proto = if v4 { IP_PROTO_IPIP } else { IP_PROTO_IPV6 };
+    if let Some(nh) = out.get_mut(p.list.next_header_at as usize) {
+        *nh = proto;
+    }
+}
+
+/// A one-SID list's packet (no SRH) that fits the uplink, in one buffer with no offload: the
+/// uplink's Ethernet header and the outer IPv6 header written in one window, the metadata as
+/// `write_outer` then [`Uplink::finish`] leave it. None, changing nothing: the two steps decide.
+#[inline(always)]
+fn straight_one_sid(b: &mut Buf<'_>, p: &Pick<'_>, up: &Uplink, v4: bool) -> Option<u16> {
+    const W: usize = ETH_HDR + IP6_HDR;
+    let rw = p.list.rewrite().first_chunk::<IP6_HDR>()?;
+    if p.list.rewrite().len() != IP6_HDR || p.offload || b.meta.flags & flags::NEXT_PRESENT != 0 {
+        return None;
+    }
+    let eth = up.eth()?;
+    let payload_len = b.meta.current_length;
+    let w = b.window_mut::<W, W>()?;
+    let (l2, h) = w.split_first_chunk_mut::<ETH_HDR>()?;
+    *l2 = *eth;
+    let h = h.first_chunk_mut::<IP6_HDR>()?;
+    *h = *rw;
+    fill_outer(h, p, payload_len, v4);
+    b.meta.flow_hash = p.hash;
+    straight_out(b.meta, up, IP6_HDR, p.fib);
+    Some(next::OUTPUT)
 }
 
 impl Node for SrEncap {
@@ -181,11 +215,18 @@ impl Node for SrEncap {
         // list is one policy's, in one table): it follows route and neighbour changes as
         // ip6-lookup would. Lists are told apart by address, fixed within the snapshot.
         let mut last_list: *const SidList = std::ptr::null();
+        // A policy's packets come in runs: the last adjacency's policy is looked up once.
+        let (mut last_adj, mut last_policy) = (u32::MAX, None);
         let mut uplink: Option<Uplink> = None;
         let mut told = 0;
         for (&bi, next_out) in bufs.iter().zip(nexts.iter_mut()) {
             let mut b = cx.bufs.get(bi);
-            let r = pick(&b, sr, fwd, self.payload_v4).and_then(|p| {
+            let ai = b.meta.adj_index;
+            if ai != last_adj {
+                last_adj = ai;
+                last_policy = policy_of(sr, fwd, ai);
+            }
+            let r = pick(&b, last_policy, self.payload_v4).and_then(|p| {
                 if !std::ptr::eq(p.list, last_list) {
                     last_list = p.list;
                     uplink = p.list.sids.first().and_then(|&dst| {
@@ -207,6 +248,12 @@ impl Node for SrEncap {
                     }
                     None => false,
                 };
+                if let (true, Some(up)) = (fit, &uplink) {
+                    if let Some(n) = straight_one_sid(&mut b, &p, up, self.payload_v4) {
+                        done += 1;
+                        return Ok(n);
+                    }
+                }
                 write_outer(&mut b, &p, self.payload_v4)?;
                 done += 1;
                 Ok(match &uplink {

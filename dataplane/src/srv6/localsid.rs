@@ -11,14 +11,21 @@
 //!   as well (Linux and VPP send one-SID encaps so). The inner header gets ip4-/ip6-input's
 //!   checks here (the packet goes straight to the lookup or rewrite): a bad one is a counted
 //!   drop, a TTL / hop limit of 0 is answered with time exceeded.
+//! - End.DT4's inner packet, when ip4-lookup would give it one plain Ethernet rewrite (the
+//!   tunnels' [`Uplink`], resolved once per inner destination per vector), is rewritten
+//!   here as ip4-rewrite's fast path would and handed to interface-output, skipping both
+//!   nodes; anything else (ECMP, no neighbour, output features, TTL 1, too big) goes to
+//!   ip4-lookup as before.
 
 use super::{Behavior, Localsid, Srv6, Table};
 use crate::buffer::{flags, for_each_prefetched, Buf};
 use crate::graph::{Node, NodeInfo};
-use crate::nodes::family::{set_icmp_error, Family, InputFamily, V4, V6};
+use crate::nodes::family::{rewrite_fast, set_icmp_error, EthRewrite, Family, InputFamily, V4, V6};
+use crate::nodes::ip4::dst4;
+use crate::nodes::tunnel::Uplink;
 use crate::rcu::Snapshot;
 use crate::runtime::Ctx;
-use crate::tables::{AdjKind, FwdTable, MAX_RELOOKUPS};
+use crate::tables::{AdjKind, FwdTable, WorkerTables, MAX_RELOOKUPS};
 use crate::wire::l4::icmp6_type;
 use crate::wire::srh::{Srh, SrhError, ROUTING_TYPE_SRH, SEGMENTS_LEFT_OFFSET, SRH_FIXED};
 use crate::wire::tunnel::{IP_PROTO_IPIP, IP_PROTO_IPV6, IP_PROTO_ROUTING};
@@ -36,6 +43,7 @@ crate::next_edges! {
         IP4_REWRITE => "ip4-rewrite",
         ICMP_ERROR => "ip6-icmp-error",
         ICMP4_ERROR => "ip4-icmp-error",
+        OUTPUT => "interface-output",
     }
 }
 
@@ -203,6 +211,45 @@ fn decapsulated(b: &mut Buf<'_>, fib: u32) {
     m.l3_hdr_offset = m.current_data;
     // The inner family's table (DX: the default one, where a time exceeded is routed).
     m.fib_index = fib;
+}
+
+/// Where the vector's last End.DT4 inner destination goes when ip4-lookup would give it one
+/// plain Ethernet rewrite: looked up again whenever the (table, destination) changes, from
+/// the worker's tables of this vector, so it follows route and neighbour changes exactly
+/// when ip4-lookup would.
+#[derive(Default)]
+struct Inner4Route {
+    key: Option<(u32, u32)>,
+    rewrite: Option<(EthRewrite, u32)>,
+}
+
+impl Inner4Route {
+    /// A decapsulated IPv4 packet leaves as ip4-lookup and ip4-rewrite's fast paths would send
+    /// it: true, bound for interface-output; false, changing nothing, for ip4-lookup.
+    #[inline(always)]
+    fn forward(&mut self, b: &mut Buf<'_>, tables: &WorkerTables) -> bool {
+        let key = (b.meta.fib_index, dst4(b));
+        if self.key != Some(key) {
+            self.key = Some(key);
+            self.rewrite = plain_rewrite4(tables, key.0, key.1);
+        }
+        match &self.rewrite {
+            Some((rw, adj)) if rewrite_fast::<V4, true>(b, rw) => {
+                b.meta.adj_index = *adj;
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
+/// The single-path Ethernet rewrite, with no output features, that ip4-lookup gives `dst` in
+/// `fib`, and its adjacency.
+#[inline(never)]
+fn plain_rewrite4(tables: &WorkerTables, fib: u32, dst: u32) -> Option<(EthRewrite, u32)> {
+    let up = Uplink::resolve(tables, fib, std::net::Ipv4Addr::from(dst).into())?;
+    let adj = up.adj_index();
+    Some((EthRewrite::of(tables.fwd.get().adj(adj))?, adj))
 }
 
 /// What to do with a packet: Ok((next edge, decapsulated)), or Err((counter, edge)).
@@ -383,8 +430,10 @@ impl Node for SrLocalsid {
         self.snap.refresh(&self.table);
         let sr = self.snap.get();
         let errs = cx.errs();
-        let fwd = cx.tables.fwd.get();
+        let tables = cx.tables;
+        let fwd = tables.fwd.get();
         let (mut done, mut decapped) = (0, 0);
+        let mut inner4 = Inner4Route::default();
         // A SID's packets come in runs: the last adjacency's localsid is looked up once.
         let (mut last_adj, mut last_ls, mut last_plan) = (u32::MAX, None, None);
         let mut view = cx.bufs.view();
@@ -402,7 +451,11 @@ impl Node for SrLocalsid {
                 Ok((n, decap)) => {
                     done += 1;
                     decapped += decap as u64;
-                    n
+                    if n == next::IP4_LOOKUP && inner4.forward(&mut b, tables) {
+                        next::OUTPUT
+                    } else {
+                        n
+                    }
                 }
                 Err((e, edge)) => {
                     if edge == next::DROP {

@@ -58,6 +58,20 @@ pub fn inject(rt: &mut rvpp_dataplane::runtime::Runtime, sw: u32, frame: &[u8]) 
     rt.inject("ethernet-input", &[bi]).unwrap();
 }
 
+/// `frames` received on `sw` in one vector.
+pub fn inject_vector(rt: &mut rvpp_dataplane::runtime::Runtime, sw: u32, frames: &[Vec<u8>]) {
+    let bufs = rt.buffers();
+    let bis: Vec<u32> = frames
+        .iter()
+        .map(|f| {
+            let bi = bufs.alloc_from_bytes(f).unwrap();
+            bufs.meta(bi).rx_sw_if_index = sw;
+            bi
+        })
+        .collect();
+    rt.inject("ethernet-input", &bis).unwrap();
+}
+
 /// A node's counter (its `node_errors!` code).
 pub fn counter(rt: &rvpp_dataplane::runtime::Runtime, node: &str, code: u16) -> u64 {
     let i = rt.graph().error_index(node, code).unwrap();
