@@ -998,3 +998,26 @@ fn ipv4_multicast_is_not_routed_as_unicast() {
     );
     l.no_leaks();
 }
+
+/// A route added for a neighbour's own address and then deleted leaves the neighbour reached
+/// as before: the neighbour's host entry is not the route's to take away (VPP keeps both by
+/// source; deleting the API's leaves the adjacency's).
+#[test]
+fn deleting_a_route_to_a_neighbours_address_keeps_the_neighbour_reachable() {
+    let mut l = lab();
+    let (if1, nh) = (l.if1, "198.19.0.2".parse::<IpAddr>().unwrap());
+    let reach = |l: &mut Lab| {
+        l.send(&udp_frame([198, 19, 0, 2], 64, 20));
+        let out = Lab::take(&l.out1);
+        out.len() == 1 && out[0][..6] == PEER1
+    };
+    assert!(reach(&mut l), "reached before");
+    let host = Prefix::parse("198.19.0.2/32").unwrap();
+    l.fwd
+        .route_add(0, host, vec![Path::via(nh, Some(if1))])
+        .unwrap();
+    assert!(reach(&mut l), "reached through the route");
+    l.fwd.route_del(0, host).unwrap();
+    assert!(reach(&mut l), "reached after the route went");
+    l.no_leaks();
+}

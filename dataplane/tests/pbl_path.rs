@@ -130,6 +130,11 @@ fn a_route_replaced_or_deleted_under_the_client_changes_only_its_parent() {
 fn a_client_with_no_route_under_it_uses_the_cover_and_bad_tables_are_refused() {
     let mut l = lab();
     l.fwd.route_del(0, host("198.19.0.5")).unwrap();
+    // The neighbour's own host entry came back under the route: no route under the client
+    // only without the neighbour.
+    assert!(l.fwd.route_get(0, host("198.19.0.5")).is_some());
+    l.fwd.neighbor_del(l.ifs[1], a("198.19.0.5")).unwrap();
+    assert!(l.fwd.route_get(0, host("198.19.0.5")).is_none());
     let id = l.client(vec![(17, 5000, 5010)]);
     assert_eq!(l.send(17, 5005), Some(2));
     let got = l.send(17, 6000);

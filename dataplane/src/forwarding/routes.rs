@@ -208,8 +208,34 @@ impl Forwarding {
         };
         let old = old.ok_or(FwdError::NoSuchTable(table_id))??;
         self.lb_release(old.lb);
+        if old.source != Source::AdjFib {
+            self.restore_neighbour_host(fi, p)?;
+        }
         self.publish();
         Ok(())
+    }
+
+    /// A route just deleted at host prefix `p` of FIB `fi` may have stood over a neighbour's own
+    /// host entry (a neighbour adds one only where no route is): put that back, so the
+    /// neighbour stays reached directly. VPP keeps both by source, the adjacency's below the
+    /// API's, and deleting the API's leaves it.
+    fn restore_neighbour_host(&mut self, fi: u32, p: Prefix) -> Result<(), FwdError> {
+        if p.prefix_len() != p.max_len() {
+            return Ok(());
+        }
+        let (af, ip) = match p {
+            Prefix::V4(a, _) => (Af::Ip4, IpAddr::from(std::net::Ipv4Addr::from(a))),
+            Prefix::V6(a, _) => (Af::Ip6, IpAddr::from(std::net::Ipv6Addr::from(a))),
+        };
+        // Each interface of the FIB asked once: interfaces are few, neighbours may be many.
+        let nbr = self.ifs.ifs.iter().flatten().find(|i| {
+            super::fib_of(i, af) == fi && self.neighbors.contains_key(&(i.sw_if_index, ip))
+        });
+        let Some(sw) = nbr.map(|i| i.sw_if_index) else {
+            return Ok(());
+        };
+        let t = self.table_id_of(af, fi);
+        self.route_set(t, p, vec![Path::via(ip, Some(sw))], Source::AdjFib)
     }
 
     pub fn route_get(&self, table_id: u32, p: Prefix) -> Option<Route> {
