@@ -52,3 +52,14 @@ pub fn spawn(ns: &str, dir: &Path) -> Child {
         .spawn()
         .expect("start charon")
 }
+
+/// `swanctl <verb> --uri <vici of dir> <rest>` in netns `ns`: its stdout and stderr together.
+pub fn swanctl(ns: &str, dir: &Path, args: &[&str]) -> std::io::Result<String> {
+    let (verb, rest) = args.split_first().unwrap_or((&"--stats", &[]));
+    let o = Command::new("ip")
+        .args(["netns", "exec", ns, "swanctl", verb, "--uri", &vici(dir)])
+        .args(rest)
+        .env("STRONGSWAN_CONF", dir.join("strongswan.conf"))
+        .output()?;
+    Ok(String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr))
+}

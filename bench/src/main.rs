@@ -1,6 +1,8 @@
 //! `rvpp-bench`: benchmarks, each printed next to a peer, with `--json` for one JSON line.
 
 mod api_rate;
+#[path = "../../test-support/charon.rs"]
+mod charon;
 mod cnat;
 mod dpdk_null;
 mod env;
@@ -48,9 +50,11 @@ const USAGE: &str = "usage: rvpp-bench <benchmark> [options] [--json]
                 vs testpmd io forwarding in the DUT seat
   pod-tcp [--runs R] [--seconds S] [--no-gso] [--workers N] [--queues N]
                 iperf3 pod to pod through rvpp vs the Linux kernel (root)
-  pod-remote [--runs R] [--seconds S] [--uplink af_packet|af_xdp|tap] [--no-wireguard]
-                iperf3 TCP from a pod here to a pod on a Linux node, flat, over VXLAN and over
-                WireGuard (wireguard-go on the Linux node), vs a Linux node in rvpp's seat (root)
+  pod-remote [--runs R] [--seconds S] [--uplink af_packet|af_xdp|tap] [--no-wireguard] [--no-ipsec]
+                iperf3 TCP from a pod here to a pod on a Linux node, flat, over VXLAN, over
+                WireGuard (wireguard-go on the Linux node) and over IPsec (IKEv2 PSK, ESP
+                AES-GCM-256 in UDP, to strongSwan's charon with kernel-libipsec on the Linux
+                node), vs a Linux node in rvpp's seat (root)
   service-crr [--services 1,1000,10000] [--seconds S] [--runs R] [--conns C]
               [--rx-mode polling|interrupt|adaptive] [--workers N]
                 TCP connect-request-response to a ClusterIP through rvpp's cnat vs the kernel

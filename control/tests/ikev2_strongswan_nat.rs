@@ -66,16 +66,7 @@ impl Charon {
     }
 
     fn swanctl(&self, args: &[&str]) -> String {
-        let vici = charon::vici(&self.dir);
-        let o = Command::new("ip")
-            .args([
-                "netns", "exec", &self.ns, "swanctl", args[0], "--uri", &vici,
-            ])
-            .args(&args[1..])
-            .env("STRONGSWAN_CONF", self.dir.join("strongswan.conf"))
-            .output()
-            .expect("swanctl");
-        String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr)
+        charon::swanctl(&self.ns, &self.dir, args).expect("swanctl")
     }
 
     fn log(&self) -> String {
