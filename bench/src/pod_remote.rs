@@ -663,6 +663,7 @@ pub fn run(args: &[String]) -> Result<Value, String> {
             let order = if r % 2 == 0 { [0, 1] } else { [1, 0] };
             for which in order {
                 let s = if which == 0 { &ours } else { &theirs };
+                let _paused = (which == 1).then(|| lab.rvpp_paused());
                 let (c, srv, dst) = match (path, &s.wg, &s.ipsec) {
                     (Path::Flat, ..) => (&s.flat_client, &s.flat_server, "198.18.3.2"),
                     (Path::Vxlan, ..) => (&s.vx_client, &s.vx_server, "198.18.4.2"),

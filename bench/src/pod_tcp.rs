@@ -72,6 +72,17 @@ pub(crate) fn median(v: &mut [f64]) -> f64 {
     }
 }
 
+/// [`Lab::rvpp_paused`]'s guard: SIGCONT when dropped.
+pub(crate) struct Paused(Option<String>);
+
+impl Drop for Paused {
+    fn drop(&mut self) {
+        if let Some(p) = &self.0 {
+            let _ = sh(&["kill", "-CONT", p]);
+        }
+    }
+}
+
 /// Namespaces, a running rvpp and a scratch directory, all removed on drop.
 pub(crate) struct Lab {
     pub nses: Vec<String>,
@@ -154,9 +165,20 @@ impl Lab {
         Ok(())
     }
 
+    /// rvpp stopped (SIGSTOP) until the guard goes: while the kernel's side of a comparison
+    /// runs, rvpp's polling threads would otherwise take a shared core from it.
+    pub fn rvpp_paused(&self) -> Paused {
+        let pid = self.rvpp.as_ref().map(|c| c.id().to_string());
+        if let Some(p) = &pid {
+            let _ = sh(&["kill", "-STOP", p]);
+        }
+        Paused(pid)
+    }
+
     /// SIGTERM rvpp and wait for it (SIGKILL after 5 s).
     pub fn stop_rvpp(&mut self) {
         if let Some(mut c) = self.rvpp.take() {
+            let _ = sh(&["kill", "-CONT", &c.id().to_string()]);
             let _ = sh(&["kill", "-TERM", &c.id().to_string()]);
             let t = Instant::now();
             while t.elapsed() < Duration::from_secs(5) {
@@ -483,6 +505,7 @@ pub fn run(args: &[String]) -> Result<Value, String> {
     for r in 0..runs {
         for (ti, (name, extra, tcp)) in tests.iter().enumerate() {
             for (which, cns, sns) in [(0, &p1, &p2), (1, &kp1, &kp2)] {
+                let _paused = (which == 1).then(|| lab.rvpp_paused());
                 let v = iperf(cns, sns, "198.18.2.2", secs, extra)?;
                 let x = if *tcp { tcp_gbps(&v)? } else { udp_pps(&v)? };
                 let who = if which == 0 { "rvpp" } else { "kernel" };

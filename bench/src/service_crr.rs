@@ -392,7 +392,10 @@ pub fn run(args: &[String]) -> Result<Value, String> {
                     None => drops.push((k, why)),
                 }
             }
-            let res = client_run(&kp1, conns, secs)?;
+            let res = {
+                let _paused = lab.rvpp_paused();
+                client_run(&kp1, conns, secs)?
+            };
             let (c, p, e) = kv.push(&res)?;
             println!(
                 "  {n:>6} services run {}/{runs} kernel {c:>9.0} conn/s p99 {p:>7.0} us errors {e}{}",
