@@ -333,8 +333,8 @@ fn hand_over(dp: &Dataplane, conn: BorrowedFd<'_>, listeners: &[Listener]) -> Re
 }
 
 /// Drives this process's memif control connections again and takes its WireGuard keypairs'
-/// counters and IPsec SAs' sequence numbers back when dropped: only on a failed take-over, as a successful one exits without
-/// destructors.
+/// counters and IPsec SAs' sequence numbers back when dropped: only on a failed take-over, as
+/// a successful one exits without destructors.
 struct Resume<'a>(&'a Dataplane);
 
 impl Drop for Resume<'_> {

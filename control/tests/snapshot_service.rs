@@ -1756,6 +1756,20 @@ fn wireguard_sessions_travel_with_their_counters_and_windows() {
     assert!(wg::list(&new, None).is_empty());
 }
 
+/// What damages a snapshot (what, what the refusal says, how).
+type Damage = Box<dyn Fn(&mut serde_json::Value)>;
+
+/// `json` refuses to restore with each damage, saying what is wrong; undamaged, it restores.
+fn refused_with_what_is_wrong(json: &serde_json::Value, cases: Vec<(&str, &str, Damage)>) {
+    for (what, says, damage) in cases {
+        let mut j = json.clone();
+        damage(&mut j);
+        let e = snapshot::restore(&dataplane(), &j, &mut []).expect_err(what);
+        assert!(e.contains(says), "{what}: {e}");
+    }
+    snapshot::restore(&dataplane(), json, &mut []).unwrap();
+}
+
 /// A damaged WireGuard section is refused with what is wrong (the new process exits, the old
 /// one goes on), never half restored into a crash.
 #[test]
@@ -1766,7 +1780,6 @@ fn a_bad_wireguard_section_is_refused_with_what_is_wrong() {
         let f = old.fwd();
         snapshot::capture(&old, &f).unwrap().json
     };
-    type Damage = Box<dyn Fn(&mut serde_json::Value)>;
     let cases: Vec<(&str, &str, Damage)> = vec![
         (
             "a short private key",
@@ -1808,14 +1821,7 @@ fn a_bad_wireguard_section_is_refused_with_what_is_wrong() {
             }),
         ),
     ];
-    for (what, says, damage) in cases {
-        let mut j = json.clone();
-        damage(&mut j);
-        let e = snapshot::restore(&dataplane(), &j, &mut []).expect_err(what);
-        assert!(e.contains(says), "{what}: {e}");
-    }
-    // Undamaged, it restores.
-    snapshot::restore(&dataplane(), &json, &mut []).unwrap();
+    refused_with_what_is_wrong(&json, cases);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1984,4 +1990,56 @@ fn ipsec_needs_version_7_only_when_present_and_ikev2_still_refuses() {
     let f = dp.fwd();
     let e = snapshot::capture(&dp, &f).err().expect("IKEv2 was carried");
     assert!(e.contains("1 IKEv2 profile(s)") && !e.contains("SA"), "{e}");
+}
+
+/// A damaged IPsec section is refused with what is wrong (the new process exits, the old one
+/// goes on), never half restored into a crash.
+#[test]
+fn a_bad_ipsec_section_is_refused_with_what_is_wrong() {
+    let old = configured();
+    with_ipsec(&old);
+    let json = {
+        let f = old.fwd();
+        snapshot::capture(&old, &f).unwrap().json
+    };
+    let cases: Vec<(&str, &str, Damage)> = vec![
+        (
+            "a short key",
+            "ipsec SA 10: key is 1 bytes",
+            Box::new(|j| j["ipsec"]["sas"][0]["crypto_key"] = "17".into()),
+        ),
+        (
+            "a key that is not hex",
+            "crypto_key",
+            Box::new(|j| j["ipsec"]["sas"][0]["crypto_key"] = "zz".repeat(32).into()),
+        ),
+        (
+            "a cipher rvpp does not have",
+            "crypto_alg",
+            Box::new(|j| j["ipsec"]["sas"][0]["crypto_alg"] = 12.into()),
+        ),
+        (
+            "a replay window of another size",
+            "replay_bits",
+            Box::new(|j| j["ipsec"]["sas"][1]["state"]["replay_bits"] = serde_json::json!([0])),
+        ),
+        (
+            "a protection naming no SA",
+            "no SA 99",
+            Box::new(|j| j["ipsec"]["protections"][0]["sa_out"] = 99.into()),
+        ),
+        (
+            "an ipsec interface without its entry",
+            "ipsec4 (ipsec) without its ipsec entry",
+            Box::new(|j| j["ipsec"]["interfaces"] = serde_json::json!([])),
+        ),
+        (
+            "no section",
+            "ipsec",
+            Box::new(|j| {
+                j.as_object_mut().unwrap().remove("ipsec");
+            }),
+        ),
+    ];
+    refused_with_what_is_wrong(&json, cases);
 }

@@ -49,14 +49,14 @@ mod wireguard;
 /// [`overlay`] carries (tunnels and more), 4 the memif socket table, 5 punt redirects,
 /// multicast routes (every Calico node has both) and tables deleted while in use, 6
 /// WireGuard ([`wireguard`]: interfaces, peers, live sessions), 7 SA-level IPsec
-/// ([`ipsec`]: SAs with their numbering, ipsec interfaces, protections); an older snapshot, whose
-/// capture refused what it lacks, is read as having none. A new process refuses any other (an
-/// older rvpp refuses 3, which it would read as holding less than it does). A snapshot is
-/// written with the lowest version that holds what it carries (4 for a socket table other
-/// than the default, 5 for a redirect, an mroute or a pending table delete, 6 for a wg
-/// interface, 7 for an SA or an ipsec interface), so that an older rvpp can still take over from this one when nothing newer is
-/// needed. af_packet and memif devices came without a new version: an older rvpp refuses
-/// their device kind by name rather than read less.
+/// ([`ipsec`]: SAs with their numbering, ipsec interfaces, protections); an older snapshot,
+/// whose capture refused what it lacks, is read as having none. A new process refuses any
+/// other (an older rvpp refuses 3, which it would read as holding less than it does). A
+/// snapshot is written with the lowest version that holds what it carries (4 for a socket
+/// table other than the default, 5 for a redirect, an mroute or a pending table delete, 6 for
+/// a wg interface, 7 for an SA or an ipsec interface), so that an older rvpp can still take
+/// over from this one when nothing newer is needed. af_packet and memif devices came without
+/// a new version: an older rvpp refuses their device kind by name rather than read less.
 pub const VERSION: u64 = 7;
 /// What a snapshot with WireGuard and no IPsec is written as.
 const VERSION_WITH_WIREGUARD: u64 = 6;

@@ -117,9 +117,23 @@ pub(super) fn capture(dp: &Dataplane, f: &Forwarding, out: &mut Map<String, Valu
 }
 
 /// The `ipsecN` interfaces of a version 7 snapshot (rebuilt under their indices already) get
-/// their features; `f` is the restore's forwarding lock.
+/// their features; `f` is the restore's forwarding lock. An interface of type ipsec without
+/// its entry is refused, as a tunnel without its tunnel.
 pub(super) fn interfaces_restore(f: &mut Forwarding, snap: &Value) -> Result<(), String> {
-    for i in list(get(snap, "ipsec")?, "interfaces")? {
+    let itfs = list(get(snap, "ipsec")?, "interfaces")?;
+    for i in list(snap, "interfaces")? {
+        let sw = num32(i, "sw")?;
+        let listed = itfs
+            .iter()
+            .any(|x| x.get("sw").and_then(Value::as_u64) == Some(sw.into()));
+        if text(i, "dev_type")? == "ipsec" && !listed {
+            return Err(format!(
+                "snapshot: interface {} (ipsec) without its ipsec entry",
+                text(i, "name")?
+            ));
+        }
+    }
+    for i in itfs {
         let sw = num32(i, "sw")?;
         let name = text(i, "name")?;
         let instance = name
