@@ -19,6 +19,8 @@
 //! 3. new: starts its workers, rebuilds the tables with the same sw_if_index values, asks
 //!    with `W` for WireGuard's send counters when it carries WireGuard (old: keeps the next
 //!    1024 of each keypair for its own last moments and answers `W<json>` with the rest), and
+//!    with `I` for IPsec's sequence numbers when it carries IPsec (old: keeps the next 512 of
+//!    each SA and answers `I<json>` with the rest and its replay windows as they are), and
 //!    places the adopted queues on its workers, which poll them at once beside the old
 //!    ones (a packet is read by one of the two; the kernel queues hold what neither has read
 //!    yet), then sends `READY`. An af_packet's rx queues wait: two readers of one mmap'd ring
@@ -65,6 +67,8 @@ const READY: &[u8] = b"READY";
 /// The new process about to poll the devices asks for WireGuard's send counters; the answer is
 /// `W` and their JSON.
 const WG_COUNTERS: &[u8] = b"W";
+/// The same for IPsec's sequence numbers and replay windows: answered with `I` and their JSON.
+const IPSEC_SEQS: &[u8] = b"I";
 /// Largest message: one JSON piece.
 const PIECE: usize = 60 * 1024;
 /// Fds per `F` message (the kernel's SCM_MAX_FD is 253).
@@ -273,12 +277,18 @@ fn hand_over(dp: &Dataplane, conn: BorrowedFd<'_>, listeners: &[Listener]) -> Re
         text.len(),
         fds.len()
     );
-    // `W`: the new process is about to poll the devices and asks for WireGuard's counters.
+    // `W` / `I`: the new process is about to poll the devices and asks for WireGuard's
+    // counters, IPsec's sequence numbers.
     let mut answer = recv(conn, &mut stray);
-    while matches!(&answer, Ok(m) if m == WG_COUNTERS) {
-        let mut m = WG_COUNTERS.to_vec();
-        m.extend_from_slice(snapshot::wireguard_counters(dp).to_string().as_bytes());
-        step("sending wireguard's counters", send(conn, &m, &[]))?;
+    loop {
+        let (tag, body) = match &answer {
+            Ok(m) if m == WG_COUNTERS => (WG_COUNTERS, snapshot::wireguard_counters(dp)),
+            Ok(m) if m == IPSEC_SEQS => (IPSEC_SEQS, snapshot::ipsec_seqs(dp)),
+            _ => break,
+        };
+        let mut m = tag.to_vec();
+        m.extend_from_slice(body.to_string().as_bytes());
+        step("sending the send counters", send(conn, &m, &[]))?;
         answer = recv(conn, &mut stray);
     }
     match answer {
@@ -323,14 +333,15 @@ fn hand_over(dp: &Dataplane, conn: BorrowedFd<'_>, listeners: &[Listener]) -> Re
 }
 
 /// Drives this process's memif control connections again and takes its WireGuard keypairs'
-/// counters back when dropped: only on a failed take-over, as a successful one exits without
-/// destructors.
+/// counters and IPsec SAs' sequence numbers back when dropped: only on a failed take-over, as
+/// a successful one exits without destructors.
 struct Resume<'a>(&'a Dataplane);
 
 impl Drop for Resume<'_> {
     fn drop(&mut self) {
         snapshot::resume_memif(self.0);
         snapshot::take_back_wireguard(self.0);
+        snapshot::take_back_ipsec(self.0);
     }
 }
 
@@ -473,15 +484,22 @@ impl Incoming {
     /// Rebuild the configuration in `dp` and put the devices on its workers.
     pub fn restore(&mut self, dp: &Arc<Dataplane>) -> Result<(), String> {
         let conn = self.conn.as_fd();
-        let mut ask = || -> Result<Value, String> {
-            hold(HOLD_BEFORE_DEVICES_ENV);
-            send(conn, WG_COUNTERS, &[]).map_err(|e| io_err("asking for counters", e))?;
+        let mut held = false;
+        let mut ask = |what: snapshot::Ask| -> Result<Value, String> {
+            if !std::mem::replace(&mut held, true) {
+                hold(HOLD_BEFORE_DEVICES_ENV);
+            }
+            let (tag, name) = match what {
+                snapshot::Ask::WireguardCounters => (WG_COUNTERS, "wireguard's counters"),
+                snapshot::Ask::IpsecSeqs => (IPSEC_SEQS, "ipsec's sequence numbers"),
+            };
+            send(conn, tag, &[]).map_err(|e| io_err(&format!("asking for {name}"), e))?;
             let mut stray = Vec::new();
-            let m = recv(conn, &mut stray).map_err(|e| io_err("wireguard's counters", e))?;
+            let m = recv(conn, &mut stray).map_err(|e| io_err(name, e))?;
             let body = m
-                .strip_prefix(WG_COUNTERS)
-                .ok_or("take-over: unexpected answer for wireguard's counters")?;
-            serde_json::from_slice(body).map_err(|e| io_err("wireguard's counters", e))
+                .strip_prefix(tag)
+                .ok_or_else(|| format!("take-over: unexpected answer for {name}"))?;
+            serde_json::from_slice(body).map_err(|e| io_err(name, e))
         };
         self.late = snapshot::restore_with(dp, &self.snapshot, &mut self.fds, &mut ask)?;
         Ok(())

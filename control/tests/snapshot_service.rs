@@ -1696,7 +1696,7 @@ fn wireguard_sessions_travel_with_their_counters_and_windows() {
     }
     let sent = k.sent();
     let new = dataplane();
-    let mut ask = || Ok(snapshot::wireguard_counters(&old));
+    let mut ask = |_| Ok(snapshot::wireguard_counters(&old));
     snapshot::restore_with(&new, &json, &mut [], &mut ask).unwrap();
     assert_eq!(state(&old), state(&new));
     assert_eq!(before, wireguard_state(&new));
@@ -1756,6 +1756,20 @@ fn wireguard_sessions_travel_with_their_counters_and_windows() {
     assert!(wg::list(&new, None).is_empty());
 }
 
+/// What damages a snapshot (what, what the refusal says, how).
+type Damage = Box<dyn Fn(&mut serde_json::Value)>;
+
+/// `json` refuses to restore with each damage, saying what is wrong; undamaged, it restores.
+fn refused_with_what_is_wrong(json: &serde_json::Value, cases: Vec<(&str, &str, Damage)>) {
+    for (what, says, damage) in cases {
+        let mut j = json.clone();
+        damage(&mut j);
+        let e = snapshot::restore(&dataplane(), &j, &mut []).expect_err(what);
+        assert!(e.contains(says), "{what}: {e}");
+    }
+    snapshot::restore(&dataplane(), json, &mut []).unwrap();
+}
+
 /// A damaged WireGuard section is refused with what is wrong (the new process exits, the old
 /// one goes on), never half restored into a crash.
 #[test]
@@ -1766,7 +1780,6 @@ fn a_bad_wireguard_section_is_refused_with_what_is_wrong() {
         let f = old.fwd();
         snapshot::capture(&old, &f).unwrap().json
     };
-    type Damage = Box<dyn Fn(&mut serde_json::Value)>;
     let cases: Vec<(&str, &str, Damage)> = vec![
         (
             "a short private key",
@@ -1808,12 +1821,225 @@ fn a_bad_wireguard_section_is_refused_with_what_is_wrong() {
             }),
         ),
     ];
-    for (what, says, damage) in cases {
-        let mut j = json.clone();
-        damage(&mut j);
-        let e = snapshot::restore(&dataplane(), &j, &mut []).expect_err(what);
-        assert!(e.contains(says), "{what}: {e}");
+    refused_with_what_is_wrong(&json, cases);
+}
+
+// ---------------------------------------------------------------------------------------------
+// SA-level IPsec (version 7)
+
+use service::ipsec as ipsec_svc;
+
+const KEY_GCM: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+const KEY_CBC: &str = "0f0e0d0c0b0a09080706050403020100";
+const KEY_MAC: &str = "a0a1a2a3a4a5a6a7a8a9aaabacadaeafb0b1b2b3b4b5b6b7b8b9babbbcbdbebf";
+
+/// Calico's IPsec mode with static SAs: an ipip tunnel protected by an AES-GCM pair with ESN,
+/// and an `ipsec0` interface protected by an AES-CBC/HMAC-SHA-256 pair over NAT-T in table 10,
+/// routes through both. Returns the two interfaces' indices.
+fn with_ipsec(dp: &Arc<Dataplane>) -> (u32, u32) {
+    let ipip = cli_ok(dp, "create ipip tunnel src 198.18.1.1 dst 198.18.1.30");
+    let ipip = dp.fwd().ifs().by_name(ipip.trim()).unwrap().sw_if_index;
+    let itf = cli_ok(dp, "ipsec itf create instance 4");
+    let itf = dp.fwd().ifs().by_name(itf.trim()).unwrap().sw_if_index;
+    for l in [
+        format!("ipsec sa add 10 spi 0x1000 esp crypto-alg aes-gcm-256 crypto-key {KEY_GCM} salt 0x11 use-esn use-anti-replay"),
+        format!("ipsec sa add 20 spi 0x2000 esp crypto-alg aes-gcm-256 crypto-key {KEY_GCM} salt 0x22 use-esn use-anti-replay inbound"),
+        format!("ipsec sa add 30 spi 0x3000 esp crypto-alg aes-cbc-128 crypto-key {KEY_CBC} integ-alg sha-256-128 integ-key {KEY_MAC} udp-encap tunnel src 198.18.2.1 dst 198.18.2.40 table 10"),
+        format!("ipsec sa add 40 spi 0x4000 esp crypto-alg aes-cbc-128 crypto-key {KEY_CBC} integ-alg sha-256-128 integ-key {KEY_MAC} use-anti-replay inbound udp-encap tunnel src 198.18.2.40 dst 198.18.2.1 table 10"),
+        "ipsec tunnel protect ipip0 sa-in 20 sa-out 10".to_string(),
+        "ipsec tunnel protect ipsec4 sa-in 40 sa-out 30".to_string(),
+        "set interface state ipip0 up".to_string(),
+        "set interface state ipsec4 up".to_string(),
+        "set interface ip address ipsec4 198.19.44.1/32".to_string(),
+    ] {
+        cli_ok(dp, &l);
     }
-    // Undamaged, it restores.
-    snapshot::restore(&dataplane(), &json, &mut []).unwrap();
+    let via = |s: u32| vec![Path::via(ip("198.18.1.30"), Some(s))];
+    service::routes::change(dp, 0, p("198.19.30.0/24"), via(ipip), Change::Set).unwrap();
+    service::routes::change(dp, 0, p("198.19.40.0/24"), via(itf), Change::Set).unwrap();
+    (ipip, itf)
+}
+
+/// What the IPsec objects read back as: the SAs' configurations with their keys (as the
+/// request that makes them), the protections, and the `show` output.
+fn ipsec_state(dp: &Arc<Dataplane>) -> Vec<String> {
+    let mut out: Vec<String> = ipsec_svc::sas(dp)
+        .iter()
+        .map(|sa| format!("{:?} {:?}", ipsec_svc::request_of(&sa.cfg), sa.udp_encap()))
+        .collect();
+    out.push(format!("{:?}", ipsec_svc::protections(dp, None)));
+    for c in ["show ipsec protect", "show ipsec tunnel", "show interface"] {
+        out.push(cli::execute(dp, c));
+    }
+    out
+}
+
+fn sa(dp: &Dataplane, id: u32) -> Arc<rvpp_dataplane::ipsec::Sa> {
+    ipsec_svc::sas(dp)
+        .into_iter()
+        .find(|s| s.cfg.id == id)
+        .unwrap()
+}
+
+/// SA-level IPsec travels as version 7: the SAs under their ids with their keys (the other
+/// side opens what the new process seals), the ipsec interface and the ipip tunnel under their
+/// indices with their protections, the routes; the outbound sequence number past every one the
+/// old process used since the capture or may still use (asked for just before the devices),
+/// the old process's SA stopping short of it; the replay window (what was received stays
+/// refused, also what arrived after the capture); the NAT-T peer port as it moved. A take-over
+/// that fails after the hand-over moves the old SA's numbers past what the new one may use.
+#[test]
+fn ipsec_sas_travel_with_their_sequence_numbers_and_replay_windows() {
+    let old = configured();
+    let (ipip, itf) = with_ipsec(&old);
+    let out = sa(&old, 10);
+    for _ in 0..1000 {
+        out.next_seq().unwrap();
+    }
+    let inb = sa(&old, 20);
+    for s in (1..=40).filter(|&s| s != 7) {
+        assert!(inb.replay.accept(s));
+    }
+    // IKE's act when the peer's NAT moved it (no republish).
+    ipsec_svc::sa_set_udp_dst_port(&old, 30, 40000).unwrap();
+    let before = ipsec_state(&old);
+    let (json, version) = {
+        let f = old.fwd();
+        let s = snapshot::capture(&old, &f).unwrap();
+        let v = s.json["version"].as_u64();
+        (s.json, v)
+    };
+    assert_eq!(version, Some(7), "IPsec travels as version 7");
+    let json: serde_json::Value = serde_json::from_str(&json.to_string()).unwrap();
+    // The old process forwards on while the new one rebuilds; it asks for the numbers last.
+    for _ in 0..500 {
+        out.next_seq().unwrap();
+    }
+    assert!(inb.replay.accept(41));
+    let sent = out.seq_outbound();
+    let new = dataplane();
+    let mut ask = |a| {
+        Ok(match a {
+            snapshot::Ask::IpsecSeqs => snapshot::ipsec_seqs(&old),
+            snapshot::Ask::WireguardCounters => snapshot::wireguard_counters(&old),
+        })
+    };
+    snapshot::restore_with(&new, &json, &mut [], &mut ask).unwrap();
+    assert_eq!(state(&old), state(&new));
+    assert_eq!(before, ipsec_state(&new));
+    let (n_out, n_in) = (sa(&new, 10), sa(&new, 20));
+    let first = n_out.next_seq().unwrap();
+    assert!(
+        first > sent + 1,
+        "the new process numbers past the old one ({first})"
+    );
+    // The old process may seal a few more, then stops short of the new one's.
+    let mut last = None;
+    while let Ok(s) = out.next_seq() {
+        last = Some(s);
+        assert!(s < sent + 100_000, "the old process kept sealing");
+    }
+    assert!(last.is_some_and(|l| l < first), "{last:?} vs {first}");
+    // The window: what was received (before and after the capture) is refused, 7 once.
+    assert!(!n_in.replay.check(5) && !n_in.replay.check(41));
+    assert!(n_in.replay.check(7) && n_in.replay.accept(7) && !n_in.replay.accept(7));
+    assert!(n_in.replay.check(42));
+    assert_eq!(sa(&new, 30).udp_encap(), Some((4500, 40000)));
+    // The keys: the old SA opens what the new one seals, for both ciphers.
+    for id in [10, 30] {
+        let (o, n) = (sa(&old, id), sa(&new, id));
+        let inner = b"sixteen bytes!!!";
+        let len = n.head_len() + inner.len() + n.trailer_len(inner.len()) + n.icv_len();
+        let mut pkt = vec![0u8; len];
+        let body = n.head_len() + inner.len();
+        pkt[n.head_len()..body].copy_from_slice(inner);
+        rvpp_dataplane::ipsec::sa::write_trailer(&mut pkt[body..len - n.icv_len()], 4);
+        n.seal(77, &mut pkt).unwrap();
+        let (l, nh) = o.open(77, &mut pkt).unwrap();
+        assert_eq!((l, nh), (inner.len(), 4), "SA {id}");
+        assert_eq!(&pkt[o.head_len()..o.head_len() + l], inner);
+    }
+    // Calls by id and index find the same objects.
+    assert!(cli::execute(&new, "show ipsec protect").contains("ipsec4"));
+    ipsec_svc::protect_del(&new, itf).unwrap();
+    ipsec_svc::itf_delete(&new, itf).unwrap();
+    ipsec_svc::protect_del(&new, ipip).unwrap();
+    for id in [10, 20, 30, 40] {
+        ipsec_svc::sa_del(&new, id).unwrap();
+    }
+    assert!(ipsec_svc::sas(&new).is_empty());
+    // Had the take-over failed now: the old SA seals on far past the new one's numbers.
+    snapshot::take_back_ipsec(&old);
+    let back = out.next_seq().unwrap();
+    assert!(back > first + (1 << 27), "{back} vs {first}");
+}
+
+/// Without IPsec (and WireGuard) a snapshot stays at the version an older rvpp reads; an
+/// IKEv2 profile still refuses the take-over beside carried SAs.
+#[test]
+fn ipsec_needs_version_7_only_when_present_and_ikev2_still_refuses() {
+    let dp = configured();
+    let v = |dp: &Arc<Dataplane>| {
+        let f = dp.fwd();
+        snapshot::capture(dp, &f).unwrap().json["version"].as_u64()
+    };
+    assert_eq!(v(&dp), Some(3));
+    with_ipsec(&dp);
+    assert_eq!(v(&dp), Some(7));
+    service::ikev2::profile_add(&dp, "pr1").unwrap();
+    let f = dp.fwd();
+    let e = snapshot::capture(&dp, &f).err().expect("IKEv2 was carried");
+    assert!(e.contains("1 IKEv2 profile(s)") && !e.contains("SA"), "{e}");
+}
+
+/// A damaged IPsec section is refused with what is wrong (the new process exits, the old one
+/// goes on), never half restored into a crash.
+#[test]
+fn a_bad_ipsec_section_is_refused_with_what_is_wrong() {
+    let old = configured();
+    with_ipsec(&old);
+    let json = {
+        let f = old.fwd();
+        snapshot::capture(&old, &f).unwrap().json
+    };
+    let cases: Vec<(&str, &str, Damage)> = vec![
+        (
+            "a short key",
+            "ipsec SA 10: key is 1 bytes",
+            Box::new(|j| j["ipsec"]["sas"][0]["crypto_key"] = "17".into()),
+        ),
+        (
+            "a key that is not hex",
+            "crypto_key",
+            Box::new(|j| j["ipsec"]["sas"][0]["crypto_key"] = "zz".repeat(32).into()),
+        ),
+        (
+            "a cipher rvpp does not have",
+            "crypto_alg",
+            Box::new(|j| j["ipsec"]["sas"][0]["crypto_alg"] = 12.into()),
+        ),
+        (
+            "a replay window of another size",
+            "replay_bits",
+            Box::new(|j| j["ipsec"]["sas"][1]["state"]["replay_bits"] = serde_json::json!([0])),
+        ),
+        (
+            "a protection naming no SA",
+            "no SA 99",
+            Box::new(|j| j["ipsec"]["protections"][0]["sa_out"] = 99.into()),
+        ),
+        (
+            "an ipsec interface without its entry",
+            "ipsec4 (ipsec) without its ipsec entry",
+            Box::new(|j| j["ipsec"]["interfaces"] = serde_json::json!([])),
+        ),
+        (
+            "no section",
+            "ipsec",
+            Box::new(|j| {
+                j.as_object_mut().unwrap().remove("ipsec");
+            }),
+        ),
+    ];
+    refused_with_what_is_wrong(&json, cases);
 }

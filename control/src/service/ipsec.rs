@@ -10,7 +10,9 @@ use super::tunnel::{TunnelIf, TunnelKind};
 use super::{rv, SvcError, SvcResult};
 use crate::daemon::Dataplane;
 use rvpp_dataplane::forwarding::{Af, Forwarding};
-use rvpp_dataplane::ipsec::{self, IpsecTable, Outer, Protect, Sa, SaConfig, SaTunnel, MAX_SA_IN};
+use rvpp_dataplane::ipsec::{
+    self, IpsecTable, Outer, Protect, Sa, SaConfig, SaState, SaTunnel, MAX_SA_IN,
+};
 use rvpp_dataplane::nodes::{esp, ipip};
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -493,4 +495,81 @@ fn drop_protection(dp: &Dataplane, sw: u32) {
 /// Interface `sw` was deleted: its protection goes (the SAs stay, as in VPP).
 pub fn interface_gone(dp: &Dataplane, sw: u32) {
     drop_protection(dp, sw);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Live restart (`super::snapshot`)
+
+/// The request that makes an SA like `c` (its tunnel's table by id).
+pub fn request_of(c: &SaConfig) -> SaRequest {
+    SaRequest {
+        id: c.id,
+        spi: c.spi,
+        alg: c.alg,
+        key: c.key.clone(),
+        integ: c.integ,
+        integ_key: c.integ_key.clone(),
+        salt: c.salt,
+        esn: c.esn,
+        anti_replay: c.anti_replay,
+        inbound: c.inbound,
+        udp_encap: c.udp_encap,
+        tunnel: c.tunnel.map(|t| (t.src, t.dst, t.table_id)),
+    }
+}
+
+/// A live restart's SA: added as [`sa_add`] adds it, then numbering on from `st`.
+pub fn sa_restore(dp: &Dataplane, r: SaRequest, st: &SaState) -> SvcResult<()> {
+    let id = r.id;
+    sa_add(dp, r)?;
+    if let Some(sa) = table(dp).load().sa(id) {
+        sa.resume(st);
+    }
+    Ok(())
+}
+
+/// Interface `sw` is an `ipsecN` interface.
+pub fn is_itf(f: &Forwarding, sw: u32) -> bool {
+    f.iface(sw).is_ok_and(|i| i.dev_type == ITF.dev_type)
+}
+
+/// A live restart's `ipsecN` interface, rebuilt already under its index: its features on as
+/// [`itf_create`] puts them.
+pub fn itf_restore(f: &mut Forwarding, sw: u32, instance: u32) -> SvcResult<()> {
+    ITF.adopt_interface(f, sw, instance)
+}
+
+/// For a live restart, when the next process is about to poll the devices: by SA id, the last
+/// outbound sequence number this process keeps ([`Sa::hand_over`]) and the numbering as it
+/// stands (its replay window the freshest); [`take_back`] undoes it.
+pub fn hand_over_seqs(dp: &Dataplane) -> Vec<(u32, u64, SaState)> {
+    sas(dp)
+        .iter()
+        .map(|sa| {
+            let last = sa.hand_over();
+            (sa.cfg.id, last, sa.state())
+        })
+        .collect()
+}
+
+/// The next process, before it polls a device: each SA numbers from after the old one's
+/// `last` and takes its replay window as it is now; how many SAs it found.
+pub fn take_over_seqs(dp: &Dataplane, seqs: &[(u32, u64, SaState)]) -> usize {
+    let t = table(dp).load();
+    seqs.iter()
+        .filter_map(|(id, last, st)| {
+            let sa = t.sa(*id)?;
+            sa.resume(st);
+            sa.skip_to(*last);
+            Some(())
+        })
+        .count()
+}
+
+/// The take-over failed after [`hand_over_seqs`]: this process's SAs seal on, past any number
+/// the next one may have used.
+pub fn take_back(dp: &Dataplane) {
+    for sa in sas(dp) {
+        sa.take_back();
+    }
 }

@@ -20,8 +20,9 @@
 //! proxy-ARP ranges, the classifier (tables, input tables, session redirects), PBL clients,
 //! SRv6 (encap source, policies, localsids, steering), rx modes, punt redirects and
 //! multicast routes. And WireGuard ([`wireguard`]): interfaces with their keys, peers, and
-//! their live sessions (keypairs with counters and replay windows), so no new handshake.
-//! Anything else the running
+//! their live sessions (keypairs with counters and replay windows), so no new handshake. And
+//! SA-level IPsec ([`ipsec`]): SAs with their sequence numbers and replay windows, `ipsecN`
+//! interfaces and tunnel protections (IKEv2 profiles are refused). Anything else the running
 //! configuration holds makes [`capture`] refuse, naming it, so nothing is lost silently.
 
 use super::linux::{Kind, LinuxDev};
@@ -40,21 +41,25 @@ use std::os::fd::OwnedFd;
 use std::sync::Arc;
 
 mod calico;
+mod ipsec;
 mod overlay;
 mod wireguard;
 
 /// The format of the snapshot. 2 added the Calico objects, 3 the configuration
 /// [`overlay`] carries (tunnels and more), 4 the memif socket table, 5 punt redirects,
 /// multicast routes (every Calico node has both) and tables deleted while in use, 6
-/// WireGuard ([`wireguard`]: interfaces, peers, live sessions); an older snapshot, whose
-/// capture refused what it lacks, is read as having none. A new process refuses any other (an
-/// older rvpp refuses 3, which it would read as holding less than it does). A snapshot is
-/// written with the lowest version that holds what it carries (4 for a socket table other
-/// than the default, 5 for a redirect, an mroute or a pending table delete, 6 for a wg
-/// interface), so that an older rvpp can still take over from this one when nothing newer is
-/// needed. af_packet and memif devices came without a new version: an older rvpp refuses
-/// their device kind by name rather than read less.
-pub const VERSION: u64 = 6;
+/// WireGuard ([`wireguard`]: interfaces, peers, live sessions), 7 SA-level IPsec
+/// ([`ipsec`]: SAs with their numbering, ipsec interfaces, protections); an older snapshot,
+/// whose capture refused what it lacks, is read as having none. A new process refuses any
+/// other (an older rvpp refuses 3, which it would read as holding less than it does). A
+/// snapshot is written with the lowest version that holds what it carries (4 for a socket
+/// table other than the default, 5 for a redirect, an mroute or a pending table delete, 6 for
+/// a wg interface, 7 for an SA or an ipsec interface), so that an older rvpp can still take
+/// over from this one when nothing newer is needed. af_packet and memif devices came without
+/// a new version: an older rvpp refuses their device kind by name rather than read less.
+pub const VERSION: u64 = 7;
+/// What a snapshot with WireGuard and no IPsec is written as.
+const VERSION_WITH_WIREGUARD: u64 = 6;
 /// What a snapshot with a redirect, an mroute or a pending table delete and no WireGuard is
 /// written as.
 const VERSION_WITH_PUNT_AND_MROUTES: u64 = 5;
@@ -79,7 +84,6 @@ fn unsupported(dp: &Dataplane, f: &Forwarding) -> Vec<String> {
             no.push(format!("{n} {what}"));
         }
     };
-    kind("IPsec SA(s)", super::ipsec::sas(dp).len());
     kind("IKEv2 profile(s)", super::ikev2::profiles(dp).len());
     no.extend(overlay::unsupported(dp, f));
     let devs = dp.devices_lock();
@@ -102,7 +106,11 @@ fn unsupported(dp: &Dataplane, f: &Forwarding) -> Vec<String> {
                 true
             }
             Some(Driver::Memif(_)) => true,
-            _ => overlay::carried_interface(dp, sw) || wireguard::carried_interface(dp, sw),
+            _ => {
+                overlay::carried_interface(dp, sw)
+                    || wireguard::carried_interface(dp, sw)
+                    || ipsec::carried_interface(f, sw)
+            }
         };
         if !carried {
             no.push(format!("interface {} ({})", i.name, i.dev_type));
@@ -115,6 +123,7 @@ fn unsupported(dp: &Dataplane, f: &Forwarding) -> Vec<String> {
                 !calico::carried_feature(arc, n)
                     && !overlay::carried_feature(dp, sw, arc, n)
                     && !wireguard::carried_feature(dp, sw, arc, n)
+                    && !ipsec::carried_feature(dp, f, sw, arc, n)
             }) {
                 no.push(format!("feature {arc} {n} on {}", i.name));
             }
@@ -309,8 +318,10 @@ pub fn capture(dp: &Dataplane, f: &Forwarding) -> Result<Snapshot, String> {
     let sockets = super::memif::sockets(dp);
     let default_sockets =
         sockets.len() == 1 && sockets[0] == (0, super::memif::DEFAULT_SOCKET.to_string());
-    let version = if wireguard::needs_version_6(dp) {
+    let version = if ipsec::needs_version_7(dp, f) {
         VERSION
+    } else if wireguard::needs_version_6(dp) {
+        VERSION_WITH_WIREGUARD
     } else if overlay::needs_version_5(dp) {
         VERSION_WITH_PUNT_AND_MROUTES
     } else if !default_sockets {
@@ -338,8 +349,11 @@ pub fn capture(dp: &Dataplane, f: &Forwarding) -> Result<Snapshot, String> {
             overlay::version5_capture(dp, o);
         }
         overlay::capture(dp, f, o);
-        if version >= VERSION {
+        if version >= VERSION_WITH_WIREGUARD {
             wireguard::capture(dp, o);
+        }
+        if version >= VERSION {
+            ipsec::capture(dp, f, o);
         }
     }
     Ok(Snapshot { json, fds })
@@ -693,6 +707,12 @@ pub fn take_back_wireguard(dp: &Dataplane) {
     super::wireguard::take_back(dp);
 }
 
+/// The take-over failed after [`ipsec_seqs`]: the IPsec SAs seal on in this process (past any
+/// sequence number the new one may have used).
+pub fn take_back_ipsec(dp: &Dataplane) {
+    super::ipsec::take_back(dp);
+}
+
 /// Drive the memif control connections again (the take-over failed after the capture stopped
 /// them).
 pub fn resume_memif(dp: &Dataplane) {
@@ -810,13 +830,22 @@ pub fn own_late(late: Late) {
 /// Rebuild the configuration `snap` describes in a fresh dataplane, adopting the devices over
 /// `fds` (each slot taken once). Stops at the first error; the caller then exits, and the old
 /// process, which still holds every device, keeps running. WireGuard's send counters stay as
-/// captured ([`restore_with`] asks the old process for them).
+/// captured ([`restore_with`] asks the old process for them), and IPsec's sequence numbers.
 pub fn restore(
     dp: &Arc<Dataplane>,
     snap: &Value,
     fds: &mut [Option<OwnedFd>],
 ) -> Result<Late, String> {
-    restore_with(dp, snap, fds, &mut || Ok(Value::Null))
+    restore_with(dp, snap, fds, &mut |_| Ok(Value::Null))
+}
+
+/// What the new process asks the old one for, just before it polls the devices.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ask {
+    /// WireGuard's send counters ([`wireguard_counters`]).
+    WireguardCounters,
+    /// IPsec's sequence numbers and replay windows ([`ipsec_seqs`]).
+    IpsecSeqs,
 }
 
 /// The old process, asked by the new one about to poll the devices: WireGuard's send
@@ -825,14 +854,20 @@ pub fn wireguard_counters(dp: &Dataplane) -> Value {
     wireguard::counters_json(dp)
 }
 
-/// [`restore`], with `counters` asking the old process for WireGuard's send counters
-/// ([`wireguard_counters`]) once the configuration is rebuilt, just before the devices are
-/// polled.
+/// The old process, asked by the new one about to poll the devices: each IPsec SA's last
+/// sequence number this process keeps (it seals no further) and its replay window now.
+pub fn ipsec_seqs(dp: &Dataplane) -> Value {
+    ipsec::seqs_json(dp)
+}
+
+/// [`restore`], with `ask` asking the old process for WireGuard's send counters
+/// ([`wireguard_counters`]) and IPsec's sequence numbers ([`ipsec_seqs`]) once the
+/// configuration is rebuilt, just before the devices are polled.
 pub fn restore_with(
     dp: &Arc<Dataplane>,
     snap: &Value,
     fds: &mut [Option<OwnedFd>],
-    counters: &mut dyn FnMut() -> Result<Value, String>,
+    ask: &mut dyn FnMut(Ask) -> Result<Value, String>,
 ) -> Result<Late, String> {
     let v = num(snap, "version")?;
     if !(OLDEST_VERSION..=VERSION).contains(&v) {
@@ -931,10 +966,17 @@ pub fn restore_with(
             }
         }
         overlay::tunnels_restore(dp, &mut f, snap, v)?;
-        if v >= 6 {
+        if v >= VERSION_WITH_WIREGUARD {
             wireguard::restore(dp, &mut f, snap)?;
         }
         wireguard::check_interfaces(dp, snap)?;
+        if v >= VERSION {
+            ipsec::interfaces_restore(&mut f, snap)?;
+        }
+    }
+    // The service calls take the forwarding lock; protections need the tunnels rebuilt.
+    if v >= VERSION {
+        ipsec::restore(dp, snap)?;
     }
     // Before any device is polled: the first packet of a service or policed flow must find
     // its translation and policy.
@@ -988,8 +1030,11 @@ pub fn restore_with(
     if v >= 5 {
         overlay::version5_restore(dp, snap)?;
     }
+    if v >= VERSION_WITH_WIREGUARD {
+        wireguard::apply_counters(dp, &ask(Ask::WireguardCounters)?)?;
+    }
     if v >= VERSION {
-        wireguard::apply_counters(dp, &counters()?)?;
+        ipsec::apply_seqs(dp, &ask(Ask::IpsecSeqs)?)?;
     }
     // The devices last, outside the forwarding lock (placing queues reads it): the workers poll
     // them at once, and every packet they read must find the whole configuration and every

@@ -11,7 +11,7 @@
 pub mod replay;
 pub mod sa;
 
-pub use sa::{CryptoAlg, EspDrop, IntegAlg, Sa, SaConfig, SaError, SaTunnel};
+pub use sa::{CryptoAlg, EspDrop, IntegAlg, Sa, SaConfig, SaError, SaState, SaTunnel};
 
 use ahash::RandomState;
 use std::collections::HashMap;

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 pub const WINDOW: u64 = 1024;
 const WORD_BITS: u64 = 32;
 /// Enough words that a block within the window is never reused by a newer block.
-const WORDS: usize = 64;
+pub const WORDS: usize = 64;
 const _: () = assert!((WORDS as u64 - 1) * WORD_BITS >= WINDOW + WORD_BITS);
 
 pub struct ReplayWindow {
@@ -39,6 +39,23 @@ fn slot(seq: u64) -> (usize, u32, u64) {
 }
 
 impl ReplayWindow {
+    /// For a live restart: the highest number accepted and the words as they stand.
+    pub fn state(&self) -> (u64, [u64; WORDS]) {
+        (
+            self.top.load(Ordering::Acquire),
+            std::array::from_fn(|i| self.words[i].load(Ordering::Acquire)),
+        )
+    }
+
+    /// A live restart's new process: the window as another process's [`Self::state`] gave it
+    /// (before any packet of the SA is read here).
+    pub fn restore(&self, (top, words): (u64, [u64; WORDS])) {
+        for (w, v) in self.words.iter().zip(words) {
+            w.store(v, Ordering::Release);
+        }
+        self.top.store(top, Ordering::Release);
+    }
+
     /// The highest sequence number accepted so far.
     pub fn top(&self) -> u64 {
         self.top.load(Ordering::Relaxed)
@@ -149,6 +166,20 @@ mod tests {
         for s in 19_000..19_999u64 {
             assert!(!r.accept(s), "{s} replayed");
         }
+    }
+
+    #[test]
+    fn a_restored_window_refuses_what_the_first_accepted() {
+        let a = ReplayWindow::default();
+        for s in (1..=3000u64).filter(|s| s % 7 != 0) {
+            assert!(a.accept(s));
+        }
+        let b = ReplayWindow::default();
+        b.restore(a.state());
+        assert_eq!(b.top(), 3000);
+        assert!(!b.check(2999) && !b.check(3000 - WINDOW));
+        assert!(b.accept(2996) && !b.accept(2996), "2996 was never received");
+        assert!(b.accept(3001));
     }
 
     #[test]

@@ -234,10 +234,33 @@ impl std::fmt::Display for SaError {
 pub enum EspDrop {
     /// Without ESN the 32-bit sequence number would wrap (RFC 4303 §3.3.3): refused.
     SeqRollover,
+    /// A live restart gave the SA's next sequence numbers to the new process.
+    SeqHandedOver,
     Replay,
     Integrity,
     BadPadding,
     Short,
+}
+
+/// Sequence numbers the old process of a live restart may still seal with once the new one is
+/// about to poll its devices (until its own workers stop); the new one starts past them. Half
+/// of rvpp's replay window ([`super::replay::WINDOW`]), so that a peer still accepts the old
+/// process's last packets after the new one's first.
+pub const HANDOVER_RESERVE: u64 = super::replay::WINDOW / 2;
+/// How far a failed take-over moves an SA past the numbers it handed over: past any the new
+/// process may have used (2^28 packets: minutes at any rate rvpp seals, and the old process
+/// waits at most 30 s for the new one's READY). Not more, even with ESN: the peer infers the
+/// high half from the low one it sees (RFC 4303 Appendix A), which follows a jump only well
+/// short of 2^32.
+pub const HANDOVER_ABANDONED_JUMP: u64 = 1 << 28;
+
+/// An SA's numbering as a live restart carries it: the last outbound sequence number used, the
+/// inbound replay window (highest accepted, words) and the NAT-T peer port now.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SaState {
+    pub seq: u64,
+    pub replay: (u64, [u64; super::replay::WORDS]),
+    pub udp_dst: u16,
 }
 
 /// One SA as the workers use it. Shared by `Arc` between table versions, so its sequence
@@ -247,6 +270,9 @@ pub struct Sa {
     cipher: Cipher,
     /// The last outbound sequence number used (the next packet takes one more).
     seq: AtomicU64,
+    /// The last one this process may use: lowered while a live restart's new process holds
+    /// the numbers past it ([`Sa::hand_over`]), else `u64::MAX`.
+    send_limit: AtomicU64,
     /// NAT-T: the peer's UDP port now. A NAT in front of the peer may map it anywhere and
     /// remap it later; IKE learns the new one and moves it here (no republish, so the
     /// sequence number and window carry on).
@@ -342,6 +368,7 @@ impl Sa {
         Ok(Self {
             cipher,
             seq: AtomicU64::new(0),
+            send_limit: AtomicU64::new(u64::MAX),
             udp_dst: AtomicU16::new(cfg.udp_encap.map_or(0, |(_, d)| d)),
             replay: ReplayWindow::default(),
             cfg,
@@ -402,21 +429,98 @@ impl Sa {
         self.seq.store(seq, Ordering::Relaxed);
     }
 
-    /// The next outbound sequence number, or rollover: never wraps to 0.
-    #[inline(always)]
-    pub fn next_seq(&self) -> Result<u64, EspDrop> {
-        let limit = if self.cfg.esn {
+    /// The highest sequence number the SA's numbering has (32 bits without ESN).
+    fn seq_space(&self) -> u64 {
+        if self.cfg.esn {
             u64::MAX
         } else {
             u32::MAX as u64
-        };
+        }
+    }
+
+    /// The next outbound sequence number, or rollover: never wraps to 0.
+    #[inline(always)]
+    pub fn next_seq(&self) -> Result<u64, EspDrop> {
+        // `hand_over` lowers the limit right after reading the number: reaching the numbers
+        // it gave away takes HANDOVER_RESERVE packets in between, long after the store is seen.
+        let limit = self
+            .seq_space()
+            .min(self.send_limit.load(Ordering::Relaxed));
         // fetch_update keeps the counter at the limit instead of running past it.
         self.seq
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |s| {
                 (s < limit).then_some(s + 1)
             })
             .map(|s| s + 1)
-            .map_err(|_| EspDrop::SeqRollover)
+            .map_err(|_| self.seq_refused())
+    }
+
+    #[cold]
+    fn seq_refused(&self) -> EspDrop {
+        if self.handed_over() && self.seq.load(Ordering::Relaxed) < self.seq_space() {
+            EspDrop::SeqHandedOver
+        } else {
+            EspDrop::SeqRollover
+        }
+    }
+
+    /// For a live restart: the outbound numbering and the replay window as they stand.
+    pub fn state(&self) -> SaState {
+        SaState {
+            seq: self.seq.load(Ordering::SeqCst),
+            replay: self.replay.state(),
+            udp_dst: self.udp_dst.load(Ordering::Relaxed),
+        }
+    }
+
+    /// A live restart's new process: carry on from `st` (before any packet of the SA).
+    pub fn resume(&self, st: &SaState) {
+        self.seq.store(st.seq, Ordering::SeqCst);
+        self.replay.restore(st.replay);
+        if self.cfg.udp_encap.is_some() {
+            self.udp_dst.store(st.udp_dst, Ordering::Relaxed);
+        }
+    }
+
+    /// For a live restart, just before the new process starts sending: the last sequence
+    /// number this process keeps. It may still seal [`HANDOVER_RESERVE`] more packets (its
+    /// workers run until the new one is ready), never past it; the new one starts after it
+    /// ([`Self::skip_to`]). Undone by [`Self::take_back`].
+    pub fn hand_over(&self) -> u64 {
+        let last = self
+            .seq
+            .load(Ordering::SeqCst)
+            .saturating_add(HANDOVER_RESERVE)
+            .min(self.seq_space());
+        self.send_limit.fetch_min(last, Ordering::SeqCst);
+        last
+    }
+
+    /// The new process of a live restart: number from after `last` (what the old one's
+    /// [`Self::hand_over`] kept), if past where this one is.
+    pub fn skip_to(&self, last: u64) {
+        self.seq.fetch_max(last, Ordering::SeqCst);
+    }
+
+    /// A live restart gave this SA's next numbers to another process.
+    pub fn handed_over(&self) -> bool {
+        self.send_limit.load(Ordering::Relaxed) != u64::MAX
+    }
+
+    /// The take-over failed after [`Self::hand_over`]: send on, from past anything the new
+    /// process may have used (never a number twice: with AES-GCM the number is the nonce).
+    /// Without ESN the jump stops at the end of the 32-bit space (the SA then refuses to
+    /// send, as at a rollover) rather than wrap.
+    pub fn take_back(&self) {
+        if self.handed_over() {
+            let past = self
+                .send_limit
+                .load(Ordering::SeqCst)
+                .saturating_add(HANDOVER_ABANDONED_JUMP)
+                .min(self.seq_space());
+            self.seq.fetch_max(past, Ordering::SeqCst);
+            self.send_limit.store(u64::MAX, Ordering::SeqCst);
+        }
     }
 
     #[inline(always)]
@@ -742,6 +846,50 @@ mod tests {
             Ok(1 << 32),
             "ESN carries into the high half"
         );
+    }
+
+    #[test]
+    fn handed_over_sequence_numbers_are_never_used_twice() {
+        for esn in [true, false] {
+            let old = Sa::new(cfg(CryptoAlg::AesGcm128, esn)).unwrap();
+            for _ in 0..10 {
+                old.next_seq().unwrap();
+            }
+            assert!(old.replay.accept(3));
+            let st = old.state();
+            assert_eq!(st.seq, 10);
+            let new = Sa::new(cfg(CryptoAlg::AesGcm128, esn)).unwrap();
+            new.resume(&st);
+            assert!(!new.replay.check(3) && new.replay.check(2));
+            // The old process seals on until the new one is about to; then the hand-over.
+            for _ in 0..100 {
+                old.next_seq().unwrap();
+            }
+            let last = old.hand_over();
+            assert_eq!(last, 110 + HANDOVER_RESERVE);
+            new.skip_to(last);
+            assert_eq!(new.next_seq(), Ok(last + 1));
+            let used: Vec<u64> = std::iter::from_fn(|| old.next_seq().ok())
+                .take(5000)
+                .collect();
+            assert_eq!(used.len() as u64, HANDOVER_RESERVE, "the old holder's last");
+            assert!(used.iter().all(|&c| c <= last));
+            assert_eq!(old.next_seq(), Err(EspDrop::SeqHandedOver));
+            assert!(old.handed_over() && !new.handed_over());
+            // A take-over that failed: the old holder seals on, past anything the new one used.
+            old.take_back();
+            assert!(!old.handed_over());
+            let c = old.next_seq().unwrap();
+            assert_eq!(c, last + HANDOVER_ABANDONED_JUMP + 1);
+            old.take_back();
+            assert_eq!(old.next_seq(), Ok(c + 1), "nothing to take back twice");
+        }
+        // Without ESN, near the end of the space, the jump stops there rather than wrap.
+        let sa = Sa::new(cfg(CryptoAlg::AesGcm128, false)).unwrap();
+        sa.set_seq_outbound(u32::MAX as u64 - 5000);
+        sa.hand_over();
+        sa.take_back();
+        assert_eq!(sa.next_seq(), Err(EspDrop::SeqRollover));
     }
 
     #[test]

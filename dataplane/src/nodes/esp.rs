@@ -53,6 +53,7 @@ crate::node_errors! {
         DOWN => "esp encrypt: tunnel interface is down (dropped)",
         NO_SA => "esp encrypt: interface has no outbound SA (dropped)",
         SEQ_ROLLOVER => "esp encrypt: sequence number would wrap without ESN (dropped)",
+        SEQ_HANDED_OVER => "esp encrypt: sequence numbers handed to a live restart's new process (dropped)",
         NO_HEADROOM => "esp encrypt: no headroom for the outer headers (dropped)",
         NO_TAILROOM => "esp encrypt: no tailroom for the trailer and ICV (dropped)",
         LOOP => "esp encrypt: tunnel loops into itself (dropped)",
@@ -98,7 +99,10 @@ fn encrypt_one(b: &mut Buf<'_>, p: &Protect) -> Result<u16, u16> {
         _ => return Err(encrypt_error::NOT_IP),
     };
     let sa = &p.out;
-    let seq = sa.next_seq().map_err(|_| encrypt_error::SEQ_ROLLOVER)?;
+    let seq = sa.next_seq().map_err(|e| match e {
+        EspDrop::SeqHandedOver => encrypt_error::SEQ_HANDED_OVER,
+        _ => encrypt_error::SEQ_ROLLOVER,
+    })?;
     let n = b.data().len();
     let t = sa.trailer_len(n);
     if !b.set_len(n + t + sa.icv_len()) {
