@@ -2,6 +2,8 @@
 //! does ESP in UDP over a TUN in the namespace; no routes installed; quick retransmits; vici and
 //! the log in the lab's directory), and charon started in a network namespace with a mount
 //! namespace of its own whose /run is the lab's directory (charon.pid per lab).
+// Each includer uses part of it.
+#![allow(dead_code)]
 
 use std::path::Path;
 use std::process::{Child, Command};
