@@ -28,6 +28,10 @@
 //! empty). Denies are not copied: they stay in [`Npol::flows`], where an allowed reply may
 //! replace one.
 //!
+//! A flow with no cnat session (pod to pod) meets, in the IPv4 nodes, this worker's
+//! [`FrontCache`] first: allows found in [`Npol::flows`], each counting only while the shared
+//! entry's slot is unchanged, in the same epoch and second.
+//!
 //! `npol_configure_policies` enables the four features on the interface ([`feature_enable`]);
 //! an interface without configuration never reaches these nodes.
 //!
