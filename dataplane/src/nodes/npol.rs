@@ -721,22 +721,21 @@ impl Node for NpolNode {
                 Direction::Rx => b.meta.rx_sw_if_index,
                 Direction::Tx => b.meta.tx_sw_if_index,
             };
-            // The allow copied onto the flow's cnat session: nothing else to read.
-            if b.meta.flags & CNAT_SESSION != 0
-                && SessionVerdicts::allows(b.meta.cnat_npol, dir, sw, epoch)
-            {
-                *next_out = arc.next(b.meta.feature_mask);
-                continue;
-            }
             // After rewrite the packet starts at the L2 header the adjacency wrote.
-            let l3 = match dir {
+            let l3 = || match dir {
                 Direction::Rx => 0,
                 Direction::Tx => fwd.adj(b.meta.adj_index).rewrite_len as usize,
             };
-            // A plain IPv4 TCP/UDP packet without a cnat session: this worker's front cache.
             let mut front = None;
-            if !self.ip6 && b.meta.flags & CNAT_SESSION == 0 {
-                if let Some(k) = b.data().get(l3..).and_then(|d| FrontKey::of_packet(d, sw)) {
+            if b.meta.flags & CNAT_SESSION != 0 {
+                // The allow copied onto the flow's cnat session: nothing else to read.
+                if SessionVerdicts::allows(b.meta.cnat_npol, dir, sw, epoch) {
+                    *next_out = arc.next(b.meta.feature_mask);
+                    continue;
+                }
+            } else if !self.ip6 {
+                // A plain IPv4 TCP/UDP packet: this worker's front cache.
+                if let Some(k) = b.data().get(l3()..).and_then(|d| FrontKey::of_packet(d, sw)) {
                     if self.front.allows(&k, stamp, &npol.flows) {
                         *next_out = arc.next(b.meta.feature_mask);
                         continue;
@@ -744,6 +743,7 @@ impl Node for NpolNode {
                     front = Some(k);
                 }
             }
+            let l3 = l3();
             let mut allowed_at = None;
             let at = VectorTime { now, epoch };
             let decided = self.decide(&b, l3, sw, at, ifs, &mut allowed_at);
