@@ -5,7 +5,8 @@
 //! reaches new flows only; a service's replies, un-NATed by cnat, are replies too, also from
 //! a backend whose egress denies; IPv6 and a truncated packet. Through a service, the allows
 //! copied onto cnat's sessions: never from a recycled session, voided by a flush, and an
-//! update still reaching new flows only.
+//! update still reaching new flows only. Without cnat, the workers' front caches (rx and tx)
+//! never outlive the shared entry they copy.
 
 mod common;
 use common::*;
@@ -509,6 +510,34 @@ fn a_workers_front_cache_never_outlives_the_shared_verdict() {
     l.send(if0, &pkt);
     Lab::send_on(&mut l.rt2, if0, &pkt);
     assert_eq!(Lab::count(&l.out1), 0, "flushed: judged again, denied");
+
+    l.no_leaks();
+}
+
+#[test]
+fn npol_tx_front_cache_never_outlives_the_cached_reply() {
+    let mut l = lab();
+    police_pod(&l);
+    let (if0, if1) = (l.if0, l.if1);
+    l.send(if0, &tcp4(POD, SRV, 40005, 80, POD_MAC, MAC0));
+    assert_eq!(Lab::count(&l.out1), 1);
+    let reply = tcp4(SRV, POD, 80, 40005, SRV_MAC, MAC1);
+    for _ in 0..3 {
+        l.send(if1, &reply);
+    }
+    assert_eq!(Lab::count(&l.out0), 3, "the reply passes npol-tx");
+    let reply_key = FlowKey {
+        fib: if0 as u16,
+        stage: 1,
+        ..session_key(SRV, POD, 80, 40005)
+    };
+    assert!(l.npol.flows.remove(&reply_key).is_some());
+    l.send(if1, &reply);
+    assert_eq!(
+        Lab::count(&l.out0),
+        0,
+        "judged again: the tx default denies"
+    );
     l.no_leaks();
 }
 
