@@ -5,13 +5,14 @@
 //! reaches new flows only; a service's replies, un-NATed by cnat, are replies too, also from
 //! a backend whose egress denies; IPv6 and a truncated packet. Through a service, the allows
 //! copied onto cnat's sessions: never from a recycled session, voided by a flush, and an
-//! update still reaching new flows only.
+//! update still reaching new flows only. Without cnat, the workers' front caches (rx and tx)
+//! never outlive the shared entry they copy.
 
 mod common;
 use common::*;
 use etherparse::PacketBuilder;
 use rvpp_dataplane::buffer::BufferPool;
-use rvpp_dataplane::cnat::session::{stage, FlowKey};
+use rvpp_dataplane::cnat::session::{stage, FlowKey, Session};
 use rvpp_dataplane::cnat::translation::{Endpoint, PathEp, Translation};
 use rvpp_dataplane::cnat::Cnat;
 use rvpp_dataplane::feature::FeatureTables;
@@ -443,6 +444,99 @@ fn icmp_errors_about_allowed_flows_pass() {
         Lab::count(&l.out0),
         0,
         "an error about another flow is denied"
+    );
+    l.no_leaks();
+}
+
+/// The pod's flow to the server's :80 as npol-rx caches it on `if0`.
+fn rx_key(if0: u32) -> FlowKey {
+    FlowKey {
+        fib: if0 as u16,
+        ..session_key(POD, SRV, 40000, 80)
+    }
+}
+
+#[test]
+fn a_workers_front_cache_never_outlives_the_shared_verdict() {
+    let mut l = lab();
+    let (web, egress) = police_pod(&l);
+    let if0 = l.if0;
+    let pkt = tcp4(POD, SRV, 40000, 80, POD_MAC, MAC0);
+    // The first packet judges the flow, the next ones on each worker find the shared entry
+    // and fill that worker's front cache, which the rest then meet.
+    for _ in 0..3 {
+        l.send(if0, &pkt);
+        Lab::send_on(&mut l.rt2, if0, &pkt);
+    }
+    assert_eq!(Lab::count(&l.out1), 6);
+    assert_eq!(l.counter("npol-rx-ip4", error::NEW_ALLOWED), 1);
+    deny_port_80(&l, web, egress);
+    l.send(if0, &pkt);
+    assert_eq!(Lab::count(&l.out1), 1, "established: keeps its verdict");
+
+    // The shared entry removed alone (no flush, no epoch): the flow is judged again.
+    assert!(l.npol.flows.remove(&rx_key(if0)).is_some());
+    l.send(if0, &pkt);
+    assert_eq!(Lab::count(&l.out1), 0, "judged again, now denied");
+    assert_eq!(l.counter("npol-rx-ip4", error::NEW_DENIED), 1);
+
+    // Its slot retaken by an allow of the same key, then that replaced by the deny again:
+    // each worker meets what the slot holds now, not what its front cache copied.
+    let k = rx_key(if0);
+    let deny = l.npol.flows.lookup(&k).unwrap().session;
+    let allow = Session { flags: 1, ..deny };
+    l.npol.flows.remove(&k);
+    l.npol.flows.insert(&k, &allow).unwrap();
+    for _ in 0..2 {
+        l.send(if0, &pkt);
+        Lab::send_on(&mut l.rt2, if0, &pkt);
+    }
+    assert_eq!(Lab::count(&l.out1), 4, "the allow put back is met");
+    l.npol.flows.remove(&k);
+    l.npol.flows.insert(&k, &deny).unwrap();
+    l.send(if0, &pkt);
+    Lab::send_on(&mut l.rt2, if0, &pkt);
+    assert_eq!(Lab::count(&l.out1), 0, "a reused slot's old allow is not");
+
+    // A flush voids what both workers copied.
+    l.npol.flows.remove(&k);
+    l.npol.flows.insert(&k, &allow).unwrap();
+    for _ in 0..2 {
+        l.send(if0, &pkt);
+        Lab::send_on(&mut l.rt2, if0, &pkt);
+    }
+    assert_eq!(Lab::count(&l.out1), 4);
+    l.npol.flush_flows();
+    l.send(if0, &pkt);
+    Lab::send_on(&mut l.rt2, if0, &pkt);
+    assert_eq!(Lab::count(&l.out1), 0, "flushed: judged again, denied");
+
+    l.no_leaks();
+}
+
+#[test]
+fn npol_tx_front_cache_never_outlives_the_cached_reply() {
+    let mut l = lab();
+    police_pod(&l);
+    let (if0, if1) = (l.if0, l.if1);
+    l.send(if0, &tcp4(POD, SRV, 40005, 80, POD_MAC, MAC0));
+    assert_eq!(Lab::count(&l.out1), 1);
+    let reply = tcp4(SRV, POD, 80, 40005, SRV_MAC, MAC1);
+    for _ in 0..3 {
+        l.send(if1, &reply);
+    }
+    assert_eq!(Lab::count(&l.out0), 3, "the reply passes npol-tx");
+    let reply_key = FlowKey {
+        fib: if0 as u16,
+        stage: 1,
+        ..session_key(SRV, POD, 80, 40005)
+    };
+    assert!(l.npol.flows.remove(&reply_key).is_some());
+    l.send(if1, &reply);
+    assert_eq!(
+        Lab::count(&l.out0),
+        0,
+        "judged again: the tx default denies"
     );
     l.no_leaks();
 }

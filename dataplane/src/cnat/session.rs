@@ -268,6 +268,9 @@ pub struct Found {
     meta_word: u64,
     /// The npol word, read with the entry: its generation and what npol cached on it.
     pub npol: u64,
+    /// The slot's header as the entry was read: it changes when the entry is removed or
+    /// its slot retaken ([`SessionTable::holds`]).
+    pub(crate) header: u64,
 }
 
 impl Found {
@@ -479,6 +482,7 @@ impl SessionTable {
                         csum_deltas4: w5 as u32,
                         meta_word: m,
                         npol: nw,
+                        header: now,
                     });
                 }
                 if now & !SEQ_MASK != hv & !SEQ_MASK {
@@ -491,6 +495,15 @@ impl SessionTable {
             }
         }
         None
+    }
+
+    /// Whether `slot` still holds the entry a lookup read with `header` ([`Found::header`]):
+    /// a remove, an expiry attempt or a new entry in the slot moves the header's sequence.
+    #[inline(always)]
+    pub(crate) fn holds(&self, slot: usize, header: u64) -> bool {
+        self.hdr
+            .get(slot / SLOTS_PER_BUCKET)
+            .is_some_and(|h| h[slot % SLOTS_PER_BUCKET].load(Ordering::Acquire) == header)
     }
 
     /// Record a packet on a found entry: its time and timeout class. One CAS, and only when
@@ -608,6 +621,7 @@ impl SessionTable {
                     csum_deltas4: w5 as u32,
                     meta_word: m,
                     npol,
+                    header: tag | OCC | ((seq + 2) & SEQ_MASK),
                 });
             }
         }

@@ -28,6 +28,10 @@
 //! empty). Denies are not copied: they stay in [`Npol::flows`], where an allowed reply may
 //! replace one.
 //!
+//! A flow with no cnat session (pod to pod) meets, in the IPv4 nodes, this worker's
+//! [`FrontCache`] first: allows found in [`Npol::flows`], each counting only while the shared
+//! entry's slot is unchanged, in the same epoch and second.
+//!
 //! `npol_configure_policies` enables the four features on the interface ([`feature_enable`]);
 //! an interface without configuration never reaches these nodes.
 //!
@@ -51,7 +55,8 @@ use crate::npol::{
 use crate::rcu::Snapshot;
 use crate::runtime::Ctx;
 use crate::tables::IfTable;
-use crate::wire::{IcmpHdr, IP_PROTO_TCP};
+use crate::wire::l4::{TCP_HDR, UDP_HDR};
+use crate::wire::{IcmpHdr, IP4_HDR, IP_PROTO_TCP, IP_PROTO_UDP};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
@@ -404,6 +409,132 @@ impl SessionVerdicts {
     }
 }
 
+/// Entries in an IPv4 node's [`FrontCache`] (40 bytes each: 640 KiB a node).
+const FRONT_ENTRIES: usize = 16384;
+
+/// A plain IPv4 TCP/UDP flow on an interface, as the front cache keys it (the node is the
+/// direction): addresses in one word, ports, protocol and interface in the other.
+#[derive(Clone, Copy, Default, PartialEq, Eq)]
+struct FrontKey {
+    addrs: u64,
+    rest: u64,
+}
+
+impl FrontKey {
+    /// The key of a packet [`nat::flow4_plain`] takes (the same tests: a 20-byte header,
+    /// not a fragment, TCP or UDP with the bytes of a TCP header held and its header within
+    /// total_len), None for any other. Read as it lies in the packet: nothing is swapped,
+    /// since the key is only compared with keys read the same way.
+    #[inline(always)]
+    fn of_packet(d: &[u8], sw: u32) -> Option<Self> {
+        let h = d.first_chunk::<{ IP4_HDR + TCP_HDR }>()?;
+        let l4_len = match h[9] {
+            IP_PROTO_TCP => TCP_HDR,
+            IP_PROTO_UDP => UDP_HDR,
+            _ => return None,
+        };
+        let total_len = u16::from_be_bytes([h[2], h[3]]) as usize;
+        if h[0] != 0x45 || h[6] & 0x3f != 0 || h[7] != 0 || total_len < IP4_HDR + l4_len {
+            return None;
+        }
+        let (addrs, ports) = h[12..].split_first_chunk::<8>()?;
+        let ports = ports.first_chunk::<4>()?;
+        Some(Self {
+            addrs: u64::from_ne_bytes(*addrs),
+            // As the shared table's key: the interface's low 16 bits (sw < 4096).
+            rest: (u32::from_ne_bytes(*ports) as u64) << 32
+                | (h[9] as u64) << 16
+                | (sw & 0xffff) as u64,
+        })
+    }
+}
+
+#[derive(Clone, Copy, Default)]
+struct FrontEntry {
+    /// All zero when empty: no TCP/UDP key has protocol 0.
+    key: FrontKey,
+    /// The slot of the ALLOWED entry in [`Npol::flows`] this copies, and its header then.
+    header: u64,
+    slot: u32,
+    /// [`FrontCache::stamp`] of the packet that found it.
+    stamp: u64,
+}
+
+/// A worker's cache, in one IPv4 npol node, of allows found in [`Npol::flows`] (two ways a
+/// set): a later packet of the flow in the same second is judged by a compare of its key,
+/// the epoch and the shared entry's slot header, with no hash or probe of the shared table.
+///
+/// It never decides on its own: an entry counts only while the shared entry it copies is
+/// still in its slot, unchanged (a remove, an expiry or a reuse moves the slot's header), in
+/// the epoch it was found under (a flush or an unconfigure moves it), and in the second it
+/// was found in, so each second's first packet of a flow on this worker takes the shared
+/// lookup again, which keeps that entry alive (touch) for its idle timeout. Denies are never
+/// copied.
+struct FrontCache {
+    sets: Box<[[FrontEntry; 2]]>,
+    shift: u32,
+}
+
+impl FrontCache {
+    /// About `n` entries (sets of two, a power of two of them), or none.
+    fn new(n: usize) -> Self {
+        let sets = (n / 2).next_power_of_two();
+        let len = if n >= 2 { sets } else { 0 };
+        Self {
+            sets: vec![[FrontEntry::default(); 2]; len].into_boxed_slice(),
+            shift: 64 - sets.max(2).trailing_zeros(),
+        }
+    }
+
+    #[inline(always)]
+    fn stamp(epoch: u32, now: u32) -> u64 {
+        (epoch as u64) << 32 | now as u64
+    }
+
+    #[inline(always)]
+    fn index(&self, k: &FrontKey) -> usize {
+        // The words hold the packet's bytes unswapped (a host's low byte in the top bits),
+        // and generators vary ports with addresses: each word is mixed before they meet.
+        let x = k.addrs.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ k.rest;
+        let h = (x ^ x >> 29).wrapping_mul(0xff51_afd7_ed55_8ccd);
+        ((h ^ h >> 32) >> self.shift) as usize
+    }
+
+    /// Whether the cache holds a live allow for `k` at `stamp`.
+    #[inline(always)]
+    fn allows(&self, k: &FrontKey, stamp: u64, flows: &SessionTable) -> bool {
+        let Some(set) = self.sets.get(self.index(k)) else {
+            return false;
+        };
+        let e = if set[0].key == *k { &set[0] } else { &set[1] };
+        e.key == *k && e.stamp == stamp && flows.holds(e.slot as usize, e.header)
+    }
+
+    /// Copy an allow found at `slot` (its header `header`) for `k`: into the way holding `k`,
+    /// else one not used this second, else the second way.
+    #[inline(always)]
+    fn set(&mut self, k: &FrontKey, slot: usize, header: u64, stamp: u64) {
+        let i = self.index(k);
+        let Some(set) = self.sets.get_mut(i) else {
+            return;
+        };
+        let way = usize::from(set[0].key != *k && (set[1].key == *k || set[0].stamp == stamp));
+        set[way] = FrontEntry {
+            key: *k,
+            header,
+            slot: slot as u32,
+            stamp,
+        };
+    }
+}
+
+/// The vector's second and verdict epoch, as [`NpolNode::decide`] takes them.
+#[derive(Clone, Copy)]
+struct VectorTime {
+    now: u32,
+    epoch: u32,
+}
+
 /// npol-rx-ip4/ip6, npol-tx-ip4/ip6.
 pub struct NpolNode {
     npol: Arc<Npol>,
@@ -413,6 +544,8 @@ pub struct NpolNode {
     snat: Snapshot<SnatConfig>,
     dir: Direction,
     ip6: bool,
+    /// This worker's recent allows from [`Npol::flows`] (IPv4 nodes only).
+    front: FrontCache,
 }
 
 impl NpolNode {
@@ -424,6 +557,7 @@ impl NpolNode {
             cnat,
             dir,
             ip6,
+            front: FrontCache::new(if ip6 { 0 } else { FRONT_ENTRIES }),
         }
     }
 
@@ -471,10 +605,11 @@ impl NpolNode {
         b: &Buf<'_>,
         l3: usize,
         sw: u32,
-        now: u32,
+        at: VectorTime,
         ifs: &IfTable,
-        epoch: u32,
+        allowed_at: &mut Option<(usize, u64)>,
     ) -> Result<Option<u16>, u16> {
+        let VectorTime { now, epoch } = at;
         let (npol, t, dir, ip6) = (&*self.npol, self.tables.get(), self.dir, self.ip6);
         let d = b.data().get(l3..).ok_or(error::TRUNCATED)?;
         let f = if ip6 { nat::flow6(d) } else { nat::flow4(d) }.map_err(|_| error::TRUNCATED)?;
@@ -523,6 +658,9 @@ impl NpolNode {
         if let Some(found) = npol.flows.lookup(&k) {
             npol.flows.touch(&found, now, class);
             let allowed = found.session.flags == ALLOWED;
+            if allowed {
+                *allowed_at = Some((found.slot, found.header));
+            }
             remember(allowed);
             SessionVerdicts::sync(&self.cnat.sessions, b, dir, sw, epoch, allowed);
             return if allowed { Ok(None) } else { Err(error::DENIED) };
@@ -574,6 +712,7 @@ impl Node for NpolNode {
         let arc = cx.arc();
         let now = npol.secs(cx.now);
         let epoch = npol.verdict_epoch();
+        let stamp = FrontCache::stamp(epoch, now);
         let (fwd, ifs) = (cx.tables.fwd.get(), cx.tables.ifs.get());
         let mut view = cx.bufs.view();
         for (&bi, next_out) in bufs.iter().zip(nexts.iter_mut()) {
@@ -582,19 +721,36 @@ impl Node for NpolNode {
                 Direction::Rx => b.meta.rx_sw_if_index,
                 Direction::Tx => b.meta.tx_sw_if_index,
             };
-            // The allow copied onto the flow's cnat session: nothing else to read.
-            if b.meta.flags & CNAT_SESSION != 0
-                && SessionVerdicts::allows(b.meta.cnat_npol, dir, sw, epoch)
-            {
-                *next_out = arc.next(b.meta.feature_mask);
-                continue;
-            }
             // After rewrite the packet starts at the L2 header the adjacency wrote.
-            let l3 = match dir {
+            let l3 = || match dir {
                 Direction::Rx => 0,
                 Direction::Tx => fwd.adj(b.meta.adj_index).rewrite_len as usize,
             };
-            *next_out = match self.decide(&b, l3, sw, now, ifs, epoch) {
+            let mut front = None;
+            if b.meta.flags & CNAT_SESSION != 0 {
+                // The allow copied onto the flow's cnat session: nothing else to read.
+                if SessionVerdicts::allows(b.meta.cnat_npol, dir, sw, epoch) {
+                    *next_out = arc.next(b.meta.feature_mask);
+                    continue;
+                }
+            } else if !self.ip6 {
+                // A plain IPv4 TCP/UDP packet: this worker's front cache.
+                if let Some(k) = b.data().get(l3()..).and_then(|d| FrontKey::of_packet(d, sw)) {
+                    if self.front.allows(&k, stamp, &npol.flows) {
+                        *next_out = arc.next(b.meta.feature_mask);
+                        continue;
+                    }
+                    front = Some(k);
+                }
+            }
+            let l3 = l3();
+            let mut allowed_at = None;
+            let at = VectorTime { now, epoch };
+            let decided = self.decide(&b, l3, sw, at, ifs, &mut allowed_at);
+            if let (Some(k), Some((slot, header))) = (front, allowed_at) {
+                self.front.set(&k, slot, header, stamp);
+            }
+            *next_out = match decided {
                 Ok(c) => {
                     if let Some(c) = c {
                         errs.count(c, 1);
@@ -852,6 +1008,69 @@ mod tests {
         n.flows
             .lookup(k)
             .map(|x| (x.session.flags, x.session.last_seen))
+    }
+
+    /// An IPv4 packet of `len` bytes (total_len `total`), TCP or UDP ports 40000 -> 80.
+    fn ip4(proto: u8, len: usize, total: u16, frag: u16) -> Vec<u8> {
+        let mut p = vec![0u8; len];
+        p[0] = 0x45;
+        p[2..4].copy_from_slice(&total.to_be_bytes());
+        p[6..8].copy_from_slice(&frag.to_be_bytes());
+        p[9] = proto;
+        p[12..20].copy_from_slice(&[198, 18, 0, 2, 198, 19, 0, 2]);
+        p[20..24].copy_from_slice(&[0x9c, 0x40, 0, 80]);
+        p
+    }
+
+    #[test]
+    fn the_front_key_takes_exactly_the_packets_the_plain_parse_does() {
+        let cases = [
+            (ip4(6, 60, 60, 0), true),
+            (ip4(17, 48, 48, 0x4000), true),
+            (ip4(17, 48, 27, 0), false),
+            (ip4(6, 60, 39, 0), false),
+            (ip4(6, 39, 39, 0), false),
+            (ip4(6, 60, 60, 0x2000), false),
+            (ip4(6, 60, 60, 0x0001), false),
+            (ip4(6, 60, 60, 0x0100), false),
+            (ip4(1, 60, 60, 0), false),
+            ({
+                let mut p = ip4(6, 60, 60, 0);
+                p[0] = 0x46;
+                p
+            }, false),
+        ];
+        for (i, (p, plain)) in cases.iter().enumerate() {
+            assert_eq!(nat::flow4_plain(p).is_some(), *plain, "case {i}: the parse");
+            assert_eq!(FrontKey::of_packet(p, 3).is_some(), *plain, "case {i}: the key");
+        }
+        let k = |p: &[u8], sw| FrontKey::of_packet(p, sw).unwrap();
+        let tcp = ip4(6, 60, 60, 0);
+        let mut other_port = tcp.clone();
+        other_port[23] = 81;
+        assert!(k(&tcp, 3) != k(&tcp, 4), "the interface is in the key");
+        assert!(k(&tcp, 3) != k(&ip4(17, 60, 60, 0), 3), "the protocol is");
+        assert!(k(&tcp, 3) != k(&other_port, 3), "the ports are");
+    }
+
+    #[test]
+    fn a_front_entry_counts_while_its_slot_holds_it_in_its_second_and_epoch() {
+        let n = Npol::with_max_flows(16);
+        let mut c = FrontCache::new(64);
+        let fk = FrontKey::of_packet(&ip4(6, 60, 60, 0), 1).unwrap();
+        let k = reply_key(80);
+        let f = n.flows.insert(&k, &cached_verdict(ALLOWED, 1, 5)).unwrap();
+        let at = FrontCache::stamp(0, 5);
+        assert!(!c.allows(&fk, at, &n.flows), "empty");
+        c.set(&fk, f.slot, f.header, at);
+        assert!(c.allows(&fk, at, &n.flows));
+        assert!(!c.allows(&fk, FrontCache::stamp(0, 6), &n.flows), "the next second");
+        assert!(!c.allows(&fk, FrontCache::stamp(1, 5), &n.flows), "another epoch");
+        n.flows.remove(&k);
+        assert!(!c.allows(&fk, at, &n.flows), "removed");
+        let again = n.flows.insert(&k, &cached_verdict(ALLOWED, 1, 5)).unwrap();
+        assert_eq!(again.slot, f.slot, "the same slot, taken again");
+        assert!(!c.allows(&fk, at, &n.flows), "a new entry in the slot");
     }
 
     #[test]
