@@ -224,46 +224,23 @@ impl Engine {
         self.ifs.get(&sw).map(|i| i.id.private)
     }
 
-    /// Add a peer; its index.
+    /// Add a peer; its index. A new peer is one with no keypairs, handshake or activity yet,
+    /// put under the lowest free index.
     pub fn add_peer(&mut self, wg: &Wireguard, c: PeerConfig) -> Result<u32, PeerError> {
-        let i = self.ifs.get(&c.sw_if_index).ok_or(PeerError::NoInterface)?;
-        if self
-            .peers
-            .values()
-            .any(|p| p.sw == c.sw_if_index && p.keys.public == c.public)
-        {
-            return Err(PeerError::Exists);
-        }
-        let keys = PeerKeys::new(&i.id, c.public, c.psk);
-        let mut t = (*wg.table.load()).clone();
-        let index = t.free_peer_index();
-        t.insert_peer(Peer {
-            index,
-            sw_if_index: c.sw_if_index,
-            public: c.public,
-            endpoint: c.endpoint,
-            port: c.port,
-            table_id: c.table_id,
-            encap_fib: c.encap_fib,
-            persistent_keepalive: c.persistent_keepalive,
-            allowed: c.allowed,
-            activity: Arc::new(PeerActivity::default()),
-            current: None,
-            previous: None,
-        });
-        wg.table.publish(t);
-        self.peers.insert(
-            index,
-            PeerCtl {
-                sw: c.sw_if_index,
-                keys,
-                last_ts: [0; 12],
-                pending: None,
-                attempts_since: None,
-                cookie: None,
+        let index = wg.table.load().free_peer_index();
+        self.adopt_peer(
+            wg,
+            PeerHandover {
+                index,
+                config: c,
+                activity: PeerActivity::default(),
+                current: None,
+                previous: None,
+                last_initiation_ts: [0; 12],
                 last_handshake_ms: 0,
+                cookie: None,
             },
-        );
+        )?;
         Ok(index)
     }
 
