@@ -358,7 +358,7 @@ impl UdpStream {
 
     /// (sent, received, duplicates, longest gap between arrivals overall, the same before
     /// `mark`).
-    fn finish(self, mark: Instant) -> (u64, u64, u64, Duration, Duration) {
+    fn finish(self, mark: Instant) -> StreamTally {
         self.stop.store(true, Ordering::Release);
         let sent = self.sender.join().unwrap();
         let got = self.receiver.join().unwrap();
@@ -1802,25 +1802,15 @@ fn wireguard_keeps_encrypting_across_a_take_over_with_no_new_handshake() {
     wait_for("the new rvpp's API", 10, || {
         Client::connect(&lab.api(), "probe").is_ok()
     });
-    for (dir, (sent, received, dups, gap, gap_before)) in results {
-        let lost = sent - received;
-        let loss = lost as f64 * 100.0 / sent.max(1) as f64;
-        println!(
-            "LIVE-RESTART wireguard {dir}: {sent} sent at {UDP_PPS} pps, {lost} lost \
-             ({loss:.3} %), {dups} duplicated, longest gap {:.1} ms (before {:.1} ms)",
-            gap.as_secs_f64() * 1e3,
-            gap_before.as_secs_f64() * 1e3
-        );
-        assert_eq!(dups, 0, "{dir}: packets forwarded twice");
-        assert!(
-            loss <= 0.1,
-            "{dir}: UDP loss {loss:.3} % ({lost} of {sent})\n{}\n{}\nold:\n{}\nnew:\n{}",
+    two_way_within_bound("wireguard", results, || {
+        format!(
+            "{}\n{}\nold:\n{}\nnew:\n{}",
             lab.r.ctl("show errors"),
             out(node.exec(&["wg", "show", "wgo0"])),
             lab.r.log(),
             lab.log("new.log")
-        );
-    }
+        )
+    });
     // No new handshake: wireguard-go's latest is the one from before, the new rvpp made none.
     assert_eq!(
         before,
@@ -1988,6 +1978,27 @@ fn held_take_over_under_streams(lab: &mut Lab, other: &Rvpp, pod_c: &Netns, what
     wait_for("the new rvpp's API", 10, || {
         Client::connect(&lab.api(), "probe").is_ok()
     });
+    two_way_within_bound(what, results, || {
+        format!(
+            "taken over:\n{}\nother:\n{}",
+            lab.r.ctl("show errors"),
+            other.ctl("show errors")
+        )
+    });
+}
+
+/// What a [`UdpStream`] counted: sent, received, duplicated, the longest gap after the mark
+/// and before it.
+type StreamTally = (u64, u64, u64, Duration, Duration);
+
+/// Print `LIVE-RESTART <what> <direction>: ...` for each of a take-over's two numbered UDP
+/// streams and assert each lost at most 0.1 % and had nothing twice; `context` says what the
+/// nodes counted, for a failure.
+fn two_way_within_bound(
+    what: &str,
+    results: [(&str, StreamTally); 2],
+    context: impl Fn() -> String,
+) {
     for (dir, (sent, received, dups, gap, gap_before)) in results {
         let lost = sent - received;
         let loss = lost as f64 * 100.0 / sent.max(1) as f64;
@@ -2000,9 +2011,8 @@ fn held_take_over_under_streams(lab: &mut Lab, other: &Rvpp, pod_c: &Netns, what
         assert_eq!(dups, 0, "{dir}: packets forwarded twice");
         assert!(
             loss <= 0.1,
-            "{dir}: UDP loss {loss:.3} % ({lost} of {sent})\ntaken over:\n{}\nother:\n{}",
-            lab.r.ctl("show errors"),
-            other.ctl("show errors")
+            "{dir}: UDP loss {loss:.3} % ({lost} of {sent})\n{}",
+            context()
         );
     }
 }
