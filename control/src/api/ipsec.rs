@@ -1,9 +1,9 @@
 //! The IPsec SA-level messages over `service::ipsec`: `ipsec_sad_entry_add_del_v3`,
 //! `ipsec_tunnel_protect_update/del/dump`, `ipsec_itf_create/delete`; and the crypto
-//! placement messages, `ipsec_set_async_mode` and `crypto_sw_scheduler_set_worker`, which rvpp
-//! accepts with the behaviour it has: every worker seals and opens its own packets inline, a
-//! vector at a time, so there is no crypto worker to hand packets to (documented in
-//! docs/crypto.md).
+//! placement messages, `ipsec_set_async_mode` and `crypto_sw_scheduler_set_worker`. rvpp has
+//! one placement: every worker seals and opens its own packets inline, a vector at a time. A
+//! request for that placement answers 0; one for another (async crypto, a worker kept out of
+//! crypto) answers UNIMPLEMENTED (docs/crypto.md). Calico logs such an error and carries on.
 
 use super::convert::{self, addr_ip, rv, NONE};
 use super::devices::{created, deleted};
@@ -128,12 +128,23 @@ fn set_worker(s: &State, m: &d::CryptoSwSchedulerSetWorker) -> i32 {
     if m.worker_index as usize >= workers {
         return rv::INVALID_VALUE;
     }
-    log::info!(
-        "api: crypto_sw_scheduler_set_worker {} {}: crypto runs inline on every worker",
-        m.worker_index,
-        if m.crypto_enable { "on" } else { "off" }
+    if m.crypto_enable {
+        return 0;
+    }
+    log::warn!(
+        "api: crypto_sw_scheduler_set_worker {} off: unimplemented, every worker seals and opens its own packets",
+        m.worker_index
     );
-    0
+    rv::UNIMPLEMENTED
+}
+
+/// Async crypto would hand a vector's crypto to other threads; rvpp has no such threads.
+fn set_async_mode(m: &d::IpsecSetAsyncMode) -> i32 {
+    if !m.async_enable {
+        return 0;
+    }
+    log::warn!("api: ipsec_set_async_mode 1: unimplemented, crypto runs inline on each worker");
+    rv::UNIMPLEMENTED
 }
 
 pub(super) fn register(r: &mut Router<State>) {
@@ -179,11 +190,7 @@ pub(super) fn register(r: &mut Router<State>) {
         reply!(IpsecItfDeleteReply, deleted(s, "ipsec_itf_delete", r))
     });
     r.on(|_s: &mut State, m: d::IpsecSetAsyncMode, _c| {
-        log::info!(
-            "api: ipsec_set_async_mode {}: crypto runs inline on each worker, a vector at a time",
-            m.async_enable
-        );
-        reply!(IpsecSetAsyncModeReply, 0)
+        reply!(IpsecSetAsyncModeReply, set_async_mode(&m))
     });
     r.on(|s: &mut State, m: d::CryptoSwSchedulerSetWorker, _c| {
         reply!(CryptoSwSchedulerSetWorkerReply, set_worker(s, &m))

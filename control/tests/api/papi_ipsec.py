@@ -2,7 +2,7 @@
 """IPsec SA-level messages over the binary API with vpp_papi (run by control/tests/ipsec_api.rs):
 ipsec_sad_entry_add_del_v3, ipsec_tunnel_protect_update/del/dump, ipsec_itf_create/delete,
 ipsec_set_async_mode and crypto_sw_scheduler_set_worker, with VPP's return values for what
-rvpp refuses, and the CLI's `show ipsec ...` agreeing with the API.
+rvpp refuses (-9 for a crypto placement other than inline on each worker), and the CLI's `show ipsec ...` agreeing with the API.
 
 usage: papi_ipsec.py <apidir> <api socket>
 Exits 77 when vpp_papi is not importable; raises (non-zero exit) on the first failed check.
@@ -131,9 +131,14 @@ def main():
     r = vpp.api.ipsec_itf_create(itf={"user_instance": 0xFFFFFFFF, "mode": 1})
     check(r.retval == UNIMPLEMENTED, "multipoint ipsec interfaces answer -9")
 
-    check(vpp.api.ipsec_set_async_mode(async_enable=True).retval == 0, "async mode accepted")
+    check(vpp.api.ipsec_set_async_mode(async_enable=True).retval == UNIMPLEMENTED,
+          "async crypto answers -9: crypto runs inline on each worker")
+    check(vpp.api.ipsec_set_async_mode(async_enable=False).retval == 0,
+          "sync crypto, what rvpp does, answers 0")
     check(vpp.api.crypto_sw_scheduler_set_worker(worker_index=0, crypto_enable=True).retval == 0,
-          "crypto worker 0 accepted")
+          "crypto on worker 0 accepted")
+    check(vpp.api.crypto_sw_scheduler_set_worker(worker_index=0, crypto_enable=False).retval
+          == UNIMPLEMENTED, "keeping a worker out of crypto answers -9")
     check(vpp.api.crypto_sw_scheduler_set_worker(worker_index=99, crypto_enable=True).retval
           == INVALID_VALUE, "a worker that does not exist: -7")
     vpp.disconnect()
