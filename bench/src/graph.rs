@@ -16,7 +16,7 @@ pub const HELP: &str =
     [--testpmd PATH | --no-peer] [--json]
   One core, rvpp's own generator and null tx (--path ip6: IPv6 frames to one route, ::/0;
   --path npol: ip4 with an allow-all npol policy on the rx side, verdicts cached per flow;
-  --path npol6: the same on the ip6 path;
+  --path npol6: the same on the ip6 path; both to --flows destinations (4096);
   --path cnat: --flows flows (4096) to a VIP DNATed by cnat; cnat-npol: that with allow-all
   npol rx and tx).
   Prints Mpps and each node's clocks/packet, next to
@@ -272,6 +272,8 @@ pub struct GraphResult {
     pub probe: f64,
     /// The first destinations the generator cycles through (to check a peer's capture).
     pub first_dsts: Vec<u32>,
+    /// The npol paths: the share of npol-rx's packets its front caches allowed (whole run).
+    pub front_hit_share: Option<f64>,
 }
 
 /// Which routes a run with many of them loads.
@@ -286,7 +288,8 @@ pub enum RouteMix {
 }
 
 /// The routes and destinations of `mix` with `routes` prefixes.
-fn routes_and_dsts(mix: RouteMix, routes: usize) -> (Vec<(u32, u8)>, Vec<u32>) {
+/// With one route, `hosts` destinations (10.0.0.0 on).
+fn routes_and_dsts(mix: RouteMix, routes: usize, hosts: u32) -> (Vec<(u32, u8)>, Vec<u32>) {
     if routes > 1 && mix == RouteMix::Dpdk {
         let mut rng = crate::fib::Rng(crate::fib::DEFAULT_SEED);
         let set = crate::fib::gen_routes(routes, &mut rng);
@@ -310,7 +313,7 @@ fn routes_and_dsts(mix: RouteMix, routes: usize) -> (Vec<(u32, u8)>, Vec<u32>) {
     // Destinations spread over the prefixes: one random host in each (up to 1M of them).
     let mut rng = Rng(0xd57);
     let mut dsts: Vec<u32> = if routes <= 1 {
-        (0..4096u32).map(|i| 0x0a00_0000 + i).collect()
+        (0..hosts.max(1)).map(|i| 0x0a00_0000 + i).collect()
     } else {
         prefixes
             .iter()
@@ -479,7 +482,10 @@ pub fn run_once(
     let (pg, out, nh) = (ports.pg, ports.out, ports.nh);
     let fwd = &mut ports.fwd;
     let cnat = matches!(path, BenchPath::Cnat | BenchPath::CnatNpol);
-    let (prefixes, dsts) = routes_and_dsts(mix, if path.ip6() { 1 } else { routes });
+    // The npol paths' flows are their destinations (--flows, 4096 as the other paths have).
+    let npol = matches!(path, BenchPath::Npol | BenchPath::Npol6);
+    let hosts = if npol { flows } else { CNAT_FLOWS };
+    let (prefixes, dsts) = routes_and_dsts(mix, if path.ip6() { 1 } else { routes }, hosts);
     let first_dsts = dsts.iter().take(3).copied().collect();
     let t0 = Instant::now();
     if path.ip6() {
@@ -512,7 +518,7 @@ pub fn run_once(
     }
     let tables = FeatureTables::default();
     let graph = rvpp_drivers::graph_builder(&tables).build()?;
-    if matches!(path, BenchPath::Npol | BenchPath::Npol6) {
+    if npol {
         allow_all_policy(&tables.get::<Npol>(), pg)?;
         fwd.use_features(graph.features.clone());
         npol_nodes::feature_enable(fwd, pg, true).map_err(|e| e.to_string())?;
@@ -542,6 +548,19 @@ pub fn run_once(
     };
     let mut rt = ports.runtime(graph, stream)?;
     let m = measure(&mut rt, out, Duration::from_millis(300), seconds);
+    let front_hit_share = npol.then(|| {
+        let node = if path.ip6() {
+            "npol-rx-ip6"
+        } else {
+            "npol-rx-ip4"
+        };
+        let hits = error_count(&rt, node, npol_nodes::error::FRONT_HIT);
+        let packets = rt
+            .graph()
+            .index(node)
+            .map_or(0, |i| rt.stats().nodes[i as usize].vectors.get());
+        hits as f64 / packets.max(1) as f64
+    });
     Ok(GraphResult {
         mpps: m.mpps,
         fwd_clocks: m.clocks_of(|n| path.nodes().contains(&n)),
@@ -551,6 +570,7 @@ pub fn run_once(
         pool_backing: ports.pool.backing().name(),
         probe: probe_before.max(crate::env::cpu_probe()),
         first_dsts,
+        front_hit_share,
     })
 }
 
@@ -690,6 +710,12 @@ pub fn run(args: &[String]) -> Result<serde_json::Value, String> {
                 res.program_secs,
                 res.probe
             );
+            if let Some(h) = res.front_hit_share {
+                println!(
+                    "  npol front caches: {:.1} % of npol-rx's packets hit",
+                    h * 100.0
+                );
+            }
             results[k].push(res);
         }
         if let Some(tp) = &testpmd {
@@ -752,6 +778,7 @@ pub fn run(args: &[String]) -> Result<serde_json::Value, String> {
         "forwarding_nodes": path.nodes(),
         "routes": if path.ip6() { 1 } else { routes },
         "cnat_flows": matches!(path, BenchPath::Cnat | BenchPath::CnatNpol).then_some(flows),
+        "npol_flows": matches!(path, BenchPath::Npol | BenchPath::Npol6).then_some(flows),
         "route_mix": if mix == RouteMix::Dpdk { "dpdk-test-fib depth mix (fib's set and seed)" } else { "internet-like" },
         // So a peer's packet capture can be checked against the same destinations.
         "first_destinations": results[0][0].first_dsts.iter().map(|&d| if path.ip6() {
