@@ -7,14 +7,16 @@
 //! `--path cnat`, 4096 (`--flows`) clients' UDP flows to a service VIP that cnat DNATs to one backend (cnat
 //! on both interfaces, as calico enables it), and `--path cnat-npol` the same with allow-all
 //! npol policies on the rx side of the clients' interface and the tx side of the backend's,
-//! so npol-rx-ip4 and npol-tx-ip4 judge flows cnat has a session for.
+//! so npol-rx-ip4 and npol-tx-ip4 judge flows cnat has a session for; or, with `--path npol6`,
+//! the IPv6 path with the allow-all npol policy on the rx interface (npol-rx-ip6).
 
 pub const HELP: &str =
-    "rvpp-bench graph [--path ip4|ip6|xconnect|npol|cnat|cnat-npol] [--routes N] [--route-mix internet|dpdk]
+    "rvpp-bench graph [--path ip4|ip6|xconnect|npol|npol6|cnat|cnat-npol] [--routes N] [--route-mix internet|dpdk]
     [--size BYTES] [--seconds S] [--runs N] [--flows N] [--pages auto|no-hugetlb|both]
     [--testpmd PATH | --no-peer] [--json]
   One core, rvpp's own generator and null tx (--path ip6: IPv6 frames to one route, ::/0;
   --path npol: ip4 with an allow-all npol policy on the rx side, verdicts cached per flow;
+  --path npol6: the same on the ip6 path; both to --flows destinations (4096);
   --path cnat: --flows flows (4096) to a VIP DNATed by cnat; cnat-npol: that with allow-all
   npol rx and tx).
   Prints Mpps and each node's clocks/packet, next to
@@ -56,6 +58,13 @@ const NPOL_NODES: [&str; 5] = [
     "ip4-lookup",
     "ip4-rewrite",
 ];
+const NPOL6_NODES: [&str; 5] = [
+    "ethernet-input",
+    "ip6-input",
+    "npol-rx-ip6",
+    "ip6-lookup",
+    "ip6-rewrite",
+];
 
 const CNAT_NODES: [&str; 6] = [
     "ethernet-input",
@@ -90,6 +99,7 @@ pub enum BenchPath {
     Ip6,
     Xconnect,
     Npol,
+    Npol6,
     Cnat,
     CnatNpol,
 }
@@ -101,9 +111,15 @@ impl BenchPath {
             BenchPath::Ip6 => &FORWARDING_NODES6,
             BenchPath::Xconnect => &XCONNECT_NODES,
             BenchPath::Npol => &NPOL_NODES,
+            BenchPath::Npol6 => &NPOL6_NODES,
             BenchPath::Cnat => &CNAT_NODES,
             BenchPath::CnatNpol => &CNAT_NPOL_NODES,
         }
+    }
+
+    /// The IPv6 frames and route.
+    fn ip6(self) -> bool {
+        matches!(self, BenchPath::Ip6 | BenchPath::Npol6)
     }
 
     fn describe(self) -> &'static str {
@@ -113,6 +129,9 @@ impl BenchPath {
             BenchPath::Xconnect => "l2 xconnect: ethernet-input -> interface-output",
             BenchPath::Npol => {
                 "ip4 + npol: ethernet-input -> ip4-input -> npol-rx-ip4 -> ip4-lookup -> ip4-rewrite"
+            }
+            BenchPath::Npol6 => {
+                "ip6 + npol: ethernet-input -> ip6-input -> npol-rx-ip6 -> ip6-lookup -> ip6-rewrite"
             }
             BenchPath::Cnat => {
                 "ip4 + cnat: ethernet-input -> ip4-input -> cnat-input-ip4 -> ip4-lookup -> ip4-rewrite -> cnat-output-ip4"
@@ -253,6 +272,8 @@ pub struct GraphResult {
     pub probe: f64,
     /// The first destinations the generator cycles through (to check a peer's capture).
     pub first_dsts: Vec<u32>,
+    /// The npol paths: the share of npol-rx's packets its front caches allowed (whole run).
+    pub front_hit_share: Option<f64>,
 }
 
 /// Which routes a run with many of them loads.
@@ -267,7 +288,8 @@ pub enum RouteMix {
 }
 
 /// The routes and destinations of `mix` with `routes` prefixes.
-fn routes_and_dsts(mix: RouteMix, routes: usize) -> (Vec<(u32, u8)>, Vec<u32>) {
+/// With one route, `hosts` destinations (10.0.0.0 on).
+fn routes_and_dsts(mix: RouteMix, routes: usize, hosts: u32) -> (Vec<(u32, u8)>, Vec<u32>) {
     if routes > 1 && mix == RouteMix::Dpdk {
         let mut rng = crate::fib::Rng(crate::fib::DEFAULT_SEED);
         let set = crate::fib::gen_routes(routes, &mut rng);
@@ -291,7 +313,7 @@ fn routes_and_dsts(mix: RouteMix, routes: usize) -> (Vec<(u32, u8)>, Vec<u32>) {
     // Destinations spread over the prefixes: one random host in each (up to 1M of them).
     let mut rng = Rng(0xd57);
     let mut dsts: Vec<u32> = if routes <= 1 {
-        (0..4096u32).map(|i| 0x0a00_0000 + i).collect()
+        (0..hosts.max(1)).map(|i| 0x0a00_0000 + i).collect()
     } else {
         prefixes
             .iter()
@@ -460,10 +482,13 @@ pub fn run_once(
     let (pg, out, nh) = (ports.pg, ports.out, ports.nh);
     let fwd = &mut ports.fwd;
     let cnat = matches!(path, BenchPath::Cnat | BenchPath::CnatNpol);
-    let (prefixes, dsts) = routes_and_dsts(mix, if path == BenchPath::Ip6 { 1 } else { routes });
+    // The npol paths' flows are their destinations (--flows, 4096 as the other paths have).
+    let npol = matches!(path, BenchPath::Npol | BenchPath::Npol6);
+    let hosts = if npol { flows } else { CNAT_FLOWS };
+    let (prefixes, dsts) = routes_and_dsts(mix, if path.ip6() { 1 } else { routes }, hosts);
     let first_dsts = dsts.iter().take(3).copied().collect();
     let t0 = Instant::now();
-    if path == BenchPath::Ip6 {
+    if path.ip6() {
         for (s, a) in [(pg, IP6_PG_NET), (out, IP6_OUT_NET)] {
             fwd.address_add(s, Prefix::parse(a).expect("addr6"))
                 .map_err(|e| e.to_string())?;
@@ -493,7 +518,7 @@ pub fn run_once(
     }
     let tables = FeatureTables::default();
     let graph = rvpp_drivers::graph_builder(&tables).build()?;
-    if path == BenchPath::Npol {
+    if npol {
         allow_all_policy(&tables.get::<Npol>(), pg)?;
         fwd.use_features(graph.features.clone());
         npol_nodes::feature_enable(fwd, pg, true).map_err(|e| e.to_string())?;
@@ -516,13 +541,26 @@ pub fn run_once(
     let stream = if cnat {
         let srcs: Vec<u32> = (0..flows.max(1)).map(|i| CNAT_CLIENT_BASE + i).collect();
         PgStream::ip4_udp_sources(pg, PG_MAC, GEN_MAC, &srcs, CNAT_VIP, size)
-    } else if path == BenchPath::Ip6 {
+    } else if path.ip6() {
         PgStream::ip6_udp(pg, PG_MAC, GEN_MAC, IP6_SRC, IP6_DST_BASE, &dsts, size)
     } else {
         PgStream::ip4_udp(pg, PG_MAC, GEN_MAC, 0xc612_0002, &dsts, size)
     };
     let mut rt = ports.runtime(graph, stream)?;
     let m = measure(&mut rt, out, Duration::from_millis(300), seconds);
+    let front_hit_share = npol.then(|| {
+        let node = if path.ip6() {
+            "npol-rx-ip6"
+        } else {
+            "npol-rx-ip4"
+        };
+        let hits = error_count(&rt, node, npol_nodes::error::FRONT_HIT);
+        let packets = rt
+            .graph()
+            .index(node)
+            .map_or(0, |i| rt.stats().nodes[i as usize].vectors.get());
+        hits as f64 / packets.max(1) as f64
+    });
     Ok(GraphResult {
         mpps: m.mpps,
         fwd_clocks: m.clocks_of(|n| path.nodes().contains(&n)),
@@ -532,6 +570,7 @@ pub fn run_once(
         pool_backing: ports.pool.backing().name(),
         probe: probe_before.max(crate::env::cpu_probe()),
         first_dsts,
+        front_hit_share,
     })
 }
 
@@ -631,11 +670,13 @@ pub fn run(args: &[String]) -> Result<serde_json::Value, String> {
                     "ip6" => BenchPath::Ip6,
                     "xconnect" => BenchPath::Xconnect,
                     "npol" => BenchPath::Npol,
+                    "npol6" => BenchPath::Npol6,
                     "cnat" => BenchPath::Cnat,
                     "cnat-npol" => BenchPath::CnatNpol,
                     _ => {
                         return Err(
-                            "--path expects ip4, ip6, xconnect, npol, cnat or cnat-npol".into()
+                            "--path expects ip4, ip6, xconnect, npol, npol6, cnat or cnat-npol"
+                                .into(),
                         )
                     }
                 }
@@ -669,6 +710,12 @@ pub fn run(args: &[String]) -> Result<serde_json::Value, String> {
                 res.program_secs,
                 res.probe
             );
+            if let Some(h) = res.front_hit_share {
+                println!(
+                    "  npol front caches: {:.1} % of npol-rx's packets hit",
+                    h * 100.0
+                );
+            }
             results[k].push(res);
         }
         if let Some(tp) = &testpmd {
@@ -729,11 +776,12 @@ pub fn run(args: &[String]) -> Result<serde_json::Value, String> {
         "benchmark": "graph",
         "path": path.describe(),
         "forwarding_nodes": path.nodes(),
-        "routes": if path == BenchPath::Ip6 { 1 } else { routes },
+        "routes": if path.ip6() { 1 } else { routes },
         "cnat_flows": matches!(path, BenchPath::Cnat | BenchPath::CnatNpol).then_some(flows),
+        "npol_flows": matches!(path, BenchPath::Npol | BenchPath::Npol6).then_some(flows),
         "route_mix": if mix == RouteMix::Dpdk { "dpdk-test-fib depth mix (fib's set and seed)" } else { "internet-like" },
         // So a peer's packet capture can be checked against the same destinations.
-        "first_destinations": results[0][0].first_dsts.iter().map(|&d| if path == BenchPath::Ip6 {
+        "first_destinations": results[0][0].first_dsts.iter().map(|&d| if path.ip6() {
             std::net::Ipv6Addr::from(IP6_DST_BASE | d as u128).to_string()
         } else {
             std::net::Ipv4Addr::from(d).to_string()

@@ -6,7 +6,8 @@
 //! a backend whose egress denies; IPv6 and a truncated packet. Through a service, the allows
 //! copied onto cnat's sessions: never from a recycled session, voided by a flush, and an
 //! update still reaching new flows only. Without cnat, the workers' front caches (rx and tx)
-//! never outlive the shared entry they copy.
+//! never outlive the shared entry they copy; IPv6 flows meet them too, and a policy or ipset
+//! edit, a purge and an interface's reconfiguration reach them as they reach the shared table.
 
 mod common;
 use common::*;
@@ -20,6 +21,7 @@ use rvpp_dataplane::forwarding::{Forwarding, Prefix};
 use rvpp_dataplane::graph::DeviceNodes;
 use rvpp_dataplane::nodes::npol::{self as npol_nodes, error, SessionVerdicts};
 use rvpp_dataplane::nodes::standard_with;
+use rvpp_dataplane::npol::ipset::{IpSetKind, Member};
 use rvpp_dataplane::npol::rule::{Action, Entry, Filter, FilterKind, MatchData, Rule};
 use rvpp_dataplane::npol::{Direction, IfConfig, Net, Npol, Policy, PolicyDefault};
 use rvpp_dataplane::runtime::Runtime;
@@ -1669,5 +1671,188 @@ fn a_denied_service_flow_stays_denied_with_its_session() {
     assert_eq!(l.counter("npol-rx-ip4", error::DENIED), 4);
     let fwd = session_key(POD, SVC_VIP, 41000, 81);
     assert!(!l.session_allows(&fwd, Direction::Rx));
+    l.no_leaks();
+}
+
+impl Lab {
+    /// Front-cache hits of `node` on both workers.
+    fn front_hits(&self, node: &str) -> u64 {
+        [&self.rt, &self.rt2]
+            .iter()
+            .map(|rt| counter(rt, node, error::FRONT_HIT))
+            .sum()
+    }
+    /// `frame` sent on `on` five times on each worker: a flow's allow found in the shared
+    /// table fills the worker's front cache, which its later packets meet.
+    fn send_five_each(&mut self, on: u32, frame: &[u8]) {
+        for _ in 0..5 {
+            self.send(on, frame);
+            Lab::send_on(&mut self.rt2, on, frame);
+        }
+    }
+}
+
+/// At least this many of the ten packets [`Lab::send_five_each`] sends of an allowed flow meet
+/// a front cache: seven (the first judges, each worker's first finds the shared entry), less
+/// one a worker if a second ends meanwhile.
+const FRONT_HITS_OF_TEN: u64 = 5;
+
+#[test]
+fn ip6_flows_without_cnat_meet_the_workers_front_caches() {
+    let mut l = lab();
+    police_pod(&l);
+    let (if0, if1) = (l.if0, l.if1);
+    l.send_five_each(if0, &tcp6(POD6, SRV6, 40000, 80, POD_MAC, MAC0));
+    assert_eq!(Lab::count(&l.out1), 10);
+    assert_eq!(l.counter("npol-rx-ip6", error::NEW_ALLOWED), 1);
+    assert!(
+        l.front_hits("npol-rx-ip6") >= FRONT_HITS_OF_TEN,
+        "rx: the front caches"
+    );
+    l.send_five_each(if1, &tcp6(SRV6, POD6, 80, 40000, SRV_MAC, MAC1));
+    assert_eq!(Lab::count(&l.out0), 10, "the replies pass npol-tx");
+    assert!(
+        l.front_hits("npol-tx-ip6") >= FRONT_HITS_OF_TEN,
+        "tx: the front caches"
+    );
+    assert_eq!(l.front_hits("npol-rx-ip4") + l.front_hits("npol-tx-ip4"), 0);
+    l.no_leaks();
+}
+
+/// An IPv6 flow allowed from the front caches, then a policy edit: as in the shared table, the
+/// established flow keeps its verdict and a new flow meets the edit; a purge of the cached
+/// verdicts (cnat_session_purge) makes the established flow meet it too, on both workers.
+/// And back: the deny the purge led to is lifted by the next edit and purge.
+#[test]
+fn an_ip6_front_cached_allow_meets_a_policy_edit_after_a_purge_and_back() {
+    let mut l = lab();
+    let (web, egress) = police_pod(&l);
+    let if0 = l.if0;
+    let pkt = tcp6(POD6, SRV6, 40000, 80, POD_MAC, MAC0);
+    l.send_five_each(if0, &pkt);
+    assert_eq!(Lab::count(&l.out1), 10);
+    let hits = l.front_hits("npol-rx-ip6");
+    assert!(hits >= FRONT_HITS_OF_TEN);
+    deny_port_80(&l, web, egress);
+    l.send_five_each(if0, &pkt);
+    assert_eq!(Lab::count(&l.out1), 10, "established: keeps its verdict");
+    assert!(l.front_hits("npol-rx-ip6") > hits, "from the front caches");
+    l.send(if0, &tcp6(POD6, SRV6, 40001, 80, POD_MAC, MAC0));
+    assert_eq!(Lab::count(&l.out1), 0, "a new flow meets the edit");
+
+    l.npol.flush_flows();
+    let hits = l.front_hits("npol-rx-ip6");
+    l.send_five_each(if0, &pkt);
+    assert_eq!(Lab::count(&l.out1), 0, "purged: the front copies are void");
+    assert_eq!(l.front_hits("npol-rx-ip6"), hits);
+
+    l.npol
+        .policy_update(
+            egress,
+            Policy {
+                inbound: vec![web],
+                outbound: vec![],
+            },
+        )
+        .unwrap();
+    l.send(if0, &pkt);
+    assert_eq!(
+        Lab::count(&l.out1),
+        0,
+        "its deny stays cached until a purge"
+    );
+    l.npol.flush_flows();
+    l.send_five_each(if0, &pkt);
+    assert_eq!(Lab::count(&l.out1), 10, "purged again: allowed by the edit");
+    assert!(l.front_hits("npol-rx-ip6") >= hits + FRONT_HITS_OF_TEN);
+    l.no_leaks();
+}
+
+/// The pod may open TCP to the members of an IP ipset holding the server; returns the set.
+fn police_pod_by_ipset(l: &Lab) -> u32 {
+    let n = &l.npol;
+    let set = n.ipset_create(IpSetKind::Ip);
+    n.ipset_add_del(set, true, &[Member::Ip(SRV6.into())])
+        .unwrap();
+    let to_set = n
+        .rule_create(Rule {
+            action: Action::Allow,
+            filters: vec![proto(6)],
+            entries: vec![Entry {
+                is_src: false,
+                is_not: false,
+                data: MatchData::IpSet(set),
+            }],
+        })
+        .unwrap();
+    let p = n
+        .policy_create(Policy {
+            inbound: vec![to_set],
+            outbound: vec![],
+        })
+        .unwrap();
+    n.configure(l.if0, deny_by_default(p)).unwrap();
+    set
+}
+
+#[test]
+fn an_ip6_front_cached_allow_meets_an_ipset_member_removal_after_a_purge() {
+    let mut l = lab();
+    let set = police_pod_by_ipset(&l);
+    let if0 = l.if0;
+    let pkt = tcp6(POD6, SRV6, 40000, 443, POD_MAC, MAC0);
+    l.send_five_each(if0, &pkt);
+    assert_eq!(Lab::count(&l.out1), 10, "the server is a member");
+    assert!(l.front_hits("npol-rx-ip6") >= FRONT_HITS_OF_TEN);
+    l.npol
+        .ipset_add_del(set, false, &[Member::Ip(SRV6.into())])
+        .unwrap();
+    l.send(if0, &tcp6(POD6, SRV6, 40001, 443, POD_MAC, MAC0));
+    assert_eq!(Lab::count(&l.out1), 0, "a new flow meets the removal");
+    l.send(if0, &pkt);
+    assert_eq!(Lab::count(&l.out1), 1, "established: keeps its verdict");
+    l.npol.flush_flows();
+    l.send_five_each(if0, &pkt);
+    assert_eq!(
+        Lab::count(&l.out1),
+        0,
+        "purged: no worker's front copy lets it pass"
+    );
+    l.no_leaks();
+}
+
+/// The interface's configuration replaced (deny everything): established flows keep their
+/// verdicts, new ones meet it; unconfigured (its cached verdicts forgotten) and configured
+/// again, the established flow meets the configuration on both workers.
+#[test]
+fn an_ip6_front_cached_allow_meets_an_interface_reconfiguration() {
+    let mut l = lab();
+    police_pod(&l);
+    let if0 = l.if0;
+    let pkt = tcp6(POD6, SRV6, 40000, 80, POD_MAC, MAC0);
+    l.send_five_each(if0, &pkt);
+    assert_eq!(Lab::count(&l.out1), 10);
+    assert!(l.front_hits("npol-rx-ip6") >= FRONT_HITS_OF_TEN);
+    let nothing = l
+        .npol
+        .policy_create(Policy {
+            inbound: vec![],
+            outbound: vec![],
+        })
+        .unwrap();
+    l.npol.configure(if0, deny_by_default(nothing)).unwrap();
+    l.send(if0, &tcp6(POD6, SRV6, 40001, 80, POD_MAC, MAC0));
+    assert_eq!(Lab::count(&l.out1), 0, "a new flow meets the configuration");
+    l.send_five_each(if0, &pkt);
+    assert_eq!(Lab::count(&l.out1), 10, "established: keeps its verdict");
+
+    assert!(l.npol.unconfigure(if0));
+    l.npol.configure(if0, deny_by_default(nothing)).unwrap();
+    l.send_five_each(if0, &pkt);
+    assert_eq!(
+        Lab::count(&l.out1),
+        0,
+        "its verdicts forgotten: denied everywhere"
+    );
     l.no_leaks();
 }

@@ -28,9 +28,9 @@
 //! empty). Denies are not copied: they stay in [`Npol::flows`], where an allowed reply may
 //! replace one.
 //!
-//! A flow with no cnat session (pod to pod) meets, in the IPv4 nodes, this worker's
-//! [`FrontCache`] first: allows found in [`Npol::flows`], each counting only while the shared
-//! entry's slot is unchanged, in the same epoch and second.
+//! A plain TCP/UDP flow with no cnat session (pod to pod) meets this worker's [`FrontCache`]
+//! first (keyed by [`Front4Key`] or [`Front6Key`]): allows found in [`Npol::flows`], each
+//! counting only while the shared entry's slot is unchanged, in the same epoch and second.
 //!
 //! `npol_configure_policies` enables the four features on the interface ([`feature_enable`]);
 //! an interface without configuration never reaches these nodes.
@@ -56,7 +56,7 @@ use crate::rcu::Snapshot;
 use crate::runtime::Ctx;
 use crate::tables::IfTable;
 use crate::wire::l4::{TCP_HDR, UDP_HDR};
-use crate::wire::{IcmpHdr, IP4_HDR, IP_PROTO_TCP, IP_PROTO_UDP};
+use crate::wire::{IcmpHdr, IP4_HDR, IP6_HDR, IP_PROTO_TCP, IP_PROTO_UDP};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
@@ -125,18 +125,20 @@ crate::node_errors! {
         CACHE_FULL => "flow cache full (evaluated alone)",
         FRAGMENT => "fragment without its first fragment's verdict, evaluated without ports",
         NOT_POLICED => "multicast or IPv6 neighbour discovery (not policed)",
+        FRONT_HIT => "allowed by this worker's front cache (not a drop)",
     }
 }
 
 /// Add the npol nodes to a graph; they share the [`Npol`] in `tables`.
 pub fn register(b: GraphBuilder, tables: &FeatureTables) -> GraphBuilder {
     let (npol, cnat) = (tables.get::<Npol>(), tables.get::<Cnat>());
-    let node = |dir, ip6| Box::new(NpolNode::new(npol.clone(), cnat.clone(), dir, ip6));
+    let node4 = |dir| Box::new(NpolNode::<Front4Key>::new(npol.clone(), cnat.clone(), dir));
+    let node6 = |dir| Box::new(NpolNode::<Front6Key>::new(npol.clone(), cnat.clone(), dir));
     let stage = |s, dir, ip6| Box::new(StageNode::new(npol.clone(), s, dir, ip6));
-    b.feature(RX_IP4, node(Direction::Rx, false))
-        .feature(RX_IP6, node(Direction::Rx, true))
-        .feature(TX_IP4, node(Direction::Tx, false))
-        .feature(TX_IP6, node(Direction::Tx, true))
+    b.feature(RX_IP4, node4(Direction::Rx))
+        .feature(RX_IP6, node6(Direction::Rx))
+        .feature(TX_IP4, node4(Direction::Tx))
+        .feature(TX_IP6, node6(Direction::Tx))
         .feature(UNTRACKED_RX_IP4, stage(Stage::Untracked, Direction::Rx, false))
         .feature(UNTRACKED_RX_IP6, stage(Stage::Untracked, Direction::Rx, true))
         .feature(UNTRACKED_TX_IP4, stage(Stage::Untracked, Direction::Tx, false))
@@ -409,50 +411,118 @@ impl SessionVerdicts {
     }
 }
 
-/// Entries in an IPv4 node's [`FrontCache`] (40 bytes each: 640 KiB a node).
+/// Entries in a node's [`FrontCache`] (40 bytes each for IPv4, 640 KiB a node; 64 for IPv6,
+/// 1 MiB).
 const FRONT_ENTRIES: usize = 16384;
 
-/// A plain IPv4 TCP/UDP flow on an interface, as the front cache keys it (the node is the
-/// direction): addresses in one word, ports, protocol and interface in the other.
+/// A plain TCP/UDP flow on an interface as a [`FrontCache`] keys it (the node is the
+/// direction), read from the packet as it lies: nothing is swapped, since a key is only
+/// compared with keys read the same way.
+trait FrontKey: Copy + Default + PartialEq + Send + 'static {
+    /// The family of the nodes that use this key.
+    const IP6: bool;
+    /// The key of a packet (`d` from its IP header) whose flow parses to TCP or UDP ports
+    /// with no other header between, None for any other (which the full path takes).
+    fn of_packet(d: &[u8], sw: u32) -> Option<Self>;
+    /// The key in one word, before [`FrontCache::index`] mixes it.
+    fn fold(&self) -> u64;
+}
+
+/// The word of a key after the addresses: ports (the 4 bytes at `ports`), protocol and, as
+/// the shared table's key, the interface's low 16 bits (sw < 4096).
+#[inline(always)]
+fn ports_proto_sw(ports: &[u8; 4], proto: u8, sw: u32) -> u64 {
+    (u32::from_ne_bytes(*ports) as u64) << 32 | (proto as u64) << 16 | (sw & 0xffff) as u64
+}
+
+/// The bytes a TCP or UDP header must fill for the flow parse to read its ports.
+#[inline(always)]
+fn l4_header_len(proto: u8) -> Option<usize> {
+    match proto {
+        IP_PROTO_TCP => Some(TCP_HDR),
+        IP_PROTO_UDP => Some(UDP_HDR),
+        _ => None,
+    }
+}
+
+const FRONT_MIX: u64 = 0x9E37_79B9_7F4A_7C15;
+
+/// An IPv4 key: addresses in one word, ports, protocol and interface in the other.
 #[derive(Clone, Copy, Default, PartialEq, Eq)]
-struct FrontKey {
+struct Front4Key {
     addrs: u64,
     rest: u64,
 }
 
-impl FrontKey {
-    /// The key of a packet [`nat::flow4_plain`] takes (the same tests: a 20-byte header,
-    /// not a fragment, TCP or UDP with the bytes of a TCP header held and its header within
-    /// total_len), None for any other. Read as it lies in the packet: nothing is swapped,
-    /// since the key is only compared with keys read the same way.
+impl FrontKey for Front4Key {
+    const IP6: bool = false;
+
+    /// For a packet [`nat::flow4_plain`] takes (the same tests: a 20-byte header, not a
+    /// fragment, TCP or UDP with the bytes of a TCP header held and its header within
+    /// total_len).
     #[inline(always)]
     fn of_packet(d: &[u8], sw: u32) -> Option<Self> {
         let h = d.first_chunk::<{ IP4_HDR + TCP_HDR }>()?;
-        let l4_len = match h[9] {
-            IP_PROTO_TCP => TCP_HDR,
-            IP_PROTO_UDP => UDP_HDR,
-            _ => return None,
-        };
+        let l4_len = l4_header_len(h[9])?;
         let total_len = u16::from_be_bytes([h[2], h[3]]) as usize;
         if h[0] != 0x45 || h[6] & 0x3f != 0 || h[7] != 0 || total_len < IP4_HDR + l4_len {
             return None;
         }
         let (addrs, ports) = h[12..].split_first_chunk::<8>()?;
-        let ports = ports.first_chunk::<4>()?;
         Some(Self {
             addrs: u64::from_ne_bytes(*addrs),
-            // As the shared table's key: the interface's low 16 bits (sw < 4096).
-            rest: (u32::from_ne_bytes(*ports) as u64) << 32
-                | (h[9] as u64) << 16
-                | (sw & 0xffff) as u64,
+            rest: ports_proto_sw(ports.first_chunk()?, h[9], sw),
         })
+    }
+
+    #[inline(always)]
+    fn fold(&self) -> u64 {
+        self.addrs.wrapping_mul(FRONT_MIX) ^ self.rest
+    }
+}
+
+/// An IPv6 key: the two addresses in four words, then ports, protocol and interface.
+#[derive(Clone, Copy, Default, PartialEq, Eq)]
+struct Front6Key {
+    addrs: [u64; 4],
+    rest: u64,
+}
+
+impl FrontKey for Front6Key {
+    const IP6: bool = true;
+
+    /// For a packet [`nat::flow6`] parses to TCP or UDP ports with no extension header: the
+    /// next header TCP or UDP, its header within payload_len and held. (A UDP header may end
+    /// the packet: a minimum-size frame holds no more.)
+    #[inline(always)]
+    fn of_packet(d: &[u8], sw: u32) -> Option<Self> {
+        let h = d.first_chunk::<{ IP6_HDR + UDP_HDR }>()?;
+        let l4_len = l4_header_len(h[6])?;
+        let payload_len = u16::from_be_bytes([h[4], h[5]]) as usize;
+        if payload_len < l4_len || d.len() < IP6_HDR + l4_len {
+            return None;
+        }
+        let word = |o: usize| h[o..].first_chunk().map(|w| u64::from_ne_bytes(*w));
+        Some(Self {
+            addrs: [word(8)?, word(16)?, word(24)?, word(32)?],
+            rest: ports_proto_sw(h[IP6_HDR..].first_chunk()?, h[6], sw),
+        })
+    }
+
+    #[inline(always)]
+    fn fold(&self) -> u64 {
+        // Each address's words meet rotated (a host part's varying bytes lie in the top of
+        // its word), and the source is mixed before the destination meets it.
+        let [s0, s1, d0, d1] = self.addrs;
+        let src = (s0 ^ s1.rotate_left(32)).wrapping_mul(FRONT_MIX);
+        (src ^ d0 ^ d1.rotate_left(32)).wrapping_mul(FRONT_MIX) ^ self.rest
     }
 }
 
 #[derive(Clone, Copy, Default)]
-struct FrontEntry {
+struct FrontEntry<K> {
     /// All zero when empty: no TCP/UDP key has protocol 0.
-    key: FrontKey,
+    key: K,
     /// The slot of the ALLOWED entry in [`Npol::flows`] this copies, and its header then.
     header: u64,
     slot: u32,
@@ -460,7 +530,7 @@ struct FrontEntry {
     stamp: u64,
 }
 
-/// A worker's cache, in one IPv4 npol node, of allows found in [`Npol::flows`] (two ways a
+/// A worker's cache, in one npol node, of allows found in [`Npol::flows`] (two ways a
 /// set): a later packet of the flow in the same second is judged by a compare of its key,
 /// the epoch and the shared entry's slot header, with no hash or probe of the shared table.
 ///
@@ -470,12 +540,12 @@ struct FrontEntry {
 /// was found in, so each second's first packet of a flow on this worker takes the shared
 /// lookup again, which keeps that entry alive (touch) for its idle timeout. Denies are never
 /// copied.
-struct FrontCache {
-    sets: Box<[[FrontEntry; 2]]>,
+struct FrontCache<K> {
+    sets: Box<[[FrontEntry<K>; 2]]>,
     shift: u32,
 }
 
-impl FrontCache {
+impl<K: FrontKey> FrontCache<K> {
     /// About `n` entries (sets of two, a power of two of them), or none.
     fn new(n: usize) -> Self {
         let sets = (n / 2).next_power_of_two();
@@ -492,17 +562,17 @@ impl FrontCache {
     }
 
     #[inline(always)]
-    fn index(&self, k: &FrontKey) -> usize {
+    fn index(&self, k: &K) -> usize {
         // The words hold the packet's bytes unswapped (a host's low byte in the top bits),
         // and generators vary ports with addresses: each word is mixed before they meet.
-        let x = k.addrs.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ k.rest;
+        let x = k.fold();
         let h = (x ^ x >> 29).wrapping_mul(0xff51_afd7_ed55_8ccd);
         ((h ^ h >> 32) >> self.shift) as usize
     }
 
     /// Whether the cache holds a live allow for `k` at `stamp`.
     #[inline(always)]
-    fn allows(&self, k: &FrontKey, stamp: u64, flows: &SessionTable) -> bool {
+    fn allows(&self, k: &K, stamp: u64, flows: &SessionTable) -> bool {
         let Some(set) = self.sets.get(self.index(k)) else {
             return false;
         };
@@ -513,7 +583,7 @@ impl FrontCache {
     /// Copy an allow found at `slot` (its header `header`) for `k`: into the way holding `k`,
     /// else one not used this second, else the second way.
     #[inline(always)]
-    fn set(&mut self, k: &FrontKey, slot: usize, header: u64, stamp: u64) {
+    fn set(&mut self, k: &K, slot: usize, header: u64, stamp: u64) {
         let i = self.index(k);
         let Some(set) = self.sets.get_mut(i) else {
             return;
@@ -535,29 +605,27 @@ struct VectorTime {
     epoch: u32,
 }
 
-/// npol-rx-ip4/ip6, npol-tx-ip4/ip6.
-pub struct NpolNode {
+/// npol-rx-ip4/ip6, npol-tx-ip4/ip6, their family by their front cache's key `K`.
+struct NpolNode<K> {
     npol: Arc<Npol>,
     tables: Snapshot<NpolTables>,
     /// cnat's sessions, to find what a DNATed flow's reply will look like.
     cnat: Arc<Cnat>,
     snat: Snapshot<SnatConfig>,
     dir: Direction,
-    ip6: bool,
-    /// This worker's recent allows from [`Npol::flows`] (IPv4 nodes only).
-    front: FrontCache,
+    /// This worker's recent allows from [`Npol::flows`].
+    front: FrontCache<K>,
 }
 
-impl NpolNode {
-    pub fn new(npol: Arc<Npol>, cnat: Arc<Cnat>, dir: Direction, ip6: bool) -> Self {
+impl<K: FrontKey> NpolNode<K> {
+    fn new(npol: Arc<Npol>, cnat: Arc<Cnat>, dir: Direction) -> Self {
         Self {
             tables: npol.tables.snapshot(),
             npol,
             snat: cnat.snat.snapshot(),
             cnat,
             dir,
-            ip6,
-            front: FrontCache::new(if ip6 { 0 } else { FRONT_ENTRIES }),
+            front: FrontCache::new(FRONT_ENTRIES),
         }
     }
 
@@ -590,7 +658,7 @@ impl NpolNode {
     }
 
     fn name(&self) -> &'static str {
-        match (self.dir, self.ip6) {
+        match (self.dir, K::IP6) {
             (Direction::Rx, false) => RX_IP4.node,
             (Direction::Rx, true) => RX_IP6.node,
             (Direction::Tx, false) => TX_IP4.node,
@@ -610,7 +678,7 @@ impl NpolNode {
         allowed_at: &mut Option<(usize, u64)>,
     ) -> Result<Option<u16>, u16> {
         let VectorTime { now, epoch } = at;
-        let (npol, t, dir, ip6) = (&*self.npol, self.tables.get(), self.dir, self.ip6);
+        let (npol, t, dir, ip6) = (&*self.npol, self.tables.get(), self.dir, K::IP6);
         let d = b.data().get(l3..).ok_or(error::TRUNCATED)?;
         let f = if ip6 { nat::flow6(d) } else { nat::flow4(d) }.map_err(|_| error::TRUNCATED)?;
         if not_policed(&f, d, dir) {
@@ -699,7 +767,7 @@ impl NpolNode {
     }
 }
 
-impl Node for NpolNode {
+impl<K: FrontKey> Node for NpolNode<K> {
     fn info(&self) -> NodeInfo {
         NodeInfo::internal(self.name(), next::NAMES, error::NAMES)
     }
@@ -712,7 +780,8 @@ impl Node for NpolNode {
         let arc = cx.arc();
         let now = npol.secs(cx.now);
         let epoch = npol.verdict_epoch();
-        let stamp = FrontCache::stamp(epoch, now);
+        let stamp = FrontCache::<K>::stamp(epoch, now);
+        let mut front_hits = 0;
         let (fwd, ifs) = (cx.tables.fwd.get(), cx.tables.ifs.get());
         let mut view = cx.bufs.view();
         for (&bi, next_out) in bufs.iter().zip(nexts.iter_mut()) {
@@ -733,10 +802,11 @@ impl Node for NpolNode {
                     *next_out = arc.next(b.meta.feature_mask);
                     continue;
                 }
-            } else if !self.ip6 {
-                // A plain IPv4 TCP/UDP packet: this worker's front cache.
-                if let Some(k) = b.data().get(l3()..).and_then(|d| FrontKey::of_packet(d, sw)) {
+            } else {
+                // A plain TCP/UDP packet: this worker's front cache.
+                if let Some(k) = b.data().get(l3()..).and_then(|d| K::of_packet(d, sw)) {
                     if self.front.allows(&k, stamp, &npol.flows) {
+                        front_hits += 1;
                         *next_out = arc.next(b.meta.feature_mask);
                         continue;
                     }
@@ -767,6 +837,10 @@ impl Node for NpolNode {
                     next::DROP
                 }
             };
+        }
+        // Once a vector: a count a packet would cost the hit path its atomic add.
+        if front_hits != 0 {
+            errs.count(error::FRONT_HIT, front_hits);
         }
     }
 }
@@ -1042,9 +1116,9 @@ mod tests {
         ];
         for (i, (p, plain)) in cases.iter().enumerate() {
             assert_eq!(nat::flow4_plain(p).is_some(), *plain, "case {i}: the parse");
-            assert_eq!(FrontKey::of_packet(p, 3).is_some(), *plain, "case {i}: the key");
+            assert_eq!(Front4Key::of_packet(p, 3).is_some(), *plain, "case {i}: the key");
         }
-        let k = |p: &[u8], sw| FrontKey::of_packet(p, sw).unwrap();
+        let k = |p: &[u8], sw| Front4Key::of_packet(p, sw).unwrap();
         let tcp = ip4(6, 60, 60, 0);
         let mut other_port = tcp.clone();
         other_port[23] = 81;
@@ -1053,19 +1127,84 @@ mod tests {
         assert!(k(&tcp, 3) != k(&other_port, 3), "the ports are");
     }
 
+    /// An IPv6 packet of `len` bytes (payload_len `payload`), next header `nh`, ports 40000
+    /// -> 80 right after the fixed header.
+    fn ip6(nh: u8, len: usize, payload: u16) -> Vec<u8> {
+        let mut p = vec![0u8; len];
+        p[0] = 0x60;
+        p[4..6].copy_from_slice(&payload.to_be_bytes());
+        p[6] = nh;
+        p[8] = 0xfd;
+        p[23] = 2;
+        p[24] = 0xfd;
+        p[39] = 3;
+        p[40..44].copy_from_slice(&[0x9c, 0x40, 0, 80]);
+        p
+    }
+
+    #[test]
+    fn an_ip6_front_key_only_for_packets_the_parse_gives_ports_right_after_the_header() {
+        let cases = [
+            (ip6(6, 60, 20), true),
+            (ip6(17, 60, 20), true),
+            (ip6(17, 60, 8), true),
+            (ip6(17, 60, 7), false),
+            (ip6(17, 48, 8), true),
+            (ip6(17, 47, 8), false),
+            (ip6(6, 60, 19), false),
+            (ip6(6, 59, 20), false),
+            (ip6(44, 80, 40), false),
+            (ip6(0, 80, 40), false),
+            (ip6(58, 60, 20), false),
+        ];
+        for (i, (p, keyed)) in cases.iter().enumerate() {
+            let f = nat::flow6(p);
+            let ports = f.is_ok_and(|f| f.l4 == L4::Ports && f.l4_off == IP6_HDR);
+            assert_eq!(Front6Key::of_packet(p, 3).is_some(), *keyed, "case {i}: the key");
+            assert!(ports || !keyed, "case {i}: a key only where the parse reads ports");
+        }
+        let k = |p: &[u8], sw| Front6Key::of_packet(p, sw).unwrap();
+        let tcp = ip6(6, 60, 20);
+        let mut other_port = tcp.clone();
+        other_port[43] = 81;
+        let mut other_dst = tcp.clone();
+        other_dst[39] = 4;
+        let mut other_src_top = tcp.clone();
+        other_src_top[9] = 1;
+        assert!(k(&tcp, 3) != k(&tcp, 4), "the interface is in the key");
+        assert!(k(&tcp, 3) != k(&ip6(17, 60, 20), 3), "the protocol is");
+        assert!(k(&tcp, 3) != k(&other_port, 3), "the ports are");
+        assert!(k(&tcp, 3) != k(&other_dst, 3), "the destination is");
+        assert!(k(&tcp, 3) != k(&other_src_top, 3), "all of the source is");
+    }
+
+    #[test]
+    fn ip6_front_keys_of_one_prefix_spread_over_the_sets() {
+        // 4096 destinations varying in their last bytes, as pods of one node: the sets they
+        // index stay near a uniform spread (no set with more than a handful).
+        let c = FrontCache::<Front6Key>::new(FRONT_ENTRIES);
+        let mut per_set = vec![0u8; c.sets.len()];
+        for i in 0..4096u32 {
+            let mut p = ip6(17, 60, 20);
+            p[36..40].copy_from_slice(&i.to_be_bytes());
+            per_set[c.index(&Front6Key::of_packet(&p, 1).unwrap())] += 1;
+        }
+        assert!(per_set.iter().all(|&n| n <= 6), "worst set: {}", per_set.iter().max().unwrap());
+    }
+
     #[test]
     fn a_front_entry_counts_while_its_slot_holds_it_in_its_second_and_epoch() {
         let n = Npol::with_max_flows(16);
         let mut c = FrontCache::new(64);
-        let fk = FrontKey::of_packet(&ip4(6, 60, 60, 0), 1).unwrap();
+        let fk = Front4Key::of_packet(&ip4(6, 60, 60, 0), 1).unwrap();
         let k = reply_key(80);
         let f = n.flows.insert(&k, &cached_verdict(ALLOWED, 1, 5)).unwrap();
-        let at = FrontCache::stamp(0, 5);
+        let at = FrontCache::<Front4Key>::stamp(0, 5);
         assert!(!c.allows(&fk, at, &n.flows), "empty");
         c.set(&fk, f.slot, f.header, at);
         assert!(c.allows(&fk, at, &n.flows));
-        assert!(!c.allows(&fk, FrontCache::stamp(0, 6), &n.flows), "the next second");
-        assert!(!c.allows(&fk, FrontCache::stamp(1, 5), &n.flows), "another epoch");
+        assert!(!c.allows(&fk, FrontCache::<Front4Key>::stamp(0, 6), &n.flows), "the next second");
+        assert!(!c.allows(&fk, FrontCache::<Front4Key>::stamp(1, 5), &n.flows), "another epoch");
         n.flows.remove(&k);
         assert!(!c.allows(&fk, at, &n.flows), "removed");
         let again = n.flows.insert(&k, &cached_verdict(ALLOWED, 1, 5)).unwrap();
