@@ -249,11 +249,14 @@ impl Forwarding {
                 self.fib_index(af, t).ok_or(FwdError::NoSuchTable(t))?;
             }
         }
-        let lb = self.route_lb(af, fi, &paths);
-        // The common case first: no other source there and no PBL client over it.
-        let paths = match self.pbl_at(af, fi, p) {
-            Some(_) => paths,
-            None => {
+        // The common case first, an API route (the ones that come by the thousand) where no
+        // other source is and no PBL client: its load-balance is made before the one search
+        // of the map. Other sources look first, so that paths which will only wait under a
+        // better source make no load-balance (and no grace period for it).
+        let (paths, lb) = match source == Source::Api && self.pbl_at(af, fi, p).is_none() {
+            false => (paths, None),
+            true => {
+                let lb = self.route_lb(af, fi, &paths);
                 let route = Route {
                     paths,
                     lb,
@@ -275,7 +278,7 @@ impl Forwarding {
                         }
                         return Ok(());
                     }
-                    Ok(Alone::Shared(route)) => route.paths,
+                    Ok(Alone::Shared(route)) => (route.paths, Some(lb)),
                     Err(e) => {
                         self.lb_release(lb);
                         return Err(e.into());
@@ -290,7 +293,9 @@ impl Forwarding {
             Some(r) if r.source == Source::Pbl => Shadowed::default(),
             Some(r) if r.source.rank() < source.rank() => {
                 r.shadowed.put(source, paths);
-                self.lb_release(lb);
+                if let Some(lb) = lb {
+                    self.lb_release(lb);
+                }
                 return Ok(());
             }
             Some(r) => {
@@ -298,6 +303,10 @@ impl Forwarding {
                 below.put(r.source, r.paths.clone());
                 below
             }
+        };
+        let lb = match lb {
+            Some(lb) => lb,
+            None => self.route_lb(af, fi, &paths),
         };
         self.route_install(fi, p, paths, lb, source, shadowed)
     }

@@ -438,3 +438,21 @@ fn the_best_source_forwards_whichever_came_first() {
         assert_eq!(source(&f, subnet), None);
     }
 }
+
+#[test]
+fn a_neighbour_under_an_api_route_makes_no_load_balance() {
+    let (mut f, ifs) = with_ifs(&[1500]);
+    f.address_add(ifs[0], Prefix::parse("198.18.0.1/24").unwrap())
+        .unwrap();
+    let nbr: IpAddr = "198.18.0.5".parse().unwrap();
+    let host = Prefix::host_of(nbr);
+    let via = Path::via("198.18.0.9".parse().unwrap(), Some(ifs[0]));
+    f.route_add(0, host, vec![via]).unwrap();
+    let lbs = f.fwd().lbs.len();
+    // Learned neighbours of calico's pods all sit under API /32s: their host routes only wait,
+    // and a load-balance made for them would cost a grace period each.
+    f.neighbor_add(ifs[0], nbr, [2, 0, 0, 0, 0, 5], false)
+        .unwrap();
+    assert_eq!(f.fwd().lbs.len(), lbs);
+    assert_eq!(f.route_get(0, host).unwrap().source, Source::Api);
+}
