@@ -125,6 +125,43 @@ fn a_snapshot_restores_the_same_configuration() {
     assert_eq!(next(&old), next(&new));
 }
 
+/// The source and paths of route `pfx` in table 0.
+fn route0(dp: &Dataplane, pfx: &str) -> Option<String> {
+    let r = dp.fwd().route_get(0, p(pfx))?;
+    Some(format!("{:?} {:?}", r.source, r.paths))
+}
+
+#[test]
+fn an_api_route_under_an_interface_address_is_carried_and_stays_the_apis() {
+    let old = configured();
+    let l0 = old.fwd().ifs().by_name("loop0").unwrap().sw_if_index;
+    let via = vec![Path::via(ip("198.18.1.9"), Some(l0))];
+    // calico's route for the interface's own address and subnet: the interface's stay.
+    for pfx in ["198.18.1.1/32", "198.18.1.0/24"] {
+        let was = route0(&old, pfx);
+        service::routes::change(&old, 0, p(pfx), via.clone(), Change::Set).unwrap();
+        assert_eq!(
+            route0(&old, pfx),
+            was,
+            "{pfx}: the interface's route forwards"
+        );
+    }
+    let new = carried(&old);
+    for dp in [&old, &new] {
+        service::addresses::del(dp, l0, p("198.18.1.1/24")).unwrap();
+        for pfx in ["198.18.1.1/32", "198.18.1.0/24"] {
+            let api = format!("Api {via:?}");
+            assert_eq!(
+                route0(dp, pfx),
+                Some(api),
+                "{pfx}: the API's, also restored"
+            );
+            service::routes::change(dp, 0, p(pfx), vec![], Change::Delete).unwrap();
+            assert_eq!(route0(dp, pfx), None);
+        }
+    }
+}
+
 #[test]
 fn a_configuration_the_snapshot_cannot_carry_is_refused_by_name() {
     let dp = configured();

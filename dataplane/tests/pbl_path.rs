@@ -114,14 +114,18 @@ fn a_route_replaced_or_deleted_under_the_client_changes_only_its_parent() {
     assert_eq!(l.send(17, 5005), Some(2), "the client stays");
     l.fwd.route_del(0, host("198.19.0.5")).unwrap();
     assert_eq!(l.send(17, 5005), Some(2), "still the client's path");
-    assert_eq!(l.send(17, 6000), None);
+    // The neighbour's host route waited under the API's: it is the parent now.
+    assert_eq!(l.send(17, 6000), Some(1), "the neighbour's host route");
+    l.fwd.neighbor_del(l.ifs[1], a("198.19.0.5")).unwrap();
+    assert_eq!(l.send(17, 5005), Some(2), "still the client's path");
+    assert_eq!(l.send(17, 6000), None, "no route left under the client");
     assert_eq!(l.count(error::PARENT_DROP), 1);
     l.fwd.pbl_del(id).unwrap();
     assert!(
         l.fwd.route_get(0, host("198.19.0.5")).is_none(),
         "no entry left"
     );
-    // The covering connected route now: the pod's neighbour entry on pg1.
+    // The covering connected route now, out pg1.
     assert_eq!(l.send(17, 5005), Some(1));
     l.no_leaks();
 }

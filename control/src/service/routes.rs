@@ -59,7 +59,11 @@ fn apply(f: &mut Forwarding, t: u32, p: Prefix, paths: Vec<Path>, change: Change
             }
         }
     }
-    let ours = |f: &Forwarding| f.route_get(t, p).filter(|r| r.source == Source::Api);
+    // The API's own paths, whether they forward or wait under an interface's route.
+    let ours = |f: &Forwarding| {
+        f.route_get(t, p)
+            .and_then(|r| r.paths_of(Source::Api).map(<[Path]>::to_vec))
+    };
     let r = match change {
         Change::Set => f.route_add(t, p, paths),
         Change::AddPaths => f.route_add_paths(t, p, paths),
@@ -72,14 +76,13 @@ fn apply(f: &mut Forwarding, t: u32, p: Prefix, paths: Vec<Path>, change: Change
         Change::DeletePaths => match ours(f) {
             Some(cur) => {
                 let left: Vec<Path> = cur
-                    .paths
                     .iter()
                     .filter(|x| !paths.iter().any(|g| same_path(g, x)))
                     .copied()
                     .collect();
                 if left.is_empty() {
                     f.route_del(t, p)
-                } else if left.len() != cur.paths.len() {
+                } else if left.len() != cur.len() {
                     f.route_add(t, p, left)
                 } else {
                     Ok(())

@@ -132,11 +132,11 @@ fn unsupported(dp: &Dataplane, f: &Forwarding) -> Vec<String> {
     for af in [Af::Ip4, Af::Ip6] {
         for (t, _) in f.tables(af) {
             for (p, r) in f.routes(af, t) {
-                let sr = r
-                    .paths
-                    .iter()
-                    .any(|x| matches!(x.kind, PathKind::SrPolicy(_) | PathKind::SrLocalsid(_)));
-                if r.source == Source::Api && sr && !overlay::srv6_route(dp, t, p) {
+                let sr = r.paths_of(Source::Api).is_some_and(|api| {
+                    api.iter()
+                        .any(|x| matches!(x.kind, PathKind::SrPolicy(_) | PathKind::SrLocalsid(_)))
+                });
+                if sr && !overlay::srv6_route(dp, t, p) {
                     no.push(format!("SRv6 route {p} in table {t}"));
                 }
             }
@@ -190,13 +190,16 @@ pub fn capture(dp: &Dataplane, f: &Forwarding) -> Result<Snapshot, String> {
         for (t, name) in f.tables(af) {
             tables.push(json!({"af": af_name(af), "id": t, "name": name}));
             for (p, r) in f.routes(af, t) {
-                // SRv6's routes come back with its objects (`unsupported` refused the others).
-                let sr = r
-                    .paths
+                // The API's paths, also those waiting under an interface's route. SRv6's
+                // routes come back with its objects (`unsupported` refused the others).
+                let Some(api) = r.paths_of(Source::Api) else {
+                    continue;
+                };
+                let sr = api
                     .iter()
                     .any(|x| matches!(x.kind, PathKind::SrPolicy(_) | PathKind::SrLocalsid(_)));
-                if r.source == Source::Api && !sr {
-                    let paths: Vec<Value> = r.paths.iter().map(path_json).collect();
+                if !sr {
+                    let paths: Vec<Value> = api.iter().map(path_json).collect();
                     routes.push(json!({"table": t, "prefix": p.to_string(), "paths": paths}));
                 }
             }

@@ -11,7 +11,7 @@
 
 use super::{lock, rv, SvcError, SvcResult};
 use crate::daemon::Dataplane;
-use rvpp_dataplane::forwarding::{Af, Forwarding, Path, PathKind, Prefix};
+use rvpp_dataplane::forwarding::{Af, Forwarding, Path, PathKind, Prefix, Source};
 use rvpp_dataplane::srv6::{self, Behavior, Localsid, Policy, SidList, Srv6};
 use rvpp_dataplane::wire::srh::MAX_SEGMENTS;
 use std::collections::BTreeMap;
@@ -509,7 +509,10 @@ pub fn steer_add(
     let key = (table_id, prefix);
     let saved = match steering.get(&key) {
         Some(s) => s.saved.clone(),
-        None => f.route_get(table_id, prefix).map(|r| r.paths),
+        // The API route it stands over (another source's route is not the API's to restore).
+        None => f
+            .route_get(table_id, prefix)
+            .and_then(|r| r.paths_of(Source::Api).map(<[Path]>::to_vec)),
     };
     f.route_add(
         table_id,

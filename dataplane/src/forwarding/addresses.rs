@@ -55,9 +55,9 @@ impl Forwarding {
         }
         let t = self.table_id_of(p.af(), fib_of(&i, p.af()));
         if p.prefix_len() < p.max_len() {
-            let _ = self.route_del(t, p.masked());
+            let _ = self.route_del_source(t, p.masked(), Source::Interface);
         }
-        let _ = self.route_del(t, p.host());
+        let _ = self.route_del_source(t, p.host(), Source::Interface);
         self.refresh_fast(sw);
         self.publish();
         Ok(())

@@ -20,7 +20,7 @@ mod tests;
 
 pub use neighbours::{Neighbor, NeighborConfig, NeighborCounts, Probe, PROBE_WAIT};
 pub use prefix::{mask4, mask6, Af, Prefix};
-pub use routes::{FibMemory, Path, PathKind, Route, Source};
+pub use routes::{FibMemory, Path, PathKind, Route, Shadowed, Source, SourcePaths};
 
 use adjacencies::AdjKey;
 use interfaces::fib_of;

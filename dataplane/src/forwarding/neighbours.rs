@@ -185,9 +185,11 @@ impl Forwarding {
             a.next_hop = nhv;
             self.fwd_dirty = true;
         }
-        // The host route, unless a route for exactly this prefix exists already.
+        // The host route (under any other source's route for it, which then forwards), unless
+        // a neighbour of this address on another interface of the table gave it first.
         let (t, host) = (self.table_id_of(af, fib_of(&i, af)), Prefix::host_of(ip));
-        if self.route_get(t, host).is_none() {
+        let given = self.route_get(t, host);
+        if given.is_none_or(|r| r.paths_of(Source::AdjFib).is_none()) {
             self.route_set(t, host, vec![Path::via(ip, Some(sw))], Source::AdjFib)?;
         }
         self.publish();
@@ -209,11 +211,12 @@ impl Forwarding {
         }
         if let Ok(i) = self.iface(sw).cloned() {
             let (t, host) = (self.table_id_of(af, fib_of(&i, af)), Prefix::host_of(ip));
-            if self
-                .route_get(t, host)
-                .is_some_and(|r| r.source == Source::AdjFib)
-            {
-                let _ = self.route_del(t, host);
+            let ours = self.route_get(t, host).is_some_and(|r| {
+                r.paths_of(Source::AdjFib)
+                    .is_some_and(|ps| ps.iter().any(|x| x.sw_if_index == Some(sw)))
+            });
+            if ours {
+                let _ = self.route_del_source(t, host, Source::AdjFib);
             }
         }
         self.publish();

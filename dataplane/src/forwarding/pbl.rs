@@ -45,7 +45,7 @@ impl Forwarding {
     }
 
     /// The client interposed on `p` in fib `fi`, if any.
-    fn pbl_at(&self, af: Af, fi: u32, p: Prefix) -> Option<u32> {
+    pub(super) fn pbl_at(&self, af: Af, fi: u32, p: Prefix) -> Option<u32> {
         if p.host() != p {
             return None;
         }
@@ -95,6 +95,7 @@ impl Forwarding {
             paths: Vec::new(),
             lb: pbl_lb,
             source: Source::Pbl,
+            shadowed: Default::default(),
         };
         // The old record's reference to the client's load-balance passes to the new one.
         self.fib_put(fi, p, own)?;
@@ -216,6 +217,7 @@ impl Forwarding {
                 paths: Vec::new(),
                 lb: pbl_lb,
                 source: Source::Pbl,
+                shadowed: Default::default(),
             },
         };
         self.fib_put(fi, p, entry)?;

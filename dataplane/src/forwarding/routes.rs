@@ -1,5 +1,11 @@
 //! Routes: their paths, replace and multipath add, delete, and listing.
+//!
+//! As VPP's FIB, a prefix keeps what each source gave it: the best source present forwards,
+//! the others wait in [`Route::shadowed`] and the next best takes over when it goes. So an API
+//! route cannot replace an interface's local or connected route, and a neighbour's host route
+//! under an API /32 comes back when the API route is deleted.
 
+use super::tables::Alone;
 use super::{Af, Forwarding, FwdError, Prefix};
 use crate::tables::DROP_ADJ;
 use std::net::IpAddr;
@@ -78,10 +84,26 @@ impl Path {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Source {
     Api,
+    /// An interface address: its connected (attached) subnet and its local /32 or /128. The two
+    /// never share a prefix (a connected subnet is always shorter than a host prefix).
     Interface,
+    /// A neighbour's host route (VPP's adjacency source).
     AdjFib,
-    /// A host entry a PBL client made where no route was (`forwarding/pbl.rs`).
+    /// A host entry a PBL client made where no route was (`forwarding/pbl.rs`): a placeholder
+    /// with no paths, which any other source replaces and which is never shadowed.
     Pbl,
+}
+
+impl Source {
+    /// VPP's source priority, lower is better: interface over API over adjacency.
+    fn rank(self) -> u8 {
+        match self {
+            Source::Interface => 0,
+            Source::Api => 1,
+            Source::AdjFib => 2,
+            Source::Pbl => 3,
+        }
+    }
 }
 
 /// [`Forwarding::fib_memory`]: `show ip fib memory`, and the soak's FIB sample.
@@ -95,11 +117,85 @@ pub struct FibMemory {
     pub ip6_routes: usize,
 }
 
+/// A prefix's FIB entry: the best source's paths and their load-balance, and what the other
+/// sources gave it.
 #[derive(Clone, Debug)]
 pub struct Route {
     pub paths: Vec<Path>,
     pub lb: u32,
     pub source: Source,
+    /// The paths of the sources below `source`, best first.
+    pub shadowed: Shadowed,
+}
+
+impl Route {
+    /// The paths source `s` gave this prefix, whether they forward or wait.
+    pub fn paths_of(&self, s: Source) -> Option<&[Path]> {
+        if self.source == s {
+            return Some(&self.paths);
+        }
+        self.shadowed
+            .as_slice()
+            .iter()
+            .find(|x| x.0 == s)
+            .map(|x| x.1.as_slice())
+    }
+}
+
+/// What the sources below a prefix's forwarding one gave it, best first. Boxed, and nothing
+/// when empty: most prefixes have one source, and small records keep the table's map cheap
+/// to insert into and remove from.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+// One pointer in the record, not a Vec's three words: the box is the point.
+#[allow(clippy::box_collection)]
+pub struct Shadowed(Option<Box<Vec<SourcePaths>>>);
+
+/// One source's paths for a prefix.
+pub type SourcePaths = (Source, Vec<Path>);
+
+impl Shadowed {
+    pub fn as_slice(&self) -> &[SourcePaths] {
+        self.0.as_deref().map_or(&[], Vec::as_slice)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_none()
+    }
+
+    /// Put source `s`'s paths in, replacing its old ones, keeping best first.
+    fn put(&mut self, s: Source, paths: Vec<Path>) {
+        let v = self.0.get_or_insert_with(Box::default);
+        v.retain(|x| x.0 != s);
+        let at = v
+            .iter()
+            .position(|x| x.0.rank() > s.rank())
+            .unwrap_or(v.len());
+        v.insert(at, (s, paths));
+    }
+
+    /// Take source `s`'s paths out; false when it had none here.
+    fn remove(&mut self, s: Source) -> bool {
+        let Some(v) = self.0.as_mut() else {
+            return false;
+        };
+        let before = v.len();
+        v.retain(|x| x.0 != s);
+        let removed = v.len() != before;
+        if v.is_empty() {
+            self.0 = None;
+        }
+        removed
+    }
+
+    /// Take the best source's paths out.
+    fn take_best(&mut self) -> Option<SourcePaths> {
+        let v = self.0.as_mut()?;
+        let best = v.remove(0);
+        if v.is_empty() {
+            self.0 = None;
+        }
+        Some(best)
+    }
 }
 
 impl Forwarding {
@@ -124,7 +220,7 @@ impl Forwarding {
     ) -> Result<(), FwdError> {
         let mut all = self
             .route_get(table_id, p)
-            .map(|r| r.paths)
+            .and_then(|r| r.paths_of(Source::Api).map(<[Path]>::to_vec))
             .unwrap_or_default();
         for x in paths {
             if !all.contains(&x) {
@@ -134,6 +230,8 @@ impl Forwarding {
         self.route_add(table_id, p, all)
     }
 
+    /// Set source `source`'s paths for `p`. Under a better source they wait (shadowed);
+    /// otherwise they forward, and what forwarded before waits below them.
     pub(super) fn route_set(
         &mut self,
         table_id: u32,
@@ -151,6 +249,70 @@ impl Forwarding {
                 self.fib_index(af, t).ok_or(FwdError::NoSuchTable(t))?;
             }
         }
+        // The common case first, an API route (the ones that come by the thousand) where no
+        // other source is and no PBL client: its load-balance is made before the one search
+        // of the map. Other sources look first, so that paths which will only wait under a
+        // better source make no load-balance (and no grace period for it).
+        let (paths, lb) = match source == Source::Api && self.pbl_at(af, fi, p).is_none() {
+            false => (paths, None),
+            true => {
+                let lb = self.route_lb(af, fi, &paths);
+                let route = Route {
+                    paths,
+                    lb,
+                    source,
+                    shadowed: Shadowed::default(),
+                };
+                let set = match p {
+                    Prefix::V4(a, l) => self.ip4[fi as usize]
+                        .as_mut()
+                        .map(|t| t.set_alone(a, l, route)),
+                    Prefix::V6(a, l) => self.ip6[fi as usize]
+                        .as_mut()
+                        .map(|t| t.set_alone(a, l, route)),
+                };
+                match set.ok_or(FwdError::NoSuchTable(table_id))? {
+                    Ok(Alone::Done(old)) => {
+                        if let Some(old) = old {
+                            self.lb_release(old.lb);
+                        }
+                        return Ok(());
+                    }
+                    Ok(Alone::Shared(route)) => (route.paths, Some(lb)),
+                    Err(e) => {
+                        self.lb_release(lb);
+                        return Err(e.into());
+                    }
+                }
+            }
+        };
+        let shadowed = match self.route_at_mut(fi, p) {
+            None => Shadowed::default(),
+            Some(r) if r.source == source => r.shadowed.clone(),
+            // A PBL placeholder holds no paths: the route replaces it.
+            Some(r) if r.source == Source::Pbl => Shadowed::default(),
+            Some(r) if r.source.rank() < source.rank() => {
+                r.shadowed.put(source, paths);
+                if let Some(lb) = lb {
+                    self.lb_release(lb);
+                }
+                return Ok(());
+            }
+            Some(r) => {
+                let mut below = r.shadowed.clone();
+                below.put(r.source, r.paths.clone());
+                below
+            }
+        };
+        let lb = match lb {
+            Some(lb) => lb,
+            None => self.route_lb(af, fi, &paths),
+        };
+        self.route_install(fi, p, paths, lb, source, shadowed)
+    }
+
+    /// The load-balance `paths` forward by in fib `fi`, visible to the workers.
+    fn route_lb(&mut self, af: Af, fi: u32, paths: &[Path]) -> u32 {
         // As VPP's FIB: the paths of the best (lowest) preference that has a usable path
         // forward; the rest wait as backups. Usable: it resolves to something other than a
         // drop (or it is a drop path). With none usable, the best preference drops.
@@ -175,14 +337,33 @@ impl Forwarding {
         }
         let lb = self.lb_for(adjs);
         self.barrier_for_new_lbs();
+        lb
+    }
+
+    /// Make `paths` of `source` (forwarding by `lb`, whose reference passes to the route) what
+    /// `p` forwards by in fib `fi`, with `shadowed` below them.
+    fn route_install(
+        &mut self,
+        fi: u32,
+        p: Prefix,
+        paths: Vec<Path>,
+        lb: u32,
+        source: Source,
+        shadowed: Shadowed,
+    ) -> Result<(), FwdError> {
         // Under a PBL client the route's forwarding becomes the client's parent.
-        let lb = self.pbl_route_set(af, fi, p, lb);
-        let route = Route { paths, lb, source };
+        let lb = self.pbl_route_set(p.af(), fi, p, lb);
+        let route = Route {
+            paths,
+            lb,
+            source,
+            shadowed,
+        };
         let set = match p {
             Prefix::V4(a, l) => self.ip4[fi as usize].as_mut().map(|t| t.set(a, l, route)),
             Prefix::V6(a, l) => self.ip6[fi as usize].as_mut().map(|t| t.set(a, l, route)),
         };
-        match set.ok_or(FwdError::NoSuchTable(table_id))? {
+        match set.ok_or(FwdError::NoSuchTable(fi))? {
             Ok(Some(old)) => self.lb_release(old.lb),
             Ok(None) => {}
             Err(e) => {
@@ -193,12 +374,54 @@ impl Forwarding {
         Ok(())
     }
 
-    /// Delete a route of table `table_id` (of the prefix's family).
+    /// Delete the API route of `p` in table `table_id` (of the prefix's family); what another
+    /// source gave the prefix stays or takes over.
     pub fn route_del(&mut self, table_id: u32, p: Prefix) -> Result<(), FwdError> {
+        self.route_del_source(table_id, p, Source::Api)
+    }
+
+    /// Delete what `source` gave `p`: the next best source forwards, or with none the prefix
+    /// goes (under a PBL client it stays, as the client's).
+    pub(super) fn route_del_source(
+        &mut self,
+        table_id: u32,
+        p: Prefix,
+        source: Source,
+    ) -> Result<(), FwdError> {
         let p = p.masked();
         let fi = self
             .fib_index(p.af(), table_id)
             .ok_or(FwdError::NoSuchTable(table_id))?;
+        // The common case first: the prefix holds only this source's route, no PBL client.
+        if self.pbl_at(p.af(), fi, p).is_none() {
+            let removed = match p {
+                Prefix::V4(a, l) => self.ip4[fi as usize]
+                    .as_mut()
+                    .map(|t| t.remove_alone(a, l, source)),
+                Prefix::V6(a, l) => self.ip6[fi as usize]
+                    .as_mut()
+                    .map(|t| t.remove_alone(a, l, source)),
+            };
+            if let Some(old) = removed.ok_or(FwdError::NoSuchTable(table_id))?? {
+                self.lb_release(old.lb);
+                self.publish();
+                return Ok(());
+            }
+        }
+        let r = self.route_at_mut(fi, p).ok_or(FwdError::NoSuchEntry)?;
+        if r.source != source {
+            return match r.shadowed.remove(source) {
+                true => Ok(()),
+                false => Err(FwdError::NoSuchEntry),
+            };
+        }
+        let mut below = r.shadowed.clone();
+        if let Some((next, paths)) = below.take_best() {
+            let lb = self.route_lb(p.af(), fi, &paths);
+            self.route_install(fi, p, paths, lb, next, below)?;
+            self.publish();
+            return Ok(());
+        }
         if self.pbl_route_del(p.af(), fi, p)? {
             return Ok(());
         }
@@ -208,34 +431,26 @@ impl Forwarding {
         };
         let old = old.ok_or(FwdError::NoSuchTable(table_id))??;
         self.lb_release(old.lb);
-        if old.source != Source::AdjFib {
-            self.restore_neighbour_host(fi, p)?;
-        }
         self.publish();
         Ok(())
     }
 
-    /// A route just deleted at host prefix `p` of FIB `fi` may have stood over a neighbour's own
-    /// host entry (a neighbour adds one only where no route is): put that back, so the
-    /// neighbour stays reached directly. VPP keeps both by source, the adjacency's below the
-    /// API's, and deleting the API's leaves it.
-    fn restore_neighbour_host(&mut self, fi: u32, p: Prefix) -> Result<(), FwdError> {
-        if p.prefix_len() != p.max_len() {
-            return Ok(());
+    /// The route record of `p` in fib `fi`, to edit what waits under it.
+    fn route_at_mut(&mut self, fi: u32, p: Prefix) -> Option<&mut Route> {
+        match p {
+            Prefix::V4(a, l) => self
+                .ip4
+                .get_mut(fi as usize)?
+                .as_mut()?
+                .routes
+                .get_mut(&(a, l)),
+            Prefix::V6(a, l) => self
+                .ip6
+                .get_mut(fi as usize)?
+                .as_mut()?
+                .routes
+                .get_mut(&(a, l)),
         }
-        let (af, ip) = match p {
-            Prefix::V4(a, _) => (Af::Ip4, IpAddr::from(std::net::Ipv4Addr::from(a))),
-            Prefix::V6(a, _) => (Af::Ip6, IpAddr::from(std::net::Ipv6Addr::from(a))),
-        };
-        // Each interface of the FIB asked once: interfaces are few, neighbours may be many.
-        let nbr = self.ifs.ifs.iter().flatten().find(|i| {
-            super::fib_of(i, af) == fi && self.neighbors.contains_key(&(i.sw_if_index, ip))
-        });
-        let Some(sw) = nbr.map(|i| i.sw_if_index) else {
-            return Ok(());
-        };
-        let t = self.table_id_of(af, fi);
-        self.route_set(t, p, vec![Path::via(ip, Some(sw))], Source::AdjFib)
     }
 
     pub fn route_get(&self, table_id: u32, p: Prefix) -> Option<Route> {

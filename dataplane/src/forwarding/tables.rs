@@ -1,7 +1,8 @@
 //! VRFs: the IPv4 and IPv6 tables, by table id and fib index.
 
-use super::{fib_of, AdjKey, Af, Forwarding, FwdError, Prefix, Route};
+use super::{fib_of, AdjKey, Af, Forwarding, FwdError, Prefix, Route, Source};
 use crate::fib::{FibError, Ip4FibWriter, Ip6FibWriter};
+use std::collections::btree_map::Entry;
 use std::collections::BTreeMap;
 
 /// One VRF of one family: its FIB's writer and the routes it holds, by (address, length).
@@ -56,6 +57,40 @@ impl<W: FibWrite<A>, A: Ord + Copy> Table<W, A> {
         Ok(self.routes.insert((a, l), route))
     }
 
+    /// Set `route` where no other source's route is (nothing there, or only the same
+    /// source's): one search of the map, as before routes had sources. Otherwise
+    /// `Alone::Shared` gives the route back, untouched, for the general path.
+    pub(super) fn set_alone(&mut self, a: A, l: u8, route: Route) -> Result<Alone, FibError> {
+        match self.routes.entry((a, l)) {
+            Entry::Vacant(v) => {
+                self.writer.add(a, l, route.lb)?;
+                v.insert(route);
+                Ok(Alone::Done(None))
+            }
+            Entry::Occupied(mut o) if alone(o.get(), route.source) => {
+                self.writer.add(a, l, route.lb)?;
+                Ok(Alone::Done(Some(o.insert(route))))
+            }
+            Entry::Occupied(_) => Ok(Alone::Shared(route)),
+        }
+    }
+
+    /// Remove the prefix when `source`'s route is all it holds (one search); None otherwise.
+    pub(super) fn remove_alone(
+        &mut self,
+        a: A,
+        l: u8,
+        source: Source,
+    ) -> Result<Option<Route>, FibError> {
+        match self.routes.entry((a, l)) {
+            Entry::Occupied(o) if alone(o.get(), source) => {
+                self.writer.delete(a, l)?;
+                Ok(Some(o.remove()))
+            }
+            _ => Ok(None),
+        }
+    }
+
     /// Take the prefix out of the FIB; returns its route.
     pub(super) fn remove(&mut self, a: A, l: u8) -> Result<Route, FwdError> {
         let r = self.routes.remove(&(a, l)).ok_or(FwdError::NoSuchEntry)?;
@@ -70,6 +105,18 @@ impl<W: FibWrite<A>, A: Ord + Copy> Table<W, A> {
             .map(|(k, r)| (prefix(k.0, k.1), r.clone()))
             .collect()
     }
+}
+
+/// What [`Table::set_alone`] did: set (returning the route it replaced), or found other
+/// sources there.
+pub(super) enum Alone {
+    Done(Option<Route>),
+    Shared(Route),
+}
+
+/// The prefix holds `source`'s route and nothing waits under it.
+fn alone(r: &Route, source: Source) -> bool {
+    r.source == source && r.shadowed.is_empty()
 }
 
 /// The fib index of `table_id` among a family's table slots.
@@ -205,9 +252,12 @@ impl Forwarding {
         if in_use || looked_into || pbl {
             return Err(FwdError::TableInUse);
         }
-        let prefixes: Vec<Prefix> = self.routes(af, table_id).into_iter().map(|r| r.0).collect();
-        for p in prefixes {
-            let _ = self.route_del(table_id, p);
+        // Every source of every prefix, the forwarding one last so nothing is reinstalled.
+        for (p, r) in self.routes(af, table_id) {
+            for (s, _) in r.shadowed.as_slice() {
+                let _ = self.route_del_source(table_id, p, *s);
+            }
+            let _ = self.route_del_source(table_id, p, r.source);
         }
         match af {
             Af::Ip4 => self.ip4[fi as usize] = None,

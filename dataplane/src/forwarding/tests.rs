@@ -323,3 +323,136 @@ fn interfaces_keep_the_index_they_are_given() {
     assert_eq!(f.protocol_mtu(4), Some([1400, 0]));
     assert_eq!(f.protocol_mtu(1), None);
 }
+
+/// The adjacency kinds a prefix's route forwards to in table 0, and the route's source.
+fn forwards(f: &Forwarding, p: Prefix) -> Option<(Source, Vec<AdjKind>)> {
+    let r = f.route_get(0, p)?;
+    let lb = f.fwd().lb(r.lb);
+    let mut kinds: Vec<AdjKind> = lb.buckets[..lb.n_buckets as usize]
+        .iter()
+        .map(|&a| f.fwd().adj(a).kind)
+        .collect();
+    kinds.dedup();
+    Some((r.source, kinds))
+}
+
+#[test]
+fn an_api_route_for_an_interface_address_leaves_it_local() {
+    let (mut f, ifs) = with_ifs(&[1500]);
+    for (addr, host, nh) in [
+        ("198.18.0.1/24", "198.18.0.1/32", "198.18.0.9"),
+        ("fd00::1/64", "fd00::1/128", "fd00::9"),
+    ] {
+        f.address_add(ifs[0], Prefix::parse(addr).unwrap()).unwrap();
+        let host = Prefix::parse(host).unwrap();
+        let local = Some((Source::Interface, vec![AdjKind::Local]));
+        let via = Path::via(nh.parse().unwrap(), Some(ifs[0]));
+        f.route_add(0, host, vec![via]).unwrap();
+        assert_eq!(forwards(&f, host), local, "{host}: still delivered locally");
+        f.route_del(0, host).unwrap();
+        assert_eq!(
+            forwards(&f, host),
+            local,
+            "{host}: after the API route went"
+        );
+    }
+}
+
+#[test]
+fn an_api_route_for_an_attached_subnet_leaves_it_attached() {
+    let (mut f, ifs) = with_ifs(&[1500, 1500]);
+    f.address_add(ifs[0], Prefix::parse("198.18.0.1/24").unwrap())
+        .unwrap();
+    f.address_add(ifs[1], Prefix::parse("198.19.0.1/24").unwrap())
+        .unwrap();
+    let subnet = Prefix::parse("198.18.0.0/24").unwrap();
+    let attached = Some((Source::Interface, vec![AdjKind::Glean]));
+    assert_eq!(forwards(&f, subnet), attached);
+    let via = Path::via("198.19.0.2".parse().unwrap(), Some(ifs[1]));
+    f.route_add(0, subnet, vec![via]).unwrap();
+    assert_eq!(forwards(&f, subnet), attached, "the subnet stays gleaned");
+    assert_eq!(lb_ifs(&f, subnet), vec![ifs[0]]);
+    f.route_del(0, subnet).unwrap();
+    assert_eq!(forwards(&f, subnet), attached, "after the API route went");
+}
+
+#[test]
+fn deleting_an_address_leaves_the_api_routes_for_its_prefixes() {
+    let (mut f, ifs) = with_ifs(&[1500, 1500]);
+    let addr = Prefix::parse("198.18.0.1/24").unwrap();
+    f.address_add(ifs[0], addr).unwrap();
+    f.address_add(ifs[1], Prefix::parse("198.19.0.1/24").unwrap())
+        .unwrap();
+    let via = Path::via("198.19.0.2".parse().unwrap(), Some(ifs[1]));
+    let (subnet, host) = (addr.masked(), addr.host());
+    f.route_add(0, subnet, vec![via]).unwrap();
+    f.route_add(0, host, vec![via]).unwrap();
+    f.address_del(ifs[0], addr).unwrap();
+    for p in [subnet, host] {
+        let r = f.route_get(0, p).expect("the API route stays");
+        assert_eq!((r.source, r.paths), (Source::Api, vec![via]), "{p}");
+        assert_eq!(lb_ifs(&f, p), vec![ifs[1]], "{p} forwards by it");
+    }
+}
+
+#[test]
+fn the_best_source_forwards_whichever_came_first() {
+    let subnet = Prefix::parse("198.18.0.0/24").unwrap();
+    let addr = Prefix::parse("198.18.0.1/24").unwrap();
+    let nbr: IpAddr = "198.18.0.5".parse().unwrap();
+    let nbr_host = Prefix::host_of(nbr);
+    for api_first in [true, false] {
+        let (mut f, ifs) = with_ifs(&[1500, 1500]);
+        f.address_add(ifs[1], Prefix::parse("198.19.0.1/24").unwrap())
+            .unwrap();
+        let via = Path::via("198.19.0.2".parse().unwrap(), Some(ifs[1]));
+        let mac = [2, 0, 0, 0, 0, 5];
+        if api_first {
+            f.route_add(0, subnet, vec![via]).unwrap();
+            f.route_add(0, nbr_host, vec![via]).unwrap();
+            f.address_add(ifs[0], addr).unwrap();
+            f.neighbor_add(ifs[0], nbr, mac, true).unwrap();
+        } else {
+            f.address_add(ifs[0], addr).unwrap();
+            f.neighbor_add(ifs[0], nbr, mac, true).unwrap();
+            f.route_add(0, subnet, vec![via]).unwrap();
+            f.route_add(0, nbr_host, vec![via]).unwrap();
+        }
+        let source = |f: &Forwarding, p| f.route_get(0, p).map(|r| r.source);
+        // Interface over API over the neighbour's host route.
+        assert_eq!(source(&f, subnet), Some(Source::Interface), "{api_first}");
+        assert_eq!(source(&f, nbr_host), Some(Source::Api), "{api_first}");
+        assert_eq!(lb_ifs(&f, nbr_host), vec![ifs[1]]);
+        // The best goes, the next takes over.
+        f.address_del(ifs[0], addr).unwrap();
+        assert_eq!(source(&f, subnet), Some(Source::Api), "{api_first}");
+        f.route_del(0, nbr_host).unwrap();
+        assert_eq!(source(&f, nbr_host), Some(Source::AdjFib), "{api_first}");
+        assert_eq!(
+            forwards(&f, nbr_host).map(|x| x.1),
+            Some(vec![AdjKind::Rewrite])
+        );
+        f.neighbor_del(ifs[0], nbr).unwrap();
+        f.route_del(0, subnet).unwrap();
+        assert_eq!(source(&f, nbr_host), None);
+        assert_eq!(source(&f, subnet), None);
+    }
+}
+
+#[test]
+fn a_neighbour_under_an_api_route_makes_no_load_balance() {
+    let (mut f, ifs) = with_ifs(&[1500]);
+    f.address_add(ifs[0], Prefix::parse("198.18.0.1/24").unwrap())
+        .unwrap();
+    let nbr: IpAddr = "198.18.0.5".parse().unwrap();
+    let host = Prefix::host_of(nbr);
+    let via = Path::via("198.18.0.9".parse().unwrap(), Some(ifs[0]));
+    f.route_add(0, host, vec![via]).unwrap();
+    let lbs = f.fwd().lbs.len();
+    // Learned neighbours of calico's pods all sit under API /32s: their host routes only wait,
+    // and a load-balance made for them would cost a grace period each.
+    f.neighbor_add(ifs[0], nbr, [2, 0, 0, 0, 0, 5], false)
+        .unwrap();
+    assert_eq!(f.fwd().lbs.len(), lbs);
+    assert_eq!(f.route_get(0, host).unwrap().source, Source::Api);
+}
