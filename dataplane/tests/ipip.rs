@@ -1114,6 +1114,84 @@ print(bytes(p).hex())
     l.no_leaks();
 }
 
+/// Dual-stack pods, checked by scapy: rvpp's IPv6-in-IPv4 (protocol 41) and IPv6-in-IPv6
+/// (next header 41) decode as scapy's IPv6 inside with every length and checksum as scapy
+/// computes them, and a run of scapy-built packets of each kind is decapsulated (the short
+/// way after the first) and forwarded to the IPv6 pod.
+#[test]
+fn scapy_agrees_on_ipv6_inside_ipip_bytes() {
+    if !skip::need_python_module("scapy") {
+        return;
+    }
+    let mut l = lab();
+    let (if0, if1) = (l.if0, l.if1);
+    l.send_vector(if1, &[pod6_frame("fd02::7", 0), pod6_frame("fd03::7", 0)]);
+    let out = Lab::take(&l.out0);
+    assert_eq!(out.len(), 2);
+    let check = r#"
+import sys
+from scapy.all import Ether, IP, IPv6, UDP
+for i, h in enumerate(sys.argv[1].split(",")):
+    p = Ether(bytes.fromhex(h))
+    o = p[1]
+    inner = o.payload
+    assert isinstance(inner, IPv6), p.show(dump=True)
+    assert inner.dst == ("fd02::7", "fd03::7")[i] and inner.hlim == 63
+    if i == 0:
+        assert isinstance(o, IP) and o.proto == 41 and o.ttl == 64, o.show(dump=True)
+        assert (o.src, o.dst) == ("198.18.0.1", "198.18.0.2")
+        c = o.copy(); del c.chksum; del c.len
+        assert IP(bytes(c)).chksum == o.chksum and IP(bytes(c)).len == o.len
+    else:
+        assert isinstance(o, IPv6) and o.nh == 41 and o.hlim == 64, o.show(dump=True)
+        assert (o.src, o.dst) == ("fd00::1", "fd00::2")
+        c = o.copy(); del c.plen
+        assert IPv6(bytes(c)).plen == o.plen
+    c = inner.copy(); del c.plen
+    assert IPv6(bytes(c)).plen == inner.plen
+print("OK")
+"#;
+    let arg = out.iter().map(|f| hex(f)).collect::<Vec<_>>().join(",");
+    assert_eq!(scapy(check, &arg), "OK");
+    let build = r#"
+from scapy.all import Ether, IP, IPv6, UDP, Raw
+e = Ether(src="02:00:00:00:00:b0", dst="02:00:00:00:00:a0")
+for i in range(3):
+    inner = IPv6(src="fd02::9", dst="fd01::2") / UDP(sport=5, dport=6) / Raw(b"scapy%d" % i)
+    print(bytes(e / IP(src="198.18.0.2", dst="198.18.0.1", proto=41) / inner).hex())
+    print(bytes(e / IPv6(src="fd00::2", dst="fd00::1", nh=41) / inner).hex())
+"#;
+    let frames: Vec<Vec<u8>> = scapy(build, "")
+        .lines()
+        .map(|h| {
+            (0..h.len())
+                .step_by(2)
+                .map(|i| u8::from_str_radix(&h[i..i + 2], 16).unwrap())
+                .collect()
+        })
+        .collect();
+    assert_eq!(frames.len(), 6);
+    let (over4, over6): (Vec<_>, Vec<_>) = frames
+        .iter()
+        .cloned()
+        .enumerate()
+        .partition(|(i, _)| i % 2 == 0);
+    for run in [over4, over6] {
+        let run: Vec<Vec<u8>> = run.into_iter().map(|(_, f)| f).collect();
+        l.send_vector(if0, &run);
+    }
+    let got = Lab::take(&l.out1);
+    assert_eq!(got.len(), 6, "scapy's packets decapsulated and forwarded");
+    for (i, g) in got.iter().enumerate() {
+        let (ih, payload) = etherparse::Ipv6Header::from_slice(&g[14..]).unwrap();
+        assert_eq!((ih.source[1], ih.hop_limit), (2, 63));
+        assert!(payload.ends_with(format!("scapy{}", i % 3).as_bytes()));
+    }
+    assert_eq!(l.error("ipip4-input", ipip::input_error::DECAPSULATED), 3);
+    assert_eq!(l.error("ipip6-input", ipip::input_error::DECAPSULATED), 3);
+    l.no_leaks();
+}
+
 #[test]
 fn ipv4_outer_copies_or_sets_dscp_and_df() {
     let mut l = lab();
