@@ -479,21 +479,25 @@ fn proto_of(inner6: bool) -> u8 {
 }
 
 /// An IP-in-IPv4 packet both of whose headers are plain (IPv4 inside with protocol 4, IPv6
-/// with 41), keyed by its outer addresses and the inner family.
+/// with 41), keyed by its outer addresses and the protocol (which names the inner family).
 #[inline(always)]
 fn plain4(b: &Buf<'_>) -> Option<super::tunnel::PlainKey> {
-    use super::tunnel::{plain_inner, INNER6};
+    use super::tunnel::{plain_inner4, plain_inner6};
     let h = b.head::<{ PLAIN_IN + wire::IP4_HDR }>()?;
     let len = b.meta.current_length as usize;
     let (o, first) = h.split_first_chunk::<PLAIN_IN>()?;
-    let first = first.first_chunk()?;
-    let inner6 = plain_inner::<{ PLAIN_IN + wire::IP6_HDR }>(b, first, len - PLAIN_IN)?;
-    let plain = o[0] == 0x45
-        && o[9] == proto_of(inner6)
-        && u16::from_be_bytes([o[2], o[3]]) as usize == len;
+    let inner = len - PLAIN_IN;
+    let inner_ok = match o[9] {
+        IP_PROTO_IPIP => plain_inner4(first.first_chunk()?, inner),
+        IP_PROTO_IPV6 => b
+            .head::<{ PLAIN_IN + wire::IP6_HDR }>()
+            .and_then(|h| h.last_chunk())
+            .is_some_and(|h| plain_inner6(h, inner)),
+        _ => false,
+    };
+    let plain = inner_ok && o[0] == 0x45 && u16::from_be_bytes([o[2], o[3]]) as usize == len;
     let addrs = [o[12], o[13], o[14], o[15], o[16], o[17], o[18], o[19]];
-    let key = u64::from_ne_bytes(addrs) as u128 | if inner6 { INNER6 } else { 0 };
-    plain.then_some(key)
+    plain.then_some(u64::from_ne_bytes(addrs) as u128 | (o[9] as u128) << 64)
 }
 
 /// Where [`plain6`]'s inner header starts.

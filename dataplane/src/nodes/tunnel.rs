@@ -429,15 +429,11 @@ pub(crate) fn decap_vector(
 }
 
 /// A packet [`decap_vector_keyed`] may decapsulate the short way has a key: its plain outer
-/// IPv4 header's addresses (and VXLAN's VNI), with its inner IP header at a fixed offset,
-/// plain too ([`plain_inner4`], [`plain_inner6`]) and ending where the outer packet and the
-/// buffer end; [`INNER6`] set for an IPv6 one. What a node's `decap` does with such a packet
-/// is fixed by its key alone.
+/// IPv4 header's addresses (and VXLAN's VNI), and what names its inner family (IPIP's
+/// protocol, VXLAN's inner version), with its inner IP header at a fixed offset, plain too
+/// ([`plain_inner4`], [`plain_inner6`]) and ending where the outer packet and the buffer end.
+/// What a node's `decap` does with such a packet is fixed by its key alone.
 pub(crate) type PlainKey = u128;
-
-/// The bit of a [`PlainKey`] that says the inner packet is IPv6 (the addresses take bits
-/// 0-63, VXLAN's VNI word 64-95).
-pub(crate) const INNER6: u128 = 1 << 127;
 
 /// The key of an IPv6-outer packet: its addresses as two words each (source, destination),
 /// VXLAN's VNI word (0 for IPIP), and whether the inner packet is IPv6.

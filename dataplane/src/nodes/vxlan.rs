@@ -516,25 +516,25 @@ fn outer6(d: &[u8], total: usize, partial: bool) -> Result<(u128, u128, usize, u
 const PLAIN_IN: usize = wire::IP4_HDR + 8 + VXLAN_HDR;
 
 /// Outer IPv4 + UDP + VXLAN with a valid VNI, then a plain IPv4 or IPv6 packet (L3 mode's
-/// packet, both headers plain), keyed by the outer addresses, the VNI and the inner family.
+/// packet, both headers plain), keyed by the outer addresses, the VNI and the inner version.
 #[inline(always)]
 fn plain4(b: &Buf<'_>) -> Option<super::tunnel::PlainKey> {
-    use super::tunnel::{plain_inner, INNER6};
+    use super::tunnel::plain_inner;
     let h = b.head::<{ PLAIN_IN + wire::IP4_HDR }>()?;
     let len = b.meta.current_length as usize;
     let (o, first) = h.split_first_chunk::<PLAIN_IN>()?;
     let first = first.first_chunk()?;
-    let inner6 = plain_inner::<{ PLAIN_IN + wire::IP6_HDR }>(b, first, len - PLAIN_IN)?;
+    plain_inner::<{ PLAIN_IN + wire::IP6_HDR }>(b, first, len - PLAIN_IN)?;
     let plain = o[0] == 0x45
         && o[9] == wire::IP_PROTO_UDP
         && u16::from_be_bytes([o[2], o[3]]) as usize == len
         && o[28] & crate::wire::tunnel::VXLAN_FLAG_VNI != 0;
-    // The addresses, and the VNI with its reserved byte (a packet whose reserved byte differs
-    // only goes the whole way): two words.
+    // The addresses, the VNI with its reserved byte (a packet whose reserved byte differs
+    // only goes the whole way), and the inner version.
     let addrs = [o[12], o[13], o[14], o[15], o[16], o[17], o[18], o[19]];
     let vni = u32::from_ne_bytes([o[32], o[33], o[34], o[35]]);
     let key = u64::from_ne_bytes(addrs) as u128 | (vni as u128) << 64;
-    plain.then_some(key | if inner6 { INNER6 } else { 0 })
+    plain.then_some(key | ((first[0] >> 4) as u128) << 96)
 }
 
 /// Where [`plain6`]'s inner header starts.
