@@ -35,7 +35,7 @@ const USAGE: &str = "usage: rvpp-bench <benchmark> [options] [--json]
   srv6 [--sizes 64,1400] [--seconds S] [--runs R]
                 one-core SRv6 H.Encaps and End.DT4: Mpps and clocks/pkt next to plain IPv4 / IPv6
                 forwarding in the same run (VPP CSIT's 13.4 Mpps H.Encaps quoted)
-  overlay [--sizes 64,1400] [--seconds S] [--runs R] [--nodes] [--case NAME]
+  overlay [--sizes 64,1400] [--seconds S] [--runs R] [--nodes] [--case NAME [--inner6]]
                 one-core IPIP and VXLAN (L3) encap and decap: Mpps and clocks/pkt next to plain
                 IPv4 forwarding of the same inner frames in the same run, and what they add;
                 --case NAME alone (forward, ipip-/vxlan-encap/-decap, and ipip6-/vxlan6-...

@@ -7,7 +7,9 @@
 //! clocks per packet of every node (the runtime counters), and what each adds over plain
 //! forwarding; the issue's target is encap plus decap adding at most 25 clocks. The `ipip6-`
 //! and `vxlan6-` cases (`--case` only) are the same with an IPv6 outer header, as between
-//! calico's IPv6 node addresses.
+//! calico's IPv6 node addresses. `--inner6` (with `--case`) makes the pod packets IPv6
+//! (dual-stack pods: IPIP protocol 41, VXLAN with bare IPv6 inside), the peer case plain IPv6
+//! forwarding.
 
 use crate::graph::{
     alternate_nodes, error_count, measure, r2, Measured, SizedRuns, TwoPorts, GEN_MAC, PG_MAC,
@@ -39,6 +41,15 @@ const VIA_VXLAN6: u32 = 0xc613_8107;
 const REMOTE6: u128 = 0xfd00_0018_0000_0000_0000_0000_0000_0002;
 const LOCAL6: u128 = 0xfd00_0018_0000_0000_0000_0000_0000_0001;
 const NH6: u128 = 0xfd00_0019_0000_0000_0000_0000_0000_0002;
+/// IPv6 pod destinations (`--inner6`): plain (null0's side), and the remote pod blocks behind
+/// ipip0, vxlan_tunnel0, ipip1 and vxlan_tunnel1 in that order; each a /64.
+const PLAIN_6IN: u128 = 0xfd00_001a_0000_0000_0000_0000_0000_0000;
+const VIA_6IN: [u128; 4] = [
+    0xfd00_001b_0000_0000_0000_0000_0000_0000,
+    0xfd00_001c_0000_0000_0000_0000_0000_0000,
+    0xfd00_001d_0000_0000_0000_0000_0000_0000,
+    0xfd00_001e_0000_0000_0000_0000_0000_0000,
+];
 
 #[derive(Clone, Copy, PartialEq)]
 enum Case {
@@ -71,7 +82,11 @@ fn encapsulated6(inner: &[u8], vxlan: bool) -> Vec<u8> {
     f[6..12].copy_from_slice(&GEN_MAC);
     f[12..14].copy_from_slice(&wire::ETHERTYPE_IP6.to_be_bytes());
     let payload = (extra + inner.len()) as u16;
-    let proto = if vxlan { wire::IP_PROTO_UDP } else { 4 };
+    let proto = if vxlan {
+        wire::IP_PROTO_UDP
+    } else {
+        ipip_proto(inner)
+    };
     if let Some(mut h) = wire::Ip6HdrMut::new(&mut f[14..]) {
         h.init(REMOTE6, LOCAL6, proto, 64, payload);
     }
@@ -90,7 +105,15 @@ fn encapsulated6(inner: &[u8], vxlan: bool) -> Vec<u8> {
     f
 }
 
-/// An Ethernet frame from the remote node to us carrying `inner` (an IPv4 packet): IPIP, or
+/// IPIP's protocol number for `inner`: 4 for IPv4, 41 for IPv6.
+fn ipip_proto(inner: &[u8]) -> u8 {
+    match inner.first().map(|v| v >> 4) {
+        Some(6) => 41,
+        _ => 4,
+    }
+}
+
+/// An Ethernet frame from the remote node to us carrying `inner` (an IP packet): IPIP, or
 /// UDP 4789 + VXLAN (VNI, I flag) with bare IP after it.
 fn encapsulated(inner: &[u8], vxlan: bool) -> Vec<u8> {
     let extra = if vxlan { 8 + 8 } else { 0 };
@@ -99,7 +122,7 @@ fn encapsulated(inner: &[u8], vxlan: bool) -> Vec<u8> {
     f[6..12].copy_from_slice(&GEN_MAC);
     f[12..14].copy_from_slice(&0x0800u16.to_be_bytes());
     let total = 20 + extra + inner.len();
-    let proto = if vxlan { 17 } else { 4 };
+    let proto = if vxlan { 17 } else { ipip_proto(inner) };
     if let Some(mut h) = rvpp_dataplane::wire::Ip4HdrMut::new(&mut f[14..]) {
         h.init(REMOTE, LOCAL, proto, 64, total as u16);
     }
@@ -121,13 +144,24 @@ fn inner_packet(pg: u32, dst: u32, size: usize) -> Vec<u8> {
     PgStream::ip4_udp(pg, PG_MAC, GEN_MAC, REMOTE, &[dst], size).template()[14..].to_vec()
 }
 
+/// A pod's IPv6 frame from the remote node's pod side to `dst` (host 7 of that /64).
+fn plain6(pg: u32, dst: u128, size: usize) -> PgStream {
+    PgStream::ip6_udp(pg, PG_MAC, GEN_MAC, REMOTE6, dst, &[7], size)
+}
+
 fn run_case(case: Case, size: usize, seconds: f64) -> Result<Measured, String> {
-    run_case_counted(case, size, seconds).map(|r| r.0)
+    run_case_counted(case, size, seconds, false).map(|r| r.0)
 }
 
 /// As [`run_case`], and every packet sent since the start, warm-up included (what a
 /// callgrind count of the whole process is per).
-fn run_case_counted(case: Case, size: usize, seconds: f64) -> Result<(Measured, u64), String> {
+/// `inner6`: the pod packets are IPv6 (else IPv4).
+fn run_case_counted(
+    case: Case,
+    size: usize,
+    seconds: f64,
+    inner6: bool,
+) -> Result<(Measured, u64), String> {
     let fib = Ip4FibConfig {
         tbl8_groups: 1 << 12,
         huge_pages: false,
@@ -167,6 +201,22 @@ fn run_case_counted(case: Case, size: usize, seconds: f64) -> Result<(Measured, 
         fwd.set_unnumbered(t, Some(pg)).map_err(e)?;
         fwd.feature_enable(t, enc.arc, enc.node, true).map_err(e)?;
     }
+    // The IPv6 pods' side: the same tunnels carry their packets from the ip6-output arc.
+    for (t, enc) in [
+        (t_ipip, ipip::ENCAP6),
+        (t_vxlan, vxlan::ENCAP6),
+        (t_ipip6, ipip::ENCAP6),
+        (t_vxlan6, vxlan::ENCAP6),
+    ] {
+        fwd.feature_enable(t, enc.arc, enc.node, true).map_err(e)?;
+    }
+    for (dst, t) in VIA_6IN
+        .into_iter()
+        .zip([t_ipip, t_vxlan, t_ipip6, t_vxlan6])
+    {
+        fwd.route_add(0, Prefix::V6(dst, 64), vec![Path::attached(t)])
+            .map_err(e)?;
+    }
     for (dst, t) in [
         (VIA_IPIP, t_ipip),
         (VIA_VXLAN, t_vxlan),
@@ -193,6 +243,12 @@ fn run_case_counted(case: Case, size: usize, seconds: f64) -> Result<(Measured, 
     fwd.route_add(
         0,
         Prefix::V6(REMOTE6, 128),
+        vec![Path::via(v6(NH6), Some(out))],
+    )
+    .map_err(e)?;
+    fwd.route_add(
+        0,
+        Prefix::V6(PLAIN_6IN, 64),
         vec![Path::via(v6(NH6), Some(out))],
     )
     .map_err(e)?;
@@ -245,19 +301,38 @@ fn run_case_counted(case: Case, size: usize, seconds: f64) -> Result<(Measured, 
     });
     tables.get::<vxlan::Table>().publish(vs);
     let plain = |dst| PgStream::ip4_udp(pg, PG_MAC, GEN_MAC, REMOTE, &[dst], size);
-    let stream = match case {
-        Case::Forward => plain(PLAIN),
-        Case::IpipEncap => plain(VIA_IPIP),
-        Case::VxlanEncap => plain(VIA_VXLAN),
-        Case::IpipDecap => PgStream::frame(pg, encapsulated(&inner_packet(pg, PLAIN, size), false)),
-        Case::VxlanDecap => PgStream::frame(pg, encapsulated(&inner_packet(pg, PLAIN, size), true)),
-        Case::Ipip6Encap => plain(VIA_IPIP6),
-        Case::Vxlan6Encap => plain(VIA_VXLAN6),
-        Case::Ipip6Decap => {
-            PgStream::frame(pg, encapsulated6(&inner_packet(pg, PLAIN, size), false))
+    let pod6 = || plain6(pg, PLAIN_6IN, size).template()[14..].to_vec();
+    let stream = if inner6 {
+        match case {
+            Case::Forward => plain6(pg, PLAIN_6IN, size),
+            Case::IpipEncap => plain6(pg, VIA_6IN[0], size),
+            Case::VxlanEncap => plain6(pg, VIA_6IN[1], size),
+            Case::Ipip6Encap => plain6(pg, VIA_6IN[2], size),
+            Case::Vxlan6Encap => plain6(pg, VIA_6IN[3], size),
+            Case::IpipDecap => PgStream::frame(pg, encapsulated(&pod6(), false)),
+            Case::VxlanDecap => PgStream::frame(pg, encapsulated(&pod6(), true)),
+            Case::Ipip6Decap => PgStream::frame(pg, encapsulated6(&pod6(), false)),
+            Case::Vxlan6Decap => PgStream::frame(pg, encapsulated6(&pod6(), true)),
         }
-        Case::Vxlan6Decap => {
-            PgStream::frame(pg, encapsulated6(&inner_packet(pg, PLAIN, size), true))
+    } else {
+        match case {
+            Case::Forward => plain(PLAIN),
+            Case::IpipEncap => plain(VIA_IPIP),
+            Case::VxlanEncap => plain(VIA_VXLAN),
+            Case::IpipDecap => {
+                PgStream::frame(pg, encapsulated(&inner_packet(pg, PLAIN, size), false))
+            }
+            Case::VxlanDecap => {
+                PgStream::frame(pg, encapsulated(&inner_packet(pg, PLAIN, size), true))
+            }
+            Case::Ipip6Encap => plain(VIA_IPIP6),
+            Case::Vxlan6Encap => plain(VIA_VXLAN6),
+            Case::Ipip6Decap => {
+                PgStream::frame(pg, encapsulated6(&inner_packet(pg, PLAIN, size), false))
+            }
+            Case::Vxlan6Decap => {
+                PgStream::frame(pg, encapsulated6(&inner_packet(pg, PLAIN, size), true))
+            }
         }
     };
     let mut rt = ports.runtime(graph, stream)?;
@@ -282,17 +357,17 @@ fn run_case_counted(case: Case, size: usize, seconds: f64) -> Result<(Measured, 
     }
     // Every packet sent took the tunnel path (not a plain route, not a drop).
     let count = |node: &str, code: u16| error_count(&rt, node, code);
+    let (ipip_enc, vxlan_enc) = match inner6 {
+        true => (ipip::ENCAP6.node, vxlan::ENCAP6.node),
+        false => (ipip::ENCAP4.node, vxlan::ENCAP4.node),
+    };
     let done = match case {
         Case::Forward => m.packets,
-        Case::IpipEncap | Case::Ipip6Encap => {
-            count(ipip::ENCAP4.node, ipip::encap_error::ENCAPSULATED)
-        }
+        Case::IpipEncap | Case::Ipip6Encap => count(ipip_enc, ipip::encap_error::ENCAPSULATED),
         Case::Ipip6Decap => count(ipip::INPUT6, ipip::input_error::DECAPSULATED),
         Case::Vxlan6Decap => count(vxlan::INPUT6, vxlan::input_error::DECAPSULATED),
         Case::IpipDecap => count(ipip::INPUT4, ipip::input_error::DECAPSULATED),
-        Case::VxlanEncap | Case::Vxlan6Encap => {
-            count(vxlan::ENCAP4.node, vxlan::encap_error::ENCAPSULATED)
-        }
+        Case::VxlanEncap | Case::Vxlan6Encap => count(vxlan_enc, vxlan::encap_error::ENCAPSULATED),
         Case::VxlanDecap => count(vxlan::INPUT4, vxlan::input_error::DECAPSULATED),
     };
     if done < m.packets {
@@ -336,7 +411,12 @@ fn node_table(nodes: &[(String, f64)], peer: &[(String, f64)], print: bool) -> s
 }
 
 /// `--case NAME`: one case by itself, its packets and every node's clocks per packet.
-fn run_alone(name: &str, sizes: &[usize], seconds: f64) -> Result<serde_json::Value, String> {
+fn run_alone(
+    name: &str,
+    sizes: &[usize],
+    seconds: f64,
+    inner6: bool,
+) -> Result<serde_json::Value, String> {
     let case = match name {
         "forward" => Case::Forward,
         "ipip-encap" => Case::IpipEncap,
@@ -357,9 +437,10 @@ fn run_alone(name: &str, sizes: &[usize], seconds: f64) -> Result<serde_json::Va
     };
     let mut out = Vec::new();
     for &size in sizes {
-        let (m, all) = run_case_counted(case, size, seconds)?;
+        let (m, all) = run_case_counted(case, size, seconds, inner6)?;
+        let inner = if inner6 { "IPv6" } else { "IPv4" };
         println!(
-            "{name} {size} B alone: {} packets ({all} with the warm-up), {:.2} Mpps, {:.1} \
+            "{name} ({inner} inside) {size} B alone: {} packets ({all} with the warm-up), {:.2} Mpps, {:.1} \
              clocks/pkt",
             m.packets, m.mpps, m.total_clocks
         );
@@ -368,7 +449,7 @@ fn run_alone(name: &str, sizes: &[usize], seconds: f64) -> Result<serde_json::Va
             println!("    {n:<24} {c:6.1}");
         }
         out.push(
-            json!({"case": name, "size": size, "packets": m.packets, "mpps": r2(m.mpps),
+            json!({"case": name, "inner6": inner6, "size": size, "packets": m.packets, "mpps": r2(m.mpps),
             "clocks_per_packet": r2(m.total_clocks), "node_clocks_per_packet": nodes}),
         );
     }
@@ -378,6 +459,8 @@ fn run_alone(name: &str, sizes: &[usize], seconds: f64) -> Result<serde_json::Va
 pub fn run(args: &[String]) -> Result<serde_json::Value, String> {
     // `--nodes`: also print each node's clocks per packet (always in the JSON).
     let print_nodes = args.iter().any(|a| a == "--nodes");
+    // `--inner6` (with `--case`): IPv6 pod packets inside.
+    let inner6 = args.iter().any(|a| a == "--inner6");
     // `--case NAME`: that case alone, once per size, no peer (for callgrind, whose counts
     // per node are only the case's when nothing else runs in the process).
     let only = args
@@ -387,7 +470,7 @@ pub fn run(args: &[String]) -> Result<serde_json::Value, String> {
         .transpose()?;
     let args: Vec<String> = args
         .iter()
-        .filter(|a| *a != "--nodes")
+        .filter(|a| *a != "--nodes" && *a != "--inner6")
         .filter(|a| only.as_deref() != Some(a.as_str()) && *a != "--case")
         .cloned()
         .collect();
@@ -407,7 +490,10 @@ pub fn run(args: &[String]) -> Result<serde_json::Value, String> {
         ("vxlan", "decap", Case::VxlanDecap),
     ];
     if let Some(name) = only {
-        return run_alone(&name, &sizes, seconds);
+        return run_alone(&name, &sizes, seconds, inner6);
+    }
+    if inner6 {
+        return Err("--inner6 goes with --case".into());
     }
     let mut out = Vec::new();
     let mut summary = Vec::new();

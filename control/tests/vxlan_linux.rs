@@ -41,6 +41,54 @@ fn linux_vxlan_peer_pings_across_an_ipv6_outer_tunnel() {
     ping_across("vx6", Outer::V6);
 }
 
+/// Dual-stack pods: IPv6 inside the tunnel (inner Ethernet with ethertype 0x86DD, as
+/// vxlan.calico carries it), over either outer family. The Linux node pings rvpp's IPv6
+/// tunnel address: the kernel encapsulates and decapsulates the IPv6 packets rvpp takes
+/// apart and builds.
+#[test]
+fn linux_vxlan_peer_pings_ipv6_inside_the_tunnel() {
+    ping6_inside("vxi6", Outer::V4);
+    ping6_inside("vx6i6", Outer::V6);
+}
+
+fn ping6_inside(tag: &str, outer: Outer) {
+    if !skip::need_root("for a tap and a vxlan device in a namespace of the test's own") {
+        return;
+    }
+    let (r, ns, _) = linux_peer(tag, outer);
+    ok(r.ctl("set interface ip address vxlan_tunnel0 fd01:ff::1/64"));
+    ok(r.ctl(&format!(
+        "set ip neighbor vxlan_tunnel0 fd01:ff::2 {LINUX_VTEP_MAC}"
+    )));
+    ns.ip("addr add fd01:ff::2/64 dev vx0 nodad");
+    ns.ip(&format!(
+        "neigh replace fd01:ff::1 lladdr {TUN_MAC} dev vx0 nud permanent"
+    ));
+    let ping = ns.exec(&[
+        "ping",
+        "-6",
+        "-c",
+        "3",
+        "-i",
+        "0.2",
+        "-W",
+        "2",
+        "fd01:ff::1",
+    ]);
+    let text = String::from_utf8_lossy(&ping.stdout).to_string();
+    let errors = r.ctl("show errors");
+    assert!(
+        ping.status.success() && text.contains(" 0% packet loss"),
+        "IPv6 ping inside VXLAN failed:\n{text}\n{errors}"
+    );
+    assert!(
+        error_count(&errors, "vxlan packets decapsulated") >= 3,
+        "{errors}"
+    );
+    drop(r);
+    drop(ns);
+}
+
 #[derive(Clone, Copy, PartialEq)]
 enum Outer {
     V4,

@@ -4,6 +4,8 @@
 //! pg0 uplink 198.18.0.1/24 + fd00::1/64 (remote node 198.18.0.2 / fd00::2 behind PEER0),
 //! pg1 pod side 198.19.0.1/24. ipip0: 198.18.0.1 -> 198.18.0.2 carrying 198.19.202.0/24;
 //! ipip1 (SET_DF | COPY_DSCP): IPv6 outer fd00::1 -> fd00::2 carrying 198.19.203.0/24.
+//! IPv6 pods (dual stack): pg1 also fd01::1/64 (pod fd01::2 behind PEER1); fd02::/64 behind
+//! ipip0 and fd03::/64 behind ipip1.
 
 mod common;
 use common::*;
@@ -64,6 +66,7 @@ fn lab_with(extra: impl FnOnce(GraphBuilder) -> GraphBuilder) -> Lab {
         (if0, "198.18.0.1/24"),
         (if0, "fd00::1/64"),
         (if1, "198.19.0.1/24"),
+        (if1, "fd01::1/64"),
     ] {
         fwd.address_add(sw, Prefix::parse(p).unwrap()).unwrap();
     }
@@ -80,7 +83,13 @@ fn lab_with(extra: impl FnOnce(GraphBuilder) -> GraphBuilder) -> Lab {
     fwd.neighbor_add(if0, a("198.18.0.2"), PEER0, true).unwrap();
     fwd.neighbor_add(if0, a("fd00::2"), PEER0, true).unwrap();
     fwd.neighbor_add(if1, a("198.19.0.2"), PEER1, true).unwrap();
-    for (p, t) in [("198.19.202.0/24", t0), ("198.19.203.0/24", t1)] {
+    fwd.neighbor_add(if1, a("fd01::2"), PEER1, true).unwrap();
+    for (p, t) in [
+        ("198.19.202.0/24", t0),
+        ("198.19.203.0/24", t1),
+        ("fd02::/64", t0),
+        ("fd03::/64", t1),
+    ] {
         fwd.route_add(0, Prefix::parse(p).unwrap(), vec![Path::attached(t)])
             .unwrap();
     }
@@ -830,6 +839,204 @@ fn the_straight_ipv6_encap_writes_what_the_long_way_writes() {
     l.no_leaks();
 }
 
+/// An IPv6 pod's UDP frame from fd01::2 (on pg1) to `dst`, traffic class `tc`.
+fn pod6_frame(dst: &str, tc: u8) -> Vec<u8> {
+    let ip = etherparse::Ipv6Header {
+        traffic_class: tc,
+        next_header: IpNumber::UDP,
+        hop_limit: 64,
+        source: "fd01::2".parse::<std::net::Ipv6Addr>().unwrap().octets(),
+        destination: dst.parse::<std::net::Ipv6Addr>().unwrap().octets(),
+        ..Default::default()
+    };
+    let b = PacketBuilder::ethernet2(PEER1, MAC1)
+        .ip(etherparse::IpHeaders::Ipv6(ip, Default::default()))
+        .udp(1000, 2000);
+    let mut v = Vec::new();
+    b.write(&mut v, &[0x66; 40]).unwrap();
+    v
+}
+
+/// An IPv6 packet (no L2 header) from the remote pod `src` to our pod fd01::2, hop limit
+/// `hops`, `payload` after its UDP header.
+fn inner6_to_pod(src: &str, hops: u8, payload: &[u8]) -> Vec<u8> {
+    let s = src.parse::<std::net::Ipv6Addr>().unwrap().octets();
+    let d = "fd01::2".parse::<std::net::Ipv6Addr>().unwrap().octets();
+    let mut v = Vec::new();
+    PacketBuilder::ipv6(s, d, hops)
+        .udp(2000, 1000)
+        .write(&mut v, payload)
+        .unwrap();
+    v
+}
+
+/// Dual-stack pods: an IPv6 pod packet routed into either tunnel is written in one window
+/// with the uplink's header (protocol / next header 41), with the same bytes as the long way
+/// (a pass-through tap on pg0's output of the outer family), for each DSCP / DF outcome.
+#[test]
+fn ipv6_inside_is_encapsulated_in_one_window_over_either_outer() {
+    let seen = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let mut l = lab_with(|b| {
+        b.feature(
+            rvpp_dataplane::feature::Feature::new("ip4-output", "test-out-tap"),
+            Box::new(LocalTap("test-out-tap", seen.clone())),
+        )
+        .feature(
+            rvpp_dataplane::feature::Feature::new("ip6-output", "test-out6-tap"),
+            Box::new(LocalTap("test-out6-tap", seen.clone())),
+        )
+    });
+    let (if0, if1, t0, t1) = (l.if0, l.if1, l.t0, l.t1);
+    let mut frames4 = vec![];
+    let mut frames6 = vec![];
+    for flags in [
+        0,
+        ipip::tunnel_flags::SET_DF | ipip::tunnel_flags::COPY_DSCP,
+        ipip::tunnel_flags::COPY_DF,
+    ] {
+        let pods = [pod6_frame("fd02::7", 46 << 2), pod6_frame("fd02::8", 0)];
+        // IPv4 outer: the long way is the outer packets' ip4-lookup.
+        let way = ("ip4-output", "test-out-tap", ("ip4-lookup", 2));
+        frames4.extend(straight_and_long(
+            &mut l,
+            (t0, flags),
+            (if0, if1),
+            &pods,
+            way,
+        ));
+        let pods = [pod6_frame("fd03::7", 46 << 2), pod6_frame("fd03::8", 0)];
+        // IPv6 outer: the outer packets' and the inner ones' lookups.
+        let way = ("ip6-output", "test-out6-tap", ("ip6-lookup", 4));
+        frames6.extend(straight_and_long(
+            &mut l,
+            (t1, flags),
+            (if0, if1),
+            &pods,
+            way,
+        ));
+    }
+    assert_eq!(seen.load(std::sync::atomic::Ordering::Relaxed), 12);
+    assert_eq!(l.error("ipip6-encap", ipip::encap_error::ENCAPSULATED), 24);
+    for (i, f) in frames4.iter().enumerate() {
+        let (h, rest) = Ipv4Header::from_slice(&f[14..]).unwrap();
+        assert_eq!((h.protocol, h.time_to_live), (IpNumber::IPV6, 64));
+        assert_eq!(h.header_checksum, h.calc_header_checksum());
+        assert_eq!(h.total_len as usize, f.len() - 14);
+        let dscp = [10, 10, 46, 0, 10, 10][i];
+        assert_eq!(h.dscp.value(), dscp, "packet {i}");
+        assert_eq!(
+            h.dont_fragment,
+            (2..4).contains(&i),
+            "packet {i}: SET_DF only"
+        );
+        let inner = etherparse::Ipv6Header::from_slice(rest).unwrap().0;
+        assert_eq!(inner.hop_limit, 63);
+    }
+    for (i, f) in frames6.iter().enumerate() {
+        let (h, rest) = etherparse::Ipv6Header::from_slice(&f[14..]).unwrap();
+        assert_eq!((h.next_header, h.hop_limit), (IpNumber::IPV6, 64));
+        assert_eq!(h.payload_length as usize, f.len() - 14 - 40);
+        assert_eq!(
+            h.traffic_class >> 2,
+            [10, 10, 46, 0, 10, 10][i],
+            "packet {i}"
+        );
+        let inner = etherparse::Ipv6Header::from_slice(rest).unwrap().0;
+        assert_eq!(inner.hop_limit, 63);
+        assert_eq!(inner.destination[15], 7 + (i % 2) as u8);
+    }
+    l.no_leaks();
+}
+
+/// Dual-stack pods: IPv6 inside either tunnel (protocol 41 over IPv4, next header 41 over
+/// IPv6). A vector of one tunnel's plain packets goes straight to ip6-lookup, the first the
+/// whole way and the rest by its key, with the bytes and counters of the whole way; no inner
+/// packet passes ip6-input.
+#[test]
+fn ipv6_inside_decap_goes_straight_to_ip6_lookup() {
+    let mut l = lab();
+    let (if0, t0, t1) = (l.if0, l.t0, l.t1);
+    let over4: Vec<Vec<u8>> = (0..4u8)
+        .map(|i| {
+            from_peer(
+                [198, 18, 0, 2],
+                41,
+                &inner6_to_pod("fd02::7", 64 - i, &[i; 30]),
+            )
+        })
+        .collect();
+    let over6: Vec<Vec<u8>> = (0..4u8)
+        .map(|i| from_peer6("fd00::2", 41, &inner6_to_pod("fd03::7", 64 - i, &[i; 30])))
+        .collect();
+    for (frames, outer, t) in [(&over4, 20, t0), (&over6, 40, t1)] {
+        l.send_vector(if0, frames);
+        let inner_len = |i: usize| frames[i].len() - 14 - outer;
+        assert_inner6_run_to_pod(&Lab::take(&l.out1), &inner_len);
+        let c = &l.rt.stats().ifs[t as usize];
+        assert_eq!(c.rx_packets.get(), 4);
+        assert_eq!(c.rx_bytes.get(), 4 * (40 + 8 + 30));
+    }
+    assert_eq!(
+        l.packets("ip6-input"),
+        4,
+        "the IPv6 outer packets only: every inner one went straight to the lookup"
+    );
+    assert_eq!(l.packets("ip6-local"), 0);
+    assert_eq!(l.error("ipip4-input", ipip::input_error::DECAPSULATED), 4);
+    assert_eq!(l.error("ipip6-input", ipip::input_error::DECAPSULATED), 4);
+    l.no_leaks();
+}
+
+/// In one vector after a plain IPv6-inside packet of the tunnel, the inner IPv6 packets that
+/// ip6-input must judge go the whole way to it on the tunnel: hop limit 0 (answered with
+/// time exceeded), a hop-by-hop header (counted, forwarded), a multicast source (dropped), a
+/// payload longer than the packet (dropped), and an IPv4 packet with protocol 41 (dropped by
+/// ipip4-input); the plain ones after them keep the key.
+#[test]
+fn ipv6_inside_packets_that_are_not_plain_take_the_whole_way() {
+    use rvpp_dataplane::nodes::ip6;
+    let mut l = lab();
+    let if0 = l.if0;
+    let peer = |inner: &[u8]| from_peer([198, 18, 0, 2], 41, inner);
+    let good = inner6_to_pod("fd02::7", 64, b"plain");
+    let mut hop0 = good.clone();
+    hop0[7] = 0;
+    let mut hbh = good[..40].to_vec();
+    hbh[6] = 0;
+    let payload = (good.len() - 40 + 8) as u16;
+    hbh[4..6].copy_from_slice(&payload.to_be_bytes());
+    hbh.extend_from_slice(&[17, 0, 1, 4, 0, 0, 0, 0]); // next UDP, PadN
+    hbh.extend_from_slice(&good[40..]);
+    let mut mcast_src = good.clone();
+    mcast_src[8] = 0xff;
+    let mut long = good.clone();
+    long[5] += 8;
+    let vector = [
+        peer(&good),
+        peer(&hop0),
+        peer(&hbh),
+        peer(&mcast_src),
+        peer(&long),
+        peer(&inner_to_pod()),
+        peer(&good),
+        peer(&good),
+    ];
+    l.send_vector(if0, &vector);
+    assert_eq!(
+        Lab::take(&l.out1).len(),
+        4,
+        "the three plain ones and the hop-by-hop one"
+    );
+    assert_eq!(l.packets("ip6-input"), 4, "the four not plain inside");
+    assert_eq!(l.error("ip6-input", ip6::input_error::HOP_LIMIT_EXPIRED), 1);
+    assert_eq!(l.error("ip6-input", ip6::input_error::HOP_BY_HOP), 1);
+    assert_eq!(l.error("ip6-input", ip6::input_error::BAD_ADDRESS), 1);
+    assert_eq!(l.error("ip6-input", ip6::input_error::BAD_LENGTH), 1);
+    assert_eq!(l.error("ipip4-input", ipip::input_error::BAD_INNER), 1);
+    assert_eq!(l.error("ipip4-input", ipip::input_error::DECAPSULATED), 7);
+    l.no_leaks();
+}
+
 #[path = "../../test-support/skip.rs"]
 mod skip;
 
@@ -904,6 +1111,84 @@ print(bytes(p).hex())
     let (ih, payload) = Ipv4Header::from_slice(rest).unwrap();
     assert_eq!(ih.source, [198, 19, 202, 9]);
     assert!(payload.ends_with(b"scapy"));
+    l.no_leaks();
+}
+
+/// Dual-stack pods, checked by scapy: rvpp's IPv6-in-IPv4 (protocol 41) and IPv6-in-IPv6
+/// (next header 41) decode as scapy's IPv6 inside with every length and checksum as scapy
+/// computes them, and a run of scapy-built packets of each kind is decapsulated (the short
+/// way after the first) and forwarded to the IPv6 pod.
+#[test]
+fn scapy_agrees_on_ipv6_inside_ipip_bytes() {
+    if !skip::need_python_module("scapy") {
+        return;
+    }
+    let mut l = lab();
+    let (if0, if1) = (l.if0, l.if1);
+    l.send_vector(if1, &[pod6_frame("fd02::7", 0), pod6_frame("fd03::7", 0)]);
+    let out = Lab::take(&l.out0);
+    assert_eq!(out.len(), 2);
+    let check = r#"
+import sys
+from scapy.all import Ether, IP, IPv6, UDP
+for i, h in enumerate(sys.argv[1].split(",")):
+    p = Ether(bytes.fromhex(h))
+    o = p[1]
+    inner = o.payload
+    assert isinstance(inner, IPv6), p.show(dump=True)
+    assert inner.dst == ("fd02::7", "fd03::7")[i] and inner.hlim == 63
+    if i == 0:
+        assert isinstance(o, IP) and o.proto == 41 and o.ttl == 64, o.show(dump=True)
+        assert (o.src, o.dst) == ("198.18.0.1", "198.18.0.2")
+        c = o.copy(); del c.chksum; del c.len
+        assert IP(bytes(c)).chksum == o.chksum and IP(bytes(c)).len == o.len
+    else:
+        assert isinstance(o, IPv6) and o.nh == 41 and o.hlim == 64, o.show(dump=True)
+        assert (o.src, o.dst) == ("fd00::1", "fd00::2")
+        c = o.copy(); del c.plen
+        assert IPv6(bytes(c)).plen == o.plen
+    c = inner.copy(); del c.plen
+    assert IPv6(bytes(c)).plen == inner.plen
+print("OK")
+"#;
+    let arg = out.iter().map(|f| hex(f)).collect::<Vec<_>>().join(",");
+    assert_eq!(scapy(check, &arg), "OK");
+    let build = r#"
+from scapy.all import Ether, IP, IPv6, UDP, Raw
+e = Ether(src="02:00:00:00:00:b0", dst="02:00:00:00:00:a0")
+for i in range(3):
+    inner = IPv6(src="fd02::9", dst="fd01::2") / UDP(sport=5, dport=6) / Raw(b"scapy%d" % i)
+    print(bytes(e / IP(src="198.18.0.2", dst="198.18.0.1", proto=41) / inner).hex())
+    print(bytes(e / IPv6(src="fd00::2", dst="fd00::1", nh=41) / inner).hex())
+"#;
+    let frames: Vec<Vec<u8>> = scapy(build, "")
+        .lines()
+        .map(|h| {
+            (0..h.len())
+                .step_by(2)
+                .map(|i| u8::from_str_radix(&h[i..i + 2], 16).unwrap())
+                .collect()
+        })
+        .collect();
+    assert_eq!(frames.len(), 6);
+    let (over4, over6): (Vec<_>, Vec<_>) = frames
+        .iter()
+        .cloned()
+        .enumerate()
+        .partition(|(i, _)| i % 2 == 0);
+    for run in [over4, over6] {
+        let run: Vec<Vec<u8>> = run.into_iter().map(|(_, f)| f).collect();
+        l.send_vector(if0, &run);
+    }
+    let got = Lab::take(&l.out1);
+    assert_eq!(got.len(), 6, "scapy's packets decapsulated and forwarded");
+    for (i, g) in got.iter().enumerate() {
+        let (ih, payload) = etherparse::Ipv6Header::from_slice(&g[14..]).unwrap();
+        assert_eq!((ih.source[1], ih.hop_limit), (2, 63));
+        assert!(payload.ends_with(format!("scapy{}", i % 3).as_bytes()));
+    }
+    assert_eq!(l.error("ipip4-input", ipip::input_error::DECAPSULATED), 3);
+    assert_eq!(l.error("ipip6-input", ipip::input_error::DECAPSULATED), 3);
     l.no_leaks();
 }
 

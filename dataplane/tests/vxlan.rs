@@ -1070,3 +1070,50 @@ fn ipv6_outer_decap_of_a_packet_longer_than_one_buffer() {
     let _ = Lab::take(&l.out1);
     l.no_leaks();
 }
+
+/// Dual-stack pods over calico-vpp's L3 mode: bare IPv6 after the VXLAN header, over an IPv4
+/// outer header (vxlan_tunnel2) and an IPv6 one (vxlan_tunnel1). A vector of one tunnel's
+/// plain packets goes straight to ip6-lookup (the first the whole way, the rest by its key)
+/// with the bytes and counters of the whole way; no inner packet passes ip6-input.
+#[test]
+fn ipv6_inside_l3_decap_goes_straight_to_ip6_lookup() {
+    let mut l = lab_l3();
+    let (if0, if1, tun6) = (l.if0, l.if1, l.tun6);
+    l.fwd
+        .address_add(if1, Prefix::parse("fd01::1/64").unwrap())
+        .unwrap();
+    l.fwd
+        .neighbor_add(if1, "fd01::2".parse().unwrap(), PEER1, true)
+        .unwrap();
+    let inner6 = |i: u8| {
+        let s: std::net::Ipv6Addr = "fd02::5".parse().unwrap();
+        let d: std::net::Ipv6Addr = "fd01::2".parse().unwrap();
+        let mut v = Vec::new();
+        PacketBuilder::ipv6(s.octets(), d.octets(), 64 - i)
+            .udp(2000, 1000)
+            .write(&mut v, &[i; 30])
+            .unwrap();
+        v
+    };
+    let over4: Vec<Vec<u8>> = (0..4)
+        .map(|i| peer_l3_frame(VNI + 1, 0x08, 4789, &inner6(i)))
+        .collect();
+    let over6: Vec<Vec<u8>> = (0..4).map(|i| peer6_frame(VNI, &inner6(i))).collect();
+    for frames in [&over4, &over6] {
+        l.send_vector(if0, frames);
+        let inner_len = |i: usize| inner6(i as u8).len();
+        assert_inner6_run_to_pod(&Lab::take(&l.out1), &inner_len);
+    }
+    assert_eq!(
+        packets(&l, "ip6-input"),
+        4,
+        "the IPv6 outer packets only: every inner one went straight to the lookup"
+    );
+    use vxlan::input_error as e;
+    assert_eq!(l.error("vxlan4-input", e::DECAPSULATED), 4);
+    assert_eq!(l.error("vxlan6-input", e::DECAPSULATED), 4);
+    let c = &l.rt.stats().ifs[tun6 as usize];
+    assert_eq!(c.rx_packets.get(), 4);
+    assert_eq!(c.rx_bytes.get(), 4 * (40 + 8 + 30));
+    l.no_leaks();
+}

@@ -275,6 +275,7 @@ const DECRYPT_CODES: super::tunnel::DecapCodes = super::tunnel::DecapCodes {
     down: decrypt_error::DOWN,
     drop: decrypt_next::DROP,
     inner_ip4: None,
+    inner_ip6: None,
 };
 
 impl Node for EspDecrypt {

@@ -185,13 +185,12 @@ fn prepare(t: &Tunnel) -> EncapTarget<Prepared<'_>> {
 }
 
 /// The common packet onto a tunnel whose uplink has an Ethernet header and fits it: one
-/// buffer, no offload, an IPv4 packet inside. The uplink's header and the outer one (of
-/// either family) are written in one window, as [`encap_one`] and [`Uplink::finish`] would
-/// write them. None, changing nothing: anything else.
+/// buffer, no offload, an IPv4 or IPv6 packet inside. The uplink's header and the outer one
+/// (of either family) are written in one window, as [`encap_one`] and [`Uplink::finish`]
+/// would write them. None, changing nothing: anything else.
 #[inline(always)]
 fn straight(b: &mut Buf<'_>, p: &Prepared<'_>, up: &Uplink) -> Option<u16> {
     const L2: usize = wire::ETH_HDR;
-    const IN: usize = wire::IP4_HDR;
     if p.v4 {
         straight_with::<{ L2 + wire::IP4_HDR }, { L2 + wire::IP4_HDR + IN }, { wire::IP4_HDR }>(
             b, p, up, outer4,
@@ -203,78 +202,98 @@ fn straight(b: &mut Buf<'_>, p: &Prepared<'_>, up: &Uplink) -> Option<u16> {
     }
 }
 
-/// [`straight`] with an `OUT`-byte outer header, which `outer` writes from the inner header
-/// and the inner packet's length: the window is `BACK` = Ethernet + `OUT` bytes back, `W` =
-/// `BACK` + the inner IPv4 header long.
+/// The inner bytes [`straight`]'s window covers: an IPv4 header, the first half of an IPv6
+/// one (its traffic class is in the first two bytes).
+const IN: usize = wire::IP4_HDR;
+
+/// [`straight`] with an `OUT`-byte outer header, which `outer` writes from the outer
+/// ((TOS, fragment word), protocol) and the inner packet's length: the window is `BACK` = Ethernet + `OUT` bytes back, `W` = `BACK`
+/// + [`IN`] long.
 #[inline(always)]
 fn straight_with<const BACK: usize, const W: usize, const OUT: usize>(
     b: &mut Buf<'_>,
     p: &Prepared<'_>,
     up: &Uplink,
-    outer: impl FnOnce(&mut [u8; OUT], &Prepared<'_>, &[u8; wire::IP4_HDR], u16),
+    outer: impl FnOnce(&mut [u8; OUT], &Prepared<'_>, ((u8, u16), u8), u16),
 ) -> Option<u16> {
     const NOT_PLAIN: u32 =
         flags::TUNNEL_OFFLOAD | flags::GSO | flags::OFFLOAD_L4_CKSUM | flags::NEXT_PRESENT;
     let m = &*b.meta;
     let inner_len = m.current_length;
-    if m.flags & NOT_PLAIN != 0
-        || m.relookups >= MAX_RELOOKUPS
-        || (inner_len as usize) < wire::IP4_HDR
-    {
+    if m.flags & NOT_PLAIN != 0 || m.relookups >= MAX_RELOOKUPS || (inner_len as usize) < IN {
         return None;
     }
     let eth = up.eth()?;
     let w = b.window_mut::<BACK, W>()?;
     let (h, inner) = w.split_at_mut(BACK);
-    let inner = inner.first_chunk::<{ wire::IP4_HDR }>()?;
-    if inner[0] >> 4 != 4 {
-        return None;
-    }
+    // (protocol, the inner TOS / traffic class byte, DF) as `inner_info` would say them.
+    let inner = (
+        match inner[0] >> 4 {
+            4 => IP_PROTO_IPIP,
+            6 if inner_len as usize >= wire::IP6_HDR => IP_PROTO_IPV6,
+            _ => return None,
+        },
+        inner[0] << 4 | inner[1] >> 4,
+        inner[1],
+        inner[6] & 0x40 != 0,
+    );
+    let (proto, tos) = match inner {
+        (IP_PROTO_IPIP, _, tos, df) => (IP_PROTO_IPIP, outer_tos_frag(p.t, tos, df)),
+        (proto, tc, _, _) => (proto, outer_tos_frag(p.t, tc, false)),
+    };
     let (l2, ip) = h.split_first_chunk_mut::<{ wire::ETH_HDR }>()?;
     let ip = ip.first_chunk_mut::<OUT>()?;
     *l2 = *eth;
-    outer(ip, p, inner, inner_len);
+    outer(ip, p, (tos, proto), inner_len);
     super::tunnel::straight_out(b.meta, up, OUT, p.t.encap_fib);
     Some(encap_next::OUTPUT)
 }
 
-/// The outer DSCP (as the TOS / traffic class byte) of an IPv4 packet with header `inner`.
+/// The outer TOS / traffic class and DF (as the IPv4 fragment word) of a packet whose own
+/// TOS / traffic class byte is `inner_tos` and DF `inner_df`, as the tunnel's flags make them.
 #[inline(always)]
-fn outer_tos(t: &Tunnel, inner: &[u8; wire::IP4_HDR]) -> u8 {
-    if t.flags & tunnel_flags::COPY_DSCP != 0 {
-        inner[1] & 0xfc
+fn outer_tos_frag(t: &Tunnel, inner_tos: u8, inner_df: bool) -> (u8, u16) {
+    let tos = if t.flags & tunnel_flags::COPY_DSCP != 0 {
+        inner_tos & 0xfc
     } else {
         t.dscp << 2
-    }
+    };
+    let df = t.flags & tunnel_flags::SET_DF != 0
+        || (t.flags & tunnel_flags::COPY_DF != 0 && inner_df);
+    (tos, if df { 0x4000 } else { 0 })
 }
 
 /// [`straight`]'s IPv4 outer header.
 #[inline(always)]
-fn outer4(ip: &mut [u8; wire::IP4_HDR], p: &Prepared<'_>, inner: &[u8; wire::IP4_HDR], len: u16) {
-    let t = p.t;
-    let tos = outer_tos(t, inner);
-    let df = t.flags & tunnel_flags::SET_DF != 0
-        || (t.flags & tunnel_flags::COPY_DF != 0 && inner[6] & 0x40 != 0);
-    let frag = if df { 0x4000u16 } else { 0 };
+fn outer4(
+    ip: &mut [u8; wire::IP4_HDR],
+    p: &Prepared<'_>,
+    ((tos, frag), proto): ((u8, u16), u8),
+    len: u16,
+) {
     let total = wire::IP4_HDR as u16 + len;
     *ip = p.hdr4;
     ip[1] = tos;
     ip[2..4].copy_from_slice(&total.to_be_bytes());
     ip[6..8].copy_from_slice(&frag.to_be_bytes());
-    ip[9] = IP_PROTO_IPIP;
-    let sum = p.sum4 + tos as u64 + total as u64 + frag as u64 + IP_PROTO_IPIP as u64;
+    ip[9] = proto;
+    let sum = p.sum4 + tos as u64 + total as u64 + frag as u64 + proto as u64;
     ip[10..12].copy_from_slice(&wire::fold(sum).to_be_bytes());
 }
 
 /// [`straight`]'s IPv6 outer header (no DF in IPv6: the tunnel's DF flags do not apply).
 #[inline(always)]
-fn outer6(ip: &mut [u8; wire::IP6_HDR], p: &Prepared<'_>, inner: &[u8; wire::IP4_HDR], len: u16) {
-    let tc = outer_tos(p.t, inner);
+fn outer6(
+    ip: &mut [u8; wire::IP6_HDR],
+    p: &Prepared<'_>,
+    ((tc, _), proto): ((u8, u16), u8),
+    len: u16,
+) {
     *ip = p.hdr6;
     ip[0] = 0x60 | tc >> 4;
     ip[1] = tc << 4;
     ip[4..6].copy_from_slice(&len.to_be_bytes());
-    ip[6] = IP_PROTO_IPIP;
+    ip[6] = proto;
 }
 
 #[inline(always)]
@@ -294,24 +313,17 @@ fn encap_one(b: &mut Buf<'_>, p: &Prepared<'_>, up: Option<&Uplink>) -> Result<u
         return Err(encap_error::NOT_IP);
     }
     let (proto, inner_dscp, inner_df) = (info as u8, (info >> 8) as u8, info & 1 << 16 != 0);
-    let dscp = if t.flags & tunnel_flags::COPY_DSCP != 0 {
-        inner_dscp
-    } else {
-        t.dscp
-    };
+    let (tos, frag) = outer_tos_frag(t, inner_dscp << 2, inner_df);
     let inner_len = b.total_len();
     let next = match (t.src, t.dst) {
         (IpAddr::V4(_), IpAddr::V4(_)) => {
             if !b.retreat(wire::IP4_HDR) {
                 return Err(encap_error::NO_HEADROOM);
             }
-            let df = t.flags & tunnel_flags::SET_DF != 0
-                || (t.flags & tunnel_flags::COPY_DF != 0 && inner_df);
             let Some(h) = b.data_mut().first_chunk_mut::<{ wire::IP4_HDR }>() else {
                 return Err(encap_error::NO_HEADROOM);
             };
             *h = p.hdr4;
-            let (tos, frag) = (dscp << 2, if df { 0x4000u16 } else { 0 });
             let total = (wire::IP4_HDR + inner_len) as u16;
             h[1] = tos;
             h[2..4].copy_from_slice(&total.to_be_bytes());
@@ -334,9 +346,8 @@ fn encap_one(b: &mut Buf<'_>, p: &Prepared<'_>, up: Option<&Uplink>) -> Result<u
             *h = p.hdr6;
             h[4..6].copy_from_slice(&(inner_len as u16).to_be_bytes());
             h[6] = proto;
-            let tc = dscp << 2;
-            h[0] = 0x60 | tc >> 4;
-            h[1] = tc << 4;
+            h[0] = 0x60 | tos >> 4;
+            h[1] = tos << 4;
             if offload {
                 super::tunnel::hand_on_offload(b.meta, wire::IP6_HDR);
             }
@@ -385,6 +396,7 @@ crate::next_edges! {
         IP4 => "ip4-input",
         IP6 => "ip6-input",
         IP4_LOOKUP => "ip4-lookup",
+        IP6_LOOKUP => "ip6-lookup",
     }
 }
 
@@ -456,36 +468,52 @@ fn decap6(
 /// Where [`plain4`]'s inner header starts.
 const PLAIN_IN: usize = wire::IP4_HDR;
 
-/// An IPv4-in-IPv4 packet both of whose headers are plain, keyed by its outer addresses.
+/// The outer protocol (IPv4) or next header (IPv6) of an inner packet of either family.
+#[inline(always)]
+fn proto_of(inner6: bool) -> u8 {
+    if inner6 {
+        IP_PROTO_IPV6
+    } else {
+        IP_PROTO_IPIP
+    }
+}
+
+/// An IP-in-IPv4 packet both of whose headers are plain (IPv4 inside with protocol 4, IPv6
+/// with 41), keyed by its outer addresses and the protocol (which names the inner family).
 #[inline(always)]
 fn plain4(b: &Buf<'_>) -> Option<super::tunnel::PlainKey> {
+    use super::tunnel::{plain_inner4, plain_inner6};
     let h = b.head::<{ PLAIN_IN + wire::IP4_HDR }>()?;
     let len = b.meta.current_length as usize;
-    let (outer, inner) = h.split_first_chunk::<PLAIN_IN>()?;
-    let inner = inner.first_chunk::<{ wire::IP4_HDR }>()?;
-    let plain = outer[0] == 0x45
-        && outer[9] == IP_PROTO_IPIP
-        && u16::from_be_bytes([outer[2], outer[3]]) as usize == len
-        && super::tunnel::plain_inner4(inner, len.saturating_sub(PLAIN_IN));
-    let o = outer;
+    let (o, first) = h.split_first_chunk::<PLAIN_IN>()?;
+    let inner = len - PLAIN_IN;
+    let inner_ok = match o[9] {
+        IP_PROTO_IPIP => plain_inner4(first.first_chunk()?, inner),
+        IP_PROTO_IPV6 => b
+            .head::<{ PLAIN_IN + wire::IP6_HDR }>()
+            .and_then(|h| h.last_chunk())
+            .is_some_and(|h| plain_inner6(h, inner)),
+        _ => false,
+    };
+    let plain = inner_ok && o[0] == 0x45 && u16::from_be_bytes([o[2], o[3]]) as usize == len;
     let addrs = [o[12], o[13], o[14], o[15], o[16], o[17], o[18], o[19]];
-    plain.then_some(u64::from_ne_bytes(addrs) as u128)
+    plain.then_some(u64::from_ne_bytes(addrs) as u128 | (o[9] as u128) << 64)
 }
 
 /// Where [`plain6`]'s inner header starts.
 const PLAIN_IN6: usize = wire::IP6_HDR;
 
-/// An IPv4-in-IPv6 packet both of whose headers are plain, keyed by its outer addresses.
+/// An IP-in-IPv6 packet both of whose headers are plain, keyed by its outer addresses and
+/// the inner family.
 #[inline(always)]
 fn plain6(b: &Buf<'_>) -> Option<super::tunnel::PlainKey6> {
+    use super::tunnel::{plain_inner, plain_outer6};
     let h = b.head::<{ PLAIN_IN6 + wire::IP4_HDR }>()?;
     let len = b.meta.current_length as usize;
-    let (outer, inner) = h.split_first_chunk::<PLAIN_IN6>()?;
-    let inner = inner.first_chunk::<{ wire::IP4_HDR }>()?;
-    if !super::tunnel::plain_inner4(inner, len.saturating_sub(PLAIN_IN6)) {
-        return None;
-    }
-    super::tunnel::plain_outer6(outer, IP_PROTO_IPIP, len).map(|a| (a, 0))
+    let (o, first) = h.split_first_chunk::<PLAIN_IN6>()?;
+    let first = first.first_chunk()?;
+    let inner6 = plain_inner::<{ PLAIN_IN6 + wire::IP6_HDR }>(b, first, len - PLAIN_IN6)?;
+    plain_outer6(o, proto_of(inner6), len).map(|a| (a, 0, inner6))
 }
 
 /// The inner packet of `proto` at `hl`, ending at `tl` in this buffer, onto tunnel `sw`.
@@ -512,6 +540,7 @@ const DECAP_CODES: super::tunnel::DecapCodes = super::tunnel::DecapCodes {
     down: input_error::DOWN,
     drop: input_next::DROP,
     inner_ip4: Some((input_next::IP4, input_next::IP4_LOOKUP)),
+    inner_ip6: Some((input_next::IP6, input_next::IP6_LOOKUP)),
 };
 
 impl Node for IpipInput {

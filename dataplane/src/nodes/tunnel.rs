@@ -410,6 +410,8 @@ pub(crate) struct DecapCodes {
     /// packet with a plain header, on a tunnel with IPv4 on and no unicast features, goes
     /// straight to the lookup as ip4-input's fast path would send it.
     pub inner_ip4: Option<(u16, u16)>,
+    /// The same for an inner IPv6 packet: the edges to ip6-input and ip6-lookup.
+    pub inner_ip6: Option<(u16, u16)>,
 }
 
 /// Decapsulate a vector: `decap` strips the outer headers, names the tunnel interface as the
@@ -427,14 +429,15 @@ pub(crate) fn decap_vector(
 }
 
 /// A packet [`decap_vector_keyed`] may decapsulate the short way has a key: its plain outer
-/// IPv4 header's addresses (and VXLAN's VNI), with its inner IPv4 header at a fixed offset,
-/// plain too (20 bytes, good checksum, TTL non-zero) and ending where the outer packet and
-/// the buffer end. What a node's `decap` does with such a packet is fixed by its key alone.
+/// IPv4 header's addresses (and VXLAN's VNI), and what names its inner family (IPIP's
+/// protocol, VXLAN's inner version), with its inner IP header at a fixed offset, plain too
+/// ([`plain_inner4`], [`plain_inner6`]) and ending where the outer packet and the buffer end.
+/// What a node's `decap` does with such a packet is fixed by its key alone.
 pub(crate) type PlainKey = u128;
 
 /// The key of an IPv6-outer packet: its addresses as two words each (source, destination),
-/// and VXLAN's VNI word (0 for IPIP).
-pub(crate) type PlainKey6 = ([u64; 4], u32);
+/// VXLAN's VNI word (0 for IPIP), and whether the inner packet is IPv6.
+pub(crate) type PlainKey6 = ([u64; 4], u32, bool);
 
 /// Is `o` a plain outer IPv6 header for [`decap_vector_keyed`]: next header `proto` right
 /// after it (no extension header), the payload ending where the buffer's `len` bytes end.
@@ -469,11 +472,48 @@ pub(crate) fn plain_inner4(h: &[u8; wire::IP4_HDR], len: usize) -> bool {
         && wire::ip4_header20_ok(h)
 }
 
+/// Is `h` a plain inner IPv6 header of a packet ending `len` bytes after it: what ip6-input's
+/// fast path accepts without trimming (version 6, no hop-by-hop header, hop limit non-zero,
+/// a source that is not multicast, neither address loopback).
+#[inline(always)]
+pub(crate) fn plain_inner6(h: &[u8; wire::IP6_HDR], len: usize) -> bool {
+    let h = wire::Ip6Hdr(h);
+    h.0[0] >> 4 == 6
+        && h.next_header() != super::ip6::ext::HOP_BY_HOP
+        && h.hop_limit() != 0
+        && wire::IP6_HDR + h.payload_len() as usize == len
+        && super::ip6::addresses_ok(&h)
+}
+
+/// Is the inner IP packet whose first 20 bytes are `first`, `len` bytes long, plain
+/// ([`plain_inner4`] or [`plain_inner6`] by its version; an IPv6 header is read from `b` as
+/// its first `AT6` bytes): Some(whether it is IPv6).
+#[inline(always)]
+pub(crate) fn plain_inner<const AT6: usize>(
+    b: &Buf<'_>,
+    first: &[u8; wire::IP4_HDR],
+    len: usize,
+) -> Option<bool> {
+    match first[0] >> 4 {
+        4 if plain_inner4(first, len) => Some(false),
+        6 if plain_inner6(b.head::<AT6>()?.last_chunk()?, len) => Some(true),
+        _ => None,
+    }
+}
+
+/// The tunnel's facts for the short way to an inner family's lookup: its FIB of that family,
+/// when the family is on and the tunnel has no unicast features on it.
+#[inline(always)]
+fn plain_fib<F: super::family::InputFamily>(f: &crate::tables::IfFast) -> Option<u32> {
+    (f.flags & F::ENABLED != 0 && F::unicast_features(f) == 0).then_some(F::fib_of(f))
+}
+
 /// As [`decap_vector`], with `plain` naming the packets whose outcome their key decides:
-/// once a key's packet went the whole way (`decap`, an up tunnel with IPv4 on and no unicast
-/// features, the inner header plain) to ip4-lookup, the vector's next packets with that key
-/// go there with only their metadata changed, as `decap` and ip4-input's fast path would.
-/// The key is the outer family's: [`PlainKey`] over IPv4, [`PlainKey6`] over IPv6.
+/// once a key's packet went the whole way (`decap`, an up tunnel with the inner family on and
+/// no unicast features, the inner header plain) to ip4-/ip6-lookup, the vector's next packets
+/// with that key go there with only their metadata changed, as `decap` and ip4-/ip6-input's
+/// fast path would. The key is the outer family's ([`PlainKey`] over IPv4, [`PlainKey6`]
+/// over IPv6) and includes the inner family; `inner` is where the inner header starts.
 #[inline(always)]
 pub(crate) fn decap_vector_keyed<K: Copy + PartialEq>(
     cx: &mut Ctx<'_>,
@@ -483,15 +523,16 @@ pub(crate) fn decap_vector_keyed<K: Copy + PartialEq>(
     (inner, plain): (usize, impl Fn(&Buf<'_>) -> Option<K>),
     mut decap: impl FnMut(&mut Buf<'_>) -> Result<u16, u16>,
 ) {
-    use super::family::{Family, InputFamily, V4};
+    use super::family::{InputFamily, V4, V6};
     let errs = cx.errs();
     let ifs = cx.tables.ifs.get();
     let mut done = 0;
-    // The last tunnel's facts: up, and its IPv4 FIB when ip4-input would pass its packets
-    // straight to the lookup.
-    let (mut last_sw, mut last_up, mut plain_fib) = (u32::MAX, false, None);
-    // The last key that went the whole way to the lookup: (key, tunnel, its IPv4 FIB).
-    let mut known: Option<(K, u32, u32)> = None;
+    // The last tunnel's facts: up, and its IPv4 and IPv6 FIBs when ip4-/ip6-input would pass
+    // its packets straight to the lookup.
+    let (mut last_sw, mut last_up, mut fib4, mut fib6) = (u32::MAX, false, None, None);
+    // The last key that went the whole way to a lookup: (key, tunnel, its FIB of the inner
+    // family, that lookup's edge).
+    let mut known: Option<(K, u32, u32, u16)> = None;
     let mut rx = RxRun::default();
     let mut view = cx.bufs.view();
     let mut v = view.vector(bufs);
@@ -503,7 +544,7 @@ pub(crate) fn decap_vector_keyed<K: Copy + PartialEq>(
             0 => plain(&b),
             _ => None,
         };
-        if let (Some(k), Some((kk, sw, fib)), Some((_, lookup))) = (key, known, codes.inner_ip4) {
+        if let (Some(k), Some((kk, sw, fib, lookup))) = (key, known) {
             if k == kk && b.advance(inner) {
                 let m = &mut *b.meta;
                 inner_packet(m, sw);
@@ -521,8 +562,8 @@ pub(crate) fn decap_vector_keyed<K: Copy + PartialEq>(
             last_sw = sw;
             let f = ifs.fast(sw);
             last_up = f.flags & if_flags::ADMIN_UP != 0;
-            plain_fib = (f.flags & V4::ENABLED != 0 && V4::unicast_features(&f) == 0)
-                .then_some(V4::fib_of(&f));
+            fib4 = codes.inner_ip4.and(plain_fib::<V4>(&f));
+            fib6 = codes.inner_ip6.and(plain_fib::<V6>(&f));
         }
         *next_out = match r {
             Ok(_) if !last_up => {
@@ -532,19 +573,30 @@ pub(crate) fn decap_vector_keyed<K: Copy + PartialEq>(
             Ok(n) => {
                 done += 1;
                 rx.add(cx.stats, sw, b.meta.chain_len());
-                match (codes.inner_ip4, plain_fib) {
-                    (Some((input, lookup)), Some(fib))
+                let straight = match (codes.inner_ip4, fib4, codes.inner_ip6, fib6) {
+                    (Some((input, lookup)), Some(fib), _, _)
                         if n == input && V4::plain_header_ok(&mut b) =>
                     {
+                        Some((fib, lookup))
+                    }
+                    (_, _, Some((input, lookup)), Some(fib))
+                        if n == input && V6::plain_header_ok(&mut b) =>
+                    {
+                        Some((fib, lookup))
+                    }
+                    _ => None,
+                };
+                match straight {
+                    Some((fib, lookup)) => {
                         let m = &mut *b.meta;
                         m.fib_index = fib;
                         m.l3_hdr_offset = m.current_data;
                         if let Some(k) = key {
-                            known = Some((k, sw, fib));
+                            known = Some((k, sw, fib, lookup));
                         }
                         lookup
                     }
-                    _ => n,
+                    None => n,
                 }
             }
             Err(e) => {

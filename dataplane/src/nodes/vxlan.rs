@@ -445,6 +445,7 @@ crate::next_edges! {
         IP4 => "ip4-input",
         IP6 => "ip6-input",
         IP4_LOOKUP => "ip4-lookup",
+        IP6_LOOKUP => "ip6-lookup",
     }
 }
 
@@ -514,42 +515,43 @@ fn outer6(d: &[u8], total: usize, partial: bool) -> Result<(u128, u128, usize, u
 /// Where [`plain4`]'s inner header starts.
 const PLAIN_IN: usize = wire::IP4_HDR + 8 + VXLAN_HDR;
 
-/// Outer IPv4 + UDP + VXLAN with a valid VNI, then a plain IPv4 header (L3 mode's packet,
-/// both headers plain), keyed by the outer addresses and the VNI.
+/// Outer IPv4 + UDP + VXLAN with a valid VNI, then a plain IPv4 or IPv6 packet (L3 mode's
+/// packet, both headers plain), keyed by the outer addresses, the VNI and the inner version.
 #[inline(always)]
 fn plain4(b: &Buf<'_>) -> Option<super::tunnel::PlainKey> {
+    use super::tunnel::plain_inner;
     let h = b.head::<{ PLAIN_IN + wire::IP4_HDR }>()?;
     let len = b.meta.current_length as usize;
-    let (o, inner) = h.split_first_chunk::<PLAIN_IN>()?;
-    let inner = inner.first_chunk::<{ wire::IP4_HDR }>()?;
+    let (o, first) = h.split_first_chunk::<PLAIN_IN>()?;
+    let first = first.first_chunk()?;
+    plain_inner::<{ PLAIN_IN + wire::IP6_HDR }>(b, first, len - PLAIN_IN)?;
     let plain = o[0] == 0x45
         && o[9] == wire::IP_PROTO_UDP
         && u16::from_be_bytes([o[2], o[3]]) as usize == len
-        && o[28] & crate::wire::tunnel::VXLAN_FLAG_VNI != 0
-        && super::tunnel::plain_inner4(inner, len.saturating_sub(PLAIN_IN));
-    // The addresses, and the VNI with its reserved byte (a packet whose reserved byte differs
-    // only goes the whole way): two words.
+        && o[28] & crate::wire::tunnel::VXLAN_FLAG_VNI != 0;
+    // The addresses, the VNI with its reserved byte (a packet whose reserved byte differs
+    // only goes the whole way), and the inner version.
     let addrs = [o[12], o[13], o[14], o[15], o[16], o[17], o[18], o[19]];
     let vni = u32::from_ne_bytes([o[32], o[33], o[34], o[35]]);
-    plain.then_some(u64::from_ne_bytes(addrs) as u128 | (vni as u128) << 64)
+    let key = u64::from_ne_bytes(addrs) as u128 | (vni as u128) << 64;
+    plain.then_some(key | ((first[0] >> 4) as u128) << 96)
 }
 
 /// Where [`plain6`]'s inner header starts.
 const PLAIN_IN6: usize = wire::IP6_HDR + 8 + VXLAN_HDR;
 
 /// As [`plain4`] over IPv6, with the UDP checksum IPv6 requires present and good (what
-/// [`outer6`] checks), keyed by the outer addresses and the VNI.
+/// [`outer6`] checks), keyed by the outer addresses, the VNI and the inner family.
 #[inline(always)]
 fn plain6(b: &Buf<'_>) -> Option<super::tunnel::PlainKey6> {
+    use super::tunnel::plain_inner;
     let h = b.head::<{ PLAIN_IN6 + wire::IP4_HDR }>()?;
     let len = b.meta.current_length as usize;
-    let (o, inner) = h.split_first_chunk::<PLAIN_IN6>()?;
-    let inner = inner.first_chunk::<{ wire::IP4_HDR }>()?;
+    let (o, first) = h.split_first_chunk::<PLAIN_IN6>()?;
+    let first = first.first_chunk()?;
+    let inner6 = plain_inner::<{ PLAIN_IN6 + wire::IP6_HDR }>(b, first, len - PLAIN_IN6)?;
     let (outer, udp) = o.split_first_chunk::<{ wire::IP6_HDR }>()?;
-    let plain = udp[8] & crate::wire::tunnel::VXLAN_FLAG_VNI != 0
-        && udp[6..8] != [0, 0]
-        && super::tunnel::plain_inner4(inner, len.saturating_sub(PLAIN_IN6));
-    if !plain {
+    if udp[8] & crate::wire::tunnel::VXLAN_FLAG_VNI == 0 || udp[6..8] == [0, 0] {
         return None;
     }
     let addrs = super::tunnel::plain_outer6(outer, wire::IP_PROTO_UDP, len)?;
@@ -559,7 +561,8 @@ fn plain6(b: &Buf<'_>) -> Option<super::tunnel::PlainKey6> {
     if wire::fold(wire::ones_sum(dgram, sum)) != 0 {
         return None;
     }
-    Some((addrs, u32::from_ne_bytes([udp[12], udp[13], udp[14], udp[15]])))
+    let vni = u32::from_ne_bytes([udp[12], udp[13], udp[14], udp[15]]);
+    Some((addrs, vni, inner6))
 }
 
 #[inline(always)]
@@ -619,6 +622,7 @@ const DECAP_CODES: super::tunnel::DecapCodes = super::tunnel::DecapCodes {
     down: input_error::DOWN,
     drop: input_next::DROP,
     inner_ip4: Some((input_next::IP4, input_next::IP4_LOOKUP)),
+    inner_ip6: Some((input_next::IP6, input_next::IP6_LOOKUP)),
 };
 
 impl Node for VxlanInput {

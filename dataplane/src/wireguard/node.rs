@@ -481,6 +481,7 @@ const DECAP_CODES: DecapCodes = DecapCodes {
     down: input_error::DOWN,
     drop: input_next::DROP,
     inner_ip4: None,
+    inner_ip6: None,
 };
 
 impl Node for WgInput {

@@ -186,3 +186,18 @@ impl Runtime3 {
     }
 }
 pub mod tunnel_offload;
+
+/// Four decapsulated IPv6 packets forwarded to the pod behind PEER1 on pg1 (MAC1): packet i
+/// sent with hop limit 64 - i and 30 bytes of i after its UDP header, `inner_len(i)` bytes
+/// long without its Ethernet header.
+pub fn assert_inner6_run_to_pod(out: &[Vec<u8>], inner_len: &dyn Fn(usize) -> usize) {
+    assert_eq!(out.len(), 4);
+    for (i, o) in out.iter().enumerate() {
+        let (eth, rest) = etherparse::Ethernet2Header::from_slice(o).unwrap();
+        assert_eq!((eth.destination, eth.source), (PEER1, MAC1));
+        let (ih, payload) = etherparse::Ipv6Header::from_slice(rest).unwrap();
+        assert_eq!(ih.hop_limit, 63 - i as u8, "packet {i}");
+        assert_eq!(&payload[8..], &[i as u8; 30]);
+        assert_eq!(rest.len(), inner_len(i), "inner packet only");
+    }
+}

@@ -89,6 +89,6 @@ fn check(b: &mut Buf<'_>) -> Result<bool, u16> {
 
 /// RFC 4291: multicast is never a source; loopback never crosses a wire.
 #[inline(always)]
-fn addresses_ok(h: &Ip6Hdr<'_>) -> bool {
+pub(crate) fn addresses_ok(h: &Ip6Hdr<'_>) -> bool {
     h.0[8] != 0xff && h.src() != LOOPBACK && h.dst() != LOOPBACK
 }

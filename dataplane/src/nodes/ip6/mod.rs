@@ -23,6 +23,7 @@ pub use addr::{
 };
 pub use discover::{discover_error, Ip6Discover};
 pub use icmp_error_node::{icmp_error, set_icmp6_error, Ip6IcmpError};
+pub(crate) use input::addresses_ok;
 pub use input::{input_error, Ip6Input};
 pub use local::{local_error, Ip6Local};
 pub use lookup::{dst6, flow_hash6, lookup_error, Ip6Lookup};
