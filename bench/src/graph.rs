@@ -388,6 +388,19 @@ impl TwoPorts {
     }
 }
 
+/// Nodes a forwarded packet never visits: a run that reached one measured a broken path.
+pub const OFF_PATH_NODES: [&str; 3] = ["ip4-arp", "ip6-discover", "error-drop"];
+
+impl Measured {
+    /// The first of [`OFF_PATH_NODES`] that ran in this stretch.
+    pub fn off_path(&self) -> Option<&str> {
+        self.per_node
+            .iter()
+            .map(|(n, _)| n.as_str())
+            .find(|n| OFF_PATH_NODES.contains(n))
+    }
+}
+
 /// What one timed stretch of a runtime measured.
 pub struct Measured {
     pub mpps: f64,

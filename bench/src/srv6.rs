@@ -24,9 +24,11 @@ const WARMUP: Duration = Duration::from_millis(300);
 const SRC6: u128 = 0xfd00_0019_0000_0000_0000_0000_0000_0001;
 const SID_REMOTE: u128 = 0xfd00_0002_0000_0000_0000_0000_0000_00d4;
 const SID_LOCAL: u128 = 0xfd00_0001_0000_0000_0000_0000_0000_00d4;
-/// Steered IPv4 destinations (198.20.0.0/16) and plain ones (198.19.0.0/24's neighbour side).
+/// Steered IPv4 destinations (198.20.0.0/16) and plain ones (198.19.1.0/24 via null0's
+/// neighbour: outside null0's connected 198.19.0.0/24, which outranks an API route of the same
+/// prefix and would send the packets to ip4-arp).
 const STEERED: u32 = 0xc614_0007;
-const PLAIN: u32 = 0xc613_0007;
+const PLAIN: u32 = 0xc613_0107;
 
 #[derive(Clone, Copy, PartialEq)]
 enum Case {
@@ -137,6 +139,9 @@ fn run_case(case: Case, size: usize, seconds: f64) -> Result<Measured, String> {
     let m = measure(&mut rt, out, WARMUP, seconds);
     if m.packets == 0 {
         return Err("nothing left null0: the path is broken".into());
+    }
+    if let Some(n) = m.off_path() {
+        return Err(format!("packets reached {n}: the path is broken"));
     }
     // The packets took the SRv6 path (not a plain route, not a drop).
     let on_path = |node: &str, code: u16| error_count(&rt, node, code);
