@@ -9,6 +9,7 @@ pub mod feature;
 pub mod fib;
 pub mod forwarding;
 pub mod graph;
+pub mod handover;
 pub mod ipsec;
 pub mod nodes;
 pub mod npol;

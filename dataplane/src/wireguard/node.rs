@@ -11,6 +11,7 @@ use super::{Event, HandshakePacket, Wireguard};
 use crate::buffer::{flags, Buf};
 use crate::feature::{Feature, FeatureTables};
 use crate::graph::{GraphBuilder, Node, NodeInfo};
+use crate::handover::Refusal;
 use crate::nodes::tunnel::{self, DecapCodes, EncapCodes};
 use crate::rcu::Snapshot;
 use crate::runtime::Ctx;
@@ -249,7 +250,7 @@ fn encap_one(b: &mut Buf<'_>, wg: &Wireguard, t: &WgTable, now: u64) -> Result<u
         return Err(encap_error::NO_KEYS);
     };
     let Some(counter) = k.next_counter() else {
-        return Err(if k.handed_over() {
+        return Err(if k.refusal() == Refusal::HandedOver {
             encap_error::HANDED_OVER
         } else {
             encap_error::NO_KEYS
