@@ -247,6 +247,11 @@ fn run_plain(flows: usize, seconds: f64, size: usize) -> Result<PlainRun, String
     let s = PgStream::ip4_udp_sources(ports.pg, PG_MAC, GEN_MAC, &clients(flows), VIP, size);
     set_stream(&mut rt, ports.pg, s)?;
     let m = measure(&mut rt, ports.out, WARMUP, seconds);
+    if let Some(n) = m.off_path() {
+        return Err(format!(
+            "the plain peer's packets reached {n}: its path is broken"
+        ));
+    }
     Ok(PlainRun {
         m,
         probe: probe0.max(crate::env::cpu_probe()),

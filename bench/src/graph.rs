@@ -561,6 +561,9 @@ pub fn run_once(
     };
     let mut rt = ports.runtime(graph, stream)?;
     let m = measure(&mut rt, out, Duration::from_millis(300), seconds);
+    if let Some(n) = m.off_path() {
+        return Err(format!("packets reached {n}: the path is broken"));
+    }
     let front_hit_share = npol.then(|| {
         let node = if path.ip6() {
             "npol-rx-ip6"
