@@ -1059,7 +1059,8 @@ mod tests {
         let mut c = FrontCache::new(64);
         let fk = FrontKey::of_packet(&ip4(6, 60, 60, 0), 1).unwrap();
         let k = reply_key(80);
-        let f = n.flows.insert(&k, &cached_verdict(ALLOWED, 1, 5)).unwrap();
+        n.flows.insert(&k, &cached_verdict(ALLOWED, 1, 5)).unwrap();
+        let f = n.flows.lookup(&k).unwrap();
         let at = FrontCache::stamp(0, 5);
         assert!(!c.allows(&fk, at, &n.flows), "empty");
         c.set(&fk, f.slot, f.header, at);
