@@ -8,7 +8,7 @@
 
 use super::nat::{self, Flow, ParseError, L4};
 use super::session::{
-    class, sflags, stage, FlowKey, Found, InsertError, Rewrite, Session, NPOL_MASK,
+    class, sflags, stage, FlowKey, Found, InsertError, Made, Rewrite, Session, NPOL_MASK,
 };
 use super::snat::SnatConfig;
 use super::translation::{flow_hash, pflags, tflags, TranslationTable};
@@ -180,7 +180,7 @@ fn insert_or_winner(
     cnat: &Cnat,
     k: &FlowKey,
     s: &Session,
-) -> Result<Result<Found, Found>, InsertError> {
+) -> Result<Result<Made, Found>, InsertError> {
     for _ in 0..2 {
         match cnat.sessions.insert(k, s) {
             Ok(made) => return Ok(Ok(made)),
@@ -518,8 +518,18 @@ fn input_any(
         remember_fragment(cnat, &f, fib, &rw, now);
     }
     // The new session goes on with the packet, so cnat-output can keep its SNAT decision
-    // from this first packet on (and npol its verdict).
-    mark_established(b, &made, snat, now, !f.more_frags);
+    // from this first packet on (and npol its verdict). A new entry is a forward one, seen
+    // this second, with no SNAT mark (epoch 0): as `mark_established` would mark it.
+    let mut mark = CNAT_DNAT;
+    if !f.more_frags {
+        mark |= CNAT_SESSION;
+        if snat.epoch == 0 {
+            mark |= CNAT_NO_SNAT;
+        }
+        b.meta.cnat_slot = made.slot as u32;
+        b.meta.cnat_npol = made.npol;
+    }
+    b.meta.flags |= mark;
     Ok(Some(if reopened {
         in_err::REOPENED
     } else {

@@ -1198,7 +1198,8 @@ mod tests {
         let mut c = FrontCache::new(64);
         let fk = Front4Key::of_packet(&ip4(6, 60, 60, 0), 1).unwrap();
         let k = reply_key(80);
-        let f = n.flows.insert(&k, &cached_verdict(ALLOWED, 1, 5)).unwrap();
+        n.flows.insert(&k, &cached_verdict(ALLOWED, 1, 5)).unwrap();
+        let f = n.flows.lookup(&k).unwrap();
         let at = FrontCache::<Front4Key>::stamp(0, 5);
         assert!(!c.allows(&fk, at, &n.flows), "empty");
         c.set(&fk, f.slot, f.header, at);
