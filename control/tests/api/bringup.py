@@ -415,7 +415,7 @@ def vxlan_tunnel_api(vpp):
     check(vpp.api.get_node_index(node_name="no-such-node").retval == -63, "unknown node -> -63")
     check(vpp.api.get_next_index(node_name="vxlan4-input", next_name="nope").retval == -64,
           "unknown next -> -64")
-    check(vpp.api.add_node_next(node_name="vxlan4-input", next_name="ip6-lookup").retval == -9,
+    check(vpp.api.add_node_next(node_name="vxlan4-input", next_name="ip6-rewrite").retval == -9,
           "a new edge at run time -> UNIMPLEMENTED")
     vx = dict(instance=NONE, src_address="198.18.0.1", dst_address="198.18.0.2", src_port=4789,
               dst_port=4789, mcast_sw_if_index=NONE, encap_vrf_id=0,
