@@ -1214,6 +1214,30 @@ fn a_vector_mixing_policies_leaves_as_its_frames_do_one_by_one() {
     assert_eq!(alone, together);
 }
 
+/// A `len`-byte IPv4/UDP pod packet into the one-SID policy (198.19.210.0/24), DF as `df`.
+fn pod4_len(len: usize, df: bool) -> Vec<u8> {
+    let mut v = Vec::new();
+    PacketBuilder::ethernet2(PEER1, MAC1)
+        .ipv4([198, 19, 0, 2], [198, 19, 210, 7], 64)
+        .udp(1000, 2000)
+        .write(&mut v, &vec![0x33; len - 28])
+        .unwrap();
+    v[14 + 6] = if df { 0x40 } else { 0 };
+    fix_ip4_checksum(&mut v[14..]);
+    v
+}
+
+/// Nothing left by the uplink, and the pod was sent one frag needed with `mtu`.
+fn assert_frag_needed_to_the_pod(l: &Lab, mtu: u16) {
+    assert!(Lab::take(&l.out0).is_empty(), "nothing over the uplink");
+    let back = Lab::take(&l.out1);
+    assert_eq!(back.len(), 1, "the frag needed to the pod");
+    let (ip, icmp) = Ipv4Header::from_slice(&back[0][14..]).unwrap();
+    assert_eq!(ip.destination, [198, 19, 0, 2]);
+    assert_eq!((icmp[0], icmp[1]), (3, 4), "frag needed");
+    assert_eq!(u16::from_be_bytes([icmp[6], icmp[7]]), mtu);
+}
+
 /// A packet whose outer packet would exceed the uplink's MTU is answered with the MTU that
 /// fits, before it is encapsulated (IPv6: packet too big; IPv4 with DF: frag needed), as the
 /// IPIP and VXLAN encap nodes answer; one that fits exactly leaves; IPv4 without DF takes the
@@ -1254,25 +1278,8 @@ fn an_outer_packet_over_the_uplink_tells_the_source_the_mtu() {
     assert_eq!(out[0].len(), 14 + 1500);
     assert_eq!(over(&l), 1);
     // Into 198.19.210.0/24: one SID, 40 bytes.
-    let pod4_len = |len: usize, df: bool| {
-        let mut v = Vec::new();
-        PacketBuilder::ethernet2(PEER1, MAC1)
-            .ipv4([198, 19, 0, 2], [198, 19, 210, 7], 64)
-            .udp(1000, 2000)
-            .write(&mut v, &vec![0x33; len - 28])
-            .unwrap();
-        v[14 + 6] = if df { 0x40 } else { 0 };
-        fix_ip4_checksum(&mut v[14..]);
-        v
-    };
     l.send(if1, &pod4_len(1461, true));
-    assert!(Lab::take(&l.out0).is_empty());
-    let back = Lab::take(&l.out1);
-    assert_eq!(back.len(), 1);
-    let (ip, icmp) = Ipv4Header::from_slice(&back[0][14..]).unwrap();
-    assert_eq!(ip.destination, [198, 19, 0, 2]);
-    assert_eq!((icmp[0], icmp[1]), (3, 4), "frag needed");
-    assert_eq!(u16::from_be_bytes([icmp[6], icmp[7]]), 1460);
+    assert_frag_needed_to_the_pod(&l, 1460);
     assert_eq!(over4(&l), 1);
     l.send(if1, &pod4_len(1460, true));
     assert_eq!(Lab::take(&l.out0).len(), 1);
@@ -1280,6 +1287,42 @@ fn an_outer_packet_over_the_uplink_tells_the_source_the_mtu() {
     assert!(Lab::take(&l.out0).is_empty(), "without DF: not sent either");
     assert!(Lab::take(&l.out1).is_empty(), "and not answered from here");
     assert_eq!(over4(&l), 1);
+    l.no_leaks();
+}
+
+/// The same answer when the first SID's route is two paths (ECMP, no single uplink): the
+/// outer packet is held to the smallest of the paths' MTUs before it is written, and one that
+/// fits goes the long way (ip6-lookup, ip6-rewrite) out of pg0. Before, it went to
+/// ip6-rewrite, whose packet too big went to our own encap source, not to the pod.
+#[test]
+fn an_outer_packet_over_an_ecmp_sid_route_tells_the_source_the_mtu() {
+    let (mut l, mut ctl) = build();
+    let (if0, if1) = (l.if0, l.if1);
+    ctl.fwd
+        .neighbor_add(if0, a("fd00::3"), PEER0, true)
+        .unwrap();
+    let paths = ["fd00::2", "fd00::3"]
+        .iter()
+        .map(|nh| Path::via(a(nh), Some(if0)))
+        .collect();
+    ctl.fwd
+        .route_add(0, Prefix::parse("fd00:2::/32").unwrap(), paths)
+        .unwrap();
+    ctl.fwd.publish();
+    // One SID, 40 bytes of outer header; pg0's MTU is 1500.
+    l.send(if1, &pod4_len(1461, true));
+    assert_frag_needed_to_the_pod(&l, 1460);
+    assert_eq!(l.error(encap::ENCAP4, encap::error::OVER_MTU), 1);
+    assert_eq!(
+        vectors(&l, "ip6-lookup"),
+        0,
+        "answered before the outer lookup"
+    );
+    l.send(if1, &pod4_len(1460, true));
+    let out = Lab::take(&l.out0);
+    assert_eq!(out.len(), 1, "at the MTU it was told, it leaves");
+    assert_eq!(out[0].len(), 14 + 1500);
+    assert!(vectors(&l, "ip6-rewrite") > 0, "by the long path");
     l.no_leaks();
 }
 
