@@ -1290,24 +1290,14 @@ fn an_outer_packet_over_the_uplink_tells_the_source_the_mtu() {
     l.no_leaks();
 }
 
-/// The same answer when the first SID's route is two paths (ECMP, no single uplink): the
-/// outer packet is held to the smallest of the paths' MTUs before it is written, and one that
-/// fits goes the long way (ip6-lookup, ip6-rewrite) out of pg0. Before, it went to
+/// The same answer when the first SID's route is no single plain uplink (`make_it`): the
+/// outer packet is held to the smallest of the route's paths' MTUs before it is written, and
+/// one that fits goes the long way (ip6-lookup, ip6-rewrite) out of pg0. Before, it went to
 /// ip6-rewrite, whose packet too big went to our own encap source, not to the pod.
-#[test]
-fn an_outer_packet_over_an_ecmp_sid_route_tells_the_source_the_mtu() {
+fn an_outer_packet_over_a_non_plain_sid_route_tells_the_source(make_it: fn(&Lab, &mut Control)) {
     let (mut l, mut ctl) = build();
-    let (if0, if1) = (l.if0, l.if1);
-    ctl.fwd
-        .neighbor_add(if0, a("fd00::3"), PEER0, true)
-        .unwrap();
-    let paths = ["fd00::2", "fd00::3"]
-        .iter()
-        .map(|nh| Path::via(a(nh), Some(if0)))
-        .collect();
-    ctl.fwd
-        .route_add(0, Prefix::parse("fd00:2::/32").unwrap(), paths)
-        .unwrap();
+    let if1 = l.if1;
+    make_it(&l, &mut ctl);
     ctl.fwd.publish();
     // One SID, 40 bytes of outer header; pg0's MTU is 1500.
     l.send(if1, &pod4_len(1461, true));
@@ -1324,6 +1314,32 @@ fn an_outer_packet_over_an_ecmp_sid_route_tells_the_source_the_mtu() {
     assert_eq!(out[0].len(), 14 + 1500);
     assert!(vectors(&l, "ip6-rewrite") > 0, "by the long path");
     l.no_leaks();
+}
+
+#[test]
+fn an_outer_packet_over_an_ecmp_sid_route_tells_the_source_the_mtu() {
+    an_outer_packet_over_a_non_plain_sid_route_tells_the_source(|l, ctl| {
+        ctl.fwd
+            .neighbor_add(l.if0, a("fd00::3"), PEER0, true)
+            .unwrap();
+        let paths = ["fd00::2", "fd00::3"]
+            .iter()
+            .map(|nh| Path::via(a(nh), Some(l.if0)))
+            .collect();
+        ctl.fwd
+            .route_add(0, Prefix::parse("fd00:2::/32").unwrap(), paths)
+            .unwrap();
+    });
+}
+
+/// An output feature on the uplink (ip6-ttl-fixup, with no fixups: it passes the packet on).
+#[test]
+fn an_outer_packet_over_a_featured_uplink_tells_the_source_the_mtu() {
+    an_outer_packet_over_a_non_plain_sid_route_tells_the_source(|l, ctl| {
+        ctl.fwd
+            .feature_enable(l.if0, "ip6-output", "ip6-ttl-fixup", true)
+            .unwrap();
+    });
 }
 
 /// An IPv4 header's checksum, recomputed after a test changed the header.
