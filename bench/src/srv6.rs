@@ -1,10 +1,10 @@
 //! `rvpp-bench srv6`: one core, the in-process graph (pg-input -> ... -> null-tx). H.Encaps
 //! (IPv4 payload steered into a one-SID policy: ip4-lookup -> sr-pl-rewrite-encaps-v4 ->
-//! ip6-lookup -> ip6-rewrite) next to plain IPv4 forwarding of the same packets, and End.DT4
-//! (IPv6 + SRH(SL 0) + IPv4 to our SID: ip6-lookup -> sr-localsid -> ip4-lookup ->
-//! ip4-rewrite) next to plain IPv6 forwarding of the same frames, all in the same run, at
-//! each size. Mpps, and clocks per packet from the runtime's node counters. VPP's figure is
-//! quoted, not measured here.
+//! interface-output) next to plain IPv4 forwarding of the same packets, End.DT4 (IPv6 +
+//! SRH(SL 0) + IPv4 to our SID: ip6-lookup -> sr-localsid -> interface-output) and End.DT6
+//! (the same with an IPv6 payload) each next to plain IPv6 forwarding of its own frames, all
+//! in the same run, at each size. Mpps, and clocks per packet from the runtime's node
+//! counters. VPP's figure is quoted, not measured here.
 
 use crate::graph::{
     alternate, error_count, measure, r2, Measured, SizedRuns, TwoPorts, GEN_MAC, PG_MAC,
@@ -24,6 +24,10 @@ const WARMUP: Duration = Duration::from_millis(300);
 const SRC6: u128 = 0xfd00_0019_0000_0000_0000_0000_0000_0001;
 const SID_REMOTE: u128 = 0xfd00_0002_0000_0000_0000_0000_0000_00d4;
 const SID_LOCAL: u128 = 0xfd00_0001_0000_0000_0000_0000_0000_00d4;
+const SID_LOCAL6: u128 = 0xfd00_0001_0000_0000_0000_0000_0000_00d6;
+/// A plain IPv6 destination (the default route's), for End.DT6's inner packets and the
+/// plain IPv6 peers.
+const PLAIN6: u128 = 0xfd00_00a0_0000_0000_0000_0000_0000_0007;
 /// Steered IPv4 destinations (198.20.0.0/16) and plain ones (198.19.1.0/24 via null0's
 /// neighbour: outside null0's connected 198.19.0.0/24, which outranks an API route of the same
 /// prefix and would send the packets to ip4-arp).
@@ -34,14 +38,22 @@ const PLAIN: u32 = 0xc613_0107;
 enum Case {
     Ip4,
     Encap,
-    Ip6,
+    /// The End.DT4 (false) or End.DT6 (true) frames to a plain IPv6 destination.
+    Ip6(bool),
     Dt4,
+    Dt6,
 }
 
-/// The SRv6 frame End.DT4 receives: outer IPv6 to our SID, an SRH of one segment (SL 0), an
-/// IPv4/UDP packet to PLAIN, `size` bytes in all.
-fn dt4_frame(size: usize) -> Vec<u8> {
-    let size = size.max(14 + 40 + 24 + 28);
+/// The SRv6 frame End.DT4 (`inner6` false) or End.DT6 receives: outer IPv6 to our SID, an
+/// SRH of one segment (SL 0), an IPv4/UDP packet to PLAIN or an IPv6/UDP one to PLAIN6,
+/// `size` bytes in all (at least the headers).
+fn decap_frame(size: usize, inner6: bool) -> Vec<u8> {
+    let (sid, inner_hdrs) = if inner6 {
+        (SID_LOCAL6, 40 + 8)
+    } else {
+        (SID_LOCAL, 28)
+    };
+    let size = size.max(14 + 40 + 24 + inner_hdrs);
     let mut f = vec![0u8; size];
     f[0..6].copy_from_slice(&PG_MAC);
     f[6..12].copy_from_slice(&GEN_MAC);
@@ -50,14 +62,19 @@ fn dt4_frame(size: usize) -> Vec<u8> {
     if let Some(mut h) = rvpp_dataplane::wire::Ip6HdrMut::new(&mut f[14..]) {
         h.init(
             0xfd00_0018_0000_0000_0000_0000_0000_0002,
-            SID_LOCAL,
+            sid,
             43,
             64,
             (24 + inner_len) as u16,
         );
     }
-    let _ = rvpp_dataplane::wire::srh::emit(&mut f[54..], 4, &[SID_LOCAL], 0);
-    if let Some(mut h) = rvpp_dataplane::wire::Ip4HdrMut::new(&mut f[78..]) {
+    let proto = if inner6 { 41 } else { 4 };
+    let _ = rvpp_dataplane::wire::srh::emit(&mut f[54..], proto, &[sid], 0);
+    if inner6 {
+        if let Some(mut h) = rvpp_dataplane::wire::Ip6HdrMut::new(&mut f[78..]) {
+            h.init(SRC6 + 1, PLAIN6, 17, 64, (inner_len - 40) as u16);
+        }
+    } else if let Some(mut h) = rvpp_dataplane::wire::Ip4HdrMut::new(&mut f[78..]) {
         h.init(0xc612_0002, PLAIN, 17, 64, inner_len as u16);
     }
     f
@@ -98,17 +115,9 @@ fn run_case(case: Case, size: usize, seconds: f64) -> Result<Measured, String> {
         .push(SidList::new(0, 1, vec![SID_REMOTE], SRC6, false).ok_or("sid list")?);
     p.rebalance();
     sr.policies.push(Some(p));
-    sr.localsids.push(Some(Localsid {
-        sid: SID_LOCAL,
-        behavior: Behavior::DT4,
-        end_psp: false,
-        fib_table: 0,
-        decap_table: 0,
-        decap_fib: 0,
-        nh: None,
-        sw_if_index: u32::MAX,
-        adj: 0,
-    }));
+    for (sid, behavior) in [(SID_LOCAL, Behavior::DT4), (SID_LOCAL6, Behavior::DT6)] {
+        sr.localsids.push(Some(Localsid::dt(sid, behavior, 0, 0)));
+    }
     tables.get::<srv6::Table>().publish(sr);
     fwd.route_add(
         0,
@@ -116,24 +125,26 @@ fn run_case(case: Case, size: usize, seconds: f64) -> Result<Measured, String> {
         vec![Path::special(PathKind::SrPolicy(0))],
     )
     .map_err(e)?;
-    fwd.route_add(
-        0,
-        Prefix::V6(SID_LOCAL, 128),
-        vec![Path::special(PathKind::SrLocalsid(0))],
-    )
-    .map_err(e)?;
+    for (i, sid) in [SID_LOCAL, SID_LOCAL6].into_iter().enumerate() {
+        fwd.route_add(
+            0,
+            Prefix::V6(sid, 128),
+            vec![Path::special(PathKind::SrLocalsid(i as u32))],
+        )
+        .map_err(e)?;
+    }
     let graph = rvpp_drivers::graph_builder(&tables).build()?;
-    let dt4 = dt4_frame(size);
     let stream = match case {
         Case::Ip4 => PgStream::ip4_udp(pg, PG_MAC, GEN_MAC, 0xc612_0002, &[PLAIN], size),
         Case::Encap => PgStream::ip4_udp(pg, PG_MAC, GEN_MAC, 0xc612_0002, &[STEERED], size),
         // The same frame to a plain IPv6 destination: forwarded, not decapsulated.
-        Case::Ip6 => {
-            let mut f = dt4.clone();
-            f[38..54].copy_from_slice(&0xfd00_00a0_0000_0000_0000_0000_0000_0007u128.to_be_bytes());
+        Case::Ip6(inner6) => {
+            let mut f = decap_frame(size, inner6);
+            f[38..54].copy_from_slice(&PLAIN6.to_be_bytes());
             PgStream::ip6_frame(pg, f)
         }
-        Case::Dt4 => PgStream::ip6_frame(pg, dt4),
+        Case::Dt4 => PgStream::ip6_frame(pg, decap_frame(size, false)),
+        Case::Dt6 => PgStream::ip6_frame(pg, decap_frame(size, true)),
     };
     let mut rt = ports.runtime(graph, stream)?;
     let m = measure(&mut rt, out, WARMUP, seconds);
@@ -147,7 +158,7 @@ fn run_case(case: Case, size: usize, seconds: f64) -> Result<Measured, String> {
     let on_path = |node: &str, code: u16| error_count(&rt, node, code);
     let sr_done = match case {
         Case::Encap => on_path(srv6::encap::ENCAP4, srv6::encap::error::ENCAPSULATED),
-        Case::Dt4 => on_path(srv6::localsid::NAME, srv6::localsid::error::DECAPSULATED),
+        Case::Dt4 | Case::Dt6 => on_path(srv6::localsid::NAME, srv6::localsid::error::DECAPSULATED),
         _ => m.packets,
     };
     if sr_done < m.packets {
@@ -174,7 +185,8 @@ pub fn run(args: &[String]) -> Result<serde_json::Value, String> {
     for &size in &sizes {
         for (what, case, peer_name, peer) in [
             ("H.Encaps", Case::Encap, "ipv4 forwarding", Case::Ip4),
-            ("End.DT4", Case::Dt4, "ipv6 forwarding", Case::Ip6),
+            ("End.DT4", Case::Dt4, "ipv6 forwarding", Case::Ip6(false)),
+            ("End.DT6", Case::Dt6, "ipv6 forwarding", Case::Ip6(true)),
         ] {
             let (m, c, pm, pc) = alternate(
                 runs,

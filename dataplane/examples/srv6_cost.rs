@@ -2,7 +2,8 @@
 //!   cargo build --release -p rvpp-dataplane --example srv6_cost
 //!   valgrind --tool=callgrind --toggle-collect='srv6_cost::one' target/release/examples/srv6_cost <case>
 //! case: encap (IPv4 steered into a one-SID policy), ip4 (the same packets routed plainly),
-//! dt4 (IPv6 + SRH + IPv4 to our End.DT4), ip6 (the same frames to a plain IPv6 route).
+//! dt4 (IPv6 + SRH + IPv4 to our End.DT4), dt6 (IPv6 + SRH + IPv6 to our End.DT6, the inner
+//! packet to a routed IPv6 destination), ip6 (dt4's frames to a plain IPv6 route).
 //! `one` runs one 256-packet vector from ethernet-input to the tx queue; the instruction count
 //! divided by the packets is the cost of a packet.
 use rvpp_dataplane::buffer::{BufferPool, Buffers};
@@ -20,6 +21,7 @@ const MAC0: [u8; 6] = [2, 0, 0, 0, 0, 0xa0];
 const SRC6: u128 = 0xfd00_0000_0000_0000_0000_0000_0000_0001;
 const SID_REMOTE: u128 = 0xfd00_0002_0000_0000_0000_0000_0000_00d4;
 const SID_LOCAL: u128 = 0xfd00_0001_0000_0000_0000_0000_0000_00d4;
+const SID_LOCAL6: u128 = 0xfd00_0001_0000_0000_0000_0000_0000_00d6;
 
 struct Free;
 impl TxQueue for Free {
@@ -58,6 +60,24 @@ fn frame(case: &str) -> Vec<u8> {
                     0xc613_0007
                 },
             );
+        }
+        "dt6" => {
+            // IPv6 + SRH + IPv6/UDP (8 bytes) to a destination behind the IPv6 route.
+            f.resize(14 + 40 + 24 + 40 + 8, 0);
+            f[12..14].copy_from_slice(&wire::ETHERTYPE_IP6.to_be_bytes());
+            if let Some(mut h) = Ip6HdrMut::new(&mut f[14..]) {
+                h.init(
+                    0xfd00_0000_0000_0000_0000_0000_0000_0002,
+                    SID_LOCAL6,
+                    43,
+                    64,
+                    24 + 48,
+                );
+            }
+            let _ = srh::emit(&mut f[54..], 41, &[SID_LOCAL6], 0);
+            if let Some(mut h) = Ip6HdrMut::new(&mut f[78..]) {
+                h.init(SRC6, SID_REMOTE | 7, 17, 64, 8);
+            }
         }
         _ => {
             f[12..14].copy_from_slice(&wire::ETHERTYPE_IP6.to_be_bytes());
@@ -123,25 +143,18 @@ fn main() {
     let sr = Srv6 {
         encap_source: SRC6,
         policies: vec![Some(p)],
-        localsids: vec![Some(Localsid {
-            sid: SID_LOCAL,
-            behavior: Behavior::DT4,
-            end_psp: false,
-            fib_table: 0,
-            decap_table: 0,
-            decap_fib: 0,
-            nh: None,
-            sw_if_index: u32::MAX,
-            adj: 0,
-        })],
+        localsids: [(SID_LOCAL, Behavior::DT4), (SID_LOCAL6, Behavior::DT6)]
+            .map(|(sid, behavior)| Some(Localsid::dt(sid, behavior, 0, 0)))
+            .to_vec(),
     };
     tables.get::<srv6::Table>().publish(sr);
     let steer = vec![Path::special(PathKind::SrPolicy(0))];
     fwd.route_add(0, Prefix::V4(0xc614_0000, 16), steer)
         .expect("r");
-    let sid = vec![Path::special(PathKind::SrLocalsid(0))];
-    fwd.route_add(0, Prefix::V6(SID_LOCAL, 128), sid)
-        .expect("r");
+    for (i, sid) in [SID_LOCAL, SID_LOCAL6].into_iter().enumerate() {
+        let to = vec![Path::special(PathKind::SrLocalsid(i as u32))];
+        fwd.route_add(0, Prefix::V6(sid, 128), to).expect("r");
+    }
     let mut rt = Runtime::new(graph, pool.local(), shared, 0, "cost".into()).expect("rt");
     rt.set_tx(if0, Box::new(Free)).expect("tx");
     drop(fwd);

@@ -12,7 +12,7 @@ use common::*;
 use etherparse::{Ethernet2Header, IpNumber, Ipv4Header, Ipv6Header, PacketBuilder};
 use rvpp_dataplane::buffer::BufferPool;
 use rvpp_dataplane::feature::FeatureTables;
-use rvpp_dataplane::forwarding::{Path, PathKind, Prefix};
+use rvpp_dataplane::forwarding::{Af, Path, PathKind, Prefix};
 use rvpp_dataplane::runtime::Runtime;
 use rvpp_dataplane::srv6::{self, encap, localsid, Behavior, Localsid, Policy, SidList, Srv6};
 use rvpp_dataplane::tables::Shared;
@@ -943,46 +943,56 @@ fn dt4_mix() -> Vec<Vec<u8>> {
     v
 }
 
-/// End.DT4's inner packet skips ip4-lookup and ip4-rewrite when its route is one plain
-/// adjacency, and what leaves is byte for byte what the long path (forced here by making the
-/// pod's route two paths to two neighbours with the same MAC) writes.
-#[test]
-fn the_dt4_shortcut_writes_the_bytes_the_long_path_does() {
+/// A decap shortcut against the long path: `mix`, sent one frame a vector from pg0, leaves
+/// by pg1 with no vector through `{ip}-rewrite` nor through `{ip}-lookup` but the outer
+/// packets' own (`outer_lookups`); then the pod's host route `host` becomes two paths to two
+/// neighbours with the same MAC (`nhs`, the first the existing one), which the shortcut leaves
+/// to the lookup, and the same frames leave byte for byte as before.
+fn the_shortcut_writes_what_the_long_path_does(
+    mix: &[Vec<u8>],
+    ip: &str,
+    outer_lookups: u64,
+    nhs: [&str; 2],
+    host: &str,
+) {
     let (mut l, mut ctl) = build();
     let (if0, if1) = (l.if0, l.if1);
-    let mix = dt4_mix();
-    for f in &mix {
+    let (lookup, rewrite) = (format!("{ip}-lookup"), format!("{ip}-rewrite"));
+    for f in mix {
         l.send(if0, f);
     }
     let short = Lab::take(&l.out1);
     assert_eq!(short.len(), mix.len());
     assert_eq!(
-        vectors(&l, "ip4-lookup") + vectors(&l, "ip4-rewrite"),
-        0,
+        (vectors(&l, &lookup), vectors(&l, &rewrite)),
+        (outer_lookups, 0),
         "the inner packets went from sr-localsid to interface-output"
     );
+    ctl.fwd.neighbor_add(if1, a(nhs[1]), PEER1, true).unwrap();
+    let paths = nhs.iter().map(|nh| Path::via(a(nh), Some(if1))).collect();
     ctl.fwd
-        .neighbor_add(if1, a("198.19.0.3"), PEER1, true)
-        .unwrap();
-    let paths = ["198.19.0.2", "198.19.0.3"]
-        .iter()
-        .map(|nh| Path::via(a(nh), Some(if1)))
-        .collect();
-    ctl.fwd
-        .route_add(0, Prefix::parse("198.19.0.2/32").unwrap(), paths)
+        .route_add(0, Prefix::parse(host).unwrap(), paths)
         .unwrap();
     ctl.fwd.publish();
-    for f in &mix {
+    for f in mix {
         l.send(if0, f);
     }
     let long = Lab::take(&l.out1);
-    assert!(vectors(&l, "ip4-rewrite") > 0, "the long path was taken");
+    assert!(vectors(&l, &rewrite) > 0, "the long path was taken");
     assert_eq!(short, long);
     assert_eq!(
         l.error(localsid::NAME, localsid::error::DECAPSULATED),
         2 * mix.len() as u64
     );
     l.no_leaks();
+}
+
+/// End.DT4's inner packet skips ip4-lookup and ip4-rewrite when its route is one plain
+/// adjacency.
+#[test]
+fn the_dt4_shortcut_writes_the_bytes_the_long_path_does() {
+    let nhs = ["198.19.0.2", "198.19.0.3"];
+    the_shortcut_writes_what_the_long_path_does(&dt4_mix(), "ip4", 0, nhs, "198.19.0.2/32");
 }
 
 /// The shortcut follows the inner destination's neighbour and route as ip4-lookup would: no
@@ -1054,6 +1064,125 @@ fn the_dt4_shortcut_follows_the_inner_routes_neighbour_and_route() {
     l.no_leaks();
 }
 
+/// End.DT6's inner packets to the pod (a plain, resolved route), with and without an SRH,
+/// with link padding, and one with a hop-by-hop header (ip6-input's full check, then still
+/// the shortcut).
+fn dt6_mix() -> Vec<Vec<u8>> {
+    let dt6 = |inner: &[u8]| sr_frame(LOCALSIDS[1], &[LOCALSIDS[1]], 0, 41, inner);
+    let mut padded = inner6();
+    padded.extend_from_slice(&[0xee; 6]);
+    let mut hbh = inner6();
+    // Hop-by-hop (0) with a PadN option, eight bytes, between the header and UDP.
+    hbh.splice(40..40, [17, 0, 1, 4, 0, 0, 0, 0]);
+    hbh[6] = 0;
+    let plen = (hbh.len() - 40) as u16;
+    hbh[4..6].copy_from_slice(&plen.to_be_bytes());
+    let mut v = vec![
+        dt6(&inner6()),
+        sr_frame(LOCALSIDS[1], &[], 0, 41, &inner6()),
+        dt6(&padded),
+        dt6(&hbh),
+    ];
+    v.extend((0..4).map(|_| dt6(&inner6())));
+    v
+}
+
+/// End.DT6's inner packet skips ip6-lookup's second pass and ip6-rewrite when its route is
+/// one plain adjacency: the outer packet's lookup is the only one.
+#[test]
+fn the_dt6_shortcut_writes_the_bytes_the_long_path_does() {
+    let mix = dt6_mix();
+    let n = mix.len() as u64;
+    let nhs = ["fd01::2", "fd01::3"];
+    the_shortcut_writes_what_the_long_path_does(&mix, "ip6", n, nhs, "fd01::2/128");
+}
+
+/// What the shortcut sends: the inner packet with its hop limit decremented and the next
+/// hop's Ethernet header, looked up in the localsid's own table (here a second table that
+/// sends the pod's address out of pg0), following a neighbour's new MAC; a hop limit of 1
+/// goes the long way and is answered, not forwarded; an inner header that fails ip6-input's
+/// check is dropped by name.
+#[test]
+fn the_dt6_shortcut_forwards_in_the_localsids_table() {
+    let (mut l, mut ctl) = build();
+    let if0 = l.if0;
+    let fib = ctl.fwd.table_add(Af::Ip6, 20, "pod-vrf6").unwrap();
+    ctl.fwd
+        .route_add(
+            20,
+            Prefix::parse("fd01::2/128").unwrap(),
+            vec![Path::via(a("fd00::2"), Some(if0))],
+        )
+        .unwrap();
+    let vrf_sid = "fd00:1::d66";
+    let idx = ctl.sr.localsids.len() as u32;
+    ctl.sr
+        .localsids
+        .push(Some(Localsid::dt(v6(vrf_sid), Behavior::DT6, 20, fib)));
+    ctl.tables.get::<srv6::Table>().publish(ctl.sr.clone());
+    let p = Prefix::parse(&format!("{vrf_sid}/128")).unwrap();
+    ctl.fwd
+        .route_add(0, p, vec![Path::special(PathKind::SrLocalsid(idx))])
+        .unwrap();
+    ctl.fwd.publish();
+    let inner_out = |f: &[u8]| {
+        let (eth, rest) = Ethernet2Header::from_slice(f).unwrap();
+        let (h, payload) = Ipv6Header::from_slice(rest).unwrap();
+        assert!(payload.ends_with(b"through srv6"));
+        (eth.destination, eth.source, h.hop_limit, h.destination)
+    };
+    let pod = Ipv6Addr::from(v6("fd01::2")).octets();
+    // Table 0: to the pod on pg1.
+    l.send(
+        if0,
+        &sr_frame(LOCALSIDS[1], &[LOCALSIDS[1]], 0, 41, &inner6()),
+    );
+    let out = Lab::take(&l.out1);
+    assert_eq!(out.len(), 1);
+    assert_eq!(inner_out(&out[0]), (PEER1, MAC1, 63, pod));
+    // The localsid's table: out of pg0.
+    l.send(if0, &sr_frame(vrf_sid, &[vrf_sid], 0, 41, &inner6()));
+    assert!(Lab::take(&l.out1).is_empty(), "not table 0's route");
+    let out = Lab::take(&l.out0);
+    assert_eq!(out.len(), 1);
+    assert_eq!(inner_out(&out[0]), (PEER0, MAC0, 63, pod));
+    let moved = [2, 0, 0, 0, 0, 0xb9];
+    ctl.fwd
+        .neighbor_add(if0, a("fd00::2"), moved, true)
+        .unwrap();
+    ctl.fwd.publish();
+    l.send(if0, &sr_frame(vrf_sid, &[], 0, 41, &inner6()));
+    let out = Lab::take(&l.out0);
+    assert_eq!(out.len(), 1);
+    assert_eq!(inner_out(&out[0]), (moved, MAC0, 63, pod));
+    assert_eq!(
+        (vectors(&l, "ip6-lookup"), vectors(&l, "ip6-rewrite")),
+        (3, 0),
+        "each inner packet through the shortcut"
+    );
+    let mut hl1 = inner6();
+    hl1[7] = 1;
+    l.send(if0, &sr_frame(vrf_sid, &[vrf_sid], 0, 41, &hl1));
+    assert_eq!(
+        vectors(&l, "ip6-rewrite"),
+        1,
+        "hop limit 1: ip6-rewrite answers it"
+    );
+    let pod_frames = |f: &[Vec<u8>]| {
+        f.iter()
+            .filter(|f| f[12..14] == [0x86, 0xdd] && f[14 + 24..14 + 40] == pod)
+            .count()
+    };
+    assert_eq!(pod_frames(&Lab::take(&l.out0)), 0, "not forwarded");
+    let mut bad = inner6();
+    bad[4..6].copy_from_slice(&200u16.to_be_bytes());
+    l.send(if0, &sr_frame(vrf_sid, &[vrf_sid], 0, 41, &bad));
+    assert_eq!(l.error(localsid::NAME, localsid::error::INNER_BAD), 1);
+    assert_eq!(pod_frames(&Lab::take(&l.out0)), 0);
+    Lab::take(&l.out1);
+    l.no_leaks();
+}
+
 /// One vector of pod packets into two policies and into one whose entry is gone (its route
 /// still there, as between the control side's two publishes): each packet gets its own
 /// policy's encap or the counted drop, as when sent one by one.
@@ -1083,6 +1212,30 @@ fn a_vector_mixing_policies_leaves_as_its_frames_do_one_by_one() {
     assert_eq!(alone.0.len(), 4, "policies 0 and 3 out by pg0");
     assert_eq!(alone.1, [4, 2]);
     assert_eq!(alone, together);
+}
+
+/// A `len`-byte IPv4/UDP pod packet into the one-SID policy (198.19.210.0/24), DF as `df`.
+fn pod4_len(len: usize, df: bool) -> Vec<u8> {
+    let mut v = Vec::new();
+    PacketBuilder::ethernet2(PEER1, MAC1)
+        .ipv4([198, 19, 0, 2], [198, 19, 210, 7], 64)
+        .udp(1000, 2000)
+        .write(&mut v, &vec![0x33; len - 28])
+        .unwrap();
+    v[14 + 6] = if df { 0x40 } else { 0 };
+    fix_ip4_checksum(&mut v[14..]);
+    v
+}
+
+/// Nothing left by the uplink, and the pod was sent one frag needed with `mtu`.
+fn assert_frag_needed_to_the_pod(l: &Lab, mtu: u16) {
+    assert!(Lab::take(&l.out0).is_empty(), "nothing over the uplink");
+    let back = Lab::take(&l.out1);
+    assert_eq!(back.len(), 1, "the frag needed to the pod");
+    let (ip, icmp) = Ipv4Header::from_slice(&back[0][14..]).unwrap();
+    assert_eq!(ip.destination, [198, 19, 0, 2]);
+    assert_eq!((icmp[0], icmp[1]), (3, 4), "frag needed");
+    assert_eq!(u16::from_be_bytes([icmp[6], icmp[7]]), mtu);
 }
 
 /// A packet whose outer packet would exceed the uplink's MTU is answered with the MTU that
@@ -1125,25 +1278,8 @@ fn an_outer_packet_over_the_uplink_tells_the_source_the_mtu() {
     assert_eq!(out[0].len(), 14 + 1500);
     assert_eq!(over(&l), 1);
     // Into 198.19.210.0/24: one SID, 40 bytes.
-    let pod4_len = |len: usize, df: bool| {
-        let mut v = Vec::new();
-        PacketBuilder::ethernet2(PEER1, MAC1)
-            .ipv4([198, 19, 0, 2], [198, 19, 210, 7], 64)
-            .udp(1000, 2000)
-            .write(&mut v, &vec![0x33; len - 28])
-            .unwrap();
-        v[14 + 6] = if df { 0x40 } else { 0 };
-        fix_ip4_checksum(&mut v[14..]);
-        v
-    };
     l.send(if1, &pod4_len(1461, true));
-    assert!(Lab::take(&l.out0).is_empty());
-    let back = Lab::take(&l.out1);
-    assert_eq!(back.len(), 1);
-    let (ip, icmp) = Ipv4Header::from_slice(&back[0][14..]).unwrap();
-    assert_eq!(ip.destination, [198, 19, 0, 2]);
-    assert_eq!((icmp[0], icmp[1]), (3, 4), "frag needed");
-    assert_eq!(u16::from_be_bytes([icmp[6], icmp[7]]), 1460);
+    assert_frag_needed_to_the_pod(&l, 1460);
     assert_eq!(over4(&l), 1);
     l.send(if1, &pod4_len(1460, true));
     assert_eq!(Lab::take(&l.out0).len(), 1);
@@ -1152,6 +1288,58 @@ fn an_outer_packet_over_the_uplink_tells_the_source_the_mtu() {
     assert!(Lab::take(&l.out1).is_empty(), "and not answered from here");
     assert_eq!(over4(&l), 1);
     l.no_leaks();
+}
+
+/// The same answer when the first SID's route is no single plain uplink (`make_it`): the
+/// outer packet is held to the smallest of the route's paths' MTUs before it is written, and
+/// one that fits goes the long way (ip6-lookup, ip6-rewrite) out of pg0. Before, it went to
+/// ip6-rewrite, whose packet too big went to our own encap source, not to the pod.
+fn an_outer_packet_over_a_non_plain_sid_route_tells_the_source(make_it: fn(&Lab, &mut Control)) {
+    let (mut l, mut ctl) = build();
+    let if1 = l.if1;
+    make_it(&l, &mut ctl);
+    ctl.fwd.publish();
+    // One SID, 40 bytes of outer header; pg0's MTU is 1500.
+    l.send(if1, &pod4_len(1461, true));
+    assert_frag_needed_to_the_pod(&l, 1460);
+    assert_eq!(l.error(encap::ENCAP4, encap::error::OVER_MTU), 1);
+    assert_eq!(
+        vectors(&l, "ip6-lookup"),
+        0,
+        "answered before the outer lookup"
+    );
+    l.send(if1, &pod4_len(1460, true));
+    let out = Lab::take(&l.out0);
+    assert_eq!(out.len(), 1, "at the MTU it was told, it leaves");
+    assert_eq!(out[0].len(), 14 + 1500);
+    assert!(vectors(&l, "ip6-rewrite") > 0, "by the long path");
+    l.no_leaks();
+}
+
+#[test]
+fn an_outer_packet_over_an_ecmp_sid_route_tells_the_source_the_mtu() {
+    an_outer_packet_over_a_non_plain_sid_route_tells_the_source(|l, ctl| {
+        ctl.fwd
+            .neighbor_add(l.if0, a("fd00::3"), PEER0, true)
+            .unwrap();
+        let paths = ["fd00::2", "fd00::3"]
+            .iter()
+            .map(|nh| Path::via(a(nh), Some(l.if0)))
+            .collect();
+        ctl.fwd
+            .route_add(0, Prefix::parse("fd00:2::/32").unwrap(), paths)
+            .unwrap();
+    });
+}
+
+/// An output feature on the uplink (ip6-ttl-fixup, with no fixups: it passes the packet on).
+#[test]
+fn an_outer_packet_over_a_featured_uplink_tells_the_source_the_mtu() {
+    an_outer_packet_over_a_non_plain_sid_route_tells_the_source(|l, ctl| {
+        ctl.fwd
+            .feature_enable(l.if0, "ip6-output", "ip6-ttl-fixup", true)
+            .unwrap();
+    });
 }
 
 /// An IPv4 header's checksum, recomputed after a test changed the header.

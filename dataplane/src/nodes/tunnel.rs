@@ -84,6 +84,17 @@ pub(crate) struct TooBigCodes {
 pub(crate) fn fits(
     b: &mut Buf<'_>,
     up: &Uplink,
+    overheads: (u16, u8),
+    codes: &TooBigCodes,
+) -> Result<bool, u16> {
+    fits_mtu(b, up.mtu, overheads, codes)
+}
+
+/// [`fits`] against an MTU known otherwise (see [`route_mtu`]).
+#[inline(always)]
+pub(crate) fn fits_mtu(
+    b: &mut Buf<'_>,
+    mtu: u16,
     (overhead, l2): (u16, u8),
     codes: &TooBigCodes,
 ) -> Result<bool, u16> {
@@ -101,12 +112,12 @@ pub(crate) fn fits(
             None => b.total_len(),
         }
     };
-    if len + overhead as usize <= up.mtu as usize {
+    if len + overhead as usize <= mtu as usize {
         return Ok(true);
     }
     too_big(
         b,
-        (up.mtu as usize).saturating_sub(overhead as usize + l2),
+        (mtu as usize).saturating_sub(overhead as usize + l2),
         l2,
         codes,
     )
@@ -182,27 +193,7 @@ impl Uplink {
     /// table-lookup adjacency, output features, a scoped or multicast destination); such
     /// packets go through ip4-/ip6-lookup as before.
     pub(crate) fn resolve(tables: &WorkerTables, fib: u32, dst: IpAddr) -> Option<Self> {
-        use super::family::LookupFamily;
-        let fibs = tables.fibs.get();
-        let leaf = match dst {
-            IpAddr::V4(a) => {
-                let a = u32::from(a);
-                if <super::family::V4 as LookupFamily>::is_scoped(a) {
-                    return None;
-                }
-                fibs.ip4.get(fib as usize)?.as_deref()?.lookup(a)
-            }
-            IpAddr::V6(a) => {
-                let a = u128::from(a);
-                if <super::family::V6 as LookupFamily>::is_scoped(a) {
-                    return None;
-                }
-                fibs.ip6.get(fib as usize)?.as_deref()?.lookup(a)
-            }
-        };
-        if leaf >= LEAF_MISS - 1 {
-            return None;
-        }
+        let leaf = route_leaf(tables, fib, dst)?;
         let fwd = tables.fwd.get();
         let lb = fwd.lb(leaf);
         if lb.n_buckets > 1 {
@@ -248,6 +239,53 @@ impl Uplink {
         self.stamp(b.meta);
         true
     }
+}
+
+/// The leaf ip4-/ip6-lookup finds for `dst` in `fib`, if it is a route's (not a miss, not a
+/// scoped or multicast destination, which the lookup handles itself).
+#[inline(always)]
+fn route_leaf(tables: &WorkerTables, fib: u32, dst: IpAddr) -> Option<u32> {
+    use super::family::LookupFamily;
+    let fibs = tables.fibs.get();
+    let leaf = match dst {
+        IpAddr::V4(a) => {
+            let a = u32::from(a);
+            if <super::family::V4 as LookupFamily>::is_scoped(a) {
+                return None;
+            }
+            fibs.ip4.get(fib as usize)?.as_deref()?.lookup(a)
+        }
+        IpAddr::V6(a) => {
+            let a = u128::from(a);
+            if <super::family::V6 as LookupFamily>::is_scoped(a) {
+                return None;
+            }
+            fibs.ip6.get(fib as usize)?.as_deref()?.lookup(a)
+        }
+    };
+    (leaf < LEAF_MISS - 1).then_some(leaf)
+}
+
+/// The smallest MTU of the rewrite adjacencies the lookup may send `dst` to in `fib`, for a
+/// route that is not one plain [`Uplink`] (ECMP, output features on the uplink) but whose
+/// every path is a rewrite of the destination's family: an encap node checks its outer packet
+/// against it before writing it, since the rewrite's answer would go to the outer source,
+/// ourselves. The smallest, because the path is the outer flow hash's, picked later. None: no
+/// route, or a path that is not such a rewrite (glean, local, drop), left to the long path.
+#[inline(never)]
+pub(crate) fn route_mtu(tables: &WorkerTables, fib: u32, dst: IpAddr) -> Option<u16> {
+    let leaf = route_leaf(tables, fib, dst)?;
+    let fwd = tables.fwd.get();
+    let lb = fwd.lb(leaf);
+    let paths = lb
+        .buckets
+        .get(..lb.n_buckets as usize)
+        .filter(|p| !p.is_empty())?;
+    paths.iter().try_fold(u16::MAX, |min, &ai| {
+        let adj = fwd.adj(ai);
+        let rewrite = adj.kind == AdjKind::Rewrite && adj.is_ip6 == dst.is_ipv6() && adj.mtu != 0;
+        rewrite.then_some(min.min(adj.mtu))
+    })
 }
 
 /// An L2 header of another length than Ethernet's, out of line: in line, the compiler merges

@@ -8,14 +8,17 @@
 //! the packet to interface-output; anything else goes to ip6-lookup as before. A packet whose
 //! outer packet would not fit that uplink is answered, unencapsulated, with an ICMP too-big
 //! carrying the MTU that fits (IPv6, or IPv4 with DF), as the IPIP and VXLAN encap nodes do:
-//! ip6-rewrite would only answer our own outer source.
+//! ip6-rewrite would only answer our own outer source. When the first SID's route is not one
+//! plain rewrite but all its paths are rewrites (ECMP, output features), the outer packet is
+//! held to the smallest of their MTUs the same way, then goes to ip6-lookup.
 
 use super::{Policy, SidList, Srv6, Table};
 use crate::buffer::flags;
 use crate::buffer::Buf;
 use crate::graph::{Node, NodeInfo};
 use crate::nodes::tunnel::{
-    fits, hand_on_offload, offload_state, outer_packet, straight_out, TooBigCodes, Uplink,
+    fits, fits_mtu, hand_on_offload, offload_state, outer_packet, route_mtu, straight_out,
+    TooBigCodes, Uplink,
 };
 use crate::rcu::Snapshot;
 use crate::runtime::Ctx;
@@ -199,6 +202,13 @@ fn straight_one_sid(b: &mut Buf<'_>, p: &Pick<'_>, up: &Uplink, v4: bool) -> Opt
     Some(next::OUTPUT)
 }
 
+/// [`fits`] for a first SID whose route is no single uplink, against its paths' smallest MTU,
+/// out of line: the common packet has its uplink.
+#[inline(never)]
+fn fits_route(b: &mut Buf<'_>, mtu: u16, overhead: u16) -> Result<bool, u16> {
+    fits_mtu(b, mtu, (overhead, 0), &TOO_BIG_CODES)
+}
+
 impl Node for SrEncap {
     fn info(&self) -> NodeInfo {
         NodeInfo::internal(self.name, next::NAMES, error::NAMES)
@@ -218,6 +228,9 @@ impl Node for SrEncap {
         // A policy's packets come in runs: the last adjacency's policy is looked up once.
         let (mut last_adj, mut last_policy) = (u32::MAX, None);
         let mut uplink: Option<Uplink> = None;
+        // With no uplink, the MTU the outer packet is held to: the smallest of the first SID's
+        // route's rewrites (ECMP, output features), if they are all rewrites.
+        let mut route_mtu_only: Option<u16> = None;
         let mut told = 0;
         for (&bi, next_out) in bufs.iter().zip(nexts.iter_mut()) {
             let mut b = cx.bufs.get(bi);
@@ -229,24 +242,28 @@ impl Node for SrEncap {
             let r = pick(&b, last_policy, self.payload_v4).and_then(|p| {
                 if !std::ptr::eq(p.list, last_list) {
                     last_list = p.list;
-                    uplink = p.list.sids.first().and_then(|&dst| {
-                        Uplink::resolve(tables, p.fib, std::net::Ipv6Addr::from(dst).into())
-                    });
+                    let first = p.list.sids.first();
+                    let first = first.map(|&dst| std::net::Ipv6Addr::from(dst).into());
+                    uplink = first.and_then(|dst| Uplink::resolve(tables, p.fib, dst));
+                    route_mtu_only = match uplink {
+                        Some(_) => None,
+                        None => first.and_then(|dst| route_mtu(tables, p.fib, dst)),
+                    };
                 }
                 // Checked before the outer header goes on: the answer quotes the packet the
                 // source sent.
-                let fit = match &uplink {
-                    Some(up) => {
-                        let overhead = p.list.rewrite().len() as u16;
-                        match fits(&mut b, up, (overhead, 0), &TOO_BIG_CODES) {
-                            Ok(fit) => fit,
-                            Err(edge) => {
-                                told += 1;
-                                return Ok(edge);
-                            }
-                        }
+                let overhead = p.list.rewrite().len() as u16;
+                let fit = match (&uplink, route_mtu_only) {
+                    (Some(up), _) => fits(&mut b, up, (overhead, 0), &TOO_BIG_CODES),
+                    (None, Some(mtu)) => fits_route(&mut b, mtu, overhead),
+                    (None, None) => Ok(false),
+                };
+                let fit = match fit {
+                    Ok(fit) => fit,
+                    Err(edge) => {
+                        told += 1;
+                        return Ok(edge);
                     }
-                    None => false,
                 };
                 if let (true, Some(up)) = (fit, &uplink) {
                     if let Some(n) = straight_one_sid(&mut b, &p, up, self.payload_v4) {

@@ -11,17 +11,19 @@
 //!   as well (Linux and VPP send one-SID encaps so). The inner header gets ip4-/ip6-input's
 //!   checks here (the packet goes straight to the lookup or rewrite): a bad one is a counted
 //!   drop, a TTL / hop limit of 0 is answered with time exceeded.
-//! - End.DT4's inner packet, when ip4-lookup would give it one plain Ethernet rewrite (the
-//!   tunnels' [`Uplink`], resolved once per inner destination per vector), is rewritten
-//!   here as ip4-rewrite's fast path would and handed to interface-output, skipping both
-//!   nodes; anything else (ECMP, no neighbour, output features, TTL 1, too big) goes to
-//!   ip4-lookup as before.
+//! - End.DT4's and End.DT6's inner packet, when ip4-/ip6-lookup would give it one plain
+//!   Ethernet rewrite (the tunnels' [`Uplink`], resolved once per inner destination per
+//!   vector), is rewritten here as ip4-/ip6-rewrite's fast path would (TTL / hop limit
+//!   decremented, MTU checked) and handed to interface-output, skipping both nodes; anything
+//!   else (ECMP, no neighbour, output features, a scoped IPv6 destination, TTL / hop limit 1,
+//!   too big) goes to the lookup as before.
 
 use super::{Behavior, Localsid, Srv6, Table};
 use crate::buffer::{flags, for_each_prefetched, Buf};
 use crate::graph::{Node, NodeInfo};
-use crate::nodes::family::{rewrite_fast, set_icmp_error, EthRewrite, Family, InputFamily, V4, V6};
-use crate::nodes::ip4::dst4;
+use crate::nodes::family::{
+    rewrite_fast, set_icmp_error, EthRewrite, Family, InputFamily, RewriteFamily, V4, V6,
+};
 use crate::nodes::tunnel::Uplink;
 use crate::rcu::Snapshot;
 use crate::runtime::Ctx;
@@ -30,6 +32,7 @@ use crate::wire::l4::icmp6_type;
 use crate::wire::srh::{Srh, SrhError, ROUTING_TYPE_SRH, SEGMENTS_LEFT_OFFSET, SRH_FIXED};
 use crate::wire::tunnel::{IP_PROTO_IPIP, IP_PROTO_IPV6, IP_PROTO_ROUTING};
 use crate::wire::{Ip6Hdr, IP6_HDR};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
 pub const NAME: &str = "sr-localsid";
@@ -213,28 +216,57 @@ fn decapsulated(b: &mut Buf<'_>, fib: u32) {
     m.fib_index = fib;
 }
 
-/// Where the vector's last End.DT4 inner destination goes when ip4-lookup would give it one
-/// plain Ethernet rewrite: looked up again whenever the (table, destination) changes, from
-/// the worker's tables of this vector, so it follows route and neighbour changes exactly
-/// when ip4-lookup would.
-#[derive(Default)]
-struct Inner4Route {
-    key: Option<(u32, u32)>,
+/// An inner family End.DT4 / End.DT6 forwards itself: its address as the uplink resolver
+/// takes it.
+trait InnerFamily: RewriteFamily<Addr: PartialEq> {
+    fn ip(a: Self::Addr) -> IpAddr;
+}
+
+impl InnerFamily for V4 {
+    #[inline(always)]
+    fn ip(a: u32) -> IpAddr {
+        Ipv4Addr::from(a).into()
+    }
+}
+
+impl InnerFamily for V6 {
+    #[inline(always)]
+    fn ip(a: u128) -> IpAddr {
+        Ipv6Addr::from(a).into()
+    }
+}
+
+/// Where the vector's last End.DT4 (V4) or End.DT6 (V6) inner destination goes when the
+/// family's lookup would give it one plain Ethernet rewrite: looked up again whenever the
+/// (table, destination) changes, from the worker's tables of this vector, so it follows route
+/// and neighbour changes exactly when the lookup would.
+struct InnerRoute<F: InnerFamily> {
+    key: Option<(u32, F::Addr)>,
     rewrite: Option<(EthRewrite, u32)>,
 }
 
-impl Inner4Route {
-    /// A decapsulated IPv4 packet leaves as ip4-lookup and ip4-rewrite's fast paths would send
-    /// it: true, bound for interface-output; false, changing nothing, for ip4-lookup.
+impl<F: InnerFamily> Default for InnerRoute<F> {
+    fn default() -> Self {
+        Self {
+            key: None,
+            rewrite: None,
+        }
+    }
+}
+
+impl<F: InnerFamily> InnerRoute<F> {
+    /// A decapsulated packet leaves as the family's lookup and rewrite fast paths would send
+    /// it (TTL / hop limit decremented, MTU checked): true, bound for interface-output; false,
+    /// changing nothing, for the lookup.
     #[inline(always)]
     fn forward(&mut self, b: &mut Buf<'_>, tables: &WorkerTables) -> bool {
-        let key = (b.meta.fib_index, dst4(b));
+        let key = (b.meta.fib_index, F::dst(b));
         if self.key != Some(key) {
             self.key = Some(key);
-            self.rewrite = plain_rewrite4(tables, key.0, key.1);
+            self.rewrite = plain_rewrite(tables, key.0, F::ip(key.1));
         }
         match &self.rewrite {
-            Some((rw, adj)) if rewrite_fast::<V4, true>(b, rw) => {
+            Some((rw, adj)) if rewrite_fast::<F, true>(b, rw) => {
                 b.meta.adj_index = *adj;
                 true
             }
@@ -243,11 +275,11 @@ impl Inner4Route {
     }
 }
 
-/// The single-path Ethernet rewrite, with no output features, that ip4-lookup gives `dst` in
+/// The single-path Ethernet rewrite, with no output features, that the lookup gives `dst` in
 /// `fib`, and its adjacency.
 #[inline(never)]
-fn plain_rewrite4(tables: &WorkerTables, fib: u32, dst: u32) -> Option<(EthRewrite, u32)> {
-    let up = Uplink::resolve(tables, fib, std::net::Ipv4Addr::from(dst).into())?;
+fn plain_rewrite(tables: &WorkerTables, fib: u32, dst: IpAddr) -> Option<(EthRewrite, u32)> {
+    let up = Uplink::resolve(tables, fib, dst)?;
     let adj = up.adj_index();
     Some((EthRewrite::of(tables.fwd.get().adj(adj))?, adj))
 }
@@ -433,7 +465,8 @@ impl Node for SrLocalsid {
         let tables = cx.tables;
         let fwd = tables.fwd.get();
         let (mut done, mut decapped) = (0, 0);
-        let mut inner4 = Inner4Route::default();
+        let mut inner4 = InnerRoute::<V4>::default();
+        let mut inner6 = InnerRoute::<V6>::default();
         // A SID's packets come in runs: the last adjacency's localsid is looked up once.
         let (mut last_adj, mut last_ls, mut last_plan) = (u32::MAX, None, None);
         let mut view = cx.bufs.view();
@@ -451,7 +484,12 @@ impl Node for SrLocalsid {
                 Ok((n, decap)) => {
                     done += 1;
                     decapped += decap as u64;
-                    if n == next::IP4_LOOKUP && inner4.forward(&mut b, tables) {
+                    let shortcut = match n {
+                        next::IP4_LOOKUP => inner4.forward(&mut b, tables),
+                        next::IP6_LOOKUP if decap => inner6.forward(&mut b, tables),
+                        _ => false,
+                    };
+                    if shortcut {
                         next::OUTPUT
                     } else {
                         n

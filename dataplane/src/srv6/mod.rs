@@ -240,6 +240,24 @@ pub struct Localsid {
     pub adj: u32,
 }
 
+impl Localsid {
+    /// An End.DT4 / End.DT6 localsid (`behavior`) whose /128 is in table 0 and whose inner
+    /// packets are looked up in table `decap_table` (FIB index `decap_fib`).
+    pub fn dt(sid: u128, behavior: Behavior, decap_table: u32, decap_fib: u32) -> Self {
+        Self {
+            sid,
+            behavior,
+            end_psp: false,
+            fib_table: 0,
+            decap_table,
+            decap_fib,
+            nh: None,
+            sw_if_index: u32::MAX,
+            adj: 0,
+        }
+    }
+}
+
 /// Everything the SRv6 nodes read, published whole.
 #[derive(Clone, Debug, Default)]
 pub struct Srv6 {
