@@ -9,7 +9,8 @@
 //! and `vxlan6-` cases (`--case` only) are the same with an IPv6 outer header, as between
 //! calico's IPv6 node addresses. `--inner6` (with `--case`) makes the pod packets IPv6
 //! (dual-stack pods: IPIP protocol 41, VXLAN with bare IPv6 inside), the peer case plain IPv6
-//! forwarding.
+//! forwarding. `vxlan-l2-decap` and `vxlan6-l2-decap` (`--case` only) decapsulate VXLAN's L2
+//! mode, the Linux-compatible one: an inner Ethernet frame to the tunnel's MAC.
 
 use crate::graph::{
     alternate_nodes, error_count, measure, r2, Measured, SizedRuns, TwoPorts, GEN_MAC, PG_MAC,
@@ -27,7 +28,9 @@ const WARMUP: Duration = Duration::from_millis(300);
 /// The issue's budget for encap plus decap over plain forwarding.
 const TARGET_ADDED_CLOCKS: f64 = 25.0;
 /// Plain destinations (null0's side), and the remote pod blocks behind each tunnel.
-const PLAIN: u32 = 0xc613_0007;
+// 198.19.1.7: outside null0's connected 198.19.0.0/24, which outranks an API route of the
+// same prefix (and would send the packets to ip4-arp).
+const PLAIN: u32 = 0xc613_0107;
 const VIA_IPIP: u32 = 0xc614_0007;
 const VIA_VXLAN: u32 = 0xc615_0007;
 /// The remote node (on pg0's side), which sends us the encapsulated packets.
@@ -62,6 +65,51 @@ enum Case {
     Ipip6Decap,
     Vxlan6Encap,
     Vxlan6Decap,
+    /// VXLAN's L2 mode (inner Ethernet to the tunnel's MAC, what a Linux `vxlan.calico`
+    /// device sends), IPv4 and IPv6 outer.
+    VxlanL2Decap,
+    Vxlan6L2Decap,
+}
+
+/// The L2-mode tunnels' VNI (the L3 ones' VNI + 1, same endpoints) and MAC.
+const VNI_L2: u32 = VNI + 1;
+const L2_MAC: [u8; 6] = [0x66, 0x0a, 0x0b, 0x0c, 0x0d, 0x0e];
+/// The Linux peer's VTEP MAC, the inner frames' source.
+const PEER_MAC: [u8; 6] = [0x66, 0x01, 0x02, 0x03, 0x04, 0x05];
+
+/// `inner` (an IP packet) behind an Ethernet header to the L2 tunnel's MAC.
+fn inner_frame(inner: &[u8]) -> Vec<u8> {
+    let et: u16 = match inner.first().map(|v| v >> 4) {
+        Some(6) => 0x86dd,
+        _ => 0x0800,
+    };
+    let mut f = [&L2_MAC[..], &PEER_MAC[..], &et.to_be_bytes()[..]].concat();
+    f.extend_from_slice(inner);
+    f
+}
+
+/// An encapsulated frame (outer IPv6 when `v6`) of an L2-mode VXLAN tunnel: VNI_L2, inner
+/// Ethernet.
+fn encapsulated_l2(inner: &[u8], v6: bool) -> Vec<u8> {
+    let mut f = match v6 {
+        true => encapsulated6(&inner_frame(inner), true),
+        false => encapsulated(&inner_frame(inner), true),
+    };
+    let (vni, l3) = (
+        if v6 { 14 + 40 + 12 } else { 14 + 20 + 12 },
+        VNI_L2.to_be_bytes(),
+    );
+    f[vni..vni + 3].copy_from_slice(&l3[1..]);
+    if v6 {
+        // The UDP checksum again, over the changed VNI.
+        use rvpp_dataplane::wire;
+        let u = &mut f[54..];
+        u[6..8].fill(0);
+        let sum = wire::ip6_pseudo_sum(REMOTE6, LOCAL6, u.len() as u32, wire::IP_PROTO_UDP);
+        let c = wire::fold(wire::ones_sum(u, sum));
+        u[6..8].copy_from_slice(&if c == 0 { 0xffff } else { c }.to_be_bytes());
+    }
+    f
 }
 
 fn v4(a: u32) -> IpAddr {
@@ -191,6 +239,17 @@ fn run_case_counted(
     let t_vxlan6 = fwd
         .interface_add("vxlan_tunnel1", "vxlan", [0; 6], false, 9000)
         .map_err(e)?;
+    // The L2-mode tunnels (Ethernet interfaces), IPv4 and IPv6 outer.
+    let t_vxlan_l2 = fwd
+        .interface_add("vxlan_tunnel2", "vxlan", L2_MAC, true, 9000)
+        .map_err(e)?;
+    let t_vxlan6_l2 = fwd
+        .interface_add("vxlan_tunnel3", "vxlan", L2_MAC, true, 9000)
+        .map_err(e)?;
+    for t in [t_vxlan_l2, t_vxlan6_l2] {
+        fwd.set_admin_up(t, true).map_err(e)?;
+        fwd.set_unnumbered(t, Some(pg)).map_err(e)?;
+    }
     for (t, enc) in [
         (t_ipip, ipip::ENCAP4),
         (t_vxlan, vxlan::ENCAP4),
@@ -299,6 +358,23 @@ fn run_case_counted(
         l3: true,
         decap_next_index: u32::MAX,
     });
+    for (sw, instance, src, dst) in [
+        (t_vxlan_l2, 2, v4(LOCAL), v4(REMOTE)),
+        (t_vxlan6_l2, 3, v6(LOCAL6), v6(REMOTE6)),
+    ] {
+        vs.insert(vxlan::Tunnel {
+            sw_if_index: sw,
+            instance,
+            src,
+            dst,
+            dst_port: vxlan::PORT,
+            vni: VNI_L2,
+            encap_fib: 0,
+            encap_vrf_id: 0,
+            l3: false,
+            decap_next_index: u32::MAX,
+        });
+    }
     tables.get::<vxlan::Table>().publish(vs);
     let plain = |dst| PgStream::ip4_udp(pg, PG_MAC, GEN_MAC, REMOTE, &[dst], size);
     let pod6 = || plain6(pg, PLAIN_6IN, size).template()[14..].to_vec();
@@ -313,6 +389,8 @@ fn run_case_counted(
             Case::VxlanDecap => PgStream::frame(pg, encapsulated(&pod6(), true)),
             Case::Ipip6Decap => PgStream::frame(pg, encapsulated6(&pod6(), false)),
             Case::Vxlan6Decap => PgStream::frame(pg, encapsulated6(&pod6(), true)),
+            Case::VxlanL2Decap => PgStream::frame(pg, encapsulated_l2(&pod6(), false)),
+            Case::Vxlan6L2Decap => PgStream::frame(pg, encapsulated_l2(&pod6(), true)),
         }
     } else {
         match case {
@@ -332,6 +410,12 @@ fn run_case_counted(
             }
             Case::Vxlan6Decap => {
                 PgStream::frame(pg, encapsulated6(&inner_packet(pg, PLAIN, size), true))
+            }
+            Case::VxlanL2Decap => {
+                PgStream::frame(pg, encapsulated_l2(&inner_packet(pg, PLAIN, size), false))
+            }
+            Case::Vxlan6L2Decap => {
+                PgStream::frame(pg, encapsulated_l2(&inner_packet(pg, PLAIN, size), true))
             }
         }
     };
@@ -365,10 +449,14 @@ fn run_case_counted(
         Case::Forward => m.packets,
         Case::IpipEncap | Case::Ipip6Encap => count(ipip_enc, ipip::encap_error::ENCAPSULATED),
         Case::Ipip6Decap => count(ipip::INPUT6, ipip::input_error::DECAPSULATED),
-        Case::Vxlan6Decap => count(vxlan::INPUT6, vxlan::input_error::DECAPSULATED),
+        Case::Vxlan6Decap | Case::Vxlan6L2Decap => {
+            count(vxlan::INPUT6, vxlan::input_error::DECAPSULATED)
+        }
         Case::IpipDecap => count(ipip::INPUT4, ipip::input_error::DECAPSULATED),
         Case::VxlanEncap | Case::Vxlan6Encap => count(vxlan_enc, vxlan::encap_error::ENCAPSULATED),
-        Case::VxlanDecap => count(vxlan::INPUT4, vxlan::input_error::DECAPSULATED),
+        Case::VxlanDecap | Case::VxlanL2Decap => {
+            count(vxlan::INPUT4, vxlan::input_error::DECAPSULATED)
+        }
     };
     if done < m.packets {
         return Err(format!(
@@ -427,11 +515,13 @@ fn run_alone(
         "ipip6-decap" => Case::Ipip6Decap,
         "vxlan6-encap" => Case::Vxlan6Encap,
         "vxlan6-decap" => Case::Vxlan6Decap,
+        "vxlan-l2-decap" => Case::VxlanL2Decap,
+        "vxlan6-l2-decap" => Case::Vxlan6L2Decap,
         _ => {
             return Err(format!(
                 "--case {name}: forward, ipip-encap, ipip-decap, vxlan-encap, vxlan-decap, or \
                  the same over IPv6 outer headers: ipip6-encap, ipip6-decap, vxlan6-encap, \
-                 vxlan6-decap"
+                 vxlan6-decap; VXLAN's L2 mode (inner Ethernet): vxlan-l2-decap, vxlan6-l2-decap"
             ))
         }
     };

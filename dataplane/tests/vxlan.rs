@@ -41,6 +41,22 @@ fn v4(a: &str) -> IpAddr {
     IpAddr::V4(a.parse::<Ipv4Addr>().unwrap())
 }
 
+/// A tunnel row between `src` and `dst` (port 4789, table 0).
+fn tunnel(sw: u32, instance: u32, (src, dst): (&str, &str), vni: u32, l3: bool) -> vxlan::Tunnel {
+    vxlan::Tunnel {
+        sw_if_index: sw,
+        instance,
+        src: src.parse().unwrap(),
+        dst: dst.parse().unwrap(),
+        dst_port: 4789,
+        vni,
+        encap_fib: 0,
+        encap_vrf_id: 0,
+        l3,
+        decap_next_index: u32::MAX,
+    }
+}
+
 fn lab() -> Lab {
     lab_with(|b| b)
 }
@@ -104,30 +120,8 @@ fn lab_with(extra: impl FnOnce(GraphBuilder) -> GraphBuilder) -> Lab {
         .unwrap();
     let table = tables.get::<vxlan::Table>();
     let mut t = vxlan::Tunnels::default();
-    t.insert(vxlan::Tunnel {
-        sw_if_index: tun,
-        instance: 0,
-        src: v4("198.18.0.1"),
-        dst: v4("198.18.0.2"),
-        dst_port: 4789,
-        vni: VNI,
-        encap_fib: 0,
-        encap_vrf_id: 0,
-        l3: false,
-        decap_next_index: u32::MAX,
-    });
-    t.insert(vxlan::Tunnel {
-        sw_if_index: tun6,
-        instance: 1,
-        src: "fd00::1".parse().unwrap(),
-        dst: "fd00::2".parse().unwrap(),
-        dst_port: 4789,
-        vni: VNI,
-        encap_fib: 0,
-        encap_vrf_id: 0,
-        l3: true,
-        decap_next_index: u32::MAX,
-    });
+    t.insert(tunnel(tun, 0, ("198.18.0.1", "198.18.0.2"), VNI, false));
+    t.insert(tunnel(tun6, 1, ("fd00::1", "fd00::2"), VNI, true));
     table.publish(t);
     let mut rt = Runtime::new(graph, pool.local(), shared, 0, "test".into()).unwrap();
     let (out0, out1) = (Frames::default(), Frames::default());
@@ -314,18 +308,7 @@ fn lab_l3() -> Lab {
     l.fwd.set_admin_up(t2, true).unwrap();
     l.fwd.set_unnumbered(t2, Some(l.if0)).unwrap();
     let mut t = (*l.table.load()).clone();
-    t.insert(vxlan::Tunnel {
-        sw_if_index: t2,
-        instance: 2,
-        src: v4("198.18.0.1"),
-        dst: v4("198.18.0.2"),
-        dst_port: 4789,
-        vni: VNI + 1,
-        encap_fib: 0,
-        encap_vrf_id: 0,
-        l3: true,
-        decap_next_index: u32::MAX,
-    });
+    t.insert(tunnel(t2, 2, ("198.18.0.1", "198.18.0.2"), VNI + 1, true));
     l.table.publish(t);
     l
 }
@@ -1115,5 +1098,150 @@ fn ipv6_inside_l3_decap_goes_straight_to_ip6_lookup() {
     let c = &l.rt.stats().ifs[tun6 as usize];
     assert_eq!(c.rx_packets.get(), 4);
     assert_eq!(c.rx_bytes.get(), 4 * (40 + 8 + 30));
+    l.no_leaks();
+}
+
+/// An L2-mode VXLAN payload: the VXLAN header with `vni`, then an inner Ethernet frame to
+/// `dst` (from the remote VTEP's MAC) of `ether_type` carrying `inner`.
+fn l2_payload(vni: u32, dst: [u8; 6], ether_type: u16, inner: &[u8]) -> Vec<u8> {
+    let mut p = vec![0x08, 0, 0, 0];
+    p.extend_from_slice(&(vni << 8).to_be_bytes());
+    p.extend_from_slice(&dst);
+    p.extend_from_slice(&VTEP_MAC);
+    p.extend_from_slice(&ether_type.to_be_bytes());
+    p.extend_from_slice(inner);
+    p
+}
+
+/// [`l2_payload`] over IPv4 from the remote VTEP to ours, as a Linux vxlan.calico device
+/// sends it.
+fn l2_frame(vni: u32, dst: [u8; 6], ether_type: u16, inner: &[u8]) -> Vec<u8> {
+    let b = PacketBuilder::ethernet2(PEER0, MAC0)
+        .ipv4([198, 18, 0, 2], [198, 18, 0, 1], 64)
+        .udp(51000, 4789);
+    let mut v = Vec::new();
+    b.write(&mut v, &l2_payload(vni, dst, ether_type, inner))
+        .unwrap();
+    v
+}
+
+/// The L2 tunnel's VNI over IPv6 outer (vxlan_tunnel3, added by [`lab_l2_over6`]).
+const VNI_L2_6: u32 = VNI + 3;
+
+/// The lab with an L2-mode tunnel over IPv6 too (vxlan_tunnel3 between fd00::1 and fd00::2,
+/// VNI + 3, our MAC TMAC), unnumbered to pg0; and an ARP request for the tunnel's address.
+fn lab_l2_over6() -> (Lab, u32) {
+    let mut l = lab();
+    let t3 = l
+        .fwd
+        .interface_add("vxlan_tunnel3", "vxlan", TMAC, true, 1430)
+        .unwrap();
+    l.fwd.set_admin_up(t3, true).unwrap();
+    l.fwd.set_unnumbered(t3, Some(l.if0)).unwrap();
+    let mut t = (*l.table.load()).clone();
+    t.insert(tunnel(t3, 3, ("fd00::1", "fd00::2"), VNI_L2_6, false));
+    l.table.publish(t);
+    (l, t3)
+}
+
+/// Each frame of `out` is [`inner_ip_to_pod`] forwarded to the pod on pg1.
+fn assert_forwarded_to_pod(out: &[Vec<u8>]) {
+    for o in out {
+        let (eth, rest) = Ethernet2Header::from_slice(o).unwrap();
+        assert_eq!((eth.destination, eth.source), (PEER1, MAC1));
+        let (ip, payload) = Ipv4Header::from_slice(rest).unwrap();
+        assert_eq!(ip.source, [198, 19, 200, 5]);
+        assert_eq!(ip.time_to_live, 62);
+        assert_eq!(ip.header_checksum, ip.calc_header_checksum());
+        assert!(payload.ends_with(b"from the linux node"));
+        assert_eq!(o.len(), 14 + inner_ip_to_pod().len());
+    }
+}
+
+/// What a Linux vxlan.calico peer sends (an inner Ethernet frame to our tunnel's MAC, plain
+/// IPv4 inside), over either outer family: every inner packet goes from the decap node
+/// straight to ip4-lookup, the frames after the first of a run by their key alone, so
+/// ethernet-input and ip4-input see only the outer packets; each is counted as received on
+/// its tunnel with its inner Ethernet header, as ethernet-input's way counts it.
+#[test]
+fn l2_mode_decap_skips_ethernet_input_and_ip4_input() {
+    let (mut l, t3) = lab_l2_over6();
+    let (if0, tun) = (l.if0, l.tun);
+    let inner = inner_ip_to_pod();
+    let over4: Vec<Vec<u8>> = (0..4)
+        .map(|_| l2_frame(VNI, TMAC, 0x0800, &inner))
+        .collect();
+    let over6: Vec<Vec<u8>> = (0..4)
+        .map(|_| peer6_udp(4789, &l2_payload(VNI_L2_6, TMAC, 0x0800, &inner)))
+        .collect();
+    l.send_vector(if0, &over4);
+    l.send_vector(if0, &over6);
+    let out = Lab::take(&l.out1);
+    assert_eq!(out.len(), 8, "every inner packet forwarded to the pod");
+    assert_forwarded_to_pod(&out);
+    assert_eq!(packets(&l, "ethernet-input"), 8, "the outer frames only");
+    assert_eq!(packets(&l, "ip4-input"), 4, "the IPv4 outer packets only");
+    use vxlan::input_error as e;
+    assert_eq!(l.error("vxlan4-input", e::DECAPSULATED), 4);
+    assert_eq!(l.error("vxlan6-input", e::DECAPSULATED), 4);
+    for sw in [tun, t3] {
+        let c = &l.rt.stats().ifs[sw as usize];
+        assert_eq!(c.rx_packets.get(), 4);
+        assert_eq!(c.rx_bytes.get(), 4 * (14 + inner.len() as u64));
+    }
+    l.no_leaks();
+}
+
+/// An L2-mode frame to another MAC, to the broadcast MAC, ARP, or with a VLAN tag, and any
+/// frame on a cross-connected tunnel, go the whole way through ethernet-input as before, also
+/// in the middle of a run whose key the good frames taught: the wrong MAC is a counted drop,
+/// the broadcast one is forwarded as ethernet-input's group rule allows, the ARP request for
+/// the tunnel's address reaches arp-input (its reply is not encapsulated: interface-output
+/// finds no tx queue for a tunnel, as before), the tag names no sub-interface.
+#[test]
+fn l2_mode_exceptions_take_ethernet_input() {
+    let mut l = lab();
+    let (if0, if1, tun) = (l.if0, l.if1, l.tun);
+    let inner = inner_ip_to_pod();
+    let good = l2_frame(VNI, TMAC, 0x0800, &inner);
+    let other_mac = [2, 0, 0, 0, 0, 0xc1];
+    let mut arp = vec![0, 1, 8, 0, 6, 4, 0, 1];
+    arp.extend_from_slice(&VTEP_MAC);
+    arp.extend_from_slice(&[198, 18, 128, 2]);
+    arp.extend_from_slice(&[0; 6]);
+    arp.extend_from_slice(&[198, 18, 128, 1]);
+    let mut tagged = vec![0, 7, 8, 0];
+    tagged.extend_from_slice(&inner);
+    let vector = [
+        good.clone(),
+        good.clone(),
+        l2_frame(VNI, other_mac, 0x0800, &inner),
+        l2_frame(VNI, [0xff; 6], 0x0800, &inner),
+        l2_frame(VNI, [0xff; 6], 0x0806, &arp),
+        l2_frame(VNI, TMAC, 0x8100, &tagged),
+        good,
+    ];
+    l.send_vector(if0, &vector);
+    let out = Lab::take(&l.out1);
+    assert_eq!(out.len(), 4, "the three good frames and the broadcast one");
+    assert_forwarded_to_pod(&out);
+    use rvpp_dataplane::nodes::arp::arp_error;
+    assert_eq!(l.error("arp-input", arp_error::REPLIES_SENT), 1);
+    assert_eq!(l.error("arp-input", arp_error::LEARNED), 1);
+    use rvpp_dataplane::nodes::ethernet::error as eth;
+    assert_eq!(l.error("ethernet-input", eth::MAC_MISMATCH), 1);
+    assert_eq!(l.error("ethernet-input", eth::UNKNOWN_VLAN), 1);
+    assert_eq!(
+        packets(&l, "ethernet-input"),
+        7 + 4,
+        "the outer frames and the four exceptions"
+    );
+    // Cross-connected, the tunnel's frames leave on pg1 as they came, good ones included.
+    l.fwd.set_xconnect(tun, Some(if1)).unwrap();
+    l.send_vector(if0, &[l2_frame(VNI, TMAC, 0x0800, &inner)]);
+    let out = Lab::take(&l.out1);
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0][..6], TMAC, "the inner frame as it came");
+    assert_eq!(out[0][14..], inner[..]);
     l.no_leaks();
 }

@@ -276,6 +276,7 @@ const DECRYPT_CODES: super::tunnel::DecapCodes = super::tunnel::DecapCodes {
     drop: decrypt_next::DROP,
     inner_ip4: None,
     inner_ip6: None,
+    ethernet: None,
 };
 
 impl Node for EspDecrypt {

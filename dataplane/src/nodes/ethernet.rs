@@ -141,14 +141,51 @@ fn untagged_fast(b: &mut Buf<'_>, p: PlainIf) -> Option<u16> {
         IP6 => next::IP6,
         _ => return None,
     };
-    // head() proved at least ETH_HDR bytes, so this cannot underflow.
-    let m = &mut *b.meta;
+    // head() proved at least ETH_HDR bytes.
+    strip_untagged(b.meta);
+    Some(next)
+}
+
+/// Past an untagged Ethernet header the buffer holds whole, as ethernet-input leaves a frame
+/// for ip4-/ip6-/arp-input: the L2 header marked valid where it was, the L3 one after it.
+#[inline(always)]
+pub(crate) fn strip_untagged(m: &mut crate::buffer::BufferMeta) {
     m.l2_hdr_offset = m.current_data;
     m.flags |= flags::L2_HDR_VALID;
     m.current_data += wire::ETH_HDR as i16;
     m.current_length -= wire::ETH_HDR as u16;
     m.l3_hdr_offset = m.current_data;
-    Some(next)
+}
+
+/// `f`'s MAC as [`unicast_ip_to`] compares it, when ethernet-input sends a frame addressed to
+/// it on to ip4-/ip6-input (up and not cross-connected; promiscuity changes nothing for our
+/// own MAC).
+#[inline(always)]
+pub(crate) fn unicast_mac(f: &IfFast) -> Option<u64> {
+    PlainIf::of(&IfFast {
+        flags: f.flags & !if_flags::PROMISC,
+        ..*f
+    })
+    .map(|p| p.mac)
+}
+
+/// An untagged IPv4 or IPv6 frame to exactly `mac` ([`unicast_mac`]'s): stripped as
+/// ethernet-input would; Some(whether it is IPv6). Anything else (another MAC, a group
+/// address, a VLAN tag, ARP) is left as it was, for ethernet-input.
+#[inline(always)]
+pub(crate) fn unicast_ip_to(b: &mut Buf<'_>, mac: u64) -> Option<bool> {
+    let h = b.head::<{ wire::ETH_HDR }>()?;
+    let w = u64::from_le_bytes(*h.first_chunk::<8>()?);
+    if (w ^ mac) << 16 != 0 {
+        return None;
+    }
+    let v6 = match u16::from_be_bytes([h[12], h[13]]) {
+        wire::ETHERTYPE_IP4 => false,
+        wire::ETHERTYPE_IP6 => true,
+        _ => return None,
+    };
+    strip_untagged(b.meta);
+    Some(v6)
 }
 
 /// Everything but the fast path, out of the hot loop.
@@ -187,13 +224,8 @@ fn classify(b: &mut Buf<'_>, fast: &IfFast, ifs: &crate::tables::IfTable) -> (u1
             wire::ETHERTYPE_ARP => next::ARP,
             _ => return (next::DROP, error::UNKNOWN_TYPE),
         };
-        // EthHdr::new proved at least ETH_HDR bytes, so this cannot underflow.
-        let m = &mut *b.meta;
-        m.l2_hdr_offset = m.current_data;
-        m.flags |= flags::L2_HDR_VALID;
-        m.current_data += wire::ETH_HDR as i16;
-        m.current_length -= wire::ETH_HDR as u16;
-        m.l3_hdr_offset = m.current_data;
+        // EthHdr::new proved at least ETH_HDR bytes.
+        strip_untagged(b.meta);
         return (next, 0);
     }
     let dst = eth.dst();

@@ -541,6 +541,7 @@ const DECAP_CODES: super::tunnel::DecapCodes = super::tunnel::DecapCodes {
     drop: input_next::DROP,
     inner_ip4: Some((input_next::IP4, input_next::IP4_LOOKUP)),
     inner_ip6: Some((input_next::IP6, input_next::IP6_LOOKUP)),
+    ethernet: None,
 };
 
 impl Node for IpipInput {
@@ -558,11 +559,11 @@ impl Node for IpipInput {
         let tunnels = self.snap.get();
         let mut last = LastKey::new();
         if self.v6 {
-            super::tunnel::decap_vector_keyed(cx, bufs, nexts, &DECAP_CODES, (PLAIN_IN6, plain6), |b| {
+            super::tunnel::decap_vector_keyed(cx, bufs, nexts, &DECAP_CODES, (PLAIN_IN6, |b| plain6(b).map(|k| (k, false))), |b| {
                 decap6(b, tunnels, &mut last)
             });
         } else {
-            super::tunnel::decap_vector_keyed(cx, bufs, nexts, &DECAP_CODES, (PLAIN_IN, plain4), |b| {
+            super::tunnel::decap_vector_keyed(cx, bufs, nexts, &DECAP_CODES, (PLAIN_IN, |b| plain4(b).map(|k| (k, false))), |b| {
                 decap4(b, tunnels, &mut last)
             });
         }

@@ -450,6 +450,10 @@ pub(crate) struct DecapCodes {
     pub inner_ip4: Option<(u16, u16)>,
     /// The same for an inner IPv6 packet: the edges to ip6-input and ip6-lookup.
     pub inner_ip6: Option<(u16, u16)>,
+    /// The node's edge to ethernet-input, when its inner packets may be Ethernet frames (VXLAN's
+    /// L2 mode): an untagged IPv4/IPv6 frame to the tunnel's own MAC, on a tunnel that is not
+    /// cross-connected, skips ethernet-input (and then, plain, ip4-/ip6-input too).
+    pub ethernet: Option<u16>,
 }
 
 /// Decapsulate a vector: `decap` strips the outer headers, names the tunnel interface as the
@@ -539,6 +543,24 @@ pub(crate) fn plain_inner<const AT6: usize>(
     }
 }
 
+/// As [`plain_inner`] after an untagged Ethernet header (VXLAN's L2 mode): the ethertype
+/// names the family, the inner IPv4 header's 20 bytes end `END4` bytes into `b`, an IPv6
+/// one's 40 bytes `END6`, and the IP packet is `len` bytes long. Some(whether it is IPv6).
+#[inline(always)]
+pub(crate) fn plain_inner_eth<const END4: usize, const END6: usize>(
+    b: &Buf<'_>,
+    len: usize,
+) -> Option<bool> {
+    let h = b.head::<END4>()?;
+    let (front, ip) = h.split_last_chunk::<{ wire::IP4_HDR }>()?;
+    let (_, et) = front.split_last_chunk::<2>()?;
+    match u16::from_be_bytes(*et) {
+        wire::ETHERTYPE_IP4 if plain_inner4(ip, len) => Some(false),
+        wire::ETHERTYPE_IP6 if plain_inner6(b.head::<END6>()?.last_chunk()?, len) => Some(true),
+        _ => None,
+    }
+}
+
 /// The tunnel's facts for the short way to an inner family's lookup: its FIB of that family,
 /// when the family is on and the tunnel has no unicast features on it.
 #[inline(always)]
@@ -551,26 +573,29 @@ fn plain_fib<F: super::family::InputFamily>(f: &crate::tables::IfFast) -> Option
 /// no unicast features, the inner header plain) to ip4-/ip6-lookup, the vector's next packets
 /// with that key go there with only their metadata changed, as `decap` and ip4-/ip6-input's
 /// fast path would. The key is the outer family's ([`PlainKey`] over IPv4, [`PlainKey6`]
-/// over IPv6) and includes the inner family; `inner` is where the inner header starts.
+/// over IPv6) and includes the inner family; `inner` is where the inner header starts. With
+/// the key, `plain` says whether an untagged Ethernet header comes first (VXLAN's L2 mode, the
+/// inner IP header [`ETH_HDR`](wire::ETH_HDR) bytes later): such a key's next packets take the
+/// short way when their destination MAC is the tunnel's, as ethernet-input's would.
 #[inline(always)]
 pub(crate) fn decap_vector_keyed<K: Copy + PartialEq>(
     cx: &mut Ctx<'_>,
     bufs: &[u32],
     nexts: &mut [u16],
     codes: &DecapCodes,
-    (inner, plain): (usize, impl Fn(&Buf<'_>) -> Option<K>),
+    (inner, plain): (usize, impl Fn(&Buf<'_>) -> Option<(K, bool)>),
     mut decap: impl FnMut(&mut Buf<'_>) -> Result<u16, u16>,
 ) {
     use super::family::{InputFamily, V4, V6};
     let errs = cx.errs();
     let ifs = cx.tables.ifs.get();
     let mut done = 0;
-    // The last tunnel's facts: up, and its IPv4 and IPv6 FIBs when ip4-/ip6-input would pass
-    // its packets straight to the lookup.
+    // The last tunnel's facts: up, its IPv4 and IPv6 FIBs when ip4-/ip6-input would pass its
+    // packets straight to the lookup, and its MAC when ethernet-input would pass a frame to
+    // it straight to ip4-/ip6-input.
     let (mut last_sw, mut last_up, mut fib4, mut fib6) = (u32::MAX, false, None, None);
-    // The last key that went the whole way to a lookup: (key, tunnel, its FIB of the inner
-    // family, that lookup's edge).
-    let mut known: Option<(K, u32, u32, u16)> = None;
+    let mut mac = None;
+    let mut known: Option<Known<K>> = None;
     let mut rx = RxRun::default();
     let mut view = cx.bufs.view();
     let mut v = view.vector(bufs);
@@ -582,16 +607,35 @@ pub(crate) fn decap_vector_keyed<K: Copy + PartialEq>(
             0 => plain(&b),
             _ => None,
         };
-        if let (Some(k), Some((kk, sw, fib, lookup))) = (key, known) {
+        if let (
+            Some(k),
+            Some(Known {
+                key: kk,
+                sw,
+                fib,
+                lookup,
+                mac,
+            }),
+        ) = (key, known)
+        {
             if k == kk && b.advance(inner) {
-                let m = &mut *b.meta;
-                inner_packet(m, sw);
-                m.fib_index = fib;
-                m.l3_hdr_offset = m.current_data;
-                done += 1;
-                rx.add(cx.stats, sw, m.current_length as u64);
-                *next_out = lookup;
-                continue;
+                let bytes = b.meta.current_length as u64;
+                // The key proved an untagged IP ethertype and the inner header after it.
+                if !k.1 || super::ethernet::unicast_ip_to(&mut b, mac).is_some() {
+                    let m = &mut *b.meta;
+                    inner_packet(m, sw);
+                    if k.1 {
+                        m.flags |= flags::L2_HDR_VALID;
+                    }
+                    m.fib_index = fib;
+                    m.l3_hdr_offset = m.current_data;
+                    done += 1;
+                    rx.add(cx.stats, sw, bytes);
+                    *next_out = lookup;
+                    continue;
+                }
+                // Another MAC: the whole way, from the outer header again.
+                b.retreat(inner);
             }
         }
         let r = decap(&mut b);
@@ -602,6 +646,7 @@ pub(crate) fn decap_vector_keyed<K: Copy + PartialEq>(
             last_up = f.flags & if_flags::ADMIN_UP != 0;
             fib4 = codes.inner_ip4.and(plain_fib::<V4>(&f));
             fib6 = codes.inner_ip6.and(plain_fib::<V6>(&f));
+            mac = codes.ethernet.and(super::ethernet::unicast_mac(&f));
         }
         *next_out = match r {
             Ok(_) if !last_up => {
@@ -611,6 +656,18 @@ pub(crate) fn decap_vector_keyed<K: Copy + PartialEq>(
             Ok(n) => {
                 done += 1;
                 rx.add(cx.stats, sw, b.meta.chain_len());
+                // An Ethernet frame to the tunnel's MAC: what ethernet-input would do, here.
+                let eth = codes.ethernet == Some(n);
+                let n = match (mac, codes.inner_ip4, codes.inner_ip6) {
+                    (Some(mac), Some((ip4, _)), Some((ip6, _))) if eth => {
+                        match super::ethernet::unicast_ip_to(&mut b, mac) {
+                            Some(true) => ip6,
+                            Some(false) => ip4,
+                            None => n,
+                        }
+                    }
+                    _ => n,
+                };
                 let straight = match (codes.inner_ip4, fib4, codes.inner_ip6, fib6) {
                     (Some((input, lookup)), Some(fib), _, _)
                         if n == input && V4::plain_header_ok(&mut b) =>
@@ -629,8 +686,17 @@ pub(crate) fn decap_vector_keyed<K: Copy + PartialEq>(
                         let m = &mut *b.meta;
                         m.fib_index = fib;
                         m.l3_hdr_offset = m.current_data;
-                        if let Some(k) = key {
-                            known = Some((k, sw, fib, lookup));
+                        // A key learns only from its own framing (an L2 tunnel's frame
+                        // whose bytes also read as bare IP does not).
+                        if let Some(k) = key.filter(|k| k.1 == eth) {
+                            let mac = mac.unwrap_or(0);
+                            known = Some(Known {
+                                key: k,
+                                sw,
+                                fib,
+                                lookup,
+                                mac,
+                            });
                         }
                         lookup
                     }
@@ -645,6 +711,20 @@ pub(crate) fn decap_vector_keyed<K: Copy + PartialEq>(
     }
     rx.flush(cx.stats);
     errs.count(codes.decapsulated, done);
+}
+
+/// The last key [`decap_vector_keyed`] saw go the whole way to a lookup, and where its
+/// packets go.
+#[derive(Clone, Copy)]
+struct Known<K> {
+    /// The key, and whether an Ethernet header comes first.
+    key: (K, bool),
+    /// The tunnel, its FIB of the inner family, and that lookup's edge.
+    sw: u32,
+    fib: u32,
+    lookup: u16,
+    /// The tunnel's MAC (as [`super::ethernet::unicast_mac`] gives it), for L2 keys.
+    mac: u64,
 }
 
 /// Packets and bytes received on one tunnel interface, counted once per run of them.

@@ -515,16 +515,39 @@ fn outer6(d: &[u8], total: usize, partial: bool) -> Result<(u128, u128, usize, u
 /// Where [`plain4`]'s inner header starts.
 const PLAIN_IN: usize = wire::IP4_HDR + 8 + VXLAN_HDR;
 
-/// Outer IPv4 + UDP + VXLAN with a valid VNI, then a plain IPv4 or IPv6 packet (L3 mode's
-/// packet, both headers plain), keyed by the outer addresses, the VNI and the inner version.
+/// What follows a plain VXLAN header in a `len`-byte packet whose bare inner IPv6 header
+/// would end `AT6` bytes in (one after Ethernet: IPv4 `END4`, IPv6 `END6`): a plain IPv4 or
+/// IPv6 packet (L3 mode), else an untagged Ethernet header and one (L2 mode):
+/// Some((inner is IPv6, L2 mode)).
 #[inline(always)]
-fn plain4(b: &Buf<'_>) -> Option<super::tunnel::PlainKey> {
-    use super::tunnel::plain_inner;
+fn plain_payload<const AT6: usize, const END4: usize, const END6: usize>(
+    b: &Buf<'_>,
+    first: &[u8; wire::IP4_HDR],
+    len: usize,
+) -> Option<(bool, bool)> {
+    use super::tunnel::{plain_inner, plain_inner_eth};
+    let inner = len - (AT6 - wire::IP6_HDR);
+    match plain_inner::<AT6>(b, first, inner) {
+        Some(v6) => Some((v6, false)),
+        None => plain_inner_eth::<END4, END6>(b, inner.checked_sub(wire::ETH_HDR)?)
+            .map(|v6| (v6, true)),
+    }
+}
+
+/// Outer IPv4 + UDP + VXLAN with a valid VNI, then a plain IPv4 or IPv6 packet, bare (L3
+/// mode) or after an untagged Ethernet header (L2 mode), keyed by the outer addresses, the
+/// VNI and the inner version; with the key, whether it is L2 mode's.
+#[inline(always)]
+fn plain4(b: &Buf<'_>) -> Option<(super::tunnel::PlainKey, bool)> {
     let h = b.head::<{ PLAIN_IN + wire::IP4_HDR }>()?;
     let len = b.meta.current_length as usize;
     let (o, first) = h.split_first_chunk::<PLAIN_IN>()?;
     let first = first.first_chunk()?;
-    plain_inner::<{ PLAIN_IN + wire::IP6_HDR }>(b, first, len - PLAIN_IN)?;
+    let (inner6, l2) = plain_payload::<
+        { PLAIN_IN + wire::IP6_HDR },
+        { PLAIN_IN + wire::ETH_HDR + wire::IP4_HDR },
+        { PLAIN_IN + wire::ETH_HDR + wire::IP6_HDR },
+    >(b, first, len)?;
     let plain = o[0] == 0x45
         && o[9] == wire::IP_PROTO_UDP
         && u16::from_be_bytes([o[2], o[3]]) as usize == len
@@ -534,7 +557,8 @@ fn plain4(b: &Buf<'_>) -> Option<super::tunnel::PlainKey> {
     let addrs = [o[12], o[13], o[14], o[15], o[16], o[17], o[18], o[19]];
     let vni = u32::from_ne_bytes([o[32], o[33], o[34], o[35]]);
     let key = u64::from_ne_bytes(addrs) as u128 | (vni as u128) << 64;
-    plain.then_some(key | ((first[0] >> 4) as u128) << 96)
+    let version: u128 = if inner6 { 6 } else { 4 };
+    plain.then_some((key | version << 96, l2))
 }
 
 /// Where [`plain6`]'s inner header starts.
@@ -543,13 +567,16 @@ const PLAIN_IN6: usize = wire::IP6_HDR + 8 + VXLAN_HDR;
 /// As [`plain4`] over IPv6, with the UDP checksum IPv6 requires present and good (what
 /// [`outer6`] checks), keyed by the outer addresses, the VNI and the inner family.
 #[inline(always)]
-fn plain6(b: &Buf<'_>) -> Option<super::tunnel::PlainKey6> {
-    use super::tunnel::plain_inner;
+fn plain6(b: &Buf<'_>) -> Option<(super::tunnel::PlainKey6, bool)> {
     let h = b.head::<{ PLAIN_IN6 + wire::IP4_HDR }>()?;
     let len = b.meta.current_length as usize;
     let (o, first) = h.split_first_chunk::<PLAIN_IN6>()?;
     let first = first.first_chunk()?;
-    let inner6 = plain_inner::<{ PLAIN_IN6 + wire::IP6_HDR }>(b, first, len - PLAIN_IN6)?;
+    let (inner6, l2) = plain_payload::<
+        { PLAIN_IN6 + wire::IP6_HDR },
+        { PLAIN_IN6 + wire::ETH_HDR + wire::IP4_HDR },
+        { PLAIN_IN6 + wire::ETH_HDR + wire::IP6_HDR },
+    >(b, first, len)?;
     let (outer, udp) = o.split_first_chunk::<{ wire::IP6_HDR }>()?;
     if udp[8] & crate::wire::tunnel::VXLAN_FLAG_VNI == 0 || udp[6..8] == [0, 0] {
         return None;
@@ -562,7 +589,7 @@ fn plain6(b: &Buf<'_>) -> Option<super::tunnel::PlainKey6> {
         return None;
     }
     let vni = u32::from_ne_bytes([udp[12], udp[13], udp[14], udp[15]]);
-    Some((addrs, vni, inner6))
+    Some(((addrs, vni, inner6), l2))
 }
 
 #[inline(always)]
@@ -623,6 +650,7 @@ const DECAP_CODES: super::tunnel::DecapCodes = super::tunnel::DecapCodes {
     drop: input_next::DROP,
     inner_ip4: Some((input_next::IP4, input_next::IP4_LOOKUP)),
     inner_ip6: Some((input_next::IP6, input_next::IP6_LOOKUP)),
+    ethernet: Some(input_next::ETHERNET),
 };
 
 impl Node for VxlanInput {

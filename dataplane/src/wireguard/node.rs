@@ -483,6 +483,7 @@ const DECAP_CODES: DecapCodes = DecapCodes {
     drop: input_next::DROP,
     inner_ip4: None,
     inner_ip6: None,
+    ethernet: None,
 };
 
 impl Node for WgInput {
