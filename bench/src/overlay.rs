@@ -439,6 +439,12 @@ fn run_case_counted(
             counters()
         ));
     }
+    if let Some(n) = m.off_path() {
+        return Err(format!(
+            "packets reached {n}, the path is broken: {}",
+            counters()
+        ));
+    }
     // Every packet sent took the tunnel path (not a plain route, not a drop).
     let count = |node: &str, code: u16| error_count(&rt, node, code);
     let (ipip_enc, vxlan_enc) = match inner6 {

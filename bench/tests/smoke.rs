@@ -51,6 +51,31 @@ fn srv6_cases_take_their_paths() {
 }
 
 #[test]
+fn overlay_cases_take_their_tunnels() {
+    run(&[
+        "overlay",
+        "--sizes",
+        "64",
+        "--runs",
+        "1",
+        "--seconds",
+        "0.05",
+    ]);
+    for case in ["vxlan-l2-decap", "ipip-decap"] {
+        run(&[
+            "overlay",
+            "--case",
+            case,
+            "--inner6",
+            "--sizes",
+            "64",
+            "--seconds",
+            "0.05",
+        ]);
+    }
+}
+
+#[test]
 fn cnat_translates_and_creates_sessions() {
     run(&[
         "cnat",
