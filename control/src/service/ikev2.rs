@@ -94,6 +94,30 @@ pub struct Ts {
 }
 
 impl Ts {
+    /// A selector from addresses as the API and the CLI give them: IPv6 ranges are refused
+    /// (the engine's selectors are IPv4).
+    pub fn from_range(
+        protocol: u8,
+        start_port: u16,
+        end_port: u16,
+        start: IpAddr,
+        end: IpAddr,
+    ) -> SvcResult<Ts> {
+        match (start, end) {
+            (IpAddr::V4(start), IpAddr::V4(end)) => Ok(Ts {
+                protocol,
+                start_port,
+                end_port,
+                start,
+                end,
+            }),
+            _ => Err(err(
+                rv::UNIMPLEMENTED,
+                "IPv6 traffic selectors are not implemented",
+            )),
+        }
+    }
+
     fn selector(&self) -> TrafficSelector {
         let mut t = TrafficSelector::ipv4_range(self.start, self.end);
         t.ip_proto = self.protocol;
