@@ -15,16 +15,7 @@
 #[path = "api/common.rs"]
 mod common;
 
-use common::harness::{counted, ping, quiet, wait_for, Netns};
-
-/// The word after the first `key` in `text` (the first child's SPI after "spi-in").
-fn word_after(text: &str, key: &str) -> String {
-    text.split_whitespace()
-        .skip_while(|w| *w != key)
-        .nth(1)
-        .unwrap_or_else(|| panic!("no {key} in:\n{text}"))
-        .to_string()
-}
+use common::harness::{counted, ping, quiet, wait_for, word_after, Netns};
 
 /// `n` pings from `pod` to pod B, 50 ms apart, with `during` run 0.4 s in; none may be lost.
 fn ping_during(pod: &Netns, n: u32, during: impl FnOnce(), nodes: &[&common::Rvpp]) {
