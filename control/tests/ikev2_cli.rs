@@ -2,7 +2,8 @@
 //! `ikev2 initiate sa-init`): `show ikev2 profile` lists what was set, the API's
 //! `ikev2_profile_dump` gives the same profile (one service behind both), and bad input (an
 //! unknown profile, a bad address, an algorithm rvpp lacks or nobody knows) is an error that
-//! leaves the profile as it was.
+//! leaves the profile as it was. And two rvpp nodes whose profiles were set up by CLI alone
+//! negotiate IKE and child SAs, and their pods' pings cross the tunnel as ESP.
 
 #[path = "api/common.rs"]
 mod common;
@@ -13,31 +14,44 @@ use rvpp_vppapi::defs as d;
 
 const P: &str = "pr_198.18.0.1_to_198.18.0.2";
 
-/// The calico profile (as tests/api/papi_ikev2.py sends it over the API), by CLI only.
+/// The calico profile (as tests/api/papi_ikev2.py sends it over the API), by CLI only, as
+/// node 1 (the initiator) sets it.
 fn configure(r: &common::Rvpp, tunnel: &str, uplink: &str) {
-    for cmd in [
+    for cmd in profile_cmds(1, tunnel, uplink, "198.19.1") {
+        let out = r.ctl(&cmd);
+        assert!(out.trim().is_empty(), "{cmd}: {out}");
+    }
+}
+
+/// Node `n`'s profile commands toward the other node, whose pod block is `peer_pods`.0/24;
+/// node 1 also names the responder and the transforms.
+fn profile_cmds(n: u8, tunnel: &str, uplink: &str, peer_pods: &str) -> Vec<String> {
+    let (me, you) = (format!("198.18.0.{n}"), format!("198.18.0.{}", 3 - n));
+    let mut cmds = vec![
         format!("ikev2 profile add {P}"),
         format!("ikev2 profile set {P} tunnel {tunnel}"),
         format!("ikev2 profile set {P} auth shared-key-mic string calico-psk"),
-        format!("ikev2 profile set {P} id local ip4-addr 198.18.0.1"),
-        format!("ikev2 profile set {P} id remote ip4-addr 198.18.0.2"),
+        format!("ikev2 profile set {P} id local ip4-addr {me}"),
+        format!("ikev2 profile set {P} id remote ip4-addr {you}"),
         format!(
             "ikev2 profile set {P} traffic-selector local ip-range 0.0.0.0 - 255.255.255.255 \
              port-range 0 - 65535 protocol 0"
         ),
         format!(
-            "ikev2 profile set {P} traffic-selector remote ip-range 198.19.1.0 - 198.19.1.255 \
+            "ikev2 profile set {P} traffic-selector remote ip-range {peer_pods}.0 - {peer_pods}.255 \
              port-range 0 - 65535 protocol 0"
         ),
-        format!("ikev2 profile set {P} responder {uplink} 198.18.0.2"),
-        format!(
-            "ikev2 profile set {P} ike-crypto-alg aes-cbc 256 ike-integ-alg sha1-96 ike-dh modp-2048"
-        ),
-        format!("ikev2 profile set {P} esp-crypto-alg aes-gcm-16 256"),
-    ] {
-        let out = r.ctl(&cmd);
-        assert!(out.trim().is_empty(), "{cmd}: {out}");
+    ];
+    if n == 1 {
+        cmds.extend([
+            format!("ikev2 profile set {P} responder {uplink} {you}"),
+            format!(
+                "ikev2 profile set {P} ike-crypto-alg aes-cbc 256 ike-integ-alg sha1-96 ike-dh modp-2048"
+            ),
+            format!("ikev2 profile set {P} esp-crypto-alg aes-gcm-16 256"),
+        ]);
     }
+    cmds
 }
 
 fn dump(c: &mut Client) -> Vec<d::Ikev2ProfileDetails> {
@@ -260,4 +274,61 @@ fn cli_configures_an_ikev2_profile_the_api_dumps() {
         .contains("no ikev2 profile"));
     assert!(r.ctl("show ikev2 profile").trim().is_empty());
     assert!(dump(&mut c).is_empty());
+}
+
+/// Two nodes as tests/ikev2_papi.rs makes them (uplinks bridged in a netns, a pod behind each),
+/// but with the ipip tunnels, routes and IKEv2 profiles set by CLI only. Node 1 initiates
+/// (`ikev2 initiate sa-init`, once a second as calico does) until both tunnels are up.
+#[test]
+fn two_rvpp_nodes_negotiate_ikev2_from_profiles_set_by_cli() {
+    if !common::skip::need_root("for taps and namespaces of the test's own") {
+        return;
+    }
+    let nodes = common::two_pod_nodes("ikecli", "ikc");
+    let (a, b) = (&nodes.a, &nodes.b);
+    for (n, r) in [(1u8, a), (2u8, b)] {
+        let other = 3 - n;
+        let tun = r.ctl(&format!(
+            "create ipip tunnel src 198.18.0.{n} dst 198.18.0.{other}"
+        ));
+        assert_eq!(tun.trim(), "ipip0", "{tun}");
+        let peer_pods = format!("198.19.{}", other - 1);
+        for cmd in [
+            "set interface unnumbered ipip0 use tap0".to_string(),
+            "set interface state ipip0 up".into(),
+            format!("ip route add {peer_pods}.0/24 via ipip0"),
+        ]
+        .into_iter()
+        .chain(profile_cmds(n, "ipip0", "tap0", &peer_pods))
+        {
+            let out = r.ctl(&cmd);
+            assert!(out.trim().is_empty(), "node {n}: {cmd}: {out}");
+        }
+    }
+    let up = |r: &common::Rvpp| r.ctl("show ikev2 sa").contains("child sa spi-in");
+    let mut tries = 0;
+    while !(up(a) && up(b)) {
+        tries += 1;
+        assert!(
+            tries <= 15,
+            "no child SAs after 15 s:\nA:\n{}\n{}\nB:\n{}\n{}",
+            a.ctl("show ikev2 sa"),
+            a.ctl("show ikev2 counters"),
+            b.ctl("show ikev2 sa"),
+            b.ctl("show ikev2 counters")
+        );
+        let out = a.ctl(&format!("ikev2 initiate sa-init {P}"));
+        assert!(out.trim().is_empty(), "{out}");
+        std::thread::sleep(std::time::Duration::from_secs(1));
+    }
+    for (name, r, role) in [("A", a, "initiator"), ("B", b, "responder")] {
+        let sa = r.ctl("show ikev2 sa");
+        println!("{name}: show ikev2 sa\n{sa}");
+        assert!(
+            sa.contains("established") && sa.contains(role),
+            "{name}: {sa}"
+        );
+        assert!(r.ctl("show ipsec protect").contains("ipip0"), "{name}");
+    }
+    common::ping_over_esp(&nodes.pod_a, a, b);
 }
