@@ -139,6 +139,13 @@ fn named(table: &[(&str, u8)], what: &str, name: &str) -> Result<u8, String> {
         })
 }
 
+fn name_of(table: &[(&'static str, u8)], id: u8) -> String {
+    table
+        .iter()
+        .find(|&&(_, i)| i == id)
+        .map_or_else(|| id.to_string(), |(n, _)| n.to_string())
+}
+
 fn num<T: std::str::FromStr>(what: &str, s: &str) -> Result<T, String> {
     s.parse().map_err(|_| format!("bad {what} `{s}'"))
 }
@@ -263,6 +270,29 @@ fn if_name(dp: &Dataplane, sw: u32) -> String {
         .map_or_else(|_| format!("sw_if_index {sw}"), |i| i.name.clone())
 }
 
+/// An id as the CLI sets it: its type's name, then the address, `0x` and hex for a key id, or
+/// the text.
+fn id_text(id: &svc::Id) -> String {
+    let kind = name_of(ID_NAMES, id.kind);
+    let data = match (id.kind, id.data.len()) {
+        (id_type::IPV4_ADDR, 4) | (id_type::IPV6_ADDR, 16) => {
+            let mut a = [0u8; 16];
+            a[..id.data.len()].copy_from_slice(&id.data);
+            if id.data.len() == 4 {
+                Ipv4Addr::new(a[0], a[1], a[2], a[3]).to_string()
+            } else {
+                Ipv6Addr::from(a).to_string()
+            }
+        }
+        (id_type::KEY_ID, _) => {
+            let digits: String = id.data.iter().map(|b| format!("{b:02x}")).collect();
+            format!("0x{digits}")
+        }
+        _ => String::from_utf8_lossy(&id.data).into_owned(),
+    };
+    format!("{kind} {data}")
+}
+
 fn show_profiles(dp: &Dataplane) -> String {
     let mut s = String::new();
     for p in svc::profiles(dp) {
@@ -270,11 +300,10 @@ fn show_profiles(dp: &Dataplane) -> String {
         if let Some(a) = &p.auth {
             let _ = writeln!(s, "  auth-method shared-key-mic ({} bytes)", a.data.len());
         }
-        if let Some(id) = &p.local_id {
-            let _ = writeln!(s, "  local id-type {id}");
-        }
-        if let Some(id) = &p.remote_id {
-            let _ = writeln!(s, "  remote id-type {id}");
+        for (side, id) in [("local", &p.local_id), ("remote", &p.remote_id)] {
+            if let Some(id) = id {
+                let _ = writeln!(s, "  {side} id-type {}", id_text(id));
+            }
         }
         for (side, ts) in [("local", p.ts_local), ("remote", p.ts_remote)] {
             if let Some(t) = ts {
@@ -288,11 +317,26 @@ fn show_profiles(dp: &Dataplane) -> String {
         if let Some((sw, addr)) = p.responder {
             let _ = writeln!(s, "  responder {} {addr}", if_name(dp, sw));
         }
+        // As VPP prints them, which is also the syntax that sets them.
         if let Some(t) = p.ike {
-            let _ = writeln!(s, "  ike-crypto-alg {:?}", t.suite);
+            let _ = writeln!(
+                s,
+                "  ike-crypto-alg {} {} ike-integ-alg {} ike-dh {} prf {:?}",
+                name_of(ENCR_NAMES, t.crypto_alg),
+                t.key_bits,
+                name_of(INTEG_NAMES, t.integ_alg),
+                name_of(DH_NAMES, t.dh_group),
+                t.suite.prf
+            );
         }
         if let Some(t) = p.esp {
-            let _ = writeln!(s, "  esp-crypto-alg {:?}", t.suite.encr);
+            let _ = writeln!(
+                s,
+                "  esp-crypto-alg {} {} esp-integ-alg {}",
+                name_of(ENCR_NAMES, t.crypto_alg),
+                t.key_bits,
+                name_of(INTEG_NAMES, t.integ_alg)
+            );
         }
         if let Some(sw) = p.tun_itf {
             let _ = writeln!(s, "  protected tunnel {}", if_name(dp, sw));

@@ -82,8 +82,8 @@ fn cli_configures_an_ikev2_profile_the_api_dumps() {
         "local ts protocol 0 ports 0 - 65535 addr 0.0.0.0 - 255.255.255.255".into(),
         "remote ts protocol 0 ports 0 - 65535 addr 198.19.1.0 - 198.19.1.255".into(),
         format!("responder {uplink} 198.18.0.2"),
-        "ike-crypto-alg".into(),
-        "esp-crypto-alg AesGcm16 { bits: 256 }".into(),
+        "ike-crypto-alg aes-cbc 256 ike-integ-alg sha1-96 ike-dh modp-2048 prf HmacSha1".into(),
+        "esp-crypto-alg aes-gcm-16 256 esp-integ-alg none".into(),
         "protected tunnel ipip0".into(),
     ] {
         assert!(show.contains(&want), "`{want}' not in:\n{show}");
@@ -246,6 +246,12 @@ fn cli_configures_an_ikev2_profile_the_api_dumps() {
         .ctl("ikev2 profile set lonely id remote key-id 0x0102")
         .trim()
         .is_empty());
+    let show = r.ctl("show ikev2 profile");
+    assert!(
+        show.contains("local id-type fqdn node-a.example")
+            && show.contains("remote id-type key-id 0x0102"),
+        "{show}"
+    );
     let rows = dump(&mut c);
     let lonely = rows.iter().find(|p| p.profile.name == "lonely").unwrap();
     assert_eq!(lonely.profile.auth.data, [0x00, 0xff, 0x10]);

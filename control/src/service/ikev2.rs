@@ -74,15 +74,6 @@ impl Id {
     }
 }
 
-impl std::fmt::Display for Id {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.ipv4() {
-            Some(a) => write!(f, "ip4-addr {a}"),
-            None => write!(f, "type {} {:02x?}", self.kind, self.data),
-        }
-    }
-}
-
 /// A traffic selector (`ikev2_profile_set_ts`), IPv4 only (the engine's).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Ts {
