@@ -30,8 +30,8 @@
 //!   userspace over its TUN `ipsec0`: this kernel has no ESP), `encap = yes` as kernel-libipsec
 //!   only does ESP in UDP, selectors 198.18.10.0/24 to 198.18.11.0/24, calico's proposals. rvpp
 //!   is set up over vpp_papi as calico-vpp sets up a peer (control/tests/api/papi_ikev2_nat.py:
-//!   an IPIP tunnel protected by an IKEv2 profile, the far pod block routed into it; there is
-//!   no CLI for IKEv2 profiles) and answers charon's initiation. The kernel's node runs charon
+//!   an IPIP tunnel protected by an IKEv2 profile, the far pod block routed into it: calico's
+//!   own path, though the CLI can set the same up) and answers charon's initiation. The kernel's node runs charon
 //!   too (charon to charon, the same selectors and proposals). `--no-ipsec` leaves these out.
 //!
 //! IPIP is not measured: this kernel has no ipip module, so no Linux peer can terminate it.
@@ -213,7 +213,7 @@ fn ipsec_missing() -> Option<&'static str> {
         return Some("swanctl is not installed");
     }
     if !succeeds("python3 -c 'import vpp_papi'") {
-        return Some("python3 cannot import vpp_papi (rvpp's IKEv2 profile has no CLI)");
+        return Some("python3 cannot import vpp_papi (rvpp's IKEv2 peer is set up over the API, as calico does)");
     }
     None
 }

@@ -49,13 +49,19 @@ fn num(s: &str) -> Result<u32, String> {
     r.map_err(|_| format!("not a number: {s}"))
 }
 
-fn hex(s: &str) -> Result<Vec<u8>, String> {
+/// Hex digits (an optional `0x`) as bytes; also used by the IKEv2 CLI for keys and ids.
+pub(crate) fn hex(s: &str) -> Result<Vec<u8>, String> {
     let s = s.strip_prefix("0x").unwrap_or(s);
     if !s.len().is_multiple_of(2) {
         return Err("a key is an even number of hex digits".into());
     }
+    // `get`, not indexing: a multi-byte character must be an error, not a panic.
     (0..s.len() / 2)
-        .map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).map_err(|_| format!("not hex: {s}")))
+        .map(|i| {
+            s.get(2 * i..2 * i + 2)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                .ok_or_else(|| format!("not hex: {s}"))
+        })
         .collect()
 }
 
@@ -253,4 +259,18 @@ fn show_tunnel(dp: &Dataplane) -> String {
         );
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::hex;
+
+    #[test]
+    fn hex_refuses_what_is_not_hex_without_panicking() {
+        assert_eq!(hex("0x00ff10"), Ok(vec![0x00, 0xff, 0x10]));
+        assert!(hex("abc").is_err());
+        assert!(hex("zz").is_err());
+        // Four bytes whose first pair ends inside `é`: slicing there would panic.
+        assert!(hex("aéa").is_err());
+    }
 }

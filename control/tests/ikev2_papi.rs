@@ -15,16 +15,7 @@
 #[path = "api/common.rs"]
 mod common;
 
-use common::harness::{counted, ping, quiet, wait_for, Netns};
-
-/// The word after the first `key` in `text` (the first child's SPI after "spi-in").
-fn word_after(text: &str, key: &str) -> String {
-    text.split_whitespace()
-        .skip_while(|w| *w != key)
-        .nth(1)
-        .unwrap_or_else(|| panic!("no {key} in:\n{text}"))
-        .to_string()
-}
+use common::harness::{counted, ping, quiet, wait_for, word_after, Netns};
 
 /// `n` pings from `pod` to pod B, 50 ms apart, with `during` run 0.4 s in; none may be lost.
 fn ping_during(pod: &Netns, n: u32, during: impl FnOnce(), nodes: &[&common::Rvpp]) {
@@ -59,13 +50,14 @@ fn two_rvpp_nodes_over_ikev2_as_calico_configures_them() {
     if !common::skip::need_root("for taps and namespaces of the test's own") {
         return;
     }
-    let pid = std::process::id();
-    let mid = Netns::new(format!("rvpp-ikm-{pid}"));
-    let pod_a = Netns::new(format!("rvpp-ika-{pid}"));
-    let pod_b = Netns::new(format!("rvpp-ikb-{pid}"));
-    let mut a = common::pod_node("ike", 1, &mid, &pod_a);
-    let b = common::pod_node("ike", 2, &mid, &pod_b);
-    common::bridge_uplinks(&mid);
+    // Bound in this order so that the daemons drop before the namespaces.
+    let common::TwoNodes {
+        mid: _mid,
+        pod_a,
+        pod_b: _pod_b,
+        mut a,
+        b,
+    } = common::two_pod_nodes("ike", "ik");
     let sock_b = b.api.display().to_string();
 
     let Some(out) = a.check_python("papi_ikev2.py", &[&sock_b, "calico"]) else {
@@ -90,22 +82,9 @@ fn two_rvpp_nodes_over_ikev2_as_calico_configures_them() {
             .ctl("show ikev2 profile")
             .contains("protected tunnel ipip0"));
     }
-    // The first packet to each pod resolves its neighbour (consumed by ip4-arp, as VPP's).
-    let _ = ping(&pod_a, "198.19.1.2", "1");
-    let (good, text) = ping(&pod_a, "198.19.1.2", "5");
-    let (ea, eb) = (a.ctl("show errors"), b.ctl("show errors"));
-    assert!(
-        good,
-        "ping across IKEv2 ESP failed:\n{text}\nA:\n{ea}\nB:\n{eb}"
-    );
-    for (name, e) in [("A", &ea), ("B", &eb)] {
-        for (reason, least) in [
-            ("esp encrypt: packets sealed", 5),
-            ("esp decrypt: packets opened", 5),
-            ("ike: messages queued for the IKEv2 engine", 2),
-        ] {
-            assert!(counted(e, reason) >= least, "{name}: {reason}: {e}");
-        }
+    for (name, e) in ["A", "B"].iter().zip(common::ping_over_esp(&pod_a, &a, &b)) {
+        let reason = "ike: messages queued for the IKEv2 engine";
+        assert!(counted(&e, reason) >= 2, "{name}: {reason}: {e}");
     }
 
     // A flood of junk to B's IKE port (from pod A, routed by A): counted, and the SAs stay.

@@ -7,7 +7,8 @@
 //! learns the new port from charon's next IKE message (DPD) and its child SA follows, with no
 //! rekey; rvpp then rekeys the child itself (a request of its own to the new port). And rvpp
 //! as the initiator toward charon behind a NAT that forwards its outside 500/4500 to charon:
-//! rvpp detects the NAT from charon's payloads and moves to 4500.
+//! rvpp detects the NAT from charon's payloads and moves to 4500; that once more with rvpp set
+//! up by CLI only (VPP's `ikev2 profile` commands) instead of vpp_papi.
 //! Checked: the child comes up, pings pass both ways between the inner addresses (pod
 //! 198.19.0.2 behind rvpp, 198.19.1.2 on charon's side), and every ESP packet on the router's
 //! outside veth is UDP between 198.18.0.1:4500 and 198.18.0.2:<a mapped port>.
@@ -385,8 +386,58 @@ fn charon_behind_a_port_remapping_nat_to_rvpp_as_responder() {
 
 #[test]
 fn rvpp_initiates_to_charon_behind_a_nat_that_forwards_its_ike_ports() {
+    initiate_to_charon_behind_a_forwarding_nat("nati", |lab| {
+        let out = lab.r.check_python("papi_ikev2_nat.py", &["initiator"])?;
+        assert!(out.contains("ALL OK"));
+        Some(())
+    });
+}
+
+/// The same with rvpp's tunnel, route and profile set by CLI only (VPP's `ikev2 profile`
+/// syntax), then `ikev2 initiate sa-init` once a second until the child is up.
+#[test]
+fn rvpp_configured_by_cli_initiates_to_charon_behind_a_nat() {
+    initiate_to_charon_behind_a_forwarding_nat("natc", |lab| {
+        let p = "pr_198.18.0.1_to_198.18.9.2";
+        let any = "ip-range 0.0.0.0 - 255.255.255.255 port-range 0 - 65535 protocol 0";
+        for cmd in [
+            "create ipip tunnel src 198.18.0.1 dst 198.18.0.2".to_string(),
+            "set interface unnumbered ipip0 use tap0".into(),
+            "set interface state ipip0 up".into(),
+            "ip route add 198.19.1.0/24 via ipip0".into(),
+            format!("ikev2 profile add {p}"),
+            format!("ikev2 profile set {p} tunnel ipip0"),
+            format!("ikev2 profile set {p} auth shared-key-mic string natted-psk"),
+            format!("ikev2 profile set {p} id local ip4-addr 198.18.0.1"),
+            format!("ikev2 profile set {p} id remote ip4-addr 198.18.9.2"),
+            format!("ikev2 profile set {p} traffic-selector local {any}"),
+            format!("ikev2 profile set {p} traffic-selector remote {any}"),
+            format!("ikev2 profile set {p} responder tap0 198.18.0.2"),
+            format!(
+                "ikev2 profile set {p} ike-crypto-alg aes-cbc 256 ike-integ-alg sha1-96 ike-dh modp-2048"
+            ),
+            format!("ikev2 profile set {p} esp-crypto-alg aes-gcm-16 256"),
+        ] {
+            let out = lab.r.ctl(&cmd);
+            assert!(out.trim() == "ipip0" || out.trim().is_empty(), "{cmd}: {out}");
+        }
+        wait_for("the child SA, initiated by CLI", 20, || {
+            quiet(lab.r.ctl(&format!("ikev2 initiate sa-init {p}")));
+            std::thread::sleep(Duration::from_millis(500));
+            lab.r.ctl("show ikev2 sa").contains("child sa spi-in")
+        });
+        Some(())
+    });
+}
+
+/// rvpp, set up by `configure` (None: skipped), initiates toward charon behind a router that
+/// forwards its outside 500 and 4500 to charon; NAT-T, pings and the wire are checked.
+fn initiate_to_charon_behind_a_forwarding_nat(
+    tag: &str,
+    configure: impl FnOnce(&mut Lab) -> Option<()>,
+) {
     let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let Some(mut lab) = Lab::new("nati") else {
+    let Some(mut lab) = Lab::new(tag) else {
         return;
     };
     // The router forwards 500 and 4500 of its outside address to charon.
@@ -394,10 +445,9 @@ fn rvpp_initiates_to_charon_behind_a_nat_that_forwards_its_ike_ports() {
         "nft add chain ip nat pre '{ type nat hook prerouting priority -100; }' && \
          nft add rule ip nat pre iifname up1 udp dport '{ 500, 4500 }' dnat to 198.18.9.2",
     );
-    let Some(out) = lab.r.check_python("papi_ikev2_nat.py", &["initiator"]) else {
+    if configure(&mut lab).is_none() {
         return;
-    };
-    assert!(out.contains("ALL OK"));
+    }
     let ike = lab.r.ctl("show ikev2 sa");
     println!("rvpp:\n{ike}");
     // charon's NAT detection payloads name 198.18.9.2: we see the NAT and move to 4500.

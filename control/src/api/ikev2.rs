@@ -6,10 +6,9 @@
 use super::convert::{self, addr_ip};
 use super::handlers::State;
 use crate::service::ikev2::{self as svc, ProfileConf, Ts};
-use crate::service::{rv, SvcResult};
+use crate::service::SvcResult;
 use rvpp_vppapi::defs as d;
 use rvpp_vppapi::transport::{Response, Router};
-use std::net::IpAddr;
 
 /// The retval of a service call, logged when refused.
 fn done(what: &str, name: &str, r: SvcResult<()>) -> i32 {
@@ -30,26 +29,15 @@ fn profile_add_del(s: &State, m: &d::Ikev2ProfileAddDel) -> i32 {
 
 fn set_ts(s: &State, m: &d::Ikev2ProfileSetTs) -> i32 {
     let t = &m.ts;
-    let (IpAddr::V4(start), IpAddr::V4(end)) = (addr_ip(&t.start_addr), addr_ip(&t.end_addr))
-    else {
-        log::warn!(
-            "api: ikev2_profile_set_ts {}: IPv6 selectors are not implemented",
-            m.name
-        );
-        return rv::UNIMPLEMENTED;
-    };
-    let ts = Ts {
-        protocol: t.protocol_id,
-        start_port: t.start_port,
-        end_port: t.end_port,
-        start,
-        end,
-    };
-    done(
-        "ikev2_profile_set_ts",
-        &m.name,
-        svc::set_ts(&s.dp, &m.name, t.is_local, ts),
+    let r = Ts::from_range(
+        t.protocol_id,
+        t.start_port,
+        t.end_port,
+        addr_ip(&t.start_addr),
+        addr_ip(&t.end_addr),
     )
+    .and_then(|ts| svc::set_ts(&s.dp, &m.name, t.is_local, ts));
+    done("ikev2_profile_set_ts", &m.name, r)
 }
 
 fn api_id(id: Option<&svc::Id>) -> d::Ikev2Id {

@@ -74,15 +74,6 @@ impl Id {
     }
 }
 
-impl std::fmt::Display for Id {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.ipv4() {
-            Some(a) => write!(f, "ip4-addr {a}"),
-            None => write!(f, "type {} {:02x?}", self.kind, self.data),
-        }
-    }
-}
-
 /// A traffic selector (`ikev2_profile_set_ts`), IPv4 only (the engine's).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Ts {
@@ -94,6 +85,30 @@ pub struct Ts {
 }
 
 impl Ts {
+    /// A selector from addresses as the API and the CLI give them: IPv6 ranges are refused
+    /// (the engine's selectors are IPv4).
+    pub fn from_range(
+        protocol: u8,
+        start_port: u16,
+        end_port: u16,
+        start: IpAddr,
+        end: IpAddr,
+    ) -> SvcResult<Ts> {
+        match (start, end) {
+            (IpAddr::V4(start), IpAddr::V4(end)) => Ok(Ts {
+                protocol,
+                start_port,
+                end_port,
+                start,
+                end,
+            }),
+            _ => Err(err(
+                rv::UNIMPLEMENTED,
+                "IPv6 traffic selectors are not implemented",
+            )),
+        }
+    }
+
     fn selector(&self) -> TrafficSelector {
         let mut t = TrafficSelector::ipv4_range(self.start, self.end);
         t.ip_proto = self.protocol;

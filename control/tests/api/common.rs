@@ -129,6 +129,54 @@ pub fn pod_node(tag: &str, n: u8, mid: &harness::Netns, pod: &harness::Netns) ->
     r
 }
 
+/// Two [`pod_node`]s tagged `tag1`, `tag2`, their uplinks bridged in `mid`. Fields drop in
+/// order: the daemons before the namespaces their taps are in.
+pub struct TwoNodes {
+    pub a: Rvpp,
+    pub b: Rvpp,
+    pub pod_a: harness::Netns,
+    pub pod_b: harness::Netns,
+    pub mid: harness::Netns,
+}
+
+/// [`TwoNodes`]; `ns` names the namespaces (`rvpp-<ns>m|a|b-<pid>`).
+pub fn two_pod_nodes(tag: &str, ns: &str) -> TwoNodes {
+    let pid = std::process::id();
+    let mid = harness::Netns::new(format!("rvpp-{ns}m-{pid}"));
+    let pod_a = harness::Netns::new(format!("rvpp-{ns}a-{pid}"));
+    let pod_b = harness::Netns::new(format!("rvpp-{ns}b-{pid}"));
+    let a = pod_node(tag, 1, &mid, &pod_a);
+    let b = pod_node(tag, 2, &mid, &pod_b);
+    bridge_uplinks(&mid);
+    TwoNodes {
+        a,
+        b,
+        pod_a,
+        pod_b,
+        mid,
+    }
+}
+
+/// `pod_a` pings pod B (198.19.1.2) 5 times across the ESP tunnel between nodes `a` and `b`:
+/// all must pass, sealed and opened by both; returns both nodes' `show errors`.
+pub fn ping_over_esp(pod_a: &harness::Netns, a: &Rvpp, b: &Rvpp) -> [String; 2] {
+    // The first packet to each pod resolves its neighbour (consumed by ip4-arp, as VPP's).
+    let _ = harness::ping(pod_a, "198.19.1.2", "1");
+    let (good, text) = harness::ping(pod_a, "198.19.1.2", "5");
+    let errors = [a.ctl("show errors"), b.ctl("show errors")];
+    let [ea, eb] = &errors;
+    assert!(
+        good,
+        "ping across IKEv2 ESP failed:\n{text}\nA:\n{ea}\nB:\n{eb}"
+    );
+    for (name, e) in [("A", ea), ("B", eb)] {
+        for reason in ["esp encrypt: packets sealed", "esp decrypt: packets opened"] {
+            assert!(harness::counted(e, reason) >= 5, "{name}: {reason}: {e}");
+        }
+    }
+    errors
+}
+
 /// Bridge the two nodes' uplinks `up1` and `up2` in `mid`.
 pub fn bridge_uplinks(mid: &harness::Netns) {
     mid.ip("link add br0 type bridge");

@@ -516,3 +516,12 @@ pub fn srv6_node(r: &Rvpp, uplink_ns: &str, pod_ns: &str) {
         .ctl("show sr steering-policies")
         .contains("L3 198.19.9.0/24\tfd00:1::b4"));
 }
+
+/// The word after the first `key` in `text` (a field of a `show` listing); panics without one.
+pub fn word_after(text: &str, key: &str) -> String {
+    text.split_whitespace()
+        .skip_while(|w| *w != key)
+        .nth(1)
+        .unwrap_or_else(|| panic!("no {key} in:\n{text}"))
+        .to_string()
+}
