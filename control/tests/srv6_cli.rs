@@ -116,3 +116,80 @@ fn cli_programs_and_shows_srv6_as_vpp_does() {
     assert!(!r.ctl("show sr localsids").contains("fd00:1::d4"));
     assert!(!r.ctl("show ip6 fib").contains("fd00:1::d4/128"));
 }
+
+/// `show ip fib <prefix>` of table 0.
+fn fib(r: &Rvpp, p: &str) -> String {
+    r.ctl(&format!("show ip fib {p}"))
+}
+
+/// Steering is the FIB's SR source, as in VPP (interface > SR > API): an API route for a
+/// steered prefix waits under the steering whatever is done to it meanwhile, and forwards as
+/// it is then when the steering goes; an interface's attached subnet outranks the steering.
+#[test]
+fn steering_is_its_own_fib_source() {
+    let r = Rvpp::start("srv6-src", "");
+    assert_eq!(r.ctl("create loopback interface").trim(), "loop0");
+    ok(&r, "set interface state loop0 up");
+    ok(&r, "set interface ip address loop0 fd00::1/64");
+    ok(&r, "set interface ip address loop0 198.18.0.1/24");
+    ok(&r, "set sr encaps source addr fd00::1");
+    ok(&r, "sr policy add bsid fd00:1::b1 next fd00:2::e encap");
+
+    // An API route changed while steered waits, and comes back as changed.
+    ok(&r, "ip route add 198.19.64.0/24 via 198.18.0.2 loop0");
+    ok(&r, "sr steer l3 198.19.64.0/24 via bsid fd00:1::b1");
+    ok(&r, "ip route add 198.19.64.0/24 via 198.18.0.3 loop0");
+    let out = fib(&r, "198.19.64.0/24");
+    assert!(
+        out.contains("buckets:1] src:SR\n    [@")
+            && out.contains("sr policy index 0")
+            && out.contains("  src:API waiting: 198.18.0.3 loop0")
+            && !out.contains("via 198.18.0.3"),
+        "the steering forwards, the API route waits:\n{out}"
+    );
+    ok(&r, "sr steer del l3 198.19.64.0/24");
+    let out = fib(&r, "198.19.64.0/24");
+    assert!(
+        out.contains("src:API") && out.contains("via 198.18.0.3") && !out.contains("sr policy"),
+        "the API route as it is now forwards:\n{out}"
+    );
+
+    // Deleting the API route under a steering leaves the steering.
+    ok(&r, "ip route add 198.19.65.0/24 via 198.18.0.2 loop0");
+    ok(&r, "sr steer l3 198.19.65.0/24 via bsid fd00:1::b1");
+    ok(&r, "ip route del 198.19.65.0/24 via 198.18.0.2 loop0");
+    let out = fib(&r, "198.19.65.0/24");
+    assert!(
+        out.contains("198.19.65.0/24\n") && out.contains("sr policy index 0"),
+        "still steered:\n{out}"
+    );
+    ok(&r, "sr steer del l3 198.19.65.0/24");
+    assert!(
+        !r.ctl("show ip fib").contains("198.19.65.0/24"),
+        "nothing is left of the prefix"
+    );
+
+    // An attached subnet outranks the steering; it forwards once the address goes, and when
+    // the steering goes too nothing is left.
+    ok(&r, "sr steer l3 198.18.0.0/24 via bsid fd00:1::b1");
+    let out = fib(&r, "198.18.0.0/24");
+    assert!(
+        out.contains("src:interface")
+            && out.contains("glean loop0")
+            && out.contains("  src:SR waiting: sr policy index 0"),
+        "the attached route forwards, the steering waits:\n{out}"
+    );
+    ok(&r, "set interface ip address del loop0 198.18.0.1/24");
+    let out = fib(&r, "198.18.0.0/24");
+    assert!(
+        out.contains("198.18.0.0/24\n") && out.contains("src:SR") && !out.contains("glean"),
+        "the steering forwards:\n{out}"
+    );
+    ok(&r, "set interface ip address loop0 198.18.0.1/24");
+    ok(&r, "sr steer del l3 198.18.0.0/24");
+    let out = fib(&r, "198.18.0.0/24");
+    assert!(
+        out.contains("src:interface") && out.contains("glean loop0") && !out.contains("src:SR"),
+        "the attached route, alone:\n{out}"
+    );
+}

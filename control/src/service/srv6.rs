@@ -5,13 +5,13 @@
 //! Policies and localsids live in the dataplane's published [`Srv6`] table (entry i is what
 //! an `SrPolicy(i)` / `SrLocalsid(i)` path names); every edit publishes the table before a
 //! route names a new entry and removes the route before the entry. Steering (a prefix in a
-//! table -> a policy) is the service's own list: the prefix's route is replaced by one to the
-//! policy, and the route it replaced comes back when the steering goes (VPP's SR source
-//! outranks the API's).
+//! table -> a policy) is the service's own list, and its route to the policy is the FIB's SR
+//! source: it forwards over an API route for the prefix, which waits beneath it and forwards
+//! again when the steering goes; an interface's route outranks it, as in VPP.
 
 use super::{lock, rv, SvcError, SvcResult};
 use crate::daemon::Dataplane;
-use rvpp_dataplane::forwarding::{Af, Forwarding, Path, PathKind, Prefix, Source};
+use rvpp_dataplane::forwarding::{Af, Forwarding, Path, PathKind, Prefix};
 use rvpp_dataplane::srv6::{self, Behavior, Localsid, Policy, SidList, Srv6};
 use rvpp_dataplane::wire::srh::MAX_SEGMENTS;
 use std::collections::BTreeMap;
@@ -36,15 +36,6 @@ pub struct Steer {
     pub table_id: u32,
     pub prefix: Prefix,
     pub policy: u32,
-    /// The route's paths before it was steered.
-    saved: Option<Vec<Path>>,
-}
-
-impl Steer {
-    /// The route's paths before it was steered.
-    pub fn saved(&self) -> Option<&[Path]> {
-        self.saved.as_deref()
-    }
 }
 
 /// The steering entries by (table, prefix).
@@ -480,12 +471,9 @@ pub fn policies(dp: &Dataplane) -> Vec<(u32, Policy)> {
         .collect()
 }
 
-/// Put back the route a steering entry replaced.
+/// Take a steering entry's route out: what it stood over forwards again.
 fn unsteer(f: &mut Forwarding, s: &Steer) {
-    let _ = match &s.saved {
-        Some(paths) => f.route_add(s.table_id, s.prefix, paths.clone()),
-        None => f.route_del(s.table_id, s.prefix),
-    };
+    let _ = f.route_del_sr(s.table_id, s.prefix);
 }
 
 /// `sr_steering_add_del` add / `sr steer l3 P via bsid X`: L3 traffic to `prefix` in
@@ -506,26 +494,17 @@ pub fn steer_add(
     if f.fib_index(prefix.af(), table_id).is_none() {
         return Err(err(rv::NO_SUCH_FIB, format!("no table {table_id}")));
     }
-    let key = (table_id, prefix);
-    let saved = match steering.get(&key) {
-        Some(s) => s.saved.clone(),
-        // The API route it stands over (another source's route is not the API's to restore).
-        None => f
-            .route_get(table_id, prefix)
-            .and_then(|r| r.paths_of(Source::Api).map(<[Path]>::to_vec)),
-    };
-    f.route_add(
+    f.route_add_sr(
         table_id,
         prefix,
         vec![Path::special(PathKind::SrPolicy(i as u32))],
     )?;
     steering.insert(
-        key,
+        (table_id, prefix),
         Steer {
             table_id,
             prefix,
             policy: i as u32,
-            saved,
         },
     );
     Ok(())
