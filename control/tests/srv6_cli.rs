@@ -82,7 +82,7 @@ fn cli_programs_and_shows_srv6_as_vpp_does() {
         .ctl("sr policy mod bsid fd00:1::b1 del sl index 0")
         .contains("no SID list"));
 
-    // Steering replaces the prefix's route; removing it brings the route back.
+    // Steering forwards over the prefix's API route; removing it brings the route back.
     ok(&r, "ip route add 198.19.64.0/24 via 198.18.0.2 loop0");
     ok(&r, "sr steer l3 198.19.64.0/24 via bsid fd00:1::b1");
     ok(&r, "sr steer l3 fd10:64::/64 via bsid fd00:1::b1");
