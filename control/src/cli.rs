@@ -1107,6 +1107,7 @@ fn show_fib(dp: &Dataplane, af: Af, rest: &[&str]) -> String {
             continue;
         }
         let mut routes = f.routes(af, tid);
+        let in_table = routes.len();
         if let Some(at) = at.filter(|a| a.af() == af) {
             routes = routes
                 .into_iter()
@@ -1119,7 +1120,7 @@ fn show_fib(dp: &Dataplane, af: Af, rest: &[&str]) -> String {
             s,
             "{name}, fib_index:{}, flow hash:[src dst sport dport proto] routes:{}",
             f.fib_index(af, tid).unwrap_or(0),
-            routes.len()
+            in_table
         );
         for (p, r) in routes.iter().take(10_000) {
             let lb = f.fwd().lb(r.lb);
