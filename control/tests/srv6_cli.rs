@@ -122,11 +122,12 @@ fn fib(r: &Rvpp, p: &str) -> String {
     r.ctl(&format!("show ip fib {p}"))
 }
 
-/// Steering is the FIB's SR source, as in VPP (interface > SR > API): an API route for a
-/// steered prefix waits under the steering whatever is done to it meanwhile, and forwards as
-/// it is then when the steering goes; an interface's attached subnet outranks the steering.
+/// SRv6's routes are the FIB's SR source, as in VPP (interface > SR > API): an API route for
+/// a steered prefix (or a localsid's or BSID's /128) waits under it whatever is done to it
+/// meanwhile, and forwards as it is then when the SR entry goes; an interface's attached
+/// subnet outranks a steering.
 #[test]
-fn steering_is_its_own_fib_source() {
+fn srv6_routes_are_their_own_fib_source() {
     let r = Rvpp::start("srv6-src", "");
     assert_eq!(r.ctl("create loopback interface").trim(), "loop0");
     ok(&r, "set interface state loop0 up");
@@ -167,6 +168,33 @@ fn steering_is_its_own_fib_source() {
     assert!(
         !r.ctl("show ip fib").contains("198.19.65.0/24"),
         "nothing is left of the prefix"
+    );
+
+    // A localsid's and a BSID's /128 are SR's too: an API route for them waits, and forwards
+    // when the localsid goes.
+    ok(&r, "sr localsid address fd00:1::d4 behavior end.dt4 0");
+    ok(&r, "ip route add fd00:1::d4/128 via fd00::2 loop0");
+    ok(&r, "ip route add fd00:1::b1/128 via fd00::2 loop0");
+    for (sid, what) in [
+        ("fd00:1::d4/128", "sr localsid index 0"),
+        ("fd00:1::b1/128", "sr policy index 0"),
+    ] {
+        let out = r.ctl(&format!("show ip6 fib {sid}"));
+        assert!(
+            out.contains("] src:SR\n")
+                && out.contains(what)
+                && out.contains("  src:API waiting: fd00::2 loop0")
+                && !out.contains("via fd00::2"),
+            "the SR entry forwards, the API route waits:\n{out}"
+        );
+    }
+    ok(&r, "sr localsid del address fd00:1::d4");
+    let out = r.ctl("show ip6 fib fd00:1::d4/128");
+    assert!(
+        out.contains("fd00:1::d4/128\n")
+            && out.contains("] src:API\n")
+            && out.contains("via fd00::2"),
+        "the API route forwards:\n{out}"
     );
 
     // An attached subnet outranks the steering; it forwards once the address goes, and when

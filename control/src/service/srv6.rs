@@ -5,9 +5,10 @@
 //! Policies and localsids live in the dataplane's published [`Srv6`] table (entry i is what
 //! an `SrPolicy(i)` / `SrLocalsid(i)` path names); every edit publishes the table before a
 //! route names a new entry and removes the route before the entry. Steering (a prefix in a
-//! table -> a policy) is the service's own list, and its route to the policy is the FIB's SR
-//! source: it forwards over an API route for the prefix, which waits beneath it and forwards
-//! again when the steering goes; an interface's route outranks it, as in VPP.
+//! table -> a policy) is the service's own list. Every route SRv6 makes (a localsid's /128, a
+//! BSID's /128, a steered prefix's) is the FIB's SR source, as VPP's: it forwards over an API
+//! route for the prefix, which waits beneath it and forwards again when the SR entry goes; an
+//! interface's route outranks it.
 
 use super::{lock, rv, SvcError, SvcResult};
 use crate::daemon::Dataplane;
@@ -192,7 +193,7 @@ fn localsid_add_in(dp: &Dataplane, s: LocalsidSpec, at: Option<u32>) -> SvcResul
         },
     );
     t.publish(next);
-    f.route_add(
+    f.route_add_sr(
         s.fib_table,
         host(s.sid),
         vec![Path::special(PathKind::SrLocalsid(i as u32))],
@@ -213,7 +214,7 @@ pub fn localsid_del(dp: &Dataplane, sid: Ipv6Addr) -> SvcResult<()> {
         return Err(err(sr_rv::LOCALSID_MISSING, format!("no localsid {sid}")));
     };
     let fib_table = next.localsids[i].as_ref().map_or(0, |l| l.fib_table);
-    let _ = dp.fwd().route_del(fib_table, host(sid));
+    let _ = dp.fwd().route_del_sr(fib_table, host(sid));
     next.localsids[i] = None;
     t.publish(next);
     Ok(())
@@ -339,7 +340,7 @@ fn policy_add_in(dp: &Dataplane, s: PolicySpec, at: Option<(u32, u32)>) -> SvcRe
     p.rebalance();
     put_at(&mut next.policies, i, p);
     t.publish(next);
-    f.route_add(
+    f.route_add_sr(
         fib_table,
         host(s.bsid),
         vec![Path::special(PathKind::SrPolicy(i as u32))],
@@ -456,7 +457,7 @@ pub fn policy_del(dp: &Dataplane, bsid: Ipv6Addr, index: u32) -> SvcResult<()> {
         }
     }
     if let Some(p) = next.policies[i].take() {
-        let _ = f.route_del(p.fib_table, host(Ipv6Addr::from(p.bsid)));
+        let _ = f.route_del_sr(p.fib_table, host(Ipv6Addr::from(p.bsid)));
     }
     t.publish(next);
     Ok(())

@@ -85,7 +85,7 @@ impl Path {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Source {
     Api,
-    /// SR steering (`sr steer l3`): a prefix into an SR policy. VPP's SR source: below the
+    /// SRv6's routes: localsid and BSID /128s, steered prefixes. VPP's SR source: below the
     /// interface's, above the API's (fib_source.h: interface 0x03, SR 0x10, API 0x80).
     Sr,
     /// An interface address: its connected (attached) subnet and its local /32 or /128. The two
@@ -246,7 +246,7 @@ impl Forwarding {
         self.route_add(table_id, p, all)
     }
 
-    /// Set SR steering's paths for `p` (replacing its old ones): they forward unless an
+    /// Set the SR source's paths for `p` (replacing its old ones): they forward unless an
     /// interface's route holds the prefix, and what forwarded waits below them.
     pub fn route_add_sr(
         &mut self,
@@ -259,7 +259,7 @@ impl Forwarding {
         Ok(())
     }
 
-    /// Remove SR steering's paths for `p`: the next best source forwards again.
+    /// Remove the SR source's paths for `p`: the next best source forwards again.
     pub fn route_del_sr(&mut self, table_id: u32, p: Prefix) -> Result<(), FwdError> {
         self.route_del_source(table_id, p, Source::Sr)
     }
