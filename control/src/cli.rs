@@ -4,7 +4,7 @@
 use crate::daemon::Dataplane;
 use crate::service::{addresses, neighbours, punt, routes, tables};
 use rvpp_dataplane::device::RxMode;
-use rvpp_dataplane::forwarding::{Af, Path, PathKind, Prefix};
+use rvpp_dataplane::forwarding::{mask4, mask6, Af, Forwarding, Path, PathKind, Prefix};
 use rvpp_dataplane::runtime::tsc_hz;
 use rvpp_dataplane::tables::AdjKind;
 use rvpp_dataplane::wire::{fmt_mac, parse_mac};
@@ -1101,25 +1101,42 @@ fn show_fib_memory(dp: &Dataplane) -> String {
 
 fn show_fib(dp: &Dataplane, af: Af, rest: &[&str]) -> String {
     let f = dp.fwd();
+    // `show ip fib [table N] [<prefix>]`: a prefix shows the entry that covers it best.
     let want: Option<u32> = match rest {
         ["table", t, ..] => t.parse().ok(),
         _ => None,
     };
+    let at = rest.iter().rev().find_map(|w| Prefix::parse(w));
     let mut s = String::new();
     for (tid, name) in f.tables(af) {
         if want.is_some_and(|w| w != tid) {
             continue;
         }
-        let routes = f.routes(af, tid);
+        let mut routes = f.routes(af, tid);
+        let in_table = routes.len();
+        if let Some(at) = at.filter(|a| a.af() == af) {
+            routes = routes
+                .into_iter()
+                .filter(|(p, _)| covers(*p, at))
+                .max_by_key(|(p, _)| p.prefix_len())
+                .into_iter()
+                .collect();
+        }
         let _ = writeln!(
             s,
             "{name}, fib_index:{}, flow hash:[src dst sport dport proto] routes:{}",
             f.fib_index(af, tid).unwrap_or(0),
-            routes.len()
+            in_table
         );
         for (p, r) in routes.iter().take(10_000) {
             let lb = f.fwd().lb(r.lb);
-            let _ = writeln!(s, "{p}\n  [lb:{} buckets:{}]", r.lb, lb.n_buckets);
+            let _ = writeln!(
+                s,
+                "{p}\n  [lb:{} buckets:{}] src:{}",
+                r.lb,
+                lb.n_buckets,
+                r.source.name()
+            );
             for &ai in &lb.buckets[..lb.n_buckets as usize] {
                 let a = f.fwd().adj(ai);
                 let ifname = f.ifs().get(a.sw_if_index).map_or("", |i| i.name.as_str());
@@ -1148,12 +1165,50 @@ fn show_fib(dp: &Dataplane, af: Af, rest: &[&str]) -> String {
                 };
                 let _ = writeln!(s, "    [@{ai}]: {what}");
             }
+            // The sources that wait under it, best first (no " via ": scripts read those
+            // lines as the load-balance's next hops).
+            for (src, paths) in r.shadowed.as_slice() {
+                let paths: Vec<String> = paths.iter().map(|x| fmt_path(&f, x)).collect();
+                let _ = writeln!(s, "  src:{} waiting: {}", src.name(), paths.join(", "));
+            }
         }
         if routes.len() > 10_000 {
             let _ = writeln!(s, "... {} more", routes.len() - 10_000);
         }
     }
     s
+}
+
+/// Prefix `p` holds every address of `q`.
+fn covers(p: Prefix, q: Prefix) -> bool {
+    p.prefix_len() <= q.prefix_len()
+        && match (p, q) {
+            (Prefix::V4(a, l), Prefix::V4(b, _)) => b & mask4(l) == a,
+            (Prefix::V6(a, l), Prefix::V6(b, _)) => b & mask6(l) == a,
+            _ => false,
+        }
+}
+
+/// A route's path as `show ip fib` lists a waiting source's.
+fn fmt_path(f: &Forwarding, x: &Path) -> String {
+    let ifname = x.sw_if_index.map(|sw| {
+        f.ifs()
+            .get(sw)
+            .map_or(format!("if {sw}"), |i| i.name.clone())
+    });
+    match (x.kind, x.next_hop, ifname) {
+        (PathKind::Normal, Some(nh), Some(i)) => format!("{nh} {i}"),
+        (PathKind::Normal, Some(nh), None) => nh.to_string(),
+        (PathKind::Normal, None, Some(i)) => format!("attached {i}"),
+        (PathKind::Normal, None, None) => "none".into(),
+        (PathKind::Local, ..) => "local".into(),
+        (PathKind::Drop, ..) => "drop".into(),
+        (PathKind::Unreachable, ..) => "unreachable".into(),
+        (PathKind::Prohibit, ..) => "prohibit".into(),
+        (PathKind::Lookup(t), ..) => format!("lookup in table {t}"),
+        (PathKind::SrPolicy(i), ..) => format!("sr policy index {i}"),
+        (PathKind::SrLocalsid(i), ..) => format!("sr localsid index {i}"),
+    }
 }
 
 fn fmt_nh(nh: u128, v6: bool) -> String {

@@ -40,7 +40,10 @@ fn state(dp: &Dataplane) -> Vec<String> {
         for (t, name) in f.tables(af) {
             out.push(format!("table {af:?} {t} {name}"));
             for (pfx, r) in f.routes(af, t) {
-                out.push(format!("{t} {pfx} {:?} {:?}", r.source, r.paths));
+                out.push(format!(
+                    "{t} {pfx} {:?} {:?} {:?}",
+                    r.source, r.paths, r.shadowed
+                ));
             }
         }
         out.push(format!("{:?}", f.neighbor_config(af)));
@@ -1385,6 +1388,38 @@ fn srv6_restores_with_its_entries_lists_and_steering() {
             .any(|l| l.contains("198.19.0.0/16") && l.contains("198.18.1.3")),
         "the saved route is back: {routes:?}"
     );
+}
+
+/// An older rvpp's snapshot kept the API route a steering replaced in the steering's "saved"
+/// paths, not in its routes: that route comes back under the steering, and forwards again
+/// when the steering goes, as the same configuration made here.
+#[test]
+fn an_older_snapshots_saved_steered_route_waits_under_the_steering() {
+    let old = configured();
+    with_srv6(&old);
+    let mut json = {
+        let f = old.fwd();
+        snapshot::capture(&old, &f).unwrap().json
+    };
+    let routes = json["routes"].as_array_mut().unwrap();
+    let at = routes
+        .iter()
+        .position(|r| r["table"] == 0 && r["prefix"] == "198.19.0.0/16")
+        .expect("the API route under the steering travels with the routes");
+    let saved = routes.remove(at)["paths"].clone();
+    for s in json["srv6"]["steering"].as_array_mut().unwrap() {
+        if s["prefix"] == "198.19.0.0/16" {
+            s["saved"] = saved.clone();
+        }
+    }
+    let new = dataplane();
+    snapshot::restore(&new, &json, &mut []).unwrap();
+    assert_eq!(srv6_state(&old), srv6_state(&new));
+    assert_eq!(state(&old), state(&new));
+    for dp in [&old, &new] {
+        sr::steer_del(dp, 0, p("198.19.0.0/16")).unwrap();
+    }
+    assert_eq!(state(&old), state(&new));
 }
 
 #[test]

@@ -82,7 +82,7 @@ fn cli_programs_and_shows_srv6_as_vpp_does() {
         .ctl("sr policy mod bsid fd00:1::b1 del sl index 0")
         .contains("no SID list"));
 
-    // Steering replaces the prefix's route; removing it brings the route back.
+    // Steering forwards over the prefix's API route; removing it brings the route back.
     ok(&r, "ip route add 198.19.64.0/24 via 198.18.0.2 loop0");
     ok(&r, "sr steer l3 198.19.64.0/24 via bsid fd00:1::b1");
     ok(&r, "sr steer l3 fd10:64::/64 via bsid fd00:1::b1");
@@ -115,4 +115,109 @@ fn cli_programs_and_shows_srv6_as_vpp_does() {
         .contains("no localsid"));
     assert!(!r.ctl("show sr localsids").contains("fd00:1::d4"));
     assert!(!r.ctl("show ip6 fib").contains("fd00:1::d4/128"));
+}
+
+/// `show ip fib <prefix>` of table 0.
+fn fib(r: &Rvpp, p: &str) -> String {
+    r.ctl(&format!("show ip fib {p}"))
+}
+
+/// SRv6's routes are the FIB's SR source, as in VPP (interface > SR > API): an API route for
+/// a steered prefix (or a localsid's or BSID's /128) waits under it whatever is done to it
+/// meanwhile, and forwards as it is then when the SR entry goes; an interface's attached
+/// subnet outranks a steering.
+#[test]
+fn srv6_routes_are_their_own_fib_source() {
+    let r = Rvpp::start("srv6-src", "");
+    assert_eq!(r.ctl("create loopback interface").trim(), "loop0");
+    ok(&r, "set interface state loop0 up");
+    ok(&r, "set interface ip address loop0 fd00::1/64");
+    ok(&r, "set interface ip address loop0 198.18.0.1/24");
+    ok(&r, "set sr encaps source addr fd00::1");
+    ok(&r, "sr policy add bsid fd00:1::b1 next fd00:2::e encap");
+
+    // An API route changed while steered waits, and comes back as changed.
+    ok(&r, "ip route add 198.19.64.0/24 via 198.18.0.2 loop0");
+    ok(&r, "sr steer l3 198.19.64.0/24 via bsid fd00:1::b1");
+    ok(&r, "ip route add 198.19.64.0/24 via 198.18.0.3 loop0");
+    let out = fib(&r, "198.19.64.0/24");
+    assert!(
+        out.contains("buckets:1] src:SR\n    [@")
+            && out.contains("sr policy index 0")
+            && out.contains("  src:API waiting: 198.18.0.3 loop0")
+            && !out.contains("via 198.18.0.3"),
+        "the steering forwards, the API route waits:\n{out}"
+    );
+    ok(&r, "sr steer del l3 198.19.64.0/24");
+    let out = fib(&r, "198.19.64.0/24");
+    assert!(
+        out.contains("src:API") && out.contains("via 198.18.0.3") && !out.contains("sr policy"),
+        "the API route as it is now forwards:\n{out}"
+    );
+
+    // Deleting the API route under a steering leaves the steering.
+    ok(&r, "ip route add 198.19.65.0/24 via 198.18.0.2 loop0");
+    ok(&r, "sr steer l3 198.19.65.0/24 via bsid fd00:1::b1");
+    ok(&r, "ip route del 198.19.65.0/24 via 198.18.0.2 loop0");
+    let out = fib(&r, "198.19.65.0/24");
+    assert!(
+        out.contains("198.19.65.0/24\n") && out.contains("sr policy index 0"),
+        "still steered:\n{out}"
+    );
+    ok(&r, "sr steer del l3 198.19.65.0/24");
+    assert!(
+        !r.ctl("show ip fib").contains("198.19.65.0/24"),
+        "nothing is left of the prefix"
+    );
+
+    // A localsid's and a BSID's /128 are SR's too: an API route for them waits, and forwards
+    // when the localsid goes.
+    ok(&r, "sr localsid address fd00:1::d4 behavior end.dt4 0");
+    ok(&r, "ip route add fd00:1::d4/128 via fd00::2 loop0");
+    ok(&r, "ip route add fd00:1::b1/128 via fd00::2 loop0");
+    for (sid, what) in [
+        ("fd00:1::d4/128", "sr localsid index 0"),
+        ("fd00:1::b1/128", "sr policy index 0"),
+    ] {
+        let out = r.ctl(&format!("show ip6 fib {sid}"));
+        assert!(
+            out.contains("] src:SR\n")
+                && out.contains(what)
+                && out.contains("  src:API waiting: fd00::2 loop0")
+                && !out.contains("via fd00::2"),
+            "the SR entry forwards, the API route waits:\n{out}"
+        );
+    }
+    ok(&r, "sr localsid del address fd00:1::d4");
+    let out = r.ctl("show ip6 fib fd00:1::d4/128");
+    assert!(
+        out.contains("fd00:1::d4/128\n")
+            && out.contains("] src:API\n")
+            && out.contains("via fd00::2"),
+        "the API route forwards:\n{out}"
+    );
+
+    // An attached subnet outranks the steering; it forwards once the address goes, and when
+    // the steering goes too nothing is left.
+    ok(&r, "sr steer l3 198.18.0.0/24 via bsid fd00:1::b1");
+    let out = fib(&r, "198.18.0.0/24");
+    assert!(
+        out.contains("src:interface")
+            && out.contains("glean loop0")
+            && out.contains("  src:SR waiting: sr policy index 0"),
+        "the attached route forwards, the steering waits:\n{out}"
+    );
+    ok(&r, "set interface ip address del loop0 198.18.0.1/24");
+    let out = fib(&r, "198.18.0.0/24");
+    assert!(
+        out.contains("198.18.0.0/24\n") && out.contains("src:SR") && !out.contains("glean"),
+        "the steering forwards:\n{out}"
+    );
+    ok(&r, "set interface ip address loop0 198.18.0.1/24");
+    ok(&r, "sr steer del l3 198.18.0.0/24");
+    let out = fib(&r, "198.18.0.0/24");
+    assert!(
+        out.contains("src:interface") && out.contains("glean loop0") && !out.contains("src:SR"),
+        "the attached route, alone:\n{out}"
+    );
 }

@@ -132,11 +132,14 @@ fn unsupported(dp: &Dataplane, f: &Forwarding) -> Vec<String> {
     for af in [Af::Ip4, Af::Ip6] {
         for (t, _) in f.tables(af) {
             for (p, r) in f.routes(af, t) {
-                let sr = r.paths_of(Source::Api).is_some_and(|api| {
+                // SRv6's routes are the SR source's, rebuilt with its objects; an SR path in
+                // an API route was made by none of them.
+                let api_sr = r.paths_of(Source::Api).is_some_and(|api| {
                     api.iter()
                         .any(|x| matches!(x.kind, PathKind::SrPolicy(_) | PathKind::SrLocalsid(_)))
                 });
-                if sr && !overlay::srv6_route(dp, t, p) {
+                let stray_sr = r.paths_of(Source::Sr).is_some() && !overlay::srv6_route(dp, t, p);
+                if api_sr || stray_sr {
                     no.push(format!("SRv6 route {p} in table {t}"));
                 }
             }
@@ -190,18 +193,13 @@ pub fn capture(dp: &Dataplane, f: &Forwarding) -> Result<Snapshot, String> {
         for (t, name) in f.tables(af) {
             tables.push(json!({"af": af_name(af), "id": t, "name": name}));
             for (p, r) in f.routes(af, t) {
-                // The API's paths, also those waiting under an interface's route. SRv6's
-                // routes come back with its objects (`unsupported` refused the others).
+                // The API's paths, also those waiting under an interface's or SRv6's route
+                // (SRv6's come back with its objects; `unsupported` refused SR paths here).
                 let Some(api) = r.paths_of(Source::Api) else {
                     continue;
                 };
-                let sr = api
-                    .iter()
-                    .any(|x| matches!(x.kind, PathKind::SrPolicy(_) | PathKind::SrLocalsid(_)));
-                if !sr {
-                    let paths: Vec<Value> = api.iter().map(path_json).collect();
-                    routes.push(json!({"table": t, "prefix": p.to_string(), "paths": paths}));
-                }
+                let paths: Vec<Value> = api.iter().map(path_json).collect();
+                routes.push(json!({"table": t, "prefix": p.to_string(), "paths": paths}));
             }
         }
     }

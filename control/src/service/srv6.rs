@@ -5,13 +5,14 @@
 //! Policies and localsids live in the dataplane's published [`Srv6`] table (entry i is what
 //! an `SrPolicy(i)` / `SrLocalsid(i)` path names); every edit publishes the table before a
 //! route names a new entry and removes the route before the entry. Steering (a prefix in a
-//! table -> a policy) is the service's own list: the prefix's route is replaced by one to the
-//! policy, and the route it replaced comes back when the steering goes (VPP's SR source
-//! outranks the API's).
+//! table -> a policy) is the service's own list. Every route SRv6 makes (a localsid's /128, a
+//! BSID's /128, a steered prefix's) is the FIB's SR source, as VPP's: it forwards over an API
+//! route for the prefix, which waits beneath it and forwards again when the SR entry goes; an
+//! interface's route outranks it.
 
 use super::{lock, rv, SvcError, SvcResult};
 use crate::daemon::Dataplane;
-use rvpp_dataplane::forwarding::{Af, Forwarding, Path, PathKind, Prefix, Source};
+use rvpp_dataplane::forwarding::{Af, Forwarding, Path, PathKind, Prefix};
 use rvpp_dataplane::srv6::{self, Behavior, Localsid, Policy, SidList, Srv6};
 use rvpp_dataplane::wire::srh::MAX_SEGMENTS;
 use std::collections::BTreeMap;
@@ -36,15 +37,6 @@ pub struct Steer {
     pub table_id: u32,
     pub prefix: Prefix,
     pub policy: u32,
-    /// The route's paths before it was steered.
-    saved: Option<Vec<Path>>,
-}
-
-impl Steer {
-    /// The route's paths before it was steered.
-    pub fn saved(&self) -> Option<&[Path]> {
-        self.saved.as_deref()
-    }
 }
 
 /// The steering entries by (table, prefix).
@@ -201,7 +193,7 @@ fn localsid_add_in(dp: &Dataplane, s: LocalsidSpec, at: Option<u32>) -> SvcResul
         },
     );
     t.publish(next);
-    f.route_add(
+    f.route_add_sr(
         s.fib_table,
         host(s.sid),
         vec![Path::special(PathKind::SrLocalsid(i as u32))],
@@ -222,7 +214,7 @@ pub fn localsid_del(dp: &Dataplane, sid: Ipv6Addr) -> SvcResult<()> {
         return Err(err(sr_rv::LOCALSID_MISSING, format!("no localsid {sid}")));
     };
     let fib_table = next.localsids[i].as_ref().map_or(0, |l| l.fib_table);
-    let _ = dp.fwd().route_del(fib_table, host(sid));
+    let _ = dp.fwd().route_del_sr(fib_table, host(sid));
     next.localsids[i] = None;
     t.publish(next);
     Ok(())
@@ -348,7 +340,7 @@ fn policy_add_in(dp: &Dataplane, s: PolicySpec, at: Option<(u32, u32)>) -> SvcRe
     p.rebalance();
     put_at(&mut next.policies, i, p);
     t.publish(next);
-    f.route_add(
+    f.route_add_sr(
         fib_table,
         host(s.bsid),
         vec![Path::special(PathKind::SrPolicy(i as u32))],
@@ -465,7 +457,7 @@ pub fn policy_del(dp: &Dataplane, bsid: Ipv6Addr, index: u32) -> SvcResult<()> {
         }
     }
     if let Some(p) = next.policies[i].take() {
-        let _ = f.route_del(p.fib_table, host(Ipv6Addr::from(p.bsid)));
+        let _ = f.route_del_sr(p.fib_table, host(Ipv6Addr::from(p.bsid)));
     }
     t.publish(next);
     Ok(())
@@ -480,12 +472,9 @@ pub fn policies(dp: &Dataplane) -> Vec<(u32, Policy)> {
         .collect()
 }
 
-/// Put back the route a steering entry replaced.
+/// Take a steering entry's route out: what it stood over forwards again.
 fn unsteer(f: &mut Forwarding, s: &Steer) {
-    let _ = match &s.saved {
-        Some(paths) => f.route_add(s.table_id, s.prefix, paths.clone()),
-        None => f.route_del(s.table_id, s.prefix),
-    };
+    let _ = f.route_del_sr(s.table_id, s.prefix);
 }
 
 /// `sr_steering_add_del` add / `sr steer l3 P via bsid X`: L3 traffic to `prefix` in
@@ -506,26 +495,17 @@ pub fn steer_add(
     if f.fib_index(prefix.af(), table_id).is_none() {
         return Err(err(rv::NO_SUCH_FIB, format!("no table {table_id}")));
     }
-    let key = (table_id, prefix);
-    let saved = match steering.get(&key) {
-        Some(s) => s.saved.clone(),
-        // The API route it stands over (another source's route is not the API's to restore).
-        None => f
-            .route_get(table_id, prefix)
-            .and_then(|r| r.paths_of(Source::Api).map(<[Path]>::to_vec)),
-    };
-    f.route_add(
+    f.route_add_sr(
         table_id,
         prefix,
         vec![Path::special(PathKind::SrPolicy(i as u32))],
     )?;
     steering.insert(
-        key,
+        (table_id, prefix),
         Steer {
             table_id,
             prefix,
             policy: i as u32,
-            saved,
         },
     );
     Ok(())

@@ -2,8 +2,9 @@
 //!
 //! As VPP's FIB, a prefix keeps what each source gave it: the best source present forwards,
 //! the others wait in [`Route::shadowed`] and the next best takes over when it goes. So an API
-//! route cannot replace an interface's local or connected route, and a neighbour's host route
-//! under an API /32 comes back when the API route is deleted.
+//! route cannot replace an interface's local or connected route, a neighbour's host route
+//! under an API /32 comes back when the API route is deleted, and an API route under SR
+//! steering forwards again when the steering goes.
 
 use super::tables::Alone;
 use super::{Af, Forwarding, FwdError, Prefix};
@@ -84,6 +85,9 @@ impl Path {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Source {
     Api,
+    /// SRv6's routes: localsid and BSID /128s, steered prefixes. VPP's SR source: below the
+    /// interface's, above the API's (fib_source.h: interface 0x03, SR 0x10, API 0x80).
+    Sr,
     /// An interface address: its connected (attached) subnet and its local /32 or /128. The two
     /// never share a prefix (a connected subnet is always shorter than a host prefix).
     Interface,
@@ -95,13 +99,25 @@ pub enum Source {
 }
 
 impl Source {
-    /// VPP's source priority, lower is better: interface over API over adjacency.
+    /// VPP's source priority, lower is better: interface over SR over API over adjacency.
     fn rank(self) -> u8 {
         match self {
             Source::Interface => 0,
-            Source::Api => 1,
-            Source::AdjFib => 2,
-            Source::Pbl => 3,
+            Source::Sr => 1,
+            Source::Api => 2,
+            Source::AdjFib => 3,
+            Source::Pbl => 4,
+        }
+    }
+
+    /// The name `show ip fib` gives it (VPP's, where VPP has the source).
+    pub fn name(self) -> &'static str {
+        match self {
+            Source::Interface => "interface",
+            Source::Sr => "SR",
+            Source::Api => "API",
+            Source::AdjFib => "adjacency",
+            Source::Pbl => "pbl",
         }
     }
 }
@@ -228,6 +244,24 @@ impl Forwarding {
             }
         }
         self.route_add(table_id, p, all)
+    }
+
+    /// Set the SR source's paths for `p` (replacing its old ones): they forward unless an
+    /// interface's route holds the prefix, and what forwarded waits below them.
+    pub fn route_add_sr(
+        &mut self,
+        table_id: u32,
+        p: Prefix,
+        paths: Vec<Path>,
+    ) -> Result<(), FwdError> {
+        self.route_set(table_id, p, paths, Source::Sr)?;
+        self.publish();
+        Ok(())
+    }
+
+    /// Remove the SR source's paths for `p`: the next best source forwards again.
+    pub fn route_del_sr(&mut self, table_id: u32, p: Prefix) -> Result<(), FwdError> {
+        self.route_del_source(table_id, p, Source::Sr)
     }
 
     /// Set source `source`'s paths for `p`. Under a better source they wait (shadowed);

@@ -456,3 +456,31 @@ fn a_neighbour_under_an_api_route_makes_no_load_balance() {
     assert_eq!(f.fwd().lbs.len(), lbs);
     assert_eq!(f.route_get(0, host).unwrap().source, Source::Api);
 }
+
+#[test]
+fn sr_steering_ranks_between_the_interface_and_the_api() {
+    let (mut f, ifs) = with_ifs(&[1500]);
+    f.address_add(ifs[0], Prefix::parse("198.18.0.1/24").unwrap())
+        .unwrap();
+    let steer = vec![Path::special(PathKind::SrPolicy(0))];
+    let via = Path::via("198.18.0.2".parse().unwrap(), Some(ifs[0]));
+    // Over an API route: the steering forwards; removed, the API route does.
+    let pods = Prefix::parse("198.19.64.0/24").unwrap();
+    f.route_add(0, pods, vec![via]).unwrap();
+    f.route_add_sr(0, pods, steer.clone()).unwrap();
+    assert_eq!(forwards(&f, pods).map(|x| x.0), Some(Source::Sr));
+    let r = f.route_get(0, pods).unwrap();
+    assert_eq!(r.paths_of(Source::Api), Some(&[via][..]));
+    f.route_del_sr(0, pods).unwrap();
+    assert_eq!(forwards(&f, pods).map(|x| x.0), Some(Source::Api));
+    assert!(f.route_get(0, pods).unwrap().shadowed.is_empty());
+    // Under an attached subnet: the steering waits.
+    let subnet = Prefix::parse("198.18.0.0/24").unwrap();
+    f.route_add_sr(0, subnet, steer).unwrap();
+    let attached = Some((Source::Interface, vec![AdjKind::Glean]));
+    assert_eq!(forwards(&f, subnet), attached);
+    f.route_del_sr(0, subnet).unwrap();
+    assert_eq!(forwards(&f, subnet), attached);
+    assert!(f.route_get(0, subnet).unwrap().shadowed.is_empty());
+    assert_eq!(f.route_del_sr(0, subnet), Err(FwdError::NoSuchEntry));
+}

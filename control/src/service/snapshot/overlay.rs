@@ -10,7 +10,8 @@
 //!   the interfaces' input tables and the session redirects (calico's DNS to the host).
 //! - PBL clients under their ids, with their paths as configured and their port ranges.
 //! - SRv6: the encap source, localsids and policies under their entries (which their routes
-//!   name) with every SID list under its index, and steering with the route it replaced.
+//!   name) with every SID list under its index, and steering (an API route under it travels
+//!   with the routes, as it waits in the FIB).
 //! - Rx modes: each device's, and each queue's (`sw_interface_set_rx_mode`), set again once
 //!   the devices are adopted.
 
@@ -143,14 +144,10 @@ fn srv6_json(dp: &Dataplane) -> Value {
     let steering: Vec<Value> = srv6::steering(dp)
         .iter()
         .map(|(s, _)| {
-            let saved = s
-                .saved()
-                .map(|paths| paths.iter().map(super::path_json).collect::<Vec<_>>());
             json!({
                 "table": s.table_id,
                 "prefix": s.prefix.to_string(),
                 "policy": s.policy,
-                "saved": saved,
             })
         })
         .collect();
@@ -221,8 +218,9 @@ fn srv6_restore(dp: &Dataplane, v: &Value) -> Result<(), String> {
     for s in list(v, "steering")? {
         let t = num32(s, "table")?;
         let p = Prefix::parse(text(s, "prefix")?).ok_or_else(|| bad("steered prefix"))?;
-        // The route it replaced first: steering keeps it, to put back when it goes.
-        if let Some(saved) = get(s, "saved")?.as_array() {
+        // An older rvpp's steering kept the API route it replaced (which its routes section
+        // then lacked): that route goes in first, to wait under the steering.
+        if let Some(saved) = s.get("saved").and_then(Value::as_array) {
             let paths = saved
                 .iter()
                 .map(super::path_of)
