@@ -75,6 +75,9 @@ pub mod if_flags {
     pub const PROXY_ARP: u16 = 1 << 9;
     /// Answer neighbor solicitations from global sources for any target (ND proxy).
     pub const ND_PROXY: u16 = 1 << 10;
+    /// A VXLAN tunnel: no device, what interface-output gets for it (an ARP reply, an L2
+    /// frame) is its encap's (VPP's tunnel device class, whose tx is the encap node).
+    pub const TX_VXLAN: u16 = 1 << 11;
 }
 
 /// Full interface state, for the control surface.

@@ -1252,6 +1252,56 @@ fn l2_mode_exceptions_take_ethernet_input() {
     l.no_leaks();
 }
 
+/// An ARP request from the peer VTEP for our tunnel address, inside the L2 tunnel.
+fn arp_request_for_tunnel_address() -> Vec<u8> {
+    let mut arp = vec![0, 1, 8, 0, 6, 4, 0, 1];
+    arp.extend_from_slice(&VTEP_MAC);
+    arp.extend_from_slice(&[198, 18, 128, 2]);
+    arp.extend_from_slice(&[0; 6]);
+    arp.extend_from_slice(&[198, 18, 128, 1]);
+    l2_frame(VNI, [0xff; 6], 0x0806, &arp)
+}
+
+/// arp-input answers a request received inside the L2 tunnel on the tunnel; the reply is
+/// encapsulated back to the peer VTEP (the tunnel has no tx queue: its output is its encap).
+#[test]
+fn an_arp_request_inside_an_l2_tunnel_is_answered_through_the_tunnel() {
+    let mut l = lab();
+    let if0 = l.if0;
+    l.send(if0, &arp_request_for_tunnel_address());
+    let out = Lab::take(&l.out0);
+    use rvpp_dataplane::nodes::output;
+    let no_txq = l.error("interface-output", output::error::NO_TXQ);
+    assert_eq!(no_txq, 0, "not dropped for want of a tx queue");
+    assert_eq!(out.len(), 1, "the reply leaves on the uplink");
+    let (eth, rest) = Ethernet2Header::from_slice(&out[0]).unwrap();
+    assert_eq!((eth.destination, eth.source), (PEER0, MAC0));
+    let (ip, rest) = Ipv4Header::from_slice(rest).unwrap();
+    assert_eq!(
+        (ip.source, ip.destination, ip.protocol),
+        ([198, 18, 0, 1], [198, 18, 0, 2], IpNumber::UDP)
+    );
+    assert_eq!(u16::from_be_bytes([rest[2], rest[3]]), 4789);
+    let vx = &rest[8..16];
+    assert_eq!(
+        (vx[0], u32::from_be_bytes([vx[4], vx[5], vx[6], vx[7]]) >> 8),
+        (0x08, VNI)
+    );
+    let inner = &rest[16..];
+    assert_eq!(inner[..6], VTEP_MAC, "to the asker");
+    assert_eq!(inner[6..12], TMAC, "from our tunnel MAC");
+    assert_eq!(inner[12..14], [8, 6]);
+    let arp = &inner[14..42];
+    assert_eq!(arp[6..8], [0, 2], "a reply");
+    assert_eq!(arp[8..14], TMAC);
+    assert_eq!(arp[14..18], [198, 18, 128, 1]);
+    assert_eq!(arp[18..24], VTEP_MAC);
+    assert_eq!(arp[24..28], [198, 18, 128, 2]);
+    use rvpp_dataplane::nodes::arp::arp_error;
+    assert_eq!(l.error("arp-input", arp_error::REPLIES_SENT), 1);
+    l.no_leaks();
+}
+
 /// UDP to a port a tunnel receives on (VPP's src_port, here 8472 as a Linux `dstport 8472`
 /// device sends) is VXLAN over either outer family while the port is registered, through the
 /// lookup's shortcut and through ip4-local; once unregistered it is UDP to a closed port

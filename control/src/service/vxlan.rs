@@ -22,7 +22,7 @@ const DEFAULT_MTU: u16 = 1500 - 50;
 
 const KIND: TunnelKind = TunnelKind {
     prefix: "vxlan_tunnel",
-    dev_type: "vxlan",
+    dev_type: vxlan::DEV_TYPE,
     encap: &[vxlan::ENCAP4, vxlan::ENCAP6],
 };
 

@@ -36,6 +36,8 @@ use std::sync::Arc;
 pub const ENCAP4: Feature = Feature::new("ip4-output", "vxlan4-encap");
 /// The encap feature for IPv6 packets routed into a tunnel.
 pub const ENCAP6: Feature = Feature::new("ip6-output", "vxlan6-encap");
+/// The device type of a tunnel interface (`show interface`); its output is its encap.
+pub const DEV_TYPE: &str = "vxlan";
 /// Decap of VXLAN over IPv4 (from ip4-local).
 pub const INPUT4: &str = "vxlan4-input";
 /// Decap of VXLAN over IPv6 (from ip6-local).
