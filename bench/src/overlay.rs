@@ -19,6 +19,7 @@ use rvpp_dataplane::feature::FeatureTables;
 use rvpp_dataplane::fib::Ip4FibConfig;
 use rvpp_dataplane::forwarding::{Path, Prefix};
 use rvpp_dataplane::nodes::{ipip, vxlan};
+use rvpp_dataplane::wire::tunnel::VXLAN_PORT;
 use rvpp_drivers::pg::PgStream;
 use serde_json::json;
 use std::net::IpAddr;
@@ -142,7 +143,7 @@ fn encapsulated6(inner: &[u8], vxlan: bool) -> Vec<u8> {
     if vxlan {
         let u = &mut f[54..];
         u[0..2].copy_from_slice(&50000u16.to_be_bytes());
-        u[2..4].copy_from_slice(&vxlan::PORT.to_be_bytes());
+        u[2..4].copy_from_slice(&VXLAN_PORT.to_be_bytes());
         u[4..6].copy_from_slice(&payload.to_be_bytes());
         u[8] = 0x08;
         u[12..15].copy_from_slice(&VNI.to_be_bytes()[1..]);
@@ -177,7 +178,7 @@ fn encapsulated(inner: &[u8], vxlan: bool) -> Vec<u8> {
     if vxlan {
         let u = &mut f[34..42];
         u[0..2].copy_from_slice(&50000u16.to_be_bytes());
-        u[2..4].copy_from_slice(&vxlan::PORT.to_be_bytes());
+        u[2..4].copy_from_slice(&VXLAN_PORT.to_be_bytes());
         u[4..6].copy_from_slice(&((8 + 8 + inner.len()) as u16).to_be_bytes());
         let x = &mut f[42..50];
         x[0] = 0x08;
@@ -339,7 +340,8 @@ fn run_case_counted(
         instance: 0,
         src: v4(LOCAL),
         dst: v4(REMOTE),
-        dst_port: vxlan::PORT,
+        dst_port: VXLAN_PORT,
+        src_port: VXLAN_PORT,
         vni: VNI,
         encap_fib: 0,
         encap_vrf_id: 0,
@@ -351,7 +353,8 @@ fn run_case_counted(
         instance: 1,
         src: v6(LOCAL6),
         dst: v6(REMOTE6),
-        dst_port: vxlan::PORT,
+        dst_port: VXLAN_PORT,
+        src_port: VXLAN_PORT,
         vni: VNI,
         encap_fib: 0,
         encap_vrf_id: 0,
@@ -367,7 +370,8 @@ fn run_case_counted(
             instance,
             src,
             dst,
-            dst_port: vxlan::PORT,
+            dst_port: VXLAN_PORT,
+            src_port: VXLAN_PORT,
             vni: VNI_L2,
             encap_fib: 0,
             encap_vrf_id: 0,

@@ -1,5 +1,5 @@
 //! Tunnel CLI in VPP's syntax: `create vxlan tunnel src <ip> dst <ip> vni <n> [instance <n>]
-//! [encap-vrf-id <n>] [dst_port <n>] [l3] [del]`, `show vxlan tunnel`. Thin translators over
+//! [encap-vrf-id <n>] [src_port <n>] [dst_port <n>] [l3] [del]`, `show vxlan tunnel`. Thin translators over
 //! `service::vxlan`, the same calls the API makes. `create ipip tunnel src <ip> dst <ip>
 //! [instance <n>] [outer-table-id <n>]`, `delete ipip tunnel sw_if_index <n>`, `show ipip tunnel`
 //! over `service::ipip`.
@@ -12,7 +12,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 const VXLAN_USAGE: &str = "create vxlan tunnel src <ip> dst <ip> vni <n> [instance <n>] \
-                           [encap-vrf-id <n>] [dst_port <n>] [l3] [del]";
+                           [encap-vrf-id <n>] [src_port <n>] [dst_port <n>] [l3] [del]";
 
 pub fn execute(dp: &Arc<Dataplane>, words: &[&str]) -> Option<Result<String, String>> {
     Some(match words {
@@ -41,6 +41,7 @@ fn create_vxlan(dp: &Arc<Dataplane>, w: &[&str]) -> Result<String, String> {
     let (mut src, mut dst, mut vni) = (None, None, None);
     let mut req_instance = None;
     let (mut vrf, mut port, mut l3, mut del) = (0, 0u16, false, false);
+    let mut src_port = 0u16;
     let mut i = 0;
     while i < w.len() {
         let val = w.get(i + 1).copied();
@@ -53,6 +54,9 @@ fn create_vxlan(dp: &Arc<Dataplane>, w: &[&str]) -> Result<String, String> {
             "encap-vrf-id" => vrf = num("encap-vrf-id", need()?)?,
             "dst_port" | "dst-port" => {
                 port = u16::try_from(num("dst_port", need()?)?).map_err(|e| e.to_string())?
+            }
+            "src_port" | "src-port" => {
+                src_port = u16::try_from(num("src_port", need()?)?).map_err(|e| e.to_string())?
             }
             "l3" => {
                 l3 = true;
@@ -81,6 +85,7 @@ fn create_vxlan(dp: &Arc<Dataplane>, w: &[&str]) -> Result<String, String> {
         src,
         dst,
         dst_port: port,
+        src_port,
         vni,
         encap_vrf_id: vrf,
         l3,
@@ -99,10 +104,11 @@ fn show_vxlan(dp: &Dataplane) -> String {
     for (k, t) in ts.iter().enumerate() {
         let _ = writeln!(
             o,
-            "[{k}] instance {} src {} dst {} src_port 4789 dst_port {} vni {} fib-idx {} sw-if-idx {} {}",
+            "[{k}] instance {} src {} dst {} src_port {} dst_port {} vni {} fib-idx {} sw-if-idx {} {}",
             t.instance,
             t.src,
             t.dst,
+            t.src_port,
             t.dst_port,
             t.vni,
             t.encap_fib,

@@ -833,6 +833,7 @@ fn overlay_state(dp: &Arc<Dataplane>) -> Vec<String> {
     ] {
         out.push(cli::execute(dp, c));
     }
+    out.push(format!("vxlan rx ports {:?}", dp.fwd().fwd().vxlan_ports));
     out
 }
 
@@ -844,7 +845,7 @@ fn with_tunnels(dp: &Arc<Dataplane>) -> Vec<u32> {
     let mut sw = Vec::new();
     for line in [
         "create vxlan tunnel src 198.18.1.1 dst 198.18.1.20 vni 4096 l3",
-        "create vxlan tunnel src 198.18.1.1 dst 198.18.1.21 vni 4097 instance 5 dst-port 4790",
+        "create vxlan tunnel src 198.18.1.1 dst 198.18.1.21 vni 4097 instance 5 dst-port 4790 src_port 8472",
         "create vxlan tunnel src fd00:1::1 dst fd00:1::20 vni 7 encap-vrf-id 10",
         "create ipip tunnel src 198.18.1.1 dst 198.18.1.30 instance 3",
     ] {
@@ -887,6 +888,8 @@ fn vxlan_and_ipip_tunnels_restore_under_their_indices() {
     );
     let on = format!("{:?}", new.fwd().interface_features(sw[0]).unwrap());
     assert!(on.contains("vxlan4-encap"), "{on}");
+    // The tunnel's receive port is registered again, for IPv4 only.
+    assert_eq!(new.fwd().fwd().vxlan_ports, [vec![8472u16], vec![]]);
     // The agent deletes by the old keys and index; new tunnels take the names and indices
     // they would have taken.
     for dp in [&old, &new] {
@@ -899,6 +902,11 @@ fn vxlan_and_ipip_tunnels_restore_under_their_indices() {
         );
     }
     assert_eq!(overlay_state(&old), overlay_state(&new));
+    assert_eq!(
+        new.fwd().fwd().vxlan_ports,
+        [Vec::<u16>::new(), vec![]],
+        "gone with its tunnel"
+    );
 }
 
 #[test]

@@ -11,6 +11,9 @@ mod skip;
 
 mod common;
 
+#[path = "common/api_client.rs"]
+mod api_client;
+
 use common::{counted, iperf3_short, Netns, Rvpp};
 
 const TUN_MAC: &str = "02:fe:00:00:00:c0";
@@ -99,19 +102,34 @@ enum Outer {
 /// vxlan.calico, and the tunnel between them up, with static neighbours on both sides.
 /// Returns the tunnel's create command (the test deletes it with ` del`).
 fn linux_peer(tag: &str, outer: Outer) -> (Rvpp, Netns, String) {
+    linux_peer_on(tag, outer, 4789)
+}
+
+/// [`linux_peer`] with both ends on UDP port `port`: other than 4789, rvpp's tunnel is made
+/// through the binary API as calico-vpp makes it (`src_port` = `dst_port` = felix's
+/// VXLANPort), and the Linux device gets `dstport <port>`.
+fn linux_peer_on(tag: &str, outer: Outer, port: u16) -> (Rvpp, Netns, String) {
     let (ours, theirs, plen) = match outer {
         Outer::V4 => ("198.18.0.1", "198.18.0.2", 30),
         Outer::V6 => ("fd00::1", "fd00::2", 64),
     };
     let ns = Netns::new(format!("rvpp-{tag}-{}", std::process::id()));
-    let r = Rvpp::start(&format!("{tag}-linux"), "buffers { buffers-per-numa 8192 }");
+    let r = Rvpp::start(
+        &format!("{tag}-linux"),
+        "buffers { buffers-per-numa 8192 }\nsocksvr { socket-name {dir}/api.sock }",
+    );
     let tap = r.ctl(&format!("create tap host-ns {} host-if-name up0", ns.0));
     assert_eq!(tap.trim(), "tap0", "{tap}");
     ok(r.ctl(&format!("set interface ip address tap0 {ours}/{plen}")));
     ok(r.ctl("set interface state tap0 up"));
     let create = format!("create vxlan tunnel src {ours} dst {theirs} vni 4096");
-    let vx = r.ctl(&create);
-    assert_eq!(vx.trim(), "vxlan_tunnel0", "{vx}");
+    if port == 4789 {
+        let vx = r.ctl(&create);
+        assert_eq!(vx.trim(), "vxlan_tunnel0", "{vx}");
+    } else {
+        let sw = api_vxlan_add(&r, ours.parse().unwrap(), theirs.parse().unwrap(), port);
+        assert!(r.ctl("show interface").contains("vxlan_tunnel0"), "sw {sw}");
+    }
     assert!(r.ctl("show vxlan tunnel").contains("vni 4096"));
     ok(r.ctl(&format!(
         "set interface mac address vxlan_tunnel0 {TUN_MAC}"
@@ -126,7 +144,7 @@ fn linux_peer(tag: &str, outer: Outer) -> (Rvpp, Netns, String) {
     ));
     ns.ip("link set up0 up");
     ns.ip(&format!(
-        "link add vx0 type vxlan id 4096 dstport 4789 local {theirs} remote {ours} dev up0 nolearning"
+        "link add vx0 type vxlan id 4096 dstport {port} local {theirs} remote {ours} dev up0 nolearning"
     ));
     ns.ip(&format!("link set vx0 address {LINUX_VTEP_MAC}"));
     ns.ip("addr add 198.19.255.2/24 dev vx0");
@@ -143,6 +161,101 @@ fn linux_peer(tag: &str, outer: Outer) -> (Rvpp, Netns, String) {
         "set ip neighbor vxlan_tunnel0 198.19.255.2 {LINUX_VTEP_MAC}"
     )));
     (r, ns, create)
+}
+
+/// vxlan_add_del_tunnel_v3 as calico-vpp sends it for a Linux peer (L2 mode here), on `port`
+/// both ways; asserts retval 0 and returns the tunnel's sw_if_index.
+fn api_vxlan_add(r: &Rvpp, ours: std::net::IpAddr, theirs: std::net::IpAddr, port: u16) -> u32 {
+    use rvpp_vppapi::defs as d;
+    let addr = |a: std::net::IpAddr| {
+        let mut un = [0u8; 16];
+        let af = match a {
+            std::net::IpAddr::V4(a) => {
+                un[..4].copy_from_slice(&a.octets());
+                d::AddressFamily::ADDRESS_IP4
+            }
+            std::net::IpAddr::V6(a) => {
+                un.copy_from_slice(&a.octets());
+                d::AddressFamily::ADDRESS_IP6
+            }
+        };
+        d::Address {
+            af,
+            un: d::AddressUnion(un),
+        }
+    };
+    let mut c = api_client::Client::connect(&r.path("api.sock"), "vxlan-test").unwrap();
+    let m = d::VxlanAddDelTunnelV3 {
+        is_add: true,
+        instance: u32::MAX,
+        src_address: addr(ours),
+        dst_address: addr(theirs),
+        src_port: port,
+        dst_port: port,
+        mcast_sw_if_index: d::InterfaceIndex(u32::MAX),
+        decap_next_index: u32::MAX,
+        vni: 4096,
+        ..Default::default()
+    };
+    let rep: d::VxlanAddDelTunnelV3Reply = c.call(&m, 7).unwrap();
+    assert_eq!(rep.retval, 0, "vxlan_add_del_tunnel_v3 on port {port}");
+    let rows: Vec<d::VxlanTunnelV2Details> = c
+        .dump(
+            &d::VxlanTunnelV2Dump {
+                sw_if_index: d::InterfaceIndex(u32::MAX),
+                ..Default::default()
+            },
+            8,
+        )
+        .unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(
+        (rows[0].src_port, rows[0].dst_port),
+        (port, port),
+        "the dump shows both ports"
+    );
+    rep.sw_if_index.0
+}
+
+/// felix configured with VXLANPort 8472 (what some Linux setups use): calico-vpp creates the
+/// tunnel with src_port = dst_port = 8472 and the Linux node's vxlan device has `dstport
+/// 8472`. The ping crosses both ways; once the tunnel is deleted, UDP to 8472 is no longer
+/// VXLAN: ip4-local answers it as any closed port (counted), not vxlan4-input.
+#[test]
+fn linux_vxlan_peer_on_port_8472_through_the_api() {
+    if !skip::need_root("for a tap and a vxlan device in a namespace of the test's own") {
+        return;
+    }
+    let (r, ns, create) = linux_peer_on("vx8472", Outer::V4, 8472);
+    assert!(r
+        .ctl("show vxlan tunnel")
+        .contains("src_port 8472 dst_port 8472"));
+    let ping = ns.exec(&["ping", "-c", "3", "-i", "0.2", "-W", "2", "198.19.255.1"]);
+    let text = String::from_utf8_lossy(&ping.stdout).to_string();
+    let errors = r.ctl("show errors");
+    assert!(
+        ping.status.success() && text.contains(" 0% packet loss"),
+        "ping across VXLAN on 8472 failed:\n{text}\n{errors}"
+    );
+    assert!(
+        error_count(&errors, "vxlan packets decapsulated") >= 3,
+        "{errors}"
+    );
+    ok(r.ctl(&format!("{create} del")));
+    let ping = ns.exec(&["ping", "-c", "1", "-W", "1", "198.19.255.1"]);
+    assert!(!ping.status.success(), "a reply through a deleted tunnel");
+    let errors = r.ctl("show errors");
+    assert!(
+        error_count(&errors, "ip4 unknown protocol, no punt path") >= 1,
+        "UDP to 8472 went to ip4-local as a closed port:\n{errors}"
+    );
+    assert_eq!(
+        error_count(&errors, "no tunnel for source, destination and VNI"),
+        0,
+        "not to vxlan4-input: {errors}"
+    );
+    drop(r);
+    drop(ns);
 }
 
 fn ping_across(tag: &str, outer: Outer) {

@@ -75,6 +75,9 @@ pub mod if_flags {
     pub const PROXY_ARP: u16 = 1 << 9;
     /// Answer neighbor solicitations from global sources for any target (ND proxy).
     pub const ND_PROXY: u16 = 1 << 10;
+    /// A VXLAN tunnel: no device, what interface-output gets for it (an ARP reply, an L2
+    /// frame) is its encap's (VPP's tunnel device class, whose tx is the encap node).
+    pub const TX_VXLAN: u16 = 1 << 11;
 }
 
 /// Full interface state, for the control surface.
@@ -270,6 +273,9 @@ pub struct FwdTable {
     pub mroutes: Vec<Mroute>,
     /// PBL clients by id (`AdjKind::Pbl`).
     pub pbl: Vec<Option<PblClient>>,
+    /// UDP ports other than 4789 that VXLAN is received on, over IPv4 and over IPv6: each
+    /// tunnel's local port (VPP's udp_register_dst_port), while a tunnel has it.
+    pub vxlan_ports: [Vec<u16>; 2],
 }
 
 /// A PBL client as the data path uses it: packets to its address whose (protocol,
@@ -367,11 +373,18 @@ impl Default for FwdTable {
             punt6: vec![],
             mroutes: vec![],
             pbl: vec![],
+            vxlan_ports: [vec![], vec![]],
         }
     }
 }
 
 impl FwdTable {
+    /// UDP to `port` over IPv4 (`v6` false) or IPv6 is VXLAN's: 4789 always (one compare for
+    /// the common case), another port while a tunnel of that family receives on it.
+    #[inline(always)]
+    pub fn is_vxlan_port(&self, v6: bool, port: u16) -> bool {
+        port == crate::wire::tunnel::VXLAN_PORT || self.vxlan_ports[v6 as usize].contains(&port)
+    }
     #[inline(always)]
     pub fn lb(&self, i: u32) -> &LoadBalance {
         self.lbs

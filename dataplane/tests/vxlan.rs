@@ -49,6 +49,7 @@ fn tunnel(sw: u32, instance: u32, (src, dst): (&str, &str), vni: u32, l3: bool) 
         src: src.parse().unwrap(),
         dst: dst.parse().unwrap(),
         dst_port: 4789,
+        src_port: 4789,
         vni,
         encap_fib: 0,
         encap_vrf_id: 0,
@@ -1116,9 +1117,14 @@ fn l2_payload(vni: u32, dst: [u8; 6], ether_type: u16, inner: &[u8]) -> Vec<u8> 
 /// [`l2_payload`] over IPv4 from the remote VTEP to ours, as a Linux vxlan.calico device
 /// sends it.
 fn l2_frame(vni: u32, dst: [u8; 6], ether_type: u16, inner: &[u8]) -> Vec<u8> {
+    l2_frame_to(4789, vni, dst, ether_type, inner)
+}
+
+/// [`l2_frame`] to UDP port `port`.
+fn l2_frame_to(port: u16, vni: u32, dst: [u8; 6], ether_type: u16, inner: &[u8]) -> Vec<u8> {
     let b = PacketBuilder::ethernet2(PEER0, MAC0)
         .ipv4([198, 18, 0, 2], [198, 18, 0, 1], 64)
-        .udp(51000, 4789);
+        .udp(51000, port);
     let mut v = Vec::new();
     b.write(&mut v, &l2_payload(vni, dst, ether_type, inner))
         .unwrap();
@@ -1243,5 +1249,114 @@ fn l2_mode_exceptions_take_ethernet_input() {
     assert_eq!(out.len(), 1);
     assert_eq!(out[0][..6], TMAC, "the inner frame as it came");
     assert_eq!(out[0][14..], inner[..]);
+    l.no_leaks();
+}
+
+/// An ARP request from the peer VTEP for our tunnel address, inside the L2 tunnel.
+fn arp_request_for_tunnel_address() -> Vec<u8> {
+    let mut arp = vec![0, 1, 8, 0, 6, 4, 0, 1];
+    arp.extend_from_slice(&VTEP_MAC);
+    arp.extend_from_slice(&[198, 18, 128, 2]);
+    arp.extend_from_slice(&[0; 6]);
+    arp.extend_from_slice(&[198, 18, 128, 1]);
+    l2_frame(VNI, [0xff; 6], 0x0806, &arp)
+}
+
+/// arp-input answers a request received inside the L2 tunnel on the tunnel; the reply is
+/// encapsulated back to the peer VTEP (the tunnel has no tx queue: its output is its encap).
+#[test]
+fn an_arp_request_inside_an_l2_tunnel_is_answered_through_the_tunnel() {
+    let mut l = lab();
+    let if0 = l.if0;
+    l.send(if0, &arp_request_for_tunnel_address());
+    let out = Lab::take(&l.out0);
+    use rvpp_dataplane::nodes::output;
+    let no_txq = l.error("interface-output", output::error::NO_TXQ);
+    assert_eq!(no_txq, 0, "not dropped for want of a tx queue");
+    assert_eq!(out.len(), 1, "the reply leaves on the uplink");
+    let (eth, rest) = Ethernet2Header::from_slice(&out[0]).unwrap();
+    assert_eq!((eth.destination, eth.source), (PEER0, MAC0));
+    let (ip, rest) = Ipv4Header::from_slice(rest).unwrap();
+    assert_eq!(
+        (ip.source, ip.destination, ip.protocol),
+        ([198, 18, 0, 1], [198, 18, 0, 2], IpNumber::UDP)
+    );
+    assert_eq!(u16::from_be_bytes([rest[2], rest[3]]), 4789);
+    let vx = &rest[8..16];
+    assert_eq!(
+        (vx[0], u32::from_be_bytes([vx[4], vx[5], vx[6], vx[7]]) >> 8),
+        (0x08, VNI)
+    );
+    let inner = &rest[16..];
+    assert_eq!(inner[..6], VTEP_MAC, "to the asker");
+    assert_eq!(inner[6..12], TMAC, "from our tunnel MAC");
+    assert_eq!(inner[12..14], [8, 6]);
+    let arp = &inner[14..42];
+    assert_eq!(arp[6..8], [0, 2], "a reply");
+    assert_eq!(arp[8..14], TMAC);
+    assert_eq!(arp[14..18], [198, 18, 128, 1]);
+    assert_eq!(arp[18..24], VTEP_MAC);
+    assert_eq!(arp[24..28], [198, 18, 128, 2]);
+    use rvpp_dataplane::nodes::arp::arp_error;
+    assert_eq!(l.error("arp-input", arp_error::REPLIES_SENT), 1);
+    l.no_leaks();
+}
+
+/// UDP to a port a tunnel receives on (VPP's src_port, here 8472 as a Linux `dstport 8472`
+/// device sends) is VXLAN over either outer family while the port is registered, through the
+/// lookup's shortcut and through ip4-local; once unregistered it is UDP to a closed port
+/// (ICMP port unreachable, counted by ip4-local) and 4789 still works.
+#[test]
+fn a_registered_port_is_received_and_no_longer_once_unregistered() {
+    use rvpp_dataplane::forwarding::Af;
+    let mut l = lab();
+    let if0 = l.if0;
+    let mut t = (*l.table.load()).clone();
+    for sw in [l.tun, l.tun6] {
+        let mut row = *t.get(sw).unwrap();
+        (row.src_port, row.dst_port) = (8472, 8472);
+        t.insert(row);
+    }
+    l.table.publish(t);
+    let to_pod = inner_ip_to_pod();
+    let l2_8472 = l2_frame_to(8472, VNI, TMAC, 0x0800, &to_pod);
+    let mut l3_over6 = Vec::new();
+    l3_over6.extend_from_slice(&to_pod);
+    let v6_8472 = peer6_frame_with(VNI, 0x08, 8472, &l3_over6);
+    use vxlan::input_error as e;
+    // Unregistered: the lookup's shortcut and ip4-/ip6-local treat it as any UDP.
+    l.send(if0, &l2_8472);
+    l.send(if0, &v6_8472);
+    assert!(Lab::take(&l.out1).is_empty());
+    assert_eq!(l.error("vxlan4-input", e::DECAPSULATED), 0);
+    assert_eq!(l.error("vxlan6-input", e::DECAPSULATED), 0);
+    use rvpp_dataplane::nodes::ip4::local_error;
+    assert_eq!(l.error("ip4-local", local_error::NO_PUNT), 1);
+    Lab::take(&l.out0);
+    l.fwd.set_vxlan_ports(Af::Ip4, vec![8472]);
+    l.fwd.set_vxlan_ports(Af::Ip6, vec![8472]);
+    l.send_vector(if0, &[l2_8472.clone(), l2_8472.clone(), v6_8472.clone()]);
+    l.send(if0, &l2_frame(VNI, TMAC, 0x0800, &to_pod));
+    let out = Lab::take(&l.out1);
+    assert_eq!(out.len(), 4, "both families on 8472, and 4789 beside it");
+    assert_forwarded_to_pod(&out);
+    assert_eq!(l.error("vxlan4-input", e::DECAPSULATED), 3);
+    assert_eq!(l.error("vxlan6-input", e::DECAPSULATED), 1);
+    // Encap sends to the tunnel's dst_port.
+    l.send(l.if1, &pod_frame());
+    let enc = Lab::take(&l.out0);
+    assert_eq!(enc.len(), 1);
+    assert_eq!(enc[0][14 + 20 + 2..14 + 20 + 4], 8472u16.to_be_bytes());
+    l.fwd.set_vxlan_ports(Af::Ip4, vec![]);
+    l.fwd.set_vxlan_ports(Af::Ip6, vec![]);
+    l.send(if0, &l2_8472);
+    assert!(Lab::take(&l.out1).is_empty(), "not VXLAN any more");
+    assert_eq!(l.error("vxlan4-input", e::DECAPSULATED), 3);
+    assert_eq!(l.error("ip4-local", local_error::NO_PUNT), 2);
+    assert_eq!(
+        Lab::take(&l.out0).len(),
+        1,
+        "port unreachable to the sender"
+    );
     l.no_leaks();
 }

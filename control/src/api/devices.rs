@@ -47,17 +47,13 @@ pub fn delete_interface(s: &mut State, sw: u32, kind: &str) -> i32 {
     deleted(s, kind, r)
 }
 
-/// vxlan_add_del_tunnel_v3: (retval, sw_if_index). The UDP port rvpp receives VXLAN on is
-/// 4789 (ip4-local's dispatch), so another `src_port` is refused rather than ignored.
+/// vxlan_add_del_tunnel_v3: (retval, sw_if_index). As in VPP, `src_port` (the local port) is
+/// the one VXLAN is received on and `dst_port` the one sent to; 0 is 4789.
 pub fn vxlan_add_del(s: &mut State, m: &d::VxlanAddDelTunnelV3) -> (i32, u32) {
     let (src, dst) = (
         convert::addr_ip(&m.src_address),
         convert::addr_ip(&m.dst_address),
     );
-    if m.src_port != 0 && m.src_port != rvpp_dataplane::wire::tunnel::VXLAN_PORT {
-        log::warn!("api: vxlan_add_del_tunnel_v3: only udp port 4789 is received");
-        return (rv::UNIMPLEMENTED, convert::NONE);
-    }
     if !m.is_add {
         let r = vxlan::delete(&s.dp, src, dst, m.vni);
         let sw = r.as_ref().copied().unwrap_or(convert::NONE);
@@ -75,6 +71,7 @@ pub fn vxlan_add_del(s: &mut State, m: &d::VxlanAddDelTunnelV3) -> (i32, u32) {
         src,
         dst,
         dst_port: m.dst_port,
+        src_port: m.src_port,
         vni: m.vni,
         encap_vrf_id: m.encap_vrf_id,
         l3: m.is_l3,
@@ -110,7 +107,7 @@ pub fn vxlan_dump(s: &State, sw: u32) -> Vec<d::VxlanTunnelV2Details> {
             instance: t.instance,
             src_address: convert::ip_addr(t.src),
             dst_address: convert::ip_addr(t.dst),
-            src_port: rvpp_dataplane::wire::tunnel::VXLAN_PORT,
+            src_port: t.src_port,
             dst_port: t.dst_port,
             mcast_sw_if_index: d::InterfaceIndex(u32::MAX),
             encap_vrf_id: t.encap_vrf_id,

@@ -22,7 +22,7 @@ const DEFAULT_MTU: u16 = 1500 - 50;
 
 const KIND: TunnelKind = TunnelKind {
     prefix: "vxlan_tunnel",
-    dev_type: "vxlan",
+    dev_type: vxlan::DEV_TYPE,
     encap: &[vxlan::ENCAP4, vxlan::ENCAP6],
 };
 
@@ -33,8 +33,10 @@ pub struct VxlanRequest {
     pub instance: Option<u32>,
     pub src: IpAddr,
     pub dst: IpAddr,
-    /// 0: 4789.
+    /// UDP port sent to; 0: 4789.
     pub dst_port: u16,
+    /// UDP port received on (VPP registers it for vxlan4/6-input); 0: 4789.
+    pub src_port: u16,
     pub vni: u32,
     pub encap_vrf_id: u32,
     pub l3: bool,
@@ -97,11 +99,8 @@ impl TunnelRequest for VxlanRequest {
             instance,
             src: self.src,
             dst: self.dst,
-            dst_port: if self.dst_port == 0 {
-                VXLAN_PORT
-            } else {
-                self.dst_port
-            },
+            dst_port: port_or_default(self.dst_port),
+            src_port: port_or_default(self.src_port),
             vni: self.vni,
             encap_fib,
             encap_vrf_id: self.encap_vrf_id,
@@ -126,15 +125,42 @@ impl TunnelRequest for VxlanRequest {
     }
 }
 
+fn port_or_default(p: u16) -> u16 {
+    if p == 0 {
+        VXLAN_PORT
+    } else {
+        p
+    }
+}
+
+/// Publish the UDP ports the tunnels receive on, per outer family, for ip4-/ip6-local and the
+/// lookups' shortcut: a port stays registered while any tunnel has it (the table is the
+/// refcount), and 4789 always is.
+fn sync_rx_ports(dp: &Dataplane, f: &mut Forwarding) {
+    let t = table(dp).load();
+    for af in [Af::Ip4, Af::Ip6] {
+        let ports = t
+            .iter()
+            .filter(|x| x.src.is_ipv6() == (af == Af::Ip6))
+            .map(|x| x.src_port)
+            .collect();
+        f.set_vxlan_ports(af, ports);
+    }
+}
+
 /// Create a tunnel; returns its sw_if_index and name.
 pub fn create(dp: &Arc<Dataplane>, r: VxlanRequest) -> SvcResult<(u32, String)> {
-    super::tunnel::create(dp, r)
+    let r = super::tunnel::create(dp, r)?;
+    sync_rx_ports(dp, &mut dp.fwd());
+    Ok(r)
 }
 
 /// A live restart's tunnel `r` on interface `sw`, which the snapshot rebuilt (name, MAC, L2
 /// or L3, MTU) under its old index ([`super::tunnel::restore`]).
 pub fn restore(dp: &Dataplane, f: &mut Forwarding, sw: u32, r: VxlanRequest) -> SvcResult<()> {
-    super::tunnel::restore(dp, f, sw, r)
+    super::tunnel::restore(dp, f, sw, r)?;
+    sync_rx_ports(dp, f);
+    Ok(())
 }
 
 /// Delete the tunnel with these endpoints and VNI (VPP's delete key); returns its sw_if_index.
@@ -148,6 +174,7 @@ pub fn delete(dp: &Arc<Dataplane>, src: IpAddr, dst: IpAddr, vni: u32) -> SvcRes
         ));
     };
     super::tunnel::remove(dp, f, &t, sw)?;
+    sync_rx_ports(dp, &mut dp.fwd());
     Ok(sw)
 }
 

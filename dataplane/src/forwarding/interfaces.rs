@@ -170,6 +170,9 @@ impl Forwarding {
         if i.nd_proxy {
             flags |= if_flags::ND_PROXY;
         }
+        if i.dev_type == crate::nodes::vxlan::DEV_TYPE {
+            flags |= if_flags::TX_VXLAN;
+        }
         let fast = IfFast {
             flags,
             mac: i.mac,

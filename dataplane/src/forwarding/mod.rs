@@ -170,6 +170,20 @@ impl Forwarding {
         &self.fwd
     }
 
+    /// The UDP ports besides 4789 that VXLAN over `af` is received on: the VXLAN service sets
+    /// them from its tunnels' local ports each time the tunnel table changes.
+    pub fn set_vxlan_ports(&mut self, af: Af, mut ports: Vec<u16>) {
+        ports.retain(|p| *p != crate::wire::tunnel::VXLAN_PORT);
+        ports.sort_unstable();
+        ports.dedup();
+        let cur = &mut self.fwd.vxlan_ports[(af == Af::Ip6) as usize];
+        if *cur != ports {
+            *cur = ports;
+            self.fwd_dirty = true;
+            self.publish();
+        }
+    }
+
     // ----- publication -----------------------------------------------------------------------
 
     /// Make every change visible to the workers.

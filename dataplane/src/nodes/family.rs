@@ -425,7 +425,7 @@ pub trait LookupFamily: Family {
     /// node would hand straight to a tunnel's input node (IPIP; UDP to the VXLAN port): that
     /// node's edge, so it skips the local node. None (the default): the local node decides.
     #[inline(always)]
-    fn local_tunnel(_b: &Buf<'_>) -> Option<u16> {
+    fn local_tunnel(_b: &Buf<'_>, _fwd: &FwdTable) -> Option<u16> {
         None
     }
     /// The edge for a scoped destination, or None to follow the FIB.
@@ -529,7 +529,7 @@ impl<F: LookupFamily> Node for Lookup<F> {
             }
             if leaf == local_leaf && v.meta(i).rx_sw_if_index == local_rx {
                 v.meta(i).adj_index = local_adj;
-                nexts[i] = F::local_tunnel(&v.get(i)).unwrap_or(F::IDS.local);
+                nexts[i] = F::local_tunnel(&v.get(i), fwd).unwrap_or(F::IDS.local);
                 continue;
             }
             if leaf != LEAF_MISS - 1 {
@@ -566,7 +566,7 @@ impl<F: LookupFamily> Node for Lookup<F> {
                     (local_leaf, local_rx, local_adj) =
                         (leaf, b.meta.rx_sw_if_index, b.meta.adj_index);
                 }
-                nexts[i] = F::local_tunnel(&b).unwrap_or(F::IDS.local);
+                nexts[i] = F::local_tunnel(&b, fwd).unwrap_or(F::IDS.local);
             }
         }
     }

@@ -205,9 +205,10 @@ impl LookupFamily for V4 {
         dst >> 28 == 0xe
     }
     /// What ip4-local decides first for these (ip4-input has checked the header): not a
-    /// fragment, no options, protocol 4 or 41 (ipip4-input) or UDP to 4789 (vxlan4-input).
+    /// fragment, no options, protocol 4 or 41 (ipip4-input) or UDP to a VXLAN port
+    /// (vxlan4-input).
     #[inline(always)]
-    fn local_tunnel(b: &Buf<'_>) -> Option<u16> {
+    fn local_tunnel(b: &Buf<'_>, fwd: &FwdTable) -> Option<u16> {
         use crate::wire::tunnel::{IP_PROTO_IPIP, IP_PROTO_IPV6};
         let h = b.head::<{ wire::IP4_HDR + 4 }>()?;
         if h[0] != 0x45 || h[6] & 0x3f != 0 || h[7] != 0 {
@@ -215,7 +216,7 @@ impl LookupFamily for V4 {
         }
         match h[9] {
             IP_PROTO_IPIP | IP_PROTO_IPV6 => Some(lookup_next::IPIP),
-            wire::IP_PROTO_UDP if u16::from_be_bytes([h[22], h[23]]) == super::vxlan::PORT => {
+            wire::IP_PROTO_UDP if fwd.is_vxlan_port(false, u16::from_be_bytes([h[22], h[23]])) => {
                 Some(lookup_next::VXLAN)
             }
             _ => None,
@@ -405,9 +406,11 @@ impl Node for Ip4Local {
                 nexts[i] = local_next::LOOKUP;
                 continue;
             }
-            if proto == wire::IP_PROTO_UDP && udp_dst_port(b.data(), hl) == Some(super::vxlan::PORT)
+            if proto == wire::IP_PROTO_UDP
+                && udp_dst_port(b.data(), hl).is_some_and(|p| fwd.is_vxlan_port(false, p))
             {
-                // VXLAN is decapsulated here (VPP's udp_register_dst_port for 4789).
+                // VXLAN is decapsulated here (VPP's udp_register_dst_port: 4789 and each
+                // tunnel's local port).
                 nexts[i] = local_next::VXLAN;
                 continue;
             }

@@ -1,4 +1,5 @@
-//! interface-output (hands packets to device tx queues) and error-drop (counts and frees).
+//! interface-output (hands packets to device tx queues, a VXLAN tunnel's to its encap) and
+//! error-drop (counts and frees).
 
 use crate::buffer::{flags, BufferMeta};
 use crate::graph::{Node, NodeInfo, CONSUMED};
@@ -44,6 +45,7 @@ crate::next_edges! {
     mod next {
         DROP => "error-drop",
         GSO => "gso-segment",
+        VXLAN => "vxlan4-encap",
     }
 }
 
@@ -63,7 +65,7 @@ fn needs_fixup(ifs: &IfTable, m: &BufferMeta) -> bool {
         || (m.flags & flags::OFFLOAD_L4_CKSUM != 0 && dev & if_flags::TX_CSUM == 0)
 }
 crate::node_errors! {
-    mod error {
+    pub mod error {
         NO_TXQ => "interface has no tx queue on this thread",
         DOWN => "interface is down",
         FULL => "tx queue full",
@@ -108,6 +110,12 @@ impl Node for InterfaceOutput {
             let sent = match (error, cx.tx.get(sw)) {
                 (Some(e), _) => {
                     drop_run(cx, run, &mut nexts[i..j], e);
+                    0
+                }
+                // A VXLAN tunnel has no queue: its encap sends what comes here (ARP
+                // answered inside it, a cross-connect into it) inside the outer headers.
+                (None, None) if fast.flags & if_flags::TX_VXLAN != 0 => {
+                    nexts[i..j].fill(next::VXLAN);
                     0
                 }
                 (None, None) => {

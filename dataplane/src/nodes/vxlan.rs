@@ -1,5 +1,5 @@
 //! VXLAN tunnels (RFC 7348): encap as a feature on the tunnel interface's output arcs, decap
-//! from ip4-local / ip6-local (UDP to port 4789).
+//! from ip4-local / ip6-local (UDP to 4789 or to a tunnel's local port, `FwdTable::vxlan_ports`).
 //!
 //! A tunnel is an interface (`vxlan_tunnelN`, created by the control service). Routes through it
 //! resolve to its adjacency as through any interface; the tunnel has `vxlan4-encap` enabled on
@@ -26,7 +26,7 @@ use crate::graph::{GraphBuilder, Node, NodeInfo, NodeKind};
 use crate::rcu::{Published, Snapshot};
 use crate::runtime::Ctx;
 use crate::tables::MAX_RELOOKUPS;
-use crate::wire::tunnel::{VxlanHdr, VxlanHdrMut, VXLAN_HDR, VXLAN_PORT};
+use crate::wire::tunnel::{VxlanHdr, VxlanHdrMut, VXLAN_HDR};
 use crate::wire::{self, Ip4Hdr, Ip4HdrMut, Ip6Hdr, Ip6HdrMut};
 use super::tunnel::{addr_bits, EncapTarget, LastKey, TunnelEntry, TunnelSet, Uplink};
 use std::net::IpAddr;
@@ -36,6 +36,8 @@ use std::sync::Arc;
 pub const ENCAP4: Feature = Feature::new("ip4-output", "vxlan4-encap");
 /// The encap feature for IPv6 packets routed into a tunnel.
 pub const ENCAP6: Feature = Feature::new("ip6-output", "vxlan6-encap");
+/// The device type of a tunnel interface (`show interface`); its output is its encap.
+pub const DEV_TYPE: &str = "vxlan";
 /// Decap of VXLAN over IPv4 (from ip4-local).
 pub const INPUT4: &str = "vxlan4-input";
 /// Decap of VXLAN over IPv6 (from ip6-local).
@@ -59,6 +61,8 @@ pub struct Tunnel {
     pub dst: IpAddr,
     /// UDP destination port of encapsulated packets (4789 unless configured).
     pub dst_port: u16,
+    /// UDP port received on (VPP's `src_port`, the local one; 4789 unless configured).
+    pub src_port: u16,
     pub vni: u32,
     /// FIB index the outer packet is looked up in.
     pub encap_fib: u32,
@@ -693,12 +697,11 @@ pub fn register(b: GraphBuilder, tables: &FeatureTables) -> GraphBuilder {
         .node(Box::new(VxlanInput::new(true, t)))
 }
 
-/// The UDP port ip4-local hands to vxlan4-input.
-pub const PORT: u16 = VXLAN_PORT;
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::wire::tunnel::VXLAN_PORT;
     use std::net::Ipv4Addr;
 
     fn tun(sw: u32, vni: u32) -> Tunnel {
@@ -708,6 +711,7 @@ mod tests {
             src: IpAddr::V4(Ipv4Addr::new(198, 18, 0, 1)),
             dst: IpAddr::V4(Ipv4Addr::new(198, 18, 0, 2)),
             dst_port: VXLAN_PORT,
+            src_port: VXLAN_PORT,
             vni,
             encap_fib: 0,
             encap_vrf_id: 0,

@@ -246,6 +246,7 @@ pub(super) fn capture(dp: &Dataplane, f: &Forwarding, out: &mut Map<String, Valu
                 "src": t.src.to_string(),
                 "dst": t.dst.to_string(),
                 "dst_port": t.dst_port,
+                "src_port": t.src_port,
                 "vni": t.vni,
                 "encap_vrf_id": t.encap_vrf_id,
                 "l3": t.l3,
@@ -363,6 +364,12 @@ pub(super) fn tunnels_restore(
             src: addr(t, "src")?,
             dst: addr(t, "dst")?,
             dst_port: small(t, "dst_port")?,
+            // Snapshots before receive ports were configurable: 4789.
+            src_port: if t.get("src_port").is_some() {
+                small(t, "src_port")?
+            } else {
+                0
+            },
             vni: num32(t, "vni")?,
             encap_vrf_id: num32(t, "encap_vrf_id")?,
             l3: flag(t, "l3")?,

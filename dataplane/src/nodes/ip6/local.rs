@@ -145,9 +145,12 @@ impl Local<'_, '_> {
             }
         }
         if proto == wire::IP_PROTO_UDP
-            && self.udp_dst_port(bi, &p) == Some(crate::nodes::vxlan::PORT)
+            && self
+                .udp_dst_port(bi, &p)
+                .is_some_and(|port| self.fwd.is_vxlan_port(true, port))
         {
-            // VXLAN is decapsulated here (VPP's udp_register_dst_port for 4789).
+            // VXLAN is decapsulated here (VPP's udp_register_dst_port: 4789 and each
+            // tunnel's local port).
             return Ok(local_next::VXLAN);
         }
         if matches!(

@@ -78,17 +78,17 @@ impl LookupFamily for V6 {
         is_multicast(dst) || is_link_local(dst)
     }
     /// What ip6-local decides first for these (ip6-input has checked the header): next
-    /// header 4 or 41 (ipip6-input) or UDP to 4789 (vxlan6-input) right after the fixed
-    /// header. Extension headers first: ip6-local walks them.
+    /// header 4 or 41 (ipip6-input) or UDP to a VXLAN port (vxlan6-input) right after the
+    /// fixed header. Extension headers first: ip6-local walks them.
     #[inline(always)]
-    fn local_tunnel(b: &Buf<'_>) -> Option<u16> {
+    fn local_tunnel(b: &Buf<'_>, fwd: &FwdTable) -> Option<u16> {
         use crate::wire::tunnel::{IP_PROTO_IPIP, IP_PROTO_IPV6};
         let h = b.head::<{ IP6_HDR + 4 }>()?;
         match h[6] {
             IP_PROTO_IPIP | IP_PROTO_IPV6 => Some(lookup_next::IPIP),
             wire::IP_PROTO_UDP
-                if u16::from_be_bytes([h[IP6_HDR + 2], h[IP6_HDR + 3]])
-                    == crate::nodes::vxlan::PORT =>
+                if fwd
+                    .is_vxlan_port(true, u16::from_be_bytes([h[IP6_HDR + 2], h[IP6_HDR + 3]])) =>
             {
                 Some(lookup_next::VXLAN)
             }
