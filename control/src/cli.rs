@@ -209,7 +209,7 @@ ipsec tunnel protect <if> sa-in <id>... sa-out <id> [del] | ipsec itf create [in
 show ipsec sa [<id>]|protect|tunnel
 show ikev2 profile|sa|counters | ikev2 initiate rekey-child-sa|del-child-sa <spi> | set ikev2 rekey-seq <n>|default
 ikev2 profile add|del <name> | ikev2 initiate sa-init <name>
-ikev2 profile set <name> auth shared-key-mic string|hex <psk> | id local|remote ip4-addr|ip6-addr|fqdn|rfc822|key-id <data>
+ikev2 profile set <name> auth shared-key-mic string|hex <psk> | id local|remote ip4-addr|ip6-addr|fqdn|rfc822|der-asn1-dn|der-asn1-gn|key-id <data>
 ikev2 profile set <name> traffic-selector local|remote ip-range <addr> - <addr> port-range <port> - <port> protocol <n>
 ikev2 profile set <name> responder <if> <addr> | tunnel <if>
 ikev2 profile set <name> ike-crypto-alg aes-cbc|aes-gcm-16 128|256 [ike-integ-alg sha1-96|hmac-sha2-256-128] ike-dh modp-2048|ecp-256|curve25519

@@ -40,7 +40,7 @@ pub fn execute(dp: &Arc<Dataplane>, words: &[&str]) -> Option<Result<String, Str
 }
 
 const PROFILE_USAGE: &str = "usage: ikev2 profile add|del <name> | ikev2 profile set <name> \
-auth shared-key-mic string|hex <psk> | id local|remote ip4-addr|ip6-addr|fqdn|rfc822|key-id <data> \
+auth shared-key-mic string|hex <psk> | id local|remote ip4-addr|ip6-addr|fqdn|rfc822|der-asn1-dn|der-asn1-gn|key-id <data> \
 | traffic-selector local|remote ip-range <addr> - <addr> port-range <port> - <port> protocol <n> \
 | responder <if> <addr> | tunnel <if> \
 | ike-crypto-alg aes-cbc|aes-gcm-16 128|256 [ike-integ-alg sha1-96|hmac-sha2-256-128] ike-dh modp-2048|ecp-256|curve25519 \
@@ -123,8 +123,8 @@ const ID_NAMES: &[(&str, u8)] = &[
     ("fqdn", id_type::FQDN),
     ("rfc822", id_type::RFC822_ADDR),
     ("ip6-addr", id_type::IPV6_ADDR),
-    ("der-asn1-dn", 9),
-    ("der-asn1-gn", 10),
+    ("der-asn1-dn", id_type::DER_ASN1_DN),
+    ("der-asn1-gn", id_type::DER_ASN1_GN),
     ("key-id", id_type::KEY_ID),
 ];
 
@@ -270,8 +270,8 @@ fn if_name(dp: &Dataplane, sw: u32) -> String {
         .map_or_else(|_| format!("sw_if_index {sw}"), |i| i.name.clone())
 }
 
-/// An id as the CLI sets it: its type's name, then the address, `0x` and hex for a key id, or
-/// the text.
+/// An id as the CLI sets it: its type's name, then the address, `0x` and hex for a key id or a
+/// DER name, or the text.
 fn id_text(id: &svc::Id) -> String {
     let kind = name_of(ID_NAMES, id.kind);
     let data = match (id.kind, id.data.len()) {
@@ -284,7 +284,7 @@ fn id_text(id: &svc::Id) -> String {
                 Ipv6Addr::from(a).to_string()
             }
         }
-        (id_type::KEY_ID, _) => {
+        (id_type::KEY_ID | id_type::DER_ASN1_DN | id_type::DER_ASN1_GN, _) => {
             let digits: String = id.data.iter().map(|b| format!("{b:02x}")).collect();
             format!("0x{digits}")
         }

@@ -140,8 +140,8 @@ fn cli_configures_an_ikev2_profile_the_api_dumps() {
             "bad IPv6 address",
         ),
         (
-            format!("ikev2 profile set {P} id local der-asn1-dn x"),
-            "id type 9",
+            format!("ikev2 profile set {P} id local der-asn1-dn 0x"),
+            "id type 9 with 0 bytes",
         ),
         (
             format!("ikev2 profile set {P} id sideways ip4-addr 198.18.0.1"),
@@ -252,6 +252,17 @@ fn cli_configures_an_ikev2_profile_the_api_dumps() {
             && show.contains("remote id-type key-id 0x0102"),
         "{show}"
     );
+    // A DER name is taken as bytes, as a key id is.
+    assert!(r.ctl("ikev2 profile add der").trim().is_empty());
+    let set = "ikev2 profile set der id local der-asn1-dn 0x300d310b3009060355040613025553";
+    let out = r.ctl(set);
+    assert!(out.trim().is_empty(), "{set}: {out}");
+    let show = r.ctl("show ikev2 profile");
+    assert!(
+        show.contains("local id-type der-asn1-dn 0x300d310b3009060355040613025553"),
+        "{show}"
+    );
+    assert!(r.ctl("ikev2 profile del der").trim().is_empty());
     let rows = dump(&mut c);
     let lonely = rows.iter().find(|p| p.profile.name == "lonely").unwrap();
     assert_eq!(lonely.profile.auth.data, [0x00, 0xff, 0x10]);

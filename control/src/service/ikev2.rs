@@ -319,7 +319,12 @@ pub fn set_id(dp: &Dataplane, name: &str, is_local: bool, kind: u8, data: &[u8])
     let ok = match kind {
         id_type::IPV4_ADDR => data.len() == 4,
         id_type::IPV6_ADDR => data.len() == 16,
-        id_type::FQDN | id_type::RFC822_ADDR | id_type::KEY_ID => !data.is_empty(),
+        // Compared as bytes, as VPP does: a DER name is as good an identity as a key id.
+        id_type::FQDN
+        | id_type::RFC822_ADDR
+        | id_type::DER_ASN1_DN
+        | id_type::DER_ASN1_GN
+        | id_type::KEY_ID => !data.is_empty(),
         _ => false,
     };
     if !ok {
