@@ -516,6 +516,49 @@ fn a_workers_front_cache_never_outlives_the_shared_verdict() {
     l.no_leaks();
 }
 
+/// A worker whose packets miss its front cache (here each one a new flow, in a vector of its
+/// own) leaves the cache alone for a back-off once a window of them misses, then probes it
+/// again, and its flows meet it.
+#[test]
+fn a_front_cache_that_misses_is_left_alone_for_a_while() {
+    let mut l = lab();
+    police_pod(&l);
+    let if0 = l.if0;
+    for i in 0..npol_nodes::FRONT_WINDOW {
+        l.send(if0, &tcp4(POD, SRV, 1024 + i as u16, 80, POD_MAC, MAC0));
+        if i % 1024 == 0 {
+            Lab::count(&l.out1);
+        }
+    }
+    assert_eq!(
+        l.counter("npol-rx-ip4", error::FRONT_BYPASS),
+        0,
+        "a window probes"
+    );
+    assert_eq!(l.front_hits("npol-rx-ip4"), 0);
+    let pkt = tcp4(POD, SRV, 40000, 80, POD_MAC, MAC0);
+    for _ in 0..npol_nodes::FRONT_BACKOFF {
+        l.send(if0, &pkt);
+    }
+    Lab::count(&l.out1);
+    let bypassed = l.counter("npol-rx-ip4", error::FRONT_BYPASS);
+    assert_eq!(
+        bypassed,
+        npol_nodes::FRONT_BACKOFF as u64,
+        "each vector of the back-off"
+    );
+    assert_eq!(l.front_hits("npol-rx-ip4"), 0, "no probe meanwhile");
+    // The window's flows filled the shared table (1024): room for this one's allow again.
+    l.npol.flush_flows();
+    for _ in 0..3 {
+        l.send(if0, &pkt);
+    }
+    assert_eq!(Lab::count(&l.out1), 3);
+    assert!(l.front_hits("npol-rx-ip4") >= 1, "probed again, and met");
+    assert_eq!(l.counter("npol-rx-ip4", error::FRONT_BYPASS), bypassed);
+    l.no_leaks();
+}
+
 #[test]
 fn npol_tx_front_cache_never_outlives_the_cached_reply() {
     let mut l = lab();
