@@ -221,3 +221,62 @@ fn srv6_routes_are_their_own_fib_source() {
         "the attached route, alone:\n{out}"
     );
 }
+
+/// Several SR objects on one /128 (a localsid or BSID that is also steered, a localsid at a
+/// BSID) each keep their claim: a steering forwards over a localsid over a BSID, and removing
+/// one hands the /128 to the next rather than taking the SR entry away.
+#[test]
+fn sr_objects_sharing_a_prefix_each_keep_their_claim() {
+    let r = Rvpp::start("srv6-share", "");
+    assert_eq!(r.ctl("create loopback interface").trim(), "loop0");
+    ok(&r, "set interface state loop0 up");
+    ok(&r, "set interface ip address loop0 fd00::1/64");
+    ok(&r, "set sr encaps source addr fd00::1");
+    ok(&r, "sr policy add bsid fd00:1::b1 next fd00:2::e encap");
+    let sr_of = |p: &str| {
+        let out = r.ctl(&format!("show ip6 fib {p}"));
+        assert!(out.contains(&format!("{p}\n")), "{p} is in the FIB:\n{out}");
+        out
+    };
+
+    // A localsid steered: the steering forwards; without it the localsid does again.
+    ok(&r, "sr localsid address fd00:1::d4 behavior end.dt4 0");
+    ok(&r, "sr steer l3 fd00:1::d4/128 via bsid fd00:1::b1");
+    let out = sr_of("fd00:1::d4/128");
+    assert!(out.contains("sr policy index 0"), "steered:\n{out}");
+    ok(&r, "sr steer del l3 fd00:1::d4/128");
+    let out = sr_of("fd00:1::d4/128");
+    assert!(
+        out.contains("sr localsid index 0"),
+        "the localsid is back:\n{out}"
+    );
+
+    // The reverse: the localsid goes, the steering stays.
+    ok(&r, "sr steer l3 fd00:1::d4/128 via bsid fd00:1::b1");
+    ok(&r, "sr localsid del address fd00:1::d4");
+    let out = sr_of("fd00:1::d4/128");
+    assert!(out.contains("sr policy index 0"), "still steered:\n{out}");
+    ok(&r, "sr steer del l3 fd00:1::d4/128");
+    assert!(
+        !r.ctl("show ip6 fib").contains("fd00:1::d4/128"),
+        "nothing left"
+    );
+
+    // A localsid at a BSID outranks it; either removal leaves the other.
+    ok(&r, "sr localsid address fd00:1::b1 behavior end");
+    let out = sr_of("fd00:1::b1/128");
+    assert!(out.contains("sr localsid index 0"), "the localsid:\n{out}");
+    ok(&r, "sr localsid del address fd00:1::b1");
+    let out = sr_of("fd00:1::b1/128");
+    assert!(
+        out.contains("sr policy index 0"),
+        "the BSID is back:\n{out}"
+    );
+    ok(&r, "sr localsid address fd00:1::b1 behavior end");
+    ok(&r, "sr policy del bsid fd00:1::b1");
+    let out = sr_of("fd00:1::b1/128");
+    assert!(
+        out.contains("sr localsid index 0"),
+        "the localsid stays:\n{out}"
+    );
+}

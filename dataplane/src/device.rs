@@ -2,6 +2,7 @@
 //! Implementations live in the drivers crate; the engine only sees these traits.
 
 use crate::buffer::Buffers;
+use crate::tables::FwdTable;
 use std::os::fd::RawFd;
 
 /// How a worker waits for packets on a queue.
@@ -44,6 +45,18 @@ pub trait RxQueue: Send {
     /// Receive up to `out.len()` packets into freshly allocated buffers. For each packet set its
     /// length, `rx_sw_if_index`, and the next edge (`graph::rx_next`). Returns the count.
     fn rx(&mut self, bufs: &mut Buffers, out: &mut [u32], nexts: &mut [u16]) -> usize;
+    /// What the runtime calls: [`rx`](Self::rx) with the worker's forwarding table at hand,
+    /// for a driver whose receive depends on it (af_packet's UDP GSO split knows the VXLAN
+    /// ports from it).
+    fn rx_with(
+        &mut self,
+        bufs: &mut Buffers,
+        out: &mut [u32],
+        nexts: &mut [u16],
+        _fwd: &FwdTable,
+    ) -> usize {
+        self.rx(bufs, out, nexts)
+    }
     /// A descriptor that becomes readable when packets arrive (interrupt and adaptive modes).
     fn rx_fd(&self) -> Option<RawFd> {
         None

@@ -471,9 +471,12 @@ impl Runtime {
         for qi in 0..self.rxq.len() {
             let t0 = clocks();
             let node = self.rxq[qi].node;
-            let n = self.rxq[qi]
-                .queue
-                .rx(&mut self.bufs, &mut self.rx_frame, &mut self.nexts);
+            let n = self.rxq[qi].queue.rx_with(
+                &mut self.bufs,
+                &mut self.rx_frame,
+                &mut self.nexts,
+                self.tables.fwd.get(),
+            );
             let n = n.min(MAX_VECTOR);
             if n == 0 {
                 continue;
@@ -778,6 +781,7 @@ mod tests {
     use crate::buffer::BufferPool;
     use crate::graph::rx_next;
     use crate::nodes::standard_graph;
+    use crate::tables::FwdTable;
 
     #[test]
     fn run_end_finds_every_run() {
@@ -844,6 +848,45 @@ mod tests {
         rt.buffers().flush();
         drop(rt);
         assert_eq!(pool.in_use(), 0);
+    }
+
+    /// Sees, through `rx_with`, the IPv4 VXLAN ports of the table the worker reads.
+    struct SeesPorts(Arc<std::sync::Mutex<Vec<u16>>>);
+    impl RxQueue for SeesPorts {
+        fn input_node(&self) -> &'static str {
+            "pg-input"
+        }
+        fn sw_if_index(&self) -> u32 {
+            1
+        }
+        fn rx(&mut self, _: &mut Buffers, _: &mut [u32], _: &mut [u16]) -> usize {
+            0
+        }
+        fn rx_with(
+            &mut self,
+            _: &mut Buffers,
+            _: &mut [u32],
+            _: &mut [u16],
+            fwd: &FwdTable,
+        ) -> usize {
+            *self.0.lock().unwrap() = fwd.vxlan_ports[0].clone();
+            0
+        }
+    }
+
+    #[test]
+    fn an_rx_queue_is_given_the_published_forwarding_table() {
+        let pool = BufferPool::with_backing(64, 2048, false).unwrap();
+        let graph = standard_graph(&[crate::graph::DeviceNodes::new("pg-input", "pg-tx")]).unwrap();
+        let shared = Shared::new();
+        let mut rt = Runtime::new(graph, pool.local(), shared.clone(), 0, "test".into()).unwrap();
+        let seen = Arc::default();
+        rt.add_rx(Box::new(SeesPorts(Arc::clone(&seen)))).unwrap();
+        let mut fwd = FwdTable::default();
+        fwd.vxlan_ports[0] = vec![8472];
+        shared.fwd.publish(fwd);
+        rt.poll();
+        assert_eq!(*seen.lock().unwrap(), [8472]);
     }
 
     #[test]

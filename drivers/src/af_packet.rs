@@ -28,6 +28,7 @@ use rvpp_dataplane::buffer::{flags, Buffers};
 use rvpp_dataplane::device::{RxQueue, TxQueue};
 use rvpp_dataplane::graph::rx_next;
 use rvpp_dataplane::graph::DeviceNodes;
+use rvpp_dataplane::tables::FwdTable;
 use rvpp_dataplane::wire::{fold, ip4_pseudo_sum, ip6_pseudo_sum, ones_sum};
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -873,13 +874,36 @@ impl RxQueue for AfPacketRxQueue {
     }
 
     fn rx(&mut self, bufs: &mut Buffers, out: &mut [u32], nexts: &mut [u16]) -> usize {
+        self.rx_gated(bufs, out, nexts, None)
+    }
+
+    fn rx_with(
+        &mut self,
+        bufs: &mut Buffers,
+        out: &mut [u32],
+        nexts: &mut [u16],
+        fwd: &FwdTable,
+    ) -> usize {
+        self.rx_gated(bufs, out, nexts, Some(fwd))
+    }
+}
+
+impl AfPacketRxQueue {
+    /// `fwd`, when given, says which UDP ports are VXLAN's (else 4789 only).
+    fn rx_gated(
+        &mut self,
+        bufs: &mut Buffers,
+        out: &mut [u32],
+        nexts: &mut [u16],
+        fwd: Option<&FwdTable>,
+    ) -> usize {
         // SeqCst pairs with `RxGate::close`: either it sees this call busy, or this call sees
         // the gate closed.
         self.gate.busy.fetch_add(1, Ordering::SeqCst);
         let n = if self.gate.closed.load(Ordering::SeqCst) {
             0
         } else {
-            self.rx_ring(bufs, out, nexts)
+            self.rx_ring(bufs, out, nexts, fwd)
         };
         self.gate.busy.fetch_sub(1, Ordering::SeqCst);
         n
@@ -904,7 +928,13 @@ impl AfPacketRxQueue {
             .unwrap_or(0)
     }
 
-    fn rx_ring(&mut self, bufs: &mut Buffers, out: &mut [u32], nexts: &mut [u16]) -> usize {
+    fn rx_ring(
+        &mut self,
+        bufs: &mut Buffers,
+        out: &mut [u32],
+        nexts: &mut [u16],
+        fwd: Option<&FwdTable>,
+    ) -> usize {
         if self.resume {
             self.resume = false;
             self.blk = self.resume_block();
@@ -1017,7 +1047,7 @@ impl AfPacketRxQueue {
             };
             if let Some(seg) = uso_seg {
                 let room = out.get_mut(n..limit).unwrap_or_default();
-                match split_udp_gso(bufs, frame, seg, self.sw_if_index, room) {
+                match split_udp_gso(bufs, frame, seg, self.sw_if_index, room, fwd) {
                     Ok(k) => {
                         for x in nexts.iter_mut().skip(n).take(k) {
                             *x = rx_next::ETHERNET;
@@ -1087,15 +1117,17 @@ const USO_MAX_SEGS: usize = 128;
 /// veth, a peer's af_packet frame of merged VXLAN datagrams (see [`UdpRun`]) stays one skb up
 /// to our socket. Nothing after the driver reads a UDP super-frame, so it is cut back into
 /// its datagrams here, each with its own lengths and, for IPv4, ID (+1 each) and header
-/// checksum. The UDP checksum is computed, except over IPv4 to the VXLAN port, where it is
-/// zero as rvpp's encap sends it (the decap never reads it). Returns the buffers written to
-/// `out`; on error nothing is left allocated.
+/// checksum. The UDP checksum is computed, except over IPv4 to a VXLAN port (4789, or one a
+/// tunnel receives on as `fwd` publishes), where it is zero as rvpp's encap sends it (the
+/// decap never reads it). Returns the buffers written to `out`; on error nothing is left
+/// allocated.
 fn split_udp_gso(
     bufs: &mut Buffers,
     frame: &[u8],
     seg: usize,
     sw: u32,
     out: &mut [u32],
+    fwd: Option<&FwdTable>,
 ) -> Result<usize, UsoError> {
     let (l3, l4, v6) = udp_headers(frame).ok_or(UsoError::Malformed)?;
     let hl = l4 + 8;
@@ -1120,7 +1152,11 @@ fn split_udp_gso(
             .map_or(0, |b| u16::from_be_bytes([b[0], b[1]]))
     };
     let id0 = if v6 { 0 } else { be16(l3 + 4) };
-    let vxlan4 = !v6 && be16(l4 + 2) == rvpp_dataplane::wire::tunnel::VXLAN_PORT;
+    let dport = be16(l4 + 2);
+    let vxlan4 = !v6
+        && fwd.map_or(dport == rvpp_dataplane::wire::tunnel::VXLAN_PORT, |f| {
+            f.is_vxlan_port(false, dport)
+        });
     for (i, (chunk, (&bi, o))) in payload
         .chunks(seg)
         .zip(idx.iter().zip(out.iter_mut()))
@@ -1727,7 +1763,7 @@ mod tests {
             let frame = udp_gso_frame(v6);
             let hl = if v6 { 62 } else { 42 };
             let mut out = [0u32; 8];
-            let n = split_udp_gso(&mut bufs, &frame, 100, 9, &mut out).unwrap();
+            let n = split_udp_gso(&mut bufs, &frame, 100, 9, &mut out, None).unwrap();
             assert_eq!(n, 3);
             for (i, (&bi, want)) in out.iter().zip([100usize, 100, 60]).enumerate() {
                 let b = bufs.get(bi);
@@ -1753,7 +1789,10 @@ mod tests {
                 // Another port over IPv4 keeps a real UDP checksum.
                 let mut quic = frame.clone();
                 quic[36..38].copy_from_slice(&443u16.to_be_bytes());
-                assert_eq!(split_udp_gso(&mut bufs, &quic, 100, 9, &mut out), Ok(3));
+                assert_eq!(
+                    split_udp_gso(&mut bufs, &quic, 100, 9, &mut out, None),
+                    Ok(3)
+                );
                 for &bi in &out[..3] {
                     let d = bufs.get(bi).data().to_vec();
                     let a = |o: usize| u32::from_be_bytes(d[o..o + 4].try_into().unwrap());
@@ -1767,13 +1806,13 @@ mod tests {
             let before = pool.available();
             let mut two = [0u32; 2];
             assert_eq!(
-                split_udp_gso(&mut bufs, &frame, 100, 9, &mut two),
+                split_udp_gso(&mut bufs, &frame, 100, 9, &mut two, None),
                 Err(UsoError::Malformed)
             );
             let mut tcp = frame.clone();
             tcp[if v6 { 20 } else { 23 }] = 6;
             assert_eq!(
-                split_udp_gso(&mut bufs, &tcp, 100, 9, &mut out),
+                split_udp_gso(&mut bufs, &tcp, 100, 9, &mut out, None),
                 Err(UsoError::Malformed)
             );
             // A datagram larger than a buffer.
@@ -1783,10 +1822,33 @@ mod tests {
                 f
             };
             assert_eq!(
-                split_udp_gso(&mut bufs, &big, 4000, 9, &mut out),
+                split_udp_gso(&mut bufs, &big, 4000, 9, &mut out, None),
                 Err(UsoError::Malformed)
             );
             assert_eq!(pool.available(), before, "no buffer leaked");
+        }
+    }
+
+    /// Over IPv4 a port a VXLAN tunnel receives on (published in the forwarding table) is
+    /// VXLAN's as 4789 is: its datagrams keep a zero UDP checksum; an unregistered one gets
+    /// a real checksum.
+    #[test]
+    fn a_udp_gso_frame_to_a_registered_vxlan_port_keeps_a_zero_udp_checksum() {
+        let pool = rvpp_dataplane::buffer::BufferPool::new(64, 2048).unwrap();
+        let mut bufs = pool.local();
+        let mut fwd = FwdTable::default();
+        fwd.vxlan_ports[0] = vec![8472];
+        let mut frame = udp_gso_frame(false);
+        let mut out = [0u32; 8];
+        for (port, vxlan) in [(8472u16, true), (8473, false)] {
+            frame[36..38].copy_from_slice(&port.to_be_bytes());
+            let n = split_udp_gso(&mut bufs, &frame, 100, 9, &mut out, Some(&fwd)).unwrap();
+            assert_eq!(n, 3);
+            for &bi in &out[..n] {
+                let d = bufs.get(bi).data().to_vec();
+                assert_eq!(d[40..42] == [0, 0], vxlan, "port {port}: zero UDP checksum");
+            }
+            bufs.free(&out[..n]);
         }
     }
 

@@ -78,6 +78,44 @@ fn default_table(t: u32) -> u32 {
     }
 }
 
+/// The SR path for `p` in `table` among the SR objects that claim it, each kept by its
+/// object and none copied into the FIB: a steering over a localsid over a policy's BSID (a
+/// steering is an explicit request for that prefix). So removing one restores the next.
+fn sr_winner(sr: &Srv6, steering: &Steering, table: u32, p: Prefix) -> Option<Path> {
+    let kind = if let Some(s) = steering.get(&(table, p)) {
+        PathKind::SrPolicy(s.policy)
+    } else if let Some(i) = sr.localsids.iter().position(|l| {
+        l.as_ref()
+            .is_some_and(|l| l.fib_table == table && host(Ipv6Addr::from(l.sid)) == p)
+    }) {
+        PathKind::SrLocalsid(i as u32)
+    } else {
+        let i = sr.policies.iter().position(|x| {
+            x.as_ref()
+                .is_some_and(|x| x.fib_table == table && host(Ipv6Addr::from(x.bsid)) == p)
+        })?;
+        PathKind::SrPolicy(i as u32)
+    };
+    Some(Path::special(kind))
+}
+
+/// Make the FIB's SR source for `p` what [`sr_winner`] says: its path, or none.
+fn settle(
+    f: &mut Forwarding,
+    sr: &Srv6,
+    steering: &Steering,
+    table: u32,
+    p: Prefix,
+) -> SvcResult<()> {
+    match sr_winner(sr, steering, table, p) {
+        Some(path) => f.route_add_sr(table, p, vec![path])?,
+        None => {
+            let _ = f.route_del_sr(table, p);
+        }
+    }
+    Ok(())
+}
+
 fn lowest_free<T>(v: &[Option<T>]) -> usize {
     v.iter().position(|x| x.is_none()).unwrap_or(v.len())
 }
@@ -129,7 +167,7 @@ fn put_at<T>(v: &mut Vec<Option<T>>, i: usize, x: T) {
 }
 
 fn localsid_add_in(dp: &Dataplane, s: LocalsidSpec, at: Option<u32>) -> SvcResult<()> {
-    let _g = lock(&dp.svc.srv6);
+    let steering = lock(&dp.svc.srv6);
     let t = table(dp);
     let mut next = (*t.load()).clone();
     let i = pinned(&next.localsids, at)?;
@@ -193,17 +231,12 @@ fn localsid_add_in(dp: &Dataplane, s: LocalsidSpec, at: Option<u32>) -> SvcResul
         },
     );
     t.publish(next);
-    f.route_add_sr(
-        s.fib_table,
-        host(s.sid),
-        vec![Path::special(PathKind::SrLocalsid(i as u32))],
-    )?;
-    Ok(())
+    settle(&mut f, &t.load(), &steering, s.fib_table, host(s.sid))
 }
 
 /// `sr_localsid_add_del` delete / `sr localsid del address X`.
 pub fn localsid_del(dp: &Dataplane, sid: Ipv6Addr) -> SvcResult<()> {
-    let _g = lock(&dp.svc.srv6);
+    let steering = lock(&dp.svc.srv6);
     let t = table(dp);
     let mut next = (*t.load()).clone();
     let Some(i) = next
@@ -214,8 +247,9 @@ pub fn localsid_del(dp: &Dataplane, sid: Ipv6Addr) -> SvcResult<()> {
         return Err(err(sr_rv::LOCALSID_MISSING, format!("no localsid {sid}")));
     };
     let fib_table = next.localsids[i].as_ref().map_or(0, |l| l.fib_table);
-    let _ = dp.fwd().route_del_sr(fib_table, host(sid));
     next.localsids[i] = None;
+    // The route moves to whatever else claims the /128 (or goes) before the entry does.
+    let _ = settle(&mut dp.fwd(), &next, &steering, fib_table, host(sid));
     t.publish(next);
     Ok(())
 }
@@ -306,7 +340,7 @@ pub fn sid_list_restore(
 }
 
 fn policy_add_in(dp: &Dataplane, s: PolicySpec, at: Option<(u32, u32)>) -> SvcResult<u32> {
-    let _g = lock(&dp.svc.srv6);
+    let steering = lock(&dp.svc.srv6);
     let t = table(dp);
     let mut next = (*t.load()).clone();
     let i = pinned(&next.policies, at.map(|a| a.0))?;
@@ -340,11 +374,7 @@ fn policy_add_in(dp: &Dataplane, s: PolicySpec, at: Option<(u32, u32)>) -> SvcRe
     p.rebalance();
     put_at(&mut next.policies, i, p);
     t.publish(next);
-    f.route_add_sr(
-        fib_table,
-        host(s.bsid),
-        vec![Path::special(PathKind::SrPolicy(i as u32))],
-    )?;
+    settle(&mut f, &t.load(), &steering, fib_table, host(s.bsid))?;
     Ok(i as u32)
 }
 
@@ -453,11 +483,17 @@ pub fn policy_del(dp: &Dataplane, bsid: Ipv6Addr, index: u32) -> SvcResult<()> {
         .collect();
     for k in gone {
         if let Some(s) = steering.remove(&k) {
-            unsteer(&mut f, &s);
+            unsteer(&mut f, &next, &steering, &s);
         }
     }
     if let Some(p) = next.policies[i].take() {
-        let _ = f.route_del_sr(p.fib_table, host(Ipv6Addr::from(p.bsid)));
+        let _ = settle(
+            &mut f,
+            &next,
+            &steering,
+            p.fib_table,
+            host(Ipv6Addr::from(p.bsid)),
+        );
     }
     t.publish(next);
     Ok(())
@@ -472,9 +508,10 @@ pub fn policies(dp: &Dataplane) -> Vec<(u32, Policy)> {
         .collect()
 }
 
-/// Take a steering entry's route out: what it stood over forwards again.
-fn unsteer(f: &mut Forwarding, s: &Steer) {
-    let _ = f.route_del_sr(s.table_id, s.prefix);
+/// Take a steering entry's route out (`s` already out of `steering`): a localsid or BSID of
+/// the prefix takes the SR source back, else what it stood over forwards again.
+fn unsteer(f: &mut Forwarding, sr: &Srv6, steering: &Steering, s: &Steer) {
+    let _ = settle(f, sr, steering, s.table_id, s.prefix);
 }
 
 /// `sr_steering_add_del` add / `sr steer l3 P via bsid X`: L3 traffic to `prefix` in
@@ -521,7 +558,7 @@ pub fn steer_del(dp: &Dataplane, table_id: u32, prefix: Prefix) -> SvcResult<()>
             format!("{prefix} is not steered"),
         )
     })?;
-    unsteer(&mut dp.fwd(), &s);
+    unsteer(&mut dp.fwd(), &table(dp).load(), &steering, &s);
     Ok(())
 }
 
