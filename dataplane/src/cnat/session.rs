@@ -1362,6 +1362,15 @@ mod tests {
             .collect()
     }
 
+    /// Insert `x` (session 9) as a worker whose look found nothing, after which another worker
+    /// makes `x`'s entry (session 8) before this one takes a slot.
+    fn insert_after_another_worker(t: &SessionTable, x: &FlowKey) -> Result<Made, InsertError> {
+        let other = || {
+            t.insert(x, &sess(8)).unwrap();
+        };
+        t.insert_racing(x, &sess(9), other, || {})
+    }
+
     /// Two workers insert the same key; the one whose own look found nothing loses the race
     /// for the key's last free slot. It must learn that the key exists (and translate by the
     /// winner's entry), not report its buckets full (a counted drop of a good packet).
@@ -1374,14 +1383,7 @@ mod tests {
             t.insert(k, &sess(k.src as u32 & 0xffff)).unwrap();
         }
         let x = ks[15];
-        let r = t.insert_racing(
-            &x,
-            &sess(9),
-            || {
-                t.insert(&x, &sess(8)).unwrap();
-            },
-            || {},
-        );
+        let r = insert_after_another_worker(&t, &x);
         assert_eq!(r, Err(InsertError::Exists));
         assert_eq!(t.lookup(&x).unwrap().session, sess(8), "the winner's entry");
         assert_eq!(t.len(), 16);
@@ -1407,14 +1409,7 @@ mod tests {
         // The other worker's entry is published before this one takes its slot.
         let t = SessionTable::new(32, 32);
         let x = key(1);
-        let r = t.insert_racing(
-            &x,
-            &sess(9),
-            || {
-                t.insert(&x, &sess(8)).unwrap();
-            },
-            || {},
-        );
+        let r = insert_after_another_worker(&t, &x);
         assert_eq!(r, Err(InsertError::Exists));
         assert_eq!(entries_of(&t, &x), 1);
         assert_eq!(t.len(), 1);
