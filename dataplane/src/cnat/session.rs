@@ -87,6 +87,9 @@ const _: () = assert!(
 const IP6_BIT: u64 = 1 << 17;
 /// Entries a key's first bucket takes before inserts weigh its second.
 const FIRST_BUCKET_FILL: usize = 6;
+/// How long an insert waits for a later claim of its key's tag to be resolved (it takes a
+/// few dozen stores) before it gives up its own slot.
+const CLAIM_WAIT_SPINS: usize = 256;
 
 /// Which side of the graph a key is looked up on: the input nodes (DNAT, un-NAT of return
 /// traffic) or the output nodes (SNAT).
@@ -533,21 +536,23 @@ impl SessionTable {
     }
 
     /// Add an entry; returns where it went ([`Made`]), so the packet that made it can hand
-    /// its slot on (`CNAT_SESSION`). Never blocks: a slot is claimed with one CAS on its
-    /// header. An entry in its key's second bucket is counted in the first's `spilled`.
+    /// its slot on (`CNAT_SESSION`). Lock-free: a slot is claimed with one CAS on its header
+    /// (a racing insert of the same key waits at most a bounded spin, [`Self::only_claim`]). An entry in its key's second bucket is counted in the first's `spilled`.
     /// `Exists` also when another writer inserted the key while this one looked for a slot
     /// and found none, or found the table full: the caller then takes that entry.
     pub fn insert(&self, k: &FlowKey, s: &Session) -> Result<Made, InsertError> {
-        self.insert_racing(k, s, || {})
+        self.insert_racing(k, s, || {}, || {})
     }
 
     /// [`Self::insert`], running `between` after it looked for the key and before it takes a
-    /// slot (tests insert the key there, as another worker would).
+    /// slot, and `claimed` once it holds the slot, before it writes the entry (tests insert
+    /// the key there, as another worker would).
     pub(crate) fn insert_racing(
         &self,
         k: &FlowKey,
         s: &Session,
         between: impl FnOnce(),
+        claimed: impl FnOnce(),
     ) -> Result<Made, InsertError> {
         if self.lookup(k).is_some() {
             return Err(InsertError::Exists);
@@ -583,19 +588,43 @@ impl SessionTable {
                     continue;
                 }
                 let seq = hv & SEQ_MASK;
-                let writing = (seq + 1) & SEQ_MASK;
+                // The claim carries the key's tag (no OCC: lookups skip it), so another
+                // worker inserting the same key sees it in its own check below.
+                let writing = tag | (seq + 1) & SEQ_MASK;
                 if hd
-                    .compare_exchange(hv, writing, Ordering::Acquire, Ordering::Relaxed)
+                    .compare_exchange(hv, writing, Ordering::SeqCst, Ordering::Relaxed)
                     .is_err()
                 {
                     continue;
                 }
+                claimed();
+                let slot = bucket * SLOTS_PER_BUCKET + i;
                 if bucket != a {
                     // Before the entry is visible, so a reader who finds 0 has not missed it.
-                    self.spilled[a].fetch_add(1, Ordering::AcqRel);
+                    self.spilled[a].fetch_add(1, Ordering::SeqCst);
+                }
+                // Nearly always only this claim has the tag in the first bucket, and nothing
+                // of that bucket's spilled: no slot to look at more closely.
+                let alone = bucket == a
+                    && self.with_tag(a, tag) == 1
+                    && self.spilled[a].load(Ordering::SeqCst) == 0;
+                let checked = if alone {
+                    Ok(())
+                } else {
+                    self.only_claim(&k.words(), tag, [a, b], slot)
+                };
+                if let Err(winner) = checked {
+                    hd.store((seq + 2) & SEQ_MASK, Ordering::Release);
+                    if bucket != a {
+                        self.spilled[a].fetch_sub(1, Ordering::AcqRel);
+                    }
+                    self.len.fetch_sub(1, Ordering::Relaxed);
+                    // With our claim given back, wait for the winner's entry to be published,
+                    // so the caller's lookup finds it.
+                    self.await_claim(winner, tag);
+                    return Err(InsertError::Exists);
                 }
                 fence(Ordering::Release);
-                let slot = bucket * SLOTS_PER_BUCKET + i;
                 let st = |i, v| self.w(slot, i).store(v, Ordering::Relaxed);
                 let kw = k.words();
                 for (j, v) in kw.into_iter().enumerate() {
@@ -626,6 +655,105 @@ impl SessionTable {
         }
         self.len.fetch_sub(1, Ordering::Relaxed);
         Err(self.lost_to(k, InsertError::NoSlot))
+    }
+
+    /// How many of `bucket`'s headers carry `tag` (entries and claims), read SeqCst.
+    #[inline(always)]
+    fn with_tag(&self, bucket: usize, tag: u64) -> u32 {
+        // A header's bits under the tag's are OCC and the sequence: it carries the tag when
+        // it differs from it only below bit 40 (a compare the compiler sums with one add).
+        self.hdr[bucket]
+            .iter()
+            .map(|hd| u32::from(hd.load(Ordering::SeqCst) ^ tag < 1 << 40))
+            .sum()
+    }
+
+    /// Whether the insert holding `mine` (claimed with `tag`) may make `kw`'s entry: no other
+    /// slot of the key's buckets `ab` holds the key, or a claim with its tag earlier than
+    /// `mine` (bucket `ab[0]` before `ab[1]`, then by index). A later claim with the tag is
+    /// waited for (bounded): it yields to this one, or is another key's. Out of line: the
+    /// insert calls it only when its quick count of the tag ([`Self::with_tag`]) is not its
+    /// own claim alone.
+    ///
+    /// Two inserts of one key each claim (SeqCst CAS) and then read the other slots
+    /// (SeqCst): in the single order of those operations one claim comes first, and the
+    /// other insert's reads, after its own claim, see it. So at least one of them sees the
+    /// other, and the one that sees an earlier claim, or a finished entry of the key, gives
+    /// up its slot; one that sees only a later claim waits until that one is resolved. An
+    /// insert into `ab[0]` reads `ab[1]` only while `spilled` says something of `ab[0]`'s is
+    /// there: an insert into `ab[1]` counts itself there (SeqCst) before its reads, so if
+    /// this one read 0, that one reads after this claim, sees it, earlier, and yields.
+    ///
+    /// `Err` with the slot to yield to.
+    #[cold]
+    #[inline(never)]
+    fn only_claim(
+        &self,
+        kw: &[u64; 5],
+        tag: u64,
+        ab: [usize; 2],
+        mine: usize,
+    ) -> Result<(), usize> {
+        let [a, b] = ab;
+        let pos = |slot: usize| (slot / SLOTS_PER_BUCKET != a, slot % SLOTS_PER_BUCKET);
+        let scan_b = mine / SLOTS_PER_BUCKET == b || self.spilled[a].load(Ordering::SeqCst) != 0;
+        let buckets = if scan_b { &ab[..] } else { &ab[..1] };
+        for &bucket in buckets {
+            for (i, hd) in self.hdr[bucket].iter().enumerate() {
+                let slot = bucket * SLOTS_PER_BUCKET + i;
+                let mut hv = hd.load(Ordering::SeqCst);
+                if hv & !(SEQ_MASK | OCC) != tag || slot == mine {
+                    continue;
+                }
+                if !self.yields_to(slot, hd, &mut hv, kw, tag, pos(slot) < pos(mine)) {
+                    continue;
+                }
+                return Err(slot);
+            }
+        }
+        Ok(())
+    }
+
+    /// Spin (bounded) while `slot` is claimed with `tag` and not yet published.
+    #[cold]
+    fn await_claim(&self, slot: usize, tag: u64) {
+        let hd = self.hdr_of(slot);
+        for _ in 0..CLAIM_WAIT_SPINS {
+            let hv = hd.load(Ordering::Acquire);
+            if hv & OCC != 0 || hv & !(SEQ_MASK | OCC) != tag {
+                return;
+            }
+            std::hint::spin_loop();
+        }
+    }
+
+    /// Whether an insert of `kw` must yield to `slot` (header `hd`, read as `hv`, with the
+    /// key's tag): it holds the key, or a claim `earlier` than the insert's own, or a later
+    /// claim still unresolved after a bounded wait.
+    #[cold]
+    fn yields_to(
+        &self,
+        slot: usize,
+        hd: &AtomicU64,
+        hv: &mut u64,
+        kw: &[u64; 5],
+        tag: u64,
+        earlier: bool,
+    ) -> bool {
+        for _ in 0..CLAIM_WAIT_SPINS {
+            if *hv & OCC != 0 {
+                return self.read_if_key(slot, hd, *hv, kw).is_some();
+            }
+            if earlier {
+                return true;
+            }
+            std::hint::spin_loop();
+            *hv = hd.load(Ordering::SeqCst);
+            if *hv & !(SEQ_MASK | OCC) != tag {
+                return false;
+            }
+        }
+        true
     }
 
     /// What an insert that found no room reports: `Exists` when the key is there now (another
@@ -1234,6 +1362,15 @@ mod tests {
             .collect()
     }
 
+    /// Insert `x` (session 9) as a worker whose look found nothing, after which another worker
+    /// makes `x`'s entry (session 8) before this one takes a slot.
+    fn insert_after_another_worker(t: &SessionTable, x: &FlowKey) -> Result<Made, InsertError> {
+        let other = || {
+            t.insert(x, &sess(8)).unwrap();
+        };
+        t.insert_racing(x, &sess(9), other, || {})
+    }
+
     /// Two workers insert the same key; the one whose own look found nothing loses the race
     /// for the key's last free slot. It must learn that the key exists (and translate by the
     /// winner's entry), not report its buckets full (a counted drop of a good packet).
@@ -1246,9 +1383,7 @@ mod tests {
             t.insert(k, &sess(k.src as u32 & 0xffff)).unwrap();
         }
         let x = ks[15];
-        let r = t.insert_racing(&x, &sess(9), || {
-            t.insert(&x, &sess(8)).unwrap();
-        });
+        let r = insert_after_another_worker(&t, &x);
         assert_eq!(r, Err(InsertError::Exists));
         assert_eq!(t.lookup(&x).unwrap().session, sess(8), "the winner's entry");
         assert_eq!(t.len(), 16);
@@ -1256,6 +1391,74 @@ mod tests {
         let other = keys_in_buckets_0_and_1(&t, 17)[16];
         assert_eq!(t.insert(&other, &sess(7)), Err(InsertError::NoSlot));
         assert_eq!(t.len(), 16);
+    }
+
+    /// How many entries of the table hold `k`.
+    fn entries_of(t: &SessionTable, k: &FlowKey) -> usize {
+        let mut n = 0;
+        t.for_each(|_, e, _| n += usize::from(e == k));
+        n
+    }
+
+    /// Two workers insert the same new key into free slots of its bucket, each after its own
+    /// look found nothing. Only one entry may be made: a second is unreachable (lookups find
+    /// the first), holds a slot until it expires, and its flow's SNAT port and return entry
+    /// with it. The loser learns `Exists` and translates by the winner's entry.
+    #[test]
+    fn two_inserts_of_one_new_key_make_one_entry() {
+        // The other worker's entry is published before this one takes its slot.
+        let t = SessionTable::new(32, 32);
+        let x = key(1);
+        let r = insert_after_another_worker(&t, &x);
+        assert_eq!(r, Err(InsertError::Exists));
+        assert_eq!(entries_of(&t, &x), 1);
+        assert_eq!(t.len(), 1);
+        assert_eq!(t.lookup(&x).unwrap().session, sess(8), "the winner's entry");
+
+        // The other worker's whole insert runs while this one holds its slot, unwritten.
+        let t = SessionTable::new(32, 32);
+        let mut other = None;
+        let r = t.insert_racing(&x, &sess(9), || {}, || other = Some(t.insert(&x, &sess(8))));
+        assert_eq!(
+            other,
+            Some(Err(InsertError::Exists)),
+            "the later claim yields"
+        );
+        let made = r.expect("the earlier claim makes the entry");
+        assert_eq!(entries_of(&t, &x), 1);
+        assert_eq!(t.len(), 1);
+        let f = t.lookup(&x).unwrap();
+        assert_eq!((f.slot, f.session), (made.slot, sess(9)));
+    }
+
+    /// Workers on threads insert the same new keys at once, each key once per worker: every
+    /// key ends with one entry, the others' inserts reporting `Exists`.
+    #[test]
+    fn workers_inserting_the_same_new_keys_make_one_entry_each() {
+        let t = SessionTable::new(1 << 12, 1 << 12);
+        let keys: Vec<FlowKey> = (0..1500).map(key).collect();
+        let start = std::sync::Barrier::new(3);
+        let made: usize = std::thread::scope(|sc| {
+            let workers: Vec<_> = (0..3)
+                .map(|w| {
+                    let (t, keys, start) = (&t, &keys, &start);
+                    sc.spawn(move || {
+                        start.wait();
+                        let mut made = 0;
+                        for k in keys {
+                            match t.insert(k, &sess(w)) {
+                                Ok(_) => made += 1,
+                                Err(e) => assert_eq!(e, InsertError::Exists),
+                            }
+                        }
+                        made
+                    })
+                })
+                .collect();
+            workers.into_iter().map(|w| w.join().unwrap()).sum()
+        });
+        let doubled = keys.iter().filter(|k| entries_of(&t, k) != 1).count();
+        assert_eq!((made, t.len(), doubled), (keys.len(), keys.len(), 0));
     }
 
     #[test]
