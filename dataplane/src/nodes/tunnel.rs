@@ -586,15 +586,16 @@ pub(crate) fn decap_vector_keyed<K: Copy + PartialEq>(
     (inner, plain): (usize, impl Fn(&Buf<'_>) -> Option<(K, bool)>),
     mut decap: impl FnMut(&mut Buf<'_>) -> Result<u16, u16>,
 ) {
-    use super::family::{InputFamily, V4, V6};
     let errs = cx.errs();
     let ifs = cx.tables.ifs.get();
     let mut done = 0;
-    // The last tunnel's facts: up, its IPv4 and IPv6 FIBs when ip4-/ip6-input would pass its
-    // packets straight to the lookup, and its MAC when ethernet-input would pass a frame to
-    // it straight to ip4-/ip6-input.
-    let (mut last_sw, mut last_up, mut fib4, mut fib6) = (u32::MAX, false, None, None);
-    let mut mac = None;
+    let mut last = LastTunnel {
+        sw: u32::MAX,
+        up: false,
+        fib4: None,
+        fib6: None,
+        mac: None,
+    };
     let mut known: Option<Known<K>> = None;
     let mut rx = RxRun::default();
     let mut view = cx.bufs.view();
@@ -607,110 +608,142 @@ pub(crate) fn decap_vector_keyed<K: Copy + PartialEq>(
             0 => plain(&b),
             _ => None,
         };
-        if let (
-            Some(k),
-            Some(Known {
-                key: kk,
-                sw,
-                fib,
-                lookup,
-                mac,
-            }),
-        ) = (key, known)
-        {
-            if k == kk && b.advance(inner) {
+        // Matched by reference: the known key stays where it is, not copied per packet.
+        if let (Some(k), Some(kn)) = (key.as_ref(), known.as_ref()) {
+            if *k == kn.key && b.advance(inner) {
                 let bytes = b.meta.current_length as u64;
                 // The key proved an untagged IP ethertype and the inner header after it.
-                if !k.1 || super::ethernet::unicast_ip_to(&mut b, mac).is_some() {
+                if !k.1 || super::ethernet::unicast_ip_to(&mut b, kn.mac).is_some() {
                     let m = &mut *b.meta;
-                    inner_packet(m, sw);
+                    inner_packet(m, kn.sw);
                     if k.1 {
                         m.flags |= flags::L2_HDR_VALID;
                     }
-                    m.fib_index = fib;
+                    m.fib_index = kn.fib;
                     m.l3_hdr_offset = m.current_data;
                     done += 1;
-                    rx.add(cx.stats, sw, bytes);
-                    *next_out = lookup;
+                    rx.add(cx.stats, kn.sw, bytes);
+                    *next_out = kn.lookup;
                     continue;
                 }
                 // Another MAC: the whole way, from the outer header again.
                 b.retreat(inner);
             }
         }
-        let r = decap(&mut b);
-        let sw = b.meta.rx_sw_if_index;
-        if r.is_ok() && sw != last_sw {
-            last_sw = sw;
-            let f = ifs.fast(sw);
-            last_up = f.flags & if_flags::ADMIN_UP != 0;
-            fib4 = codes.inner_ip4.and(plain_fib::<V4>(&f));
-            fib6 = codes.inner_ip6.and(plain_fib::<V6>(&f));
-            mac = codes.ethernet.and(super::ethernet::unicast_mac(&f));
+        // Out of line: it runs about once a tunnel a vector, and inlined its state
+        // crowded the short way's registers.
+        let (next, got) = whole_way(
+            &mut b, key, codes, ifs, &errs, &mut last, &mut known, &mut decap,
+        );
+        if let Some((sw, bytes)) = got {
+            done += 1;
+            rx.add(cx.stats, sw, bytes);
         }
-        *next_out = match r {
-            Ok(_) if !last_up => {
-                b.meta.error = errs.error(codes.down);
-                codes.drop
-            }
-            Ok(n) => {
-                done += 1;
-                rx.add(cx.stats, sw, b.meta.chain_len());
-                // An Ethernet frame to the tunnel's MAC: what ethernet-input would do, here.
-                let eth = codes.ethernet == Some(n);
-                let n = match (mac, codes.inner_ip4, codes.inner_ip6) {
-                    (Some(mac), Some((ip4, _)), Some((ip6, _))) if eth => {
-                        match super::ethernet::unicast_ip_to(&mut b, mac) {
-                            Some(true) => ip6,
-                            Some(false) => ip4,
-                            None => n,
-                        }
-                    }
-                    _ => n,
-                };
-                let straight = match (codes.inner_ip4, fib4, codes.inner_ip6, fib6) {
-                    (Some((input, lookup)), Some(fib), _, _)
-                        if n == input && V4::plain_header_ok(&mut b) =>
-                    {
-                        Some((fib, lookup))
-                    }
-                    (_, _, Some((input, lookup)), Some(fib))
-                        if n == input && V6::plain_header_ok(&mut b) =>
-                    {
-                        Some((fib, lookup))
-                    }
-                    _ => None,
-                };
-                match straight {
-                    Some((fib, lookup)) => {
-                        let m = &mut *b.meta;
-                        m.fib_index = fib;
-                        m.l3_hdr_offset = m.current_data;
-                        // A key learns only from its own framing (an L2 tunnel's frame
-                        // whose bytes also read as bare IP does not).
-                        if let Some(k) = key.filter(|k| k.1 == eth) {
-                            let mac = mac.unwrap_or(0);
-                            known = Some(Known {
-                                key: k,
-                                sw,
-                                fib,
-                                lookup,
-                                mac,
-                            });
-                        }
-                        lookup
-                    }
-                    None => n,
-                }
-            }
-            Err(e) => {
-                b.meta.error = errs.error(e);
-                codes.drop
-            }
-        };
+        *next_out = next;
     }
     rx.flush(cx.stats);
     errs.count(codes.decapsulated, done);
+}
+
+/// The last tunnel [`whole_way`] decapsulated to: up, its IPv4 and IPv6 FIBs when ip4-/
+/// ip6-input would pass its packets straight to the lookup, and its MAC when ethernet-input
+/// would pass a frame to it straight to ip4-/ip6-input.
+struct LastTunnel {
+    sw: u32,
+    up: bool,
+    fib4: Option<u32>,
+    fib6: Option<u32>,
+    mac: Option<u64>,
+}
+
+/// [`decap_vector_keyed`]'s whole way for one packet: `decap`, then what ip4-/ip6-input (and
+/// for an L2 frame ethernet-input) would do when the inner packet can go straight to the
+/// lookup, learning `key` when it did. The next edge, and the tunnel and bytes to count as
+/// received when decapsulated.
+#[inline(never)]
+#[allow(clippy::too_many_arguments)]
+fn whole_way<K: Copy>(
+    b: &mut Buf<'_>,
+    key: Option<(K, bool)>,
+    codes: &DecapCodes,
+    ifs: &crate::tables::IfTable,
+    errs: &crate::runtime::Errors<'_>,
+    last: &mut LastTunnel,
+    known: &mut Option<Known<K>>,
+    decap: &mut impl FnMut(&mut Buf<'_>) -> Result<u16, u16>,
+) -> (u16, Option<(u32, u64)>) {
+    use super::family::{InputFamily, V4, V6};
+    let r = decap(b);
+    let sw = b.meta.rx_sw_if_index;
+    if r.is_ok() && sw != last.sw {
+        last.sw = sw;
+        let f = ifs.fast(sw);
+        last.up = f.flags & if_flags::ADMIN_UP != 0;
+        last.fib4 = codes.inner_ip4.and(plain_fib::<V4>(&f));
+        last.fib6 = codes.inner_ip6.and(plain_fib::<V6>(&f));
+        last.mac = codes.ethernet.and(super::ethernet::unicast_mac(&f));
+    }
+    let (mac, fib4, fib6) = (last.mac, last.fib4, last.fib6);
+    match r {
+        Ok(_) if !last.up => {
+            b.meta.error = errs.error(codes.down);
+            (codes.drop, None)
+        }
+        Ok(n) => {
+            let got = Some((sw, b.meta.chain_len()));
+            // An Ethernet frame to the tunnel's MAC: what ethernet-input would do, here.
+            let eth = codes.ethernet == Some(n);
+            let n = match (mac, codes.inner_ip4, codes.inner_ip6) {
+                (Some(mac), Some((ip4, _)), Some((ip6, _))) if eth => {
+                    match super::ethernet::unicast_ip_to(b, mac) {
+                        Some(true) => ip6,
+                        Some(false) => ip4,
+                        None => n,
+                    }
+                }
+                _ => n,
+            };
+            let straight = match (codes.inner_ip4, fib4, codes.inner_ip6, fib6) {
+                (Some((input, lookup)), Some(fib), _, _)
+                    if n == input && V4::plain_header_ok(b) =>
+                {
+                    Some((fib, lookup))
+                }
+                (_, _, Some((input, lookup)), Some(fib))
+                    if n == input && V6::plain_header_ok(b) =>
+                {
+                    Some((fib, lookup))
+                }
+                _ => None,
+            };
+            let next = match straight {
+                Some((fib, lookup)) => {
+                    let m = &mut *b.meta;
+                    m.fib_index = fib;
+                    m.l3_hdr_offset = m.current_data;
+                    // A key learns only from its own framing (an L2 tunnel's frame
+                    // whose bytes also read as bare IP does not).
+                    if let Some(k) = key.filter(|k| k.1 == eth) {
+                        let mac = mac.unwrap_or(0);
+                        *known = Some(Known {
+                            key: k,
+                            sw,
+                            fib,
+                            lookup,
+                            mac,
+                        });
+                    }
+                    lookup
+                }
+                None => n,
+            };
+            (next, got)
+        }
+        Err(e) => {
+            b.meta.error = errs.error(e);
+            (codes.drop, None)
+        }
+    }
 }
 
 /// The last key [`decap_vector_keyed`] saw go the whole way to a lookup, and where its
