@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{ctl, if_counter as counter, Opts, Rvpp};
+use common::{if_counter as counter, Opts, Rvpp};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -39,11 +39,11 @@ fn net_null_vdevs_forward_and_show_in_hardware() {
         Opts {
             conf: &conf,
             timeout: Duration::from_secs(30),
+            log_file: true,
             ..Default::default()
         },
     );
-    let s = &r.cli;
-    let hw = ctl(s, "show hardware");
+    let hw = r.ctl("show hardware");
     for want in [
         "net_null0",
         "net_null1",
@@ -61,12 +61,12 @@ fn net_null_vdevs_forward_and_show_in_hardware() {
         "set interface state net_null1 up",
         "set interface state net_null0 up",
     ] {
-        let out = ctl(s, c);
+        let out = r.ctl(c);
         assert!(!out.contains("unknown"), "{c}: {out}");
     }
     let t = Instant::now();
     let sent = loop {
-        let int = ctl(s, "show interface");
+        let int = r.ctl("show interface");
         let tx = counter(&int, "net_null1", "tx packets");
         if tx > 10_000 {
             break tx;
@@ -74,15 +74,15 @@ fn net_null_vdevs_forward_and_show_in_hardware() {
         assert!(
             t.elapsed() < Duration::from_secs(20),
             "net_null1 transmits nothing:\n{int}\n{}",
-            ctl(s, "show errors")
+            r.ctl("show errors")
         );
         std::thread::sleep(Duration::from_millis(100));
     };
-    assert!(ctl(s, "show runtime").contains("dpdk-input"));
+    assert!(r.ctl("show runtime").contains("dpdk-input"));
     // The device's own counters reach show hardware within the refresh period.
     std::thread::sleep(Duration::from_millis(1200));
-    let hw = ctl(s, "show hardware");
-    let after = counter(&ctl(s, "show interface"), "net_null1", "tx packets");
+    let hw = r.ctl("show hardware");
+    let after = counter(&r.ctl("show interface"), "net_null1", "tx packets");
     // The device counted what rvpp sent: at least what the interface counter had before the
     // refresh period, at most what it has now, and nothing failed.
     let dev_tx = hw_counter(&hw, "net_null1", "tx", "packets");

@@ -137,9 +137,11 @@ impl Rvpp {
         self.dir.join(name)
     }
 
-    /// One CLI command through rvppctl; panics if rvppctl fails.
+    /// One CLI command through rvppctl; panics if rvppctl fails, with rvpp's log when it
+    /// keeps one ([`Opts::log_file`]): a CLI that stopped answering is usually rvpp gone.
     pub fn ctl(&self, cmd: &str) -> String {
-        ctl(&self.cli, cmd)
+        try_ctl(&self.cli, cmd)
+            .unwrap_or_else(|e| panic!("rvppctl {cmd}: {e}\nrvpp log:\n{}", self.log()))
     }
 
     /// One CLI command that must succeed: panics when rvpp answers with an error.
@@ -216,18 +218,21 @@ impl Rvpp {
 
 /// One CLI command through rvppctl on socket `sock`; panics if rvppctl fails.
 pub fn ctl(sock: &Path, cmd: &str) -> String {
+    try_ctl(sock, cmd).unwrap_or_else(|e| panic!("rvppctl {cmd}: {e}"))
+}
+
+/// One CLI command through rvppctl: its output, or rvppctl's error.
+pub fn try_ctl(sock: &Path, cmd: &str) -> Result<String, String> {
     let out = Command::new(env!("CARGO_BIN_EXE_rvppctl"))
         .arg("-s")
         .arg(sock)
         .args(cmd.split_whitespace())
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "rvppctl {cmd}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    match out.status.success() {
+        true => Ok(String::from_utf8_lossy(&out.stdout).into_owned()),
+        false => Err(String::from_utf8_lossy(&out.stderr).into_owned()),
+    }
 }
 
 /// The "Used" column of `show buffers`; panics when it is not there (a parse failure must
