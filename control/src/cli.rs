@@ -200,7 +200,7 @@ packet-generator enable | disable
 create null interface <name>
 create pcap interface <name> [rx <file>] [tx <file>]
 create loopback interface [mac <mac>] | delete loopback interface intfc <name>
-create vxlan tunnel src <ip> dst <ip> vni <n> [instance <n>] [encap-vrf-id <n>] [dst_port <n>] [l3] [del]
+create vxlan tunnel src <ip> dst <ip> vni <n> [instance <n>] [encap-vrf-id <n>] [src_port <n>] [dst_port <n>] [l3] [del]
 show vxlan tunnel
 create ipip tunnel src <ip> dst <ip> [instance <n>] [outer-table-id <n>] | delete ipip tunnel sw_if_index <n>
 show ipip tunnel
