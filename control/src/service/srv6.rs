@@ -483,7 +483,9 @@ pub fn policy_del(dp: &Dataplane, bsid: Ipv6Addr, index: u32) -> SvcResult<()> {
         .collect();
     for k in gone {
         if let Some(s) = steering.remove(&k) {
-            unsteer(&mut f, &next, &steering, &s);
+            // A localsid or BSID of the prefix takes the SR source back, else what the
+            // steering stood over forwards again.
+            let _ = settle(&mut f, &next, &steering, s.table_id, s.prefix);
         }
     }
     if let Some(p) = next.policies[i].take() {
@@ -506,12 +508,6 @@ pub fn policies(dp: &Dataplane) -> Vec<(u32, Policy)> {
         .enumerate()
         .filter_map(|(i, p)| p.clone().map(|p| (i as u32, p)))
         .collect()
-}
-
-/// Take a steering entry's route out (`s` already out of `steering`): a localsid or BSID of
-/// the prefix takes the SR source back, else what it stood over forwards again.
-fn unsteer(f: &mut Forwarding, sr: &Srv6, steering: &Steering, s: &Steer) {
-    let _ = settle(f, sr, steering, s.table_id, s.prefix);
 }
 
 /// `sr_steering_add_del` add / `sr steer l3 P via bsid X`: L3 traffic to `prefix` in
@@ -558,7 +554,13 @@ pub fn steer_del(dp: &Dataplane, table_id: u32, prefix: Prefix) -> SvcResult<()>
             format!("{prefix} is not steered"),
         )
     })?;
-    unsteer(&mut dp.fwd(), &table(dp).load(), &steering, &s);
+    let _ = settle(
+        &mut dp.fwd(),
+        &table(dp).load(),
+        &steering,
+        s.table_id,
+        s.prefix,
+    );
     Ok(())
 }
 
